@@ -1,0 +1,62 @@
+//! Opening the audit store and appending records; `guardrail audit …` and `guardrail replay`.
+
+use std::path::PathBuf;
+
+use guardrail_core::audit::{ChainedRecord, RecordDraft};
+use guardrail_store::AuditStore;
+
+/// Where records go.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct StoreArgs {
+    /// Audit store: a SQLite path (`sqlite:PATH` or plain) or `postgres://…`
+    /// [env: GUARDRAIL_STORE] [default: .guardrail/guardrail.db]
+    #[arg(long, value_name = "SPEC", global = true)]
+    pub store: Option<String>,
+    /// Also mirror each record to DIR/decisions-YYYY-MM-DD.jsonl (the seed tool's layout)
+    /// [env: GUARDRAIL_AUDIT_JSONL]
+    #[arg(long, value_name = "DIR", global = true)]
+    pub audit_jsonl: Option<PathBuf>,
+}
+
+/// Default SQLite location, relative to the working directory.
+pub const DEFAULT_STORE: &str = ".guardrail/guardrail.db";
+
+impl StoreArgs {
+    /// The store spec in force.
+    pub fn spec(&self, env: crate::inputs::EnvLookup<'_>) -> String {
+        self.store
+            .clone()
+            .or_else(|| env("GUARDRAIL_STORE").filter(|v| !v.trim().is_empty()))
+            .unwrap_or_else(|| DEFAULT_STORE.to_string())
+    }
+    /// The JSONL mirror directory, if any.
+    pub fn jsonl(&self, env: crate::inputs::EnvLookup<'_>) -> Option<PathBuf> {
+        self.audit_jsonl
+            .clone()
+            .or_else(|| env("GUARDRAIL_AUDIT_JSONL").filter(|v| !v.trim().is_empty()).map(PathBuf::from))
+    }
+}
+
+/// Opens the store.
+pub fn open(spec: &str) -> Result<Box<dyn AuditStore>, String> {
+    guardrail_store::open_store(spec).map_err(|e| format!("audit store {spec}: {e}"))
+}
+
+/// Appends one record durably (and mirrors it when asked). Any failure is an error: the gate
+/// must not report a decision it could not record.
+pub fn append(spec: &str, jsonl: Option<&PathBuf>, draft: RecordDraft) -> Result<(ChainedRecord, String), String> {
+    let mut store = open(spec)?;
+    let rec = store
+        .append(draft)
+        .map_err(|e| format!("audit store {}: could not append the record: {e}", store.describe()))?;
+    if let Some(dir) = jsonl {
+        guardrail_store::mirror_jsonl(dir, &rec).map_err(|e| {
+            format!(
+                "audit mirror {}: record {} is in the store but could not be mirrored: {e}",
+                dir.display(),
+                rec.id()
+            )
+        })?;
+    }
+    Ok((rec, store.describe()))
+}

@@ -1,0 +1,225 @@
+//! Where the gate's inputs come from (flags, then the seed tool's environment variables, then
+//! the seed layout under `--root`), and reading them once into memory.
+
+use std::path::{Path, PathBuf};
+
+use guardrail_config::Source;
+use guardrail_core::cost::CostThresholds;
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+
+/// The four input files a deploy decision is made from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InputPaths {
+    /// `config/policies.yaml` (`--policies`, `POLICIES_PATH`).
+    pub policies: PathBuf,
+    /// `config/slos.yaml` (`--slos`, `SLO_CONFIG`).
+    pub slos: PathBuf,
+    /// `data/metrics.json` (`--metrics`, `SLO_METRICS`).
+    pub metrics: PathBuf,
+    /// `data/cost.json` (`--cost`, `COST_DATA`).
+    pub cost: PathBuf,
+}
+
+/// Input options as given on the command line (all optional).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct InputArgs {
+    /// Directory holding the seed layout (config/, data/). Default: the current directory.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Policy file [env: POLICIES_PATH] [default: ROOT/config/policies.yaml]
+    #[arg(long, value_name = "FILE")]
+    pub policies: Option<PathBuf>,
+    /// SLO spec [env: SLO_CONFIG] [default: ROOT/config/slos.yaml]
+    #[arg(long, value_name = "FILE")]
+    pub slos: Option<PathBuf>,
+    /// Metrics snapshot [env: SLO_METRICS] [default: ROOT/data/metrics.json]
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
+    /// Daily cost series [env: COST_DATA] [default: ROOT/data/cost.json]
+    #[arg(long, value_name = "FILE")]
+    pub cost: Option<PathBuf>,
+    /// Week-over-week % at which spend is "rising" and a spike [env: COST_WARN_PCT] [default: 20]
+    #[arg(long, value_name = "PCT")]
+    pub cost_warn_pct: Option<String>,
+    /// Week-over-week % at which spend is "spiking" [env: COST_BLOCK_PCT] [default: 30]
+    #[arg(long, value_name = "PCT")]
+    pub cost_block_pct: Option<String>,
+    /// Refuse metrics or cost data whose collected_at is older than this (90s, 15m, 24h, 7d)
+    /// [env: GUARDRAIL_MAX_AGE] [default: no limit]
+    #[arg(long, value_name = "DURATION")]
+    pub max_age: Option<String>,
+    /// Evaluate as of this RFC 3339 time instead of the clock (for what-if runs and tests)
+    #[arg(long, value_name = "TIMESTAMP")]
+    pub now: Option<String>,
+}
+
+/// Settings that are not files but change the decision; recorded in every audit record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Settings {
+    /// Cost trend thresholds.
+    pub cost: CostThresholds,
+    /// Maximum age of `collected_at`, if any.
+    #[serde(serialize_with = "ser_opt_duration")]
+    pub max_age: Option<SignedDuration>,
+    /// Evaluation time.
+    pub now: Timestamp,
+}
+
+fn ser_opt_duration<S: serde::Serializer>(d: &Option<SignedDuration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_i64(d.as_secs()),
+        None => s.serialize_none(),
+    }
+}
+
+/// Reads an environment variable, treating an empty value as unset.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+fn env_nonempty(env: EnvLookup<'_>, key: &str) -> Option<String> {
+    env(key).filter(|v| !v.trim().is_empty())
+}
+
+/// Resolves the four paths: flag, then environment variable, then `ROOT/…`.
+pub fn resolve_paths(args: &InputArgs, env: EnvLookup<'_>) -> InputPaths {
+    let root = args.root.clone().unwrap_or_else(|| PathBuf::from("."));
+    let pick = |flag: &Option<PathBuf>, var: &str, default: &str| -> PathBuf {
+        flag.clone().or_else(|| env_nonempty(env, var).map(PathBuf::from)).unwrap_or_else(|| root.join(default))
+    };
+    InputPaths {
+        policies: pick(&args.policies, "POLICIES_PATH", "config/policies.yaml"),
+        slos: pick(&args.slos, "SLO_CONFIG", "config/slos.yaml"),
+        metrics: pick(&args.metrics, "SLO_METRICS", "data/metrics.json"),
+        cost: pick(&args.cost, "COST_DATA", "data/cost.json"),
+    }
+}
+
+fn number_setting(
+    flag: &Option<String>,
+    env: EnvLookup<'_>,
+    var: &str,
+    flag_name: &str,
+    default: f64,
+) -> Result<f64, String> {
+    let (text, origin) = match flag {
+        Some(t) => (t.clone(), format!("--{flag_name}")),
+        None => match env_nonempty(env, var) {
+            Some(t) => (t, format!("environment variable {var}")),
+            None => return Ok(default),
+        },
+    };
+    match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => Err(format!("{origin}: expected a finite number of percent, got \"{text}\"")),
+    }
+}
+
+/// Resolves thresholds, maximum age and evaluation time. `clock` is the wall clock, used only
+/// when `--now` is absent.
+pub fn resolve_settings(args: &InputArgs, env: EnvLookup<'_>, clock: Timestamp) -> Result<Settings, Vec<String>> {
+    let mut errors = Vec::new();
+    let warn = number_setting(&args.cost_warn_pct, env, "COST_WARN_PCT", "cost-warn-pct", 20.0)
+        .map_err(|e| errors.push(e))
+        .ok();
+    let block = number_setting(&args.cost_block_pct, env, "COST_BLOCK_PCT", "cost-block-pct", 30.0)
+        .map_err(|e| errors.push(e))
+        .ok();
+    if let (Some(w), Some(b)) = (warn, block)
+        && w > b
+    {
+        errors
+            .push(format!("COST_WARN_PCT ({w}) is above COST_BLOCK_PCT ({b}): the thresholds are in the wrong order"));
+    }
+    let max_age = match args
+        .max_age
+        .clone()
+        .map(|v| ("--max-age", v))
+        .or_else(|| env_nonempty(env, "GUARDRAIL_MAX_AGE").map(|v| ("GUARDRAIL_MAX_AGE", v)))
+    {
+        None => None,
+        Some((origin, text)) => match guardrail_core::freshness::parse_duration(&text) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                errors.push(format!("{origin}: {e}"));
+                None
+            }
+        },
+    };
+    let now = match &args.now {
+        None => clock,
+        Some(text) => match text.parse::<Timestamp>() {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(format!("--now: \"{text}\" is not an RFC 3339 timestamp ({e})"));
+                clock
+            }
+        },
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Settings {
+        cost: CostThresholds {
+            warn_pct: warn.unwrap_or(20.0),
+            block_pct: block.unwrap_or(30.0),
+            ..CostThresholds::default()
+        },
+        max_age,
+        now,
+    })
+}
+
+/// The four files, read once.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// Policies.
+    pub policies: Source,
+    /// SLO spec.
+    pub slos: Source,
+    /// Metrics.
+    pub metrics: Source,
+    /// Cost.
+    pub cost: Source,
+}
+
+/// Path and digest of one input, for reports and audit records.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct InputDigest {
+    /// Path as given.
+    pub path: String,
+    /// sha256 of the bytes read, when they could be read.
+    pub sha256: Option<String>,
+    /// Size in bytes.
+    pub bytes: Option<usize>,
+}
+
+/// Reads one file.
+pub fn read(path: &Path) -> Result<Source, String> {
+    guardrail_config::read_source(path).map_err(|e| e.to_string())
+}
+
+/// Reads all four files, reporting every one that fails.
+pub fn read_sources(paths: &InputPaths) -> Result<Sources, Vec<String>> {
+    let results = [read(&paths.policies), read(&paths.slos), read(&paths.metrics), read(&paths.cost)];
+    let errors: Vec<String> = results.iter().filter_map(|r| r.as_ref().err().cloned()).collect();
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let [Ok(policies), Ok(slos), Ok(metrics), Ok(cost)] = results else {
+        return Err(vec!["internal error: inputs vanished after reading".into()]);
+    };
+    Ok(Sources { policies, slos, metrics, cost })
+}
+
+/// Digest of a source.
+pub fn digest(s: &Source) -> InputDigest {
+    InputDigest { path: s.path.display().to_string(), sha256: Some(s.sha256.clone()), bytes: Some(s.text.len()) }
+}
+
+/// Digest of a path that may not have been readable.
+pub fn digest_path(p: &Path) -> InputDigest {
+    match guardrail_config::read_source(p) {
+        Ok(s) => digest(&s),
+        Err(_) => InputDigest { path: p.display().to_string(), sha256: None, bytes: None },
+    }
+}

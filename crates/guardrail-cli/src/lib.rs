@@ -1,0 +1,13 @@
+//! The `guardrail` binary's library half: wiring between the pure core, the config loaders,
+//! the audit stores and the process (files, environment, clock, exit codes).
+//!
+//! Everything that reads the outside world lives here or in the adapter crates; the decision
+//! itself is `guardrail_core::policy::evaluate`. One [`gate::Evaluation`] is computed once per
+//! run from one snapshot of the inputs, and that same snapshot is what gets printed and audited.
+
+pub mod audit_cmd;
+pub mod ci;
+pub mod exit;
+pub mod gate;
+pub mod inputs;
+pub mod render;

@@ -1,0 +1,530 @@
+//! `guardrail`: the command-line entry point. See `guardrail --help`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use guardrail::audit_cmd::{self, StoreArgs};
+use guardrail::ci::{self, CiContext};
+use guardrail::exit;
+use guardrail::gate::{self, AuditRef};
+use guardrail::inputs::{self, InputArgs};
+use guardrail::render::{self, Style};
+use guardrail_core::audit::RecordDraft;
+
+#[derive(Parser, Debug)]
+#[command(name = "guardrail", version, about = "The deterministic trust boundary between a change and production.")]
+#[command(after_help = "Exit codes: 0 ALLOW or WARN, 1 DELAY (or WARN with --fail-on-warn), 2 BLOCK, \
+3 could not decide (bad, missing or stale input, invalid policies, audit write failed), 64 usage error.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Format {
+    /// A readable report.
+    Text,
+    /// JSON only on stdout.
+    Json,
+    /// The text report plus GitHub Actions annotation, GITHUB_OUTPUT and GITHUB_STEP_SUMMARY.
+    Github,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Decide whether a deploy may go ahead (ALLOW, WARN, DELAY, BLOCK) and record it.
+    Gate {
+        #[command(flatten)]
+        inputs: InputArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// Exit 1 on WARN instead of 0.
+        #[arg(long)]
+        fail_on_warn: bool,
+        /// Colour in the text report.
+        #[arg(long, value_enum, default_value = "auto")]
+        color: ColorChoice,
+    },
+    /// Show the SLO signals (availability, error budget, burn rate, latency).
+    Slo {
+        #[command(flatten)]
+        inputs: InputArgs,
+        /// Output format (text or json).
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Show the cost signals (week-over-week change, trend, spike).
+    Cost {
+        #[command(flatten)]
+        inputs: InputArgs,
+        /// Output format (text or json).
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Explain the decision the gate would take, in plain language (records nothing).
+    Explain {
+        #[command(flatten)]
+        inputs: InputArgs,
+    },
+    /// Policy file tools.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Read and verify the audit trail.
+    Audit {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Re-evaluate a recorded decision from its recorded inputs and compare.
+    Replay {
+        /// Record id (`SEQ`, `SEQ-HASHPREFIX` or a hash prefix).
+        record: String,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Output format (text or json).
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PolicyCommand {
+    /// Check a policy file: unknown signals/operators/actions, type mismatches, unreachable
+    /// rules, missing catch-all, duplicate ids. Exit 3 on errors, 0 when clean.
+    Lint {
+        /// The file [default: POLICIES_PATH or ./config/policies.yaml]
+        file: Option<PathBuf>,
+        /// Output format (text or json).
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Newest records first.
+    List {
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Only this kind (e.g. deploy_decision).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Output format (text or json).
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// One record in full (JSON).
+    Show {
+        /// Record id.
+        record: String,
+    },
+    /// Check the whole hash chain. Exit 0 intact, 1 broken, 3 unreadable.
+    Verify {
+        /// Output format (text or json).
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+}
+
+fn env_lookup(key: &str) -> Option<String> {
+    std::env::var(key).ok()
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => exit::OK,
+                clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => exit::USAGE,
+                _ => exit::USAGE,
+            };
+            let _ = e.print();
+            return ExitCode::from(code as u8);
+        }
+    };
+    let code = run(cli);
+    ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+fn fail(errors: &[String]) -> i32 {
+    eprintln!("guardrail: could not decide (exit {}):", exit::CANNOT_DECIDE);
+    for e in errors {
+        eprintln!("  error: {e}");
+    }
+    exit::CANNOT_DECIDE
+}
+
+fn run(cli: Cli) -> i32 {
+    let env: &dyn Fn(&str) -> Option<String> = &env_lookup;
+    match cli.command {
+        Command::Gate { inputs, store, format, fail_on_warn, color } => {
+            run_gate(&inputs, &store, format, fail_on_warn, color, env)
+        }
+        Command::Slo { inputs, format } => {
+            let paths = inputs::resolve_paths(&inputs, env);
+            let settings = match inputs::resolve_settings(&inputs, env, jiff::Timestamp::now()) {
+                Ok(s) => s,
+                Err(e) => return fail(&e),
+            };
+            let (slos, metrics) = match (inputs::read(&paths.slos), inputs::read(&paths.metrics)) {
+                (Ok(a), Ok(b)) => (a, b),
+                (a, b) => return fail(&[a.err(), b.err()].into_iter().flatten().collect::<Vec<_>>()),
+            };
+            match gate::evaluate_slo(&slos, &metrics, &settings) {
+                Err(e) => fail(&e),
+                Ok(r) => {
+                    if format == Format::Json {
+                        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+                    } else {
+                        for l in render::slo_lines(&r, style(ColorChoice::Auto, env)) {
+                            println!("{l}");
+                        }
+                    }
+                    exit::OK
+                }
+            }
+        }
+        Command::Cost { inputs, format } => {
+            let paths = inputs::resolve_paths(&inputs, env);
+            let settings = match inputs::resolve_settings(&inputs, env, jiff::Timestamp::now()) {
+                Ok(s) => s,
+                Err(e) => return fail(&e),
+            };
+            let src = match inputs::read(&paths.cost) {
+                Ok(s) => s,
+                Err(e) => return fail(&[e]),
+            };
+            match gate::evaluate_cost(&src, &settings) {
+                Err(e) => fail(&e),
+                Ok(r) => {
+                    if format == Format::Json {
+                        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+                    } else {
+                        for l in render::cost_lines(&r, style(ColorChoice::Auto, env)) {
+                            println!("{l}");
+                        }
+                    }
+                    exit::OK
+                }
+            }
+        }
+        Command::Explain { inputs } => {
+            let paths = inputs::resolve_paths(&inputs, env);
+            let settings = match inputs::resolve_settings(&inputs, env, jiff::Timestamp::now()) {
+                Ok(s) => s,
+                Err(e) => return fail(&e),
+            };
+            let sources = match inputs::read_sources(&paths) {
+                Ok(s) => s,
+                Err(e) => return fail(&e),
+            };
+            match gate::evaluate(sources, settings) {
+                Err(e) => fail(&e),
+                Ok(ev) => {
+                    let generated = ev.settings.now.strftime("%Y-%m-%d %H:%M UTC").to_string();
+                    let policies_path = ev.sources.policies.path.display().to_string();
+                    let text = guardrail_core::explain::narrative(&guardrail_core::explain::NarrativeInput {
+                        decision: &ev.decision,
+                        slo: &ev.slo,
+                        cost: &ev.cost,
+                        generated_at: &generated,
+                        policies_path: &policies_path,
+                    });
+                    print!("{text}");
+                    exit::OK
+                }
+            }
+        }
+        Command::Policy { command: PolicyCommand::Lint { file, format } } => {
+            let path = file.unwrap_or_else(|| inputs::resolve_paths(&InputArgs::default(), env).policies);
+            lint(&path, format)
+        }
+        Command::Audit { store, command } => run_audit(&store, command, env),
+        Command::Replay { record, store, format } => replay(&store.spec(env), &record, format),
+    }
+}
+
+fn style(choice: ColorChoice, env: &dyn Fn(&str) -> Option<String>) -> Style {
+    let color = match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => std::io::stdout().is_terminal() && env("NO_COLOR").is_none_or(|v| v.is_empty()),
+    };
+    Style { color }
+}
+
+fn record_error(
+    store: &StoreArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &[String],
+    inputs: &[inputs::InputDigest],
+    settings: Option<&inputs::Settings>,
+    ci: &CiContext,
+) -> i32 {
+    let at = jiff::Timestamp::now().to_string();
+    let body = gate::error_body(errors, inputs, settings, ci, &at);
+    let draft = RecordDraft { kind: gate::ERROR_KIND.into(), recorded_at: at, body };
+    let mut all = errors.to_vec();
+    match audit_cmd::append(&store.spec(env), store.jsonl(env).as_ref(), draft) {
+        Ok((rec, _)) => {
+            let code = fail(&all);
+            eprintln!("  (recorded as audit record {})", rec.id());
+            code
+        }
+        Err(e) => {
+            all.push(e);
+            fail(&all)
+        }
+    }
+}
+
+fn run_gate(
+    args: &InputArgs,
+    store: &StoreArgs,
+    format: Format,
+    fail_on_warn: bool,
+    color: ColorChoice,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> i32 {
+    let ci = ci::from_env(env);
+    let paths = inputs::resolve_paths(args, env);
+    let digests = || {
+        vec![
+            inputs::digest_path(&paths.policies),
+            inputs::digest_path(&paths.slos),
+            inputs::digest_path(&paths.metrics),
+            inputs::digest_path(&paths.cost),
+        ]
+    };
+    let settings = match inputs::resolve_settings(args, env, jiff::Timestamp::now()) {
+        Ok(s) => s,
+        Err(e) => return record_error(store, env, &e, &digests(), None, &ci),
+    };
+    let sources = match inputs::read_sources(&paths) {
+        Ok(s) => s,
+        Err(e) => return record_error(store, env, &e, &digests(), Some(&settings), &ci),
+    };
+    let ev = match gate::evaluate(sources.clone(), settings.clone()) {
+        Ok(ev) => ev,
+        Err(e) => {
+            let d = vec![
+                inputs::digest(&sources.policies),
+                inputs::digest(&sources.slos),
+                inputs::digest(&sources.metrics),
+                inputs::digest(&sources.cost),
+            ];
+            return record_error(store, env, &e, &d, Some(&settings), &ci);
+        }
+    };
+    let mut out = gate::output(&ev, &ci, fail_on_warn);
+    let draft = RecordDraft {
+        kind: gate::RECORD_KIND.into(),
+        recorded_at: ev.settings.now.to_string(),
+        body: gate::audit_body(&out, &ev.sources),
+    };
+    match audit_cmd::append(&store.spec(env), store.jsonl(env).as_ref(), draft) {
+        Ok((rec, described)) => {
+            out.audit = Some(AuditRef { id: rec.id(), seq: rec.seq, hash: rec.hash.clone(), store: described })
+        }
+        Err(e) => {
+            return fail(&[format!(
+                "decision {} ({}) was NOT recorded, so it is withheld: {e}",
+                ev.decision.action, ev.decision.policy_id
+            )]);
+        }
+    }
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default()),
+        Format::Text => print!("{}", render::gate_report(&out, style(color, env))),
+        Format::Github => {
+            print!("{}", render::gate_report(&out, style(color, env)));
+            if let Some(a) = render::github_annotation(&out) {
+                println!("{a}");
+            }
+            if let Some(path) = env("GITHUB_OUTPUT").filter(|v| !v.is_empty()) {
+                let text = format!(
+                    "decision={}\ndelay_minutes={}\npolicy_id={}\n",
+                    out.action, out.delay_minutes, out.policy_id
+                );
+                if let Err(e) = render::append_file(&PathBuf::from(&path), &text) {
+                    return fail(&[format!("GITHUB_OUTPUT {path}: could not write the decision outputs: {e}")]);
+                }
+            }
+            if let Some(path) = env("GITHUB_STEP_SUMMARY").filter(|v| !v.is_empty())
+                && let Err(e) = render::append_file(&PathBuf::from(&path), &render::github_summary(&out))
+            {
+                return fail(&[format!("GITHUB_STEP_SUMMARY {path}: could not write the summary: {e}")]);
+            }
+        }
+    }
+    out.exit_code
+}
+
+fn lint(path: &std::path::Path, format: Format) -> i32 {
+    let src = match inputs::read(path) {
+        Ok(s) => s,
+        Err(e) => return fail(&[e]),
+    };
+    let load = guardrail_config::load_policies(&src);
+    let errors = load.findings.iter().filter(|f| f.severity == guardrail_core::policy::Severity::Error).count();
+    let warnings = load.findings.len() - errors;
+    if format == Format::Json {
+        let v = serde_json::json!({
+            "file": path.display().to_string(),
+            "errors": errors,
+            "warnings": warnings,
+            "findings": load.findings.iter().map(|f| serde_json::json!({
+                "severity": f.severity, "line": f.line, "col": f.col, "field": f.field, "message": f.message,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        for f in &load.findings {
+            println!("{f}");
+        }
+        let rules = load.set.as_ref().map(|s| s.policies.len()).unwrap_or(0);
+        println!("{}: {rules} rule(s), {errors} error(s), {warnings} warning(s)", path.display());
+    }
+    if errors > 0 { exit::CANNOT_DECIDE } else { exit::OK }
+}
+
+fn run_audit(store: &StoreArgs, command: AuditCommand, env: &dyn Fn(&str) -> Option<String>) -> i32 {
+    let spec = store.spec(env);
+    let mut s = match audit_cmd::open(&spec) {
+        Ok(s) => s,
+        Err(e) => return fail(&[e]),
+    };
+    match command {
+        AuditCommand::List { limit, kind, format } => {
+            let q = guardrail_store::ListQuery { limit, before_seq: None, kind };
+            match s.list(&q) {
+                Err(e) => fail(&[format!("audit store {spec}: {e}")]),
+                Ok(records) => {
+                    if format == Format::Json {
+                        println!("{}", serde_json::to_string_pretty(&records).unwrap_or_default());
+                    } else {
+                        for r in &records {
+                            let b = &r.body;
+                            let action = b.get("action").and_then(|v| v.as_str()).unwrap_or("-");
+                            let policy = b.get("policy_id").and_then(|v| v.as_str()).unwrap_or("-");
+                            let svc = b.pointer("/slo/details/service").and_then(|v| v.as_str()).unwrap_or("-");
+                            println!(
+                                "{:<22} {:<26} {:<16} {:<6} {:<10} {}",
+                                r.id(),
+                                r.recorded_at,
+                                r.kind,
+                                action,
+                                policy,
+                                svc
+                            );
+                        }
+                    }
+                    exit::OK
+                }
+            }
+        }
+        AuditCommand::Show { record } => match s.find(&record) {
+            Err(e) => fail(&[format!("audit store {spec}: {e}")]),
+            Ok(None) => fail(&[format!("audit store {spec}: no record {record}")]),
+            Ok(Some(r)) => {
+                let mut v = serde_json::to_value(&r).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("id".into(), r.id().into());
+                }
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                exit::OK
+            }
+        },
+        AuditCommand::Verify { format } => match s.verify() {
+            Err(e) => fail(&[format!("audit store {spec}: {e}")]),
+            Ok(rep) => {
+                if format == Format::Json {
+                    println!("{}", serde_json::to_string_pretty(&serde_json::json!({"ok": rep.ok(), "records": rep.records, "head": rep.head, "breaks": rep.breaks})).unwrap_or_default());
+                } else if rep.ok() {
+                    println!(
+                        "audit chain intact: {} record(s), head {}",
+                        rep.records,
+                        rep.head.as_deref().unwrap_or("(empty)")
+                    );
+                } else {
+                    println!("audit chain BROKEN: {} problem(s) in {} record(s)", rep.breaks.len(), rep.records);
+                    for b in &rep.breaks {
+                        println!("  record {}: {}", b.seq, b.problem);
+                    }
+                }
+                if rep.ok() { exit::OK } else { exit::DELAY }
+            }
+        },
+    }
+}
+
+fn replay(spec: &str, id: &str, format: Format) -> i32 {
+    let mut s = match audit_cmd::open(spec) {
+        Ok(s) => s,
+        Err(e) => return fail(&[e]),
+    };
+    let rec = match s.find(id) {
+        Ok(Some(r)) => r,
+        Ok(None) => return fail(&[format!("audit store {spec}: no record {id}")]),
+        Err(e) => return fail(&[format!("audit store {spec}: {e}")]),
+    };
+    if rec.kind != gate::RECORD_KIND {
+        return fail(&[format!(
+            "record {} is a {} record; only {} records can be replayed",
+            rec.id(),
+            rec.kind,
+            gate::RECORD_KIND
+        )]);
+    }
+    let (sources, settings) = match (gate::sources_from_record(&rec.body), gate::settings_from_record(&rec.body)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (a, b) => return fail(&[a.err(), b.err()].into_iter().flatten().collect::<Vec<_>>()),
+    };
+    let ci: CiContext = serde_json::from_value(rec.body.get("ci").cloned().unwrap_or_default()).unwrap_or_default();
+    let ev = match gate::evaluate(sources, settings) {
+        Ok(ev) => ev,
+        Err(e) => return fail(&e),
+    };
+    let fail_on_warn = rec.body.get("exit_code").and_then(|v| v.as_i64()) == Some(1)
+        && ev.decision.action == guardrail_core::Action::Warn;
+    let out = gate::output(&ev, &ci, fail_on_warn);
+    let now = gate::fingerprint(&serde_json::to_value(&out).unwrap_or_default());
+    let then = gate::fingerprint(&rec.body);
+    let identical = now == then;
+    let differing: Vec<String> = match (now.as_object(), then.as_object()) {
+        (Some(a), Some(b)) => a.iter().filter(|(k, v)| b.get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect(),
+        _ => vec!["(record)".into()],
+    };
+    if format == Format::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "record": rec.id(), "identical": identical, "recorded_action": rec.body.get("action"),
+                "replayed_action": out.action, "differing_fields": differing,
+            }))
+            .unwrap_or_default()
+        );
+    } else if identical {
+        println!("record {}: replayed decision is identical ({} by {})", rec.id(), out.action, out.policy_id);
+    } else {
+        println!("record {}: replayed decision DIFFERS in {}", rec.id(), differing.join(", "));
+    }
+    if identical { exit::OK } else { exit::DELAY }
+}

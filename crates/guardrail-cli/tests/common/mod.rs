@@ -1,0 +1,136 @@
+//! Shared helpers for the CLI tests: a scratch copy of the bundled seed data and a command
+//! with a clean environment.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+/// The bundled example data (a copy of the seed tool's shipped files).
+pub fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/deploy-gate")
+}
+
+/// A scratch directory holding config/ and data/ copied from the examples.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["config", "data"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        for f in ["config/policies.yaml", "config/slos.yaml", "data/metrics.json", "data/cost.json"] {
+            std::fs::copy(examples().join(f), dir.path().join(f)).unwrap();
+        }
+        Scratch { dir }
+    }
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+    pub fn write(&self, rel: &str, text: &str) {
+        std::fs::write(self.path(rel), text).unwrap();
+    }
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).unwrap()
+    }
+    /// Replace the first occurrence of `from` with `to` in a file; panics if absent.
+    pub fn edit(&self, rel: &str, from: &str, to: &str) {
+        let text = self.read(rel);
+        assert!(text.contains(from), "{rel} does not contain {from:?}");
+        self.write(rel, &text.replacen(from, to, 1));
+    }
+    pub fn store(&self) -> String {
+        self.path("audit.db").display().to_string()
+    }
+    /// `guardrail gate --root SCRATCH --store SCRATCH/audit.db --now 2026-02-21T00:00:00Z ARGS`
+    pub fn gate(&self, args: &[&str]) -> Command {
+        let mut c = guardrail();
+        c.arg("gate").arg("--root").arg(self.root()).arg("--store").arg(self.store());
+        if !args.contains(&"--now") {
+            c.args(["--now", "2026-02-21T00:00:00Z"]);
+        }
+        c.args(args);
+        c
+    }
+}
+
+/// The binary with every variable that changes its behaviour removed.
+pub fn guardrail() -> Command {
+    let mut c = Command::cargo_bin("guardrail").unwrap();
+    for k in [
+        "POLICIES_PATH",
+        "SLO_CONFIG",
+        "SLO_METRICS",
+        "COST_DATA",
+        "COST_WARN_PCT",
+        "COST_BLOCK_PCT",
+        "GUARDRAIL_STORE",
+        "GUARDRAIL_MAX_AGE",
+        "GUARDRAIL_AUDIT_JSONL",
+        "GITHUB_OUTPUT",
+        "GITHUB_STEP_SUMMARY",
+        "GITHUB_ACTIONS",
+        "GITLAB_CI",
+        "SERVICE_NAME",
+        "BRANCH_NAME",
+        "COMMIT_SHA",
+        "NO_COLOR",
+    ] {
+        c.env_remove(k);
+    }
+    c
+}
+
+/// Runs and returns (exit code, stdout, stderr).
+pub fn run(mut c: Command) -> (i32, String, String) {
+    let out = c.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs `gate --format json` and parses stdout.
+pub fn gate_json(s: &Scratch, extra: &[&str]) -> (i32, serde_json::Value) {
+    let mut args = vec!["--format", "json"];
+    args.extend_from_slice(extra);
+    let (code, out, err) = run(s.gate(&args));
+    let v: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {out}\nstderr: {err}"));
+    (code, v)
+}
+
+/// Metrics JSON with the given fields replaced (a small builder over the shipped file).
+pub fn metrics_with(total: i64, failed: i64, p95: i64, burn: &[f64]) -> String {
+    serde_json::json!({
+        "service": "checkout-api",
+        "window_days": 30,
+        "collected_at": "2026-02-20T00:00:00Z",
+        "total_requests": total,
+        "failed_requests": failed,
+        "latency_percentiles": {"p50_ms": 120, "p95_ms": p95, "p99_ms": 890},
+        "hourly_burn_rate": burn,
+    })
+    .to_string()
+}
+
+/// Cost JSON with consecutive days from 2026-01-22.
+pub fn cost_with(costs: &[f64]) -> String {
+    let start = jiff::civil::date(2026, 1, 22);
+    let days: Vec<serde_json::Value> = costs
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let d = start.checked_add(jiff::Span::new().days(i as i64)).unwrap();
+            serde_json::json!({"date": d.to_string(), "cost": c})
+        })
+        .collect();
+    serde_json::json!({"service": "checkout-api", "currency": "USD", "collected_at": "2026-02-20T00:00:00Z", "budget_usd_monthly": 1500, "daily_costs": days}).to_string()
+}

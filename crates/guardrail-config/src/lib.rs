@@ -1,0 +1,54 @@
+//! Reads Guardrail's input files into core types, failing closed.
+//!
+//! Every problem is reported with the file, the dotted field path
+//! (`policies[2].conditions.burn_rate.value`), the line and column where known, and the
+//! reason; loaders collect every problem they can find rather than stopping at the first,
+//! and nothing here panics on input.
+//!
+//! - [`read_source`]: reads a file (size limit, UTF-8, not empty) and hashes it.
+//! - [`yaml`]: the positioned node tree; YAML is resolved like PyYAML's `safe_load`
+//!   (YAML 1.1), JSON like JSON.
+//! - [`SourceMap`]: field path → line and column, with fallback to the nearest parent, to
+//!   position errors the core finds later.
+//! - [`load_slos`], [`load_metrics`], [`load_cost`]: data files → [`Loaded`] values.
+//! - [`load_policies`]: the policy file → [`PolicyLoad`] (the set, when its structure could be
+//!   read, plus every finding, including those of `guardrail_core::policy::check`).
+//!
+//! Format by file name: `.json` is read as JSON and `.yaml`/`.yml` as YAML; other names are
+//! read as the loader's usual format (YAML for SLOs and policies, JSON for metrics and cost).
+//!
+//! Choices worth knowing (all fail closed):
+//! - YAML scalars follow PyYAML 1.1 exactly, including its surprises: `1e3`, `-.5` and `0o17`
+//!   are strings; `yes/no/on/off` are booleans (the policy lint warns on them in conditions);
+//!   unquoted dates stay strings.
+//! - Duplicate keys, non-string keys, unknown tags, several documents and documents expanding
+//!   to more than [`yaml::MAX_NODES`] values are errors.
+//! - Unknown keys: inside a rule or a condition, in `default_action` and in
+//!   `burn_rate.thresholds`, an error (with "did you mean"); elsewhere a warning, except a
+//!   likely typo (edit distance ≤ 2) of a key that is read and absent, which is an error
+//!   because its value would silently fall back to a default.
+//! - `null` counts as absent only for `latency_percentiles.p99_ms`/`p99`,
+//!   `slos.latency.p99_threshold_ms`, `collected_at`, and the policy file's `version` and
+//!   `description`; elsewhere it is an error (and `conditions: null` always is).
+//! - Numbers in quotes are never read as numbers (the seed's `float()` accepted `"1500"`).
+
+#![warn(missing_docs)]
+
+mod common;
+mod cost;
+mod error;
+mod map;
+mod metrics;
+mod policies;
+mod slos;
+pub mod source;
+pub mod yaml;
+
+pub use common::Loaded;
+pub use cost::load_cost;
+pub use error::{ConfigError, Finding, has_errors};
+pub use map::SourceMap;
+pub use metrics::load_metrics;
+pub use policies::{DEFAULT_PRIORITY, PolicyLoad, load_policies};
+pub use slos::load_slos;
+pub use source::{Source, read_source};

@@ -1,0 +1,203 @@
+//! Audit records and the hash chain every store keeps.
+//!
+//! A record is hashed over its canonical bytes: the JSON serialisation of
+//! `{"body", "kind", "prev_hash", "recorded_at", "seq"}` with object keys sorted
+//! (serde_json's map is a `BTreeMap` in this workspace: the `preserve_order` feature must never
+//! be enabled, or key order, and so every hash, would change) and no insignificant whitespace.
+//! `hash = sha256(canonical bytes)` in lower-case hex; the first record's `prev_hash` is
+//! [`GENESIS_HASH`]. Editing, deleting or reordering any record breaks either its own hash or
+//! the next record's link, which [`verify_chain`] reports.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// `prev_hash` of the first record in a chain: 64 zeros.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What a caller asks a store to append. The store assigns `seq`, `prev_hash` and `hash`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordDraft {
+    /// Record kind, e.g. `deploy_decision`, `approval`, `execution`.
+    pub kind: String,
+    /// RFC 3339 UTC timestamp chosen by the caller (the core never reads a clock).
+    pub recorded_at: String,
+    /// The record's content.
+    pub body: serde_json::Value,
+}
+
+/// A record as stored, with its place in the chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChainedRecord {
+    /// Position in the chain, starting at 1, without gaps.
+    pub seq: i64,
+    /// Record kind.
+    pub kind: String,
+    /// RFC 3339 UTC timestamp.
+    pub recorded_at: String,
+    /// Content.
+    pub body: serde_json::Value,
+    /// Hash of the previous record ([`GENESIS_HASH`] for the first).
+    pub prev_hash: String,
+    /// sha256 of this record's canonical bytes.
+    pub hash: String,
+}
+
+impl ChainedRecord {
+    /// A short, stable identifier for people: `seq` and the first 12 hex digits of the hash,
+    /// e.g. `42-3fa9c0d1e2b4`. `guardrail audit show` and `replay` accept it, or the bare seq.
+    pub fn id(&self) -> String {
+        format!("{}-{}", self.seq, &self.hash[..12.min(self.hash.len())])
+    }
+}
+
+#[derive(Serialize)]
+struct Canonical<'a> {
+    body: &'a serde_json::Value,
+    kind: &'a str,
+    prev_hash: &'a str,
+    recorded_at: &'a str,
+    seq: i64,
+}
+
+/// The canonical bytes that are hashed for a record at position `seq` after `prev_hash`.
+pub fn canonical_bytes(seq: i64, prev_hash: &str, draft: &RecordDraft) -> Vec<u8> {
+    let c = Canonical { body: &draft.body, kind: &draft.kind, prev_hash, recorded_at: &draft.recorded_at, seq };
+    // Serialising a struct of plain strings and a Value cannot fail.
+    serde_json::to_vec(&c).unwrap_or_default()
+}
+
+/// The hash a record at `seq` after `prev_hash` must carry.
+pub fn record_hash(seq: i64, prev_hash: &str, draft: &RecordDraft) -> String {
+    hex::encode(Sha256::digest(canonical_bytes(seq, prev_hash, draft)))
+}
+
+/// Seals a draft as the record following `prev` (or the first one when `prev` is `None`).
+pub fn seal(prev: Option<&ChainedRecord>, draft: RecordDraft) -> ChainedRecord {
+    let (seq, prev_hash) = match prev {
+        Some(p) => (p.seq + 1, p.hash.clone()),
+        None => (1, GENESIS_HASH.to_string()),
+    };
+    let hash = record_hash(seq, &prev_hash, &draft);
+    ChainedRecord { seq, kind: draft.kind, recorded_at: draft.recorded_at, body: draft.body, prev_hash, hash }
+}
+
+/// One problem found by [`verify_chain`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChainBreak {
+    /// The record at which the chain breaks.
+    pub seq: i64,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// Result of verifying a chain.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VerifyReport {
+    /// Records checked.
+    pub records: usize,
+    /// Hash of the last record (the chain head), if any.
+    pub head: Option<String>,
+    /// Every break found, in order; empty means the chain is intact.
+    pub breaks: Vec<ChainBreak>,
+}
+
+impl VerifyReport {
+    /// True when no break was found.
+    pub fn ok(&self) -> bool {
+        self.breaks.is_empty()
+    }
+}
+
+/// Verifies records given in storage order: sequence numbers 1, 2, 3… without gaps, each
+/// hash recomputed from its content, each `prev_hash` equal to the previous record's hash.
+pub fn verify_chain(records: &[ChainedRecord]) -> VerifyReport {
+    let mut breaks = Vec::new();
+    let mut expected_prev = GENESIS_HASH.to_string();
+    for (i, r) in records.iter().enumerate() {
+        let expected_seq = i as i64 + 1;
+        if r.seq != expected_seq {
+            breaks.push(ChainBreak {
+                seq: r.seq,
+                problem: format!(
+                    "sequence number {} where {} was expected (a record was deleted or reordered)",
+                    r.seq, expected_seq
+                ),
+            });
+        }
+        if r.prev_hash != expected_prev {
+            breaks.push(ChainBreak {
+                seq: r.seq,
+                problem:
+                    "prev_hash does not match the previous record's hash (a record was deleted, inserted or reordered)"
+                        .into(),
+            });
+        }
+        let draft = RecordDraft { kind: r.kind.clone(), recorded_at: r.recorded_at.clone(), body: r.body.clone() };
+        let recomputed = record_hash(r.seq, &r.prev_hash, &draft);
+        if recomputed != r.hash {
+            breaks.push(ChainBreak {
+                seq: r.seq,
+                problem: "content does not match its hash (the record was edited)".into(),
+            });
+        }
+        expected_prev = r.hash.clone();
+    }
+    VerifyReport { records: records.len(), head: records.last().map(|r| r.hash.clone()), breaks }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(n: i64) -> RecordDraft {
+        RecordDraft {
+            kind: "deploy_decision".into(),
+            recorded_at: "2026-11-24T10:00:00Z".into(),
+            body: serde_json::json!({"n": n, "action": "ALLOW"}),
+        }
+    }
+
+    fn chain(n: i64) -> Vec<ChainedRecord> {
+        let mut out: Vec<ChainedRecord> = Vec::new();
+        for i in 0..n {
+            let r = seal(out.last(), draft(i));
+            out.push(r);
+        }
+        out
+    }
+
+    #[test]
+    fn intact_chain_verifies() {
+        let c = chain(5);
+        let rep = verify_chain(&c);
+        assert!(rep.ok(), "{:?}", rep.breaks);
+        assert_eq!(rep.records, 5);
+        assert_eq!(c[0].prev_hash, GENESIS_HASH);
+    }
+
+    #[test]
+    fn edit_delete_and_reorder_are_detected() {
+        let mut edited = chain(5);
+        edited[2].body = serde_json::json!({"n": 2, "action": "BLOCK"});
+        assert!(!verify_chain(&edited).ok());
+
+        let mut deleted = chain(5);
+        deleted.remove(2);
+        assert!(!verify_chain(&deleted).ok());
+
+        let mut reordered = chain(5);
+        reordered.swap(1, 3);
+        assert!(!verify_chain(&reordered).ok());
+
+        let mut truncated_head = chain(5);
+        truncated_head.remove(0);
+        assert!(!verify_chain(&truncated_head).ok());
+    }
+
+    #[test]
+    fn canonical_bytes_sort_keys() {
+        let d = RecordDraft { kind: "k".into(), recorded_at: "t".into(), body: serde_json::json!({"b": 1, "a": 2}) };
+        let s = String::from_utf8(canonical_bytes(1, GENESIS_HASH, &d)).unwrap();
+        assert!(s.starts_with(r#"{"body":{"a":2,"b":1},"kind":"k""#), "{s}");
+    }
+}

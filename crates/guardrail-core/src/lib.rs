@@ -1,0 +1,30 @@
+//! Guardrail's pure core.
+//!
+//! Everything in this crate is a plain function over data: it never reads a file, the
+//! environment or a clock, and it never blocks or spawns. Time is always a parameter
+//! (`now: jiff::Timestamp`). Adapters (file sources, stores, the CLI, servers) live in other
+//! crates and call into this one, which keeps decisions reproducible: the same inputs give
+//! the same decision, byte for byte, which is what `guardrail replay` relies on.
+//!
+//! Map of the modules:
+//! - [`pyround`]: Python-compatible rounding (`round(x, n)`), needed for parity with the seed tool.
+//! - [`slo`]: availability, error budget, burn-rate label, latency compliance.
+//! - [`cost`]: calendar-day week-over-week analysis of a daily spend series.
+//! - [`signals`]: the catalogue of signals a policy may test, and their values for one evaluation.
+//! - [`policy`]: the policy language (AST), its validation, and first-match evaluation with a trace.
+//! - [`explain`]: the plain-language narrative and counterfactuals for a decision.
+//! - [`audit`]: canonical record bytes and the hash chain used by every audit store.
+//! - [`remediation`]: the remediation governor's incidents, action vocabulary, policy matching,
+//!   stress arithmetic and gate.
+
+pub mod audit;
+pub mod cost;
+pub mod explain;
+pub mod freshness;
+pub mod policy;
+pub mod pyround;
+pub mod remediation;
+pub mod signals;
+pub mod slo;
+
+pub use policy::{Action, Decision};

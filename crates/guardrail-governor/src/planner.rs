@@ -1,0 +1,149 @@
+//! Planners: from an incident to a proposed action and the claims it relies on.
+//!
+//! A plan is a *proposal*. Nothing in it decides: the stress phase re-derives every gate input
+//! from retrieval, and the gate's rules come from configuration. That is why a model-backed
+//! planner can be added behind [`Planner`] later without widening what a model can influence —
+//! at worst it proposes a bad action, which the policies, the evidence and the gate then judge.
+//!
+//! [`BuiltinPlanner`] is the default and needs no network. It reproduces the first commit's
+//! offline fallback: the top-ranked runbook of the incident's service gives the action,
+//! `investigate_and_escalate` when there is none, and the confidence is the neutral 5.0.
+
+use serde::Serialize;
+use serde_json::json;
+
+use guardrail_core::remediation::{FALLBACK_ACTION, Incident, NormalisedAction, PlanOutput, normalise_action};
+
+use crate::PipelineError;
+use crate::tools::{Phase, RunbookResult, ToolRunner};
+
+/// The runbook a plan was taken from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChosenRunbook {
+    /// Id.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// The action as written in the runbook.
+    pub recommended_action: String,
+    /// Its BM25 score.
+    pub score: f64,
+}
+
+/// A plan: the contract object plus how it was reached.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanResult {
+    /// The contract object (`plan_output.schema.json`).
+    pub output: PlanOutput,
+    /// Which planner made it.
+    pub planner: String,
+    /// The rule that set `confidence_initial`, in words.
+    pub confidence_rule: String,
+    /// The runbook the action came from, if any.
+    pub runbook: Option<ChosenRunbook>,
+    /// The proposed action, normalised against the vocabulary.
+    pub action: NormalisedAction,
+}
+
+/// Makes plans. Implementations reach knowledge only through the [`ToolRunner`] (so every call
+/// is traced and a model-backed planner sees the same tools).
+pub trait Planner {
+    /// A short name for the record, e.g. `builtin`.
+    fn name(&self) -> &str;
+
+    /// Plans for one incident.
+    fn plan(&self, incident: &Incident, tools: &mut ToolRunner<'_, '_>) -> Result<PlanResult, PipelineError>;
+}
+
+/// The deterministic default planner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuiltinPlanner {
+    /// Runbooks retrieved (the first commit's top 3).
+    pub runbooks_k: u32,
+    /// The confidence every plan starts with (the original's 5.0 when no model answers).
+    pub initial_confidence: f64,
+}
+
+impl Default for BuiltinPlanner {
+    fn default() -> Self {
+        BuiltinPlanner { runbooks_k: 3, initial_confidence: 5.0 }
+    }
+}
+
+impl Planner for BuiltinPlanner {
+    fn name(&self) -> &str {
+        "builtin"
+    }
+
+    fn plan(&self, incident: &Incident, tools: &mut ToolRunner<'_, '_>) -> Result<PlanResult, PipelineError> {
+        // The service is a filter, not query words: its words would only favour runbooks that
+        // repeat the service name.
+        let query = format!("{} {}", incident.summary, incident.symptoms);
+        let raw = tools.call(
+            Phase::Plan,
+            "search_runbooks",
+            json!({"query": query, "service": incident.service, "top_k": self.runbooks_k}),
+        )?;
+        let hits: Vec<RunbookResult> = serde_json::from_value(raw)
+            .map_err(|e| PipelineError::ToolOutput { tool: "search_runbooks".into(), message: e.to_string() })?;
+        let retrieved_context_ids: Vec<String> = hits.iter().map(|h| h.id.clone()).collect();
+        // The store returns reviewed runbooks of the service only; check again rather than trust.
+        let chosen = hits.iter().find(|h| h.reviewed && h.service == incident.service);
+        let (action, key_claims, rationale, runbook) = match chosen {
+            Some(rb) => {
+                let action = normalise_action(&rb.action, Some(&incident.service));
+                let how = if rb.body.trim().is_empty() { rb.title.as_str() } else { rb.body.as_str() };
+                let claims = vec![
+                    format!(
+                        "The incident matches runbook {} ({}): {}; {}",
+                        rb.id, rb.title, incident.summary, incident.symptoms
+                    ),
+                    format!("{} resolves it: {how}", action.id),
+                ];
+                let rationale = format!(
+                    "Top-ranked reviewed runbook {} (\"{}\") of {} among {} retrieved recommends {}.",
+                    rb.id,
+                    rb.title,
+                    incident.service,
+                    hits.len(),
+                    action.id
+                );
+                let chosen = ChosenRunbook {
+                    id: rb.id.clone(),
+                    title: rb.title.clone(),
+                    recommended_action: rb.action.clone(),
+                    score: rb.score,
+                };
+                (action, claims, rationale, Some(chosen))
+            }
+            None => {
+                let action = normalise_action(FALLBACK_ACTION, Some(&incident.service));
+                let claims = vec![format!(
+                    "No reviewed runbook of {} matches the incident, so a human must investigate: {}; {}",
+                    incident.service, incident.summary, incident.symptoms
+                )];
+                let rationale =
+                    format!("No reviewed runbook of {} matched the incident; escalating to a human.", incident.service);
+                (action, claims, rationale, None)
+            }
+        };
+        let output = PlanOutput {
+            incident_id: incident.id.clone(),
+            proposed_action: action.id.clone(),
+            rationale,
+            key_claims,
+            confidence_initial: self.initial_confidence,
+            retrieved_context_ids,
+        };
+        Ok(PlanResult {
+            output,
+            planner: self.name().to_string(),
+            confidence_rule: format!(
+                "builtin planner: fixed {:.2}, the original's confidence when no model answers; recorded, never decisive",
+                self.initial_confidence
+            ),
+            runbook,
+            action,
+        })
+    }
+}

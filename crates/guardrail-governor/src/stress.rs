@@ -1,0 +1,94 @@
+//! The stress phase: every gate input is computed here from retrieval, never reported.
+//!
+//! For each claim of the plan, two evidence searches (the first commit's support-oriented and
+//! contradiction-oriented searches), each restricted to one recorded stance so that supporting
+//! documents cannot crowd contradicting ones out of the top k; then the action policies for
+//! the proposed action; and the live logs, recorded as telemetry. The arithmetic is
+//! [`guardrail_core::remediation::assess_stress`].
+//!
+//! Live telemetry is recorded, not counted as support: a log full of 5xx shows that something
+//! is wrong, not that the proposed action fixes it (the first commit counted 5xx log hits as
+//! supporting documents when evidence search came back empty).
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use guardrail_core::remediation::{
+    ClaimRetrieval, EvidenceRef, Incident, PolicyConflict, RemediationRules, StressAssessment, assess_stress,
+};
+
+use crate::PipelineError;
+use crate::planner::PlanResult;
+use crate::tools::{EvidenceResult, Phase, ToolRunner};
+
+/// Stress settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct StressSettings {
+    /// Documents per evidence search (the first commit's top 3).
+    pub evidence_k: u32,
+}
+
+impl Default for StressSettings {
+    fn default() -> Self {
+        StressSettings { evidence_k: 3 }
+    }
+}
+
+/// The stress phase's result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StressResult {
+    /// The arithmetic's result, with the contract object in `assessment.output`.
+    pub assessment: StressAssessment,
+    /// What retrieval returned per claim.
+    pub retrievals: Vec<ClaimRetrieval>,
+    /// The `query_live_logs` result.
+    pub telemetry: Value,
+}
+
+fn evidence(
+    tools: &mut ToolRunner<'_, '_>,
+    claim: &str,
+    service: &str,
+    k: u32,
+    stance: &str,
+) -> Result<Vec<EvidenceRef>, PipelineError> {
+    let raw = tools.call(
+        Phase::Stress,
+        "search_evidence",
+        json!({"query": claim, "service": service, "top_k": k, "stance": stance}),
+    )?;
+    let hits: Vec<EvidenceResult> = serde_json::from_value(raw)
+        .map_err(|e| PipelineError::ToolOutput { tool: "search_evidence".into(), message: e.to_string() })?;
+    Ok(hits.into_iter().map(|h| EvidenceRef { id: h.id, service: h.service, stance: h.stance }).collect())
+}
+
+/// Runs the stress phase for a plan.
+pub fn run_stress(
+    incident: &Incident,
+    plan: &PlanResult,
+    tools: &mut ToolRunner<'_, '_>,
+    rules: &RemediationRules,
+    settings: StressSettings,
+) -> Result<StressResult, PipelineError> {
+    let service = incident.service.as_str();
+    let telemetry = tools.call(Phase::Stress, "query_live_logs", json!({"service": service}))?;
+    let mut retrievals = Vec::with_capacity(plan.output.key_claims.len());
+    for claim in &plan.output.key_claims {
+        let support_hits = evidence(tools, claim, service, settings.evidence_k, "support")?;
+        let contradiction_hits = evidence(tools, claim, service, settings.evidence_k, "contradict")?;
+        retrievals.push(ClaimRetrieval { claim: claim.clone(), support_hits, contradiction_hits });
+    }
+    let raw = tools.call(
+        Phase::Stress,
+        "check_policy_conflicts",
+        json!({
+            "service": service,
+            "action": plan.output.proposed_action,
+            "severity": incident.severity.as_str(),
+        }),
+    )?;
+    let conflicts: Vec<PolicyConflict> = serde_json::from_value(raw)
+        .map_err(|e| PipelineError::ToolOutput { tool: "check_policy_conflicts".into(), message: e.to_string() })?;
+    let assessment = assess_stress(incident, &plan.output, &retrievals, &conflicts, rules)?;
+    Ok(StressResult { assessment, retrievals, telemetry })
+}

@@ -1,0 +1,494 @@
+//! Guardrail's audit stores: one append-only, hash-chained log of records.
+//!
+//! The chain itself (canonical bytes, hashes, verification) is pure and lives in
+//! [`guardrail_core::audit`]; this crate only decides *where* records live and makes appends
+//! safe:
+//!
+//! - [`AuditStore`] is the backend-neutral, synchronous API (the CLI is synchronous; servers call
+//!   it through `spawn_blocking`).
+//! - [`SqliteStore`] (the default): WAL, `synchronous=FULL`, a 30 s busy timeout and
+//!   `BEGIN IMMEDIATE` appends, so any number of threads and processes can append to one file.
+//! - [`PostgresStore`]: appends take `LOCK TABLE chain_head IN EXCLUSIVE MODE` inside a
+//!   `READ COMMITTED` transaction, so writers on many machines serialise on the server.
+//! - [`open_store`] picks a backend from a spec string (`postgres://…`, `sqlite:PATH`, or a path).
+//! - [`mirror_jsonl`] / [`JsonlMirror`] optionally copy each record to the seed tool's
+//!   `decisions-YYYY-MM-DD.jsonl` layout.
+//!
+//! Every append reads the chain head, seals the draft with [`guardrail_core::audit::seal`],
+//! inserts it and moves a separate *head anchor* (`chain_head`: last seq and hash) in the same
+//! transaction, and commits durably before returning. The anchor is what lets
+//! [`AuditStore::verify`] notice records removed from the end of the chain, which the hash
+//! links alone cannot show.
+
+#![warn(missing_docs)]
+
+mod mirror;
+mod pg;
+mod sqlite;
+
+use std::path::PathBuf;
+
+use guardrail_core::audit::{ChainBreak, ChainedRecord, GENESIS_HASH, RecordDraft, VerifyReport};
+
+pub use mirror::{JsonlMirror, mirror_jsonl};
+pub use pg::{PostgresStore, redact_url};
+pub use sqlite::SqliteStore;
+
+/// Schema version this build writes and understands, on both backends.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Everything that can go wrong in a store. Messages name the store (path or redacted URL) and,
+/// for damaged data, the record.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A SQLite call failed.
+    #[error("SQLite {}: {source}", path.display())]
+    Sqlite {
+        /// Database file.
+        path: PathBuf,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A PostgreSQL call failed.
+    #[error("PostgreSQL {url}: {}", error_chain(source))]
+    Postgres {
+        /// Connection URL with any password redacted.
+        url: String,
+        /// What the client or server said.
+        #[source]
+        source: postgres::Error,
+    },
+    /// A stored record cannot be read back, or the chain head is inconsistent.
+    #[error("record {seq} is damaged: {reason}")]
+    Corrupt {
+        /// The record concerned (0 when the store as a whole is concerned).
+        seq: i64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A file-system operation failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A store spec, URL or option could not be understood.
+    #[error("invalid store spec {spec:?}: {reason}")]
+    InvalidSpec {
+        /// The spec as given (passwords redacted).
+        spec: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// The database is not a Guardrail audit store, or was written by a newer version.
+    #[error("{location}: {reason}")]
+    Schema {
+        /// Path or redacted URL.
+        location: String,
+        /// What is wrong with the schema.
+        reason: String,
+    },
+    /// A record id matched more than one record (a hash prefix that is too short).
+    #[error("record id {id:?} is ambiguous: it matches {matches} or more records; give more hash digits")]
+    AmbiguousId {
+        /// The id as given.
+        id: String,
+        /// How many records matched (at least).
+        matches: usize,
+    },
+    /// A record could not be written as asked (e.g. a timestamp that is not RFC 3339).
+    #[error("invalid record: {0}")]
+    InvalidRecord(String),
+}
+
+/// Joins an error and its sources: `postgres::Error`'s own `Display` is just "db error", the
+/// useful text (server message, OS error) is in the source chain.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let msg = s.to_string();
+        if !out.contains(&msg) {
+            out.push_str(": ");
+            out.push_str(&msg);
+        }
+        cur = s.source();
+    }
+    out
+}
+
+/// Filters for [`AuditStore::list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    /// At most this many records (0 returns none).
+    pub limit: usize,
+    /// Only records with `seq` strictly below this (for paging backwards).
+    pub before_seq: Option<i64>,
+    /// Only records of this kind.
+    pub kind: Option<String>,
+}
+
+/// An append-only, hash-chained audit log.
+///
+/// All methods are synchronous and may block on I/O or on other writers (appends serialise).
+pub trait AuditStore: Send {
+    /// Seals `draft` as the record after the current head and stores it. The head read and the
+    /// insert are one transaction, committed and flushed to stable storage before this returns,
+    /// so concurrent appenders (threads, processes, machines) keep one gap-free chain.
+    ///
+    /// Refuses (with [`StoreError::Corrupt`]) when the head anchor disagrees with the last
+    /// record: appending would otherwise paper over a truncated chain. Rejects (with
+    /// [`StoreError::InvalidRecord`]) an empty `kind` or a `recorded_at` that is not RFC 3339.
+    fn append(&mut self, draft: RecordDraft) -> Result<ChainedRecord, StoreError>;
+
+    /// The record at `seq`, if any.
+    fn get(&mut self, seq: i64) -> Result<Option<ChainedRecord>, StoreError>;
+
+    /// Looks a record up by what people type: `"42"` (seq), `"42-3fa9c0d1e2b4"` (the
+    /// [`ChainedRecord::id`] form; `None` if the hash does not start with that prefix), or a
+    /// hash or hash prefix of at least 8 hex digits. A bare number is a seq first; if no such
+    /// record exists and it has 8 or more digits it is tried as a hash prefix. Anything else is
+    /// `None`; a prefix matching several records is [`StoreError::AmbiguousId`].
+    fn find(&mut self, id_or_seq: &str) -> Result<Option<ChainedRecord>, StoreError>;
+
+    /// Records matching `query`, newest first.
+    fn list(&mut self, query: &ListQuery) -> Result<Vec<ChainedRecord>, StoreError>;
+
+    /// Every record, in seq order.
+    fn all(&mut self) -> Result<Vec<ChainedRecord>, StoreError>;
+
+    /// Checks the whole chain ([`guardrail_core::audit::verify_chain`]: seq order, links,
+    /// recomputed hashes) and the head anchor (records removed from the end). Damaged rows
+    /// (unreadable columns, a body that is not JSON) are reported as breaks, not errors.
+    fn verify(&mut self) -> Result<VerifyReport, StoreError>;
+
+    /// Where the records are, for messages: `sqlite:/abs/path.db` or a redacted URL.
+    fn describe(&self) -> String;
+}
+
+/// Opens the store a spec names: `postgres://…` / `postgresql://…` → [`PostgresStore`]
+/// (an optional `schema=NAME` query parameter selects a schema); `sqlite:PATH`,
+/// `sqlite://PATH` or a plain path → [`SqliteStore`].
+pub fn open_store(spec: &str) -> Result<Box<dyn AuditStore>, StoreError> {
+    let invalid = |reason: &str| StoreError::InvalidSpec { spec: redact_url(spec), reason: reason.to_string() };
+    if spec.trim().is_empty() {
+        return Err(invalid("empty store spec"));
+    }
+    let lower = spec.to_ascii_lowercase();
+    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+        return Ok(Box::new(PostgresStore::connect(spec)?));
+    }
+    if lower.starts_with("sqlite:") {
+        // `sqlite:///abs/path` and `sqlite://rel` are common spellings; `sqlite:path` is ours.
+        let rest = &spec["sqlite:".len()..];
+        let path = rest.strip_prefix("//").unwrap_or(rest);
+        if path.is_empty() {
+            return Err(invalid("no path after `sqlite:`"));
+        }
+        return Ok(Box::new(SqliteStore::open(path)?));
+    }
+    if let Some((scheme, _)) = spec.split_once("://")
+        && !scheme.is_empty()
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    {
+        return Err(invalid(&format!(
+            "unsupported scheme `{scheme}://` (use postgres://…, sqlite:PATH or a file path)"
+        )));
+    }
+    Ok(Box::new(SqliteStore::open(spec)?))
+}
+
+/// What a record id typed by a person means (see [`AuditStore::find`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum IdQuery {
+    /// A bare number; `hash_fallback` when it is also long enough to be a hash prefix.
+    Seq { seq: i64, hash_fallback: Option<String> },
+    /// `SEQ-HEXPREFIX`.
+    SeqWithPrefix { seq: i64, prefix: String },
+    /// A lower-case hash prefix of 8..=64 hex digits.
+    HashPrefix(String),
+    /// Not an id at all.
+    Invalid,
+}
+
+/// Shortest hash prefix accepted on its own: 8 hex digits (32 bits) makes accidental
+/// collisions rare in any realistic log, and `find` reports the ones that happen.
+pub(crate) const MIN_HASH_PREFIX: usize = 8;
+
+pub(crate) fn parse_id(input: &str) -> IdQuery {
+    let s = input.trim();
+    let is_hex = |t: &str| !t.is_empty() && t.chars().all(|c| c.is_ascii_hexdigit());
+    let prefix_ok = |t: &str| is_hex(t) && (MIN_HASH_PREFIX..=64).contains(&t.len());
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) {
+        let fallback = prefix_ok(s).then(|| s.to_string());
+        return match s.parse::<i64>() {
+            Ok(seq) => IdQuery::Seq { seq, hash_fallback: fallback },
+            Err(_) => fallback.map_or(IdQuery::Invalid, IdQuery::HashPrefix),
+        };
+    }
+    if let Some((seq, prefix)) = s.split_once('-') {
+        if !seq.is_empty() && seq.chars().all(|c| c.is_ascii_digit()) && is_hex(prefix) && prefix.len() <= 64 {
+            return match seq.parse::<i64>() {
+                Ok(seq) => IdQuery::SeqWithPrefix { seq, prefix: prefix.to_ascii_lowercase() },
+                Err(_) => IdQuery::Invalid,
+            };
+        }
+        return IdQuery::Invalid;
+    }
+    if prefix_ok(s) {
+        return IdQuery::HashPrefix(s.to_ascii_lowercase());
+    }
+    IdQuery::Invalid
+}
+
+/// The exclusive upper bound of the hash range sharing `prefix`: `'g'` sorts after every
+/// lower-case hex digit (byte order), so `prefix <= hash < prefix + "g"` is a prefix match that
+/// can use the unique index on `hash`.
+pub(crate) fn prefix_upper_bound(prefix: &str) -> String {
+    format!("{prefix}g")
+}
+
+/// The shared `find` logic; `get` and `by_prefix` are the backend's lookups (the latter returns
+/// at most two matches, enough to detect ambiguity).
+pub(crate) fn find_with<S>(
+    store: &mut S,
+    input: &str,
+    get: impl Fn(&mut S, i64) -> Result<Option<ChainedRecord>, StoreError>,
+    by_prefix: impl Fn(&mut S, &str) -> Result<Vec<ChainedRecord>, StoreError>,
+) -> Result<Option<ChainedRecord>, StoreError> {
+    let unique = |mut found: Vec<ChainedRecord>| -> Result<Option<ChainedRecord>, StoreError> {
+        match found.len() {
+            0 => Ok(None),
+            1 => Ok(found.pop()),
+            n => Err(StoreError::AmbiguousId { id: input.trim().to_string(), matches: n }),
+        }
+    };
+    match parse_id(input) {
+        IdQuery::Seq { seq, hash_fallback } => match get(store, seq)? {
+            Some(r) => Ok(Some(r)),
+            None => match hash_fallback {
+                Some(prefix) => unique(by_prefix(store, &prefix)?),
+                None => Ok(None),
+            },
+        },
+        IdQuery::SeqWithPrefix { seq, prefix } => {
+            Ok(get(store, seq)?.filter(|r| r.hash.to_ascii_lowercase().starts_with(&prefix)))
+        }
+        IdQuery::HashPrefix(prefix) => unique(by_prefix(store, &prefix)?),
+        IdQuery::Invalid => Ok(None),
+    }
+}
+
+/// One stored column as read from the database: its text, or a description of why it is not
+/// text (wrong type, NULL) so `verify` can report it instead of failing.
+pub(crate) type Cell = Result<String, String>;
+
+/// A row decoded into a record. `problems` lists what was wrong with the stored columns; the
+/// record then carries best-effort placeholders (a non-JSON body becomes a JSON string of its
+/// text), which `verify_chain` will also flag because the hash no longer matches.
+pub(crate) struct Decoded {
+    pub record: ChainedRecord,
+    pub problems: Vec<String>,
+}
+
+pub(crate) fn decode_row(seq: i64, kind: Cell, recorded_at: Cell, body: Cell, prev_hash: Cell, hash: Cell) -> Decoded {
+    let mut problems = Vec::new();
+    let mut take = |name: &str, cell: Cell| match cell {
+        Ok(s) => s,
+        Err(why) => {
+            problems.push(format!("column {name} {why}"));
+            String::new()
+        }
+    };
+    let kind = take("kind", kind);
+    let recorded_at = take("recorded_at", recorded_at);
+    let body_text = take("body", body);
+    let prev_hash = take("prev_hash", prev_hash);
+    let hash = take("hash", hash);
+    let body = match serde_json::from_str::<serde_json::Value>(&body_text) {
+        Ok(v) => v,
+        Err(e) => {
+            problems.push(format!("body is not valid JSON ({e})"));
+            serde_json::Value::String(body_text)
+        }
+    };
+    Decoded { record: ChainedRecord { seq, kind, recorded_at, body, prev_hash, hash }, problems }
+}
+
+impl Decoded {
+    /// The record, or [`StoreError::Corrupt`] if any column was damaged.
+    pub(crate) fn strict(self) -> Result<ChainedRecord, StoreError> {
+        if self.problems.is_empty() {
+            Ok(self.record)
+        } else {
+            Err(StoreError::Corrupt {
+                seq: self.record.seq,
+                reason: format!("{} (run `guardrail audit verify`)", self.problems.join("; ")),
+            })
+        }
+    }
+}
+
+/// The head anchor as stored: last seq and hash (`0` and [`GENESIS_HASH`] for an empty chain).
+pub(crate) type Anchor = (i64, String);
+
+/// Builds the verify report: `verify_chain` over every row, plus a break per damaged row and
+/// one if the head anchor disagrees with the last record.
+pub(crate) fn build_report(rows: Vec<Decoded>, anchor: Option<Anchor>) -> VerifyReport {
+    let mut damaged = Vec::new();
+    let mut records = Vec::with_capacity(rows.len());
+    for d in rows {
+        for p in d.problems {
+            damaged.push(ChainBreak { seq: d.record.seq, problem: format!("stored record is damaged: {p}") });
+        }
+        records.push(d.record);
+    }
+    let mut report = guardrail_core::audit::verify_chain(&records);
+    report.breaks.extend(damaged);
+    if let Some(b) = anchor_break(anchor.as_ref(), records.last()) {
+        report.breaks.push(b);
+    }
+    // Keep breaks in chain order so reports read top to bottom; the sort is stable, so several
+    // problems at one record keep their order.
+    report.breaks.sort_by_key(|b| b.seq);
+    report
+}
+
+/// Compares the head anchor with the last stored record; `None` when they agree.
+pub(crate) fn anchor_break(anchor: Option<&Anchor>, last: Option<&ChainedRecord>) -> Option<ChainBreak> {
+    let last_seq = last.map_or(0, |r| r.seq);
+    let last_hash = last.map_or(GENESIS_HASH, |r| r.hash.as_str());
+    let Some((a_seq, a_hash)) = anchor else {
+        return Some(ChainBreak {
+            seq: last_seq,
+            problem: "the chain head anchor (table chain_head) is missing, so truncation cannot be ruled out".into(),
+        });
+    };
+    if *a_seq == last_seq && a_hash == last_hash {
+        return None;
+    }
+    let problem = if *a_seq > last_seq {
+        format!(
+            "the chain head anchor says the chain ends at record {a_seq} (hash {a_hash}) but the last stored record \
+             is {last_seq}: records were removed from the end of the chain"
+        )
+    } else if *a_seq < last_seq {
+        format!(
+            "the chain head anchor says the chain ends at record {a_seq} but records up to {last_seq} are stored: \
+             records were added without going through the store"
+        )
+    } else {
+        format!(
+            "the chain head anchor records hash {a_hash} for record {a_seq} but the stored record has hash \
+             {last_hash}: the last record was replaced"
+        )
+    };
+    Some(ChainBreak { seq: (*a_seq).max(last_seq), problem })
+}
+
+/// Append's guard: the record to seal after must be the one the anchor names.
+pub(crate) fn check_head(anchor: Option<&Anchor>, last: Option<&ChainedRecord>) -> Result<(), StoreError> {
+    match anchor_break(anchor, last) {
+        None => Ok(()),
+        Some(b) => Err(StoreError::Corrupt {
+            seq: b.seq,
+            reason: format!("{}; refusing to append (run `guardrail audit verify`)", b.problem),
+        }),
+    }
+}
+
+/// Rejects drafts that would put something permanent but unusable in the chain: an empty kind,
+/// or a `recorded_at` that is not an RFC 3339 timestamp (the mirror derives its file date from
+/// it, and readers sort and filter on it).
+pub(crate) fn validate_draft(draft: &RecordDraft) -> Result<(), StoreError> {
+    if draft.kind.trim().is_empty() {
+        return Err(StoreError::InvalidRecord("kind is empty".into()));
+    }
+    if let Err(e) = draft.recorded_at.parse::<jiff::Timestamp>() {
+        return Err(StoreError::InvalidRecord(format!(
+            "recorded_at {:?} is not an RFC 3339 timestamp ({e})",
+            draft.recorded_at
+        )));
+    }
+    Ok(())
+}
+
+/// The JSON text stored for a body. serde_json's map is sorted in this workspace, so this is
+/// exactly the body's canonical form, and parsing it back gives an equal value (floats
+/// included, with the `float_roundtrip` feature this crate enables).
+pub(crate) fn body_text(body: &serde_json::Value) -> Result<String, StoreError> {
+    serde_json::to_string(body).map_err(|e| StoreError::InvalidRecord(format!("body cannot be serialised: {e}")))
+}
+
+/// `usize` limit → SQL `LIMIT` value (SQLite and PostgreSQL both take a signed 64-bit value).
+pub(crate) fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_forms() {
+        assert_eq!(parse_id("42"), IdQuery::Seq { seq: 42, hash_fallback: None });
+        assert_eq!(parse_id(" 7 "), IdQuery::Seq { seq: 7, hash_fallback: None });
+        assert_eq!(parse_id("12345678"), IdQuery::Seq { seq: 12345678, hash_fallback: Some("12345678".into()) });
+        assert_eq!(parse_id("42-3FA9c0d1e2b4"), IdQuery::SeqWithPrefix { seq: 42, prefix: "3fa9c0d1e2b4".into() });
+        assert_eq!(parse_id("3fa9c0d1"), IdQuery::HashPrefix("3fa9c0d1".into()));
+        assert_eq!(parse_id("3fa9c0d"), IdQuery::Invalid);
+        assert_eq!(parse_id(&"a".repeat(65)), IdQuery::Invalid);
+        assert_eq!(parse_id(""), IdQuery::Invalid);
+        assert_eq!(parse_id("42-"), IdQuery::Invalid);
+        assert_eq!(parse_id("-5"), IdQuery::Invalid);
+        assert_eq!(parse_id("42-xyz"), IdQuery::Invalid);
+        assert_eq!(parse_id("hello"), IdQuery::Invalid);
+        // Too big for a seq but a fine (all-digit) hash prefix.
+        assert_eq!(parse_id("99999999999999999999"), IdQuery::HashPrefix("99999999999999999999".into()));
+    }
+
+    #[test]
+    fn find_reports_ambiguous_prefixes() {
+        let rec = |seq: i64, hash: &str| ChainedRecord {
+            seq,
+            kind: "k".into(),
+            recorded_at: "t".into(),
+            body: serde_json::Value::Null,
+            prev_hash: GENESIS_HASH.into(),
+            hash: hash.into(),
+        };
+        let records = vec![rec(1, "abcdef0011"), rec(2, "abcdef0022")];
+        let get = |r: &mut Vec<ChainedRecord>, seq: i64| Ok(r.iter().find(|x| x.seq == seq).cloned());
+        let by_prefix = |r: &mut Vec<ChainedRecord>, p: &str| {
+            Ok(r.iter().filter(|x| x.hash.starts_with(p)).take(2).cloned().collect::<Vec<_>>())
+        };
+        let mut store = records;
+        match find_with(&mut store, "abcdef00", get, by_prefix) {
+            Err(StoreError::AmbiguousId { matches: 2, .. }) => {}
+            other => panic!("expected AmbiguousId, got {other:?}"),
+        }
+        let one = find_with(&mut store, "abcdef001", get, by_prefix).unwrap();
+        assert_eq!(one.map(|r| r.seq), Some(1));
+    }
+
+    #[test]
+    fn anchor_comparison() {
+        assert!(anchor_break(Some(&(0, GENESIS_HASH.into())), None).is_none());
+        assert!(anchor_break(None, None).is_some());
+        let b = anchor_break(Some(&(3, "abc".into())), None).map(|b| b.seq);
+        assert_eq!(b, Some(3));
+    }
+
+    #[test]
+    fn error_messages_carry_context() {
+        let e = StoreError::Corrupt { seq: 4, reason: "body is not valid JSON".into() };
+        assert_eq!(e.to_string(), "record 4 is damaged: body is not valid JSON");
+        let e = StoreError::InvalidSpec { spec: "x".into(), reason: "empty".into() };
+        assert!(e.to_string().contains("\"x\""));
+    }
+}

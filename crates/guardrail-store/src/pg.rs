@@ -1,0 +1,489 @@
+//! The PostgreSQL backend, for teams whose gates run on many machines.
+//!
+//! Appends serialise on the server: each runs in a `READ COMMITTED` transaction that first
+//! takes `LOCK TABLE chain_head IN EXCLUSIVE MODE` (conflicts with itself, not with plain
+//! reads), then reads the head, inserts and moves the anchor. Because the lock comes before the
+//! first read, and each READ COMMITTED statement sees everything committed before it started,
+//! the head read is always the latest one. The isolation level is set explicitly: under a
+//! server default of REPEATABLE READ the snapshot would be taken too early.
+//!
+//! The lock is on `chain_head` rather than `audit_records` because `LOCK TABLE` in that mode
+//! needs UPDATE (or DELETE/TRUNCATE) on the table: an appender must be able to update the
+//! anchor anyway, but it never needs to update or delete records. So an append-only role needs
+//! only `SELECT, INSERT ON audit_records`, `SELECT, UPDATE ON chain_head` and
+//! `SELECT ON guardrail_schema` (plus `USAGE` on the schema). An advisory lock would need no
+//! grant at all, but its key is database-wide and shared with every other application.
+//!
+//! Bodies are stored as `TEXT`, not `jsonb`: jsonb normalises numbers and key order, and the
+//! exact text has to come back for the hash to match.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use guardrail_core::audit::{ChainedRecord, GENESIS_HASH, RecordDraft, VerifyReport, seal};
+use postgres::types::ToSql;
+use postgres::{Client, Config, GenericClient, IsolationLevel, NoTls, Row};
+
+use crate::{
+    Anchor, AuditStore, Cell, Decoded, ListQuery, SCHEMA_VERSION, StoreError, body_text, build_report, check_head,
+    decode_row, find_with, prefix_upper_bound, sql_limit, validate_draft,
+};
+
+/// Advisory lock key held while creating the schema, so concurrent first connections do not
+/// race on `CREATE … IF NOT EXISTS` (which is not safe against concurrent creation).
+/// Held only during schema creation, never while appending.
+/// The bytes spell "grdschem".
+const SCHEMA_LOCK_KEY: i64 = 0x6772_6473_6368_656d;
+
+/// Used when the URL sets no `connect_timeout`: an unreachable server should fail the gate in
+/// seconds, not hang it.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+const COLUMNS: &str = "seq, kind, recorded_at, body, prev_hash, hash";
+
+/// Version 1 schema. `hash` uses the "C" collation so the prefix range lookup in `find` is a
+/// plain byte comparison and can use the unique index.
+fn schema_v1() -> String {
+    format!(
+        r#"
+CREATE TABLE IF NOT EXISTS audit_records (
+    seq         BIGINT PRIMARY KEY CHECK (seq >= 1),
+    kind        TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    prev_hash   TEXT NOT NULL,
+    hash        TEXT COLLATE "C" NOT NULL UNIQUE
+);
+CREATE INDEX IF NOT EXISTS audit_records_kind_seq ON audit_records (kind, seq);
+CREATE TABLE IF NOT EXISTS chain_head (
+    id   INTEGER PRIMARY KEY CHECK (id = 1),
+    seq  BIGINT NOT NULL,
+    hash TEXT NOT NULL
+);
+INSERT INTO chain_head (id, seq, hash) VALUES (1, 0, '{GENESIS_HASH}') ON CONFLICT (id) DO NOTHING;
+CREATE TABLE IF NOT EXISTS guardrail_schema (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL
+);
+INSERT INTO guardrail_schema (id, version) VALUES (1, {SCHEMA_VERSION}) ON CONFLICT (id) DO NOTHING;
+"#
+    )
+}
+
+/// An audit store in a PostgreSQL database (one connection, not TLS).
+pub struct PostgresStore {
+    client: Client,
+    /// Redacted URL for error messages.
+    url: String,
+    /// Redacted URL including the schema, usable as a store spec.
+    described: String,
+    schema: Option<String>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").field("url", &self.described).finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://…` or `postgresql://…`, or a key=value string) and creates
+    /// the schema if missing. A `schema=NAME` query parameter puts the tables in that schema
+    /// (created if missing); otherwise they go in the first schema of the server's search_path.
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
+        let (clean, schema) = split_schema_param(url)?;
+        Self::connect_inner(&clean, schema, redact_url(url))
+    }
+
+    /// Like [`connect`](Self::connect), with the tables in `schema` (created if missing, and
+    /// set as the connection's `search_path`). Tests use this to get an isolated store.
+    /// `schema` must be a plain identifier (letters, digits, `_`); it is used verbatim, quoted.
+    pub fn connect_with_schema(url: &str, schema: &str) -> Result<Self, StoreError> {
+        let (clean, from_url) = split_schema_param(url)?;
+        if from_url.as_deref().is_some_and(|s| s != schema) {
+            return Err(StoreError::InvalidSpec {
+                spec: redact_url(url),
+                reason: format!("the URL names schema {from_url:?} but {schema:?} was asked for"),
+            });
+        }
+        let sep = if clean.contains('?') { '&' } else { '?' };
+        let described = redact_url(&format!("{clean}{sep}schema={schema}"));
+        Self::connect_inner(&clean, Some(schema.to_string()), described)
+    }
+
+    /// The schema the tables live in, when one was chosen.
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    fn connect_inner(url: &str, schema: Option<String>, described: String) -> Result<Self, StoreError> {
+        let redacted = redact_url(url);
+        if let Some(s) = &schema {
+            validate_schema_name(s).map_err(|reason| StoreError::InvalidSpec { spec: described.clone(), reason })?;
+        }
+        let err = |source| StoreError::Postgres { url: redacted.clone(), source };
+        let mut config = Config::from_str(url).map_err(err)?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+        }
+        let mut client = config.connect(NoTls).map_err(err)?;
+        // NOTICEs ("relation already exists, skipping") are noise for a CLI.
+        client.batch_execute("SET client_min_messages = warning").map_err(err)?;
+        if let Some(s) = &schema {
+            // Session-wide, so every later statement (including in transactions) resolves our
+            // unqualified table names in this schema. Setting it before the schema exists is
+            // fine: search_path is resolved at each lookup.
+            client.batch_execute(&format!("SET search_path TO {}", quote_ident(s))).map_err(err)?;
+        }
+        let mut store = PostgresStore { client, url: redacted, described, schema };
+        store.ensure_schema()?;
+        Ok(store)
+    }
+
+    fn err(&self) -> impl Fn(postgres::Error) -> StoreError + use<> {
+        let url = self.url.clone();
+        move |source| StoreError::Postgres { url: url.clone(), source }
+    }
+
+    fn ensure_schema(&mut self) -> Result<(), StoreError> {
+        let err = self.err();
+        let location = self.described.clone();
+        // Fast path without DDL or locks, so a role with only read/write grants can use a
+        // store a DBA created.
+        if let Some(v) = stored_version(&mut self.client).map_err(&err)? {
+            return check_version(&location, v);
+        }
+        // A session-level lock taken outside the DDL transaction, not pg_advisory_xact_lock:
+        // a transaction started *after* waiting for the lock is guaranteed to see the catalog
+        // as the previous holder committed it. Inside one transaction, an advisory lock does
+        // not refresh the backend's catalog caches, so the re-check below could miss the
+        // tables just created and run the DDL again, which locks audit_records before
+        // chain_head (the reverse of append's order) and deadlocks with running appenders.
+        self.client.execute("SELECT pg_advisory_lock($1)", &[&SCHEMA_LOCK_KEY]).map_err(&err)?;
+        let created = self.create_schema_locked(&location);
+        let unlocked = self.client.execute("SELECT pg_advisory_unlock($1)", &[&SCHEMA_LOCK_KEY]).map_err(&err);
+        created?;
+        unlocked.map(|_| ())
+    }
+
+    /// Creates the schema unless whoever held the lock before us already did.
+    fn create_schema_locked(&mut self, location: &str) -> Result<(), StoreError> {
+        let err = self.err();
+        let mut tx = self.client.transaction().map_err(&err)?;
+        if let Some(v) = stored_version(&mut tx).map_err(&err)? {
+            tx.commit().map_err(&err)?;
+            return check_version(location, v);
+        }
+        if let Some(s) = &self.schema {
+            // CREATE SCHEMA IF NOT EXISTS still needs CREATE on the database, so only ask for it
+            // when the schema is really missing.
+            let present = tx.query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[s]).map_err(&err)?;
+            if present.is_none() {
+                tx.batch_execute(&format!("CREATE SCHEMA {}", quote_ident(s))).map_err(&err)?;
+            }
+        }
+        tx.batch_execute(&schema_v1()).map_err(&err)?;
+        let version = stored_version(&mut tx).map_err(&err)?;
+        tx.commit().map_err(&err)?;
+        check_version(location, version.unwrap_or(0))
+    }
+
+    fn query_strict(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<ChainedRecord>, StoreError> {
+        let err = self.err();
+        let rows = self.client.query(sql, params).map_err(&err)?;
+        rows.iter().map(|r| decode(r).map_err(&err)?.strict()).collect()
+    }
+
+    fn by_prefix(&mut self, prefix: &str) -> Result<Vec<ChainedRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM audit_records WHERE hash >= $1 AND hash < $2 ORDER BY seq LIMIT 2");
+        self.query_strict(&sql, &[&prefix, &prefix_upper_bound(prefix)])
+    }
+}
+
+/// The schema version recorded in the store; `None` when the store has not been created yet.
+fn stored_version(c: &mut impl GenericClient) -> Result<Option<i32>, postgres::Error> {
+    let exists: bool = c.query_one("SELECT to_regclass('guardrail_schema') IS NOT NULL", &[])?.try_get(0)?;
+    if !exists {
+        return Ok(None);
+    }
+    c.query_opt("SELECT version FROM guardrail_schema WHERE id = 1", &[])?.map(|r| r.try_get(0)).transpose()
+}
+
+fn check_version(location: &str, version: i32) -> Result<(), StoreError> {
+    let reason = match i64::from(version) {
+        v if v == SCHEMA_VERSION => return Ok(()),
+        v if v > SCHEMA_VERSION => {
+            format!(
+                "schema version {v} was written by a newer Guardrail; this build understands up to {SCHEMA_VERSION}"
+            )
+        }
+        v => format!("unknown schema version {v}"),
+    };
+    Err(StoreError::Schema { location: location.to_string(), reason })
+}
+
+fn cell(row: &Row, idx: usize) -> Result<Cell, postgres::Error> {
+    Ok(row.try_get::<_, Option<String>>(idx)?.ok_or_else(|| "is NULL".to_string()))
+}
+
+fn decode(row: &Row) -> Result<Decoded, postgres::Error> {
+    let seq: i64 = row.try_get(0)?;
+    Ok(decode_row(seq, cell(row, 1)?, cell(row, 2)?, cell(row, 3)?, cell(row, 4)?, cell(row, 5)?))
+}
+
+fn anchor_from(row: Option<Row>) -> Result<Option<Anchor>, postgres::Error> {
+    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+}
+
+impl AuditStore for PostgresStore {
+    fn append(&mut self, draft: RecordDraft) -> Result<ChainedRecord, StoreError> {
+        validate_draft(&draft)?;
+        let err = self.err();
+        let mut tx =
+            self.client.build_transaction().isolation_level(IsolationLevel::ReadCommitted).start().map_err(&err)?;
+        // synchronous_commit: durability must not depend on the server's default; lock_timeout:
+        // wait for other appenders about as long as SQLite's busy timeout, then fail loudly.
+        tx.batch_execute(
+            "SET LOCAL synchronous_commit = on; SET LOCAL lock_timeout = '30s'; \
+             LOCK TABLE chain_head IN EXCLUSIVE MODE",
+        )
+        .map_err(&err)?;
+        let anchor = anchor_from(tx.query_opt("SELECT seq, hash FROM chain_head WHERE id = 1", &[]).map_err(&err)?)
+            .map_err(&err)?;
+        let last_row = tx
+            .query_opt(&format!("SELECT {COLUMNS} FROM audit_records ORDER BY seq DESC LIMIT 1"), &[])
+            .map_err(&err)?;
+        let last = last_row.as_ref().map(decode).transpose().map_err(&err)?.map(Decoded::strict).transpose()?;
+        check_head(anchor.as_ref(), last.as_ref())?;
+        let rec = seal(last.as_ref(), draft);
+        let body = body_text(&rec.body)?;
+        tx.execute(
+            "INSERT INTO audit_records (seq, kind, recorded_at, body, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6)",
+            &[&rec.seq, &rec.kind, &rec.recorded_at, &body, &rec.prev_hash, &rec.hash],
+        )
+        .map_err(&err)?;
+        tx.execute("UPDATE chain_head SET seq = $1, hash = $2 WHERE id = 1", &[&rec.seq, &rec.hash]).map_err(&err)?;
+        // Returns once the commit record is flushed (synchronous_commit = on).
+        tx.commit().map_err(&err)?;
+        Ok(rec)
+    }
+
+    fn get(&mut self, seq: i64) -> Result<Option<ChainedRecord>, StoreError> {
+        Ok(self.query_strict(&format!("SELECT {COLUMNS} FROM audit_records WHERE seq = $1"), &[&seq])?.pop())
+    }
+
+    fn find(&mut self, id_or_seq: &str) -> Result<Option<ChainedRecord>, StoreError> {
+        find_with(self, id_or_seq, |s, seq| s.get(seq), |s, p| s.by_prefix(p))
+    }
+
+    fn list(&mut self, query: &ListQuery) -> Result<Vec<ChainedRecord>, StoreError> {
+        let limit = sql_limit(query.limit);
+        let mut sql = format!("SELECT {COLUMNS} FROM audit_records WHERE TRUE");
+        let mut args: Vec<&(dyn ToSql + Sync)> = Vec::new();
+        if let Some(before) = &query.before_seq {
+            args.push(before);
+            sql.push_str(&format!(" AND seq < ${}", args.len()));
+        }
+        if let Some(kind) = &query.kind {
+            args.push(kind);
+            sql.push_str(&format!(" AND kind = ${}", args.len()));
+        }
+        args.push(&limit);
+        sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${}", args.len()));
+        self.query_strict(&sql, &args)
+    }
+
+    fn all(&mut self) -> Result<Vec<ChainedRecord>, StoreError> {
+        self.query_strict(&format!("SELECT {COLUMNS} FROM audit_records ORDER BY seq"), &[])
+    }
+
+    fn verify(&mut self) -> Result<VerifyReport, StoreError> {
+        let err = self.err();
+        // One snapshot for the rows and the anchor, so a concurrent append cannot look like
+        // tampering.
+        let mut tx = self
+            .client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(&err)?;
+        let rows = tx.query(&format!("SELECT {COLUMNS} FROM audit_records ORDER BY seq"), &[]).map_err(&err)?;
+        let decoded = rows.iter().map(decode).collect::<Result<Vec<_>, _>>().map_err(&err)?;
+        let anchor = anchor_from(tx.query_opt("SELECT seq, hash FROM chain_head WHERE id = 1", &[]).map_err(&err)?)
+            .map_err(&err)?;
+        tx.commit().map_err(&err)?;
+        Ok(build_report(decoded, anchor))
+    }
+
+    fn describe(&self) -> String {
+        self.described.clone()
+    }
+}
+
+/// `"name"` with embedded quotes doubled (names are validated first; this is belt and braces).
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn validate_schema_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if first_ok && name.len() <= 63 && chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Ok(())
+    } else {
+        Err(format!("schema name {name:?} must be 1-63 characters: a letter or `_`, then letters, digits or `_`"))
+    }
+}
+
+/// Removes our `schema=NAME` query parameter (the postgres client rejects unknown ones) and
+/// returns it separately.
+fn split_schema_param(url: &str) -> Result<(String, Option<String>), StoreError> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_string(), None));
+    };
+    if !url.contains("://") {
+        return Ok((url.to_string(), None));
+    }
+    let mut schema = None;
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("schema", value)) => {
+                if schema.replace(value.to_string()).is_some() {
+                    return Err(StoreError::InvalidSpec {
+                        spec: redact_url(url),
+                        reason: "`schema` is given more than once".into(),
+                    });
+                }
+            }
+            _ => kept.push(pair),
+        }
+    }
+    let clean = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
+    Ok((clean, schema))
+}
+
+/// A connection string with any password replaced by `***`: the `user:password@` part of a
+/// URL, a `password=` query parameter, or a `password=` key in the key=value form.
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let (before_query, query) = match rest.split_once('?') {
+            Some((b, q)) => (b, Some(q)),
+            None => (rest, None),
+        };
+        // The last `@` before the query ends the user info (a password may contain `@` or `/`).
+        let before_query = match before_query.rsplit_once('@') {
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _password)) => format!("{user}:***@{host}"),
+                None => format!("{userinfo}@{host}"),
+            },
+            None => before_query.to_string(),
+        };
+        let query = query.map(|q| {
+            q.split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => pair.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("&")
+        });
+        match query {
+            Some(q) => format!("{scheme}://{before_query}?{q}"),
+            None => format!("{scheme}://{before_query}"),
+        }
+    } else {
+        redact_key_value(url)
+    }
+}
+
+/// Redacts `password=…` in the libpq key=value form (values may be single-quoted, with `\'`).
+fn redact_key_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(pos) = find_password_key(rest) {
+        let (head, tail) = rest.split_at(pos);
+        out.push_str(head);
+        let after_key = &tail["password".len()..];
+        let trimmed = after_key.trim_start();
+        let Some(value) = trimmed.strip_prefix('=') else {
+            out.push_str("password");
+            rest = after_key;
+            continue;
+        };
+        out.push_str("password=***");
+        let value = value.trim_start();
+        rest = if let Some(quoted) = value.strip_prefix('\'') {
+            let mut end = quoted.len();
+            let mut escaped = false;
+            for (i, c) in quoted.char_indices() {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == '\'' {
+                    end = i + 1;
+                    break;
+                }
+            }
+            &quoted[end..]
+        } else {
+            let end = value.find(char::is_whitespace).unwrap_or(value.len());
+            &value[end..]
+        };
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Position of a `password` key: at the start or after whitespace.
+fn find_password_key(s: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = s[from..].find("password") {
+        let at = from + i;
+        if at == 0 || s[..at].ends_with(char::is_whitespace) {
+            return Some(at);
+        }
+        from = at + "password".len();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact_url("postgres://u:s3cr@t@db:5432/x"), "postgres://u:***@db:5432/x");
+        assert_eq!(redact_url("postgresql://u@db/x"), "postgresql://u@db/x");
+        assert_eq!(
+            redact_url("postgres://db/x?user=u&password=p&schema=s"),
+            "postgres://db/x?user=u&password=***&schema=s"
+        );
+        assert_eq!(redact_url("postgres://u:p/q@db/x"), "postgres://u:***@db/x");
+        assert_eq!(redact_url("host=db password=secret user=u"), "host=db password=*** user=u");
+        assert_eq!(redact_url("host=db password = 'se cr\\'et' user=u"), "host=db password=*** user=u");
+        assert_eq!(redact_url("host=db user=u"), "host=db user=u");
+    }
+
+    #[test]
+    fn schema_param_is_split_off() {
+        let (u, s) = split_schema_param("postgres://h/db?schema=abc&connect_timeout=3").unwrap();
+        assert_eq!((u.as_str(), s.as_deref()), ("postgres://h/db?connect_timeout=3", Some("abc")));
+        let (u, s) = split_schema_param("postgres://h/db?schema=abc").unwrap();
+        assert_eq!((u.as_str(), s.as_deref()), ("postgres://h/db", Some("abc")));
+        assert!(split_schema_param("postgres://h/db?schema=a&schema=b").is_err());
+        assert_eq!(split_schema_param("postgres://h/db").unwrap().1, None);
+    }
+
+    #[test]
+    fn schema_names() {
+        assert!(validate_schema_name("gr_test_1").is_ok());
+        assert!(validate_schema_name("1abc").is_err());
+        assert!(validate_schema_name("a\"b").is_err());
+        assert!(validate_schema_name("").is_err());
+        assert!(validate_schema_name(&"a".repeat(64)).is_err());
+    }
+}

@@ -1,0 +1,303 @@
+//! The SQLite backend: one file, many writers.
+//!
+//! Concurrency and durability come from SQLite itself:
+//! - WAL journal, so readers never block the writer and vice versa;
+//! - `synchronous=FULL`, so every commit is fsynced before `append` returns;
+//! - a 30 s busy timeout, so a writer that finds the database locked waits instead of failing;
+//! - appends run in `BEGIN IMMEDIATE`, which takes the write lock *before* the head is read,
+//!   so two appenders can never seal after the same head (a deferred transaction would read
+//!   first and then fail to upgrade, or worse, both would read the same head).
+//!
+//! The `seq` primary key and the unique `hash` are a second line of defence: a fork could not
+//! be inserted even if the locking above were bypassed.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use guardrail_core::audit::{ChainedRecord, GENESIS_HASH, RecordDraft, VerifyReport, seal};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+
+use crate::{
+    Anchor, AuditStore, Cell, Decoded, ListQuery, SCHEMA_VERSION, StoreError, body_text, build_report, check_head,
+    decode_row, find_with, prefix_upper_bound, sql_limit, validate_draft,
+};
+
+/// How long a connection waits for another writer's lock before giving up. Appends hold the
+/// lock for one insert and an fsync (milliseconds), so 30 s only runs out if something is stuck.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `PRAGMA application_id` of a Guardrail audit database ("GRD1"), so we never add our tables
+/// to some other application's SQLite file given by mistake.
+const APPLICATION_ID: i64 = 0x4752_4431;
+
+const COLUMNS: &str = "seq, kind, recorded_at, body, prev_hash, hash";
+
+/// Version 1 schema. `seq` is the rowid alias without AUTOINCREMENT: it is assigned by `seal`,
+/// never by SQLite. `chain_head` holds exactly one row (id = 1), the head anchor.
+const SCHEMA_V1: &str = "
+CREATE TABLE audit_records (
+    seq         INTEGER PRIMARY KEY CHECK (seq >= 1),
+    kind        TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    prev_hash   TEXT NOT NULL,
+    hash        TEXT NOT NULL UNIQUE
+);
+CREATE INDEX audit_records_kind_seq ON audit_records (kind, seq);
+CREATE TABLE chain_head (
+    id   INTEGER PRIMARY KEY CHECK (id = 1),
+    seq  INTEGER NOT NULL,
+    hash TEXT NOT NULL
+);
+";
+
+/// An audit store in one SQLite file. Each value owns one connection; open one per thread or
+/// process (a connection is `Send` but not `Sync`).
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+    described: String,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, its parent directories and the
+    /// schema, and configures the connection (WAL, `synchronous=FULL`, busy timeout).
+    ///
+    /// Fails with [`StoreError::Schema`] if the file is some other application's database or
+    /// was written by a newer Guardrail.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf);
+        if let Some(dir) = &parent {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: dir.clone(), source })?;
+        }
+        let existed = path.exists();
+        // No SQLITE_OPEN_URI: a path is a path, even if it starts with `file:`.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let err = |source| StoreError::Sqlite { path: path.clone(), source };
+        let conn = Connection::open_with_flags(&path, flags).map_err(&err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(&err)?;
+        enable_wal(&conn).map_err(&err)?;
+        // synchronous is per connection (unlike journal_mode), so it is set on every open.
+        conn.pragma_update(None, "synchronous", "FULL").map_err(&err)?;
+        let described = format!("sqlite:{}", std::path::absolute(&path).unwrap_or_else(|_| path.clone()).display());
+        let mut store = SqliteStore { conn, path, described };
+        store.ensure_schema()?;
+        if !existed {
+            // The new file's directory entry must be durable too, or a crash could lose the
+            // whole database along with records already reported as written.
+            crate::mirror::sync_dir(parent.as_deref().unwrap_or(Path::new(".")))?;
+        }
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Creates the schema on a new database, or checks an existing one.
+    fn ensure_schema(&mut self) -> Result<(), StoreError> {
+        let err = sqlite_err(&self.path);
+        // Fast path without a write lock, so readers (list, verify) never queue behind writers
+        // and work on a read-only copy.
+        if schema_state(&self.conn).map_err(&err)? == (SCHEMA_VERSION, APPLICATION_ID) {
+            return Ok(());
+        }
+        let location = self.described.clone();
+        // Re-check under the write lock: another process may be creating the schema right now.
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(&err)?;
+        let (version, app_id) = schema_state(&tx).map_err(&err)?;
+        let problem = match version {
+            0 => {
+                let tables: i64 = tx
+                    .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
+                    .map_err(&err)?;
+                if app_id != APPLICATION_ID && (app_id != 0 || tables > 0) {
+                    Some("this SQLite file is not a Guardrail audit store (it already holds other tables)".to_string())
+                } else {
+                    tx.execute_batch(SCHEMA_V1).map_err(&err)?;
+                    tx.execute("INSERT INTO chain_head (id, seq, hash) VALUES (1, 0, ?1)", [GENESIS_HASH])
+                        .map_err(&err)?;
+                    tx.pragma_update(None, "application_id", APPLICATION_ID).map_err(&err)?;
+                    tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(&err)?;
+                    None
+                }
+            }
+            v if v == SCHEMA_VERSION && app_id == APPLICATION_ID => None,
+            v if v > SCHEMA_VERSION => Some(format!(
+                "schema version {v} was written by a newer Guardrail; this build understands up to {SCHEMA_VERSION}"
+            )),
+            v => Some(format!(
+                "this SQLite file is not a Guardrail audit store (user_version {v}, application_id {app_id})"
+            )),
+        };
+        match problem {
+            None => tx.commit().map_err(&err),
+            Some(reason) => Err(StoreError::Schema { location, reason }),
+        }
+    }
+
+    fn query_strict(&self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<Vec<ChainedRecord>, StoreError> {
+        query(&self.conn, sql, params).map_err(sqlite_err(&self.path))?.into_iter().map(Decoded::strict).collect()
+    }
+
+    fn by_prefix(&mut self, prefix: &str) -> Result<Vec<ChainedRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM audit_records WHERE hash >= ?1 AND hash < ?2 ORDER BY seq LIMIT 2");
+        self.query_strict(&sql, &[&prefix, &prefix_upper_bound(prefix)])
+    }
+}
+
+/// Wraps rusqlite errors with the database path.
+fn sqlite_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + use<> {
+    let path = path.to_path_buf();
+    move |source| StoreError::Sqlite { path: path.clone(), source }
+}
+
+fn schema_state(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let app_id: i64 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
+    Ok((version, app_id))
+}
+
+fn query(conn: &Connection, sql: &str, params: &[&dyn rusqlite::ToSql]) -> rusqlite::Result<Vec<Decoded>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params, decode)?;
+    rows.collect()
+}
+
+/// Switches the file to WAL (a no-op when it already is). journal_mode is persistent, so only
+/// the first opens of a new file change it; that change needs an exclusive lock, and SQLite
+/// reports "database is locked" at once instead of calling the busy handler when several
+/// connections race for it (seen with 8 threads opening a new file). So it is retried here,
+/// within the same budget as the busy timeout.
+///
+/// If the file system cannot do WAL, SQLite keeps its rollback journal, which is just as safe
+/// with BEGIN IMMEDIATE and synchronous=FULL, only slower; that is accepted rather than failed.
+fn enable_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let attempt = conn.pragma_query_value(None, "journal_mode", |row| row.get::<_, String>(0)).and_then(|mode| {
+            if mode.eq_ignore_ascii_case("wal") {
+                Ok(mode)
+            } else {
+                conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            }
+        });
+        match attempt {
+            Ok(_) => return Ok(()),
+            Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+}
+
+/// Reads one column as text; anything else is described rather than failing the whole read.
+fn cell(row: &Row<'_>, idx: usize) -> rusqlite::Result<Cell> {
+    Ok(match row.get_ref(idx)? {
+        ValueRef::Text(t) => String::from_utf8(t.to_vec()).map_err(|_| "is not valid UTF-8 text".to_string()),
+        ValueRef::Null => Err("is NULL".to_string()),
+        ValueRef::Integer(n) => Err(format!("holds the integer {n} instead of text")),
+        ValueRef::Real(f) => Err(format!("holds the number {f} instead of text")),
+        ValueRef::Blob(_) => Err("holds a blob instead of text".to_string()),
+    })
+}
+
+fn decode(row: &Row<'_>) -> rusqlite::Result<Decoded> {
+    // `seq` is the rowid alias, always an integer.
+    let seq: i64 = row.get(0)?;
+    Ok(decode_row(seq, cell(row, 1)?, cell(row, 2)?, cell(row, 3)?, cell(row, 4)?, cell(row, 5)?))
+}
+
+fn read_anchor(tx: &Transaction<'_>) -> rusqlite::Result<Option<Anchor>> {
+    tx.query_row("SELECT seq, hash FROM chain_head WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?))).optional()
+}
+
+impl AuditStore for SqliteStore {
+    fn append(&mut self, draft: RecordDraft) -> Result<ChainedRecord, StoreError> {
+        validate_draft(&draft)?;
+        let err = sqlite_err(&self.path);
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(&err)?;
+        let anchor = read_anchor(&tx).map_err(&err)?;
+        let last = {
+            let sql = format!("SELECT {COLUMNS} FROM audit_records ORDER BY seq DESC LIMIT 1");
+            let mut stmt = tx.prepare_cached(&sql).map_err(&err)?;
+            stmt.query_row([], decode).optional().map_err(&err)?.map(Decoded::strict).transpose()?
+        };
+        check_head(anchor.as_ref(), last.as_ref())?;
+        let rec = seal(last.as_ref(), draft);
+        let body = body_text(&rec.body)?;
+        tx.execute(
+            "INSERT INTO audit_records (seq, kind, recorded_at, body, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![rec.seq, rec.kind, rec.recorded_at, body, rec.prev_hash, rec.hash],
+        )
+        .map_err(&err)?;
+        tx.execute("UPDATE chain_head SET seq = ?1, hash = ?2 WHERE id = 1", params![rec.seq, rec.hash])
+            .map_err(&err)?;
+        // With WAL and synchronous=FULL the commit returns only after the WAL is fsynced.
+        tx.commit().map_err(&err)?;
+        Ok(rec)
+    }
+
+    fn get(&mut self, seq: i64) -> Result<Option<ChainedRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM audit_records WHERE seq = ?1");
+        Ok(self.query_strict(&sql, &[&seq])?.pop())
+    }
+
+    fn find(&mut self, id_or_seq: &str) -> Result<Option<ChainedRecord>, StoreError> {
+        find_with(self, id_or_seq, |s, seq| s.get(seq), |s, p| s.by_prefix(p))
+    }
+
+    fn list(&mut self, query: &ListQuery) -> Result<Vec<ChainedRecord>, StoreError> {
+        let limit = sql_limit(query.limit);
+        // Built from fixed fragments (values are bound), so the planner sees only the filters in
+        // use and can pick the (kind, seq) index.
+        let mut sql = format!("SELECT {COLUMNS} FROM audit_records WHERE 1 = 1");
+        let mut args: Vec<&dyn rusqlite::ToSql> = Vec::new();
+        if let Some(before) = &query.before_seq {
+            args.push(before);
+            sql.push_str(&format!(" AND seq < ?{}", args.len()));
+        }
+        if let Some(kind) = &query.kind {
+            args.push(kind);
+            sql.push_str(&format!(" AND kind = ?{}", args.len()));
+        }
+        args.push(&limit);
+        sql.push_str(&format!(" ORDER BY seq DESC LIMIT ?{}", args.len()));
+        self.query_strict(&sql, &args)
+    }
+
+    fn all(&mut self) -> Result<Vec<ChainedRecord>, StoreError> {
+        self.query_strict(&format!("SELECT {COLUMNS} FROM audit_records ORDER BY seq"), &[])
+    }
+
+    fn verify(&mut self) -> Result<VerifyReport, StoreError> {
+        let err = sqlite_err(&self.path);
+        // One read transaction: the rows and the anchor come from the same snapshot, so an
+        // append landing between the two reads cannot look like tampering.
+        let tx = self.conn.transaction().map_err(&err)?;
+        let rows = query(&tx, &format!("SELECT {COLUMNS} FROM audit_records ORDER BY seq"), &[]).map_err(&err)?;
+        let anchor = read_anchor(&tx).map_err(&err)?;
+        tx.finish().map_err(&err)?;
+        Ok(build_report(rows, anchor))
+    }
+
+    fn describe(&self) -> String {
+        self.described.clone()
+    }
+}
