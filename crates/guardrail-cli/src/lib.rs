@@ -5,9 +5,7 @@
 //! itself is `guardrail_core::policy::evaluate`. One [`gate::Evaluation`] is computed once per
 //! run from one snapshot of the inputs, and that same snapshot is what gets printed and audited.
 
-pub mod audit_cmd;
-pub mod ci;
-pub mod exit;
-pub mod gate;
-pub mod inputs;
+// The gate's wiring lives in `guardrail-gate` (shared with `guardrail-server`); re-exported
+// here so `guardrail::gate`, `guardrail::inputs`, … keep their paths.
+pub use guardrail_gate::{audit_cmd, ci, exit, gate, inputs};
 pub mod render;

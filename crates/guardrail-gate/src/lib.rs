@@ -1,0 +1,18 @@
+//! The deploy gate as a library, shared by every adapter (the `guardrail` CLI, the HTTP server).
+//!
+//! It resolves where the inputs come from ([`inputs`]: flags, then the seed tool's environment
+//! variables, then the `--root` layout), reads them once into a snapshot, evaluates that
+//! snapshot ([`gate::evaluate`] → `guardrail_core::policy::evaluate`), shapes the output and the
+//! audit body ([`gate::output`], [`gate::audit_body`]) and appends records ([`audit_cmd`]).
+//! Nothing here decides on its own: the decision is the core's; this crate is the wiring
+//! between the core, the config loaders, the audit stores and the outside world.
+//!
+//! It lives apart from the binary so that `guardrail-server` can use exactly the same code
+//! path as `guardrail gate` without a dependency cycle (`guardrail` → `guardrail-server` →
+//! `guardrail-gate`).
+
+pub mod audit_cmd;
+pub mod ci;
+pub mod exit;
+pub mod gate;
+pub mod inputs;

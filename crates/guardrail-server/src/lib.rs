@@ -1,0 +1,1 @@
+//! Guardrail HTTP server (in progress).
