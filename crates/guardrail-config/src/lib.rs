@@ -11,6 +11,7 @@
 //! - [`SourceMap`]: field path → line and column, with fallback to the nearest parent, to
 //!   position errors the core finds later.
 //! - [`load_slos`], [`load_metrics`], [`load_cost`]: data files → [`Loaded`] values.
+//! - [`load_governor_config`]: the remediation governor's approvers and executors.
 //! - [`load_policies`]: the policy file → [`PolicyLoad`] (the set, when its structure could be
 //!   read, plus every finding, including those of `guardrail_core::policy::check`).
 //!
@@ -37,6 +38,7 @@
 mod common;
 mod cost;
 mod error;
+mod governor;
 mod map;
 mod metrics;
 mod policies;
@@ -47,6 +49,7 @@ pub mod yaml;
 pub use common::Loaded;
 pub use cost::load_cost;
 pub use error::{ConfigError, Finding, has_errors};
+pub use governor::{MAX_TIMEOUT_SECONDS, load_governor_config};
 pub use map::SourceMap;
 pub use metrics::load_metrics;
 pub use policies::{DEFAULT_PRIORITY, PolicyLoad, load_policies};

@@ -14,9 +14,12 @@
 //! - [`policy`]: the policy language (AST), its validation, and first-match evaluation with a trace.
 //! - [`explain`]: the plain-language narrative and counterfactuals for a decision.
 //! - [`audit`]: canonical record bytes and the hash chain used by every audit store.
+//! - [`approval`]: who may release a blocked remediation, the plan/action binding hash, and
+//!   execution authorisation.
 //! - [`remediation`]: the remediation governor's incidents, action vocabulary, policy matching,
 //!   stress arithmetic and gate.
 
+pub mod approval;
 pub mod audit;
 pub mod cost;
 pub mod explain;

@@ -1,0 +1,249 @@
+//! The remediation governor's config file → [`GovernorConfig`]: who may approve or
+//! force-override per severity, and how authorised actions are executed.
+//!
+//! ```yaml
+//! approvals:
+//!   high:     { approvers: [alice, bob], force_override: [carol] }
+//!   critical: { force_override: [carol] }        # critical refuses APPROVE: approvers are ignored
+//! executor:
+//!   default: dry-run                              # dry-run | command | webhook
+//!   timeout_seconds: 30
+//!   webhook_url: http://127.0.0.1:8080/remediate
+//!   commands:                                     # per canonical action id; argv, never a shell
+//!     scale_worker_pool: [kubectl, scale, "deployment/{service}-workers", "--replicas=6"]
+//! ```
+//!
+//! Every key is checked (unknown keys are errors: a misspelt `aprovers` must not silently
+//! leave a severity without approvers, nor grant anything); a severity left out lists nobody.
+//! Nothing in this file can change a gate rule or threshold: it has no key for one.
+
+use std::collections::BTreeMap;
+
+use guardrail_core::approval::{
+    ApprovalPolicy, ExecutorKind, ExecutorSettings, GovernorConfig, SeverityApprovers, check_template, valid_user,
+};
+use guardrail_core::remediation::Severity;
+
+use crate::common::{Diags, Format, Loaded, Unknown, check_keys, count, get, mapping, parse_as, string};
+use crate::error::ConfigError;
+use crate::map::SourceMap;
+use crate::source::Source;
+use crate::yaml::Node;
+
+/// Longest timeout accepted, seconds.
+pub const MAX_TIMEOUT_SECONDS: u64 = 600;
+
+/// Reads a governor config file (YAML, or JSON when the name ends in `.json`).
+pub fn load_governor_config(src: &Source) -> Result<Loaded<GovernorConfig>, Vec<ConfigError>> {
+    let root = parse_as(src, Format::Yaml)?;
+    let mut d = Diags::new(src, SourceMap::from_node(&root));
+    let cfg = read(&mut d, &root);
+    d.finish(cfg)
+}
+
+fn read(d: &mut Diags, root: &Node) -> Option<GovernorConfig> {
+    let top = mapping(d, "", root)?;
+    check_keys(d, "", top, &["approvals", "executor", "version", "description"], Unknown::Error, |_| false);
+    let mut cfg = GovernorConfig::default();
+    let mut ok = true;
+    if let Some(n) = get(top, "approvals") {
+        match read_approvals(d, n) {
+            Some(a) => cfg.approvals = a,
+            None => ok = false,
+        }
+    } else {
+        d.warning("approvals", "is absent: nobody may approve or force-override anything");
+    }
+    if let Some(n) = get(top, "executor") {
+        match read_executor(d, n) {
+            Some(e) => cfg.executor = e,
+            None => ok = false,
+        }
+    }
+    (ok && !d.has_errors()).then_some(cfg)
+}
+
+fn users(d: &mut Diags, path: &str, node: &Node) -> Option<Vec<String>> {
+    let Some(items) = node.as_seq() else {
+        d.error(path, format!("must be a list of user names, got {}", node.describe()));
+        return None;
+    };
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, n) in items.iter().enumerate() {
+        let p = format!("{path}[{i}]");
+        match string(d, &p, n) {
+            Some(u) if valid_user(u.trim()) => {
+                if out.iter().any(|x: &String| x.eq_ignore_ascii_case(u.trim())) {
+                    d.warning(&p, format!("{u:?} is listed twice"));
+                } else {
+                    out.push(u.trim().to_string());
+                }
+            }
+            Some(u) => {
+                d.error(&p, format!("{u:?} is not a user name (1-64 of A-Z a-z 0-9 . _ @ -)"));
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+fn read_approvals(d: &mut Diags, node: &Node) -> Option<ApprovalPolicy> {
+    let m = mapping(d, "approvals", node)?;
+    let names: Vec<&str> = Severity::ALL.iter().map(|s| s.as_str()).collect();
+    check_keys(d, "approvals", m, &names, Unknown::Error, |_| false);
+    let mut policy = ApprovalPolicy::default();
+    let mut ok = true;
+    for sev in Severity::ALL {
+        let p = format!("approvals.{}", sev.as_str());
+        let Some(n) = get(m, sev.as_str()) else { continue };
+        let Some(e) = mapping(d, &p, n) else {
+            ok = false;
+            continue;
+        };
+        check_keys(d, &p, e, &["approvers", "force_override"], Unknown::Error, |_| false);
+        let mut a = SeverityApprovers::default();
+        if let Some(n) = get(e, "approvers") {
+            match users(d, &format!("{p}.approvers"), n) {
+                Some(u) => a.approvers = u,
+                None => ok = false,
+            }
+        }
+        if let Some(n) = get(e, "force_override") {
+            match users(d, &format!("{p}.force_override"), n) {
+                Some(u) => a.force_override = u,
+                None => ok = false,
+            }
+        }
+        if sev == Severity::Critical && !a.approvers.is_empty() {
+            d.warning(
+                format!("{p}.approvers"),
+                "is ignored: a critical incident refuses APPROVE and accepts only FORCE_OVERRIDE",
+            );
+        }
+        *policy.for_severity_mut(sev) = a;
+    }
+    ok.then_some(policy)
+}
+
+fn read_executor(d: &mut Diags, node: &Node) -> Option<ExecutorSettings> {
+    let m = mapping(d, "executor", node)?;
+    check_keys(d, "executor", m, &["default", "timeout_seconds", "webhook_url", "commands"], Unknown::Error, |_| false);
+    let mut e = ExecutorSettings::default();
+    let mut ok = true;
+    if let Some(n) = get(m, "default") {
+        match string(d, "executor.default", n).map(|s| (ExecutorKind::parse(&s), s)) {
+            Some((Some(k), _)) => e.default = k,
+            Some((None, s)) => {
+                d.error("executor.default", format!("{s:?} is not one of dry-run, command, webhook"));
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    if let Some(n) = get(m, "timeout_seconds") {
+        match count(d, "executor.timeout_seconds", n) {
+            Some(t) if (1..=MAX_TIMEOUT_SECONDS).contains(&t) => e.timeout_seconds = t as u32,
+            Some(t) => {
+                d.error("executor.timeout_seconds", format!("{t} is outside 1-{MAX_TIMEOUT_SECONDS}"));
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    if let Some(n) = get(m, "webhook_url") {
+        match string(d, "executor.webhook_url", n) {
+            Some(u) if u.starts_with("http://") && u.len() > "http://".len() => e.webhook_url = Some(u),
+            Some(u) => {
+                d.error(
+                    "executor.webhook_url",
+                    format!("{u:?} is not an http:// URL (https is not supported by the built-in webhook executor)"),
+                );
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    if let Some(n) = get(m, "commands") {
+        match read_commands(d, n) {
+            Some(c) => e.commands = c,
+            None => ok = false,
+        }
+    }
+    if e.default == ExecutorKind::Webhook && e.webhook_url.is_none() {
+        d.error("executor.default", "is webhook but executor.webhook_url is not set");
+        ok = false;
+    }
+    ok.then_some(e)
+}
+
+fn read_commands(d: &mut Diags, node: &Node) -> Option<BTreeMap<String, Vec<String>>> {
+    let m = mapping(d, "executor.commands", node)?;
+    let mut out = BTreeMap::new();
+    let mut ok = true;
+    for (action, n) in m {
+        let p = format!("executor.commands.{action}");
+        let Some(items) = n.as_seq() else {
+            d.error(&p, format!("must be a list of arguments (argv, no shell), got {}", n.describe()));
+            ok = false;
+            continue;
+        };
+        let mut argv = Vec::new();
+        for (i, a) in items.iter().enumerate() {
+            match string(d, &format!("{p}[{i}]"), a) {
+                Some(s) => argv.push(s),
+                None => ok = false,
+            }
+        }
+        for problem in check_template(&argv) {
+            d.error(&p, problem);
+            ok = false;
+        }
+        out.insert(action.clone(), argv);
+    }
+    ok.then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(name: &str, text: &str) -> Result<GovernorConfig, Vec<String>> {
+        load_governor_config(&Source::from_text(name, text))
+            .map(|l| l.value)
+            .map_err(|e| e.into_iter().map(|e| e.to_string()).collect())
+    }
+
+    #[test]
+    fn reads_approvers_and_executors() {
+        let cfg = load(
+            "g.yaml",
+            "approvals:\n  high: {approvers: [alice, bob], force_override: [carol]}\n  critical: {force_override: [carol]}\nexecutor:\n  default: command\n  commands:\n    scale_worker_pool: [echo, '{service}']\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.approvals.high.approvers, ["alice", "bob"]);
+        assert!(cfg.approvals.low.approvers.is_empty());
+        assert_eq!(cfg.executor.default, ExecutorKind::Command);
+        assert_eq!(cfg.executor.commands["scale_worker_pool"], ["echo", "{service}"]);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_field() {
+        let e = load("g.yaml", "approvals:\n  high: {aprovers: [alice]}\n").unwrap_err();
+        assert!(e[0].contains("g.yaml:2") && e[0].contains("approvals.high.aprovers"), "{e:?}");
+        let e = load("g.yaml", "approvals:\n  urgent: {approvers: [a]}\n").unwrap_err();
+        assert!(e[0].contains("approvals.urgent"), "{e:?}");
+        let e = load("g.yaml", "approvals:\n  low: {approvers: ['a b']}\n").unwrap_err();
+        assert!(e[0].contains("approvals.low.approvers[0]"), "{e:?}");
+        let e = load("g.yaml", "executor:\n  commands:\n    x: [sh, '{command}']\n").unwrap_err();
+        assert!(e[0].contains("executor.commands.x") && e[0].contains("{command}"), "{e:?}");
+        let e = load("g.yaml", "executor: {default: webhook}\n").unwrap_err();
+        assert!(e[0].contains("webhook_url"), "{e:?}");
+        let e = load("g.yaml", "block_at_contradictions: 99\n").unwrap_err();
+        assert!(e[0].contains("block_at_contradictions"), "{e:?}");
+        let e = load("g.json", "{\"approvals\": ").unwrap_err();
+        assert!(e[0].contains("g.json"), "{e:?}");
+    }
+}
