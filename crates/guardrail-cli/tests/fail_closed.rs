@@ -97,6 +97,19 @@ fn impossible_counts() {
 }
 
 #[test]
+fn impossible_window_and_mismatched_services() {
+    let s = Scratch::new();
+    s.edit("data/metrics.json", "\"window_days\": 30", "\"window_days\": 0");
+    refuses(&s, &[], &["metrics.json", "window_days"]);
+    let s = Scratch::new();
+    s.edit("data/metrics.json", "\"window_days\": 30", "\"window_days\": \"30\"");
+    refuses(&s, &[], &["metrics.json", "window_days"]);
+    let s = Scratch::new();
+    s.edit("data/cost.json", "\"service\": \"checkout-api\"", "\"service\": \"payments\"");
+    refuses(&s, &[], &["cost.json", "payments", "checkout-api"]);
+}
+
+#[test]
 fn burn_series() {
     let s = Scratch::new();
     s.write("data/metrics.json", &metrics_with(1000, 1, 480, &[]));

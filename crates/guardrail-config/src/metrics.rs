@@ -97,6 +97,15 @@ fn read(d: &mut Diags, root: &Node) -> Option<MetricsSnapshot> {
 
     let burn = read_burn(d, top);
 
+    // The seed ignores `window_days`; a window of no days cannot hold the counts above, so a
+    // zero, negative or fractional one means the file is wrong, not that the budget is full.
+    if let Some(n) = optional(top, "window_days")
+        && let Some(days) = count(d, "window_days", n)
+        && days == 0
+    {
+        d.error("window_days", "must be at least 1 day, got 0");
+    }
+
     let service = match optional(top, "service") {
         Some(n) => string(d, "service", n),
         None if get(top, "service").is_some() => {

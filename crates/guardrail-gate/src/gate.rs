@@ -110,6 +110,17 @@ pub fn evaluate(sources: Sources, settings: Settings) -> Result<Evaluation, Vec<
             return Err(errs);
         }
     };
+    // Signals from two services would decide one deploy on another's health: a wrong file,
+    // never a decision. "unknown" (no `service` key, as the seed allowed) matches anything.
+    if slo.details.service != cost.service && slo.details.service != "unknown" && cost.service != "unknown" {
+        return Err(vec![format!(
+            "{}: service: the cost data is for {:?} but the metrics ({}) are for {:?}; point both at the same service",
+            sources.cost.path.display(),
+            cost.service,
+            sources.metrics.path.display(),
+            slo.details.service
+        )]);
+    }
     let signals = Signals::from_reports(&slo, &cost);
     let decision =
         policy::evaluate(&policies, &signals).map_err(|e| vec![format!("{}: {e}", sources.policies.path.display())])?;
