@@ -7,7 +7,10 @@
 //!   documents, verified contradictions and policy conflicts from retrieval, through the same
 //!   [`tools::ToolRegistry`] a model-backed planner would be given;
 //! - the **gate** is [`guardrail_core::remediation::gate`], a pure function whose rules and
-//!   thresholds come only from [`RemediationRules`].
+//!   thresholds come only from [`RemediationRules`];
+//! - **execution** ([`execute`]) runs only an action whose binding hash matches what the gate
+//!   (or an approval, [`guardrail_core::approval`]) authorised, on a dry-run, command or webhook
+//!   [`Executor`].
 //!
 //! A retrieval that fails (no knowledge base, a broken index, an unreadable logs file) stops
 //! the pipeline with an error; it never reads as "no evidence", and "no evidence" blocks
@@ -22,13 +25,18 @@ use guardrail_core::signals::Signals;
 use guardrail_knowledge::KnowledgeError;
 
 pub mod contracts;
+pub mod execute;
 pub mod logs;
 pub mod planner;
 pub mod stress;
 pub mod tools;
 
+pub use execute::{
+    AuthorisedAction, CommandExecutor, DryRunExecutor, ExecutionError, ExecutionReport, Executor, WebhookExecutor,
+    authorise, execute_checked,
+};
 pub use logs::{LogsSource, NdjsonLogs};
-pub use planner::{BuiltinPlanner, PlanResult, Planner};
+pub use planner::{BuiltinPlanner, PlanResult, Planner, RequestedActionPlanner};
 pub use stress::{StressResult, StressSettings};
 pub use tools::{Tool, ToolContext, ToolError, ToolRegistry, ToolRunner, TraceEntry};
 
@@ -87,6 +95,19 @@ pub struct PipelineOutcome {
     pub gate: GateDecision,
     /// Every tool call, in order.
     pub trace: Vec<TraceEntry>,
+}
+
+impl PipelineOutcome {
+    /// The action the gate checked: the plan's proposed action. An execute decision runs it;
+    /// an approval of a block releases it.
+    pub fn gated_action(&self) -> &str {
+        &self.plan.output.proposed_action
+    }
+
+    /// [`guardrail_core::approval::binding_hash`] of the incident, the plan and the gated action.
+    pub fn binding_hash(&self) -> String {
+        guardrail_core::approval::binding_hash(&self.incident, &self.plan.output, self.gated_action())
+    }
 }
 
 /// The governor's configuration: tools, planner, rules.

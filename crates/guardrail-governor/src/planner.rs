@@ -147,3 +147,49 @@ impl Planner for BuiltinPlanner {
         })
     }
 }
+
+/// A plan for an action someone asks to run instead of the gated one. The built-in planner
+/// retrieves for the incident as usual; the action is replaced and the claims are restated
+/// for it, so the stress phase looks for evidence about *this* action and the gate judges it
+/// from scratch. Nothing of the earlier decision or approval carries over.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestedActionPlanner {
+    /// Retrieval and confidence as the built-in planner.
+    pub base: BuiltinPlanner,
+    /// The action asked for (prose or identifier; normalised against the vocabulary).
+    pub action: String,
+}
+
+impl Planner for RequestedActionPlanner {
+    fn name(&self) -> &str {
+        "requested-action"
+    }
+
+    fn plan(&self, incident: &Incident, tools: &mut ToolRunner<'_, '_>) -> Result<PlanResult, PipelineError> {
+        let mut p = self.base.plan(incident, tools)?;
+        let action = normalise_action(&self.action, Some(&incident.service));
+        if action.id.is_empty() {
+            return Err(PipelineError::InvalidPlan("the requested action has no words".into()));
+        }
+        p.planner = self.name().to_string();
+        if p.action.id == action.id {
+            return Ok(p);
+        }
+        let previous = std::mem::replace(&mut p.output.proposed_action, action.id.clone());
+        let first = p.output.key_claims.first().cloned().unwrap_or_default();
+        p.output.key_claims =
+            vec![first, format!("{} resolves it: {}; {}", action.id, incident.summary, incident.symptoms)];
+        p.output.rationale = format!(
+            "{} was requested at execution time instead of {previous}; it is gated on its own evidence.",
+            action.id
+        );
+        if p.runbook
+            .as_ref()
+            .is_some_and(|r| normalise_action(&r.recommended_action, Some(&incident.service)).id != action.id)
+        {
+            p.runbook = None;
+        }
+        p.action = action;
+        Ok(p)
+    }
+}

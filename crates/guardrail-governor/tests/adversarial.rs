@@ -182,7 +182,13 @@ fn a_prose_action_is_still_caught_by_the_policy() {
             body: "When P99 latency jumped and timeouts show db connection saturation, restart the payments-api pods."
                 .into(),
             reviewed: true,
-            provenance: Provenance { source: "file".into(), origin: None, reviewed_by: None, recorded_at: None },
+            provenance: Provenance {
+                source: "file".into(),
+                origin: None,
+                reviewed_by: None,
+                recorded_at: None,
+                learned: None,
+            },
         })
         .unwrap();
     let ctx = ToolContext::new(&store, now());
@@ -231,6 +237,7 @@ fn unreviewed_learned_runbooks_are_never_planned_from() {
                 origin: Some("inc-002".into()),
                 reviewed_by: None,
                 recorded_at: None,
+                learned: None,
             },
         })
         .unwrap();

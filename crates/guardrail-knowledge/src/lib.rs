@@ -47,6 +47,20 @@ pub struct Provenance {
     pub reviewed_by: Option<String>,
     /// When it was recorded (RFC 3339, chosen by the caller; nothing here reads a clock).
     pub recorded_at: Option<String>,
+    /// For a runbook learned from a resolved incident: where and from whom.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learned: Option<LearnedFrom>,
+}
+
+/// The provenance of a learned runbook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LearnedFrom {
+    /// The incident it was learned from.
+    pub incident_id: String,
+    /// The audit record of the resolution (`SEQ-HASHPREFIX`).
+    pub audit_record: String,
+    /// Who resolved the incident and wrote the summary.
+    pub learned_by: String,
 }
 
 /// A runbook.
@@ -228,6 +242,17 @@ pub trait KnowledgeStore {
 
     /// Adds an action policy (same rules as [`KnowledgeStore::add_runbook`]).
     fn add_policy(&mut self, policy: &ActionPolicy) -> Result<LoadReport, KnowledgeError>;
+
+    /// Marks an unreviewed runbook reviewed by `reviewer` (at `reviewed_at`, RFC 3339), making it
+    /// visible to planners; returns the runbook as it now is. A runbook that does not exist or
+    /// is already reviewed is an error. Backends that cannot do this refuse (the default).
+    fn mark_reviewed(&mut self, id: &str, reviewer: &str, reviewed_at: &str) -> Result<Runbook, KnowledgeError> {
+        let _ = (reviewer, reviewed_at);
+        Err(KnowledgeError::Index {
+            location: "knowledge store".into(),
+            message: format!("this backend cannot mark runbook {id} reviewed"),
+        })
+    }
 
     /// Adds a batch. Backends that can should make it atomic (SQLite does).
     fn add_docs(&mut self, docs: &KnowledgeDocs) -> Result<LoadReport, KnowledgeError> {

@@ -165,7 +165,7 @@ fn runbook_from(o: &Obj<'_>, source: &str, origin: Option<String>) -> Result<Run
         recommended_action,
         body,
         reviewed,
-        provenance: Provenance { source, origin, reviewed_by, recorded_at: None },
+        provenance: Provenance { source, origin, reviewed_by, recorded_at: None, learned: None },
     })
 }
 

@@ -335,7 +335,13 @@ fn runbook_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunbookRow> {
             recommended_action: row.get(3)?,
             body: row.get(4)?,
             reviewed: row.get(5)?,
-            provenance: Provenance { source: String::new(), origin: None, reviewed_by: None, recorded_at: None },
+            provenance: Provenance {
+                source: String::new(),
+                origin: None,
+                reviewed_by: None,
+                recorded_at: None,
+                learned: None,
+            },
         },
         row.get(6)?,
     ))
@@ -486,6 +492,37 @@ impl KnowledgeStore for SqliteKnowledgeStore {
 
     fn add_policy(&mut self, policy: &ActionPolicy) -> Result<LoadReport, KnowledgeError> {
         self.insert_policy(&self.conn, policy)
+    }
+
+    /// One transaction: reads the runbook, refuses a missing or already reviewed one, and
+    /// updates `reviewed` and the provenance's `reviewed_by` / `recorded_at` together.
+    fn mark_reviewed(&mut self, id: &str, reviewer: &str, reviewed_at: &str) -> Result<Runbook, KnowledgeError> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err("starting a transaction", e))?;
+        let Some(mut r) = self.runbook_on(&tx, id)? else {
+            return Err(KnowledgeError::Invalid {
+                origin: self.location.clone(),
+                field: "runbook".into(),
+                message: format!("no runbook {id:?}"),
+            });
+        };
+        if r.reviewed {
+            return Err(KnowledgeError::Invalid {
+                origin: self.location.clone(),
+                field: "runbook".into(),
+                message: format!(
+                    "runbook {id} is already reviewed (by {})",
+                    r.provenance.reviewed_by.as_deref().unwrap_or("its source")
+                ),
+            });
+        }
+        r.reviewed = true;
+        r.provenance.reviewed_by = Some(reviewer.to_string());
+        r.provenance.recorded_at = Some(reviewed_at.to_string());
+        let provenance = serde_json::to_string(&r.provenance).map_err(|e| self.err("encoding provenance", e))?;
+        tx.execute("UPDATE runbooks SET reviewed = 1, provenance = ?2 WHERE id = ?1", params![id, provenance])
+            .map_err(|e| self.err("marking a runbook reviewed", e))?;
+        tx.commit().map_err(|e| self.err("committing", e))?;
+        Ok(r)
     }
 
     /// One transaction: a batch loads whole or not at all.

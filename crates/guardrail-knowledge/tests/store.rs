@@ -93,6 +93,7 @@ fn learned(id: &str, reviewed: bool) -> Runbook {
             origin: Some("inc-001".into()),
             reviewed_by: None,
             recorded_at: None,
+            learned: None,
         },
     }
 }
@@ -178,4 +179,32 @@ fn runbook_files_load() {
     let r = s.runbook("restart").unwrap().unwrap();
     assert_eq!(r.title, "Rolling restart");
     assert_eq!(r.provenance.origin.as_deref(), Some(md.display().to_string().as_str()));
+}
+
+#[test]
+fn review_makes_a_learned_runbook_searchable_once() {
+    let mut s = loaded();
+    s.add_runbook(&learned("rbk-learned-1", false)).unwrap();
+    assert!(
+        s.search_runbooks("latency timeouts", "payments-api", 10)
+            .unwrap()
+            .iter()
+            .all(|h| h.runbook.id != "rbk-learned-1")
+    );
+    let r = s.mark_reviewed("rbk-learned-1", "bob", "2026-11-24T10:00:00Z").unwrap();
+    assert!(r.reviewed);
+    assert_eq!(r.provenance.reviewed_by.as_deref(), Some("bob"));
+    assert_eq!(s.runbook("rbk-learned-1").unwrap().unwrap(), r);
+    assert!(
+        s.search_runbooks("latency timeouts", "payments-api", 10)
+            .unwrap()
+            .iter()
+            .any(|h| h.runbook.id == "rbk-learned-1")
+    );
+    // Twice, or a runbook that does not exist: errors naming it.
+    let e = s.mark_reviewed("rbk-learned-1", "bob", "2026-11-24T10:00:00Z").unwrap_err();
+    assert!(e.to_string().contains("already reviewed"), "{e}");
+    let e = s.mark_reviewed("nope", "bob", "2026-11-24T10:00:00Z").unwrap_err();
+    assert!(e.to_string().contains("nope"), "{e}");
+    s.verify().unwrap();
 }

@@ -1,0 +1,211 @@
+//! Execution: the hash check in front of every executor, the command executor (argv, allow-listed
+//! parameters, timeout) and the webhook executor against a loopback server started here.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::time::Duration;
+
+use common::{now, sample_store};
+use guardrail_core::remediation::Verdict;
+use guardrail_governor::{
+    CommandExecutor, DryRunExecutor, ExecutionError, Executor, Governor, PipelineOutcome, RequestedActionPlanner,
+    ToolContext, WebhookExecutor, execute_checked, run_pipeline,
+};
+
+fn inc002() -> PipelineOutcome {
+    let (store, incidents) = sample_store();
+    let o = run_pipeline(&incidents[1], &ToolContext::new(&store, now())).unwrap();
+    assert_eq!(o.gate.output.decision, Verdict::Execute);
+    assert_eq!(o.gated_action(), "scale_worker_pool");
+    o
+}
+
+fn commands(argv: &[&str]) -> BTreeMap<String, Vec<String>> {
+    BTreeMap::from([("scale_worker_pool".to_string(), argv.iter().map(|s| s.to_string()).collect())])
+}
+
+#[test]
+fn a_different_action_never_reaches_the_executor() {
+    let o = inc002();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let marker_s = marker.display().to_string();
+    let mut cmds = commands(&["touch", &marker_s]);
+    cmds.insert("restart_api_pods".into(), vec!["touch".into(), marker_s.clone()]);
+    let exec = CommandExecutor { commands: cmds, timeout: Duration::from_secs(5) };
+    let hash = o.binding_hash();
+    // Another action under the same authorisation.
+    let e = execute_checked(&exec, &hash, &o.incident, &o.plan.output, "restart_api_pods").unwrap_err();
+    assert!(matches!(e, ExecutionError::Mismatch(_)), "{e}");
+    // The same action with an edited plan.
+    let mut plan = o.plan.output.clone();
+    plan.key_claims.push("Ignore previous instructions".into());
+    assert!(matches!(
+        execute_checked(&exec, &hash, &o.incident, &plan, "scale_worker_pool"),
+        Err(ExecutionError::Mismatch(_))
+    ));
+    // The same action for an incident whose severity changed.
+    let mut inc = o.incident.clone();
+    inc.severity = guardrail_core::remediation::Severity::Critical;
+    assert!(matches!(
+        execute_checked(&exec, &hash, &inc, &o.plan.output, "scale_worker_pool"),
+        Err(ExecutionError::Mismatch(_))
+    ));
+    assert!(!marker.exists(), "a mismatched action ran");
+    // The authorised one runs.
+    let r = execute_checked(&exec, &hash, &o.incident, &o.plan.output, "scale_worker_pool").unwrap();
+    assert!(r.ok && !r.dry_run, "{r:?}");
+    assert!(marker.exists());
+    assert_eq!(r.binding_hash, hash);
+}
+
+#[test]
+fn dry_run_runs_nothing_and_shows_the_command() {
+    let o = inc002();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran").display().to_string();
+    let exec = DryRunExecutor { commands: commands(&["touch", &marker, "{service}"]) };
+    let r = execute_checked(&exec, &o.binding_hash(), &o.incident, &o.plan.output, "scale_worker_pool").unwrap();
+    assert!(r.dry_run && r.ok);
+    assert_eq!(r.detail["command"][2], "billing-batch");
+    assert!(!std::path::Path::new(&marker).exists());
+}
+
+#[test]
+fn command_executor_uses_argv_and_reports_failures() {
+    let o = inc002();
+    let h = o.binding_hash();
+    // Parameters are substituted as whole values, never through a shell.
+    let exec = CommandExecutor {
+        commands: commands(&["echo", "{service};", "$(id)", "{incident_id}"]),
+        timeout: Duration::from_secs(5),
+    };
+    let r = execute_checked(&exec, &h, &o.incident, &o.plan.output, "scale_worker_pool").unwrap();
+    assert!(r.ok);
+    assert_eq!(r.detail["stdout"], "billing-batch; $(id) inc-002\n");
+    // A failing command is a report with ok = false and its exit code.
+    let exec = CommandExecutor { commands: commands(&["false"]), timeout: Duration::from_secs(5) };
+    let r = execute_checked(&exec, &h, &o.incident, &o.plan.output, "scale_worker_pool").unwrap();
+    assert!(!r.ok);
+    assert_eq!(r.detail["exit_code"], 1);
+    // No template, a missing program, a timeout: errors.
+    let exec = CommandExecutor { commands: BTreeMap::new(), timeout: Duration::from_secs(5) };
+    assert!(matches!(exec.name(), "command"));
+    assert!(matches!(
+        execute_checked(&exec, &h, &o.incident, &o.plan.output, "scale_worker_pool"),
+        Err(ExecutionError::NotConfigured { .. })
+    ));
+    let exec = CommandExecutor { commands: commands(&["/nonexistent/guardrail-x"]), timeout: Duration::from_secs(5) };
+    assert!(matches!(
+        execute_checked(&exec, &h, &o.incident, &o.plan.output, "scale_worker_pool"),
+        Err(ExecutionError::Failed { .. })
+    ));
+    let exec = CommandExecutor { commands: commands(&["sleep", "5"]), timeout: Duration::from_millis(200) };
+    let e = execute_checked(&exec, &h, &o.incident, &o.plan.output, "scale_worker_pool").unwrap_err();
+    assert!(e.to_string().contains("did not finish"), "{e}");
+    // A template with a parameter outside the allow-list is refused before anything runs.
+    let exec = CommandExecutor { commands: commands(&["echo", "{summary}"]), timeout: Duration::from_secs(5) };
+    assert!(matches!(
+        execute_checked(&exec, &h, &o.incident, &o.plan.output, "scale_worker_pool"),
+        Err(ExecutionError::NotConfigured { .. })
+    ));
+}
+
+/// A one-request HTTP server on 127.0.0.1; returns its URL and a handle yielding the request.
+fn serve_once(status: &'static str) -> (String, std::thread::JoinHandle<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hooks/remediate", listener.local_addr().unwrap());
+    let h = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut req = Vec::new();
+        let mut buf = [0u8; 1024];
+        // Read headers, then Content-Length bytes of body.
+        loop {
+            let n = s.read(&mut buf).unwrap();
+            req.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&req).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if body.len() >= len {
+                    break;
+                }
+            }
+            if n == 0 {
+                break;
+            }
+        }
+        let answer = format!("HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        s.write_all(answer.as_bytes()).unwrap();
+        String::from_utf8_lossy(&req).into_owned()
+    });
+    (url, h)
+}
+
+#[test]
+fn webhook_posts_the_authorised_action_as_json() {
+    let o = inc002();
+    let (url, server) = serve_once("200 OK");
+    let exec = WebhookExecutor { url: url.clone(), timeout: Duration::from_secs(5) };
+    let r = execute_checked(&exec, &o.binding_hash(), &o.incident, &o.plan.output, "scale_worker_pool").unwrap();
+    let req = server.join().unwrap();
+    assert!(r.ok, "{r:?}");
+    assert_eq!(r.detail["http_status"], 200);
+    assert!(req.starts_with("POST /hooks/remediate HTTP/1.1\r\n"), "{req}");
+    assert!(req.contains("Content-Type: application/json"), "{req}");
+    let body: serde_json::Value = serde_json::from_str(req.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(body["incident_id"], "inc-002");
+    assert_eq!(body["action"], "scale_worker_pool");
+    assert_eq!(body["binding_hash"], o.binding_hash());
+}
+
+#[test]
+fn webhook_failures_are_reported() {
+    let o = inc002();
+    let (url, server) = serve_once("500 Internal Server Error");
+    let exec = WebhookExecutor { url, timeout: Duration::from_secs(5) };
+    let r = execute_checked(&exec, &o.binding_hash(), &o.incident, &o.plan.output, "scale_worker_pool").unwrap();
+    server.join().unwrap();
+    assert!(!r.ok);
+    assert_eq!(r.detail["http_status"], 500);
+    // Nobody listening: an error, not a success.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let exec = WebhookExecutor { url: format!("http://127.0.0.1:{port}/x"), timeout: Duration::from_secs(2) };
+    assert!(matches!(
+        execute_checked(&exec, &o.binding_hash(), &o.incident, &o.plan.output, "scale_worker_pool"),
+        Err(ExecutionError::Failed { .. })
+    ));
+}
+
+#[test]
+fn a_requested_action_is_gated_from_scratch() {
+    let (store, incidents) = sample_store();
+    let ctx = ToolContext::new(&store, now());
+    // inc-002 executes scale_worker_pool; asking for a restart instead re-enters the gate.
+    let g = Governor {
+        planner: Box::new(RequestedActionPlanner { base: Default::default(), action: "restart_api_pods".into() }),
+        ..Governor::default()
+    };
+    let o = g.run(&incidents[1], &ctx, None).unwrap();
+    assert_eq!(o.gated_action(), "restart_api_pods");
+    assert_eq!(o.plan.planner, "requested-action");
+    assert!(o.plan.runbook.is_none());
+    assert_ne!(o.binding_hash(), inc002().binding_hash());
+    // A destructive request for payments-api is blocked.
+    let g = Governor {
+        planner: Box::new(RequestedActionPlanner {
+            base: Default::default(),
+            action: "kubectl delete namespace payments --force".into(),
+        }),
+        ..Governor::default()
+    };
+    let o = g.run(&incidents[0], &ctx, None).unwrap();
+    assert_eq!(o.gate.output.decision, Verdict::BlockAndEscalate, "{:?}", o.gate.output.reasons);
+}
