@@ -8,4 +8,8 @@
 // The gate's wiring lives in `guardrail-gate` (shared with `guardrail-server`); re-exported
 // here so `guardrail::gate`, `guardrail::inputs`, … keep their paths.
 pub use guardrail_gate::{audit_cmd, ci, exit, gate, inputs};
+pub mod approve_cmd;
+pub mod incident_cmd;
+pub mod kb_cmd;
+pub mod remediation;
 pub mod render;

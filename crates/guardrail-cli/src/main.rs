@@ -90,6 +90,20 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Remediation governor: run incidents through plan → stress → gate → execute; list, show,
+    /// execute, resolve. Exit 0 executed (or dry run), 10 awaiting approval, 11 refused,
+    /// 12 execution failed, 3 could not decide, 64 usage.
+    Incident {
+        #[command(subcommand)]
+        command: guardrail::incident_cmd::IncidentCommand,
+    },
+    /// Approve (or --force-override) an incident's blocked action, then execute it.
+    Approve(guardrail::approve_cmd::ApproveArgs),
+    /// The governor's knowledge base: load, search, review, stats.
+    Kb {
+        #[command(subcommand)]
+        command: guardrail::kb_cmd::KbCommand,
+    },
     /// Re-evaluate a recorded decision from its recorded inputs and compare.
     Replay {
         /// Record id (`SEQ`, `SEQ-HASHPREFIX` or a hash prefix).
@@ -258,6 +272,9 @@ fn run(cli: Cli) -> i32 {
         }
         Command::Audit { store, command } => run_audit(&store, command, env),
         Command::Replay { record, store, format } => replay(&store.spec(env), &record, format),
+        Command::Incident { command } => guardrail::incident_cmd::run(command, env),
+        Command::Approve(args) => guardrail::approve_cmd::run(args, env),
+        Command::Kb { command } => guardrail::kb_cmd::run(command, env),
     }
 }
 

@@ -176,9 +176,11 @@ impl Planner for RequestedActionPlanner {
             return Ok(p);
         }
         let previous = std::mem::replace(&mut p.output.proposed_action, action.id.clone());
-        let first = p.output.key_claims.first().cloned().unwrap_or_default();
-        p.output.key_claims =
-            vec![first, format!("{} resolves it: {}; {}", action.id, incident.summary, incident.symptoms)];
+        // One claim, in the action's own words only: evidence must be about this action. The
+        // incident's words (and the runbook match) would find documents about the incident,
+        // which support the runbook's action, not this one.
+        let words = if action.words.is_empty() { action.id.replace('_', " ") } else { action.words.join(" ") };
+        p.output.key_claims = vec![words];
         p.output.rationale = format!(
             "{} was requested at execution time instead of {previous}; it is gated on its own evidence.",
             action.id

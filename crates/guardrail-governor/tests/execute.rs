@@ -198,6 +198,14 @@ fn a_requested_action_is_gated_from_scratch() {
     assert_eq!(o.plan.planner, "requested-action");
     assert!(o.plan.runbook.is_none());
     assert_ne!(o.binding_hash(), inc002().binding_hash());
+    // Evidence about scaling workers is not evidence for a restart.
+    assert_eq!(o.gate.output.decision, Verdict::BlockAndEscalate, "{:?}", o.gate.output.reasons);
+    // Asking for the gated action itself is the same plan.
+    let g = Governor {
+        planner: Box::new(RequestedActionPlanner { base: Default::default(), action: "scale worker pool".into() }),
+        ..Governor::default()
+    };
+    assert_eq!(g.run(&incidents[1], &ctx, None).unwrap().plan.output, inc002().plan.output);
     // A destructive request for payments-api is blocked.
     let g = Governor {
         planner: Box::new(RequestedActionPlanner {

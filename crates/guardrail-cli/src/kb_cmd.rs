@@ -1,0 +1,265 @@
+//! `guardrail kb load|search|review|stats`: the governor's knowledge base (SQLite FTS5).
+//!
+//! `kb load FILE` reads the original's `sample_data.json` shape (JSON or YAML: an object with
+//! `runbooks`, `evidence`, `policies` and/or `incidents`) or one runbook file (YAML, JSON, or
+//! Markdown with front matter), creating the knowledge base when it does not exist. Loading is
+//! idempotent and never overwrites a document with different content.
+//!
+//! `kb review RUNBOOK --as USER` makes a learned runbook usable by the planner. The person who
+//! learned it cannot review it. The review is recorded on the audit chain before it is applied.
+
+use std::path::{Path, PathBuf};
+
+use guardrail_core::approval::valid_user;
+use guardrail_gate::audit_cmd::StoreArgs;
+use guardrail_gate::inputs::EnvLookup;
+use guardrail_knowledge::parse::Format;
+use guardrail_knowledge::{KnowledgeStore, SqliteKnowledgeStore, read_text};
+use serde_json::{Value, json};
+
+use crate::incident_cmd::open_kb;
+use crate::remediation::{KbArgs, OutFormat, append, codes, fail, kinds, now};
+
+/// `guardrail kb …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum KbCommand {
+    /// Load sample_data.json (runbooks, evidence, policies) or one runbook file
+    /// (.yaml/.yml/.json/.md) into the knowledge base, creating it if needed.
+    Load {
+        /// The file.
+        file: PathBuf,
+        #[command(flatten)]
+        kb: KbArgs,
+    },
+    /// Search reviewed runbooks (or evidence with --evidence) of one service, BM25 ranked.
+    Search {
+        /// Query text.
+        query: String,
+        /// Service (exact).
+        #[arg(long)]
+        service: String,
+        /// Search evidence documents instead of runbooks.
+        #[arg(long)]
+        evidence: bool,
+        /// How many results.
+        #[arg(long, default_value_t = 5)]
+        k: usize,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: OutFormat,
+        #[command(flatten)]
+        kb: KbArgs,
+    },
+    /// Mark a learned (unreviewed) runbook reviewed, so the planner may use it.
+    Review {
+        /// Runbook id.
+        runbook: String,
+        /// The reviewer (not the person who learned it).
+        #[arg(long = "as", value_name = "USER")]
+        actor: String,
+        /// Time (RFC 3339) [default: now]
+        #[arg(long)]
+        now: Option<String>,
+        #[command(flatten)]
+        kb: KbArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Counts of runbooks (reviewed, unreviewed), evidence and policies.
+    Stats {
+        #[command(flatten)]
+        kb: KbArgs,
+    },
+}
+
+/// Runs one `kb` subcommand; returns the exit code.
+pub fn run(cmd: KbCommand, env: EnvLookup<'_>) -> i32 {
+    match cmd {
+        KbCommand::Load { file, kb } => load(&file, &kb.path(env)),
+        KbCommand::Search { query, service, evidence, k, format, kb } => {
+            search(&kb.path(env), &query, &service, evidence, k, format)
+        }
+        KbCommand::Review { runbook, actor, now: at, kb, store } => {
+            review(env, &kb.path(env), &store, &runbook, &actor, at.as_deref())
+        }
+        KbCommand::Stats { kb } => match open_kb(&kb.path(env)).and_then(|s| s.stats().map_err(|e| e.to_string())) {
+            Ok(st) => {
+                println!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
+                codes::EXECUTED
+            }
+            Err(e) => fail(&[e]),
+        },
+    }
+}
+
+/// True when the file is in the sample-data shape (an object with a collection key).
+fn is_sample_data(file: &Path) -> Result<bool, String> {
+    let format = Format::from_path(file);
+    if format == Format::Markdown {
+        return Ok(false);
+    }
+    let text = read_text(file).map_err(|e| e.to_string())?;
+    let v: Value = match format {
+        Format::Yaml => guardrail_knowledge::yaml::to_json(&text).map_err(|e| format!("{}: {e}", file.display()))?,
+        _ => serde_json::from_str(&text).map_err(|e| format!("{}: not valid JSON: {e}", file.display()))?,
+    };
+    Ok(v.as_object()
+        .is_some_and(|m| ["runbooks", "evidence", "policies", "incidents"].iter().any(|k| m.contains_key(*k))))
+}
+
+fn load(file: &Path, kb: &Path) -> i32 {
+    let sample = match is_sample_data(file) {
+        Ok(s) => s,
+        Err(e) => return fail(&[e]),
+    };
+    let mut store = match SqliteKnowledgeStore::create(kb) {
+        Ok(s) => s,
+        Err(e) => return fail(&[e.to_string()]),
+    };
+    let result = if sample {
+        store.load_sample_data(file).map(|(r, incidents)| (r, incidents.len()))
+    } else {
+        store.add_runbook_file(file).map(|r| (r, 0))
+    };
+    match result.and_then(|r| store.stats().map(|s| (r, s))) {
+        Ok(((report, incidents), st)) => {
+            println!(
+                "{}: {} added, {} unchanged{} → {}",
+                file.display(),
+                report.added,
+                report.unchanged,
+                if incidents > 0 {
+                    format!(" ({incidents} incidents not stored: run them with `guardrail incident run`)")
+                } else {
+                    String::new()
+                },
+                kb.display()
+            );
+            println!(
+                "knowledge base: {} reviewed runbook(s), {} unreviewed, {} evidence, {} policies",
+                st.runbooks_reviewed, st.runbooks_unreviewed, st.evidence, st.policies
+            );
+            codes::EXECUTED
+        }
+        Err(e) => fail(&[e.to_string()]),
+    }
+}
+
+fn search(kb: &Path, query: &str, service: &str, evidence: bool, k: usize, format: OutFormat) -> i32 {
+    if !guardrail_core::remediation::valid_service_name(service) {
+        return fail(&[format!("--service {service:?}: not a service name (1-128 of A-Z a-z 0-9 - _ . : /)")]);
+    }
+    let store = match open_kb(kb) {
+        Ok(s) => s,
+        Err(e) => return fail(&[e]),
+    };
+    let k = k.clamp(1, 100);
+    let rows: Vec<Value> = if evidence {
+        match store.search_evidence(query, service, k, None) {
+            Ok(h) => h
+                .into_iter()
+                .map(|h| json!({"id": h.doc.id, "service": h.doc.service, "stance": h.doc.stance, "text": h.doc.text, "score": h.score}))
+                .collect(),
+            Err(e) => return fail(&[e.to_string()]),
+        }
+    } else {
+        match store.search_runbooks(query, service, k) {
+            Ok(h) => h
+                .into_iter()
+                .map(|h| {
+                    json!({"id": h.runbook.id, "service": h.runbook.service, "title": h.runbook.title,
+                    "recommended_action": h.runbook.recommended_action, "score": h.score, "provenance": h.runbook.provenance})
+                })
+                .collect(),
+            Err(e) => return fail(&[e.to_string()]),
+        }
+    };
+    match format {
+        OutFormat::Json => println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default()),
+        OutFormat::Text => {
+            if rows.is_empty() {
+                println!("no {} of {service} match", if evidence { "evidence" } else { "reviewed runbooks" });
+            }
+            for r in &rows {
+                let score = r["score"].as_f64().unwrap_or_default();
+                if evidence {
+                    println!(
+                        "{score:>9.4}  {:<12} {:<10} {}",
+                        r["id"].as_str().unwrap_or("-"),
+                        r["stance"].as_str().unwrap_or("-"),
+                        r["text"].as_str().unwrap_or("")
+                    );
+                } else {
+                    println!(
+                        "{score:>9.4}  {:<16} {} → {}",
+                        r["id"].as_str().unwrap_or("-"),
+                        r["title"].as_str().unwrap_or(""),
+                        r["recommended_action"].as_str().unwrap_or("-")
+                    );
+                }
+            }
+        }
+    }
+    codes::EXECUTED
+}
+
+fn review(env: EnvLookup<'_>, kb: &Path, store: &StoreArgs, id: &str, who: &str, at: Option<&str>) -> i32 {
+    let who = who.trim();
+    if !valid_user(who) {
+        return fail(&[format!("--as {who:?}: not a user name (1-64 of A-Z a-z 0-9 . _ @ -)")]);
+    }
+    let at = match now(at) {
+        Ok(t) => t.to_string(),
+        Err(e) => return fail(&[e]),
+    };
+    let mut knowledge = match open_kb(kb) {
+        Ok(s) => s,
+        Err(e) => return fail(&[e]),
+    };
+    let runbook = match knowledge.runbook(id) {
+        Ok(Some(r)) => r,
+        Ok(None) => return fail(&[format!("no runbook {id:?} in {}", kb.display())]),
+        Err(e) => return fail(&[e.to_string()]),
+    };
+    if runbook.reviewed {
+        return fail(&[format!(
+            "runbook {id} is already reviewed (by {})",
+            runbook.provenance.reviewed_by.as_deref().unwrap_or("its source")
+        )]);
+    }
+    if let Some(l) = &runbook.provenance.learned
+        && l.learned_by.eq_ignore_ascii_case(who)
+    {
+        eprintln!(
+            "guardrail: review REFUSED (exit {}): {who} learned runbook {id} from {} and cannot review it; another person must",
+            codes::REFUSED,
+            l.incident_id
+        );
+        return codes::REFUSED;
+    }
+    let body = json!({
+        "runbook_id": id,
+        "by": who,
+        "service": runbook.service,
+        "recommended_action": runbook.recommended_action,
+        "provenance": runbook.provenance,
+        "incident_id": runbook.provenance.learned.as_ref().map(|l| l.incident_id.clone()),
+    });
+    let rec = match append(store, env, kinds::RUNBOOK_REVIEWED, &at, body) {
+        Ok(r) => r,
+        Err(e) => return fail(&[format!("the review was NOT recorded, so the runbook stays unreviewed: {e}")]),
+    };
+    match knowledge.mark_reviewed(id, who, &at) {
+        Ok(r) => {
+            println!(
+                "runbook {id} ({} → {}) reviewed by {who} (audit record {})",
+                r.service,
+                r.recommended_action,
+                rec.id()
+            );
+            println!("  the planner may now use it; the gate still judges every action it proposes");
+            codes::EXECUTED
+        }
+        Err(e) => fail(&[format!("review recorded as {} but not applied: {e}", rec.id())]),
+    }
+}

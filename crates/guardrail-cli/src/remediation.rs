@@ -1,0 +1,403 @@
+//! Shared wiring of the remediation commands (`incident`, `approve`, `kb`): where the knowledge
+//! base and the governor config are, the audit record kinds, the approval queue and the
+//! executors.
+//!
+//! **The approval queue is derived from the audit trail**, not kept in a table of its own: a
+//! pending approval is an `approval_request` record not yet followed by a grant, a newer
+//! decision for the same incident, or a consuming execution. One source of truth, on the same
+//! hash chain as deploy decisions (so editing the queue is editing the chain, which
+//! `guardrail audit verify` reports), and it works on both store backends. [`incident_states`]
+//! folds the records, in chain order, into one [`IncidentState`] per incident.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use guardrail_core::approval::{ExecutorKind, GovernorConfig};
+use guardrail_core::audit::{ChainedRecord, RecordDraft};
+use guardrail_core::remediation::{Incident, PlanOutput};
+use guardrail_gate::audit_cmd::{self, StoreArgs};
+use guardrail_gate::inputs::EnvLookup;
+use guardrail_governor::{CommandExecutor, DryRunExecutor, Executor, WebhookExecutor};
+use serde_json::Value;
+
+/// Exit codes of the remediation commands. 3 (could not decide) and 64 (usage) are shared
+/// with the deploy gate; none of these collides with a deploy decision (0–2).
+pub mod codes {
+    /// Executed (or dry-run recorded), approved and executed, or a report/command that succeeded.
+    pub const EXECUTED: i32 = 0;
+    /// Could not decide: bad input, missing knowledge base, invalid config, audit write failed.
+    pub const CANNOT_DECIDE: i32 = 3;
+    /// Blocked: the action waits in the approval queue.
+    pub const AWAITING_APPROVAL: i32 = 10;
+    /// An approval (or review) was refused and recorded; nothing ran.
+    pub const REFUSED: i32 = 11;
+    /// The authorised action was executed and failed, or the executor could not run it.
+    pub const EXECUTION_FAILED: i32 = 12;
+    /// Usage error.
+    pub const USAGE: i32 = 64;
+}
+
+/// Audit record kinds written by the governor.
+pub mod kinds {
+    /// One pipeline run: incident, plan, stress, gate, trace, binding hash.
+    pub const DECISION: &str = "remediation_decision";
+    /// A pipeline run that could not decide.
+    pub const ERROR: &str = "remediation_error";
+    /// A blocked action entering the approval queue.
+    pub const APPROVAL_REQUEST: &str = "approval_request";
+    /// An approval attempt that was refused.
+    pub const APPROVAL_REFUSED: &str = "approval_refused";
+    /// An APPROVE that was granted.
+    pub const APPROVAL_GRANTED: &str = "approval_granted";
+    /// A FORCE_OVERRIDE that was granted.
+    pub const FORCE_OVERRIDE: &str = "force_override";
+    /// An execution (or dry run) and its result.
+    pub const EXECUTION: &str = "remediation_execution";
+    /// An execution refused because the action is not the authorised one.
+    pub const EXECUTION_REFUSED: &str = "execution_refused";
+    /// An incident resolved, with what was learned.
+    pub const RESOLVED: &str = "incident_resolved";
+    /// A learned runbook reviewed.
+    pub const RUNBOOK_REVIEWED: &str = "runbook_reviewed";
+
+    /// Every kind the queue reads.
+    pub const ALL: &[&str] = &[
+        DECISION,
+        ERROR,
+        APPROVAL_REQUEST,
+        APPROVAL_REFUSED,
+        APPROVAL_GRANTED,
+        FORCE_OVERRIDE,
+        EXECUTION,
+        EXECUTION_REFUSED,
+        RESOLVED,
+    ];
+}
+
+/// Default knowledge base, relative to the working directory.
+pub const DEFAULT_KB: &str = ".guardrail/knowledge.db";
+/// Governor config read when present and no other is named.
+pub const DEFAULT_GOVERNOR_CONFIG: &str = ".guardrail/governor.yaml";
+
+/// Where the knowledge base is.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct KbArgs {
+    /// Knowledge base (SQLite FTS5 file) [env: GUARDRAIL_KB] [default: .guardrail/knowledge.db]
+    #[arg(long, value_name = "PATH", global = true)]
+    pub kb: Option<PathBuf>,
+}
+
+impl KbArgs {
+    /// The path in force.
+    pub fn path(&self, env: EnvLookup<'_>) -> PathBuf {
+        self.kb
+            .clone()
+            .or_else(|| env("GUARDRAIL_KB").filter(|v| !v.trim().is_empty()).map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_KB))
+    }
+}
+
+/// Where the governor config is.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfigArgs {
+    /// Governor config (approvers per severity, executors) [env: GUARDRAIL_GOVERNOR_CONFIG]
+    /// [default: .guardrail/governor.yaml when it exists; else nobody may approve and the executor is dry-run]
+    #[arg(long, value_name = "FILE", global = true)]
+    pub governor_config: Option<PathBuf>,
+}
+
+/// A loaded governor config and where it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    /// The config.
+    pub config: GovernorConfig,
+    /// The file, or `None` for the built-in empty default.
+    pub path: Option<PathBuf>,
+    /// The file's sha256.
+    pub sha256: Option<String>,
+    /// Warnings, as text.
+    pub warnings: Vec<String>,
+}
+
+impl ConfigArgs {
+    /// Loads the config: the named file (which must exist), else the default path when it
+    /// exists, else the empty config (nobody approves, dry-run).
+    pub fn load(&self, env: EnvLookup<'_>) -> Result<LoadedConfig, Vec<String>> {
+        let named = self
+            .governor_config
+            .clone()
+            .or_else(|| env("GUARDRAIL_GOVERNOR_CONFIG").filter(|v| !v.trim().is_empty()).map(PathBuf::from));
+        let path = match named {
+            Some(p) => p,
+            None if Path::new(DEFAULT_GOVERNOR_CONFIG).is_file() => PathBuf::from(DEFAULT_GOVERNOR_CONFIG),
+            None => {
+                return Ok(LoadedConfig {
+                    config: GovernorConfig::default(),
+                    path: None,
+                    sha256: None,
+                    warnings: vec![],
+                });
+            }
+        };
+        let src = guardrail_config::read_source(&path).map_err(|e| vec![e.to_string()])?;
+        let loaded = guardrail_config::load_governor_config(&src)
+            .map_err(|es| es.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
+        Ok(LoadedConfig {
+            config: loaded.value,
+            path: Some(path),
+            sha256: Some(src.sha256.clone()),
+            warnings: loaded.warnings.iter().map(|w| w.to_string()).collect(),
+        })
+    }
+}
+
+impl LoadedConfig {
+    /// For records: the file and its hash.
+    pub fn describe(&self) -> Value {
+        serde_json::json!({
+            "path": self.path.as_ref().map(|p| p.display().to_string()),
+            "sha256": self.sha256,
+        })
+    }
+}
+
+/// Which executor, on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExecutorChoice {
+    /// Record what would run (default unless the config says otherwise).
+    DryRun,
+    /// Run the action's command template (argv, no shell).
+    Command,
+    /// POST the action to the configured webhook.
+    Webhook,
+}
+
+/// Output format of the remediation commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutFormat {
+    /// A readable report.
+    Text,
+    /// JSON on stdout.
+    Json,
+}
+
+/// Builds the executor: the command-line choice, else the config's default.
+pub fn executor(cfg: &GovernorConfig, choice: Option<ExecutorChoice>) -> Result<Box<dyn Executor>, String> {
+    let kind = match choice {
+        Some(ExecutorChoice::DryRun) => ExecutorKind::DryRun,
+        Some(ExecutorChoice::Command) => ExecutorKind::Command,
+        Some(ExecutorChoice::Webhook) => ExecutorKind::Webhook,
+        None => cfg.executor.default,
+    };
+    let timeout = Duration::from_secs(u64::from(cfg.executor.timeout_seconds.max(1)));
+    Ok(match kind {
+        ExecutorKind::DryRun => Box::new(DryRunExecutor { commands: cfg.executor.commands.clone() }),
+        ExecutorKind::Command => Box::new(CommandExecutor { commands: cfg.executor.commands.clone(), timeout }),
+        ExecutorKind::Webhook => {
+            let url = cfg
+                .executor
+                .webhook_url
+                .clone()
+                .ok_or("the webhook executor needs executor.webhook_url in the governor config")?;
+            Box::new(WebhookExecutor { url, timeout })
+        }
+    })
+}
+
+/// The acting person: `--as`, else `GUARDRAIL_USER`, else `USER`.
+pub fn actor(given: Option<&str>, env: EnvLookup<'_>) -> Option<String> {
+    given
+        .map(str::to_string)
+        .or_else(|| env("GUARDRAIL_USER").filter(|v| !v.trim().is_empty()))
+        .or_else(|| env("USER").filter(|v| !v.trim().is_empty()))
+        .map(|s| s.trim().to_string())
+}
+
+/// Appends one record; the error names the store.
+pub fn append(
+    store: &StoreArgs,
+    env: EnvLookup<'_>,
+    kind: &str,
+    at: &str,
+    body: Value,
+) -> Result<ChainedRecord, String> {
+    let draft = RecordDraft { kind: kind.into(), recorded_at: at.into(), body };
+    audit_cmd::append(&store.spec(env), store.jsonl(env).as_ref(), draft).map(|(r, _)| r)
+}
+
+/// Prints "could not decide" errors and returns 3.
+pub fn fail(errors: &[String]) -> i32 {
+    eprintln!("guardrail: could not decide (exit {}):", codes::CANNOT_DECIDE);
+    for e in errors {
+        eprintln!("  error: {e}");
+    }
+    codes::CANNOT_DECIDE
+}
+
+/// What is authorised to run for an incident.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Authorisation {
+    /// The record that authorised it (the execute decision, or the grant).
+    pub record: String,
+    /// `gate`, `approve` or `force_override`.
+    pub by: String,
+    /// The approver, for a grant.
+    pub approver: Option<String>,
+    /// The action.
+    pub action: String,
+    /// The hash it is bound to.
+    pub binding_hash: String,
+}
+
+/// One incident's state, folded from its records.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentState {
+    /// Incident id.
+    pub incident_id: String,
+    /// Every record about it, in chain order.
+    pub records: Vec<ChainedRecord>,
+    /// The newest decision.
+    pub decision: Option<ChainedRecord>,
+    /// The pending approval request, if any.
+    pub pending: Option<ChainedRecord>,
+    /// What may run now, if anything.
+    pub authorised: Option<Authorisation>,
+    /// The newest execution since the newest decision.
+    pub execution: Option<ChainedRecord>,
+    /// The newest resolution.
+    pub resolved: Option<ChainedRecord>,
+}
+
+fn s<'v>(v: &'v Value, k: &str) -> &'v str {
+    v.get(k).and_then(Value::as_str).unwrap_or_default()
+}
+
+impl IncidentState {
+    /// `awaiting_approval`, `authorised`, `executed`, `execution_failed`, `resolved`, `decided`
+    /// or `error`.
+    pub fn status(&self) -> &'static str {
+        let after = |r: &Option<ChainedRecord>| match (r, &self.decision) {
+            (Some(r), Some(d)) => r.seq > d.seq,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        if after(&self.resolved) {
+            "resolved"
+        } else if self.pending.is_some() {
+            "awaiting_approval"
+        } else if self.authorised.is_some() {
+            "authorised"
+        } else if let Some(e) = &self.execution {
+            if e.body.get("ok").and_then(Value::as_bool) == Some(true) { "executed" } else { "execution_failed" }
+        } else if self.decision.is_some() {
+            "decided"
+        } else {
+            "error"
+        }
+    }
+
+    /// The incident, plan and gated action of the newest decision.
+    pub fn decided(&self) -> Result<(Incident, PlanOutput, String), String> {
+        let d = self
+            .decision
+            .as_ref()
+            .ok_or_else(|| format!("no decision is recorded for incident {}", self.incident_id))?;
+        decision_parts(d)
+    }
+
+    /// The newest record's id.
+    pub fn last_record(&self) -> String {
+        self.records.last().map(ChainedRecord::id).unwrap_or_default()
+    }
+}
+
+/// The incident, the plan and the gated action recorded in a decision record.
+pub fn decision_parts(d: &ChainedRecord) -> Result<(Incident, PlanOutput, String), String> {
+    let bad =
+        |what: &str, e: &dyn std::fmt::Display| format!("decision record {} has an unreadable {what}: {e}", d.id());
+    let incident =
+        Incident::from_json_value(d.body.get("incident").unwrap_or(&Value::Null)).map_err(|e| bad("incident", &e))?;
+    let plan: PlanOutput =
+        serde_json::from_value(d.body.pointer("/outcome/plan/output").cloned().unwrap_or(Value::Null))
+            .map_err(|e| bad("plan", &e))?;
+    let action = s(&d.body, "gated_action").to_string();
+    if action.is_empty() {
+        return Err(format!("decision record {} has no gated_action", d.id()));
+    }
+    Ok((incident, plan, action))
+}
+
+/// Folds the governor's records into one state per incident.
+pub fn incident_states(records: &[ChainedRecord]) -> BTreeMap<String, IncidentState> {
+    let mut out: BTreeMap<String, IncidentState> = BTreeMap::new();
+    for r in records.iter().filter(|r| kinds::ALL.contains(&r.kind.as_str())) {
+        let id = s(&r.body, "incident_id");
+        if id.is_empty() {
+            continue;
+        }
+        let st =
+            out.entry(id.to_string()).or_insert_with(|| IncidentState { incident_id: id.into(), ..Default::default() });
+        st.records.push(r.clone());
+        match r.kind.as_str() {
+            kinds::DECISION => {
+                st.decision = Some(r.clone());
+                st.pending = None;
+                st.execution = None;
+                st.authorised = (s(&r.body, "decision") == "execute").then(|| Authorisation {
+                    record: r.id(),
+                    by: "gate".into(),
+                    approver: None,
+                    action: s(&r.body, "gated_action").into(),
+                    binding_hash: s(&r.body, "binding_hash").into(),
+                });
+            }
+            kinds::APPROVAL_REQUEST => {
+                let current = st.decision.as_ref().is_some_and(|d| d.id() == s(&r.body, "decision_record"));
+                if current {
+                    st.pending = Some(r.clone());
+                }
+            }
+            kinds::APPROVAL_GRANTED | kinds::FORCE_OVERRIDE => {
+                let matches = st.pending.as_ref().is_some_and(|p| p.id() == s(&r.body, "request_record"));
+                if matches {
+                    st.pending = None;
+                    st.authorised = Some(Authorisation {
+                        record: r.id(),
+                        by: s(&r.body, "kind").into(),
+                        approver: Some(s(&r.body, "approver").into()),
+                        action: s(&r.body, "action").into(),
+                        binding_hash: s(&r.body, "binding_hash").into(),
+                    });
+                }
+            }
+            kinds::EXECUTION => {
+                let consumed = r.body.get("ran").and_then(Value::as_bool) == Some(true);
+                let this = st.authorised.as_ref().is_some_and(|a| a.record == s(&r.body, "authorised_by_record"));
+                if this && consumed {
+                    st.authorised = None;
+                }
+                st.execution = Some(r.clone());
+            }
+            kinds::RESOLVED => st.resolved = Some(r.clone()),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Reads the governor's records from the store and folds them.
+pub fn load_states(store: &StoreArgs, env: EnvLookup<'_>) -> Result<BTreeMap<String, IncidentState>, String> {
+    let spec = store.spec(env);
+    let mut s = audit_cmd::open(&spec)?;
+    let records = s.all().map_err(|e| format!("audit store {spec}: {e}"))?;
+    Ok(incident_states(&records))
+}
+
+/// The evaluation time: `--now`, else the clock.
+pub fn now(given: Option<&str>) -> Result<jiff::Timestamp, String> {
+    match given {
+        Some(t) => t.parse().map_err(|e| format!("--now {t:?}: not an RFC 3339 timestamp: {e}")),
+        None => Ok(jiff::Timestamp::now()),
+    }
+}
