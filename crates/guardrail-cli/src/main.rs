@@ -90,19 +90,13 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
-    /// Remediation governor: run incidents through plan → stress → gate → execute; list, show,
-    /// execute, resolve. Exit 0 executed (or dry run), 10 awaiting approval, 11 refused,
-    /// 12 execution failed, 3 could not decide, 64 usage.
-    Incident {
+    /// Serve the HTTP API and the dashboard on the same inputs as `gate` (127.0.0.1:8080 by
+    /// default). POST endpoints need a bearer token from --tokens.
+    Serve(ServeArgs),
+    /// Bearer tokens for `guardrail serve`.
+    Token {
         #[command(subcommand)]
-        command: guardrail::incident_cmd::IncidentCommand,
-    },
-    /// Approve (or --force-override) an incident's blocked action, then execute it.
-    Approve(guardrail::approve_cmd::ApproveArgs),
-    /// The governor's knowledge base: load, search, review, stats.
-    Kb {
-        #[command(subcommand)]
-        command: guardrail::kb_cmd::KbCommand,
+        command: TokenCommand,
     },
     /// Re-evaluate a recorded decision from its recorded inputs and compare.
     Replay {
@@ -113,6 +107,41 @@ enum Command {
         /// Output format (text or json).
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    #[command(flatten)]
+    inputs: InputArgs,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Address to listen on. Anything but a loopback address exposes the API to the network.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    bind: std::net::SocketAddr,
+    /// Tokens file: the sha256 of each token with its identity and role (see `guardrail token
+    /// hash`). Without one, POST /api/gate and /api/simulate refuse [env: GUARDRAIL_TOKENS]
+    #[arg(long, value_name = "FILE")]
+    tokens: Option<PathBuf>,
+    /// How often the input files are checked for changes, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    reload_interval_ms: u64,
+    /// Largest request body accepted, in bytes (larger ones get 413).
+    #[arg(long, value_name = "BYTES", default_value_t = 65536)]
+    max_body_bytes: usize,
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCommand {
+    /// Print the sha256 of a token read from standard input, for the tokens file. With
+    /// --identity and --role, print a ready tokens-file entry instead.
+    Hash {
+        /// Identity the token stands for (recorded with every decision it asks for).
+        #[arg(long, requires = "role")]
+        identity: Option<String>,
+        /// deployer, approver or admin.
+        #[arg(long, requires = "identity", value_parser = ["deployer", "approver", "admin"])]
+        role: Option<String>,
     },
 }
 
@@ -272,9 +301,8 @@ fn run(cli: Cli) -> i32 {
         }
         Command::Audit { store, command } => run_audit(&store, command, env),
         Command::Replay { record, store, format } => replay(&store.spec(env), &record, format),
-        Command::Incident { command } => guardrail::incident_cmd::run(command, env),
-        Command::Approve(args) => guardrail::approve_cmd::run(args, env),
-        Command::Kb { command } => guardrail::kb_cmd::run(command, env),
+        Command::Serve(args) => serve(args, env),
+        Command::Token { command: TokenCommand::Hash { identity, role } } => token_hash(identity, role),
     }
 }
 
@@ -490,6 +518,44 @@ fn run_audit(store: &StoreArgs, command: AuditCommand, env: &dyn Fn(&str) -> Opt
             }
         },
     }
+}
+
+fn serve(args: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> i32 {
+    let mut cfg = guardrail_server::ServerConfig::new(args.inputs, args.store.spec(env));
+    cfg.env = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
+    cfg.audit_jsonl = args.store.jsonl(env);
+    cfg.max_body_bytes = args.max_body_bytes;
+    cfg.reload_interval = std::time::Duration::from_millis(args.reload_interval_ms.max(50));
+    let tokens_file =
+        args.tokens.or_else(|| env("GUARDRAIL_TOKENS").filter(|v| !v.trim().is_empty()).map(PathBuf::from));
+    match guardrail_server::run(cfg, guardrail_server::ServeOptions { bind: args.bind, tokens_file }) {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("guardrail serve: {e}");
+            exit::CANNOT_DECIDE
+        }
+    }
+}
+
+fn token_hash(identity: Option<String>, role: Option<String>) -> i32 {
+    let mut token = String::new();
+    if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut token) {
+        eprintln!("guardrail token hash: could not read the token from standard input: {e}");
+        return exit::USAGE;
+    }
+    let token = token.trim_end_matches(['\n', '\r']);
+    if token.trim().is_empty() {
+        eprintln!("guardrail token hash: no token on standard input (e.g. `printf %s \"$TOKEN\" | guardrail token hash`)");
+        return exit::USAGE;
+    }
+    let hash = guardrail_server::hash_token(token);
+    match (identity, role) {
+        (Some(identity), Some(role)) => {
+            println!("  - sha256: {hash}\n    identity: {}\n    role: {role}", serde_json::Value::from(identity))
+        }
+        _ => println!("{hash}"),
+    }
+    exit::OK
 }
 
 fn replay(spec: &str, id: &str, format: Format) -> i32 {

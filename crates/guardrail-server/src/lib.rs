@@ -1,1 +1,217 @@
-//! Guardrail HTTP server (in progress).
+//! `guardrail serve`: the HTTP API and dashboard over the deploy gate.
+//!
+//! Every handler ([`api`]) is a thin adapter over `guardrail-gate` (the same code path as
+//! `guardrail gate`) and the audit store; the decision is always `guardrail_core`'s.
+//!
+//! - **Compatibility** with the original dashboard's API (`{"ok": true, "data": …}` /
+//!   `{"ok": false, "error": "…"}`, plus an `errors` list): `GET /api/slo`, `/api/cost`,
+//!   `/api/decision`, `/api/explain`, `/api/audit`, `/api/all`, `POST /api/simulate`.
+//! - **New:** `POST /api/gate` (a pipeline asks for a decision, which is audited like
+//!   `guardrail gate`'s), `GET /api/audit/verify`, `/healthz`, `/readyz`, `/metrics`
+//!   (Prometheus text), `/api/openapi.json`, `/api/events` (server-sent events), and the
+//!   dashboard at `/`.
+//! - **Inputs** are read once per change ([`state`]): a background task checks size and
+//!   modification time every `reload_interval` and swaps in a new immutable snapshot, so a
+//!   request never sees a half-updated set, and an invalid set answers `ok: false` (503) —
+//!   never ALLOW.
+//! - **Security:** loopback by default; `POST` endpoints need `Authorization: Bearer TOKEN`
+//!   matched against a tokens file of sha256 hashes ([`auth`]); strict
+//!   `Content-Type: application/json` (415), a body limit (413), unknown fields rejected (400);
+//!   responses never carry filesystem paths ([`redact`]) or internal errors (those go to stderr).
+//!
+//! TODO (issue 5, governor surface — not built yet): `GET /api/incidents`,
+//! `GET /api/incidents/{id}` (evidence, plan, stress result, gate reasons),
+//! `POST /api/incidents/{id}/plan|stress|gate`, `GET /api/approvals` (the queue),
+//! `POST /api/approvals/{id}/approve` and `/force-override` (role `approver`/`admin`, approver
+//! identity from the token only), approval events on `/api/events`, and the dashboard's
+//! incidents card with approve / force-override buttons. Also still open from issue 5: the
+//! headless-Chromium dashboard test, the load benchmark (BENCHMARKS.md) and the MCP server.
+
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod auth;
+pub mod metrics;
+pub mod redact;
+pub mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler;
+use axum::http::{HeaderValue, header};
+use axum::routing::{get, post};
+
+pub use auth::{Caller, Role, Tokens, hash_token};
+pub use state::{AppState, ServerConfig};
+
+/// One route: method (`GET`/`POST`) and path.
+pub type RouteEntry = (&'static str, &'static str);
+
+struct Routes {
+    router: Router<AppState>,
+    table: Vec<RouteEntry>,
+}
+
+impl Routes {
+    fn get<H: Handler<T, AppState>, T: 'static>(mut self, path: &'static str, h: H) -> Self {
+        self.router = self.router.route(path, get(h));
+        self.table.push(("GET", path));
+        self
+    }
+    fn post<H: Handler<T, AppState>, T: 'static>(mut self, path: &'static str, h: H) -> Self {
+        self.router = self.router.route(path, post(h));
+        self.table.push(("POST", path));
+        self
+    }
+}
+
+fn routes() -> Routes {
+    Routes { router: Router::new(), table: Vec::new() }
+        .get("/", api::dashboard)
+        .get("/assets/dashboard.js", api::dashboard_js)
+        .get("/api/slo", api::slo)
+        .get("/api/cost", api::cost)
+        .get("/api/decision", api::decision)
+        .get("/api/explain", api::explain)
+        .get("/api/all", api::all)
+        .get("/api/audit", api::audit)
+        .get("/api/audit/verify", api::audit_verify)
+        .post("/api/simulate", api::simulate)
+        .post("/api/gate", api::gate_endpoint)
+        .get("/api/events", api::events)
+        .get("/api/openapi.json", api::openapi)
+        .get("/healthz", api::healthz)
+        .get("/readyz", api::readyz)
+        .get("/metrics", api::metrics)
+}
+
+/// Every route the server answers, as registered (the OpenAPI test compares this list with
+/// the document).
+pub fn route_table() -> Vec<RouteEntry> {
+    routes().table
+}
+
+async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let mut r = next.run(req).await;
+    let h = r.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        ),
+    );
+    r
+}
+
+/// The application: every route, the body limit, the JSON 404/405 answers and the security
+/// headers.
+pub fn router(state: AppState) -> Router {
+    let limit = state.config().max_body_bytes;
+    routes()
+        .router
+        .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+/// Re-checks the inputs every `reload_interval` until the process ends.
+pub fn spawn_refresher(state: AppState) -> tokio::task::JoinHandle<()> {
+    let every = state.config().reload_interval.max(Duration::from_millis(50));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let s = state.clone();
+            let _ = tokio::task::spawn_blocking(move || s.refresh()).await;
+        }
+    })
+}
+
+/// Serves on an already-bound listener until `shutdown` resolves (the refresher included).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let refresher = spawn_refresher(state.clone());
+    let result = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
+    refresher.abort();
+    result
+}
+
+/// Why `guardrail serve` could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The tokens file is invalid (every problem, one per line).
+    #[error("tokens file: {}", .0.join("\n  "))]
+    Tokens(Vec<String>),
+    /// The address could not be bound.
+    #[error("could not listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The runtime or the server failed.
+    #[error("server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What `guardrail serve` needs beyond the [`ServerConfig`].
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Address to listen on (default `127.0.0.1:8080`).
+    pub bind: SocketAddr,
+    /// Tokens file, if any.
+    pub tokens_file: Option<PathBuf>,
+}
+
+/// Runs the server until Ctrl-C (blocking; builds its own runtime).
+pub fn run(mut cfg: ServerConfig, opts: ServeOptions) -> Result<(), ServerError> {
+    if let Some(path) = &opts.tokens_file {
+        let t = Tokens::load(path).map_err(|es| ServerError::Tokens(es.into_iter().map(|e| e.0).collect()))?;
+        cfg.tokens = Some(t);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(opts.bind)
+            .await
+            .map_err(|source| ServerError::Bind { addr: opts.bind, source })?;
+        let addr = listener.local_addr()?;
+        let tokens = cfg.tokens.as_ref().map(|t| t.len());
+        let state = AppState::new(cfg);
+        eprintln!("guardrail serve: listening on http://{addr}/ (dashboard at /, API under /api/)");
+        if !addr.ip().is_loopback() {
+            eprintln!("guardrail serve: warning: {addr} is not a loopback address; the API is reachable from the network");
+        }
+        match tokens {
+            None => eprintln!("guardrail serve: no --tokens file: POST /api/gate and /api/simulate are disabled"),
+            Some(n) => eprintln!("guardrail serve: {n} token(s) loaded"),
+        }
+        if let Err(e) = &state.snapshot().evaluation {
+            eprintln!("guardrail serve: the inputs cannot decide yet (answering ok:false until fixed):");
+            for m in e {
+                eprintln!("  error: {m}");
+            }
+        }
+        serve(listener, state, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+        Ok(())
+    })
+}

@@ -1,0 +1,96 @@
+//! `guardrail serve` and `guardrail token hash` as a user runs them.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command as StdCommand, Stdio};
+use std::time::Duration;
+
+use common::{Scratch, guardrail, run};
+
+#[test]
+fn token_hash_prints_the_sha256_of_stdin() {
+    let mut c = guardrail();
+    c.args(["token", "hash"]).write_stdin("test\n");
+    let (code, out, _) = run(c);
+    assert_eq!(code, 0);
+    // printf %s test | sha256sum
+    assert_eq!(out.trim(), "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
+
+    let mut c = guardrail();
+    c.args(["token", "hash", "--identity", "ci", "--role", "deployer"]).write_stdin("test");
+    let (code, out, _) = run(c);
+    assert_eq!(code, 0);
+    assert!(out.contains("sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"), "{out}");
+    assert!(out.contains("role: deployer"), "{out}");
+
+    let mut c = guardrail();
+    c.args(["token", "hash"]).write_stdin("");
+    assert_eq!(run(c).0, 64);
+    let mut c = guardrail();
+    c.args(["token", "hash", "--identity", "ci", "--role", "boss"]).write_stdin("x");
+    assert_eq!(run(c).0, 64);
+}
+
+#[test]
+fn serve_refuses_bad_arguments_and_bad_token_files() {
+    let mut c = guardrail();
+    c.args(["serve", "--bind", "not-an-address"]);
+    assert_eq!(run(c).0, 64);
+
+    let s = Scratch::new();
+    s.write("tokens.yaml", "tokens:\n  - sha256: short\n    identity: ci\n    role: deployer\n");
+    let mut c = guardrail();
+    c.arg("serve").arg("--root").arg(s.root()).arg("--tokens").arg(s.path("tokens.yaml"));
+    c.args(["--bind", "127.0.0.1:0"]);
+    let (code, _, err) = run(c);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("tokens.yaml:2:") && err.contains("64 hex digits"), "{err}");
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn serve_answers_on_loopback_with_the_bundled_examples() {
+    let s = Scratch::new();
+    let bin = assert_cmd::cargo::cargo_bin("guardrail");
+    let mut child = StdCommand::new(bin)
+        .arg("serve")
+        .arg("--root")
+        .arg(s.root())
+        .arg("--store")
+        .arg(s.store())
+        .args(["--now", "2026-02-21T00:00:00Z", "--bind", "127.0.0.1:0"])
+        .env_remove("GUARDRAIL_TOKENS")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    let health = http_get(&addr, "/healthz");
+    let decision = http_get(&addr, "/api/decision");
+    let page = http_get(&addr, "/");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(decision.starts_with("HTTP/1.1 200"), "{decision}");
+    assert!(decision.contains("\"action\":\"DELAY\"") && decision.contains("\"policy_id\":\"P005\""), "{decision}");
+    assert!(page.contains("text/html"), "{page}");
+}

@@ -1,0 +1,410 @@
+//! The server's state: its configuration and the current input snapshot.
+//!
+//! The four input files are read once per change, not once per request. A background task
+//! ([`AppState::refresh`], every `reload_interval`) compares each file's size and modification
+//! time with the last read; when one differs it re-reads all four and builds a new
+//! [`Snapshot`], which replaces the old one atomically (`ArcSwap`), so a request holds one
+//! consistent set from start to end. The snapshot is also re-evaluated from the texts already
+//! in memory at each tick, so time-dependent results (`--max-age` staleness, `retry_after`)
+//! stay current without re-reading anything.
+//!
+//! A snapshot whose inputs cannot decide still exists: it carries the error messages (with
+//! file names, never paths) and every endpoint that needs a decision answers `ok: false`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use guardrail_config::Source;
+use guardrail_gate::ci::CiContext;
+use guardrail_gate::gate::{self, Evaluation};
+use guardrail_gate::inputs::{self, InputArgs, InputPaths, Settings, Sources};
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use crate::auth::Tokens;
+use crate::metrics::Metrics;
+use crate::redact::Redactor;
+
+/// Default limit for request bodies.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// How `guardrail serve` was configured.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where the inputs are (the same flags as `guardrail gate`).
+    pub inputs: InputArgs,
+    /// The environment the inputs and settings are resolved against (captured once at start).
+    pub env: BTreeMap<String, String>,
+    /// Audit store spec (`sqlite:PATH`, a path, or `postgres://…`).
+    pub store: String,
+    /// Optional JSONL mirror directory.
+    pub audit_jsonl: Option<PathBuf>,
+    /// Bearer tokens for write endpoints; `None` refuses every write.
+    pub tokens: Option<Tokens>,
+    /// Request body limit in bytes.
+    pub max_body_bytes: usize,
+    /// How often the inputs are checked for changes and re-evaluated.
+    pub reload_interval: Duration,
+}
+
+impl ServerConfig {
+    /// A configuration with defaults for everything but the inputs and the store.
+    pub fn new(inputs: InputArgs, store: String) -> ServerConfig {
+        ServerConfig {
+            inputs,
+            env: BTreeMap::new(),
+            store,
+            audit_jsonl: None,
+            tokens: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            reload_interval: Duration::from_secs(1),
+        }
+    }
+
+    fn env_lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
+        |k: &str| self.env.get(k).cloned()
+    }
+}
+
+/// A precomputed response: status and JSON bytes.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Body (`{"ok":…}`).
+    pub body: Bytes,
+}
+
+/// `{"ok": true, "data": …}` or `{"ok": false, "error": "…", "errors": […]}`.
+pub fn envelope(result: &Result<Value, Vec<String>>, error_status: StatusCode) -> Reply {
+    let (status, v) = match result {
+        Ok(data) => (StatusCode::OK, json!({"ok": true, "data": data})),
+        Err(errors) => (error_status, error_value(errors)),
+    };
+    Reply { status, body: Bytes::from(serde_json::to_vec(&v).unwrap_or_default()) }
+}
+
+/// The error envelope.
+pub fn error_value(errors: &[String]) -> Value {
+    json!({"ok": false, "error": errors.join("\n"), "errors": errors})
+}
+
+/// Size and modification time of a file, to notice changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+fn stamp(p: &std::path::Path) -> Option<Stamp> {
+    std::fs::metadata(p).ok().map(|m| Stamp { len: m.len(), modified: m.modified().ok() })
+}
+
+/// One consistent view of the inputs and everything computed from them.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Bumped each time the input texts change.
+    pub version: u64,
+    /// When this snapshot was evaluated.
+    pub built_at: Timestamp,
+    stamps: Vec<Option<Stamp>>,
+    reads: Vec<Result<Source, String>>,
+    /// The evaluation, or why there is none (messages already redacted).
+    pub evaluation: Result<Evaluation, Vec<String>>,
+    /// `/api/slo` data (redacted).
+    pub slo: Result<Value, Vec<String>>,
+    /// `/api/cost` data (redacted).
+    pub cost: Result<Value, Vec<String>>,
+    /// `/api/decision` data (redacted).
+    pub decision: Result<Value, Vec<String>>,
+    /// `/api/explain` text.
+    pub explanation: Result<String, Vec<String>>,
+    /// Precomputed responses.
+    pub replies: Replies,
+}
+
+/// Precomputed responses of the read endpoints.
+#[derive(Debug, Clone)]
+pub struct Replies {
+    /// `GET /api/slo`.
+    pub slo: Reply,
+    /// `GET /api/cost`.
+    pub cost: Reply,
+    /// `GET /api/decision`.
+    pub decision: Reply,
+    /// `GET /api/explain`.
+    pub explain: Reply,
+    /// `GET /api/all`.
+    pub all: Reply,
+}
+
+impl Snapshot {
+    /// The sources, when all four files could be read.
+    pub fn sources(&self) -> Result<Sources, Vec<String>> {
+        let errors: Vec<String> = self.reads.iter().filter_map(|r| r.as_ref().err().cloned()).collect();
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        match self.reads.as_slice() {
+            [Ok(p), Ok(s), Ok(m), Ok(c)] => {
+                Ok(Sources { policies: p.clone(), slos: s.clone(), metrics: m.clone(), cost: c.clone() })
+            }
+            _ => Err(vec!["the inputs could not be read".into()]),
+        }
+    }
+
+    /// Fingerprint of the decision (or of the errors), to tell when it changed.
+    fn decision_key(&self) -> Value {
+        match &self.decision {
+            Ok(d) => gate::fingerprint(d),
+            Err(e) => json!({"errors": e}),
+        }
+    }
+}
+
+/// Something the dashboard should know about, sent on `/api/events`.
+#[derive(Debug, Clone)]
+pub struct ServerEvent {
+    /// `inputs` (the files changed), `decision` (the current decision changed) or `audit`
+    /// (a record was appended).
+    pub kind: &'static str,
+    /// JSON payload.
+    pub data: Value,
+}
+
+/// Shared state behind every handler.
+#[derive(Clone)]
+pub struct AppState(pub(crate) Arc<Inner>);
+
+pub(crate) struct Inner {
+    pub(crate) cfg: ServerConfig,
+    pub(crate) paths: InputPaths,
+    pub(crate) redactor: Redactor,
+    pub(crate) snapshot: ArcSwap<Snapshot>,
+    pub(crate) metrics: Metrics,
+    pub(crate) events: broadcast::Sender<ServerEvent>,
+    reload: Mutex<()>,
+}
+
+impl AppState {
+    /// Resolves the input paths and builds the first snapshot (reads the files once).
+    pub fn new(cfg: ServerConfig) -> AppState {
+        let paths = inputs::resolve_paths(&cfg.inputs, &cfg.env_lookup());
+        let root = cfg.inputs.root.clone();
+        let files = [&paths.policies, &paths.slos, &paths.metrics, &paths.cost];
+        let file_refs: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
+        let dirs: Vec<&std::path::Path> = root.iter().map(|p| p.as_path()).collect();
+        let redactor = Redactor::new(&file_refs, &dirs);
+        let metrics = Metrics::default();
+        let stamps = files.iter().map(|p| stamp(p)).collect();
+        let reads = files.iter().map(|p| inputs::read(p)).collect();
+        let first = build(&cfg, &redactor, &paths, &metrics, 1, stamps, reads);
+        metrics.reloaded(first.evaluation.is_ok());
+        let (events, _) = broadcast::channel(64);
+        AppState(Arc::new(Inner {
+            cfg,
+            paths,
+            redactor,
+            snapshot: ArcSwap::from_pointee(first),
+            metrics,
+            events,
+            reload: Mutex::new(()),
+        }))
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.0.snapshot.load_full()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.0.cfg
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    /// The path redactor used for every response.
+    pub fn redactor(&self) -> &Redactor {
+        &self.0.redactor
+    }
+
+    /// Subscribes to server events.
+    pub fn subscribe(&self) -> broadcast::Receiver<ServerEvent> {
+        self.0.events.subscribe()
+    }
+
+    /// Sends an event to every subscriber (none listening is fine).
+    pub fn publish(&self, kind: &'static str, data: Value) {
+        let _ = self.0.events.send(ServerEvent { kind, data });
+    }
+
+    /// Settings resolved against the wall clock now (or `--now`).
+    pub fn settings_now(&self) -> Result<Settings, Vec<String>> {
+        let cfg = &self.0.cfg;
+        inputs::resolve_settings(&cfg.inputs, &cfg.env_lookup(), Timestamp::now())
+    }
+
+    /// Checks the files for changes, re-reads them when one changed, re-evaluates, and swaps
+    /// the snapshot in. Blocking (file system): call from a blocking thread. Returns true when
+    /// the input texts changed.
+    pub fn refresh(&self) -> bool {
+        let inner = &self.0;
+        let Ok(_guard) = inner.reload.lock() else { return false };
+        let old = inner.snapshot.load_full();
+        let p = &inner.paths;
+        let files = [&p.policies, &p.slos, &p.metrics, &p.cost];
+        let stamps: Vec<Option<Stamp>> = files.iter().map(|f| stamp(f)).collect();
+        let (reads, changed) = if stamps != old.stamps {
+            let reads: Vec<Result<Source, String>> = files.iter().map(|f| inputs::read(f)).collect();
+            let same = reads.iter().zip(old.reads.iter()).all(|(a, b)| match (a, b) {
+                (Ok(a), Ok(b)) => a.sha256 == b.sha256,
+                (Err(a), Err(b)) => a == b,
+                _ => false,
+            });
+            (reads, !same)
+        } else {
+            (old.reads.clone(), false)
+        };
+        let version = if changed { old.version + 1 } else { old.version };
+        let new = build(&inner.cfg, &inner.redactor, p, &inner.metrics, version, stamps, reads);
+        let decision_changed = new.decision_key() != old.decision_key();
+        if changed {
+            inner.metrics.reloaded(new.evaluation.is_ok());
+        }
+        let summary = summary(&new);
+        inner.snapshot.store(Arc::new(new));
+        if changed {
+            self.publish("inputs", summary.clone());
+        }
+        if decision_changed {
+            self.publish("decision", summary);
+        }
+        changed
+    }
+}
+
+/// A short description of a snapshot for events and `/readyz`.
+pub fn summary(s: &Snapshot) -> Value {
+    match &s.evaluation {
+        Ok(ev) => json!({
+            "version": s.version, "valid": true,
+            "action": ev.decision.action, "policy_id": ev.decision.policy_id,
+        }),
+        Err(e) => json!({"version": s.version, "valid": false, "errors": e}),
+    }
+}
+
+fn redacted<T: serde::Serialize>(r: &Redactor, v: &T) -> Result<Value, Vec<String>> {
+    let mut v = serde_json::to_value(v).map_err(|e| vec![format!("could not encode the result: {e}")])?;
+    r.value(&mut v);
+    Ok(v)
+}
+
+fn redact_errors(r: &Redactor, e: Vec<String>) -> Vec<String> {
+    e.iter().map(|m| r.text(m)).collect()
+}
+
+/// The CI context of a decision shown by a read endpoint (nobody asked to deploy).
+pub fn read_only_ci() -> CiContext {
+    CiContext { provider: "http".into(), ..CiContext::default() }
+}
+
+/// The narrative for an evaluation, naming the policy file by its file name only.
+pub fn narrative(ev: &Evaluation) -> String {
+    let generated = ev.settings.now.strftime("%Y-%m-%d %H:%M UTC").to_string();
+    let policies = ev
+        .sources
+        .policies
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "the policy file".into());
+    guardrail_core::explain::narrative(&guardrail_core::explain::NarrativeInput {
+        decision: &ev.decision,
+        slo: &ev.slo,
+        cost: &ev.cost,
+        generated_at: &generated,
+        policies_path: &policies,
+    })
+}
+
+fn build(
+    cfg: &ServerConfig,
+    r: &Redactor,
+    _paths: &InputPaths,
+    metrics: &Metrics,
+    version: u64,
+    stamps: Vec<Option<Stamp>>,
+    reads: Vec<Result<Source, String>>,
+) -> Snapshot {
+    let now = Timestamp::now();
+    let settings = inputs::resolve_settings(&cfg.inputs, &cfg.env_lookup(), now);
+    let read = |i: usize| -> Result<&Source, Vec<String>> {
+        match reads.get(i) {
+            Some(Ok(s)) => Ok(s),
+            Some(Err(e)) => Err(vec![e.clone()]),
+            None => Err(vec!["input missing".into()]),
+        }
+    };
+    let slo = match (&settings, read(1), read(2)) {
+        (Ok(st), Ok(s), Ok(m)) => gate::evaluate_slo(s, m, st),
+        (st, s, m) => Err([st.as_ref().err().cloned(), s.err(), m.err()].into_iter().flatten().flatten().collect()),
+    };
+    let cost = match (&settings, read(3)) {
+        (Ok(st), Ok(c)) => gate::evaluate_cost(c, st),
+        (st, c) => Err([st.as_ref().err().cloned(), c.err()].into_iter().flatten().flatten().collect()),
+    };
+    let all_reads: Result<Sources, Vec<String>> = match (read(0), read(1), read(2), read(3)) {
+        (Ok(p), Ok(s), Ok(m), Ok(c)) => {
+            Ok(Sources { policies: p.clone(), slos: s.clone(), metrics: m.clone(), cost: c.clone() })
+        }
+        (p, s, m, c) => Err([p.err(), s.err(), m.err(), c.err()].into_iter().flatten().flatten().collect()),
+    };
+    let started = Instant::now();
+    let evaluation = match (all_reads, settings) {
+        (Ok(src), Ok(st)) => gate::evaluate(src, st),
+        (a, b) => Err([a.err(), b.err()].into_iter().flatten().flatten().collect()),
+    };
+    metrics.observe_evaluation(started.elapsed());
+    let evaluation = evaluation.map_err(|e| redact_errors(r, e));
+    let slo = slo.map_err(|e| redact_errors(r, e)).and_then(|s| redacted(r, &s));
+    let cost = cost.map_err(|e| redact_errors(r, e)).and_then(|c| redacted(r, &c));
+    let ci = read_only_ci();
+    let decision = match &evaluation {
+        Ok(ev) => redacted(r, &gate::output(ev, &ci, false)),
+        Err(e) => Err(e.clone()),
+    };
+    let explanation = match &evaluation {
+        Ok(ev) => Ok(r.text(&narrative(ev))),
+        Err(e) => Err(e.clone()),
+    };
+    let all = match (&evaluation, &decision, &explanation) {
+        (Ok(ev), Ok(d), Ok(x)) => Ok(json!({
+            "slo": redacted(r, &ev.slo).unwrap_or(Value::Null),
+            "cost": redacted(r, &ev.cost).unwrap_or(Value::Null),
+            "decision": d,
+            "explanation": x,
+        })),
+        (Err(e), _, _) => Err(e.clone()),
+        (_, Err(e), _) | (_, _, Err(e)) => Err(e.clone()),
+    };
+    let unavailable = StatusCode::SERVICE_UNAVAILABLE;
+    let replies = Replies {
+        slo: envelope(&slo, unavailable),
+        cost: envelope(&cost, unavailable),
+        decision: envelope(&decision, unavailable),
+        explain: envelope(&explanation.clone().map(|t| json!({"text": t})), unavailable),
+        all: envelope(&all, unavailable),
+    };
+    Snapshot { version, built_at: now, stamps, reads, evaluation, slo, cost, decision, explanation, replies }
+}

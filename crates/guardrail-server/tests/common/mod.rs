@@ -1,0 +1,138 @@
+//! Shared helpers for the HTTP tests: a scratch copy of the bundled example data, a server on
+//! an ephemeral loopback port, and a client.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use guardrail_gate::inputs::InputArgs;
+use guardrail_server::{AppState, Role, ServerConfig, Tokens, hash_token};
+
+/// Token with role `deployer`, identity `ci-pipeline`.
+pub const DEPLOYER: &str = "deployer-token-0123456789";
+/// Token with role `approver` (may not deploy).
+pub const APPROVER: &str = "approver-token-0123456789";
+/// Token with role `admin`.
+pub const ADMIN: &str = "admin-token-0123456789";
+
+pub fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/deploy-gate")
+}
+
+/// A scratch directory holding config/ and data/ copied from the examples.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["config", "data"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        for f in ["config/policies.yaml", "config/slos.yaml", "data/metrics.json", "data/cost.json"] {
+            std::fs::copy(examples().join(f), dir.path().join(f)).unwrap();
+        }
+        Scratch { dir }
+    }
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+    /// Replaces a file atomically (write + rename), as a careful deploy tool would.
+    pub fn write(&self, rel: &str, text: &str) {
+        let tmp = self.path(&format!("{rel}.tmp"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, self.path(rel)).unwrap();
+    }
+    pub fn store(&self) -> String {
+        self.path("audit.db").display().to_string()
+    }
+    /// A configuration on this scratch copy, evaluated as of 2026-02-21, with the three test
+    /// tokens and a fast reload.
+    pub fn config(&self) -> ServerConfig {
+        let inputs = InputArgs {
+            root: Some(self.root().to_path_buf()),
+            now: Some("2026-02-21T00:00:00Z".into()),
+            ..InputArgs::default()
+        };
+        let mut cfg = ServerConfig::new(inputs, self.store());
+        cfg.tokens = Some(Tokens::from_hashes(&[
+            (&hash_token(DEPLOYER), "ci-pipeline", Role::Deployer),
+            (&hash_token(APPROVER), "alice", Role::Approver),
+            (&hash_token(ADMIN), "root", Role::Admin),
+        ]));
+        cfg.reload_interval = Duration::from_millis(50);
+        cfg
+    }
+}
+
+/// A server running on 127.0.0.1:0 until dropped.
+pub struct Server {
+    pub base: String,
+    pub state: AppState,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    pub client: reqwest::Client,
+}
+
+impl Server {
+    pub async fn start(cfg: ServerConfig) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = AppState::new(cfg);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let st = state.clone();
+        tokio::spawn(async move {
+            guardrail_server::serve(listener, st, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        Server { base: format!("http://{addr}"), state, stop: Some(tx), client: reqwest::Client::new() }
+    }
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = self.client.get(self.url(path)).send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {text}")))
+    }
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let r = self.client.get(self.url(path)).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+    /// POST with a JSON body and, when given, a bearer token.
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &str) -> (u16, serde_json::Value) {
+        let mut req = self.client.post(self.url(path)).header("content-type", "application/json").body(body.to_string());
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {text}")))
+    }
+    /// Waits until the snapshot's version reaches `v` (the refresher runs every 50 ms).
+    pub async fn wait_version(&self, v: u64) {
+        for _ in 0..100 {
+            if self.state.snapshot().version >= v {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("snapshot never reached version {v}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}

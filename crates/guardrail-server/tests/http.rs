@@ -1,0 +1,460 @@
+//! HTTP tests through a real socket: a server on an ephemeral loopback port, a reqwest client.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{ADMIN, APPROVER, DEPLOYER, Scratch, Server};
+use serde_json::Value;
+
+fn assert_no_paths(scratch: &Scratch, what: &str, body: &str) {
+    let root = scratch.root().display().to_string();
+    assert!(!body.contains(&root), "{what} leaks the scratch path {root}: {body}");
+    if let Ok(c) = std::fs::canonicalize(scratch.root()) {
+        assert!(!body.contains(&c.display().to_string()), "{what} leaks {}: {body}", c.display());
+    }
+    assert!(!body.contains("/tmp/"), "{what} leaks a /tmp path: {body}");
+}
+
+#[tokio::test]
+async fn compatibility_endpoints_answer_with_the_original_shapes() {
+    let s = Scratch::new();
+    let srv = Server::start(s.config()).await;
+
+    let (st, d) = srv.get("/api/decision").await;
+    assert_eq!(st, 200);
+    assert_eq!(d["ok"], true);
+    let data = &d["data"];
+    assert_eq!(data["action"], "DELAY");
+    assert_eq!(data["policy_id"], "P005");
+    assert_eq!(data["policy_name"], "Moderate error budget consumed");
+    assert_eq!(data["delay_minutes"], 15);
+    assert_eq!(data["reason"], "Less than 30% error budget remaining");
+    let evaluated = data["evaluated_policies"].as_array().unwrap();
+    assert_eq!(evaluated.len(), 8);
+    let matched: Vec<&str> =
+        evaluated.iter().filter(|p| p["matched"] == true).map(|p| p["id"].as_str().unwrap()).collect();
+    assert_eq!(matched, ["P005", "P008"]);
+    assert_eq!(data["slo"]["error_budget_pct"], 18.98);
+    assert_eq!(data["cost"]["wow_change_pct"], -0.63);
+    // The seed's decision keys are all there.
+    for k in ["action", "cost", "delay_minutes", "evaluated_policies", "policy_id", "policy_name", "reason", "remediation", "slo"] {
+        assert!(data.get(k).is_some(), "decision lacks {k}");
+    }
+    // Input paths are shown as file names only.
+    assert_eq!(data["inputs"]["policies"]["path"], "policies.yaml");
+
+    let (st, slo) = srv.get("/api/slo").await;
+    assert_eq!(st, 200);
+    assert_eq!(slo, serde_json::json!({"ok": true, "data": data["slo"]}));
+    assert_eq!(slo["data"]["availability_pct"], 99.918981);
+    assert_eq!(slo["data"]["burn_rate"], "low");
+
+    let (st, cost) = srv.get("/api/cost").await;
+    assert_eq!(st, 200);
+    assert_eq!(cost["data"]["budget_usd"], 1500.0);
+    assert!(cost["data"]["daily_costs"].as_array().is_some_and(|d| d.len() >= 14), "daily_costs for the chart");
+
+    let (st, ex) = srv.get("/api/explain").await;
+    assert_eq!(st, 200);
+    let text = ex["data"]["text"].as_str().unwrap();
+    assert!(text.contains("DELAY"), "{text}");
+    assert!(text.contains("policies.yaml"), "{text}");
+
+    let (st, all) = srv.get("/api/all").await;
+    assert_eq!(st, 200);
+    let keys: Vec<&String> = all["data"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["cost", "decision", "explanation", "slo"]);
+    assert_eq!(all["data"]["decision"], *data);
+    assert_eq!(all["data"]["explanation"], text);
+
+    let (st, audit) = srv.get("/api/audit").await;
+    assert_eq!(st, 200);
+    assert_eq!(audit, serde_json::json!({"ok": true, "data": []}));
+
+    for p in ["/api/decision", "/api/slo", "/api/cost", "/api/explain", "/api/all"] {
+        let (_, body) = srv.get_text(p).await;
+        assert_no_paths(&s, p, &body);
+    }
+    // GET /api/decision records nothing.
+    let (_, verify) = srv.get("/api/audit/verify").await;
+    assert_eq!(verify["data"]["records"], 0);
+}
+
+#[tokio::test]
+async fn write_endpoints_refuse_missing_wrong_and_underprivileged_tokens() {
+    let s = Scratch::new();
+    let srv = Server::start(s.config()).await;
+    for path in ["/api/gate", "/api/simulate"] {
+        let r = srv.client.post(srv.url(path)).header("content-type", "application/json").body("{}").send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{path} without a token");
+        assert_eq!(r.headers()["www-authenticate"], "Bearer realm=\"guardrail\"");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["ok"], false);
+        assert!(v["error"].as_str().unwrap().contains("Bearer"), "{v}");
+
+        let (st, v) = srv.post(path, Some("not-a-token"), "{}").await;
+        assert_eq!(st, 401, "{path} with a wrong token");
+        assert_eq!(v["error"], "the token is not valid");
+
+        let r = srv
+            .client
+            .post(srv.url(path))
+            .header("content-type", "application/json")
+            .header("authorization", format!("Basic {DEPLOYER}"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{path} with a non-bearer scheme");
+
+        let (st, v) = srv.post(path, Some(APPROVER), "{}").await;
+        assert_eq!(st, 403, "{path} with an approver token");
+        assert!(v["error"].as_str().unwrap().contains("approver"), "{v}");
+    }
+    // Nothing was recorded by any refused request.
+    let (_, verify) = srv.get("/api/audit/verify").await;
+    assert_eq!(verify["data"]["records"], 0);
+}
+
+#[tokio::test]
+async fn without_a_tokens_file_every_write_is_refused() {
+    let s = Scratch::new();
+    let mut cfg = s.config();
+    cfg.tokens = None;
+    let srv = Server::start(cfg).await;
+    let (st, v) = srv.post("/api/gate", Some(DEPLOYER), "{}").await;
+    assert_eq!(st, 401);
+    assert!(v["error"].as_str().unwrap().contains("--tokens"), "{v}");
+}
+
+#[tokio::test]
+async fn post_bodies_are_strict() {
+    let s = Scratch::new();
+    let mut cfg = s.config();
+    cfg.max_body_bytes = 1024;
+    let srv = Server::start(cfg).await;
+    for path in ["/api/gate", "/api/simulate"] {
+        // No content type, then a form post (what a cross-site form can send).
+        let r = srv.client.post(srv.url(path)).bearer_auth(DEPLOYER).body("{}").send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 415, "{path} without Content-Type");
+        let r = srv
+            .client
+            .post(srv.url(path))
+            .bearer_auth(DEPLOYER)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("ci=1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 415, "{path} as a form");
+        let r = srv
+            .client
+            .post(srv.url(path))
+            .bearer_auth(DEPLOYER)
+            .header("content-type", "text/plain")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 415, "{path} as text/plain");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["ok"], false);
+
+        let big = format!("{{\"ci\": {{\"branch\": \"{}\"}}}}", "x".repeat(4096));
+        let (st, v) = srv.post(path, Some(DEPLOYER), &big).await;
+        assert_eq!(st, 413, "{path} with a large body");
+        assert_eq!(v["error"], "the body is larger than 1024 bytes");
+
+        let (st, v) = srv.post(path, Some(DEPLOYER), "{not json").await;
+        assert_eq!(st, 400, "{path} with invalid JSON");
+        assert!(v["error"].as_str().unwrap().starts_with("invalid request body"), "{v}");
+        let (st, _) = srv.post(path, Some(DEPLOYER), "").await;
+        assert_eq!(st, 400, "{path} with an empty body");
+        let (st, v) = srv.post(path, Some(DEPLOYER), r#"{"surprise": 1}"#).await;
+        assert_eq!(st, 400, "{path} with an unknown field");
+        assert!(v["error"].as_str().unwrap().contains("unknown field `surprise`"), "{v}");
+        let (st, _) = srv.post(path, Some(DEPLOYER), "[]").await;
+        assert_eq!(st, 400, "{path} with an array");
+    }
+    let (st, v) = srv.post("/api/gate", Some(DEPLOYER), r#"{"ci": {"branch": "main", "approver": "me"}}"#).await;
+    assert_eq!(st, 400);
+    assert!(v["error"].as_str().unwrap().contains("unknown field `approver`"), "{v}");
+    let (st, _) = srv.post("/api/gate", Some(DEPLOYER), r#"{"fail_on_warn": "yes"}"#).await;
+    assert_eq!(st, 400);
+    let (_, verify) = srv.get("/api/audit/verify").await;
+    assert_eq!(verify["data"]["records"], 0, "no bad request was recorded");
+}
+
+#[tokio::test]
+async fn gate_decides_and_records_like_the_cli() {
+    let s = Scratch::new();
+    let srv = Server::start(s.config()).await;
+    let body = r#"{"ci": {"provider": "github-actions", "repository": "acme/shop", "branch": "main",
+        "commit": "abc123", "actor": "octocat", "service": "checkout-api"}, "fail_on_warn": false}"#;
+    let (st, v) = srv.post("/api/gate", Some(DEPLOYER), body).await;
+    assert_eq!(st, 200, "{v}");
+    let d = &v["data"];
+    assert_eq!(d["action"], "DELAY");
+    assert_eq!(d["policy_id"], "P005");
+    assert_eq!(d["exit_code"], 1);
+    assert_eq!(d["retry_after"], "2026-02-21T00:15:00Z");
+    assert_eq!(d["ci"]["repository"], "acme/shop");
+    assert_eq!(d["requested_by"]["identity"], "ci-pipeline");
+    assert_eq!(d["audit"]["seq"], 1);
+    assert_eq!(d["audit"]["store"], "sqlite");
+    assert_no_paths(&s, "gate", &v.to_string());
+
+    // The record in the store is the CLI's: the output, the inputs' full text, plus who asked.
+    let mut store = guardrail_store::open_store(&s.store()).unwrap();
+    let rec = store.get(1).unwrap().unwrap();
+    assert_eq!(rec.kind, "deploy_decision");
+    assert_eq!(rec.body["action"], "DELAY");
+    assert_eq!(rec.body["outcome"], "decided");
+    assert_eq!(rec.body["ci"]["commit"], "abc123");
+    assert_eq!(rec.body["requested_by"]["identity"], "ci-pipeline");
+    assert_eq!(rec.body["requested_by"]["role"], "deployer");
+    let policies = std::fs::read_to_string(s.path("config/policies.yaml")).unwrap();
+    assert_eq!(rec.body["input_content"]["policies"], policies);
+    assert_eq!(d["audit"]["hash"], rec.hash);
+    drop(store);
+
+    // An admin may deploy too; the record names the admin.
+    let (st, v) = srv.post("/api/gate", Some(ADMIN), "{}").await;
+    assert_eq!(st, 200);
+    assert_eq!(v["data"]["audit"]["seq"], 2);
+    assert_eq!(v["data"]["ci"]["provider"], "http");
+
+    let (st, a) = srv.get("/api/audit").await;
+    assert_eq!(st, 200);
+    let recs = a["data"].as_array().unwrap();
+    assert_eq!(recs.len(), 2);
+    assert_eq!(recs[0]["seq"], 2, "newest first");
+    assert_eq!(recs[0]["requested_by"]["identity"], "root");
+    assert_eq!(recs[1]["action"], "DELAY");
+    assert_eq!(recs[1]["kind"], "deploy_decision");
+    assert!(recs[1]["timestamp"].as_str().is_some());
+    assert!(recs[1].get("input_content").is_none(), "the list leaves the inputs' text out");
+    assert_eq!(recs[1]["inputs"]["metrics"]["path"], "metrics.json");
+    let (_, text) = srv.get_text("/api/audit").await;
+    assert_no_paths(&s, "audit", &text);
+    let (st, one) = srv.get("/api/audit?limit=1").await;
+    assert_eq!(st, 200);
+    assert_eq!(one["data"].as_array().unwrap().len(), 1);
+    let (st, _) = srv.get("/api/audit?limit=0").await;
+    assert_eq!(st, 400);
+    let (st, _) = srv.get("/api/audit?limit=lots").await;
+    assert_eq!(st, 400);
+    let (st, _) = srv.get("/api/audit?sort=asc").await;
+    assert_eq!(st, 400);
+
+    let (st, vr) = srv.get("/api/audit/verify").await;
+    assert_eq!(st, 200);
+    assert_eq!(vr["data"]["intact"], true);
+    assert_eq!(vr["data"]["records"], 2);
+    assert_eq!(vr["data"]["head"], recs[0]["hash"]);
+
+    let (st, m) = srv.get_text("/metrics").await;
+    assert_eq!(st, 200);
+    assert!(m.contains("guardrail_decisions_total{endpoint=\"gate\",action=\"DELAY\",rule=\"P005\"} 2"), "{m}");
+    assert!(m.contains("guardrail_audit_write_failures_total 0"), "{m}");
+}
+
+#[tokio::test]
+async fn a_tampered_chain_is_reported_broken() {
+    let s = Scratch::new();
+    let srv = Server::start(s.config()).await;
+    assert_eq!(srv.post("/api/gate", Some(DEPLOYER), "{}").await.0, 200);
+    assert_eq!(srv.post("/api/gate", Some(DEPLOYER), "{}").await.0, 200);
+    let db = rusqlite::Connection::open(s.store()).unwrap();
+    db.execute("UPDATE audit_records SET body = replace(body, 'DELAY', 'ALLOW') WHERE seq = 1", []).unwrap();
+    drop(db);
+    let (st, v) = srv.get("/api/audit/verify").await;
+    assert_eq!(st, 200);
+    assert_eq!(v["data"]["intact"], false, "{v}");
+    assert_eq!(v["data"]["breaks"][0]["seq"], 1, "{v}");
+}
+
+#[tokio::test]
+async fn simulate_evaluates_what_if_signals_and_records_a_simulation() {
+    let s = Scratch::new();
+    let srv = Server::start(s.config()).await;
+    let (st, v) = srv.post("/api/simulate", Some(DEPLOYER), "{}").await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["action"], "DELAY");
+    assert_eq!(v["data"]["simulated"], true);
+    assert!(v["data"]["explanation"].as_str().unwrap().contains("DELAY"));
+    for k in ["action", "cost", "delay_minutes", "evaluated_policies", "explanation", "policy_id", "policy_name", "reason", "remediation", "slo"] {
+        assert!(v["data"].get(k).is_some(), "simulate lacks the original's {k}");
+    }
+
+    let (st, v) = srv
+        .post("/api/simulate", Some(DEPLOYER), r#"{"signals": {"error_budget_pct": 5, "burn_rate": "critical"}}"#)
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["action"], "BLOCK");
+    assert_eq!(v["data"]["policy_id"], "P001");
+    assert_eq!(v["data"]["signals"]["error_budget_pct"], 5.0);
+    assert_eq!(v["data"]["simulated_signals"]["burn_rate"], "critical");
+
+    for (body, needle) in [
+        (r#"{"signals": {"nope": 1}}"#, "unknown signal"),
+        (r#"{"signals": {"error_budget_pct": "low"}}"#, "expected a number"),
+        (r#"{"signals": {"error_budget_pct": 250}}"#, "outside"),
+        (r#"{"signals": {"burn_rate": "extreme"}}"#, "expected one of low, medium, high, critical"),
+        (r#"{"signals": {"latency_compliant": 1}}"#, "true or false"),
+    ] {
+        let (st, v) = srv.post("/api/simulate", Some(DEPLOYER), body).await;
+        assert_eq!(st, 400, "{body}");
+        assert!(v["error"].as_str().unwrap().contains(needle), "{body}: {v}");
+    }
+
+    // Two simulations on the chain, as simulations; the deploy decision is unchanged.
+    let mut store = guardrail_store::open_store(&s.store()).unwrap();
+    let recs = store.all().unwrap();
+    assert_eq!(recs.len(), 2);
+    assert!(recs.iter().all(|r| r.kind == "deploy_simulation"));
+    assert_eq!(recs[1].body["simulated_signals"]["error_budget_pct"], 5.0);
+    assert_eq!(srv.get("/api/decision").await.1["data"]["action"], "DELAY");
+}
+
+#[tokio::test]
+async fn inputs_are_reloaded_on_change_and_an_invalid_set_never_allows() {
+    let s = Scratch::new();
+    let srv = Server::start(s.config()).await;
+    assert_eq!(srv.state.snapshot().version, 1);
+    let mut events = srv.client.get(srv.url("/api/events")).send().await.unwrap();
+    assert_eq!(events.status().as_u16(), 200);
+    assert!(events.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let hello = String::from_utf8(events.chunk().await.unwrap().unwrap().to_vec()).unwrap();
+    assert!(hello.contains("event: hello"), "{hello}");
+    assert!(hello.contains("\"action\":\"DELAY\""), "{hello}");
+
+    // Healthy metrics → ALLOW.
+    let allow = std::fs::read_to_string(common::examples().join("scenarios/allow/metrics.json")).unwrap();
+    s.write("data/metrics.json", &allow);
+    srv.wait_version(2).await;
+    assert_eq!(srv.get("/api/decision").await.1["data"]["action"], "ALLOW");
+    let mut seen = String::new();
+    for _ in 0..10 {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), events.chunk()).await.unwrap().unwrap().unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+        if seen.contains("event: inputs") && seen.contains("event: decision") {
+            break;
+        }
+    }
+    assert!(seen.contains("event: inputs") && seen.contains("\"action\":\"ALLOW\""), "{seen}");
+
+    // A broken file: ok:false with the file named (not its path), never ALLOW.
+    s.write("data/metrics.json", "{ bad");
+    srv.wait_version(3).await;
+    let (st, v) = srv.get("/api/decision").await;
+    assert_eq!(st, 503);
+    assert_eq!(v["ok"], false);
+    let err = v["error"].as_str().unwrap();
+    assert!(err.contains("metrics.json"), "{err}");
+    assert!(v.get("data").is_none());
+    let (_, text) = srv.get_text("/api/decision").await;
+    assert_no_paths(&s, "decision with broken metrics", &text);
+    for p in ["/api/slo", "/api/explain", "/api/all", "/readyz"] {
+        let (st, v) = srv.get(p).await;
+        assert_eq!(st, 503, "{p}");
+        assert_eq!(v["ok"], false, "{p}");
+    }
+    // The cost block does not depend on the metrics.
+    assert_eq!(srv.get("/api/cost").await.0, 200);
+
+    // POST /api/gate: no decision, and the could-not-decide is recorded like the CLI does.
+    let (st, v) = srv.post("/api/gate", Some(DEPLOYER), "{}").await;
+    assert_eq!(st, 503, "{v}");
+    assert_eq!(v["ok"], false);
+    assert!(v.get("data").is_none());
+    assert!(v["error"].as_str().unwrap().starts_with("could not decide"), "{v}");
+    assert_eq!(v["audit"]["seq"], 1);
+    assert_no_paths(&s, "gate with broken metrics", &v.to_string());
+    let mut store = guardrail_store::open_store(&s.store()).unwrap();
+    assert_eq!(store.get(1).unwrap().unwrap().kind, "deploy_error");
+    let (_, m) = srv.get_text("/metrics").await;
+    assert!(m.contains("guardrail_undecided_total{endpoint=\"gate\"} 1"), "{m}");
+    assert!(m.contains("guardrail_inputs_valid 0"), "{m}");
+
+    // A missing policy file.
+    s.write("data/metrics.json", &allow);
+    std::fs::remove_file(s.path("config/policies.yaml")).unwrap();
+    srv.wait_version(4).await;
+    let (st, v) = srv.get("/api/decision").await;
+    assert_eq!(st, 503);
+    assert!(v["error"].as_str().unwrap().contains("policies.yaml"), "{v}");
+    let (_, text) = srv.get_text("/api/decision").await;
+    assert_no_paths(&s, "decision without policies", &text);
+}
+
+#[tokio::test]
+async fn a_decision_that_cannot_be_recorded_is_withheld() {
+    let s = Scratch::new();
+    let mut cfg = s.config();
+    // A store under a regular file can never be created.
+    std::fs::write(s.path("not-a-dir"), "x").unwrap();
+    cfg.store = s.path("not-a-dir/audit.db").display().to_string();
+    let srv = Server::start(cfg).await;
+    let (st, v) = srv.post("/api/gate", Some(DEPLOYER), "{}").await;
+    assert_eq!(st, 503, "{v}");
+    assert_eq!(v["ok"], false);
+    assert!(v.get("data").is_none(), "no decision without a record: {v}");
+    assert_eq!(v["error"], "the decision could not be recorded in the audit trail, so it is withheld");
+    assert!(!v.to_string().contains("DELAY"), "the action is withheld: {v}");
+    let (_, m) = srv.get_text("/metrics").await;
+    assert!(m.contains("guardrail_audit_write_failures_total 1"), "{m}");
+    assert!(!m.contains("guardrail_decisions_total{"), "{m}");
+    let (st, v) = srv.get("/readyz").await;
+    assert_eq!(st, 503);
+    assert_eq!(v["errors"], serde_json::json!(["audit store: unavailable"]));
+    let (st, v) = srv.get("/api/audit").await;
+    assert_eq!(st, 503);
+    assert_no_paths(&s, "audit with a broken store", &v.to_string());
+    let (st, _) = srv.get("/api/audit/verify").await;
+    assert_eq!(st, 503);
+}
+
+#[tokio::test]
+async fn operational_endpoints() {
+    let s = Scratch::new();
+    let srv = Server::start(s.config()).await;
+    assert_eq!(srv.get("/healthz").await, (200, serde_json::json!({"ok": true, "data": {"status": "alive"}})));
+    let (st, r) = srv.get("/readyz").await;
+    assert_eq!(st, 200);
+    assert_eq!(r["data"]["inputs"]["valid"], true);
+    assert_eq!(r["data"]["store"], "reachable");
+
+    let r = srv.client.get(srv.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    let m = r.text().await.unwrap();
+    for name in [
+        "# TYPE guardrail_decisions_total counter",
+        "# TYPE guardrail_evaluation_duration_seconds histogram",
+        "guardrail_evaluation_duration_seconds_bucket{le=\"+Inf\"}",
+        "# TYPE guardrail_audit_write_failures_total counter",
+        "guardrail_inputs_valid 1",
+    ] {
+        assert!(m.contains(name), "metrics lack {name}: {m}");
+    }
+    // Every sample line is `name{labels} value` with a numeric value.
+    for line in m.lines().filter(|l| !l.starts_with('#')) {
+        let value = line.rsplit(' ').next().unwrap();
+        assert!(value.parse::<f64>().is_ok(), "bad sample line {line}");
+    }
+
+    let (st, v) = srv.get("/nope").await;
+    assert_eq!(st, 404);
+    assert_eq!(v["ok"], false);
+    let r = srv.client.delete(srv.url("/api/decision")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["ok"], false);
+    let (st, _) = srv.get("/api/simulate").await;
+    assert_eq!(st, 405);
+    let r = srv.client.get(srv.url("/api/decision")).send().await.unwrap();
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(r.headers()["content-type"], "application/json");
+}

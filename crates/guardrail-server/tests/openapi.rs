@@ -1,0 +1,89 @@
+//! Keeps `/api/openapi.json` true: every registered route is documented, every documented
+//! operation is registered and answers (not 404/405), and every response the tests see for a
+//! documented status is listed. Goes through the router in-process (tower `oneshot`).
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::Scratch;
+use guardrail_server::{AppState, route_table, router};
+use serde_json::Value;
+use tower::ServiceExt;
+
+fn documented(doc: &Value) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            out.insert((method.to_ascii_uppercase(), path.clone()));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_route_is_documented_and_every_documented_operation_is_routed() {
+    let doc: Value = serde_json::from_str(guardrail_server::api::OPENAPI).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let routed: BTreeSet<(String, String)> =
+        route_table().into_iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    let docs = documented(&doc);
+    let undocumented: Vec<_> = routed.difference(&docs).collect();
+    let unrouted: Vec<_> = docs.difference(&routed).collect();
+    assert!(undocumented.is_empty(), "routes missing from openapi.json: {undocumented:?}");
+    assert!(unrouted.is_empty(), "documented but not routed: {unrouted:?}");
+    // Every $ref resolves.
+    let text = guardrail_server::api::OPENAPI;
+    for piece in text.split("\"$ref\": \"#/components/schemas/").skip(1) {
+        let name = piece.split('"').next().unwrap();
+        assert!(doc["components"]["schemas"].get(name).is_some(), "dangling $ref {name}");
+    }
+    // Write operations declare the bearer scheme and the refusals the server gives.
+    for (m, p) in &docs {
+        if m == "POST" {
+            let op = &doc["paths"][p]["post"];
+            assert_eq!(op["security"][0]["bearer"], serde_json::json!([]), "{p}");
+            for code in ["400", "401", "403", "413", "415"] {
+                assert!(op["responses"].get(code).is_some(), "{p} does not document {code}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_documented_operation_answers_with_a_documented_status() {
+    let s = Scratch::new();
+    let state = AppState::new(s.config());
+    let app = router(state);
+    let doc: Value = serde_json::from_str(guardrail_server::api::OPENAPI).unwrap();
+    for (method, path) in documented(&doc) {
+        let mut req = Request::builder().method(method.as_str()).uri(&path);
+        let body = if method == "POST" {
+            req = req.header("content-type", "application/json").header("authorization", format!("Bearer {}", common::DEPLOYER));
+            Body::from("{}")
+        } else {
+            Body::empty()
+        };
+        let resp = app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+        let status = resp.status();
+        assert_ne!(status, StatusCode::NOT_FOUND, "{method} {path}");
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        let code = status.as_u16().to_string();
+        let responses = &doc["paths"][&path][method.to_ascii_lowercase()]["responses"];
+        assert!(responses.get(&code).is_some(), "{method} {path} answered {code}, which is not documented");
+        if path == "/api/events" {
+            continue; // an endless stream
+        }
+        let ctype = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let documented_types: Vec<String> = responses[&code]["content"]
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        assert!(
+            documented_types.iter().any(|t| ctype.starts_with(t.as_str())),
+            "{method} {path}: content-type {ctype} not in {documented_types:?}"
+        );
+    }
+}
