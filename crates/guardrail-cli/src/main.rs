@@ -90,6 +90,20 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Remediation governor: run incidents through plan → stress → gate → execute; list, show,
+    /// execute, resolve. Exit 0 executed (or dry run), 10 awaiting approval, 11 refused,
+    /// 12 execution failed, 3 could not decide, 64 usage.
+    Incident {
+        #[command(subcommand)]
+        command: guardrail::incident_cmd::IncidentCommand,
+    },
+    /// Approve (or --force-override) an incident's blocked action, then execute it.
+    Approve(guardrail::approve_cmd::ApproveArgs),
+    /// The governor's knowledge base: load, search, review, stats.
+    Kb {
+        #[command(subcommand)]
+        command: guardrail::kb_cmd::KbCommand,
+    },
     /// Serve the HTTP API and the dashboard on the same inputs as `gate` (127.0.0.1:8080 by
     /// default). POST endpoints need a bearer token from --tokens.
     Serve(ServeArgs),
@@ -303,6 +317,9 @@ fn run(cli: Cli) -> i32 {
         Command::Replay { record, store, format } => replay(&store.spec(env), &record, format),
         Command::Serve(args) => serve(args, env),
         Command::Token { command: TokenCommand::Hash { identity, role } } => token_hash(identity, role),
+        Command::Incident { command } => guardrail::incident_cmd::run(command, env),
+        Command::Approve(args) => guardrail::approve_cmd::run(args, env),
+        Command::Kb { command } => guardrail::kb_cmd::run(command, env),
     }
 }
 
@@ -545,7 +562,9 @@ fn token_hash(identity: Option<String>, role: Option<String>) -> i32 {
     }
     let token = token.trim_end_matches(['\n', '\r']);
     if token.trim().is_empty() {
-        eprintln!("guardrail token hash: no token on standard input (e.g. `printf %s \"$TOKEN\" | guardrail token hash`)");
+        eprintln!(
+            "guardrail token hash: no token on standard input (e.g. `printf %s \"$TOKEN\" | guardrail token hash`)"
+        );
         return exit::USAGE;
     }
     let hash = guardrail_server::hash_token(token);
