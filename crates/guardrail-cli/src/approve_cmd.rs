@@ -161,6 +161,27 @@ pub fn run(a: ApproveArgs, env: EnvLookup<'_>) -> i32 {
         Ok(r) => r,
         Err(e) => return fail(&[format!("the approval was NOT recorded, so nothing runs: {e}")]),
     };
+    // Two approvers racing both append a grant; the chain decides: only the first grant after
+    // the request releases it (the fold ignores later ones), and only its approver executes.
+    match load_states(&a.store, env).map(|s| s.get(&a.incident).and_then(|st| st.authorised.clone())) {
+        Ok(Some(open)) if open.record == rec.id() => {}
+        Ok(other) => {
+            let by = other.map(|o| o.record).unwrap_or_else(|| "another record".into());
+            eprintln!(
+                "guardrail: {} was released by {by} first; grant {} releases nothing and nothing runs (exit {})",
+                a.incident,
+                rec.id(),
+                codes::REFUSED
+            );
+            return codes::REFUSED;
+        }
+        Err(e) => {
+            return fail(&[format!(
+                "grant {} recorded, but the queue could not be re-read, so nothing runs: {e}",
+                rec.id()
+            )]);
+        }
+    }
     let auth = Authorisation {
         record: rec.id(),
         by: grant.kind.as_str().into(),

@@ -478,3 +478,26 @@ fn usage_errors_exit_64() {
     assert_eq!(g.run(&["incident", "run"]).0, 64);
     assert_eq!(g.run(&["incident", "run", "x.json", "--executor", "shell"]).0, 64);
 }
+
+#[test]
+fn racing_approvers_release_one_execution() {
+    let g = Gov::loaded();
+    let (code, _) = g.incident(&scenario("incident_high.json"), "dave");
+    assert_eq!(code, 10);
+    let children: Vec<_> = ["alice", "bob"]
+        .iter()
+        .map(|who| {
+            let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("guardrail"));
+            for k in ["GUARDRAIL_KB", "GUARDRAIL_GOVERNOR_CONFIG", "GUARDRAIL_USER", "USER", "GUARDRAIL_STORE"] {
+                c.env_remove(k);
+            }
+            c.current_dir(g.dir.path()).args(["approve", "inc-live-001", "--as", who]);
+            c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap()
+        })
+        .collect();
+    let codes: Vec<i32> = children.into_iter().map(|c| c.wait_with_output().unwrap().status.code().unwrap()).collect();
+    assert!(codes.contains(&0), "{codes:?}");
+    let executions = g.records().iter().filter(|r| r["kind"] == "remediation_execution").count();
+    assert_eq!(executions, 1, "{:?}", g.kinds());
+    g.assert_chain_intact();
+}
