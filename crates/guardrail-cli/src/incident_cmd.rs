@@ -40,6 +40,11 @@ pub enum IncidentCommand {
         /// Live logs (NDJSON, one request per line) for the query_live_logs tool.
         #[arg(long, value_name = "FILE")]
         logs: Option<PathBuf>,
+        /// Deploy-gate inputs (DIR/config/policies.yaml, slos.yaml, data/metrics.json, cost.json,
+        /// resolved as `guardrail gate --root DIR`): their SLO/cost signals feed the gate's
+        /// signal rules (e.g. a critical burn rate makes restarts and scaling need approval).
+        #[arg(long, value_name = "DIR")]
+        signals_root: Option<PathBuf>,
         /// Executor [default: the config's executor.default, else dry-run]
         #[arg(long, value_enum)]
         executor: Option<ExecutorChoice>,
@@ -88,6 +93,9 @@ pub enum IncidentCommand {
         /// Live logs for a re-gate.
         #[arg(long, value_name = "FILE")]
         logs: Option<PathBuf>,
+        /// Deploy-gate inputs whose signals feed a re-gate (as for `incident run`).
+        #[arg(long, value_name = "DIR")]
+        signals_root: Option<PathBuf>,
         /// Executor [default: the config's executor.default, else dry-run]
         #[arg(long, value_enum)]
         executor: Option<ExecutorChoice>,
@@ -130,11 +138,17 @@ pub enum IncidentCommand {
 /// Runs one `incident` subcommand; returns the exit code.
 pub fn run(cmd: IncidentCommand, env: EnvLookup<'_>) -> i32 {
     match cmd {
-        IncidentCommand::Run { file, actor: who, logs, executor, now: at, format, kb, config, store } => {
-            let ctx = match Ctx::new(env, &store, &config, &kb, logs, executor, at.as_deref(), who.as_deref()) {
+        IncidentCommand::Run { file, actor: who, logs, signals_root, executor, now: at, format, kb, config, store } => {
+            let mut ctx = match Ctx::new(env, &store, &config, &kb, logs, executor, at.as_deref(), who.as_deref()) {
                 Ok(c) => c,
                 Err(e) => return fail(&e),
             };
+            if let Some(root) = signals_root {
+                match deploy_signals(&root, env, ctx.now) {
+                    Ok(s) => ctx.signals = Some(s),
+                    Err(e) => return fail(&e),
+                }
+            }
             let incidents = match guardrail_governor::load_incidents(&file) {
                 Ok(i) if i.is_empty() => return fail(&[format!("{}: holds no incident", file.display())]),
                 Ok(i) => i,
@@ -158,6 +172,7 @@ pub fn run(cmd: IncidentCommand, env: EnvLookup<'_>) -> i32 {
             action,
             actor: who,
             logs,
+            signals_root,
             executor,
             now: at,
             format,
@@ -165,10 +180,16 @@ pub fn run(cmd: IncidentCommand, env: EnvLookup<'_>) -> i32 {
             config,
             store,
         } => {
-            let ctx = match Ctx::new(env, &store, &config, &kb, logs, executor, at.as_deref(), who.as_deref()) {
+            let mut ctx = match Ctx::new(env, &store, &config, &kb, logs, executor, at.as_deref(), who.as_deref()) {
                 Ok(c) => c,
                 Err(e) => return fail(&e),
             };
+            if let Some(root) = signals_root {
+                match deploy_signals(&root, env, ctx.now) {
+                    Ok(s) => ctx.signals = Some(s),
+                    Err(e) => return fail(&e),
+                }
+            }
             let out = ctx.execute_authorised(&incident, action.as_deref());
             report(&[out], format)
         }
@@ -255,6 +276,32 @@ pub(crate) struct Ctx<'a> {
     executor: Option<ExecutorChoice>,
     pub(crate) now: jiff::Timestamp,
     pub(crate) actor: String,
+    /// Deploy signals for the gate's signal rules, with where they came from.
+    pub(crate) signals: Option<(guardrail_core::signals::Signals, Value)>,
+}
+
+/// The deploy gate's signals for `root` (the same resolution and checks as `guardrail gate
+/// --root`): any problem with those inputs is a could-not-decide.
+fn deploy_signals(
+    root: &std::path::Path,
+    env: EnvLookup<'_>,
+    now: jiff::Timestamp,
+) -> Result<(guardrail_core::signals::Signals, Value), Vec<String>> {
+    use guardrail_gate::{gate, inputs};
+    let args = inputs::InputArgs { root: Some(root.to_path_buf()), ..Default::default() };
+    let paths = inputs::resolve_paths(&args, env);
+    let settings = inputs::resolve_settings(&args, env, now)?;
+    let sources = inputs::read_sources(&paths)?;
+    let digests = vec![
+        inputs::digest(&sources.policies),
+        inputs::digest(&sources.slos),
+        inputs::digest(&sources.metrics),
+        inputs::digest(&sources.cost),
+    ];
+    let ev = gate::evaluate(sources, settings)
+        .map_err(|e| e.into_iter().map(|m| format!("--signals-root: {m}")).collect::<Vec<_>>())?;
+    let meta = json!({"root": root.display().to_string(), "inputs": digests, "signals": ev.signals});
+    Ok((ev.signals, meta))
 }
 
 impl<'a> Ctx<'a> {
@@ -285,7 +332,7 @@ impl<'a> Ctx<'a> {
                 for w in &cfg.warnings {
                     eprintln!("guardrail: warning: {w}");
                 }
-                Ok(Ctx { env, store, cfg, kb: kb.path(env), logs, executor, now, actor })
+                Ok(Ctx { env, store, cfg, kb: kb.path(env), logs, executor, now, actor, signals: None })
             }
             _ => Err(errors),
         }
@@ -311,7 +358,7 @@ impl<'a> Ctx<'a> {
         if let Some(l) = &self.logs {
             ctx = ctx.with_logs(l);
         }
-        let outcome = match governor.run(incident, &ctx, None) {
+        let outcome = match governor.run(incident, &ctx, self.signals.as_ref().map(|(s, _)| s)) {
             Ok(o) => o,
             Err(f) => {
                 let mut errors = vec![f.error.to_string()];
@@ -343,6 +390,7 @@ impl<'a> Ctx<'a> {
             "outcome": outcome,
             "knowledge_base": self.kb.display().to_string(),
             "logs": self.logs.as_ref().map(guardrail_governor::LogsSource::describe),
+            "deploy_signals": self.signals.as_ref().map(|(_, m)| m.clone()),
             "governor_config": self.cfg.describe(),
         });
         let rec = match self.append(kinds::DECISION, body) {

@@ -501,3 +501,36 @@ fn racing_approvers_release_one_execution() {
     assert_eq!(executions, 1, "{:?}", g.kinds());
     g.assert_chain_intact();
 }
+
+#[test]
+fn deploy_signals_feed_the_gate_signal_rules() {
+    let g = Gov::loaded();
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/deploy-gate");
+    // A deploy-gate root whose metrics burn the error budget at a critical rate.
+    for sub in ["config", "data"] {
+        std::fs::create_dir_all(g.path(&format!("burning/{sub}"))).unwrap();
+    }
+    for f in ["config/policies.yaml", "config/slos.yaml", "data/cost.json"] {
+        std::fs::copy(deploy.join(f), g.path(&format!("burning/{f}"))).unwrap();
+    }
+    std::fs::copy(deploy.join("scenarios/block/metrics.json"), g.path("burning/data/metrics.json")).unwrap();
+    let burning = g.path("burning").display().to_string();
+    let healthy = deploy.display().to_string();
+    let run = |root: &str| {
+        g.json(&["incident", "run", &scenario("incident_medium.json"), "--as", "dave", "--signals-root", root])
+    };
+    // Scaling while the budget burns critically needs a person.
+    let (code, v) = run(&burning);
+    assert_eq!(code, 10, "{v:#}");
+    assert_eq!(result(&v)["rule"], "signal:burn-critical-restart-scale");
+    // With healthy signals the same incident executes.
+    let (code, v) = run(&healthy);
+    assert_eq!(code, 0, "{v:#}");
+    let decision = g.records().into_iter().rev().find(|r| r["kind"] == "remediation_decision").unwrap();
+    assert_eq!(decision["body"]["deploy_signals"]["signals"]["burn_rate"], "low");
+    // Unreadable deploy inputs: could not decide.
+    let (code, _, err) = g.run(&["incident", "run", &scenario("incident_medium.json"), "--signals-root", "nope"]);
+    assert_eq!(code, 3);
+    assert!(err.contains("policies.yaml"), "{err}");
+    g.assert_chain_intact();
+}
