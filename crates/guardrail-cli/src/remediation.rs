@@ -401,3 +401,79 @@ pub fn now(given: Option<&str>) -> Result<jiff::Timestamp, String> {
         None => Ok(jiff::Timestamp::now()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use guardrail_core::audit::seal;
+
+    fn chain(items: &[(&str, Value)]) -> Vec<ChainedRecord> {
+        let mut out: Vec<ChainedRecord> = Vec::new();
+        for (kind, body) in items {
+            let d =
+                RecordDraft { kind: (*kind).into(), recorded_at: "2026-11-24T10:00:00Z".into(), body: body.clone() };
+            let r = seal(out.last(), d);
+            out.push(r);
+        }
+        out
+    }
+
+    fn id_of(records: &[ChainedRecord], seq: usize) -> String {
+        records[seq - 1].id()
+    }
+
+    #[test]
+    fn the_queue_folds_from_the_chain() {
+        use serde_json::json;
+        let blocked =
+            json!({"incident_id": "i", "decision": "block_and_escalate", "gated_action": "a", "binding_hash": "h1"});
+        let mut recs = chain(&[(kinds::DECISION, blocked.clone())]);
+        let d1 = id_of(&recs, 1);
+        recs = chain(&[
+            (kinds::DECISION, blocked.clone()),
+            (kinds::APPROVAL_REQUEST, json!({"incident_id": "i", "decision_record": d1, "binding_hash": "h1"})),
+        ]);
+        let st = &incident_states(&recs)["i"];
+        assert_eq!(st.status(), "awaiting_approval");
+        let req = id_of(&recs, 2);
+        // A grant for another request releases nothing; the right one does, once.
+        let mut items = vec![
+            (kinds::DECISION, blocked.clone()),
+            (kinds::APPROVAL_REQUEST, json!({"incident_id": "i", "decision_record": d1, "binding_hash": "h1"})),
+            (
+                kinds::APPROVAL_GRANTED,
+                json!({"incident_id": "i", "request_record": "9-ffffffffffff", "action": "a", "binding_hash": "h1", "kind": "approve"}),
+            ),
+        ];
+        assert_eq!(incident_states(&chain(&items))["i"].status(), "awaiting_approval");
+        items.push((kinds::APPROVAL_GRANTED, json!({"incident_id": "i", "request_record": req, "action": "a", "binding_hash": "h1", "kind": "approve", "approver": "bob"})));
+        let recs = chain(&items);
+        let grant = id_of(&recs, 4);
+        let st = &incident_states(&recs)["i"];
+        assert_eq!(st.status(), "authorised");
+        assert_eq!(st.authorised.as_ref().map(|a| a.record.clone()), Some(grant.clone()));
+        // A second grant does not replace the first.
+        items.push((kinds::APPROVAL_GRANTED, json!({"incident_id": "i", "request_record": req, "action": "a", "binding_hash": "h1", "kind": "approve", "approver": "carol"})));
+        let st = &incident_states(&chain(&items))["i"];
+        assert_eq!(st.authorised.as_ref().map(|a| a.record.clone()), Some(grant.clone()));
+        // An execution that did not start leaves it open; one that ran consumes it.
+        items.push((
+            kinds::EXECUTION,
+            json!({"incident_id": "i", "authorised_by_record": grant, "ran": false, "ok": false}),
+        ));
+        assert_eq!(incident_states(&chain(&items))["i"].status(), "authorised");
+        items.push((
+            kinds::EXECUTION,
+            json!({"incident_id": "i", "authorised_by_record": grant, "ran": true, "ok": true}),
+        ));
+        assert_eq!(incident_states(&chain(&items))["i"].status(), "executed");
+        // A newer decision supersedes everything before it.
+        items.push((kinds::DECISION, blocked));
+        let st = &incident_states(&chain(&items))["i"];
+        assert_eq!(st.status(), "decided");
+        assert!(st.pending.is_none() && st.authorised.is_none());
+        // Records of other kinds, or without an incident, are not part of any incident.
+        let other = chain(&[("deploy_decision", json!({"incident_id": "i"})), (kinds::DECISION, json!({}))]);
+        assert!(incident_states(&other).is_empty());
+    }
+}
