@@ -647,7 +647,32 @@ pub async fn events(State(s): State<AppState>) -> Sse<impl tokio_stream::Stream<
         // A slow client missed events: tell it to reload everything.
         Err(_) => Some(Ok(Event::default().event("inputs").data("{}"))),
     }));
+    // End with the server: a graceful shutdown waits for open responses.
+    let stream = UntilShutdown { inner: Box::pin(stream), stop: Box::pin(s.shutting_down()), done: false };
     Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+type BoxStream<T> = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = T> + Send>>;
+
+/// A stream that ends when the server shuts down.
+struct UntilShutdown<T> {
+    inner: BoxStream<T>,
+    stop: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    done: bool,
+}
+
+impl<T> tokio_stream::Stream for UntilShutdown<T> {
+    type Item = T;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<T>> {
+        if self.done || self.stop.as_mut().poll(cx).is_ready() {
+            self.done = true;
+            return std::task::Poll::Ready(None);
+        }
+        self.inner.as_mut().poll_next(cx)
+    }
 }
 
 /// The dashboard page.

@@ -147,6 +147,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let refresher = spawn_refresher(state.clone());
+    let st = state.clone();
+    let shutdown = async move {
+        shutdown.await;
+        st.begin_shutdown();
+    };
     let result = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
     refresher.abort();
     result

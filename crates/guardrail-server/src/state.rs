@@ -189,6 +189,7 @@ pub(crate) struct Inner {
     pub(crate) snapshot: ArcSwap<Snapshot>,
     pub(crate) metrics: Metrics,
     pub(crate) events: broadcast::Sender<ServerEvent>,
+    pub(crate) shutdown: tokio::sync::watch::Sender<bool>,
     reload: Mutex<()>,
 }
 
@@ -214,6 +215,7 @@ impl AppState {
             snapshot: ArcSwap::from_pointee(first),
             metrics,
             events,
+            shutdown: tokio::sync::watch::Sender::new(false),
             reload: Mutex::new(()),
         }))
     }
@@ -246,6 +248,19 @@ impl AppState {
     /// Sends an event to every subscriber (none listening is fine).
     pub fn publish(&self, kind: &'static str, data: Value) {
         let _ = self.0.events.send(ServerEvent { kind, data });
+    }
+
+    /// Tells long-lived responses (the event streams) to end, so a graceful shutdown can finish.
+    pub fn begin_shutdown(&self) {
+        self.0.shutdown.send_replace(true);
+    }
+
+    /// Resolves once [`AppState::begin_shutdown`] has been called.
+    pub fn shutting_down(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.0.shutdown.subscribe();
+        async move {
+            let _ = rx.wait_for(|v| *v).await;
+        }
     }
 
     /// Settings resolved against the wall clock now (or `--now`).

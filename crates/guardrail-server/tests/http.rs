@@ -458,3 +458,62 @@ async fn operational_endpoints() {
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     assert_eq!(r.headers()["content-type"], "application/json");
 }
+#[tokio::test]
+async fn dashboard_is_served_from_the_binary() {
+    let s = Scratch::new();
+    let srv = Server::start(s.config()).await;
+    let r = srv.client.get(srv.url("/")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("script-src 'self' 'unsafe-inline'"), "{csp}");
+    let html = r.text().await.unwrap();
+    assert!(html.contains("<script src=\"/assets/dashboard.js\""), "{html}");
+    let (st, js) = srv.get_text("/assets/dashboard.js").await;
+    assert_eq!(st, 200);
+    assert!(js.contains("/api/events"), "live updates over SSE");
+    assert!(!js.contains("innerHTML"), "all text goes in with textContent");
+    assert!(!js.contains("eval("));
+}
+
+#[tokio::test]
+async fn concurrent_gate_requests_each_get_one_record_on_an_intact_chain() {
+    let s = Scratch::new();
+    let srv = std::sync::Arc::new(Server::start(s.config()).await);
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let srv = srv.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = format!("{{\"ci\": {{\"commit\": \"c{i}\"}}}}");
+            srv.post("/api/gate", Some(DEPLOYER), &body).await
+        }));
+    }
+    let mut seqs = Vec::new();
+    for t in tasks {
+        let (st, v) = t.await.unwrap();
+        assert_eq!(st, 200, "{v}");
+        seqs.push(v["data"]["audit"]["seq"].as_i64().unwrap());
+    }
+    seqs.sort();
+    assert_eq!(seqs, (1..=24).collect::<Vec<i64>>());
+    let (_, v) = srv.get("/api/audit/verify").await;
+    assert_eq!(v["data"]["intact"], true);
+    assert_eq!(v["data"]["records"], 24);
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_event_streams() {
+    let s = Scratch::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = guardrail_server::AppState::new(s.config());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(guardrail_server::serve(listener, state, async {
+        let _ = rx.await;
+    }));
+    let mut events = reqwest::get(format!("http://{addr}/api/events")).await.unwrap();
+    assert!(events.chunk().await.unwrap().is_some(), "hello");
+    tx.send(()).unwrap();
+    let done = tokio::time::timeout(Duration::from_secs(5), server).await;
+    assert!(done.is_ok(), "the server did not stop while an event stream was open");
+}

@@ -1,1 +1,344 @@
+// Guardrail dashboard. No framework, no build step. Every piece of text from the server goes
+// into the page with textContent or as an SVG text node: nothing from policies, inputs or
+// records is ever parsed as HTML. Updates arrive over server-sent events (/api/events); the
+// page does not poll.
+"use strict";
 
+const SVG = "http://www.w3.org/2000/svg";
+const $ = (id) => document.getElementById(id);
+
+function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  if (cls) e.className = cls;
+  return e;
+}
+
+function svgEl(tag, attrs, text) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+  if (text !== undefined) e.textContent = String(text);
+  return e;
+}
+
+function clear(node) {
+  while (node.firstChild) node.removeChild(node.firstChild);
+}
+
+function setText(id, text) {
+  $(id).textContent = text === undefined || text === null ? "—" : String(text);
+}
+
+function badge(text, level) {
+  return el("span", text, "badge " + (level || ""));
+}
+
+function num(v, dp) {
+  return typeof v === "number" ? v.toFixed(dp) : "—";
+}
+
+function budgetLevel(pct) {
+  return pct < 10 ? "bad" : pct < 30 ? "mid" : pct < 60 ? "info" : "good";
+}
+
+const COLOURS = { good: "#3fb950", mid: "#d29922", info: "#58a6ff", bad: "#f85149" };
+
+async function getJSON(path) {
+  const r = await fetch(path, { headers: { Accept: "application/json" } });
+  let body;
+  try {
+    body = await r.json();
+  } catch (e) {
+    body = { ok: false, error: "the server answered " + r.status + " without JSON" };
+  }
+  return body;
+}
+
+// ------------------------------------------------------------------ banner
+
+function showError(message) {
+  const b = $("banner");
+  b.className = "card wide ERROR";
+  setText("action", "NO DECISION");
+  $("action").className = "act BLOCK";
+  setText("policy", "");
+  setText("reason", "The gate cannot decide on the current inputs, so nothing may be deployed until they are fixed.");
+  setText("remediation", "");
+  setText("counterfactual", "");
+  clear($("badges"));
+  const errs = $("errors");
+  clear(errs);
+  for (const line of String(message).split("\n")) errs.appendChild(el("div", line));
+}
+
+function showDecision(d) {
+  const b = $("banner");
+  b.className = "card wide " + d.action;
+  setText("action", d.action);
+  $("action").className = "act " + d.action;
+  setText("policy", "[" + d.policy_id + "] " + d.policy_name);
+  setText("reason", d.reason);
+  setText("remediation", d.remediation);
+  setText("counterfactual", d.counterfactual ? d.counterfactual.summary : "");
+  const delay = $("delay");
+  if (d.delay_minutes > 0) {
+    delay.hidden = false;
+    delay.textContent = "wait " + d.delay_minutes + " min";
+  } else {
+    delay.hidden = true;
+  }
+  clear($("errors"));
+  const badges = $("badges");
+  clear(badges);
+  badges.appendChild(badge("Budget " + num(d.slo.error_budget_pct, 1) + " %", budgetLevel(d.slo.error_budget_pct)));
+  const burn = { low: "good", medium: "mid", high: "bad", critical: "bad" }[d.slo.burn_rate] || "";
+  badges.appendChild(badge("Burn " + String(d.slo.burn_rate).toUpperCase(), burn));
+  badges.appendChild(badge(d.cost.spike_detected ? "Cost ⚠ spike" : "Cost ✓ stable", d.cost.spike_detected ? "bad" : "good"));
+  for (const w of d.warnings || []) badges.appendChild(badge("policy warning: " + w, "mid"));
+}
+
+// ------------------------------------------------------------------ SLO
+
+function bar(id, pct, level) {
+  const b = $(id);
+  b.style.width = Math.max(0, Math.min(100, pct)) + "%";
+  b.style.background = COLOURS[level] || COLOURS.info;
+}
+
+function sparkline(svg, values, threshold) {
+  clear(svg);
+  if (!values || values.length === 0) {
+    svg.appendChild(svgEl("text", { x: 8, y: 45 }, "no hourly burn rates in the metrics"));
+    return;
+  }
+  const W = 480, H = 90, pad = 6;
+  const max = Math.max(...values, 1);
+  const x = (i) => pad + (i * (W - 2 * pad)) / Math.max(1, values.length - 1);
+  const y = (v) => H - pad - (v / max) * (H - 2 * pad);
+  const pts = values.map((v, i) => x(i).toFixed(1) + "," + y(v).toFixed(1)).join(" ");
+  svg.appendChild(svgEl("polyline", { points: pts, fill: "none", stroke: "#58a6ff", "stroke-width": 2 }));
+  if (threshold <= max) {
+    svg.appendChild(svgEl("line", { x1: pad, x2: W - pad, y1: y(threshold), y2: y(threshold), stroke: "#f85149", "stroke-dasharray": "4 3" }));
+    svg.appendChild(svgEl("text", { x: W - 60, y: y(threshold) - 3 }, "high " + threshold + "×"));
+  }
+  svg.appendChild(svgEl("text", { x: pad, y: 11 }, "max " + max.toFixed(2) + "×"));
+}
+
+function showSlo(s) {
+  const d = s.details || {};
+  const health = $("slo-health");
+  clear(health);
+  health.appendChild(badge(s.healthy ? "Healthy" : "Degraded", s.healthy ? "good" : "bad"));
+  setText("slo-avail", num(s.availability_pct, 4) + " % (target " + d.availability_target_pct + " %)");
+  setText("slo-budget", num(s.error_budget_pct, 2) + " %");
+  bar("slo-budget-bar", s.error_budget_pct, budgetLevel(s.error_budget_pct));
+  setText("slo-burn", String(s.burn_rate).toUpperCase() + " ×" + num(s.burn_rate_value, 2));
+  setText("slo-p95", s.latency_p95_ms + " ms (limit " + d.latency_target_p95_ms + " ms)" + (s.latency_compliant ? "" : " ✗"));
+  setText("slo-p99", s.latency_p99_ms === null ? "not reported" :
+    s.latency_p99_ms + " ms" + (d.latency_target_p99_ms ? " (limit " + d.latency_target_p99_ms + " ms)" : ""));
+  const fmt = (n) => (typeof n === "number" ? n.toLocaleString() : "—");
+  setText("slo-req", fmt(d.failed_requests) + " / " + fmt(d.total_requests));
+  sparkline($("burn-chart"), d.hourly_burn_rates, 5);
+}
+
+// ------------------------------------------------------------------ cost
+
+function costChart(svg, days) {
+  clear(svg);
+  if (!days || days.length === 0) {
+    svg.appendChild(svgEl("text", { x: 8, y: 75 }, "no daily costs"));
+    return;
+  }
+  const W = 480, H = 150, left = 34, bottom = 18, top = 8;
+  const max = Math.max(...days.map((d) => d.cost), 1);
+  const slot = (W - left - 4) / days.length;
+  const h = (v) => ((H - bottom - top) * v) / max;
+  for (const frac of [0, 0.5, 1]) {
+    const yy = H - bottom - (H - bottom - top) * frac;
+    svg.appendChild(svgEl("line", { x1: left, x2: W, y1: yy, y2: yy, stroke: "#2a3542" }));
+    svg.appendChild(svgEl("text", { x: 2, y: yy + 3 }, (max * frac).toFixed(0)));
+  }
+  days.forEach((d, i) => {
+    const bh = h(d.cost);
+    const rect = svgEl("rect", {
+      x: (left + i * slot + 1).toFixed(1), y: (H - bottom - bh).toFixed(1),
+      width: Math.max(1, slot - 2).toFixed(1), height: bh.toFixed(1),
+      fill: i >= days.length - 7 ? "#58a6ff" : "#3b4b5e", class: "cost-bar",
+    });
+    rect.appendChild(svgEl("title", {}, d.date + ": " + d.cost.toFixed(2)));
+    svg.appendChild(rect);
+  });
+  svg.appendChild(svgEl("text", { x: left, y: H - 4 }, days[0].date));
+  svg.appendChild(svgEl("text", { x: W - 62, y: H - 4 }, days[days.length - 1].date));
+}
+
+function showCost(c) {
+  const spike = $("cost-spike");
+  clear(spike);
+  spike.appendChild(badge(c.spike_detected ? "⚠ Spike" : "✓ Stable", c.spike_detected ? "bad" : "good"));
+  const wow = $("cost-wow");
+  wow.textContent = (c.wow_change_pct > 0 ? "+" : "") + num(c.wow_change_pct, 2) + " %";
+  wow.style.color = c.wow_change_pct > 10 ? COLOURS.bad : c.wow_change_pct < -5 ? COLOURS.good : "";
+  setText("cost-trend", c.trend);
+  const cur = (c.details && c.details.currency) || "";
+  setText("cost-avgs", num(c.previous_week_avg_usd, 2) + " → " + num(c.current_week_avg_usd, 2) + " " + cur);
+  setText("cost-budget", num(c.mtd_spend_usd, 2) + " / " + num(c.budget_usd, 2) + " " + cur + " (" + num(c.budget_utilisation_pct, 1) + " %)");
+  const used = c.budget_utilisation_pct;
+  bar("cost-budget-bar", used, used > 90 ? "bad" : used > 70 ? "mid" : "good");
+  costChart($("cost-chart"), c.daily_costs);
+}
+
+// ------------------------------------------------------------------ trace, explanation
+
+function showTrace(d) {
+  const body = $("trace");
+  clear(body);
+  for (const t of d.trace || []) {
+    const tr = el("tr");
+    if (t.winner) tr.className = "winner";
+    else if (t.matched) tr.className = "also";
+    tr.appendChild(el("td", t.id));
+    tr.appendChild(el("td", t.name));
+    tr.appendChild(el("td", t.action, "act " + t.action));
+    const res = el("td");
+    if (t.winner) res.appendChild(el("span", "winner", "tag winner"));
+    else if (t.matched) res.appendChild(el("span", "also matched", "tag also"));
+    else res.appendChild(el("span", "not matched", "muted"));
+    tr.appendChild(res);
+    tr.appendChild(el("td", t.why, "muted"));
+    body.appendChild(tr);
+  }
+  if (d.decided_by === "default") {
+    const tr = el("tr", undefined, "winner");
+    tr.appendChild(el("td", d.policy_id));
+    tr.appendChild(el("td", d.policy_name));
+    tr.appendChild(el("td", d.action, "act " + d.action));
+    const res = el("td");
+    res.appendChild(el("span", "default action", "tag winner"));
+    tr.appendChild(res);
+    tr.appendChild(el("td", "no rule matched", "muted"));
+    body.appendChild(tr);
+  }
+}
+
+// ------------------------------------------------------------------ audit
+
+async function loadAudit() {
+  const [list, verify] = await Promise.all([getJSON("/api/audit?limit=20"), getJSON("/api/audit/verify")]);
+  const chain = $("chain");
+  clear(chain);
+  if (verify.ok) {
+    const v = verify.data;
+    chain.appendChild(v.intact
+      ? badge("chain intact · " + v.records + " record(s)", "good")
+      : badge("chain BROKEN · " + v.breaks.length + " problem(s)", "bad"));
+    if (!v.intact) for (const br of v.breaks) chain.appendChild(badge("record " + br.seq + ": " + br.problem, "bad"));
+  } else {
+    chain.appendChild(badge(verify.error, "bad"));
+  }
+  const body = $("audit");
+  clear(body);
+  if (!list.ok) {
+    const tr = el("tr");
+    const td = el("td", list.error);
+    td.colSpan = 6;
+    tr.appendChild(td);
+    body.appendChild(tr);
+    return;
+  }
+  for (const r of list.data) {
+    const tr = el("tr");
+    tr.appendChild(el("td", r.id));
+    tr.appendChild(el("td", String(r.timestamp).replace("T", " ").slice(0, 19)));
+    tr.appendChild(el("td", r.kind));
+    tr.appendChild(el("td", r.action || (r.outcome === "error" ? "could not decide" : "—"), "act " + (r.action || "BLOCK")));
+    tr.appendChild(el("td", r.policy_id || "—"));
+    tr.appendChild(el("td", (r.requested_by && r.requested_by.identity) || (r.ci && r.ci.actor) || "—"));
+    body.appendChild(tr);
+  }
+  if (list.data.length === 0) {
+    const tr = el("tr");
+    const td = el("td", "no records yet", "muted");
+    td.colSpan = 6;
+    tr.appendChild(td);
+    body.appendChild(tr);
+  }
+}
+
+// ------------------------------------------------------------------ loading
+
+async function loadAll() {
+  const all = await getJSON("/api/all");
+  setText("updated", "Updated " + new Date().toLocaleTimeString());
+  if (all.ok) {
+    showDecision(all.data.decision);
+    showSlo(all.data.slo);
+    showCost(all.data.cost);
+    showTrace(all.data.decision);
+    setText("explanation", all.data.explanation);
+    return;
+  }
+  showError(all.error);
+  clear($("trace"));
+  setText("explanation", "");
+  // The SLO and cost blocks may still be readable on their own.
+  const [slo, cost] = await Promise.all([getJSON("/api/slo"), getJSON("/api/cost")]);
+  if (slo.ok) showSlo(slo.data);
+  if (cost.ok) showCost(cost.data);
+}
+
+async function simulate() {
+  const out = $("sim-result");
+  clear(out);
+  const token = $("token").value.trim();
+  if (!token) {
+    out.appendChild(el("div", "Enter a deployer token first.", "muted"));
+    return;
+  }
+  const r = await fetch("/api/simulate", {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: "Bearer " + token },
+    body: "{}",
+  });
+  let v;
+  try {
+    v = await r.json();
+  } catch (e) {
+    v = { ok: false, error: "the server answered " + r.status };
+  }
+  if (!v.ok) {
+    out.appendChild(el("div", v.error, "badge bad"));
+    return;
+  }
+  const d = v.data;
+  const head = el("div");
+  head.appendChild(el("strong", d.action, "act " + d.action));
+  head.appendChild(el("span", " [" + d.policy_id + "] " + d.policy_name + " — recorded as " + d.audit.id));
+  out.appendChild(head);
+  out.appendChild(el("pre", d.explanation));
+}
+
+function connect() {
+  const dot = $("live-dot");
+  const es = new EventSource("/api/events");
+  es.addEventListener("hello", () => {
+    dot.className = "dot live";
+    setText("live-text", "live");
+    loadAll();
+    loadAudit();
+  });
+  es.addEventListener("inputs", () => loadAll());
+  es.addEventListener("decision", () => loadAll());
+  es.addEventListener("audit", () => loadAudit());
+  es.onerror = () => {
+    dot.className = "dot down";
+    setText("live-text", "disconnected — reconnecting");
+  };
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("simulate").addEventListener("click", () => simulate().catch((e) => setText("sim-result", String(e))));
+  loadAll().catch((e) => showError(String(e)));
+  loadAudit().catch(() => {});
+  connect();
+});
