@@ -16,10 +16,10 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use guardrail_core::audit::{ChainedRecord, RecordDraft};
 use guardrail_core::signals::{self, SignalKind, SignalValue};
+use guardrail_gate::audit_cmd;
 use guardrail_gate::ci::CiContext;
 use guardrail_gate::gate::{self, AuditRef, Evaluation};
 use guardrail_gate::inputs::{self, InputDigest};
-use guardrail_gate::audit_cmd;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_stream::StreamExt as _;
@@ -262,8 +262,12 @@ pub fn record_view(state: &AppState, r: &ChainedRecord) -> Value {
 }
 
 /// `GET /api/audit`: the newest records of the audit store.
-pub async fn audit(State(s): State<AppState>, q: Result<Query<AuditQuery>, QueryRejection>) -> Result<Response, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid query: {}", e.body_text())))?;
+pub async fn audit(
+    State(s): State<AppState>,
+    q: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) =
+        q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid query: {}", e.body_text())))?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "limit must be between 1 and 500"));
@@ -361,7 +365,12 @@ fn store_label(described: &str) -> String {
 
 fn digests(reads: &Result<guardrail_gate::inputs::Sources, Vec<String>>, state: &AppState) -> Vec<InputDigest> {
     match reads {
-        Ok(s) => vec![inputs::digest(&s.policies), inputs::digest(&s.slos), inputs::digest(&s.metrics), inputs::digest(&s.cost)],
+        Ok(s) => vec![
+            inputs::digest(&s.policies),
+            inputs::digest(&s.slos),
+            inputs::digest(&s.metrics),
+            inputs::digest(&s.cost),
+        ],
         Err(_) => {
             let p = &state.0.paths;
             [&p.policies, &p.slos, &p.metrics, &p.cost].iter().map(|p| inputs::digest_path(p)).collect()
@@ -412,12 +421,7 @@ fn undecided(
 }
 
 /// Evaluates the current inputs with the clock now, exactly as `guardrail gate` does.
-fn evaluate_now(
-    state: &AppState,
-    endpoint: &str,
-    ci: &CiContext,
-    caller: &Caller,
-) -> Result<Evaluation, ApiError> {
+fn evaluate_now(state: &AppState, endpoint: &str, ci: &CiContext, caller: &Caller) -> Result<Evaluation, ApiError> {
     state.refresh();
     let snap = state.snapshot();
     let sources = snap.sources();
@@ -437,7 +441,13 @@ fn evaluate_now(
 }
 
 /// Appends a decision record; on failure the decision is withheld.
-fn record(state: &AppState, endpoint: &str, kind: &str, at: String, body: Value) -> Result<(ChainedRecord, String), ApiError> {
+fn record(
+    state: &AppState,
+    endpoint: &str,
+    kind: &str,
+    at: String,
+    body: Value,
+) -> Result<(ChainedRecord, String), ApiError> {
     let cfg = state.config();
     let draft = RecordDraft { kind: kind.into(), recorded_at: at, body };
     audit_cmd::append(&cfg.store, cfg.audit_jsonl.as_ref(), draft).map_err(|e| {
@@ -508,7 +518,9 @@ pub fn parse_overrides(raw: &BTreeMap<String, Value>) -> Result<Vec<(String, Sig
                 }
             },
             (SignalKind::Bool, Value::Bool(b)) => SignalValue::Bool(*b),
-            (SignalKind::Label(labels), Value::String(s)) if labels.contains(&s.as_str()) => SignalValue::Text(s.clone()),
+            (SignalKind::Label(labels), Value::String(s)) if labels.contains(&s.as_str()) => {
+                SignalValue::Text(s.clone())
+            }
             (SignalKind::Label(labels), _) => {
                 errors.push(format!("signals.{name}: expected one of {}", labels.join(", ")));
                 continue;
@@ -529,7 +541,11 @@ pub fn parse_overrides(raw: &BTreeMap<String, Value>) -> Result<Vec<(String, Sig
     if errors.is_empty() { Ok(out) } else { Err(errors) }
 }
 
-fn simulate_blocking(state: &AppState, caller: &Caller, overrides: Vec<(String, SignalValue)>) -> Result<Value, ApiError> {
+fn simulate_blocking(
+    state: &AppState,
+    caller: &Caller,
+    overrides: Vec<(String, SignalValue)>,
+) -> Result<Value, ApiError> {
     let ci = read_only_ci_for(caller);
     let mut ev = evaluate_now(state, "simulate", &ci, caller)?;
     if !overrides.is_empty() {
@@ -663,10 +679,7 @@ struct UntilShutdown<T> {
 
 impl<T> tokio_stream::Stream for UntilShutdown<T> {
     type Item = T;
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<T>> {
+    fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<T>> {
         if self.done || self.stop.as_mut().poll(cx).is_ready() {
             self.done = true;
             return std::task::Poll::Ready(None);

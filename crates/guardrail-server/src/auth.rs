@@ -173,12 +173,9 @@ impl Tokens {
                     });
                     if let (Some(sha), Some(identity), Some(role)) = (sha, identity, role) {
                         match by_hash.entry(sha) {
-                            std::collections::btree_map::Entry::Occupied(_) => errors.push(at(
-                                src,
-                                item,
-                                &format!("{field}.sha256"),
-                                "the same token is listed twice",
-                            )),
+                            std::collections::btree_map::Entry::Occupied(_) => {
+                                errors.push(at(src, item, &format!("{field}.sha256"), "the same token is listed twice"))
+                            }
                             std::collections::btree_map::Entry::Vacant(v) => {
                                 v.insert(Caller { identity, role });
                             }
@@ -187,11 +184,7 @@ impl Tokens {
                 }
             }
         }
-        if errors.is_empty() {
-            Ok(Tokens { by_hash })
-        } else {
-            Err(errors.into_iter().map(TokensError).collect())
-        }
+        if errors.is_empty() { Ok(Tokens { by_hash }) } else { Err(errors.into_iter().map(TokensError).collect()) }
     }
 
     /// Builds a token set directly (for tests and embedding): `(token hash, identity, role)`.

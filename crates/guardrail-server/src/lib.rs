@@ -201,7 +201,9 @@ pub fn run(mut cfg: ServerConfig, opts: ServeOptions) -> Result<(), ServerError>
         let state = AppState::new(cfg);
         eprintln!("guardrail serve: listening on http://{addr}/ (dashboard at /, API under /api/)");
         if !addr.ip().is_loopback() {
-            eprintln!("guardrail serve: warning: {addr} is not a loopback address; the API is reachable from the network");
+            eprintln!(
+                "guardrail serve: warning: {addr} is not a loopback address; the API is reachable from the network"
+            );
         }
         match tokens {
             None => eprintln!("guardrail serve: no --tokens file: POST /api/gate and /api/simulate are disabled"),

@@ -83,7 +83,10 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "# HELP guardrail_decisions_total Deploy decisions recorded in the audit trail, by endpoint, action and winning rule.");
+        let _ = writeln!(
+            s,
+            "# HELP guardrail_decisions_total Deploy decisions recorded in the audit trail, by endpoint, action and winning rule."
+        );
         let _ = writeln!(s, "# TYPE guardrail_decisions_total counter");
         if let Ok(m) = self.decisions.lock() {
             for ((endpoint, action, rule), n) in m.iter() {
@@ -96,14 +99,20 @@ impl Metrics {
                 );
             }
         }
-        let _ = writeln!(s, "# HELP guardrail_undecided_total Requests answered without a decision (invalid inputs or an audit write failure), by endpoint.");
+        let _ = writeln!(
+            s,
+            "# HELP guardrail_undecided_total Requests answered without a decision (invalid inputs or an audit write failure), by endpoint."
+        );
         let _ = writeln!(s, "# TYPE guardrail_undecided_total counter");
         if let Ok(m) = self.undecided.lock() {
             for (endpoint, n) in m.iter() {
                 let _ = writeln!(s, "guardrail_undecided_total{{endpoint=\"{}\"}} {n}", escape(endpoint));
             }
         }
-        let _ = writeln!(s, "# HELP guardrail_audit_write_failures_total Audit records that could not be appended (the decision was withheld).");
+        let _ = writeln!(
+            s,
+            "# HELP guardrail_audit_write_failures_total Audit records that could not be appended (the decision was withheld)."
+        );
         let _ = writeln!(s, "# TYPE guardrail_audit_write_failures_total counter");
         let _ = writeln!(s, "guardrail_audit_write_failures_total {}", self.audit_write_failures());
         let _ = writeln!(s, "# HELP guardrail_input_reloads_total Times the input snapshot was rebuilt.");
@@ -112,7 +121,10 @@ impl Metrics {
         let _ = writeln!(s, "# HELP guardrail_inputs_valid 1 when the current input snapshot can decide, else 0.");
         let _ = writeln!(s, "# TYPE guardrail_inputs_valid gauge");
         let _ = writeln!(s, "guardrail_inputs_valid {}", self.inputs_valid.load(Ordering::Relaxed));
-        let _ = writeln!(s, "# HELP guardrail_evaluation_duration_seconds Time to evaluate one snapshot (parse, SLO, cost, policies).");
+        let _ = writeln!(
+            s,
+            "# HELP guardrail_evaluation_duration_seconds Time to evaluate one snapshot (parse, SLO, cost, policies)."
+        );
         let _ = writeln!(s, "# TYPE guardrail_evaluation_duration_seconds histogram");
         for (b, bound) in self.buckets.iter().zip(LATENCY_BUCKETS) {
             let _ = writeln!(

@@ -159,10 +159,18 @@ impl Snapshot {
         }
     }
 
-    /// Fingerprint of the decision (or of the errors), to tell when it changed.
+    /// What identifies the decision (or the errors), to tell when it changed. Leaves out what
+    /// moves with the clock alone (`retry_after`, `evaluated_at`), so a steady decision does
+    /// not send an event at every tick.
     fn decision_key(&self) -> Value {
         match &self.decision {
-            Ok(d) => gate::fingerprint(d),
+            Ok(d) => {
+                let mut key = gate::fingerprint(d);
+                if let Some(o) = key.as_object_mut() {
+                    o.remove("retry_after");
+                }
+                key
+            }
             Err(e) => json!({"errors": e}),
         }
     }

@@ -38,7 +38,17 @@ async fn compatibility_endpoints_answer_with_the_original_shapes() {
     assert_eq!(data["slo"]["error_budget_pct"], 18.98);
     assert_eq!(data["cost"]["wow_change_pct"], -0.63);
     // The seed's decision keys are all there.
-    for k in ["action", "cost", "delay_minutes", "evaluated_policies", "policy_id", "policy_name", "reason", "remediation", "slo"] {
+    for k in [
+        "action",
+        "cost",
+        "delay_minutes",
+        "evaluated_policies",
+        "policy_id",
+        "policy_name",
+        "reason",
+        "remediation",
+        "slo",
+    ] {
         assert!(data.get(k).is_some(), "decision lacks {k}");
     }
     // Input paths are shown as file names only.
@@ -86,7 +96,8 @@ async fn write_endpoints_refuse_missing_wrong_and_underprivileged_tokens() {
     let s = Scratch::new();
     let srv = Server::start(s.config()).await;
     for path in ["/api/gate", "/api/simulate"] {
-        let r = srv.client.post(srv.url(path)).header("content-type", "application/json").body("{}").send().await.unwrap();
+        let r =
+            srv.client.post(srv.url(path)).header("content-type", "application/json").body("{}").send().await.unwrap();
         assert_eq!(r.status().as_u16(), 401, "{path} without a token");
         assert_eq!(r.headers()["www-authenticate"], "Bearer realm=\"guardrail\"");
         let v: Value = r.json().await.unwrap();
@@ -284,7 +295,18 @@ async fn simulate_evaluates_what_if_signals_and_records_a_simulation() {
     assert_eq!(v["data"]["action"], "DELAY");
     assert_eq!(v["data"]["simulated"], true);
     assert!(v["data"]["explanation"].as_str().unwrap().contains("DELAY"));
-    for k in ["action", "cost", "delay_minutes", "evaluated_policies", "explanation", "policy_id", "policy_name", "reason", "remediation", "slo"] {
+    for k in [
+        "action",
+        "cost",
+        "delay_minutes",
+        "evaluated_policies",
+        "explanation",
+        "policy_id",
+        "policy_name",
+        "reason",
+        "remediation",
+        "slo",
+    ] {
         assert!(v["data"].get(k).is_some(), "simulate lacks the original's {k}");
     }
 
@@ -516,4 +538,22 @@ async fn shutdown_ends_open_event_streams() {
     tx.send(()).unwrap();
     let done = tokio::time::timeout(Duration::from_secs(5), server).await;
     assert!(done.is_ok(), "the server did not stop while an event stream was open");
+}
+
+#[tokio::test]
+async fn a_steady_decision_sends_no_events_even_as_the_clock_moves() {
+    let s = Scratch::new();
+    let mut cfg = s.config();
+    cfg.inputs.now = None; // the wall clock: retry_after moves at every re-evaluation
+    let srv = Server::start(cfg).await;
+    let mut rx = srv.state.subscribe();
+    let first = srv.get("/api/decision").await.1;
+    assert_eq!(first["data"]["action"], "DELAY");
+    tokio::time::sleep(Duration::from_millis(400)).await; // ~8 re-evaluations
+    assert!(
+        matches!(rx.try_recv(), Err(tokio::sync::broadcast::error::TryRecvError::Empty)),
+        "no event without a change"
+    );
+    let later = srv.get("/api/decision").await.1;
+    assert_ne!(first["data"]["evaluated_at"], later["data"]["evaluated_at"], "re-evaluated with the clock");
 }

@@ -61,7 +61,9 @@ async fn every_documented_operation_answers_with_a_documented_status() {
     for (method, path) in documented(&doc) {
         let mut req = Request::builder().method(method.as_str()).uri(&path);
         let body = if method == "POST" {
-            req = req.header("content-type", "application/json").header("authorization", format!("Bearer {}", common::DEPLOYER));
+            req = req
+                .header("content-type", "application/json")
+                .header("authorization", format!("Bearer {}", common::DEPLOYER));
             Body::from("{}")
         } else {
             Body::empty()
@@ -77,10 +79,8 @@ async fn every_documented_operation_answers_with_a_documented_status() {
             continue; // an endless stream
         }
         let ctype = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
-        let documented_types: Vec<String> = responses[&code]["content"]
-            .as_object()
-            .map(|o| o.keys().cloned().collect())
-            .unwrap_or_default();
+        let documented_types: Vec<String> =
+            responses[&code]["content"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
         assert!(
             documented_types.iter().any(|t| ctype.starts_with(t.as_str())),
             "{method} {path}: content-type {ctype} not in {documented_types:?}"

@@ -108,7 +108,8 @@ impl Server {
     }
     /// POST with a JSON body and, when given, a bearer token.
     pub async fn post(&self, path: &str, token: Option<&str>, body: &str) -> (u16, serde_json::Value) {
-        let mut req = self.client.post(self.url(path)).header("content-type", "application/json").body(body.to_string());
+        let mut req =
+            self.client.post(self.url(path)).header("content-type", "application/json").body(body.to_string());
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
