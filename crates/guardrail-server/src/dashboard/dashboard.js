@@ -65,6 +65,7 @@ function showError(message) {
   setText("reason", "The gate cannot decide on the current inputs, so nothing may be deployed until they are fixed.");
   setText("remediation", "");
   setText("counterfactual", "");
+  $("delay").hidden = true;
   clear($("badges"));
   const errs = $("errors");
   clear(errs);
@@ -284,7 +285,18 @@ async function loadAll() {
   // The SLO and cost blocks may still be readable on their own.
   const [slo, cost] = await Promise.all([getJSON("/api/slo"), getJSON("/api/cost")]);
   if (slo.ok) showSlo(slo.data);
+  else showUnavailable("slo-health", "burn-chart", slo.error);
   if (cost.ok) showCost(cost.data);
+  else showUnavailable("cost-spike", "cost-chart", cost.error);
+}
+
+function showUnavailable(badgeId, chartId, message) {
+  const b = $(badgeId);
+  clear(b);
+  b.appendChild(badge("unavailable", "bad"));
+  const svg = $(chartId);
+  clear(svg);
+  svg.appendChild(svgEl("text", { x: 8, y: 20 }, String(message).split("\n")[0]));
 }
 
 async function simulate() {
