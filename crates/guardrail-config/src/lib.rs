@@ -11,6 +11,7 @@
 //! - [`SourceMap`]: field path → line and column, with fallback to the nearest parent, to
 //!   position errors the core finds later.
 //! - [`load_slos`], [`load_metrics`], [`load_cost`]: data files → [`Loaded`] values.
+//! - [`load_prometheus`]: the optional `prometheus:` block of the SLO file (live counts).
 //! - [`load_governor_config`]: the remediation governor's approvers and executors.
 //! - [`load_policies`]: the policy file → [`PolicyLoad`] (the set, when its structure could be
 //!   read, plus every finding, including those of `guardrail_core::policy::check`).
@@ -42,6 +43,7 @@ mod governor;
 mod map;
 mod metrics;
 mod policies;
+mod prometheus;
 mod slos;
 pub mod source;
 pub mod yaml;
@@ -53,5 +55,6 @@ pub use governor::{MAX_TIMEOUT_SECONDS, load_governor_config};
 pub use map::SourceMap;
 pub use metrics::load_metrics;
 pub use policies::{DEFAULT_PRIORITY, PolicyLoad, load_policies};
+pub use prometheus::{QUANTILE_PLACEHOLDER, WINDOW_PLACEHOLDER, check_url, load_prometheus};
 pub use slos::load_slos;
 pub use source::{Source, read_source};

@@ -13,7 +13,8 @@ use crate::yaml::Node;
 /// Required: `slos.availability.target` and `slos.latency.p95_threshold_ms` (numbers).
 /// Optional: `slos.latency.p99_threshold_ms`, `burn_rate.thresholds.{medium,high,critical}`
 /// (defaults 2, 5, 10; `low` is accepted and ignored, as in the seed tool). `window_days`,
-/// `description` and `error_budget` are accepted and ignored. Then [`SloSpec::validate`] runs
+/// `description` and `error_budget` are accepted and ignored; `prometheus` is read by
+/// [`crate::load_prometheus`]. Then [`SloSpec::validate`] runs
 /// and its error is positioned.
 pub fn load_slos(src: &Source) -> Result<Loaded<SloSpec>, Vec<ConfigError>> {
     let root = parse_as(src, Format::Yaml)?;
@@ -34,7 +35,7 @@ fn read(d: &mut Diags, root: &Node) -> Option<SloSpec> {
         d,
         "",
         top,
-        &["slos", "burn_rate", "error_budget", "version", "description"],
+        &["slos", "burn_rate", "error_budget", "version", "description", "prometheus"],
         Unknown::WarnUnlessTypoOf(&["slos", "burn_rate"]),
         |_| false,
     );

@@ -9,6 +9,8 @@
 //! Map of the modules:
 //! - [`pyround`]: Python-compatible rounding (`round(x, n)`), needed for parity with the seed tool.
 //! - [`slo`]: availability, error budget, burn-rate label, latency compliance.
+//! - [`burn`]: burn rates from raw counts over the SRE Workbook windows, multi-window tiers,
+//!   minimum-events guard and the no-data rule (the Prometheus source).
 //! - [`cost`]: calendar-day week-over-week analysis of a daily spend series.
 //! - [`signals`]: the catalogue of signals a policy may test, and their values for one evaluation.
 //! - [`policy`]: the policy language (AST), its validation, and first-match evaluation with a trace.
@@ -21,6 +23,7 @@
 
 pub mod approval;
 pub mod audit;
+pub mod burn;
 pub mod cost;
 pub mod explain;
 pub mod freshness;

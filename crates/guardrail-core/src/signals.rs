@@ -123,6 +123,18 @@ pub const CATALOGUE: &[SignalDef] = &[
         description: "spend in the series over the monthly budget, percent",
     },
     SignalDef { name: "service", kind: SignalKind::Text, range: None, description: "service name from the metrics" },
+    SignalDef {
+        name: "no_data",
+        kind: SignalKind::Bool,
+        range: None,
+        description: "the live SLO source (Prometheus) could not be read: query error, empty result or stale sample",
+    },
+    SignalDef {
+        name: "burn_rate_insufficient_data",
+        kind: SignalKind::Bool,
+        range: None,
+        description: "too few events in the burn-rate windows to decide the burn-rate label",
+    },
 ];
 
 /// Looks a signal up by name.
@@ -209,6 +221,11 @@ impl Signals {
         s.set("availability_compliant", SignalValue::Bool(slo.availability_compliant));
         s.set("cost_budget_utilisation_pct", SignalValue::Number(cost.budget_utilisation_pct));
         s.set("service", SignalValue::Text(slo.details.service.clone()));
+        s.set("no_data", SignalValue::Bool(false));
+        s.set("burn_rate_insufficient_data", SignalValue::Bool(false));
+        if let Some(p) = &slo.prometheus {
+            p.apply(&mut s);
+        }
         s
     }
 }

@@ -198,6 +198,10 @@ pub struct SloReport {
     /// p99 at or below its limit, when both are known (Guardrail addition).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_p99_compliant: Option<bool>,
+    /// Burn-rate windows, tiers and data checks, when the counts came from a live source
+    /// (`prometheus:` in `slos.yaml`); absent for a metrics file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<crate::burn::BurnReport>,
 }
 
 impl SloSpec {
@@ -389,5 +393,6 @@ pub fn evaluate(spec: &SloSpec, m: &MetricsSnapshot) -> Result<SloReport, SloErr
             latency_target_p99_ms: spec.p99_threshold_ms,
         },
         latency_p99_compliant,
+        prometheus: None,
     })
 }

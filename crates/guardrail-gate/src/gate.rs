@@ -45,8 +45,13 @@ fn errors_of(errs: Vec<guardrail_config::ConfigError>) -> Vec<String> {
     errs.into_iter().map(|e| e.to_string()).collect()
 }
 
-/// SLO block from the SLO spec and a metrics snapshot, with the freshness check.
+/// SLO block from the SLO spec and a metrics snapshot, with the freshness check. When the SLO
+/// file has a `prometheus:` block, `metrics` is the Prometheus snapshot taken by
+/// `inputs::read_metrics` and the burn rates come from `guardrail_core::burn`.
 pub fn evaluate_slo(slos: &Source, metrics: &Source, settings: &Settings) -> Result<SloReport, Vec<String>> {
+    if let Some(prom) = guardrail_config::load_prometheus(slos).map_err(errors_of)? {
+        return evaluate_live_slo(slos, metrics, settings, &prom);
+    }
     let spec = guardrail_config::load_slos(slos).map_err(errors_of);
     let snap = guardrail_config::load_metrics(metrics).map_err(errors_of);
     let (spec, snap) = match (spec, snap) {
@@ -64,6 +69,27 @@ pub fn evaluate_slo(slos: &Source, metrics: &Source, settings: &Settings) -> Res
         return Err(vec![located(slos, &spec.map, &e.field, &e.reason)]);
     }
     slo::evaluate(&spec.value, &snap.value).map_err(|e| vec![located(metrics, &snap.map, &e.field, &e.reason)])
+}
+
+fn evaluate_live_slo(
+    slos: &Source,
+    metrics: &Source,
+    settings: &Settings,
+    prom: &guardrail_config::Loaded<guardrail_core::burn::PrometheusSpec>,
+) -> Result<SloReport, Vec<String>> {
+    let spec = guardrail_config::load_slos(slos).map_err(errors_of)?;
+    let bad = |e: String| {
+        vec![format!(
+            "{}: {e} (the SLO file has a prometheus: block, so the metrics input must be the snapshot the gate fetched)",
+            metrics.path.display()
+        )]
+    };
+    let obs = guardrail_prometheus::Snapshot::from_json(&metrics.text).and_then(|s| s.to_observation()).map_err(bad)?;
+    if let Err(e) = freshness::check(Some(obs.evaluated_at), settings.now, settings.max_age) {
+        return Err(vec![format!("{}: evaluated_at: {e}", metrics.path.display())]);
+    }
+    guardrail_core::burn::evaluate(&spec.value, &prom.value.burn, &obs)
+        .map_err(|e| vec![located(slos, &prom.map, &e.field, &e.reason)])
 }
 
 /// Cost block from a cost series, with the freshness check.
@@ -124,6 +150,9 @@ pub fn evaluate(sources: Sources, settings: Settings) -> Result<Evaluation, Vec<
     let signals = Signals::from_reports(&slo, &cost);
     let decision =
         policy::evaluate(&policies, &signals).map_err(|e| vec![format!("{}: {e}", sources.policies.path.display())])?;
+    // No data or too few events never lets a deploy through unless a rule says so.
+    guardrail_core::burn::check_decision(&signals, &decision)
+        .map_err(|e| vec![format!("{}: {e}", sources.policies.path.display())])?;
     Ok(Evaluation { sources, settings, policies, warnings, slo, cost, signals, decision })
 }
 

@@ -19,6 +19,11 @@ pub struct InputPaths {
     pub metrics: PathBuf,
     /// `data/cost.json` (`--cost`, `COST_DATA`).
     pub cost: PathBuf,
+    /// Prometheus URL override (`--prometheus`, `GUARDRAIL_PROMETHEUS_URL`) for an SLO file
+    /// with a `prometheus:` block.
+    pub prometheus_url: Option<String>,
+    /// Evaluation time for the Prometheus queries (`--now`); the clock when absent.
+    pub at: Option<Timestamp>,
 }
 
 /// Input options as given on the command line (all optional).
@@ -52,6 +57,10 @@ pub struct InputArgs {
     /// Evaluate as of this RFC 3339 time instead of the clock (for what-if runs and tests)
     #[arg(long, value_name = "TIMESTAMP")]
     pub now: Option<String>,
+    /// Prometheus base URL for an SLO file with a `prometheus:` block (overrides
+    /// prometheus.url) [env: GUARDRAIL_PROMETHEUS_URL]
+    #[arg(long, value_name = "URL")]
+    pub prometheus: Option<String>,
 }
 
 /// Settings that are not files but change the decision; recorded in every audit record.
@@ -91,6 +100,8 @@ pub fn resolve_paths(args: &InputArgs, env: EnvLookup<'_>) -> InputPaths {
         slos: pick(&args.slos, "SLO_CONFIG", "config/slos.yaml"),
         metrics: pick(&args.metrics, "SLO_METRICS", "data/metrics.json"),
         cost: pick(&args.cost, "COST_DATA", "data/cost.json"),
+        prometheus_url: args.prometheus.clone().or_else(|| env_nonempty(env, "GUARDRAIL_PROMETHEUS_URL")),
+        at: args.now.as_deref().and_then(|t| t.parse().ok()),
     }
 }
 
@@ -198,9 +209,39 @@ pub fn read(path: &Path) -> Result<Source, String> {
     guardrail_config::read_source(path).map_err(|e| e.to_string())
 }
 
-/// Reads all four files, reporting every one that fails.
+/// The metrics input: the metrics file, or, when the SLO file has a `prometheus:` block, a
+/// snapshot of the Prometheus queries taken now (its JSON becomes the input that is evaluated
+/// and recorded). A query that fails is recorded in the snapshot (no data), not an error here;
+/// errors are for configuration that cannot run (no URL, an invalid block).
+pub fn read_metrics(paths: &InputPaths, slos: &Source) -> Result<Source, String> {
+    let spec = match guardrail_config::load_prometheus(slos) {
+        Err(errs) => return Err(errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")),
+        Ok(None) if paths.prometheus_url.is_some() => {
+            return Err(format!(
+                "--prometheus / GUARDRAIL_PROMETHEUS_URL is set but {} has no prometheus: block naming the queries",
+                slos.path.display()
+            ));
+        }
+        Ok(None) => return read(&paths.metrics),
+        Ok(Some(spec)) => spec.value,
+    };
+    let url = guardrail_prometheus::resolve_url(&spec, paths.prometheus_url.as_deref()).map_err(|e| e.to_string())?;
+    let snap = guardrail_prometheus::fetch(&spec, &url, paths.at.unwrap_or_else(Timestamp::now))
+        .map_err(|e| format!("{}: {e}", slos.path.display()))?;
+    let text = snap.to_json();
+    let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
+    Ok(Source { path: PathBuf::from(format!("prometheus:{url}")), text, sha256 })
+}
+
+/// Reads all four inputs (the metrics from Prometheus when the SLO file says so, see
+/// [`read_metrics`]), reporting every one that fails.
 pub fn read_sources(paths: &InputPaths) -> Result<Sources, Vec<String>> {
-    let results = [read(&paths.policies), read(&paths.slos), read(&paths.metrics), read(&paths.cost)];
+    let slos = read(&paths.slos);
+    let metrics = match &slos {
+        Ok(s) => read_metrics(paths, s),
+        Err(_) => read(&paths.metrics),
+    };
+    let results = [read(&paths.policies), slos, metrics, read(&paths.cost)];
     let errors: Vec<String> = results.iter().filter_map(|r| r.as_ref().err().cloned()).collect();
     if !errors.is_empty() {
         return Err(errors);

@@ -16,3 +16,6 @@ pub mod ci;
 pub mod exit;
 pub mod gate;
 pub mod inputs;
+
+/// The Prometheus source (re-exported so adapters and tests reach its snapshot and fixture).
+pub use guardrail_prometheus as prometheus;

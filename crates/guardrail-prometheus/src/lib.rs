@@ -1,0 +1,267 @@
+//! Guardrail's Prometheus source.
+//!
+//! One job: run an SLO's `prometheus:` block ([`PrometheusSpec`]) against a Prometheus HTTP
+//! API at one instant and write down what came back as a [`Snapshot`]. The gate records the
+//! snapshot's JSON as the decision's metrics input, so `guardrail replay` re-evaluates exactly
+//! what was read; the arithmetic (burn rates, tiers, the no-data rule) is
+//! `guardrail_core::burn`'s.
+//!
+//! Three instant queries per decision, whatever the number of windows ([`query`]):
+//! 1. errors and totals over every burn window and the SLO period, batched with
+//!    `label_replace(…) or …`;
+//! 2. p95 and p99 (`histogram_quantile`);
+//! 3. the time of the newest sample (`max(timestamp(SELECTOR))`).
+//!
+//! A query error, an empty result or a non-finite value is not an `Err` here: it is written
+//! into [`Snapshot::problems`] and becomes `no_data` in the core. `Err` ([`FetchError`]) is
+//! for configuration the gate cannot run at all (no URL, a URL it cannot use).
+
+pub mod client;
+pub mod fixture;
+pub mod query;
+
+use std::collections::BTreeMap;
+
+use guardrail_core::burn::{Counts, Observation, PrometheusSpec, Window};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// Why the source could not be queried at all (as opposed to "no data").
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// Neither `prometheus.url` nor `--prometheus` / `GUARDRAIL_PROMETHEUS_URL` is set.
+    #[error("prometheus: no URL: set prometheus.url in the SLO file, --prometheus URL or GUARDRAIL_PROMETHEUS_URL")]
+    NoUrl,
+    /// The URL cannot be used.
+    #[error("prometheus URL {url}: {reason}")]
+    BadUrl {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The configuration cannot be turned into queries.
+    #[error("{0}")]
+    Config(String),
+    /// The HTTP client could not be built.
+    #[error(transparent)]
+    Client(#[from] client::ClientError),
+}
+
+/// One query as sent, and how it went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryLog {
+    /// `counts`, `latency` or `freshness`.
+    pub name: String,
+    /// The PromQL sent.
+    pub expr: String,
+    /// HTTP attempts made.
+    pub attempts: u32,
+    /// Samples returned.
+    pub samples: usize,
+    /// The error, when it failed.
+    pub error: Option<String>,
+}
+
+/// Counts read for one window (`null` when not read).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CountsRead {
+    /// Failed events.
+    pub errors: Option<f64>,
+    /// All events.
+    pub total: Option<f64>,
+}
+
+/// Percentiles read, in milliseconds (`null` when not read).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct LatencyRead {
+    /// p95.
+    pub p95: Option<f64>,
+    /// p99.
+    pub p99: Option<f64>,
+}
+
+/// Everything one decision read from Prometheus. Serialised as the decision's metrics input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Always `prometheus`.
+    pub source: String,
+    /// Base URL queried.
+    pub url: String,
+    /// Service name from the spec.
+    pub service: String,
+    /// Evaluation time of every query (RFC 3339).
+    pub evaluated_at: String,
+    /// The queries, in the order sent.
+    pub queries: Vec<QueryLog>,
+    /// Counts by window (`5m`, …, `30d`).
+    pub counts: BTreeMap<String, CountsRead>,
+    /// p95/p99 in ms.
+    pub latency_ms: LatencyRead,
+    /// Newest sample behind the total counter (RFC 3339).
+    pub newest_sample_at: Option<String>,
+    /// Everything that makes this snapshot "no data".
+    pub problems: Vec<String>,
+}
+
+/// The value in `source` that marks a snapshot.
+pub const SOURCE: &str = "prometheus";
+
+impl Snapshot {
+    /// Reads a snapshot written by [`Snapshot::to_json`].
+    pub fn from_json(text: &str) -> Result<Snapshot, String> {
+        let s: Snapshot = serde_json::from_str(text).map_err(|e| format!("not a Prometheus snapshot: {e}"))?;
+        if s.source != SOURCE {
+            return Err(format!("not a Prometheus snapshot: source is {:?}", s.source));
+        }
+        Ok(s)
+    }
+
+    /// Pretty JSON (what the audit record holds).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// The core's view of the snapshot.
+    pub fn to_observation(&self) -> Result<Observation, String> {
+        let evaluated_at: Timestamp =
+            self.evaluated_at.parse().map_err(|e| format!("evaluated_at {:?}: {e}", self.evaluated_at))?;
+        let newest_sample_at = match &self.newest_sample_at {
+            None => None,
+            Some(t) => Some(t.parse::<Timestamp>().map_err(|e| format!("newest_sample_at {t:?}: {e}"))?),
+        };
+        let mut counts = BTreeMap::new();
+        for (w, c) in &self.counts {
+            let w = Window::parse(w).map_err(|e| format!("counts.{w}: {e}"))?;
+            if let (Some(errors), Some(total)) = (c.errors, c.total) {
+                counts.insert(w, Counts { errors, total });
+            }
+        }
+        Ok(Observation {
+            service: self.service.clone(),
+            evaluated_at,
+            counts,
+            latency_p95_ms: self.latency_ms.p95,
+            latency_p99_ms: self.latency_ms.p99,
+            newest_sample_at,
+            problems: self.problems.clone(),
+        })
+    }
+
+    /// Number of queries sent (the benchmark's figure; the target is at most 8).
+    pub fn query_count(&self) -> usize {
+        self.queries.len()
+    }
+}
+
+/// The URL in force: `override_url` (flag or environment) else the spec's.
+pub fn resolve_url(spec: &PrometheusSpec, override_url: Option<&str>) -> Result<String, FetchError> {
+    let url = override_url.map(str::to_string).or_else(|| spec.url.clone()).ok_or(FetchError::NoUrl)?;
+    check_url(&url)?;
+    Ok(url)
+}
+
+fn check_url(url: &str) -> Result<(), FetchError> {
+    let bad = |reason: &str| Err(FetchError::BadUrl { url: url.to_string(), reason: reason.to_string() });
+    let Some(rest) = url.strip_prefix("http://") else {
+        return if url.starts_with("https://") {
+            bad("https is not supported by this build (no TLS); use http:// or a local proxy")
+        } else {
+            bad("must start with http://")
+        };
+    };
+    if rest.is_empty() || rest.starts_with('/') {
+        return bad("has no host");
+    }
+    Ok(())
+}
+
+/// Runs the three queries at `at` and records the answers. Data problems land in
+/// [`Snapshot::problems`]; only configuration problems are `Err`.
+pub fn fetch(spec: &PrometheusSpec, url: &str, at: Timestamp) -> Result<Snapshot, FetchError> {
+    check_url(url)?;
+    let freshness = query::freshness_query(spec).map_err(FetchError::Config)?;
+    let client = client::Client::new(url, spec.timeout_ms, spec.retries)?;
+    let mut snap = Snapshot {
+        source: SOURCE.into(),
+        url: url.to_string(),
+        service: spec.service.clone(),
+        evaluated_at: at.to_string(),
+        queries: Vec::new(),
+        counts: BTreeMap::new(),
+        latency_ms: LatencyRead::default(),
+        newest_sample_at: None,
+        problems: Vec::new(),
+    };
+
+    let run = |name: &str, expr: String, snap: &mut Snapshot| -> Option<BTreeMap<String, f64>> {
+        let answer = client.query(&expr, at);
+        let (values, error, samples) = match answer.result {
+            Ok(samples) => {
+                let n = samples.len();
+                let (values, dup) = query::by_series_or_plain(&samples);
+                snap.problems.extend(dup.into_iter().map(|p| format!("{name} query: {p}")));
+                (Some(values), None, n)
+            }
+            Err(e) => {
+                snap.problems.push(format!("{name} query failed: {e}"));
+                (None, Some(e), 0)
+            }
+        };
+        snap.queries.push(QueryLog { name: name.into(), expr, attempts: answer.attempts, samples, error });
+        values
+    };
+
+    if let Some(v) = run("counts", query::counts_query(spec), &mut snap) {
+        for w in spec.burn.ranges() {
+            let mut read = CountsRead { errors: None, total: None };
+            for (kind, slot) in [("errors", &mut read.errors), ("total", &mut read.total)] {
+                let tag = query::counts_tag(kind, w);
+                match v.get(&tag) {
+                    None => snap.problems.push(format!(
+                        "{kind} query returned no result for {w}{}",
+                        if kind == "errors" {
+                            " (if no errors is normal, end error_query with `or vector(0)`)"
+                        } else {
+                            ""
+                        }
+                    )),
+                    Some(x) if !x.is_finite() => snap.problems.push(format!("{kind} over {w} is {x}")),
+                    Some(x) => *slot = Some(*x),
+                }
+            }
+            snap.counts.insert(w.to_string(), read);
+        }
+    }
+
+    if let Some(v) = run("latency", query::latency_query(spec), &mut snap) {
+        for (q, slot) in [("p95", &mut snap.latency_ms.p95), ("p99", &mut snap.latency_ms.p99)] {
+            match v.get(q) {
+                None => snap.problems.push(format!("latency query returned no {q}")),
+                Some(x) if !x.is_finite() => {
+                    snap.problems.push(format!("{q} latency is {x} (no observations over {}?)", spec.latency_window))
+                }
+                Some(x) => *slot = Some(x * spec.latency_to_ms),
+            }
+        }
+    }
+
+    if let Some(v) = run("freshness", freshness, &mut snap) {
+        let newest = v
+            .values()
+            .copied()
+            .filter(|x| x.is_finite())
+            .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+        match newest {
+            None => snap.problems.push(
+                "no recent sample: the freshness query is empty (nothing within Prometheus's lookback, 5m by default)"
+                    .into(),
+            ),
+            Some(secs) => match Timestamp::from_millisecond((secs * 1000.0).round() as i64) {
+                Ok(t) => snap.newest_sample_at = Some(t.to_string()),
+                Err(e) => snap.problems.push(format!("the freshness query returned {secs}, not a Unix time: {e}")),
+            },
+        }
+    }
+    Ok(snap)
+}
