@@ -208,10 +208,9 @@ pub struct AuditQuery {
     pub before_seq: Option<i64>,
 }
 
-fn store_unavailable(state: &AppState, what: &str, e: &str) -> ApiError {
+fn store_unavailable(what: &str, e: &str) -> ApiError {
     // The full message (with the store's location) is for the operator, not the caller.
     eprintln!("guardrail serve: {what}: {e}");
-    let _ = state;
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("{what}: the audit store is unavailable"))
 }
 
@@ -279,7 +278,7 @@ pub async fn audit(
         store.list(&query).map_err(|e| e.to_string())
     })
     .await?
-    .map_err(|e| store_unavailable(&s, "audit", &e))?;
+    .map_err(|e| store_unavailable("audit", &e))?;
     Ok(ok(Value::Array(records.iter().map(|r| record_view(&s, r)).collect())))
 }
 
@@ -291,7 +290,7 @@ pub async fn audit_verify(State(s): State<AppState>) -> Result<Response, ApiErro
         store.verify().map_err(|e| e.to_string())
     })
     .await?
-    .map_err(|e| store_unavailable(&s, "audit verify", &e))?;
+    .map_err(|e| store_unavailable("audit verify", &e))?;
     let mut v = json!({"intact": rep.ok(), "records": rep.records, "head": rep.head, "breaks": rep.breaks});
     s.redactor().value(&mut v);
     Ok(ok(v))

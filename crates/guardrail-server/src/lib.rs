@@ -96,6 +96,30 @@ pub fn route_table() -> Vec<RouteEntry> {
     routes().table
 }
 
+/// The loopback `Host` values a browser sends for a server on `port`.
+pub fn loopback_hosts(port: u16) -> Vec<String> {
+    vec![format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("[::1]:{port}")]
+}
+
+async fn check_host(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if let Some(allowed) = &state.config().allowed_hosts {
+        let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(|h| h.to_ascii_lowercase());
+        if !host.is_some_and(|h| allowed.contains(&h)) {
+            return api::ApiError::new(
+                axum::http::StatusCode::MISDIRECTED_REQUEST,
+                "this server only answers requests addressed to its loopback name (Host header)",
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
 async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
     let mut r = next.run(req).await;
     let h = r.headers_mut();
@@ -121,6 +145,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), check_host))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }
@@ -197,8 +222,14 @@ pub fn run(mut cfg: ServerConfig, opts: ServeOptions) -> Result<(), ServerError>
             .await
             .map_err(|source| ServerError::Bind { addr: opts.bind, source })?;
         let addr = listener.local_addr()?;
+        if addr.ip().is_loopback() {
+            cfg.allowed_hosts = Some(loopback_hosts(addr.port()));
+        }
         let tokens = cfg.tokens.as_ref().map(|t| t.len());
-        let state = AppState::new(cfg);
+        // The first read may query Prometheus with a blocking client: off the async threads.
+        let state = tokio::task::spawn_blocking(move || AppState::new(cfg))
+            .await
+            .map_err(|e| std::io::Error::other(format!("could not read the inputs: {e}")))?;
         eprintln!("guardrail serve: listening on http://{addr}/ (dashboard at /, API under /api/)");
         if !addr.ip().is_loopback() {
             eprintln!(

@@ -51,6 +51,10 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How often the inputs are checked for changes and re-evaluated.
     pub reload_interval: Duration,
+    /// When set, only requests whose `Host` header is one of these (`127.0.0.1:8080`, …) are
+    /// answered: a web page that rebinds its own DNS name to 127.0.0.1 cannot read the API.
+    /// [`crate::run`] sets it to the loopback names of the port when bound to loopback.
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
 impl ServerConfig {
@@ -64,6 +68,7 @@ impl ServerConfig {
             tokens: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             reload_interval: Duration::from_secs(1),
+            allowed_hosts: None,
         }
     }
 
@@ -159,6 +164,11 @@ impl Snapshot {
         }
     }
 
+    /// True when the SLO file asks for live Prometheus metrics.
+    fn live_metrics(&self) -> bool {
+        matches!(self.reads.get(1), Some(Ok(slos)) if matches!(guardrail_config::load_prometheus(slos), Ok(Some(_))))
+    }
+
     /// What identifies the decision (or the errors), to tell when it changed. Leaves out what
     /// moves with the clock alone (`retry_after`, `evaluated_at`), so a steady decision does
     /// not send an event at every tick.
@@ -212,8 +222,8 @@ impl AppState {
         let redactor = Redactor::new(&file_refs, &dirs);
         let metrics = Metrics::default();
         let stamps = files.iter().map(|p| stamp(p)).collect();
-        let reads = files.iter().map(|p| inputs::read(p)).collect();
-        let first = build(&cfg, &redactor, &paths, &metrics, 1, stamps, reads);
+        let reads = read_all(&paths);
+        let first = build(&cfg, &redactor, &metrics, 1, stamps, reads);
         metrics.reloaded(first.evaluation.is_ok());
         let (events, _) = broadcast::channel(64);
         AppState(Arc::new(Inner {
@@ -278,8 +288,10 @@ impl AppState {
     }
 
     /// Checks the files for changes, re-reads them when one changed, re-evaluates, and swaps
-    /// the snapshot in. Blocking (file system): call from a blocking thread. Returns true when
-    /// the input texts changed.
+    /// the snapshot in. When the SLO file has a `prometheus:` block the metrics are a live
+    /// query, so they are fetched again at every refresh (as `guardrail gate` fetches them at
+    /// every run). Blocking (file system, network): call from a blocking thread. Returns true
+    /// when the input files changed.
     pub fn refresh(&self) -> bool {
         let inner = &self.0;
         let Ok(_guard) = inner.reload.lock() else { return false };
@@ -287,9 +299,13 @@ impl AppState {
         let p = &inner.paths;
         let files = [&p.policies, &p.slos, &p.metrics, &p.cost];
         let stamps: Vec<Option<Stamp>> = files.iter().map(|f| stamp(f)).collect();
-        let (reads, changed) = if stamps != old.stamps {
-            let reads: Vec<Result<Source, String>> = files.iter().map(|f| inputs::read(f)).collect();
-            let same = reads.iter().zip(old.reads.iter()).all(|(a, b)| match (a, b) {
+        let live = old.live_metrics();
+        let (reads, changed) = if stamps != old.stamps || live {
+            let reads = read_all(p);
+            let same = reads.iter().zip(old.reads.iter()).enumerate().all(|(i, (a, b))| match (a, b) {
+                // A live snapshot differs at every fetch (it carries its time); its changes
+                // show as decision events, not as changed files.
+                (Ok(_), Ok(_)) if i == 2 && live => true,
                 (Ok(a), Ok(b)) => a.sha256 == b.sha256,
                 (Err(a), Err(b)) => a == b,
                 _ => false,
@@ -299,7 +315,7 @@ impl AppState {
             (old.reads.clone(), false)
         };
         let version = if changed { old.version + 1 } else { old.version };
-        let new = build(&inner.cfg, &inner.redactor, p, &inner.metrics, version, stamps, reads);
+        let new = build(&inner.cfg, &inner.redactor, &inner.metrics, version, stamps, reads);
         let decision_changed = new.decision_key() != old.decision_key();
         if changed {
             inner.metrics.reloaded(new.evaluation.is_ok());
@@ -314,6 +330,17 @@ impl AppState {
         }
         changed
     }
+}
+
+/// Reads the four inputs as `guardrail gate` does (`inputs::read_metrics`: the metrics file, or
+/// a Prometheus snapshot when the SLO file has a `prometheus:` block).
+fn read_all(paths: &InputPaths) -> Vec<Result<Source, String>> {
+    let slos = inputs::read(&paths.slos);
+    let metrics = match &slos {
+        Ok(s) => inputs::read_metrics(paths, s),
+        Err(_) => inputs::read(&paths.metrics),
+    };
+    vec![inputs::read(&paths.policies), slos, metrics, inputs::read(&paths.cost)]
 }
 
 /// A short description of a snapshot for events and `/readyz`.
@@ -364,7 +391,6 @@ pub fn narrative(ev: &Evaluation) -> String {
 fn build(
     cfg: &ServerConfig,
     r: &Redactor,
-    _paths: &InputPaths,
     metrics: &Metrics,
     version: u64,
     stamps: Vec<Option<Stamp>>,

@@ -31,12 +31,15 @@ fn screenshot_dir() -> PathBuf {
     dir
 }
 
-/// Takes a 1400×1400 screenshot after the page has had 4 s to load and draw.
-fn screenshot(browser: &Path, url: &str, out: &Path) -> (u32, u32, Vec<u8>) {
+type Image = (u32, u32, Vec<u8>);
+
+/// Takes a 1400×1400 screenshot after the page has had `wait_ms` to load and draw.
+fn screenshot(browser: &Path, url: &str, out: &Path, wait_ms: u32) -> Image {
     let profile = tempfile::tempdir().unwrap();
     let status = Command::new(browser)
         .args(["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars"])
-        .args(["--no-first-run", "--window-size=1400,1400", "--timeout=4000"])
+        .args(["--no-first-run", "--window-size=1400,1400"])
+        .arg(format!("--timeout={wait_ms}"))
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(format!("--screenshot={}", out.display()))
         .arg(url)
@@ -56,7 +59,7 @@ fn screenshot(browser: &Path, url: &str, out: &Path) -> (u32, u32, Vec<u8>) {
 }
 
 /// Pixels of exactly this colour inside the rectangle [x0, x1) × [y0, y1).
-fn count(img: &(u32, u32, Vec<u8>), rgb: [u8; 3], x0: u32, y0: u32, x1: u32, y1: u32) -> usize {
+fn count(img: &Image, rgb: [u8; 3], x0: u32, y0: u32, x1: u32, y1: u32) -> usize {
     let (w, h, data) = img;
     let mut n = 0;
     for y in y0..y1.min(*h) {
@@ -68,6 +71,21 @@ fn count(img: &(u32, u32, Vec<u8>), rgb: [u8; 3], x0: u32, y0: u32, x1: u32, y1:
         }
     }
     n
+}
+
+/// Screenshots until `check` passes, waiting longer each time (a loaded machine can take more
+/// than a few seconds to start the browser and run the page's requests).
+async fn shot_until(browser: &Path, url: &str, out: &Path, check: impl Fn(&Image) -> Result<(), String>) {
+    let mut last = String::new();
+    for wait_ms in [4000, 8000, 16000] {
+        let (b, u, o) = (browser.to_path_buf(), url.to_string(), out.to_path_buf());
+        let img = tokio::task::spawn_blocking(move || screenshot(&b, &u, &o, wait_ms)).await.unwrap();
+        match check(&img) {
+            Ok(()) => return,
+            Err(e) => last = e,
+        }
+    }
+    panic!("{}: {last}", out.display());
 }
 
 const DELAY_ORANGE: [u8; 3] = [0xdb, 0x8b, 0x2c];
@@ -90,30 +108,39 @@ async fn the_dashboard_draws_the_banner_and_the_cost_chart() {
     let dir = screenshot_dir();
     let url = srv.url("/");
 
-    let shot = dir.join("dashboard-delay.png");
-    let (b, u, o) = (browser.clone(), url.clone(), shot.clone());
-    let img = tokio::task::spawn_blocking(move || screenshot(&b, &u, &o)).await.unwrap();
-    assert_eq!((img.0, img.1), (1400, 1400));
-    // The banner (top of the page, full width): its 6 px left border and the action in orange.
-    let banner = count(&img, DELAY_ORANGE, 0, 60, 1400, 280);
-    assert!(banner > 500, "no DELAY banner in {} ({banner} orange pixels)", shot.display());
-    // The cost card is the right half below the banner: current-week bars in blue, earlier
-    // days in slate, thousands of pixels each when the chart is drawn.
-    let blue = count(&img, CURRENT_WEEK_BAR, 700, 280, 1400, 720);
-    let slate = count(&img, EARLIER_BAR, 700, 280, 1400, 720);
-    assert!(blue > 3000 && slate > 5000, "no cost chart in {}: {blue} blue, {slate} slate pixels", shot.display());
-    // The SLO card (left half) has no bar chart.
-    assert!(count(&img, EARLIER_BAR, 0, 280, 700, 720) < 500);
+    shot_until(&browser, &url, &dir.join("dashboard-delay.png"), |img| {
+        if (img.0, img.1) != (1400, 1400) {
+            return Err(format!("size {}x{}", img.0, img.1));
+        }
+        // The banner (top of the page, full width): its 6 px left border and the action in orange.
+        let banner = count(img, DELAY_ORANGE, 0, 60, 1400, 280);
+        // The cost card is the right half below the banner: current-week bars in blue, earlier
+        // days in slate, thousands of pixels each when the chart is drawn.
+        let blue = count(img, CURRENT_WEEK_BAR, 700, 280, 1400, 720);
+        let slate = count(img, EARLIER_BAR, 700, 280, 1400, 720);
+        // The SLO card (left half) has no bar chart.
+        let slo_slate = count(img, EARLIER_BAR, 0, 280, 700, 720);
+        if banner > 500 && blue > 3000 && slate > 5000 && slo_slate < 500 {
+            Ok(())
+        } else {
+            Err(format!("banner {banner} orange; cost chart {blue} blue, {slate} slate; SLO card {slo_slate} slate"))
+        }
+    })
+    .await;
 
     // Broken metrics: no decision, a red banner, and no DELAY anywhere near the top.
     s.write("data/metrics.json", "{ bad");
     srv.wait_version(2).await;
-    let shot = dir.join("dashboard-no-decision.png");
-    let (b, u, o) = (browser.clone(), url.clone(), shot.clone());
-    let img = tokio::task::spawn_blocking(move || screenshot(&b, &u, &o)).await.unwrap();
-    let red = count(&img, BLOCK_RED, 0, 60, 1400, 280);
-    let orange = count(&img, DELAY_ORANGE, 0, 60, 1400, 280);
-    assert!(red > 500 && orange < 50, "{}: {red} red, {orange} orange pixels in the banner", shot.display());
-    // The cost block does not need the metrics: its chart is still drawn.
-    assert!(count(&img, CURRENT_WEEK_BAR, 700, 280, 1400, 900) > 3000, "{}", shot.display());
+    shot_until(&browser, &url, &dir.join("dashboard-no-decision.png"), |img| {
+        let red = count(img, BLOCK_RED, 0, 60, 1400, 280);
+        let orange = count(img, DELAY_ORANGE, 0, 60, 1400, 280);
+        // The cost block does not need the metrics: its chart is still drawn.
+        let blue = count(img, CURRENT_WEEK_BAR, 700, 280, 1400, 900);
+        if red > 500 && orange < 50 && blue > 3000 {
+            Ok(())
+        } else {
+            Err(format!("banner {red} red, {orange} orange; cost chart {blue} blue"))
+        }
+    })
+    .await;
 }

@@ -557,3 +557,45 @@ async fn a_steady_decision_sends_no_events_even_as_the_clock_moves() {
     let later = srv.get("/api/decision").await.1;
     assert_ne!(first["data"]["evaluated_at"], later["data"]["evaluated_at"], "re-evaluated with the clock");
 }
+
+fn raw_get(addr: std::net::SocketAddr, host: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[tokio::test]
+async fn on_loopback_only_loopback_host_names_are_answered() {
+    let s = Scratch::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut cfg = s.config();
+    cfg.allowed_hosts = Some(guardrail_server::loopback_hosts(addr.port()));
+    let state = guardrail_server::AppState::new(cfg);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(guardrail_server::serve(listener, state, async {
+        let _ = rx.await;
+    }));
+    let port = addr.port();
+    let ok = tokio::task::spawn_blocking(move || {
+        (
+            raw_get(addr, &format!("127.0.0.1:{port}"), "/api/decision"),
+            raw_get(addr, &format!("localhost:{port}"), "/healthz"),
+            raw_get(addr, &format!("evil.example:{port}"), "/api/audit"),
+            raw_get(addr, "127.0.0.1", "/api/decision"),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(ok.0.starts_with("HTTP/1.1 200"), "{}", ok.0);
+    assert!(ok.1.starts_with("HTTP/1.1 200"), "{}", ok.1);
+    // A rebound DNS name (or a wrong port) gets nothing but a refusal.
+    assert!(ok.2.starts_with("HTTP/1.1 421"), "{}", ok.2);
+    assert!(ok.2.contains("\"ok\":false") && !ok.2.contains("evil.example"), "{}", ok.2);
+    assert!(ok.3.starts_with("HTTP/1.1 421"), "{}", ok.3);
+    let _ = tx.send(());
+}

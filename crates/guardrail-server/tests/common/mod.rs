@@ -81,7 +81,9 @@ impl Server {
     pub async fn start(cfg: ServerConfig) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let state = AppState::new(cfg);
+        // Off the async threads, as `guardrail serve` does: the first read may query Prometheus
+        // with a blocking client.
+        let state = tokio::task::spawn_blocking(move || AppState::new(cfg)).await.unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let st = state.clone();
         tokio::spawn(async move {

@@ -1,0 +1,71 @@
+//! An SLO file with a `prometheus:` block: the server fetches the metrics from Prometheus as
+//! `guardrail gate` does (a real Prometheus serving the fixture's known history), decides the
+//! same, and records the fetched snapshot. Needs `prometheus` and `promtool` (Debian's
+//! `prometheus` package, which `scripts/test` installs); no skipping.
+
+mod common;
+
+use common::{DEPLOYER, Scratch, Server};
+use guardrail_gate::inputs::{self, InputArgs};
+use guardrail_prometheus::fixture::LocalPrometheus;
+
+fn slos_yaml(service: &str) -> String {
+    format!(
+        "slos:\n  availability: {{target: 99.9}}\n  latency: {{p95_threshold_ms: 500, p99_threshold_ms: 1000}}\nprometheus:\n  service: {service}\n  error_query: 'sum(increase(http_requests_total{{service=\"{service}\",code=\"500\"}}[{{{{.window}}}}]))'\n  total_query: 'sum(increase(http_requests_total{{service=\"{service}\"}}[{{{{.window}}}}]))'\n  latency:\n    histogram: 'http_request_duration_seconds_bucket{{service=\"{service}\"}}'\n  retries: 0\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_metrics_are_fetched_decided_and_recorded_like_the_gate() {
+    let prom = tokio::task::spawn_blocking(|| {
+        LocalPrometheus::shared().unwrap_or_else(|e| panic!("the local Prometheus could not be started: {e}"))
+    })
+    .await
+    .unwrap();
+    let s = Scratch::new();
+    s.write("config/slos.yaml", &slos_yaml("healthy"));
+    let cost = std::fs::read_to_string(s.path("data/cost.json")).unwrap().replace("checkout-api", "healthy");
+    s.write("data/cost.json", &cost);
+    let mut cfg = s.config();
+    cfg.inputs.now = Some(prom.end.to_string());
+    cfg.inputs.prometheus = Some(prom.url.clone());
+
+    // What `guardrail gate` decides on the same flags.
+    let args = InputArgs {
+        root: Some(s.root().to_path_buf()),
+        now: Some(prom.end.to_string()),
+        prometheus: Some(prom.url.clone()),
+        ..InputArgs::default()
+    };
+    let cli = tokio::task::spawn_blocking(move || {
+        let env = |_: &str| None;
+        let paths = inputs::resolve_paths(&args, &env);
+        let settings = inputs::resolve_settings(&args, &env, jiff::Timestamp::now()).unwrap();
+        let ev = guardrail_gate::gate::evaluate(inputs::read_sources(&paths).unwrap(), settings).unwrap();
+        (ev.decision.action.as_str().to_string(), ev.decision.policy_id.clone())
+    })
+    .await
+    .unwrap();
+
+    let srv = Server::start(cfg).await;
+    let (st, d) = srv.get("/api/decision").await;
+    assert_eq!(st, 200, "{d}");
+    assert_eq!(
+        (d["data"]["action"].as_str().unwrap(), d["data"]["policy_id"].as_str().unwrap()),
+        (cli.0.as_str(), cli.1.as_str())
+    );
+    let metrics_path = d["data"]["inputs"]["metrics"]["path"].as_str().unwrap();
+    assert!(metrics_path.starts_with("prometheus:"), "{metrics_path}");
+    assert!(d["data"]["slo"]["prometheus"].is_object(), "the SLO block is the live one: {}", d["data"]["slo"]);
+
+    let (st, g) = srv.post("/api/gate", Some(DEPLOYER), "{}").await;
+    assert_eq!(st, 200, "{g}");
+    assert_eq!(g["data"]["action"], d["data"]["action"]);
+    let mut store = guardrail_store::open_store(&s.store()).unwrap();
+    let rec = store.get(1).unwrap().unwrap();
+    let recorded = rec.body["input_content"]["metrics"].as_str().unwrap();
+    assert!(
+        guardrail_prometheus::Snapshot::from_json(recorded).is_ok(),
+        "the fetched snapshot is recorded: {recorded}"
+    );
+}
