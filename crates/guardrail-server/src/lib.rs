@@ -24,8 +24,8 @@
 //! `POST /api/incidents/{id}/plan|stress|gate`, `GET /api/approvals` (the queue),
 //! `POST /api/approvals/{id}/approve` and `/force-override` (role `approver`/`admin`, approver
 //! identity from the token only), approval events on `/api/events`, and the dashboard's
-//! incidents card with approve / force-override buttons. Also still open from issue 5: the
-//! headless-Chromium dashboard test, the load benchmark (BENCHMARKS.md) and the MCP server.
+//! incidents card with approve / force-override buttons, and the approval step of the
+//! headless-Chromium test (`tests/browser.rs` covers the banner and the cost chart).
 
 #![warn(missing_docs)]
 
