@@ -11,5 +11,6 @@ pub use guardrail_gate::{audit_cmd, ci, exit, gate, inputs};
 pub mod approve_cmd;
 pub mod incident_cmd;
 pub mod kb_cmd;
+pub mod mcp_cmd;
 pub mod remediation;
 pub mod render;

@@ -107,6 +107,9 @@ enum Command {
     /// Serve the HTTP API and the dashboard on the same inputs as `gate` (127.0.0.1:8080 by
     /// default). POST endpoints need a bearer token from --tokens.
     Serve(ServeArgs),
+    /// MCP server over stdio (or streamable HTTP at /mcp with --http): the governor's tools
+    /// and the deploy gate's, on the same inputs as `gate` and the stores of `incident`.
+    Mcp(guardrail::mcp_cmd::McpArgs),
     /// Bearer tokens for `guardrail serve`.
     Token {
         #[command(subcommand)]
@@ -320,6 +323,7 @@ fn run(cli: Cli) -> i32 {
         Command::Incident { command } => guardrail::incident_cmd::run(command, env),
         Command::Approve(args) => guardrail::approve_cmd::run(args, env),
         Command::Kb { command } => guardrail::kb_cmd::run(command, env),
+        Command::Mcp(args) => guardrail::mcp_cmd::run(args, env),
     }
 }
 

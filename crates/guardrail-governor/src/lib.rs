@@ -26,8 +26,10 @@ use guardrail_knowledge::KnowledgeError;
 
 pub mod contracts;
 pub mod execute;
+pub mod guardrail_tools;
 pub mod logs;
 pub mod planner;
+pub mod queue;
 pub mod stress;
 pub mod tools;
 

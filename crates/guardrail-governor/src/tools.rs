@@ -4,7 +4,9 @@
 //! handler. The built-in planner and stress phase call tools through a [`ToolRunner`], which
 //! records every call in the trace; a future model-backed planner (or an MCP server) is handed
 //! the same definitions, so what a model may call and what Guardrail itself calls cannot
-//! drift apart.
+//! drift apart. [`ToolRegistry::builtin`] holds the four retrieval tools the planners use;
+//! [`ToolRegistry::guardrail`] adds Guardrail's own tools ([`crate::guardrail_tools`]) for the
+//! MCP server, from the same definitions.
 //!
 //! Argument names are the original MCP server's (`query`, `service`, `top_k`; `service`,
 //! `action`, `severity`). Guardrail adds optional arguments only (`stance` for
@@ -33,6 +35,8 @@ pub struct ToolContext<'a> {
     pub now: Timestamp,
     /// Default length of the live-logs window, minutes.
     pub logs_window_minutes: u32,
+    /// The deploy gate and the audit trail, for Guardrail's own tools (`None` for planners).
+    pub guardrail: Option<&'a dyn crate::guardrail_tools::GuardrailState>,
 }
 
 /// Default live-logs window: 15 minutes.
@@ -41,12 +45,17 @@ pub const DEFAULT_LOGS_WINDOW_MINUTES: u32 = 15;
 impl<'a> ToolContext<'a> {
     /// A context over a store, without logs, with the default window.
     pub fn new(store: &'a dyn KnowledgeStore, now: Timestamp) -> ToolContext<'a> {
-        ToolContext { store, logs: None, now, logs_window_minutes: DEFAULT_LOGS_WINDOW_MINUTES }
+        ToolContext { store, logs: None, now, logs_window_minutes: DEFAULT_LOGS_WINDOW_MINUTES, guardrail: None }
     }
 
     /// The same context with a logs source.
     pub fn with_logs(self, logs: &'a dyn LogsSource) -> ToolContext<'a> {
         ToolContext { logs: Some(logs), ..self }
+    }
+
+    /// The same context with the deploy gate and audit trail, for Guardrail's own tools.
+    pub fn with_guardrail(self, state: &'a dyn crate::guardrail_tools::GuardrailState) -> ToolContext<'a> {
+        ToolContext { guardrail: Some(state), ..self }
     }
 }
 
@@ -59,6 +68,8 @@ pub struct ToolAnnotations {
     pub destructive: bool,
     /// Calling twice with the same arguments has no further effect.
     pub idempotent: bool,
+    /// Reaches entities outside Guardrail's own configured files and stores.
+    pub open_world: bool,
 }
 
 /// Why a tool call failed. A failed retrieval is an error for the pipeline, never "no results".
@@ -90,6 +101,14 @@ pub enum ToolError {
         tool: &'static str,
         /// The source's error.
         source: LogsError,
+    },
+    /// What the tool reads could not be evaluated (missing or invalid inputs, a store error).
+    #[error("{tool}: {message}")]
+    Unavailable {
+        /// The tool.
+        tool: &'static str,
+        /// Why.
+        message: String,
     },
 }
 
@@ -123,7 +142,8 @@ pub struct ToolRegistry {
     tools: Vec<Tool>,
 }
 
-const READ_ONLY: ToolAnnotations = ToolAnnotations { read_only: true, destructive: false, idempotent: true };
+const READ_ONLY: ToolAnnotations =
+    ToolAnnotations { read_only: true, destructive: false, idempotent: true, open_world: false };
 
 impl ToolRegistry {
     /// The four built-in tools: `search_runbooks`, `search_evidence`, `check_policy_conflicts`,
@@ -198,6 +218,15 @@ impl ToolRegistry {
         }
     }
 
+    /// The built-in tools followed by Guardrail's own (`slo_status`, `cost_status`,
+    /// `evaluate_deploy`, `explain_decision`, `propose_remediation`, `incident_status`): the
+    /// set the MCP server offers. Their handlers need [`ToolContext::guardrail`].
+    pub fn guardrail() -> ToolRegistry {
+        let mut r = ToolRegistry::builtin();
+        r.tools.extend(crate::guardrail_tools::tools());
+        r
+    }
+
     /// Every tool, in registration order.
     pub fn tools(&self) -> &[Tool] {
         &self.tools
@@ -227,7 +256,8 @@ impl ToolRegistry {
                     "annotations": {
                         "readOnlyHint": t.annotations.read_only,
                         "destructiveHint": t.annotations.destructive,
-                        "idempotentHint": t.annotations.idempotent
+                        "idempotentHint": t.annotations.idempotent,
+                        "openWorldHint": t.annotations.open_world
                     }
                 })
             })

@@ -1,0 +1,107 @@
+//! `guardrail mcp`: the MCP server (`guardrail-mcp`) over standard input and output, or over
+//! streamable HTTP at `/mcp` with `--http ADDR` (bearer tokens from `--tokens`, as for
+//! `guardrail serve`). The inputs are the gate's (`--root`, `--policies`, …) and the
+//! knowledge base, logs and audit store of the `incident` commands.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use guardrail_gate::audit_cmd::StoreArgs;
+use guardrail_gate::inputs::{EnvLookup, InputArgs};
+use guardrail_mcp::{HttpOptions, McpConfig, TokenVerifier};
+
+use crate::remediation::{KbArgs, codes};
+
+/// `guardrail mcp …`.
+#[derive(Debug, clap::Args)]
+pub struct McpArgs {
+    #[command(flatten)]
+    inputs: InputArgs,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    kb: KbArgs,
+    /// Live logs (NDJSON, one request per line) for the query_live_logs tool.
+    #[arg(long, value_name = "FILE")]
+    logs: Option<PathBuf>,
+    /// Default live-logs window, minutes.
+    #[arg(long, value_name = "MINUTES", default_value_t = guardrail_governor::tools::DEFAULT_LOGS_WINDOW_MINUTES)]
+    logs_window_minutes: u32,
+    /// Serve streamable HTTP at http://ADDR/mcp instead of stdio. Anything but a loopback
+    /// address exposes the tools to the network.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<std::net::SocketAddr>,
+    /// Tokens file for --http (the format of `guardrail serve --tokens`; every role may call
+    /// tools) [env: GUARDRAIL_TOKENS]
+    #[arg(long, value_name = "FILE")]
+    tokens: Option<PathBuf>,
+}
+
+fn fail(msg: &str) -> i32 {
+    eprintln!("guardrail mcp: {msg}");
+    codes::CANNOT_DECIDE
+}
+
+/// Runs the server until the client disconnects (stdio) or the process is interrupted (HTTP).
+pub fn run(args: McpArgs, env: EnvLookup<'_>) -> i32 {
+    let now = match args.inputs.now.as_deref().map(str::parse::<jiff::Timestamp>).transpose() {
+        Ok(n) => n,
+        Err(e) => return fail(&format!("--now: not an RFC 3339 timestamp: {e}")),
+    };
+    if args.logs_window_minutes == 0 || args.logs_window_minutes > guardrail_governor::tools::MAX_WINDOW_MINUTES {
+        return fail("--logs-window-minutes: must be 1–1440");
+    }
+    let mut cfg = McpConfig::new(args.inputs.clone(), args.store.spec(env), args.kb.path(env));
+    cfg.env = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
+    cfg.audit_jsonl = args.store.jsonl(env);
+    cfg.logs = args.logs;
+    cfg.logs_window_minutes = args.logs_window_minutes;
+    cfg.now = now;
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("could not start the runtime: {e}")),
+    };
+    match args.http {
+        None => match rt.block_on(guardrail_mcp::serve_stdio(cfg)) {
+            Ok(()) => codes::EXECUTED,
+            Err(e) => fail(&e.to_string()),
+        },
+        Some(addr) => {
+            let file =
+                args.tokens.or_else(|| env("GUARDRAIL_TOKENS").filter(|v| !v.trim().is_empty()).map(PathBuf::from));
+            let Some(file) = file else {
+                return fail("--http needs --tokens FILE (every MCP request needs a bearer token)");
+            };
+            let tokens = match guardrail_server::auth::Tokens::load(&file) {
+                Ok(t) if t.is_empty() => return fail(&format!("{}: holds no token", file.display())),
+                Ok(t) => t,
+                Err(es) => return fail(&es.iter().map(|e| e.0.clone()).collect::<Vec<_>>().join("; ")),
+            };
+            let verify: TokenVerifier = Arc::new(move |t: &str| tokens.check(t).map(|c| c.identity));
+            let mut opts = HttpOptions::default();
+            if !addr.ip().is_loopback() {
+                // Bound beyond loopback on purpose: accept the Host it was asked for too.
+                opts.allowed_hosts.push(addr.ip().to_string());
+            }
+            let router = match guardrail_mcp::http_router(cfg, verify, opts) {
+                Ok(r) => r,
+                Err(e) => return fail(&e.to_string()),
+            };
+            let served = rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| format!("could not listen on {addr}: {e}"))?;
+                let local = listener.local_addr().map_err(|e| e.to_string())?;
+                eprintln!("guardrail mcp: streamable HTTP on http://{local}/mcp");
+                let shutdown = async {
+                    let _ = tokio::signal::ctrl_c().await;
+                };
+                guardrail_mcp::serve_http(listener, router, shutdown).await.map_err(|e| e.to_string())
+            });
+            match served {
+                Ok(()) => codes::EXECUTED,
+                Err(e) => fail(&e),
+            }
+        }
+    }
+}

@@ -1,0 +1,497 @@
+//! Guardrail's MCP server: `guardrail mcp` (stdio) and `/mcp` (streamable HTTP) for
+//! `guardrail serve --mcp`.
+//!
+//! A thin adapter. The tools — name, description, JSON schema, annotations and handler — are
+//! [`guardrail_governor::ToolRegistry::guardrail`]: the four retrieval tools the built-in
+//! planner calls (`search_runbooks`, `search_evidence`, `check_policy_conflicts`,
+//! `query_live_logs`, with the original MCP server's argument names) and Guardrail's own
+//! (`slo_status`, `cost_status`, `evaluate_deploy`, `explain_decision`, `propose_remediation`,
+//! `incident_status`). `tools/list` is the registry's `mcp_tools_list()` read into rmcp's types;
+//! `tools/call` runs the registry's handler. No decision logic lives here: [`GateState`] only
+//! reads the configured files and the audit store for [`GuardrailState`], and the gate rules
+//! and thresholds come from those files, never from a request.
+//!
+//! Errors (MCP 2025-11-25): an unknown tool is a JSON-RPC error (`-32602`); bad arguments and
+//! inputs that cannot be evaluated are tool results with `isError: true` and a
+//! `{"error", "kind"}` object, so a model can read and correct them.
+//!
+//! Built on the official Rust SDK, `rmcp` 3.11: [`rmcp::ServerHandler`] (tools listed from our
+//! own JSON schemas — the `#[tool]` macros would derive a second schema from Rust types, so they
+//! are not used), [`rmcp::transport::stdio`], and [`StreamableHttpService`] mounted in axum.
+//! What rmcp does not do, and this crate does: bearer-token checks for the HTTP transport
+//! (rmcp's `auth` feature is an OAuth *client*; a resource server's token check is left to the
+//! host application), which [`http_router`] adds as an axum layer answering 401 with
+//! `WWW-Authenticate: Bearer` before any MCP processing.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use jiff::Timestamp;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ErrorData, Implementation, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{RoleServer, ServerHandler, ServiceExt};
+use serde_json::{Value, json};
+
+use guardrail_core::audit::{ChainedRecord, RecordDraft};
+use guardrail_core::signals::Signals;
+use guardrail_gate::gate::{self, AuditRef, Evaluation};
+use guardrail_gate::inputs::{self, InputArgs};
+use guardrail_gate::{audit_cmd, ci};
+use guardrail_governor::guardrail_tools::GuardrailState;
+use guardrail_governor::tools::DEFAULT_LOGS_WINDOW_MINUTES;
+use guardrail_governor::{NdjsonLogs, ToolContext, ToolError, ToolRegistry};
+use guardrail_knowledge::{KnowledgeError, KnowledgeStore, SqliteKnowledgeStore};
+
+/// Everything the MCP server reads. The same inputs as `guardrail gate` (resolved the same way,
+/// flags → environment → `--root` defaults) and the knowledge base, logs and audit store the
+/// `incident` commands use.
+#[derive(Debug, Clone)]
+pub struct McpConfig {
+    /// The deploy gate's inputs and settings flags.
+    pub inputs: InputArgs,
+    /// The environment the inputs and settings are resolved against (`POLICIES_PATH`, …).
+    pub env: BTreeMap<String, String>,
+    /// The audit store spec (`sqlite:…`, `postgres://…`).
+    pub store_spec: String,
+    /// The JSON-lines audit mirror, when configured.
+    pub audit_jsonl: Option<PathBuf>,
+    /// The knowledge base (SQLite FTS5 file), opened read-side on each call.
+    pub kb: PathBuf,
+    /// Live logs (NDJSON) for `query_live_logs`, when configured.
+    pub logs: Option<PathBuf>,
+    /// Default live-logs window, minutes.
+    pub logs_window_minutes: u32,
+    /// A fixed evaluation time (tests, replays); `None` reads the clock on each call.
+    pub now: Option<Timestamp>,
+}
+
+impl McpConfig {
+    /// A configuration with default inputs, the given store and knowledge base, no logs.
+    pub fn new(inputs: InputArgs, store_spec: String, kb: PathBuf) -> McpConfig {
+        McpConfig {
+            inputs,
+            env: BTreeMap::new(),
+            store_spec,
+            audit_jsonl: None,
+            kb,
+            logs: None,
+            logs_window_minutes: DEFAULT_LOGS_WINDOW_MINUTES,
+            now: None,
+        }
+    }
+}
+
+/// [`GuardrailState`] over the configured files and audit store: each call reads one fresh
+/// snapshot of the inputs and evaluates it with `guardrail-gate`, exactly as `guardrail gate`.
+#[derive(Debug, Clone)]
+pub struct GateState {
+    cfg: McpConfig,
+}
+
+impl GateState {
+    /// The state over a configuration.
+    pub fn new(cfg: McpConfig) -> GateState {
+        GateState { cfg }
+    }
+
+    fn lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
+        |k| self.cfg.env.get(k).cloned()
+    }
+
+    fn evaluation(&self, now: Timestamp) -> Result<Evaluation, String> {
+        let env = self.lookup();
+        let paths = inputs::resolve_paths(&self.cfg.inputs, &env);
+        let settings = inputs::resolve_settings(&self.cfg.inputs, &env, now).map_err(|e| e.join("; "))?;
+        let sources = inputs::read_sources(&paths).map_err(|e| e.join("; "))?;
+        gate::evaluate(sources, settings).map_err(|e| e.join("; "))
+    }
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, String> {
+    serde_json::to_value(v).map_err(|e| format!("could not serialise the result: {e}"))
+}
+
+impl GuardrailState for GateState {
+    fn slo_status(&self, now: Timestamp) -> Result<Value, String> {
+        let env = self.lookup();
+        let paths = inputs::resolve_paths(&self.cfg.inputs, &env);
+        let settings = inputs::resolve_settings(&self.cfg.inputs, &env, now).map_err(|e| e.join("; "))?;
+        let slos = inputs::read(&paths.slos)?;
+        let metrics = inputs::read_metrics(&paths, &slos)?;
+        to_value(&gate::evaluate_slo(&slos, &metrics, &settings).map_err(|e| e.join("; "))?)
+    }
+
+    fn cost_status(&self, now: Timestamp) -> Result<Value, String> {
+        let env = self.lookup();
+        let paths = inputs::resolve_paths(&self.cfg.inputs, &env);
+        let settings = inputs::resolve_settings(&self.cfg.inputs, &env, now).map_err(|e| e.join("; "))?;
+        let src = inputs::read(&paths.cost)?;
+        to_value(&gate::evaluate_cost(&src, &settings).map_err(|e| e.join("; "))?)
+    }
+
+    fn evaluate_deploy(&self, now: Timestamp, record: bool) -> Result<Value, String> {
+        let ev = self.evaluation(now)?;
+        // No CI context: the caller is an MCP client, not a pipeline.
+        let ci = ci::from_env(|_| None);
+        let mut out = gate::output(&ev, &ci, false);
+        if record {
+            let draft = RecordDraft {
+                kind: gate::RECORD_KIND.into(),
+                recorded_at: ev.settings.now.to_string(),
+                body: gate::audit_body(&out, &ev.sources),
+            };
+            match audit_cmd::append(&self.cfg.store_spec, self.cfg.audit_jsonl.as_ref(), draft) {
+                Ok((rec, described)) => {
+                    out.audit = Some(AuditRef { id: rec.id(), seq: rec.seq, hash: rec.hash.clone(), store: described })
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "decision {} ({}) was NOT recorded, so it is withheld: {e}",
+                        ev.decision.action, ev.decision.policy_id
+                    ));
+                }
+            }
+        }
+        let mut v = to_value(&out)?;
+        if let Value::Object(m) = &mut v {
+            m.insert("recorded".into(), json!(record));
+        }
+        Ok(v)
+    }
+
+    fn explain_decision(&self, now: Timestamp) -> Result<Value, String> {
+        use guardrail_core::explain;
+        let ev = self.evaluation(now)?;
+        let generated = ev.settings.now.strftime("%Y-%m-%d %H:%M UTC").to_string();
+        let policies_path = ev.sources.policies.path.display().to_string();
+        let text = explain::narrative(&explain::NarrativeInput {
+            decision: &ev.decision,
+            slo: &ev.slo,
+            cost: &ev.cost,
+            generated_at: &generated,
+            policies_path: &policies_path,
+        });
+        Ok(json!({
+            "action": ev.decision.action,
+            "policy_id": ev.decision.policy_id,
+            "verdict": explain::verdict(ev.decision.action, ev.decision.delay_minutes),
+            "contributing_factors": explain::contributing_factors(&ev.decision, &ev.slo, &ev.cost),
+            "also_noted": explain::also_noted(&ev.decision, &ev.slo, &ev.cost),
+            "recommendations": explain::recommendations(&ev.decision, &ev.slo, &ev.cost),
+            "narrative": text,
+            "evaluated_at": ev.settings.now.to_string(),
+        }))
+    }
+
+    fn deploy_signals(&self, now: Timestamp) -> Result<Signals, String> {
+        self.evaluation(now).map(|ev| ev.signals).map_err(|e| format!("the deploy gate's signals: {e}"))
+    }
+
+    fn records(&self) -> Result<Vec<ChainedRecord>, String> {
+        let mut s = audit_cmd::open(&self.cfg.store_spec)?;
+        s.all().map_err(|e| format!("audit store {}: {e}", self.cfg.store_spec))
+    }
+}
+
+/// A knowledge store that is not there: every read fails with the reason (a missing knowledge
+/// base is an error for the retrieval tools, never "no results"; the other tools work).
+struct MissingKnowledge(String);
+
+impl MissingKnowledge {
+    fn err<T>(&self) -> Result<T, KnowledgeError> {
+        Err(KnowledgeError::Index { location: "knowledge base".into(), message: self.0.clone() })
+    }
+}
+
+impl KnowledgeStore for MissingKnowledge {
+    fn search_runbooks(
+        &self,
+        _: &str,
+        _: &str,
+        _: usize,
+    ) -> Result<Vec<guardrail_knowledge::RunbookHit>, KnowledgeError> {
+        self.err()
+    }
+    fn search_evidence(
+        &self,
+        _: &str,
+        _: &str,
+        _: usize,
+        _: Option<guardrail_core::remediation::Stance>,
+    ) -> Result<Vec<guardrail_knowledge::EvidenceHit>, KnowledgeError> {
+        self.err()
+    }
+    fn policies_for(&self, _: &str) -> Result<Vec<guardrail_core::remediation::ActionPolicy>, KnowledgeError> {
+        self.err()
+    }
+    fn runbook(&self, _: &str) -> Result<Option<guardrail_knowledge::Runbook>, KnowledgeError> {
+        self.err()
+    }
+    fn stats(&self) -> Result<guardrail_knowledge::KnowledgeStats, KnowledgeError> {
+        self.err()
+    }
+    fn add_runbook(
+        &mut self,
+        _: &guardrail_knowledge::Runbook,
+    ) -> Result<guardrail_knowledge::LoadReport, KnowledgeError> {
+        self.err()
+    }
+    fn add_evidence(
+        &mut self,
+        _: &guardrail_knowledge::EvidenceDoc,
+    ) -> Result<guardrail_knowledge::LoadReport, KnowledgeError> {
+        self.err()
+    }
+    fn add_policy(
+        &mut self,
+        _: &guardrail_core::remediation::ActionPolicy,
+    ) -> Result<guardrail_knowledge::LoadReport, KnowledgeError> {
+        self.err()
+    }
+}
+
+/// The outcome of one tool call: a result, or an error a client reads as `isError: true`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallOutcome {
+    /// The tool's result.
+    Ok(Value),
+    /// No such tool (a protocol error).
+    UnknownTool(String),
+    /// The tool failed: `kind` is `invalid_arguments`, `knowledge`, `logs` or `unavailable`.
+    Failed {
+        /// The class of failure.
+        kind: &'static str,
+        /// The message, naming the argument or the input.
+        message: String,
+    },
+}
+
+/// Calls a tool of [`ToolRegistry::guardrail`] against a configuration, synchronously (files,
+/// SQLite). Both transports come here; so can tests.
+pub fn call_tool(cfg: &McpConfig, registry: &ToolRegistry, name: &str, arguments: Value) -> CallOutcome {
+    if registry.get(name).is_none() {
+        return CallOutcome::UnknownTool(name.to_string());
+    }
+    let now = cfg.now.unwrap_or_else(Timestamp::now);
+    let kb: Box<dyn KnowledgeStore> = match SqliteKnowledgeStore::open(&cfg.kb) {
+        Ok(k) => Box::new(k),
+        Err(e) => Box::new(MissingKnowledge(e.to_string())),
+    };
+    let logs = match &cfg.logs {
+        None => None,
+        Some(p) => match NdjsonLogs::open(p) {
+            Ok(l) => Some(l),
+            Err(e) => return CallOutcome::Failed { kind: "logs", message: e.to_string() },
+        },
+    };
+    let state = GateState::new(cfg.clone());
+    let mut ctx = ToolContext::new(kb.as_ref(), now).with_guardrail(&state);
+    ctx.logs_window_minutes = cfg.logs_window_minutes;
+    if let Some(l) = &logs {
+        ctx = ctx.with_logs(l);
+    }
+    match registry.call(name, &ctx, arguments) {
+        Ok(v) => CallOutcome::Ok(v),
+        Err(ToolError::UnknownTool(n)) => CallOutcome::UnknownTool(n),
+        Err(e) => {
+            let kind = match &e {
+                ToolError::InvalidArguments { .. } => "invalid_arguments",
+                ToolError::Knowledge { .. } => "knowledge",
+                ToolError::Logs { .. } => "logs",
+                _ => "unavailable",
+            };
+            CallOutcome::Failed { kind, message: e.to_string() }
+        }
+    }
+}
+
+/// The registry's tools in rmcp's types (from `ToolRegistry::mcp_tools_list`, so the schema and
+/// annotations sent are the registry's own).
+pub fn rmcp_tools(registry: &ToolRegistry) -> Result<Vec<rmcp::model::Tool>, serde_json::Error> {
+    let list = registry.mcp_tools_list();
+    let tools = list.get("tools").cloned().unwrap_or(Value::Array(vec![]));
+    serde_json::from_value(tools)
+}
+
+struct Shared {
+    cfg: McpConfig,
+    registry: ToolRegistry,
+    tools: Vec<rmcp::model::Tool>,
+}
+
+/// The MCP server handler. Cheap to clone (one per HTTP session).
+#[derive(Clone)]
+pub struct GuardrailMcp {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for GuardrailMcp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuardrailMcp").field("tools", &self.shared.tools.len()).finish_non_exhaustive()
+    }
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum McpError {
+    /// The registry's tool list could not be read as MCP tools (a bug).
+    #[error("the tool registry is not a valid MCP tool list: {0}")]
+    Registry(#[from] serde_json::Error),
+    /// The transport failed.
+    #[error("MCP transport: {0}")]
+    Transport(String),
+}
+
+impl GuardrailMcp {
+    /// A handler over a configuration with [`ToolRegistry::guardrail`].
+    pub fn new(cfg: McpConfig) -> Result<GuardrailMcp, McpError> {
+        let registry = ToolRegistry::guardrail();
+        let tools = rmcp_tools(&registry)?;
+        Ok(GuardrailMcp { shared: Arc::new(Shared { cfg, registry, tools }) })
+    }
+}
+
+impl ServerHandler for GuardrailMcp {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("guardrail", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "Guardrail: the deploy gate (slo_status, cost_status, evaluate_deploy, explain_decision) and the \
+                 remediation governor (search_runbooks, search_evidence, check_policy_conflicts, query_live_logs, \
+                 propose_remediation, incident_status). Tools read; none executes a remediation or changes a rule.",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(self.shared.tools.clone()))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let shared = self.shared.clone();
+        let name = request.name.to_string();
+        let args = request.arguments.map(Value::Object).unwrap_or(Value::Null);
+        let outcome = tokio::task::spawn_blocking(move || call_tool(&shared.cfg, &shared.registry, &name, args))
+            .await
+            .map_err(|e| ErrorData::internal_error(format!("tool call did not complete: {e}"), None))?;
+        match outcome {
+            CallOutcome::Ok(v) => Ok(CallToolResponse::Complete(structured(v, false))),
+            CallOutcome::UnknownTool(n) => {
+                Err(ErrorData::invalid_params(format!("unknown tool \"{n}\""), Some(json!({"tool": n}))))
+            }
+            CallOutcome::Failed { kind, message } => {
+                Ok(CallToolResponse::Complete(structured(json!({"error": message, "kind": kind}), true)))
+            }
+        }
+    }
+}
+
+/// `structuredContent` must be an object: a list result is wrapped as `{"result": …}` (as the
+/// original's FastMCP server did); the text content is the result's JSON as is.
+fn structured(v: Value, is_error: bool) -> CallToolResult {
+    let text = rmcp::model::ContentBlock::text(v.to_string());
+    let object = if v.is_object() { v } else { json!({ "result": v }) };
+    let mut r = if is_error { CallToolResult::structured_error(object) } else { CallToolResult::structured(object) };
+    r.content = vec![text];
+    r
+}
+
+/// Serves MCP over standard input and output until the client closes it.
+pub async fn serve_stdio(cfg: McpConfig) -> Result<(), McpError> {
+    let handler = GuardrailMcp::new(cfg)?;
+    let running = handler.serve(rmcp::transport::stdio()).await.map_err(|e| McpError::Transport(e.to_string()))?;
+    running.waiting().await.map_err(|e| McpError::Transport(e.to_string()))?;
+    Ok(())
+}
+
+/// Checks a bearer token; returns the caller's identity, or `None` to refuse.
+pub type TokenVerifier = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// The identity of an authenticated HTTP caller, in the request's extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpCaller(pub String);
+
+/// Options of the HTTP transport.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// `Host` values accepted (DNS-rebinding protection). Default: loopback names only.
+    pub allowed_hosts: Vec<String>,
+    /// Largest request body, bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+async fn require_bearer(State(verify): State<TokenVerifier>, mut req: Request, next: Next) -> Response {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    match token.and_then(|t| verify(t)) {
+        Some(identity) => {
+            req.extensions_mut().insert(McpCaller(identity));
+            next.run(req).await
+        }
+        None => {
+            let error = if token.is_some() { "invalid_token" } else { "invalid_request" };
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, format!("Bearer realm=\"guardrail-mcp\", error=\"{error}\""))],
+                axum::Json(json!({"ok": false, "error": "a valid bearer token is required"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// An axum router serving MCP's streamable HTTP transport at `/mcp` (POST for messages, GET
+/// for the server's event stream, DELETE to end a session), behind a bearer-token check.
+/// Sessions (`Mcp-Session-Id`), `Accept` negotiation, `MCP-Protocol-Version` checks and
+/// `202 Accepted` for notifications are rmcp's [`StreamableHttpService`]. Merge it into a
+/// server's router (`.merge(…)`); bind it to loopback unless told otherwise.
+pub fn http_router(cfg: McpConfig, verify: TokenVerifier, opts: HttpOptions) -> Result<axum::Router, McpError> {
+    let handler = GuardrailMcp::new(cfg)?;
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(opts.allowed_hosts)
+        .with_max_request_body_bytes(opts.max_body_bytes)
+        .with_sse_keep_alive(Some(std::time::Duration::from_secs(15)));
+    let service =
+        StreamableHttpService::new(move || Ok(handler.clone()), Arc::new(LocalSessionManager::default()), config);
+    Ok(axum::Router::new().route_service("/mcp", service).layer(middleware::from_fn_with_state(verify, require_bearer)))
+}
+
+/// Serves [`http_router`] on a listener until `shutdown` resolves.
+pub async fn serve_http(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), McpError> {
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await.map_err(|e| McpError::Transport(e.to_string()))
+}

@@ -1,0 +1,353 @@
+//! The streamable HTTP transport with a real MCP client (rmcp's), plus raw HTTP checks of the
+//! parts of the spec a client library hides: bearer auth (401), `Accept` negotiation,
+//! `Mcp-Session-Id`, notifications answered 202.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use guardrail_gate::inputs::InputArgs;
+use guardrail_governor::ToolRegistry;
+use guardrail_knowledge::{KnowledgeStore, SqliteKnowledgeStore};
+use guardrail_mcp::{HttpOptions, McpConfig, TokenVerifier};
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::{Value, json};
+
+const TOKEN: &str = "mcp-test-token-7f3a";
+const NOW: &str = "2026-11-24T10:00:00Z";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["config", "data"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        for f in ["config/policies.yaml", "config/slos.yaml", "data/metrics.json", "data/cost.json"] {
+            std::fs::copy(repo().join("examples/deploy-gate").join(f), dir.path().join(f)).unwrap();
+        }
+        let mut kb = SqliteKnowledgeStore::create(&dir.path().join("kb.db")).unwrap();
+        kb.load_sample_data(&repo().join("examples/governor/sample_data.json")).unwrap();
+        Fixture { dir }
+    }
+
+    fn config(&self) -> McpConfig {
+        let inputs = InputArgs { root: Some(self.dir.path().to_path_buf()), ..Default::default() };
+        let mut cfg = McpConfig::new(inputs, self.store(), self.dir.path().join("kb.db"));
+        cfg.logs = Some(repo().join("examples/governor/logs.ndjson"));
+        cfg.now = Some(NOW.parse().unwrap());
+        cfg
+    }
+
+    fn store(&self) -> String {
+        self.dir.path().join("audit.db").display().to_string()
+    }
+
+    fn record_count(&self) -> usize {
+        if !self.dir.path().join("audit.db").exists() {
+            return 0;
+        }
+        let mut s = guardrail_gate::audit_cmd::open(&self.store()).unwrap();
+        s.all().unwrap().len()
+    }
+}
+
+async fn start(cfg: McpConfig) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let verify: TokenVerifier = Arc::new(|t: &str| (t == TOKEN).then(|| "tester".to_string()));
+    let router = guardrail_mcp::http_router(cfg, verify, HttpOptions::default()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(guardrail_mcp::serve_http(listener, router, async move {
+        let _ = rx.await;
+    }));
+    (format!("http://{addr}/mcp"), tx)
+}
+
+fn args(v: Value) -> CallToolRequestParams {
+    CallToolRequestParams::new("x").with_arguments(v.as_object().cloned().unwrap_or_default())
+}
+
+fn call(name: &'static str, v: Value) -> CallToolRequestParams {
+    let mut p = args(v);
+    p.name = name.into();
+    p
+}
+
+fn body(r: &CallToolResult) -> Value {
+    r.structured_content.clone().unwrap_or(Value::Null)
+}
+
+fn text(r: &CallToolResult) -> Value {
+    let t = r.content.first().and_then(|c| c.as_text()).map(|t| t.text.clone()).unwrap_or_default();
+    serde_json::from_str(&t).unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rmcp_client_lists_and_calls_every_tool_over_http() {
+    let fx = Fixture::new();
+    let (url, stop) = start(fx.config()).await;
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url).auth_header(TOKEN),
+    );
+    let client = ().serve(transport).await.expect("initialize over HTTP");
+
+    // tools/list is the registry, schema for schema.
+    let tools = client.list_all_tools().await.unwrap();
+    let registry = ToolRegistry::guardrail();
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert_eq!(
+        names,
+        [
+            "search_runbooks",
+            "search_evidence",
+            "check_policy_conflicts",
+            "query_live_logs",
+            "slo_status",
+            "cost_status",
+            "evaluate_deploy",
+            "explain_decision",
+            "propose_remediation",
+            "incident_status"
+        ]
+    );
+    for t in &tools {
+        let def = registry.get(&t.name).unwrap();
+        assert_eq!(Value::Object((*t.input_schema).clone()), def.input_schema, "{}", t.name);
+        let a = t.annotations.as_ref().unwrap();
+        assert_eq!(a.read_only_hint, Some(def.annotations.read_only), "{}", t.name);
+        assert_eq!(a.destructive_hint, Some(false), "{}", t.name);
+        assert_eq!(a.open_world_hint, Some(false), "{}", t.name);
+    }
+    let evaluate = tools.iter().find(|t| t.name == "evaluate_deploy").unwrap();
+    assert_eq!(evaluate.annotations.as_ref().unwrap().read_only_hint, Some(false));
+    assert_eq!(evaluate.annotations.as_ref().unwrap().idempotent_hint, Some(false));
+
+    // The original's four, with its argument names.
+    let r = client
+        .call_tool(call(
+            "search_runbooks",
+            json!({"query": "latency db connections", "service": "payments-api", "top_k": 2}),
+        ))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{r:?}");
+    let hits = text(&r);
+    assert!(hits.as_array().is_some_and(|h| !h.is_empty() && h.len() <= 2), "{hits}");
+    assert_eq!(body(&r)["result"], hits, "a list is wrapped as {{\"result\": …}} in structuredContent");
+    assert!(hits[0]["id"].as_str().unwrap().starts_with("rbk-api-"));
+
+    let r = client
+        .call_tool(call(
+            "search_evidence",
+            json!({"query": "restart", "service": "payments-api", "stance": "contradict"}),
+        ))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{r:?}");
+    assert!(text(&r).as_array().unwrap().iter().all(|d| d["stance"] == "contradict"));
+
+    let r = client
+        .call_tool(call(
+            "check_policy_conflicts",
+            json!({"service": "payments-api", "action": "restart_service", "severity": "critical"}),
+        ))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{r:?}");
+    assert!(text(&r).is_array());
+
+    let r = client.call_tool(call("query_live_logs", json!({"service": "payments-api"}))).await.unwrap();
+    assert_ne!(r.is_error, Some(true), "{r:?}");
+    let logs = body(&r);
+    assert_eq!(logs["available"], true);
+    assert!(logs["total"].as_u64().unwrap() > 0, "{logs}");
+
+    // Guardrail's own.
+    let r = client.call_tool(call("slo_status", json!({}))).await.unwrap();
+    assert_ne!(r.is_error, Some(true), "{r:?}");
+    assert!(body(&r).get("error_budget").is_some() || body(&r).get("details").is_some(), "{}", body(&r));
+
+    let r = client.call_tool(call("cost_status", json!({}))).await.unwrap();
+    assert_ne!(r.is_error, Some(true), "{r:?}");
+    assert!(body(&r).get("service").is_some(), "{}", body(&r));
+
+    let r = client.call_tool(call("evaluate_deploy", json!({}))).await.unwrap();
+    assert_ne!(r.is_error, Some(true), "{r:?}");
+    let dry = body(&r);
+    assert!(["ALLOW", "WARN", "DELAY", "BLOCK"].contains(&dry["action"].as_str().unwrap()), "{dry}");
+    assert_eq!(dry["recorded"], false);
+    assert!(dry["audit"].is_null());
+    assert_eq!(fx.record_count(), 0, "a dry run writes nothing");
+
+    let r = client.call_tool(call("explain_decision", json!({}))).await.unwrap();
+    assert_ne!(r.is_error, Some(true), "{r:?}");
+    let ex = body(&r);
+    assert_eq!(ex["action"], dry["action"]);
+    assert_eq!(ex["policy_id"], dry["policy_id"]);
+    assert!(ex["narrative"].as_str().unwrap().len() > 40);
+
+    let incident = json!({"id": "inc-001", "service": "payments-api", "severity": "high",
+        "summary": "P99 latency jumped from 220ms to 1400ms", "symptoms": "timeouts, db connection saturation"});
+    let r = client.call_tool(call("propose_remediation", json!({"incident": incident}))).await.unwrap();
+    assert_ne!(r.is_error, Some(true), "{r:?}");
+    let p = body(&r);
+    assert!(["execute", "block_and_escalate"].contains(&p["verdict"].as_str().unwrap()), "{p}");
+    assert_eq!(p["executed"], false);
+    assert_eq!(p["deploy_signals_used"], true);
+    assert_eq!(p["binding_hash"].as_str().unwrap().len(), 64);
+    assert_eq!(fx.record_count(), 0, "a proposal records nothing");
+
+    let r = client.call_tool(call("incident_status", json!({}))).await.unwrap();
+    assert_ne!(r.is_error, Some(true), "{r:?}");
+    assert_eq!(body(&r), json!({"incidents": []}));
+
+    // Asked to record: one deploy_decision on the chain, the same decision.
+    let r = client.call_tool(call("evaluate_deploy", json!({"record": true}))).await.unwrap();
+    assert_ne!(r.is_error, Some(true), "{r:?}");
+    let rec = body(&r);
+    assert_eq!(rec["recorded"], true);
+    assert_eq!(rec["action"], dry["action"]);
+    assert_eq!(rec["audit"]["seq"], 1);
+    assert_eq!(fx.record_count(), 1);
+
+    // Bad arguments are tool errors naming the argument; an unknown tool is a protocol error.
+    let r = client.call_tool(call("search_runbooks", json!({"query": "x"}))).await.unwrap();
+    assert_eq!(r.is_error, Some(true));
+    assert_eq!(body(&r)["kind"], "invalid_arguments");
+    assert!(body(&r)["error"].as_str().unwrap().contains("service"), "{}", body(&r));
+    let r = client.call_tool(call("evaluate_deploy", json!({"record": true, "cost_block_pct": 99}))).await.unwrap();
+    assert_eq!(r.is_error, Some(true), "a threshold is not an argument");
+    assert!(body(&r)["error"].as_str().unwrap().contains("cost_block_pct"));
+    assert_eq!(fx.record_count(), 1);
+    let r = client
+        .call_tool(call("propose_remediation", json!({"incident": {"id": "i", "service": "payments-api"}})))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true));
+    assert!(body(&r)["error"].as_str().unwrap().contains("incident.severity"), "{}", body(&r));
+    let r = client.call_tool(call("query_live_logs", json!({"window_minutes": 0}))).await.unwrap();
+    assert_eq!(r.is_error, Some(true));
+    assert!(client.call_tool(call("drop_tables", json!({}))).await.is_err());
+
+    client.cancel().await.unwrap();
+    let _ = stop.send(());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_knowledge_base_fails_the_retrieval_tools_not_the_gate_tools() {
+    let fx = Fixture::new();
+    let mut cfg = fx.config();
+    cfg.kb = fx.dir.path().join("no-such-kb.db");
+    let (url, stop) = start(cfg).await;
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url).auth_header(TOKEN),
+    );
+    let client = ().serve(transport).await.unwrap();
+    let r = client.call_tool(call("search_runbooks", json!({"query": "x", "service": "payments-api"}))).await.unwrap();
+    assert_eq!(r.is_error, Some(true), "no knowledge base is an error, never an empty result");
+    assert_eq!(body(&r)["kind"], "knowledge");
+    let r = client
+        .call_tool(call(
+            "propose_remediation",
+            json!({"incident": {"id": "i", "service": "payments-api", "severity": "low", "summary": "s", "symptoms": "s"}}),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true));
+    let r = client.call_tool(call("slo_status", json!({}))).await.unwrap();
+    assert_ne!(r.is_error, Some(true), "{r:?}");
+    client.cancel().await.unwrap();
+    let _ = stop.send(());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_or_wrong_bearer_tokens_get_401_before_any_mcp() {
+    let fx = Fixture::new();
+    let (url, stop) = start(fx.config()).await;
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}});
+    let http = reqwest::Client::new();
+    for auth in [None, Some("Bearer wrong"), Some("Basic dGVzdDp0ZXN0"), Some("Bearer ")] {
+        let mut req = http
+            .post(&url)
+            .header("Accept", "application/json, text/event-stream")
+            .header("Content-Type", "application/json")
+            .body(init.to_string());
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 401, "{auth:?}");
+        let challenge = resp.headers().get("www-authenticate").unwrap().to_str().unwrap().to_string();
+        assert!(challenge.starts_with("Bearer "), "{challenge}");
+        assert!(resp.headers().get("mcp-session-id").is_none());
+    }
+    // rmcp's client with a wrong token cannot even initialize.
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url.clone()).auth_header("not-the-token"),
+    );
+    assert!(().serve(transport).await.is_err());
+    let _ = stop.send(());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_accept_negotiation_and_202_for_notifications() {
+    let fx = Fixture::new();
+    let (url, stop) = start(fx.config()).await;
+    let http = reqwest::Client::new();
+    let post = |body: Value, accept: &'static str, session: Option<String>| {
+        let mut r = http
+            .post(&url)
+            .bearer_auth(TOKEN)
+            .header("Accept", accept)
+            .header("Content-Type", "application/json")
+            .header("MCP-Protocol-Version", "2025-06-18")
+            .body(body.to_string());
+        if let Some(s) = session {
+            r = r.header("Mcp-Session-Id", s);
+        }
+        r.send()
+    };
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}});
+    // A client that cannot take both JSON and SSE is refused.
+    let r = post(init.clone(), "text/html", None).await.unwrap();
+    assert_eq!(r.status(), 406);
+    let r = post(init, "application/json, text/event-stream", None).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let session = r.headers().get("mcp-session-id").expect("a session id").to_str().unwrap().to_string();
+    assert!(!session.is_empty() && session.is_ascii());
+    let text = r.text().await.unwrap();
+    assert!(text.contains("\"serverInfo\"") && text.contains("guardrail"), "{text}");
+    let r = post(
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        "application/json, text/event-stream",
+        Some(session.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 202);
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let r = post(list.clone(), "application/json, text/event-stream", Some(session.clone())).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("propose_remediation"));
+    // An unknown session is not served.
+    let r = post(list.clone(), "application/json, text/event-stream", Some("no-such-session".into())).await.unwrap();
+    assert_eq!(r.status(), 404);
+    // A session can be ended, after which it is gone.
+    let r = http.delete(&url).bearer_auth(TOKEN).header("Mcp-Session-Id", &session).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let r = post(list, "application/json, text/event-stream", Some(session)).await.unwrap();
+    assert_eq!(r.status(), 404);
+    let _ = stop.send(());
+}
