@@ -62,6 +62,16 @@ pub fn budget_bar(pct: f64) -> String {
 
 /// The SLO section lines.
 pub fn slo_lines(s: &SloReport, st: Style) -> Vec<String> {
+    if let Some(p) = &s.prometheus
+        && p.no_data
+    {
+        return vec![
+            format!("  Service            {}", s.details.service),
+            format!("  Source             {}: {}", p.source, st.ok(false, "NO DATA")),
+            format!("  Why                {}", p.no_data_reasons.join("; ")),
+            format!("  Overall            {}", st.ok(false, "NO DATA (never ALLOW without a no_data rule)")),
+        ];
+    }
     let mut v = vec![
         format!("  Service            {}", s.details.service),
         format!(
@@ -98,7 +108,56 @@ pub fn slo_lines(s: &SloReport, st: Style) -> Vec<String> {
         (None, _, _) => "  Latency p99        not reported".to_string(),
     });
     v.push(format!("  Overall            {}", st.ok(s.healthy, if s.healthy { "HEALTHY" } else { "DEGRADED" })));
+    if let Some(p) = &s.prometheus {
+        prometheus_lines(p, st, &mut v);
+    }
     v
+}
+
+/// Burn-rate lines for counts read from Prometheus: the label from the tiers, each window's
+/// burn rate and each tier's state (replaces the file source's "mean of last 3" line).
+fn prometheus_lines(p: &guardrail_core::burn::BurnReport, st: Style, v: &mut Vec<String>) {
+    use guardrail_core::burn::TierState;
+    let over = p.burn_rate_value_window.map(|w| w.to_string()).unwrap_or_default();
+    let burn = match (p.label, p.burn_rate_value) {
+        (Some(l), Some(x)) => format!("  Burn rate          {}  ×{x:.2} over {over}", l.as_str().to_uppercase()),
+        (Some(l), None) => {
+            format!("  Burn rate          {}  (too few events over {over} for a value)", l.as_str().to_uppercase())
+        }
+        (None, _) => format!(
+            "  Burn rate          {}  ({})",
+            st.ok(false, "INSUFFICIENT DATA"),
+            p.insufficient_reason.as_deref().unwrap_or("")
+        ),
+    };
+    if let Some(line) = v.iter_mut().find(|l| l.starts_with("  Burn rate")) {
+        *line = burn;
+    }
+    let windows: Vec<String> = p
+        .windows
+        .iter()
+        .filter(|w| w.window != p.period)
+        .map(|w| match (w.burn_rate, w.sufficient) {
+            (Some(b), true) => format!("{} ×{b:.2}", w.window),
+            (Some(b), false) => format!("{} ×{b:.2}*", w.window),
+            (None, _) => format!("{} -", w.window),
+        })
+        .collect();
+    let tiers: Vec<String> = p
+        .tiers
+        .iter()
+        .map(|t| {
+            let state = match t.state {
+                TierState::Firing => st.ok(false, "FIRING"),
+                TierState::Quiet => "quiet".to_string(),
+                TierState::InsufficientData => st.ok(false, "undecided"),
+            };
+            format!("{} >{}× {}+{} {state}", t.name, t.factor, t.long, t.short)
+        })
+        .collect();
+    let at = v.iter().position(|l| l.starts_with("  Latency p95")).unwrap_or(v.len());
+    v.insert(at, format!("  Tiers              {}", tiers.join(" · ")));
+    v.insert(at, format!("  Windows            {}  (* too few events)", windows.join("  ")));
 }
 
 /// The cost section lines.

@@ -354,6 +354,24 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_example_reads() {
+        // README.md, "SLOs from Prometheus": plain YAML scalars holding PromQL.
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("```yaml\nslos:\n  availability: {target: 99.9}\n  latency: {p95_threshold_ms: 500, p99_threshold_ms: 1000}\nprometheus:").expect("README example");
+        let body = &readme[start + 8..];
+        let text = &body[..body.find("```").unwrap()];
+        let spec = load_prometheus(&src(text)).unwrap_or_else(|e| panic!("{e:?}")).unwrap().value;
+        assert_eq!(spec.url.as_deref(), Some("http://prometheus.internal:9090"));
+        assert!(spec.error_query.ends_with("[{{.window}}])) or vector(0)"), "{}", spec.error_query);
+        assert_eq!(
+            spec.latency,
+            LatencySource::Histogram("http_request_duration_seconds_bucket{job=\"checkout\"}".into())
+        );
+        assert_eq!(spec.burn.min_events, 100);
+        assert!(crate::load_slos(&src(text)).is_ok());
+    }
+
+    #[test]
     fn errors_are_positioned() {
         let text = format!(
             "{BASE}prometheus:\n  url: https://prom\n  error_query: 'sum(e)'\n  total_query: 'sum(increase(t[{{{{.window}}}}]))'\n  latency: {{histogram: h_bucket}}\n  tiers:\n    - {{name: a, long: 5m, short: 1h, factor: 2, label: severe}}\n"

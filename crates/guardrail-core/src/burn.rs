@@ -551,7 +551,8 @@ pub fn evaluate(spec: &SloSpec, cfg: &BurnConfig, obs: &Observation) -> Result<S
     }
     let age = obs.newest_sample_at.map(|at| obs.evaluated_at.duration_since(at).as_secs());
     match age {
-        None => reasons.push("the time of the newest sample is unknown".into()),
+        None if quiet_adapter => reasons.push("the time of the newest sample is unknown".into()),
+        None => {}
         Some(a) if a > cfg.max_sample_age.0 as i64 => reasons.push(format!(
             "the newest sample is {} old, older than the freshness limit {}",
             freshness::human(jiff::SignedDuration::from_secs(a)),
@@ -646,8 +647,9 @@ pub fn evaluate(spec: &SloSpec, cfg: &BurnConfig, obs: &Observation) -> Result<S
     let availability = py_round((1.0 - pc.errors / pc.total) * 100.0, 6);
     let failed = pc.errors.round().max(0.0) as u64;
     let budget = slo::error_budget_pct(availability, target, failed);
-    let p95 = Num::float(obs.latency_p95_ms.unwrap_or(f64::NAN));
-    let p99 = obs.latency_p99_ms.map(Num::float);
+    // Microsecond precision: enough for a limit in ms, and no float noise in the reports.
+    let p95 = Num::float(py_round(obs.latency_p95_ms.unwrap_or(f64::NAN), 3));
+    let p99 = obs.latency_p99_ms.map(|v| Num::float(py_round(v, 3)));
     let latency_compliant = p95.value <= spec.p95_threshold_ms.value;
     let availability_compliant = availability >= target;
     let healthy = availability_compliant

@@ -73,6 +73,7 @@ pub fn guardrail() -> Command {
         "GUARDRAIL_STORE",
         "GUARDRAIL_MAX_AGE",
         "GUARDRAIL_AUDIT_JSONL",
+        "GUARDRAIL_PROMETHEUS_URL",
         "GITHUB_OUTPUT",
         "GITHUB_STEP_SUMMARY",
         "GITHUB_ACTIONS",

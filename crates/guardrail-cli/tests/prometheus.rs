@@ -1,0 +1,218 @@
+//! `guardrail gate` deciding from a live Prometheus (the fixture's known history: a healthy, a
+//! burning, a low-traffic and a silent service). No data, stale data and low traffic never
+//! ALLOW: they DELAY through a rule that tests `no_data` / `burn_rate_insufficient_data`, or
+//! exit 3 when no rule does. There is no skipping: without Debian's `prometheus` package
+//! (`scripts/test` installs it) these tests fail.
+
+mod common;
+
+use common::Scratch;
+use guardrail_gate::prometheus::fixture::LocalPrometheus;
+
+fn prom() -> &'static LocalPrometheus {
+    LocalPrometheus::shared().unwrap_or_else(|e| panic!("the local Prometheus could not be started: {e}"))
+}
+
+const POLICIES: &str = r#"policies:
+  - id: P000
+    name: SLO data unavailable
+    priority: 0
+    action: DELAY
+    conditions:
+      no_data: {operator: eq, value: true}
+    reason: The SLO signals could not be read from Prometheus
+    remediation: Check Prometheus and the queries, then retry.
+    delay_minutes: 15
+  - id: P001
+    name: Too little traffic to judge the burn rate
+    priority: 1
+    action: DELAY
+    conditions:
+      burn_rate_insufficient_data: {operator: eq, value: true}
+    reason: Too few events in the burn-rate windows
+    remediation: Wait for more traffic or lower prometheus.min_events.
+    delay_minutes: 10
+  - id: P002
+    name: Fast burn
+    priority: 2
+    action: BLOCK
+    conditions:
+      burn_rate: {operator: in, value: [critical, high]}
+    reason: The error budget is burning fast
+    remediation: Stop and fix the errors.
+  - id: P003
+    name: Budget nearly gone
+    priority: 3
+    action: BLOCK
+    conditions:
+      error_budget_pct: {operator: lt, value: 10}
+    reason: Error budget exhausted
+    remediation: Freeze deployments.
+  - id: P999
+    name: Healthy
+    priority: 99
+    action: ALLOW
+    conditions: {}
+    reason: Signals healthy
+    remediation: None
+"#;
+
+/// A scratch root whose SLO file reads `service` from Prometheus (URL given by flag).
+fn scratch(service: &str, extra: &str) -> Scratch {
+    let s = Scratch::new();
+    s.write("config/policies.yaml", POLICIES);
+    s.write(
+        "config/slos.yaml",
+        &format!(
+            "slos:\n  availability: {{target: 99.9}}\n  latency: {{p95_threshold_ms: 1500, p99_threshold_ms: 2000}}\nprometheus:\n  service: checkout-api\n  error_query: 'sum(increase(http_requests_total{{service=\"{service}\",code=\"500\"}}[{{{{.window}}}}]))'\n  total_query: 'sum(increase(http_requests_total{{service=\"{service}\"}}[{{{{.window}}}}]))'\n  latency:\n    histogram: 'http_request_duration_seconds_bucket{{service=\"{service}\"}}'\n  retries: 0\n{extra}"
+        ),
+    );
+    // The metrics file is not read when the SLO file names a Prometheus source.
+    std::fs::remove_file(s.path("data/metrics.json")).unwrap();
+    s
+}
+
+fn gate(s: &Scratch, extra: &[&str]) -> (i32, serde_json::Value, String) {
+    let p = prom();
+    let now = p.end.to_string();
+    let mut args = vec!["--now", now.as_str(), "--prometheus", p.url.as_str(), "--format", "json"];
+    args.extend_from_slice(extra);
+    let out = s.gate(&args).output().unwrap();
+    let code = out.status.code().unwrap_or(-1);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let json = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
+    (code, json, stderr)
+}
+
+#[test]
+fn healthy_service_is_allowed_with_the_values_compared() {
+    let s = scratch("healthy", "");
+    let (code, j, err) = gate(&s, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(j["action"], "ALLOW");
+    assert_eq!(j["policy_id"], "P999");
+    assert_eq!(j["slo"]["availability_pct"], 99.958333);
+    assert_eq!(j["slo"]["error_budget_pct"], 58.33);
+    assert_eq!(j["slo"]["burn_rate"], "low");
+    assert_eq!(j["signals"]["no_data"], false);
+    assert_eq!(j["signals"]["burn_rate_insufficient_data"], false);
+    let tiers = j["slo"]["prometheus"]["tiers"].as_array().unwrap();
+    assert_eq!(tiers.len(), 4);
+    assert!(tiers.iter().all(|t| t["state"] == "quiet"));
+    // The input recorded is the snapshot of the three queries.
+    assert!(j["inputs"]["metrics"]["path"].as_str().unwrap().starts_with("prometheus:http://127.0.0.1:"));
+    // Every P002 comparison recorded: the label seen and the threshold.
+    let p002 = j["trace"].as_array().unwrap().iter().find(|t| t["id"] == "P002").unwrap();
+    assert_eq!(p002["conditions"][0]["actual"], "low");
+}
+
+#[test]
+fn burning_service_is_blocked() {
+    let s = scratch("burning", "");
+    let (code, j, err) = gate(&s, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(j["policy_id"], "P002");
+    assert_eq!(j["slo"]["burn_rate"], "critical");
+    assert_eq!(j["slo"]["burn_rate_value"], 20.0);
+    assert_eq!(j["slo"]["prometheus"]["tiers"][0]["state"], "firing");
+    assert_eq!(j["conditions"][0]["actual"], "critical");
+}
+
+#[test]
+fn low_traffic_is_delayed_by_the_insufficient_data_rule() {
+    let s = scratch("low-traffic", "");
+    let (code, j, err) = gate(&s, &[]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(j["policy_id"], "P001");
+    assert_eq!(j["signals"]["burn_rate_insufficient_data"], true);
+    assert!(j["signals"]["burn_rate"].is_null(), "unavailable signals are null");
+    assert_eq!(j["slo"]["prometheus"]["insufficient_data"], true);
+}
+
+#[test]
+fn silent_service_is_delayed_by_the_no_data_rule() {
+    let s = scratch("silent", "");
+    let (code, j, err) = gate(&s, &[]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(j["action"], "DELAY");
+    assert_eq!(j["policy_id"], "P000");
+    assert_eq!(j["signals"]["no_data"], true);
+    assert!(j["slo"]["availability_pct"].is_null());
+    assert!(j["slo"]["error_budget_pct"].is_null());
+    assert_eq!(j["slo"]["prometheus"]["no_data"], true);
+}
+
+#[test]
+fn without_a_no_data_rule_missing_data_cannot_decide() {
+    // Silent: P002 needs burn_rate, which is unavailable → exit 3.
+    let s = scratch("silent", "");
+    s.edit(
+        "config/policies.yaml",
+        "      no_data: {operator: eq, value: true}",
+        "      no_data: {operator: eq, value: false}\n      cost_spike_pct: {operator: gt, value: 1000}",
+    );
+    let (code, _, err) = gate(&s, &[]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("rule P001 needs signal burn_rate_insufficient_data, which is unavailable"), "{err}");
+    // A policy set that never looks at the SLO signals still may not ALLOW on no data.
+    s.write(
+        "config/policies.yaml",
+        "policies:\n  - id: C1\n    name: Cost spike\n    priority: 1\n    action: BLOCK\n    conditions:\n      cost_spike_pct: {operator: gt, value: 1000}\n    reason: Spend spike\n    remediation: Look at the bill\n  - id: OK\n    name: Anything else\n    priority: 2\n    action: ALLOW\n    conditions: {}\n    reason: ok\n    remediation: none\n",
+    );
+    let (code, _, err) = gate(&s, &[]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("could not be read (no_data), and rule OK would ALLOW without testing no_data"), "{err}");
+    // Low traffic with the same cost-only set: too few events never ALLOWs either.
+    let s = scratch("low-traffic", "");
+    s.write(
+        "config/policies.yaml",
+        "policies:\n  - id: OK\n    name: Anything\n    priority: 2\n    action: ALLOW\n    conditions: {}\n    reason: ok\n    remediation: none\n",
+    );
+    let (code, _, err) = gate(&s, &[]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("burn_rate_insufficient_data"), "{err}");
+}
+
+#[test]
+fn stale_and_unreachable_prometheus_are_no_data() {
+    // Four minutes after the newest sample with a two-minute freshness limit.
+    let s = scratch("healthy", "  max_sample_age: 2m\n");
+    let p = prom();
+    let later = p.end.checked_add(jiff::SignedDuration::from_secs(240)).unwrap().to_string();
+    let out = s.gate(&["--now", &later, "--prometheus", &p.url, "--format", "json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["policy_id"], "P000");
+    let reasons = j["slo"]["prometheus"]["no_data_reasons"].as_array().unwrap();
+    assert!(reasons.iter().any(|r| r.as_str().unwrap().contains("older than the freshness limit 2m")), "{reasons:?}");
+
+    // Nothing listening: the queries fail, which is no data, never ALLOW.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{closed}");
+    let s = scratch("healthy", "");
+    let now = p.end.to_string();
+    let out = s.gate(&["--now", &now, "--prometheus", &url, "--format", "json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["policy_id"], "P000");
+    assert_eq!(j["signals"]["no_data"], true);
+}
+
+#[test]
+fn url_comes_from_the_environment_and_decisions_replay_without_prometheus() {
+    let s = scratch("burning", "");
+    let p = prom();
+    let now = p.end.to_string();
+    let out = s.gate(&["--now", &now, "--format", "json"]).env("GUARDRAIL_PROMETHEUS_URL", &p.url).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    // Replay re-evaluates the recorded snapshot: no query is sent.
+    let out = common::guardrail().args(["replay", "1", "--store", &s.store()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("identical (BLOCK by P002)"));
+    // No URL anywhere: a configuration error, exit 3.
+    let s = scratch("healthy", "");
+    let out = s.gate(&["--now", &now]).env_remove("GUARDRAIL_PROMETHEUS_URL").output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("prometheus: no URL"));
+}
