@@ -1,0 +1,197 @@
+//! `guardrail mcp` over stdio with rmcp's client driving the built binary as a child process,
+//! and the independent client (the official Python SDK, `scripts/mcp_client_check.py`) over
+//! stdio and streamable HTTP (`guardrail mcp --http`).
+
+use std::path::{Path, PathBuf};
+
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::transport::TokioChildProcess;
+use serde_json::{Value, json};
+
+const NOW: &str = "2026-11-24T10:00:00Z";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["config", "data"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+    }
+    for f in ["config/policies.yaml", "config/slos.yaml", "data/metrics.json", "data/cost.json"] {
+        std::fs::copy(repo().join("examples/deploy-gate").join(f), dir.path().join(f)).unwrap();
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_guardrail"))
+        .arg("kb")
+        .arg("load")
+        .arg(repo().join("examples/governor/sample_data.json"))
+        .arg("--kb")
+        .arg(dir.path().join("kb.db"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    dir
+}
+
+fn call(name: &'static str, v: Value) -> CallToolRequestParams {
+    CallToolRequestParams::new(name).with_arguments(v.as_object().cloned().unwrap_or_default())
+}
+
+fn body(r: &CallToolResult) -> Value {
+    r.structured_content.clone().unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rmcp_client_lists_and_calls_every_tool_over_stdio() {
+    let dir = fixture();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_guardrail"));
+    cmd.arg("mcp")
+        .arg("--root")
+        .arg(dir.path())
+        .arg("--kb")
+        .arg(dir.path().join("kb.db"))
+        .arg("--store")
+        .arg(dir.path().join("audit.db"))
+        .arg("--logs")
+        .arg(repo().join("examples/governor/logs.ndjson"))
+        .args(["--now", NOW])
+        .env_remove("GUARDRAIL_STORE")
+        .env_remove("GUARDRAIL_KB");
+    let client = ().serve(TokioChildProcess::new(cmd).unwrap()).await.expect("initialize over stdio");
+    let info = client.peer_info().expect("server info");
+    assert_eq!(info.server_info.as_ref().map(|s| s.name.as_str()), Some("guardrail"));
+
+    let tools = client.list_all_tools().await.unwrap();
+    let names: Vec<String> = tools.iter().map(|t| t.name.to_string()).collect();
+    let registry = guardrail_governor::ToolRegistry::guardrail();
+    let want: Vec<String> = registry.tools().iter().map(|t| t.name.to_string()).collect();
+    assert_eq!(names, want);
+    assert_eq!(names.len(), 10);
+
+    let incident = json!({"id": "inc-001", "service": "payments-api", "severity": "high",
+        "summary": "P99 latency jumped from 220ms to 1400ms", "symptoms": "timeouts, db connection saturation"});
+    let good = [
+        ("search_runbooks", json!({"query": "latency db connections", "service": "payments-api"})),
+        ("search_evidence", json!({"query": "restart", "service": "payments-api", "top_k": 5})),
+        ("check_policy_conflicts", json!({"service": "payments-api", "action": "restart_service", "severity": "low"})),
+        ("query_live_logs", json!({"service": "payments-api", "window_minutes": 30})),
+        ("slo_status", json!({})),
+        ("cost_status", json!({})),
+        ("evaluate_deploy", json!({})),
+        ("explain_decision", json!({})),
+        ("propose_remediation", json!({"incident": incident})),
+        ("incident_status", json!({})),
+    ];
+    for (name, args) in good {
+        let r = client.call_tool(call(name, args)).await.unwrap();
+        assert_ne!(r.is_error, Some(true), "{name}: {r:?}");
+        assert!(body(&r).is_object(), "{name}");
+    }
+    let records = || {
+        let spec = dir.path().join("audit.db").display().to_string();
+        guardrail::audit_cmd::open(&spec).unwrap().all().unwrap().len()
+    };
+    assert_eq!(records(), 0, "nothing asked to record, nothing recorded");
+
+    // The same decision as `guardrail gate` on the same inputs.
+    let r = client.call_tool(call("evaluate_deploy", json!({"record": true}))).await.unwrap();
+    let mcp = body(&r);
+    assert_eq!(mcp["recorded"], true);
+    assert_eq!(records(), 1);
+    let gate = std::process::Command::new(env!("CARGO_BIN_EXE_guardrail"))
+        .arg("gate")
+        .arg("--root")
+        .arg(dir.path())
+        .arg("--store")
+        .arg(dir.path().join("gate-audit.db"))
+        .args(["--now", NOW, "--format", "json"])
+        .output()
+        .unwrap();
+    let gate: Value = serde_json::from_slice(&gate.stdout).unwrap();
+    for k in ["action", "policy_id", "reason", "delay_minutes", "signals", "conditions"] {
+        assert_eq!(mcp[k], gate[k], "{k}");
+    }
+
+    // The incident recorded by `guardrail incident run` shows in incident_status.
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_guardrail"))
+        .args(["incident", "run"])
+        .arg(repo().join("examples/governor/scenarios/incident_high.json"))
+        .args(["--as", "alice", "--now", NOW, "--format", "json"])
+        .arg("--kb")
+        .arg(dir.path().join("kb.db"))
+        .arg("--store")
+        .arg(dir.path().join("audit.db"))
+        .output()
+        .unwrap();
+    let ran: Value = serde_json::from_slice(&run.stdout).unwrap_or(Value::Null);
+    let id = ran.pointer("/results/0/incident_id").and_then(Value::as_str).unwrap_or_default();
+    assert!(!id.is_empty(), "{ran}");
+    // A proposal for the same incident is the decision `incident run` recorded (it ran without
+    // deploy signals), bound to the same hash, and still records nothing.
+    let scenario: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("examples/governor/scenarios/incident_high.json")).unwrap(),
+    )
+    .unwrap();
+    let before = records();
+    let p = body(
+        &client
+            .call_tool(call("propose_remediation", json!({"incident": scenario, "deploy_signals": false})))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(p["verdict"], ran["results"][0]["decision"], "{p}");
+    assert_eq!(p["binding_hash"], ran["results"][0]["binding_hash"]);
+    assert_eq!(p["rule"], ran["results"][0]["rule"]);
+    assert_eq!(p["deploy_signals_used"], false);
+    assert_eq!(records(), before);
+    let all = body(&client.call_tool(call("incident_status", json!({}))).await.unwrap());
+    let listed = all["incidents"].as_array().unwrap();
+    assert!(listed.iter().any(|i| i["incident_id"] == id), "{all}");
+    let one = body(&client.call_tool(call("incident_status", json!({"incident_id": id}))).await.unwrap());
+    assert_eq!(one["status"], "awaiting_approval", "{one}");
+    assert_eq!(one["pending_request"], ran["results"][0]["audit"]["approval_request"]);
+    let r = client.call_tool(call("incident_status", json!({"incident_id": "no-such"}))).await.unwrap();
+    assert_eq!(r.is_error, Some(true));
+
+    // Bad arguments, unknown tool.
+    let r = client
+        .call_tool(call(
+            "check_policy_conflicts",
+            json!({"service": "payments-api", "action": "x", "severity": "urgent"}),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true));
+    assert!(body(&r)["error"].as_str().unwrap().contains("severity"));
+    let r = client.call_tool(call("search_runbooks", json!({"query": "x", "service": "bad service!"}))).await.unwrap();
+    assert_eq!(r.is_error, Some(true));
+    assert!(client.call_tool(call("no_such_tool", json!({}))).await.is_err());
+    client.cancel().await.unwrap();
+}
+
+/// The official Python SDK as an independent client. scripts/test installs it and sets
+/// GUARDRAIL_MCP_PYTHON; with GUARDRAIL_REQUIRE_MCP_PYTHON=1 (also set there) a missing
+/// interpreter fails the test instead of skipping it.
+#[test]
+fn python_sdk_client_drives_both_transports() {
+    let Some(python) = std::env::var_os("GUARDRAIL_MCP_PYTHON").filter(|p| !p.is_empty()) else {
+        assert!(
+            std::env::var("GUARDRAIL_REQUIRE_MCP_PYTHON").as_deref() != Ok("1"),
+            "GUARDRAIL_MCP_PYTHON (a python with the `mcp` package) is required"
+        );
+        eprintln!("skipped: set GUARDRAIL_MCP_PYTHON to a python with the `mcp` package (scripts/test does)");
+        return;
+    };
+    let out = std::process::Command::new(python)
+        .arg(repo().join("scripts/mcp_client_check.py"))
+        .arg(env!("CARGO_BIN_EXE_guardrail"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("stdio: 10 tools listed and called"), "{stdout}");
+    assert!(stdout.contains("http: 10 tools listed and called"), "{stdout}");
+    assert!(stdout.contains("http: missing and wrong tokens refused with 401"), "{stdout}");
+}
