@@ -243,7 +243,7 @@ fn run(cli: Cli) -> i32 {
                 Ok(s) => s,
                 Err(e) => return fail(&e),
             };
-            let (slos, metrics) = match (inputs::read(&paths.slos), inputs::read(&paths.metrics)) {
+            let (slos, metrics) = match inputs::read_slo_inputs(&paths) {
                 (Ok(a), Ok(b)) => (a, b),
                 (a, b) => return fail(&[a.err(), b.err()].into_iter().flatten().collect::<Vec<_>>()),
             };

@@ -216,3 +216,38 @@ fn url_comes_from_the_environment_and_decisions_replay_without_prometheus() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("prometheus: no URL"));
 }
+
+#[test]
+fn slo_command_reads_prometheus_too() {
+    let s = scratch("burning", "");
+    let p = prom();
+    let now = p.end.to_string();
+    let out = common::guardrail()
+        .args(["slo", "--root"])
+        .arg(s.root())
+        .args(["--now", &now, "--prometheus", &p.url, "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["burn_rate"], "critical");
+    assert_eq!(j["prometheus"]["windows"].as_array().unwrap().len(), 8);
+}
+
+#[test]
+fn explain_names_the_missing_data_instead_of_breaches() {
+    let s = scratch("silent", "");
+    let p = prom();
+    let now = p.end.to_string();
+    let out = common::guardrail()
+        .args(["explain", "--root"])
+        .arg(s.root())
+        .args(["--now", &now, "--prometheus", &p.url])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("could not be read from"), "{text}");
+    assert!(text.contains("Check that Prometheus answers"), "{text}");
+    assert!(!text.contains("NaN"), "{text}");
+}

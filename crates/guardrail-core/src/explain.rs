@@ -70,6 +70,14 @@ pub fn describe_condition(c: &ConditionOutcome, slo: &SloReport, cost: &CostRepo
         ("availability_pct", SignalValue::Number(v)) => {
             format!("Availability is {v:.4}% (target {}%), {rel} {t}%.", slo.details.availability_target_pct)
         }
+        ("no_data", SignalValue::Bool(true)) => format!(
+            "The SLO signals could not be read from Prometheus ({}).",
+            slo.prometheus.as_ref().map(|p| p.no_data_reasons.join("; ")).unwrap_or_default()
+        ),
+        ("burn_rate_insufficient_data", SignalValue::Bool(true)) => format!(
+            "Too few events to judge the burn rate ({}).",
+            slo.prometheus.as_ref().and_then(|p| p.insufficient_reason.clone()).unwrap_or_default()
+        ),
         (signal, actual) => format!("{signal} is {actual}, {rel} {t}."),
     }
 }
@@ -134,13 +142,15 @@ pub fn also_noted(d: &Decision, slo: &SloReport, cost: &CostReport) -> Vec<Strin
         .flat_map(|t| t.conditions.iter().map(|c| c.signal.as_str()))
         .collect();
     let mut out = Vec::new();
-    if !slo.latency_compliant && !used.contains(&"latency_compliant") {
+    // Without data the SLO figures are unknown, not breached.
+    let slo_known = !slo.prometheus.as_ref().is_some_and(|p| p.no_data);
+    if slo_known && !slo.latency_compliant && !used.contains(&"latency_compliant") {
         out.push(format!(
             "p95 latency ({} ms) is above its target ({} ms).",
             slo.latency_p95_ms, slo.details.latency_target_p95_ms
         ));
     }
-    if !slo.availability_compliant && !used.contains(&"availability_pct") {
+    if slo_known && !slo.availability_compliant && !used.contains(&"availability_pct") {
         out.push(format!(
             "Availability ({:.4}%) is below the SLO target ({}%).",
             slo.availability_pct, slo.details.availability_target_pct
@@ -165,7 +175,16 @@ pub fn also_noted(d: &Decision, slo: &SloReport, cost: &CostReport) -> Vec<Strin
 /// Recommended next steps for the decision and signals.
 pub fn recommendations(d: &Decision, slo: &SloReport, cost: &CostReport) -> Vec<String> {
     let mut out = Vec::new();
-    let hot = matches!(slo.burn_rate, crate::slo::BurnLabel::High | crate::slo::BurnLabel::Critical);
+    // A live source's label may be unknown (no data, too few events): then it is not "hot".
+    let label = match &slo.prometheus {
+        Some(p) if p.no_data => None,
+        Some(p) => p.label,
+        None => Some(slo.burn_rate),
+    };
+    let hot = matches!(label, Some(crate::slo::BurnLabel::High | crate::slo::BurnLabel::Critical));
+    if slo.prometheus.as_ref().is_some_and(|p| p.no_data) {
+        out.push("Check that Prometheus answers and that the SLO queries return fresh data.".to_string());
+    }
     match d.action {
         Action::Block => {
             out.push("Freeze deployments to this service until the blocking condition clears.".to_string())
@@ -180,7 +199,10 @@ pub fn recommendations(d: &Decision, slo: &SloReport, cost: &CostReport) -> Vec<
     if matches!(d.action, Action::Block | Action::Delay) && hot {
         out.push("Investigate recent error logs and traces; consider rolling back the last change.".into());
     }
-    if matches!(d.action, Action::Block | Action::Delay) && !slo.latency_compliant {
+    if matches!(d.action, Action::Block | Action::Delay)
+        && !slo.latency_compliant
+        && slo.latency_p95_ms.value.is_finite()
+    {
         out.push("Profile the slowest request handlers and recent dependency changes.".into());
     }
     if cost.spike_detected {
@@ -193,6 +215,43 @@ pub fn recommendations(d: &Decision, slo: &SloReport, cost: &CostReport) -> Vec<
         out.push("All policies passed. Proceed with your standard review and rollout process.".into());
     }
     out
+}
+
+fn reliability(out: &mut String, slo: &SloReport) {
+    if let Some(p) = slo.prometheus.as_ref().filter(|p| p.no_data) {
+        out.push_str(&format!("  • No data from {}: {}\n", p.source, p.no_data_reasons.join("; ")));
+        return;
+    }
+    out.push_str(&format!(
+        "  • Availability       : {:.4}%  (target {}%)\n",
+        slo.availability_pct, slo.details.availability_target_pct
+    ));
+    out.push_str(&format!("  • Error budget left  : {:.2}%\n", slo.error_budget_pct));
+    match slo.prometheus.as_ref() {
+        Some(p) if p.label.is_none() => out.push_str(&format!(
+            "  • Burn rate          : insufficient data ({})\n",
+            p.insufficient_reason.as_deref().unwrap_or("")
+        )),
+        Some(p) if p.burn_rate_value.is_none() => out.push_str(&format!(
+            "  • Burn rate          : {}  (too few events for a value)\n",
+            slo.burn_rate.as_str().to_uppercase()
+        )),
+        _ => out.push_str(&format!(
+            "  • Burn rate          : {}  (×{:.1} the sustainable rate)\n",
+            slo.burn_rate.as_str().to_uppercase(),
+            slo.burn_rate_value
+        )),
+    }
+    out.push_str(&format!(
+        "  • Latency p95        : {} ms  ({} target {} ms)\n",
+        slo.latency_p95_ms,
+        if slo.latency_compliant { "within" } else { "above" },
+        slo.details.latency_target_p95_ms
+    ));
+    match slo.latency_p99_ms {
+        Some(v) => out.push_str(&format!("  • Latency p99        : {v} ms\n")),
+        None => out.push_str("  • Latency p99        : not reported\n"),
+    }
 }
 
 /// The full narrative (`guardrail explain`).
@@ -234,26 +293,7 @@ pub fn narrative(input: &NarrativeInput<'_>) -> String {
     }
 
     section(&mut out, "RELIABILITY SIGNALS");
-    out.push_str(&format!(
-        "  • Availability       : {:.4}%  (target {}%)\n",
-        slo.availability_pct, slo.details.availability_target_pct
-    ));
-    out.push_str(&format!("  • Error budget left  : {:.2}%\n", slo.error_budget_pct));
-    out.push_str(&format!(
-        "  • Burn rate          : {}  (×{:.1} the sustainable rate)\n",
-        slo.burn_rate.as_str().to_uppercase(),
-        slo.burn_rate_value
-    ));
-    out.push_str(&format!(
-        "  • Latency p95        : {} ms  ({} target {} ms)\n",
-        slo.latency_p95_ms,
-        if slo.latency_compliant { "within" } else { "above" },
-        slo.details.latency_target_p95_ms
-    ));
-    match slo.latency_p99_ms {
-        Some(v) => out.push_str(&format!("  • Latency p99        : {v} ms\n")),
-        None => out.push_str("  • Latency p99        : not reported\n"),
-    }
+    reliability(&mut out, slo);
     out.push('\n');
 
     section(&mut out, "FINOPS SIGNALS");

@@ -233,14 +233,21 @@ pub fn read_metrics(paths: &InputPaths, slos: &Source) -> Result<Source, String>
     Ok(Source { path: PathBuf::from(format!("prometheus:{url}")), text, sha256 })
 }
 
-/// Reads all four inputs (the metrics from Prometheus when the SLO file says so, see
-/// [`read_metrics`]), reporting every one that fails.
-pub fn read_sources(paths: &InputPaths) -> Result<Sources, Vec<String>> {
+/// The SLO file and the metrics input (from Prometheus when the SLO file says so), each read
+/// once: what `guardrail slo` needs.
+pub fn read_slo_inputs(paths: &InputPaths) -> (Result<Source, String>, Result<Source, String>) {
     let slos = read(&paths.slos);
     let metrics = match &slos {
         Ok(s) => read_metrics(paths, s),
         Err(_) => read(&paths.metrics),
     };
+    (slos, metrics)
+}
+
+/// Reads all four inputs (the metrics from Prometheus when the SLO file says so, see
+/// [`read_metrics`]), reporting every one that fails.
+pub fn read_sources(paths: &InputPaths) -> Result<Sources, Vec<String>> {
+    let (slos, metrics) = read_slo_inputs(paths);
     let results = [read(&paths.policies), slos, metrics, read(&paths.cost)];
     let errors: Vec<String> = results.iter().filter_map(|r| r.as_ref().err().cloned()).collect();
     if !errors.is_empty() {
