@@ -287,13 +287,29 @@ pub fn github_summary(o: &GateOutput<'_>) -> String {
         s.push_str(&format!("**To allow** {}\n\n", md(&cf.summary)));
     }
     s.push_str("| signal | value |\n|---|---|\n");
-    s.push_str(&format!("| error budget left | {:.2}% |\n", o.slo.error_budget_pct));
-    s.push_str(&format!("| burn rate | {} (×{:.2}) |\n", o.slo.burn_rate.as_str(), o.slo.burn_rate_value));
-    s.push_str(&format!("| availability | {:.4}% |\n", o.slo.availability_pct));
-    s.push_str(&format!(
-        "| p95 latency | {} ms (limit {} ms) |\n",
-        o.slo.latency_p95_ms, o.slo.details.latency_target_p95_ms
-    ));
+    match &o.slo.prometheus {
+        Some(p) if p.no_data => s.push_str(&format!(
+            "| SLO signals | **no data** from {}: {} |\n",
+            p.source,
+            md(&p.no_data_reasons.join("; "))
+        )),
+        _ => {
+            s.push_str(&format!("| error budget left | {:.2}% |\n", o.slo.error_budget_pct));
+            match &o.slo.prometheus {
+                Some(p) if p.label.is_none() => s.push_str("| burn rate | **insufficient data** |\n"),
+                _ => s.push_str(&format!(
+                    "| burn rate | {} (×{:.2}) |\n",
+                    o.slo.burn_rate.as_str(),
+                    o.slo.burn_rate_value
+                )),
+            }
+            s.push_str(&format!("| availability | {:.4}% |\n", o.slo.availability_pct));
+            s.push_str(&format!(
+                "| p95 latency | {} ms (limit {} ms) |\n",
+                o.slo.latency_p95_ms, o.slo.details.latency_target_p95_ms
+            ));
+        }
+    }
     s.push_str(&format!("| cost week over week | {:+.2}% ({}) |\n\n", o.cost.wow_change_pct, o.cost.trend.as_str()));
     s.push_str("| rule | action | matched |\n|---|---|---|\n");
     for t in o.trace {

@@ -251,3 +251,27 @@ fn explain_names_the_missing_data_instead_of_breaches() {
     assert!(text.contains("Check that Prometheus answers"), "{text}");
     assert!(!text.contains("NaN"), "{text}");
 }
+
+#[test]
+fn github_summary_says_no_data_and_insufficient_data() {
+    let p = prom();
+    let now = p.end.to_string();
+    for (service, needle) in [
+        ("silent", "| SLO signals | **no data** from prometheus:"),
+        ("low-traffic", "| burn rate | **insufficient data** |"),
+    ] {
+        let s = scratch(service, "");
+        let summary = s.path("summary.md");
+        let out = s
+            .gate(&["--now", &now, "--prometheus", &p.url, "--format", "github"])
+            .env("GITHUB_STEP_SUMMARY", &summary)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = std::fs::read_to_string(&summary).unwrap();
+        assert!(text.contains(needle), "{service}: {text}");
+        assert!(!text.contains("NaN"), "{service}: {text}");
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(!report.contains("NaN"), "{service}: {report}");
+    }
+}
