@@ -176,7 +176,7 @@ fn check_url(url: &str) -> Result<(), FetchError> {
     Ok(())
 }
 
-/// Runs the three queries at `at` and records the answers. Data problems land in
+/// Runs the three queries at `at` (concurrently) and records the answers. Data problems land in
 /// [`Snapshot::problems`]; only configuration problems are `Err`.
 pub fn fetch(spec: &PrometheusSpec, url: &str, at: Timestamp) -> Result<Snapshot, FetchError> {
     check_url(url)?;
@@ -194,8 +194,22 @@ pub fn fetch(spec: &PrometheusSpec, url: &str, at: Timestamp) -> Result<Snapshot
         problems: Vec::new(),
     };
 
-    let run = |name: &str, expr: String, snap: &mut Snapshot| -> Option<BTreeMap<String, f64>> {
-        let answer = client.query(&expr, at);
+    // The three queries go out together (one thread each) and are recorded in a fixed order.
+    let exprs =
+        [("counts", query::counts_query(spec)), ("latency", query::latency_query(spec)), ("freshness", freshness)];
+    let answers: Vec<client::Answer> = std::thread::scope(|scope| {
+        let handles: Vec<_> = exprs.iter().map(|(_, e)| scope.spawn(|| client.query(e, at))).collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| client::Answer { result: Err("the query thread panicked".into()), attempts: 0 })
+            })
+            .collect()
+    });
+    let mut answers = exprs.into_iter().zip(answers);
+    let mut run = |snap: &mut Snapshot| -> Option<BTreeMap<String, f64>> {
+        let ((name, expr), answer) = answers.next()?;
         let (values, error, samples) = match answer.result {
             Ok(samples) => {
                 let n = samples.len();
@@ -212,7 +226,7 @@ pub fn fetch(spec: &PrometheusSpec, url: &str, at: Timestamp) -> Result<Snapshot
         values
     };
 
-    if let Some(v) = run("counts", query::counts_query(spec), &mut snap) {
+    if let Some(v) = run(&mut snap) {
         for w in spec.burn.ranges() {
             let mut read = CountsRead { errors: None, total: None };
             for (kind, slot) in [("errors", &mut read.errors), ("total", &mut read.total)] {
@@ -234,7 +248,7 @@ pub fn fetch(spec: &PrometheusSpec, url: &str, at: Timestamp) -> Result<Snapshot
         }
     }
 
-    if let Some(v) = run("latency", query::latency_query(spec), &mut snap) {
+    if let Some(v) = run(&mut snap) {
         for (q, slot) in [("p95", &mut snap.latency_ms.p95), ("p99", &mut snap.latency_ms.p99)] {
             match v.get(q) {
                 None => snap.problems.push(format!("latency query returned no {q}")),
@@ -246,7 +260,7 @@ pub fn fetch(spec: &PrometheusSpec, url: &str, at: Timestamp) -> Result<Snapshot
         }
     }
 
-    if let Some(v) = run("freshness", freshness, &mut snap) {
+    if let Some(v) = run(&mut snap) {
         let newest = v
             .values()
             .copied()
