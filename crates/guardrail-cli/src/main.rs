@@ -146,6 +146,15 @@ struct ServeArgs {
     /// Largest request body accepted, in bytes (larger ones get 413).
     #[arg(long, value_name = "BYTES", default_value_t = 65536)]
     max_body_bytes: usize,
+    /// Also serve MCP (streamable HTTP) at /mcp: the tools of `guardrail mcp`, behind the
+    /// same tokens (any role). Needs --tokens.
+    #[arg(long)]
+    mcp: bool,
+    #[command(flatten)]
+    kb: guardrail::remediation::KbArgs,
+    /// Live logs (NDJSON) for the MCP query_live_logs tool.
+    #[arg(long, value_name = "FILE", requires = "mcp")]
+    logs: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -542,6 +551,7 @@ fn run_audit(store: &StoreArgs, command: AuditCommand, env: &dyn Fn(&str) -> Opt
 }
 
 fn serve(args: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> i32 {
+    let mcp = args.mcp.then(|| guardrail::mcp_cmd::config(&args.inputs, &args.store, &args.kb, args.logs.clone(), env));
     let mut cfg = guardrail_server::ServerConfig::new(args.inputs, args.store.spec(env));
     cfg.env = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
     cfg.audit_jsonl = args.store.jsonl(env);
@@ -549,7 +559,7 @@ fn serve(args: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> i32 {
     cfg.reload_interval = std::time::Duration::from_millis(args.reload_interval_ms.max(50));
     let tokens_file =
         args.tokens.or_else(|| env("GUARDRAIL_TOKENS").filter(|v| !v.trim().is_empty()).map(PathBuf::from));
-    match guardrail_server::run(cfg, guardrail_server::ServeOptions { bind: args.bind, tokens_file }) {
+    match guardrail_server::run(cfg, guardrail_server::ServeOptions { bind: args.bind, tokens_file, mcp }) {
         Ok(()) => exit::OK,
         Err(e) => {
             eprintln!("guardrail serve: {e}");

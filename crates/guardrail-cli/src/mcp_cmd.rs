@@ -42,21 +42,36 @@ fn fail(msg: &str) -> i32 {
     codes::CANNOT_DECIDE
 }
 
+/// The MCP server's configuration from the gate's input flags, the store and knowledge base
+/// flags and a logs file, resolved as `guardrail gate` and `guardrail incident` resolve them
+/// (also used by `guardrail serve --mcp`).
+pub fn config(
+    inputs: &InputArgs,
+    store: &StoreArgs,
+    kb: &KbArgs,
+    logs: Option<PathBuf>,
+    env: EnvLookup<'_>,
+) -> McpConfig {
+    let mut cfg = McpConfig::new(inputs.clone(), store.spec(env), kb.path(env));
+    cfg.env = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
+    cfg.audit_jsonl = store.jsonl(env);
+    cfg.logs = logs;
+    // The tools' `now` (the live-logs window) is the gate's `--now` when given; an invalid one
+    // is reported by the gate tools on every call.
+    cfg.now = inputs.now.as_deref().and_then(|t| t.parse().ok());
+    cfg
+}
+
 /// Runs the server until the client disconnects (stdio) or the process is interrupted (HTTP).
 pub fn run(args: McpArgs, env: EnvLookup<'_>) -> i32 {
-    let now = match args.inputs.now.as_deref().map(str::parse::<jiff::Timestamp>).transpose() {
-        Ok(n) => n,
-        Err(e) => return fail(&format!("--now: not an RFC 3339 timestamp: {e}")),
-    };
+    if let Some(Err(e)) = args.inputs.now.as_deref().map(str::parse::<jiff::Timestamp>) {
+        return fail(&format!("--now: not an RFC 3339 timestamp: {e}"));
+    }
     if args.logs_window_minutes == 0 || args.logs_window_minutes > guardrail_governor::tools::MAX_WINDOW_MINUTES {
         return fail("--logs-window-minutes: must be 1–1440");
     }
-    let mut cfg = McpConfig::new(args.inputs.clone(), args.store.spec(env), args.kb.path(env));
-    cfg.env = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
-    cfg.audit_jsonl = args.store.jsonl(env);
-    cfg.logs = args.logs;
+    let mut cfg = config(&args.inputs, &args.store, &args.kb, args.logs, env);
     cfg.logs_window_minutes = args.logs_window_minutes;
-    cfg.now = now;
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("could not start the runtime: {e}")),

@@ -195,3 +195,107 @@ fn python_sdk_client_drives_both_transports() {
     assert!(stdout.contains("http: 10 tools listed and called"), "{stdout}");
     assert!(stdout.contains("http: missing and wrong tokens refused with 401"), "{stdout}");
 }
+
+/// A `guardrail serve` child process, killed on drop.
+struct Served(std::process::Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_mcp_mounts_the_tools_at_slash_mcp_beside_the_api() {
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    use std::io::{BufRead, Read, Write};
+
+    let dir = fixture();
+    let token = "serve-mcp-token-51ab";
+    let hash = {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_guardrail"))
+            .args(["token", "hash"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(token.as_bytes()).unwrap();
+        String::from_utf8(c.wait_with_output().unwrap().stdout).unwrap().trim().to_string()
+    };
+    let tokens = dir.path().join("tokens.yaml");
+    std::fs::write(&tokens, format!("tokens:\n  - sha256: {hash}\n    identity: mcp-client\n    role: deployer\n"))
+        .unwrap();
+
+    // Without a tokens file --mcp refuses to start.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_guardrail"))
+        .args(["serve", "--mcp", "--bind", "127.0.0.1:0", "--root"])
+        .arg(dir.path())
+        .env_remove("GUARDRAIL_TOKENS")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--mcp needs --tokens"));
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_guardrail"))
+        .args(["serve", "--mcp", "--bind", "127.0.0.1:0", "--now", NOW, "--root"])
+        .arg(dir.path())
+        .arg("--tokens")
+        .arg(&tokens)
+        .arg("--kb")
+        .arg(dir.path().join("kb.db"))
+        .arg("--store")
+        .arg(dir.path().join("audit.db"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let _served = Served(child);
+    let mut url = String::new();
+    for _ in 0..10 {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        if let Some(u) = line.trim().strip_prefix("guardrail serve: MCP (streamable HTTP) at ") {
+            url = u.to_string();
+            break;
+        }
+    }
+    assert!(url.ends_with("/mcp"), "no MCP address announced");
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        let _ = stderr.read_to_string(&mut sink);
+    });
+
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url.clone()).auth_header(token),
+    );
+    let client = ().serve(transport).await.expect("initialize over serve --mcp");
+    assert_eq!(client.list_all_tools().await.unwrap().len(), 10);
+    let r = client.call_tool(call("evaluate_deploy", json!({}))).await.unwrap();
+    assert_ne!(r.is_error, Some(true), "{r:?}");
+    let mcp_decision = body(&r);
+    let r = client
+        .call_tool(call("search_runbooks", json!({"query": "latency", "service": "payments-api"})))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{r:?}");
+    client.cancel().await.unwrap();
+
+    // The API on the same port gives the same decision; a wrong token gets no MCP session.
+    let addr = url.trim_start_matches("http://").trim_end_matches("/mcp").to_string();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    write!(s, "GET /api/decision HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let json_start = resp.find("\r\n\r\n").map(|i| i + 4).unwrap_or(0);
+    let api: Value = serde_json::from_str(resp[json_start..].trim()).unwrap_or(Value::Null);
+    assert_eq!(api["data"]["action"], mcp_decision["action"], "{resp}");
+    assert_eq!(api["data"]["policy_id"], mcp_decision["policy_id"]);
+    let wrong = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url).auth_header("wrong"),
+    );
+    assert!(().serve(wrong).await.is_err());
+}

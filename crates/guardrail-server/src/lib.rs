@@ -171,13 +171,28 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, state, None, shutdown).await
+}
+
+/// As [`serve`], with another router merged in beside the API (`guardrail serve --mcp`: the
+/// MCP endpoint from `guardrail_mcp::http_router`, which brings its own auth and host checks).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    extra: Option<Router>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let refresher = spawn_refresher(state.clone());
     let st = state.clone();
     let shutdown = async move {
         shutdown.await;
         st.begin_shutdown();
     };
-    let result = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
+    let app = match extra {
+        Some(extra) => router(state).merge(extra),
+        None => router(state),
+    };
+    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     refresher.abort();
     result
 }
@@ -208,6 +223,8 @@ pub struct ServeOptions {
     pub bind: SocketAddr,
     /// Tokens file, if any.
     pub tokens_file: Option<PathBuf>,
+    /// Also serve MCP (streamable HTTP) at `/mcp` over these inputs; needs a tokens file.
+    pub mcp: Option<guardrail_mcp::McpConfig>,
 }
 
 /// Runs the server until Ctrl-C (blocking; builds its own runtime).
@@ -226,6 +243,24 @@ pub fn run(mut cfg: ServerConfig, opts: ServeOptions) -> Result<(), ServerError>
             cfg.allowed_hosts = Some(loopback_hosts(addr.port()));
         }
         let tokens = cfg.tokens.as_ref().map(|t| t.len());
+        let mcp = match (opts.mcp, cfg.tokens.clone()) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(ServerError::Tokens(vec![
+                    "--mcp needs --tokens: every MCP request needs a bearer token".into(),
+                ]));
+            }
+            (Some(m), Some(t)) => {
+                let verify: guardrail_mcp::TokenVerifier =
+                    std::sync::Arc::new(move |tok: &str| t.check(tok).map(|c| c.identity));
+                let http = guardrail_mcp::HttpOptions {
+                    allowed_hosts: cfg.allowed_hosts.clone().unwrap_or_default(),
+                    max_body_bytes: cfg.max_body_bytes,
+                };
+                eprintln!("guardrail serve: MCP (streamable HTTP) at http://{addr}/mcp");
+                Some(guardrail_mcp::http_router(m, verify, http).map_err(|e| std::io::Error::other(e.to_string()))?)
+            }
+        };
         // The first read may query Prometheus with a blocking client: off the async threads.
         let state = tokio::task::spawn_blocking(move || AppState::new(cfg))
             .await
@@ -246,7 +281,7 @@ pub fn run(mut cfg: ServerConfig, opts: ServeOptions) -> Result<(), ServerError>
                 eprintln!("  error: {m}");
             }
         }
-        serve(listener, state, async {
+        serve_with(listener, state, mcp, async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
