@@ -149,11 +149,18 @@ pub fn evaluate(sources: Sources, settings: Settings) -> Result<Evaluation, Vec<
     }
     let signals = Signals::from_reports(&slo, &cost);
     let decision =
-        policy::evaluate(&policies, &signals).map_err(|e| vec![format!("{}: {e}", sources.policies.path.display())])?;
-    // No data or too few events never lets a deploy through unless a rule says so.
-    guardrail_core::burn::check_decision(&signals, &decision)
-        .map_err(|e| vec![format!("{}: {e}", sources.policies.path.display())])?;
+        decide(&policies, &signals).map_err(|e| vec![format!("{}: {e}", sources.policies.path.display())])?;
     Ok(Evaluation { sources, settings, policies, warnings, slo, cost, signals, decision })
+}
+
+/// The decision for a set of signal values: the policies' first match, refused when it would
+/// let a deploy through on data that could not be read. [`evaluate`] decides with this, and so
+/// does every adapter that decides on other signal values (the server's what-if simulation).
+pub fn decide(policies: &PolicySet, signals: &Signals) -> Result<Decision, String> {
+    let decision = policy::evaluate(policies, signals).map_err(|e| e.to_string())?;
+    // No data or too few events never lets a deploy through unless a rule says so.
+    guardrail_core::burn::check_decision(signals, &decision)?;
+    Ok(decision)
 }
 
 /// The seed tool's trace entry (`evaluated_policies`).

@@ -553,7 +553,7 @@ fn simulate_blocking(
             sig.set(name, v.clone());
         }
         let started = Instant::now();
-        let decided = guardrail_core::policy::evaluate(&ev.policies, &sig);
+        let decided = gate::decide(&ev.policies, &sig);
         state.metrics().observe_evaluation(started.elapsed());
         ev.decision = decided.map_err(|e| {
             state.metrics().undecided("simulate");

@@ -331,6 +331,12 @@ async fn simulate_evaluates_what_if_signals_and_records_a_simulation() {
         assert!(v["error"].as_str().unwrap().contains(needle), "{body}: {v}");
     }
 
+    // The what-if decides through the gate's own rule: no data never lets a deploy through.
+    let (st, v) =
+        srv.post("/api/simulate", Some(DEPLOYER), r#"{"signals": {"error_budget_pct": 90, "no_data": true}}"#).await;
+    assert_eq!(st, 422, "{v}");
+    assert!(v["error"].as_str().unwrap().starts_with("could not decide with these signals"), "{v}");
+
     // Two simulations on the chain, as simulations; the deploy decision is unchanged.
     let mut store = guardrail_store::open_store(&s.store()).unwrap();
     let recs = store.all().unwrap();
