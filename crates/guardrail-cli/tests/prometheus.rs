@@ -275,3 +275,18 @@ fn github_summary_says_no_data_and_insufficient_data() {
         assert!(!report.contains("NaN"), "{service}: {report}");
     }
 }
+
+#[test]
+fn a_prometheus_url_without_a_prometheus_block_is_a_usage_mistake() {
+    // The bundled slos.yaml has no prometheus: block; a URL given anyway is refused (exit 3),
+    // not silently ignored in favour of the metrics file. No server is needed for this.
+    let s = Scratch::new();
+    let out = s.gate(&["--prometheus", "http://127.0.0.1:9"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no prometheus: block"));
+    // An https URL is refused by name (no TLS in this build).
+    let s = scratch("healthy", "");
+    let out = s.gate(&["--prometheus", "https://prom.example"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("https is not supported"));
+}

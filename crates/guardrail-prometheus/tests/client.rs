@@ -1,0 +1,114 @@
+//! The HTTP client's timeouts and bounded retries, against a scripted loopback server (no
+//! Prometheus needed): a 503 is retried and the next answer used; a 400 is not retried; a
+//! server that never answers times out on every attempt; each outcome is recorded.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use guardrail_prometheus::client::Client;
+
+const OK: &str = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"42"]}]}}"#;
+
+/// Reads one HTTP request (headers and a Content-Length body).
+fn read_request(s: &mut TcpStream) {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => buf.push(byte[0]),
+            _ => return,
+        }
+    }
+    let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    let _ = s.read_exact(&mut body);
+}
+
+/// A server answering request i with `script[i]` (status, body), the last entry thereafter.
+/// `None` as status means: read the request and never answer.
+fn serve(script: Vec<(Option<u16>, &'static str)>) -> (String, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in l.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let i = h.fetch_add(1, Ordering::SeqCst);
+            read_request(&mut s);
+            let (status, body) = script[i.min(script.len() - 1)];
+            match status {
+                None => held.push(s),
+                Some(code) => {
+                    let _ = write!(
+                        s,
+                        "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                }
+            }
+        }
+    });
+    (url, hits)
+}
+
+fn at() -> jiff::Timestamp {
+    "2026-12-01T06:00:00Z".parse().unwrap()
+}
+
+#[test]
+fn a_503_is_retried_and_the_next_answer_used() {
+    let (url, hits) =
+        serve(vec![(Some(503), r#"{"status":"error","errorType":"unavailable","error":"starting"}"#), (Some(200), OK)]);
+    let a = Client::new(&url, 2000, 2).unwrap().query("up", at());
+    assert_eq!(a.attempts, 2);
+    assert_eq!(a.result.unwrap()[0].value, 42.0);
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn retries_are_bounded() {
+    let (url, hits) = serve(vec![(Some(503), "busy")]);
+    let a = Client::new(&url, 2000, 2).unwrap().query("up", at());
+    assert_eq!(a.attempts, 3);
+    assert!(a.result.unwrap_err().contains("HTTP 503"));
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn a_rejected_query_is_not_retried() {
+    let (url, hits) =
+        serve(vec![(Some(400), r#"{"status":"error","errorType":"bad_data","error":"parse error at char 4"}"#)]);
+    let a = Client::new(&url, 2000, 2).unwrap().query("up[", at());
+    assert_eq!(a.attempts, 1);
+    assert_eq!(
+        a.result.unwrap_err(),
+        format!("{url}/api/v1/query: HTTP 400 Bad Request: Prometheus answered bad_data: parse error at char 4")
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_server_that_never_answers_times_out_on_every_attempt() {
+    let (url, hits) = serve(vec![(None, "")]);
+    let a = Client::new(&url, 200, 1).unwrap().query("up", at());
+    assert_eq!(a.attempts, 2);
+    let e = a.result.unwrap_err();
+    assert!(e.contains("timed out"), "{e}");
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn an_answer_that_is_not_prometheus_is_an_error() {
+    let (url, _) = serve(vec![(Some(200), "<html>proxy login</html>")]);
+    let a = Client::new(&url, 2000, 2).unwrap().query("up", at());
+    assert_eq!(a.attempts, 1);
+    assert!(a.result.unwrap_err().contains("the response is not JSON"));
+}
