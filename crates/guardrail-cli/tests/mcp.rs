@@ -100,6 +100,7 @@ async fn rmcp_client_lists_and_calls_every_tool_over_stdio() {
     let mcp = body(&r);
     assert_eq!(mcp["recorded"], true);
     assert_eq!(records(), 1);
+    assert_eq!(mcp["requested_by"]["via"], "mcp-stdio");
     let gate = std::process::Command::new(env!("CARGO_BIN_EXE_guardrail"))
         .arg("gate")
         .arg("--root")

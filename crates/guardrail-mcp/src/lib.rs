@@ -96,12 +96,18 @@ impl McpConfig {
 #[derive(Debug, Clone)]
 pub struct GateState {
     cfg: McpConfig,
+    requested_by: Value,
 }
 
 impl GateState {
-    /// The state over a configuration.
-    pub fn new(cfg: McpConfig) -> GateState {
-        GateState { cfg }
+    /// The state over a configuration, for a caller (recorded as `requested_by` in a
+    /// `deploy_decision` that `evaluate_deploy` is asked to record).
+    pub fn new(cfg: McpConfig, caller: &McpCaller) -> GateState {
+        let requested_by = match caller {
+            McpCaller::Http(identity) => json!({"identity": identity, "via": "mcp-http"}),
+            McpCaller::Stdio => json!({"identity": Value::Null, "via": "mcp-stdio"}),
+        };
+        GateState { cfg, requested_by }
     }
 
     fn lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
@@ -145,11 +151,11 @@ impl GuardrailState for GateState {
         let ci = ci::from_env(|_| None);
         let mut out = gate::output(&ev, &ci, false);
         if record {
-            let draft = RecordDraft {
-                kind: gate::RECORD_KIND.into(),
-                recorded_at: ev.settings.now.to_string(),
-                body: gate::audit_body(&out, &ev.sources),
-            };
+            let mut body = gate::audit_body(&out, &ev.sources);
+            if let Some(o) = body.as_object_mut() {
+                o.insert("requested_by".into(), self.requested_by.clone());
+            }
+            let draft = RecordDraft { kind: gate::RECORD_KIND.into(), recorded_at: ev.settings.now.to_string(), body };
             match audit_cmd::append(&self.cfg.store_spec, self.cfg.audit_jsonl.as_ref(), draft) {
                 Ok((rec, described)) => {
                     out.audit = Some(AuditRef { id: rec.id(), seq: rec.seq, hash: rec.hash.clone(), store: described })
@@ -165,6 +171,7 @@ impl GuardrailState for GateState {
         let mut v = to_value(&out)?;
         if let Value::Object(m) = &mut v {
             m.insert("recorded".into(), json!(record));
+            m.insert("requested_by".into(), self.requested_by.clone());
         }
         Ok(v)
     }
@@ -278,7 +285,13 @@ pub enum CallOutcome {
 
 /// Calls a tool of [`ToolRegistry::guardrail`] against a configuration, synchronously (files,
 /// SQLite). Both transports come here; so can tests.
-pub fn call_tool(cfg: &McpConfig, registry: &ToolRegistry, name: &str, arguments: Value) -> CallOutcome {
+pub fn call_tool(
+    cfg: &McpConfig,
+    registry: &ToolRegistry,
+    name: &str,
+    arguments: Value,
+    caller: &McpCaller,
+) -> CallOutcome {
     if registry.get(name).is_none() {
         return CallOutcome::UnknownTool(name.to_string());
     }
@@ -294,7 +307,7 @@ pub fn call_tool(cfg: &McpConfig, registry: &ToolRegistry, name: &str, arguments
             Err(e) => return CallOutcome::Failed { kind: "logs", message: e.to_string() },
         },
     };
-    let state = GateState::new(cfg.clone());
+    let state = GateState::new(cfg.clone(), caller);
     let mut ctx = ToolContext::new(kb.as_ref(), now).with_guardrail(&state);
     ctx.logs_window_minutes = cfg.logs_window_minutes;
     if let Some(l) = &logs {
@@ -383,14 +396,24 @@ impl ServerHandler for GuardrailMcp {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        // Over HTTP the bearer check put the caller in the request's extensions; rmcp hands
+        // the request's parts to the handler. No parts: stdio.
+        let caller = match context.extensions.get::<axum::http::request::Parts>() {
+            Some(parts) => match parts.extensions.get::<McpCaller>() {
+                Some(c) => c.clone(),
+                None => return Err(ErrorData::invalid_request("unauthenticated HTTP request", None)),
+            },
+            None => McpCaller::Stdio,
+        };
         let shared = self.shared.clone();
         let name = request.name.to_string();
         let args = request.arguments.map(Value::Object).unwrap_or(Value::Null);
-        let outcome = tokio::task::spawn_blocking(move || call_tool(&shared.cfg, &shared.registry, &name, args))
-            .await
-            .map_err(|e| ErrorData::internal_error(format!("tool call did not complete: {e}"), None))?;
+        let outcome =
+            tokio::task::spawn_blocking(move || call_tool(&shared.cfg, &shared.registry, &name, args, &caller))
+                .await
+                .map_err(|e| ErrorData::internal_error(format!("tool call did not complete: {e}"), None))?;
         match outcome {
             CallOutcome::Ok(v) => Ok(CallToolResponse::Complete(structured(v, false))),
             CallOutcome::UnknownTool(n) => {
@@ -424,9 +447,15 @@ pub async fn serve_stdio(cfg: McpConfig) -> Result<(), McpError> {
 /// Checks a bearer token; returns the caller's identity, or `None` to refuse.
 pub type TokenVerifier = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
-/// The identity of an authenticated HTTP caller, in the request's extensions.
+/// Who calls: an authenticated HTTP caller (its identity from the tokens file, put in the
+/// request's extensions by the bearer check), or the local process over stdio.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct McpCaller(pub String);
+pub enum McpCaller {
+    /// Over streamable HTTP, with the token's identity.
+    Http(String),
+    /// Over stdio (the client started this process).
+    Stdio,
+}
 
 /// Options of the HTTP transport.
 #[derive(Debug, Clone)]
@@ -456,7 +485,7 @@ async fn require_bearer(State(verify): State<TokenVerifier>, mut req: Request, n
         .filter(|t| !t.is_empty());
     match token.and_then(|t| verify(t)) {
         Some(identity) => {
-            req.extensions_mut().insert(McpCaller(identity));
+            req.extensions_mut().insert(McpCaller::Http(identity));
             next.run(req).await
         }
         None => {

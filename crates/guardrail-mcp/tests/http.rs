@@ -219,6 +219,10 @@ async fn rmcp_client_lists_and_calls_every_tool_over_http() {
     assert_eq!(rec["action"], dry["action"]);
     assert_eq!(rec["audit"]["seq"], 1);
     assert_eq!(fx.record_count(), 1);
+    let last = guardrail_gate::audit_cmd::open(&fx.store()).unwrap().all().unwrap().pop().unwrap();
+    assert_eq!(last.kind, "deploy_decision");
+    assert_eq!(last.body["requested_by"], json!({"identity": "tester", "via": "mcp-http"}), "the token's identity");
+    assert_eq!(last.body["decision"]["action"].as_str().or(last.body["action"].as_str()), dry["action"].as_str());
 
     // Bad arguments are tool errors naming the argument; an unknown tool is a protocol error.
     let r = client.call_tool(call("search_runbooks", json!({"query": "x"}))).await.unwrap();
