@@ -93,32 +93,45 @@ impl FromRequestParts<AppState> for Deployer {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let Some(tokens) = state.config().tokens.as_ref() else {
-            return Err(ApiError::unauthorized(
-                "write endpoints are disabled: the server was started without a tokens file (--tokens)",
-            ));
-        };
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            return Err(ApiError::unauthorized("missing Authorization: Bearer TOKEN"));
-        };
-        let Ok(text) = value.to_str() else {
-            return Err(ApiError::unauthorized("the Authorization header is not valid text"));
-        };
-        let token = match text.split_once(' ') {
-            Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => t.trim(),
-            _ => return Err(ApiError::unauthorized("the Authorization header must be `Bearer TOKEN`")),
-        };
-        let Some(caller) = tokens.check(token) else {
-            return Err(ApiError::unauthorized("the token is not valid"));
-        };
-        if !caller.role.allows(Role::Deployer) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                format!("the token's role ({}) may not ask for deploy decisions", caller.role.as_str()),
-            ));
-        }
-        Ok(Deployer(caller))
+        authenticate(parts, state, Role::Deployer).map(Deployer)
     }
+}
+
+/// Checks `Authorization: Bearer TOKEN` against the tokens file and the role an endpoint
+/// needs: 401 for no, malformed or unknown token (or no tokens file), 403 for a token whose
+/// role does not allow it. The identity comes from the tokens file only, never from the
+/// request. (Governor endpoints will take `Role::Approver` the same way.)
+pub fn authenticate(parts: &Parts, state: &AppState, need: Role) -> Result<Caller, ApiError> {
+    let Some(tokens) = state.config().tokens.as_ref() else {
+        return Err(ApiError::unauthorized(
+            "write endpoints are disabled: the server was started without a tokens file (--tokens)",
+        ));
+    };
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        return Err(ApiError::unauthorized("missing Authorization: Bearer TOKEN"));
+    };
+    let Ok(text) = value.to_str() else {
+        return Err(ApiError::unauthorized("the Authorization header is not valid text"));
+    };
+    let token = match text.split_once(' ') {
+        Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => t.trim(),
+        _ => return Err(ApiError::unauthorized("the Authorization header must be `Bearer TOKEN`")),
+    };
+    let Some(caller) = tokens.check(token) else {
+        return Err(ApiError::unauthorized("the token is not valid"));
+    };
+    if !caller.role.allows(need) {
+        let what = match need {
+            Role::Deployer => "ask for deploy decisions",
+            Role::Approver => "approve",
+            Role::Admin => "do this",
+        };
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("the token's role ({}) may not {what}", caller.role.as_str()),
+        ));
+    }
+    Ok(caller)
 }
 
 /// A JSON body, strictly: `Content-Type: application/json` (else 415), at most the configured
