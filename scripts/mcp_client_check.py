@@ -138,16 +138,22 @@ async def over_stdio(binary, args):
             await exercise(session, "stdio")
 
 
-async def over_http(binary, args, tmp):
+async def over_http(binary, command, tmp, label):
     proc = subprocess.Popen(
-        [binary, *args, "--http", "127.0.0.1:0", "--tokens", str(tmp / "tokens.yaml")],
+        [binary, *command, "--tokens", str(tmp / "tokens.yaml")],
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        line = proc.stderr.readline()
-        check("http://" in line, f"http: the server did not start: {line!r}")
-        url = line.strip().split(" ")[-1]
+        url = None
+        for _ in range(10):
+            line = proc.stderr.readline()
+            if not line:
+                break
+            if "http://" in line and line.strip().endswith("/mcp"):
+                url = line.strip().split(" ")[-1]
+                break
+        check(url is not None, f"{label}: the server announced no /mcp address")
         async with httpx2.AsyncClient() as raw:
             init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
                     "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}
@@ -157,8 +163,8 @@ async def over_http(binary, args, tmp):
                 if auth:
                     h["Authorization"] = auth
                 r = await raw.post(url, json=init, headers=h)
-                check(r.status_code == 401, f"http: {auth!r} got {r.status_code}")
-                check(r.headers.get("www-authenticate", "").startswith("Bearer"), "http: no Bearer challenge")
+                check(r.status_code == 401, f"{label}: {auth!r} got {r.status_code}")
+                check(r.headers.get("www-authenticate", "").startswith("Bearer"), f"{label}: no Bearer challenge")
         # The SDK with a wrong token cannot initialize.
         try:
             async with httpx2.AsyncClient(headers={"Authorization": "Bearer wrong-token"}) as wrong:
@@ -168,12 +174,12 @@ async def over_http(binary, args, tmp):
         except Exception:  # noqa: BLE001 - any failure to initialize is the point
             pass
         else:
-            raise AssertionError("http: initialized with a wrong token")
+            raise AssertionError(f"{label}: initialized with a wrong token")
         async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as client:
             async with streamable_http_client(url, http_client=client) as (read, write):
                 async with ClientSession(read, write) as session:
-                    await exercise(session, "http")
-        print("http: missing and wrong tokens refused with 401")
+                    await exercise(session, label)
+        print(f"{label}: missing and wrong tokens refused with 401")
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -188,7 +194,11 @@ def main():
         tmp = Path(d)
         args = fixture(binary, tmp)
         asyncio.run(over_stdio(binary, args))
-        asyncio.run(over_http(binary, args, tmp))
+        asyncio.run(over_http(binary, [*args, "--http", "127.0.0.1:0"], tmp, "http"))
+        # `guardrail serve --mcp`: the same /mcp beside the HTTP API (its own audit store).
+        serve = ["serve", "--mcp", "--bind", "127.0.0.1:0", *args[1:]]
+        serve[serve.index("--store") + 1] = str(tmp / "serve-audit.db")
+        asyncio.run(over_http(binary, serve, tmp, "serve --mcp"))
     print("python mcp client: ok")
     return 0
 

@@ -195,6 +195,10 @@ fn python_sdk_client_drives_both_transports() {
     assert!(stdout.contains("stdio: 10 tools listed and called"), "{stdout}");
     assert!(stdout.contains("http: 10 tools listed and called"), "{stdout}");
     assert!(stdout.contains("http: missing and wrong tokens refused with 401"), "{stdout}");
+    assert!(stdout.contains("serve --mcp: 10 tools listed and called"), "{stdout}");
+    assert!(stdout.contains("serve --mcp: missing and wrong tokens refused with 401"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("Session termination failed"), "the SDK's DELETE is answered 204: {stderr}");
 }
 
 /// A `guardrail serve` child process, killed on drop.

@@ -486,7 +486,11 @@ async fn require_bearer(State(verify): State<TokenVerifier>, mut req: Request, n
     match token.and_then(|t| verify(t)) {
         Some(identity) => {
             req.extensions_mut().insert(McpCaller::Http(identity));
-            next.run(req).await
+            let delete = req.method() == axum::http::Method::DELETE;
+            let resp = next.run(req).await;
+            // rmcp answers a session's DELETE with 202; the spec names no code, and clients
+            // (the Python SDK) expect 200 or 204 for a session that is now gone.
+            if delete && resp.status() == StatusCode::ACCEPTED { StatusCode::NO_CONTENT.into_response() } else { resp }
         }
         None => {
             let error = if token.is_some() { "invalid_token" } else { "invalid_request" };
