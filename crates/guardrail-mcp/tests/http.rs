@@ -188,6 +188,10 @@ async fn rmcp_client_lists_and_calls_every_tool_over_http() {
     assert_eq!(dry["recorded"], false);
     assert!(dry["audit"].is_null());
     assert_eq!(fx.record_count(), 0, "a dry run writes nothing");
+    let tmp = fx.dir.path().display().to_string();
+    assert!(!text(&r).to_string().contains(&tmp), "no filesystem path reaches an HTTP caller");
+    assert!(!dry.to_string().contains(&tmp));
+    assert_eq!(dry["inputs"]["policies"]["path"], "policies.yaml", "{}", dry["inputs"]);
 
     let r = client.call_tool(call("explain_decision", json!({}))).await.unwrap();
     assert_ne!(r.is_error, Some(true), "{r:?}");
@@ -260,6 +264,8 @@ async fn a_missing_knowledge_base_fails_the_retrieval_tools_not_the_gate_tools()
     let r = client.call_tool(call("search_runbooks", json!({"query": "x", "service": "payments-api"}))).await.unwrap();
     assert_eq!(r.is_error, Some(true), "no knowledge base is an error, never an empty result");
     assert_eq!(body(&r)["kind"], "knowledge");
+    let msg = body(&r)["error"].as_str().unwrap().to_string();
+    assert!(msg.contains("no-such-kb.db") && !msg.contains(&fx.dir.path().display().to_string()), "{msg}");
     let r = client
         .call_tool(call(
             "propose_remediation",
