@@ -183,6 +183,21 @@ pub fn cost_lines(c: &CostReport, _st: Style) -> Vec<String> {
             "  Spend in series    ${:.2}  of ${:.2} monthly budget ({:.2}%); this month ${:.2}",
             c.mtd_spend_usd, c.budget_usd, c.budget_utilisation_pct, c.month_to_date_usd
         ),
+        match (c.anomaly.score, &c.anomaly.unavailable) {
+            (Some(score), _) => format!(
+                "  Anomaly score      {score:+.2}  ({} vs median ${:.2} of the {} days before)",
+                c.anomaly.latest_date,
+                c.anomaly.median.unwrap_or(0.0),
+                c.anomaly.baseline_days
+            ),
+            (None, why) => format!("  Anomaly score      n/a ({})", why.as_deref().unwrap_or("no baseline")),
+        },
+        if c.estimated_days.is_empty() {
+            "  Estimated days     none".to_string()
+        } else {
+            let days: Vec<String> = c.estimated_days.iter().map(|d| d.to_string()).collect();
+            format!("  Estimated days     {} (not final: {})", days.len(), days.join(", "))
+        },
     ]
 }
 

@@ -64,6 +64,7 @@ fn read(d: &mut Diags, root: &Node) -> Option<CostSeries> {
         daily: daily?,
         cost_breakdown,
         collected_at: collected_at?,
+        estimated_days: Vec::new(),
     })
 }
 

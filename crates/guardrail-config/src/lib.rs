@@ -11,6 +11,8 @@
 //! - [`SourceMap`]: field path → line and column, with fallback to the nearest parent, to
 //!   position errors the core finds later.
 //! - [`load_slos`], [`load_metrics`], [`load_cost`]: data files → [`Loaded`] values.
+//! - [`load_cost_as`]: a cost file in any supported layout (the seed's, FOCUS 1.x CSV, AWS
+//!   Cost Explorer JSON; [`detect_cost_format`]) for one selected service.
 //! - [`load_prometheus`]: the optional `prometheus:` block of the SLO file (live counts).
 //! - [`load_governor_config`]: the remediation governor's approvers and executors.
 //! - [`load_policies`]: the policy file → [`PolicyLoad`] (the set, when its structure could be
@@ -38,6 +40,7 @@
 
 mod common;
 mod cost;
+mod cost_exports;
 mod error;
 mod governor;
 mod map;
@@ -50,6 +53,7 @@ pub mod yaml;
 
 pub use common::Loaded;
 pub use cost::load_cost;
+pub use cost_exports::{CostFormat, detect_cost_format, load_cost_as};
 pub use error::{ConfigError, Finding, has_errors};
 pub use governor::{MAX_TIMEOUT_SECONDS, load_governor_config};
 pub use map::SourceMap;

@@ -41,6 +41,7 @@ fn shipped() -> (SloSpec, MetricsSnapshot, CostSeries, PolicySet) {
             .collect(),
         cost_breakdown: serde_json::json!({}),
         collected_at: None,
+        estimated_days: vec![],
     };
     let num = |n: f64| Threshold::Scalar(Scalar::Number(n));
     let hot = || Threshold::List(vec![Scalar::Text("high".into()), Scalar::Text("critical".into())]);

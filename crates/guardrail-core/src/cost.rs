@@ -8,6 +8,11 @@
 //! - fewer than 14 days, a gap, a duplicate date, or a negative or non-finite cost is an
 //!   error, never an overlapping window or a silent `0 %`;
 //! - a previous week that sums to zero makes the change undefined: an error, not `0 %`.
+//!
+//! Besides week-over-week, [`anomaly_score`] gives a robust score of the newest day against
+//! a baseline of the days before it (median and MAD), and days the source marks as estimated
+//! (AWS Cost Explorer's `Estimated: true`) are carried through to the report: they are used
+//! like any other day, never dropped, so an estimate cannot hide a spike.
 
 use jiff::civil::Date;
 use serde::Serialize;
@@ -38,6 +43,9 @@ pub struct CostSeries {
     pub cost_breakdown: serde_json::Value,
     /// When the series was exported, when the file says.
     pub collected_at: Option<jiff::Timestamp>,
+    /// Days the source marks as estimated, not final (AWS Cost Explorer `Estimated: true`).
+    /// They are analysed like every other day and reported in [`CostReport::estimated_days`].
+    pub estimated_days: Vec<Date>,
 }
 
 /// Week-over-week thresholds in percent (`COST_WARN_PCT`, `COST_BLOCK_PCT`).
@@ -49,11 +57,22 @@ pub struct CostThresholds {
     pub block_pct: f64,
     /// At or below: trend `falling` (the seed hard-coded −10).
     pub falling_pct: f64,
+    /// Days before the newest one that form the anomaly score's baseline
+    /// (`--cost-baseline-days`, default [`DEFAULT_BASELINE_DAYS`]).
+    pub anomaly_baseline_days: u32,
 }
+
+/// Default anomaly baseline: the 28 days before the newest day.
+pub const DEFAULT_BASELINE_DAYS: u32 = 28;
 
 impl Default for CostThresholds {
     fn default() -> Self {
-        CostThresholds { warn_pct: 20.0, block_pct: 30.0, falling_pct: -10.0 }
+        CostThresholds {
+            warn_pct: 20.0,
+            block_pct: 30.0,
+            falling_pct: -10.0,
+            anomaly_baseline_days: DEFAULT_BASELINE_DAYS,
+        }
     }
 }
 
@@ -160,6 +179,126 @@ pub struct CostReport {
     pub month_to_date_usd: f64,
     /// The whole series sorted by date, for charts.
     pub daily_costs: Vec<DailyCost>,
+    /// Days of the series the source marks as estimated (sorted; empty when none).
+    pub estimated_days: Vec<Date>,
+    /// The robust anomaly score of the newest day.
+    pub anomaly: Anomaly,
+}
+
+/// Bound on the anomaly score's magnitude: scores are clamped to ±`ANOMALY_SCORE_CAP`, which
+/// is also what a change from a constant baseline scores (see [`anomaly_score`]).
+pub const ANOMALY_SCORE_CAP: f64 = 1000.0;
+
+/// The MAD scale factor for normally distributed data (1/Φ⁻¹(3/4)).
+pub const MAD_SCALE: f64 = 1.4826;
+
+/// Mean absolute deviation scale factor used when the MAD is 0 (√(π/2), as in the modified
+/// z-score of Iglewicz and Hoaglin).
+pub const MEAN_AD_SCALE: f64 = 1.2533;
+
+/// How the spread of the baseline was measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnomalyScale {
+    /// `1.4826 × MAD`.
+    Mad,
+    /// The MAD is 0 (more than half the baseline days are equal): `1.2533 × mean absolute
+    /// deviation from the median`.
+    MeanAbsoluteDeviation,
+    /// Every baseline day is the same amount: no spread at all. The score is 0 when the newest
+    /// day equals it and ±[`ANOMALY_SCORE_CAP`] otherwise.
+    ConstantBaseline,
+}
+
+/// The anomaly score of the newest day against the days before it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Anomaly {
+    /// Baseline length asked for.
+    pub baseline_days: u32,
+    /// The newest day.
+    pub latest_date: Date,
+    /// Its spend.
+    pub latest: f64,
+    /// The baseline window (the `baseline_days` days before the newest), when there are enough
+    /// days.
+    pub baseline: Option<Window>,
+    /// Median of the baseline, 2 dp.
+    pub median: Option<f64>,
+    /// Median absolute deviation from the median, 2 dp.
+    pub mad: Option<f64>,
+    /// How the spread was measured.
+    pub scale_method: Option<AnomalyScale>,
+    /// `(latest − median) / scale`, 2 dp, clamped to ±[`ANOMALY_SCORE_CAP`]; `None` when the
+    /// series is shorter than the baseline (then `unavailable` says why).
+    pub score: Option<f64>,
+    /// Why there is no score.
+    pub unavailable: Option<String>,
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 }
+}
+
+fn sorted(xs: impl Iterator<Item = f64>) -> Vec<f64> {
+    let mut v: Vec<f64> = xs.collect();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+/// Robust anomaly score of the newest day of a date-sorted, gap-free series (as returned by
+/// [`normalise`]): `(latest − median) / (1.4826 · MAD)` over the `baseline_days` days before
+/// the newest. A MAD of 0 is handled explicitly (see [`AnomalyScale`]); the score is always a
+/// finite number. Fewer days than `1 + baseline_days`, or a baseline of 0 days, gives no score.
+pub fn anomaly_score(days: &[DailyCost], baseline_days: u32) -> Option<Anomaly> {
+    let (last, before) = days.split_last()?;
+    let mut a = Anomaly {
+        baseline_days,
+        latest_date: last.date,
+        latest: last.cost,
+        baseline: None,
+        median: None,
+        mad: None,
+        scale_method: None,
+        score: None,
+        unavailable: None,
+    };
+    let n = baseline_days as usize;
+    if n < 3 {
+        a.unavailable = Some(format!("a baseline of {baseline_days} day(s) is too short; at least 3 are needed"));
+        return Some(a);
+    }
+    if before.len() < n {
+        a.unavailable = Some(format!(
+            "the series has {} day(s) before {}; the anomaly baseline needs {n}",
+            before.len(),
+            last.date
+        ));
+        return Some(a);
+    }
+    let base = &before[before.len() - n..];
+    let vals = sorted(base.iter().map(|d| d.cost));
+    let med = median(&vals);
+    let mad = median(&sorted(vals.iter().map(|v| (v - med).abs())));
+    let diff = last.cost - med;
+    let (method, score) = if mad > 0.0 {
+        (AnomalyScale::Mad, diff / (MAD_SCALE * mad))
+    } else {
+        let mean_ad = vals.iter().map(|v| (v - med).abs()).sum::<f64>() / vals.len() as f64;
+        if mean_ad > 0.0 {
+            (AnomalyScale::MeanAbsoluteDeviation, diff / (MEAN_AD_SCALE * mean_ad))
+        } else if diff == 0.0 {
+            (AnomalyScale::ConstantBaseline, 0.0)
+        } else {
+            (AnomalyScale::ConstantBaseline, ANOMALY_SCORE_CAP.copysign(diff))
+        }
+    };
+    a.baseline = Some(Window { start: base[0].date, end: base[n - 1].date });
+    a.median = Some(py_round(med, 2));
+    a.mad = Some(py_round(mad, 2));
+    a.scale_method = Some(method);
+    a.score = Some(py_round(score.clamp(-ANOMALY_SCORE_CAP, ANOMALY_SCORE_CAP), 2));
+    Some(a)
 }
 
 /// Days in the two compared windows.
@@ -274,6 +413,11 @@ pub fn analyse(series: &CostSeries, t: &CostThresholds) -> Result<CostReport, Co
         month_total += d.cost;
     }
     let trend = trend_for(wow, t);
+    let anomaly = anomaly_score(&days, t.anomaly_baseline_days)
+        .ok_or_else(|| CostError::new("daily_costs", "is empty: no spend to compare"))?;
+    let mut estimated: Vec<Date> = series.estimated_days.clone();
+    estimated.sort();
+    estimated.dedup();
     Ok(CostReport {
         service: series.service.clone(),
         current_week_avg_usd: py_round(curr_avg, 2),
@@ -297,5 +441,99 @@ pub fn analyse(series: &CostSeries, t: &CostThresholds) -> Result<CostReport, Co
         previous_week: Window { start: days[n - 2 * WINDOW_DAYS].date, end: days[n - WINDOW_DAYS - 1].date },
         month_to_date_usd: py_round(month_total, 2),
         daily_costs: days,
+        estimated_days: estimated,
+        anomaly,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn days(costs: &[f64]) -> Vec<DailyCost> {
+        let start = jiff::civil::date(2026, 1, 1);
+        costs
+            .iter()
+            .enumerate()
+            .map(|(i, c)| DailyCost { date: start.checked_add(jiff::Span::new().days(i as i64)).unwrap(), cost: *c })
+            .collect()
+    }
+
+    #[test]
+    fn anomaly_score_is_median_over_scaled_mad() {
+        // Baseline 10, 12, 14, 16, 18: median 14, deviations 4 2 0 2 4 → MAD 2.
+        let a = anomaly_score(&days(&[10.0, 12.0, 14.0, 16.0, 18.0, 20.0]), 5).unwrap();
+        assert_eq!(a.median, Some(14.0));
+        assert_eq!(a.mad, Some(2.0));
+        assert_eq!(a.scale_method, Some(AnomalyScale::Mad));
+        // (20 − 14) / (1.4826 × 2) = 2.0235…
+        assert_eq!(a.score, Some(2.02));
+        assert_eq!(a.baseline.unwrap().start, jiff::civil::date(2026, 1, 1));
+        assert_eq!(a.baseline.unwrap().end, jiff::civil::date(2026, 1, 5));
+    }
+
+    #[test]
+    fn baseline_is_the_days_before_the_newest() {
+        // The first day is outside a 3-day baseline: 1000 must not move the median.
+        let a = anomaly_score(&days(&[1000.0, 10.0, 11.0, 12.0, 11.0]), 3).unwrap();
+        assert_eq!(a.median, Some(11.0));
+        assert_eq!(a.score, Some(0.0));
+    }
+
+    #[test]
+    fn zero_mad_falls_back_to_mean_absolute_deviation() {
+        // 10 ×4 and 20: MAD 0, mean absolute deviation 2.
+        let a = anomaly_score(&days(&[10.0, 10.0, 10.0, 10.0, 20.0, 30.0]), 5).unwrap();
+        assert_eq!(a.mad, Some(0.0));
+        assert_eq!(a.scale_method, Some(AnomalyScale::MeanAbsoluteDeviation));
+        // (30 − 10) / (1.2533 × 2) = 7.978…
+        assert_eq!(a.score, Some(7.98));
+    }
+
+    #[test]
+    fn constant_baseline_scores_zero_or_the_cap_never_nan() {
+        let same = anomaly_score(&days(&[10.0; 6]), 5).unwrap();
+        assert_eq!((same.scale_method, same.score), (Some(AnomalyScale::ConstantBaseline), Some(0.0)));
+        let up = anomaly_score(&days(&[10.0, 10.0, 10.0, 10.0, 10.0, 10.01]), 5).unwrap();
+        assert_eq!(up.score, Some(ANOMALY_SCORE_CAP));
+        let down = anomaly_score(&days(&[10.0, 10.0, 10.0, 10.0, 10.0, 0.0]), 5).unwrap();
+        assert_eq!(down.score, Some(-ANOMALY_SCORE_CAP));
+    }
+
+    #[test]
+    fn short_series_has_no_score_and_says_why() {
+        let a = anomaly_score(&days(&[1.0; 14]), 28).unwrap();
+        assert_eq!(a.score, None);
+        assert!(a.unavailable.unwrap().contains("needs 28"));
+        let tiny = anomaly_score(&days(&[1.0; 14]), 2).unwrap();
+        assert!(tiny.unavailable.unwrap().contains("too short"));
+    }
+
+    #[test]
+    fn huge_scores_are_clamped() {
+        let mut c = vec![10.0, 10.1, 10.0, 10.1, 10.0];
+        c.push(1e12);
+        assert_eq!(anomaly_score(&days(&c), 5).unwrap().score, Some(ANOMALY_SCORE_CAP));
+    }
+
+    #[test]
+    fn estimated_days_are_reported_and_still_counted() {
+        let mut costs = vec![50.0; 28];
+        costs.push(500.0);
+        let d = days(&costs);
+        let last = d[28].date;
+        let series = CostSeries {
+            service: "s".into(),
+            currency: "USD".into(),
+            budget_usd_monthly: 0.0,
+            daily: d,
+            cost_breakdown: serde_json::json!({}),
+            collected_at: None,
+            estimated_days: vec![last, last],
+        };
+        let r = analyse(&series, &CostThresholds::default()).unwrap();
+        assert_eq!(r.estimated_days, vec![last]);
+        assert!(r.spike_detected, "the estimated spike day still counts");
+        assert_eq!(r.anomaly.score, Some(ANOMALY_SCORE_CAP));
+    }
 }

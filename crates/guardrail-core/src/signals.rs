@@ -135,6 +135,19 @@ pub const CATALOGUE: &[SignalDef] = &[
         range: None,
         description: "too few events in the burn-rate windows to decide the burn-rate label",
     },
+    SignalDef {
+        name: "cost_anomaly_score",
+        kind: SignalKind::Number,
+        range: Some((-crate::cost::ANOMALY_SCORE_CAP, crate::cost::ANOMALY_SCORE_CAP)),
+        description: "newest day's spend against the baseline: (latest - median) / (1.4826 MAD), clamped to ±1000 \
+                      (unavailable when the series is shorter than the baseline)",
+    },
+    SignalDef {
+        name: "cost_has_estimated_days",
+        kind: SignalKind::Bool,
+        range: None,
+        description: "the cost series contains days the source marks as estimated (not final)",
+    },
 ];
 
 /// Looks a signal up by name.
@@ -223,6 +236,15 @@ impl Signals {
         s.set("service", SignalValue::Text(slo.details.service.clone()));
         s.set("no_data", SignalValue::Bool(false));
         s.set("burn_rate_insufficient_data", SignalValue::Bool(false));
+        s.set(
+            "cost_anomaly_score",
+            match (cost.anomaly.score, &cost.anomaly.unavailable) {
+                (Some(v), _) => SignalValue::Number(v),
+                (None, Some(why)) => SignalValue::Unavailable(why.clone()),
+                (None, None) => SignalValue::Unavailable("no anomaly score".into()),
+            },
+        );
+        s.set("cost_has_estimated_days", SignalValue::Bool(!cost.estimated_days.is_empty()));
         if let Some(p) = &slo.prometheus {
             p.apply(&mut s);
         }

@@ -128,6 +128,7 @@ fn series(costs: &[f64]) -> CostSeries {
             .collect(),
         cost_breakdown: serde_json::json!({}),
         collected_at: None,
+        estimated_days: vec![],
     }
 }
 

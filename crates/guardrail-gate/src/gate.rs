@@ -94,7 +94,8 @@ fn evaluate_live_slo(
 
 /// Cost block from a cost series, with the freshness check.
 pub fn evaluate_cost(cost_src: &Source, settings: &Settings) -> Result<CostReport, Vec<String>> {
-    let series = guardrail_config::load_cost(cost_src).map_err(errors_of)?;
+    let series = guardrail_config::load_cost_as(cost_src, settings.cost_format, settings.service.as_deref())
+        .map_err(errors_of)?;
     if let Err(e) = freshness::check(series.value.collected_at, settings.now, settings.max_age) {
         return Err(vec![located(cost_src, &series.map, "collected_at", &e)]);
     }
@@ -387,9 +388,22 @@ pub fn settings_from_record(body: &serde_json::Value) -> Result<Settings, String
             warn_pct: num("/cost/warn_pct")?,
             block_pct: num("/cost/block_pct")?,
             falling_pct: num("/cost/falling_pct")?,
+            // Records from before the anomaly score have no baseline: the default then.
+            anomaly_baseline_days: match s.pointer("/cost/anomaly_baseline_days") {
+                None => guardrail_core::cost::DEFAULT_BASELINE_DAYS,
+                Some(v) => v
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or("settings.cost.anomaly_baseline_days is not a whole number")?,
+            },
         },
         max_age: s.get("max_age").and_then(|v| v.as_i64()).map(jiff::SignedDuration::from_secs),
         now,
+        service: s.get("service").and_then(|v| v.as_str()).map(str::to_string),
+        cost_format: match s.get("cost_format").and_then(|v| v.as_str()) {
+            None => None,
+            Some(f) => Some(f.parse().map_err(|e| format!("settings.cost_format: {e}"))?),
+        },
     })
 }
 

@@ -61,6 +61,19 @@ pub struct InputArgs {
     /// prometheus.url) [env: GUARDRAIL_PROMETHEUS_URL]
     #[arg(long, value_name = "URL")]
     pub prometheus: Option<String>,
+    /// Service to decide for, when the cost export (or the SLO spec) holds several
+    /// [env: GUARDRAIL_SERVICE]
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+    /// Layout of the cost file: native (cost.json), focus (FOCUS 1.x CSV) or aws-ce (Cost
+    /// Explorer GetCostAndUsage JSON) [env: GUARDRAIL_COST_FORMAT] [default: by extension and
+    /// content]
+    #[arg(long, value_name = "FORMAT")]
+    pub cost_format: Option<String>,
+    /// Days before the newest one that form the cost anomaly score's baseline
+    /// [env: GUARDRAIL_COST_BASELINE_DAYS] [default: 28]
+    #[arg(long, value_name = "DAYS")]
+    pub cost_baseline_days: Option<String>,
 }
 
 /// Settings that are not files but change the decision; recorded in every audit record.
@@ -73,6 +86,10 @@ pub struct Settings {
     pub max_age: Option<SignedDuration>,
     /// Evaluation time.
     pub now: Timestamp,
+    /// The selected service (`--service`, `GUARDRAIL_SERVICE`), for files with several.
+    pub service: Option<String>,
+    /// The cost file's layout when given (`--cost-format`); detected otherwise.
+    pub cost_format: Option<guardrail_config::CostFormat>,
 }
 
 fn ser_opt_duration<S: serde::Serializer>(d: &Option<SignedDuration>, s: S) -> Result<S::Ok, S::Error> {
@@ -156,6 +173,30 @@ pub fn resolve_settings(args: &InputArgs, env: EnvLookup<'_>, clock: Timestamp) 
             }
         },
     };
+    let pick = |flag: &Option<String>, var: &'static str, name: &'static str| {
+        flag.clone().map(|v| (name, v)).or_else(|| env_nonempty(env, var).map(|v| (var, v)))
+    };
+    let service = pick(&args.service, "GUARDRAIL_SERVICE", "--service").map(|(_, v)| v.trim().to_string());
+    let cost_format = match pick(&args.cost_format, "GUARDRAIL_COST_FORMAT", "--cost-format") {
+        None => None,
+        Some((origin, text)) => match text.parse::<guardrail_config::CostFormat>() {
+            Ok(f) => Some(f),
+            Err(e) => {
+                errors.push(format!("{origin}: {e}"));
+                None
+            }
+        },
+    };
+    let baseline = match pick(&args.cost_baseline_days, "GUARDRAIL_COST_BASELINE_DAYS", "--cost-baseline-days") {
+        None => guardrail_core::cost::DEFAULT_BASELINE_DAYS,
+        Some((origin, text)) => match text.trim().parse::<u32>() {
+            Ok(n) if (3..=366).contains(&n) => n,
+            _ => {
+                errors.push(format!("{origin}: expected a whole number of days from 3 to 366, got \"{text}\""));
+                guardrail_core::cost::DEFAULT_BASELINE_DAYS
+            }
+        },
+    };
     let now = match &args.now {
         None => clock,
         Some(text) => match text.parse::<Timestamp>() {
@@ -173,10 +214,13 @@ pub fn resolve_settings(args: &InputArgs, env: EnvLookup<'_>, clock: Timestamp) 
         cost: CostThresholds {
             warn_pct: warn.unwrap_or(20.0),
             block_pct: block.unwrap_or(30.0),
+            anomaly_baseline_days: baseline,
             ..CostThresholds::default()
         },
         max_age,
         now,
+        service,
+        cost_format,
     })
 }
 
