@@ -209,6 +209,13 @@ pub fn gate_report(o: &GateOutput<'_>, st: Style) -> String {
     out.push_str(&format!("  Decision  {} {}    exit {}\n", icon(o.action), st.action(o.action), o.exit_code));
     out.push_str(&format!("  Policy    [{}] {}\n", o.policy_id, o.policy_name));
     out.push_str(&format!("  Reason    {}\n", o.reason));
+    for w in &o.freeze.active {
+        let kind = match w.kind {
+            guardrail_core::freeze::WindowKind::Freeze => "Freeze",
+            guardrail_core::freeze::WindowKind::Maintenance => "Maint.",
+        };
+        out.push_str(&format!("  {kind}    {} ({} to {}, {})\n", w.name, w.start, w.end, w.timezone));
+    }
     if o.action == Action::Delay {
         out.push_str(&format!(
             "  Delay     {} minutes — ask again after {}\n",

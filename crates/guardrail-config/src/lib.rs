@@ -14,6 +14,7 @@
 //! - [`load_cost_as`]: a cost file in any supported layout (the seed's, FOCUS 1.x CSV, AWS
 //!   Cost Explorer JSON; [`detect_cost_format`]) for one selected service.
 //! - [`load_prometheus`]: the optional `prometheus:` block of the SLO file (live counts).
+//! - [`load_freezes`]: the policy file's `freezes:` and `maintenance:` windows.
 //! - [`load_governor_config`]: the remediation governor's approvers and executors.
 //! - [`load_policies`]: the policy file → [`PolicyLoad`] (the set, when its structure could be
 //!   read, plus every finding, including those of `guardrail_core::policy::check`).
@@ -42,6 +43,7 @@ mod common;
 mod cost;
 mod cost_exports;
 mod error;
+mod freezes;
 mod governor;
 mod map;
 mod metrics;
@@ -55,6 +57,7 @@ pub use common::Loaded;
 pub use cost::load_cost;
 pub use cost_exports::{CostFormat, detect_cost_format, load_cost_as};
 pub use error::{ConfigError, Finding, has_errors};
+pub use freezes::load_freezes;
 pub use governor::{MAX_TIMEOUT_SECONDS, load_governor_config};
 pub use map::SourceMap;
 pub use metrics::load_metrics;

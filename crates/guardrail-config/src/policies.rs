@@ -83,7 +83,15 @@ fn read_set(d: &mut Diags, root: &Node) -> Option<PolicySet> {
             return None;
         }
     };
-    check_keys(d, "", top, &["version", "description", "policies", "default_action"], Unknown::Warn, |_| false);
+    // `freezes` and `maintenance` are read by `crate::load_freezes`.
+    check_keys(
+        d,
+        "",
+        top,
+        &["version", "description", "policies", "default_action", "freezes", "maintenance"],
+        Unknown::Warn,
+        |_| false,
+    );
     let mut ok = true;
 
     let version = match get(top, "version").map(|n| &n.value) {

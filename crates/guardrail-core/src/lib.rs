@@ -12,6 +12,8 @@
 //! - [`burn`]: burn rates from raw counts over the SRE Workbook windows, multi-window tiers,
 //!   minimum-events guard and the no-data rule (the Prometheus source).
 //! - [`cost`]: calendar-day week-over-week analysis of a daily spend series.
+//! - [`freeze`]: change freezes and maintenance windows (fixed ranges, an RRULE subset, time
+//!   zones): which are active at `now`.
 //! - [`signals`]: the catalogue of signals a policy may test, and their values for one evaluation.
 //! - [`policy`]: the policy language (AST), its validation, and first-match evaluation with a trace.
 //! - [`explain`]: the plain-language narrative and counterfactuals for a decision.
@@ -26,6 +28,7 @@ pub mod audit;
 pub mod burn;
 pub mod cost;
 pub mod explain;
+pub mod freeze;
 pub mod freshness;
 pub mod policy;
 pub mod pyround;

@@ -148,6 +148,30 @@ pub const CATALOGUE: &[SignalDef] = &[
         range: None,
         description: "the cost series contains days the source marks as estimated (not final)",
     },
+    SignalDef {
+        name: "in_freeze",
+        kind: SignalKind::Bool,
+        range: None,
+        description: "now is inside a change freeze of the policy file's freezes: block",
+    },
+    SignalDef {
+        name: "freeze_name",
+        kind: SignalKind::Text,
+        range: None,
+        description: "name of the active freeze (first in file order), empty when none",
+    },
+    SignalDef {
+        name: "in_maintenance",
+        kind: SignalKind::Bool,
+        range: None,
+        description: "now is inside a planned-maintenance window of the policy file's maintenance: block",
+    },
+    SignalDef {
+        name: "maintenance_name",
+        kind: SignalKind::Text,
+        range: None,
+        description: "name of the active maintenance window, empty when none",
+    },
 ];
 
 /// Looks a signal up by name.

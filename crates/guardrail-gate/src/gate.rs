@@ -32,6 +32,9 @@ pub struct Evaluation {
     pub signals: Signals,
     /// The decision.
     pub decision: Decision,
+    /// Freeze and maintenance windows active at the evaluation time (the policy file's
+    /// `freezes:` / `maintenance:`).
+    pub freeze: guardrail_core::freeze::FreezeStatus,
 }
 
 fn located(src: &Source, map: &SourceMap, field: &str, reason: &str) -> String {
@@ -148,10 +151,15 @@ pub fn evaluate(sources: Sources, settings: Settings) -> Result<Evaluation, Vec<
             slo.details.service
         )]);
     }
-    let signals = Signals::from_reports(&slo, &cost);
+    let mut signals = Signals::from_reports(&slo, &cost);
+    let freeze = match guardrail_config::load_freezes(&sources.policies) {
+        Ok(w) => guardrail_core::freeze::status(&w.value, settings.now),
+        Err(errs) => return Err(errors_of(errs)),
+    };
+    guardrail_core::freeze::apply(&freeze, &mut signals);
     let decision =
         decide(&policies, &signals).map_err(|e| vec![format!("{}: {e}", sources.policies.path.display())])?;
-    Ok(Evaluation { sources, settings, policies, warnings, slo, cost, signals, decision })
+    Ok(Evaluation { sources, settings, policies, warnings, slo, cost, signals, decision, freeze })
 }
 
 /// The decision for a set of signal values: the policies' first match, refused when it would
@@ -248,6 +256,8 @@ pub struct GateOutput<'a> {
     pub counterfactual: Option<CounterfactualOut<'a>>,
     /// Every signal value.
     pub signals: &'a Signals,
+    /// Active freeze and maintenance windows.
+    pub freeze: &'a guardrail_core::freeze::FreezeStatus,
     /// Input paths and digests.
     pub inputs: InputsOut,
     /// Thresholds, maximum age, evaluation time.
@@ -294,6 +304,7 @@ pub fn output<'a>(ev: &'a Evaluation, ci: &'a CiContext, fail_on_warn: bool) -> 
             .counterfactual_summary()
             .map(|summary| CounterfactualOut { summary, rules: &d.counterfactual }),
         signals: &ev.signals,
+        freeze: &ev.freeze,
         inputs: InputsOut {
             policies: digest(&ev.sources.policies),
             slos: digest(&ev.sources.slos),
