@@ -312,3 +312,24 @@ fn forced_format_reads_a_file_without_the_extension() {
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["policy_id"], "P006");
 }
+
+#[test]
+fn a_decision_from_an_export_replays_identically() {
+    let s = healthy();
+    let flat = vec![10.0; 14];
+    s.write("data/focus.txt", &focus(&[("search", "USD", &flat), ("checkout-api", "USD", &rising())]));
+    let csv = s.path("data/focus.txt");
+    let (code, v) =
+        gate_json(&s, &["--cost", csv.to_str().unwrap(), "--cost-format", "focus", "--service", "checkout-api"]);
+    assert_eq!((code, v["policy_id"].as_str()), (0, Some("P006")), "{v}");
+    let id = v["audit"]["id"].as_str().unwrap().to_string();
+    // The file changes on disk; the record holds its text, the service and the format.
+    std::fs::remove_file(&csv).unwrap();
+    let mut c = guardrail();
+    c.args(["replay", &id, "--format", "json", "--store"]).arg(s.store());
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "{out}{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["identical"], true, "{r}");
+    assert_eq!(r["replayed_action"], "WARN");
+}

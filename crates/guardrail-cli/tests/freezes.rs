@@ -133,3 +133,19 @@ fn freeze_rules_without_windows_never_match_and_typos_are_errors() {
     s.edit("config/freezes.yaml", "in_freeze:", "in_freze:");
     refuses(&s, &["in_freze"]);
 }
+
+#[test]
+fn a_freeze_decision_replays_identically() {
+    let s = scratch();
+    let (code, v) = decide(&s, "2026-02-21T12:00:00Z");
+    assert_eq!(code, 2, "{v}");
+    let id = v["audit"]["id"].as_str().unwrap().to_string();
+    std::fs::remove_file(s.path("config/freezes.yaml")).unwrap();
+    let mut c = guardrail();
+    c.args(["replay", &id, "--format", "json", "--store"]).arg(s.store());
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "{out}{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["identical"], true, "{r}");
+    assert_eq!(r["replayed_action"], "BLOCK");
+}
