@@ -61,7 +61,7 @@ pub struct InputArgs {
     /// prometheus.url) [env: GUARDRAIL_PROMETHEUS_URL]
     #[arg(long, value_name = "URL")]
     pub prometheus: Option<String>,
-    /// Service to decide for, when the cost export (or the SLO spec) holds several
+    /// Service to decide for, when the cost export holds several (FOCUS, Cost Explorer)
     /// [env: GUARDRAIL_SERVICE]
     #[arg(long, value_name = "NAME")]
     pub service: Option<String>,
