@@ -1,6 +1,7 @@
 //! `guardrail approve INCIDENT --as USER [--reason TEXT] [--force-override] [--plan-hash HASH]`.
 //!
 //! Finds the incident's pending approval request in the audit trail, decides the attempt with
+//! [`guardrail_governor::approve::decide_pending`] (shared with `guardrail serve`), that is with
 //! the pure [`guardrail_core::approval::decide_approval`] (self-approval, critical severity,
 //! the reason of a FORCE_OVERRIDE, the plan hash, the approvers of the governor config), and
 //! records the refusal or the grant on the audit chain. A grant then executes the released
@@ -9,14 +10,15 @@
 //! Exit codes: 0 approved and executed (or dry run), 11 refused (recorded), 12 approved but the
 //! execution failed, 3 could not decide (unreadable store or config, audit write failed).
 
-use guardrail_core::approval::{ApprovalAttempt, ApprovalKind, PendingApproval, binding_hash, decide_approval};
+use guardrail_core::approval::ApprovalKind;
 use guardrail_gate::audit_cmd::StoreArgs;
 use guardrail_gate::inputs::EnvLookup;
-use serde_json::{Value, json};
+use guardrail_governor::approve::{ApprovalInput, ApprovalStep, Granted, decide_pending};
+use serde_json::json;
 
 use crate::incident_cmd::{Ctx, Outcome, report};
 use crate::remediation::{
-    Authorisation, ConfigArgs, ExecutorChoice, KbArgs, OutFormat, codes, decision_parts, fail, kinds, load_states,
+    Authorisation, ConfigArgs, ExecutorChoice, KbArgs, OutFormat, codes, fail, kinds, load_states,
 };
 
 /// `guardrail approve` arguments.
@@ -52,10 +54,6 @@ pub struct ApproveArgs {
     pub store: StoreArgs,
 }
 
-fn s<'v>(v: &'v Value, k: &str) -> &'v str {
-    v.get(k).and_then(Value::as_str).unwrap_or_default()
-}
-
 /// Runs `guardrail approve`; returns the exit code.
 pub fn run(a: ApproveArgs, env: EnvLookup<'_>) -> i32 {
     let ctx = match Ctx::new(
@@ -76,87 +74,43 @@ pub fn run(a: ApproveArgs, env: EnvLookup<'_>) -> i32 {
         Ok(s) => s,
         Err(e) => return fail(&[e]),
     };
-    let refuse = |code: &str, message: String, request: Option<String>, hash: Option<String>| -> i32 {
-        let body = json!({
-            "incident_id": a.incident,
-            "kind": kind.as_str(),
-            "approver": ctx.actor,
-            "reason": a.reason,
-            "code": code,
-            "message": message,
-            "request_record": request,
-            "binding_hash": hash,
-            "reviewed_hash": a.plan_hash,
-        });
-        let rec = match ctx.append(kinds::APPROVAL_REFUSED, body.clone()) {
-            Ok(r) => r,
-            Err(e) => return fail(&[format!("refused ({message}), and the refusal could NOT be recorded: {e}")]),
-        };
-        let text = vec![
-            format!("{}: {} by {} REFUSED (exit {}): {message}", a.incident, kind.as_str(), ctx.actor, codes::REFUSED),
-            format!("  audit       refusal {}", rec.id()),
-        ];
-        let mut json = body;
-        json["status"] = "refused".into();
-        json["audit"] = rec.id().into();
-        json["exit_code"] = codes::REFUSED.into();
-        report(&[Outcome { json, text, code: codes::REFUSED }], a.format)
-    };
-    let Some(st) = states.get(&a.incident) else {
-        return refuse("not_pending", format!("no incident {} in the audit trail", a.incident), None, None);
-    };
-    let Some(request) = st.pending.clone() else {
-        return refuse(
-            "not_pending",
-            format!("no blocked action awaits approval for {} (status {})", a.incident, st.status()),
-            None,
-            None,
-        );
-    };
-    let Some(decision) = &st.decision else {
-        return fail(&[format!("request {} has no decision record", request.id())]);
-    };
-    let (incident, plan, _) = match decision_parts(decision) {
-        Ok(p) => p,
-        Err(e) => return fail(&[e]),
-    };
-    let rb = &request.body;
-    let pending = PendingApproval {
+    let input = ApprovalInput {
         incident_id: a.incident.clone(),
-        severity: incident.severity,
-        proposer: s(rb, "proposer").to_string(),
-        action: s(rb, "action").to_string(),
-        binding_hash: s(rb, "binding_hash").to_string(),
-        requires_force_override: rb.get("requires_force_override").and_then(Value::as_bool).unwrap_or(true),
-    };
-    let attempt = ApprovalAttempt {
         kind,
         approver: ctx.actor.clone(),
         reason: a.reason.clone(),
         reviewed_hash: a.plan_hash.clone(),
-        recorded_hash: binding_hash(&incident, &plan, &pending.action),
     };
-    let grant = match decide_approval(&pending, &attempt, &ctx.cfg.config.approvals) {
-        Ok(g) => g,
-        Err(r) => return refuse(r.code(), r.to_string(), Some(request.id()), Some(pending.binding_hash.clone())),
+    let step = match decide_pending(&states, &input, &ctx.cfg.config.approvals, ctx.cfg.describe()) {
+        Ok(s) => s,
+        Err(e) => return fail(&[e]),
     };
-    let record_kind = match grant.kind {
-        ApprovalKind::Approve => kinds::APPROVAL_GRANTED,
-        ApprovalKind::ForceOverride => kinds::FORCE_OVERRIDE,
+    let granted = match step {
+        ApprovalStep::Granted(g) => g,
+        ApprovalStep::Refused(r) => {
+            let message = r.message;
+            let rec = match ctx.append(kinds::APPROVAL_REFUSED, r.body.clone()) {
+                Ok(r) => r,
+                Err(e) => return fail(&[format!("refused ({message}), and the refusal could NOT be recorded: {e}")]),
+            };
+            let text = vec![
+                format!(
+                    "{}: {} by {} REFUSED (exit {}): {message}",
+                    a.incident,
+                    kind.as_str(),
+                    ctx.actor,
+                    codes::REFUSED
+                ),
+                format!("  audit       refusal {}", rec.id()),
+            ];
+            let mut json = r.body;
+            json["status"] = "refused".into();
+            json["audit"] = rec.id().into();
+            json["exit_code"] = codes::REFUSED.into();
+            return report(&[Outcome { json, text, code: codes::REFUSED }], a.format);
+        }
     };
-    let body = json!({
-        "incident_id": a.incident,
-        "kind": grant.kind.as_str(),
-        "approver": grant.approver,
-        "reason": grant.reason,
-        "action": grant.action,
-        "binding_hash": grant.binding_hash,
-        "request_record": request.id(),
-        "decision_record": decision.id(),
-        "proposer": pending.proposer,
-        "severity": incident.severity,
-        "governor_config": ctx.cfg.describe(),
-    });
+    let Granted { grant, record_kind, body, incident, plan } = *granted;
     let rec = match ctx.append(record_kind, body) {
         Ok(r) => r,
         Err(e) => return fail(&[format!("the approval was NOT recorded, so nothing runs: {e}")]),

@@ -358,15 +358,18 @@ impl<'a> Ctx<'a> {
         if let Some(l) = &self.logs {
             ctx = ctx.with_logs(l);
         }
+        let run = guardrail_governor::record::RunContext {
+            proposer: self.actor.clone(),
+            knowledge_base: self.kb.display().to_string(),
+            logs: self.logs.as_ref().map(guardrail_governor::LogsSource::describe),
+            deploy_signals: self.signals.as_ref().map(|(_, m)| m.clone()),
+            governor_config: self.cfg.describe(),
+        };
         let outcome = match governor.run(incident, &ctx, self.signals.as_ref().map(|(s, _)| s)) {
             Ok(o) => o,
             Err(f) => {
                 let mut errors = vec![f.error.to_string()];
-                let body = json!({
-                    "incident_id": incident.id, "incident": incident, "origin": origin,
-                    "proposer": self.actor, "errors": errors, "trace": f.trace,
-                    "knowledge_base": self.kb.display().to_string(),
-                });
+                let body = guardrail_governor::record::error_body(incident, &origin, &run, &f);
                 match self.append(kinds::ERROR, body) {
                     Ok(r) => errors.push(format!("(recorded as audit record {})", r.id())),
                     Err(e) => errors.push(e),
@@ -376,23 +379,7 @@ impl<'a> Ctx<'a> {
         };
         let hash = outcome.binding_hash();
         let decision = outcome.gate.output.decision;
-        let body = json!({
-            "incident_id": incident.id,
-            "incident": incident,
-            "origin": origin,
-            "proposer": self.actor,
-            "gated_action": outcome.gated_action(),
-            "binding_hash": hash,
-            "decision": decision.as_str(),
-            "rule": outcome.gate.rule,
-            "reasons": outcome.gate.output.reasons,
-            "requires_force_override": outcome.gate.requires_force_override,
-            "outcome": outcome,
-            "knowledge_base": self.kb.display().to_string(),
-            "logs": self.logs.as_ref().map(guardrail_governor::LogsSource::describe),
-            "deploy_signals": self.signals.as_ref().map(|(_, m)| m.clone()),
-            "governor_config": self.cfg.describe(),
-        });
+        let body = guardrail_governor::record::decision_body(incident, &origin, &run, &outcome);
         let rec = match self.append(kinds::DECISION, body) {
             Ok(r) => r,
             Err(e) => {
@@ -436,26 +423,15 @@ impl<'a> Ctx<'a> {
             return Outcome { json, text, code };
         }
         // Blocked: into the queue.
-        let requires = if outcome.gate.requires_force_override
-            || incident.severity == guardrail_core::remediation::Severity::Critical
-        {
-            "force_override"
-        } else {
-            "approve"
-        };
+        let requires = guardrail_governor::record::requires(incident, &outcome);
         let eligible = self.cfg.config.approvals.for_severity(incident.severity).clone();
-        let body = json!({
-            "incident_id": incident.id,
-            "severity": incident.severity,
-            "proposer": self.actor,
-            "action": outcome.gated_action(),
-            "binding_hash": hash,
-            "decision_record": rec.id(),
-            "requires": requires,
-            "requires_force_override": requires == "force_override",
-            "reasons": outcome.gate.output.reasons,
-            "eligible": eligible,
-        });
+        let body = guardrail_governor::record::approval_request_body(
+            incident,
+            &outcome,
+            &run,
+            &rec.id(),
+            &self.cfg.config.approvals,
+        );
         match self.append(kinds::APPROVAL_REQUEST, body) {
             Ok(req) => {
                 json["audit"]["approval_request"] = req.id().into();

@@ -155,6 +155,10 @@ struct ServeArgs {
     /// Live logs (NDJSON) for the MCP query_live_logs tool.
     #[arg(long, value_name = "FILE", requires = "mcp")]
     logs: Option<PathBuf>,
+    /// Approvers per severity for POST /api/incidents/{id}/approve|force-override (as for
+    /// `guardrail approve`).
+    #[command(flatten)]
+    governor: guardrail::remediation::ConfigArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -557,6 +561,25 @@ fn serve(args: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> i32 {
     cfg.audit_jsonl = args.store.jsonl(env);
     cfg.max_body_bytes = args.max_body_bytes;
     cfg.reload_interval = std::time::Duration::from_millis(args.reload_interval_ms.max(50));
+    match args.governor.load(env) {
+        Ok(g) => {
+            for w in &g.warnings {
+                eprintln!("guardrail serve: warning: {w}");
+            }
+            cfg.governor = guardrail_server::GovernorSettings {
+                description: g.describe(),
+                config: g.config,
+                kb: Some(args.kb.path(env)),
+            };
+        }
+        Err(es) => {
+            eprintln!("guardrail serve: governor config:");
+            for e in es {
+                eprintln!("  error: {e}");
+            }
+            return exit::CANNOT_DECIDE;
+        }
+    }
     let tokens_file =
         args.tokens.or_else(|| env("GUARDRAIL_TOKENS").filter(|v| !v.trim().is_empty()).map(PathBuf::from));
     match guardrail_server::run(cfg, guardrail_server::ServeOptions { bind: args.bind, tokens_file, mcp }) {

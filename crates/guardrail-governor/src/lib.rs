@@ -24,12 +24,14 @@ use guardrail_core::remediation::{
 use guardrail_core::signals::Signals;
 use guardrail_knowledge::KnowledgeError;
 
+pub mod approve;
 pub mod contracts;
 pub mod execute;
 pub mod guardrail_tools;
 pub mod logs;
 pub mod planner;
 pub mod queue;
+pub mod record;
 pub mod stress;
 pub mod tools;
 

@@ -44,7 +44,7 @@ impl ApiError {
     pub fn new(status: StatusCode, msg: impl Into<String>) -> ApiError {
         ApiError { status, errors: vec![msg.into()], extra: None, bearer_challenge: false }
     }
-    fn many(status: StatusCode, errors: Vec<String>) -> ApiError {
+    pub(crate) fn many(status: StatusCode, errors: Vec<String>) -> ApiError {
         ApiError { status, errors, extra: None, bearer_challenge: false }
     }
     fn unauthorized(msg: &str) -> ApiError {
@@ -77,7 +77,7 @@ fn reply(r: &Reply) -> Response {
     resp
 }
 
-fn ok(data: Value) -> Response {
+pub(crate) fn ok(data: Value) -> Response {
     let mut resp = (StatusCode::OK, json_bytes(&json!({"ok": true, "data": data}))).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
@@ -176,7 +176,7 @@ impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for StrictJson<T> {
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the request could not be completed"))
@@ -221,7 +221,7 @@ pub struct AuditQuery {
     pub before_seq: Option<i64>,
 }
 
-fn store_unavailable(what: &str, e: &str) -> ApiError {
+pub(crate) fn store_unavailable(what: &str, e: &str) -> ApiError {
     // The full message (with the store's location) is for the operator, not the caller.
     eprintln!("guardrail serve: {what}: {e}");
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("{what}: the audit store is unavailable"))
@@ -390,7 +390,7 @@ fn digests(reads: &Result<guardrail_gate::inputs::Sources, Vec<String>>, state: 
     }
 }
 
-fn requested_by(c: &Caller) -> Value {
+pub(crate) fn requested_by(c: &Caller) -> Value {
     json!({"identity": c.identity, "role": c.role, "via": "http"})
 }
 

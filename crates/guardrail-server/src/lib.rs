@@ -19,18 +19,24 @@
 //!   `Content-Type: application/json` (415), a body limit (413), unknown fields rejected (400);
 //!   responses never carry filesystem paths ([`redact`]) or internal errors (those go to stderr).
 //!
-//! TODO (issue 5, governor surface — not built yet): `GET /api/incidents`,
-//! `GET /api/incidents/{id}` (evidence, plan, stress result, gate reasons),
-//! `POST /api/incidents/{id}/plan|stress|gate`, `GET /api/approvals` (the queue),
-//! `POST /api/approvals/{id}/approve` and `/force-override` (role `approver`/`admin`, approver
-//! identity from the token only), approval events on `/api/events`, and the dashboard's
-//! incidents card with approve / force-override buttons, and the approval step of the
-//! headless-Chromium test (`tests/browser.rs` covers the banner and the cost chart).
+//! - **Governor** ([`governor_api`]): `GET /api/incidents`, `GET /api/incidents/{id}`,
+//!   `GET /api/approvals`, `POST /api/incidents` (role `deployer`/`admin`; the token's identity
+//!   is the proposer), `POST /api/incidents/{id}/approve` and `/force-override` (role
+//!   `approver`/`admin`; the approver is the token's identity only) — adapters over
+//!   `guardrail_governor` (`queue`, `record`, `approve`), the same code as `guardrail incident`
+//!   and `guardrail approve`, on the same audit chain; `incident` and `approval` events on
+//!   `/api/events`.
+//!
+//! TODO (issue 5): execution over HTTP (an authorised action runs with `guardrail incident
+//! execute`), the dashboard's incidents card with approve / force-override buttons, and the
+//! approval step of the headless-Chromium test (`tests/browser.rs` covers the banner and the
+//! cost chart).
 
 #![warn(missing_docs)]
 
 pub mod api;
 pub mod auth;
+pub mod governor_api;
 pub mod metrics;
 pub mod redact;
 pub mod state;
@@ -47,7 +53,7 @@ use axum::http::{HeaderValue, header};
 use axum::routing::{get, post};
 
 pub use auth::{Caller, Role, Tokens, hash_token};
-pub use state::{AppState, ServerConfig};
+pub use state::{AppState, GovernorSettings, ServerConfig};
 
 /// One route: method (`GET`/`POST`) and path.
 pub type RouteEntry = (&'static str, &'static str);
@@ -83,6 +89,12 @@ fn routes() -> Routes {
         .get("/api/audit/verify", api::audit_verify)
         .post("/api/simulate", api::simulate)
         .post("/api/gate", api::gate_endpoint)
+        .get("/api/incidents", governor_api::list)
+        .post("/api/incidents", governor_api::propose)
+        .get("/api/incidents/{id}", governor_api::show)
+        .get("/api/approvals", governor_api::approvals)
+        .post("/api/incidents/{id}/approve", governor_api::approve)
+        .post("/api/incidents/{id}/force-override", governor_api::force_override)
         .get("/api/events", api::events)
         .get("/api/openapi.json", api::openapi)
         .get("/healthz", api::healthz)

@@ -55,6 +55,21 @@ pub struct ServerConfig {
     /// answered: a web page that rebinds its own DNS name to 127.0.0.1 cannot read the API.
     /// [`crate::run`] sets it to the loopback names of the port when bound to loopback.
     pub allowed_hosts: Option<Vec<String>>,
+    /// The remediation governor's settings (approvers, knowledge base) for the incident and
+    /// approval endpoints.
+    pub governor: GovernorSettings,
+}
+
+/// What the governor endpoints need beyond the audit store.
+#[derive(Debug, Clone, Default)]
+pub struct GovernorSettings {
+    /// Approvers per severity and the executor settings (the same file as `guardrail approve
+    /// --governor-config`); the default lets nobody approve.
+    pub config: guardrail_core::approval::GovernorConfig,
+    /// The config's file and sha256, recorded with every grant (as the CLI records it).
+    pub description: Value,
+    /// The knowledge base for `POST /api/incidents`; `None` answers 503.
+    pub kb: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -69,6 +84,7 @@ impl ServerConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             reload_interval: Duration::from_secs(1),
             allowed_hosts: None,
+            governor: GovernorSettings::default(),
         }
     }
 

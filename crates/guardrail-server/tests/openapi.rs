@@ -70,6 +70,17 @@ async fn every_documented_operation_answers_with_a_documented_status() {
         };
         let resp = app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
         let status = resp.status();
+        // A templated path (`/api/incidents/{id}`) is routed; the literal id names nothing, so
+        // its documented 404 is fine as long as it is the handler's and not the fallback's.
+        if status == StatusCode::NOT_FOUND && path.contains('{') {
+            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+            let v: Value = serde_json::from_slice(&bytes).unwrap();
+            assert!(!v["error"].as_str().unwrap_or_default().contains("no such endpoint"), "{method} {path}: {v}");
+            let code = status.as_u16().to_string();
+            let responses = &doc["paths"][&path][method.to_ascii_lowercase()]["responses"];
+            assert!(responses.get(&code).is_some(), "{method} {path} answered {code}, which is not documented");
+            continue;
+        }
         assert_ne!(status, StatusCode::NOT_FOUND, "{method} {path}");
         assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
         let code = status.as_u16().to_string();

@@ -1,0 +1,257 @@
+//! The governor endpoints through a real loopback socket: incidents proposed, listed and
+//! shown; the approval queue; approve / force-override with the approver taken from the token
+//! only; every refusal and grant on the one audit chain; no filesystem path in any answer.
+
+mod common;
+
+use common::{DEPLOYER, Scratch, Server};
+use guardrail_knowledge::KnowledgeStore as _;
+use guardrail_server::{GovernorSettings, Role, ServerConfig, Tokens, hash_token};
+
+/// Proposes as `alice` (admin: may ask and approve), so alice approving is self-approval.
+const ALICE_ADMIN: &str = "alice-admin-token-0123456789";
+/// `bob`, an approver listed for high severity.
+const BOB: &str = "bob-approver-token-0123456789";
+/// `incident-commander`, listed for force-override.
+const IC: &str = "ic-approver-token-0123456789";
+
+fn governor_dir() -> std::path::PathBuf {
+    common::examples().join("../governor")
+}
+
+fn config(s: &Scratch, with_kb: bool) -> ServerConfig {
+    let mut cfg = s.config();
+    cfg.tokens = Some(Tokens::from_hashes(&[
+        (&hash_token(DEPLOYER), "ci-pipeline", Role::Deployer),
+        (&hash_token(ALICE_ADMIN), "alice", Role::Admin),
+        (&hash_token(BOB), "bob", Role::Approver),
+        (&hash_token(IC), "incident-commander", Role::Approver),
+    ]));
+    let src = guardrail_config::read_source(&governor_dir().join("governor.yaml")).unwrap();
+    let loaded = guardrail_config::load_governor_config(&src).unwrap();
+    let kb = s.path("knowledge.db");
+    if with_kb {
+        let mut store = guardrail_knowledge::SqliteKnowledgeStore::create(&kb).unwrap();
+        store.load_sample_data(&governor_dir().join("sample_data.json")).unwrap();
+    }
+    cfg.governor = GovernorSettings {
+        config: loaded.value,
+        description: serde_json::json!({"path": "governor.yaml", "sha256": src.sha256}),
+        kb: Some(kb),
+    };
+    cfg
+}
+
+fn assert_no_paths(s: &Scratch, what: &str, body: &str) {
+    let root = s.root().display().to_string();
+    assert!(!body.contains(&root), "{what} leaks {root}: {body}");
+    assert!(!body.contains("/tmp/") && !body.contains("/work/"), "{what} leaks a path: {body}");
+}
+
+fn scenario(name: &str) -> String {
+    std::fs::read_to_string(governor_dir().join("scenarios").join(name)).unwrap()
+}
+
+const CRITICAL: &str = r#"{"id": "inc-crit", "service": "billing-batch", "severity": "critical",
+    "summary": "Queue lag increased by 35%", "symptoms": "slow workers, no DB saturation"}"#;
+
+async fn text(srv: &Server, path: &str) -> String {
+    srv.get_text(path).await.1
+}
+
+#[tokio::test]
+async fn an_incident_is_proposed_queued_shown_and_approved_by_the_token_identity() {
+    let s = Scratch::new();
+    let srv = Server::start(config(&s, true)).await;
+
+    let (st, v) = srv.get("/api/incidents").await;
+    assert_eq!((st, v), (200, serde_json::json!({"ok": true, "data": []})));
+
+    // Proposing needs a deployer (or admin) token.
+    let body = scenario("incident_high.json");
+    let (st, _) = srv.post("/api/incidents", None, &body).await;
+    assert_eq!(st, 401);
+    let (st, v) = srv.post("/api/incidents", Some(BOB), &body).await;
+    assert_eq!(st, 403, "{v}");
+    let (st, v) = srv.post("/api/incidents", Some(DEPLOYER), "{\"id\": 3}").await;
+    assert_eq!(st, 400, "{v}");
+
+    let (st, v) = srv.post("/api/incidents", Some(ALICE_ADMIN), &body).await;
+    assert_eq!(st, 200, "{v}");
+    let d = &v["data"];
+    assert_eq!(d["incident_id"], "inc-live-001");
+    assert_eq!(d["status"], "awaiting_approval");
+    assert_eq!(d["proposer"], "alice");
+    assert_eq!(d["requires"], "approve");
+    assert!(d["reasons"].as_array().is_some_and(|r| !r.is_empty()), "{d}");
+    let hash = d["plan_hash"].as_str().unwrap().to_string();
+    assert_eq!(hash.len(), 64);
+
+    // Listed with its latest verdict; shown with plan, stress, gate, evidence and queue.
+    let (st, v) = srv.get("/api/incidents").await;
+    assert_eq!(st, 200);
+    let list = v["data"].as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["status"], "awaiting_approval");
+    assert_eq!(list[0]["decision"], d["decision"]);
+    assert_eq!(list[0]["plan_hash"], hash.as_str());
+    let (st, v) = srv.get("/api/incidents/inc-live-001").await;
+    assert_eq!(st, 200);
+    let inc = &v["data"];
+    for k in ["plan", "stress", "gate", "evidence", "reasons", "queue", "records", "incident"] {
+        assert!(!inc[k].is_null(), "incident lacks {k}: {inc}");
+    }
+    assert_eq!(inc["queue"]["pending"]["plan_hash"], hash.as_str());
+    assert_eq!(inc["queue"]["pending"]["proposer"], "alice");
+    let (st, v) = srv.get("/api/incidents/no-such").await;
+    assert_eq!(st, 404, "{v}");
+
+    let (st, v) = srv.get("/api/approvals").await;
+    assert_eq!(st, 200);
+    let q = v["data"].as_array().unwrap();
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0]["incident_id"], "inc-live-001");
+    assert_eq!(q[0]["requires"], "approve");
+
+    let path = "/api/incidents/inc-live-001/approve";
+    let ok_body = format!(r#"{{"plan_hash": "{hash}", "reason": "reviewed"}}"#);
+    // 401 / 403 / 400 before anything is decided.
+    let (st, _) = srv.post(path, None, &ok_body).await;
+    assert_eq!(st, 401);
+    let (st, _) = srv.post(path, Some(DEPLOYER), &ok_body).await;
+    assert_eq!(st, 403);
+    // The approver comes from the token: a body naming one is rejected.
+    let (st, v) = srv.post(path, Some(BOB), &format!(r#"{{"plan_hash": "{hash}", "approver": "mallory"}}"#)).await;
+    assert_eq!(st, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("unknown field"), "{v}");
+    let (st, _) = srv.post(path, Some(BOB), r#"{"reason": "no hash"}"#).await;
+    assert_eq!(st, 400);
+    let (st, _) = srv.post(path, Some(BOB), "[]").await;
+    assert_eq!(st, 400);
+
+    // Self-approval: alice proposed it.
+    let (st, v) = srv.post(path, Some(ALICE_ADMIN), &ok_body).await;
+    assert_eq!(st, 409, "{v}");
+    assert_eq!(v["code"], "self_approval");
+    assert!(v["audit"].is_string());
+    // A changed plan (another hash) is refused.
+    let (st, v) = srv.post(path, Some(BOB), r#"{"plan_hash": "0000000000000000"}"#).await;
+    assert_eq!(st, 409, "{v}");
+    assert_eq!(v["code"], "plan_changed");
+    // Not listed for high severity.
+    let (st, v) = srv.post(path, Some(IC), &ok_body).await;
+    assert_eq!(st, 409, "{v}");
+    assert_eq!(v["code"], "not_authorised");
+
+    // bob, listed, approves the hash he reviewed.
+    let (st, v) = srv.post(path, Some(BOB), &ok_body).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["status"], "authorised");
+    assert_eq!(v["data"]["grant"]["approver"], "bob");
+    assert_eq!(v["data"]["grant"]["plan_hash"], hash.as_str());
+    // Released once: a second approval finds nothing pending.
+    let (st, v) = srv.post(path, Some(BOB), &ok_body).await;
+    assert_eq!(st, 409, "{v}");
+    assert_eq!(v["code"], "not_pending");
+    let (_, v) = srv.get("/api/approvals").await;
+    assert_eq!(v["data"], serde_json::json!([]));
+    let (_, v) = srv.get("/api/incidents/inc-live-001").await;
+    assert_eq!(v["data"]["status"], "authorised");
+    assert_eq!(v["data"]["queue"]["authorised"]["approver"], "bob");
+
+    // Every request, refusal and grant is on the one intact chain.
+    let (_, audit) = srv.get("/api/audit?limit=500").await;
+    let kinds: Vec<&str> =
+        audit["data"].as_array().unwrap().iter().rev().map(|r| r["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "remediation_decision",
+            "approval_request",
+            "approval_refused",
+            "approval_refused",
+            "approval_refused",
+            "approval_granted",
+            "approval_refused"
+        ]
+    );
+    let refusal = &audit["data"][4];
+    assert_eq!(refusal["approver"], "alice");
+    assert_eq!(refusal["requested_by"]["identity"], "alice");
+    let (_, verify) = srv.get("/api/audit/verify").await;
+    assert_eq!(verify["data"]["records"], 7);
+    assert_eq!(verify["data"]["intact"], true, "{verify}");
+
+    for p in ["/api/incidents", "/api/incidents/inc-live-001", "/api/approvals", "/api/audit?limit=500"] {
+        assert_no_paths(&s, p, &text(&srv, p).await);
+    }
+}
+
+#[tokio::test]
+async fn a_critical_incident_refuses_approve_and_accepts_a_reasoned_force_override() {
+    let s = Scratch::new();
+    let srv = Server::start(config(&s, true)).await;
+    let (st, v) = srv.post("/api/incidents", Some(DEPLOYER), CRITICAL).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["requires"], "force_override");
+    assert_eq!(v["data"]["proposer"], "ci-pipeline");
+    let hash = v["data"]["plan_hash"].as_str().unwrap().to_string();
+    let short = &hash[..12];
+
+    let (st, v) = srv
+        .post("/api/incidents/inc-crit/approve", Some(BOB), &format!(r#"{{"plan_hash": "{short}", "reason": "fine"}}"#))
+        .await;
+    assert_eq!(st, 409, "{v}");
+    assert_eq!(v["code"], "force_override_required");
+    let fo = "/api/incidents/inc-crit/force-override";
+    let (st, v) = srv.post(fo, Some(IC), &format!(r#"{{"plan_hash": "{short}"}}"#)).await;
+    assert_eq!(st, 409, "{v}");
+    assert_eq!(v["code"], "reason_required");
+    let (st, v) = srv.post(fo, Some(IC), &format!(r#"{{"plan_hash": "{short}", "reason": "   "}}"#)).await;
+    assert_eq!(st, 409, "{v}");
+    assert_eq!(v["code"], "reason_required");
+    let (st, v) =
+        srv.post(fo, Some(IC), &format!(r#"{{"plan_hash": "{short}", "reason": "customer impact, CAB-123"}}"#)).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["grant"]["kind"], "force_override");
+    assert_eq!(v["data"]["grant"]["approver"], "incident-commander");
+    assert_eq!(v["data"]["grant"]["reason"], "customer impact, CAB-123");
+    let (_, audit) = srv.get("/api/audit?kind=force_override").await;
+    assert_eq!(audit["data"].as_array().unwrap().len(), 1);
+    assert_eq!(audit["data"][0]["approver"], "incident-commander");
+    let (_, verify) = srv.get("/api/audit/verify").await;
+    assert_eq!(verify["data"]["intact"], true, "{verify}");
+}
+
+#[tokio::test]
+async fn a_missing_knowledge_base_is_a_503_without_paths_and_records_nothing() {
+    let s = Scratch::new();
+    let srv = Server::start(config(&s, false)).await;
+    let r = srv
+        .client
+        .post(srv.url("/api/incidents"))
+        .header("content-type", "application/json")
+        .bearer_auth(DEPLOYER)
+        .body(scenario("incident_high.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("knowledge base is missing"), "{body}");
+    assert_no_paths(&s, "POST /api/incidents", &body);
+    let (_, verify) = srv.get("/api/audit/verify").await;
+    assert_eq!(verify["data"]["records"], 0);
+    // Without a governor config, nobody may approve (refused, recorded) — not a 5xx.
+    let mut cfg = config(&s, true);
+    cfg.governor.config = Default::default();
+    drop(srv);
+    let srv = Server::start(cfg).await;
+    let (st, v) = srv.post("/api/incidents", Some(ALICE_ADMIN), &scenario("incident_high.json")).await;
+    assert_eq!(st, 200, "{v}");
+    let hash = v["data"]["plan_hash"].as_str().unwrap().to_string();
+    let (st, v) =
+        srv.post("/api/incidents/inc-live-001/approve", Some(BOB), &format!(r#"{{"plan_hash": "{hash}"}}"#)).await;
+    assert_eq!(st, 409, "{v}");
+    assert_eq!(v["code"], "not_authorised");
+}
