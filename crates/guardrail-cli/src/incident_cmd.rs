@@ -13,9 +13,7 @@ use guardrail_core::audit::ChainedRecord;
 use guardrail_core::remediation::{Incident, MAX_INCIDENT_TEXT, Verdict, normalise_action};
 use guardrail_gate::audit_cmd::StoreArgs;
 use guardrail_gate::inputs::EnvLookup;
-use guardrail_governor::{
-    ExecutionError, Governor, NdjsonLogs, PipelineOutcome, RequestedActionPlanner, ToolContext, execute_checked,
-};
+use guardrail_governor::{ExecutionError, Governor, NdjsonLogs, PipelineOutcome, RequestedActionPlanner, ToolContext};
 use guardrail_knowledge::{KnowledgeStore, LearnedFrom, Provenance, Runbook, SqliteKnowledgeStore};
 use serde_json::{Value, json};
 
@@ -471,25 +469,9 @@ impl<'a> Ctx<'a> {
             Ok(e) => e,
             Err(e) => return (json!({"error": e}), vec![format!("NOT EXECUTED: {e}")], codes::CANNOT_DECIDE),
         };
-        let result = execute_checked(exec.as_ref(), &auth.binding_hash, incident, plan, action);
-        let (ran, ok, report, error) = match &result {
-            Ok(r) => (true, r.ok, Some(r.clone()), None),
-            Err(e) => (false, false, None, Some(e.to_string())),
-        };
-        let body = json!({
-            "incident_id": incident.id,
-            "action": action,
-            "binding_hash": auth.binding_hash,
-            "authorised_by": auth.by,
-            "authorised_by_record": auth.record,
-            "approver": auth.approver,
-            "requested_by": self.actor,
-            "executor": exec.name(),
-            "ran": ran,
-            "ok": ok,
-            "report": report,
-            "error": error,
-        });
+        let (body, result) =
+            guardrail_governor::record::execute_authorised(exec.as_ref(), auth, incident, plan, action, &self.actor);
+        let ok = body["ok"] == true;
         let rec = self.append(kinds::EXECUTION, body.clone());
         let code = if ok { codes::EXECUTED } else { codes::EXECUTION_FAILED };
         let mut text = vec![match (&result, ok) {

@@ -11,13 +11,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use guardrail_core::approval::{ExecutorKind, GovernorConfig};
 use guardrail_core::audit::{ChainedRecord, RecordDraft};
 use guardrail_gate::audit_cmd::{self, StoreArgs};
 use guardrail_gate::inputs::EnvLookup;
-use guardrail_governor::{CommandExecutor, DryRunExecutor, Executor, WebhookExecutor};
+use guardrail_governor::Executor;
 use serde_json::Value;
 
 /// Exit codes of the remediation commands. 3 (could not decide) and 64 (usage) are shared
@@ -155,19 +154,7 @@ pub fn executor(cfg: &GovernorConfig, choice: Option<ExecutorChoice>) -> Result<
         Some(ExecutorChoice::Webhook) => ExecutorKind::Webhook,
         None => cfg.executor.default,
     };
-    let timeout = Duration::from_secs(u64::from(cfg.executor.timeout_seconds.max(1)));
-    Ok(match kind {
-        ExecutorKind::DryRun => Box::new(DryRunExecutor { commands: cfg.executor.commands.clone() }),
-        ExecutorKind::Command => Box::new(CommandExecutor { commands: cfg.executor.commands.clone(), timeout }),
-        ExecutorKind::Webhook => {
-            let url = cfg
-                .executor
-                .webhook_url
-                .clone()
-                .ok_or("the webhook executor needs executor.webhook_url in the governor config")?;
-            Box::new(WebhookExecutor { url, timeout })
-        }
-    })
+    guardrail_governor::record::executor_for(cfg, Some(kind))
 }
 
 /// The acting person: `--as`, else `GUARDRAIL_USER`, else `USER`.

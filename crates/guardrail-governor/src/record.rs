@@ -86,3 +86,56 @@ pub fn approval_request_body(
         "eligible": policy.for_severity(incident.severity),
     })
 }
+
+/// The executor for `kind`, else the config's `executor.default` (dry-run unless configured).
+pub fn executor_for(
+    cfg: &guardrail_core::approval::GovernorConfig,
+    kind: Option<guardrail_core::approval::ExecutorKind>,
+) -> Result<Box<dyn crate::Executor>, String> {
+    use guardrail_core::approval::ExecutorKind;
+    let timeout = std::time::Duration::from_secs(u64::from(cfg.executor.timeout_seconds.max(1)));
+    Ok(match kind.unwrap_or(cfg.executor.default) {
+        ExecutorKind::DryRun => Box::new(crate::DryRunExecutor { commands: cfg.executor.commands.clone() }),
+        ExecutorKind::Command => Box::new(crate::CommandExecutor { commands: cfg.executor.commands.clone(), timeout }),
+        ExecutorKind::Webhook => {
+            let url = cfg
+                .executor
+                .webhook_url
+                .clone()
+                .ok_or("the webhook executor needs executor.webhook_url in the governor config")?;
+            Box::new(crate::WebhookExecutor { url, timeout })
+        }
+    })
+}
+
+/// Runs an authorised action, hash-checked ([`crate::execute_checked`]), and returns the
+/// body of its `remediation_execution` record (`ran`, `ok`, `report`, `error`) and the result.
+pub fn execute_authorised(
+    executor: &dyn crate::Executor,
+    auth: &crate::queue::Authorisation,
+    incident: &Incident,
+    plan: &guardrail_core::remediation::PlanOutput,
+    action: &str,
+    requested_by: &str,
+) -> (Value, Result<crate::ExecutionReport, crate::ExecutionError>) {
+    let result = crate::execute_checked(executor, &auth.binding_hash, incident, plan, action);
+    let (ran, ok, report, error) = match &result {
+        Ok(r) => (true, r.ok, Some(r.clone()), None),
+        Err(e) => (false, false, None, Some(e.to_string())),
+    };
+    let body = json!({
+        "incident_id": incident.id,
+        "action": action,
+        "binding_hash": auth.binding_hash,
+        "authorised_by": auth.by,
+        "authorised_by_record": auth.record,
+        "approver": auth.approver,
+        "requested_by": requested_by,
+        "executor": executor.name(),
+        "ran": ran,
+        "ok": ok,
+        "report": report,
+        "error": error,
+    });
+    (body, result)
+}

@@ -14,11 +14,10 @@
 //!   bearer token's identity (role `approver` or `admin`); a body naming anyone is rejected
 //!   (unknown field, 400). A grant that could not be recorded is not granted (503).
 //!
-//! Nothing runs over HTTP: an action the gate validates, or one an HTTP grant releases, is
-//! left `authorised` on the chain, and `guardrail incident execute` runs it (hash-checked,
-//! with the configured executor, dry-run unless configured). An HTTP grant authorises the action (status `authorised`); it runs with `guardrail
-//! incident execute`, which checks the grant's plan hash and uses the configured executor
-//! (dry-run unless configured), exactly as after `guardrail approve`.
+//! An action the gate validates, or one a grant releases, then runs exactly as after
+//! `guardrail incident run` / `guardrail approve`: hash-checked, with the governor config's
+//! `executor.default` (dry-run unless configured), and its result recorded as
+//! `remediation_execution` ([`guardrail_governor::record::execute_authorised`]).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -187,6 +186,31 @@ fn not_recorded(what: &str, e: &str) -> ApiError {
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("{what}: the audit store is unavailable"))
 }
 
+/// Runs an authorised action with the configured executor and records the result.
+fn execute(
+    state: &AppState,
+    auth: &guardrail_governor::queue::Authorisation,
+    incident: &guardrail_core::remediation::Incident,
+    plan: &guardrail_core::remediation::PlanOutput,
+    caller: &Caller,
+) -> Result<Value, ApiError> {
+    let gov = &state.config().governor;
+    let exec = guardrail_governor::record::executor_for(&gov.config, None)
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("authorised, but NOT executed: {e}")))?;
+    let (mut body, _) = guardrail_governor::record::execute_authorised(
+        exec.as_ref(),
+        auth,
+        incident,
+        plan,
+        &auth.action,
+        &caller.identity,
+    );
+    let rec = append(state, kinds::EXECUTION, body.clone())
+        .map_err(|e| not_recorded("the execution result was not recorded", &e))?;
+    body["audit"] = rec.id().into();
+    Ok(body)
+}
+
 fn approve_blocking(
     state: &AppState,
     caller: &Caller,
@@ -238,19 +262,24 @@ fn approve_blocking(
         err.extra = Some(json!({"code": "already_released", "status": "refused", "audit": rec.id()}));
         return Err(err);
     }
+    let Some(auth) = first else {
+        return Err(ApiError::new(StatusCode::CONFLICT, "the incident was released by another grant first"));
+    };
     let g = &granted.grant;
     state.publish(
         "approval",
         json!({"incident_id": id, "status": "authorised", "kind": g.kind.as_str(), "audit": rec.id()}),
     );
+    let execution = execute(state, &auth, &granted.incident, &granted.plan, caller)?;
+    let status = if execution["ok"] == true { "executed" } else { "execution_failed" };
     let mut v = json!({
         "incident_id": id,
-        "status": "authorised",
+        "status": status,
+        "execution": execution,
         "grant": {
             "kind": g.kind.as_str(), "approver": g.approver, "reason": g.reason,
             "action": g.action, "plan_hash": g.binding_hash, "audit": rec.id(),
         },
-        "next": format!("guardrail incident execute {id}"),
     });
     state.redactor().value(&mut v);
     Ok(v)
@@ -340,8 +369,16 @@ fn propose_blocking(state: &AppState, caller: &Caller, incident: Value) -> Resul
         "audit": {"decision": rec.id()},
     });
     if verdict == guardrail_core::remediation::Verdict::Execute {
-        v["status"] = "authorised".into();
-        v["next"] = format!("guardrail incident execute {}", incident.id).into();
+        let auth = guardrail_governor::queue::Authorisation {
+            record: rec.id(),
+            by: "gate".into(),
+            approver: None,
+            action: outcome.gated_action().to_string(),
+            binding_hash: outcome.binding_hash(),
+        };
+        let execution = execute(state, &auth, &outcome.incident, &outcome.plan.output, caller)?;
+        v["status"] = if execution["ok"] == true { "executed".into() } else { "execution_failed".into() };
+        v["execution"] = execution;
     } else {
         let body = approval_request_body(&incident, &outcome, &run, &rec.id(), &gov.config.approvals);
         let req = append(state, kinds::APPROVAL_REQUEST, body)

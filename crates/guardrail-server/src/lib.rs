@@ -27,8 +27,10 @@
 //!   and `guardrail approve`, on the same audit chain; `incident` and `approval` events on
 //!   `/api/events`.
 //!
-//! TODO (issue 5): execution over HTTP (an authorised action runs with `guardrail incident
-//! execute`), the dashboard's incidents card with approve / force-override buttons, and the
+//!   An action the gate validates or a grant releases runs as the CLI runs it: hash-checked,
+//!   with the config's `executor.default` (dry-run unless configured), recorded.
+//!
+//! TODO (issue 5): the dashboard's incidents card with approve / force-override buttons, and the
 //! approval step of the headless-Chromium test (`tests/browser.rs` covers the banner and the
 //! cost chart).
 

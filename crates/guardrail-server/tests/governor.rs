@@ -146,8 +146,12 @@ async fn an_incident_is_proposed_queued_shown_and_approved_by_the_token_identity
     // bob, listed, approves the hash he reviewed.
     let (st, v) = srv.post(path, Some(BOB), &ok_body).await;
     assert_eq!(st, 200, "{v}");
-    assert_eq!(v["data"]["status"], "authorised");
+    assert_eq!(v["data"]["status"], "executed");
     assert_eq!(v["data"]["grant"]["approver"], "bob");
+    // The bundled config's executor is dry-run: recorded, nothing run.
+    assert_eq!(v["data"]["execution"]["executor"], "dry-run");
+    assert_eq!(v["data"]["execution"]["report"]["dry_run"], true);
+    assert_eq!(v["data"]["execution"]["authorised_by"], "approve");
     assert_eq!(v["data"]["grant"]["plan_hash"], hash.as_str());
     // Released once: a second approval finds nothing pending.
     let (st, v) = srv.post(path, Some(BOB), &ok_body).await;
@@ -156,8 +160,8 @@ async fn an_incident_is_proposed_queued_shown_and_approved_by_the_token_identity
     let (_, v) = srv.get("/api/approvals").await;
     assert_eq!(v["data"], serde_json::json!([]));
     let (_, v) = srv.get("/api/incidents/inc-live-001").await;
-    assert_eq!(v["data"]["status"], "authorised");
-    assert_eq!(v["data"]["queue"]["authorised"]["approver"], "bob");
+    assert_eq!(v["data"]["status"], "executed");
+    assert!(v["data"]["queue"]["authorised"].is_null());
 
     // Every request, refusal and grant is on the one intact chain.
     let (_, audit) = srv.get("/api/audit?limit=500").await;
@@ -172,14 +176,15 @@ async fn an_incident_is_proposed_queued_shown_and_approved_by_the_token_identity
             "approval_refused",
             "approval_refused",
             "approval_granted",
+            "remediation_execution",
             "approval_refused"
         ]
     );
-    let refusal = &audit["data"][4];
+    let refusal = &audit["data"][5];
     assert_eq!(refusal["approver"], "alice");
     assert_eq!(refusal["requested_by"]["identity"], "alice");
     let (_, verify) = srv.get("/api/audit/verify").await;
-    assert_eq!(verify["data"]["records"], 7);
+    assert_eq!(verify["data"]["records"], 8);
     assert_eq!(verify["data"]["intact"], true, "{verify}");
 
     for p in ["/api/incidents", "/api/incidents/inc-live-001", "/api/approvals", "/api/audit?limit=500"] {
@@ -254,4 +259,26 @@ async fn a_missing_knowledge_base_is_a_503_without_paths_and_records_nothing() {
         srv.post("/api/incidents/inc-live-001/approve", Some(BOB), &format!(r#"{{"plan_hash": "{hash}"}}"#)).await;
     assert_eq!(st, 409, "{v}");
     assert_eq!(v["code"], "not_authorised");
+}
+
+#[tokio::test]
+async fn an_action_the_gate_validates_runs_with_the_configured_dry_run_executor() {
+    let s = Scratch::new();
+    let srv = Server::start(config(&s, true)).await;
+    let (st, v) = srv.post("/api/incidents", Some(DEPLOYER), &scenario("incident_medium.json")).await;
+    assert_eq!(st, 200, "{v}");
+    let d = &v["data"];
+    assert_eq!(d["decision"], "execute", "{d}");
+    assert_eq!(d["status"], "executed");
+    assert_eq!(d["execution"]["executor"], "dry-run");
+    assert_eq!(d["execution"]["authorised_by"], "gate");
+    assert_eq!(d["execution"]["requested_by"], "ci-pipeline");
+    let (_, v) = srv.get("/api/approvals").await;
+    assert_eq!(v["data"], serde_json::json!([]));
+    let (_, v) = srv.get("/api/incidents").await;
+    assert_eq!(v["data"][0]["status"], "executed");
+    let (_, audit) = srv.get("/api/audit").await;
+    let kinds: Vec<&str> =
+        audit["data"].as_array().unwrap().iter().rev().map(|r| r["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["remediation_decision", "remediation_execution"]);
 }
