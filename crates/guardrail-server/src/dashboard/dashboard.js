@@ -330,6 +330,115 @@ async function simulate() {
   out.appendChild(el("pre", d.explanation));
 }
 
+// ------------------------------------------------------------------ incidents
+
+const LEVEL = { awaiting_approval: "mid", executed: "good", authorised: "info", execution_failed: "bad", error: "bad" };
+
+async function loadIncidents() {
+  const [list, queue] = await Promise.all([getJSON("/api/incidents"), getJSON("/api/approvals")]);
+  const qb = $("queue-badge");
+  clear(qb);
+  if (queue.ok) qb.appendChild(badge(queue.data.length + " awaiting approval", queue.data.length ? "mid" : "good"));
+  const body = $("incidents");
+  clear(body);
+  const row = (text) => {
+    const tr = el("tr");
+    const td = el("td", text, "muted");
+    td.colSpan = 7;
+    tr.appendChild(td);
+    body.appendChild(tr);
+  };
+  if (!list.ok) return row(list.error);
+  if (list.data.length === 0) return row("no incidents yet");
+  for (const i of list.data) {
+    const tr = el("tr");
+    tr.appendChild(el("td", i.incident_id));
+    tr.appendChild(el("td", i.service || "—"));
+    tr.appendChild(el("td", i.severity || "—"));
+    const st = el("td");
+    st.appendChild(badge(i.status, LEVEL[i.status] || "info"));
+    tr.appendChild(st);
+    tr.appendChild(el("td", i.decision || "—"));
+    tr.appendChild(el("td", i.gated_action || "—"));
+    const td = el("td");
+    const b = el("button", "details");
+    b.addEventListener("click", () => showIncident(i.incident_id).catch((e) => setText("incident-detail", String(e))));
+    td.appendChild(b);
+    tr.appendChild(td);
+    body.appendChild(tr);
+  }
+}
+
+async function showIncident(id) {
+  const out = $("incident-detail");
+  clear(out);
+  const v = await getJSON("/api/incidents/" + encodeURIComponent(id));
+  if (!v.ok) {
+    out.appendChild(el("div", v.error, "badge bad"));
+    return;
+  }
+  const d = v.data;
+  out.appendChild(el("h3", d.incident_id + " — " + d.status));
+  out.appendChild(el("div", "Plan hash: " + (d.plan_hash || "—")));
+  out.appendChild(el("div", "Gate reasons:"));
+  const reasons = el("ul");
+  for (const r of Array.isArray(d.reasons) ? d.reasons : []) reasons.appendChild(el("li", typeof r === "string" ? r : JSON.stringify(r)));
+  out.appendChild(reasons);
+  out.appendChild(el("div", "Evidence (key claims):"));
+  const claims = el("ul");
+  const ev = (d.evidence && d.evidence.key_claims) || [];
+  for (const c of Array.isArray(ev) ? ev : []) claims.appendChild(el("li", c));
+  out.appendChild(claims);
+  const p = d.queue && d.queue.pending;
+  if (!p) return;
+  out.appendChild(el("div", "Awaiting " + p.requires + " (proposed by " + p.proposer + ")", "badge mid"));
+  const reason = el("input");
+  reason.id = "approve-reason";
+  reason.placeholder = "reason (required for force-override)";
+  const approve = el("button", "Approve");
+  approve.id = "approve";
+  const force = el("button", "Force-override");
+  force.id = "force-override";
+  const result = el("div");
+  result.id = "approve-result";
+  const send = (kind) => decide(d.incident_id, kind, p.plan_hash, reason.value, result).catch((e) => setText("approve-result", String(e)));
+  approve.addEventListener("click", () => send("approve"));
+  force.addEventListener("click", () => send("force-override"));
+  const line = el("p");
+  for (const n of [reason, approve, force]) line.appendChild(n);
+  out.appendChild(line);
+  out.appendChild(result);
+}
+
+async function decide(id, kind, planHash, reason, out) {
+  clear(out);
+  const token = $("token").value.trim();
+  if (!token) {
+    out.appendChild(el("div", "Enter an approver token (below) first.", "muted"));
+    return;
+  }
+  const body = { plan_hash: planHash };
+  if (reason.trim()) body.reason = reason.trim();
+  const r = await fetch("/api/incidents/" + encodeURIComponent(id) + "/" + kind, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: "Bearer " + token },
+    body: JSON.stringify(body),
+  });
+  let v;
+  try {
+    v = await r.json();
+  } catch (e) {
+    v = { ok: false, error: "the server answered " + r.status };
+  }
+  if (!v.ok) {
+    out.appendChild(el("div", (v.code ? v.code + ": " : "") + v.error, "badge bad"));
+    return;
+  }
+  const g = v.data.grant;
+  out.appendChild(el("div", g.kind + " by " + g.approver + " — " + v.data.status + " (recorded as " + g.audit + ")", "badge good"));
+  loadIncidents().catch(() => {});
+}
+
 function connect() {
   const dot = $("live-dot");
   const es = new EventSource("/api/events");
@@ -342,6 +451,8 @@ function connect() {
   es.addEventListener("inputs", () => loadAll());
   es.addEventListener("decision", () => loadAll());
   es.addEventListener("audit", () => loadAudit());
+  es.addEventListener("incident", () => loadIncidents().catch(() => {}));
+  es.addEventListener("approval", () => { loadIncidents().catch(() => {}); loadAudit().catch(() => {}); });
   es.onerror = () => {
     dot.className = "dot down";
     setText("live-text", "disconnected — reconnecting");
@@ -352,5 +463,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("simulate").addEventListener("click", () => simulate().catch((e) => setText("sim-result", String(e))));
   loadAll().catch((e) => showError(String(e)));
   loadAudit().catch(() => {});
+  loadIncidents().catch(() => {});
   connect();
 });
