@@ -180,9 +180,16 @@ async def over_http(binary, command, tmp, label):
                 async with ClientSession(read, write) as session:
                     await exercise(session, label)
         print(f"{label}: missing and wrong tokens refused with 401")
-    finally:
+    except BaseException:
+        # Show what the server said: a failure here is otherwise only a client-side traceback.
         proc.terminate()
-        proc.wait(timeout=10)
+        _, err = proc.communicate(timeout=10)
+        print(f"{label}: server exit {proc.returncode}, stderr:\n{err}", file=sys.stderr)
+        raise
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=10)
 
 
 def main():
