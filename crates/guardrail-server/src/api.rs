@@ -100,7 +100,7 @@ impl FromRequestParts<AppState> for Deployer {
 /// Checks `Authorization: Bearer TOKEN` against the tokens file and the role an endpoint
 /// needs: 401 for no, malformed or unknown token (or no tokens file), 403 for a token whose
 /// role does not allow it. The identity comes from the tokens file only, never from the
-/// request. (Governor endpoints will take `Role::Approver` the same way.)
+/// request. (The approval endpoints take `Role::Approver` the same way.)
 pub fn authenticate(parts: &Parts, state: &AppState, need: Role) -> Result<Caller, ApiError> {
     let Some(tokens) = state.config().tokens.as_ref() else {
         return Err(ApiError::unauthorized(

@@ -26,9 +26,11 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
-    /// May ask for deploy decisions (`POST /api/gate`, `POST /api/simulate`).
+    /// May ask for deploy decisions (`POST /api/gate`, `POST /api/simulate`) and propose
+    /// remediations (`POST /api/incidents`).
     Deployer,
-    /// May approve or override governor actions (endpoints still to come); not a deployer.
+    /// May approve or override governor actions (`POST /api/incidents/{id}/approve`,
+    /// `/force-override`); not a deployer.
     Approver,
     /// Everything.
     Admin,

@@ -178,7 +178,9 @@ impl axum::extract::FromRequestParts<AppState> for Approver {
 fn append(state: &AppState, kind: &str, body: Value) -> Result<ChainedRecord, String> {
     let cfg = state.config();
     let draft = RecordDraft { kind: kind.into(), recorded_at: jiff::Timestamp::now().to_string(), body };
-    audit_cmd::append(&cfg.store, cfg.audit_jsonl.as_ref(), draft).map(|(r, _)| r)
+    let rec = audit_cmd::append(&cfg.store, cfg.audit_jsonl.as_ref(), draft).map(|(r, _)| r)?;
+    state.publish("audit", json!({"id": rec.id(), "seq": rec.seq, "kind": rec.kind}));
+    Ok(rec)
 }
 
 fn not_recorded(what: &str, e: &str) -> ApiError {

@@ -30,9 +30,9 @@
 //!   An action the gate validates or a grant releases runs as the CLI runs it: hash-checked,
 //!   with the config's `executor.default` (dry-run unless configured), recorded.
 //!
-//! TODO (issue 5): the dashboard's incidents card with approve / force-override buttons, and the
-//! approval step of the headless-Chromium test (`tests/browser.rs` covers the banner and the
-//! cost chart).
+//! - **Dashboard:** an incidents card (state, verdict, gate reasons, evidence, plan hash) with
+//!   approve / force-override buttons that use the token entered for the simulation;
+//!   `tests/browser_approval.rs` performs an approval in headless Chromium.
 
 #![warn(missing_docs)]
 
@@ -271,7 +271,6 @@ pub fn run(mut cfg: ServerConfig, opts: ServeOptions) -> Result<(), ServerError>
                     allowed_hosts: cfg.allowed_hosts.clone().unwrap_or_default(),
                     max_body_bytes: cfg.max_body_bytes,
                 };
-                eprintln!("guardrail serve: MCP (streamable HTTP) at http://{addr}/mcp");
                 Some(guardrail_mcp::http_router(m, verify, http).map_err(|e| std::io::Error::other(e.to_string()))?)
             }
         };
@@ -280,6 +279,11 @@ pub fn run(mut cfg: ServerConfig, opts: ServeOptions) -> Result<(), ServerError>
             .await
             .map_err(|e| std::io::Error::other(format!("could not read the inputs: {e}")))?;
         eprintln!("guardrail serve: listening on http://{addr}/ (dashboard at /, API under /api/)");
+        // Announced only once the inputs are read, so a client that waits for this line finds
+        // the endpoint ready.
+        if mcp.is_some() {
+            eprintln!("guardrail serve: MCP (streamable HTTP) at http://{addr}/mcp");
+        }
         if !addr.ip().is_loopback() {
             eprintln!(
                 "guardrail serve: warning: {addr} is not a loopback address; the API is reachable from the network"

@@ -128,6 +128,11 @@ async fn an_incident_is_proposed_queued_shown_and_approved_by_the_token_identity
     assert_eq!(st, 400);
     let (st, _) = srv.post(path, Some(BOB), "[]").await;
     assert_eq!(st, 400);
+    let r = srv.client.post(srv.url(path)).bearer_auth(BOB).body(ok_body.clone()).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 415, "no Content-Type");
+    let big = format!(r#"{{"plan_hash": "{hash}", "reason": "{}"}}"#, "x".repeat(70 * 1024));
+    let (st, _) = srv.post(path, Some(BOB), &big).await;
+    assert_eq!(st, 413);
 
     // Self-approval: alice proposed it.
     let (st, v) = srv.post(path, Some(ALICE_ADMIN), &ok_body).await;

@@ -436,6 +436,11 @@ async function decide(id, kind, planHash, reason, out) {
   }
   const g = v.data.grant;
   out.appendChild(el("div", g.kind + " by " + g.approver + " — " + v.data.status + " (recorded as " + g.audit + ")", "badge good"));
+  // The incident is no longer pending: its heading and buttons go, the result stays.
+  const detail = $("incident-detail");
+  const head = detail.querySelector("h3");
+  if (head) head.textContent = id + " — " + v.data.status;
+  for (const b of detail.querySelectorAll("button")) b.disabled = true;
   loadIncidents().catch(() => {});
 }
 
