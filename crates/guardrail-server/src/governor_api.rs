@@ -178,7 +178,9 @@ impl axum::extract::FromRequestParts<AppState> for Approver {
 fn append(state: &AppState, kind: &str, body: Value) -> Result<ChainedRecord, String> {
     let cfg = state.config();
     let draft = RecordDraft { kind: kind.into(), recorded_at: jiff::Timestamp::now().to_string(), body };
-    let rec = audit_cmd::append(&cfg.store, cfg.audit_jsonl.as_ref(), draft).map(|(r, _)| r)?;
+    let rec = audit_cmd::append(&cfg.store, cfg.audit_jsonl.as_ref(), draft).map(|(r, _)| r).inspect_err(|_| {
+        state.metrics().audit_write_failure();
+    })?;
     state.publish("audit", json!({"id": rec.id(), "seq": rec.seq, "kind": rec.kind}));
     Ok(rec)
 }
