@@ -287,3 +287,36 @@ async fn an_action_the_gate_validates_runs_with_the_configured_dry_run_executor(
         audit["data"].as_array().unwrap().iter().rev().map(|r| r["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["remediation_decision", "remediation_execution"]);
 }
+
+#[tokio::test]
+async fn an_approval_that_cannot_be_recorded_is_not_granted_and_nothing_runs() {
+    let s = Scratch::new();
+    let mut cfg = config(&s, true);
+    let mirror = s.path("mirror");
+    std::fs::create_dir_all(&mirror).unwrap();
+    cfg.audit_jsonl = Some(mirror.clone());
+    let srv = Server::start(cfg).await;
+    let (st, v) = srv.post("/api/incidents", Some(ALICE_ADMIN), &scenario("incident_high.json")).await;
+    assert_eq!(st, 200, "{v}");
+    let hash = v["data"]["plan_hash"].as_str().unwrap().to_string();
+    // The mirror becomes unwritable: every append now fails.
+    std::fs::remove_dir_all(&mirror).unwrap();
+    std::fs::write(&mirror, "not a directory").unwrap();
+    let r = srv
+        .client
+        .post(srv.url("/api/incidents/inc-live-001/approve"))
+        .header("content-type", "application/json")
+        .bearer_auth(BOB)
+        .body(format!(r#"{{"plan_hash": "{hash}"}}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("not granted"), "{body}");
+    assert_no_paths(&s, "approve", &body);
+    let (_, v) = srv.get("/api/audit?kind=remediation_execution").await;
+    assert_eq!(v["data"], serde_json::json!([]), "nothing ran");
+    let (_, m) = srv.get_text("/metrics").await;
+    assert!(m.lines().any(|l| l.starts_with("guardrail_audit_write_failures") && !l.ends_with(" 0")), "{m}");
+}
