@@ -49,6 +49,18 @@ fn serve_refuses_bad_arguments_and_bad_token_files() {
     assert!(err.contains("tokens.yaml:2:") && err.contains("64 hex digits"), "{err}");
 }
 
+#[test]
+fn serve_refuses_an_invalid_governor_config() {
+    let s = Scratch::new();
+    s.write("governor.yaml", "approvals:\n  high:\n    approverz: [bob]\n");
+    let mut c = guardrail();
+    c.arg("serve").arg("--root").arg(s.root()).arg("--governor-config").arg(s.path("governor.yaml"));
+    c.args(["--bind", "127.0.0.1:0"]);
+    let (code, _, err) = run(c);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("governor config") && err.contains("approverz"), "{err}");
+}
+
 fn http_get(addr: &str, path: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

@@ -290,7 +290,7 @@ pub fn run(mut cfg: ServerConfig, opts: ServeOptions) -> Result<(), ServerError>
             );
         }
         match tokens {
-            None => eprintln!("guardrail serve: no --tokens file: POST /api/gate and /api/simulate are disabled"),
+            None => eprintln!("guardrail serve: no --tokens file: POST /api/gate, /api/simulate, /api/incidents and approvals are disabled"),
             Some(n) => eprintln!("guardrail serve: {n} token(s) loaded"),
         }
         if let Err(e) = &state.snapshot().evaluation {
