@@ -31,33 +31,8 @@ pub enum IncidentCommand {
     Run {
         /// Incident JSON file.
         file: PathBuf,
-        /// Who asks for the remediation (the proposer, who cannot approve it)
-        /// [default: GUARDRAIL_USER, then USER]
-        #[arg(long = "as", value_name = "USER")]
-        actor: Option<String>,
-        /// Live logs (NDJSON, one request per line) for the query_live_logs tool.
-        #[arg(long, value_name = "FILE")]
-        logs: Option<PathBuf>,
-        /// Deploy-gate inputs (DIR/config/policies.yaml, slos.yaml, data/metrics.json, cost.json,
-        /// resolved as `guardrail gate --root DIR`): their SLO/cost signals feed the gate's
-        /// signal rules (e.g. a critical burn rate makes restarts and scaling need approval).
-        #[arg(long, value_name = "DIR")]
-        signals_root: Option<PathBuf>,
-        /// Executor [default: the config's executor.default, else dry-run]
-        #[arg(long, value_enum)]
-        executor: Option<ExecutorChoice>,
-        /// Evaluation time (RFC 3339) [default: now]
-        #[arg(long)]
-        now: Option<String>,
-        /// Output format.
-        #[arg(long, value_enum, default_value = "text")]
-        format: OutFormat,
         #[command(flatten)]
-        kb: KbArgs,
-        #[command(flatten)]
-        config: ConfigArgs,
-        #[command(flatten)]
-        store: StoreArgs,
+        pipeline: PipelineArgs,
     },
     /// Every incident in the audit trail with its state.
     List {
@@ -85,30 +60,8 @@ pub enum IncidentCommand {
         /// The action to run [default: the authorised one].
         #[arg(long)]
         action: Option<String>,
-        /// Who asks [default: GUARDRAIL_USER, then USER]
-        #[arg(long = "as", value_name = "USER")]
-        actor: Option<String>,
-        /// Live logs for a re-gate.
-        #[arg(long, value_name = "FILE")]
-        logs: Option<PathBuf>,
-        /// Deploy-gate inputs whose signals feed a re-gate (as for `incident run`).
-        #[arg(long, value_name = "DIR")]
-        signals_root: Option<PathBuf>,
-        /// Executor [default: the config's executor.default, else dry-run]
-        #[arg(long, value_enum)]
-        executor: Option<ExecutorChoice>,
-        /// Evaluation time (RFC 3339) [default: now]
-        #[arg(long)]
-        now: Option<String>,
-        /// Output format.
-        #[arg(long, value_enum, default_value = "text")]
-        format: OutFormat,
         #[command(flatten)]
-        kb: KbArgs,
-        #[command(flatten)]
-        config: ConfigArgs,
-        #[command(flatten)]
-        store: StoreArgs,
+        pipeline: PipelineArgs,
     },
     /// Record how an incident was resolved and learn an (unreviewed) runbook from it.
     Resolve {
@@ -133,20 +86,68 @@ pub enum IncidentCommand {
     },
 }
 
+/// What `incident run` and `incident execute` share: who asks, the live inputs of a (re-)gate,
+/// the executor and where records go.
+#[derive(Debug, clap::Args)]
+pub struct PipelineArgs {
+    /// Who asks for the remediation (the proposer, who cannot approve it)
+    /// [default: GUARDRAIL_USER, then USER]
+    #[arg(long = "as", value_name = "USER")]
+    actor: Option<String>,
+    /// Live logs (NDJSON, one request per line) for the query_live_logs tool.
+    #[arg(long, value_name = "FILE")]
+    logs: Option<PathBuf>,
+    /// Deploy-gate inputs (DIR/config/policies.yaml, slos.yaml, data/metrics.json, cost.json,
+    /// resolved as `guardrail gate --root DIR`): their SLO/cost signals feed the gate's
+    /// signal rules (e.g. a critical burn rate makes restarts and scaling need approval).
+    #[arg(long, value_name = "DIR")]
+    signals_root: Option<PathBuf>,
+    /// Executor [default: the config's executor.default, else dry-run]
+    #[arg(long, value_enum)]
+    executor: Option<ExecutorChoice>,
+    /// Evaluation time (RFC 3339) [default: now]
+    #[arg(long)]
+    now: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: OutFormat,
+    #[command(flatten)]
+    kb: KbArgs,
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+impl PipelineArgs {
+    /// The context both commands run in, with the deploy signals read when `--signals-root`
+    /// is given.
+    fn context<'a>(&'a self, env: EnvLookup<'a>) -> Result<Ctx<'a>, Vec<String>> {
+        let mut ctx = Ctx::new(
+            env,
+            &self.store,
+            &self.config,
+            &self.kb,
+            self.logs.clone(),
+            self.executor,
+            self.now.as_deref(),
+            self.actor.as_deref(),
+        )?;
+        if let Some(root) = &self.signals_root {
+            ctx.signals = Some(deploy_signals(root, env, ctx.now)?);
+        }
+        Ok(ctx)
+    }
+}
+
 /// Runs one `incident` subcommand; returns the exit code.
 pub fn run(cmd: IncidentCommand, env: EnvLookup<'_>) -> i32 {
     match cmd {
-        IncidentCommand::Run { file, actor: who, logs, signals_root, executor, now: at, format, kb, config, store } => {
-            let mut ctx = match Ctx::new(env, &store, &config, &kb, logs, executor, at.as_deref(), who.as_deref()) {
+        IncidentCommand::Run { file, pipeline } => {
+            let ctx = match pipeline.context(env) {
                 Ok(c) => c,
                 Err(e) => return fail(&e),
             };
-            if let Some(root) = signals_root {
-                match deploy_signals(&root, env, ctx.now) {
-                    Ok(s) => ctx.signals = Some(s),
-                    Err(e) => return fail(&e),
-                }
-            }
             let incidents = match guardrail_governor::load_incidents(&file) {
                 Ok(i) if i.is_empty() => return fail(&[format!("{}: holds no incident", file.display())]),
                 Ok(i) => i,
@@ -161,35 +162,17 @@ pub fn run(cmd: IncidentCommand, env: EnvLookup<'_>) -> i32 {
                 .iter()
                 .map(|i| ctx.decide_and_act(&governor, i, &knowledge, json!({"file": file.display().to_string()})))
                 .collect();
-            report(&results, format)
+            report(&results, pipeline.format)
         }
         IncidentCommand::List { format, store } => list(&store, env, format),
         IncidentCommand::Show { incident, format, store } => show(&store, env, &incident, format),
-        IncidentCommand::Execute {
-            incident,
-            action,
-            actor: who,
-            logs,
-            signals_root,
-            executor,
-            now: at,
-            format,
-            kb,
-            config,
-            store,
-        } => {
-            let mut ctx = match Ctx::new(env, &store, &config, &kb, logs, executor, at.as_deref(), who.as_deref()) {
+        IncidentCommand::Execute { incident, action, pipeline } => {
+            let ctx = match pipeline.context(env) {
                 Ok(c) => c,
                 Err(e) => return fail(&e),
             };
-            if let Some(root) = signals_root {
-                match deploy_signals(&root, env, ctx.now) {
-                    Ok(s) => ctx.signals = Some(s),
-                    Err(e) => return fail(&e),
-                }
-            }
             let out = ctx.execute_authorised(&incident, action.as_deref());
-            report(&[out], format)
+            report(&[out], pipeline.format)
         }
         IncidentCommand::Resolve { incident, summary, actor: who, action, now: at, kb, store } => {
             resolve(env, &store, &kb, &incident, &summary, &who, action.as_deref(), at.as_deref())
