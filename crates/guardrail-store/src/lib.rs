@@ -12,7 +12,10 @@
 //!   `READ COMMITTED` transaction, so writers on many machines serialise on the server.
 //! - [`open_store`] picks a backend from a spec string (`postgres://…`, `sqlite:PATH`, or a path).
 //! - [`mirror_jsonl`] / [`JsonlMirror`] optionally copy each record to the seed tool's
-//!   `decisions-YYYY-MM-DD.jsonl` layout.
+//!   `decisions-YYYY-MM-DD.jsonl` layout; [`append_mirrored`] does both and its
+//!   [`AppendError`] tells "not in the chain" apart from "in the chain, mirror copy failed".
+//! - [`AuditStore::append_claim`] appends a record only if no record of its kind holds the
+//!   same claim key, decided under the append's own lock (the governor's execution claim).
 //!
 //! Every append reads the chain head, seals the draft with [`guardrail_core::audit::seal`],
 //! inserts it and moves a separate *head anchor* (`chain_head`: last seq and hash) in the same
@@ -169,6 +172,132 @@ pub trait AuditStore: Send {
 
     /// Where the records are, for messages: `sqlite:/abs/path.db` or a redacted URL.
     fn describe(&self) -> String;
+
+    /// Appends `draft` only if no record of the same kind already holds `claim` in its body's
+    /// `claim` field, deciding inside the append's own transaction (after the write lock, so
+    /// of any number of concurrent claimants exactly one wins). `draft.body["claim"]` must be
+    /// `claim` (else [`StoreError::InvalidRecord`]). Returns [`Claim::Won`] with the new
+    /// record, or [`Claim::Held`] with the record that already holds it (nothing appended).
+    fn append_claim(&mut self, draft: RecordDraft, claim: &str) -> Result<Claim, StoreError>;
+}
+
+/// What [`AuditStore::append_claim`] came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// This draft was appended and holds the claim.
+    Won(ChainedRecord),
+    /// Another record already holds the claim; nothing was appended.
+    Held(ChainedRecord),
+}
+
+/// Checks a claim draft before any lock is taken.
+pub(crate) fn validate_claim(draft: &RecordDraft, claim: &str) -> Result<(), StoreError> {
+    validate_draft(draft)?;
+    if claim.trim().is_empty() {
+        return Err(StoreError::InvalidRecord("claim is empty".into()));
+    }
+    if draft.body.get("claim").and_then(serde_json::Value::as_str) != Some(claim) {
+        return Err(StoreError::InvalidRecord(format!("the claim record's body.claim is not {claim:?}")));
+    }
+    Ok(())
+}
+
+/// The first of `rows` (records of the claim's kind) whose body holds `claim`. A damaged row
+/// cannot be shown not to hold it, so it is an error (fail closed: nobody wins a claim over a
+/// damaged record).
+pub(crate) fn claim_holder(rows: Vec<Decoded>, claim: &str) -> Result<Option<ChainedRecord>, StoreError> {
+    for d in rows {
+        let rec = d.strict()?;
+        if rec.body.get("claim").and_then(serde_json::Value::as_str) == Some(claim) {
+            return Ok(Some(rec));
+        }
+    }
+    Ok(None)
+}
+
+/// Why a record could not be appended *and mirrored*: the two outcomes mean opposite things
+/// and must never be reported alike.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// Nothing was appended: the record is not in the chain (nothing may act on it).
+    #[error("audit store {store}: the record was NOT appended: {source}")]
+    NotInChain {
+        /// The store (path or redacted URL).
+        store: String,
+        /// Why.
+        #[source]
+        source: Box<StoreError>,
+    },
+    /// The record **is** in the chain (as `record`); only its copy in the JSONL mirror failed.
+    #[error(
+        "record {} IS in the audit chain ({store}), but its JSONL mirror copy in {} could not be written: {source}",
+        record.id(), dir.display()
+    )]
+    Mirror {
+        /// The record, as appended.
+        record: Box<ChainedRecord>,
+        /// The store (path or redacted URL).
+        store: String,
+        /// The mirror directory.
+        dir: PathBuf,
+        /// Why the mirror write failed.
+        #[source]
+        source: Box<StoreError>,
+    },
+}
+
+impl AppendError {
+    /// The record when it is in the chain despite the error (a mirror failure).
+    pub fn in_chain(&self) -> Option<&ChainedRecord> {
+        match self {
+            AppendError::NotInChain { .. } => None,
+            AppendError::Mirror { record, .. } => Some(record),
+        }
+    }
+}
+
+/// Appends `draft` to `store`, then copies it to the JSONL mirror `mirror` when given.
+pub fn append_mirrored(
+    store: &mut dyn AuditStore,
+    mirror: Option<&std::path::Path>,
+    draft: RecordDraft,
+) -> Result<ChainedRecord, AppendError> {
+    let rec = store
+        .append(draft)
+        .map_err(|source| AppendError::NotInChain { store: store.describe(), source: Box::new(source) })?;
+    mirror_appended(store, mirror, rec)
+}
+
+/// [`AuditStore::append_claim`], then the mirror copy of a won claim.
+pub fn append_claim_mirrored(
+    store: &mut dyn AuditStore,
+    mirror: Option<&std::path::Path>,
+    draft: RecordDraft,
+    claim: &str,
+) -> Result<Claim, AppendError> {
+    match store.append_claim(draft, claim) {
+        Ok(Claim::Won(rec)) => mirror_appended(store, mirror, rec).map(Claim::Won),
+        Ok(held) => Ok(held),
+        Err(source) => Err(AppendError::NotInChain { store: store.describe(), source: Box::new(source) }),
+    }
+}
+
+fn mirror_appended(
+    store: &dyn AuditStore,
+    mirror: Option<&std::path::Path>,
+    rec: ChainedRecord,
+) -> Result<ChainedRecord, AppendError> {
+    if let Some(dir) = mirror
+        && let Err(source) = mirror_jsonl(dir, &rec)
+    {
+        return Err(AppendError::Mirror {
+            record: Box::new(rec),
+            store: store.describe(),
+            dir: dir.to_path_buf(),
+            source: Box::new(source),
+        });
+    }
+    Ok(rec)
 }
 
 /// Opens the store a spec names: `postgres://…` / `postgresql://…` → [`PostgresStore`]

@@ -25,8 +25,8 @@ use postgres::types::ToSql;
 use postgres::{Client, Config, GenericClient, IsolationLevel, NoTls, Row};
 
 use crate::{
-    Anchor, AuditStore, Cell, Decoded, ListQuery, SCHEMA_VERSION, StoreError, body_text, build_report, check_head,
-    decode_row, find_with, prefix_upper_bound, sql_limit, validate_draft,
+    Anchor, AuditStore, Cell, Claim, Decoded, ListQuery, SCHEMA_VERSION, StoreError, body_text, build_report,
+    check_head, decode_row, find_with, prefix_upper_bound, sql_limit, validate_draft,
 };
 
 /// Advisory lock key held while creating the schema, so concurrent first connections do not
@@ -235,9 +235,9 @@ fn anchor_from(row: Option<Row>) -> Result<Option<Anchor>, postgres::Error> {
     row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
 }
 
-impl AuditStore for PostgresStore {
-    fn append(&mut self, draft: RecordDraft) -> Result<ChainedRecord, StoreError> {
-        validate_draft(&draft)?;
+impl PostgresStore {
+    /// One append transaction; with `claim`, the claim check runs under the head lock first.
+    fn append_tx(&mut self, draft: RecordDraft, claim: Option<&str>) -> Result<Claim, StoreError> {
         let err = self.err();
         let mut tx =
             self.client.build_transaction().isolation_level(IsolationLevel::ReadCommitted).start().map_err(&err)?;
@@ -248,6 +248,17 @@ impl AuditStore for PostgresStore {
              LOCK TABLE chain_head IN EXCLUSIVE MODE",
         )
         .map_err(&err)?;
+        if let Some(claim) = claim {
+            // Under the lock, READ COMMITTED: this sees every claim committed before us.
+            let rows = tx
+                .query(&format!("SELECT {COLUMNS} FROM audit_records WHERE kind = $1 ORDER BY seq"), &[&draft.kind])
+                .map_err(&err)?;
+            let decoded = rows.iter().map(decode).collect::<Result<Vec<_>, _>>().map_err(&err)?;
+            if let Some(holder) = crate::claim_holder(decoded, claim)? {
+                tx.rollback().map_err(&err)?;
+                return Ok(Claim::Held(holder));
+            }
+        }
         let anchor = anchor_from(tx.query_opt("SELECT seq, hash FROM chain_head WHERE id = 1", &[]).map_err(&err)?)
             .map_err(&err)?;
         let last_row = tx
@@ -265,7 +276,21 @@ impl AuditStore for PostgresStore {
         tx.execute("UPDATE chain_head SET seq = $1, hash = $2 WHERE id = 1", &[&rec.seq, &rec.hash]).map_err(&err)?;
         // Returns once the commit record is flushed (synchronous_commit = on).
         tx.commit().map_err(&err)?;
-        Ok(rec)
+        Ok(Claim::Won(rec))
+    }
+}
+
+impl AuditStore for PostgresStore {
+    fn append(&mut self, draft: RecordDraft) -> Result<ChainedRecord, StoreError> {
+        validate_draft(&draft)?;
+        match self.append_tx(draft, None)? {
+            Claim::Won(r) | Claim::Held(r) => Ok(r),
+        }
+    }
+
+    fn append_claim(&mut self, draft: RecordDraft, claim: &str) -> Result<Claim, StoreError> {
+        crate::validate_claim(&draft, claim)?;
+        self.append_tx(draft, Some(claim))
     }
 
     fn get(&mut self, seq: i64) -> Result<Option<ChainedRecord>, StoreError> {

@@ -19,8 +19,8 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
 use crate::{
-    Anchor, AuditStore, Cell, Decoded, ListQuery, SCHEMA_VERSION, StoreError, body_text, build_report, check_head,
-    decode_row, find_with, prefix_upper_bound, sql_limit, validate_draft,
+    Anchor, AuditStore, Cell, Claim, Decoded, ListQuery, SCHEMA_VERSION, StoreError, body_text, build_report,
+    check_head, decode_row, find_with, prefix_upper_bound, sql_limit, validate_draft,
 };
 
 /// How long a connection waits for another writer's lock before giving up. Appends hold the
@@ -30,6 +30,11 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// `PRAGMA application_id` of a Guardrail audit database ("GRD1"), so we never add our tables
 /// to some other application's SQLite file given by mistake.
 const APPLICATION_ID: i64 = 0x4752_4431;
+
+/// WAL size (in 4 KiB pages) at which a commit also checkpoints it into the database. A gate
+/// record is a few pages (it carries its inputs' text), so this is a checkpoint every few dozen
+/// appends, and a WAL of at most ~1 MiB for the next process to scan when it opens.
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 256;
 
 const COLUMNS: &str = "seq, kind, recorded_at, body, prev_hash, hash";
 
@@ -87,6 +92,16 @@ impl SqliteStore {
         enable_wal(&conn).map_err(&err)?;
         // synchronous is per connection (unlike journal_mode), so it is set on every open.
         conn.pragma_update(None, "synchronous", "FULL").map_err(&err)?;
+        // A gate process appends one record and exits. By default the last connection to close
+        // checkpoints the WAL into the database and deletes it: two more fsyncs, a truncate and
+        // two unlinks per process, and the next process recreates the WAL (plus a directory
+        // fsync). Committed records are already durable in the fsynced WAL, so the checkpoint
+        // is left to SQLite's auto-checkpoint, run by whichever commit finds the WAL over
+        // `WAL_AUTOCHECKPOINT_PAGES`. The small limit keeps the WAL short, because every new
+        // process re-reads it to rebuild the WAL index. Copy the `-wal` file with the database
+        // (or use `sqlite3 … .backup`) when backing up.
+        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true).map_err(&err)?;
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES).map_err(&err)?;
         let described = format!("sqlite:{}", std::path::absolute(&path).unwrap_or_else(|_| path.clone()).display());
         let mut store = SqliteStore { conn, path, described };
         store.ensure_schema()?;
@@ -228,11 +243,19 @@ fn read_anchor(tx: &Transaction<'_>) -> rusqlite::Result<Option<Anchor>> {
     tx.query_row("SELECT seq, hash FROM chain_head WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?))).optional()
 }
 
-impl AuditStore for SqliteStore {
-    fn append(&mut self, draft: RecordDraft) -> Result<ChainedRecord, StoreError> {
-        validate_draft(&draft)?;
+impl SqliteStore {
+    /// One append transaction; with `claim`, the claim check runs under the write lock first.
+    fn append_tx(&mut self, draft: RecordDraft, claim: Option<&str>) -> Result<Claim, StoreError> {
         let err = sqlite_err(&self.path);
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(&err)?;
+        if let Some(claim) = claim {
+            let sql = format!("SELECT {COLUMNS} FROM audit_records WHERE kind = ?1 ORDER BY seq");
+            let holders = query(&tx, &sql, &[&draft.kind]).map_err(&err)?;
+            if let Some(holder) = crate::claim_holder(holders, claim)? {
+                // Dropping the transaction rolls it back: nothing was written.
+                return Ok(Claim::Held(holder));
+            }
+        }
         let anchor = read_anchor(&tx).map_err(&err)?;
         let last = {
             let sql = format!("SELECT {COLUMNS} FROM audit_records ORDER BY seq DESC LIMIT 1");
@@ -251,7 +274,21 @@ impl AuditStore for SqliteStore {
             .map_err(&err)?;
         // With WAL and synchronous=FULL the commit returns only after the WAL is fsynced.
         tx.commit().map_err(&err)?;
-        Ok(rec)
+        Ok(Claim::Won(rec))
+    }
+}
+
+impl AuditStore for SqliteStore {
+    fn append(&mut self, draft: RecordDraft) -> Result<ChainedRecord, StoreError> {
+        validate_draft(&draft)?;
+        match self.append_tx(draft, None)? {
+            Claim::Won(r) | Claim::Held(r) => Ok(r),
+        }
+    }
+
+    fn append_claim(&mut self, draft: RecordDraft, claim: &str) -> Result<Claim, StoreError> {
+        crate::validate_claim(&draft, claim)?;
+        self.append_tx(draft, Some(claim))
     }
 
     fn get(&mut self, seq: i64) -> Result<Option<ChainedRecord>, StoreError> {

@@ -111,3 +111,26 @@ fn unwritable_directory_is_an_io_error_naming_the_path() {
         other => panic!("expected Io, got {other:?}"),
     }
 }
+
+#[test]
+fn a_failed_mirror_copy_says_the_record_is_in_the_chain() {
+    use guardrail_store::{AppendError, append_mirrored};
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = store(&dir);
+    // A file where the mirror directory should be.
+    let blocked = dir.path().join("mirror");
+    std::fs::write(&blocked, "not a directory").unwrap();
+    let draft = RecordDraft { kind: "k".into(), recorded_at: "2026-11-24T10:00:00Z".into(), body: json!({"a": 1}) };
+    let err = append_mirrored(&mut s, Some(&blocked), draft.clone()).unwrap_err();
+    let rec = err.in_chain().cloned().expect("the record is in the chain");
+    assert!(matches!(err, AppendError::Mirror { .. }));
+    assert_eq!(s.all().unwrap(), vec![rec.clone()]);
+    let msg = err.to_string();
+    assert!(msg.contains(&format!("record {} IS in the audit chain", rec.id())), "{msg}");
+    assert!(msg.contains("mirror") && msg.contains(&blocked.display().to_string()), "{msg}");
+    // Not appended at all: nothing is in the chain, and the error says so.
+    let bad = RecordDraft { kind: String::new(), ..draft };
+    let err = append_mirrored(&mut s, None, bad).unwrap_err();
+    assert!(err.in_chain().is_none() && err.to_string().contains("NOT appended"), "{err}");
+    assert_eq!(s.all().unwrap().len(), 1);
+}

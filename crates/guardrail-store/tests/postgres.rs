@@ -184,6 +184,19 @@ fn pg_tamper_anchor() {
 }
 
 #[test]
+fn pg_concurrent_claims_one_winner() {
+    let schema = TestSchema::new();
+    let (url, name) = (schema.url.clone(), schema.name.clone());
+    common::concurrent_claims(
+        Arc::new(move || {
+            Box::new(PostgresStore::connect_with_schema(&url, &name).unwrap_or_else(|e| panic!("connect: {e}")))
+                as Box<dyn AuditStore>
+        }),
+        12,
+    );
+}
+
+#[test]
 fn pg_concurrent_threads_with_own_connections() {
     // The schema does not exist yet: the 8 first connections also race to create it.
     let schema = TestSchema::new();

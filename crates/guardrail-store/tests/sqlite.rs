@@ -164,6 +164,13 @@ fn concurrent_threads_with_own_connections() {
     common::concurrent_appends(Arc::new(move || Box::new(open(&p)) as Box<dyn AuditStore>), 8, 50);
 }
 
+#[test]
+fn concurrent_claims_one_winner() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = db(&dir);
+    common::concurrent_claims(Arc::new(move || Box::new(open(&p)) as Box<dyn AuditStore>), 12);
+}
+
 /// Child half of `concurrent_processes`: does nothing unless started by it.
 #[test]
 fn child_appender() {

@@ -326,3 +326,59 @@ pub fn concurrent_appends(open: Arc<dyn Fn() -> Box<dyn AuditStore> + Send + Syn
     assert!(rep.ok(), "{:?}", rep.breaks);
     assert_eq!(rep.records as i64, total);
 }
+
+/// `threads` threads, each with its own store, race to claim the same key (and interleave
+/// plain appends): exactly one claim record is stored, every loser is told which record holds
+/// it, a claim on another key is independent, and the chain stays valid.
+pub fn concurrent_claims(open: Arc<dyn Fn() -> Box<dyn AuditStore> + Send + Sync>, threads: usize) {
+    use guardrail_store::Claim;
+    let claim = |key: &str, t: usize| RecordDraft {
+        kind: "execution_claim".into(),
+        recorded_at: "2026-11-24T10:00:00Z".into(),
+        body: json!({"claim": key, "thread": t}),
+    };
+    {
+        // The first open creates the schema; a plain record of the same kind without a claim
+        // field holds nothing.
+        let mut s = open();
+        s.append(RecordDraft { body: json!({"thread": "setup"}), ..claim("x", 0) }).unwrap();
+    }
+    let barrier = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let (open, barrier) = (Arc::clone(&open), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                let mut store = open();
+                barrier.wait();
+                store
+                    .append(RecordDraft {
+                        kind: "deploy_decision".into(),
+                        recorded_at: "2026-11-24T10:00:00Z".into(),
+                        body: json!({"thread": t}),
+                    })
+                    .unwrap_or_else(|e| panic!("thread {t} append: {e}"));
+                store.append_claim(claim("7-abc#0", t), "7-abc#0").unwrap_or_else(|e| panic!("thread {t} claim: {e}"))
+            })
+        })
+        .collect();
+    let results: Vec<Claim> = handles.into_iter().map(|h| h.join().expect("claimant panicked")).collect();
+    let won: Vec<&ChainedRecord> =
+        results.iter().filter_map(|c| if let Claim::Won(r) = c { Some(r) } else { None }).collect();
+    assert_eq!(won.len(), 1, "exactly one claimant wins: {results:?}");
+    for c in &results {
+        if let Claim::Held(h) = c {
+            assert_eq!(h, won[0], "losers are told the winning record");
+        }
+    }
+    let mut store = open();
+    let claims: Vec<_> = store.all().unwrap().into_iter().filter(|r| r.body.get("claim").is_some()).collect();
+    assert_eq!(claims.len(), 1);
+    // Another key is another claim; the same key again is held.
+    assert!(matches!(store.append_claim(claim("7-abc#1", 99), "7-abc#1").unwrap(), Claim::Won(_)));
+    assert!(matches!(store.append_claim(claim("7-abc#0", 99), "7-abc#0").unwrap(), Claim::Held(_)));
+    // A draft whose body does not carry the claim is refused.
+    assert!(matches!(store.append_claim(claim("a", 0), "b"), Err(StoreError::InvalidRecord(_))));
+    let rep = store.verify().unwrap();
+    assert!(rep.ok(), "{:?}", rep.breaks);
+    assert_eq!(rep.records, threads + 3);
+}
