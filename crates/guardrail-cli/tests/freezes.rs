@@ -121,6 +121,27 @@ fn bad_windows_are_refused_with_file_line_and_field() {
 }
 
 #[test]
+fn policy_lint_checks_the_windows_too() {
+    let s = scratch();
+    let file = s.path("config/freezes.yaml");
+    let (code, out, err) = run({
+        let mut c = guardrail();
+        c.args(["policy", "lint"]).arg(&file);
+        c
+    });
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    s.edit("config/freezes.yaml", "timezone: Europe/Berlin", "timezone: Europe/Berlinn");
+    let (code, out, err) = run({
+        let mut c = guardrail();
+        c.args(["policy", "lint"]).arg(&file);
+        c
+    });
+    let all = format!("{out}{err}");
+    assert_eq!(code, 3, "{all}");
+    assert!(all.contains("freezes.yaml:13:") && all.contains("freezes[1].timezone"), "{all}");
+}
+
+#[test]
 fn freeze_rules_without_windows_never_match_and_typos_are_errors() {
     let s = scratch();
     // No windows: in_freeze is false, the seed rules decide.

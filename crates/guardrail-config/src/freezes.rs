@@ -42,7 +42,13 @@ const KEYS: &[&str] = &["name", "timezone", "start", "end", "rrule", "dtstart", 
 /// Reads the freeze and maintenance windows of a policy file (none when it has neither block).
 pub fn load_freezes(src: &Source) -> Result<Loaded<Vec<TimeWindow>>, Vec<ConfigError>> {
     let root = parse_as(src, Format::Yaml)?;
-    let mut d = Diags::new(src, SourceMap::from_node(&root));
+    read_freezes(src, &root)
+}
+
+/// [`load_freezes`] on a policy file already parsed (`root` is `src`'s tree), so that
+/// [`load_policies`](crate::load_policies) reads rules and windows from one parse.
+pub(crate) fn read_freezes(src: &Source, root: &Node) -> Result<Loaded<Vec<TimeWindow>>, Vec<ConfigError>> {
+    let mut d = Diags::new(src, SourceMap::from_node(root));
     let mut out = Vec::new();
     let mut ok = true;
     if let Some(top) = root.as_map() {

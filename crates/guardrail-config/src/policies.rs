@@ -10,6 +10,7 @@ use crate::error::Finding;
 use crate::map::SourceMap;
 use crate::source::Source;
 use crate::yaml::{self, Node, NodeValue};
+use guardrail_core::freeze::TimeWindow;
 
 /// The result of reading a policy file.
 ///
@@ -24,6 +25,9 @@ pub struct PolicyLoad {
     pub findings: Vec<Finding>,
     /// Field path → position.
     pub map: SourceMap,
+    /// The `freezes:` and `maintenance:` windows, read from the same parse (empty when the file
+    /// has neither block, or when they have errors: those are in `findings`).
+    pub windows: Vec<TimeWindow>,
 }
 
 /// Keys a rule may have.
@@ -49,6 +53,7 @@ pub fn load_policies(src: &Source) -> PolicyLoad {
                 set: None,
                 findings: errs.iter().map(|e| e.to_finding(Severity::Error)).collect(),
                 map: SourceMap::new(),
+                windows: Vec::new(),
             };
         }
     };
@@ -60,8 +65,20 @@ pub fn load_policies(src: &Source) -> PolicyLoad {
         }
     }
     let mut findings = d.items;
+    // The windows are part of the policy file: their errors are the file's errors, so `policy
+    // lint` reports them and the gate refuses to decide on them.
+    let windows = match crate::freezes::read_freezes(src, &root) {
+        Ok(loaded) => {
+            findings.extend(loaded.warnings.iter().map(|w| w.to_finding(Severity::Warning)));
+            loaded.value
+        }
+        Err(errors) => {
+            findings.extend(errors.iter().map(|e| e.to_finding(Severity::Error)));
+            Vec::new()
+        }
+    };
     sort_findings(&mut findings);
-    PolicyLoad { set, findings, map: d.map }
+    PolicyLoad { set, findings, map: d.map, windows }
 }
 
 /// One rule as far as it could be read.
@@ -83,7 +100,7 @@ fn read_set(d: &mut Diags, root: &Node) -> Option<PolicySet> {
             return None;
         }
     };
-    // `freezes` and `maintenance` are read by `crate::load_freezes`.
+    // `freezes` and `maintenance` are read by `crate::freezes::read_freezes`.
     check_keys(
         d,
         "",

@@ -2,6 +2,7 @@
 
 use guardrail_config::{Source, SourceMap};
 use guardrail_core::cost::{self, CostReport};
+use guardrail_core::freeze::TimeWindow;
 use guardrail_core::freshness;
 use guardrail_core::policy::{
     self, Action, ConditionOutcome, Counterfactual, DecidedBy, Decision, PolicySet, RuleTrace,
@@ -111,8 +112,9 @@ pub fn evaluate_cost(cost_src: &Source, settings: &Settings) -> Result<CostRepor
     })
 }
 
-/// Loads and validates a policy set; errors include every lint error found.
-pub fn load_policies(src: &Source) -> Result<(PolicySet, Vec<String>), Vec<String>> {
+/// Loads and validates a policy set and its freeze/maintenance windows (one parse); errors
+/// include every lint error found.
+pub fn load_policies(src: &Source) -> Result<(PolicySet, Vec<TimeWindow>, Vec<String>), Vec<String>> {
     let load = guardrail_config::load_policies(src);
     let (errors, warnings): (Vec<_>, Vec<_>) =
         load.findings.iter().partition(|f| f.severity == guardrail_core::policy::Severity::Error);
@@ -121,7 +123,7 @@ pub fn load_policies(src: &Source) -> Result<(PolicySet, Vec<String>), Vec<Strin
         return Err(errors.iter().map(|f| f.to_string()).collect());
     }
     match load.set {
-        Some(set) => Ok((set, warnings)),
+        Some(set) => Ok((set, load.windows, warnings)),
         None => Err(vec![format!("{}: the policy file could not be read as a policy set", src.path.display())]),
     }
 }
@@ -131,7 +133,7 @@ pub fn evaluate(sources: Sources, settings: Settings) -> Result<Evaluation, Vec<
     let policies = load_policies(&sources.policies);
     let slo = evaluate_slo(&sources.slos, &sources.metrics, &settings);
     let cost = evaluate_cost(&sources.cost, &settings);
-    let ((policies, warnings), slo, cost) = match (policies, slo, cost) {
+    let ((policies, windows, warnings), slo, cost) = match (policies, slo, cost) {
         (Ok(p), Ok(s), Ok(c)) => (p, s, c),
         (p, s, c) => {
             let mut errs = p.err().unwrap_or_default();
@@ -152,10 +154,7 @@ pub fn evaluate(sources: Sources, settings: Settings) -> Result<Evaluation, Vec<
         )]);
     }
     let mut signals = Signals::from_reports(&slo, &cost);
-    let freeze = match guardrail_config::load_freezes(&sources.policies) {
-        Ok(w) => guardrail_core::freeze::status(&w.value, settings.now),
-        Err(errs) => return Err(errors_of(errs)),
-    };
+    let freeze = guardrail_core::freeze::status(&windows, settings.now);
     guardrail_core::freeze::apply(&freeze, &mut signals);
     let decision =
         decide(&policies, &signals).map_err(|e| vec![format!("{}: {e}", sources.policies.path.display())])?;
