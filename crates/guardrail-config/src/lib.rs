@@ -14,6 +14,8 @@
 //! - [`load_cost_as`]: a cost file in any supported layout (the seed's, FOCUS 1.x CSV, AWS
 //!   Cost Explorer JSON; [`detect_cost_format`]) for one selected service.
 //! - [`load_prometheus`]: the optional `prometheus:` block of the SLO file (live counts).
+//! - [`load_spec_slo`]: one SLO of a Sloth `prometheus/v1` or OpenSLO v1 file
+//!   ([`classify_slo_file`]) as SLO targets and a Prometheus source.
 //! - [`load_freezes`]: the policy file's `freezes:` and `maintenance:` windows.
 //! - [`load_governor_config`]: the remediation governor's approvers and executors.
 //! - [`load_policies`]: the policy file → [`PolicyLoad`] (the set, when its structure could be
@@ -64,6 +66,9 @@ pub use map::SourceMap;
 pub use metrics::load_metrics;
 pub use policies::{DEFAULT_PRIORITY, PolicyLoad, load_policies};
 pub use prometheus::{QUANTILE_PLACEHOLDER, WINDOW_PLACEHOLDER, check_url, load_prometheus};
-pub use slo_specs::{ImportedSlo, SloSpecFormat, detect_slo_spec, load_slo_specs, select_slo};
+pub use slo_specs::{
+    ANNOTATION_PREFIX, ImportedSlo, SloSpecFormat, SpecExtras, SpecSlo, classify_slo_file, counts_from_rate,
+    detect_slo_spec, load_slo_specs, load_spec_slo, select_slo,
+};
 pub use slos::load_slos;
 pub use source::{Source, read_source};

@@ -228,7 +228,7 @@ fn read(d: &mut Diags, node: &Node) -> Option<PrometheusSpec> {
         service: service?,
         error_query: error_query?,
         total_query: total_query?,
-        latency: latency?,
+        latency: Some(latency?),
         latency_window: latency_window?,
         latency_to_ms: latency_to_ms?,
         freshness_query: freshness_query?,
@@ -365,7 +365,7 @@ mod tests {
         assert!(spec.error_query.ends_with("[{{.window}}])) or vector(0)"), "{}", spec.error_query);
         assert_eq!(
             spec.latency,
-            LatencySource::Histogram("http_request_duration_seconds_bucket{job=\"checkout\"}".into())
+            Some(LatencySource::Histogram("http_request_duration_seconds_bucket{job=\"checkout\"}".into()))
         );
         assert_eq!(spec.burn.min_events, 100);
         assert!(crate::load_slos(&src(text)).is_ok());

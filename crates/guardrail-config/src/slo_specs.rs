@@ -13,17 +13,37 @@
 //!   With `good`, the error query is `(total) - (good)`. `timeWindow[0].duration` becomes the
 //!   period.
 //!
-//! Not wired into `guardrail gate` yet: the gate's SLO input is still `slos.yaml` (whose
-//! `prometheus:` block also needs a latency source, which neither format carries).
+//! `guardrail gate` reads these when the `--slos` file is one of them ([`detect_slo_spec`];
+//! `slos.yaml` is read as before): [`load_spec_slo`] selects one SLO (`--service`,
+//! `--slo-name`) and turns it into Guardrail's SLO targets and Prometheus source.
+//!
+//! Counts, not rates: Sloth's queries are usually `rate(…[{{.window}}])`, a per-second rate,
+//! which would defeat the minimum-events guard (20 req/s over 1h is "20 events"). Every
+//! `rate(` is rewritten to `increase(` (the same figure times the window length, which is
+//! what `increase` is), so the burn rates are unchanged and the guard sees event counts.
+//! `irate(` is refused (the last two samples are not a count over the window).
+//!
+//! Latency: neither format carries p95/p99. An optional Guardrail extension names a
+//! histogram (or a query with `{{.quantile}}`) and the limits; without it no latency query is
+//! sent and the latency signals are unavailable (a rule reading them cannot decide, exit 3).
+//! - Sloth: `slos[].guardrail: {latency_histogram: …, p95_threshold_ms: 500, …}` (Sloth's
+//!   loader ignores keys it does not know);
+//! - OpenSLO: the SLO's `metadata.annotations` with `guardrail.dev/` keys
+//!   (`guardrail.dev/latency_histogram: '…'`, `guardrail.dev/p95_threshold_ms: "500"`).
+//!
+//! Keys: `latency_histogram` or `latency_query`, `latency_window` (default 1h),
+//! `latency_unit` (seconds or milliseconds), `p95_threshold_ms` (required with a latency
+//! source), `p99_threshold_ms`, `min_events` (default 100 per window).
 
 use std::collections::BTreeMap;
 
-use guardrail_core::burn::Window;
+use guardrail_core::burn::{BurnConfig, LatencySource, PrometheusSpec, Window};
+use guardrail_core::slo::{BurnThresholds, Num, SloSpec};
 
 use crate::common::{Diags, Format, Loaded, get, mapping, number, parse_as, required, string};
 use crate::error::ConfigError;
 use crate::map::SourceMap;
-use crate::prometheus::WINDOW_PLACEHOLDER;
+use crate::prometheus::{QUANTILE_PLACEHOLDER, WINDOW_PLACEHOLDER};
 use crate::source::Source;
 use crate::yaml::Node;
 
@@ -53,6 +73,258 @@ pub struct ImportedSlo {
     pub total_query: String,
     /// SLO period when the file says (OpenSLO `timeWindow`).
     pub period: Option<Window>,
+    /// True when a query's `rate(` was rewritten to `increase(` (see the module docs).
+    pub rate_converted: bool,
+    /// Guardrail's extension: latency source and limits, minimum events.
+    pub extras: SpecExtras,
+}
+
+/// Guardrail's optional extension of an SLO spec (Sloth `guardrail:`, OpenSLO
+/// `guardrail.dev/` annotations).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SpecExtras {
+    /// p95/p99 source; `None`: latency is not read and its signals are unavailable.
+    pub latency: Option<LatencySource>,
+    /// Range for the percentiles (default 1h).
+    pub latency_window: Option<Window>,
+    /// Multiplier to milliseconds (1000 for seconds, the default).
+    pub latency_to_ms: Option<f64>,
+    /// p95 limit, ms (required with a latency source).
+    pub p95_threshold_ms: Option<Num>,
+    /// p99 limit, ms.
+    pub p99_threshold_ms: Option<Num>,
+    /// Minimum events per window (default 100).
+    pub min_events: Option<u64>,
+}
+
+/// One selected SLO of a spec file, as Guardrail's SLO targets and Prometheus source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecSlo {
+    /// The SLO as read.
+    pub imported: ImportedSlo,
+    /// Targets: the objective as the availability target; the latency limits of the
+    /// extension (NaN when there is no latency source: not used).
+    pub slo: SloSpec,
+    /// The Prometheus source: the spec's queries, period and the extension; the URL comes from
+    /// `--prometheus` / `GUARDRAIL_PROMETHEUS_URL`.
+    pub prometheus: PrometheusSpec,
+}
+
+/// Reads a Sloth/OpenSLO file and selects one SLO (`service`, then `slo` by name; see
+/// [`select_slo`]). A selection that matches nothing is an error positioned at the file's
+/// service field, listing the choices.
+pub fn load_spec_slo(
+    src: &Source,
+    service: Option<&str>,
+    slo: Option<&str>,
+) -> Result<Loaded<SpecSlo>, Vec<ConfigError>> {
+    let loaded = load_slo_specs(src)?;
+    let field = match loaded.value.first().map(|s| s.format) {
+        Some(SloSpecFormat::OpenSlo) => "spec.service",
+        _ => "service",
+    };
+    let chosen = select_slo(&loaded.value, service, slo).map_err(|e| vec![loaded.error_at(field, e)])?.clone();
+    let x = &chosen.extras;
+    let slo_spec = SloSpec {
+        availability_target_pct: Num::float(chosen.objective_pct),
+        p95_threshold_ms: x.p95_threshold_ms.unwrap_or(Num::float(f64::NAN)),
+        p99_threshold_ms: x.p99_threshold_ms,
+        burn: BurnThresholds::default(),
+    };
+    let mut burn = BurnConfig::default();
+    if let Some(p) = chosen.period {
+        burn.period = p;
+    }
+    if let Some(n) = x.min_events {
+        burn.min_events = n;
+    }
+    let prometheus = PrometheusSpec {
+        url: None,
+        service: chosen.service.clone(),
+        error_query: chosen.error_query.clone(),
+        total_query: chosen.total_query.clone(),
+        latency: x.latency.clone(),
+        latency_window: x.latency_window.unwrap_or(Window(3600)),
+        latency_to_ms: x.latency_to_ms.unwrap_or(1000.0),
+        freshness_query: None,
+        timeout_ms: 2000,
+        retries: 2,
+        burn,
+    };
+    if let Err(e) = prometheus.burn.validate() {
+        let at = if chosen.period.is_some() { "spec.timeWindow[0].duration" } else { field };
+        return Err(vec![loaded.error_at(at, format!("{}: {}", e.field, e.reason))]);
+    }
+    Ok(Loaded {
+        value: SpecSlo { imported: chosen, slo: slo_spec, prometheus },
+        map: loaded.map,
+        file: loaded.file,
+        warnings: loaded.warnings,
+    })
+}
+
+/// Rewrites `rate(` to `increase(` outside quoted strings (see the module docs); `irate(` is
+/// refused. Returns the query and whether anything changed.
+pub fn counts_from_rate(q: &str) -> Result<(String, bool), String> {
+    let mut out = String::with_capacity(q.len() + 8);
+    let mut changed = false;
+    let chars: Vec<char> = q.chars().collect();
+    let mut i = 0;
+    let mut quote: Option<char> = None;
+    while i < chars.len() {
+        let c = chars[i];
+        if let Some(qc) = quote {
+            out.push(c);
+            if c == '\\' && qc != '`' {
+                if let Some(&n) = chars.get(i + 1) {
+                    out.push(n);
+                    i += 1;
+                }
+            } else if c == qc {
+                quote = None;
+            }
+            i += 1;
+            continue;
+        }
+        if matches!(c, '"' | '\'' | '`') {
+            quote = Some(c);
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        if c.is_ascii_alphabetic() || c == '_' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':') {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            let mut j = i;
+            while j < chars.len() && chars[j].is_whitespace() {
+                j += 1;
+            }
+            let call = chars.get(j) == Some(&'(');
+            match word.as_str() {
+                "rate" if call => {
+                    out.push_str("increase");
+                    changed = true;
+                }
+                "irate" if call => {
+                    return Err("uses irate(), the rate between the last two samples, which is not a count of events \
+                         over the window; use increase() (or rate(), which Guardrail reads as increase())"
+                        .into());
+                }
+                _ => out.push_str(&word),
+            }
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    Ok((out, changed))
+}
+
+const EXTRA_KEYS: &[&str] = &[
+    "latency_histogram",
+    "latency_query",
+    "latency_window",
+    "latency_unit",
+    "p95_threshold_ms",
+    "p99_threshold_ms",
+    "min_events",
+];
+
+/// Annotation prefix of Guardrail's keys in OpenSLO `metadata.annotations`.
+pub const ANNOTATION_PREFIX: &str = "guardrail.dev/";
+
+/// Reads the extension from `(key, path, node)` entries. `text_values`: OpenSLO annotations,
+/// whose values are strings (numbers are then read from the text).
+fn read_extras(d: &mut Diags, base: &str, entries: &[(String, String, &Node)], text_values: bool) -> SpecExtras {
+    let mut x = SpecExtras::default();
+    let clean_before = !d.has_errors();
+    let num = |d: &mut Diags, path: &str, node: &Node| -> Option<f64> {
+        match (&node.value, text_values) {
+            (crate::yaml::NodeValue::Str(t), true) => match t.trim().parse::<f64>() {
+                Ok(v) if v.is_finite() => Some(v),
+                _ => {
+                    d.error(path, format!("must be a number, got {t:?}"));
+                    None
+                }
+            },
+            _ => number(d, path, node).map(|n| n.value),
+        }
+    };
+    for (key, path, node) in entries {
+        let path = path.as_str();
+        match key.as_str() {
+            "latency_histogram" | "latency_query" => {
+                if x.latency.is_some() {
+                    d.error(path, "give either latency_histogram or latency_query, not both");
+                    continue;
+                }
+                let Some(q) = string(d, path, node) else { continue };
+                if q.trim().is_empty() {
+                    d.error(path, "is empty");
+                } else if key == "latency_query" && !q.contains(QUANTILE_PLACEHOLDER) {
+                    d.error(path, format!("must contain {QUANTILE_PLACEHOLDER}"));
+                } else if key == "latency_query" {
+                    x.latency = Some(LatencySource::Query(q));
+                } else {
+                    x.latency = Some(LatencySource::Histogram(q));
+                }
+            }
+            "latency_window" => match string(d, path, node).map(|t| Window::parse(&t)) {
+                Some(Ok(w)) if w.0 > 0 => x.latency_window = Some(w),
+                Some(Ok(_)) => d.error(path, "must be positive"),
+                Some(Err(e)) => d.error(path, e),
+                None => {}
+            },
+            "latency_unit" => match string(d, path, node).as_deref() {
+                Some("seconds" | "s") => x.latency_to_ms = Some(1000.0),
+                Some("milliseconds" | "ms") => x.latency_to_ms = Some(1.0),
+                Some(other) => d.error(path, format!("must be seconds or milliseconds, got {other:?}")),
+                None => {}
+            },
+            "p95_threshold_ms" | "p99_threshold_ms" => {
+                if let Some(v) = num(d, path, node) {
+                    if v > 0.0 {
+                        let n = Some(Num::float(v));
+                        if key == "p95_threshold_ms" { x.p95_threshold_ms = n } else { x.p99_threshold_ms = n }
+                    } else {
+                        d.error(path, format!("must be a positive number of milliseconds, got {v}"));
+                    }
+                }
+            }
+            "min_events" => {
+                if let Some(v) = num(d, path, node) {
+                    if v >= 0.0 && v.fract() == 0.0 && v <= 1e15 {
+                        x.min_events = Some(v as u64);
+                    } else {
+                        d.error(path, format!("must be a whole number of events, got {v}"));
+                    }
+                }
+            }
+            other => {
+                let hint = crate::common::suggest(other, EXTRA_KEYS)
+                    .map(|k| format!(" (did you mean {k}?)"))
+                    .unwrap_or_default();
+                d.error(path, format!("is not a Guardrail key{hint}; known: {}", EXTRA_KEYS.join(", ")));
+            }
+        }
+    }
+    if !clean_before || d.has_errors() {
+        return x;
+    }
+    match (&x.latency, x.p95_threshold_ms, x.p99_threshold_ms) {
+        (Some(_), None, _) => d.error(base, "names a latency source but no p95_threshold_ms"),
+        (None, Some(_), _) | (None, _, Some(_)) => {
+            d.error(base, "gives latency limits but no latency_histogram or latency_query to compare them with")
+        }
+        (Some(_), Some(p95), Some(p99)) if p99.value < p95.value => {
+            d.error(base, format!("p99_threshold_ms {} is below p95_threshold_ms {}", p99.value, p95.value))
+        }
+        _ => {}
+    }
+    x
 }
 
 /// The format of an SLO file, when it is Sloth or OpenSLO (`None`: Guardrail's `slos.yaml`).
@@ -67,6 +339,39 @@ pub fn detect_slo_spec(src: &Source) -> Option<SloSpecFormat> {
         }
     }
     None
+}
+
+/// Like [`detect_slo_spec`], but a file that looks like a spec of another version (a top-level
+/// `apiVersion: openslo/…` other than `openslo/v1`, or `version: prometheus/…` other than
+/// `prometheus/v1`) is an error at that line instead of being read as `slos.yaml`.
+pub fn classify_slo_file(src: &Source) -> Result<Option<SloSpecFormat>, ConfigError> {
+    if let Some(f) = detect_slo_spec(src) {
+        return Ok(Some(f));
+    }
+    for (i, line) in src.text.lines().enumerate() {
+        let unquoted = line.replace(['"', '\''], "");
+        let unquoted = unquoted.trim_end();
+        let (field, value, wanted) = if let Some(v) = unquoted
+            .strip_prefix("apiVersion:")
+            .map(str::trim)
+            .filter(|v| v.to_ascii_lowercase().starts_with("openslo/"))
+        {
+            ("apiVersion", v, "openslo/v1 (OpenSLO v1)")
+        } else if let Some(v) =
+            unquoted.strip_prefix("version:").map(str::trim).filter(|v| v.starts_with("prometheus/"))
+        {
+            ("version", v, "prometheus/v1 (Sloth)")
+        } else {
+            continue;
+        };
+        return Err(ConfigError::at(
+            &src.path,
+            field,
+            Some((i + 1, 1)),
+            format!("{value:?} is not a supported SLO spec version; Guardrail reads {wanted}"),
+        ));
+    }
+    Ok(None)
 }
 
 /// Reads every SLO of a Sloth or OpenSLO file.
@@ -124,8 +429,12 @@ pub fn select_slo<'a>(
     }
 }
 
-fn query(d: &mut Diags, path: &str, node: &Node) -> Option<String> {
+fn query(d: &mut Diags, path: &str, node: &Node) -> Option<(String, bool)> {
     let q = string(d, path, node)?;
+    if q.trim().is_empty() {
+        d.error(path, "is empty");
+        return None;
+    }
     if !q.contains(WINDOW_PLACEHOLDER) {
         d.error(
             path,
@@ -135,7 +444,13 @@ fn query(d: &mut Diags, path: &str, node: &Node) -> Option<String> {
         );
         return None;
     }
-    Some(q)
+    match counts_from_rate(&q) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            d.error(path, e);
+            None
+        }
+    }
 }
 
 fn read_sloth(d: &mut Diags, root: &Node) -> Option<Vec<ImportedSlo>> {
@@ -182,7 +497,23 @@ fn read_sloth(d: &mut Diags, root: &Node) -> Option<Vec<ImportedSlo>> {
                 }
             }
         }
-        if let (Some(name), Some(objective_pct), Some((error_query, total_query))) = (name, objective, queries) {
+        let extras = match get(m, "guardrail") {
+            None => SpecExtras::default(),
+            Some(g) => {
+                let gp = format!("{p}.guardrail");
+                match mapping(d, &gp, g) {
+                    Some(gm) => {
+                        let entries: Vec<(String, String, &Node)> =
+                            gm.iter().map(|(k, v)| (k.clone(), format!("{gp}.{k}"), v)).collect();
+                        read_extras(d, &gp, &entries, false)
+                    }
+                    None => SpecExtras::default(),
+                }
+            }
+        };
+        if let (Some(name), Some(objective_pct), Some(((error_query, ce), (total_query, ct)))) =
+            (name, objective, queries)
+        {
             out.push(ImportedSlo {
                 format: SloSpecFormat::Sloth,
                 service: service.clone(),
@@ -191,6 +522,8 @@ fn read_sloth(d: &mut Diags, root: &Node) -> Option<Vec<ImportedSlo>> {
                 error_query,
                 total_query,
                 period: None,
+                rate_converted: ce || ct,
+                extras,
             });
         }
     }
@@ -221,7 +554,7 @@ fn documents(src: &Source) -> Vec<Source> {
     texts.into_iter().map(|text| Source { path: src.path.clone(), text, sha256: src.sha256.clone() }).collect()
 }
 
-fn metric_query(d: &mut Diags, path: &str, m: &[(String, Node)], key: &str) -> Option<String> {
+fn metric_query(d: &mut Diags, path: &str, m: &[(String, Node)], key: &str) -> Option<(String, bool)> {
     let node = get(m, key)?;
     let p = format!("{path}.{key}");
     let mm = mapping(d, &p, node)?;
@@ -386,7 +719,7 @@ fn load_openslo(src: &Source) -> Result<Loaded<Vec<ImportedSlo>>, Vec<ConfigErro
                     }
                     let error_query = match (bad, good) {
                         (Some(b), _) => Some(b),
-                        (None, Some(g)) => total.as_ref().map(|t| format!("({t}) - ({g})")),
+                        (None, Some((g, cg))) => total.as_ref().map(|(t, ct)| (format!("({t}) - ({g})"), cg || *ct)),
                         (None, None) => {
                             if !di.has_errors() {
                                 di.error(&rp, "needs bad or good");
@@ -404,7 +737,21 @@ fn load_openslo(src: &Source) -> Result<Loaded<Vec<ImportedSlo>>, Vec<ConfigErro
                 queries = None;
             }
         }
-        if let (Some(service), Some(objective_pct), Some(period), Some((error_query, total_query))) =
+        let annotations: Vec<(String, String, &Node)> = get(m, "metadata")
+            .and_then(Node::as_map)
+            .and_then(|md| get(md, "annotations"))
+            .and_then(Node::as_map)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|(k, v)| {
+                        k.strip_prefix(ANNOTATION_PREFIX)
+                            .map(|short| (short.to_string(), format!("metadata.annotations.{k}"), v))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let extras = read_extras(&mut d, "metadata.annotations", &annotations, true);
+        if let (Some(service), Some(objective_pct), Some(period), Some(((error_query, ce), (total_query, ct)))) =
             (service, objective, period, queries)
             && !d.has_errors()
         {
@@ -416,6 +763,8 @@ fn load_openslo(src: &Source) -> Result<Loaded<Vec<ImportedSlo>>, Vec<ConfigErro
                 error_query,
                 total_query,
                 period,
+                rate_converted: ce || ct,
+                extras,
             });
         }
         if d.has_errors() {
@@ -565,5 +914,82 @@ spec:
         assert_eq!(detect_slo_spec(&src("a", SLOTH)), Some(SloSpecFormat::Sloth));
         assert_eq!(detect_slo_spec(&src("a", OPENSLO)), Some(SloSpecFormat::OpenSlo));
         assert_eq!(detect_slo_spec(&src("a", "slos:\n  availability: {target: 99.9}\n")), None);
+    }
+
+    #[test]
+    fn rate_becomes_increase_and_irate_is_refused() {
+        let (q, changed) =
+            counts_from_rate("sum(rate(x_total{job=\"rate(\"}[{{.window}}])) / sum(rate (y[{{.window}}]))").unwrap();
+        assert!(changed);
+        assert_eq!(q, "sum(increase(x_total{job=\"rate(\"}[{{.window}}])) / sum(increase (y[{{.window}}]))");
+        let (q, changed) = counts_from_rate("sum(increase(x[{{.window}}])) or vector(0)").unwrap();
+        assert!(!changed);
+        assert_eq!(q, "sum(increase(x[{{.window}}])) or vector(0)");
+        // A metric or label called rate is not the function.
+        assert!(!counts_from_rate("sum(rate_total{rate=\"1\"}[{{.window}}])").unwrap().1);
+        assert!(counts_from_rate("sum(irate(x[{{.window}}]))").unwrap_err().contains("irate"));
+        let sloth = SLOTH.replace("sum(increase(login_total[{{.window}}]))", "sum(rate(login_total[{{.window}}]))");
+        let l = load_slo_specs(&src("sloth.yaml", &sloth)).unwrap();
+        assert_eq!(l.value[1].total_query, "sum(increase(login_total[{{.window}}]))");
+        assert!(l.value[1].rate_converted && !l.value[0].rate_converted);
+        let bad = SLOTH.replace("sum(increase(login_total[{{.window}}]))", "sum(irate(login_total[{{.window}}]))");
+        let e = load_slo_specs(&src("sloth.yaml", &bad)).unwrap_err();
+        assert_eq!((e[0].field.as_str(), e[0].line), ("slos[1].sli.events.total_query", Some(17)));
+    }
+
+    #[test]
+    fn guardrail_extension_gives_latency_and_limits() {
+        let sloth = SLOTH.replace(
+            "    alerting: {name: CheckoutAvailability",
+            "    guardrail: {latency_histogram: 'h_bucket{job=\"c\"}', p95_threshold_ms: 500, p99_threshold_ms: 900, min_events: 10}\n    alerting: {name: CheckoutAvailability",
+        );
+        let l = load_spec_slo(&src("sloth.yaml", &sloth), Some("checkout-api"), Some("requests-availability")).unwrap();
+        let v = &l.value;
+        assert_eq!(v.prometheus.latency, Some(LatencySource::Histogram("h_bucket{job=\"c\"}".into())));
+        assert_eq!(v.prometheus.burn.min_events, 10);
+        assert_eq!(v.prometheus.service, "checkout-api");
+        assert_eq!(v.slo.p95_threshold_ms.value, 500.0);
+        assert_eq!(v.slo.availability_target_pct.value, 99.9);
+        // Without the extension: no latency source, NaN limits.
+        let l = load_spec_slo(&src("sloth.yaml", SLOTH), None, Some("login-availability")).unwrap();
+        assert_eq!(l.value.prometheus.latency, None);
+        assert!(l.value.slo.p95_threshold_ms.value.is_nan());
+        // OpenSLO annotations, values as text.
+        let open = OPENSLO.replace(
+            "metadata: {name: search-availability}",
+            "metadata:\n  name: search-availability\n  annotations:\n    guardrail.dev/latency_histogram: 'h_bucket'\n    guardrail.dev/p95_threshold_ms: \"250\"\n    other.org/x: y",
+        );
+        let l = load_spec_slo(&src("openslo.yaml", &open), Some("search"), None).unwrap();
+        assert_eq!(l.value.slo.p95_threshold_ms.value, 250.0);
+        assert_eq!(l.value.prometheus.burn.period, Window(30 * 86_400));
+        let l = load_spec_slo(&src("openslo.yaml", &open), Some("checkout-api"), None).unwrap();
+        assert_eq!(l.value.prometheus.burn.period, Window(28 * 86_400));
+        // Mistakes are positioned.
+        let bad = open.replace("guardrail.dev/p95_threshold_ms: \"250\"", "guardrail.dev/p95_treshold_ms: \"250\"");
+        let e = load_slo_specs(&src("openslo.yaml", &bad)).unwrap_err();
+        assert!(
+            e.iter().any(|e| e.field == "metadata.annotations.guardrail.dev/p95_treshold_ms"
+                && e.message.contains("did you mean p95_threshold_ms")),
+            "{e:?}"
+        );
+        let bad = open.replace("guardrail.dev/p95_threshold_ms: \"250\"", "guardrail.dev/p95_threshold_ms: fast");
+        let e = load_slo_specs(&src("openslo.yaml", &bad)).unwrap_err();
+        assert_eq!((e.len(), e[0].line), (1, Some(32)), "{e:?}");
+    }
+
+    #[test]
+    fn unknown_service_and_wrong_version_are_positioned() {
+        let e = load_spec_slo(&src("sloth.yaml", SLOTH), Some("payments"), None).unwrap_err();
+        assert_eq!((e[0].field.as_str(), e[0].line, e[0].col), ("service", Some(2), Some(1)), "{e:?}");
+        assert!(e[0].message.contains("checkout-api/requests-availability"), "{e:?}");
+        let e = load_spec_slo(&src("openslo.yaml", OPENSLO), Some("payments"), None).unwrap_err();
+        assert_eq!((e[0].field.as_str(), e[0].line), ("spec.service", Some(14)), "{e:?}");
+        let v2 = SLOTH.replace("prometheus/v1", "prometheus/v2");
+        let e = classify_slo_file(&src("sloth.yaml", &v2)).unwrap_err();
+        assert_eq!((e.line, e.col), (Some(1), Some(1)));
+        assert!(e.to_string().contains("\"prometheus/v2\" is not a supported SLO spec version"), "{e}");
+        let e = classify_slo_file(&src("o.yaml", &OPENSLO.replace("openslo/v1", "openslo/v1alpha"))).unwrap_err();
+        assert_eq!(e.field, "apiVersion");
+        assert_eq!(classify_slo_file(&src("s.yaml", "version: 1\nslos: {}\n")).unwrap(), None);
     }
 }

@@ -253,8 +253,10 @@ pub struct PrometheusSpec {
     pub error_query: String,
     /// PromQL for all events over `{{.window}}`.
     pub total_query: String,
-    /// p95/p99 source.
-    pub latency: LatencySource,
+    /// p95/p99 source. `None` (an SLO spec without Guardrail's latency annotation): no latency
+    /// query is sent and the latency signals are unavailable, so a rule that reads them cannot
+    /// decide (exit 3).
+    pub latency: Option<LatencySource>,
     /// Range for the latency percentiles (default 1h).
     pub latency_window: Window,
     /// Multiplier from the query's unit to milliseconds (1000 for seconds, the default).
@@ -296,6 +298,9 @@ pub struct Observation {
     pub newest_sample_at: Option<Timestamp>,
     /// Problems the adapter met (query errors, empty results…): each one means no data.
     pub problems: Vec<String>,
+    /// Why latency was not read at all (no latency source configured). Then missing p95/p99
+    /// are not "no data": only the latency signals are unavailable, with this reason.
+    pub latency_unavailable: Option<String>,
 }
 
 /// The allowed share of bad events, `1 − target/100`.
@@ -408,6 +413,10 @@ pub struct BurnReport {
     pub burn_rate_value_window: Option<Window>,
     /// Its burn rate (null when too few events).
     pub burn_rate_value: Option<f64>,
+    /// Why the latency signals are unavailable when no latency source is configured (absent
+    /// otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_unavailable: Option<String>,
 }
 
 impl BurnReport {
@@ -424,6 +433,11 @@ impl BurnReport {
             return;
         }
         s.set("burn_rate_insufficient_data", SignalValue::Bool(self.insufficient_data));
+        if let Some(why) = &self.latency_unavailable {
+            for name in LATENCY_SIGNALS {
+                s.set(name, SignalValue::Unavailable(why.clone()));
+            }
+        }
         if self.label.is_none() {
             let why = format!(
                 "insufficient data: {}",
@@ -450,6 +464,10 @@ pub const SLO_SIGNALS: [&str; 9] = [
     "latency_p99_compliant",
     "availability_compliant",
 ];
+
+/// The SLO signals that come from the latency query.
+pub const LATENCY_SIGNALS: [&str; 4] =
+    ["latency_compliant", "latency_p95_ms", "latency_p99_ms", "latency_p99_compliant"];
 
 /// Per-window figures.
 pub fn window_report(w: Window, c: Option<Counts>, target_pct: f64, min_events: u64) -> WindowReport {
@@ -524,7 +542,16 @@ fn plausible(c: &Counts) -> Result<(), String> {
 /// Evaluates an observation against a spec and a burn configuration. Spec and configuration
 /// errors are `Err` (the gate cannot decide); data problems give a report with `no_data`.
 pub fn evaluate(spec: &SloSpec, cfg: &BurnConfig, obs: &Observation) -> Result<SloReport, SloError> {
-    spec.validate()?;
+    let latency_off = obs.latency_unavailable.is_some();
+    if latency_off {
+        // No latency source: the latency limits are not used (and may be absent, NaN).
+        let mut checked = spec.clone();
+        checked.p95_threshold_ms = Num::float(1.0);
+        checked.p99_threshold_ms = None;
+        checked.validate()?;
+    } else {
+        spec.validate()?;
+    }
     cfg.validate()?;
     let target = spec.availability_target_pct.value;
     if target >= 100.0 {
@@ -570,6 +597,9 @@ pub fn evaluate(spec: &SloSpec, cfg: &BurnConfig, obs: &Observation) -> Result<S
         reasons.push(format!("no events at all over the {} period", cfg.period));
     }
     for (name, v) in [("p95", obs.latency_p95_ms), ("p99", obs.latency_p99_ms)] {
+        if latency_off {
+            break;
+        }
         match v {
             None if quiet_adapter => reasons.push(format!("no {name} latency")),
             None => {}
@@ -602,6 +632,7 @@ pub fn evaluate(spec: &SloSpec, cfg: &BurnConfig, obs: &Observation) -> Result<S
         insufficient_reason: None,
         burn_rate_value_window: cfg.value_window(),
         burn_rate_value: None,
+        latency_unavailable: obs.latency_unavailable.clone(),
     };
 
     if report.no_data {
@@ -650,7 +681,8 @@ pub fn evaluate(spec: &SloSpec, cfg: &BurnConfig, obs: &Observation) -> Result<S
     // Microsecond precision: enough for a limit in ms, and no float noise in the reports.
     let p95 = Num::float(py_round(obs.latency_p95_ms.unwrap_or(f64::NAN), 3));
     let p99 = obs.latency_p99_ms.map(|v| Num::float(py_round(v, 3)));
-    let latency_compliant = p95.value <= spec.p95_threshold_ms.value;
+    // Without a latency source this is false (NaN compares false), and the signal is unavailable.
+    let latency_compliant = !latency_off && p95.value <= spec.p95_threshold_ms.value;
     let availability_compliant = availability >= target;
     let healthy = availability_compliant
         && latency_compliant
@@ -865,6 +897,7 @@ mod tests {
             latency_p99_ms: Some(700.0),
             newest_sample_at: Some(now),
             problems: Vec::new(),
+            latency_unavailable: None,
         }
     }
 
@@ -970,5 +1003,38 @@ mod tests {
         let mut s = spec();
         s.availability_target_pct = Num::int(100);
         assert!(evaluate(&s, &BurnConfig::default(), &obs(1.0, 0.0)).is_err());
+    }
+
+    #[test]
+    fn without_a_latency_source_only_the_latency_signals_are_unavailable() {
+        let mut o = obs(10.0, 0.0001);
+        o.latency_p95_ms = None;
+        o.latency_p99_ms = None;
+        o.latency_unavailable = Some("the SLO spec names no latency source".into());
+        let mut sp = spec();
+        sp.p95_threshold_ms = Num::float(f64::NAN);
+        sp.p99_threshold_ms = None;
+        let r = evaluate(&sp, &BurnConfig::default(), &o).unwrap();
+        let p = r.prometheus.as_ref().unwrap();
+        assert!(!p.no_data, "{:?}", p.no_data_reasons);
+        assert_eq!(r.burn_rate, BurnLabel::Low);
+        assert!(!r.latency_compliant);
+        let mut s = Signals::default();
+        p.apply(&mut s);
+        for name in LATENCY_SIGNALS {
+            assert_eq!(
+                s.get(name),
+                Some(&SignalValue::Unavailable("the SLO spec names no latency source".into())),
+                "{name}"
+            );
+        }
+        assert_eq!(s.get("no_data"), Some(&SignalValue::Bool(false)));
+        // The availability and burn signals are left as the report has them.
+        assert_eq!(s.get("availability_pct"), None);
+        assert_eq!(s.get("burn_rate"), None);
+        // A latency source that answered nothing is still no data.
+        let mut o = obs(10.0, 0.0001);
+        o.latency_p95_ms = None;
+        assert!(evaluate(&spec(), &BurnConfig::default(), &o).unwrap().prometheus.unwrap().no_data);
     }
 }

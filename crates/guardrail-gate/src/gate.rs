@@ -53,8 +53,17 @@ fn errors_of(errs: Vec<guardrail_config::ConfigError>) -> Vec<String> {
 /// file has a `prometheus:` block, `metrics` is the Prometheus snapshot taken by
 /// `inputs::read_metrics` and the burn rates come from `guardrail_core::burn`.
 pub fn evaluate_slo(slos: &Source, metrics: &Source, settings: &Settings) -> Result<SloReport, Vec<String>> {
-    if let Some(prom) = guardrail_config::load_prometheus(slos).map_err(errors_of)? {
-        return evaluate_live_slo(slos, metrics, settings, &prom);
+    match crate::inputs::live_source(slos, settings.service.as_deref(), settings.slo_name.as_deref())
+        .map_err(errors_of)?
+    {
+        Some(crate::inputs::LiveSource::Block(prom)) => {
+            let spec = guardrail_config::load_slos(slos).map_err(errors_of)?;
+            return evaluate_live_slo(slos, metrics, settings, &spec.value, &prom.value.burn, &prom.map);
+        }
+        Some(crate::inputs::LiveSource::Spec(s)) => {
+            return evaluate_live_slo(slos, metrics, settings, &s.value.slo, &s.value.prometheus.burn, &s.map);
+        }
+        None => {}
     }
     let spec = guardrail_config::load_slos(slos).map_err(errors_of);
     let snap = guardrail_config::load_metrics(metrics).map_err(errors_of);
@@ -79,12 +88,13 @@ fn evaluate_live_slo(
     slos: &Source,
     metrics: &Source,
     settings: &Settings,
-    prom: &guardrail_config::Loaded<guardrail_core::burn::PrometheusSpec>,
+    spec: &guardrail_core::slo::SloSpec,
+    burn: &guardrail_core::burn::BurnConfig,
+    map: &SourceMap,
 ) -> Result<SloReport, Vec<String>> {
-    let spec = guardrail_config::load_slos(slos).map_err(errors_of)?;
     let bad = |e: String| {
         vec![format!(
-            "{}: {e} (the SLO file has a prometheus: block, so the metrics input must be the snapshot the gate fetched)",
+            "{}: {e} (the SLO file names a Prometheus source, so the metrics input must be the snapshot the gate fetched)",
             metrics.path.display()
         )]
     };
@@ -92,8 +102,7 @@ fn evaluate_live_slo(
     if let Err(e) = freshness::check(Some(obs.evaluated_at), settings.now, settings.max_age) {
         return Err(vec![format!("{}: evaluated_at: {e}", metrics.path.display())]);
     }
-    guardrail_core::burn::evaluate(&spec.value, &prom.value.burn, &obs)
-        .map_err(|e| vec![located(slos, &prom.map, &e.field, &e.reason)])
+    guardrail_core::burn::evaluate(spec, burn, &obs).map_err(|e| vec![located(slos, map, &e.field, &e.reason)])
 }
 
 /// Cost block from a cost series, with the freshness check.
@@ -410,6 +419,7 @@ pub fn settings_from_record(body: &serde_json::Value) -> Result<Settings, String
         max_age: s.get("max_age").and_then(|v| v.as_i64()).map(jiff::SignedDuration::from_secs),
         now,
         service: s.get("service").and_then(|v| v.as_str()).map(str::to_string),
+        slo_name: s.get("slo_name").and_then(|v| v.as_str()).map(str::to_string),
         cost_format: match s.get("cost_format").and_then(|v| v.as_str()) {
             None => None,
             Some(f) => Some(f.parse().map_err(|e| format!("settings.cost_format: {e}"))?),

@@ -24,6 +24,14 @@ pub struct InputPaths {
     pub prometheus_url: Option<String>,
     /// Evaluation time for the Prometheus queries (`--now`); the clock when absent.
     pub at: Option<Timestamp>,
+    /// The selected service (`--service`, `GUARDRAIL_SERVICE`): picks the SLO of a Sloth or
+    /// OpenSLO file, as it picks the cost export's series.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// The selected SLO of that service, when it has several (`--slo-name`,
+    /// `GUARDRAIL_SLO_NAME`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo_name: Option<String>,
 }
 
 /// Input options as given on the command line (all optional).
@@ -35,7 +43,9 @@ pub struct InputArgs {
     /// Policy file [env: POLICIES_PATH] [default: ROOT/config/policies.yaml]
     #[arg(long, value_name = "FILE")]
     pub policies: Option<PathBuf>,
-    /// SLO spec [env: SLO_CONFIG] [default: ROOT/config/slos.yaml]
+    /// SLO spec: slos.yaml, or a Sloth prometheus/v1 or OpenSLO v1 file (detected by content;
+    /// decided from Prometheus, one SLO picked with --service / --slo-name) [env: SLO_CONFIG]
+    /// [default: ROOT/config/slos.yaml]
     #[arg(long, value_name = "FILE")]
     pub slos: Option<PathBuf>,
     /// Metrics snapshot [env: SLO_METRICS] [default: ROOT/data/metrics.json]
@@ -61,10 +71,14 @@ pub struct InputArgs {
     /// prometheus.url) [env: GUARDRAIL_PROMETHEUS_URL]
     #[arg(long, value_name = "URL")]
     pub prometheus: Option<String>,
-    /// Service to decide for, when the cost export holds several (FOCUS, Cost Explorer)
-    /// [env: GUARDRAIL_SERVICE]
+    /// Service to decide for, when the cost export (FOCUS, Cost Explorer) or the Sloth/OpenSLO
+    /// file holds several [env: GUARDRAIL_SERVICE]
     #[arg(long, value_name = "NAME")]
     pub service: Option<String>,
+    /// SLO to decide on, when the Sloth/OpenSLO file has several for the service
+    /// [env: GUARDRAIL_SLO_NAME]
+    #[arg(long, value_name = "NAME")]
+    pub slo_name: Option<String>,
     /// Layout of the cost file: native (cost.json), focus (FOCUS 1.x CSV) or aws-ce (Cost
     /// Explorer GetCostAndUsage JSON) [env: GUARDRAIL_COST_FORMAT] [default: by extension and
     /// content]
@@ -90,6 +104,9 @@ pub struct Settings {
     pub service: Option<String>,
     /// The cost file's layout when given (`--cost-format`); detected otherwise.
     pub cost_format: Option<guardrail_config::CostFormat>,
+    /// The SLO selected by name in a Sloth/OpenSLO file (`--slo-name`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo_name: Option<String>,
 }
 
 fn ser_opt_duration<S: serde::Serializer>(d: &Option<SignedDuration>, s: S) -> Result<S::Ok, S::Error> {
@@ -119,6 +136,12 @@ pub fn resolve_paths(args: &InputArgs, env: EnvLookup<'_>) -> InputPaths {
         cost: pick(&args.cost, "COST_DATA", "data/cost.json"),
         prometheus_url: args.prometheus.clone().or_else(|| env_nonempty(env, "GUARDRAIL_PROMETHEUS_URL")),
         at: args.now.as_deref().and_then(|t| t.parse().ok()),
+        service: args.service.clone().or_else(|| env_nonempty(env, "GUARDRAIL_SERVICE")).map(|v| v.trim().to_string()),
+        slo_name: args
+            .slo_name
+            .clone()
+            .or_else(|| env_nonempty(env, "GUARDRAIL_SLO_NAME"))
+            .map(|v| v.trim().to_string()),
     }
 }
 
@@ -177,6 +200,7 @@ pub fn resolve_settings(args: &InputArgs, env: EnvLookup<'_>, clock: Timestamp) 
         flag.clone().map(|v| (name, v)).or_else(|| env_nonempty(env, var).map(|v| (var, v)))
     };
     let service = pick(&args.service, "GUARDRAIL_SERVICE", "--service").map(|(_, v)| v.trim().to_string());
+    let slo_name = pick(&args.slo_name, "GUARDRAIL_SLO_NAME", "--slo-name").map(|(_, v)| v.trim().to_string());
     let cost_format = match pick(&args.cost_format, "GUARDRAIL_COST_FORMAT", "--cost-format") {
         None => None,
         Some((origin, text)) => match text.parse::<guardrail_config::CostFormat>() {
@@ -221,6 +245,7 @@ pub fn resolve_settings(args: &InputArgs, env: EnvLookup<'_>, clock: Timestamp) 
         now,
         service,
         cost_format,
+        slo_name,
     })
 }
 
@@ -253,12 +278,49 @@ pub fn read(path: &Path) -> Result<Source, String> {
     guardrail_config::read_source(path).map_err(|e| e.to_string())
 }
 
-/// The metrics input: the metrics file, or, when the SLO file has a `prometheus:` block, a
-/// snapshot of the Prometheus queries taken now (its JSON becomes the input that is evaluated
-/// and recorded). A query that fails is recorded in the snapshot (no data), not an error here;
-/// errors are for configuration that cannot run (no URL, an invalid block).
+/// Where the SLO file says the SLO signals come from, when it names a Prometheus source.
+#[derive(Debug, Clone)]
+pub enum LiveSource {
+    /// `slos.yaml` with a `prometheus:` block (the targets are `slos.yaml`'s).
+    Block(Box<guardrail_config::Loaded<guardrail_core::burn::PrometheusSpec>>),
+    /// A Sloth `prometheus/v1` or OpenSLO v1 file, one SLO selected.
+    Spec(Box<guardrail_config::Loaded<guardrail_config::SpecSlo>>),
+}
+
+impl LiveSource {
+    /// The Prometheus source.
+    pub fn prometheus(&self) -> &guardrail_core::burn::PrometheusSpec {
+        match self {
+            LiveSource::Block(l) => &l.value,
+            LiveSource::Spec(l) => &l.value.prometheus,
+        }
+    }
+}
+
+/// Reads the SLO file's live source: a Sloth/OpenSLO file (by content,
+/// [`guardrail_config::classify_slo_file`]; `service` and `slo_name` select the SLO), else the
+/// `prometheus:` block of `slos.yaml`, else `None` (the metrics file is the input).
+pub fn live_source(
+    slos: &Source,
+    service: Option<&str>,
+    slo_name: Option<&str>,
+) -> Result<Option<LiveSource>, Vec<guardrail_config::ConfigError>> {
+    match guardrail_config::classify_slo_file(slos) {
+        Err(e) => Err(vec![e]),
+        Ok(Some(_)) => {
+            guardrail_config::load_spec_slo(slos, service, slo_name).map(|l| Some(LiveSource::Spec(Box::new(l))))
+        }
+        Ok(None) => guardrail_config::load_prometheus(slos).map(|b| b.map(|b| LiveSource::Block(Box::new(b)))),
+    }
+}
+
+/// The metrics input: the metrics file, or, when the SLO file names a Prometheus source (a
+/// `prometheus:` block, or a Sloth/OpenSLO file: [`live_source`]), a snapshot of the
+/// Prometheus queries taken now (its JSON becomes the input that is evaluated and recorded). A
+/// query that fails is recorded in the snapshot (no data), not an error here; errors are for
+/// configuration that cannot run (no URL, an invalid block or spec, no such service).
 pub fn read_metrics(paths: &InputPaths, slos: &Source) -> Result<Source, String> {
-    let spec = match guardrail_config::load_prometheus(slos) {
+    let live = match live_source(slos, paths.service.as_deref(), paths.slo_name.as_deref()) {
         Err(errs) => return Err(errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")),
         Ok(None) if paths.prometheus_url.is_some() => {
             return Err(format!(
@@ -267,8 +329,16 @@ pub fn read_metrics(paths: &InputPaths, slos: &Source) -> Result<Source, String>
             ));
         }
         Ok(None) => return read(&paths.metrics),
-        Ok(Some(spec)) => spec.value,
+        Ok(Some(live)) => live,
     };
+    if matches!(live, LiveSource::Spec(_)) && paths.prometheus_url.is_none() {
+        return Err(format!(
+            "{}: an SLO spec is read from Prometheus, and no URL is set: give --prometheus URL or \
+             GUARDRAIL_PROMETHEUS_URL",
+            slos.path.display()
+        ));
+    }
+    let spec = live.prometheus().clone();
     let url = guardrail_prometheus::resolve_url(&spec, paths.prometheus_url.as_deref()).map_err(|e| e.to_string())?;
     let snap = guardrail_prometheus::fetch(&spec, &url, paths.at.unwrap_or_else(Timestamp::now))
         .map_err(|e| format!("{}: {e}", slos.path.display()))?;

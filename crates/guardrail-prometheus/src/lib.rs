@@ -9,7 +9,8 @@
 //! Three instant queries per decision, whatever the number of windows ([`query`]):
 //! 1. errors and totals over every burn window and the SLO period, batched with
 //!    `label_replace(…) or …`;
-//! 2. p95 and p99 (`histogram_quantile`);
+//! 2. p95 and p99 (`histogram_quantile`) — not sent when the spec has no latency source (a
+//!    Sloth/OpenSLO spec without Guardrail's latency annotation: [`Snapshot::latency_unavailable`]);
 //! 3. the time of the newest sample (`max(timestamp(SELECTOR))`).
 //!
 //! A query error, an empty result or a non-finite value is not an `Err` here: it is written
@@ -102,7 +103,16 @@ pub struct Snapshot {
     pub newest_sample_at: Option<String>,
     /// Everything that makes this snapshot "no data".
     pub problems: Vec<String>,
+    /// Set when the spec has no latency source (an SLO spec without Guardrail's latency
+    /// annotation): no latency query was sent and the latency signals are unavailable, with
+    /// this reason. Absent from snapshots that read latency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_unavailable: Option<String>,
 }
+
+/// The reason recorded when the spec has no latency source.
+pub const NO_LATENCY_SOURCE: &str = "the SLO spec names no latency source (add Guardrail's latency annotation with a \
+     histogram and p95/p99 limits), so p95/p99 are not read";
 
 /// The value in `source` that marks a snapshot.
 pub const SOURCE: &str = "prometheus";
@@ -145,6 +155,7 @@ impl Snapshot {
             latency_p99_ms: self.latency_ms.p99,
             newest_sample_at,
             problems: self.problems.clone(),
+            latency_unavailable: self.latency_unavailable.clone(),
         })
     }
 
@@ -192,11 +203,16 @@ pub fn fetch(spec: &PrometheusSpec, url: &str, at: Timestamp) -> Result<Snapshot
         latency_ms: LatencyRead::default(),
         newest_sample_at: None,
         problems: Vec::new(),
+        latency_unavailable: spec.latency.is_none().then(|| NO_LATENCY_SOURCE.to_string()),
     };
 
-    // The three queries go out together (one thread each) and are recorded in a fixed order.
-    let exprs =
-        [("counts", query::counts_query(spec)), ("latency", query::latency_query(spec)), ("freshness", freshness)];
+    // The queries go out together (one thread each) and are recorded in a fixed order: counts,
+    // latency (when the spec has a latency source), freshness.
+    let latency = query::latency_query(spec);
+    let has_latency = latency.is_some();
+    let mut exprs = vec![("counts", query::counts_query(spec))];
+    exprs.extend(latency.map(|l| ("latency", l)));
+    exprs.push(("freshness", freshness));
     let answers: Vec<client::Answer> = std::thread::scope(|scope| {
         let handles: Vec<_> = exprs.iter().map(|(_, e)| scope.spawn(|| client.query(e, at))).collect();
         handles
@@ -248,7 +264,7 @@ pub fn fetch(spec: &PrometheusSpec, url: &str, at: Timestamp) -> Result<Snapshot
         }
     }
 
-    if let Some(v) = run(&mut snap) {
+    if has_latency && let Some(v) = run(&mut snap) {
         for (q, slot) in [("p95", &mut snap.latency_ms.p95), ("p99", &mut snap.latency_ms.p99)] {
             match v.get(q) {
                 None => snap.problems.push(format!("latency query returned no {q}")),

@@ -33,16 +33,18 @@ pub fn counts_query(spec: &PrometheusSpec) -> String {
     parts.join(" or ")
 }
 
-/// The latency query: p95 and p99 in one expression.
-pub fn latency_query(spec: &PrometheusSpec) -> String {
+/// The latency query: p95 and p99 in one expression (`None` when the spec has no latency
+/// source).
+pub fn latency_query(spec: &PrometheusSpec) -> Option<String> {
+    let latency = spec.latency.as_ref()?;
     let w = spec.latency_window.to_string();
-    let one = |q: &str| match &spec.latency {
+    let one = |q: &str| match latency {
         LatencySource::Histogram(sel) => {
             format!("histogram_quantile({q}, sum by (le) (rate({sel}[{w}])))")
         }
         LatencySource::Query(t) => t.replace(QUANTILE, q).replace(WINDOW, &w),
     };
-    format!("{} or {}", tag(&one("0.95"), "p95"), tag(&one("0.99"), "p99"))
+    Some(format!("{} or {}", tag(&one("0.95"), "p95"), tag(&one("0.99"), "p99")))
 }
 
 /// The freshness query: the configured one, or `max(timestamp(SELECTOR))` with the selector
@@ -214,7 +216,7 @@ mod tests {
             error_query: "sum(increase(http_requests_total{job=\"api\",code=~\"5..\"}[{{.window}}])) or vector(0)"
                 .into(),
             total_query: "sum(increase(http_requests_total{job=\"api\"}[{{.window}}]))".into(),
-            latency: LatencySource::Histogram("http_request_duration_seconds_bucket{job=\"api\"}".into()),
+            latency: Some(LatencySource::Histogram("http_request_duration_seconds_bucket{job=\"api\"}".into())),
             latency_window: Window(3600),
             latency_to_ms: 1000.0,
             freshness_query: None,
@@ -241,15 +243,15 @@ mod tests {
 
     #[test]
     fn latency_and_freshness_queries() {
-        let q = latency_query(&spec());
+        let q = latency_query(&spec()).unwrap();
         assert_eq!(
             q,
             "label_replace((histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{job=\"api\"}[1h])))), \"guardrail_series\", \"p95\", \"\", \"\") or label_replace((histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{job=\"api\"}[1h])))), \"guardrail_series\", \"p99\", \"\", \"\")"
         );
         assert_eq!(freshness_query(&spec()).unwrap(), "max(timestamp(http_requests_total{job=\"api\"}))");
         let mut s = spec();
-        s.latency = LatencySource::Query("my_p{{.quantile}}_over{{.window}}".into());
-        assert!(latency_query(&s).contains("my_p0.99_over1h"));
+        s.latency = Some(LatencySource::Query("my_p{{.quantile}}_over{{.window}}".into()));
+        assert!(latency_query(&s).unwrap().contains("my_p0.99_over1h"));
     }
 
     #[test]

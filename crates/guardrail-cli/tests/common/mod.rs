@@ -75,6 +75,7 @@ pub fn guardrail() -> Command {
         "GUARDRAIL_AUDIT_JSONL",
         "GUARDRAIL_PROMETHEUS_URL",
         "GUARDRAIL_SERVICE",
+        "GUARDRAIL_SLO_NAME",
         "GUARDRAIL_COST_FORMAT",
         "GUARDRAIL_COST_BASELINE_DAYS",
         "GUARDRAIL_FREEZES",

@@ -1,0 +1,293 @@
+//! `guardrail gate --slos FILE` with a Sloth `prometheus/v1` or an OpenSLO v1 file, deciding from
+//! the fixture's live Prometheus (a healthy, a burning, a low-traffic and a silent service; see
+//! `guardrail_prometheus::fixture`). The format is detected from the file's content; `--service`
+//! and `--slo-name` pick the SLO. Expected figures are worked out by hand from the fixture's
+//! table. No skipping: without Debian's `prometheus` package (`scripts/test` installs it) these
+//! tests fail.
+
+mod common;
+
+use common::Scratch;
+use guardrail_gate::prometheus::fixture::LocalPrometheus;
+
+fn prom() -> &'static LocalPrometheus {
+    LocalPrometheus::shared().unwrap_or_else(|e| panic!("the local Prometheus could not be started: {e}"))
+}
+
+const POLICIES: &str = r#"policies:
+  - id: P000
+    name: SLO data unavailable
+    priority: 0
+    action: DELAY
+    conditions:
+      no_data: {operator: eq, value: true}
+    reason: The SLO signals could not be read from Prometheus
+    remediation: Check Prometheus and the queries, then retry.
+    delay_minutes: 15
+  - id: P001
+    name: Too little traffic to judge the burn rate
+    priority: 1
+    action: DELAY
+    conditions:
+      burn_rate_insufficient_data: {operator: eq, value: true}
+    reason: Too few events in the burn-rate windows
+    remediation: Wait for more traffic.
+    delay_minutes: 10
+  - id: P002
+    name: Fast burn
+    priority: 2
+    action: BLOCK
+    conditions:
+      burn_rate: {operator: in, value: [critical, high]}
+    reason: The error budget is burning fast
+    remediation: Stop and fix the errors.
+  - id: P999
+    name: Healthy
+    priority: 99
+    action: ALLOW
+    conditions: {}
+    reason: Signals healthy
+    remediation: None
+"#;
+
+/// A Sloth file: one service, one SLO per fixture service. Queries as Sloth users write them,
+/// with `rate(…)` (read as `increase(…)`); the healthy SLO carries Guardrail's latency extension.
+fn sloth() -> String {
+    let mut s = String::from("version: \"prometheus/v1\"\nservice: \"fixture\"\nlabels: {owner: sre}\nslos:\n");
+    for svc in ["healthy", "burning", "low-traffic", "silent"] {
+        s.push_str(&format!(
+            "  - name: {svc}\n    objective: 99.9\n    description: {svc} requests\n    sli:\n      events:\n        error_query: sum(rate(http_requests_total{{service=\"{svc}\",code=\"500\"}}[{{{{.window}}}}]))\n        total_query: sum(rate(http_requests_total{{service=\"{svc}\"}}[{{{{.window}}}}]))\n"
+        ));
+        if svc == "healthy" {
+            s.push_str("    guardrail:\n      latency_histogram: http_request_duration_seconds_bucket{service=\"healthy\"}\n      p95_threshold_ms: 500\n      p99_threshold_ms: 1000\n");
+        }
+        s.push_str("    alerting: {name: Availability, page_alert: {labels: {severity: page}}}\n");
+    }
+    s
+}
+
+/// An OpenSLO file: one SLO per fixture service (several services in one file), `good`/`total`
+/// ratio metrics over a shared SLI for `healthy`, inline `bad`/`total` for the others, a 28-day
+/// window for `burning`.
+fn openslo() -> String {
+    let mut s = String::from(
+        "apiVersion: openslo/v1\nkind: SLI\nmetadata: {name: healthy-ratio}\nspec:\n  ratioMetric:\n    counter: true\n    good: {metricSource: {type: Prometheus, spec: {query: 'sum(increase(http_requests_total{service=\"healthy\",code=\"200\"}[{{.window}}]))'}}}\n    total: {metricSource: {type: Prometheus, spec: {query: 'sum(increase(http_requests_total{service=\"healthy\"}[{{.window}}]))'}}}\n",
+    );
+    s.push_str("---\napiVersion: openslo/v1\nkind: SLO\nmetadata:\n  name: healthy-availability\n  annotations:\n    guardrail.dev/latency_histogram: 'http_request_duration_seconds_bucket{service=\"healthy\"}'\n    guardrail.dev/p95_threshold_ms: \"500\"\nspec:\n  service: healthy\n  budgetingMethod: Occurrences\n  objectives: [{target: 0.999}]\n  indicatorRef: healthy-ratio\n");
+    for svc in ["burning", "low-traffic", "silent"] {
+        let window = if svc == "burning" { "  timeWindow: [{duration: 28d, isRolling: true}]\n" } else { "" };
+        s.push_str(&format!(
+            "---\napiVersion: openslo/v1\nkind: SLO\nmetadata: {{name: {svc}-availability}}\nspec:\n  service: {svc}\n{window}  objectives: [{{targetPercent: 99.9}}]\n  indicator:\n    metadata: {{name: {svc}-errors}}\n    spec:\n      ratioMetric:\n        counter: true\n        bad: {{metricSource: {{type: Prometheus, spec: {{query: 'sum(increase(http_requests_total{{service=\"{svc}\",code=\"500\"}}[{{{{.window}}}}]))'}}}}}}\n        total: {{metricSource: {{type: Prometheus, spec: {{query: 'sum(increase(http_requests_total{{service=\"{svc}\"}}[{{{{.window}}}}]))'}}}}}}\n"
+        ));
+    }
+    s
+}
+
+fn scratch(file: &str, text: &str) -> Scratch {
+    let s = Scratch::new();
+    s.write("config/policies.yaml", POLICIES);
+    s.write(file, text);
+    std::fs::remove_file(s.path("data/metrics.json")).unwrap();
+    // The bundled cost.json names checkout-api; without a service it goes with any.
+    s.edit("data/cost.json", "\"service\": \"checkout-api\",", "");
+    s
+}
+
+fn gate(s: &Scratch, file: &str, extra: &[&str]) -> (i32, serde_json::Value, String) {
+    let p = prom();
+    let now = p.end.to_string();
+    let slos = s.path(file).display().to_string();
+    let mut args = vec!["--now", now.as_str(), "--prometheus", p.url.as_str(), "--format", "json", "--slos", &slos];
+    args.extend_from_slice(extra);
+    let out = s.gate(&args).output().unwrap();
+    let code = out.status.code().unwrap_or(-1);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (code, json, stderr)
+}
+
+fn window<'a>(j: &'a serde_json::Value, w: &str) -> &'a serde_json::Value {
+    j["slo"]["prometheus"]["windows"].as_array().unwrap().iter().find(|x| x["window"] == w).unwrap()
+}
+
+const SLOTH: &str = "config/sloth.yaml";
+const OPENSLO: &str = "config/openslo.yaml";
+
+#[test]
+fn sloth_healthy_is_allowed_with_counts_not_rates_and_latency_from_the_extension() {
+    let s = scratch(SLOTH, &sloth());
+    let (code, j, err) = gate(&s, SLOTH, &["--service", "fixture", "--slo-name", "healthy"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!((j["action"].as_str(), j["policy_id"].as_str()), (Some("ALLOW"), Some("P999")));
+    // 1 error in 2400 requests per 2-minute step: availability 1 − 1/2400, budget 1 − 0.041667/0.1.
+    assert_eq!(j["slo"]["availability_pct"], 99.958333);
+    assert_eq!(j["slo"]["error_budget_pct"], 58.33);
+    assert_eq!(j["slo"]["burn_rate"], "low");
+    assert_eq!(j["slo"]["details"]["service"], "fixture");
+    // rate() was read as increase(): 30 steps of 2400 in the hour, not 20 requests/s.
+    assert_eq!(window(&j, "1h")["total"], 72_000.0);
+    assert_eq!(window(&j, "1h")["errors"], 30.0);
+    assert_eq!(window(&j, "30d")["total"], 51_840_000.0);
+    // Burn over 1h: (30/72000) / 0.001 = 0.416…
+    assert_eq!(j["slo"]["burn_rate_value"], 0.42);
+    // p95: rank 2280 of 2400 falls in (0.25, 0.5] holding 2160..2352 → 0.25 + 120/192 · 0.25 s.
+    assert_eq!(j["slo"]["latency_p95_ms"], 406.25);
+    assert_eq!(j["slo"]["latency_p99_ms"], 750.0);
+    assert_eq!(j["signals"]["latency_compliant"], true);
+    assert!(j["slo"]["prometheus"].get("latency_unavailable").is_none());
+}
+
+#[test]
+fn sloth_burning_low_traffic_and_silent() {
+    let s = scratch(SLOTH, &sloth());
+    let (code, j, err) = gate(&s, SLOTH, &["--service", "fixture", "--slo-name", "burning"]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(j["policy_id"], "P002");
+    // 48 errors in 2400 per step during the last hour: 0.02 / 0.001 = 20× over 1h and 5m.
+    assert_eq!(j["slo"]["burn_rate_value"], 20.0);
+    assert_eq!(j["slo"]["burn_rate"], "critical");
+    assert_eq!(window(&j, "1h")["errors"], 1440.0);
+    // Over 30 days: 21600 + 47·30 = 23010 errors of 51,840,000.
+    assert_eq!(window(&j, "30d")["errors"], 23_010.0);
+    assert_eq!(j["slo"]["availability_pct"], 99.955613);
+    // No latency extension on this SLO: latency is not read and its signals are unavailable.
+    assert!(j["signals"]["latency_p95_ms"].is_null());
+    assert!(j["slo"]["prometheus"]["latency_unavailable"].as_str().unwrap().contains("no latency source"));
+
+    // Low traffic: 2 requests per step, 60 in the hour, below the minimum of 100 even though
+    // the query is a rate() — insufficient data, never a silent "low".
+    let (code, j, err) = gate(&s, SLOTH, &["--service", "fixture", "--slo-name", "low-traffic"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(j["policy_id"], "P001");
+    assert_eq!(j["signals"]["burn_rate_insufficient_data"], true);
+    assert_eq!(window(&j, "1h")["total"], 60.0);
+    assert_eq!(window(&j, "1h")["sufficient"], false);
+    assert!(j["signals"]["burn_rate"].is_null());
+
+    // Silent: no sample in the last two hours → no data.
+    let (code, j, err) = gate(&s, SLOTH, &["--service", "fixture", "--slo-name", "silent"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(j["policy_id"], "P000");
+    assert_eq!(j["signals"]["no_data"], true);
+}
+
+#[test]
+fn openslo_services_from_one_file() {
+    let s = scratch(OPENSLO, &openslo());
+    // healthy: good/total, error = total − good.
+    let (code, j, err) = gate(&s, OPENSLO, &["--service", "healthy"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(j["slo"]["availability_pct"], 99.958333);
+    assert_eq!(j["slo"]["error_budget_pct"], 58.33);
+    assert_eq!(j["slo"]["latency_p95_ms"], 406.25);
+    assert_eq!(j["slo"]["details"]["service"], "healthy");
+    // burning over its 28-day window: 20160 + 1410 = 21570 errors of 48,384,000 →
+    // availability 99.955419, budget 1 − 0.0445808/0.1 = 55.42 %.
+    let (code, j, err) = gate(&s, OPENSLO, &["--service", "burning"]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(j["slo"]["prometheus"]["period"], "28d");
+    assert_eq!(window(&j, "28d")["errors"], 21_570.0);
+    assert_eq!(window(&j, "28d")["total"], 48_384_000.0);
+    assert_eq!(j["slo"]["availability_pct"], 99.955419);
+    assert_eq!(j["slo"]["error_budget_pct"], 55.42);
+    assert_eq!(j["slo"]["burn_rate"], "critical");
+    let (code, j, err) = gate(&s, OPENSLO, &["--service", "low-traffic"]);
+    assert_eq!((code, j["policy_id"].as_str()), (1, Some("P001")), "{err}");
+    let (code, j, err) = gate(&s, OPENSLO, &["--service", "silent"]);
+    assert_eq!((code, j["policy_id"].as_str()), (1, Some("P000")), "{err}");
+    // Several services and none selected: exit 3, the choices listed.
+    let (code, _, err) = gate(&s, OPENSLO, &[]);
+    assert_eq!(code, 3);
+    assert!(err.contains("has SLOs for 4 services, so one must be selected with --service NAME"), "{err}");
+}
+
+#[test]
+fn a_rule_on_latency_without_a_latency_source_cannot_decide() {
+    let s = scratch(SLOTH, &sloth());
+    s.edit(
+        "config/policies.yaml",
+        "  - id: P999",
+        "  - id: P010\n    name: Slow\n    priority: 10\n    action: WARN\n    conditions:\n      latency_p95_ms: {operator: gt, value: 800}\n    reason: slow\n    remediation: look\n  - id: P999",
+    );
+    // burning has no latency extension; its burn rule decides first (BLOCK), so fine.
+    let (code, _, err) = gate(&s, SLOTH, &["--service", "fixture", "--slo-name", "burning"]);
+    assert_eq!(code, 2, "{err}");
+    // A service whose decision reaches the latency rule: exit 3, the reason named. (The
+    // healthy SLO with its extension reads latency and decides.)
+    let text = sloth().replace("    guardrail:\n      latency_histogram: http_request_duration_seconds_bucket{service=\"healthy\"}\n      p95_threshold_ms: 500\n      p99_threshold_ms: 1000\n", "");
+    s.write(SLOTH, &text);
+    let (code, _, err) = gate(&s, SLOTH, &["--service", "fixture", "--slo-name", "healthy"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("rule P010 needs signal latency_p95_ms, which is unavailable"), "{err}");
+    assert!(err.contains("no latency source"), "{err}");
+    s.write(SLOTH, &sloth());
+    let (code, j, err) = gate(&s, SLOTH, &["--service", "fixture", "--slo-name", "healthy"]);
+    assert_eq!((code, j["policy_id"].as_str()), (0, Some("P999")), "{err}");
+}
+
+#[test]
+fn bad_specs_exit_3_with_file_line_and_column() {
+    let p = prom();
+    let now = p.end.to_string();
+    let run = |file: &str, text: &str, extra: &[&str]| {
+        let s = scratch(file, text);
+        let slos = s.path(file).display().to_string();
+        let mut args = vec!["--now", now.as_str(), "--prometheus", p.url.as_str(), "--slos", slos.as_str()];
+        args.extend_from_slice(extra);
+        let out = s.gate(&args).output().unwrap();
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    // Unknown service.
+    let (code, err) = run(SLOTH, &sloth(), &["--service", "payments"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("sloth.yaml:2:1: service: has no SLO for service \"payments\"; it has: fixture/healthy"),
+        "{err}"
+    );
+    // Unknown SLO name.
+    let (code, err) = run(SLOTH, &sloth(), &["--slo-name", "nope"]);
+    assert_eq!(code, 3);
+    assert!(err.contains("has no SLO \"nope\""), "{err}");
+    // A missing query.
+    let text = sloth().replacen(
+        "        total_query: sum(rate(http_requests_total{service=\"healthy\"}[{{.window}}]))\n",
+        "",
+        1,
+    );
+    let (code, err) = run(SLOTH, &text, &["--slo-name", "healthy"]);
+    assert_eq!(code, 3);
+    assert!(err.contains("sloth.yaml:9:7: slos[0].sli.events"), "{err}");
+    assert!(err.contains("total_query"), "{err}");
+    // Objective out of range.
+    let (code, err) =
+        run(SLOTH, &sloth().replacen("objective: 99.9", "objective: 100.5", 1), &["--slo-name", "healthy"]);
+    assert_eq!(code, 3);
+    assert!(err.contains("sloth.yaml:6:5: slos[0].objective: must be a percentage between 0 and 100"), "{err}");
+    let (code, err) = run(OPENSLO, &openslo().replacen("target: 0.999", "target: 99.9", 1), &["--service", "healthy"]);
+    assert_eq!(code, 3);
+    assert!(err.contains("openslo.yaml:20:17: spec.objectives[0].target: must be a ratio between 0 and 1"), "{err}");
+    // Wrong versions.
+    let (code, err) =
+        run(OPENSLO, &openslo().replace("apiVersion: openslo/v1", "apiVersion: openslo/v2"), &["--service", "healthy"]);
+    assert_eq!(code, 3);
+    assert!(err.contains("openslo.yaml:1:1: apiVersion: \"openslo/v2\" is not a supported SLO spec version"), "{err}");
+    let (code, err) = run(SLOTH, &sloth().replace("prometheus/v1", "prometheus/v2"), &[]);
+    assert_eq!(code, 3);
+    assert!(err.contains("sloth.yaml:1:1: version: \"prometheus/v2\" is not a supported SLO spec version"), "{err}");
+    // No URL: a spec is always read from Prometheus.
+    let s = scratch(SLOTH, &sloth());
+    let slos = s.path(SLOTH).display().to_string();
+    let out = s.gate(&["--now", &now, "--slos", &slos, "--slo-name", "healthy"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no URL is set: give --prometheus URL"));
+}
+
+#[test]
+fn a_spec_decision_replays_identically_without_prometheus() {
+    let s = scratch(OPENSLO, &openslo());
+    let (code, _, err) = gate(&s, OPENSLO, &["--service", "burning"]);
+    assert_eq!(code, 2, "{err}");
+    let out = common::guardrail().args(["replay", "1", "--store", &s.store()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("identical (BLOCK by P002)"));
+}
