@@ -7,18 +7,26 @@
 //! records the refusal or the grant on the audit chain. A grant then executes the released
 //! action, checked against its hash, and records the execution.
 //!
-//! Exit codes: 0 approved and executed (or dry run), 11 refused (recorded), 12 approved but the
-//! execution failed, 3 could not decide (unreadable store or config, audit write failed).
+//! The execution after a grant is [`guardrail_governor::pipeline::execute_claimed`]: hash
+//! check, then the execution claim (so a concurrent `incident execute` cannot run it too).
+//!
+//! Exit codes: 0 approved and executed (or dry run), 11 refused (recorded) or another execution
+//! holds the claim, 12 approved but the execution failed, 13 the grant (or refusal, or
+//! execution) IS recorded in the chain but its JSONL mirror copy failed (a grant is then still
+//! granted; nothing runs now), 3 could not decide (unreadable store or config, a record NOT
+//! appended).
 
 use guardrail_core::approval::ApprovalKind;
 use guardrail_gate::audit_cmd::StoreArgs;
 use guardrail_gate::inputs::EnvLookup;
 use guardrail_governor::approve::{ApprovalInput, ApprovalStep, Granted, decide_pending};
+use guardrail_governor::pipeline::{Execution, execute_claimed};
 use serde_json::json;
 
-use crate::incident_cmd::{Ctx, Outcome, report};
+use crate::incident_cmd::{Ctx, Outcome, render_execution, report};
 use crate::remediation::{
-    Authorisation, ConfigArgs, ExecutorChoice, KbArgs, OutFormat, codes, fail, kinds, load_states,
+    Authorisation, ConfigArgs, ExecutorChoice, KbArgs, OutFormat, append_failure, codes, executor, fail, kinds,
+    load_states,
 };
 
 /// `guardrail approve` arguments.
@@ -89,31 +97,53 @@ pub fn run(a: ApproveArgs, env: EnvLookup<'_>) -> i32 {
         ApprovalStep::Granted(g) => g,
         ApprovalStep::Refused(r) => {
             let message = r.message;
-            let rec = match ctx.append(kinds::APPROVAL_REFUSED, r.body.clone()) {
-                Ok(r) => r,
-                Err(e) => return fail(&[format!("refused ({message}), and the refusal could NOT be recorded: {e}")]),
+            let (rec, code) = match ctx.append(kinds::APPROVAL_REFUSED, r.body.clone()) {
+                Ok(r) => (r, codes::REFUSED),
+                Err(e) => match e.in_chain().cloned() {
+                    None => return fail(&[format!("refused ({message}), and the refusal could NOT be recorded: {e}")]),
+                    Some(rec) => {
+                        eprintln!("guardrail: {}", append_failure("the refusal", "the mirror lacks it", &e));
+                        (rec, codes::MIRROR_FAILED)
+                    }
+                },
             };
             let text = vec![
-                format!(
-                    "{}: {} by {} REFUSED (exit {}): {message}",
-                    a.incident,
-                    kind.as_str(),
-                    ctx.actor,
-                    codes::REFUSED
-                ),
+                format!("{}: {} by {} REFUSED (exit {code}): {message}", a.incident, kind.as_str(), ctx.actor),
                 format!("  audit       refusal {}", rec.id()),
             ];
             let mut json = r.body;
             json["status"] = "refused".into();
             json["audit"] = rec.id().into();
-            json["exit_code"] = codes::REFUSED.into();
-            return report(&[Outcome { json, text, code: codes::REFUSED }], a.format);
+            json["exit_code"] = code.into();
+            return report(&[Outcome { json, text, code }], a.format);
         }
     };
     let Granted { grant, record_kind, body, incident, plan } = *granted;
     let rec = match ctx.append(record_kind, body) {
         Ok(r) => r,
-        Err(e) => return fail(&[format!("the approval was NOT recorded, so nothing runs: {e}")]),
+        Err(e) => match e.in_chain() {
+            None => {
+                return fail(&[format!("the approval was NOT recorded, so it is not granted and nothing runs: {e}")]);
+            }
+            Some(r) => {
+                // The grant is in the chain, so it IS granted; only the mirror lacks it. Nothing
+                // runs now (fail closed), and the user is told how to run it.
+                eprintln!(
+                    "guardrail: {} of {} by {} IS GRANTED and recorded in the audit chain as record {}, but its JSONL \
+                     mirror copy failed, so nothing runs now (exit {}): {e}",
+                    grant.kind.as_str(),
+                    grant.action,
+                    grant.approver,
+                    r.id(),
+                    codes::MIRROR_FAILED
+                );
+                eprintln!(
+                    "  once the mirror is writable: guardrail incident execute {} --as {}",
+                    a.incident, grant.approver
+                );
+                return codes::MIRROR_FAILED;
+            }
+        },
     };
     // Two approvers racing both append a grant; the chain decides: only the first grant after
     // the request releases it (the fold ignores later ones), and only its approver executes.
@@ -143,7 +173,24 @@ pub fn run(a: ApproveArgs, env: EnvLookup<'_>) -> i32 {
         action: grant.action.clone(),
         binding_hash: grant.binding_hash.clone(),
     };
-    let (exec_json, exec_text, code) = ctx.run_executor(&auth, &incident, &plan, &grant.action);
+    let mut log = match ctx.log() {
+        Ok(l) => l,
+        Err(e) => return fail(&[format!("grant {} recorded, but nothing runs: {e}", rec.id())]),
+    };
+    let exec = executor(&ctx.cfg.config, ctx.executor);
+    let exec_ref = match &exec {
+        Ok(e) => Ok(e.as_ref()),
+        Err(e) => Err(e.clone()),
+    };
+    let execution = execute_claimed(&mut log, exec_ref, &auth, &incident, &plan, &grant.action, &ctx.actor, 0);
+    let (exec_json, exec_text, mut code) = render_execution(&execution, &grant.action);
+    let mirror_only = match &execution {
+        Execution::Done { record: Err(e), .. } | Execution::ClaimNotRecorded(e) => e.in_chain().is_some(),
+        _ => false,
+    };
+    if mirror_only {
+        code = codes::MIRROR_FAILED;
+    }
     let mut text = vec![
         format!(
             "{}: {} of {} by {} GRANTED — {}",

@@ -1,24 +1,28 @@
 //! `guardrail incident run|list|show|execute|resolve`: the remediation pipeline from the
-//! command line. Plan → stress → gate run in `guardrail-governor`; this module adds the audit
-//! records, the approval queue entry of a blocked action, execution of an executable one, and
-//! learning from a resolution.
+//! command line. Decide-and-act (plan → stress → gate, the records, the claimed execution or
+//! the queue) is [`guardrail_governor::pipeline`], shared with `guardrail serve`; this module
+//! builds its inputs from flags and renders its outcome, and does the learning of `resolve`.
 //!
 //! Order of effects (fail closed): the decision is recorded *before* anything runs, and an
-//! action whose decision could not be recorded never runs (exit 3).
+//! action whose decision could not be recorded never runs (exit 3). Nothing is proposed
+//! without an identity (`--as`, `GUARDRAIL_USER` or `USER`; else exit 64).
 
 use std::path::PathBuf;
 
 use guardrail_core::approval::valid_user;
 use guardrail_core::audit::ChainedRecord;
-use guardrail_core::remediation::{Incident, MAX_INCIDENT_TEXT, Verdict, normalise_action};
+use guardrail_core::remediation::{MAX_INCIDENT_TEXT, normalise_action};
 use guardrail_gate::audit_cmd::StoreArgs;
 use guardrail_gate::inputs::EnvLookup;
-use guardrail_governor::{ExecutionError, Governor, NdjsonLogs, PipelineOutcome, RequestedActionPlanner, ToolContext};
+use guardrail_governor::pipeline::{ExecuteOutcome, Execution, Next, Pipeline, RunOutcome, StoreLog};
+use guardrail_governor::record::RunContext;
+use guardrail_governor::{Governor, NdjsonLogs, PipelineOutcome};
 use guardrail_knowledge::{KnowledgeStore, LearnedFrom, Provenance, Runbook, SqliteKnowledgeStore};
+use guardrail_store::AppendError;
 use serde_json::{Value, json};
 
 use crate::remediation::{
-    ConfigArgs, ExecutorChoice, IncidentState, KbArgs, LoadedConfig, OutFormat, actor, append, codes, decision_parts,
+    ConfigArgs, ExecutorChoice, IncidentState, KbArgs, LoadedConfig, OutFormat, actor, append, append_failure, codes,
     executor, fail, kinds, load_states, now,
 };
 
@@ -121,8 +125,12 @@ pub struct PipelineArgs {
 
 impl PipelineArgs {
     /// The context both commands run in, with the deploy signals read when `--signals-root`
-    /// is given.
-    fn context<'a>(&'a self, env: EnvLookup<'a>) -> Result<Ctx<'a>, Vec<String>> {
+    /// is given. `Err` is the exit code, the errors already printed: 64 when nobody is named
+    /// as the proposer (see [`Ctx::new`]), else 3.
+    fn context<'a>(&'a self, env: EnvLookup<'a>) -> Result<Ctx<'a>, i32> {
+        if actor(self.actor.as_deref(), env).is_none() {
+            return Err(no_identity());
+        }
         let mut ctx = Ctx::new(
             env,
             &self.store,
@@ -132,12 +140,24 @@ impl PipelineArgs {
             self.executor,
             self.now.as_deref(),
             self.actor.as_deref(),
-        )?;
+        )
+        .map_err(|e| fail(&e))?;
         if let Some(root) = &self.signals_root {
-            ctx.signals = Some(deploy_signals(root, env, ctx.now)?);
+            ctx.signals = Some(deploy_signals(root, env, ctx.now).map_err(|e| fail(&e))?);
         }
         Ok(ctx)
     }
+}
+
+/// Fail closed on an anonymous proposer: a proposal recorded as "unknown" could never be
+/// matched by the self-approval rule. Prints the usage error; returns 64.
+fn no_identity() -> i32 {
+    eprintln!(
+        "guardrail: usage error (exit {}): who proposes this? Nothing is proposed without an identity: \
+         pass --as USER or set GUARDRAIL_USER (USER is used when set)",
+        codes::USAGE
+    );
+    codes::USAGE
 }
 
 /// Runs one `incident` subcommand; returns the exit code.
@@ -146,7 +166,7 @@ pub fn run(cmd: IncidentCommand, env: EnvLookup<'_>) -> i32 {
         IncidentCommand::Run { file, pipeline } => {
             let ctx = match pipeline.context(env) {
                 Ok(c) => c,
-                Err(e) => return fail(&e),
+                Err(code) => return code,
             };
             let incidents = match guardrail_governor::load_incidents(&file) {
                 Ok(i) if i.is_empty() => return fail(&[format!("{}: holds no incident", file.display())]),
@@ -157,10 +177,19 @@ pub fn run(cmd: IncidentCommand, env: EnvLookup<'_>) -> i32 {
                 Ok(k) => k,
                 Err(e) => return fail(&[e]),
             };
+            let mut log = match ctx.log() {
+                Ok(l) => l,
+                Err(e) => return fail(&[e]),
+            };
             let governor = Governor::default();
+            let exec = executor(&ctx.cfg.config, ctx.executor);
+            let p = ctx.pipeline(&governor, Some(&knowledge), &exec);
             let results: Vec<Outcome> = incidents
                 .iter()
-                .map(|i| ctx.decide_and_act(&governor, i, &knowledge, json!({"file": file.display().to_string()})))
+                .map(|i| {
+                    let origin = json!({"file": file.display().to_string()});
+                    ctx.render_run(&i.id, p.decide_and_act(&mut log, i, origin))
+                })
                 .collect();
             report(&results, pipeline.format)
         }
@@ -169,9 +198,9 @@ pub fn run(cmd: IncidentCommand, env: EnvLookup<'_>) -> i32 {
         IncidentCommand::Execute { incident, action, pipeline } => {
             let ctx = match pipeline.context(env) {
                 Ok(c) => c,
-                Err(e) => return fail(&e),
+                Err(code) => return code,
             };
-            let out = ctx.execute_authorised(&incident, action.as_deref());
+            let out = ctx.execute_incident(&incident, action.as_deref());
             report(&[out], pipeline.format)
         }
         IncidentCommand::Resolve { incident, summary, actor: who, action, now: at, kb, store } => {
@@ -254,7 +283,7 @@ pub(crate) struct Ctx<'a> {
     pub(crate) cfg: LoadedConfig,
     kb: PathBuf,
     logs: Option<NdjsonLogs>,
-    executor: Option<ExecutorChoice>,
+    pub(crate) executor: Option<ExecutorChoice>,
     pub(crate) now: jiff::Timestamp,
     pub(crate) actor: String,
     /// Deploy signals for the gate's signal rules, with where they came from.
@@ -286,6 +315,9 @@ fn deploy_signals(
 }
 
 impl<'a> Ctx<'a> {
+    /// Loads the config, the time and the logs source. `who` falls back to `GUARDRAIL_USER`,
+    /// then `USER`; with none of them there is no identity and the context is refused (callers
+    /// that propose check this first and exit 64).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         env: EnvLookup<'a>,
@@ -304,8 +336,10 @@ impl<'a> Ctx<'a> {
             None => None,
             Some(p) => NdjsonLogs::open(&p).map_err(|e| errors.push(format!("--logs: {e}"))).ok(),
         };
-        let actor = actor(who, env).unwrap_or_else(|| "unknown".into());
-        if !valid_user(&actor) {
+        let actor = actor(who, env).unwrap_or_default();
+        if actor.is_empty() {
+            errors.push("no identity: pass --as USER or set GUARDRAIL_USER".into());
+        } else if !valid_user(&actor) {
             errors.push(format!("--as {actor:?}: not a user name (1-64 of A-Z a-z 0-9 . _ @ -)"));
         }
         match (cfg, now, errors.is_empty()) {
@@ -323,58 +357,71 @@ impl<'a> Ctx<'a> {
         self.now.to_string()
     }
 
-    pub(crate) fn append(&self, kind: &str, body: Value) -> Result<ChainedRecord, String> {
+    pub(crate) fn append(&self, kind: &str, body: Value) -> Result<ChainedRecord, AppendError> {
         append(self.store, self.env, kind, &self.at(), body)
     }
 
-    /// Plan → stress → gate for one incident, recorded; then execution or the queue.
-    fn decide_and_act(
-        &self,
-        governor: &Governor,
-        incident: &Incident,
-        kb: &SqliteKnowledgeStore,
-        origin: Value,
-    ) -> Outcome {
-        let mut ctx = ToolContext::new(kb, self.now);
-        if let Some(l) = &self.logs {
-            ctx = ctx.with_logs(l);
+    /// The audit log of this run (the store opened once), records stamped with `now`.
+    pub(crate) fn log(&self) -> Result<StoreLog, String> {
+        crate::remediation::open_log(self.store, self.env, &self.at()).map_err(|e| e.to_string())
+    }
+
+    /// The pipeline over this context.
+    pub(crate) fn pipeline<'p>(
+        &'p self,
+        governor: &'p Governor,
+        kb: Option<&'p dyn KnowledgeStore>,
+        exec: &'p Result<Box<dyn guardrail_governor::Executor>, String>,
+    ) -> Pipeline<'p> {
+        Pipeline {
+            governor,
+            config: &self.cfg.config,
+            run: RunContext {
+                proposer: self.actor.clone(),
+                knowledge_base: self.kb.display().to_string(),
+                logs: self.logs.as_ref().map(guardrail_governor::LogsSource::describe),
+                deploy_signals: self.signals.as_ref().map(|(_, m)| m.clone()),
+                governor_config: self.cfg.describe(),
+            },
+            knowledge: kb,
+            logs: self.logs.as_ref().map(|l| l as &dyn guardrail_governor::LogsSource),
+            signals: self.signals.as_ref().map(|(s, _)| s),
+            executor: match exec {
+                Ok(e) => Ok(e.as_ref()),
+                Err(e) => Err(e.clone()),
+            },
+            now: self.now,
         }
-        let run = guardrail_governor::record::RunContext {
-            proposer: self.actor.clone(),
-            knowledge_base: self.kb.display().to_string(),
-            logs: self.logs.as_ref().map(guardrail_governor::LogsSource::describe),
-            deploy_signals: self.signals.as_ref().map(|(_, m)| m.clone()),
-            governor_config: self.cfg.describe(),
-        };
-        let outcome = match governor.run(incident, &ctx, self.signals.as_ref().map(|(s, _)| s)) {
-            Ok(o) => o,
-            Err(f) => {
-                let mut errors = vec![f.error.to_string()];
-                let body = guardrail_governor::record::error_body(incident, &origin, &run, &f);
-                match self.append(kinds::ERROR, body) {
+    }
+
+    /// One incident run as the report shows it.
+    fn render_run(&self, incident_id: &str, run: RunOutcome) -> Outcome {
+        let (outcome, decision, next) = match run {
+            RunOutcome::NoProposer(e) => return Outcome::error(incident_id, vec![e]),
+            RunOutcome::CouldNotDecide { failure, record } => {
+                let mut errors = vec![failure.error.to_string()];
+                match record {
                     Ok(r) => errors.push(format!("(recorded as audit record {})", r.id())),
-                    Err(e) => errors.push(e),
+                    Err(e) => errors.push(append_failure("the error", "it is not in the trail as such", &e)),
                 }
-                return Outcome::error(&incident.id, errors);
+                return Outcome::error(incident_id, errors);
             }
-        };
-        let hash = outcome.binding_hash();
-        let decision = outcome.gate.output.decision;
-        let body = guardrail_governor::record::decision_body(incident, &origin, &run, &outcome);
-        let rec = match self.append(kinds::DECISION, body) {
-            Ok(r) => r,
-            Err(e) => {
+            RunOutcome::Withheld { outcome, error } => {
+                let what = format!("decision {}", outcome.gate.output.decision.as_str());
                 return Outcome::error(
-                    &incident.id,
-                    vec![format!("decision {} was NOT recorded, so nothing runs: {e}", decision.as_str())],
+                    incident_id,
+                    vec![append_failure(&what, "it is withheld and nothing runs", &error)],
                 );
             }
+            RunOutcome::Decided { outcome, decision, next } => (outcome, decision, next),
         };
+        let incident = &outcome.incident;
+        let hash = outcome.binding_hash();
         let mut json = json!({
             "incident_id": incident.id,
             "service": incident.service,
             "severity": incident.severity,
-            "decision": decision.as_str(),
+            "decision": outcome.gate.output.decision.as_str(),
             "rule": outcome.gate.rule,
             "reasons": outcome.gate.output.reasons,
             "action": outcome.gated_action(),
@@ -382,45 +429,32 @@ impl<'a> Ctx<'a> {
             "plan": outcome.plan,
             "stress": outcome.stress.assessment,
             "gate": outcome.gate,
-            "audit": {"decision": rec.id()},
+            "audit": {"decision": decision.id()},
         });
         let mut text = summary_lines(&outcome, &hash);
-        text.push(format!("  audit       decision {}", rec.id()));
-        if decision == Verdict::Execute {
-            let auth = crate::remediation::Authorisation {
-                record: rec.id(),
-                by: "gate".into(),
-                approver: None,
-                action: outcome.gated_action().to_string(),
-                binding_hash: hash.clone(),
-            };
-            let (exec_json, exec_text, code) =
-                self.run_executor(&auth, &outcome.incident, &outcome.plan.output, outcome.gated_action());
-            json["execution"] = exec_json;
-            json["status"] = if code == codes::EXECUTED { "executed".into() } else { "execution_failed".into() };
-            json["exit_code"] = code.into();
-            text.splice(0..1, [format!("{} — {}", text[0], exec_text[0])]);
-            text.extend(exec_text.into_iter().skip(1));
-            return Outcome { json, text, code };
-        }
-        // Blocked: into the queue.
-        let requires = guardrail_governor::record::requires(incident, &outcome);
-        let eligible = self.cfg.config.approvals.for_severity(incident.severity).clone();
-        let body = guardrail_governor::record::approval_request_body(
-            incident,
-            &outcome,
-            &run,
-            &rec.id(),
-            &self.cfg.config.approvals,
-        );
-        match self.append(kinds::APPROVAL_REQUEST, body) {
-            Ok(req) => {
-                json["audit"]["approval_request"] = req.id().into();
+        text.push(format!("  audit       decision {}", decision.id()));
+        match next {
+            Next::Executed(exec) => {
+                let (exec_json, exec_text, code) = render_execution(&exec, outcome.gated_action());
+                json["execution"] = exec_json;
+                json["status"] = execution_status(code).into();
+                json["exit_code"] = code.into();
+                text.splice(0..1, [format!("{} — {}", text[0], exec_text[0])]);
+                text.extend(exec_text.into_iter().skip(1));
+                Outcome { json, text, code }
+            }
+            Next::QueueNotRecorded(e) => Outcome::error(
+                &incident.id,
+                vec![append_failure("the approval request", "the blocked action is not reliably queued", &e)],
+            ),
+            Next::Queued { request, requires } => {
+                let eligible = self.cfg.config.approvals.for_severity(incident.severity).clone();
+                json["audit"]["approval_request"] = request.id().into();
                 json["status"] = "awaiting_approval".into();
                 json["requires"] = requires.into();
                 json["exit_code"] = codes::AWAITING_APPROVAL.into();
                 text[0] = format!("{} — BLOCKED, awaiting approval (exit {})", text[0], codes::AWAITING_APPROVAL);
-                text.push(format!("  queued      approval request {}", req.id()));
+                text.push(format!("  queued      approval request {}", request.id()));
                 let who = if requires == "force_override" { &eligible.force_override } else { &eligible.approvers };
                 let who = if who.is_empty() { "nobody (see --governor-config)".to_string() } else { who.join(", ") };
                 if requires == "force_override" {
@@ -436,145 +470,151 @@ impl<'a> Ctx<'a> {
                 }
                 Outcome { json, text, code: codes::AWAITING_APPROVAL }
             }
-            Err(e) => Outcome::error(&incident.id, vec![format!("the approval request was NOT recorded: {e}")]),
-        }
-    }
-
-    /// Runs the executor on an authorised action and records the result.
-    pub(crate) fn run_executor(
-        &self,
-        auth: &crate::remediation::Authorisation,
-        incident: &Incident,
-        plan: &guardrail_core::remediation::PlanOutput,
-        action: &str,
-    ) -> (Value, Vec<String>, i32) {
-        let exec = match executor(&self.cfg.config, self.executor) {
-            Ok(e) => e,
-            Err(e) => return (json!({"error": e}), vec![format!("NOT EXECUTED: {e}")], codes::CANNOT_DECIDE),
-        };
-        let (body, result) =
-            guardrail_governor::record::execute_authorised(exec.as_ref(), auth, incident, plan, action, &self.actor);
-        let ok = body["ok"] == true;
-        let rec = self.append(kinds::EXECUTION, body.clone());
-        let code = if ok { codes::EXECUTED } else { codes::EXECUTION_FAILED };
-        let mut text = vec![match (&result, ok) {
-            (Ok(r), true) if r.dry_run => format!("DRY RUN of {action} recorded (exit {code})"),
-            (Ok(_), true) => format!("EXECUTED {action} (exit {code})"),
-            (Ok(_), false) => format!("EXECUTED {action}, which FAILED (exit {code})"),
-            (Err(_), _) => format!("NOT EXECUTED (exit {code})"),
-        }];
-        match &result {
-            Ok(r) => text.push(format!("  executor    {} {}", r.executor, r.detail)),
-            Err(e) => text.push(format!("  error       {e}")),
-        }
-        let mut v = body;
-        match rec {
-            Ok(r) => {
-                text.push(format!("  audit       execution {}", r.id()));
-                v["audit"] = r.id().into();
-                (v, text, code)
-            }
-            Err(e) => {
-                text.push(format!("  error       the execution result was NOT recorded: {e}"));
-                (v, text, codes::CANNOT_DECIDE)
-            }
         }
     }
 
     /// `incident execute`: the authorised action, or a re-gate for another.
-    fn execute_authorised(&self, incident_id: &str, action: Option<&str>) -> Outcome {
+    fn execute_incident(&self, incident_id: &str, action: Option<&str>) -> Outcome {
         let states = match load_states(self.store, self.env) {
             Ok(s) => s,
             Err(e) => return Outcome::error(incident_id, vec![e]),
         };
-        let Some(st) = states.get(incident_id) else {
-            return Outcome::error(incident_id, vec![format!("no incident {incident_id} in the audit trail")]);
-        };
-        let Some(d) = &st.decision else {
-            return Outcome::error(incident_id, vec![format!("no decision is recorded for {incident_id}")]);
-        };
-        let (incident, plan, gated) = match decision_parts(d) {
-            Ok(p) => p,
+        let mut log = match self.log() {
+            Ok(l) => l,
             Err(e) => return Outcome::error(incident_id, vec![e]),
         };
-        let requested = action.map(|a| normalise_action(a, Some(&incident.service)).id);
-        let Some(auth) = st.authorised.clone() else {
-            if st.pending.is_some() && requested.as_deref().is_none_or(|a| a == gated) {
-                let text = vec![format!(
-                    "{incident_id}: {gated} is blocked and awaits approval (exit {}); see guardrail incident show {incident_id}",
+        // The knowledge base is needed only for a re-gate: a missing one must not stop an
+        // authorised execution (a re-gate without one cannot decide).
+        let kb = open_kb(&self.kb);
+        let governor = Governor::default();
+        let exec = executor(&self.cfg.config, self.executor);
+        let p = self.pipeline(&governor, kb.as_ref().ok().map(|k| k as &dyn KnowledgeStore), &exec);
+        match p.execute_incident(&mut log, &states, incident_id, action) {
+            ExecuteOutcome::CannotExecute(e) => Outcome::error(incident_id, vec![e]),
+            ExecuteOutcome::AwaitingApproval { action } => Outcome {
+                json: json!({"incident_id": incident_id, "status": "awaiting_approval", "exit_code": codes::AWAITING_APPROVAL}),
+                text: vec![format!(
+                    "{incident_id}: {action} is blocked and awaits approval (exit {}); see guardrail incident show {incident_id}",
                     codes::AWAITING_APPROVAL
-                )];
-                return Outcome {
-                    json: json!({"incident_id": incident_id, "status": "awaiting_approval", "exit_code": codes::AWAITING_APPROVAL}),
-                    text,
-                    code: codes::AWAITING_APPROVAL,
-                };
-            }
-            if requested.is_none() {
-                return Outcome::error(
-                    incident_id,
-                    vec![format!("nothing is authorised to run for {incident_id} (status {})", st.status())],
-                );
-            }
-            return self.regate(&incident, &gated, action.unwrap_or_default(), json!({"reason": "no authorisation"}));
-        };
-        let wanted = requested.clone().unwrap_or_else(|| auth.action.clone());
-        match guardrail_governor::authorise(&auth.binding_hash, &incident, &plan, &wanted) {
-            Ok(_) => {
-                let (exec_json, text, code) = self.run_executor(&auth, &incident, &plan, &wanted);
+                )],
+                code: codes::AWAITING_APPROVAL,
+            },
+            ExecuteOutcome::Executed(exec) => {
+                let wanted = exec_action(&exec).unwrap_or_default();
+                let (exec_json, text, code) = render_execution(&exec, &wanted);
                 let mut t = vec![format!("{incident_id}: {}", text[0])];
                 t.extend(text.into_iter().skip(1));
                 Outcome {
-                    json: json!({"incident_id": incident_id, "status": if code == 0 {"executed"} else {"execution_failed"}, "execution": exec_json, "exit_code": code}),
+                    json: json!({"incident_id": incident_id, "status": execution_status(code), "execution": exec_json, "exit_code": code}),
                     text: t,
                     code,
                 }
             }
-            Err(mismatch) => {
-                let body = json!({
-                    "incident_id": incident_id,
-                    "requested_action": wanted,
-                    "authorised_action": auth.action,
-                    "authorised_by_record": auth.record,
-                    "binding_hash": auth.binding_hash,
-                    "found_hash": mismatch.found,
-                    "requested_by": self.actor,
-                    "message": ExecutionError::Mismatch(mismatch.clone()).to_string(),
-                });
-                if let Err(e) = self.append(kinds::EXECUTION_REFUSED, body) {
-                    return Outcome::error(incident_id, vec![e]);
+            ExecuteOutcome::AlreadyExecuted { execution } => {
+                let claim = execution.body.get("claim_record").and_then(Value::as_str).unwrap_or("none");
+                let by = execution.body.get("requested_by").and_then(Value::as_str).unwrap_or("someone");
+                Outcome {
+                    json: json!({"incident_id": incident_id, "status": "refused", "code": "already_executed",
+                        "execution_record": execution.id(), "claim_record": claim, "exit_code": codes::REFUSED}),
+                    text: vec![format!(
+                        "{incident_id}: NOT EXECUTED again (exit {}): it already ran as record {} (claim {claim}, requested by {by}); \
+                         a new run needs a new decision (guardrail incident run)",
+                        codes::REFUSED,
+                        execution.id()
+                    )],
+                    code: codes::REFUSED,
                 }
-                self.regate(
-                    &incident,
-                    &auth.action,
-                    action.unwrap_or_default(),
-                    json!({"reason": mismatch.to_string()}),
-                )
+            }
+            ExecuteOutcome::RefusalNotRecorded(e) => Outcome::error(
+                incident_id,
+                vec![append_failure("the refusal of the other action", "it is not gated again", &e)],
+            ),
+            ExecuteOutcome::Regated { requested, instead_of, run, .. } => {
+                let mut o = self.render_run(incident_id, *run);
+                if let (Err(e), true) = (&kb, o.code == codes::CANNOT_DECIDE) {
+                    o.text.push(format!("  error: {e}"));
+                }
+                o.text.insert(
+                    0,
+                    format!("{incident_id}: {requested:?} is not the authorised {instead_of}; it went through the gate again:"),
+                );
+                o
             }
         }
     }
+}
 
-    /// Sends another action for the same incident back through the whole gate.
-    fn regate(&self, incident: &Incident, gated: &str, action: &str, why: Value) -> Outcome {
-        let kb = match open_kb(&self.kb) {
-            Ok(k) => k,
-            Err(e) => return Outcome::error(&incident.id, vec![e]),
-        };
-        let governor = Governor {
-            planner: Box::new(RequestedActionPlanner { base: Default::default(), action: action.to_string() }),
-            ..Governor::default()
-        };
-        let mut o = self.decide_and_act(
-            &governor,
-            incident,
-            &kb,
-            json!({"regate": {"requested_action": action, "instead_of": gated, "why": why}}),
-        );
-        o.text.insert(
-            0,
-            format!("{}: {action:?} is not the authorised {gated}; it went through the gate again:", incident.id),
-        );
-        o
+fn execution_status(code: i32) -> &'static str {
+    if code == codes::EXECUTED { "executed" } else { "execution_failed" }
+}
+
+fn exec_action(e: &Execution) -> Option<String> {
+    match e {
+        Execution::Done { body, .. } => body.get("action").and_then(Value::as_str).map(str::to_string),
+        _ => None,
+    }
+}
+
+/// An execution step as JSON, report lines and exit code: 0 ran (or dry run) and recorded, 12
+/// ran and failed (or the executor could not run it), 11 another execution holds the claim, 3
+/// no executor, or the claim or the result could not be recorded.
+pub(crate) fn render_execution(e: &Execution, action: &str) -> (Value, Vec<String>, i32) {
+    match e {
+        Execution::Unavailable(msg) => {
+            (json!({"error": msg}), vec![format!("NOT EXECUTED: {msg}")], codes::CANNOT_DECIDE)
+        }
+        Execution::ClaimHeld { holder } => {
+            let by = holder.body.get("requested_by").and_then(Value::as_str).unwrap_or("someone");
+            (
+                json!({"error": "claimed by another execution", "claim_held_by": holder.id()}),
+                vec![
+                    format!("NOT EXECUTED (exit {}): another execution of {action} holds the claim", codes::REFUSED),
+                    format!("  claim       held by record {} (requested by {by})", holder.id()),
+                ],
+                codes::REFUSED,
+            )
+        }
+        Execution::ClaimNotRecorded(err) => {
+            let msg = append_failure("the execution claim", "nothing runs", err);
+            (
+                json!({"error": msg, "claim_record": err.in_chain().map(ChainedRecord::id)}),
+                vec![format!("NOT EXECUTED: {msg}")],
+                codes::CANNOT_DECIDE,
+            )
+        }
+        Execution::Done { body, result, claim, record } => {
+            let ok = body["ok"] == true;
+            let code = if ok { codes::EXECUTED } else { codes::EXECUTION_FAILED };
+            let mut text = vec![match (result, ok) {
+                (Ok(r), true) if r.dry_run => format!("DRY RUN of {action} recorded (exit {code})"),
+                (Ok(_), true) => format!("EXECUTED {action} (exit {code})"),
+                (Ok(_), false) => format!("EXECUTED {action}, which FAILED (exit {code})"),
+                (Err(_), _) => format!("NOT EXECUTED (exit {code})"),
+            }];
+            match result {
+                Ok(r) => text.push(format!("  executor    {} {}", r.executor, r.detail)),
+                Err(e) => text.push(format!("  error       {e}")),
+            }
+            if let Some(c) = claim {
+                text.push(format!("  claim       {}", c.id()));
+            }
+            let mut v = body.clone();
+            match record {
+                Ok(r) => {
+                    text.push(format!("  audit       execution {}", r.id()));
+                    v["audit"] = r.id().into();
+                    (v, text, code)
+                }
+                Err(e) => {
+                    let msg = append_failure("the execution result", "the trail is incomplete", e);
+                    text.push(format!("  error       {msg}"));
+                    if let Some(r) = e.in_chain() {
+                        v["audit"] = r.id().into();
+                    }
+                    (v, text, codes::CANNOT_DECIDE)
+                }
+            }
+        }
     }
 }
 

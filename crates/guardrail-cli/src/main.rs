@@ -152,9 +152,13 @@ struct ServeArgs {
     mcp: bool,
     #[command(flatten)]
     kb: guardrail::remediation::KbArgs,
-    /// Live logs (NDJSON) for the MCP query_live_logs tool.
-    #[arg(long, value_name = "FILE", requires = "mcp")]
+    /// Live logs (NDJSON) for the query_live_logs tool of POST /api/incidents and of MCP.
+    #[arg(long, value_name = "FILE")]
     logs: Option<PathBuf>,
+    /// Feed the deploy gate's signals (evaluated on the served inputs) to the governor's signal
+    /// rules for POST /api/incidents, as `incident run --signals-root` does.
+    #[arg(long)]
+    governor_signals: bool,
     /// Approvers per severity for POST /api/incidents/{id}/approve|force-override (as for
     /// `guardrail approve`).
     #[command(flatten)]
@@ -418,15 +422,20 @@ fn run_gate(
         recorded_at: ev.settings.now.to_string(),
         body: gate::audit_body(&out, &ev.sources),
     };
-    match audit_cmd::append(&store.spec(env), store.jsonl(env).as_ref(), draft) {
+    match audit_cmd::append_typed(&store.spec(env), store.jsonl(env).as_ref(), draft) {
         Ok((rec, described)) => {
             out.audit = Some(AuditRef { id: rec.id(), seq: rec.seq, hash: rec.hash.clone(), store: described })
         }
         Err(e) => {
-            return fail(&[format!(
-                "decision {} ({}) was NOT recorded, so it is withheld: {e}",
-                ev.decision.action, ev.decision.policy_id
-            )]);
+            let (action, policy) = (&ev.decision.action, &ev.decision.policy_id);
+            return fail(&[match e.in_chain() {
+                None => format!("decision {action} ({policy}) was NOT recorded, so it is withheld: {e}"),
+                Some(r) => format!(
+                    "decision {action} ({policy}) IS recorded in the audit chain as record {}, but its JSONL mirror \
+                     copy failed, so it is withheld: {e}",
+                    r.id()
+                ),
+            }]);
         }
     }
     match format {
@@ -566,10 +575,19 @@ fn serve(args: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> i32 {
             for w in &g.warnings {
                 eprintln!("guardrail serve: warning: {w}");
             }
+            let logs = match args.logs.as_deref().map(guardrail_governor::NdjsonLogs::open).transpose() {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("guardrail serve: --logs: {e}");
+                    return exit::CANNOT_DECIDE;
+                }
+            };
             cfg.governor = guardrail_server::GovernorSettings {
                 description: g.describe(),
                 config: g.config,
                 kb: Some(args.kb.path(env)),
+                logs,
+                deploy_signals: args.governor_signals,
             };
         }
         Err(es) => {

@@ -17,6 +17,8 @@ use guardrail_core::audit::{ChainedRecord, RecordDraft};
 use guardrail_gate::audit_cmd::{self, StoreArgs};
 use guardrail_gate::inputs::EnvLookup;
 use guardrail_governor::Executor;
+use guardrail_governor::pipeline::StoreLog;
+use guardrail_store::AppendError;
 use serde_json::Value;
 
 /// Exit codes of the remediation commands. 3 (could not decide) and 64 (usage) are shared
@@ -32,6 +34,9 @@ pub mod codes {
     pub const REFUSED: i32 = 11;
     /// The authorised action was executed and failed, or the executor could not run it.
     pub const EXECUTION_FAILED: i32 = 12;
+    /// `approve`: the grant (or the execution after it) IS in the audit chain, but its JSONL
+    /// mirror copy failed; nothing further ran. Never reported as "not granted".
+    pub const MIRROR_FAILED: i32 = 13;
     /// Usage error.
     pub const USAGE: i32 = 64;
 }
@@ -157,25 +162,55 @@ pub fn executor(cfg: &GovernorConfig, choice: Option<ExecutorChoice>) -> Result<
     guardrail_governor::record::executor_for(cfg, Some(kind))
 }
 
-/// The acting person: `--as`, else `GUARDRAIL_USER`, else `USER`.
+/// The acting person: `--as`, else `GUARDRAIL_USER`, else `USER`; `None` when none names
+/// anyone (an empty `--as` names nobody).
 pub fn actor(given: Option<&str>, env: EnvLookup<'_>) -> Option<String> {
     given
         .map(str::to_string)
         .or_else(|| env("GUARDRAIL_USER").filter(|v| !v.trim().is_empty()))
         .or_else(|| env("USER").filter(|v| !v.trim().is_empty()))
         .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
 }
 
-/// Appends one record; the error names the store.
+/// Appends one record (and its JSONL mirror copy, when configured). The error says whether
+/// the record is in the chain ([`AppendError::in_chain`]); report it with [`append_failure`].
 pub fn append(
     store: &StoreArgs,
     env: EnvLookup<'_>,
     kind: &str,
     at: &str,
     body: Value,
-) -> Result<ChainedRecord, String> {
+) -> Result<ChainedRecord, AppendError> {
+    let mut log = open_log(store, env, at)?;
     let draft = RecordDraft { kind: kind.into(), recorded_at: at.into(), body };
-    audit_cmd::append(&store.spec(env), store.jsonl(env).as_ref(), draft).map(|(r, _)| r)
+    guardrail_store::append_mirrored(log.store(), store.jsonl(env).as_deref(), draft)
+}
+
+/// The audit log the pipeline writes to: the store (opened once) and its mirror, records
+/// stamped `at`.
+pub fn open_log(store: &StoreArgs, env: EnvLookup<'_>, at: &str) -> Result<StoreLog, AppendError> {
+    let spec = store.spec(env);
+    let s = guardrail_store::open_store(&spec)
+        .map_err(|e| AppendError::NotInChain { store: guardrail_store::redact_url(&spec), source: Box::new(e) })?;
+    let at: jiff::Timestamp = at.parse().map_err(|e| AppendError::NotInChain {
+        store: s.describe(),
+        source: Box::new(guardrail_store::StoreError::InvalidRecord(format!("recorded_at {at:?}: {e}"))),
+    })?;
+    Ok(StoreLog::new(s, store.jsonl(env), at))
+}
+
+/// The truth about a failed append of `what`: NOT recorded (nothing is in the chain), or
+/// recorded as record X with a failed mirror copy. `then` says what follows (e.g. "nothing
+/// runs").
+pub fn append_failure(what: &str, then: &str, e: &AppendError) -> String {
+    match e.in_chain() {
+        None => format!("{what} was NOT recorded, so {then}: {e}"),
+        Some(r) => format!(
+            "{what} IS recorded in the audit chain as record {}, but its JSONL mirror copy failed, so {then}: {e}",
+            r.id()
+        ),
+    }
 }
 
 /// Prints "could not decide" errors and returns 3.

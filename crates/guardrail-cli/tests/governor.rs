@@ -106,7 +106,7 @@ fn result(v: &Value) -> &Value {
 #[test]
 fn missing_knowledge_base_cannot_decide_and_says_how_to_load_it() {
     let g = Gov::empty();
-    let (code, out, err) = g.run(&["incident", "run", &scenario("incident_high.json")]);
+    let (code, out, err) = g.run(&["incident", "run", &scenario("incident_high.json"), "--as", "dave"]);
     assert_eq!(code, 3, "{out}{err}");
     assert!(err.contains("knowledge base not found") && err.contains("guardrail kb load"), "{err}");
     assert!(!g.path(".guardrail/knowledge.db").exists(), "a knowledge base appeared by accident");
@@ -210,6 +210,7 @@ fn approval_rules_through_the_cli() {
             "approval_refused",
             "approval_refused",
             "approval_granted",
+            "execution_claim",
             "remediation_execution",
             "approval_refused"
         ]
@@ -350,14 +351,14 @@ fn adversarial_incident_text_never_executes_it() {
         "bad.json",
         r#"{"id": "i", "service": "payments-api", "severity": "urgent", "summary": "s", "symptoms": "y"}"#,
     );
-    let (code, _, err) = g.run(&["incident", "run", &f]);
+    let (code, _, err) = g.run(&["incident", "run", &f, "--as", "dave"]);
     assert_eq!(code, 3);
     assert!(err.contains("severity") && err.contains("urgent"), "{err}");
     let f = g.write("bad2.json", "[1, 2");
-    assert_eq!(g.run(&["incident", "run", &f]).0, 3);
+    assert_eq!(g.run(&["incident", "run", &f, "--as", "dave"]).0, 3);
     // A governor config that tries to set a gate threshold is refused.
     g.write(".guardrail/governor.yaml", "block_at_contradictions: 99\n");
-    let (code, _, err) = g.run(&["incident", "run", &scenario("incident_high.json")]);
+    let (code, _, err) = g.run(&["incident", "run", &scenario("incident_high.json"), "--as", "dave"]);
     assert_eq!(code, 3);
     assert!(err.contains("governor.yaml") && err.contains("block_at_contradictions"), "{err}");
     g.assert_chain_intact();
@@ -529,8 +530,127 @@ fn deploy_signals_feed_the_gate_signal_rules() {
     let decision = g.records().into_iter().rev().find(|r| r["kind"] == "remediation_decision").unwrap();
     assert_eq!(decision["body"]["deploy_signals"]["signals"]["burn_rate"], "low");
     // Unreadable deploy inputs: could not decide.
-    let (code, _, err) = g.run(&["incident", "run", &scenario("incident_medium.json"), "--signals-root", "nope"]);
+    let (code, _, err) =
+        g.run(&["incident", "run", &scenario("incident_medium.json"), "--signals-root", "nope", "--as", "dave"]);
     assert_eq!(code, 3);
     assert!(err.contains("policies.yaml"), "{err}");
     g.assert_chain_intact();
+}
+
+#[test]
+fn nothing_is_proposed_without_an_identity() {
+    let g = Gov::loaded();
+    // No --as, no GUARDRAIL_USER, no USER: a proposal by "unknown" could never meet the
+    // self-approval rule, so it is refused as a usage error and nothing is recorded.
+    let file = scenario("incident_high.json");
+    for args in [vec!["incident", "run", file.as_str()], vec!["incident", "execute", "inc-live-001"]] {
+        let (code, out, err) = g.run(&args);
+        assert_eq!(code, 64, "{args:?}: {out}{err}");
+        assert!(err.contains("--as") && err.contains("GUARDRAIL_USER"), "{err}");
+    }
+    assert!(!g.path(".guardrail/guardrail.db").exists() || g.records().is_empty(), "nothing recorded");
+    // GUARDRAIL_USER (or USER) is an identity: recorded as the proposer.
+    let mut c = g.cmd(&["incident", "run", &scenario("incident_high.json")]);
+    c.env("GUARDRAIL_USER", "erin");
+    let (code, out, err) = common::run(c);
+    assert_eq!(code, 10, "{out}{err}");
+    let req = g.records().into_iter().find(|r| r["kind"] == "approval_request").unwrap();
+    assert_eq!(req["body"]["proposer"], "erin");
+    // An empty --as is no identity either.
+    let (code, _, err) = g.run(&["incident", "run", &scenario("incident_high.json"), "--as", "  "]);
+    assert_eq!(code, 64, "{err}");
+}
+
+/// `incident run` with an executor that cannot start leaves inc-live-002 authorised; then
+/// `n` processes race `incident execute` on it against `store`.
+fn race_executes(g: &Gov, store: &str, n: usize) -> Vec<(i32, String)> {
+    let (code, v) = g.json(&[
+        "incident",
+        "run",
+        &scenario("incident_medium.json"),
+        "--as",
+        "dave",
+        "--executor",
+        "webhook",
+        "--store",
+        store,
+    ]);
+    assert_eq!(code, 3, "{v:#}");
+    let (_, v) = g.json(&["incident", "show", "inc-live-002", "--store", store]);
+    assert_eq!(v["status"], "authorised");
+    let children: Vec<_> = (0..n)
+        .map(|i| {
+            let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("guardrail"));
+            for k in ["GUARDRAIL_KB", "GUARDRAIL_GOVERNOR_CONFIG", "GUARDRAIL_USER", "USER", "GUARDRAIL_STORE"] {
+                c.env_remove(k);
+            }
+            let who = format!("op{i}");
+            c.current_dir(g.dir.path()).args(["incident", "execute", "inc-live-002", "--as", &who, "--store", store]);
+            c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| {
+            let o = c.wait_with_output().unwrap();
+            let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+            (o.status.code().unwrap_or(-1), text)
+        })
+        .collect()
+}
+
+fn assert_one_execution(g: &Gov, store: &str, results: &[(i32, String)]) {
+    let (code, out, err) = g.run(&["audit", "list", "--limit", "1000", "--format", "json", "--store", store]);
+    assert_eq!(code, 0, "{err}");
+    let recs: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let count = |k: &str| recs.iter().filter(|r| r["kind"] == k).count();
+    assert_eq!(count("remediation_execution"), 1, "{results:?}");
+    assert_eq!(count("execution_claim"), 1, "{results:?}");
+    let claim = recs.iter().find(|r| r["kind"] == "execution_claim").unwrap();
+    let claim_id = format!("{}-{}", claim["seq"], &claim["hash"].as_str().unwrap()[..12]);
+    let winners = results.iter().filter(|(c, _)| *c == 0).count();
+    assert_eq!(winners, 1, "{results:?}");
+    for (code, text) in results.iter().filter(|(c, _)| *c != 0) {
+        // A claimant that lost the race, or one that came after the winner had recorded its
+        // execution: refused either way, naming the claim.
+        assert_eq!(*code, 11, "{text}");
+        assert!(
+            text.contains(&format!("held by record {claim_id}")) || text.contains(&format!("claim {claim_id}")),
+            "the loser names the claim: {text}"
+        );
+    }
+    let (code, out, err) = g.run(&["audit", "verify", "--store", store]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn racing_executes_run_the_action_once_on_sqlite() {
+    let g = Gov::loaded();
+    let store = g.path("race.db").display().to_string();
+    let results = race_executes(&g, &store, 8);
+    assert_one_execution(&g, &store, &results);
+    // Consumed: another execute is refused, naming the execution.
+    let (code, out, err) = g.run(&["incident", "execute", "inc-live-002", "--as", "dave", "--store", &store]);
+    assert_eq!(code, 11, "{out}{err}");
+    assert!(out.contains("already ran as record"), "{out}");
+}
+
+#[test]
+fn racing_executes_run_the_action_once_on_postgres() {
+    let base =
+        std::env::var("GUARDRAIL_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("gr_race_{}_{}", std::process::id(), jiff::Timestamp::now().as_nanosecond() % 1_000_000_000);
+    let mut client = postgres::Client::connect(&base, postgres::NoTls)
+        .unwrap_or_else(|e| panic!("PostgreSQL at {base} is required for this test (scripts/test starts it): {e}"));
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let store = format!("{base}{sep}schema={schema}");
+    let g = Gov::loaded();
+    let results = std::panic::catch_unwind(|| {
+        let results = race_executes(&g, &store, 8);
+        assert_one_execution(&g, &store, &results);
+    });
+    client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).unwrap();
+    if let Err(e) = results {
+        std::panic::resume_unwind(e);
+    }
 }

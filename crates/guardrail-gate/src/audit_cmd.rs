@@ -43,20 +43,24 @@ pub fn open(spec: &str) -> Result<Box<dyn AuditStore>, String> {
 }
 
 /// Appends one record durably (and mirrors it when asked). Any failure is an error: the gate
-/// must not report a decision it could not record.
+/// must not report a decision it could not record. The message says whether the record is in
+/// the chain (see [`append_typed`] to tell the two apart).
 pub fn append(spec: &str, jsonl: Option<&PathBuf>, draft: RecordDraft) -> Result<(ChainedRecord, String), String> {
-    let mut store = open(spec)?;
-    let rec = store
-        .append(draft)
-        .map_err(|e| format!("audit store {}: could not append the record: {e}", store.describe()))?;
-    if let Some(dir) = jsonl {
-        guardrail_store::mirror_jsonl(dir, &rec).map_err(|e| {
-            format!(
-                "audit mirror {}: record {} is in the store but could not be mirrored: {e}",
-                dir.display(),
-                rec.id()
-            )
-        })?;
-    }
+    append_typed(spec, jsonl, draft).map_err(|e| e.to_string())
+}
+
+/// [`append`] with a typed error: [`guardrail_store::AppendError::NotInChain`] (nothing was
+/// appended) or [`guardrail_store::AppendError::Mirror`] (the record IS in the chain, only its
+/// JSONL mirror copy failed).
+pub fn append_typed(
+    spec: &str,
+    jsonl: Option<&PathBuf>,
+    draft: RecordDraft,
+) -> Result<(ChainedRecord, String), guardrail_store::AppendError> {
+    let mut store = guardrail_store::open_store(spec).map_err(|e| guardrail_store::AppendError::NotInChain {
+        store: guardrail_store::redact_url(spec),
+        source: Box::new(e),
+    })?;
+    let rec = guardrail_store::append_mirrored(store.as_mut(), jsonl.map(PathBuf::as_path), draft)?;
     Ok((rec, store.describe()))
 }

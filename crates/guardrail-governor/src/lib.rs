@@ -29,6 +29,7 @@ pub mod contracts;
 pub mod execute;
 pub mod guardrail_tools;
 pub mod logs;
+pub mod pipeline;
 pub mod planner;
 pub mod queue;
 pub mod record;

@@ -28,6 +28,9 @@ pub mod kinds {
     pub const FORCE_OVERRIDE: &str = "force_override";
     /// An execution (or dry run) and its result.
     pub const EXECUTION: &str = "remediation_execution";
+    /// The claim an executor takes before running an authorised action (one winner per
+    /// authorisation and attempt; see `guardrail_governor::pipeline`).
+    pub const EXECUTION_CLAIM: &str = "execution_claim";
     /// An execution refused because the action is not the authorised one.
     pub const EXECUTION_REFUSED: &str = "execution_refused";
     /// An incident resolved, with what was learned.
@@ -43,6 +46,7 @@ pub mod kinds {
         APPROVAL_REFUSED,
         APPROVAL_GRANTED,
         FORCE_OVERRIDE,
+        EXECUTION_CLAIM,
         EXECUTION,
         EXECUTION_REFUSED,
         RESOLVED,

@@ -107,35 +107,3 @@ pub fn executor_for(
         }
     })
 }
-
-/// Runs an authorised action, hash-checked ([`crate::execute_checked`]), and returns the
-/// body of its `remediation_execution` record (`ran`, `ok`, `report`, `error`) and the result.
-pub fn execute_authorised(
-    executor: &dyn crate::Executor,
-    auth: &crate::queue::Authorisation,
-    incident: &Incident,
-    plan: &guardrail_core::remediation::PlanOutput,
-    action: &str,
-    requested_by: &str,
-) -> (Value, Result<crate::ExecutionReport, crate::ExecutionError>) {
-    let result = crate::execute_checked(executor, &auth.binding_hash, incident, plan, action);
-    let (ran, ok, report, error) = match &result {
-        Ok(r) => (true, r.ok, Some(r.clone()), None),
-        Err(e) => (false, false, None, Some(e.to_string())),
-    };
-    let body = json!({
-        "incident_id": incident.id,
-        "action": action,
-        "binding_hash": auth.binding_hash,
-        "authorised_by": auth.by,
-        "authorised_by_record": auth.record,
-        "approver": auth.approver,
-        "requested_by": requested_by,
-        "executor": executor.name(),
-        "ran": ran,
-        "ok": ok,
-        "report": report,
-        "error": error,
-    });
-    (body, result)
-}

@@ -23,10 +23,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use guardrail_core::approval::ApprovalKind;
-use guardrail_core::audit::{ChainedRecord, RecordDraft};
+use guardrail_core::audit::ChainedRecord;
 use guardrail_gate::audit_cmd;
 use guardrail_governor::approve::{ApprovalInput, ApprovalStep, decide_pending};
+use guardrail_governor::pipeline::{AuditLog, Execution, Next, Pipeline, RunOutcome, StoreLog};
 use guardrail_governor::queue::{IncidentState, incident_states, kinds};
+use guardrail_governor::record::RunContext;
+use guardrail_store::{AppendError, Claim};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -175,44 +178,116 @@ impl axum::extract::FromRequestParts<AppState> for Approver {
     }
 }
 
-fn append(state: &AppState, kind: &str, body: Value) -> Result<ChainedRecord, String> {
-    let cfg = state.config();
-    let draft = RecordDraft { kind: kind.into(), recorded_at: jiff::Timestamp::now().to_string(), body };
-    let rec = audit_cmd::append(&cfg.store, cfg.audit_jsonl.as_ref(), draft).map(|(r, _)| r).inspect_err(|_| {
-        state.metrics().audit_write_failure();
-    })?;
-    state.publish("audit", json!({"id": rec.id(), "seq": rec.seq, "kind": rec.kind}));
-    Ok(rec)
+/// The governor's audit log over HTTP: the configured store and mirror, every failed write
+/// counted in `guardrail_audit_write_failures`, every record in the chain published as an
+/// `audit` event (also one whose mirror copy failed: it is in the chain).
+pub(crate) struct ServerLog<'s> {
+    inner: StoreLog,
+    state: &'s AppState,
 }
 
-fn not_recorded(what: &str, e: &str) -> ApiError {
+impl<'s> ServerLog<'s> {
+    /// Opens the configured store; records stamped `now`.
+    pub(crate) fn open(state: &'s AppState, now: jiff::Timestamp) -> Result<ServerLog<'s>, ApiError> {
+        let cfg = state.config();
+        let store = guardrail_store::open_store(&cfg.store).map_err(|e| {
+            state.metrics().audit_write_failure();
+            no_store(&e.to_string())
+        })?;
+        Ok(ServerLog { inner: StoreLog::new(store, cfg.audit_jsonl.clone(), now), state })
+    }
+
+    fn observe(&self, rec: Option<&ChainedRecord>, failed: bool) {
+        if failed {
+            self.state.metrics().audit_write_failure();
+        }
+        if let Some(rec) = rec {
+            self.state.publish("audit", json!({"id": rec.id(), "seq": rec.seq, "kind": rec.kind}));
+        }
+    }
+}
+
+impl AuditLog for ServerLog<'_> {
+    fn append(&mut self, kind: &str, body: Value) -> Result<ChainedRecord, AppendError> {
+        let r = self.inner.append(kind, body);
+        match &r {
+            Ok(rec) => self.observe(Some(rec), false),
+            Err(e) => self.observe(e.in_chain(), true),
+        }
+        r
+    }
+
+    fn append_claim(&mut self, kind: &str, body: Value, claim: &str) -> Result<Claim, AppendError> {
+        let r = self.inner.append_claim(kind, body, claim);
+        match &r {
+            Ok(Claim::Won(rec)) => self.observe(Some(rec), false),
+            Ok(Claim::Held(_)) => {}
+            Err(e) => self.observe(e.in_chain(), true),
+        }
+        r
+    }
+}
+
+/// The truth about a failed append, without paths: `what` was not recorded (503), or it IS
+/// recorded as record X and only its JSONL mirror copy failed (503 with `status`
+/// `recorded_mirror_failed` and the record id, `then` saying what did not happen).
+fn append_failed(what: &str, then: &str, e: &AppendError) -> ApiError {
     eprintln!("guardrail serve: {what}: {e}");
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("{what}: the audit store is unavailable"))
+    match e.in_chain() {
+        None => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{what} was not recorded ({then}): the audit store is unavailable"),
+        ),
+        Some(rec) => {
+            let mut err = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "{what} IS recorded in the audit chain as record {}, but its JSONL mirror copy failed ({then})",
+                    rec.id()
+                ),
+            );
+            err.extra = Some(json!({"status": "recorded_mirror_failed", "audit": rec.id()}));
+            err
+        }
+    }
 }
 
-/// Runs an authorised action with the configured executor and records the result.
-fn execute(
-    state: &AppState,
-    auth: &guardrail_governor::queue::Authorisation,
-    incident: &guardrail_core::remediation::Incident,
-    plan: &guardrail_core::remediation::PlanOutput,
-    caller: &Caller,
-) -> Result<Value, ApiError> {
-    let gov = &state.config().governor;
-    let exec = guardrail_governor::record::executor_for(&gov.config, None)
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("authorised, but NOT executed: {e}")))?;
-    let (mut body, _) = guardrail_governor::record::execute_authorised(
-        exec.as_ref(),
-        auth,
-        incident,
-        plan,
-        &auth.action,
-        &caller.identity,
-    );
-    let rec = append(state, kinds::EXECUTION, body.clone())
-        .map_err(|e| not_recorded("the execution result was not recorded", &e))?;
-    body["audit"] = rec.id().into();
-    Ok(body)
+fn executor(state: &AppState) -> Result<Box<dyn guardrail_governor::Executor>, String> {
+    guardrail_governor::record::executor_for(&state.config().governor.config, None)
+}
+
+/// An execution step as the API answers it: the `remediation_execution` body (with `audit`),
+/// or an error (409 another execution holds the claim; 503 no executor, or a record not
+/// written).
+fn execution_view(exec: Execution) -> Result<Value, ApiError> {
+    match exec {
+        Execution::Unavailable(e) => {
+            eprintln!("guardrail serve: executor: {e}");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "authorised, but NOT executed: the executor is not configured",
+            ))
+        }
+        Execution::ClaimHeld { holder } => {
+            let mut err = ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "another execution of this authorisation holds the claim (record {}); nothing ran here",
+                    holder.id()
+                ),
+            );
+            err.extra = Some(json!({"code": "claim_held", "status": "refused", "claim_held_by": holder.id()}));
+            Err(err)
+        }
+        Execution::ClaimNotRecorded(e) => Err(append_failed("the execution claim", "nothing ran", &e)),
+        Execution::Done { mut body, claim, record, .. } => {
+            let rec = record
+                .map_err(|e| append_failed("the execution result", "the action's result is not in the mirror", &e))?;
+            body["audit"] = rec.id().into();
+            body["claim_record"] = claim.map(|c| c.id()).into();
+            Ok(body)
+        }
+    }
 }
 
 fn approve_blocking(
@@ -223,6 +298,7 @@ fn approve_blocking(
     req: ApproveRequest,
 ) -> Result<Value, ApiError> {
     let states = load(state).map_err(|e| no_store(&e))?;
+    let mut log = ServerLog::open(state, jiff::Timestamp::now())?;
     let input = ApprovalInput {
         incident_id: id.clone(),
         kind,
@@ -241,8 +317,9 @@ fn approve_blocking(
             if let Some(o) = body.as_object_mut() {
                 o.insert("requested_by".into(), requested_by(caller));
             }
-            let rec = append(state, kinds::APPROVAL_REFUSED, body)
-                .map_err(|e| not_recorded("refused, and the refusal could not be recorded", &e))?;
+            let rec = log.append(kinds::APPROVAL_REFUSED, body).map_err(|e| {
+                append_failed("the refusal", &format!("refused: {}", state.redactor().text(&r.message)), &e)
+            })?;
             state.publish(
                 "approval",
                 json!({"incident_id": id, "status": "refused", "code": r.code, "audit": rec.id()}),
@@ -257,8 +334,14 @@ fn approve_blocking(
     if let Some(o) = body.as_object_mut() {
         o.insert("requested_by".into(), requested_by(caller));
     }
-    let rec = append(state, granted.record_kind, body)
-        .map_err(|e| not_recorded("the approval was not recorded, so it is not granted", &e))?;
+    let rec = log.append(granted.record_kind, body).map_err(|e| match e.in_chain() {
+        None => append_failed("the approval", "so it is not granted and nothing runs", &e),
+        Some(_) => append_failed(
+            "the approval",
+            &format!("it IS granted; nothing runs now: POST /api/incidents/{id}/execute runs it"),
+            &e,
+        ),
+    })?;
     // Two approvers racing both append a grant; only the first after the request releases it.
     let first = load(state).map_err(|e| no_store(&e))?.get(&id).and_then(|st| st.authorised.clone());
     if first.as_ref().is_none_or(|a| a.record != rec.id()) {
@@ -274,7 +357,17 @@ fn approve_blocking(
         "approval",
         json!({"incident_id": id, "status": "authorised", "kind": g.kind.as_str(), "audit": rec.id()}),
     );
-    let execution = execute(state, &auth, &granted.incident, &granted.plan, caller)?;
+    let exec = executor(state);
+    let execution = execution_view(guardrail_governor::pipeline::execute_claimed(
+        &mut log,
+        exec.as_deref().map_err(String::clone),
+        &auth,
+        &granted.incident,
+        &granted.plan,
+        &auth.action,
+        &caller.identity,
+        0,
+    ))?;
     let status = if execution["ok"] == true { "executed" } else { "execution_failed" };
     let mut v = json!({
         "incident_id": id,
@@ -313,7 +406,6 @@ pub async fn force_override(
 }
 
 fn propose_blocking(state: &AppState, caller: &Caller, incident: Value) -> Result<Value, ApiError> {
-    use guardrail_governor::record::{RunContext, approval_request_body, decision_body, error_body, requires};
     let incident = guardrail_core::remediation::Incident::from_json_value(&incident).map_err(|e| {
         ApiError::new(StatusCode::BAD_REQUEST, format!("invalid incident: {}", state.redactor().text(&e.to_string())))
     })?;
@@ -324,7 +416,22 @@ fn propose_blocking(state: &AppState, caller: &Caller, incident: Value) -> Resul
             "no knowledge base is configured (guardrail serve --kb)",
         ));
     };
-    let kb = guardrail_knowledge::SqliteKnowledgeStore::open(kb_path).map_err(|e| {
+    let kb = open_kb(kb_path)?;
+    let now = jiff::Timestamp::now();
+    let governor = guardrail_governor::Governor::default();
+    let exec = executor(state);
+    let signals = deploy_signals(state, now)?;
+    let pipeline = pipeline(state, caller, &governor, Some(&kb), &exec, signals.as_ref(), now);
+    let mut log = ServerLog::open(state, now)?;
+    let origin = json!({"http": "POST /api/incidents", "requested_by": requested_by(caller)});
+    let run = pipeline.decide_and_act(&mut log, &incident, origin);
+    let v = run_view(state, caller, run)?;
+    Ok(v)
+}
+
+/// Opens the configured knowledge base; a missing or unreadable one is a 503 without its path.
+fn open_kb(path: &std::path::Path) -> Result<guardrail_knowledge::SqliteKnowledgeStore, ApiError> {
+    guardrail_knowledge::SqliteKnowledgeStore::open(path).map_err(|e| {
         eprintln!("guardrail serve: knowledge base: {e}");
         let msg = match e {
             guardrail_knowledge::KnowledgeError::NotFound(_) => {
@@ -333,29 +440,97 @@ fn propose_blocking(state: &AppState, caller: &Caller, incident: Value) -> Resul
             _ => "the knowledge base cannot be read, so nothing can be decided",
         };
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, msg)
-    })?;
-    let kb_name = kb_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let run = RunContext {
-        proposer: caller.identity.clone(),
-        knowledge_base: kb_name,
-        logs: None,
-        deploy_signals: None,
-        governor_config: gov.description.clone(),
+    })
+}
+
+/// The deploy gate's signals from the server's own inputs (the snapshot `GET /api/decision`
+/// answers from), when `guardrail serve --governor-signals` is on; an input problem is a 503
+/// (could not decide), never "no signals".
+fn deploy_signals(
+    state: &AppState,
+    now: jiff::Timestamp,
+) -> Result<Option<(guardrail_core::signals::Signals, Value)>, ApiError> {
+    if !state.config().governor.deploy_signals {
+        return Ok(None);
+    }
+    state.refresh();
+    let snap = state.snapshot();
+    let undecidable = |e: Vec<String>| {
+        eprintln!("guardrail serve: deploy signals: {}", e.join("; "));
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the deploy gate's inputs cannot be evaluated, so nothing can be decided",
+        )
     };
-    let origin = json!({"http": "POST /api/incidents", "requested_by": requested_by(caller)});
-    let ctx = guardrail_governor::ToolContext::new(&kb, jiff::Timestamp::now());
-    let outcome = match guardrail_governor::Governor::default().run(&incident, &ctx, None) {
-        Ok(o) => o,
-        Err(f) => {
-            let rec = append(state, kinds::ERROR, error_body(&incident, &origin, &run, &f))
-                .map_err(|e| not_recorded("could not decide, and that could not be recorded", &e))?;
-            let mut err = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, state.redactor().text(&f.error.to_string()));
+    let sources = snap.sources().map_err(undecidable)?;
+    let digests: Vec<_> = [&sources.policies, &sources.slos, &sources.metrics, &sources.cost]
+        .into_iter()
+        .map(guardrail_gate::inputs::digest)
+        .collect();
+    let mut settings = state.settings_now().map_err(undecidable)?;
+    settings.now = now;
+    let ev = guardrail_gate::gate::evaluate(sources, settings).map_err(undecidable)?;
+    let mut meta = json!({"source": "guardrail serve inputs", "inputs": digests, "signals": ev.signals});
+    state.redactor().value(&mut meta);
+    Ok(Some((ev.signals, meta)))
+}
+
+/// The pipeline over the server's configuration, proposed (or requested) by the token's
+/// identity.
+fn pipeline<'p>(
+    state: &'p AppState,
+    caller: &Caller,
+    governor: &'p guardrail_governor::Governor,
+    kb: Option<&'p dyn guardrail_knowledge::KnowledgeStore>,
+    exec: &'p Result<Box<dyn guardrail_governor::Executor>, String>,
+    signals: Option<&'p (guardrail_core::signals::Signals, Value)>,
+    now: jiff::Timestamp,
+) -> Pipeline<'p> {
+    let gov = &state.config().governor;
+    let kb_name =
+        gov.kb.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    Pipeline {
+        governor,
+        config: &gov.config,
+        run: RunContext {
+            proposer: caller.identity.clone(),
+            knowledge_base: kb_name,
+            logs: gov.logs.as_ref().map(|l| {
+                let mut d = Value::String(guardrail_governor::LogsSource::describe(l));
+                state.redactor().value(&mut d);
+                d.as_str().unwrap_or_default().to_string()
+            }),
+            deploy_signals: signals.map(|(_, m)| m.clone()),
+            governor_config: gov.description.clone(),
+        },
+        knowledge: kb,
+        logs: gov.logs.as_ref().map(|l| l as &dyn guardrail_governor::LogsSource),
+        signals: signals.map(|(s, _)| s),
+        executor: match exec {
+            Ok(e) => Ok(e.as_ref()),
+            Err(e) => Err(e.clone()),
+        },
+        now,
+    }
+}
+
+/// A run as the API answers it.
+fn run_view(state: &AppState, caller: &Caller, run: RunOutcome) -> Result<Value, ApiError> {
+    let (outcome, rec, next) = match run {
+        RunOutcome::NoProposer(e) => return Err(ApiError::new(StatusCode::FORBIDDEN, e)),
+        RunOutcome::CouldNotDecide { failure, record } => {
+            let rec = record.map_err(|e| append_failed("could not decide, and that", "nothing was decided", &e))?;
+            let mut err =
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, state.redactor().text(&failure.error.to_string()));
             err.extra = Some(json!({"status": "could_not_decide", "audit": rec.id()}));
             return Err(err);
         }
+        RunOutcome::Withheld { error, .. } => {
+            return Err(append_failed("the decision", "it is withheld and nothing runs", &error));
+        }
+        RunOutcome::Decided { outcome, decision, next } => (outcome, decision, next),
     };
-    let rec = append(state, kinds::DECISION, decision_body(&incident, &origin, &run, &outcome))
-        .map_err(|e| not_recorded("the decision was not recorded, so it is withheld", &e))?;
+    let incident = &outcome.incident;
     let verdict = outcome.gate.output.decision;
     let mut v = json!({
         "incident_id": incident.id,
@@ -372,24 +547,18 @@ fn propose_blocking(state: &AppState, caller: &Caller, incident: Value) -> Resul
         "gate": outcome.gate,
         "audit": {"decision": rec.id()},
     });
-    if verdict == guardrail_core::remediation::Verdict::Execute {
-        let auth = guardrail_governor::queue::Authorisation {
-            record: rec.id(),
-            by: "gate".into(),
-            approver: None,
-            action: outcome.gated_action().to_string(),
-            binding_hash: outcome.binding_hash(),
-        };
-        let execution = execute(state, &auth, &outcome.incident, &outcome.plan.output, caller)?;
-        v["status"] = if execution["ok"] == true { "executed".into() } else { "execution_failed".into() };
-        v["execution"] = execution;
-    } else {
-        let body = approval_request_body(&incident, &outcome, &run, &rec.id(), &gov.config.approvals);
-        let req = append(state, kinds::APPROVAL_REQUEST, body)
-            .map_err(|e| not_recorded("the approval request was not recorded", &e))?;
-        v["status"] = "awaiting_approval".into();
-        v["requires"] = requires(&incident, &outcome).into();
-        v["audit"]["approval_request"] = req.id().into();
+    match next {
+        Next::Executed(exec) => {
+            let execution = execution_view(exec)?;
+            v["status"] = if execution["ok"] == true { "executed".into() } else { "execution_failed".into() };
+            v["execution"] = execution;
+        }
+        Next::Queued { request, requires } => {
+            v["status"] = "awaiting_approval".into();
+            v["requires"] = requires.into();
+            v["audit"]["approval_request"] = request.id().into();
+        }
+        Next::QueueNotRecorded(e) => return Err(append_failed("the approval request", "the action is not queued", &e)),
     }
     state.publish(
         "incident",

@@ -70,6 +70,12 @@ pub struct GovernorSettings {
     pub description: Value,
     /// The knowledge base for `POST /api/incidents`; `None` answers 503.
     pub kb: Option<PathBuf>,
+    /// Live logs for the `query_live_logs` tool of `POST /api/incidents`, fixed at start
+    /// (`guardrail serve --logs`); a request never names a file.
+    pub logs: Option<guardrail_governor::NdjsonLogs>,
+    /// Whether the deploy gate's signals, evaluated on the served inputs, feed the governor's
+    /// signal rules (`guardrail serve --governor-signals`), as `incident run --signals-root`.
+    pub deploy_signals: bool,
 }
 
 impl ServerConfig {

@@ -265,6 +265,7 @@ async fn an_approver_approves_a_pending_incident_from_the_dashboard() {
         config: guardrail_config::load_governor_config(&src).unwrap().value,
         description: json!({"path": "governor.yaml", "sha256": src.sha256}),
         kb: Some(kb),
+        ..Default::default()
     };
     let srv = Server::start(cfg).await;
     let incident = std::fs::read_to_string(gov.join("scenarios/incident_high.json")).unwrap();

@@ -38,6 +38,7 @@ fn config(s: &Scratch, with_kb: bool) -> ServerConfig {
         config: loaded.value,
         description: serde_json::json!({"path": "governor.yaml", "sha256": src.sha256}),
         kb: Some(kb),
+        ..Default::default()
     };
     cfg
 }
@@ -181,15 +182,16 @@ async fn an_incident_is_proposed_queued_shown_and_approved_by_the_token_identity
             "approval_refused",
             "approval_refused",
             "approval_granted",
+            "execution_claim",
             "remediation_execution",
             "approval_refused"
         ]
     );
-    let refusal = &audit["data"][5];
+    let refusal = &audit["data"][6];
     assert_eq!(refusal["approver"], "alice");
     assert_eq!(refusal["requested_by"]["identity"], "alice");
     let (_, verify) = srv.get("/api/audit/verify").await;
-    assert_eq!(verify["data"]["records"], 8);
+    assert_eq!(verify["data"]["records"], 9);
     assert_eq!(verify["data"]["intact"], true, "{verify}");
 
     for p in ["/api/incidents", "/api/incidents/inc-live-001", "/api/approvals", "/api/audit?limit=500"] {
@@ -285,11 +287,11 @@ async fn an_action_the_gate_validates_runs_with_the_configured_dry_run_executor(
     let (_, audit) = srv.get("/api/audit").await;
     let kinds: Vec<&str> =
         audit["data"].as_array().unwrap().iter().rev().map(|r| r["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["remediation_decision", "remediation_execution"]);
+    assert_eq!(kinds, ["remediation_decision", "execution_claim", "remediation_execution"]);
 }
 
 #[tokio::test]
-async fn an_approval_that_cannot_be_recorded_is_not_granted_and_nothing_runs() {
+async fn an_approval_whose_mirror_copy_fails_is_granted_says_so_and_nothing_runs_yet() {
     let s = Scratch::new();
     let mut cfg = config(&s, true);
     let mirror = s.path("mirror");
@@ -299,7 +301,8 @@ async fn an_approval_that_cannot_be_recorded_is_not_granted_and_nothing_runs() {
     let (st, v) = srv.post("/api/incidents", Some(ALICE_ADMIN), &scenario("incident_high.json")).await;
     assert_eq!(st, 200, "{v}");
     let hash = v["data"]["plan_hash"].as_str().unwrap().to_string();
-    // The mirror becomes unwritable: every append now fails.
+    // The mirror becomes unwritable (a file where its directory was): the chain append
+    // succeeds, the mirror copy fails.
     std::fs::remove_dir_all(&mirror).unwrap();
     std::fs::write(&mirror, "not a directory").unwrap();
     let r = srv
@@ -313,10 +316,19 @@ async fn an_approval_that_cannot_be_recorded_is_not_granted_and_nothing_runs() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 503);
     let body = r.text().await.unwrap();
-    assert!(body.contains("not granted"), "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    // The truth: granted, recorded as that record, only the mirror copy failed.
+    assert_eq!(v["status"], "recorded_mirror_failed", "{body}");
+    let grant = v["audit"].as_str().unwrap().to_string();
+    assert!(body.contains(&format!("IS recorded in the audit chain as record {grant}")), "{body}");
+    assert!(body.contains("IS granted") && !body.contains("not granted"), "{body}");
     assert_no_paths(&s, "approve", &body);
+    let (_, g) = srv.get("/api/audit?kind=approval_granted").await;
+    assert_eq!(g["data"].as_array().unwrap().len(), 1, "the grant is in the chain");
     let (_, v) = srv.get("/api/audit?kind=remediation_execution").await;
     assert_eq!(v["data"], serde_json::json!([]), "nothing ran");
+    let (_, v) = srv.get("/api/incidents/inc-live-001").await;
+    assert_eq!(v["data"]["status"], "authorised");
     let (_, m) = srv.get_text("/metrics").await;
     assert!(m.lines().any(|l| l.starts_with("guardrail_audit_write_failures") && !l.ends_with(" 0")), "{m}");
 }

@@ -1,0 +1,484 @@
+//! Decide and act: plan → stress → gate for one incident, the records on the audit chain, then
+//! the hash-checked, claimed execution of what the gate validates or the approval-queue entry
+//! of what it blocks. One implementation for `guardrail incident run|execute`, `guardrail
+//! approve` (its execution step) and `guardrail serve`'s governor endpoints; each renders the
+//! typed outcome its own way.
+//!
+//! Order of effects (fail closed):
+//! 1. the decision (or the error) is appended **before** anything runs; a decision that is not
+//!    in the chain, or whose mirror copy failed, is withheld: nothing runs, nothing is queued;
+//! 2. an executable action is checked against its binding hash ([`crate::authorise`]);
+//! 3. an **execution claim** is appended with [`guardrail_store::AuditStore::append_claim`]:
+//!    of any number of concurrent executors of the same authorisation, exactly one wins the
+//!    claim (decided under the store's append lock) and only the winner runs the executor;
+//! 4. the execution result is appended.
+//!
+//! The claim key is `"<authorising record id>#<attempt>"`, where the attempt counts the
+//! executions already recorded for that authorisation (an execution that did not start leaves
+//! the authorisation open, and the next attempt claims the next key). A winner that dies
+//! between its claim and its result leaves the claim held: nothing runs again on that
+//! authorisation (a new decision is needed), which is the fail-closed side.
+//!
+//! Nothing here reads a clock: `now` is given, and records are stamped with it.
+
+use std::path::PathBuf;
+
+use guardrail_core::approval::{GovernorConfig, valid_user};
+use guardrail_core::audit::{ChainedRecord, RecordDraft};
+use guardrail_core::remediation::{Incident, PlanOutput, Verdict, normalise_action};
+use guardrail_core::signals::Signals;
+use guardrail_knowledge::KnowledgeStore;
+use guardrail_store::{AppendError, AuditStore, Claim};
+use serde_json::{Value, json};
+
+use crate::queue::{Authorisation, IncidentState, decision_parts, kinds};
+use crate::record::{RunContext, approval_request_body, decision_body, error_body, requires};
+use crate::{
+    ExecutionError, ExecutionReport, Executor, Governor, LogsSource, PipelineFailure, PipelineOutcome,
+    RequestedActionPlanner, ToolContext, ToolRegistry,
+};
+
+/// Where the pipeline's records go. [`StoreLog`] is the plain implementation; adapters wrap
+/// it to count failures or publish events.
+pub trait AuditLog {
+    /// Appends one record.
+    fn append(&mut self, kind: &str, body: Value) -> Result<ChainedRecord, AppendError>;
+    /// Appends a claim record unless a record of the same kind holds `claim`
+    /// ([`guardrail_store::AuditStore::append_claim`]).
+    fn append_claim(&mut self, kind: &str, body: Value, claim: &str) -> Result<Claim, AppendError>;
+}
+
+/// An [`AuditLog`] over an open store and an optional JSONL mirror, stamping every record with
+/// one time.
+pub struct StoreLog {
+    store: Box<dyn AuditStore>,
+    mirror: Option<PathBuf>,
+    recorded_at: String,
+}
+
+impl StoreLog {
+    /// Records go to `store` (and `mirror`), stamped `recorded_at`.
+    pub fn new(store: Box<dyn AuditStore>, mirror: Option<PathBuf>, recorded_at: jiff::Timestamp) -> StoreLog {
+        StoreLog { store, mirror, recorded_at: recorded_at.to_string() }
+    }
+
+    /// The store, for reads.
+    pub fn store(&mut self) -> &mut dyn AuditStore {
+        self.store.as_mut()
+    }
+
+    fn draft(&self, kind: &str, body: Value) -> RecordDraft {
+        RecordDraft { kind: kind.into(), recorded_at: self.recorded_at.clone(), body }
+    }
+}
+
+impl AuditLog for StoreLog {
+    fn append(&mut self, kind: &str, body: Value) -> Result<ChainedRecord, AppendError> {
+        let d = self.draft(kind, body);
+        guardrail_store::append_mirrored(self.store.as_mut(), self.mirror.as_deref(), d)
+    }
+
+    fn append_claim(&mut self, kind: &str, body: Value, claim: &str) -> Result<Claim, AppendError> {
+        let d = self.draft(kind, body);
+        guardrail_store::append_claim_mirrored(self.store.as_mut(), self.mirror.as_deref(), d, claim)
+    }
+}
+
+/// Everything one decide-and-act needs besides the incident and the audit log.
+pub struct Pipeline<'a> {
+    /// Planner, tools, rules.
+    pub governor: &'a Governor,
+    /// Approvers and executor settings.
+    pub config: &'a GovernorConfig,
+    /// Who proposes (a valid user name: without one nothing is proposed) and what the run is
+    /// against, for the records.
+    pub run: RunContext,
+    /// The knowledge base; `None` when there is none (then nothing can be decided: a run is
+    /// a recorded could-not-decide).
+    pub knowledge: Option<&'a dyn KnowledgeStore>,
+    /// Live logs for `query_live_logs`, if any.
+    pub logs: Option<&'a dyn LogsSource>,
+    /// The deploy gate's signals for the signal rules, if any.
+    pub signals: Option<&'a Signals>,
+    /// The executor, or why there is none (then nothing runs).
+    pub executor: Result<&'a dyn Executor, String>,
+    /// Evaluation time (also the tools' "now").
+    pub now: jiff::Timestamp,
+}
+
+/// What one incident run came to.
+// Built once per run and consumed at once: boxing the large variant buys nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum RunOutcome {
+    /// No valid proposer identity: nothing was planned or recorded.
+    NoProposer(String),
+    /// Plan → stress → gate could not decide; `record` is the `remediation_error` record.
+    CouldNotDecide {
+        /// The failure.
+        failure: PipelineFailure,
+        /// The error record, or why it could not be appended.
+        record: Result<ChainedRecord, AppendError>,
+    },
+    /// The decision could not be recorded (see the error: not in the chain at all, or in the
+    /// chain with a failed mirror copy), so it is withheld: nothing runs, nothing is queued.
+    Withheld {
+        /// The decision that was withheld.
+        outcome: Box<PipelineOutcome>,
+        /// Why.
+        error: AppendError,
+    },
+    /// Decided and recorded.
+    Decided {
+        /// The run.
+        outcome: Box<PipelineOutcome>,
+        /// Its `remediation_decision` record.
+        decision: ChainedRecord,
+        /// What followed.
+        next: Next,
+    },
+}
+
+/// What followed a recorded decision.
+// Built once per run and consumed at once: boxing the large variant buys nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Next {
+    /// The gate validated the action: the execution step.
+    Executed(Execution),
+    /// Blocked: the approval request is in the queue.
+    Queued {
+        /// The `approval_request` record.
+        request: ChainedRecord,
+        /// `approve` or `force_override`.
+        requires: &'static str,
+    },
+    /// Blocked, but the approval request could not be recorded.
+    QueueNotRecorded(AppendError),
+}
+
+/// The execution step of an authorised action.
+// Built once per run and consumed at once: boxing the large variant buys nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Execution {
+    /// No executor (configuration): nothing ran, no claim was taken.
+    Unavailable(String),
+    /// Another execution holds this authorisation's claim: nothing ran here.
+    ClaimHeld {
+        /// The `execution_claim` record that holds it.
+        holder: ChainedRecord,
+    },
+    /// The claim could not be recorded (see the error): nothing ran.
+    ClaimNotRecorded(AppendError),
+    /// The hash check or the executor ran; `body` is the `remediation_execution` record's.
+    Done {
+        /// The record body (`ran`, `ok`, `report`, `error`, …).
+        body: Value,
+        /// What the executor (or the hash check) said.
+        result: Result<ExecutionReport, ExecutionError>,
+        /// The claim record, when the hash check passed.
+        claim: Option<ChainedRecord>,
+        /// The execution record, or why it could not be appended.
+        record: Result<ChainedRecord, AppendError>,
+    },
+}
+
+impl Execution {
+    /// Whether the action ran and succeeded (a dry run counts) and that is recorded.
+    pub fn succeeded(&self) -> bool {
+        matches!(self, Execution::Done { body, record: Ok(_), .. } if body["ok"] == true)
+    }
+}
+
+/// What `incident execute` (CLI or HTTP) came to.
+// Built once per run and consumed at once: boxing the large variant buys nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum ExecuteOutcome {
+    /// Nothing to execute, or the trail cannot say what (a could-not-decide).
+    CannotExecute(String),
+    /// The action is blocked and awaits approval.
+    AwaitingApproval {
+        /// The gated action.
+        action: String,
+    },
+    /// The authorised action's execution step.
+    Executed(Execution),
+    /// Nothing is authorised because the newest decision's action already ran (a refusal,
+    /// naming the execution record and the claim it ran under).
+    AlreadyExecuted {
+        /// The consuming `remediation_execution` record.
+        execution: ChainedRecord,
+    },
+    /// Another action than the authorised one: refused (recorded), and gated again.
+    Regated {
+        /// The action asked for.
+        requested: String,
+        /// The gated (authorised) action it was not.
+        instead_of: String,
+        /// The `execution_refused` record, when there was an authorisation.
+        refused: Option<ChainedRecord>,
+        /// The new run.
+        run: Box<RunOutcome>,
+    },
+    /// Another action than the authorised one, and the refusal could not be recorded.
+    RefusalNotRecorded(AppendError),
+}
+
+/// How many executions are already recorded for an authorisation (the next claim's attempt).
+pub fn attempts(st: &IncidentState, auth: &Authorisation) -> usize {
+    st.records
+        .iter()
+        .filter(|r| {
+            r.kind == kinds::EXECUTION
+                && r.body.get("authorised_by_record").and_then(Value::as_str) == Some(&auth.record)
+        })
+        .count()
+}
+
+impl Pipeline<'_> {
+    /// Plan → stress → gate for one incident, recorded; then the execution step or the queue.
+    /// `origin` says where the incident came from (file, HTTP, a re-gate), for the records.
+    pub fn decide_and_act(&self, log: &mut dyn AuditLog, incident: &Incident, origin: Value) -> RunOutcome {
+        self.decide_with(self.governor, log, incident, origin)
+    }
+
+    fn decide_with(
+        &self,
+        governor: &Governor,
+        log: &mut dyn AuditLog,
+        incident: &Incident,
+        origin: Value,
+    ) -> RunOutcome {
+        if !valid_user(&self.run.proposer) {
+            return RunOutcome::NoProposer(format!(
+                "proposer {:?} is not a user name (1-64 of A-Z a-z 0-9 . _ @ -), so nothing is proposed",
+                self.run.proposer
+            ));
+        }
+        let Some(knowledge) = self.knowledge else {
+            let failure = PipelineFailure {
+                error: crate::PipelineError::KnowledgeBase("no knowledge base is open".into()),
+                trace: Vec::new(),
+            };
+            let record = log.append(kinds::ERROR, error_body(incident, &origin, &self.run, &failure));
+            return RunOutcome::CouldNotDecide { failure, record };
+        };
+        let mut ctx = ToolContext::new(knowledge, self.now);
+        if let Some(l) = self.logs {
+            ctx = ctx.with_logs(l);
+        }
+        let outcome = match governor.run(incident, &ctx, self.signals) {
+            Ok(o) => o,
+            Err(failure) => {
+                let record = log.append(kinds::ERROR, error_body(incident, &origin, &self.run, &failure));
+                return RunOutcome::CouldNotDecide { failure, record };
+            }
+        };
+        let decision = match log.append(kinds::DECISION, decision_body(incident, &origin, &self.run, &outcome)) {
+            Ok(r) => r,
+            Err(error) => return RunOutcome::Withheld { outcome: Box::new(outcome), error },
+        };
+        let next = if outcome.gate.output.decision == Verdict::Execute {
+            let auth = Authorisation {
+                record: decision.id(),
+                by: "gate".into(),
+                approver: None,
+                action: outcome.gated_action().to_string(),
+                binding_hash: outcome.binding_hash(),
+            };
+            Next::Executed(self.execute(log, &auth, &outcome.incident, &outcome.plan.output, &auth.action, 0))
+        } else {
+            let body = approval_request_body(incident, &outcome, &self.run, &decision.id(), &self.config.approvals);
+            match log.append(kinds::APPROVAL_REQUEST, body) {
+                Ok(request) => Next::Queued { request, requires: requires(incident, &outcome) },
+                Err(e) => Next::QueueNotRecorded(e),
+            }
+        };
+        RunOutcome::Decided { outcome: Box::new(outcome), decision, next }
+    }
+
+    /// The execution step: hash check, claim, executor, record. `attempt` is
+    /// [`attempts`] for this authorisation (0 right after the authorising record).
+    pub fn execute(
+        &self,
+        log: &mut dyn AuditLog,
+        auth: &Authorisation,
+        incident: &Incident,
+        plan: &PlanOutput,
+        action: &str,
+        attempt: usize,
+    ) -> Execution {
+        let executor = match &self.executor {
+            Ok(e) => Ok(*e),
+            Err(e) => Err(e.clone()),
+        };
+        execute_claimed(log, executor, auth, incident, plan, action, &self.run.proposer, attempt)
+    }
+
+    /// `incident execute`: the authorised action of `incident_id` as folded from `states`
+    /// (read just before), or — when `requested` names another action — a recorded refusal and
+    /// a re-gate of that action.
+    pub fn execute_incident(
+        &self,
+        log: &mut dyn AuditLog,
+        states: &std::collections::BTreeMap<String, IncidentState>,
+        incident_id: &str,
+        requested: Option<&str>,
+    ) -> ExecuteOutcome {
+        if !valid_user(&self.run.proposer) {
+            return ExecuteOutcome::CannotExecute(format!(
+                "requester {:?} is not a user name (1-64 of A-Z a-z 0-9 . _ @ -)",
+                self.run.proposer
+            ));
+        }
+        let Some(st) = states.get(incident_id) else {
+            return ExecuteOutcome::CannotExecute(format!("no incident {incident_id} in the audit trail"));
+        };
+        let Some(d) = &st.decision else {
+            return ExecuteOutcome::CannotExecute(format!("no decision is recorded for {incident_id}"));
+        };
+        let (incident, plan, gated) = match decision_parts(d) {
+            Ok(p) => p,
+            Err(e) => return ExecuteOutcome::CannotExecute(e),
+        };
+        let wanted = requested.map(|a| normalise_action(a, Some(&incident.service)).id);
+        let Some(auth) = st.authorised.clone() else {
+            if st.pending.is_some() && wanted.as_deref().is_none_or(|a| a == gated) {
+                return ExecuteOutcome::AwaitingApproval { action: gated };
+            }
+            let ran = st.execution.as_ref().filter(|e| e.body.get("ran").and_then(Value::as_bool) == Some(true));
+            if let (Some(e), None) = (ran, wanted.as_deref().filter(|a| *a != gated)) {
+                return ExecuteOutcome::AlreadyExecuted { execution: e.clone() };
+            }
+            let Some(raw) = requested else {
+                return ExecuteOutcome::CannotExecute(format!(
+                    "nothing is authorised to run for {incident_id} (status {})",
+                    st.status()
+                ));
+            };
+            return self.regate(log, &incident, &gated, raw, None, json!({"reason": "no authorisation"}));
+        };
+        let wanted = wanted.unwrap_or_else(|| auth.action.clone());
+        match crate::authorise(&auth.binding_hash, &incident, &plan, &wanted) {
+            Ok(_) => ExecuteOutcome::Executed(self.execute(log, &auth, &incident, &plan, &wanted, attempts(st, &auth))),
+            Err(mismatch) => {
+                let body = json!({
+                    "incident_id": incident_id,
+                    "requested_action": wanted,
+                    "authorised_action": auth.action,
+                    "authorised_by_record": auth.record,
+                    "binding_hash": auth.binding_hash,
+                    "found_hash": mismatch.found,
+                    "requested_by": self.run.proposer,
+                    "message": ExecutionError::Mismatch(mismatch.clone()).to_string(),
+                });
+                let refused = match log.append(kinds::EXECUTION_REFUSED, body) {
+                    Ok(r) => r,
+                    Err(e) => return ExecuteOutcome::RefusalNotRecorded(e),
+                };
+                let raw = requested.unwrap_or_default();
+                self.regate(log, &incident, &auth.action, raw, Some(refused), json!({"reason": mismatch.to_string()}))
+            }
+        }
+    }
+
+    /// Sends another action for the same incident back through the whole gate.
+    fn regate(
+        &self,
+        log: &mut dyn AuditLog,
+        incident: &Incident,
+        gated: &str,
+        action: &str,
+        refused: Option<ChainedRecord>,
+        why: Value,
+    ) -> ExecuteOutcome {
+        let governor = Governor {
+            registry: ToolRegistry::builtin(),
+            planner: Box::new(RequestedActionPlanner { base: Default::default(), action: action.to_string() }),
+            rules: self.governor.rules.clone(),
+            stress: self.governor.stress,
+        };
+        let origin = json!({"regate": {"requested_action": action, "instead_of": gated, "why": why}});
+        let run = self.decide_with(&governor, log, incident, origin);
+        ExecuteOutcome::Regated {
+            requested: action.to_string(),
+            instead_of: gated.to_string(),
+            refused,
+            run: Box::new(run),
+        }
+    }
+}
+
+/// The execution step on its own (for an approval's release): hash check, then the claim
+/// `"<auth.record>#<attempt>"`, then — only for the claim's winner — the executor, then the
+/// `remediation_execution` record. `requested_by` is who asked for it.
+#[allow(clippy::too_many_arguments)]
+pub fn execute_claimed(
+    log: &mut dyn AuditLog,
+    executor: Result<&dyn Executor, String>,
+    auth: &Authorisation,
+    incident: &Incident,
+    plan: &PlanOutput,
+    action: &str,
+    requested_by: &str,
+    attempt: usize,
+) -> Execution {
+    let executor = match executor {
+        Ok(e) => e,
+        Err(e) => return Execution::Unavailable(e),
+    };
+    let body = |ran: bool,
+                ok: bool,
+                report: Option<&ExecutionReport>,
+                error: Option<String>,
+                claim: Option<&ChainedRecord>| {
+        json!({
+            "incident_id": incident.id,
+            "action": action,
+            "binding_hash": auth.binding_hash,
+            "authorised_by": auth.by,
+            "authorised_by_record": auth.record,
+            "approver": auth.approver,
+            "requested_by": requested_by,
+            "executor": executor.name(),
+            "claim_record": claim.map(ChainedRecord::id),
+            "ran": ran,
+            "ok": ok,
+            "report": report,
+            "error": error,
+        })
+    };
+    let authorised = match crate::authorise(&auth.binding_hash, incident, plan, action) {
+        Ok(a) => a,
+        Err(mismatch) => {
+            let err = ExecutionError::Mismatch(mismatch);
+            let b = body(false, false, None, Some(err.to_string()), None);
+            let record = log.append(kinds::EXECUTION, b.clone());
+            return Execution::Done { body: b, result: Err(err), claim: None, record };
+        }
+    };
+    let key = format!("{}#{attempt}", auth.record);
+    let claim_body = json!({
+        "incident_id": incident.id,
+        "claim": key,
+        "action": action,
+        "binding_hash": auth.binding_hash,
+        "authorised_by_record": auth.record,
+        "requested_by": requested_by,
+        "executor": executor.name(),
+    });
+    let claim = match log.append_claim(kinds::EXECUTION_CLAIM, claim_body, &key) {
+        Ok(Claim::Won(r)) => r,
+        Ok(Claim::Held(holder)) => return Execution::ClaimHeld { holder },
+        Err(e) => return Execution::ClaimNotRecorded(e),
+    };
+    let result = executor.execute(&authorised);
+    let b = match &result {
+        Ok(r) => body(true, r.ok, Some(r), None, Some(&claim)),
+        Err(e) => body(false, false, None, Some(e.to_string()), Some(&claim)),
+    };
+    let record = log.append(kinds::EXECUTION, b.clone());
+    Execution::Done { body: b, result, claim: Some(claim), record }
+}
