@@ -219,19 +219,26 @@ async fn serve_mcp_mounts_the_tools_at_slash_mcp_beside_the_api() {
 
     let dir = fixture();
     let token = "serve-mcp-token-51ab";
-    let hash = {
+    let viewer = "serve-mcp-viewer-token-0c4e";
+    let hash_of = |t: &str| {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_guardrail"))
             .args(["token", "hash"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        c.stdin.take().unwrap().write_all(token.as_bytes()).unwrap();
+        c.stdin.take().unwrap().write_all(t.as_bytes()).unwrap();
         String::from_utf8(c.wait_with_output().unwrap().stdout).unwrap().trim().to_string()
     };
+    let (hash, viewer_hash) = (hash_of(token), hash_of(viewer));
     let tokens = dir.path().join("tokens.yaml");
-    std::fs::write(&tokens, format!("tokens:\n  - sha256: {hash}\n    identity: mcp-client\n    role: deployer\n"))
-        .unwrap();
+    std::fs::write(
+        &tokens,
+        format!(
+            "tokens:\n  - sha256: {hash}\n    identity: mcp-client\n    role: deployer\n  - sha256: {viewer_hash}\n    identity: reader\n    role: viewer\n"
+        ),
+    )
+    .unwrap();
 
     // Without a tokens file --mcp refuses to start.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_guardrail"))
@@ -287,6 +294,19 @@ async fn serve_mcp_mounts_the_tools_at_slash_mcp_beside_the_api() {
         .await
         .unwrap();
     assert_ne!(r.is_error, Some(true), "{r:?}");
+    client.cancel().await.unwrap();
+
+    // A viewer token (from the tokens file's roles) reads, and may not propose.
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url.clone()).auth_header(viewer),
+    );
+    let client = ().serve(transport).await.expect("initialize with a viewer token");
+    let r = client.call_tool(call("slo_status", json!({}))).await.unwrap();
+    assert_ne!(r.is_error, Some(true), "{r:?}");
+    let incident =
+        json!({"id": "inc-v", "service": "payments-api", "severity": "high", "summary": "s", "symptoms": "s"});
+    let e = client.call_tool(call("propose_remediation", json!({"incident": incident}))).await.unwrap_err();
+    assert!(e.to_string().contains("needs a deployer (or admin) token; this token's role is viewer"), "{e}");
     client.cancel().await.unwrap();
 
     // The API on the same port gives the same decision; a wrong token gets no MCP session.

@@ -15,6 +15,18 @@
 //! inputs that cannot be evaluated are tool results with `isError: true` and a
 //! `{"error", "kind"}` object, so a model can read and correct them.
 //!
+//! Roles (HTTP only, [`required_role`]): any valid token may list the tools and call the
+//! read-only ones; `propose_remediation` and `evaluate_deploy` with `record: true` (which
+//! appends to the audit trail) need a `deployer` (or `admin`) token, as `POST /api/incidents`
+//! and `POST /api/gate` do. A token whose role is not enough gets a JSON-RPC error (`-32600`,
+//! `data.reason = "forbidden"`, naming the tool, the role needed and the token's) and nothing
+//! runs. Over stdio there is no token: the client is the local user who started the process,
+//! with that user's access to the files, so every tool is callable (as with the CLI).
+//!
+//! When `evaluate_deploy` is asked to record and the gate cannot decide, a `deploy_error`
+//! record is appended (as `guardrail gate` and `POST /api/gate` do), and the error names the
+//! reason (without filesystem paths over HTTP) and the record.
+//!
 //! Built on the official Rust SDK, `rmcp` 3.11: [`rmcp::ServerHandler`] (tools listed from our
 //! own JSON schemas — the `#[tool]` macros would derive a second schema from Rust types, so they
 //! are not used), [`rmcp::transport::stdio`], and [`StreamableHttpService`] mounted in axum.
@@ -104,7 +116,7 @@ impl GateState {
     /// `deploy_decision` that `evaluate_deploy` is asked to record).
     pub fn new(cfg: McpConfig, caller: &McpCaller) -> GateState {
         let requested_by = match caller {
-            McpCaller::Http(identity) => json!({"identity": identity, "via": "mcp-http"}),
+            McpCaller::Http(identity, _) => json!({"identity": identity, "via": "mcp-http"}),
             McpCaller::Stdio => json!({"identity": Value::Null, "via": "mcp-stdio"}),
         };
         GateState { cfg, requested_by }
@@ -115,12 +127,58 @@ impl GateState {
     }
 
     fn evaluation(&self, now: Timestamp) -> Result<Evaluation, String> {
+        self.evaluation_or_error(now).map_err(|u| u.errors.join("; "))
+    }
+
+    /// The evaluation, or everything a `deploy_error` record needs: the errors, the inputs'
+    /// digests and the settings when they could be resolved (as `guardrail gate` records them).
+    fn evaluation_or_error(&self, now: Timestamp) -> Result<Evaluation, Box<Undecided>> {
         let env = self.lookup();
         let paths = inputs::resolve_paths(&self.cfg.inputs, &env);
-        let settings = inputs::resolve_settings(&self.cfg.inputs, &env, now).map_err(|e| e.join("; "))?;
-        let sources = inputs::read_sources(&paths).map_err(|e| e.join("; "))?;
-        gate::evaluate(sources, settings).map_err(|e| e.join("; "))
+        let path_digests = || {
+            [&paths.policies, &paths.slos, &paths.metrics, &paths.cost].iter().map(|p| inputs::digest_path(p)).collect()
+        };
+        let settings = inputs::resolve_settings(&self.cfg.inputs, &env, now)
+            .map_err(|errors| Box::new(Undecided { errors, digests: path_digests(), settings: None }))?;
+        let sources = inputs::read_sources(&paths).map_err(|errors| {
+            Box::new(Undecided { errors, digests: path_digests(), settings: Some(settings.clone()) })
+        })?;
+        let digests = [&sources.policies, &sources.slos, &sources.metrics, &sources.cost]
+            .iter()
+            .map(|s| inputs::digest(s))
+            .collect();
+        gate::evaluate(sources, settings.clone())
+            .map_err(|errors| Box::new(Undecided { errors, digests, settings: Some(settings) }))
     }
+
+    /// Appends a `deploy_error` record for an `evaluate_deploy` that was asked to record and
+    /// could not decide; the error names the reason and the record (or that it could not be
+    /// written either).
+    fn record_undecided(&self, u: &Undecided) -> String {
+        let at = Timestamp::now().to_string();
+        let ci = ci::from_env(|_| None);
+        let mut body = gate::error_body(&u.errors, &u.digests, u.settings.as_ref(), &ci, &at);
+        if let Some(o) = body.as_object_mut() {
+            o.insert("requested_by".into(), self.requested_by.clone());
+        }
+        let draft = RecordDraft { kind: gate::ERROR_KIND.into(), recorded_at: at, body };
+        let reason = u.errors.join("; ");
+        match audit_cmd::append(&self.cfg.store_spec, self.cfg.audit_jsonl.as_ref(), draft) {
+            Ok((rec, _)) => {
+                format!("could not decide: {reason} (recorded as {} audit record {})", gate::ERROR_KIND, rec.id())
+            }
+            Err(e) => {
+                format!("could not decide: {reason}; the {} record could not be written either: {e}", gate::ERROR_KIND)
+            }
+        }
+    }
+}
+
+/// A gate evaluation that could not decide, with what its `deploy_error` record holds.
+struct Undecided {
+    errors: Vec<String>,
+    digests: Vec<inputs::InputDigest>,
+    settings: Option<inputs::Settings>,
 }
 
 fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, String> {
@@ -146,7 +204,11 @@ impl GuardrailState for GateState {
     }
 
     fn evaluate_deploy(&self, now: Timestamp, record: bool) -> Result<Value, String> {
-        let ev = self.evaluation(now)?;
+        let ev = match self.evaluation_or_error(now) {
+            Ok(ev) => ev,
+            Err(u) if record => return Err(self.record_undecided(&u)),
+            Err(u) => return Err(u.errors.join("; ")),
+        };
         // No CI context: the caller is an MCP client, not a pipeline.
         let ci = ci::from_env(|_| None);
         let mut out = gate::output(&ev, &ci, false);
@@ -281,6 +343,26 @@ pub enum CallOutcome {
         /// The message, naming the argument or the input.
         message: String,
     },
+    /// The HTTP caller's role may not call this tool (with these arguments); nothing ran.
+    Forbidden {
+        /// The tool.
+        tool: String,
+        /// The role it needs.
+        needs: McpRole,
+        /// The caller's role.
+        role: McpRole,
+    },
+}
+
+/// The role a tool call needs over HTTP: [`McpRole::Deployer`] for `propose_remediation` and
+/// for `evaluate_deploy` with `record: true` (it appends to the audit trail); any valid token
+/// ([`McpRole::Viewer`]) for the read-only tools.
+pub fn required_role(tool: &str, arguments: &Value) -> McpRole {
+    match tool {
+        "propose_remediation" => McpRole::Deployer,
+        "evaluate_deploy" if arguments.get("record") == Some(&Value::Bool(true)) => McpRole::Deployer,
+        _ => McpRole::Viewer,
+    }
 }
 
 /// Calls a tool of [`ToolRegistry::guardrail`] against a configuration, synchronously (files,
@@ -294,6 +376,12 @@ pub fn call_tool(
 ) -> CallOutcome {
     if registry.get(name).is_none() {
         return CallOutcome::UnknownTool(name.to_string());
+    }
+    if let McpCaller::Http(_, role) = caller {
+        let needs = required_role(name, &arguments);
+        if !role.allows(needs) {
+            return CallOutcome::Forbidden { tool: name.to_string(), needs, role: *role };
+        }
     }
     let now = cfg.now.unwrap_or_else(Timestamp::now);
     let kb: Box<dyn KnowledgeStore> = match SqliteKnowledgeStore::open(&cfg.kb) {
@@ -327,11 +415,11 @@ pub fn call_tool(
         }
     };
     match (caller, outcome) {
-        (McpCaller::Http(_), CallOutcome::Ok(mut v)) => {
+        (McpCaller::Http(..), CallOutcome::Ok(mut v)) => {
             redact_paths(cfg, &mut v);
             CallOutcome::Ok(v)
         }
-        (McpCaller::Http(_), CallOutcome::Failed { kind, message }) => {
+        (McpCaller::Http(..), CallOutcome::Failed { kind, message }) => {
             let mut v = Value::String(message);
             redact_paths(cfg, &mut v);
             CallOutcome::Failed { kind, message: v.as_str().unwrap_or_default().to_string() }
@@ -501,6 +589,16 @@ impl ServerHandler for GuardrailMcp {
             CallOutcome::Failed { kind, message } => {
                 Ok(CallToolResponse::Complete(structured(json!({"error": message, "kind": kind}), true)))
             }
+            CallOutcome::Forbidden { tool, needs, role } => Err(ErrorData::invalid_request(
+                format!(
+                    "tool \"{tool}\" needs a {} (or admin) token; this token's role is {}",
+                    needs.as_str(),
+                    role.as_str()
+                ),
+                Some(
+                    json!({"reason": "forbidden", "tool": tool, "required_role": needs.as_str(), "role": role.as_str()}),
+                ),
+            )),
         }
     }
 }
@@ -523,16 +621,46 @@ pub async fn serve_stdio(cfg: McpConfig) -> Result<(), McpError> {
     Ok(())
 }
 
-/// Checks a bearer token; returns the caller's identity, or `None` to refuse.
-pub type TokenVerifier = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+/// Checks a bearer token; returns the caller's identity and role, or `None` to refuse.
+pub type TokenVerifier = Arc<dyn Fn(&str) -> Option<(String, McpRole)> + Send + Sync>;
 
-/// Who calls: an authenticated HTTP caller (its identity from the tokens file, put in the
+/// A token's role, as far as MCP tools go (the roles of `guardrail serve`'s tokens file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum McpRole {
+    /// Read-only tools only.
+    Viewer,
+    /// Read-only tools, `propose_remediation`, `evaluate_deploy` with `record: true`.
+    Deployer,
+    /// Read-only tools (approvals are not MCP tools).
+    Approver,
+    /// Everything.
+    Admin,
+}
+
+impl McpRole {
+    /// The role's name as in the tokens file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            McpRole::Viewer => "viewer",
+            McpRole::Deployer => "deployer",
+            McpRole::Approver => "approver",
+            McpRole::Admin => "admin",
+        }
+    }
+
+    /// True when this role may call a tool that needs `need` ([`required_role`]).
+    pub fn allows(self, need: McpRole) -> bool {
+        need == McpRole::Viewer || self == McpRole::Admin || self == need
+    }
+}
+
+/// Who calls: an authenticated HTTP caller (identity and role from the tokens file, put in the
 /// request's extensions by the bearer check), or the local process over stdio.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum McpCaller {
-    /// Over streamable HTTP, with the token's identity.
-    Http(String),
-    /// Over stdio (the client started this process).
+    /// Over streamable HTTP, with the token's identity and role.
+    Http(String, McpRole),
+    /// Over stdio (the client started this process; no role check).
     Stdio,
 }
 
@@ -563,8 +691,8 @@ async fn require_bearer(State(verify): State<TokenVerifier>, mut req: Request, n
         .map(str::trim)
         .filter(|t| !t.is_empty());
     match token.and_then(|t| verify(t)) {
-        Some(identity) => {
-            req.extensions_mut().insert(McpCaller::Http(identity));
+        Some((identity, role)) => {
+            req.extensions_mut().insert(McpCaller::Http(identity, role));
             let delete = req.method() == axum::http::Method::DELETE;
             let resp = next.run(req).await;
             // rmcp answers a session's DELETE with 202; the spec names no code, and clients

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use guardrail_gate::inputs::InputArgs;
 use guardrail_governor::ToolRegistry;
 use guardrail_knowledge::{KnowledgeStore, SqliteKnowledgeStore};
-use guardrail_mcp::{HttpOptions, McpConfig, TokenVerifier};
+use guardrail_mcp::{HttpOptions, McpConfig, McpRole, TokenVerifier};
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::transport::StreamableHttpClientTransport;
@@ -16,6 +16,10 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use serde_json::{Value, json};
 
 const TOKEN: &str = "mcp-test-token-7f3a";
+/// A read-only token (role viewer).
+const VIEWER: &str = "mcp-viewer-token-21c9";
+/// An approver's token: not a deployer, so it may not propose or record either.
+const APPROVER: &str = "mcp-approver-token-88d0";
 const NOW: &str = "2026-11-24T10:00:00Z";
 
 fn repo() -> PathBuf {
@@ -62,7 +66,12 @@ impl Fixture {
 }
 
 async fn start(cfg: McpConfig) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let verify: TokenVerifier = Arc::new(|t: &str| (t == TOKEN).then(|| "tester".to_string()));
+    let verify: TokenVerifier = Arc::new(|t: &str| match t {
+        TOKEN => Some(("tester".to_string(), McpRole::Deployer)),
+        VIEWER => Some(("dashboard-reader".to_string(), McpRole::Viewer)),
+        APPROVER => Some(("oncall-lead".to_string(), McpRole::Approver)),
+        _ => None,
+    });
     let router = guardrail_mcp::http_router(cfg, verify, HttpOptions::default()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -359,5 +368,100 @@ async fn sessions_accept_negotiation_and_202_for_notifications() {
     assert_eq!(r.status(), 204);
     let r = post(list, "application/json, text/event-stream", Some(session)).await.unwrap();
     assert_eq!(r.status(), 404);
+    let _ = stop.send(());
+}
+
+async fn client_with(url: &str, token: &str) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url.to_string()).auth_header(token),
+    );
+    ().serve(transport).await.expect("initialize over HTTP")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_token_calls_read_only_tools_and_is_refused_the_writing_ones() {
+    let fx = Fixture::new();
+    let (url, stop) = start(fx.config()).await;
+    let client = client_with(&url, VIEWER).await;
+    // The list is the same for every token.
+    assert_eq!(client.list_all_tools().await.unwrap().len(), 10);
+    for (tool, a) in [
+        ("slo_status", json!({})),
+        ("cost_status", json!({})),
+        ("evaluate_deploy", json!({})),
+        ("evaluate_deploy", json!({"record": false})),
+        ("explain_decision", json!({})),
+        ("incident_status", json!({})),
+        ("search_runbooks", json!({"query": "latency", "service": "payments-api"})),
+        ("query_live_logs", json!({"service": "payments-api"})),
+    ] {
+        let r = client.call_tool(call(tool, a.clone())).await.unwrap_or_else(|e| panic!("{tool} {a}: {e}"));
+        assert_ne!(r.is_error, Some(true), "{tool}: {r:?}");
+    }
+    let incident =
+        json!({"id": "inc-9", "service": "payments-api", "severity": "high", "summary": "s", "symptoms": "s"});
+    for token in [VIEWER, APPROVER] {
+        let client = client_with(&url, token).await;
+        for (tool, a) in
+            [("propose_remediation", json!({"incident": incident})), ("evaluate_deploy", json!({"record": true}))]
+        {
+            let e = client.call_tool(call(tool, a)).await.expect_err("refused");
+            let rmcp::ServiceError::McpError(data) = e else { panic!("not an MCP error: {e:?}") };
+            assert_eq!(data.code, rmcp::model::ErrorCode::INVALID_REQUEST);
+            assert!(
+                data.message.contains(&format!("tool \"{tool}\" needs a deployer (or admin) token")),
+                "{}",
+                data.message
+            );
+            let d = data.data.unwrap();
+            assert_eq!(d["reason"], "forbidden");
+            assert_eq!(d["required_role"], "deployer");
+            assert_eq!(d["role"], if token == VIEWER { "viewer" } else { "approver" });
+        }
+        client.cancel().await.unwrap();
+    }
+    assert_eq!(fx.record_count(), 0, "nothing ran for a refused call");
+    // The deployer token may.
+    let deployer = client_with(&url, TOKEN).await;
+    let r = deployer.call_tool(call("propose_remediation", json!({"incident": incident}))).await.unwrap();
+    assert_ne!(r.is_error, Some(true), "{r:?}");
+    let r = deployer.call_tool(call("evaluate_deploy", json!({"record": true}))).await.unwrap();
+    assert_ne!(r.is_error, Some(true), "{r:?}");
+    assert_eq!(fx.record_count(), 1);
+    deployer.cancel().await.unwrap();
+    client.cancel().await.unwrap();
+    let _ = stop.send(());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evaluate_deploy_that_cannot_decide_records_a_deploy_error_when_asked() {
+    let fx = Fixture::new();
+    // A policy file the gate cannot read: a rule on a signal that does not exist.
+    let policies = fx.dir.path().join("config/policies.yaml");
+    let text = std::fs::read_to_string(&policies).unwrap();
+    std::fs::write(&policies, text.replacen("error_budget_pct:", "error_budget_percent:", 1)).unwrap();
+    let (url, stop) = start(fx.config()).await;
+    let client = client_with(&url, TOKEN).await;
+    // A dry run: an error, nothing recorded.
+    let r = client.call_tool(call("evaluate_deploy", json!({}))).await.unwrap();
+    assert_eq!(r.is_error, Some(true));
+    assert_eq!(fx.record_count(), 0);
+    // Asked to record: a deploy_error on the chain, and the error names the reason and the
+    // record, without filesystem paths.
+    let r = client.call_tool(call("evaluate_deploy", json!({"record": true}))).await.unwrap();
+    assert_eq!(r.is_error, Some(true));
+    let msg = body(&r)["error"].as_str().unwrap().to_string();
+    assert!(msg.starts_with("evaluate_deploy: could not decide: "), "{msg}");
+    assert!(msg.contains("policies.yaml:") && msg.contains("error_budget_percent"), "{msg}");
+    assert!(msg.contains("(recorded as deploy_error audit record"), "{msg}");
+    let tmp = fx.dir.path().display().to_string();
+    assert!(!msg.contains(&tmp), "{msg}");
+    assert!(!r.content.iter().any(|c| c.as_text().is_some_and(|t| t.text.contains(&tmp))));
+    assert_eq!(fx.record_count(), 1);
+    let rec = guardrail_gate::audit_cmd::open(&fx.store()).unwrap().all().unwrap().pop().unwrap();
+    assert_eq!(rec.kind, "deploy_error");
+    assert_eq!(rec.body["requested_by"], json!({"identity": "tester", "via": "mcp-http"}));
+    assert!(rec.body.to_string().contains("error_budget_percent"), "{}", rec.body);
+    client.cancel().await.unwrap();
     let _ = stop.send(());
 }

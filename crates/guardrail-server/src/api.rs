@@ -122,6 +122,7 @@ pub fn authenticate(parts: &Parts, state: &AppState, need: Role) -> Result<Calle
     };
     if !caller.role.allows(need) {
         let what = match need {
+            Role::Viewer => "read",
             Role::Deployer => "ask for deploy decisions",
             Role::Approver => "approve",
             Role::Admin => "do this",

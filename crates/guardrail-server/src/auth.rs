@@ -7,7 +7,7 @@
 //! tokens:
 //!   - sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
 //!     identity: ci-pipeline        # who the caller is; recorded in the audit trail
-//!     role: deployer               # deployer | approver | admin
+//!     role: deployer               # viewer | deployer | approver | admin
 //! ```
 //!
 //! `guardrail token hash` prints the sha256 of a token read from standard input (or use
@@ -26,6 +26,8 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// May read only: no write endpoint; over MCP (`--mcp`), the read-only tools.
+    Viewer,
     /// May ask for deploy decisions (`POST /api/gate`, `POST /api/simulate`) and propose
     /// remediations (`POST /api/incidents`).
     Deployer,
@@ -39,6 +41,7 @@ pub enum Role {
 impl Role {
     fn parse(s: &str) -> Option<Role> {
         match s {
+            "viewer" => Some(Role::Viewer),
             "deployer" => Some(Role::Deployer),
             "approver" => Some(Role::Approver),
             "admin" => Some(Role::Admin),
@@ -48,9 +51,19 @@ impl Role {
     /// The role's name as written in the tokens file.
     pub fn as_str(self) -> &'static str {
         match self {
+            Role::Viewer => "viewer",
             Role::Deployer => "deployer",
             Role::Approver => "approver",
             Role::Admin => "admin",
+        }
+    }
+    /// The same role for the MCP endpoint's per-tool check (`guardrail_mcp::required_role`).
+    pub fn to_mcp(self) -> guardrail_mcp::McpRole {
+        match self {
+            Role::Viewer => guardrail_mcp::McpRole::Viewer,
+            Role::Deployer => guardrail_mcp::McpRole::Deployer,
+            Role::Approver => guardrail_mcp::McpRole::Approver,
+            Role::Admin => guardrail_mcp::McpRole::Admin,
         }
     }
     /// True when this role may call an endpoint that needs `need`.
@@ -168,7 +181,7 @@ impl Tokens {
                                 src,
                                 n,
                                 &format!("{field}.role"),
-                                &format!("unknown role \"{r}\" (deployer, approver, admin)"),
+                                &format!("unknown role \"{r}\" (viewer, deployer, approver, admin)"),
                             ));
                             None
                         }
@@ -272,5 +285,11 @@ mod tests {
         assert!(Role::Admin.allows(Role::Deployer));
         assert!(Role::Deployer.allows(Role::Deployer));
         assert!(!Role::Approver.allows(Role::Deployer));
+        // A viewer may call no write endpoint.
+        for need in [Role::Deployer, Role::Approver, Role::Admin] {
+            assert!(!Role::Viewer.allows(need));
+        }
+        assert_eq!(Role::parse("viewer"), Some(Role::Viewer));
+        assert_eq!(Role::Viewer.to_mcp(), guardrail_mcp::McpRole::Viewer);
     }
 }

@@ -266,7 +266,7 @@ pub fn run(mut cfg: ServerConfig, opts: ServeOptions) -> Result<(), ServerError>
             }
             (Some(m), Some(t)) => {
                 let verify: guardrail_mcp::TokenVerifier =
-                    std::sync::Arc::new(move |tok: &str| t.check(tok).map(|c| c.identity));
+                    std::sync::Arc::new(move |tok: &str| t.check(tok).map(|c| (c.identity, c.role.to_mcp())));
                 let http = guardrail_mcp::HttpOptions {
                     allowed_hosts: cfg.allowed_hosts.clone().unwrap_or_default(),
                     max_body_bytes: cfg.max_body_bytes,
