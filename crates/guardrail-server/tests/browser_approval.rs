@@ -178,8 +178,22 @@ const FLOW: &str = r##"(async () => {
     const e = document.getElementById("approve-result");
     return e && e.textContent.length > 0 ? e.textContent : null;
   });
+  // The governor's records reach the audit table over the live events.
+  await until("the execution in the audit table", () => document.querySelector('#audit tr[data-kind="remediation_execution"]'));
+  const audit = {};
+  for (const tr of document.querySelectorAll("#audit tr[data-kind]")) {
+    audit[tr.dataset.kind] = Array.from(tr.children).slice(3).map((td) => td.textContent);
+  }
+  const label = document.getElementById("incident-awaiting");
+  const page = {
+    shown,
+    label: label ? label.textContent : null,
+    heading: document.querySelector("#incident-detail h3").textContent,
+    buttons_disabled: Array.from(document.querySelectorAll("#incident-detail button")).every((b) => b.disabled),
+    audit,
+  };
   document.getElementById("incidents-card").scrollIntoView();
-  return shown;
+  return JSON.stringify(page);
 })()"##;
 
 fn drive(browser: &Path, url: &str, out: &Path) -> String {
@@ -277,8 +291,32 @@ async fn an_approver_approves_a_pending_incident_from_the_dashboard() {
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join("dashboard-approval.png");
     let (b, u, o) = (browser.clone(), srv.url("/"), out.clone());
-    let shown = tokio::task::spawn_blocking(move || drive(&b, &u, &o)).await.unwrap();
-    assert!(shown.contains("approve by bob") && shown.contains("executed"), "the page showed: {shown}");
+    let page = tokio::task::spawn_blocking(move || drive(&b, &u, &o)).await.unwrap();
+    let page: Value = serde_json::from_str(&page).unwrap_or_else(|e| panic!("{e}: the page gave {page}"));
+    let shown = page["shown"].as_str().unwrap_or_default();
+    assert!(shown.contains("approve by bob") && shown.contains("executed"), "the page showed: {page}");
+    // No stale "Awaiting approve" once the action has run.
+    assert_eq!(page["label"], "No longer awaiting approval: executed", "{page}");
+    assert_eq!(page["heading"], "inc-live-001 — executed", "{page}");
+    assert_eq!(page["buttons_disabled"], true, "{page}");
+    // The audit table's Action / Rule / Requested-by cells for the governor's records: the
+    // gated action, not "—".
+    let audit = &page["audit"];
+    let decision = audit["remediation_decision"].as_array().unwrap_or_else(|| panic!("{page}"));
+    assert!(decision[0].as_str().unwrap().ends_with("→ block_and_escalate"), "{page}");
+    assert!(!decision[0].as_str().unwrap().starts_with('—'), "{page}");
+    assert_ne!(decision[1], "—", "the rule that decided: {page}");
+    assert_eq!(decision[2], "ci-pipeline", "{page}");
+    let gated = decision[0].as_str().unwrap().split(" →").next().unwrap().to_string();
+    assert_eq!(audit["approval_request"][0], gated.as_str(), "{page}");
+    assert!(audit["approval_request"][1].as_str().unwrap().starts_with("needs "), "{page}");
+    assert_eq!(audit["approval_granted"][0], gated.as_str(), "{page}");
+    assert_eq!(audit["approval_granted"][1], "approved: reviewed in the browser", "{page}");
+    assert_eq!(audit["approval_granted"][2], "bob", "{page}");
+    assert_eq!(audit["remediation_execution"][0], format!("{gated} (ok)"), "{page}");
+    for (kind, cells) in audit.as_object().unwrap() {
+        assert!(cells.as_array().unwrap().iter().any(|c| c != "—"), "{kind}: {page}");
+    }
     assert!(std::fs::metadata(&out).unwrap().len() > 10_000, "screenshot too small");
 
     let (_, v) = srv.get("/api/incidents/inc-live-001").await;

@@ -248,13 +248,15 @@ async function loadAudit() {
     return;
   }
   for (const r of list.data) {
+    const c = auditCells(r);
     const tr = el("tr");
+    tr.dataset.kind = r.kind;
     tr.appendChild(el("td", r.id));
     tr.appendChild(el("td", String(r.timestamp).replace("T", " ").slice(0, 19)));
     tr.appendChild(el("td", r.kind));
-    tr.appendChild(el("td", r.action || (r.outcome === "error" ? "could not decide" : "—"), "act " + (r.action || "BLOCK")));
-    tr.appendChild(el("td", r.policy_id || "—"));
-    tr.appendChild(el("td", (r.requested_by && r.requested_by.identity) || (r.ci && r.ci.actor) || "—"));
+    tr.appendChild(el("td", c.action, c.cls));
+    tr.appendChild(el("td", c.rule));
+    tr.appendChild(el("td", c.by));
     body.appendChild(tr);
   }
   if (list.data.length === 0) {
@@ -264,6 +266,58 @@ async function loadAudit() {
     tr.appendChild(td);
     body.appendChild(tr);
   }
+}
+
+const DEPLOY_ACTIONS = ["ALLOW", "WARN", "DELAY", "BLOCK"];
+
+// Who a record names: an identity object ({identity, via}) or a plain name.
+function who(v) {
+  if (!v) return null;
+  if (typeof v === "string") return v;
+  return typeof v.identity === "string" ? v.identity : null;
+}
+
+// The Action, Rule and Requested-by cells of one audit row. Deploy records carry the gate's
+// action and rule; the governor's records carry the remediation action they are about (the
+// gated action of a remediation_decision), their rule or outcome, and who acted.
+function auditCells(r) {
+  const by = who(r.requested_by) || (r.ci && r.ci.actor) || r.approver || r.proposer || r.reviewer || r.by || "—";
+  if (DEPLOY_ACTIONS.includes(r.action)) return { action: r.action, cls: "act " + r.action, rule: r.policy_id || "—", by };
+  if (r.outcome === "error" && !r.incident_id) return { action: "could not decide", cls: "act BLOCK", rule: "—", by };
+  let action = r.gated_action || r.action || r.requested_action || r.authorised_action || null;
+  let rule = r.rule || null;
+  switch (r.kind) {
+    case "remediation_decision":
+      if (action && r.decision) action += " → " + r.decision;
+      break;
+    case "approval_request":
+      rule = rule || (r.requires ? "needs " + r.requires : null);
+      break;
+    case "approval_granted":
+      rule = rule || "approved" + (r.reason ? ": " + r.reason : "");
+      break;
+    case "force_override":
+      rule = rule || "force override" + (r.reason ? ": " + r.reason : "");
+      break;
+    case "execution_claim":
+      rule = rule || (r.executor ? "claimed for " + r.executor : "claimed");
+      break;
+    case "approval_refused":
+      action = action || "refused";
+      rule = rule || r.code || null;
+      break;
+    case "remediation_execution":
+      if (action) action += r.ok === true ? " (ok)" : r.ran === true ? " (failed)" : " (not run)";
+      rule = rule || (r.executor ? "executor " + r.executor : null);
+      break;
+    case "execution_refused":
+      rule = rule || "refused: not the authorised action";
+      break;
+    default:
+      break;
+  }
+  if (!action && r.incident_id) action = "incident " + r.incident_id;
+  return { action: action || "—", cls: action && DEPLOY_ACTIONS.includes(action) ? "act " + action : "", rule: rule || "—", by };
 }
 
 // ------------------------------------------------------------------ loading
@@ -350,6 +404,11 @@ async function loadIncidents() {
   };
   if (!list.ok) return row(list.error);
   if (list.data.length === 0) return row("no incidents yet");
+  // An open incident whose state moved on elsewhere (approved, executed) loses its stale
+  // "Awaiting …" label and its buttons.
+  const open = $("incident-detail").dataset.incident;
+  const current = open && list.data.find((i) => i.incident_id === open);
+  if (current) settle(open, current.status);
   for (const i of list.data) {
     const tr = el("tr");
     tr.appendChild(el("td", i.incident_id));
@@ -369,9 +428,36 @@ async function loadIncidents() {
   }
 }
 
+const STATUS_TEXT = {
+  awaiting_approval: "awaiting approval",
+  authorised: "authorised, not yet executed",
+  executed: "executed",
+  execution_failed: "execution failed",
+  resolved: "resolved",
+  decided: "decided",
+  error: "error",
+};
+
+// Brings the open incident's heading and approval label up to `status`; once it is no longer
+// awaiting approval the buttons are disabled and the label says what happened instead.
+function settle(id, status) {
+  const detail = $("incident-detail");
+  if (detail.dataset.incident !== id) return;
+  const head = detail.querySelector("h3");
+  if (head) head.textContent = id + " — " + status;
+  if (status === "awaiting_approval") return;
+  const label = $("incident-awaiting");
+  if (label) {
+    label.textContent = "No longer awaiting approval: " + (STATUS_TEXT[status] || status);
+    label.className = "badge " + (LEVEL[status] || "info");
+  }
+  for (const b of detail.querySelectorAll("button")) b.disabled = true;
+}
+
 async function showIncident(id) {
   const out = $("incident-detail");
   clear(out);
+  out.dataset.incident = id;
   const v = await getJSON("/api/incidents/" + encodeURIComponent(id));
   if (!v.ok) {
     out.appendChild(el("div", v.error, "badge bad"));
@@ -391,7 +477,9 @@ async function showIncident(id) {
   out.appendChild(claims);
   const p = d.queue && d.queue.pending;
   if (!p) return;
-  out.appendChild(el("div", "Awaiting " + p.requires + " (proposed by " + p.proposer + ")", "badge mid"));
+  const awaiting = el("div", "Awaiting " + p.requires + " (proposed by " + p.proposer + ")", "badge mid");
+  awaiting.id = "incident-awaiting";
+  out.appendChild(awaiting);
   const reason = el("input");
   reason.id = "approve-reason";
   reason.placeholder = "reason (required for force-override)";
@@ -436,11 +524,8 @@ async function decide(id, kind, planHash, reason, out) {
   }
   const g = v.data.grant;
   out.appendChild(el("div", g.kind + " by " + g.approver + " — " + v.data.status + " (recorded as " + g.audit + ")", "badge good"));
-  // The incident is no longer pending: its heading and buttons go, the result stays.
-  const detail = $("incident-detail");
-  const head = detail.querySelector("h3");
-  if (head) head.textContent = id + " — " + v.data.status;
-  for (const b of detail.querySelectorAll("button")) b.disabled = true;
+  // The incident is no longer pending: its heading, label and buttons follow, the result stays.
+  settle(id, v.data.status);
   loadIncidents().catch(() => {});
 }
 
