@@ -147,7 +147,8 @@ struct ServeArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 65536)]
     max_body_bytes: usize,
     /// Also serve MCP (streamable HTTP) at /mcp: the tools of `guardrail mcp`, behind the
-    /// same tokens (any role). Needs --tokens.
+    /// same tokens (any role reads; propose_remediation and recording evaluate_deploy need
+    /// deployer or admin). Needs --tokens.
     #[arg(long)]
     mcp: bool,
     #[command(flatten)]
@@ -173,8 +174,8 @@ enum TokenCommand {
         /// Identity the token stands for (recorded with every decision it asks for).
         #[arg(long, requires = "role")]
         identity: Option<String>,
-        /// deployer, approver or admin.
-        #[arg(long, requires = "identity", value_parser = ["deployer", "approver", "admin"])]
+        /// viewer (read-only MCP tools), deployer, approver or admin.
+        #[arg(long, requires = "identity", value_parser = ["viewer", "deployer", "approver", "admin"])]
         role: Option<String>,
     },
 }

@@ -32,7 +32,8 @@ pub struct McpArgs {
     #[arg(long, value_name = "ADDR")]
     http: Option<std::net::SocketAddr>,
     /// Tokens file for --http (the format of `guardrail serve --tokens`; every role may call
-    /// tools) [env: GUARDRAIL_TOKENS]
+    /// the read-only tools, propose_remediation and evaluate_deploy with record: true need
+    /// deployer or admin) [env: GUARDRAIL_TOKENS]
     #[arg(long, value_name = "FILE")]
     tokens: Option<PathBuf>,
 }

@@ -992,4 +992,27 @@ spec:
         assert_eq!(e.field, "apiVersion");
         assert_eq!(classify_slo_file(&src("s.yaml", "version: 1\nslos: {}\n")).unwrap(), None);
     }
+
+    #[test]
+    fn the_readme_examples_read() {
+        let readme = include_str!("../../../README.md");
+        let block = |marker: &str| {
+            let start = readme.find(marker).unwrap_or_else(|| panic!("README has no {marker}"));
+            let body = &readme[start..];
+            body[..body.find("```").unwrap()].to_string()
+        };
+        let sloth = block("# config/checkout.sloth.yaml");
+        let l = load_spec_slo(&src("checkout.sloth.yaml", &sloth), None, None).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(l.value.imported.service, "checkout-api");
+        assert!(l.value.imported.rate_converted);
+        assert!(l.value.prometheus.total_query.starts_with("sum(increase(http_requests_total{job=\"checkout\"}"));
+        assert_eq!(l.value.slo.p95_threshold_ms.value, 500.0);
+        let open = block("# config/slos.openslo.yaml");
+        let l =
+            load_spec_slo(&src("slos.openslo.yaml", &open), Some("search"), None).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(l.value.prometheus.burn.period, Window(28 * 86_400));
+        assert_eq!(l.value.imported.objective_pct, 99.5);
+        assert_eq!(l.value.slo.p95_threshold_ms.value, 300.0);
+        assert!(l.value.prometheus.latency.is_some());
+    }
 }
