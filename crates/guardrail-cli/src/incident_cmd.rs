@@ -11,13 +11,12 @@ use std::path::PathBuf;
 
 use guardrail_core::approval::valid_user;
 use guardrail_core::audit::ChainedRecord;
-use guardrail_core::remediation::{MAX_INCIDENT_TEXT, normalise_action};
 use guardrail_gate::audit_cmd::StoreArgs;
 use guardrail_gate::inputs::EnvLookup;
 use guardrail_governor::pipeline::{ExecuteOutcome, Execution, Next, Pipeline, RunOutcome, StoreLog};
 use guardrail_governor::record::RunContext;
 use guardrail_governor::{Governor, NdjsonLogs, PipelineOutcome};
-use guardrail_knowledge::{KnowledgeStore, LearnedFrom, Provenance, Runbook, SqliteKnowledgeStore};
+use guardrail_knowledge::{KnowledgeStore, SqliteKnowledgeStore};
 use guardrail_store::AppendError;
 use serde_json::{Value, json};
 
@@ -731,6 +730,15 @@ fn show(store: &StoreArgs, env: EnvLookup<'_>, incident: &str, format: OutFormat
                         s(b, "action"),
                         b.get("ok").and_then(Value::as_bool).unwrap_or(false)
                     ),
+                    kinds::EXECUTION_CLAIM => {
+                        format!(
+                            "{} {} by {} ({})",
+                            s(b, "executor"),
+                            s(b, "action"),
+                            s(b, "requested_by"),
+                            s(b, "claim")
+                        )
+                    }
                     kinds::EXECUTION_REFUSED => {
                         format!("{} is not the authorised {}", s(b, "requested_action"), s(b, "authorised_action"))
                     }
@@ -759,105 +767,47 @@ fn resolve(
     action: Option<&str>,
     at: Option<&str>,
 ) -> i32 {
-    let mut errors = Vec::new();
-    if !valid_user(who.trim()) {
-        errors.push(format!("--as {who:?}: not a user name (1-64 of A-Z a-z 0-9 . _ @ -)"));
-    }
-    let summary = summary.trim();
-    if summary.is_empty() {
-        errors.push("--summary: is empty".into());
-    } else if summary.chars().count() > MAX_INCIDENT_TEXT {
-        errors.push(format!("--summary: is longer than {MAX_INCIDENT_TEXT} characters"));
-    }
+    use guardrail_governor::learn::{LearnError, Resolution};
     let at = match now(at) {
         Ok(t) => t.to_string(),
-        Err(e) => {
-            errors.push(e);
-            String::new()
-        }
+        Err(e) => return fail(&[e]),
     };
-    if !errors.is_empty() {
-        return fail(&errors);
-    }
     let states = match load_states(store, env) {
         Ok(s) => s,
         Err(e) => return fail(&[e]),
     };
-    let Some(st) = states.get(incident_id) else {
-        return fail(&[format!("no incident {incident_id} in the audit trail ({})", store.spec(env))]);
-    };
-    let (incident, _, _) = match st.decided() {
-        Ok(p) => p,
-        Err(e) => return fail(&[e]),
-    };
-    let executed = st
-        .records
-        .iter()
-        .rev()
-        .find(|r| r.kind == kinds::EXECUTION && r.body.get("ok").and_then(Value::as_bool) == Some(true));
-    let action = match (action, executed) {
-        (Some(a), _) => normalise_action(a, Some(&incident.service)).id,
-        (None, Some(r)) => s(&r.body, "action").to_string(),
-        (None, None) => {
-            return fail(&[format!("{incident_id}: nothing was executed for it; say what resolved it with --action")]);
-        }
-    };
-    if action.is_empty() {
-        return fail(&["--action: has no words".into()]);
-    }
     let mut knowledge = match open_kb(&kb.path(env)) {
         Ok(k) => k,
         Err(e) => return fail(&[e]),
     };
-    let slug: String =
-        incident_id.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
-    let n = st.records.iter().filter(|r| r.kind == kinds::RESOLVED).count() + 1;
-    let runbook_id = format!("learned-{slug}-{n}");
-    match knowledge.runbook(&runbook_id) {
-        Ok(None) => {}
-        Ok(Some(_)) => return fail(&[format!("runbook {runbook_id} already exists in the knowledge base")]),
-        Err(e) => return fail(&[e.to_string()]),
+    let mut log = match crate::remediation::open_log(store, env, &at) {
+        Ok(l) => l,
+        Err(e) => return fail(&[append_failure("the resolution", "nothing is learned", &e)]),
+    };
+    let r = Resolution { incident_id, summary, by: who, action, at: &at };
+    let learned = match guardrail_governor::learn::resolve(&mut log, &states, &mut knowledge, &r) {
+        Ok(l) => l,
+        Err(LearnError::Invalid(e)) => {
+            let e =
+                e.replace("resolved by ", "--as ").replace("summary:", "--summary:").replace("action:", "--action:");
+            return fail(&[e]);
+        }
+        Err(LearnError::NotFound(e)) if e.contains("nothing was executed") => {
+            return fail(&[format!("{incident_id}: nothing was executed for it; say what resolved it with --action")]);
+        }
+        Err(LearnError::NotRecorded(e)) => return fail(&[append_failure("the resolution", "nothing is learned", &e)]),
+        Err(e) => return fail(&[format!("{e} ({})", store.spec(env))]),
+    };
+    let rec = &learned.record;
+    let runbook = &learned.runbook;
+    if let Some(e) = &learned.mirror_error {
+        eprintln!("guardrail: {}", append_failure("the resolution", "the mirror lacks it", e));
     }
-    let body = json!({
-        "incident_id": incident_id,
-        "by": who.trim(),
-        "summary": summary,
-        "action": action,
-        "runbook_id": runbook_id,
-        "service": incident.service,
-        "decision_record": st.decision.as_ref().map(ChainedRecord::id),
-        "execution_record": executed.map(ChainedRecord::id),
-        "reviewed": false,
-    });
-    let rec = match append(store, env, kinds::RESOLVED, &at, body) {
-        Ok(r) => r,
-        Err(e) => return fail(&[format!("the resolution was NOT recorded, so nothing is learned: {e}")]),
-    };
-    let title: String = summary.chars().take(80).collect();
-    let runbook = Runbook {
-        id: runbook_id.clone(),
-        service: incident.service.clone(),
-        title: format!("Learned from {incident_id}: {title}"),
-        recommended_action: action.clone(),
-        body: summary.to_string(),
-        reviewed: false,
-        provenance: Provenance {
-            source: "learned".into(),
-            origin: Some(format!("incident {incident_id}")),
-            reviewed_by: None,
-            recorded_at: Some(at),
-            learned: Some(LearnedFrom {
-                incident_id: incident_id.to_string(),
-                audit_record: rec.id(),
-                learned_by: who.trim().to_string(),
-            }),
-        },
-    };
-    if let Err(e) = knowledge.add_runbook(&runbook) {
+    if let Some(e) = &learned.runbook_error {
         return fail(&[format!("resolution recorded as {} but the runbook could not be stored: {e}", rec.id())]);
     }
     println!("{incident_id}: resolved by {} (audit record {})", who.trim(), rec.id());
-    println!("  learned runbook {runbook_id} ({} → {action}), UNREVIEWED:", incident.service);
-    println!("  the planner will not use it until another person runs `guardrail kb review {runbook_id} --as USER`");
-    codes::EXECUTED
+    println!("  learned runbook {} ({} → {}), UNREVIEWED:", runbook.id, runbook.service, runbook.recommended_action);
+    println!("  the planner will not use it until another person runs `guardrail kb review {} --as USER`", runbook.id);
+    if learned.mirror_error.is_some() { codes::CANNOT_DECIDE } else { codes::EXECUTED }
 }

@@ -28,6 +28,7 @@ pub mod approve;
 pub mod contracts;
 pub mod execute;
 pub mod guardrail_tools;
+pub mod learn;
 pub mod logs;
 pub mod pipeline;
 pub mod planner;

@@ -5,19 +5,27 @@
 //!   `guardrail incident list|show` and the MCP `incident_status` tool.
 //! - `POST /api/incidents` (role `deployer` or `admin`: whoever may ask the deploy gate may
 //!   propose a remediation; the token's identity is the proposer, who can never approve it)
-//!   runs plan → stress → gate with [`guardrail_governor::Governor`] over the configured
-//!   knowledge base and records the run with [`guardrail_governor::record`] — the same
-//!   bodies as `guardrail incident run` — plus the approval request of a blocked action.
+//!   runs [`guardrail_governor::pipeline::Pipeline::decide_and_act`] — the same decide-and-act
+//!   as `guardrail incident run` — over the configured knowledge base, the server's live logs
+//!   (`--logs`) and, with `--governor-signals`, the deploy gate's signals of the served inputs.
+//!   No file path ever comes from a request.
 //! - `POST /api/incidents/{id}/approve` and `/force-override` decide with
 //!   [`guardrail_governor::approve::decide_pending`] — the same function as `guardrail
 //!   approve` — and record the refusal or the grant on the same chain. The approver is the
 //!   bearer token's identity (role `approver` or `admin`); a body naming anyone is rejected
-//!   (unknown field, 400). A grant that could not be recorded is not granted (503).
+//!   (unknown field, 400). A grant that is not in the chain is not granted (503); one in the
+//!   chain whose JSONL mirror copy failed IS granted, and the answer says so (503,
+//!   `recorded_mirror_failed`, the record id) and runs nothing yet.
+//! - `POST /api/incidents/{id}/execute` (role `approver`/`admin`) is `guardrail incident
+//!   execute` ([`guardrail_governor::pipeline::Pipeline::execute_incident`]); `POST
+//!   /api/incidents/{id}/resolve` (role `approver`/`admin`) is `guardrail incident resolve`
+//!   ([`guardrail_governor::learn::resolve`]): an unreviewed runbook with provenance.
 //!
-//! An action the gate validates, or one a grant releases, then runs exactly as after
-//! `guardrail incident run` / `guardrail approve`: hash-checked, with the governor config's
-//! `executor.default` (dry-run unless configured), and its result recorded as
-//! `remediation_execution` ([`guardrail_governor::record::execute_authorised`]).
+//! Every execution — after the gate, a grant or `/execute` — is
+//! [`guardrail_governor::pipeline::execute_claimed`]: hash-checked, then an `execution_claim`
+//! appended under the store's lock (one winner among concurrent callers; a loser gets 409
+//! `claim_held` naming the claim), with the governor config's `executor.default` (dry-run
+//! unless configured), its result recorded as `remediation_execution`.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -26,7 +34,7 @@ use guardrail_core::approval::ApprovalKind;
 use guardrail_core::audit::ChainedRecord;
 use guardrail_gate::audit_cmd;
 use guardrail_governor::approve::{ApprovalInput, ApprovalStep, decide_pending};
-use guardrail_governor::pipeline::{AuditLog, Execution, Next, Pipeline, RunOutcome, StoreLog};
+use guardrail_governor::pipeline::{AuditLog, ExecuteOutcome, Execution, Next, Pipeline, RunOutcome, StoreLog};
 use guardrail_governor::queue::{IncidentState, incident_states, kinds};
 use guardrail_governor::record::RunContext;
 use guardrail_store::{AppendError, Claim};
@@ -420,7 +428,7 @@ fn propose_blocking(state: &AppState, caller: &Caller, incident: Value) -> Resul
     let now = jiff::Timestamp::now();
     let governor = guardrail_governor::Governor::default();
     let exec = executor(state);
-    let signals = deploy_signals(state, now)?;
+    let signals = deploy_signals(state)?;
     let pipeline = pipeline(state, caller, &governor, Some(&kb), &exec, signals.as_ref(), now);
     let mut log = ServerLog::open(state, now)?;
     let origin = json!({"http": "POST /api/incidents", "requested_by": requested_by(caller)});
@@ -446,10 +454,7 @@ fn open_kb(path: &std::path::Path) -> Result<guardrail_knowledge::SqliteKnowledg
 /// The deploy gate's signals from the server's own inputs (the snapshot `GET /api/decision`
 /// answers from), when `guardrail serve --governor-signals` is on; an input problem is a 503
 /// (could not decide), never "no signals".
-fn deploy_signals(
-    state: &AppState,
-    now: jiff::Timestamp,
-) -> Result<Option<(guardrail_core::signals::Signals, Value)>, ApiError> {
+fn deploy_signals(state: &AppState) -> Result<Option<(guardrail_core::signals::Signals, Value)>, ApiError> {
     if !state.config().governor.deploy_signals {
         return Ok(None);
     }
@@ -467,8 +472,8 @@ fn deploy_signals(
         .into_iter()
         .map(guardrail_gate::inputs::digest)
         .collect();
-    let mut settings = state.settings_now().map_err(undecidable)?;
-    settings.now = now;
+    // The same settings (and clock, or the server's --now) as GET /api/decision.
+    let settings = state.settings_now().map_err(undecidable)?;
     let ev = guardrail_gate::gate::evaluate(sources, settings).map_err(undecidable)?;
     let mut meta = json!({"source": "guardrail serve inputs", "inputs": digests, "signals": ev.signals});
     state.redactor().value(&mut meta);
@@ -578,4 +583,203 @@ pub async fn propose(
 ) -> Result<Response, ApiError> {
     let st = s.clone();
     blocking(move || propose_blocking(&st, &caller, incident)).await?.map(ok)
+}
+
+/// Body of `POST /api/incidents/{id}/execute`. There is no field naming who asks: it is the
+/// token's identity.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecuteRequest {
+    /// The action to run [default: the authorised one]. Another action than the authorised
+    /// one is not run: the refusal is recorded and the action goes through the gate again.
+    #[serde(default)]
+    pub action: Option<String>,
+}
+
+fn conflict(code: &str, message: String, extra: Value) -> ApiError {
+    let mut err = ApiError::new(StatusCode::CONFLICT, message);
+    let mut x = json!({"code": code, "status": "refused"});
+    if let (Some(o), Value::Object(more)) = (x.as_object_mut(), extra) {
+        o.extend(more);
+    }
+    err.extra = Some(x);
+    err
+}
+
+fn execute_blocking(state: &AppState, caller: &Caller, id: String, req: ExecuteRequest) -> Result<Value, ApiError> {
+    let states = load(state).map_err(|e| no_store(&e))?;
+    if !states.contains_key(&id) {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "no such incident in the audit trail"));
+    }
+    if let Some(a) = &req.action
+        && (a.trim().is_empty() || a.chars().count() > 200)
+    {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "action: must be 1-200 characters"));
+    }
+    let now = jiff::Timestamp::now();
+    let gov = &state.config().governor;
+    // The knowledge base is needed only to gate another action again.
+    let kb = gov.kb.as_ref().and_then(|p| guardrail_knowledge::SqliteKnowledgeStore::open(p).ok());
+    let governor = guardrail_governor::Governor::default();
+    let exec = executor(state);
+    let signals = if req.action.is_some() { deploy_signals(state)? } else { None };
+    let pipeline = pipeline(
+        state,
+        caller,
+        &governor,
+        kb.as_ref().map(|k| k as &dyn guardrail_knowledge::KnowledgeStore),
+        &exec,
+        signals.as_ref(),
+        now,
+    );
+    let mut log = ServerLog::open(state, now)?;
+    let out = pipeline.execute_incident(&mut log, &states, &id, req.action.as_deref());
+    let mut v = match out {
+        ExecuteOutcome::CannotExecute(e) => {
+            return Err(conflict("nothing_authorised", state.redactor().text(&e), Value::Null));
+        }
+        ExecuteOutcome::AwaitingApproval { action } => {
+            return Err(conflict(
+                "awaiting_approval",
+                format!("{action} is blocked and awaits approval"),
+                json!({"status": "awaiting_approval"}),
+            ));
+        }
+        ExecuteOutcome::AlreadyExecuted { execution } => {
+            let claim = execution.body.get("claim_record").cloned().unwrap_or(Value::Null);
+            return Err(conflict(
+                "already_executed",
+                format!("it already ran as record {}; a new run needs a new decision", execution.id()),
+                json!({"execution_record": execution.id(), "claim_record": claim}),
+            ));
+        }
+        ExecuteOutcome::RefusalNotRecorded(e) => {
+            return Err(append_failed("the refusal of the other action", "it is not gated again", &e));
+        }
+        ExecuteOutcome::Executed(exec) => {
+            let execution = execution_view(exec)?;
+            let status = if execution["ok"] == true { "executed" } else { "execution_failed" };
+            json!({"incident_id": id, "status": status, "execution": execution})
+        }
+        ExecuteOutcome::Regated { requested, instead_of, refused, run } => {
+            if kb.is_none() && matches!(*run, RunOutcome::CouldNotDecide { .. }) {
+                // Recorded as a could-not-decide; say why without the path.
+                let _ = open_kb(gov.kb.as_deref().unwrap_or(std::path::Path::new("")))?;
+            }
+            let mut v = run_view(state, caller, *run)?;
+            v["regate"] = json!({
+                "requested_action": requested,
+                "instead_of": instead_of,
+                "refusal_record": refused.map(|r| r.id()),
+            });
+            v
+        }
+    };
+    state.publish("incident", json!({"incident_id": id, "status": v["status"]}));
+    state.redactor().value(&mut v);
+    Ok(v)
+}
+
+/// `POST /api/incidents/{id}/execute`: runs the authorised action (the gate's, or an
+/// approval's) exactly as `guardrail incident execute`: hash-checked, claimed (one winner among
+/// concurrent executors; a loser gets 409 `claim_held` naming the claim record), with the
+/// governor config's executor, recorded. Another `action` is refused (recorded) and gated
+/// again. Role `approver` (or `admin`); who asks is the token's identity.
+pub async fn execute(
+    State(s): State<AppState>,
+    Approver(caller): Approver,
+    Path(id): Path<String>,
+    StrictJson(req): StrictJson<ExecuteRequest>,
+) -> Result<Response, ApiError> {
+    let st = s.clone();
+    blocking(move || execute_blocking(&st, &caller, id, req)).await?.map(ok)
+}
+
+/// Body of `POST /api/incidents/{id}/resolve`. Who resolved it is the token's identity.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveRequest {
+    /// What resolved it (the learned runbook's body).
+    pub summary: String,
+    /// The action that resolved it [default: the last action executed for it].
+    #[serde(default)]
+    pub action: Option<String>,
+}
+
+fn resolve_blocking(state: &AppState, caller: &Caller, id: String, req: ResolveRequest) -> Result<Value, ApiError> {
+    use guardrail_governor::learn::{LearnError, Resolution, resolve};
+    let states = load(state).map_err(|e| no_store(&e))?;
+    if !states.contains_key(&id) {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "no such incident in the audit trail"));
+    }
+    let Some(kb_path) = state.config().governor.kb.as_ref() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no knowledge base is configured (guardrail serve --kb)",
+        ));
+    };
+    let mut kb = open_kb(kb_path)?;
+    let now = jiff::Timestamp::now();
+    let at = now.to_string();
+    let mut log = ServerLog::open(state, now)?;
+    let r = Resolution {
+        incident_id: &id,
+        summary: &req.summary,
+        by: &caller.identity,
+        action: req.action.as_deref(),
+        at: &at,
+    };
+    let learned = resolve(&mut log, &states, &mut kb, &r).map_err(|e| match e {
+        LearnError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, state.redactor().text(&m)),
+        LearnError::NotFound(m) => conflict("nothing_to_learn", state.redactor().text(&m), Value::Null),
+        LearnError::NotRecorded(e) => append_failed("the resolution", "nothing is learned", &e),
+        LearnError::Knowledge(m) => {
+            eprintln!("guardrail serve: knowledge base: {m}");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the knowledge base cannot be written, so nothing is learned",
+            )
+        }
+    })?;
+    if let Some(e) = &learned.mirror_error {
+        return Err(append_failed("the resolution", "the runbook was learned; only the mirror lacks the record", e));
+    }
+    if let Some(e) = &learned.runbook_error {
+        eprintln!("guardrail serve: learned runbook: {e}");
+        let mut err = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the resolution is recorded as {}, but the runbook could not be stored", learned.record.id()),
+        );
+        err.extra = Some(json!({"status": "recorded_not_learned", "audit": learned.record.id()}));
+        return Err(err);
+    }
+    let rb = &learned.runbook;
+    let mut v = json!({
+        "incident_id": id,
+        "status": "resolved",
+        "resolved_by": caller.identity,
+        "audit": learned.record.id(),
+        "runbook": {
+            "id": rb.id, "service": rb.service, "title": rb.title,
+            "recommended_action": rb.recommended_action, "reviewed": rb.reviewed,
+            "provenance": rb.provenance,
+        },
+    });
+    state.publish("incident", json!({"incident_id": id, "status": "resolved", "audit": learned.record.id()}));
+    state.redactor().value(&mut v);
+    Ok(v)
+}
+
+/// `POST /api/incidents/{id}/resolve`: records the resolution and learns an **unreviewed**
+/// runbook from it, with provenance (incident, audit record, the token's identity), exactly as
+/// `guardrail incident resolve`. The planner ignores it until another person reviews it.
+/// Role `approver` (or `admin`).
+pub async fn resolve(
+    State(s): State<AppState>,
+    Approver(caller): Approver,
+    Path(id): Path<String>,
+    StrictJson(req): StrictJson<ResolveRequest>,
+) -> Result<Response, ApiError> {
+    let st = s.clone();
+    blocking(move || resolve_blocking(&st, &caller, id, req)).await?.map(ok)
 }

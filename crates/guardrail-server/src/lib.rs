@@ -22,13 +22,15 @@
 //! - **Governor** ([`governor_api`]): `GET /api/incidents`, `GET /api/incidents/{id}`,
 //!   `GET /api/approvals`, `POST /api/incidents` (role `deployer`/`admin`; the token's identity
 //!   is the proposer), `POST /api/incidents/{id}/approve` and `/force-override` (role
-//!   `approver`/`admin`; the approver is the token's identity only) — adapters over
-//!   `guardrail_governor` (`queue`, `record`, `approve`), the same code as `guardrail incident`
-//!   and `guardrail approve`, on the same audit chain; `incident` and `approval` events on
-//!   `/api/events`.
+//!   `approver`/`admin`; the approver is the token's identity only), `POST
+//!   /api/incidents/{id}/execute` and `/resolve` (role `approver`/`admin`) — adapters over
+//!   `guardrail_governor` (`pipeline`, `queue`, `approve`, `learn`), the same code as
+//!   `guardrail incident` and `guardrail approve`, on the same audit chain; `incident` and
+//!   `approval` events on `/api/events`.
 //!
 //!   An action the gate validates or a grant releases runs as the CLI runs it: hash-checked,
-//!   with the config's `executor.default` (dry-run unless configured), recorded.
+//!   claimed (one execution among concurrent callers), with the config's `executor.default`
+//!   (dry-run unless configured), recorded.
 //!
 //! - **Dashboard:** an incidents card (state, verdict, gate reasons, evidence, plan hash) with
 //!   approve / force-override buttons that use the token entered for the simulation;
@@ -97,6 +99,8 @@ fn routes() -> Routes {
         .get("/api/approvals", governor_api::approvals)
         .post("/api/incidents/{id}/approve", governor_api::approve)
         .post("/api/incidents/{id}/force-override", governor_api::force_override)
+        .post("/api/incidents/{id}/execute", governor_api::execute)
+        .post("/api/incidents/{id}/resolve", governor_api::resolve)
         .get("/api/events", api::events)
         .get("/api/openapi.json", api::openapi)
         .get("/healthz", api::healthz)

@@ -332,3 +332,166 @@ async fn an_approval_whose_mirror_copy_fails_is_granted_says_so_and_nothing_runs
     let (_, m) = srv.get_text("/metrics").await;
     assert!(m.lines().any(|l| l.starts_with("guardrail_audit_write_failures") && !l.ends_with(" 0")), "{m}");
 }
+
+/// inc-live-002 decided `execute` with an executor that cannot start (webhook without a URL):
+/// recorded, authorised, not run. Then the server restarts with the bundled (dry-run) config.
+async fn authorised_but_not_run(s: &Scratch) -> Server {
+    let mut cfg = config(s, true);
+    cfg.governor.config.executor.default = guardrail_core::approval::ExecutorKind::Webhook;
+    cfg.governor.config.executor.webhook_url = None;
+    let srv = Server::start(cfg).await;
+    let (st, v) = srv.post("/api/incidents", Some(DEPLOYER), &scenario("incident_medium.json")).await;
+    assert_eq!(st, 503, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("NOT executed"), "{v}");
+    drop(srv);
+    let srv = Server::start(config(s, true)).await;
+    let (_, v) = srv.get("/api/incidents/inc-live-002").await;
+    assert_eq!(v["data"]["status"], "authorised", "{v}");
+    srv
+}
+
+#[tokio::test]
+async fn execute_runs_the_authorised_action_once_among_racing_callers() {
+    let s = Scratch::new();
+    let srv = authorised_but_not_run(&s).await;
+    let path = "/api/incidents/inc-live-002/execute";
+    // Refusals before anything is decided.
+    assert_eq!(srv.post(path, None, "{}").await.0, 401);
+    assert_eq!(srv.post(path, Some(DEPLOYER), "{}").await.0, 403);
+    let (st, v) = srv.post(path, Some(BOB), r#"{"requested_by": "mallory"}"#).await;
+    assert_eq!(st, 400, "who asks is the token, never the body: {v}");
+    assert_eq!(srv.post(path, Some(BOB), "[]").await.0, 400);
+    assert_eq!(srv.post(path, Some(BOB), r#"{"action": "  "}"#).await.0, 400);
+    assert_eq!(srv.post("/api/incidents/no-such/execute", Some(BOB), "{}").await.0, 404);
+    // Eight callers at once: one runs it, the others are refused naming the claim or the run.
+    let calls = (0..8).map(|_| srv.post(path, Some(BOB), "{}"));
+    let answers = futures_join(calls).await;
+    let winners: Vec<_> = answers.iter().filter(|(st, _)| *st == 200).collect();
+    assert_eq!(winners.len(), 1, "{answers:?}");
+    let won = &winners[0].1["data"];
+    assert_eq!(won["status"], "executed");
+    assert_eq!(won["execution"]["requested_by"], "bob");
+    assert_eq!(won["execution"]["executor"], "dry-run");
+    let claim = won["execution"]["claim_record"].as_str().unwrap().to_string();
+    for (st, v) in answers.iter().filter(|(st, _)| *st != 200) {
+        assert_eq!(*st, 409, "{v}");
+        let code = v["code"].as_str().unwrap();
+        assert!(code == "claim_held" || code == "already_executed", "{v}");
+        let named = v["claim_held_by"].as_str().or(v["claim_record"].as_str());
+        assert_eq!(named, Some(claim.as_str()), "{v}");
+    }
+    let (_, a) = srv.get("/api/audit?kind=remediation_execution").await;
+    assert_eq!(a["data"].as_array().unwrap().len(), 1);
+    let (_, a) = srv.get("/api/audit?kind=execution_claim").await;
+    assert_eq!(a["data"].as_array().unwrap().len(), 1);
+    // Consumed.
+    let (st, v) = srv.post(path, Some(BOB), "{}").await;
+    assert_eq!((st, v["code"].as_str()), (409, Some("already_executed")), "{v}");
+    let (_, verify) = srv.get("/api/audit/verify").await;
+    assert_eq!(verify["data"]["intact"], true, "{verify}");
+}
+
+async fn futures_join<F: std::future::Future<Output = (u16, serde_json::Value)>>(
+    calls: impl Iterator<Item = F>,
+) -> Vec<(u16, serde_json::Value)> {
+    let mut set = Vec::new();
+    for c in calls {
+        set.push(c);
+    }
+    let mut out = Vec::new();
+    // Poll them together on this task.
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = set.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<(u16, serde_json::Value)>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if done[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => done[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    out.extend(done.into_iter().flatten());
+    out
+}
+
+#[tokio::test]
+async fn another_action_is_refused_and_gated_again() {
+    let s = Scratch::new();
+    let srv = authorised_but_not_run(&s).await;
+    let (st, v) = srv.post("/api/incidents/inc-live-002/execute", Some(BOB), r#"{"action": "restart_api_pods"}"#).await;
+    assert_eq!(st, 200, "{v}");
+    let d = &v["data"];
+    assert_eq!(d["regate"]["requested_action"], "restart_api_pods");
+    assert_eq!(d["regate"]["instead_of"], "scale_worker_pool");
+    assert!(d["regate"]["refusal_record"].is_string(), "{d}");
+    assert_eq!(d["status"], "awaiting_approval");
+    assert_eq!(d["proposer"], "bob");
+    let (_, a) = srv.get("/api/audit?kind=remediation_execution").await;
+    assert_eq!(a["data"], serde_json::json!([]), "nothing ran");
+}
+
+#[tokio::test]
+async fn resolve_learns_an_unreviewed_runbook_with_the_token_identity() {
+    let s = Scratch::new();
+    let srv = Server::start(config(&s, true)).await;
+    let (st, v) = srv.post("/api/incidents", Some(DEPLOYER), &scenario("incident_medium.json")).await;
+    assert_eq!(st, 200, "{v}");
+    let path = "/api/incidents/inc-live-002/resolve";
+    let body = r#"{"summary": "Scaled the worker pool; lag recovered in 5 minutes"}"#;
+    assert_eq!(srv.post(path, None, body).await.0, 401);
+    assert_eq!(srv.post(path, Some(DEPLOYER), body).await.0, 403);
+    let (st, v) = srv.post(path, Some(BOB), r#"{"summary": "x", "by": "mallory"}"#).await;
+    assert_eq!(st, 400, "{v}");
+    let (st, v) = srv.post(path, Some(BOB), r#"{"summary": "   "}"#).await;
+    assert_eq!(st, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("summary"), "{v}");
+    assert_eq!(srv.post("/api/incidents/no-such/resolve", Some(BOB), body).await.0, 404);
+    let (st, v) = srv.post(path, Some(BOB), body).await;
+    assert_eq!(st, 200, "{v}");
+    let d = &v["data"];
+    assert_eq!(d["status"], "resolved");
+    assert_eq!(d["resolved_by"], "bob");
+    assert_eq!(d["runbook"]["reviewed"], false);
+    assert_eq!(d["runbook"]["recommended_action"], "scale_worker_pool");
+    assert_eq!(d["runbook"]["provenance"]["learned"]["learned_by"], "bob");
+    assert_eq!(d["runbook"]["provenance"]["learned"]["audit_record"], d["audit"]);
+    let id = d["runbook"]["id"].as_str().unwrap().to_string();
+    // In the knowledge base, unreviewed (the planner ignores it until a person reviews it).
+    let kb = guardrail_knowledge::SqliteKnowledgeStore::open(&s.path("knowledge.db")).unwrap();
+    let rb = kb.runbook(&id).unwrap().expect("learned runbook stored");
+    assert!(!rb.reviewed);
+    let (_, a) = srv.get("/api/audit?kind=incident_resolved").await;
+    assert_eq!(a["data"][0]["by"], "bob");
+    let (_, v) = srv.get("/api/incidents/inc-live-002").await;
+    assert_eq!(v["data"]["status"], "resolved");
+    // Nothing executed and no action named: nothing to learn.
+    let (st, _) = srv.post("/api/incidents", Some(ALICE_ADMIN), &scenario("incident_high.json")).await;
+    assert_eq!(st, 200);
+    let (st, v) = srv.post("/api/incidents/inc-live-001/resolve", Some(BOB), body).await;
+    assert_eq!((st, v["code"].as_str()), (409, Some("nothing_to_learn")), "{v}");
+    assert_no_paths(&s, "resolve", &v.to_string());
+}
+
+#[tokio::test]
+async fn proposals_use_the_servers_logs_and_deploy_signals_never_request_paths() {
+    let s = Scratch::new();
+    let mut cfg = config(&s, true);
+    cfg.governor.logs = Some(guardrail_governor::NdjsonLogs::from_text("served-logs", ""));
+    cfg.governor.deploy_signals = true;
+    let srv = Server::start(cfg).await;
+    // A body naming a logs file changes nothing: the logs are the server's.
+    let mut with_path: serde_json::Value = serde_json::from_str(&scenario("incident_medium.json")).unwrap();
+    with_path["logs"] = "/etc/passwd".into();
+    let (st, v) = srv.post("/api/incidents", Some(DEPLOYER), &with_path.to_string()).await;
+    assert_eq!(st, 200, "{v}");
+    let (_, a) = srv.get("/api/audit?kind=remediation_decision").await;
+    let d = &a["data"][0];
+    assert_eq!(d["logs"], "ndjson:served-logs", "{d}");
+    assert!(d["deploy_signals"]["signals"].is_object(), "{d}");
+    assert_no_paths(&s, "decision record", &a.to_string());
+}

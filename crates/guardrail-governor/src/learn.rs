@@ -1,0 +1,164 @@
+//! Learn: record how an incident was resolved and write an **unreviewed** runbook from it,
+//! with provenance (incident, audit record, who). Shared by `guardrail incident resolve` and
+//! `POST /api/incidents/{id}/resolve`.
+//!
+//! Order of effects: the `incident_resolved` record is appended first; only a resolution in the
+//! chain is learned from (a record whose mirror copy failed is in the chain: its runbook is
+//! written and the failure reported). Learning never changes a rule or a threshold, and the
+//! planner ignores the runbook until another person reviews it (`guardrail kb review`).
+
+use std::collections::BTreeMap;
+
+use guardrail_core::approval::valid_user;
+use guardrail_core::audit::ChainedRecord;
+use guardrail_core::remediation::{MAX_INCIDENT_TEXT, normalise_action};
+use guardrail_knowledge::{KnowledgeStore, LearnedFrom, Provenance, Runbook};
+use guardrail_store::AppendError;
+use serde_json::{Value, json};
+
+use crate::pipeline::AuditLog;
+use crate::queue::{IncidentState, kinds};
+
+/// What to learn from.
+#[derive(Debug, Clone)]
+pub struct Resolution<'a> {
+    /// Incident id.
+    pub incident_id: &'a str,
+    /// What resolved it (the learned runbook's body).
+    pub summary: &'a str,
+    /// Who resolved it (a user name; from `--as` or the bearer token).
+    pub by: &'a str,
+    /// The action that resolved it; `None`: the last action executed for it.
+    pub action: Option<&'a str>,
+    /// When (RFC 3339), for the runbook's provenance.
+    pub at: &'a str,
+}
+
+/// Why nothing was learned.
+#[derive(Debug, thiserror::Error)]
+pub enum LearnError {
+    /// The request itself is unusable (field named).
+    #[error("{0}")]
+    Invalid(String),
+    /// No such incident, or nothing to learn from it.
+    #[error("{0}")]
+    NotFound(String),
+    /// The resolution could not be recorded: nothing is learned.
+    #[error("the resolution was NOT recorded, so nothing is learned: {0}")]
+    NotRecorded(AppendError),
+    /// The knowledge base failed.
+    #[error("{0}")]
+    Knowledge(String),
+}
+
+/// What was learned.
+#[derive(Debug)]
+pub struct Learned {
+    /// The `incident_resolved` record.
+    pub record: ChainedRecord,
+    /// The runbook written (unreviewed).
+    pub runbook: Runbook,
+    /// Set when the record is in the chain but its JSONL mirror copy failed.
+    pub mirror_error: Option<AppendError>,
+    /// Set when the record is in the chain but the runbook could not be stored.
+    pub runbook_error: Option<String>,
+}
+
+fn s<'v>(v: &'v Value, k: &str) -> &'v str {
+    v.get(k).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// Records the resolution of `r.incident_id` (folded in `states`) and writes the learned,
+/// unreviewed runbook into `knowledge`.
+pub fn resolve(
+    log: &mut dyn AuditLog,
+    states: &BTreeMap<String, IncidentState>,
+    knowledge: &mut dyn KnowledgeStore,
+    r: &Resolution<'_>,
+) -> Result<Learned, LearnError> {
+    let who = r.by.trim();
+    let mut errors = Vec::new();
+    if !valid_user(who) {
+        errors.push(format!("resolved by {who:?}: not a user name (1-64 of A-Z a-z 0-9 . _ @ -)"));
+    }
+    let summary = r.summary.trim();
+    if summary.is_empty() {
+        errors.push("summary: is empty".into());
+    } else if summary.chars().count() > MAX_INCIDENT_TEXT {
+        errors.push(format!("summary: is longer than {MAX_INCIDENT_TEXT} characters"));
+    }
+    if !errors.is_empty() {
+        return Err(LearnError::Invalid(errors.join("; ")));
+    }
+    let id = r.incident_id;
+    let st = states.get(id).ok_or_else(|| LearnError::NotFound(format!("no incident {id} in the audit trail")))?;
+    let (incident, _, _) = st.decided().map_err(LearnError::NotFound)?;
+    let executed = st
+        .records
+        .iter()
+        .rev()
+        .find(|r| r.kind == kinds::EXECUTION && r.body.get("ok").and_then(Value::as_bool) == Some(true));
+    let action = match (r.action, executed) {
+        (Some(a), _) => normalise_action(a, Some(&incident.service)).id,
+        (None, Some(e)) => s(&e.body, "action").to_string(),
+        (None, None) => {
+            return Err(LearnError::NotFound(format!(
+                "{id}: nothing was executed for it; say which action resolved it"
+            )));
+        }
+    };
+    if action.is_empty() {
+        return Err(LearnError::Invalid("action: has no words".into()));
+    }
+    let slug: String =
+        id.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+    let n = st.records.iter().filter(|r| r.kind == kinds::RESOLVED).count() + 1;
+    let runbook_id = format!("learned-{slug}-{n}");
+    match knowledge.runbook(&runbook_id) {
+        Ok(None) => {}
+        Ok(Some(_)) => {
+            return Err(LearnError::Invalid(format!("runbook {runbook_id} already exists in the knowledge base")));
+        }
+        Err(e) => return Err(LearnError::Knowledge(e.to_string())),
+    }
+    let body = json!({
+        "incident_id": id,
+        "by": who,
+        "summary": summary,
+        "action": action,
+        "runbook_id": runbook_id,
+        "service": incident.service,
+        "decision_record": st.decision.as_ref().map(ChainedRecord::id),
+        "execution_record": executed.map(ChainedRecord::id),
+        "reviewed": false,
+    });
+    let (record, mirror_error) = match log.append(kinds::RESOLVED, body) {
+        Ok(rec) => (rec, None),
+        Err(e) => match e.in_chain().cloned() {
+            Some(rec) => (rec, Some(e)),
+            None => return Err(LearnError::NotRecorded(e)),
+        },
+    };
+    let title: String = summary.chars().take(80).collect();
+    let runbook = Runbook {
+        id: runbook_id,
+        service: incident.service.clone(),
+        title: format!("Learned from {id}: {title}"),
+        recommended_action: action,
+        body: summary.to_string(),
+        reviewed: false,
+        provenance: Provenance {
+            source: "learned".into(),
+            origin: Some(format!("incident {id}")),
+            reviewed_by: None,
+            recorded_at: Some(r.at.to_string()),
+            learned: Some(LearnedFrom {
+                incident_id: id.to_string(),
+                audit_record: record.id(),
+                learned_by: who.to_string(),
+            }),
+        },
+    };
+    let runbook_error = knowledge.add_runbook(&runbook).err().map(|e| e.to_string());
+    Ok(Learned { record, runbook, mirror_error, runbook_error })
+}
