@@ -463,14 +463,29 @@ fn record(
 ) -> Result<(ChainedRecord, String), ApiError> {
     let cfg = state.config();
     let draft = RecordDraft { kind: kind.into(), recorded_at: at, body };
-    audit_cmd::append(&cfg.store, cfg.audit_jsonl.as_ref(), draft).map_err(|e| {
+    audit_cmd::append_typed(&cfg.store, cfg.audit_jsonl.as_ref(), draft).map_err(|e| {
         state.metrics().audit_write_failure();
         state.metrics().undecided(endpoint);
         eprintln!("guardrail serve: {endpoint}: {e}");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the decision could not be recorded in the audit trail, so it is withheld",
-        )
+        match e.in_chain() {
+            None => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the decision could not be recorded in the audit trail, so it is withheld",
+            ),
+            // In the chain: say so, and which record (never the mirror's path).
+            Some(rec) => {
+                let mut err = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "the decision IS recorded in the audit chain as record {}, but its JSONL mirror copy failed, \
+                         so it is withheld",
+                        rec.id()
+                    ),
+                );
+                err.extra = Some(json!({"status": "recorded_mirror_failed", "audit": rec.id()}));
+                err
+            }
+        }
     })
 }
 

@@ -495,3 +495,21 @@ async fn proposals_use_the_servers_logs_and_deploy_signals_never_request_paths()
     assert!(d["deploy_signals"]["signals"].is_object(), "{d}");
     assert_no_paths(&s, "decision record", &a.to_string());
 }
+
+#[tokio::test]
+async fn a_gate_decision_whose_mirror_copy_fails_is_withheld_and_named_as_recorded() {
+    let s = Scratch::new();
+    let mut cfg = config(&s, false);
+    let mirror = s.path("mirror");
+    std::fs::write(&mirror, "not a directory").unwrap();
+    cfg.audit_jsonl = Some(mirror);
+    let srv = Server::start(cfg).await;
+    let (st, v) = srv.post("/api/gate", Some(DEPLOYER), "{}").await;
+    assert_eq!(st, 503, "{v}");
+    assert_eq!(v["status"], "recorded_mirror_failed", "{v}");
+    let id = v["audit"].as_str().unwrap();
+    assert!(v["error"].as_str().unwrap().contains(&format!("IS recorded in the audit chain as record {id}")), "{v}");
+    assert_no_paths(&s, "gate", &v.to_string());
+    let (_, verify) = srv.get("/api/audit/verify").await;
+    assert_eq!(verify["data"]["records"], 1, "the decision is in the chain");
+}
