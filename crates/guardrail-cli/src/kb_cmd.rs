@@ -18,7 +18,7 @@ use guardrail_knowledge::{KnowledgeStore, SqliteKnowledgeStore, read_text};
 use serde_json::{Value, json};
 
 use crate::incident_cmd::open_kb;
-use crate::remediation::{KbArgs, OutFormat, append, codes, fail, kinds, now};
+use crate::remediation::{KbArgs, OutFormat, append, append_failure, codes, fail, kinds, now};
 
 /// `guardrail kb …`.
 #[derive(Debug, clap::Subcommand)]
@@ -245,9 +245,19 @@ fn review(env: EnvLookup<'_>, kb: &Path, store: &StoreArgs, id: &str, who: &str,
         "provenance": runbook.provenance,
         "incident_id": runbook.provenance.learned.as_ref().map(|l| l.incident_id.clone()),
     });
-    let rec = match append(store, env, kinds::RUNBOOK_REVIEWED, &at, body) {
-        Ok(r) => r,
-        Err(e) => return fail(&[format!("the review was NOT recorded, so the runbook stays unreviewed: {e}")]),
+    // A review in the chain whose mirror copy failed IS recorded: it is applied (the knowledge
+    // base follows the chain), and the mirror failure reported with exit 13.
+    let (rec, done) = match append(store, env, kinds::RUNBOOK_REVIEWED, &at, body) {
+        Ok(r) => (r, codes::EXECUTED),
+        Err(e) => match e.in_chain().cloned() {
+            None => {
+                return fail(&[append_failure("the review", "the runbook stays unreviewed", &e)]);
+            }
+            Some(r) => {
+                eprintln!("guardrail: {}", append_failure("the review", "the mirror lacks it (exit 13)", &e));
+                (r, codes::MIRROR_FAILED)
+            }
+        },
     };
     match knowledge.mark_reviewed(id, who, &at) {
         Ok(r) => {
@@ -258,7 +268,7 @@ fn review(env: EnvLookup<'_>, kb: &Path, store: &StoreArgs, id: &str, who: &str,
                 rec.id()
             );
             println!("  the planner may now use it; the gate still judges every action it proposes");
-            codes::EXECUTED
+            done
         }
         Err(e) => fail(&[format!("review recorded as {} but not applied: {e}", rec.id())]),
     }

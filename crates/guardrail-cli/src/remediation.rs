@@ -34,8 +34,9 @@ pub mod codes {
     pub const REFUSED: i32 = 11;
     /// The authorised action was executed and failed, or the executor could not run it.
     pub const EXECUTION_FAILED: i32 = 12;
-    /// `approve`: the grant (or the execution after it) IS in the audit chain, but its JSONL
-    /// mirror copy failed; nothing further ran. Never reported as "not granted".
+    /// `approve` (and `kb review`): the grant, refusal or review (or the execution after a
+    /// grant) IS in the audit chain, but its JSONL mirror copy failed; after a grant nothing
+    /// further ran. Never reported as "not granted" / "not recorded".
     pub const MIRROR_FAILED: i32 = 13;
     /// Usage error.
     pub const USAGE: i32 = 64;

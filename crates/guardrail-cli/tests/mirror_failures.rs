@@ -128,3 +128,32 @@ fn approve_says_granted_names_the_grant_and_runs_nothing_yet() {
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(g.records().iter().filter(|r| r["kind"] == "remediation_execution").count(), 1);
 }
+
+#[test]
+fn incident_resolve_and_kb_review_tell_the_truth_about_the_mirror() {
+    let g = Gov::new();
+    let (code, out, err) = g.run(&["incident", "run", &scenario("incident_medium.json"), "--as", "dave"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let mirror = g.blocked_mirror();
+    // The resolution is in the chain: the runbook is learned, the mirror failure reported.
+    let (code, out, err) = g.run(&[
+        "incident",
+        "resolve",
+        "inc-live-002",
+        "--summary",
+        "scaled the pool",
+        "--as",
+        "dave",
+        "--audit-jsonl",
+        &mirror,
+    ]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(out.contains("learned runbook learned-inc-live-002-1"), "{out}");
+    let resolved = g.records().into_iter().find(|r| r["kind"] == "incident_resolved").unwrap();
+    assert!(err.contains(&format!("IS recorded in the audit chain as record {}", id(&resolved))), "{err}");
+    // The review is in the chain: applied, exit 13, never "NOT recorded".
+    let (code, out, err) = g.run(&["kb", "review", "learned-inc-live-002-1", "--as", "erin", "--audit-jsonl", &mirror]);
+    assert_eq!(code, 13, "{out}{err}");
+    assert!(out.contains("reviewed by erin"), "{out}");
+    assert!(err.contains("IS recorded in the audit chain") && !err.contains("NOT recorded"), "{err}");
+}
