@@ -108,6 +108,15 @@ pub fn slo_lines(s: &SloReport, st: Style) -> Vec<String> {
         (None, _, _) => "  Latency p99        not reported".to_string(),
     });
     v.push(format!("  Overall            {}", st.ok(s.healthy, if s.healthy { "HEALTHY" } else { "DEGRADED" })));
+    // An SLO spec without a latency source: latency is not read (its signals are unavailable).
+    if let Some(why) = s.prometheus.as_ref().and_then(|p| p.latency_unavailable.as_deref()) {
+        v.retain(|l| !l.starts_with("  Latency p"));
+        let at = v.iter().position(|l| l.starts_with("  Overall")).unwrap_or(v.len());
+        v.insert(at, format!("  Latency            {} ({why})", st.ok(false, "NOT READ")));
+        if let Some(line) = v.iter_mut().find(|l| l.starts_with("  Overall")) {
+            *line = format!("  Overall            {}", st.ok(false, "UNKNOWN (latency not read)"));
+        }
+    }
     if let Some(p) = &s.prometheus {
         prometheus_lines(p, st, &mut v);
     }
@@ -155,7 +164,7 @@ fn prometheus_lines(p: &guardrail_core::burn::BurnReport, st: Style, v: &mut Vec
             format!("{} >{}× {}+{} {state}", t.name, t.factor, t.long, t.short)
         })
         .collect();
-    let at = v.iter().position(|l| l.starts_with("  Latency p95")).unwrap_or(v.len());
+    let at = v.iter().position(|l| l.starts_with("  Latency")).unwrap_or(v.len());
     v.insert(at, format!("  Tiers              {}", tiers.join(" · ")));
     v.insert(at, format!("  Windows            {}  (* too few events)", windows.join("  ")));
 }
@@ -326,10 +335,13 @@ pub fn github_summary(o: &GateOutput<'_>) -> String {
                 )),
             }
             s.push_str(&format!("| availability | {:.4}% |\n", o.slo.availability_pct));
-            s.push_str(&format!(
-                "| p95 latency | {} ms (limit {} ms) |\n",
-                o.slo.latency_p95_ms, o.slo.details.latency_target_p95_ms
-            ));
+            match o.slo.prometheus.as_ref().and_then(|p| p.latency_unavailable.as_deref()) {
+                Some(why) => s.push_str(&format!("| p95 latency | **not read** ({}) |\n", md(why))),
+                None => s.push_str(&format!(
+                    "| p95 latency | {} ms (limit {} ms) |\n",
+                    o.slo.latency_p95_ms, o.slo.details.latency_target_p95_ms
+                )),
+            }
         }
     }
     s.push_str(&format!("| cost week over week | {:+.2}% ({}) |\n\n", o.cost.wow_change_pct, o.cost.trend.as_str()));

@@ -291,3 +291,51 @@ fn a_spec_decision_replays_identically_without_prometheus() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
     assert!(String::from_utf8_lossy(&out.stdout).contains("identical (BLOCK by P002)"));
 }
+
+#[test]
+fn reports_without_a_latency_source_say_so_and_never_print_nan() {
+    let s = scratch(SLOTH, &sloth());
+    let p = prom();
+    let now = p.end.to_string();
+    let slos = s.path(SLOTH).display().to_string();
+    let summary = s.path("summary.md");
+    let base = ["--now", now.as_str(), "--prometheus", p.url.as_str(), "--slos", slos.as_str()];
+    let sel = ["--service", "fixture", "--slo-name", "burning"];
+    for format in ["text", "github"] {
+        let out = s
+            .gate(&[&base[..], &sel[..], &["--format", format]].concat())
+            .env("GITHUB_STEP_SUMMARY", &summary)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(!report.contains("NaN"), "{format}: {report}");
+        if format == "text" {
+            assert!(report.contains("Latency            NOT READ (the SLO spec names no latency source"), "{report}");
+            assert!(report.contains("Overall            UNKNOWN (latency not read)"), "{report}");
+            assert!(report.contains("Tiers ") && !report.contains("Latency p95"), "{report}");
+        }
+    }
+    let text = std::fs::read_to_string(&summary).unwrap();
+    assert!(!text.contains("NaN"), "{text}");
+    assert!(text.contains("| p95 latency | **not read** (the SLO spec names no latency source"), "{text}");
+    // guardrail slo and explain read the same spec.
+    let out = common::guardrail()
+        .args(["slo", "--root"])
+        .arg(s.root())
+        .args(&base[..])
+        .args(&sel[..])
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["burn_rate"], "critical");
+    assert!(j["prometheus"]["latency_unavailable"].is_string());
+    let out =
+        common::guardrail().args(["explain", "--root"]).arg(s.root()).args(&base[..]).args(&sel[..]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("NaN"), "{text}");
+    assert!(text.contains("Latency p95/p99    : not read (the SLO spec names no latency source"), "{text}");
+}

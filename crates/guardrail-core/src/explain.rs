@@ -144,7 +144,9 @@ pub fn also_noted(d: &Decision, slo: &SloReport, cost: &CostReport) -> Vec<Strin
     let mut out = Vec::new();
     // Without data the SLO figures are unknown, not breached.
     let slo_known = !slo.prometheus.as_ref().is_some_and(|p| p.no_data);
-    if slo_known && !slo.latency_compliant && !used.contains(&"latency_compliant") {
+    // Without a latency source (an SLO spec without Guardrail's extension) latency is not read.
+    let latency_read = slo.prometheus.as_ref().is_none_or(|p| p.latency_unavailable.is_none());
+    if slo_known && latency_read && !slo.latency_compliant && !used.contains(&"latency_compliant") {
         out.push(format!(
             "p95 latency ({} ms) is above its target ({} ms).",
             slo.latency_p95_ms, slo.details.latency_target_p95_ms
@@ -241,6 +243,10 @@ fn reliability(out: &mut String, slo: &SloReport) {
             slo.burn_rate.as_str().to_uppercase(),
             slo.burn_rate_value
         )),
+    }
+    if let Some(why) = slo.prometheus.as_ref().and_then(|p| p.latency_unavailable.as_deref()) {
+        out.push_str(&format!("  • Latency p95/p99    : not read ({why})\n"));
+        return;
     }
     out.push_str(&format!(
         "  • Latency p95        : {} ms  ({} target {} ms)\n",
