@@ -69,3 +69,46 @@ async fn live_metrics_are_fetched_decided_and_recorded_like_the_gate() {
         "the fetched snapshot is recorded: {recorded}"
     );
 }
+
+/// `guardrail serve` over a Sloth file: the service is picked by `--service`, the decision is
+/// the gate's, the SLO block says latency is not read, and `POST /api/gate` records the
+/// snapshot with the selection in its settings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sloth_spec_is_served_like_the_gate_decides_it() {
+    let prom = tokio::task::spawn_blocking(|| {
+        LocalPrometheus::shared().unwrap_or_else(|e| panic!("the local Prometheus could not be started: {e}"))
+    })
+    .await
+    .unwrap();
+    let s = Scratch::new();
+    let mut sloth = String::from("version: prometheus/v1\nservice: burning\nslos:\n");
+    sloth.push_str("  - name: availability\n    objective: 99.9\n    sli:\n      events:\n        error_query: sum(rate(http_requests_total{service=\"burning\",code=\"500\"}[{{.window}}]))\n        total_query: sum(rate(http_requests_total{service=\"burning\"}[{{.window}}]))\n");
+    s.write("config/slos.yaml", &sloth);
+    let cost = std::fs::read_to_string(s.path("data/cost.json")).unwrap().replace("checkout-api", "burning");
+    s.write("data/cost.json", &cost);
+    let mut cfg = s.config();
+    cfg.inputs.now = Some(prom.end.to_string());
+    cfg.inputs.prometheus = Some(prom.url.clone());
+    cfg.inputs.service = Some("burning".into());
+    let srv = Server::start(cfg).await;
+    let (st, d) = srv.get("/api/slo").await;
+    assert_eq!(st, 200, "{d}");
+    assert_eq!(d["data"]["burn_rate"], "critical", "{d}");
+    assert_eq!(d["data"]["burn_rate_value"], 20.0);
+    assert_eq!(d["data"]["details"]["service"], "burning");
+    assert!(d["data"]["prometheus"]["latency_unavailable"].as_str().unwrap().contains("no latency source"));
+    assert!(d["data"]["latency_p95_ms"].is_null(), "{d}");
+    let (st, g) = srv.post("/api/gate", Some(DEPLOYER), "{}").await;
+    assert_eq!(st, 200, "{g}");
+    // The bundled policies decide on the critical burn before any latency rule; the signals the
+    // rules saw have no latency.
+    assert_eq!(g["data"]["action"], "BLOCK", "{g}");
+    assert!(g["data"]["signals"]["latency_p95_ms"].is_null(), "{g}");
+    let mut store = guardrail_store::open_store(&s.store()).unwrap();
+    let rec = store.get(1).unwrap().unwrap();
+    assert_eq!(rec.body["settings"]["service"], "burning");
+    let snap =
+        guardrail_prometheus::Snapshot::from_json(rec.body["input_content"]["metrics"].as_str().unwrap()).unwrap();
+    assert_eq!(snap.query_count(), 2, "counts and freshness; no latency query");
+    assert!(snap.latency_unavailable.is_some());
+}
