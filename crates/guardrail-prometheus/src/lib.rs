@@ -111,8 +111,8 @@ pub struct Snapshot {
 }
 
 /// The reason recorded when the spec has no latency source.
-pub const NO_LATENCY_SOURCE: &str = "the SLO spec names no latency source (add Guardrail's latency annotation with a \
-     histogram and p95/p99 limits), so p95/p99 are not read";
+pub const NO_LATENCY_SOURCE: &str = "the SLO spec names no latency source (Guardrail's extension: Sloth guardrail: or \
+     OpenSLO guardrail.dev/ annotations with latency_histogram and p95_threshold_ms), so p95/p99 are not read";
 
 /// The value in `source` that marks a snapshot.
 pub const SOURCE: &str = "prometheus";

@@ -100,9 +100,11 @@ async fn a_sloth_spec_is_served_like_the_gate_decides_it() {
     assert!(d["data"]["latency_p95_ms"].is_null(), "{d}");
     let (st, g) = srv.post("/api/gate", Some(DEPLOYER), "{}").await;
     assert_eq!(st, 200, "{g}");
-    // The bundled policies decide on the critical burn before any latency rule; the signals the
-    // rules saw have no latency.
-    assert_eq!(g["data"]["action"], "BLOCK", "{g}");
+    // The bundled policies decide on the critical burn (P004, DELAY) before their latency rule
+    // (P007), which is not evaluated; the signals the rules saw have no latency.
+    assert_eq!((g["data"]["action"].as_str(), g["data"]["policy_id"].as_str()), (Some("DELAY"), Some("P004")));
+    let p007 = g["data"]["trace"].as_array().unwrap().iter().find(|t| t["id"] == "P007").unwrap();
+    assert!(p007["why"].as_str().unwrap().contains("latency_compliant is unavailable"), "{p007}");
     assert!(g["data"]["signals"]["latency_p95_ms"].is_null(), "{g}");
     let mut store = guardrail_store::open_store(&s.store()).unwrap();
     let rec = store.get(1).unwrap().unwrap();
