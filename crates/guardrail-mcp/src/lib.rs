@@ -218,15 +218,20 @@ impl GuardrailState for GateState {
                 o.insert("requested_by".into(), self.requested_by.clone());
             }
             let draft = RecordDraft { kind: gate::RECORD_KIND.into(), recorded_at: ev.settings.now.to_string(), body };
-            match audit_cmd::append(&self.cfg.store_spec, self.cfg.audit_jsonl.as_ref(), draft) {
+            match audit_cmd::append_typed(&self.cfg.store_spec, self.cfg.audit_jsonl.as_ref(), draft) {
                 Ok((rec, described)) => {
                     out.audit = Some(AuditRef { id: rec.id(), seq: rec.seq, hash: rec.hash.clone(), store: described })
                 }
                 Err(e) => {
-                    return Err(format!(
-                        "decision {} ({}) was NOT recorded, so it is withheld: {e}",
-                        ev.decision.action, ev.decision.policy_id
-                    ));
+                    let (action, policy) = (&ev.decision.action, &ev.decision.policy_id);
+                    return Err(match e.in_chain() {
+                        None => format!("decision {action} ({policy}) was NOT recorded, so it is withheld: {e}"),
+                        Some(r) => format!(
+                            "decision {action} ({policy}) IS recorded in the audit chain as record {}, but its JSONL \
+                             mirror copy failed, so it is withheld: {e}",
+                            r.id()
+                        ),
+                    });
                 }
             }
         }
