@@ -196,7 +196,7 @@ const FLOW: &str = r##"(async () => {
   return JSON.stringify(page);
 })()"##;
 
-fn drive(browser: &Path, url: &str, out: &Path) -> String {
+fn drive(browser: &Path, url: &str, out: &Path, flow: &str) -> String {
     let profile = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(browser)
         .args(["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars"])
@@ -239,7 +239,6 @@ fn drive(browser: &Path, url: &str, out: &Path) -> String {
         assert!(start.elapsed() < Duration::from_secs(60), "the dashboard did not load");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let flow = FLOW.replace("TOKEN", BOB);
     let r = cdp.call(
         Some(&session),
         "Runtime.evaluate",
@@ -291,7 +290,7 @@ async fn an_approver_approves_a_pending_incident_from_the_dashboard() {
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join("dashboard-approval.png");
     let (b, u, o) = (browser.clone(), srv.url("/"), out.clone());
-    let page = tokio::task::spawn_blocking(move || drive(&b, &u, &o)).await.unwrap();
+    let page = tokio::task::spawn_blocking(move || drive(&b, &u, &o, &FLOW.replace("TOKEN", BOB))).await.unwrap();
     let page: Value = serde_json::from_str(&page).unwrap_or_else(|e| panic!("{e}: the page gave {page}"));
     let shown = page["shown"].as_str().unwrap_or_default();
     assert!(shown.contains("approve by bob") && shown.contains("executed"), "the page showed: {page}");
@@ -324,4 +323,65 @@ async fn an_approver_approves_a_pending_incident_from_the_dashboard() {
     let (_, audit) = srv.get("/api/audit?kind=approval_granted").await;
     assert_eq!(audit["data"][0]["approver"], "bob");
     assert_eq!(audit["data"][0]["reason"], "reviewed in the browser");
+}
+
+/// The SLO card over a Sloth file without Guardrail's latency extension (a live Prometheus):
+/// latency says "not read" and why, the health badge is unknown — no "null ms" — and the
+/// bundled policies' latency rule makes the gate unable to decide (fail closed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_slo_card_says_latency_is_not_read_for_a_spec_without_a_latency_source() {
+    let Some(browser) = chromium() else {
+        assert!(
+            std::env::var("GUARDRAIL_REQUIRE_BROWSER").is_err(),
+            "chromium is not installed (apt-get install chromium)"
+        );
+        eprintln!("browser test skipped: chromium is not installed (scripts/test installs it)");
+        return;
+    };
+    let prom = tokio::task::spawn_blocking(|| {
+        guardrail_prometheus::fixture::LocalPrometheus::shared()
+            .unwrap_or_else(|e| panic!("the local Prometheus could not be started: {e}"))
+    })
+    .await
+    .unwrap();
+    let s = Scratch::new();
+    s.write(
+        "config/slos.yaml",
+        "version: prometheus/v1\nservice: healthy\nslos:\n  - name: availability\n    objective: 99.9\n    sli:\n      events:\n        error_query: sum(rate(http_requests_total{service=\"healthy\",code=\"500\"}[{{.window}}]))\n        total_query: sum(rate(http_requests_total{service=\"healthy\"}[{{.window}}]))\n",
+    );
+    let cost = std::fs::read_to_string(s.path("data/cost.json")).unwrap().replace("checkout-api", "healthy");
+    s.write("data/cost.json", &cost);
+    let mut cfg = s.config();
+    cfg.inputs.now = Some(prom.end.to_string());
+    cfg.inputs.prometheus = Some(prom.url.clone());
+    let srv = Server::start(cfg).await;
+    let flow = r##"(async () => {
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  for (let i = 0; i < 400; i++) {
+    const p95 = document.getElementById("slo-p95").textContent;
+    if (p95 && p95 !== "—") break;
+    await sleep(50);
+  }
+  return JSON.stringify({
+    p95: document.getElementById("slo-p95").textContent,
+    p99: document.getElementById("slo-p99").textContent,
+    health: document.getElementById("slo-health").textContent,
+    avail: document.getElementById("slo-avail").textContent,
+    banner: document.getElementById("banner").textContent,
+  });
+})()"##;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/guardrail-server-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (b, u, o) = (browser.clone(), srv.url("/"), dir.join("dashboard-slo-spec.png"));
+    let page = tokio::task::spawn_blocking(move || drive(&b, &u, &o, flow)).await.unwrap();
+    let page: Value = serde_json::from_str(&page).unwrap_or_else(|e| panic!("{e}: the page gave {page}"));
+    assert!(page["p95"].as_str().unwrap().starts_with("not read: the SLO spec names no latency source"), "{page}");
+    assert_eq!(page["p99"], "not read", "{page}");
+    assert_eq!(page["health"], "Unknown (latency not read)", "{page}");
+    assert_eq!(page["avail"], "99.9583 % (target 99.9 %)", "{page}");
+    // The bundled policies reach their latency rule for this healthy service: no decision.
+    let banner = page["banner"].as_str().unwrap();
+    assert!(banner.contains("NO DECISION"), "{page}");
+    assert!(banner.contains("rule P007 needs signal latency_compliant, which is unavailable"), "{page}");
+    assert!(!page.to_string().contains("null"), "{page}");
 }

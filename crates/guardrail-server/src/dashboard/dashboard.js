@@ -134,9 +134,21 @@ function showSlo(s) {
   setText("slo-budget", num(s.error_budget_pct, 2) + " %");
   bar("slo-budget-bar", s.error_budget_pct, budgetLevel(s.error_budget_pct));
   setText("slo-burn", String(s.burn_rate).toUpperCase() + " ×" + num(s.burn_rate_value, 2));
-  setText("slo-p95", s.latency_p95_ms + " ms (limit " + d.latency_target_p95_ms + " ms)" + (s.latency_compliant ? "" : " ✗"));
-  setText("slo-p99", s.latency_p99_ms === null ? "not reported" :
-    s.latency_p99_ms + " ms" + (d.latency_target_p99_ms ? " (limit " + d.latency_target_p99_ms + " ms)" : ""));
+  const live = s.prometheus || {};
+  if (live.latency_unavailable) {
+    // An SLO spec without Guardrail's latency extension: latency is not read at all.
+    clear(health);
+    health.appendChild(badge("Unknown (latency not read)", "mid"));
+    setText("slo-p95", "not read: " + live.latency_unavailable);
+    setText("slo-p99", "not read");
+  } else if (typeof s.latency_p95_ms !== "number") {
+    setText("slo-p95", live.no_data ? "no data" : "not reported");
+    setText("slo-p99", live.no_data ? "no data" : "not reported");
+  } else {
+    setText("slo-p95", s.latency_p95_ms + " ms (limit " + d.latency_target_p95_ms + " ms)" + (s.latency_compliant ? "" : " ✗"));
+    setText("slo-p99", s.latency_p99_ms === null ? "not reported" :
+      s.latency_p99_ms + " ms" + (d.latency_target_p99_ms ? " (limit " + d.latency_target_p99_ms + " ms)" : ""));
+  }
   const fmt = (n) => (typeof n === "number" ? n.toLocaleString() : "—");
   setText("slo-req", fmt(d.failed_requests) + " / " + fmt(d.total_requests));
   sparkline($("burn-chart"), d.hourly_burn_rates, 5);
