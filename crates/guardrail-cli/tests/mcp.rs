@@ -169,6 +169,19 @@ async fn rmcp_client_lists_and_calls_every_tool_over_stdio() {
     let r = client.call_tool(call("search_runbooks", json!({"query": "x", "service": "bad service!"}))).await.unwrap();
     assert_eq!(r.is_error, Some(true));
     assert!(client.call_tool(call("no_such_tool", json!({}))).await.is_err());
+
+    // Stdio has no role check, and a recording evaluate_deploy that cannot decide appends a
+    // deploy_error (over stdio the local user sees the file's full path).
+    let policies = dir.path().join("config/policies.yaml");
+    let text = std::fs::read_to_string(&policies).unwrap();
+    std::fs::write(&policies, text.replacen("error_budget_pct:", "error_budget_percent:", 1)).unwrap();
+    let before = records();
+    let r = client.call_tool(call("evaluate_deploy", json!({"record": true}))).await.unwrap();
+    assert_eq!(r.is_error, Some(true));
+    let msg = body(&r)["error"].as_str().unwrap().to_string();
+    assert!(msg.contains("could not decide: ") && msg.contains("(recorded as deploy_error audit record"), "{msg}");
+    assert!(msg.contains(&policies.display().to_string()), "{msg}");
+    assert_eq!(records(), before + 1);
     client.cancel().await.unwrap();
 }
 
