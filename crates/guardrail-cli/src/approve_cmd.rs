@@ -7,8 +7,9 @@
 //! records the refusal or the grant on the audit chain. A grant then executes the released
 //! action, checked against its hash, and records the execution.
 //!
-//! The execution after a grant is [`guardrail_governor::pipeline::execute_claimed`]: hash
-//! check, then the execution claim (so a concurrent `incident execute` cannot run it too).
+//! The attempt is [`guardrail_governor::pipeline::Pipeline::approve`] (shared with `guardrail
+//! serve`); the execution after a grant is [`guardrail_governor::pipeline::execute_claimed`]:
+//! hash check, then the execution claim (so a concurrent `incident execute` cannot run it too).
 //!
 //! Exit codes: 0 approved and executed (or dry run), 11 refused (recorded) or another execution
 //! holds the claim, 12 approved but the execution failed, 13 the grant (or refusal, or
@@ -17,16 +18,17 @@
 //! appended).
 
 use guardrail_core::approval::ApprovalKind;
+use guardrail_core::audit::ChainedRecord;
 use guardrail_gate::audit_cmd::StoreArgs;
 use guardrail_gate::inputs::EnvLookup;
-use guardrail_governor::approve::{ApprovalInput, ApprovalStep, Granted, decide_pending};
-use guardrail_governor::pipeline::{Execution, execute_claimed};
+use guardrail_governor::Governor;
+use guardrail_governor::approve::ApprovalInput;
+use guardrail_governor::pipeline::{ApproveOutcome, Execution};
 use serde_json::json;
 
 use crate::incident_cmd::{Ctx, Outcome, render_execution, report};
 use crate::remediation::{
-    Authorisation, ConfigArgs, ExecutorChoice, KbArgs, OutFormat, append_failure, codes, executor, fail, kinds,
-    load_states,
+    ConfigArgs, ExecutorChoice, KbArgs, OutFormat, append_failure, codes, executor, fail, load_states,
 };
 
 /// `guardrail approve` arguments.
@@ -78,10 +80,6 @@ pub fn run(a: ApproveArgs, env: EnvLookup<'_>) -> i32 {
         Err(e) => return fail(&e),
     };
     let kind = if a.force_override { ApprovalKind::ForceOverride } else { ApprovalKind::Approve };
-    let states = match load_states(&a.store, env) {
-        Ok(s) => s,
-        Err(e) => return fail(&[e]),
-    };
     let input = ApprovalInput {
         incident_id: a.incident.clone(),
         kind,
@@ -89,15 +87,19 @@ pub fn run(a: ApproveArgs, env: EnvLookup<'_>) -> i32 {
         reason: a.reason.clone(),
         reviewed_hash: a.plan_hash.clone(),
     };
-    let step = match decide_pending(&states, &input, &ctx.cfg.config.approvals, ctx.cfg.describe()) {
-        Ok(s) => s,
+    let mut log = match ctx.log() {
+        Ok(l) => l,
         Err(e) => return fail(&[e]),
     };
-    let granted = match step {
-        ApprovalStep::Granted(g) => g,
-        ApprovalStep::Refused(r) => {
-            let message = r.message;
-            let (rec, code) = match ctx.append(kinds::APPROVAL_REFUSED, r.body.clone()) {
+    let governor = Governor::default();
+    let exec = executor(&ctx.cfg.config, ctx.executor);
+    let p = ctx.pipeline(&governor, None, &exec);
+    let mut read = || load_states(&a.store, env);
+    let (granted, rec, execution) = match p.approve(&mut log, &mut read, &input, None) {
+        ApproveOutcome::CannotDecide(e) => return fail(&[e]),
+        ApproveOutcome::Refused { refused, record } => {
+            let message = refused.message;
+            let (rec, code) = match record {
                 Ok(r) => (r, codes::REFUSED),
                 Err(e) => match e.in_chain().cloned() {
                     None => return fail(&[format!("refused ({message}), and the refusal could NOT be recorded: {e}")]),
@@ -111,78 +113,51 @@ pub fn run(a: ApproveArgs, env: EnvLookup<'_>) -> i32 {
                 format!("{}: {} by {} REFUSED (exit {code}): {message}", a.incident, kind.as_str(), ctx.actor),
                 format!("  audit       refusal {}", rec.id()),
             ];
-            let mut json = r.body;
+            let mut json = refused.body;
             json["status"] = "refused".into();
             json["audit"] = rec.id().into();
             json["exit_code"] = code.into();
             return report(&[Outcome { json, text, code }], a.format);
         }
-    };
-    let Granted { grant, record_kind, body, incident, plan } = *granted;
-    let rec = match ctx.append(record_kind, body) {
-        Ok(r) => r,
-        Err(e) => match e.in_chain() {
-            None => {
-                return fail(&[format!("the approval was NOT recorded, so it is not granted and nothing runs: {e}")]);
-            }
-            Some(r) => {
-                // The grant is in the chain, so it IS granted; only the mirror lacks it. Nothing
-                // runs now (fail closed), and the user is told how to run it.
-                eprintln!(
-                    "guardrail: {} of {} by {} IS GRANTED and recorded in the audit chain as record {}, but its JSONL \
-                     mirror copy failed, so nothing runs now (exit {}): {e}",
-                    grant.kind.as_str(),
-                    grant.action,
-                    grant.approver,
-                    r.id(),
-                    codes::MIRROR_FAILED
-                );
-                eprintln!(
-                    "  once the mirror is writable: guardrail incident execute {} --as {}",
-                    a.incident, grant.approver
-                );
-                return codes::MIRROR_FAILED;
-            }
-        },
-    };
-    // Two approvers racing both append a grant; the chain decides: only the first grant after
-    // the request releases it (the fold ignores later ones), and only its approver executes.
-    match load_states(&a.store, env).map(|s| s.get(&a.incident).and_then(|st| st.authorised.clone())) {
-        Ok(Some(open)) if open.record == rec.id() => {}
-        Ok(other) => {
-            let by = other.map(|o| o.record).unwrap_or_else(|| "another record".into());
+        ApproveOutcome::NotGranted(e) => {
+            return fail(&[format!("the approval was NOT recorded, so it is not granted and nothing runs: {e}")]);
+        }
+        ApproveOutcome::GrantedMirrorFailed { granted, error } => {
+            // The grant is in the chain, so it IS granted; only the mirror lacks it. Nothing
+            // runs now (fail closed), and the user is told how to run it.
+            let g = &granted.grant;
             eprintln!(
-                "guardrail: {} was released by {by} first; grant {} releases nothing and nothing runs (exit {})",
+                "guardrail: {} of {} by {} IS GRANTED and recorded in the audit chain as record {}, but its JSONL \
+                 mirror copy failed, so nothing runs now (exit {}): {error}",
+                g.kind.as_str(),
+                g.action,
+                g.approver,
+                error.in_chain().map(ChainedRecord::id).unwrap_or_default(),
+                codes::MIRROR_FAILED
+            );
+            eprintln!("  once the mirror is writable: guardrail incident execute {} --as {}", a.incident, g.approver);
+            return codes::MIRROR_FAILED;
+        }
+        ApproveOutcome::ReleasedByAnother { record, by } => {
+            eprintln!(
+                "guardrail: {} was released by {} first; grant {} releases nothing and nothing runs (exit {})",
                 a.incident,
-                rec.id(),
+                by.unwrap_or_else(|| "another record".into()),
+                record.id(),
                 codes::REFUSED
             );
             return codes::REFUSED;
         }
-        Err(e) => {
+        ApproveOutcome::Unconfirmed { record, error } => {
             return fail(&[format!(
-                "grant {} recorded, but the queue could not be re-read, so nothing runs: {e}",
-                rec.id()
+                "grant {} recorded, but the queue could not be re-read, so nothing runs: {error}",
+                record.id()
             )]);
         }
-    }
-    let auth = Authorisation {
-        record: rec.id(),
-        by: grant.kind.as_str().into(),
-        approver: Some(grant.approver.clone()),
-        action: grant.action.clone(),
-        binding_hash: grant.binding_hash.clone(),
+        ApproveOutcome::Released { granted, record, execution } => (granted, record, execution),
     };
-    let mut log = match ctx.log() {
-        Ok(l) => l,
-        Err(e) => return fail(&[format!("grant {} recorded, but nothing runs: {e}", rec.id())]),
-    };
-    let exec = executor(&ctx.cfg.config, ctx.executor);
-    let exec_ref = match &exec {
-        Ok(e) => Ok(e.as_ref()),
-        Err(e) => Err(e.clone()),
-    };
-    let execution = execute_claimed(&mut log, exec_ref, &auth, &incident, &plan, &grant.action, &ctx.actor, 0);
+    let grant = &granted.grant;
+    let record_kind = granted.record_kind;
     let (exec_json, exec_text, mut code) = render_execution(&execution, &grant.action);
     let mirror_only = match &execution {
         Execution::Done { record: Err(e), .. } | Execution::ClaimNotRecorded(e) => e.in_chain().is_some(),

@@ -17,12 +17,11 @@ use guardrail_governor::pipeline::{ExecuteOutcome, Execution, Next, Pipeline, Ru
 use guardrail_governor::record::RunContext;
 use guardrail_governor::{Governor, NdjsonLogs, PipelineOutcome};
 use guardrail_knowledge::{KnowledgeStore, SqliteKnowledgeStore};
-use guardrail_store::AppendError;
 use serde_json::{Value, json};
 
 use crate::remediation::{
-    ConfigArgs, ExecutorChoice, IncidentState, KbArgs, LoadedConfig, OutFormat, actor, append, append_failure, codes,
-    executor, fail, kinds, load_states, now,
+    ConfigArgs, ExecutorChoice, IncidentState, KbArgs, LoadedConfig, OutFormat, actor, append_failure, codes, executor,
+    fail, kinds, load_states, now,
 };
 
 /// `guardrail incident …`.
@@ -354,10 +353,6 @@ impl<'a> Ctx<'a> {
 
     pub(crate) fn at(&self) -> String {
         self.now.to_string()
-    }
-
-    pub(crate) fn append(&self, kind: &str, body: Value) -> Result<ChainedRecord, AppendError> {
-        append(self.store, self.env, kind, &self.at(), body)
     }
 
     /// The audit log of this run (the store opened once), records stamped with `now`.

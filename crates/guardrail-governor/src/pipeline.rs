@@ -482,3 +482,123 @@ pub fn execute_claimed(
     let record = log.append(kinds::EXECUTION, b.clone());
     Execution::Done { body: b, result, claim: Some(claim), record }
 }
+
+/// What one approval attempt came to ([`Pipeline::approve`]).
+// Built once per attempt and consumed at once: boxing the large variant buys nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum ApproveOutcome {
+    /// The trail cannot say what is pending (could not decide): nothing recorded.
+    CannotDecide(String),
+    /// Refused by the rules; `record` is the `approval_refused` record or why it is not one.
+    Refused {
+        /// The refusal.
+        refused: crate::approve::Refused,
+        /// Its record.
+        record: Result<ChainedRecord, AppendError>,
+    },
+    /// The grant is not in the chain: it is NOT granted and nothing ran.
+    NotGranted(AppendError),
+    /// The grant IS in the chain (so it is granted) but its mirror copy failed: nothing ran
+    /// now (fail closed); `incident execute` runs it.
+    GrantedMirrorFailed {
+        /// The grant.
+        granted: Box<crate::approve::Granted>,
+        /// Why the mirror copy failed (holds the record).
+        error: AppendError,
+    },
+    /// Another grant released the incident first: this grant releases nothing, nothing ran.
+    ReleasedByAnother {
+        /// This grant's record.
+        record: ChainedRecord,
+        /// The record that released it, if the trail says.
+        by: Option<String>,
+    },
+    /// Granted, but the queue could not be re-read to confirm this grant released it: nothing
+    /// ran.
+    Unconfirmed {
+        /// This grant's record.
+        record: ChainedRecord,
+        /// Why.
+        error: String,
+    },
+    /// Granted and released: the execution step ([`execute_claimed`]).
+    Released {
+        /// The grant.
+        granted: Box<crate::approve::Granted>,
+        /// Its record.
+        record: ChainedRecord,
+        /// The execution.
+        execution: Execution,
+    },
+}
+
+impl Pipeline<'_> {
+    /// One approval attempt, as `guardrail approve` and `POST /api/incidents/{id}/approve`
+    /// make it: decided by [`crate::approve::decide_pending`] on the states `read` returns,
+    /// the refusal or grant recorded (with `extra` fields merged into its body, e.g. who
+    /// asked over HTTP), the queue re-read so only the first grant after the request releases
+    /// it, then the claimed execution. `self.run.governor_config` is recorded with the grant.
+    pub fn approve(
+        &self,
+        log: &mut dyn AuditLog,
+        read: &mut dyn FnMut() -> Result<std::collections::BTreeMap<String, IncidentState>, String>,
+        input: &crate::approve::ApprovalInput,
+        extra: Option<&Value>,
+    ) -> ApproveOutcome {
+        use crate::approve::{ApprovalStep, decide_pending};
+        let merge = |mut body: Value| {
+            if let (Some(o), Some(Value::Object(more))) = (body.as_object_mut(), extra) {
+                o.extend(more.clone());
+            }
+            body
+        };
+        let states = match read() {
+            Ok(s) => s,
+            Err(e) => return ApproveOutcome::CannotDecide(e),
+        };
+        let step = match decide_pending(&states, input, &self.config.approvals, self.run.governor_config.clone()) {
+            Ok(s) => s,
+            Err(e) => return ApproveOutcome::CannotDecide(e),
+        };
+        let granted = match step {
+            ApprovalStep::Refused(refused) => {
+                let record = log.append(kinds::APPROVAL_REFUSED, merge(refused.body.clone()));
+                return ApproveOutcome::Refused { refused, record };
+            }
+            ApprovalStep::Granted(g) => g,
+        };
+        let record = match log.append(granted.record_kind, merge(granted.body.clone())) {
+            Ok(r) => r,
+            Err(error) if error.in_chain().is_some() => return ApproveOutcome::GrantedMirrorFailed { granted, error },
+            Err(error) => return ApproveOutcome::NotGranted(error),
+        };
+        // Two approvers racing both append a grant; the chain decides: only the first grant
+        // after the request releases it (the fold ignores later ones).
+        let open = match read() {
+            Ok(s) => s.get(&input.incident_id).and_then(|st| st.authorised.clone()),
+            Err(error) => return ApproveOutcome::Unconfirmed { record, error },
+        };
+        let auth = match open {
+            Some(a) if a.record == record.id() => a,
+            other => return ApproveOutcome::ReleasedByAnother { record, by: other.map(|a| a.record) },
+        };
+        let execution = self.execute_as(log, &auth, &granted.incident, &granted.plan, &input.approver);
+        ApproveOutcome::Released { granted, record, execution }
+    }
+
+    fn execute_as(
+        &self,
+        log: &mut dyn AuditLog,
+        auth: &Authorisation,
+        incident: &Incident,
+        plan: &PlanOutput,
+        requested_by: &str,
+    ) -> Execution {
+        let executor = match &self.executor {
+            Ok(e) => Ok(*e),
+            Err(e) => Err(e.clone()),
+        };
+        execute_claimed(log, executor, auth, incident, plan, &auth.action, requested_by, 0)
+    }
+}

@@ -33,9 +33,11 @@ use axum::response::Response;
 use guardrail_core::approval::ApprovalKind;
 use guardrail_core::audit::ChainedRecord;
 use guardrail_gate::audit_cmd;
-use guardrail_governor::approve::{ApprovalInput, ApprovalStep, decide_pending};
-use guardrail_governor::pipeline::{AuditLog, ExecuteOutcome, Execution, Next, Pipeline, RunOutcome, StoreLog};
-use guardrail_governor::queue::{IncidentState, incident_states, kinds};
+use guardrail_governor::approve::ApprovalInput;
+use guardrail_governor::pipeline::{
+    ApproveOutcome, AuditLog, ExecuteOutcome, Execution, Next, Pipeline, RunOutcome, StoreLog,
+};
+use guardrail_governor::queue::{IncidentState, incident_states};
 use guardrail_governor::record::RunContext;
 use guardrail_store::{AppendError, Claim};
 use serde::Deserialize;
@@ -305,8 +307,8 @@ fn approve_blocking(
     kind: ApprovalKind,
     req: ApproveRequest,
 ) -> Result<Value, ApiError> {
-    let states = load(state).map_err(|e| no_store(&e))?;
-    let mut log = ServerLog::open(state, jiff::Timestamp::now())?;
+    let now = jiff::Timestamp::now();
+    let mut log = ServerLog::open(state, now)?;
     let input = ApprovalInput {
         incident_id: id.clone(),
         kind,
@@ -314,18 +316,21 @@ fn approve_blocking(
         reason: req.reason,
         reviewed_hash: Some(req.plan_hash),
     };
-    let gov = &state.config().governor;
-    let step = decide_pending(&states, &input, &gov.config.approvals, gov.description.clone()).map_err(|e| {
-        eprintln!("guardrail serve: approval of {id}: {e}");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the incident's records cannot be read, so nothing is approved")
-    })?;
-    let granted = match step {
-        ApprovalStep::Refused(r) => {
-            let mut body = r.body;
-            if let Some(o) = body.as_object_mut() {
-                o.insert("requested_by".into(), requested_by(caller));
-            }
-            let rec = log.append(kinds::APPROVAL_REFUSED, body).map_err(|e| {
+    let governor = guardrail_governor::Governor::default();
+    let exec = executor(state);
+    let p = pipeline(state, caller, &governor, None, &exec, None, now);
+    let mut read = || load(state);
+    let extra = json!({"requested_by": requested_by(caller)});
+    let (granted, rec, execution) = match p.approve(&mut log, &mut read, &input, Some(&extra)) {
+        ApproveOutcome::CannotDecide(e) => {
+            eprintln!("guardrail serve: approval of {id}: {e}");
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the incident's records cannot be read, so nothing is approved",
+            ));
+        }
+        ApproveOutcome::Refused { refused: r, record } => {
+            let rec = record.map_err(|e| {
                 append_failed("the refusal", &format!("refused: {}", state.redactor().text(&r.message)), &e)
             })?;
             state.publish(
@@ -336,46 +341,30 @@ fn approve_blocking(
             err.extra = Some(json!({"code": r.code, "status": "refused", "audit": rec.id()}));
             return Err(err);
         }
-        ApprovalStep::Granted(g) => g,
-    };
-    let mut body = granted.body;
-    if let Some(o) = body.as_object_mut() {
-        o.insert("requested_by".into(), requested_by(caller));
-    }
-    let rec = log.append(granted.record_kind, body).map_err(|e| match e.in_chain() {
-        None => append_failed("the approval", "so it is not granted and nothing runs", &e),
-        Some(_) => append_failed(
-            "the approval",
-            &format!("it IS granted; nothing runs now: POST /api/incidents/{id}/execute runs it"),
-            &e,
-        ),
-    })?;
-    // Two approvers racing both append a grant; only the first after the request releases it.
-    let first = load(state).map_err(|e| no_store(&e))?.get(&id).and_then(|st| st.authorised.clone());
-    if first.as_ref().is_none_or(|a| a.record != rec.id()) {
-        let mut err = ApiError::new(StatusCode::CONFLICT, "the incident was released by another grant first");
-        err.extra = Some(json!({"code": "already_released", "status": "refused", "audit": rec.id()}));
-        return Err(err);
-    }
-    let Some(auth) = first else {
-        return Err(ApiError::new(StatusCode::CONFLICT, "the incident was released by another grant first"));
+        ApproveOutcome::NotGranted(e) => {
+            return Err(append_failed("the approval", "so it is not granted and nothing runs", &e));
+        }
+        ApproveOutcome::GrantedMirrorFailed { error, .. } => {
+            return Err(append_failed(
+                "the approval",
+                &format!("it IS granted; nothing runs now: POST /api/incidents/{id}/execute runs it"),
+                &error,
+            ));
+        }
+        ApproveOutcome::ReleasedByAnother { record, .. } => {
+            let mut err = ApiError::new(StatusCode::CONFLICT, "the incident was released by another grant first");
+            err.extra = Some(json!({"code": "already_released", "status": "refused", "audit": record.id()}));
+            return Err(err);
+        }
+        ApproveOutcome::Unconfirmed { error, .. } => return Err(no_store(&error)),
+        ApproveOutcome::Released { granted, record, execution } => (granted, record, execution),
     };
     let g = &granted.grant;
     state.publish(
         "approval",
         json!({"incident_id": id, "status": "authorised", "kind": g.kind.as_str(), "audit": rec.id()}),
     );
-    let exec = executor(state);
-    let execution = execution_view(guardrail_governor::pipeline::execute_claimed(
-        &mut log,
-        exec.as_deref().map_err(String::clone),
-        &auth,
-        &granted.incident,
-        &granted.plan,
-        &auth.action,
-        &caller.identity,
-        0,
-    ))?;
+    let execution = execution_view(execution)?;
     let status = if execution["ok"] == true { "executed" } else { "execution_failed" };
     let mut v = json!({
         "incident_id": id,
