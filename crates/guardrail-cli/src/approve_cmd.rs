@@ -66,6 +66,9 @@ pub struct ApproveArgs {
 
 /// Runs `guardrail approve`; returns the exit code.
 pub fn run(a: ApproveArgs, env: EnvLookup<'_>) -> i32 {
+    if a.actor.trim().is_empty() {
+        return crate::incident_cmd::no_identity("--as USER names the approver");
+    }
     let ctx = match Ctx::new(
         env,
         &a.store,

@@ -127,7 +127,7 @@ impl PipelineArgs {
     /// as the proposer (see [`Ctx::new`]), else 3.
     fn context<'a>(&'a self, env: EnvLookup<'a>) -> Result<Ctx<'a>, i32> {
         if actor(self.actor.as_deref(), env).is_none() {
-            return Err(no_identity());
+            return Err(no_identity("pass --as USER or set GUARDRAIL_USER (USER is used when set)"));
         }
         let mut ctx = Ctx::new(
             env,
@@ -149,10 +149,10 @@ impl PipelineArgs {
 
 /// Fail closed on an anonymous proposer: a proposal recorded as "unknown" could never be
 /// matched by the self-approval rule. Prints the usage error; returns 64.
-fn no_identity() -> i32 {
+pub(crate) fn no_identity(hint: &str) -> i32 {
     eprintln!(
-        "guardrail: usage error (exit {}): who proposes this? Nothing is proposed without an identity: \
-         pass --as USER or set GUARDRAIL_USER (USER is used when set)",
+        "guardrail: usage error (exit {}): who is acting? Nothing is proposed, approved or executed without \
+         an identity: {hint}",
         codes::USAGE
     );
     codes::USAGE

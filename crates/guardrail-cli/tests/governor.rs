@@ -476,6 +476,7 @@ fn kb_load_reads_runbook_files_and_search_filters_by_service() {
 fn usage_errors_exit_64() {
     let g = Gov::empty();
     assert_eq!(g.run(&["approve", "inc-1"]).0, 64);
+    assert_eq!(g.run(&["approve", "inc-1", "--as", " "]).0, 64, "an empty --as is no approver");
     assert_eq!(g.run(&["incident", "run"]).0, 64);
     assert_eq!(g.run(&["incident", "run", "x.json", "--executor", "shell"]).0, 64);
 }
