@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::yaml::{Node, NodeValue, join};
+use crate::yaml::{Node, NodeValue};
 
 /// Positions of every field of a file, keyed by dotted path (`policies[2].conditions.burn_rate`).
 ///
@@ -23,23 +23,37 @@ impl SourceMap {
     /// Records the position of every field under `root`. Unknown positions (0) are skipped.
     pub fn from_node(root: &Node) -> Self {
         let mut map = SourceMap::new();
-        map.walk(String::new(), root);
+        map.walk(&mut String::new(), root);
         map
     }
 
-    fn walk(&mut self, path: String, node: &Node) {
+    /// Depth-first over `node`, with `path` its field path. One buffer serves the whole walk
+    /// (each child's suffix is pushed, then truncated away): a gate decision maps every field of
+    /// four files, and a `format!` per node was a quarter of its instructions.
+    fn walk(&mut self, path: &mut String, node: &Node) {
         if let Some((line, col)) = node.anchor_pos() {
             self.positions.insert(path.clone(), (line, col));
         }
+        let len = path.len();
         match &node.value {
             NodeValue::Seq(items) => {
                 for (i, item) in items.iter().enumerate() {
-                    self.walk(format!("{path}[{i}]"), item);
+                    use std::fmt::Write as _;
+                    // Writing to a String cannot fail.
+                    let _ = write!(path, "[{i}]");
+                    self.walk(path, item);
+                    path.truncate(len);
                 }
             }
             NodeValue::Map(entries) => {
                 for (k, v) in entries {
-                    self.walk(join(&path, k), v);
+                    // As `yaml::join`: `parent.key`, or `key` at the top.
+                    if len > 0 {
+                        path.push('.');
+                    }
+                    path.push_str(k);
+                    self.walk(path, v);
+                    path.truncate(len);
                 }
             }
             _ => {}
@@ -100,7 +114,22 @@ fn parent(f: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::parent;
+    use super::{SourceMap, parent};
+    use crate::source::Source;
+
+    #[test]
+    fn every_field_is_positioned_by_its_dotted_path() {
+        let src = Source::from_text("t.yaml", "a:\n  b:\n    - x: 1\n    - y: [2, 3]\nc: 4\n");
+        let root = crate::yaml::parse_yaml(&src).expect("valid YAML");
+        let map = SourceMap::from_node(&root);
+        assert_eq!(map.get("a"), Some((1, 1)));
+        assert_eq!(map.get("a.b"), Some((2, 3)));
+        assert_eq!(map.get("a.b[0].x"), Some((3, 7)));
+        assert_eq!(map.get("a.b[1].y"), Some((4, 7)));
+        assert_eq!(map.get("a.b[1].y[1]"), Some((4, 14)));
+        assert_eq!(map.get("c"), Some((5, 1)));
+        assert_eq!(map.get("a.c"), None);
+    }
 
     #[test]
     fn parents() {
