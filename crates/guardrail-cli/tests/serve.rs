@@ -61,6 +61,19 @@ fn serve_refuses_an_invalid_governor_config() {
     assert!(err.contains("governor config") && err.contains("approverz"), "{err}");
 }
 
+#[test]
+fn serve_refuses_a_missing_logs_file() {
+    // The governor endpoints' logs source is fixed at start; a configured but missing one is an
+    // error, never "no errors in the logs".
+    let s = Scratch::new();
+    let mut c = guardrail();
+    c.arg("serve").arg("--root").arg(s.root()).arg("--logs").arg(s.path("no-such.ndjson"));
+    c.args(["--bind", "127.0.0.1:0"]);
+    let (code, _, err) = run(c);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("--logs") && err.contains("no-such.ndjson"), "{err}");
+}
+
 fn http_get(addr: &str, path: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
