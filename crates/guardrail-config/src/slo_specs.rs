@@ -2,7 +2,8 @@
 //! [`ImportedSlo`]s: the availability objective and the error/total queries of the
 //! `prometheus:` block (`WINDOW_PLACEHOLDER`, `{{.window}}`, in both queries).
 //!
-//! - Sloth: `version: prometheus/v1`, `service`, `slos[].name`, `slos[].objective` (percent),
+//! - Sloth: one spec or several separated by `---` (one service each), each with
+//!   `version: prometheus/v1`, `service`, `slos[].name`, `slos[].objective` (percent),
 //!   `slos[].sli.events.error_query` / `total_query` (Sloth's `{{.window}}` is Guardrail's
 //!   too). `sli.raw` and `sli.plugin` are refused: Guardrail needs the raw counts.
 //! - OpenSLO v1: one or more YAML documents (`---`); each `kind: SLO` has `spec.service`,
@@ -377,12 +378,7 @@ pub fn classify_slo_file(src: &Source) -> Result<Option<SloSpecFormat>, ConfigEr
 /// Reads every SLO of a Sloth or OpenSLO file.
 pub fn load_slo_specs(src: &Source) -> Result<Loaded<Vec<ImportedSlo>>, Vec<ConfigError>> {
     match detect_slo_spec(src) {
-        Some(SloSpecFormat::Sloth) => {
-            let root = parse_as(src, Format::Yaml)?;
-            let mut d = Diags::new(src, SourceMap::from_node(&root));
-            let v = read_sloth(&mut d, &root);
-            d.finish(v)
-        }
+        Some(SloSpecFormat::Sloth) => load_sloth(src),
         Some(SloSpecFormat::OpenSlo) => load_openslo(src),
         None => Err(vec![ConfigError::file(
             &src.path,
@@ -451,6 +447,45 @@ fn query(d: &mut Diags, path: &str, node: &Node) -> Option<(String, bool)> {
             None
         }
     }
+}
+
+/// A Sloth file: one spec, or several separated by `---` (one service each, as `sloth
+/// generate` reads them); positions are the file's.
+fn load_sloth(src: &Source) -> Result<Loaded<Vec<ImportedSlo>>, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let mut out = Vec::new();
+    let mut warnings = Vec::new();
+    let mut first_map = None;
+    for doc in documents(src) {
+        let root = match parse_as(&doc, Format::Yaml) {
+            Ok(r) => r,
+            Err(e) => {
+                errors.extend(e);
+                continue;
+            }
+        };
+        let mut d = Diags::new(&doc, SourceMap::from_node(&root));
+        let version = root.as_map().and_then(|m| get(m, "version")).and_then(Node::as_str);
+        if version != Some("prometheus/v1") {
+            d.error("version", "every spec of a Sloth file needs version: prometheus/v1");
+        }
+        let v = read_sloth(&mut d, &root);
+        match d.finish(v) {
+            Ok(l) => {
+                out.extend(l.value);
+                warnings.extend(l.warnings);
+                first_map.get_or_insert(l.map);
+            }
+            Err(e) => errors.extend(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    if out.is_empty() {
+        return Err(vec![ConfigError::file(&src.path, "has no Sloth spec")]);
+    }
+    Ok(Loaded { value: out, map: first_map.unwrap_or_default(), file: src.path.clone(), warnings })
 }
 
 fn read_sloth(d: &mut Diags, root: &Node) -> Option<Vec<ImportedSlo>> {
@@ -1014,5 +1049,25 @@ spec:
         assert_eq!(l.value.imported.objective_pct, 99.5);
         assert_eq!(l.value.slo.p95_threshold_ms.value, 300.0);
         assert!(l.value.prometheus.latency.is_some());
+    }
+
+    #[test]
+    fn a_sloth_file_with_several_specs_holds_several_services() {
+        let two = format!(
+            "{SLOTH}---\nversion: prometheus/v1\nservice: search\nslos:\n  - name: availability\n    objective: 99.5\n    sli:\n      events:\n        error_query: sum(rate(s{{code=\"500\"}}[{{{{.window}}}}]))\n        total_query: sum(rate(s[{{{{.window}}}}]))\n"
+        );
+        let l = load_slo_specs(&src("two.yaml", &two)).unwrap();
+        assert_eq!(l.value.len(), 3);
+        let s = select_slo(&l.value, Some("search"), None).unwrap();
+        assert_eq!((s.objective_pct, s.total_query.as_str()), (99.5, "sum(increase(s[{{.window}}]))"));
+        let e = select_slo(&l.value, None, None).unwrap_err();
+        assert!(e.contains("2 services"), "{e}");
+        // Positions in the second spec are the file's lines.
+        let bad = two.replace("name: availability\n    objective: 99.5", "name: availability\n    objective: 0");
+        let e = load_slo_specs(&src("two.yaml", &bad)).unwrap_err();
+        assert_eq!((e[0].field.as_str(), e[0].line), ("slos[0].objective", Some(23)), "{e:?}");
+        let bad = two.replace("version: prometheus/v1\nservice: search", "service: search");
+        let e = load_slo_specs(&src("two.yaml", &bad)).unwrap_err();
+        assert_eq!(e[0].field, "version", "{e:?}");
     }
 }
