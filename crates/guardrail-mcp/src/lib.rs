@@ -163,13 +163,16 @@ impl GateState {
         }
         let draft = RecordDraft { kind: gate::ERROR_KIND.into(), recorded_at: at, body };
         let reason = u.errors.join("; ");
-        match audit_cmd::append(&self.cfg.store_spec, self.cfg.audit_jsonl.as_ref(), draft) {
-            Ok((rec, _)) => {
-                format!("could not decide: {reason} (recorded as {} audit record {})", gate::ERROR_KIND, rec.id())
-            }
-            Err(e) => {
-                format!("could not decide: {reason}; the {} record could not be written either: {e}", gate::ERROR_KIND)
-            }
+        let kind = gate::ERROR_KIND;
+        match audit_cmd::append_typed(&self.cfg.store_spec, self.cfg.audit_jsonl.as_ref(), draft) {
+            Ok((rec, _)) => format!("could not decide: {reason} (recorded as {kind} audit record {})", rec.id()),
+            Err(e) => match e.in_chain() {
+                Some(r) => format!(
+                    "could not decide: {reason} (recorded as {kind} audit record {}; its JSONL mirror copy failed: {e})",
+                    r.id()
+                ),
+                None => format!("could not decide: {reason}; the {kind} record could not be written either: {e}"),
+            },
         }
     }
 }

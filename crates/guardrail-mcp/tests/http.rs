@@ -464,4 +464,19 @@ async fn evaluate_deploy_that_cannot_decide_records_a_deploy_error_when_asked() 
     assert!(rec.body.to_string().contains("error_budget_percent"), "{}", rec.body);
     client.cancel().await.unwrap();
     let _ = stop.send(());
+
+    // A JSONL mirror that cannot be written: the deploy_error is in the chain all the same, and
+    // the error says so (never "not recorded").
+    let mut cfg = fx.config();
+    cfg.audit_jsonl = Some(fx.dir.path().join("config/policies.yaml/mirror"));
+    let (url, stop) = start(cfg).await;
+    let client = client_with(&url, TOKEN).await;
+    let r = client.call_tool(call("evaluate_deploy", json!({"record": true}))).await.unwrap();
+    assert_eq!(r.is_error, Some(true));
+    let msg = body(&r)["error"].as_str().unwrap().to_string();
+    assert!(msg.contains("(recorded as deploy_error audit record 2-") && msg.contains("mirror copy failed"), "{msg}");
+    assert!(!msg.contains(&tmp), "{msg}");
+    assert_eq!(fx.record_count(), 2);
+    client.cancel().await.unwrap();
+    let _ = stop.send(());
 }
