@@ -57,6 +57,30 @@ fn records_survive_reopening_and_the_chain_continues() {
     assert!(store.verify().unwrap().ok());
 }
 
+/// One store per "process" (as `guardrail gate` opens it): records are durable in the WAL at
+/// close, and the WAL stays short however many processes append (it is checkpointed and
+/// truncated by an append once past ~64 frames, so every new process scans little of it).
+#[test]
+fn the_wal_stays_short_across_many_short_lived_appenders() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let wal = dir.path().join("nested/dirs/guardrail.db-wal");
+    let big = serde_json::json!({"inputs": "x".repeat(12_000)});
+    let mut largest = 0;
+    for i in 0..120 {
+        let mut store = open(&path);
+        store.append(guardrail_core::audit::RecordDraft { body: big.clone(), ..common::draft(i) }).unwrap();
+        drop(store);
+        // No checkpoint on close: the record's durable copy is the WAL until an append copies it.
+        largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+    }
+    assert!(largest > 0, "the WAL is kept between processes");
+    assert!(largest < 80 * 4120, "the WAL grew to {largest} bytes");
+    let mut store = open(&path);
+    assert_eq!(store.all().unwrap().len(), 120);
+    assert!(store.verify().unwrap().ok());
+}
+
 #[test]
 fn floats_and_odd_values_round_trip_exactly() {
     let dir = tempfile::tempdir().unwrap();
