@@ -154,7 +154,7 @@ async def over_http(binary, command, tmp, label):
                 url = line.strip().split(" ")[-1]
                 break
         check(url is not None, f"{label}: the server announced no /mcp address")
-        async with httpx2.AsyncClient() as raw:
+        async with httpx2.AsyncClient(timeout=60) as raw:
             init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
                     "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}
             headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}

@@ -57,7 +57,7 @@ use axum::http::{HeaderValue, header};
 use axum::routing::{get, post};
 
 pub use auth::{Caller, Role, Tokens, hash_token};
-pub use state::{AppState, GovernorSettings, ServerConfig};
+pub use state::{AppState, GovernorSettings, RACY_WINDOW, ServerConfig};
 
 /// One route: method (`GET`/`POST`) and path.
 pub type RouteEntry = (&'static str, &'static str);

@@ -1,10 +1,18 @@
 //! The server's state: its configuration and the current input snapshot.
 //!
 //! The four input files are read once per change, not once per request. A background task
-//! ([`AppState::refresh`], every `reload_interval`) compares each file's size and modification
-//! time with the last read; when one differs it re-reads all four and builds a new
-//! [`Snapshot`], which replaces the old one atomically (`ArcSwap`), so a request holds one
-//! consistent set from start to end. The snapshot is also re-evaluated from the texts already
+//! ([`AppState::refresh`], every `reload_interval`) compares each file's [`Stamp`] (size,
+//! modification and change times to the nanosecond, device and inode) with the last read; when
+//! one differs it re-reads all four and builds a new [`Snapshot`], which replaces the old one
+//! atomically (`ArcSwap`), so a request holds one consistent set from start to end.
+//!
+//! A stamp alone can miss a change: file times are only as fine as the file system (a second on
+//! some, two on FAT) and the kernel's clock tick, so a file rewritten in place with the same size
+//! within one tick of the last read keeps its stamp. As git does for its index ("racy git"), a
+//! file whose modification time is not at least [`RACY_WINDOW`] older than the last read is
+//! re-read at every refresh and compared by sha256, until it has been quiet for that long; only
+//! then is the stamp trusted on its own. A change is therefore never missed, and a quiet file is
+//! still read once. The snapshot is also re-evaluated from the texts already
 //! in memory at each tick, so time-dependent results (`--max-age` staleness, `retry_after`)
 //! stay current without re-reading anything.
 //!
@@ -122,15 +130,48 @@ pub fn error_value(errors: &[String]) -> Value {
     json!({"ok": false, "error": errors.join("\n"), "errors": errors})
 }
 
-/// Size and modification time of a file, to notice changes.
+/// How long after its last modification a file's stamp is not trusted on its own: longer than
+/// the coarsest file-time granularity in use (two seconds on FAT, one on ext3, HFS+ and some
+/// network file systems), plus the kernel's coarse clock tick.
+pub const RACY_WINDOW: Duration = Duration::from_secs(3);
+
+/// What the file system says about a file, to notice changes without reading it: size,
+/// modification time, and on Unix the change time (to the nanosecond), device and inode (a
+/// file replaced by rename is a new inode even when its times and size match).
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Stamp {
+pub(crate) struct Stamp {
     len: u64,
     modified: Option<SystemTime>,
+    /// `(dev, ino, ctime seconds, ctime nanoseconds)`.
+    #[cfg(unix)]
+    unix: (u64, u64, i64, i64),
 }
 
 fn stamp(p: &std::path::Path) -> Option<Stamp> {
-    std::fs::metadata(p).ok().map(|m| Stamp { len: m.len(), modified: m.modified().ok() })
+    let m = std::fs::metadata(p).ok()?;
+    #[cfg(unix)]
+    let unix = {
+        use std::os::unix::fs::MetadataExt;
+        (m.dev(), m.ino(), m.ctime(), m.ctime_nsec())
+    };
+    Some(Stamp {
+        len: m.len(),
+        modified: m.modified().ok(),
+        #[cfg(unix)]
+        unix,
+    })
+}
+
+/// Whether the inputs must be read again: a stamp differs (a file appeared, vanished or was
+/// touched), or a file was modified so close to the last read (`read_at`) that a later change
+/// within the same time tick would leave its stamp as it is. A file without a readable
+/// modification time is never trusted.
+pub(crate) fn must_reread(old: &[Option<Stamp>], new: &[Option<Stamp>], read_at: SystemTime) -> bool {
+    if old != new {
+        return true;
+    }
+    let trusted_before = read_at.checked_sub(RACY_WINDOW).unwrap_or(SystemTime::UNIX_EPOCH);
+    new.iter().flatten().any(|s| s.modified.is_none_or(|m| m >= trusted_before))
 }
 
 /// One consistent view of the inputs and everything computed from them.
@@ -141,6 +182,8 @@ pub struct Snapshot {
     /// When this snapshot was evaluated.
     pub built_at: Timestamp,
     stamps: Vec<Option<Stamp>>,
+    /// When `reads` were read (just after `stamps` were taken).
+    read_at: SystemTime,
     reads: Vec<Result<Source, String>>,
     /// The evaluation, or why there is none (messages already redacted).
     pub evaluation: Result<Evaluation, Vec<String>>,
@@ -244,8 +287,9 @@ impl AppState {
         let redactor = Redactor::new(&file_refs, &dirs);
         let metrics = Metrics::default();
         let stamps = files.iter().map(|p| stamp(p)).collect();
+        let read_at = SystemTime::now();
         let reads = read_all(&paths);
-        let first = build(&cfg, &redactor, &metrics, 1, stamps, reads);
+        let first = build(&cfg, &redactor, &metrics, 1, stamps, (read_at, reads));
         metrics.reloaded(first.evaluation.is_ok());
         let (events, _) = broadcast::channel(64);
         AppState(Arc::new(Inner {
@@ -322,7 +366,8 @@ impl AppState {
         let files = [&p.policies, &p.slos, &p.metrics, &p.cost];
         let stamps: Vec<Option<Stamp>> = files.iter().map(|f| stamp(f)).collect();
         let live = old.live_metrics();
-        let (reads, changed) = if stamps != old.stamps || live {
+        let (read_at, reads, changed) = if live || must_reread(&old.stamps, &stamps, old.read_at) {
+            let read_at = SystemTime::now();
             let reads = read_all(p);
             let same = reads.iter().zip(old.reads.iter()).enumerate().all(|(i, (a, b))| match (a, b) {
                 // A live snapshot differs at every fetch (it carries its time); its changes
@@ -332,12 +377,12 @@ impl AppState {
                 (Err(a), Err(b)) => a == b,
                 _ => false,
             });
-            (reads, !same)
+            (read_at, reads, !same)
         } else {
-            (old.reads.clone(), false)
+            (old.read_at, old.reads.clone(), false)
         };
         let version = if changed { old.version + 1 } else { old.version };
-        let new = build(&inner.cfg, &inner.redactor, &inner.metrics, version, stamps, reads);
+        let new = build(&inner.cfg, &inner.redactor, &inner.metrics, version, stamps, (read_at, reads));
         let decision_changed = new.decision_key() != old.decision_key();
         if changed {
             inner.metrics.reloaded(new.evaluation.is_ok());
@@ -416,7 +461,7 @@ fn build(
     metrics: &Metrics,
     version: u64,
     stamps: Vec<Option<Stamp>>,
-    reads: Vec<Result<Source, String>>,
+    (read_at, reads): (SystemTime, Vec<Result<Source, String>>),
 ) -> Snapshot {
     let now = Timestamp::now();
     let settings = inputs::resolve_settings(&cfg.inputs, &cfg.env_lookup(), now);
@@ -477,5 +522,63 @@ fn build(
         explain: envelope(&explanation.clone().map(|t| json!({"text": t})), unavailable),
         all: envelope(&all, unavailable),
     };
-    Snapshot { version, built_at: now, stamps, reads, evaluation, slo, cost, decision, explanation, replies }
+    Snapshot { version, built_at: now, stamps, read_at, reads, evaluation, slo, cost, decision, explanation, replies }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn s(len: u64, modified: u64) -> Option<Stamp> {
+        Some(Stamp {
+            len,
+            modified: Some(at(modified)),
+            #[cfg(unix)]
+            unix: (1, 2, modified as i64, 0),
+        })
+    }
+
+    #[test]
+    fn a_changed_stamp_is_reread() {
+        assert!(must_reread(&[s(10, 100)], &[s(11, 100)], at(1000)));
+        assert!(must_reread(&[s(10, 100)], &[s(10, 101)], at(1000)));
+        assert!(must_reread(&[s(10, 100)], &[None], at(1000)));
+        assert!(must_reread(&[None], &[s(10, 100)], at(1000)));
+    }
+
+    #[test]
+    fn a_quiet_file_is_trusted_by_its_stamp() {
+        assert!(!must_reread(&[s(10, 100), None], &[s(10, 100), None], at(1000)));
+        // Modified just over the window before the last read.
+        let last = 100 + RACY_WINDOW.as_secs() + 1;
+        assert!(!must_reread(&[s(10, 100)], &[s(10, 100)], at(last)));
+    }
+
+    #[test]
+    fn a_file_modified_close_to_the_last_read_is_reread_though_its_stamp_is_unchanged() {
+        // Same size, same times: a rewrite within one tick of the file-time clock looks like
+        // this. Read at the same second, or within the window after it, it must be hashed again.
+        for read in [100, 101, 100 + RACY_WINDOW.as_secs() - 1, 100 + RACY_WINDOW.as_secs()] {
+            assert!(must_reread(&[s(10, 100)], &[s(10, 100)], at(read)), "read at {read}");
+        }
+        // A modification time after the read (a clock step, a copied tree) is never trusted.
+        assert!(must_reread(&[s(10, 2000)], &[s(10, 2000)], at(1000)));
+        // One racy file among quiet ones is enough.
+        assert!(must_reread(&[s(10, 100), s(5, 998)], &[s(10, 100), s(5, 998)], at(1000)));
+    }
+
+    #[test]
+    fn a_file_without_a_modification_time_is_never_trusted() {
+        let none = Some(Stamp {
+            len: 1,
+            modified: None,
+            #[cfg(unix)]
+            unix: (1, 2, 0, 0),
+        });
+        assert!(must_reread(std::slice::from_ref(&none), std::slice::from_ref(&none), at(1000)));
+    }
 }

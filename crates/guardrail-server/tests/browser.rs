@@ -74,10 +74,11 @@ fn count(img: &Image, rgb: [u8; 3], x0: u32, y0: u32, x1: u32, y1: u32) -> usize
 }
 
 /// Screenshots until `check` passes, waiting longer each time (a loaded machine can take more
-/// than a few seconds to start the browser and run the page's requests).
+/// than a few seconds to start the browser and run the page's requests): two minutes in all
+/// before it fails, but a page that draws in time passes at the first shot.
 async fn shot_until(browser: &Path, url: &str, out: &Path, check: impl Fn(&Image) -> Result<(), String>) {
     let mut last = String::new();
-    for wait_ms in [4000, 8000, 16000] {
+    for wait_ms in [4000, 8000, 16000, 32000, 60000] {
         let (b, u, o) = (browser.to_path_buf(), url.to_string(), out.to_path_buf());
         let img = tokio::task::spawn_blocking(move || screenshot(&b, &u, &o, wait_ms)).await.unwrap();
         match check(&img) {

@@ -40,7 +40,8 @@ struct Ws {
 impl Ws {
     fn connect(port: u16, path: &str) -> Ws {
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        // Longer than the page flow's own waits (60 s each), which one evaluate call awaits.
+        s.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
         write!(
             s,
             "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -165,8 +166,9 @@ fn base64_decode(s: &str) -> Vec<u8> {
 const FLOW: &str = r##"(async () => {
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   const until = async (what, f) => {
-    for (let i = 0; i < 400; i++) { const v = f(); if (v) return v; await sleep(50); }
-    throw new Error("timed out waiting for " + what);
+    const deadline = Date.now() + 60000;
+    while (Date.now() < deadline) { const v = f(); if (v) return v; await sleep(50); }
+    throw new Error("timed out after 60 s waiting for " + what);
   };
   const details = await until("the incidents table", () => document.querySelector("#incidents button"));
   document.getElementById("token").value = "TOKEN";
@@ -357,7 +359,8 @@ async fn the_slo_card_says_latency_is_not_read_for_a_spec_without_a_latency_sour
     let srv = Server::start(cfg).await;
     let flow = r##"(async () => {
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-  for (let i = 0; i < 400; i++) {
+  const deadline = Date.now() + 60000;
+  while (Date.now() < deadline) {
     const p95 = document.getElementById("slo-p95").textContent;
     if (p95 && p95 !== "—") break;
     await sleep(50);

@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{ADMIN, APPROVER, DEPLOYER, Scratch, Server};
 use serde_json::Value;
 
@@ -346,6 +344,22 @@ async fn simulate_evaluates_what_if_signals_and_records_a_simulation() {
     assert_eq!(srv.get("/api/decision").await.1["data"]["action"], "DELAY");
 }
 
+/// Reads the event stream until both `kinds` have been seen with `needle` somewhere, or fails
+/// after the deadline.
+async fn read_events_until(events: &mut reqwest::Response, kinds: &[&str], needle: &str) -> String {
+    let deadline = tokio::time::Instant::now() + common::DEADLINE;
+    let mut seen = String::new();
+    while !(kinds.iter().all(|k| seen.contains(&format!("event: {k}"))) && seen.contains(needle)) {
+        let chunk = tokio::time::timeout_at(deadline, events.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no {kinds:?} event with {needle} before the deadline: {seen}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("the event stream ended: {seen}"));
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    seen
+}
+
 #[tokio::test]
 async fn inputs_are_reloaded_on_change_and_an_invalid_set_never_allows() {
     let s = Scratch::new();
@@ -354,33 +368,22 @@ async fn inputs_are_reloaded_on_change_and_an_invalid_set_never_allows() {
     let mut events = srv.client.get(srv.url("/api/events")).send().await.unwrap();
     assert_eq!(events.status().as_u16(), 200);
     assert!(events.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
-    let hello = String::from_utf8(events.chunk().await.unwrap().unwrap().to_vec()).unwrap();
+    let hello = read_events_until(&mut events, &["hello"], "\"action\":\"DELAY\"").await;
     assert!(hello.contains("event: hello"), "{hello}");
-    assert!(hello.contains("\"action\":\"DELAY\""), "{hello}");
 
     // Healthy metrics → ALLOW.
     let allow = std::fs::read_to_string(common::examples().join("scenarios/allow/metrics.json")).unwrap();
     s.write("data/metrics.json", &allow);
-    srv.wait_version(2).await;
-    assert_eq!(srv.get("/api/decision").await.1["data"]["action"], "ALLOW");
-    let mut seen = String::new();
-    for _ in 0..10 {
-        let chunk = tokio::time::timeout(Duration::from_secs(5), events.chunk()).await.unwrap().unwrap().unwrap();
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-        if seen.contains("event: inputs") && seen.contains("event: decision") {
-            break;
-        }
-    }
+    srv.wait_for("/api/decision", 200, |v| v["data"]["action"] == "ALLOW").await;
+    assert!(srv.state.snapshot().version >= 2);
+    let seen = read_events_until(&mut events, &["inputs", "decision"], "\"action\":\"ALLOW\"").await;
     assert!(seen.contains("event: inputs") && seen.contains("\"action\":\"ALLOW\""), "{seen}");
 
     // A broken file: ok:false with the file named (not its path), never ALLOW.
     s.write("data/metrics.json", "{ bad");
-    srv.wait_version(3).await;
-    let (st, v) = srv.get("/api/decision").await;
-    assert_eq!(st, 503);
+    let v =
+        srv.wait_for("/api/decision", 503, |v| v["error"].as_str().is_some_and(|e| e.contains("metrics.json"))).await;
     assert_eq!(v["ok"], false);
-    let err = v["error"].as_str().unwrap();
-    assert!(err.contains("metrics.json"), "{err}");
     assert!(v.get("data").is_none());
     let (_, text) = srv.get_text("/api/decision").await;
     assert_no_paths(&s, "decision with broken metrics", &text);
@@ -406,15 +409,38 @@ async fn inputs_are_reloaded_on_change_and_an_invalid_set_never_allows() {
     assert!(m.contains("guardrail_undecided_total{endpoint=\"gate\"} 1"), "{m}");
     assert!(m.contains("guardrail_inputs_valid 0"), "{m}");
 
-    // A missing policy file.
+    // A missing policy file (two changes, which a refresh may see one at a time: wait for the
+    // second, not for a version number).
     s.write("data/metrics.json", &allow);
     std::fs::remove_file(s.path("config/policies.yaml")).unwrap();
-    srv.wait_version(4).await;
-    let (st, v) = srv.get("/api/decision").await;
-    assert_eq!(st, 503);
-    assert!(v["error"].as_str().unwrap().contains("policies.yaml"), "{v}");
+    srv.wait_for("/api/decision", 503, |v| v["error"].as_str().is_some_and(|e| e.contains("policies.yaml"))).await;
     let (_, text) = srv.get_text("/api/decision").await;
     assert_no_paths(&s, "decision without policies", &text);
+}
+
+/// A file rewritten in place with the same size and its modification time put back (what a
+/// coarse file-time clock shows for a second write within one tick) is still re-read.
+#[tokio::test]
+async fn a_same_size_rewrite_that_keeps_the_modification_time_is_seen() {
+    let s = Scratch::new();
+    let srv = Server::start(s.config()).await;
+    assert_eq!(srv.get("/api/decision").await.1["data"]["action"], "DELAY");
+    let policies = std::fs::read_to_string(s.path("config/policies.yaml")).unwrap();
+    // P005 delays by 15 minutes; 45 keeps the length.
+    assert!(policies.contains("delay_minutes: 15"), "the example policy delays by 15 minutes");
+    let changed = policies.replacen("delay_minutes: 15", "delay_minutes: 45", 1);
+    s.rewrite_keeping_mtime("config/policies.yaml", &changed);
+    let v = srv.wait_for("/api/decision", 200, |v| v["data"]["delay_minutes"] == 45).await;
+    assert_eq!(v["data"]["policy_id"], "P005");
+    assert_eq!(srv.state.snapshot().version, 2, "one change, one new version");
+
+    // And again once the file has been quiet for the racy window (its stamp is trusted on its
+    // own again): back to 15, same size, same modification time; the change time shows it.
+    tokio::time::sleep(guardrail_server::RACY_WINDOW + std::time::Duration::from_secs(1)).await;
+    assert_eq!(srv.state.snapshot().version, 2, "an unchanged file makes no new version");
+    s.rewrite_keeping_mtime("config/policies.yaml", &policies);
+    srv.wait_for("/api/decision", 200, |v| v["data"]["delay_minutes"] == 15).await;
+    assert_eq!(srv.state.snapshot().version, 3);
 }
 
 #[tokio::test]
@@ -542,7 +568,7 @@ async fn shutdown_ends_open_event_streams() {
     let mut events = reqwest::get(format!("http://{addr}/api/events")).await.unwrap();
     assert!(events.chunk().await.unwrap().is_some(), "hello");
     tx.send(()).unwrap();
-    let done = tokio::time::timeout(Duration::from_secs(5), server).await;
+    let done = tokio::time::timeout(common::DEADLINE, server).await;
     assert!(done.is_ok(), "the server did not stop while an event stream was open");
 }
 
@@ -555,11 +581,25 @@ async fn a_steady_decision_sends_no_events_even_as_the_clock_moves() {
     let mut rx = srv.state.subscribe();
     let first = srv.get("/api/decision").await.1;
     assert_eq!(first["data"]["action"], "DELAY");
-    tokio::time::sleep(Duration::from_millis(400)).await; // ~8 re-evaluations
+    // Wait for re-evaluations by counting them (each builds a new snapshot), not by sleeping:
+    // on a loaded machine a fixed sleep may cover none. The first seconds also cover the files'
+    // racy window, where they are re-read and hashed at every refresh.
+    let mut built = vec![srv.state.snapshot().built_at];
+    let state = srv.state.clone();
+    common::wait_until("8 re-evaluations", || {
+        let b = state.snapshot().built_at;
+        if built.last() != Some(&b) {
+            built.push(b);
+        }
+        let n = built.len();
+        async move { n > 8 }
+    })
+    .await;
     assert!(
         matches!(rx.try_recv(), Err(tokio::sync::broadcast::error::TryRecvError::Empty)),
         "no event without a change"
     );
+    assert_eq!(srv.state.snapshot().version, 1, "the inputs did not change");
     let later = srv.get("/api/decision").await.1;
     assert_ne!(first["data"]["evaluated_at"], later["data"]["evaluated_at"], "re-evaluated with the clock");
 }
@@ -567,7 +607,7 @@ async fn a_steady_decision_sends_no_events_even_as_the_clock_moves() {
 fn raw_get(addr: std::net::SocketAddr, host: &str, path: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.set_read_timeout(Some(common::DEADLINE)).unwrap();
     write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();

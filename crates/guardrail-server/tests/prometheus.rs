@@ -9,9 +9,12 @@ use common::{DEPLOYER, Scratch, Server};
 use guardrail_gate::inputs::{self, InputArgs};
 use guardrail_prometheus::fixture::LocalPrometheus;
 
+/// The SLO file for `service`. The per-request timeout is the longest allowed: the queries
+/// answer in milliseconds, but on a loaded CI machine the default two seconds can pass, and a
+/// timed-out query is "no data", another decision.
 fn slos_yaml(service: &str) -> String {
     format!(
-        "slos:\n  availability: {{target: 99.9}}\n  latency: {{p95_threshold_ms: 500, p99_threshold_ms: 1000}}\nprometheus:\n  service: {service}\n  error_query: 'sum(increase(http_requests_total{{service=\"{service}\",code=\"500\"}}[{{{{.window}}}}]))'\n  total_query: 'sum(increase(http_requests_total{{service=\"{service}\"}}[{{{{.window}}}}]))'\n  latency:\n    histogram: 'http_request_duration_seconds_bucket{{service=\"{service}\"}}'\n  retries: 0\n"
+        "slos:\n  availability: {{target: 99.9}}\n  latency: {{p95_threshold_ms: 500, p99_threshold_ms: 1000}}\nprometheus:\n  service: {service}\n  error_query: 'sum(increase(http_requests_total{{service=\"{service}\",code=\"500\"}}[{{{{.window}}}}]))'\n  total_query: 'sum(increase(http_requests_total{{service=\"{service}\"}}[{{{{.window}}}}]))'\n  latency:\n    histogram: 'http_request_duration_seconds_bucket{{service=\"{service}\"}}'\n  retries: 0\n  timeout_ms: 60000\n"
     )
 }
 

@@ -47,6 +47,20 @@ impl Scratch {
         std::fs::write(&tmp, text).unwrap();
         std::fs::rename(&tmp, self.path(rel)).unwrap();
     }
+    /// Rewrites a file in place with `text` (which must be as long as the old text) and puts
+    /// its modification time back: the stamp a file system with coarse times shows for a
+    /// same-size rewrite within one tick.
+    pub fn rewrite_keeping_mtime(&self, rel: &str, text: &str) {
+        let p = self.path(rel);
+        let before = std::fs::metadata(&p).unwrap();
+        assert_eq!(before.len(), text.len() as u64, "{rel}: a same-size rewrite");
+        let mtime = before.modified().unwrap();
+        let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+        std::io::Write::write_all(&mut &f, text.as_bytes()).unwrap();
+        f.set_modified(mtime).unwrap();
+        drop(f);
+        assert_eq!(std::fs::metadata(&p).unwrap().modified().unwrap(), mtime);
+    }
     pub fn store(&self) -> String {
         self.path("audit.db").display().to_string()
     }
@@ -66,6 +80,26 @@ impl Scratch {
         ]));
         cfg.reload_interval = Duration::from_millis(50);
         cfg
+    }
+}
+
+/// How long a test waits for something that happens in the background (a reload, an event)
+/// before it fails: generous, since CI runs these on two loaded cores.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// How often a waiting test looks again.
+pub const POLL: Duration = Duration::from_millis(20);
+
+/// Polls `cond` until it holds, failing after [`DEADLINE`].
+pub async fn wait_until<F, Fut>(what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !cond().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {DEADLINE:?} waiting for {what}");
+        tokio::time::sleep(POLL).await;
     }
 }
 
@@ -120,15 +154,35 @@ impl Server {
         let text = r.text().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {text}")))
     }
-    /// Waits until the snapshot's version reaches `v` (the refresher runs every 50 ms).
+    /// Waits until the snapshot's version reaches `v` (the refresher runs every 50 ms; on a
+    /// loaded machine a tick can be late by seconds, so the deadline is [`DEADLINE`]).
     pub async fn wait_version(&self, v: u64) {
-        for _ in 0..100 {
-            if self.state.snapshot().version >= v {
-                return;
+        let state = self.state.clone();
+        wait_until(&format!("snapshot version {v}"), || {
+            let ok = state.snapshot().version >= v;
+            async move { ok }
+        })
+        .await;
+    }
+
+    /// Waits until `GET path` answers with `status` and a body for which `check` holds, and
+    /// returns that body. For a change that takes more than one refresh to show (two files
+    /// written one after the other), waiting on a version number could stop half-way.
+    pub async fn wait_for(
+        &self,
+        path: &str,
+        status: u16,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let (st, v) = self.get(path).await;
+            if st == status && check(&v) {
+                return v;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            assert!(tokio::time::Instant::now() < deadline, "GET {path} never gave {status} as expected: {st} {v}");
+            tokio::time::sleep(POLL).await;
         }
-        panic!("snapshot never reached version {v}");
     }
 }
 
