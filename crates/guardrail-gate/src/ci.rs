@@ -1,6 +1,11 @@
 //! CI context read from the environment, recorded with every decision.
+//!
+//! The same type is the wire format of a CI context sent over HTTP (`POST /api/gate`'s `ci`):
+//! [`CiRequest`] reads it strictly (unknown fields refused, the field names taken from
+//! [`CiContext`] itself), so the request cannot drift from what is recorded.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
 
 /// Who and what asked for a decision.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -20,6 +25,60 @@ pub struct CiContext {
     pub actor: Option<String>,
     /// Link to the pipeline run.
     pub pipeline_url: Option<String>,
+}
+
+impl CiContext {
+    /// The field names of the wire format, as serde writes them (sorted). Taken from a
+    /// serialised default, so they are the struct's own: a new field is a new name here.
+    pub fn field_names() -> Vec<String> {
+        match serde_json::to_value(CiContext::default()) {
+            Ok(Value::Object(m)) => m.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The context with blank values dropped and `default_provider` for a blank provider.
+    pub fn normalised(self, default_provider: &str) -> CiContext {
+        let nonempty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        let provider = if self.provider.trim().is_empty() { default_provider.to_string() } else { self.provider };
+        CiContext {
+            provider,
+            service: nonempty(self.service),
+            repository: nonempty(self.repository),
+            branch: nonempty(self.branch),
+            commit: nonempty(self.commit),
+            actor: nonempty(self.actor),
+            pipeline_url: nonempty(self.pipeline_url),
+        }
+    }
+}
+
+/// A [`CiContext`] as a client sends it (the `ci` object of `POST /api/gate`): a JSON object
+/// whose fields are exactly [`CiContext`]'s (each optional, `null` as absent), anything else
+/// refused with serde's "unknown field" error. [`CiContext`] itself stays lenient, so a record
+/// written by another version still reads.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CiRequest(pub CiContext);
+
+impl CiRequest {
+    /// The context, normalised ([`CiContext::normalised`]) with `default_provider`.
+    pub fn into_context(self, default_provider: &str) -> CiContext {
+        self.0.normalised(default_provider)
+    }
+}
+
+impl<'de> Deserialize<'de> for CiRequest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut map = serde_json::Map::<String, Value>::deserialize(d)?;
+        let known = CiContext::field_names();
+        if let Some(k) = map.keys().find(|k| !known.contains(k)) {
+            let expected: Vec<String> = known.iter().map(|f| format!("`{f}`")).collect();
+            return Err(D::Error::custom(format!("unknown field `{k}`, expected one of {}", expected.join(", "))));
+        }
+        map.retain(|_, v| !v.is_null());
+        serde_json::from_value(Value::Object(map)).map(CiRequest).map_err(D::Error::custom)
+    }
 }
 
 /// Reads the context with `get` (normally `std::env::var`), so tests can pass a map.
@@ -109,6 +168,44 @@ mod tests {
         assert_eq!(c.provider, "gitlab-ci");
         assert_eq!(c.actor.as_deref(), Some("bob"));
         assert_eq!(c.commit.as_deref(), Some("def456"));
+    }
+
+    /// Every field set (a struct literal without `..`: a new field does not compile here
+    /// until it is added).
+    fn full() -> CiContext {
+        CiContext {
+            provider: "github-actions".into(),
+            service: Some("checkout-api".into()),
+            repository: Some("acme/shop".into()),
+            branch: Some("main".into()),
+            commit: Some("abc123".into()),
+            actor: Some("octocat".into()),
+            pipeline_url: Some("https://ci.example/runs/1".into()),
+        }
+    }
+
+    #[test]
+    fn a_request_accepts_every_field_of_the_context_and_nothing_else() {
+        let wire = serde_json::to_value(full()).unwrap();
+        assert_eq!(CiContext::field_names(), wire.as_object().unwrap().keys().cloned().collect::<Vec<_>>());
+        assert_eq!(CiContext::field_names().len(), 7);
+        let r: CiRequest = serde_json::from_value(wire).unwrap();
+        assert_eq!(r.into_context("http"), full());
+
+        let e = serde_json::from_str::<CiRequest>(r#"{"branch": "main", "approver": "me"}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown field `approver`, expected one of `actor`, `branch`"), "{e}");
+        assert!(serde_json::from_str::<CiRequest>(r#"{"branch": 3}"#).is_err());
+        assert!(serde_json::from_str::<CiRequest>("[]").is_err());
+    }
+
+    #[test]
+    fn a_request_drops_blanks_and_nulls_and_defaults_the_provider() {
+        let r: CiRequest =
+            serde_json::from_str(r#"{"provider": " ", "branch": "", "commit": null, "actor": "a"}"#).unwrap();
+        let c = r.into_context("http");
+        assert_eq!(c, CiContext { provider: "http".into(), actor: Some("a".into()), ..CiContext::default() });
+        let empty: CiRequest = serde_json::from_str("{}").unwrap();
+        assert_eq!(empty.into_context("http").provider, "http");
     }
 
     #[test]

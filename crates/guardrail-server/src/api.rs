@@ -17,7 +17,7 @@ use axum::response::{Html, IntoResponse, Response};
 use guardrail_core::audit::{ChainedRecord, RecordDraft};
 use guardrail_core::signals::{self, SignalKind, SignalValue};
 use guardrail_gate::audit_cmd;
-use guardrail_gate::ci::CiContext;
+use guardrail_gate::ci::{CiContext, CiRequest};
 use guardrail_gate::gate::{self, AuditRef, Evaluation};
 use guardrail_gate::inputs::{self, InputDigest};
 use serde::Deserialize;
@@ -312,47 +312,14 @@ pub async fn audit_verify(State(s): State<AppState>) -> Result<Response, ApiErro
 
 // ---------------------------------------------------------------- deciding and recording
 
-/// CI context in a `POST /api/gate` body (every field optional; unknown fields rejected).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CiRequest {
-    /// `github-actions`, `gitlab-ci`, … (default `http`).
-    pub provider: Option<String>,
-    /// Service being deployed.
-    pub service: Option<String>,
-    /// Repository or project path.
-    pub repository: Option<String>,
-    /// Branch or ref.
-    pub branch: Option<String>,
-    /// Commit SHA.
-    pub commit: Option<String>,
-    /// Who triggered the pipeline (as the pipeline says; the token's identity is recorded
-    /// separately as `requested_by`).
-    pub actor: Option<String>,
-    /// Link to the pipeline run.
-    pub pipeline_url: Option<String>,
-}
-
-impl CiRequest {
-    fn into_context(self) -> CiContext {
-        let nonempty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
-        CiContext {
-            provider: nonempty(self.provider).unwrap_or_else(|| "http".into()),
-            service: nonempty(self.service),
-            repository: nonempty(self.repository),
-            branch: nonempty(self.branch),
-            commit: nonempty(self.commit),
-            actor: nonempty(self.actor),
-            pipeline_url: nonempty(self.pipeline_url),
-        }
-    }
-}
-
 /// Body of `POST /api/gate`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GateRequest {
-    /// The pipeline's context, recorded with the decision.
+    /// The pipeline's context, recorded with the decision: [`CiContext`]'s own fields, read
+    /// strictly by [`CiRequest`] (blank values dropped, provider `http` when not given). Who
+    /// triggered the pipeline (`actor`) is as the pipeline says; the token's identity is
+    /// recorded separately as `requested_by`.
     #[serde(default)]
     pub ci: Option<CiRequest>,
     /// Report exit code 1 for WARN (as `guardrail gate --fail-on-warn`).
@@ -490,7 +457,7 @@ fn record(
 }
 
 fn gate_blocking(state: &AppState, caller: &Caller, req: GateRequest) -> Result<Value, ApiError> {
-    let ci = req.ci.unwrap_or_default().into_context();
+    let ci = req.ci.unwrap_or_default().into_context("http");
     let ev = evaluate_now(state, "gate", &ci, caller)?;
     let mut out = gate::output(&ev, &ci, req.fail_on_warn);
     let mut body = gate::audit_body(&out, &ev.sources);

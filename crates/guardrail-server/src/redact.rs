@@ -82,8 +82,21 @@ fn is_path_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | '~' | '+' | '@')
 }
 
+/// True when `chars[..colon]` ends with a URL scheme other than `file` (`https`, `git+ssh`):
+/// the `//` after it starts a URL's authority, not a path.
+fn after_url_scheme(chars: &[char], colon: usize) -> bool {
+    let is_scheme_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.');
+    let mut k = colon;
+    while k > 0 && is_scheme_char(chars[k - 1]) {
+        k -= 1;
+    }
+    let scheme: String = chars[k..colon].iter().collect();
+    scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) && !scheme.eq_ignore_ascii_case("file")
+}
+
 /// Replaces every absolute path (a `/` at the start of a word followed by at least one more
-/// `/`-separated component) with its last component: `/a/b/c.yaml:3` → `c.yaml:3`.
+/// `/`-separated component) with its last component: `/a/b/c.yaml:3` → `c.yaml:3`. A URL
+/// (`https://ci.example/runs/7`: a scheme, `:` and `//`) is left whole; a `file:` URL is a path.
 pub fn scrub_absolute_paths(s: &str) -> String {
     let chars: Vec<char> = s.chars().collect();
     let mut out = String::with_capacity(s.len());
@@ -96,6 +109,12 @@ pub fn scrub_absolute_paths(s: &str) -> String {
                 j += 1;
             }
             let token: String = chars[i..j].iter().collect();
+            let url = i > 0 && chars[i - 1] == ':' && token.starts_with("//") && after_url_scheme(&chars, i - 1);
+            if url {
+                out.push_str(&token);
+                i = j;
+                continue;
+            }
             let parts: Vec<&str> = token.split('/').filter(|p| !p.is_empty()).collect();
             if parts.len() >= 2 {
                 out.push_str(parts.last().copied().unwrap_or_default());
@@ -129,6 +148,21 @@ mod tests {
         assert_eq!(scrub_absolute_paths("open /var/lib/x/audit.db: denied"), "open audit.db: denied");
         assert_eq!(scrub_absolute_paths("p95/p99 and 3 req/s, failed / total"), "p95/p99 and 3 req/s, failed / total");
         assert_eq!(scrub_absolute_paths("/healthz"), "/healthz");
+    }
+
+    #[test]
+    fn urls_are_kept_whole_but_file_urls_and_double_slash_paths_are_cut() {
+        for url in [
+            "https://gitlab.example/acme/shop/-/pipelines/7",
+            "see http://ci.example/runs/1 now",
+            "git+ssh://git@host/acme/shop.git",
+        ] {
+            assert_eq!(scrub_absolute_paths(url), url);
+        }
+        assert_eq!(scrub_absolute_paths("file:///srv/app/config/policies.yaml"), "file:policies.yaml");
+        assert_eq!(scrub_absolute_paths("at //srv/app/audit.db"), "at audit.db");
+        assert_eq!(scrub_absolute_paths("x://srv/a/b"), "x://srv/a/b");
+        assert_eq!(scrub_absolute_paths("3://srv/a/b"), "3:b");
     }
 
     #[test]

@@ -269,6 +269,48 @@ async fn gate_decides_and_records_like_the_cli() {
     assert!(m.contains("guardrail_audit_write_failures_total 0"), "{m}");
 }
 
+/// `POST /api/gate`'s `ci` is `guardrail_gate::ci::CiContext` itself: every field of it is
+/// accepted and recorded as sent (a struct literal without `..`, so a new field does not
+/// compile here until it is sent too), blanks are dropped, and nothing else is accepted.
+#[tokio::test]
+async fn gate_accepts_every_ci_context_field_and_records_it() {
+    use guardrail_gate::ci::CiContext;
+    let s = Scratch::new();
+    let srv = Server::start(s.config()).await;
+    let full = CiContext {
+        provider: "gitlab-ci".into(),
+        service: Some("checkout-api".into()),
+        repository: Some("acme/shop".into()),
+        branch: Some("release/1".into()),
+        commit: Some("def456".into()),
+        actor: Some("bob".into()),
+        pipeline_url: Some("https://gitlab.example/acme/shop/-/pipelines/7".into()),
+    };
+    let sent = serde_json::to_value(&full).unwrap();
+    assert_eq!(sent.as_object().unwrap().len(), CiContext::field_names().len());
+    let body = serde_json::json!({"ci": sent}).to_string();
+    let (st, v) = srv.post("/api/gate", Some(DEPLOYER), &body).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["ci"], sent, "the answer echoes every field");
+    let mut store = guardrail_store::open_store(&s.store()).unwrap();
+    let rec = store.get(1).unwrap().unwrap();
+    assert_eq!(rec.body["ci"], sent, "the record holds every field");
+    let back: CiContext = serde_json::from_value(rec.body["ci"].clone()).unwrap();
+    assert_eq!(back, full);
+
+    // Blanks are absent, the provider defaults to http, an unknown or mistyped field is refused.
+    let (st, v) =
+        srv.post("/api/gate", Some(DEPLOYER), r#"{"ci": {"provider": "", "branch": " ", "commit": null}}"#).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["ci"]["provider"], "http");
+    assert!(v["data"]["ci"]["branch"].is_null() && v["data"]["ci"]["commit"].is_null(), "{v}");
+    let (st, v) = srv.post("/api/gate", Some(DEPLOYER), r#"{"ci": {"branch": 3}}"#).await;
+    assert_eq!(st, 400, "{v}");
+    let (st, v) = srv.post("/api/gate", Some(DEPLOYER), r#"{"ci": {"requested_by": "mallory"}}"#).await;
+    assert_eq!(st, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("unknown field `requested_by`"), "{v}");
+}
+
 #[tokio::test]
 async fn a_tampered_chain_is_reported_broken() {
     let s = Scratch::new();

@@ -52,6 +52,25 @@ fn every_route_is_documented_and_every_documented_operation_is_routed() {
     }
 }
 
+/// The documented CI context is `guardrail_gate::ci::CiContext`'s wire format: the same field
+/// names, each a string, nothing else allowed.
+#[test]
+fn the_ci_context_schema_is_the_ci_context_type() {
+    let doc: Value = serde_json::from_str(guardrail_server::api::OPENAPI).unwrap();
+    let schema = &doc["components"]["schemas"]["CiContext"];
+    assert_eq!(schema["additionalProperties"], false);
+    let props = schema["properties"].as_object().unwrap();
+    let documented: Vec<String> = props.keys().cloned().collect();
+    assert_eq!(documented, guardrail_gate::ci::CiContext::field_names());
+    for (k, p) in props {
+        assert_eq!(p["type"], serde_json::json!(["string", "null"]), "{k}");
+    }
+    let gate = &doc["paths"]["/api/gate"]["post"]["requestBody"]["content"]["application/json"]["schema"];
+    let body_ref = gate["$ref"].as_str().unwrap_or_default().trim_start_matches("#/components/schemas/").to_string();
+    let body = if body_ref.is_empty() { gate.clone() } else { doc["components"]["schemas"][&body_ref].clone() };
+    assert_eq!(body["properties"]["ci"]["$ref"], "#/components/schemas/CiContext", "{body}");
+}
+
 #[tokio::test]
 async fn every_documented_operation_answers_with_a_documented_status() {
     let s = Scratch::new();
