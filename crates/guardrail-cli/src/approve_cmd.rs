@@ -27,9 +27,7 @@ use guardrail_governor::pipeline::{ApproveOutcome, Execution};
 use serde_json::json;
 
 use crate::incident_cmd::{Ctx, Outcome, render_execution, report};
-use crate::remediation::{
-    ConfigArgs, ExecutorChoice, KbArgs, OutFormat, append_failure, codes, executor, fail, load_states,
-};
+use crate::remediation::{ConfigArgs, ExecutorChoice, KbArgs, OutFormat, append_failure, codes, executor, fail};
 
 /// `guardrail approve` arguments.
 #[derive(Debug, clap::Args)]
@@ -97,8 +95,8 @@ pub fn run(a: ApproveArgs, env: EnvLookup<'_>) -> i32 {
     let governor = Governor::default();
     let exec = executor(&ctx.cfg.config, ctx.executor);
     let p = ctx.pipeline(&governor, None, &exec);
-    let mut read = || load_states(&a.store, env);
-    let (granted, rec, execution) = match p.approve(&mut log, &mut read, &input, None) {
+    // The queue is read through the log's own connection: one open of the store per attempt.
+    let (granted, rec, execution) = match p.approve_on(&mut log, &input, None) {
         ApproveOutcome::CannotDecide(e) => return fail(&[e]),
         ApproveOutcome::Refused { refused, record } => {
             let message = refused.message;

@@ -171,7 +171,7 @@ pub fn run(cmd: IncidentCommand, env: EnvLookup<'_>) -> i32 {
                 Ok(i) => i,
                 Err(e) => return fail(&[e.to_string()]),
             };
-            let knowledge = match open_kb(&ctx.kb) {
+            let knowledge = match open_kb_read_only(&ctx.kb) {
                 Ok(k) => k,
                 Err(e) => return fail(&[e]),
             };
@@ -207,9 +207,20 @@ pub fn run(cmd: IncidentCommand, env: EnvLookup<'_>) -> i32 {
     }
 }
 
-/// Opens an existing knowledge base, with the command that creates one when it is missing.
+/// Opens an existing knowledge base for writing (learning, reviews), with the command that
+/// creates one when it is missing.
 pub fn open_kb(path: &std::path::Path) -> Result<SqliteKnowledgeStore, String> {
-    SqliteKnowledgeStore::open(path).map_err(|e| match e {
+    SqliteKnowledgeStore::open(path).map_err(|e| kb_error(path, e))
+}
+
+/// [`open_kb`] read-only (`SQLITE_OPEN_READ_ONLY`: no schema write, no sync), for the commands
+/// that only plan, stress and search.
+pub fn open_kb_read_only(path: &std::path::Path) -> Result<SqliteKnowledgeStore, String> {
+    SqliteKnowledgeStore::open_read_only(path).map_err(|e| kb_error(path, e))
+}
+
+fn kb_error(path: &std::path::Path, e: guardrail_knowledge::KnowledgeError) -> String {
+    match e {
         guardrail_knowledge::KnowledgeError::NotFound(_) => format!(
             "{e} (run `guardrail kb load examples/governor/sample_data.json{}`)",
             if path == std::path::Path::new(crate::remediation::DEFAULT_KB) {
@@ -219,7 +230,7 @@ pub fn open_kb(path: &std::path::Path) -> Result<SqliteKnowledgeStore, String> {
             }
         ),
         e => e.to_string(),
-    })
+    }
 }
 
 /// What one incident came to.
@@ -469,17 +480,18 @@ impl<'a> Ctx<'a> {
 
     /// `incident execute`: the authorised action, or a re-gate for another.
     fn execute_incident(&self, incident_id: &str, action: Option<&str>) -> Outcome {
-        let states = match load_states(self.store, self.env) {
-            Ok(s) => s,
-            Err(e) => return Outcome::error(incident_id, vec![e]),
-        };
+        // One open of the store: the queue is read over the connection the records go to.
         let mut log = match self.log() {
             Ok(l) => l,
             Err(e) => return Outcome::error(incident_id, vec![e]),
         };
+        let states = match log.states() {
+            Ok(s) => s,
+            Err(e) => return Outcome::error(incident_id, vec![e]),
+        };
         // The knowledge base is needed only for a re-gate: a missing one must not stop an
         // authorised execution (a re-gate without one cannot decide).
-        let kb = open_kb(&self.kb);
+        let kb = open_kb_read_only(&self.kb);
         let governor = Governor::default();
         let exec = executor(&self.cfg.config, self.executor);
         let p = self.pipeline(&governor, kb.as_ref().ok().map(|k| k as &dyn KnowledgeStore), &exec);
@@ -767,17 +779,17 @@ fn resolve(
         Ok(t) => t.to_string(),
         Err(e) => return fail(&[e]),
     };
-    let states = match load_states(store, env) {
+    let mut log = match crate::remediation::open_log(store, env, &at) {
+        Ok(l) => l,
+        Err(e) => return fail(&[append_failure("the resolution", "nothing is learned", &e)]),
+    };
+    let states = match log.states() {
         Ok(s) => s,
         Err(e) => return fail(&[e]),
     };
     let mut knowledge = match open_kb(&kb.path(env)) {
         Ok(k) => k,
         Err(e) => return fail(&[e]),
-    };
-    let mut log = match crate::remediation::open_log(store, env, &at) {
-        Ok(l) => l,
-        Err(e) => return fail(&[append_failure("the resolution", "nothing is learned", &e)]),
     };
     let r = Resolution { incident_id, summary, by: who, action, at: &at };
     let learned = match guardrail_governor::learn::resolve(&mut log, &states, &mut knowledge, &r) {

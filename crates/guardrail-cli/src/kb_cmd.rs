@@ -17,7 +17,7 @@ use guardrail_knowledge::parse::Format;
 use guardrail_knowledge::{KnowledgeStore, SqliteKnowledgeStore, read_text};
 use serde_json::{Value, json};
 
-use crate::incident_cmd::open_kb;
+use crate::incident_cmd::{open_kb, open_kb_read_only};
 use crate::remediation::{KbArgs, OutFormat, append, append_failure, codes, fail, kinds, now};
 
 /// `guardrail kb …`.
@@ -82,13 +82,15 @@ pub fn run(cmd: KbCommand, env: EnvLookup<'_>) -> i32 {
         KbCommand::Review { runbook, actor, now: at, kb, store } => {
             review(env, &kb.path(env), &store, &runbook, &actor, at.as_deref())
         }
-        KbCommand::Stats { kb } => match open_kb(&kb.path(env)).and_then(|s| s.stats().map_err(|e| e.to_string())) {
-            Ok(st) => {
-                println!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
-                codes::EXECUTED
+        KbCommand::Stats { kb } => {
+            match open_kb_read_only(&kb.path(env)).and_then(|s| s.stats().map_err(|e| e.to_string())) {
+                Ok(st) => {
+                    println!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
+                    codes::EXECUTED
+                }
+                Err(e) => fail(&[e]),
             }
-            Err(e) => fail(&[e]),
-        },
+        }
     }
 }
 
@@ -149,7 +151,7 @@ fn search(kb: &Path, query: &str, service: &str, evidence: bool, k: usize, forma
     if !guardrail_core::remediation::valid_service_name(service) {
         return fail(&[format!("--service {service:?}: not a service name (1-128 of A-Z a-z 0-9 - _ . : /)")]);
     }
-    let store = match open_kb(kb) {
+    let store = match open_kb_read_only(kb) {
         Ok(s) => s,
         Err(e) => return fail(&[e]),
     };

@@ -46,6 +46,11 @@ pub trait AuditLog {
     /// Appends a claim record unless a record of the same kind holds `claim`
     /// ([`guardrail_store::AuditStore::append_claim`]).
     fn append_claim(&mut self, kind: &str, body: Value, claim: &str) -> Result<Claim, AppendError>;
+    /// The incidents' states folded from the records this log appends to, when it can read
+    /// them itself ([`StoreLog`] does, over its one connection); `None` when it cannot.
+    fn read_states(&mut self) -> Option<Result<std::collections::BTreeMap<String, IncidentState>, String>> {
+        None
+    }
 }
 
 /// An [`AuditLog`] over an open store and an optional JSONL mirror, stamping every record with
@@ -67,6 +72,14 @@ impl StoreLog {
         self.store.as_mut()
     }
 
+    /// The incidents' states folded from this store's records ([`crate::queue::incident_states`]),
+    /// read over the connection the records are appended through, so one command opens its
+    /// store once.
+    pub fn states(&mut self) -> Result<std::collections::BTreeMap<String, IncidentState>, String> {
+        let records = self.store.all().map_err(|e| format!("audit store {}: {e}", self.store.describe()))?;
+        Ok(crate::queue::incident_states(&records))
+    }
+
     fn draft(&self, kind: &str, body: Value) -> RecordDraft {
         RecordDraft { kind: kind.into(), recorded_at: self.recorded_at.clone(), body }
     }
@@ -81,6 +94,10 @@ impl AuditLog for StoreLog {
     fn append_claim(&mut self, kind: &str, body: Value, claim: &str) -> Result<Claim, AppendError> {
         let d = self.draft(kind, body);
         guardrail_store::append_claim_mirrored(self.store.as_mut(), self.mirror.as_deref(), d, claim)
+    }
+
+    fn read_states(&mut self) -> Option<Result<std::collections::BTreeMap<String, IncidentState>, String>> {
+        Some(self.states())
     }
 }
 
@@ -546,6 +563,31 @@ impl Pipeline<'_> {
         input: &crate::approve::ApprovalInput,
         extra: Option<&Value>,
     ) -> ApproveOutcome {
+        self.approve_with(log, &mut |_| read(), input, extra)
+    }
+
+    /// [`Pipeline::approve`] reading the queue through the log's own store connection
+    /// ([`StoreLog::states`]): one open of the store for the whole attempt.
+    pub fn approve_on(
+        &self,
+        log: &mut StoreLog,
+        input: &crate::approve::ApprovalInput,
+        extra: Option<&Value>,
+    ) -> ApproveOutcome {
+        let mut read = |l: &mut dyn AuditLog| {
+            l.read_states().unwrap_or_else(|| Err("this audit log cannot read its records".into()))
+        };
+        self.approve_with(log, &mut read, input, extra)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn approve_with(
+        &self,
+        log: &mut dyn AuditLog,
+        read: &mut dyn FnMut(&mut dyn AuditLog) -> Result<std::collections::BTreeMap<String, IncidentState>, String>,
+        input: &crate::approve::ApprovalInput,
+        extra: Option<&Value>,
+    ) -> ApproveOutcome {
         use crate::approve::{ApprovalStep, decide_pending};
         let merge = |mut body: Value| {
             if let (Some(o), Some(Value::Object(more))) = (body.as_object_mut(), extra) {
@@ -553,7 +595,7 @@ impl Pipeline<'_> {
             }
             body
         };
-        let states = match read() {
+        let states = match read(log) {
             Ok(s) => s,
             Err(e) => return ApproveOutcome::CannotDecide(e),
         };
@@ -575,7 +617,7 @@ impl Pipeline<'_> {
         };
         // Two approvers racing both append a grant; the chain decides: only the first grant
         // after the request releases it (the fold ignores later ones).
-        let open = match read() {
+        let open = match read(log) {
             Ok(s) => s.get(&input.incident_id).and_then(|st| st.authorised.clone()),
             Err(error) => return ApproveOutcome::Unconfirmed { record, error },
         };

@@ -250,3 +250,57 @@ fn of_many_concurrent_executors_exactly_one_runs() {
     assert_eq!(records.iter().filter(|r| r.kind == kinds::EXECUTION_CLAIM).count(), 1);
     assert_eq!(records.iter().filter(|r| r.kind == kinds::EXECUTION).count(), 1);
 }
+
+/// An approval attempt over a [`StoreLog`] reads the queue through the log's own store (one
+/// connection for the read, the grant, the re-read and the execution records), and releases
+/// the blocked action exactly once.
+#[test]
+fn an_approval_reads_the_queue_through_the_logs_own_store() {
+    use guardrail_core::approval::{ApprovalKind, SeverityApprovers};
+    use guardrail_governor::approve::ApprovalInput;
+    use guardrail_governor::pipeline::ApproveOutcome;
+    let (kb, incidents) = sample_store();
+    let dir = tempfile::tempdir().unwrap();
+    let exec = Counting::default();
+    let governor = Governor::default();
+    let mut config = GovernorConfig::default();
+    config.approvals.high = SeverityApprovers { approvers: vec!["bob".into()], force_override: vec![] };
+    let p = Pipeline {
+        governor: &governor,
+        config: &config,
+        run: run_ctx("alice"),
+        knowledge: Some(&kb),
+        logs: None,
+        signals: None,
+        executor: Ok(&exec),
+        now: now(),
+    };
+    let mut log = StoreLog::new(store(&dir), None, now());
+    assert!(matches!(
+        p.decide_and_act(&mut log, &incidents[0], json!({})),
+        RunOutcome::Decided { next: Next::Queued { .. }, .. }
+    ));
+    assert_eq!(log.states().unwrap()["inc-001"].status(), "awaiting_approval");
+    let input = |who: &str| ApprovalInput {
+        incident_id: "inc-001".into(),
+        kind: ApprovalKind::Approve,
+        approver: who.into(),
+        reason: None,
+        reviewed_hash: None,
+    };
+    // The proposer cannot approve: refused and recorded, nothing ran.
+    assert!(matches!(p.approve_on(&mut log, &input("alice"), None), ApproveOutcome::Refused { record: Ok(_), .. }));
+    assert_eq!(exec.0.load(Ordering::SeqCst), 0);
+    let ApproveOutcome::Released { record, execution, .. } = p.approve_on(&mut log, &input("bob"), None) else {
+        panic!("bob may approve a high incident");
+    };
+    assert!(execution.succeeded());
+    assert_eq!(exec.0.load(Ordering::SeqCst), 1);
+    let st = &log.states().unwrap()["inc-001"];
+    assert_eq!(st.status(), "executed");
+    assert_eq!(st.execution.as_ref().unwrap().body["authorised_by_record"], record.id());
+    // Nothing is pending any more: a second approval releases nothing, and nothing runs again.
+    let again = p.approve_on(&mut log, &input("bob"), None);
+    assert!(matches!(again, ApproveOutcome::Refused { .. } | ApproveOutcome::CannotDecide(_)), "{again:?}");
+    assert_eq!(exec.0.load(Ordering::SeqCst), 1);
+}

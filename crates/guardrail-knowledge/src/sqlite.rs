@@ -132,13 +132,25 @@ impl SqliteKnowledgeStore {
     /// [`KnowledgeError::Index`]. Never creates anything: the governor must not run on a
     /// knowledge base that appeared empty by accident.
     pub fn open(path: &Path) -> Result<SqliteKnowledgeStore, KnowledgeError> {
+        Self::open_with(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+    }
+
+    /// [`SqliteKnowledgeStore::open`] for reading only (`SQLITE_OPEN_READ_ONLY`): for runs
+    /// that plan and stress but learn nothing (`incident run|execute`, `kb search|stats`). No
+    /// schema is written and nothing is synced; a write through it (`add`, `mark_reviewed`)
+    /// is an error, never a silent change.
+    pub fn open_read_only(path: &Path) -> Result<SqliteKnowledgeStore, KnowledgeError> {
+        Self::open_with(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+    }
+
+    fn open_with(path: &Path, mode: OpenFlags) -> Result<SqliteKnowledgeStore, KnowledgeError> {
         if !path.is_file() {
             return Err(KnowledgeError::NotFound(path.to_path_buf()));
         }
         let location = path.display().to_string();
-        let conn =
-            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-                .map_err(|e| KnowledgeError::Index { location: location.clone(), message: e.to_string() })?;
+        // No SQLITE_OPEN_URI: a path is a path, even if it starts with `file:`.
+        let conn = Connection::open_with_flags(path, mode | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(|e| KnowledgeError::Index { location: location.clone(), message: e.to_string() })?;
         let store = SqliteKnowledgeStore { conn, location };
         store.check_schema()?;
         Ok(store)
@@ -207,16 +219,19 @@ impl SqliteKnowledgeStore {
                 format!("version {version}, expected {SCHEMA_VERSION}: not a Guardrail knowledge base"),
             ));
         }
-        for t in TABLES {
-            let n: i64 = self
-                .conn
-                .query_row("SELECT count(*) FROM sqlite_master WHERE name = ?1", [t], |r| r.get(0))
-                .map_err(|e| self.err("reading the schema", e))?;
-            if n == 0 {
-                return Err(self.err("schema", format!("table {t} is missing")));
-            }
+        // One read of the schema table for all of them (it is parsed once per connection anyway).
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .map_err(|e| self.err("reading the schema", e))?;
+        let names = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .and_then(|rows| rows.collect::<Result<Vec<String>, _>>())
+            .map_err(|e| self.err("reading the schema", e))?;
+        match TABLES.iter().find(|t| !names.iter().any(|n| n == *t)) {
+            Some(t) => Err(self.err("schema", format!("table {t} is missing"))),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Runs FTS5's integrity check on every index; an index out of step with its table is an

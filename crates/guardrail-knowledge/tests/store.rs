@@ -208,3 +208,36 @@ fn review_makes_a_learned_runbook_searchable_once() {
     assert!(e.to_string().contains("nope"), "{e}");
     s.verify().unwrap();
 }
+
+#[test]
+fn a_read_only_open_reads_and_refuses_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("knowledge.db");
+    {
+        let mut s = SqliteKnowledgeStore::create(&path).unwrap();
+        s.load_sample_data(&sample_path()).unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    let mut s = SqliteKnowledgeStore::open_read_only(&path).unwrap();
+    assert_eq!(s.stats().unwrap().evidence, 5);
+    assert!(!s.search_runbooks("db connection saturation", "payments-api", 3).unwrap().is_empty());
+    // A write through a read-only store is an error, not a silent change.
+    let mut copy = s.search_runbooks("latency", "payments-api", 1).unwrap()[0].runbook.clone();
+    copy.id = "rbk-new-1".into();
+    match s.add_runbook(&copy) {
+        Err(KnowledgeError::Index { message, .. }) => assert!(message.contains("readonly"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    drop(s);
+    assert_eq!(std::fs::read(&path).unwrap(), before, "a read-only open changes nothing on disk");
+    // The same refusals as a writable open: missing file, not a knowledge base.
+    assert!(matches!(
+        SqliteKnowledgeStore::open_read_only(&dir.path().join("nope.db")),
+        Err(KnowledgeError::NotFound(_))
+    ));
+    rusqlite::Connection::open(&path).unwrap().execute_batch("DROP TABLE policies_fts").unwrap();
+    match SqliteKnowledgeStore::open_read_only(&path) {
+        Err(KnowledgeError::Index { message, .. }) => assert!(message.contains("policies_fts"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+}
