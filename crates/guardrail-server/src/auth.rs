@@ -31,8 +31,8 @@ pub enum Role {
     /// May ask for deploy decisions (`POST /api/gate`, `POST /api/simulate`) and propose
     /// remediations (`POST /api/incidents`).
     Deployer,
-    /// May approve or override governor actions (`POST /api/incidents/{id}/approve`,
-    /// `/force-override`); not a deployer.
+    /// May approve or override governor actions and act on them (`POST
+    /// /api/incidents/{id}/approve`, `/force-override`, `/execute`, `/resolve`); not a deployer.
     Approver,
     /// Everything.
     Admin,

@@ -10,12 +10,17 @@
 //!   `guardrail gate`'s), `GET /api/audit/verify`, `/healthz`, `/readyz`, `/metrics`
 //!   (Prometheus text), `/api/openapi.json`, `/api/events` (server-sent events), and the
 //!   dashboard at `/`.
-//! - **Inputs** are read once per change ([`state`]): a background task checks size and
-//!   modification time every `reload_interval` and swaps in a new immutable snapshot, so a
+//! - **Inputs** are read once per change ([`state`]): a background task checks each file's
+//!   stamp (size, modification and change time, inode) every `reload_interval` — and re-reads
+//!   and hashes a file modified within [`RACY_WINDOW`] of the last read, so a same-size rewrite
+//!   within one file-time tick is not missed — and swaps in a new immutable snapshot, so a
 //!   request never sees a half-updated set, and an invalid set answers `ok: false` (503) —
 //!   never ALLOW.
 //! - **Security:** loopback by default; `POST` endpoints need `Authorization: Bearer TOKEN`
-//!   matched against a tokens file of sha256 hashes ([`auth`]); strict
+//!   matched against a tokens file of sha256 hashes ([`auth`]), each token with a role —
+//!   `viewer` (no write endpoint; the read-only MCP tools), `deployer` (gate, simulate,
+//!   propose), `approver` (approve, force-override, execute, resolve), `admin` (all) — as
+//!   [`route_table`] lists per route; strict
 //!   `Content-Type: application/json` (415), a body limit (413), unknown fields rejected (400);
 //!   responses never carry filesystem paths ([`redact`]) or internal errors (those go to stderr).
 //!
@@ -59,8 +64,11 @@ use axum::routing::{get, post};
 pub use auth::{Caller, Role, Tokens, hash_token};
 pub use state::{AppState, GovernorSettings, RACY_WINDOW, ServerConfig};
 
-/// One route: method (`GET`/`POST`) and path.
-pub type RouteEntry = (&'static str, &'static str);
+/// One route: method (`GET`/`POST`), path, and the role its bearer token needs (`None`: open,
+/// no token; an `admin` token may do everything a role may). The role is the one the
+/// handler's extractor enforces ([`api::Deployer`], [`governor_api::Approver`]); the
+/// OpenAPI test checks the document against it and every role's token against the handler.
+pub type RouteEntry = (&'static str, &'static str, Option<Role>);
 
 struct Routes {
     router: Router<AppState>,
@@ -70,12 +78,12 @@ struct Routes {
 impl Routes {
     fn get<H: Handler<T, AppState>, T: 'static>(mut self, path: &'static str, h: H) -> Self {
         self.router = self.router.route(path, get(h));
-        self.table.push(("GET", path));
+        self.table.push(("GET", path, None));
         self
     }
-    fn post<H: Handler<T, AppState>, T: 'static>(mut self, path: &'static str, h: H) -> Self {
+    fn post<H: Handler<T, AppState>, T: 'static>(mut self, path: &'static str, role: Role, h: H) -> Self {
         self.router = self.router.route(path, post(h));
-        self.table.push(("POST", path));
+        self.table.push(("POST", path, Some(role)));
         self
     }
 }
@@ -91,16 +99,16 @@ fn routes() -> Routes {
         .get("/api/all", api::all)
         .get("/api/audit", api::audit)
         .get("/api/audit/verify", api::audit_verify)
-        .post("/api/simulate", api::simulate)
-        .post("/api/gate", api::gate_endpoint)
+        .post("/api/simulate", Role::Deployer, api::simulate)
+        .post("/api/gate", Role::Deployer, api::gate_endpoint)
         .get("/api/incidents", governor_api::list)
-        .post("/api/incidents", governor_api::propose)
+        .post("/api/incidents", Role::Deployer, governor_api::propose)
         .get("/api/incidents/{id}", governor_api::show)
         .get("/api/approvals", governor_api::approvals)
-        .post("/api/incidents/{id}/approve", governor_api::approve)
-        .post("/api/incidents/{id}/force-override", governor_api::force_override)
-        .post("/api/incidents/{id}/execute", governor_api::execute)
-        .post("/api/incidents/{id}/resolve", governor_api::resolve)
+        .post("/api/incidents/{id}/approve", Role::Approver, governor_api::approve)
+        .post("/api/incidents/{id}/force-override", Role::Approver, governor_api::force_override)
+        .post("/api/incidents/{id}/execute", Role::Approver, governor_api::execute)
+        .post("/api/incidents/{id}/resolve", Role::Approver, governor_api::resolve)
         .get("/api/events", api::events)
         .get("/api/openapi.json", api::openapi)
         .get("/healthz", api::healthz)

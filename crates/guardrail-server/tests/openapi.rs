@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::Scratch;
-use guardrail_server::{AppState, route_table, router};
+use guardrail_server::{AppState, Role, route_table, router};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -28,7 +28,7 @@ fn every_route_is_documented_and_every_documented_operation_is_routed() {
     let doc: Value = serde_json::from_str(guardrail_server::api::OPENAPI).unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     let routed: BTreeSet<(String, String)> =
-        route_table().into_iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+        route_table().into_iter().map(|(m, p, _)| (m.to_string(), p.to_string())).collect();
     let docs = documented(&doc);
     let undocumented: Vec<_> = routed.difference(&docs).collect();
     let unrouted: Vec<_> = docs.difference(&routed).collect();
@@ -47,6 +47,78 @@ fn every_route_is_documented_and_every_documented_operation_is_routed() {
             assert_eq!(op["security"][0]["bearer"], serde_json::json!([]), "{p}");
             for code in ["400", "401", "403", "413", "415"] {
                 assert!(op["responses"].get(code).is_some(), "{p} does not document {code}");
+            }
+        }
+    }
+}
+
+/// Every route's documented role is the router's: an operation with a role declares the bearer
+/// scheme and `x-required-role`, an open one neither.
+#[test]
+fn every_route_documents_the_role_it_needs() {
+    let doc: Value = serde_json::from_str(guardrail_server::api::OPENAPI).unwrap();
+    let scheme = doc["components"]["securitySchemes"]["bearer"]["description"].as_str().unwrap();
+    for role in ["viewer", "deployer", "approver", "admin"] {
+        assert!(scheme.contains(&format!("`{role}`")), "the bearer scheme does not describe {role}");
+    }
+    for (method, path, role) in route_table() {
+        let op = &doc["paths"][path][method.to_ascii_lowercase()];
+        match role {
+            Some(r) => {
+                assert_eq!(op["x-required-role"], r.as_str(), "{method} {path}");
+                assert_eq!(op["security"][0]["bearer"], serde_json::json!([]), "{method} {path}");
+                let forbidden = op["responses"]["403"]["description"].as_str().unwrap_or_default();
+                assert!(forbidden.contains(&format!("`{}`", r.as_str())), "{method} {path}: 403 names the role");
+            }
+            None => {
+                assert!(op.get("x-required-role").is_none(), "{method} {path} is open");
+                assert!(op.get("security").is_none(), "{method} {path} is open");
+            }
+        }
+    }
+    let roles: Vec<(&str, Option<Role>)> =
+        route_table().into_iter().filter(|(m, _, _)| *m == "POST").map(|(_, p, r)| (p, r)).collect();
+    assert!(roles.contains(&("/api/incidents/{id}/execute", Some(Role::Approver))), "{roles:?}");
+    assert!(roles.contains(&("/api/incidents/{id}/resolve", Some(Role::Approver))), "{roles:?}");
+}
+
+/// The router's table is what the handlers enforce: for every route with a role, a token of
+/// each role is refused with 403 exactly when that role may not (admin may everything, viewer
+/// nothing), and otherwise gets past authentication; an open route needs no token.
+#[tokio::test]
+async fn each_roles_token_is_refused_exactly_where_the_table_says() {
+    let s = Scratch::new();
+    let app = router(AppState::new(s.config()));
+    let tokens = [
+        (Role::Viewer, common::VIEWER),
+        (Role::Deployer, common::DEPLOYER),
+        (Role::Approver, common::APPROVER),
+        (Role::Admin, common::ADMIN),
+    ];
+    for (method, path, need) in route_table() {
+        let Some(need) = need else {
+            if path == "/api/events" {
+                continue; // an endless stream
+            }
+            let req = Request::builder().method(method).uri(path).body(Body::empty()).unwrap();
+            let st = app.clone().oneshot(req).await.unwrap().status();
+            assert!(st != StatusCode::UNAUTHORIZED && st != StatusCode::FORBIDDEN, "{method} {path}: {st}");
+            continue;
+        };
+        for (role, token) in tokens {
+            let req = Request::builder()
+                .method(method)
+                .uri(path)
+                .header("content-type", "application/json")
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::from("{}"))
+                .unwrap();
+            let st = app.clone().oneshot(req).await.unwrap().status();
+            assert_ne!(st, StatusCode::UNAUTHORIZED, "{method} {path} with a {} token", role.as_str());
+            if role.allows(need) {
+                assert_ne!(st, StatusCode::FORBIDDEN, "{method} {path}: a {} token may", role.as_str());
+            } else {
+                assert_eq!(st, StatusCode::FORBIDDEN, "{method} {path}: a {} token may not", role.as_str());
             }
         }
     }

@@ -14,6 +14,8 @@ pub const DEPLOYER: &str = "deployer-token-0123456789";
 pub const APPROVER: &str = "approver-token-0123456789";
 /// Token with role `admin`.
 pub const ADMIN: &str = "admin-token-0123456789";
+/// Token with role `viewer` (may call no write endpoint).
+pub const VIEWER: &str = "viewer-token-0123456789";
 
 pub fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/deploy-gate")
@@ -64,8 +66,8 @@ impl Scratch {
     pub fn store(&self) -> String {
         self.path("audit.db").display().to_string()
     }
-    /// A configuration on this scratch copy, evaluated as of 2026-02-21, with the three test
-    /// tokens and a fast reload.
+    /// A configuration on this scratch copy, evaluated as of 2026-02-21, with the four test
+    /// tokens (one per role) and a fast reload.
     pub fn config(&self) -> ServerConfig {
         let inputs = InputArgs {
             root: Some(self.root().to_path_buf()),
@@ -77,6 +79,7 @@ impl Scratch {
             (&hash_token(DEPLOYER), "ci-pipeline", Role::Deployer),
             (&hash_token(APPROVER), "alice", Role::Approver),
             (&hash_token(ADMIN), "root", Role::Admin),
+            (&hash_token(VIEWER), "reader", Role::Viewer),
         ]));
         cfg.reload_interval = Duration::from_millis(50);
         cfg
