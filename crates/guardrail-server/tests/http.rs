@@ -311,6 +311,64 @@ async fn gate_accepts_every_ci_context_field_and_records_it() {
     assert!(v["error"].as_str().unwrap().contains("unknown field `requested_by`"), "{v}");
 }
 
+/// The shipped freeze policies with one freeze that is always in force (a daily 24 h window
+/// from 2026-01-01 UTC), so it covers both the fixed `--now` and the wall clock.
+fn always_frozen_policies() -> String {
+    let shipped = std::fs::read_to_string(common::examples().join("config/policies-with-freezes.yaml")).unwrap();
+    let from = shipped.find("freezes:").unwrap();
+    let to = shipped.find("maintenance:").unwrap();
+    let always = "freezes:\n  - name: always\n    timezone: UTC\n    rrule: FREQ=DAILY\n    dtstart: 2026-01-01T00:00:00\n    duration: 24h\n";
+    format!("{}{always}{}", &shipped[..from], &shipped[to..])
+}
+
+/// A policy file whose freeze is in force: `GET /api/decision` and `POST /api/gate` say
+/// `in_freeze` and name the window, the freeze rule wins although the budget rules that decide
+/// without a freeze also match, and the record holds the same.
+#[tokio::test]
+async fn an_active_freeze_blocks_and_its_rule_wins_over_the_other_matches() {
+    let s = Scratch::new();
+    s.write("config/policies.yaml", &always_frozen_policies());
+    for now in [Some("2026-02-21T00:00:00Z"), None] {
+        let mut cfg = s.config();
+        cfg.inputs.now = now.map(str::to_string);
+        let srv = Server::start(cfg).await;
+        let (st, v) = srv.get("/api/decision").await;
+        assert_eq!(st, 200, "{now:?}: {v}");
+        let d = &v["data"];
+        assert_eq!((d["action"].as_str(), d["policy_id"].as_str()), (Some("BLOCK"), Some("F002")), "{now:?}: {d}");
+        assert_eq!(d["reason"], "A change freeze is in force");
+        assert_eq!(d["signals"]["in_freeze"], true, "{d}");
+        assert_eq!(d["signals"]["freeze_name"], "always", "{d}");
+        assert_eq!(d["freeze"]["active"][0]["name"], "always", "{d}");
+        assert_eq!(d["conditions"][0]["signal"], "in_freeze", "{d}");
+        // P005 (DELAY without the freeze) matches too, but the freeze rule comes first.
+        let matched: Vec<&str> = d["evaluated_policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["matched"] == true)
+            .map(|p| p["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(matched.first(), Some(&"F002"), "{matched:?}");
+        assert!(matched.contains(&"P005"), "{matched:?}");
+        assert!(!matched.contains(&"F001"), "checkout-api is not on the emergency list: {matched:?}");
+        let (_, ex) = srv.get("/api/explain").await;
+        assert!(ex["data"]["text"].as_str().unwrap().contains("BLOCK"), "{ex}");
+
+        let (st, g) = srv.post("/api/gate", Some(DEPLOYER), "{}").await;
+        assert_eq!(st, 200, "{g}");
+        assert_eq!((g["data"]["action"].as_str(), g["data"]["policy_id"].as_str()), (Some("BLOCK"), Some("F002")));
+        assert_eq!(g["data"]["exit_code"], 2);
+        assert_eq!(g["data"]["signals"]["in_freeze"], true);
+        let seq = g["data"]["audit"]["seq"].as_i64().unwrap();
+        let mut store = guardrail_store::open_store(&s.store()).unwrap();
+        let rec = store.get(seq).unwrap().unwrap();
+        assert_eq!(rec.body["policy_id"], "F002");
+        assert_eq!(rec.body["signals"]["in_freeze"], true);
+        assert_eq!(rec.body["signals"]["freeze_name"], "always");
+    }
+}
+
 #[tokio::test]
 async fn a_tampered_chain_is_reported_broken() {
     let s = Scratch::new();
