@@ -643,12 +643,16 @@ fn replay(spec: &str, id: &str, format: Format) -> i32 {
         Ok(None) => return fail(&[format!("audit store {spec}: no record {id}")]),
         Err(e) => return fail(&[format!("audit store {spec}: {e}")]),
     };
+    if rec.kind == guardrail::remediation::kinds::DECISION {
+        return guardrail::remediation::replay_decision(&rec, format == Format::Json);
+    }
     if rec.kind != gate::RECORD_KIND {
         return fail(&[format!(
-            "record {} is a {} record; only {} records can be replayed",
+            "record {} is a {} record; only {} and {} records can be replayed",
             rec.id(),
             rec.kind,
-            gate::RECORD_KIND
+            gate::RECORD_KIND,
+            guardrail::remediation::kinds::DECISION
         )]);
     }
     let (sources, settings) = match (gate::sources_from_record(&rec.body), gate::settings_from_record(&rec.body)) {

@@ -234,6 +234,45 @@ pub fn load_states(store: &StoreArgs, env: EnvLookup<'_>) -> Result<BTreeMap<Str
     Ok(incident_states(&records))
 }
 
+/// `guardrail replay` of a `remediation_decision`: the pure gate re-run on the record's own
+/// inputs ([`guardrail_governor::replay::replay_decision`]) with the rules in force, compared
+/// with what was recorded. Exit 0 identical, 1 different, 3 could not replay (a field of the
+/// record is missing or unreadable, named).
+pub fn replay_decision(rec: &ChainedRecord, json: bool) -> i32 {
+    let rules = guardrail_governor::Governor::default().rules;
+    let r = match guardrail_governor::replay::replay_decision(rec, &rules) {
+        Ok(r) => r,
+        Err(e) => return fail(&[e]),
+    };
+    let code = if r.identical { 0 } else { 1 };
+    let recorded = |v: &Value| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+    if json {
+        let v = serde_json::json!({
+            "record": r.record,
+            "kind": rec.kind,
+            "incident_id": r.incident_id,
+            "identical": r.identical,
+            "recorded_decision": r.recorded_decision,
+            "replayed_decision": r.replayed_decision,
+            "recorded_rule": r.recorded_rule,
+            "replayed_rule": r.replayed_rule,
+            "differing_fields": r.differing_fields,
+            "exit_code": code,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else if r.identical {
+        println!(
+            "record {}: replayed remediation decision is identical ({} by rule {}, incident {})",
+            r.record, r.replayed_decision, r.replayed_rule, r.incident_id
+        );
+    } else {
+        println!("record {}: replayed remediation decision DIFFERS in {}", r.record, r.differing_fields.join(", "));
+        println!("  recorded    {} by rule {}", recorded(&r.recorded_decision), recorded(&r.recorded_rule));
+        println!("  replayed    {} by rule {}", r.replayed_decision, r.replayed_rule);
+    }
+    code
+}
+
 /// The evaluation time: `--now`, else the clock.
 pub fn now(given: Option<&str>) -> Result<jiff::Timestamp, String> {
     match given {

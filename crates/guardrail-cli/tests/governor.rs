@@ -655,3 +655,98 @@ fn racing_executes_run_the_action_once_on_postgres() {
         std::panic::resume_unwind(e);
     }
 }
+
+/// The seq of the newest record of `kind` about `incident`.
+fn newest_seq(g: &Gov, kind: &str, incident: &str) -> i64 {
+    let recs = g.records();
+    let r = recs.iter().rev().find(|r| r["kind"] == kind && r["body"]["incident_id"] == incident);
+    r.unwrap_or_else(|| panic!("no {kind} for {incident}"))["seq"].as_i64().unwrap()
+}
+
+/// Edits a record's body in the SQLite store behind the chain's back (SQLite's json_set /
+/// json_remove over the stored text).
+fn tamper(g: &Gov, seq: i64, sql_expr: &str) {
+    let db = rusqlite::Connection::open(g.path(".guardrail/guardrail.db")).unwrap();
+    let n = db.execute(&format!("UPDATE audit_records SET body = {sql_expr} WHERE seq = ?1"), [seq]).unwrap();
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn replay_reproduces_governor_decisions_and_reports_a_tampered_input() {
+    let g = Gov::loaded();
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/deploy-gate").display().to_string();
+    // Blocked (contradictions), executed (with deploy signals, so they are gate inputs too),
+    // and blocked for insufficient coverage.
+    assert_eq!(g.incident(&scenario("incident_high.json"), "dave").0, 10);
+    let (code, v) =
+        g.json(&["incident", "run", &scenario("incident_medium.json"), "--as", "dave", "--signals-root", &deploy]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(g.incident(&scenario("incident_downloads_503.json"), "dave").0, 10);
+    for (incident, decision, rule) in [
+        ("inc-live-001", "block_and_escalate", "multiple_contradictions"),
+        ("inc-live-002", "execute", "validated"),
+        ("inc-live-downloads-503", "block_and_escalate", "insufficient_coverage"),
+    ] {
+        let seq = newest_seq(&g, "remediation_decision", incident).to_string();
+        let (code, v) = g.json(&["replay", &seq]);
+        assert_eq!(code, 0, "{incident}: {v:#}");
+        assert_eq!(v["identical"], true, "{v:#}");
+        assert_eq!(v["kind"], "remediation_decision");
+        assert_eq!((v["replayed_decision"].as_str(), v["replayed_rule"].as_str()), (Some(decision), Some(rule)));
+        assert_eq!(v["differing_fields"], serde_json::json!([]));
+        let (code, out, err) = g.run(&["replay", &seq]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("replayed remediation decision is identical") && out.contains(rule), "{out}");
+    }
+    let executed = newest_seq(&g, "remediation_decision", "inc-live-002");
+    let decision = g.records().into_iter().find(|r| r["seq"] == executed).unwrap();
+    assert_eq!(decision["body"]["gate_inputs"]["deploy_signals"]["burn_rate"]["text"], "low", "{decision:#}");
+    g.assert_chain_intact();
+
+    // A tampered gate input: the executed decision's incident made critical.
+    tamper(&g, executed, "json_set(body, '$.incident.severity', 'critical')");
+    let (code, v) = g.json(&["replay", &executed.to_string()]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["identical"], false);
+    assert_eq!(
+        (v["recorded_decision"].as_str(), v["replayed_decision"].as_str()),
+        (Some("execute"), Some("block_and_escalate"))
+    );
+    assert_eq!(v["replayed_rule"], "critical_severity");
+    let fields: Vec<&str> = v["differing_fields"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    for f in ["outcome.gate.output", "outcome.gate.rule", "decision", "rule"] {
+        assert!(fields.contains(&f), "{f} not in {fields:?}");
+    }
+    let (code, out, _) = g.run(&["replay", &executed.to_string()]);
+    assert_eq!(code, 1);
+    assert!(out.contains("DIFFERS") && out.contains("recorded    execute by rule validated"), "{out}");
+    // ... and the chain says so too.
+    let (code, out, err) = g.run(&["audit", "verify"]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(!out.contains("audit chain intact"), "{out}");
+
+    // A tampered deploy signal is a different input as well.
+    let g2 = Gov::loaded();
+    assert_eq!(
+        g2.json(&["incident", "run", &scenario("incident_medium.json"), "--as", "dave", "--signals-root", &deploy]).0,
+        0
+    );
+    let seq = newest_seq(&g2, "remediation_decision", "inc-live-002");
+    tamper(&g2, seq, "json_set(body, '$.gate_inputs.deploy_signals.burn_rate.text', 'critical')");
+    let (code, v) = g2.json(&["replay", &seq.to_string()]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["replayed_rule"], "signal:burn-critical-restart-scale");
+    // Unreadable: no gate inputs, a malformed signal, a record that is not a decision (exit 3).
+    tamper(&g2, seq, "json_set(body, '$.gate_inputs.deploy_signals.burn_rate', json('{\"text\": 5}'))");
+    let (code, _, err) = g2.run(&["replay", &seq.to_string()]);
+    assert_eq!(code, 3);
+    assert!(err.contains("gate_inputs.deploy_signals.burn_rate"), "{err}");
+    tamper(&g2, seq, "json_remove(body, '$.gate_inputs')");
+    let (code, _, err) = g2.run(&["replay", &seq.to_string()]);
+    assert_eq!(code, 3);
+    assert!(err.contains("no gate_inputs"), "{err}");
+    let claim = newest_seq(&g2, "execution_claim", "inc-live-002").to_string();
+    let (code, _, err) = g2.run(&["replay", &claim]);
+    assert_eq!(code, 3);
+    assert!(err.contains("execution_claim record") && err.contains("remediation_decision"), "{err}");
+}

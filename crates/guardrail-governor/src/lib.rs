@@ -34,6 +34,7 @@ pub mod pipeline;
 pub mod planner;
 pub mod queue;
 pub mod record;
+pub mod replay;
 pub mod stress;
 pub mod tools;
 

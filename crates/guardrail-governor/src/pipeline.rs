@@ -293,7 +293,9 @@ impl Pipeline<'_> {
                 return RunOutcome::CouldNotDecide { failure, record };
             }
         };
-        let decision = match log.append(kinds::DECISION, decision_body(incident, &origin, &self.run, &outcome)) {
+        let inputs = crate::replay::gate_inputs_body(self.signals, &governor.rules);
+        let decision = match log.append(kinds::DECISION, decision_body(incident, &origin, &self.run, &outcome, inputs))
+        {
             Ok(r) => r,
             Err(error) => return RunOutcome::Withheld { outcome: Box::new(outcome), error },
         };

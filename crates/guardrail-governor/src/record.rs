@@ -33,8 +33,16 @@ pub fn error_body(incident: &Incident, origin: &Value, ctx: &RunContext, failure
     })
 }
 
-/// The body of a `remediation_decision` record.
-pub fn decision_body(incident: &Incident, origin: &Value, ctx: &RunContext, outcome: &PipelineOutcome) -> Value {
+/// The body of a `remediation_decision` record. `gate_inputs` is
+/// [`crate::replay::gate_inputs_body`]: with the plan, stress and severity in `outcome`, it
+/// makes the gate's decision a pure function of the record (`guardrail replay`).
+pub fn decision_body(
+    incident: &Incident,
+    origin: &Value,
+    ctx: &RunContext,
+    outcome: &PipelineOutcome,
+    gate_inputs: Value,
+) -> Value {
     json!({
         "incident_id": incident.id,
         "incident": incident,
@@ -51,6 +59,7 @@ pub fn decision_body(incident: &Incident, origin: &Value, ctx: &RunContext, outc
         "logs": ctx.logs,
         "deploy_signals": ctx.deploy_signals,
         "governor_config": ctx.governor_config,
+        "gate_inputs": gate_inputs,
     })
 }
 

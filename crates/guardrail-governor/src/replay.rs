@@ -1,0 +1,209 @@
+//! Replay of a `remediation_decision`: the gate ([`guardrail_core::remediation::gate`], pure)
+//! re-run on what the record holds, and the result compared with what was recorded.
+//!
+//! The gate's inputs are the plan and stress contract objects (`outcome.plan.output`,
+//! `outcome.stress.assessment.output`), the incident's severity (`incident.severity`), the
+//! deploy signals and the rules. The last two are recorded under `gate_inputs`
+//! ([`gate_inputs_body`]): the signals losslessly (an unavailable signal keeps its reason, a
+//! non-finite number its value), the rules as they serialise.
+//!
+//! Rules are never built from a record (only configuration builds rules): replay re-runs the
+//! gate with the rules in force and compares their serialisation with the recorded one. Equal
+//! serialisations are the same rules, so the gate is then a pure function of recorded data;
+//! different ones are reported as a difference in `gate_inputs.rules`.
+
+use guardrail_core::audit::ChainedRecord;
+use guardrail_core::remediation::{GateDecision, PlanOutput, RemediationRules, Severity, StressOutput, gate};
+use guardrail_core::signals::{SignalValue, Signals};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::queue::kinds;
+
+/// The `gate_inputs` of a `remediation_decision` body: what the gate read besides the plan,
+/// the stress output and the severity (which the body holds already).
+pub fn gate_inputs_body(deploy_signals: Option<&Signals>, rules: &RemediationRules) -> Value {
+    json!({
+        "deploy_signals": deploy_signals.map(encode_signals),
+        "rules": serde_json::to_value(rules).unwrap_or(Value::Null),
+    })
+}
+
+/// Signals as `{name: {"number": n} | {"bool": b} | {"text": t} | {"unavailable": why}}`.
+/// Lossless, unlike [`Signals`]' own serialisation (which writes an unavailable signal, and a
+/// non-finite number, as `null`). A non-finite number is written as the string `NaN`, `inf` or
+/// `-inf`.
+pub fn encode_signals(s: &Signals) -> Value {
+    let mut out = serde_json::Map::new();
+    for (name, v) in &s.0 {
+        let e = match v {
+            SignalValue::Number(n) if n.is_finite() => json!({"number": n}),
+            SignalValue::Number(n) => json!({"number": n.to_string()}),
+            SignalValue::Bool(b) => json!({"bool": b}),
+            SignalValue::Text(t) => json!({"text": t}),
+            SignalValue::Unavailable(why) => json!({"unavailable": why}),
+        };
+        out.insert(name.clone(), e);
+    }
+    Value::Object(out)
+}
+
+/// The inverse of [`encode_signals`]; an error names the signal and what is wrong with it.
+pub fn decode_signals(v: &Value) -> Result<Signals, String> {
+    let Some(map) = v.as_object() else {
+        return Err("gate_inputs.deploy_signals: not an object".into());
+    };
+    let mut s = Signals::default();
+    for (name, e) in map {
+        let bad = |why: &str| format!("gate_inputs.deploy_signals.{name}: {why}");
+        let Some((kind, val)) = e.as_object().filter(|o| o.len() == 1).and_then(|o| o.iter().next()) else {
+            return Err(bad("not one of {number|bool|text|unavailable: value}"));
+        };
+        let value = match (kind.as_str(), val) {
+            ("number", Value::Number(n)) => SignalValue::Number(n.as_f64().ok_or_else(|| bad("not an f64"))?),
+            ("number", Value::String(t)) => match t.as_str() {
+                "NaN" => SignalValue::Number(f64::NAN),
+                "inf" => SignalValue::Number(f64::INFINITY),
+                "-inf" => SignalValue::Number(f64::NEG_INFINITY),
+                _ => return Err(bad(&format!("number {t:?} is not NaN, inf or -inf"))),
+            },
+            ("bool", Value::Bool(b)) => SignalValue::Bool(*b),
+            ("text", Value::String(t)) => SignalValue::Text(t.clone()),
+            ("unavailable", Value::String(t)) => SignalValue::Unavailable(t.clone()),
+            _ => return Err(bad(&format!("{kind}: {val} is not a valid value"))),
+        };
+        s.set(name, value);
+    }
+    Ok(s)
+}
+
+/// What a replay came to.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecisionReplay {
+    /// The record replayed.
+    pub record: String,
+    /// The incident.
+    pub incident_id: String,
+    /// Whether the re-run gate and its recorded copies agree in every field.
+    pub identical: bool,
+    /// The recorded decision (`execute` / `block_and_escalate`).
+    pub recorded_decision: Value,
+    /// The replayed decision.
+    pub replayed_decision: String,
+    /// The recorded deciding rule.
+    pub recorded_rule: Value,
+    /// The replayed deciding rule.
+    pub replayed_rule: String,
+    /// The fields that differ (paths in the record body, e.g. `outcome.gate.output.reasons`).
+    pub differing_fields: Vec<String>,
+    /// The replayed gate decision.
+    pub replayed: GateDecision,
+}
+
+/// Re-runs the gate on the inputs `rec` (a `remediation_decision`) recorded, with `rules` the
+/// rules in force, and compares. `Err` (could not replay) names the unreadable field.
+pub fn replay_decision(rec: &ChainedRecord, rules: &RemediationRules) -> Result<DecisionReplay, String> {
+    if rec.kind != kinds::DECISION {
+        return Err(format!("record {} is a {} record, not a {}", rec.id(), rec.kind, kinds::DECISION));
+    }
+    let b = &rec.body;
+    let field = |path: &str| -> Result<&Value, String> {
+        b.pointer(path).ok_or_else(|| format!("record {}: no {} in the record", rec.id(), path_name(path)))
+    };
+    let unreadable =
+        |path: &str, e: serde_json::Error| format!("record {}: {} is unreadable: {e}", rec.id(), path_name(path));
+    let plan: PlanOutput = serde_json::from_value(field("/outcome/plan/output")?.clone())
+        .map_err(|e| unreadable("/outcome/plan/output", e))?;
+    let stress: StressOutput = serde_json::from_value(field("/outcome/stress/assessment/output")?.clone())
+        .map_err(|e| unreadable("/outcome/stress/assessment/output", e))?;
+    let severity: Severity = serde_json::from_value(field("/incident/severity")?.clone())
+        .map_err(|e| unreadable("/incident/severity", e))?;
+    let inputs = b.get("gate_inputs").filter(|v| v.is_object()).ok_or_else(|| {
+        format!(
+            "record {}: no gate_inputs (the deploy signals and rules the gate read); it was recorded by a Guardrail \
+             that did not record them, so it cannot be replayed exactly",
+            rec.id()
+        )
+    })?;
+    let signals = match inputs.get("deploy_signals") {
+        None => return Err(format!("record {}: no gate_inputs.deploy_signals in the record", rec.id())),
+        Some(Value::Null) => None,
+        Some(v) => Some(decode_signals(v).map_err(|e| format!("record {}: {e}", rec.id()))?),
+    };
+    let recorded_rules = inputs
+        .get("rules")
+        .filter(|v| !v.is_null())
+        .ok_or_else(|| format!("record {}: no gate_inputs.rules in the record", rec.id()))?;
+    let replayed = gate(&plan, &stress, severity, signals.as_ref(), rules);
+
+    let mut differing = Vec::new();
+    if serde_json::to_value(rules).ok().as_ref() != Some(recorded_rules) {
+        differing.push("gate_inputs.rules".to_string());
+    }
+    let now = serde_json::to_value(&replayed).map_err(|e| format!("serialising the replayed gate: {e}"))?;
+    let then = b.pointer("/outcome/gate").cloned().unwrap_or(Value::Null);
+    match (now.as_object(), then.as_object()) {
+        (Some(n), Some(t)) => {
+            let mut keys: Vec<&String> = n.keys().chain(t.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                if n.get(k) != t.get(k) {
+                    differing.push(format!("outcome.gate.{k}"));
+                }
+            }
+        }
+        _ => differing.push("outcome.gate".into()),
+    }
+    // The body's own copies of the verdict (what `incident list|show` and the queue read).
+    for (k, v) in [
+        ("decision", json!(replayed.output.decision.as_str())),
+        ("rule", json!(replayed.rule)),
+        ("reasons", json!(replayed.output.reasons)),
+        ("requires_force_override", json!(replayed.requires_force_override)),
+    ] {
+        if b.get(k) != Some(&v) {
+            differing.push(k.to_string());
+        }
+    }
+    Ok(DecisionReplay {
+        record: rec.id(),
+        incident_id: b.get("incident_id").and_then(Value::as_str).unwrap_or_default().to_string(),
+        identical: differing.is_empty(),
+        recorded_decision: b.get("decision").cloned().unwrap_or(Value::Null),
+        replayed_decision: replayed.output.decision.as_str().to_string(),
+        recorded_rule: b.get("rule").cloned().unwrap_or(Value::Null),
+        replayed_rule: replayed.rule.clone(),
+        differing_fields: differing,
+        replayed,
+    })
+}
+
+fn path_name(pointer: &str) -> String {
+    pointer.trim_start_matches('/').replace('/', ".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_round_trip_losslessly() {
+        let mut s = Signals::default();
+        s.set("burn_rate", SignalValue::Text("critical".into()));
+        s.set("error_budget_pct", SignalValue::Number(12.5));
+        s.set("latency_compliant", SignalValue::Bool(true));
+        s.set("p99_latency_ms", SignalValue::Unavailable("no latency source".into()));
+        s.set("cost_delta_pct", SignalValue::Number(f64::INFINITY));
+        let back = decode_signals(&encode_signals(&s)).unwrap();
+        assert_eq!(back, s);
+        let mut nan = Signals::default();
+        nan.set("x", SignalValue::Number(f64::NAN));
+        let back = decode_signals(&encode_signals(&nan)).unwrap();
+        assert!(matches!(back.get("x"), Some(SignalValue::Number(n)) if n.is_nan()));
+        for bad in [json!([]), json!({"x": 1}), json!({"x": {"number": "7"}}), json!({"x": {"text": 1, "bool": true}})]
+        {
+            assert!(decode_signals(&bad).is_err(), "{bad}");
+        }
+    }
+}
