@@ -509,20 +509,11 @@ fn run_audit(store: &StoreArgs, command: AuditCommand, env: &dyn Fn(&str) -> Opt
                     if format == Format::Json {
                         println!("{}", serde_json::to_string_pretty(&records).unwrap_or_default());
                     } else {
+                        if !records.is_empty() {
+                            println!("{}", render::audit_list_header());
+                        }
                         for r in &records {
-                            let b = &r.body;
-                            let action = b.get("action").and_then(|v| v.as_str()).unwrap_or("-");
-                            let policy = b.get("policy_id").and_then(|v| v.as_str()).unwrap_or("-");
-                            let svc = b.pointer("/slo/details/service").and_then(|v| v.as_str()).unwrap_or("-");
-                            println!(
-                                "{:<22} {:<26} {:<16} {:<6} {:<10} {}",
-                                r.id(),
-                                r.recorded_at,
-                                r.kind,
-                                action,
-                                policy,
-                                svc
-                            );
+                            println!("{}", render::audit_list_line(&r.id(), &r.recorded_at, &r.kind, &r.body));
                         }
                     }
                     exit::OK

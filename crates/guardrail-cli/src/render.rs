@@ -372,3 +372,180 @@ pub fn append_file(path: &Path, text: &str) -> std::io::Result<()> {
     f.write_all(text.as_bytes())?;
     f.sync_all()
 }
+
+/// The cells of one `guardrail audit list` row beyond id, time and kind: what the record is
+/// about (the deploy action, or the remediation action and its verdict or result), the rule or
+/// outcome, who acted, and the subject (service of a deploy, incident of the governor).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditCells {
+    /// `DELAY`, `restart_api_pods → block_and_escalate`, `scale_worker_pool (ok)`, …
+    pub action: String,
+    /// The policy id, the governor's rule, or what happened (`needs approve`, `self_approval`).
+    pub rule: String,
+    /// The identity that asked, proposed, approved, executed, resolved or reviewed.
+    pub by: String,
+    /// The service of a deploy record, the incident of a governor record.
+    pub subject: String,
+}
+
+/// Reads the cells of a record of `kind` from its body (the same reading as the dashboard's
+/// audit table). A value the record lacks is `-`.
+pub fn audit_cells(kind: &str, b: &serde_json::Value) -> AuditCells {
+    let s = |p: &str| b.pointer(p).and_then(|v| v.as_str()).filter(|v| !v.is_empty()).map(str::to_string);
+    let who = s("/requested_by/identity")
+        .or_else(|| s("/requested_by"))
+        .or_else(|| s("/approver"))
+        .or_else(|| s("/proposer"))
+        .or_else(|| s("/by"))
+        .or_else(|| s("/reviewer"))
+        .or_else(|| s("/ci/actor"));
+    let incident = s("/incident_id").map(|i| format!("incident {i}"));
+    let service = s("/slo/details/service").or_else(|| s("/ci/service")).or_else(|| s("/service"));
+    let action = s("/action");
+    let with_reason = |what: &str| match s("/reason") {
+        Some(r) => format!("{what}: {r}"),
+        None => what.to_string(),
+    };
+    let (action, rule) = match kind {
+        "deploy_decision" | "deploy_simulation" => (action, s("/policy_id")),
+        "deploy_error" | "remediation_error" => (Some("NO DECISION".into()), Some("could not decide".into())),
+        "remediation_decision" => {
+            let gated = s("/gated_action");
+            let a = match (gated, s("/decision")) {
+                (Some(g), Some(d)) => Some(format!("{g} → {d}")),
+                (g, d) => g.or(d),
+            };
+            (a, s("/rule"))
+        }
+        "approval_request" => (action, s("/requires").map(|r| format!("needs {r}"))),
+        "approval_refused" => (Some(action.unwrap_or_else(|| "refused".into())), s("/code")),
+        "approval_granted" => (action, Some(with_reason("approved"))),
+        "force_override" => (action, Some(with_reason("force override"))),
+        "execution_claim" => (action, s("/claim").map(|c| format!("claim {c}"))),
+        "remediation_execution" => {
+            let result = match (b.get("ok").and_then(|v| v.as_bool()), b.get("ran").and_then(|v| v.as_bool())) {
+                (Some(true), _) => "ok",
+                (_, Some(true)) => "failed",
+                _ => "not run",
+            };
+            (action.map(|a| format!("{a} ({result})")), s("/executor").map(|e| format!("executor {e}")))
+        }
+        "execution_refused" => (
+            s("/requested_action"),
+            Some(match s("/authorised_action") {
+                Some(a) => format!("refused: authorised is {a}"),
+                None => "refused: not the authorised action".into(),
+            }),
+        ),
+        "incident_resolved" => (action, s("/runbook_id").map(|r| format!("learned {r}"))),
+        "runbook_reviewed" => (s("/recommended_action"), s("/runbook_id").map(|r| format!("reviewed {r}"))),
+        _ => (action.or_else(|| s("/gated_action")), s("/rule").or_else(|| s("/policy_id"))),
+    };
+    let subject = if kind.starts_with("deploy_") { service.or(incident) } else { incident.or(service) };
+    let cell = |v: Option<String>| v.map(|v| terminal_safe(&v, 60)).unwrap_or_else(|| "-".into());
+    AuditCells { action: cell(action), rule: cell(rule), by: cell(who), subject: cell(subject) }
+}
+
+/// One line of `guardrail audit list`: id, time, kind, then [`audit_cells`].
+pub fn audit_list_line(id: &str, recorded_at: &str, kind: &str, body: &serde_json::Value) -> String {
+    let c = audit_cells(kind, body);
+    let kind = terminal_safe(kind, 40);
+    audit_list_line_raw([id, recorded_at, &kind, &c.action, &c.rule, &c.by, &c.subject])
+}
+
+/// The header line of `guardrail audit list`.
+pub fn audit_list_header() -> String {
+    audit_list_line_raw(["ID", "RECORDED AT", "KIND", "ACTION", "RULE / OUTCOME", "BY", "SUBJECT"])
+}
+
+fn audit_list_line_raw(c: [&str; 7]) -> String {
+    let line = format!("{:<22} {:<31} {:<21} {:<40} {:<28} {:<16} {}", c[0], c[1], c[2], c[3], c[4], c[5], c[6]);
+    line.trim_end().to_string()
+}
+
+/// A recorded value as one terminal cell: control characters (an escape sequence in an
+/// incident id or a reason) shown escaped, never sent to the terminal, and at most `max`
+/// characters (`…` when cut).
+fn terminal_safe(v: &str, max: usize) -> String {
+    let mut out = String::new();
+    for ch in v.chars() {
+        if ch.is_control() {
+            out.extend(ch.escape_default());
+        } else {
+            out.push(ch);
+        }
+    }
+    if out.chars().count() > max {
+        out = out.chars().take(max.saturating_sub(1)).collect::<String>() + "…";
+    }
+    out
+}
+
+#[cfg(test)]
+mod audit_list_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cells(kind: &str, b: serde_json::Value) -> [String; 4] {
+        let c = audit_cells(kind, &b);
+        [c.action, c.rule, c.by, c.subject]
+    }
+
+    #[test]
+    fn deploy_records_show_action_rule_requester_and_service() {
+        let b = json!({"action": "DELAY", "policy_id": "P005", "ci": {"actor": "octocat"},
+            "slo": {"details": {"service": "checkout-api"}}});
+        assert_eq!(cells("deploy_decision", b), ["DELAY", "P005", "octocat", "checkout-api"]);
+        let b = json!({"action": "ALLOW", "policy_id": "P008", "requested_by": {"identity": "ci-pipeline"}});
+        assert_eq!(cells("deploy_decision", b)[2], "ci-pipeline");
+        let b = json!({"outcome": "error", "errors": ["x"], "ci": {"service": "shop"}});
+        assert_eq!(cells("deploy_error", b), ["NO DECISION", "could not decide", "-", "shop"]);
+    }
+
+    #[test]
+    fn governor_records_show_the_action_the_verdict_and_who() {
+        let dec = json!({"gated_action": "throttle", "decision": "block_and_escalate", "rule": "multiple_contradictions",
+            "proposer": "alice", "incident_id": "inc-1"});
+        assert_eq!(
+            cells("remediation_decision", dec),
+            ["throttle → block_and_escalate", "multiple_contradictions", "alice", "incident inc-1"]
+        );
+        let req = json!({"action": "throttle", "requires": "approve", "proposer": "alice", "incident_id": "inc-1"});
+        assert_eq!(cells("approval_request", req), ["throttle", "needs approve", "alice", "incident inc-1"]);
+        let refused = json!({"approver": "alice", "code": "self_approval", "incident_id": "inc-1"});
+        assert_eq!(cells("approval_refused", refused), ["refused", "self_approval", "alice", "incident inc-1"]);
+        let granted = json!({"action": "throttle", "approver": "bob", "proposer": "alice", "reason": "looked"});
+        assert_eq!(cells("approval_granted", granted)[..3], ["throttle", "approved: looked", "bob"]);
+        let fo = json!({"action": "throttle", "approver": "ic", "reason": "CAB-1"});
+        assert_eq!(cells("force_override", fo)[..3], ["throttle", "force override: CAB-1", "ic"]);
+        let claim = json!({"action": "throttle", "claim": "7-ab#0", "requested_by": "bob"});
+        assert_eq!(cells("execution_claim", claim)[..3], ["throttle", "claim 7-ab#0", "bob"]);
+        let ex = json!({"action": "throttle", "ok": true, "ran": true, "executor": "dry-run", "requested_by": "bob",
+            "approver": "carol"});
+        assert_eq!(cells("remediation_execution", ex)[..3], ["throttle (ok)", "executor dry-run", "bob"]);
+        let failed = json!({"action": "throttle", "ok": false, "ran": true});
+        assert_eq!(cells("remediation_execution", failed)[0], "throttle (failed)");
+        let not_run = json!({"action": "throttle", "ok": false, "ran": false});
+        assert_eq!(cells("remediation_execution", not_run)[0], "throttle (not run)");
+        let xr = json!({"requested_action": "drop_db", "authorised_action": "throttle", "requested_by": "bob"});
+        assert_eq!(cells("execution_refused", xr)[..3], ["drop_db", "refused: authorised is throttle", "bob"]);
+        let res = json!({"action": "scale", "by": "bob", "runbook_id": "learned-1", "incident_id": "inc-2"});
+        assert_eq!(cells("incident_resolved", res), ["scale", "learned learned-1", "bob", "incident inc-2"]);
+        let rev =
+            json!({"runbook_id": "learned-1", "by": "carol", "recommended_action": "scale", "incident_id": "inc-2"});
+        assert_eq!(cells("runbook_reviewed", rev), ["scale", "reviewed learned-1", "carol", "incident inc-2"]);
+        let err = json!({"outcome": "error", "errors": ["no kb"], "proposer": "dave", "incident_id": "inc-3"});
+        assert_eq!(cells("remediation_error", err), ["NO DECISION", "could not decide", "dave", "incident inc-3"]);
+    }
+
+    #[test]
+    fn recorded_text_cannot_drive_the_terminal_and_long_text_is_cut() {
+        let b = json!({"action": "x\u{1b}[2Jy", "approver": "bob", "reason": "r".repeat(200)});
+        let c = audit_cells("approval_granted", &b);
+        assert_eq!(c.action, "x\\u{1b}[2Jy");
+        assert_eq!(c.rule.chars().count(), 60);
+        assert!(c.rule.ends_with('…'));
+        assert!(!audit_list_line("1-a", "t", "approval_granted", &b).contains('\u{1b}'));
+        assert_eq!(cells("something_new", json!({}))[..], ["-", "-", "-", "-"]);
+    }
+}
