@@ -2,6 +2,7 @@
 //! pointed at a line and column.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::yaml::{Node, NodeValue};
 
@@ -9,9 +10,58 @@ use crate::yaml::{Node, NodeValue};
 ///
 /// A mapping entry is positioned at its key, a list item at the item, the whole document
 /// (path `""`) at its first value.
+///
+/// Paths are stored as their 64-bit FNV-1a hash, not as strings: every input of every decision
+/// is mapped, nearly always to position no error at all, and a `String` per node was a sixth
+/// of a gate's instructions. The hash of a path is extended segment by segment during the walk,
+/// so no path is ever built. Two paths of one file sharing a hash (odds around 10⁻¹³ for a
+/// file of thousands of fields) would only misplace the line:column of an error message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SourceMap {
-    positions: HashMap<String, (usize, usize)>,
+    positions: HashMap<u64, (usize, usize), BuildHasherDefault<PreHashed>>,
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// FNV-1a, continued from `h` over `bytes`.
+fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        h = (h ^ u64::from(b)).wrapping_mul(FNV_PRIME);
+    }
+    h
+}
+
+/// FNV-1a of `[i]`, continued from `h`, without formatting into a buffer.
+fn fnv_index(h: u64, i: usize) -> u64 {
+    let mut digits = [0u8; 20];
+    let mut n = i;
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    fnv(fnv(fnv(h, b"["), &digits[at..]), b"]")
+}
+
+/// The keys are already FNV hashes: hashing them again would only cost time.
+#[derive(Debug, Clone, Copy, Default)]
+struct PreHashed(u64);
+
+impl Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = fnv(self.0 ^ FNV_OFFSET, bytes);
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 impl SourceMap {
@@ -23,37 +73,26 @@ impl SourceMap {
     /// Records the position of every field under `root`. Unknown positions (0) are skipped.
     pub fn from_node(root: &Node) -> Self {
         let mut map = SourceMap::new();
-        map.walk(&mut String::new(), root);
+        map.walk(FNV_OFFSET, true, root);
         map
     }
 
-    /// Depth-first over `node`, with `path` its field path. One buffer serves the whole walk
-    /// (each child's suffix is pushed, then truncated away): a gate decision maps every field of
-    /// four files, and a `format!` per node was a quarter of its instructions.
-    fn walk(&mut self, path: &mut String, node: &Node) {
+    /// Depth-first over `node`, whose path hashes to `path` (`root`: the path is empty).
+    fn walk(&mut self, path: u64, root: bool, node: &Node) {
         if let Some((line, col)) = node.anchor_pos() {
-            self.positions.insert(path.clone(), (line, col));
+            self.positions.insert(path, (line, col));
         }
-        let len = path.len();
         match &node.value {
             NodeValue::Seq(items) => {
                 for (i, item) in items.iter().enumerate() {
-                    use std::fmt::Write as _;
-                    // Writing to a String cannot fail.
-                    let _ = write!(path, "[{i}]");
-                    self.walk(path, item);
-                    path.truncate(len);
+                    self.walk(fnv_index(path, i), false, item);
                 }
             }
             NodeValue::Map(entries) => {
                 for (k, v) in entries {
-                    // As `yaml::join`: `parent.key`, or `key` at the top.
-                    if len > 0 {
-                        path.push('.');
-                    }
-                    path.push_str(k);
-                    self.walk(path, v);
-                    path.truncate(len);
+                    // As `yaml::join`: `parent.key`, or `key` while the path is still empty.
+                    let child = if root { fnv(path, k.as_bytes()) } else { fnv(fnv(path, b"."), k.as_bytes()) };
+                    self.walk(child, root && k.is_empty(), v);
                 }
             }
             _ => {}
@@ -61,15 +100,15 @@ impl SourceMap {
     }
 
     /// Records (or replaces) one position.
-    pub fn insert(&mut self, field: impl Into<String>, line: usize, col: usize) {
+    pub fn insert(&mut self, field: impl AsRef<str>, line: usize, col: usize) {
         if line > 0 {
-            self.positions.insert(field.into(), (line, col));
+            self.positions.insert(fnv(FNV_OFFSET, field.as_ref().as_bytes()), (line, col));
         }
     }
 
     /// The position recorded for exactly this path.
     pub fn get(&self, field: &str) -> Option<(usize, usize)> {
-        self.positions.get(field).copied()
+        self.positions.get(&fnv(FNV_OFFSET, field.as_bytes())).copied()
     }
 
     /// The position of `field`, or of its nearest recorded parent: `daily_costs[3].cost`, then
@@ -129,6 +168,20 @@ mod tests {
         assert_eq!(map.get("a.b[1].y[1]"), Some((4, 14)));
         assert_eq!(map.get("c"), Some((5, 1)));
         assert_eq!(map.get("a.c"), None);
+        assert_eq!(map.locate("a.b[0].x.deeper"), Some((3, 7)));
+
+        // A list at the top, and an empty key (the path stays empty under it, as `yaml::join`).
+        let src = Source::from_text("t.yaml", "- a: 1\n- \"\": {x: 2}\n");
+        let map = SourceMap::from_node(&crate::yaml::parse_yaml(&src).expect("valid YAML"));
+        assert_eq!(map.get("[0].a"), Some((1, 3)));
+        assert!(map.get("[1].x").is_none() && map.get("[1]..x").is_some(), "{map:?}");
+
+        let mut map = SourceMap::new();
+        map.insert("daily_costs[3]", 4, 1);
+        map.insert(String::from("daily_costs[3]"), 5, 2);
+        assert_eq!(map.get("daily_costs[3]"), Some((5, 2)));
+        assert_eq!(map.locate("daily_costs[3].cost"), Some((5, 2)));
+        assert_eq!(map.len(), 1);
     }
 
     #[test]
