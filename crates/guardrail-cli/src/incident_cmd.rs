@@ -65,6 +65,31 @@ pub enum IncidentCommand {
         #[command(flatten)]
         pipeline: PipelineArgs,
     },
+    /// Release the incident's newest execution claim when it has no result (the executor died
+    /// between claim and result), so the authorised action can be executed again. Only an
+    /// approver (or force-overrider) of the incident's severity, with a reason; recorded as a
+    /// `claim_release`. Exit 0 released, 11 refused (not an approver, a result exists, no stale
+    /// claim), 64 no reason, 3 could not decide.
+    ReleaseClaim {
+        /// Incident id.
+        incident: String,
+        /// Who releases it.
+        #[arg(long = "as", value_name = "USER")]
+        actor: String,
+        /// Why the executor is believed dead (required).
+        #[arg(long)]
+        reason: String,
+        /// Time (RFC 3339) [default: now]
+        #[arg(long)]
+        now: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: OutFormat,
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Record how an incident was resolved and learn an (unreviewed) runbook from it.
     Resolve {
         /// Incident id.
@@ -200,6 +225,9 @@ pub fn run(cmd: IncidentCommand, env: EnvLookup<'_>) -> i32 {
             };
             let out = ctx.execute_incident(&incident, action.as_deref());
             report(&[out], pipeline.format)
+        }
+        IncidentCommand::ReleaseClaim { incident, actor: who, reason, now: at, format, config, store } => {
+            release_claim(env, &store, &config, &incident, &who, &reason, at.as_deref(), format)
         }
         IncidentCommand::Resolve { incident, summary, actor: who, action, now: at, kb, store } => {
             resolve(env, &store, &kb, &incident, &summary, &who, action.as_deref(), at.as_deref())
@@ -557,6 +585,7 @@ fn execution_status(code: i32) -> &'static str {
 fn exec_action(e: &Execution) -> Option<String> {
     match e {
         Execution::Done { body, .. } => body.get("action").and_then(Value::as_str).map(str::to_string),
+        Execution::ClaimHeld { holder } => holder.body.get("action").and_then(Value::as_str).map(str::to_string),
         _ => None,
     }
 }
@@ -576,6 +605,10 @@ pub(crate) fn render_execution(e: &Execution, action: &str) -> (Value, Vec<Strin
                 vec![
                     format!("NOT EXECUTED (exit {}): another execution of {action} holds the claim", codes::REFUSED),
                     format!("  claim       held by record {} (requested by {by})", holder.id()),
+                    format!(
+                        "  if it died  guardrail incident release-claim {} --as APPROVER --reason TEXT",
+                        s(&holder.body, "incident_id")
+                    ),
                 ],
                 codes::REFUSED,
             )
@@ -698,9 +731,11 @@ fn show(store: &StoreArgs, env: EnvLookup<'_>, incident: &str, format: OutFormat
         return fail(&[format!("no incident {incident} in the audit trail ({})", store.spec(env))]);
     };
     let summary = state_summary(st);
+    let claims = guardrail_governor::claims::claims(st);
     match format {
         OutFormat::Json => {
             let mut v = summary;
+            v["claims"] = claims.iter().map(guardrail_governor::claims::ClaimView::to_json).collect::<Vec<_>>().into();
             v["records"] = st
                 .records
                 .iter()
@@ -719,6 +754,12 @@ fn show(store: &StoreArgs, env: EnvLookup<'_>, incident: &str, format: OutFormat
             if let Some(d) = &st.decision {
                 for r in d.body.get("reasons").and_then(Value::as_array).into_iter().flatten() {
                     println!("  reason           {}", r.as_str().unwrap_or_default());
+                }
+            }
+            if !claims.is_empty() {
+                println!("  claims:");
+                for c in &claims {
+                    println!("    {:<20} {}", c.record.id(), c.describe());
                 }
             }
             println!("  records:");
@@ -749,6 +790,9 @@ fn show(store: &StoreArgs, env: EnvLookup<'_>, incident: &str, format: OutFormat
                     kinds::EXECUTION_REFUSED => {
                         format!("{} is not the authorised {}", s(b, "requested_action"), s(b, "authorised_action"))
                     }
+                    kinds::CLAIM_RELEASE => {
+                        format!("claim {} released by {}: {}", s(b, "claim"), s(b, "released_by"), s(b, "reason"))
+                    }
                     kinds::RESOLVED => format!("by {}: learned runbook {}", s(b, "by"), s(b, "runbook_id")),
                     _ => String::new(),
                 };
@@ -761,6 +805,94 @@ fn show(store: &StoreArgs, env: EnvLookup<'_>, incident: &str, format: OutFormat
 
 fn s<'v>(v: &'v Value, k: &str) -> &'v str {
     v.get(k).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// `incident release-claim`: [`guardrail_governor::claims::release_claim`] over the trail, read
+/// and appended through one store connection.
+#[allow(clippy::too_many_arguments)]
+fn release_claim(
+    env: EnvLookup<'_>,
+    store: &StoreArgs,
+    config: &ConfigArgs,
+    incident_id: &str,
+    who: &str,
+    reason: &str,
+    at: Option<&str>,
+    format: OutFormat,
+) -> i32 {
+    use guardrail_governor::claims::{ReleaseInput, ReleaseOutcome, ReleaseRefusal};
+    if who.trim().is_empty() {
+        return no_identity("--as USER names who releases the claim");
+    }
+    if reason.trim().is_empty() {
+        eprintln!(
+            "guardrail: usage error (exit {}): --reason is required: say why the executor is believed dead",
+            codes::USAGE
+        );
+        return codes::USAGE;
+    }
+    let cfg = match config.load(env) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let at = match now(at) {
+        Ok(t) => t.to_string(),
+        Err(e) => return fail(&[e]),
+    };
+    let mut log = match crate::remediation::open_log(store, env, &at) {
+        Ok(l) => l,
+        Err(e) => return fail(&[append_failure("the claim release", "nothing is released", &e)]),
+    };
+    let states = match log.states() {
+        Ok(s) => s,
+        Err(e) => return fail(&[e]),
+    };
+    let input = ReleaseInput { incident_id: incident_id.into(), by: who.into(), reason: reason.into() };
+    let (json, text, code) = match guardrail_governor::claims::release_claim(
+        &mut log,
+        &states,
+        &input,
+        &cfg.config.approvals,
+    ) {
+        ReleaseOutcome::CannotDecide(e) => return fail(&[e]),
+        ReleaseOutcome::NotRecorded(e) => {
+            return fail(&[append_failure("the claim release", "the claim is not released", &e)]);
+        }
+        ReleaseOutcome::Refused { refusal: ReleaseRefusal::NoReason, message } => {
+            eprintln!("guardrail: usage error (exit {}): {message}", codes::USAGE);
+            return codes::USAGE;
+        }
+        ReleaseOutcome::Refused { refusal, message } => (
+            json!({"incident_id": incident_id, "status": "refused", "code": refusal.code(), "message": message, "exit_code": codes::REFUSED}),
+            vec![format!(
+                "{incident_id}: claim release by {} REFUSED (exit {}): {message}",
+                who.trim(),
+                codes::REFUSED
+            )],
+            codes::REFUSED,
+        ),
+        ReleaseOutcome::AlreadyReleasedBy(holder) => (
+            json!({"incident_id": incident_id, "status": "refused", "code": "already_released", "release_record": holder.id(), "exit_code": codes::REFUSED}),
+            vec![format!(
+                "{incident_id}: claim {} was released first by record {} (exit {})",
+                s(&holder.body, "claim"),
+                holder.id(),
+                codes::REFUSED
+            )],
+            codes::REFUSED,
+        ),
+        ReleaseOutcome::Released { claim, record } => (
+            json!({"incident_id": incident_id, "status": "released", "claim": claim.to_json(), "release_record": record.id(), "exit_code": codes::EXECUTED}),
+            vec![
+                format!("{incident_id}: claim {} RELEASED by {} (exit {})", claim.key(), who.trim(), codes::EXECUTED),
+                format!("  was         {}", claim.describe()),
+                format!("  audit       claim_release {}", record.id()),
+                format!("  next        guardrail incident execute {incident_id} --as USER   (claims the next attempt)"),
+            ],
+            codes::EXECUTED,
+        ),
+    };
+    report(&[Outcome { json, text, code }], format)
 }
 
 #[allow(clippy::too_many_arguments)]

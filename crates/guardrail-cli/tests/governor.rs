@@ -750,3 +750,83 @@ fn replay_reproduces_governor_decisions_and_reports_a_tampered_input() {
     assert_eq!(code, 3);
     assert!(err.contains("execution_claim record") && err.contains("remediation_decision"), "{err}");
 }
+
+/// An executor that dies between its claim and its result (the command kills guardrail itself)
+/// leaves the claim visible and held; only an approver of the severity, with a reason and
+/// while no result exists, can release it, and then the next attempt runs.
+#[test]
+fn a_dead_executors_claim_is_shown_and_released_only_by_an_approver() {
+    let g = Gov::loaded();
+    let cfg = std::fs::read_to_string(examples().join("governor.yaml")).unwrap();
+    let cfg: String = cfg
+        .lines()
+        .map(|l| {
+            if l.starts_with("  default: ") {
+                "  default: command".to_string()
+            } else if l.starts_with("    scale_worker_pool: ") {
+                "    scale_worker_pool: [sh, -c, \"kill -9 $PPID\"]".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    g.write(".guardrail/governor.yaml", &cfg);
+    let (code, out, err) = g.run(&["incident", "run", &scenario("incident_medium.json"), "--as", "dave"]);
+    assert_ne!(code, 0, "the executor killed the run: {out}{err}");
+    assert_eq!(g.kinds(), ["remediation_decision", "execution_claim"]);
+    // Visible: who claimed it, when, and that no result was recorded.
+    let (code, out, _) = g.run(&["incident", "show", "inc-live-002"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("claims:") && out.contains("by dave at "), "{out}");
+    assert!(out.contains("claimed, no result recorded (the executor may have died)"), "{out}");
+    let (_, v) = g.json(&["incident", "show", "inc-live-002"]);
+    let claim = &v["claims"][0];
+    assert_eq!(claim["status"], "claimed_no_result");
+    assert_eq!(claim["claimed_by"], "dave");
+    assert!(claim["claimed_at"].is_string() && claim["result_record"].is_null(), "{claim:#}");
+    // Held: nothing runs again on that authorisation.
+    let (code, out, _) = g.run(&["incident", "execute", "inc-live-002", "--as", "dave", "--executor", "dry-run"]);
+    assert_eq!(code, 11, "{out}");
+    assert!(out.contains("another execution of scale_worker_pool holds the claim"), "{out}");
+    assert!(out.contains("incident release-claim inc-live-002"), "{out}");
+    // Refusals record nothing: not an approver of medium incidents, no reason.
+    let release = |who: &str, reason: &str| {
+        g.json(&["incident", "release-claim", "inc-live-002", "--as", who, "--reason", reason])
+    };
+    let (code, v) = release("mallory", "the pod is gone");
+    assert_eq!((code, v["results"][0]["code"].as_str()), (11, Some("not_approver")), "{v:#}");
+    let (code, _, err) = g.run(&["incident", "release-claim", "inc-live-002", "--as", "alice", "--reason", "  "]);
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("--reason"), "{err}");
+    let (code, _, err) = g.run(&["incident", "release-claim", "inc-live-002", "--as", "alice"]);
+    assert_eq!(code, 64, "--reason is required: {err}");
+    assert_eq!(g.kinds().len(), 2, "refusals append nothing");
+    // An approver of the severity, with a reason: released and recorded.
+    let (code, v) = release("alice", "executor pod OOM-killed (kubectl describe)");
+    assert_eq!(code, 0, "{v:#}");
+    let r = result(&v);
+    assert_eq!(r["status"], "released");
+    assert_eq!(r["claim"]["claim"], claim["claim"]);
+    let rel = g.records().into_iter().last().unwrap();
+    assert_eq!(rel["kind"], "claim_release");
+    assert_eq!(rel["body"]["released_by"], "alice");
+    assert_eq!(rel["body"]["reason"], "executor pod OOM-killed (kubectl describe)");
+    assert_eq!(rel["body"]["claim_record"], claim["record"]);
+    // A second release of the same claim is refused.
+    assert_eq!(release("bob", "twice").0, 11);
+    // The next attempt claims the next key and runs.
+    let (code, v) = g.json(&["incident", "execute", "inc-live-002", "--as", "dave", "--executor", "dry-run"]);
+    assert_eq!(code, 0, "{v:#}");
+    let (_, v) = g.json(&["incident", "show", "inc-live-002"]);
+    let claims = v["claims"].as_array().unwrap();
+    assert_eq!(claims.len(), 2);
+    assert_eq!(claims[0]["status"], "released");
+    assert_eq!(claims[0]["release"]["released_by"], "alice");
+    assert_eq!(claims[1]["status"], "result_recorded");
+    assert!(claims[1]["claim"].as_str().unwrap().ends_with("#1"), "{claims:?}");
+    // Once a result exists there is nothing to release.
+    let (code, v) = release("alice", "stale?");
+    assert_eq!((code, v["results"][0]["code"].as_str()), (11, Some("result_exists")), "{v:#}");
+    g.assert_chain_intact();
+}

@@ -25,6 +25,7 @@ use guardrail_core::signals::Signals;
 use guardrail_knowledge::KnowledgeError;
 
 pub mod approve;
+pub mod claims;
 pub mod contracts;
 pub mod execute;
 pub mod guardrail_tools;

@@ -243,12 +243,14 @@ pub enum ExecuteOutcome {
     RefusalNotRecorded(AppendError),
 }
 
-/// How many executions are already recorded for an authorisation (the next claim's attempt).
+/// How many executions and claim releases ([`crate::claims::release_claim`]) are already
+/// recorded for an authorisation: the next claim's attempt. A claim ends with its execution
+/// result or, when it has none (the executor died), with its release.
 pub fn attempts(st: &IncidentState, auth: &Authorisation) -> usize {
     st.records
         .iter()
         .filter(|r| {
-            r.kind == kinds::EXECUTION
+            (r.kind == kinds::EXECUTION || r.kind == kinds::CLAIM_RELEASE)
                 && r.body.get("authorised_by_record").and_then(Value::as_str) == Some(&auth.record)
         })
         .count()

@@ -31,6 +31,9 @@ pub mod kinds {
     /// The claim an executor takes before running an authorised action (one winner per
     /// authorisation and attempt; see `guardrail_governor::pipeline`).
     pub const EXECUTION_CLAIM: &str = "execution_claim";
+    /// A person's release of an execution claim that has no result (the executor is believed
+    /// dead), so the authorisation can be claimed again (see `guardrail_governor::claims`).
+    pub const CLAIM_RELEASE: &str = "claim_release";
     /// An execution refused because the action is not the authorised one.
     pub const EXECUTION_REFUSED: &str = "execution_refused";
     /// An incident resolved, with what was learned.
@@ -47,6 +50,7 @@ pub mod kinds {
         APPROVAL_GRANTED,
         FORCE_OVERRIDE,
         EXECUTION_CLAIM,
+        CLAIM_RELEASE,
         EXECUTION,
         EXECUTION_REFUSED,
         RESOLVED,

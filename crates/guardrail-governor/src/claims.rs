@@ -1,0 +1,268 @@
+//! Execution claims as the trail shows them, and the audited release of a stale one.
+//!
+//! Every execution first appends an `execution_claim` (see [`crate::pipeline`]); its result is
+//! the `remediation_execution` whose `claim_record` names it. A claim without a result means
+//! the executor died (or is still running) between claim and result: the authorisation stays
+//! claimed and nothing runs again on it (fail closed).
+//!
+//! [`release_claim`] is the way out, for a person: an approver of the incident's severity (the
+//! governor config's `approvers` or `force_override` for that severity), with a reason, and
+//! only while the claim has no result. It appends a `claim_release` record through
+//! [`crate::pipeline::AuditLog::append_claim`] keyed by the claim, so a claim is released at
+//! most once; [`crate::pipeline::attempts`] counts releases, so the next execution of the same
+//! authorisation claims the next attempt key. If the executor was in fact alive and records its
+//! result later, the trail shows both: the release says who decided it was dead, and why.
+
+use guardrail_core::approval::{ApprovalPolicy, valid_user};
+use guardrail_core::audit::ChainedRecord;
+use guardrail_store::{AppendError, Claim};
+use serde_json::{Value, json};
+
+use crate::pipeline::AuditLog;
+use crate::queue::{IncidentState, kinds};
+
+/// One `execution_claim` of an incident with what followed it.
+#[derive(Debug, Clone)]
+pub struct ClaimView {
+    /// The claim record.
+    pub record: ChainedRecord,
+    /// The execution record naming it as its claim, if any.
+    pub result: Option<ChainedRecord>,
+    /// The `claim_release` record of it, if any.
+    pub released: Option<ChainedRecord>,
+}
+
+impl ClaimView {
+    /// The claim key (`<authorising record>#<attempt>`).
+    pub fn key(&self) -> &str {
+        s(&self.record.body, "claim")
+    }
+
+    /// `result_recorded`, `released` or `claimed_no_result`.
+    pub fn status(&self) -> &'static str {
+        match (&self.result, &self.released) {
+            (Some(_), _) => "result_recorded",
+            (None, Some(_)) => "released",
+            (None, None) => "claimed_no_result",
+        }
+    }
+
+    /// One line for people.
+    pub fn describe(&self) -> String {
+        let b = &self.record.body;
+        let head = format!(
+            "claim {} of {} by {} at {}",
+            self.key(),
+            s(b, "action"),
+            s(b, "requested_by"),
+            self.record.recorded_at
+        );
+        match (&self.result, &self.released) {
+            (Some(r), _) => format!(
+                "{head}: result {} (ran={}, ok={})",
+                r.id(),
+                r.body.get("ran").and_then(Value::as_bool).unwrap_or(false),
+                r.body.get("ok").and_then(Value::as_bool).unwrap_or(false)
+            ),
+            (None, Some(rel)) => format!(
+                "{head}: claimed, no result recorded; released by {} at {} ({}): {}",
+                s(&rel.body, "released_by"),
+                rel.recorded_at,
+                rel.id(),
+                s(&rel.body, "reason")
+            ),
+            (None, None) => format!("{head}: claimed, no result recorded (the executor may have died)"),
+        }
+    }
+
+    /// As JSON (`incident show --format json`).
+    pub fn to_json(&self) -> Value {
+        let b = &self.record.body;
+        json!({
+            "record": self.record.id(),
+            "claim": self.key(),
+            "action": b.get("action"),
+            "executor": b.get("executor"),
+            "claimed_by": b.get("requested_by"),
+            "claimed_at": self.record.recorded_at,
+            "authorised_by_record": b.get("authorised_by_record"),
+            "status": self.status(),
+            "result_record": self.result.as_ref().map(ChainedRecord::id),
+            "result_ok": self.result.as_ref().and_then(|r| r.body.get("ok")).cloned(),
+            "release": self.released.as_ref().map(|r| json!({
+                "record": r.id(),
+                "released_by": r.body.get("released_by"),
+                "released_at": r.recorded_at,
+                "reason": r.body.get("reason"),
+            })),
+        })
+    }
+}
+
+fn s<'v>(v: &'v Value, k: &str) -> &'v str {
+    v.get(k).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// Every execution claim of the incident, in chain order, with its result and release.
+pub fn claims(st: &IncidentState) -> Vec<ClaimView> {
+    let named = |kind: &str, field: &str, value: &str| {
+        st.records.iter().find(|r| r.kind == kind && s(&r.body, field) == value).cloned()
+    };
+    st.records
+        .iter()
+        .filter(|r| r.kind == kinds::EXECUTION_CLAIM)
+        .map(|c| {
+            let id = c.id();
+            ClaimView {
+                record: c.clone(),
+                result: named(kinds::EXECUTION, "claim_record", &id),
+                released: named(kinds::CLAIM_RELEASE, "claim_record", &id),
+            }
+        })
+        .collect()
+}
+
+/// A request to release the incident's newest claim.
+#[derive(Debug, Clone)]
+pub struct ReleaseInput {
+    /// Incident id.
+    pub incident_id: String,
+    /// Who releases it (an approver of the incident's severity).
+    pub by: String,
+    /// Why (required: the executor is believed dead, and how that was established).
+    pub reason: String,
+}
+
+/// Why a release was refused (nothing was recorded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReleaseRefusal {
+    /// No reason given.
+    NoReason,
+    /// Not a user name.
+    InvalidUser,
+    /// Not an approver (nor a force-overrider) of the incident's severity.
+    NotApprover,
+    /// The incident has no execution claim.
+    NoClaim,
+    /// The newest claim has an execution result: there is nothing stale to release.
+    ResultExists,
+    /// The newest claim is already released.
+    AlreadyReleased,
+}
+
+impl ReleaseRefusal {
+    /// Stable code, for JSON.
+    pub fn code(self) -> &'static str {
+        match self {
+            ReleaseRefusal::NoReason => "no_reason",
+            ReleaseRefusal::InvalidUser => "invalid_user",
+            ReleaseRefusal::NotApprover => "not_approver",
+            ReleaseRefusal::NoClaim => "no_claim",
+            ReleaseRefusal::ResultExists => "result_exists",
+            ReleaseRefusal::AlreadyReleased => "already_released",
+        }
+    }
+}
+
+/// What a release attempt came to.
+#[derive(Debug)]
+pub enum ReleaseOutcome {
+    /// The trail cannot say (no such incident, no readable decision).
+    CannotDecide(String),
+    /// Refused; nothing recorded.
+    Refused {
+        /// Why, as a code.
+        refusal: ReleaseRefusal,
+        /// Why, for people.
+        message: String,
+    },
+    /// Released: the `claim_release` record.
+    Released {
+        /// The claim released.
+        claim: Box<ClaimView>,
+        /// The release record.
+        record: ChainedRecord,
+    },
+    /// Another release of the same claim was recorded first.
+    AlreadyReleasedBy(ChainedRecord),
+    /// The release could not be recorded (see the error: not in the chain, or in it with a
+    /// failed mirror copy).
+    NotRecorded(AppendError),
+}
+
+fn refused(refusal: ReleaseRefusal, message: String) -> ReleaseOutcome {
+    ReleaseOutcome::Refused { refusal, message }
+}
+
+/// Releases the newest execution claim of `input.incident_id` (as folded in `states`, read just
+/// before), under the rules in the module documentation.
+pub fn release_claim(
+    log: &mut dyn AuditLog,
+    states: &std::collections::BTreeMap<String, IncidentState>,
+    input: &ReleaseInput,
+    policy: &ApprovalPolicy,
+) -> ReleaseOutcome {
+    let by = input.by.trim();
+    let reason = input.reason.trim();
+    if reason.is_empty() {
+        return refused(ReleaseRefusal::NoReason, "a claim is released only with a reason".into());
+    }
+    if !valid_user(by) {
+        return refused(
+            ReleaseRefusal::InvalidUser,
+            format!("{by:?} is not a user name (1-64 of A-Z a-z 0-9 . _ @ -)"),
+        );
+    }
+    let Some(st) = states.get(&input.incident_id) else {
+        return ReleaseOutcome::CannotDecide(format!("no incident {} in the audit trail", input.incident_id));
+    };
+    let (incident, _, _) = match st.decided() {
+        Ok(p) => p,
+        Err(e) => return ReleaseOutcome::CannotDecide(e),
+    };
+    let eligible = policy.for_severity(incident.severity);
+    if !eligible.approvers.iter().chain(&eligible.force_override).any(|a| a == by) {
+        return refused(
+            ReleaseRefusal::NotApprover,
+            format!("{by} is not an approver of {} incidents (the governor config lists: {})", incident.severity, {
+                let all: Vec<&str> =
+                    eligible.approvers.iter().chain(&eligible.force_override).map(String::as_str).collect();
+                if all.is_empty() { "nobody".to_string() } else { all.join(", ") }
+            }),
+        );
+    }
+    let Some(claim) = claims(st).pop() else {
+        return refused(ReleaseRefusal::NoClaim, format!("{} has no execution claim", input.incident_id));
+    };
+    if let Some(r) = &claim.result {
+        return refused(
+            ReleaseRefusal::ResultExists,
+            format!("claim {} has an execution result (record {}): nothing to release", claim.record.id(), r.id()),
+        );
+    }
+    if let Some(r) = &claim.released {
+        return refused(
+            ReleaseRefusal::AlreadyReleased,
+            format!("claim {} was already released (record {})", claim.record.id(), r.id()),
+        );
+    }
+    let b = &claim.record.body;
+    let body = json!({
+        "incident_id": input.incident_id,
+        "claim": claim.key(),
+        "claim_record": claim.record.id(),
+        "authorised_by_record": b.get("authorised_by_record"),
+        "action": b.get("action"),
+        "claimed_by": b.get("requested_by"),
+        "severity": incident.severity,
+        "released_by": by,
+        "reason": reason,
+        "eligible": eligible,
+    });
+    let key = claim.key().to_string();
+    match log.append_claim(kinds::CLAIM_RELEASE, body, &key) {
+        Ok(Claim::Won(record)) => ReleaseOutcome::Released { claim: Box::new(claim), record },
+        Ok(Claim::Held(holder)) => ReleaseOutcome::AlreadyReleasedBy(holder),
+        Err(e) => ReleaseOutcome::NotRecorded(e),
+    }
+}
