@@ -830,3 +830,22 @@ fn a_dead_executors_claim_is_shown_and_released_only_by_an_approver() {
     assert_eq!((code, v["results"][0]["code"].as_str()), (11, Some("result_exists")), "{v:#}");
     g.assert_chain_intact();
 }
+
+/// Planning, stressing and searching only read the knowledge base: the file is not written
+/// (no schema write, no journal) by `incident run`, `incident execute`, `kb search` or `kb stats`.
+#[test]
+fn reading_commands_leave_the_knowledge_base_untouched() {
+    let g = Gov::loaded();
+    let kb = g.path(".guardrail/knowledge.db");
+    let before = (std::fs::read(&kb).unwrap(), std::fs::metadata(&kb).unwrap().modified().unwrap());
+    assert_eq!(g.incident(&scenario("incident_high.json"), "dave").0, 10);
+    assert_eq!(g.incident(&scenario("incident_medium.json"), "dave").0, 0);
+    assert_eq!(g.run(&["incident", "execute", "inc-live-002", "--as", "dave"]).0, 11);
+    assert_eq!(g.run(&["kb", "search", "db connection saturation", "--service", "payments-api"]).0, 0);
+    assert_eq!(g.run(&["kb", "stats"]).0, 0);
+    let after = (std::fs::read(&kb).unwrap(), std::fs::metadata(&kb).unwrap().modified().unwrap());
+    assert!(before == after, "the knowledge base changed");
+    for suffix in ["-journal", "-wal"] {
+        assert!(!g.path(&format!(".guardrail/knowledge.db{suffix}")).exists(), "{suffix} appeared");
+    }
+}
