@@ -394,6 +394,7 @@ pub fn audit_cells(kind: &str, b: &serde_json::Value) -> AuditCells {
     let s = |p: &str| b.pointer(p).and_then(|v| v.as_str()).filter(|v| !v.is_empty()).map(str::to_string);
     let who = s("/requested_by/identity")
         .or_else(|| s("/requested_by"))
+        .or_else(|| s("/released_by"))
         .or_else(|| s("/approver"))
         .or_else(|| s("/proposer"))
         .or_else(|| s("/by"))
@@ -422,6 +423,10 @@ pub fn audit_cells(kind: &str, b: &serde_json::Value) -> AuditCells {
         "approval_granted" => (action, Some(with_reason("approved"))),
         "force_override" => (action, Some(with_reason("force override"))),
         "execution_claim" => (action, s("/claim").map(|c| format!("claim {c}"))),
+        "claim_release" => {
+            let what = s("/claim").map(|c| format!("released {c}")).unwrap_or_else(|| "released".into());
+            (action, Some(with_reason(&what)))
+        }
         "remediation_execution" => {
             let result = match (b.get("ok").and_then(|v| v.as_bool()), b.get("ran").and_then(|v| v.as_bool())) {
                 (Some(true), _) => "ok",
@@ -527,6 +532,12 @@ mod audit_list_tests {
         assert_eq!(cells("remediation_execution", failed)[0], "throttle (failed)");
         let not_run = json!({"action": "throttle", "ok": false, "ran": false});
         assert_eq!(cells("remediation_execution", not_run)[0], "throttle (not run)");
+        let rel = json!({"action": "throttle", "claim": "7-ab#0", "claimed_by": "bob", "released_by": "carol",
+            "reason": "executor died", "incident_id": "inc-1"});
+        assert_eq!(
+            cells("claim_release", rel),
+            ["throttle", "released 7-ab#0: executor died", "carol", "incident inc-1"]
+        );
         let xr = json!({"requested_action": "drop_db", "authorised_action": "throttle", "requested_by": "bob"});
         assert_eq!(cells("execution_refused", xr)[..3], ["drop_db", "refused: authorised is throttle", "bob"]);
         let res = json!({"action": "scale", "by": "bob", "runbook_id": "learned-1", "incident_id": "inc-2"});
