@@ -97,7 +97,10 @@ fn gate(s: &Scratch, file: &str, extra: &[&str]) -> (i32, serde_json::Value, Str
     let p = prom();
     let now = p.end.to_string();
     let slos = s.path(file).display().to_string();
+    // The queries answer in milliseconds, but on a loaded CI machine a spec's default five
+    // seconds can pass, and a timed-out query is "no data": another decision.
     let mut args = vec!["--now", now.as_str(), "--prometheus", p.url.as_str(), "--format", "json", "--slos", &slos];
+    args.extend_from_slice(&["--prometheus-timeout-ms", "60000"]);
     args.extend_from_slice(extra);
     let out = s.gate(&args).output().unwrap();
     let code = out.status.code().unwrap_or(-1);
@@ -274,6 +277,61 @@ fn bad_specs_exit_3_with_file_line_and_column() {
     let (code, err) = run(SLOTH, &sloth().replace("prometheus/v1", "prometheus/v2"), &[]);
     assert_eq!(code, 3);
     assert!(err.contains("sloth.yaml:1:1: version: \"prometheus/v2\" is not a supported SLO spec version"), "{err}");
+    // The extension's Prometheus timeout: 0 is refused, positioned.
+    let text =
+        sloth().replacen("      p99_threshold_ms: 1000\n", "      p99_threshold_ms: 1000\n      timeout_ms: 0\n", 1);
+    let (code, err) = run(SLOTH, &text, &["--slo-name", "healthy"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains(
+            "sloth.yaml:16:7: slos[0].guardrail.timeout_ms: must be a whole number of milliseconds from 1 to 60000, got 0"
+        ),
+        "{err}"
+    );
+    // --prometheus-timeout-ms / GUARDRAIL_PROMETHEUS_TIMEOUT_MS: 0, negative, not a number.
+    for bad in ["0", "-5", "soon"] {
+        let (code, err) = run(SLOTH, &sloth(), &["--slo-name", "healthy", "--prometheus-timeout-ms", bad]);
+        assert_eq!(code, 3, "{bad}: {err}");
+        assert!(
+            err.contains(&format!(
+                "--prometheus-timeout-ms: expected a whole number of milliseconds from 1 to 60000, got \"{bad}\""
+            )),
+            "{bad}: {err}"
+        );
+        let s = scratch(SLOTH, &sloth());
+        let slos = s.path(SLOTH).display().to_string();
+        let out = s
+            .gate(&["--now", &now, "--prometheus", &p.url, "--slos", &slos, "--slo-name", "healthy"])
+            .env("GUARDRAIL_PROMETHEUS_TIMEOUT_MS", bad)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{bad}: {err}");
+        assert!(
+            err.contains("GUARDRAIL_PROMETHEUS_TIMEOUT_MS: expected a whole number of milliseconds"),
+            "{bad}: {err}"
+        );
+    }
+    // The flag wins over the variable.
+    let s = scratch(SLOTH, &sloth());
+    let slos = s.path(SLOTH).display().to_string();
+    let out = s
+        .gate(&[
+            "--now",
+            &now,
+            "--prometheus",
+            &p.url,
+            "--slos",
+            &slos,
+            "--slo-name",
+            "healthy",
+            "--prometheus-timeout-ms",
+            "60000",
+        ])
+        .env("GUARDRAIL_PROMETHEUS_TIMEOUT_MS", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     // No URL: a spec is always read from Prometheus.
     let s = scratch(SLOTH, &sloth());
     let slos = s.path(SLOTH).display().to_string();

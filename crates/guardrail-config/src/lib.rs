@@ -65,10 +65,13 @@ pub use governor::{MAX_TIMEOUT_SECONDS, load_governor_config};
 pub use map::SourceMap;
 pub use metrics::load_metrics;
 pub use policies::{DEFAULT_PRIORITY, PolicyLoad, load_policies};
-pub use prometheus::{QUANTILE_PLACEHOLDER, WINDOW_PLACEHOLDER, check_url, load_prometheus};
+pub use prometheus::{
+    MAX_PROMETHEUS_RETRIES, MAX_PROMETHEUS_TIMEOUT_MS, QUANTILE_PLACEHOLDER, WINDOW_PLACEHOLDER, check_url,
+    load_prometheus,
+};
 pub use slo_specs::{
-    ANNOTATION_PREFIX, ImportedSlo, SloSpecFormat, SpecExtras, SpecSlo, classify_slo_file, counts_from_rate,
-    detect_slo_spec, load_slo_specs, load_spec_slo, select_slo,
+    ANNOTATION_PREFIX, ImportedSlo, SPEC_RETRIES, SPEC_TIMEOUT_MS, SloSpecFormat, SpecExtras, SpecSlo,
+    classify_slo_file, counts_from_rate, detect_slo_spec, load_slo_specs, load_spec_slo, select_slo,
 };
 pub use slos::load_slos;
 pub use source::{Source, read_source};

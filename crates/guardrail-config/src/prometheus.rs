@@ -37,6 +37,11 @@ use crate::yaml::{Node, NodeValue};
 pub const WINDOW_PLACEHOLDER: &str = "{{.window}}";
 /// Placeholder for the quantile in `latency.query`.
 pub const QUANTILE_PLACEHOLDER: &str = "{{.quantile}}";
+/// Longest per-request Prometheus timeout a `prometheus:` block, an SLO spec's `timeout_ms` or
+/// the gate's `--prometheus-timeout-ms` may ask for, ms.
+pub const MAX_PROMETHEUS_TIMEOUT_MS: u64 = 60_000;
+/// Most retries of a failed Prometheus request a `prometheus:` block or an SLO spec may ask for.
+pub const MAX_PROMETHEUS_RETRIES: u32 = 5;
 
 const KEYS: &[&str] = &[
     "url",
@@ -194,10 +199,13 @@ fn read(d: &mut Diags, node: &Node) -> Option<PrometheusSpec> {
     let timeout_ms = match get(m, "timeout_ms") {
         None => Some(2000),
         Some(n) => count(d, &f("timeout_ms"), n).and_then(|v| {
-            if (1..=60_000).contains(&v) {
+            if (1..=MAX_PROMETHEUS_TIMEOUT_MS).contains(&v) {
                 Some(v)
             } else {
-                d.error(f("timeout_ms"), format!("must be between 1 and 60000 milliseconds, got {v}"));
+                d.error(
+                    f("timeout_ms"),
+                    format!("must be between 1 and {MAX_PROMETHEUS_TIMEOUT_MS} milliseconds, got {v}"),
+                );
                 None
             }
         }),
@@ -205,10 +213,10 @@ fn read(d: &mut Diags, node: &Node) -> Option<PrometheusSpec> {
     let retries = match get(m, "retries") {
         None => Some(2),
         Some(n) => count(d, &f("retries"), n).and_then(|v| {
-            if v <= 5 {
+            if v <= u64::from(MAX_PROMETHEUS_RETRIES) {
                 Some(v as u32)
             } else {
-                d.error(f("retries"), format!("must be at most 5, got {v}"));
+                d.error(f("retries"), format!("must be at most {MAX_PROMETHEUS_RETRIES}, got {v}"));
                 None
             }
         }),

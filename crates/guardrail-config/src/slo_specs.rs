@@ -34,7 +34,10 @@
 //!
 //! Keys: `latency_histogram` or `latency_query`, `latency_window` (default 1h),
 //! `latency_unit` (seconds or milliseconds), `p95_threshold_ms` (required with a latency
-//! source), `p99_threshold_ms`, `min_events` (default 100 per window).
+//! source), `p99_threshold_ms`, `min_events` (default 100 per window), and the Prometheus
+//! client's `timeout_ms` (per request, 1 to 60000, default [`SPEC_TIMEOUT_MS`]) and `retries`
+//! (0 to 5, default [`SPEC_RETRIES`]), as in the `prometheus:` block. The gate's
+//! `--prometheus-timeout-ms` / `GUARDRAIL_PROMETHEUS_TIMEOUT_MS` win over `timeout_ms`.
 
 use std::collections::BTreeMap;
 
@@ -44,7 +47,7 @@ use guardrail_core::slo::{BurnThresholds, Num, SloSpec};
 use crate::common::{Diags, Format, Loaded, get, mapping, number, parse_as, required, string};
 use crate::error::ConfigError;
 use crate::map::SourceMap;
-use crate::prometheus::{QUANTILE_PLACEHOLDER, WINDOW_PLACEHOLDER};
+use crate::prometheus::{MAX_PROMETHEUS_RETRIES, MAX_PROMETHEUS_TIMEOUT_MS, QUANTILE_PLACEHOLDER, WINDOW_PLACEHOLDER};
 use crate::source::Source;
 use crate::yaml::Node;
 
@@ -96,7 +99,16 @@ pub struct SpecExtras {
     pub p99_threshold_ms: Option<Num>,
     /// Minimum events per window (default 100).
     pub min_events: Option<u64>,
+    /// Per-request Prometheus timeout, ms (default [`SPEC_TIMEOUT_MS`]).
+    pub timeout_ms: Option<u64>,
+    /// Retries of a failed Prometheus request (default [`SPEC_RETRIES`]).
+    pub retries: Option<u32>,
 }
+
+/// Per-request Prometheus timeout of a spec without `timeout_ms`, ms.
+pub const SPEC_TIMEOUT_MS: u64 = 5000;
+/// Retries of a spec without `retries`.
+pub const SPEC_RETRIES: u32 = 2;
 
 /// One selected SLO of a spec file, as Guardrail's SLO targets and Prometheus source.
 #[derive(Debug, Clone, PartialEq)]
@@ -148,8 +160,8 @@ pub fn load_spec_slo(
         latency_window: x.latency_window.unwrap_or(Window(3600)),
         latency_to_ms: x.latency_to_ms.unwrap_or(1000.0),
         freshness_query: None,
-        timeout_ms: 2000,
-        retries: 2,
+        timeout_ms: x.timeout_ms.unwrap_or(SPEC_TIMEOUT_MS),
+        retries: x.retries.unwrap_or(SPEC_RETRIES),
         burn,
     };
     if let Err(e) = prometheus.burn.validate() {
@@ -232,6 +244,8 @@ const EXTRA_KEYS: &[&str] = &[
     "p95_threshold_ms",
     "p99_threshold_ms",
     "min_events",
+    "timeout_ms",
+    "retries",
 ];
 
 /// Annotation prefix of Guardrail's keys in OpenSLO `metadata.annotations`.
@@ -301,6 +315,29 @@ fn read_extras(d: &mut Diags, base: &str, entries: &[(String, String, &Node)], t
                         x.min_events = Some(v as u64);
                     } else {
                         d.error(path, format!("must be a whole number of events, got {v}"));
+                    }
+                }
+            }
+            "timeout_ms" => {
+                if let Some(v) = num(d, path, node) {
+                    if v.fract() == 0.0 && (1.0..=MAX_PROMETHEUS_TIMEOUT_MS as f64).contains(&v) {
+                        x.timeout_ms = Some(v as u64);
+                    } else {
+                        d.error(
+                            path,
+                            format!(
+                                "must be a whole number of milliseconds from 1 to {MAX_PROMETHEUS_TIMEOUT_MS}, got {v}"
+                            ),
+                        );
+                    }
+                }
+            }
+            "retries" => {
+                if let Some(v) = num(d, path, node) {
+                    if v.fract() == 0.0 && (0.0..=f64::from(MAX_PROMETHEUS_RETRIES)).contains(&v) {
+                        x.retries = Some(v as u32);
+                    } else {
+                        d.error(path, format!("must be a whole number from 0 to {MAX_PROMETHEUS_RETRIES}, got {v}"));
                     }
                 }
             }
@@ -1010,6 +1047,58 @@ spec:
         let bad = open.replace("guardrail.dev/p95_threshold_ms: \"250\"", "guardrail.dev/p95_threshold_ms: fast");
         let e = load_slo_specs(&src("openslo.yaml", &bad)).unwrap_err();
         assert_eq!((e.len(), e[0].line), (1, Some(32)), "{e:?}");
+    }
+
+    #[test]
+    fn the_extension_sets_the_prometheus_timeout_and_retries() {
+        // Defaults: 5 s, 2 retries.
+        let l = load_spec_slo(&src("sloth.yaml", SLOTH), None, Some("login-availability")).unwrap();
+        assert_eq!((l.value.prometheus.timeout_ms, l.value.prometheus.retries), (SPEC_TIMEOUT_MS, SPEC_RETRIES));
+        assert_eq!((SPEC_TIMEOUT_MS, SPEC_RETRIES), (5000, 2));
+        let with = |x: &str| {
+            SLOTH.replace(
+                "    alerting: {name: CheckoutAvailability",
+                &format!("    guardrail: {{{x}}}\n    alerting: {{name: CheckoutAvailability"),
+            )
+        };
+        let l = load_spec_slo(
+            &src("sloth.yaml", &with("timeout_ms: 60000, retries: 0")),
+            None,
+            Some("requests-availability"),
+        )
+        .unwrap();
+        assert_eq!((l.value.prometheus.timeout_ms, l.value.prometheus.retries), (60_000, 0));
+        // 0, negative, too long, fractional, not a number: positioned errors naming the field.
+        for (x, says) in [
+            ("timeout_ms: 0", "from 1 to 60000, got 0"),
+            ("timeout_ms: -5", "from 1 to 60000, got -5"),
+            ("timeout_ms: 60001", "from 1 to 60000, got 60001"),
+            ("timeout_ms: 1.5", "whole number of milliseconds"),
+            ("timeout_ms: soon", "number"),
+            ("retries: 6", "from 0 to 5, got 6"),
+            ("retries: -1", "from 0 to 5, got -1"),
+        ] {
+            let e = load_slo_specs(&src("sloth.yaml", &with(x))).unwrap_err();
+            let key = x.split(':').next().unwrap();
+            assert_eq!(e.len(), 1, "{x}: {e:?}");
+            assert_eq!(e[0].field, format!("slos[0].guardrail.{key}"), "{x}: {e:?}");
+            assert!(e[0].message.contains(says), "{x}: {e:?}");
+            assert!(e[0].line.is_some() && e[0].col.is_some(), "{x}: {e:?}");
+        }
+        // OpenSLO annotations, values as text.
+        let open = |v: &str| {
+            OPENSLO.replace(
+                "metadata: {name: search-availability}",
+                &format!("metadata:\n  name: search-availability\n  annotations:\n    guardrail.dev/timeout_ms: \"{v}\"\n    guardrail.dev/retries: \"1\""),
+            )
+        };
+        let l = load_spec_slo(&src("openslo.yaml", &open("60000")), Some("search"), None).unwrap();
+        assert_eq!((l.value.prometheus.timeout_ms, l.value.prometheus.retries), (60_000, 1));
+        for v in ["0", "-1", "2s"] {
+            let e = load_slo_specs(&src("openslo.yaml", &open(v))).unwrap_err();
+            assert_eq!(e.len(), 1, "{v}: {e:?}");
+            assert_eq!(e[0].field, "metadata.annotations.guardrail.dev/timeout_ms", "{v}: {e:?}");
+        }
     }
 
     #[test]

@@ -22,6 +22,13 @@ pub struct InputPaths {
     /// Prometheus URL override (`--prometheus`, `GUARDRAIL_PROMETHEUS_URL`) for an SLO file
     /// with a `prometheus:` block.
     pub prometheus_url: Option<String>,
+    /// Per-request Prometheus timeout, ms (`--prometheus-timeout-ms`,
+    /// `GUARDRAIL_PROMETHEUS_TIMEOUT_MS`; [`prometheus_timeout_ms`]): wins over the
+    /// `prometheus:` block's and a Sloth/OpenSLO spec's `timeout_ms`. `Err` is the message for
+    /// an invalid value: reading the live metrics then fails (exit 3) rather than falling back
+    /// to the file's timeout.
+    #[serde(skip)]
+    pub prometheus_timeout_ms: Result<Option<u64>, String>,
     /// Evaluation time for the Prometheus queries (`--now`); the clock when absent.
     pub at: Option<Timestamp>,
     /// The selected service (`--service`, `GUARDRAIL_SERVICE`): picks the SLO of a Sloth or
@@ -71,6 +78,11 @@ pub struct InputArgs {
     /// prometheus.url) [env: GUARDRAIL_PROMETHEUS_URL]
     #[arg(long, value_name = "URL")]
     pub prometheus: Option<String>,
+    /// Per-request Prometheus timeout in milliseconds, 1 to 60000, for the `prometheus:` block
+    /// and Sloth/OpenSLO specs (overrides their timeout_ms) [env: GUARDRAIL_PROMETHEUS_TIMEOUT_MS]
+    /// [default: the file's timeout_ms, else 2000 for the block and 5000 for a spec]
+    #[arg(long, value_name = "MS", allow_hyphen_values = true)]
+    pub prometheus_timeout_ms: Option<String>,
     /// Service to decide for, when the cost export (FOCUS, Cost Explorer) or the Sloth/OpenSLO
     /// file holds several [env: GUARDRAIL_SERVICE]
     #[arg(long, value_name = "NAME")]
@@ -123,6 +135,25 @@ fn env_nonempty(env: EnvLookup<'_>, key: &str) -> Option<String> {
     env(key).filter(|v| !v.trim().is_empty())
 }
 
+/// The per-request Prometheus timeout given by `--prometheus-timeout-ms` or, without the flag,
+/// `GUARDRAIL_PROMETHEUS_TIMEOUT_MS`: `Ok(None)` when neither is set; an error naming the flag
+/// or variable for anything but a whole number of milliseconds from 1 to
+/// [`guardrail_config::MAX_PROMETHEUS_TIMEOUT_MS`].
+pub fn prometheus_timeout_ms(args: &InputArgs, env: EnvLookup<'_>) -> Result<Option<u64>, String> {
+    let (origin, text) = match &args.prometheus_timeout_ms {
+        Some(t) => ("--prometheus-timeout-ms", t.clone()),
+        None => match env_nonempty(env, "GUARDRAIL_PROMETHEUS_TIMEOUT_MS") {
+            Some(t) => ("GUARDRAIL_PROMETHEUS_TIMEOUT_MS", t),
+            None => return Ok(None),
+        },
+    };
+    let max = guardrail_config::MAX_PROMETHEUS_TIMEOUT_MS;
+    match text.trim().parse::<u64>() {
+        Ok(ms) if (1..=max).contains(&ms) => Ok(Some(ms)),
+        _ => Err(format!("{origin}: expected a whole number of milliseconds from 1 to {max}, got \"{text}\"")),
+    }
+}
+
 /// Resolves the four paths: flag, then environment variable, then `ROOT/…`.
 pub fn resolve_paths(args: &InputArgs, env: EnvLookup<'_>) -> InputPaths {
     let root = args.root.clone().unwrap_or_else(|| PathBuf::from("."));
@@ -135,6 +166,7 @@ pub fn resolve_paths(args: &InputArgs, env: EnvLookup<'_>) -> InputPaths {
         metrics: pick(&args.metrics, "SLO_METRICS", "data/metrics.json"),
         cost: pick(&args.cost, "COST_DATA", "data/cost.json"),
         prometheus_url: args.prometheus.clone().or_else(|| env_nonempty(env, "GUARDRAIL_PROMETHEUS_URL")),
+        prometheus_timeout_ms: prometheus_timeout_ms(args, env),
         at: args.now.as_deref().and_then(|t| t.parse().ok()),
         service: args.service.clone().or_else(|| env_nonempty(env, "GUARDRAIL_SERVICE")).map(|v| v.trim().to_string()),
         slo_name: args
@@ -221,6 +253,9 @@ pub fn resolve_settings(args: &InputArgs, env: EnvLookup<'_>, clock: Timestamp) 
             }
         },
     };
+    if let Err(e) = prometheus_timeout_ms(args, env) {
+        errors.push(e);
+    }
     let now = match &args.now {
         None => clock,
         Some(text) => match text.parse::<Timestamp>() {
@@ -338,7 +373,10 @@ pub fn read_metrics(paths: &InputPaths, slos: &Source) -> Result<Source, String>
             slos.path.display()
         ));
     }
-    let spec = live.prometheus().clone();
+    let mut spec = live.prometheus().clone();
+    if let Some(ms) = paths.prometheus_timeout_ms.clone()? {
+        spec.timeout_ms = ms;
+    }
     let url = guardrail_prometheus::resolve_url(&spec, paths.prometheus_url.as_deref()).map_err(|e| e.to_string())?;
     let snap = guardrail_prometheus::fetch(&spec, &url, paths.at.unwrap_or_else(Timestamp::now))
         .map_err(|e| format!("{}: {e}", slos.path.display()))?;
@@ -383,5 +421,81 @@ pub fn digest_path(p: &Path) -> InputDigest {
     match guardrail_config::read_source(p) {
         Ok(s) => digest(&s),
         Err(_) => InputDigest { path: p.display().to_string(), sha256: None, bytes: None },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(flag: Option<&str>) -> InputArgs {
+        InputArgs { prometheus_timeout_ms: flag.map(str::to_string), ..InputArgs::default() }
+    }
+
+    #[test]
+    fn the_prometheus_timeout_comes_from_the_flag_then_the_environment() {
+        let none = |_: &str| None;
+        let env = |k: &str| (k == "GUARDRAIL_PROMETHEUS_TIMEOUT_MS").then(|| "7000".to_string());
+        assert_eq!(prometheus_timeout_ms(&args(None), &none), Ok(None));
+        assert_eq!(prometheus_timeout_ms(&args(None), &env), Ok(Some(7000)));
+        assert_eq!(prometheus_timeout_ms(&args(Some("60000")), &env), Ok(Some(60_000)));
+        assert_eq!(resolve_paths(&args(Some(" 250 ")), &env).prometheus_timeout_ms, Ok(Some(250)));
+        // An empty variable is unset.
+        let empty = |_: &str| Some(" ".to_string());
+        assert_eq!(prometheus_timeout_ms(&args(None), &empty), Ok(None));
+    }
+
+    #[test]
+    fn an_invalid_prometheus_timeout_names_the_flag_or_variable_and_cannot_decide() {
+        let clock = Timestamp::UNIX_EPOCH;
+        for bad in ["0", "-5", "soon", "1.5", "60001"] {
+            let e = prometheus_timeout_ms(&args(Some(bad)), &|_| None).unwrap_err();
+            assert!(e.starts_with("--prometheus-timeout-ms: "), "{e}");
+            assert!(e.contains(&format!("got \"{bad}\"")) && e.contains("from 1 to 60000"), "{e}");
+            let errors = resolve_settings(&args(Some(bad)), &|_| None, clock).unwrap_err();
+            assert_eq!(errors, vec![e.clone()]);
+            let env = |k: &str| (k == "GUARDRAIL_PROMETHEUS_TIMEOUT_MS").then(|| bad.to_string());
+            let e = prometheus_timeout_ms(&args(None), &env).unwrap_err();
+            assert!(e.starts_with("GUARDRAIL_PROMETHEUS_TIMEOUT_MS: "), "{e}");
+            assert!(resolve_settings(&args(None), &env, clock).is_err());
+        }
+    }
+
+    /// A server that accepts connections and never answers.
+    fn silent_server() -> (std::net::TcpListener, String) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", l.local_addr().expect("addr"));
+        (l, url)
+    }
+
+    fn sloth(extension: &str) -> Source {
+        Source::from_text(
+            "sloth.yaml",
+            format!(
+                "version: prometheus/v1\nservice: s\nslos:\n  - name: a\n    objective: 99.9\n    sli:\n      events:\n        error_query: sum(increase(e[{{{{.window}}}}]))\n        total_query: sum(increase(t[{{{{.window}}}}]))\n{extension}"
+            ),
+        )
+    }
+
+    fn paths(url: &str, timeout: Result<Option<u64>, String>) -> InputPaths {
+        let mut p = resolve_paths(&InputArgs::default(), &|_| None);
+        p.prometheus_url = Some(url.to_string());
+        p.prometheus_timeout_ms = timeout;
+        p.at = Some(Timestamp::UNIX_EPOCH);
+        p
+    }
+
+    #[test]
+    fn the_flag_timeout_wins_over_the_specs() {
+        let (_listener, url) = silent_server();
+        // The spec asks for a minute; the override's 200 ms is what the requests wait.
+        let spec = sloth("    guardrail: {timeout_ms: 60000, retries: 0}\n");
+        let started = std::time::Instant::now();
+        let m = read_metrics(&paths(&url, Ok(Some(200))), &spec).expect("a snapshot");
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "{:?}", started.elapsed());
+        assert!(m.text.contains("timed out"), "{}", m.text);
+        // An invalid override is an error, not the spec's timeout.
+        let e = read_metrics(&paths(&url, Err("--prometheus-timeout-ms: bad".into())), &spec).unwrap_err();
+        assert_eq!(e, "--prometheus-timeout-ms: bad");
     }
 }

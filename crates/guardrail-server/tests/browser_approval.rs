@@ -356,6 +356,9 @@ async fn the_slo_card_says_latency_is_not_read_for_a_spec_without_a_latency_sour
     let mut cfg = s.config();
     cfg.inputs.now = Some(prom.end.to_string());
     cfg.inputs.prometheus = Some(prom.url.clone());
+    // The queries answer in milliseconds, but on a loaded CI machine a spec's default five
+    // seconds can pass, and a timed-out query is "no data": another page.
+    cfg.inputs.prometheus_timeout_ms = Some("60000".into());
     let srv = Server::start(cfg).await;
     let flow = r##"(async () => {
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -74,6 +74,7 @@ pub fn guardrail() -> Command {
         "GUARDRAIL_MAX_AGE",
         "GUARDRAIL_AUDIT_JSONL",
         "GUARDRAIL_PROMETHEUS_URL",
+        "GUARDRAIL_PROMETHEUS_TIMEOUT_MS",
         "GUARDRAIL_SERVICE",
         "GUARDRAIL_SLO_NAME",
         "GUARDRAIL_COST_FORMAT",
