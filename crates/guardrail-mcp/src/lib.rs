@@ -392,7 +392,8 @@ pub fn call_tool(
         }
     }
     let now = cfg.now.unwrap_or_else(Timestamp::now);
-    let kb: Box<dyn KnowledgeStore> = match SqliteKnowledgeStore::open(&cfg.kb) {
+    // The tools only search and plan: the knowledge base is opened read-only.
+    let kb: Box<dyn KnowledgeStore> = match SqliteKnowledgeStore::open_read_only(&cfg.kb) {
         Ok(k) => Box::new(k),
         Err(e) => Box::new(MissingKnowledge(e.to_string())),
     };

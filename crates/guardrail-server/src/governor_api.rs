@@ -413,7 +413,7 @@ fn propose_blocking(state: &AppState, caller: &Caller, incident: Value) -> Resul
             "no knowledge base is configured (guardrail serve --kb)",
         ));
     };
-    let kb = open_kb(kb_path)?;
+    let kb = open_kb_read_only(kb_path)?;
     let now = jiff::Timestamp::now();
     let governor = guardrail_governor::Governor::default();
     let exec = executor(state);
@@ -426,18 +426,30 @@ fn propose_blocking(state: &AppState, caller: &Caller, incident: Value) -> Resul
     Ok(v)
 }
 
-/// Opens the configured knowledge base; a missing or unreadable one is a 503 without its path.
+/// Opens the configured knowledge base for writing (learning: `resolve`); a missing or
+/// unreadable one is a 503 without its path.
 fn open_kb(path: &std::path::Path) -> Result<guardrail_knowledge::SqliteKnowledgeStore, ApiError> {
-    guardrail_knowledge::SqliteKnowledgeStore::open(path).map_err(|e| {
-        eprintln!("guardrail serve: knowledge base: {e}");
-        let msg = match e {
-            guardrail_knowledge::KnowledgeError::NotFound(_) => {
-                "the knowledge base is missing (create it with `guardrail kb load`), so nothing can be decided"
-            }
-            _ => "the knowledge base cannot be read, so nothing can be decided",
-        };
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, msg)
-    })
+    guardrail_knowledge::SqliteKnowledgeStore::open(path).map_err(kb_unavailable)
+}
+
+/// Opens the configured knowledge base read-only
+/// ([`guardrail_knowledge::SqliteKnowledgeStore::open_read_only`]), for what only plans and
+/// searches (propose, execute's re-gate); the same 503 as [`open_kb`].
+fn open_kb_read_only(path: &std::path::Path) -> Result<guardrail_knowledge::SqliteKnowledgeStore, ApiError> {
+    guardrail_knowledge::SqliteKnowledgeStore::open_read_only(path).map_err(kb_unavailable)
+}
+
+/// A knowledge base that cannot be opened: logged with its reason, answered as a 503 without
+/// its path.
+fn kb_unavailable(e: guardrail_knowledge::KnowledgeError) -> ApiError {
+    eprintln!("guardrail serve: knowledge base: {e}");
+    let msg = match e {
+        guardrail_knowledge::KnowledgeError::NotFound(_) => {
+            "the knowledge base is missing (create it with `guardrail kb load`), so nothing can be decided"
+        }
+        _ => "the knowledge base cannot be read, so nothing can be decided",
+    };
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, msg)
 }
 
 /// The deploy gate's signals from the server's own inputs (the snapshot `GET /api/decision`
@@ -608,7 +620,7 @@ fn execute_blocking(state: &AppState, caller: &Caller, id: String, req: ExecuteR
     let now = jiff::Timestamp::now();
     let gov = &state.config().governor;
     // The knowledge base is needed only to gate another action again.
-    let kb = gov.kb.as_ref().and_then(|p| guardrail_knowledge::SqliteKnowledgeStore::open(p).ok());
+    let kb = gov.kb.as_ref().and_then(|p| guardrail_knowledge::SqliteKnowledgeStore::open_read_only(p).ok());
     let governor = guardrail_governor::Governor::default();
     let exec = executor(state);
     let signals = if req.action.is_some() { deploy_signals(state)? } else { None };
@@ -653,7 +665,7 @@ fn execute_blocking(state: &AppState, caller: &Caller, id: String, req: ExecuteR
         ExecuteOutcome::Regated { requested, instead_of, refused, run } => {
             if kb.is_none() && matches!(*run, RunOutcome::CouldNotDecide { .. }) {
                 // Recorded as a could-not-decide; say why without the path.
-                let _ = open_kb(gov.kb.as_deref().unwrap_or(std::path::Path::new("")))?;
+                let _ = open_kb_read_only(gov.kb.as_deref().unwrap_or(std::path::Path::new("")))?;
             }
             let mut v = run_view(state, caller, *run)?;
             v["regate"] = json!({

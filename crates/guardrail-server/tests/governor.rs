@@ -435,6 +435,32 @@ async fn another_action_is_refused_and_gated_again() {
     assert_eq!(a["data"], serde_json::json!([]), "nothing ran");
 }
 
+/// Proposing and re-gating only read the knowledge base (opened read-only): the file is not
+/// written and no journal or WAL appears; resolving (learning) writes it.
+#[tokio::test]
+async fn proposals_and_regates_leave_the_knowledge_base_untouched_and_resolve_writes_it() {
+    let s = Scratch::new();
+    let srv = Server::start(config(&s, true)).await;
+    let kb = s.path("knowledge.db");
+    let state = || (std::fs::read(&kb).unwrap(), std::fs::metadata(&kb).unwrap().modified().unwrap());
+    let before = state();
+    let (st, v) = srv.post("/api/incidents", Some(DEPLOYER), &scenario("incident_medium.json")).await;
+    assert_eq!((st, v["data"]["status"].as_str()), (200, Some("executed")), "{v}");
+    let (st, v) = srv.post("/api/incidents", Some(ALICE_ADMIN), &scenario("incident_high.json")).await;
+    assert_eq!((st, v["data"]["status"].as_str()), (200, Some("awaiting_approval")), "{v}");
+    let (st, v) = srv.post("/api/incidents/inc-live-001/execute", Some(BOB), r#"{"action": "restart_api_pods"}"#).await;
+    assert_eq!(st, 200, "{v}");
+    assert!(v["data"]["regate"].is_object(), "{v}");
+    assert!(state() == before, "the knowledge base changed");
+    for suffix in ["-journal", "-wal"] {
+        assert!(!s.path(&format!("knowledge.db{suffix}")).exists(), "{suffix} appeared");
+    }
+    let body = r#"{"summary": "Scaled the worker pool; lag recovered in 5 minutes"}"#;
+    let (st, v) = srv.post("/api/incidents/inc-live-002/resolve", Some(BOB), body).await;
+    assert_eq!(st, 200, "{v}");
+    assert!(state().0 != before.0, "resolve learned nothing into the file");
+}
+
 #[tokio::test]
 async fn resolve_learns_an_unreviewed_runbook_with_the_token_identity() {
     let s = Scratch::new();
