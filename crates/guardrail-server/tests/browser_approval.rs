@@ -391,3 +391,56 @@ async fn the_slo_card_says_latency_is_not_read_for_a_spec_without_a_latency_sour
     assert!(banner.contains("rule P007 needs signal latency_compliant, which is unavailable"), "{page}");
     assert!(!page.to_string().contains("null"), "{page}");
 }
+
+/// A `claim_release` row of the audit table (a record as `guardrail incident release-claim`
+/// appends it): the action, the released claim and the reason, and who released it, as
+/// `guardrail audit list` shows them; the reason is text, never markup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_table_shows_a_claim_release_as_audit_list_does() {
+    let Some(browser) = chromium() else {
+        assert!(
+            std::env::var("GUARDRAIL_REQUIRE_BROWSER").is_err(),
+            "chromium is not installed (apt-get install chromium)"
+        );
+        eprintln!("browser test skipped: chromium is not installed (scripts/test installs it)");
+        return;
+    };
+    let s = Scratch::new();
+    let reason = "executor died <img src=x onerror=\"window.__injected = 1\">";
+    let body = json!({
+        "incident_id": "inc-1", "claim": "7-abcdef012345#0", "claim_record": "7-abcdef012345",
+        "authorised_by_record": "5-0123456789ab", "action": "throttle",
+        "claimed_by": {"identity": "bob", "via": "cli"}, "severity": "high",
+        "released_by": "carol", "reason": reason, "eligible": ["carol"],
+    });
+    let mut store = guardrail_store::open_store(&s.store()).unwrap();
+    let draft = guardrail_core::audit::RecordDraft {
+        kind: "claim_release".into(),
+        recorded_at: "2026-11-24T10:00:00Z".into(),
+        body,
+    };
+    store.append(draft).unwrap();
+    drop(store);
+    let srv = Server::start(s.config()).await;
+    let flow = r##"(async () => {
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const deadline = Date.now() + 60000;
+  let tr = null;
+  while (Date.now() < deadline && !tr) {
+    tr = document.querySelector('#audit tr[data-kind="claim_release"]');
+    await sleep(50);
+  }
+  return JSON.stringify({
+    cells: tr ? Array.from(tr.children).slice(3).map((td) => td.textContent) : null,
+    markup: document.querySelectorAll("#audit img").length,
+    injected: window.__injected === 1,
+  });
+})()"##;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/guardrail-server-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (b, u, o) = (browser.clone(), srv.url("/"), dir.join("dashboard-claim-release.png"));
+    let page = tokio::task::spawn_blocking(move || drive(&b, &u, &o, flow)).await.unwrap();
+    let page: Value = serde_json::from_str(&page).unwrap_or_else(|e| panic!("{e}: the page gave {page}"));
+    assert_eq!(page["cells"], json!(["throttle", format!("released 7-abcdef012345#0: {reason}"), "carol"]), "{page}");
+    assert_eq!((page["markup"].as_u64(), page["injected"].as_bool()), (Some(0), Some(false)), "{page}");
+}

@@ -293,7 +293,7 @@ function who(v) {
 // action and rule; the governor's records carry the remediation action they are about (the
 // gated action of a remediation_decision), their rule or outcome, and who acted.
 function auditCells(r) {
-  const by = who(r.requested_by) || (r.ci && r.ci.actor) || r.approver || r.proposer || r.reviewer || r.by || "—";
+  const by = who(r.requested_by) || who(r.released_by) || (r.ci && r.ci.actor) || r.approver || r.proposer || r.reviewer || r.by || "—";
   if (DEPLOY_ACTIONS.includes(r.action)) return { action: r.action, cls: "act " + r.action, rule: r.policy_id || "—", by };
   if (r.outcome === "error" && !r.incident_id) return { action: "could not decide", cls: "act BLOCK", rule: "—", by };
   let action = r.gated_action || r.action || r.requested_action || r.authorised_action || null;
@@ -313,6 +313,10 @@ function auditCells(r) {
       break;
     case "execution_claim":
       rule = rule || (r.executor ? "claimed for " + r.executor : "claimed");
+      break;
+    case "claim_release":
+      // As `guardrail audit list`: the released claim and why; who released it is `by`.
+      rule = rule || (r.claim ? "released " + r.claim : "released") + (r.reason ? ": " + r.reason : "");
       break;
     case "approval_refused":
       action = action || "refused";
