@@ -486,7 +486,7 @@ mod tests {
     }
 
     #[test]
-    fn the_flag_timeout_wins_over_the_specs() {
+    fn the_flag_timeout_wins_over_the_spec_and_the_block() {
         let (_listener, url) = silent_server();
         // The spec asks for a minute; the override's 200 ms is what the requests wait.
         let spec = sloth("    guardrail: {timeout_ms: 60000, retries: 0}\n");
@@ -497,5 +497,14 @@ mod tests {
         // An invalid override is an error, not the spec's timeout.
         let e = read_metrics(&paths(&url, Err("--prometheus-timeout-ms: bad".into())), &spec).unwrap_err();
         assert_eq!(e, "--prometheus-timeout-ms: bad");
+        // The same for the `prometheus:` block of slos.yaml.
+        let block = Source::from_text(
+            "slos.yaml",
+            "slos:\n  availability: {target: 99.9}\n  latency: {p95_threshold_ms: 500}\nprometheus:\n  service: s\n  error_query: sum(increase(e[{{.window}}]))\n  total_query: sum(increase(t[{{.window}}]))\n  latency:\n    histogram: h_bucket\n  timeout_ms: 60000\n  retries: 0\n",
+        );
+        let started = std::time::Instant::now();
+        let m = read_metrics(&paths(&url, Ok(Some(200))), &block).expect("a snapshot");
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "{:?}", started.elapsed());
+        assert!(m.text.contains("timed out"), "{}", m.text);
     }
 }
