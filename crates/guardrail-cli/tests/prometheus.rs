@@ -2,9 +2,11 @@
 //! burning, a low-traffic and a silent service). No data, stale data and low traffic never
 //! ALLOW: they DELAY through a rule that tests `no_data` / `burn_rate_insufficient_data`, or
 //! exit 3 when no rule does. There is no skipping: without Debian's `prometheus` package
-//! (`scripts/test` installs it) these tests fail.
+//! (`scripts/test` installs it) these tests fail. The `https://` tests use their own loopback
+//! HTTPS server behind a CA made at test time (`tls_server`), not the fixture.
 
 mod common;
+mod tls_server;
 
 use common::Scratch;
 use guardrail_gate::prometheus::fixture::LocalPrometheus;
@@ -284,9 +286,107 @@ fn a_prometheus_url_without_a_prometheus_block_is_a_usage_mistake() {
     let out = s.gate(&["--prometheus", "http://127.0.0.1:9"]).output().unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("has no prometheus: block"));
-    // An https URL is refused by name (no TLS in this build).
+    // A URL that is neither http:// nor https:// is refused by name.
     let s = scratch("healthy", "");
-    let out = s.gate(&["--prometheus", "https://prom.example"]).output().unwrap();
+    let out = s.gate(&["--prometheus", "ftp://prom.example"]).output().unwrap();
     assert_eq!(out.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("https is not supported"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("must start with http:// or https://"));
+}
+
+/// A policy set that never tests `no_data`: a Prometheus that cannot be read cannot decide.
+const ALLOW_ONLY: &str = "policies:\n  - id: OK\n    name: Anything\n    priority: 2\n    action: ALLOW\n    conditions: {}\n    reason: ok\n    remediation: none\n";
+
+fn run_gate(c: &mut assert_cmd::Command) -> (i32, serde_json::Value, String) {
+    let out = c.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let json = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
+    (out.status.code().unwrap_or(-1), json, String::from_utf8_lossy(&out.stderr).to_string())
+}
+
+#[test]
+fn an_https_prometheus_behind_an_internal_ca_decides_when_the_ca_is_given() {
+    let tls = tls_server::start();
+    // ca_file in the prometheus: block, relative to the SLO file's directory.
+    let s = scratch("healthy", "  ca_file: internal-ca.pem\n");
+    s.write("config/internal-ca.pem", &tls.ca_pem);
+    let (code, j, err) = run_gate(&mut s.gate(&["--prometheus", &tls.url, "--format", "json"]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(j["action"], "ALLOW");
+    assert_eq!(j["signals"]["no_data"], false);
+    assert_eq!(j["slo"]["availability_pct"], 99.99);
+    assert_eq!(j["inputs"]["metrics"]["path"], format!("prometheus:{}", tls.url));
+
+    // --prometheus-ca, then GUARDRAIL_PROMETHEUS_CA, for a block without ca_file.
+    let s = scratch("healthy", "");
+    s.write("ca.pem", &tls.ca_pem);
+    let ca = s.path("ca.pem").display().to_string();
+    let (code, _, err) = run_gate(&mut s.gate(&["--prometheus", &tls.url, "--prometheus-ca", &ca]));
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run_gate(s.gate(&["--prometheus", &tls.url]).env("GUARDRAIL_PROMETHEUS_CA", &ca));
+    assert_eq!(code, 0, "{err}");
+    // The flag wins over the variable (which is then not even read) and over the file's ca_file.
+    let s = scratch("healthy", "  ca_file: missing.pem\n");
+    s.write("ca.pem", &tls.ca_pem);
+    let (code, _, err) = run_gate(
+        s.gate(&["--prometheus", &tls.url, "--prometheus-ca", &ca]).env("GUARDRAIL_PROMETHEUS_CA", s.path("nope.pem")),
+    );
+    assert_eq!(code, 3, "the file's ca_file is still checked at load: {err}");
+    let s = scratch("healthy", "");
+    s.write("ca.pem", &tls.ca_pem);
+    let (code, _, err) = run_gate(
+        s.gate(&["--prometheus", &tls.url, "--prometheus-ca", &ca]).env("GUARDRAIL_PROMETHEUS_CA", s.path("nope.pem")),
+    );
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn an_untrusted_certificate_is_no_data_naming_the_url_and_the_tls_reason() {
+    let tls = tls_server::start();
+    // Without a rule for no_data: exit 3, and the message says which URL and why.
+    let s = scratch("healthy", "");
+    s.write("config/policies.yaml", ALLOW_ONLY);
+    let (code, _, err) = run_gate(&mut s.gate(&["--prometheus", &tls.url]));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("no_data"), "{err}");
+    assert!(err.contains(&format!("{}/api/v1/query", tls.url)), "{err}");
+    assert!(
+        err.contains("failed TLS verification, the server's certificate is not trusted")
+            && err.contains("UnknownIssuer"),
+        "{err}"
+    );
+    // With the no-data rule: DELAY (never ALLOW), the reasons recorded.
+    let s = scratch("healthy", "");
+    s.edit("config/slos.yaml", "  retries: 0\n", "  retries: 2\n");
+    let (code, j, err) = run_gate(&mut s.gate(&["--prometheus", &tls.url, "--format", "json"]));
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(j["policy_id"], "P000");
+    let reasons = j["slo"]["prometheus"]["no_data_reasons"].to_string();
+    assert!(reasons.contains("certificate is not trusted"), "{reasons}");
+}
+
+#[test]
+fn a_bad_ca_file_cannot_decide_and_names_the_field_or_flag() {
+    let tls = tls_server::start();
+    for (file, says) in [(None, "cannot be read"), (Some("hello\n"), "not a PEM file")] {
+        let s = scratch("healthy", "  ca_file: ca.pem\n");
+        if let Some(text) = file {
+            s.write("config/ca.pem", text);
+        }
+        let (code, _, err) = run_gate(&mut s.gate(&["--prometheus", &tls.url]));
+        assert_eq!(code, 3, "{err}");
+        assert!(err.contains("slos.yaml:11:3: prometheus.ca_file"), "{err}");
+        assert!(err.contains(says), "{err}");
+        // The same file given by flag or variable: named by the flag or the variable.
+        let s = scratch("healthy", "");
+        if let Some(text) = file {
+            s.write("ca.pem", text);
+        }
+        let ca = s.path("ca.pem").display().to_string();
+        let (code, _, err) = run_gate(&mut s.gate(&["--prometheus", &tls.url, "--prometheus-ca", &ca]));
+        assert_eq!(code, 3, "{err}");
+        assert!(err.contains(&format!("--prometheus-ca: {ca}: {says}")), "{err}");
+        let (code, _, err) = run_gate(s.gate(&["--prometheus", &tls.url]).env("GUARDRAIL_PROMETHEUS_CA", &ca));
+        assert_eq!(code, 3, "{err}");
+        assert!(err.contains(&format!("GUARDRAIL_PROMETHEUS_CA: {ca}: {says}")), "{err}");
+    }
 }

@@ -66,8 +66,8 @@ pub use map::SourceMap;
 pub use metrics::load_metrics;
 pub use policies::{DEFAULT_PRIORITY, PolicyLoad, load_policies};
 pub use prometheus::{
-    MAX_PROMETHEUS_RETRIES, MAX_PROMETHEUS_TIMEOUT_MS, QUANTILE_PLACEHOLDER, WINDOW_PLACEHOLDER, check_url,
-    load_prometheus,
+    MAX_PROMETHEUS_RETRIES, MAX_PROMETHEUS_TIMEOUT_MS, QUANTILE_PLACEHOLDER, WINDOW_PLACEHOLDER, check_ca_file,
+    check_ca_pem, check_url, load_prometheus,
 };
 pub use slo_specs::{
     ANNOTATION_PREFIX, ImportedSlo, SPEC_RETRIES, SPEC_TIMEOUT_MS, SloSpecFormat, SpecExtras, SpecSlo,

@@ -2,7 +2,11 @@
 //!
 //! ```yaml
 //! prometheus:
-//!   url: http://127.0.0.1:9090        # optional: --prometheus / GUARDRAIL_PROMETHEUS_URL win
+//!   url: http://127.0.0.1:9090        # optional: --prometheus / GUARDRAIL_PROMETHEUS_URL win;
+//!                                     # http:// or https://
+//!   ca_file: certs/internal-ca.pem    # optional: PEM CA(s) to trust for https, besides the
+//!                                     # built-in roots; relative to this file's directory;
+//!                                     # --prometheus-ca / GUARDRAIL_PROMETHEUS_CA win
 //!   service: checkout-api
 //!   error_query: sum(increase(http_requests_total{job="checkout",code=~"5.."}[{{.window}}])) or vector(0)
 //!   total_query: sum(increase(http_requests_total{job="checkout"}[{{.window}}]))
@@ -21,6 +25,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use guardrail_core::burn::{BurnConfig, LatencySource, PrometheusSpec, Tier, Window};
 use guardrail_core::slo::BurnLabel;
@@ -45,6 +50,7 @@ pub const MAX_PROMETHEUS_RETRIES: u32 = 5;
 
 const KEYS: &[&str] = &[
     "url",
+    "ca_file",
     "service",
     "error_query",
     "total_query",
@@ -132,6 +138,10 @@ fn read(d: &mut Diags, node: &Node) -> Option<PrometheusSpec> {
                 None
             }
         }),
+    };
+    let ca_file = match get(m, "ca_file") {
+        None => Some(None),
+        Some(n) => ca_file(d, &f("ca_file"), n).map(Some),
     };
     let service = match get(m, "service") {
         None => Some("unknown".to_string()),
@@ -242,23 +252,102 @@ fn read(d: &mut Diags, node: &Node) -> Option<PrometheusSpec> {
         freshness_query: freshness_query?,
         timeout_ms: timeout_ms?,
         retries: retries?,
+        ca_file: ca_file?,
         burn: if ok { burn } else { return None },
     })
 }
 
-/// Only plain `http://` URLs: this build has no TLS.
+/// A Prometheus base URL must be `http://` or `https://` (rustls; an internal CA through
+/// `ca_file` / `--prometheus-ca`) and name a host.
 pub fn check_url(url: &str) -> Result<(), String> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
-        if url.starts_with("https://") {
-            format!("{url:?}: https is not supported by this build (no TLS); use http:// or a local proxy")
-        } else {
-            format!("{url:?} must start with http://")
-        }
-    })?;
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("{url:?} must start with http:// or https://"))?;
     if rest.is_empty() || rest.starts_with('/') {
         return Err(format!("{url:?} has no host"));
     }
     Ok(())
+}
+
+/// Reads a `ca_file` field (the `prometheus:` block's, or an SLO spec extension's): a path,
+/// relative to the directory of the file being read, to a readable PEM file of CA
+/// certificates ([`check_ca_file`]). Errors are the field's.
+pub(crate) fn ca_file(d: &mut Diags, path: &str, node: &Node) -> Option<PathBuf> {
+    let text = string(d, path, node)?;
+    if text.trim().is_empty() {
+        d.error(path, "is empty: give the path of a PEM file of CA certificates");
+        return None;
+    }
+    let file = match d.file.parent() {
+        Some(dir) => dir.join(text.trim()),
+        None => PathBuf::from(text.trim()),
+    };
+    match check_ca_file(&file) {
+        Ok(()) => Some(file),
+        Err(e) => {
+            d.error(path, e);
+            None
+        }
+    }
+}
+
+/// Checks that `path` is a readable PEM file holding at least one `CERTIFICATE` block with a
+/// base64 body, and nothing but certificates (a private key is refused: the file is for trust
+/// only). The message names the path; what a TLS library makes of the certificates is checked
+/// again when the client is built.
+pub fn check_ca_file(path: &Path) -> Result<(), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot be read: {e}", path.display()))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| {
+        format!("{}: not a PEM file (not text; a DER certificate must be converted to PEM)", path.display())
+    })?;
+    check_ca_pem(text).map(|_| ()).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Counts the `CERTIFICATE` blocks of PEM text; an error for text with none, an unterminated
+/// or malformed block, or a block of another kind (e.g. a private key).
+pub fn check_ca_pem(text: &str) -> Result<usize, String> {
+    let mut certs = 0;
+    let mut open: Option<(String, String)> = None;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        let n = i + 1;
+        match &mut open {
+            None => {
+                if let Some(label) = line.strip_prefix("-----BEGIN ").and_then(|l| l.strip_suffix("-----")) {
+                    if label != "CERTIFICATE" {
+                        return Err(format!("line {n}: a {label} block; a CA file holds only CERTIFICATE blocks"));
+                    }
+                    open = Some((label.to_string(), String::new()));
+                }
+            }
+            Some((label, body)) => {
+                if let Some(end) = line.strip_prefix("-----END ").and_then(|l| l.strip_suffix("-----")) {
+                    if end != label {
+                        return Err(format!("line {n}: END {end} closes BEGIN {label}"));
+                    }
+                    let ok = !body.is_empty()
+                        && body.len() % 4 == 0
+                        && body
+                            .trim_end_matches('=')
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/');
+                    if !ok {
+                        return Err(format!("line {n}: the certificate before this line is not valid base64"));
+                    }
+                    certs += 1;
+                    open = None;
+                } else {
+                    body.push_str(line);
+                }
+            }
+        }
+    }
+    match (open, certs) {
+        (Some((label, _)), _) => Err(format!("a BEGIN {label} block is never closed")),
+        (None, 0) => Err("not a PEM file: no -----BEGIN CERTIFICATE----- block".into()),
+        (None, n) => Ok(n),
+    }
 }
 
 fn read_min_events(d: &mut Diags, node: &Node, burn: &mut BurnConfig) -> bool {
@@ -379,16 +468,67 @@ mod tests {
         assert!(crate::load_slos(&src(text)).is_ok());
     }
 
+    const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIB\nAAAA\n-----END CERTIFICATE-----\n";
+
+    #[test]
+    fn an_https_url_and_a_ca_file_relative_to_the_slo_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("certs")).unwrap();
+        std::fs::write(dir.path().join("certs/ca.pem"), PEM).unwrap();
+        let text = format!(
+            "{BASE}prometheus:\n  url: https://prom.internal:9090\n  ca_file: certs/ca.pem\n  error_query: 'sum(increase(e[{{{{.window}}}}]))'\n  total_query: 'sum(increase(t[{{{{.window}}}}]))'\n  latency: {{histogram: h_bucket}}\n"
+        );
+        let src = Source { path: dir.path().join("slos.yaml"), text, sha256: String::new() };
+        let spec = load_prometheus(&src).unwrap().unwrap().value;
+        assert_eq!(spec.url.as_deref(), Some("https://prom.internal:9090"));
+        assert_eq!(spec.ca_file, Some(dir.path().join("certs/ca.pem")));
+    }
+
+    #[test]
+    fn a_missing_or_non_pem_ca_file_is_an_error_at_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("key.pem"), "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+            .unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "hello\n").unwrap();
+        for (file, needle) in [
+            ("missing.pem", "cannot be read"),
+            ("notes.txt", "not a PEM file"),
+            ("key.pem", "PRIVATE KEY block"),
+            ("''", "is empty"),
+        ] {
+            let text = format!(
+                "{BASE}prometheus:\n  ca_file: {file}\n  error_query: 'sum(increase(e[{{{{.window}}}}]))'\n  total_query: 'sum(increase(t[{{{{.window}}}}]))'\n  latency: {{histogram: h_bucket}}\n"
+            );
+            let src = Source { path: dir.path().join("slos.yaml"), text, sha256: String::new() };
+            let errs = load_prometheus(&src).unwrap_err();
+            let joined = errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n");
+            assert!(joined.contains("slos.yaml:5:3: prometheus.ca_file"), "{file}: {joined}");
+            assert!(joined.contains(needle), "{file}: {joined}");
+        }
+    }
+
+    #[test]
+    fn pem_checks() {
+        assert_eq!(check_ca_pem(&format!("{PEM}{PEM}")), Ok(2));
+        assert!(check_ca_pem("-----BEGIN CERTIFICATE-----\nMIIB\n").unwrap_err().contains("never closed"));
+        assert!(
+            check_ca_pem("-----BEGIN CERTIFICATE-----\nM!IB\n-----END CERTIFICATE-----\n")
+                .unwrap_err()
+                .contains("base64")
+        );
+        assert!(check_ca_pem("").unwrap_err().contains("no -----BEGIN CERTIFICATE-----"));
+    }
+
     #[test]
     fn errors_are_positioned() {
         let text = format!(
-            "{BASE}prometheus:\n  url: https://prom\n  error_query: 'sum(e)'\n  total_query: 'sum(increase(t[{{{{.window}}}}]))'\n  latency: {{histogram: h_bucket}}\n  tiers:\n    - {{name: a, long: 5m, short: 1h, factor: 2, label: severe}}\n"
+            "{BASE}prometheus:\n  url: ftp://prom\n  error_query: 'sum(e)'\n  total_query: 'sum(increase(t[{{{{.window}}}}]))'\n  latency: {{histogram: h_bucket}}\n  tiers:\n    - {{name: a, long: 5m, short: 1h, factor: 2, label: severe}}\n"
         );
         let errs = load_prometheus(&src(&text)).unwrap_err();
         let all: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
         let joined = all.join("\n");
         assert!(joined.contains("slos.yaml:5:3: prometheus.url"), "{joined}");
-        assert!(joined.contains("https is not supported"), "{joined}");
+        assert!(joined.contains("must start with http:// or https://"), "{joined}");
         assert!(joined.contains("prometheus.error_query: must contain {{.window}}"), "{joined}");
         assert!(joined.contains("prometheus.tiers[0].label"), "{joined}");
     }

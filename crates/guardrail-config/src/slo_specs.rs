@@ -36,8 +36,11 @@
 //! `latency_unit` (seconds or milliseconds), `p95_threshold_ms` (required with a latency
 //! source), `p99_threshold_ms`, `min_events` (default 100 per window), and the Prometheus
 //! client's `timeout_ms` (per request, 1 to 60000, default [`SPEC_TIMEOUT_MS`]) and `retries`
-//! (0 to 5, default [`SPEC_RETRIES`]), as in the `prometheus:` block. The gate's
-//! `--prometheus-timeout-ms` / `GUARDRAIL_PROMETHEUS_TIMEOUT_MS` win over `timeout_ms`.
+//! (0 to 5, default [`SPEC_RETRIES`]) and `ca_file` (a PEM file of CA certificates to trust
+//! for an `https://` Prometheus, relative to the spec file's directory, checked when read), as
+//! in the `prometheus:` block. The gate's `--prometheus-timeout-ms` /
+//! `GUARDRAIL_PROMETHEUS_TIMEOUT_MS` win over `timeout_ms`, `--prometheus-ca` /
+//! `GUARDRAIL_PROMETHEUS_CA` over `ca_file`.
 
 use std::collections::BTreeMap;
 
@@ -103,6 +106,9 @@ pub struct SpecExtras {
     pub timeout_ms: Option<u64>,
     /// Retries of a failed Prometheus request (default [`SPEC_RETRIES`]).
     pub retries: Option<u32>,
+    /// PEM file of CA certificates to trust for an `https://` Prometheus, resolved against the
+    /// spec file's directory (checked to be readable PEM when read).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// Per-request Prometheus timeout of a spec without `timeout_ms`, ms.
@@ -162,6 +168,7 @@ pub fn load_spec_slo(
         freshness_query: None,
         timeout_ms: x.timeout_ms.unwrap_or(SPEC_TIMEOUT_MS),
         retries: x.retries.unwrap_or(SPEC_RETRIES),
+        ca_file: x.ca_file.clone(),
         burn,
     };
     if let Err(e) = prometheus.burn.validate() {
@@ -246,6 +253,7 @@ const EXTRA_KEYS: &[&str] = &[
     "min_events",
     "timeout_ms",
     "retries",
+    "ca_file",
 ];
 
 /// Annotation prefix of Guardrail's keys in OpenSLO `metadata.annotations`.
@@ -341,6 +349,7 @@ fn read_extras(d: &mut Diags, base: &str, entries: &[(String, String, &Node)], t
                     }
                 }
             }
+            "ca_file" => x.ca_file = crate::prometheus::ca_file(d, path, node),
             other => {
                 let hint = crate::common::suggest(other, EXTRA_KEYS)
                     .map(|k| format!(" (did you mean {k}?)"))
@@ -1099,6 +1108,36 @@ spec:
             assert_eq!(e.len(), 1, "{v}: {e:?}");
             assert_eq!(e[0].field, "metadata.annotations.guardrail.dev/timeout_ms", "{v}: {e:?}");
         }
+    }
+
+    #[test]
+    fn the_extension_names_a_ca_file_relative_to_the_spec() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+            .unwrap();
+        let at = |name: &str, text: String| Source { path: dir.path().join(name), text, sha256: String::new() };
+        let with = |x: &str| {
+            SLOTH.replace(
+                "    alerting: {name: CheckoutAvailability",
+                &format!("    guardrail: {{{x}}}\n    alerting: {{name: CheckoutAvailability"),
+            )
+        };
+        let l = load_spec_slo(&at("sloth.yaml", with("ca_file: ca.pem")), None, Some("requests-availability")).unwrap();
+        assert_eq!(l.value.prometheus.ca_file, Some(dir.path().join("ca.pem")));
+        let e = load_slo_specs(&at("sloth.yaml", with("ca_file: nope.pem"))).unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].field, "slos[0].guardrail.ca_file", "{e:?}");
+        assert!(e[0].message.contains("nope.pem: cannot be read"), "{e:?}");
+        let open = |v: &str| {
+            OPENSLO.replace(
+                "metadata: {name: search-availability}",
+                &format!("metadata:\n  name: search-availability\n  annotations:\n    guardrail.dev/ca_file: \"{v}\""),
+            )
+        };
+        let l = load_spec_slo(&at("openslo.yaml", open("ca.pem")), Some("search"), None).unwrap();
+        assert_eq!(l.value.prometheus.ca_file, Some(dir.path().join("ca.pem")));
+        let e = load_slo_specs(&at("openslo.yaml", open("slos.txt"))).unwrap_err();
+        assert_eq!(e[0].field, "metadata.annotations.guardrail.dev/ca_file", "{e:?}");
     }
 
     #[test]

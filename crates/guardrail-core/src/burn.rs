@@ -268,6 +268,12 @@ pub struct PrometheusSpec {
     pub timeout_ms: u64,
     /// Retries after a failed request (connection error, timeout, HTTP 5xx); default 2.
     pub retries: u32,
+    /// PEM file of CA certificates to trust for an `https://` URL, besides the built-in
+    /// (Mozilla) roots: the `prometheus:` block's or the spec extension's `ca_file`, resolved
+    /// against the SLO file's directory by the loader; `--prometheus-ca` /
+    /// `GUARDRAIL_PROMETHEUS_CA` win. A path only: the core never reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Burn-rate windows, tiers and guards.
     pub burn: BurnConfig,
 }

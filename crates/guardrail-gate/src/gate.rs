@@ -165,8 +165,15 @@ pub fn evaluate(sources: Sources, settings: Settings) -> Result<Evaluation, Vec<
     let mut signals = Signals::from_reports(&slo, &cost);
     let freeze = guardrail_core::freeze::status(&windows, settings.now);
     guardrail_core::freeze::apply(&freeze, &mut signals);
-    let decision =
-        decide(&policies, &signals).map_err(|e| vec![format!("{}: {e}", sources.policies.path.display())])?;
+    // When the SLO signals could not be read, say why (the URL and the error of each failed
+    // query, e.g. a refused TLS certificate) next to the rule that cannot decide on them.
+    let decision = decide(&policies, &signals).map_err(|e| {
+        let mut msg = format!("{}: {e}", sources.policies.path.display());
+        if let Some(r) = slo.prometheus.as_ref().filter(|r| !r.no_data_reasons.is_empty()) {
+            msg.push_str(&format!("\n  no data because: {}", r.no_data_reasons.join("; ")));
+        }
+        vec![msg]
+    })?;
     Ok(Evaluation { sources, settings, policies, warnings, slo, cost, signals, decision, freeze })
 }
 

@@ -29,6 +29,12 @@ pub struct InputPaths {
     /// to the file's timeout.
     #[serde(skip)]
     pub prometheus_timeout_ms: Result<Option<u64>, String>,
+    /// PEM file of CA certificates to trust for an `https://` Prometheus (`--prometheus-ca`,
+    /// `GUARDRAIL_PROMETHEUS_CA`; [`prometheus_ca`]): wins over the `prometheus:` block's and a
+    /// Sloth/OpenSLO spec's `ca_file`. `Err` is the message for a file that is missing or not
+    /// PEM: reading the live metrics then fails (exit 3) rather than falling back to the file's.
+    #[serde(skip)]
+    pub prometheus_ca: Result<Option<PathBuf>, String>,
     /// Evaluation time for the Prometheus queries (`--now`); the clock when absent.
     pub at: Option<Timestamp>,
     /// The selected service (`--service`, `GUARDRAIL_SERVICE`): picks the SLO of a Sloth or
@@ -83,6 +89,11 @@ pub struct InputArgs {
     /// [default: the file's timeout_ms, else 2000 for the block and 5000 for a spec]
     #[arg(long, value_name = "MS", allow_hyphen_values = true)]
     pub prometheus_timeout_ms: Option<String>,
+    /// PEM file of CA certificates to trust for an https:// Prometheus, besides the built-in
+    /// roots (overrides the `prometheus:` block's and a Sloth/OpenSLO spec's ca_file)
+    /// [env: GUARDRAIL_PROMETHEUS_CA]
+    #[arg(long, value_name = "FILE")]
+    pub prometheus_ca: Option<PathBuf>,
     /// Service to decide for, when the cost export (FOCUS, Cost Explorer) or the Sloth/OpenSLO
     /// file holds several [env: GUARDRAIL_SERVICE]
     #[arg(long, value_name = "NAME")]
@@ -154,6 +165,20 @@ pub fn prometheus_timeout_ms(args: &InputArgs, env: EnvLookup<'_>) -> Result<Opt
     }
 }
 
+/// The CA file given by `--prometheus-ca` or, without the flag, `GUARDRAIL_PROMETHEUS_CA`:
+/// `Ok(None)` when neither is set; an error naming the flag or variable when the file cannot be
+/// read or is not PEM with at least one certificate ([`guardrail_config::check_ca_file`]).
+pub fn prometheus_ca(args: &InputArgs, env: EnvLookup<'_>) -> Result<Option<PathBuf>, String> {
+    let (origin, path) = match &args.prometheus_ca {
+        Some(p) => ("--prometheus-ca", p.clone()),
+        None => match env_nonempty(env, "GUARDRAIL_PROMETHEUS_CA") {
+            Some(p) => ("GUARDRAIL_PROMETHEUS_CA", PathBuf::from(p.trim())),
+            None => return Ok(None),
+        },
+    };
+    guardrail_config::check_ca_file(&path).map(|()| Some(path)).map_err(|e| format!("{origin}: {e}"))
+}
+
 /// Resolves the four paths: flag, then environment variable, then `ROOT/…`.
 pub fn resolve_paths(args: &InputArgs, env: EnvLookup<'_>) -> InputPaths {
     let root = args.root.clone().unwrap_or_else(|| PathBuf::from("."));
@@ -167,6 +192,7 @@ pub fn resolve_paths(args: &InputArgs, env: EnvLookup<'_>) -> InputPaths {
         cost: pick(&args.cost, "COST_DATA", "data/cost.json"),
         prometheus_url: args.prometheus.clone().or_else(|| env_nonempty(env, "GUARDRAIL_PROMETHEUS_URL")),
         prometheus_timeout_ms: prometheus_timeout_ms(args, env),
+        prometheus_ca: prometheus_ca(args, env),
         at: args.now.as_deref().and_then(|t| t.parse().ok()),
         service: args.service.clone().or_else(|| env_nonempty(env, "GUARDRAIL_SERVICE")).map(|v| v.trim().to_string()),
         slo_name: args
@@ -254,6 +280,9 @@ pub fn resolve_settings(args: &InputArgs, env: EnvLookup<'_>, clock: Timestamp) 
         },
     };
     if let Err(e) = prometheus_timeout_ms(args, env) {
+        errors.push(e);
+    }
+    if let Err(e) = prometheus_ca(args, env) {
         errors.push(e);
     }
     let now = match &args.now {
@@ -377,6 +406,9 @@ pub fn read_metrics(paths: &InputPaths, slos: &Source) -> Result<Source, String>
     if let Some(ms) = paths.prometheus_timeout_ms.clone()? {
         spec.timeout_ms = ms;
     }
+    if let Some(ca) = paths.prometheus_ca.clone()? {
+        spec.ca_file = Some(ca);
+    }
     let url = guardrail_prometheus::resolve_url(&spec, paths.prometheus_url.as_deref()).map_err(|e| e.to_string())?;
     let snap = guardrail_prometheus::fetch(&spec, &url, paths.at.unwrap_or_else(Timestamp::now))
         .map_err(|e| format!("{}: {e}", slos.path.display()))?;
@@ -459,6 +491,33 @@ mod tests {
             assert!(e.starts_with("GUARDRAIL_PROMETHEUS_TIMEOUT_MS: "), "{e}");
             assert!(resolve_settings(&args(None), &env, clock).is_err());
         }
+    }
+
+    #[test]
+    fn the_prometheus_ca_comes_from_the_flag_then_the_environment_and_is_checked() {
+        let dir = std::env::temp_dir().join(format!("guardrail-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let good = dir.join("ca.pem");
+        std::fs::write(&good, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").expect("write");
+        let other = dir.join("other.pem");
+        std::fs::copy(&good, &other).expect("copy");
+        let flag = |p: &Path| InputArgs { prometheus_ca: Some(p.to_path_buf()), ..InputArgs::default() };
+        let env_other = |k: &str| (k == "GUARDRAIL_PROMETHEUS_CA").then(|| other.display().to_string());
+        assert_eq!(prometheus_ca(&InputArgs::default(), &|_| None), Ok(None));
+        assert_eq!(prometheus_ca(&InputArgs::default(), &env_other), Ok(Some(other.clone())));
+        assert_eq!(prometheus_ca(&flag(&good), &env_other), Ok(Some(good.clone())));
+        assert_eq!(resolve_paths(&flag(&good), &|_| None).prometheus_ca, Ok(Some(good.clone())));
+        // Missing or not PEM: an error naming the flag or the variable, and no decision.
+        let missing = dir.join("missing.pem");
+        let e = prometheus_ca(&flag(&missing), &|_| None).unwrap_err();
+        assert!(e.starts_with("--prometheus-ca: ") && e.contains("cannot be read"), "{e}");
+        assert_eq!(resolve_settings(&flag(&missing), &|_| None, Timestamp::UNIX_EPOCH).unwrap_err(), vec![e]);
+        let text = dir.join("notes.txt");
+        std::fs::write(&text, "not a certificate\n").expect("write");
+        let env_text = |k: &str| (k == "GUARDRAIL_PROMETHEUS_CA").then(|| text.display().to_string());
+        let e = prometheus_ca(&InputArgs::default(), &env_text).unwrap_err();
+        assert!(e.starts_with("GUARDRAIL_PROMETHEUS_CA: ") && e.contains("not a PEM file"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A server that accepts connections and never answers.

@@ -2,9 +2,14 @@
 //! bounded retries.
 //!
 //! Retried: connection errors, timeouts and HTTP 5xx (with a short, growing pause: 50 ms,
-//! 100 ms, …). Not retried: HTTP 4xx (a bad query stays bad) and a response that is not a
-//! Prometheus answer. Proxies from the environment are not used. Do not call from inside an
-//! async runtime (reqwest's blocking client refuses to).
+//! 100 ms, …). Not retried: HTTP 4xx (a bad query stays bad), a server certificate that is
+//! not trusted (it will not become trusted) and a response that is not a Prometheus answer.
+//! Proxies from the environment are not used. Do not call from inside an async runtime
+//! (reqwest's blocking client refuses to).
+//!
+//! TLS: `https://` URLs go through rustls (ring), trusting the Mozilla roots compiled in
+//! (webpki-roots: the same on every host, whatever its certificate store) plus, when given,
+//! the CA certificates of a PEM file ([`Client::with_ca`]). Verification is never turned off.
 
 use std::time::Duration;
 
@@ -35,16 +40,38 @@ pub struct Client {
 pub struct ClientError(String);
 
 impl Client {
-    /// A client for `base_url` (e.g. `http://127.0.0.1:9090`).
+    /// A client for `base_url` (e.g. `http://127.0.0.1:9090` or `https://prom.internal`),
+    /// trusting the built-in roots only.
     pub fn new(base_url: &str, timeout_ms: u64, retries: u32) -> Result<Client, ClientError> {
+        Client::with_ca(base_url, timeout_ms, retries, None)
+    }
+
+    /// A client for `base_url` that also trusts the CA certificates in `ca_pem` (the text of a
+    /// PEM file), for a Prometheus behind an internal CA. `ca_pem` without a certificate, or
+    /// with one the TLS library refuses, is an error.
+    pub fn with_ca(
+        base_url: &str,
+        timeout_ms: u64,
+        retries: u32,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Client, ClientError> {
         let timeout = Duration::from_millis(timeout_ms.max(1));
-        let http = reqwest::blocking::Client::builder()
+        let mut builder = reqwest::blocking::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .no_proxy()
-            .user_agent(concat!("guardrail/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ClientError(e.to_string()))?;
+            .user_agent(concat!("guardrail/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| ClientError(format!("the CA file is not PEM: {}", root_cause(&e))))?;
+            if certs.is_empty() {
+                return Err(ClientError("the CA file holds no certificate".into()));
+            }
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        let http = builder.build().map_err(|e| ClientError(root_cause(&e)))?;
         let endpoint = format!("{}/api/v1/query", base_url.trim_end_matches('/'));
         Ok(Client { http, endpoint, retries })
     }
@@ -68,14 +95,20 @@ impl Client {
         let resp = match sent {
             Ok(r) => r,
             Err(e) => {
-                let what = if e.is_timeout() {
+                let cause = root_cause(&e);
+                // rustls: "invalid peer certificate: UnknownIssuer" (or NotValidForName, Expired…).
+                let untrusted = cause.contains("invalid peer certificate");
+                let what = if untrusted {
+                    "failed TLS verification, the server's certificate is not trusted (give its CA with ca_file or \
+                     --prometheus-ca)"
+                } else if e.is_timeout() {
                     "timed out"
                 } else if e.is_connect() {
                     "could not connect"
                 } else {
                     "request failed"
                 };
-                return (Err(format!("{} {what}: {}", self.endpoint, root_cause(&e))), true);
+                return (Err(format!("{} {what}: {cause}", self.endpoint)), !untrusted);
             }
         };
         let status = resp.status();

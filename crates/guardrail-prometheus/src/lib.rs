@@ -44,6 +44,14 @@ pub enum FetchError {
     /// The configuration cannot be turned into queries.
     #[error("{0}")]
     Config(String),
+    /// The CA file (`ca_file`, `--prometheus-ca`) cannot be read or used.
+    #[error("prometheus CA file {path}: {reason}")]
+    Ca {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// The HTTP client could not be built.
     #[error(transparent)]
     Client(#[from] client::ClientError),
@@ -174,12 +182,8 @@ pub fn resolve_url(spec: &PrometheusSpec, override_url: Option<&str>) -> Result<
 
 fn check_url(url: &str) -> Result<(), FetchError> {
     let bad = |reason: &str| Err(FetchError::BadUrl { url: url.to_string(), reason: reason.to_string() });
-    let Some(rest) = url.strip_prefix("http://") else {
-        return if url.starts_with("https://") {
-            bad("https is not supported by this build (no TLS); use http:// or a local proxy")
-        } else {
-            bad("must start with http://")
-        };
+    let Some(rest) = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")) else {
+        return bad("must start with http:// or https://");
     };
     if rest.is_empty() || rest.starts_with('/') {
         return bad("has no host");
@@ -188,11 +192,26 @@ fn check_url(url: &str) -> Result<(), FetchError> {
 }
 
 /// Runs the three queries at `at` (concurrently) and records the answers. Data problems land in
-/// [`Snapshot::problems`]; only configuration problems are `Err`.
+/// [`Snapshot::problems`] (a refused TLS certificate included: no data); only configuration
+/// problems are `Err` (a `ca_file` that cannot be read or holds no usable certificate among
+/// them). The CA file, when `spec.ca_file` names one, is read here, once per decision.
 pub fn fetch(spec: &PrometheusSpec, url: &str, at: Timestamp) -> Result<Snapshot, FetchError> {
     check_url(url)?;
     let freshness = query::freshness_query(spec).map_err(FetchError::Config)?;
-    let client = client::Client::new(url, spec.timeout_ms, spec.retries)?;
+    let ca =
+        match &spec.ca_file {
+            None => None,
+            Some(p) => Some(std::fs::read(p).map_err(|e| FetchError::Ca {
+                path: p.display().to_string(),
+                reason: format!("cannot be read: {e}"),
+            })?),
+        };
+    let client = client::Client::with_ca(url, spec.timeout_ms, spec.retries, ca.as_deref()).map_err(|e| match &spec
+        .ca_file
+    {
+        Some(p) => FetchError::Ca { path: p.display().to_string(), reason: e.to_string() },
+        None => FetchError::Client(e),
+    })?;
     let mut snap = Snapshot {
         source: SOURCE.into(),
         url: url.to_string(),

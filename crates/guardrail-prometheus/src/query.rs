@@ -221,6 +221,7 @@ mod tests {
             latency_to_ms: 1000.0,
             freshness_query: None,
             timeout_ms: 1000,
+            ca_file: None,
             retries: 0,
             burn: BurnConfig::default(),
         }

@@ -112,3 +112,12 @@ fn an_answer_that_is_not_prometheus_is_an_error() {
     assert_eq!(a.attempts, 1);
     assert!(a.result.unwrap_err().contains("the response is not JSON"));
 }
+
+#[test]
+fn a_ca_file_without_a_certificate_is_refused() {
+    // The text of a file that is not PEM: no certificate to trust, so no client.
+    let e = Client::with_ca("https://127.0.0.1:9", 100, 0, Some(b"hello\n")).unwrap_err();
+    assert!(e.to_string().contains("holds no certificate"), "{e}");
+    // Without a CA, an https:// client is built (the built-in roots).
+    assert!(Client::with_ca("https://127.0.0.1:9", 100, 0, None).is_ok());
+}
