@@ -354,10 +354,13 @@ fn an_untrusted_certificate_is_no_data_naming_the_url_and_the_tls_reason() {
             && err.contains("UnknownIssuer"),
         "{err}"
     );
-    // With the no-data rule: DELAY (never ALLOW), the reasons recorded.
+    // With the no-data rule: DELAY (never ALLOW), the reasons recorded. Two retries allowed,
+    // but a refused certificate is not retried: one connection per query (three).
     let s = scratch("healthy", "");
     s.edit("config/slos.yaml", "  retries: 0\n", "  retries: 2\n");
+    let before = tls.connections();
     let (code, j, err) = run_gate(&mut s.gate(&["--prometheus", &tls.url, "--format", "json"]));
+    assert_eq!(tls.connections() - before, 3, "a refused certificate is not retried");
     assert_eq!(code, 1, "{err}");
     assert_eq!(j["policy_id"], "P000");
     let reasons = j["slo"]["prometheus"]["no_data_reasons"].to_string();

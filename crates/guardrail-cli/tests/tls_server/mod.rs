@@ -11,6 +11,7 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A running server and the CA that signed its certificate.
 pub struct TlsPrometheus {
@@ -18,6 +19,15 @@ pub struct TlsPrometheus {
     pub url: String,
     /// The CA certificate, PEM.
     pub ca_pem: String,
+    /// Connections accepted so far (one per HTTP attempt: the server closes each).
+    pub connections: Arc<AtomicUsize>,
+}
+
+impl TlsPrometheus {
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
 }
 
 /// Starts a server on a free loopback port; it runs until the test process ends.
@@ -53,9 +63,12 @@ pub fn start() -> TlsPrometheus {
 
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("https://{}", listener.local_addr().expect("addr"));
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = connections.clone();
     std::thread::spawn(move || {
         for tcp in listener.incoming() {
             let Ok(tcp) = tcp else { continue };
+            counter.fetch_add(1, Ordering::SeqCst);
             let config = config.clone();
             std::thread::spawn(move || {
                 let Ok(conn) = rustls::ServerConnection::new(config) else { return };
@@ -73,7 +86,7 @@ pub fn start() -> TlsPrometheus {
             });
         }
     });
-    TlsPrometheus { url, ca_pem: ca.pem() }
+    TlsPrometheus { url, ca_pem: ca.pem(), connections }
 }
 
 /// Reads one HTTP request and returns its body (the form), `None` when the connection fails.
