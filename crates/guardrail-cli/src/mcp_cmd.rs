@@ -93,7 +93,7 @@ pub fn run(args: McpArgs, env: EnvLookup<'_>) -> i32 {
                 Ok(t) => t,
                 Err(es) => return fail(&es.iter().map(|e| e.0.clone()).collect::<Vec<_>>().join("; ")),
             };
-            let verify: TokenVerifier = Arc::new(move |t: &str| tokens.check(t).map(|c| (c.identity, c.role.to_mcp())));
+            let verify: TokenVerifier = Arc::new(move |t: &str| tokens.check(t).map(|c| (c.identity, guardrail_server::McpRoleExt::to_mcp(c.role))));
             let mut opts = HttpOptions::default();
             if !addr.ip().is_loopback() {
                 // Bound beyond loopback on purpose: accept the Host it was asked for too.

@@ -18,6 +18,8 @@
 //!   ([`classify_slo_file`]) as SLO targets and a Prometheus source.
 //! - [`load_freezes`]: the policy file's `freezes:` and `maintenance:` windows.
 //! - [`load_governor_config`]: the remediation governor's approvers and executors.
+//! - [`tokens`]: the hashed bearer-tokens file (`guardrail serve --tokens`, the governor
+//!   commands' `--tokens`) and its roles.
 //! - [`load_policies`]: the policy file → [`PolicyLoad`] (the set, when its structure could be
 //!   read, plus every finding, including those of `guardrail_core::policy::check`).
 //!
@@ -54,6 +56,7 @@ mod prometheus;
 mod slo_specs;
 mod slos;
 pub mod source;
+pub mod tokens;
 pub mod yaml;
 
 pub use common::Loaded;

@@ -61,7 +61,7 @@ use axum::handler::Handler;
 use axum::http::{HeaderValue, header};
 use axum::routing::{get, post};
 
-pub use auth::{Caller, Role, Tokens, hash_token};
+pub use auth::{Caller, McpRoleExt, Role, Tokens, hash_token};
 pub use state::{AppState, GovernorSettings, RACY_WINDOW, ServerConfig};
 
 /// One route: method (`GET`/`POST`), path, and the role its bearer token needs (`None`: open,
