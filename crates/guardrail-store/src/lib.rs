@@ -170,6 +170,12 @@ pub trait AuditStore: Send {
     /// (unreadable columns, a body that is not JSON) are reported as breaks, not errors.
     fn verify(&mut self) -> Result<VerifyReport, StoreError>;
 
+    /// [`verify`](Self::verify), and from the same read the stored hash of the record at
+    /// `seq` (`None` when there is no such record): what a signed checkpoint of the first
+    /// `seq` records is compared with (`guardrail audit verify --checkpoint`). A damaged hash
+    /// column reads as `"(unreadable)"`.
+    fn verify_at(&mut self, seq: i64) -> Result<(VerifyReport, Option<String>), StoreError>;
+
     /// Where the records are, for messages: `sqlite:/abs/path.db` or a redacted URL.
     fn describe(&self) -> String;
 
@@ -486,6 +492,12 @@ pub(crate) fn build_report(rows: Vec<Decoded>, anchor: Option<Anchor>) -> Verify
     // problems at one record keep their order.
     report.breaks.sort_by_key(|b| b.seq);
     report
+}
+
+/// The stored hash of the record at `seq` among `rows`, for [`AuditStore::verify_at`].
+pub(crate) fn hash_at(rows: &[Decoded], seq: i64) -> Option<String> {
+    let row = rows.iter().find(|d| d.record.seq == seq)?;
+    Some(if row.record.hash.is_empty() { "(unreadable)".to_string() } else { row.record.hash.clone() })
 }
 
 /// Compares the head anchor with the last stored record; `None` when they agree.

@@ -323,6 +323,24 @@ impl AuditStore for PostgresStore {
     }
 
     fn verify(&mut self) -> Result<VerifyReport, StoreError> {
+        let (rows, anchor) = self.rows_and_anchor()?;
+        Ok(build_report(rows, anchor))
+    }
+
+    fn verify_at(&mut self, seq: i64) -> Result<(VerifyReport, Option<String>), StoreError> {
+        let (rows, anchor) = self.rows_and_anchor()?;
+        let hash = crate::hash_at(&rows, seq);
+        Ok((build_report(rows, anchor), hash))
+    }
+
+    fn describe(&self) -> String {
+        self.described.clone()
+    }
+}
+
+impl PostgresStore {
+    /// Every row and the head anchor, from one snapshot.
+    fn rows_and_anchor(&mut self) -> Result<(Vec<Decoded>, Option<Anchor>), StoreError> {
         let err = self.err();
         // One snapshot for the rows and the anchor, so a concurrent append cannot look like
         // tampering.
@@ -338,11 +356,7 @@ impl AuditStore for PostgresStore {
         let anchor = anchor_from(tx.query_opt("SELECT seq, hash FROM chain_head WHERE id = 1", &[]).map_err(&err)?)
             .map_err(&err)?;
         tx.commit().map_err(&err)?;
-        Ok(build_report(decoded, anchor))
-    }
-
-    fn describe(&self) -> String {
-        self.described.clone()
+        Ok((decoded, anchor))
     }
 }
 

@@ -306,6 +306,19 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Every row and the head anchor, from one read transaction: the same snapshot, so an
+    /// append landing between the two reads cannot look like tampering.
+    fn rows_and_anchor(&mut self) -> Result<(Vec<Decoded>, Option<Anchor>), StoreError> {
+        let err = sqlite_err(&self.path);
+        let tx = self.conn.transaction().map_err(&err)?;
+        let rows = query(&tx, &format!("SELECT {COLUMNS} FROM audit_records ORDER BY seq"), &[]).map_err(&err)?;
+        let anchor = read_anchor(&tx).map_err(&err)?;
+        tx.finish().map_err(&err)?;
+        Ok((rows, anchor))
+    }
+}
+
 impl AuditStore for SqliteStore {
     fn append(&mut self, draft: RecordDraft) -> Result<ChainedRecord, StoreError> {
         validate_draft(&draft)?;
@@ -352,14 +365,14 @@ impl AuditStore for SqliteStore {
     }
 
     fn verify(&mut self) -> Result<VerifyReport, StoreError> {
-        let err = sqlite_err(&self.path);
-        // One read transaction: the rows and the anchor come from the same snapshot, so an
-        // append landing between the two reads cannot look like tampering.
-        let tx = self.conn.transaction().map_err(&err)?;
-        let rows = query(&tx, &format!("SELECT {COLUMNS} FROM audit_records ORDER BY seq"), &[]).map_err(&err)?;
-        let anchor = read_anchor(&tx).map_err(&err)?;
-        tx.finish().map_err(&err)?;
+        let (rows, anchor) = self.rows_and_anchor()?;
         Ok(build_report(rows, anchor))
+    }
+
+    fn verify_at(&mut self, seq: i64) -> Result<(VerifyReport, Option<String>), StoreError> {
+        let (rows, anchor) = self.rows_and_anchor()?;
+        let hash = crate::hash_at(&rows, seq);
+        Ok((build_report(rows, anchor), hash))
     }
 
     fn describe(&self) -> String {

@@ -184,6 +184,11 @@ fn pg_tamper_anchor() {
 }
 
 #[test]
+fn pg_tamper_rebuild() {
+    with_tampering(common::tamper_rebuild);
+}
+
+#[test]
 fn pg_concurrent_claims_one_winner() {
     let schema = TestSchema::new();
     let (url, name) = (schema.url.clone(), schema.name.clone());

@@ -30,6 +30,11 @@ fn with_tampering(case: common::TamperCase) {
 }
 
 #[test]
+fn tamper_rebuild_shows_only_at_a_signed_position() {
+    with_tampering(common::tamper_rebuild);
+}
+
+#[test]
 fn round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let path = db(&dir);

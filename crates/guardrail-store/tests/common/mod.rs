@@ -281,6 +281,47 @@ pub fn tamper_anchor(store: &mut dyn AuditStore, exec: &mut dyn FnMut(&str)) {
     assert!(matches!(store.append(draft(7)), Err(StoreError::Corrupt { .. })));
 }
 
+/// Someone with write access rebuilds the chain with record 2 edited and every hash recomputed:
+/// the chain verifies, and only the hash at a signed position (`verify_at`, what a checkpoint
+/// is compared with) shows the rewrite.
+pub fn tamper_rebuild(store: &mut dyn AuditStore, exec: &mut dyn FnMut(&str)) {
+    let recs = fill(store, 5);
+    let (rep, at3) = store.verify_at(3).unwrap();
+    assert!(rep.ok(), "{:?}", rep.breaks);
+    assert_eq!(at3.as_deref(), Some(recs[2].hash.as_str()));
+    assert_eq!(store.verify_at(6).unwrap().1, None);
+
+    let mut rebuilt: Vec<ChainedRecord> = Vec::new();
+    for (i, r) in recs.iter().enumerate() {
+        let mut d = RecordDraft { kind: r.kind.clone(), recorded_at: r.recorded_at.clone(), body: r.body.clone() };
+        if i == 1 {
+            d.body = json!({"n": 1, "action": "BLOCK"});
+        }
+        rebuilt.push(guardrail_core::audit::seal(rebuilt.last(), d));
+    }
+    exec("DELETE FROM audit_records");
+    for r in &rebuilt {
+        exec(&format!(
+            "INSERT INTO audit_records (seq, kind, recorded_at, body, prev_hash, hash) VALUES ({}, {}, {}, {}, {}, {})",
+            r.seq,
+            sql_str(&r.kind),
+            sql_str(&r.recorded_at),
+            sql_str(&serde_json::to_string(&r.body).unwrap()),
+            sql_str(&r.prev_hash),
+            sql_str(&r.hash)
+        ));
+    }
+    let last = rebuilt.last().unwrap();
+    exec(&format!("UPDATE chain_head SET seq = {}, hash = {} WHERE id = 1", last.seq, sql_str(&last.hash)));
+
+    let (rep, now3) = store.verify_at(3).unwrap();
+    assert!(rep.ok(), "a rebuilt chain verifies on its own: {:?}", rep.breaks);
+    assert_eq!(now3.as_deref(), Some(rebuilt[2].hash.as_str()));
+    assert_ne!(now3, at3, "the hash at a signed position shows the rewrite");
+    // Position 1 was not touched: its hash (and so a checkpoint of size 1) still holds.
+    assert_eq!(store.verify_at(1).unwrap().1.as_deref(), Some(recs[0].hash.as_str()));
+}
+
 /// `threads` threads, each with its own store from `open`, append `per_thread` records at once.
 /// The result must be one gap-free, valid chain holding every record exactly once.
 pub fn concurrent_appends(open: Arc<dyn Fn() -> Box<dyn AuditStore> + Send + Sync>, threads: i64, per_thread: i64) {
