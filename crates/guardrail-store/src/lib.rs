@@ -17,6 +17,10 @@
 //! - [`AuditStore::append_claim`] appends a record only if no record of its kind holds the
 //!   same claim key, decided under the append's own lock (the governor's execution claim).
 //!
+//! - [`checkpoint`] signs the chain a store holds as a C2SP checkpoint (the formats are
+//!   `guardrail-checkpoint`'s) and compares a signed checkpoint with it, so a rewrite of the
+//!   whole database (records and anchor, hashes recomputed) is still found.
+//!
 //! Every append reads the chain head, seals the draft with [`guardrail_core::audit::seal`],
 //! inserts it and moves a separate *head anchor* (`chain_head`: last seq and hash) in the same
 //! transaction, and commits durably before returning. The anchor is what lets
@@ -25,8 +29,10 @@
 
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 mod mirror;
 mod pg;
+mod pg_tls;
 mod sqlite;
 
 use std::path::PathBuf;

@@ -23,6 +23,9 @@ use std::time::Duration;
 use guardrail_core::audit::{ChainedRecord, GENESIS_HASH, RecordDraft, VerifyReport, seal};
 use postgres::types::ToSql;
 use postgres::{Client, Config, GenericClient, IsolationLevel, NoTls, Row};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::pg_tls::split_tls_params;
 
 use crate::{
     Anchor, AuditStore, Cell, Claim, Decoded, ListQuery, SCHEMA_VERSION, StoreError, body_text, build_report,
@@ -70,7 +73,7 @@ INSERT INTO guardrail_schema (id, version) VALUES (1, {SCHEMA_VERSION}) ON CONFL
     )
 }
 
-/// An audit store in a PostgreSQL database (one connection, not TLS).
+/// An audit store in a PostgreSQL database (one connection; TLS as its `sslmode` says).
 pub struct PostgresStore {
     client: Client,
     /// Redacted URL for error messages.
@@ -90,6 +93,8 @@ impl PostgresStore {
     /// Connects to `url` (`postgres://…` or `postgresql://…`, or a key=value string) and creates
     /// the schema if missing. A `schema=NAME` query parameter puts the tables in that schema
     /// (created if missing); otherwise they go in the first schema of the server's search_path.
+    /// TLS follows libpq's `sslmode` (default `prefer`) and `sslrootcert` parameters, in the URL
+    /// or the key=value form (see the `pg_tls` module).
     pub fn connect(url: &str) -> Result<Self, StoreError> {
         let (clean, schema) = split_schema_param(url)?;
         Self::connect_inner(&clean, schema, redact_url(url))
@@ -122,11 +127,22 @@ impl PostgresStore {
             validate_schema_name(s).map_err(|reason| StoreError::InvalidSpec { spec: described.clone(), reason })?;
         }
         let err = |source| StoreError::Postgres { url: redacted.clone(), source };
-        let mut config = Config::from_str(url).map_err(err)?;
+        let invalid = |reason| StoreError::InvalidSpec { spec: described.clone(), reason };
+        let (url, tls) = split_tls_params(url).map_err(invalid)?;
+        let mut config = Config::from_str(&url).map_err(err)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
         }
-        let mut client = config.connect(NoTls).map_err(err)?;
+        config.ssl_mode(tls.wire_mode());
+        if only_unix_sockets(&config) {
+            // As libpq: TLS is never used over a Unix socket (the server refuses it there).
+            config.ssl_mode(postgres::config::SslMode::Disable);
+        }
+        let mut client = match tls.client_config().map_err(invalid)? {
+            Some(tls_config) => config.connect(MakeRustlsConnect::new(tls_config)),
+            None => config.connect(NoTls),
+        }
+        .map_err(err)?;
         // NOTICEs ("relation already exists, skipping") are noise for a CLI.
         client.batch_execute("SET client_min_messages = warning").map_err(err)?;
         if let Some(s) = &schema {
@@ -358,6 +374,15 @@ impl PostgresStore {
         tx.commit().map_err(&err)?;
         Ok((decoded, anchor))
     }
+}
+
+/// True when every host of `config` is a Unix socket directory.
+fn only_unix_sockets(config: &Config) -> bool {
+    #[cfg(unix)]
+    let unix = |h: &postgres::config::Host| matches!(h, postgres::config::Host::Unix(_));
+    #[cfg(not(unix))]
+    let unix = |_: &postgres::config::Host| false;
+    !config.get_hosts().is_empty() && config.get_hosts().iter().all(unix)
 }
 
 /// `"name"` with embedded quotes doubled (names are validated first; this is belt and braces).

@@ -253,3 +253,237 @@ fn pg_append_only_role_is_enough() {
     let denied = c.batch_execute(&format!("DELETE FROM \"{s}\".audit_records WHERE seq = 1")).unwrap_err();
     assert!(format!("{denied:?}").contains("permission denied"), "{denied:?}");
 }
+
+/// TLS (`sslmode`, `sslrootcert`) against a throwaway PostgreSQL 15 started here: its own data
+/// directory and port, `ssl = on` with a certificate made by an rcgen CA for `localhost` and
+/// `127.0.0.1`, and a `pg_hba.conf` that accepts TCP only over TLS (`hostssl`). The shared
+/// server on 5432 is not touched. Missing PostgreSQL binaries fail the test (never a skip).
+mod tls {
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    use guardrail_store::{AuditStore, PostgresStore, StoreError};
+
+    const BIN: &str = "/usr/lib/postgresql/15/bin";
+
+    struct Ca {
+        key: rcgen::KeyPair,
+        cert: rcgen::Certificate,
+    }
+
+    fn ca(name: &str) -> Ca {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::DigitalSignature];
+        let cert = params.self_signed(&key).unwrap();
+        Ca { key, cert }
+    }
+
+    /// A PostgreSQL cluster in a temporary directory, stopped (immediately) on drop.
+    struct Server {
+        dir: tempfile::TempDir,
+        data: PathBuf,
+        port: u16,
+        /// The CA that signed the server certificate, PEM file.
+        ca_file: PathBuf,
+        /// Another CA, which signed nothing the server has.
+        wrong_ca_file: PathBuf,
+        as_postgres: bool,
+    }
+
+    impl Server {
+        fn start() -> Server {
+            for tool in ["initdb", "pg_ctl"] {
+                let p = Path::new(BIN).join(tool);
+                assert!(p.exists(), "{} is missing: scripts/test installs PostgreSQL 15", p.display());
+            }
+            // initdb refuses to run as root: then the cluster belongs to the `postgres` account.
+            let as_postgres = run_output(Command::new("id").arg("-u")).trim() == "0";
+            let dir = tempfile::tempdir().unwrap();
+            let data = dir.path().join("data");
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let server = Server {
+                ca_file: dir.path().join("ca.pem"),
+                wrong_ca_file: dir.path().join("wrong-ca.pem"),
+                dir,
+                data,
+                port,
+                as_postgres,
+            };
+            if as_postgres {
+                chown_to_postgres(server.dir.path());
+            }
+            server.pg(BIN, "initdb", &["-D", path(&server.data), "-A", "trust", "-U", "postgres", "--no-sync"]);
+
+            let ca = ca("Guardrail test PostgreSQL CA");
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut params =
+                rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+            params.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
+            let cert = params.signed_by(&key, &ca.cert, &ca.key).unwrap();
+            std::fs::write(&server.ca_file, ca.cert.pem()).unwrap();
+            std::fs::write(&server.wrong_ca_file, self::ca("Some other CA").cert.pem()).unwrap();
+            let (crt, pem_key) = (server.data.join("server.crt"), server.data.join("server.key"));
+            std::fs::write(&crt, cert.pem()).unwrap();
+            std::fs::write(&pem_key, key.serialize_pem()).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&pem_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+            let mut conf = std::fs::read_to_string(server.data.join("postgresql.conf")).unwrap();
+            conf.push_str(&format!(
+                "\nport = {}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nssl = on\n\
+                 ssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\nfsync = off\n",
+                server.port,
+                server.dir.path().display()
+            ));
+            std::fs::write(server.data.join("postgresql.conf"), conf).unwrap();
+            // TCP only over TLS: a plain connection finds no pg_hba.conf entry.
+            std::fs::write(
+                server.data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+            )
+            .unwrap();
+            if as_postgres {
+                chown_to_postgres(server.dir.path());
+            }
+            let log = server.dir.path().join("log");
+            server.pg(BIN, "pg_ctl", &["-D", path(&server.data), "-l", path(&log), "-w", "-t", "60", "start"]);
+            server
+        }
+
+        /// Runs a PostgreSQL tool (as `postgres` when we are root); panics with its output on failure.
+        fn pg(&self, bin: &str, tool: &str, args: &[&str]) {
+            let program = Path::new(bin).join(tool);
+            let mut cmd = if self.as_postgres {
+                let mut c = Command::new("runuser");
+                c.args(["-u", "postgres", "--"]).arg(&program);
+                c
+            } else {
+                Command::new(&program)
+            };
+            cmd.args(args).current_dir(self.dir.path());
+            let out = cmd.output().unwrap_or_else(|e| panic!("{tool}: {e}"));
+            let log = std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default();
+            assert!(
+                out.status.success(),
+                "{tool} failed: {}\n{}\nserver log:\n{log}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+
+        /// A connection string for user postgres, database postgres, over TCP, plus `params`.
+        fn url(&self, params: &str) -> String {
+            format!("postgres://postgres@127.0.0.1:{}/postgres?connect_timeout=20&{params}", self.port)
+        }
+
+        /// Whether the backend named `application_name` is on TLS, asked over the Unix socket.
+        fn ssl_of(&self, application_name: &str) -> Vec<bool> {
+            let admin = format!("host={} port={} user=postgres dbname=postgres", self.dir.path().display(), self.port);
+            let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+            c.query(
+                "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = $1",
+                &[&application_name],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let data = self.data.display().to_string();
+            let stop = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.pg(BIN, "pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"])
+            }));
+            if stop.is_err() {
+                eprintln!("could not stop the test PostgreSQL in {data}");
+            }
+        }
+    }
+
+    fn path(p: &Path) -> &str {
+        p.to_str().unwrap()
+    }
+
+    fn run_output(cmd: &mut Command) -> String {
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn chown_to_postgres(dir: &Path) {
+        run_output(Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir));
+    }
+
+    fn connect(url: &str) -> Result<PostgresStore, StoreError> {
+        PostgresStore::connect(url)
+    }
+
+    fn refused(url: &str, expect: &str) {
+        match connect(url) {
+            Ok(_) => panic!("{url}: connected, expected a refusal mentioning {expect:?}"),
+            Err(e) => assert!(e.to_string().contains(expect), "{url}: expected {expect:?} in: {e}"),
+        }
+    }
+
+    #[test]
+    fn pg_sslmodes_against_a_tls_server() {
+        let server = Server::start();
+        let ca = server.ca_file.display().to_string();
+        let wrong = server.wrong_ca_file.display().to_string();
+
+        // verify-full: the right CA and a name in the certificate (an IP, then a DNS name
+        // reached through hostaddr).
+        let mut store = connect(&server.url(&format!("sslmode=verify-full&sslrootcert={ca}&application_name=vfull")))
+            .unwrap_or_else(|e| panic!("verify-full with the right CA: {e}"));
+        assert_eq!(server.ssl_of("vfull"), [true]);
+        store.append(super::common::draft(0)).unwrap();
+        assert!(store.verify().unwrap().ok());
+        drop(store);
+        let by_name = format!(
+            "postgres://postgres@localhost:{}/postgres?hostaddr=127.0.0.1&sslmode=verify-full&sslrootcert={ca}",
+            server.port
+        );
+        connect(&by_name).unwrap_or_else(|e| panic!("verify-full by name: {e}"));
+
+        // verify-full, wrong CA: refused, and so is verify-ca and require with that root.
+        refused(&server.url(&format!("sslmode=verify-full&sslrootcert={wrong}")), "UnknownIssuer");
+        refused(&server.url(&format!("sslmode=verify-ca&sslrootcert={wrong}")), "UnknownIssuer");
+        refused(&server.url(&format!("sslmode=require&sslrootcert={wrong}")), "UnknownIssuer");
+        // …and prefer with a root certificate does not fall back to plain text after a failed check.
+        refused(&server.url(&format!("sslmode=prefer&sslrootcert={wrong}")), "UnknownIssuer");
+
+        // Host name mismatch: the certificate is for localhost/127.0.0.1, not otherhost.
+        let other = |mode: &str| {
+            format!(
+                "postgres://postgres@otherhost:{}/postgres?hostaddr=127.0.0.1&sslmode={mode}&sslrootcert={ca}",
+                server.port
+            )
+        };
+        refused(&other("verify-full"), "certificate not valid for name \"otherhost\"");
+        // verify-ca checks the chain only.
+        connect(&other("verify-ca")).unwrap_or_else(|e| panic!("verify-ca ignores the name: {e}"));
+
+        // require: encrypted, certificate not checked (libpq).
+        connect(&server.url("sslmode=require&application_name=req")).unwrap_or_else(|e| panic!("require: {e}"));
+        // disable against a hostssl-only server: no pg_hba.conf entry for a plain connection.
+        refused(&server.url("sslmode=disable"), "no encryption");
+        // prefer (the default): TLS when the server offers it.
+        let _store = connect(&server.url("application_name=pref")).unwrap_or_else(|e| panic!("prefer: {e}"));
+        assert_eq!(server.ssl_of("pref"), [true]);
+
+        // Bad values are refused before connecting, naming the field.
+        match connect(&server.url("sslmode=verify-full")) {
+            Err(StoreError::InvalidSpec { reason, .. }) => assert!(reason.contains("sslrootcert"), "{reason}"),
+            other => panic!("expected InvalidSpec, got {other:?}"),
+        }
+        match connect(&server.url("sslmode=verify_full")) {
+            Err(StoreError::InvalidSpec { reason, .. }) => assert!(reason.starts_with("sslmode:"), "{reason}"),
+            other => panic!("expected InvalidSpec, got {other:?}"),
+        }
+    }
+}
