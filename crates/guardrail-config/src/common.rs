@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use guardrail_core::policy::Severity;
-use guardrail_core::slo::Num;
+use guardrail_core::slo::{CountLiteral, Num};
 
 use crate::error::{ConfigError, Finding, split_pos};
 use crate::map::SourceMap;
@@ -175,8 +175,19 @@ pub(crate) fn number(d: &mut Diags, path: &str, node: &Node) -> Option<Num> {
 
 /// A non-negative whole number; an integral float such as `2592000.0` is accepted.
 pub(crate) fn count(d: &mut Diags, path: &str, node: &Node) -> Option<u64> {
+    count_as_written(d, path, node).map(|(v, _)| v)
+}
+
+/// The largest count accepted, written either way: `i64::MAX`, the largest integer the
+/// readers hold exactly. One rule for both forms, because both are computed as the seed's
+/// Python computes them (ints exactly, floats in floating point).
+pub(crate) const MAX_COUNT: u64 = i64::MAX as u64;
+
+/// [`count`], and whether it was written as an integer or as a whole-number float.
+pub(crate) fn count_as_written(d: &mut Diags, path: &str, node: &Node) -> Option<(u64, CountLiteral)> {
+    let too_large = |shown: String| format!("{shown} is too large: a count is a whole number from 0 to {MAX_COUNT}");
     match &node.value {
-        NodeValue::Int(i) if *i >= 0 => Some(*i as u64),
+        NodeValue::Int(i) if *i >= 0 => Some((*i as u64, CountLiteral::Integer)),
         NodeValue::Int(i) => {
             d.error(path, format!("must not be negative, got {i}"));
             None
@@ -193,11 +204,14 @@ pub(crate) fn count(d: &mut Diags, path: &str, node: &Node) -> Option<u64> {
             d.error(path, format!("must be a whole number, got {}", yaml::fmt_float(*f)));
             None
         }
-        NodeValue::Float(f) if *f > 9_007_199_254_740_992.0 => {
-            d.error(path, format!("{} is too large to be an exact count", yaml::fmt_float(*f)));
+        // 2^63 is the first float above i64::MAX; an integer literal above i64::MAX reaches
+        // here as a float too (the JSON and YAML readers hold integers as i64).
+        NodeValue::Float(f) if *f >= 9_223_372_036_854_775_808.0 => {
+            d.error(path, too_large(yaml::fmt_float(*f)));
             None
         }
-        NodeValue::Float(f) => Some(*f as u64),
+        // Whole and below 2^63: the conversion is exact.
+        NodeValue::Float(f) => Some((*f as u64, CountLiteral::Float)),
         NodeValue::Str(s) => {
             d.error(path, format!("must be a whole number, got the string {s:?}{}", numeric_text_hint(s)));
             None

@@ -1,10 +1,11 @@
 //! `data/metrics.json` → [`MetricsSnapshot`].
 
-use guardrail_core::slo::MetricsSnapshot;
+use guardrail_core::pyround::PyNumber;
+use guardrail_core::slo::{CountLiterals, MetricsSnapshot};
 
 use crate::common::{
-    Diags, Format, Loaded, Unknown, check_keys, count, get, mapping, number, optional, parse_as, required, string,
-    timestamp,
+    Diags, Format, Loaded, Unknown, check_keys, count, count_as_written, get, mapping, number, optional, parse_as,
+    required, string, timestamp,
 };
 use crate::error::ConfigError;
 use crate::map::SourceMap;
@@ -67,9 +68,9 @@ fn read(d: &mut Diags, root: &Node) -> Option<MetricsSnapshot> {
         |_| false,
     );
     let total = required(d, "", top, "total_requests", "the number of requests over the window")
-        .and_then(|n| count(d, "total_requests", n));
+        .and_then(|n| count_as_written(d, "total_requests", n));
     let failed = required(d, "", top, "failed_requests", "the number of failed requests over the window")
-        .and_then(|n| count(d, "failed_requests", n));
+        .and_then(|n| count_as_written(d, "failed_requests", n));
 
     let mut p95 = None;
     let mut p99 = Some(None);
@@ -119,18 +120,20 @@ fn read(d: &mut Diags, root: &Node) -> Option<MetricsSnapshot> {
         None => Some(None),
     };
 
+    let ((total, total_literal), (failed, failed_literal)) = (total?, failed?);
     Some(MetricsSnapshot {
         service: service?,
-        total_requests: total?,
-        failed_requests: failed?,
+        total_requests: total,
+        failed_requests: failed,
         latency_p95_ms: p95?,
         latency_p99_ms: p99?,
         hourly_burn_rate: burn?,
         collected_at: collected_at?,
+        count_literals: CountLiterals { total: total_literal, failed: failed_literal },
     })
 }
 
-fn read_burn(d: &mut Diags, top: &[(String, Node)]) -> Option<Vec<f64>> {
+fn read_burn(d: &mut Diags, top: &[(String, Node)]) -> Option<Vec<PyNumber>> {
     let p = "hourly_burn_rate";
     let Some(node) = get(top, p) else {
         d.error(p, "is missing: the burn rate is unknown; the seed tool silently assumed 1.0×");
@@ -154,9 +157,13 @@ fn read_burn(d: &mut Diags, top: &[(String, Node)]) -> Option<Vec<f64>> {
     let mut out = Vec::with_capacity(items.len());
     let mut ok = true;
     for (i, item) in items.iter().enumerate() {
-        match number(d, &format!("{p}[{i}]"), item) {
-            Some(v) => out.push(v.value),
-            None => ok = false,
+        // An integer stays an int: Python 3.12's sum() adds ints and floats differently.
+        match &item.value {
+            NodeValue::Int(v) => out.push(PyNumber::Int(i128::from(*v))),
+            _ => match number(d, &format!("{p}[{i}]"), item) {
+                Some(v) => out.push(PyNumber::Float(v.value)),
+                None => ok = false,
+            },
         }
     }
     ok.then_some(out)

@@ -152,7 +152,8 @@ fn slos_unknown_top_level_key_warns() {
 fn metrics_base_loads() {
     let l = metrics(METRICS).expect("loads");
     assert_eq!(l.value.latency_p99_ms.map(|n| n.value), Some(900.0)); // the seed's `p99` fallback key
-    assert_eq!(l.value.hourly_burn_rate, vec![0.5, 1.0, 1.5]);
+    let burn: Vec<f64> = l.value.hourly_burn_rate.iter().map(|v| v.as_f64()).collect();
+    assert_eq!(burn, vec![0.5, 1.0, 1.5]);
     assert_eq!(l.value.collected_at.map(|t| t.as_second()), Some(1_771_545_600));
     assert_eq!(l.map.locate("hourly_burn_rate[2]"), Some((7, 34)));
 }
@@ -205,6 +206,31 @@ fn metrics_negative_and_fractional_counts() {
     assert_eq!(l.value.total_requests, 1000);
     let errs = errors(metrics(&METRICS.replace("\"failed_requests\": 1", "\"failed_requests\": null")));
     assert!(find(&errs, "failed_requests").message.contains("null"));
+}
+
+/// One limit for counts, however written: whole numbers from 0 to 2^63 - 1. Each keeps its
+/// form (the seed's Python divides ints exactly and floats as floats).
+#[test]
+fn metrics_counts_have_one_limit_in_either_form() {
+    use guardrail_core::slo::CountLiteral;
+    let with = |total: &str, failed: &str| {
+        METRICS
+            .replace("\"total_requests\": 1000", &format!("\"total_requests\": {total}"))
+            .replace("\"failed_requests\": 1", &format!("\"failed_requests\": {failed}"))
+    };
+    // Above 2^53 as a float was refused while a larger integer passed.
+    let l = metrics(&with("76375555000000000.0", "53467089155525")).expect("a whole float above 2^53 loads");
+    assert_eq!(l.value.total_requests, 76_375_555_000_000_000);
+    assert_eq!(l.value.count_literals.total, CountLiteral::Float);
+    assert_eq!(l.value.count_literals.failed, CountLiteral::Integer);
+    let l = metrics(&with("9223372036854775807", "1")).expect("i64::MAX loads");
+    assert_eq!(l.value.count_literals.total, CountLiteral::Integer);
+    // 2^63, as an integer or as a float: the same refusal.
+    for total in ["9223372036854775808", "9223372036854775808.0", "1e19"] {
+        let errs = errors(metrics(&with(total, "1")));
+        let e = find(&errs, "total_requests");
+        assert!(e.message.contains("too large: a count is a whole number from 0 to 9223372036854775807"), "{e}");
+    }
 }
 
 #[test]

@@ -46,7 +46,7 @@ fn shipped_metrics_load() {
     assert_eq!(m.value.latency_p95_ms, Num::int(480));
     assert!(m.value.latency_p95_ms.integer);
     assert_eq!(m.value.latency_p99_ms, Some(Num::int(890)));
-    assert_eq!(m.value.hourly_burn_rate[0], 0.8);
+    assert_eq!(m.value.hourly_burn_rate[0].as_f64(), 0.8);
     assert_eq!(m.map.locate("failed_requests"), Some((6, 3)));
     assert_eq!(m.map.locate("hourly_burn_rate[6]"), Some((14, 5)));
 }

@@ -5,8 +5,9 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use guardrail_core::cost::{self, CostSeries, CostThresholds, DailyCost};
 use guardrail_core::policy::{self, Action, Condition, Operator, Policy, PolicySet, Scalar, Threshold};
+use guardrail_core::pyround::PyNumber;
 use guardrail_core::signals::Signals;
-use guardrail_core::slo::{self, BurnThresholds, MetricsSnapshot, Num, SloSpec};
+use guardrail_core::slo::{self, BurnThresholds, CountLiterals, MetricsSnapshot, Num, SloSpec};
 use std::hint::black_box;
 
 fn shipped() -> (SloSpec, MetricsSnapshot, CostSeries, PolicySet) {
@@ -25,8 +26,12 @@ fn shipped() -> (SloSpec, MetricsSnapshot, CostSeries, PolicySet) {
         hourly_burn_rate: vec![
             0.8, 0.9, 1.0, 1.1, 0.9, 0.8, 1.2, 1.4, 1.8, 2.4, 3.1, 2.8, 2.5, 2.1, 1.9, 1.7, 1.5, 1.4, 1.2, 1.1, 1.0,
             0.9, 0.8, 0.9,
-        ],
+        ]
+        .into_iter()
+        .map(PyNumber::Float)
+        .collect(),
         collected_at: None,
+        count_literals: CountLiterals::default(),
     };
     let start = jiff::civil::date(2026, 1, 22);
     let cost = CostSeries {

@@ -17,7 +17,7 @@
 use jiff::civil::Date;
 use serde::Serialize;
 
-use crate::pyround::py_round;
+use crate::pyround::{py_round, py_sum_floats};
 
 /// One day's spend.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -284,7 +284,8 @@ pub fn anomaly_score(days: &[DailyCost], baseline_days: u32) -> Option<Anomaly> 
     let (method, score) = if mad > 0.0 {
         (AnomalyScale::Mad, diff / (MAD_SCALE * mad))
     } else {
-        let mean_ad = vals.iter().map(|v| (v - med).abs()).sum::<f64>() / vals.len() as f64;
+        let deviations: Vec<f64> = vals.iter().map(|v| (v - med).abs()).collect();
+        let mean_ad = py_sum_floats(&deviations) / vals.len() as f64;
         if mean_ad > 0.0 {
             (AnomalyScale::MeanAbsoluteDeviation, diff / (MEAN_AD_SCALE * mean_ad))
         } else if diff == 0.0 {
@@ -304,12 +305,9 @@ pub fn anomaly_score(days: &[DailyCost], baseline_days: u32) -> Option<Anomaly> 
 /// Days in the two compared windows.
 pub const WINDOW_DAYS: usize = 7;
 
+/// `sum(xs) / len(xs)` as the seed's Python 3.12 runtime computes it (compensated sum).
 fn mean(xs: &[f64]) -> f64 {
-    let mut s = 0.0;
-    for x in xs {
-        s += x;
-    }
-    s / xs.len() as f64
+    py_sum_floats(xs) / xs.len() as f64
 }
 
 /// Sorts and checks a series, returning it in date order.
@@ -400,18 +398,16 @@ pub fn analyse(series: &CostSeries, t: &CostThresholds) -> Result<CostReport, Co
         ));
     }
     let wow = py_round((curr_avg - prev_avg) / prev_avg * 100.0, 2);
-    let mut total = 0.0;
-    for a in &amounts {
-        total += a;
-    }
-    let mtd = py_round(total, 2);
+    let mtd = py_round(py_sum_floats(&amounts), 2);
     let utilisation =
         if series.budget_usd_monthly > 0.0 { py_round(mtd / series.budget_usd_monthly * 100.0, 2) } else { 0.0 };
     let newest = days[n - 1].date;
-    let mut month_total = 0.0;
-    for d in days.iter().filter(|d| d.date.year() == newest.year() && d.date.month() == newest.month()) {
-        month_total += d.cost;
-    }
+    let this_month: Vec<f64> = days
+        .iter()
+        .filter(|d| d.date.year() == newest.year() && d.date.month() == newest.month())
+        .map(|d| d.cost)
+        .collect();
+    let month_total = py_sum_floats(&this_month);
     let trend = trend_for(wow, t);
     let anomaly = anomaly_score(&days, t.anomaly_baseline_days)
         .ok_or_else(|| CostError::new("daily_costs", "is empty: no spend to compare"))?;

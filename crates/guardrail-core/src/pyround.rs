@@ -42,6 +42,15 @@ impl PyNumber {
     }
 }
 
+impl std::fmt::Display for PyNumber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PyNumber::Int(i) => write!(f, "{i}"),
+            PyNumber::Float(x) => write!(f, "{x}"),
+        }
+    }
+}
+
 /// `a + b` with Python's rules for int and float operands (an int meeting a float is
 /// converted to a float first).
 fn py_add(a: PyNumber, b: PyNumber) -> PyNumber {

@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use crate::pyround::py_round;
+use crate::pyround::{PyNumber, py_int_true_div, py_round, py_sum};
 
 /// A number read from a file that remembers whether it was written as an integer, so that
 /// reports echo `480` as `480` and `99.9` as `99.9`, as the seed tool did.
@@ -96,10 +96,34 @@ pub struct MetricsSnapshot {
     pub latency_p95_ms: Num,
     /// Observed p99 latency in milliseconds, when reported.
     pub latency_p99_ms: Option<Num>,
-    /// Burn-rate multipliers, oldest first (the seed tool's `hourly_burn_rate`).
-    pub hourly_burn_rate: Vec<f64>,
+    /// Burn-rate multipliers, oldest first (the seed tool's `hourly_burn_rate`), each an int
+    /// or a float as written: Python 3.12's `sum()` treats the two differently.
+    pub hourly_burn_rate: Vec<PyNumber>,
     /// When the snapshot was taken, when the file says.
     pub collected_at: Option<jiff::Timestamp>,
+    /// How `total_requests` and `failed_requests` were written.
+    pub count_literals: CountLiterals,
+}
+
+/// How a count was written in the file. The seed's Python keeps an integer literal an exact
+/// `int` (two ints divide exactly, correctly rounded) but computes with a float literal such
+/// as `2592000.0` in floating point; Guardrail does the same with each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CountLiteral {
+    /// Written as an integer (`2592000`).
+    #[default]
+    Integer,
+    /// Written as a whole-number float (`2592000.0`, `2.592e6`).
+    Float,
+}
+
+/// How `total_requests` and `failed_requests` were written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CountLiterals {
+    /// `total_requests`.
+    pub total: CountLiteral,
+    /// `failed_requests`.
+    pub failed: CountLiteral,
 }
 
 /// Why a snapshot or spec cannot be evaluated. `field` is the path of the offending field in
@@ -291,7 +315,8 @@ impl MetricsSnapshot {
             return Err(SloError::new("hourly_burn_rate", "is empty: the burn rate is unknown"));
         }
         for (i, v) in self.hourly_burn_rate.iter().enumerate() {
-            if !v.is_finite() || *v < 0.0 {
+            let x = v.as_f64();
+            if !x.is_finite() || x < 0.0 {
                 return Err(SloError::new(
                     &format!("hourly_burn_rate[{i}]"),
                     format!("must be a finite, non-negative multiplier, got {v}"),
@@ -315,19 +340,47 @@ pub fn burn_label(recent: f64, t: &BurnThresholds) -> BurnLabel {
     }
 }
 
-fn mean(xs: &[f64]) -> f64 {
-    // Python's sum() adds left to right; so do we, to keep bit-identical means.
-    let mut s = 0.0;
-    for x in xs {
-        s += x;
+/// `sum(xs) / len(xs)` as the seed's runtime, Python 3.12, computes it: `sum()` is
+/// compensated there for floats (Neumaier), not the left-to-right sum of 3.11 and earlier,
+/// and a sum of ints stays an int, divided exactly.
+fn mean(xs: &[PyNumber]) -> f64 {
+    let len = xs.len() as i128;
+    match py_sum(xs.iter().copied()) {
+        PyNumber::Int(total) => py_int_true_div(total, len).unwrap_or(f64::NAN),
+        PyNumber::Float(total) => total / len as f64,
     }
-    s / xs.len() as f64
 }
 
-/// Availability in percent, rounded to 6 dp, as the seed computes it.
+/// Availability in percent, rounded to 6 dp, for counts written as integers: Python divides
+/// the two ints exactly (correctly rounded), also above 2^53 where `f64` counts would drift.
 pub fn availability_pct(total: u64, failed: u64) -> f64 {
-    let success = total.saturating_sub(failed) as f64;
-    py_round(success / total as f64 * 100.0, 6)
+    availability_pct_as_written(total, failed, CountLiterals::default())
+}
+
+/// Availability in percent, rounded to 6 dp, in the seed's order of operations
+/// (`round((max(0, total - failed) / total) * 100, 6)`) and with its number types: ints are
+/// subtracted and divided exactly; a count written as a float makes the subtraction and the
+/// division floating point, the int converted first, as Python does. `total` must be > 0.
+pub fn availability_pct_as_written(total: u64, failed: u64, literals: CountLiterals) -> f64 {
+    let as_python = |v: u64, literal| match literal {
+        CountLiteral::Integer => PyNumber::Int(i128::from(v)),
+        // The reader only accepts whole floats up to 2^63 - 1, so this is the float written.
+        CountLiteral::Float => PyNumber::Float(v as f64),
+    };
+    let (t, f) = (as_python(total, literals.total), as_python(failed, literals.failed));
+    // `max(0, total - failed)` keeps the int 0 unless the difference is positive.
+    let success = match (t, f) {
+        (PyNumber::Int(t), PyNumber::Int(f)) => PyNumber::Int((t - f).max(0)),
+        _ => {
+            let d = t.as_f64() - f.as_f64();
+            if d > 0.0 { PyNumber::Float(d) } else { PyNumber::Int(0) }
+        }
+    };
+    let ratio = match (success, t) {
+        (PyNumber::Int(s), PyNumber::Int(t)) => py_int_true_div(s, t).unwrap_or(f64::NAN),
+        _ => success.as_f64() / t.as_f64(),
+    };
+    py_round(ratio * 100.0, 6)
 }
 
 /// Error budget left in percent (2 dp, clamped to [0, 100]) from the rounded availability.
@@ -350,7 +403,7 @@ pub fn error_budget_pct(availability_pct: f64, target_pct: f64, failed: u64) -> 
 pub fn evaluate(spec: &SloSpec, m: &MetricsSnapshot) -> Result<SloReport, SloError> {
     spec.validate()?;
     m.validate()?;
-    let availability = availability_pct(m.total_requests, m.failed_requests);
+    let availability = availability_pct_as_written(m.total_requests, m.failed_requests, m.count_literals);
     let target = spec.availability_target_pct.value;
     let budget = error_budget_pct(availability, target, m.failed_requests);
 
@@ -388,7 +441,7 @@ pub fn evaluate(spec: &SloSpec, m: &MetricsSnapshot) -> Result<SloReport, SloErr
             latency_target_p95_ms: spec.p95_threshold_ms,
             avg_burn_rate: py_round(avg, 2),
             recent_burn_rate: py_round(recent, 2),
-            hourly_burn_rates: series.clone(),
+            hourly_burn_rates: series.iter().map(|v| v.as_f64()).collect(),
             service: m.service.clone(),
             latency_target_p99_ms: spec.p99_threshold_ms,
         },

@@ -7,8 +7,11 @@
 
 use guardrail_core::cost::{self, CostSeries, CostThresholds, CostTrend, DailyCost};
 use guardrail_core::policy::{self, Action, Condition, Operator, Policy, PolicySet, Scalar, Threshold};
+use guardrail_core::pyround::PyNumber;
 use guardrail_core::signals::{SignalValue, Signals};
-use guardrail_core::slo::{self, BurnLabel, BurnThresholds, MetricsSnapshot, Num, SloSpec};
+use guardrail_core::slo::{
+    self, BurnLabel, BurnThresholds, CountLiteral, CountLiterals, MetricsSnapshot, Num, SloSpec,
+};
 
 fn spec(target: f64) -> SloSpec {
     SloSpec {
@@ -26,8 +29,9 @@ fn metrics(total: u64, failed: u64, burn: Vec<f64>) -> MetricsSnapshot {
         failed_requests: failed,
         latency_p95_ms: Num::int(480),
         latency_p99_ms: Some(Num::int(890)),
-        hourly_burn_rate: burn,
+        hourly_burn_rate: burn.into_iter().map(PyNumber::Float).collect(),
         collected_at: None,
+        count_literals: CountLiterals::default(),
     }
 }
 
@@ -54,6 +58,46 @@ fn error_budget_vectors() {
         assert_eq!(r.error_budget_pct, budget, "budget for {total}/{failed}@{target}");
         assert_eq!(r.availability_compliant, compliant, "compliance for {total}/{failed}@{target}");
     }
+}
+
+/// Issue 10, item 3: above 2^53 the counts must be divided as Python divides them. The
+/// seed (ints, exact true division) says 99.929994 % and a 29.99 % budget (DELAY, P005);
+/// dividing the counts as f64 gave 99.929995 % and 30.0 % (ALLOW). Written as floats, the
+/// seed computes in floats and does get 30.0: each form is followed.
+#[test]
+fn counts_above_2_pow_53_are_divided_as_python_divides_them() {
+    let (total, failed) = (76_375_555_000_000_000, 53_467_089_155_525);
+    let r = slo::evaluate(&spec(99.9), &metrics(total, failed, vec![1.0])).unwrap();
+    assert_eq!(r.availability_pct, 99.929994);
+    assert_eq!(r.error_budget_pct, 29.99);
+    for literals in [
+        CountLiterals { total: CountLiteral::Float, failed: CountLiteral::Integer },
+        CountLiterals { total: CountLiteral::Integer, failed: CountLiteral::Float },
+        CountLiterals { total: CountLiteral::Float, failed: CountLiteral::Float },
+    ] {
+        let m = MetricsSnapshot { count_literals: literals, ..metrics(total, failed, vec![1.0]) };
+        let r = slo::evaluate(&spec(99.9), &m).unwrap();
+        assert_eq!((r.availability_pct, r.error_budget_pct), (99.929995, 30.0), "{literals:?}");
+    }
+    // Up to i64::MAX, exactly: 1 failure in 2^63 - 1 requests.
+    assert_eq!(slo::availability_pct(i64::MAX as u64, 1), 100.0);
+    assert_eq!(slo::availability_pct(i64::MAX as u64, i64::MAX as u64 / 2), 50.0);
+}
+
+/// Issue 10, item 4: the seed runs on Python 3.12, whose `sum()` of floats is compensated.
+/// 3.11's left-to-right sum gave 14.999999999999998 / 3 = 4.999999999999999 ("medium").
+#[test]
+fn burn_means_use_python_3_12_sum() {
+    let r = slo::evaluate(&spec(99.9), &metrics(1_000_000, 100, vec![6.35, 6.05, 2.6])).unwrap();
+    assert_eq!(r.burn_rate, BurnLabel::High);
+    assert_eq!(r.burn_rate_value, 5.0);
+    // Ints stay ints: [4, 5, 6] sums to the int 15, divided exactly.
+    let m = MetricsSnapshot {
+        hourly_burn_rate: vec![PyNumber::Int(4), PyNumber::Int(5), PyNumber::Int(6)],
+        ..metrics(1_000_000, 100, vec![])
+    };
+    let r = slo::evaluate(&spec(99.9), &m).unwrap();
+    assert_eq!((r.burn_rate, r.burn_rate_value), (BurnLabel::High, 5.0));
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Properties of the SLO maths and the policy evaluation over generated inputs.
 
 use guardrail_core::cost::{self, CostSeries, CostThresholds, DailyCost};
-use guardrail_core::slo::{self, BurnThresholds, MetricsSnapshot, Num, SloSpec};
+use guardrail_core::pyround::PyNumber;
+use guardrail_core::slo::{self, BurnThresholds, CountLiterals, MetricsSnapshot, Num, SloSpec};
 use proptest::prelude::*;
 
 fn spec(target: f64) -> SloSpec {
@@ -20,8 +21,9 @@ fn snapshot(total: u64, failed: u64, burn: Vec<f64>) -> MetricsSnapshot {
         failed_requests: failed,
         latency_p95_ms: Num::int(100),
         latency_p99_ms: None,
-        hourly_burn_rate: burn,
+        hourly_burn_rate: burn.into_iter().map(PyNumber::Float).collect(),
         collected_at: None,
+        count_literals: CountLiterals::default(),
     }
 }
 
