@@ -324,7 +324,7 @@ fn read_policy(d: &mut Diags, i: usize, node: &Node) -> Partial {
             NodeValue::Map(entries) => {
                 let mut ok = true;
                 for (signal, c) in entries {
-                    match read_condition(d, &field("conditions"), signal, c) {
+                    match read_condition(d, &field("conditions"), id.as_deref(), signal, c) {
                         Some(c) => partial.conditions.push(c),
                         None => ok = false,
                     }
@@ -362,7 +362,7 @@ fn read_policy(d: &mut Diags, i: usize, node: &Node) -> Partial {
     partial
 }
 
-fn read_condition(d: &mut Diags, parent: &str, signal: &str, node: &Node) -> Option<Condition> {
+fn read_condition(d: &mut Diags, parent: &str, rule_id: Option<&str>, signal: &str, node: &Node) -> Option<Condition> {
     let cp = format!("{parent}.{signal}");
     let Some(m) = node.as_map() else {
         d.error(
@@ -376,9 +376,20 @@ fn read_condition(d: &mut Diags, parent: &str, signal: &str, node: &Node) -> Opt
     };
     check_keys(d, &cp, m, &["operator", "value"], Unknown::Error, |_| false);
     let operator = match get(m, "operator") {
+        // The seed tool compared with `eq` when the operator was missing, so deleting one
+        // line (`operator: lt`) silently turned a DELAY rule into one that never matches.
+        // Its own files always state the operator; Guardrail requires it.
         None => {
-            d.warning(format!("{cp}.operator"), "no operator; defaults to eq like the seed tool");
-            Some(Operator::Eq)
+            let rule = rule_id.map(|id| format!("rule {id}: ")).unwrap_or_default();
+            d.error(
+                format!("{cp}.operator"),
+                format!(
+                    "{rule}is required: the condition on {signal} has no operator (the seed tool silently \
+                     compared with eq); write one of {}, e.g. `{signal}: {{operator: lt, value: …}}`",
+                    Operator::NAMES
+                ),
+            );
+            None
         }
         Some(n) => match n.as_str() {
             Some(s) => match Operator::parse(s) {

@@ -96,12 +96,16 @@ fn operator_case_gets_a_suggestion() {
     assert!(f.message.contains("did you mean lt?"), "{f}");
 }
 
+/// Issue 10: the seed defaulted a missing operator to `eq` with a warning, so deleting
+/// `operator: lt` from a rule turned DELAY into ALLOW. It is an error naming the rule.
 #[test]
-fn missing_operator_defaults_to_eq_with_a_warning() {
+fn missing_operator_is_an_error_naming_the_rule() {
     let l = with_condition("      latency_compliant: {value: false}");
-    let f = find(&l, Severity::Warning, "policies[0].conditions.latency_compliant.operator");
+    let f = find(&l, Severity::Error, "policies[0].conditions.latency_compliant.operator");
     at(f, 7, 7);
-    assert!(!has_errors(&l.findings), "{:#?}", l.findings);
+    assert!(f.message.starts_with("rule P1: is required"), "{f}");
+    assert!(f.message.contains("operator"), "{f}");
+    assert!(l.set.is_none(), "a set with a condition without operator must not decide");
 }
 
 #[test]
