@@ -77,7 +77,7 @@ fn openslo() -> String {
     for svc in ["burning", "low-traffic", "silent"] {
         let window = if svc == "burning" { "  timeWindow: [{duration: 28d, isRolling: true}]\n" } else { "" };
         s.push_str(&format!(
-            "---\napiVersion: openslo/v1\nkind: SLO\nmetadata: {{name: {svc}-availability}}\nspec:\n  service: {svc}\n{window}  objectives: [{{targetPercent: 99.9}}]\n  indicator:\n    metadata: {{name: {svc}-errors}}\n    spec:\n      ratioMetric:\n        counter: true\n        bad: {{metricSource: {{type: Prometheus, spec: {{query: 'sum(increase(http_requests_total{{service=\"{svc}\",code=\"500\"}}[{{{{.window}}}}]))'}}}}}}\n        total: {{metricSource: {{type: Prometheus, spec: {{query: 'sum(increase(http_requests_total{{service=\"{svc}\"}}[{{{{.window}}}}]))'}}}}}}\n"
+            "---\napiVersion: openslo/v1\nkind: SLO\nmetadata: {{name: {svc}-availability}}\nspec:\n  service: {svc}\n  budgetingMethod: Occurrences\n{window}  objectives: [{{targetPercent: 99.9}}]\n  indicator:\n    metadata: {{name: {svc}-errors}}\n    spec:\n      ratioMetric:\n        counter: true\n        bad: {{metricSource: {{type: Prometheus, spec: {{query: 'sum(increase(http_requests_total{{service=\"{svc}\",code=\"500\"}}[{{{{.window}}}}]))'}}}}}}\n        total: {{metricSource: {{type: Prometheus, spec: {{query: 'sum(increase(http_requests_total{{service=\"{svc}\"}}[{{{{.window}}}}]))'}}}}}}\n"
         ));
     }
     s

@@ -74,6 +74,50 @@ impl Serialize for Window {
     }
 }
 
+/// The vector selector written just before the first `[{{.window}}]` of a query, e.g.
+/// `http_requests_total{job="api"}` in `sum(increase(http_requests_total{job="api"}[{{.window}}]))`:
+/// the series whose newest sample the freshness check looks at (`max(timestamp(SELECTOR))`).
+/// Shared by the Prometheus source (which derives the check) and the Sloth/OpenSLO loader
+/// (which refuses, at load time, an SLO whose check cannot be derived nor is given).
+pub fn selector_before_window(q: &str) -> Option<String> {
+    let at = q.find("[{{.window}}]")?;
+    let head = q[..at].trim_end();
+    let bytes = head.as_bytes();
+    let mut start = head.len();
+    if head.ends_with('}') {
+        // Find the `{` that opens this matcher list, outside quoted label values.
+        let mut open = None;
+        let mut quote: Option<u8> = None;
+        let mut escaped = false;
+        for (i, &b) in bytes.iter().enumerate() {
+            if let Some(qc) = quote {
+                if escaped {
+                    escaped = false;
+                } else if b == b'\\' {
+                    escaped = true;
+                } else if b == qc {
+                    quote = None;
+                }
+                continue;
+            }
+            match b {
+                b'"' | b'\'' | b'`' => quote = Some(b),
+                b'{' => open = Some(i),
+                _ => {}
+            }
+        }
+        start = open?;
+    }
+    let name_start = head[..start]
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
+        .last()
+        .map_or(start, |(i, _)| i);
+    let sel = head[name_start..].trim();
+    if sel.is_empty() || sel.starts_with(|c: char| c.is_ascii_digit()) { None } else { Some(sel.to_string()) }
+}
+
 /// The SRE Workbook's windows: 5m, 30m, 1h, 2h, 6h, 1d, 3d.
 pub const WORKBOOK_WINDOWS: [Window; 7] =
     [Window(300), Window(1800), Window(3600), Window(7200), Window(21_600), Window(86_400), Window(259_200)];

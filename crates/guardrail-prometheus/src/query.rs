@@ -63,46 +63,9 @@ pub fn freshness_query(spec: &PrometheusSpec) -> Result<String, String> {
     }
 }
 
-/// The vector selector written just before the first `[{{.window}}]` of a query, e.g.
-/// `http_requests_total{job="api"}` in `sum(increase(http_requests_total{job="api"}[{{.window}}]))`.
-pub fn selector_before_window(q: &str) -> Option<String> {
-    let at = q.find(&format!("[{WINDOW}]"))?;
-    let head = q[..at].trim_end();
-    let bytes = head.as_bytes();
-    let mut start = head.len();
-    if head.ends_with('}') {
-        // Find the `{` that opens this matcher list, outside quoted label values.
-        let mut open = None;
-        let mut quote: Option<u8> = None;
-        let mut escaped = false;
-        for (i, &b) in bytes.iter().enumerate() {
-            if let Some(qc) = quote {
-                if escaped {
-                    escaped = false;
-                } else if b == b'\\' {
-                    escaped = true;
-                } else if b == qc {
-                    quote = None;
-                }
-                continue;
-            }
-            match b {
-                b'"' | b'\'' | b'`' => quote = Some(b),
-                b'{' => open = Some(i),
-                _ => {}
-            }
-        }
-        start = open?;
-    }
-    let name_start = head[..start]
-        .char_indices()
-        .rev()
-        .take_while(|(_, c)| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
-        .last()
-        .map_or(start, |(i, _)| i);
-    let sel = head[name_start..].trim();
-    if sel.is_empty() || sel.starts_with(|c: char| c.is_ascii_digit()) { None } else { Some(sel.to_string()) }
-}
+/// The vector selector written just before the first `[{{.window}}]` of a query (in the core:
+/// the Sloth/OpenSLO loader checks at load time that it can be derived).
+pub use guardrail_core::burn::selector_before_window;
 
 /// One sample of an instant-vector result: its labels and value.
 #[derive(Debug, Clone, PartialEq)]
