@@ -397,3 +397,117 @@ fn reports_without_a_latency_source_say_so_and_never_print_nan() {
     assert!(!text.contains("NaN"), "{text}");
     assert!(text.contains("Latency p95/p99    : not read (the SLO spec names no latency source"), "{text}");
 }
+
+/// Runs the gate on `text` as `file` and returns the exit code and stderr (stdout is JSON).
+fn gate_text(file: &str, text: &str, extra: &[&str]) -> (i32, serde_json::Value, String) {
+    let s = scratch(file, text);
+    gate(&s, file, extra)
+}
+
+#[test]
+fn openslo_weeks_are_a_period_and_what_is_not_computed_exits_3_naming_the_field() {
+    // 2w, as in every official OpenSLO example: a 14-day rolling period.
+    let text = openslo().replace("duration: 28d, isRolling: true", "duration: 2w, isRolling: true");
+    let (code, j, err) = gate_text(OPENSLO, &text, &["--service", "burning"]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(j["slo"]["prometheus"]["period"], "14d");
+    // Timeslices, a calendar-aligned window, a rolling month: exit 3 at the field; the file's
+    // other SLOs still decide.
+    for (from, to, says) in [
+        (
+            "service: burning\n  budgetingMethod: Occurrences",
+            "service: burning\n  budgetingMethod: Timeslices",
+            "spec.budgetingMethod: Timeslices is not supported (yet)",
+        ),
+        (
+            "duration: 28d, isRolling: true",
+            "duration: 1M, isRolling: false, calendar: {startTime: 2026-01-01 00:00:00, timeZone: UTC}",
+            "spec.timeWindow[0].calendar: a calendar-aligned time window",
+        ),
+        ("duration: 28d, isRolling: true", "duration: 1M, isRolling: true", "no fixed length"),
+    ] {
+        let text = openslo().replace(from, to);
+        let (code, _, err) = gate_text(OPENSLO, &text, &["--service", "burning"]);
+        assert_eq!(code, 3, "{to}: {err}");
+        assert!(err.contains(says) && err.contains("openslo.yaml:"), "{to}: {err}");
+        let (code, j, err) = gate_text(OPENSLO, &text, &["--service", "healthy"]);
+        assert_eq!((code, j["policy_id"].as_str()), (0, Some("P999")), "{to}: {err}");
+    }
+}
+
+#[test]
+fn one_raw_slo_does_not_make_the_sloth_file_unusable() {
+    let text = format!(
+        "{}  - name: ratio\n    objective: 99\n    sli:\n      raw:\n        error_ratio_query: 1 - avg_over_time(up[{{{{.window}}}}])\n    alerting: {{name: Ratio}}\n",
+        sloth()
+    );
+    let (code, j, err) = gate_text(SLOTH, &text, &["--slo-name", "healthy"]);
+    assert_eq!((code, j["policy_id"].as_str()), (0, Some("P999")), "{err}");
+    let (code, _, err) = gate_text(SLOTH, &text, &["--slo-name", "ratio"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("slos[4].sli.raw: is an error-ratio SLI, which Guardrail cannot decide on"), "{err}");
+}
+
+#[test]
+fn duplicate_sloth_slo_names_exit_3_with_both_lines() {
+    let text = sloth().replacen("  - name: burning\n", "  - name: healthy\n", 1);
+    let (code, _, err) = gate_text(SLOTH, &text, &["--slo-name", "healthy"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains(
+            "sloth.yaml:17:5: slos[1].name: \"healthy\" is already an SLO of service \"fixture\" (line 5); SLO names must be unique"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_freshness_query_the_gate_cannot_derive_is_asked_for_where_it_can_be_set() {
+    // A subquery: no series selector right before [{{.window}}].
+    let sub = sloth().replacen(
+        "total_query: sum(rate(http_requests_total{service=\"healthy\"}[{{.window}}]))",
+        "total_query: sum(increase((http_requests_total{service=\"healthy\"})[{{.window}}:1m]))",
+        1,
+    );
+    let (code, _, err) = gate_text(SLOTH, &sub, &["--slo-name", "healthy"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("slos[0].sli.events.total_query: has no series selector"), "{err}");
+    assert!(err.contains("set slos[0].guardrail.freshness_query to PromQL"), "{err}");
+    let set = sub.replacen(
+        "    guardrail:\n",
+        "    guardrail:\n      freshness_query: max(timestamp(http_requests_total{service=\"healthy\"}))\n",
+        1,
+    );
+    let (code, j, err) = gate_text(SLOTH, &set, &["--slo-name", "healthy"]);
+    assert!((0..=2).contains(&code), "{err}");
+    assert_eq!(j["slo"]["details"]["service"], "fixture", "{err}");
+}
+
+#[test]
+fn other_slo_formats_exit_3_naming_the_format() {
+    let specs = concat!(env!("CARGO_MANIFEST_DIR"), "/../guardrail-config/tests/fixtures/specs/");
+    for (rel, says) in [
+        (
+            "sloth/k8s-getting-started.yml",
+            "kind: PrometheusServiceLevel is Sloth's Kubernetes resource, which Guardrail does not read (yet)",
+        ),
+        (
+            "pyrra/caddy-response-latency.yaml",
+            "kind: ServiceLevelObjective is a Pyrra SLO, which Guardrail does not read (yet)",
+        ),
+        ("sloth/openslo-getting-started.yml", "\"openslo/v1alpha\" is not a supported SLO spec version"),
+    ] {
+        let text = std::fs::read_to_string(format!("{specs}{rel}")).unwrap();
+        let s = scratch("config/slos.yaml", &text);
+        let slos = s.path("config/slos.yaml").display().to_string();
+        for extra in [&["--prometheus", "http://127.0.0.1:9"][..], &[][..]] {
+            let mut args = vec!["--slos", slos.as_str()];
+            args.extend_from_slice(extra);
+            let out = s.gate(&args).output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(3), "{rel}: {err}");
+            assert!(err.contains(says) && err.contains("slos.yaml:"), "{rel}: {err}");
+            assert!(!err.contains("has no prometheus: block"), "{rel}: {err}");
+        }
+    }
+}
