@@ -8,7 +8,9 @@
 //! executor:
 //!   default: dry-run                              # dry-run | command | webhook
 //!   timeout_seconds: 30
-//!   webhook_url: http://127.0.0.1:8080/remediate
+//!   webhook_url: https://hooks.internal/remediate  # http:// or https://
+//!   webhook_ca_file: certs/internal-ca.pem        # optional: PEM CA(s) to trust for https, besides
+//!                                                 # the built-in roots; relative to this file
 //!   commands:                                     # per canonical action id; argv, never a shell
 //!     scale_worker_pool: [kubectl, scale, "deployment/{service}-workers", "--replicas=6"]
 //! ```
@@ -130,7 +132,14 @@ fn read_approvals(d: &mut Diags, node: &Node) -> Option<ApprovalPolicy> {
 
 fn read_executor(d: &mut Diags, node: &Node) -> Option<ExecutorSettings> {
     let m = mapping(d, "executor", node)?;
-    check_keys(d, "executor", m, &["default", "timeout_seconds", "webhook_url", "commands"], Unknown::Error, |_| false);
+    check_keys(
+        d,
+        "executor",
+        m,
+        &["default", "timeout_seconds", "webhook_url", "webhook_ca_file", "commands"],
+        Unknown::Error,
+        |_| false,
+    );
     let mut e = ExecutorSettings::default();
     let mut ok = true;
     if let Some(n) = get(m, "default") {
@@ -155,14 +164,19 @@ fn read_executor(d: &mut Diags, node: &Node) -> Option<ExecutorSettings> {
     }
     if let Some(n) = get(m, "webhook_url") {
         match string(d, "executor.webhook_url", n) {
-            Some(u) if u.starts_with("http://") && u.len() > "http://".len() => e.webhook_url = Some(u),
-            Some(u) => {
-                d.error(
-                    "executor.webhook_url",
-                    format!("{u:?} is not an http:// URL (https is not supported by the built-in webhook executor)"),
-                );
-                ok = false;
-            }
+            Some(u) => match crate::prometheus::check_url(&u).and_then(|()| no_credentials(&u)) {
+                Ok(()) => e.webhook_url = Some(u),
+                Err(reason) => {
+                    d.error("executor.webhook_url", reason);
+                    ok = false;
+                }
+            },
+            None => ok = false,
+        }
+    }
+    if let Some(n) = get(m, "webhook_ca_file") {
+        match crate::prometheus::ca_file(d, "executor.webhook_ca_file", n) {
+            Some(f) => e.webhook_ca_file = Some(f),
             None => ok = false,
         }
     }
@@ -177,6 +191,17 @@ fn read_executor(d: &mut Diags, node: &Node) -> Option<ExecutorSettings> {
         ok = false;
     }
     ok.then_some(e)
+}
+
+/// A webhook URL must not carry `user:password@`: it would be written into every execution
+/// record.
+fn no_credentials(url: &str) -> Result<(), String> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err(format!("{url:?} carries credentials, which are not supported (they would be recorded)"));
+    }
+    Ok(())
 }
 
 fn read_commands(d: &mut Diags, node: &Node) -> Option<BTreeMap<String, Vec<String>>> {
@@ -245,5 +270,30 @@ mod tests {
         assert!(e[0].contains("block_at_contradictions"), "{e:?}");
         let e = load("g.json", "{\"approvals\": ").unwrap_err();
         assert!(e[0].contains("g.json"), "{e:?}");
+    }
+
+    #[test]
+    fn webhook_https_and_ca_file_relative_to_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("certs")).unwrap();
+        let cert = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        std::fs::write(dir.path().join("certs/ca.pem"), cert).unwrap();
+        let path = dir.path().join("governor.yaml");
+        let text =
+            "executor:\n  default: webhook\n  webhook_url: https://hooks.internal/x\n  webhook_ca_file: certs/ca.pem\n";
+        let cfg = load_governor_config(&Source::from_text(path.to_str().unwrap(), text)).unwrap().value;
+        assert_eq!(cfg.executor.webhook_url.as_deref(), Some("https://hooks.internal/x"));
+        assert_eq!(cfg.executor.webhook_ca_file, Some(dir.path().join("certs/ca.pem")));
+        // A missing CA file, another scheme, credentials: errors at the field.
+        let text = "executor:\n  webhook_url: https://h/x\n  webhook_ca_file: nope.pem\n";
+        let e = load_governor_config(&Source::from_text(path.to_str().unwrap(), text)).unwrap_err();
+        assert!(
+            e[0].to_string().contains("executor.webhook_ca_file") && e[0].to_string().contains("nope.pem"),
+            "{e:?}"
+        );
+        for url in ["ftp://h/x", "https://u:p@h/x", "https://"] {
+            let e = load("g.yaml", &format!("executor: {{webhook_url: '{url}'}}\n")).unwrap_err();
+            assert!(e[0].contains("executor.webhook_url"), "{url}: {e:?}");
+        }
     }
 }

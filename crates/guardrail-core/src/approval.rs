@@ -138,8 +138,12 @@ pub struct ExecutorSettings {
     /// Command templates per canonical action id: argv, with `{param}` placeholders from
     /// [`TEMPLATE_PARAMS`] only.
     pub commands: BTreeMap<String, Vec<String>>,
-    /// The webhook URL (`http://host[:port]/path`).
+    /// The webhook URL (`http://` or `https://host[:port]/path`).
     pub webhook_url: Option<String>,
+    /// A PEM file of CA certificates the webhook executor trusts for `https://`, besides the
+    /// compiled-in Mozilla roots (resolved against the config file's directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_ca_file: Option<std::path::PathBuf>,
     /// Longest a command or webhook call may take, seconds.
     pub timeout_seconds: u32,
 }
@@ -150,6 +154,7 @@ impl Default for ExecutorSettings {
             default: ExecutorKind::DryRun,
             commands: BTreeMap::new(),
             webhook_url: None,
+            webhook_ca_file: None,
             timeout_seconds: 30,
         }
     }

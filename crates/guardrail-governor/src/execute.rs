@@ -13,12 +13,12 @@
 //! - [`CommandExecutor`]: the action's command template from the governor config, rendered
 //!   with allow-listed parameters ([`guardrail_core::approval::TEMPLATE_PARAMS`]) and run as an
 //!   argv (no shell), with a clean environment (only `PATH`) and a timeout.
-//! - [`WebhookExecutor`]: an HTTP/1.1 POST of a JSON body to an `http://` URL, written over
-//!   `std::net` (no TLS: put it behind a local relay), with a timeout; a 2xx answer is success.
+//! - [`WebhookExecutor`]: a POST of a JSON body to an `http://` or `https://` URL (reqwest,
+//!   rustls), under one deadline; a 2xx answer is success.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::io::Read;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -256,35 +256,124 @@ impl Executor for CommandExecutor {
     }
 }
 
-/// POSTs the action as JSON.
+/// POSTs the action as JSON through reqwest (rustls with *ring*): `http://` or
+/// `https://`, trusting the compiled-in Mozilla roots plus, when given, the CA certificates of
+/// `ca_file` (verification is never turned off). One deadline, `timeout`, covers name
+/// resolution, connecting, TLS, sending and reading the whole answer (chunked or not).
+/// Redirects are not followed (a 3xx is not success) and proxies from the environment are not
+/// used. A 2xx answer is success. Blocking: do not call from an async task (the server calls
+/// executors from blocking tasks).
 #[derive(Debug, Clone)]
 pub struct WebhookExecutor {
-    /// `http://host[:port]/path`.
+    /// `http://` or `https://host[:port]/path`.
     pub url: String,
-    /// Connect, write and read timeout.
+    /// The deadline for the whole exchange.
     pub timeout: Duration,
+    /// A PEM file of CA certificates to trust besides the built-in roots
+    /// (`executor.webhook_ca_file`).
+    pub ca_file: Option<PathBuf>,
 }
 
-/// `(host, port, path)` of an `http://` URL.
-pub fn parse_http_url(url: &str) -> Result<(String, u16, String), String> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| format!("{url:?} is not an http:// URL"))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    if authority.is_empty() || authority.contains('@') {
-        return Err(format!("{url:?} has no host (or carries credentials, which are not supported)"));
+/// Most bytes of a webhook's answer read (the record keeps [`MAX_CAPTURE`] of them).
+const MAX_WEBHOOK_ANSWER: usize = 64 * 1024;
+
+/// Checks a webhook URL: `http://` or `https://`, a host, no credentials (they would be
+/// recorded).
+pub fn check_webhook_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("{url:?} is not an http:// or https:// URL"));
     }
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
-            (h.to_string(), p.parse::<u16>().map_err(|_| format!("{url:?} has an invalid port {p:?}"))?)
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{url:?} has no host"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(format!("{url:?} carries credentials, which are not supported (they would be recorded)"));
+    }
+    Ok(())
+}
+
+impl WebhookExecutor {
+    fn client(&self, timeout: Duration) -> Result<reqwest::Client, ExecutionError> {
+        let not_configured = |message: String| ExecutionError::NotConfigured { executor: "webhook", message };
+        let mut builder = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .user_agent(concat!("guardrail/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &self.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| not_configured(format!("executor.webhook_ca_file {}: {e}", path.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                not_configured(format!("executor.webhook_ca_file {}: not PEM: {}", path.display(), error_chain(&e)))
+            })?;
+            if certs.is_empty() {
+                return Err(not_configured(format!(
+                    "executor.webhook_ca_file {}: holds no certificate",
+                    path.display()
+                )));
+            }
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
         }
-        _ => (authority.to_string(), 80),
-    };
-    if path.chars().any(|c| c.is_control() || c == ' ') {
-        return Err(format!("{url:?} has spaces or control characters in its path"));
+        builder.build().map_err(|e| not_configured(format!("could not set up the HTTP client: {}", error_chain(&e))))
     }
-    Ok((host, port, path.to_string()))
+
+    /// The POST and the answer's status and first [`MAX_WEBHOOK_ANSWER`] bytes, all under one
+    /// deadline. reqwest's blocking client applies its timeout per read of the body, so a
+    /// server trickling bytes would never time out: the exchange runs on a small
+    /// current-thread runtime instead, inside `tokio::time::timeout`.
+    fn exchange(&self, body: String) -> Result<(u16, Vec<u8>), ExecutionError> {
+        let fail = |message: String| ExecutionError::Failed { executor: "webhook", message };
+        let timeout = self.timeout.max(Duration::from_millis(1));
+        let client = self.client(timeout)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| fail(format!("could not start the HTTP runtime: {e}")))?;
+        let exchange = async {
+            let mut response = client
+                .post(&self.url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body)
+                .send()
+                .await?;
+            let status = response.status().as_u16();
+            let mut answer = Vec::new();
+            // A chunked answer arrives decoded.
+            while let Some(chunk) = response.chunk().await? {
+                let room = MAX_WEBHOOK_ANSWER - answer.len();
+                answer.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if answer.len() >= MAX_WEBHOOK_ANSWER {
+                    break;
+                }
+            }
+            Ok::<_, reqwest::Error>((status, answer))
+        };
+        let timed_out = || fail(format!("{}: no complete answer within {} ms", self.url, timeout.as_millis()));
+        match runtime.block_on(async { tokio::time::timeout(timeout, exchange).await }) {
+            Err(_elapsed) => Err(timed_out()),
+            Ok(Ok(done)) => Ok(done),
+            Ok(Err(e)) if e.is_timeout() => Err(timed_out()),
+            Ok(Err(e)) => {
+                let cause = error_chain(&e);
+                // rustls: "invalid peer certificate: UnknownIssuer" (or NotValidForName, Expired…).
+                let what = if cause.contains("invalid peer certificate") {
+                    "failed TLS verification, the server's certificate is not trusted (give its CA with \
+                     executor.webhook_ca_file)"
+                } else if e.is_connect() {
+                    "could not connect"
+                } else if e.is_body() || e.is_decode() {
+                    "reading the answer failed"
+                } else {
+                    "request failed"
+                };
+                Err(fail(format!("{} {what}: {cause}", self.url)))
+            }
+        }
+    }
 }
 
 impl Executor for WebhookExecutor {
@@ -294,9 +383,7 @@ impl Executor for WebhookExecutor {
 
     fn execute(&self, a: &AuthorisedAction) -> Result<ExecutionReport, ExecutionError> {
         const NAME: &str = "webhook";
-        let fail = |message: String| ExecutionError::Failed { executor: NAME, message };
-        let (host, port, path) =
-            parse_http_url(&self.url).map_err(|message| ExecutionError::NotConfigured { executor: NAME, message })?;
+        check_webhook_url(&self.url).map_err(|message| ExecutionError::NotConfigured { executor: NAME, message })?;
         let body = serde_json::to_string(&json!({
             "incident_id": a.incident.id,
             "service": a.incident.service,
@@ -304,51 +391,29 @@ impl Executor for WebhookExecutor {
             "action": a.action,
             "binding_hash": a.binding_hash,
         }))
-        .map_err(|e| fail(e.to_string()))?;
-        let addr = (host.trim_start_matches('[').trim_end_matches(']'), port)
-            .to_socket_addrs()
-            .map_err(|e| fail(format!("{}: cannot resolve: {e}", self.url)))?
-            .next()
-            .ok_or_else(|| fail(format!("{}: no address", self.url)))?;
-        let mut s = TcpStream::connect_timeout(&addr, self.timeout).map_err(|e| fail(format!("{}: {e}", self.url)))?;
-        s.set_read_timeout(Some(self.timeout)).map_err(|e| fail(e.to_string()))?;
-        s.set_write_timeout(Some(self.timeout)).map_err(|e| fail(e.to_string()))?;
-        let host_header = if port == 80 { host.clone() } else { format!("{host}:{port}") };
-        let request = format!(
-            "POST {path} HTTP/1.1\r\nHost: {host_header}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nUser-Agent: guardrail\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        s.write_all(request.as_bytes()).map_err(|e| fail(format!("{}: sending: {e}", self.url)))?;
-        let mut response = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            match s.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    response.extend_from_slice(&buf[..n]);
-                    if response.len() > 64 * 1024 {
-                        break;
-                    }
-                }
-                Err(e) if response.is_empty() => return Err(fail(format!("{}: reading the answer: {e}", self.url))),
-                // A server that answered and then kept the connection open: what we have is it.
-                Err(_) => break,
-            }
-        }
-        let text = String::from_utf8_lossy(&response);
-        let status_line = text.lines().next().unwrap_or_default().to_string();
-        let status: Option<u16> = status_line.split_whitespace().nth(1).and_then(|c| c.parse().ok());
-        let Some(status) = status.filter(|_| status_line.starts_with("HTTP/1.")) else {
-            return Err(fail(format!("{}: not an HTTP answer: {status_line:?}", self.url)));
-        };
-        let answer = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+        .map_err(|e| ExecutionError::Failed { executor: NAME, message: e.to_string() })?;
+        let (status, answer) = self.exchange(body)?;
         let detail = json!({
             "url": self.url,
             "http_status": status,
-            "response": capped(answer.as_bytes()),
+            "response": capped(&answer),
         });
         Ok(report(NAME, a, false, (200..300).contains(&status), detail))
     }
+}
+
+/// An error and its sources, joined (reqwest's own message is "error sending request").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg = format!("{msg}: {text}");
+        }
+        src = s.source();
+    }
+    msg
 }
 
 #[cfg(test)]
@@ -357,11 +422,11 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(parse_http_url("http://127.0.0.1:8080/x/y").unwrap(), ("127.0.0.1".into(), 8080, "/x/y".into()));
-        assert_eq!(parse_http_url("http://example.invalid").unwrap(), ("example.invalid".into(), 80, "/".into()));
-        assert!(parse_http_url("https://x/").is_err());
-        assert!(parse_http_url("http://u:p@x/").is_err());
-        assert!(parse_http_url("http://x:99999/").is_err());
-        assert!(parse_http_url("http://x/a b").is_err());
+        assert!(check_webhook_url("http://127.0.0.1:8080/x/y").is_ok());
+        assert!(check_webhook_url("https://hooks.internal/x").is_ok());
+        assert!(check_webhook_url("ftp://x/").is_err());
+        assert!(check_webhook_url("http://u:p@x/").is_err());
+        assert!(check_webhook_url("http://x:99999/").is_err());
+        assert!(check_webhook_url("not a url").is_err());
     }
 }

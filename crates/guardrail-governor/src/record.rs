@@ -112,7 +112,7 @@ pub fn executor_for(
                 .webhook_url
                 .clone()
                 .ok_or("the webhook executor needs executor.webhook_url in the governor config")?;
-            Box::new(crate::WebhookExecutor { url, timeout })
+            Box::new(crate::WebhookExecutor { url, timeout, ca_file: cfg.executor.webhook_ca_file.clone() })
         }
     })
 }

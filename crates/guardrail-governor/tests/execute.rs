@@ -116,6 +116,11 @@ fn command_executor_uses_argv_and_reports_failures() {
 
 /// A one-request HTTP server on 127.0.0.1; returns its URL and a handle yielding the request.
 fn serve_once(status: &'static str) -> (String, std::thread::JoinHandle<String>) {
+    serve_answer(format!("HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"))
+}
+
+/// Like [`serve_once`], answering with the raw bytes of `answer`.
+fn serve_answer(answer: String) -> (String, std::thread::JoinHandle<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hooks/remediate", listener.local_addr().unwrap());
     let h = std::thread::spawn(move || {
@@ -131,7 +136,7 @@ fn serve_once(status: &'static str) -> (String, std::thread::JoinHandle<String>)
             if let Some((head, body)) = text.split_once("\r\n\r\n") {
                 let len: usize = head
                     .lines()
-                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_string))
                     .and_then(|v| v.trim().parse().ok())
                     .unwrap_or(0);
                 if body.len() >= len {
@@ -142,7 +147,6 @@ fn serve_once(status: &'static str) -> (String, std::thread::JoinHandle<String>)
                 break;
             }
         }
-        let answer = format!("HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
         s.write_all(answer.as_bytes()).unwrap();
         String::from_utf8_lossy(&req).into_owned()
     });
@@ -153,13 +157,13 @@ fn serve_once(status: &'static str) -> (String, std::thread::JoinHandle<String>)
 fn webhook_posts_the_authorised_action_as_json() {
     let o = inc002();
     let (url, server) = serve_once("200 OK");
-    let exec = WebhookExecutor { url: url.clone(), timeout: Duration::from_secs(5) };
+    let exec = WebhookExecutor { url: url.clone(), timeout: Duration::from_secs(5), ca_file: None };
     let r = execute_checked(&exec, &o.binding_hash(), &o.incident, &o.plan.output, "scale_worker_pool").unwrap();
     let req = server.join().unwrap();
     assert!(r.ok, "{r:?}");
     assert_eq!(r.detail["http_status"], 200);
     assert!(req.starts_with("POST /hooks/remediate HTTP/1.1\r\n"), "{req}");
-    assert!(req.contains("Content-Type: application/json"), "{req}");
+    assert!(req.to_ascii_lowercase().contains("content-type: application/json"), "{req}");
     let body: serde_json::Value = serde_json::from_str(req.split_once("\r\n\r\n").unwrap().1).unwrap();
     assert_eq!(body["incident_id"], "inc-002");
     assert_eq!(body["action"], "scale_worker_pool");
@@ -170,18 +174,210 @@ fn webhook_posts_the_authorised_action_as_json() {
 fn webhook_failures_are_reported() {
     let o = inc002();
     let (url, server) = serve_once("500 Internal Server Error");
-    let exec = WebhookExecutor { url, timeout: Duration::from_secs(5) };
+    let exec = WebhookExecutor { url, timeout: Duration::from_secs(5), ca_file: None };
     let r = execute_checked(&exec, &o.binding_hash(), &o.incident, &o.plan.output, "scale_worker_pool").unwrap();
     server.join().unwrap();
     assert!(!r.ok);
     assert_eq!(r.detail["http_status"], 500);
     // Nobody listening: an error, not a success.
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let exec = WebhookExecutor { url: format!("http://127.0.0.1:{port}/x"), timeout: Duration::from_secs(2) };
+    let exec =
+        WebhookExecutor { url: format!("http://127.0.0.1:{port}/x"), timeout: Duration::from_secs(2), ca_file: None };
     assert!(matches!(
         execute_checked(&exec, &o.binding_hash(), &o.incident, &o.plan.output, "scale_worker_pool"),
         Err(ExecutionError::Failed { .. })
     ));
+}
+
+#[test]
+fn webhook_decodes_a_chunked_answer() {
+    let o = inc002();
+    let (url, server) = serve_answer(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+         6\r\nscaled\r\na\r\n to 6 pods\r\n0\r\n\r\n"
+            .to_string(),
+    );
+    let exec = WebhookExecutor { url, timeout: Duration::from_secs(5), ca_file: None };
+    let r = execute_checked(&exec, &o.binding_hash(), &o.incident, &o.plan.output, "scale_worker_pool").unwrap();
+    server.join().unwrap();
+    assert!(r.ok, "{r:?}");
+    assert_eq!(r.detail["response"], "scaled to 6 pods");
+}
+
+#[test]
+fn webhook_one_deadline_for_the_whole_exchange() {
+    let o = inc002();
+    // A silent server: accepts, reads, never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/x", silent.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let held: Vec<_> = silent.incoming().take(4).collect();
+        std::thread::sleep(Duration::from_secs(60));
+        drop(held);
+    });
+    let exec = WebhookExecutor { url, timeout: Duration::from_millis(300), ca_file: None };
+    let e = execute_checked(&exec, &o.binding_hash(), &o.incident, &o.plan.output, "scale_worker_pool").unwrap_err();
+    assert!(
+        matches!(e, ExecutionError::Failed { .. }) && e.to_string().contains("no complete answer within 300 ms"),
+        "{e}"
+    );
+    // A server that answers at once and then trickles the body a byte every 50 ms: each read
+    // succeeds, but the whole answer is late, so the deadline still ends it.
+    let trickle = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/x", trickle.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = trickle.accept() else { return };
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf);
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n");
+        for _ in 0..2000 {
+            if s.write_all(b"x").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let exec = WebhookExecutor { url, timeout: Duration::from_millis(500), ca_file: None };
+    let started = std::time::Instant::now();
+    let e = execute_checked(&exec, &o.binding_hash(), &o.incident, &o.plan.output, "scale_worker_pool").unwrap_err();
+    assert!(e.to_string().contains("no complete answer within 500 ms"), "{e}");
+    // Generous: the point is that it ends (the trickle would last 100 s), not how fast.
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+}
+
+#[test]
+fn webhook_runs_from_a_blocking_task_of_a_server_runtime() {
+    // `guardrail serve` and the MCP server call executors from `spawn_blocking`.
+    let o = inc002();
+    let (url, server) = serve_once("200 OK");
+    let exec = WebhookExecutor { url, timeout: Duration::from_secs(5), ca_file: None };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let hash = o.binding_hash();
+    let r = rt
+        .block_on(async move {
+            tokio::task::spawn_blocking(move || {
+                execute_checked(&exec, &hash, &o.incident, &o.plan.output, "scale_worker_pool")
+            })
+            .await
+        })
+        .unwrap()
+        .unwrap();
+    server.join().unwrap();
+    assert!(r.ok, "{r:?}");
+}
+
+#[test]
+fn webhook_over_https_with_a_ca_file() {
+    let o = inc002();
+    let server = tls_webhook::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &server.ca_pem).unwrap();
+    let exec = WebhookExecutor { url: server.url.clone(), timeout: Duration::from_secs(10), ca_file: Some(ca_file) };
+    let r = execute_checked(&exec, &o.binding_hash(), &o.incident, &o.plan.output, "scale_worker_pool").unwrap();
+    assert!(r.ok, "{r:?}");
+    assert_eq!(r.detail["http_status"], 200);
+    assert_eq!(r.detail["response"], "accepted");
+    let req = server.requests.lock().unwrap().pop().expect("a request over TLS");
+    assert!(req.starts_with("POST /hooks/remediate HTTP/1.1\r\n"), "{req}");
+    let body: serde_json::Value = serde_json::from_str(req.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(body["binding_hash"], o.binding_hash());
+}
+
+#[test]
+fn webhook_refuses_an_untrusted_certificate() {
+    let o = inc002();
+    let server = tls_webhook::start();
+    // Without the CA file the internal CA is not trusted: nothing is posted.
+    let exec = WebhookExecutor { url: server.url.clone(), timeout: Duration::from_secs(10), ca_file: None };
+    let e = execute_checked(&exec, &o.binding_hash(), &o.incident, &o.plan.output, "scale_worker_pool").unwrap_err();
+    assert!(matches!(e, ExecutionError::Failed { .. }), "{e}");
+    assert!(e.to_string().contains("not trusted") && e.to_string().contains("UnknownIssuer"), "{e}");
+    // Another CA's file does not help either.
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.pem");
+    std::fs::write(&other, tls_webhook::start().ca_pem).unwrap();
+    let exec = WebhookExecutor { url: server.url.clone(), timeout: Duration::from_secs(10), ca_file: Some(other) };
+    let e = execute_checked(&exec, &o.binding_hash(), &o.incident, &o.plan.output, "scale_worker_pool").unwrap_err();
+    assert!(e.to_string().contains("not trusted"), "{e}");
+    assert!(server.requests.lock().unwrap().is_empty(), "a request reached the server");
+}
+
+/// A loopback HTTPS webhook: an rcgen CA, a certificate for 127.0.0.1 signed by it, rustls
+/// (ring) over `std::net`, one thread per connection; answers `200 accepted` and keeps each
+/// request.
+mod tls_webhook {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::sync::{Arc, Mutex};
+
+    pub struct Server {
+        pub url: String,
+        pub ca_pem: String,
+        pub requests: Arc<Mutex<Vec<String>>>,
+    }
+
+    pub fn start() -> Server {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "Guardrail test webhook CA");
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .unwrap();
+        let config = Arc::new(config);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("https://{}/hooks/remediate", listener.local_addr().unwrap());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let kept = requests.clone();
+        std::thread::spawn(move || {
+            for tcp in listener.incoming() {
+                let Ok(tcp) = tcp else { continue };
+                let (config, kept) = (config.clone(), kept.clone());
+                std::thread::spawn(move || {
+                    let Ok(conn) = rustls::ServerConnection::new(config) else { return };
+                    let mut tls = rustls::StreamOwned::new(conn, tcp);
+                    // A client that refuses the certificate ends the handshake: the read fails.
+                    let Some(req) = read_request(&mut tls) else { return };
+                    kept.lock().unwrap().push(req);
+                    let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\naccepted");
+                    tls.conn.send_close_notify();
+                    let _ = tls.flush();
+                });
+            }
+        });
+        Server { url, ca_pem: ca.pem(), requests }
+    }
+
+    fn read_request(s: &mut impl Read) -> Option<String> {
+        let mut buf = Vec::new();
+        let mut byte = [0u8; 1];
+        while !buf.ends_with(b"\r\n\r\n") {
+            match s.read(&mut byte) {
+                Ok(1) => buf.push(byte[0]),
+                _ => return None,
+            }
+        }
+        let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+        let len = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:").and_then(|v| v.trim().parse::<usize>().ok()))
+            .unwrap_or(0);
+        let mut body = vec![0u8; len];
+        s.read_exact(&mut body).ok()?;
+        buf.extend_from_slice(&body);
+        Some(String::from_utf8_lossy(&buf).into_owned())
+    }
 }
 
 #[test]
