@@ -71,6 +71,19 @@ impl Diags {
         self.items.push(Finding { severity, file: self.file.clone(), field, line, col, message: message.into() });
     }
 
+    /// A finding about key `key` of the mapping at `parent`, positioned at the key (`field`
+    /// is their join) but naming a long key by its start only ([`shown_key`]), so a
+    /// multi-megabyte key is not copied into the report.
+    pub fn push_key(&mut self, severity: Severity, field: &str, parent: &str, key: &str, message: String) {
+        let (line, col) = split_pos(self.map.locate(field));
+        let field = if key.chars().nth(MAX_KEY_SHOWN).is_some() {
+            join(parent, &format!("{}…", shown_prefix(key)))
+        } else {
+            field.to_string()
+        };
+        self.items.push(Finding { severity, file: self.file.clone(), field, line, col, message });
+    }
+
     pub fn error(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.push(Severity::Error, field, message);
     }
@@ -326,6 +339,28 @@ pub(crate) enum Unknown {
     WarnUnlessTypoOf(&'static [&'static str]),
 }
 
+/// Unknown keys listed one by one per mapping; the rest are summed up in one finding, so a
+/// file of a million stray keys costs a million cheap checks, not a million messages.
+pub(crate) const MAX_UNKNOWN_KEYS_LISTED: usize = 50;
+
+/// Longest key, in characters, that is quoted whole in a message or compared for a "did you
+/// mean": keys are short words, and a multi-megabyte key (JSON allows one) must cost no more
+/// than a short one.
+pub(crate) const MAX_KEY_SHOWN: usize = 64;
+
+/// The first [`MAX_KEY_SHOWN`] characters of `k`.
+fn shown_prefix(k: &str) -> &str {
+    k.char_indices().nth(MAX_KEY_SHOWN).map_or(k, |(cut, _)| &k[..cut])
+}
+
+/// A key for a message: quoted whole when short, else its start and its length.
+pub(crate) fn shown_key(k: &str) -> String {
+    match k.char_indices().nth(MAX_KEY_SHOWN) {
+        None => format!("{k:?}"),
+        Some((cut, _)) => format!("{:?}… ({} characters)", &k[..cut], k.chars().count()),
+    }
+}
+
 /// Reports keys not in `known` (`allow` says which other keys pass silently).
 pub(crate) fn check_keys(
     d: &mut Diags,
@@ -335,62 +370,102 @@ pub(crate) fn check_keys(
     mode: Unknown,
     allow: impl Fn(&str) -> bool,
 ) {
+    let (mut listed, mut unlisted, mut unlisted_errors) = (0usize, 0usize, 0usize);
+    let mut first_unlisted: Option<&str> = None;
     for (k, _) in entries {
         if known.contains(&k.as_str()) || allow(k) {
             continue;
         }
         let suggestion = suggest(k, known);
-        let field = join(path, k);
-        let mut msg = format!("unknown key {k:?}");
+        let typo_of_absent = |read: &[&str]| suggestion.is_some_and(|s| read.contains(&s) && get(entries, s).is_none());
+        let is_error = match mode {
+            Unknown::Error => true,
+            Unknown::WarnUnlessTypoOf(read) => typo_of_absent(read),
+            Unknown::Warn => false,
+        };
+        if listed == MAX_UNKNOWN_KEYS_LISTED {
+            unlisted += 1;
+            unlisted_errors += usize::from(is_error);
+            first_unlisted.get_or_insert(k);
+            continue;
+        }
+        listed += 1;
+        let mut msg = format!("unknown key {}", shown_key(k));
         if let Some(s) = suggestion {
             msg.push_str(&format!("; did you mean {s:?}?"));
         }
-        let typo_of_absent = |read: &[&str]| suggestion.is_some_and(|s| read.contains(&s) && get(entries, s).is_none());
-        match mode {
-            Unknown::Error => d.error(field, msg),
-            Unknown::WarnUnlessTypoOf(read) if typo_of_absent(read) => d.error(field, msg),
-            Unknown::Warn | Unknown::WarnUnlessTypoOf(_) => {
-                msg.push_str("; it is ignored");
-                d.warning(field, msg)
-            }
-        }
+        let field = join(path, k);
+        let severity = if is_error {
+            Severity::Error
+        } else {
+            msg.push_str("; it is ignored");
+            Severity::Warning
+        };
+        d.push_key(severity, &field, path, k, msg);
+    }
+    if let Some(first) = first_unlisted {
+        let severity = if unlisted_errors > 0 { Severity::Error } else { Severity::Warning };
+        let msg = format!(
+            "{unlisted} more unknown key(s), not listed one by one (only the first {MAX_UNKNOWN_KEYS_LISTED} are), \
+             from {}{}",
+            shown_key(first),
+            if unlisted_errors > 0 { format!("; {unlisted_errors} of them refused") } else { "; ignored".to_string() }
+        );
+        d.push_key(severity, &join(path, first), path, first, msg);
     }
 }
 
-/// The closest known word within edit distance 2 (case-insensitive), if any.
+/// The closest known word within edit distance 2 (case-insensitive), if any. A word longer
+/// than [`MAX_KEY_SHOWN`] characters gets none, and each comparison is a banded one
+/// ([`osa_distance_within`]), so the work per word is bounded whatever its length.
 pub(crate) fn suggest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
+    const MAX_EDITS: usize = 2;
+    if word.chars().nth(MAX_KEY_SHOWN).is_some() {
+        return None;
+    }
     let w = word.to_ascii_lowercase();
     known
         .iter()
-        .map(|k| (osa_distance(&w, &k.to_ascii_lowercase()), *k))
-        .filter(|(dist, _)| *dist <= 2)
+        .filter_map(|k| osa_distance_within(&w, &k.to_ascii_lowercase(), MAX_EDITS).map(|dist| (dist, *k)))
         .min_by_key(|(dist, _)| *dist)
         .map(|(_, k)| k)
 }
 
-/// Optimal string alignment distance (Levenshtein plus adjacent transpositions).
-pub(crate) fn osa_distance(a: &str, b: &str) -> usize {
+/// Optimal string alignment distance (Levenshtein plus adjacent transpositions), or `None`
+/// when it exceeds `max`. Only the diagonal band of width `2·max + 1` is computed (a cell
+/// further out is already more than `max` edits away), so the cost is O(len · max).
+pub(crate) fn osa_distance_within(a: &str, b: &str, max: usize) -> Option<usize> {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
     let (n, m) = (a.len(), b.len());
-    let mut dp = vec![vec![0usize; m + 1]; n + 1];
-    for (i, row) in dp.iter_mut().enumerate() {
-        row[0] = i;
+    if n.abs_diff(m) > max {
+        return None;
     }
-    for (j, cell) in dp[0].iter_mut().enumerate() {
-        *cell = j;
-    }
+    let far = max + 1; // any value above max stands for "too far"
+    // Three rows of the full table; cells outside the band hold `far`.
+    let mut prev2 = vec![far; m + 1];
+    let mut prev: Vec<usize> = (0..=m).map(|j| j.min(far)).collect();
+    let mut cur = vec![far; m + 1];
     for i in 1..=n {
-        for j in 1..=m {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (dp[i - 1][j] + 1).min(dp[i][j - 1] + 1).min(dp[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                v = v.min(dp[i - 2][j - 2] + 1);
-            }
-            dp[i][j] = v;
+        cur.fill(far);
+        if i <= max {
+            cur[0] = i;
         }
+        let lo = i.saturating_sub(max).max(1);
+        let hi = (i + max).min(m);
+        for j in lo..=hi {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(prev2[j - 2] + 1);
+            }
+            cur[j] = v.min(far);
+        }
+        std::mem::swap(&mut prev2, &mut prev);
+        std::mem::swap(&mut prev, &mut cur);
     }
-    dp[n][m]
+    let d = prev[m];
+    (d <= max).then_some(d)
 }
 
 /// A node as JSON (for pass-through fields). Non-finite floats become `null`.
@@ -422,10 +497,84 @@ mod tests {
         assert!(!is_rfc3339("02/20/2026 00:00:00Z"));
     }
 
+    /// The banded distance agrees with the full table wherever it answers.
+    #[test]
+    fn banded_distance_matches_the_full_table() {
+        fn full(a: &str, b: &str) -> usize {
+            let a: Vec<char> = a.chars().collect();
+            let b: Vec<char> = b.chars().collect();
+            let mut dp = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+            for (i, row) in dp.iter_mut().enumerate() {
+                row[0] = i;
+            }
+            for (j, cell) in dp[0].iter_mut().enumerate() {
+                *cell = j;
+            }
+            for i in 1..=a.len() {
+                for j in 1..=b.len() {
+                    let cost = usize::from(a[i - 1] != b[j - 1]);
+                    let mut v = (dp[i - 1][j] + 1).min(dp[i][j - 1] + 1).min(dp[i - 1][j - 1] + cost);
+                    if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                        v = v.min(dp[i - 2][j - 2] + 1);
+                    }
+                    dp[i][j] = v;
+                }
+            }
+            dp[a.len()][b.len()]
+        }
+        let words = [
+            "",
+            "a",
+            "ab",
+            "ba",
+            "abc",
+            "acb",
+            "priority",
+            "pirority",
+            "prioirty",
+            "remediation",
+            "remediaton",
+            "reason",
+            "p95_ms",
+            "p95",
+            "p99_ms",
+            "total_requests",
+            "total_request",
+            "totl_requests",
+            "xyz",
+            "ca",
+            "abc",
+            "ä",
+            "äb",
+        ];
+        for a in words {
+            for b in words {
+                for max in 0..4 {
+                    let want = full(a, b);
+                    let got = osa_distance_within(a, b, max);
+                    assert_eq!(got, (want <= max).then_some(want), "{a:?} {b:?} within {max}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn long_keys_get_no_suggestion_and_are_shown_by_their_start() {
+        let key = "a".repeat(3 << 20);
+        assert_eq!(suggest(&key, &["a", "aa"]), None);
+        let near = format!("{}x", "p".repeat(MAX_KEY_SHOWN));
+        assert_eq!(suggest(&near, &[near.as_str()]), None);
+        let shown = shown_key(&key);
+        assert!(shown.len() < 100, "{shown}");
+        assert!(shown.ends_with(&format!("… ({} characters)", 3 << 20)), "{shown}");
+        assert_eq!(shown_key("short"), "\"short\"");
+    }
+
     #[test]
     fn suggestions() {
         assert_eq!(suggest("remediaton", &["reason", "remediation"]), Some("remediation"));
         assert_eq!(suggest("pirority", &["priority", "id"]), Some("priority"));
         assert_eq!(suggest("zzz", &["priority", "id"]), None);
+        assert_eq!(suggest("LT", &["lt", "gt"]), Some("lt"));
     }
 }

@@ -441,3 +441,37 @@ fn deep_nesting_and_huge_documents_are_refused() {
     let errs = errors(metrics(&big));
     assert!(errs[0].message.starts_with("the document holds more than 200000 values"), "{}", errs[0]);
 }
+
+/// Issue 10: a 16.7 M-character key took 51 s and 3.4 GB, all in the "did you mean"
+/// comparison. A long key gets no suggestion, is named by its start, and costs what a short
+/// one does (asserted by behaviour: no suggestion, a short message and field).
+#[test]
+fn multi_megabyte_keys_are_reported_without_suggestions() {
+    let key = "total_requests".repeat(300_000); // 4.2 MB
+    let text = METRICS.replace("\"service\": \"api\",", &format!("\"service\": \"api\", \"{key}\": 1,"));
+    let l = metrics(&text).expect("an unknown key is a warning");
+    let w = &l.warnings[0];
+    assert!(!w.message.contains("did you mean"), "{}", &w.message[..w.message.len().min(200)]);
+    assert!(w.message.contains(&format!("({} characters)", key.len())), "{}", &w.message[..w.message.len().min(200)]);
+    assert!(w.message.len() < 300 && w.field.len() < 300, "the report copies the key");
+    assert_eq!((w.line, w.col), (Some(2), Some(21)), "still positioned at the key");
+    // cost.json, where the 1 MB key took 2.7 s.
+    let key = "x".repeat(1 << 20);
+    let errs_or_warnings = match cost(&COST.replacen('{', &format!("{{\"{key}\": 1,"), 1)) {
+        Ok(l) => l.warnings,
+        Err(e) => e,
+    };
+    let f = errs_or_warnings.iter().find(|f| f.message.contains("unknown key")).expect("reported");
+    assert!(!f.message.contains("did you mean") && f.message.len() < 300, "{}", &f.message[..200]);
+}
+
+/// Unknown keys are listed one by one up to a bound, then counted in one finding.
+#[test]
+fn many_unknown_keys_are_summed_up() {
+    let extra: String = (0..5000).map(|i| format!("\"stray_{i}\": 1, ")).collect();
+    let l = metrics(&METRICS.replacen('{', &format!("{{{extra}"), 1)).expect("loads with warnings");
+    assert_eq!(l.warnings.len(), 51);
+    let last = &l.warnings[50];
+    assert!(last.message.starts_with("4950 more unknown key(s)"), "{}", last.message);
+    assert!(last.message.contains("\"stray_50\""), "{}", last.message);
+}
