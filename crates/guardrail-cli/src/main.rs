@@ -11,6 +11,8 @@ use guardrail::exit;
 use guardrail::gate::{self, AuditRef};
 use guardrail::inputs::{self, InputArgs};
 use guardrail::render::{self, Style};
+// This crate's print macros: a closed stdout pipe ends the output instead of panicking.
+use guardrail::{eprintln, print, println};
 use guardrail_core::audit::RecordDraft;
 
 #[derive(Parser, Debug)]
@@ -185,8 +187,16 @@ enum PolicyCommand {
     /// Check a policy file: unknown signals/operators/actions, type mismatches, unreachable
     /// rules, missing catch-all, duplicate ids. Exit 3 on errors, 0 when clean.
     Lint {
-        /// The file [default: POLICIES_PATH or ./config/policies.yaml]
+        /// The file (or --policies FILE, as for `gate`) [default: POLICIES_PATH, else
+        /// ROOT/config/policies.yaml]
+        #[arg(conflicts_with = "policies")]
         file: Option<PathBuf>,
+        /// Policy file, as `gate --policies` [env: POLICIES_PATH]
+        #[arg(long, value_name = "FILE")]
+        policies: Option<PathBuf>,
+        /// Directory holding the seed layout, as `gate --root` [default: the current directory]
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
         /// Output format (text or json).
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
@@ -234,11 +244,56 @@ fn main() -> ExitCode {
                 _ => exit::USAGE,
             };
             let _ = e.print();
+            if code == exit::USAGE && gate_wants_json(std::env::args().skip(1)) {
+                // clap's own first line ("unexpected argument '--x' found"), without styling.
+                let rendered = e.render().to_string();
+                let first = rendered.lines().next().unwrap_or("invalid command line");
+                let message = first.strip_prefix("error: ").unwrap_or(first).to_string();
+                print_error_json(exit::ErrorKind::Usage, &[format!("{message} (see guardrail gate --help)")], None);
+            }
+            let _ = render::out::finish_stdout();
             return ExitCode::from(code as u8);
         }
     };
-    let code = run(cli);
+    let mut code = run(cli);
+    // A closed pipe is the reader's choice and keeps the command's own exit code; any other
+    // failure to write stdout means the output was not delivered, so success becomes exit 3.
+    if let Some(e) = render::out::finish_stdout() {
+        eprintln!("guardrail: could not write to standard output: {e}");
+        if code == exit::OK {
+            code = exit::CANNOT_DECIDE;
+        }
+    }
     ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+/// Whether the command line is `gate … --format json` (so even a command line clap refuses
+/// answers with a JSON error object on stdout).
+fn gate_wants_json(args: impl Iterator<Item = String>) -> bool {
+    let args: Vec<String> = args.collect();
+    args.first().map(String::as_str) == Some("gate")
+        && (args.iter().any(|a| a == "--format=json") || args.windows(2).any(|w| w[0] == "--format" && w[1] == "json"))
+}
+
+/// Prints the error object of `gate --format json` ([`exit::ErrorOutput`]) on stdout.
+fn print_error_json(kind: exit::ErrorKind, errors: &[String], audit_record: Option<String>) {
+    let out = exit::ErrorOutput::new(kind, errors, audit_record);
+    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+}
+
+/// A flag or environment variable with a bad value: exit 64, nothing read or recorded.
+fn usage(errors: &[String]) -> i32 {
+    eprintln!("guardrail: usage error (exit {}):", exit::USAGE);
+    for e in errors {
+        eprintln!("  error: {e}");
+    }
+    exit::USAGE
+}
+
+/// [`usage`] for the value errors of the input flags ([`inputs::usage_errors`]), if any.
+fn check_usage(args: &InputArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<(), i32> {
+    let errors = inputs::usage_errors(args, env);
+    if errors.is_empty() { Ok(()) } else { Err(usage(&errors)) }
 }
 
 fn fail(errors: &[String]) -> i32 {
@@ -280,6 +335,9 @@ fn run(cli: Cli) -> i32 {
             }
         }
         Command::Cost { inputs, format } => {
+            if let Err(code) = check_usage(&inputs, env) {
+                return code;
+            }
             let paths = inputs::resolve_paths(&inputs, env);
             let settings = match inputs::resolve_settings(&inputs, env, jiff::Timestamp::now()) {
                 Ok(s) => s,
@@ -304,6 +362,12 @@ fn run(cli: Cli) -> i32 {
             }
         }
         Command::Explain { inputs } => {
+            if let Err(code) = check_usage(&inputs, env) {
+                return code;
+            }
+            if let Some(w) = ci::explainer_warning(env) {
+                eprintln!("guardrail: warning: {w}");
+            }
             let paths = inputs::resolve_paths(&inputs, env);
             let settings = match inputs::resolve_settings(&inputs, env, jiff::Timestamp::now()) {
                 Ok(s) => s,
@@ -330,9 +394,11 @@ fn run(cli: Cli) -> i32 {
                 }
             }
         }
-        Command::Policy { command: PolicyCommand::Lint { file, format } } => {
-            let path = file.unwrap_or_else(|| inputs::resolve_paths(&InputArgs::default(), env).policies);
-            lint(&path, format)
+        Command::Policy { command: PolicyCommand::Lint { file, policies, root, format } } => {
+            // The file the gate would read: positional or --policies, then POLICIES_PATH, then
+            // ROOT/config/policies.yaml.
+            let args = InputArgs { root, policies: file.or(policies), ..InputArgs::default() };
+            lint(&inputs::resolve_paths(&args, env).policies, format)
         }
         Command::Audit { store, command } => run_audit(&store, command, env),
         Command::Replay { record, store, format } => replay(&store.spec(env), &record, format),
@@ -354,6 +420,7 @@ fn style(choice: ColorChoice, env: &dyn Fn(&str) -> Option<String>) -> Style {
     Style { color }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn record_error(
     store: &StoreArgs,
     env: &dyn Fn(&str) -> Option<String>,
@@ -361,6 +428,7 @@ fn record_error(
     inputs: &[inputs::InputDigest],
     settings: Option<&inputs::Settings>,
     ci: &CiContext,
+    format: Format,
 ) -> i32 {
     let at = jiff::Timestamp::now().to_string();
     let body = gate::error_body(errors, inputs, settings, ci, &at);
@@ -370,10 +438,16 @@ fn record_error(
         Ok((rec, _)) => {
             let code = fail(&all);
             eprintln!("  (recorded as audit record {})", rec.id());
+            if format == Format::Json {
+                print_error_json(exit::ErrorKind::CannotDecide, &all, Some(rec.id()));
+            }
             code
         }
         Err(e) => {
             all.push(e);
+            if format == Format::Json {
+                print_error_json(exit::ErrorKind::CannotDecide, &all, None);
+            }
             fail(&all)
         }
     }
@@ -387,6 +461,16 @@ fn run_gate(
     color: ColorChoice,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> i32 {
+    let usage_errors = inputs::usage_errors(args, env);
+    if !usage_errors.is_empty() {
+        if format == Format::Json {
+            print_error_json(exit::ErrorKind::Usage, &usage_errors, None);
+        }
+        return usage(&usage_errors);
+    }
+    if let Some(w) = ci::explainer_warning(env) {
+        eprintln!("guardrail: warning: {w}");
+    }
     let ci = ci::from_env(env);
     let paths = inputs::resolve_paths(args, env);
     let digests = || {
@@ -399,13 +483,13 @@ fn run_gate(
     };
     let settings = match inputs::resolve_settings(args, env, jiff::Timestamp::now()) {
         Ok(s) => s,
-        Err(e) => return record_error(store, env, &e, &digests(), None, &ci),
+        Err(e) => return record_error(store, env, &e, &digests(), None, &ci, format),
     };
     let sources = match inputs::read_sources(&paths) {
         Ok(s) => s,
-        Err(e) => return record_error(store, env, &e, &digests(), Some(&settings), &ci),
+        Err(e) => return record_error(store, env, &e, &digests(), Some(&settings), &ci, format),
     };
-    let ev = match gate::evaluate(sources.clone(), settings.clone()) {
+    let mut ev = match gate::evaluate(sources.clone(), settings.clone()) {
         Ok(ev) => ev,
         Err(e) => {
             let d = vec![
@@ -414,9 +498,13 @@ fn run_gate(
                 inputs::digest(&sources.metrics),
                 inputs::digest(&sources.cost),
             ];
-            return record_error(store, env, &e, &d, Some(&settings), &ci);
+            return record_error(store, env, &e, &d, Some(&settings), &ci, format);
         }
     };
+    if let Some(w) = ci::service_mismatch(&ci, &ev.slo.details.service) {
+        eprintln!("guardrail: warning: {w}");
+        ev.warnings.push(w);
+    }
     let mut out = gate::output(&ev, &ci, fail_on_warn);
     let draft = RecordDraft {
         kind: gate::RECORD_KIND.into(),
@@ -429,14 +517,18 @@ fn run_gate(
         }
         Err(e) => {
             let (action, policy) = (&ev.decision.action, &ev.decision.policy_id);
-            return fail(&[match e.in_chain() {
+            let message = match e.in_chain() {
                 None => format!("decision {action} ({policy}) was NOT recorded, so it is withheld: {e}"),
                 Some(r) => format!(
                     "decision {action} ({policy}) IS recorded in the audit chain as record {}, but its JSONL mirror \
                      copy failed, so it is withheld: {e}",
                     r.id()
                 ),
-            }]);
+            };
+            if format == Format::Json {
+                print_error_json(exit::ErrorKind::NotRecorded, std::slice::from_ref(&message), None);
+            }
+            return fail(&[message]);
         }
     }
     match format {
@@ -556,6 +648,14 @@ fn run_audit(store: &StoreArgs, command: AuditCommand, env: &dyn Fn(&str) -> Opt
 }
 
 fn serve(args: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> i32 {
+    // The served inputs are re-read on change, but a bad flag value would never change: refuse
+    // it at start-up rather than answer 503 forever.
+    if let Err(code) = check_usage(&args.inputs, env) {
+        return code;
+    }
+    for w in ci::explainer_warning(env).into_iter().chain(ci::dashboard_warnings(env)) {
+        eprintln!("guardrail serve: warning: {w}");
+    }
     let mcp = args.mcp.then(|| guardrail::mcp_cmd::config(&args.inputs, &args.store, &args.kb, args.logs.clone(), env));
     let mut cfg = guardrail_server::ServerConfig::new(args.inputs, args.store.spec(env));
     cfg.env = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();

@@ -65,8 +65,11 @@ pub fn config(
 
 /// Runs the server until the client disconnects (stdio) or the process is interrupted (HTTP).
 pub fn run(args: McpArgs, env: EnvLookup<'_>) -> i32 {
-    if let Some(Err(e)) = args.inputs.now.as_deref().map(str::parse::<jiff::Timestamp>) {
-        return fail(&format!("--now: not an RFC 3339 timestamp: {e}"));
+    // A bad flag value (`--now yesterday`, `--cost-warn-pct abc`) is a usage error, as for `gate`.
+    let usage = guardrail_gate::inputs::usage_errors(&args.inputs, env);
+    if !usage.is_empty() {
+        eprintln!("guardrail mcp: usage error (exit {}): {}", codes::USAGE, usage.join("; "));
+        return codes::USAGE;
     }
     if args.logs_window_minutes == 0 || args.logs_window_minutes > guardrail_governor::tools::MAX_WINDOW_MINUTES {
         return fail("--logs-window-minutes: must be 1–1440");

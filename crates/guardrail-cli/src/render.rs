@@ -366,6 +366,76 @@ fn md(s: &str) -> String {
     s.replace('|', "\\|").replace('<', "&lt;").replace('>', "&gt;")
 }
 
+/// Standard output as every command writes it (through this crate's `print!` / `println!`).
+///
+/// A reader that stops early (`guardrail audit list | head -1`) closes the pipe; std's macros
+/// panic on the `BrokenPipe` that follows, and with `panic = "abort"` that is exit 134 and a
+/// panic message. Here a closed pipe only ends the output: later writes are dropped and the
+/// command finishes and exits with its own code (a gate that decided BLOCK still exits 2 — a
+/// reader closing the pipe never turns a decision into success). Any other write error (a full
+/// disk behind `> file`) is kept for [`finish_stdout`], which reports it.
+pub mod out {
+    use std::io::Write;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static CLOSED: AtomicBool = AtomicBool::new(false);
+    static FAILURE: Mutex<Option<String>> = Mutex::new(None);
+
+    fn note(e: std::io::Error) {
+        CLOSED.store(true, Ordering::SeqCst);
+        if e.kind() != std::io::ErrorKind::BrokenPipe
+            && let Ok(mut f) = FAILURE.lock()
+        {
+            f.get_or_insert_with(|| e.to_string());
+        }
+    }
+
+    /// Writes to standard output; see the module documentation for errors.
+    pub fn stdout(args: std::fmt::Arguments<'_>) {
+        if CLOSED.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+            note(e);
+        }
+    }
+
+    /// Writes to standard error, ignoring errors: there is nowhere left to report them, and a
+    /// closed stderr must not end a command (or a server) early.
+    pub fn stderr(args: std::fmt::Arguments<'_>) {
+        let _ = std::io::stderr().lock().write_fmt(args);
+    }
+
+    /// Whether standard output was closed by its reader (or failed).
+    pub fn closed() -> bool {
+        CLOSED.load(Ordering::SeqCst)
+    }
+
+    /// Flushes standard output; the first write error that was not a closed pipe, if any.
+    pub fn finish_stdout() -> Option<String> {
+        if !CLOSED.load(Ordering::SeqCst)
+            && let Err(e) = std::io::stdout().lock().flush()
+        {
+            note(e);
+        }
+        FAILURE.lock().ok().and_then(|f| f.clone())
+    }
+}
+
+/// The job-summary section holding the audit chain's signed checkpoint (`gate --format
+/// github` with a checkpoint key): the note verbatim in a code fence longer than any run of
+/// backticks in it, so the copy outside the database is byte-exact.
+pub fn github_checkpoint_summary(note: &str) -> String {
+    let longest = note.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest.max(2) + 1);
+    format!(
+        "### Audit checkpoint\n\nThe audit chain's signed checkpoint after this decision. Save the block as a file \
+         and check the store later with `guardrail audit verify --checkpoint FILE --public-key KEY.pub`.\n\n\
+         {fence}text\n{note}{fence}\n\n"
+    )
+}
+
 /// Appends to a file named by an environment variable (GITHUB_OUTPUT, GITHUB_STEP_SUMMARY).
 pub fn append_file(path: &Path, text: &str) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;

@@ -112,3 +112,54 @@ fn deploy_records_show_action_rule_and_service_and_an_error_says_so() {
     let error = line(&out, "deploy_error");
     assert!(error.contains(" NO DECISION ") && error.contains(" could not decide"), "{out}");
 }
+
+/// Runs `guardrail ARGS` in `dir` with standard output a pipe whose reading end is already
+/// closed (as `… | head -1` leaves it once head has its line): every write fails with EPIPE,
+/// deterministically. Returns (exit code, stderr).
+fn run_with_closed_stdout(dir: &Path, args: &[&str]) -> (i32, String) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    // std's Command: assert_cmd's does not hand over a stdout of our own.
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_guardrail"));
+    for k in
+        ["GUARDRAIL_KB", "GUARDRAIL_GOVERNOR_CONFIG", "GUARDRAIL_STORE", "POLICIES_PATH", "SLO_METRICS", "COST_DATA"]
+    {
+        c.env_remove(k);
+    }
+    c.current_dir(dir).args(args).stdout(std::process::Stdio::from(writer));
+    let out = c.output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn a_closed_stdout_pipe_ends_every_command_quietly_with_its_own_exit_code() {
+    let d = Dir(tempfile::tempdir().unwrap());
+    let root = common::examples();
+    let root = root.to_str().unwrap();
+    let (code, out, err) = d.run(&["gate", "--root", root, "--now", "2026-02-21T00:00:00Z"]);
+    assert_eq!(code, 1, "the examples DELAY: {out}{err}");
+    let g = governor();
+    assert_eq!(d.run(&["kb", "load", g.join("sample_data.json").to_str().unwrap()]).0, 0);
+    let policies = root.to_string() + "/config/policies.yaml";
+    // (args, the exit code the command has whoever reads its output)
+    let cases: Vec<(Vec<&str>, i32)> = vec![
+        (vec!["audit", "list"], 0),
+        (vec!["audit", "list", "--format", "json"], 0),
+        (vec!["audit", "verify"], 0),
+        (vec!["gate", "--root", root, "--now", "2026-02-21T00:00:00Z"], 1),
+        (vec!["gate", "--root", root, "--now", "2026-02-21T00:00:00Z", "--format", "json"], 1),
+        (vec!["slo", "--root", root, "--now", "2026-02-21T00:00:00Z"], 0),
+        (vec!["cost", "--root", root, "--now", "2026-02-21T00:00:00Z"], 0),
+        (vec!["explain", "--root", root, "--now", "2026-02-21T00:00:00Z"], 0),
+        (vec!["policy", "lint", &policies], 0),
+        (vec!["kb", "search", "database", "--service", "payments-api"], 0),
+        (vec!["kb", "stats"], 0),
+        (vec!["--help"], 0),
+        (vec!["gate", "--help"], 0),
+    ];
+    for (args, expected) in cases {
+        let (code, err) = run_with_closed_stdout(d.0.path(), &args);
+        assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{args:?}: {err}");
+        assert_eq!(code, expected, "{args:?} keeps its own exit code (not 134, not 141): {err}");
+    }
+}

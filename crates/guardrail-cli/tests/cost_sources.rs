@@ -296,11 +296,12 @@ fn anomaly_rule_without_enough_days_cannot_decide() {
 #[test]
 fn bad_cost_settings_are_refused() {
     let s = healthy();
+    // Bad flag values are usage errors (exit 64), not "cannot decide".
     let (code, _, err) = run(s.gate(&["--cost-format", "xls"]));
-    assert_eq!(code, 3, "{err}");
+    assert_eq!(code, 64, "{err}");
     assert!(err.contains("--cost-format") && err.contains("unknown cost format"), "{err}");
     let (code, _, err) = run(s.gate(&["--cost-baseline-days", "1"]));
-    assert_eq!(code, 3, "{err}");
+    assert_eq!(code, 64, "{err}");
     assert!(err.contains("--cost-baseline-days"), "{err}");
 }
 

@@ -1,5 +1,7 @@
 //! Every class of bad input exits 3 ("could not decide") with an error naming the file, the
-//! field and the reason on stderr, prints nothing on stdout in JSON mode, and is audited.
+//! field and the reason on stderr — and in JSON mode as an error object on stdout — and is
+//! audited. A bad flag or environment variable value is a usage error: exit 64, nothing
+//! recorded.
 
 mod common;
 use common::*;
@@ -11,11 +13,33 @@ fn refuses(s: &Scratch, extra: &[&str], needles: &[&str]) -> String {
     args.extend_from_slice(extra);
     let (code, out, err) = run(s.gate(&args));
     assert_eq!(code, 3, "expected exit 3\nstdout: {out}\nstderr: {err}");
-    assert!(out.trim().is_empty(), "nothing on stdout when no decision: {out}");
+    // stdout holds the reason as a JSON error object, never a decision.
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {out}"));
+    assert_eq!(v["exit_code"], 3, "{v}");
+    assert_eq!(v["error"]["kind"], "cannot_decide", "{v}");
+    assert!(v.get("action").is_none(), "{v}");
+    let messages: Vec<&str> = v["errors"].as_array().unwrap().iter().map(|e| e["message"].as_str().unwrap()).collect();
+    for n in needles {
+        assert!(err.contains(n), "stderr lacks {n:?}:\n{err}");
+        assert!(messages.iter().any(|m| m.contains(n)), "the JSON errors lack {n:?}: {v}");
+    }
+    err
+}
+
+/// Runs the gate and asserts a usage error: exit 64, stderr naming every needle, and no audit
+/// record (the store file is not even created).
+fn usage_error(s: &Scratch, extra: &[&str], env: &[(&str, &str)], needles: &[&str]) {
+    let mut c = s.gate(extra);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let (code, out, err) = run(c);
+    assert_eq!(code, 64, "{extra:?} {env:?}: expected exit 64\nstdout: {out}\nstderr: {err}");
     for n in needles {
         assert!(err.contains(n), "stderr lacks {n:?}:\n{err}");
     }
-    err
+    assert!(err.contains("usage error") && !err.contains("recorded as"), "{err}");
+    assert!(!s.path("audit.db").exists(), "{extra:?} {env:?}: a usage error records nothing");
 }
 
 #[test]
@@ -169,7 +193,7 @@ fn stale_and_future_data() {
     s.edit("data/metrics.json", "2026-02-20T00:00:00Z", "20 Feb 2026");
     refuses(&s, &[], &["metrics.json", "collected_at"]);
     let s = Scratch::new();
-    refuses(&s, &["--max-age", "soon"], &["--max-age"]);
+    usage_error(&s, &["--max-age", "soon"], &[], &["--max-age"]);
 }
 
 #[test]
@@ -234,16 +258,113 @@ fn slo_thresholds_in_the_wrong_order() {
 #[test]
 fn bad_environment_settings() {
     let s = Scratch::new();
-    let mut c = s.gate(&["--format", "json"]);
-    c.env("COST_WARN_PCT", "abc");
-    let (code, out, err) = run(c);
-    assert_eq!(code, 3, "{out}{err}");
-    assert!(err.contains("COST_WARN_PCT"), "{err}");
-    let mut c = s.gate(&["--format", "json"]);
-    c.env("COST_WARN_PCT", "40").env("COST_BLOCK_PCT", "30");
-    let (code, _, err) = run(c);
+    usage_error(&s, &[], &[("COST_WARN_PCT", "abc")], &["COST_WARN_PCT", "\"abc\""]);
+    usage_error(&s, &[], &[("COST_WARN_PCT", "40"), ("COST_BLOCK_PCT", "30")], &["wrong order"]);
+}
+
+#[test]
+fn bad_flag_and_variable_values_are_usage_errors_that_record_nothing() {
+    let s = Scratch::new();
+    for (args, env, needle) in [
+        (&["--cost-warn-pct", "abc"][..], &[][..], "--cost-warn-pct"),
+        (&["--cost-block-pct", "thirty"], &[], "--cost-block-pct"),
+        (&["--now", "yesterday"], &[], "--now"),
+        (&["--max-age", "a while"], &[], "--max-age"),
+        (&["--cost-format", "xls"], &[], "--cost-format"),
+        (&["--cost-baseline-days", "1"], &[], "--cost-baseline-days"),
+        (&["--prometheus-timeout-ms", "0"], &[], "--prometheus-timeout-ms"),
+        (&[], &[("COST_BLOCK_PCT", "NaN")], "COST_BLOCK_PCT"),
+        (&[], &[("GUARDRAIL_MAX_AGE", "soon")], "GUARDRAIL_MAX_AGE"),
+        (&[], &[("GUARDRAIL_COST_FORMAT", "xls")], "GUARDRAIL_COST_FORMAT"),
+        (&[], &[("GUARDRAIL_COST_BASELINE_DAYS", "x")], "GUARDRAIL_COST_BASELINE_DAYS"),
+        (&[], &[("GUARDRAIL_PROMETHEUS_TIMEOUT_MS", "-1")], "GUARDRAIL_PROMETHEUS_TIMEOUT_MS"),
+    ] {
+        usage_error(&s, args, env, &[needle]);
+    }
+    // The same for the commands that read the same flags.
+    for cmd in ["slo", "cost", "explain"] {
+        let mut c = guardrail();
+        c.args([cmd, "--root"]).arg(s.root()).args(["--cost-warn-pct", "abc"]);
+        let (code, out, err) = run(c);
+        assert_eq!(code, 64, "{cmd}: {out}{err}");
+        assert!(err.contains("--cost-warn-pct"), "{cmd}: {err}");
+    }
+}
+
+#[test]
+fn gate_json_prints_an_error_object_on_stdout_when_it_cannot_decide() {
+    let s = Scratch::new();
+    s.edit("config/policies.yaml", "operator: lt\n        value: 10", "operator: less\n        value: 10");
+    let (code, out, _) = run(s.gate(&["--format", "json"]));
     assert_eq!(code, 3);
-    assert!(err.contains("wrong order"), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["exit_code"], 3);
+    let e = &v["error"];
+    assert_eq!(e["kind"], "cannot_decide");
+    assert!(e["file"].as_str().unwrap().ends_with("config/policies.yaml"), "{v}");
+    assert_eq!((e["line"].as_u64(), e["column"].as_u64()), (Some(11), Some(9)), "{v}");
+    assert_eq!(e["field"], "policies[0].conditions.error_budget_pct.operator", "{v}");
+    assert!(e["message"].as_str().unwrap().contains("unknown operator \"less\""), "{v}");
+    // The failure is recorded, and the object names the record.
+    let record = v["audit_record"].as_str().unwrap();
+    let mut c = guardrail();
+    c.args(["audit", "show", record, "--store"]).arg(s.store());
+    let (code, shown, _) = run(c);
+    assert_eq!(code, 0);
+    assert!(shown.contains("deploy_error"), "{shown}");
+
+    // A bad value: kind usage, exit 64, no record.
+    let s = Scratch::new();
+    let (code, out, _) = run(s.gate(&["--format", "json", "--now", "yesterday"]));
+    assert_eq!(code, 64);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((v["exit_code"].as_i64(), v["error"]["kind"].as_str()), (Some(64), Some("usage")), "{v}");
+    assert_eq!(v["error"]["field"], "--now", "{v}");
+    assert!(v["audit_record"].is_null() && !s.path("audit.db").exists(), "{v}");
+    // A command line clap refuses, still under --format json.
+    let (code, out, err) = run(s.gate(&["--format", "json", "--no-such-flag"]));
+    assert_eq!(code, 64, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["error"]["kind"], "usage", "{v}");
+    assert!(err.contains("--no-such-flag"), "{err}");
+    // Text mode keeps stdout empty.
+    let (code, out, _) = run(s.gate(&["--now", "yesterday"]));
+    assert_eq!((code, out.as_str()), (64, ""));
+}
+
+#[test]
+fn service_name_is_recorded_and_unsupported_seed_variables_are_named() {
+    let s = Scratch::new();
+    let mut c = s.gate(&["--format", "json"]);
+    c.env("SERVICE_NAME", "checkout-api").env("EXPLAINER_BACKEND", "openai");
+    let (code, out, err) = run(c);
+    assert_eq!(code, 1, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ci"]["service"], "checkout-api");
+    assert!(err.contains("EXPLAINER_BACKEND=openai is not supported yet; using the deterministic explainer"), "{err}");
+    assert!(!err.contains("SERVICE_NAME"), "the same service: no warning: {err}");
+    let mut c = guardrail();
+    c.args(["audit", "show", "1", "--store"]).arg(s.store());
+    let (_, shown, _) = run(c);
+    let rec: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(rec["body"]["ci"]["service"], "checkout-api", "recorded: {shown}");
+    // Another service than the signals': a warning on stderr, in the output and the record.
+    let mut c = s.gate(&["--format", "json"]);
+    c.env("SERVICE_NAME", "payments-api");
+    let (code, out, err) = run(c);
+    assert_eq!(code, 1, "the decision itself is unchanged: {err}");
+    assert!(err.contains("SERVICE_NAME is \"payments-api\" but the signals are \"checkout-api\"'s"), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["warnings"].to_string().contains("SERVICE_NAME"), "{v}");
+    // explain warns too; rule_based (the seed's default) is quiet.
+    let mut c = guardrail();
+    c.args(["explain", "--root"]).arg(s.root()).env("EXPLAINER_BACKEND", "anthropic");
+    let (code, _, err) = run(c);
+    assert_eq!(code, 0);
+    assert!(err.contains("EXPLAINER_BACKEND=anthropic is not supported yet"), "{err}");
+    let mut c = guardrail();
+    c.args(["explain", "--root"]).arg(s.root()).env("EXPLAINER_BACKEND", "rule_based");
+    assert!(run(c).2.is_empty());
 }
 
 #[test]
@@ -296,6 +417,18 @@ fn unwritable_audit_store_withholds_the_decision() {
     c.arg("gate").arg("--root").arg(s.root()).arg("--store").arg(s.path("blocked/audit.db")).args(["--format", "json"]);
     let (code, out, err) = run(c);
     assert_eq!(code, 3, "{out}{err}");
-    assert!(out.trim().is_empty());
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["exit_code"], 3, "no decision on stdout, only why: {v}");
+    assert!(v.get("action").is_none(), "{v}");
     assert!(err.contains("NOT recorded") || err.contains("audit store"), "{err}");
+}
+
+/// Issue 10: without `operator` the seed compared with `eq`, so deleting `operator: lt` from
+/// P005 turned the shipped data's DELAY into ALLOW. Guardrail cannot decide (exit 3) and
+/// names the file, the rule and the field.
+#[test]
+fn a_condition_without_operator_cannot_decide() {
+    let s = Scratch::new();
+    s.edit("config/policies.yaml", "        operator: lt\n        value: 30\n", "        value: 30\n");
+    refuses(&s, &[], &["policies.yaml", "rule P005", "policies[4].conditions.error_budget_pct.operator"]);
 }

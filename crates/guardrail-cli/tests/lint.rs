@@ -60,3 +60,35 @@ fn yaml_1_1_booleans_are_flagged() {
     assert_eq!(code, 0, "a warning, not an error: {out}");
     assert!(out.contains("warning"), "{out}");
 }
+
+#[test]
+fn the_file_comes_from_the_argument_policies_policies_path_or_root_like_the_gate() {
+    let s = Scratch::new();
+    s.edit("config/policies.yaml", "action: WARN", "action: PAGE");
+    let file = s.path("config/policies.yaml");
+    let lint_with = |args: &[&str], env: Option<&std::path::Path>| {
+        let mut c = guardrail();
+        c.current_dir(std::env::temp_dir()).args(["policy", "lint"]).args(args);
+        if let Some(p) = env {
+            c.env("POLICIES_PATH", p);
+        }
+        run(c)
+    };
+    let path = file.to_str().unwrap();
+    for (args, env) in [
+        (vec![path], None),
+        (vec!["--policies", path], None),
+        (vec![], Some(file.as_path())),
+        (vec!["--root", s.root().to_str().unwrap()], None),
+    ] {
+        let (code, out, err) = lint_with(&args, env);
+        assert_eq!(code, 3, "{args:?} {env:?}: {out}{err}");
+        assert!(out.contains("PAGE") && out.contains(path), "{args:?}: {out}");
+    }
+    // The flag wins over the variable (as for the gate); a file and --policies together are a
+    // usage error.
+    let clean = Scratch::new();
+    let (code, out, _) = lint_with(&["--policies", clean.path("config/policies.yaml").to_str().unwrap()], Some(&file));
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(lint_with(&[path, "--policies", path], None).0, 64);
+}

@@ -291,7 +291,7 @@ fn bad_specs_exit_3_with_file_line_and_column() {
     // --prometheus-timeout-ms / GUARDRAIL_PROMETHEUS_TIMEOUT_MS: 0, negative, not a number.
     for bad in ["0", "-5", "soon"] {
         let (code, err) = run(SLOTH, &sloth(), &["--slo-name", "healthy", "--prometheus-timeout-ms", bad]);
-        assert_eq!(code, 3, "{bad}: {err}");
+        assert_eq!(code, 64, "a bad flag value is a usage error: {bad}: {err}");
         assert!(
             err.contains(&format!(
                 "--prometheus-timeout-ms: expected a whole number of milliseconds from 1 to 60000, got \"{bad}\""
@@ -306,7 +306,7 @@ fn bad_specs_exit_3_with_file_line_and_column() {
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(3), "{bad}: {err}");
+        assert_eq!(out.status.code(), Some(64), "{bad}: {err}");
         assert!(
             err.contains("GUARDRAIL_PROMETHEUS_TIMEOUT_MS: expected a whole number of milliseconds"),
             "{bad}: {err}"

@@ -128,6 +128,45 @@ pub fn from_env(get: impl Fn(&str) -> Option<String>) -> CiContext {
     }
 }
 
+/// The seed's explainer backends that are not implemented (issue 12 adds models): the
+/// warning for `EXPLAINER_BACKEND` when it asks for one, `None` when it is unset or the seed's
+/// default (`rule_based`). The seed lower-cased the value and fell back to rules for anything
+/// unknown; Guardrail always uses its deterministic explainer, and says so.
+pub fn explainer_warning(get: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let backend = get("EXPLAINER_BACKEND").filter(|v| !v.trim().is_empty())?;
+    let lower = backend.trim().to_lowercase();
+    if matches!(lower.as_str(), "rule_based" | "rule-based" | "rules" | "deterministic") {
+        return None;
+    }
+    let what = if matches!(lower.as_str(), "openai" | "anthropic") { "is not supported yet" } else { "is unknown" };
+    Some(format!("EXPLAINER_BACKEND={backend} {what}; using the deterministic explainer"))
+}
+
+/// The seed dashboard's variables that `guardrail serve` does not read, with what to use.
+pub fn dashboard_warnings(get: impl Fn(&str) -> Option<String>) -> Vec<String> {
+    let mut w = Vec::new();
+    if let Some(port) = get("DASHBOARD_PORT").filter(|v| !v.trim().is_empty()) {
+        w.push(format!("DASHBOARD_PORT={port} is not read; use --bind 127.0.0.1:{}", port.trim()));
+    }
+    if get("FLASK_DEBUG").is_some_and(|v| !v.trim().is_empty()) {
+        w.push("FLASK_DEBUG is not read: there is no debug mode".to_string());
+    }
+    w
+}
+
+/// `SERVICE_NAME` is the service the pipeline deploys (recorded as the CI context's
+/// `service`). The gate decides on the signals of the service its metrics name; when the two
+/// differ, the decision may not be about the service being deployed: a warning that names both
+/// (recorded with the decision).
+pub fn service_mismatch(ci: &CiContext, decided_for: &str) -> Option<String> {
+    let deploying = ci.service.as_deref()?;
+    (deploying != decided_for).then(|| {
+        format!(
+            "SERVICE_NAME is {deploying:?} but the signals are {decided_for:?}'s: this decision is about {decided_for:?}"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +245,29 @@ mod tests {
         assert_eq!(c, CiContext { provider: "http".into(), actor: Some("a".into()), ..CiContext::default() });
         let empty: CiRequest = serde_json::from_str("{}").unwrap();
         assert_eq!(empty.into_context("http").provider, "http");
+    }
+
+    #[test]
+    fn explainer_backends_that_are_not_implemented_are_named() {
+        assert_eq!(explainer_warning(env(&[])), None);
+        assert_eq!(explainer_warning(env(&[("EXPLAINER_BACKEND", "rule_based")])), None);
+        let w = explainer_warning(env(&[("EXPLAINER_BACKEND", "OpenAI")])).unwrap();
+        assert_eq!(w, "EXPLAINER_BACKEND=OpenAI is not supported yet; using the deterministic explainer");
+        assert!(explainer_warning(env(&[("EXPLAINER_BACKEND", "anthropic")])).unwrap().contains("not supported yet"));
+        assert!(explainer_warning(env(&[("EXPLAINER_BACKEND", "llama")])).unwrap().contains("is unknown"));
+        let d = dashboard_warnings(env(&[("DASHBOARD_PORT", "5000"), ("FLASK_DEBUG", "true")]));
+        assert_eq!(d.len(), 2);
+        assert!(d[0].contains("--bind 127.0.0.1:5000"), "{d:?}");
+    }
+
+    #[test]
+    fn service_name_is_recorded_and_a_mismatch_is_named() {
+        let c = from_env(env(&[("SERVICE_NAME", "payments-api"), ("BRANCH_NAME", "main")]));
+        assert_eq!(c.service.as_deref(), Some("payments-api"));
+        assert_eq!(service_mismatch(&c, "payments-api"), None);
+        let w = service_mismatch(&c, "checkout-api").unwrap();
+        assert!(w.contains("\"payments-api\"") && w.contains("\"checkout-api\"'s"), "{w}");
+        assert_eq!(service_mismatch(&from_env(env(&[])), "checkout-api"), None);
     }
 
     #[test]

@@ -223,6 +223,20 @@ fn number_setting(
     }
 }
 
+/// The problems with the *values* of flags and their environment variables (a number that is
+/// not one, `--now yesterday`, an unknown `--cost-format`, thresholds in the wrong order): usage
+/// errors, so a command refuses them with exit 64 before reading an input or recording anything.
+/// Every error [`resolve_settings`] reports is one of these except a `--prometheus-ca` /
+/// `GUARDRAIL_PROMETHEUS_CA` file that cannot be read or is not PEM: that is an input file, and
+/// the gate cannot decide (exit 3) as with any other unreadable input.
+pub fn usage_errors(args: &InputArgs, env: EnvLookup<'_>) -> Vec<String> {
+    let input_error = prometheus_ca(args, env).err();
+    match resolve_settings(args, env, Timestamp::UNIX_EPOCH) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors.into_iter().filter(|e| Some(e) != input_error.as_ref()).collect(),
+    }
+}
+
 /// Resolves thresholds, maximum age and evaluation time. `clock` is the wall clock, used only
 /// when `--now` is absent.
 pub fn resolve_settings(args: &InputArgs, env: EnvLookup<'_>, clock: Timestamp) -> Result<Settings, Vec<String>> {
@@ -518,6 +532,42 @@ mod tests {
         let e = prometheus_ca(&InputArgs::default(), &env_text).unwrap_err();
         assert!(e.starts_with("GUARDRAIL_PROMETHEUS_CA: ") && e.contains("not a PEM file"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn every_bad_flag_or_variable_value_is_a_usage_error_and_an_unreadable_ca_file_is_not() {
+        let none = |_: &str| None;
+        let flags = [
+            InputArgs { cost_warn_pct: Some("abc".into()), ..InputArgs::default() },
+            InputArgs { cost_block_pct: Some("NaN".into()), ..InputArgs::default() },
+            InputArgs { cost_warn_pct: Some("40".into()), cost_block_pct: Some("30".into()), ..InputArgs::default() },
+            InputArgs { max_age: Some("soon".into()), ..InputArgs::default() },
+            InputArgs { now: Some("yesterday".into()), ..InputArgs::default() },
+            InputArgs { cost_format: Some("xls".into()), ..InputArgs::default() },
+            InputArgs { cost_baseline_days: Some("1".into()), ..InputArgs::default() },
+            InputArgs { prometheus_timeout_ms: Some("0".into()), ..InputArgs::default() },
+        ];
+        for a in &flags {
+            let usage = usage_errors(a, &none);
+            assert_eq!(usage.len(), 1, "{a:?}: {usage:?}");
+            assert_eq!(Err(usage), resolve_settings(a, &none, Timestamp::UNIX_EPOCH), "{a:?}");
+        }
+        for (var, bad) in [
+            ("COST_WARN_PCT", "abc"),
+            ("COST_BLOCK_PCT", "inf"),
+            ("GUARDRAIL_MAX_AGE", "1 fortnight"),
+            ("GUARDRAIL_COST_FORMAT", "xls"),
+            ("GUARDRAIL_COST_BASELINE_DAYS", "many"),
+            ("GUARDRAIL_PROMETHEUS_TIMEOUT_MS", "-1"),
+        ] {
+            let env = |k: &str| (k == var).then(|| bad.to_string());
+            let usage = usage_errors(&InputArgs::default(), &env);
+            assert!(usage.len() == 1 && usage[0].contains(var), "{var}: {usage:?}");
+        }
+        assert!(usage_errors(&InputArgs::default(), &none).is_empty());
+        let ca = InputArgs { prometheus_ca: Some("/nonexistent/ca.pem".into()), ..InputArgs::default() };
+        assert!(usage_errors(&ca, &none).is_empty(), "a missing CA file is an input error (exit 3)");
+        assert!(resolve_settings(&ca, &none, Timestamp::UNIX_EPOCH).is_err());
     }
 
     /// A server that accepts connections and never answers.
