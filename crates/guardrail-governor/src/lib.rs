@@ -229,6 +229,14 @@ pub enum IncidentFileError {
         /// The error.
         source: std::io::Error,
     },
+    /// The file is larger than [`MAX_INCIDENT_FILE_BYTES`].
+    #[error("{path}: is too large (more than {limit} bytes); an incident file holds at most 16 MiB")]
+    TooLarge {
+        /// The file.
+        path: String,
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// An incident in it is invalid.
     #[error("{path}: {source}")]
     Incident {
@@ -239,15 +247,38 @@ pub enum IncidentFileError {
     },
 }
 
+/// Largest incident file read, in bytes (16 MiB, the limit of every other input). Real files
+/// hold a few incidents in a few kilobytes.
+pub const MAX_INCIDENT_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Most incidents one file (or text) may hold. Each is planned, stressed, gated and recorded
+/// in turn, so a file of 262,144 incidents would run for hours and flood the audit chain.
+pub const MAX_INCIDENTS_PER_FILE: usize = 1000;
+
+/// The error for a list longer than [`MAX_INCIDENTS_PER_FILE`], at its first extra item.
+fn too_many(prefix: &str, count: usize) -> IncidentError {
+    IncidentError::Field {
+        field: format!("{prefix}[{MAX_INCIDENTS_PER_FILE}]"),
+        message: format!(
+            "one file holds at most {MAX_INCIDENTS_PER_FILE} incidents, this one holds {count}; split it into smaller files"
+        ),
+    }
+}
+
 /// Reads incidents from JSON text: one incident object (the original's `scenarios/*.json`), a
-/// list of them, or an object with an `incidents` list (`sample_data.json`).
+/// list of them, or an object with an `incidents` list (`sample_data.json`); at most
+/// [`MAX_INCIDENTS_PER_FILE`].
 pub fn parse_incidents(text: &str) -> Result<Vec<Incident>, IncidentError> {
     let v: serde_json::Value = serde_json::from_str(text).map_err(|e| IncidentError::Syntax(e.to_string()))?;
     match &v {
+        serde_json::Value::Array(xs) if xs.len() > MAX_INCIDENTS_PER_FILE => Err(too_many("", xs.len())),
         serde_json::Value::Array(xs) => {
             xs.iter().enumerate().map(|(i, x)| Incident::from_json_value_at(x, &format!("[{i}]"))).collect()
         }
         serde_json::Value::Object(m) if m.contains_key("incidents") => match m.get("incidents") {
+            Some(serde_json::Value::Array(xs)) if xs.len() > MAX_INCIDENTS_PER_FILE => {
+                Err(too_many("incidents", xs.len()))
+            }
             Some(serde_json::Value::Array(xs)) => xs
                 .iter()
                 .enumerate()
@@ -259,9 +290,17 @@ pub fn parse_incidents(text: &str) -> Result<Vec<Incident>, IncidentError> {
     }
 }
 
-/// Reads an incident file (see [`parse_incidents`]).
+/// Reads an incident file (see [`parse_incidents`]) of at most [`MAX_INCIDENT_FILE_BYTES`].
 pub fn load_incidents(path: &std::path::Path) -> Result<Vec<Incident>, IncidentFileError> {
+    use std::io::Read;
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| IncidentFileError::Io { path: shown.clone(), source })?;
+    let io = |source| IncidentFileError::Io { path: shown.clone(), source };
+    // Read one byte past the limit instead of trusting the size the file system reports
+    // (a pipe or a growing file has none).
+    let mut text = String::new();
+    std::fs::File::open(path).map_err(io)?.take(MAX_INCIDENT_FILE_BYTES + 1).read_to_string(&mut text).map_err(io)?;
+    if text.len() as u64 > MAX_INCIDENT_FILE_BYTES {
+        return Err(IncidentFileError::TooLarge { path: shown, limit: MAX_INCIDENT_FILE_BYTES });
+    }
     parse_incidents(&text).map_err(|source| IncidentFileError::Incident { path: shown, source })
 }

@@ -81,6 +81,36 @@ fn bad_severities_are_errors_naming_the_field() {
     assert_eq!(e.field(), Some("incidents[1].severity"));
 }
 
+/// Issue 10: an incident file of 262,144 incidents had no bound. One file holds at most
+/// MAX_INCIDENTS_PER_FILE incidents and MAX_INCIDENT_FILE_BYTES bytes; the refusals name the
+/// file and the limit.
+#[test]
+fn incident_files_are_bounded_in_count_and_size() {
+    use guardrail_governor::{IncidentFileError, MAX_INCIDENT_FILE_BYTES, MAX_INCIDENTS_PER_FILE, load_incidents};
+    let one = json!({"id": "inc-x", "service": "payments-api", "severity": "high", "summary": "s", "symptoms": "y"});
+    let at_limit = json!({"incidents": vec![one.clone(); MAX_INCIDENTS_PER_FILE]});
+    assert_eq!(parse_incidents(&at_limit.to_string()).unwrap().len(), MAX_INCIDENTS_PER_FILE);
+    for (text, field) in [
+        (json!({"incidents": vec![one.clone(); MAX_INCIDENTS_PER_FILE + 1]}), "incidents[1000]"),
+        (json!(vec![one.clone(); 5000]), "[1000]"),
+    ] {
+        let e = parse_incidents(&text.to_string()).unwrap_err();
+        assert_eq!(e.field(), Some(field), "{e}");
+        assert!(e.to_string().contains("at most 1000 incidents"), "{e}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let many = dir.path().join("many.json");
+    std::fs::write(&many, json!(vec![one.clone(); 5000]).to_string()).unwrap();
+    let e = load_incidents(&many).unwrap_err().to_string();
+    assert!(e.contains("many.json") && e.contains("at most 1000 incidents, this one holds 5000"), "{e}");
+    let big = dir.path().join("big.json");
+    let padding = " ".repeat(MAX_INCIDENT_FILE_BYTES as usize);
+    std::fs::write(&big, format!("{padding}{one}")).unwrap();
+    let e = load_incidents(&big).unwrap_err();
+    assert!(matches!(e, IncidentFileError::TooLarge { .. }), "{e}");
+    assert!(e.to_string().contains("big.json") && e.to_string().contains("16 MiB"), "{e}");
+}
+
 #[test]
 fn an_empty_or_partial_knowledge_base_is_an_error() {
     let inc = &all_incidents()[1];
