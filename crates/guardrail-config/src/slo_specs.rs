@@ -5,7 +5,7 @@
 //! - Sloth: one spec or several separated by `---` (one service each), each with
 //!   `version: prometheus/v1`, `service`, `slos[].name`, `slos[].objective` (percent),
 //!   `slos[].sli.events.error_query` / `total_query` (Sloth's `{{.window}}` is Guardrail's
-//!   too). `sli.raw` and `sli.plugin` cannot be decided on: Guardrail needs the raw counts.
+//!   too, also when written `{{ .window }}` as Sloth allows). `sli.raw` and `sli.plugin` cannot be decided on: Guardrail needs the raw counts.
 //!   A service's SLO names are unique (Sloth refuses duplicates too).
 //! - OpenSLO v1: one or more YAML documents (`---`); each `kind: SLO` has `spec.service`,
 //!   `spec.budgetingMethod` (required), `spec.objectives[]` (exactly one, `target` as a ratio
@@ -633,8 +633,31 @@ pub fn select_slo<'a>(
     }
 }
 
+/// Sloth's templates accept spaces inside the braces (`{{ .window }}`; its check is the regex
+/// `{{ *\.window *}}`): the same placeholder, written as Guardrail's `{{.window}}`.
+fn normalise_window(q: &str) -> String {
+    let mut out = String::with_capacity(q.len());
+    let mut rest = q;
+    while let Some(i) = rest.find("{{") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let inner = after.trim_start_matches(' ');
+        if let Some(tail) = inner.strip_prefix(".window").map(|t| t.trim_start_matches(' '))
+            && let Some(tail) = tail.strip_prefix("}}")
+        {
+            out.push_str(WINDOW_PLACEHOLDER);
+            rest = tail;
+        } else {
+            out.push_str("{{");
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn query(d: &mut Diags, path: &str, node: &Node) -> Option<(String, bool)> {
-    let q = string(d, path, node)?;
+    let q = normalise_window(&string(d, path, node)?);
     if q.trim().is_empty() {
         d.error(path, "is empty");
         return None;
@@ -2010,5 +2033,20 @@ slos:
         let text = format!("{OPENSLO}---\napiVersion: openslo/v1alpha\nkind: Service\nmetadata: {{name: x}}\n");
         let e = load_slo_specs(&src("o.yaml", &text)).unwrap_err();
         assert_eq!((e[0].field.as_str(), e[0].line), ("apiVersion", Some(35)), "{e:?}");
+    }
+
+    #[test]
+    fn sloth_window_placeholders_with_spaces_are_the_same_placeholder() {
+        assert_eq!(
+            normalise_window("a[{{ .window }}] b[{{.window  }}] c[{{   .window}}]"),
+            "a[{{.window}}] b[{{.window}}] c[{{.window}}]"
+        );
+        assert_eq!(
+            normalise_window("{{ .Window }} {{ .windows }} {{.window} {{"),
+            "{{ .Window }} {{ .windows }} {{.window} {{"
+        );
+        let spaced = SLOTH.replace("[{{.window}}]", "[{{ .window }}]");
+        let l = load_slo_specs(&src("sloth.yaml", &spaced)).unwrap();
+        assert_eq!(l.value[1].total_query, "sum(increase(login_total[{{.window}}]))");
     }
 }
