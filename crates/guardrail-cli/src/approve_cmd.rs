@@ -1,4 +1,10 @@
-//! `guardrail approve INCIDENT --as USER [--reason TEXT] [--force-override] [--plan-hash HASH]`.
+//! `guardrail approve INCIDENT [--reason TEXT] [--force-override] [--plan-hash HASH]`.
+//!
+//! The approver is authenticated ([`crate::identity`]): the identity of the `--token` /
+//! `GUARDRAIL_TOKEN` when a tokens file is configured (its role must be `approver` or `admin`),
+//! else the OS account; `--as` may only restate it. An incident the audit trail does not hold
+//! (a mistyped id) is refused without a record (exit 64), naming the id and the incidents that
+//! await approval.
 //!
 //! Finds the incident's pending approval request in the audit trail, decides the attempt with
 //! [`guardrail_governor::approve::decide_pending`] (shared with `guardrail serve`), that is with
@@ -15,7 +21,8 @@
 //! holds the claim, 12 approved but the execution failed, 13 the grant (or refusal, or
 //! execution) IS recorded in the chain but its JSONL mirror copy failed (a grant is then still
 //! granted; nothing runs now), 3 could not decide (unreadable store or config, a record NOT
-//! appended).
+//! appended), 64 usage (unknown incident, no token), 14 not authenticated, 15 role not
+//! permitted (nothing recorded for these).
 
 use guardrail_core::approval::ApprovalKind;
 use guardrail_core::audit::ChainedRecord;
@@ -34,9 +41,12 @@ use crate::remediation::{ConfigArgs, ExecutorChoice, KbArgs, OutFormat, append_f
 pub struct ApproveArgs {
     /// Incident id.
     pub incident: String,
-    /// Who approves (must be listed for the incident's severity; never the proposer).
+    /// Who approves (must be listed for the incident's severity; never the proposer): may only
+    /// restate the identity of your token (or, without a tokens file, of your OS account).
     #[arg(long = "as", value_name = "USER")]
-    pub actor: String,
+    pub actor: Option<String>,
+    #[command(flatten)]
+    pub auth: crate::identity::AuthArgs,
     /// Why (required with --force-override).
     #[arg(long)]
     pub reason: Option<String>,
@@ -64,9 +74,6 @@ pub struct ApproveArgs {
 
 /// Runs `guardrail approve`; returns the exit code.
 pub fn run(a: ApproveArgs, env: EnvLookup<'_>) -> i32 {
-    if a.actor.trim().is_empty() {
-        return crate::incident_cmd::no_identity("--as USER names the approver");
-    }
     let ctx = match Ctx::new(
         env,
         &a.store,
@@ -75,10 +82,10 @@ pub fn run(a: ApproveArgs, env: EnvLookup<'_>) -> i32 {
         None,
         a.executor,
         a.now.as_deref(),
-        Some(&a.actor),
+        (&a.auth, a.actor.as_deref(), crate::identity::Act::Approve),
     ) {
         Ok(c) => c,
-        Err(e) => return fail(&e),
+        Err(code) => return code,
     };
     let kind = if a.force_override { ApprovalKind::ForceOverride } else { ApprovalKind::Approve };
     let input = ApprovalInput {
@@ -92,11 +99,21 @@ pub fn run(a: ApproveArgs, env: EnvLookup<'_>) -> i32 {
         Ok(l) => l,
         Err(e) => return fail(&[e]),
     };
+    // A mistyped id must not leave a permanent refusal in the chain: an incident the trail
+    // does not hold is a usage error, recorded nowhere.
+    match log.states() {
+        Err(e) => return fail(&[e]),
+        Ok(states) if !states.contains_key(&a.incident) => {
+            return unknown_incident(&a.incident, &states, &a.store, env);
+        }
+        Ok(_) => {}
+    }
     let governor = Governor::default();
     let exec = executor(&ctx.cfg.config, ctx.executor);
     let p = ctx.pipeline(&governor, None, &exec);
+    let extra = json!({"requested_by": requested_by(&ctx.identity)});
     // The queue is read through the log's own connection: one open of the store per attempt.
-    let (granted, rec, execution) = match p.approve_on(&mut log, &input, None) {
+    let (granted, rec, execution) = match p.approve_on(&mut log, &input, Some(&extra)) {
         ApproveOutcome::CannotDecide(e) => return fail(&[e]),
         ApproveOutcome::Refused { refused, record } => {
             let message = refused.message;
@@ -136,7 +153,7 @@ pub fn run(a: ApproveArgs, env: EnvLookup<'_>) -> i32 {
                 error.in_chain().map(ChainedRecord::id).unwrap_or_default(),
                 codes::MIRROR_FAILED
             );
-            eprintln!("  once the mirror is writable: guardrail incident execute {} --as {}", a.incident, g.approver);
+            eprintln!("  once the mirror is writable: guardrail incident execute {} (as {})", a.incident, g.approver);
             return codes::MIRROR_FAILED;
         }
         ApproveOutcome::ReleasedByAnother { record, by } => {
@@ -188,4 +205,35 @@ pub fn run(a: ApproveArgs, env: EnvLookup<'_>) -> i32 {
         "exit_code": code,
     });
     report(&[Outcome { json, text, code }], a.format)
+}
+
+/// Who asked, as recorded with the refusal or grant (as `guardrail serve` records its bearer
+/// token's caller): the identity and how it was established.
+fn requested_by(actor: &crate::identity::Actor) -> serde_json::Value {
+    let mut v = actor.describe();
+    v["identity"] = actor.name.clone().into();
+    v["via"] = "cli".into();
+    v
+}
+
+/// `approve` of an incident the audit trail does not hold: exit 64, nothing recorded, and the
+/// incidents that do await approval.
+fn unknown_incident(
+    id: &str,
+    states: &std::collections::BTreeMap<String, guardrail_governor::queue::IncidentState>,
+    store: &StoreArgs,
+    env: EnvLookup<'_>,
+) -> i32 {
+    let pending: Vec<&str> = states.values().filter(|s| s.pending.is_some()).map(|s| s.incident_id.as_str()).collect();
+    eprintln!(
+        "guardrail: usage error (exit {}): no incident {id:?} in the audit trail ({}); nothing was recorded",
+        codes::USAGE,
+        guardrail_store::redact_url(&store.spec(env))
+    );
+    if pending.is_empty() {
+        eprintln!("  no incident awaits approval (guardrail incident list shows them all)");
+    } else {
+        eprintln!("  awaiting approval: {}", pending.join(", "));
+    }
+    codes::USAGE
 }

@@ -4,12 +4,12 @@
 //! builds its inputs from flags and renders its outcome, and does the learning of `resolve`.
 //!
 //! Order of effects (fail closed): the decision is recorded *before* anything runs, and an
-//! action whose decision could not be recorded never runs (exit 3). Nothing is proposed
-//! without an identity (`--as`, `GUARDRAIL_USER` or `USER`; else exit 64).
+//! action whose decision could not be recorded never runs (exit 3). Nothing is proposed,
+//! executed, released or resolved without an authenticated identity ([`crate::identity`]: a
+//! token's, or the OS account's; `--as` may only restate it).
 
 use std::path::PathBuf;
 
-use guardrail_core::approval::valid_user;
 use guardrail_core::audit::ChainedRecord;
 use guardrail_gate::audit_cmd::StoreArgs;
 use guardrail_gate::inputs::EnvLookup;
@@ -19,9 +19,10 @@ use guardrail_governor::{Governor, NdjsonLogs, PipelineOutcome};
 use guardrail_knowledge::{KnowledgeStore, SqliteKnowledgeStore};
 use serde_json::{Value, json};
 
+use crate::identity::{Act, Actor, AuthArgs, establish};
 use crate::remediation::{
-    ConfigArgs, ExecutorChoice, IncidentState, KbArgs, LoadedConfig, OutFormat, actor, append_failure, codes, executor,
-    fail, kinds, load_states, now,
+    ConfigArgs, ExecutorChoice, IncidentState, KbArgs, LoadedConfig, OutFormat, append_failure, codes, executor, fail,
+    kinds, load_states, now,
 };
 
 /// `guardrail incident …`.
@@ -73,9 +74,11 @@ pub enum IncidentCommand {
     ReleaseClaim {
         /// Incident id.
         incident: String,
-        /// Who releases it.
+        /// Who releases it: may only restate the identity of your token (or OS account).
         #[arg(long = "as", value_name = "USER")]
-        actor: String,
+        actor: Option<String>,
+        #[command(flatten)]
+        auth: AuthArgs,
         /// Why the executor is believed dead (required).
         #[arg(long)]
         reason: String,
@@ -97,9 +100,11 @@ pub enum IncidentCommand {
         /// What resolved it (the learned runbook's body).
         #[arg(long)]
         summary: String,
-        /// Who resolved it.
+        /// Who resolved it: may only restate the identity of your token (or OS account).
         #[arg(long = "as", value_name = "USER")]
-        actor: String,
+        actor: Option<String>,
+        #[command(flatten)]
+        auth: AuthArgs,
         /// The action that resolved it [default: the last action executed for it].
         #[arg(long)]
         action: Option<String>,
@@ -109,6 +114,8 @@ pub enum IncidentCommand {
         #[command(flatten)]
         kb: KbArgs,
         #[command(flatten)]
+        config: ConfigArgs,
+        #[command(flatten)]
         store: StoreArgs,
     },
 }
@@ -117,10 +124,12 @@ pub enum IncidentCommand {
 /// the executor and where records go.
 #[derive(Debug, clap::Args)]
 pub struct PipelineArgs {
-    /// Who asks for the remediation (the proposer, who cannot approve it)
-    /// [default: GUARDRAIL_USER, then USER]
+    /// Who asks for the remediation (the proposer, who cannot approve it): may only restate
+    /// the identity of your token (or, without a tokens file, of your OS account)
     #[arg(long = "as", value_name = "USER")]
     actor: Option<String>,
+    #[command(flatten)]
+    auth: AuthArgs,
     /// Live logs (NDJSON, one request per line) for the query_live_logs tool.
     #[arg(long, value_name = "FILE")]
     logs: Option<PathBuf>,
@@ -148,12 +157,8 @@ pub struct PipelineArgs {
 
 impl PipelineArgs {
     /// The context both commands run in, with the deploy signals read when `--signals-root`
-    /// is given. `Err` is the exit code, the errors already printed: 64 when nobody is named
-    /// as the proposer (see [`Ctx::new`]), else 3.
-    fn context<'a>(&'a self, env: EnvLookup<'a>) -> Result<Ctx<'a>, i32> {
-        if actor(self.actor.as_deref(), env).is_none() {
-            return Err(no_identity("pass --as USER or set GUARDRAIL_USER (USER is used when set)"));
-        }
+    /// is given. `Err` is the exit code, the errors already printed (see [`Ctx::new`]).
+    fn context<'a>(&'a self, env: EnvLookup<'a>, act: Act) -> Result<Ctx<'a>, i32> {
         let mut ctx = Ctx::new(
             env,
             &self.store,
@@ -162,9 +167,8 @@ impl PipelineArgs {
             self.logs.clone(),
             self.executor,
             self.now.as_deref(),
-            self.actor.as_deref(),
-        )
-        .map_err(|e| fail(&e))?;
+            (&self.auth, self.actor.as_deref(), act),
+        )?;
         if let Some(root) = &self.signals_root {
             ctx.signals = Some(deploy_signals(root, env, ctx.now).map_err(|e| fail(&e))?);
         }
@@ -172,22 +176,11 @@ impl PipelineArgs {
     }
 }
 
-/// Fail closed on an anonymous proposer: a proposal recorded as "unknown" could never be
-/// matched by the self-approval rule. Prints the usage error; returns 64.
-pub(crate) fn no_identity(hint: &str) -> i32 {
-    eprintln!(
-        "guardrail: usage error (exit {}): who is acting? Nothing is proposed, approved or executed without \
-         an identity: {hint}",
-        codes::USAGE
-    );
-    codes::USAGE
-}
-
 /// Runs one `incident` subcommand; returns the exit code.
 pub fn run(cmd: IncidentCommand, env: EnvLookup<'_>) -> i32 {
     match cmd {
         IncidentCommand::Run { file, pipeline } => {
-            let ctx = match pipeline.context(env) {
+            let ctx = match pipeline.context(env, Act::Propose) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
@@ -219,18 +212,26 @@ pub fn run(cmd: IncidentCommand, env: EnvLookup<'_>) -> i32 {
         IncidentCommand::List { format, store } => list(&store, env, format),
         IncidentCommand::Show { incident, format, store } => show(&store, env, &incident, format),
         IncidentCommand::Execute { incident, action, pipeline } => {
-            let ctx = match pipeline.context(env) {
+            let ctx = match pipeline.context(env, Act::Execute) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
             let out = ctx.execute_incident(&incident, action.as_deref());
             report(&[out], pipeline.format)
         }
-        IncidentCommand::ReleaseClaim { incident, actor: who, reason, now: at, format, config, store } => {
-            release_claim(env, &store, &config, &incident, &who, &reason, at.as_deref(), format)
+        IncidentCommand::ReleaseClaim { incident, actor: who, auth, reason, now: at, format, config, store } => {
+            release_claim(env, &store, &config, (&auth, who.as_deref()), &incident, &reason, at.as_deref(), format)
         }
-        IncidentCommand::Resolve { incident, summary, actor: who, action, now: at, kb, store } => {
-            resolve(env, &store, &kb, &incident, &summary, &who, action.as_deref(), at.as_deref())
+        IncidentCommand::Resolve { incident, summary, actor: who, auth, action, now: at, kb, config, store } => {
+            let cfg = match config.load(env) {
+                Ok(c) => c,
+                Err(e) => return fail(&e),
+            };
+            let actor = match establish(&auth, who.as_deref(), cfg.tokens.as_deref(), Act::Resolve, env) {
+                Ok(a) => a,
+                Err(r) => return r.report(),
+            };
+            resolve(env, &store, &kb, &incident, &summary, &actor.name, action.as_deref(), at.as_deref())
         }
     }
 }
@@ -323,6 +324,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) executor: Option<ExecutorChoice>,
     pub(crate) now: jiff::Timestamp,
     pub(crate) actor: String,
+    /// How `actor` was established (recorded with the governor config).
+    pub(crate) identity: Actor,
     /// Deploy signals for the gate's signal rules, with where they came from.
     pub(crate) signals: Option<(guardrail_core::signals::Signals, Value)>,
 }
@@ -352,9 +355,10 @@ fn deploy_signals(
 }
 
 impl<'a> Ctx<'a> {
-    /// Loads the config, the time and the logs source. `who` falls back to `GUARDRAIL_USER`,
-    /// then `USER`; with none of them there is no identity and the context is refused (callers
-    /// that propose check this first and exit 64).
+    /// Loads the config, the time and the logs source, then establishes who acts
+    /// ([`crate::identity::establish`]: a token's identity, or the OS account; `--as` may only
+    /// restate it). `Err` is the exit code, the errors already printed: 3 for the inputs, the
+    /// identity's own codes (64, 14, 15) for who acts.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         env: EnvLookup<'a>,
@@ -364,8 +368,8 @@ impl<'a> Ctx<'a> {
         logs: Option<PathBuf>,
         executor: Option<ExecutorChoice>,
         at: Option<&str>,
-        who: Option<&str>,
-    ) -> Result<Ctx<'a>, Vec<String>> {
+        (auth, claimed, act): (&AuthArgs, Option<&str>, Act),
+    ) -> Result<Ctx<'a>, i32> {
         let mut errors = Vec::new();
         let cfg = config.load(env).map_err(|e| errors.extend(e)).ok();
         let now = now(at).map_err(|e| errors.push(e)).ok();
@@ -373,21 +377,25 @@ impl<'a> Ctx<'a> {
             None => None,
             Some(p) => NdjsonLogs::open(&p).map_err(|e| errors.push(format!("--logs: {e}"))).ok(),
         };
-        let actor = actor(who, env).unwrap_or_default();
-        if actor.is_empty() {
-            errors.push("no identity: pass --as USER or set GUARDRAIL_USER".into());
-        } else if !valid_user(&actor) {
-            errors.push(format!("--as {actor:?}: not a user name (1-64 of A-Z a-z 0-9 . _ @ -)"));
-        }
         match (cfg, now, errors.is_empty()) {
             (Some(cfg), Some(now), true) => {
                 for w in &cfg.warnings {
                     eprintln!("guardrail: warning: {w}");
                 }
-                Ok(Ctx { env, store, cfg, kb: kb.path(env), logs, executor, now, actor, signals: None })
+                let identity = establish(auth, claimed, cfg.tokens.as_deref(), act, env).map_err(|r| r.report())?;
+                let actor = identity.name.clone();
+                Ok(Ctx { env, store, cfg, kb: kb.path(env), logs, executor, now, actor, identity, signals: None })
             }
-            _ => Err(errors),
+            _ => Err(fail(&errors)),
         }
+    }
+
+    /// The governor config in force (file and hash) and how the actor was authenticated, as
+    /// recorded with every decision and grant.
+    pub(crate) fn governor_config(&self) -> Value {
+        let mut v = self.cfg.describe();
+        v["authenticated_by"] = self.identity.describe();
+        v
     }
 
     pub(crate) fn at(&self) -> String {
@@ -414,7 +422,7 @@ impl<'a> Ctx<'a> {
                 knowledge_base: self.kb.display().to_string(),
                 logs: self.logs.as_ref().map(guardrail_governor::LogsSource::describe),
                 deploy_signals: self.signals.as_ref().map(|(_, m)| m.clone()),
-                governor_config: self.cfg.describe(),
+                governor_config: self.governor_config(),
             },
             knowledge: kb,
             logs: self.logs.as_ref().map(|l| l as &dyn guardrail_governor::LogsSource),
@@ -492,12 +500,12 @@ impl<'a> Ctx<'a> {
                 let who = if who.is_empty() { "nobody (see --governor-config)".to_string() } else { who.join(", ") };
                 if requires == "force_override" {
                     text.push(format!(
-                        "  next        guardrail approve {} --force-override --as USER --reason TEXT   (may override: {who})",
+                        "  next        guardrail approve {} --force-override --reason TEXT   (may override: {who})",
                         incident.id
                     ));
                 } else {
                     text.push(format!(
-                        "  next        guardrail approve {} --as USER [--reason TEXT]   (may approve: {who}; not {})",
+                        "  next        guardrail approve {} [--reason TEXT]   (may approve: {who}; not {})",
                         incident.id, self.actor
                     ));
                 }
@@ -606,7 +614,7 @@ pub(crate) fn render_execution(e: &Execution, action: &str) -> (Value, Vec<Strin
                     format!("NOT EXECUTED (exit {}): another execution of {action} holds the claim", codes::REFUSED),
                     format!("  claim       held by record {} (requested by {by})", holder.id()),
                     format!(
-                        "  if it died  guardrail incident release-claim {} --as APPROVER --reason TEXT",
+                        "  if it died  guardrail incident release-claim {} --reason TEXT   (as an approver)",
                         s(&holder.body, "incident_id")
                     ),
                 ],
@@ -814,16 +822,13 @@ fn release_claim(
     env: EnvLookup<'_>,
     store: &StoreArgs,
     config: &ConfigArgs,
+    (auth, claimed): (&AuthArgs, Option<&str>),
     incident_id: &str,
-    who: &str,
     reason: &str,
     at: Option<&str>,
     format: OutFormat,
 ) -> i32 {
     use guardrail_governor::claims::{ReleaseInput, ReleaseOutcome, ReleaseRefusal};
-    if who.trim().is_empty() {
-        return no_identity("--as USER names who releases the claim");
-    }
     if reason.trim().is_empty() {
         eprintln!(
             "guardrail: usage error (exit {}): --reason is required: say why the executor is believed dead",
@@ -835,6 +840,11 @@ fn release_claim(
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
+    let actor = match establish(auth, claimed, cfg.tokens.as_deref(), Act::ReleaseClaim, env) {
+        Ok(a) => a,
+        Err(r) => return r.report(),
+    };
+    let who = actor.name.as_str();
     let at = match now(at) {
         Ok(t) => t.to_string(),
         Err(e) => return fail(&[e]),
@@ -887,7 +897,7 @@ fn release_claim(
                 format!("{incident_id}: claim {} RELEASED by {} (exit {})", claim.key(), who.trim(), codes::EXECUTED),
                 format!("  was         {}", claim.describe()),
                 format!("  audit       claim_release {}", record.id()),
-                format!("  next        guardrail incident execute {incident_id} --as USER   (claims the next attempt)"),
+                format!("  next        guardrail incident execute {incident_id}   (claims the next attempt)"),
             ],
             codes::EXECUTED,
         ),
@@ -947,6 +957,6 @@ fn resolve(
     }
     println!("{incident_id}: resolved by {} (audit record {})", who.trim(), rec.id());
     println!("  learned runbook {} ({} → {}), UNREVIEWED:", runbook.id, runbook.service, runbook.recommended_action);
-    println!("  the planner will not use it until another person runs `guardrail kb review {} --as USER`", runbook.id);
+    println!("  the planner will not use it until another person runs `guardrail kb review {}`", runbook.id);
     if learned.mirror_error.is_some() { codes::CANNOT_DECIDE } else { codes::EXECUTED }
 }

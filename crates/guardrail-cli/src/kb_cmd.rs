@@ -5,20 +5,22 @@
 //! Markdown with front matter), creating the knowledge base when it does not exist. Loading is
 //! idempotent and never overwrites a document with different content.
 //!
-//! `kb review RUNBOOK --as USER` makes a learned runbook usable by the planner. The person who
-//! learned it cannot review it. The review is recorded on the audit chain before it is applied.
+//! `kb review RUNBOOK` makes a learned runbook usable by the planner. The reviewer is
+//! authenticated ([`crate::identity`]: a token with role `approver` or `admin`, or the OS
+//! account; `--as` may only restate it); the person who learned it cannot review it. The review
+//! is recorded on the audit chain before it is applied.
 
 use std::path::{Path, PathBuf};
 
-use guardrail_core::approval::valid_user;
 use guardrail_gate::audit_cmd::StoreArgs;
 use guardrail_gate::inputs::EnvLookup;
 use guardrail_knowledge::parse::Format;
 use guardrail_knowledge::{KnowledgeStore, SqliteKnowledgeStore, read_text};
 use serde_json::{Value, json};
 
+use crate::identity::{Act, AuthArgs, establish};
 use crate::incident_cmd::{open_kb, open_kb_read_only};
-use crate::remediation::{KbArgs, OutFormat, append, append_failure, codes, fail, kinds, now};
+use crate::remediation::{ConfigArgs, KbArgs, OutFormat, append, append_failure, codes, fail, kinds, now};
 
 /// `guardrail kb …`.
 #[derive(Debug, clap::Subcommand)]
@@ -54,14 +56,19 @@ pub enum KbCommand {
     Review {
         /// Runbook id.
         runbook: String,
-        /// The reviewer (not the person who learned it).
+        /// The reviewer (not the person who learned it): may only restate the identity of your
+        /// token (or, without a tokens file, of your OS account).
         #[arg(long = "as", value_name = "USER")]
-        actor: String,
+        actor: Option<String>,
+        #[command(flatten)]
+        auth: AuthArgs,
         /// Time (RFC 3339) [default: now]
         #[arg(long)]
         now: Option<String>,
         #[command(flatten)]
         kb: KbArgs,
+        #[command(flatten)]
+        config: ConfigArgs,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -79,8 +86,16 @@ pub fn run(cmd: KbCommand, env: EnvLookup<'_>) -> i32 {
         KbCommand::Search { query, service, evidence, k, format, kb } => {
             search(&kb.path(env), &query, &service, evidence, k, format)
         }
-        KbCommand::Review { runbook, actor, now: at, kb, store } => {
-            review(env, &kb.path(env), &store, &runbook, &actor, at.as_deref())
+        KbCommand::Review { runbook, actor, auth, now: at, kb, config, store } => {
+            let cfg = match config.load(env) {
+                Ok(c) => c,
+                Err(e) => return fail(&e),
+            };
+            let actor = match establish(&auth, actor.as_deref(), cfg.tokens.as_deref(), Act::Review, env) {
+                Ok(a) => a,
+                Err(r) => return r.report(),
+            };
+            review(env, &kb.path(env), &store, &runbook, &actor.name, at.as_deref())
         }
         KbCommand::Stats { kb } => {
             match open_kb_read_only(&kb.path(env)).and_then(|s| s.stats().map_err(|e| e.to_string())) {
@@ -207,9 +222,6 @@ fn search(kb: &Path, query: &str, service: &str, evidence: bool, k: usize, forma
 
 fn review(env: EnvLookup<'_>, kb: &Path, store: &StoreArgs, id: &str, who: &str, at: Option<&str>) -> i32 {
     let who = who.trim();
-    if !valid_user(who) {
-        return fail(&[format!("--as {who:?}: not a user name (1-64 of A-Z a-z 0-9 . _ @ -)")]);
-    }
     let at = match now(at) {
         Ok(t) => t.to_string(),
         Err(e) => return fail(&[e]),

@@ -680,6 +680,8 @@ fn serve(args: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> i32 {
                 kb: Some(args.kb.path(env)),
                 logs,
                 deploy_signals: args.governor_signals,
+                // Watched and reloaded when it changes (guardrail_server::state).
+                source: Some(args.governor.source(env)),
             };
         }
         Err(es) => {

@@ -82,6 +82,9 @@ pub struct ConfigArgs {
 pub struct LoadedConfig {
     /// The config.
     pub config: GovernorConfig,
+    /// Its `tokens:` file (resolved against the config's directory), if any: who acts is then
+    /// a token's identity ([`crate::identity`]).
+    pub tokens: Option<PathBuf>,
     /// The file, or `None` for the built-in empty default.
     pub path: Option<PathBuf>,
     /// The file's sha256.
@@ -91,33 +94,47 @@ pub struct LoadedConfig {
 }
 
 impl ConfigArgs {
+    /// The file a long-running server watches: the named one (which must exist), else the
+    /// default path (which may appear later).
+    pub fn source(&self, env: EnvLookup<'_>) -> guardrail_server::state::GovernorSource {
+        match self.named(env) {
+            Some(path) => guardrail_server::state::GovernorSource { path, required: true },
+            None => guardrail_server::state::GovernorSource {
+                path: PathBuf::from(DEFAULT_GOVERNOR_CONFIG),
+                required: false,
+            },
+        }
+    }
+
+    fn named(&self, env: EnvLookup<'_>) -> Option<PathBuf> {
+        self.governor_config
+            .clone()
+            .or_else(|| env("GUARDRAIL_GOVERNOR_CONFIG").filter(|v| !v.trim().is_empty()).map(PathBuf::from))
+    }
+
     /// Loads the config: the named file (which must exist), else the default path when it
     /// exists, else the empty config (nobody approves, dry-run).
     pub fn load(&self, env: EnvLookup<'_>) -> Result<LoadedConfig, Vec<String>> {
-        let named = self
-            .governor_config
-            .clone()
-            .or_else(|| env("GUARDRAIL_GOVERNOR_CONFIG").filter(|v| !v.trim().is_empty()).map(PathBuf::from));
-        let path = match named {
+        let path = match self.named(env) {
             Some(p) => p,
             None if Path::new(DEFAULT_GOVERNOR_CONFIG).is_file() => PathBuf::from(DEFAULT_GOVERNOR_CONFIG),
             None => {
                 return Ok(LoadedConfig {
                     config: GovernorConfig::default(),
+                    tokens: None,
                     path: None,
                     sha256: None,
                     warnings: vec![],
                 });
             }
         };
-        let src = guardrail_config::read_source(&path).map_err(|e| vec![e.to_string()])?;
-        let loaded = guardrail_config::load_governor_config(&src)
-            .map_err(|es| es.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
+        let read = guardrail_config::read_governor_config(&path)?;
         Ok(LoadedConfig {
-            config: loaded.value,
+            config: read.file.config,
+            tokens: read.file.tokens,
             path: Some(path),
-            sha256: Some(src.sha256.clone()),
-            warnings: loaded.warnings.iter().map(|w| w.to_string()).collect(),
+            sha256: Some(read.sha256),
+            warnings: read.warnings,
         })
     }
 }
@@ -161,17 +178,6 @@ pub fn executor(cfg: &GovernorConfig, choice: Option<ExecutorChoice>) -> Result<
         None => cfg.executor.default,
     };
     guardrail_governor::record::executor_for(cfg, Some(kind))
-}
-
-/// The acting person: `--as`, else `GUARDRAIL_USER`, else `USER`; `None` when none names
-/// anyone (an empty `--as` names nobody).
-pub fn actor(given: Option<&str>, env: EnvLookup<'_>) -> Option<String> {
-    given
-        .map(str::to_string)
-        .or_else(|| env("GUARDRAIL_USER").filter(|v| !v.trim().is_empty()))
-        .or_else(|| env("USER").filter(|v| !v.trim().is_empty()))
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
 }
 
 /// Appends one record (and its JSONL mirror copy, when configured). The error says whether

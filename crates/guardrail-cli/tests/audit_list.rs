@@ -19,7 +19,9 @@ impl Dir {
         for k in ["GUARDRAIL_KB", "GUARDRAIL_GOVERNOR_CONFIG", "GUARDRAIL_USER", "USER", "GUARDRAIL_STORE"] {
             c.env_remove(k);
         }
-        c.current_dir(self.0.path()).args(args);
+        // Acting "--as NAME" presents NAME's token from the test tokens file.
+        let tokens = common::write_test_tokens(self.0.path());
+        c.env("GUARDRAIL_TOKENS", tokens).current_dir(self.0.path()).args(common::as_token(args));
         common::run(c)
     }
 }

@@ -17,7 +17,9 @@ fn scenario(name: &str) -> String {
     examples().join("scenarios").join(name).display().to_string()
 }
 
-/// A working directory: `.guardrail/` (knowledge base, audit store, governor config) lives here.
+/// A working directory: `.guardrail/` (knowledge base, audit store, governor config) lives here,
+/// with a tokens file (`tokens.yaml`, [`common::write_test_tokens`]) that every command is
+/// pointed at (`GUARDRAIL_TOKENS`): `--as NAME` in these tests becomes NAME's token.
 struct Gov {
     dir: tempfile::TempDir,
 }
@@ -25,7 +27,9 @@ struct Gov {
 impl Gov {
     /// Empty: no knowledge base, no config.
     fn empty() -> Gov {
-        Gov { dir: tempfile::tempdir().unwrap() }
+        let dir = tempfile::tempdir().unwrap();
+        common::write_test_tokens(dir.path());
+        Gov { dir }
     }
 
     /// The sample data loaded and the bundled config in `.guardrail/governor.yaml`.
@@ -47,7 +51,15 @@ impl Gov {
         p.display().to_string()
     }
 
+    /// The command with the test tokens file, `--as NAME` presenting NAME's token.
     fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = self.cmd_os(&[]);
+        c.env("GUARDRAIL_TOKENS", self.path("tokens.yaml")).args(common::as_token(args));
+        c
+    }
+
+    /// The command without any tokens file: the identity is the OS account.
+    fn cmd_os(&self, args: &[&str]) -> Command {
         let mut c = common::guardrail();
         for k in ["GUARDRAIL_KB", "GUARDRAIL_GOVERNOR_CONFIG", "GUARDRAIL_USER", "USER"] {
             c.env_remove(k);
@@ -475,8 +487,8 @@ fn kb_load_reads_runbook_files_and_search_filters_by_service() {
 #[test]
 fn usage_errors_exit_64() {
     let g = Gov::empty();
-    assert_eq!(g.run(&["approve", "inc-1"]).0, 64);
-    assert_eq!(g.run(&["approve", "inc-1", "--as", " "]).0, 64, "an empty --as is no approver");
+    assert_eq!(g.run(&["approve"]).0, 64);
+    assert_eq!(common::run(g.cmd_os(&["approve", "inc-1", "--tokens", "tokens.yaml"])).0, 64, "no token");
     assert_eq!(g.run(&["incident", "run"]).0, 64);
     assert_eq!(g.run(&["incident", "run", "x.json", "--executor", "shell"]).0, 64);
 }
@@ -493,7 +505,8 @@ fn racing_approvers_release_one_execution() {
             for k in ["GUARDRAIL_KB", "GUARDRAIL_GOVERNOR_CONFIG", "GUARDRAIL_USER", "USER", "GUARDRAIL_STORE"] {
                 c.env_remove(k);
             }
-            c.current_dir(g.dir.path()).args(["approve", "inc-live-001", "--as", who]);
+            c.env("GUARDRAIL_TOKENS", g.path("tokens.yaml")).env("GUARDRAIL_TOKEN", common::test_token(who));
+            c.current_dir(g.dir.path()).args(["approve", "inc-live-001"]);
             c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap()
         })
         .collect();
@@ -541,25 +554,159 @@ fn deploy_signals_feed_the_gate_signal_rules() {
 #[test]
 fn nothing_is_proposed_without_an_identity() {
     let g = Gov::loaded();
-    // No --as, no GUARDRAIL_USER, no USER: a proposal by "unknown" could never meet the
-    // self-approval rule, so it is refused as a usage error and nothing is recorded.
     let file = scenario("incident_high.json");
+    let nothing_recorded = |g: &Gov| !g.path(".guardrail/guardrail.db").exists() || g.records().is_empty();
+    // A tokens file is configured: no token is a usage error, whatever USER or --as say.
     for args in [vec!["incident", "run", file.as_str()], vec!["incident", "execute", "inc-live-001"]] {
-        let (code, out, err) = g.run(&args);
+        let mut c = g.cmd(&args);
+        c.env("USER", "erin").env("GUARDRAIL_USER", "erin");
+        let (code, out, err) = common::run(c);
         assert_eq!(code, 64, "{args:?}: {out}{err}");
-        assert!(err.contains("--as") && err.contains("GUARDRAIL_USER"), "{err}");
+        assert!(err.contains("tokens.yaml") && err.contains("GUARDRAIL_TOKEN"), "{err}");
     }
-    assert!(!g.path(".guardrail/guardrail.db").exists() || g.records().is_empty(), "nothing recorded");
-    // GUARDRAIL_USER (or USER) is an identity: recorded as the proposer.
-    let mut c = g.cmd(&["incident", "run", &scenario("incident_high.json")]);
-    c.env("GUARDRAIL_USER", "erin");
+    let mut c = g.cmd_os(&["incident", "run", &file, "--as", "erin"]);
+    c.env("GUARDRAIL_TOKENS", g.path("tokens.yaml"));
+    let (code, _, err) = common::run(c);
+    assert_eq!(code, 64, "--as is no token: {err}");
+    assert!(nothing_recorded(&g), "nothing recorded");
+    // An unknown token, or --as naming another than the token's identity: exit 14.
+    let mut c = g.cmd(&["incident", "run", &file]);
+    c.env("GUARDRAIL_TOKEN", "guessed");
+    let (code, _, err) = common::run(c);
+    assert_eq!(code, 14, "{err}");
+    assert!(err.contains("not in the tokens file") && err.contains("tokens.yaml"), "{err}");
+    let mut c = g.cmd_os(&["incident", "run", &file, "--as", "erin"]);
+    c.env("GUARDRAIL_TOKENS", g.path("tokens.yaml")).env("GUARDRAIL_TOKEN", common::test_token("dave"));
+    let (code, _, err) = common::run(c);
+    assert_eq!(code, 14, "{err}");
+    assert!(err.contains("--as erin differs from the token's identity dave"), "{err}");
+    assert!(nothing_recorded(&g), "nothing recorded");
+    // GUARDRAIL_TOKEN is an identity: recorded as the proposer, with how it was established.
+    let mut c = g.cmd(&["incident", "run", &file]);
+    c.env("GUARDRAIL_TOKEN", common::test_token("erin")).env("USER", "mallory");
+    let (code, out, err) = common::run(c);
+    assert_eq!(code, 10, "{out}{err}");
+    let recs = g.records();
+    let req = recs.iter().find(|r| r["kind"] == "approval_request").unwrap();
+    assert_eq!(req["body"]["proposer"], "erin");
+    let d = recs.iter().find(|r| r["kind"] == "remediation_decision").unwrap();
+    assert_eq!(d["body"]["governor_config"]["authenticated_by"]["method"], "token");
+    assert_eq!(d["body"]["governor_config"]["authenticated_by"]["role"], "admin");
+}
+
+/// The `id -un` of this process: what the OS-account identity must be.
+fn os_account() -> String {
+    let out = std::process::Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn without_a_tokens_file_the_identity_is_the_os_account() {
+    let g = Gov::loaded();
+    let me = os_account();
+    let file = scenario("incident_high.json");
+    // USER, LOGNAME and GUARDRAIL_USER are not identities: anyone can set them.
+    let mut c = g.cmd_os(&["incident", "run", &file, "--now", "2026-11-24T10:00:00Z"]);
+    c.env("USER", "incident-commander").env("LOGNAME", "incident-commander").env("GUARDRAIL_USER", "bob");
     let (code, out, err) = common::run(c);
     assert_eq!(code, 10, "{out}{err}");
     let req = g.records().into_iter().find(|r| r["kind"] == "approval_request").unwrap();
-    assert_eq!(req["body"]["proposer"], "erin");
-    // An empty --as is no identity either.
-    let (code, _, err) = g.run(&["incident", "run", &scenario("incident_high.json"), "--as", "  "]);
+    assert_eq!(req["body"]["proposer"], me.as_str());
+    // --as may restate the account, nothing else; a refusal records nothing.
+    let before = g.records().len();
+    let (code, _, err) = common::run(g.cmd_os(&["approve", "inc-live-001", "--as", "incident-commander"]));
+    assert_eq!(code, 14, "{err}");
+    assert!(err.contains(&format!("--as incident-commander differs from the OS account {me}")), "{err}");
+    let (code, _, err) = common::run(g.cmd_os(&["incident", "run", &file, "--as", "alice"]));
+    assert_eq!(code, 14, "{err}");
+    assert_eq!(g.records().len(), before, "nothing recorded");
+    // The same account cannot approve its own proposal: separation of duties holds.
+    let (code, out, err) = common::run(g.cmd_os(&["approve", "inc-live-001", "--as", &me, "--format", "json"]));
+    assert_eq!(code, 11, "{out}{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["results"][0]["code"], "self_approval", "{v:#}");
+    // A token without a tokens file is refused, not ignored.
+    let mut c = g.cmd_os(&["approve", "inc-live-001"]);
+    c.env("GUARDRAIL_TOKEN", common::test_token("bob"));
+    assert_eq!(common::run(c).0, 64);
+}
+
+#[test]
+fn the_token_role_must_permit_the_command_as_on_the_http_api() {
+    let g = Gov::loaded();
+    let file = scenario("incident_high.json");
+    // A viewer proposes nothing; an approver does not propose either (as POST /api/incidents).
+    for who in ["viewer-vic", "approver-ann"] {
+        let (code, _, err) = g.run(&["incident", "run", &file, "--as", who]);
+        assert_eq!(code, 15, "{who}: {err}");
+        assert!(err.contains("needs role deployer or admin"), "{err}");
+    }
+    assert!(!g.path(".guardrail/guardrail.db").exists() || g.records().is_empty(), "nothing recorded");
+    let (code, v) = g.incident(&file, "deployer-dan");
+    assert_eq!(code, 10, "{v:#}");
+    // A deployer approves, executes, releases, resolves and reviews nothing.
+    let before = g.records().len();
+    for args in [
+        vec!["approve", "inc-live-001"],
+        vec!["approve", "inc-live-001", "--force-override", "--reason", "x"],
+        vec!["incident", "execute", "inc-live-001"],
+        vec!["incident", "release-claim", "inc-live-001", "--reason", "x"],
+        vec!["incident", "resolve", "inc-live-001", "--summary", "x", "--action", "y"],
+        vec!["kb", "review", "some-runbook"],
+    ] {
+        let mut a = args.clone();
+        a.extend(["--as", "deployer-dan"]);
+        let (code, _, err) = g.run(&a);
+        assert_eq!(code, 15, "{args:?}: {err}");
+        assert!(err.contains("deployer-dan's token has role deployer") && err.contains("approver"), "{err}");
+    }
+    assert_eq!(g.records().len(), before, "nothing recorded");
+    // The identity is the token's: an approver token listed in the config is granted.
+    std::fs::write(g.path(".guardrail/governor.yaml"), "approvals:\n  high: {approvers: [approver-ann]}\n").unwrap();
+    let (code, v) = g.approve(&["inc-live-001", "--as", "approver-ann", "--reason", "ok"]);
+    assert_eq!(code, 0, "{v:#}");
+    let grant = g.records().into_iter().find(|r| r["kind"] == "approval_granted").unwrap();
+    assert_eq!(grant["body"]["approver"], "approver-ann");
+    assert_eq!(grant["body"]["requested_by"]["method"], "token");
+    assert_eq!(grant["body"]["requested_by"]["via"], "cli");
+}
+
+#[test]
+fn the_governor_config_can_name_the_tokens_file() {
+    let g = Gov::loaded();
+    std::fs::rename(g.path("tokens.yaml"), g.path(".guardrail/team-tokens.yaml")).unwrap();
+    let cfg = std::fs::read_to_string(g.path(".guardrail/governor.yaml")).unwrap();
+    std::fs::write(g.path(".guardrail/governor.yaml"), format!("tokens: team-tokens.yaml\n{cfg}")).unwrap();
+    let file = scenario("incident_high.json");
+    // Without a token: refused, naming the file the config names.
+    let (code, _, err) = common::run(g.cmd_os(&["incident", "run", &file]));
     assert_eq!(code, 64, "{err}");
+    assert!(err.contains("team-tokens.yaml") && err.contains("governor config"), "{err}");
+    let mut c = g.cmd_os(&["incident", "run", &file, "--format", "json"]);
+    c.env("GUARDRAIL_TOKEN", common::test_token("dave"));
+    let (code, out, err) = common::run(c);
+    assert_eq!(code, 10, "{out}{err}");
+    let req = g.records().into_iter().find(|r| r["kind"] == "approval_request").unwrap();
+    assert_eq!(req["body"]["proposer"], "dave");
+}
+
+#[test]
+fn approving_an_unknown_incident_records_nothing() {
+    let g = Gov::loaded();
+    let (code, _) = g.incident(&scenario("incident_high.json"), "dave");
+    assert_eq!(code, 10);
+    let before = g.records().len();
+    let (code, out, err) = g.run(&["approve", "inc-live-0001", "--as", "bob", "--reason", "typo"]);
+    assert_eq!(code, 64, "{out}{err}");
+    assert!(err.contains("no incident \"inc-live-0001\" in the audit trail"), "{err}");
+    assert!(err.contains("awaiting approval: inc-live-001"), "{err}");
+    assert_eq!(g.records().len(), before, "a mistyped id leaves no refusal in the chain");
+    // A known incident with nothing pending is still a recorded refusal.
+    let (code, _) = g.approve(&["inc-live-001", "--as", "bob", "--reason", "ok"]);
+    assert_eq!(code, 0);
+    let (code, v) = g.approve(&["inc-live-001", "--as", "alice", "--reason", "again"]);
+    assert_eq!(code, 11, "{v:#}");
+    assert!(g.kinds().contains(&"approval_refused".to_string()));
 }
 
 /// `incident run` with an executor that cannot start leaves inc-live-002 authorised; then
@@ -586,6 +733,7 @@ fn race_executes(g: &Gov, store: &str, n: usize) -> Vec<(i32, String)> {
                 c.env_remove(k);
             }
             let who = format!("op{i}");
+            c.env("GUARDRAIL_TOKENS", g.path("tokens.yaml")).env("GUARDRAIL_TOKEN", common::test_token(&who));
             c.current_dir(g.dir.path()).args(["incident", "execute", "inc-live-002", "--as", &who, "--store", store]);
             c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap()
         })

@@ -119,7 +119,8 @@ async fn rmcp_client_lists_and_calls_every_tool_over_stdio() {
     let run = std::process::Command::new(env!("CARGO_BIN_EXE_guardrail"))
         .args(["incident", "run"])
         .arg(repo().join("examples/governor/scenarios/incident_high.json"))
-        .args(["--as", "alice", "--now", NOW, "--format", "json"])
+        .args(["--now", NOW, "--format", "json"]) // no tokens file: the proposer is the OS account
+        .env_remove("GUARDRAIL_TOKENS")
         .arg("--kb")
         .arg(dir.path().join("kb.db"))
         .arg("--store")

@@ -70,7 +70,9 @@ impl Gov {
         for k in ["GUARDRAIL_KB", "GUARDRAIL_GOVERNOR_CONFIG", "GUARDRAIL_USER", "USER", "GUARDRAIL_STORE"] {
             c.env_remove(k);
         }
-        c.current_dir(self.dir.path()).args(args);
+        // Acting "--as NAME" presents NAME's token from the test tokens file.
+        let tokens = common::write_test_tokens(self.dir.path());
+        c.env("GUARDRAIL_TOKENS", tokens).current_dir(self.dir.path()).args(common::as_token(args));
         run(c)
     }
 

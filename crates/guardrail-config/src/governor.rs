@@ -5,6 +5,7 @@
 //! approvals:
 //!   high:     { approvers: [alice, bob], force_override: [carol] }
 //!   critical: { force_override: [carol] }        # critical refuses APPROVE: approvers are ignored
+//! tokens: tokens.yaml                            # optional: who is acting, by token (see below)
 //! executor:
 //!   default: dry-run                              # dry-run | command | webhook
 //!   timeout_seconds: 30
@@ -18,8 +19,14 @@
 //! Every key is checked (unknown keys are errors: a misspelt `aprovers` must not silently
 //! leave a severity without approvers, nor grant anything); a severity left out lists nobody.
 //! Nothing in this file can change a gate rule or threshold: it has no key for one.
+//!
+//! `tokens:` names a tokens file (the format of `guardrail serve --tokens`,
+//! [`crate::tokens`]), relative to this file's directory. With one, every governor command
+//! needs a token and the identity and role are the token's; without one, the identity is the
+//! OS account running the command.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use guardrail_core::approval::{
     ApprovalPolicy, ExecutorKind, ExecutorSettings, GovernorConfig, SeverityApprovers, check_template, valid_user,
@@ -35,19 +42,76 @@ use crate::yaml::Node;
 /// Longest timeout accepted, seconds.
 pub const MAX_TIMEOUT_SECONDS: u64 = 600;
 
+/// A governor config file: the config, and the tokens file it names (resolved against the
+/// config file's directory), if any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GovernorFile {
+    /// Approvers and executors.
+    pub config: GovernorConfig,
+    /// The `tokens:` file, if named.
+    pub tokens: Option<PathBuf>,
+}
+
 /// Reads a governor config file (YAML, or JSON when the name ends in `.json`).
 pub fn load_governor_config(src: &Source) -> Result<Loaded<GovernorConfig>, Vec<ConfigError>> {
+    load_governor_file(src).map(|l| Loaded { value: l.value.config, map: l.map, file: l.file, warnings: l.warnings })
+}
+
+/// [`load_governor_config`] with the `tokens:` key.
+pub fn load_governor_file(src: &Source) -> Result<Loaded<GovernorFile>, Vec<ConfigError>> {
     let root = parse_as(src, Format::Yaml)?;
     let mut d = Diags::new(src, SourceMap::from_node(&root));
-    let cfg = read(&mut d, &root);
+    let cfg = read(&mut d, &root, src.path.parent());
     d.finish(cfg)
 }
 
-fn read(d: &mut Diags, root: &Node) -> Option<GovernorConfig> {
+/// A governor config read from disk, with what identifies it (for records and logs).
+#[derive(Debug, Clone)]
+pub struct ReadGovernorConfig {
+    /// The config and its tokens file.
+    pub file: GovernorFile,
+    /// The path it was read from.
+    pub path: PathBuf,
+    /// The sha256 of its text.
+    pub sha256: String,
+    /// Warnings, as text (file, field, line).
+    pub warnings: Vec<String>,
+}
+
+/// Reads and checks the governor config at `path`; every error names the file.
+pub fn read_governor_config(path: &Path) -> Result<ReadGovernorConfig, Vec<String>> {
+    let src = crate::read_source(path).map_err(|e| vec![e.to_string()])?;
+    let loaded = load_governor_file(&src).map_err(|es| es.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
+    Ok(ReadGovernorConfig {
+        file: loaded.value,
+        path: path.to_path_buf(),
+        sha256: src.sha256.clone(),
+        warnings: loaded.warnings.iter().map(|w| w.to_string()).collect(),
+    })
+}
+
+fn read(d: &mut Diags, root: &Node, dir: Option<&Path>) -> Option<GovernorFile> {
     let top = mapping(d, "", root)?;
-    check_keys(d, "", top, &["approvals", "executor", "version", "description"], Unknown::Error, |_| false);
+    check_keys(d, "", top, &["approvals", "executor", "tokens", "version", "description"], Unknown::Error, |_| false);
     let mut cfg = GovernorConfig::default();
+    let mut tokens = None;
     let mut ok = true;
+    if let Some(n) = get(top, "tokens") {
+        match string(d, "tokens", n) {
+            Some(t) if !t.trim().is_empty() => {
+                let p = PathBuf::from(t.trim());
+                tokens = Some(match dir {
+                    Some(dir) if p.is_relative() && !dir.as_os_str().is_empty() => dir.join(p),
+                    _ => p,
+                });
+            }
+            Some(_) => {
+                d.error("tokens", "must name a tokens file (the format of `guardrail serve --tokens`)");
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
     if let Some(n) = get(top, "approvals") {
         match read_approvals(d, n) {
             Some(a) => cfg.approvals = a,
@@ -62,7 +126,7 @@ fn read(d: &mut Diags, root: &Node) -> Option<GovernorConfig> {
             None => ok = false,
         }
     }
-    (ok && !d.has_errors()).then_some(cfg)
+    (ok && !d.has_errors()).then_some(GovernorFile { config: cfg, tokens })
 }
 
 fn users(d: &mut Diags, path: &str, node: &Node) -> Option<Vec<String>> {
@@ -252,6 +316,21 @@ mod tests {
         assert!(cfg.approvals.low.approvers.is_empty());
         assert_eq!(cfg.executor.default, ExecutorKind::Command);
         assert_eq!(cfg.executor.commands["scale_worker_pool"], ["echo", "{service}"]);
+    }
+
+    #[test]
+    fn tokens_key_is_relative_to_the_config_file() {
+        let f =
+            load_governor_file(&Source::from_text("/etc/guardrail/governor.yaml", "tokens: tokens.yaml\n")).unwrap();
+        assert_eq!(f.value.tokens, Some(PathBuf::from("/etc/guardrail/tokens.yaml")));
+        let f = load_governor_file(&Source::from_text("g.yaml", "tokens: /srv/t.yaml\n")).unwrap();
+        assert_eq!(f.value.tokens, Some(PathBuf::from("/srv/t.yaml")));
+        let f = load_governor_file(&Source::from_text("g.yaml", "approvals: {}\n")).unwrap();
+        assert_eq!(f.value.tokens, None);
+        let e = load_governor_file(&Source::from_text("g.yaml", "tokens: ''\n")).unwrap_err();
+        assert!(e[0].to_string().contains("tokens"), "{e:?}");
+        let e = load_governor_file(&Source::from_text("g.yaml", "tokens: [a]\n")).unwrap_err();
+        assert!(e[0].to_string().contains("tokens"), "{e:?}");
     }
 
     #[test]

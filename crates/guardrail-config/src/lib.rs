@@ -64,7 +64,10 @@ pub use cost::load_cost;
 pub use cost_exports::{CostFormat, detect_cost_format, load_cost_as};
 pub use error::{ConfigError, Finding, has_errors};
 pub use freezes::load_freezes;
-pub use governor::{MAX_TIMEOUT_SECONDS, load_governor_config};
+pub use governor::{
+    GovernorFile, MAX_TIMEOUT_SECONDS, ReadGovernorConfig, load_governor_config, load_governor_file,
+    read_governor_config,
+};
 pub use map::SourceMap;
 pub use metrics::load_metrics;
 pub use policies::{DEFAULT_PRIORITY, PolicyLoad, load_policies};

@@ -21,6 +21,11 @@
 //!   /api/incidents/{id}/resolve` (role `approver`/`admin`) is `guardrail incident resolve`
 //!   ([`guardrail_governor::learn::resolve`]): an unreviewed runbook with provenance.
 //!
+//! The governor config is the one in force ([`AppState::refresh_governor`]: reloaded when its
+//! file changes). While it does not read or parse, propose, approve, force-override and
+//! execute answer 503 (`governor_config_invalid`) naming the file, and record nothing. An
+//! approval of an incident the trail does not hold is a 404 and records nothing.
+//!
 //! Every execution — after the gate, a grant or `/execute` — is
 //! [`guardrail_governor::pipeline::execute_claimed`]: hash-checked, then an `execution_claim`
 //! appended under the store's lock (one winner among concurrent callers; a loser gets 409
@@ -45,7 +50,7 @@ use serde_json::{Value, json};
 
 use crate::api::{ApiError, StrictJson, authenticate, blocking, ok, record_view, requested_by, store_unavailable};
 use crate::auth::{Caller, Role};
-use crate::state::AppState;
+use crate::state::{AppState, GovernorView};
 
 fn load(state: &AppState) -> Result<std::collections::BTreeMap<String, IncidentState>, String> {
     let spec = state.config().store.clone();
@@ -262,8 +267,21 @@ fn append_failed(what: &str, then: &str, e: &AppendError) -> ApiError {
     }
 }
 
-fn executor(state: &AppState) -> Result<Box<dyn guardrail_governor::Executor>, String> {
-    guardrail_governor::record::executor_for(&state.config().governor.config, None)
+fn executor(gov: &GovernorView) -> Result<Box<dyn guardrail_governor::Executor>, String> {
+    guardrail_governor::record::executor_for(&gov.config, None)
+}
+
+/// The governor config in force, re-read if its file changed; a 503 naming the file (not its
+/// directory) while it does not read or parse: nothing is decided on a config the operator
+/// did not mean.
+fn governor_in_force(state: &AppState) -> Result<std::sync::Arc<GovernorView>, ApiError> {
+    let view = state.refresh_governor();
+    if let Some(why) = &view.broken {
+        let mut err = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, why.clone());
+        err.extra = Some(json!({"code": "governor_config_invalid"}));
+        return Err(err);
+    }
+    Ok(view)
 }
 
 /// An execution step as the API answers it: the `remediation_execution` body (with `audit`),
@@ -307,6 +325,14 @@ fn approve_blocking(
     kind: ApprovalKind,
     req: ApproveRequest,
 ) -> Result<Value, ApiError> {
+    let view = governor_in_force(state)?;
+    // A mistyped id must not leave a permanent refusal in the chain.
+    if !load(state).map_err(|e| no_store(&e))?.contains_key(&id) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no such incident in the audit trail (nothing was recorded); GET /api/approvals lists those awaiting approval",
+        ));
+    }
     let now = jiff::Timestamp::now();
     let mut log = ServerLog::open(state, now)?;
     let input = ApprovalInput {
@@ -317,8 +343,8 @@ fn approve_blocking(
         reviewed_hash: Some(req.plan_hash),
     };
     let governor = guardrail_governor::Governor::default();
-    let exec = executor(state);
-    let p = pipeline(state, caller, &governor, None, &exec, None, now);
+    let exec = executor(&view);
+    let p = pipeline(state, &view, caller, &governor, None, &exec, None, now);
     let mut read = || load(state);
     let extra = json!({"requested_by": requested_by(caller)});
     let (granted, rec, execution) = match p.approve(&mut log, &mut read, &input, Some(&extra)) {
@@ -406,6 +432,7 @@ fn propose_blocking(state: &AppState, caller: &Caller, incident: Value) -> Resul
     let incident = guardrail_core::remediation::Incident::from_json_value(&incident).map_err(|e| {
         ApiError::new(StatusCode::BAD_REQUEST, format!("invalid incident: {}", state.redactor().text(&e.to_string())))
     })?;
+    let view = governor_in_force(state)?;
     let gov = &state.config().governor;
     let Some(kb_path) = gov.kb.as_ref() else {
         return Err(ApiError::new(
@@ -416,9 +443,9 @@ fn propose_blocking(state: &AppState, caller: &Caller, incident: Value) -> Resul
     let kb = open_kb_read_only(kb_path)?;
     let now = jiff::Timestamp::now();
     let governor = guardrail_governor::Governor::default();
-    let exec = executor(state);
+    let exec = executor(&view);
     let signals = deploy_signals(state)?;
-    let pipeline = pipeline(state, caller, &governor, Some(&kb), &exec, signals.as_ref(), now);
+    let pipeline = pipeline(state, &view, caller, &governor, Some(&kb), &exec, signals.as_ref(), now);
     let mut log = ServerLog::open(state, now)?;
     let origin = json!({"http": "POST /api/incidents", "requested_by": requested_by(caller)});
     let run = pipeline.decide_and_act(&mut log, &incident, origin);
@@ -483,8 +510,10 @@ fn deploy_signals(state: &AppState) -> Result<Option<(guardrail_core::signals::S
 
 /// The pipeline over the server's configuration, proposed (or requested) by the token's
 /// identity.
+#[allow(clippy::too_many_arguments)]
 fn pipeline<'p>(
     state: &'p AppState,
+    view: &'p GovernorView,
     caller: &Caller,
     governor: &'p guardrail_governor::Governor,
     kb: Option<&'p dyn guardrail_knowledge::KnowledgeStore>,
@@ -497,7 +526,7 @@ fn pipeline<'p>(
         gov.kb.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     Pipeline {
         governor,
-        config: &gov.config,
+        config: &view.config,
         run: RunContext {
             proposer: caller.identity.clone(),
             knowledge_base: kb_name,
@@ -507,7 +536,7 @@ fn pipeline<'p>(
                 d.as_str().unwrap_or_default().to_string()
             }),
             deploy_signals: signals.map(|(_, m)| m.clone()),
-            governor_config: gov.description.clone(),
+            governor_config: view.description.clone(),
         },
         knowledge: kb,
         logs: gov.logs.as_ref().map(|l| l as &dyn guardrail_governor::LogsSource),
@@ -617,15 +646,17 @@ fn execute_blocking(state: &AppState, caller: &Caller, id: String, req: ExecuteR
     {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "action: must be 1-200 characters"));
     }
+    let view = governor_in_force(state)?;
     let now = jiff::Timestamp::now();
     let gov = &state.config().governor;
     // The knowledge base is needed only to gate another action again.
     let kb = gov.kb.as_ref().and_then(|p| guardrail_knowledge::SqliteKnowledgeStore::open_read_only(p).ok());
     let governor = guardrail_governor::Governor::default();
-    let exec = executor(state);
+    let exec = executor(&view);
     let signals = if req.action.is_some() { deploy_signals(state)? } else { None };
     let pipeline = pipeline(
         state,
+        &view,
         caller,
         &governor,
         kb.as_ref().map(|k| k as &dyn guardrail_knowledge::KnowledgeStore),

@@ -305,6 +305,14 @@ pub fn run(mut cfg: ServerConfig, opts: ServeOptions) -> Result<(), ServerError>
             None => eprintln!("guardrail serve: no --tokens file: POST /api/gate, /api/simulate, /api/incidents and approvals are disabled"),
             Some(n) => eprintln!("guardrail serve: {n} token(s) loaded"),
         }
+        let governor = state.governor();
+        match (&governor.broken, &state.config().governor.source) {
+            (Some(_), Some(src)) => governor.log_errors(&src.path),
+            _ => eprintln!("guardrail serve: governor config in force: {}", governor.describe()),
+        }
+        if let Some(src) = state.config().governor.source.as_ref().filter(|s| !s.required) {
+            eprintln!("guardrail serve: watching {} for a governor config (reloaded when it changes)", src.path.display());
+        }
         if let Err(e) = &state.snapshot().evaluation {
             eprintln!("guardrail serve: the inputs cannot decide yet (answering ok:false until fixed):");
             for m in e {

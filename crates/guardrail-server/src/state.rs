@@ -18,6 +18,15 @@
 //!
 //! A snapshot whose inputs cannot decide still exists: it carries the error messages (with
 //! file names, never paths) and every endpoint that needs a decision answers `ok: false`.
+//!
+//! The governor config ([`GovernorSettings::source`]) is watched the same way and swapped in
+//! as a [`GovernorView`] when it changes (so copying a config into place, as the README's tour
+//! does, takes effect without a restart); the config in force is logged (path and sha256) at
+//! start and at each change. A config that no longer reads or parses is not silently replaced
+//! by the last good one: the view keeps the last good config for the record but is marked
+//! broken, every governor action that needs the config (propose, approve, force-override,
+//! execute) is refused with 503 naming the file, and the error is logged, until the file is
+//! fixed. The deploy-gate endpoints are not affected.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -78,12 +87,126 @@ pub struct GovernorSettings {
     pub description: Value,
     /// The knowledge base for `POST /api/incidents`; `None` answers 503.
     pub kb: Option<PathBuf>,
+    /// Where the config comes from, to reload it when it changes; `None` keeps `config` for
+    /// the server's life (tests, embedding).
+    pub source: Option<GovernorSource>,
     /// Live logs for the `query_live_logs` tool of `POST /api/incidents`, fixed at start
     /// (`guardrail serve --logs`); a request never names a file.
     pub logs: Option<guardrail_governor::NdjsonLogs>,
     /// Whether the deploy gate's signals, evaluated on the served inputs, feed the governor's
     /// signal rules (`guardrail serve --governor-signals`), as `incident run --signals-root`.
     pub deploy_signals: bool,
+}
+
+/// The governor config file `guardrail serve` watches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GovernorSource {
+    /// The file.
+    pub path: PathBuf,
+    /// True when it was named (`--governor-config`, `GUARDRAIL_GOVERNOR_CONFIG`): a missing
+    /// file is then an error. False for the default `.guardrail/governor.yaml`, which may be
+    /// absent (nobody may approve) and appear later.
+    pub required: bool,
+}
+
+/// The governor config in force.
+#[derive(Debug, Clone)]
+pub struct GovernorView {
+    /// Approvers and executor settings (the last good ones).
+    pub config: guardrail_core::approval::GovernorConfig,
+    /// File and sha256, recorded with every decision and grant.
+    pub description: Value,
+    /// Why governor actions are refused: the file no longer reads or parses (the message
+    /// names the file, never its directory). `None` when the config is good.
+    pub broken: Option<String>,
+    /// The errors behind `broken` (with the full path: for the log only).
+    errors: Vec<String>,
+    stamp: Option<Stamp>,
+    read_at: SystemTime,
+}
+
+impl GovernorView {
+    fn fixed(settings: &GovernorSettings) -> GovernorView {
+        GovernorView {
+            config: settings.config.clone(),
+            description: settings.description.clone(),
+            broken: None,
+            errors: Vec::new(),
+            stamp: None,
+            read_at: SystemTime::now(),
+        }
+    }
+
+    /// Logs why the config cannot be used (full paths: stderr is the operator's).
+    pub fn log_errors(&self, path: &std::path::Path) {
+        eprintln!(
+            "guardrail serve: governor config {} cannot be used; governor actions are refused until it is fixed \
+             (the last good config is not used for them):",
+            path.display()
+        );
+        for e in &self.errors {
+            eprintln!("  error: {e}");
+        }
+    }
+
+    /// A one-line description of the config in force, for the log.
+    pub fn describe(&self) -> String {
+        let path = self.description.get("path").and_then(Value::as_str);
+        let sha = self.description.get("sha256").and_then(Value::as_str);
+        match (path, sha) {
+            (Some(p), Some(h)) => format!("{p} (sha256 {h})"),
+            _ => "none (nobody may approve or force-override; executions are dry runs)".into(),
+        }
+    }
+}
+
+/// Reads the governor config of `source` (`Ok(None)`: the optional default file is absent).
+fn read_governor(source: &GovernorSource) -> Result<Option<guardrail_config::ReadGovernorConfig>, Vec<String>> {
+    if !source.required && !source.path.exists() {
+        return Ok(None);
+    }
+    guardrail_config::read_governor_config(&source.path).map(Some)
+}
+
+fn governor_view(
+    source: &GovernorSource,
+    last: Option<&GovernorView>,
+    stamp: Option<Stamp>,
+    read_at: SystemTime,
+) -> GovernorView {
+    match read_governor(source) {
+        Ok(Some(r)) => GovernorView {
+            config: r.file.config,
+            description: json!({"path": source.path.display().to_string(), "sha256": r.sha256}),
+            broken: None,
+            errors: Vec::new(),
+            stamp,
+            read_at,
+        },
+        Ok(None) => GovernorView {
+            config: Default::default(),
+            description: json!({"path": null, "sha256": null}),
+            broken: None,
+            errors: Vec::new(),
+            stamp,
+            read_at,
+        },
+        Err(errors) => {
+            let name = source.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            GovernorView {
+                config: last.map(|l| l.config.clone()).unwrap_or_default(),
+                description: last.map(|l| l.description.clone()).unwrap_or(Value::Null),
+                broken: Some(format!(
+                    "the governor config {name} cannot be used ({} error(s), see the server log), so governor \
+                     actions are refused until it is fixed",
+                    errors.len()
+                )),
+                errors,
+                stamp,
+                read_at,
+            }
+        }
+    }
 }
 
 impl ServerConfig {
@@ -274,6 +397,8 @@ pub(crate) struct Inner {
     pub(crate) events: broadcast::Sender<ServerEvent>,
     pub(crate) shutdown: tokio::sync::watch::Sender<bool>,
     reload: Mutex<()>,
+    governor: ArcSwap<GovernorView>,
+    governor_reload: Mutex<()>,
 }
 
 impl AppState {
@@ -292,6 +417,13 @@ impl AppState {
         let first = build(&cfg, &redactor, &metrics, 1, stamps, (read_at, reads));
         metrics.reloaded(first.evaluation.is_ok());
         let (events, _) = broadcast::channel(64);
+        let governor = match &cfg.governor.source {
+            None => GovernorView::fixed(&cfg.governor),
+            Some(src) => {
+                let stamp = stamp(&src.path);
+                governor_view(src, None, stamp, SystemTime::now())
+            }
+        };
         AppState(Arc::new(Inner {
             cfg,
             paths,
@@ -301,7 +433,39 @@ impl AppState {
             events,
             shutdown: tokio::sync::watch::Sender::new(false),
             reload: Mutex::new(()),
+            governor: ArcSwap::from_pointee(governor),
+            governor_reload: Mutex::new(()),
         }))
+    }
+
+    /// The governor config in force (see [`AppState::refresh_governor`]).
+    pub fn governor(&self) -> Arc<GovernorView> {
+        self.0.governor.load_full()
+    }
+
+    /// Re-reads the governor config when its file changed (stamp, or content while racy, as
+    /// the inputs) and swaps the new view in, logging the config now in force. Cheap when
+    /// nothing changed (one `stat`); called at every refresh and before every governor action.
+    pub fn refresh_governor(&self) -> Arc<GovernorView> {
+        let inner = &self.0;
+        let Some(src) = &inner.cfg.governor.source else { return self.governor() };
+        let Ok(_guard) = inner.governor_reload.lock() else { return self.governor() };
+        let old = inner.governor.load_full();
+        let now_stamp = stamp(&src.path);
+        let old_stamps = [old.stamp.clone()];
+        let new_stamps = [now_stamp.clone()];
+        if !must_reread(&old_stamps, &new_stamps, old.read_at) {
+            return old;
+        }
+        let new = governor_view(src, Some(&old), now_stamp, SystemTime::now());
+        if new.broken.is_some() && (old.broken.is_none() || old.stamp != new.stamp) {
+            new.log_errors(&src.path);
+        } else if new.broken.is_none() && (new.description != old.description || old.broken.is_some()) {
+            eprintln!("guardrail serve: governor config in force: {}", new.describe());
+        }
+        let new = Arc::new(new);
+        inner.governor.store(new.clone());
+        new
     }
 
     /// The current snapshot.
@@ -359,6 +523,7 @@ impl AppState {
     /// every run). Blocking (file system, network): call from a blocking thread. Returns true
     /// when the input files changed.
     pub fn refresh(&self) -> bool {
+        self.refresh_governor();
         let inner = &self.0;
         let Ok(_guard) = inner.reload.lock() else { return false };
         let old = inner.snapshot.load_full();

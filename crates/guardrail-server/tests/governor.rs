@@ -539,3 +539,69 @@ async fn a_gate_decision_whose_mirror_copy_fails_is_withheld_and_named_as_record
     let (_, verify) = srv.get("/api/audit/verify").await;
     assert_eq!(verify["data"]["records"], 1, "the decision is in the chain");
 }
+
+async fn records(srv: &Server) -> u64 {
+    let (_, verify) = srv.get("/api/audit/verify").await;
+    verify["data"]["records"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn approving_an_unknown_incident_is_a_404_that_records_nothing() {
+    let s = Scratch::new();
+    let srv = Server::start(config(&s, true)).await;
+    let (st, v) = srv.post("/api/incidents", Some(ALICE_ADMIN), &scenario("incident_high.json")).await;
+    assert_eq!(st, 200, "{v}");
+    let before = records(&srv).await;
+    for path in ["/api/incidents/inc-live-0001/approve", "/api/incidents/inc-live-0001/force-override"] {
+        let (st, v) = srv.post(path, Some(BOB), r#"{"plan_hash": "2b2d51dee91a", "reason": "typo"}"#).await;
+        assert_eq!(st, 404, "{v}");
+        assert!(v["error"].as_str().unwrap().contains("nothing was recorded"), "{v}");
+    }
+    assert_eq!(records(&srv).await, before, "a mistyped id leaves no refusal in the chain");
+}
+
+#[tokio::test]
+async fn the_governor_config_is_reloaded_when_it_changes_and_a_broken_one_refuses_governor_actions() {
+    let s = Scratch::new();
+    let mut cfg = config(&s, true);
+    // Served before the config exists, as in the README's tour (which copies it in later).
+    let path = s.path("governor.yaml");
+    cfg.governor.config = Default::default();
+    cfg.governor.description = serde_json::json!({"path": null, "sha256": null});
+    cfg.governor.source = Some(guardrail_server::state::GovernorSource { path: path.clone(), required: false });
+    let srv = Server::start(cfg).await;
+    let (st, v) = srv.post("/api/incidents", Some(ALICE_ADMIN), &scenario("incident_high.json")).await;
+    assert_eq!(st, 200, "{v}");
+    let hash = v["data"]["plan_hash"].as_str().unwrap().to_string();
+    let body = format!(r#"{{"plan_hash": "{hash}", "reason": "DBA agrees"}}"#);
+    let approve = "/api/incidents/inc-live-001/approve";
+    // No config yet: nobody may approve (a recorded refusal).
+    let (st, v) = srv.post(approve, Some(BOB), &body).await;
+    assert_eq!(st, 409, "{v}");
+    // The config appears: the next approval is decided on it, without a restart.
+    std::fs::copy(governor_dir().join("governor.yaml"), &path).unwrap();
+    let (st, v) = srv.post(approve, Some(BOB), &body).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["grant"]["approver"], "bob");
+    let (_, audit) = srv.get("/api/audit?kind=approval_granted").await;
+    assert!(audit.to_string().contains("governor.yaml"), "the grant names the config in force: {audit}");
+    // A config that no longer parses: governor actions are refused naming the file (not its
+    // directory) and nothing is recorded; the last good config is not used for them.
+    std::fs::write(&path, "approvals:\n  high: {aprovers: [mallory]}\n").unwrap();
+    let before = records(&srv).await;
+    let (st, v) = srv.post("/api/incidents", Some(ALICE_ADMIN), &scenario("incident_medium.json")).await;
+    assert_eq!(st, 503, "{v}");
+    assert_eq!(v["code"], "governor_config_invalid", "{v}");
+    let msg = v["error"].as_str().unwrap();
+    assert!(msg.contains("governor.yaml") && !msg.contains(&s.root().display().to_string()), "{msg}");
+    let (st, v) = srv.post("/api/incidents/inc-live-001/execute", Some(BOB), "{}").await;
+    assert_eq!(st, 503, "{v}");
+    assert_eq!(records(&srv).await, before, "nothing recorded while the config is broken");
+    // The deploy gate carries on.
+    let (st, _) = srv.get("/api/decision").await;
+    assert_ne!(st, 503);
+    // Fixed: decided again.
+    std::fs::copy(governor_dir().join("governor.yaml"), &path).unwrap();
+    let (st, v) = srv.post("/api/incidents", Some(ALICE_ADMIN), &scenario("incident_medium.json")).await;
+    assert_eq!(st, 200, "{v}");
+}

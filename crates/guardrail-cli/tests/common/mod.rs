@@ -88,6 +88,8 @@ pub fn guardrail() -> Command {
         "BRANCH_NAME",
         "COMMIT_SHA",
         "NO_COLOR",
+        "GUARDRAIL_TOKEN",
+        "GUARDRAIL_TOKENS",
     ] {
         c.env_remove(k);
     }
@@ -140,4 +142,70 @@ pub fn cost_with(costs: &[f64]) -> String {
         })
         .collect();
     serde_json::json!({"service": "checkout-api", "currency": "USD", "collected_at": "2026-02-20T00:00:00Z", "budget_usd_monthly": 1500, "daily_costs": days}).to_string()
+}
+
+/// The people of the governor tests. Each has a token in [`write_test_tokens`]'s file, role
+/// `admin` (so every command is open to them and only the governor config's approver lists and
+/// the self-approval rule decide), plus `viewer-vic` (viewer), `deployer-dan` (deployer) and
+/// `approver-ann` (approver) for the role checks.
+pub const TEST_USERS: &[&str] = &[
+    "alice",
+    "bob",
+    "carol",
+    "dave",
+    "erin",
+    "mallory",
+    "incident-commander",
+    "sre-oncall",
+    "op0",
+    "op1",
+    "op2",
+    "op3",
+    "op4",
+    "op5",
+    "op6",
+    "op7",
+];
+
+/// The token of a test user (a plaintext only tests use).
+pub fn test_token(user: &str) -> String {
+    format!("test-token-{user}")
+}
+
+/// Writes `DIR/tokens.yaml` (hashed, the format of `guardrail serve --tokens`) with a token
+/// for every [`TEST_USERS`] entry and the three role-check users; returns its path.
+pub fn write_test_tokens(dir: &Path) -> PathBuf {
+    let entry = |user: &str, role: &str| {
+        use sha2::Digest;
+        let hash = hex::encode(sha2::Sha256::digest(test_token(user).as_bytes()));
+        format!("  - sha256: {hash}\n    identity: {user}\n    role: {role}\n")
+    };
+    let mut text = String::from("tokens:\n");
+    for u in TEST_USERS {
+        text.push_str(&entry(u, "admin"));
+    }
+    for (u, role) in [("viewer-vic", "viewer"), ("deployer-dan", "deployer"), ("approver-ann", "approver")] {
+        text.push_str(&entry(u, role));
+    }
+    let p = dir.join("tokens.yaml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// `args` with every `--as NAME` turned into `--token <NAME's token>`: in the governor tests
+/// "acting as NAME" means presenting NAME's token (the identity is the token's).
+pub fn as_token(args: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if *a == "--as" {
+            if let Some(who) = it.next() {
+                out.push("--token".to_string());
+                out.push(test_token(who));
+            }
+        } else {
+            out.push((*a).to_string());
+        }
+    }
+    out
 }

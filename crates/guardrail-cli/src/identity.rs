@@ -1,0 +1,378 @@
+//! Who is acting on a governor command, from something the person cannot simply type.
+//!
+//! - **With a tokens file** (`--tokens FILE`, else `GUARDRAIL_TOKENS`, else the governor
+//!   config's `tokens:`; the format of `guardrail serve --tokens`, [`guardrail_config::tokens`])
+//!   every governor command needs `--token TOKEN` (or `GUARDRAIL_TOKEN`): the identity and the
+//!   role are the token's, and the role must permit the command as it does on the HTTP API
+//!   (`incident run` needs `deployer`; `approve`, `incident execute|resolve|release-claim` and
+//!   `kb review` need `approver`; `admin` may do all).
+//! - **Without one**, the identity is the OS account of the process: the real uid and its
+//!   passwd entry (`getuid` + `getpwuid_r`), never `USER`, `LOGNAME` or `GUARDRAIL_USER`, which
+//!   anyone can set.
+//!
+//! Either way `--as NAME` may only restate the identity; any other name is refused. A refusal
+//! records nothing: nobody was established to record it for.
+//!
+//! Exit codes: 64 a tokens file is configured but no token was given (or a token without a
+//! tokens file), [`UNAUTHENTICATED`] (14) the token is not in the file, `--as` differs from the
+//! token's or the OS account's identity, or the OS account cannot be read; [`FORBIDDEN`] (15)
+//! the token's role does not permit the command; 3 the tokens file cannot be read or parsed.
+
+use std::path::{Path, PathBuf};
+
+use guardrail_config::tokens::{Role, Tokens};
+use guardrail_core::approval::valid_user;
+use guardrail_gate::inputs::EnvLookup;
+use serde_json::{Value, json};
+
+use crate::remediation::codes;
+
+/// Who the command runs as could not be established: an unknown token, `--as` naming someone
+/// else, or an OS account without a usable passwd entry. Nothing is recorded.
+pub const UNAUTHENTICATED: i32 = 14;
+/// The token is known but its role does not permit the command. Nothing is recorded.
+pub const FORBIDDEN: i32 = 15;
+
+/// `--token` and `--tokens`, shared by every governor command.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AuthArgs {
+    /// Your bearer token, when a tokens file is configured; prefer the environment variable,
+    /// which does not show in the process list [env: GUARDRAIL_TOKEN]
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// Tokens file (the format of `guardrail serve --tokens`): with one, the identity and role
+    /// are your token's [env: GUARDRAIL_TOKENS] [default: the governor config's `tokens:`; with
+    /// none, the identity is your OS account]
+    #[arg(long, value_name = "FILE")]
+    pub tokens: Option<PathBuf>,
+}
+
+/// What a governor command is about to do, and so which role its token needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    /// `incident run`: propose (as `POST /api/incidents`).
+    Propose,
+    /// `incident execute` (as `POST /api/incidents/{id}/execute`).
+    Execute,
+    /// `approve` (as `POST /api/incidents/{id}/approve|force-override`).
+    Approve,
+    /// `incident release-claim`.
+    ReleaseClaim,
+    /// `incident resolve` (as `POST /api/incidents/{id}/resolve`).
+    Resolve,
+    /// `kb review`.
+    Review,
+}
+
+impl Act {
+    /// The command, as the user typed it.
+    pub fn command(self) -> &'static str {
+        match self {
+            Act::Propose => "incident run",
+            Act::Execute => "incident execute",
+            Act::Approve => "approve",
+            Act::ReleaseClaim => "incident release-claim",
+            Act::Resolve => "incident resolve",
+            Act::Review => "kb review",
+        }
+    }
+
+    /// The role a token needs (or `admin`), as on the HTTP API.
+    pub fn role(self) -> Role {
+        match self {
+            Act::Propose => Role::Deployer,
+            _ => Role::Approver,
+        }
+    }
+}
+
+/// How the identity was established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authenticated {
+    /// A token from a tokens file.
+    Token {
+        /// The tokens file.
+        file: PathBuf,
+        /// Where its name came from (`--tokens`, `GUARDRAIL_TOKENS`, the governor config).
+        from: &'static str,
+        /// The file's sha256.
+        sha256: String,
+        /// The token's role.
+        role: Role,
+    },
+    /// The OS account of the process.
+    OsAccount {
+        /// The real uid.
+        uid: u32,
+    },
+}
+
+/// The person acting, and how that is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The identity (the token's, or the OS account's name).
+    pub name: String,
+    /// How it was established.
+    pub by: Authenticated,
+}
+
+impl Actor {
+    /// How the identity was established, for the audit records (next to the governor config).
+    pub fn describe(&self) -> Value {
+        match &self.by {
+            Authenticated::Token { file, sha256, role, .. } => json!({
+                "method": "token", "tokens_file": file.display().to_string(), "tokens_sha256": sha256,
+                "role": role.as_str(),
+            }),
+            Authenticated::OsAccount { uid } => json!({"method": "os_account", "uid": uid}),
+        }
+    }
+}
+
+/// Why no identity was established: the exit code and the message. Nothing was recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// 64, [`UNAUTHENTICATED`], [`FORBIDDEN`] or 3.
+    pub code: i32,
+    /// What is wrong, naming the file, the flag or the account.
+    pub message: String,
+}
+
+impl Refusal {
+    /// Prints the refusal and returns its exit code.
+    pub fn report(&self) -> i32 {
+        let what = match self.code {
+            codes::USAGE => "usage error",
+            UNAUTHENTICATED => "not authenticated",
+            FORBIDDEN => "not permitted",
+            _ => "could not decide",
+        };
+        eprintln!("guardrail: {what} (exit {}): {}; nothing was recorded", self.code, self.message);
+        self.code
+    }
+}
+
+fn nonempty(v: Option<String>) -> Option<String> {
+    v.filter(|v| !v.trim().is_empty())
+}
+
+/// Establishes who runs `act`: see the module documentation. `claimed` is `--as`;
+/// `config_tokens` the governor config's `tokens:` file.
+pub fn establish(
+    args: &AuthArgs,
+    claimed: Option<&str>,
+    config_tokens: Option<&Path>,
+    act: Act,
+    env: EnvLookup<'_>,
+) -> Result<Actor, Refusal> {
+    let file = args
+        .tokens
+        .clone()
+        .map(|p| (p, "--tokens"))
+        .or_else(|| nonempty(env("GUARDRAIL_TOKENS")).map(|p| (PathBuf::from(p), "GUARDRAIL_TOKENS")))
+        .or_else(|| config_tokens.map(|p| (p.to_path_buf(), "the governor config's tokens:")));
+    let token = args.token.clone().filter(|t| !t.is_empty()).or_else(|| nonempty(env("GUARDRAIL_TOKEN")));
+    let claimed = claimed.map(str::trim);
+    let command = act.command();
+    let actor = match file {
+        Some((file, from)) => {
+            let refuse = |code, message| Err(Refusal { code, message });
+            let src = match guardrail_config::read_source(&file) {
+                Ok(s) => s,
+                Err(e) => return refuse(codes::CANNOT_DECIDE, format!("tokens file (from {from}): {e}")),
+            };
+            let tokens = match Tokens::parse(&src) {
+                Ok(t) => t,
+                Err(es) => {
+                    let all: Vec<String> = es.into_iter().map(|e| e.0).collect();
+                    return refuse(codes::CANNOT_DECIDE, format!("tokens file (from {from}): {}", all.join("; ")));
+                }
+            };
+            let Some(token) = token else {
+                return refuse(
+                    codes::USAGE,
+                    format!(
+                        "a tokens file is configured ({}, from {from}), so `guardrail {command}` needs your token: \
+                         set GUARDRAIL_TOKEN (or pass --token)",
+                        file.display()
+                    ),
+                );
+            };
+            let Some(caller) = tokens.check(&token) else {
+                return refuse(
+                    UNAUTHENTICATED,
+                    format!("the token given is not in the tokens file {} (from {from})", file.display()),
+                );
+            };
+            if !caller.role.allows(act.role()) {
+                return refuse(
+                    FORBIDDEN,
+                    format!(
+                        "{}'s token has role {}; `guardrail {command}` needs role {} or admin (tokens file {})",
+                        caller.identity,
+                        caller.role.as_str(),
+                        act.role().as_str(),
+                        file.display()
+                    ),
+                );
+            }
+            if let Some(c) = claimed.filter(|c| *c != caller.identity) {
+                return refuse(
+                    UNAUTHENTICATED,
+                    format!(
+                        "--as {c} differs from the token's identity {} (tokens file {}): the identity is the \
+                         token's; drop --as",
+                        caller.identity,
+                        file.display()
+                    ),
+                );
+            }
+            Actor {
+                name: caller.identity,
+                by: Authenticated::Token { file, from, sha256: src.sha256.clone(), role: caller.role },
+            }
+        }
+        None => {
+            if token.is_some() {
+                return Err(Refusal {
+                    code: codes::USAGE,
+                    message: "a token was given (--token or GUARDRAIL_TOKEN) but no tokens file is configured \
+                              (--tokens, GUARDRAIL_TOKENS or the governor config's tokens:), so it cannot be checked"
+                        .into(),
+                });
+            }
+            let (uid, name) = os_account().map_err(|message| Refusal { code: UNAUTHENTICATED, message })?;
+            if let Some(c) = claimed.filter(|c| *c != name) {
+                return Err(Refusal {
+                    code: UNAUTHENTICATED,
+                    message: format!(
+                        "--as {c} differs from the OS account {name} (uid {uid}) running this command: without a \
+                         tokens file the identity is the OS account, and --as may only restate it (configure a \
+                         tokens file to act under another identity)"
+                    ),
+                });
+            }
+            Actor { name, by: Authenticated::OsAccount { uid } }
+        }
+    };
+    if !valid_user(&actor.name) {
+        return Err(Refusal {
+            code: UNAUTHENTICATED,
+            message: format!("the identity {:?} is not a user name (1-64 of A-Z a-z 0-9 . _ @ -)", actor.name),
+        });
+    }
+    Ok(actor)
+}
+
+/// The OS account of this process: the real uid and its passwd entry's name.
+pub fn os_account() -> Result<(u32, String), String> {
+    let uid = nix::unistd::getuid();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(u)) => Ok((uid.as_raw(), u.name)),
+        Ok(None) => Err(format!("the OS account (uid {uid}) has no passwd entry, so nobody can be named as acting")),
+        Err(e) => Err(format!("the OS account (uid {uid}) could not be read from the passwd database: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn tokens_file(dir: &Path) -> PathBuf {
+        let p = dir.join("tokens.yaml");
+        let entry = |t: &str, id: &str, role: &str| {
+            format!("  - sha256: {}\n    identity: {id}\n    role: {role}\n", guardrail_config::tokens::hash_token(t))
+        };
+        let text = format!(
+            "tokens:\n{}{}{}",
+            entry("t-dave", "dave", "deployer"),
+            entry("t-bob", "bob", "approver"),
+            entry("t-root", "root-admin", "admin")
+        );
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn a_token_names_the_actor_and_its_role_must_permit_the_act() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = tokens_file(dir.path());
+        let args = |t: &str| AuthArgs { token: Some(t.into()), tokens: Some(file.clone()) };
+        let a = establish(&args("t-bob"), None, None, Act::Approve, &no_env).unwrap();
+        assert_eq!(a.name, "bob");
+        assert!(matches!(a.by, Authenticated::Token { role: Role::Approver, .. }));
+        // --as may restate it, nothing else.
+        assert!(establish(&args("t-bob"), Some("bob"), None, Act::Approve, &no_env).is_ok());
+        let r = establish(&args("t-bob"), Some("incident-commander"), None, Act::Approve, &no_env).unwrap_err();
+        assert_eq!(r.code, UNAUTHENTICATED);
+        assert!(r.message.contains("--as incident-commander differs from the token's identity bob"), "{r:?}");
+        // The role of the HTTP API.
+        let r = establish(&args("t-dave"), None, None, Act::Approve, &no_env).unwrap_err();
+        assert_eq!(r.code, FORBIDDEN);
+        assert!(r.message.contains("dave's token has role deployer") && r.message.contains("approver"), "{r:?}");
+        assert!(establish(&args("t-dave"), None, None, Act::Propose, &no_env).is_ok());
+        assert_eq!(establish(&args("t-bob"), None, None, Act::Propose, &no_env).unwrap_err().code, FORBIDDEN);
+        for act in [Act::Propose, Act::Execute, Act::Approve, Act::ReleaseClaim, Act::Resolve, Act::Review] {
+            assert!(establish(&args("t-root"), None, None, act, &no_env).is_ok());
+        }
+        // Unknown and missing tokens.
+        let r = establish(&args("guess"), None, None, Act::Approve, &no_env).unwrap_err();
+        assert_eq!(r.code, UNAUTHENTICATED);
+        assert!(r.message.contains("not in the tokens file") && r.message.contains("tokens.yaml"), "{r:?}");
+        let none = AuthArgs { token: None, tokens: Some(file.clone()) };
+        let r = establish(&none, Some("bob"), None, Act::Approve, &no_env).unwrap_err();
+        assert_eq!(r.code, codes::USAGE);
+        assert!(r.message.contains("GUARDRAIL_TOKEN"), "{r:?}");
+    }
+
+    #[test]
+    fn the_tokens_file_comes_from_the_flag_the_environment_or_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = tokens_file(dir.path());
+        let f = file.display().to_string();
+        let env = |k: &str| match k {
+            "GUARDRAIL_TOKENS" => Some(f.clone()),
+            "GUARDRAIL_TOKEN" => Some("t-bob".to_string()),
+            _ => None,
+        };
+        let a = establish(&AuthArgs::default(), None, None, Act::Approve, &env).unwrap();
+        assert_eq!(a.name, "bob");
+        let a = establish(
+            &AuthArgs { token: Some("t-dave".into()), tokens: None },
+            None,
+            Some(&file),
+            Act::Propose,
+            &no_env,
+        )
+        .unwrap();
+        assert!(matches!(&a.by, Authenticated::Token { from: "the governor config's tokens:", .. }), "{a:?}");
+        // An unreadable or invalid tokens file cannot decide (3), naming the file.
+        let missing = AuthArgs { token: Some("t-bob".into()), tokens: Some(dir.path().join("nope.yaml")) };
+        let r = establish(&missing, None, None, Act::Approve, &no_env).unwrap_err();
+        assert_eq!(r.code, codes::CANNOT_DECIDE);
+        assert!(r.message.contains("nope.yaml"), "{r:?}");
+    }
+
+    #[test]
+    fn without_a_tokens_file_the_identity_is_the_os_account_not_an_env_variable() {
+        let (uid, name) = os_account().unwrap();
+        let env = |k: &str| match k {
+            "USER" | "LOGNAME" | "GUARDRAIL_USER" => Some("incident-commander".to_string()),
+            _ => None,
+        };
+        let a = establish(&AuthArgs::default(), None, None, Act::Approve, &env).unwrap();
+        assert_eq!(a, Actor { name: name.clone(), by: Authenticated::OsAccount { uid } });
+        assert!(establish(&AuthArgs::default(), Some(&name), None, Act::Approve, &env).is_ok());
+        let r = establish(&AuthArgs::default(), Some("incident-commander"), None, Act::Approve, &env).unwrap_err();
+        assert_eq!(r.code, UNAUTHENTICATED);
+        assert!(r.message.contains(&format!("differs from the OS account {name} (uid {uid})")), "{r:?}");
+        // A token with nothing to check it against is refused, not ignored.
+        let r = establish(&AuthArgs { token: Some("x".into()), tokens: None }, None, None, Act::Propose, &no_env)
+            .unwrap_err();
+        assert_eq!(r.code, codes::USAGE);
+    }
+}
