@@ -188,10 +188,18 @@ pub fn cost_lines(c: &CostReport, _st: Style) -> Vec<String> {
             c.details.warn_threshold,
             c.details.block_threshold
         ),
-        format!(
-            "  Spend in series    ${:.2}  of ${:.2} monthly budget ({:.2}%); this month ${:.2}",
-            c.mtd_spend_usd, c.budget_usd, c.budget_utilisation_pct, c.month_to_date_usd
-        ),
+        match (c.budget_usd, c.budget_utilisation_pct) {
+            (Some(budget), Some(pct)) => format!(
+                "  Spend in series    ${:.2}  of ${budget:.2} monthly budget ({pct:.2}%); this month ${:.2}",
+                c.mtd_spend_usd, c.month_to_date_usd
+            ),
+            _ => format!(
+                "  Spend in series    ${:.2}; this month ${:.2}\n  Monthly budget     unavailable: {}",
+                c.mtd_spend_usd,
+                c.month_to_date_usd,
+                c.budget_unavailable.as_deref().unwrap_or(guardrail_core::cost::NO_BUDGET)
+            ),
+        },
         match (c.anomaly.score, &c.anomaly.unavailable) {
             (Some(score), _) => format!(
                 "  Anomaly score      {score:+.2}  ({} vs median ${:.2} of the {} days before)",

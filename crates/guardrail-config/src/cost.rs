@@ -14,7 +14,8 @@ use crate::yaml::{Node, NodeValue};
 /// Reads a daily cost series (JSON, or YAML when the name ends in `.yaml`/`.yml`).
 ///
 /// Required: `daily_costs`, a non-empty list of `{date: "YYYY-MM-DD", cost: number}`.
-/// Optional: `budget_usd_monthly` (number ≥ 0, default 0), `service` (default `"unknown"`),
+/// Optional: `budget_usd_monthly` (number ≥ 0; absent: no budget, so the utilisation is
+/// unavailable — the seed assumed 0 and reported 0 %), `service` (default `"unknown"`),
 /// `currency` (default `"USD"`), `cost_breakdown` (anything, passed through; default `{}`),
 /// `collected_at` (RFC 3339). The series is not analysed here: the caller runs
 /// `cost::analyse` with its thresholds and positions its errors with [`Loaded::error_at`].
@@ -35,9 +36,9 @@ fn read(d: &mut Diags, root: &Node) -> Option<CostSeries> {
     let daily = required(d, "", top, "daily_costs", "the list of {date, cost} records").and_then(|n| read_days(d, n));
 
     let budget = match get(top, "budget_usd_monthly") {
-        None => Some(0.0),
+        None => Some(None),
         Some(n) => match number(d, "budget_usd_monthly", n) {
-            Some(v) if v.value.is_finite() && v.value >= 0.0 => Some(v.value),
+            Some(v) if v.value.is_finite() && v.value >= 0.0 => Some(Some(v.value)),
             Some(v) => {
                 d.error("budget_usd_monthly", format!("must be a finite, non-negative amount, got {v}"));
                 None

@@ -61,7 +61,7 @@ pub mod yaml;
 
 pub use common::Loaded;
 pub use cost::load_cost;
-pub use cost_exports::{CostFormat, detect_cost_format, load_cost_as};
+pub use cost_exports::{CostFormat, CostSelection, CostTag, detect_cost_format, load_cost_as};
 pub use error::{ConfigError, Finding, has_errors};
 pub use freezes::load_freezes;
 pub use governor::{

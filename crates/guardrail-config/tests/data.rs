@@ -326,7 +326,7 @@ fn json_without_positions_falls_back() {
 fn cost_base_loads() {
     let l = cost(COST).expect("loads");
     assert_eq!(l.value.currency, "USD");
-    assert_eq!(l.value.budget_usd_monthly, 1500.0);
+    assert_eq!(l.value.budget_usd_monthly, Some(1500.0));
     assert_eq!(l.value.daily[1].cost, 11.0);
     assert_eq!(l.value.cost_breakdown, serde_json::json!({}));
     // The core finds too few days; the error is positioned through the map.

@@ -37,7 +37,7 @@ fn shipped() -> (SloSpec, MetricsSnapshot, CostSeries, PolicySet) {
     let cost = CostSeries {
         service: "checkout-api".into(),
         currency: "USD".into(),
-        budget_usd_monthly: 1500.0,
+        budget_usd_monthly: Some(1500.0),
         daily: (0..30)
             .map(|i| DailyCost {
                 date: start.checked_add(jiff::Span::new().days(i)).unwrap_or(start),

@@ -35,8 +35,9 @@ pub struct CostSeries {
     pub service: String,
     /// Currency code (`"USD"` when absent).
     pub currency: String,
-    /// Monthly budget (0 when absent: no utilisation is computed).
-    pub budget_usd_monthly: f64,
+    /// Monthly budget, when the source states one (`cost.json`'s `budget_usd_monthly`).
+    /// `None` — e.g. every billing export — makes the utilisation *unavailable*, never 0 %.
+    pub budget_usd_monthly: Option<f64>,
     /// The records in file order; [`analyse`] sorts them by date.
     pub daily: Vec<DailyCost>,
     /// Passed through to reports untouched.
@@ -163,12 +164,14 @@ pub struct CostReport {
     pub trend: CostTrend,
     /// Change at or above the warn threshold.
     pub spike_detected: bool,
-    /// Monthly budget.
-    pub budget_usd: f64,
+    /// Monthly budget (`null` when the source states none).
+    pub budget_usd: Option<f64>,
     /// Sum of every record in the series, 2 dp (the seed's name; not month-to-date).
     pub mtd_spend_usd: f64,
-    /// `mtd_spend_usd` over the budget in percent, 2 dp (0 without a budget).
-    pub budget_utilisation_pct: f64,
+    /// `mtd_spend_usd` over the budget in percent, 2 dp; `null` when there is no budget or
+    /// it is 0 (then [`CostReport::budget_unavailable`] says why). The seed wrote 0 %, which
+    /// let a budget rule pass on data that has no budget at all.
+    pub budget_utilisation_pct: Option<f64>,
     /// Supporting figures.
     pub details: CostDetails,
     /// The current calendar week.
@@ -183,6 +186,23 @@ pub struct CostReport {
     pub estimated_days: Vec<Date>,
     /// The robust anomaly score of the newest day.
     pub anomaly: Anomaly,
+    /// Why `budget_utilisation_pct` is `null` (absent when it has a value).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_unavailable: Option<String>,
+}
+
+/// Why no budget utilisation can be computed for a series without a monthly budget.
+pub const NO_BUDGET: &str = "the cost data states no monthly budget (budget_usd_monthly in cost.json; billing \
+                             exports carry none), so the budget utilisation is not known";
+
+/// Utilisation of `budget` by `spend` in percent, 2 dp (the seed's formula), or why there is
+/// none: no budget, or a budget of 0 (any spend over nothing is undefined, not 0 %).
+pub fn budget_utilisation(spend: f64, budget: Option<f64>) -> Result<f64, String> {
+    match budget {
+        None => Err(NO_BUDGET.to_string()),
+        Some(b) if b > 0.0 => Ok(py_round(spend / b * 100.0, 2)),
+        Some(_) => Err("the monthly budget is 0, so the budget utilisation is undefined".to_string()),
+    }
 }
 
 /// Bound on the anomaly score's magnitude: scores are clamped to ±`ANOMALY_SCORE_CAP`, which
@@ -374,11 +394,10 @@ pub fn analyse(series: &CostSeries, t: &CostThresholds) -> Result<CostReport, Co
             format!("warn threshold {} is above block threshold {}", t.warn_pct, t.block_pct),
         ));
     }
-    if !series.budget_usd_monthly.is_finite() || series.budget_usd_monthly < 0.0 {
-        return Err(CostError::new(
-            "budget_usd_monthly",
-            format!("must be a finite, non-negative amount, got {}", series.budget_usd_monthly),
-        ));
+    if let Some(b) = series.budget_usd_monthly
+        && (!b.is_finite() || b < 0.0)
+    {
+        return Err(CostError::new("budget_usd_monthly", format!("must be a finite, non-negative amount, got {b}")));
     }
     let days = normalise(series)?;
     let n = days.len();
@@ -399,8 +418,7 @@ pub fn analyse(series: &CostSeries, t: &CostThresholds) -> Result<CostReport, Co
     }
     let wow = py_round((curr_avg - prev_avg) / prev_avg * 100.0, 2);
     let mtd = py_round(py_sum_floats(&amounts), 2);
-    let utilisation =
-        if series.budget_usd_monthly > 0.0 { py_round(mtd / series.budget_usd_monthly * 100.0, 2) } else { 0.0 };
+    let utilisation = budget_utilisation(mtd, series.budget_usd_monthly);
     let newest = days[n - 1].date;
     let this_month: Vec<f64> = days
         .iter()
@@ -423,7 +441,7 @@ pub fn analyse(series: &CostSeries, t: &CostThresholds) -> Result<CostReport, Co
         spike_detected: wow >= t.warn_pct,
         budget_usd: series.budget_usd_monthly,
         mtd_spend_usd: mtd,
-        budget_utilisation_pct: utilisation,
+        budget_utilisation_pct: utilisation.as_ref().ok().copied(),
         details: CostDetails {
             currency: series.currency.clone(),
             prev_week_avg: py_round(prev_avg, 2),
@@ -439,6 +457,7 @@ pub fn analyse(series: &CostSeries, t: &CostThresholds) -> Result<CostReport, Co
         daily_costs: days,
         estimated_days: estimated,
         anomaly,
+        budget_unavailable: utilisation.err(),
     })
 }
 
@@ -521,7 +540,7 @@ mod tests {
         let series = CostSeries {
             service: "s".into(),
             currency: "USD".into(),
-            budget_usd_monthly: 0.0,
+            budget_usd_monthly: None,
             daily: d,
             cost_breakdown: serde_json::json!({}),
             collected_at: None,
@@ -531,5 +550,28 @@ mod tests {
         assert_eq!(r.estimated_days, vec![last]);
         assert!(r.spike_detected, "the estimated spike day still counts");
         assert_eq!(r.anomaly.score, Some(ANOMALY_SCORE_CAP));
+    }
+
+    #[test]
+    fn utilisation_is_unavailable_without_a_budget_never_zero() {
+        let series = |budget| CostSeries {
+            service: "s".into(),
+            currency: "USD".into(),
+            budget_usd_monthly: budget,
+            daily: days(&[100.0; 14]),
+            cost_breakdown: serde_json::json!({}),
+            collected_at: None,
+            estimated_days: vec![],
+        };
+        let t = CostThresholds::default();
+        let r = analyse(&series(None), &t).unwrap();
+        assert_eq!((r.budget_usd, r.budget_utilisation_pct), (None, None));
+        assert!(r.budget_unavailable.as_deref().unwrap().contains("no monthly budget"), "{r:?}");
+        let r = analyse(&series(Some(0.0)), &t).unwrap();
+        assert_eq!(r.budget_utilisation_pct, None);
+        assert!(r.budget_unavailable.as_deref().unwrap().contains("budget is 0"), "{r:?}");
+        let r = analyse(&series(Some(1000.0)), &t).unwrap();
+        assert_eq!((r.budget_usd, r.budget_utilisation_pct, r.budget_unavailable), (Some(1000.0), Some(140.0), None));
+        assert!(analyse(&series(Some(-1.0)), &t).is_err());
     }
 }

@@ -316,10 +316,13 @@ pub fn narrative(input: &NarrativeInput<'_>) -> String {
         "  • Previous week avg     : ${:.2}/day  ({} to {})\n",
         cost.previous_week_avg_usd, cost.previous_week.start, cost.previous_week.end
     ));
-    out.push_str(&format!(
-        "  • Spend in series       : ${:.2}  of ${:.2} monthly budget ({:.2}%)\n",
-        cost.mtd_spend_usd, cost.budget_usd, cost.budget_utilisation_pct
-    ));
+    out.push_str(&match (cost.budget_usd, cost.budget_utilisation_pct) {
+        (Some(budget), Some(pct)) => format!(
+            "  • Spend in series       : ${:.2}  of ${budget:.2} monthly budget ({pct:.2}%)\n",
+            cost.mtd_spend_usd
+        ),
+        _ => format!("  • Spend in series       : ${:.2}  (budget utilisation unavailable)\n", cost.mtd_spend_usd),
+    });
     out.push_str(&format!("  • Spike detected        : {}\n\n", if cost.spike_detected { "YES" } else { "NO" }));
 
     let recs = recommendations(d, slo, cost);

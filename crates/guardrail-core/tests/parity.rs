@@ -164,7 +164,7 @@ fn series(costs: &[f64]) -> CostSeries {
     CostSeries {
         service: "checkout-api".into(),
         currency: "USD".into(),
-        budget_usd_monthly: 1500.0,
+        budget_usd_monthly: Some(1500.0),
         daily: costs
             .iter()
             .enumerate()
@@ -219,7 +219,7 @@ fn cost_vectors() {
         assert_eq!(r.trend, trend, "{costs:?}");
         assert_eq!(r.spike_detected, spike, "{costs:?}");
         assert_eq!(r.mtd_spend_usd, mtd, "{costs:?}");
-        assert_eq!(r.budget_utilisation_pct, util, "{costs:?}");
+        assert_eq!(r.budget_utilisation_pct, Some(util), "{costs:?}");
     }
 }
 

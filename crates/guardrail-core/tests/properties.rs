@@ -78,7 +78,7 @@ proptest! {
             let j = (seed.wrapping_mul(6364136223846793005).wrapping_add(i as u64) % n as u64) as usize;
             shuffled.swap(i, j);
         }
-        let mk = |d: Vec<DailyCost>| CostSeries { service: "s".into(), currency: "USD".into(), budget_usd_monthly: 100.0, daily: d, cost_breakdown: serde_json::json!({}), collected_at: None, estimated_days: vec![] };
+        let mk = |d: Vec<DailyCost>| CostSeries { service: "s".into(), currency: "USD".into(), budget_usd_monthly: Some(100.0), daily: d, cost_breakdown: serde_json::json!({}), collected_at: None, estimated_days: vec![] };
         let a = cost::analyse(&mk(daily), &CostThresholds::default()).unwrap();
         let b = cost::analyse(&mk(shuffled), &CostThresholds::default()).unwrap();
         prop_assert_eq!(a.wow_change_pct, b.wow_change_pct);

@@ -107,7 +107,7 @@ fn evaluate_live_slo(
 
 /// Cost block from a cost series, with the freshness check.
 pub fn evaluate_cost(cost_src: &Source, settings: &Settings) -> Result<CostReport, Vec<String>> {
-    let series = guardrail_config::load_cost_as(cost_src, settings.cost_format, settings.service.as_deref())
+    let series = guardrail_config::load_cost_as(cost_src, settings.cost_format, &settings.cost_selection())
         .map_err(errors_of)?;
     if let Err(e) = freshness::check(series.value.collected_at, settings.now, settings.max_age) {
         return Err(vec![located(cost_src, &series.map, "collected_at", &e)]);
@@ -152,12 +152,16 @@ pub fn evaluate(sources: Sources, settings: Settings) -> Result<Evaluation, Vec<
         }
     };
     // Signals from two services would decide one deploy on another's health: a wrong file,
-    // never a decision. "unknown" (no `service` key, as the seed allowed) matches anything.
+    // never a decision. "unknown" (no `service` key, as the seed allowed; a billing export
+    // without --cost-tag, whose rows name no application) matches anything.
     if slo.details.service != cost.service && slo.details.service != "unknown" && cost.service != "unknown" {
+        let cost_side = match &settings.cost_tag {
+            Some(tag) => format!("the cost rows tagged {tag} (--cost-tag) are for {:?}", cost.service),
+            None => format!("the cost data is for {:?}", cost.service),
+        };
         return Err(vec![format!(
-            "{}: service: the cost data is for {:?} but the metrics ({}) are for {:?}; point both at the same service",
+            "{}: service: {cost_side} but the metrics ({}) are for {:?}; point both at the same service",
             sources.cost.path.display(),
-            cost.service,
             sources.metrics.path.display(),
             slo.details.service
         )]);
@@ -431,6 +435,12 @@ pub fn settings_from_record(body: &serde_json::Value) -> Result<Settings, String
             None => None,
             Some(f) => Some(f.parse().map_err(|e| format!("settings.cost_format: {e}"))?),
         },
+        // The rows the decision was made from: a record without them read every row.
+        cost_tag: match s.get("cost_tag").and_then(|v| v.as_str()) {
+            None => None,
+            Some(t) => Some(t.parse().map_err(|e| format!("settings.cost_tag: {e}"))?),
+        },
+        cost_service: s.get("cost_service").and_then(|v| v.as_str()).map(str::to_string),
     })
 }
 

@@ -38,7 +38,7 @@ pub struct InputPaths {
     /// Evaluation time for the Prometheus queries (`--now`); the clock when absent.
     pub at: Option<Timestamp>,
     /// The selected service (`--service`, `GUARDRAIL_SERVICE`): picks the SLO of a Sloth or
-    /// OpenSLO file, as it picks the cost export's series.
+    /// OpenSLO file (cost rows are picked by `--cost-tag` / `--cost-service`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
     /// The selected SLO of that service, when it has several (`--slo-name`,
@@ -94,8 +94,8 @@ pub struct InputArgs {
     /// [env: GUARDRAIL_PROMETHEUS_CA]
     #[arg(long, value_name = "FILE")]
     pub prometheus_ca: Option<PathBuf>,
-    /// Service to decide for, when the cost export (FOCUS, Cost Explorer) or the Sloth/OpenSLO
-    /// file holds several [env: GUARDRAIL_SERVICE]
+    /// Service whose SLO to decide on, when the Sloth/OpenSLO file holds several (it does not
+    /// select cost rows: see --cost-tag, --cost-service) [env: GUARDRAIL_SERVICE]
     #[arg(long, value_name = "NAME")]
     pub service: Option<String>,
     /// SLO to decide on, when the Sloth/OpenSLO file has several for the service
@@ -111,6 +111,16 @@ pub struct InputArgs {
     /// [env: GUARDRAIL_COST_BASELINE_DAYS] [default: 28]
     #[arg(long, value_name = "DAYS")]
     pub cost_baseline_days: Option<String>,
+    /// The application's rows of a billing export, by tag: FOCUS Tags, Cost Explorer grouped
+    /// by TAG KEY; VALUE must be the metrics' service [env: GUARDRAIL_COST_TAG]
+    /// [default: every row of the file]
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub cost_tag: Option<String>,
+    /// Only these provider services' rows of a billing export: FOCUS ServiceName, Cost Explorer
+    /// grouped by SERVICE (e.g. "Amazon Elastic Compute Cloud") [env: GUARDRAIL_COST_SERVICE]
+    /// [default: every service]
+    #[arg(long, value_name = "NAME")]
+    pub cost_service: Option<String>,
 }
 
 /// Settings that are not files but change the decision; recorded in every audit record.
@@ -130,6 +140,24 @@ pub struct Settings {
     /// The SLO selected by name in a Sloth/OpenSLO file (`--slo-name`); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slo_name: Option<String>,
+    /// The billing export's rows of the application (`--cost-tag KEY=VALUE`, recorded as
+    /// `"KEY=VALUE"`); absent: every row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_tag: Option<guardrail_config::CostTag>,
+    /// The billing export's provider service (`--cost-service`); absent: every service.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_service: Option<String>,
+}
+
+impl Settings {
+    /// The rows of a billing export these settings select.
+    pub fn cost_selection(&self) -> guardrail_config::CostSelection {
+        guardrail_config::CostSelection {
+            tag: self.cost_tag.clone(),
+            provider_service: self.cost_service.clone(),
+            slo_service: self.service.clone(),
+        }
+    }
 }
 
 fn ser_opt_duration<S: serde::Serializer>(d: &Option<SignedDuration>, s: S) -> Result<S::Ok, S::Error> {
@@ -283,6 +311,24 @@ pub fn resolve_settings(args: &InputArgs, env: EnvLookup<'_>, clock: Timestamp) 
             }
         },
     };
+    let cost_tag = match pick(&args.cost_tag, "GUARDRAIL_COST_TAG", "--cost-tag") {
+        None => None,
+        Some((origin, text)) => match text.parse::<guardrail_config::CostTag>() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                errors.push(format!("{origin}: {e}"));
+                None
+            }
+        },
+    };
+    let cost_service = match pick(&args.cost_service, "GUARDRAIL_COST_SERVICE", "--cost-service") {
+        None => None,
+        Some((_, text)) if !text.trim().is_empty() => Some(text.trim().to_string()),
+        Some((origin, _)) => {
+            errors.push(format!("{origin}: expected a provider service name, got an empty one"));
+            None
+        }
+    };
     let baseline = match pick(&args.cost_baseline_days, "GUARDRAIL_COST_BASELINE_DAYS", "--cost-baseline-days") {
         None => guardrail_core::cost::DEFAULT_BASELINE_DAYS,
         Some((origin, text)) => match text.trim().parse::<u32>() {
@@ -324,6 +370,8 @@ pub fn resolve_settings(args: &InputArgs, env: EnvLookup<'_>, clock: Timestamp) 
         service,
         cost_format,
         slo_name,
+        cost_tag,
+        cost_service,
     })
 }
 
@@ -568,6 +616,48 @@ mod tests {
         let ca = InputArgs { prometheus_ca: Some("/nonexistent/ca.pem".into()), ..InputArgs::default() };
         assert!(usage_errors(&ca, &none).is_empty(), "a missing CA file is an input error (exit 3)");
         assert!(resolve_settings(&ca, &none, Timestamp::UNIX_EPOCH).is_err());
+    }
+
+    #[test]
+    fn the_cost_selection_comes_from_the_flags_then_the_environment_and_is_recorded() {
+        let clock = Timestamp::UNIX_EPOCH;
+        let env = |k: &str| match k {
+            "GUARDRAIL_COST_TAG" => Some("app=search".to_string()),
+            "GUARDRAIL_COST_SERVICE" => Some("Amazon S3".to_string()),
+            _ => None,
+        };
+        let from_env = resolve_settings(&InputArgs::default(), &env, clock).expect("valid");
+        assert_eq!(from_env.cost_tag.as_ref().map(|t| t.to_string()).as_deref(), Some("app=search"));
+        assert_eq!(from_env.cost_service.as_deref(), Some("Amazon S3"));
+        let flags = InputArgs {
+            cost_tag: Some("app=checkout-api".into()),
+            cost_service: Some(" Amazon Elastic Compute Cloud ".into()),
+            service: Some("checkout-api".into()),
+            ..InputArgs::default()
+        };
+        let s = resolve_settings(&flags, &env, clock).expect("valid");
+        let sel = s.cost_selection();
+        assert_eq!(sel.tag.as_ref().map(|t| (t.key.as_str(), t.value.as_str())), Some(("app", "checkout-api")));
+        assert_eq!(sel.provider_service.as_deref(), Some("Amazon Elastic Compute Cloud"));
+        assert_eq!(sel.slo_service.as_deref(), Some("checkout-api"));
+        // Recorded as text, and read back by replay as the same selection.
+        let body = serde_json::json!({ "settings": s });
+        assert_eq!(body["settings"]["cost_tag"], "app=checkout-api");
+        let back = crate::gate::settings_from_record(&body).expect("settings");
+        assert_eq!(back, s);
+        // Unset: not recorded at all, and every row.
+        let none = resolve_settings(&InputArgs::default(), &|_| None, clock).expect("valid");
+        let v = serde_json::to_value(&none).expect("json");
+        assert!(v.get("cost_tag").is_none() && v.get("cost_service").is_none(), "{v}");
+        // A tag without a key or value names the flag or the variable.
+        for bad in ["novalue", "app=", "=x"] {
+            let a = InputArgs { cost_tag: Some(bad.into()), ..InputArgs::default() };
+            let e = resolve_settings(&a, &|_| None, clock).unwrap_err();
+            assert!(e.len() == 1 && e[0].starts_with("--cost-tag: ") && e[0].contains("KEY=VALUE"), "{e:?}");
+            let env = |k: &str| (k == "GUARDRAIL_COST_TAG").then(|| bad.to_string());
+            let e = resolve_settings(&InputArgs::default(), &env, clock).unwrap_err();
+            assert!(e[0].starts_with("GUARDRAIL_COST_TAG: "), "{e:?}");
+        }
     }
 
     /// A server that accepts connections and never answers.

@@ -79,6 +79,8 @@ pub fn guardrail() -> Command {
         "GUARDRAIL_SLO_NAME",
         "GUARDRAIL_COST_FORMAT",
         "GUARDRAIL_COST_BASELINE_DAYS",
+        "GUARDRAIL_COST_TAG",
+        "GUARDRAIL_COST_SERVICE",
         "GUARDRAIL_FREEZES",
         "GITHUB_OUTPUT",
         "GITHUB_STEP_SUMMARY",

@@ -195,8 +195,11 @@ function showCost(c) {
   setText("cost-trend", c.trend);
   const cur = (c.details && c.details.currency) || "";
   setText("cost-avgs", num(c.previous_week_avg_usd, 2) + " → " + num(c.current_week_avg_usd, 2) + " " + cur);
-  setText("cost-budget", num(c.mtd_spend_usd, 2) + " / " + num(c.budget_usd, 2) + " " + cur + " (" + num(c.budget_utilisation_pct, 1) + " %)");
   const used = c.budget_utilisation_pct;
+  // No budget (a billing export states none): say so, never draw 0 % of a budget.
+  setText("cost-budget", typeof used === "number"
+    ? num(c.mtd_spend_usd, 2) + " / " + num(c.budget_usd, 2) + " " + cur + " (" + num(used, 1) + " %)"
+    : num(c.mtd_spend_usd, 2) + " " + cur + " (no monthly budget: utilisation unavailable)");
   bar("cost-budget-bar", used, used > 90 ? "bad" : used > 70 ? "mid" : "good");
   costChart($("cost-chart"), c.daily_costs);
 }
