@@ -33,7 +33,11 @@
 //! What rmcp does not do, and this crate does: bearer-token checks for the HTTP transport
 //! (rmcp's `auth` feature is an OAuth *client*; a resource server's token check is left to the
 //! host application), which [`http_router`] adds as an axum layer answering 401 with
-//! `WWW-Authenticate: Bearer` before any MCP processing.
+//! `WWW-Authenticate: Bearer` before any MCP processing, and JSON-RPC errors for a JSON body
+//! that is not a message (`-32700` Parse error, `-32600` Invalid Request, `-32602` Invalid
+//! params, HTTP 400, [`jsonrpc_errors`]) where rmcp would answer 415.
+
+pub mod jsonrpc_errors;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -733,7 +737,11 @@ pub fn http_router(cfg: McpConfig, verify: TokenVerifier, opts: HttpOptions) -> 
         .with_sse_keep_alive(Some(std::time::Duration::from_secs(15)));
     let service =
         StreamableHttpService::new(move || Ok(handler.clone()), Arc::new(LocalSessionManager::default()), config);
-    Ok(axum::Router::new().route_service("/mcp", service).layer(middleware::from_fn_with_state(verify, require_bearer)))
+    Ok(axum::Router::new()
+        .route_service("/mcp", service)
+        // Inner: a JSON body that is not a message gets a JSON-RPC error; outer: the token first.
+        .layer(middleware::from_fn_with_state(opts.max_body_bytes, jsonrpc_errors::reject_malformed))
+        .layer(middleware::from_fn_with_state(verify, require_bearer)))
 }
 
 /// Serves [`http_router`] on a listener until `shutdown` resolves.

@@ -1,6 +1,6 @@
 //! The streamable HTTP transport with a real MCP client (rmcp's), plus raw HTTP checks of the
 //! parts of the spec a client library hides: bearer auth (401), `Accept` negotiation,
-//! `Mcp-Session-Id`, notifications answered 202.
+//! `Mcp-Session-Id`, notifications answered 202, JSON-RPC errors for malformed bodies.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -368,6 +368,68 @@ async fn sessions_accept_negotiation_and_202_for_notifications() {
     assert_eq!(r.status(), 204);
     let r = post(list, "application/json, text/event-stream", Some(session)).await.unwrap();
     assert_eq!(r.status(), 404);
+    let _ = stop.send(());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_json_rpc_gets_json_rpc_errors_not_415() {
+    let fx = Fixture::new();
+    let (url, stop) = start(fx.config()).await;
+    let http = reqwest::Client::new();
+    let post = |body: String, content_type: &'static str, token: Option<&'static str>| {
+        let mut r = http
+            .post(&url)
+            .header("Accept", "application/json, text/event-stream")
+            .header("Content-Type", content_type)
+            .body(body);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    let error_of = |text: &str| -> (i64, Value) {
+        let v: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        assert_eq!(v["jsonrpc"], "2.0", "{v}");
+        assert!(v.as_object().unwrap().contains_key("id"), "{v}");
+        (v["error"]["code"].as_i64().unwrap(), v["id"].clone())
+    };
+    // Not JSON: -32700 Parse error, id null, HTTP 400.
+    let r = post("{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\"".into(), "application/json", Some(TOKEN)).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    assert_eq!(error_of(&r.text().await.unwrap()), (-32700, Value::Null));
+    // JSON that is not a request: -32600 Invalid Request (id null, or the id when readable).
+    for (body, id) in
+        [("[1, 2]", Value::Null), ("\"hello\"", Value::Null), ("{\"id\": 3, \"method\": \"tools/list\"}", json!(3))]
+    {
+        let r = post(body.into(), "application/json; charset=utf-8", Some(TOKEN)).await.unwrap();
+        assert_eq!(r.status(), 400, "{body}");
+        assert_eq!(error_of(&r.text().await.unwrap()), (-32600, id), "{body}");
+    }
+    // A request whose params do not fit its method: -32602 with its id.
+    let r = post(
+        json!({"jsonrpc": "2.0", "id": "c1", "method": "tools/call", "params": 5}).to_string(),
+        "application/json",
+        Some(TOKEN),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(error_of(&r.text().await.unwrap()), (-32602, json!("c1")));
+    // The wrong media type stays 415; the token is still checked first; too large is 413.
+    let r = post("{}".into(), "text/plain", Some(TOKEN)).await.unwrap();
+    assert_eq!(r.status(), 415);
+    let r = post("{oops".into(), "application/json", None).await.unwrap();
+    assert_eq!(r.status(), 401);
+    let big = format!("\"{}\"", "x".repeat(HttpOptions::default().max_body_bytes + 1));
+    let r = post(big, "application/json", Some(TOKEN)).await.unwrap();
+    assert_eq!(r.status(), 413);
+    // …and a well-formed initialize is still served.
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}});
+    let r = post(init.to_string(), "application/json", Some(TOKEN)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("\"serverInfo\""));
     let _ = stop.send(());
 }
 
