@@ -2,7 +2,9 @@
 
 use guardrail_core::slo::{BurnThresholds, SloSpec};
 
-use crate::common::{Diags, Format, Loaded, Unknown, check_keys, mapping, number, optional, parse_as, required};
+use crate::common::{
+    Diags, Format, Loaded, Unknown, check_keys, mapping, number, optional, parse_as, required, string,
+};
 use crate::error::ConfigError;
 use crate::map::SourceMap;
 use crate::source::Source;
@@ -12,8 +14,10 @@ use crate::yaml::Node;
 ///
 /// Required: `slos.availability.target` and `slos.latency.p95_threshold_ms` (numbers).
 /// Optional: `slos.latency.p99_threshold_ms`, `burn_rate.thresholds.{medium,high,critical}`
-/// (defaults 2, 5, 10; `low` is accepted and ignored, as in the seed tool). `window_days`,
-/// `description` and `error_budget` are accepted and ignored; `prometheus` is read by
+/// (defaults 2, 5, 10; `low` is accepted and ignored, as in the seed tool). `window_days` and
+/// `description` are accepted and ignored; `error_budget.alert_thresholds` is checked as
+/// strictly as `burn_rate.thresholds` (known keys, numbers from 0 to 100, in increasing
+/// order) and, as in the seed tool, not used; `prometheus` is read by
 /// [`crate::load_prometheus`]. Then [`SloSpec::validate`] runs
 /// and its error is positioned.
 pub fn load_slos(src: &Source) -> Result<Loaded<SloSpec>, Vec<ConfigError>> {
@@ -88,6 +92,9 @@ fn read(d: &mut Diags, root: &Node) -> Option<SloSpec> {
     if let Some(node) = crate::common::get(top, "burn_rate") {
         burn = read_burn(d, node);
     }
+    if let Some(node) = crate::common::get(top, "error_budget") {
+        check_error_budget(d, node);
+    }
 
     Some(SloSpec {
         availability_target_pct: target?,
@@ -117,4 +124,41 @@ fn read_burn(d: &mut Diags, node: &Node) -> Option<BurnThresholds> {
         }
     }
     ok.then_some(t)
+}
+
+/// `error_budget:` (the seed's `alert_thresholds`: percentages of the budget consumed at
+/// which to warn, escalate and block). Nothing reads them, in the seed tool or here, but a
+/// value that could not mean anything (`block_pct: "banana"`, 150, or thresholds out of
+/// order) is an error, so the file says what it appears to say.
+fn check_error_budget(d: &mut Diags, node: &Node) {
+    let Some(eb) = mapping(d, "error_budget", node) else { return };
+    check_keys(d, "error_budget", eb, &["alert_thresholds", "description"], Unknown::Error, |_| false);
+    if let Some(n) = crate::common::get(eb, "description") {
+        string(d, "error_budget.description", n);
+    }
+    let p = "error_budget.alert_thresholds";
+    let Some(th) = crate::common::get(eb, "alert_thresholds") else { return };
+    let Some(th) = mapping(d, p, th) else { return };
+    const KEYS: [&str; 3] = ["warning_pct", "critical_pct", "block_pct"];
+    check_keys(d, p, th, &KEYS, Unknown::Error, |_| false);
+    let mut present: Vec<(&str, f64)> = Vec::new();
+    for key in KEYS {
+        let field = format!("{p}.{key}");
+        let Some(n) = crate::common::get(th, key) else { continue };
+        let Some(v) = number(d, &field, n) else { continue };
+        if !(0.0..=100.0).contains(&v.value) {
+            d.error(field, format!("must be a percentage of the error budget consumed, from 0 to 100, got {v}"));
+            continue;
+        }
+        present.push((key, v.value));
+    }
+    for pair in present.windows(2) {
+        let ((lower_key, lower), (upper_key, upper)) = (pair[0], pair[1]);
+        if lower > upper {
+            d.error(
+                format!("{p}.{upper_key}"),
+                format!("must not be below {lower_key} ({lower}): thresholds increase warning ≤ critical ≤ block, got {upper}"),
+            );
+        }
+    }
 }

@@ -115,6 +115,36 @@ fn slos_inverted_burn_thresholds() {
     assert!(e.message.contains("medium < high < critical"), "{e}");
 }
 
+/// Issue 10: `error_budget:` was not validated at all (`block_pct: "banana"` passed) while
+/// `burn_rate.thresholds` was strict. Same rules now: known keys, numbers, 0 to 100, in
+/// order, each error at file:line:col.
+#[test]
+fn slos_error_budget_block_is_validated_strictly() {
+    let with = |block: &str| slos(&format!("{SLOS}{block}"));
+    // The seed's shipped block loads (lines 11- after SLOS's ten).
+    let shipped = "error_budget:\n  alert_thresholds:\n    warning_pct: 50\n    critical_pct: 80\n    block_pct: 90\n";
+    assert!(with(shipped).is_ok());
+    let errs = errors(with(&shipped.replace("block_pct: 90", "block_pct: \"banana\"")));
+    let e = find(&errs, "error_budget.alert_thresholds.block_pct");
+    at(e, 15, 5);
+    assert!(e.message.contains("must be a number, got the string \"banana\""), "{e}");
+    let errs = errors(with(&shipped.replace("block_pct: 90", "block_pct: 150")));
+    assert!(find(&errs, "error_budget.alert_thresholds.block_pct").message.contains("from 0 to 100"));
+    let errs = errors(with(&shipped.replace("critical_pct: 80", "critical_pct: 95")));
+    let e = find(&errs, "error_budget.alert_thresholds.block_pct");
+    assert!(e.message.contains("must not be below critical_pct (95)"), "{e}");
+    let errs = errors(with(&shipped.replace("block_pct", "blok_pct")));
+    let e = find(&errs, "error_budget.alert_thresholds.blok_pct");
+    at(e, 15, 5);
+    assert!(e.message.contains("did you mean \"block_pct\"?"), "{e}");
+    let errs = errors(with("error_budget:\n  alert_tresholds: {}\n"));
+    at(find(&errs, "error_budget.alert_tresholds"), 12, 3);
+    let errs = errors(with("error_budget: banana\n"));
+    at(find(&errs, "error_budget"), 11, 1);
+    let errs = errors(with("error_budget:\n  alert_thresholds: [50, 80, 90]\n"));
+    assert!(find(&errs, "error_budget.alert_thresholds").message.contains("must be a mapping"));
+}
+
 #[test]
 fn slos_target_out_of_range() {
     let errs = errors(slos(&SLOS.replace("target: 99.9", "target: 120")));
