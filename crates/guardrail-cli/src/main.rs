@@ -58,6 +58,11 @@ enum Command {
         /// Colour in the text report.
         #[arg(long, value_enum, default_value = "auto")]
         color: ColorChoice,
+        /// With --format github: sign the audit chain's checkpoint with this private key
+        /// (`guardrail audit keygen`) and publish it in the job summary
+        /// [env: GUARDRAIL_CHECKPOINT_KEY]
+        #[arg(long, value_name = "PREFIX.key")]
+        checkpoint_key: Option<PathBuf>,
     },
     /// Show the SLO signals (availability, error budget, burn rate, latency).
     Slo {
@@ -166,6 +171,19 @@ struct ServeArgs {
     /// `guardrail approve`).
     #[command(flatten)]
     governor: guardrail::remediation::ConfigArgs,
+    /// Sign checkpoints of the audit chain with this private key (`guardrail audit keygen`)
+    /// into --checkpoint-dir [env: GUARDRAIL_CHECKPOINT_KEY]
+    #[arg(long, value_name = "PREFIX.key", requires = "checkpoint_dir")]
+    checkpoint_key: Option<PathBuf>,
+    /// Directory for checkpoint-<count>.txt and latest (written atomically; created if missing).
+    #[arg(long, value_name = "DIR")]
+    checkpoint_dir: Option<PathBuf>,
+    /// Sign a checkpoint after this many new records.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    checkpoint_every_records: u64,
+    /// Sign a checkpoint after this many minutes if any record was added.
+    #[arg(long, value_name = "M", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    checkpoint_every_minutes: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -222,11 +240,39 @@ enum AuditCommand {
         /// Record id.
         record: String,
     },
-    /// Check the whole hash chain. Exit 0 intact, 1 broken, 3 unreadable.
+    /// Check the whole hash chain (and, with --checkpoint, that it still holds the records a
+    /// signed checkpoint covers). Exit 0 intact, 1 broken or not held or the checkpoint's
+    /// signature does not verify, 3 unreadable.
     Verify {
         /// Output format (text or json).
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+        /// A signed checkpoint (`guardrail audit checkpoint`, `serve --checkpoint-dir`).
+        #[arg(long, value_name = "FILE", requires = "public_key")]
+        checkpoint: Option<PathBuf>,
+        /// The verifier key the checkpoint must be signed by (PREFIX.pub).
+        #[arg(long, value_name = "PREFIX.pub", requires = "checkpoint")]
+        public_key: Option<PathBuf>,
+    },
+    /// Make an Ed25519 key pair for signed checkpoints: PREFIX.key (private, mode 0600) and
+    /// PREFIX.pub (the verifier key). Refuses to overwrite either.
+    Keygen {
+        /// Path prefix of the two files.
+        prefix: PathBuf,
+        /// Key name, which is also the checkpoints' origin (the chain's name), e.g.
+        /// example.com/payments-audit [default: PREFIX's file name]
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Sign a checkpoint of the chain (origin, record count, head hash; a C2SP signed note).
+    /// Exit 0 signed, 1 the chain does not verify (nothing signed), 3 unreadable.
+    Checkpoint {
+        /// Private key file (`guardrail audit keygen`) [env: GUARDRAIL_CHECKPOINT_KEY]
+        #[arg(long, value_name = "PREFIX.key")]
+        key: Option<PathBuf>,
+        /// Write the checkpoint to FILE (atomically) instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -307,8 +353,10 @@ fn fail(errors: &[String]) -> i32 {
 fn run(cli: Cli) -> i32 {
     let env: &dyn Fn(&str) -> Option<String> = &env_lookup;
     match cli.command {
-        Command::Gate { inputs, store, format, fail_on_warn, color } => {
-            run_gate(&inputs, &store, format, fail_on_warn, color, env)
+        Command::Gate { inputs, store, format, fail_on_warn, color, checkpoint_key } => {
+            let code = run_gate(&inputs, &store, format, fail_on_warn, color, env);
+            let github = format == Format::Github;
+            guardrail::checkpoint_cmd::after_gate(code, github, checkpoint_key, &store.spec(env), env)
         }
         Command::Slo { inputs, format } => {
             let paths = inputs::resolve_paths(&inputs, env);
@@ -588,6 +636,18 @@ fn lint(path: &std::path::Path, format: Format) -> i32 {
 
 fn run_audit(store: &StoreArgs, command: AuditCommand, env: &dyn Fn(&str) -> Option<String>) -> i32 {
     let spec = store.spec(env);
+    // Signed checkpoints (`checkpoint_cmd`): opened there, or no store at all (keygen).
+    let command = match command {
+        AuditCommand::Keygen { prefix, name } => return guardrail::checkpoint_cmd::keygen(&prefix, name),
+        AuditCommand::Checkpoint { key, out } => {
+            let key = guardrail::checkpoint_cmd::key_path(key, env);
+            return guardrail::checkpoint_cmd::checkpoint(&spec, key, out);
+        }
+        AuditCommand::Verify { format, checkpoint: Some(cp), public_key: Some(pk) } => {
+            return guardrail::checkpoint_cmd::verify(&spec, &cp, &pk, format == Format::Json);
+        }
+        other => other,
+    };
     let mut s = match audit_cmd::open(&spec) {
         Ok(s) => s,
         Err(e) => return fail(&[e]),
@@ -624,7 +684,8 @@ fn run_audit(store: &StoreArgs, command: AuditCommand, env: &dyn Fn(&str) -> Opt
                 exit::OK
             }
         },
-        AuditCommand::Verify { format } => match s.verify() {
+        AuditCommand::Keygen { .. } | AuditCommand::Checkpoint { .. } => exit::USAGE, // handled above
+        AuditCommand::Verify { format, .. } => match s.verify() {
             Err(e) => fail(&[format!("audit store {spec}: {e}")]),
             Ok(rep) => {
                 if format == Format::Json {
@@ -694,7 +755,17 @@ fn serve(args: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> i32 {
     }
     let tokens_file =
         args.tokens.or_else(|| env("GUARDRAIL_TOKENS").filter(|v| !v.trim().is_empty()).map(PathBuf::from));
-    match guardrail_server::run(cfg, guardrail_server::ServeOptions { bind: args.bind, tokens_file, mcp }) {
+    let checkpoints = match guardrail::checkpoint_cmd::serve_options(
+        guardrail::checkpoint_cmd::key_path(args.checkpoint_key, env),
+        args.checkpoint_dir,
+        args.checkpoint_every_records,
+        args.checkpoint_every_minutes,
+    ) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let opts = guardrail_server::ServeOptions { bind: args.bind, tokens_file, mcp, checkpoints };
+    match guardrail_server::run(cfg, opts) {
         Ok(()) => exit::OK,
         Err(e) => {
             eprintln!("guardrail serve: {e}");

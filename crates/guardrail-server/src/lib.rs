@@ -45,6 +45,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod checkpoints;
 pub mod governor_api;
 pub mod metrics;
 pub mod redact;
@@ -251,6 +252,8 @@ pub struct ServeOptions {
     pub tokens_file: Option<PathBuf>,
     /// Also serve MCP (streamable HTTP) at `/mcp` over these inputs; needs a tokens file.
     pub mcp: Option<guardrail_mcp::McpConfig>,
+    /// Write signed checkpoints of the audit chain ([`checkpoints`]).
+    pub checkpoints: Option<checkpoints::CheckpointOptions>,
 }
 
 /// Runs the server until Ctrl-C (blocking; builds its own runtime).
@@ -319,6 +322,20 @@ pub fn run(mut cfg: ServerConfig, opts: ServeOptions) -> Result<(), ServerError>
                 eprintln!("  error: {m}");
             }
         }
+        // Stopped (and joined) when the server returns.
+        let _checkpoints = match opts.checkpoints {
+            None => None,
+            Some(c) => {
+                eprintln!(
+                    "guardrail serve: signed checkpoints ({}) to {} every {} record(s) or {} minute(s)",
+                    c.key.name(),
+                    c.dir.display(),
+                    c.every_records,
+                    c.every.as_secs() / 60
+                );
+                Some(checkpoints::CheckpointWriter::spawn(state.config().store.clone(), c)?)
+            }
+        };
         serve_with(listener, state, mcp, async {
             let _ = tokio::signal::ctrl_c().await;
         })

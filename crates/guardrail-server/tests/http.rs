@@ -745,3 +745,96 @@ async fn on_loopback_only_loopback_host_names_are_answered() {
     assert!(ok.3.starts_with("HTTP/1.1 421"), "{}", ok.3);
     let _ = tx.send(());
 }
+
+/// `serve --checkpoint-key/--checkpoint-dir`: the writer signs at start, after every N new
+/// records and after M minutes of growth, atomically into the directory, and never signs a
+/// chain that does not verify.
+#[test]
+fn checkpoint_writer_signs_the_chain_every_n_records_and_refuses_a_broken_one() {
+    use guardrail_server::checkpoints::{CheckpointOptions, CheckpointWriter};
+    use guardrail_store::checkpoint::compare_store;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let out = dir.path().join("checkpoints");
+    let spec = db.display().to_string();
+    let mut store = guardrail_store::SqliteStore::open(&db).unwrap();
+    let mut append = |n: i64| {
+        for i in 0..n {
+            let body = serde_json::json!({"n": i});
+            let d = guardrail_core::audit::RecordDraft {
+                kind: "test".into(),
+                recorded_at: "2026-12-06T10:00:00Z".into(),
+                body,
+            };
+            guardrail_store::AuditStore::append(&mut store, d).unwrap();
+        }
+    };
+    let wait_for = |p: &std::path::Path| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !p.exists() {
+            assert!(Instant::now() < deadline, "{} was not written", p.display());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    let key = guardrail_checkpoint::SigningKey::from_seed("example.com/audit", [5; 32]).unwrap();
+    let vkey = key.verifier();
+    let opts = CheckpointOptions {
+        key: key.clone(),
+        dir: out.clone(),
+        every_records: 3,
+        every: Duration::from_secs(3600),
+        poll: Duration::from_millis(10),
+    };
+
+    append(2);
+    let writer = CheckpointWriter::spawn(spec.clone(), opts.clone()).unwrap();
+    wait_for(&out.join("checkpoint-2.txt"));
+    append(2);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!out.join("checkpoint-4.txt").exists(), "only 2 new records: not due yet");
+    append(1);
+    wait_for(&out.join("checkpoint-5.txt"));
+    // `latest` is renamed into place just after the numbered file.
+    let five = std::fs::read_to_string(out.join("checkpoint-5.txt")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(out.join("latest")).unwrap() != five {
+        assert!(Instant::now() < deadline, "latest is not checkpoint 5");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let latest = five;
+    let cp = guardrail_checkpoint::Checkpoint::open(&latest, &vkey).unwrap();
+    assert_eq!((cp.origin.as_str(), cp.size), ("example.com/audit", 5));
+    let mut check = guardrail_store::SqliteStore::open(&db).unwrap();
+    assert!(compare_store(&mut check, &cp).unwrap().ok());
+    let names: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().all(|n| !n.contains(".tmp")), "no temporary file left: {names:?}");
+    writer.stop();
+
+    // Time-based: one new record and `every` elapsed.
+    let timed = CheckpointWriter::spawn(
+        spec.clone(),
+        CheckpointOptions { every_records: 1000, every: Duration::from_millis(100), ..opts.clone() },
+    )
+    .unwrap();
+    append(1);
+    wait_for(&out.join("checkpoint-6.txt"));
+    timed.stop();
+
+    // A record edited in place: the chain no longer verifies, so nothing more is signed.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("UPDATE audit_records SET body = '{\"n\":99}' WHERE seq = 2", [])
+        .unwrap();
+    append(3);
+    let refusing = CheckpointWriter::spawn(spec, opts).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    refusing.stop();
+    assert!(!out.join("checkpoint-9.txt").exists(), "a broken chain must not be signed");
+    assert_eq!(
+        std::fs::read_to_string(out.join("latest")).unwrap(),
+        std::fs::read_to_string(out.join("checkpoint-6.txt")).unwrap()
+    );
+}

@@ -92,6 +92,7 @@ pub fn guardrail() -> Command {
         "NO_COLOR",
         "GUARDRAIL_TOKEN",
         "GUARDRAIL_TOKENS",
+        "GUARDRAIL_CHECKPOINT_KEY",
     ] {
         c.env_remove(k);
     }

@@ -1,0 +1,332 @@
+//! Signed checkpoints of the audit chain: `guardrail audit keygen | checkpoint | verify
+//! --checkpoint`, and the checkpoint `gate --format github` publishes in the job summary.
+//!
+//! Exit codes (the same as `audit verify`): 0 the chain verifies and still holds the signed
+//! records; 1 it does not (a record edited, removed, reordered, the chain rebuilt), or the
+//! checkpoint's signature does not verify with the given key (forged, altered, another key or
+//! another chain), or `checkpoint` was asked to sign a broken chain; 3 a key, checkpoint or
+//! store cannot be read (missing, unparseable, not a checkpoint); 64 usage.
+
+use std::path::{Path, PathBuf};
+
+use guardrail_checkpoint::{Checkpoint, CheckpointError, NoteError, SigningKey};
+use guardrail_store::checkpoint::{self as files, CheckpointFileError};
+use serde::Serialize;
+
+use crate::exit;
+
+/// The environment variable naming the private key file, for `gate` and `audit checkpoint`.
+pub const KEY_ENV: &str = "GUARDRAIL_CHECKPOINT_KEY";
+
+fn cannot(msg: impl std::fmt::Display) -> i32 {
+    eprintln!("guardrail: could not decide (exit {}):", exit::CANNOT_DECIDE);
+    eprintln!("  error: {msg}");
+    exit::CANNOT_DECIDE
+}
+
+/// The key file in force: the flag, else `GUARDRAIL_CHECKPOINT_KEY`.
+pub fn key_path(flag: Option<PathBuf>, env: crate::inputs::EnvLookup<'_>) -> Option<PathBuf> {
+    flag.or_else(|| env(KEY_ENV).filter(|v| !v.trim().is_empty()).map(PathBuf::from))
+}
+
+/// `PREFIX.key` / `PREFIX.pub` (the suffix is appended, never substituted: `ci/audit.v2`
+/// gives `ci/audit.v2.key`).
+fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
+    let mut s = prefix.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// `guardrail audit keygen PREFIX [--name NAME]`: a new Ed25519 key pair; the private key in
+/// `PREFIX.key` (mode 0600), the verifier key in `PREFIX.pub`. Refuses to overwrite either.
+pub fn keygen(prefix: &Path, name: Option<String>) -> i32 {
+    let name = match name {
+        Some(n) => n,
+        None => match prefix.file_name().and_then(|n| n.to_str()) {
+            Some(n) => n.to_string(),
+            None => {
+                eprintln!("guardrail audit keygen: {} has no file name to name the key; give --name", prefix.display());
+                return exit::USAGE;
+            }
+        },
+    };
+    let (key_file, pub_file) = (with_suffix(prefix, ".key"), with_suffix(prefix, ".pub"));
+    for p in [&key_file, &pub_file] {
+        if p.exists() {
+            return cannot(CheckpointFileError::Exists { path: p.clone() });
+        }
+    }
+    let mut seed = [0u8; 32];
+    if let Err(e) = getrandom::fill(&mut seed) {
+        return cannot(format!("the operating system's random source failed: {e}"));
+    }
+    let key = match SigningKey::from_seed(&name, seed) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("guardrail audit keygen: --name: {e}");
+            return exit::USAGE;
+        }
+    };
+    let vkey = key.verifier().encode();
+    if let Err(e) = files::create_new(&key_file, &format!("{}\n", key.encode()), true) {
+        return cannot(e);
+    }
+    if let Err(e) = files::create_new(&pub_file, &format!("{vkey}\n"), false) {
+        // Leave no half pair behind.
+        let _ = std::fs::remove_file(&key_file);
+        return cannot(e);
+    }
+    println!(
+        "wrote {} (private key, mode 0600: keep it out of the audit database and its backups)",
+        key_file.display()
+    );
+    println!("wrote {} (verifier key):", pub_file.display());
+    println!("{vkey}");
+    exit::OK
+}
+
+/// Signs the checkpoint of the store `spec`'s chain with the key in `key_file`.
+pub fn sign(spec: &str, key_file: &Path) -> Result<files::SignedCheckpoint, (i32, String)> {
+    let key = files::load_signing_key(key_file).map_err(|e| (exit::CANNOT_DECIDE, format!("checkpoint key {e}")))?;
+    let mut store = crate::audit_cmd::open(spec).map_err(|e| (exit::CANNOT_DECIDE, e))?;
+    files::sign_store(store.as_mut(), &key).map_err(|e| match e {
+        CheckpointFileError::ChainBroken { .. } => (exit::DELAY, e.to_string()),
+        other => (exit::CANNOT_DECIDE, format!("audit store {spec}: {other}")),
+    })
+}
+
+/// `guardrail audit checkpoint --key FILE [--out FILE]`.
+pub fn checkpoint(spec: &str, key_file: Option<PathBuf>, out: Option<PathBuf>) -> i32 {
+    let Some(key_file) = key_file else {
+        eprintln!("guardrail audit checkpoint: no key: give --key PREFIX.key or set {KEY_ENV}");
+        return exit::USAGE;
+    };
+    let signed = match sign(spec, &key_file) {
+        Ok(s) => s,
+        Err((code, msg)) if code == exit::DELAY => {
+            eprintln!("guardrail audit checkpoint: {msg}");
+            eprintln!("  (run `guardrail audit verify` for every problem)");
+            return code;
+        }
+        Err((_, msg)) => return cannot(msg),
+    };
+    match out {
+        None => print!("{}", signed.note),
+        Some(path) => {
+            if let Err(e) = files::write_atomic(&path, &signed.note) {
+                return cannot(e);
+            }
+            eprintln!(
+                "checkpoint of {} record(s), head {}, written to {}",
+                signed.checkpoint.size,
+                signed.checkpoint.head_hex(),
+                path.display()
+            );
+        }
+    }
+    exit::OK
+}
+
+/// The checkpoint part of `audit verify --format json`.
+#[derive(Debug, Serialize)]
+struct CheckpointJson {
+    file: String,
+    origin: Option<String>,
+    size: Option<u64>,
+    head: Option<String>,
+    /// Whether the store still holds the signed records (and the signature verified).
+    holds: bool,
+    problem: Option<String>,
+}
+
+/// `guardrail audit verify --checkpoint FILE --public-key FILE`: the chain's own verification,
+/// plus whether it still holds the records the checkpoint signed. `spec` is the store.
+pub fn verify(spec: &str, checkpoint_file: &Path, public_key: &Path, json: bool) -> i32 {
+    let fail_cp = |code: i32, problem: String| {
+        if json {
+            let cp = CheckpointJson {
+                file: checkpoint_file.display().to_string(),
+                origin: None,
+                size: None,
+                head: None,
+                holds: false,
+                problem: Some(problem.clone()),
+            };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({"ok": false, "checkpoint": cp})).unwrap_or_default()
+            );
+        }
+        if code == exit::CANNOT_DECIDE {
+            cannot(problem)
+        } else {
+            if !json {
+                println!("checkpoint {} does NOT verify: {problem}", checkpoint_file.display());
+            }
+            code
+        }
+    };
+    let vkey = match files::load_verifier_key(public_key) {
+        Ok(k) => k,
+        Err(e) => return fail_cp(exit::CANNOT_DECIDE, format!("public key {e}")),
+    };
+    let note = match files::read_small_text(checkpoint_file) {
+        Ok(t) => t,
+        Err(e) => return fail_cp(exit::CANNOT_DECIDE, format!("checkpoint {e}")),
+    };
+    let cp = match Checkpoint::open(&note, &vkey) {
+        Ok(cp) => cp,
+        Err(e) => {
+            // A note that cannot be read is "cannot decide"; one that reads but whose signature
+            // does not hold (altered, forged, another key or chain) is a failed verification.
+            let code = match &e {
+                CheckpointError::Note(NoteError::Malformed(_)) | CheckpointError::Body(_) => exit::CANNOT_DECIDE,
+                _ => exit::DELAY,
+            };
+            let problem = match &e {
+                CheckpointError::Note(NoteError::NotSignedByKey { .. }) => {
+                    format!("signature does not verify with {}: {e}", public_key.display())
+                }
+                _ => e.to_string(),
+            };
+            return fail_cp(code, format!("{}: {problem}", checkpoint_file.display()));
+        }
+    };
+    let mut store = match crate::audit_cmd::open(spec) {
+        Ok(s) => s,
+        Err(e) => return cannot(e),
+    };
+    let cmp = match files::compare_store(store.as_mut(), &cp) {
+        Ok(c) => c,
+        Err(e) => return cannot(format!("audit store {spec}: {e}")),
+    };
+    let within = cmp.breaks_within(cp.size);
+    let problem = match (&cmp.prefix, within.first()) {
+        (Err(p), _) => Some(p.to_string()),
+        (Ok(_), Some(first)) => Some(format!(
+            "record {} (within the {} signed record(s)) fails verification ({}): the store no longer holds the \
+             signed records",
+            first.seq, cp.size, first.problem
+        )),
+        (Ok(_), None) => None,
+    };
+    let rep = &cmp.report;
+    if json {
+        let v = serde_json::json!({
+            "ok": cmp.ok(),
+            "records": rep.records,
+            "head": rep.head,
+            "breaks": rep.breaks,
+            "checkpoint": CheckpointJson {
+                file: checkpoint_file.display().to_string(),
+                origin: Some(cp.origin.clone()),
+                size: Some(cp.size),
+                head: Some(cp.head_hex()),
+                holds: problem.is_none(),
+                problem: problem.clone(),
+            },
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        if rep.ok() {
+            println!(
+                "audit chain intact: {} record(s), head {}",
+                rep.records,
+                rep.head.as_deref().unwrap_or("(empty)")
+            );
+        } else {
+            println!("audit chain BROKEN: {} problem(s) in {} record(s)", rep.breaks.len(), rep.records);
+            for b in &rep.breaks {
+                println!("  record {}: {}", b.seq, b.problem);
+            }
+        }
+        match &problem {
+            None => println!(
+                "checkpoint {} ({} record(s), head {}) signed by {}+{:08x}: the chain still holds the signed \
+                 records ({} appended since)",
+                cp.origin,
+                cp.size,
+                cp.head_hex(),
+                vkey.name(),
+                vkey.key_id(),
+                (rep.records as u64).saturating_sub(cp.size)
+            ),
+            Some(p) => {
+                println!("checkpoint {} ({} record(s), head {}) NOT HELD: {p}", cp.origin, cp.size, cp.head_hex())
+            }
+        }
+    }
+    if cmp.ok() { exit::OK } else { exit::DELAY }
+}
+
+/// After `gate`: with `--format github` and a checkpoint key, signs the chain's checkpoint
+/// and appends it to `GITHUB_STEP_SUMMARY`, so a copy lives outside the database. `code` is
+/// the gate's exit code; a usage error publishes nothing. A checkpoint that cannot be made or
+/// published turns the result into exit 3 (the decision stays recorded; the message says so).
+pub fn after_gate(
+    code: i32,
+    github: bool,
+    key_flag: Option<PathBuf>,
+    spec: &str,
+    env: crate::inputs::EnvLookup<'_>,
+) -> i32 {
+    let Some(key_file) = key_path(key_flag, env) else {
+        return code;
+    };
+    if code == exit::USAGE {
+        return code;
+    }
+    if !github {
+        eprintln!(
+            "guardrail: warning: the checkpoint key ({}) is only used with --format github (job summary); \
+             no checkpoint was published",
+            key_file.display()
+        );
+        return code;
+    }
+    let Some(summary) = env("GITHUB_STEP_SUMMARY").filter(|v| !v.is_empty()) else {
+        eprintln!("guardrail: warning: GITHUB_STEP_SUMMARY is not set: no checkpoint was published");
+        return code;
+    };
+    let signed = match sign(spec, &key_file) {
+        Ok(s) => s,
+        Err((_, msg)) => {
+            return cannot(format!("the decision is recorded, but its checkpoint could not be published: {msg}"));
+        }
+    };
+    let text = crate::render::github_checkpoint_summary(&signed.note);
+    if let Err(e) = crate::render::append_file(&PathBuf::from(&summary), &text) {
+        return cannot(format!("GITHUB_STEP_SUMMARY {summary}: could not write the checkpoint: {e}"));
+    }
+    code
+}
+
+/// `serve --checkpoint-key/--checkpoint-dir/--checkpoint-every-*`: the writer's options, the
+/// key read now (a key that cannot be read stops `serve` with exit 3; a directory without a
+/// key is a usage error).
+pub fn serve_options(
+    key: Option<PathBuf>,
+    dir: Option<PathBuf>,
+    every_records: u64,
+    every_minutes: u64,
+) -> Result<Option<guardrail_server::checkpoints::CheckpointOptions>, i32> {
+    let (key, dir) = match (key, dir) {
+        (None, None) => return Ok(None),
+        (Some(k), Some(d)) => (k, d),
+        (None, Some(_)) => {
+            eprintln!("guardrail serve: --checkpoint-dir needs --checkpoint-key (or {KEY_ENV})");
+            return Err(exit::USAGE);
+        }
+        // Only from GUARDRAIL_CHECKPOINT_KEY (clap makes the flag require a directory): that
+        // variable is also the gate's, so without a directory serve writes no checkpoints.
+        (Some(_), None) => return Ok(None),
+    };
+    let key = files::load_signing_key(&key).map_err(|e| cannot(format!("--checkpoint-key {e}")))?;
+    Ok(Some(guardrail_server::checkpoints::CheckpointOptions {
+        key,
+        dir,
+        every_records,
+        every: std::time::Duration::from_secs(every_minutes.saturating_mul(60)),
+        poll: std::time::Duration::from_secs(1),
+    }))
+}
