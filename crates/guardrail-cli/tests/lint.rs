@@ -32,6 +32,16 @@ fn reports_every_error_with_position() {
 }
 
 #[test]
+fn a_condition_without_operator_is_an_error() {
+    let s = Scratch::new();
+    s.edit("config/policies.yaml", "        operator: lt\n        value: 30\n", "        value: 30\n");
+    let (code, out, _) = lint(&s);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("rule P005: is required"), "{out}");
+    assert!(out.contains("policies[4].conditions.error_budget_pct.operator"), "{out}");
+}
+
+#[test]
 fn shadowed_rule_is_unreachable() {
     let s = Scratch::new();
     // P004 (burn in [high, critical]) moved before P002 (budget < 20 AND burn in [high, critical]):

@@ -114,6 +114,39 @@ fn scenario_allow_with_hot_last_hours_delays_on_p004() {
     assert_eq!(v["delay_minutes"], 30);
 }
 
+/// Issue 10, item 3, differentially: the original (Python ints, exact true division) says
+/// DELAY P005 at a 29.99 % budget for these counts; dividing them as f64 gave ALLOW at 30.0.
+/// Written as a float the total is a Python float, and the original's float arithmetic
+/// does give 30.0 and ALLOW: each form decides as the original decides it.
+#[test]
+fn counts_above_2_pow_53_decide_as_the_original() {
+    let s = Scratch::new();
+    s.write("data/metrics.json", &metrics_with(76_375_555_000_000_000, 53_467_089_155_525, 480, &[0.9]));
+    let (code, v) = gate_json(&s, &[]);
+    assert_eq!((code, v["action"].as_str(), v["policy_id"].as_str()), (1, Some("DELAY"), Some("P005")), "{v}");
+    assert_eq!(v["slo"]["error_budget_pct"], 29.99);
+    assert_eq!(v["slo"]["availability_pct"], 99.929994);
+    let as_float = metrics_with(76_375_555_000_000_000, 53_467_089_155_525, 480, &[0.9])
+        .replace("76375555000000000", "76375555000000000.0");
+    s.write("data/metrics.json", &as_float);
+    let (code, v) = gate_json(&s, &[]);
+    assert_eq!((code, v["action"].as_str(), v["policy_id"].as_str()), (0, Some("ALLOW"), Some("P008")), "{v}");
+    assert_eq!(v["slo"]["error_budget_pct"], 30.0);
+}
+
+/// Issue 10, item 4: the original runs on Python 3.12, whose `sum()` is compensated:
+/// (6.35 + 6.05 + 2.6) / 3 is 5.0 there ("high", DELAY P004); 3.11's left-to-right sum gave
+/// 4.999999999999999 ("medium", ALLOW P008).
+#[test]
+fn burn_mean_is_python_3_12s_sum() {
+    let s = Scratch::new();
+    s.write("data/metrics.json", &metrics_with(1_000_000, 100, 480, &[6.35, 6.05, 2.6]));
+    let (code, v) = gate_json(&s, &[]);
+    assert_eq!((code, v["action"].as_str(), v["policy_id"].as_str()), (1, Some("DELAY"), Some("P004")), "{v}");
+    assert_eq!(v["slo"]["burn_rate"], "high");
+    assert_eq!(v["slo"]["burn_rate_value"], 5.0);
+}
+
 #[test]
 fn env_variables_of_the_seed_are_honoured_and_flags_win() {
     let s = Scratch::new();
