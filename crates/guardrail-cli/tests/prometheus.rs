@@ -286,10 +286,10 @@ fn a_prometheus_url_without_a_prometheus_block_is_a_usage_mistake() {
     let out = s.gate(&["--prometheus", "http://127.0.0.1:9"]).output().unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("has no prometheus: block"));
-    // A URL that is neither http:// nor https:// is refused by name.
+    // A URL that is neither http:// nor https:// is a bad flag value: a usage error, by name.
     let s = scratch("healthy", "");
     let out = s.gate(&["--prometheus", "ftp://prom.example"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("must start with http:// or https://"));
 }
 

@@ -342,6 +342,11 @@ pub fn resolve_settings(args: &InputArgs, env: EnvLookup<'_>, clock: Timestamp) 
     if let Err(e) = prometheus_timeout_ms(args, env) {
         errors.push(e);
     }
+    if let Some((origin, url)) = pick(&args.prometheus, "GUARDRAIL_PROMETHEUS_URL", "--prometheus")
+        && let Err(e) = guardrail_prometheus::check_url(url.trim())
+    {
+        errors.push(format!("{origin}: {e}"));
+    }
     if let Err(e) = prometheus_ca(args, env) {
         errors.push(e);
     }
@@ -594,6 +599,7 @@ mod tests {
             InputArgs { cost_format: Some("xls".into()), ..InputArgs::default() },
             InputArgs { cost_baseline_days: Some("1".into()), ..InputArgs::default() },
             InputArgs { prometheus_timeout_ms: Some("0".into()), ..InputArgs::default() },
+            InputArgs { prometheus: Some("prometheus:9090".into()), ..InputArgs::default() },
         ];
         for a in &flags {
             let usage = usage_errors(a, &none);
@@ -607,6 +613,7 @@ mod tests {
             ("GUARDRAIL_COST_FORMAT", "xls"),
             ("GUARDRAIL_COST_BASELINE_DAYS", "many"),
             ("GUARDRAIL_PROMETHEUS_TIMEOUT_MS", "-1"),
+            ("GUARDRAIL_PROMETHEUS_URL", "ftp://prometheus"),
         ] {
             let env = |k: &str| (k == var).then(|| bad.to_string());
             let usage = usage_errors(&InputArgs::default(), &env);

@@ -180,7 +180,9 @@ pub fn resolve_url(spec: &PrometheusSpec, override_url: Option<&str>) -> Result<
     Ok(url)
 }
 
-fn check_url(url: &str) -> Result<(), FetchError> {
+/// Whether `url` can name a Prometheus server (`http://` or `https://` and a host); the CLI
+/// checks `--prometheus` / `GUARDRAIL_PROMETHEUS_URL` with it as a flag value (a usage error).
+pub fn check_url(url: &str) -> Result<(), FetchError> {
     let bad = |reason: &str| Err(FetchError::BadUrl { url: url.to_string(), reason: reason.to_string() });
     let Some(rest) = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")) else {
         return bad("must start with http:// or https://");
