@@ -120,3 +120,58 @@ fn serve_answers_on_loopback_with_the_bundled_examples() {
     assert!(decision.contains("\"action\":\"DELAY\"") && decision.contains("\"policy_id\":\"P005\""), "{decision}");
     assert!(page.contains("text/html"), "{page}");
 }
+
+#[test]
+fn serve_writes_signed_checkpoints_to_a_directory() {
+    let s = Scratch::new();
+    let mut c = guardrail();
+    c.args(["audit", "keygen"]).arg(s.path("ck")).args(["--name", "example.com/serve-audit"]);
+    assert_eq!(run(c).0, 0);
+    let (code, _, err) = run(s.gate(&["--format", "json"]));
+    assert_eq!(code, 1, "{err}");
+
+    // Usage: a directory without a key; a key that cannot be read.
+    let mut c = guardrail();
+    c.arg("serve").arg("--root").arg(s.root()).arg("--checkpoint-dir").arg(s.path("cps"));
+    c.args(["--bind", "127.0.0.1:0"]);
+    assert_eq!(run(c).0, 64);
+    let mut c = guardrail();
+    c.arg("serve").arg("--root").arg(s.root()).arg("--checkpoint-dir").arg(s.path("cps"));
+    c.arg("--checkpoint-key").arg(s.path("ck.pub")).args(["--bind", "127.0.0.1:0"]);
+    let (code, _, err) = run(c);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("--checkpoint-key") && err.contains("ck.pub"), "{err}");
+
+    let bin = assert_cmd::cargo::cargo_bin("guardrail");
+    let mut child = StdCommand::new(bin)
+        .arg("serve")
+        .arg("--root")
+        .arg(s.root())
+        .arg("--store")
+        .arg(s.store())
+        .arg("--checkpoint-key")
+        .arg(s.path("ck.key"))
+        .arg("--checkpoint-dir")
+        .arg(s.path("cps"))
+        .args(["--now", "2026-02-21T00:00:00Z", "--bind", "127.0.0.1:0"])
+        .env_remove("GUARDRAIL_TOKENS")
+        .env_remove("GUARDRAIL_CHECKPOINT_KEY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = s.path("cps/checkpoint-1.txt");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !s.path("cps/latest").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(first.exists(), "serve wrote no checkpoint at start");
+    let mut c = guardrail();
+    c.args(["audit", "verify", "--checkpoint"]).arg(s.path("cps/latest")).arg("--public-key").arg(s.path("ck.pub"));
+    c.arg("--store").arg(s.store());
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("checkpoint example.com/serve-audit (1 record(s)"), "{out}");
+}
