@@ -4,6 +4,10 @@
 //! configuration error (the seed tool silently never matched it, which could demote a BLOCK
 //! rule through a typo). Each signal has a kind that fixes which operators and thresholds make
 //! sense for it.
+//!
+//! A signal whose source the inputs lack is [`SignalValue::Unavailable`] with the reason, never a
+//! stand-in value (the seed's 0 % budget utilisation without a budget let a budget rule pass):
+//! a rule that reads it cannot be decided. The tests below hold one case per signal.
 
 use std::collections::BTreeMap;
 
