@@ -169,7 +169,7 @@ impl ToolRegistry {
                 },
                 Tool {
                     name: "search_evidence",
-                    description: "Search evidence documents of one service (or '*') by relevance; each has a recorded stance, support or contradict.",
+                    description: "Search evidence documents of one service (with the documents for every service), or of all services with service '*', by relevance; each has a recorded stance, support or contradict.",
                     input_schema: json!({
                         "type": "object",
                         "properties": {
@@ -359,6 +359,9 @@ fn args<T: for<'de> Deserialize<'de>>(tool: &'static str, v: Value) -> Result<T,
     serde_json::from_value(v).map_err(|e| ToolError::InvalidArguments { tool, message: e.to_string() })
 }
 
+/// The `service` value of `search_evidence` that means every service.
+pub const ALL_SERVICES: &str = "*";
+
 fn check_service(tool: &'static str, service: &str) -> Result<(), ToolError> {
     if valid_service_name(service) {
         Ok(())
@@ -459,7 +462,10 @@ pub struct EvidenceResult {
 fn search_evidence(ctx: &ToolContext<'_>, v: Value) -> Result<Value, ToolError> {
     const TOOL: &str = "search_evidence";
     let a: EvidenceArgs = args(TOOL, v)?;
-    check_service(TOOL, &a.service)?;
+    // `*` (offered by the description) searches every service's evidence.
+    if a.service != ALL_SERVICES {
+        check_service(TOOL, &a.service)?;
+    }
     let k = check_k(TOOL, a.top_k)?;
     let hits = ctx
         .store

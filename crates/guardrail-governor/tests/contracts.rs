@@ -66,6 +66,38 @@ fn tools_keep_the_original_mcp_names_and_arguments() {
 }
 
 #[test]
+fn search_evidence_star_means_every_service() {
+    let (store, _) = sample_store();
+    let ctx = ToolContext::new(&store, now());
+    let reg = ToolRegistry::builtin();
+    let services = |args: serde_json::Value| -> Vec<String> {
+        let out = reg.call("search_evidence", &ctx, args.clone()).unwrap_or_else(|e| panic!("{args}: {e}"));
+        let mut s: Vec<String> =
+            out.as_array().unwrap().iter().map(|h| h["service"].as_str().unwrap().to_string()).collect();
+        s.sort();
+        s.dedup();
+        s
+    };
+    // The sample's evidence is for payments-api and billing-batch: "*" finds both…
+    assert_eq!(
+        services(json!({"query": "restart scaling DB", "service": "*", "top_k": 20})),
+        ["billing-batch", "payments-api"]
+    );
+    assert_eq!(services(json!({"query": "", "service": "*", "top_k": 20})), ["billing-batch", "payments-api"]);
+    // …a named service only its own (and any "*" documents).
+    assert_eq!(
+        services(json!({"query": "restart scaling DB", "service": "billing-batch", "top_k": 20})),
+        ["billing-batch"]
+    );
+    // A stance filter still applies.
+    let contradict = reg
+        .call("search_evidence", &ctx, json!({"query": "", "service": "*", "stance": "contradict", "top_k": 20}))
+        .unwrap();
+    assert!(contradict.as_array().unwrap().iter().all(|h| h["stance"] == "contradict"), "{contradict}");
+    assert_eq!(contradict.as_array().unwrap().len(), 2, "{contradict}");
+}
+
+#[test]
 fn schemas_and_handlers_agree_on_arguments() {
     let (store, _) = sample_store();
     let ctx = ToolContext::new(&store, now());
@@ -78,6 +110,7 @@ fn schemas_and_handlers_agree_on_arguments() {
         ("search_runbooks", json!({"query": 1, "service": "payments-api"}), false),
         ("search_evidence", json!({"query": "db", "service": "payments-api", "stance": "contradict"}), true),
         ("search_evidence", json!({"query": "db", "service": "payments-api", "stance": "both"}), false),
+        ("search_evidence", json!({"query": "db", "service": "*"}), true),
         (
             "check_policy_conflicts",
             json!({"service": "payments-api", "action": "restart_api_pods", "severity": "high"}),

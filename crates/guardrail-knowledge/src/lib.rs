@@ -214,8 +214,8 @@ pub trait KnowledgeStore {
     /// body first (ties by id). A query without words returns the service's runbooks by id.
     fn search_runbooks(&self, query: &str, service: &str, k: usize) -> Result<Vec<RunbookHit>, KnowledgeError>;
 
-    /// Up to `k` evidence documents of `service` or `*`, optionally of one recorded stance, best
-    /// BM25 match over the text first (ties by id).
+    /// Up to `k` evidence documents of `service` or `*` (of every service when `service` is
+    /// `*`), optionally of one recorded stance, best BM25 match over the text first (ties by id).
     fn search_evidence(
         &self,
         query: &str,

@@ -422,7 +422,7 @@ impl KnowledgeStore for SqliteKnowledgeStore {
                     .prepare_cached(
                         "SELECT e.id, e.service, e.stance, e.text, bm25(evidence_fts) AS rank
                          FROM evidence_fts JOIN evidence e ON e.rowid = evidence_fts.rowid
-                         WHERE evidence_fts MATCH ?1 AND (e.service = ?2 OR e.service = '*')
+                         WHERE evidence_fts MATCH ?1 AND (?2 = '*' OR e.service = ?2 OR e.service = '*')
                            AND (?4 IS NULL OR e.stance = ?4)
                          ORDER BY rank, e.id LIMIT ?3",
                     )
@@ -439,7 +439,7 @@ impl KnowledgeStore for SqliteKnowledgeStore {
                     .conn
                     .prepare_cached(
                         "SELECT id, service, stance, text FROM evidence
-                         WHERE (service = ?1 OR service = '*') AND (?3 IS NULL OR stance = ?3)
+                         WHERE (?1 = '*' OR service = ?1 OR service = '*') AND (?3 IS NULL OR stance = ?3)
                          ORDER BY id LIMIT ?2",
                     )
                     .map_err(|e| self.err("listing evidence", e))?;
