@@ -29,9 +29,9 @@ use crate::remediation::codes;
 
 /// Who the command runs as could not be established: an unknown token, `--as` naming someone
 /// else, or an OS account without a usable passwd entry. Nothing is recorded.
-pub const UNAUTHENTICATED: i32 = 14;
+pub const UNAUTHENTICATED: i32 = codes::UNAUTHENTICATED;
 /// The token is known but its role does not permit the command. Nothing is recorded.
-pub const FORBIDDEN: i32 = 15;
+pub const FORBIDDEN: i32 = codes::FORBIDDEN;
 
 /// `--token` and `--tokens`, shared by every governor command.
 #[derive(Debug, Clone, Default, clap::Args)]

@@ -99,12 +99,14 @@ enum Command {
     },
     /// Remediation governor: run incidents through plan → stress → gate → execute; list, show,
     /// execute, resolve. Exit 0 executed (or dry run), 10 awaiting approval, 11 refused,
-    /// 12 execution failed, 3 could not decide, 64 usage.
+    /// 12 execution failed, 14 not authenticated, 15 role not permitted, 3 could not decide,
+    /// 64 usage.
     Incident {
         #[command(subcommand)]
         command: guardrail::incident_cmd::IncidentCommand,
     },
-    /// Approve (or --force-override) an incident's blocked action, then execute it.
+    /// Approve (or --force-override) an incident's blocked action, then execute it. Who
+    /// approves is your token's identity (with a tokens file) or your OS account.
     Approve(guardrail::approve_cmd::ApproveArgs),
     /// The governor's knowledge base: load, search, review, stats.
     Kb {

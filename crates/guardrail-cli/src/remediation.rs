@@ -38,6 +38,11 @@ pub mod codes {
     /// grant) IS in the audit chain, but its JSONL mirror copy failed; after a grant nothing
     /// further ran. Never reported as "not granted" / "not recorded".
     pub const MIRROR_FAILED: i32 = 13;
+    /// Who acts could not be established (unknown token, `--as` naming someone else, no
+    /// passwd entry); nothing recorded ([`crate::identity`]).
+    pub const UNAUTHENTICATED: i32 = 14;
+    /// The token's role does not permit the command; nothing recorded.
+    pub const FORBIDDEN: i32 = 15;
     /// Usage error.
     pub const USAGE: i32 = 64;
 }
@@ -285,6 +290,13 @@ pub fn now(given: Option<&str>) -> Result<jiff::Timestamp, String> {
         Some(t) => t.parse().map_err(|e| format!("--now {t:?}: not an RFC 3339 timestamp: {e}")),
         None => Ok(jiff::Timestamp::now()),
     }
+}
+
+/// A `--now` that is not a timestamp is a usage error (exit 64), reported before anything is
+/// read or recorded.
+pub fn bad_now(error: &str) -> i32 {
+    eprintln!("guardrail: usage error (exit {}): {error}", codes::USAGE);
+    codes::USAGE
 }
 
 #[cfg(test)]
