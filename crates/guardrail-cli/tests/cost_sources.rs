@@ -486,6 +486,11 @@ fn the_whole_export_is_the_spend_and_a_cost_tag_selects_the_application() {
     assert_eq!(v["cost"]["current_week_avg_usd"], 62.5);
     assert_eq!(v["cost"]["service"], "checkout-api");
     assert_eq!(v["settings"]["cost_tag"], "app=checkout-api");
+    // A provider service alone (the case: refused before, as not the metrics' service).
+    let (code, v) = gate_json(&s, &["--cost", csv, "--cost-service", EC2]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["cost"]["previous_week_avg_usd"], 140.0);
+    assert_eq!(v["cost"]["service"], "unknown");
     // Tag and provider service together: checkout-api's EC2 rows only (40 → 50).
     let (code, v) = gate_json(&s, &["--cost", csv, "--cost-tag", "app=checkout-api", "--cost-service", EC2]);
     assert_eq!(code, 0, "{v}");
