@@ -370,9 +370,9 @@ impl<'a> Ctx<'a> {
         at: Option<&str>,
         (auth, claimed, act): (&AuthArgs, Option<&str>, Act),
     ) -> Result<Ctx<'a>, i32> {
+        let now = Some(now(at).map_err(|e| crate::remediation::bad_now(&e))?);
         let mut errors = Vec::new();
         let cfg = config.load(env).map_err(|e| errors.extend(e)).ok();
-        let now = now(at).map_err(|e| errors.push(e)).ok();
         let logs = match logs {
             None => None,
             Some(p) => NdjsonLogs::open(&p).map_err(|e| errors.push(format!("--logs: {e}"))).ok(),
@@ -847,7 +847,7 @@ fn release_claim(
     let who = actor.name.as_str();
     let at = match now(at) {
         Ok(t) => t.to_string(),
-        Err(e) => return fail(&[e]),
+        Err(e) => return crate::remediation::bad_now(&e),
     };
     let mut log = match crate::remediation::open_log(store, env, &at) {
         Ok(l) => l,
@@ -919,7 +919,7 @@ fn resolve(
     use guardrail_governor::learn::{LearnError, Resolution};
     let at = match now(at) {
         Ok(t) => t.to_string(),
-        Err(e) => return fail(&[e]),
+        Err(e) => return crate::remediation::bad_now(&e),
     };
     let mut log = match crate::remediation::open_log(store, env, &at) {
         Ok(l) => l,

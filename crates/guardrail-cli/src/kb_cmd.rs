@@ -224,7 +224,7 @@ fn review(env: EnvLookup<'_>, kb: &Path, store: &StoreArgs, id: &str, who: &str,
     let who = who.trim();
     let at = match now(at) {
         Ok(t) => t.to_string(),
-        Err(e) => return fail(&[e]),
+        Err(e) => return crate::remediation::bad_now(&e),
     };
     let mut knowledge = match open_kb(kb) {
         Ok(s) => s,

@@ -432,3 +432,27 @@ fn a_condition_without_operator_cannot_decide() {
     s.edit("config/policies.yaml", "        operator: lt\n        value: 30\n", "        value: 30\n");
     refuses(&s, &[], &["policies.yaml", "rule P005", "policies[4].conditions.error_budget_pct.operator"]);
 }
+
+#[test]
+fn a_bad_now_is_a_usage_error_for_the_governor_commands_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let incident = examples().join("../governor/scenarios/incident_high.json");
+    let incident = incident.to_str().unwrap();
+    for args in [
+        vec!["incident", "run", incident, "--now", "yesterday"],
+        vec!["incident", "execute", "inc-live-001", "--now", "yesterday"],
+        vec!["incident", "resolve", "inc-live-001", "--summary", "s", "--action", "a", "--now", "yesterday"],
+        vec!["approve", "inc-live-001", "--reason", "r", "--now", "yesterday"],
+        vec!["kb", "review", "learned-1", "--now", "yesterday"],
+    ] {
+        let mut c = guardrail();
+        for k in ["GUARDRAIL_KB", "GUARDRAIL_GOVERNOR_CONFIG", "GUARDRAIL_TOKENS", "GUARDRAIL_TOKEN"] {
+            c.env_remove(k);
+        }
+        c.current_dir(dir.path()).args(&args);
+        let (code, out, err) = run(c);
+        assert_eq!(code, 64, "{args:?}: {out}{err}");
+        assert!(err.contains("--now") && err.contains("usage error"), "{args:?}: {err}");
+        assert!(!dir.path().join(".guardrail/guardrail.db").exists(), "{args:?}: nothing recorded");
+    }
+}
