@@ -352,6 +352,19 @@ mod tls {
             server
         }
 
+        /// Restarts the server with `ssl = off` and a `pg_hba.conf` that takes plain TCP.
+        fn restart_without_tls(&self) {
+            let data = path(&self.data).to_string();
+            self.pg(BIN, "pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"]);
+            let conf = self.data.join("postgresql.conf");
+            let text = std::fs::read_to_string(&conf).unwrap().replace("\nssl = on\n", "\nssl = off\n");
+            std::fs::write(&conf, text).unwrap();
+            std::fs::write(self.data.join("pg_hba.conf"), "local all all trust\nhost all all 127.0.0.1/32 trust\n")
+                .unwrap();
+            let log = path(&self.dir.path().join("log")).to_string();
+            self.pg(BIN, "pg_ctl", &["-D", &data, "-l", &log, "-w", "-t", "60", "start"]);
+        }
+
         /// Runs a PostgreSQL tool (as `postgres` when we are root); panics with its output on failure.
         fn pg(&self, bin: &str, tool: &str, args: &[&str]) {
             let program = Path::new(bin).join(tool);
@@ -485,5 +498,14 @@ mod tls {
             Err(StoreError::InvalidSpec { reason, .. }) => assert!(reason.starts_with("sslmode:"), "{reason}"),
             other => panic!("expected InvalidSpec, got {other:?}"),
         }
+
+        // The same server without TLS: prefer falls back to plain text, require refuses, and
+        // prefer with a root certificate… is plain too (the server offered no TLS to check).
+        drop(_store);
+        server.restart_without_tls();
+        let _plain = connect(&server.url("application_name=pref-plain")).unwrap_or_else(|e| panic!("prefer: {e}"));
+        assert_eq!(server.ssl_of("pref-plain"), [false]);
+        refused(&server.url("sslmode=require"), "server does not support TLS");
+        refused(&server.url(&format!("sslmode=verify-full&sslrootcert={ca}")), "server does not support TLS");
     }
 }
