@@ -254,7 +254,7 @@ fn pg_append_only_role_is_enough() {
     assert!(format!("{denied:?}").contains("permission denied"), "{denied:?}");
 }
 
-/// TLS (`sslmode`, `sslrootcert`) against a throwaway PostgreSQL 15 started here: its own data
+/// TLS (`sslmode`, `sslrootcert`) against a throwaway PostgreSQL (the newest installed) started here: its own data
 /// directory and port, `ssl = on` with a certificate made by an rcgen CA for `localhost` and
 /// `127.0.0.1`, and a `pg_hba.conf` that accepts TCP only over TLS (`hostssl`). The shared
 /// server on 5432 is not touched. Missing PostgreSQL binaries fail the test (never a skip).
@@ -264,7 +264,26 @@ mod tls {
 
     use guardrail_store::{AuditStore, PostgresStore, StoreError};
 
-    const BIN: &str = "/usr/lib/postgresql/15/bin";
+    /// The newest installed PostgreSQL's binaries (`/usr/lib/postgresql/<version>/bin`, as
+    /// Debian's `postgresql` package, which scripts/test installs, lays them out).
+    fn bin_dir() -> PathBuf {
+        let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .filter_map(|e| Some((e.file_name().to_str()?.parse::<u32>().ok()?, e.path().join("bin"))))
+                    .filter(|(_, bin)| bin.join("initdb").exists() && bin.join("pg_ctl").exists())
+                    .collect()
+            })
+            .unwrap_or_default();
+        versions.sort();
+        match versions.pop() {
+            Some((_, bin)) => bin,
+            None => {
+                panic!("no /usr/lib/postgresql/<version>/bin with initdb and pg_ctl: scripts/test installs PostgreSQL")
+            }
+        }
+    }
 
     struct Ca {
         key: rcgen::KeyPair,
@@ -283,6 +302,8 @@ mod tls {
 
     /// A PostgreSQL cluster in a temporary directory, stopped (immediately) on drop.
     struct Server {
+        /// The PostgreSQL binaries.
+        bin: PathBuf,
         dir: tempfile::TempDir,
         data: PathBuf,
         port: u16,
@@ -295,16 +316,14 @@ mod tls {
 
     impl Server {
         fn start() -> Server {
-            for tool in ["initdb", "pg_ctl"] {
-                let p = Path::new(BIN).join(tool);
-                assert!(p.exists(), "{} is missing: scripts/test installs PostgreSQL 15", p.display());
-            }
+            let bin = bin_dir();
             // initdb refuses to run as root: then the cluster belongs to the `postgres` account.
             let as_postgres = run_output(Command::new("id").arg("-u")).trim() == "0";
             let dir = tempfile::tempdir().unwrap();
             let data = dir.path().join("data");
             let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
             let server = Server {
+                bin,
                 ca_file: dir.path().join("ca.pem"),
                 wrong_ca_file: dir.path().join("wrong-ca.pem"),
                 dir,
@@ -315,7 +334,7 @@ mod tls {
             if as_postgres {
                 chown_to_postgres(server.dir.path());
             }
-            server.pg(BIN, "initdb", &["-D", path(&server.data), "-A", "trust", "-U", "postgres", "--no-sync"]);
+            server.pg("initdb", &["-D", path(&server.data), "-A", "trust", "-U", "postgres", "--no-sync"]);
 
             let ca = ca("Guardrail test PostgreSQL CA");
             let key = rcgen::KeyPair::generate().unwrap();
@@ -348,26 +367,26 @@ mod tls {
                 chown_to_postgres(server.dir.path());
             }
             let log = server.dir.path().join("log");
-            server.pg(BIN, "pg_ctl", &["-D", path(&server.data), "-l", path(&log), "-w", "-t", "60", "start"]);
+            server.pg("pg_ctl", &["-D", path(&server.data), "-l", path(&log), "-w", "-t", "60", "start"]);
             server
         }
 
         /// Restarts the server with `ssl = off` and a `pg_hba.conf` that takes plain TCP.
         fn restart_without_tls(&self) {
             let data = path(&self.data).to_string();
-            self.pg(BIN, "pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"]);
+            self.pg("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"]);
             let conf = self.data.join("postgresql.conf");
             let text = std::fs::read_to_string(&conf).unwrap().replace("\nssl = on\n", "\nssl = off\n");
             std::fs::write(&conf, text).unwrap();
             std::fs::write(self.data.join("pg_hba.conf"), "local all all trust\nhost all all 127.0.0.1/32 trust\n")
                 .unwrap();
             let log = path(&self.dir.path().join("log")).to_string();
-            self.pg(BIN, "pg_ctl", &["-D", &data, "-l", &log, "-w", "-t", "60", "start"]);
+            self.pg("pg_ctl", &["-D", &data, "-l", &log, "-w", "-t", "60", "start"]);
         }
 
         /// Runs a PostgreSQL tool (as `postgres` when we are root); panics with its output on failure.
-        fn pg(&self, bin: &str, tool: &str, args: &[&str]) {
-            let program = Path::new(bin).join(tool);
+        fn pg(&self, tool: &str, args: &[&str]) {
+            let program = self.bin.join(tool);
             let mut cmd = if self.as_postgres {
                 let mut c = Command::new("runuser");
                 c.args(["-u", "postgres", "--"]).arg(&program);
@@ -410,7 +429,7 @@ mod tls {
         fn drop(&mut self) {
             let data = self.data.display().to_string();
             let stop = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.pg(BIN, "pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"])
+                self.pg("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"])
             }));
             if stop.is_err() {
                 eprintln!("could not stop the test PostgreSQL in {data}");
