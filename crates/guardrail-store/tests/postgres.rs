@@ -254,10 +254,11 @@ fn pg_append_only_role_is_enough() {
     assert!(format!("{denied:?}").contains("permission denied"), "{denied:?}");
 }
 
-/// TLS (`sslmode`, `sslrootcert`) against a throwaway PostgreSQL (the newest installed) started here: its own data
-/// directory and port, `ssl = on` with a certificate made by an rcgen CA for `localhost` and
-/// `127.0.0.1`, and a `pg_hba.conf` that accepts TCP only over TLS (`hostssl`). The shared
-/// server on 5432 is not touched. Missing PostgreSQL binaries fail the test (never a skip).
+/// TLS (`sslmode`, `sslrootcert`) against a throwaway PostgreSQL (the newest installed) started
+/// here: its own data directory and port, `ssl = on` with a certificate made by an rcgen CA for
+/// `localhost` and `127.0.0.1`, and a `pg_hba.conf` that accepts TCP only over TLS (`hostssl`).
+/// The shared server on 5432 is not touched. Missing PostgreSQL binaries fail the test (never a
+/// skip).
 mod tls {
     use std::path::{Path, PathBuf};
     use std::process::Command;
