@@ -648,3 +648,33 @@ fn a_decision_on_tagged_rows_replays_with_the_same_rows() {
     let r: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(r["identical"], true, "the recorded tag selects the same rows: {r}");
 }
+
+#[test]
+fn the_example_focus_export_tagged_decides_like_the_shipped_cost_json() {
+    // examples/deploy-gate/data/focus.csv: checkout-api's days of cost.json split over EC2 and
+    // S3 rows tagged app=checkout-api, plus search's EC2 rows and untagged support rows.
+    let s = Scratch::new();
+    let export = examples().join("data/focus.csv");
+    let export = export.to_str().unwrap();
+    let (code, native) = gate_json(&s, &[]);
+    assert_eq!((code, native["policy_id"].as_str()), (1, Some("P005")), "{native}");
+    let (code, tagged) = gate_json(&s, &["--cost", export, "--cost-tag", "app=checkout-api"]);
+    assert_eq!((code, tagged["policy_id"].as_str()), (1, Some("P005")), "{tagged}");
+    for k in ["previous_week_avg_usd", "current_week_avg_usd", "wow_change_pct", "trend", "mtd_spend_usd", "service"] {
+        assert_eq!(tagged["cost"][k], native["cost"][k], "{k}");
+    }
+    // Each day is the sum of its line items in floating point (33.80 + 12.40 is 46.199999999999996).
+    let days = |v: &serde_json::Value| -> Vec<f64> {
+        v["cost"]["daily_costs"].as_array().unwrap().iter().map(|d| d["cost"].as_f64().unwrap()).collect()
+    };
+    let (t, n) = (days(&tagged), days(&native));
+    assert_eq!(t.len(), n.len());
+    assert!(t.iter().zip(&n).all(|(a, b)| (a - b).abs() < 1e-9), "{t:?} vs {n:?}");
+    // The export has no budget; cost.json has one.
+    assert!(tagged["cost"]["budget_utilisation_pct"].is_null());
+    assert_eq!(native["cost"]["budget_utilisation_pct"], 104.91);
+    // The whole file is everyone's spend.
+    let (code, all) = gate_json(&s, &["--cost", export]);
+    assert_eq!(code, 1, "{all}");
+    assert_eq!(all["cost"]["mtd_spend_usd"], 2625.1);
+}
