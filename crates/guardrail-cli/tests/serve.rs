@@ -175,3 +175,71 @@ fn serve_writes_signed_checkpoints_to_a_directory() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("checkpoint example.com/serve-audit (1 record(s)"), "{out}");
 }
+
+#[test]
+fn serve_logs_the_governor_config_in_force_and_reloads_it_when_it_changes() {
+    let s = Scratch::new();
+    let gov = s.path("governor.yaml");
+    let good = "approvals:\n  high: {approvers: [bob]}\n";
+    s.write("governor.yaml", good);
+    let sha = |text: &str| {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(text.as_bytes()))
+    };
+    let bin = assert_cmd::cargo::cargo_bin("guardrail");
+    let mut child = StdCommand::new(bin)
+        .arg("serve")
+        .arg("--root")
+        .arg(s.root())
+        .arg("--store")
+        .arg(s.store())
+        .arg("--governor-config")
+        .arg(&gov)
+        .args(["--bind", "127.0.0.1:0", "--reload-interval-ms", "50"])
+        .env_remove("GUARDRAIL_TOKENS")
+        .env_remove("GUARDRAIL_GOVERNOR_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Generous: CI runs this on two loaded cores.
+    let wait_for = |what: &dyn Fn(&str) -> bool| -> Result<String, String> {
+        let mut seen = String::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(l) if what(&l) => return Ok(l),
+                Ok(l) => seen.push_str(&format!("{l}\n")),
+                Err(_) => break,
+            }
+        }
+        Err(seen)
+    };
+    let path = gov.display().to_string();
+    let first = wait_for(&|l| l.contains("governor config in force"));
+    // A broken config is logged with its error; fixing it logs the config in force again.
+    std::fs::write(&gov, "approvals:\n  high: {aprovers: [bob]}\n").unwrap();
+    let broken = wait_for(&|l| l.contains("cannot be used"));
+    let error = wait_for(&|l| l.contains("aprovers"));
+    let fixed = "approvals:\n  high: {approvers: [alice]}\n";
+    std::fs::write(&gov, fixed).unwrap();
+    let again = wait_for(&|l| l.contains("governor config in force"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let first = first.unwrap_or_else(|e| panic!("no start-up line in:\n{e}"));
+    assert!(first.contains(&path) && first.contains(&sha(good)), "{first}");
+    let broken = broken.unwrap_or_else(|e| panic!("no broken-config line in:\n{e}"));
+    assert!(broken.contains(&path) && broken.contains("refused until it is fixed"), "{broken}");
+    error.unwrap_or_else(|e| panic!("the error is not named in:\n{e}"));
+    let again = again.unwrap_or_else(|e| panic!("no reload line in:\n{e}"));
+    assert!(again.contains(&path) && again.contains(&sha(fixed)), "{again}");
+}
