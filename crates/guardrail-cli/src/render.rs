@@ -374,62 +374,9 @@ fn md(s: &str) -> String {
     s.replace('|', "\\|").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-/// Standard output as every command writes it (through this crate's `print!` / `println!`).
-///
-/// A reader that stops early (`guardrail audit list | head -1`) closes the pipe; std's macros
-/// panic on the `BrokenPipe` that follows, and with `panic = "abort"` that is exit 134 and a
-/// panic message. Here a closed pipe only ends the output: later writes are dropped and the
-/// command finishes and exits with its own code (a gate that decided BLOCK still exits 2 — a
-/// reader closing the pipe never turns a decision into success). Any other write error (a full
-/// disk behind `> file`) is kept for [`finish_stdout`], which reports it.
-pub mod out {
-    use std::io::Write;
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    static CLOSED: AtomicBool = AtomicBool::new(false);
-    static FAILURE: Mutex<Option<String>> = Mutex::new(None);
-
-    fn note(e: std::io::Error) {
-        CLOSED.store(true, Ordering::SeqCst);
-        if e.kind() != std::io::ErrorKind::BrokenPipe
-            && let Ok(mut f) = FAILURE.lock()
-        {
-            f.get_or_insert_with(|| e.to_string());
-        }
-    }
-
-    /// Writes to standard output; see the module documentation for errors.
-    pub fn stdout(args: std::fmt::Arguments<'_>) {
-        if CLOSED.load(Ordering::SeqCst) {
-            return;
-        }
-        if let Err(e) = std::io::stdout().lock().write_fmt(args) {
-            note(e);
-        }
-    }
-
-    /// Writes to standard error, ignoring errors: there is nowhere left to report them, and a
-    /// closed stderr must not end a command (or a server) early.
-    pub fn stderr(args: std::fmt::Arguments<'_>) {
-        let _ = std::io::stderr().lock().write_fmt(args);
-    }
-
-    /// Whether standard output was closed by its reader (or failed).
-    pub fn closed() -> bool {
-        CLOSED.load(Ordering::SeqCst)
-    }
-
-    /// Flushes standard output; the first write error that was not a closed pipe, if any.
-    pub fn finish_stdout() -> Option<String> {
-        if !CLOSED.load(Ordering::SeqCst)
-            && let Err(e) = std::io::stdout().lock().flush()
-        {
-            note(e);
-        }
-        FAILURE.lock().ok().and_then(|f| f.clone())
-    }
-}
+/// Standard output and error as every command writes them: [`guardrail_gate::out`] (shared with
+/// `guardrail serve`), here under the path this crate's print macros use.
+pub use guardrail_gate::out;
 
 /// The job-summary section holding the audit chain's signed checkpoint (`gate --format
 /// github` with a checkpoint key): the note verbatim in a code fence longer than any run of

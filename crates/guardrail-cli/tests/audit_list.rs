@@ -165,3 +165,44 @@ fn a_closed_stdout_pipe_ends_every_command_quietly_with_its_own_exit_code() {
         assert_eq!(code, expected, "{args:?} keeps its own exit code (not 134, not 141): {err}");
     }
 }
+
+#[test]
+fn serve_keeps_serving_when_its_stderr_is_a_closed_pipe() {
+    use std::io::{Read, Write};
+    let d = Dir(tempfile::tempdir().unwrap());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_guardrail"))
+        .current_dir(d.0.path())
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--root"])
+        .arg(common::examples())
+        .env_remove("GUARDRAIL_TOKENS")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::from(writer))
+        .spawn()
+        .unwrap();
+    // The server logs on stderr as it starts ("listening on …"): std's eprintln! would panic
+    // there. It must answer instead.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let answer = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("guardrail serve exited ({status}) with its stderr closed");
+        }
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = write!(s, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+            let mut text = String::new();
+            let _ = s.read_to_string(&mut text);
+            if !text.is_empty() {
+                break text;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "no answer from guardrail serve");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let alive = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(alive, "still serving");
+}

@@ -16,6 +16,7 @@ pub mod ci;
 pub mod exit;
 pub mod gate;
 pub mod inputs;
+pub mod out;
 
 /// The Prometheus source (re-exported so adapters and tests reach its snapshot and fixture).
 pub use guardrail_prometheus as prometheus;

@@ -43,6 +43,14 @@
 
 #![warn(missing_docs)]
 
+// The server logs to stderr through these, not std's (textual scope shadows the prelude's in
+// every module below): std's panic when stderr is a closed pipe (`guardrail serve 2>&1 | head`,
+// a log collector that went away), which under panic = "abort" ends the server.
+// `guardrail_gate::out::stderr` ignores the error instead.
+macro_rules! eprintln {
+    ($($arg:tt)*) => { guardrail_gate::out::stderr(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 pub mod api;
 pub mod auth;
 pub mod checkpoints;
