@@ -85,9 +85,21 @@ pub fn keygen(prefix: &Path, name: Option<String>) -> i32 {
     exit::OK
 }
 
+/// Reads the private key, warning when others than its owner may read it.
+fn load_key(key_file: &Path) -> Result<SigningKey, CheckpointFileError> {
+    let key = files::load_signing_key(key_file)?;
+    if let Some(mode) = files::exposed_key_mode(key_file) {
+        eprintln!(
+            "guardrail: warning: the checkpoint key {} is readable by others (mode {mode:o}); `chmod 600` it",
+            key_file.display()
+        );
+    }
+    Ok(key)
+}
+
 /// Signs the checkpoint of the store `spec`'s chain with the key in `key_file`.
 pub fn sign(spec: &str, key_file: &Path) -> Result<files::SignedCheckpoint, (i32, String)> {
-    let key = files::load_signing_key(key_file).map_err(|e| (exit::CANNOT_DECIDE, format!("checkpoint key {e}")))?;
+    let key = load_key(key_file).map_err(|e| (exit::CANNOT_DECIDE, format!("checkpoint key {e}")))?;
     let mut store = crate::audit_cmd::open(spec).map_err(|e| (exit::CANNOT_DECIDE, e))?;
     files::sign_store(store.as_mut(), &key).map_err(|e| match e {
         CheckpointFileError::ChainBroken { .. } => (exit::DELAY, e.to_string()),
@@ -321,7 +333,7 @@ pub fn serve_options(
         // variable is also the gate's, so without a directory serve writes no checkpoints.
         (Some(_), None) => return Ok(None),
     };
-    let key = files::load_signing_key(&key).map_err(|e| cannot(format!("--checkpoint-key {e}")))?;
+    let key = load_key(&key).map_err(|e| cannot(format!("--checkpoint-key {e}")))?;
     Ok(Some(guardrail_server::checkpoints::CheckpointOptions {
         key,
         dir,

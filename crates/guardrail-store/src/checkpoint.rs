@@ -96,6 +96,23 @@ pub fn load_signing_key(path: &Path) -> Result<SigningKey, CheckpointFileError> 
         .map_err(|source| CheckpointFileError::Key { path: path.to_path_buf(), source })
 }
 
+/// The permission bits of a private key file that others than its owner may read or write
+/// (`Some(mode)`), for a warning: `keygen` creates it 0600, but a copy made from a CI secret
+/// often gets the umask's 0644. `None` when only the owner can, or off Unix.
+pub fn exposed_key_mode(path: &Path) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then_some(mode)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
 /// Reads a verifier key file (`<name>+<key id>+<key>`).
 pub fn load_verifier_key(path: &Path) -> Result<VerifierKey, CheckpointFileError> {
     VerifierKey::parse(&read_small_text(path)?)
@@ -233,6 +250,9 @@ mod tests {
         {
             use std::os::unix::fs::PermissionsExt as _;
             assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(exposed_key_mode(&p), None);
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+            assert_eq!(exposed_key_mode(&p), Some(0o644));
         }
     }
 
