@@ -172,7 +172,13 @@ fn prometheus_lines(p: &guardrail_core::burn::BurnReport, st: Style, v: &mut Vec
 /// The cost section lines.
 pub fn cost_lines(c: &CostReport, _st: Style) -> Vec<String> {
     vec![
-        format!("  Service            {}", c.service),
+        if c.service == guardrail_core::signals::UNKNOWN_SERVICE {
+            // A billing export names an application only through --cost-tag.
+            "  Service            unknown (the cost data names no application; --cost-tag selects one's rows)"
+                .to_string()
+        } else {
+            format!("  Service            {}", c.service)
+        },
         format!(
             "  Previous week      ${:.2}/day  ({} to {})",
             c.previous_week_avg_usd, c.previous_week.start, c.previous_week.end

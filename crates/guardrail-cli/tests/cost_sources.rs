@@ -429,6 +429,7 @@ fn a_budget_rule_cannot_decide_on_a_billing_export_which_has_no_budget() {
         let (code, out, err) = run(c);
         assert_eq!(code, 0, "{err}");
         assert!(!out.contains("of $") && !out.contains("(0.00%)"), "{out}");
+        assert!(out.contains("Service            unknown (the cost data names no application; --cost-tag"), "{out}");
         assert!(out.contains("Spend in series    $1820.00") && out.contains("Monthly budget     unavailable"), "{out}");
         let mut c = guardrail();
         c.args(["cost", "--format", "json", "--root"]).arg(s.root()).arg("--cost").arg(&cost);
