@@ -261,7 +261,9 @@ impl Executor for CommandExecutor {
 /// `ca_file` (verification is never turned off). One deadline, `timeout`, covers name
 /// resolution, connecting, TLS, sending and reading the whole answer (chunked or not).
 /// Redirects are not followed (a 3xx is not success) and proxies from the environment are not
-/// used. A 2xx answer is success. Blocking: do not call from an async task (the server calls
+/// used. A 2xx answer is success. A request that may have reached the server but got no
+/// complete answer in time is a report with `ok: false` and `detail.outcome_unknown` (it
+/// counts as run: the webhook may have acted), not an error. Blocking: do not call from an async task (the server calls
 /// executors from blocking tasks).
 #[derive(Debug, Clone)]
 pub struct WebhookExecutor {
@@ -298,7 +300,9 @@ impl WebhookExecutor {
         let not_configured = |message: String| ExecutionError::NotConfigured { executor: "webhook", message };
         let mut builder = reqwest::Client::builder()
             .timeout(timeout)
-            .connect_timeout(timeout)
+            // A little under the deadline, so a connection (name resolution included) that
+            // cannot be made in time is reported as such, not as an exchange of unknown outcome.
+            .connect_timeout(timeout.mul_f64(0.9))
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .user_agent(concat!("guardrail/", env!("CARGO_PKG_VERSION")));
@@ -324,8 +328,13 @@ impl WebhookExecutor {
     /// The POST and the answer's status and first [`MAX_WEBHOOK_ANSWER`] bytes, all under one
     /// deadline. reqwest's blocking client applies its timeout per read of the body, so a
     /// server trickling bytes would never time out: the exchange runs on a small
-    /// current-thread runtime instead, inside `tokio::time::timeout`.
-    fn exchange(&self, body: String) -> Result<(u16, Vec<u8>), ExecutionError> {
+    /// current-thread runtime instead, inside `tokio::time::timeout_at`.
+    ///
+    /// `Err` only when the request cannot have reached the server (no connection: refused,
+    /// name not resolved, TLS refused); the authorisation then stays open. Once connected, a
+    /// timeout or a broken answer is an [`Exchange`] with `error` set: the webhook may have
+    /// acted, so this counts as run (and failed), never as "did not start", and is not retried.
+    fn exchange(&self, body: String) -> Result<Exchange, ExecutionError> {
         let fail = |message: String| ExecutionError::Failed { executor: "webhook", message };
         let timeout = self.timeout.max(Duration::from_millis(1));
         let client = self.client(timeout)?;
@@ -333,47 +342,65 @@ impl WebhookExecutor {
             .enable_all()
             .build()
             .map_err(|e| fail(format!("could not start the HTTP runtime: {e}")))?;
-        let exchange = async {
-            let mut response = client
-                .post(&self.url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body)
-                .send()
-                .await?;
-            let status = response.status().as_u16();
+        let late = || format!("no complete answer within {} ms", timeout.as_millis());
+        runtime.block_on(async {
+            let deadline = tokio::time::Instant::now() + timeout;
+            let request =
+                client.post(&self.url).header(reqwest::header::CONTENT_TYPE, "application/json").body(body).send();
+            let mut response = match tokio::time::timeout_at(deadline, request).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) if !e.is_connect() => {
+                    let error = if e.is_timeout() { late() } else { error_chain(&e) };
+                    return Ok(Exchange { status: None, answer: Vec::new(), error: Some(error) });
+                }
+                Ok(Err(e)) => {
+                    let cause = error_chain(&e);
+                    // rustls: "invalid peer certificate: UnknownIssuer" (or NotValidForName, Expired…).
+                    let what = if cause.contains("invalid peer certificate") {
+                        "failed TLS verification, the server's certificate is not trusted (give its CA with \
+                         executor.webhook_ca_file)"
+                    } else {
+                        "could not connect"
+                    };
+                    return Err(fail(format!("{} {what}: {cause}", self.url)));
+                }
+                // Connecting, sending or waiting: which one is not known, so the request may
+                // have been delivered.
+                Err(_elapsed) => return Ok(Exchange { status: None, answer: Vec::new(), error: Some(late()) }),
+            };
+            let status = Some(response.status().as_u16());
             let mut answer = Vec::new();
-            // A chunked answer arrives decoded.
-            while let Some(chunk) = response.chunk().await? {
-                let room = MAX_WEBHOOK_ANSWER - answer.len();
-                answer.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                if answer.len() >= MAX_WEBHOOK_ANSWER {
-                    break;
+            loop {
+                // A chunked answer arrives decoded.
+                match tokio::time::timeout_at(deadline, response.chunk()).await {
+                    Ok(Ok(Some(chunk))) => {
+                        let room = MAX_WEBHOOK_ANSWER - answer.len();
+                        answer.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                        if answer.len() >= MAX_WEBHOOK_ANSWER {
+                            return Ok(Exchange { status, answer, error: None });
+                        }
+                    }
+                    Ok(Ok(None)) => return Ok(Exchange { status, answer, error: None }),
+                    Ok(Err(e)) => {
+                        let error =
+                            if e.is_timeout() { late() } else { format!("reading the answer: {}", error_chain(&e)) };
+                        return Ok(Exchange { status, answer, error: Some(error) });
+                    }
+                    Err(_elapsed) => return Ok(Exchange { status, answer, error: Some(late()) }),
                 }
             }
-            Ok::<_, reqwest::Error>((status, answer))
-        };
-        let timed_out = || fail(format!("{}: no complete answer within {} ms", self.url, timeout.as_millis()));
-        match runtime.block_on(async { tokio::time::timeout(timeout, exchange).await }) {
-            Err(_elapsed) => Err(timed_out()),
-            Ok(Ok(done)) => Ok(done),
-            Ok(Err(e)) if e.is_timeout() => Err(timed_out()),
-            Ok(Err(e)) => {
-                let cause = error_chain(&e);
-                // rustls: "invalid peer certificate: UnknownIssuer" (or NotValidForName, Expired…).
-                let what = if cause.contains("invalid peer certificate") {
-                    "failed TLS verification, the server's certificate is not trusted (give its CA with \
-                     executor.webhook_ca_file)"
-                } else if e.is_connect() {
-                    "could not connect"
-                } else if e.is_body() || e.is_decode() {
-                    "reading the answer failed"
-                } else {
-                    "request failed"
-                };
-                Err(fail(format!("{} {what}: {cause}", self.url)))
-            }
-        }
+        })
     }
+}
+
+/// What came back from a webhook the request may have reached.
+struct Exchange {
+    /// The HTTP status, when the answer's head arrived.
+    status: Option<u16>,
+    /// The first bytes of the body.
+    answer: Vec<u8>,
+    /// Why the exchange did not complete (a timeout, a broken answer).
+    error: Option<String>,
 }
 
 impl Executor for WebhookExecutor {
@@ -392,13 +419,21 @@ impl Executor for WebhookExecutor {
             "binding_hash": a.binding_hash,
         }))
         .map_err(|e| ExecutionError::Failed { executor: NAME, message: e.to_string() })?;
-        let (status, answer) = self.exchange(body)?;
-        let detail = json!({
+        let exchange = self.exchange(body)?;
+        let mut detail = json!({
             "url": self.url,
-            "http_status": status,
-            "response": capped(&answer),
+            "http_status": exchange.status,
+            "response": capped(&exchange.answer),
         });
-        Ok(report(NAME, a, false, (200..300).contains(&status), detail))
+        let ok = match exchange.error {
+            None => exchange.status.is_some_and(|s| (200..300).contains(&s)),
+            Some(error) => {
+                detail["error"] = Value::String(format!("{}: {error}", self.url));
+                detail["outcome_unknown"] = Value::Bool(true);
+                false
+            }
+        };
+        Ok(report(NAME, a, false, ok, detail))
     }
 }
 
