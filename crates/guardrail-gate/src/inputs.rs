@@ -258,17 +258,29 @@ fn number_setting(
 /// `GUARDRAIL_PROMETHEUS_CA` file that cannot be read or is not PEM: that is an input file, and
 /// the gate cannot decide (exit 3) as with any other unreadable input.
 pub fn usage_errors(args: &InputArgs, env: EnvLookup<'_>) -> Vec<String> {
-    let input_error = prometheus_ca(args, env).err();
-    match resolve_settings(args, env, Timestamp::UNIX_EPOCH) {
+    match settings(args, env, Timestamp::UNIX_EPOCH) {
         Ok(_) => Vec::new(),
-        Err(errors) => errors.into_iter().filter(|e| Some(e) != input_error.as_ref()).collect(),
+        Err(e) => e.usage,
     }
+}
+
+/// What is wrong with the settings, by who has to fix what.
+struct SettingsErrors {
+    /// Bad flag or variable values ([`usage_errors`]).
+    usage: Vec<String>,
+    /// Files named by a flag that cannot be used (the `--prometheus-ca` file).
+    input: Vec<String>,
 }
 
 /// Resolves thresholds, maximum age and evaluation time. `clock` is the wall clock, used only
 /// when `--now` is absent.
 pub fn resolve_settings(args: &InputArgs, env: EnvLookup<'_>, clock: Timestamp) -> Result<Settings, Vec<String>> {
+    settings(args, env, clock).map_err(|e| e.usage.into_iter().chain(e.input).collect())
+}
+
+fn settings(args: &InputArgs, env: EnvLookup<'_>, clock: Timestamp) -> Result<Settings, SettingsErrors> {
     let mut errors = Vec::new();
+    let mut input_errors = Vec::new();
     let warn = number_setting(&args.cost_warn_pct, env, "COST_WARN_PCT", "cost-warn-pct", 20.0)
         .map_err(|e| errors.push(e))
         .ok();
@@ -348,7 +360,7 @@ pub fn resolve_settings(args: &InputArgs, env: EnvLookup<'_>, clock: Timestamp) 
         errors.push(format!("{origin}: {e}"));
     }
     if let Err(e) = prometheus_ca(args, env) {
-        errors.push(e);
+        input_errors.push(e);
     }
     let now = match &args.now {
         None => clock,
@@ -360,8 +372,8 @@ pub fn resolve_settings(args: &InputArgs, env: EnvLookup<'_>, clock: Timestamp) 
             }
         },
     };
-    if !errors.is_empty() {
-        return Err(errors);
+    if !errors.is_empty() || !input_errors.is_empty() {
+        return Err(SettingsErrors { usage: errors, input: input_errors });
     }
     Ok(Settings {
         cost: CostThresholds {
