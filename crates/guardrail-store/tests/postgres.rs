@@ -520,12 +520,15 @@ mod tls {
         }
 
         // The same server without TLS: prefer falls back to plain text, require refuses, and
-        // prefer with a root certificate… is plain too (the server offered no TLS to check).
+        // prefer with a root certificate is plain too (libpq: the server offered no TLS to check).
         drop(_store);
         server.restart_without_tls();
         let _plain = connect(&server.url("application_name=pref-plain")).unwrap_or_else(|e| panic!("prefer: {e}"));
         assert_eq!(server.ssl_of("pref-plain"), [false]);
         refused(&server.url("sslmode=require"), "server does not support TLS");
         refused(&server.url(&format!("sslmode=verify-full&sslrootcert={ca}")), "server does not support TLS");
+        let _plain_too = connect(&server.url(&format!("sslrootcert={ca}&application_name=pref-root")))
+            .unwrap_or_else(|e| panic!("prefer with a root certificate: {e}"));
+        assert_eq!(server.ssl_of("pref-root"), [false]);
     }
 }
