@@ -198,8 +198,21 @@ pub fn load_cost_as(
     }
 }
 
+/// Names listed in an error, each cut to 80 characters and at most 50 of them: the file
+/// decides how long a service name or tag is, and a message must stay readable and cheap.
 fn quoted_list<'a>(items: impl IntoIterator<Item = &'a String>) -> String {
-    items.into_iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ")
+    let mut out: Vec<String> = Vec::new();
+    for (i, s) in items.into_iter().enumerate() {
+        if i == 50 {
+            out.push("…".to_string());
+            break;
+        }
+        match s.char_indices().nth(80) {
+            Some((cut, _)) => out.push(format!("{:?}… ({} characters)", &s[..cut], s.chars().count())),
+            None => out.push(format!("{s:?}")),
+        }
+    }
+    out.join(", ")
 }
 
 /// The refusal for `--service` naming one of several provider services (see
@@ -227,10 +240,21 @@ fn no_such_service(want: &str, services: &BTreeSet<String>) -> String {
     }
 }
 
-/// The error for a tag no selected row carries.
-fn no_such_tag(tag: &CostTag, values: &BTreeSet<String>) -> String {
-    if values.is_empty() {
+/// How many distinct tag keys an error lists at most.
+const MAX_LISTED_KEYS: usize = 50;
+
+/// The error for a tag no selected row carries; `keys` are tag keys the file has (FOCUS), to
+/// spot a provider's prefix (`user:app`) or a different spelling.
+fn no_such_tag(tag: &CostTag, values: &BTreeSet<String>, keys: &BTreeSet<String>) -> String {
+    if values.is_empty() && keys.is_empty() {
         format!("has no row tagged {tag}: no row has the tag {:?} at all", tag.key)
+    } else if values.is_empty() {
+        let more = if keys.len() >= MAX_LISTED_KEYS { ", …" } else { "" };
+        format!(
+            "has no row tagged {tag}: no row has the tag {:?} at all; the tag keys in this file are: {}{more}",
+            tag.key,
+            quoted_list(keys)
+        )
     } else {
         format!("has no row tagged {tag}; the values of tag {:?} in this file are: {}", tag.key, quoted_list(values))
     }
@@ -290,16 +314,26 @@ fn focus_instant(s: &str) -> Result<(Date, Option<jiff::Timestamp>), String> {
 
 /// Whether a FOCUS `Tags` cell (a JSON object, or empty / `null` for no tags) has `tag`. A
 /// string value is compared as is; a `true` (a valueless tag) or a number by its JSON text.
-fn focus_tag_value(cell: &str, key: &str) -> Result<Option<String>, String> {
+fn focus_tag_value(cell: &str, key: &str, keys: &mut BTreeSet<String>) -> Result<Option<String>, String> {
     let t = cell.trim();
     if t.is_empty() || t == "null" {
         return Ok(None);
     }
     match serde_json::from_str::<serde_json::Value>(t) {
-        Ok(serde_json::Value::Object(m)) => Ok(match m.get(key) {
-            None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::String(v)) => Some(v.clone()),
-            Some(other) => Some(other.to_string()),
+        Ok(serde_json::Value::Object(m)) => Ok({
+            for k in m.keys() {
+                if keys.len() >= MAX_LISTED_KEYS {
+                    break;
+                }
+                if !keys.contains(k) {
+                    keys.insert(k.clone());
+                }
+            }
+            match m.get(key) {
+                None | Some(serde_json::Value::Null) => None,
+                Some(serde_json::Value::String(v)) => Some(v.clone()),
+                Some(other) => Some(other.to_string()),
+            }
         }),
         Ok(other) => Err(format!("must be a JSON object of tags ({{\"app\": \"checkout-api\"}}), got {other}")),
         Err(e) => Err(format!("must be a JSON object of tags ({{\"app\": \"checkout-api\"}}): {e}")),
@@ -363,6 +397,7 @@ fn load_focus(src: &Source, sel: &CostSelection) -> Result<Loaded<CostSeries>, V
         cost: f64,
     }
     let mut rows = Vec::new();
+    let mut tag_keys = BTreeSet::new();
     for rec in rdr.records() {
         let rec = match rec {
             Ok(r) => r,
@@ -421,7 +456,7 @@ fn load_focus(src: &Source, sel: &CostSelection) -> Result<Loaded<CostSeries>, V
         };
         // Tags are read only when they select rows: an unused column cannot refuse a file.
         let tag_value = match (&sel.tag, tags_i) {
-            (Some(tag), Some(ti)) => match focus_tag_value(cell(ti), &tag.key) {
+            (Some(tag), Some(ti)) => match focus_tag_value(cell(ti), &tag.key, &mut tag_keys) {
                 Ok(v) => v,
                 Err(e) => {
                     let f = at(&mut d, "Tags");
@@ -458,7 +493,7 @@ fn load_focus(src: &Source, sel: &CostSelection) -> Result<Loaded<CostSeries>, V
     {
         let values: BTreeSet<String> =
             rows.iter().filter(|r| in_service(r)).filter_map(|r| r.tag_value.clone()).collect();
-        let mut msg = format!("Tags {}", no_such_tag(tag, &values));
+        let mut msg = format!("Tags {}", no_such_tag(tag, &values, &tag_keys));
         if let Some(s) = &sel.provider_service {
             msg.push_str(&format!(" (among the rows of provider service {s:?})"));
         }
@@ -721,7 +756,7 @@ fn read_ce(d: &mut Diags, root: &Node, sel: &CostSelection) -> Option<CostSeries
     if let Some(tag) = &sel.tag
         && !any_selected
     {
-        d.error("ResultsByTime", no_such_tag(tag, &tag_values));
+        d.error("ResultsByTime", no_such_tag(tag, &tag_values, &BTreeSet::new()));
         return None;
     }
     let cost_metrics: Vec<&String> = metrics.iter().filter(|m| CE_COST_METRICS.contains(&m.as_str())).collect();
@@ -898,6 +933,22 @@ mod tests {
         assert!(e.contains("among the rows of provider service \"S3\""), "{e}");
         let e = focus(&sel(None, Some("RDS"))).unwrap_err();
         assert!(e.contains("no provider service \"RDS\"") && e.contains("\"EC2\", \"S3\""), "{e}");
+    }
+
+    #[test]
+    fn a_missing_tag_key_lists_the_keys_and_long_names_are_cut() {
+        let e = focus(&sel(Some("user:app=a"), None)).unwrap_err();
+        assert!(
+            e.contains("no row has the tag \"user:app\" at all; the tag keys in this file are: \"app\", \"flag\""),
+            "{e}"
+        );
+        let long = "x".repeat(100_000);
+        let text = format!(
+            "ChargePeriodStart,EffectiveCost,BillingCurrency,ServiceName\n2026-01-01,1,USD,{long}\n2026-01-01,1,USD,b\n"
+        );
+        let s = CostSelection { provider_service: Some("c".into()), ..CostSelection::default() };
+        let e = load_cost_as(&Source::from_text("f.csv", text), None, &s).unwrap_err()[0].to_string();
+        assert!(e.len() < 400 && e.contains("… (100000 characters)"), "{}", &e[..e.len().min(400)]);
     }
 
     #[test]
