@@ -116,7 +116,7 @@ pub struct InputArgs {
     /// [default: every row of the file]
     #[arg(long, value_name = "KEY=VALUE")]
     pub cost_tag: Option<String>,
-    /// Only these provider services' rows of a billing export: FOCUS ServiceName, Cost Explorer
+    /// Only this provider service's rows of a billing export: FOCUS ServiceName, Cost Explorer
     /// grouped by SERVICE (e.g. "Amazon Elastic Compute Cloud") [env: GUARDRAIL_COST_SERVICE]
     /// [default: every service]
     #[arg(long, value_name = "NAME")]
