@@ -71,6 +71,9 @@ pub fn run(args: McpArgs, env: EnvLookup<'_>) -> i32 {
         eprintln!("guardrail mcp: usage error (exit {}): {}", codes::USAGE, usage.join("; "));
         return codes::USAGE;
     }
+    if let Some(w) = guardrail_gate::ci::explainer_warning(env) {
+        eprintln!("guardrail mcp: warning: {w}");
+    }
     if args.logs_window_minutes == 0 || args.logs_window_minutes > guardrail_governor::tools::MAX_WINDOW_MINUTES {
         return fail("--logs-window-minutes: must be 1–1440");
     }
@@ -96,7 +99,9 @@ pub fn run(args: McpArgs, env: EnvLookup<'_>) -> i32 {
                 Ok(t) => t,
                 Err(es) => return fail(&es.iter().map(|e| e.0.clone()).collect::<Vec<_>>().join("; ")),
             };
-            let verify: TokenVerifier = Arc::new(move |t: &str| tokens.check(t).map(|c| (c.identity, guardrail_server::McpRoleExt::to_mcp(c.role))));
+            let verify: TokenVerifier = Arc::new(move |t: &str| {
+                tokens.check(t).map(|c| (c.identity, guardrail_server::McpRoleExt::to_mcp(c.role)))
+            });
             let mut opts = HttpOptions::default();
             if !addr.ip().is_loopback() {
                 // Bound beyond loopback on purpose: accept the Host it was asked for too.
