@@ -292,7 +292,9 @@ fn main() -> ExitCode {
                 _ => exit::USAGE,
             };
             let _ = e.print();
-            if code == exit::USAGE && gate_wants_json(std::env::args().skip(1)) {
+            // args_os: std::env::args panics on an argument that is not UTF-8.
+            let args = std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned());
+            if code == exit::USAGE && gate_wants_json(args) {
                 // clap's own first line ("unexpected argument '--x' found"), without styling.
                 let rendered = e.render().to_string();
                 let first = rendered.lines().next().unwrap_or("invalid command line");
@@ -361,6 +363,9 @@ fn run(cli: Cli) -> i32 {
             guardrail::checkpoint_cmd::after_gate(code, github, checkpoint_key, &store.spec(env), env)
         }
         Command::Slo { inputs, format } => {
+            if let Err(code) = check_usage(&inputs, env) {
+                return code;
+            }
             let paths = inputs::resolve_paths(&inputs, env);
             let settings = match inputs::resolve_settings(&inputs, env, jiff::Timestamp::now()) {
                 Ok(s) => s,
