@@ -235,13 +235,25 @@ impl Executor for CommandExecutor {
                 Ok(None) if start.elapsed() >= self.timeout => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return Err(ExecutionError::Failed {
-                        executor: NAME,
-                        message: format!("{program} did not finish within {} s and was killed", self.timeout.as_secs()),
-                    });
+                    // The command started and may have acted before it was killed: a run that
+                    // failed with an unknown outcome, never "did not start" (which would leave
+                    // the authorisation open for a second run). The output readers are not
+                    // joined: a grandchild may still hold the pipes open.
+                    let error =
+                        format!("{program} did not finish within {} ms and was killed", self.timeout.as_millis());
+                    return Ok(report(NAME, a, false, false, unknown_outcome(&argv, error)));
                 }
                 Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-                Err(e) => return Err(ExecutionError::Failed { executor: NAME, message: format!("waiting: {e}") }),
+                Err(e) => {
+                    let _ = child.kill();
+                    return Ok(report(
+                        NAME,
+                        a,
+                        false,
+                        false,
+                        unknown_outcome(&argv, format!("waiting for {program}: {e}")),
+                    ));
+                }
             }
         };
         let stdout = out_t.join().unwrap_or_default();
@@ -254,6 +266,12 @@ impl Executor for CommandExecutor {
         });
         Ok(report(NAME, a, false, status.success(), detail))
     }
+}
+
+/// The detail of a command that started but whose result is not known (killed at the
+/// timeout, or its status could not be read).
+fn unknown_outcome(argv: &[String], error: String) -> Value {
+    json!({"argv": argv, "exit_code": null, "error": error, "outcome_unknown": true})
 }
 
 /// POSTs the action as JSON through reqwest (rustls with *ring*): `http://` or

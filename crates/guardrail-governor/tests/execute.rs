@@ -91,7 +91,7 @@ fn command_executor_uses_argv_and_reports_failures() {
     let r = execute_checked(&exec, &h, &o.incident, &o.plan.output, "scale_worker_pool").unwrap();
     assert!(!r.ok);
     assert_eq!(r.detail["exit_code"], 1);
-    // No template, a missing program, a timeout: errors.
+    // No template, a missing program: errors (nothing ran).
     let exec = CommandExecutor { commands: BTreeMap::new(), timeout: Duration::from_secs(5) };
     assert!(matches!(exec.name(), "command"));
     assert!(matches!(
@@ -104,8 +104,12 @@ fn command_executor_uses_argv_and_reports_failures() {
         Err(ExecutionError::Failed { .. })
     ));
     let exec = CommandExecutor { commands: commands(&["sleep", "5"]), timeout: Duration::from_millis(200) };
-    let e = execute_checked(&exec, &h, &o.incident, &o.plan.output, "scale_worker_pool").unwrap_err();
-    assert!(e.to_string().contains("did not finish"), "{e}");
+    // A command killed at its timeout had started and may have acted: a run that failed with
+    // an unknown outcome, not "did not start" (which would leave the authorisation open).
+    let r = execute_checked(&exec, &h, &o.incident, &o.plan.output, "scale_worker_pool").unwrap();
+    assert!(!r.ok && !r.dry_run, "{r:?}");
+    assert_eq!(r.detail["outcome_unknown"], true, "{r:?}");
+    assert!(r.detail["error"].as_str().unwrap().contains("did not finish within 200 ms"), "{r:?}");
     // A template with a parameter outside the allow-list is refused before anything runs.
     let exec = CommandExecutor { commands: commands(&["echo", "{summary}"]), timeout: Duration::from_secs(5) };
     assert!(matches!(
