@@ -76,9 +76,9 @@ pub use prometheus::{
     check_ca_pem, check_url, load_prometheus,
 };
 pub use slo_specs::{
-    ANNOTATION_PREFIX, ImportedSlo, OpenSloDuration, SPEC_RETRIES, SPEC_TIMEOUT_MS, SloSpecFormat, SpecExtras,
-    SpecSlo, classify_slo_file, counts_from_rate, detect_slo_spec, load_slo_specs, load_spec_slo,
-    parse_openslo_duration, select_slo,
+    ANNOTATION_PREFIX, ImportedSlo, OpenSloDuration, SPEC_RETRIES, SPEC_TIMEOUT_MS, SloSpecFormat, SpecExtras, SpecSlo,
+    classify_slo_file, counts_from_rate, detect_slo_spec, load_slo_specs, load_spec_slo, parse_openslo_duration,
+    select_slo,
 };
 pub use slos::load_slos;
 pub use source::{Source, read_source};
