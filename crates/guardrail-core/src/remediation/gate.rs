@@ -1,0 +1,399 @@
+//! The gate: [`gate`] and the record of its decision ([`GateDecision`], [`Comparison`]).
+
+use serde::Serialize;
+
+use crate::policy::{self, Action, DefaultRule, Operator, Policy, PolicySet, Scalar, Threshold};
+use crate::pyround::py_round;
+use crate::signals::{SignalValue, Signals};
+
+use super::{
+    ActionClass, CanonicalAction, ESCALATE_TO_HUMAN, GateOutput, PlanOutput, RemediationRules, RuleEffect, Severity,
+    StressOutput, Verdict, check_rules, normalise_action,
+};
+
+/// One compared value: `input operator threshold` with the actual value and the result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    /// The rule it belongs to.
+    pub rule: String,
+    /// What was compared (a gate input or a deploy signal).
+    pub input: String,
+    /// Operator.
+    pub operator: Operator,
+    /// Threshold, from the rules.
+    pub threshold: Threshold,
+    /// The actual value.
+    pub actual: SignalValue,
+    /// Whether the comparison held.
+    pub held: bool,
+}
+
+/// The gate's decision: the contract object plus everything needed to explain it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GateDecision {
+    /// The contract object.
+    pub output: GateOutput,
+    /// The rule that decided: the first that fired, or `validated` for an execution.
+    pub rule: String,
+    /// Every rule that fired, in evaluation order.
+    pub fired: Vec<String>,
+    /// Every value compared, for every rule, fired or not.
+    pub compared: Vec<Comparison>,
+    /// A human must approve before anything runs (every block).
+    pub requires_approval: bool,
+    /// An ordinary approval is refused; only FORCE_OVERRIDE releases it.
+    pub requires_force_override: bool,
+    /// Position changed or confidence fell by at least `disagreement_delta`.
+    pub disagreement_detected: bool,
+    /// `accept_planner_action`, `execute_with_guardrails` or `escalate_for_human_approval`.
+    pub arbiter_resolution: String,
+    /// What would run: the final position when executing, else `escalate_to_human`.
+    pub execution_mode: String,
+    /// The action's classes (from the vocabulary), as used by the signal rules.
+    pub action_classes: Vec<ActionClass>,
+    /// Things worth knowing that decided nothing (e.g. signal rules skipped without signals).
+    pub notes: Vec<String>,
+}
+
+fn num(v: f64) -> Threshold {
+    Threshold::Scalar(Scalar::Number(v))
+}
+
+fn text(s: &str) -> Threshold {
+    Threshold::Scalar(Scalar::Text(s.to_string()))
+}
+
+fn clamp_unit(v: f64, hi: f64) -> f64 {
+    if v.is_finite() { v.clamp(0.0, hi) } else { 0.0 }
+}
+
+/// Rule ids the gate uses besides `signal:<id>` for signal rules.
+pub mod rule_ids {
+    /// Plan and stress are about different incidents, or violate their contracts.
+    pub const INVALID_INPUTS: &str = "invalid_inputs";
+    /// The rule set itself is invalid.
+    pub const INVALID_RULES: &str = "invalid_rules";
+    /// A conflicting action policy.
+    pub const POLICY_CONFLICT: &str = "policy_conflict";
+    /// Too many verified contradictions.
+    pub const MULTIPLE_CONTRADICTIONS: &str = "multiple_contradictions";
+    /// Too little evidence.
+    pub const INSUFFICIENT_COVERAGE: &str = "insufficient_coverage";
+    /// Critical severity.
+    pub const CRITICAL_SEVERITY: &str = "critical_severity";
+    /// A fabricated authority was not rejected.
+    pub const FABRICATION_NOT_REJECTED: &str = "fabrication_not_rejected";
+    /// Deploy signals were required and not given.
+    pub const DEPLOY_SIGNALS_MISSING: &str = "deploy_signals_missing";
+    /// The final position is not the action that was checked.
+    pub const POSITION_CHANGED: &str = "position_changed";
+    /// The plan is itself an escalation (investigate and escalate, pause for approval).
+    pub const ESCALATION_ONLY: &str = "escalation_only";
+    /// Nothing fired.
+    pub const VALIDATED: &str = "validated";
+}
+
+/// The gate (reference note §2.7, plus Guardrail's rules). Pure and total: it always decides,
+/// and anything it cannot vouch for blocks.
+///
+/// Order: inputs sane → policy conflicts → contradictions ≥ `block_at_contradictions` →
+/// coverage < `min_evidence_coverage` with no support → critical severity (FORCE_OVERRIDE) →
+/// fabricated authority not rejected → deploy-signal rules → a final position that differs
+/// from the checked action → a plan that is itself an escalation. Reasons accumulate in that
+/// order, as in the original (the last two only when nothing else fired); `rule` names the
+/// first that fired.
+pub fn gate(
+    plan: &PlanOutput,
+    stress: &StressOutput,
+    incident_severity: Severity,
+    deploy_signals: Option<&Signals>,
+    rules: &RemediationRules,
+) -> GateDecision {
+    use rule_ids::*;
+    let mut compared: Vec<Comparison> = Vec::new();
+    let mut fired: Vec<String> = Vec::new();
+    let mut reasons: Vec<String> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    let mut force_override = false;
+    let mut cmp = |rule: &str, input: &str, operator: Operator, threshold: Threshold, actual: SignalValue, held| {
+        compared.push(Comparison { rule: rule.into(), input: input.into(), operator, threshold, actual, held });
+        held
+    };
+
+    // 0. Inputs and rules we can vouch for.
+    let mut invalid: Vec<String> = plan.contract_violations();
+    invalid.extend(stress.contract_violations());
+    if plan.incident_id != stress.incident_id {
+        invalid.push(format!("plan is for {} but stress is for {}", plan.incident_id, stress.incident_id));
+    }
+    if stress.claim_evidence.len() != plan.key_claims.len() {
+        invalid.push(format!(
+            "stress has {} claim entries for {} plan claims",
+            stress.claim_evidence.len(),
+            plan.key_claims.len()
+        ));
+    }
+    let listed: usize = stress.claim_evidence.iter().map(|c| c.contradiction_docs.len()).sum();
+    if listed != stress.contradiction_count as usize {
+        invalid.push(format!(
+            "contradiction_count {} disagrees with the {listed} contradicting documents listed",
+            stress.contradiction_count
+        ));
+    }
+    if !invalid.is_empty() {
+        fired.push(INVALID_INPUTS.into());
+        reasons.push(format!("Gate inputs are invalid: {}", invalid.join("; ")));
+    }
+    let rule_errors: Vec<String> = check_rules(rules)
+        .into_iter()
+        .filter(|i| i.severity == policy::Severity::Error)
+        .map(|i| format!("{}: {}", i.path, i.message))
+        .collect();
+    if !rule_errors.is_empty() {
+        fired.push(INVALID_RULES.into());
+        reasons.push(format!("Remediation rules are invalid: {}", rule_errors.join("; ")));
+    }
+
+    // The original's derived values (§2.7 step 1–3).
+    let raw_delta = plan.confidence_initial - stress.confidence_post_stress;
+    let position_changed = plan.proposed_action != stress.position_after_stress;
+    let act: u8 = u8::from(position_changed || raw_delta >= rules.act_delta);
+    let iii = stress.integration_quality;
+    let ri = if position_changed { 0.0 } else { 0.7 };
+    let contract_valid = !plan.proposed_action.is_empty() && plan.confidence_initial >= 0.0;
+    let per = if contract_valid { 0.2 } else { 0.6 };
+    let total_support: usize = stress.claim_evidence.iter().map(|c| c.support_docs.len()).sum();
+    let disagreement = position_changed || raw_delta >= rules.disagreement_delta;
+
+    // 1. Policy conflicts.
+    let n_conflicts = stress.policy_conflicts.len();
+    if cmp(
+        POLICY_CONFLICT,
+        "policy_conflicts",
+        Operator::Gt,
+        num(0.0),
+        SignalValue::Number(n_conflicts as f64),
+        n_conflicts > 0,
+    ) {
+        fired.push(POLICY_CONFLICT.into());
+        reasons.push(format!("Policy conflict: {}", stress.policy_conflicts.join(", ")));
+    }
+    // 2. Contradictions.
+    let c = stress.contradiction_count;
+    if cmp(
+        MULTIPLE_CONTRADICTIONS,
+        "contradiction_count",
+        Operator::Gte,
+        num(f64::from(rules.block_at_contradictions)),
+        SignalValue::Number(f64::from(c)),
+        c >= rules.block_at_contradictions,
+    ) {
+        fired.push(MULTIPLE_CONTRADICTIONS.into());
+        reasons.push("Multiple technical contradictions".into());
+    }
+    // 3. Coverage (both comparisons recorded; the rule is their AND).
+    let low = cmp(
+        INSUFFICIENT_COVERAGE,
+        "evidence_coverage",
+        Operator::Lt,
+        num(rules.min_evidence_coverage),
+        SignalValue::Number(iii),
+        // NaN coverage is not "enough coverage".
+        iii.is_nan() || iii < rules.min_evidence_coverage,
+    );
+    let none = cmp(
+        INSUFFICIENT_COVERAGE,
+        "total_support",
+        Operator::Eq,
+        num(0.0),
+        SignalValue::Number(total_support as f64),
+        total_support == 0,
+    );
+    if low && none {
+        fired.push(INSUFFICIENT_COVERAGE.into());
+        reasons.push("Insufficient evidence coverage for safe auto-remediation".into());
+    }
+    // 4. Critical severity.
+    if rules.critical_requires_force_override
+        && cmp(
+            CRITICAL_SEVERITY,
+            "severity",
+            Operator::Eq,
+            text("critical"),
+            SignalValue::Text(incident_severity.as_str().into()),
+            incident_severity == Severity::Critical,
+        )
+    {
+        fired.push(CRITICAL_SEVERITY.into());
+        force_override = true;
+        reasons.push("Critical severity: remediation requires FORCE_OVERRIDE by a human".into());
+    }
+    // 5. Fabricated authority (the original only added a reason; Guardrail blocks).
+    if cmp(
+        FABRICATION_NOT_REJECTED,
+        "fabricated_authority_rejected",
+        Operator::Eq,
+        Threshold::Scalar(Scalar::Bool(false)),
+        SignalValue::Bool(stress.fabricated_authority_rejected),
+        !stress.fabricated_authority_rejected,
+    ) {
+        fired.push(FABRICATION_NOT_REJECTED.into());
+        reasons.push("Fabricated authority was not rejected".into());
+    }
+    // 6. Deploy-signal rules.
+    let action = normalise_action(&plan.proposed_action, None);
+    let classes = action.classes();
+    let class_actual = SignalValue::Text(classes.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(","));
+    let mut signals_missing_noted = false;
+    for r in &rules.signal_rules {
+        let rule = format!("signal:{}", r.id);
+        let applies = r.action_classes.is_empty() || r.action_classes.iter().any(|c| classes.contains(c));
+        let wanted = Threshold::List(r.action_classes.iter().map(|c| Scalar::Text(c.as_str().into())).collect());
+        if !r.action_classes.is_empty() {
+            cmp(&rule, "action_class", Operator::In, wanted, class_actual.clone(), applies);
+        }
+        if !applies {
+            continue;
+        }
+        let Some(signals) = deploy_signals else {
+            if rules.require_deploy_signals {
+                if !signals_missing_noted {
+                    fired.push(DEPLOY_SIGNALS_MISSING.into());
+                    reasons.push("Deploy signals are required by the rules but were not given".into());
+                    signals_missing_noted = true;
+                }
+            } else {
+                notes.push(format!("signal rule {} not evaluated: no deploy signals were given", r.id));
+            }
+            continue;
+        };
+        let set = PolicySet {
+            version: None,
+            description: None,
+            policies: vec![Policy {
+                id: r.id.clone(),
+                name: r.description.clone(),
+                priority: 0,
+                action: Action::Block,
+                conditions: r.when.clone(),
+                reason: r.description.clone(),
+                remediation: String::new(),
+                delay_minutes: 0,
+            }],
+            default_action: Some(DefaultRule {
+                action: Action::Allow,
+                reason: String::new(),
+                remediation: String::new(),
+                delay_minutes: 0,
+            }),
+        };
+        let (matched, outcomes, failure) = match policy::evaluate(&set, signals) {
+            Ok(d) => {
+                let outcomes = d.trace.first().map(|t| t.conditions.clone()).unwrap_or_default();
+                (d.action == Action::Block, outcomes, None)
+            }
+            // A signal the rule needs is unavailable, or the rule is invalid: fail closed.
+            Err(e) => (true, Vec::new(), Some(e.to_string())),
+        };
+        for o in outcomes {
+            cmp(&rule, &o.signal, o.operator, o.threshold, o.actual, o.result);
+        }
+        if matched {
+            fired.push(rule.clone());
+            if r.effect == RuleEffect::RequireForceOverride {
+                force_override = true;
+            }
+            match failure {
+                None => reasons.push(format!("{} (rule {})", r.description, r.id)),
+                Some(why) => reasons.push(format!("Rule {} could not be evaluated ({why}); failing closed", r.id)),
+            }
+        }
+    }
+    // 7. What executes must be what was checked (the original executed the verifier's string).
+    let blocked_so_far = !fired.is_empty();
+    if cmp(
+        POSITION_CHANGED,
+        "final_position",
+        Operator::Neq,
+        text(&plan.proposed_action),
+        SignalValue::Text(stress.position_after_stress.clone()),
+        position_changed,
+    ) && !blocked_so_far
+    {
+        fired.push(POSITION_CHANGED.into());
+        reasons.push("Final position differs from the checked action; escalated to human".into());
+    }
+    // 8. A plan to escalate or pause has nothing to execute: it is a block by nature. Only
+    // evidence found for such a plan (e.g. documents about the service that match its words)
+    // could otherwise make it "execute".
+    let escalation = matches!(
+        action.canonical,
+        Some(CanonicalAction::InvestigateAndEscalate | CanonicalAction::PauseAndRequestDbaApproval)
+    );
+    if cmp(
+        ESCALATION_ONLY,
+        "proposed_action",
+        Operator::In,
+        Threshold::List(vec![
+            Scalar::Text(CanonicalAction::InvestigateAndEscalate.id().into()),
+            Scalar::Text(CanonicalAction::PauseAndRequestDbaApproval.id().into()),
+        ]),
+        SignalValue::Text(action.id.clone()),
+        escalation,
+    ) && fired.is_empty()
+    {
+        fired.push(ESCALATION_ONLY.into());
+        reasons.push("The plan is to escalate to a human; nothing is executed automatically".into());
+    }
+
+    let decision = if fired.is_empty() { Verdict::Execute } else { Verdict::BlockAndEscalate };
+    // Arbiter (§2.7 step 9–10).
+    let arbiter = match (disagreement, decision) {
+        (true, Verdict::Execute) => {
+            reasons.push("Planner/Verifier disagreement detected; executing with guardrails".into());
+            "execute_with_guardrails"
+        }
+        (true, Verdict::BlockAndEscalate) => {
+            reasons.push("Planner/Verifier disagreement detected; escalated to human".into());
+            "escalate_for_human_approval"
+        }
+        (false, Verdict::BlockAndEscalate) => "escalate_for_human_approval",
+        (false, Verdict::Execute) => "accept_planner_action",
+    };
+    if decision == Verdict::Execute && reasons.is_empty() {
+        reasons.push("Validated against runbooks and live telemetry; safety threshold passed.".into());
+    }
+    let adaptability = f64::from(act) * iii * (1.0 - ri) * (1.0 - per);
+    let output = GateOutput {
+        incident_id: plan.incident_id.clone(),
+        initial_position: plan.proposed_action.clone(),
+        final_position: stress.position_after_stress.clone(),
+        confidence_initial: clamp_unit(plan.confidence_initial, 10.0),
+        confidence_final: clamp_unit(stress.confidence_post_stress, 10.0),
+        confidence_delta: clamp_unit(py_round(raw_delta, 2), 10.0),
+        act,
+        iii: clamp_unit(iii, 1.0),
+        ri,
+        per,
+        adaptability_score: clamp_unit(py_round(adaptability, 4), 1.0),
+        decision,
+        reasons,
+    };
+    let execution_mode = match decision {
+        Verdict::Execute => stress.position_after_stress.clone(),
+        Verdict::BlockAndEscalate => ESCALATE_TO_HUMAN.to_string(),
+    };
+    GateDecision {
+        output,
+        rule: fired.first().cloned().unwrap_or_else(|| VALIDATED.to_string()),
+        fired,
+        compared,
+        requires_approval: decision == Verdict::BlockAndEscalate,
+        requires_force_override: force_override && decision == Verdict::BlockAndEscalate,
+        disagreement_detected: disagreement,
+        arbiter_resolution: arbiter.to_string(),
+        execution_mode,
+        action_classes: classes,
+        notes,
+    }
+}
