@@ -7,8 +7,8 @@ use crate::pyround::py_round;
 use crate::signals::{SignalValue, Signals};
 
 use super::{
-    ActionClass, CanonicalAction, ESCALATE_TO_HUMAN, GateOutput, PlanOutput, RemediationRules, RuleEffect, Severity,
-    StressOutput, Verdict, check_rules, normalise_action,
+    ActionClass, CanonicalAction, ESCALATE_TO_HUMAN, GateOutput, NormalisedAction, PlanOutput, RemediationRules,
+    RuleEffect, Severity, SignalRule, StressOutput, Verdict, check_rules, normalise_action,
 };
 
 /// One compared value: `input operator threshold` with the actual value and the result.
@@ -101,7 +101,7 @@ pub mod rule_ids {
 /// fabricated authority not rejected → deploy-signal rules → a final position that differs
 /// from the checked action → a plan that is itself an escalation. Reasons accumulate in that
 /// order, as in the original (the last two only when nothing else fired); `rule` names the
-/// first that fired.
+/// first that fired. Each step is a function below, in that order.
 pub fn gate(
     plan: &PlanOutput,
     stress: &StressOutput,
@@ -109,18 +109,111 @@ pub fn gate(
     deploy_signals: Option<&Signals>,
     rules: &RemediationRules,
 ) -> GateDecision {
-    use rule_ids::*;
-    let mut compared: Vec<Comparison> = Vec::new();
-    let mut fired: Vec<String> = Vec::new();
-    let mut reasons: Vec<String> = Vec::new();
-    let mut notes: Vec<String> = Vec::new();
-    let mut force_override = false;
-    let mut cmp = |rule: &str, input: &str, operator: Operator, threshold: Threshold, actual: SignalValue, held| {
-        compared.push(Comparison { rule: rule.into(), input: input.into(), operator, threshold, actual, held });
-        held
-    };
+    let mut findings = Findings::default();
+    check_inputs(&mut findings, plan, stress, rules);
+    let derived = Derived::of(plan, stress, rules);
+    check_policy_conflicts(&mut findings, stress);
+    check_contradictions(&mut findings, stress, rules);
+    check_coverage(&mut findings, stress, rules, derived.total_support);
+    check_severity(&mut findings, incident_severity, rules);
+    check_fabrication(&mut findings, stress);
+    let action = normalise_action(&plan.proposed_action, None);
+    let classes = action.classes();
+    check_signal_rules(&mut findings, &classes, deploy_signals, rules);
+    check_position(&mut findings, plan, stress, derived.position_changed);
+    check_escalation_only(&mut findings, &action);
+    conclude(findings, plan, stress, &derived, classes)
+}
 
-    // 0. Inputs and rules we can vouch for.
+/// What the steps have found so far, in evaluation order.
+#[derive(Default)]
+struct Findings {
+    /// Every value compared, fired or not.
+    compared: Vec<Comparison>,
+    /// Every rule that fired.
+    fired: Vec<String>,
+    /// The reasons of the contract object.
+    reasons: Vec<String>,
+    /// Things worth knowing that decided nothing.
+    notes: Vec<String>,
+    /// A fired rule demands FORCE_OVERRIDE.
+    force_override: bool,
+}
+
+impl Findings {
+    /// Records `input operator threshold` against `actual` for `rule`; returns `held`.
+    fn compare(
+        &mut self,
+        rule: &str,
+        input: &str,
+        operator: Operator,
+        threshold: Threshold,
+        actual: SignalValue,
+        held: bool,
+    ) -> bool {
+        self.compared.push(Comparison { rule: rule.into(), input: input.into(), operator, threshold, actual, held });
+        held
+    }
+
+    /// `rule` fired, for `reason`.
+    fn fire(&mut self, rule: &str, reason: impl Into<String>) {
+        self.fired.push(rule.into());
+        self.reasons.push(reason.into());
+    }
+}
+
+/// The original's derived values (§2.7 steps 1–3).
+struct Derived {
+    /// `confidence_initial - confidence_post_stress`, unrounded.
+    raw_delta: f64,
+    position_changed: bool,
+    act: u8,
+    iii: f64,
+    ri: f64,
+    per: f64,
+    /// Support documents over all claims.
+    total_support: usize,
+    /// Position changed or confidence fell by at least `disagreement_delta`.
+    disagreement: bool,
+}
+
+impl Derived {
+    fn of(plan: &PlanOutput, stress: &StressOutput, rules: &RemediationRules) -> Derived {
+        let raw_delta = plan.confidence_initial - stress.confidence_post_stress;
+        let position_changed = plan.proposed_action != stress.position_after_stress;
+        let contract_valid = !plan.proposed_action.is_empty() && plan.confidence_initial >= 0.0;
+        Derived {
+            raw_delta,
+            position_changed,
+            act: u8::from(position_changed || raw_delta >= rules.act_delta),
+            iii: stress.integration_quality,
+            ri: if position_changed { 0.0 } else { 0.7 },
+            per: if contract_valid { 0.2 } else { 0.6 },
+            total_support: stress.claim_evidence.iter().map(|c| c.support_docs.len()).sum(),
+            disagreement: position_changed || raw_delta >= rules.disagreement_delta,
+        }
+    }
+}
+
+/// Step 0: plan and stress that disagree with their contracts or with each other, and rules
+/// that do not pass their own lint, block.
+fn check_inputs(findings: &mut Findings, plan: &PlanOutput, stress: &StressOutput, rules: &RemediationRules) {
+    let invalid = input_violations(plan, stress);
+    if !invalid.is_empty() {
+        findings.fire(rule_ids::INVALID_INPUTS, format!("Gate inputs are invalid: {}", invalid.join("; ")));
+    }
+    let rule_errors: Vec<String> = check_rules(rules)
+        .into_iter()
+        .filter(|i| i.severity == policy::Severity::Error)
+        .map(|i| format!("{}: {}", i.path, i.message))
+        .collect();
+    if !rule_errors.is_empty() {
+        findings.fire(rule_ids::INVALID_RULES, format!("Remediation rules are invalid: {}", rule_errors.join("; ")));
+    }
+}
+
+/// Contract violations of plan and stress, and every way they disagree with each other.
+fn input_violations(plan: &PlanOutput, stress: &StressOutput) -> Vec<String> {
     let mut invalid: Vec<String> = plan.contract_violations();
     invalid.extend(stress.contract_violations());
     if plan.incident_id != stress.incident_id {
@@ -140,60 +233,45 @@ pub fn gate(
             stress.contradiction_count
         ));
     }
-    if !invalid.is_empty() {
-        fired.push(INVALID_INPUTS.into());
-        reasons.push(format!("Gate inputs are invalid: {}", invalid.join("; ")));
-    }
-    let rule_errors: Vec<String> = check_rules(rules)
-        .into_iter()
-        .filter(|i| i.severity == policy::Severity::Error)
-        .map(|i| format!("{}: {}", i.path, i.message))
-        .collect();
-    if !rule_errors.is_empty() {
-        fired.push(INVALID_RULES.into());
-        reasons.push(format!("Remediation rules are invalid: {}", rule_errors.join("; ")));
-    }
+    invalid
+}
 
-    // The original's derived values (§2.7 step 1–3).
-    let raw_delta = plan.confidence_initial - stress.confidence_post_stress;
-    let position_changed = plan.proposed_action != stress.position_after_stress;
-    let act: u8 = u8::from(position_changed || raw_delta >= rules.act_delta);
-    let iii = stress.integration_quality;
-    let ri = if position_changed { 0.0 } else { 0.7 };
-    let contract_valid = !plan.proposed_action.is_empty() && plan.confidence_initial >= 0.0;
-    let per = if contract_valid { 0.2 } else { 0.6 };
-    let total_support: usize = stress.claim_evidence.iter().map(|c| c.support_docs.len()).sum();
-    let disagreement = position_changed || raw_delta >= rules.disagreement_delta;
-
-    // 1. Policy conflicts.
+/// Step 1: any conflicting action policy blocks.
+fn check_policy_conflicts(findings: &mut Findings, stress: &StressOutput) {
     let n_conflicts = stress.policy_conflicts.len();
-    if cmp(
-        POLICY_CONFLICT,
+    if findings.compare(
+        rule_ids::POLICY_CONFLICT,
         "policy_conflicts",
         Operator::Gt,
         num(0.0),
         SignalValue::Number(n_conflicts as f64),
         n_conflicts > 0,
     ) {
-        fired.push(POLICY_CONFLICT.into());
-        reasons.push(format!("Policy conflict: {}", stress.policy_conflicts.join(", ")));
+        findings.fire(rule_ids::POLICY_CONFLICT, format!("Policy conflict: {}", stress.policy_conflicts.join(", ")));
     }
-    // 2. Contradictions.
+}
+
+/// Step 2: contradictions at or above `block_at_contradictions` block.
+fn check_contradictions(findings: &mut Findings, stress: &StressOutput, rules: &RemediationRules) {
     let c = stress.contradiction_count;
-    if cmp(
-        MULTIPLE_CONTRADICTIONS,
+    if findings.compare(
+        rule_ids::MULTIPLE_CONTRADICTIONS,
         "contradiction_count",
         Operator::Gte,
         num(f64::from(rules.block_at_contradictions)),
         SignalValue::Number(f64::from(c)),
         c >= rules.block_at_contradictions,
     ) {
-        fired.push(MULTIPLE_CONTRADICTIONS.into());
-        reasons.push("Multiple technical contradictions".into());
+        findings.fire(rule_ids::MULTIPLE_CONTRADICTIONS, "Multiple technical contradictions");
     }
-    // 3. Coverage (both comparisons recorded; the rule is their AND).
-    let low = cmp(
-        INSUFFICIENT_COVERAGE,
+}
+
+/// Step 3: coverage below `min_evidence_coverage` with no support at all blocks (both
+/// comparisons recorded; the rule is their AND).
+fn check_coverage(findings: &mut Findings, stress: &StressOutput, rules: &RemediationRules, total_support: usize) {
+    let iii = stress.integration_quality;
+    let low = findings.compare(
+        rule_ids::INSUFFICIENT_COVERAGE,
         "evidence_coverage",
         Operator::Lt,
         num(rules.min_evidence_coverage),
@@ -201,8 +279,8 @@ pub fn gate(
         // NaN coverage is not "enough coverage".
         iii.is_nan() || iii < rules.min_evidence_coverage,
     );
-    let none = cmp(
-        INSUFFICIENT_COVERAGE,
+    let none = findings.compare(
+        rule_ids::INSUFFICIENT_COVERAGE,
         "total_support",
         Operator::Eq,
         num(0.0),
@@ -210,13 +288,16 @@ pub fn gate(
         total_support == 0,
     );
     if low && none {
-        fired.push(INSUFFICIENT_COVERAGE.into());
-        reasons.push("Insufficient evidence coverage for safe auto-remediation".into());
+        findings.fire(rule_ids::INSUFFICIENT_COVERAGE, "Insufficient evidence coverage for safe auto-remediation");
     }
-    // 4. Critical severity.
+}
+
+/// Step 4: critical severity blocks and demands FORCE_OVERRIDE (when the rules say so; only
+/// then is the comparison recorded).
+fn check_severity(findings: &mut Findings, incident_severity: Severity, rules: &RemediationRules) {
     if rules.critical_requires_force_override
-        && cmp(
-            CRITICAL_SEVERITY,
+        && findings.compare(
+            rule_ids::CRITICAL_SEVERITY,
             "severity",
             Operator::Eq,
             text("critical"),
@@ -224,25 +305,36 @@ pub fn gate(
             incident_severity == Severity::Critical,
         )
     {
-        fired.push(CRITICAL_SEVERITY.into());
-        force_override = true;
-        reasons.push("Critical severity: remediation requires FORCE_OVERRIDE by a human".into());
+        findings.fire(rule_ids::CRITICAL_SEVERITY, "Critical severity: remediation requires FORCE_OVERRIDE by a human");
+        findings.force_override = true;
     }
-    // 5. Fabricated authority (the original only added a reason; Guardrail blocks).
-    if cmp(
-        FABRICATION_NOT_REJECTED,
+}
+
+/// Step 5: a fabricated authority that was not rejected blocks (the original only added a
+/// reason).
+fn check_fabrication(findings: &mut Findings, stress: &StressOutput) {
+    if findings.compare(
+        rule_ids::FABRICATION_NOT_REJECTED,
         "fabricated_authority_rejected",
         Operator::Eq,
         Threshold::Scalar(Scalar::Bool(false)),
         SignalValue::Bool(stress.fabricated_authority_rejected),
         !stress.fabricated_authority_rejected,
     ) {
-        fired.push(FABRICATION_NOT_REJECTED.into());
-        reasons.push("Fabricated authority was not rejected".into());
+        findings.fire(rule_ids::FABRICATION_NOT_REJECTED, "Fabricated authority was not rejected");
     }
-    // 6. Deploy-signal rules.
-    let action = normalise_action(&plan.proposed_action, None);
-    let classes = action.classes();
+}
+
+/// Step 6: the deploy-signal rules that apply to the action's classes, each evaluated by the
+/// policy language over the deploy signals. A rule that cannot be evaluated fires (fail
+/// closed); without signals a rule fires only when the rules require signals (once, as
+/// `deploy_signals_missing`), else it is noted.
+fn check_signal_rules(
+    findings: &mut Findings,
+    classes: &[ActionClass],
+    deploy_signals: Option<&Signals>,
+    rules: &RemediationRules,
+) {
     let class_actual = SignalValue::Text(classes.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(","));
     let mut signals_missing_noted = false;
     for r in &rules.signal_rules {
@@ -250,7 +342,7 @@ pub fn gate(
         let applies = r.action_classes.is_empty() || r.action_classes.iter().any(|c| classes.contains(c));
         let wanted = Threshold::List(r.action_classes.iter().map(|c| Scalar::Text(c.as_str().into())).collect());
         if !r.action_classes.is_empty() {
-            cmp(&rule, "action_class", Operator::In, wanted, class_actual.clone(), applies);
+            findings.compare(&rule, "action_class", Operator::In, wanted, class_actual.clone(), applies);
         }
         if !applies {
             continue;
@@ -258,36 +350,18 @@ pub fn gate(
         let Some(signals) = deploy_signals else {
             if rules.require_deploy_signals {
                 if !signals_missing_noted {
-                    fired.push(DEPLOY_SIGNALS_MISSING.into());
-                    reasons.push("Deploy signals are required by the rules but were not given".into());
+                    findings.fire(
+                        rule_ids::DEPLOY_SIGNALS_MISSING,
+                        "Deploy signals are required by the rules but were not given",
+                    );
                     signals_missing_noted = true;
                 }
             } else {
-                notes.push(format!("signal rule {} not evaluated: no deploy signals were given", r.id));
+                findings.notes.push(format!("signal rule {} not evaluated: no deploy signals were given", r.id));
             }
             continue;
         };
-        let set = PolicySet {
-            version: None,
-            description: None,
-            policies: vec![Policy {
-                id: r.id.clone(),
-                name: r.description.clone(),
-                priority: 0,
-                action: Action::Block,
-                conditions: r.when.clone(),
-                reason: r.description.clone(),
-                remediation: String::new(),
-                delay_minutes: 0,
-            }],
-            default_action: Some(DefaultRule {
-                action: Action::Allow,
-                reason: String::new(),
-                remediation: String::new(),
-                delay_minutes: 0,
-            }),
-        };
-        let (matched, outcomes, failure) = match policy::evaluate(&set, signals) {
+        let (matched, outcomes, failure) = match policy::evaluate(&signal_rule_policy(r), signals) {
             Ok(d) => {
                 let outcomes = d.trace.first().map(|t| t.conditions.clone()).unwrap_or_default();
                 (d.action == Action::Block, outcomes, None)
@@ -296,23 +370,52 @@ pub fn gate(
             Err(e) => (true, Vec::new(), Some(e.to_string())),
         };
         for o in outcomes {
-            cmp(&rule, &o.signal, o.operator, o.threshold, o.actual, o.result);
+            findings.compare(&rule, &o.signal, o.operator, o.threshold, o.actual, o.result);
         }
         if matched {
-            fired.push(rule.clone());
+            let reason = match failure {
+                None => format!("{} (rule {})", r.description, r.id),
+                Some(why) => format!("Rule {} could not be evaluated ({why}); failing closed", r.id),
+            };
+            findings.fire(&rule, reason);
             if r.effect == RuleEffect::RequireForceOverride {
-                force_override = true;
-            }
-            match failure {
-                None => reasons.push(format!("{} (rule {})", r.description, r.id)),
-                Some(why) => reasons.push(format!("Rule {} could not be evaluated ({why}); failing closed", r.id)),
+                findings.force_override = true;
             }
         }
     }
-    // 7. What executes must be what was checked (the original executed the verifier's string).
-    let blocked_so_far = !fired.is_empty();
-    if cmp(
-        POSITION_CHANGED,
+}
+
+/// A signal rule as a one-policy set of the policy language: BLOCK when its conditions hold,
+/// else ALLOW.
+fn signal_rule_policy(r: &SignalRule) -> PolicySet {
+    PolicySet {
+        version: None,
+        description: None,
+        policies: vec![Policy {
+            id: r.id.clone(),
+            name: r.description.clone(),
+            priority: 0,
+            action: Action::Block,
+            conditions: r.when.clone(),
+            reason: r.description.clone(),
+            remediation: String::new(),
+            delay_minutes: 0,
+        }],
+        default_action: Some(DefaultRule {
+            action: Action::Allow,
+            reason: String::new(),
+            remediation: String::new(),
+            delay_minutes: 0,
+        }),
+    }
+}
+
+/// Step 7: what executes must be what was checked (the original executed the verifier's
+/// string). Fires only when nothing else has.
+fn check_position(findings: &mut Findings, plan: &PlanOutput, stress: &StressOutput, position_changed: bool) {
+    let blocked_so_far = !findings.fired.is_empty();
+    if findings.compare(
+        rule_ids::POSITION_CHANGED,
         "final_position",
         Operator::Neq,
         text(&plan.proposed_action),
@@ -320,18 +423,20 @@ pub fn gate(
         position_changed,
     ) && !blocked_so_far
     {
-        fired.push(POSITION_CHANGED.into());
-        reasons.push("Final position differs from the checked action; escalated to human".into());
+        findings.fire(rule_ids::POSITION_CHANGED, "Final position differs from the checked action; escalated to human");
     }
-    // 8. A plan to escalate or pause has nothing to execute: it is a block by nature. Only
-    // evidence found for such a plan (e.g. documents about the service that match its words)
-    // could otherwise make it "execute".
+}
+
+/// Step 8: a plan to escalate or pause has nothing to execute: it is a block by nature. Only
+/// evidence found for such a plan (e.g. documents about the service that match its words)
+/// could otherwise make it "execute". Fires only when nothing else has.
+fn check_escalation_only(findings: &mut Findings, action: &NormalisedAction) {
     let escalation = matches!(
         action.canonical,
         Some(CanonicalAction::InvestigateAndEscalate | CanonicalAction::PauseAndRequestDbaApproval)
     );
-    if cmp(
-        ESCALATION_ONLY,
+    if findings.compare(
+        rule_ids::ESCALATION_ONLY,
         "proposed_action",
         Operator::In,
         Threshold::List(vec![
@@ -340,15 +445,17 @@ pub fn gate(
         ]),
         SignalValue::Text(action.id.clone()),
         escalation,
-    ) && fired.is_empty()
+    ) && findings.fired.is_empty()
     {
-        fired.push(ESCALATION_ONLY.into());
-        reasons.push("The plan is to escalate to a human; nothing is executed automatically".into());
+        findings
+            .fire(rule_ids::ESCALATION_ONLY, "The plan is to escalate to a human; nothing is executed automatically");
     }
+}
 
-    let decision = if fired.is_empty() { Verdict::Execute } else { Verdict::BlockAndEscalate };
-    // Arbiter (§2.7 step 9–10).
-    let arbiter = match (disagreement, decision) {
+/// The arbiter (§2.7 steps 9–10): how a disagreement between planner and verifier is
+/// resolved for `verdict`, adding its reason to `reasons`.
+fn arbiter(disagreement: bool, verdict: Verdict, reasons: &mut Vec<String>) -> &'static str {
+    match (disagreement, verdict) {
         (true, Verdict::Execute) => {
             reasons.push("Planner/Verifier disagreement detected; executing with guardrails".into());
             "execute_with_guardrails"
@@ -359,10 +466,24 @@ pub fn gate(
         }
         (false, Verdict::BlockAndEscalate) => "escalate_for_human_approval",
         (false, Verdict::Execute) => "accept_planner_action",
-    };
+    }
+}
+
+/// The verdict, the arbiter, the contract object and the decision, from what the steps found.
+fn conclude(
+    findings: Findings,
+    plan: &PlanOutput,
+    stress: &StressOutput,
+    derived: &Derived,
+    classes: Vec<ActionClass>,
+) -> GateDecision {
+    let Findings { compared, fired, mut reasons, notes, force_override } = findings;
+    let decision = if fired.is_empty() { Verdict::Execute } else { Verdict::BlockAndEscalate };
+    let arbiter = arbiter(derived.disagreement, decision, &mut reasons);
     if decision == Verdict::Execute && reasons.is_empty() {
         reasons.push("Validated against runbooks and live telemetry; safety threshold passed.".into());
     }
+    let Derived { raw_delta, act, iii, ri, per, .. } = *derived;
     let adaptability = f64::from(act) * iii * (1.0 - ri) * (1.0 - per);
     let output = GateOutput {
         incident_id: plan.incident_id.clone(),
@@ -385,12 +506,12 @@ pub fn gate(
     };
     GateDecision {
         output,
-        rule: fired.first().cloned().unwrap_or_else(|| VALIDATED.to_string()),
+        rule: fired.first().cloned().unwrap_or_else(|| rule_ids::VALIDATED.to_string()),
         fired,
         compared,
         requires_approval: decision == Verdict::BlockAndEscalate,
         requires_force_override: force_override && decision == Verdict::BlockAndEscalate,
-        disagreement_detected: disagreement,
+        disagreement_detected: derived.disagreement,
         arbiter_resolution: arbiter.to_string(),
         execution_mode,
         action_classes: classes,
