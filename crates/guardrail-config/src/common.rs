@@ -39,15 +39,19 @@ pub(crate) enum Format {
     Json,
 }
 
-/// Parses by extension (`.json` → JSON, `.yaml`/`.yml` → YAML), else as `default`.
-pub(crate) fn parse_as(src: &Source, default: Format) -> Result<Node, Vec<ConfigError>> {
+/// The format by extension (`.json` → JSON, `.yaml`/`.yml` → YAML), else `default`.
+pub(crate) fn format_of(src: &Source, default: Format) -> Format {
     let ext = src.path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-    let format = match ext.as_deref() {
+    match ext.as_deref() {
         Some("json") => Format::Json,
         Some("yaml" | "yml") => Format::Yaml,
         _ => default,
-    };
-    match format {
+    }
+}
+
+/// Parses by extension (`.json` → JSON, `.yaml`/`.yml` → YAML), else as `default`.
+pub(crate) fn parse_as(src: &Source, default: Format) -> Result<Node, Vec<ConfigError>> {
+    match format_of(src, default) {
         Format::Json => yaml::parse_json(src),
         Format::Yaml => yaml::parse_yaml(src),
     }

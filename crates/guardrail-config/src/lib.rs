@@ -46,6 +46,7 @@
 mod common;
 mod cost;
 mod cost_exports;
+pub mod de;
 mod error;
 mod freezes;
 mod governor;

@@ -20,6 +20,12 @@
 //! - duplicate keys are an error naming both lines (PyYAML silently kept the last one), keys
 //!   must be strings, and a file must hold a single document.
 //!
+//! Guardrail's own formats (the governor config, the tokens file) are read with the YAML 1.2
+//! core schema instead ([`parse_yaml12`]): `on`/`yes`/`no`/`off` are strings, `1e3` is a
+//! number, a leading `0` is not octal, no base 60 and no merge keys. The dialect goes with the
+//! file, never with a block inside it: the policy file (with its `freezes:` block) is the
+//! seed's file and stays YAML 1.1.
+//!
 //! JSON is parsed by `serde_json` first, for JSON-accurate syntax errors, and then by the YAML
 //! parser with JSON scalar rules to recover positions. When the second pass fails or
 //! disagrees (JSON that is not valid YAML, e.g. odd tab use), the tree from `serde_json` is
@@ -171,6 +177,8 @@ pub fn fmt_float(f: f64) -> String {
 enum Schema {
     /// PyYAML `safe_load`.
     Yaml11,
+    /// The YAML 1.2 core schema, for Guardrail's own formats ([`parse_yaml12`]).
+    Yaml12,
     /// JSON literals only (`null`, `true`, `false`, numbers).
     Json,
 }
@@ -179,6 +187,22 @@ enum Schema {
 /// stops the parse; duplicate keys, bad keys and bad tags are all reported).
 pub fn parse_yaml(src: &Source) -> Result<Node, Vec<ConfigError>> {
     let built = build(&src.path, strip_bom(&src.text), Schema::Yaml11);
+    match (built.root, built.errors.is_empty()) {
+        (Some(root), true) => Ok(root),
+        (_, false) => Err(built.errors),
+        (None, true) => Ok(Node::new(NodeValue::Null, 1, 1)),
+    }
+}
+
+/// Parses a YAML source of one of Guardrail's own formats (the governor config, the tokens
+/// file) into a positioned tree with the YAML 1.2 core schema: only `true`/`false` (any case
+/// of their first letter or all) are booleans, so `on`, `yes`, `no` and `off` are strings;
+/// integers are decimal, `0o17` or `0x1F` (a leading `0` is not octal and `1:30` is a
+/// string); `1e3` and `-.5` are numbers; merge keys (`<<`, a YAML 1.1 type) are plain keys.
+/// Everything else (tags, aliases, the node cap, duplicate and non-string keys, one
+/// document) is as in [`parse_yaml`].
+pub fn parse_yaml12(src: &Source) -> Result<Node, Vec<ConfigError>> {
+    let built = build(&src.path, strip_bom(&src.text), Schema::Yaml12);
     match (built.root, built.errors.is_empty()) {
         (Some(root), true) => Ok(root),
         (_, false) => Err(built.errors),
@@ -637,9 +661,9 @@ fn resolve(text: &str, style: ScalarStyle, tag: Option<&Tag>, schema: Schema) ->
         return match core_tag(tag) {
             Some("str") => Ok((NodeValue::Str(text.to_string()), false)),
             Some("null") => Ok((NodeValue::Null, false)),
-            Some("bool") => match text.to_ascii_lowercase().as_str() {
-                "true" | "yes" | "on" => Ok((NodeValue::Bool(true), false)),
-                "false" | "no" | "off" => Ok((NodeValue::Bool(false), false)),
+            Some("bool") => match (text.to_ascii_lowercase().as_str(), schema) {
+                ("true", _) | ("yes" | "on", Schema::Yaml11 | Schema::Json) => Ok((NodeValue::Bool(true), false)),
+                ("false", _) | ("no" | "off", Schema::Yaml11 | Schema::Json) => Ok((NodeValue::Bool(false), false)),
                 _ => Err(format!("{text:?} is not a boolean ({name})")),
             },
             Some("int") => construct_int(text).map(|i| (NodeValue::Int(i), false)).map_err(|e| format!("{e} ({name})")),
@@ -654,8 +678,67 @@ fn resolve(text: &str, style: ScalarStyle, tag: Option<&Tag>, schema: Schema) ->
     }
     match schema {
         Schema::Yaml11 => resolve_plain_yaml11(text),
+        Schema::Yaml12 => resolve_plain_yaml12(text).map(|v| (v, false)),
         Schema::Json => Ok((resolve_plain_json(text), false)),
     }
+}
+
+/// The YAML 1.2 core schema's plain scalars (spec 10.3.2).
+fn resolve_plain_yaml12(s: &str) -> Result<NodeValue, String> {
+    Ok(match s {
+        "" | "~" | "null" | "Null" | "NULL" => NodeValue::Null,
+        "true" | "True" | "TRUE" => NodeValue::Bool(true),
+        "false" | "False" | "FALSE" => NodeValue::Bool(false),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => NodeValue::Float(f64::INFINITY),
+        "-.inf" | "-.Inf" | "-.INF" => NodeValue::Float(f64::NEG_INFINITY),
+        ".nan" | ".NaN" | ".NAN" => NodeValue::Float(f64::NAN),
+        _ => {
+            let (_, neg, body) = split_sign(s);
+            let radix = |digits: &str, radix: u32| {
+                // `[-+]?` applies to decimal integers only; `0o`/`0x` take no sign.
+                if s.starts_with(['-', '+']) {
+                    return Ok(NodeValue::Str(s.to_string()));
+                }
+                i64::from_str_radix(digits, radix)
+                    .map(NodeValue::Int)
+                    .map_err(|_| format!("{s:?} is out of range for an integer"))
+            };
+            if let Some(d) = body.strip_prefix("0o").filter(|d| all(d, |b| (b'0'..=b'7').contains(&b))) {
+                return radix(d, 8);
+            }
+            if let Some(d) = body.strip_prefix("0x").filter(|d| all(d, |b| b.is_ascii_hexdigit())) {
+                return radix(d, 16);
+            }
+            if all(body, |b| b.is_ascii_digit()) {
+                let magnitude: i128 = body.parse().map_err(|_| format!("{s:?} is out of range for an integer"))?;
+                let v = if neg { -magnitude } else { magnitude };
+                return i64::try_from(v)
+                    .map(NodeValue::Int)
+                    .map_err(|_| format!("{s:?} is out of range for an integer"));
+            }
+            if is_yaml12_float(body) {
+                return s.parse::<f64>().map(NodeValue::Float).map_err(|_| format!("{s:?} is not a valid number"));
+            }
+            NodeValue::Str(s.to_string())
+        }
+    })
+}
+
+/// `(\.[0-9]+ | [0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?` (the sign already split off).
+fn is_yaml12_float(body: &str) -> bool {
+    let (mantissa, exponent) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], Some(&body[i + 1..])),
+        None => (body, None),
+    };
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some((int, frac)) => {
+            (int.is_empty() && all(frac, |b| b.is_ascii_digit()))
+                || (all(int, |b| b.is_ascii_digit()) && frac.bytes().all(|b| b.is_ascii_digit()))
+        }
+        None => all(mantissa, |b| b.is_ascii_digit()),
+    };
+    let exponent_ok = exponent.is_none_or(|e| all(e.strip_prefix(['-', '+']).unwrap_or(e), |b| b.is_ascii_digit()));
+    mantissa_ok && exponent_ok
 }
 
 fn resolve_plain_yaml11(s: &str) -> Result<(NodeValue, bool), String> {
@@ -1061,6 +1144,64 @@ mod tests {
         assert_eq!(y("2026-02-20"), NodeValue::Str("2026-02-20".into()));
         assert!(resolve_plain_yaml11("on").is_ok_and(|(_, legacy)| legacy));
         assert!(resolve_plain_yaml11("true").is_ok_and(|(_, legacy)| !legacy));
+    }
+
+    fn y12(s: &str) -> NodeValue {
+        resolve_plain_yaml12(s).unwrap_or(NodeValue::Str(format!("ERR {s}")))
+    }
+
+    /// The same words, read by the two dialects: what changes for Guardrail's own formats.
+    #[test]
+    fn yaml12_core_scalars_differ_from_yaml11_where_the_spec_does() {
+        for (word, v11, v12) in [
+            ("on", NodeValue::Bool(true), NodeValue::Str("on".into())),
+            ("yes", NodeValue::Bool(true), NodeValue::Str("yes".into())),
+            ("No", NodeValue::Bool(false), NodeValue::Str("No".into())),
+            ("1e3", NodeValue::Str("1e3".into()), NodeValue::Float(1000.0)),
+            ("-.5", NodeValue::Str("-.5".into()), NodeValue::Float(-0.5)),
+            ("0o17", NodeValue::Str("0o17".into()), NodeValue::Int(15)),
+            ("017", NodeValue::Int(15), NodeValue::Int(17)),
+            ("1:30", NodeValue::Int(90), NodeValue::Str("1:30".into())),
+            ("1_000", NodeValue::Int(1000), NodeValue::Str("1_000".into())),
+            ("0b101", NodeValue::Int(5), NodeValue::Str("0b101".into())),
+        ] {
+            assert_eq!(y(word), v11, "1.1 {word}");
+            assert_eq!(y12(word), v12, "1.2 {word}");
+        }
+        for (word, same) in [
+            ("true", NodeValue::Bool(true)),
+            ("FALSE", NodeValue::Bool(false)),
+            ("~", NodeValue::Null),
+            ("", NodeValue::Null),
+            ("-12", NodeValue::Int(-12)),
+            ("0x1F", NodeValue::Int(31)),
+            ("1.5", NodeValue::Float(1.5)),
+            ("1.", NodeValue::Float(1.0)),
+            ("-.inf", NodeValue::Float(f64::NEG_INFINITY)),
+            ("2026-02-20", NodeValue::Str("2026-02-20".into())),
+            ("y", NodeValue::Str("y".into())),
+        ] {
+            assert_eq!(y(word), same, "1.1 {word}");
+            assert_eq!(y12(word), same, "1.2 {word}");
+        }
+        assert!(matches!(y12(".nan"), NodeValue::Float(f) if f.is_nan()));
+        assert_eq!(y12("-0x1F"), NodeValue::Str("-0x1F".into()));
+        assert_eq!(y12("1.2.3"), NodeValue::Str("1.2.3".into()));
+        assert_eq!(y12("e3"), NodeValue::Str("e3".into()));
+        assert_eq!(y12("99999999999999999999"), NodeValue::Str("ERR 99999999999999999999".into()));
+    }
+
+    #[test]
+    fn yaml12_trees_keep_merge_keys_as_keys_and_refuse_yes_as_bool_tag() {
+        let src = Source::from_text("own.yaml", "a: on\n<<: {b: 1}\n");
+        let root = parse_yaml12(&src).unwrap();
+        assert_eq!(root.get("a").and_then(Node::as_str), Some("on"));
+        assert!(!root.get("a").unwrap().yaml11_bool);
+        assert!(root.get("<<").is_some() && root.get("b").is_none());
+        let e = parse_yaml12(&Source::from_text("own.yaml", "a: !!bool yes\n")).unwrap_err();
+        assert!(e[0].to_string().contains("own.yaml:1:4") && e[0].message.contains("not a boolean"), "{e:?}");
+        let root = parse_yaml(&Source::from_text("seed.yaml", "a: on\n")).unwrap();
+        assert_eq!(root.get("a").map(|n| &n.value), Some(&NodeValue::Bool(true)));
     }
 
     #[test]
