@@ -997,3 +997,105 @@ fn reading_commands_leave_the_knowledge_base_untouched() {
         assert!(!g.path(&format!(".guardrail/knowledge.db{suffix}")).exists(), "{suffix} appeared");
     }
 }
+
+/// The old-chain fixture: stores written by release 4b21396 (how: its README and script).
+fn old_chain() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../guardrail-governor/tests/fixtures/chain-4b21396")
+}
+
+/// A fresh PostgreSQL database holding `dump` (plain pg_dump SQL, restored with psql); its URL,
+/// and the admin URL to drop it with.
+fn restore_pg_dump(dump: &Path) -> (String, String) {
+    let base =
+        std::env::var("GUARDRAIL_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let name =
+        format!("gr_old_chain_{}_{}", std::process::id(), jiff::Timestamp::now().as_nanosecond() % 1_000_000_000);
+    let mut admin = postgres::Client::connect(&base, postgres::NoTls)
+        .unwrap_or_else(|e| panic!("PostgreSQL at {base} is required for this test (scripts/test starts it): {e}"));
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    let (stem, _) = base.rsplit_once('/').unwrap();
+    let url = format!("{stem}/{name}");
+    let out = std::process::Command::new("psql")
+        .args(["-q", "-v", "ON_ERROR_STOP=1", "-d", &url, "-f"])
+        .arg(dump)
+        .output()
+        .expect("psql is required to restore the PostgreSQL fixture");
+    assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+    (url, base)
+}
+
+/// Everything the CLI reads from a chain: verify, list, every incident shown, every decision
+/// replayed — as text and JSON, with the store's spec replaced by `<STORE>`.
+fn old_chain_report(store: &str) -> String {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(work.path().join(".guardrail")).unwrap();
+    std::fs::copy(examples().join("governor.yaml"), work.path().join(".guardrail/governor.yaml")).unwrap();
+    let run = |args: &[&str]| {
+        let mut c = common::guardrail();
+        c.current_dir(work.path()).env("GUARDRAIL_STORE", store).args(args);
+        common::run(c)
+    };
+    let mut report = String::new();
+    let mut add = |args: &[&str]| {
+        let (code, out, err) = run(args);
+        report.push_str(&format!("$ guardrail {}\n[exit {code}]\n{out}{err}\n", args.join(" ")));
+        out
+    };
+    add(&["audit", "verify"]);
+    add(&["audit", "list", "--limit", "1000"]);
+    let listed: Value = serde_json::from_str(&add(&["audit", "list", "--limit", "1000", "--format", "json"])).unwrap();
+    add(&["incident", "list"]);
+    let incidents: Value = serde_json::from_str(&add(&["incident", "list", "--format", "json"])).unwrap();
+    let ids = |v: &Value, key: &str| -> Vec<String> {
+        let rows = v.as_array().or_else(|| v.get("incidents").and_then(Value::as_array)).cloned().unwrap_or_default();
+        rows.iter().filter_map(|r| r.get(key).and_then(Value::as_str).map(str::to_string)).collect()
+    };
+    let incident_ids = ids(&incidents, "incident_id");
+    assert!(incident_ids.len() >= 5, "{incidents}");
+    for id in &incident_ids {
+        add(&["incident", "show", id]);
+        add(&["incident", "show", id, "--format", "json"]);
+    }
+    let records = listed.as_array().or_else(|| listed.get("records").and_then(Value::as_array)).cloned().unwrap();
+    let mut replayed = 0;
+    for r in records.iter().rev() {
+        let kind = r.get("kind").and_then(Value::as_str).unwrap_or_default();
+        if kind == "deploy_decision" || kind == "remediation_decision" {
+            let id = r.get("seq").and_then(Value::as_i64).unwrap().to_string();
+            add(&["replay", &id]);
+            add(&["replay", &id, "--format", "json"]);
+            replayed += 1;
+        }
+    }
+    assert!(replayed >= 9, "{listed}");
+    report.replace(store, "<STORE>")
+}
+
+/// Compares with the golden output captured before the typed records (`GUARDRAIL_BLESS=1`
+/// rewrites it: only ever with the code the fixture was first read with).
+fn check_golden(name: &str, actual: &str) {
+    let path = old_chain().join(name);
+    if std::env::var_os("GUARDRAIL_BLESS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let golden = std::fs::read_to_string(&path).unwrap();
+    assert!(golden == actual, "{} differs from today's output:\n{actual}", path.display());
+}
+
+#[test]
+fn a_chain_written_by_release_4b21396_reads_identically_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("guardrail.db");
+    std::fs::copy(old_chain().join("guardrail.db"), &store).unwrap();
+    check_golden("golden-sqlite.txt", &old_chain_report(&store.display().to_string()));
+}
+
+#[test]
+fn a_chain_written_by_release_4b21396_reads_identically_postgres() {
+    let (url, admin) = restore_pg_dump(&old_chain().join("postgres.sql"));
+    let report = old_chain_report(&url);
+    let name = url.rsplit('/').next().unwrap().to_string();
+    let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+    c.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).unwrap();
+    check_golden("golden-postgres.txt", &report);
+}

@@ -304,3 +304,216 @@ fn an_approval_reads_the_queue_through_the_logs_own_store() {
     assert!(matches!(again, ApproveOutcome::Refused { .. } | ApproveOutcome::CannotDecide(_)), "{again:?}");
     assert_eq!(exec.0.load(Ordering::SeqCst), 1);
 }
+
+/// The old-chain fixture (written by release 4b21396; see its README).
+fn old_chain() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/chain-4b21396")
+}
+
+/// Everything [`incident_states`] and the claims fold say about a chain, one line per fact.
+fn fold_report(records: &[ChainedRecord]) -> String {
+    let id = |r: &Option<ChainedRecord>| r.as_ref().map(ChainedRecord::id).unwrap_or_else(|| "-".into());
+    let mut out = String::new();
+    for (incident, st) in incident_states(records) {
+        out.push_str(&format!("incident {incident}\n  status {}\n", st.status()));
+        let ids: Vec<String> = st.records.iter().map(|r| format!("{}:{}", r.id(), r.kind)).collect();
+        out.push_str(&format!("  records {}\n  last {}\n", ids.join(" "), st.last_record()));
+        out.push_str(&format!(
+            "  decision {}\n  pending {}\n  execution {}\n  resolved {}\n",
+            id(&st.decision),
+            id(&st.pending),
+            id(&st.execution),
+            id(&st.resolved)
+        ));
+        out.push_str(&format!("  authorised {:?}\n", st.authorised));
+        match st.decided() {
+            Ok((inc, plan, action)) => out.push_str(&format!(
+                "  decided {} {:?} plan {} {:?} action {action}\n",
+                inc.id, inc.severity, plan.proposed_action, plan.confidence_initial
+            )),
+            Err(e) => out.push_str(&format!("  decided error {e}\n")),
+        }
+        for c in guardrail_governor::claims::claims(&st) {
+            out.push_str(&format!(
+                "  claim {} key {} status {} result {} released {}\n",
+                c.record.id(),
+                c.key(),
+                c.status(),
+                id(&c.result),
+                id(&c.released)
+            ));
+        }
+    }
+    out
+}
+
+fn check_fold_golden(name: &str, actual: &str) {
+    let path = old_chain().join(name);
+    if std::env::var_os("GUARDRAIL_BLESS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let golden = std::fs::read_to_string(&path).unwrap();
+    assert!(golden == actual, "{} differs from today's fold:\n{actual}", path.display());
+}
+
+#[test]
+fn old_chain_folds_identically_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("guardrail.db");
+    std::fs::copy(old_chain().join("guardrail.db"), &db).unwrap();
+    let mut store = SqliteStore::open(&db).unwrap();
+    assert!(store.verify().unwrap().ok(), "the fixture chain must verify");
+    let records = store.all().unwrap();
+    assert_eq!(records.len(), 31);
+    check_fold_golden("golden-fold-sqlite.txt", &fold_report(&records));
+}
+
+#[test]
+fn old_chain_folds_identically_postgres() {
+    let base =
+        std::env::var("GUARDRAIL_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let name = format!("gr_old_fold_{}_{}", std::process::id(), jiff::Timestamp::now().as_nanosecond() % 1_000_000_000);
+    let psql = |url: &str, args: &[&str]| {
+        let out = std::process::Command::new("psql")
+            .args(["-q", "-v", "ON_ERROR_STOP=1", "-d", url])
+            .args(args)
+            .output()
+            .expect("psql is required to restore the PostgreSQL fixture");
+        assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    psql(&base, &["-c", &format!("CREATE DATABASE {name}")]);
+    let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+    psql(&url, &["-f", &old_chain().join("postgres.sql").display().to_string()]);
+    let report = {
+        let mut store = guardrail_store::open_store(&url).unwrap();
+        assert!(store.verify().unwrap().ok(), "the fixture chain must verify");
+        let records = store.all().unwrap();
+        assert_eq!(records.len(), 31);
+        fold_report(&records)
+    };
+    psql(&base, &["-c", &format!("DROP DATABASE {name} WITH (FORCE)")]);
+    check_fold_golden("golden-fold-postgres.txt", &report);
+}
+
+/// An executor that cannot start anything (a connection refused, say).
+struct NotStarting;
+
+impl Executor for NotStarting {
+    fn name(&self) -> &'static str {
+        "not-starting"
+    }
+
+    fn execute(&self, _: &AuthorisedAction) -> Result<ExecutionReport, ExecutionError> {
+        Err(ExecutionError::Failed { executor: "not-starting", message: "connection refused".into() })
+    }
+}
+
+/// Every governor body written by today's builders from fixed inputs — decisions (executed,
+/// queued, re-gated, failed), requests, a refusal, a grant, a force override, claims, executions
+/// (dry run, not started, result not recorded), a refused execution, a claim release and a
+/// resolution — byte for byte (canonical JSON and the chain's hashes) what the `json!` builders
+/// wrote before the typed records (`golden-bodies.txt`, captured with them).
+#[test]
+fn written_bodies_keep_their_canonical_bytes() {
+    use guardrail_core::approval::{ApprovalKind, SeverityApprovers};
+    use guardrail_governor::approve::ApprovalInput;
+    use guardrail_governor::claims::{ReleaseInput, release_claim};
+    use guardrail_governor::learn::{Resolution, resolve};
+    let (mut kb, mut incidents) = sample_store();
+    incidents.push(
+        guardrail_core::remediation::Incident::from_json_value(&json!({
+            "id": "inc-crit", "service": "payments-api", "severity": "critical",
+            "summary": "Checkout failing for all users", "symptoms": "timeouts, db connection saturation"
+        }))
+        .unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let governor = Governor::default();
+    let mut config = GovernorConfig::default();
+    let who = SeverityApprovers { approvers: vec!["bob".into()], force_override: vec!["ic".into()] };
+    config.approvals.low = who.clone();
+    config.approvals.medium = who.clone();
+    config.approvals.high = who.clone();
+    config.approvals.critical = SeverityApprovers { approvers: vec![], force_override: vec!["ic".into()] };
+    let dry = guardrail_governor::DryRunExecutor { commands: Default::default() };
+    let mut log = StoreLog::new(store(&dir), None, now());
+    {
+        let kb = &kb;
+        let p = |proposer: &str, executor: &'static dyn Executor| Pipeline {
+            governor: &governor,
+            config: &config,
+            run: RunContext {
+                proposer: proposer.into(),
+                knowledge_base: "sample".into(),
+                logs: Some("logs.ndjson".into()),
+                deploy_signals: None,
+                governor_config: json!({"file": "governor.yaml", "sha256": "00ff"}),
+            },
+            knowledge: Some(kb),
+            logs: None,
+            signals: None,
+            executor: Ok(executor),
+            now: now(),
+        };
+        let dry: &'static guardrail_governor::DryRunExecutor =
+            Box::leak(Box::new(guardrail_governor::DryRunExecutor { commands: Default::default() }));
+        let approval = |id: &str, kind, approver: &str, reason: Option<&str>| ApprovalInput {
+            incident_id: id.into(),
+            kind,
+            approver: approver.into(),
+            reason: reason.map(str::to_string),
+            reviewed_hash: None,
+        };
+        // inc-001 (high): queued; the proposer's approval refused; bob's granted, a dry run.
+        p("alice", dry).decide_and_act(&mut log, &incidents[0], json!({"file": "inc-001.json"}));
+        p("alice", dry).approve_on(&mut log, &approval("inc-001", ApprovalKind::Approve, "alice", None), None);
+        p("alice", dry).approve_on(&mut log, &approval("inc-001", ApprovalKind::Approve, "bob", Some("ok")), None);
+        // inc-002 (medium): executes, but its result is not recorded: a claim with no result,
+        // released; the next attempt does not start; another action is refused and re-gated.
+        let mut failing = Failing { inner: log, fail_kind: kinds::EXECUTION, mirror_only: false };
+        p("dave", dry).decide_and_act(&mut failing, &incidents[1], json!({"http": true}));
+        log = failing.inner;
+        let states = log.states().unwrap();
+        let release = ReleaseInput { incident_id: "inc-002".into(), by: "bob".into(), reason: "executor died".into() };
+        release_claim(&mut log, &states, &release, &config.approvals);
+        let states = log.states().unwrap();
+        p("dave", &NotStarting).execute_incident(&mut log, &states, "inc-002", None);
+        let states = log.states().unwrap();
+        p("dave", dry).execute_incident(&mut log, &states, "inc-002", Some("restart_api_pods"));
+        // inc-crit (critical): queued; force override by ic, a dry run.
+        p("dave", dry).decide_and_act(&mut log, &incidents[2], json!({}));
+        let force = approval("inc-crit", ApprovalKind::ForceOverride, "ic", Some("checkout down"));
+        p("dave", dry).approve_on(&mut log, &force, Some(&json!({"via": "test"})));
+    }
+    // A run with no knowledge base cannot decide: remediation_error.
+    let no_kb = Pipeline {
+        governor: &governor,
+        config: &config,
+        run: run_ctx("dave"),
+        knowledge: None,
+        logs: None,
+        signals: None,
+        executor: Ok(&dry),
+        now: now(),
+    };
+    no_kb.decide_and_act(&mut log, &incidents[0], json!({}));
+    let states = log.states().unwrap();
+    let resolution = Resolution {
+        incident_id: "inc-001",
+        summary: "Throttled and tuned the pool",
+        by: "bob",
+        action: None,
+        at: "2026-02-21T00:00:00Z",
+    };
+    resolve(&mut log, &states, &mut kb, &resolution).unwrap();
+    let records = log.store().all().unwrap();
+    let mut report = String::new();
+    for r in &records {
+        report.push_str(&format!("{} {} {}\n{}\n", r.seq, r.kind, r.hash, serde_json::to_string(&r.body).unwrap()));
+    }
+    let kinds_written: std::collections::BTreeSet<&str> = records.iter().map(|r| r.kind.as_str()).collect();
+    for k in kinds::ALL {
+        assert!(kinds_written.contains(k), "{k} not written:\n{report}");
+    }
+    check_fold_golden("golden-bodies.txt", &report);
+}
