@@ -60,16 +60,17 @@ pub(crate) fn parse_own(src: &Source) -> Result<Node, Vec<ConfigError>> {
     }
 }
 
-/// Deserializes `root` into a `T`; every problem becomes an error finding in `d`. `None` when
-/// there was any error (including errors `d` held before).
+/// Deserializes `root` into a `T`; every problem becomes an error finding in `d`. The value
+/// comes back whenever serde could build it, even when unknown keys were reported, so the
+/// caller can go on checking values and report those problems too; the caller then ends
+/// with [`Diags::finish`], which refuses when any error was recorded.
 pub(crate) fn from_node<'de, T: Deserialize<'de>>(d: &mut Diags, root: &'de Node) -> Option<T> {
     let placeholder = Diags { file: d.file.clone(), map: SourceMap::new(), items: Vec::new() };
     let cx = RefCell::new(std::mem::replace(d, placeholder));
     let result = T::deserialize(NodeDe { node: root, path: String::new(), cx: &cx });
     *d = cx.into_inner();
     match result {
-        Ok(value) if !d.has_errors() => Some(value),
-        Ok(_) => None,
+        Ok(value) => Some(value),
         Err(DeError::Pending(kind)) => {
             // Every call locates its errors, so this is only a safety net.
             let (field, message) = kind.render("", || root.describe());
@@ -77,6 +78,34 @@ pub(crate) fn from_node<'de, T: Deserialize<'de>>(d: &mut Diags, root: &'de Node
             None
         }
         Err(DeError::Reported { .. }) => None,
+    }
+}
+
+/// For `#[serde(default, deserialize_with = "present")]` on an `Option` field: an absent key
+/// is `None`, but `key: null` (or `key:` with nothing) is read as the field's type and so
+/// refused (`must be a string, got null`). A config key left empty must not quietly mean "not
+/// set" (for `tokens:`, that would switch identity from tokens to the OS account).
+pub fn present<'de, D: de::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// A list of strings, described in an error as `what` (`must be a list of user names, got
+/// the string "alice"`).
+pub(crate) struct StringList(pub &'static str);
+
+impl<'de> Visitor<'de> for StringList {
+    type Value = Vec<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(s) = seq.next_element::<String>()? {
+            out.push(s);
+        }
+        Ok(out)
     }
 }
 

@@ -17,8 +17,14 @@
 //! ```
 //!
 //! Every key is checked (unknown keys are errors: a misspelt `aprovers` must not silently
-//! leave a severity without approvers, nor grant anything); a severity left out lists nobody.
+//! leave a severity without approvers, nor grant anything); a severity left out lists nobody,
+//! but a key written with no value (`tokens:`) is an error, not an absent key.
 //! Nothing in this file can change a gate rule or threshold: it has no key for one.
+//!
+//! This is one of Guardrail's own formats: it derives `Deserialize` and is read through
+//! [`crate::de`] with the YAML 1.2 core schema (a user named `on` or `no` is a name, not a
+//! boolean); the shape is checked by serde, then every value (user names, executor, URL, CA
+//! file, command templates) is checked and all problems are reported together.
 //!
 //! `tokens:` names a tokens file (the format of `guardrail serve --tokens`,
 //! [`crate::tokens`]), relative to this file's directory. With one, every governor command
@@ -33,7 +39,11 @@ use guardrail_core::approval::{
 };
 use guardrail_core::remediation::Severity;
 
-use crate::common::{Diags, Format, Loaded, Unknown, check_keys, count, get, mapping, parse_as, string};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer};
+
+use crate::common::{Diags, Loaded};
+use crate::de::{StringList, from_node, parse_own, present};
 use crate::error::ConfigError;
 use crate::map::SourceMap;
 use crate::source::Source;
@@ -59,7 +69,7 @@ pub fn load_governor_config(src: &Source) -> Result<Loaded<GovernorConfig>, Vec<
 
 /// [`load_governor_config`] with the `tokens:` key.
 pub fn load_governor_file(src: &Source) -> Result<Loaded<GovernorFile>, Vec<ConfigError>> {
-    let root = parse_as(src, Format::Yaml)?;
+    let root = parse_own(src)?;
     let mut d = Diags::new(src, SourceMap::from_node(&root));
     let cfg = read(&mut d, &root, src.path.parent());
     d.finish(cfg)
@@ -90,98 +100,145 @@ pub fn read_governor_config(path: &Path) -> Result<ReadGovernorConfig, Vec<Strin
     })
 }
 
+/// The file as written. Values are checked after deserializing ([`read`]), so that all of
+/// their problems are reported, not only the first.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GovernorSpec {
+    #[serde(default, deserialize_with = "present")]
+    approvals: Option<ApprovalsSpec>,
+    #[serde(default, deserialize_with = "present")]
+    executor: Option<ExecutorSpec>,
+    #[serde(default, deserialize_with = "present")]
+    tokens: Option<String>,
+    /// Free-form, for the people who keep the file.
+    #[serde(default, rename = "version")]
+    _version: Option<IgnoredAny>,
+    #[serde(default, rename = "description")]
+    _description: Option<IgnoredAny>,
+}
+
+/// `approvals:` (the keys are [`Severity::ALL`]'s names).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApprovalsSpec {
+    #[serde(default, deserialize_with = "present")]
+    low: Option<SeveritySpec>,
+    #[serde(default, deserialize_with = "present")]
+    medium: Option<SeveritySpec>,
+    #[serde(default, deserialize_with = "present")]
+    high: Option<SeveritySpec>,
+    #[serde(default, deserialize_with = "present")]
+    critical: Option<SeveritySpec>,
+}
+
+impl ApprovalsSpec {
+    fn get(&self, sev: Severity) -> Option<&SeveritySpec> {
+        match sev {
+            Severity::Low => self.low.as_ref(),
+            Severity::Medium => self.medium.as_ref(),
+            Severity::High => self.high.as_ref(),
+            Severity::Critical => self.critical.as_ref(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeveritySpec {
+    #[serde(default, deserialize_with = "present")]
+    approvers: Option<UserNames>,
+    #[serde(default, deserialize_with = "present")]
+    force_override: Option<UserNames>,
+}
+
+/// A list of user names (checked by [`users`]).
+#[derive(Debug)]
+struct UserNames(Vec<String>);
+
+impl<'de> Deserialize<'de> for UserNames {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_seq(StringList("a list of user names")).map(UserNames)
+    }
+}
+
+/// One action's command line.
+#[derive(Debug)]
+struct Argv(Vec<String>);
+
+impl<'de> Deserialize<'de> for Argv {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_seq(StringList("a list of arguments (argv, no shell)")).map(Argv)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExecutorSpec {
+    #[serde(default, deserialize_with = "present")]
+    default: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    timeout_seconds: Option<u64>,
+    #[serde(default, deserialize_with = "present")]
+    webhook_url: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    webhook_ca_file: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    commands: Option<BTreeMap<String, Argv>>,
+}
+
+/// Deserializes the file, then checks every value, collecting every problem.
 fn read(d: &mut Diags, root: &Node, dir: Option<&Path>) -> Option<GovernorFile> {
-    let top = mapping(d, "", root)?;
-    check_keys(d, "", top, &["approvals", "executor", "tokens", "version", "description"], Unknown::Error, |_| false);
+    let spec: GovernorSpec = from_node(d, root)?;
     let mut cfg = GovernorConfig::default();
     let mut tokens = None;
-    let mut ok = true;
-    if let Some(n) = get(top, "tokens") {
-        match string(d, "tokens", n) {
-            Some(t) if !t.trim().is_empty() => {
-                let p = PathBuf::from(t.trim());
-                tokens = Some(match dir {
-                    Some(dir) if p.is_relative() && !dir.as_os_str().is_empty() => dir.join(p),
-                    _ => p,
-                });
-            }
-            Some(_) => {
-                d.error("tokens", "must name a tokens file (the format of `guardrail serve --tokens`)");
-                ok = false;
-            }
-            None => ok = false,
+    if let Some(t) = &spec.tokens {
+        if t.trim().is_empty() {
+            d.error("tokens", "must name a tokens file (the format of `guardrail serve --tokens`)");
+        } else {
+            let p = PathBuf::from(t.trim());
+            tokens = Some(match dir {
+                Some(dir) if p.is_relative() && !dir.as_os_str().is_empty() => dir.join(p),
+                _ => p,
+            });
         }
     }
-    if let Some(n) = get(top, "approvals") {
-        match read_approvals(d, n) {
-            Some(a) => cfg.approvals = a,
-            None => ok = false,
-        }
-    } else {
-        d.warning("approvals", "is absent: nobody may approve or force-override anything");
+    match &spec.approvals {
+        Some(a) => cfg.approvals = read_approvals(d, a),
+        None => d.warning("approvals", "is absent: nobody may approve or force-override anything"),
     }
-    if let Some(n) = get(top, "executor") {
-        match read_executor(d, n) {
-            Some(e) => cfg.executor = e,
-            None => ok = false,
-        }
+    if let Some(e) = &spec.executor {
+        cfg.executor = read_executor(d, e);
     }
-    (ok && !d.has_errors()).then_some(GovernorFile { config: cfg, tokens })
+    (!d.has_errors()).then_some(GovernorFile { config: cfg, tokens })
 }
 
-fn users(d: &mut Diags, path: &str, node: &Node) -> Option<Vec<String>> {
-    let Some(items) = node.as_seq() else {
-        d.error(path, format!("must be a list of user names, got {}", node.describe()));
-        return None;
-    };
-    let mut out = Vec::new();
-    let mut ok = true;
-    for (i, n) in items.iter().enumerate() {
+fn users(d: &mut Diags, path: &str, names: &UserNames) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, u) in names.0.iter().enumerate() {
         let p = format!("{path}[{i}]");
-        match string(d, &p, n) {
-            Some(u) if valid_user(u.trim()) => {
-                if out.iter().any(|x: &String| x.eq_ignore_ascii_case(u.trim())) {
-                    d.warning(&p, format!("{u:?} is listed twice"));
-                } else {
-                    out.push(u.trim().to_string());
-                }
-            }
-            Some(u) => {
-                d.error(&p, format!("{u:?} is not a user name (1-64 of A-Z a-z 0-9 . _ @ -)"));
-                ok = false;
-            }
-            None => ok = false,
+        if !valid_user(u.trim()) {
+            d.error(&p, format!("{u:?} is not a user name (1-64 of A-Z a-z 0-9 . _ @ -)"));
+        } else if out.iter().any(|x| x.eq_ignore_ascii_case(u.trim())) {
+            d.warning(&p, format!("{u:?} is listed twice"));
+        } else {
+            out.push(u.trim().to_string());
         }
     }
-    ok.then_some(out)
+    out
 }
 
-fn read_approvals(d: &mut Diags, node: &Node) -> Option<ApprovalPolicy> {
-    let m = mapping(d, "approvals", node)?;
-    let names: Vec<&str> = Severity::ALL.iter().map(|s| s.as_str()).collect();
-    check_keys(d, "approvals", m, &names, Unknown::Error, |_| false);
+fn read_approvals(d: &mut Diags, spec: &ApprovalsSpec) -> ApprovalPolicy {
     let mut policy = ApprovalPolicy::default();
-    let mut ok = true;
     for sev in Severity::ALL {
+        let Some(e) = spec.get(sev) else { continue };
         let p = format!("approvals.{}", sev.as_str());
-        let Some(n) = get(m, sev.as_str()) else { continue };
-        let Some(e) = mapping(d, &p, n) else {
-            ok = false;
-            continue;
-        };
-        check_keys(d, &p, e, &["approvers", "force_override"], Unknown::Error, |_| false);
         let mut a = SeverityApprovers::default();
-        if let Some(n) = get(e, "approvers") {
-            match users(d, &format!("{p}.approvers"), n) {
-                Some(u) => a.approvers = u,
-                None => ok = false,
-            }
+        if let Some(u) = &e.approvers {
+            a.approvers = users(d, &format!("{p}.approvers"), u);
         }
-        if let Some(n) = get(e, "force_override") {
-            match users(d, &format!("{p}.force_override"), n) {
-                Some(u) => a.force_override = u,
-                None => ok = false,
-            }
+        if let Some(u) = &e.force_override {
+            a.force_override = users(d, &format!("{p}.force_override"), u);
         }
         if sev == Severity::Critical && !a.approvers.is_empty() {
             d.warning(
@@ -191,70 +248,45 @@ fn read_approvals(d: &mut Diags, node: &Node) -> Option<ApprovalPolicy> {
         }
         *policy.for_severity_mut(sev) = a;
     }
-    ok.then_some(policy)
+    policy
 }
 
-fn read_executor(d: &mut Diags, node: &Node) -> Option<ExecutorSettings> {
-    let m = mapping(d, "executor", node)?;
-    check_keys(
-        d,
-        "executor",
-        m,
-        &["default", "timeout_seconds", "webhook_url", "webhook_ca_file", "commands"],
-        Unknown::Error,
-        |_| false,
-    );
+fn read_executor(d: &mut Diags, spec: &ExecutorSpec) -> ExecutorSettings {
     let mut e = ExecutorSettings::default();
-    let mut ok = true;
-    if let Some(n) = get(m, "default") {
-        match string(d, "executor.default", n).map(|s| (ExecutorKind::parse(&s), s)) {
-            Some((Some(k), _)) => e.default = k,
-            Some((None, s)) => {
-                d.error("executor.default", format!("{s:?} is not one of dry-run, command, webhook"));
-                ok = false;
+    if let Some(s) = &spec.default {
+        match ExecutorKind::parse(s) {
+            Some(k) => e.default = k,
+            None => d.error("executor.default", format!("{s:?} is not one of dry-run, command, webhook")),
+        }
+    }
+    if let Some(t) = spec.timeout_seconds {
+        if (1..=MAX_TIMEOUT_SECONDS).contains(&t) {
+            e.timeout_seconds = t as u32;
+        } else {
+            d.error("executor.timeout_seconds", format!("{t} is outside 1-{MAX_TIMEOUT_SECONDS}"));
+        }
+    }
+    if let Some(u) = &spec.webhook_url {
+        match crate::prometheus::check_url(u).and_then(|()| no_credentials(u)) {
+            Ok(()) => e.webhook_url = Some(u.clone()),
+            Err(reason) => d.error("executor.webhook_url", reason),
+        }
+    }
+    if let Some(f) = &spec.webhook_ca_file {
+        e.webhook_ca_file = crate::prometheus::ca_file_text(d, "executor.webhook_ca_file", f);
+    }
+    if let Some(commands) = &spec.commands {
+        for (action, Argv(argv)) in commands {
+            for problem in check_template(argv) {
+                d.error(format!("executor.commands.{action}"), problem);
             }
-            None => ok = false,
+            e.commands.insert(action.clone(), argv.clone());
         }
     }
-    if let Some(n) = get(m, "timeout_seconds") {
-        match count(d, "executor.timeout_seconds", n) {
-            Some(t) if (1..=MAX_TIMEOUT_SECONDS).contains(&t) => e.timeout_seconds = t as u32,
-            Some(t) => {
-                d.error("executor.timeout_seconds", format!("{t} is outside 1-{MAX_TIMEOUT_SECONDS}"));
-                ok = false;
-            }
-            None => ok = false,
-        }
-    }
-    if let Some(n) = get(m, "webhook_url") {
-        match string(d, "executor.webhook_url", n) {
-            Some(u) => match crate::prometheus::check_url(&u).and_then(|()| no_credentials(&u)) {
-                Ok(()) => e.webhook_url = Some(u),
-                Err(reason) => {
-                    d.error("executor.webhook_url", reason);
-                    ok = false;
-                }
-            },
-            None => ok = false,
-        }
-    }
-    if let Some(n) = get(m, "webhook_ca_file") {
-        match crate::prometheus::ca_file(d, "executor.webhook_ca_file", n) {
-            Some(f) => e.webhook_ca_file = Some(f),
-            None => ok = false,
-        }
-    }
-    if let Some(n) = get(m, "commands") {
-        match read_commands(d, n) {
-            Some(c) => e.commands = c,
-            None => ok = false,
-        }
-    }
-    if e.default == ExecutorKind::Webhook && e.webhook_url.is_none() {
+    if e.default == ExecutorKind::Webhook && spec.webhook_url.is_none() {
         d.error("executor.default", "is webhook but executor.webhook_url is not set");
-        ok = false;
     }
-    ok.then_some(e)
+    e
 }
 
 /// A webhook URL must not carry `user:password@`: it would be written into every execution
@@ -266,33 +298,6 @@ fn no_credentials(url: &str) -> Result<(), String> {
         return Err(format!("{url:?} carries credentials, which are not supported (they would be recorded)"));
     }
     Ok(())
-}
-
-fn read_commands(d: &mut Diags, node: &Node) -> Option<BTreeMap<String, Vec<String>>> {
-    let m = mapping(d, "executor.commands", node)?;
-    let mut out = BTreeMap::new();
-    let mut ok = true;
-    for (action, n) in m {
-        let p = format!("executor.commands.{action}");
-        let Some(items) = n.as_seq() else {
-            d.error(&p, format!("must be a list of arguments (argv, no shell), got {}", n.describe()));
-            ok = false;
-            continue;
-        };
-        let mut argv = Vec::new();
-        for (i, a) in items.iter().enumerate() {
-            match string(d, &format!("{p}[{i}]"), a) {
-                Some(s) => argv.push(s),
-                None => ok = false,
-            }
-        }
-        for problem in check_template(&argv) {
-            d.error(&p, problem);
-            ok = false;
-        }
-        out.insert(action.clone(), argv);
-    }
-    ok.then_some(out)
 }
 
 #[cfg(test)]
@@ -374,5 +379,52 @@ mod tests {
             let e = load("g.yaml", &format!("executor: {{webhook_url: '{url}'}}\n")).unwrap_err();
             assert!(e[0].contains("executor.webhook_url"), "{url}: {e:?}");
         }
+    }
+
+    /// Own format: YAML 1.2 core schema, every problem of the file in one report, each with
+    /// its line and column, and `null` is not "absent".
+    #[test]
+    fn every_problem_is_reported_with_its_position_in_yaml_1_2() {
+        let cfg = load("g.yaml", "approvals:\n  high: {approvers: [on, 'off'], force_override: [yes]}\n").unwrap();
+        assert_eq!(cfg.approvals.high.approvers, ["on", "off"]);
+        assert_eq!(cfg.approvals.high.force_override, ["yes"]);
+        let text = "approvals:\n  high:\n    aprovers: [alice]\n    force_override: [carol, 'b c']\n  \
+                    urgent: {}\nexecutor:\n  default: webhok\n  timeout_seconds: 0\n  commands:\n    \
+                    restart: restart-it\n";
+        let e = load("g.yaml", text).unwrap_err();
+        assert_eq!(
+            e,
+            [
+                "g.yaml:3:5: approvals.high.aprovers: unknown key \"aprovers\"; did you mean \"approvers\"?",
+                "g.yaml:5:3: approvals.urgent: unknown key \"urgent\"",
+                "g.yaml:10:5: executor.commands.restart: must be a list of arguments (argv, no shell), got the string \"restart-it\"",
+            ]
+        );
+        // Past the shape, every value is checked.
+        let text =
+            "approvals:\n  high:\n    approvers: [alice, 'b c']\nexecutor:\n  default: webhok\n  timeout_seconds: 0\n";
+        let e = load("g.yaml", text).unwrap_err();
+        assert_eq!(
+            e,
+            [
+                "g.yaml:3:24: approvals.high.approvers[1]: \"b c\" is not a user name (1-64 of A-Z a-z 0-9 . _ @ -)",
+                "g.yaml:5:3: executor.default: \"webhok\" is not one of dry-run, command, webhook",
+                "g.yaml:6:3: executor.timeout_seconds: 0 is outside 1-600",
+            ]
+        );
+        let e = load("g.yaml", "approvals:\n  high: {approvers: alice}\n").unwrap_err();
+        assert_eq!(
+            e,
+            ["g.yaml:2:10: approvals.high.approvers: must be a list of user names, got the string \"alice\""]
+        );
+        let e = load("g.yaml", "executor: {timeout_seconds: '30'}\n").unwrap_err();
+        assert_eq!(e, ["g.yaml:1:12: executor.timeout_seconds: must be a whole number, got the string \"30\""]);
+        // An empty key is not an absent one: `tokens:` must not quietly fall back to the OS account.
+        let e = load("g.yaml", "tokens:\napprovals: {}\n").unwrap_err();
+        assert_eq!(e, ["g.yaml:1:1: tokens: must be a string, got null"]);
+        let e = load("g.yaml", "approvals:\n").unwrap_err();
+        assert_eq!(e, ["g.yaml:1:1: approvals: must be a mapping, got null"]);
+        let e = load("g.json", "{\"approvals\": {\"low\": {\"approvers\": [1]}}}").unwrap_err();
+        assert_eq!(e, ["g.json:1:38: approvals.low.approvers[0]: must be a string, got the integer 1"]);
     }
 }

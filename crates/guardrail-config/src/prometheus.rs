@@ -275,6 +275,11 @@ pub fn check_url(url: &str) -> Result<(), String> {
 /// certificates ([`check_ca_file`]). Errors are the field's.
 pub(crate) fn ca_file(d: &mut Diags, path: &str, node: &Node) -> Option<PathBuf> {
     let text = string(d, path, node)?;
+    ca_file_text(d, path, &text)
+}
+
+/// [`ca_file`] for a value already read as text.
+pub(crate) fn ca_file_text(d: &mut Diags, path: &str, text: &str) -> Option<PathBuf> {
     if text.trim().is_empty() {
         d.error(path, "is empty: give the path of a PEM file of CA certificates");
         return None;
