@@ -14,9 +14,10 @@ use guardrail_core::approval::{
     ApprovalAttempt, ApprovalGrant, ApprovalKind, ApprovalPolicy, PendingApproval, binding_hash, decide_approval,
 };
 use guardrail_core::remediation::{Incident, PlanOutput};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::queue::{IncidentState, decision_parts, kinds};
+use crate::record::{ApprovalRequestBody, GrantBody, RefusalBody, decode, encode};
 
 /// Who tries to release which incident, and how.
 #[derive(Debug, Clone)]
@@ -72,22 +73,18 @@ pub enum ApprovalStep {
     Granted(Box<Granted>),
 }
 
-fn s<'v>(v: &'v Value, k: &str) -> &'v str {
-    v.get(k).and_then(Value::as_str).unwrap_or_default()
-}
-
 impl ApprovalInput {
     fn refused(&self, code: &str, message: String, request: Option<String>, hash: Option<String>) -> ApprovalStep {
-        let body = json!({
-            "incident_id": self.incident_id,
-            "kind": self.kind.as_str(),
-            "approver": self.approver,
-            "reason": self.reason,
-            "code": code,
-            "message": message,
-            "request_record": request,
-            "binding_hash": hash,
-            "reviewed_hash": self.reviewed_hash,
+        let body = encode(&RefusalBody {
+            incident_id: self.incident_id.clone(),
+            kind: self.kind.as_str().to_string(),
+            approver: self.approver.clone(),
+            reason: self.reason.clone(),
+            code: code.to_string(),
+            message: message.clone(),
+            request_record: request.clone(),
+            binding_hash: hash.clone(),
+            reviewed_hash: self.reviewed_hash.clone(),
         });
         ApprovalStep::Refused(Refused { code: code.into(), message, request_record: request, binding_hash: hash, body })
     }
@@ -118,14 +115,15 @@ pub fn decide_pending(
         return Err(format!("request {} has no decision record", request.id()));
     };
     let (incident, plan, _) = decision_parts(decision)?;
-    let rb = &request.body;
+    let rb: ApprovalRequestBody =
+        decode(&request.body).map_err(|e| format!("approval request {} is unreadable: {e}", request.id()))?;
     let pending = PendingApproval {
         incident_id: id.clone(),
         severity: incident.severity,
-        proposer: s(rb, "proposer").to_string(),
-        action: s(rb, "action").to_string(),
-        binding_hash: s(rb, "binding_hash").to_string(),
-        requires_force_override: rb.get("requires_force_override").and_then(Value::as_bool).unwrap_or(true),
+        proposer: rb.proposer,
+        action: rb.action,
+        binding_hash: rb.binding_hash,
+        requires_force_override: rb.requires_force_override,
     };
     let attempt = ApprovalAttempt {
         kind: input.kind,
@@ -144,18 +142,18 @@ pub fn decide_pending(
         ApprovalKind::Approve => kinds::APPROVAL_GRANTED,
         ApprovalKind::ForceOverride => kinds::FORCE_OVERRIDE,
     };
-    let body = json!({
-        "incident_id": id,
-        "kind": grant.kind.as_str(),
-        "approver": grant.approver,
-        "reason": grant.reason,
-        "action": grant.action,
-        "binding_hash": grant.binding_hash,
-        "request_record": request.id(),
-        "decision_record": decision.id(),
-        "proposer": pending.proposer,
-        "severity": incident.severity,
-        "governor_config": governor_config,
+    let body = encode(&GrantBody {
+        incident_id: id.clone(),
+        kind: grant.kind.as_str().to_string(),
+        approver: grant.approver.clone(),
+        reason: grant.reason.clone(),
+        action: grant.action.clone(),
+        binding_hash: grant.binding_hash.clone(),
+        request_record: request.id(),
+        decision_record: decision.id(),
+        proposer: pending.proposer.clone(),
+        severity: incident.severity.as_str().to_string(),
+        governor_config,
     });
     Ok(ApprovalStep::Granted(Box::new(Granted { grant, record_kind, body, incident, plan })))
 }

@@ -20,12 +20,15 @@ use serde_json::{Value, json};
 
 use crate::pipeline::AuditLog;
 use crate::queue::{IncidentState, kinds};
+use crate::record::{ClaimBody, ClaimReleaseBody, ExecutionBody, decode, encode};
 
 /// One `execution_claim` of an incident with what followed it.
 #[derive(Debug, Clone)]
 pub struct ClaimView {
     /// The claim record.
     pub record: ChainedRecord,
+    /// Its body, decoded.
+    pub body: ClaimBody,
     /// The execution record naming it as its claim, if any.
     pub result: Option<ChainedRecord>,
     /// The `claim_release` record of it, if any.
@@ -35,7 +38,7 @@ pub struct ClaimView {
 impl ClaimView {
     /// The claim key (`<authorising record>#<attempt>`).
     pub fn key(&self) -> &str {
-        s(&self.record.body, "claim")
+        &self.body.claim
     }
 
     /// `result_recorded`, `released` or `claimed_no_result`.
@@ -49,28 +52,23 @@ impl ClaimView {
 
     /// One line for people.
     pub fn describe(&self) -> String {
-        let b = &self.record.body;
-        let head = format!(
-            "claim {} of {} by {} at {}",
-            self.key(),
-            s(b, "action"),
-            s(b, "requested_by"),
-            self.record.recorded_at
-        );
+        let b = &self.body;
+        let head = format!("claim {} of {} by {} at {}", self.key(), b.action, b.requested_by, self.record.recorded_at);
         match (&self.result, &self.released) {
-            (Some(r), _) => format!(
-                "{head}: result {} (ran={}, ok={})",
-                r.id(),
-                r.body.get("ran").and_then(Value::as_bool).unwrap_or(false),
-                r.body.get("ok").and_then(Value::as_bool).unwrap_or(false)
-            ),
-            (None, Some(rel)) => format!(
-                "{head}: claimed, no result recorded; released by {} at {} ({}): {}",
-                s(&rel.body, "released_by"),
-                rel.recorded_at,
-                rel.id(),
-                s(&rel.body, "reason")
-            ),
+            (Some(r), _) => {
+                let e: ExecutionBody = decode(&r.body).unwrap_or_default();
+                format!("{head}: result {} (ran={}, ok={})", r.id(), e.ran, e.ok)
+            }
+            (None, Some(rel)) => {
+                let release: ClaimReleaseBody = decode(&rel.body).unwrap_or_default();
+                format!(
+                    "{head}: claimed, no result recorded; released by {} at {} ({}): {}",
+                    release.released_by,
+                    rel.recorded_at,
+                    rel.id(),
+                    release.reason
+                )
+            }
             (None, None) => format!("{head}: claimed, no result recorded (the executor may have died)"),
         }
     }
@@ -99,14 +97,21 @@ impl ClaimView {
     }
 }
 
-fn s<'v>(v: &'v Value, k: &str) -> &'v str {
-    v.get(k).and_then(Value::as_str).unwrap_or_default()
+/// The record a result or release names as its claim.
+#[derive(serde::Deserialize)]
+struct NamesClaim {
+    claim_record: Option<String>,
 }
 
 /// Every execution claim of the incident, in chain order, with its result and release.
 pub fn claims(st: &IncidentState) -> Vec<ClaimView> {
-    let named = |kind: &str, field: &str, value: &str| {
-        st.records.iter().find(|r| r.kind == kind && s(&r.body, field) == value).cloned()
+    let named = |kind: &str, claim: &str| {
+        st.records
+            .iter()
+            .find(|r| {
+                r.kind == kind && decode::<NamesClaim>(&r.body).is_ok_and(|n| n.claim_record.as_deref() == Some(claim))
+            })
+            .cloned()
     };
     st.records
         .iter()
@@ -115,8 +120,9 @@ pub fn claims(st: &IncidentState) -> Vec<ClaimView> {
             let id = c.id();
             ClaimView {
                 record: c.clone(),
-                result: named(kinds::EXECUTION, "claim_record", &id),
-                released: named(kinds::CLAIM_RELEASE, "claim_record", &id),
+                body: decode(&c.body).unwrap_or_default(),
+                result: named(kinds::EXECUTION, &id),
+                released: named(kinds::CLAIM_RELEASE, &id),
             }
         })
         .collect()
@@ -246,18 +252,26 @@ pub fn release_claim(
             format!("claim {} was already released (record {})", claim.record.id(), r.id()),
         );
     }
-    let b = &claim.record.body;
-    let body = json!({
-        "incident_id": input.incident_id,
-        "claim": claim.key(),
-        "claim_record": claim.record.id(),
-        "authorised_by_record": b.get("authorised_by_record"),
-        "action": b.get("action"),
-        "claimed_by": b.get("requested_by"),
-        "severity": incident.severity,
-        "released_by": by,
-        "reason": reason,
-        "eligible": eligible,
+    // Copied from the claim as it reads (`null` where it lacks the field).
+    #[derive(serde::Deserialize)]
+    struct Copied {
+        authorised_by_record: Option<String>,
+        action: Option<String>,
+        requested_by: Option<String>,
+    }
+    let copied: Copied =
+        decode(&claim.record.body).unwrap_or(Copied { authorised_by_record: None, action: None, requested_by: None });
+    let body = encode(&ClaimReleaseBody {
+        incident_id: input.incident_id.clone(),
+        claim: claim.key().to_string(),
+        claim_record: claim.record.id(),
+        authorised_by_record: copied.authorised_by_record,
+        action: copied.action,
+        claimed_by: copied.requested_by,
+        severity: incident.severity.as_str().to_string(),
+        released_by: by.to_string(),
+        reason: reason.to_string(),
+        eligible: eligible.clone(),
     });
     let key = claim.key().to_string();
     match log.append_claim(kinds::CLAIM_RELEASE, body, &key) {

@@ -14,10 +14,10 @@ use guardrail_core::audit::ChainedRecord;
 use guardrail_core::remediation::{MAX_INCIDENT_TEXT, normalise_action};
 use guardrail_knowledge::{KnowledgeStore, LearnedFrom, Provenance, Runbook};
 use guardrail_store::AppendError;
-use serde_json::{Value, json};
 
 use crate::pipeline::AuditLog;
 use crate::queue::{IncidentState, kinds};
+use crate::record::{ExecutionBody, ResolvedBody, decode, encode};
 
 /// What to learn from.
 #[derive(Debug, Clone)]
@@ -64,10 +64,6 @@ pub struct Learned {
     pub runbook_error: Option<String>,
 }
 
-fn s<'v>(v: &'v Value, k: &str) -> &'v str {
-    v.get(k).and_then(Value::as_str).unwrap_or_default()
-}
-
 /// Records the resolution of `r.incident_id` (folded in `states`) and writes the learned,
 /// unreviewed runbook into `knowledge`.
 pub fn resolve(
@@ -97,10 +93,10 @@ pub fn resolve(
         .records
         .iter()
         .rev()
-        .find(|r| r.kind == kinds::EXECUTION && r.body.get("ok").and_then(Value::as_bool) == Some(true));
+        .find(|r| r.kind == kinds::EXECUTION && decode::<ExecutionBody>(&r.body).is_ok_and(|b| b.ok));
     let action = match (r.action, executed) {
         (Some(a), _) => normalise_action(a, Some(&incident.service)).id,
-        (None, Some(e)) => s(&e.body, "action").to_string(),
+        (None, Some(e)) => decode::<ExecutionBody>(&e.body).map(|b| b.action).unwrap_or_default(),
         (None, None) => {
             return Err(LearnError::NotFound(format!(
                 "{id}: nothing was executed for it; say which action resolved it"
@@ -121,16 +117,16 @@ pub fn resolve(
         }
         Err(e) => return Err(LearnError::Knowledge(e.to_string())),
     }
-    let body = json!({
-        "incident_id": id,
-        "by": who,
-        "summary": summary,
-        "action": action,
-        "runbook_id": runbook_id,
-        "service": incident.service,
-        "decision_record": st.decision.as_ref().map(ChainedRecord::id),
-        "execution_record": executed.map(ChainedRecord::id),
-        "reviewed": false,
+    let body = encode(&ResolvedBody {
+        incident_id: id.to_string(),
+        by: who.to_string(),
+        summary: summary.to_string(),
+        action: action.clone(),
+        runbook_id: runbook_id.clone(),
+        service: incident.service.clone(),
+        decision_record: st.decision.as_ref().map(ChainedRecord::id),
+        execution_record: executed.map(ChainedRecord::id),
+        reviewed: false,
     });
     let (record, mirror_error) = match log.append(kinds::RESOLVED, body) {
         Ok(rec) => (rec, None),

@@ -32,7 +32,10 @@ use guardrail_store::{AppendError, AuditStore, Claim};
 use serde_json::{Value, json};
 
 use crate::queue::{Authorisation, IncidentState, decision_parts, kinds};
-use crate::record::{RunContext, approval_request_body, decision_body, error_body, requires};
+use crate::record::{
+    ClaimBody, ExecutionBody, ExecutionRefusedBody, RunContext, approval_request_body, decision_body, decode, encode,
+    error_body, requires,
+};
 use crate::{
     ExecutionError, ExecutionReport, Executor, Governor, LogsSource, PipelineFailure, PipelineOutcome,
     RequestedActionPlanner, ToolContext, ToolRegistry,
@@ -204,7 +207,8 @@ pub enum Execution {
 impl Execution {
     /// Whether the action ran and succeeded (a dry run counts) and that is recorded.
     pub fn succeeded(&self) -> bool {
-        matches!(self, Execution::Done { body, record: Ok(_), .. } if body["ok"] == true)
+        matches!(self, Execution::Done { body, record: Ok(_), .. }
+            if decode::<ExecutionBody>(body).is_ok_and(|b| b.ok))
     }
 }
 
@@ -250,8 +254,12 @@ pub fn attempts(st: &IncidentState, auth: &Authorisation) -> usize {
     st.records
         .iter()
         .filter(|r| {
+            #[derive(serde::Deserialize)]
+            struct ByRecord {
+                authorised_by_record: Option<String>,
+            }
             (r.kind == kinds::EXECUTION || r.kind == kinds::CLAIM_RELEASE)
-                && r.body.get("authorised_by_record").and_then(Value::as_str) == Some(&auth.record)
+                && decode::<ByRecord>(&r.body).is_ok_and(|b| b.authorised_by_record.as_ref() == Some(&auth.record))
         })
         .count()
 }
@@ -369,7 +377,7 @@ impl Pipeline<'_> {
             if st.pending.is_some() && wanted.as_deref().is_none_or(|a| a == gated) {
                 return ExecuteOutcome::AwaitingApproval { action: gated };
             }
-            let ran = st.execution.as_ref().filter(|e| e.body.get("ran").and_then(Value::as_bool) == Some(true));
+            let ran = st.execution.as_ref().filter(|e| decode::<ExecutionBody>(&e.body).is_ok_and(|b| b.ran));
             if let (Some(e), None) = (ran, wanted.as_deref().filter(|a| *a != gated)) {
                 return ExecuteOutcome::AlreadyExecuted { execution: e.clone() };
             }
@@ -385,15 +393,15 @@ impl Pipeline<'_> {
         match crate::authorise(&auth.binding_hash, &incident, &plan, &wanted) {
             Ok(_) => ExecuteOutcome::Executed(self.execute(log, &auth, &incident, &plan, &wanted, attempts(st, &auth))),
             Err(mismatch) => {
-                let body = json!({
-                    "incident_id": incident_id,
-                    "requested_action": wanted,
-                    "authorised_action": auth.action,
-                    "authorised_by_record": auth.record,
-                    "binding_hash": auth.binding_hash,
-                    "found_hash": mismatch.found,
-                    "requested_by": self.run.proposer,
-                    "message": ExecutionError::Mismatch(mismatch.clone()).to_string(),
+                let body = encode(&ExecutionRefusedBody {
+                    incident_id: incident_id.to_string(),
+                    requested_action: wanted.clone(),
+                    authorised_action: auth.action.clone(),
+                    authorised_by_record: auth.record.clone(),
+                    binding_hash: auth.binding_hash.clone(),
+                    found_hash: mismatch.found.clone(),
+                    requested_by: self.run.proposer.clone(),
+                    message: ExecutionError::Mismatch(mismatch.clone()).to_string(),
                 });
                 let refused = match log.append(kinds::EXECUTION_REFUSED, body) {
                     Ok(r) => r,
@@ -455,20 +463,20 @@ pub fn execute_claimed(
                 report: Option<&ExecutionReport>,
                 error: Option<String>,
                 claim: Option<&ChainedRecord>| {
-        json!({
-            "incident_id": incident.id,
-            "action": action,
-            "binding_hash": auth.binding_hash,
-            "authorised_by": auth.by,
-            "authorised_by_record": auth.record,
-            "approver": auth.approver,
-            "requested_by": requested_by,
-            "executor": executor.name(),
-            "claim_record": claim.map(ChainedRecord::id),
-            "ran": ran,
-            "ok": ok,
-            "report": report,
-            "error": error,
+        encode(&ExecutionBody {
+            incident_id: incident.id.clone(),
+            action: action.to_string(),
+            binding_hash: auth.binding_hash.clone(),
+            authorised_by: auth.by.clone(),
+            authorised_by_record: auth.record.clone(),
+            approver: auth.approver.clone(),
+            requested_by: requested_by.to_string(),
+            executor: executor.name().to_string(),
+            claim_record: claim.map(ChainedRecord::id),
+            ran,
+            ok,
+            report: report.map(encode),
+            error,
         })
     };
     let authorised = match crate::authorise(&auth.binding_hash, incident, plan, action) {
@@ -481,14 +489,14 @@ pub fn execute_claimed(
         }
     };
     let key = format!("{}#{attempt}", auth.record);
-    let claim_body = json!({
-        "incident_id": incident.id,
-        "claim": key,
-        "action": action,
-        "binding_hash": auth.binding_hash,
-        "authorised_by_record": auth.record,
-        "requested_by": requested_by,
-        "executor": executor.name(),
+    let claim_body = encode(&ClaimBody {
+        incident_id: incident.id.clone(),
+        claim: key.clone(),
+        action: action.to_string(),
+        binding_hash: auth.binding_hash.clone(),
+        authorised_by_record: auth.record.clone(),
+        requested_by: requested_by.to_string(),
+        executor: executor.name().to_string(),
     });
     let claim = match log.append_claim(kinds::EXECUTION_CLAIM, claim_body, &key) {
         Ok(Claim::Won(r)) => r,

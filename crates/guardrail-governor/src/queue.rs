@@ -12,34 +12,38 @@ use guardrail_core::audit::ChainedRecord;
 use guardrail_core::remediation::{Incident, PlanOutput};
 use serde_json::Value;
 
+use crate::record::{ApprovalRequestBody, DecisionBody, ExecutionBody, GrantBody, decode};
+
 /// Audit record kinds written by the governor.
 pub mod kinds {
+    use crate::record::RecordKind;
+
     /// One pipeline run: incident, plan, stress, gate, trace, binding hash.
-    pub const DECISION: &str = "remediation_decision";
+    pub const DECISION: &str = RecordKind::RemediationDecision.as_str();
     /// A pipeline run that could not decide.
-    pub const ERROR: &str = "remediation_error";
+    pub const ERROR: &str = RecordKind::RemediationError.as_str();
     /// A blocked action entering the approval queue.
-    pub const APPROVAL_REQUEST: &str = "approval_request";
+    pub const APPROVAL_REQUEST: &str = RecordKind::ApprovalRequest.as_str();
     /// An approval attempt that was refused.
-    pub const APPROVAL_REFUSED: &str = "approval_refused";
+    pub const APPROVAL_REFUSED: &str = RecordKind::ApprovalRefused.as_str();
     /// An APPROVE that was granted.
-    pub const APPROVAL_GRANTED: &str = "approval_granted";
+    pub const APPROVAL_GRANTED: &str = RecordKind::ApprovalGranted.as_str();
     /// A FORCE_OVERRIDE that was granted.
-    pub const FORCE_OVERRIDE: &str = "force_override";
+    pub const FORCE_OVERRIDE: &str = RecordKind::ForceOverride.as_str();
     /// An execution (or dry run) and its result.
-    pub const EXECUTION: &str = "remediation_execution";
+    pub const EXECUTION: &str = RecordKind::RemediationExecution.as_str();
     /// The claim an executor takes before running an authorised action (one winner per
     /// authorisation and attempt; see `guardrail_governor::pipeline`).
-    pub const EXECUTION_CLAIM: &str = "execution_claim";
+    pub const EXECUTION_CLAIM: &str = RecordKind::ExecutionClaim.as_str();
     /// A person's release of an execution claim that has no result (the executor is believed
     /// dead), so the authorisation can be claimed again (see `guardrail_governor::claims`).
-    pub const CLAIM_RELEASE: &str = "claim_release";
+    pub const CLAIM_RELEASE: &str = RecordKind::ClaimRelease.as_str();
     /// An execution refused because the action is not the authorised one.
-    pub const EXECUTION_REFUSED: &str = "execution_refused";
+    pub const EXECUTION_REFUSED: &str = RecordKind::ExecutionRefused.as_str();
     /// An incident resolved, with what was learned.
-    pub const RESOLVED: &str = "incident_resolved";
+    pub const RESOLVED: &str = RecordKind::IncidentResolved.as_str();
     /// A learned runbook reviewed.
-    pub const RUNBOOK_REVIEWED: &str = "runbook_reviewed";
+    pub const RUNBOOK_REVIEWED: &str = RecordKind::RunbookReviewed.as_str();
 
     /// Every kind the queue reads.
     pub const ALL: &[&str] = &[
@@ -91,8 +95,11 @@ pub struct IncidentState {
     pub resolved: Option<ChainedRecord>,
 }
 
-fn s<'v>(v: &'v Value, k: &str) -> &'v str {
-    v.get(k).and_then(Value::as_str).unwrap_or_default()
+/// The field every governor body has.
+#[derive(Default, serde::Deserialize)]
+struct Subject {
+    #[serde(default)]
+    incident_id: String,
 }
 
 impl IncidentState {
@@ -111,7 +118,7 @@ impl IncidentState {
         } else if self.authorised.is_some() {
             "authorised"
         } else if let Some(e) = &self.execution {
-            if e.body.get("ok").and_then(Value::as_bool) == Some(true) { "executed" } else { "execution_failed" }
+            if decode::<ExecutionBody>(&e.body).is_ok_and(|b| b.ok) { "executed" } else { "execution_failed" }
         } else if self.decision.is_some() {
             "decided"
         } else {
@@ -138,12 +145,11 @@ impl IncidentState {
 pub fn decision_parts(d: &ChainedRecord) -> Result<(Incident, PlanOutput, String), String> {
     let bad =
         |what: &str, e: &dyn std::fmt::Display| format!("decision record {} has an unreadable {what}: {e}", d.id());
-    let incident =
-        Incident::from_json_value(d.body.get("incident").unwrap_or(&Value::Null)).map_err(|e| bad("incident", &e))?;
-    let plan: PlanOutput =
-        serde_json::from_value(d.body.pointer("/outcome/plan/output").cloned().unwrap_or(Value::Null))
-            .map_err(|e| bad("plan", &e))?;
-    let action = s(&d.body, "gated_action").to_string();
+    let body: DecisionBody = decode(&d.body).map_err(|e| bad("body", &e))?;
+    let incident = Incident::from_json_value(&body.incident).map_err(|e| bad("incident", &e))?;
+    let plan: PlanOutput = serde_json::from_value(body.outcome.pointer("/plan/output").cloned().unwrap_or(Value::Null))
+        .map_err(|e| bad("plan", &e))?;
+    let action = body.gated_action;
     if action.is_empty() {
         return Err(format!("decision record {} has no gated_action", d.id()));
     }
@@ -154,49 +160,53 @@ pub fn decision_parts(d: &ChainedRecord) -> Result<(Incident, PlanOutput, String
 pub fn incident_states(records: &[ChainedRecord]) -> BTreeMap<String, IncidentState> {
     let mut out: BTreeMap<String, IncidentState> = BTreeMap::new();
     for r in records.iter().filter(|r| kinds::ALL.contains(&r.kind.as_str())) {
-        let id = s(&r.body, "incident_id");
+        let Subject { incident_id: id } = decode(&r.body).unwrap_or_default();
         if id.is_empty() {
             continue;
         }
-        let st =
-            out.entry(id.to_string()).or_insert_with(|| IncidentState { incident_id: id.into(), ..Default::default() });
+        let st = out.entry(id.clone()).or_insert_with(|| IncidentState { incident_id: id, ..Default::default() });
         st.records.push(r.clone());
+        // A body that does not decode reads as empty (as a missing field did): it authorises
+        // nothing and matches no request or grant.
         match r.kind.as_str() {
             kinds::DECISION => {
+                let b: DecisionBody = decode(&r.body).unwrap_or_default();
                 st.decision = Some(r.clone());
                 st.pending = None;
                 st.execution = None;
-                st.authorised = (s(&r.body, "decision") == "execute").then(|| Authorisation {
+                st.authorised = (b.decision == "execute").then(|| Authorisation {
                     record: r.id(),
                     by: "gate".into(),
                     approver: None,
-                    action: s(&r.body, "gated_action").into(),
-                    binding_hash: s(&r.body, "binding_hash").into(),
+                    action: b.gated_action,
+                    binding_hash: b.binding_hash,
                 });
             }
             kinds::APPROVAL_REQUEST => {
-                let current = st.decision.as_ref().is_some_and(|d| d.id() == s(&r.body, "decision_record"));
+                let b: ApprovalRequestBody = decode(&r.body).unwrap_or_default();
+                let current = st.decision.as_ref().is_some_and(|d| d.id() == b.decision_record);
                 if current {
                     st.pending = Some(r.clone());
                 }
             }
             kinds::APPROVAL_GRANTED | kinds::FORCE_OVERRIDE => {
-                let matches = st.pending.as_ref().is_some_and(|p| p.id() == s(&r.body, "request_record"));
+                let b: GrantBody = decode(&r.body).unwrap_or_default();
+                let matches = st.pending.as_ref().is_some_and(|p| p.id() == b.request_record);
                 if matches {
                     st.pending = None;
                     st.authorised = Some(Authorisation {
                         record: r.id(),
-                        by: s(&r.body, "kind").into(),
-                        approver: Some(s(&r.body, "approver").into()),
-                        action: s(&r.body, "action").into(),
-                        binding_hash: s(&r.body, "binding_hash").into(),
+                        by: b.kind,
+                        approver: Some(b.approver),
+                        action: b.action,
+                        binding_hash: b.binding_hash,
                     });
                 }
             }
             kinds::EXECUTION => {
-                let consumed = r.body.get("ran").and_then(Value::as_bool) == Some(true);
-                let this = st.authorised.as_ref().is_some_and(|a| a.record == s(&r.body, "authorised_by_record"));
-                if this && consumed {
+                let b: ExecutionBody = decode(&r.body).unwrap_or_default();
+                let this = st.authorised.as_ref().is_some_and(|a| a.record == b.authorised_by_record);
+                if this && b.ran {
                     st.authorised = None;
                 }
                 st.execution = Some(r.clone());

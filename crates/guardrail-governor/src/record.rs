@@ -2,10 +2,19 @@
 //! `approval_request` of a blocked action — built in one place for `guardrail incident run`
 //! and `guardrail serve`'s `POST /api/incidents`, so the queue fold ([`crate::queue`]) reads
 //! the same records whoever wrote them.
+//!
+//! Every record kind the governor writes ([`RecordKind`]) has one body type here, used by the
+//! writers ([`encode`]) and by every reader ([`decode`]: the queue fold, claims, replay, the
+//! CLI and HTTP renderers). A body type's serialisation is the record's canonical JSON: its
+//! field names, `null` for an absent value and its numbers are what the chain hashes, so they
+//! never change (`written_bodies_keep_their_canonical_bytes`, and the old-chain fixture in
+//! `tests/fixtures/chain-4b21396`). Bodies are read leniently — unknown fields ignored, missing
+//! ones defaulted — so records of older releases still read.
 
-use guardrail_core::approval::ApprovalPolicy;
+use guardrail_core::approval::{ApprovalPolicy, SeverityApprovers};
 use guardrail_core::remediation::{Incident, Severity};
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::{PipelineFailure, PipelineOutcome};
 
@@ -26,10 +35,14 @@ pub struct RunContext {
 
 /// The body of a `remediation_error` record.
 pub fn error_body(incident: &Incident, origin: &Value, ctx: &RunContext, failure: &PipelineFailure) -> Value {
-    json!({
-        "incident_id": incident.id, "incident": incident, "origin": origin,
-        "proposer": ctx.proposer, "errors": [failure.error.to_string()], "trace": failure.trace,
-        "knowledge_base": ctx.knowledge_base,
+    encode(&ErrorBody {
+        incident_id: incident.id.clone(),
+        incident: encode(incident),
+        origin: origin.clone(),
+        proposer: ctx.proposer.clone(),
+        errors: vec![failure.error.to_string()],
+        trace: encode(&failure.trace),
+        knowledge_base: ctx.knowledge_base.clone(),
     })
 }
 
@@ -43,23 +56,23 @@ pub fn decision_body(
     outcome: &PipelineOutcome,
     gate_inputs: Value,
 ) -> Value {
-    json!({
-        "incident_id": incident.id,
-        "incident": incident,
-        "origin": origin,
-        "proposer": ctx.proposer,
-        "gated_action": outcome.gated_action(),
-        "binding_hash": outcome.binding_hash(),
-        "decision": outcome.gate.output.decision.as_str(),
-        "rule": outcome.gate.rule,
-        "reasons": outcome.gate.output.reasons,
-        "requires_force_override": outcome.gate.requires_force_override,
-        "outcome": outcome,
-        "knowledge_base": ctx.knowledge_base,
-        "logs": ctx.logs,
-        "deploy_signals": ctx.deploy_signals,
-        "governor_config": ctx.governor_config,
-        "gate_inputs": gate_inputs,
+    encode(&DecisionBody {
+        incident_id: incident.id.clone(),
+        incident: encode(incident),
+        origin: origin.clone(),
+        proposer: ctx.proposer.clone(),
+        gated_action: outcome.gated_action().to_string(),
+        binding_hash: outcome.binding_hash(),
+        decision: outcome.gate.output.decision.as_str().to_string(),
+        rule: outcome.gate.rule.clone(),
+        reasons: outcome.gate.output.reasons.clone(),
+        requires_force_override: outcome.gate.requires_force_override,
+        outcome: encode(outcome),
+        knowledge_base: ctx.knowledge_base.clone(),
+        logs: ctx.logs.clone(),
+        deploy_signals: ctx.deploy_signals.clone(),
+        governor_config: ctx.governor_config.clone(),
+        gate_inputs,
     })
 }
 
@@ -82,17 +95,17 @@ pub fn approval_request_body(
     policy: &ApprovalPolicy,
 ) -> Value {
     let requires = requires(incident, outcome);
-    json!({
-        "incident_id": incident.id,
-        "severity": incident.severity,
-        "proposer": ctx.proposer,
-        "action": outcome.gated_action(),
-        "binding_hash": outcome.binding_hash(),
-        "decision_record": decision_record,
-        "requires": requires,
-        "requires_force_override": requires == "force_override",
-        "reasons": outcome.gate.output.reasons,
-        "eligible": policy.for_severity(incident.severity),
+    encode(&ApprovalRequestBody {
+        incident_id: incident.id.clone(),
+        severity: incident.severity.as_str().to_string(),
+        proposer: ctx.proposer.clone(),
+        action: outcome.gated_action().to_string(),
+        binding_hash: outcome.binding_hash(),
+        decision_record: decision_record.to_string(),
+        requires: requires.to_string(),
+        requires_force_override: requires == "force_override",
+        reasons: outcome.gate.output.reasons.clone(),
+        eligible: policy.for_severity(incident.severity).clone(),
     })
 }
 
@@ -115,4 +128,278 @@ pub fn executor_for(
             Box::new(crate::WebhookExecutor { url, timeout, ca_file: cfg.executor.webhook_ca_file.clone() })
         }
     })
+}
+
+/// The kinds of record the governor writes. The names in the chain never change: a record's
+/// kind is [`RecordKind::as_str`], and [`crate::queue::kinds`] holds the same names as constants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    /// One pipeline run: incident, plan, stress, gate, trace, binding hash ([`DecisionBody`]).
+    RemediationDecision,
+    /// A pipeline run that could not decide ([`ErrorBody`]).
+    RemediationError,
+    /// A blocked action entering the approval queue ([`ApprovalRequestBody`]).
+    ApprovalRequest,
+    /// An approval attempt that was refused ([`RefusalBody`]).
+    ApprovalRefused,
+    /// An APPROVE that was granted ([`GrantBody`]).
+    ApprovalGranted,
+    /// A FORCE_OVERRIDE that was granted ([`GrantBody`]).
+    ForceOverride,
+    /// The claim an executor takes before running ([`ClaimBody`]).
+    ExecutionClaim,
+    /// A person's release of a claim with no result ([`ClaimReleaseBody`]).
+    ClaimRelease,
+    /// An execution (or dry run) and its result ([`ExecutionBody`]).
+    RemediationExecution,
+    /// An execution refused because the action is not the authorised one ([`ExecutionRefusedBody`]).
+    ExecutionRefused,
+    /// An incident resolved, with what was learned ([`ResolvedBody`]).
+    IncidentResolved,
+    /// A learned runbook reviewed (written by `kb review`).
+    RunbookReviewed,
+}
+
+impl RecordKind {
+    /// Every kind, in the order above.
+    pub const ALL: [RecordKind; 12] = [
+        RecordKind::RemediationDecision,
+        RecordKind::RemediationError,
+        RecordKind::ApprovalRequest,
+        RecordKind::ApprovalRefused,
+        RecordKind::ApprovalGranted,
+        RecordKind::ForceOverride,
+        RecordKind::ExecutionClaim,
+        RecordKind::ClaimRelease,
+        RecordKind::RemediationExecution,
+        RecordKind::ExecutionRefused,
+        RecordKind::IncidentResolved,
+        RecordKind::RunbookReviewed,
+    ];
+
+    /// The kind's name in the chain.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::RemediationDecision => "remediation_decision",
+            RecordKind::RemediationError => "remediation_error",
+            RecordKind::ApprovalRequest => "approval_request",
+            RecordKind::ApprovalRefused => "approval_refused",
+            RecordKind::ApprovalGranted => "approval_granted",
+            RecordKind::ForceOverride => "force_override",
+            RecordKind::ExecutionClaim => "execution_claim",
+            RecordKind::ClaimRelease => "claim_release",
+            RecordKind::RemediationExecution => "remediation_execution",
+            RecordKind::ExecutionRefused => "execution_refused",
+            RecordKind::IncidentResolved => "incident_resolved",
+            RecordKind::RunbookReviewed => "runbook_reviewed",
+        }
+    }
+
+    /// The kind named `name`, if the governor writes it (deploy records are not its kinds).
+    pub fn parse(name: &str) -> Option<RecordKind> {
+        RecordKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+/// Decodes a record body into its typed form. Unknown fields are ignored and missing ones take
+/// their defaults (empty, `false`, `null`), as the string-key readers before did, so records
+/// written by older releases still read.
+pub fn decode<T: serde::de::DeserializeOwned>(body: &Value) -> Result<T, serde_json::Error> {
+    T::deserialize(body)
+}
+
+/// Encodes a typed body for appending. The canonical bytes are those the `json!` builders
+/// wrote: same names, `null` for an absent value (never an omitted field), same numbers.
+pub fn encode<T: Serialize>(body: &T) -> Value {
+    // A body is plain strings, numbers, booleans and already-encoded values: nothing in it can
+    // fail to serialise (no non-string map keys, no non-finite floats).
+    serde_json::to_value(body).unwrap_or(Value::Null)
+}
+
+/// The body of a `remediation_error` record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ErrorBody {
+    pub incident_id: String,
+    /// The incident as submitted.
+    pub incident: Value,
+    /// Where the incident came from (file, HTTP request, re-gate).
+    pub origin: Value,
+    pub proposer: String,
+    pub errors: Vec<String>,
+    /// The tool calls made before the failure.
+    pub trace: Value,
+    pub knowledge_base: String,
+}
+
+/// The body of a `remediation_decision` record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DecisionBody {
+    pub incident_id: String,
+    /// The incident ([`Incident`], read back with [`Incident::from_json_value`]).
+    pub incident: Value,
+    pub origin: Value,
+    pub proposer: String,
+    /// The plan's proposed action: what an `execute` decision runs.
+    pub gated_action: String,
+    /// [`guardrail_core::approval::binding_hash`] of the incident, plan and gated action.
+    pub binding_hash: String,
+    /// `execute` or `block_and_escalate`.
+    pub decision: String,
+    pub rule: String,
+    pub reasons: Vec<String>,
+    pub requires_force_override: bool,
+    /// The whole [`PipelineOutcome`]: plan, stress, gate, trace.
+    pub outcome: Value,
+    pub knowledge_base: String,
+    pub logs: Option<String>,
+    pub deploy_signals: Option<Value>,
+    pub governor_config: Value,
+    /// [`crate::replay::gate_inputs_body`]; `null` in records older than replay.
+    pub gate_inputs: Value,
+}
+
+/// The body of the `approval_request` of a blocked action.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ApprovalRequestBody {
+    pub incident_id: String,
+    pub severity: String,
+    pub proposer: String,
+    pub action: String,
+    pub binding_hash: String,
+    /// The id of the decision record it follows.
+    pub decision_record: String,
+    /// `approve` or `force_override`.
+    pub requires: String,
+    /// Missing reads as `true`: a request that does not say it accepts an APPROVE only
+    /// accepts a FORCE_OVERRIDE (fail closed).
+    #[serde(default = "fail_closed")]
+    pub requires_force_override: bool,
+    pub reasons: Vec<String>,
+    /// Who may release it (the governor config's entry for the severity).
+    pub eligible: SeverityApprovers,
+}
+
+fn fail_closed() -> bool {
+    true
+}
+
+/// The body of an `approval_refused` record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RefusalBody {
+    pub incident_id: String,
+    /// `approve` or `force_override`: what was attempted.
+    pub kind: String,
+    pub approver: String,
+    pub reason: Option<String>,
+    pub code: String,
+    pub message: String,
+    pub request_record: Option<String>,
+    pub binding_hash: Option<String>,
+    pub reviewed_hash: Option<String>,
+}
+
+/// The body of an `approval_granted` or `force_override` record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GrantBody {
+    pub incident_id: String,
+    /// `approve` or `force_override`.
+    pub kind: String,
+    pub approver: String,
+    pub reason: Option<String>,
+    pub action: String,
+    pub binding_hash: String,
+    pub request_record: String,
+    pub decision_record: String,
+    pub proposer: String,
+    pub severity: String,
+    pub governor_config: Value,
+}
+
+/// The body of an `execution_claim` record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClaimBody {
+    pub incident_id: String,
+    /// `<authorising record id>#<attempt>`.
+    pub claim: String,
+    pub action: String,
+    pub binding_hash: String,
+    pub authorised_by_record: String,
+    pub requested_by: String,
+    pub executor: String,
+}
+
+/// The body of a `remediation_execution` record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExecutionBody {
+    pub incident_id: String,
+    pub action: String,
+    pub binding_hash: String,
+    /// `gate`, `approve` or `force_override`.
+    pub authorised_by: String,
+    pub authorised_by_record: String,
+    pub approver: Option<String>,
+    pub requested_by: String,
+    pub executor: String,
+    pub claim_record: Option<String>,
+    /// Whether the executor ran (a run that did not start leaves the authorisation open).
+    pub ran: bool,
+    /// Whether it ran and succeeded (a dry run counts).
+    pub ok: bool,
+    /// The executor's report ([`crate::ExecutionReport`]).
+    pub report: Option<Value>,
+    pub error: Option<String>,
+}
+
+/// The body of an `execution_refused` record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExecutionRefusedBody {
+    pub incident_id: String,
+    pub requested_action: String,
+    pub authorised_action: String,
+    pub authorised_by_record: String,
+    pub binding_hash: String,
+    pub found_hash: String,
+    pub requested_by: String,
+    pub message: String,
+}
+
+/// The body of a `claim_release` record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClaimReleaseBody {
+    pub incident_id: String,
+    pub claim: String,
+    pub claim_record: String,
+    /// Copied from the claim (`null` if the claim lacked it).
+    pub authorised_by_record: Option<String>,
+    pub action: Option<String>,
+    pub claimed_by: Option<String>,
+    pub severity: String,
+    pub released_by: String,
+    pub reason: String,
+    pub eligible: SeverityApprovers,
+}
+
+/// The body of an `incident_resolved` record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ResolvedBody {
+    pub incident_id: String,
+    pub by: String,
+    pub summary: String,
+    pub action: String,
+    pub runbook_id: String,
+    pub service: String,
+    pub decision_record: Option<String>,
+    pub execution_record: Option<String>,
+    pub reviewed: bool,
 }
