@@ -8,12 +8,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 use guardrail::audit_cmd::{self, StoreArgs};
 use guardrail::ci::{self, CiContext};
 use guardrail::exit;
-use guardrail::gate::{self, AuditRef};
+use guardrail::gate;
 use guardrail::inputs::{self, InputArgs};
 use guardrail::render::{self, Style};
+use guardrail_gate::decide;
 // This crate's print macros: a closed stdout pipe ends the output instead of panicking.
 use guardrail::{eprintln, print, println};
-use guardrail_core::audit::RecordDraft;
 
 #[derive(Parser, Debug)]
 #[command(name = "guardrail", version, about = "The deterministic trust boundary between a change and production.")]
@@ -475,31 +475,25 @@ fn style(choice: ColorChoice, env: &dyn Fn(&str) -> Option<String>) -> Style {
     Style { color }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn record_error(
-    store: &StoreArgs,
-    env: &dyn Fn(&str) -> Option<String>,
-    errors: &[String],
-    inputs: &[inputs::InputDigest],
-    settings: Option<&inputs::Settings>,
-    ci: &CiContext,
+/// Prints a could-not-decide: the errors, and the `deploy_error` record that holds them or why
+/// it could not be written either.
+fn report_undecided(
+    undecided: &decide::Undecided,
+    record: &Result<guardrail_core::audit::ChainedRecord, guardrail_store::AppendError>,
     format: Format,
 ) -> i32 {
-    let at = jiff::Timestamp::now().to_string();
-    let body = gate::error_body(errors, inputs, settings, ci, &at);
-    let draft = RecordDraft { kind: gate::ERROR_KIND.into(), recorded_at: at, body };
-    let mut all = errors.to_vec();
-    match audit_cmd::append(&store.spec(env), store.jsonl(env).as_ref(), draft) {
-        Ok((rec, _)) => {
-            let code = fail(&all);
+    match record {
+        Ok(rec) => {
+            let code = fail(&undecided.errors);
             eprintln!("  (recorded as audit record {})", rec.id());
             if format == Format::Json {
-                print_error_json(exit::ErrorKind::CannotDecide, &all, Some(rec.id()));
+                print_error_json(exit::ErrorKind::CannotDecide, &undecided.errors, Some(rec.id()));
             }
             code
         }
         Err(e) => {
-            all.push(e);
+            let mut all = undecided.errors.clone();
+            all.push(e.to_string());
             if format == Format::Json {
                 print_error_json(exit::ErrorKind::CannotDecide, &all, None);
             }
@@ -526,66 +520,28 @@ fn run_gate(
     if let Some(w) = ci::explainer_warning(env) {
         eprintln!("guardrail: warning: {w}");
     }
-    let ci = ci::from_env(env);
-    let paths = inputs::resolve_paths(args, env);
-    let digests = || {
-        vec![
-            inputs::digest_path(&paths.policies),
-            inputs::digest_path(&paths.slos),
-            inputs::digest_path(&paths.metrics),
-            inputs::digest_path(&paths.cost),
-        ]
-    };
-    let settings = match inputs::resolve_settings(args, env, jiff::Timestamp::now()) {
-        Ok(s) => s,
-        Err(e) => return record_error(store, env, &e, &digests(), None, &ci, format),
-    };
-    let sources = match inputs::read_sources(&paths) {
-        Ok(s) => s,
-        Err(e) => return record_error(store, env, &e, &digests(), Some(&settings), &ci, format),
-    };
-    let mut ev = match gate::evaluate(sources.clone(), settings.clone()) {
-        Ok(ev) => ev,
-        Err(e) => {
-            let d = vec![
-                inputs::digest(&sources.policies),
-                inputs::digest(&sources.slos),
-                inputs::digest(&sources.metrics),
-                inputs::digest(&sources.cost),
-            ];
-            return record_error(store, env, &e, &d, Some(&settings), &ci, format);
-        }
-    };
-    if let Some(w) = ci::service_mismatch(&ci, &ev.slo.details.service) {
+    let (spec, jsonl) = (store.spec(env), store.jsonl(env));
+    let recorder = decide::Recorder { store: &spec, jsonl: jsonl.as_deref(), requested_by: None };
+    let snapshot = decide::read_snapshot(args, env, jiff::Timestamp::now());
+    let outcome = decide::decide_and_record(snapshot, ci::from_env(env), fail_on_warn, &recorder);
+    if let Some(w) = outcome.decided().and_then(|d| d.service_warning.as_ref()) {
         eprintln!("guardrail: warning: {w}");
-        ev.warnings.push(w);
     }
-    let mut out = gate::output(&ev, &ci, fail_on_warn);
-    let draft = RecordDraft {
-        kind: gate::RECORD_KIND.into(),
-        recorded_at: ev.settings.now.to_string(),
-        body: gate::audit_body(&out, &ev.sources),
-    };
-    match audit_cmd::append_typed(&store.spec(env), store.jsonl(env).as_ref(), draft) {
-        Ok((rec, described)) => {
-            out.audit = Some(AuditRef { id: rec.id(), seq: rec.seq, hash: rec.hash.clone(), store: described })
-        }
-        Err(e) => {
-            let (action, policy) = (&ev.decision.action, &ev.decision.policy_id);
-            let message = match e.in_chain() {
-                None => format!("decision {action} ({policy}) was NOT recorded, so it is withheld: {e}"),
-                Some(r) => format!(
-                    "decision {action} ({policy}) IS recorded in the audit chain as record {}, but its JSONL mirror \
-                     copy failed, so it is withheld: {e}",
-                    r.id()
-                ),
-            };
+    let (decided, audit) = match outcome {
+        decide::GateOutcome::Recorded { decided, audit, .. } => (decided, audit),
+        decide::GateOutcome::Withheld { reason, .. } => {
+            let message = reason.to_string();
             if format == Format::Json {
                 print_error_json(exit::ErrorKind::NotRecorded, std::slice::from_ref(&message), None);
             }
             return fail(&[message]);
         }
-    }
+        decide::GateOutcome::CannotDecide { undecided, record } => {
+            return report_undecided(&undecided, &record, format);
+        }
+    };
+    let mut out = decided.output();
+    out.audit = Some(audit);
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default()),
         Format::Text => print!("{}", render::gate_report(&out, style(color, env))),

@@ -291,6 +291,9 @@ pub struct GateOutput<'a> {
     pub tool: String,
     /// Audit record, once written.
     pub audit: Option<AuditRef>,
+    /// Who asked, when an authenticated caller did (`POST /api/gate`, MCP); absent for the CLI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<&'a crate::decide::RequestedBy>,
 }
 
 /// Builds the output for an evaluation.
@@ -336,6 +339,7 @@ pub fn output<'a>(ev: &'a Evaluation, ci: &'a CiContext, fail_on_warn: bool) -> 
         ci,
         tool: format!("guardrail {}", env!("CARGO_PKG_VERSION")),
         audit: None,
+        requested_by: None,
     }
 }
 
@@ -362,24 +366,52 @@ pub fn audit_body(out: &GateOutput<'_>, sources: &Sources) -> serde_json::Value 
     body
 }
 
-/// The audit body for a run that could not decide.
-pub fn error_body(
-    errors: &[String],
-    inputs: &[InputDigest],
-    settings: Option<&Settings>,
-    ci: &CiContext,
-    at: &str,
-) -> serde_json::Value {
-    serde_json::json!({
-        "outcome": "error",
-        "exit_code": crate::exit::CANNOT_DECIDE,
-        "errors": errors,
-        "inputs": inputs,
-        "settings": settings,
-        "evaluated_at": at,
-        "ci": ci,
-        "tool": format!("guardrail {}", env!("CARGO_PKG_VERSION")),
-    })
+/// The body of a `deploy_error` record: a run that could not decide. Serialises to exactly
+/// the keys such records have always had (`settings: null` when unresolved; `requested_by`
+/// only when someone authenticated asked), so their canonical bytes are unchanged.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorRecordBody<'a> {
+    /// Always `error`.
+    pub outcome: &'static str,
+    /// Always [`crate::exit::CANNOT_DECIDE`].
+    pub exit_code: i32,
+    /// Every problem found.
+    pub errors: &'a [String],
+    /// The inputs' paths and digests.
+    pub inputs: &'a [InputDigest],
+    /// The settings, when they could be resolved.
+    pub settings: Option<&'a Settings>,
+    /// RFC 3339 time of the attempt.
+    pub evaluated_at: &'a str,
+    /// CI context.
+    pub ci: &'a CiContext,
+    /// `guardrail X.Y.Z`.
+    pub tool: String,
+    /// Who asked, when an authenticated caller did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<&'a crate::decide::RequestedBy>,
+}
+
+impl<'a> ErrorRecordBody<'a> {
+    /// The body for `undecided`, attempted at `at`.
+    pub fn new(
+        undecided: &'a crate::decide::Undecided,
+        ci: &'a CiContext,
+        at: &'a str,
+        requested_by: Option<&'a crate::decide::RequestedBy>,
+    ) -> ErrorRecordBody<'a> {
+        ErrorRecordBody {
+            outcome: "error",
+            exit_code: crate::exit::CANNOT_DECIDE,
+            errors: &undecided.errors,
+            inputs: &undecided.digests,
+            settings: undecided.settings.as_deref(),
+            evaluated_at: at,
+            ci,
+            tool: format!("guardrail {}", env!("CARGO_PKG_VERSION")),
+            requested_by,
+        }
+    }
 }
 
 /// Rebuilds the sources recorded in a decision record (checking each digest).

@@ -58,15 +58,17 @@ use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{RoleServer, ServerHandler, ServiceExt};
 use serde_json::{Value, json};
 
-use guardrail_core::audit::{ChainedRecord, RecordDraft};
+use guardrail_core::audit::ChainedRecord;
 use guardrail_core::signals::Signals;
-use guardrail_gate::gate::{self, AuditRef, Evaluation};
+use guardrail_gate::decide::{self, GateOutcome, Recorder, RequestedBy, Snapshot, Undecided, decide_and_record};
+use guardrail_gate::gate::{self, Evaluation};
 use guardrail_gate::inputs::{self, InputArgs};
 use guardrail_gate::{audit_cmd, ci};
 use guardrail_governor::guardrail_tools::GuardrailState;
 use guardrail_governor::tools::DEFAULT_LOGS_WINDOW_MINUTES;
 use guardrail_governor::{NdjsonLogs, ToolContext, ToolError, ToolRegistry};
 use guardrail_knowledge::{KnowledgeError, KnowledgeStore, SqliteKnowledgeStore};
+use guardrail_store::AppendError;
 
 /// Everything the MCP server reads. The same inputs as `guardrail gate` (resolved the same way,
 /// flags → environment → `--root` defaults) and the knowledge base, logs and audit store the
@@ -112,7 +114,7 @@ impl McpConfig {
 #[derive(Debug, Clone)]
 pub struct GateState {
     cfg: McpConfig,
-    requested_by: Value,
+    requested_by: RequestedBy,
 }
 
 impl GateState {
@@ -120,8 +122,10 @@ impl GateState {
     /// `deploy_decision` that `evaluate_deploy` is asked to record).
     pub fn new(cfg: McpConfig, caller: &McpCaller) -> GateState {
         let requested_by = match caller {
-            McpCaller::Http(identity, _) => json!({"identity": identity, "via": "mcp-http"}),
-            McpCaller::Stdio => json!({"identity": Value::Null, "via": "mcp-stdio"}),
+            McpCaller::Http(identity, _) => {
+                RequestedBy { identity: Some(identity.clone()), role: None, via: "mcp-http" }
+            }
+            McpCaller::Stdio => RequestedBy { identity: None, role: None, via: "mcp-stdio" },
         };
         GateState { cfg, requested_by }
     }
@@ -130,62 +134,34 @@ impl GateState {
         |k| self.cfg.env.get(k).cloned()
     }
 
+    fn snapshot(&self, now: Timestamp) -> Result<Snapshot, Undecided> {
+        decide::read_snapshot(&self.cfg.inputs, &self.lookup(), now)
+    }
+
     fn evaluation(&self, now: Timestamp) -> Result<Evaluation, String> {
-        self.evaluation_or_error(now).map_err(|u| u.errors.join("; "))
-    }
-
-    /// The evaluation, or everything a `deploy_error` record needs: the errors, the inputs'
-    /// digests and the settings when they could be resolved (as `guardrail gate` records them).
-    fn evaluation_or_error(&self, now: Timestamp) -> Result<Evaluation, Box<Undecided>> {
-        let env = self.lookup();
-        let paths = inputs::resolve_paths(&self.cfg.inputs, &env);
-        let path_digests = || {
-            [&paths.policies, &paths.slos, &paths.metrics, &paths.cost].iter().map(|p| inputs::digest_path(p)).collect()
-        };
-        let settings = inputs::resolve_settings(&self.cfg.inputs, &env, now)
-            .map_err(|errors| Box::new(Undecided { errors, digests: path_digests(), settings: None }))?;
-        let sources = inputs::read_sources(&paths).map_err(|errors| {
-            Box::new(Undecided { errors, digests: path_digests(), settings: Some(settings.clone()) })
-        })?;
-        let digests = [&sources.policies, &sources.slos, &sources.metrics, &sources.cost]
-            .iter()
-            .map(|s| inputs::digest(s))
-            .collect();
-        gate::evaluate(sources, settings.clone())
-            .map_err(|errors| Box::new(Undecided { errors, digests, settings: Some(settings) }))
-    }
-
-    /// Appends a `deploy_error` record for an `evaluate_deploy` that was asked to record and
-    /// could not decide; the error names the reason and the record (or that it could not be
-    /// written either).
-    fn record_undecided(&self, u: &Undecided) -> String {
-        let at = Timestamp::now().to_string();
         let ci = ci::from_env(|_| None);
-        let mut body = gate::error_body(&u.errors, &u.digests, u.settings.as_ref(), &ci, &at);
-        if let Some(o) = body.as_object_mut() {
-            o.insert("requested_by".into(), self.requested_by.clone());
-        }
-        let draft = RecordDraft { kind: gate::ERROR_KIND.into(), recorded_at: at, body };
-        let reason = u.errors.join("; ");
-        let kind = gate::ERROR_KIND;
-        match audit_cmd::append_typed(&self.cfg.store_spec, self.cfg.audit_jsonl.as_ref(), draft) {
-            Ok((rec, _)) => format!("could not decide: {reason} (recorded as {kind} audit record {})", rec.id()),
-            Err(e) => match e.in_chain() {
-                Some(r) => format!(
-                    "could not decide: {reason} (recorded as {kind} audit record {}; its JSONL mirror copy failed: {e})",
-                    r.id()
-                ),
-                None => format!("could not decide: {reason}; the {kind} record could not be written either: {e}"),
-            },
-        }
+        self.snapshot(now)
+            .and_then(|s| decide::decide(s, ci, false, None))
+            .map(|d| d.evaluation)
+            .map_err(|u| u.errors.join("; "))
     }
 }
 
-/// A gate evaluation that could not decide, with what its `deploy_error` record holds.
-struct Undecided {
-    errors: Vec<String>,
-    digests: Vec<inputs::InputDigest>,
-    settings: Option<inputs::Settings>,
+/// The tool error of an `evaluate_deploy` that was asked to record and could not decide: the
+/// reason and the `deploy_error` record (or that it could not be written either).
+fn cannot_decide(undecided: &Undecided, record: &Result<ChainedRecord, AppendError>) -> String {
+    let reason = undecided.errors.join("; ");
+    let kind = gate::ERROR_KIND;
+    match record {
+        Ok(rec) => format!("could not decide: {reason} (recorded as {kind} audit record {})", rec.id()),
+        Err(e) => match e.in_chain() {
+            Some(r) => format!(
+                "could not decide: {reason} (recorded as {kind} audit record {}; its JSONL mirror copy failed: {e})",
+                r.id()
+            ),
+            None => format!("could not decide: {reason}; the {kind} record could not be written either: {e}"),
+        },
+    }
 }
 
 fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, String> {
@@ -211,41 +187,32 @@ impl GuardrailState for GateState {
     }
 
     fn evaluate_deploy(&self, now: Timestamp, record: bool) -> Result<Value, String> {
-        let ev = match self.evaluation_or_error(now) {
-            Ok(ev) => ev,
-            Err(u) if record => return Err(self.record_undecided(&u)),
-            Err(u) => return Err(u.errors.join("; ")),
-        };
         // No CI context: the caller is an MCP client, not a pipeline.
         let ci = ci::from_env(|_| None);
-        let mut out = gate::output(&ev, &ci, false);
-        if record {
-            let mut body = gate::audit_body(&out, &ev.sources);
-            if let Some(o) = body.as_object_mut() {
-                o.insert("requested_by".into(), self.requested_by.clone());
+        let snapshot = self.snapshot(now);
+        let (decided, audit) = if record {
+            let cfg = &self.cfg;
+            let recorder = Recorder {
+                store: &cfg.store_spec,
+                jsonl: cfg.audit_jsonl.as_deref(),
+                requested_by: Some(&self.requested_by),
+            };
+            match decide_and_record(snapshot, ci, false, &recorder) {
+                GateOutcome::Recorded { decided, audit, .. } => (*decided, Some(audit)),
+                GateOutcome::Withheld { reason, .. } => return Err(reason.to_string()),
+                GateOutcome::CannotDecide { undecided, record } => return Err(cannot_decide(&undecided, &record)),
             }
-            let draft = RecordDraft { kind: gate::RECORD_KIND.into(), recorded_at: ev.settings.now.to_string(), body };
-            match audit_cmd::append_typed(&self.cfg.store_spec, self.cfg.audit_jsonl.as_ref(), draft) {
-                Ok((rec, described)) => {
-                    out.audit = Some(AuditRef { id: rec.id(), seq: rec.seq, hash: rec.hash.clone(), store: described })
-                }
-                Err(e) => {
-                    let (action, policy) = (&ev.decision.action, &ev.decision.policy_id);
-                    return Err(match e.in_chain() {
-                        None => format!("decision {action} ({policy}) was NOT recorded, so it is withheld: {e}"),
-                        Some(r) => format!(
-                            "decision {action} ({policy}) IS recorded in the audit chain as record {}, but its JSONL \
-                             mirror copy failed, so it is withheld: {e}",
-                            r.id()
-                        ),
-                    });
-                }
-            }
-        }
+        } else {
+            let decided = snapshot
+                .and_then(|s| decide::decide(s, ci, false, Some(&self.requested_by)))
+                .map_err(|u| u.errors.join("; "))?;
+            (decided, None)
+        };
+        let mut out = decided.output();
+        out.audit = audit;
         let mut v = to_value(&out)?;
         if let Value::Object(m) = &mut v {
             m.insert("recorded".into(), json!(record));
-            m.insert("requested_by".into(), self.requested_by.clone());
         }
         Ok(v)
     }

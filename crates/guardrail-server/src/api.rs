@@ -14,12 +14,15 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
-use guardrail_core::audit::{ChainedRecord, RecordDraft};
+use guardrail_core::audit::ChainedRecord;
 use guardrail_core::signals::{self, SignalKind, SignalValue};
 use guardrail_gate::audit_cmd;
 use guardrail_gate::ci::{CiContext, CiRequest};
-use guardrail_gate::gate::{self, AuditRef, Evaluation};
-use guardrail_gate::inputs::{self, InputDigest};
+use guardrail_gate::decide::{
+    self, Decided, GateOutcome, Recorder, RequestedBy, Snapshot, Undecided, Withheld, decide_and_record,
+};
+use guardrail_gate::gate::{self, AuditRef};
+use guardrail_store::AppendError;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_stream::StreamExt as _;
@@ -343,135 +346,90 @@ fn store_label(described: &str) -> String {
     if described.starts_with("postgres") { "postgres".into() } else { "sqlite".into() }
 }
 
-fn digests(reads: &Result<guardrail_gate::inputs::Sources, Vec<String>>, state: &AppState) -> Vec<InputDigest> {
-    match reads {
-        Ok(s) => vec![
-            inputs::digest(&s.policies),
-            inputs::digest(&s.slos),
-            inputs::digest(&s.metrics),
-            inputs::digest(&s.cost),
-        ],
-        Err(_) => {
-            let p = &state.0.paths;
-            [&p.policies, &p.slos, &p.metrics, &p.cost].iter().map(|p| inputs::digest_path(p)).collect()
-        }
-    }
+/// Who asked, as recorded with a decision (the token's identity and role).
+fn requester(c: &Caller) -> RequestedBy {
+    RequestedBy { identity: Some(c.identity.clone()), role: Some(c.role), via: "http" }
 }
 
 pub(crate) fn requested_by(c: &Caller) -> Value {
-    json!({"identity": c.identity, "role": c.role, "via": "http"})
+    serde_json::to_value(requester(c)).unwrap_or(Value::Null)
 }
 
-/// Records a could-not-decide (as `guardrail gate` does) and shapes the error answer.
-fn undecided(
+/// The current inputs with the clock now (the snapshot `state` holds, re-read if changed).
+fn snapshot_now(state: &AppState) -> Result<Snapshot, Undecided> {
+    state.refresh();
+    let sources = state.snapshot().sources().map_err(|e| Undecided::before_reading(e, &state.0.paths, None))?;
+    let settings = state.settings_now().map_err(|e| Undecided::after_reading(e, &sources, None))?;
+    Ok(Snapshot { sources, settings })
+}
+
+/// The answer to a run that could not decide (its `deploy_error` record attempted, as
+/// `guardrail gate` does): 503 with the reasons (without paths) and the record.
+fn cannot_decide(
     state: &AppState,
     endpoint: &str,
-    errors: Vec<String>,
-    digests: &[InputDigest],
-    settings: Option<&guardrail_gate::inputs::Settings>,
-    ci: &CiContext,
-    caller: &Caller,
+    undecided: &Undecided,
+    record: Result<ChainedRecord, AppendError>,
 ) -> ApiError {
     state.metrics().undecided(endpoint);
-    let at = jiff::Timestamp::now().to_string();
-    let mut body = gate::error_body(&errors, digests, settings, ci, &at);
-    if let Some(o) = body.as_object_mut() {
-        o.insert("requested_by".into(), requested_by(caller));
-    }
-    let draft = RecordDraft { kind: gate::ERROR_KIND.into(), recorded_at: at, body };
-    let cfg = state.config();
-    let mut shown: Vec<String> = errors.iter().map(|e| state.redactor().text(e)).collect();
-    let mut err = match audit_cmd::append(&cfg.store, cfg.audit_jsonl.as_ref(), draft) {
-        Ok((rec, _)) => {
+    let mut shown: Vec<String> = undecided.errors.iter().map(|e| state.redactor().text(e)).collect();
+    let mut err = ApiError::many(StatusCode::SERVICE_UNAVAILABLE, Vec::new());
+    match record {
+        Ok(rec) => {
             state.publish("audit", json!({"id": rec.id(), "seq": rec.seq, "kind": rec.kind}));
-            let mut e = ApiError::many(StatusCode::SERVICE_UNAVAILABLE, Vec::new());
-            e.extra = Some(json!({"audit": {"id": rec.id(), "seq": rec.seq}}));
-            e
+            err.extra = Some(json!({"audit": {"id": rec.id(), "seq": rec.seq}}));
         }
         Err(e) => {
             state.metrics().audit_write_failure();
             eprintln!("guardrail serve: {endpoint}: could not record the error: {e}");
             shown.push("the audit store could not record this error".into());
-            ApiError::many(StatusCode::SERVICE_UNAVAILABLE, Vec::new())
         }
-    };
+    }
     shown.insert(0, "could not decide".into());
     err.errors = shown;
     err
 }
 
-/// Evaluates the current inputs with the clock now, exactly as `guardrail gate` does.
-fn evaluate_now(state: &AppState, endpoint: &str, ci: &CiContext, caller: &Caller) -> Result<Evaluation, ApiError> {
-    state.refresh();
-    let snap = state.snapshot();
-    let sources = snap.sources();
-    let d = digests(&sources, state);
-    let sources = match sources {
-        Ok(s) => s,
-        Err(e) => return Err(undecided(state, endpoint, e, &d, None, ci, caller)),
-    };
-    let settings = match state.settings_now() {
-        Ok(s) => s,
-        Err(e) => return Err(undecided(state, endpoint, e, &d, None, ci, caller)),
-    };
-    let started = Instant::now();
-    let ev = gate::evaluate(sources, settings.clone());
-    state.metrics().observe_evaluation(started.elapsed());
-    ev.map_err(|e| undecided(state, endpoint, e, &d, Some(&settings), ci, caller))
+/// The answer to a decision whose record failed: 503, withheld (naming the record when it is
+/// in the chain, never the mirror's path).
+fn withheld(state: &AppState, endpoint: &str, reason: &Withheld) -> ApiError {
+    state.metrics().audit_write_failure();
+    state.metrics().undecided(endpoint);
+    eprintln!("guardrail serve: {endpoint}: {}", reason.source);
+    let mut err = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, reason.public());
+    if let Some(rec) = reason.in_chain() {
+        err.extra = Some(json!({"status": "recorded_mirror_failed", "audit": rec.id()}));
+    }
+    err
 }
 
-/// Appends a decision record; on failure the decision is withheld.
-fn record(
-    state: &AppState,
-    endpoint: &str,
-    kind: &str,
-    at: String,
-    body: Value,
-) -> Result<(ChainedRecord, String), ApiError> {
-    let cfg = state.config();
-    let draft = RecordDraft { kind: kind.into(), recorded_at: at, body };
-    audit_cmd::append_typed(&cfg.store, cfg.audit_jsonl.as_ref(), draft).map_err(|e| {
-        state.metrics().audit_write_failure();
-        state.metrics().undecided(endpoint);
-        eprintln!("guardrail serve: {endpoint}: {e}");
-        match e.in_chain() {
-            None => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the decision could not be recorded in the audit trail, so it is withheld",
-            ),
-            // In the chain: say so, and which record (never the mirror's path).
-            Some(rec) => {
-                let mut err = ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!(
-                        "the decision IS recorded in the audit chain as record {}, but its JSONL mirror copy failed, \
-                         so it is withheld",
-                        rec.id()
-                    ),
-                );
-                err.extra = Some(json!({"status": "recorded_mirror_failed", "audit": rec.id()}));
-                err
-            }
-        }
-    })
+/// A recorded decision's answer: the output with its record (the store named by kind only),
+/// counted and published.
+fn recorded(state: &AppState, endpoint: &str, decided: &Decided, rec: &ChainedRecord, audit: AuditRef) -> Value {
+    let action = decided.action();
+    state.metrics().decision(endpoint, action.as_str(), &decided.evaluation.decision.policy_id);
+    state.publish("audit", json!({"id": rec.id(), "seq": rec.seq, "kind": rec.kind, "action": action}));
+    let mut out = decided.output();
+    out.audit = Some(AuditRef { store: store_label(&audit.store), ..audit });
+    serde_json::to_value(&out).unwrap_or(Value::Null)
 }
 
 fn gate_blocking(state: &AppState, caller: &Caller, req: GateRequest) -> Result<Value, ApiError> {
     let ci = req.ci.unwrap_or_default().into_context("http");
-    let ev = evaluate_now(state, "gate", &ci, caller)?;
-    let mut out = gate::output(&ev, &ci, req.fail_on_warn);
-    let mut body = gate::audit_body(&out, &ev.sources);
-    if let Some(o) = body.as_object_mut() {
-        o.insert("requested_by".into(), requested_by(caller));
+    let who = requester(caller);
+    let cfg = state.config();
+    let recorder = Recorder { store: &cfg.store, jsonl: cfg.audit_jsonl.as_deref(), requested_by: Some(&who) };
+    let outcome = decide_and_record(snapshot_now(state), ci, req.fail_on_warn, &recorder);
+    if let Some(t) = outcome.evaluated_in() {
+        state.metrics().observe_evaluation(t);
     }
-    let (rec, described) = record(state, "gate", gate::RECORD_KIND, ev.settings.now.to_string(), body)?;
-    out.audit = Some(AuditRef { id: rec.id(), seq: rec.seq, hash: rec.hash.clone(), store: store_label(&described) });
-    state.metrics().decision("gate", ev.decision.action.as_str(), &ev.decision.policy_id);
-    state.publish("audit", json!({"id": rec.id(), "seq": rec.seq, "kind": rec.kind, "action": ev.decision.action}));
-    let mut v = serde_json::to_value(&out).unwrap_or(Value::Null);
-    if let Some(o) = v.as_object_mut() {
-        o.insert("requested_by".into(), requested_by(caller));
-    }
+    let mut v = match outcome {
+        GateOutcome::Recorded { decided, record, audit } => recorded(state, "gate", &decided, &record, audit),
+        GateOutcome::Withheld { reason, .. } => return Err(withheld(state, "gate", &reason)),
+        GateOutcome::CannotDecide { undecided, record } => {
+            return Err(cannot_decide(state, "gate", &undecided, record));
+        }
+    };
     state.redactor().value(&mut v);
     Ok(v)
 }
@@ -542,39 +500,51 @@ fn simulate_blocking(
     overrides: Vec<(String, SignalValue)>,
 ) -> Result<Value, ApiError> {
     let ci = read_only_ci_for(caller);
-    let mut ev = evaluate_now(state, "simulate", &ci, caller)?;
+    let who = requester(caller);
+    let cfg = state.config();
+    let recorder = Recorder { store: &cfg.store, jsonl: cfg.audit_jsonl.as_deref(), requested_by: Some(&who) };
+    let decided = snapshot_now(state).and_then(|s| decide::decide(s, ci.clone(), false, Some(&who)));
+    let mut decided = match decided {
+        Ok(d) => {
+            state.metrics().observe_evaluation(d.evaluated_in);
+            d
+        }
+        Err(undecided) => {
+            if let Some(t) = undecided.evaluated_in {
+                state.metrics().observe_evaluation(t);
+            }
+            let record = decide::record_undecided(&undecided, &ci, &recorder);
+            return Err(cannot_decide(state, "simulate", &undecided, record));
+        }
+    };
     if !overrides.is_empty() {
+        let ev = &mut decided.evaluation;
         let mut sig = ev.signals.clone();
         for (name, v) in &overrides {
             sig.set(name, v.clone());
         }
         let started = Instant::now();
-        let decided = gate::decide(&ev.policies, &sig);
+        let decision = gate::decide(&ev.policies, &sig);
         state.metrics().observe_evaluation(started.elapsed());
-        ev.decision = decided.map_err(|e| {
+        ev.decision = decision.map_err(|e| {
             state.metrics().undecided("simulate");
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("could not decide with these signals: {e}"))
         })?;
         ev.signals = sig;
     }
-    let explanation = narrative(&ev);
-    let mut out = gate::output(&ev, &ci, false);
+    let explanation = narrative(&decided.evaluation);
     let overrides_v: BTreeMap<&str, &SignalValue> = overrides.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    let mut body = gate::audit_body(&out, &ev.sources);
+    let mut body = decided.record_body();
     if let Some(o) = body.as_object_mut() {
-        o.insert("requested_by".into(), requested_by(caller));
         o.insert("simulated_signals".into(), serde_json::to_value(&overrides_v).unwrap_or(Value::Null));
     }
-    let (rec, described) = record(state, "simulate", SIMULATION_KIND, ev.settings.now.to_string(), body)?;
-    out.audit = Some(AuditRef { id: rec.id(), seq: rec.seq, hash: rec.hash.clone(), store: store_label(&described) });
-    state.metrics().decision("simulate", ev.decision.action.as_str(), &ev.decision.policy_id);
-    state.publish("audit", json!({"id": rec.id(), "seq": rec.seq, "kind": rec.kind, "action": ev.decision.action}));
-    let mut v = serde_json::to_value(&out).unwrap_or(Value::Null);
+    let (rec, audit) = decide::record_decided(&decided, SIMULATION_KIND, body, &recorder)
+        .map_err(|reason| withheld(state, "simulate", &reason))?;
+    let mut v = recorded(state, "simulate", &decided, &rec, audit);
     if let Some(o) = v.as_object_mut() {
         o.insert("explanation".into(), explanation.into());
         o.insert("simulated".into(), true.into());
         o.insert("simulated_signals".into(), serde_json::to_value(&overrides_v).unwrap_or(Value::Null));
-        o.insert("requested_by".into(), requested_by(caller));
     }
     state.redactor().value(&mut v);
     Ok(v)

@@ -1,0 +1,478 @@
+//! One deploy decision, decided and recorded: the sequence every adapter (`guardrail gate`,
+//! `POST /api/gate`, the MCP tool `evaluate_deploy`) runs, written once.
+//!
+//! [`decide_and_record`] evaluates a snapshot of the inputs, appends the `deploy_decision`
+//! record, and withholds the decision when that append fails; when the inputs cannot decide it
+//! appends a `deploy_error` record instead. It returns a [`GateOutcome`], which the adapters
+//! only render (exit code, HTTP status, tool result). What it never does: report a decision
+//! whose record is not durably in the chain *and* its mirror.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use guardrail_config::tokens::Role;
+use guardrail_core::audit::{ChainedRecord, RecordDraft};
+use guardrail_core::policy::Action;
+use guardrail_store::AppendError;
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::ci::{self, CiContext};
+use crate::gate::{self, AuditRef, Evaluation, GateOutput};
+use crate::inputs::{self, EnvLookup, InputArgs, InputDigest, InputPaths, Settings, Sources};
+
+/// Who asked for a decision, recorded with it (and with a `deploy_error`) as `requested_by`:
+/// an authenticated identity, never a string the caller typed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RequestedBy {
+    /// The token's identity; `null` for a local MCP client over stdio (the user who started
+    /// the process).
+    pub identity: Option<String>,
+    /// The token's role, when the transport checks one (`POST /api/gate`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// `http`, `mcp-http` or `mcp-stdio`.
+    pub via: &'static str,
+}
+
+/// Where a gate run appends its records, and for whom.
+#[derive(Debug, Clone, Copy)]
+pub struct Recorder<'a> {
+    /// The audit store spec (`sqlite:…`, a path, `postgres://…`).
+    pub store: &'a str,
+    /// The JSONL mirror directory, when configured.
+    pub jsonl: Option<&'a Path>,
+    /// Recorded as `requested_by` (the CLI records none: the record's `ci` says who ran it).
+    pub requested_by: Option<&'a RequestedBy>,
+}
+
+/// The inputs of one decision, read once.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The four input files, as read.
+    pub sources: Sources,
+    /// Thresholds, maximum age and evaluation time.
+    pub settings: Settings,
+}
+
+/// A gate run that could not decide, with what its `deploy_error` record holds.
+#[derive(Debug, Clone)]
+pub struct Undecided {
+    /// Every problem found (file, position and field in each message).
+    pub errors: Vec<String>,
+    /// The inputs' paths and digests (of the bytes read, or of the files as they are).
+    pub digests: Vec<InputDigest>,
+    /// The settings, when they could be resolved (boxed: an error stays small).
+    pub settings: Option<Box<Settings>>,
+    /// How long the evaluation ran, when it ran.
+    pub evaluated_in: Option<Duration>,
+}
+
+impl Undecided {
+    /// A failure before the inputs were read: the digests are of the files as they are now.
+    pub fn before_reading(errors: Vec<String>, paths: &InputPaths, settings: Option<Settings>) -> Undecided {
+        let settings = settings.map(Box::new);
+        let digests = [&paths.policies, &paths.slos, &paths.metrics, &paths.cost]
+            .iter()
+            .map(|p| inputs::digest_path(p))
+            .collect();
+        Undecided { errors, digests, settings, evaluated_in: None }
+    }
+
+    /// A failure after the inputs were read: the digests are of the bytes read.
+    pub fn after_reading(errors: Vec<String>, sources: &Sources, settings: Option<Settings>) -> Undecided {
+        let settings = settings.map(Box::new);
+        let digests = [&sources.policies, &sources.slos, &sources.metrics, &sources.cost]
+            .iter()
+            .map(|s| inputs::digest(s))
+            .collect();
+        Undecided { errors, digests, settings, evaluated_in: None }
+    }
+}
+
+/// Resolves the settings with `now` and reads the inputs once, as `guardrail gate` and the
+/// MCP tools do (flags → environment → `--root` defaults).
+pub fn read_snapshot(args: &InputArgs, env: EnvLookup<'_>, now: Timestamp) -> Result<Snapshot, Undecided> {
+    let paths = inputs::resolve_paths(args, env);
+    let settings = inputs::resolve_settings(args, env, now).map_err(|e| Undecided::before_reading(e, &paths, None))?;
+    let sources =
+        inputs::read_sources(&paths).map_err(|e| Undecided::before_reading(e, &paths, Some(settings.clone())))?;
+    Ok(Snapshot { sources, settings })
+}
+
+/// A decision with what it is reported with.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    /// The evaluation (warnings include [`Decided::service_warning`]).
+    pub evaluation: Evaluation,
+    /// The CI context, recorded with the decision.
+    pub ci: CiContext,
+    /// Whether WARN exits 1.
+    pub fail_on_warn: bool,
+    /// Recorded and reported as `requested_by`.
+    pub requested_by: Option<RequestedBy>,
+    /// The CI context names another service than the signals' ([`ci::service_mismatch`]).
+    pub service_warning: Option<String>,
+    /// How long the evaluation ran.
+    pub evaluated_in: Duration,
+}
+
+impl Decided {
+    /// The output (`--format json`, the HTTP answer, the tool result), without its record.
+    pub fn output(&self) -> GateOutput<'_> {
+        let mut out = gate::output(&self.evaluation, &self.ci, self.fail_on_warn);
+        out.requested_by = self.requested_by.as_ref();
+        out
+    }
+
+    /// The decided action.
+    pub fn action(&self) -> Action {
+        self.evaluation.decision.action
+    }
+
+    /// The `deploy_decision` record body: the output plus the inputs' full text.
+    pub fn record_body(&self) -> serde_json::Value {
+        gate::audit_body(&self.output(), &self.evaluation.sources)
+    }
+}
+
+/// Evaluates a snapshot (no record): what `evaluate_deploy` answers when not asked to record.
+pub fn decide(
+    snapshot: Snapshot,
+    ci: CiContext,
+    fail_on_warn: bool,
+    requested_by: Option<&RequestedBy>,
+) -> Result<Decided, Undecided> {
+    let started = Instant::now();
+    let settings = snapshot.settings.clone();
+    let digests_of = snapshot.sources.clone();
+    let evaluated = gate::evaluate(snapshot.sources, snapshot.settings);
+    let evaluated_in = started.elapsed();
+    let mut evaluation = evaluated.map_err(|errors| Undecided {
+        evaluated_in: Some(evaluated_in),
+        ..Undecided::after_reading(errors, &digests_of, Some(settings))
+    })?;
+    let service_warning = ci::service_mismatch(&ci, &evaluation.slo.details.service);
+    if let Some(w) = &service_warning {
+        evaluation.warnings.push(w.clone());
+    }
+    Ok(Decided { evaluation, ci, fail_on_warn, requested_by: requested_by.cloned(), service_warning, evaluated_in })
+}
+
+/// Why a decision was withheld: its record could not be appended and mirrored. The one
+/// wording of the withheld message ([`Withheld::public`] is the same without the decision and
+/// the store's error, for callers who may not see paths).
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", message(&format!("decision {action} ({policy_id})"), source.in_chain()))]
+pub struct Withheld {
+    /// The withheld action.
+    pub action: Action,
+    /// The rule that decided it.
+    pub policy_id: String,
+    /// The failed append: not in the chain, or in the chain with a failed mirror copy.
+    #[source]
+    pub source: AppendError,
+}
+
+fn message(subject: &str, in_chain: Option<&ChainedRecord>) -> String {
+    match in_chain {
+        None => format!("{subject} could not be recorded in the audit trail, so it is withheld"),
+        Some(rec) => format!(
+            "{subject} IS recorded in the audit chain as record {}, but its JSONL mirror copy failed, so it is withheld",
+            rec.id()
+        ),
+    }
+}
+
+impl Withheld {
+    /// The record, when it is in the chain and only its mirror copy failed.
+    pub fn in_chain(&self) -> Option<&ChainedRecord> {
+        self.source.in_chain()
+    }
+
+    /// The message without the action, the rule and the store's error (which names paths).
+    pub fn public(&self) -> String {
+        message("the decision", self.in_chain())
+    }
+}
+
+/// What became of a gate run.
+#[derive(Debug)]
+pub enum GateOutcome {
+    /// Decided, and the decision is in the chain (and its mirror).
+    Recorded {
+        /// The decision.
+        decided: Box<Decided>,
+        /// Its `deploy_decision` record.
+        record: Box<ChainedRecord>,
+        /// The record as the output names it (`store`: as the store describes itself).
+        audit: AuditRef,
+    },
+    /// Decided, but the record could not be appended and mirrored: the decision is withheld.
+    Withheld {
+        /// The decision (not to be reported).
+        decided: Box<Decided>,
+        /// Why.
+        reason: Withheld,
+    },
+    /// The inputs could not decide; a `deploy_error` record was attempted.
+    CannotDecide {
+        /// The problems.
+        undecided: Undecided,
+        /// The `deploy_error` record, or why it could not be appended and mirrored.
+        record: Result<ChainedRecord, AppendError>,
+    },
+}
+
+impl GateOutcome {
+    /// The decision, when there is one (recorded or withheld).
+    pub fn decided(&self) -> Option<&Decided> {
+        match self {
+            GateOutcome::Recorded { decided, .. } | GateOutcome::Withheld { decided, .. } => Some(decided),
+            GateOutcome::CannotDecide { .. } => None,
+        }
+    }
+
+    /// How long the evaluation ran, when it ran.
+    pub fn evaluated_in(&self) -> Option<Duration> {
+        match self {
+            GateOutcome::Recorded { decided, .. } | GateOutcome::Withheld { decided, .. } => Some(decided.evaluated_in),
+            GateOutcome::CannotDecide { undecided, .. } => undecided.evaluated_in,
+        }
+    }
+}
+
+/// Appends `body` as a `kind` record.
+fn append(
+    recorder: &Recorder<'_>,
+    kind: &str,
+    at: String,
+    body: serde_json::Value,
+) -> Result<(ChainedRecord, String), AppendError> {
+    let draft = RecordDraft { kind: kind.into(), recorded_at: at, body };
+    crate::audit_cmd::append_typed(recorder.store, recorder.jsonl.map(Path::to_path_buf).as_ref(), draft)
+}
+
+/// Appends the `deploy_error` record of a run that could not decide (with the clock now).
+pub fn record_undecided(
+    undecided: &Undecided,
+    ci: &CiContext,
+    recorder: &Recorder<'_>,
+) -> Result<ChainedRecord, AppendError> {
+    let at = Timestamp::now().to_string();
+    let body = gate::ErrorRecordBody::new(undecided, ci, &at, recorder.requested_by);
+    append(recorder, gate::ERROR_KIND, at.clone(), serde_json::to_value(&body).unwrap_or_default()).map(|(r, _)| r)
+}
+
+/// Appends a decided record (`kind`: `deploy_decision`, or the server's `deploy_simulation`)
+/// with `body`; on failure the decision is [`Withheld`].
+pub fn record_decided(
+    decided: &Decided,
+    kind: &str,
+    body: serde_json::Value,
+    recorder: &Recorder<'_>,
+) -> Result<(ChainedRecord, AuditRef), Withheld> {
+    let d = &decided.evaluation.decision;
+    match append(recorder, kind, decided.evaluation.settings.now.to_string(), body) {
+        Ok((rec, store)) => {
+            let audit = AuditRef { id: rec.id(), seq: rec.seq, hash: rec.hash.clone(), store };
+            Ok((rec, audit))
+        }
+        Err(source) => Err(Withheld { action: d.action, policy_id: d.policy_id.clone(), source }),
+    }
+}
+
+/// The deploy gate: evaluates `snapshot` (or takes the reason it could not be read), records the
+/// decision — or, when it cannot decide, a `deploy_error` — and withholds a decision whose record
+/// failed. The one implementation behind `guardrail gate`, `POST /api/gate` and `evaluate_deploy`.
+pub fn decide_and_record(
+    snapshot: Result<Snapshot, Undecided>,
+    ci: CiContext,
+    fail_on_warn: bool,
+    recorder: &Recorder<'_>,
+) -> GateOutcome {
+    let decided = match snapshot.and_then(|s| decide(s, ci.clone(), fail_on_warn, recorder.requested_by)) {
+        Ok(d) => d,
+        Err(undecided) => {
+            let record = record_undecided(&undecided, &ci, recorder);
+            return GateOutcome::CannotDecide { undecided, record };
+        }
+    };
+    match record_decided(&decided, gate::RECORD_KIND, decided.record_body(), recorder) {
+        Ok((record, audit)) => GateOutcome::Recorded { decided: Box::new(decided), record: Box::new(record), audit },
+        Err(reason) => GateOutcome::Withheld { decided: Box::new(decided), reason },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn examples() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/deploy-gate")
+    }
+
+    fn args(root: PathBuf) -> InputArgs {
+        InputArgs { root: Some(root), now: Some("2026-02-21T00:00:00Z".into()), ..InputArgs::default() }
+    }
+
+    fn snapshot(args: &InputArgs) -> Result<Snapshot, Undecided> {
+        read_snapshot(args, &|_| None, Timestamp::now())
+    }
+
+    fn records(store: &Path) -> Vec<ChainedRecord> {
+        let mut s = guardrail_store::open_store(&store.display().to_string()).unwrap();
+        let q = guardrail_store::ListQuery { limit: 100, before_seq: None, kind: None };
+        let mut list = s.list(&q).unwrap();
+        list.sort_by_key(|r| r.seq);
+        list
+    }
+
+    fn who() -> RequestedBy {
+        RequestedBy { identity: Some("ci-bot".into()), role: Some(Role::Deployer), via: "http" }
+    }
+
+    #[test]
+    fn a_decision_is_recorded_with_who_asked_and_reported_with_its_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("g.db");
+        let spec = store.display().to_string();
+        let who = who();
+        let rec = Recorder { store: &spec, jsonl: None, requested_by: Some(&who) };
+        let GateOutcome::Recorded { decided, record, .. } =
+            decide_and_record(snapshot(&args(examples())), CiContext::default(), false, &rec)
+        else {
+            panic!("not recorded")
+        };
+        assert_eq!(decided.action(), Action::Delay);
+        let chain = records(&store);
+        assert_eq!(chain.len(), 1);
+        assert_eq!((chain[0].kind.as_str(), chain[0].id()), (gate::RECORD_KIND, record.id()));
+        assert_eq!(
+            chain[0].body["requested_by"],
+            serde_json::json!({"identity": "ci-bot", "role": "deployer", "via": "http"})
+        );
+        assert_eq!(chain[0].body["policy_id"], decided.evaluation.decision.policy_id.as_str());
+        assert_eq!(chain[0].body, decided.record_body(), "the record holds what is reported");
+        assert!(chain[0].body.get("audit").is_none());
+    }
+
+    #[test]
+    fn a_decision_whose_mirror_copy_fails_is_in_the_chain_but_withheld() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("g.db");
+        let spec = store.display().to_string();
+        // A file where the mirror directory should be: the copy cannot be written.
+        let not_a_dir = dir.path().join("mirror");
+        std::fs::write(&not_a_dir, "").unwrap();
+        let rec = Recorder { store: &spec, jsonl: Some(&not_a_dir), requested_by: None };
+        let GateOutcome::Withheld { decided, reason } =
+            decide_and_record(snapshot(&args(examples())), CiContext::default(), false, &rec)
+        else {
+            panic!("not withheld")
+        };
+        let chain = records(&store);
+        assert_eq!(chain.len(), 1, "the record IS in the chain");
+        assert_eq!(reason.in_chain().map(|r| r.id()), Some(chain[0].id()));
+        assert_eq!(reason.action, decided.action());
+        let msg = reason.to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "decision DELAY ({}) IS recorded in the audit chain as record {}",
+                reason.policy_id,
+                chain[0].id()
+            )),
+            "{msg}"
+        );
+        assert_eq!(
+            reason.public(),
+            format!(
+                "the decision IS recorded in the audit chain as record {}, but its JSONL mirror copy failed, so it is withheld",
+                chain[0].id()
+            )
+        );
+        assert!(chain[0].body.get("requested_by").is_none(), "the CLI records no requested_by");
+    }
+
+    #[test]
+    fn a_decision_that_cannot_be_appended_is_withheld_and_not_in_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory is not a SQLite file: nothing can be appended.
+        let spec = dir.path().display().to_string();
+        let rec = Recorder { store: &spec, jsonl: None, requested_by: None };
+        let GateOutcome::Withheld { reason, .. } =
+            decide_and_record(snapshot(&args(examples())), CiContext::default(), false, &rec)
+        else {
+            panic!("not withheld")
+        };
+        assert!(reason.in_chain().is_none());
+        assert!(matches!(reason.source, AppendError::NotInChain { .. }));
+        assert!(
+            reason.to_string().contains("could not be recorded in the audit trail, so it is withheld: audit store")
+        );
+        assert_eq!(reason.public(), "the decision could not be recorded in the audit trail, so it is withheld");
+    }
+
+    #[test]
+    fn inputs_that_cannot_decide_record_a_deploy_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("g.db");
+        let spec = store.display().to_string();
+        let who = RequestedBy { identity: None, role: None, via: "mcp-stdio" };
+        let rec = Recorder { store: &spec, jsonl: None, requested_by: Some(&who) };
+        let missing = args(dir.path().join("nowhere"));
+        let GateOutcome::CannotDecide { undecided, record } =
+            decide_and_record(snapshot(&missing), CiContext::default(), false, &rec)
+        else {
+            panic!("decided")
+        };
+        assert!(undecided.errors.iter().any(|e| e.contains("nowhere")), "{:?}", undecided.errors);
+        assert!(undecided.settings.is_some(), "the settings resolved; the files were not there");
+        let record = record.unwrap();
+        let chain = records(&store);
+        assert_eq!((chain.len(), chain[0].kind.as_str(), chain[0].id()), (1, gate::ERROR_KIND, record.id()));
+        let body = &chain[0].body;
+        assert_eq!(body["outcome"], "error");
+        assert_eq!(body["exit_code"], crate::exit::CANNOT_DECIDE);
+        assert_eq!(body["errors"], serde_json::json!(undecided.errors));
+        assert_eq!(body["requested_by"], serde_json::json!({"identity": null, "via": "mcp-stdio"}));
+        assert_eq!(body["inputs"].as_array().map(Vec::len), Some(4));
+    }
+
+    #[test]
+    fn a_deploy_error_that_cannot_be_appended_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = dir.path().display().to_string();
+        let rec = Recorder { store: &spec, jsonl: None, requested_by: None };
+        let missing = args(dir.path().join("nowhere"));
+        let GateOutcome::CannotDecide { undecided, record } =
+            decide_and_record(snapshot(&missing), CiContext::default(), false, &rec)
+        else {
+            panic!("decided")
+        };
+        assert!(!undecided.errors.is_empty());
+        assert!(matches!(record, Err(AppendError::NotInChain { .. })));
+    }
+
+    #[test]
+    fn the_error_body_serialises_as_the_records_written_before_it() {
+        // Canonical bytes must not change: the same keys, `settings: null` kept, no
+        // `requested_by` when nobody is named.
+        let paths = inputs::resolve_paths(&args(PathBuf::from("/nowhere")), &|_| None);
+        let u = Undecided::before_reading(vec!["x: bad".into()], &paths, None);
+        let ci = CiContext::default();
+        let typed = serde_json::to_value(gate::ErrorRecordBody::new(&u, &ci, "2026-02-21T00:00:00Z", None)).unwrap();
+        let before = serde_json::json!({
+            "outcome": "error",
+            "exit_code": crate::exit::CANNOT_DECIDE,
+            "errors": u.errors,
+            "inputs": u.digests,
+            "settings": null,
+            "evaluated_at": "2026-02-21T00:00:00Z",
+            "ci": ci,
+            "tool": format!("guardrail {}", env!("CARGO_PKG_VERSION")),
+        });
+        assert_eq!(typed, before);
+    }
+}
