@@ -20,9 +20,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::common::{Diags, suggest};
+use crate::de::{from_node, parse_own};
+use crate::error::ConfigError;
+use crate::map::SourceMap;
 use crate::source::Source;
-use crate::yaml::{self, Node};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// What a token may do.
@@ -92,12 +95,22 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-fn at(src: &Source, n: &Node, field: &str, msg: &str) -> String {
-    match n.anchor_pos() {
-        Some((l, c)) => format!("{}:{l}:{c}: {field}: {msg}", src.path.display()),
-        None => format!("{}: {field}: {msg}", src.path.display()),
-    }
+/// The file as written (values are checked by [`Tokens::parse`], all of them).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokensSpec {
+    tokens: Vec<TokenSpec>,
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenSpec {
+    sha256: String,
+    identity: String,
+    role: String,
+}
+
+const ROLES: &[&str] = &["viewer", "deployer", "approver", "admin"];
 
 impl Tokens {
     /// Reads a tokens file, reporting every problem found.
@@ -106,95 +119,64 @@ impl Tokens {
         Tokens::parse(&src)
     }
 
-    /// Parses a tokens file already read.
+    /// Parses a tokens file already read: one of Guardrail's own formats (YAML 1.2 core
+    /// schema, or JSON by extension), through [`crate::de`].
     pub fn parse(src: &Source) -> Result<Tokens, Vec<TokensError>> {
-        let is_json = src.path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
-        let root = if is_json { yaml::parse_json(src) } else { yaml::parse_yaml(src) }
-            .map_err(|es| es.into_iter().map(|e| TokensError(e.to_string())).collect::<Vec<_>>())?;
-        let mut errors = Vec::new();
-        let mut by_hash = BTreeMap::new();
-        let Some(map) = root.as_map() else {
-            return Err(vec![TokensError(at(src, &root, "(file)", "expected a mapping with a `tokens` list"))]);
-        };
-        for (k, v) in map {
-            if k != "tokens" {
-                errors.push(at(src, v, k, "unknown key (expected only `tokens`)"));
-            }
+        let to_errors = |es: Vec<ConfigError>| es.into_iter().map(|e| TokensError(e.to_string())).collect::<Vec<_>>();
+        let root = parse_own(src).map_err(to_errors)?;
+        let mut d = Diags::new(src, SourceMap::from_node(&root));
+        if root.as_map().is_none() {
+            d.error("", format!("expected a mapping with a `tokens` list, got {}", root.describe()));
+            return d.finish(None::<Tokens>).map_err(to_errors).map(|l| l.value);
         }
-        match root.get("tokens").and_then(|t| t.as_seq()) {
-            None => errors.push(at(src, &root, "tokens", "missing or not a list")),
-            Some(items) => {
-                for (i, item) in items.iter().enumerate() {
-                    let field = format!("tokens[{i}]");
-                    let Some(entries) = item.as_map() else {
-                        errors.push(at(src, item, &field, "expected a mapping with sha256, identity and role"));
-                        continue;
-                    };
-                    for (k, v) in entries {
-                        if !matches!(k.as_str(), "sha256" | "identity" | "role") {
-                            errors.push(at(src, v, &format!("{field}.{k}"), "unknown key"));
-                        }
+        let mut by_hash = BTreeMap::new();
+        if let Some(spec) = from_node::<TokensSpec>(&mut d, &root) {
+            for (i, item) in spec.tokens.iter().enumerate() {
+                let field = |key: &str| format!("tokens[{i}].{key}");
+                let mut text = |key: &str, value: &str| {
+                    let trimmed = value.trim();
+                    if trimmed.is_empty() {
+                        d.error(field(key), "expected a non-empty string");
                     }
-                    let text = |key: &str, errors: &mut Vec<String>| -> Option<String> {
-                        match item.get(key) {
-                            None => {
-                                errors.push(at(src, item, &format!("{field}.{key}"), "missing"));
-                                None
-                            }
-                            Some(n) => match n.as_str() {
-                                Some(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-                                _ => {
-                                    errors.push(at(src, n, &format!("{field}.{key}"), "expected a non-empty string"));
-                                    None
-                                }
-                            },
+                    (!trimmed.is_empty()).then(|| trimmed.to_string())
+                };
+                let sha = text("sha256", &item.sha256).map(|s| s.to_ascii_lowercase());
+                let identity = text("identity", &item.identity);
+                let role = text("role", &item.role);
+                let sha = sha.filter(|s| {
+                    let ok = s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit());
+                    if !ok {
+                        d.error(
+                            field("sha256"),
+                            "expected 64 hex digits (the sha256 of the token; see `guardrail token hash`)",
+                        );
+                    }
+                    ok
+                });
+                let role = role.and_then(|r| {
+                    let parsed = Role::parse(&r);
+                    if parsed.is_none() {
+                        let mut msg = format!("unknown role \"{r}\" (viewer, deployer, approver, admin)");
+                        if let Some(s) = suggest(&r, ROLES) {
+                            msg.push_str(&format!("; did you mean {s:?}?"));
                         }
-                    };
-                    let sha = text("sha256", &mut errors);
-                    let identity = text("identity", &mut errors);
-                    let role = text("role", &mut errors);
-                    let sha = sha.and_then(|s| {
-                        let s = s.to_ascii_lowercase();
-                        if s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit()) {
-                            Some(s)
-                        } else {
-                            let n = item.get("sha256").unwrap_or(item);
-                            errors.push(at(
-                                src,
-                                n,
-                                &format!("{field}.sha256"),
-                                "expected 64 hex digits (the sha256 of the token; see `guardrail token hash`)",
-                            ));
-                            None
+                        d.error(field("role"), msg);
+                    }
+                    parsed
+                });
+                if let (Some(sha), Some(identity), Some(role)) = (sha, identity, role) {
+                    match by_hash.entry(sha) {
+                        std::collections::btree_map::Entry::Occupied(_) => {
+                            d.error(field("sha256"), "the same token is listed twice")
                         }
-                    });
-                    let role = role.and_then(|r| match Role::parse(&r) {
-                        Some(r) => Some(r),
-                        None => {
-                            let n = item.get("role").unwrap_or(item);
-                            errors.push(at(
-                                src,
-                                n,
-                                &format!("{field}.role"),
-                                &format!("unknown role \"{r}\" (viewer, deployer, approver, admin)"),
-                            ));
-                            None
-                        }
-                    });
-                    if let (Some(sha), Some(identity), Some(role)) = (sha, identity, role) {
-                        match by_hash.entry(sha) {
-                            std::collections::btree_map::Entry::Occupied(_) => {
-                                errors.push(at(src, item, &format!("{field}.sha256"), "the same token is listed twice"))
-                            }
-                            std::collections::btree_map::Entry::Vacant(v) => {
-                                v.insert(Caller { identity, role });
-                            }
+                        std::collections::btree_map::Entry::Vacant(v) => {
+                            v.insert(Caller { identity, role });
                         }
                     }
                 }
             }
         }
-        if errors.is_empty() { Ok(Tokens { by_hash }) } else { Err(errors.into_iter().map(TokensError).collect()) }
+        d.finish(Some(Tokens { by_hash })).map(|l| l.value).map_err(to_errors)
     }
 
     /// Builds a token set directly (for tests and embedding): `(token hash, identity, role)`.
@@ -273,6 +255,44 @@ mod tests {
         assert!(all.iter().any(|e| e.contains("tokens[0].extra") && e.contains("unknown key")), "{all:?}");
         assert!(parse("nope: []\n").is_err());
         assert!(parse("[]").is_err());
+    }
+
+    /// Own format: YAML 1.2 core schema, serde's shape errors with positions, then every value.
+    #[test]
+    fn own_format_messages() {
+        let h = hash_token("a");
+        let t = parse(&format!("tokens:\n  - {{sha256: {h}, identity: on, role: admin}}\n")).unwrap();
+        assert_eq!(t.check("a").map(|c| c.identity), Some("on".to_string()));
+        let msgs = |text: &str| parse(text).unwrap_err().into_iter().map(|e| e.0).collect::<Vec<_>>();
+        assert_eq!(
+            msgs(&format!(
+                "tokens:\n  - {{sha256: {h}, identity: ci, role: admn}}\n  - {{sha256: '{h}', identity: ' ', role: viewer}}\n"
+            )),
+            [
+                "tokens.yaml:2:94: tokens[0].role: unknown role \"admn\" (viewer, deployer, approver, admin); did you mean \"admin\"?",
+                "tokens.yaml:3:82: tokens[1].identity: expected a non-empty string",
+            ]
+        );
+        assert_eq!(
+            msgs(&format!("tokens:\n  - {{sha256: {h}, role: admin}}\n")),
+            ["tokens.yaml:2:5: tokens[0].identity: is required"]
+        );
+        assert_eq!(
+            msgs("token: []\n"),
+            [
+                "tokens.yaml:1:1: token: unknown key \"token\"; did you mean \"tokens\"?",
+                "tokens.yaml:1:1: tokens: is required",
+            ]
+        );
+        assert_eq!(msgs("tokens: {}\n"), ["tokens.yaml:1:1: tokens: must be a list, got a mapping"]);
+        assert_eq!(msgs("[]\n"), ["tokens.yaml:1:1: expected a mapping with a `tokens` list, got a list"]);
+        assert_eq!(
+            msgs(&format!(
+                "tokens:\n  - {{sha256: {h}, identity: a, role: admin}}\n  - {{sha256: {}, identity: b, role: viewer}}\n",
+                h.to_uppercase()
+            )),
+            ["tokens.yaml:3:6: tokens[1].sha256: the same token is listed twice"]
+        );
     }
 
     #[test]
