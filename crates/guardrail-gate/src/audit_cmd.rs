@@ -42,16 +42,11 @@ pub fn open(spec: &str) -> Result<Box<dyn AuditStore>, String> {
     guardrail_store::open_store(spec).map_err(|e| format!("audit store {spec}: {e}"))
 }
 
-/// Appends one record durably (and mirrors it when asked). Any failure is an error: the gate
-/// must not report a decision it could not record. The message says whether the record is in
-/// the chain (see [`append_typed`] to tell the two apart).
-pub fn append(spec: &str, jsonl: Option<&PathBuf>, draft: RecordDraft) -> Result<(ChainedRecord, String), String> {
-    append_typed(spec, jsonl, draft).map_err(|e| e.to_string())
-}
-
-/// [`append`] with a typed error: [`guardrail_store::AppendError::NotInChain`] (nothing was
-/// appended) or [`guardrail_store::AppendError::Mirror`] (the record IS in the chain, only its
-/// JSONL mirror copy failed).
+/// Appends one record durably (and mirrors it when asked). Any failure is an error — the gate
+/// must not report a decision it could not record — and says which:
+/// [`guardrail_store::AppendError::NotInChain`] (nothing was appended) or
+/// [`guardrail_store::AppendError::Mirror`] (the record IS in the chain, only its JSONL mirror
+/// copy failed).
 pub fn append_typed(
     spec: &str,
     jsonl: Option<&PathBuf>,

@@ -359,6 +359,22 @@ mod tests {
     }
 
     #[test]
+    fn a_ci_context_for_another_service_is_warned_about_and_recorded_for_every_adapter() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("g.db");
+        let spec = store.display().to_string();
+        let rec = Recorder { store: &spec, jsonl: None, requested_by: None };
+        let ci = CiContext { service: Some("payments-api".into()), ..CiContext::default() };
+        let GateOutcome::Recorded { decided, .. } = decide_and_record(snapshot(&args(examples())), ci, false, &rec)
+        else {
+            panic!("not recorded")
+        };
+        let w = decided.service_warning.clone().unwrap();
+        assert!(w.contains("\"payments-api\" but the signals are \"checkout-api\"'s"), "{w}");
+        assert_eq!(records(&store)[0].body["warnings"], serde_json::json!([w]));
+    }
+
+    #[test]
     fn a_decision_whose_mirror_copy_fails_is_in_the_chain_but_withheld() {
         let dir = tempfile::tempdir().unwrap();
         let store = dir.path().join("g.db");
