@@ -403,3 +403,32 @@ pub struct ResolvedBody {
     pub execution_record: Option<String>,
     pub reviewed: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records of older releases read: unknown fields are ignored, missing ones defaulted — and
+    /// a request that does not say whether it accepts an APPROVE accepts only a FORCE_OVERRIDE.
+    #[test]
+    fn bodies_read_leniently_and_fail_closed() {
+        let old = serde_json::json!({
+            "incident_id": "inc-1", "action": "restart", "decision_record": "3-abc",
+            "eligible": {"approvers": ["bob"], "force_override": []}, "added_later": {"x": 1},
+        });
+        let b: ApprovalRequestBody = decode(&old).unwrap();
+        assert_eq!((b.incident_id.as_str(), b.decision_record.as_str()), ("inc-1", "3-abc"));
+        assert!(b.requires_force_override, "missing reads as true");
+        let e: ExecutionBody = decode(&serde_json::json!({"incident_id": "inc-1"})).unwrap();
+        assert!(!e.ran && !e.ok, "missing ran/ok read as not run");
+    }
+
+    #[test]
+    fn kinds_keep_their_names() {
+        for k in RecordKind::ALL {
+            assert_eq!(RecordKind::parse(k.as_str()), Some(k));
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+        assert_eq!(RecordKind::parse("deploy_decision"), None);
+    }
+}

@@ -16,17 +16,47 @@ use guardrail_core::audit::ChainedRecord;
 use guardrail_core::remediation::{GateDecision, PlanOutput, RemediationRules, Severity, StressOutput, gate};
 use guardrail_core::signals::{SignalValue, Signals};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::queue::kinds;
+use crate::record::{DecisionBody, decode, encode};
 
 /// The `gate_inputs` of a `remediation_decision` body: what the gate read besides the plan,
 /// the stress output and the severity (which the body holds already).
 pub fn gate_inputs_body(deploy_signals: Option<&Signals>, rules: &RemediationRules) -> Value {
-    json!({
-        "deploy_signals": deploy_signals.map(encode_signals),
-        "rules": serde_json::to_value(rules).unwrap_or(Value::Null),
+    encode(&GateInputs {
+        deploy_signals: deploy_signals.map(encode_signals),
+        rules: serde_json::to_value(rules).unwrap_or(Value::Null),
     })
+}
+
+/// The `gate_inputs` of a `remediation_decision` body (written by [`gate_inputs_body`]).
+/// [`replay_decision`] reads it from the body as JSON, since it must tell a missing field
+/// (an older record: cannot replay) from a `null` one (no deploy signals).
+#[derive(Debug, Clone, Serialize)]
+pub struct GateInputs {
+    /// [`encode_signals`] of the deploy signals, `null` when there were none.
+    pub deploy_signals: Option<Value>,
+    /// The rules as serialised.
+    pub rules: Value,
+}
+
+/// One signal in [`encode_signals`]' lossless form.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum EncodedSignal<'a> {
+    Number(EncodedNumber),
+    Bool(bool),
+    Text(&'a str),
+    Unavailable(&'a str),
+}
+
+/// A finite number as a JSON number, else its name (`NaN`, `inf`, `-inf`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+enum EncodedNumber {
+    Finite(f64),
+    Named(String),
 }
 
 /// Signals as `{name: {"number": n} | {"bool": b} | {"text": t} | {"unavailable": why}}`.
@@ -37,13 +67,13 @@ pub fn encode_signals(s: &Signals) -> Value {
     let mut out = serde_json::Map::new();
     for (name, v) in &s.0 {
         let e = match v {
-            SignalValue::Number(n) if n.is_finite() => json!({"number": n}),
-            SignalValue::Number(n) => json!({"number": n.to_string()}),
-            SignalValue::Bool(b) => json!({"bool": b}),
-            SignalValue::Text(t) => json!({"text": t}),
-            SignalValue::Unavailable(why) => json!({"unavailable": why}),
+            SignalValue::Number(n) if n.is_finite() => EncodedSignal::Number(EncodedNumber::Finite(*n)),
+            SignalValue::Number(n) => EncodedSignal::Number(EncodedNumber::Named(n.to_string())),
+            SignalValue::Bool(b) => EncodedSignal::Bool(*b),
+            SignalValue::Text(t) => EncodedSignal::Text(t),
+            SignalValue::Unavailable(why) => EncodedSignal::Unavailable(why),
         };
-        out.insert(name.clone(), e);
+        out.insert(name.clone(), encode(&e));
     }
     Value::Object(out)
 }
@@ -107,6 +137,7 @@ pub fn replay_decision(rec: &ChainedRecord, rules: &RemediationRules) -> Result<
         return Err(format!("record {} is a {} record, not a {}", rec.id(), rec.kind, kinds::DECISION));
     }
     let b = &rec.body;
+    let body: DecisionBody = decode(b).map_err(|e| format!("record {} is unreadable: {e}", rec.id()))?;
     let field = |path: &str| -> Result<&Value, String> {
         b.pointer(path).ok_or_else(|| format!("record {}: no {} in the record", rec.id(), path_name(path)))
     };
@@ -155,20 +186,21 @@ pub fn replay_decision(rec: &ChainedRecord, rules: &RemediationRules) -> Result<
         }
         _ => differing.push("outcome.gate".into()),
     }
-    // The body's own copies of the verdict (what `incident list|show` and the queue read).
-    for (k, v) in [
-        ("decision", json!(replayed.output.decision.as_str())),
-        ("rule", json!(replayed.rule)),
-        ("reasons", json!(replayed.output.reasons)),
-        ("requires_force_override", json!(replayed.requires_force_override)),
+    // The body's own copies of the verdict (what `incident list|show` and the queue read); a
+    // copy missing from the record differs, whatever the replay says.
+    for (k, same) in [
+        ("decision", body.decision == replayed.output.decision.as_str()),
+        ("rule", body.rule == replayed.rule),
+        ("reasons", body.reasons == replayed.output.reasons),
+        ("requires_force_override", body.requires_force_override == replayed.requires_force_override),
     ] {
-        if b.get(k) != Some(&v) {
+        if !same || b.get(k).is_none() {
             differing.push(k.to_string());
         }
     }
     Ok(DecisionReplay {
         record: rec.id(),
-        incident_id: b.get("incident_id").and_then(Value::as_str).unwrap_or_default().to_string(),
+        incident_id: body.incident_id,
         identical: differing.is_empty(),
         recorded_decision: b.get("decision").cloned().unwrap_or(Value::Null),
         replayed_decision: replayed.output.decision.as_str().to_string(),
@@ -186,6 +218,32 @@ fn path_name(pointer: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    /// The typed encoding writes the bytes the `json!` one did (they are in hashed records).
+    #[test]
+    fn encoded_signals_keep_their_bytes() {
+        let mut s = Signals::default();
+        s.set("a", SignalValue::Number(1.5));
+        s.set("b", SignalValue::Number(f64::NAN));
+        s.set("c", SignalValue::Bool(true));
+        s.set("d", SignalValue::Text("x".into()));
+        s.set("e", SignalValue::Unavailable("why".into()));
+        s.set("f", SignalValue::Number(3.0));
+        s.set("g", SignalValue::Number(f64::NEG_INFINITY));
+        let rules = RemediationRules::default();
+        assert_eq!(
+            serde_json::to_string(&gate_inputs_body(Some(&s), &rules)).unwrap(),
+            serde_json::to_string(&json!({
+                "deploy_signals": {
+                    "a": {"number": 1.5}, "b": {"number": "NaN"}, "c": {"bool": true}, "d": {"text": "x"},
+                    "e": {"unavailable": "why"}, "f": {"number": 3.0}, "g": {"number": "-inf"},
+                },
+                "rules": serde_json::to_value(&rules).unwrap(),
+            }))
+            .unwrap()
+        );
+    }
 
     #[test]
     fn signals_round_trip_losslessly() {
