@@ -1,9 +1,6 @@
-//! Backend-neutral checks, run against SQLite and PostgreSQL by `sqlite.rs` and `postgres.rs`.
-//! Tamper checks take an `exec` closure that runs raw SQL on the backend's tables; the SQL is
-//! written to be valid on both.
-
-// Each test binary uses a different subset of these helpers.
-#![allow(dead_code)]
+//! Backend-neutral checks, run against SQLite and PostgreSQL by the `sqlite` and `postgres`
+//! modules. Tamper checks take an `exec` closure that runs raw SQL on the backend's tables; the
+//! SQL is written to be valid on both.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Barrier};

@@ -2,12 +2,12 @@
 //! `GUARDRAIL_TEST_PG_URL`. Every test works in its own schema, dropped at the end. There is no
 //! skipping: if the server is down these tests fail, and `scripts/test` is what starts it.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use guardrail_store::{AuditStore, PostgresStore, StoreError, open_store};
+
+use crate::common;
 
 fn pg_url() -> String {
     std::env::var("GUARDRAIL_TEST_PG_URL")

@@ -1,11 +1,11 @@
 //! SQLite backend: round trip, tamper detection, schema checks and concurrent appenders.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use guardrail_store::{AuditStore, SqliteStore, StoreError, open_store};
+
+use crate::common;
 
 fn db(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("nested").join("dirs").join("guardrail.db")
@@ -200,7 +200,8 @@ fn concurrent_claims_one_winner() {
     common::concurrent_claims(Arc::new(move || Box::new(open(&p)) as Box<dyn AuditStore>), 12);
 }
 
-/// Child half of `concurrent_processes`: does nothing unless started by it.
+/// Child half of `concurrent_processes`: does nothing unless started by it (by its name,
+/// `sqlite::child_appender`, in this binary).
 #[test]
 fn child_appender() {
     let Ok(path) = std::env::var("GUARDRAIL_STORE_TEST_CHILD_DB") else { return };
@@ -225,7 +226,7 @@ fn concurrent_processes() {
     let children: Vec<_> = (0..4)
         .map(|id| {
             std::process::Command::new(&exe)
-                .args(["--exact", "child_appender", "--test-threads=1", "--quiet"])
+                .args(["--exact", "sqlite::child_appender", "--test-threads=1", "--quiet"])
                 .env("GUARDRAIL_STORE_TEST_CHILD_DB", &path)
                 .env("GUARDRAIL_STORE_TEST_CHILD_ID", id.to_string())
                 .stdout(std::process::Stdio::null())

@@ -1,0 +1,8 @@
+//! guardrail-store's integration tests, one binary per crate (see guardrail-core's
+//! `tests/it/main.rs`). A former `tests/<name>.rs` is the module `<name>`; `common` holds the
+//! backend-neutral checks that `sqlite` and `postgres` run against their backend.
+
+mod common;
+mod mirror;
+mod postgres;
+mod sqlite;
