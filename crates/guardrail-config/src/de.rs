@@ -65,15 +65,20 @@ pub(crate) fn parse_own(src: &Source) -> Result<Node, Vec<ConfigError>> {
 /// caller can go on checking values and report those problems too; the caller then ends
 /// with [`Diags::finish`], which refuses when any error was recorded.
 pub(crate) fn from_node<'de, T: Deserialize<'de>>(d: &mut Diags, root: &'de Node) -> Option<T> {
+    from_node_at(d, root, "")
+}
+
+/// [`from_node`] for a node inside the file, whose field path is `path` (`freezes[1]`).
+pub(crate) fn from_node_at<'de, T: Deserialize<'de>>(d: &mut Diags, root: &'de Node, path: &str) -> Option<T> {
     let placeholder = Diags { file: d.file.clone(), map: SourceMap::new(), items: Vec::new() };
     let cx = RefCell::new(std::mem::replace(d, placeholder));
-    let result = T::deserialize(NodeDe { node: root, path: String::new(), cx: &cx });
+    let result = T::deserialize(NodeDe { node: root, path: path.to_string(), cx: &cx });
     *d = cx.into_inner();
     match result {
         Ok(value) => Some(value),
         Err(DeError::Pending(kind)) => {
             // Every call locates its errors, so this is only a safety net.
-            let (field, message) = kind.render("", || root.describe());
+            let (field, message) = kind.render(path, || root.describe());
             d.error(field, message);
             None
         }
