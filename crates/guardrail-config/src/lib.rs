@@ -6,8 +6,11 @@
 //! and nothing here panics on input.
 //!
 //! - [`read_source`]: reads a file (size limit, UTF-8, not empty) and hashes it.
-//! - [`yaml`]: the positioned node tree; YAML is resolved like PyYAML's `safe_load`
-//!   (YAML 1.1), JSON like JSON.
+//! - [`yaml`]: the positioned node tree; the seed's YAML files are resolved like PyYAML's
+//!   `safe_load` (YAML 1.1), Guardrail's own formats with the YAML 1.2 core schema, JSON like
+//!   JSON. The dialect goes with the file.
+//! - [`de`]: a serde `Deserializer` over that tree, for the formats that derive
+//!   `Deserialize` (governor config, tokens file, freeze windows), with the same messages.
 //! - [`SourceMap`]: field path → line and column, with fallback to the nearest parent, to
 //!   position errors the core finds later.
 //! - [`load_slos`], [`load_metrics`], [`load_cost`]: data files → [`Loaded`] values.
@@ -27,7 +30,7 @@
 //! read as the loader's usual format (YAML for SLOs and policies, JSON for metrics and cost).
 //!
 //! Choices worth knowing (all fail closed):
-//! - YAML scalars follow PyYAML 1.1 exactly, including its surprises: `1e3`, `-.5` and `0o17`
+//! - In the seed's files, YAML scalars follow PyYAML 1.1 exactly, including its surprises: `1e3`, `-.5` and `0o17`
 //!   are strings; `yes/no/on/off` are booleans (the policy lint warns on them in conditions);
 //!   unquoted dates stay strings.
 //! - Duplicate keys, non-string keys, unknown tags, several documents and documents expanding
