@@ -261,6 +261,24 @@ pub struct DecisionBody {
     pub gate_inputs: Value,
 }
 
+impl DecisionBody {
+    /// The recorded incident's service, if it has one.
+    pub fn service(&self) -> Option<&str> {
+        self.incident.get("service").and_then(Value::as_str)
+    }
+
+    /// The recorded incident's severity, if it has one.
+    pub fn severity(&self) -> Option<&str> {
+        self.incident.get("severity").and_then(Value::as_str)
+    }
+
+    /// A part of the recorded outcome (`/plan`, `/stress/assessment`, `/gate`, …), `null` when
+    /// the record lacks it.
+    pub fn outcome_part(&self, pointer: &str) -> Value {
+        self.outcome.pointer(pointer).cloned().unwrap_or(Value::Null)
+    }
+}
+
 /// The body of the `approval_request` of a blocked action.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

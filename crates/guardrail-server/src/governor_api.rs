@@ -43,7 +43,7 @@ use guardrail_governor::pipeline::{
     ApproveOutcome, AuditLog, ExecuteOutcome, Execution, Next, Pipeline, RunOutcome, StoreLog,
 };
 use guardrail_governor::queue::{IncidentState, incident_states};
-use guardrail_governor::record::RunContext;
+use guardrail_governor::record::{ApprovalRequestBody, DecisionBody, ExecutionBody, RunContext, decode};
 use guardrail_store::{AppendError, Claim};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -59,24 +59,26 @@ fn load(state: &AppState) -> Result<std::collections::BTreeMap<String, IncidentS
     Ok(incident_states(&records))
 }
 
-fn at(v: &Value, pointer: &str) -> Value {
-    v.pointer(pointer).cloned().unwrap_or(Value::Null)
+/// The newest decision's body, decoded (`None` without a decision or when it does not decode).
+fn decision_body(st: &IncidentState) -> Option<DecisionBody> {
+    st.decision.as_ref().and_then(|r| decode(&r.body).ok())
 }
 
 /// One incident as `GET /api/incidents` lists it: its state and latest verdict.
 fn summary(st: &IncidentState) -> Value {
     let d = st.decision.as_ref();
-    let b = d.map(|r| &r.body).unwrap_or(&Value::Null);
+    let b = decision_body(st);
+    let b = b.as_ref();
     json!({
         "incident_id": st.incident_id,
         "status": st.status(),
-        "service": at(b, "/incident/service"),
-        "severity": at(b, "/incident/severity"),
-        "decision": at(b, "/decision"),
-        "rule": at(b, "/rule"),
-        "gated_action": at(b, "/gated_action"),
-        "plan_hash": at(b, "/binding_hash"),
-        "reasons": at(b, "/reasons"),
+        "service": b.and_then(DecisionBody::service),
+        "severity": b.and_then(DecisionBody::severity),
+        "decision": b.map(|b| &b.decision),
+        "rule": b.map(|b| &b.rule),
+        "gated_action": b.map(|b| &b.gated_action),
+        "plan_hash": b.map(|b| &b.binding_hash),
+        "reasons": b.map(|b| &b.reasons),
         "decided_at": d.map(|r| r.recorded_at.clone()),
         "decision_record": d.map(ChainedRecord::id),
         "awaiting_approval": st.pending.is_some(),
@@ -86,18 +88,18 @@ fn summary(st: &IncidentState) -> Value {
 
 fn pending_view(state: &AppState, st: &IncidentState) -> Option<Value> {
     let p = st.pending.as_ref()?;
-    let b = &p.body;
+    let b: ApprovalRequestBody = decode(&p.body).unwrap_or_default();
     let mut v = json!({
         "incident_id": st.incident_id,
         "request_record": p.id(),
         "requested_at": p.recorded_at,
-        "severity": at(b, "/severity"),
-        "proposer": at(b, "/proposer"),
-        "action": at(b, "/action"),
-        "plan_hash": at(b, "/binding_hash"),
-        "requires": at(b, "/requires"),
-        "reasons": at(b, "/reasons"),
-        "eligible": at(b, "/eligible"),
+        "severity": b.severity,
+        "proposer": b.proposer,
+        "action": b.action,
+        "plan_hash": b.binding_hash,
+        "requires": b.requires,
+        "reasons": b.reasons,
+        "eligible": b.eligible,
     });
     state.redactor().value(&mut v);
     Some(v)
@@ -124,22 +126,23 @@ pub async fn show(State(s): State<AppState>, Path(id): Path<String>) -> Result<R
     let Some(inc) = states.get(&id) else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "no such incident in the audit trail"));
     };
-    let b = inc.decision.as_ref().map(|r| r.body.clone()).unwrap_or(Value::Null);
+    let b = decision_body(inc);
+    let part = |pointer: &str| b.as_ref().map(|b| b.outcome_part(pointer)).unwrap_or(Value::Null);
     let mut v = summary(inc);
     if let Some(o) = v.as_object_mut() {
-        o.insert("incident".into(), at(&b, "/incident"));
-        o.insert("plan".into(), at(&b, "/outcome/plan"));
-        o.insert("stress".into(), at(&b, "/outcome/stress"));
-        o.insert("gate".into(), at(&b, "/outcome/gate"));
+        o.insert("incident".into(), b.as_ref().map(|b| b.incident.clone()).unwrap_or(Value::Null));
+        o.insert("plan".into(), part("/plan"));
+        o.insert("stress".into(), part("/stress"));
+        o.insert("gate".into(), part("/gate"));
         o.insert(
             "evidence".into(),
             json!({
-                "key_claims": at(&b, "/outcome/plan/output/key_claims"),
-                "retrieved_context_ids": at(&b, "/outcome/plan/output/retrieved_context_ids"),
-                "assessment": at(&b, "/outcome/stress/assessment"),
+                "key_claims": part("/plan/output/key_claims"),
+                "retrieved_context_ids": part("/plan/output/retrieved_context_ids"),
+                "assessment": part("/stress/assessment"),
             }),
         );
-        o.insert("requires_force_override".into(), at(&b, "/requires_force_override"));
+        o.insert("requires_force_override".into(), json!(b.as_ref().map(|b| b.requires_force_override)));
         o.insert(
             "queue".into(),
             json!({
@@ -678,7 +681,7 @@ fn execute_blocking(state: &AppState, caller: &Caller, id: String, req: ExecuteR
             ));
         }
         ExecuteOutcome::AlreadyExecuted { execution } => {
-            let claim = execution.body.get("claim_record").cloned().unwrap_or(Value::Null);
+            let claim = decode::<ExecutionBody>(&execution.body).ok().and_then(|b| b.claim_record);
             return Err(conflict(
                 "already_executed",
                 format!("it already ran as record {}; a new run needs a new decision", execution.id()),
