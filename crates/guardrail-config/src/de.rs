@@ -6,7 +6,7 @@
 //! reading. An error raised while a node is read (by the type's visitor, a `missing_field`, an
 //! `unknown_variant`, a custom error from a hand-written `Deserialize`) comes back through that
 //! node's `deserialize_*` call, which names it with the node's path, records it as a finding in
-//! the loader's [`Diags`] (positioned by the [`SourceMap`](crate::SourceMap): a mapping entry at
+//! the loader's `Diags` (positioned by the `SourceMap`: a mapping entry at
 //! its key) and hands up an error that is already reported, so the parents pass it on.
 //!
 //! Messages say what a user wrote, not what Rust wanted: `must be a whole number, got the
@@ -14,8 +14,8 @@
 //! command, webhook; did you mean "webhook"?`.
 //!
 //! Unknown keys: a struct's keys are checked against the fields serde names before any is read,
-//! the way every other loader does ([`check_keys`]): each unknown key is an error at its line
-//! with a "did you mean" (bounded: [`suggest`]), *all* of them are reported, and then the known
+//! the way every other loader does (`check_keys`): each unknown key is an error at its line
+//! with a "did you mean" (bounded: `suggest`), *all* of them are reported, and then the known
 //! keys are read. Own-format structs also carry `#[serde(deny_unknown_fields)]`, so no other
 //! deserializer can read them leniently either.
 //!
