@@ -1,14 +1,14 @@
 //! The SQLite FTS5 store over the original's sample data: filters, ranking, review gating,
 //! idempotent loads, and failures that must be errors rather than empty results.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use guardrail_knowledge::{
     EvidenceDoc, KnowledgeError, KnowledgeStore, Provenance, Runbook, SqliteKnowledgeStore, Stance,
 };
 
 fn sample_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/governor/sample_data.json")
+    guardrail_test_support::examples("governor").join("sample_data.json")
 }
 
 fn loaded() -> SqliteKnowledgeStore {

@@ -2,33 +2,15 @@
 //! Prometheus needed): a 503 is retried and the next answer used; a 400 is not retried; a
 //! server that never answers times out on every attempt; each outcome is recorded.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
+use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use guardrail_prometheus::client::Client;
+use guardrail_test_support::http::read_request;
 
 const OK: &str = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"42"]}]}}"#;
-
-/// Reads one HTTP request (headers and a Content-Length body).
-fn read_request(s: &mut TcpStream) {
-    let mut buf = Vec::new();
-    let mut byte = [0u8; 1];
-    while !buf.ends_with(b"\r\n\r\n") {
-        match s.read(&mut byte) {
-            Ok(1) => buf.push(byte[0]),
-            _ => return,
-        }
-    }
-    let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
-    let len = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
-        .unwrap_or(0);
-    let mut body = vec![0u8; len];
-    let _ = s.read_exact(&mut body);
-}
 
 /// A server answering request i with `script[i]` (status, body), the last entry thereafter.
 /// `None` as status means: read the request and never answer.
@@ -42,7 +24,8 @@ fn serve(script: Vec<(Option<u16>, &'static str)>) -> (String, Arc<AtomicUsize>)
         for stream in l.incoming() {
             let Ok(mut s) = stream else { continue };
             let i = h.fetch_add(1, Ordering::SeqCst);
-            read_request(&mut s);
+            // The script answers even a request that arrived cut short.
+            let _ = read_request(&mut s);
             let (status, body) = script[i.min(script.len() - 1)];
             match status {
                 None => held.push(s),

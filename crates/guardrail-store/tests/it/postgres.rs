@@ -264,6 +264,7 @@ mod tls {
     use std::process::Command;
 
     use guardrail_store::{AuditStore, PostgresStore, StoreError};
+    use guardrail_test_support::tls::TestCa;
 
     /// The newest installed PostgreSQL's binaries (`/usr/lib/postgresql/<version>/bin`, as
     /// Debian's `postgresql` package, which scripts/test installs, lays them out).
@@ -284,21 +285,6 @@ mod tls {
                 panic!("no /usr/lib/postgresql/<version>/bin with initdb and pg_ctl: scripts/test installs PostgreSQL")
             }
         }
-    }
-
-    struct Ca {
-        key: rcgen::KeyPair,
-        cert: rcgen::Certificate,
-    }
-
-    fn ca(name: &str) -> Ca {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params.distinguished_name.push(rcgen::DnType::CommonName, name);
-        params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::DigitalSignature];
-        let cert = params.self_signed(&key).unwrap();
-        Ca { key, cert }
     }
 
     /// A PostgreSQL cluster in a temporary directory, stopped (immediately) on drop.
@@ -337,17 +323,13 @@ mod tls {
             }
             server.pg("initdb", &["-D", path(&server.data), "-A", "trust", "-U", "postgres", "--no-sync"]);
 
-            let ca = ca("Guardrail test PostgreSQL CA");
-            let key = rcgen::KeyPair::generate().unwrap();
-            let mut params =
-                rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-            params.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
-            let cert = params.signed_by(&key, &ca.cert, &ca.key).unwrap();
-            std::fs::write(&server.ca_file, ca.cert.pem()).unwrap();
-            std::fs::write(&server.wrong_ca_file, self::ca("Some other CA").cert.pem()).unwrap();
+            let ca = TestCa::new("Guardrail test PostgreSQL CA");
+            let leaf = ca.issue(&["localhost", "127.0.0.1"], Some("localhost"));
+            std::fs::write(&server.ca_file, ca.pem()).unwrap();
+            std::fs::write(&server.wrong_ca_file, TestCa::new("Some other CA").pem()).unwrap();
             let (crt, pem_key) = (server.data.join("server.crt"), server.data.join("server.key"));
-            std::fs::write(&crt, cert.pem()).unwrap();
-            std::fs::write(&pem_key, key.serialize_pem()).unwrap();
+            std::fs::write(&crt, leaf.cert_pem()).unwrap();
+            std::fs::write(&pem_key, leaf.key_pem()).unwrap();
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&pem_key, std::fs::Permissions::from_mode(0o600)).unwrap();
             let mut conf = std::fs::read_to_string(server.data.join("postgresql.conf")).unwrap();
