@@ -495,7 +495,8 @@ fn report_undecided(
             let mut all = undecided.errors.clone();
             all.push(e.to_string());
             if format == Format::Json {
-                print_error_json(exit::ErrorKind::CannotDecide, &all, None);
+                // A failed mirror copy: the record is in the chain all the same.
+                print_error_json(exit::ErrorKind::CannotDecide, &all, e.in_chain().map(|r| r.id()));
             }
             fail(&all)
         }

@@ -50,6 +50,21 @@ fn gate_decision_in_the_chain_with_a_failed_mirror_copy_is_withheld_and_named() 
     assert!(out.is_empty(), "the decision is withheld: {out}");
 }
 
+#[test]
+fn gate_error_in_the_chain_with_a_failed_mirror_copy_names_its_record() {
+    let s = Scratch::new();
+    let mirror = blocked_mirror(&s);
+    let missing = s.path("missing.yaml").display().to_string();
+    let (code, out, err) = run(s.gate(&["--audit-jsonl", &mirror, "--policies", &missing, "--format", "json"]));
+    assert_eq!(code, 3, "{out}{err}");
+    let recs = records(s.root(), &s.store());
+    assert_eq!((recs.len(), recs[0]["kind"].as_str()), (1, Some("deploy_error")), "the error is in the chain");
+    let id = id(&recs[0]);
+    assert!(err.contains(&format!("record {id} IS in the audit chain")), "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["audit_record"], id.as_str(), "the JSON error names the record: {v}");
+}
+
 struct Gov {
     dir: tempfile::TempDir,
 }

@@ -143,15 +143,14 @@ pub fn decide(
     fail_on_warn: bool,
     requested_by: Option<&RequestedBy>,
 ) -> Result<Decided, Undecided> {
+    // What a deploy_error would hold, taken before the evaluation consumes the snapshot (the
+    // digests are the recorded sha256s: no copy of the inputs' text).
+    let if_undecided = Undecided::after_reading(Vec::new(), &snapshot.sources, Some(snapshot.settings.clone()));
     let started = Instant::now();
-    let settings = snapshot.settings.clone();
-    let digests_of = snapshot.sources.clone();
     let evaluated = gate::evaluate(snapshot.sources, snapshot.settings);
     let evaluated_in = started.elapsed();
-    let mut evaluation = evaluated.map_err(|errors| Undecided {
-        evaluated_in: Some(evaluated_in),
-        ..Undecided::after_reading(errors, &digests_of, Some(settings))
-    })?;
+    let mut evaluation =
+        evaluated.map_err(|errors| Undecided { errors, evaluated_in: Some(evaluated_in), ..if_undecided })?;
     let service_warning = ci::service_mismatch(&ci, &evaluation.slo.details.service);
     if let Some(w) = &service_warning {
         evaluation.warnings.push(w.clone());

@@ -374,16 +374,29 @@ fn cannot_decide(
     state.metrics().undecided(endpoint);
     let mut shown: Vec<String> = undecided.errors.iter().map(|e| state.redactor().text(e)).collect();
     let mut err = ApiError::many(StatusCode::SERVICE_UNAVAILABLE, Vec::new());
-    match record {
-        Ok(rec) => {
-            state.publish("audit", json!({"id": rec.id(), "seq": rec.seq, "kind": rec.kind}));
-            err.extra = Some(json!({"audit": {"id": rec.id(), "seq": rec.seq}}));
-        }
+    let in_chain = match &record {
+        Ok(rec) => Some(rec),
         Err(e) => {
             state.metrics().audit_write_failure();
             eprintln!("guardrail serve: {endpoint}: could not record the error: {e}");
-            shown.push("the audit store could not record this error".into());
+            // In the chain with a failed mirror copy: recorded all the same, and named.
+            match e.in_chain() {
+                Some(rec) => shown.push(format!(
+                    "this error IS recorded in the audit chain as record {}, but its JSONL mirror copy failed",
+                    rec.id()
+                )),
+                None => shown.push("the audit store could not record this error".into()),
+            }
+            e.in_chain()
         }
+    };
+    if let Some(rec) = in_chain {
+        state.publish("audit", json!({"id": rec.id(), "seq": rec.seq, "kind": rec.kind}));
+        let mut extra = json!({"audit": {"id": rec.id(), "seq": rec.seq}});
+        if record.is_err() {
+            extra["status"] = "recorded_mirror_failed".into();
+        }
+        err.extra = Some(extra);
     }
     shown.insert(0, "could not decide".into());
     err.errors = shown;

@@ -544,6 +544,28 @@ async fn a_same_size_rewrite_that_keeps_the_modification_time_is_seen() {
 }
 
 #[tokio::test]
+async fn a_could_not_decide_in_the_chain_with_a_failed_mirror_copy_names_its_record() {
+    let s = Scratch::new();
+    s.write("data/metrics.json", "{ bad");
+    std::fs::write(s.path("mirror"), "not a directory").unwrap();
+    let mut cfg = s.config();
+    cfg.audit_jsonl = Some(s.path("mirror"));
+    let srv = Server::start(cfg).await;
+    let (st, v) = srv.post("/api/gate", Some(DEPLOYER), "{}").await;
+    assert_eq!(st, 503, "{v}");
+    let mut store = guardrail_store::open_store(&s.store()).unwrap();
+    let rec = store.get(1).unwrap().unwrap();
+    assert_eq!(rec.kind, "deploy_error");
+    assert_eq!(
+        (v["audit"]["id"].as_str(), &v["status"]),
+        (Some(rec.id().as_str()), &serde_json::json!("recorded_mirror_failed"))
+    );
+    assert!(v.to_string().contains(&format!("IS recorded in the audit chain as record {}", rec.id())), "{v}");
+    assert!(!v.to_string().contains("could not record this error"), "{v}");
+    assert_no_paths(&s, "gate error with a failed mirror", &v.to_string());
+}
+
+#[tokio::test]
 async fn a_decision_that_cannot_be_recorded_is_withheld() {
     let s = Scratch::new();
     let mut cfg = s.config();
