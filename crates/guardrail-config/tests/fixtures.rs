@@ -212,3 +212,39 @@ fn shipped_policies_load_without_errors() {
     assert_eq!(load.map.locate("policies[1].conditions.burn_rate.value[1]"), Some((26, 25)));
     assert_eq!(load.map.locate("policies[7]"), Some((91, 5)));
 }
+
+/// The shipped governor examples load through the serde reader (YAML 1.2 core), and the
+/// policy file's dialect is unchanged: the same word is a string in an own format, a boolean
+/// in the seed's.
+#[test]
+fn shipped_governor_examples_load_and_the_dialect_goes_with_the_file() {
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/governor");
+    let gov = guardrail_config::read_governor_config(&examples.join("governor.yaml")).expect("governor.yaml loads");
+    assert!(gov.file.config.approvals.high.approvers.contains(&"alice".to_string()));
+    let tokens = guardrail_config::tokens::Tokens::load(&examples.join("tokens.yaml")).expect("tokens.yaml loads");
+    assert!(!tokens.is_empty());
+
+    // A public entry point for new own formats.
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Own {
+        switch: String,
+    }
+    let own = guardrail_config::de::load_own::<Own>(&guardrail_config::Source::from_text("own.yaml", "switch: on\n"));
+    assert_eq!(own.map(|l| l.value.switch).ok().as_deref(), Some("on"));
+    let e = guardrail_config::de::load_own::<Own>(&guardrail_config::Source::from_text("own.yaml", "swich: on\n"))
+        .err()
+        .map(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>());
+    assert_eq!(
+        e.as_deref(),
+        Some(
+            &[
+                "own.yaml:1:1: swich: unknown key \"swich\"; did you mean \"switch\"?".to_string(),
+                "own.yaml:1:1: switch: is required".to_string()
+            ][..]
+        )
+    );
+    let seed = guardrail_config::yaml::parse_yaml(&guardrail_config::Source::from_text("p.yaml", "switch: on\n"))
+        .expect("parses");
+    assert_eq!(seed.get("switch").map(|n| n.value.clone()), Some(guardrail_config::yaml::NodeValue::Bool(true)));
+}
