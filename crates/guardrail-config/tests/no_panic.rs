@@ -47,6 +47,15 @@ fn mangle(rng: &mut Lcg, text: &str) -> String {
     chars.into_iter().collect()
 }
 
+fn example(rel: &str) -> String {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(rel);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+const GOVERNOR_JSON: &str = r#"{"approvals": {"high": {"approvers": ["alice"], "force_override": ["carol"]}},
+ "executor": {"default": "command", "timeout_seconds": 30, "commands": {"scale": ["echo", "{service}"]}},
+ "version": 1}"#;
+
 #[test]
 fn mangled_fixtures_never_panic() {
     let inputs = [
@@ -54,6 +63,10 @@ fn mangled_fixtures_never_panic() {
         ("slos.yaml", fixture("config/slos.yaml")),
         ("metrics.json", fixture("data/metrics.json")),
         ("cost.json", fixture("data/cost.json")),
+        // Guardrail's own formats, read through the serde deserializer.
+        ("governor.yaml", example("governor/governor.yaml")),
+        ("tokens.yaml", example("governor/tokens.yaml")),
+        ("governor.json", GOVERNOR_JSON.to_string()),
     ];
     let mut rng = Lcg(0x5eed);
     for _ in 0..400 {
@@ -63,6 +76,9 @@ fn mangled_fixtures_never_panic() {
             let _ = load_slos(&src);
             let _ = load_metrics(&src);
             let _ = load_cost(&src);
+            let _ = guardrail_config::load_governor_file(&src);
+            let _ = guardrail_config::tokens::Tokens::parse(&src);
+            let _ = guardrail_config::load_freezes(&src);
         }
     }
 }
