@@ -14,7 +14,10 @@ use guardrail_core::audit::ChainedRecord;
 use guardrail_gate::audit_cmd::StoreArgs;
 use guardrail_gate::inputs::EnvLookup;
 use guardrail_governor::pipeline::{ExecuteOutcome, Execution, Next, Pipeline, RunOutcome, StoreLog};
-use guardrail_governor::record::RunContext;
+use guardrail_governor::record::{
+    ApprovalRequestBody, ClaimBody, ClaimReleaseBody, DecisionBody, ExecutionBody, ExecutionRefusedBody, GrantBody,
+    RecordKind, RefusalBody, ResolvedBody, RunContext, decode,
+};
 use guardrail_governor::{Governor, NdjsonLogs, PipelineOutcome};
 use guardrail_knowledge::{KnowledgeStore, SqliteKnowledgeStore};
 use serde_json::{Value, json};
@@ -22,7 +25,7 @@ use serde_json::{Value, json};
 use crate::identity::{Act, Actor, AuthArgs, establish};
 use crate::remediation::{
     ConfigArgs, ExecutorChoice, IncidentState, KbArgs, LoadedConfig, OutFormat, append_failure, codes, executor, fail,
-    kinds, load_states, now,
+    load_states, now,
 };
 
 /// `guardrail incident …`.
@@ -553,8 +556,9 @@ impl<'a> Ctx<'a> {
                 }
             }
             ExecuteOutcome::AlreadyExecuted { execution } => {
-                let claim = execution.body.get("claim_record").and_then(Value::as_str).unwrap_or("none");
-                let by = execution.body.get("requested_by").and_then(Value::as_str).unwrap_or("someone");
+                let e: ExecutionBody = decode(&execution.body).unwrap_or_default();
+                let claim = e.claim_record.as_deref().unwrap_or("none");
+                let by = Some(e.requested_by.as_str()).filter(|b| !b.is_empty()).unwrap_or("someone");
                 Outcome {
                     json: json!({"incident_id": incident_id, "status": "refused", "code": "already_executed",
                         "execution_record": execution.id(), "claim_record": claim, "exit_code": codes::REFUSED}),
@@ -592,8 +596,8 @@ fn execution_status(code: i32) -> &'static str {
 
 fn exec_action(e: &Execution) -> Option<String> {
     match e {
-        Execution::Done { body, .. } => body.get("action").and_then(Value::as_str).map(str::to_string),
-        Execution::ClaimHeld { holder } => holder.body.get("action").and_then(Value::as_str).map(str::to_string),
+        Execution::Done { body, .. } => decode::<ExecutionBody>(body).ok().map(|b| b.action),
+        Execution::ClaimHeld { holder } => decode::<ClaimBody>(&holder.body).ok().map(|b| b.action),
         _ => None,
     }
 }
@@ -607,7 +611,8 @@ pub(crate) fn render_execution(e: &Execution, action: &str) -> (Value, Vec<Strin
             (json!({"error": msg}), vec![format!("NOT EXECUTED: {msg}")], codes::CANNOT_DECIDE)
         }
         Execution::ClaimHeld { holder } => {
-            let by = holder.body.get("requested_by").and_then(Value::as_str).unwrap_or("someone");
+            let claim: ClaimBody = decode(&holder.body).unwrap_or_default();
+            let by = Some(claim.requested_by.as_str()).filter(|b| !b.is_empty()).unwrap_or("someone");
             (
                 json!({"error": "claimed by another execution", "claim_held_by": holder.id()}),
                 vec![
@@ -615,7 +620,7 @@ pub(crate) fn render_execution(e: &Execution, action: &str) -> (Value, Vec<Strin
                     format!("  claim       held by record {} (requested by {by})", holder.id()),
                     format!(
                         "  if it died  guardrail incident release-claim {} --reason TEXT   (as an approver)",
-                        s(&holder.body, "incident_id")
+                        claim.incident_id
                     ),
                 ],
                 codes::REFUSED,
@@ -630,7 +635,7 @@ pub(crate) fn render_execution(e: &Execution, action: &str) -> (Value, Vec<Strin
             )
         }
         Execution::Done { body, result, claim, record } => {
-            let ok = body["ok"] == true;
+            let ok = decode::<ExecutionBody>(body).is_ok_and(|b| b.ok);
             let code = if ok { codes::EXECUTED } else { codes::EXECUTION_FAILED };
             let mut text = vec![match (result, ok) {
                 (Ok(r), true) if r.dry_run => format!("DRY RUN of {action} recorded (exit {code})"),
@@ -714,17 +719,19 @@ fn list(store: &StoreArgs, env: EnvLookup<'_>, format: OutFormat) -> i32 {
 }
 
 fn state_summary(st: &IncidentState) -> Value {
-    let d = st.decision.as_ref().map(|d| &d.body);
+    let d: Option<DecisionBody> = st.decision.as_ref().and_then(|d| decode(&d.body).ok());
+    let d = d.as_ref();
+    let pending: Option<ApprovalRequestBody> = st.pending.as_ref().and_then(|p| decode(&p.body).ok());
     json!({
         "incident_id": st.incident_id,
         "status": st.status(),
-        "severity": d.and_then(|b| b.pointer("/incident/severity")).cloned(),
-        "service": d.and_then(|b| b.pointer("/incident/service")).cloned(),
-        "action": d.and_then(|b| b.get("gated_action")).cloned(),
-        "decision": d.and_then(|b| b.get("decision")).cloned(),
-        "binding_hash": d.and_then(|b| b.get("binding_hash")).cloned(),
+        "severity": d.and_then(DecisionBody::severity),
+        "service": d.and_then(DecisionBody::service),
+        "action": d.map(|b| &b.gated_action),
+        "decision": d.map(|b| &b.decision),
+        "binding_hash": d.map(|b| &b.binding_hash),
         "pending_request": st.pending.as_ref().map(ChainedRecord::id),
-        "requires": st.pending.as_ref().and_then(|p| p.body.get("requires")).cloned(),
+        "requires": pending.map(|p| p.requires),
         "authorised_by": st.authorised.as_ref().map(|a| a.record.clone()),
         "last_record": st.last_record(),
     })
@@ -760,8 +767,8 @@ fn show(store: &StoreArgs, env: EnvLookup<'_>, incident: &str, format: OutFormat
                 }
             }
             if let Some(d) = &st.decision {
-                for r in d.body.get("reasons").and_then(Value::as_array).into_iter().flatten() {
-                    println!("  reason           {}", r.as_str().unwrap_or_default());
+                for r in decode::<DecisionBody>(&d.body).map(|b| b.reasons).unwrap_or_default() {
+                    println!("  reason           {r}");
                 }
             }
             if !claims.is_empty() {
@@ -772,38 +779,7 @@ fn show(store: &StoreArgs, env: EnvLookup<'_>, incident: &str, format: OutFormat
             }
             println!("  records:");
             for r in &st.records {
-                let b = &r.body;
-                let detail = match r.kind.as_str() {
-                    kinds::DECISION => format!("{} {} ({})", s(b, "decision"), s(b, "gated_action"), s(b, "rule")),
-                    kinds::APPROVAL_REQUEST => format!("requires {} (proposer {})", s(b, "requires"), s(b, "proposer")),
-                    kinds::APPROVAL_REFUSED => format!("{} by {}: {}", s(b, "kind"), s(b, "approver"), s(b, "message")),
-                    kinds::APPROVAL_GRANTED | kinds::FORCE_OVERRIDE => {
-                        format!("by {} ({})", s(b, "approver"), s(b, "reason"))
-                    }
-                    kinds::EXECUTION => format!(
-                        "{} {} ok={}",
-                        s(b, "executor"),
-                        s(b, "action"),
-                        b.get("ok").and_then(Value::as_bool).unwrap_or(false)
-                    ),
-                    kinds::EXECUTION_CLAIM => {
-                        format!(
-                            "{} {} by {} ({})",
-                            s(b, "executor"),
-                            s(b, "action"),
-                            s(b, "requested_by"),
-                            s(b, "claim")
-                        )
-                    }
-                    kinds::EXECUTION_REFUSED => {
-                        format!("{} is not the authorised {}", s(b, "requested_action"), s(b, "authorised_action"))
-                    }
-                    kinds::CLAIM_RELEASE => {
-                        format!("claim {} released by {}: {}", s(b, "claim"), s(b, "released_by"), s(b, "reason"))
-                    }
-                    kinds::RESOLVED => format!("by {}: learned runbook {}", s(b, "by"), s(b, "runbook_id")),
-                    _ => String::new(),
-                };
+                let detail = record_detail(r);
                 println!("    {:<20} {:<22} {detail}", r.id(), r.kind);
             }
         }
@@ -811,8 +787,54 @@ fn show(store: &StoreArgs, env: EnvLookup<'_>, incident: &str, format: OutFormat
     codes::EXECUTED
 }
 
-fn s<'v>(v: &'v Value, k: &str) -> &'v str {
-    v.get(k).and_then(Value::as_str).unwrap_or_default()
+/// One line about a governor record for `incident show` (empty for other kinds, or a body that
+/// does not decode).
+fn record_detail(r: &ChainedRecord) -> String {
+    fn d<T: serde::de::DeserializeOwned + Default>(r: &ChainedRecord) -> T {
+        decode(&r.body).unwrap_or_default()
+    }
+    let Some(kind) = RecordKind::parse(&r.kind) else {
+        return String::new();
+    };
+    match kind {
+        RecordKind::RemediationDecision => {
+            let b: DecisionBody = d(r);
+            format!("{} {} ({})", b.decision, b.gated_action, b.rule)
+        }
+        RecordKind::ApprovalRequest => {
+            let b: ApprovalRequestBody = d(r);
+            format!("requires {} (proposer {})", b.requires, b.proposer)
+        }
+        RecordKind::ApprovalRefused => {
+            let b: RefusalBody = d(r);
+            format!("{} by {}: {}", b.kind, b.approver, b.message)
+        }
+        RecordKind::ApprovalGranted | RecordKind::ForceOverride => {
+            let b: GrantBody = d(r);
+            format!("by {} ({})", b.approver, b.reason.unwrap_or_default())
+        }
+        RecordKind::RemediationExecution => {
+            let b: ExecutionBody = d(r);
+            format!("{} {} ok={}", b.executor, b.action, b.ok)
+        }
+        RecordKind::ExecutionClaim => {
+            let b: ClaimBody = d(r);
+            format!("{} {} by {} ({})", b.executor, b.action, b.requested_by, b.claim)
+        }
+        RecordKind::ExecutionRefused => {
+            let b: ExecutionRefusedBody = d(r);
+            format!("{} is not the authorised {}", b.requested_action, b.authorised_action)
+        }
+        RecordKind::ClaimRelease => {
+            let b: ClaimReleaseBody = d(r);
+            format!("claim {} released by {}: {}", b.claim, b.released_by, b.reason)
+        }
+        RecordKind::IncidentResolved => {
+            let b: ResolvedBody = d(r);
+            format!("by {}: learned runbook {}", b.by, b.runbook_id)
+        }
+        RecordKind::RemediationError | RecordKind::RunbookReviewed => String::new(),
+    }
 }
 
 /// `incident release-claim`: [`guardrail_governor::claims::release_claim`] over the trail, read
@@ -885,7 +907,7 @@ fn release_claim(
             json!({"incident_id": incident_id, "status": "refused", "code": "already_released", "release_record": holder.id(), "exit_code": codes::REFUSED}),
             vec![format!(
                 "{incident_id}: claim {} was released first by record {} (exit {})",
-                s(&holder.body, "claim"),
+                decode::<ClaimReleaseBody>(&holder.body).map(|b| b.claim).unwrap_or_default(),
                 holder.id(),
                 codes::REFUSED
             )],
