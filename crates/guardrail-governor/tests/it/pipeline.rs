@@ -2,12 +2,9 @@
 //! decision or claim that is not recorded never runs, the claim lets exactly one of many
 //! concurrent executors run, and a proposal needs an identity.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 
-use common::{now, sample_store};
 use guardrail_core::approval::GovernorConfig;
 use guardrail_core::audit::ChainedRecord;
 use guardrail_governor::pipeline::{AuditLog, Execution, Next, Pipeline, RunOutcome, StoreLog, execute_claimed};
@@ -16,6 +13,8 @@ use guardrail_governor::record::RunContext;
 use guardrail_governor::{AuthorisedAction, ExecutionError, ExecutionReport, Executor, Governor};
 use guardrail_store::{AppendError, AuditStore, Claim, SqliteStore, StoreError};
 use serde_json::{Value, json};
+
+use crate::common::{now, sample_store};
 
 /// Counts how often it really runs.
 #[derive(Default)]

@@ -1,12 +1,11 @@
 //! The copied contracts are the original's, they are strict, and the tool definitions keep
 //! the original MCP server's names and arguments.
 
-mod common;
-
-use common::{now, sample_store, schema_errors};
 use guardrail_governor::contracts::{GATE_OUTPUT_SCHEMA, PLAN_OUTPUT_SCHEMA, STRESS_OUTPUT_SCHEMA};
 use guardrail_governor::{ToolContext, ToolRegistry, run_pipeline};
 use serde_json::{Value, json};
+
+use crate::common::{now, sample_store, schema_errors};
 
 #[test]
 fn copied_contracts_are_identical_to_the_reference_fixtures_when_present() {

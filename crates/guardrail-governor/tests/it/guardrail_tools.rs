@@ -2,11 +2,8 @@
 //! they fail closed without state, `propose_remediation` is the pipeline's decision and never
 //! reaches the state's write path, and `incident_status` is the queue fold.
 
-mod common;
-
 use std::cell::Cell;
 
-use common::{now, sample_store};
 use guardrail_core::audit::{ChainedRecord, RecordDraft, seal};
 use guardrail_core::signals::Signals;
 use guardrail_governor::guardrail_tools::GuardrailState;
@@ -14,6 +11,8 @@ use guardrail_governor::queue::kinds;
 use guardrail_governor::{ToolContext, ToolError, ToolRegistry, run_pipeline};
 use jiff::Timestamp;
 use serde_json::{Value, json};
+
+use crate::common::{now, sample_store};
 
 /// A state that counts what it is asked and answers canned values.
 #[derive(Default)]

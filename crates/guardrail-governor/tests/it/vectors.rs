@@ -2,11 +2,10 @@
 //! stress phase, offline, reproduce the original's first commit on the sample data and the
 //! three scenarios. Every contract object validates against its schema.
 
-mod common;
-
-use common::{all_incidents, assert_contracts, now, sample_store};
 use guardrail_core::remediation::{PAUSE_POSITION, Verdict};
 use guardrail_governor::{NdjsonLogs, ToolContext, run_pipeline};
+
+use crate::common::{all_incidents, assert_contracts, now, sample_store};
 
 struct Expected {
     action: &'static str,
@@ -152,7 +151,7 @@ fn the_pipeline_is_deterministic() {
 #[test]
 fn telemetry_is_recorded_and_decides_nothing() {
     let (store, incidents) = sample_store();
-    let logs = NdjsonLogs::open(&common::examples().join("logs.ndjson")).unwrap();
+    let logs = NdjsonLogs::open(&crate::common::examples().join("logs.ndjson")).unwrap();
     let ctx = ToolContext::new(&store, now()).with_logs(&logs);
     let o = run_pipeline(&incidents[0], &ctx).unwrap();
     let t = &o.stress.telemetry;

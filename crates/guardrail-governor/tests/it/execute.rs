@@ -1,19 +1,18 @@
 //! Execution: the hash check in front of every executor, the command executor (argv, allow-listed
 //! parameters, timeout) and the webhook executor against a loopback server started here.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::Duration;
 
-use common::{now, sample_store};
 use guardrail_core::remediation::Verdict;
 use guardrail_governor::{
     CommandExecutor, DryRunExecutor, ExecutionError, Executor, Governor, PipelineOutcome, RequestedActionPlanner,
     ToolContext, WebhookExecutor, execute_checked, run_pipeline,
 };
+
+use crate::common::{now, sample_store};
 
 fn inc002() -> PipelineOutcome {
     let (store, incidents) = sample_store();
@@ -317,9 +316,12 @@ fn webhook_refuses_an_untrusted_certificate() {
 /// (ring) over `std::net`, one thread per connection; answers `200 accepted` and keeps each
 /// request.
 mod tls_webhook {
-    use std::io::{Read, Write};
+    use std::io::Write;
     use std::net::TcpListener;
     use std::sync::{Arc, Mutex};
+
+    use guardrail_test_support::http::read_request;
+    use guardrail_test_support::tls::TestCa;
 
     pub struct Server {
         pub url: String,
@@ -328,24 +330,8 @@ mod tls_webhook {
     }
 
     pub fn start() -> Server {
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "Guardrail test webhook CA");
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
-        let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![cert.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-            )
-            .unwrap();
-        let config = Arc::new(config);
+        let ca = TestCa::new("Guardrail test webhook CA");
+        let config = ca.issue(&["127.0.0.1"], None).server_config(&[]);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("https://{}/hooks/remediate", listener.local_addr().unwrap());
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -359,7 +345,7 @@ mod tls_webhook {
                     let mut tls = rustls::StreamOwned::new(conn, tcp);
                     // A client that refuses the certificate ends the handshake: the read fails.
                     let Some(req) = read_request(&mut tls) else { return };
-                    kept.lock().unwrap().push(req);
+                    kept.lock().unwrap().push(req.text());
                     let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\naccepted");
                     tls.conn.send_close_notify();
                     let _ = tls.flush();
@@ -367,26 +353,6 @@ mod tls_webhook {
             }
         });
         Server { url, ca_pem: ca.pem(), requests }
-    }
-
-    fn read_request(s: &mut impl Read) -> Option<String> {
-        let mut buf = Vec::new();
-        let mut byte = [0u8; 1];
-        while !buf.ends_with(b"\r\n\r\n") {
-            match s.read(&mut byte) {
-                Ok(1) => buf.push(byte[0]),
-                _ => return None,
-            }
-        }
-        let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
-        let len = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:").and_then(|v| v.trim().parse::<usize>().ok()))
-            .unwrap_or(0);
-        let mut body = vec![0u8; len];
-        s.read_exact(&mut body).ok()?;
-        buf.extend_from_slice(&body);
-        Some(String::from_utf8_lossy(&buf).into_owned())
     }
 }
 

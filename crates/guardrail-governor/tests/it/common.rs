@@ -1,9 +1,7 @@
 //! Shared fixtures: the original's sample data and scenarios (copied into
 //! `examples/governor/`), a fixed `now`, and JSON-schema validation of the contracts.
 
-#![allow(dead_code)]
-
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use guardrail_core::remediation::Incident;
 use guardrail_governor::PipelineOutcome;
@@ -12,7 +10,7 @@ use guardrail_knowledge::{KnowledgeStore, SqliteKnowledgeStore};
 use jiff::Timestamp;
 
 pub fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/governor")
+    guardrail_test_support::examples("governor")
 }
 
 pub fn now() -> Timestamp {
