@@ -69,16 +69,21 @@ fn mangled_fixtures_never_panic() {
         ("governor.json", GOVERNOR_JSON.to_string()),
     ];
     let mut rng = Lcg(0x5eed);
-    for _ in 0..400 {
+    for round in 0..400 {
         for (name, text) in &inputs {
             let src = Source::from_text(*name, mangle(&mut rng, text));
             let _ = load_policies(&src);
             let _ = load_slos(&src);
             let _ = load_metrics(&src);
             let _ = load_cost(&src);
-            let _ = guardrail_config::load_governor_file(&src);
-            let _ = guardrail_config::tokens::Tokens::parse(&src);
-            let _ = guardrail_config::load_freezes(&src);
+            // The seed's large fixtures reach the own-format readers one round in four: they
+            // are refused at the top, and every round would double the test's time.
+            let own = name.starts_with("governor") || name.starts_with("tokens");
+            if own || round % 4 == 0 {
+                let _ = guardrail_config::load_governor_file(&src);
+                let _ = guardrail_config::tokens::Tokens::parse(&src);
+                let _ = guardrail_config::load_freezes(&src);
+            }
         }
     }
 }
