@@ -420,8 +420,15 @@ pub struct AuditCells {
 }
 
 /// Reads the cells of a record of `kind` from its body (the same reading as the dashboard's
-/// audit table). A value the record lacks is `-`.
+/// audit table). A value the record lacks is `-`. The governor's records are decoded into their
+/// typed bodies ([`guardrail_governor::record`]); deploy records and kinds this version does
+/// not know are read by field name.
 pub fn audit_cells(kind: &str, b: &serde_json::Value) -> AuditCells {
+    let cell = |v: Option<String>| v.map(|v| terminal_safe(&v, 60)).unwrap_or_else(|| "-".into());
+    if let Some(c) = guardrail_governor::record::RecordKind::parse(kind).and_then(|k| governor_cells(k, b)) {
+        let [action, rule, by, subject] = c;
+        return AuditCells { action: cell(action), rule: cell(rule), by: cell(by), subject: cell(subject) };
+    }
     let s = |p: &str| b.pointer(p).and_then(|v| v.as_str()).filter(|v| !v.is_empty()).map(str::to_string);
     let who = s("/requested_by/identity")
         .or_else(|| s("/requested_by"))
@@ -480,6 +487,95 @@ pub fn audit_cells(kind: &str, b: &serde_json::Value) -> AuditCells {
     let subject = if kind.starts_with("deploy_") { service.or(incident) } else { incident.or(service) };
     let cell = |v: Option<String>| v.map(|v| terminal_safe(&v, 60)).unwrap_or_else(|| "-".into());
     AuditCells { action: cell(action), rule: cell(rule), by: cell(who), subject: cell(subject) }
+}
+
+/// Action, rule, who and subject of a governor record, from its typed body (`None` for a
+/// `runbook_reviewed`, written by `kb review`, which the generic reading covers, and for a body
+/// that does not decode).
+fn governor_cells(kind: guardrail_governor::record::RecordKind, b: &serde_json::Value) -> Option<[Option<String>; 4]> {
+    use guardrail_governor::record::{
+        ApprovalRequestBody, ClaimBody, ClaimReleaseBody, DecisionBody, ErrorBody, ExecutionBody, ExecutionRefusedBody,
+        GrantBody, RecordKind, RefusalBody, ResolvedBody, decode,
+    };
+    // An empty value is a missing one.
+    fn some(v: &str) -> Option<String> {
+        Some(v.to_string()).filter(|v| !v.is_empty())
+    }
+    fn with_reason(what: &str, reason: Option<&str>) -> String {
+        match reason.filter(|r| !r.is_empty()) {
+            Some(r) => format!("{what}: {r}"),
+            None => what.to_string(),
+        }
+    }
+    let incident = |id: &str| some(id).map(|i| format!("incident {i}"));
+    Some(match kind {
+        RecordKind::RemediationDecision => {
+            let d: DecisionBody = decode(b).ok()?;
+            let action = match (some(&d.gated_action), some(&d.decision)) {
+                (Some(g), Some(v)) => Some(format!("{g} → {v}")),
+                (g, v) => g.or(v),
+            };
+            [action, some(&d.rule), some(&d.proposer), incident(&d.incident_id)]
+        }
+        RecordKind::RemediationError => {
+            let e: ErrorBody = decode(b).ok()?;
+            let no = (Some("NO DECISION".to_string()), Some("could not decide".to_string()));
+            [no.0, no.1, some(&e.proposer), incident(&e.incident_id)]
+        }
+        RecordKind::ApprovalRequest => {
+            let r: ApprovalRequestBody = decode(b).ok()?;
+            let needs = some(&r.requires).map(|x| format!("needs {x}"));
+            [some(&r.action), needs, some(&r.proposer), incident(&r.incident_id)]
+        }
+        RecordKind::ApprovalRefused => {
+            let r: RefusalBody = decode(b).ok()?;
+            [Some("refused".into()), some(&r.code), some(&r.approver), incident(&r.incident_id)]
+        }
+        RecordKind::ApprovalGranted | RecordKind::ForceOverride => {
+            let g: GrantBody = decode(b).ok()?;
+            let what = if kind == RecordKind::ForceOverride { "force override" } else { "approved" };
+            let who = some(&g.approver).or_else(|| some(&g.proposer));
+            [some(&g.action), Some(with_reason(what, g.reason.as_deref())), who, incident(&g.incident_id)]
+        }
+        RecordKind::ExecutionClaim => {
+            let c: ClaimBody = decode(b).ok()?;
+            let claim = some(&c.claim).map(|k| format!("claim {k}"));
+            [some(&c.action), claim, some(&c.requested_by), incident(&c.incident_id)]
+        }
+        RecordKind::ClaimRelease => {
+            let r: ClaimReleaseBody = decode(b).ok()?;
+            let what = some(&r.claim).map(|c| format!("released {c}")).unwrap_or_else(|| "released".into());
+            let action = r.action.as_deref().and_then(some);
+            [action, Some(with_reason(&what, Some(&r.reason))), some(&r.released_by), incident(&r.incident_id)]
+        }
+        RecordKind::RemediationExecution => {
+            let e: ExecutionBody = decode(b).ok()?;
+            let result = if e.ok {
+                "ok"
+            } else if e.ran {
+                "failed"
+            } else {
+                "not run"
+            };
+            let who = some(&e.requested_by).or_else(|| e.approver.as_deref().and_then(some));
+            let executor = some(&e.executor).map(|x| format!("executor {x}"));
+            [some(&e.action).map(|a| format!("{a} ({result})")), executor, who, incident(&e.incident_id)]
+        }
+        RecordKind::ExecutionRefused => {
+            let r: ExecutionRefusedBody = decode(b).ok()?;
+            let why = match some(&r.authorised_action) {
+                Some(a) => format!("refused: authorised is {a}"),
+                None => "refused: not the authorised action".into(),
+            };
+            [some(&r.requested_action), Some(why), some(&r.requested_by), incident(&r.incident_id)]
+        }
+        RecordKind::IncidentResolved => {
+            let r: ResolvedBody = decode(b).ok()?;
+            let learned = some(&r.runbook_id).map(|x| format!("learned {x}"));
+            [some(&r.action), learned, some(&r.by), incident(&r.incident_id).or_else(|| some(&r.service))]
+        }
+        RecordKind::RunbookReviewed => return None,
+    })
 }
 
 /// One line of `guardrail audit list`: id, time, kind, then [`audit_cells`].
