@@ -13,6 +13,7 @@
 
 use guardrail_core::approval::{ApprovalPolicy, SeverityApprovers};
 use guardrail_core::remediation::{Incident, Severity};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -132,7 +133,7 @@ pub fn executor_for(
 
 /// The kinds of record the governor writes. The names in the chain never change: a record's
 /// kind is [`RecordKind::as_str`], and [`crate::queue::kinds`] holds the same names as constants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RecordKind {
     /// One pipeline run: incident, plan, stress, gate, trace, binding hash ([`DecisionBody`]).
@@ -218,7 +219,7 @@ pub fn encode<T: Serialize>(body: &T) -> Value {
 }
 
 /// The body of a `remediation_error` record.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct ErrorBody {
     pub incident_id: String,
@@ -234,7 +235,7 @@ pub struct ErrorBody {
 }
 
 /// The body of a `remediation_decision` record.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct DecisionBody {
     pub incident_id: String,
@@ -280,7 +281,7 @@ impl DecisionBody {
 }
 
 /// The body of the `approval_request` of a blocked action.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct ApprovalRequestBody {
     pub incident_id: String,
@@ -298,7 +299,37 @@ pub struct ApprovalRequestBody {
     pub requires_force_override: bool,
     pub reasons: Vec<String>,
     /// Who may release it (the governor config's entry for the severity).
+    #[schemars(with = "EligibleSchema")]
     pub eligible: SeverityApprovers,
+}
+
+/// The schema of [`SeverityApprovers`] as recorded (the core type has no schema of its own).
+#[derive(JsonSchema)]
+#[allow(dead_code)] // only its schema is used
+struct EligibleSchema {
+    /// May APPROVE.
+    approvers: Vec<String>,
+    /// May FORCE_OVERRIDE.
+    force_override: Vec<String>,
+}
+
+/// The JSON Schema of each governor record kind's body (`runbook_reviewed`, written by
+/// `kb review`, has no body type here), for documents that describe the audit records.
+pub fn body_schemas() -> Vec<(RecordKind, schemars::Schema)> {
+    use schemars::schema_for;
+    vec![
+        (RecordKind::RemediationDecision, schema_for!(DecisionBody)),
+        (RecordKind::RemediationError, schema_for!(ErrorBody)),
+        (RecordKind::ApprovalRequest, schema_for!(ApprovalRequestBody)),
+        (RecordKind::ApprovalRefused, schema_for!(RefusalBody)),
+        (RecordKind::ApprovalGranted, schema_for!(GrantBody)),
+        (RecordKind::ForceOverride, schema_for!(GrantBody)),
+        (RecordKind::ExecutionClaim, schema_for!(ClaimBody)),
+        (RecordKind::ClaimRelease, schema_for!(ClaimReleaseBody)),
+        (RecordKind::RemediationExecution, schema_for!(ExecutionBody)),
+        (RecordKind::ExecutionRefused, schema_for!(ExecutionRefusedBody)),
+        (RecordKind::IncidentResolved, schema_for!(ResolvedBody)),
+    ]
 }
 
 fn fail_closed() -> bool {
@@ -306,7 +337,7 @@ fn fail_closed() -> bool {
 }
 
 /// The body of an `approval_refused` record.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct RefusalBody {
     pub incident_id: String,
@@ -322,7 +353,7 @@ pub struct RefusalBody {
 }
 
 /// The body of an `approval_granted` or `force_override` record.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct GrantBody {
     pub incident_id: String,
@@ -340,7 +371,7 @@ pub struct GrantBody {
 }
 
 /// The body of an `execution_claim` record.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct ClaimBody {
     pub incident_id: String,
@@ -354,7 +385,7 @@ pub struct ClaimBody {
 }
 
 /// The body of a `remediation_execution` record.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct ExecutionBody {
     pub incident_id: String,
@@ -377,7 +408,7 @@ pub struct ExecutionBody {
 }
 
 /// The body of an `execution_refused` record.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct ExecutionRefusedBody {
     pub incident_id: String,
@@ -391,7 +422,7 @@ pub struct ExecutionRefusedBody {
 }
 
 /// The body of a `claim_release` record.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct ClaimReleaseBody {
     pub incident_id: String,
@@ -404,11 +435,12 @@ pub struct ClaimReleaseBody {
     pub severity: String,
     pub released_by: String,
     pub reason: String,
+    #[schemars(with = "EligibleSchema")]
     pub eligible: SeverityApprovers,
 }
 
 /// The body of an `incident_resolved` record.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct ResolvedBody {
     pub incident_id: String,
@@ -439,6 +471,24 @@ mod tests {
         assert!(b.requires_force_override, "missing reads as true");
         let e: ExecutionBody = decode(&serde_json::json!({"incident_id": "inc-1"})).unwrap();
         assert!(!e.ran && !e.ok, "missing ran/ok read as not run");
+    }
+
+    /// The schemas name every field a body writes, and require none (bodies read leniently).
+    #[test]
+    fn body_schemas_describe_the_written_fields() {
+        let schemas = body_schemas();
+        assert_eq!(schemas.len(), RecordKind::ALL.len() - 1, "every kind but runbook_reviewed");
+        for (kind, schema) in schemas {
+            let v = schema.as_value();
+            assert!(v.get("required").is_none(), "{kind:?} requires fields");
+            let props = v.get("properties").and_then(Value::as_object).unwrap();
+            assert!(props.contains_key("incident_id"), "{kind:?}");
+        }
+        let written = encode(&ExecutionBody::default());
+        let schema = schemars::schema_for!(ExecutionBody);
+        let props = schema.as_value()["properties"].as_object().unwrap().clone();
+        let keys: Vec<&String> = written.as_object().unwrap().keys().collect();
+        assert_eq!(keys, props.keys().collect::<Vec<_>>());
     }
 
     #[test]
