@@ -99,6 +99,12 @@ pub enum Authenticated {
         sha256: String,
         /// The token's role.
         role: Role,
+        /// The tokens file's owner (uid).
+        owner_uid: u32,
+        /// Whether the real uid running the command may write the tokens file: then the file
+        /// cannot prove who the caller is (they could have issued themselves any token), so a
+        /// warning is printed and the records say so.
+        writable_by_caller: bool,
     },
     /// The OS account of the process.
     OsAccount {
@@ -120,9 +126,10 @@ impl Actor {
     /// How the identity was established, for the audit records (next to the governor config).
     pub fn describe(&self) -> Value {
         match &self.by {
-            Authenticated::Token { file, sha256, role, .. } => json!({
+            Authenticated::Token { file, sha256, role, owner_uid, writable_by_caller, .. } => json!({
                 "method": "token", "tokens_file": file.display().to_string(), "tokens_sha256": sha256,
-                "role": role.as_str(),
+                "role": role.as_str(), "tokens_file_owner_uid": owner_uid,
+                "tokens_file_writable_by_caller": writable_by_caller,
             }),
             Authenticated::OsAccount { uid } => json!({"method": "os_account", "uid": uid}),
         }
@@ -181,6 +188,10 @@ pub fn establish(
                 Ok(s) => s,
                 Err(e) => return refuse(codes::CANNOT_DECIDE, format!("tokens file (from {from}): {e}")),
             };
+            let (owner_uid, writable_by_caller) = match tokens_file_trust(&file) {
+                Ok(t) => t,
+                Err(message) => return refuse(codes::CANNOT_DECIDE, format!("tokens file (from {from}): {message}")),
+            };
             let tokens = match Tokens::parse(&src) {
                 Ok(t) => t,
                 Err(es) => {
@@ -227,9 +238,24 @@ pub fn establish(
                     ),
                 );
             }
+            if writable_by_caller {
+                eprintln!(
+                    "guardrail: warning: you (uid {}) can write the tokens file {}, so it cannot prove who you \
+                     are; keep it owned and writable only by the operator account (the records note this)",
+                    nix::unistd::getuid(),
+                    file.display()
+                );
+            }
             Actor {
                 name: caller.identity,
-                by: Authenticated::Token { file, from, sha256: src.sha256.clone(), role: caller.role },
+                by: Authenticated::Token {
+                    file,
+                    from,
+                    sha256: src.sha256.clone(),
+                    role: caller.role,
+                    owner_uid,
+                    writable_by_caller,
+                },
             }
         }
         None => {
@@ -262,6 +288,26 @@ pub fn establish(
         });
     }
     Ok(actor)
+}
+
+/// Whether a tokens file can be trusted to say who is acting: refused when anyone but its
+/// owner may write it (group- or world-writable, as ssh refuses such keys); otherwise its owner
+/// and whether the real uid running this command may write it. Root may write every file and
+/// can act as anyone on the machine anyway, so root is not reported as a writer.
+fn tokens_file_trust(file: &Path) -> Result<(u32, bool), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "{} is writable by its group or by everyone (mode {mode:04o}), so anyone could add a token: \
+             chmod go-w it",
+            file.display()
+        ));
+    }
+    let uid = nix::unistd::getuid();
+    let writable = !uid.is_root() && nix::unistd::access(file, nix::unistd::AccessFlags::W_OK).is_ok();
+    Ok((meta.uid(), writable))
 }
 
 /// The OS account of this process: the real uid and its passwd entry's name.
@@ -327,6 +373,32 @@ mod tests {
         let r = establish(&none, Some("bob"), None, Act::Approve, &no_env).unwrap_err();
         assert_eq!(r.code, codes::USAGE);
         assert!(r.message.contains("GUARDRAIL_TOKEN"), "{r:?}");
+    }
+
+    #[test]
+    fn a_tokens_file_others_may_write_proves_nothing() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = tokens_file(dir.path());
+        let args = AuthArgs { token: Some("t-bob".into()), tokens: Some(file.clone()) };
+        for mode in [0o666, 0o620, 0o602] {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+            let r = establish(&args, None, None, Act::Approve, &no_env).unwrap_err();
+            assert_eq!(r.code, codes::CANNOT_DECIDE, "{mode:o}");
+            assert!(
+                r.message.contains("writable by its group or by everyone") && r.message.contains("chmod go-w"),
+                "{r:?}"
+            );
+        }
+        // Owner-only write: accepted, and the records say who owns it and whether the caller may
+        // write it (root may write anything and is not reported as a writer).
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let a = establish(&args, None, None, Act::Approve, &no_env).unwrap();
+        let uid = nix::unistd::getuid();
+        let Authenticated::Token { owner_uid, writable_by_caller, .. } = a.by.clone() else { panic!("{a:?}") };
+        assert_eq!(owner_uid, uid.as_raw());
+        assert_eq!(writable_by_caller, !uid.is_root());
+        assert_eq!(a.describe()["tokens_file_writable_by_caller"], !uid.is_root());
     }
 
     #[test]
