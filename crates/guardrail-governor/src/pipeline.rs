@@ -29,12 +29,12 @@ use guardrail_core::remediation::{Incident, PlanOutput, Verdict, normalise_actio
 use guardrail_core::signals::Signals;
 use guardrail_knowledge::KnowledgeStore;
 use guardrail_store::{AppendError, AuditStore, Claim};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::queue::{Authorisation, IncidentState, decision_parts, kinds};
 use crate::record::{
-    ClaimBody, ExecutionBody, ExecutionRefusedBody, RunContext, approval_request_body, decision_body, decode, encode,
-    error_body, requires,
+    ClaimBody, ExecutionBody, ExecutionRefusedBody, Regate, RegateOrigin, RegateWhy, RunContext, approval_request_body,
+    decision_body, decode, encode, error_body, requires,
 };
 use crate::{
     ExecutionError, ExecutionReport, Executor, Governor, LogsSource, PipelineFailure, PipelineOutcome,
@@ -387,7 +387,7 @@ impl Pipeline<'_> {
                     st.status()
                 ));
             };
-            return self.regate(log, &incident, &gated, raw, None, json!({"reason": "no authorisation"}));
+            return self.regate(log, &incident, &gated, raw, None, "no authorisation".into());
         };
         let wanted = wanted.unwrap_or_else(|| auth.action.clone());
         match crate::authorise(&auth.binding_hash, &incident, &plan, &wanted) {
@@ -408,7 +408,7 @@ impl Pipeline<'_> {
                     Err(e) => return ExecuteOutcome::RefusalNotRecorded(e),
                 };
                 let raw = requested.unwrap_or_default();
-                self.regate(log, &incident, &auth.action, raw, Some(refused), json!({"reason": mismatch.to_string()}))
+                self.regate(log, &incident, &auth.action, raw, Some(refused), mismatch.to_string())
             }
         }
     }
@@ -421,7 +421,7 @@ impl Pipeline<'_> {
         gated: &str,
         action: &str,
         refused: Option<ChainedRecord>,
-        why: Value,
+        reason: String,
     ) -> ExecuteOutcome {
         let governor = Governor {
             registry: ToolRegistry::builtin(),
@@ -429,7 +429,13 @@ impl Pipeline<'_> {
             rules: self.governor.rules.clone(),
             stress: self.governor.stress,
         };
-        let origin = json!({"regate": {"requested_action": action, "instead_of": gated, "why": why}});
+        let origin = encode(&RegateOrigin {
+            regate: Regate {
+                requested_action: action.to_string(),
+                instead_of: gated.to_string(),
+                why: RegateWhy { reason },
+            },
+        });
         let run = self.decide_with(&governor, log, incident, origin);
         ExecuteOutcome::Regated {
             requested: action.to_string(),

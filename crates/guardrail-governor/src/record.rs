@@ -218,6 +218,32 @@ pub fn encode<T: Serialize>(body: &T) -> Value {
     serde_json::to_value(body).unwrap_or(Value::Null)
 }
 
+/// The `origin` of a decision that re-gated another action than the authorised one
+/// (`incident execute --action`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct RegateOrigin {
+    pub regate: Regate,
+}
+
+/// What was asked for instead of what.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct Regate {
+    pub requested_action: String,
+    /// The gated (or authorised) action it replaces.
+    pub instead_of: String,
+    pub why: RegateWhy,
+}
+
+/// Why it went back through the gate.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct RegateWhy {
+    /// `no authorisation`, or the hash mismatch.
+    pub reason: String,
+}
+
 /// The body of a `remediation_error` record.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
