@@ -16,7 +16,9 @@
 use guardrail_core::approval::{ApprovalPolicy, valid_user};
 use guardrail_core::audit::ChainedRecord;
 use guardrail_store::{AppendError, Claim};
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::pipeline::AuditLog;
 use crate::queue::{IncidentState, kinds};
@@ -73,28 +75,65 @@ impl ClaimView {
         }
     }
 
-    /// As JSON (`incident show --format json`).
-    pub fn to_json(&self) -> Value {
-        let b = &self.record.body;
-        json!({
-            "record": self.record.id(),
-            "claim": self.key(),
-            "action": b.get("action"),
-            "executor": b.get("executor"),
-            "claimed_by": b.get("requested_by"),
-            "claimed_at": self.record.recorded_at,
-            "authorised_by_record": b.get("authorised_by_record"),
-            "status": self.status(),
-            "result_record": self.result.as_ref().map(ChainedRecord::id),
-            "result_ok": self.result.as_ref().and_then(|r| r.body.get("ok")).cloned(),
-            "release": self.released.as_ref().map(|r| json!({
-                "record": r.id(),
-                "released_by": r.body.get("released_by"),
-                "released_at": r.recorded_at,
-                "reason": r.body.get("reason"),
-            })),
-        })
+    /// The view of `incident show --format json`.
+    pub fn view(&self) -> ClaimJson {
+        let b = &self.body;
+        ClaimJson {
+            record: self.record.id(),
+            claim: b.claim.clone(),
+            action: b.action.clone(),
+            executor: b.executor.clone(),
+            claimed_by: b.requested_by.clone(),
+            claimed_at: self.record.recorded_at.clone(),
+            authorised_by_record: b.authorised_by_record.clone(),
+            status: self.status(),
+            result_record: self.result.as_ref().map(ChainedRecord::id),
+            result_ok: self.result.as_ref().map(|r| decode::<ExecutionBody>(&r.body).is_ok_and(|e| e.ok)),
+            release: self.released.as_ref().map(|r| {
+                let rel: ClaimReleaseBody = decode(&r.body).unwrap_or_default();
+                ReleaseJson {
+                    record: r.id(),
+                    released_by: rel.released_by,
+                    released_at: r.recorded_at.clone(),
+                    reason: rel.reason,
+                }
+            }),
+        }
     }
+
+    /// [`ClaimView::view`] as JSON (keys sorted, as every JSON Guardrail prints).
+    pub fn to_json(&self) -> Value {
+        encode(&self.view())
+    }
+}
+
+/// A claim as `incident show --format json` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct ClaimJson {
+    /// The claim record's id.
+    pub record: String,
+    /// `<authorising record>#<attempt>`.
+    pub claim: String,
+    pub action: String,
+    pub executor: String,
+    pub claimed_by: String,
+    pub claimed_at: String,
+    pub authorised_by_record: String,
+    /// `result_recorded`, `released` or `claimed_no_result`.
+    pub status: &'static str,
+    pub result_record: Option<String>,
+    pub result_ok: Option<bool>,
+    pub release: Option<ReleaseJson>,
+}
+
+/// The release of a claim, in [`ClaimJson`].
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct ReleaseJson {
+    /// The `claim_release` record's id.
+    pub record: String,
+    pub released_by: String,
+    pub released_at: String,
+    pub reason: String,
 }
 
 /// The record a result or release names as its claim.
