@@ -16,7 +16,7 @@ use guardrail_gate::inputs::EnvLookup;
 use guardrail_governor::pipeline::{ExecuteOutcome, Execution, Next, Pipeline, RunOutcome, StoreLog};
 use guardrail_governor::record::{
     ApprovalRequestBody, ClaimBody, ClaimReleaseBody, DecisionBody, ExecutionBody, ExecutionRefusedBody, GrantBody,
-    RecordKind, RefusalBody, ResolvedBody, RunContext, decode,
+    RecordKind, RefusalBody, ResolvedBody, RunContext, decode, encode,
 };
 use guardrail_governor::{Governor, NdjsonLogs, PipelineOutcome};
 use guardrail_knowledge::{KnowledgeStore, SqliteKnowledgeStore};
@@ -596,7 +596,7 @@ fn execution_status(code: i32) -> &'static str {
 
 fn exec_action(e: &Execution) -> Option<String> {
     match e {
-        Execution::Done { body, .. } => decode::<ExecutionBody>(body).ok().map(|b| b.action),
+        Execution::Done { body, .. } => Some(body.action.clone()),
         Execution::ClaimHeld { holder } => decode::<ClaimBody>(&holder.body).ok().map(|b| b.action),
         _ => None,
     }
@@ -635,7 +635,7 @@ pub(crate) fn render_execution(e: &Execution, action: &str) -> (Value, Vec<Strin
             )
         }
         Execution::Done { body, result, claim, record } => {
-            let ok = decode::<ExecutionBody>(body).is_ok_and(|b| b.ok);
+            let ok = body.ok;
             let code = if ok { codes::EXECUTED } else { codes::EXECUTION_FAILED };
             let mut text = vec![match (result, ok) {
                 (Ok(r), true) if r.dry_run => format!("DRY RUN of {action} recorded (exit {code})"),
@@ -650,7 +650,7 @@ pub(crate) fn render_execution(e: &Execution, action: &str) -> (Value, Vec<Strin
             if let Some(c) = claim {
                 text.push(format!("  claim       {}", c.id()));
             }
-            let mut v = body.clone();
+            let mut v = encode(body);
             match record {
                 Ok(r) => {
                     text.push(format!("  audit       execution {}", r.id()));

@@ -194,7 +194,7 @@ pub enum Execution {
     /// The hash check or the executor ran; `body` is the `remediation_execution` record's.
     Done {
         /// The record body (`ran`, `ok`, `report`, `error`, …).
-        body: Value,
+        body: ExecutionBody,
         /// What the executor (or the hash check) said.
         result: Result<ExecutionReport, ExecutionError>,
         /// The claim record, when the hash check passed.
@@ -207,8 +207,7 @@ pub enum Execution {
 impl Execution {
     /// Whether the action ran and succeeded (a dry run counts) and that is recorded.
     pub fn succeeded(&self) -> bool {
-        matches!(self, Execution::Done { body, record: Ok(_), .. }
-            if decode::<ExecutionBody>(body).is_ok_and(|b| b.ok))
+        matches!(self, Execution::Done { body, record: Ok(_), .. } if body.ok)
     }
 }
 
@@ -469,7 +468,7 @@ pub fn execute_claimed(
                 report: Option<&ExecutionReport>,
                 error: Option<String>,
                 claim: Option<&ChainedRecord>| {
-        encode(&ExecutionBody {
+        ExecutionBody {
             incident_id: incident.id.clone(),
             action: action.to_string(),
             binding_hash: auth.binding_hash.clone(),
@@ -483,14 +482,14 @@ pub fn execute_claimed(
             ok,
             report: report.map(encode),
             error,
-        })
+        }
     };
     let authorised = match crate::authorise(&auth.binding_hash, incident, plan, action) {
         Ok(a) => a,
         Err(mismatch) => {
             let err = ExecutionError::Mismatch(mismatch);
             let b = body(false, false, None, Some(err.to_string()), None);
-            let record = log.append(kinds::EXECUTION, b.clone());
+            let record = log.append(kinds::EXECUTION, encode(&b));
             return Execution::Done { body: b, result: Err(err), claim: None, record };
         }
     };
@@ -514,7 +513,7 @@ pub fn execute_claimed(
         Ok(r) => body(true, r.ok, Some(r), None, Some(&claim)),
         Err(e) => body(false, false, None, Some(e.to_string()), Some(&claim)),
     };
-    let record = log.append(kinds::EXECUTION, b.clone());
+    let record = log.append(kinds::EXECUTION, encode(&b));
     Execution::Done { body: b, result, claim: Some(claim), record }
 }
 

@@ -43,7 +43,7 @@ use guardrail_governor::pipeline::{
     ApproveOutcome, AuditLog, ExecuteOutcome, Execution, Next, Pipeline, RunOutcome, StoreLog,
 };
 use guardrail_governor::queue::{IncidentState, incident_states};
-use guardrail_governor::record::{ApprovalRequestBody, DecisionBody, ExecutionBody, RunContext, decode};
+use guardrail_governor::record::{ApprovalRequestBody, DecisionBody, ExecutionBody, RunContext, decode, encode};
 use guardrail_store::{AppendError, Claim};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -142,7 +142,7 @@ pub async fn show(State(s): State<AppState>, Path(id): Path<String>) -> Result<R
                 "assessment": part("/stress/assessment"),
             }),
         );
-        o.insert("requires_force_override".into(), json!(b.as_ref().map(|b| b.requires_force_override)));
+        o.insert("requires_force_override".into(), Value::from(b.as_ref().map(|b| b.requires_force_override)));
         o.insert(
             "queue".into(),
             json!({
@@ -311,7 +311,8 @@ fn execution_view(exec: Execution) -> Result<Value, ApiError> {
             Err(err)
         }
         Execution::ClaimNotRecorded(e) => Err(append_failed("the execution claim", "nothing ran", &e)),
-        Execution::Done { mut body, claim, record, .. } => {
+        Execution::Done { body, claim, record, .. } => {
+            let mut body = encode(&body);
             let rec = record
                 .map_err(|e| append_failed("the execution result", "the action's result is not in the mirror", &e))?;
             body["audit"] = rec.id().into();
