@@ -394,8 +394,9 @@ fn approve_blocking(
         "approval",
         json!({"incident_id": id, "status": "authorised", "kind": g.kind.as_str(), "audit": rec.id()}),
     );
+    let succeeded = execution.succeeded();
     let execution = execution_view(execution)?;
-    let status = if execution["ok"] == true { "executed" } else { "execution_failed" };
+    let status = if succeeded { "executed" } else { "execution_failed" };
     let mut v = json!({
         "incident_id": id,
         "status": status,
@@ -588,8 +589,9 @@ fn run_view(state: &AppState, caller: &Caller, run: RunOutcome) -> Result<Value,
     });
     match next {
         Next::Executed(exec) => {
+            let succeeded = exec.succeeded();
             let execution = execution_view(exec)?;
-            v["status"] = if execution["ok"] == true { "executed".into() } else { "execution_failed".into() };
+            v["status"] = if succeeded { "executed".into() } else { "execution_failed".into() };
             v["execution"] = execution;
         }
         Next::Queued { request, requires } => {
@@ -693,8 +695,9 @@ fn execute_blocking(state: &AppState, caller: &Caller, id: String, req: ExecuteR
             return Err(append_failed("the refusal of the other action", "it is not gated again", &e));
         }
         ExecuteOutcome::Executed(exec) => {
+            let succeeded = exec.succeeded();
             let execution = execution_view(exec)?;
-            let status = if execution["ok"] == true { "executed" } else { "execution_failed" };
+            let status = if succeeded { "executed" } else { "execution_failed" };
             json!({"incident_id": id, "status": status, "execution": execution})
         }
         ExecuteOutcome::Regated { requested, instead_of, refused, run } => {
