@@ -287,14 +287,14 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let code = match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => exit::OK,
-                clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => exit::USAGE,
-                _ => exit::USAGE,
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => exit::Exit::Ok,
+                clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => exit::Exit::Usage,
+                _ => exit::Exit::Usage,
             };
             let _ = e.print();
             // args_os: std::env::args panics on an argument that is not UTF-8.
             let args = std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned());
-            if code == exit::USAGE && gate_wants_json(args) {
+            if code == exit::Exit::Usage && gate_wants_json(args) {
                 // clap's own first line ("unexpected argument '--x' found"), without styling.
                 let rendered = e.render().to_string();
                 let first = rendered.lines().next().unwrap_or("invalid command line");
@@ -302,7 +302,7 @@ fn main() -> ExitCode {
                 print_error_json(exit::ErrorKind::Usage, &[format!("{message} (see guardrail gate --help)")], None);
             }
             let _ = render::out::finish_stdout();
-            return ExitCode::from(code as u8);
+            return code.into();
         }
     };
     let mut code = run(cli);

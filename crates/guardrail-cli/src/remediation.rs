@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use guardrail_core::approval::{ExecutorKind, GovernorConfig};
 use guardrail_core::audit::{ChainedRecord, RecordDraft};
 use guardrail_gate::audit_cmd::{self, StoreArgs};
+use guardrail_gate::exit::Exit;
 use guardrail_gate::inputs::EnvLookup;
 use guardrail_governor::Executor;
 use guardrail_governor::pipeline::StoreLog;
@@ -22,29 +23,29 @@ use guardrail_store::AppendError;
 use serde_json::Value;
 
 /// Exit codes of the remediation commands. 3 (could not decide) and 64 (usage) are shared
-/// with the deploy gate; none of these collides with a deploy decision (0–2).
+/// with the deploy gate; none of these collides with a deploy decision (0–2). They are names
+/// for [`Exit`] values, the one table of exit codes.
 pub mod codes {
-    /// Executed (or dry-run recorded), approved and executed, or a report/command that succeeded.
-    pub const EXECUTED: i32 = 0;
-    /// Could not decide: bad input, missing knowledge base, invalid config, audit write failed.
-    pub const CANNOT_DECIDE: i32 = 3;
-    /// Blocked: the action waits in the approval queue.
-    pub const AWAITING_APPROVAL: i32 = 10;
-    /// An approval (or review) was refused and recorded; nothing ran.
-    pub const REFUSED: i32 = 11;
-    /// The authorised action was executed and failed, or the executor could not run it.
-    pub const EXECUTION_FAILED: i32 = 12;
-    /// `approve` (and `kb review`): the grant, refusal or review (or the execution after a
-    /// grant) IS in the audit chain, but its JSONL mirror copy failed; after a grant nothing
-    /// further ran. Never reported as "not granted" / "not recorded".
-    pub const MIRROR_FAILED: i32 = 13;
-    /// Who acts could not be established (unknown token, `--as` naming someone else, no
-    /// passwd entry); nothing recorded ([`crate::identity`]).
-    pub const UNAUTHENTICATED: i32 = 14;
-    /// The token's role does not permit the command; nothing recorded.
-    pub const FORBIDDEN: i32 = 15;
-    /// Usage error.
-    pub const USAGE: i32 = 64;
+    use guardrail_gate::exit::Exit;
+    /// [`Exit::Ok`]: executed (or dry-run recorded), approved and executed, or a
+    /// report/command that succeeded.
+    pub const EXECUTED: i32 = Exit::Ok.as_i32();
+    /// [`Exit::CannotDecide`]: bad input, missing knowledge base, invalid config, audit write failed.
+    pub const CANNOT_DECIDE: i32 = Exit::CannotDecide.as_i32();
+    /// [`Exit::AwaitingApproval`].
+    pub const AWAITING_APPROVAL: i32 = Exit::AwaitingApproval.as_i32();
+    /// [`Exit::Refused`].
+    pub const REFUSED: i32 = Exit::Refused.as_i32();
+    /// [`Exit::ExecutionFailed`].
+    pub const EXECUTION_FAILED: i32 = Exit::ExecutionFailed.as_i32();
+    /// [`Exit::MirrorFailed`]: never reported as "not granted" / "not recorded".
+    pub const MIRROR_FAILED: i32 = Exit::MirrorFailed.as_i32();
+    /// [`Exit::Unauthenticated`] ([`crate::identity`]).
+    pub const UNAUTHENTICATED: i32 = Exit::Unauthenticated.as_i32();
+    /// [`Exit::Forbidden`].
+    pub const FORBIDDEN: i32 = Exit::Forbidden.as_i32();
+    /// [`Exit::Usage`].
+    pub const USAGE: i32 = Exit::Usage.as_i32();
 }
 
 /// Audit record kinds written by the governor (defined in `guardrail_governor::queue`).
@@ -255,7 +256,8 @@ pub fn replay_decision(rec: &ChainedRecord, json: bool) -> i32 {
         Ok(r) => r,
         Err(e) => return fail(&[e]),
     };
-    let code = if r.identical { 0 } else { 1 };
+    // Exit 1 (the code DELAY shares) for a replay that differs, as `audit verify` for a broken chain.
+    let code = if r.identical { Exit::Ok } else { Exit::Delay }.as_i32();
     let recorded = |v: &Value| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
     if json {
         let v = serde_json::json!({

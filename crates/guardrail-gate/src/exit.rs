@@ -1,16 +1,97 @@
 //! Process exit codes. Only a real decision exits 0–2.
+//!
+//! [`Exit`] is the one table of every code the `guardrail` binary exits with (the deploy gate's,
+//! the remediation commands' and `audit verify`/`replay`'s); the `i32` constants below and
+//! `guardrail::remediation::codes` are names for its values. The numbers are an interface:
+//! pipelines branch on them, and the README's tables list them (a test checks both agree).
 
-/// ALLOW, WARN (without `--fail-on-warn`), or a report/command that succeeded.
-pub const OK: i32 = 0;
-/// DELAY, or WARN with `--fail-on-warn`; for `audit verify`/`replay`: chain broken / decision differs.
-pub const DELAY: i32 = 1;
-/// BLOCK.
-pub const BLOCK: i32 = 2;
-/// Could not decide: unreadable, invalid, impossible or stale input, a config error, no rule
-/// matched without a default, or the audit record could not be written.
-pub const CANNOT_DECIDE: i32 = 3;
-/// Command-line usage error (clap's own default would be 2, which means BLOCK here).
-pub const USAGE: i32 = 64;
+/// Every exit code of `guardrail`, with what it means. The discriminant is the code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Exit {
+    /// ALLOW, WARN (without `--fail-on-warn`), or a report/command that succeeded; for the
+    /// remediation commands: executed (or dry-run recorded), approved and executed.
+    Ok = 0,
+    /// DELAY, or WARN with `--fail-on-warn`; for `audit verify`/`replay`: chain broken /
+    /// decision differs.
+    Delay = 1,
+    /// BLOCK.
+    Block = 2,
+    /// Could not decide: unreadable, invalid, impossible or stale input, a config error, no rule
+    /// matched without a default, or the audit record could not be written.
+    CannotDecide = 3,
+    /// Blocked: the remediation action waits in the approval queue.
+    AwaitingApproval = 10,
+    /// An approval (or review, or claim release) was refused and recorded; nothing ran.
+    Refused = 11,
+    /// The authorised action was executed and failed, or the executor could not run it.
+    ExecutionFailed = 12,
+    /// `approve` (and `kb review`): the record IS in the audit chain, but its JSONL mirror copy
+    /// failed; after a grant nothing further ran.
+    MirrorFailed = 13,
+    /// Who acts could not be established (unknown token, `--as` naming someone else, no passwd
+    /// entry); nothing recorded.
+    Unauthenticated = 14,
+    /// The token's role does not permit the command; nothing recorded.
+    Forbidden = 15,
+    /// Command-line usage error (clap's own default would be 2, which means BLOCK here).
+    Usage = 64,
+}
+
+impl Exit {
+    /// Every exit code, in ascending order.
+    pub const ALL: [Exit; 11] = [
+        Exit::Ok,
+        Exit::Delay,
+        Exit::Block,
+        Exit::CannotDecide,
+        Exit::AwaitingApproval,
+        Exit::Refused,
+        Exit::ExecutionFailed,
+        Exit::MirrorFailed,
+        Exit::Unauthenticated,
+        Exit::Forbidden,
+        Exit::Usage,
+    ];
+
+    /// The process exit code.
+    pub const fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The process exit code as the `i32` the command functions return.
+    pub const fn as_i32(self) -> i32 {
+        self as u8 as i32
+    }
+
+    /// The variant for a process exit code, if it is one of Guardrail's.
+    pub fn from_code(code: i32) -> Option<Exit> {
+        Exit::ALL.into_iter().find(|e| e.as_i32() == code)
+    }
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(e: Exit) -> std::process::ExitCode {
+        std::process::ExitCode::from(e.code())
+    }
+}
+
+impl From<Exit> for i32 {
+    fn from(e: Exit) -> i32 {
+        e.as_i32()
+    }
+}
+
+/// [`Exit::Ok`].
+pub const OK: i32 = Exit::Ok.as_i32();
+/// [`Exit::Delay`].
+pub const DELAY: i32 = Exit::Delay.as_i32();
+/// [`Exit::Block`].
+pub const BLOCK: i32 = Exit::Block.as_i32();
+/// [`Exit::CannotDecide`].
+pub const CANNOT_DECIDE: i32 = Exit::CannotDecide.as_i32();
+/// [`Exit::Usage`].
+pub const USAGE: i32 = Exit::Usage.as_i32();
 
 /// Why a command did not decide, as `guardrail gate --format json` prints it on stdout (so a
 /// pipeline that parses stdout sees the reason, not an empty document), with the exit code.
@@ -129,6 +210,65 @@ mod tests {
         let d = ErrorDetail::parse(ErrorKind::CannotDecide, m);
         assert_eq!(d.message, m);
         (d.file, d.line, d.column, d.field)
+    }
+
+    /// The codes in the README's exit-code tables (`| code | meaning |`), cell `0 / 1` included.
+    fn readme_exit_codes() -> std::collections::BTreeSet<i32> {
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"));
+        let mut codes = std::collections::BTreeSet::new();
+        let mut in_table = false;
+        for line in readme.lines() {
+            let line = line.trim();
+            if !line.starts_with('|') {
+                in_table = false;
+                continue;
+            }
+            let first = line.trim_start_matches('|').split('|').next().unwrap_or("").trim();
+            if first == "code" {
+                in_table = true;
+                continue;
+            }
+            if in_table && !first.starts_with('-') {
+                for n in first.split('/') {
+                    codes.insert(n.trim().parse::<i32>().unwrap_or_else(|_| panic!("README row {line:?}: not a code")));
+                }
+            }
+        }
+        codes
+    }
+
+    #[test]
+    fn the_readme_lists_exactly_the_exit_codes_of_the_enum() {
+        let documented = readme_exit_codes();
+        let ours: std::collections::BTreeSet<i32> = Exit::ALL.iter().map(|e| e.as_i32()).collect();
+        assert_eq!(documented, ours, "README exit-code tables vs Exit");
+    }
+
+    #[test]
+    fn exit_codes_keep_their_numbers() {
+        // Pipelines branch on these numbers: they never change.
+        let numbers: Vec<(Exit, u8)> = Exit::ALL.iter().map(|e| (*e, e.code())).collect();
+        assert_eq!(
+            numbers,
+            [
+                (Exit::Ok, 0),
+                (Exit::Delay, 1),
+                (Exit::Block, 2),
+                (Exit::CannotDecide, 3),
+                (Exit::AwaitingApproval, 10),
+                (Exit::Refused, 11),
+                (Exit::ExecutionFailed, 12),
+                (Exit::MirrorFailed, 13),
+                (Exit::Unauthenticated, 14),
+                (Exit::Forbidden, 15),
+                (Exit::Usage, 64),
+            ]
+        );
+        assert_eq!((OK, DELAY, BLOCK, CANNOT_DECIDE, USAGE), (0, 1, 2, 3, 64));
+        assert!(Exit::ALL.windows(2).all(|w| w[0] < w[1]), "ALL is ascending and complete");
+        assert_eq!(Exit::from_code(13), Some(Exit::MirrorFailed));
+        assert_eq!(Exit::from_code(4), None);
+        assert_eq!(std::process::ExitCode::from(Exit::Usage), std::process::ExitCode::from(64));
     }
 
     #[test]
