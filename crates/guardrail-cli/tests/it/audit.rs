@@ -1,7 +1,7 @@
 //! The audit trail through the CLI: list, show, verify, replay, JSONL mirror, tampering and
 //! many concurrent gate processes.
 
-mod common;
+use crate::common;
 use common::*;
 
 fn audit(s: &Scratch, args: &[&str]) -> (i32, String, String) {

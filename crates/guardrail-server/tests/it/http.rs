@@ -1,6 +1,6 @@
 //! HTTP tests through a real socket: a server on an ephemeral loopback port, a reqwest client.
 
-mod common;
+use crate::common;
 
 use common::{ADMIN, APPROVER, DEPLOYER, Scratch, Server};
 use serde_json::Value;

@@ -5,7 +5,7 @@
 //! table. No skipping: without Debian's `prometheus` package (`scripts/test` installs it) these
 //! tests fail.
 
-mod common;
+use crate::common;
 
 use common::Scratch;
 use guardrail_gate::prometheus::fixture::LocalPrometheus;

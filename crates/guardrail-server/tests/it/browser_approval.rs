@@ -6,7 +6,7 @@
 //! Needs `chromium`; without it the test says so and passes, unless
 //! `GUARDRAIL_REQUIRE_BROWSER=1`.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

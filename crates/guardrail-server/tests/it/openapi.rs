@@ -2,7 +2,7 @@
 //! operation is registered and answers (not 404/405), and every response the tests see for a
 //! documented status is listed. Goes through the router in-process (tower `oneshot`).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

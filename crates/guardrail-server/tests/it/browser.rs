@@ -6,7 +6,7 @@
 //! Needs `chromium` (Debian's package; `scripts/test` installs it). Without it the test says so
 //! and passes, unless `GUARDRAIL_REQUIRE_BROWSER=1` (set by `scripts/test`), where it fails.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

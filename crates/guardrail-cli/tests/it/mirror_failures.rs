@@ -3,7 +3,7 @@
 //! nothing further happens on the strength of it. Nothing is ever reported as "not recorded"
 //! or "not granted" when it is in the chain.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

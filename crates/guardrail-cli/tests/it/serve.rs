@@ -1,6 +1,6 @@
 //! `guardrail serve` and `guardrail token hash` as a user runs them.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

@@ -3,7 +3,7 @@
 //! audited. A bad flag or environment variable value is a usage error: exit 64, nothing
 //! recorded.
 
-mod common;
+use crate::common;
 use common::*;
 
 /// Runs the gate in JSON mode and asserts a fail-closed outcome whose stderr contains every

@@ -5,8 +5,8 @@
 //! (`scripts/test` installs it) these tests fail. The `https://` tests use their own loopback
 //! HTTPS server behind a CA made at test time (`tls_server`), not the fixture.
 
-mod common;
-mod tls_server;
+use crate::common;
+use crate::tls_server;
 
 use common::Scratch;
 use guardrail_gate::prometheus::fixture::LocalPrometheus;

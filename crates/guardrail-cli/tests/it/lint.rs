@@ -1,6 +1,6 @@
 //! `guardrail policy lint`.
 
-mod common;
+use crate::common;
 use common::*;
 
 fn lint(s: &Scratch) -> (i32, String, String) {

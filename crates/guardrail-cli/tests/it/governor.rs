@@ -2,7 +2,7 @@
 //! vectors, the approval queue and its rules, hash-checked execution, adversarial incidents,
 //! learning and review — and every step on one intact audit chain.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -3,7 +3,7 @@
 //! built by the real binary (propose, refused self-approval, grant, claimed execution, a
 //! gate-validated execution, resolution, review, a deploy decision and a deploy error).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,7 @@
 //! (`policies-with-freezes.yaml`) at instants inside and outside each window, the emergency
 //! list, and exit 3 with file, line and field for bad windows.
 
-mod common;
+use crate::common;
 use common::*;
 
 fn scratch() -> Scratch {

@@ -4,7 +4,7 @@
 //! unavailable), mixed currencies, duplicate days and gaps, estimated days, and the robust
 //! anomaly score as a policy signal.
 
-mod common;
+use crate::common;
 use common::*;
 
 fn day(i: usize) -> jiff::civil::Date {

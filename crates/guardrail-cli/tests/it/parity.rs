@@ -1,6 +1,6 @@
 //! Whole-process parity with the seed tool's runs (reference note §4.1 and §4.4).
 
-mod common;
+use crate::common;
 use common::*;
 
 #[test]

@@ -2,7 +2,7 @@
 //! shown; the approval queue; approve / force-override with the approver taken from the token
 //! only; every refusal and grant on the one audit chain; no filesystem path in any answer.
 
-mod common;
+use crate::common;
 
 use common::{DEPLOYER, Scratch, Server};
 use guardrail_knowledge::KnowledgeStore as _;

@@ -3,7 +3,7 @@
 //! same, and records the fetched snapshot. Needs `prometheus` and `promtool` (Debian's
 //! `prometheus` package, which `scripts/test` installs); no skipping.
 
-mod common;
+use crate::common;
 
 use common::{DEPLOYER, Scratch, Server};
 use guardrail_gate::inputs::{self, InputArgs};
