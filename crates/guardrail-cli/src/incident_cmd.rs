@@ -963,7 +963,7 @@ fn resolve(
                 e.replace("resolved by ", "--as ").replace("summary:", "--summary:").replace("action:", "--action:");
             return fail(&[e]);
         }
-        Err(LearnError::NotFound(e)) if e.contains("nothing was executed") => {
+        Err(LearnError::NothingExecuted { .. }) => {
             return fail(&[format!("{incident_id}: nothing was executed for it; say what resolved it with --action")]);
         }
         Err(LearnError::NotRecorded(e)) => return fail(&[append_failure("the resolution", "nothing is learned", &e)]),

@@ -40,9 +40,16 @@ pub enum LearnError {
     /// The request itself is unusable (field named).
     #[error("{0}")]
     Invalid(String),
-    /// No such incident, or nothing to learn from it.
+    /// No such incident, or no decision recorded for it.
     #[error("{0}")]
     NotFound(String),
+    /// Nothing was executed for the incident and the resolution names no action, so there is
+    /// nothing to learn.
+    #[error("{incident}: nothing was executed for it; say which action resolved it")]
+    NothingExecuted {
+        /// The incident.
+        incident: String,
+    },
     /// The resolution could not be recorded: nothing is learned.
     #[error("the resolution was NOT recorded, so nothing is learned: {0}")]
     NotRecorded(AppendError),
@@ -98,9 +105,7 @@ pub fn resolve(
         (Some(a), _) => normalise_action(a, Some(&incident.service)).id,
         (None, Some(e)) => decode::<ExecutionBody>(&e.body).map(|b| b.action).unwrap_or_default(),
         (None, None) => {
-            return Err(LearnError::NotFound(format!(
-                "{id}: nothing was executed for it; say which action resolved it"
-            )));
+            return Err(LearnError::NothingExecuted { incident: id.to_string() });
         }
     };
     if action.is_empty() {

@@ -771,6 +771,9 @@ fn resolve_blocking(state: &AppState, caller: &Caller, id: String, req: ResolveR
     let learned = resolve(&mut log, &states, &mut kb, &r).map_err(|e| match e {
         LearnError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, state.redactor().text(&m)),
         LearnError::NotFound(m) => conflict("nothing_to_learn", state.redactor().text(&m), Value::Null),
+        e @ LearnError::NothingExecuted { .. } => {
+            conflict("nothing_to_learn", state.redactor().text(&e.to_string()), Value::Null)
+        }
         LearnError::NotRecorded(e) => append_failed("the resolution", "nothing is learned", &e),
         LearnError::Knowledge(m) => {
             eprintln!("guardrail serve: knowledge base: {m}");

@@ -194,6 +194,36 @@ fn a_blocked_action_is_queued_and_an_anonymous_proposal_is_refused() {
     assert_eq!(exec.0.load(Ordering::SeqCst), 0);
 }
 
+/// Resolving a queued incident (nothing executed) without naming the action is the typed
+/// `NothingExecuted` (the CLI and the server branch on the variant, never on the text).
+#[test]
+fn resolving_with_nothing_executed_and_no_action_is_nothing_executed() {
+    use guardrail_governor::learn::{LearnError, Resolution, resolve};
+    let (mut kb, incidents) = sample_store();
+    let dir = tempfile::tempdir().unwrap();
+    let exec = Counting::default();
+    let governor = Governor::default();
+    let config = GovernorConfig::default();
+    let p = Pipeline {
+        governor: &governor,
+        config: &config,
+        run: run_ctx("alice"),
+        knowledge: Some(&kb),
+        logs: None,
+        signals: None,
+        executor: Ok(&exec),
+        now: now(),
+    };
+    let mut log = StoreLog::new(store(&dir), None, now());
+    p.decide_and_act(&mut log, &incidents[0], json!({}));
+    let states = log.states().unwrap();
+    let r =
+        Resolution { incident_id: "inc-001", summary: "fixed", by: "bob", action: None, at: "2026-02-21T00:00:00Z" };
+    let e = resolve(&mut log, &states, &mut kb, &r).unwrap_err();
+    assert!(matches!(&e, LearnError::NothingExecuted { incident } if incident == "inc-001"), "{e:?}");
+    assert_eq!(e.to_string(), "inc-001: nothing was executed for it; say which action resolved it");
+}
+
 #[test]
 fn of_many_concurrent_executors_exactly_one_runs() {
     let (kb, incidents) = sample_store();
