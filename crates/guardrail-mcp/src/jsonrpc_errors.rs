@@ -96,11 +96,11 @@ pub async fn reject_malformed(State(max_body_bytes): State<usize>, req: Request,
     let bytes = match axum::body::to_bytes(body, max_body_bytes).await {
         Ok(b) => b,
         Err(e) => {
-            // http-body-util's LengthLimitError, somewhere in the chain.
+            // http-body-util's LengthLimitError, somewhere in the chain (by type, not by text).
             let mut too_large = false;
             let mut cur: Option<&dyn std::error::Error> = Some(&e);
             while let Some(err) = cur {
-                too_large |= err.to_string().contains("length limit exceeded");
+                too_large |= err.is::<http_body_util::LengthLimitError>();
                 cur = err.source();
             }
             return if too_large {
