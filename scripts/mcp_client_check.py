@@ -4,7 +4,7 @@ drives the server over stdio and over streamable HTTP, lists the tools, calls ev
 and checks the errors for bad arguments, an unknown tool and missing or wrong bearer tokens.
 
 Usage: mcp_client_check.py PATH/TO/guardrail
-Run by crates/guardrail-cli/tests/mcp.rs (python_sdk_client_drives_both_transports) with the
+Run by crates/guardrail-cli/tests/it/mcp.rs (python_sdk_client_drives_both_transports) with the
 interpreter scripts/test installs `mcp` into. Exits non-zero, with the reason, on any failure.
 """
 

@@ -615,7 +615,7 @@ pub async fn metrics(State(s): State<AppState>) -> Response {
     r
 }
 
-/// The OpenAPI 3.1 document (hand-written; `tests/openapi.rs` keeps it true).
+/// The OpenAPI 3.1 document (hand-written; `tests/it/openapi.rs` keeps it true).
 pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// `GET /api/openapi.json`.

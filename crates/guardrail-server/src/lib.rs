@@ -39,7 +39,7 @@
 //!
 //! - **Dashboard:** an incidents card (state, verdict, gate reasons, evidence, plan hash) with
 //!   approve / force-override buttons that use the token entered for the simulation;
-//!   `tests/browser_approval.rs` performs an approval in headless Chromium.
+//!   `tests/it/browser_approval.rs` performs an approval in headless Chromium.
 
 #![warn(missing_docs)]
 

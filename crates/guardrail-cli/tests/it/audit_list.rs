@@ -8,7 +8,7 @@ use crate::common;
 use std::path::{Path, PathBuf};
 
 fn governor() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/governor")
+    guardrail_test_support::examples("governor")
 }
 
 struct Dir(tempfile::TempDir);

@@ -8,7 +8,7 @@ use assert_cmd::Command;
 
 /// The bundled example data (a copy of the seed tool's shipped files).
 pub fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/deploy-gate")
+    guardrail_test_support::examples("deploy-gate")
 }
 
 /// A scratch directory holding config/ and data/ copied from the examples.

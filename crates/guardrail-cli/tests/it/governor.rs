@@ -10,7 +10,7 @@ use assert_cmd::Command;
 use serde_json::Value;
 
 fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/governor")
+    guardrail_test_support::examples("governor")
 }
 
 fn scenario(name: &str) -> String {
@@ -520,7 +520,7 @@ fn racing_approvers_release_one_execution() {
 #[test]
 fn deploy_signals_feed_the_gate_signal_rules() {
     let g = Gov::loaded();
-    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/deploy-gate");
+    let deploy = guardrail_test_support::examples("deploy-gate");
     // A deploy-gate root whose metrics burn the error budget at a critical rate.
     for sub in ["config", "data"] {
         std::fs::create_dir_all(g.path(&format!("burning/{sub}"))).unwrap();
@@ -822,7 +822,7 @@ fn tamper(g: &Gov, seq: i64, sql_expr: &str) {
 #[test]
 fn replay_reproduces_governor_decisions_and_reports_a_tampered_input() {
     let g = Gov::loaded();
-    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/deploy-gate").display().to_string();
+    let deploy = guardrail_test_support::examples("deploy-gate").display().to_string();
     // Blocked (contradictions), executed (with deploy signals, so they are gate inputs too),
     // and blocked for insufficient coverage.
     assert_eq!(g.incident(&scenario("incident_high.json"), "dave").0, 10);

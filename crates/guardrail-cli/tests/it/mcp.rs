@@ -2,7 +2,7 @@
 //! and the independent client (the official Python SDK, `scripts/mcp_client_check.py`) over
 //! stdio and streamable HTTP (`guardrail mcp --http`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 const NOW: &str = "2026-11-24T10:00:00Z";
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    guardrail_test_support::workspace_root()
 }
 
 fn fixture() -> tempfile::TempDir {

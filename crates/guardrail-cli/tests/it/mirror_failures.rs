@@ -11,7 +11,7 @@ use common::{Scratch, run};
 use serde_json::Value;
 
 fn governor_examples() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/governor")
+    guardrail_test_support::examples("governor")
 }
 
 /// A file where the mirror directory should be.

@@ -1,17 +1,20 @@
 //! A loopback HTTPS server that answers `/api/v1/query` like Prometheus, for the TLS tests.
 //!
-//! Certificates are made at test time with `rcgen`: a CA ("internal CA") and a server
-//! certificate for `127.0.0.1` / `localhost` signed by it. The server speaks rustls over a
+//! Certificates are made at test time (`guardrail_test_support::tls::TestCa`): a CA ("internal
+//! CA") and a server certificate for `127.0.0.1` / `localhost` signed by it. The server speaks rustls over a
 //! plain `std::net::TcpListener` (one thread per connection), reads the form-encoded POST
 //! Guardrail sends and answers with a fixed, healthy history in Prometheus's JSON:
 //! every `guardrail_series` tag of the batched counts and latency queries gets a value
 //! (`errors@…` 1, `total@…` 10000, `p95` 0.1 s, `p99` 0.2 s), and the freshness query (no tag)
 //! gets the query's own evaluation time.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+use guardrail_test_support::http::read_request;
+use guardrail_test_support::tls::TestCa;
 
 /// A running server and the CA that signed its certificate.
 pub struct TlsPrometheus {
@@ -32,34 +35,9 @@ impl TlsPrometheus {
 
 /// Starts a server on a free loopback port; it runs until the test process ends.
 pub fn start() -> TlsPrometheus {
-    let ca_key = rcgen::KeyPair::generate().expect("CA key");
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "Guardrail test internal CA");
-    ca_params.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-        rcgen::KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
-
-    let key = rcgen::KeyPair::generate().expect("server key");
-    let mut params =
-        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).expect("params");
-    params.distinguished_name.push(rcgen::DnType::CommonName, "prometheus.test");
-    let cert = params.signed_by(&key, &ca, &ca_key).expect("server certificate");
-
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone(), ca.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .expect("server config");
-    let config = Arc::new(config);
+    let ca = TestCa::new("Guardrail test internal CA");
+    let leaf = ca.issue(&["127.0.0.1", "localhost"], Some("prometheus.test"));
+    let config = leaf.server_config(&[ca.cert()]);
 
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("https://{}", listener.local_addr().expect("addr"));
@@ -74,8 +52,8 @@ pub fn start() -> TlsPrometheus {
                 let Ok(conn) = rustls::ServerConnection::new(config) else { return };
                 let mut tls = rustls::StreamOwned::new(conn, tcp);
                 // A client that refuses the certificate ends the handshake here: the read fails.
-                let Some(body) = read_request(&mut tls) else { return };
-                let answer = answer(&body);
+                let Some(request) = read_request(&mut tls) else { return };
+                let answer = answer(&request.body);
                 let _ = write!(
                     tls,
                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
@@ -87,26 +65,6 @@ pub fn start() -> TlsPrometheus {
         }
     });
     TlsPrometheus { url, ca_pem: ca.pem(), connections }
-}
-
-/// Reads one HTTP request and returns its body (the form), `None` when the connection fails.
-fn read_request(s: &mut impl Read) -> Option<String> {
-    let mut buf = Vec::new();
-    let mut byte = [0u8; 1];
-    while !buf.ends_with(b"\r\n\r\n") {
-        match s.read(&mut byte) {
-            Ok(1) => buf.push(byte[0]),
-            _ => return None,
-        }
-    }
-    let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
-    let len = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
-        .unwrap_or(0);
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body).ok()?;
-    Some(String::from_utf8_lossy(&body).into_owned())
 }
 
 /// `application/x-www-form-urlencoded` value decoding.

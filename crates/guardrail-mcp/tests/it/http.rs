@@ -2,7 +2,7 @@
 //! parts of the spec a client library hides: bearer auth (401), `Accept` negotiation,
 //! `Mcp-Session-Id`, notifications answered 202, JSON-RPC errors for malformed bodies.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use guardrail_gate::inputs::InputArgs;
@@ -23,7 +23,7 @@ const APPROVER: &str = "mcp-approver-token-88d0";
 const NOW: &str = "2026-11-24T10:00:00Z";
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    guardrail_test_support::workspace_root()
 }
 
 struct Fixture {

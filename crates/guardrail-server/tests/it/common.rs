@@ -18,7 +18,7 @@ pub const ADMIN: &str = "admin-token-0123456789";
 pub const VIEWER: &str = "viewer-token-0123456789";
 
 pub fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/deploy-gate")
+    guardrail_test_support::examples("deploy-gate")
 }
 
 /// A scratch directory holding config/ and data/ copied from the examples.
