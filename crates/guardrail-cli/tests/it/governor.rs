@@ -386,6 +386,11 @@ fn learn_review_then_the_planner_uses_it() {
     let (code, _, err) =
         g.run(&["incident", "resolve", "inc-live-downloads-503", "--summary", "purged", "--as", "dave"]);
     assert_eq!(code, 3, "{err}");
+    // The CLI's own wording (LearnError::NothingExecuted, chosen by variant, not by text).
+    assert!(
+        err.contains("inc-live-downloads-503: nothing was executed for it; say what resolved it with --action"),
+        "{err}"
+    );
     let (code, out, err) = g.run(&[
         "incident",
         "resolve",
