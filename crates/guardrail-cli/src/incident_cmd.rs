@@ -938,7 +938,7 @@ fn resolve(
     action: Option<&str>,
     at: Option<&str>,
 ) -> i32 {
-    use guardrail_governor::learn::{LearnError, Resolution};
+    use guardrail_governor::learn::{LearnError, Resolution, ResolutionField};
     let at = match now(at) {
         Ok(t) => t.to_string(),
         Err(e) => return crate::remediation::bad_now(&e),
@@ -958,10 +958,17 @@ fn resolve(
     let r = Resolution { incident_id, summary, by: who, action, at: &at };
     let learned = match guardrail_governor::learn::resolve(&mut log, &states, &mut knowledge, &r) {
         Ok(l) => l,
-        Err(LearnError::Invalid(e)) => {
-            let e =
-                e.replace("resolved by ", "--as ").replace("summary:", "--summary:").replace("action:", "--action:");
-            return fail(&[e]);
+        Err(LearnError::Fields(problems)) => {
+            // Named by the flags that carry them.
+            let e: Vec<String> = problems
+                .iter()
+                .map(|p| match &p.field {
+                    ResolutionField::By { given } => format!("--as {given:?}: {}", p.reason),
+                    ResolutionField::Summary => format!("--summary: {}", p.reason),
+                    ResolutionField::Action => format!("--action: {}", p.reason),
+                })
+                .collect();
+            return fail(&[e.join("; ")]);
         }
         Err(LearnError::NothingExecuted { .. }) => {
             return fail(&[format!("{incident_id}: nothing was executed for it; say what resolved it with --action")]);

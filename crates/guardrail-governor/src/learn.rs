@@ -34,12 +34,39 @@ pub struct Resolution<'a> {
     pub at: &'a str,
 }
 
+/// A field of a [`Resolution`] that is unusable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolutionField {
+    /// Who resolved it (`by`), with the value given.
+    By {
+        /// The name as given.
+        given: String,
+    },
+    /// The summary.
+    Summary,
+    /// The action.
+    Action,
+}
+
+/// One unusable field of a [`Resolution`], and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {reason}", match field { ResolutionField::By { given } => format!("resolved by {given:?}"), ResolutionField::Summary => "summary".into(), ResolutionField::Action => "action".into() })]
+pub struct FieldProblem {
+    /// The field.
+    pub field: ResolutionField,
+    /// Why it is unusable.
+    pub reason: String,
+}
+
 /// Why nothing was learned.
 #[derive(Debug, thiserror::Error)]
 pub enum LearnError {
-    /// The request itself is unusable (field named).
+    /// The request itself is unusable.
     #[error("{0}")]
     Invalid(String),
+    /// Fields of the request are unusable (each named, joined by `; `).
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Fields(Vec<FieldProblem>),
     /// No such incident, or no decision recorded for it.
     #[error("{0}")]
     NotFound(String),
@@ -82,16 +109,22 @@ pub fn resolve(
     let who = r.by.trim();
     let mut errors = Vec::new();
     if !valid_user(who) {
-        errors.push(format!("resolved by {who:?}: not a user name (1-64 of A-Z a-z 0-9 . _ @ -)"));
+        errors.push(FieldProblem {
+            field: ResolutionField::By { given: who.to_string() },
+            reason: "not a user name (1-64 of A-Z a-z 0-9 . _ @ -)".into(),
+        });
     }
     let summary = r.summary.trim();
     if summary.is_empty() {
-        errors.push("summary: is empty".into());
+        errors.push(FieldProblem { field: ResolutionField::Summary, reason: "is empty".into() });
     } else if summary.chars().count() > MAX_INCIDENT_TEXT {
-        errors.push(format!("summary: is longer than {MAX_INCIDENT_TEXT} characters"));
+        errors.push(FieldProblem {
+            field: ResolutionField::Summary,
+            reason: format!("is longer than {MAX_INCIDENT_TEXT} characters"),
+        });
     }
     if !errors.is_empty() {
-        return Err(LearnError::Invalid(errors.join("; ")));
+        return Err(LearnError::Fields(errors));
     }
     let id = r.incident_id;
     let st = states.get(id).ok_or_else(|| LearnError::NotFound(format!("no incident {id} in the audit trail")))?;
@@ -109,7 +142,8 @@ pub fn resolve(
         }
     };
     if action.is_empty() {
-        return Err(LearnError::Invalid("action: has no words".into()));
+        let problem = FieldProblem { field: ResolutionField::Action, reason: "has no words".into() };
+        return Err(LearnError::Fields(vec![problem]));
     }
     let slug: String =
         id.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();

@@ -770,6 +770,7 @@ fn resolve_blocking(state: &AppState, caller: &Caller, id: String, req: ResolveR
     };
     let learned = resolve(&mut log, &states, &mut kb, &r).map_err(|e| match e {
         LearnError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, state.redactor().text(&m)),
+        e @ LearnError::Fields(_) => ApiError::new(StatusCode::BAD_REQUEST, state.redactor().text(&e.to_string())),
         LearnError::NotFound(m) => conflict("nothing_to_learn", state.redactor().text(&m), Value::Null),
         e @ LearnError::NothingExecuted { .. } => {
             conflict("nothing_to_learn", state.redactor().text(&e.to_string()), Value::Null)

@@ -391,6 +391,10 @@ fn learn_review_then_the_planner_uses_it() {
         err.contains("inc-live-downloads-503: nothing was executed for it; say what resolved it with --action"),
         "{err}"
     );
+    // An unusable field is named by its flag (LearnError::Fields).
+    let (code, _, err) = g.run(&["incident", "resolve", "inc-live-downloads-503", "--summary", " ", "--as", "dave"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("--summary: is empty"), "{err}");
     let (code, out, err) = g.run(&[
         "incident",
         "resolve",

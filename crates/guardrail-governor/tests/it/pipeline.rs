@@ -224,6 +224,24 @@ fn resolving_with_nothing_executed_and_no_action_is_nothing_executed() {
     assert_eq!(e.to_string(), "inc-001: nothing was executed for it; say which action resolved it");
 }
 
+/// Unusable fields of a resolution are typed (`LearnError::Fields`, each `FieldProblem` naming
+/// its field), so the CLI names its flags and the server the request's fields without
+/// rewriting text; the message is what it was.
+#[test]
+fn unusable_resolution_fields_are_typed_and_keep_their_message() {
+    use guardrail_governor::learn::{FieldProblem, LearnError, Resolution, ResolutionField, resolve};
+    let (mut kb, _) = sample_store();
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = StoreLog::new(store(&dir), None, now());
+    let states = log.states().unwrap();
+    let r = Resolution { incident_id: "inc-001", summary: " ", by: "b b", action: None, at: "2026-02-21T00:00:00Z" };
+    let e = resolve(&mut log, &states, &mut kb, &r).unwrap_err();
+    let LearnError::Fields(problems) = &e else { panic!("{e:?}") };
+    let fields: Vec<&ResolutionField> = problems.iter().map(|p: &FieldProblem| &p.field).collect();
+    assert_eq!(fields, [&ResolutionField::By { given: "b b".into() }, &ResolutionField::Summary]);
+    assert_eq!(e.to_string(), "resolved by \"b b\": not a user name (1-64 of A-Z a-z 0-9 . _ @ -); summary: is empty");
+}
+
 #[test]
 fn of_many_concurrent_executors_exactly_one_runs() {
     let (kb, incidents) = sample_store();
