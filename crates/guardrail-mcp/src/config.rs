@@ -1,0 +1,48 @@
+//! The MCP server's configuration: the gate's inputs, the knowledge base, logs and audit store.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use jiff::Timestamp;
+
+use guardrail_gate::inputs::InputArgs;
+use guardrail_governor::tools::DEFAULT_LOGS_WINDOW_MINUTES;
+
+/// Everything the MCP server reads. The same inputs as `guardrail gate` (resolved the same way,
+/// flags → environment → `--root` defaults) and the knowledge base, logs and audit store the
+/// `incident` commands use.
+#[derive(Debug, Clone)]
+pub struct McpConfig {
+    /// The deploy gate's inputs and settings flags.
+    pub inputs: InputArgs,
+    /// The environment the inputs and settings are resolved against (`POLICIES_PATH`, …).
+    pub env: BTreeMap<String, String>,
+    /// The audit store spec (`sqlite:…`, `postgres://…`).
+    pub store_spec: String,
+    /// The JSON-lines audit mirror, when configured.
+    pub audit_jsonl: Option<PathBuf>,
+    /// The knowledge base (SQLite FTS5 file), opened read-side on each call.
+    pub kb: PathBuf,
+    /// Live logs (NDJSON) for `query_live_logs`, when configured.
+    pub logs: Option<PathBuf>,
+    /// Default live-logs window, minutes.
+    pub logs_window_minutes: u32,
+    /// A fixed evaluation time (tests, replays); `None` reads the clock on each call.
+    pub now: Option<Timestamp>,
+}
+
+impl McpConfig {
+    /// A configuration with default inputs, the given store and knowledge base, no logs.
+    pub fn new(inputs: InputArgs, store_spec: String, kb: PathBuf) -> McpConfig {
+        McpConfig {
+            inputs,
+            env: BTreeMap::new(),
+            store_spec,
+            audit_jsonl: None,
+            kb,
+            logs: None,
+            logs_window_minutes: DEFAULT_LOGS_WINDOW_MINUTES,
+            now: None,
+        }
+    }
+}

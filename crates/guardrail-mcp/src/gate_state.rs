@@ -1,0 +1,217 @@
+//! [`GateState`]: the Guardrail tools' view of the gate's inputs and the audit store (and the
+//! `deploy_error` record of an `evaluate_deploy` that cannot decide).
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+use guardrail_core::audit::ChainedRecord;
+use guardrail_core::signals::Signals;
+use guardrail_gate::decide::{self, GateOutcome, Recorder, RequestedBy, Snapshot, Undecided, decide_and_record};
+use guardrail_gate::gate::{self, Evaluation};
+use guardrail_gate::inputs::{self};
+use guardrail_gate::{audit_cmd, ci};
+use guardrail_governor::guardrail_tools::GuardrailState;
+use guardrail_knowledge::{KnowledgeError, KnowledgeStore};
+use guardrail_store::AppendError;
+
+use crate::config::McpConfig;
+use crate::roles::McpCaller;
+
+/// [`GuardrailState`] over the configured files and audit store: each call reads one fresh
+/// snapshot of the inputs and evaluates it with `guardrail-gate`, exactly as `guardrail gate`.
+#[derive(Debug, Clone)]
+pub struct GateState {
+    cfg: McpConfig,
+    requested_by: RequestedBy,
+}
+
+impl GateState {
+    /// The state over a configuration, for a caller (recorded as `requested_by` in a
+    /// `deploy_decision` that `evaluate_deploy` is asked to record).
+    pub fn new(cfg: McpConfig, caller: &McpCaller) -> GateState {
+        let requested_by = match caller {
+            McpCaller::Http(identity, _) => {
+                RequestedBy { identity: Some(identity.clone()), role: None, via: "mcp-http" }
+            }
+            McpCaller::Stdio => RequestedBy { identity: None, role: None, via: "mcp-stdio" },
+        };
+        GateState { cfg, requested_by }
+    }
+
+    fn lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
+        |k| self.cfg.env.get(k).cloned()
+    }
+
+    fn snapshot(&self, now: Timestamp) -> Result<Snapshot, Undecided> {
+        decide::read_snapshot(&self.cfg.inputs, &self.lookup(), now)
+    }
+
+    fn evaluation(&self, now: Timestamp) -> Result<Evaluation, String> {
+        let ci = ci::from_env(|_| None);
+        self.snapshot(now)
+            .and_then(|s| decide::decide(s, ci, false, None))
+            .map(|d| d.evaluation)
+            .map_err(|u| u.errors.join("; "))
+    }
+}
+
+/// The tool error of an `evaluate_deploy` that was asked to record and could not decide: the
+/// reason and the `deploy_error` record (or that it could not be written either).
+fn cannot_decide(undecided: &Undecided, record: &Result<ChainedRecord, AppendError>) -> String {
+    let reason = undecided.errors.join("; ");
+    let kind = gate::ERROR_KIND;
+    match record {
+        Ok(rec) => format!("could not decide: {reason} (recorded as {kind} audit record {})", rec.id()),
+        Err(e) => match e.in_chain() {
+            Some(r) => format!(
+                "could not decide: {reason} (recorded as {kind} audit record {}; its JSONL mirror copy failed: {e})",
+                r.id()
+            ),
+            None => format!("could not decide: {reason}; the {kind} record could not be written either: {e}"),
+        },
+    }
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, String> {
+    serde_json::to_value(v).map_err(|e| format!("could not serialise the result: {e}"))
+}
+
+impl GuardrailState for GateState {
+    fn slo_status(&self, now: Timestamp) -> Result<Value, String> {
+        let env = self.lookup();
+        let paths = inputs::resolve_paths(&self.cfg.inputs, &env);
+        let settings = inputs::resolve_settings(&self.cfg.inputs, &env, now).map_err(|e| e.join("; "))?;
+        let slos = inputs::read(&paths.slos)?;
+        let metrics = inputs::read_metrics(&paths, &slos)?;
+        to_value(&gate::evaluate_slo(&slos, &metrics, &settings).map_err(|e| e.join("; "))?)
+    }
+
+    fn cost_status(&self, now: Timestamp) -> Result<Value, String> {
+        let env = self.lookup();
+        let paths = inputs::resolve_paths(&self.cfg.inputs, &env);
+        let settings = inputs::resolve_settings(&self.cfg.inputs, &env, now).map_err(|e| e.join("; "))?;
+        let src = inputs::read(&paths.cost)?;
+        to_value(&gate::evaluate_cost(&src, &settings).map_err(|e| e.join("; "))?)
+    }
+
+    fn evaluate_deploy(&self, now: Timestamp, record: bool) -> Result<Value, String> {
+        // No CI context: the caller is an MCP client, not a pipeline.
+        let ci = ci::from_env(|_| None);
+        let snapshot = self.snapshot(now);
+        let (decided, audit) = if record {
+            let cfg = &self.cfg;
+            let recorder = Recorder {
+                store: &cfg.store_spec,
+                jsonl: cfg.audit_jsonl.as_deref(),
+                requested_by: Some(&self.requested_by),
+            };
+            match decide_and_record(snapshot, ci, false, &recorder) {
+                GateOutcome::Recorded { decided, audit, .. } => (*decided, Some(audit)),
+                GateOutcome::Withheld { reason, .. } => return Err(reason.to_string()),
+                GateOutcome::CannotDecide { undecided, record } => return Err(cannot_decide(&undecided, &record)),
+            }
+        } else {
+            let decided = snapshot
+                .and_then(|s| decide::decide(s, ci, false, Some(&self.requested_by)))
+                .map_err(|u| u.errors.join("; "))?;
+            (decided, None)
+        };
+        let mut out = decided.output();
+        out.audit = audit;
+        let mut v = to_value(&out)?;
+        if let Value::Object(m) = &mut v {
+            m.insert("recorded".into(), json!(record));
+        }
+        Ok(v)
+    }
+
+    fn explain_decision(&self, now: Timestamp) -> Result<Value, String> {
+        use guardrail_core::explain;
+        let ev = self.evaluation(now)?;
+        let generated = ev.settings.now.strftime("%Y-%m-%d %H:%M UTC").to_string();
+        let policies_path = ev.sources.policies.path.display().to_string();
+        let text = explain::narrative(&explain::NarrativeInput {
+            decision: &ev.decision,
+            slo: &ev.slo,
+            cost: &ev.cost,
+            generated_at: &generated,
+            policies_path: &policies_path,
+        });
+        Ok(json!({
+            "action": ev.decision.action,
+            "policy_id": ev.decision.policy_id,
+            "verdict": explain::verdict(ev.decision.action, ev.decision.delay_minutes),
+            "contributing_factors": explain::contributing_factors(&ev.decision, &ev.slo, &ev.cost),
+            "also_noted": explain::also_noted(&ev.decision, &ev.slo, &ev.cost),
+            "recommendations": explain::recommendations(&ev.decision, &ev.slo, &ev.cost),
+            "narrative": text,
+            "evaluated_at": ev.settings.now.to_string(),
+        }))
+    }
+
+    fn deploy_signals(&self, now: Timestamp) -> Result<Signals, String> {
+        self.evaluation(now).map(|ev| ev.signals).map_err(|e| format!("the deploy gate's signals: {e}"))
+    }
+
+    fn records(&self) -> Result<Vec<ChainedRecord>, String> {
+        let mut s = audit_cmd::open(&self.cfg.store_spec)?;
+        s.all().map_err(|e| format!("audit store {}: {e}", self.cfg.store_spec))
+    }
+}
+
+/// A knowledge store that is not there: every read fails with the reason (a missing knowledge
+/// base is an error for the retrieval tools, never "no results"; the other tools work).
+pub(crate) struct MissingKnowledge(pub(crate) String);
+
+impl MissingKnowledge {
+    fn err<T>(&self) -> Result<T, KnowledgeError> {
+        Err(KnowledgeError::Index { location: "knowledge base".into(), message: self.0.clone() })
+    }
+}
+
+impl KnowledgeStore for MissingKnowledge {
+    fn search_runbooks(
+        &self,
+        _: &str,
+        _: &str,
+        _: usize,
+    ) -> Result<Vec<guardrail_knowledge::RunbookHit>, KnowledgeError> {
+        self.err()
+    }
+    fn search_evidence(
+        &self,
+        _: &str,
+        _: &str,
+        _: usize,
+        _: Option<guardrail_core::remediation::Stance>,
+    ) -> Result<Vec<guardrail_knowledge::EvidenceHit>, KnowledgeError> {
+        self.err()
+    }
+    fn policies_for(&self, _: &str) -> Result<Vec<guardrail_core::remediation::ActionPolicy>, KnowledgeError> {
+        self.err()
+    }
+    fn runbook(&self, _: &str) -> Result<Option<guardrail_knowledge::Runbook>, KnowledgeError> {
+        self.err()
+    }
+    fn stats(&self) -> Result<guardrail_knowledge::KnowledgeStats, KnowledgeError> {
+        self.err()
+    }
+    fn add_runbook(
+        &mut self,
+        _: &guardrail_knowledge::Runbook,
+    ) -> Result<guardrail_knowledge::LoadReport, KnowledgeError> {
+        self.err()
+    }
+    fn add_evidence(
+        &mut self,
+        _: &guardrail_knowledge::EvidenceDoc,
+    ) -> Result<guardrail_knowledge::LoadReport, KnowledgeError> {
+        self.err()
+    }
+    fn add_policy(
+        &mut self,
+        _: &guardrail_core::remediation::ActionPolicy,
+    ) -> Result<guardrail_knowledge::LoadReport, KnowledgeError> {
+        self.err()
+    }
+}

@@ -1,0 +1,127 @@
+//! The rmcp [`ServerHandler`]: lists the registry's tools and calls them through [`call_tool`].
+
+use std::sync::Arc;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ErrorData, Implementation, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, ServerHandler};
+use serde_json::{Value, json};
+
+use guardrail_governor::ToolRegistry;
+
+use crate::config::McpConfig;
+use crate::dispatch::{CallOutcome, call_tool, rmcp_tools};
+use crate::roles::McpCaller;
+
+struct Shared {
+    cfg: McpConfig,
+    registry: ToolRegistry,
+    tools: Vec<rmcp::model::Tool>,
+}
+
+/// The MCP server handler. Cheap to clone (one per HTTP session).
+#[derive(Clone)]
+pub struct GuardrailMcp {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for GuardrailMcp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuardrailMcp").field("tools", &self.shared.tools.len()).finish_non_exhaustive()
+    }
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum McpError {
+    /// The registry's tool list could not be read as MCP tools (a bug).
+    #[error("the tool registry is not a valid MCP tool list: {0}")]
+    Registry(#[from] serde_json::Error),
+    /// The transport failed.
+    #[error("MCP transport: {0}")]
+    Transport(String),
+}
+
+impl GuardrailMcp {
+    /// A handler over a configuration with [`ToolRegistry::guardrail`].
+    pub fn new(cfg: McpConfig) -> Result<GuardrailMcp, McpError> {
+        let registry = ToolRegistry::guardrail();
+        let tools = rmcp_tools(&registry)?;
+        Ok(GuardrailMcp { shared: Arc::new(Shared { cfg, registry, tools }) })
+    }
+}
+
+impl ServerHandler for GuardrailMcp {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("guardrail", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "Guardrail: the deploy gate (slo_status, cost_status, evaluate_deploy, explain_decision) and the \
+                 remediation governor (search_runbooks, search_evidence, check_policy_conflicts, query_live_logs, \
+                 propose_remediation, incident_status). Tools read; none executes a remediation or changes a rule.",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(self.shared.tools.clone()))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        // Over HTTP the bearer check put the caller in the request's extensions; rmcp hands
+        // the request's parts to the handler. No parts: stdio.
+        let caller = match context.extensions.get::<axum::http::request::Parts>() {
+            Some(parts) => match parts.extensions.get::<McpCaller>() {
+                Some(c) => c.clone(),
+                None => return Err(ErrorData::invalid_request("unauthenticated HTTP request", None)),
+            },
+            None => McpCaller::Stdio,
+        };
+        let shared = self.shared.clone();
+        let name = request.name.to_string();
+        let args = request.arguments.map(Value::Object).unwrap_or(Value::Null);
+        let outcome =
+            tokio::task::spawn_blocking(move || call_tool(&shared.cfg, &shared.registry, &name, args, &caller))
+                .await
+                .map_err(|e| ErrorData::internal_error(format!("tool call did not complete: {e}"), None))?;
+        match outcome {
+            CallOutcome::Ok(v) => Ok(CallToolResponse::Complete(structured(v, false))),
+            CallOutcome::UnknownTool(n) => {
+                Err(ErrorData::invalid_params(format!("unknown tool \"{n}\""), Some(json!({"tool": n}))))
+            }
+            CallOutcome::Failed { kind, message } => {
+                Ok(CallToolResponse::Complete(structured(json!({"error": message, "kind": kind}), true)))
+            }
+            CallOutcome::Forbidden { tool, needs, role } => Err(ErrorData::invalid_request(
+                format!(
+                    "tool \"{tool}\" needs a {} (or admin) token; this token's role is {}",
+                    needs.as_str(),
+                    role.as_str()
+                ),
+                Some(
+                    json!({"reason": "forbidden", "tool": tool, "required_role": needs.as_str(), "role": role.as_str()}),
+                ),
+            )),
+        }
+    }
+}
+
+/// `structuredContent` must be an object: a list result is wrapped as `{"result": …}` (as the
+/// original's FastMCP server did); the text content is the result's JSON as is.
+fn structured(v: Value, is_error: bool) -> CallToolResult {
+    let text = rmcp::model::ContentBlock::text(v.to_string());
+    let object = if v.is_object() { v } else { json!({ "result": v }) };
+    let mut r = if is_error { CallToolResult::structured_error(object) } else { CallToolResult::structured(object) };
+    r.content = vec![text];
+    r
+}

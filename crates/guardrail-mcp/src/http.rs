@@ -1,0 +1,95 @@
+//! The streamable HTTP transport at `/mcp` behind a bearer-token check.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::json;
+
+use crate::config::McpConfig;
+use crate::handler::{GuardrailMcp, McpError};
+use crate::jsonrpc_errors;
+use crate::roles::{McpCaller, McpRole};
+
+/// Checks a bearer token; returns the caller's identity and role, or `None` to refuse.
+pub type TokenVerifier = Arc<dyn Fn(&str) -> Option<(String, McpRole)> + Send + Sync>;
+
+/// Options of the HTTP transport.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// `Host` values accepted (DNS-rebinding protection). Default: loopback names only.
+    pub allowed_hosts: Vec<String>,
+    /// Largest request body, bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+async fn require_bearer(State(verify): State<TokenVerifier>, mut req: Request, next: Next) -> Response {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    match token.and_then(|t| verify(t)) {
+        Some((identity, role)) => {
+            req.extensions_mut().insert(McpCaller::Http(identity, role));
+            let delete = req.method() == axum::http::Method::DELETE;
+            let resp = next.run(req).await;
+            // rmcp answers a session's DELETE with 202; the spec names no code, and clients
+            // (the Python SDK) expect 200 or 204 for a session that is now gone.
+            if delete && resp.status() == StatusCode::ACCEPTED { StatusCode::NO_CONTENT.into_response() } else { resp }
+        }
+        None => {
+            let error = if token.is_some() { "invalid_token" } else { "invalid_request" };
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, format!("Bearer realm=\"guardrail-mcp\", error=\"{error}\""))],
+                axum::Json(json!({"ok": false, "error": "a valid bearer token is required"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// An axum router serving MCP's streamable HTTP transport at `/mcp` (POST for messages, GET
+/// for the server's event stream, DELETE to end a session), behind a bearer-token check.
+/// Sessions (`Mcp-Session-Id`), `Accept` negotiation, `MCP-Protocol-Version` checks and
+/// `202 Accepted` for notifications are rmcp's [`StreamableHttpService`]. Merge it into a
+/// server's router (`.merge(…)`); bind it to loopback unless told otherwise.
+pub fn http_router(cfg: McpConfig, verify: TokenVerifier, opts: HttpOptions) -> Result<axum::Router, McpError> {
+    let handler = GuardrailMcp::new(cfg)?;
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(opts.allowed_hosts)
+        .with_max_request_body_bytes(opts.max_body_bytes)
+        .with_sse_keep_alive(Some(std::time::Duration::from_secs(15)));
+    let service =
+        StreamableHttpService::new(move || Ok(handler.clone()), Arc::new(LocalSessionManager::default()), config);
+    Ok(axum::Router::new()
+        .route_service("/mcp", service)
+        // Inner: a JSON body that is not a message gets a JSON-RPC error; outer: the token first.
+        .layer(middleware::from_fn_with_state(opts.max_body_bytes, jsonrpc_errors::reject_malformed))
+        .layer(middleware::from_fn_with_state(verify, require_bearer)))
+}
+
+/// Serves [`http_router`] on a listener until `shutdown` resolves.
+pub async fn serve_http(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), McpError> {
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await.map_err(|e| McpError::Transport(e.to_string()))
+}
