@@ -27,6 +27,7 @@
 use guardrail_core::approval::ApprovalKind;
 use guardrail_core::audit::ChainedRecord;
 use guardrail_gate::audit_cmd::StoreArgs;
+use guardrail_gate::exit::Exit;
 use guardrail_gate::inputs::EnvLookup;
 use guardrail_governor::Governor;
 use guardrail_governor::approve::ApprovalInput;
@@ -34,7 +35,7 @@ use guardrail_governor::pipeline::{ApproveOutcome, Execution};
 use serde_json::json;
 
 use crate::incident_cmd::{Ctx, Outcome, render_execution, report};
-use crate::remediation::{ConfigArgs, ExecutorChoice, KbArgs, OutFormat, append_failure, codes, executor, fail};
+use crate::remediation::{ConfigArgs, ExecutorChoice, KbArgs, OutFormat, append_failure, executor, fail};
 
 /// `guardrail approve` arguments.
 #[derive(Debug, clap::Args)]
@@ -73,7 +74,7 @@ pub struct ApproveArgs {
 }
 
 /// Runs `guardrail approve`; returns the exit code.
-pub fn run(a: ApproveArgs, env: EnvLookup<'_>) -> i32 {
+pub fn run(a: ApproveArgs, env: EnvLookup<'_>) -> Exit {
     let ctx = match Ctx::new(
         env,
         &a.store,
@@ -118,12 +119,12 @@ pub fn run(a: ApproveArgs, env: EnvLookup<'_>) -> i32 {
         ApproveOutcome::Refused { refused, record } => {
             let message = refused.message;
             let (rec, code) = match record {
-                Ok(r) => (r, codes::REFUSED),
+                Ok(r) => (r, Exit::Refused),
                 Err(e) => match e.in_chain().cloned() {
                     None => return fail(&[format!("refused ({message}), and the refusal could NOT be recorded: {e}")]),
                     Some(rec) => {
                         eprintln!("guardrail: {}", append_failure("the refusal", "the mirror lacks it", &e));
-                        (rec, codes::MIRROR_FAILED)
+                        (rec, Exit::MirrorFailed)
                     }
                 },
             };
@@ -134,7 +135,7 @@ pub fn run(a: ApproveArgs, env: EnvLookup<'_>) -> i32 {
             let mut json = refused.body;
             json["status"] = "refused".into();
             json["audit"] = rec.id().into();
-            json["exit_code"] = code.into();
+            json["exit_code"] = code.code().into();
             return report(&[Outcome { json, text, code }], a.format);
         }
         ApproveOutcome::NotGranted(e) => {
@@ -151,10 +152,10 @@ pub fn run(a: ApproveArgs, env: EnvLookup<'_>) -> i32 {
                 g.action,
                 g.approver,
                 error.in_chain().map(ChainedRecord::id).unwrap_or_default(),
-                codes::MIRROR_FAILED
+                Exit::MirrorFailed
             );
             eprintln!("  once the mirror is writable: guardrail incident execute {} (as {})", a.incident, g.approver);
-            return codes::MIRROR_FAILED;
+            return Exit::MirrorFailed;
         }
         ApproveOutcome::ReleasedByAnother { record, by } => {
             eprintln!(
@@ -162,9 +163,9 @@ pub fn run(a: ApproveArgs, env: EnvLookup<'_>) -> i32 {
                 a.incident,
                 by.unwrap_or_else(|| "another record".into()),
                 record.id(),
-                codes::REFUSED
+                Exit::Refused
             );
-            return codes::REFUSED;
+            return Exit::Refused;
         }
         ApproveOutcome::Unconfirmed { record, error } => {
             return fail(&[format!(
@@ -182,7 +183,7 @@ pub fn run(a: ApproveArgs, env: EnvLookup<'_>) -> i32 {
         _ => false,
     };
     if mirror_only {
-        code = codes::MIRROR_FAILED;
+        code = Exit::MirrorFailed;
     }
     let mut text = vec![
         format!(
@@ -199,7 +200,7 @@ pub fn run(a: ApproveArgs, env: EnvLookup<'_>) -> i32 {
     text.extend(exec_text.into_iter().skip(1));
     let json = json!({
         "incident_id": a.incident,
-        "status": if code == codes::EXECUTED { "executed" } else { "execution_failed" },
+        "status": if code == Exit::Ok { "executed" } else { "execution_failed" },
         "grant": {"kind": grant.kind.as_str(), "approver": grant.approver, "reason": grant.reason, "action": grant.action, "binding_hash": grant.binding_hash, "audit": rec.id()},
         "execution": exec_json,
         "exit_code": code,
@@ -223,11 +224,11 @@ fn unknown_incident(
     states: &std::collections::BTreeMap<String, guardrail_governor::queue::IncidentState>,
     store: &StoreArgs,
     env: EnvLookup<'_>,
-) -> i32 {
+) -> Exit {
     let pending: Vec<&str> = states.values().filter(|s| s.pending.is_some()).map(|s| s.incident_id.as_str()).collect();
     eprintln!(
         "guardrail: usage error (exit {}): no incident {id:?} in the audit trail ({}); nothing was recorded",
-        codes::USAGE,
+        Exit::Usage,
         guardrail_store::redact_url(&store.spec(env))
     );
     if pending.is_empty() {
@@ -235,5 +236,5 @@ fn unknown_incident(
     } else {
         eprintln!("  awaiting approval: {}", pending.join(", "));
     }
-    codes::USAGE
+    Exit::Usage
 }

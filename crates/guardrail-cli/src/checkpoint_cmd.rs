@@ -13,15 +13,15 @@ use guardrail_checkpoint::{Checkpoint, CheckpointError, NoteError, SigningKey};
 use guardrail_store::checkpoint::{self as files, CheckpointFileError};
 use serde::Serialize;
 
-use crate::exit;
+use crate::exit::Exit;
 
 /// The environment variable naming the private key file, for `gate` and `audit checkpoint`.
 pub const KEY_ENV: &str = "GUARDRAIL_CHECKPOINT_KEY";
 
-fn cannot(msg: impl std::fmt::Display) -> i32 {
-    eprintln!("guardrail: could not decide (exit {}):", exit::CANNOT_DECIDE);
+fn cannot(msg: impl std::fmt::Display) -> Exit {
+    eprintln!("guardrail: could not decide (exit {}):", Exit::CannotDecide);
     eprintln!("  error: {msg}");
-    exit::CANNOT_DECIDE
+    Exit::CannotDecide
 }
 
 /// The key file in force: the flag, else `GUARDRAIL_CHECKPOINT_KEY`.
@@ -39,14 +39,14 @@ fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
 
 /// `guardrail audit keygen PREFIX [--name NAME]`: a new Ed25519 key pair; the private key in
 /// `PREFIX.key` (mode 0600), the verifier key in `PREFIX.pub`. Refuses to overwrite either.
-pub fn keygen(prefix: &Path, name: Option<String>) -> i32 {
+pub fn keygen(prefix: &Path, name: Option<String>) -> Exit {
     let name = match name {
         Some(n) => n,
         None => match prefix.file_name().and_then(|n| n.to_str()) {
             Some(n) => n.to_string(),
             None => {
                 eprintln!("guardrail audit keygen: {} has no file name to name the key; give --name", prefix.display());
-                return exit::USAGE;
+                return Exit::Usage;
             }
         },
     };
@@ -64,7 +64,7 @@ pub fn keygen(prefix: &Path, name: Option<String>) -> i32 {
         Ok(k) => k,
         Err(e) => {
             eprintln!("guardrail audit keygen: --name: {e}");
-            return exit::USAGE;
+            return Exit::Usage;
         }
     };
     let vkey = key.verifier().encode();
@@ -82,7 +82,7 @@ pub fn keygen(prefix: &Path, name: Option<String>) -> i32 {
     );
     println!("wrote {} (verifier key):", pub_file.display());
     println!("{vkey}");
-    exit::OK
+    Exit::Ok
 }
 
 /// Reads the private key, warning when others than its owner may read it.
@@ -98,24 +98,24 @@ fn load_key(key_file: &Path) -> Result<SigningKey, CheckpointFileError> {
 }
 
 /// Signs the checkpoint of the store `spec`'s chain with the key in `key_file`.
-pub fn sign(spec: &str, key_file: &Path) -> Result<files::SignedCheckpoint, (i32, String)> {
-    let key = load_key(key_file).map_err(|e| (exit::CANNOT_DECIDE, format!("checkpoint key {e}")))?;
-    let mut store = crate::audit_cmd::open(spec).map_err(|e| (exit::CANNOT_DECIDE, e))?;
+pub fn sign(spec: &str, key_file: &Path) -> Result<files::SignedCheckpoint, (Exit, String)> {
+    let key = load_key(key_file).map_err(|e| (Exit::CannotDecide, format!("checkpoint key {e}")))?;
+    let mut store = crate::audit_cmd::open(spec).map_err(|e| (Exit::CannotDecide, e))?;
     files::sign_store(store.as_mut(), &key).map_err(|e| match e {
-        CheckpointFileError::ChainBroken { .. } => (exit::DELAY, e.to_string()),
-        other => (exit::CANNOT_DECIDE, format!("audit store {spec}: {other}")),
+        CheckpointFileError::ChainBroken { .. } => (Exit::Delay, e.to_string()),
+        other => (Exit::CannotDecide, format!("audit store {spec}: {other}")),
     })
 }
 
 /// `guardrail audit checkpoint --key FILE [--out FILE]`.
-pub fn checkpoint(spec: &str, key_file: Option<PathBuf>, out: Option<PathBuf>) -> i32 {
+pub fn checkpoint(spec: &str, key_file: Option<PathBuf>, out: Option<PathBuf>) -> Exit {
     let Some(key_file) = key_file else {
         eprintln!("guardrail audit checkpoint: no key: give --key PREFIX.key or set {KEY_ENV}");
-        return exit::USAGE;
+        return Exit::Usage;
     };
     let signed = match sign(spec, &key_file) {
         Ok(s) => s,
-        Err((code, msg)) if code == exit::DELAY => {
+        Err((code, msg)) if code == Exit::Delay => {
             eprintln!("guardrail audit checkpoint: {msg}");
             eprintln!("  (run `guardrail audit verify` for every problem)");
             return code;
@@ -136,7 +136,7 @@ pub fn checkpoint(spec: &str, key_file: Option<PathBuf>, out: Option<PathBuf>) -
             );
         }
     }
-    exit::OK
+    Exit::Ok
 }
 
 /// The checkpoint part of `audit verify --format json`.
@@ -153,8 +153,8 @@ struct CheckpointJson {
 
 /// `guardrail audit verify --checkpoint FILE --public-key FILE`: the chain's own verification,
 /// plus whether it still holds the records the checkpoint signed. `spec` is the store.
-pub fn verify(spec: &str, checkpoint_file: &Path, public_key: &Path, json: bool) -> i32 {
-    let fail_cp = |code: i32, problem: String| {
+pub fn verify(spec: &str, checkpoint_file: &Path, public_key: &Path, json: bool) -> Exit {
+    let fail_cp = |code: Exit, problem: String| {
         if json {
             let cp = CheckpointJson {
                 file: checkpoint_file.display().to_string(),
@@ -169,7 +169,7 @@ pub fn verify(spec: &str, checkpoint_file: &Path, public_key: &Path, json: bool)
                 serde_json::to_string_pretty(&serde_json::json!({"ok": false, "checkpoint": cp})).unwrap_or_default()
             );
         }
-        if code == exit::CANNOT_DECIDE {
+        if code == Exit::CannotDecide {
             cannot(problem)
         } else {
             if !json {
@@ -180,11 +180,11 @@ pub fn verify(spec: &str, checkpoint_file: &Path, public_key: &Path, json: bool)
     };
     let vkey = match files::load_verifier_key(public_key) {
         Ok(k) => k,
-        Err(e) => return fail_cp(exit::CANNOT_DECIDE, format!("public key {e}")),
+        Err(e) => return fail_cp(Exit::CannotDecide, format!("public key {e}")),
     };
     let note = match files::read_small_text(checkpoint_file) {
         Ok(t) => t,
-        Err(e) => return fail_cp(exit::CANNOT_DECIDE, format!("checkpoint {e}")),
+        Err(e) => return fail_cp(Exit::CannotDecide, format!("checkpoint {e}")),
     };
     let cp = match Checkpoint::open(&note, &vkey) {
         Ok(cp) => cp,
@@ -192,8 +192,8 @@ pub fn verify(spec: &str, checkpoint_file: &Path, public_key: &Path, json: bool)
             // A note that cannot be read is "cannot decide"; one that reads but whose signature
             // does not hold (altered, forged, another key or chain) is a failed verification.
             let code = match &e {
-                CheckpointError::Note(NoteError::Malformed(_)) | CheckpointError::Body(_) => exit::CANNOT_DECIDE,
-                _ => exit::DELAY,
+                CheckpointError::Note(NoteError::Malformed(_)) | CheckpointError::Body(_) => Exit::CannotDecide,
+                _ => Exit::Delay,
             };
             let problem = match &e {
                 CheckpointError::Note(NoteError::NotSignedByKey { .. }) => {
@@ -268,7 +268,7 @@ pub fn verify(spec: &str, checkpoint_file: &Path, public_key: &Path, json: bool)
             }
         }
     }
-    if cmp.ok() { exit::OK } else { exit::DELAY }
+    if cmp.ok() { Exit::Ok } else { Exit::Delay }
 }
 
 /// After `gate`: with `--format github` and a checkpoint key, signs the chain's checkpoint
@@ -276,16 +276,16 @@ pub fn verify(spec: &str, checkpoint_file: &Path, public_key: &Path, json: bool)
 /// the gate's exit code; a usage error publishes nothing. A checkpoint that cannot be made or
 /// published turns the result into exit 3 (the decision stays recorded; the message says so).
 pub fn after_gate(
-    code: i32,
+    code: Exit,
     github: bool,
     key_flag: Option<PathBuf>,
     spec: &str,
     env: crate::inputs::EnvLookup<'_>,
-) -> i32 {
+) -> Exit {
     let Some(key_file) = key_path(key_flag, env) else {
         return code;
     };
-    if code == exit::USAGE {
+    if code == Exit::Usage {
         return code;
     }
     if !github {
@@ -321,13 +321,13 @@ pub fn serve_options(
     dir: Option<PathBuf>,
     every_records: u64,
     every_minutes: u64,
-) -> Result<Option<guardrail_server::checkpoints::CheckpointOptions>, i32> {
+) -> Result<Option<guardrail_server::checkpoints::CheckpointOptions>, Exit> {
     let (key, dir) = match (key, dir) {
         (None, None) => return Ok(None),
         (Some(k), Some(d)) => (k, d),
         (None, Some(_)) => {
             eprintln!("guardrail serve: --checkpoint-dir needs --checkpoint-key (or {KEY_ENV})");
-            return Err(exit::USAGE);
+            return Err(Exit::Usage);
         }
         // Only from GUARDRAIL_CHECKPOINT_KEY (clap makes the flag require a directory): that
         // variable is also the gate's, so without a directory serve writes no checkpoints.

@@ -14,8 +14,8 @@
 //! records nothing: nobody was established to record it for.
 //!
 //! Exit codes: 64 a tokens file is configured but no token was given (or a token without a
-//! tokens file), [`UNAUTHENTICATED`] (14) the token is not in the file, `--as` differs from the
-//! token's or the OS account's identity, or the OS account cannot be read; [`FORBIDDEN`] (15)
+//! tokens file), [`Exit::Unauthenticated`] (14) the token is not in the file, `--as` differs from the
+//! token's or the OS account's identity, or the OS account cannot be read; [`Exit::Forbidden`] (15)
 //! the token's role does not permit the command; 3 the tokens file cannot be read or parsed.
 
 use std::path::{Path, PathBuf};
@@ -25,13 +25,7 @@ use guardrail_core::approval::valid_user;
 use guardrail_gate::inputs::EnvLookup;
 use serde_json::{Value, json};
 
-use crate::remediation::codes;
-
-/// Who the command runs as could not be established: an unknown token, `--as` naming someone
-/// else, or an OS account without a usable passwd entry. Nothing is recorded.
-pub const UNAUTHENTICATED: i32 = codes::UNAUTHENTICATED;
-/// The token is known but its role does not permit the command. Nothing is recorded.
-pub const FORBIDDEN: i32 = codes::FORBIDDEN;
+use guardrail_gate::exit::Exit;
 
 /// `--token` and `--tokens`, shared by every governor command.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -139,19 +133,19 @@ impl Actor {
 /// Why no identity was established: the exit code and the message. Nothing was recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    /// 64, [`UNAUTHENTICATED`], [`FORBIDDEN`] or 3.
-    pub code: i32,
+    /// 64, [`Exit::Unauthenticated`], [`Exit::Forbidden`] or 3.
+    pub code: Exit,
     /// What is wrong, naming the file, the flag or the account.
     pub message: String,
 }
 
 impl Refusal {
     /// Prints the refusal and returns its exit code.
-    pub fn report(&self) -> i32 {
+    pub fn report(&self) -> Exit {
         let what = match self.code {
-            codes::USAGE => "usage error",
-            UNAUTHENTICATED => "not authenticated",
-            FORBIDDEN => "not permitted",
+            Exit::Usage => "usage error",
+            Exit::Unauthenticated => "not authenticated",
+            Exit::Forbidden => "not permitted",
             _ => "could not decide",
         };
         eprintln!("guardrail: {what} (exit {}): {}; nothing was recorded", self.code, self.message);
@@ -186,22 +180,22 @@ pub fn establish(
             let refuse = |code, message| Err(Refusal { code, message });
             let src = match guardrail_config::read_source(&file) {
                 Ok(s) => s,
-                Err(e) => return refuse(codes::CANNOT_DECIDE, format!("tokens file (from {from}): {e}")),
+                Err(e) => return refuse(Exit::CannotDecide, format!("tokens file (from {from}): {e}")),
             };
             let (owner_uid, writable_by_caller) = match tokens_file_trust(&file) {
                 Ok(t) => t,
-                Err(message) => return refuse(codes::CANNOT_DECIDE, format!("tokens file (from {from}): {message}")),
+                Err(message) => return refuse(Exit::CannotDecide, format!("tokens file (from {from}): {message}")),
             };
             let tokens = match Tokens::parse(&src) {
                 Ok(t) => t,
                 Err(es) => {
                     let all: Vec<String> = es.into_iter().map(|e| e.0).collect();
-                    return refuse(codes::CANNOT_DECIDE, format!("tokens file (from {from}): {}", all.join("; ")));
+                    return refuse(Exit::CannotDecide, format!("tokens file (from {from}): {}", all.join("; ")));
                 }
             };
             let Some(token) = token else {
                 return refuse(
-                    codes::USAGE,
+                    Exit::Usage,
                     format!(
                         "a tokens file is configured ({}, from {from}), so `guardrail {command}` needs your token: \
                          set GUARDRAIL_TOKEN (or pass --token)",
@@ -211,13 +205,13 @@ pub fn establish(
             };
             let Some(caller) = tokens.check(&token) else {
                 return refuse(
-                    UNAUTHENTICATED,
+                    Exit::Unauthenticated,
                     format!("the token given is not in the tokens file {} (from {from})", file.display()),
                 );
             };
             if !caller.role.allows(act.role()) {
                 return refuse(
-                    FORBIDDEN,
+                    Exit::Forbidden,
                     format!(
                         "{}'s token has role {}; `guardrail {command}` needs role {} or admin (tokens file {})",
                         caller.identity,
@@ -229,7 +223,7 @@ pub fn establish(
             }
             if let Some(c) = claimed.filter(|c| *c != caller.identity) {
                 return refuse(
-                    UNAUTHENTICATED,
+                    Exit::Unauthenticated,
                     format!(
                         "--as {c} differs from the token's identity {} (tokens file {}): the identity is the \
                          token's; drop --as",
@@ -261,16 +255,16 @@ pub fn establish(
         None => {
             if token.is_some() {
                 return Err(Refusal {
-                    code: codes::USAGE,
+                    code: Exit::Usage,
                     message: "a token was given (--token or GUARDRAIL_TOKEN) but no tokens file is configured \
                               (--tokens, GUARDRAIL_TOKENS or the governor config's tokens:), so it cannot be checked"
                         .into(),
                 });
             }
-            let (uid, name) = os_account().map_err(|message| Refusal { code: UNAUTHENTICATED, message })?;
+            let (uid, name) = os_account().map_err(|message| Refusal { code: Exit::Unauthenticated, message })?;
             if let Some(c) = claimed.filter(|c| *c != name) {
                 return Err(Refusal {
-                    code: UNAUTHENTICATED,
+                    code: Exit::Unauthenticated,
                     message: format!(
                         "--as {c} differs from the OS account {name} (uid {uid}) running this command: without a \
                          tokens file the identity is the OS account, and --as may only restate it (configure a \
@@ -283,7 +277,7 @@ pub fn establish(
     };
     if !valid_user(&actor.name) {
         return Err(Refusal {
-            code: UNAUTHENTICATED,
+            code: Exit::Unauthenticated,
             message: format!("the identity {:?} is not a user name (1-64 of A-Z a-z 0-9 . _ @ -)", actor.name),
         });
     }
@@ -354,24 +348,24 @@ mod tests {
         // --as may restate it, nothing else.
         assert!(establish(&args("t-bob"), Some("bob"), None, Act::Approve, &no_env).is_ok());
         let r = establish(&args("t-bob"), Some("incident-commander"), None, Act::Approve, &no_env).unwrap_err();
-        assert_eq!(r.code, UNAUTHENTICATED);
+        assert_eq!(r.code, Exit::Unauthenticated);
         assert!(r.message.contains("--as incident-commander differs from the token's identity bob"), "{r:?}");
         // The role of the HTTP API.
         let r = establish(&args("t-dave"), None, None, Act::Approve, &no_env).unwrap_err();
-        assert_eq!(r.code, FORBIDDEN);
+        assert_eq!(r.code, Exit::Forbidden);
         assert!(r.message.contains("dave's token has role deployer") && r.message.contains("approver"), "{r:?}");
         assert!(establish(&args("t-dave"), None, None, Act::Propose, &no_env).is_ok());
-        assert_eq!(establish(&args("t-bob"), None, None, Act::Propose, &no_env).unwrap_err().code, FORBIDDEN);
+        assert_eq!(establish(&args("t-bob"), None, None, Act::Propose, &no_env).unwrap_err().code, Exit::Forbidden);
         for act in [Act::Propose, Act::Execute, Act::Approve, Act::ReleaseClaim, Act::Resolve, Act::Review] {
             assert!(establish(&args("t-root"), None, None, act, &no_env).is_ok());
         }
         // Unknown and missing tokens.
         let r = establish(&args("guess"), None, None, Act::Approve, &no_env).unwrap_err();
-        assert_eq!(r.code, UNAUTHENTICATED);
+        assert_eq!(r.code, Exit::Unauthenticated);
         assert!(r.message.contains("not in the tokens file") && r.message.contains("tokens.yaml"), "{r:?}");
         let none = AuthArgs { token: None, tokens: Some(file.clone()) };
         let r = establish(&none, Some("bob"), None, Act::Approve, &no_env).unwrap_err();
-        assert_eq!(r.code, codes::USAGE);
+        assert_eq!(r.code, Exit::Usage);
         assert!(r.message.contains("GUARDRAIL_TOKEN"), "{r:?}");
     }
 
@@ -384,7 +378,7 @@ mod tests {
         for mode in [0o666, 0o620, 0o602] {
             std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
             let r = establish(&args, None, None, Act::Approve, &no_env).unwrap_err();
-            assert_eq!(r.code, codes::CANNOT_DECIDE, "{mode:o}");
+            assert_eq!(r.code, Exit::CannotDecide, "{mode:o}");
             assert!(
                 r.message.contains("writable by its group or by everyone") && r.message.contains("chmod go-w"),
                 "{r:?}"
@@ -425,7 +419,7 @@ mod tests {
         // An unreadable or invalid tokens file cannot decide (3), naming the file.
         let missing = AuthArgs { token: Some("t-bob".into()), tokens: Some(dir.path().join("nope.yaml")) };
         let r = establish(&missing, None, None, Act::Approve, &no_env).unwrap_err();
-        assert_eq!(r.code, codes::CANNOT_DECIDE);
+        assert_eq!(r.code, Exit::CannotDecide);
         assert!(r.message.contains("nope.yaml"), "{r:?}");
     }
 
@@ -440,11 +434,11 @@ mod tests {
         assert_eq!(a, Actor { name: name.clone(), by: Authenticated::OsAccount { uid } });
         assert!(establish(&AuthArgs::default(), Some(&name), None, Act::Approve, &env).is_ok());
         let r = establish(&AuthArgs::default(), Some("incident-commander"), None, Act::Approve, &env).unwrap_err();
-        assert_eq!(r.code, UNAUTHENTICATED);
+        assert_eq!(r.code, Exit::Unauthenticated);
         assert!(r.message.contains(&format!("differs from the OS account {name} (uid {uid})")), "{r:?}");
         // A token with nothing to check it against is refused, not ignored.
         let r = establish(&AuthArgs { token: Some("x".into()), tokens: None }, None, None, Act::Propose, &no_env)
             .unwrap_err();
-        assert_eq!(r.code, codes::USAGE);
+        assert_eq!(r.code, Exit::Usage);
     }
 }

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use guardrail_core::audit::ChainedRecord;
 use guardrail_gate::audit_cmd::StoreArgs;
+use guardrail_gate::exit::Exit;
 use guardrail_gate::inputs::EnvLookup;
 use guardrail_governor::pipeline::{ExecuteOutcome, Execution, Next, Pipeline, RunOutcome, StoreLog};
 use guardrail_governor::record::{
@@ -24,7 +25,7 @@ use serde_json::{Value, json};
 
 use crate::identity::{Act, Actor, AuthArgs, establish};
 use crate::remediation::{
-    ConfigArgs, ExecutorChoice, IncidentState, KbArgs, LoadedConfig, OutFormat, append_failure, codes, executor, fail,
+    ConfigArgs, ExecutorChoice, IncidentState, KbArgs, LoadedConfig, OutFormat, append_failure, executor, fail,
     load_states, now,
 };
 
@@ -161,7 +162,7 @@ pub struct PipelineArgs {
 impl PipelineArgs {
     /// The context both commands run in, with the deploy signals read when `--signals-root`
     /// is given. `Err` is the exit code, the errors already printed (see [`Ctx::new`]).
-    fn context<'a>(&'a self, env: EnvLookup<'a>, act: Act) -> Result<Ctx<'a>, i32> {
+    fn context<'a>(&'a self, env: EnvLookup<'a>, act: Act) -> Result<Ctx<'a>, Exit> {
         let mut ctx = Ctx::new(
             env,
             &self.store,
@@ -180,7 +181,7 @@ impl PipelineArgs {
 }
 
 /// Runs one `incident` subcommand; returns the exit code.
-pub fn run(cmd: IncidentCommand, env: EnvLookup<'_>) -> i32 {
+pub fn run(cmd: IncidentCommand, env: EnvLookup<'_>) -> Exit {
     match cmd {
         IncidentCommand::Run { file, pipeline } => {
             let ctx = match pipeline.context(env, Act::Propose) {
@@ -272,29 +273,29 @@ pub struct Outcome {
     /// Lines for the text report.
     pub text: Vec<String>,
     /// Exit code.
-    pub code: i32,
+    pub code: Exit,
 }
 
 impl Outcome {
     fn error(incident: &str, errors: Vec<String>) -> Outcome {
-        let mut text = vec![format!("{incident}: COULD NOT DECIDE (exit {})", codes::CANNOT_DECIDE)];
+        let mut text = vec![format!("{incident}: COULD NOT DECIDE (exit {})", Exit::CannotDecide)];
         text.extend(errors.iter().map(|e| format!("  error: {e}")));
         Outcome {
-            json: json!({"incident_id": incident, "status": "could_not_decide", "errors": errors, "exit_code": codes::CANNOT_DECIDE}),
+            json: json!({"incident_id": incident, "status": "could_not_decide", "errors": errors, "exit_code": Exit::CannotDecide}),
             text,
-            code: codes::CANNOT_DECIDE,
+            code: Exit::CannotDecide,
         }
     }
 }
 
 /// Prints results; the exit code is 3 if any could not decide, else 12 if an execution failed,
 /// else 11 if something was refused, else 10 if any awaits approval, else 0.
-pub fn report(results: &[Outcome], format: OutFormat) -> i32 {
-    let codes_seen: Vec<i32> = results.iter().map(|r| r.code).collect();
-    let code = [codes::CANNOT_DECIDE, codes::EXECUTION_FAILED, codes::REFUSED, codes::AWAITING_APPROVAL]
+pub fn report(results: &[Outcome], format: OutFormat) -> Exit {
+    let codes_seen: Vec<Exit> = results.iter().map(|r| r.code).collect();
+    let code = [Exit::CannotDecide, Exit::ExecutionFailed, Exit::Refused, Exit::AwaitingApproval]
         .into_iter()
         .find(|c| codes_seen.contains(c))
-        .unwrap_or(codes::EXECUTED);
+        .unwrap_or(Exit::Ok);
     match format {
         OutFormat::Json => {
             let v = json!({"exit_code": code, "results": results.iter().map(|r| r.json.clone()).collect::<Vec<_>>()});
@@ -306,7 +307,7 @@ pub fn report(results: &[Outcome], format: OutFormat) -> i32 {
                     println!();
                 }
                 for l in &r.text {
-                    if r.code == codes::CANNOT_DECIDE {
+                    if r.code == Exit::CannotDecide {
                         eprintln!("{l}");
                     } else {
                         println!("{l}");
@@ -372,7 +373,7 @@ impl<'a> Ctx<'a> {
         executor: Option<ExecutorChoice>,
         at: Option<&str>,
         (auth, claimed, act): (&AuthArgs, Option<&str>, Act),
-    ) -> Result<Ctx<'a>, i32> {
+    ) -> Result<Ctx<'a>, Exit> {
         let now = Some(now(at).map_err(|e| crate::remediation::bad_now(&e))?);
         let mut errors = Vec::new();
         let cfg = config.load(env).map_err(|e| errors.extend(e)).ok();
@@ -482,7 +483,7 @@ impl<'a> Ctx<'a> {
                 let (exec_json, exec_text, code) = render_execution(&exec, outcome.gated_action());
                 json["execution"] = exec_json;
                 json["status"] = execution_status(code).into();
-                json["exit_code"] = code.into();
+                json["exit_code"] = code.code().into();
                 text.splice(0..1, [format!("{} — {}", text[0], exec_text[0])]);
                 text.extend(exec_text.into_iter().skip(1));
                 Outcome { json, text, code }
@@ -496,8 +497,8 @@ impl<'a> Ctx<'a> {
                 json["audit"]["approval_request"] = request.id().into();
                 json["status"] = "awaiting_approval".into();
                 json["requires"] = requires.into();
-                json["exit_code"] = codes::AWAITING_APPROVAL.into();
-                text[0] = format!("{} — BLOCKED, awaiting approval (exit {})", text[0], codes::AWAITING_APPROVAL);
+                json["exit_code"] = Exit::AwaitingApproval.code().into();
+                text[0] = format!("{} — BLOCKED, awaiting approval (exit {})", text[0], Exit::AwaitingApproval);
                 text.push(format!("  queued      approval request {}", request.id()));
                 let who = if requires == "force_override" { &eligible.force_override } else { &eligible.approvers };
                 let who = if who.is_empty() { "nobody (see --governor-config)".to_string() } else { who.join(", ") };
@@ -512,7 +513,7 @@ impl<'a> Ctx<'a> {
                         incident.id, self.actor
                     ));
                 }
-                Outcome { json, text, code: codes::AWAITING_APPROVAL }
+                Outcome { json, text, code: Exit::AwaitingApproval }
             }
         }
     }
@@ -537,12 +538,12 @@ impl<'a> Ctx<'a> {
         match p.execute_incident(&mut log, &states, incident_id, action) {
             ExecuteOutcome::CannotExecute(e) => Outcome::error(incident_id, vec![e]),
             ExecuteOutcome::AwaitingApproval { action } => Outcome {
-                json: json!({"incident_id": incident_id, "status": "awaiting_approval", "exit_code": codes::AWAITING_APPROVAL}),
+                json: json!({"incident_id": incident_id, "status": "awaiting_approval", "exit_code": Exit::AwaitingApproval}),
                 text: vec![format!(
                     "{incident_id}: {action} is blocked and awaits approval (exit {}); see guardrail incident show {incident_id}",
-                    codes::AWAITING_APPROVAL
+                    Exit::AwaitingApproval
                 )],
-                code: codes::AWAITING_APPROVAL,
+                code: Exit::AwaitingApproval,
             },
             ExecuteOutcome::Executed(exec) => {
                 let wanted = exec_action(&exec).unwrap_or_default();
@@ -561,14 +562,14 @@ impl<'a> Ctx<'a> {
                 let by = Some(e.requested_by.as_str()).filter(|b| !b.is_empty()).unwrap_or("someone");
                 Outcome {
                     json: json!({"incident_id": incident_id, "status": "refused", "code": "already_executed",
-                        "execution_record": execution.id(), "claim_record": claim, "exit_code": codes::REFUSED}),
+                        "execution_record": execution.id(), "claim_record": claim, "exit_code": Exit::Refused}),
                     text: vec![format!(
                         "{incident_id}: NOT EXECUTED again (exit {}): it already ran as record {} (claim {claim}, requested by {by}); \
                          a new run needs a new decision (guardrail incident run)",
-                        codes::REFUSED,
+                        Exit::Refused,
                         execution.id()
                     )],
-                    code: codes::REFUSED,
+                    code: Exit::Refused,
                 }
             }
             ExecuteOutcome::RefusalNotRecorded(e) => Outcome::error(
@@ -577,7 +578,7 @@ impl<'a> Ctx<'a> {
             ),
             ExecuteOutcome::Regated { requested, instead_of, run, .. } => {
                 let mut o = self.render_run(incident_id, *run);
-                if let (Err(e), true) = (&kb, o.code == codes::CANNOT_DECIDE) {
+                if let (Err(e), true) = (&kb, o.code == Exit::CannotDecide) {
                     o.text.push(format!("  error: {e}"));
                 }
                 o.text.insert(
@@ -590,8 +591,8 @@ impl<'a> Ctx<'a> {
     }
 }
 
-fn execution_status(code: i32) -> &'static str {
-    if code == codes::EXECUTED { "executed" } else { "execution_failed" }
+fn execution_status(code: Exit) -> &'static str {
+    if code == Exit::Ok { "executed" } else { "execution_failed" }
 }
 
 fn exec_action(e: &Execution) -> Option<String> {
@@ -605,10 +606,10 @@ fn exec_action(e: &Execution) -> Option<String> {
 /// An execution step as JSON, report lines and exit code: 0 ran (or dry run) and recorded, 12
 /// ran and failed (or the executor could not run it), 11 another execution holds the claim, 3
 /// no executor, or the claim or the result could not be recorded.
-pub(crate) fn render_execution(e: &Execution, action: &str) -> (Value, Vec<String>, i32) {
+pub(crate) fn render_execution(e: &Execution, action: &str) -> (Value, Vec<String>, Exit) {
     match e {
         Execution::Unavailable(msg) => {
-            (json!({"error": msg}), vec![format!("NOT EXECUTED: {msg}")], codes::CANNOT_DECIDE)
+            (json!({"error": msg}), vec![format!("NOT EXECUTED: {msg}")], Exit::CannotDecide)
         }
         Execution::ClaimHeld { holder } => {
             let claim: ClaimBody = decode(&holder.body).unwrap_or_default();
@@ -616,14 +617,14 @@ pub(crate) fn render_execution(e: &Execution, action: &str) -> (Value, Vec<Strin
             (
                 json!({"error": "claimed by another execution", "claim_held_by": holder.id()}),
                 vec![
-                    format!("NOT EXECUTED (exit {}): another execution of {action} holds the claim", codes::REFUSED),
+                    format!("NOT EXECUTED (exit {}): another execution of {action} holds the claim", Exit::Refused),
                     format!("  claim       held by record {} (requested by {by})", holder.id()),
                     format!(
                         "  if it died  guardrail incident release-claim {} --reason TEXT   (as an approver)",
                         claim.incident_id
                     ),
                 ],
-                codes::REFUSED,
+                Exit::Refused,
             )
         }
         Execution::ClaimNotRecorded(err) => {
@@ -631,12 +632,12 @@ pub(crate) fn render_execution(e: &Execution, action: &str) -> (Value, Vec<Strin
             (
                 json!({"error": msg, "claim_record": err.in_chain().map(ChainedRecord::id)}),
                 vec![format!("NOT EXECUTED: {msg}")],
-                codes::CANNOT_DECIDE,
+                Exit::CannotDecide,
             )
         }
         Execution::Done { body, result, claim, record } => {
             let ok = body.ok;
-            let code = if ok { codes::EXECUTED } else { codes::EXECUTION_FAILED };
+            let code = if ok { Exit::Ok } else { Exit::ExecutionFailed };
             let mut text = vec![match (result, ok) {
                 (Ok(r), true) if r.dry_run => format!("DRY RUN of {action} recorded (exit {code})"),
                 (Ok(_), true) => format!("EXECUTED {action} (exit {code})"),
@@ -663,7 +664,7 @@ pub(crate) fn render_execution(e: &Execution, action: &str) -> (Value, Vec<Strin
                     if let Some(r) = e.in_chain() {
                         v["audit"] = r.id().into();
                     }
-                    (v, text, codes::CANNOT_DECIDE)
+                    (v, text, Exit::CannotDecide)
                 }
             }
         }
@@ -691,7 +692,7 @@ fn summary_lines(o: &PipelineOutcome, hash: &str) -> Vec<String> {
     out
 }
 
-fn list(store: &StoreArgs, env: EnvLookup<'_>, format: OutFormat) -> i32 {
+fn list(store: &StoreArgs, env: EnvLookup<'_>, format: OutFormat) -> Exit {
     let states = match load_states(store, env) {
         Ok(s) => s,
         Err(e) => return fail(&[e]),
@@ -715,7 +716,7 @@ fn list(store: &StoreArgs, env: EnvLookup<'_>, format: OutFormat) -> i32 {
             }
         }
     }
-    codes::EXECUTED
+    Exit::Ok
 }
 
 fn state_summary(st: &IncidentState) -> Value {
@@ -737,7 +738,7 @@ fn state_summary(st: &IncidentState) -> Value {
     })
 }
 
-fn show(store: &StoreArgs, env: EnvLookup<'_>, incident: &str, format: OutFormat) -> i32 {
+fn show(store: &StoreArgs, env: EnvLookup<'_>, incident: &str, format: OutFormat) -> Exit {
     let states = match load_states(store, env) {
         Ok(s) => s,
         Err(e) => return fail(&[e]),
@@ -784,7 +785,7 @@ fn show(store: &StoreArgs, env: EnvLookup<'_>, incident: &str, format: OutFormat
             }
         }
     }
-    codes::EXECUTED
+    Exit::Ok
 }
 
 /// One line about a governor record for `incident show` (empty for other kinds, or a body that
@@ -849,14 +850,14 @@ fn release_claim(
     reason: &str,
     at: Option<&str>,
     format: OutFormat,
-) -> i32 {
+) -> Exit {
     use guardrail_governor::claims::{ReleaseInput, ReleaseOutcome, ReleaseRefusal};
     if reason.trim().is_empty() {
         eprintln!(
             "guardrail: usage error (exit {}): --reason is required: say why the executor is believed dead",
-            codes::USAGE
+            Exit::Usage
         );
-        return codes::USAGE;
+        return Exit::Usage;
     }
     let cfg = match config.load(env) {
         Ok(c) => c,
@@ -891,37 +892,33 @@ fn release_claim(
             return fail(&[append_failure("the claim release", "the claim is not released", &e)]);
         }
         ReleaseOutcome::Refused { refusal: ReleaseRefusal::NoReason, message } => {
-            eprintln!("guardrail: usage error (exit {}): {message}", codes::USAGE);
-            return codes::USAGE;
+            eprintln!("guardrail: usage error (exit {}): {message}", Exit::Usage);
+            return Exit::Usage;
         }
         ReleaseOutcome::Refused { refusal, message } => (
-            json!({"incident_id": incident_id, "status": "refused", "code": refusal.code(), "message": message, "exit_code": codes::REFUSED}),
-            vec![format!(
-                "{incident_id}: claim release by {} REFUSED (exit {}): {message}",
-                who.trim(),
-                codes::REFUSED
-            )],
-            codes::REFUSED,
+            json!({"incident_id": incident_id, "status": "refused", "code": refusal.code(), "message": message, "exit_code": Exit::Refused}),
+            vec![format!("{incident_id}: claim release by {} REFUSED (exit {}): {message}", who.trim(), Exit::Refused)],
+            Exit::Refused,
         ),
         ReleaseOutcome::AlreadyReleasedBy(holder) => (
-            json!({"incident_id": incident_id, "status": "refused", "code": "already_released", "release_record": holder.id(), "exit_code": codes::REFUSED}),
+            json!({"incident_id": incident_id, "status": "refused", "code": "already_released", "release_record": holder.id(), "exit_code": Exit::Refused}),
             vec![format!(
                 "{incident_id}: claim {} was released first by record {} (exit {})",
                 decode::<ClaimReleaseBody>(&holder.body).map(|b| b.claim).unwrap_or_default(),
                 holder.id(),
-                codes::REFUSED
+                Exit::Refused
             )],
-            codes::REFUSED,
+            Exit::Refused,
         ),
         ReleaseOutcome::Released { claim, record } => (
-            json!({"incident_id": incident_id, "status": "released", "claim": claim.to_json(), "release_record": record.id(), "exit_code": codes::EXECUTED}),
+            json!({"incident_id": incident_id, "status": "released", "claim": claim.to_json(), "release_record": record.id(), "exit_code": Exit::Ok}),
             vec![
-                format!("{incident_id}: claim {} RELEASED by {} (exit {})", claim.key(), who.trim(), codes::EXECUTED),
+                format!("{incident_id}: claim {} RELEASED by {} (exit {})", claim.key(), who.trim(), Exit::Ok),
                 format!("  was         {}", claim.describe()),
                 format!("  audit       claim_release {}", record.id()),
                 format!("  next        guardrail incident execute {incident_id}   (claims the next attempt)"),
             ],
-            codes::EXECUTED,
+            Exit::Ok,
         ),
     };
     report(&[Outcome { json, text, code }], format)
@@ -937,7 +934,7 @@ fn resolve(
     who: &str,
     action: Option<&str>,
     at: Option<&str>,
-) -> i32 {
+) -> Exit {
     use guardrail_governor::learn::{LearnError, Resolution, ResolutionField};
     let at = match now(at) {
         Ok(t) => t.to_string(),
@@ -987,5 +984,5 @@ fn resolve(
     println!("{incident_id}: resolved by {} (audit record {})", who.trim(), rec.id());
     println!("  learned runbook {} ({} → {}), UNREVIEWED:", runbook.id, runbook.service, runbook.recommended_action);
     println!("  the planner will not use it until another person runs `guardrail kb review {}`", runbook.id);
-    if learned.mirror_error.is_some() { codes::CANNOT_DECIDE } else { codes::EXECUTED }
+    if learned.mirror_error.is_some() { Exit::CannotDecide } else { Exit::Ok }
 }

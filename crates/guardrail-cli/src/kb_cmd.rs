@@ -13,6 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use guardrail_gate::audit_cmd::StoreArgs;
+use guardrail_gate::exit::Exit;
 use guardrail_gate::inputs::EnvLookup;
 use guardrail_knowledge::parse::Format;
 use guardrail_knowledge::{KnowledgeStore, SqliteKnowledgeStore, read_text};
@@ -20,7 +21,7 @@ use serde_json::{Value, json};
 
 use crate::identity::{Act, AuthArgs, establish};
 use crate::incident_cmd::{open_kb, open_kb_read_only};
-use crate::remediation::{ConfigArgs, KbArgs, OutFormat, append, append_failure, codes, fail, kinds, now};
+use crate::remediation::{ConfigArgs, KbArgs, OutFormat, append, append_failure, fail, kinds, now};
 
 /// `guardrail kb …`.
 #[derive(Debug, clap::Subcommand)]
@@ -80,7 +81,7 @@ pub enum KbCommand {
 }
 
 /// Runs one `kb` subcommand; returns the exit code.
-pub fn run(cmd: KbCommand, env: EnvLookup<'_>) -> i32 {
+pub fn run(cmd: KbCommand, env: EnvLookup<'_>) -> Exit {
     match cmd {
         KbCommand::Load { file, kb } => load(&file, &kb.path(env)),
         KbCommand::Search { query, service, evidence, k, format, kb } => {
@@ -101,7 +102,7 @@ pub fn run(cmd: KbCommand, env: EnvLookup<'_>) -> i32 {
             match open_kb_read_only(&kb.path(env)).and_then(|s| s.stats().map_err(|e| e.to_string())) {
                 Ok(st) => {
                     println!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
-                    codes::EXECUTED
+                    Exit::Ok
                 }
                 Err(e) => fail(&[e]),
             }
@@ -124,7 +125,7 @@ fn is_sample_data(file: &Path) -> Result<bool, String> {
         .is_some_and(|m| ["runbooks", "evidence", "policies", "incidents"].iter().any(|k| m.contains_key(*k))))
 }
 
-fn load(file: &Path, kb: &Path) -> i32 {
+fn load(file: &Path, kb: &Path) -> Exit {
     let sample = match is_sample_data(file) {
         Ok(s) => s,
         Err(e) => return fail(&[e]),
@@ -156,13 +157,13 @@ fn load(file: &Path, kb: &Path) -> i32 {
                 "knowledge base: {} reviewed runbook(s), {} unreviewed, {} evidence, {} policies",
                 st.runbooks_reviewed, st.runbooks_unreviewed, st.evidence, st.policies
             );
-            codes::EXECUTED
+            Exit::Ok
         }
         Err(e) => fail(&[e.to_string()]),
     }
 }
 
-fn search(kb: &Path, query: &str, service: &str, evidence: bool, k: usize, format: OutFormat) -> i32 {
+fn search(kb: &Path, query: &str, service: &str, evidence: bool, k: usize, format: OutFormat) -> Exit {
     if !guardrail_core::remediation::valid_service_name(service) {
         return fail(&[format!("--service {service:?}: not a service name (1-128 of A-Z a-z 0-9 - _ . : /)")]);
     }
@@ -217,10 +218,10 @@ fn search(kb: &Path, query: &str, service: &str, evidence: bool, k: usize, forma
             }
         }
     }
-    codes::EXECUTED
+    Exit::Ok
 }
 
-fn review(env: EnvLookup<'_>, kb: &Path, store: &StoreArgs, id: &str, who: &str, at: Option<&str>) -> i32 {
+fn review(env: EnvLookup<'_>, kb: &Path, store: &StoreArgs, id: &str, who: &str, at: Option<&str>) -> Exit {
     let who = who.trim();
     let at = match now(at) {
         Ok(t) => t.to_string(),
@@ -246,10 +247,10 @@ fn review(env: EnvLookup<'_>, kb: &Path, store: &StoreArgs, id: &str, who: &str,
     {
         eprintln!(
             "guardrail: review REFUSED (exit {}): {who} learned runbook {id} from {} and cannot review it; another person must",
-            codes::REFUSED,
+            Exit::Refused,
             l.incident_id
         );
-        return codes::REFUSED;
+        return Exit::Refused;
     }
     let body = json!({
         "runbook_id": id,
@@ -262,14 +263,14 @@ fn review(env: EnvLookup<'_>, kb: &Path, store: &StoreArgs, id: &str, who: &str,
     // A review in the chain whose mirror copy failed IS recorded: it is applied (the knowledge
     // base follows the chain), and the mirror failure reported with exit 13.
     let (rec, done) = match append(store, env, kinds::RUNBOOK_REVIEWED, &at, body) {
-        Ok(r) => (r, codes::EXECUTED),
+        Ok(r) => (r, Exit::Ok),
         Err(e) => match e.in_chain().cloned() {
             None => {
                 return fail(&[append_failure("the review", "the runbook stays unreviewed", &e)]);
             }
             Some(r) => {
                 eprintln!("guardrail: {}", append_failure("the review", "the mirror lacks it (exit 13)", &e));
-                (r, codes::MIRROR_FAILED)
+                (r, Exit::MirrorFailed)
             }
         },
     };

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use guardrail::audit_cmd::{self, StoreArgs};
 use guardrail::ci::{self, CiContext};
-use guardrail::exit;
+use guardrail::exit::{self, Exit};
 use guardrail::gate;
 use guardrail::inputs::{self, InputArgs};
 use guardrail::render::{self, Style};
@@ -310,11 +310,11 @@ fn main() -> ExitCode {
     // failure to write stdout means the output was not delivered, so success becomes exit 3.
     if let Some(e) = render::out::finish_stdout() {
         eprintln!("guardrail: could not write to standard output: {e}");
-        if code == exit::OK {
-            code = exit::CANNOT_DECIDE;
+        if code == Exit::Ok {
+            code = Exit::CannotDecide;
         }
     }
-    ExitCode::from(code.clamp(0, 255) as u8)
+    ExitCode::from(code)
 }
 
 /// Whether the command line is `gate … --format json` (so even a command line clap refuses
@@ -332,29 +332,29 @@ fn print_error_json(kind: exit::ErrorKind, errors: &[String], audit_record: Opti
 }
 
 /// A flag or environment variable with a bad value: exit 64, nothing read or recorded.
-fn usage(errors: &[String]) -> i32 {
-    eprintln!("guardrail: usage error (exit {}):", exit::USAGE);
+fn usage(errors: &[String]) -> Exit {
+    eprintln!("guardrail: usage error (exit {}):", Exit::Usage);
     for e in errors {
         eprintln!("  error: {e}");
     }
-    exit::USAGE
+    Exit::Usage
 }
 
 /// [`usage`] for the value errors of the input flags ([`inputs::usage_errors`]), if any.
-fn check_usage(args: &InputArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<(), i32> {
+fn check_usage(args: &InputArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<(), Exit> {
     let errors = inputs::usage_errors(args, env);
     if errors.is_empty() { Ok(()) } else { Err(usage(&errors)) }
 }
 
-fn fail(errors: &[String]) -> i32 {
-    eprintln!("guardrail: could not decide (exit {}):", exit::CANNOT_DECIDE);
+fn fail(errors: &[String]) -> Exit {
+    eprintln!("guardrail: could not decide (exit {}):", Exit::CannotDecide);
     for e in errors {
         eprintln!("  error: {e}");
     }
-    exit::CANNOT_DECIDE
+    Exit::CannotDecide
 }
 
-fn run(cli: Cli) -> i32 {
+fn run(cli: Cli) -> Exit {
     let env: &dyn Fn(&str) -> Option<String> = &env_lookup;
     match cli.command {
         Command::Gate { inputs, store, format, fail_on_warn, color, checkpoint_key } => {
@@ -385,7 +385,7 @@ fn run(cli: Cli) -> i32 {
                             println!("{l}");
                         }
                     }
-                    exit::OK
+                    Exit::Ok
                 }
             }
         }
@@ -412,7 +412,7 @@ fn run(cli: Cli) -> i32 {
                             println!("{l}");
                         }
                     }
-                    exit::OK
+                    Exit::Ok
                 }
             }
         }
@@ -445,7 +445,7 @@ fn run(cli: Cli) -> i32 {
                         policies_path: &policies_path,
                     });
                     print!("{text}");
-                    exit::OK
+                    Exit::Ok
                 }
             }
         }
@@ -481,7 +481,7 @@ fn report_undecided(
     undecided: &decide::Undecided,
     record: &Result<guardrail_core::audit::ChainedRecord, guardrail_store::AppendError>,
     format: Format,
-) -> i32 {
+) -> Exit {
     match record {
         Ok(rec) => {
             let code = fail(&undecided.errors);
@@ -510,7 +510,7 @@ fn run_gate(
     fail_on_warn: bool,
     color: ColorChoice,
     env: &dyn Fn(&str) -> Option<String>,
-) -> i32 {
+) -> Exit {
     let usage_errors = inputs::usage_errors(args, env);
     if !usage_errors.is_empty() {
         if format == Format::Json {
@@ -570,7 +570,7 @@ fn run_gate(
     out.exit_code
 }
 
-fn lint(path: &std::path::Path, format: Format) -> i32 {
+fn lint(path: &std::path::Path, format: Format) -> Exit {
     let src = match inputs::read(path) {
         Ok(s) => s,
         Err(e) => return fail(&[e]),
@@ -595,10 +595,10 @@ fn lint(path: &std::path::Path, format: Format) -> i32 {
         let rules = load.set.as_ref().map(|s| s.policies.len()).unwrap_or(0);
         println!("{}: {rules} rule(s), {errors} error(s), {warnings} warning(s)", path.display());
     }
-    if errors > 0 { exit::CANNOT_DECIDE } else { exit::OK }
+    if errors > 0 { Exit::CannotDecide } else { Exit::Ok }
 }
 
-fn run_audit(store: &StoreArgs, command: AuditCommand, env: &dyn Fn(&str) -> Option<String>) -> i32 {
+fn run_audit(store: &StoreArgs, command: AuditCommand, env: &dyn Fn(&str) -> Option<String>) -> Exit {
     let spec = store.spec(env);
     // Signed checkpoints (`checkpoint_cmd`): opened there, or no store at all (keygen).
     let command = match command {
@@ -632,7 +632,7 @@ fn run_audit(store: &StoreArgs, command: AuditCommand, env: &dyn Fn(&str) -> Opt
                             println!("{}", render::audit_list_line(&r.id(), &r.recorded_at, &r.kind, &r.body));
                         }
                     }
-                    exit::OK
+                    Exit::Ok
                 }
             }
         }
@@ -645,10 +645,10 @@ fn run_audit(store: &StoreArgs, command: AuditCommand, env: &dyn Fn(&str) -> Opt
                     o.insert("id".into(), r.id().into());
                 }
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-                exit::OK
+                Exit::Ok
             }
         },
-        AuditCommand::Keygen { .. } | AuditCommand::Checkpoint { .. } => exit::USAGE, // handled above
+        AuditCommand::Keygen { .. } | AuditCommand::Checkpoint { .. } => Exit::Usage, // handled above
         AuditCommand::Verify { format, .. } => match s.verify() {
             Err(e) => fail(&[format!("audit store {spec}: {e}")]),
             Ok(rep) => {
@@ -666,13 +666,13 @@ fn run_audit(store: &StoreArgs, command: AuditCommand, env: &dyn Fn(&str) -> Opt
                         println!("  record {}: {}", b.seq, b.problem);
                     }
                 }
-                if rep.ok() { exit::OK } else { exit::DELAY }
+                if rep.ok() { Exit::Ok } else { Exit::Delay }
             }
         },
     }
 }
 
-fn serve(args: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> i32 {
+fn serve(args: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Exit {
     // The served inputs are re-read on change, but a bad flag value would never change: refuse
     // it at start-up rather than answer 503 forever.
     if let Err(code) = check_usage(&args.inputs, env) {
@@ -696,7 +696,7 @@ fn serve(args: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> i32 {
                 Ok(l) => l,
                 Err(e) => {
                     eprintln!("guardrail serve: --logs: {e}");
-                    return exit::CANNOT_DECIDE;
+                    return Exit::CannotDecide;
                 }
             };
             cfg.governor = guardrail_server::GovernorSettings {
@@ -714,7 +714,7 @@ fn serve(args: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> i32 {
             for e in es {
                 eprintln!("  error: {e}");
             }
-            return exit::CANNOT_DECIDE;
+            return Exit::CannotDecide;
         }
     }
     let tokens_file =
@@ -730,26 +730,26 @@ fn serve(args: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> i32 {
     };
     let opts = guardrail_server::ServeOptions { bind: args.bind, tokens_file, mcp, checkpoints };
     match guardrail_server::run(cfg, opts) {
-        Ok(()) => exit::OK,
+        Ok(()) => Exit::Ok,
         Err(e) => {
             eprintln!("guardrail serve: {e}");
-            exit::CANNOT_DECIDE
+            Exit::CannotDecide
         }
     }
 }
 
-fn token_hash(identity: Option<String>, role: Option<String>) -> i32 {
+fn token_hash(identity: Option<String>, role: Option<String>) -> Exit {
     let mut token = String::new();
     if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut token) {
         eprintln!("guardrail token hash: could not read the token from standard input: {e}");
-        return exit::USAGE;
+        return Exit::Usage;
     }
     let token = token.trim_end_matches(['\n', '\r']);
     if token.trim().is_empty() {
         eprintln!(
             "guardrail token hash: no token on standard input (e.g. `printf %s \"$TOKEN\" | guardrail token hash`)"
         );
-        return exit::USAGE;
+        return Exit::Usage;
     }
     let hash = guardrail_server::hash_token(token);
     match (identity, role) {
@@ -758,10 +758,10 @@ fn token_hash(identity: Option<String>, role: Option<String>) -> i32 {
         }
         _ => println!("{hash}"),
     }
-    exit::OK
+    Exit::Ok
 }
 
-fn replay(spec: &str, id: &str, format: Format) -> i32 {
+fn replay(spec: &str, id: &str, format: Format) -> Exit {
     let mut s = match audit_cmd::open(spec) {
         Ok(s) => s,
         Err(e) => return fail(&[e]),
@@ -816,5 +816,5 @@ fn replay(spec: &str, id: &str, format: Format) -> i32 {
     } else {
         println!("record {}: replayed decision DIFFERS in {}", rec.id(), differing.join(", "));
     }
-    if identical { exit::OK } else { exit::DELAY }
+    if identical { Exit::Ok } else { Exit::Delay }
 }

@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use guardrail_gate::audit_cmd::StoreArgs;
+use guardrail_gate::exit::Exit;
 use guardrail_gate::inputs::{EnvLookup, InputArgs};
 use guardrail_mcp::{HttpOptions, McpConfig, TokenVerifier};
 
-use crate::remediation::{KbArgs, codes};
+use crate::remediation::KbArgs;
 
 /// `guardrail mcp …`.
 #[derive(Debug, clap::Args)]
@@ -38,9 +39,9 @@ pub struct McpArgs {
     tokens: Option<PathBuf>,
 }
 
-fn fail(msg: &str) -> i32 {
+fn fail(msg: &str) -> Exit {
     eprintln!("guardrail mcp: {msg}");
-    codes::CANNOT_DECIDE
+    Exit::CannotDecide
 }
 
 /// The MCP server's configuration from the gate's input flags, the store and knowledge base
@@ -64,12 +65,12 @@ pub fn config(
 }
 
 /// Runs the server until the client disconnects (stdio) or the process is interrupted (HTTP).
-pub fn run(args: McpArgs, env: EnvLookup<'_>) -> i32 {
+pub fn run(args: McpArgs, env: EnvLookup<'_>) -> Exit {
     // A bad flag value (`--now yesterday`, `--cost-warn-pct abc`) is a usage error, as for `gate`.
     let usage = guardrail_gate::inputs::usage_errors(&args.inputs, env);
     if !usage.is_empty() {
-        eprintln!("guardrail mcp: usage error (exit {}): {}", codes::USAGE, usage.join("; "));
-        return codes::USAGE;
+        eprintln!("guardrail mcp: usage error (exit {}): {}", Exit::Usage, usage.join("; "));
+        return Exit::Usage;
     }
     if let Some(w) = guardrail_gate::ci::explainer_warning(env) {
         eprintln!("guardrail mcp: warning: {w}");
@@ -85,7 +86,7 @@ pub fn run(args: McpArgs, env: EnvLookup<'_>) -> i32 {
     };
     match args.http {
         None => match rt.block_on(guardrail_mcp::serve_stdio(cfg)) {
-            Ok(()) => codes::EXECUTED,
+            Ok(()) => Exit::Ok,
             Err(e) => fail(&e.to_string()),
         },
         Some(addr) => {
@@ -123,7 +124,7 @@ pub fn run(args: McpArgs, env: EnvLookup<'_>) -> i32 {
                 guardrail_mcp::serve_http(listener, router, shutdown).await.map_err(|e| e.to_string())
             });
             match served {
-                Ok(()) => codes::EXECUTED,
+                Ok(()) => Exit::Ok,
                 Err(e) => fail(&e),
             }
         }

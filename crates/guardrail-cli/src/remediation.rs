@@ -22,32 +22,6 @@ use guardrail_governor::pipeline::StoreLog;
 use guardrail_store::AppendError;
 use serde_json::Value;
 
-/// Exit codes of the remediation commands. 3 (could not decide) and 64 (usage) are shared
-/// with the deploy gate; none of these collides with a deploy decision (0–2). They are names
-/// for [`Exit`] values, the one table of exit codes.
-pub mod codes {
-    use guardrail_gate::exit::Exit;
-    /// [`Exit::Ok`]: executed (or dry-run recorded), approved and executed, or a
-    /// report/command that succeeded.
-    pub const EXECUTED: i32 = Exit::Ok.as_i32();
-    /// [`Exit::CannotDecide`]: bad input, missing knowledge base, invalid config, audit write failed.
-    pub const CANNOT_DECIDE: i32 = Exit::CannotDecide.as_i32();
-    /// [`Exit::AwaitingApproval`].
-    pub const AWAITING_APPROVAL: i32 = Exit::AwaitingApproval.as_i32();
-    /// [`Exit::Refused`].
-    pub const REFUSED: i32 = Exit::Refused.as_i32();
-    /// [`Exit::ExecutionFailed`].
-    pub const EXECUTION_FAILED: i32 = Exit::ExecutionFailed.as_i32();
-    /// [`Exit::MirrorFailed`]: never reported as "not granted" / "not recorded".
-    pub const MIRROR_FAILED: i32 = Exit::MirrorFailed.as_i32();
-    /// [`Exit::Unauthenticated`] ([`crate::identity`]).
-    pub const UNAUTHENTICATED: i32 = Exit::Unauthenticated.as_i32();
-    /// [`Exit::Forbidden`].
-    pub const FORBIDDEN: i32 = Exit::Forbidden.as_i32();
-    /// [`Exit::Usage`].
-    pub const USAGE: i32 = Exit::Usage.as_i32();
-}
-
 /// Audit record kinds written by the governor (defined in `guardrail_governor::queue`).
 pub use guardrail_governor::queue::kinds;
 
@@ -227,12 +201,12 @@ pub fn append_failure(what: &str, then: &str, e: &AppendError) -> String {
 }
 
 /// Prints "could not decide" errors and returns 3.
-pub fn fail(errors: &[String]) -> i32 {
-    eprintln!("guardrail: could not decide (exit {}):", codes::CANNOT_DECIDE);
+pub fn fail(errors: &[String]) -> Exit {
+    eprintln!("guardrail: could not decide (exit {}):", Exit::CannotDecide);
     for e in errors {
         eprintln!("  error: {e}");
     }
-    codes::CANNOT_DECIDE
+    Exit::CannotDecide
 }
 
 // The queue fold lives in `guardrail-governor` (shared with the MCP server).
@@ -250,14 +224,14 @@ pub fn load_states(store: &StoreArgs, env: EnvLookup<'_>) -> Result<BTreeMap<Str
 /// inputs ([`guardrail_governor::replay::replay_decision`]) with the rules in force, compared
 /// with what was recorded. Exit 0 identical, 1 different, 3 could not replay (a field of the
 /// record is missing or unreadable, named).
-pub fn replay_decision(rec: &ChainedRecord, json: bool) -> i32 {
+pub fn replay_decision(rec: &ChainedRecord, json: bool) -> Exit {
     let rules = guardrail_governor::Governor::default().rules;
     let r = match guardrail_governor::replay::replay_decision(rec, &rules) {
         Ok(r) => r,
         Err(e) => return fail(&[e]),
     };
     // Exit 1 (the code DELAY shares) for a replay that differs, as `audit verify` for a broken chain.
-    let code = if r.identical { Exit::Ok } else { Exit::Delay }.as_i32();
+    let code = if r.identical { Exit::Ok } else { Exit::Delay };
     let recorded = |v: &Value| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
     if json {
         let v = serde_json::json!({
@@ -296,9 +270,9 @@ pub fn now(given: Option<&str>) -> Result<jiff::Timestamp, String> {
 
 /// A `--now` that is not a timestamp is a usage error (exit 64), reported before anything is
 /// read or recorded.
-pub fn bad_now(error: &str) -> i32 {
-    eprintln!("guardrail: usage error (exit {}): {error}", codes::USAGE);
-    codes::USAGE
+pub fn bad_now(error: &str) -> Exit {
+    eprintln!("guardrail: usage error (exit {}): {error}", Exit::Usage);
+    Exit::Usage
 }
 
 #[cfg(test)]

@@ -53,17 +53,6 @@ impl Action {
             _ => None,
         }
     }
-
-    /// Process exit code for a decision: ALLOW 0, WARN 0 (1 with `fail_on_warn`), DELAY 1,
-    /// BLOCK 2. "Could not decide" is 3 and is not an action.
-    pub fn exit_code(self, fail_on_warn: bool) -> i32 {
-        match self {
-            Action::Allow => 0,
-            Action::Warn => i32::from(fail_on_warn),
-            Action::Delay => 1,
-            Action::Block => 2,
-        }
-    }
 }
 
 impl std::fmt::Display for Action {

@@ -1,9 +1,9 @@
 //! Process exit codes. Only a real decision exits 0–2.
 //!
 //! [`Exit`] is the one table of every code the `guardrail` binary exits with (the deploy gate's,
-//! the remediation commands' and `audit verify`/`replay`'s); the `i32` constants below and
-//! `guardrail::remediation::codes` are names for its values. The numbers are an interface:
-//! pipelines branch on them, and the README's tables list them (a test checks both agree).
+//! the remediation commands' and `audit verify`/`replay`'s); every command function returns
+//! one and `main` converts it once. The numbers are an interface: pipelines branch on them, and
+//! the README's tables list them (a test checks both agree).
 
 /// Every exit code of `guardrail`, with what it means. The discriminant is the code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -64,6 +64,19 @@ impl Exit {
         self as u8 as i32
     }
 
+    /// The exit code of a decision: ALLOW 0, WARN 0 (1 with `fail_on_warn`), DELAY 1, BLOCK 2.
+    /// "Could not decide" is [`Exit::CannotDecide`] and is not an action.
+    pub const fn for_decision(action: guardrail_core::policy::Action, fail_on_warn: bool) -> Exit {
+        use guardrail_core::policy::Action;
+        match action {
+            Action::Allow => Exit::Ok,
+            Action::Warn if fail_on_warn => Exit::Delay,
+            Action::Warn => Exit::Ok,
+            Action::Delay => Exit::Delay,
+            Action::Block => Exit::Block,
+        }
+    }
+
     /// The variant for a process exit code, if it is one of Guardrail's.
     pub fn from_code(code: i32) -> Option<Exit> {
         Exit::ALL.into_iter().find(|e| e.as_i32() == code)
@@ -82,16 +95,19 @@ impl From<Exit> for i32 {
     }
 }
 
-/// [`Exit::Ok`].
-pub const OK: i32 = Exit::Ok.as_i32();
-/// [`Exit::Delay`].
-pub const DELAY: i32 = Exit::Delay.as_i32();
-/// [`Exit::Block`].
-pub const BLOCK: i32 = Exit::Block.as_i32();
-/// [`Exit::CannotDecide`].
-pub const CANNOT_DECIDE: i32 = Exit::CannotDecide.as_i32();
-/// [`Exit::Usage`].
-pub const USAGE: i32 = Exit::Usage.as_i32();
+/// The code, as messages print it (`(exit 3)`).
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.code())
+    }
+}
+
+/// The code, as JSON outputs and records carry it (`"exit_code": 3`).
+impl serde::Serialize for Exit {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u8(self.code())
+    }
+}
 
 /// Why a command did not decide, as `guardrail gate --format json` prints it on stdout (so a
 /// pipeline that parses stdout sees the reason, not an empty document), with the exit code.
@@ -101,8 +117,8 @@ pub struct ErrorOutput {
     pub error: ErrorDetail,
     /// Every problem found, the first included.
     pub errors: Vec<ErrorDetail>,
-    /// [`CANNOT_DECIDE`] or [`USAGE`].
-    pub exit_code: i32,
+    /// [`Exit::CannotDecide`] or [`Exit::Usage`].
+    pub exit_code: Exit,
     /// The `deploy_error` audit record that holds the failure, when one was written.
     pub audit_record: Option<String>,
 }
@@ -147,7 +163,7 @@ impl ErrorOutput {
         if errors.is_empty() {
             errors.push(ErrorDetail::parse(kind, "could not decide"));
         }
-        let exit_code = if kind == ErrorKind::Usage { USAGE } else { CANNOT_DECIDE };
+        let exit_code = if kind == ErrorKind::Usage { Exit::Usage } else { Exit::CannotDecide };
         ErrorOutput { error: errors[0].clone(), errors, exit_code, audit_record }
     }
 }
@@ -264,11 +280,27 @@ mod tests {
                 (Exit::Usage, 64),
             ]
         );
-        assert_eq!((OK, DELAY, BLOCK, CANNOT_DECIDE, USAGE), (0, 1, 2, 3, 64));
+        assert_eq!(
+            (Exit::CannotDecide.to_string(), serde_json::json!(Exit::Usage)),
+            ("3".to_string(), serde_json::json!(64))
+        );
         assert!(Exit::ALL.windows(2).all(|w| w[0] < w[1]), "ALL is ascending and complete");
         assert_eq!(Exit::from_code(13), Some(Exit::MirrorFailed));
         assert_eq!(Exit::from_code(4), None);
         assert_eq!(std::process::ExitCode::from(Exit::Usage), std::process::ExitCode::from(64));
+    }
+
+    #[test]
+    fn a_decision_has_one_exit_code() {
+        use guardrail_core::policy::Action;
+        let codes: Vec<(Exit, Exit)> = [Action::Allow, Action::Warn, Action::Delay, Action::Block]
+            .into_iter()
+            .map(|a| (Exit::for_decision(a, false), Exit::for_decision(a, true)))
+            .collect();
+        assert_eq!(
+            codes,
+            [(Exit::Ok, Exit::Ok), (Exit::Ok, Exit::Delay), (Exit::Delay, Exit::Delay), (Exit::Block, Exit::Block)]
+        );
     }
 
     #[test]
@@ -298,11 +330,11 @@ mod tests {
     #[test]
     fn the_object_has_the_first_error_every_error_and_the_exit_code() {
         let o = ErrorOutput::new(ErrorKind::Usage, &["--now: bad".into(), "--max-age: bad".into()], None);
-        assert_eq!((o.exit_code, o.errors.len(), o.error.field.as_deref()), (USAGE, 2, Some("--now")));
+        assert_eq!((o.exit_code, o.errors.len(), o.error.field.as_deref()), (Exit::Usage, 2, Some("--now")));
         let v = serde_json::to_value(&o).unwrap();
         assert_eq!(v["error"]["kind"], "usage");
         assert_eq!(v["exit_code"], 64);
         let o = ErrorOutput::new(ErrorKind::CannotDecide, &[], Some("3-abc".into()));
-        assert_eq!((o.exit_code, o.error.message.as_str()), (CANNOT_DECIDE, "could not decide"));
+        assert_eq!((o.exit_code, o.error.message.as_str()), (Exit::CannotDecide, "could not decide"));
     }
 }

@@ -264,7 +264,7 @@ pub struct GateOutput<'a> {
     /// When to ask again (DELAY only).
     pub retry_after: Option<String>,
     /// The process exit code for this decision.
-    pub exit_code: i32,
+    pub exit_code: crate::exit::Exit,
     /// Rule or default action.
     pub decided_by: DecidedBy,
     /// Winning rule's conditions with the compared values.
@@ -318,7 +318,7 @@ pub fn output<'a>(ev: &'a Evaluation, ci: &'a CiContext, fail_on_warn: bool) -> 
         slo: &ev.slo,
         cost: &ev.cost,
         retry_after,
-        exit_code: d.action.exit_code(fail_on_warn),
+        exit_code: crate::exit::Exit::for_decision(d.action, fail_on_warn),
         decided_by: d.decided_by,
         conditions: &d.conditions,
         trace: &d.trace,
@@ -373,8 +373,8 @@ pub fn audit_body(out: &GateOutput<'_>, sources: &Sources) -> serde_json::Value 
 pub struct ErrorRecordBody<'a> {
     /// Always `error`.
     pub outcome: &'static str,
-    /// Always [`crate::exit::CANNOT_DECIDE`].
-    pub exit_code: i32,
+    /// Always [`crate::exit::Exit::CannotDecide`].
+    pub exit_code: crate::exit::Exit,
     /// Every problem found.
     pub errors: &'a [String],
     /// The inputs' paths and digests.
@@ -402,7 +402,7 @@ impl<'a> ErrorRecordBody<'a> {
     ) -> ErrorRecordBody<'a> {
         ErrorRecordBody {
             outcome: "error",
-            exit_code: crate::exit::CANNOT_DECIDE,
+            exit_code: crate::exit::Exit::CannotDecide,
             errors: &undecided.errors,
             inputs: &undecided.digests,
             settings: undecided.settings.as_deref(),
