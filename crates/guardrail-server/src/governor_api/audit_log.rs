@@ -1,0 +1,61 @@
+//! [`ServerLog`]: the governor's audit log over the server's store, metrics and events.
+
+use guardrail_core::audit::ChainedRecord;
+use guardrail_governor::pipeline::{AuditLog, StoreLog};
+use guardrail_store::{AppendError, Claim};
+use serde_json::{Value, json};
+
+use crate::api::ApiError;
+use crate::state::AppState;
+
+use super::status::no_store;
+
+/// The governor's audit log over HTTP: the configured store and mirror, every failed write
+/// counted in `guardrail_audit_write_failures`, every record in the chain published as an
+/// `audit` event (also one whose mirror copy failed: it is in the chain).
+pub(crate) struct ServerLog<'s> {
+    inner: StoreLog,
+    state: &'s AppState,
+}
+
+impl<'s> ServerLog<'s> {
+    /// Opens the configured store; records stamped `now`.
+    pub(crate) fn open(state: &'s AppState, now: jiff::Timestamp) -> Result<ServerLog<'s>, ApiError> {
+        let cfg = state.config();
+        let store = guardrail_store::open_store(&cfg.store).map_err(|e| {
+            state.metrics().audit_write_failure();
+            no_store(&e.to_string())
+        })?;
+        Ok(ServerLog { inner: StoreLog::new(store, cfg.audit_jsonl.clone(), now), state })
+    }
+
+    fn observe(&self, rec: Option<&ChainedRecord>, failed: bool) {
+        if failed {
+            self.state.metrics().audit_write_failure();
+        }
+        if let Some(rec) = rec {
+            self.state.publish("audit", json!({"id": rec.id(), "seq": rec.seq, "kind": rec.kind}));
+        }
+    }
+}
+
+impl AuditLog for ServerLog<'_> {
+    fn append(&mut self, kind: &str, body: Value) -> Result<ChainedRecord, AppendError> {
+        let r = self.inner.append(kind, body);
+        match &r {
+            Ok(rec) => self.observe(Some(rec), false),
+            Err(e) => self.observe(e.in_chain(), true),
+        }
+        r
+    }
+
+    fn append_claim(&mut self, kind: &str, body: Value, claim: &str) -> Result<Claim, AppendError> {
+        let r = self.inner.append_claim(kind, body, claim);
+        match &r {
+            Ok(Claim::Won(rec)) => self.observe(Some(rec), false),
+            Ok(Claim::Held(_)) => {}
+            Err(e) => self.observe(e.in_chain(), true),
+        }
+        r
+    }
+}

@@ -1,0 +1,122 @@
+//! `POST /api/incidents/{id}/execute`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use guardrail_governor::pipeline::{ExecuteOutcome, RunOutcome};
+use guardrail_governor::record::{ExecutionBody, decode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::api::{ApiError, StrictJson, blocking, ok};
+use crate::auth::Caller;
+use crate::state::AppState;
+
+use super::approvals::Approver;
+use super::audit_log::ServerLog;
+use super::status::{append_failed, conflict, no_store};
+use super::views::{execution_view, load, run_view};
+use super::wiring::{deploy_signals, executor, governor_in_force, open_kb_read_only, pipeline};
+
+/// Body of `POST /api/incidents/{id}/execute`. There is no field naming who asks: it is the
+/// token's identity.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecuteRequest {
+    /// The action to run [default: the authorised one]. Another action than the authorised
+    /// one is not run: the refusal is recorded and the action goes through the gate again.
+    #[serde(default)]
+    pub action: Option<String>,
+}
+
+fn execute_blocking(state: &AppState, caller: &Caller, id: String, req: ExecuteRequest) -> Result<Value, ApiError> {
+    let states = load(state).map_err(|e| no_store(&e))?;
+    if !states.contains_key(&id) {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "no such incident in the audit trail"));
+    }
+    if let Some(a) = &req.action
+        && (a.trim().is_empty() || a.chars().count() > 200)
+    {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "action: must be 1-200 characters"));
+    }
+    let view = governor_in_force(state)?;
+    let now = jiff::Timestamp::now();
+    let gov = &state.config().governor;
+    // The knowledge base is needed only to gate another action again.
+    let kb = gov.kb.as_ref().and_then(|p| guardrail_knowledge::SqliteKnowledgeStore::open_read_only(p).ok());
+    let governor = guardrail_governor::Governor::default();
+    let exec = executor(&view);
+    let signals = if req.action.is_some() { deploy_signals(state)? } else { None };
+    let pipeline = pipeline(
+        state,
+        &view,
+        caller,
+        &governor,
+        kb.as_ref().map(|k| k as &dyn guardrail_knowledge::KnowledgeStore),
+        &exec,
+        signals.as_ref(),
+        now,
+    );
+    let mut log = ServerLog::open(state, now)?;
+    let out = pipeline.execute_incident(&mut log, &states, &id, req.action.as_deref());
+    let mut v = match out {
+        ExecuteOutcome::CannotExecute(e) => {
+            return Err(conflict("nothing_authorised", state.redactor().text(&e), Value::Null));
+        }
+        ExecuteOutcome::AwaitingApproval { action } => {
+            return Err(conflict(
+                "awaiting_approval",
+                format!("{action} is blocked and awaits approval"),
+                json!({"status": "awaiting_approval"}),
+            ));
+        }
+        ExecuteOutcome::AlreadyExecuted { execution } => {
+            let claim = decode::<ExecutionBody>(&execution.body).ok().and_then(|b| b.claim_record);
+            return Err(conflict(
+                "already_executed",
+                format!("it already ran as record {}; a new run needs a new decision", execution.id()),
+                json!({"execution_record": execution.id(), "claim_record": claim}),
+            ));
+        }
+        ExecuteOutcome::RefusalNotRecorded(e) => {
+            return Err(append_failed("the refusal of the other action", "it is not gated again", &e));
+        }
+        ExecuteOutcome::Executed(exec) => {
+            let succeeded = exec.succeeded();
+            let execution = execution_view(exec)?;
+            let status = if succeeded { "executed" } else { "execution_failed" };
+            json!({"incident_id": id, "status": status, "execution": execution})
+        }
+        ExecuteOutcome::Regated { requested, instead_of, refused, run } => {
+            if kb.is_none() && matches!(*run, RunOutcome::CouldNotDecide { .. }) {
+                // Recorded as a could-not-decide; say why without the path.
+                let _ = open_kb_read_only(gov.kb.as_deref().unwrap_or(std::path::Path::new("")))?;
+            }
+            let mut v = run_view(state, caller, *run)?;
+            v["regate"] = json!({
+                "requested_action": requested,
+                "instead_of": instead_of,
+                "refusal_record": refused.map(|r| r.id()),
+            });
+            v
+        }
+    };
+    state.publish("incident", json!({"incident_id": id, "status": v["status"]}));
+    state.redactor().value(&mut v);
+    Ok(v)
+}
+
+/// `POST /api/incidents/{id}/execute`: runs the authorised action (the gate's, or an
+/// approval's) exactly as `guardrail incident execute`: hash-checked, claimed (one winner among
+/// concurrent executors; a loser gets 409 `claim_held` naming the claim record), with the
+/// governor config's executor, recorded. Another `action` is refused (recorded) and gated
+/// again. Role `approver` (or `admin`); who asks is the token's identity.
+pub async fn execute(
+    State(s): State<AppState>,
+    Approver(caller): Approver,
+    Path(id): Path<String>,
+    StrictJson(req): StrictJson<ExecuteRequest>,
+) -> Result<Response, ApiError> {
+    let st = s.clone();
+    blocking(move || execute_blocking(&st, &caller, id, req)).await?.map(ok)
+}

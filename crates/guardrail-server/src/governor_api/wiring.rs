@@ -1,0 +1,113 @@
+//! The governor's parts from the server's state: the config in force, the executor, the
+//! knowledge base, the deploy gate's signals and the [`Pipeline`] over them.
+
+use axum::http::StatusCode;
+use guardrail_governor::pipeline::Pipeline;
+use guardrail_governor::record::RunContext;
+use serde_json::{Value, json};
+
+use crate::api::ApiError;
+use crate::auth::Caller;
+use crate::state::{AppState, GovernorView};
+
+use super::status::kb_unavailable;
+
+pub(super) fn executor(gov: &GovernorView) -> Result<Box<dyn guardrail_governor::Executor>, String> {
+    guardrail_governor::record::executor_for(&gov.config, None)
+}
+
+/// The governor config in force, re-read if its file changed; a 503 naming the file (not its
+/// directory) while it does not read or parse: nothing is decided on a config the operator
+/// did not mean.
+pub(super) fn governor_in_force(state: &AppState) -> Result<std::sync::Arc<GovernorView>, ApiError> {
+    let view = state.refresh_governor();
+    if let Some(why) = &view.broken {
+        let mut err = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, why.clone());
+        err.extra = Some(json!({"code": "governor_config_invalid"}));
+        return Err(err);
+    }
+    Ok(view)
+}
+
+/// Opens the configured knowledge base for writing (learning: `resolve`); a missing or
+/// unreadable one is a 503 without its path.
+pub(super) fn open_kb(path: &std::path::Path) -> Result<guardrail_knowledge::SqliteKnowledgeStore, ApiError> {
+    guardrail_knowledge::SqliteKnowledgeStore::open(path).map_err(kb_unavailable)
+}
+
+/// Opens the configured knowledge base read-only
+/// ([`guardrail_knowledge::SqliteKnowledgeStore::open_read_only`]), for what only plans and
+/// searches (propose, execute's re-gate); the same 503 as [`open_kb`].
+pub(super) fn open_kb_read_only(path: &std::path::Path) -> Result<guardrail_knowledge::SqliteKnowledgeStore, ApiError> {
+    guardrail_knowledge::SqliteKnowledgeStore::open_read_only(path).map_err(kb_unavailable)
+}
+
+/// The deploy gate's signals from the server's own inputs (the snapshot `GET /api/decision`
+/// answers from), when `guardrail serve --governor-signals` is on; an input problem is a 503
+/// (could not decide), never "no signals".
+pub(super) fn deploy_signals(state: &AppState) -> Result<Option<(guardrail_core::signals::Signals, Value)>, ApiError> {
+    if !state.config().governor.deploy_signals {
+        return Ok(None);
+    }
+    state.refresh();
+    let snap = state.snapshot();
+    let undecidable = |e: Vec<String>| {
+        eprintln!("guardrail serve: deploy signals: {}", e.join("; "));
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the deploy gate's inputs cannot be evaluated, so nothing can be decided",
+        )
+    };
+    let sources = snap.sources().map_err(undecidable)?;
+    let digests: Vec<_> = [&sources.policies, &sources.slos, &sources.metrics, &sources.cost]
+        .into_iter()
+        .map(guardrail_gate::inputs::digest)
+        .collect();
+    // The same settings (and clock, or the server's --now) as GET /api/decision.
+    let settings = state.settings_now().map_err(undecidable)?;
+    let ev = guardrail_gate::gate::evaluate(sources, settings).map_err(undecidable)?;
+    let mut meta = json!({"source": "guardrail serve inputs", "inputs": digests, "signals": ev.signals});
+    state.redactor().value(&mut meta);
+    Ok(Some((ev.signals, meta)))
+}
+
+/// The pipeline over the server's configuration, proposed (or requested) by the token's
+/// identity.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn pipeline<'p>(
+    state: &'p AppState,
+    view: &'p GovernorView,
+    caller: &Caller,
+    governor: &'p guardrail_governor::Governor,
+    kb: Option<&'p dyn guardrail_knowledge::KnowledgeStore>,
+    exec: &'p Result<Box<dyn guardrail_governor::Executor>, String>,
+    signals: Option<&'p (guardrail_core::signals::Signals, Value)>,
+    now: jiff::Timestamp,
+) -> Pipeline<'p> {
+    let gov = &state.config().governor;
+    let kb_name =
+        gov.kb.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    Pipeline {
+        governor,
+        config: &view.config,
+        run: RunContext {
+            proposer: caller.identity.clone(),
+            knowledge_base: kb_name,
+            logs: gov.logs.as_ref().map(|l| {
+                let mut d = Value::String(guardrail_governor::LogsSource::describe(l));
+                state.redactor().value(&mut d);
+                d.as_str().unwrap_or_default().to_string()
+            }),
+            deploy_signals: signals.map(|(_, m)| m.clone()),
+            governor_config: view.description.clone(),
+        },
+        knowledge: kb,
+        logs: gov.logs.as_ref().map(|l| l as &dyn guardrail_governor::LogsSource),
+        signals: signals.map(|(s, _)| s),
+        executor: match exec {
+            Ok(e) => Ok(e.as_ref()),
+            Err(e) => Err(e.clone()),
+        },
+        now,
+    }
+}
