@@ -449,7 +449,7 @@ mod tests {
         assert_eq!((chain.len(), chain[0].kind.as_str(), chain[0].id()), (1, gate::ERROR_KIND, record.id()));
         let body = &chain[0].body;
         assert_eq!(body["outcome"], "error");
-        assert_eq!(body["exit_code"], crate::exit::Exit::CannotDecide.as_i32());
+        assert_eq!(body["exit_code"], crate::exit::Exit::CannotDecide.code());
         assert_eq!(body["errors"], serde_json::json!(undecided.errors));
         assert_eq!(body["requested_by"], serde_json::json!({"identity": null, "via": "mcp-stdio"}));
         assert_eq!(body["inputs"].as_array().map(Vec::len), Some(4));
@@ -480,7 +480,7 @@ mod tests {
         let typed = serde_json::to_value(gate::ErrorRecordBody::new(&u, &ci, "2026-02-21T00:00:00Z", None)).unwrap();
         let before = serde_json::json!({
             "outcome": "error",
-            "exit_code": crate::exit::Exit::CannotDecide.as_i32(),
+            "exit_code": crate::exit::Exit::CannotDecide.code(),
             "errors": u.errors,
             "inputs": u.digests,
             "settings": null,

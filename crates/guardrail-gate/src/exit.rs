@@ -59,11 +59,6 @@ impl Exit {
         self as u8
     }
 
-    /// The process exit code as the `i32` the command functions return.
-    pub const fn as_i32(self) -> i32 {
-        self as u8 as i32
-    }
-
     /// The exit code of a decision: ALLOW 0, WARN 0 (1 with `fail_on_warn`), DELAY 1, BLOCK 2.
     /// "Could not decide" is [`Exit::CannotDecide`] and is not an action.
     pub const fn for_decision(action: guardrail_core::policy::Action, fail_on_warn: bool) -> Exit {
@@ -77,21 +72,16 @@ impl Exit {
         }
     }
 
-    /// The variant for a process exit code, if it is one of Guardrail's.
+    /// The variant for a process exit status (as `std::process::ExitStatus::code` gives it), if
+    /// it is one of Guardrail's.
     pub fn from_code(code: i32) -> Option<Exit> {
-        Exit::ALL.into_iter().find(|e| e.as_i32() == code)
+        Exit::ALL.into_iter().find(|e| i32::from(e.code()) == code)
     }
 }
 
 impl From<Exit> for std::process::ExitCode {
     fn from(e: Exit) -> std::process::ExitCode {
         std::process::ExitCode::from(e.code())
-    }
-}
-
-impl From<Exit> for i32 {
-    fn from(e: Exit) -> i32 {
-        e.as_i32()
     }
 }
 
@@ -256,7 +246,7 @@ mod tests {
     #[test]
     fn the_readme_lists_exactly_the_exit_codes_of_the_enum() {
         let documented = readme_exit_codes();
-        let ours: std::collections::BTreeSet<i32> = Exit::ALL.iter().map(|e| e.as_i32()).collect();
+        let ours: std::collections::BTreeSet<i32> = Exit::ALL.iter().map(|e| i32::from(e.code())).collect();
         assert_eq!(documented, ours, "README exit-code tables vs Exit");
     }
 
