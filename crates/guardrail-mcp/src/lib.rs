@@ -8,7 +8,8 @@
 //! (`slo_status`, `cost_status`, `evaluate_deploy`, `explain_decision`, `propose_remediation`,
 //! `incident_status`). `tools/list` is the registry's `mcp_tools_list()` read into rmcp's types;
 //! `tools/call` runs the registry's handler. No decision logic lives here: [`GateState`] only
-//! reads the configured files and the audit store for [`GuardrailState`], and the gate rules
+//! reads the configured files and the audit store for
+//! [`GuardrailState`](guardrail_governor::guardrail_tools::GuardrailState), and the gate rules
 //! and thresholds come from those files, never from a request.
 //!
 //! Errors (MCP 2025-11-25): an unknown tool is a JSON-RPC error (`-32602`); bad arguments and

@@ -24,7 +24,8 @@ impl McpRole {
         }
     }
 
-    /// True when this role may call a tool that needs `need` ([`required_role`]).
+    /// True when this role may call a tool that needs `need`
+    /// ([`required_role`](crate::required_role)).
     pub fn allows(self, need: McpRole) -> bool {
         need == McpRole::Viewer || self == McpRole::Admin || self == need
     }
