@@ -289,19 +289,10 @@ pub fn establish(
 /// and whether the real uid running this command may write it. Root may write every file and
 /// can act as anyone on the machine anyway, so root is not reported as a writer.
 fn tokens_file_trust(file: &Path) -> Result<(u32, bool), String> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let mode = meta.mode() & 0o7777;
-    if mode & 0o022 != 0 {
-        return Err(format!(
-            "{} is writable by its group or by everyone (mode {mode:04o}), so anyone could add a token: \
-             chmod go-w it",
-            file.display()
-        ));
-    }
+    let owner = guardrail_config::tokens::check_file_mode(file).map_err(|e| e.0)?;
     let uid = nix::unistd::getuid();
     let writable = !uid.is_root() && nix::unistd::access(file, nix::unistd::AccessFlags::W_OK).is_ok();
-    Ok((meta.uid(), writable))
+    Ok((owner, writable))
 }
 
 /// The OS account of this process: the real uid and its passwd entry's name.

@@ -110,11 +110,30 @@ struct TokenSpec {
     role: String,
 }
 
+/// Refuses a tokens file that anyone but its owner may write (group- or world-writable, as ssh
+/// refuses such keys): whoever can add a line to it can issue themselves any identity and role.
+/// Returns the file's owner (uid), which the CLI records.
+pub fn check_file_mode(path: &Path) -> Result<u32, TokensError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).map_err(|e| TokensError(format!("{}: {e}", path.display())))?;
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(TokensError(format!(
+            "{} is writable by its group or by everyone (mode {mode:04o}), so anyone could add a token: \
+             chmod go-w it",
+            path.display()
+        )));
+    }
+    Ok(meta.uid())
+}
+
 const ROLES: &[&str] = &["viewer", "deployer", "approver", "admin"];
 
 impl Tokens {
-    /// Reads a tokens file, reporting every problem found.
+    /// Reads a tokens file, reporting every problem found. A file its group or everyone may
+    /// write is refused first ([`check_file_mode`]).
     pub fn load(path: &Path) -> Result<Tokens, Vec<TokensError>> {
+        check_file_mode(path).map_err(|e| vec![e])?;
         let src = crate::read_source(path).map_err(|e| vec![TokensError(e.to_string())])?;
         Tokens::parse(&src)
     }
@@ -223,6 +242,25 @@ mod tests {
 
     fn parse(text: &str) -> Result<Tokens, Vec<TokensError>> {
         Tokens::parse(&Source::from_text("tokens.yaml", text))
+    }
+
+    #[test]
+    fn a_tokens_file_others_may_write_is_refused_by_load() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.yaml");
+        let text = format!("tokens:\n  - sha256: {}\n    identity: ci\n    role: deployer\n", hash_token("a"));
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(Tokens::load(&path).unwrap().len(), 1);
+        for mode in [0o664, 0o646, 0o666] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let es = Tokens::load(&path).unwrap_err();
+            assert!(
+                es[0].0.contains("writable by its group or by everyone") && es[0].0.contains("chmod go-w"),
+                "{es:?}"
+            );
+        }
     }
 
     #[test]
