@@ -32,6 +32,8 @@ use guardrail_gate::inputs::EnvLookup;
 use guardrail_governor::Governor;
 use guardrail_governor::approve::ApprovalInput;
 use guardrail_governor::pipeline::{ApproveOutcome, Execution};
+use guardrail_governor::record::encode;
+use guardrail_governor::views::{ApprovalRefusalView, WithExit};
 use serde_json::json;
 
 use crate::incident_cmd::{Ctx, Outcome, render_execution, report};
@@ -117,7 +119,7 @@ pub fn run(a: ApproveArgs, env: EnvLookup<'_>) -> Exit {
     let (granted, rec, execution) = match p.approve_on(&mut log, &input, Some(&extra)) {
         ApproveOutcome::CannotDecide(e) => return fail(&[e]),
         ApproveOutcome::Refused { refused, record } => {
-            let message = refused.message;
+            let message = refused.message.clone();
             let (rec, code) = match record {
                 Ok(r) => (r, Exit::Refused),
                 Err(e) => match e.in_chain().cloned() {
@@ -132,10 +134,7 @@ pub fn run(a: ApproveArgs, env: EnvLookup<'_>) -> Exit {
                 format!("{}: {} by {} REFUSED (exit {code}): {message}", a.incident, kind.as_str(), ctx.actor),
                 format!("  audit       refusal {}", rec.id()),
             ];
-            let mut json = refused.body;
-            json["status"] = "refused".into();
-            json["audit"] = rec.id().into();
-            json["exit_code"] = code.code().into();
+            let json = encode(&WithExit { view: ApprovalRefusalView::new(&refused, &rec), exit_code: code.code() });
             return report(&[Outcome { json, text, code }], a.format);
         }
         ApproveOutcome::NotGranted(e) => {

@@ -17,7 +17,7 @@ use guardrail_core::remediation::{Incident, PlanOutput};
 use serde_json::Value;
 
 use crate::queue::{IncidentState, decision_parts, kinds};
-use crate::record::{ApprovalRequestBody, GrantBody, RefusalBody, decode, encode};
+use crate::record::{ApprovalRequestBody, GrantBody, RefusalBody, decode};
 
 /// Who tries to release which incident, and how.
 #[derive(Debug, Clone)]
@@ -46,7 +46,7 @@ pub struct Refused {
     /// The pending request's plan hash, if any.
     pub binding_hash: Option<String>,
     /// The body of the `approval_refused` record.
-    pub body: Value,
+    pub body: RefusalBody,
 }
 
 /// An attempt that was granted (once recorded).
@@ -57,7 +57,7 @@ pub struct Granted {
     /// `approval_granted` or `force_override`.
     pub record_kind: &'static str,
     /// The body of that record.
-    pub body: Value,
+    pub body: GrantBody,
     /// The gated incident.
     pub incident: Incident,
     /// The gated plan.
@@ -65,6 +65,8 @@ pub struct Granted {
 }
 
 /// What an attempt comes to.
+// Built once per attempt and consumed at once: boxing the refusal buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum ApprovalStep {
     /// Refused (to be recorded).
@@ -75,7 +77,7 @@ pub enum ApprovalStep {
 
 impl ApprovalInput {
     fn refused(&self, code: &str, message: String, request: Option<String>, hash: Option<String>) -> ApprovalStep {
-        let body = encode(&RefusalBody {
+        let body = RefusalBody {
             incident_id: self.incident_id.clone(),
             kind: self.kind.as_str().to_string(),
             approver: self.approver.clone(),
@@ -85,7 +87,7 @@ impl ApprovalInput {
             request_record: request.clone(),
             binding_hash: hash.clone(),
             reviewed_hash: self.reviewed_hash.clone(),
-        });
+        };
         ApprovalStep::Refused(Refused { code: code.into(), message, request_record: request, binding_hash: hash, body })
     }
 }
@@ -142,7 +144,7 @@ pub fn decide_pending(
         ApprovalKind::Approve => kinds::APPROVAL_GRANTED,
         ApprovalKind::ForceOverride => kinds::FORCE_OVERRIDE,
     };
-    let body = encode(&GrantBody {
+    let body = GrantBody {
         incident_id: id.clone(),
         kind: grant.kind.as_str().to_string(),
         approver: grant.approver.clone(),
@@ -154,6 +156,6 @@ pub fn decide_pending(
         proposer: pending.proposer.clone(),
         severity: incident.severity.as_str().to_string(),
         governor_config,
-    });
+    };
     Ok(ApprovalStep::Granted(Box::new(Granted { grant, record_kind, body, incident, plan })))
 }

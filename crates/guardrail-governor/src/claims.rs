@@ -17,7 +17,7 @@ use guardrail_core::approval::{ApprovalPolicy, valid_user};
 use guardrail_core::audit::ChainedRecord;
 use guardrail_store::{AppendError, Claim};
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::pipeline::AuditLog;
@@ -45,10 +45,15 @@ impl ClaimView {
 
     /// `result_recorded`, `released` or `claimed_no_result`.
     pub fn status(&self) -> &'static str {
+        self.state().as_str()
+    }
+
+    /// Where the claim stands.
+    pub fn state(&self) -> ClaimStatus {
         match (&self.result, &self.released) {
-            (Some(_), _) => "result_recorded",
-            (None, Some(_)) => "released",
-            (None, None) => "claimed_no_result",
+            (Some(_), _) => ClaimStatus::ResultRecorded,
+            (None, Some(_)) => ClaimStatus::Released,
+            (None, None) => ClaimStatus::ClaimedNoResult,
         }
     }
 
@@ -86,7 +91,7 @@ impl ClaimView {
             claimed_by: b.requested_by.clone(),
             claimed_at: self.record.recorded_at.clone(),
             authorised_by_record: b.authorised_by_record.clone(),
-            status: self.status(),
+            status: self.state(),
             result_record: self.result.as_ref().map(ChainedRecord::id),
             result_ok: self.result.as_ref().map(|r| decode::<ExecutionBody>(&r.body).is_ok_and(|e| e.ok)),
             release: self.released.as_ref().map(|r| {
@@ -107,8 +112,31 @@ impl ClaimView {
     }
 }
 
-/// A claim as `incident show --format json` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+/// Where an execution claim stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimStatus {
+    /// Its execution result is recorded.
+    ResultRecorded,
+    /// It has no result and was released by a person.
+    Released,
+    /// It has no result (the executor may have died, or still runs).
+    ClaimedNoResult,
+}
+
+impl ClaimStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClaimStatus::ResultRecorded => "result_recorded",
+            ClaimStatus::Released => "released",
+            ClaimStatus::ClaimedNoResult => "claimed_no_result",
+        }
+    }
+}
+
+/// A claim as `incident show --format json` (and `GET /api/incidents/{id}`) shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ClaimJson {
     /// The claim record's id.
     pub record: String,
@@ -120,14 +148,14 @@ pub struct ClaimJson {
     pub claimed_at: String,
     pub authorised_by_record: String,
     /// `result_recorded`, `released` or `claimed_no_result`.
-    pub status: &'static str,
+    pub status: ClaimStatus,
     pub result_record: Option<String>,
     pub result_ok: Option<bool>,
     pub release: Option<ReleaseJson>,
 }
 
 /// The release of a claim, in [`ClaimJson`].
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ReleaseJson {
     /// The `claim_release` record's id.
     pub record: String,

@@ -38,6 +38,7 @@ pub mod record;
 pub mod replay;
 pub mod stress;
 pub mod tools;
+pub mod views;
 
 pub use execute::{
     AuthorisedAction, CommandExecutor, DryRunExecutor, ExecutionError, ExecutionReport, Executor, WebhookExecutor,

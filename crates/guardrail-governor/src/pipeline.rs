@@ -622,12 +622,12 @@ impl Pipeline<'_> {
         };
         let granted = match step {
             ApprovalStep::Refused(refused) => {
-                let record = log.append(kinds::APPROVAL_REFUSED, merge(refused.body.clone()));
+                let record = log.append(kinds::APPROVAL_REFUSED, merge(encode(&refused.body)));
                 return ApproveOutcome::Refused { refused, record };
             }
             ApprovalStep::Granted(g) => g,
         };
-        let record = match log.append(granted.record_kind, merge(granted.body.clone())) {
+        let record = match log.append(granted.record_kind, merge(encode(&granted.body))) {
             Ok(r) => r,
             Err(error) if error.in_chain().is_some() => return ApproveOutcome::GrantedMirrorFailed { granted, error },
             Err(error) => return ApproveOutcome::NotGranted(error),

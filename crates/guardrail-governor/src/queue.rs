@@ -102,27 +102,77 @@ struct Subject {
     incident_id: String,
 }
 
+/// An incident's state as its records fold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentStatus {
+    /// Resolved after its newest decision.
+    Resolved,
+    /// A blocked action waits for an approver.
+    AwaitingApproval,
+    /// Something is authorised to run (the gate's execute, or a grant) and has not run.
+    Authorised,
+    /// The newest execution succeeded.
+    Executed,
+    /// The newest execution did not succeed.
+    ExecutionFailed,
+    /// Decided, nothing pending, authorised or run.
+    Decided,
+    /// Only a could-not-decide is recorded.
+    Error,
+}
+
+impl IncidentStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentStatus::Resolved => "resolved",
+            IncidentStatus::AwaitingApproval => "awaiting_approval",
+            IncidentStatus::Authorised => "authorised",
+            IncidentStatus::Executed => "executed",
+            IncidentStatus::ExecutionFailed => "execution_failed",
+            IncidentStatus::Decided => "decided",
+            IncidentStatus::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for IncidentStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl IncidentState {
     /// `awaiting_approval`, `authorised`, `executed`, `execution_failed`, `resolved`, `decided`
-    /// or `error`.
+    /// or `error` ([`IncidentState::status_kind`] as its wire name).
     pub fn status(&self) -> &'static str {
+        self.status_kind().as_str()
+    }
+
+    /// Where the incident stands.
+    pub fn status_kind(&self) -> IncidentStatus {
         let after = |r: &Option<ChainedRecord>| match (r, &self.decision) {
             (Some(r), Some(d)) => r.seq > d.seq,
             (Some(_), None) => true,
             _ => false,
         };
         if after(&self.resolved) {
-            "resolved"
+            IncidentStatus::Resolved
         } else if self.pending.is_some() {
-            "awaiting_approval"
+            IncidentStatus::AwaitingApproval
         } else if self.authorised.is_some() {
-            "authorised"
+            IncidentStatus::Authorised
         } else if let Some(e) = &self.execution {
-            if decode::<ExecutionBody>(&e.body).is_ok_and(|b| b.ok) { "executed" } else { "execution_failed" }
+            if decode::<ExecutionBody>(&e.body).is_ok_and(|b| b.ok) {
+                IncidentStatus::Executed
+            } else {
+                IncidentStatus::ExecutionFailed
+            }
         } else if self.decision.is_some() {
-            "decided"
+            IncidentStatus::Decided
         } else {
-            "error"
+            IncidentStatus::Error
         }
     }
 
