@@ -9,10 +9,13 @@
 //! - `action`: the action gated, authorised or run (MCP and the incident list used to say
 //!   `gated_action`);
 //! - `decision`: the gate's verdict (MCP used to say `verdict`);
-//! - `audit`: always the id of the record the answer wrote, a string (never an object);
+//! - `audit`: always the record the answer wrote, as [`RecordRef`] `{id, seq}` — the shape the
+//!   deploy gate's `audit` has (its `{id, seq, hash, store}` starts the same way), never a bare
+//!   id string;
 //! - `decision_record`, `request_record`, `claim_record`, `execution_record`: ids of the
-//!   records of that kind an answer names (the run used to nest them as `audit.decision`,
-//!   `audit.approval_request`; the CLI list said `pending_request`).
+//!   records of that kind an answer names besides the one it wrote (the run used to nest
+//!   `audit.decision` — now its `audit` — and `audit.approval_request` — now
+//!   `request_record`; the CLI list said `pending_request`).
 //!
 //! Nested parts that are the core's contract objects (plan, stress assessment, gate decision,
 //! incident) are carried as their JSON encoding: the core types do not implement
@@ -31,6 +34,22 @@ use crate::record::{ApprovalRequestBody, DecisionBody, ExecutionBody, RefusalBod
 
 /// A JSON object (for the schema of a contract object carried as its encoding).
 type Object = Map<String, Value>;
+
+/// A record an answer wrote: its id (`SEQ-HASHPREFIX`) and chain position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RecordRef {
+    /// `SEQ-HASHPREFIX`.
+    pub id: String,
+    /// Position in the chain.
+    pub seq: i64,
+}
+
+impl RecordRef {
+    /// The reference to a chained record.
+    pub fn of(r: &ChainedRecord) -> RecordRef {
+        RecordRef { id: r.id(), seq: r.seq }
+    }
+}
 
 // ---------------------------------------------------------------------------- status constants
 
@@ -139,7 +158,7 @@ pub struct ExecutionView {
     #[serde(flatten)]
     pub body: ExecutionBody,
     /// The `remediation_execution` record; `null` when it could not be appended at all.
-    pub audit: Option<String>,
+    pub audit: Option<RecordRef>,
 }
 
 /// An execution step that stopped before the executor (CLI only: HTTP answers these as error
@@ -170,7 +189,7 @@ pub enum ExecutionStep {
 impl ExecutionView {
     /// The view of an execution body and its record (`None`: not appended at all).
     pub fn new(body: &ExecutionBody, record: Option<&ChainedRecord>) -> ExecutionView {
-        ExecutionView { body: body.clone(), audit: record.map(ChainedRecord::id) }
+        ExecutionView { body: body.clone(), audit: record.map(RecordRef::of) }
     }
 }
 
@@ -252,8 +271,8 @@ pub struct RunView {
     /// The gate decision (`rule`, `fired`, `output`, …).
     #[schemars(with = "Object")]
     pub gate: Value,
-    /// The `remediation_decision` record.
-    pub decision_record: String,
+    /// The `remediation_decision` record this run wrote.
+    pub audit: RecordRef,
     /// The `approval_request` record of a blocked action; `null` otherwise.
     pub request_record: Option<String>,
     /// The execution step of an executed decision; `null` when blocked.
@@ -281,7 +300,7 @@ impl RunView {
             plan: encode(&outcome.plan),
             stress: encode(&outcome.stress.assessment),
             gate: encode(&outcome.gate),
-            decision_record: decision.id(),
+            audit: RecordRef::of(decision),
             request_record: None,
             execution: None,
             regate: None,
@@ -315,7 +334,7 @@ pub struct CouldNotDecideView {
     /// What failed.
     pub errors: Vec<String>,
     /// The `remediation_error` record, when one was written.
-    pub audit: Option<String>,
+    pub audit: Option<RecordRef>,
 }
 
 // ---------------------------------------------------------------------------- execute
@@ -472,7 +491,7 @@ pub struct GrantSummary {
     /// What the grant is bound to.
     pub binding_hash: String,
     /// The `approval_granted` or `force_override` record.
-    pub audit: String,
+    pub audit: RecordRef,
 }
 
 /// A granted approval or force-override and its execution (`guardrail approve`, `POST
@@ -507,7 +526,7 @@ impl GrantView {
                 reason: grant.reason.clone(),
                 action: grant.action.clone(),
                 binding_hash: grant.binding_hash.clone(),
-                audit: record.id(),
+                audit: RecordRef::of(record),
             },
             execution,
         }
@@ -527,7 +546,7 @@ pub struct ApprovalRefusalView {
     /// `refused`.
     pub status: Refused,
     /// The record this answer wrote (the refusal; for `already_released`, the grant).
-    pub audit: String,
+    pub audit: RecordRef,
     /// For `already_released`: the grant that released the incident first, when the trail says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorised_by_record: Option<String>,
@@ -539,7 +558,7 @@ impl ApprovalRefusalView {
         ApprovalRefusalView {
             body: refused.body.clone(),
             status: Refused::Refused,
-            audit: record.id(),
+            audit: RecordRef::of(record),
             authorised_by_record: None,
         }
     }
@@ -563,7 +582,7 @@ impl ApprovalRefusalView {
                 reviewed_hash: input.reviewed_hash.clone(),
             },
             status: Refused::Refused,
-            audit: record.id(),
+            audit: RecordRef::of(record),
             authorised_by_record: by,
         }
     }
@@ -581,7 +600,7 @@ pub struct ReleaseClaimView {
     /// The claim that was released.
     pub claim: ClaimJson,
     /// The `claim_release` record this answer wrote.
-    pub audit: String,
+    pub audit: RecordRef,
 }
 
 /// A refused claim release (CLI exit 11).
@@ -629,7 +648,7 @@ pub struct ResolveView {
     /// Who resolved it.
     pub resolved_by: String,
     /// The `incident_resolved` record.
-    pub audit: String,
+    pub audit: RecordRef,
     /// The learned, unreviewed runbook.
     pub runbook: LearnedRunbookView,
 }
@@ -642,7 +661,7 @@ impl ResolveView {
             incident_id: incident_id.to_string(),
             status: Resolved::Resolved,
             resolved_by: by.trim().to_string(),
-            audit: learned.record.id(),
+            audit: RecordRef::of(&learned.record),
             runbook: LearnedRunbookView {
                 id: rb.id.clone(),
                 service: rb.service.clone(),
@@ -665,7 +684,7 @@ pub struct ReviewView {
     /// Who reviewed it.
     pub reviewed_by: String,
     /// The `runbook_reviewed` record.
-    pub audit: String,
+    pub audit: RecordRef,
 }
 
 // ---------------------------------------------------------------------------- incidents
@@ -908,7 +927,7 @@ mod tests {
     use super::*;
 
     /// The renamed names are the only names: no view schema says `plan_hash` or
-    /// `gated_action`, and every `audit` is a string.
+    /// `gated_action`, and every `audit` is a record reference.
     #[test]
     fn one_name_per_field() {
         let schemas = [
@@ -933,7 +952,7 @@ mod tests {
             walk(s.as_value(), &mut |k, v| {
                 if k == "audit" {
                     let t = serde_json::to_string(v).unwrap();
-                    assert!(t.contains("\"string\"") && !t.contains("\"object\""), "audit is {t}");
+                    assert!(t.contains("RecordRef"), "audit is {t}");
                 }
             });
         }
@@ -1002,7 +1021,7 @@ mod tests {
         assert_eq!(back, not_run);
         let done = ExecutionStep::Recorded(Box::new(ExecutionView {
             body: ExecutionBody { incident_id: "i".into(), ran: true, ok: true, ..Default::default() },
-            audit: Some("5-def".into()),
+            audit: Some(RecordRef { id: "5-def".into(), seq: 5 }),
         }));
         let back: ExecutionStep = serde_json::from_value(encode(&done)).unwrap();
         assert_eq!(back, done);
