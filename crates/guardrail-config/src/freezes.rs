@@ -186,7 +186,7 @@ fn read_window(d: &mut Diags, p: &str, node: &Node, kind: WindowKind) -> Option<
                         None
                     }
                     Err(e) => {
-                        d.error(f("duration"), e);
+                        d.error(f("duration"), e.to_string());
                         None
                     }
                 });
@@ -195,7 +195,7 @@ fn read_window(d: &mut Diags, p: &str, node: &Node, kind: WindowKind) -> Option<
                 (Some(r), Some(tz)) => match parse_rrule(r, tz) {
                     Ok(rule) => Some(rule),
                     Err(e) => {
-                        d.error(f("rrule"), e);
+                        d.error(f("rrule"), e.to_string());
                         None
                     }
                 },

@@ -88,16 +88,24 @@ pub struct ReadGovernorConfig {
     pub warnings: Vec<String>,
 }
 
-/// Reads and checks the governor config at `path`; every error names the file.
-pub fn read_governor_config(path: &Path) -> Result<ReadGovernorConfig, Vec<String>> {
-    let src = crate::read_source(path).map_err(|e| vec![e.to_string()])?;
-    let loaded = load_governor_file(&src).map_err(|es| es.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
+/// Reads and checks the governor config at `path`; every error names the file (and the field,
+/// line and column when it is about one).
+pub fn read_governor(path: &Path) -> Result<ReadGovernorConfig, Vec<ConfigError>> {
+    let src = crate::read_source(path).map_err(|e| vec![e])?;
+    let loaded = load_governor_file(&src)?;
     Ok(ReadGovernorConfig {
         file: loaded.value,
         path: path.to_path_buf(),
         sha256: src.sha256.clone(),
         warnings: loaded.warnings.iter().map(|w| w.to_string()).collect(),
     })
+}
+
+/// [`read_governor`] with the errors as text.
+// Transitional: the CLI's remediation.rs and the server's state.rs collect these as text;
+// remove once both take `ConfigError`s.
+pub fn read_governor_config(path: &Path) -> Result<ReadGovernorConfig, Vec<String>> {
+    read_governor(path).map_err(|es| es.iter().map(ConfigError::to_string).collect())
 }
 
 /// The file as written. Values are checked after deserializing ([`read`]), so that all of
@@ -267,9 +275,13 @@ fn read_executor(d: &mut Diags, spec: &ExecutorSpec) -> ExecutorSettings {
         }
     }
     if let Some(u) = &spec.webhook_url {
-        match crate::prometheus::check_url(u).and_then(|()| no_credentials(u)) {
-            Ok(()) => e.webhook_url = Some(u.clone()),
-            Err(reason) => d.error("executor.webhook_url", reason),
+        let problem = match crate::prometheus::check_url(u) {
+            Err(e) => Some(e.to_string()),
+            Ok(()) => no_credentials(u).err().map(|e| e.to_string()),
+        };
+        match problem {
+            None => e.webhook_url = Some(u.clone()),
+            Some(reason) => d.error("executor.webhook_url", reason),
         }
     }
     if let Some(f) = &spec.webhook_ca_file {
@@ -289,13 +301,20 @@ fn read_executor(d: &mut Diags, spec: &ExecutorSpec) -> ExecutorSettings {
     e
 }
 
+/// A webhook URL with `user:password@`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{url:?} carries credentials, which are not supported (they would be recorded)")]
+struct CarriesCredentials {
+    url: String,
+}
+
 /// A webhook URL must not carry `user:password@`: it would be written into every execution
 /// record.
-fn no_credentials(url: &str) -> Result<(), String> {
+fn no_credentials(url: &str) -> Result<(), CarriesCredentials> {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if authority.contains('@') {
-        return Err(format!("{url:?} carries credentials, which are not supported (they would be recorded)"));
+        return Err(CarriesCredentials { url: url.to_string() });
     }
     Ok(())
 }

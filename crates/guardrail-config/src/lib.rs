@@ -69,20 +69,20 @@ pub use cost_exports::{CostFormat, CostSelection, CostTag, detect_cost_format, l
 pub use error::{ConfigError, Finding, has_errors};
 pub use freezes::load_freezes;
 pub use governor::{
-    GovernorFile, MAX_TIMEOUT_SECONDS, ReadGovernorConfig, load_governor_config, load_governor_file,
+    GovernorFile, MAX_TIMEOUT_SECONDS, ReadGovernorConfig, load_governor_config, load_governor_file, read_governor,
     read_governor_config,
 };
 pub use map::SourceMap;
 pub use metrics::load_metrics;
 pub use policies::{DEFAULT_PRIORITY, PolicyLoad, load_policies};
 pub use prometheus::{
-    MAX_PROMETHEUS_RETRIES, MAX_PROMETHEUS_TIMEOUT_MS, QUANTILE_PLACEHOLDER, WINDOW_PLACEHOLDER, check_ca_file,
-    check_ca_pem, check_url, load_prometheus,
+    CaFileError, MAX_PROMETHEUS_RETRIES, MAX_PROMETHEUS_TIMEOUT_MS, PemError, QUANTILE_PLACEHOLDER, UrlError,
+    WINDOW_PLACEHOLDER, check_ca_file, check_ca_pem, check_url, load_prometheus,
 };
 pub use slo_specs::{
-    ANNOTATION_PREFIX, ImportedSlo, OpenSloDuration, SPEC_RETRIES, SPEC_TIMEOUT_MS, SloSpecFormat, SpecExtras, SpecSlo,
-    classify_slo_file, counts_from_rate, detect_slo_spec, load_slo_specs, load_spec_slo, parse_openslo_duration,
-    select_slo,
+    ANNOTATION_PREFIX, ImportedSlo, OpenSloDuration, OpenSloDurationError, QueryError, SPEC_RETRIES, SPEC_TIMEOUT_MS,
+    SelectError, SloSpecFormat, SpecExtras, SpecSlo, classify_slo_file, counts_from_rate, detect_slo_spec,
+    load_slo_specs, load_spec_slo, parse_openslo_duration, select_slo,
 };
 pub use slos::load_slos;
 pub use source::{Source, read_source};

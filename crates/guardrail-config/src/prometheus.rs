@@ -93,7 +93,7 @@ fn window(d: &mut Diags, path: &str, node: &Node) -> Option<Window> {
     match Window::parse(&text) {
         Ok(w) => Some(w),
         Err(e) => {
-            d.error(path, e);
+            d.error(path, e.to_string());
             None
         }
     }
@@ -134,7 +134,7 @@ fn read(d: &mut Diags, node: &Node) -> Option<PrometheusSpec> {
         Some(n) => string(d, &f("url"), n).and_then(|u| match check_url(&u) {
             Ok(()) => Some(Some(u)),
             Err(e) => {
-                d.error(f("url"), e);
+                d.error(f("url"), e.to_string());
                 None
             }
         }),
@@ -257,15 +257,32 @@ fn read(d: &mut Diags, node: &Node) -> Option<PrometheusSpec> {
     })
 }
 
+/// A Prometheus (or webhook) base URL [`check_url`] refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    /// Neither `http://` nor `https://`.
+    #[error("{url:?} must start with http:// or https://")]
+    Scheme {
+        /// The URL as given.
+        url: String,
+    },
+    /// Nothing (or a path) after the scheme.
+    #[error("{url:?} has no host")]
+    NoHost {
+        /// The URL as given.
+        url: String,
+    },
+}
+
 /// A Prometheus base URL must be `http://` or `https://` (rustls; an internal CA through
 /// `ca_file` / `--prometheus-ca`) and name a host.
-pub fn check_url(url: &str) -> Result<(), String> {
+pub fn check_url(url: &str) -> Result<(), UrlError> {
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"))
-        .ok_or_else(|| format!("{url:?} must start with http:// or https://"))?;
+        .ok_or_else(|| UrlError::Scheme { url: url.to_string() })?;
     if rest.is_empty() || rest.starts_with('/') {
-        return Err(format!("{url:?} has no host"));
+        return Err(UrlError::NoHost { url: url.to_string() });
     }
     Ok(())
 }
@@ -291,27 +308,92 @@ pub(crate) fn ca_file_text(d: &mut Diags, path: &str, text: &str) -> Option<Path
     match check_ca_file(&file) {
         Ok(()) => Some(file),
         Err(e) => {
-            d.error(path, e);
+            d.error(path, e.to_string());
             None
         }
     }
+}
+
+/// A CA file [`check_ca_file`] refuses; the message names the path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CaFileError {
+    /// Cannot be read (missing, a directory, no permission).
+    #[error("{}: cannot be read: {reason}", path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// Not UTF-8 text (e.g. a DER certificate).
+    #[error("{}: not a PEM file (not text; a DER certificate must be converted to PEM)", path.display())]
+    NotText {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Text, but not PEM certificates.
+    #[error("{}: {problem}", path.display())]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with its PEM.
+        #[source]
+        problem: PemError,
+    },
+}
+
+/// What is wrong with PEM text meant to hold CA certificates ([`check_ca_pem`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PemError {
+    /// A block of another kind, e.g. a private key.
+    #[error("line {line}: a {label} block; a CA file holds only CERTIFICATE blocks")]
+    NotACertificate {
+        /// 1-based line of its BEGIN.
+        line: usize,
+        /// Its label.
+        label: String,
+    },
+    /// `END X` after `BEGIN Y`.
+    #[error("line {line}: END {end} closes BEGIN {begin}")]
+    Mismatched {
+        /// 1-based line of the END.
+        line: usize,
+        /// The END's label.
+        end: String,
+        /// The BEGIN's label.
+        begin: String,
+    },
+    /// A block whose body is not base64.
+    #[error("line {line}: the certificate before this line is not valid base64")]
+    NotBase64 {
+        /// 1-based line of the END.
+        line: usize,
+    },
+    /// A BEGIN without END.
+    #[error("a BEGIN {label} block is never closed")]
+    Unclosed {
+        /// Its label.
+        label: String,
+    },
+    /// No certificate at all.
+    #[error("not a PEM file: no -----BEGIN CERTIFICATE----- block")]
+    NoCertificate,
 }
 
 /// Checks that `path` is a readable PEM file holding at least one `CERTIFICATE` block with a
 /// base64 body, and nothing but certificates (a private key is refused: the file is for trust
 /// only). The message names the path; what a TLS library makes of the certificates is checked
 /// again when the client is built.
-pub fn check_ca_file(path: &Path) -> Result<(), String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot be read: {e}", path.display()))?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| {
-        format!("{}: not a PEM file (not text; a DER certificate must be converted to PEM)", path.display())
-    })?;
-    check_ca_pem(text).map(|_| ()).map_err(|e| format!("{}: {e}", path.display()))
+pub fn check_ca_file(path: &Path) -> Result<(), CaFileError> {
+    let bytes =
+        std::fs::read(path).map_err(|e| CaFileError::Unreadable { path: path.to_path_buf(), reason: e.to_string() })?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| CaFileError::NotText { path: path.to_path_buf() })?;
+    check_ca_pem(text).map(|_| ()).map_err(|problem| CaFileError::Pem { path: path.to_path_buf(), problem })
 }
 
 /// Counts the `CERTIFICATE` blocks of PEM text; an error for text with none, an unterminated
 /// or malformed block, or a block of another kind (e.g. a private key).
-pub fn check_ca_pem(text: &str) -> Result<usize, String> {
+pub fn check_ca_pem(text: &str) -> Result<usize, PemError> {
     let mut certs = 0;
     let mut open: Option<(String, String)> = None;
     for (i, line) in text.lines().enumerate() {
@@ -321,7 +403,7 @@ pub fn check_ca_pem(text: &str) -> Result<usize, String> {
             None => {
                 if let Some(label) = line.strip_prefix("-----BEGIN ").and_then(|l| l.strip_suffix("-----")) {
                     if label != "CERTIFICATE" {
-                        return Err(format!("line {n}: a {label} block; a CA file holds only CERTIFICATE blocks"));
+                        return Err(PemError::NotACertificate { line: n, label: label.to_string() });
                     }
                     open = Some((label.to_string(), String::new()));
                 }
@@ -329,7 +411,7 @@ pub fn check_ca_pem(text: &str) -> Result<usize, String> {
             Some((label, body)) => {
                 if let Some(end) = line.strip_prefix("-----END ").and_then(|l| l.strip_suffix("-----")) {
                     if end != label {
-                        return Err(format!("line {n}: END {end} closes BEGIN {label}"));
+                        return Err(PemError::Mismatched { line: n, end: end.to_string(), begin: label.clone() });
                     }
                     let ok = !body.is_empty()
                         && body.len() % 4 == 0
@@ -338,7 +420,7 @@ pub fn check_ca_pem(text: &str) -> Result<usize, String> {
                             .bytes()
                             .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/');
                     if !ok {
-                        return Err(format!("line {n}: the certificate before this line is not valid base64"));
+                        return Err(PemError::NotBase64 { line: n });
                     }
                     certs += 1;
                     open = None;
@@ -349,8 +431,8 @@ pub fn check_ca_pem(text: &str) -> Result<usize, String> {
         }
     }
     match (open, certs) {
-        (Some((label, _)), _) => Err(format!("a BEGIN {label} block is never closed")),
-        (None, 0) => Err("not a PEM file: no -----BEGIN CERTIFICATE----- block".into()),
+        (Some((label, _)), _) => Err(PemError::Unclosed { label }),
+        (None, 0) => Err(PemError::NoCertificate),
         (None, n) => Ok(n),
     }
 }
@@ -515,13 +597,16 @@ mod tests {
     #[test]
     fn pem_checks() {
         assert_eq!(check_ca_pem(&format!("{PEM}{PEM}")), Ok(2));
-        assert!(check_ca_pem("-----BEGIN CERTIFICATE-----\nMIIB\n").unwrap_err().contains("never closed"));
-        assert!(
-            check_ca_pem("-----BEGIN CERTIFICATE-----\nM!IB\n-----END CERTIFICATE-----\n")
-                .unwrap_err()
-                .contains("base64")
-        );
-        assert!(check_ca_pem("").unwrap_err().contains("no -----BEGIN CERTIFICATE-----"));
+        let e = check_ca_pem("-----BEGIN CERTIFICATE-----\nMIIB\n").unwrap_err();
+        assert_eq!(e, PemError::Unclosed { label: "CERTIFICATE".into() });
+        assert_eq!(e.to_string(), "a BEGIN CERTIFICATE block is never closed");
+        let e = check_ca_pem("-----BEGIN CERTIFICATE-----\nM!IB\n-----END CERTIFICATE-----\n").unwrap_err();
+        assert_eq!(e, PemError::NotBase64 { line: 3 });
+        assert!(e.to_string().contains("base64"));
+        assert_eq!(check_ca_pem(""), Err(PemError::NoCertificate));
+        assert!(PemError::NoCertificate.to_string().contains("no -----BEGIN CERTIFICATE-----"));
+        let e = check_ca_pem("-----BEGIN PRIVATE KEY-----\n").unwrap_err();
+        assert_eq!(e.to_string(), "line 1: a PRIVATE KEY block; a CA file holds only CERTIFICATE blocks");
     }
 
     #[test]

@@ -171,7 +171,8 @@ pub fn load_spec_slo(
         Some(SloSpecFormat::OpenSlo) => "spec.service",
         _ => "service",
     };
-    let chosen = select_slo(&loaded.value, service, slo).map_err(|e| vec![loaded.error_at(field, e)])?.clone();
+    let chosen =
+        select_slo(&loaded.value, service, slo).map_err(|e| vec![loaded.error_at(field, e.to_string())])?.clone();
     if !chosen.cannot_decide.is_empty() {
         let mut errors = chosen.cannot_decide;
         errors.sort_by_key(|e| (e.line.unwrap_or(usize::MAX), e.col.unwrap_or(0)));
@@ -217,9 +218,20 @@ pub fn load_spec_slo(
     })
 }
 
+/// A query [`counts_from_rate`] refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// `irate(` gives no count of events over the window.
+    #[error(
+        "uses irate(), the rate between the last two samples, which is not a count of events \
+         over the window; use increase() (or rate(), which Guardrail reads as increase())"
+    )]
+    Irate,
+}
+
 /// Rewrites `rate(` to `increase(` outside quoted strings (see the module docs); `irate(` is
 /// refused. Returns the query and whether anything changed.
-pub fn counts_from_rate(q: &str) -> Result<(String, bool), String> {
+pub fn counts_from_rate(q: &str) -> Result<(String, bool), QueryError> {
     let mut out = String::with_capacity(q.len() + 8);
     let mut changed = false;
     let chars: Vec<char> = q.chars().collect();
@@ -262,11 +274,7 @@ pub fn counts_from_rate(q: &str) -> Result<(String, bool), String> {
                     out.push_str("increase");
                     changed = true;
                 }
-                "irate" if call => {
-                    return Err("uses irate(), the rate between the last two samples, which is not a count of events \
-                         over the window; use increase() (or rate(), which Guardrail reads as increase())"
-                        .into());
-                }
+                "irate" if call => return Err(QueryError::Irate),
                 _ => out.push_str(&word),
             }
             continue;
@@ -333,7 +341,7 @@ fn read_extras(d: &mut Diags, base: &str, entries: &[(String, String, &Node)], t
             "latency_window" => match string(d, path, node).map(|t| Window::parse(&t)) {
                 Some(Ok(w)) if w.0 > 0 => x.latency_window = Some(w),
                 Some(Ok(_)) => d.error(path, "must be positive"),
-                Some(Err(e)) => d.error(path, e),
+                Some(Err(e)) => d.error(path, e.to_string()),
                 None => {}
             },
             "latency_unit" => match string(d, path, node).as_deref() {
@@ -595,41 +603,74 @@ pub fn load_slo_specs(src: &Source) -> Result<Loaded<Vec<ImportedSlo>>, Vec<Conf
     }
 }
 
+/// Why [`select_slo`] found no single SLO. The lists are `service/name`, in file order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectError {
+    /// No SLO of the selected service.
+    #[error("has no SLO for service {service:?}; it has: {}", available.join(", "))]
+    NoSuchService {
+        /// The service asked for.
+        service: String,
+        /// Every SLO of the file.
+        available: Vec<String>,
+    },
+    /// SLOs of several services and no `--service`.
+    #[error(
+        "has SLOs for {services} services, so one must be selected with --service NAME: {}",
+        available.join(", ")
+    )]
+    ServiceNeeded {
+        /// How many services.
+        services: usize,
+        /// Their SLOs.
+        available: Vec<String>,
+    },
+    /// No SLO of that name (for the service).
+    #[error("has no SLO {name:?}; it has: {}", available.join(", "))]
+    NoSuchSlo {
+        /// The name asked for.
+        name: String,
+        /// The service's SLOs.
+        available: Vec<String>,
+    },
+    /// Several SLOs of the service and no `--slo-name`.
+    #[error("has {} SLOs for {service:?}, so one must be selected by name: {}", available.len(), available.join(", "))]
+    NameNeeded {
+        /// The service.
+        service: String,
+        /// Its SLOs.
+        available: Vec<String>,
+    },
+}
+
 /// Picks the SLO for `service` (and, when the service has several, `slo`): an error listing
 /// the choices when the selection is missing or matches nothing.
 pub fn select_slo<'a>(
     slos: &'a [ImportedSlo],
     service: Option<&str>,
     slo: Option<&str>,
-) -> Result<&'a ImportedSlo, String> {
-    let list =
-        |xs: &[&ImportedSlo]| xs.iter().map(|s| format!("{}/{}", s.service, s.name)).collect::<Vec<_>>().join(", ");
+) -> Result<&'a ImportedSlo, SelectError> {
+    let list = |xs: &[&ImportedSlo]| xs.iter().map(|s| format!("{}/{}", s.service, s.name)).collect::<Vec<_>>();
     let all: Vec<&ImportedSlo> = slos.iter().collect();
     let by_service: Vec<&ImportedSlo> = match service {
         Some(svc) => all.iter().copied().filter(|s| s.service == svc).collect(),
         None => all.clone(),
     };
     if by_service.is_empty() {
-        return Err(format!("has no SLO for service {:?}; it has: {}", service.unwrap_or(""), list(&all)));
+        return Err(SelectError::NoSuchService { service: service.unwrap_or("").to_string(), available: list(&all) });
     }
     let services: std::collections::BTreeSet<&str> = by_service.iter().map(|s| s.service.as_str()).collect();
     if services.len() > 1 {
-        return Err(format!(
-            "has SLOs for {} services, so one must be selected with --service NAME: {}",
-            services.len(),
-            list(&by_service)
-        ));
+        return Err(SelectError::ServiceNeeded { services: services.len(), available: list(&by_service) });
     }
     match (slo, by_service.as_slice()) {
         (Some(name), xs) => xs
             .iter()
             .copied()
             .find(|s| s.name == name)
-            .ok_or_else(|| format!("has no SLO {name:?}; it has: {}", list(xs))),
+            .ok_or_else(|| SelectError::NoSuchSlo { name: name.to_string(), available: list(xs) }),
         (None, [one]) => Ok(one),
-        (None, xs) => {
-            Err(format!("has {} SLOs for {:?}, so one must be selected by name: {}", xs.len(), xs[0].service, list(xs)))
-        }
+        (None, xs) => Err(SelectError::NameNeeded { service: xs[0].service.clone(), available: list(xs) }),
     }
 }
 
@@ -674,7 +715,7 @@ fn query(d: &mut Diags, path: &str, node: &Node) -> Option<(String, bool)> {
     match counts_from_rate(&q) {
         Ok(r) => Some(r),
         Err(e) => {
-            d.error(path, e);
+            d.error(path, e.to_string());
             None
         }
     }
@@ -944,15 +985,21 @@ pub enum OpenSloDuration {
     Months(u64),
 }
 
+/// A text that is not an OpenSLO duration shorthand ([`parse_openslo_duration`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "must be an OpenSLO duration: a positive whole number and one of m (minutes), h, d, w (weeks), \
+     M (months), Q (quarters), Y (years), e.g. 28d or 4w; got {text:?}"
+)]
+pub struct OpenSloDurationError {
+    /// The text as given.
+    pub text: String,
+}
+
 /// Reads an OpenSLO duration shorthand: `12h`, `4w`, `1M`, `1Q`, `365d`, `1Y` (the spec's
 /// examples). Nothing else: no seconds, no sign, no spaces, no combined units.
-pub fn parse_openslo_duration(text: &str) -> Result<OpenSloDuration, String> {
-    let bad = || {
-        format!(
-            "must be an OpenSLO duration: a positive whole number and one of m (minutes), h, d, w (weeks), \
-             M (months), Q (quarters), Y (years), e.g. 28d or 4w; got {text:?}"
-        )
-    };
+pub fn parse_openslo_duration(text: &str) -> Result<OpenSloDuration, OpenSloDurationError> {
+    let bad = || OpenSloDurationError { text: text.to_string() };
     let Some(unit) = text.chars().last() else { return Err(bad()) };
     let digits = &text[..text.len() - unit.len_utf8()];
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -1322,7 +1369,7 @@ fn openslo_period(d: &mut Diags, cannot: &mut Vec<ConfigError>, spec: &[(String,
         Some(n) => match n.as_str().map(parse_openslo_duration) {
             Some(Ok(x)) => Some(x),
             Some(Err(e)) => {
-                d.error("spec.timeWindow[0].duration", e);
+                d.error("spec.timeWindow[0].duration", e.to_string());
                 None
             }
             None => {
@@ -1456,6 +1503,8 @@ spec:
         assert!(s.error_query.contains("code=~\"5..\"") && s.error_query.contains("{{.window}}"));
         // One service, two SLOs: the SLO must be named.
         let e = select_slo(&l.value, Some("checkout-api"), None).unwrap_err();
+        assert!(matches!(&e, SelectError::NameNeeded { service, .. } if service == "checkout-api"), "{e:?}");
+        let e = e.to_string();
         assert!(e.contains("checkout-api/requests-availability, checkout-api/login-availability"), "{e}");
         assert_eq!(select_slo(&l.value, None, Some("login-availability")).unwrap().objective_pct, 99.5);
     }
@@ -1476,8 +1525,10 @@ spec:
         );
         assert_eq!(s.objective_pct, 99.5);
         let e = select_slo(&l.value, None, None).unwrap_err();
+        assert!(matches!(e, SelectError::ServiceNeeded { services: 2, .. }), "{e:?}");
+        let e = e.to_string();
         assert!(e.contains("2 services") && e.contains("--service") && e.contains("search/search-availability"), "{e}");
-        let e = select_slo(&l.value, Some("payments"), None).unwrap_err();
+        let e = select_slo(&l.value, Some("payments"), None).unwrap_err().to_string();
         assert!(e.contains("no SLO for service \"payments\""), "{e}");
     }
 
@@ -1532,7 +1583,8 @@ spec:
         assert_eq!(q, "sum(increase(x[{{.window}}])) or vector(0)");
         // A metric or label called rate is not the function.
         assert!(!counts_from_rate("sum(rate_total{rate=\"1\"}[{{.window}}])").unwrap().1);
-        assert!(counts_from_rate("sum(irate(x[{{.window}}]))").unwrap_err().contains("irate"));
+        assert_eq!(counts_from_rate("sum(irate(x[{{.window}}]))"), Err(QueryError::Irate));
+        assert!(QueryError::Irate.to_string().contains("uses irate()"));
         let sloth = SLOTH.replace("sum(increase(login_total[{{.window}}]))", "sum(rate(login_total[{{.window}}]))");
         let l = load_slo_specs(&src("sloth.yaml", &sloth)).unwrap();
         assert_eq!(l.value[1].total_query, "sum(increase(login_total[{{.window}}]))");
@@ -1712,7 +1764,7 @@ spec:
         assert_eq!(l.value.len(), 3);
         let s = select_slo(&l.value, Some("search"), None).unwrap();
         assert_eq!((s.objective_pct, s.total_query.as_str()), (99.5, "sum(increase(s[{{.window}}]))"));
-        let e = select_slo(&l.value, None, None).unwrap_err();
+        let e = select_slo(&l.value, None, None).unwrap_err().to_string();
         assert!(e.contains("2 services"), "{e}");
         // Positions in the second spec are the file's lines.
         let bad = two.replace("name: availability\n    objective: 99.5", "name: availability\n    objective: 0");
@@ -1759,6 +1811,8 @@ spec:
             "30000000000000000w",
         ] {
             let e = parse_openslo_duration(bad).unwrap_err();
+            assert_eq!(e.text, bad);
+            let e = e.to_string();
             assert!(e.contains("must be an OpenSLO duration") && e.contains("4w"), "{bad}: {e}");
         }
     }

@@ -41,7 +41,7 @@ pub struct Window(pub u64);
 
 impl Window {
     /// Parses `5m`, `30m`, `1h`, `6h`, `1d`, `30d` (or plain seconds).
-    pub fn parse(text: &str) -> Result<Window, String> {
+    pub fn parse(text: &str) -> Result<Window, freshness::DurationError> {
         let d = freshness::parse_duration(text)?;
         Ok(Window(d.as_secs().unsigned_abs()))
     }
@@ -71,6 +71,21 @@ impl std::fmt::Display for Window {
 impl Serialize for Window {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
+    }
+}
+
+/// As serialised: `5m`, `1h`, `30d`.
+impl schemars::JsonSchema for Window {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Window".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "pattern": "^[0-9]+[smhd]$" })
     }
 }
 
@@ -133,7 +148,7 @@ pub const DEFAULT_MAX_SAMPLE_AGE: Window = Window(300);
 
 /// One multi-window alerting tier: fires when the burn rate exceeds `factor` over both
 /// windows, and then sets the `burn_rate` label to at least `label`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Tier {
     /// Name, e.g. `page_fast`.
     pub name: String,
@@ -174,7 +189,7 @@ pub fn workbook_tiers() -> Vec<Tier> {
 }
 
 /// How burn rates are computed and labelled (the `prometheus:` block of `slos.yaml`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct BurnConfig {
     /// SLO period for availability and error budget (default 30d).
     pub period: Window,
@@ -274,7 +289,7 @@ impl BurnConfig {
 }
 
 /// Where the latency percentiles come from.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LatencySource {
     /// A classic histogram's bucket selector, e.g.
@@ -287,7 +302,7 @@ pub enum LatencySource {
 
 /// A live SLO source: the `prometheus:` block of `slos.yaml`. Pure data; the
 /// `guardrail-prometheus` adapter runs it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct PrometheusSpec {
     /// Base URL (`http://host:9090`); `--prometheus` / `GUARDRAIL_PROMETHEUS_URL` override it.
     pub url: Option<String>,
@@ -323,7 +338,7 @@ pub struct PrometheusSpec {
 }
 
 /// Failed and total events over one window, as read (extrapolated counts may be fractional).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Counts {
     /// Failed events.
     pub errors: f64,
@@ -377,7 +392,7 @@ pub fn budget_spent(burn: f64, window: Window, period: Window) -> f64 {
 }
 
 /// One window's figures.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct WindowReport {
     /// The window.
     pub window: Window,
@@ -396,7 +411,7 @@ pub struct WindowReport {
 }
 
 /// Whether a tier fires.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TierState {
     /// Both windows have enough events and exceed the factor.
@@ -408,7 +423,7 @@ pub enum TierState {
 }
 
 /// One tier's outcome with the values compared.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct TierReport {
     /// Tier name.
     pub name: String,
@@ -429,7 +444,7 @@ pub struct TierReport {
 }
 
 /// Everything the burn evaluation compared, attached to the SLO report as `prometheus`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct BurnReport {
     /// Where the counts came from (`prometheus`).
     pub source: String,
@@ -575,16 +590,46 @@ fn rank(l: BurnLabel) -> u8 {
     }
 }
 
-fn plausible(c: &Counts) -> Result<(), String> {
-    if !(c.errors.is_finite() && c.total.is_finite()) {
-        return Err(format!("non-finite counts (errors {}, total {})", c.errors, c.total));
+/// Why a window's counts cannot be believed (they make the window no data).
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum Implausible {
+    /// NaN or infinite.
+    #[error("non-finite counts (errors {errors}, total {total})")]
+    NonFinite {
+        /// Error events.
+        errors: f64,
+        /// All events.
+        total: f64,
+    },
+    /// Below zero.
+    #[error("negative counts (errors {errors}, total {total})")]
+    Negative {
+        /// Error events.
+        errors: f64,
+        /// All events.
+        total: f64,
+    },
+    /// More errors than events.
+    #[error("more errors ({errors}) than events ({total})")]
+    MoreErrorsThanEvents {
+        /// Error events.
+        errors: f64,
+        /// All events.
+        total: f64,
+    },
+}
+
+fn plausible(c: &Counts) -> Result<(), Implausible> {
+    let (errors, total) = (c.errors, c.total);
+    if !(errors.is_finite() && total.is_finite()) {
+        return Err(Implausible::NonFinite { errors, total });
     }
-    if c.errors < 0.0 || c.total < 0.0 {
-        return Err(format!("negative counts (errors {}, total {})", c.errors, c.total));
+    if errors < 0.0 || total < 0.0 {
+        return Err(Implausible::Negative { errors, total });
     }
     // Extrapolated increases of two counters can differ in the last bits.
-    if c.errors > c.total * (1.0 + 1e-9) {
-        return Err(format!("more errors ({}) than events ({})", c.errors, c.total));
+    if errors > total * (1.0 + 1e-9) {
+        return Err(Implausible::MoreErrorsThanEvents { errors, total });
     }
     Ok(())
 }
@@ -802,32 +847,65 @@ fn no_data_report(spec: &SloSpec, obs: &Observation, mut report: BurnReport) -> 
     }
 }
 
+/// A decision [`check_decision`] refuses: it would let a deploy through on data that could not
+/// be read, without its rule testing for that.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnreadDataDecision {
+    /// `no_data` is true and the deciding rule does not test it.
+    #[error(
+        "the SLO signals could not be read (no_data), and {} would {action} without testing no_data; \
+         add a rule on no_data (e.g. `no_data: {{operator: eq, value: true}}` → DELAY) ahead of the SLO rules",
+        deciding_rule(policy_id)
+    )]
+    NoData {
+        /// The deciding rule (`DEFAULT` for the default action).
+        policy_id: String,
+        /// What it would do (ALLOW or WARN).
+        action: Action,
+    },
+    /// `burn_rate_insufficient_data` is true and the deciding rule tests neither it nor `no_data`.
+    #[error(
+        "the burn rate has too few events to be decided (burn_rate_insufficient_data), and {} would {action} \
+         without testing it; add a rule on burn_rate_insufficient_data ahead of the burn-rate rules",
+        deciding_rule(policy_id)
+    )]
+    InsufficientData {
+        /// The deciding rule (`DEFAULT` for the default action).
+        policy_id: String,
+        /// What it would do (ALLOW or WARN).
+        action: Action,
+    },
+}
+
+fn deciding_rule(policy_id: &str) -> String {
+    if policy_id == "DEFAULT" { "the default action".to_string() } else { format!("rule {policy_id}") }
+}
+
+// Transitional: guardrail-gate's `gate::decide` still returns `Result<_, String>` and uses `?`.
+impl From<UnreadDataDecision> for String {
+    fn from(e: UnreadDataDecision) -> String {
+        e.to_string()
+    }
+}
+
 /// Refuses a decision that would let a deploy through on data that could not be read.
 ///
 /// When `no_data` is true, an ALLOW or WARN stands only if the deciding rule tests `no_data`;
 /// when `burn_rate_insufficient_data` is true, only if it tests that signal or `no_data`.
 /// DELAY and BLOCK always stand (they do not let the deploy through). The `Err` says why, for
 /// the "could not decide" report (exit 3).
-pub fn check_decision(signals: &Signals, d: &Decision) -> Result<(), String> {
+pub fn check_decision(signals: &Signals, d: &Decision) -> Result<(), UnreadDataDecision> {
     if matches!(d.action, Action::Delay | Action::Block) {
         return Ok(());
     }
     let is_true = |name: &str| signals.get(name) == Some(&SignalValue::Bool(true));
     let tests = |name: &str| d.conditions.iter().any(|c| c.signal == name);
-    let by = if d.policy_id == "DEFAULT" { "the default action".to_string() } else { format!("rule {}", d.policy_id) };
+    let (policy_id, action) = (d.policy_id.clone(), d.action);
     if is_true("no_data") && !tests("no_data") {
-        return Err(format!(
-            "the SLO signals could not be read (no_data), and {by} would {} without testing no_data; \
-             add a rule on no_data (e.g. `no_data: {{operator: eq, value: true}}` → DELAY) ahead of the SLO rules",
-            d.action
-        ));
+        return Err(UnreadDataDecision::NoData { policy_id, action });
     }
     if is_true("burn_rate_insufficient_data") && !tests("burn_rate_insufficient_data") && !tests("no_data") {
-        return Err(format!(
-            "the burn rate has too few events to be decided (burn_rate_insufficient_data), and {by} would {} \
-             without testing it; add a rule on burn_rate_insufficient_data ahead of the burn-rate rules",
-            d.action
-        ));
+        return Err(UnreadDataDecision::InsufficientData { policy_id, action });
     }
     Ok(())
 }

@@ -20,9 +20,10 @@ use serde::Serialize;
 use crate::pyround::{py_round, py_sum_floats};
 
 /// One day's spend.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct DailyCost {
     /// Calendar day (UTC).
+    #[schemars(with = "String")]
     pub date: Date,
     /// Spend that day, in the series currency.
     pub cost: f64,
@@ -50,7 +51,7 @@ pub struct CostSeries {
 }
 
 /// Week-over-week thresholds in percent (`COST_WARN_PCT`, `COST_BLOCK_PCT`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct CostThresholds {
     /// At or above: trend `rising` and `spike_detected`.
     pub warn_pct: f64,
@@ -94,7 +95,7 @@ impl CostError {
 }
 
 /// Cost trend label used by policies (`cost_trend` signal).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CostTrend {
     /// Between the falling and warn thresholds.
@@ -122,7 +123,7 @@ impl CostTrend {
 }
 
 /// Supporting figures, in the seed tool's `details` order.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct CostDetails {
     /// Currency code.
     pub currency: String,
@@ -141,16 +142,18 @@ pub struct CostDetails {
 }
 
 /// A calendar window, both ends inclusive.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Window {
     /// First day.
+    #[schemars(with = "String")]
     pub start: Date,
     /// Last day.
+    #[schemars(with = "String")]
     pub end: Date,
 }
 
 /// The evaluated cost block: the seed tool's keys and order, then Guardrail's additions.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct CostReport {
     /// Service name.
     pub service: String,
@@ -183,6 +186,7 @@ pub struct CostReport {
     /// The whole series sorted by date, for charts.
     pub daily_costs: Vec<DailyCost>,
     /// Days of the series the source marks as estimated (sorted; empty when none).
+    #[schemars(with = "Vec<String>")]
     pub estimated_days: Vec<Date>,
     /// The robust anomaly score of the newest day.
     pub anomaly: Anomaly,
@@ -195,13 +199,24 @@ pub struct CostReport {
 pub const NO_BUDGET: &str = "the cost data states no monthly budget (budget_usd_monthly in cost.json; billing \
                              exports carry none), so the budget utilisation is not known";
 
+/// Why there is no budget utilisation ([`budget_utilisation`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NoUtilisation {
+    /// The cost data states no monthly budget.
+    #[error("{}", NO_BUDGET)]
+    NoBudget,
+    /// The monthly budget is 0.
+    #[error("the monthly budget is 0, so the budget utilisation is undefined")]
+    ZeroBudget,
+}
+
 /// Utilisation of `budget` by `spend` in percent, 2 dp (the seed's formula), or why there is
 /// none: no budget, or a budget of 0 (any spend over nothing is undefined, not 0 %).
-pub fn budget_utilisation(spend: f64, budget: Option<f64>) -> Result<f64, String> {
+pub fn budget_utilisation(spend: f64, budget: Option<f64>) -> Result<f64, NoUtilisation> {
     match budget {
-        None => Err(NO_BUDGET.to_string()),
+        None => Err(NoUtilisation::NoBudget),
         Some(b) if b > 0.0 => Ok(py_round(spend / b * 100.0, 2)),
-        Some(_) => Err("the monthly budget is 0, so the budget utilisation is undefined".to_string()),
+        Some(_) => Err(NoUtilisation::ZeroBudget),
     }
 }
 
@@ -217,7 +232,7 @@ pub const MAD_SCALE: f64 = 1.4826;
 pub const MEAN_AD_SCALE: f64 = 1.2533;
 
 /// How the spread of the baseline was measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AnomalyScale {
     /// `1.4826 × MAD`.
@@ -231,11 +246,12 @@ pub enum AnomalyScale {
 }
 
 /// The anomaly score of the newest day against the days before it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Anomaly {
     /// Baseline length asked for.
     pub baseline_days: u32,
     /// The newest day.
+    #[schemars(with = "String")]
     pub latest_date: Date,
     /// Its spend.
     pub latest: f64,
@@ -457,7 +473,8 @@ pub fn analyse(series: &CostSeries, t: &CostThresholds) -> Result<CostReport, Co
         daily_costs: days,
         estimated_days: estimated,
         anomaly,
-        budget_unavailable: utilisation.err(),
+        // The report carries the sentence: it is a wire field of the JSON output and the API.
+        budget_unavailable: utilisation.err().map(|e| e.to_string()),
     })
 }
 

@@ -17,7 +17,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 /// Freeze or maintenance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum WindowKind {
     /// A change freeze (`in_freeze`).
@@ -27,7 +27,7 @@ pub enum WindowKind {
 }
 
 /// Recurrence frequency.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub enum Freq {
     /// Every `INTERVAL` days.
     Daily,
@@ -38,7 +38,7 @@ pub enum Freq {
 }
 
 /// The supported part of an RFC 5545 RRULE.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct RRule {
     /// `FREQ`.
     pub freq: Freq,
@@ -50,6 +50,7 @@ pub struct RRule {
     /// `BYMONTHDAY` (1..=31 or -31..=-1).
     pub by_month_day: Vec<i8>,
     /// `UNTIL`: the last allowed occurrence start (inclusive), as an instant.
+    #[schemars(with = "Option<String>")]
     pub until: Option<Timestamp>,
     /// `COUNT`: number of occurrences.
     pub count: Option<u32>,
@@ -92,24 +93,27 @@ pub struct TimeWindow {
 }
 
 /// A window that contains `now`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct ActiveWindow {
     /// Its name.
     pub name: String,
     /// Freeze or maintenance.
     pub kind: WindowKind,
     /// Start of the occurrence containing `now`.
+    #[schemars(with = "String")]
     pub start: Timestamp,
     /// End of that occurrence (exclusive).
+    #[schemars(with = "String")]
     pub end: Timestamp,
     /// Its zone.
     pub timezone: String,
 }
 
 /// Which windows are active at one instant.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, schemars::JsonSchema)]
 pub struct FreezeStatus {
     /// The instant checked.
+    #[schemars(with = "Option<String>")]
     pub at: Option<Timestamp>,
     /// Every active window, in file order.
     pub active: Vec<ActiveWindow>,
@@ -291,15 +295,94 @@ pub fn apply(status: &FreezeStatus, s: &mut crate::signals::Signals) {
     s.set("maintenance_name", SignalValue::Text(status.name_of(WindowKind::Maintenance).to_string()));
 }
 
+/// Why an RRULE is refused ([`parse_rrule`]). `value` fields hold the text as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RRuleError {
+    /// A part without `=`.
+    #[error("{part:?} is not KEY=VALUE")]
+    NotKeyValue {
+        /// The part.
+        part: String,
+    },
+    /// `FREQ` other than DAILY, WEEKLY, MONTHLY.
+    #[error("FREQ={value} is not supported (DAILY, WEEKLY or MONTHLY)")]
+    UnsupportedFreq {
+        /// The frequency, upper-cased.
+        value: String,
+    },
+    /// `INTERVAL` out of 1..=1000.
+    #[error("INTERVAL={value} must be a whole number from 1 to 1000")]
+    BadInterval {
+        /// The value.
+        value: String,
+    },
+    /// `COUNT` below 1 or not a number.
+    #[error("COUNT={value} must be a whole number ≥ 1")]
+    BadCount {
+        /// The value.
+        value: String,
+    },
+    /// `UNTIL` not a date or date-time.
+    #[error("UNTIL={value} must be YYYYMMDD or YYYYMMDDTHHMMSS[Z]")]
+    UntilFormat {
+        /// The value.
+        value: String,
+    },
+    /// `UNTIL` in the right shape but not a time that exists (Feb 30, a skipped hour…).
+    #[error("UNTIL={value}: {reason}")]
+    UntilInvalid {
+        /// The value.
+        value: String,
+        /// jiff's reason.
+        reason: String,
+    },
+    /// A `BYDAY` entry that is not a weekday.
+    #[error("BYDAY value {value:?} is not a weekday (MO, TU, WE, TH, FR, SA, SU)")]
+    NotAWeekday {
+        /// The entry.
+        value: String,
+    },
+    /// A `BYDAY` ordinal out of 1..5 / -5..-1.
+    #[error("BYDAY ordinal in {value:?} must be 1..5 or -5..-1")]
+    BadOrdinal {
+        /// The entry.
+        value: String,
+    },
+    /// A `BYMONTHDAY` entry out of 1..31 / -31..-1.
+    #[error("BYMONTHDAY value {value:?} must be 1..31 or -31..-1")]
+    BadMonthDay {
+        /// The entry.
+        value: String,
+    },
+    /// A key this parser does not implement.
+    #[error("{key} is not supported (FREQ, INTERVAL, BYDAY, BYMONTHDAY, UNTIL, COUNT)")]
+    UnsupportedKey {
+        /// The key, upper-cased.
+        key: String,
+    },
+    /// No `FREQ`.
+    #[error("FREQ is required")]
+    NoFreq,
+    /// Both `UNTIL` and `COUNT`.
+    #[error("UNTIL and COUNT must not both be given (RFC 5545)")]
+    UntilAndCount,
+    /// `BYMONTHDAY` without `FREQ=MONTHLY`.
+    #[error("BYMONTHDAY is supported with FREQ=MONTHLY only")]
+    MonthDayNeedsMonthly,
+    /// An ordinal `BYDAY` without `FREQ=MONTHLY`.
+    #[error("an ordinal BYDAY (like 1MO) needs FREQ=MONTHLY")]
+    OrdinalNeedsMonthly,
+}
+
 /// Parses the supported RRULE subset (`FREQ=WEEKLY;BYDAY=SA,SU;UNTIL=…`). `UNTIL` is UTC when
 /// it ends in `Z`, else a civil time in `tz`.
-pub fn parse_rrule(text: &str, tz: &TimeZone) -> Result<RRule, String> {
+pub fn parse_rrule(text: &str, tz: &TimeZone) -> Result<RRule, RRuleError> {
     let body = text.trim().strip_prefix("RRULE:").unwrap_or(text.trim());
     let mut freq = None;
     let mut rule =
         RRule { freq: Freq::Daily, interval: 1, by_day: vec![], by_month_day: vec![], until: None, count: None };
     for part in body.split(';').filter(|p| !p.trim().is_empty()) {
-        let (k, v) = part.split_once('=').ok_or_else(|| format!("{part:?} is not KEY=VALUE"))?;
+        let (k, v) = part.split_once('=').ok_or_else(|| RRuleError::NotKeyValue { part: part.to_string() })?;
         let (k, v) = (k.trim().to_ascii_uppercase(), v.trim());
         match k.as_str() {
             "FREQ" => {
@@ -307,7 +390,7 @@ pub fn parse_rrule(text: &str, tz: &TimeZone) -> Result<RRule, String> {
                     "DAILY" => Freq::Daily,
                     "WEEKLY" => Freq::Weekly,
                     "MONTHLY" => Freq::Monthly,
-                    other => return Err(format!("FREQ={other} is not supported (DAILY, WEEKLY or MONTHLY)")),
+                    other => return Err(RRuleError::UnsupportedFreq { value: other.to_string() }),
                 })
             }
             "INTERVAL" => {
@@ -315,14 +398,14 @@ pub fn parse_rrule(text: &str, tz: &TimeZone) -> Result<RRule, String> {
                     .parse::<u32>()
                     .ok()
                     .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| format!("INTERVAL={v} must be a whole number from 1 to 1000"))?
+                    .ok_or_else(|| RRuleError::BadInterval { value: v.to_string() })?
             }
             "COUNT" => {
                 rule.count = Some(
                     v.parse::<u32>()
                         .ok()
                         .filter(|n| *n >= 1)
-                        .ok_or_else(|| format!("COUNT={v} must be a whole number ≥ 1"))?,
+                        .ok_or_else(|| RRuleError::BadCount { value: v.to_string() })?,
                 )
             }
             "UNTIL" => rule.until = Some(parse_until(v, tz)?),
@@ -334,30 +417,30 @@ pub fn parse_rrule(text: &str, tz: &TimeZone) -> Result<RRule, String> {
             "BYMONTHDAY" => {
                 for d in v.split(',') {
                     let n = d.trim().parse::<i8>().ok().filter(|n| *n != 0 && (-31..=31).contains(n));
-                    rule.by_month_day
-                        .push(n.ok_or_else(|| format!("BYMONTHDAY value {d:?} must be 1..31 or -31..-1"))?);
+                    rule.by_month_day.push(n.ok_or_else(|| RRuleError::BadMonthDay { value: d.to_string() })?);
                 }
             }
             "WKST" if v.eq_ignore_ascii_case("MO") => {}
-            other => return Err(format!("{other} is not supported (FREQ, INTERVAL, BYDAY, BYMONTHDAY, UNTIL, COUNT)")),
+            other => return Err(RRuleError::UnsupportedKey { key: other.to_string() }),
         }
     }
-    rule.freq = freq.ok_or("FREQ is required")?;
+    rule.freq = freq.ok_or(RRuleError::NoFreq)?;
     if rule.until.is_some() && rule.count.is_some() {
-        return Err("UNTIL and COUNT must not both be given (RFC 5545)".into());
+        return Err(RRuleError::UntilAndCount);
     }
     if rule.freq != Freq::Monthly && !rule.by_month_day.is_empty() {
-        return Err("BYMONTHDAY is supported with FREQ=MONTHLY only".into());
+        return Err(RRuleError::MonthDayNeedsMonthly);
     }
     if rule.freq != Freq::Monthly && rule.by_day.iter().any(|(n, _)| *n != 0) {
-        return Err("an ordinal BYDAY (like 1MO) needs FREQ=MONTHLY".into());
+        return Err(RRuleError::OrdinalNeedsMonthly);
     }
     Ok(rule)
 }
 
-fn parse_byday(d: &str) -> Result<(i8, Weekday), String> {
-    if d.len() < 2 {
-        return Err(format!("BYDAY value {d:?} is not a weekday (MO, TU, WE, TH, FR, SA, SU)"));
+fn parse_byday(d: &str) -> Result<(i8, Weekday), RRuleError> {
+    let not_a_weekday = || RRuleError::NotAWeekday { value: d.to_string() };
+    if d.len() < 2 || !d.is_char_boundary(d.len() - 2) {
+        return Err(not_a_weekday());
     }
     let (num, wd) = d.split_at(d.len() - 2);
     let w = match wd.to_ascii_uppercase().as_str() {
@@ -368,7 +451,7 @@ fn parse_byday(d: &str) -> Result<(i8, Weekday), String> {
         "FR" => Weekday::Friday,
         "SA" => Weekday::Saturday,
         "SU" => Weekday::Sunday,
-        _ => return Err(format!("BYDAY value {d:?} is not a weekday (MO, TU, WE, TH, FR, SA, SU)")),
+        _ => return Err(not_a_weekday()),
     };
     let n = if num.is_empty() {
         0
@@ -376,13 +459,14 @@ fn parse_byday(d: &str) -> Result<(i8, Weekday), String> {
         num.parse::<i8>()
             .ok()
             .filter(|n| *n != 0 && (-5..=5).contains(n))
-            .ok_or_else(|| format!("BYDAY ordinal in {d:?} must be 1..5 or -5..-1"))?
+            .ok_or_else(|| RRuleError::BadOrdinal { value: d.to_string() })?
     };
     Ok((n, w))
 }
 
-fn parse_until(v: &str, tz: &TimeZone) -> Result<Timestamp, String> {
-    let bad = || format!("UNTIL={v} must be YYYYMMDD or YYYYMMDDTHHMMSS[Z]");
+fn parse_until(v: &str, tz: &TimeZone) -> Result<Timestamp, RRuleError> {
+    let bad = || RRuleError::UntilFormat { value: v.to_string() };
+    let invalid = |e: jiff::Error| RRuleError::UntilInvalid { value: v.to_string(), reason: e.to_string() };
     let (body, utc) = match v.strip_suffix('Z') {
         Some(b) => (b, true),
         None => (v, false),
@@ -394,14 +478,18 @@ fn parse_until(v: &str, tz: &TimeZone) -> Result<Timestamp, String> {
         return Err(bad());
     }
     let n = |r: std::ops::Range<usize>| body[r].parse::<i16>().map_err(|_| bad());
-    let date = Date::new(n(0..4)?, n(4..6)? as i8, n(6..8)? as i8).map_err(|e| format!("UNTIL={v}: {e}"))?;
+    let date = Date::new(n(0..4)?, n(4..6)? as i8, n(6..8)? as i8).map_err(invalid)?;
     let dt = if b.len() == 15 {
-        date.at(n(9..11)? as i8, n(11..13)? as i8, n(13..15)? as i8, 0)
+        // Not `Date::at`, which panics on an hour like 25.
+        DateTime::from_parts(
+            date,
+            jiff::civil::Time::new(n(9..11)? as i8, n(11..13)? as i8, n(13..15)? as i8, 0).map_err(invalid)?,
+        )
     } else {
-        date.to_datetime(jiff::civil::Time::new(23, 59, 59, 0).map_err(|e| e.to_string())?)
+        date.to_datetime(jiff::civil::Time::new(23, 59, 59, 0).map_err(invalid)?)
     };
     let zone = if utc { TimeZone::UTC } else { tz.clone() };
-    zone.to_timestamp(dt).map_err(|e| format!("UNTIL={v}: {e}"))
+    zone.to_timestamp(dt).map_err(invalid)
 }
 
 #[cfg(test)]
@@ -538,9 +626,17 @@ mod tests {
             ("FREQ=DAILY;COUNT=2;UNTIL=20260101", "both"),
             ("FREQ=DAILY;BYSETPOS=1", "BYSETPOS is not supported"),
             ("FREQ=DAILY;INTERVAL=0", "INTERVAL"),
+            ("FREQ=DAILY;UNTIL=20260101T250000Z", "UNTIL=20260101T250000Z: "),
+            ("FREQ=DAILY;UNTIL=20260230", "UNTIL=20260230: "),
+            ("FREQ=WEEKLY;BYDAY=éA", "not a weekday"),
         ] {
-            let e = parse_rrule(r, &tz).unwrap_err();
+            let e = parse_rrule(r, &tz).unwrap_err().to_string();
             assert!(e.contains(needle), "{r}: {e}");
         }
+        assert_eq!(parse_rrule("BYDAY=MO", &tz), Err(RRuleError::NoFreq));
+        assert_eq!(
+            parse_rrule("FREQ=DAILY;BYSETPOS=1", &tz),
+            Err(RRuleError::UnsupportedKey { key: "BYSETPOS".into() })
+        );
     }
 }

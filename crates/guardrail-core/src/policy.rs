@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::signals::{self, SignalKind, SignalValue, Signals};
 
 /// What the gate tells the pipeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Action {
     /// Go ahead.
@@ -62,7 +62,7 @@ impl std::fmt::Display for Action {
 }
 
 /// Comparison operators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Operator {
     /// `<`
@@ -127,7 +127,7 @@ impl Operator {
 }
 
 /// A single threshold value.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum Scalar {
     /// A number.
@@ -149,7 +149,7 @@ impl std::fmt::Display for Scalar {
 }
 
 /// A condition's `value`: one scalar, or a list for `in`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum Threshold {
     /// One value.
@@ -177,7 +177,7 @@ impl std::fmt::Display for Threshold {
 }
 
 /// One condition: `signal operator value`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Condition {
     /// Signal name (see [`signals::CATALOGUE`]).
     pub signal: String,
@@ -188,7 +188,7 @@ pub struct Condition {
 }
 
 /// One rule.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Policy {
     /// Unique id, e.g. `P001`.
     pub id: String,
@@ -209,7 +209,7 @@ pub struct Policy {
 }
 
 /// What to decide when no rule matches (a Guardrail extension: `default_action:` in the file).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct DefaultRule {
     /// The decision.
     pub action: Action,
@@ -222,7 +222,7 @@ pub struct DefaultRule {
 }
 
 /// A policy file.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct PolicySet {
     /// `version:` as written.
     pub version: Option<String>,
@@ -244,7 +244,7 @@ impl PolicySet {
 }
 
 /// How serious a finding is: errors stop the gate, warnings do not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Worth a look; the set is still usable.
@@ -255,7 +255,7 @@ pub enum Severity {
 
 /// A finding about a policy set. `path` is the field path in the file, e.g.
 /// `policies[2].conditions.burn_rate.value`, which `guardrail-config` maps to line and column.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct PolicyIssue {
     /// Error or warning.
     pub severity: Severity,
@@ -295,17 +295,28 @@ fn kind_name(kind: SignalKind) -> &'static str {
     }
 }
 
-fn scalar_fits(kind: SignalKind, s: &Scalar) -> Result<(), String> {
+/// Why a threshold cannot be compared with its signal.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+enum Misfit {
+    #[error("threshold {0} is not a finite number")]
+    NotFinite(f64),
+    #[error("\"{value}\" is not a possible value; expected one of {}", labels.join(", "))]
+    NotALabel { value: String, labels: &'static [&'static str] },
+    #[error("expected {} but the threshold {threshold} is {found}", kind_name(*expected))]
+    WrongType { expected: SignalKind, threshold: Scalar, found: &'static str },
+}
+
+fn scalar_fits(kind: SignalKind, s: &Scalar) -> Result<(), Misfit> {
     match (kind, s) {
         (SignalKind::Number, Scalar::Number(n)) if n.is_finite() => Ok(()),
-        (SignalKind::Number, Scalar::Number(n)) => Err(format!("threshold {n} is not a finite number")),
+        (SignalKind::Number, Scalar::Number(n)) => Err(Misfit::NotFinite(*n)),
         (SignalKind::Bool, Scalar::Bool(_)) => Ok(()),
         (SignalKind::Text, Scalar::Text(_)) => Ok(()),
         (SignalKind::Label(labels), Scalar::Text(t)) => {
             if labels.contains(&t.as_str()) {
                 Ok(())
             } else {
-                Err(format!("\"{t}\" is not a possible value; expected one of {}", labels.join(", ")))
+                Err(Misfit::NotALabel { value: t.clone(), labels })
             }
         }
         (kind, other) => {
@@ -314,7 +325,7 @@ fn scalar_fits(kind: SignalKind, s: &Scalar) -> Result<(), String> {
                 Scalar::Bool(_) => "a boolean",
                 Scalar::Text(_) => "a string",
             };
-            Err(format!("expected {} but the threshold {other} is {found}", kind_name(kind)))
+            Err(Misfit::WrongType { expected: kind, threshold: other.clone(), found })
         }
     }
 }
@@ -346,7 +357,7 @@ pub fn check_condition(index: usize, c: &Condition) -> Vec<PolicyIssue> {
             }
             for (i, s) in items.iter().enumerate() {
                 if let Err(e) = scalar_fits(def.kind, s) {
-                    out.push(PolicyIssue::error(format!("{path}.value[{i}]"), e));
+                    out.push(PolicyIssue::error(format!("{path}.value[{i}]"), e.to_string()));
                 }
             }
         }
@@ -360,7 +371,7 @@ pub fn check_condition(index: usize, c: &Condition) -> Vec<PolicyIssue> {
         )),
         (_, Threshold::Scalar(s)) => {
             if let Err(e) = scalar_fits(def.kind, s) {
-                out.push(PolicyIssue::error(format!("{path}.value"), e));
+                out.push(PolicyIssue::error(format!("{path}.value"), e.to_string()));
             }
         }
     }
@@ -724,7 +735,7 @@ fn rule_subset(b: &[(String, ValueSet)], a: &[(String, ValueSet)]) -> bool {
 // Evaluation.
 
 /// One compared condition, with the exact values compared.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct ConditionOutcome {
     /// Signal name.
     pub signal: String,
@@ -753,7 +764,7 @@ impl ConditionOutcome {
 }
 
 /// One rule in the trace.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct RuleTrace {
     /// Rule id.
     pub id: String,
@@ -774,7 +785,7 @@ pub struct RuleTrace {
 }
 
 /// What would have to change for the deploy to be allowed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Counterfactual {
     /// A rule that matched before any ALLOW could be reached.
     pub rule_id: String,
@@ -785,7 +796,7 @@ pub struct Counterfactual {
 }
 
 /// Where the decision came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DecidedBy {
     /// A rule matched.
@@ -795,7 +806,7 @@ pub enum DecidedBy {
 }
 
 /// The outcome of one evaluation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Decision {
     /// The decision.
     pub action: Action,

@@ -193,7 +193,7 @@ pub fn lookup(name: &str) -> Option<&'static SignalDef> {
 }
 
 /// A signal's value in one evaluation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum SignalValue {
     /// A number.
@@ -205,6 +205,7 @@ pub enum SignalValue {
     /// The inputs do not provide this signal; the string says why. A rule that needs it
     /// cannot be decided.
     #[serde(serialize_with = "ser_unavailable")]
+    #[schemars(with = "()")]
     Unavailable(String),
 }
 
@@ -224,7 +225,7 @@ impl std::fmt::Display for SignalValue {
 }
 
 /// The signal values of one evaluation, by name (sorted, so serialisation is stable).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct Signals(pub BTreeMap<String, SignalValue>);
 

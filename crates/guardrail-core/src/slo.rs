@@ -41,6 +41,21 @@ impl Serialize for Num {
     }
 }
 
+/// A JSON number (an integer when the file wrote one).
+impl schemars::JsonSchema for Num {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Number".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "number" })
+    }
+}
+
 impl std::fmt::Display for Num {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.integer && self.value.fract() == 0.0 {
@@ -52,7 +67,7 @@ impl std::fmt::Display for Num {
 }
 
 /// Burn-rate thresholds (multiples of the sustainable rate), checked top-down with `>=`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct BurnThresholds {
     /// At or above this the label is `medium`.
     pub medium: f64,
@@ -144,7 +159,7 @@ impl SloError {
 }
 
 /// The burn-rate label used by policies (`burn_rate` signal).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BurnLabel {
     /// Below the medium threshold.
@@ -173,7 +188,7 @@ impl BurnLabel {
 }
 
 /// Extra figures carried in the SLO report, in the seed tool's `details` order.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct SloDetails {
     /// Requests over the window.
     pub total_requests: u64,
@@ -197,7 +212,7 @@ pub struct SloDetails {
 }
 
 /// The evaluated SLO block, serialised with the seed tool's keys and order.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct SloReport {
     /// Successful share of requests in percent, rounded to 6 dp.
     pub availability_pct: f64,

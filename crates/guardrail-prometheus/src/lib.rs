@@ -42,8 +42,8 @@ pub enum FetchError {
         reason: String,
     },
     /// The configuration cannot be turned into queries.
-    #[error("{0}")]
-    Config(String),
+    #[error(transparent)]
+    Config(#[from] query::NoFreshnessSelector),
     /// The CA file (`ca_file`, `--prometheus-ca`) cannot be read or used.
     #[error("prometheus CA file {path}: {reason}")]
     Ca {
@@ -55,6 +55,43 @@ pub enum FetchError {
     /// The HTTP client could not be built.
     #[error(transparent)]
     Client(#[from] client::ClientError),
+}
+
+/// A metrics input that is not a snapshot [`Snapshot::to_json`] wrote (a recorded one that was
+/// edited, or a metrics file given where the SLO file names a Prometheus source).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    /// Not JSON of the snapshot's shape.
+    #[error("not a Prometheus snapshot: {reason}")]
+    Json {
+        /// serde_json's reason (with line and column).
+        reason: String,
+    },
+    /// JSON of the shape, from another source.
+    #[error("not a Prometheus snapshot: source is {source_name:?}")]
+    Source {
+        /// The `source` it names.
+        source_name: String,
+    },
+    /// A timestamp that does not parse.
+    #[error("{field} {value:?}: {reason}")]
+    Field {
+        /// `evaluated_at` or `newest_sample_at`.
+        field: String,
+        /// The text.
+        value: String,
+        /// Why it is not a timestamp.
+        reason: String,
+    },
+    /// A `counts` key that is not a window.
+    #[error("counts.{window}: {problem}")]
+    Window {
+        /// The key.
+        window: String,
+        /// Why it is not a window.
+        #[source]
+        problem: guardrail_core::freshness::DurationError,
+    },
 }
 
 /// One query as sent, and how it went.
@@ -127,10 +164,10 @@ pub const SOURCE: &str = "prometheus";
 
 impl Snapshot {
     /// Reads a snapshot written by [`Snapshot::to_json`].
-    pub fn from_json(text: &str) -> Result<Snapshot, String> {
-        let s: Snapshot = serde_json::from_str(text).map_err(|e| format!("not a Prometheus snapshot: {e}"))?;
+    pub fn from_json(text: &str) -> Result<Snapshot, SnapshotError> {
+        let s: Snapshot = serde_json::from_str(text).map_err(|e| SnapshotError::Json { reason: e.to_string() })?;
         if s.source != SOURCE {
-            return Err(format!("not a Prometheus snapshot: source is {:?}", s.source));
+            return Err(SnapshotError::Source { source_name: s.source });
         }
         Ok(s)
     }
@@ -141,16 +178,22 @@ impl Snapshot {
     }
 
     /// The core's view of the snapshot.
-    pub fn to_observation(&self) -> Result<Observation, String> {
-        let evaluated_at: Timestamp =
-            self.evaluated_at.parse().map_err(|e| format!("evaluated_at {:?}: {e}", self.evaluated_at))?;
+    pub fn to_observation(&self) -> Result<Observation, SnapshotError> {
+        let time = |field: &str, text: &str| {
+            text.parse::<Timestamp>().map_err(|e| SnapshotError::Field {
+                field: field.to_string(),
+                value: text.to_string(),
+                reason: e.to_string(),
+            })
+        };
+        let evaluated_at = time("evaluated_at", &self.evaluated_at)?;
         let newest_sample_at = match &self.newest_sample_at {
             None => None,
-            Some(t) => Some(t.parse::<Timestamp>().map_err(|e| format!("newest_sample_at {t:?}: {e}"))?),
+            Some(t) => Some(time("newest_sample_at", t)?),
         };
         let mut counts = BTreeMap::new();
         for (w, c) in &self.counts {
-            let w = Window::parse(w).map_err(|e| format!("counts.{w}: {e}"))?;
+            let w = Window::parse(w).map_err(|e| SnapshotError::Window { window: w.clone(), problem: e })?;
             if let (Some(errors), Some(total)) = (c.errors, c.total) {
                 counts.insert(w, Counts { errors, total });
             }
@@ -199,7 +242,7 @@ pub fn check_url(url: &str) -> Result<(), FetchError> {
 /// them). The CA file, when `spec.ca_file` names one, is read here, once per decision.
 pub fn fetch(spec: &PrometheusSpec, url: &str, at: Timestamp) -> Result<Snapshot, FetchError> {
     check_url(url)?;
-    let freshness = query::freshness_query(spec).map_err(FetchError::Config)?;
+    let freshness = query::freshness_query(spec)?;
     let ca =
         match &spec.ca_file {
             None => None,

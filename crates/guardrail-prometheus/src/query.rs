@@ -47,19 +47,27 @@ pub fn latency_query(spec: &PrometheusSpec) -> Option<String> {
     Some(format!("{} or {}", tag(&one("0.95"), "p95"), tag(&one("0.99"), "p99")))
 }
 
+/// A spec without a freshness query whose total query names no series selector to derive one
+/// from ([`freshness_query`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "prometheus.freshness_query: cannot find the series selector in total_query ({total_query:?}) to check the \
+     age of its newest sample; set freshness_query (PromQL returning a Unix time)"
+)]
+pub struct NoFreshnessSelector {
+    /// The total query.
+    pub total_query: String,
+}
+
 /// The freshness query: the configured one, or `max(timestamp(SELECTOR))` with the selector
 /// the total query applies its window to.
-pub fn freshness_query(spec: &PrometheusSpec) -> Result<String, String> {
+pub fn freshness_query(spec: &PrometheusSpec) -> Result<String, NoFreshnessSelector> {
     if let Some(q) = &spec.freshness_query {
         return Ok(q.clone());
     }
     match selector_before_window(&spec.total_query) {
         Some(sel) => Ok(format!("max(timestamp({sel}))")),
-        None => Err(format!(
-            "prometheus.freshness_query: cannot find the series selector in total_query ({:?}) to check the \
-             age of its newest sample; set freshness_query (PromQL returning a Unix time)",
-            spec.total_query
-        )),
+        None => Err(NoFreshnessSelector { total_query: spec.total_query.clone() }),
     }
 }
 
