@@ -23,12 +23,66 @@ use guardrail_gate::decide::{
 };
 use guardrail_gate::gate::{self, AuditRef};
 use guardrail_store::AppendError;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_stream::StreamExt as _;
 
 use crate::auth::{Caller, Role};
-use crate::state::{AppState, Reply, error_value, narrative, summary};
+use crate::state::{AppState, narrative, summary};
+use crate::wire::{
+    Alive, AllData, Answer, AuditRecordView, Cached, CostData, DecisionData, Envelope, ErrorBody, ErrorStatus,
+    Explanation, Health, Reachable, Ready, RecordRef, Simulation, SimulationData, SloData, True, Verification,
+};
+
+/// Why the deploy-gate endpoints (and the checks every route shares) refuse or fail: one
+/// variant per kind of failure, and its one HTTP status ([`Failure::status`]). Handlers name
+/// the failure, never a status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// No, malformed or unknown bearer token, or no tokens file (401).
+    Unauthenticated,
+    /// The token's role may not (403).
+    Forbidden,
+    /// The body or query is not of the documented shape (400).
+    BadRequest,
+    /// The body is over the limit (413).
+    TooLarge,
+    /// The body is not `application/json` (415).
+    NotJson,
+    /// No such endpoint (404).
+    NoSuchEndpoint,
+    /// Wrong method (405).
+    MethodNotAllowed,
+    /// A `Host` other than the loopback names (421).
+    Misdirected,
+    /// The policies cannot decide with the simulated signal values (422).
+    CannotDecideWith,
+    /// The inputs cannot decide, a decision could not be recorded (withheld), the audit store
+    /// is unavailable, or the server is not ready (503).
+    Unavailable,
+    /// The request could not be completed (500; details on stderr).
+    Internal,
+}
+
+impl Failure {
+    /// The HTTP status of this failure.
+    pub const fn status(self) -> StatusCode {
+        match self {
+            Failure::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Failure::Forbidden => StatusCode::FORBIDDEN,
+            Failure::BadRequest => StatusCode::BAD_REQUEST,
+            Failure::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Failure::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Failure::NoSuchEndpoint => StatusCode::NOT_FOUND,
+            Failure::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Failure::Misdirected => StatusCode::MISDIRECTED_REQUEST,
+            Failure::CannotDecideWith => StatusCode::UNPROCESSABLE_ENTITY,
+            Failure::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Failure::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
 
 /// An error answer: status, messages (already free of paths) and extra headers.
 #[derive(Debug)]
@@ -37,27 +91,48 @@ pub struct ApiError {
     pub status: StatusCode,
     /// Messages for the caller.
     pub errors: Vec<String>,
-    /// Extra fields of the error envelope (e.g. the audit record of a could-not-decide).
+    /// Extra fields of the error envelope (the governor's refusals: `code`, …).
     pub extra: Option<Value>,
+    /// The record this failure wrote, and whether only its mirror copy failed.
+    record: Option<(Option<ErrorStatus>, RecordRef)>,
     bearer_challenge: bool,
 }
 
 impl ApiError {
     /// An error with one message.
     pub fn new(status: StatusCode, msg: impl Into<String>) -> ApiError {
-        ApiError { status, errors: vec![msg.into()], extra: None, bearer_challenge: false }
+        ApiError::many(status, vec![msg.into()])
     }
     pub(crate) fn many(status: StatusCode, errors: Vec<String>) -> ApiError {
-        ApiError { status, errors, extra: None, bearer_challenge: false }
+        ApiError { status, errors, extra: None, record: None, bearer_challenge: false }
+    }
+    /// A failure with one message.
+    pub fn of(failure: Failure, msg: impl Into<String>) -> ApiError {
+        ApiError::new(failure.status(), msg)
+    }
+    /// A failure with several messages.
+    pub fn of_many(failure: Failure, errors: Vec<String>) -> ApiError {
+        ApiError::many(failure.status(), errors)
     }
     fn unauthorized(msg: &str) -> ApiError {
-        ApiError { bearer_challenge: true, ..ApiError::new(StatusCode::UNAUTHORIZED, msg) }
+        ApiError { bearer_challenge: true, ..ApiError::of(Failure::Unauthenticated, msg) }
+    }
+    /// Names the record this failure wrote (`audit`), with `status: recorded_mirror_failed`
+    /// when only its JSONL mirror copy failed.
+    fn recorded(mut self, rec: &ChainedRecord, mirror_failed: bool) -> ApiError {
+        self.record = Some((mirror_failed.then_some(ErrorStatus::RecordedMirrorFailed), RecordRef::of(rec)));
+        self
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut v = error_value(&self.errors);
+        let mut body = ErrorBody::new(&self.errors);
+        if let Some((status, audit)) = self.record {
+            body.status = status;
+            body.audit = Some(audit);
+        }
+        let mut v = serde_json::to_value(&body).unwrap_or(Value::Null);
         if let (Some(obj), Some(Value::Object(extra))) = (v.as_object_mut(), self.extra) {
             obj.extend(extra);
         }
@@ -74,14 +149,10 @@ fn json_bytes(v: &Value) -> Bytes {
     Bytes::from(serde_json::to_vec(v).unwrap_or_default())
 }
 
-fn reply(r: &Reply) -> Response {
-    let mut resp = (r.status, r.body.clone()).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp
-}
-
 pub(crate) fn ok(data: Value) -> Response {
-    let mut resp = (StatusCode::OK, json_bytes(&json!({"ok": true, "data": data}))).into_response();
+    // Through a `Value`: its keys are ordered, as the answers have always been.
+    let v = serde_json::to_value(Envelope { ok: True, data }).unwrap_or(Value::Null);
+    let mut resp = (StatusCode::OK, json_bytes(&v)).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }
@@ -130,8 +201,8 @@ pub fn authenticate(parts: &Parts, state: &AppState, need: Role) -> Result<Calle
             Role::Approver => "approve",
             Role::Admin => "do this",
         };
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
+        return Err(ApiError::of(
+            Failure::Forbidden,
             format!("the token's role ({}) may not {what}", caller.role.as_str()),
         ));
     }
@@ -154,28 +225,28 @@ impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for StrictJson<T> {
             .and_then(|v| v.split(';').next())
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
         if !is_json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            return Err(ApiError::of(
+                Failure::NotJson,
                 "the body must be JSON, sent with Content-Type: application/json",
             ));
         }
         let bytes = match Bytes::from_request(req, state).await {
             Ok(b) => b,
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                return Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
+                return Err(ApiError::of(
+                    Failure::TooLarge,
                     format!("the body is larger than {} bytes", state.config().max_body_bytes),
                 ));
             }
-            Err(_) => return Err(ApiError::new(StatusCode::BAD_REQUEST, "the body could not be read")),
+            Err(_) => return Err(ApiError::of(Failure::BadRequest, "the body could not be read")),
         };
         // serde would also accept a struct written as an array; only an object is a request.
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid request body: expected a JSON object"));
+            return Err(ApiError::of(Failure::BadRequest, "invalid request body: expected a JSON object"));
         }
         match serde_json::from_slice::<T>(&bytes) {
             Ok(v) => Ok(StrictJson(v)),
-            Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, format!("invalid request body: {e}"))),
+            Err(e) => Err(ApiError::of(Failure::BadRequest, format!("invalid request body: {e}"))),
         }
     }
 }
@@ -183,41 +254,42 @@ impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for StrictJson<T> {
 pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the request could not be completed"))
+        .map_err(|_| ApiError::of(Failure::Internal, "the request could not be completed"))
 }
 
 // ---------------------------------------------------------------- compatibility endpoints
 
 /// `GET /api/slo`: the SLO block of the current snapshot.
-pub async fn slo(State(s): State<AppState>) -> Response {
-    reply(&s.snapshot().replies.slo)
+pub async fn slo(State(s): State<AppState>) -> Cached<SloData> {
+    Cached::new(&s.snapshot().replies.slo)
 }
 
 /// `GET /api/cost`: the cost block (with `daily_costs`, for the chart).
-pub async fn cost(State(s): State<AppState>) -> Response {
-    reply(&s.snapshot().replies.cost)
+pub async fn cost(State(s): State<AppState>) -> Cached<CostData> {
+    Cached::new(&s.snapshot().replies.cost)
 }
 
 /// `GET /api/decision`: what the gate would decide on the current snapshot (records nothing).
-pub async fn decision(State(s): State<AppState>) -> Response {
-    reply(&s.snapshot().replies.decision)
+pub async fn decision(State(s): State<AppState>) -> Cached<DecisionData> {
+    Cached::new(&s.snapshot().replies.decision)
 }
 
 /// `GET /api/explain`: `{"text": narrative}`.
-pub async fn explain(State(s): State<AppState>) -> Response {
-    reply(&s.snapshot().replies.explain)
+pub async fn explain(State(s): State<AppState>) -> Cached<Explanation> {
+    Cached::new(&s.snapshot().replies.explain)
 }
 
 /// `GET /api/all`: slo, cost, decision and explanation from one snapshot.
-pub async fn all(State(s): State<AppState>) -> Response {
-    reply(&s.snapshot().replies.all)
+pub async fn all(State(s): State<AppState>) -> Cached<AllData> {
+    Cached::new(&s.snapshot().replies.all)
 }
 
 /// Query of `GET /api/audit`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// How many records, newest first (1–500, default 50).
+    #[schemars(range(min = 1, max = 500))]
     pub limit: Option<usize>,
     /// Only this kind.
     pub kind: Option<String>,
@@ -228,12 +300,19 @@ pub struct AuditQuery {
 pub(crate) fn store_unavailable(what: &str, e: &str) -> ApiError {
     // The full message (with the store's location) is for the operator, not the caller.
     eprintln!("guardrail serve: {what}: {e}");
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("{what}: the audit store is unavailable"))
+    ApiError::of(Failure::Unavailable, format!("{what}: the audit store is unavailable"))
 }
 
 /// A record as `/api/audit` shows it: the body's fields (without the inputs' full text, and
 /// with file names instead of paths) plus `timestamp`, `id`, `seq`, `kind`, `hash`, `prev_hash`.
 pub fn record_view(state: &AppState, r: &ChainedRecord) -> Value {
+    let mut v = serde_json::to_value(record_data(r)).unwrap_or(Value::Null);
+    state.redactor().value(&mut v);
+    v
+}
+
+/// A record as `/api/audit` shows it, before redaction.
+pub fn record_data(r: &ChainedRecord) -> AuditRecordView {
     let mut body = r.body.clone();
     if let Some(obj) = body.as_object_mut() {
         obj.remove("input_content");
@@ -261,32 +340,34 @@ pub fn record_view(state: &AppState, r: &ChainedRecord) -> Value {
             audit.remove("store");
         }
     }
-    let mut v = match body {
-        Value::Object(o) => Value::Object(o),
-        other => json!({"body": other}),
+    let mut body = match body {
+        Value::Object(o) => o,
+        other => std::iter::once(("body".to_string(), other)).collect(),
     };
-    if let Some(obj) = v.as_object_mut() {
-        obj.insert("timestamp".into(), r.recorded_at.clone().into());
-        obj.insert("id".into(), r.id().into());
-        obj.insert("seq".into(), r.seq.into());
-        obj.insert("kind".into(), r.kind.clone().into());
-        obj.insert("hash".into(), r.hash.clone().into());
-        obj.insert("prev_hash".into(), r.prev_hash.clone().into());
+    // The chain's fields win over a body field of the same name (as they always have).
+    for k in ["timestamp", "id", "seq", "kind", "hash", "prev_hash"] {
+        body.remove(k);
     }
-    state.redactor().value(&mut v);
-    v
+    AuditRecordView {
+        body,
+        timestamp: r.recorded_at.clone(),
+        id: r.id(),
+        seq: r.seq,
+        kind: r.kind.clone(),
+        hash: r.hash.clone(),
+        prev_hash: r.prev_hash.clone(),
+    }
 }
 
 /// `GET /api/audit`: the newest records of the audit store.
 pub async fn audit(
     State(s): State<AppState>,
     q: Result<Query<AuditQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let Query(q) =
-        q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid query: {}", e.body_text())))?;
+) -> Result<Answer<Vec<AuditRecordView>>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::of(Failure::BadRequest, format!("invalid query: {}", e.body_text())))?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "limit must be between 1 and 500"));
+        return Err(ApiError::of(Failure::BadRequest, "limit must be between 1 and 500"));
     }
     let spec = s.config().store.clone();
     let query = guardrail_store::ListQuery { limit, before_seq: q.before_seq, kind: q.kind };
@@ -296,11 +377,12 @@ pub async fn audit(
     })
     .await?
     .map_err(|e| store_unavailable("audit", &e))?;
-    Ok(ok(Value::Array(records.iter().map(|r| record_view(&s, r)).collect())))
+    let views: Vec<AuditRecordView> = records.iter().map(record_data).collect();
+    Ok(Answer::new(s.redactor(), &views))
 }
 
 /// `GET /api/audit/verify`: recomputes every hash of the chain.
-pub async fn audit_verify(State(s): State<AppState>) -> Result<Response, ApiError> {
+pub async fn audit_verify(State(s): State<AppState>) -> Result<Answer<Verification>, ApiError> {
     let spec = s.config().store.clone();
     let rep = blocking(move || -> Result<guardrail_core::audit::VerifyReport, String> {
         let mut store = audit_cmd::open(&spec)?;
@@ -308,15 +390,13 @@ pub async fn audit_verify(State(s): State<AppState>) -> Result<Response, ApiErro
     })
     .await?
     .map_err(|e| store_unavailable("audit verify", &e))?;
-    let mut v = json!({"intact": rep.ok(), "records": rep.records, "head": rep.head, "breaks": rep.breaks});
-    s.redactor().value(&mut v);
-    Ok(ok(v))
+    Ok(Answer::new(s.redactor(), &Verification::from(rep)))
 }
 
 // ---------------------------------------------------------------- deciding and recording
 
 /// Body of `POST /api/gate`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GateRequest {
     /// The pipeline's context, recorded with the decision: [`CiContext`]'s own fields, read
@@ -324,6 +404,7 @@ pub struct GateRequest {
     /// triggered the pipeline (`actor`) is as the pipeline says; the token's identity is
     /// recorded separately as `requested_by`.
     #[serde(default)]
+    #[schemars(with = "Option<crate::wire::CiRequestSchema>")]
     pub ci: Option<CiRequest>,
     /// Report exit code 1 for WARN (as `guardrail gate --fail-on-warn`).
     #[serde(default)]
@@ -331,11 +412,12 @@ pub struct GateRequest {
 }
 
 /// Body of `POST /api/simulate`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SimulateRequest {
     /// Signal values to use instead of the measured ones (names from the signal catalogue).
     #[serde(default)]
+    #[schemars(with = "crate::wire::SignalOverridesSchema")]
     pub signals: BTreeMap<String, Value>,
 }
 
@@ -373,7 +455,6 @@ fn cannot_decide(
 ) -> ApiError {
     state.metrics().undecided(endpoint);
     let mut shown: Vec<String> = undecided.errors.iter().map(|e| state.redactor().text(e)).collect();
-    let mut err = ApiError::many(StatusCode::SERVICE_UNAVAILABLE, Vec::new());
     let in_chain = match &record {
         Ok(rec) => Some(rec),
         Err(e) => {
@@ -390,17 +471,15 @@ fn cannot_decide(
             e.in_chain()
         }
     };
-    if let Some(rec) = in_chain {
-        state.publish("audit", json!({"id": rec.id(), "seq": rec.seq, "kind": rec.kind}));
-        let mut extra = json!({"audit": {"id": rec.id(), "seq": rec.seq}});
-        if record.is_err() {
-            extra["status"] = "recorded_mirror_failed".into();
-        }
-        err.extra = Some(extra);
-    }
     shown.insert(0, "could not decide".into());
-    err.errors = shown;
-    err
+    let err = ApiError::of_many(Failure::Unavailable, shown);
+    match in_chain {
+        Some(rec) => {
+            state.publish("audit", json!({"id": rec.id(), "seq": rec.seq, "kind": rec.kind}));
+            err.recorded(rec, record.is_err())
+        }
+        None => err,
+    }
 }
 
 /// The answer to a decision whose record failed: 503, withheld (naming the record when it is
@@ -409,11 +488,11 @@ fn withheld(state: &AppState, endpoint: &str, reason: &Withheld) -> ApiError {
     state.metrics().audit_write_failure();
     state.metrics().undecided(endpoint);
     eprintln!("guardrail serve: {endpoint}: {}", reason.source);
-    let mut err = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, reason.public());
-    if let Some(rec) = reason.in_chain() {
-        err.extra = Some(json!({"status": "recorded_mirror_failed", "audit": rec.id()}));
+    let err = ApiError::of(Failure::Unavailable, reason.public());
+    match reason.in_chain() {
+        Some(rec) => err.recorded(rec, true),
+        None => err,
     }
-    err
 }
 
 /// A recorded decision's answer: the output with its record (the store named by kind only),
@@ -427,7 +506,7 @@ fn recorded(state: &AppState, endpoint: &str, decided: &Decided, rec: &ChainedRe
     serde_json::to_value(&out).unwrap_or(Value::Null)
 }
 
-fn gate_blocking(state: &AppState, caller: &Caller, req: GateRequest) -> Result<Value, ApiError> {
+fn gate_blocking(state: &AppState, caller: &Caller, req: GateRequest) -> Result<Answer<DecisionData>, ApiError> {
     let ci = req.ci.unwrap_or_default().into_context("http");
     let who = requester(caller);
     let cfg = state.config();
@@ -436,15 +515,13 @@ fn gate_blocking(state: &AppState, caller: &Caller, req: GateRequest) -> Result<
     if let Some(t) = outcome.evaluated_in() {
         state.metrics().observe_evaluation(t);
     }
-    let mut v = match outcome {
-        GateOutcome::Recorded { decided, record, audit } => recorded(state, "gate", &decided, &record, audit),
-        GateOutcome::Withheld { reason, .. } => return Err(withheld(state, "gate", &reason)),
-        GateOutcome::CannotDecide { undecided, record } => {
-            return Err(cannot_decide(state, "gate", &undecided, record));
+    match outcome {
+        GateOutcome::Recorded { decided, record, audit } => {
+            Ok(Answer::new(state.redactor(), &recorded(state, "gate", &decided, &record, audit)))
         }
-    };
-    state.redactor().value(&mut v);
-    Ok(v)
+        GateOutcome::Withheld { reason, .. } => Err(withheld(state, "gate", &reason)),
+        GateOutcome::CannotDecide { undecided, record } => Err(cannot_decide(state, "gate", &undecided, record)),
+    }
 }
 
 /// `POST /api/gate`: a pipeline asks for a decision; it is recorded like `guardrail gate`
@@ -454,9 +531,9 @@ pub async fn gate_endpoint(
     State(s): State<AppState>,
     Deployer(caller): Deployer,
     StrictJson(req): StrictJson<GateRequest>,
-) -> Result<Response, ApiError> {
+) -> Result<Answer<DecisionData>, ApiError> {
     let st = s.clone();
-    blocking(move || gate_blocking(&st, &caller, req)).await?.map(ok)
+    blocking(move || gate_blocking(&st, &caller, req)).await?
 }
 
 /// Checks simulated signal values against the catalogue (names, kinds, ranges, labels).
@@ -511,7 +588,7 @@ fn simulate_blocking(
     state: &AppState,
     caller: &Caller,
     overrides: Vec<(String, SignalValue)>,
-) -> Result<Value, ApiError> {
+) -> Result<Answer<SimulationData>, ApiError> {
     let ci = read_only_ci_for(caller);
     let who = requester(caller);
     let cfg = state.config();
@@ -541,26 +618,25 @@ fn simulate_blocking(
         state.metrics().observe_evaluation(started.elapsed());
         ev.decision = decision.map_err(|e| {
             state.metrics().undecided("simulate");
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("could not decide with these signals: {e}"))
+            ApiError::of(Failure::CannotDecideWith, format!("could not decide with these signals: {e}"))
         })?;
         ev.signals = sig;
     }
     let explanation = narrative(&decided.evaluation);
-    let overrides_v: BTreeMap<&str, &SignalValue> = overrides.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let overrides_v: BTreeMap<String, &SignalValue> = overrides.iter().map(|(k, v)| (k.clone(), v)).collect();
     let mut body = decided.record_body();
     if let Some(o) = body.as_object_mut() {
         o.insert("simulated_signals".into(), serde_json::to_value(&overrides_v).unwrap_or(Value::Null));
     }
     let (rec, audit) = decide::record_decided(&decided, SIMULATION_KIND, body, &recorder)
         .map_err(|reason| withheld(state, "simulate", &reason))?;
-    let mut v = recorded(state, "simulate", &decided, &rec, audit);
-    if let Some(o) = v.as_object_mut() {
-        o.insert("explanation".into(), explanation.into());
-        o.insert("simulated".into(), true.into());
-        o.insert("simulated_signals".into(), serde_json::to_value(&overrides_v).unwrap_or(Value::Null));
-    }
-    state.redactor().value(&mut v);
-    Ok(v)
+    let simulation = Simulation {
+        decision: recorded(state, "simulate", &decided, &rec, audit),
+        explanation,
+        simulated: True,
+        simulated_signals: overrides_v,
+    };
+    Ok(Answer::new(state.redactor(), &simulation))
 }
 
 fn read_only_ci_for(caller: &Caller) -> CiContext {
@@ -575,21 +651,21 @@ pub async fn simulate(
     State(s): State<AppState>,
     Deployer(caller): Deployer,
     StrictJson(req): StrictJson<SimulateRequest>,
-) -> Result<Response, ApiError> {
-    let overrides = parse_overrides(&req.signals).map_err(|e| ApiError::many(StatusCode::BAD_REQUEST, e))?;
+) -> Result<Answer<SimulationData>, ApiError> {
+    let overrides = parse_overrides(&req.signals).map_err(|e| ApiError::of_many(Failure::BadRequest, e))?;
     let st = s.clone();
-    blocking(move || simulate_blocking(&st, &caller, overrides)).await?.map(ok)
+    blocking(move || simulate_blocking(&st, &caller, overrides)).await?
 }
 
 // ---------------------------------------------------------------- operations
 
 /// `GET /healthz`: the process is up.
-pub async fn healthz() -> Response {
-    ok(json!({"status": "alive"}))
+pub async fn healthz() -> Answer<Health> {
+    Answer::unredacted(&Health { status: Alive })
 }
 
 /// `GET /readyz`: 200 when the inputs can decide and the audit store opens; 503 otherwise.
-pub async fn readyz(State(s): State<AppState>) -> Result<Response, ApiError> {
+pub async fn readyz(State(s): State<AppState>) -> Result<Answer<Ready>, ApiError> {
     let snap = s.snapshot();
     let spec = s.config().store.clone();
     let store = blocking(move || audit_cmd::open(&spec).map(|_| ())).await?;
@@ -602,9 +678,9 @@ pub async fn readyz(State(s): State<AppState>) -> Result<Response, ApiError> {
         errors.push("audit store: unavailable".into());
     }
     if errors.is_empty() {
-        Ok(ok(json!({"inputs": summary(&snap), "store": "reachable"})))
+        Ok(Answer::new(s.redactor(), &Ready { inputs: summary(&snap), store: Reachable }))
     } else {
-        Err(ApiError::many(StatusCode::SERVICE_UNAVAILABLE, errors))
+        Err(ApiError::of_many(Failure::Unavailable, errors))
     }
 }
 
@@ -615,12 +691,12 @@ pub async fn metrics(State(s): State<AppState>) -> Response {
     r
 }
 
-/// The OpenAPI 3.1 document (hand-written; `tests/it/openapi.rs` keeps it true).
-pub const OPENAPI: &str = include_str!("openapi.json");
-
-/// `GET /api/openapi.json`.
+/// `GET /api/openapi.json`: generated from the route table and the types ([`crate::openapi`]),
+/// once per process.
 pub async fn openapi() -> Response {
-    let mut r = (StatusCode::OK, OPENAPI).into_response();
+    static DOC: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+    let doc = DOC.get_or_init(|| json_bytes(&crate::openapi::document()));
+    let mut r = (StatusCode::OK, doc.clone()).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
@@ -629,7 +705,8 @@ pub async fn openapi() -> Response {
 /// `inputs` when the files change, `decision` when the current decision changes and `audit`
 /// when a record is appended.
 pub async fn events(State(s): State<AppState>) -> Sse<impl tokio_stream::Stream<Item = Result<Event, Infallible>>> {
-    let hello = Event::default().event("hello").data(summary(&s.snapshot()).to_string());
+    let hello = serde_json::to_string(&summary(&s.snapshot())).unwrap_or_default();
+    let hello = Event::default().event("hello").data(hello);
     let redactor = s.redactor().clone();
     let rx = tokio_stream::wrappers::BroadcastStream::new(s.subscribe());
     let stream = tokio_stream::once(Ok(hello)).chain(rx.filter_map(move |e| match e {
@@ -672,8 +749,8 @@ pub const DASHBOARD_HTML: &str = include_str!("dashboard/index.html");
 pub const DASHBOARD_JS: &str = include_str!("dashboard/dashboard.js");
 
 /// `GET /`: the dashboard.
-pub async fn dashboard() -> Response {
-    Html(DASHBOARD_HTML).into_response()
+pub async fn dashboard() -> Html<&'static str> {
+    Html(DASHBOARD_HTML)
 }
 
 /// `GET /assets/dashboard.js`.
@@ -685,10 +762,10 @@ pub async fn dashboard_js() -> Response {
 
 /// Unknown path.
 pub async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "no such endpoint (see /api/openapi.json)")
+    ApiError::of(Failure::NoSuchEndpoint, "no such endpoint (see /api/openapi.json)")
 }
 
 /// Known path, wrong method.
 pub async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint (see /api/openapi.json)")
+    ApiError::of(Failure::MethodNotAllowed, "method not allowed on this endpoint (see /api/openapi.json)")
 }

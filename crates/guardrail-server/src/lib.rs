@@ -54,10 +54,13 @@ macro_rules! eprintln {
 pub mod api;
 pub mod auth;
 pub mod checkpoints;
+mod gov_doc;
 pub mod governor_api;
 pub mod metrics;
+pub mod openapi;
 pub mod redact;
 pub mod state;
+pub mod wire;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -71,64 +74,131 @@ use axum::http::{HeaderValue, header};
 use axum::routing::{get, post};
 
 pub use auth::{Caller, McpRoleExt, Role, Tokens, hash_token};
+pub use openapi::{DocHandler, Operation, OperationDoc};
+
+use openapi::Content;
 pub use state::{AppState, GovernorSettings, RACY_WINDOW, ServerConfig};
 
 /// One route: method (`GET`/`POST`), path, and the role its bearer token needs (`None`: open,
 /// no token; an `admin` token may do everything a role may). The role is the one the
-/// handler's extractor enforces ([`api::Deployer`], [`governor_api::Approver`]); the
-/// OpenAPI test checks the document against it and every role's token against the handler.
+/// handler's extractor enforces ([`api::Deployer`], [`governor_api::Approver`]), read from the
+/// handler's signature ([`openapi::DocHandler`]); the OpenAPI test checks the document against
+/// it and every role's token against the handler.
 pub type RouteEntry = (&'static str, &'static str, Option<Role>);
 
 struct Routes {
     router: Router<AppState>,
-    table: Vec<RouteEntry>,
+    operations: Vec<Operation>,
+}
+
+/// The documentation a route adds to what its handler's signature says: a summary and the
+/// failures only the handler knows.
+fn doc(summary: &'static str) -> OperationDoc {
+    OperationDoc::default().summary(summary)
 }
 
 impl Routes {
-    fn get<H: Handler<T, AppState>, T: 'static>(mut self, path: &'static str, h: H) -> Self {
-        self.router = self.router.route(path, get(h));
-        self.table.push(("GET", path, None));
+    fn add(mut self, method: &'static str, path: &'static str, mut doc: OperationDoc, signature: OperationDoc) -> Self {
+        // The signature's documentation first; what the route says is more specific.
+        let mut merged = signature;
+        merged.summary = doc.summary;
+        merged.responses.append(&mut doc.responses);
+        merged.request = merged.request.or(doc.request);
+        merged.query = merged.query.or(doc.query);
+        merged.role = merged.role.or(doc.role);
+        self.operations.push(Operation { method, path, doc: merged });
         self
     }
-    fn post<H: Handler<T, AppState>, T: 'static>(mut self, path: &'static str, role: Role, h: H) -> Self {
+    fn get<H, T, D>(mut self, path: &'static str, h: H, doc: OperationDoc) -> Self
+    where
+        H: Handler<T, AppState> + DocHandler<D>,
+        T: 'static,
+    {
+        let mut signature = OperationDoc::default();
+        H::document(&mut signature);
+        self.router = self.router.route(path, get(h));
+        self.add("GET", path, doc, signature)
+    }
+    fn post<H, T, D>(mut self, path: &'static str, h: H, doc: OperationDoc) -> Self
+    where
+        H: Handler<T, AppState> + DocHandler<D>,
+        T: 'static,
+    {
+        let mut signature = OperationDoc::default();
+        H::document(&mut signature);
         self.router = self.router.route(path, post(h));
-        self.table.push(("POST", path, Some(role)));
-        self
+        self.add("POST", path, doc, signature)
+    }
+    /// A POST route whose handler's body type does not describe itself yet: the route says
+    /// everything (role included).
+    fn post_described<H: Handler<T, AppState>, T: 'static>(
+        mut self,
+        path: &'static str,
+        h: H,
+        doc: OperationDoc,
+    ) -> Self {
+        self.router = self.router.route(path, post(h));
+        self.add("POST", path, doc, OperationDoc::default())
     }
 }
 
+const STORE_UNAVAILABLE: &str = "The audit store is unavailable.";
+
 fn routes() -> Routes {
-    Routes { router: Router::new(), table: Vec::new() }
-        .get("/", api::dashboard)
-        .get("/assets/dashboard.js", api::dashboard_js)
-        .get("/api/slo", api::slo)
-        .get("/api/cost", api::cost)
-        .get("/api/decision", api::decision)
-        .get("/api/explain", api::explain)
-        .get("/api/all", api::all)
-        .get("/api/audit", api::audit)
-        .get("/api/audit/verify", api::audit_verify)
-        .post("/api/simulate", Role::Deployer, api::simulate)
-        .post("/api/gate", Role::Deployer, api::gate_endpoint)
-        .get("/api/incidents", governor_api::list)
-        .post("/api/incidents", Role::Deployer, governor_api::propose)
-        .get("/api/incidents/{id}", governor_api::show)
-        .get("/api/approvals", governor_api::approvals)
-        .post("/api/incidents/{id}/approve", Role::Approver, governor_api::approve)
-        .post("/api/incidents/{id}/force-override", Role::Approver, governor_api::force_override)
-        .post("/api/incidents/{id}/execute", Role::Approver, governor_api::execute)
-        .post("/api/incidents/{id}/resolve", Role::Approver, governor_api::resolve)
-        .get("/api/events", api::events)
-        .get("/api/openapi.json", api::openapi)
-        .get("/healthz", api::healthz)
-        .get("/readyz", api::readyz)
-        .get("/metrics", api::metrics)
+    use governor_api as gov;
+    Routes { router: Router::new(), operations: Vec::new() }
+        .get("/", api::dashboard, doc("The dashboard (one HTML page embedded in the binary)."))
+        .get("/assets/dashboard.js", api::dashboard_js, doc("The dashboard's script.").responds(200, "JavaScript.", Content::Other("text/javascript")))
+        .get("/api/slo", api::slo, doc("SLO signals of the current inputs."))
+        .get("/api/cost", api::cost, doc("Cost signals of the current inputs (independent of the metrics)."))
+        .get("/api/decision", api::decision, doc("What the gate decides on the current inputs. Records nothing."))
+        .get("/api/explain", api::explain, doc("The decision in plain language."))
+        .get("/api/all", api::all, doc("SLO, cost, decision and explanation from one snapshot."))
+        .get("/api/audit", api::audit, doc("Audit records, newest first.").fails(&[(503, STORE_UNAVAILABLE)]))
+        .get(
+            "/api/audit/verify",
+            api::audit_verify,
+            doc("Recompute every hash of the audit chain (`intact` false when broken).").fails(&[(503, STORE_UNAVAILABLE)]),
+        )
+        .post(
+            "/api/simulate",
+            api::simulate,
+            doc("What-if: evaluate the current inputs, optionally with some signals replaced; recorded as a `deploy_simulation` record.")
+                .fails(&[
+                    (422, "The policies cannot decide with these signal values."),
+                    (503, "Could not decide, or the simulation could not be recorded."),
+                ]),
+        )
+        .post(
+            "/api/gate",
+            api::gate_endpoint,
+            doc("A pipeline asks for a deploy decision; it is recorded in the audit trail exactly like `guardrail gate` records it, with the token's identity as `requested_by`. BLOCK and DELAY are answers too (200): read `data.action` / `data.exit_code`.")
+                .fails(&[(503, "Could not decide (the could-not-decide is recorded, see `audit`), or the decision could not be recorded and is withheld.")]),
+        )
+        .get("/api/incidents", gov::list, gov_doc::list())
+        .post_described("/api/incidents", gov::propose, gov_doc::propose())
+        .get("/api/incidents/{id}", gov::show, gov_doc::show())
+        .get("/api/approvals", gov::approvals, gov_doc::approvals())
+        .post_described("/api/incidents/{id}/approve", gov::approve, gov_doc::approve(false))
+        .post_described("/api/incidents/{id}/force-override", gov::force_override, gov_doc::approve(true))
+        .post_described("/api/incidents/{id}/execute", gov::execute, gov_doc::execute())
+        .post_described("/api/incidents/{id}/resolve", gov::resolve, gov_doc::resolve())
+        .get("/api/events", api::events, doc("Server-sent events: `hello` (current state), `inputs` (files changed), `decision` (current decision changed), `audit` (a record was appended), `incident` (an incident was proposed and decided), `approval` (an approval was refused or granted)."))
+        .get("/api/openapi.json", api::openapi, doc("This document (OpenAPI 3.1, generated from the route table and the types).").responds(200, "OpenAPI 3.1.", Content::Other("application/json")))
+        .get("/healthz", api::healthz, doc("Liveness."))
+        .get("/readyz", api::readyz, doc("Readiness: the inputs can decide and the audit store opens.").fails(&[(503, "Not ready; the reasons (no paths).")]))
+        .get("/metrics", api::metrics, doc("Prometheus metrics: guardrail_decisions_total{endpoint,action,rule}, guardrail_undecided_total, guardrail_audit_write_failures_total, guardrail_evaluation_duration_seconds (histogram), guardrail_input_reloads_total, guardrail_inputs_valid.").responds(200, "Text exposition format 0.0.4.", Content::Other("text/plain")))
 }
 
 /// Every route the server answers, as registered (the OpenAPI test compares this list with
 /// the document).
 pub fn route_table() -> Vec<RouteEntry> {
-    routes().table
+    routes().operations.into_iter().map(|o| (o.method, o.path, o.doc.role)).collect()
+}
+
+/// Every route with its documentation, as registered: what `/api/openapi.json` is built from.
+pub fn operations() -> Vec<Operation> {
+    routes().operations
 }
 
 /// The loopback `Host` values a browser sends for a server on `port`.

@@ -47,6 +47,7 @@ use tokio::sync::broadcast;
 use crate::auth::Tokens;
 use crate::metrics::Metrics;
 use crate::redact::Redactor;
+use crate::wire::{All, Envelope, ErrorBody, Explanation, False, InputsSummary, True};
 
 /// Default limit for request bodies.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
@@ -239,18 +240,21 @@ pub struct Reply {
     pub body: Bytes,
 }
 
-/// `{"ok": true, "data": …}` or `{"ok": false, "error": "…", "errors": […]}`.
-pub fn envelope(result: &Result<Value, Vec<String>>, error_status: StatusCode) -> Reply {
+/// `{"ok": true, "data": …}` or `{"ok": false, "error": "…", "errors": […]}`: serialized
+/// through a `Value`, so the keys are in order (the bytes the seed-compatible endpoints have
+/// always sent).
+pub fn envelope<T: serde::Serialize>(result: &Result<T, Vec<String>>, error_status: StatusCode) -> Reply {
     let (status, v) = match result {
-        Ok(data) => (StatusCode::OK, json!({"ok": true, "data": data})),
-        Err(errors) => (error_status, error_value(errors)),
+        Ok(data) => (StatusCode::OK, serde_json::to_value(Envelope { ok: True, data })),
+        Err(errors) => (error_status, serde_json::to_value(ErrorBody::new(errors))),
     };
+    let v = v.unwrap_or(Value::Null);
     Reply { status, body: Bytes::from(serde_json::to_vec(&v).unwrap_or_default()) }
 }
 
 /// The error envelope.
 pub fn error_value(errors: &[String]) -> Value {
-    json!({"ok": false, "error": errors.join("\n"), "errors": errors})
+    serde_json::to_value(ErrorBody::new(errors)).unwrap_or(Value::Null)
 }
 
 /// How long after its last modification a file's stamp is not trusted on its own: longer than
@@ -552,7 +556,7 @@ impl AppState {
         if changed {
             inner.metrics.reloaded(new.evaluation.is_ok());
         }
-        let summary = summary(&new);
+        let summary = serde_json::to_value(summary(&new)).unwrap_or(Value::Null);
         inner.snapshot.store(Arc::new(new));
         if changed {
             self.publish("inputs", summary.clone());
@@ -576,13 +580,15 @@ fn read_all(paths: &InputPaths) -> Vec<Result<Source, String>> {
 }
 
 /// A short description of a snapshot for events and `/readyz`.
-pub fn summary(s: &Snapshot) -> Value {
+pub fn summary(s: &Snapshot) -> InputsSummary {
     match &s.evaluation {
-        Ok(ev) => json!({
-            "version": s.version, "valid": true,
-            "action": ev.decision.action, "policy_id": ev.decision.policy_id,
-        }),
-        Err(e) => json!({"version": s.version, "valid": false, "errors": e}),
+        Ok(ev) => InputsSummary::Valid {
+            version: s.version,
+            valid: True,
+            action: ev.decision.action,
+            policy_id: ev.decision.policy_id.clone(),
+        },
+        Err(e) => InputsSummary::Invalid { version: s.version, valid: False, errors: e.clone() },
     }
 }
 
@@ -670,12 +676,12 @@ fn build(
         Err(e) => Err(e.clone()),
     };
     let all = match (&evaluation, &decision, &explanation) {
-        (Ok(ev), Ok(d), Ok(x)) => Ok(json!({
-            "slo": redacted(r, &ev.slo).unwrap_or(Value::Null),
-            "cost": redacted(r, &ev.cost).unwrap_or(Value::Null),
-            "decision": d,
-            "explanation": x,
-        })),
+        (Ok(ev), Ok(d), Ok(x)) => Ok(All {
+            slo: redacted(r, &ev.slo).unwrap_or(Value::Null),
+            cost: redacted(r, &ev.cost).unwrap_or(Value::Null),
+            decision: d.clone(),
+            explanation: x.clone(),
+        }),
         (Err(e), _, _) => Err(e.clone()),
         (_, Err(e), _) | (_, _, Err(e)) => Err(e.clone()),
     };
@@ -684,7 +690,7 @@ fn build(
         slo: envelope(&slo, unavailable),
         cost: envelope(&cost, unavailable),
         decision: envelope(&decision, unavailable),
-        explain: envelope(&explanation.clone().map(|t| json!({"text": t})), unavailable),
+        explain: envelope(&explanation.clone().map(|text| Explanation { text }), unavailable),
         all: envelope(&all, unavailable),
     };
     Snapshot { version, built_at: now, stamps, read_at, reads, evaluation, slo, cost, decision, explanation, replies }
