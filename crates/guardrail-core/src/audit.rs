@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// What a caller asks a store to append. The store assigns `seq`, `prev_hash` and `hash`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RecordDraft {
     /// Record kind, e.g. `deploy_decision`, `approval`, `execution`.
     pub kind: String,
@@ -26,7 +26,7 @@ pub struct RecordDraft {
 }
 
 /// A record as stored, with its place in the chain.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChainedRecord {
     /// Position in the chain, starting at 1, without gaps.
     pub seq: i64,
@@ -82,7 +82,7 @@ pub fn seal(prev: Option<&ChainedRecord>, draft: RecordDraft) -> ChainedRecord {
 }
 
 /// One problem found by [`verify_chain`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct ChainBreak {
     /// The record at which the chain breaks.
     pub seq: i64,
@@ -91,7 +91,7 @@ pub struct ChainBreak {
 }
 
 /// Result of verifying a chain.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct VerifyReport {
     /// Records checked.
     pub records: usize,

@@ -23,16 +23,59 @@ use crate::inputs::{self, EnvLookup, InputArgs, InputDigest, InputPaths, Setting
 
 /// Who asked for a decision, recorded with it (and with a `deploy_error`) as `requested_by`:
 /// an authenticated identity, never a string the caller typed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct RequestedBy {
     /// The token's identity; `null` for a local MCP client over stdio (the user who started
     /// the process).
     pub identity: Option<String>,
     /// The token's role, when the transport checks one (`POST /api/gate`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<RoleSchema>")]
     pub role: Option<Role>,
     /// `http`, `mcp-http` or `mcp-stdio`.
     pub via: &'static str,
+}
+
+/// The schema of [`Role`] as written (the config type has none of its own).
+#[derive(schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // only its schema is used
+enum RoleSchema {
+    Viewer,
+    Deployer,
+    Approver,
+    Admin,
+}
+
+/// The transports that record a `requested_by` ([`RequestedBy::via`]).
+pub const VIAS: [&str; 3] = ["http", "mcp-http", "mcp-stdio"];
+
+/// [`RequestedBy`] as a record holds it, before `via` is checked against [`VIAS`].
+#[derive(serde::Deserialize)]
+struct RecordedRequester {
+    #[serde(default)]
+    identity: Option<String>,
+    #[serde(default)]
+    role: Option<String>,
+    via: String,
+}
+
+/// Read back from a record: `via` must be one of [`VIAS`] and `role` a role's name (a record
+/// naming anything else was not written by Guardrail).
+impl<'de> serde::Deserialize<'de> for RequestedBy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RequestedBy, D::Error> {
+        use serde::de::Error;
+        let r = RecordedRequester::deserialize(d)?;
+        let via = VIAS
+            .into_iter()
+            .find(|v| *v == r.via)
+            .ok_or_else(|| D::Error::custom(format!("unknown via {:?}", r.via)))?;
+        let role = match r.role {
+            None => None,
+            Some(name) => Some(Role::parse(&name).ok_or_else(|| D::Error::custom(format!("unknown role {name:?}")))?),
+        };
+        Ok(RequestedBy { identity: r.identity, role, via })
+    }
 }
 
 /// Where a gate run appends its records, and for whom.
@@ -131,8 +174,13 @@ impl Decided {
     }
 
     /// The `deploy_decision` record body: the output plus the inputs' full text.
+    pub fn record(&self) -> gate::DecisionRecordBody {
+        gate::DecisionRecordBody::new(&self.output(), &self.evaluation.sources)
+    }
+
+    /// [`Decided::record`], encoded as it is appended.
     pub fn record_body(&self) -> serde_json::Value {
-        gate::audit_body(&self.output(), &self.evaluation.sources)
+        gate::encode(&self.record())
     }
 }
 
@@ -260,7 +308,7 @@ pub fn record_undecided(
 ) -> Result<ChainedRecord, AppendError> {
     let at = Timestamp::now().to_string();
     let body = gate::ErrorRecordBody::new(undecided, ci, &at, recorder.requested_by);
-    append(recorder, gate::ERROR_KIND, at.clone(), serde_json::to_value(&body).unwrap_or_default()).map(|(r, _)| r)
+    append(recorder, gate::ERROR_KIND, at.clone(), gate::encode(&body)).map(|(r, _)| r)
 }
 
 /// Appends a decided record (`kind`: `deploy_decision`, or the server's `deploy_simulation`)

@@ -4,11 +4,10 @@ use guardrail_config::{Source, SourceMap};
 use guardrail_core::cost::{self, CostReport};
 use guardrail_core::freeze::TimeWindow;
 use guardrail_core::freshness;
-use guardrail_core::policy::{
-    self, Action, ConditionOutcome, Counterfactual, DecidedBy, Decision, PolicySet, RuleTrace,
-};
+use guardrail_core::policy::{self, Action, Decision, PolicySet};
 use guardrail_core::signals::Signals;
 use guardrail_core::slo::{self, SloReport};
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::ci::CiContext;
@@ -75,8 +74,8 @@ pub fn evaluate_slo(slos: &Source, metrics: &Source, settings: &Settings) -> Res
             return Err(errs);
         }
     };
-    if let Err(e) = freshness::check(snap.value.collected_at, settings.now, settings.max_age) {
-        return Err(vec![located(metrics, &snap.map, "collected_at", &e)]);
+    if let Err(e) = freshness::check_age(snap.value.collected_at, settings.now, settings.max_age) {
+        return Err(vec![located(metrics, &snap.map, "collected_at", &e.to_string())]);
     }
     if let Err(e) = spec.value.validate() {
         return Err(vec![located(slos, &spec.map, &e.field, &e.reason)]);
@@ -98,8 +97,10 @@ fn evaluate_live_slo(
             metrics.path.display()
         )]
     };
-    let obs = guardrail_prometheus::Snapshot::from_json(&metrics.text).and_then(|s| s.to_observation()).map_err(bad)?;
-    if let Err(e) = freshness::check(Some(obs.evaluated_at), settings.now, settings.max_age) {
+    let obs = guardrail_prometheus::Snapshot::from_json(&metrics.text)
+        .and_then(|s| s.to_observation())
+        .map_err(|e| bad(e.to_string()))?;
+    if let Err(e) = freshness::check_age(Some(obs.evaluated_at), settings.now, settings.max_age) {
         return Err(vec![format!("{}: evaluated_at: {e}", metrics.path.display())]);
     }
     guardrail_core::burn::evaluate(spec, burn, &obs).map_err(|e| vec![located(slos, map, &e.field, &e.reason)])
@@ -109,8 +110,8 @@ fn evaluate_live_slo(
 pub fn evaluate_cost(cost_src: &Source, settings: &Settings) -> Result<CostReport, Vec<String>> {
     let series = guardrail_config::load_cost_as(cost_src, settings.cost_format, &settings.cost_selection())
         .map_err(errors_of)?;
-    if let Err(e) = freshness::check(series.value.collected_at, settings.now, settings.max_age) {
-        return Err(vec![located(cost_src, &series.map, "collected_at", &e)]);
+    if let Err(e) = freshness::check_age(series.value.collected_at, settings.now, settings.max_age) {
+        return Err(vec![located(cost_src, &series.map, "collected_at", &e.to_string())]);
     }
     cost::analyse(&series.value, &settings.cost).map_err(|e| {
         if e.field == "thresholds" {
@@ -181,129 +182,41 @@ pub fn evaluate(sources: Sources, settings: Settings) -> Result<Evaluation, Vec<
     Ok(Evaluation { sources, settings, policies, warnings, slo, cost, signals, decision, freeze })
 }
 
+/// Why a set of signal values could not decide.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DecideError {
+    /// The policies could not evaluate them (an invalid set, no rule matched without a default).
+    #[error(transparent)]
+    Policy(#[from] policy::EvalError),
+    /// The decision would let a deploy through on SLO data that could not be read.
+    #[error(transparent)]
+    UnreadData(#[from] guardrail_core::burn::UnreadDataDecision),
+}
+
 /// The decision for a set of signal values: the policies' first match, refused when it would
 /// let a deploy through on data that could not be read. [`evaluate`] decides with this, and so
 /// does every adapter that decides on other signal values (the server's what-if simulation).
-pub fn decide(policies: &PolicySet, signals: &Signals) -> Result<Decision, String> {
-    let decision = policy::evaluate(policies, signals).map_err(|e| e.to_string())?;
+pub fn decide(policies: &PolicySet, signals: &Signals) -> Result<Decision, DecideError> {
+    let decision = policy::evaluate(policies, signals)?;
     // No data or too few events never lets a deploy through unless a rule says so.
     guardrail_core::burn::check_decision(signals, &decision)?;
     Ok(decision)
 }
 
-/// The seed tool's trace entry (`evaluated_policies`).
-#[derive(Debug, Clone, Serialize)]
-pub struct SeedTrace<'a> {
-    /// Rule id.
-    pub id: &'a str,
-    /// Rule name.
-    pub name: &'a str,
-    /// Whether it matched.
-    pub matched: bool,
-    /// Its action.
-    pub action: Action,
-}
+pub use crate::view::{AuditRef, CounterfactualOut, InputsOut, SeedTrace};
 
-/// Counterfactual block.
-#[derive(Debug, Clone, Serialize)]
-pub struct CounterfactualOut<'a> {
-    /// One line, e.g. `ALLOW needs error_budget_pct >= 30; now 18.98`.
-    pub summary: String,
-    /// Per rule.
-    pub rules: &'a [Counterfactual],
-}
-
-/// The four inputs' digests.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct InputsOut {
-    /// Policies.
-    pub policies: InputDigest,
-    /// SLO spec.
-    pub slos: InputDigest,
-    /// Metrics.
-    pub metrics: InputDigest,
-    /// Cost.
-    pub cost: InputDigest,
-}
-
-/// Where the decision was recorded.
-#[derive(Debug, Clone, Serialize)]
-pub struct AuditRef {
-    /// Record id (`seq-hashprefix`).
-    pub id: String,
-    /// Sequence number.
-    pub seq: i64,
-    /// Record hash.
-    pub hash: String,
-    /// Store description.
-    pub store: String,
-}
-
-/// `--format json` output and the core of the audit record. The first fields are the seed
-/// tool's decision keys in its order.
-#[derive(Debug, Clone, Serialize)]
-pub struct GateOutput<'a> {
-    /// ALLOW, WARN, DELAY or BLOCK.
-    pub action: Action,
-    /// Winning rule id.
-    pub policy_id: &'a str,
-    /// Winning rule name.
-    pub policy_name: &'a str,
-    /// Why.
-    pub reason: &'a str,
-    /// What to do.
-    pub remediation: &'a str,
-    /// Minutes to wait (DELAY only).
-    pub delay_minutes: u32,
-    /// Seed-compatible trace.
-    pub evaluated_policies: Vec<SeedTrace<'a>>,
-    /// SLO block.
-    pub slo: &'a SloReport,
-    /// Cost block.
-    pub cost: &'a CostReport,
-    /// When to ask again (DELAY only).
-    pub retry_after: Option<String>,
-    /// The process exit code for this decision.
-    pub exit_code: crate::exit::Exit,
-    /// Rule or default action.
-    pub decided_by: DecidedBy,
-    /// Winning rule's conditions with the compared values.
-    pub conditions: &'a [ConditionOutcome],
-    /// Every rule, matched or not, and why.
-    pub trace: &'a [RuleTrace],
-    /// What would change a non-ALLOW outcome.
-    pub counterfactual: Option<CounterfactualOut<'a>>,
-    /// Every signal value.
-    pub signals: &'a Signals,
-    /// Active freeze and maintenance windows.
-    pub freeze: &'a guardrail_core::freeze::FreezeStatus,
-    /// Input paths and digests.
-    pub inputs: InputsOut,
-    /// Thresholds, maximum age, evaluation time.
-    pub settings: &'a Settings,
-    /// Policy lint warnings.
-    pub warnings: &'a [String],
-    /// RFC 3339 evaluation time.
-    pub evaluated_at: String,
-    /// CI context.
-    pub ci: &'a CiContext,
-    /// `guardrail X.Y.Z`.
-    pub tool: String,
-    /// Audit record, once written.
-    pub audit: Option<AuditRef>,
-    /// Who asked, when an authenticated caller did (`POST /api/gate`, MCP); absent for the CLI.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub requested_by: Option<&'a crate::decide::RequestedBy>,
-}
+/// The view's name before it moved to [`crate::view`] (kept for callers not yet renamed).
+pub type GateOutput<'a> = crate::view::GateView<'a>;
 
 /// Builds the output for an evaluation.
 pub fn output<'a>(ev: &'a Evaluation, ci: &'a CiContext, fail_on_warn: bool) -> GateOutput<'a> {
+    use crate::view::GateView;
     let d = &ev.decision;
     let retry_after = (d.action == Action::Delay).then(|| {
         let t = ev.settings.now + jiff::SignedDuration::from_mins(i64::from(d.delay_minutes));
         t.to_string()
     });
-    GateOutput {
+    GateView {
         action: d.action,
         policy_id: &d.policy_id,
         policy_name: &d.policy_name,
@@ -347,155 +260,523 @@ pub fn output<'a>(ev: &'a Evaluation, ci: &'a CiContext, fail_on_warn: bool) -> 
 pub const RECORD_KIND: &str = "deploy_decision";
 /// Kind of audit record written when the gate could not decide.
 pub const ERROR_KIND: &str = "deploy_error";
+/// Kind of audit record of a what-if decision (`POST /api/simulate`): never a deploy decision,
+/// and `replay` does not take it.
+pub const SIMULATION_KIND: &str = "deploy_simulation";
 
 /// The audit body for a decision: the output plus the inputs' full text, so that `replay`
-/// can re-evaluate exactly what was decided.
+/// can re-evaluate exactly what was decided ([`DecisionRecordBody::new`], encoded).
 pub fn audit_body(out: &GateOutput<'_>, sources: &Sources) -> serde_json::Value {
-    let mut body = serde_json::to_value(out).unwrap_or(serde_json::Value::Null);
-    if let Some(obj) = body.as_object_mut() {
-        obj.remove("audit");
-        obj.insert("outcome".into(), "decided".into());
-        let content = serde_json::json!({
-            "policies": sources.policies.text,
-            "slos": sources.slos.text,
-            "metrics": sources.metrics.text,
-            "cost": sources.cost.text,
-        });
-        obj.insert("input_content".into(), content);
-    }
-    body
+    encode(&DecisionRecordBody::new(out, sources))
+}
+
+/// Encodes a typed body for appending. A body is strings, numbers, booleans and the core's
+/// reports, which serialise without failing (no non-string map keys, no non-finite floats).
+pub fn encode<T: Serialize + ?Sized>(body: &T) -> serde_json::Value {
+    serde_json::to_value(body).unwrap_or(serde_json::Value::Null)
+}
+
+/// Decodes a deploy record body into its typed form. Unknown fields are ignored and missing
+/// ones take their defaults (empty, `null`), so records written by older releases still read.
+pub fn decode<T: serde::de::DeserializeOwned>(body: &serde_json::Value) -> Result<T, serde_json::Error> {
+    T::deserialize(body)
+}
+
+/// The body of a `deploy_decision` record: the decision as `--format json` printed it (less its
+/// `audit`, which names the record itself), `outcome: "decided"` and the inputs' full text.
+///
+/// Its serialisation is the record's canonical JSON: the field names, `null` for an absent
+/// value and the numbers are what the chain hashes, so they never change (pinned by
+/// `tests/it/records.rs` against bodies written before this type existed). The fields
+/// `replay`, `audit list` and the HTTP audit view read are typed; the core's reports (SLO,
+/// cost, signals, rule trace, counterfactual, freeze windows) are kept as recorded JSON,
+/// because `replay` compares them as recorded and records of older releases hold older
+/// shapes of them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct DecisionRecordBody {
+    /// ALLOW, WARN, DELAY or BLOCK (`null` only in a record that lacks it).
+    #[serde(with = "action_name")]
+    #[schemars(with = "Option<Action>")]
+    pub action: Option<Action>,
+    /// Winning rule id.
+    pub policy_id: String,
+    /// Winning rule name.
+    pub policy_name: String,
+    /// Why.
+    pub reason: String,
+    /// What to do.
+    pub remediation: String,
+    /// Minutes to wait (DELAY only).
+    pub delay_minutes: u32,
+    /// The seed tool's trace ([`SeedTrace`] per rule).
+    pub evaluated_policies: serde_json::Value,
+    /// The SLO block ([`SloReport`]).
+    pub slo: serde_json::Value,
+    /// The cost block ([`CostReport`]).
+    pub cost: serde_json::Value,
+    /// When to ask again (DELAY only).
+    pub retry_after: Option<String>,
+    /// The exit code the decision was reported with.
+    pub exit_code: u8,
+    /// `rule` or `default` ([`DecidedBy`](guardrail_core::policy::DecidedBy)).
+    pub decided_by: serde_json::Value,
+    /// The winning rule's conditions ([`ConditionOutcome`](guardrail_core::policy::ConditionOutcome)s).
+    pub conditions: serde_json::Value,
+    /// Every rule and why it matched or not ([`RuleTrace`](guardrail_core::policy::RuleTrace)s).
+    pub trace: serde_json::Value,
+    /// What would change a non-ALLOW outcome ([`CounterfactualOut`]), `null` for ALLOW.
+    pub counterfactual: serde_json::Value,
+    /// Every signal value ([`Signals`]).
+    pub signals: serde_json::Value,
+    /// Active freeze and maintenance windows.
+    pub freeze: serde_json::Value,
+    /// The inputs' paths and digests.
+    pub inputs: Option<InputsOut>,
+    /// Thresholds, maximum age, evaluation time.
+    pub settings: Option<SettingsBody>,
+    /// Policy lint warnings (and a CI context for another service).
+    pub warnings: Vec<String>,
+    /// RFC 3339 evaluation time.
+    pub evaluated_at: String,
+    /// CI context.
+    pub ci: CiContext,
+    /// `guardrail X.Y.Z`.
+    pub tool: String,
+    /// Who asked, when an authenticated caller did; absent for the CLI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<crate::decide::RequestedBy>,
+    /// Always `decided`.
+    pub outcome: String,
+    /// The four inputs' full text, for `replay`.
+    pub input_content: Option<InputContent>,
+}
+
+/// The full text of the four inputs a decision was made from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct InputContent {
+    /// Policies.
+    pub policies: String,
+    /// SLO spec.
+    pub slos: String,
+    /// Metrics.
+    pub metrics: String,
+    /// Cost.
+    pub cost: String,
+}
+
+/// [`Settings`] as recorded (`settings` of a deploy record): read back by `replay`.
+/// Its serialisation is `Settings`' own (`SettingsBody::of` reads it from there), so a record's
+/// settings re-encode to the same bytes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct SettingsBody {
+    /// Cost trend thresholds.
+    pub cost: CostThresholdsBody,
+    /// Maximum age of `collected_at` in seconds, if any.
+    pub max_age: Option<i64>,
+    /// Evaluation time (RFC 3339).
+    pub now: String,
+    /// The selected service.
+    pub service: Option<String>,
+    /// The cost file's layout when given (`native`, `focus`, `aws-ce`).
+    pub cost_format: Option<String>,
+    /// The SLO selected by name; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo_name: Option<String>,
+    /// The billing export's rows of the application (`KEY=VALUE`); absent: every row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_tag: Option<String>,
+    /// The billing export's provider service; absent: every service.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_service: Option<String>,
+}
+
+/// The cost thresholds as recorded.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct CostThresholdsBody {
+    /// Week-over-week % at which spend is rising.
+    pub warn_pct: Option<f64>,
+    /// Week-over-week % at which spend is spiking.
+    pub block_pct: Option<f64>,
+    /// Week-over-week % at or below which spend is falling.
+    pub falling_pct: Option<f64>,
+    /// The anomaly baseline in days; absent in records from before the anomaly score.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anomaly_baseline_days: Option<u32>,
+}
+
+/// The body of a `deploy_simulation` record (`POST /api/simulate`): the decision with the
+/// signal values that replaced the measured ones.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct SimulationRecordBody {
+    /// The decision, as a `deploy_decision` records it.
+    #[serde(flatten)]
+    pub decision: DecisionRecordBody,
+    /// The replaced signal values, by name.
+    pub simulated_signals: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// The body of a `deploy_error` record: a run that could not decide. Serialises to exactly
 /// the keys such records have always had (`settings: null` when unresolved; `requested_by`
 /// only when someone authenticated asked), so their canonical bytes are unchanged.
-#[derive(Debug, Clone, Serialize)]
-pub struct ErrorRecordBody<'a> {
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct ErrorRecordBody {
     /// Always `error`.
-    pub outcome: &'static str,
-    /// Always [`crate::exit::Exit::CannotDecide`].
-    pub exit_code: crate::exit::Exit,
+    pub outcome: String,
+    /// Always 3 ([`crate::exit::Exit::CannotDecide`]).
+    pub exit_code: u8,
     /// Every problem found.
-    pub errors: &'a [String],
+    pub errors: Vec<String>,
     /// The inputs' paths and digests.
-    pub inputs: &'a [InputDigest],
+    pub inputs: Vec<InputDigest>,
     /// The settings, when they could be resolved.
-    pub settings: Option<&'a Settings>,
+    pub settings: Option<SettingsBody>,
     /// RFC 3339 time of the attempt.
-    pub evaluated_at: &'a str,
+    pub evaluated_at: String,
     /// CI context.
-    pub ci: &'a CiContext,
+    pub ci: CiContext,
     /// `guardrail X.Y.Z`.
     pub tool: String,
     /// Who asked, when an authenticated caller did.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub requested_by: Option<&'a crate::decide::RequestedBy>,
+    pub requested_by: Option<crate::decide::RequestedBy>,
 }
 
-impl<'a> ErrorRecordBody<'a> {
+fn tool() -> String {
+    format!("guardrail {}", env!("CARGO_PKG_VERSION"))
+}
+
+impl ErrorRecordBody {
     /// The body for `undecided`, attempted at `at`.
     pub fn new(
-        undecided: &'a crate::decide::Undecided,
-        ci: &'a CiContext,
-        at: &'a str,
-        requested_by: Option<&'a crate::decide::RequestedBy>,
-    ) -> ErrorRecordBody<'a> {
+        undecided: &crate::decide::Undecided,
+        ci: &CiContext,
+        at: &str,
+        requested_by: Option<&crate::decide::RequestedBy>,
+    ) -> ErrorRecordBody {
         ErrorRecordBody {
-            outcome: "error",
-            exit_code: crate::exit::Exit::CannotDecide,
-            errors: &undecided.errors,
-            inputs: &undecided.digests,
-            settings: undecided.settings.as_deref(),
-            evaluated_at: at,
-            ci,
-            tool: format!("guardrail {}", env!("CARGO_PKG_VERSION")),
-            requested_by,
+            outcome: "error".into(),
+            exit_code: crate::exit::Exit::CannotDecide.code(),
+            errors: undecided.errors.clone(),
+            inputs: undecided.digests.clone(),
+            settings: undecided.settings.as_deref().map(SettingsBody::of),
+            evaluated_at: at.to_string(),
+            ci: ci.clone(),
+            tool: tool(),
+            requested_by: requested_by.cloned(),
         }
     }
+}
+
+impl DecisionRecordBody {
+    /// The body of a decision reported as `out`, made from `sources`.
+    pub fn new(out: &GateOutput<'_>, sources: &Sources) -> DecisionRecordBody {
+        DecisionRecordBody {
+            action: Some(out.action),
+            policy_id: out.policy_id.to_string(),
+            policy_name: out.policy_name.to_string(),
+            reason: out.reason.to_string(),
+            remediation: out.remediation.to_string(),
+            delay_minutes: out.delay_minutes,
+            evaluated_policies: encode(&out.evaluated_policies),
+            slo: encode(out.slo),
+            cost: encode(out.cost),
+            retry_after: out.retry_after.clone(),
+            exit_code: out.exit_code.code(),
+            decided_by: encode(&out.decided_by),
+            conditions: encode(out.conditions),
+            trace: encode(out.trace),
+            counterfactual: encode(&out.counterfactual),
+            signals: encode(out.signals),
+            freeze: encode(out.freeze),
+            inputs: Some(out.inputs.clone()),
+            settings: Some(SettingsBody::of(out.settings)),
+            warnings: out.warnings.to_vec(),
+            evaluated_at: out.evaluated_at.clone(),
+            ci: out.ci.clone(),
+            tool: out.tool.clone(),
+            requested_by: out.requested_by.cloned(),
+            outcome: "decided".into(),
+            input_content: Some(InputContent {
+                policies: sources.policies.text.clone(),
+                slos: sources.slos.text.clone(),
+                metrics: sources.metrics.text.clone(),
+                cost: sources.cost.text.clone(),
+            }),
+        }
+    }
+
+    /// Rebuilds the sources recorded in the decision (checking each digest).
+    pub fn sources(&self) -> Result<Sources, RecordError> {
+        let (Some(inputs), Some(content)) = (&self.inputs, &self.input_content) else {
+            let missing = if self.inputs.is_none() { "inputs.policies.path" } else { "input_content.policies" };
+            return Err(RecordError::Missing { field: missing.into() });
+        };
+        let one = |name: &'static str, digest: &InputDigest, text: &str| -> Result<Source, RecordError> {
+            let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
+            if digest.sha256.as_deref() != Some(sha.as_str()) {
+                return Err(RecordError::DigestMismatch { input: name });
+            }
+            Ok(Source { path: digest.path.clone().into(), text: text.to_string(), sha256: sha })
+        };
+        Ok(Sources {
+            policies: one("policies", &inputs.policies, &content.policies)?,
+            slos: one("slos", &inputs.slos, &content.slos)?,
+            metrics: one("metrics", &inputs.metrics, &content.metrics)?,
+            cost: one("cost", &inputs.cost, &content.cost)?,
+        })
+    }
+
+    /// The parts of the decision that must be identical on replay, as recorded.
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint {
+            action: self.action,
+            policy_id: self.policy_id.clone(),
+            policy_name: self.policy_name.clone(),
+            reason: self.reason.clone(),
+            remediation: self.remediation.clone(),
+            delay_minutes: self.delay_minutes,
+            retry_after: self.retry_after.clone(),
+            decided_by: self.decided_by.clone(),
+            conditions: self.conditions.clone(),
+            trace: self.trace.clone(),
+            signals: self.signals.clone(),
+            slo: self.slo.clone(),
+            cost: self.cost.clone(),
+        }
+    }
+}
+
+/// The parts of a decision that must be identical on replay (and that tell the server's
+/// dashboard the decision changed). Field names are the record's.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Fingerprint {
+    /// The action.
+    #[serde(with = "action_name")]
+    pub action: Option<Action>,
+    /// Winning rule id.
+    pub policy_id: String,
+    /// Winning rule name.
+    pub policy_name: String,
+    /// Why.
+    pub reason: String,
+    /// What to do.
+    pub remediation: String,
+    /// Minutes to wait.
+    pub delay_minutes: u32,
+    /// When to ask again.
+    pub retry_after: Option<String>,
+    /// Rule or default.
+    pub decided_by: serde_json::Value,
+    /// The winning rule's conditions.
+    pub conditions: serde_json::Value,
+    /// Every rule's trace.
+    pub trace: serde_json::Value,
+    /// Every signal value.
+    pub signals: serde_json::Value,
+    /// The SLO block.
+    pub slo: serde_json::Value,
+    /// The cost block.
+    pub cost: serde_json::Value,
+}
+
+impl Fingerprint {
+    /// The names of the fields that differ from `other`'s, in alphabetical order (as `replay`
+    /// has always listed them).
+    pub fn differing(&self, other: &Fingerprint) -> Vec<&'static str> {
+        let same = [
+            ("action", self.action == other.action),
+            ("conditions", self.conditions == other.conditions),
+            ("cost", self.cost == other.cost),
+            ("decided_by", self.decided_by == other.decided_by),
+            ("delay_minutes", self.delay_minutes == other.delay_minutes),
+            ("policy_id", self.policy_id == other.policy_id),
+            ("policy_name", self.policy_name == other.policy_name),
+            ("reason", self.reason == other.reason),
+            ("remediation", self.remediation == other.remediation),
+            ("retry_after", self.retry_after == other.retry_after),
+            ("signals", self.signals == other.signals),
+            ("slo", self.slo == other.slo),
+            ("trace", self.trace == other.trace),
+        ];
+        same.into_iter().filter(|(_, same)| !same).map(|(name, _)| name).collect()
+    }
+}
+
+impl SettingsBody {
+    /// The settings as a record holds them.
+    pub fn of(settings: &Settings) -> SettingsBody {
+        // `Settings` serialises itself (durations in seconds, the cost tag as `KEY=VALUE`);
+        // reading that serialisation keeps the record's shape `Settings`' own.
+        decode(&encode(settings)).unwrap_or_default()
+    }
+
+    /// The settings a decision was made with.
+    pub fn to_settings(&self) -> Result<Settings, RecordError> {
+        // The field paths as `replay` has always named them.
+        let missing = |field: &str| RecordError::Missing { field: format!("settings{field}") };
+        let bad = |field: &str, reason: String| RecordError::Invalid { field: format!("settings.{field}"), reason };
+        let c = &self.cost;
+        if self.now.is_empty() {
+            return Err(missing(".now"));
+        }
+        let now = self.now.parse::<jiff::Timestamp>().map_err(|e| bad("now", e.to_string()))?;
+        Ok(Settings {
+            cost: guardrail_core::cost::CostThresholds {
+                warn_pct: c.warn_pct.ok_or_else(|| missing("/cost/warn_pct"))?,
+                block_pct: c.block_pct.ok_or_else(|| missing("/cost/block_pct"))?,
+                falling_pct: c.falling_pct.ok_or_else(|| missing("/cost/falling_pct"))?,
+                // Records from before the anomaly score have no baseline: the default then.
+                anomaly_baseline_days: c.anomaly_baseline_days.unwrap_or(guardrail_core::cost::DEFAULT_BASELINE_DAYS),
+            },
+            max_age: self.max_age.map(jiff::SignedDuration::from_secs),
+            now,
+            service: self.service.clone(),
+            slo_name: self.slo_name.clone(),
+            cost_format: match &self.cost_format {
+                None => None,
+                Some(f) => {
+                    Some(f.parse::<guardrail_config::CostFormat>().map_err(|e| bad("cost_format", e.to_string()))?)
+                }
+            },
+            // The rows the decision was made from: a record without them read every row.
+            cost_tag: match &self.cost_tag {
+                None => None,
+                Some(t) => Some(t.parse::<guardrail_config::CostTag>().map_err(|e| bad("cost_tag", e.to_string()))?),
+            },
+            cost_service: self.cost_service.clone(),
+        })
+    }
+}
+
+/// A deploy record that cannot be replayed: what it lacks or holds wrongly. The messages are
+/// those `guardrail replay` has always printed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// The body does not decode as a deploy record.
+    #[error("record body: {reason}")]
+    Body {
+        /// serde's message.
+        reason: String,
+    },
+    /// A field the replay needs is missing.
+    #[error("record has no {field}")]
+    Missing {
+        /// The field's path (`settings.now`, `input_content.slos`, `settings/cost/warn_pct`).
+        field: String,
+    },
+    /// A field holds a value that does not parse.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The field's path.
+        field: String,
+        /// Why.
+        reason: String,
+    },
+    /// An input's recorded text does not hash to its recorded digest.
+    #[error("recorded content of {input} does not match its recorded sha256")]
+    DigestMismatch {
+        /// `policies`, `slos`, `metrics` or `cost`.
+        input: &'static str,
+    },
 }
 
 /// Rebuilds the sources recorded in a decision record (checking each digest).
 pub fn sources_from_record(body: &serde_json::Value) -> Result<Sources, String> {
-    let one = |name: &str| -> Result<Source, String> {
-        let path = body
-            .pointer(&format!("/inputs/{name}/path"))
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| format!("record has no inputs.{name}.path"))?;
-        let text = body
-            .pointer(&format!("/input_content/{name}"))
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| format!("record has no input_content.{name}"))?;
-        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
-        let recorded = body.pointer(&format!("/inputs/{name}/sha256")).and_then(|v| v.as_str()).unwrap_or("");
-        if sha != recorded {
-            return Err(format!("recorded content of {name} does not match its recorded sha256"));
-        }
-        Ok(Source { path: path.into(), text: text.to_string(), sha256: sha })
-    };
-    Ok(Sources { policies: one("policies")?, slos: one("slos")?, metrics: one("metrics")?, cost: one("cost")? })
+    decode_decision(body).and_then(|b| b.sources()).map_err(|e| e.to_string())
 }
 
 /// Rebuilds the settings recorded in a decision record.
 pub fn settings_from_record(body: &serde_json::Value) -> Result<Settings, String> {
-    let s = body.get("settings").ok_or("record has no settings")?;
-    let num = |p: &str| s.pointer(p).and_then(|v| v.as_f64()).ok_or_else(|| format!("record has no settings{p}"));
-    let now = s
-        .get("now")
-        .and_then(|v| v.as_str())
-        .ok_or("record has no settings.now")?
-        .parse::<jiff::Timestamp>()
-        .map_err(|e| format!("settings.now: {e}"))?;
-    Ok(Settings {
-        cost: guardrail_core::cost::CostThresholds {
-            warn_pct: num("/cost/warn_pct")?,
-            block_pct: num("/cost/block_pct")?,
-            falling_pct: num("/cost/falling_pct")?,
-            // Records from before the anomaly score have no baseline: the default then.
-            anomaly_baseline_days: match s.pointer("/cost/anomaly_baseline_days") {
-                None => guardrail_core::cost::DEFAULT_BASELINE_DAYS,
-                Some(v) => v
-                    .as_u64()
-                    .and_then(|n| u32::try_from(n).ok())
-                    .ok_or("settings.cost.anomaly_baseline_days is not a whole number")?,
-            },
-        },
-        max_age: s.get("max_age").and_then(|v| v.as_i64()).map(jiff::SignedDuration::from_secs),
-        now,
-        service: s.get("service").and_then(|v| v.as_str()).map(str::to_string),
-        slo_name: s.get("slo_name").and_then(|v| v.as_str()).map(str::to_string),
-        cost_format: match s.get("cost_format").and_then(|v| v.as_str()) {
-            None => None,
-            Some(f) => Some(f.parse().map_err(|e| format!("settings.cost_format: {e}"))?),
-        },
-        // The rows the decision was made from: a record without them read every row.
-        cost_tag: match s.get("cost_tag").and_then(|v| v.as_str()) {
-            None => None,
-            Some(t) => Some(t.parse().map_err(|e| format!("settings.cost_tag: {e}"))?),
-        },
-        cost_service: s.get("cost_service").and_then(|v| v.as_str()).map(str::to_string),
-    })
+    let b = decode_decision(body).map_err(|e| e.to_string())?;
+    let settings = b.settings.ok_or(RecordError::Missing { field: "settings".into() });
+    settings.and_then(|s| s.to_settings()).map_err(|e| e.to_string())
 }
 
-/// The parts of a decision that must be identical on replay.
+/// Decodes a `deploy_decision` (or `deploy_simulation`) body.
+pub fn decode_decision(body: &serde_json::Value) -> Result<DecisionRecordBody, RecordError> {
+    decode(body).map_err(|e| RecordError::Body { reason: e.to_string() })
+}
+
+/// The parts of a decision that must be identical on replay, of a decision's JSON (a record
+/// body or an output); `null` for what it lacks.
 pub fn fingerprint(body: &serde_json::Value) -> serde_json::Value {
-    let keys = [
-        "action",
-        "policy_id",
-        "policy_name",
-        "reason",
-        "remediation",
-        "delay_minutes",
-        "retry_after",
-        "decided_by",
-        "conditions",
-        "trace",
-        "signals",
-        "slo",
-        "cost",
-    ];
-    let mut out = serde_json::Map::new();
-    for k in keys {
-        out.insert(k.to_string(), body.get(k).cloned().unwrap_or(serde_json::Value::Null));
+    match decode_decision(body) {
+        Ok(b) => encode(&b.fingerprint()),
+        Err(_) => serde_json::Value::Null,
     }
-    serde_json::Value::Object(out)
+}
+
+/// `action` as its upper-case name; `null` when absent. Reading is strict: a record's action is
+/// one of the four or the record is not a deploy decision this version can read.
+mod action_name {
+    use guardrail_core::policy::Action;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(a: &Option<Action>, s: S) -> Result<S::Ok, S::Error> {
+        match a {
+            Some(a) => s.serialize_str(a.as_str()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Action>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(name) => Action::parse(&name)
+                .filter(|a| a.as_str() == name)
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom(format!("unknown action {name:?}"))),
+        }
+    }
+}
+
+/// `guardrail replay` of a `deploy_decision`: the recorded decision re-evaluated from its own
+/// inputs and settings, and which of its [`Fingerprint`] fields differ. `--format json` prints
+/// it (the fields in the order they always had).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct ReplayView {
+    /// The fields that differ (empty when identical).
+    pub differing_fields: Vec<&'static str>,
+    /// Whether the replayed decision is identical.
+    pub identical: bool,
+    /// The record's id.
+    pub record: String,
+    /// The recorded action.
+    #[serde(with = "action_name")]
+    #[schemars(with = "Option<Action>")]
+    pub recorded_action: Option<Action>,
+    /// The action decided now.
+    pub replayed_action: Action,
+    /// The rule that decided now (the text report names it).
+    #[serde(skip)]
+    pub replayed_policy_id: String,
+}
+
+/// Re-evaluates the decision recorded as `record` (its id) with `body`. Errors: what the record
+/// lacks, or why its inputs cannot decide now.
+pub fn replay(record: String, body: &DecisionRecordBody) -> Result<ReplayView, Vec<String>> {
+    let settings = body.settings.as_ref().ok_or(RecordError::Missing { field: "settings".into() });
+    let (sources, settings) = match (body.sources(), settings.and_then(SettingsBody::to_settings)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (a, b) => return Err([a.err(), b.err()].into_iter().flatten().map(|e| e.to_string()).collect()),
+    };
+    let ev = evaluate(sources, settings)?;
+    // WARN exited 1 only with --fail-on-warn: the recorded exit code says whether it was given.
+    let fail_on_warn = body.exit_code == 1 && ev.decision.action == Action::Warn;
+    let now = DecisionRecordBody::new(&output(&ev, &body.ci, fail_on_warn), &ev.sources).fingerprint();
+    let differing_fields = now.differing(&body.fingerprint());
+    Ok(ReplayView {
+        identical: differing_fields.is_empty(),
+        differing_fields,
+        record,
+        recorded_action: body.action,
+        replayed_action: ev.decision.action,
+        replayed_policy_id: ev.decision.policy_id.clone(),
+    })
 }

@@ -1,0 +1,4 @@
+//! guardrail-gate's integration tests: one binary (see ARCHITECTURE.md, "Where tests live").
+
+mod golden;
+mod records;

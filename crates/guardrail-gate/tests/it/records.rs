@@ -1,0 +1,118 @@
+//! Deploy records written before their bodies were typed (release c139dc0: `guardrail gate`,
+//! `POST /api/gate`, `POST /api/simulate`, MCP `evaluate_deploy`, each with and without the
+//! optional parts) decode into the body types and re-encode to the same canonical bytes, so
+//! their hashes hold; and the decisions among them replay identically.
+
+use guardrail_core::audit::{RecordDraft, canonical_bytes, record_hash};
+use guardrail_gate::gate::{
+    self, DecisionRecordBody, ERROR_KIND, ErrorRecordBody, RECORD_KIND, SIMULATION_KIND, SimulationRecordBody,
+};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// One record as the store held it (`store` names the capture it came from).
+#[derive(Debug, Deserialize)]
+struct Fixture {
+    store: String,
+    seq: i64,
+    kind: String,
+    recorded_at: String,
+    prev_hash: String,
+    hash: String,
+    body: Value,
+}
+
+fn fixtures() -> Vec<Fixture> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/deploy-records-c139dc0.jsonl");
+    let text = std::fs::read_to_string(path).expect("fixture");
+    text.lines().map(|l| serde_json::from_str(l).expect("fixture line")).collect()
+}
+
+fn reencoded(kind: &str, body: &Value) -> Value {
+    match kind {
+        RECORD_KIND => gate::encode(&gate::decode::<DecisionRecordBody>(body).expect("decision body")),
+        SIMULATION_KIND => gate::encode(&gate::decode::<SimulationRecordBody>(body).expect("simulation body")),
+        ERROR_KIND => gate::encode(&gate::decode::<ErrorRecordBody>(body).expect("error body")),
+        other => panic!("not a deploy kind: {other}"),
+    }
+}
+
+#[test]
+fn records_written_before_the_types_reencode_to_their_canonical_bytes() {
+    let all = fixtures();
+    for f in &all {
+        let draft = RecordDraft { kind: f.kind.clone(), recorded_at: f.recorded_at.clone(), body: f.body.clone() };
+        // The fixture is what the store held: its hash verifies.
+        assert_eq!(record_hash(f.seq, &f.prev_hash, &draft), f.hash, "{} #{}", f.store, f.seq);
+        let again = RecordDraft { body: reencoded(&f.kind, &f.body), ..draft.clone() };
+        let (before, after) =
+            (canonical_bytes(f.seq, &f.prev_hash, &draft), canonical_bytes(f.seq, &f.prev_hash, &again));
+        assert!(
+            before == after,
+            "{} #{} {}:\n{}\n{}",
+            f.store,
+            f.seq,
+            f.kind,
+            String::from_utf8_lossy(&before),
+            String::from_utf8_lossy(&after)
+        );
+    }
+    // The captures hold every optional part: who asked (with a role, without one, nobody),
+    // settings unresolved, every optional setting, a what-if, each kind.
+    let has = |p: &dyn Fn(&Fixture) -> bool| all.iter().any(p);
+    assert!(has(&|f| f.kind == RECORD_KIND && f.body.get("requested_by").is_none()));
+    assert!(has(&|f| f.kind == RECORD_KIND && f.body["requested_by"]["role"] == "deployer"));
+    assert!(has(&|f| f.kind == RECORD_KIND && f.body["requested_by"]["via"] == "mcp-stdio"));
+    assert!(has(&|f| f.kind == RECORD_KIND && f.body["ci"]["provider"] == "github-actions"));
+    assert!(has(&|f| f.kind == RECORD_KIND
+        && f.body["settings"]["cost_tag"].is_string()
+        && f.body["settings"]["cost_service"].is_string()
+        && f.body["settings"]["cost_format"] == "focus"));
+    assert!(has(&|f| f.kind == RECORD_KIND && f.body["settings"]["max_age"].is_u64()));
+    assert!(has(&|f| f.kind == RECORD_KIND && f.body["counterfactual"].is_null()));
+    assert!(has(
+        &|f| f.kind == SIMULATION_KIND && f.body["simulated_signals"].as_object().is_some_and(|m| !m.is_empty())
+    ));
+    assert!(has(&|f| f.kind == ERROR_KIND && f.body["settings"].is_null() && f.body["requested_by"]["via"] == "http"));
+    assert!(has(&|f| f.kind == ERROR_KIND && f.body["settings"].is_object() && f.body.get("requested_by").is_none()));
+}
+
+#[test]
+fn decisions_written_before_the_types_replay_identically() {
+    let decisions: Vec<Fixture> = fixtures().into_iter().filter(|f| f.kind == RECORD_KIND).collect();
+    assert!(decisions.len() >= 10);
+    for f in decisions {
+        let body: DecisionRecordBody = gate::decode(&f.body).expect("decision body");
+        let id = format!("{}-{}", f.seq, &f.hash[..12]);
+        let r = gate::replay(id.clone(), &body).unwrap_or_else(|e| panic!("{} #{}: {e:?}", f.store, f.seq));
+        assert!(r.identical, "{} #{}: {:?}", f.store, f.seq, r.differing_fields);
+        assert_eq!((r.record, r.recorded_action, r.replayed_action), (id, body.action, body.action.unwrap()));
+    }
+}
+
+#[test]
+fn a_record_that_lacks_what_replay_needs_says_what() {
+    let mut body: DecisionRecordBody =
+        gate::decode(&fixtures().into_iter().find(|f| f.kind == RECORD_KIND).unwrap().body).unwrap();
+    let mut tampered = body.clone();
+    if let Some(c) = tampered.input_content.as_mut() {
+        c.cost.push(' ');
+    }
+    let e = gate::replay("1-x".into(), &tampered).unwrap_err();
+    assert_eq!(e, ["recorded content of cost does not match its recorded sha256"]);
+    body.settings = None;
+    body.input_content = None;
+    let e = gate::replay("1-x".into(), &body).unwrap_err();
+    assert_eq!(e, ["record has no input_content.policies", "record has no settings"]);
+}
+
+#[test]
+fn a_simulation_is_a_decision_with_the_replaced_signals() {
+    let f = fixtures()
+        .into_iter()
+        .find(|f| f.kind == SIMULATION_KIND && f.body["simulated_signals"] != serde_json::json!({}))
+        .unwrap();
+    let s: SimulationRecordBody = gate::decode(&f.body).unwrap();
+    assert_eq!(s.decision.action.map(|a| a.as_str()), f.body["action"].as_str());
+    assert_eq!(s.simulated_signals.get("error_budget_pct"), Some(&serde_json::json!(5.0)));
+}
