@@ -674,6 +674,31 @@ impl ResolveView {
     }
 }
 
+/// Why a resolution was not recorded. HTTP answers it 409.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum ResolveRefusal {
+    /// Nothing to learn from: the incident has no decision, or nothing was executed for it and
+    /// no `action` says what resolved it (status `refused`).
+    NothingToLearn {
+        /// The incident.
+        incident_id: String,
+        /// `refused`.
+        status: Refused,
+        /// Why.
+        message: String,
+    },
+}
+
+impl ResolveRefusal {
+    /// The readable message.
+    pub fn message(&self) -> &str {
+        match self {
+            ResolveRefusal::NothingToLearn { message, .. } => message,
+        }
+    }
+}
+
 /// A reviewed runbook (`guardrail kb review`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ReviewView {
@@ -939,6 +964,7 @@ mod tests {
             schemars::schema_for!(ReleaseClaimView),
             schemars::schema_for!(ReleaseRefusalView),
             schemars::schema_for!(ResolveView),
+            schemars::schema_for!(ResolveRefusal),
             schemars::schema_for!(IncidentSummary),
             schemars::schema_for!(IncidentDetail),
             schemars::schema_for!(PendingApprovalView),

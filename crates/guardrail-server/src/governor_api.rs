@@ -47,5 +47,5 @@ mod wiring;
 
 pub use approvals::{ApproveRequest, Approver, approvals, approve, force_override};
 pub use execute::{ExecuteRequest, execute};
-pub use incidents::{list, propose, show};
+pub use incidents::{IncidentRequest, SeverityName, list, propose, show};
 pub use resolve::{ResolveRequest, resolve};

@@ -437,7 +437,7 @@ async function loadIncidents() {
     st.appendChild(badge(i.status, LEVEL[i.status] || "info"));
     tr.appendChild(st);
     tr.appendChild(el("td", i.decision || "—"));
-    tr.appendChild(el("td", i.gated_action || "—"));
+    tr.appendChild(el("td", i.action || "—"));
     const td = el("td");
     const b = el("button", "details");
     b.addEventListener("click", () => showIncident(i.incident_id).catch((e) => setText("incident-detail", String(e))));
@@ -484,7 +484,7 @@ async function showIncident(id) {
   }
   const d = v.data;
   out.appendChild(el("h3", d.incident_id + " — " + d.status));
-  out.appendChild(el("div", "Plan hash: " + (d.plan_hash || "—")));
+  out.appendChild(el("div", "Binding hash: " + (d.binding_hash || "—")));
   out.appendChild(el("div", "Gate reasons:"));
   const reasons = el("ul");
   for (const r of Array.isArray(d.reasons) ? d.reasons : []) reasons.appendChild(el("li", typeof r === "string" ? r : JSON.stringify(r)));
@@ -494,7 +494,7 @@ async function showIncident(id) {
   const ev = (d.evidence && d.evidence.key_claims) || [];
   for (const c of Array.isArray(ev) ? ev : []) claims.appendChild(el("li", c));
   out.appendChild(claims);
-  const p = d.queue && d.queue.pending;
+  const p = d.pending;
   if (!p) return;
   const awaiting = el("div", "Awaiting " + p.requires + " (proposed by " + p.proposer + ")", "badge mid");
   awaiting.id = "incident-awaiting";
@@ -508,7 +508,7 @@ async function showIncident(id) {
   force.id = "force-override";
   const result = el("div");
   result.id = "approve-result";
-  const send = (kind) => decide(d.incident_id, kind, p.plan_hash, reason.value, result).catch((e) => setText("approve-result", String(e)));
+  const send = (kind) => decide(d.incident_id, kind, p.binding_hash, reason.value, result).catch((e) => setText("approve-result", String(e)));
   approve.addEventListener("click", () => send("approve"));
   force.addEventListener("click", () => send("force-override"));
   const line = el("p");
@@ -517,14 +517,14 @@ async function showIncident(id) {
   out.appendChild(result);
 }
 
-async function decide(id, kind, planHash, reason, out) {
+async function decide(id, kind, bindingHash, reason, out) {
   clear(out);
   const token = $("token").value.trim();
   if (!token) {
     out.appendChild(el("div", "Enter an approver token (below) first.", "muted"));
     return;
   }
-  const body = { plan_hash: planHash };
+  const body = { binding_hash: bindingHash };
   if (reason.trim()) body.reason = reason.trim();
   const r = await fetch("/api/incidents/" + encodeURIComponent(id) + "/" + kind, {
     method: "POST",
@@ -542,7 +542,7 @@ async function decide(id, kind, planHash, reason, out) {
     return;
   }
   const g = v.data.grant;
-  out.appendChild(el("div", g.kind + " by " + g.approver + " — " + v.data.status + " (recorded as " + g.audit + ")", "badge good"));
+  out.appendChild(el("div", g.kind + " by " + g.approver + " — " + v.data.status + " (recorded as " + (g.audit && g.audit.id) + ")", "badge good"));
   // The incident is no longer pending: its heading, label and buttons follow, the result stays.
   settle(id, v.data.status);
   loadIncidents().catch(() => {});

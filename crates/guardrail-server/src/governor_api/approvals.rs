@@ -6,38 +6,56 @@ use axum::response::Response;
 use guardrail_core::approval::ApprovalKind;
 use guardrail_governor::approve::ApprovalInput;
 use guardrail_governor::pipeline::ApproveOutcome;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use guardrail_governor::views::{ApprovalRefusalView, GrantView, PendingApprovalView, RecordRef};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::api::{ApiError, StrictJson, authenticate, blocking, ok, requested_by};
 use crate::auth::{Caller, Role};
 use crate::state::AppState;
 
 use super::audit_log::ServerLog;
-use super::status::{append_failed, no_store};
-use super::views::{execution_view, load, pending_view};
+use super::status::{Answer, append_failed, no_store};
+use super::views::{GovernorEvent, execution_step, load, render};
 use super::wiring::{executor, governor_in_force, pipeline};
 
 /// `GET /api/approvals`: the pending approval queue, oldest request first.
 pub async fn approvals(State(s): State<AppState>) -> Result<Response, ApiError> {
     let st = s.clone();
     let states = blocking(move || load(&st)).await?.map_err(|e| no_store(&e))?;
-    let mut pending: Vec<Value> = states.values().filter_map(|i| pending_view(&s, i)).collect();
-    pending.sort_by_key(|p| p["request_record"].as_str().and_then(|r| r.split('-').next()?.parse::<u64>().ok()));
-    Ok(ok(Value::Array(pending)))
+    Ok(ok(render(&s, &PendingApprovalView::queue(states.values()))))
 }
+
+/// A hash the approver reviewed: 12 to 64 hex digits (a prefix of the binding hash).
+const HASH_PATTERN: &str = "^[0-9a-fA-F]{12,64}$";
 
 /// Body of `POST /api/incidents/{id}/approve` and `/force-override`. There is deliberately no
 /// field naming the approver: it is the token's identity.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApproveRequest {
-    /// The plan hash the approver reviewed (from `GET /api/incidents/{id}`; a prefix of 12+
-    /// hex digits): refused if the gated plan is another.
-    pub plan_hash: String,
+    /// The binding hash the approver reviewed (`binding_hash` of `GET /api/incidents/{id}` or
+    /// `/api/approvals`; a prefix of 12+ hex digits): refused if the gated plan is another.
+    /// `plan_hash`, its name before 0.x, is still accepted.
+    #[serde(alias = "plan_hash")]
+    #[schemars(regex(pattern = HASH_PATTERN))]
+    pub binding_hash: String,
     /// Why (required for a force-override).
     #[serde(default)]
     pub reason: Option<String>,
+}
+
+impl ApproveRequest {
+    /// The checks its schema states, so the server refuses (400, nothing recorded) exactly
+    /// what the document says is invalid.
+    fn check(&self) -> Result<(), ApiError> {
+        let h = &self.binding_hash;
+        if !(12..=64).contains(&h.len()) || !h.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, "binding_hash: must be 12-64 hex digits"));
+        }
+        Ok(())
+    }
 }
 
 /// The caller of an approval endpoint: a token whose role may approve.
@@ -55,6 +73,12 @@ impl axum::extract::FromRequestParts<AppState> for Approver {
     }
 }
 
+/// Who asked over HTTP, merged into the refusal or grant record.
+#[derive(Serialize)]
+struct RequestedBy {
+    requested_by: Value,
+}
+
 fn approve_blocking(
     state: &AppState,
     caller: &Caller,
@@ -62,6 +86,7 @@ fn approve_blocking(
     kind: ApprovalKind,
     req: ApproveRequest,
 ) -> Result<Value, ApiError> {
+    req.check()?;
     let view = governor_in_force(state)?;
     // A mistyped id must not leave a permanent refusal in the chain.
     if !load(state).map_err(|e| no_store(&e))?.contains_key(&id) {
@@ -77,13 +102,13 @@ fn approve_blocking(
         kind,
         approver: caller.identity.clone(),
         reason: req.reason,
-        reviewed_hash: Some(req.plan_hash),
+        reviewed_hash: Some(req.binding_hash),
     };
     let governor = guardrail_governor::Governor::default();
     let exec = executor(&view);
     let p = pipeline(state, &view, caller, &governor, None, &exec, None, now);
     let mut read = || load(state);
-    let extra = json!({"requested_by": requested_by(caller)});
+    let extra = guardrail_governor::record::encode(&RequestedBy { requested_by: requested_by(caller) });
     let (granted, rec, execution) = match p.approve(&mut log, &mut read, &input, Some(&extra)) {
         ApproveOutcome::CannotDecide(e) => {
             eprintln!("guardrail serve: approval of {id}: {e}");
@@ -96,13 +121,14 @@ fn approve_blocking(
             let rec = record.map_err(|e| {
                 append_failed("the refusal", &format!("refused: {}", state.redactor().text(&r.message)), &e)
             })?;
-            state.publish(
-                "approval",
-                json!({"incident_id": id, "status": "refused", "code": r.code, "audit": rec.id()}),
-            );
-            let mut err = ApiError::new(StatusCode::CONFLICT, state.redactor().text(&r.message));
-            err.extra = Some(json!({"code": r.code, "status": "refused", "audit": rec.id()}));
-            return Err(err);
+            let refusal = ApprovalRefusalView::new(&r, &rec);
+            GovernorEvent {
+                code: Some(&refusal.body.code),
+                audit: Some(&refusal.audit),
+                ..GovernorEvent::new(&id, "refused")
+            }
+            .publish(state, "approval");
+            return Err(refusal.answer(state));
         }
         ApproveOutcome::NotGranted(e) => {
             return Err(append_failed("the approval", "so it is not granted and nothing runs", &e));
@@ -114,33 +140,18 @@ fn approve_blocking(
                 &error,
             ));
         }
-        ApproveOutcome::ReleasedByAnother { record, .. } => {
-            let mut err = ApiError::new(StatusCode::CONFLICT, "the incident was released by another grant first");
-            err.extra = Some(json!({"code": "already_released", "status": "refused", "audit": record.id()}));
-            return Err(err);
+        ApproveOutcome::ReleasedByAnother { record, by } => {
+            return Err(ApprovalRefusalView::released_by_another(&input, &record, by).answer(state));
         }
         ApproveOutcome::Unconfirmed { error, .. } => return Err(no_store(&error)),
         ApproveOutcome::Released { granted, record, execution } => (granted, record, execution),
     };
     let g = &granted.grant;
-    state.publish(
-        "approval",
-        json!({"incident_id": id, "status": "authorised", "kind": g.kind.as_str(), "audit": rec.id()}),
-    );
-    let succeeded = execution.succeeded();
-    let execution = execution_view(execution)?;
-    let status = if succeeded { "executed" } else { "execution_failed" };
-    let mut v = json!({
-        "incident_id": id,
-        "status": status,
-        "execution": execution,
-        "grant": {
-            "kind": g.kind.as_str(), "approver": g.approver, "reason": g.reason,
-            "action": g.action, "plan_hash": g.binding_hash, "audit": rec.id(),
-        },
-    });
-    state.redactor().value(&mut v);
-    Ok(v)
+    let audit = RecordRef::of(&rec);
+    GovernorEvent { kind: Some(g.kind.as_str()), audit: Some(&audit), ..GovernorEvent::new(&id, "authorised") }
+        .publish(state, "approval");
+    let (step, succeeded) = execution_step(state, &id, execution)?;
+    Ok(render(state, &GrantView::new(&id, g, &rec, step, succeeded)))
 }
 
 /// `POST /api/incidents/{id}/approve`: an APPROVE by the token's identity.

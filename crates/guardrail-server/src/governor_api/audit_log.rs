@@ -3,7 +3,7 @@
 use guardrail_core::audit::ChainedRecord;
 use guardrail_governor::pipeline::{AuditLog, StoreLog};
 use guardrail_store::{AppendError, Claim};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::api::ApiError;
 use crate::state::AppState;
@@ -34,7 +34,15 @@ impl<'s> ServerLog<'s> {
             self.state.metrics().audit_write_failure();
         }
         if let Some(rec) = rec {
-            self.state.publish("audit", json!({"id": rec.id(), "seq": rec.seq, "kind": rec.kind}));
+            /// The `audit` event: which record was appended.
+            #[derive(serde::Serialize)]
+            struct Appended<'a> {
+                id: String,
+                seq: i64,
+                kind: &'a str,
+            }
+            let event = Appended { id: rec.id(), seq: rec.seq, kind: &rec.kind };
+            self.state.publish("audit", guardrail_governor::record::encode(&event));
         }
     }
 }

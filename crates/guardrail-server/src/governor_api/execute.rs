@@ -4,9 +4,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use guardrail_governor::pipeline::{ExecuteOutcome, RunOutcome};
-use guardrail_governor::record::{ExecutionBody, decode};
+use guardrail_governor::views::{ExecuteRefusal, ExecuteView, ExecutedView, Refused, RegateView, RunStatus};
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::api::{ApiError, StrictJson, blocking, ok};
 use crate::auth::Caller;
@@ -14,30 +15,35 @@ use crate::state::AppState;
 
 use super::approvals::Approver;
 use super::audit_log::ServerLog;
-use super::status::{append_failed, conflict, no_store};
-use super::views::{execution_view, load, run_view};
+use super::status::{Answer, append_failed, no_store};
+use super::views::{GovernorEvent, execution_step, load, render, run_view};
 use super::wiring::{deploy_signals, executor, governor_in_force, open_kb_read_only, pipeline};
+
+/// An action name: 1-200 characters, not blank.
+const ACTION_PATTERN: &str = "\\S";
 
 /// Body of `POST /api/incidents/{id}/execute`. There is no field naming who asks: it is the
 /// token's identity.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExecuteRequest {
-    /// The action to run [default: the authorised one]. Another action than the authorised
-    /// one is not run: the refusal is recorded and the action goes through the gate again.
+    /// The action to run [default: the authorised one]: 1-200 characters, not blank. Another
+    /// action than the authorised one is not run: the refusal is recorded and the action goes
+    /// through the gate again.
     #[serde(default)]
+    #[schemars(length(min = 1, max = 200), regex(pattern = ACTION_PATTERN))]
     pub action: Option<String>,
 }
 
 fn execute_blocking(state: &AppState, caller: &Caller, id: String, req: ExecuteRequest) -> Result<Value, ApiError> {
-    let states = load(state).map_err(|e| no_store(&e))?;
-    if !states.contains_key(&id) {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "no such incident in the audit trail"));
-    }
     if let Some(a) = &req.action
         && (a.trim().is_empty() || a.chars().count() > 200)
     {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "action: must be 1-200 characters"));
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "action: must be 1-200 characters, not blank"));
+    }
+    let states = load(state).map_err(|e| no_store(&e))?;
+    if !states.contains_key(&id) {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "no such incident in the audit trail"));
     }
     let view = governor_in_force(state)?;
     let now = jiff::Timestamp::now();
@@ -59,33 +65,31 @@ fn execute_blocking(state: &AppState, caller: &Caller, id: String, req: ExecuteR
     );
     let mut log = ServerLog::open(state, now)?;
     let out = pipeline.execute_incident(&mut log, &states, &id, req.action.as_deref());
-    let mut v = match out {
+    let answer = match out {
         ExecuteOutcome::CannotExecute(e) => {
-            return Err(conflict("nothing_authorised", state.redactor().text(&e), Value::Null));
+            let refusal = ExecuteRefusal::NothingAuthorised {
+                incident_id: id.clone(),
+                status: Refused::Refused,
+                message: state.redactor().text(&e),
+            };
+            return Err(refusal.answer(state));
         }
         ExecuteOutcome::AwaitingApproval { action } => {
-            return Err(conflict(
-                "awaiting_approval",
-                format!("{action} is blocked and awaits approval"),
-                json!({"status": "awaiting_approval"}),
-            ));
+            return Err(ExecuteRefusal::awaiting_approval(states.get(&id), &id, &action).answer(state));
         }
         ExecuteOutcome::AlreadyExecuted { execution } => {
-            let claim = decode::<ExecutionBody>(&execution.body).ok().and_then(|b| b.claim_record);
-            return Err(conflict(
-                "already_executed",
-                format!("it already ran as record {}; a new run needs a new decision", execution.id()),
-                json!({"execution_record": execution.id(), "claim_record": claim}),
-            ));
+            return Err(ExecuteRefusal::already_executed(&id, &execution).answer(state));
         }
         ExecuteOutcome::RefusalNotRecorded(e) => {
             return Err(append_failed("the refusal of the other action", "it is not gated again", &e));
         }
         ExecuteOutcome::Executed(exec) => {
-            let succeeded = exec.succeeded();
-            let execution = execution_view(exec)?;
-            let status = if succeeded { "executed" } else { "execution_failed" };
-            json!({"incident_id": id, "status": status, "execution": execution})
+            let (execution, succeeded) = execution_step(state, &id, exec)?;
+            ExecuteView::Executed(ExecutedView {
+                incident_id: id.clone(),
+                status: RunStatus::of_execution(succeeded),
+                execution,
+            })
         }
         ExecuteOutcome::Regated { requested, instead_of, refused, run } => {
             if kb.is_none() && matches!(*run, RunOutcome::CouldNotDecide { .. }) {
@@ -93,17 +97,17 @@ fn execute_blocking(state: &AppState, caller: &Caller, id: String, req: ExecuteR
                 let _ = open_kb_read_only(gov.kb.as_deref().unwrap_or(std::path::Path::new("")))?;
             }
             let mut v = run_view(state, caller, *run)?;
-            v["regate"] = json!({
-                "requested_action": requested,
-                "instead_of": instead_of,
-                "refusal_record": refused.map(|r| r.id()),
-            });
-            v
+            v.regate =
+                Some(RegateView { requested_action: requested, instead_of, refusal_record: refused.map(|r| r.id()) });
+            ExecuteView::Regated(Box::new(v))
         }
     };
-    state.publish("incident", json!({"incident_id": id, "status": v["status"]}));
-    state.redactor().value(&mut v);
-    Ok(v)
+    let status = match &answer {
+        ExecuteView::Executed(e) => e.status,
+        ExecuteView::Regated(r) => r.status,
+    };
+    GovernorEvent::new(&id, status.as_str()).publish(state, "incident");
+    Ok(render(state, &answer))
 }
 
 /// `POST /api/incidents/{id}/execute`: runs the authorised action (the gate's, or an

@@ -3,71 +3,97 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde_json::{Value, json};
+use guardrail_governor::views::{IncidentDetail, IncidentSummary};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use crate::api::{ApiError, StrictJson, blocking, ok, record_view, requested_by};
+use crate::api::{ApiError, StrictJson, blocking, ok, requested_by};
 use crate::auth::Caller;
 use crate::state::AppState;
 
 use super::audit_log::ServerLog;
 use super::status::no_store;
-use super::views::{decision_body, load, pending_view, run_view, summary};
+use super::views::{load, render, run_view};
 use super::wiring::{deploy_signals, executor, governor_in_force, open_kb_read_only, pipeline};
 
 /// `GET /api/incidents`: every incident in the audit chain with its state and latest verdict.
 pub async fn list(State(s): State<AppState>) -> Result<Response, ApiError> {
     let st = s.clone();
     let states = blocking(move || load(&st)).await?.map_err(|e| no_store(&e))?;
-    let mut v = Value::Array(states.values().map(summary).collect());
-    s.redactor().value(&mut v);
-    Ok(ok(v))
+    let list: Vec<IncidentSummary> = states.values().map(IncidentSummary::new).collect();
+    Ok(ok(render(&s, &list)))
 }
 
 /// `GET /api/incidents/{id}`: the latest plan, stress result, gate decision (with reasons),
-/// evidence, plan hash, the queue state, and every record about the incident.
+/// evidence, binding hash, the pending approval, the claims, and every record about the
+/// incident.
 pub async fn show(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let st = s.clone();
     let states = blocking(move || load(&st)).await?.map_err(|e| no_store(&e))?;
     let Some(inc) = states.get(&id) else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "no such incident in the audit trail"));
     };
-    let b = decision_body(inc);
-    let part = |pointer: &str| b.as_ref().map(|b| b.outcome_part(pointer)).unwrap_or(Value::Null);
-    let mut v = summary(inc);
-    if let Some(o) = v.as_object_mut() {
-        o.insert("incident".into(), b.as_ref().map(|b| b.incident.clone()).unwrap_or(Value::Null));
-        o.insert("plan".into(), part("/plan"));
-        o.insert("stress".into(), part("/stress"));
-        o.insert("gate".into(), part("/gate"));
-        o.insert(
-            "evidence".into(),
-            json!({
-                "key_claims": part("/plan/output/key_claims"),
-                "retrieved_context_ids": part("/plan/output/retrieved_context_ids"),
-                "assessment": part("/stress/assessment"),
-            }),
-        );
-        o.insert("requires_force_override".into(), Value::from(b.as_ref().map(|b| b.requires_force_override)));
-        o.insert(
-            "queue".into(),
-            json!({
-                "pending": pending_view(&s, inc),
-                "authorised": inc.authorised.as_ref().map(|a| json!({
-                    "record": a.record, "by": a.by, "approver": a.approver,
-                    "action": a.action, "plan_hash": a.binding_hash,
-                })),
-            }),
-        );
-        o.insert("records".into(), Value::Array(inc.records.iter().map(|r| record_view(&s, r)).collect()));
-    }
-    s.redactor().value(&mut v);
-    Ok(ok(v))
+    Ok(ok(render(&s, &IncidentDetail::new(inc))))
 }
 
-fn propose_blocking(state: &AppState, caller: &Caller, incident: Value) -> Result<Value, ApiError> {
-    let incident = guardrail_core::remediation::Incident::from_json_value(&incident).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, format!("invalid incident: {}", state.redactor().text(&e.to_string())))
-    })?;
+/// A service name: 1-128 of `A-Z a-z 0-9 - _ . : /` (never the policies' wildcard `*`).
+const SERVICE_PATTERN: &str = "^[A-Za-z0-9._:/-]{1,128}$";
+/// Non-empty, not only blanks, no control characters.
+const ID_PATTERN: &str = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x1f\\x7f-\\x9f\\s][^\\x00-\\x1f\\x7f-\\x9f]*$";
+
+/// The severities an incident may have.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SeverityName {
+    /// `low`.
+    Low,
+    /// `medium`.
+    Medium,
+    /// `high`.
+    High,
+    /// `critical` (only a force-override releases a block).
+    Critical,
+}
+
+/// Body of `POST /api/incidents`: an incident, the scenario shape of `guardrail incident run`.
+/// Every field is required; any other field is refused (400), as `POST /api/gate` refuses
+/// one: nothing a request says is recorded unless it is read.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentRequest {
+    /// Identifier, e.g. `inc-001` (not blank, no control characters).
+    #[schemars(regex(pattern = ID_PATTERN))]
+    pub id: String,
+    /// The affected service.
+    #[schemars(regex(pattern = SERVICE_PATTERN))]
+    pub service: String,
+    /// Severity.
+    pub severity: SeverityName,
+    /// One line, as reported (data only; at most 8192 characters).
+    #[schemars(length(max = 8192))]
+    pub summary: String,
+    /// As reported (data only; at most 8192 characters).
+    #[schemars(length(max = 8192))]
+    pub symptoms: String,
+}
+
+/// Where a proposal came from, recorded as the decision's `origin`.
+#[derive(Serialize)]
+struct HttpOrigin {
+    http: &'static str,
+    requested_by: Value,
+}
+
+fn propose_blocking(state: &AppState, caller: &Caller, req: IncidentRequest) -> Result<Value, ApiError> {
+    // The core's reading of an incident is the one rule (the same as `incident run`'s files).
+    let incident = guardrail_core::remediation::Incident::from_json_value(&guardrail_governor::record::encode(&req))
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("invalid incident: {}", state.redactor().text(&e.to_string())),
+            )
+        })?;
     let view = governor_in_force(state)?;
     let gov = &state.config().governor;
     let Some(kb_path) = gov.kb.as_ref() else {
@@ -83,10 +109,12 @@ fn propose_blocking(state: &AppState, caller: &Caller, incident: Value) -> Resul
     let signals = deploy_signals(state)?;
     let pipeline = pipeline(state, &view, caller, &governor, Some(&kb), &exec, signals.as_ref(), now);
     let mut log = ServerLog::open(state, now)?;
-    let origin = json!({"http": "POST /api/incidents", "requested_by": requested_by(caller)});
+    let origin = guardrail_governor::record::encode(&HttpOrigin {
+        http: "POST /api/incidents",
+        requested_by: requested_by(caller),
+    });
     let run = pipeline.decide_and_act(&mut log, &incident, origin);
-    let v = run_view(state, caller, run)?;
-    Ok(v)
+    Ok(render(state, &run_view(state, caller, run)?))
 }
 
 /// `POST /api/incidents`: an incident (the scenario shape of `guardrail incident run`) through
@@ -95,7 +123,7 @@ fn propose_blocking(state: &AppState, caller: &Caller, incident: Value) -> Resul
 pub async fn propose(
     State(s): State<AppState>,
     crate::api::Deployer(caller): crate::api::Deployer,
-    StrictJson(incident): StrictJson<Value>,
+    StrictJson(incident): StrictJson<IncidentRequest>,
 ) -> Result<Response, ApiError> {
     let st = s.clone();
     blocking(move || propose_blocking(&st, &caller, incident)).await?.map(ok)

@@ -3,8 +3,10 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use guardrail_governor::views::{RecordRef, Refused, ResolveRefusal, ResolveView};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::api::{ApiError, StrictJson, blocking, ok};
 use crate::auth::Caller;
@@ -12,23 +14,56 @@ use crate::state::AppState;
 
 use super::approvals::Approver;
 use super::audit_log::ServerLog;
-use super::status::{append_failed, conflict, no_store};
-use super::views::load;
+use super::status::{Answer, append_failed, no_store};
+use super::views::{GovernorEvent, load, render};
 use super::wiring::open_kb;
 
+/// Not blank.
+const TEXT_PATTERN: &str = "\\S";
+/// An action has at least one letter or digit (a word).
+const ACTION_PATTERN: &str = "[A-Za-z0-9]";
+
 /// Body of `POST /api/incidents/{id}/resolve`. Who resolved it is the token's identity.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveRequest {
-    /// What resolved it (the learned runbook's body).
+    /// What resolved it (the learned runbook's body): not blank, at most 8192 characters.
+    #[schemars(length(min = 1, max = 8192), regex(pattern = TEXT_PATTERN))]
     pub summary: String,
-    /// The action that resolved it [default: the last action executed for it].
+    /// The action that resolved it [default: the last action executed for it]: 1-200
+    /// characters with at least one letter or digit.
     #[serde(default)]
+    #[schemars(length(min = 1, max = 200), regex(pattern = ACTION_PATTERN))]
     pub action: Option<String>,
+}
+
+impl ResolveRequest {
+    /// The checks its schema states (400, nothing recorded).
+    fn check(&self) -> Result<(), ApiError> {
+        let bad = |m: &str| Err(ApiError::new(StatusCode::BAD_REQUEST, m.to_string()));
+        if self.summary.trim().is_empty() || self.summary.chars().count() > 8192 {
+            return bad("summary: must be 1-8192 characters, not blank");
+        }
+        if let Some(a) = &self.action
+            && (a.chars().count() > 200 || !a.chars().any(|c| c.is_ascii_alphanumeric()))
+        {
+            return bad("action: must be 1-200 characters with at least one letter or digit");
+        }
+        Ok(())
+    }
+}
+
+/// A resolution in the chain whose runbook could not be stored.
+#[derive(Serialize)]
+struct RecordedNotLearned {
+    /// `recorded_not_learned`.
+    status: &'static str,
+    audit: RecordRef,
 }
 
 fn resolve_blocking(state: &AppState, caller: &Caller, id: String, req: ResolveRequest) -> Result<Value, ApiError> {
     use guardrail_governor::learn::{LearnError, Resolution, resolve};
+    req.check()?;
     let states = load(state).map_err(|e| no_store(&e))?;
     if !states.contains_key(&id) {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "no such incident in the audit trail"));
@@ -50,13 +85,19 @@ fn resolve_blocking(state: &AppState, caller: &Caller, id: String, req: ResolveR
         action: req.action.as_deref(),
         at: &at,
     };
+    let nothing_to_learn = |message: String| {
+        ResolveRefusal::NothingToLearn {
+            incident_id: id.clone(),
+            status: Refused::Refused,
+            message: state.redactor().text(&message),
+        }
+        .answer(state)
+    };
     let learned = resolve(&mut log, &states, &mut kb, &r).map_err(|e| match e {
         LearnError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, state.redactor().text(&m)),
         e @ LearnError::Fields(_) => ApiError::new(StatusCode::BAD_REQUEST, state.redactor().text(&e.to_string())),
-        LearnError::NotFound(m) => conflict("nothing_to_learn", state.redactor().text(&m), Value::Null),
-        e @ LearnError::NothingExecuted { .. } => {
-            conflict("nothing_to_learn", state.redactor().text(&e.to_string()), Value::Null)
-        }
+        LearnError::NotFound(m) => nothing_to_learn(m),
+        e @ LearnError::NothingExecuted { .. } => nothing_to_learn(e.to_string()),
         LearnError::NotRecorded(e) => append_failed("the resolution", "nothing is learned", &e),
         LearnError::Knowledge(m) => {
             eprintln!("guardrail serve: knowledge base: {m}");
@@ -75,24 +116,13 @@ fn resolve_blocking(state: &AppState, caller: &Caller, id: String, req: ResolveR
             StatusCode::SERVICE_UNAVAILABLE,
             format!("the resolution is recorded as {}, but the runbook could not be stored", learned.record.id()),
         );
-        err.extra = Some(json!({"status": "recorded_not_learned", "audit": learned.record.id()}));
+        let extra = RecordedNotLearned { status: "recorded_not_learned", audit: RecordRef::of(&learned.record) };
+        err.extra = Some(guardrail_governor::record::encode(&extra));
         return Err(err);
     }
-    let rb = &learned.runbook;
-    let mut v = json!({
-        "incident_id": id,
-        "status": "resolved",
-        "resolved_by": caller.identity,
-        "audit": learned.record.id(),
-        "runbook": {
-            "id": rb.id, "service": rb.service, "title": rb.title,
-            "recommended_action": rb.recommended_action, "reviewed": rb.reviewed,
-            "provenance": rb.provenance,
-        },
-    });
-    state.publish("incident", json!({"incident_id": id, "status": "resolved", "audit": learned.record.id()}));
-    state.redactor().value(&mut v);
-    Ok(v)
+    let view = ResolveView::new(&id, &caller.identity, &learned);
+    GovernorEvent { audit: Some(&view.audit), ..GovernorEvent::new(&id, "resolved") }.publish(state, "incident");
+    Ok(render(state, &view))
 }
 
 /// `POST /api/incidents/{id}/resolve`: records the resolution and learns an **unreviewed**

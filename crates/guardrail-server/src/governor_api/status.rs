@@ -1,18 +1,87 @@
-//! Failures mapped to HTTP statuses (no store, a failed append, a claim conflict, no knowledge base).
+//! The governor endpoints' failures as HTTP statuses: one [`Answer::status`] per refusal view
+//! (the error envelope carries the view's fields), and the statuses of what is no outcome at
+//! all (no store, a failed append, no knowledge base).
 
 use axum::http::StatusCode;
+use guardrail_governor::views::{ApprovalRefusalView, CouldNotDecideView, ExecuteRefusal, RecordRef, ResolveRefusal};
 use guardrail_store::AppendError;
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::api::{ApiError, store_unavailable};
+use crate::state::AppState;
+
+use super::views::render;
+
+/// A governor outcome that is answered with an error status: the status, the message of the
+/// envelope's `errors`, and the view's own fields beside them.
+pub(super) trait Answer: Serialize {
+    /// The one HTTP status of this outcome.
+    fn status(&self) -> StatusCode;
+    /// The message for `error` / `errors`.
+    fn message(&self) -> String;
+    /// The error answer: the envelope with the view's fields (redacted).
+    fn answer(&self, state: &AppState) -> ApiError {
+        let mut err = ApiError::new(self.status(), state.redactor().text(&self.message()));
+        err.extra = Some(render(state, self));
+        err
+    }
+}
+
+/// Every refusal of `execute` is a conflict with the incident's state: 409.
+impl Answer for ExecuteRefusal {
+    fn status(&self) -> StatusCode {
+        StatusCode::CONFLICT
+    }
+    fn message(&self) -> String {
+        self.message().to_string()
+    }
+}
+
+/// A refused approval (recorded): 409.
+impl Answer for ApprovalRefusalView {
+    fn status(&self) -> StatusCode {
+        StatusCode::CONFLICT
+    }
+    fn message(&self) -> String {
+        self.body.message.clone()
+    }
+}
+
+/// Nothing to learn from (no execution, no such incident's decision): 409.
+impl Answer for ResolveRefusal {
+    fn status(&self) -> StatusCode {
+        StatusCode::CONFLICT
+    }
+    fn message(&self) -> String {
+        self.message().to_string()
+    }
+}
+
+/// The pipeline could not decide (recorded): 422.
+impl Answer for CouldNotDecideView {
+    fn status(&self) -> StatusCode {
+        StatusCode::UNPROCESSABLE_ENTITY
+    }
+    fn message(&self) -> String {
+        self.errors.join("\n")
+    }
+}
 
 pub(super) fn no_store(e: &str) -> ApiError {
     store_unavailable("incidents", e)
 }
 
+/// Why a 503 names a record: it IS in the chain, only its JSONL mirror copy failed.
+#[derive(Serialize)]
+struct RecordedMirrorFailed {
+    /// `recorded_mirror_failed`.
+    status: &'static str,
+    audit: RecordRef,
+}
+
 /// The truth about a failed append, without paths: `what` was not recorded (503), or it IS
 /// recorded as record X and only its JSONL mirror copy failed (503 with `status`
-/// `recorded_mirror_failed` and the record id, `then` saying what did not happen).
+/// `recorded_mirror_failed` and the record as `audit`, `then` saying what did not happen).
 pub(super) fn append_failed(what: &str, then: &str, e: &AppendError) -> ApiError {
     eprintln!("guardrail serve: {what}: {e}");
     match e.in_chain() {
@@ -28,10 +97,22 @@ pub(super) fn append_failed(what: &str, then: &str, e: &AppendError) -> ApiError
                     rec.id()
                 ),
             );
-            err.extra = Some(json!({"status": "recorded_mirror_failed", "audit": rec.id()}));
+            let extra = RecordedMirrorFailed { status: "recorded_mirror_failed", audit: RecordRef::of(rec) };
+            err.extra = Some(guardrail_governor::record::encode(&extra));
             err
         }
     }
+}
+
+/// A 503 with a machine-readable `code` (e.g. `governor_config_invalid`).
+pub(super) fn unavailable_with_code(code: &'static str, message: String) -> ApiError {
+    #[derive(Serialize)]
+    struct Code {
+        code: &'static str,
+    }
+    let mut err = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message);
+    err.extra = Some(guardrail_governor::record::encode(&Code { code }));
+    err
 }
 
 /// A knowledge base that cannot be opened: logged with its reason, answered as a 503 without
@@ -45,14 +126,4 @@ pub(super) fn kb_unavailable(e: guardrail_knowledge::KnowledgeError) -> ApiError
         _ => "the knowledge base cannot be read, so nothing can be decided",
     };
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, msg)
-}
-
-pub(super) fn conflict(code: &str, message: String, extra: Value) -> ApiError {
-    let mut err = ApiError::new(StatusCode::CONFLICT, message);
-    let mut x = json!({"code": code, "status": "refused"});
-    if let (Some(o), Value::Object(more)) = (x.as_object_mut(), extra) {
-        o.extend(more);
-    }
-    err.extra = Some(x);
-    err
 }

@@ -1,18 +1,22 @@
-//! The answers' shapes: an incident's summary and pending approval, an execution, a run.
+//! The answers: the governor's views ([`guardrail_governor::views`]) over the server's state,
+//! redacted; the events the governor endpoints publish; the failures of an execution step or
+//! a run as their HTTP statuses.
 
 use axum::http::StatusCode;
-use guardrail_core::audit::ChainedRecord;
 use guardrail_gate::audit_cmd;
 use guardrail_governor::pipeline::{Execution, Next, RunOutcome};
 use guardrail_governor::queue::{IncidentState, incident_states};
-use guardrail_governor::record::{ApprovalRequestBody, DecisionBody, decode, encode};
-use serde_json::{Value, json};
+use guardrail_governor::views::{
+    CouldNotDecide, CouldNotDecideView, ExecuteRefusal, ExecutionStep, ExecutionView, RecordRef, RunView,
+};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::api::ApiError;
 use crate::auth::Caller;
 use crate::state::AppState;
 
-use super::status::append_failed;
+use super::status::{Answer, append_failed};
 
 pub(super) fn load(state: &AppState) -> Result<std::collections::BTreeMap<String, IncidentState>, String> {
     let spec = state.config().store.clone();
@@ -21,56 +25,51 @@ pub(super) fn load(state: &AppState) -> Result<std::collections::BTreeMap<String
     Ok(incident_states(&records))
 }
 
-/// The newest decision's body, decoded (`None` without a decision or when it does not decode).
-pub(super) fn decision_body(st: &IncidentState) -> Option<DecisionBody> {
-    st.decision.as_ref().and_then(|r| decode(&r.body).ok())
-}
-
-/// One incident as `GET /api/incidents` lists it: its state and latest verdict.
-pub(super) fn summary(st: &IncidentState) -> Value {
-    let d = st.decision.as_ref();
-    let b = decision_body(st);
-    let b = b.as_ref();
-    json!({
-        "incident_id": st.incident_id,
-        "status": st.status(),
-        "service": b.and_then(DecisionBody::service),
-        "severity": b.and_then(DecisionBody::severity),
-        "decision": b.map(|b| &b.decision),
-        "rule": b.map(|b| &b.rule),
-        "gated_action": b.map(|b| &b.gated_action),
-        "plan_hash": b.map(|b| &b.binding_hash),
-        "reasons": b.map(|b| &b.reasons),
-        "decided_at": d.map(|r| r.recorded_at.clone()),
-        "decision_record": d.map(ChainedRecord::id),
-        "awaiting_approval": st.pending.is_some(),
-        "last_record": st.last_record(),
-    })
-}
-
-pub(super) fn pending_view(state: &AppState, st: &IncidentState) -> Option<Value> {
-    let p = st.pending.as_ref()?;
-    let b: ApprovalRequestBody = decode(&p.body).unwrap_or_default();
-    let mut v = json!({
-        "incident_id": st.incident_id,
-        "request_record": p.id(),
-        "requested_at": p.recorded_at,
-        "severity": b.severity,
-        "proposer": b.proposer,
-        "action": b.action,
-        "plan_hash": b.binding_hash,
-        "requires": b.requires,
-        "reasons": b.reasons,
-        "eligible": b.eligible,
-    });
+/// A view as the wire carries it: encoded, then redacted (no secret or path leaves).
+pub(super) fn render<V: Serialize + ?Sized>(state: &AppState, view: &V) -> Value {
+    // A view is strings, numbers, booleans and encoded values: nothing in it fails to encode.
+    let mut v = serde_json::to_value(view).unwrap_or(Value::Null);
     state.redactor().value(&mut v);
-    Some(v)
+    v
 }
 
-/// An execution step as the API answers it: the `remediation_execution` body (with `audit`),
-/// or an error (409 another execution holds the claim; 503 no executor, or a record not
-/// written).
-pub(super) fn execution_view(exec: Execution) -> Result<Value, ApiError> {
+/// An `incident` or `approval` event on `/api/events`: which incident, where it stands, and
+/// the record that says so.
+#[derive(Debug, Serialize)]
+pub(super) struct GovernorEvent<'a> {
+    pub incident_id: &'a str,
+    pub status: &'a str,
+    /// The gate's verdict (a run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<&'a str>,
+    /// The grant's kind (an approval).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'a str>,
+    /// The refusal's code (an approval).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit: Option<&'a RecordRef>,
+}
+
+impl<'a> GovernorEvent<'a> {
+    pub(super) fn new(incident_id: &'a str, status: &'a str) -> GovernorEvent<'a> {
+        GovernorEvent { incident_id, status, decision: None, kind: None, code: None, audit: None }
+    }
+
+    pub(super) fn publish(&self, state: &AppState, kind: &'static str) {
+        state.publish(kind, render(state, self));
+    }
+}
+
+/// An execution step as the API answers it: the recorded step (and whether it succeeded), or
+/// an error (409 another execution holds the claim; 503 no executor, or a record not written).
+pub(super) fn execution_step(
+    state: &AppState,
+    incident_id: &str,
+    exec: Execution,
+) -> Result<(ExecutionStep, bool), ApiError> {
+    let succeeded = exec.succeeded();
     match exec {
         Execution::Unavailable(e) => {
             eprintln!("guardrail serve: executor: {e}");
@@ -79,80 +78,57 @@ pub(super) fn execution_view(exec: Execution) -> Result<Value, ApiError> {
                 "authorised, but NOT executed: the executor is not configured",
             ))
         }
-        Execution::ClaimHeld { holder } => {
-            let mut err = ApiError::new(
-                StatusCode::CONFLICT,
-                format!(
-                    "another execution of this authorisation holds the claim (record {}); nothing ran here",
-                    holder.id()
-                ),
-            );
-            err.extra = Some(json!({"code": "claim_held", "status": "refused", "claim_held_by": holder.id()}));
-            Err(err)
-        }
+        Execution::ClaimHeld { holder } => Err(ExecuteRefusal::claim_held(incident_id, &holder).answer(state)),
         Execution::ClaimNotRecorded(e) => Err(append_failed("the execution claim", "nothing ran", &e)),
-        Execution::Done { body, claim, record, .. } => {
-            let mut body = encode(&body);
+        Execution::Done { body, record, .. } => {
             let rec = record
                 .map_err(|e| append_failed("the execution result", "the action's result is not in the mirror", &e))?;
-            body["audit"] = rec.id().into();
-            body["claim_record"] = claim.map(|c| c.id()).into();
-            Ok(body)
+            Ok((ExecutionStep::Recorded(Box::new(ExecutionView::new(&body, Some(&rec)))), succeeded))
         }
     }
 }
 
 /// A run as the API answers it.
-pub(super) fn run_view(state: &AppState, caller: &Caller, run: RunOutcome) -> Result<Value, ApiError> {
+pub(super) fn run_view(state: &AppState, caller: &Caller, run: RunOutcome) -> Result<RunView, ApiError> {
     let (outcome, rec, next) = match run {
         RunOutcome::NoProposer(e) => return Err(ApiError::new(StatusCode::FORBIDDEN, e)),
         RunOutcome::CouldNotDecide { failure, record } => {
             let rec = record.map_err(|e| append_failed("could not decide, and that", "nothing was decided", &e))?;
-            let mut err =
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, state.redactor().text(&failure.error.to_string()));
-            err.extra = Some(json!({"status": "could_not_decide", "audit": rec.id()}));
-            return Err(err);
+            let view = CouldNotDecideView {
+                incident_id: failure_incident(&rec),
+                status: CouldNotDecide::CouldNotDecide,
+                errors: vec![state.redactor().text(&failure.error.to_string())],
+                audit: Some(RecordRef::of(&rec)),
+            };
+            return Err(view.answer(state));
         }
         RunOutcome::Withheld { error, .. } => {
             return Err(append_failed("the decision", "it is withheld and nothing runs", &error));
         }
         RunOutcome::Decided { outcome, decision, next } => (outcome, decision, next),
     };
-    let incident = &outcome.incident;
-    let verdict = outcome.gate.output.decision;
-    let mut v = json!({
-        "incident_id": incident.id,
-        "service": incident.service,
-        "severity": incident.severity,
-        "proposer": caller.identity,
-        "decision": verdict.as_str(),
-        "rule": outcome.gate.rule,
-        "reasons": outcome.gate.output.reasons,
-        "action": outcome.gated_action(),
-        "plan_hash": outcome.binding_hash(),
-        "plan": outcome.plan,
-        "stress": outcome.stress.assessment,
-        "gate": outcome.gate,
-        "audit": {"decision": rec.id()},
-    });
-    match next {
+    let view = RunView::decided(&outcome, &rec, &caller.identity);
+    let view = match next {
         Next::Executed(exec) => {
-            let succeeded = exec.succeeded();
-            let execution = execution_view(exec)?;
-            v["status"] = if succeeded { "executed".into() } else { "execution_failed".into() };
-            v["execution"] = execution;
+            let (step, succeeded) = execution_step(state, &outcome.incident.id, exec)?;
+            view.executed(step, succeeded)
         }
-        Next::Queued { request, requires } => {
-            v["status"] = "awaiting_approval".into();
-            v["requires"] = requires.into();
-            v["audit"]["approval_request"] = request.id().into();
-        }
+        Next::Queued { request, requires } => view.queued(&request, requires),
         Next::QueueNotRecorded(e) => return Err(append_failed("the approval request", "the action is not queued", &e)),
+    };
+    let audit = RecordRef::of(&rec);
+    GovernorEvent {
+        decision: Some(&view.decision),
+        audit: Some(&audit),
+        ..GovernorEvent::new(&view.incident_id, view.status.as_str())
     }
-    state.publish(
-        "incident",
-        json!({"incident_id": incident.id, "status": v["status"], "decision": verdict.as_str(), "audit": rec.id()}),
-    );
-    state.redactor().value(&mut v);
-    Ok(v)
+    .publish(state, "incident");
+    Ok(view)
+}
+
+/// The incident a `remediation_error` record is about.
+fn failure_incident(rec: &guardrail_core::audit::ChainedRecord) -> String {
+    guardrail_governor::record::decode::<guardrail_governor::record::ErrorBody>(&rec.body)
+        .map(|b| b.incident_id)
+        .unwrap_or_default()
 }

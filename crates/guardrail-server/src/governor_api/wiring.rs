@@ -4,13 +4,13 @@
 use axum::http::StatusCode;
 use guardrail_governor::pipeline::Pipeline;
 use guardrail_governor::record::RunContext;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::api::ApiError;
 use crate::auth::Caller;
 use crate::state::{AppState, GovernorView};
 
-use super::status::kb_unavailable;
+use super::status::{kb_unavailable, unavailable_with_code};
 
 pub(super) fn executor(gov: &GovernorView) -> Result<Box<dyn guardrail_governor::Executor>, String> {
     guardrail_governor::record::executor_for(&gov.config, None)
@@ -22,9 +22,7 @@ pub(super) fn executor(gov: &GovernorView) -> Result<Box<dyn guardrail_governor:
 pub(super) fn governor_in_force(state: &AppState) -> Result<std::sync::Arc<GovernorView>, ApiError> {
     let view = state.refresh_governor();
     if let Some(why) = &view.broken {
-        let mut err = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, why.clone());
-        err.extra = Some(json!({"code": "governor_config_invalid"}));
-        return Err(err);
+        return Err(unavailable_with_code("governor_config_invalid", why.clone()));
     }
     Ok(view)
 }
@@ -66,7 +64,15 @@ pub(super) fn deploy_signals(state: &AppState) -> Result<Option<(guardrail_core:
     // The same settings (and clock, or the server's --now) as GET /api/decision.
     let settings = state.settings_now().map_err(undecidable)?;
     let ev = guardrail_gate::gate::evaluate(sources, settings).map_err(undecidable)?;
-    let mut meta = json!({"source": "guardrail serve inputs", "inputs": digests, "signals": ev.signals});
+    /// Where the signals came from, recorded with the decision as `deploy_signals`.
+    #[derive(serde::Serialize)]
+    struct SignalsMeta<'a> {
+        source: &'static str,
+        inputs: Vec<guardrail_gate::inputs::InputDigest>,
+        signals: &'a guardrail_core::signals::Signals,
+    }
+    let meta = SignalsMeta { source: "guardrail serve inputs", inputs: digests, signals: &ev.signals };
+    let mut meta = guardrail_governor::record::encode(&meta);
     state.redactor().value(&mut meta);
     Ok(Some((ev.signals, meta)))
 }

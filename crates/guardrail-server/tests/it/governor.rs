@@ -85,7 +85,7 @@ async fn an_incident_is_proposed_queued_shown_and_approved_by_the_token_identity
     assert_eq!(d["proposer"], "alice");
     assert_eq!(d["requires"], "approve");
     assert!(d["reasons"].as_array().is_some_and(|r| !r.is_empty()), "{d}");
-    let hash = d["plan_hash"].as_str().unwrap().to_string();
+    let hash = d["binding_hash"].as_str().unwrap().to_string();
     assert_eq!(hash.len(), 64);
 
     // Listed with its latest verdict; shown with plan, stress, gate, evidence and queue.
@@ -95,15 +95,15 @@ async fn an_incident_is_proposed_queued_shown_and_approved_by_the_token_identity
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["status"], "awaiting_approval");
     assert_eq!(list[0]["decision"], d["decision"]);
-    assert_eq!(list[0]["plan_hash"], hash.as_str());
+    assert_eq!(list[0]["binding_hash"], hash.as_str());
     let (st, v) = srv.get("/api/incidents/inc-live-001").await;
     assert_eq!(st, 200);
     let inc = &v["data"];
-    for k in ["plan", "stress", "gate", "evidence", "reasons", "queue", "records", "incident"] {
+    for k in ["plan", "stress", "gate", "evidence", "reasons", "pending", "records", "incident"] {
         assert!(!inc[k].is_null(), "incident lacks {k}: {inc}");
     }
-    assert_eq!(inc["queue"]["pending"]["plan_hash"], hash.as_str());
-    assert_eq!(inc["queue"]["pending"]["proposer"], "alice");
+    assert_eq!(inc["pending"]["binding_hash"], hash.as_str());
+    assert_eq!(inc["pending"]["proposer"], "alice");
     let (st, v) = srv.get("/api/incidents/no-such").await;
     assert_eq!(st, 404, "{v}");
 
@@ -115,6 +115,7 @@ async fn an_incident_is_proposed_queued_shown_and_approved_by_the_token_identity
     assert_eq!(q[0]["requires"], "approve");
 
     let path = "/api/incidents/inc-live-001/approve";
+    // `plan_hash`, the request field's old name, is still accepted.
     let ok_body = format!(r#"{{"plan_hash": "{hash}", "reason": "reviewed"}}"#);
     // 401 / 403 / 400 before anything is decided.
     let (st, _) = srv.post(path, None, &ok_body).await;
@@ -122,7 +123,7 @@ async fn an_incident_is_proposed_queued_shown_and_approved_by_the_token_identity
     let (st, _) = srv.post(path, Some(DEPLOYER), &ok_body).await;
     assert_eq!(st, 403);
     // The approver comes from the token: a body naming one is rejected.
-    let (st, v) = srv.post(path, Some(BOB), &format!(r#"{{"plan_hash": "{hash}", "approver": "mallory"}}"#)).await;
+    let (st, v) = srv.post(path, Some(BOB), &format!(r#"{{"binding_hash": "{hash}", "approver": "mallory"}}"#)).await;
     assert_eq!(st, 400, "{v}");
     assert!(v["error"].as_str().unwrap().contains("unknown field"), "{v}");
     let (st, _) = srv.post(path, Some(BOB), r#"{"reason": "no hash"}"#).await;
@@ -131,7 +132,7 @@ async fn an_incident_is_proposed_queued_shown_and_approved_by_the_token_identity
     assert_eq!(st, 400);
     let r = srv.client.post(srv.url(path)).bearer_auth(BOB).body(ok_body.clone()).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 415, "no Content-Type");
-    let big = format!(r#"{{"plan_hash": "{hash}", "reason": "{}"}}"#, "x".repeat(70 * 1024));
+    let big = format!(r#"{{"binding_hash": "{hash}", "reason": "{}"}}"#, "x".repeat(70 * 1024));
     let (st, _) = srv.post(path, Some(BOB), &big).await;
     assert_eq!(st, 413);
 
@@ -139,9 +140,9 @@ async fn an_incident_is_proposed_queued_shown_and_approved_by_the_token_identity
     let (st, v) = srv.post(path, Some(ALICE_ADMIN), &ok_body).await;
     assert_eq!(st, 409, "{v}");
     assert_eq!(v["code"], "self_approval");
-    assert!(v["audit"].is_string());
+    assert!(v["audit"]["id"].is_string(), "{v}");
     // A changed plan (another hash) is refused.
-    let (st, v) = srv.post(path, Some(BOB), r#"{"plan_hash": "0000000000000000"}"#).await;
+    let (st, v) = srv.post(path, Some(BOB), r#"{"binding_hash": "0000000000000000"}"#).await;
     assert_eq!(st, 409, "{v}");
     assert_eq!(v["code"], "plan_changed");
     // Not listed for high severity.
@@ -158,7 +159,7 @@ async fn an_incident_is_proposed_queued_shown_and_approved_by_the_token_identity
     assert_eq!(v["data"]["execution"]["executor"], "dry-run");
     assert_eq!(v["data"]["execution"]["report"]["dry_run"], true);
     assert_eq!(v["data"]["execution"]["authorised_by"], "approve");
-    assert_eq!(v["data"]["grant"]["plan_hash"], hash.as_str());
+    assert_eq!(v["data"]["grant"]["binding_hash"], hash.as_str());
     // Released once: a second approval finds nothing pending.
     let (st, v) = srv.post(path, Some(BOB), &ok_body).await;
     assert_eq!(st, 409, "{v}");
@@ -167,7 +168,7 @@ async fn an_incident_is_proposed_queued_shown_and_approved_by_the_token_identity
     assert_eq!(v["data"], serde_json::json!([]));
     let (_, v) = srv.get("/api/incidents/inc-live-001").await;
     assert_eq!(v["data"]["status"], "executed");
-    assert!(v["data"]["queue"]["authorised"].is_null());
+    assert!(v["data"]["authorised"].is_null());
 
     // Every request, refusal and grant is on the one intact chain.
     let (_, audit) = srv.get("/api/audit?limit=500").await;
@@ -207,19 +208,23 @@ async fn a_critical_incident_refuses_approve_and_accepts_a_reasoned_force_overri
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["data"]["requires"], "force_override");
     assert_eq!(v["data"]["proposer"], "ci-pipeline");
-    let hash = v["data"]["plan_hash"].as_str().unwrap().to_string();
+    let hash = v["data"]["binding_hash"].as_str().unwrap().to_string();
     let short = &hash[..12];
 
     let (st, v) = srv
-        .post("/api/incidents/inc-crit/approve", Some(BOB), &format!(r#"{{"plan_hash": "{short}", "reason": "fine"}}"#))
+        .post(
+            "/api/incidents/inc-crit/approve",
+            Some(BOB),
+            &format!(r#"{{"binding_hash": "{short}", "reason": "fine"}}"#),
+        )
         .await;
     assert_eq!(st, 409, "{v}");
     assert_eq!(v["code"], "force_override_required");
     let fo = "/api/incidents/inc-crit/force-override";
-    let (st, v) = srv.post(fo, Some(IC), &format!(r#"{{"plan_hash": "{short}"}}"#)).await;
+    let (st, v) = srv.post(fo, Some(IC), &format!(r#"{{"binding_hash": "{short}"}}"#)).await;
     assert_eq!(st, 409, "{v}");
     assert_eq!(v["code"], "reason_required");
-    let (st, v) = srv.post(fo, Some(IC), &format!(r#"{{"plan_hash": "{short}", "reason": "   "}}"#)).await;
+    let (st, v) = srv.post(fo, Some(IC), &format!(r#"{{"binding_hash": "{short}", "reason": "   "}}"#)).await;
     assert_eq!(st, 409, "{v}");
     assert_eq!(v["code"], "reason_required");
     let (st, v) =
@@ -261,9 +266,9 @@ async fn a_missing_knowledge_base_is_a_503_without_paths_and_records_nothing() {
     let srv = Server::start(cfg).await;
     let (st, v) = srv.post("/api/incidents", Some(ALICE_ADMIN), &scenario("incident_high.json")).await;
     assert_eq!(st, 200, "{v}");
-    let hash = v["data"]["plan_hash"].as_str().unwrap().to_string();
+    let hash = v["data"]["binding_hash"].as_str().unwrap().to_string();
     let (st, v) =
-        srv.post("/api/incidents/inc-live-001/approve", Some(BOB), &format!(r#"{{"plan_hash": "{hash}"}}"#)).await;
+        srv.post("/api/incidents/inc-live-001/approve", Some(BOB), &format!(r#"{{"binding_hash": "{hash}"}}"#)).await;
     assert_eq!(st, 409, "{v}");
     assert_eq!(v["code"], "not_authorised");
 }
@@ -300,7 +305,7 @@ async fn an_approval_whose_mirror_copy_fails_is_granted_says_so_and_nothing_runs
     let srv = Server::start(cfg).await;
     let (st, v) = srv.post("/api/incidents", Some(ALICE_ADMIN), &scenario("incident_high.json")).await;
     assert_eq!(st, 200, "{v}");
-    let hash = v["data"]["plan_hash"].as_str().unwrap().to_string();
+    let hash = v["data"]["binding_hash"].as_str().unwrap().to_string();
     // The mirror becomes unwritable (a file where its directory was): the chain append
     // succeeds, the mirror copy fails.
     std::fs::remove_dir_all(&mirror).unwrap();
@@ -319,7 +324,7 @@ async fn an_approval_whose_mirror_copy_fails_is_granted_says_so_and_nothing_runs
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     // The truth: granted, recorded as that record, only the mirror copy failed.
     assert_eq!(v["status"], "recorded_mirror_failed", "{body}");
-    let grant = v["audit"].as_str().unwrap().to_string();
+    let grant = v["audit"]["id"].as_str().unwrap().to_string();
     assert!(body.contains(&format!("IS recorded in the audit chain as record {grant}")), "{body}");
     assert!(body.contains("IS granted") && !body.contains("not granted"), "{body}");
     assert_no_paths(&s, "approve", &body);
@@ -485,7 +490,7 @@ async fn resolve_learns_an_unreviewed_runbook_with_the_token_identity() {
     assert_eq!(d["runbook"]["reviewed"], false);
     assert_eq!(d["runbook"]["recommended_action"], "scale_worker_pool");
     assert_eq!(d["runbook"]["provenance"]["learned"]["learned_by"], "bob");
-    assert_eq!(d["runbook"]["provenance"]["learned"]["audit_record"], d["audit"]);
+    assert_eq!(d["runbook"]["provenance"]["learned"]["audit_record"], d["audit"]["id"]);
     let id = d["runbook"]["id"].as_str().unwrap().to_string();
     // In the knowledge base, unreviewed (the planner ignores it until a person reviews it).
     let kb = guardrail_knowledge::SqliteKnowledgeStore::open(&s.path("knowledge.db")).unwrap();
@@ -510,10 +515,14 @@ async fn proposals_use_the_servers_logs_and_deploy_signals_never_request_paths()
     cfg.governor.logs = Some(guardrail_governor::NdjsonLogs::from_text("served-logs", ""));
     cfg.governor.deploy_signals = true;
     let srv = Server::start(cfg).await;
-    // A body naming a logs file changes nothing: the logs are the server's.
+    // A body naming a logs file is refused (an unknown field, nothing recorded): the logs are
+    // the server's.
     let mut with_path: serde_json::Value = serde_json::from_str(&scenario("incident_medium.json")).unwrap();
     with_path["logs"] = "/etc/passwd".into();
     let (st, v) = srv.post("/api/incidents", Some(DEPLOYER), &with_path.to_string()).await;
+    assert_eq!(st, 400, "{v}");
+    assert!(!v.to_string().contains("/etc/passwd"), "{v}");
+    let (st, v) = srv.post("/api/incidents", Some(DEPLOYER), &scenario("incident_medium.json")).await;
     assert_eq!(st, 200, "{v}");
     let (_, a) = srv.get("/api/audit?kind=remediation_decision").await;
     let d = &a["data"][0];
@@ -533,7 +542,7 @@ async fn a_gate_decision_whose_mirror_copy_fails_is_withheld_and_named_as_record
     let (st, v) = srv.post("/api/gate", Some(DEPLOYER), "{}").await;
     assert_eq!(st, 503, "{v}");
     assert_eq!(v["status"], "recorded_mirror_failed", "{v}");
-    let id = v["audit"].as_str().unwrap();
+    let id = v["audit"]["id"].as_str().unwrap();
     assert!(v["error"].as_str().unwrap().contains(&format!("IS recorded in the audit chain as record {id}")), "{v}");
     assert_no_paths(&s, "gate", &v.to_string());
     let (_, verify) = srv.get("/api/audit/verify").await;
@@ -553,7 +562,7 @@ async fn approving_an_unknown_incident_is_a_404_that_records_nothing() {
     assert_eq!(st, 200, "{v}");
     let before = records(&srv).await;
     for path in ["/api/incidents/inc-live-0001/approve", "/api/incidents/inc-live-0001/force-override"] {
-        let (st, v) = srv.post(path, Some(BOB), r#"{"plan_hash": "2b2d51dee91a", "reason": "typo"}"#).await;
+        let (st, v) = srv.post(path, Some(BOB), r#"{"binding_hash": "2b2d51dee91a", "reason": "typo"}"#).await;
         assert_eq!(st, 404, "{v}");
         assert!(v["error"].as_str().unwrap().contains("nothing was recorded"), "{v}");
     }
@@ -572,8 +581,8 @@ async fn the_governor_config_is_reloaded_when_it_changes_and_a_broken_one_refuse
     let srv = Server::start(cfg).await;
     let (st, v) = srv.post("/api/incidents", Some(ALICE_ADMIN), &scenario("incident_high.json")).await;
     assert_eq!(st, 200, "{v}");
-    let hash = v["data"]["plan_hash"].as_str().unwrap().to_string();
-    let body = format!(r#"{{"plan_hash": "{hash}", "reason": "DBA agrees"}}"#);
+    let hash = v["data"]["binding_hash"].as_str().unwrap().to_string();
+    let body = format!(r#"{{"binding_hash": "{hash}", "reason": "DBA agrees"}}"#);
     let approve = "/api/incidents/inc-live-001/approve";
     // No config yet: nobody may approve (a recorded refusal).
     let (st, v) = srv.post(approve, Some(BOB), &body).await;
@@ -604,4 +613,66 @@ async fn the_governor_config_is_reloaded_when_it_changes_and_a_broken_one_refuse
     std::fs::copy(governor_dir().join("governor.yaml"), &path).unwrap();
     let (st, v) = srv.post("/api/incidents", Some(ALICE_ADMIN), &scenario("incident_medium.json")).await;
     assert_eq!(st, 200, "{v}");
+}
+
+/// The request bodies are refused exactly where their schemas say (400, nothing recorded):
+/// an unknown field (as `POST /api/gate` refuses one), a missing field, a blank id, a hash that
+/// is not hex, a blank action; and the 409 of `execute` on a blocked action says
+/// `awaiting_approval` (its documented status), not `refused`.
+#[tokio::test]
+async fn governor_requests_are_refused_where_their_schemas_say() {
+    let s = Scratch::new();
+    let srv = Server::start(config(&s, true)).await;
+    let incident: serde_json::Value = serde_json::from_str(&scenario("incident_high.json")).unwrap();
+    let with = |k: &str, v: serde_json::Value| {
+        let mut i = incident.clone();
+        i[k] = v;
+        i.to_string()
+    };
+    let without = |k: &str| {
+        let mut i = incident.clone();
+        i.as_object_mut().unwrap().remove(k);
+        i.to_string()
+    };
+    for (body, what) in [
+        (with("notes", "recorded?".into()), "unknown field"),
+        (without("symptoms"), "missing field"),
+        (with("id", "   ".into()), "id"),
+        (with("severity", "High".into()), "severity"),
+        (with("service", "*".into()), "service"),
+    ] {
+        let (st, v) = srv.post("/api/incidents", Some(ALICE_ADMIN), &body).await;
+        assert_eq!(st, 400, "{what}: {v}");
+    }
+    assert_eq!(records(&srv).await, 0, "nothing refused is recorded");
+
+    let (st, v) = srv.post("/api/incidents", Some(ALICE_ADMIN), &scenario("incident_high.json")).await;
+    assert_eq!(st, 200, "{v}");
+    let before = records(&srv).await;
+    let approve = "/api/incidents/inc-live-001/approve";
+    for body in [r#"{"binding_hash": "not-hex-at-all!"}"#, r#"{"binding_hash": "abc"}"#, r#"{"binding_hash": ""}"#] {
+        let (st, v) = srv.post(approve, Some(BOB), body).await;
+        assert_eq!(st, 400, "{body}: {v}");
+    }
+    let execute = "/api/incidents/inc-live-001/execute";
+    let (st, v) = srv.post(execute, Some(BOB), r#"{"action": "  "}"#).await;
+    assert_eq!(st, 400, "{v}");
+    let (st, v) = srv.post(execute, Some(BOB), r#"{"action": "x", "extra": 1}"#).await;
+    assert_eq!(st, 400, "{v}");
+    let resolve = "/api/incidents/inc-live-001/resolve";
+    for body in [r#"{"summary": " "}"#, r#"{"summary": "ok", "action": "--"}"#, r#"{}"#] {
+        let (st, v) = srv.post(resolve, Some(BOB), body).await;
+        assert_eq!(st, 400, "{body}: {v}");
+    }
+    assert_eq!(records(&srv).await, before, "nothing refused is recorded");
+
+    let (st, v) = srv.post(execute, Some(BOB), "{}").await;
+    assert_eq!(st, 409, "{v}");
+    assert_eq!(
+        (v["code"].as_str(), v["status"].as_str()),
+        (Some("awaiting_approval"), Some("awaiting_approval")),
+        "{v}"
+    );
+    assert!(v["request_record"].is_string(), "{v}");
+    assert_eq!(v["ok"], false);
 }
