@@ -332,26 +332,38 @@ fn print_error_json(kind: exit::ErrorKind, errors: &[String], audit_record: Opti
 }
 
 /// A flag or environment variable with a bad value: exit 64, nothing read or recorded.
-fn usage(errors: &[String]) -> Exit {
-    eprintln!("guardrail: usage error (exit {}):", Exit::Usage);
-    for e in errors {
-        eprintln!("  error: {e}");
-    }
-    Exit::Usage
+fn usage<E: std::fmt::Display>(errors: &[E]) -> Exit {
+    refuse(Exit::Usage, errors)
 }
 
-/// [`usage`] for the value errors of the input flags ([`inputs::usage_errors`]), if any.
+/// [`usage`] for the value errors of the input flags ([`inputs::usage_problems`]), if any.
 fn check_usage(args: &InputArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<(), Exit> {
-    let errors = inputs::usage_errors(args, env);
+    let errors = inputs::usage_problems(args, env);
     if errors.is_empty() { Ok(()) } else { Err(usage(&errors)) }
 }
 
-fn fail(errors: &[String]) -> Exit {
-    eprintln!("guardrail: could not decide (exit {}):", Exit::CannotDecide);
+/// Could not decide: exit 3.
+fn fail<E: std::fmt::Display>(errors: &[E]) -> Exit {
+    refuse(Exit::CannotDecide, errors)
+}
+
+/// Prints the errors under the heading of `code` (usage error or could not decide) and returns it.
+fn refuse<E: std::fmt::Display>(code: Exit, errors: &[E]) -> Exit {
+    if code == Exit::Usage {
+        eprintln!("guardrail: usage error (exit {code}):");
+    } else {
+        eprintln!("guardrail: could not decide (exit {code}):");
+    }
     for e in errors {
         eprintln!("  error: {e}");
     }
-    Exit::CannotDecide
+    code
+}
+
+/// [`refuse`] for settings that cannot be resolved: a usage error when any value is bad, else
+/// could not decide (the `--prometheus-ca` file).
+fn settings_refused(e: &inputs::SettingsErrors) -> Exit {
+    refuse(e.exit(), &e.all().collect::<Vec<_>>())
 }
 
 fn run(cli: Cli) -> Exit {
@@ -367,11 +379,11 @@ fn run(cli: Cli) -> Exit {
                 return code;
             }
             let paths = inputs::resolve_paths(&inputs, env);
-            let settings = match inputs::resolve_settings(&inputs, env, jiff::Timestamp::now()) {
+            let settings = match inputs::settings(&inputs, env, jiff::Timestamp::now()) {
                 Ok(s) => s,
-                Err(e) => return fail(&e),
+                Err(e) => return settings_refused(&e),
             };
-            let (slos, metrics) = match inputs::read_slo_inputs(&paths) {
+            let (slos, metrics) = match inputs::slo_inputs(&paths) {
                 (Ok(a), Ok(b)) => (a, b),
                 (a, b) => return fail(&[a.err(), b.err()].into_iter().flatten().collect::<Vec<_>>()),
             };
@@ -394,11 +406,11 @@ fn run(cli: Cli) -> Exit {
                 return code;
             }
             let paths = inputs::resolve_paths(&inputs, env);
-            let settings = match inputs::resolve_settings(&inputs, env, jiff::Timestamp::now()) {
+            let settings = match inputs::settings(&inputs, env, jiff::Timestamp::now()) {
                 Ok(s) => s,
-                Err(e) => return fail(&e),
+                Err(e) => return settings_refused(&e),
             };
-            let src = match inputs::read(&paths.cost) {
+            let src = match guardrail_config::read_source(&paths.cost) {
                 Ok(s) => s,
                 Err(e) => return fail(&[e]),
             };
@@ -424,11 +436,11 @@ fn run(cli: Cli) -> Exit {
                 eprintln!("guardrail: warning: {w}");
             }
             let paths = inputs::resolve_paths(&inputs, env);
-            let settings = match inputs::resolve_settings(&inputs, env, jiff::Timestamp::now()) {
+            let settings = match inputs::settings(&inputs, env, jiff::Timestamp::now()) {
                 Ok(s) => s,
-                Err(e) => return fail(&e),
+                Err(e) => return settings_refused(&e),
             };
-            let sources = match inputs::read_sources(&paths) {
+            let sources = match inputs::sources(&paths) {
                 Ok(s) => s,
                 Err(e) => return fail(&e),
             };
@@ -511,10 +523,11 @@ fn run_gate(
     color: ColorChoice,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Exit {
-    let usage_errors = inputs::usage_errors(args, env);
+    let usage_errors = inputs::usage_problems(args, env);
     if !usage_errors.is_empty() {
         if format == Format::Json {
-            print_error_json(exit::ErrorKind::Usage, &usage_errors, None);
+            let out = exit::ErrorOutput::of(usage_errors.iter().map(exit::ErrorDetail::setting).collect(), None);
+            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         }
         return usage(&usage_errors);
     }
@@ -571,7 +584,7 @@ fn run_gate(
 }
 
 fn lint(path: &std::path::Path, format: Format) -> Exit {
-    let src = match inputs::read(path) {
+    let src = match guardrail_config::read_source(path) {
         Ok(s) => s,
         Err(e) => return fail(&[e]),
     };

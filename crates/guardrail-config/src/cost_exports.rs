@@ -66,14 +66,22 @@ impl CostFormat {
     }
 }
 
+/// A `--cost-format` value that names no layout.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown cost format {given:?}: expected native, focus or aws-ce")]
+pub struct CostFormatError {
+    /// The value as given.
+    pub given: String,
+}
+
 impl FromStr for CostFormat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = CostFormatError;
+    fn from_str(s: &str) -> Result<Self, CostFormatError> {
         match s.trim().to_ascii_lowercase().as_str() {
             "native" | "guardrail" => Ok(CostFormat::Native),
             "focus" | "focus-csv" => Ok(CostFormat::Focus),
             "aws-ce" | "aws" | "cost-explorer" => Ok(CostFormat::AwsCe),
-            _ => Err(format!("unknown cost format {s:?}: expected native, focus or aws-ce")),
+            _ => Err(CostFormatError { given: s.to_string() }),
         }
     }
 }
@@ -107,17 +115,32 @@ pub struct CostTag {
     pub value: String,
 }
 
+/// A `--cost-tag` value that is not `KEY=VALUE`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CostTagError {
+    /// No `=`.
+    #[error("expected KEY=VALUE (e.g. app=checkout-api), got {given:?}")]
+    NoEquals {
+        /// The value as given.
+        given: String,
+    },
+    /// An empty key or value.
+    #[error("expected KEY=VALUE with a non-empty key and value (e.g. app=checkout-api), got {given:?}")]
+    Empty {
+        /// The value as given.
+        given: String,
+    },
+}
+
 impl FromStr for CostTag {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = CostTagError;
+    fn from_str(s: &str) -> Result<Self, CostTagError> {
         let Some((key, value)) = s.split_once('=') else {
-            return Err(format!("expected KEY=VALUE (e.g. app=checkout-api), got {s:?}"));
+            return Err(CostTagError::NoEquals { given: s.to_string() });
         };
         let (key, value) = (key.trim(), value.trim());
         if key.is_empty() || value.is_empty() {
-            return Err(format!(
-                "expected KEY=VALUE with a non-empty key and value (e.g. app=checkout-api), got {s:?}"
-            ));
+            return Err(CostTagError::Empty { given: s.to_string() });
         }
         Ok(CostTag { key: key.to_string(), value: value.to_string() })
     }
@@ -894,9 +917,12 @@ mod tests {
         assert_eq!(t.to_string(), "app=checkout-api");
         assert_eq!("k=a=b".parse::<CostTag>().unwrap().value, "a=b");
         for bad in ["novalue", "app=", "=x", " = ", ""] {
-            assert!(bad.parse::<CostTag>().unwrap_err().contains("KEY=VALUE"), "{bad:?}");
+            assert!(bad.parse::<CostTag>().unwrap_err().to_string().contains("KEY=VALUE"), "{bad:?}");
         }
         assert_eq!(serde_json::to_value(&t).unwrap(), serde_json::json!("app=checkout-api"));
+        assert_eq!("novalue".parse::<CostTag>(), Err(CostTagError::NoEquals { given: "novalue".into() }));
+        assert_eq!("app=".parse::<CostTag>(), Err(CostTagError::Empty { given: "app=".into() }));
+        assert_eq!("xls".parse::<CostFormat>(), Err(CostFormatError { given: "xls".into() }));
     }
 
     const FOCUS: &str = "ChargePeriodStart,EffectiveCost,BillingCurrency,ServiceName,Tags\n\

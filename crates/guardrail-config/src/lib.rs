@@ -65,7 +65,9 @@ pub mod yaml;
 
 pub use common::Loaded;
 pub use cost::load_cost;
-pub use cost_exports::{CostFormat, CostSelection, CostTag, detect_cost_format, load_cost_as};
+pub use cost_exports::{
+    CostFormat, CostFormatError, CostSelection, CostTag, CostTagError, detect_cost_format, load_cost_as,
+};
 pub use error::{ConfigError, Finding, has_errors};
 pub use freezes::load_freezes;
 pub use governor::{

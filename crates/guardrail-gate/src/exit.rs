@@ -99,9 +99,25 @@ impl serde::Serialize for Exit {
     }
 }
 
+/// The code as an integer, one of [`Exit::ALL`] (what [`Serialize`](serde::Serialize) writes).
+impl schemars::JsonSchema for Exit {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ExitCode".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let codes: Vec<u8> = Exit::ALL.iter().map(|e| e.code()).collect();
+        schemars::json_schema!({
+            "type": "integer",
+            "enum": codes,
+            "description": "The process exit code: 0 ALLOW/WARN, 1 DELAY (or WARN with --fail-on-warn), 2 BLOCK, 3 could not decide, 64 usage; 10-15 the remediation commands'.",
+        })
+    }
+}
+
 /// Why a command did not decide, as `guardrail gate --format json` prints it on stdout (so a
 /// pipeline that parses stdout sees the reason, not an empty document), with the exit code.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct ErrorOutput {
     /// The first problem (the one a pipeline shows).
     pub error: ErrorDetail,
@@ -114,7 +130,7 @@ pub struct ErrorOutput {
 }
 
 /// The class of failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// A flag or environment variable with a bad value, or a bad command line (exit 64;
@@ -129,7 +145,7 @@ pub enum ErrorKind {
 
 /// One problem: the message as printed on stderr, and the file, position and field (or flag
 /// / variable) it names, when it names them.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct ErrorDetail {
     /// The class of failure.
     pub kind: ErrorKind,
@@ -166,7 +182,84 @@ fn is_variable(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
+impl ErrorOutput {
+    /// The object for problems already typed (see [`ErrorDetail::config`], [`ErrorDetail::setting`],
+    /// [`ErrorDetail::input`]): the exit code is [`Exit::Usage`] when every problem is a usage
+    /// error, else [`Exit::CannotDecide`].
+    pub fn of(errors: Vec<ErrorDetail>, audit_record: Option<String>) -> ErrorOutput {
+        let mut errors = errors;
+        if errors.is_empty() {
+            errors.push(ErrorDetail::parse(ErrorKind::CannotDecide, "could not decide"));
+        }
+        let usage = errors.iter().all(|e| e.kind == ErrorKind::Usage);
+        let exit_code = if usage { Exit::Usage } else { Exit::CannotDecide };
+        ErrorOutput { error: errors[0].clone(), errors, exit_code, audit_record }
+    }
+}
+
 impl ErrorDetail {
+    /// An input file's problem: its file, position and field, from the error's own fields.
+    pub fn config(kind: ErrorKind, e: &guardrail_config::ConfigError) -> ErrorDetail {
+        ErrorDetail {
+            kind,
+            message: e.to_string(),
+            file: Some(e.file.display().to_string()),
+            line: e.line,
+            column: e.line.and(e.col),
+            field: (!e.field.is_empty()).then(|| e.field.clone()),
+        }
+    }
+
+    /// A flag's or variable's bad value (a usage error; the `--prometheus-ca` file: could not
+    /// decide), naming the flag or variable as the field.
+    pub fn setting(e: &crate::inputs::SettingError) -> ErrorDetail {
+        let kind = if e.is_usage() { ErrorKind::Usage } else { ErrorKind::CannotDecide };
+        ErrorDetail {
+            kind,
+            message: e.to_string(),
+            file: None,
+            line: None,
+            column: None,
+            field: Some(e.origin.name().to_string()),
+        }
+    }
+
+    /// An input that could not be read: one detail per problem it holds.
+    pub fn input(e: &crate::inputs::InputError) -> Vec<ErrorDetail> {
+        use crate::inputs::InputError;
+        match e {
+            InputError::File(c) => vec![ErrorDetail::config(ErrorKind::CannotDecide, c)],
+            InputError::LiveSource(cs) => cs.iter().map(|c| ErrorDetail::config(ErrorKind::CannotDecide, c)).collect(),
+            InputError::Setting(s) => {
+                vec![ErrorDetail { kind: ErrorKind::CannotDecide, ..ErrorDetail::setting(s) }]
+            }
+            InputError::UrlWithoutQueries { slos } | InputError::NoPrometheusUrl { slos } => vec![ErrorDetail {
+                kind: ErrorKind::CannotDecide,
+                message: e.to_string(),
+                file: Some(slos.display().to_string()),
+                line: None,
+                column: None,
+                field: None,
+            }],
+            InputError::Prometheus { slos, .. } => vec![ErrorDetail {
+                kind: ErrorKind::CannotDecide,
+                message: e.to_string(),
+                file: Some(slos.display().to_string()),
+                line: None,
+                column: None,
+                field: None,
+            }],
+            InputError::PrometheusUrl(_) => vec![ErrorDetail {
+                kind: ErrorKind::CannotDecide,
+                message: e.to_string(),
+                file: None,
+                line: None,
+                column: None,
+                field: None,
+            }],
+        }
+    }
+
     /// Reads the file, position and field out of a message (the messages are built from typed
     /// errors in one format; anything that does not fit it keeps only the message).
     pub fn parse(kind: ErrorKind, message: &str) -> ErrorDetail {

@@ -24,17 +24,17 @@ pub struct InputPaths {
     pub prometheus_url: Option<String>,
     /// Per-request Prometheus timeout, ms (`--prometheus-timeout-ms`,
     /// `GUARDRAIL_PROMETHEUS_TIMEOUT_MS`; [`prometheus_timeout_ms`]): wins over the
-    /// `prometheus:` block's and a Sloth/OpenSLO spec's `timeout_ms`. `Err` is the message for
-    /// an invalid value: reading the live metrics then fails (exit 3) rather than falling back
-    /// to the file's timeout.
+    /// `prometheus:` block's and a Sloth/OpenSLO spec's `timeout_ms`. `Err` for an invalid
+    /// value: reading the live metrics then fails (exit 3) rather than falling back to the
+    /// file's timeout.
     #[serde(skip)]
-    pub prometheus_timeout_ms: Result<Option<u64>, String>,
+    pub prometheus_timeout_ms: Result<Option<u64>, SettingError>,
     /// PEM file of CA certificates to trust for an `https://` Prometheus (`--prometheus-ca`,
     /// `GUARDRAIL_PROMETHEUS_CA`; [`prometheus_ca`]): wins over the `prometheus:` block's and a
-    /// Sloth/OpenSLO spec's `ca_file`. `Err` is the message for a file that is missing or not
-    /// PEM: reading the live metrics then fails (exit 3) rather than falling back to the file's.
+    /// Sloth/OpenSLO spec's `ca_file`. `Err` for a file that is missing or not PEM: reading
+    /// the live metrics then fails (exit 3) rather than falling back to the file's.
     #[serde(skip)]
-    pub prometheus_ca: Result<Option<PathBuf>, String>,
+    pub prometheus_ca: Result<Option<PathBuf>, SettingError>,
     /// Evaluation time for the Prometheus queries (`--now`); the clock when absent.
     pub at: Option<Timestamp>,
     /// The selected service (`--service`, `GUARDRAIL_SERVICE`): picks the SLO of a Sloth or
@@ -124,18 +124,21 @@ pub struct InputArgs {
 }
 
 /// Settings that are not files but change the decision; recorded in every audit record.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Settings {
     /// Cost trend thresholds.
     pub cost: CostThresholds,
-    /// Maximum age of `collected_at`, if any.
+    /// Maximum age of `collected_at` in seconds, if any.
     #[serde(serialize_with = "ser_opt_duration")]
+    #[schemars(with = "Option<i64>")]
     pub max_age: Option<SignedDuration>,
-    /// Evaluation time.
+    /// Evaluation time (RFC 3339).
+    #[schemars(with = "String")]
     pub now: Timestamp,
     /// The selected service (`--service`, `GUARDRAIL_SERVICE`), for files with several.
     pub service: Option<String>,
     /// The cost file's layout when given (`--cost-format`); detected otherwise.
+    #[schemars(with = "Option<CostFormatSchema>")]
     pub cost_format: Option<guardrail_config::CostFormat>,
     /// The SLO selected by name in a Sloth/OpenSLO file (`--slo-name`); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -143,6 +146,7 @@ pub struct Settings {
     /// The billing export's rows of the application (`--cost-tag KEY=VALUE`, recorded as
     /// `"KEY=VALUE"`); absent: every row.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
     pub cost_tag: Option<guardrail_config::CostTag>,
     /// The billing export's provider service (`--cost-service`); absent: every service.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -160,11 +164,150 @@ impl Settings {
     }
 }
 
+/// The schema of [`guardrail_config::CostFormat`] as recorded (`--cost-format`'s names;
+/// guardrail-config does not depend on schemars).
+#[derive(schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)] // only its schema is used
+enum CostFormatSchema {
+    Native,
+    Focus,
+    AwsCe,
+}
+
 fn ser_opt_duration<S: serde::Serializer>(d: &Option<SignedDuration>, s: S) -> Result<S::Ok, S::Error> {
     match d {
         Some(d) => s.serialize_i64(d.as_secs()),
         None => s.serialize_none(),
     }
+}
+
+/// Where a setting's value came from: a flag, or (without the flag) its environment variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A command-line flag, e.g. `--max-age`.
+    Flag(&'static str),
+    /// An environment variable, e.g. `GUARDRAIL_MAX_AGE`.
+    Variable(&'static str),
+}
+
+impl Origin {
+    /// The flag or variable as the user writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Origin::Flag(n) | Origin::Variable(n) => n,
+        }
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A flag or environment variable whose value cannot be used: which one and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SettingError {
+    /// The flag or environment variable.
+    pub origin: Origin,
+    /// What is wrong with its value.
+    pub problem: SettingProblem,
+}
+
+/// `ORIGIN: PROBLEM`; the threshold order names both thresholds instead.
+impl std::fmt::Display for SettingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.problem {
+            SettingProblem::ThresholdOrder { warn, block } => {
+                write!(f, "COST_WARN_PCT ({warn}) is above COST_BLOCK_PCT ({block}): {}", self.problem)
+            }
+            p => write!(f, "{}: {p}", self.origin),
+        }
+    }
+}
+
+impl std::error::Error for SettingError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.problem)
+    }
+}
+
+impl SettingError {
+    fn new(origin: Origin, problem: SettingProblem) -> SettingError {
+        SettingError { origin, problem }
+    }
+
+    /// Whether this is a usage error (a bad value, exit 64) rather than an input that cannot be
+    /// used (the `--prometheus-ca` file, exit 3).
+    pub fn is_usage(&self) -> bool {
+        !matches!(self.problem, SettingProblem::CaFile(_))
+    }
+}
+
+/// What is wrong with a flag's or variable's value ([`SettingError`]).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SettingProblem {
+    /// `--cost-warn-pct`, `--cost-block-pct`: not a finite number.
+    #[error("expected a finite number of percent, got \"{given}\"")]
+    NotAPercent {
+        /// The value as given.
+        given: String,
+    },
+    /// The warn threshold above the block threshold (the error names both).
+    #[error("the thresholds are in the wrong order")]
+    ThresholdOrder {
+        /// The warn threshold.
+        warn: f64,
+        /// The block threshold.
+        block: f64,
+    },
+    /// `--max-age`.
+    #[error(transparent)]
+    Duration(#[from] guardrail_core::freshness::DurationError),
+    /// `--cost-format`.
+    #[error(transparent)]
+    CostFormat(#[from] guardrail_config::CostFormatError),
+    /// `--cost-tag`.
+    #[error(transparent)]
+    CostTag(#[from] guardrail_config::CostTagError),
+    /// `--cost-service` given empty.
+    #[error("expected a provider service name, got an empty one")]
+    EmptyCostService,
+    /// `--cost-baseline-days` outside 3..=366.
+    #[error("expected a whole number of days from 3 to 366, got \"{given}\"")]
+    BaselineDays {
+        /// The value as given.
+        given: String,
+    },
+    /// `--prometheus-timeout-ms` outside 1..=max.
+    #[error("expected a whole number of milliseconds from 1 to {max}, got \"{given}\"")]
+    TimeoutMs {
+        /// The value as given.
+        given: String,
+        /// The largest timeout accepted.
+        max: u64,
+    },
+    /// `--prometheus`: not an http(s) URL with a host.
+    #[error("prometheus URL {url}: {reason}")]
+    PrometheusUrl {
+        /// The URL.
+        url: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// `--prometheus-ca`: the file cannot be read or is not PEM certificates (an input
+    /// problem, exit 3, not a usage error).
+    #[error(transparent)]
+    CaFile(#[from] guardrail_config::CaFileError),
+    /// `--now`: not an RFC 3339 timestamp.
+    #[error("\"{given}\" is not an RFC 3339 timestamp ({reason})")]
+    NotATimestamp {
+        /// The value as given.
+        given: String,
+        /// jiff's reason.
+        reason: String,
+    },
 }
 
 /// Reads an environment variable, treating an empty value as unset.
@@ -178,33 +321,33 @@ fn env_nonempty(env: EnvLookup<'_>, key: &str) -> Option<String> {
 /// `GUARDRAIL_PROMETHEUS_TIMEOUT_MS`: `Ok(None)` when neither is set; an error naming the flag
 /// or variable for anything but a whole number of milliseconds from 1 to
 /// [`guardrail_config::MAX_PROMETHEUS_TIMEOUT_MS`].
-pub fn prometheus_timeout_ms(args: &InputArgs, env: EnvLookup<'_>) -> Result<Option<u64>, String> {
+pub fn prometheus_timeout_ms(args: &InputArgs, env: EnvLookup<'_>) -> Result<Option<u64>, SettingError> {
     let (origin, text) = match &args.prometheus_timeout_ms {
-        Some(t) => ("--prometheus-timeout-ms", t.clone()),
+        Some(t) => (Origin::Flag("--prometheus-timeout-ms"), t.clone()),
         None => match env_nonempty(env, "GUARDRAIL_PROMETHEUS_TIMEOUT_MS") {
-            Some(t) => ("GUARDRAIL_PROMETHEUS_TIMEOUT_MS", t),
+            Some(t) => (Origin::Variable("GUARDRAIL_PROMETHEUS_TIMEOUT_MS"), t),
             None => return Ok(None),
         },
     };
     let max = guardrail_config::MAX_PROMETHEUS_TIMEOUT_MS;
     match text.trim().parse::<u64>() {
         Ok(ms) if (1..=max).contains(&ms) => Ok(Some(ms)),
-        _ => Err(format!("{origin}: expected a whole number of milliseconds from 1 to {max}, got \"{text}\"")),
+        _ => Err(SettingError::new(origin, SettingProblem::TimeoutMs { given: text, max })),
     }
 }
 
 /// The CA file given by `--prometheus-ca` or, without the flag, `GUARDRAIL_PROMETHEUS_CA`:
 /// `Ok(None)` when neither is set; an error naming the flag or variable when the file cannot be
 /// read or is not PEM with at least one certificate ([`guardrail_config::check_ca_file`]).
-pub fn prometheus_ca(args: &InputArgs, env: EnvLookup<'_>) -> Result<Option<PathBuf>, String> {
+pub fn prometheus_ca(args: &InputArgs, env: EnvLookup<'_>) -> Result<Option<PathBuf>, SettingError> {
     let (origin, path) = match &args.prometheus_ca {
-        Some(p) => ("--prometheus-ca", p.clone()),
+        Some(p) => (Origin::Flag("--prometheus-ca"), p.clone()),
         None => match env_nonempty(env, "GUARDRAIL_PROMETHEUS_CA") {
-            Some(p) => ("GUARDRAIL_PROMETHEUS_CA", PathBuf::from(p.trim())),
+            Some(p) => (Origin::Variable("GUARDRAIL_PROMETHEUS_CA"), PathBuf::from(p.trim())),
             None => return Ok(None),
         },
     };
-    guardrail_config::check_ca_file(&path).map(|()| Some(path)).map_err(|e| format!("{origin}: {e}"))
+    guardrail_config::check_ca_file(&path).map(|()| Some(path)).map_err(|e| SettingError::new(origin, e.into()))
 }
 
 /// Resolves the four paths: flag, then environment variable, then `ROOT/…`.
@@ -234,82 +377,112 @@ pub fn resolve_paths(args: &InputArgs, env: EnvLookup<'_>) -> InputPaths {
 fn number_setting(
     flag: &Option<String>,
     env: EnvLookup<'_>,
-    var: &str,
-    flag_name: &str,
+    var: &'static str,
+    flag_name: &'static str,
     default: f64,
-) -> Result<f64, String> {
+) -> Result<f64, SettingError> {
     let (text, origin) = match flag {
-        Some(t) => (t.clone(), format!("--{flag_name}")),
+        Some(t) => (t.clone(), Origin::Flag(flag_name)),
         None => match env_nonempty(env, var) {
-            Some(t) => (t, format!("environment variable {var}")),
+            Some(t) => (t, Origin::Variable(var)),
             None => return Ok(default),
         },
     };
     match text.trim().parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(v),
-        _ => Err(format!("{origin}: expected a finite number of percent, got \"{text}\"")),
+        _ => Err(SettingError::new(origin, SettingProblem::NotAPercent { given: text })),
     }
 }
 
 /// The problems with the *values* of flags and their environment variables (a number that is
 /// not one, `--now yesterday`, an unknown `--cost-format`, thresholds in the wrong order): usage
 /// errors, so a command refuses them with exit 64 before reading an input or recording anything.
-/// Every error [`resolve_settings`] reports is one of these except a `--prometheus-ca` /
+/// Every error [`settings`] reports is one of these except a `--prometheus-ca` /
 /// `GUARDRAIL_PROMETHEUS_CA` file that cannot be read or is not PEM: that is an input file, and
 /// the gate cannot decide (exit 3) as with any other unreadable input.
-pub fn usage_errors(args: &InputArgs, env: EnvLookup<'_>) -> Vec<String> {
+pub fn usage_problems(args: &InputArgs, env: EnvLookup<'_>) -> Vec<SettingError> {
     match settings(args, env, Timestamp::UNIX_EPOCH) {
         Ok(_) => Vec::new(),
         Err(e) => e.usage,
     }
 }
 
+/// [`usage_problems`] as text.
+// Transitional: the CLI's mcp_cmd.rs and decide.rs's callers take text; remove once they take
+// `SettingError`s.
+pub fn usage_errors(args: &InputArgs, env: EnvLookup<'_>) -> Vec<String> {
+    usage_problems(args, env).iter().map(SettingError::to_string).collect()
+}
+
 /// What is wrong with the settings, by who has to fix what.
-struct SettingsErrors {
-    /// Bad flag or variable values ([`usage_errors`]).
-    usage: Vec<String>,
+#[derive(Debug, Clone, PartialEq, Default, thiserror::Error)]
+#[error("{}", self.all().map(SettingError::to_string).collect::<Vec<_>>().join("; "))]
+pub struct SettingsErrors {
+    /// Bad flag or variable values ([`usage_problems`]).
+    pub usage: Vec<SettingError>,
     /// Files named by a flag that cannot be used (the `--prometheus-ca` file).
-    input: Vec<String>,
+    pub input: Vec<SettingError>,
+}
+
+impl SettingsErrors {
+    /// Every problem, the usage errors first.
+    pub fn all(&self) -> impl Iterator<Item = &SettingError> {
+        self.usage.iter().chain(&self.input)
+    }
+
+    /// The exit code: a usage error when there is one (64), else could not decide (3).
+    pub fn exit(&self) -> crate::exit::Exit {
+        if self.usage.is_empty() { crate::exit::Exit::CannotDecide } else { crate::exit::Exit::Usage }
+    }
+}
+
+/// Resolves thresholds, maximum age and evaluation time, as text errors.
+// Transitional: decide.rs, the server's state.rs and the CLI's incident_cmd.rs take text;
+// remove once they take [`SettingsErrors`] from [`settings`].
+pub fn resolve_settings(args: &InputArgs, env: EnvLookup<'_>, clock: Timestamp) -> Result<Settings, Vec<String>> {
+    settings(args, env, clock).map_err(|e| e.all().map(SettingError::to_string).collect())
 }
 
 /// Resolves thresholds, maximum age and evaluation time. `clock` is the wall clock, used only
-/// when `--now` is absent.
-pub fn resolve_settings(args: &InputArgs, env: EnvLookup<'_>, clock: Timestamp) -> Result<Settings, Vec<String>> {
-    settings(args, env, clock).map_err(|e| e.usage.into_iter().chain(e.input).collect())
-}
-
-fn settings(args: &InputArgs, env: EnvLookup<'_>, clock: Timestamp) -> Result<Settings, SettingsErrors> {
+/// when `--now` is absent. Every problem is reported, not only the first.
+pub fn settings(args: &InputArgs, env: EnvLookup<'_>, clock: Timestamp) -> Result<Settings, SettingsErrors> {
     let mut errors = Vec::new();
     let mut input_errors = Vec::new();
-    let warn = number_setting(&args.cost_warn_pct, env, "COST_WARN_PCT", "cost-warn-pct", 20.0)
+    let warn = number_setting(&args.cost_warn_pct, env, "COST_WARN_PCT", "--cost-warn-pct", 20.0)
         .map_err(|e| errors.push(e))
         .ok();
-    let block = number_setting(&args.cost_block_pct, env, "COST_BLOCK_PCT", "cost-block-pct", 30.0)
+    let block = number_setting(&args.cost_block_pct, env, "COST_BLOCK_PCT", "--cost-block-pct", 30.0)
         .map_err(|e| errors.push(e))
         .ok();
     if let (Some(w), Some(b)) = (warn, block)
         && w > b
     {
-        errors
-            .push(format!("COST_WARN_PCT ({w}) is above COST_BLOCK_PCT ({b}): the thresholds are in the wrong order"));
+        let origin = if args.cost_warn_pct.is_some() {
+            Origin::Flag("--cost-warn-pct")
+        } else {
+            Origin::Variable("COST_WARN_PCT")
+        };
+        errors.push(SettingError::new(origin, SettingProblem::ThresholdOrder { warn: w, block: b }));
     }
     let max_age = match args
         .max_age
         .clone()
-        .map(|v| ("--max-age", v))
-        .or_else(|| env_nonempty(env, "GUARDRAIL_MAX_AGE").map(|v| ("GUARDRAIL_MAX_AGE", v)))
+        .map(|v| (Origin::Flag("--max-age"), v))
+        .or_else(|| env_nonempty(env, "GUARDRAIL_MAX_AGE").map(|v| (Origin::Variable("GUARDRAIL_MAX_AGE"), v)))
     {
         None => None,
         Some((origin, text)) => match guardrail_core::freshness::parse_duration(&text) {
             Ok(d) => Some(d),
             Err(e) => {
-                errors.push(format!("{origin}: {e}"));
+                errors.push(SettingError::new(origin, e.into()));
                 None
             }
         },
     };
     let pick = |flag: &Option<String>, var: &'static str, name: &'static str| {
-        flag.clone().map(|v| (name, v)).or_else(|| env_nonempty(env, var).map(|v| (var, v)))
+        flag.clone()
+            .map(|v| (Origin::Flag(name), v))
+            .or_else(|| env_nonempty(env, var).map(|v| (Origin::Variable(var), v)))
     };
     let service = pick(&args.service, "GUARDRAIL_SERVICE", "--service").map(|(_, v)| v.trim().to_string());
     let slo_name = pick(&args.slo_name, "GUARDRAIL_SLO_NAME", "--slo-name").map(|(_, v)| v.trim().to_string());
@@ -318,7 +491,7 @@ fn settings(args: &InputArgs, env: EnvLookup<'_>, clock: Timestamp) -> Result<Se
         Some((origin, text)) => match text.parse::<guardrail_config::CostFormat>() {
             Ok(f) => Some(f),
             Err(e) => {
-                errors.push(format!("{origin}: {e}"));
+                errors.push(SettingError::new(origin, e.into()));
                 None
             }
         },
@@ -328,7 +501,7 @@ fn settings(args: &InputArgs, env: EnvLookup<'_>, clock: Timestamp) -> Result<Se
         Some((origin, text)) => match text.parse::<guardrail_config::CostTag>() {
             Ok(t) => Some(t),
             Err(e) => {
-                errors.push(format!("{origin}: {e}"));
+                errors.push(SettingError::new(origin, e.into()));
                 None
             }
         },
@@ -337,7 +510,7 @@ fn settings(args: &InputArgs, env: EnvLookup<'_>, clock: Timestamp) -> Result<Se
         None => None,
         Some((_, text)) if !text.trim().is_empty() => Some(text.trim().to_string()),
         Some((origin, _)) => {
-            errors.push(format!("{origin}: expected a provider service name, got an empty one"));
+            errors.push(SettingError::new(origin, SettingProblem::EmptyCostService));
             None
         }
     };
@@ -346,7 +519,7 @@ fn settings(args: &InputArgs, env: EnvLookup<'_>, clock: Timestamp) -> Result<Se
         Some((origin, text)) => match text.trim().parse::<u32>() {
             Ok(n) if (3..=366).contains(&n) => n,
             _ => {
-                errors.push(format!("{origin}: expected a whole number of days from 3 to 366, got \"{text}\""));
+                errors.push(SettingError::new(origin, SettingProblem::BaselineDays { given: text }));
                 guardrail_core::cost::DEFAULT_BASELINE_DAYS
             }
         },
@@ -357,7 +530,12 @@ fn settings(args: &InputArgs, env: EnvLookup<'_>, clock: Timestamp) -> Result<Se
     if let Some((origin, url)) = pick(&args.prometheus, "GUARDRAIL_PROMETHEUS_URL", "--prometheus")
         && let Err(e) = guardrail_prometheus::check_url(url.trim())
     {
-        errors.push(format!("{origin}: {e}"));
+        let problem = match e {
+            guardrail_prometheus::FetchError::BadUrl { url, reason } => SettingProblem::PrometheusUrl { url, reason },
+            // check_url reports nothing else; keep whatever it says all the same.
+            other => SettingProblem::PrometheusUrl { url: url.trim().to_string(), reason: other.to_string() },
+        };
+        errors.push(SettingError::new(origin, problem));
     }
     if let Err(e) = prometheus_ca(args, env) {
         input_errors.push(e);
@@ -367,7 +545,10 @@ fn settings(args: &InputArgs, env: EnvLookup<'_>, clock: Timestamp) -> Result<Se
         Some(text) => match text.parse::<Timestamp>() {
             Ok(t) => t,
             Err(e) => {
-                errors.push(format!("--now: \"{text}\" is not an RFC 3339 timestamp ({e})"));
+                errors.push(SettingError::new(
+                    Origin::Flag("--now"),
+                    SettingProblem::NotATimestamp { given: text.clone(), reason: e.to_string() },
+                ));
                 clock
             }
         },
@@ -406,7 +587,7 @@ pub struct Sources {
 }
 
 /// Path and digest of one input, for reports and audit records.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct InputDigest {
     /// Path as given.
     pub path: String,
@@ -416,9 +597,56 @@ pub struct InputDigest {
     pub bytes: Option<usize>,
 }
 
-/// Reads one file.
+/// Reads one file, as text errors.
+// Transitional: the server's state.rs and guardrail-mcp's gate_state.rs take text; they can
+// call `guardrail_config::read_source` (a `ConfigError` naming the file) instead.
 pub fn read(path: &Path) -> Result<Source, String> {
     guardrail_config::read_source(path).map_err(|e| e.to_string())
+}
+
+/// Why an input could not be read (the gate cannot decide: exit 3).
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// A file that cannot be read.
+    #[error(transparent)]
+    File(#[from] guardrail_config::ConfigError),
+    /// The SLO file names a live source that is invalid (every problem, one per line).
+    #[error("{}", .0.iter().map(guardrail_config::ConfigError::to_string).collect::<Vec<_>>().join("\n"))]
+    LiveSource(Vec<guardrail_config::ConfigError>),
+    /// `--prometheus` given for an SLO file that names no Prometheus queries.
+    #[error(
+        "--prometheus / GUARDRAIL_PROMETHEUS_URL is set but {} has no prometheus: block naming the queries",
+        slos.display()
+    )]
+    UrlWithoutQueries {
+        /// The SLO file.
+        slos: PathBuf,
+    },
+    /// A Sloth/OpenSLO file and no Prometheus URL.
+    #[error(
+        "{}: an SLO spec is read from Prometheus, and no URL is set: give --prometheus URL or \
+         GUARDRAIL_PROMETHEUS_URL",
+        slos.display()
+    )]
+    NoPrometheusUrl {
+        /// The SLO file.
+        slos: PathBuf,
+    },
+    /// `--prometheus-timeout-ms` or `--prometheus-ca` cannot be used for the live metrics.
+    #[error(transparent)]
+    Setting(#[from] SettingError),
+    /// The Prometheus URL in force cannot be used.
+    #[error(transparent)]
+    PrometheusUrl(guardrail_prometheus::FetchError),
+    /// Prometheus could not be queried at all (configuration, not "no data").
+    #[error("{}: {source}", slos.display())]
+    Prometheus {
+        /// The SLO file that names the source.
+        slos: PathBuf,
+        /// Why.
+        #[source]
+        source: guardrail_prometheus::FetchError,
+    },
 }
 
 /// Where the SLO file says the SLO signals come from, when it names a Prometheus source.
@@ -462,24 +690,17 @@ pub fn live_source(
 /// Prometheus queries taken now (its JSON becomes the input that is evaluated and recorded). A
 /// query that fails is recorded in the snapshot (no data), not an error here; errors are for
 /// configuration that cannot run (no URL, an invalid block or spec, no such service).
-pub fn read_metrics(paths: &InputPaths, slos: &Source) -> Result<Source, String> {
+pub fn metrics_input(paths: &InputPaths, slos: &Source) -> Result<Source, InputError> {
     let live = match live_source(slos, paths.service.as_deref(), paths.slo_name.as_deref()) {
-        Err(errs) => return Err(errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")),
+        Err(errs) => return Err(InputError::LiveSource(errs)),
         Ok(None) if paths.prometheus_url.is_some() => {
-            return Err(format!(
-                "--prometheus / GUARDRAIL_PROMETHEUS_URL is set but {} has no prometheus: block naming the queries",
-                slos.path.display()
-            ));
+            return Err(InputError::UrlWithoutQueries { slos: slos.path.clone() });
         }
-        Ok(None) => return read(&paths.metrics),
+        Ok(None) => return Ok(guardrail_config::read_source(&paths.metrics)?),
         Ok(Some(live)) => live,
     };
     if matches!(live, LiveSource::Spec(_)) && paths.prometheus_url.is_none() {
-        return Err(format!(
-            "{}: an SLO spec is read from Prometheus, and no URL is set: give --prometheus URL or \
-             GUARDRAIL_PROMETHEUS_URL",
-            slos.path.display()
-        ));
+        return Err(InputError::NoPrometheusUrl { slos: slos.path.clone() });
     }
     let mut spec = live.prometheus().clone();
     if let Some(ms) = paths.prometheus_timeout_ms.clone()? {
@@ -488,38 +709,48 @@ pub fn read_metrics(paths: &InputPaths, slos: &Source) -> Result<Source, String>
     if let Some(ca) = paths.prometheus_ca.clone()? {
         spec.ca_file = Some(ca);
     }
-    let url = guardrail_prometheus::resolve_url(&spec, paths.prometheus_url.as_deref()).map_err(|e| e.to_string())?;
+    let url =
+        guardrail_prometheus::resolve_url(&spec, paths.prometheus_url.as_deref()).map_err(InputError::PrometheusUrl)?;
     let snap = guardrail_prometheus::fetch(&spec, &url, paths.at.unwrap_or_else(Timestamp::now))
-        .map_err(|e| format!("{}: {e}", slos.path.display()))?;
+        .map_err(|source| InputError::Prometheus { slos: slos.path.clone(), source })?;
     let text = snap.to_json();
     let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
     Ok(Source { path: PathBuf::from(format!("prometheus:{url}")), text, sha256 })
 }
 
+/// [`metrics_input`] as a text error.
+// Transitional: the server's state.rs and guardrail-mcp's gate_state.rs take text.
+pub fn read_metrics(paths: &InputPaths, slos: &Source) -> Result<Source, String> {
+    metrics_input(paths, slos).map_err(|e| e.to_string())
+}
+
 /// The SLO file and the metrics input (from Prometheus when the SLO file says so), each read
 /// once: what `guardrail slo` needs.
-pub fn read_slo_inputs(paths: &InputPaths) -> (Result<Source, String>, Result<Source, String>) {
-    let slos = read(&paths.slos);
+pub fn slo_inputs(paths: &InputPaths) -> (Result<Source, InputError>, Result<Source, InputError>) {
+    let slos = guardrail_config::read_source(&paths.slos).map_err(InputError::from);
     let metrics = match &slos {
-        Ok(s) => read_metrics(paths, s),
-        Err(_) => read(&paths.metrics),
+        Ok(s) => metrics_input(paths, s),
+        Err(_) => guardrail_config::read_source(&paths.metrics).map_err(InputError::from),
     };
     (slos, metrics)
 }
 
 /// Reads all four inputs (the metrics from Prometheus when the SLO file says so, see
-/// [`read_metrics`]), reporting every one that fails.
-pub fn read_sources(paths: &InputPaths) -> Result<Sources, Vec<String>> {
-    let (slos, metrics) = read_slo_inputs(paths);
-    let results = [read(&paths.policies), slos, metrics, read(&paths.cost)];
-    let errors: Vec<String> = results.iter().filter_map(|r| r.as_ref().err().cloned()).collect();
-    if !errors.is_empty() {
-        return Err(errors);
+/// [`metrics_input`]), reporting every one that fails.
+pub fn sources(paths: &InputPaths) -> Result<Sources, Vec<InputError>> {
+    let (slos, metrics) = slo_inputs(paths);
+    let policies = guardrail_config::read_source(&paths.policies).map_err(InputError::from);
+    let cost = guardrail_config::read_source(&paths.cost).map_err(InputError::from);
+    match (policies, slos, metrics, cost) {
+        (Ok(policies), Ok(slos), Ok(metrics), Ok(cost)) => Ok(Sources { policies, slos, metrics, cost }),
+        (p, s, m, c) => Err([p.err(), s.err(), m.err(), c.err()].into_iter().flatten().collect()),
     }
-    let [Ok(policies), Ok(slos), Ok(metrics), Ok(cost)] = results else {
-        return Err(vec!["internal error: inputs vanished after reading".into()]);
-    };
-    Ok(Sources { policies, slos, metrics, cost })
+}
+
+/// [`sources`] with text errors.
+// Transitional: decide.rs and the CLI's incident_cmd.rs take text.
+pub fn read_sources(paths: &InputPaths) -> Result<Sources, Vec<String>> {
+    sources(paths).map_err(|es| es.iter().map(InputError::to_string).collect())
 }
 
 /// Digest of a source.
@@ -561,12 +792,18 @@ mod tests {
         let clock = Timestamp::UNIX_EPOCH;
         for bad in ["0", "-5", "soon", "1.5", "60001"] {
             let e = prometheus_timeout_ms(&args(Some(bad)), &|_| None).unwrap_err();
+            assert_eq!(e.origin, Origin::Flag("--prometheus-timeout-ms"));
+            assert_eq!(e.problem, SettingProblem::TimeoutMs { given: bad.to_string(), max: 60_000 });
+            let errors = settings(&args(Some(bad)), &|_| None, clock).unwrap_err();
+            assert_eq!(errors.usage, vec![e.clone()]);
+            assert_eq!(errors.exit(), crate::exit::Exit::Usage);
+            let e = e.to_string();
             assert!(e.starts_with("--prometheus-timeout-ms: "), "{e}");
             assert!(e.contains(&format!("got \"{bad}\"")) && e.contains("from 1 to 60000"), "{e}");
             let errors = resolve_settings(&args(Some(bad)), &|_| None, clock).unwrap_err();
             assert_eq!(errors, vec![e.clone()]);
             let env = |k: &str| (k == "GUARDRAIL_PROMETHEUS_TIMEOUT_MS").then(|| bad.to_string());
-            let e = prometheus_timeout_ms(&args(None), &env).unwrap_err();
+            let e = prometheus_timeout_ms(&args(None), &env).unwrap_err().to_string();
             assert!(e.starts_with("GUARDRAIL_PROMETHEUS_TIMEOUT_MS: "), "{e}");
             assert!(resolve_settings(&args(None), &env, clock).is_err());
         }
@@ -589,12 +826,20 @@ mod tests {
         // Missing or not PEM: an error naming the flag or the variable, and no decision.
         let missing = dir.join("missing.pem");
         let e = prometheus_ca(&flag(&missing), &|_| None).unwrap_err();
+        assert!(!e.is_usage());
+        assert!(
+            matches!(&e.problem, SettingProblem::CaFile(guardrail_config::CaFileError::Unreadable { path, .. }) if *path == missing),
+            "{e:?}"
+        );
+        let all = settings(&flag(&missing), &|_| None, Timestamp::UNIX_EPOCH).unwrap_err();
+        assert_eq!((all.usage.len(), all.input.len(), all.exit()), (0, 1, crate::exit::Exit::CannotDecide));
+        let e = e.to_string();
         assert!(e.starts_with("--prometheus-ca: ") && e.contains("cannot be read"), "{e}");
         assert_eq!(resolve_settings(&flag(&missing), &|_| None, Timestamp::UNIX_EPOCH).unwrap_err(), vec![e]);
         let text = dir.join("notes.txt");
         std::fs::write(&text, "not a certificate\n").expect("write");
         let env_text = |k: &str| (k == "GUARDRAIL_PROMETHEUS_CA").then(|| text.display().to_string());
-        let e = prometheus_ca(&InputArgs::default(), &env_text).unwrap_err();
+        let e = prometheus_ca(&InputArgs::default(), &env_text).unwrap_err().to_string();
         assert!(e.starts_with("GUARDRAIL_PROMETHEUS_CA: ") && e.contains("not a PEM file"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -635,6 +880,34 @@ mod tests {
         let ca = InputArgs { prometheus_ca: Some("/nonexistent/ca.pem".into()), ..InputArgs::default() };
         assert!(usage_errors(&ca, &none).is_empty(), "a missing CA file is an input error (exit 3)");
         assert!(resolve_settings(&ca, &none, Timestamp::UNIX_EPOCH).is_err());
+    }
+
+    #[test]
+    fn setting_errors_name_the_flag_or_variable_and_keep_their_text() {
+        let none = |_: &str| None;
+        let order =
+            InputArgs { cost_warn_pct: Some("40".into()), cost_block_pct: Some("30".into()), ..InputArgs::default() };
+        let e = settings(&order, &none, Timestamp::UNIX_EPOCH).unwrap_err();
+        assert_eq!(e.usage[0].problem, SettingProblem::ThresholdOrder { warn: 40.0, block: 30.0 });
+        assert_eq!(
+            e.usage[0].to_string(),
+            "COST_WARN_PCT (40) is above COST_BLOCK_PCT (30): the thresholds are in the wrong order"
+        );
+        let env = |k: &str| (k == "COST_WARN_PCT").then(|| "abc".to_string());
+        let e = usage_problems(&InputArgs::default(), &env);
+        assert_eq!(e[0].origin, Origin::Variable("COST_WARN_PCT"));
+        assert_eq!(e[0].to_string(), "COST_WARN_PCT: expected a finite number of percent, got \"abc\"");
+        let now = InputArgs { now: Some("yesterday".into()), max_age: Some("5w".into()), ..InputArgs::default() };
+        let e = usage_problems(&now, &none);
+        assert!(matches!(e[0].problem, SettingProblem::Duration(_)), "{e:?}");
+        assert_eq!(e[0].to_string(), "--max-age: \"5w\": unknown unit \"w\" (use s, m, h or d)");
+        assert!(matches!(e[1].problem, SettingProblem::NotATimestamp { .. }), "{e:?}");
+        assert!(e[1].to_string().starts_with("--now: \"yesterday\" is not an RFC 3339 timestamp ("), "{}", e[1]);
+        let url = InputArgs { prometheus: Some("prometheus:9090".into()), ..InputArgs::default() };
+        assert_eq!(
+            usage_problems(&url, &none)[0].to_string(),
+            "--prometheus: prometheus URL prometheus:9090: must start with http:// or https://"
+        );
     }
 
     #[test]
@@ -695,7 +968,7 @@ mod tests {
         )
     }
 
-    fn paths(url: &str, timeout: Result<Option<u64>, String>) -> InputPaths {
+    fn paths(url: &str, timeout: Result<Option<u64>, SettingError>) -> InputPaths {
         let mut p = resolve_paths(&InputArgs::default(), &|_| None);
         p.prometheus_url = Some(url.to_string());
         p.prometheus_timeout_ms = timeout;
@@ -713,8 +986,16 @@ mod tests {
         assert!(started.elapsed() < std::time::Duration::from_secs(30), "{:?}", started.elapsed());
         assert!(m.text.contains("timed out"), "{}", m.text);
         // An invalid override is an error, not the spec's timeout.
-        let e = read_metrics(&paths(&url, Err("--prometheus-timeout-ms: bad".into())), &spec).unwrap_err();
-        assert_eq!(e, "--prometheus-timeout-ms: bad");
+        let bad = SettingError::new(
+            Origin::Flag("--prometheus-timeout-ms"),
+            SettingProblem::TimeoutMs { given: "bad".into(), max: 1 },
+        );
+        let e = metrics_input(&paths(&url, Err(bad.clone())), &spec).unwrap_err();
+        assert!(matches!(&e, InputError::Setting(s) if *s == bad), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "--prometheus-timeout-ms: expected a whole number of milliseconds from 1 to 1, got \"bad\""
+        );
         // The same for the `prometheus:` block of slos.yaml.
         let block = Source::from_text(
             "slos.yaml",

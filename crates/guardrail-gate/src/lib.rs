@@ -20,6 +20,7 @@ pub mod exit;
 pub mod gate;
 pub mod inputs;
 pub mod out;
+pub mod view;
 
 /// The Prometheus source (re-exported so adapters and tests reach its snapshot and fixture).
 pub use guardrail_prometheus as prometheus;
