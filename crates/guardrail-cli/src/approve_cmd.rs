@@ -33,8 +33,7 @@ use guardrail_governor::Governor;
 use guardrail_governor::approve::ApprovalInput;
 use guardrail_governor::pipeline::{ApproveOutcome, Execution};
 use guardrail_governor::record::encode;
-use guardrail_governor::views::{ApprovalRefusalView, WithExit};
-use serde_json::json;
+use guardrail_governor::views::{ApprovalRefusalView, GrantView};
 
 use crate::incident_cmd::{Ctx, Outcome, render_execution, report};
 use crate::remediation::{ConfigArgs, ExecutorChoice, KbArgs, OutFormat, append_failure, executor, fail};
@@ -114,7 +113,7 @@ pub fn run(a: ApproveArgs, env: EnvLookup<'_>) -> Exit {
     let governor = Governor::default();
     let exec = executor(&ctx.cfg.config, ctx.executor);
     let p = ctx.pipeline(&governor, None, &exec);
-    let extra = json!({"requested_by": requested_by(&ctx.identity)});
+    let extra = encode(&RequestedBy { requested_by: requested_by(&ctx.identity) });
     // The queue is read through the log's own connection: one open of the store per attempt.
     let (granted, rec, execution) = match p.approve_on(&mut log, &input, Some(&extra)) {
         ApproveOutcome::CannotDecide(e) => return fail(&[e]),
@@ -134,8 +133,7 @@ pub fn run(a: ApproveArgs, env: EnvLookup<'_>) -> Exit {
                 format!("{}: {} by {} REFUSED (exit {code}): {message}", a.incident, kind.as_str(), ctx.actor),
                 format!("  audit       refusal {}", rec.id()),
             ];
-            let json = encode(&WithExit { view: ApprovalRefusalView::new(&refused, &rec), exit_code: code.code() });
-            return report(&[Outcome { json, text, code }], a.format);
+            return report(&[Outcome::of(ApprovalRefusalView::new(&refused, &rec), text, code)], a.format);
         }
         ApproveOutcome::NotGranted(e) => {
             return fail(&[format!("the approval was NOT recorded, so it is not granted and nothing runs: {e}")]);
@@ -176,7 +174,7 @@ pub fn run(a: ApproveArgs, env: EnvLookup<'_>) -> Exit {
     };
     let grant = &granted.grant;
     let record_kind = granted.record_kind;
-    let (exec_json, exec_text, mut code) = render_execution(&execution, &grant.action);
+    let (step, exec_text, mut code) = render_execution(&execution, &grant.action);
     let mirror_only = match &execution {
         Execution::Done { record: Err(e), .. } | Execution::ClaimNotRecorded(e) => e.in_chain().is_some(),
         _ => false,
@@ -197,14 +195,14 @@ pub fn run(a: ApproveArgs, env: EnvLookup<'_>) -> Exit {
         format!("  plan hash   {}", grant.binding_hash),
     ];
     text.extend(exec_text.into_iter().skip(1));
-    let json = json!({
-        "incident_id": a.incident,
-        "status": if code == Exit::Ok { "executed" } else { "execution_failed" },
-        "grant": {"kind": grant.kind.as_str(), "approver": grant.approver, "reason": grant.reason, "action": grant.action, "binding_hash": grant.binding_hash, "audit": rec.id()},
-        "execution": exec_json,
-        "exit_code": code,
-    });
-    report(&[Outcome { json, text, code }], a.format)
+    let view = GrantView::new(&a.incident, grant, &rec, step, code == Exit::Ok);
+    report(&[Outcome::of(view, text, code)], a.format)
+}
+
+/// Who asked, merged into the refusal or grant record.
+#[derive(serde::Serialize)]
+struct RequestedBy {
+    requested_by: serde_json::Value,
 }
 
 /// Who asked, as recorded with the refusal or grant (as `guardrail serve` records its bearer

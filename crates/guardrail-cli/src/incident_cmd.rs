@@ -19,14 +19,17 @@ use guardrail_governor::record::{
     ApprovalRequestBody, ClaimBody, ClaimReleaseBody, DecisionBody, ExecutionBody, ExecutionRefusedBody, GrantBody,
     RecordKind, RefusalBody, ResolvedBody, RunContext, decode, encode,
 };
+use guardrail_governor::views::{
+    CouldNotDecide, CouldNotDecideView, ExecuteRefusal, ExecutedView, ExecutionStep, IncidentDetail, IncidentSummary,
+    RecordRef, Refused, RegateView, ReleaseClaimView, ReleaseRefusalView, Released, RunStatus, RunView, WithExit,
+};
 use guardrail_governor::{Governor, NdjsonLogs, PipelineOutcome};
 use guardrail_knowledge::{KnowledgeStore, SqliteKnowledgeStore};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::identity::{Act, Actor, AuthArgs, establish};
 use crate::remediation::{
-    ConfigArgs, ExecutorChoice, IncidentState, KbArgs, LoadedConfig, OutFormat, append_failure, executor, fail,
-    load_states, now,
+    ConfigArgs, ExecutorChoice, KbArgs, LoadedConfig, OutFormat, append_failure, executor, fail, load_states, now,
 };
 
 /// `guardrail incident …`.
@@ -207,8 +210,8 @@ pub fn run(cmd: IncidentCommand, env: EnvLookup<'_>) -> Exit {
             let results: Vec<Outcome> = incidents
                 .iter()
                 .map(|i| {
-                    let origin = json!({"file": file.display().to_string()});
-                    ctx.render_run(&i.id, p.decide_and_act(&mut log, i, origin))
+                    let origin = encode(&FileOrigin { file: file.display().to_string() });
+                    ctx.render_run(&i.id, p.decide_and_act(&mut log, i, origin), None)
                 })
                 .collect();
             report(&results, pipeline.format)
@@ -266,9 +269,16 @@ fn kb_error(path: &std::path::Path, e: guardrail_knowledge::KnowledgeError) -> S
     }
 }
 
+/// Where an incident came from, recorded as the decision's `origin`.
+#[derive(serde::Serialize)]
+struct FileOrigin {
+    file: String,
+}
+
 /// What one incident came to.
 pub struct Outcome {
-    /// JSON for `--format json`.
+    /// JSON for `--format json`: the outcome's view ([`guardrail_governor::views`]) with
+    /// `exit_code` ([`WithExit`]).
     pub json: Value,
     /// Lines for the text report.
     pub text: Vec<String>,
@@ -280,12 +290,27 @@ impl Outcome {
     fn error(incident: &str, errors: Vec<String>) -> Outcome {
         let mut text = vec![format!("{incident}: COULD NOT DECIDE (exit {})", Exit::CannotDecide)];
         text.extend(errors.iter().map(|e| format!("  error: {e}")));
-        Outcome {
-            json: json!({"incident_id": incident, "status": "could_not_decide", "errors": errors, "exit_code": Exit::CannotDecide}),
-            text,
-            code: Exit::CannotDecide,
-        }
+        let view = CouldNotDecideView {
+            incident_id: incident.to_string(),
+            status: CouldNotDecide::CouldNotDecide,
+            errors,
+            audit: None,
+        };
+        Outcome::of(view, text, Exit::CannotDecide)
     }
+
+    /// The outcome of a view, its report lines and its exit code.
+    pub(crate) fn of<V: serde::Serialize>(view: V, text: Vec<String>, code: Exit) -> Outcome {
+        Outcome { json: encode(&WithExit { view, exit_code: code.code() }), text, code }
+    }
+}
+
+/// `--format json` of `incident run|execute|release-claim` and `approve`: the exit code of the
+/// whole command and each result.
+#[derive(serde::Serialize)]
+struct Report<'a> {
+    exit_code: u8,
+    results: Vec<&'a Value>,
 }
 
 /// Prints results; the exit code is 3 if any could not decide, else 12 if an execution failed,
@@ -298,8 +323,8 @@ pub fn report(results: &[Outcome], format: OutFormat) -> Exit {
         .unwrap_or(Exit::Ok);
     match format {
         OutFormat::Json => {
-            let v = json!({"exit_code": code, "results": results.iter().map(|r| r.json.clone()).collect::<Vec<_>>()});
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            let v = Report { exit_code: code.code(), results: results.iter().map(|r| &r.json).collect() };
+            println!("{}", serde_json::to_string_pretty(&encode(&v)).unwrap_or_default());
         }
         OutFormat::Text => {
             for (i, r) in results.iter().enumerate() {
@@ -354,7 +379,14 @@ fn deploy_signals(
     ];
     let ev = gate::evaluate(sources, settings)
         .map_err(|e| e.into_iter().map(|m| format!("--signals-root: {m}")).collect::<Vec<_>>())?;
-    let meta = json!({"root": root.display().to_string(), "inputs": digests, "signals": ev.signals});
+    /// Where the signals came from, recorded with the decision as `deploy_signals`.
+    #[derive(serde::Serialize)]
+    struct SignalsMeta<'a> {
+        root: String,
+        inputs: Vec<inputs::InputDigest>,
+        signals: &'a guardrail_core::signals::Signals,
+    }
+    let meta = encode(&SignalsMeta { root: root.display().to_string(), inputs: digests, signals: &ev.signals });
     Ok((ev.signals, meta))
 }
 
@@ -439,8 +471,8 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// One incident run as the report shows it.
-    fn render_run(&self, incident_id: &str, run: RunOutcome) -> Outcome {
+    /// One incident run as the report shows it (`regate`: it re-gated another action).
+    fn render_run(&self, incident_id: &str, run: RunOutcome, regate: Option<RegateView>) -> Outcome {
         let (outcome, decision, next) = match run {
             RunOutcome::NoProposer(e) => return Outcome::error(incident_id, vec![e]),
             RunOutcome::CouldNotDecide { failure, record } => {
@@ -461,32 +493,15 @@ impl<'a> Ctx<'a> {
             RunOutcome::Decided { outcome, decision, next } => (outcome, decision, next),
         };
         let incident = &outcome.incident;
-        let hash = outcome.binding_hash();
-        let mut json = json!({
-            "incident_id": incident.id,
-            "service": incident.service,
-            "severity": incident.severity,
-            "decision": outcome.gate.output.decision.as_str(),
-            "rule": outcome.gate.rule,
-            "reasons": outcome.gate.output.reasons,
-            "action": outcome.gated_action(),
-            "binding_hash": hash,
-            "plan": outcome.plan,
-            "stress": outcome.stress.assessment,
-            "gate": outcome.gate,
-            "audit": {"decision": decision.id()},
-        });
-        let mut text = summary_lines(&outcome, &hash);
+        let view = RunView { regate, ..RunView::decided(&outcome, &decision, &self.actor) };
+        let mut text = summary_lines(&outcome, &view.binding_hash);
         text.push(format!("  audit       decision {}", decision.id()));
         match next {
             Next::Executed(exec) => {
-                let (exec_json, exec_text, code) = render_execution(&exec, outcome.gated_action());
-                json["execution"] = exec_json;
-                json["status"] = execution_status(code).into();
-                json["exit_code"] = code.code().into();
+                let (step, exec_text, code) = render_execution(&exec, outcome.gated_action());
                 text.splice(0..1, [format!("{} — {}", text[0], exec_text[0])]);
                 text.extend(exec_text.into_iter().skip(1));
-                Outcome { json, text, code }
+                Outcome::of(view.executed(step, code == Exit::Ok), text, code)
             }
             Next::QueueNotRecorded(e) => Outcome::error(
                 &incident.id,
@@ -494,10 +509,7 @@ impl<'a> Ctx<'a> {
             ),
             Next::Queued { request, requires } => {
                 let eligible = self.cfg.config.approvals.for_severity(incident.severity).clone();
-                json["audit"]["approval_request"] = request.id().into();
-                json["status"] = "awaiting_approval".into();
-                json["requires"] = requires.into();
-                json["exit_code"] = Exit::AwaitingApproval.code().into();
+                let view = view.queued(&request, requires);
                 text[0] = format!("{} — BLOCKED, awaiting approval (exit {})", text[0], Exit::AwaitingApproval);
                 text.push(format!("  queued      approval request {}", request.id()));
                 let who = if requires == "force_override" { &eligible.force_override } else { &eligible.approvers };
@@ -513,7 +525,7 @@ impl<'a> Ctx<'a> {
                         incident.id, self.actor
                     ));
                 }
-                Outcome { json, text, code: Exit::AwaitingApproval }
+                Outcome::of(view, text, Exit::AwaitingApproval)
             }
         }
     }
@@ -537,47 +549,52 @@ impl<'a> Ctx<'a> {
         let p = self.pipeline(&governor, kb.as_ref().ok().map(|k| k as &dyn KnowledgeStore), &exec);
         match p.execute_incident(&mut log, &states, incident_id, action) {
             ExecuteOutcome::CannotExecute(e) => Outcome::error(incident_id, vec![e]),
-            ExecuteOutcome::AwaitingApproval { action } => Outcome {
-                json: json!({"incident_id": incident_id, "status": "awaiting_approval", "exit_code": Exit::AwaitingApproval}),
-                text: vec![format!(
+            ExecuteOutcome::AwaitingApproval { action } => Outcome::of(
+                ExecuteRefusal::awaiting_approval(states.get(incident_id), incident_id, &action),
+                vec![format!(
                     "{incident_id}: {action} is blocked and awaits approval (exit {}); see guardrail incident show {incident_id}",
                     Exit::AwaitingApproval
                 )],
-                code: Exit::AwaitingApproval,
-            },
+                Exit::AwaitingApproval,
+            ),
             ExecuteOutcome::Executed(exec) => {
                 let wanted = exec_action(&exec).unwrap_or_default();
-                let (exec_json, text, code) = render_execution(&exec, &wanted);
+                let (execution, text, code) = render_execution(&exec, &wanted);
                 let mut t = vec![format!("{incident_id}: {}", text[0])];
                 t.extend(text.into_iter().skip(1));
-                Outcome {
-                    json: json!({"incident_id": incident_id, "status": execution_status(code), "execution": exec_json, "exit_code": code}),
-                    text: t,
-                    code,
-                }
+                let view = ExecutedView {
+                    incident_id: incident_id.to_string(),
+                    status: RunStatus::of_execution(code == Exit::Ok),
+                    execution,
+                };
+                Outcome::of(view, t, code)
             }
             ExecuteOutcome::AlreadyExecuted { execution } => {
                 let e: ExecutionBody = decode(&execution.body).unwrap_or_default();
                 let claim = e.claim_record.as_deref().unwrap_or("none");
                 let by = Some(e.requested_by.as_str()).filter(|b| !b.is_empty()).unwrap_or("someone");
-                Outcome {
-                    json: json!({"incident_id": incident_id, "status": "refused", "code": "already_executed",
-                        "execution_record": execution.id(), "claim_record": claim, "exit_code": Exit::Refused}),
-                    text: vec![format!(
+                Outcome::of(
+                    ExecuteRefusal::already_executed(incident_id, &execution),
+                    vec![format!(
                         "{incident_id}: NOT EXECUTED again (exit {}): it already ran as record {} (claim {claim}, requested by {by}); \
                          a new run needs a new decision (guardrail incident run)",
                         Exit::Refused,
                         execution.id()
                     )],
-                    code: Exit::Refused,
-                }
+                    Exit::Refused,
+                )
             }
             ExecuteOutcome::RefusalNotRecorded(e) => Outcome::error(
                 incident_id,
                 vec![append_failure("the refusal of the other action", "it is not gated again", &e)],
             ),
-            ExecuteOutcome::Regated { requested, instead_of, run, .. } => {
-                let mut o = self.render_run(incident_id, *run);
+            ExecuteOutcome::Regated { requested, instead_of, refused, run } => {
+                let regate = RegateView {
+                    requested_action: requested.clone(),
+                    instead_of: instead_of.clone(),
+                    refusal_record: refused.as_ref().map(ChainedRecord::id),
+                };
+                let mut o = self.render_run(incident_id, *run, Some(regate));
                 if let (Err(e), true) = (&kb, o.code == Exit::CannotDecide) {
                     o.text.push(format!("  error: {e}"));
                 }
@@ -591,10 +608,6 @@ impl<'a> Ctx<'a> {
     }
 }
 
-fn execution_status(code: Exit) -> &'static str {
-    if code == Exit::Ok { "executed" } else { "execution_failed" }
-}
-
 fn exec_action(e: &Execution) -> Option<String> {
     match e {
         Execution::Done { body, .. } => Some(body.action.clone()),
@@ -603,19 +616,18 @@ fn exec_action(e: &Execution) -> Option<String> {
     }
 }
 
-/// An execution step as JSON, report lines and exit code: 0 ran (or dry run) and recorded, 12
-/// ran and failed (or the executor could not run it), 11 another execution holds the claim, 3
-/// no executor, or the claim or the result could not be recorded.
-pub(crate) fn render_execution(e: &Execution, action: &str) -> (Value, Vec<String>, Exit) {
+/// An execution step as its view, report lines and exit code: 0 ran (or dry run) and
+/// recorded, 12 ran and failed (or the executor could not run it), 11 another execution holds
+/// the claim, 3 no executor, or the claim or the result could not be recorded.
+pub(crate) fn render_execution(e: &Execution, action: &str) -> (ExecutionStep, Vec<String>, Exit) {
+    let step = ExecutionStep::of(e, |err| append_failure("the execution claim", "nothing runs", err));
     match e {
-        Execution::Unavailable(msg) => {
-            (json!({"error": msg}), vec![format!("NOT EXECUTED: {msg}")], Exit::CannotDecide)
-        }
+        Execution::Unavailable(msg) => (step, vec![format!("NOT EXECUTED: {msg}")], Exit::CannotDecide),
         Execution::ClaimHeld { holder } => {
             let claim: ClaimBody = decode(&holder.body).unwrap_or_default();
             let by = Some(claim.requested_by.as_str()).filter(|b| !b.is_empty()).unwrap_or("someone");
             (
-                json!({"error": "claimed by another execution", "claim_held_by": holder.id()}),
+                step,
                 vec![
                     format!("NOT EXECUTED (exit {}): another execution of {action} holds the claim", Exit::Refused),
                     format!("  claim       held by record {} (requested by {by})", holder.id()),
@@ -629,11 +641,7 @@ pub(crate) fn render_execution(e: &Execution, action: &str) -> (Value, Vec<Strin
         }
         Execution::ClaimNotRecorded(err) => {
             let msg = append_failure("the execution claim", "nothing runs", err);
-            (
-                json!({"error": msg, "claim_record": err.in_chain().map(ChainedRecord::id)}),
-                vec![format!("NOT EXECUTED: {msg}")],
-                Exit::CannotDecide,
-            )
+            (step, vec![format!("NOT EXECUTED: {msg}")], Exit::CannotDecide)
         }
         Execution::Done { body, result, claim, record } => {
             let ok = body.ok;
@@ -651,20 +659,15 @@ pub(crate) fn render_execution(e: &Execution, action: &str) -> (Value, Vec<Strin
             if let Some(c) = claim {
                 text.push(format!("  claim       {}", c.id()));
             }
-            let mut v = encode(body);
             match record {
                 Ok(r) => {
                     text.push(format!("  audit       execution {}", r.id()));
-                    v["audit"] = r.id().into();
-                    (v, text, code)
+                    (step, text, code)
                 }
                 Err(e) => {
                     let msg = append_failure("the execution result", "the trail is incomplete", e);
                     text.push(format!("  error       {msg}"));
-                    if let Some(r) = e.in_chain() {
-                        v["audit"] = r.id().into();
-                    }
-                    (v, text, Exit::CannotDecide)
+                    (step, text, Exit::CannotDecide)
                 }
             }
         }
@@ -697,9 +700,9 @@ fn list(store: &StoreArgs, env: EnvLookup<'_>, format: OutFormat) -> Exit {
         Ok(s) => s,
         Err(e) => return fail(&[e]),
     };
-    let rows: Vec<Value> = states.values().map(state_summary).collect();
+    let rows: Vec<IncidentSummary> = states.values().map(IncidentSummary::new).collect();
     match format {
-        OutFormat::Json => println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default()),
+        OutFormat::Json => println!("{}", serde_json::to_string_pretty(&encode(&rows)).unwrap_or_default()),
         OutFormat::Text => {
             if rows.is_empty() {
                 println!("no incidents recorded");
@@ -707,35 +710,16 @@ fn list(store: &StoreArgs, env: EnvLookup<'_>, format: OutFormat) -> Exit {
             for r in &rows {
                 println!(
                     "{:<26} {:<18} {:<9} {:<32} {}",
-                    r["incident_id"].as_str().unwrap_or("-"),
-                    r["status"].as_str().unwrap_or("-"),
-                    r["severity"].as_str().unwrap_or("-"),
-                    r["action"].as_str().unwrap_or("-"),
-                    r["last_record"].as_str().unwrap_or("-"),
+                    r.incident_id,
+                    r.status.as_str(),
+                    r.severity.as_deref().unwrap_or("-"),
+                    r.action.as_deref().unwrap_or("-"),
+                    r.last_record,
                 );
             }
         }
     }
     Exit::Ok
-}
-
-fn state_summary(st: &IncidentState) -> Value {
-    let d: Option<DecisionBody> = st.decision.as_ref().and_then(|d| decode(&d.body).ok());
-    let d = d.as_ref();
-    let pending: Option<ApprovalRequestBody> = st.pending.as_ref().and_then(|p| decode(&p.body).ok());
-    json!({
-        "incident_id": st.incident_id,
-        "status": st.status(),
-        "severity": d.and_then(DecisionBody::severity),
-        "service": d.and_then(DecisionBody::service),
-        "action": d.map(|b| &b.gated_action),
-        "decision": d.map(|b| &b.decision),
-        "binding_hash": d.map(|b| &b.binding_hash),
-        "pending_request": st.pending.as_ref().map(ChainedRecord::id),
-        "requires": pending.map(|p| p.requires),
-        "authorised_by": st.authorised.as_ref().map(|a| a.record.clone()),
-        "last_record": st.last_record(),
-    })
 }
 
 fn show(store: &StoreArgs, env: EnvLookup<'_>, incident: &str, format: OutFormat) -> Exit {
@@ -746,25 +730,27 @@ fn show(store: &StoreArgs, env: EnvLookup<'_>, incident: &str, format: OutFormat
     let Some(st) = states.get(incident) else {
         return fail(&[format!("no incident {incident} in the audit trail ({})", store.spec(env))]);
     };
-    let summary = state_summary(st);
-    let claims = guardrail_governor::claims::claims(st);
     match format {
         OutFormat::Json => {
-            let mut v = summary;
-            v["claims"] = claims.iter().map(guardrail_governor::claims::ClaimView::to_json).collect::<Vec<_>>().into();
-            v["records"] = st
-                .records
-                .iter()
-                .map(|r| json!({"id": r.id(), "kind": r.kind, "recorded_at": r.recorded_at, "body": r.body}))
-                .collect::<Vec<_>>()
-                .into();
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            let detail = IncidentDetail::new(st);
+            println!("{}", serde_json::to_string_pretty(&encode(&detail)).unwrap_or_default());
         }
         OutFormat::Text => {
+            let claims = guardrail_governor::claims::claims(st);
+            let summary = IncidentSummary::new(st);
             println!("{incident}: {}", st.status());
-            for k in ["service", "severity", "action", "decision", "binding_hash", "pending_request", "requires"] {
-                if let Some(v) = summary.get(k).filter(|v| !v.is_null()) {
-                    println!("  {k:<16} {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+            let fields = [
+                ("service", &summary.service),
+                ("severity", &summary.severity),
+                ("action", &summary.action),
+                ("decision", &summary.decision),
+                ("binding_hash", &summary.binding_hash),
+                ("request_record", &summary.request_record),
+                ("requires", &summary.requires),
+            ];
+            for (k, v) in fields {
+                if let Some(v) = v {
+                    println!("  {k:<16} {v}");
                 }
             }
             if let Some(d) = &st.decision {
@@ -881,12 +867,7 @@ fn release_claim(
         Err(e) => return fail(&[e]),
     };
     let input = ReleaseInput { incident_id: incident_id.into(), by: who.into(), reason: reason.into() };
-    let (json, text, code) = match guardrail_governor::claims::release_claim(
-        &mut log,
-        &states,
-        &input,
-        &cfg.config.approvals,
-    ) {
+    let outcome = match guardrail_governor::claims::release_claim(&mut log, &states, &input, &cfg.config.approvals) {
         ReleaseOutcome::CannotDecide(e) => return fail(&[e]),
         ReleaseOutcome::NotRecorded(e) => {
             return fail(&[append_failure("the claim release", "the claim is not released", &e)]);
@@ -895,23 +876,41 @@ fn release_claim(
             eprintln!("guardrail: usage error (exit {}): {message}", Exit::Usage);
             return Exit::Usage;
         }
-        ReleaseOutcome::Refused { refusal, message } => (
-            json!({"incident_id": incident_id, "status": "refused", "code": refusal.code(), "message": message, "exit_code": Exit::Refused}),
-            vec![format!("{incident_id}: claim release by {} REFUSED (exit {}): {message}", who.trim(), Exit::Refused)],
-            Exit::Refused,
-        ),
-        ReleaseOutcome::AlreadyReleasedBy(holder) => (
-            json!({"incident_id": incident_id, "status": "refused", "code": "already_released", "release_record": holder.id(), "exit_code": Exit::Refused}),
-            vec![format!(
-                "{incident_id}: claim {} was released first by record {} (exit {})",
-                decode::<ClaimReleaseBody>(&holder.body).map(|b| b.claim).unwrap_or_default(),
-                holder.id(),
+        ReleaseOutcome::Refused { refusal, message } => {
+            let text = vec![format!(
+                "{incident_id}: claim release by {} REFUSED (exit {}): {message}",
+                who.trim(),
                 Exit::Refused
-            )],
-            Exit::Refused,
-        ),
-        ReleaseOutcome::Released { claim, record } => (
-            json!({"incident_id": incident_id, "status": "released", "claim": claim.to_json(), "release_record": record.id(), "exit_code": Exit::Ok}),
+            )];
+            let view = ReleaseRefusalView {
+                incident_id: incident_id.to_string(),
+                status: Refused::Refused,
+                code: refusal.code().to_string(),
+                message,
+                release_record: None,
+            };
+            Outcome::of(view, text, Exit::Refused)
+        }
+        ReleaseOutcome::AlreadyReleasedBy(holder) => {
+            let claim = decode::<ClaimReleaseBody>(&holder.body).map(|b| b.claim).unwrap_or_default();
+            let message = format!("claim {claim} was released first by record {}", holder.id());
+            let text = vec![format!("{incident_id}: {message} (exit {})", Exit::Refused)];
+            let view = ReleaseRefusalView {
+                incident_id: incident_id.to_string(),
+                status: Refused::Refused,
+                code: "already_released".into(),
+                message,
+                release_record: Some(holder.id()),
+            };
+            Outcome::of(view, text, Exit::Refused)
+        }
+        ReleaseOutcome::Released { claim, record } => Outcome::of(
+            ReleaseClaimView {
+                incident_id: incident_id.to_string(),
+                status: Released::Released,
+                claim: claim.view(),
+                audit: RecordRef::of(&record),
+            },
             vec![
                 format!("{incident_id}: claim {} RELEASED by {} (exit {})", claim.key(), who.trim(), Exit::Ok),
                 format!("  was         {}", claim.describe()),
@@ -921,7 +920,7 @@ fn release_claim(
             Exit::Ok,
         ),
     };
-    report(&[Outcome { json, text, code }], format)
+    report(&[outcome], format)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -135,7 +135,7 @@ fn reference_vectors_after_one_kb_load() {
     assert_eq!(r["rule"], "multiple_contradictions");
     assert_eq!(r["action"], "throttle_traffic_and_tune_pool");
     assert_eq!(r["status"], "awaiting_approval");
-    assert!(r["audit"]["approval_request"].is_string());
+    assert!(r["request_record"].is_string());
     // sample_data.json: inc-001 blocked, inc-002 executes scale_worker_pool (dry run).
     let (code, v) = g.incident(&examples().join("sample_data.json").display().to_string(), "dave");
     assert_eq!(code, 10, "{v:#}");
