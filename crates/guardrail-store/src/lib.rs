@@ -40,7 +40,8 @@ use std::path::PathBuf;
 use guardrail_core::audit::{ChainBreak, ChainedRecord, GENESIS_HASH, RecordDraft, VerifyReport};
 
 pub use mirror::{JsonlMirror, mirror_jsonl};
-pub use pg::{PostgresStore, redact_url};
+pub use pg::{PostgresStore, SchemaNameError, redact_url};
+pub use pg_tls::TlsParamError;
 pub use sqlite::SqliteStore;
 
 /// Schema version this build writes and understands, on both backends.
@@ -93,6 +94,25 @@ pub enum StoreError {
         spec: String,
         /// Why it was rejected.
         reason: String,
+    },
+    /// A PostgreSQL connection string's TLS parameter (`sslmode`, `sslrootcert`) cannot be used.
+    #[error("invalid store spec {spec:?}: {problem}")]
+    Tls {
+        /// The spec as given (passwords redacted).
+        spec: String,
+        /// Which parameter, and why.
+        #[source]
+        problem: pg_tls::TlsParamError,
+    },
+    /// A PostgreSQL schema name (`?schema=`, `connect_with_schema`) that is not a plain
+    /// identifier.
+    #[error("invalid store spec {spec:?}: {problem}")]
+    SchemaName {
+        /// The spec as given (passwords redacted).
+        spec: String,
+        /// The name and the rule.
+        #[source]
+        problem: pg::SchemaNameError,
     },
     /// The database is not a Guardrail audit store, or was written by a newer version.
     #[error("{location}: {reason}")]
@@ -425,9 +445,24 @@ pub(crate) fn find_with<S>(
     }
 }
 
-/// One stored column as read from the database: its text, or a description of why it is not
-/// text (wrong type, NULL) so `verify` can report it instead of failing.
-pub(crate) type Cell = Result<String, String>;
+/// One stored column as read from the database: its text, or why it is not text (wrong type,
+/// NULL) so `verify` can report it instead of failing.
+pub(crate) type Cell = Result<String, BadCell>;
+
+/// Why a stored column is not text.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub(crate) enum BadCell {
+    #[error("is NULL")]
+    Null,
+    #[error("is not valid UTF-8 text")]
+    NotUtf8,
+    #[error("holds the integer {0} instead of text")]
+    Integer(i64),
+    #[error("holds the number {0} instead of text")]
+    Real(f64),
+    #[error("holds a blob instead of text")]
+    Blob,
+}
 
 /// A row decoded into a record. `problems` lists what was wrong with the stored columns; the
 /// record then carries best-effort placeholders (a non-JSON body becomes a JSON string of its

@@ -28,7 +28,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::pg_tls::split_tls_params;
 
 use crate::{
-    Anchor, AuditStore, Cell, Claim, Decoded, ListQuery, SCHEMA_VERSION, StoreError, body_text, build_report,
+    Anchor, AuditStore, BadCell, Cell, Claim, Decoded, ListQuery, SCHEMA_VERSION, StoreError, body_text, build_report,
     check_head, decode_row, find_with, prefix_upper_bound, sql_limit, validate_draft,
 };
 
@@ -124,10 +124,10 @@ impl PostgresStore {
     fn connect_inner(url: &str, schema: Option<String>, described: String) -> Result<Self, StoreError> {
         let redacted = redact_url(url);
         if let Some(s) = &schema {
-            validate_schema_name(s).map_err(|reason| StoreError::InvalidSpec { spec: described.clone(), reason })?;
+            validate_schema_name(s).map_err(|problem| StoreError::SchemaName { spec: described.clone(), problem })?;
         }
         let err = |source| StoreError::Postgres { url: redacted.clone(), source };
-        let invalid = |reason| StoreError::InvalidSpec { spec: described.clone(), reason };
+        let invalid = |problem| StoreError::Tls { spec: described.clone(), problem };
         let (url, tls) = split_tls_params(url).map_err(invalid)?;
         let mut config = Config::from_str(&url).map_err(err)?;
         if config.get_connect_timeout().is_none() {
@@ -239,7 +239,7 @@ fn check_version(location: &str, version: i32) -> Result<(), StoreError> {
 }
 
 fn cell(row: &Row, idx: usize) -> Result<Cell, postgres::Error> {
-    Ok(row.try_get::<_, Option<String>>(idx)?.ok_or_else(|| "is NULL".to_string()))
+    Ok(row.try_get::<_, Option<String>>(idx)?.ok_or(BadCell::Null))
 }
 
 fn decode(row: &Row) -> Result<Decoded, postgres::Error> {
@@ -390,13 +390,21 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-fn validate_schema_name(name: &str) -> Result<(), String> {
+/// A schema name that is not a plain PostgreSQL identifier.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("schema name {name:?} must be 1-63 characters: a letter or `_`, then letters, digits or `_`")]
+pub struct SchemaNameError {
+    /// The name given.
+    pub name: String,
+}
+
+fn validate_schema_name(name: &str) -> Result<(), SchemaNameError> {
     let mut chars = name.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
     if first_ok && name.len() <= 63 && chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
         Ok(())
     } else {
-        Err(format!("schema name {name:?} must be 1-63 characters: a letter or `_`, then letters, digits or `_`"))
+        Err(SchemaNameError { name: name.to_string() })
     }
 }
 

@@ -43,19 +43,59 @@ pub enum SslMode {
     VerifyFull,
 }
 
+/// A TLS parameter of a PostgreSQL connection string that cannot be used; the message names the
+/// parameter (`sslmode: …`, `sslrootcert: …`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TlsParamError {
+    /// An `sslmode` other than libpq's (`allow` included: it tries plain text first).
+    #[error("sslmode: {value:?} is not one of disable, prefer, require, verify-ca, verify-full")]
+    UnknownMode {
+        /// The value given.
+        value: String,
+    },
+    /// `sslmode` or `sslrootcert` twice.
+    #[error("{key}: given more than once")]
+    Repeated {
+        /// The parameter.
+        key: String,
+    },
+    /// `sslrootcert=` with nothing.
+    #[error("sslrootcert: is empty: give the path of a PEM file of CA certificates")]
+    EmptyRootCert,
+    /// `sslrootcert=system`.
+    #[error("sslrootcert: \"system\" (the host's CA store) is not supported: give a PEM file")]
+    SystemRootCert,
+    /// `verify-ca` / `verify-full` without `sslrootcert`.
+    #[error("sslmode: {mode} needs sslrootcert=PATH (a PEM file of the CA certificates to trust)")]
+    RootCertNeeded {
+        /// `verify-ca` or `verify-full`.
+        mode: &'static str,
+    },
+    /// The `sslrootcert` file cannot be read or used.
+    #[error("sslrootcert: {}: {reason}", path.display())]
+    RootCert {
+        /// The file.
+        path: PathBuf,
+        /// Why (cannot be read, not PEM, not a usable CA, no certificate).
+        reason: String,
+    },
+    /// rustls refused the protocol set-up.
+    #[error("TLS set-up: {reason}")]
+    Setup {
+        /// rustls's reason.
+        reason: String,
+    },
+}
+
 impl SslMode {
-    fn parse(value: &str) -> Result<SslMode, String> {
+    fn parse(value: &str) -> Result<SslMode, TlsParamError> {
         Ok(match value {
             "disable" => SslMode::Disable,
             "prefer" => SslMode::Prefer,
             "require" => SslMode::Require,
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
-            other => {
-                return Err(format!(
-                    "sslmode: {other:?} is not one of disable, prefer, require, verify-ca, verify-full"
-                ));
-            }
+            other => return Err(TlsParamError::UnknownMode { value: other.to_string() }),
         })
     }
 }
@@ -90,14 +130,12 @@ impl TlsOptions {
         }
     }
 
-    fn check(&self) -> Result<Option<Check>, String> {
+    fn check(&self) -> Result<Option<Check>, TlsParamError> {
         Ok(match (self.mode, &self.root_cert) {
             (SslMode::Disable, _) => None,
             (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
                 let mode = if self.mode == SslMode::VerifyCa { "verify-ca" } else { "verify-full" };
-                return Err(format!(
-                    "sslmode: {mode} needs sslrootcert=PATH (a PEM file of the CA certificates to trust)"
-                ));
+                return Err(TlsParamError::RootCertNeeded { mode });
             }
             (SslMode::Prefer | SslMode::Require, None) => Some(Check::Nothing),
             (SslMode::Prefer | SslMode::Require | SslMode::VerifyCa, Some(_)) => Some(Check::Chain),
@@ -107,7 +145,7 @@ impl TlsOptions {
 
     /// The rustls client configuration for these options; `None` for `disable`. Reads
     /// `sslrootcert`; errors name the field.
-    pub fn client_config(&self) -> Result<Option<rustls::ClientConfig>, String> {
+    pub fn client_config(&self) -> Result<Option<rustls::ClientConfig>, TlsParamError> {
         let Some(check) = self.check()? else { return Ok(None) };
         // The provider is chosen here, not taken from the process default: nothing else has
         // to install one, and no other backend (aws-lc) can be picked up by accident.
@@ -115,7 +153,9 @@ impl TlsOptions {
         let verifier: Arc<dyn ServerCertVerifier> = match check {
             Check::Nothing => Arc::new(AnyCertificate { algorithms: provider.signature_verification_algorithms }),
             Check::Chain | Check::ChainAndName => {
-                let path = self.root_cert.as_ref().ok_or("sslrootcert: not given")?;
+                // check() gives Chain only with a root certificate; refuse rather than panic.
+                let mode = if self.mode == SslMode::VerifyFull { "verify-full" } else { "verify-ca" };
+                let path = self.root_cert.as_ref().ok_or(TlsParamError::RootCertNeeded { mode })?;
                 let roots = read_roots(path)?;
                 Arc::new(CaVerifier {
                     roots: Arc::new(roots),
@@ -126,7 +166,7 @@ impl TlsOptions {
         };
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS set-up: {e}"))?
+            .map_err(|e| TlsParamError::Setup { reason: e.to_string() })?
             .dangerous()
             .with_custom_certificate_verifier(verifier)
             .with_no_client_auth();
@@ -135,8 +175,8 @@ impl TlsOptions {
 }
 
 /// Reads the CA certificates of a PEM file.
-fn read_roots(path: &std::path::Path) -> Result<RootCertStore, String> {
-    let what = |reason: String| format!("sslrootcert: {}: {reason}", path.display());
+fn read_roots(path: &std::path::Path) -> Result<RootCertStore, TlsParamError> {
+    let what = |reason: String| TlsParamError::RootCert { path: path.to_path_buf(), reason };
     let bytes = std::fs::read(path).map_err(|e| what(format!("cannot be read: {e}")))?;
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(&bytes) {
@@ -248,21 +288,21 @@ impl ServerCertVerifier for CaVerifier {
 
 /// Takes `sslmode` and `sslrootcert` out of a connection string (URL query or key=value form)
 /// and returns the rest, for `postgres::Config`, with the options. Errors name the field.
-pub fn split_tls_params(conn: &str) -> Result<(String, TlsOptions), String> {
+pub fn split_tls_params(conn: &str) -> Result<(String, TlsOptions), TlsParamError> {
     let (rest, pairs) = if conn.contains("://") { split_url(conn) } else { split_key_value(conn) };
     let mut options = TlsOptions::default();
     let (mut mode_seen, mut root_seen) = (false, false);
     for (key, value) in pairs {
         let seen = if key == "sslmode" { &mut mode_seen } else { &mut root_seen };
         if std::mem::replace(seen, true) {
-            return Err(format!("{key}: given more than once"));
+            return Err(TlsParamError::Repeated { key });
         }
         if key == "sslmode" {
             options.mode = SslMode::parse(&value)?;
         } else if value.is_empty() {
-            return Err("sslrootcert: is empty: give the path of a PEM file of CA certificates".into());
+            return Err(TlsParamError::EmptyRootCert);
         } else if value == "system" {
-            return Err("sslrootcert: \"system\" (the host's CA store) is not supported: give a PEM file".into());
+            return Err(TlsParamError::SystemRootCert);
         } else {
             options.root_cert = Some(PathBuf::from(value));
         }
@@ -404,25 +444,30 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let e = split_tls_params("postgres://h/db?sslmode=verify_full").unwrap_err();
+        assert_eq!(e, TlsParamError::UnknownMode { value: "verify_full".into() });
+        let e = e.to_string();
         assert!(e.starts_with("sslmode: \"verify_full\" is not one of"), "{e}");
-        let e = split_tls_params("postgres://h/db?sslmode=allow").unwrap_err();
+        let e = split_tls_params("postgres://h/db?sslmode=allow").unwrap_err().to_string();
         assert!(e.starts_with("sslmode:"), "{e}");
         let e = split_tls_params("postgres://h/db?sslmode=require&sslmode=disable").unwrap_err();
-        assert_eq!(e, "sslmode: given more than once");
-        let e = split_tls_params("postgres://h/db?sslrootcert=").unwrap_err();
+        assert_eq!(e, TlsParamError::Repeated { key: "sslmode".into() });
+        assert_eq!(e.to_string(), "sslmode: given more than once");
+        let e = split_tls_params("postgres://h/db?sslrootcert=").unwrap_err().to_string();
         assert!(e.starts_with("sslrootcert: is empty"), "{e}");
         let (_, o) = split_tls_params("postgres://h/db?sslmode=verify-full").unwrap();
         let e = o.client_config().unwrap_err();
+        assert_eq!(e, TlsParamError::RootCertNeeded { mode: "verify-full" });
+        let e = e.to_string();
         assert!(e.starts_with("sslmode: verify-full needs sslrootcert"), "{e}");
         let (_, o) = split_tls_params("postgres://h/db?sslmode=verify-ca&sslrootcert=/nonexistent/ca.pem").unwrap();
-        let e = o.client_config().unwrap_err();
+        let e = o.client_config().unwrap_err().to_string();
         assert!(e.starts_with("sslrootcert: /nonexistent/ca.pem: cannot be read"), "{e}");
         let dir = std::env::temp_dir().join(format!("gr-pg-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let empty = dir.join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").unwrap();
         let o = TlsOptions { mode: SslMode::Require, root_cert: Some(empty.clone()) };
-        let e = o.client_config().unwrap_err();
+        let e = o.client_config().unwrap_err().to_string();
         assert!(e.contains("holds no CERTIFICATE block"), "{e}");
         std::fs::remove_dir_all(&dir).ok();
     }

@@ -19,7 +19,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
 use crate::{
-    Anchor, AuditStore, Cell, Claim, Decoded, ListQuery, SCHEMA_VERSION, StoreError, body_text, build_report,
+    Anchor, AuditStore, BadCell, Cell, Claim, Decoded, ListQuery, SCHEMA_VERSION, StoreError, body_text, build_report,
     check_head, decode_row, find_with, prefix_upper_bound, sql_limit, validate_draft,
 };
 
@@ -234,11 +234,11 @@ fn is_busy(e: &rusqlite::Error) -> bool {
 /// Reads one column as text; anything else is described rather than failing the whole read.
 fn cell(row: &Row<'_>, idx: usize) -> rusqlite::Result<Cell> {
     Ok(match row.get_ref(idx)? {
-        ValueRef::Text(t) => String::from_utf8(t.to_vec()).map_err(|_| "is not valid UTF-8 text".to_string()),
-        ValueRef::Null => Err("is NULL".to_string()),
-        ValueRef::Integer(n) => Err(format!("holds the integer {n} instead of text")),
-        ValueRef::Real(f) => Err(format!("holds the number {f} instead of text")),
-        ValueRef::Blob(_) => Err("holds a blob instead of text".to_string()),
+        ValueRef::Text(t) => String::from_utf8(t.to_vec()).map_err(|_| BadCell::NotUtf8),
+        ValueRef::Null => Err(BadCell::Null),
+        ValueRef::Integer(n) => Err(BadCell::Integer(n)),
+        ValueRef::Real(f) => Err(BadCell::Real(f)),
+        ValueRef::Blob(_) => Err(BadCell::Blob),
     })
 }
 

@@ -143,8 +143,8 @@ fn pg_connection_errors_are_clear_and_redacted() {
     assert!(!msg.contains("hunter2"), "{msg}");
     assert!(msg.to_lowercase().contains("connect"), "{msg}");
     match PostgresStore::connect_with_schema(&pg_url(), "bad-name") {
-        Err(StoreError::InvalidSpec { reason, .. }) => assert!(reason.contains("schema name"), "{reason}"),
-        other => panic!("expected InvalidSpec, got {other:?}"),
+        Err(StoreError::SchemaName { problem, .. }) => assert_eq!(problem.name, "bad-name"),
+        other => panic!("expected SchemaName, got {other:?}"),
     }
 }
 
@@ -493,12 +493,16 @@ mod tls {
 
         // Bad values are refused before connecting, naming the field.
         match connect(&server.url("sslmode=verify-full")) {
-            Err(StoreError::InvalidSpec { reason, .. }) => assert!(reason.contains("sslrootcert"), "{reason}"),
-            other => panic!("expected InvalidSpec, got {other:?}"),
+            Err(StoreError::Tls { problem: guardrail_store::TlsParamError::RootCertNeeded { mode }, .. }) => {
+                assert_eq!(mode, "verify-full")
+            }
+            other => panic!("expected Tls RootCertNeeded, got {other:?}"),
         }
         match connect(&server.url("sslmode=verify_full")) {
-            Err(StoreError::InvalidSpec { reason, .. }) => assert!(reason.starts_with("sslmode:"), "{reason}"),
-            other => panic!("expected InvalidSpec, got {other:?}"),
+            Err(StoreError::Tls { problem: guardrail_store::TlsParamError::UnknownMode { value }, .. }) => {
+                assert_eq!(value, "verify_full")
+            }
+            other => panic!("expected Tls UnknownMode, got {other:?}"),
         }
 
         // The same server without TLS: prefer falls back to plain text, require refuses, and
