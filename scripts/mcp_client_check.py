@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 import httpx2
+import jsonschema
 from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -96,22 +97,32 @@ async def exercise(session, label):
     listed = await session.list_tools()
     names = [t.name for t in listed.tools]
     check(names == EXPECTED, f"{label}: tools {names}")
+    output_schemas = {}
     for t in listed.tools:
         a = t.annotations
         check(a is not None and a.destructive_hint is False, f"{label}: {t.name} annotations {a}")
         check(t.input_schema.get("type") == "object", f"{label}: {t.name} schema")
+        check(t.input_schema.get("additionalProperties") is False, f"{label}: {t.name} accepts unknown arguments")
+        check(t.output_schema is not None and t.output_schema.get("type") == "object", f"{label}: {t.name} outputSchema")
+        jsonschema.Draft202012Validator.check_schema(t.input_schema)
+        jsonschema.Draft202012Validator.check_schema(t.output_schema)
+        output_schemas[t.name] = jsonschema.Draft202012Validator(t.output_schema)
         want_read_only = t.name != "evaluate_deploy"
         check(a.read_only_hint is want_read_only, f"{label}: {t.name} readOnlyHint {a.read_only_hint}")
     for name in EXPECTED:
         r = await session.call_tool(name, GOOD_CALLS[name])
         check(not r.is_error, f"{label}: {name} failed: {r.content}")
         check(r.structured_content is not None, f"{label}: {name} has no structuredContent")
+        # The SDK checks this too (MCP 2025-06-18); checked here so a client that stops doing it
+        # cannot hide a result that drifted from its schema.
+        errors = [e.message for e in output_schemas[name].iter_errors(r.structured_content)]
+        check(not errors, f"{label}: {name} structuredContent violates its outputSchema: {errors}")
     hits = payload(await session.call_tool("search_runbooks", GOOD_CALLS["search_runbooks"]))
     check(isinstance(hits, list) and hits and hits[0]["id"].startswith("rbk-api-"), f"{label}: runbooks {hits}")
     dry = payload(await session.call_tool("evaluate_deploy", {}))
     check(dry["action"] in ("ALLOW", "WARN", "DELAY", "BLOCK") and dry["recorded"] is False, f"{label}: {dry}")
     prop = payload(await session.call_tool("propose_remediation", {"incident": INCIDENT}))
-    check(prop["verdict"] in ("execute", "block_and_escalate") and prop["executed"] is False, f"{label}: {prop}")
+    check(prop["decision"] in ("execute", "block_and_escalate") and prop["executed"] is False, f"{label}: {prop}")
     rec = payload(await session.call_tool("evaluate_deploy", {"record": True}))
     check(rec["recorded"] is True and rec["audit"]["seq"] >= 1, f"{label}: recorded {rec}")
     # Bad arguments: a tool error naming the argument.

@@ -15,13 +15,14 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use guardrail_core::pyround::py_round;
 
 /// Counts over one window.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LogsSummary {
     /// Requests in the window (for the service, when one was given).
     pub total: u64,
@@ -29,9 +30,10 @@ pub struct LogsSummary {
     pub error_count: u64,
     /// Responses ≥ 500.
     pub server_error_count: u64,
-    /// `server_error_count / total`, six decimals; `None` without requests.
+    /// `server_error_count / total`, six decimals; `null` without requests.
     pub error_rate: Option<f64>,
-    /// Mean `bytes` of the requests that carry it, two decimals (the original's `avg_bytes`).
+    /// Mean `bytes` of the requests that carry it, two decimals (the original's `avg_bytes`);
+    /// `null` when none does.
     pub avg_bytes: Option<f64>,
     /// Lines that could not be read as a request record.
     pub skipped_lines: u64,

@@ -10,12 +10,11 @@
 //! `investigate_and_escalate` when there is none, and the confidence is the neutral 5.0.
 
 use serde::Serialize;
-use serde_json::json;
 
 use guardrail_core::remediation::{FALLBACK_ACTION, Incident, NormalisedAction, PlanOutput, normalise_action};
 
 use crate::PipelineError;
-use crate::tools::{Phase, RunbookResult, ToolRunner};
+use crate::tools::{Phase, RunbookArgs, SearchRunbooks, ToolRunner};
 
 /// The runbook a plan was taken from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -79,13 +78,8 @@ impl Planner for BuiltinPlanner {
         // The service is a filter, not query words: its words would only favour runbooks that
         // repeat the service name.
         let query = format!("{} {}", incident.summary, incident.symptoms);
-        let raw = tools.call(
-            Phase::Plan,
-            "search_runbooks",
-            json!({"query": query, "service": incident.service, "top_k": self.runbooks_k}),
-        )?;
-        let hits: Vec<RunbookResult> = serde_json::from_value(raw)
-            .map_err(|e| PipelineError::ToolOutput { tool: "search_runbooks".into(), message: e.to_string() })?;
+        let args = RunbookArgs { query, service: incident.service.clone(), top_k: self.runbooks_k };
+        let hits = tools.call_tool::<SearchRunbooks>(Phase::Plan, &args)?;
         let retrieved_context_ids: Vec<String> = hits.iter().map(|h| h.id.clone()).collect();
         // The store returns reviewed runbooks of the service only; check again rather than trust.
         let chosen = hits.iter().find(|h| h.reviewed && h.service == incident.service);

@@ -11,15 +11,18 @@
 //! supporting documents when evidence search came back empty).
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use guardrail_core::remediation::{
-    ClaimRetrieval, EvidenceRef, Incident, PolicyConflict, RemediationRules, StressAssessment, assess_stress,
+    ClaimRetrieval, EvidenceRef, Incident, PolicyConflict, RemediationRules, Stance, StressAssessment, assess_stress,
 };
 
 use crate::PipelineError;
 use crate::planner::PlanResult;
-use crate::tools::{EvidenceResult, Phase, ToolRunner};
+use crate::tools::{
+    CheckPolicyConflicts, EvidenceArgs, LogsArgs, Phase, PolicyArgs, QueryLiveLogs, SearchEvidence, SeverityArg,
+    StanceArg, ToolRunner,
+};
 
 /// Stress settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -50,16 +53,20 @@ fn evidence(
     claim: &str,
     service: &str,
     k: u32,
-    stance: &str,
+    stance: Stance,
 ) -> Result<Vec<EvidenceRef>, PipelineError> {
-    let raw = tools.call(
-        Phase::Stress,
-        "search_evidence",
-        json!({"query": claim, "service": service, "top_k": k, "stance": stance}),
-    )?;
-    let hits: Vec<EvidenceResult> = serde_json::from_value(raw)
-        .map_err(|e| PipelineError::ToolOutput { tool: "search_evidence".into(), message: e.to_string() })?;
+    let args = EvidenceArgs {
+        query: claim.to_string(),
+        service: service.to_string(),
+        top_k: k,
+        stance: Some(StanceArg(stance)),
+    };
+    let hits = tools.call_tool::<SearchEvidence>(Phase::Stress, &args)?;
     Ok(hits.into_iter().map(|h| EvidenceRef { id: h.id, service: h.service, stance: h.stance }).collect())
+}
+
+fn encode_telemetry(logs: crate::tools::LiveLogs) -> Value {
+    serde_json::to_value(logs).unwrap_or(Value::Null)
 }
 
 /// Runs the stress phase for a plan.
@@ -71,24 +78,22 @@ pub fn run_stress(
     settings: StressSettings,
 ) -> Result<StressResult, PipelineError> {
     let service = incident.service.as_str();
-    let telemetry = tools.call(Phase::Stress, "query_live_logs", json!({"service": service}))?;
+    let logs = LogsArgs { service: Some(service.to_string()), window_minutes: None };
+    // Recorded as it came (the trace and the record keep the tool's JSON).
+    let telemetry = encode_telemetry(tools.call_tool::<QueryLiveLogs>(Phase::Stress, &logs)?);
     let mut retrievals = Vec::with_capacity(plan.output.key_claims.len());
     for claim in &plan.output.key_claims {
-        let support_hits = evidence(tools, claim, service, settings.evidence_k, "support")?;
-        let contradiction_hits = evidence(tools, claim, service, settings.evidence_k, "contradict")?;
+        let support_hits = evidence(tools, claim, service, settings.evidence_k, Stance::Support)?;
+        let contradiction_hits = evidence(tools, claim, service, settings.evidence_k, Stance::Contradict)?;
         retrievals.push(ClaimRetrieval { claim: claim.clone(), support_hits, contradiction_hits });
     }
-    let raw = tools.call(
-        Phase::Stress,
-        "check_policy_conflicts",
-        json!({
-            "service": service,
-            "action": plan.output.proposed_action,
-            "severity": incident.severity.as_str(),
-        }),
-    )?;
-    let conflicts: Vec<PolicyConflict> = serde_json::from_value(raw)
-        .map_err(|e| PipelineError::ToolOutput { tool: "check_policy_conflicts".into(), message: e.to_string() })?;
+    let args = PolicyArgs {
+        service: service.to_string(),
+        action: plan.output.proposed_action.clone(),
+        severity: SeverityArg(incident.severity),
+    };
+    let conflicts: Vec<PolicyConflict> =
+        tools.call_tool::<CheckPolicyConflicts>(Phase::Stress, &args)?.into_iter().map(Into::into).collect();
     let assessment = assess_stress(incident, &plan.output, &retrievals, &conflicts, rules)?;
     Ok(StressResult { assessment, retrievals, telemetry })
 }

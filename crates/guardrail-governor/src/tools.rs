@@ -1,10 +1,18 @@
 //! The tool registry: the only way planners and the stress phase reach knowledge and logs.
 //!
-//! Each tool is defined once, here: name, description, JSON input schema, annotations and a
-//! handler. The built-in planner and stress phase call tools through a [`ToolRunner`], which
-//! records every call in the trace; a future model-backed planner (or an MCP server) is handed
-//! the same definitions, so what a model may call and what Guardrail itself calls cannot
-//! drift apart. [`ToolRegistry::builtin`] holds the four retrieval tools the planners use;
+//! Each tool is defined once, here, as a [`ToolSpec`]: name, description, annotations, the
+//! argument type its handler deserializes and the result type it returns. The JSON Schemas a
+//! client sees (`inputSchema`, `outputSchema`) are generated from those two types
+//! ([`input_schema_for`], [`output_schema_for`]), so the schema and the handler cannot disagree
+//! about a field's name, type, default or range: the argument structs refuse unknown fields
+//! (`additionalProperties: false`), and every bound the handler checks (`top_k` 1–20,
+//! `window_minutes` 1–1440, service names) is also in the schema through `#[schemars(...)]`.
+//!
+//! The built-in planner and stress phase call tools through a [`ToolRunner`]
+//! ([`ToolRunner::call_tool`] with the typed arguments), which goes through the same JSON
+//! handler a model or an MCP client reaches and records every call in the trace; so what a
+//! model may call and what Guardrail itself calls cannot drift apart.
+//! [`ToolRegistry::builtin`] holds the four retrieval tools the planners use;
 //! [`ToolRegistry::guardrail`] adds Guardrail's own tools ([`crate::guardrail_tools`]) for the
 //! MCP server, from the same definitions.
 //!
@@ -14,15 +22,24 @@
 //! ones, and requires a real service name where the original searched every service when
 //! `service` was empty.
 
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
 use jiff::{SignedDuration, Timestamp};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use schemars::generate::{Contract, SchemaSettings};
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
 
 use guardrail_core::pyround::py_round;
-use guardrail_core::remediation::{Severity, Stance, normalise_action, policy_conflicts, valid_service_name};
+use guardrail_core::remediation::{
+    PolicyConflict, Severity, Stance, normalise_action, policy_conflicts, valid_service_name,
+};
 use guardrail_knowledge::{KnowledgeError, KnowledgeStore};
 
-use crate::logs::{LogsError, LogsSource};
+use crate::PipelineError;
+use crate::logs::{LogsError, LogsSource, LogsSummary};
 
 /// What tools may reach. `now` is the end of the live-logs window: tools never read a clock.
 #[derive(Clone, Copy)]
@@ -72,6 +89,10 @@ pub struct ToolAnnotations {
     pub open_world: bool,
 }
 
+/// Reads only, the same arguments give the same answer, nothing outside Guardrail's own inputs.
+pub const READ_ONLY: ToolAnnotations =
+    ToolAnnotations { read_only: true, destructive: false, idempotent: true, open_world: false };
+
 /// Why a tool call failed. A failed retrieval is an error for the pipeline, never "no results".
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
@@ -112,27 +133,136 @@ pub enum ToolError {
     },
 }
 
-/// A tool's handler.
+/// One tool's definition: the single source for its JSON handler, its schemas and its typed
+/// callers. Implemented by a unit struct per tool ([`SearchRunbooks`], …,
+/// [`crate::guardrail_tools::SloStatus`], …).
+pub trait ToolSpec: 'static {
+    /// Name, as in the original MCP server.
+    const NAME: &'static str;
+    /// What it does, for people and models.
+    const DESCRIPTION: &'static str;
+    /// Hints.
+    const ANNOTATIONS: ToolAnnotations;
+    /// What the handler deserializes; `inputSchema` is generated from it (deserialize
+    /// contract), so it must refuse unknown fields and say every bound the handler checks.
+    type Args: DeserializeOwned + JsonSchema;
+    /// What the handler returns; `outputSchema` is generated from it (serialize contract).
+    type Output: Serialize + JsonSchema;
+    /// The handler, on arguments that deserialized.
+    fn run(ctx: &ToolContext<'_>, args: Self::Args) -> Result<Self::Output, ToolError>;
+}
+
+/// A tool's handler, over JSON (what a model or an MCP client sends and reads).
 pub type ToolHandler = fn(&ToolContext<'_>, Value) -> Result<Value, ToolError>;
 
-/// One tool.
+/// One tool, type-erased: what the registry lists and calls. Built only by [`Tool::of`].
 #[derive(Clone)]
 pub struct Tool {
     /// Name, as in the original MCP server.
     pub name: &'static str,
     /// What it does, for people and models.
     pub description: &'static str,
-    /// JSON Schema (draft 2020-12) of its arguments.
+    /// JSON Schema (draft 2020-12) of its arguments, generated from [`ToolSpec::Args`].
     pub input_schema: Value,
+    /// JSON Schema (draft 2020-12) of its result as an MCP client receives it in
+    /// `structuredContent` (an object; see [`Tool::structured`]), generated from
+    /// [`ToolSpec::Output`].
+    pub output_schema: Value,
     /// Hints.
     pub annotations: ToolAnnotations,
     /// The code.
     pub handler: ToolHandler,
+    /// The result is not an object: `structuredContent` wraps it as `{"result": …}`.
+    wraps_output: bool,
 }
 
 impl std::fmt::Debug for Tool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tool").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// `structuredContent` for a result that is not an object: MCP wants an object there, and
+/// `{"result": …}` is what the original's FastMCP server sent for a list.
+#[derive(Serialize, JsonSchema)]
+struct Wrapped<T> {
+    result: T,
+}
+
+fn settings(contract: Contract) -> SchemaSettings {
+    // Subschemas inline (no `$ref`/`$defs`): some MCP clients and models do not resolve
+    // references. Draft 2020-12, as MCP specifies for tool schemas.
+    let mut s = SchemaSettings::draft2020_12();
+    s.inline_subschemas = true;
+    s.contract = contract;
+    s
+}
+
+fn root_schema<T: JsonSchema>(contract: Contract) -> Value {
+    let schema = SchemaGenerator::new(settings(contract)).into_root_schema_for::<T>();
+    let mut v = schema.to_value();
+    // The meta-schema and the Rust type's name and doc are noise in a tool listing (the tool
+    // has its own name and description).
+    if let Value::Object(m) = &mut v {
+        m.remove("$schema");
+        m.remove("title");
+        m.remove("description");
+    }
+    v
+}
+
+fn is_object_schema(v: &Value) -> bool {
+    v.get("type").and_then(Value::as_str) == Some("object")
+}
+
+/// The `inputSchema` of arguments of type `T`: what `T`'s `Deserialize` accepts.
+pub fn input_schema_for<T: JsonSchema>() -> Value {
+    root_schema::<T>(Contract::Deserialize)
+}
+
+/// The `outputSchema` of results of type `T`: what `T`'s `Serialize` writes, wrapped in
+/// `{"result": …}` when that is not an object (as [`Tool::structured`] wraps the value).
+pub fn output_schema_for<T: JsonSchema>() -> Value {
+    let direct = root_schema::<T>(Contract::Serialize);
+    if is_object_schema(&direct) { direct } else { root_schema::<Wrapped<T>>(Contract::Serialize) }
+}
+
+fn decode_args<T: DeserializeOwned>(tool: &'static str, v: Value) -> Result<T, ToolError> {
+    // A missing argument object means "no arguments" (MCP clients send none for empty schemas).
+    let v = if v.is_null() { Value::Object(Map::new()) } else { v };
+    serde_json::from_value(v).map_err(|e| ToolError::InvalidArguments { tool, message: e.to_string() })
+}
+
+fn handle<T: ToolSpec>(ctx: &ToolContext<'_>, v: Value) -> Result<Value, ToolError> {
+    let args = decode_args::<T::Args>(T::NAME, v)?;
+    let out = T::run(ctx, args)?;
+    serde_json::to_value(&out)
+        .map_err(|e| ToolError::Unavailable { tool: T::NAME, message: format!("could not serialise the result: {e}") })
+}
+
+impl Tool {
+    /// The tool a [`ToolSpec`] defines, with its schemas generated from its types.
+    pub fn of<T: ToolSpec>() -> Tool {
+        let output_schema = output_schema_for::<T::Output>();
+        let wraps_output = !is_object_schema(&root_schema::<T::Output>(Contract::Serialize));
+        Tool {
+            name: T::NAME,
+            description: T::DESCRIPTION,
+            input_schema: input_schema_for::<T::Args>(),
+            output_schema,
+            annotations: T::ANNOTATIONS,
+            handler: handle::<T>,
+            wraps_output,
+        }
+    }
+
+    /// A result of this tool as MCP `structuredContent`: the result itself when it is an
+    /// object, `{"result": …}` otherwise — what [`Tool::output_schema`] describes.
+    pub fn structured(&self, result: Value) -> Value {
+        match result {
+            Value::Object(_) if !self.wraps_output => result,
+            result => serde_json::to_value(Wrapped { result }).unwrap_or(Value::Null),
+        }
     }
 }
 
@@ -142,89 +272,34 @@ pub struct ToolRegistry {
     tools: Vec<Tool>,
 }
 
-const READ_ONLY: ToolAnnotations =
-    ToolAnnotations { read_only: true, destructive: false, idempotent: true, open_world: false };
+// Schemas are generated once per process: the pipeline builds a registry per run.
+static BUILTIN: LazyLock<Vec<Tool>> = LazyLock::new(|| {
+    vec![
+        Tool::of::<SearchRunbooks>(),
+        Tool::of::<SearchEvidence>(),
+        Tool::of::<CheckPolicyConflicts>(),
+        Tool::of::<QueryLiveLogs>(),
+    ]
+});
+
+static GUARDRAIL: LazyLock<Vec<Tool>> = LazyLock::new(|| {
+    let mut tools = BUILTIN.clone();
+    tools.extend(crate::guardrail_tools::tools());
+    tools
+});
 
 impl ToolRegistry {
     /// The four built-in tools: `search_runbooks`, `search_evidence`, `check_policy_conflicts`,
     /// `query_live_logs`.
     pub fn builtin() -> ToolRegistry {
-        ToolRegistry {
-            tools: vec![
-                Tool {
-                    name: "search_runbooks",
-                    description: "Search reviewed runbooks of one service by relevance (BM25 over title and body).",
-                    input_schema: json!({
-                        "type": "object",
-                        "properties": {
-                            "query": {"type": "string"},
-                            "service": {"type": "string"},
-                            "top_k": {"type": "integer", "default": 3, "minimum": 1, "maximum": MAX_TOP_K}
-                        },
-                        "required": ["query", "service"],
-                        "additionalProperties": false
-                    }),
-                    annotations: READ_ONLY,
-                    handler: search_runbooks,
-                },
-                Tool {
-                    name: "search_evidence",
-                    description: "Search evidence documents of one service (with the documents for every service), or of all services with service '*', by relevance; each has a recorded stance, support or contradict.",
-                    input_schema: json!({
-                        "type": "object",
-                        "properties": {
-                            "query": {"type": "string"},
-                            "service": {"type": "string"},
-                            "top_k": {"type": "integer", "default": 3, "minimum": 1, "maximum": MAX_TOP_K},
-                            "stance": {"type": "string", "enum": ["support", "contradict"]}
-                        },
-                        "required": ["query", "service"],
-                        "additionalProperties": false
-                    }),
-                    annotations: READ_ONLY,
-                    handler: search_evidence,
-                },
-                Tool {
-                    name: "check_policy_conflicts",
-                    description: "List the action policies that forbid automatically executing an action for a service at a severity. Prose actions are normalised first.",
-                    input_schema: json!({
-                        "type": "object",
-                        "properties": {
-                            "service": {"type": "string"},
-                            "action": {"type": "string"},
-                            "severity": {"type": "string", "enum": ["low", "medium", "high", "critical"]}
-                        },
-                        "required": ["service", "action", "severity"],
-                        "additionalProperties": false
-                    }),
-                    annotations: READ_ONLY,
-                    handler: check_policy_conflicts,
-                },
-                Tool {
-                    name: "query_live_logs",
-                    description: "Recent request and error counts from the live logs, for one service or all, over a window ending now.",
-                    input_schema: json!({
-                        "type": "object",
-                        "properties": {
-                            "service": {"type": "string"},
-                            "window_minutes": {"type": "integer", "minimum": 1, "maximum": MAX_WINDOW_MINUTES}
-                        },
-                        "additionalProperties": false
-                    }),
-                    annotations: READ_ONLY,
-                    handler: query_live_logs,
-                },
-            ],
-        }
+        ToolRegistry { tools: BUILTIN.clone() }
     }
 
     /// The built-in tools followed by Guardrail's own (`slo_status`, `cost_status`,
     /// `evaluate_deploy`, `explain_decision`, `propose_remediation`, `incident_status`): the
     /// set the MCP server offers. Their handlers need [`ToolContext::guardrail`].
     pub fn guardrail() -> ToolRegistry {
-        let mut r = ToolRegistry::builtin();
-        r.tools.extend(crate::guardrail_tools::tools());
-        r
+        ToolRegistry { tools: GUARDRAIL.clone() }
     }
 
     /// Every tool, in registration order.
@@ -243,31 +318,70 @@ impl ToolRegistry {
         (tool.handler)(ctx, args)
     }
 
+    /// The tools as MCP tool definitions (`tools/list`'s `tools`).
+    pub fn mcp_tools(&self) -> Vec<McpTool> {
+        self.tools
+            .iter()
+            .map(|t| McpTool {
+                name: t.name,
+                description: t.description,
+                input_schema: t.input_schema.clone(),
+                output_schema: t.output_schema.clone(),
+                annotations: McpToolAnnotations {
+                    read_only_hint: t.annotations.read_only,
+                    destructive_hint: t.annotations.destructive,
+                    idempotent_hint: t.annotations.idempotent,
+                    open_world_hint: t.annotations.open_world,
+                },
+            })
+            .collect()
+    }
+
     /// The tools as an MCP `tools/list` result.
     pub fn mcp_tools_list(&self) -> Value {
-        let tools: Vec<Value> = self
-            .tools
-            .iter()
-            .map(|t| {
-                json!({
-                    "name": t.name,
-                    "description": t.description,
-                    "inputSchema": t.input_schema,
-                    "annotations": {
-                        "readOnlyHint": t.annotations.read_only,
-                        "destructiveHint": t.annotations.destructive,
-                        "idempotentHint": t.annotations.idempotent,
-                        "openWorldHint": t.annotations.open_world
-                    }
-                })
-            })
-            .collect();
-        json!({ "tools": tools })
+        serde_json::to_value(McpToolList { tools: self.mcp_tools() }).unwrap_or(Value::Null)
     }
 }
 
-/// Which phase made a call.
+/// A tool as MCP's `tools/list` describes it (2025-06-18: with `outputSchema`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct McpTool {
+    /// Name.
+    pub name: &'static str,
+    /// Description.
+    pub description: &'static str,
+    /// Arguments' JSON Schema.
+    pub input_schema: Value,
+    /// `structuredContent`'s JSON Schema.
+    pub output_schema: Value,
+    /// Hints.
+    pub annotations: McpToolAnnotations,
+}
+
+/// MCP's tool annotations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct McpToolAnnotations {
+    /// Reads only.
+    pub read_only_hint: bool,
+    /// May destroy something.
+    pub destructive_hint: bool,
+    /// Calling twice with the same arguments has no further effect.
+    pub idempotent_hint: bool,
+    /// Reaches entities outside Guardrail's own inputs.
+    pub open_world_hint: bool,
+}
+
+/// An MCP `tools/list` result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct McpToolList {
+    /// The tools.
+    pub tools: Vec<McpTool>,
+}
+
+/// Which phase made a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// Planning.
@@ -278,7 +392,7 @@ pub enum Phase {
 
 /// One tool call in the trace. No timestamps: the pipeline reads no clock, and the same inputs
 /// give the same trace.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct TraceEntry {
     /// Position, from 1.
     pub seq: u32,
@@ -294,6 +408,12 @@ pub struct TraceEntry {
     pub result: Value,
 }
 
+/// The `result` of a failed call in the trace.
+#[derive(Serialize)]
+struct TracedError {
+    error: String,
+}
+
 /// Calls tools and keeps the trace.
 pub struct ToolRunner<'r, 'c> {
     registry: &'r ToolRegistry,
@@ -307,12 +427,12 @@ impl<'r, 'c> ToolRunner<'r, 'c> {
         ToolRunner { registry, ctx, trace: Vec::new() }
     }
 
-    /// Calls a tool and records the call.
+    /// Calls a tool by name with JSON arguments (what a model sends) and records the call.
     pub fn call(&mut self, phase: Phase, tool: &str, arguments: Value) -> Result<Value, ToolError> {
         let outcome = self.registry.call(tool, self.ctx, arguments.clone());
         let (ok, result) = match &outcome {
             Ok(v) => (true, v.clone()),
-            Err(e) => (false, json!({ "error": e.to_string() })),
+            Err(e) => (false, serde_json::to_value(TracedError { error: e.to_string() }).unwrap_or(Value::Null)),
         };
         self.trace.push(TraceEntry {
             seq: self.trace.len() as u32 + 1,
@@ -323,6 +443,21 @@ impl<'r, 'c> ToolRunner<'r, 'c> {
             result,
         });
         outcome
+    }
+
+    /// Calls a tool with typed arguments and reads its typed result. The call goes through the
+    /// registry's JSON handler, exactly as a model's would (same validation, same trace), so a
+    /// registry without the tool refuses it.
+    pub fn call_tool<T: ToolSpec>(&mut self, phase: Phase, args: &T::Args) -> Result<T::Output, PipelineError>
+    where
+        T::Args: Serialize,
+        T::Output: DeserializeOwned,
+    {
+        let arguments = serde_json::to_value(args)
+            .map_err(|e| ToolError::InvalidArguments { tool: T::NAME, message: e.to_string() })?;
+        let raw = self.call(phase, T::NAME, arguments)?;
+        serde_json::from_value(raw)
+            .map_err(|e| PipelineError::ToolOutput { tool: T::NAME.into(), message: e.to_string() })
     }
 
     /// The registry.
@@ -342,25 +477,27 @@ impl<'r, 'c> ToolRunner<'r, 'c> {
 }
 
 // ---------------------------------------------------------------------------------------
-// Handlers.
+// Argument types shared by several tools.
 
 /// Largest `top_k`.
 pub const MAX_TOP_K: u32 = 20;
 /// Largest live-logs window: one day.
 pub const MAX_WINDOW_MINUTES: u32 = 1440;
+/// Default `top_k`.
+pub const DEFAULT_TOP_K: u32 = 3;
 
 fn default_k() -> u32 {
-    3
-}
-
-fn args<T: for<'de> Deserialize<'de>>(tool: &'static str, v: Value) -> Result<T, ToolError> {
-    // A missing argument object means "no arguments" (MCP clients send none for empty schemas).
-    let v = if v.is_null() { json!({}) } else { v };
-    serde_json::from_value(v).map_err(|e| ToolError::InvalidArguments { tool, message: e.to_string() })
+    DEFAULT_TOP_K
 }
 
 /// The `service` value of `search_evidence` that means every service.
 pub const ALL_SERVICES: &str = "*";
+
+/// [`valid_service_name`] as a JSON Schema pattern (the schema/handler agreement test checks
+/// them against each other).
+pub const SERVICE_PATTERN: &str = r"^[A-Za-z0-9._:/-]{1,128}$";
+/// A service name or [`ALL_SERVICES`].
+const SERVICE_OR_ALL_PATTERN: &str = r"^(\*|[A-Za-z0-9._:/-]{1,128})$";
 
 fn check_service(tool: &'static str, service: &str) -> Result<(), ToolError> {
     if valid_service_name(service) {
@@ -381,17 +518,81 @@ fn check_k(tool: &'static str, k: u32) -> Result<usize, ToolError> {
     }
 }
 
-#[derive(Deserialize)]
+/// A severity argument: exactly one of [`Severity::ALL`]'s names. Its own `Deserialize` keeps
+/// the message naming the argument (`severity: "urgent" is not one of …`), and its schema is
+/// that closed set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct SeverityArg(pub Severity);
+
+impl<'de> Deserialize<'de> for SeverityArg {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Severity::parse(&s)
+            .map(SeverityArg)
+            .ok_or_else(|| serde::de::Error::custom(format!("severity: \"{s}\" is not one of {}", Severity::NAMES)))
+    }
+}
+
+impl JsonSchema for SeverityArg {
+    fn schema_name() -> Cow<'static, str> {
+        "Severity".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let names: Vec<&str> = Severity::ALL.iter().map(|s| s.as_str()).collect();
+        schemars::json_schema!({ "type": "string", "enum": names })
+    }
+}
+
+/// Every [`Stance`]'s name, for its schema.
+fn stance_names() -> Vec<&'static str> {
+    // Exhaustive on purpose: a new stance stops compiling here until it is listed below too.
+    let listed = |s: Stance| match s {
+        Stance::Support | Stance::Contradict => s.as_str(),
+    };
+    [Stance::Support, Stance::Contradict].map(listed).to_vec()
+}
+
+/// A recorded stance, as an argument or a result field (the core type has no schema).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StanceArg(pub Stance);
+
+impl JsonSchema for StanceArg {
+    fn schema_name() -> Cow<'static, str> {
+        "Stance".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        schemars::json_schema!({ "type": "string", "enum": stance_names() })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// search_runbooks
+
+/// `search_runbooks`.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchRunbooks;
+
+/// `search_runbooks`'s arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RunbookArgs {
-    query: String,
-    service: String,
+pub struct RunbookArgs {
+    /// Words to search for.
+    pub query: String,
+    /// The service whose runbooks are searched.
+    #[schemars(regex(pattern = SERVICE_PATTERN))]
+    pub service: String,
+    /// How many runbooks.
     #[serde(default = "default_k")]
-    top_k: u32,
+    #[schemars(range(min = 1, max = MAX_TOP_K))]
+    pub top_k: u32,
 }
 
 /// A `search_runbooks` result item.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RunbookResult {
     /// Runbook id.
     pub id: String,
@@ -409,49 +610,70 @@ pub struct RunbookResult {
     pub score: f64,
 }
 
-fn search_runbooks(ctx: &ToolContext<'_>, v: Value) -> Result<Value, ToolError> {
-    const TOOL: &str = "search_runbooks";
-    let a: RunbookArgs = args(TOOL, v)?;
-    check_service(TOOL, &a.service)?;
-    let k = check_k(TOOL, a.top_k)?;
-    let hits = ctx
-        .store
-        .search_runbooks(&a.query, &a.service, k)
-        .map_err(|source| ToolError::Knowledge { tool: TOOL, source })?;
-    let out: Vec<RunbookResult> = hits
-        .into_iter()
-        .map(|h| RunbookResult {
-            id: h.runbook.id,
-            title: h.runbook.title,
-            action: h.runbook.recommended_action,
-            body: h.runbook.body,
-            service: h.runbook.service,
-            reviewed: h.runbook.reviewed,
-            score: py_round(h.score, 6),
-        })
-        .collect();
-    Ok(json!(out))
+impl ToolSpec for SearchRunbooks {
+    const NAME: &'static str = "search_runbooks";
+    const DESCRIPTION: &'static str =
+        "Search reviewed runbooks of one service by relevance (BM25 over title and body).";
+    const ANNOTATIONS: ToolAnnotations = READ_ONLY;
+    type Args = RunbookArgs;
+    type Output = Vec<RunbookResult>;
+
+    fn run(ctx: &ToolContext<'_>, a: RunbookArgs) -> Result<Vec<RunbookResult>, ToolError> {
+        check_service(Self::NAME, &a.service)?;
+        let k = check_k(Self::NAME, a.top_k)?;
+        let hits = ctx
+            .store
+            .search_runbooks(&a.query, &a.service, k)
+            .map_err(|source| ToolError::Knowledge { tool: Self::NAME, source })?;
+        Ok(hits
+            .into_iter()
+            .map(|h| RunbookResult {
+                id: h.runbook.id,
+                title: h.runbook.title,
+                action: h.runbook.recommended_action,
+                body: h.runbook.body,
+                service: h.runbook.service,
+                reviewed: h.runbook.reviewed,
+                score: py_round(h.score, 6),
+            })
+            .collect())
+    }
 }
 
-#[derive(Deserialize)]
+// ---------------------------------------------------------------------------------------
+// search_evidence
+
+/// `search_evidence`.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchEvidence;
+
+/// `search_evidence`'s arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct EvidenceArgs {
-    query: String,
-    service: String,
+pub struct EvidenceArgs {
+    /// Words to search for.
+    pub query: String,
+    /// The service (its documents and those for every service), or `*` for all services.
+    #[schemars(regex(pattern = SERVICE_OR_ALL_PATTERN))]
+    pub service: String,
+    /// How many documents.
     #[serde(default = "default_k")]
-    top_k: u32,
-    #[serde(default)]
-    stance: Option<Stance>,
+    #[schemars(range(min = 1, max = MAX_TOP_K))]
+    pub top_k: u32,
+    /// Only documents with this recorded stance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stance: Option<StanceArg>,
 }
 
 /// A `search_evidence` result item.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct EvidenceResult {
     /// Document id.
     pub id: String,
     /// Text.
     pub text: String,
     /// Recorded stance.
+    #[schemars(with = "StanceArg")]
     pub stance: Stance,
     /// Service (or `*`).
     pub service: String,
@@ -459,100 +681,216 @@ pub struct EvidenceResult {
     pub score: f64,
 }
 
-fn search_evidence(ctx: &ToolContext<'_>, v: Value) -> Result<Value, ToolError> {
-    const TOOL: &str = "search_evidence";
-    let a: EvidenceArgs = args(TOOL, v)?;
-    // `*` (offered by the description) searches every service's evidence.
-    if a.service != ALL_SERVICES {
-        check_service(TOOL, &a.service)?;
+impl ToolSpec for SearchEvidence {
+    const NAME: &'static str = "search_evidence";
+    const DESCRIPTION: &'static str = "Search evidence documents of one service (with the documents for every service), or of all services with service '*', by relevance; each has a recorded stance, support or contradict.";
+    const ANNOTATIONS: ToolAnnotations = READ_ONLY;
+    type Args = EvidenceArgs;
+    type Output = Vec<EvidenceResult>;
+
+    fn run(ctx: &ToolContext<'_>, a: EvidenceArgs) -> Result<Vec<EvidenceResult>, ToolError> {
+        // `*` (offered by the description) searches every service's evidence.
+        if a.service != ALL_SERVICES {
+            check_service(Self::NAME, &a.service)?;
+        }
+        let k = check_k(Self::NAME, a.top_k)?;
+        let hits = ctx
+            .store
+            .search_evidence(&a.query, &a.service, k, a.stance.map(|s| s.0))
+            .map_err(|source| ToolError::Knowledge { tool: Self::NAME, source })?;
+        Ok(hits
+            .into_iter()
+            .map(|h| EvidenceResult {
+                id: h.doc.id,
+                text: h.doc.text,
+                stance: h.doc.stance,
+                service: h.doc.service,
+                score: py_round(h.score, 6),
+            })
+            .collect())
     }
-    let k = check_k(TOOL, a.top_k)?;
-    let hits = ctx
-        .store
-        .search_evidence(&a.query, &a.service, k, a.stance)
-        .map_err(|source| ToolError::Knowledge { tool: TOOL, source })?;
-    let out: Vec<EvidenceResult> = hits
-        .into_iter()
-        .map(|h| EvidenceResult {
-            id: h.doc.id,
-            text: h.doc.text,
-            stance: h.doc.stance,
-            service: h.doc.service,
-            score: py_round(h.score, 6),
-        })
-        .collect();
-    Ok(json!(out))
 }
 
-#[derive(Deserialize)]
+// ---------------------------------------------------------------------------------------
+// check_policy_conflicts
+
+/// `check_policy_conflicts`.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckPolicyConflicts;
+
+/// `check_policy_conflicts`'s arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct PolicyArgs {
-    service: String,
-    action: String,
-    severity: String,
+pub struct PolicyArgs {
+    /// The service.
+    #[schemars(regex(pattern = SERVICE_PATTERN))]
+    pub service: String,
+    /// The action, as an identifier or in prose (normalised first).
+    #[schemars(regex(pattern = r"\S"))]
+    pub action: String,
+    /// The incident's severity.
+    pub severity: SeverityArg,
 }
 
-fn check_policy_conflicts(ctx: &ToolContext<'_>, v: Value) -> Result<Value, ToolError> {
-    const TOOL: &str = "check_policy_conflicts";
-    let a: PolicyArgs = args(TOOL, v)?;
-    check_service(TOOL, &a.service)?;
-    let severity = Severity::parse(&a.severity).ok_or_else(|| ToolError::InvalidArguments {
-        tool: TOOL,
-        message: format!("severity: \"{}\" is not one of {}", a.severity, Severity::NAMES),
-    })?;
-    if a.action.trim().is_empty() {
-        return Err(ToolError::InvalidArguments { tool: TOOL, message: "action: is empty".into() });
-    }
-    let policies = ctx.store.policies_for(&a.service).map_err(|source| ToolError::Knowledge { tool: TOOL, source })?;
-    let action = normalise_action(&a.action, Some(&a.service));
-    Ok(json!(policy_conflicts(&policies, &a.service, &action, severity)))
-}
-
-#[derive(Deserialize)]
+/// An action policy that forbids executing the action automatically.
+// [`PolicyConflict`] as the tool returns it: the core type has no schema of its own, so this
+// mirror carries it; it refuses fields it does not list, and the output test checks real results
+// against its schema, so the two cannot drift apart silently.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct LogsArgs {
-    #[serde(default)]
-    service: Option<String>,
-    #[serde(default)]
-    window_minutes: Option<u32>,
+pub struct PolicyConflictResult {
+    /// Policy id.
+    pub id: String,
+    /// The policy's service (`*` or the incident's).
+    pub service: String,
+    /// The blocked action as written in the policy.
+    pub blocked_action: String,
+    /// The proposed action's normalised id.
+    pub matched_as: String,
+    /// How it matched: `same_action`, `mentions` or `phrase`.
+    pub how: String,
+    /// The incident's severity.
+    pub severity: SeverityArg,
+    /// The policy's rule text.
+    pub rule: String,
 }
 
-fn query_live_logs(ctx: &ToolContext<'_>, v: Value) -> Result<Value, ToolError> {
-    const TOOL: &str = "query_live_logs";
-    let a: LogsArgs = args(TOOL, v)?;
-    if let Some(s) = &a.service {
-        check_service(TOOL, s)?;
+impl From<PolicyConflict> for PolicyConflictResult {
+    fn from(p: PolicyConflict) -> Self {
+        let PolicyConflict { id, service, blocked_action, matched_as, how, severity, rule } = p;
+        PolicyConflictResult { id, service, blocked_action, matched_as, how, severity: SeverityArg(severity), rule }
     }
-    let minutes = a.window_minutes.unwrap_or(ctx.logs_window_minutes);
-    if !(1..=MAX_WINDOW_MINUTES).contains(&minutes) {
-        return Err(ToolError::InvalidArguments {
-            tool: TOOL,
-            message: format!("window_minutes: {minutes} is outside 1–{MAX_WINDOW_MINUTES}"),
-        });
+}
+
+impl From<PolicyConflictResult> for PolicyConflict {
+    fn from(p: PolicyConflictResult) -> Self {
+        let PolicyConflictResult { id, service, blocked_action, matched_as, how, severity, rule } = p;
+        PolicyConflict { id, service, blocked_action, matched_as, how, severity: severity.0, rule }
     }
-    let Some(logs) = ctx.logs else {
-        return Ok(json!({
-            "available": false,
-            "reason": "no live logs source is configured",
-            "service": a.service,
-        }));
-    };
-    let start = ctx.now.checked_sub(SignedDuration::from_mins(i64::from(minutes))).map_err(|e| {
-        ToolError::InvalidArguments { tool: TOOL, message: format!("window_minutes: cannot start the window: {e}") }
-    })?;
-    let s =
-        logs.summary(a.service.as_deref(), start, ctx.now).map_err(|source| ToolError::Logs { tool: TOOL, source })?;
-    Ok(json!({
-        "available": true,
-        "source": logs.describe(),
-        "service": a.service,
-        "window_start": start.to_string(),
-        "window_end": ctx.now.to_string(),
-        "total": s.total,
-        "error_count": s.error_count,
-        "server_error_count": s.server_error_count,
-        "error_rate": s.error_rate,
-        "avg_bytes": s.avg_bytes,
-        "skipped_lines": s.skipped_lines,
-    }))
+}
+
+impl ToolSpec for CheckPolicyConflicts {
+    const NAME: &'static str = "check_policy_conflicts";
+    const DESCRIPTION: &'static str = "List the action policies that forbid automatically executing an action for a service at a severity. Prose actions are normalised first.";
+    const ANNOTATIONS: ToolAnnotations = READ_ONLY;
+    type Args = PolicyArgs;
+    type Output = Vec<PolicyConflictResult>;
+
+    fn run(ctx: &ToolContext<'_>, a: PolicyArgs) -> Result<Vec<PolicyConflictResult>, ToolError> {
+        check_service(Self::NAME, &a.service)?;
+        if a.action.trim().is_empty() {
+            return Err(ToolError::InvalidArguments { tool: Self::NAME, message: "action: is empty".into() });
+        }
+        let policies =
+            ctx.store.policies_for(&a.service).map_err(|source| ToolError::Knowledge { tool: Self::NAME, source })?;
+        let action = normalise_action(&a.action, Some(&a.service));
+        Ok(policy_conflicts(&policies, &a.service, &action, a.severity.0).into_iter().map(Into::into).collect())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// query_live_logs
+
+/// `query_live_logs`.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryLiveLogs;
+
+/// `query_live_logs`'s arguments.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogsArgs {
+    /// One service; all services when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = SERVICE_PATTERN))]
+    pub service: Option<String>,
+    /// Length of the window ending now, minutes (the configured default when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = MAX_WINDOW_MINUTES))]
+    pub window_minutes: Option<u32>,
+}
+
+/// A `query_live_logs` result: the counts, or why there are none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+#[schemars(extend("type" = "object"))]
+pub enum LiveLogs {
+    /// A logs source is configured: counts over the window.
+    Available(LogsWindow),
+    /// No logs source is configured (not an error: the stress phase records it as telemetry).
+    Unavailable(LogsUnavailable),
+}
+
+/// Counts over a window of the live logs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LogsWindow {
+    /// Always true.
+    #[schemars(extend("const" = true))]
+    pub available: bool,
+    /// Where the logs come from.
+    pub source: String,
+    /// The service counted, or `null` for all.
+    pub service: Option<String>,
+    /// Start of the window (exclusive), RFC 3339.
+    pub window_start: String,
+    /// End of the window (inclusive, the evaluation time), RFC 3339.
+    pub window_end: String,
+    /// The counts.
+    #[serde(flatten)]
+    pub counts: LogsSummary,
+}
+
+/// No live logs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LogsUnavailable {
+    /// Always false.
+    #[schemars(extend("const" = false))]
+    pub available: bool,
+    /// Why.
+    pub reason: String,
+    /// The service asked for, or `null`.
+    pub service: Option<String>,
+}
+
+impl ToolSpec for QueryLiveLogs {
+    const NAME: &'static str = "query_live_logs";
+    const DESCRIPTION: &'static str =
+        "Recent request and error counts from the live logs, for one service or all, over a window ending now.";
+    const ANNOTATIONS: ToolAnnotations = READ_ONLY;
+    type Args = LogsArgs;
+    type Output = LiveLogs;
+
+    fn run(ctx: &ToolContext<'_>, a: LogsArgs) -> Result<LiveLogs, ToolError> {
+        const TOOL: &str = QueryLiveLogs::NAME;
+        if let Some(s) = &a.service {
+            check_service(TOOL, s)?;
+        }
+        let minutes = a.window_minutes.unwrap_or(ctx.logs_window_minutes);
+        if !(1..=MAX_WINDOW_MINUTES).contains(&minutes) {
+            return Err(ToolError::InvalidArguments {
+                tool: TOOL,
+                message: format!("window_minutes: {minutes} is outside 1–{MAX_WINDOW_MINUTES}"),
+            });
+        }
+        let Some(logs) = ctx.logs else {
+            return Ok(LiveLogs::Unavailable(LogsUnavailable {
+                available: false,
+                reason: "no live logs source is configured".into(),
+                service: a.service,
+            }));
+        };
+        let start = ctx.now.checked_sub(SignedDuration::from_mins(i64::from(minutes))).map_err(|e| {
+            ToolError::InvalidArguments { tool: TOOL, message: format!("window_minutes: cannot start the window: {e}") }
+        })?;
+        let s = logs
+            .summary(a.service.as_deref(), start, ctx.now)
+            .map_err(|source| ToolError::Logs { tool: TOOL, source })?;
+        Ok(LiveLogs::Available(LogsWindow {
+            available: true,
+            source: logs.describe(),
+            service: a.service,
+            window_start: start.to_string(),
+            window_end: ctx.now.to_string(),
+            counts: s,
+        }))
+    }
 }

@@ -112,10 +112,10 @@ pub fn call_tool(
     }
 }
 
-/// The registry's tools in rmcp's types (from `ToolRegistry::mcp_tools_list`, so the schema and
-/// annotations sent are the registry's own).
+/// The registry's tools in rmcp's types (from [`ToolRegistry::mcp_tools`], so the name,
+/// description, generated input and output schemas and annotations sent are the registry's own).
 pub fn rmcp_tools(registry: &ToolRegistry) -> Result<Vec<rmcp::model::Tool>, serde_json::Error> {
-    let list = registry.mcp_tools_list();
-    let tools = list.get("tools").cloned().unwrap_or(Value::Array(vec![]));
-    serde_json::from_value(tools)
+    // Our typed definition and rmcp's share MCP's wire form; going through it keeps every field
+    // (rmcp's `Tool` is non-exhaustive).
+    registry.mcp_tools().iter().map(|t| serde_json::to_value(t).and_then(serde_json::from_value)).collect()
 }

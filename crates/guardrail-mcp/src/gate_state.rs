@@ -2,15 +2,16 @@
 //! `deploy_error` record of an `evaluate_deploy` that cannot decide).
 
 use jiff::Timestamp;
-use serde_json::{Value, json};
 
 use guardrail_core::audit::ChainedRecord;
+use guardrail_core::cost::CostReport;
 use guardrail_core::signals::Signals;
+use guardrail_core::slo::SloReport;
 use guardrail_gate::decide::{self, GateOutcome, Recorder, RequestedBy, Snapshot, Undecided, decide_and_record};
 use guardrail_gate::gate::{self, Evaluation};
 use guardrail_gate::inputs::{self};
 use guardrail_gate::{audit_cmd, ci};
-use guardrail_governor::guardrail_tools::GuardrailState;
+use guardrail_governor::guardrail_tools::{DecisionExplanation, DeployEvaluation, GuardrailState};
 use guardrail_knowledge::{KnowledgeError, KnowledgeStore};
 use guardrail_store::AppendError;
 
@@ -72,29 +73,25 @@ fn cannot_decide(undecided: &Undecided, record: &Result<ChainedRecord, AppendErr
     }
 }
 
-fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, String> {
-    serde_json::to_value(v).map_err(|e| format!("could not serialise the result: {e}"))
-}
-
 impl GuardrailState for GateState {
-    fn slo_status(&self, now: Timestamp) -> Result<Value, String> {
+    fn slo_status(&self, now: Timestamp) -> Result<SloReport, String> {
         let env = self.lookup();
         let paths = inputs::resolve_paths(&self.cfg.inputs, &env);
         let settings = inputs::resolve_settings(&self.cfg.inputs, &env, now).map_err(|e| e.join("; "))?;
         let slos = inputs::read(&paths.slos)?;
         let metrics = inputs::read_metrics(&paths, &slos)?;
-        to_value(&gate::evaluate_slo(&slos, &metrics, &settings).map_err(|e| e.join("; "))?)
+        gate::evaluate_slo(&slos, &metrics, &settings).map_err(|e| e.join("; "))
     }
 
-    fn cost_status(&self, now: Timestamp) -> Result<Value, String> {
+    fn cost_status(&self, now: Timestamp) -> Result<CostReport, String> {
         let env = self.lookup();
         let paths = inputs::resolve_paths(&self.cfg.inputs, &env);
         let settings = inputs::resolve_settings(&self.cfg.inputs, &env, now).map_err(|e| e.join("; "))?;
         let src = inputs::read(&paths.cost)?;
-        to_value(&gate::evaluate_cost(&src, &settings).map_err(|e| e.join("; "))?)
+        gate::evaluate_cost(&src, &settings).map_err(|e| e.join("; "))
     }
 
-    fn evaluate_deploy(&self, now: Timestamp, record: bool) -> Result<Value, String> {
+    fn evaluate_deploy(&self, now: Timestamp, record: bool) -> Result<DeployEvaluation, String> {
         // No CI context: the caller is an MCP client, not a pipeline.
         let ci = ci::from_env(|_| None);
         let snapshot = self.snapshot(now);
@@ -116,16 +113,10 @@ impl GuardrailState for GateState {
                 .map_err(|u| u.errors.join("; "))?;
             (decided, None)
         };
-        let mut out = decided.output();
-        out.audit = audit;
-        let mut v = to_value(&out)?;
-        if let Value::Object(m) = &mut v {
-            m.insert("recorded".into(), json!(record));
-        }
-        Ok(v)
+        Ok(DeployEvaluation { decided, audit })
     }
 
-    fn explain_decision(&self, now: Timestamp) -> Result<Value, String> {
+    fn explain_decision(&self, now: Timestamp) -> Result<DecisionExplanation, String> {
         use guardrail_core::explain;
         let ev = self.evaluation(now)?;
         let generated = ev.settings.now.strftime("%Y-%m-%d %H:%M UTC").to_string();
@@ -137,16 +128,16 @@ impl GuardrailState for GateState {
             generated_at: &generated,
             policies_path: &policies_path,
         });
-        Ok(json!({
-            "action": ev.decision.action,
-            "policy_id": ev.decision.policy_id,
-            "verdict": explain::verdict(ev.decision.action, ev.decision.delay_minutes),
-            "contributing_factors": explain::contributing_factors(&ev.decision, &ev.slo, &ev.cost),
-            "also_noted": explain::also_noted(&ev.decision, &ev.slo, &ev.cost),
-            "recommendations": explain::recommendations(&ev.decision, &ev.slo, &ev.cost),
-            "narrative": text,
-            "evaluated_at": ev.settings.now.to_string(),
-        }))
+        Ok(DecisionExplanation {
+            action: ev.decision.action,
+            policy_id: ev.decision.policy_id.clone(),
+            verdict: explain::verdict(ev.decision.action, ev.decision.delay_minutes),
+            contributing_factors: explain::contributing_factors(&ev.decision, &ev.slo, &ev.cost),
+            also_noted: explain::also_noted(&ev.decision, &ev.slo, &ev.cost),
+            recommendations: explain::recommendations(&ev.decision, &ev.slo, &ev.cost),
+            narrative: text,
+            evaluated_at: ev.settings.now.to_string(),
+        })
     }
 
     fn deploy_signals(&self, now: Timestamp) -> Result<Signals, String> {

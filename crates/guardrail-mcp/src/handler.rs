@@ -8,7 +8,7 @@ use rmcp::model::{
 };
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, ServerHandler};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use guardrail_governor::ToolRegistry;
 
@@ -90,17 +90,30 @@ impl ServerHandler for GuardrailMcp {
         let shared = self.shared.clone();
         let name = request.name.to_string();
         let args = request.arguments.map(Value::Object).unwrap_or(Value::Null);
-        let outcome =
+        let outcome = {
+            let (shared, name) = (shared.clone(), name.clone());
             tokio::task::spawn_blocking(move || call_tool(&shared.cfg, &shared.registry, &name, args, &caller))
                 .await
-                .map_err(|e| ErrorData::internal_error(format!("tool call did not complete: {e}"), None))?;
+                .map_err(|e| ErrorData::internal_error(format!("tool call did not complete: {e}"), None))?
+        };
         match outcome {
-            CallOutcome::Ok(v) => Ok(CallToolResponse::Complete(structured(v, false))),
+            CallOutcome::Ok(v) => {
+                // `call_tool` answered, so the tool exists; its definition shapes the
+                // structured content its `outputSchema` describes.
+                let tool = shared
+                    .registry
+                    .get(&name)
+                    .ok_or_else(|| ErrorData::internal_error(format!("tool \"{name}\" left the registry"), None))?;
+                let structured = tool.structured(v.clone());
+                Ok(CallToolResponse::Complete(result(v, structured, false)))
+            }
             CallOutcome::UnknownTool(n) => {
-                Err(ErrorData::invalid_params(format!("unknown tool \"{n}\""), Some(json!({"tool": n}))))
+                let data = serde_json::to_value(UnknownToolData { tool: &n }).ok();
+                Err(ErrorData::invalid_params(format!("unknown tool \"{n}\""), data))
             }
             CallOutcome::Failed { kind, message } => {
-                Ok(CallToolResponse::Complete(structured(json!({"error": message, "kind": kind}), true)))
+                let v = serde_json::to_value(ToolFailure { error: message, kind }).unwrap_or(Value::Null);
+                Ok(CallToolResponse::Complete(result(v.clone(), v, true)))
             }
             CallOutcome::Forbidden { tool, needs, role } => Err(ErrorData::invalid_request(
                 format!(
@@ -108,20 +121,51 @@ impl ServerHandler for GuardrailMcp {
                     needs.as_str(),
                     role.as_str()
                 ),
-                Some(
-                    json!({"reason": "forbidden", "tool": tool, "required_role": needs.as_str(), "role": role.as_str()}),
-                ),
+                serde_json::to_value(ForbiddenData {
+                    reason: "forbidden",
+                    tool: &tool,
+                    required_role: needs.as_str(),
+                    role: role.as_str(),
+                })
+                .ok(),
             )),
         }
     }
 }
 
-/// `structuredContent` must be an object: a list result is wrapped as `{"result": …}` (as the
-/// original's FastMCP server did); the text content is the result's JSON as is.
-fn structured(v: Value, is_error: bool) -> CallToolResult {
+/// The `data` of the JSON-RPC error for an unknown tool.
+#[derive(serde::Serialize)]
+struct UnknownToolData<'a> {
+    tool: &'a str,
+}
+
+/// The `data` of the JSON-RPC error for a caller whose role may not call the tool.
+#[derive(serde::Serialize)]
+struct ForbiddenData<'a> {
+    /// Always `forbidden`.
+    reason: &'static str,
+    tool: &'a str,
+    required_role: &'static str,
+    role: &'static str,
+}
+
+/// A failed call's content (`isError: true`): the message, naming the argument or the input,
+/// and its class (`invalid_arguments`, `knowledge`, `logs`, `unavailable`). Clients do not check
+/// an error against the tool's `outputSchema` (MCP 2025-06-18).
+#[derive(serde::Serialize)]
+struct ToolFailure {
+    error: String,
+    kind: &'static str,
+}
+
+/// A tool result: `structuredContent` as the tool's `outputSchema` describes it
+/// ([`guardrail_governor::Tool::structured`]: a list is wrapped as `{"result": …}`, as the
+/// original's FastMCP server did), and the text content — the result's JSON as is — for clients
+/// older than structured content.
+fn result(v: Value, structured: Value, is_error: bool) -> CallToolResult {
     let text = rmcp::model::ContentBlock::text(v.to_string());
-    let object = if v.is_object() { v } else { json!({ "result": v }) };
-    let mut r = if is_error { CallToolResult::structured_error(object) } else { CallToolResult::structured(object) };
+    let mut r =
+        if is_error { CallToolResult::structured_error(structured) } else { CallToolResult::structured(structured) };
     r.content = vec![text];
     r
 }

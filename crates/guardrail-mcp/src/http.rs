@@ -8,7 +8,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
-use serde_json::json;
 
 use crate::config::McpConfig;
 use crate::handler::{GuardrailMcp, McpError};
@@ -58,11 +57,18 @@ async fn require_bearer(State(verify): State<TokenVerifier>, mut req: Request, n
             (
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, format!("Bearer realm=\"guardrail-mcp\", error=\"{error}\""))],
-                axum::Json(json!({"ok": false, "error": "a valid bearer token is required"})),
+                axum::Json(Unauthorized { ok: false, error: "a valid bearer token is required" }),
             )
                 .into_response()
         }
     }
+}
+
+/// The body of a 401: the shape `guardrail serve`'s API answers an unauthenticated request with.
+#[derive(serde::Serialize)]
+struct Unauthorized {
+    ok: bool,
+    error: &'static str,
 }
 
 /// An axum router serving MCP's streamable HTTP transport at `/mcp` (POST for messages, GET

@@ -1,14 +1,18 @@
 //! Guardrail's MCP server: `guardrail mcp` (stdio) and `/mcp` (streamable HTTP) for
 //! `guardrail serve --mcp`.
 //!
-//! A thin adapter. The tools — name, description, JSON schema, annotations and handler — are
-//! [`guardrail_governor::ToolRegistry::guardrail`]: the four retrieval tools the built-in
+//! A thin adapter. The tools — name, description, input and output schemas, annotations and
+//! handler — are [`guardrail_governor::ToolRegistry::guardrail`], one
+//! [`ToolSpec`](guardrail_governor::tools::ToolSpec) each: the four retrieval tools the built-in
 //! planner calls (`search_runbooks`, `search_evidence`, `check_policy_conflicts`,
 //! `query_live_logs`, with the original MCP server's argument names) and Guardrail's own
 //! (`slo_status`, `cost_status`, `evaluate_deploy`, `explain_decision`, `propose_remediation`,
-//! `incident_status`). `tools/list` is the registry's `mcp_tools_list()` read into rmcp's types;
-//! `tools/call` runs the registry's handler. No decision logic lives here: [`GateState`] only
-//! reads the configured files and the audit store for
+//! `incident_status`). Their `inputSchema` and `outputSchema` are generated from the argument and
+//! result types the handlers use. `tools/list` is the registry's
+//! [`mcp_tools`](guardrail_governor::ToolRegistry::mcp_tools) in rmcp's types; `tools/call` runs
+//! the registry's handler and answers `structuredContent` as the `outputSchema` describes it (MCP
+//! 2025-06-18), with the result's JSON as text content for older clients. No decision logic
+//! lives here: [`GateState`] only reads the configured files and the audit store for
 //! [`GuardrailState`](guardrail_governor::guardrail_tools::GuardrailState), and the gate rules
 //! and thresholds come from those files, never from a request.
 //!
@@ -28,9 +32,9 @@
 //! record is appended (as `guardrail gate` and `POST /api/gate` do), and the error names the
 //! reason (without filesystem paths over HTTP) and the record.
 //!
-//! Built on the official Rust SDK, `rmcp` 3.11: [`rmcp::ServerHandler`] (tools listed from our
-//! own JSON schemas — the `#[tool]` macros would derive a second schema from Rust types, so they
-//! are not used), [`rmcp::transport::stdio`], and
+//! Built on the official Rust SDK, `rmcp` 3.11: [`rmcp::ServerHandler`] (tools listed from the
+//! registry — rmcp's `#[tool]` macros would define the tools here, apart from the planner that
+//! calls the same ones, so they are not used), [`rmcp::transport::stdio`], and
 //! [`StreamableHttpService`](rmcp::transport::StreamableHttpService) mounted in axum.
 //! What rmcp does not do, and this crate does: bearer-token checks for the HTTP transport
 //! (rmcp's `auth` feature is an OAuth *client*; a resource server's token check is left to the

@@ -88,6 +88,10 @@ async fn rmcp_client_lists_and_calls_every_tool_over_stdio() {
         let r = client.call_tool(call(name, args)).await.unwrap();
         assert_ne!(r.is_error, Some(true), "{name}: {r:?}");
         assert!(body(&r).is_object(), "{name}");
+        // Results are checked against the listed outputSchema in guardrail-mcp's tests and by the
+        // Python SDK client below; here: every tool lists one.
+        let listed = tools.iter().find(|t| t.name == name).unwrap();
+        assert!(listed.output_schema.is_some(), "{name}: no outputSchema");
     }
     let records = || {
         let spec = dir.path().join("audit.db").display().to_string();
@@ -143,7 +147,8 @@ async fn rmcp_client_lists_and_calls_every_tool_over_stdio() {
             .await
             .unwrap(),
     );
-    assert_eq!(p["verdict"], ran["results"][0]["decision"], "{p}");
+    assert_eq!(p["decision"], ran["results"][0]["decision"], "{p}");
+    assert_eq!(p["action"], ran["results"][0]["action"], "{p}");
     assert_eq!(p["binding_hash"], ran["results"][0]["binding_hash"]);
     assert_eq!(p["rule"], ran["results"][0]["rule"]);
     assert_eq!(p["deploy_signals_used"], false);
@@ -153,7 +158,11 @@ async fn rmcp_client_lists_and_calls_every_tool_over_stdio() {
     assert!(listed.iter().any(|i| i["incident_id"] == id), "{all}");
     let one = body(&client.call_tool(call("incident_status", json!({"incident_id": id}))).await.unwrap());
     assert_eq!(one["status"], "awaiting_approval", "{one}");
-    assert_eq!(one["pending_request"], ran["results"][0]["audit"]["approval_request"]);
+    // The pending request is the approval_request `incident run` appended (the newest record).
+    let chain = guardrail::audit_cmd::open(&dir.path().join("audit.db").display().to_string()).unwrap().all().unwrap();
+    let request = chain.iter().rev().find(|r| r.kind == "approval_request").expect("an approval request");
+    assert_eq!(one["request_record"], json!(request.id()), "{one}");
+    assert_eq!(one["pending"]["request_record"], json!(request.id()), "{one}");
     let r = client.call_tool(call("incident_status", json!({"incident_id": "no-such"}))).await.unwrap();
     assert_eq!(r.is_error, Some(true));
 

@@ -1,12 +1,20 @@
-//! Guardrail's own tools in the registry (`ToolRegistry::guardrail`): schemas and handlers agree,
-//! they fail closed without state, `propose_remediation` is the pipeline's decision and never
-//! reaches the state's write path, and `incident_status` is the queue fold.
+//! Guardrail's own tools in the registry (`ToolRegistry::guardrail`): schemas and handlers agree
+//! (every tool's generated input schema accepts what its handler accepts and refuses what it
+//! refuses; every result validates against the generated output schema), they fail closed
+//! without state, `propose_remediation` is the pipeline's decision and never reaches the state's
+//! write path, and `incident_status` is the queue fold.
 
 use std::cell::Cell;
 
 use guardrail_core::audit::{ChainedRecord, RecordDraft, seal};
+use guardrail_core::cost::CostReport;
 use guardrail_core::signals::Signals;
-use guardrail_governor::guardrail_tools::GuardrailState;
+use guardrail_core::slo::SloReport;
+use guardrail_gate::ci;
+use guardrail_gate::decide::{self, Decided};
+use guardrail_gate::inputs::InputArgs;
+use guardrail_gate::view::AuditRef;
+use guardrail_governor::guardrail_tools::{DecisionExplanation, DeployEvaluation, GuardrailState};
 use guardrail_governor::queue::kinds;
 use guardrail_governor::{ToolContext, ToolError, ToolRegistry, run_pipeline};
 use jiff::Timestamp;
@@ -14,30 +22,56 @@ use serde_json::{Value, json};
 
 use crate::common::{now, sample_store};
 
-/// A state that counts what it is asked and answers canned values.
-#[derive(Default)]
+/// A state that counts what it is asked and answers canned values (a real decision on the
+/// example deploy-gate inputs).
 struct Fake {
     records_written: Cell<u32>,
     signals_asked: Cell<u32>,
     signals_fail: bool,
     records: Vec<ChainedRecord>,
+    decided: Decided,
+}
+
+impl Default for Fake {
+    fn default() -> Fake {
+        let args = InputArgs { root: Some(guardrail_test_support::examples("deploy-gate")), ..Default::default() };
+        let snapshot = decide::read_snapshot(&args, &|_| None, now()).unwrap();
+        let decided = decide::decide(snapshot, ci::from_env(|_| None), false, None).unwrap();
+        Fake {
+            records_written: Cell::new(0),
+            signals_asked: Cell::new(0),
+            signals_fail: false,
+            records: Vec::new(),
+            decided,
+        }
+    }
 }
 
 impl GuardrailState for Fake {
-    fn slo_status(&self, _: Timestamp) -> Result<Value, String> {
-        Ok(json!({"burn_rate": 1.0}))
+    fn slo_status(&self, _: Timestamp) -> Result<SloReport, String> {
+        Ok(self.decided.evaluation.slo.clone())
     }
-    fn cost_status(&self, _: Timestamp) -> Result<Value, String> {
+    fn cost_status(&self, _: Timestamp) -> Result<CostReport, String> {
         Err("data/cost.json: collected_at: too old".into())
     }
-    fn evaluate_deploy(&self, _: Timestamp, record: bool) -> Result<Value, String> {
-        if record {
+    fn evaluate_deploy(&self, _: Timestamp, record: bool) -> Result<DeployEvaluation, String> {
+        let audit = record.then(|| {
             self.records_written.set(self.records_written.get() + 1);
-        }
-        Ok(json!({"action": "ALLOW", "recorded": record}))
+            AuditRef { id: "1-abc".into(), seq: 1, hash: "abc".into(), store: "sqlite:fake.db".into() }
+        });
+        Ok(DeployEvaluation { decided: self.decided.clone(), audit })
     }
-    fn explain_decision(&self, _: Timestamp) -> Result<Value, String> {
-        Ok(json!({"action": "ALLOW"}))
+    fn explain_decision(&self, _: Timestamp) -> Result<DecisionExplanation, String> {
+        Ok(DecisionExplanation {
+            action: self.decided.action(),
+            policy_id: self.decided.evaluation.decision.policy_id.clone(),
+            verdict: "Deploy allowed.".into(),
+            contributing_factors: vec![],
+            also_noted: vec![],
+            recommendations: vec!["none".into()],
+            narrative: "Deploy allowed.".into(),
+            evaluated_at: now().to_string(),
+        })
     }
     fn deploy_signals(&self, _: Timestamp) -> Result<Signals, String> {
         self.signals_asked.set(self.signals_asked.get() + 1);
@@ -132,8 +166,18 @@ fn evaluate_deploy_records_only_when_asked() {
     reg.call("evaluate_deploy", &ctx, json!({})).unwrap();
     reg.call("evaluate_deploy", &ctx, json!({"record": false})).unwrap();
     assert_eq!(fake.records_written.get(), 0);
-    assert_eq!(reg.call("evaluate_deploy", &ctx, json!({"record": true})).unwrap()["recorded"], true);
+    let recorded = reg.call("evaluate_deploy", &ctx, json!({"record": true})).unwrap();
+    assert_eq!(recorded["recorded"], true);
+    assert_eq!(recorded["audit"]["id"], "1-abc");
     assert_eq!(fake.records_written.get(), 1);
+    // The gate's one view: the `--format json` fields pipelines parse, plus `recorded`.
+    let dry = reg.call("evaluate_deploy", &ctx, json!({})).unwrap();
+    let view = serde_json::to_value(fake.decided.view()).unwrap();
+    for (k, v) in view.as_object().unwrap() {
+        assert_eq!(&dry[k], v, "{k}");
+    }
+    assert_eq!(dry["recorded"], false);
+    assert!(dry["audit"].is_null());
 }
 
 #[test]
@@ -146,7 +190,8 @@ fn a_proposal_is_the_pipelines_decision_and_writes_nothing() {
         let expected = run_pipeline(incident, &ToolContext::new(&store, now())).unwrap();
         let args = json!({"incident": incident, "deploy_signals": false});
         let p = reg.call("propose_remediation", &ctx, args).unwrap();
-        assert_eq!(p["verdict"], json!(expected.gate.output.decision), "{}", incident.id);
+        assert_eq!(p["decision"], json!(expected.gate.output.decision), "{}", incident.id);
+        assert_eq!(p["action"], json!(expected.gated_action()));
         assert_eq!(p["rule"], json!(expected.gate.rule));
         assert_eq!(p["binding_hash"], json!(expected.binding_hash()));
         assert_eq!(p["executed"], false);
@@ -185,10 +230,200 @@ fn incident_status_is_the_queue_fold() {
     let all = reg.call("incident_status", &ctx, json!({})).unwrap();
     assert_eq!(all["incidents"][0]["incident_id"], "inc-9");
     assert_eq!(all["incidents"][0]["status"], "awaiting_approval");
-    assert_eq!(all["incidents"][0]["pending_request"], json!(fake.records[1].id()));
+    assert_eq!(all["incidents"][0]["request_record"], json!(fake.records[1].id()));
     let one = reg.call("incident_status", &ctx, json!({"incident_id": "inc-9"})).unwrap();
     assert_eq!(one["records"].as_array().unwrap().len(), 2);
-    assert_eq!(one["pending"]["decision_record"], json!(d));
+    assert_eq!(one["decision_record"], json!(d));
+    assert_eq!(one["pending"]["request_record"], json!(fake.records[1].id()));
     let e = reg.call("incident_status", &ctx, json!({"incident_id": "inc-404"})).unwrap_err();
     assert!(matches!(e, ToolError::InvalidArguments { .. }), "{e}");
+}
+
+fn contains_key(v: &Value, key: &str) -> bool {
+    match v {
+        Value::Object(m) => m.contains_key(key) || m.values().any(|x| contains_key(x, key)),
+        Value::Array(xs) => xs.iter().any(|x| contains_key(x, key)),
+        _ => false,
+    }
+}
+
+#[test]
+fn every_schema_is_generated_inline_with_an_object_root() {
+    for t in ToolRegistry::guardrail().tools() {
+        for (which, schema) in [("input", &t.input_schema), ("output", &t.output_schema)] {
+            jsonschema::validator_for(schema).unwrap_or_else(|e| panic!("{} {which}: {e}", t.name));
+            assert_eq!(schema["type"], "object", "{} {which}: MCP wants an object root", t.name);
+            // Inline: no references a client would have to resolve.
+            assert!(!contains_key(schema, "$ref") && !contains_key(schema, "$defs"), "{} {which}", t.name);
+            assert!(schema.get("$schema").is_none() && schema.get("title").is_none(), "{} {which}", t.name);
+        }
+        assert_eq!(t.input_schema["additionalProperties"], false, "{}", t.name);
+    }
+    let list = ToolRegistry::guardrail().mcp_tools_list();
+    for t in list["tools"].as_array().unwrap() {
+        assert!(t["outputSchema"].is_object() && t["inputSchema"].is_object(), "{t}");
+    }
+}
+
+/// Arguments on both sides of every bound the handlers check: the generated schema and the
+/// handler must give the same answer for each.
+#[test]
+fn generated_input_schemas_and_handlers_agree_on_every_bound() {
+    let (store, incidents) = sample_store();
+    let fake = Fake::default();
+    let ctx = ToolContext::new(&store, now()).with_guardrail(&fake);
+    let reg = ToolRegistry::guardrail();
+    let incident = serde_json::to_value(&incidents[0]).unwrap();
+    let with = |field: &str, value: Value| {
+        let mut i = incident.clone();
+        i[field] = value;
+        json!({"incident": i, "deploy_signals": false})
+    };
+    let without = |field: &str| {
+        let mut i = incident.clone();
+        i.as_object_mut().unwrap().remove(field);
+        json!({"incident": i, "deploy_signals": false})
+    };
+    let long = "x".repeat(8193);
+    let service_128 = "s".repeat(128);
+    let service_129 = "s".repeat(129);
+    let cases = [
+        ("search_runbooks", json!({"query": "db", "service": "payments-api", "top_k": 1}), true),
+        ("search_runbooks", json!({"query": "db", "service": "payments-api", "top_k": 20}), true),
+        ("search_runbooks", json!({"query": "db", "service": "payments-api", "top_k": 0}), false),
+        ("search_runbooks", json!({"query": "db", "service": "payments-api", "top_k": 21}), false),
+        ("search_runbooks", json!({"query": "db", "service": "payments-api", "top_k": -1}), false),
+        ("search_runbooks", json!({"query": "db", "service": "payments-api", "top_k": 2.5}), false),
+        ("search_runbooks", json!({"query": "db", "service": "payments-api", "top_k": "3"}), false),
+        ("search_runbooks", json!({"query": "db", "service": ""}), false),
+        ("search_runbooks", json!({"query": "db", "service": "*"}), false),
+        ("search_runbooks", json!({"query": "db", "service": "pay ments"}), false),
+        ("search_runbooks", json!({"query": "db", "service": "payments-api\n"}), false),
+        ("search_runbooks", json!({"query": "db", "service": service_128}), true),
+        ("search_runbooks", json!({"query": "db", "service": service_129}), false),
+        ("search_runbooks", json!({"query": "db", "service": "ns/payments:api_v1.2"}), true),
+        ("search_evidence", json!({"query": "db", "service": "*"}), true),
+        ("search_evidence", json!({"query": "db", "service": "**"}), false),
+        ("search_evidence", json!({"query": "db", "service": "payments-api", "stance": null}), true),
+        ("search_evidence", json!({"query": "db", "service": "payments-api", "stance": "support"}), true),
+        ("search_evidence", json!({"query": "db", "service": "payments-api", "stance": "neutral"}), false),
+        ("search_evidence", json!({"query": "db", "service": "payments-api", "top_k": 21}), false),
+        ("check_policy_conflicts", json!({"service": "payments-api", "action": "restart", "severity": "low"}), true),
+        ("check_policy_conflicts", json!({"service": "payments-api", "action": "restart", "severity": "HIGH"}), false),
+        ("check_policy_conflicts", json!({"service": "payments-api", "action": " ", "severity": "low"}), false),
+        ("check_policy_conflicts", json!({"service": "payments-api", "action": "", "severity": "low"}), false),
+        ("check_policy_conflicts", json!({"service": "*", "action": "restart", "severity": "low"}), false),
+        ("query_live_logs", Value::Null, true),
+        ("query_live_logs", json!({"service": null, "window_minutes": null}), true),
+        ("query_live_logs", json!({"window_minutes": 1}), true),
+        ("query_live_logs", json!({"window_minutes": 1440}), true),
+        ("query_live_logs", json!({"window_minutes": 0}), false),
+        ("query_live_logs", json!({"window_minutes": 1441}), false),
+        ("query_live_logs", json!({"service": ""}), false),
+        ("query_live_logs", json!({"service": "payments-api", "query": "x"}), false),
+        ("cost_status", json!({"x": 1}), false),
+        ("explain_decision", json!({}), true),
+        ("explain_decision", json!({"now": "2026-01-01T00:00:00Z"}), false),
+        ("evaluate_deploy", json!({"record": null}), false),
+        ("propose_remediation", json!({"incident": incident, "deploy_signals": false}), true),
+        ("propose_remediation", json!({"incident": incident, "deploy_signals": "no"}), false),
+        ("propose_remediation", json!({"incident": "inc-1"}), false),
+        ("propose_remediation", with("id", json!("")), false),
+        ("propose_remediation", with("id", json!("   ")), false),
+        ("propose_remediation", with("id", json!("inc\u{1}9")), false),
+        ("propose_remediation", with("id", json!("inc 9 ü")), true),
+        ("propose_remediation", with("id", json!(9)), false),
+        ("propose_remediation", with("service", json!("*")), false),
+        ("propose_remediation", with("severity", json!("High")), false),
+        ("propose_remediation", with("summary", json!(long)), false),
+        ("propose_remediation", with("symptoms", json!("")), true),
+        ("propose_remediation", with("notes", json!("scenario files carry notes")), true),
+        ("propose_remediation", without("symptoms"), false),
+        ("incident_status", json!({"incident_id": null}), true),
+        ("incident_status", json!({"incident_id": 7}), false),
+        ("incident_status", json!({"incident": "inc-1"}), false),
+    ];
+    for (name, args, valid) in cases {
+        let tool = reg.get(name).unwrap();
+        let schema_args = if args.is_null() { json!({}) } else { args.clone() };
+        let by_schema = jsonschema::validator_for(&tool.input_schema).unwrap().is_valid(&schema_args);
+        let by_handler = reg.call(name, &ctx, args.clone());
+        assert_eq!(by_schema, valid, "schema: {name} {args}");
+        assert_eq!(by_handler.is_ok(), valid, "handler: {name} {args}: {by_handler:?}");
+        if let Err(e) = by_handler {
+            assert!(matches!(e, ToolError::InvalidArguments { .. }), "{name} {args}: {e}");
+        }
+    }
+}
+
+fn assert_fits_output_schema(reg: &ToolRegistry, name: &str, result: &Value) {
+    let tool = reg.get(name).unwrap();
+    let structured = tool.structured(result.clone());
+    assert!(structured.is_object(), "{name}: structuredContent must be an object");
+    let validator = jsonschema::validator_for(&tool.output_schema).unwrap();
+    let errors: Vec<String> =
+        validator.iter_errors(&structured).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "{name}: result violates its outputSchema: {errors:?}\n{structured:#}");
+}
+
+#[test]
+fn every_result_fits_its_generated_output_schema() {
+    let (store, incidents) = sample_store();
+    let logs = guardrail_governor::NdjsonLogs::open(&crate::common::examples().join("logs.ndjson")).unwrap();
+    let reg = ToolRegistry::guardrail();
+    let mut records: Vec<ChainedRecord> = Vec::new();
+    // A real decision and approval request, as `incident run` writes them.
+    let outcome = run_pipeline(&incidents[0], &ToolContext::new(&store, now())).unwrap();
+    let body = json!({
+        "incident_id": incidents[0].id, "incident": incidents[0], "decision": outcome.gate.output.decision,
+        "gated_action": outcome.gated_action(), "binding_hash": outcome.binding_hash(), "rule": outcome.gate.rule,
+        "reasons": outcome.gate.output.reasons, "outcome": outcome,
+    });
+    records.push(seal(
+        records.last(),
+        RecordDraft { kind: kinds::DECISION.into(), recorded_at: "2026-11-24T10:00:00Z".into(), body },
+    ));
+    let fake = Fake { records, ..Fake::default() };
+    for ctx in [
+        ToolContext::new(&store, now()).with_guardrail(&fake),
+        ToolContext::new(&store, now()).with_guardrail(&fake).with_logs(&logs),
+    ] {
+        let incident = serde_json::to_value(&incidents[0]).unwrap();
+        for (name, args) in [
+            ("search_runbooks", json!({"query": "latency errors", "service": "payments-api", "top_k": 5})),
+            ("search_evidence", json!({"query": "restart", "service": "*", "top_k": 20})),
+            (
+                "check_policy_conflicts",
+                json!({"service": "payments-api", "action": "restart_api_pods", "severity": "high"}),
+            ),
+            ("query_live_logs", json!({})),
+            ("query_live_logs", json!({"service": "payments-api", "window_minutes": 1440})),
+            ("slo_status", json!({})),
+            ("evaluate_deploy", json!({})),
+            ("explain_decision", json!({})),
+            ("propose_remediation", json!({"incident": incident})),
+            ("incident_status", json!({})),
+            ("incident_status", json!({"incident_id": incidents[0].id})),
+        ] {
+            let result = reg.call(name, &ctx, args.clone()).unwrap_or_else(|e| panic!("{name} {args}: {e}"));
+            assert_fits_output_schema(&reg, name, &result);
+        }
+        // The planner's and stress phase's own calls, as traced, fit too.
+        for incident in &incidents {
+            let o = run_pipeline(incident, &ctx).unwrap();
+            for call in o.trace.iter().filter(|c| c.ok) {
+                assert_fits_output_schema(&reg, &call.tool, &call.result);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_list_result_is_wrapped_and_an_object_result_is_not() {
+    let reg = ToolRegistry::guardrail();
+    let runbooks = reg.get("search_runbooks").unwrap();
+    assert_eq!(runbooks.structured(json!([])), json!({"result": []}));
+    assert_eq!(runbooks.output_schema["required"], json!(["result"]));
+    let explain = reg.get("explain_decision").unwrap();
+    assert_eq!(explain.structured(json!({"action": "ALLOW"})), json!({"action": "ALLOW"}));
 }

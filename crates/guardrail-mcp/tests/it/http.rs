@@ -132,6 +132,8 @@ async fn rmcp_client_lists_and_calls_every_tool_over_http() {
     for t in &tools {
         let def = registry.get(&t.name).unwrap();
         assert_eq!(Value::Object((*t.input_schema).clone()), def.input_schema, "{}", t.name);
+        let output = t.output_schema.as_ref().unwrap_or_else(|| panic!("{}: no outputSchema", t.name));
+        assert_eq!(Value::Object((**output).clone()), def.output_schema, "{}", t.name);
         let a = t.annotations.as_ref().unwrap();
         assert_eq!(a.read_only_hint, Some(def.annotations.read_only), "{}", t.name);
         assert_eq!(a.destructive_hint, Some(false), "{}", t.name);
@@ -214,7 +216,7 @@ async fn rmcp_client_lists_and_calls_every_tool_over_http() {
     let r = client.call_tool(call("propose_remediation", json!({"incident": incident}))).await.unwrap();
     assert_ne!(r.is_error, Some(true), "{r:?}");
     let p = body(&r);
-    assert!(["execute", "block_and_escalate"].contains(&p["verdict"].as_str().unwrap()), "{p}");
+    assert!(["execute", "block_and_escalate"].contains(&p["decision"].as_str().unwrap()), "{p}");
     assert_eq!(p["executed"], false);
     assert_eq!(p["deploy_signals_used"], true);
     assert_eq!(p["binding_hash"].as_str().unwrap().len(), 64);
@@ -236,6 +238,31 @@ async fn rmcp_client_lists_and_calls_every_tool_over_http() {
     assert_eq!(last.kind, "deploy_decision");
     assert_eq!(last.body["requested_by"], json!({"identity": "tester", "via": "mcp-http"}), "the token's identity");
     assert_eq!(last.body["decision"]["action"].as_str().or(last.body["action"].as_str()), dry["action"].as_str());
+
+    // Every result's structuredContent fits the outputSchema listed for its tool.
+    for (name, a) in [
+        ("search_runbooks", json!({"query": "latency", "service": "payments-api"})),
+        ("search_evidence", json!({"query": "restart", "service": "*", "top_k": 20})),
+        (
+            "check_policy_conflicts",
+            json!({"service": "payments-api", "action": "restart_service", "severity": "critical"}),
+        ),
+        ("query_live_logs", json!({})),
+        ("slo_status", json!({})),
+        ("cost_status", json!({})),
+        ("evaluate_deploy", json!({})),
+        ("explain_decision", json!({})),
+        ("propose_remediation", json!({"incident": incident, "deploy_signals": false})),
+        ("incident_status", json!({})),
+    ] {
+        let r = client.call_tool(call(name, a)).await.unwrap();
+        assert_ne!(r.is_error, Some(true), "{name}: {r:?}");
+        let listed = tools.iter().find(|t| t.name == name).unwrap();
+        let schema = Value::Object((**listed.output_schema.as_ref().unwrap()).clone());
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let errors: Vec<String> = validator.iter_errors(&body(&r)).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{name}: structuredContent violates outputSchema: {errors:?}");
+    }
 
     // Bad arguments are tool errors naming the argument; an unknown tool is a protocol error.
     let r = client.call_tool(call("search_runbooks", json!({"query": "x"}))).await.unwrap();
