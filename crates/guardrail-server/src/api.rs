@@ -21,7 +21,8 @@ use guardrail_gate::ci::{CiContext, CiRequest};
 use guardrail_gate::decide::{
     self, Decided, GateOutcome, Recorder, RequestedBy, Snapshot, Undecided, Withheld, decide_and_record,
 };
-use guardrail_gate::gate::{self, AuditRef};
+use guardrail_gate::gate;
+use guardrail_gate::view::{AuditRef, GateView, SimulationView};
 use guardrail_store::AppendError;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -32,7 +33,7 @@ use crate::auth::{Caller, Role};
 use crate::state::{AppState, narrative, summary};
 use crate::wire::{
     Alive, AllData, Answer, AuditRecordView, Cached, CostData, DecisionData, Envelope, ErrorBody, ErrorStatus,
-    Explanation, Health, Reachable, Ready, RecordRef, Simulation, SimulationData, SloData, True, Verification,
+    Explanation, Health, Reachable, Ready, RecordRef, SimulationData, SloData, True, Verification,
 };
 
 /// Why the deploy-gate endpoints (and the checks every route shares) refuse or fail: one
@@ -390,7 +391,7 @@ pub async fn audit_verify(State(s): State<AppState>) -> Result<Answer<Verificati
     })
     .await?
     .map_err(|e| store_unavailable("audit verify", &e))?;
-    Ok(Answer::new(s.redactor(), &Verification::from(rep)))
+    Ok(Answer::new(s.redactor(), &Verification { intact: rep.ok(), report: rep }))
 }
 
 // ---------------------------------------------------------------- deciding and recording
@@ -497,13 +498,19 @@ fn withheld(state: &AppState, endpoint: &str, reason: &Withheld) -> ApiError {
 
 /// A recorded decision's answer: the output with its record (the store named by kind only),
 /// counted and published.
-fn recorded(state: &AppState, endpoint: &str, decided: &Decided, rec: &ChainedRecord, audit: AuditRef) -> Value {
+fn recorded<'d>(
+    state: &AppState,
+    endpoint: &str,
+    decided: &'d Decided,
+    rec: &ChainedRecord,
+    audit: AuditRef,
+) -> GateView<'d> {
     let action = decided.action();
     state.metrics().decision(endpoint, action.as_str(), &decided.evaluation.decision.policy_id);
     state.publish("audit", json!({"id": rec.id(), "seq": rec.seq, "kind": rec.kind, "action": action}));
-    let mut out = decided.output();
-    out.audit = Some(AuditRef { store: store_label(&audit.store), ..audit });
-    serde_json::to_value(&out).unwrap_or(Value::Null)
+    let mut view = decided.view();
+    view.audit = Some(AuditRef { store: store_label(&audit.store), ..audit });
+    view
 }
 
 fn gate_blocking(state: &AppState, caller: &Caller, req: GateRequest) -> Result<Answer<DecisionData>, ApiError> {
@@ -623,17 +630,17 @@ fn simulate_blocking(
         ev.signals = sig;
     }
     let explanation = narrative(&decided.evaluation);
-    let overrides_v: BTreeMap<String, &SignalValue> = overrides.iter().map(|(k, v)| (k.clone(), v)).collect();
+    let overrides_v: BTreeMap<&str, &SignalValue> = overrides.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let mut body = decided.record_body();
     if let Some(o) = body.as_object_mut() {
         o.insert("simulated_signals".into(), serde_json::to_value(&overrides_v).unwrap_or(Value::Null));
     }
     let (rec, audit) = decide::record_decided(&decided, SIMULATION_KIND, body, &recorder)
         .map_err(|reason| withheld(state, "simulate", &reason))?;
-    let simulation = Simulation {
-        decision: recorded(state, "simulate", &decided, &rec, audit),
+    let simulation = SimulationView {
+        view: recorded(state, "simulate", &decided, &rec, audit),
         explanation,
-        simulated: True,
+        simulated: true,
         simulated_signals: overrides_v,
     };
     Ok(Answer::new(state.redactor(), &simulation))

@@ -7,27 +7,28 @@ use guardrail_governor::views::{
     PendingApprovalView, ResolveRefusal, ResolveView, RunView,
 };
 use schemars::JsonSchema;
-use serde_json::Value;
 
-use crate::auth::Role;
-use crate::openapi::{Content, OperationDoc, auth_refusals, body_refusals, schema_of};
+use crate::openapi::{Content, OperationDoc, schema_of};
 use crate::wire::{Envelope, Refusal};
 
 const STORE_UNAVAILABLE: &str = "The audit store is unavailable.";
 const CONFIG_INVALID: &str = "The governor config does not read or parse: `code: governor_config_invalid`, naming the file; nothing is recorded.";
 
+/// What an approval's 409 is: the refusal recorded, or (`claim_held`) the released action
+/// already being executed by another grant. Documentation only.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum ApproveConflict {
+    /// Refused by the approval rules (recorded).
+    Refused(Refusal<ApprovalRefusalView>),
+    /// Granted, but another execution holds the claim.
+    ClaimHeld(Refusal<ExecuteRefusal>),
+}
+
 /// The success: `{"ok": true, "data": V}` with the governor's view `V`.
 fn ok<V: JsonSchema>(mut doc: OperationDoc, description: &'static str) -> OperationDoc {
     doc.respond(200, description, Content::Json(schema_of::<Envelope<V>>()));
-    doc
-}
-
-/// A write whose body type does not describe itself yet: role and body refusals by hand.
-fn write(summary: &'static str, role: Role) -> OperationDoc {
-    let mut doc = OperationDoc::default().summary(summary);
-    auth_refusals(&mut doc, role);
-    body_refusals(&mut doc);
-    doc.request = Some(schema_of::<Value>());
     doc
 }
 
@@ -60,9 +61,8 @@ pub(crate) fn approvals() -> OperationDoc {
 
 pub(crate) fn propose() -> OperationDoc {
     ok::<RunView>(
-        write(
+        OperationDoc::default().summary(
             "Run an incident through plan → stress → gate over the configured knowledge base and record it like `guardrail incident run`; the token's identity is the proposer (who can never approve it). The live logs are the server's (`guardrail serve --logs`) and, with `--governor-signals`, the deploy gate's signals of the served inputs feed the signal rules (recorded as `deploy_signals`); no file path ever comes from a request.",
-            Role::Deployer,
         )
         .fails(&[
             (503, "No knowledge base is configured or it is missing/unreadable, the deploy gate's inputs cannot be evaluated (with `--governor-signals`), the audit store is unavailable, or the decision could not be recorded (then it is withheld and nothing runs; with `status` `recorded_mirror_failed` it IS in the chain as `audit` and only its JSONL mirror copy failed). Or: the governor config does not read or parse (`code: governor_config_invalid`)."),
@@ -79,25 +79,28 @@ pub(crate) fn approve(force: bool) -> OperationDoc {
         "APPROVE the pending action as the bearer token's identity, decided by the same rules as `guardrail approve` (self-approval refused, approver listed for the severity in the governor config, the reviewed plan hash must be the gated one)."
     };
     ok::<GrantView>(
-        write(summary, Role::Approver).fails(&[
+        OperationDoc::default().summary(summary).fails(&[
             (404, "No such incident in the audit trail (a mistyped id): nothing is recorded."),
             (503, "The audit store is unavailable, the grant or refusal could not be recorded (then nothing is granted), or the governor config does not read or parse (`code: governor_config_invalid`, naming the file; nothing is recorded)."),
         ])
-        .fails_with::<Refusal<ApprovalRefusalView>>(409, "Refused by the approval rules and recorded as `approval_refused`: `code` is `not_pending`, `self_approval`, `plan_changed`, `force_override_required`, `reason_required`, `not_authorised` or `invalid_approver` (or `already_released` when another grant came first); `audit` names the record."),
+        .fails_with::<ApproveConflict>(409, "Refused by the approval rules and recorded as `approval_refused`: `code` is `not_pending`, `self_approval`, `plan_changed`, `force_override_required`, `reason_required`, `not_authorised` or `invalid_approver` (or `already_released` when another grant came first); `audit` names the record."),
         "Granted and recorded (`approval_granted` / `force_override`), then the released action run hash-checked with the governor config's executor (dry-run unless configured) and recorded as `remediation_execution` — exactly as `guardrail approve`.",
     )
 }
 
 pub(crate) fn execute() -> OperationDoc {
     ok::<ExecuteView>(
-        write(
+        OperationDoc::default().summary(
             "Execute the incident's authorised action (the gate's execute decision, or a grant) exactly as `guardrail incident execute`: hash-checked against its authorisation, then an `execution_claim` is appended under the store's append lock — of concurrent executors exactly one wins — and the result is recorded as `remediation_execution`. Another `action` than the authorised one is not run: `execution_refused` is recorded and the action goes through the gate again (the answer is then that run, with `regate`).",
-            Role::Approver,
         )
         .fails(&[
             (404, "No such incident in the audit trail."),
             (503, CONFIG_INVALID),
         ])
+        .fails_with::<Refusal<CouldNotDecideView>>(
+            422,
+            "Another action than the authorised one went through the gate again and the pipeline could not decide (recorded as `remediation_error`, see `audit`).",
+        )
         .fails_with::<Refusal<ExecuteRefusal>>(409, "Nothing ran: `code` is `claim_held` (another execution of this authorisation holds the claim), `already_executed`, `awaiting_approval` or `nothing_authorised`."),
         "Executed (or dry run) and recorded; `status` is `executed` or `execution_failed`. After a re-gate: the new run with `regate`.",
     )
@@ -105,9 +108,8 @@ pub(crate) fn execute() -> OperationDoc {
 
 pub(crate) fn resolve() -> OperationDoc {
     ok::<ResolveView>(
-        write(
+        OperationDoc::default().summary(
             "Record how the incident was resolved (`incident_resolved`) and learn an UNREVIEWED runbook from it with provenance (incident id, audit record, the token's identity), exactly as `guardrail incident resolve`. The planner ignores the runbook until another person reviews it (`guardrail kb review`).",
-            Role::Approver,
         )
         .fails(&[
             (404, "No such incident in the audit trail."),

@@ -129,17 +129,6 @@ impl Routes {
         self.router = self.router.route(path, post(h));
         self.add("POST", path, doc, signature)
     }
-    /// A POST route whose handler's body type does not describe itself yet: the route says
-    /// everything (role included).
-    fn post_described<H: Handler<T, AppState>, T: 'static>(
-        mut self,
-        path: &'static str,
-        h: H,
-        doc: OperationDoc,
-    ) -> Self {
-        self.router = self.router.route(path, post(h));
-        self.add("POST", path, doc, OperationDoc::default())
-    }
 }
 
 const STORE_UNAVAILABLE: &str = "The audit store is unavailable.";
@@ -176,13 +165,13 @@ fn routes() -> Routes {
                 .fails(&[(503, "Could not decide (the could-not-decide is recorded, see `audit`), or the decision could not be recorded and is withheld.")]),
         )
         .get("/api/incidents", gov::list, gov_doc::list())
-        .post_described("/api/incidents", gov::propose, gov_doc::propose())
+        .post("/api/incidents", gov::propose, gov_doc::propose())
         .get("/api/incidents/{id}", gov::show, gov_doc::show())
         .get("/api/approvals", gov::approvals, gov_doc::approvals())
-        .post_described("/api/incidents/{id}/approve", gov::approve, gov_doc::approve(false))
-        .post_described("/api/incidents/{id}/force-override", gov::force_override, gov_doc::approve(true))
-        .post_described("/api/incidents/{id}/execute", gov::execute, gov_doc::execute())
-        .post_described("/api/incidents/{id}/resolve", gov::resolve, gov_doc::resolve())
+        .post("/api/incidents/{id}/approve", gov::approve, gov_doc::approve(false))
+        .post("/api/incidents/{id}/force-override", gov::force_override, gov_doc::approve(true))
+        .post("/api/incidents/{id}/execute", gov::execute, gov_doc::execute())
+        .post("/api/incidents/{id}/resolve", gov::resolve, gov_doc::resolve())
         .get("/api/events", api::events, doc("Server-sent events: `hello` (current state), `inputs` (files changed), `decision` (current decision changed), `audit` (a record was appended), `incident` (an incident was proposed and decided), `approval` (an approval was refused or granted)."))
         .get("/api/openapi.json", api::openapi, doc("This document (OpenAPI 3.1, generated from the route table and the types).").responds(200, "OpenAPI 3.1.", Content::Other("application/json")))
         .get("/healthz", api::healthz, doc("Liveness."))

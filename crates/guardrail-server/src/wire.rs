@@ -8,7 +8,6 @@
 //! (the seed-compatible shapes are pinned by `tests/it/http.rs`).
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::marker::PhantomData;
 
 use axum::http::{HeaderValue, StatusCode, header};
@@ -140,53 +139,15 @@ impl ErrorBody {
     }
 }
 
-/// A schema stand-in for a type of another crate that does not derive `JsonSchema` yet: any
-/// JSON value, titled with the type's name. One line each below; replaced by the type itself
-/// once it derives the schema.
-pub struct Opaque<T>(PhantomData<T>);
-
-/// Names of the stand-ins.
-pub trait OpaqueName {
-    /// The schema's name.
-    const NAME: &'static str;
-    /// What it is.
-    const DESCRIPTION: &'static str;
-}
-
-impl<T: OpaqueName> JsonSchema for Opaque<T> {
-    fn schema_name() -> Cow<'static, str> {
-        T::NAME.into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({"type": "object", "description": T::DESCRIPTION})
-    }
-}
-
-macro_rules! opaque {
-    ($ty:ty, $name:literal, $desc:literal) => {
-        impl OpaqueName for $ty {
-            const NAME: &'static str = $name;
-            const DESCRIPTION: &'static str = $desc;
-        }
-    };
-}
-
-opaque!(guardrail_core::slo::SloReport, "SloReport", "The SLO block (the original's keys, plus details).");
-opaque!(guardrail_core::cost::CostReport, "CostReport", "The cost block, with `daily_costs` for the chart.");
-opaque!(
-    guardrail_gate::gate::GateOutput<'static>,
-    "GateOutput",
-    "The gate's output (`guardrail gate --format json`): the original's decision keys first, then trace, counterfactual, signals, input digests (file names only), settings and CI context."
-);
-
-/// Stand-in for `guardrail_gate::ci::CiRequest` (the `ci` object of `POST /api/gate`) until it
-/// derives `JsonSchema`: built from [`CiContext::field_names`](guardrail_gate::ci::CiContext::field_names),
-/// the names its deserializer accepts (each a string or `null`), nothing else.
+/// The schema of `guardrail_gate::ci::CiRequest` (the `ci` object of `POST /api/gate`), built
+/// from [`CiContext::field_names`](guardrail_gate::ci::CiContext::field_names) — the names its
+/// deserializer accepts — each a string or `null`, nothing else. (The recorded `CiContext` is
+/// another schema: as a response its `provider` is always present.)
 pub struct CiRequestSchema;
 
 impl JsonSchema for CiRequestSchema {
     fn schema_name() -> Cow<'static, str> {
-        "CiContext".into()
+        "CiRequest".into()
     }
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         let props: Map<String, Value> = guardrail_gate::ci::CiContext::field_names()
@@ -202,17 +163,13 @@ impl JsonSchema for CiRequestSchema {
     }
 }
 
-/// Stand-in for `guardrail_core::policy::Action` until it derives `JsonSchema`.
-pub struct ActionSchema;
-
-impl JsonSchema for ActionSchema {
-    fn schema_name() -> Cow<'static, str> {
-        "Action".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({"type": "string", "enum": ["ALLOW", "WARN", "DELAY", "BLOCK"]})
-    }
-}
+/// `/api/slo`'s data.
+pub type SloData = guardrail_core::slo::SloReport;
+/// `/api/cost`'s data.
+pub type CostData = guardrail_core::cost::CostReport;
+/// A decision as `/api/decision`, `POST /api/gate` and `POST /api/simulate` show it: the deploy
+/// gate's one view (`guardrail gate --format json`).
+pub type DecisionData = guardrail_gate::view::GateView<'static>;
 
 /// The schema of `POST /api/simulate`'s `signals`: one optional property per signal of the
 /// catalogue (`guardrail_core::signals::CATALOGUE`, the one [`crate::api::parse_overrides`]
@@ -254,13 +211,6 @@ impl JsonSchema for SignalOverridesSchema {
     }
 }
 
-/// `/api/slo`'s data.
-pub type SloData = Opaque<guardrail_core::slo::SloReport>;
-/// `/api/cost`'s data.
-pub type CostData = Opaque<guardrail_core::cost::CostReport>;
-/// A decision as `/api/decision`, `POST /api/gate` and `POST /api/simulate` show it.
-pub type DecisionData = Opaque<guardrail_gate::gate::GateOutput<'static>>;
-
 /// `/api/explain`'s data.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Explanation {
@@ -281,7 +231,7 @@ pub struct All<S, C, D> {
     pub explanation: String,
 }
 
-/// `/api/all` as documented.
+/// `/api/all` as served.
 pub type AllData = All<SloData, CostData, DecisionData>;
 
 /// `/healthz`'s data.
@@ -302,7 +252,6 @@ pub enum InputsSummary {
         /// Always `true`.
         valid: True,
         /// The current decision's action.
-        #[schemars(with = "ActionSchema")]
         action: guardrail_core::policy::Action,
         /// The current decision's rule.
         policy_id: String,
@@ -327,37 +276,14 @@ pub struct Ready {
     pub store: Reachable,
 }
 
-/// One break of the chain (`/api/audit/verify`).
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct ChainBreakView {
-    /// The record at which the chain breaks.
-    pub seq: i64,
-    /// What is wrong.
-    pub problem: String,
-}
-
-/// `/api/audit/verify`'s data.
+/// `/api/audit/verify`'s data: the verification and whether it found the chain intact.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Verification {
     /// True when no break was found.
     pub intact: bool,
-    /// Records checked.
-    pub records: usize,
-    /// Hash of the last record, if any.
-    pub head: Option<String>,
-    /// Every break, in order.
-    pub breaks: Vec<ChainBreakView>,
-}
-
-impl From<guardrail_core::audit::VerifyReport> for Verification {
-    fn from(r: guardrail_core::audit::VerifyReport) -> Verification {
-        Verification {
-            intact: r.ok(),
-            records: r.records,
-            head: r.head,
-            breaks: r.breaks.into_iter().map(|b| ChainBreakView { seq: b.seq, problem: b.problem }).collect(),
-        }
-    }
+    /// Records checked, the head, every break.
+    #[serde(flatten)]
+    pub report: guardrail_core::audit::VerifyReport,
 }
 
 /// A record as `/api/audit` (and an incident's `records`) shows it: the body's fields, without
@@ -383,22 +309,8 @@ pub struct AuditRecordView {
     pub prev_hash: String,
 }
 
-/// `POST /api/simulate`'s data: the decision with the simulated values and the explanation.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct Simulation<D, V> {
-    /// The decision, as `POST /api/gate` shows it (recorded as `deploy_simulation`).
-    #[serde(flatten)]
-    pub decision: D,
-    /// The narrative.
-    pub explanation: String,
-    /// Always `true`.
-    pub simulated: True,
-    /// The signal values used instead of the measured ones.
-    pub simulated_signals: BTreeMap<String, V>,
-}
-
-/// `POST /api/simulate` as documented.
-pub type SimulationData = Simulation<DecisionData, Value>;
+/// `POST /api/simulate`'s data: the deploy gate's view of the what-if.
+pub type SimulationData = guardrail_gate::view::SimulationView<'static>;
 
 /// A `200 {"ok": true, "data": T}` answer, already serialized and redacted; documents itself
 /// as `Envelope<T>`.

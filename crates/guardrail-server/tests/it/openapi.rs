@@ -155,12 +155,12 @@ async fn each_roles_token_is_refused_exactly_where_the_table_says() {
     }
 }
 
-/// The documented CI context is `guardrail_gate::ci::CiContext`'s wire format: the same field
-/// names, each a string, nothing else allowed.
+/// The documented CI context of a request is `guardrail_gate::ci::CiContext`'s wire format as
+/// `CiRequest` reads it: the same field names, each a string or null, nothing else allowed.
 #[test]
 fn the_ci_context_schema_is_the_ci_context_type() {
     let doc = generated();
-    let schema = &doc["components"]["schemas"]["CiContext"];
+    let schema = &doc["components"]["schemas"]["CiRequest"];
     assert_eq!(schema["additionalProperties"], false);
     let props = schema["properties"].as_object().unwrap();
     let documented: Vec<String> = props.keys().cloned().collect();
@@ -174,7 +174,7 @@ fn the_ci_context_schema_is_the_ci_context_type() {
     // `ci` is the context or `null` (the server accepts `{"ci": null}`).
     let ci = &body["properties"]["ci"];
     let refs: Vec<&Value> = std::iter::once(ci).chain(ci["anyOf"].as_array().into_iter().flatten()).collect();
-    assert!(refs.iter().any(|s| s["$ref"] == "#/components/schemas/CiContext"), "{body}");
+    assert!(refs.iter().any(|s| s["$ref"] == "#/components/schemas/CiRequest"), "{body}");
     assert!(refs.iter().any(|s| s["type"] == "null"), "{body}");
 }
 
