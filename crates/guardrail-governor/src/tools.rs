@@ -223,8 +223,13 @@ pub fn input_schema_for<T: JsonSchema>() -> Value {
 /// The `outputSchema` of results of type `T`: what `T`'s `Serialize` writes, wrapped in
 /// `{"result": …}` when that is not an object (as [`Tool::structured`] wraps the value).
 pub fn output_schema_for<T: JsonSchema>() -> Value {
+    output_schema_and_wrapping::<T>().0
+}
+
+/// The output schema, and whether the result is wrapped to fit it.
+fn output_schema_and_wrapping<T: JsonSchema>() -> (Value, bool) {
     let direct = root_schema::<T>(Contract::Serialize);
-    if is_object_schema(&direct) { direct } else { root_schema::<Wrapped<T>>(Contract::Serialize) }
+    if is_object_schema(&direct) { (direct, false) } else { (root_schema::<Wrapped<T>>(Contract::Serialize), true) }
 }
 
 fn decode_args<T: DeserializeOwned>(tool: &'static str, v: Value) -> Result<T, ToolError> {
@@ -243,8 +248,7 @@ fn handle<T: ToolSpec>(ctx: &ToolContext<'_>, v: Value) -> Result<Value, ToolErr
 impl Tool {
     /// The tool a [`ToolSpec`] defines, with its schemas generated from its types.
     pub fn of<T: ToolSpec>() -> Tool {
-        let output_schema = output_schema_for::<T::Output>();
-        let wraps_output = !is_object_schema(&root_schema::<T::Output>(Contract::Serialize));
+        let (output_schema, wraps_output) = output_schema_and_wrapping::<T::Output>();
         Tool {
             name: T::NAME,
             description: T::DESCRIPTION,

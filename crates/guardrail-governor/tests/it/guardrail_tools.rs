@@ -302,6 +302,7 @@ fn generated_input_schemas_and_handlers_agree_on_every_bound() {
         ("search_runbooks", json!({"query": "db", "service": service_128}), true),
         ("search_runbooks", json!({"query": "db", "service": service_129}), false),
         ("search_runbooks", json!({"query": "db", "service": "ns/payments:api_v1.2"}), true),
+        ("search_runbooks", json!({"query": "db", "service": "paymënts"}), false),
         ("search_evidence", json!({"query": "db", "service": "*"}), true),
         ("search_evidence", json!({"query": "db", "service": "**"}), false),
         ("search_evidence", json!({"query": "db", "service": "payments-api", "stance": null}), true),
