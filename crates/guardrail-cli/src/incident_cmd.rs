@@ -824,6 +824,18 @@ fn record_detail(r: &ChainedRecord) -> String {
     }
 }
 
+/// The time (`--now`, or the clock), the audit log stamped with it (the store opened once)
+/// and the incidents folded from that store, for a command that appends `what` (`.0`; `.1`
+/// says what does not happen if it cannot). `Err` is the exit code, the error printed.
+type Trail = (String, StoreLog, std::collections::BTreeMap<String, guardrail_governor::queue::IncidentState>);
+fn open_trail(store: &StoreArgs, env: EnvLookup<'_>, at: Option<&str>, what: (&str, &str)) -> Result<Trail, Exit> {
+    let at = now(at).map_err(|e| crate::remediation::bad_now(&e))?.to_string();
+    let mut log =
+        crate::remediation::open_log(store, env, &at).map_err(|e| fail(&[append_failure(what.0, what.1, &e)]))?;
+    let states = log.states().map_err(|e| fail(&[e]))?;
+    Ok((at, log, states))
+}
+
 /// `incident release-claim`: [`guardrail_governor::claims::release_claim`] over the trail, read
 /// and appended through one store connection.
 #[allow(clippy::too_many_arguments)]
@@ -854,17 +866,9 @@ fn release_claim(
         Err(r) => return r.report(),
     };
     let who = actor.name.as_str();
-    let at = match now(at) {
-        Ok(t) => t.to_string(),
-        Err(e) => return crate::remediation::bad_now(&e),
-    };
-    let mut log = match crate::remediation::open_log(store, env, &at) {
-        Ok(l) => l,
-        Err(e) => return fail(&[append_failure("the claim release", "nothing is released", &e)]),
-    };
-    let states = match log.states() {
-        Ok(s) => s,
-        Err(e) => return fail(&[e]),
+    let (_, mut log, states) = match open_trail(store, env, at, ("the claim release", "nothing is released")) {
+        Ok(t) => t,
+        Err(code) => return code,
     };
     let input = ReleaseInput { incident_id: incident_id.into(), by: who.into(), reason: reason.into() };
     let outcome = match guardrail_governor::claims::release_claim(&mut log, &states, &input, &cfg.config.approvals) {
@@ -935,17 +939,9 @@ fn resolve(
     at: Option<&str>,
 ) -> Exit {
     use guardrail_governor::learn::{LearnError, Resolution, ResolutionField};
-    let at = match now(at) {
-        Ok(t) => t.to_string(),
-        Err(e) => return crate::remediation::bad_now(&e),
-    };
-    let mut log = match crate::remediation::open_log(store, env, &at) {
-        Ok(l) => l,
-        Err(e) => return fail(&[append_failure("the resolution", "nothing is learned", &e)]),
-    };
-    let states = match log.states() {
-        Ok(s) => s,
-        Err(e) => return fail(&[e]),
+    let (at, mut log, states) = match open_trail(store, env, at, ("the resolution", "nothing is learned")) {
+        Ok(t) => t,
+        Err(code) => return code,
     };
     let mut knowledge = match open_kb(&kb.path(env)) {
         Ok(k) => k,

@@ -122,10 +122,14 @@ impl ConfigArgs {
 impl LoadedConfig {
     /// For records: the file and its hash.
     pub fn describe(&self) -> Value {
-        serde_json::json!({
-            "path": self.path.as_ref().map(|p| p.display().to_string()),
-            "sha256": self.sha256,
-        })
+        /// The governor config in force, as recorded with decisions and grants.
+        #[derive(serde::Serialize)]
+        struct Described<'a> {
+            path: Option<String>,
+            sha256: &'a Option<String>,
+        }
+        let path = self.path.as_ref().map(|p| p.display().to_string());
+        guardrail_governor::record::encode(&Described { path, sha256: &self.sha256 })
     }
 }
 
@@ -234,19 +238,11 @@ pub fn replay_decision(rec: &ChainedRecord, json: bool) -> Exit {
     let code = if r.identical { Exit::Ok } else { Exit::Delay };
     let recorded = |v: &Value| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
     if json {
-        let v = serde_json::json!({
-            "record": r.record,
-            "kind": rec.kind,
-            "incident_id": r.incident_id,
-            "identical": r.identical,
-            "recorded_decision": r.recorded_decision,
-            "replayed_decision": r.replayed_decision,
-            "recorded_rule": r.recorded_rule,
-            "replayed_rule": r.replayed_rule,
-            "differing_fields": r.differing_fields,
-            "exit_code": code,
-        });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        let v = guardrail_governor::views::WithExit {
+            view: guardrail_governor::views::ReplayView::new(rec, &r),
+            exit_code: code.code(),
+        };
+        println!("{}", serde_json::to_string_pretty(&guardrail_governor::record::encode(&v)).unwrap_or_default());
     } else if r.identical {
         println!(
             "record {}: replayed remediation decision is identical ({} by rule {}, incident {})",

@@ -23,7 +23,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use guardrail_core::approval::{ExecutionMismatch, binding_hash, render_template};
 use guardrail_core::remediation::{Incident, PlanOutput};
@@ -161,13 +161,67 @@ impl Executor for DryRunExecutor {
 
     fn execute(&self, a: &AuthorisedAction) -> Result<ExecutionReport, ExecutionError> {
         let argv = self.commands.get(&a.action).map(|t| render_template(t, &a.params()));
-        let detail = match argv {
-            None => json!({"would_run": a.action, "command": null}),
-            Some(Ok(argv)) => json!({"would_run": a.action, "command": argv}),
-            Some(Err(e)) => json!({"would_run": a.action, "command": null, "command_error": e}),
+        let (command, command_error) = match argv {
+            None => (None, None),
+            Some(Ok(argv)) => (Some(argv), None),
+            Some(Err(e)) => (None, Some(e)),
         };
-        Ok(report("dry-run", a, true, true, detail))
+        let detail = DryRunDetail { would_run: &a.action, command, command_error };
+        Ok(report("dry-run", a, true, true, encode(&detail)))
     }
+}
+
+/// The report detail of a dry run: what would run (`command` `null` without a template).
+#[derive(Serialize)]
+struct DryRunDetail<'a> {
+    would_run: &'a str,
+    command: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command_error: Option<String>,
+}
+
+/// The report detail of a command: its argv, exit code and captured output; or, when its
+/// outcome is not known (killed at the timeout, its status unreadable), why.
+#[derive(Serialize)]
+struct CommandDetail<'a> {
+    argv: &'a [String],
+    exit_code: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stdout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stderr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    outcome_unknown: bool,
+}
+
+/// The report detail of a webhook: where, the answer's status and body, and why the
+/// exchange did not complete, if it did not.
+#[derive(Serialize)]
+struct WebhookDetail<'a> {
+    url: &'a str,
+    http_status: Option<u16>,
+    response: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    outcome_unknown: bool,
+}
+
+/// What a webhook is sent: the authorised action and what it is bound to.
+#[derive(Serialize)]
+struct WebhookRequest<'a> {
+    incident_id: &'a str,
+    service: &'a str,
+    severity: guardrail_core::remediation::Severity,
+    action: &'a str,
+    binding_hash: &'a str,
+}
+
+fn encode<T: Serialize>(detail: &T) -> Value {
+    // Strings, numbers, booleans: nothing in a detail can fail to encode.
+    serde_json::to_value(detail).unwrap_or(Value::Null)
 }
 
 /// Most bytes of output or response kept for the record.
@@ -258,20 +312,24 @@ impl Executor for CommandExecutor {
         };
         let stdout = out_t.join().unwrap_or_default();
         let stderr = err_t.join().unwrap_or_default();
-        let detail = json!({
-            "argv": argv,
-            "exit_code": status.code(),
-            "stdout": capped(&stdout),
-            "stderr": capped(&stderr),
-        });
-        Ok(report(NAME, a, false, status.success(), detail))
+        let detail = CommandDetail {
+            argv: &argv,
+            exit_code: status.code(),
+            stdout: Some(capped(&stdout)),
+            stderr: Some(capped(&stderr)),
+            error: None,
+            outcome_unknown: false,
+        };
+        Ok(report(NAME, a, false, status.success(), encode(&detail)))
     }
 }
 
 /// The detail of a command that started but whose result is not known (killed at the
 /// timeout, or its status could not be read).
 fn unknown_outcome(argv: &[String], error: String) -> Value {
-    json!({"argv": argv, "exit_code": null, "error": error, "outcome_unknown": true})
+    let detail =
+        CommandDetail { argv, exit_code: None, stdout: None, stderr: None, error: Some(error), outcome_unknown: true };
+    encode(&detail)
 }
 
 /// POSTs the action as JSON through reqwest (rustls with *ring*): `http://` or
@@ -429,29 +487,24 @@ impl Executor for WebhookExecutor {
     fn execute(&self, a: &AuthorisedAction) -> Result<ExecutionReport, ExecutionError> {
         const NAME: &str = "webhook";
         check_webhook_url(&self.url).map_err(|message| ExecutionError::NotConfigured { executor: NAME, message })?;
-        let body = serde_json::to_string(&json!({
-            "incident_id": a.incident.id,
-            "service": a.incident.service,
-            "severity": a.incident.severity,
-            "action": a.action,
-            "binding_hash": a.binding_hash,
+        let body = serde_json::to_string(&encode(&WebhookRequest {
+            incident_id: &a.incident.id,
+            service: &a.incident.service,
+            severity: a.incident.severity,
+            action: &a.action,
+            binding_hash: &a.binding_hash,
         }))
         .map_err(|e| ExecutionError::Failed { executor: NAME, message: e.to_string() })?;
         let exchange = self.exchange(body)?;
-        let mut detail = json!({
-            "url": self.url,
-            "http_status": exchange.status,
-            "response": capped(&exchange.answer),
-        });
-        let ok = match exchange.error {
-            None => exchange.status.is_some_and(|s| (200..300).contains(&s)),
-            Some(error) => {
-                detail["error"] = Value::String(format!("{}: {error}", self.url));
-                detail["outcome_unknown"] = Value::Bool(true);
-                false
-            }
+        let ok = exchange.error.is_none() && exchange.status.is_some_and(|s| (200..300).contains(&s));
+        let detail = WebhookDetail {
+            url: &self.url,
+            http_status: exchange.status,
+            response: capped(&exchange.answer),
+            outcome_unknown: exchange.error.is_some(),
+            error: exchange.error.map(|error| format!("{}: {error}", self.url)),
         };
-        Ok(report(NAME, a, false, ok, detail))
+        Ok(report(NAME, a, false, ok, encode(&detail)))
     }
 }
 

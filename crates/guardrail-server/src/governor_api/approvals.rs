@@ -154,6 +154,17 @@ fn approve_blocking(
     Ok(render(state, &GrantView::new(&id, g, &rec, step, succeeded)))
 }
 
+/// Both approval endpoints: the attempt of `kind`, decided off the async runtime.
+async fn attempt(
+    s: AppState,
+    caller: Caller,
+    id: String,
+    kind: ApprovalKind,
+    req: ApproveRequest,
+) -> Result<Response, ApiError> {
+    blocking(move || approve_blocking(&s, &caller, id, kind, req)).await?.map(ok)
+}
+
 /// `POST /api/incidents/{id}/approve`: an APPROVE by the token's identity.
 pub async fn approve(
     State(s): State<AppState>,
@@ -161,8 +172,7 @@ pub async fn approve(
     Path(id): Path<String>,
     StrictJson(req): StrictJson<ApproveRequest>,
 ) -> Result<Response, ApiError> {
-    let st = s.clone();
-    blocking(move || approve_blocking(&st, &caller, id, ApprovalKind::Approve, req)).await?.map(ok)
+    attempt(s, caller, id, ApprovalKind::Approve, req).await
 }
 
 /// `POST /api/incidents/{id}/force-override`: a FORCE_OVERRIDE (needs a reason) by the
@@ -173,6 +183,5 @@ pub async fn force_override(
     Path(id): Path<String>,
     StrictJson(req): StrictJson<ApproveRequest>,
 ) -> Result<Response, ApiError> {
-    let st = s.clone();
-    blocking(move || approve_blocking(&st, &caller, id, ApprovalKind::ForceOverride, req)).await?.map(ok)
+    attempt(s, caller, id, ApprovalKind::ForceOverride, req).await
 }
