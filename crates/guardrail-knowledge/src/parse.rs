@@ -201,9 +201,8 @@ fn policy_from(o: &Obj<'_>) -> Result<ActionPolicy, KnowledgeError> {
 
 fn parse_value(text: &str, origin: &str, format: Format) -> Result<Value, KnowledgeError> {
     match format {
-        Format::Yaml => {
-            crate::yaml::to_json(text).map_err(|message| KnowledgeError::Syntax { origin: origin.into(), message })
-        }
+        Format::Yaml => crate::yaml::to_json(text)
+            .map_err(|e| KnowledgeError::Syntax { origin: origin.into(), message: e.to_string() }),
         Format::Json | Format::Markdown => serde_json::from_str(text)
             .map_err(|e| KnowledgeError::Syntax { origin: origin.into(), message: format!("invalid JSON: {e}") }),
     }

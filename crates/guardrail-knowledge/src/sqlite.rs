@@ -187,6 +187,13 @@ impl SqliteKnowledgeStore {
         KnowledgeError::Index { location: self.location.clone(), message: format!("{what}: {e}") }
     }
 
+    /// Whether this SQLite was built with FTS5 (which the index needs).
+    fn has_fts5(&self) -> bool {
+        self.conn
+            .query_row("SELECT sqlite_compileoption_used('ENABLE_FTS5')", [], |r| r.get::<_, i64>(0))
+            .is_ok_and(|used| used == 1)
+    }
+
     fn init_schema(&self) -> Result<(), KnowledgeError> {
         let version: i64 = self
             .conn
@@ -196,10 +203,12 @@ impl SqliteKnowledgeStore {
             return Err(self.err("schema", format!("version {version}, this Guardrail reads {SCHEMA_VERSION}")));
         }
         self.conn.execute_batch(SCHEMA).map_err(|e| {
-            if e.to_string().contains("fts5") {
-                self.err("creating the FTS5 index (is SQLite built with FTS5?)", e)
-            } else {
+            // Asked of SQLite, not read from the error's text (a missing module is a plain
+            // SQLITE_ERROR).
+            if self.has_fts5() {
                 self.err("creating the schema", e)
+            } else {
+                self.err("creating the FTS5 index (is SQLite built with FTS5?)", e)
             }
         })?;
         self.conn
@@ -555,5 +564,16 @@ impl KnowledgeStore for SqliteKnowledgeStore {
         }
         tx.commit().map_err(|e| self.err("committing", e))?;
         Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bundled_sqlite_has_fts5_and_the_check_says_so() {
+        let store = SqliteKnowledgeStore::open_in_memory().expect("in-memory store");
+        assert!(store.has_fts5());
     }
 }

@@ -14,12 +14,62 @@ enum Frame {
     Map(Map<String, Value>, Option<String>),
 }
 
-fn at(span: &saphyr_parser::Span, msg: impl std::fmt::Display) -> String {
-    format!("line {}, column {}: {msg}", span.start.line(), span.start.col() + 1)
+/// Why a runbook's YAML is refused, and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}, column {column}: {problem}")]
+pub struct YamlError {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong.
+    pub problem: YamlProblem,
+}
+
+/// What is wrong with a runbook's YAML ([`YamlError`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum YamlProblem {
+    /// The parser's own syntax error.
+    #[error("{0}")]
+    Syntax(String),
+    /// A second `---` document.
+    #[error("only one YAML document per file is read")]
+    SeveralDocuments,
+    /// `*name`.
+    #[error("aliases (*name) are not supported")]
+    Alias,
+    /// A tag on a sequence or mapping.
+    #[error("tags are not supported")]
+    CollectionTag,
+    /// A tag other than `!!str` on a scalar.
+    #[error("tags other than !!str are not supported")]
+    ScalarTag,
+    /// A key given twice in one mapping.
+    #[error("duplicate key \"{0}\"")]
+    DuplicateKey(String),
+    /// A sequence or mapping as a key.
+    #[error("mapping keys must be plain text")]
+    ComplexKey,
+    /// The parser's events did not nest (not expected from saphyr).
+    #[error("unbalanced {0}")]
+    Unbalanced(&'static str),
+    /// An integer beyond i64.
+    #[error("integer {0} is out of range")]
+    IntegerRange(String),
+    /// Looks like a float and is not one.
+    #[error("{0} is not a number")]
+    NotANumber(String),
+    /// `.inf`, `.nan`, or a float that overflows.
+    #[error("{0} is not a finite number")]
+    NotFinite(String),
+}
+
+fn at(span: &saphyr_parser::Span, problem: YamlProblem) -> YamlError {
+    YamlError { line: span.start.line(), column: span.start.col() + 1, problem }
 }
 
 /// Resolves a plain scalar with the YAML 1.2 core schema.
-fn resolve_plain(s: &str) -> Result<Value, String> {
+fn resolve_plain(s: &str) -> Result<Value, YamlProblem> {
     Ok(match s {
         "" | "~" | "null" | "Null" | "NULL" => Value::Null,
         "true" | "True" | "TRUE" => Value::Bool(true),
@@ -29,13 +79,13 @@ fn resolve_plain(s: &str) -> Result<Value, String> {
             if !body.is_empty() && body.bytes().all(|b| b.is_ascii_digit()) {
                 match s.parse::<i64>() {
                     Ok(i) => Value::Number(i.into()),
-                    Err(_) => return Err(format!("integer {s} is out of range")),
+                    Err(_) => return Err(YamlProblem::IntegerRange(s.to_string())),
                 }
             } else if looks_like_float(body) {
-                let f: f64 = s.parse().map_err(|_| format!("{s} is not a number"))?;
-                Value::Number(Number::from_f64(f).ok_or_else(|| format!("{s} is not a finite number"))?)
+                let f: f64 = s.parse().map_err(|_| YamlProblem::NotANumber(s.to_string()))?;
+                Value::Number(Number::from_f64(f).ok_or_else(|| YamlProblem::NotFinite(s.to_string()))?)
             } else if matches!(body, ".inf" | ".Inf" | ".INF" | ".nan" | ".NaN" | ".NAN") {
-                return Err(format!("{s} is not a finite number"));
+                return Err(YamlProblem::NotFinite(s.to_string()));
             } else {
                 Value::String(s.to_string())
             }
@@ -67,25 +117,28 @@ fn looks_like_float(body: &str) -> bool {
 
 /// Parses one YAML document into a JSON value. Mapping keys must be scalars and unique;
 /// anchors may be declared but aliases are refused; tags other than `!!str` are refused.
-pub fn to_json(text: &str) -> Result<Value, String> {
+pub fn to_json(text: &str) -> Result<Value, YamlError> {
     let mut stack: Vec<Frame> = Vec::new();
     let mut root: Option<Value> = None;
     let mut documents = 0usize;
     for item in Parser::new_from_str(text) {
-        let (event, span) =
-            item.map_err(|e| format!("line {}, column {}: {}", e.marker().line(), e.marker().col() + 1, e.info()))?;
+        let (event, span) = item.map_err(|e| YamlError {
+            line: e.marker().line(),
+            column: e.marker().col() + 1,
+            problem: YamlProblem::Syntax(e.info().to_string()),
+        })?;
         let value = match event {
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => continue,
             Event::DocumentStart(_) => {
                 documents += 1;
                 if documents > 1 {
-                    return Err(at(&span, "only one YAML document per file is read"));
+                    return Err(at(&span, YamlProblem::SeveralDocuments));
                 }
                 continue;
             }
-            Event::Alias(_) => return Err(at(&span, "aliases (*name) are not supported")),
+            Event::Alias(_) => return Err(at(&span, YamlProblem::Alias)),
             Event::SequenceStart(_, tag) | Event::MappingStart(_, tag) if tag.is_some() => {
-                return Err(at(&span, "tags are not supported"));
+                return Err(at(&span, YamlProblem::CollectionTag));
             }
             Event::SequenceStart(..) => {
                 stack.push(Frame::Seq(Vec::new()));
@@ -97,21 +150,21 @@ pub fn to_json(text: &str) -> Result<Value, String> {
             }
             Event::SequenceEnd => match stack.pop() {
                 Some(Frame::Seq(v)) => Value::Array(v),
-                _ => return Err(at(&span, "unbalanced sequence")),
+                _ => return Err(at(&span, YamlProblem::Unbalanced("sequence"))),
             },
             Event::MappingEnd => match stack.pop() {
                 Some(Frame::Map(m, None)) => Value::Object(m),
-                _ => return Err(at(&span, "unbalanced mapping")),
+                _ => return Err(at(&span, YamlProblem::Unbalanced("mapping"))),
             },
             Event::Scalar(raw, style, _, tag) => {
                 let is_str_tag = tag.as_ref().is_some_and(|t| t.suffix == "str");
                 if tag.is_some() && !is_str_tag {
-                    return Err(at(&span, "tags other than !!str are not supported"));
+                    return Err(at(&span, YamlProblem::ScalarTag));
                 }
                 // A scalar where a mapping key is expected is the key, as written.
                 if let Some(Frame::Map(m, key @ None)) = stack.last_mut() {
                     if m.contains_key(raw.as_ref()) {
-                        return Err(at(&span, format!("duplicate key \"{raw}\"")));
+                        return Err(at(&span, YamlProblem::DuplicateKey(raw.into_owned())));
                     }
                     *key = Some(raw.into_owned());
                     continue;
@@ -130,7 +183,7 @@ pub fn to_json(text: &str) -> Result<Value, String> {
                 Some(k) => {
                     m.insert(k, value);
                 }
-                None => return Err(at(&span, "mapping keys must be plain text")),
+                None => return Err(at(&span, YamlProblem::ComplexKey)),
             },
         }
     }
@@ -153,11 +206,17 @@ mod tests {
 
     #[test]
     fn refuses_aliases_duplicates_and_tags() {
-        assert!(to_json("a: &x 1\nb: *x\n").unwrap_err().contains("aliases"));
-        assert!(to_json("a: 1\na: 2\n").unwrap_err().contains("duplicate"));
-        assert!(to_json("a: !!binary abc\n").unwrap_err().contains("tags"));
-        assert!(to_json("a: .nan\n").is_err());
-        assert!(to_json("a: [1\n").unwrap_err().starts_with("line"));
-        assert!(to_json("a: 1\n---\nb: 2\n").unwrap_err().contains("one YAML document"));
+        let e = to_json("a: &x 1\nb: *x\n").unwrap_err();
+        assert_eq!((e.line, e.column, &e.problem), (2, 4, &YamlProblem::Alias));
+        assert_eq!(e.to_string(), "line 2, column 4: aliases (*name) are not supported");
+        let e = to_json("a: 1\na: 2\n").unwrap_err();
+        assert_eq!(e.problem, YamlProblem::DuplicateKey("a".into()));
+        assert!(e.to_string().contains("duplicate key \"a\""), "{e}");
+        assert_eq!(to_json("a: !!binary abc\n").unwrap_err().problem, YamlProblem::ScalarTag);
+        assert_eq!(to_json("a: .nan\n").unwrap_err().problem, YamlProblem::NotFinite(".nan".into()));
+        let e = to_json("a: [1\n").unwrap_err();
+        assert!(matches!(e.problem, YamlProblem::Syntax(_)), "{e:?}");
+        assert!(e.to_string().starts_with("line"), "{e}");
+        assert_eq!(to_json("a: 1\n---\nb: 2\n").unwrap_err().problem, YamlProblem::SeveralDocuments);
     }
 }
