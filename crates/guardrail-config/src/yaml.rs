@@ -584,9 +584,9 @@ impl Builder<'_> {
         }
         let (value, yaml11_bool) = match resolve(text, style, tag, self.schema) {
             Ok(v) => v,
-            Err(msg) => {
+            Err(e) => {
                 let path = self.path_here();
-                self.error(path, pos, msg);
+                self.error(path, pos, e.to_string());
                 if is_key {
                     self.set_key(KeyState::Skip);
                     return Ok(());
@@ -655,7 +655,32 @@ impl Builder<'_> {
 // ---------------------------------------------------------------------------------------
 // Scalar resolution.
 
-fn resolve(text: &str, style: ScalarStyle, tag: Option<&Tag>, schema: Schema) -> Result<(NodeValue, bool), String> {
+/// A scalar that cannot be read as its tag or its look says (the tree records it as an error at
+/// the scalar's position).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum ScalarError {
+    #[error("{text:?} is not a boolean ({tag})")]
+    NotABool { text: String, tag: String },
+    #[error("{text:?} is not a number ({tag})")]
+    TaggedNotANumber { text: String, tag: String },
+    #[error("{problem} ({tag})")]
+    TaggedInt { problem: Box<ScalarError>, tag: String },
+    #[error("unsupported tag {tag}; only !!str, !!int, !!float, !!bool and !!null are read")]
+    UnsupportedTag { tag: String },
+    #[error("{text:?} is out of range for an integer")]
+    IntRange { text: String },
+    #[error("{text:?} is not a valid integer")]
+    NotAnInt { text: String },
+    #[error("{text:?} is not a valid number")]
+    NotANumber { text: String },
+}
+
+fn resolve(
+    text: &str,
+    style: ScalarStyle,
+    tag: Option<&Tag>,
+    schema: Schema,
+) -> Result<(NodeValue, bool), ScalarError> {
     if let Some(tag) = tag {
         let name = tag_name(tag);
         return match core_tag(tag) {
@@ -664,13 +689,15 @@ fn resolve(text: &str, style: ScalarStyle, tag: Option<&Tag>, schema: Schema) ->
             Some("bool") => match (text.to_ascii_lowercase().as_str(), schema) {
                 ("true", _) | ("yes" | "on", Schema::Yaml11 | Schema::Json) => Ok((NodeValue::Bool(true), false)),
                 ("false", _) | ("no" | "off", Schema::Yaml11 | Schema::Json) => Ok((NodeValue::Bool(false), false)),
-                _ => Err(format!("{text:?} is not a boolean ({name})")),
+                _ => Err(ScalarError::NotABool { text: text.to_string(), tag: name }),
             },
-            Some("int") => construct_int(text).map(|i| (NodeValue::Int(i), false)).map_err(|e| format!("{e} ({name})")),
+            Some("int") => construct_int(text)
+                .map(|i| (NodeValue::Int(i), false))
+                .map_err(|e| ScalarError::TaggedInt { problem: Box::new(e), tag: name }),
             Some("float") => construct_float(text)
                 .map(|f| (NodeValue::Float(f), false))
-                .ok_or_else(|| format!("{text:?} is not a number ({name})")),
-            _ => Err(format!("unsupported tag {name}; only !!str, !!int, !!float, !!bool and !!null are read")),
+                .ok_or_else(|| ScalarError::TaggedNotANumber { text: text.to_string(), tag: name }),
+            _ => Err(ScalarError::UnsupportedTag { tag: name }),
         };
     }
     if style != ScalarStyle::Plain {
@@ -684,7 +711,7 @@ fn resolve(text: &str, style: ScalarStyle, tag: Option<&Tag>, schema: Schema) ->
 }
 
 /// The YAML 1.2 core schema's plain scalars (spec 10.3.2).
-fn resolve_plain_yaml12(s: &str) -> Result<NodeValue, String> {
+fn resolve_plain_yaml12(s: &str) -> Result<NodeValue, ScalarError> {
     Ok(match s {
         "" | "~" | "null" | "Null" | "NULL" => NodeValue::Null,
         "true" | "True" | "TRUE" => NodeValue::Bool(true),
@@ -701,7 +728,7 @@ fn resolve_plain_yaml12(s: &str) -> Result<NodeValue, String> {
                 }
                 i64::from_str_radix(digits, radix)
                     .map(NodeValue::Int)
-                    .map_err(|_| format!("{s:?} is out of range for an integer"))
+                    .map_err(|_| ScalarError::IntRange { text: s.to_string() })
             };
             if let Some(d) = body.strip_prefix("0o").filter(|d| all(d, |b| (b'0'..=b'7').contains(&b))) {
                 return radix(d, 8);
@@ -710,14 +737,16 @@ fn resolve_plain_yaml12(s: &str) -> Result<NodeValue, String> {
                 return radix(d, 16);
             }
             if all(body, |b| b.is_ascii_digit()) {
-                let magnitude: i128 = body.parse().map_err(|_| format!("{s:?} is out of range for an integer"))?;
+                let range = || ScalarError::IntRange { text: s.to_string() };
+                let magnitude: i128 = body.parse().map_err(|_| range())?;
                 let v = if neg { -magnitude } else { magnitude };
-                return i64::try_from(v)
-                    .map(NodeValue::Int)
-                    .map_err(|_| format!("{s:?} is out of range for an integer"));
+                return i64::try_from(v).map(NodeValue::Int).map_err(|_| range());
             }
             if is_yaml12_float(body) {
-                return s.parse::<f64>().map(NodeValue::Float).map_err(|_| format!("{s:?} is not a valid number"));
+                return s
+                    .parse::<f64>()
+                    .map(NodeValue::Float)
+                    .map_err(|_| ScalarError::NotANumber { text: s.to_string() });
             }
             NodeValue::Str(s.to_string())
         }
@@ -741,7 +770,7 @@ fn is_yaml12_float(body: &str) -> bool {
     mantissa_ok && exponent_ok
 }
 
-fn resolve_plain_yaml11(s: &str) -> Result<(NodeValue, bool), String> {
+fn resolve_plain_yaml11(s: &str) -> Result<(NodeValue, bool), ScalarError> {
     let v = match s {
         "" | "~" | "null" | "Null" | "NULL" => NodeValue::Null,
         "true" | "True" | "TRUE" => NodeValue::Bool(true),
@@ -752,7 +781,7 @@ fn resolve_plain_yaml11(s: &str) -> Result<(NodeValue, bool), String> {
             if is_yaml11_int(s) {
                 NodeValue::Int(construct_int(s)?)
             } else if is_yaml11_float(s) {
-                NodeValue::Float(construct_float(s).ok_or_else(|| format!("{s:?} is not a valid number"))?)
+                NodeValue::Float(construct_float(s).ok_or_else(|| ScalarError::NotANumber { text: s.to_string() })?)
             } else {
                 NodeValue::Str(s.to_string())
             }
@@ -832,10 +861,11 @@ fn is_base60_digit(p: &str) -> bool {
 }
 
 /// PyYAML's `construct_yaml_int`, with range checks.
-fn construct_int(s: &str) -> Result<i64, String> {
+fn construct_int(s: &str) -> Result<i64, ScalarError> {
     let cleaned = s.replace('_', "");
     let (_, neg, body) = split_sign(&cleaned);
-    let bad = || format!("{s:?} is not a valid integer");
+    let bad = || ScalarError::NotAnInt { text: s.to_string() };
+    let range = || ScalarError::IntRange { text: s.to_string() };
     let magnitude: i128 = if body == "0" {
         0
     } else if let Some(d) = body.strip_prefix("0b") {
@@ -855,10 +885,10 @@ fn construct_int(s: &str) -> Result<i64, String> {
         if !all(body, |b| b.is_ascii_digit()) {
             return Err(bad());
         }
-        body.parse::<i128>().map_err(|_| format!("{s:?} is out of range for an integer"))?
+        body.parse::<i128>().map_err(|_| range())?
     };
     let v = if neg { -magnitude } else { magnitude };
-    i64::try_from(v).map_err(|_| format!("{s:?} is out of range for an integer"))
+    i64::try_from(v).map_err(|_| range())
 }
 
 /// PyYAML's YAML 1.1 float regex.
