@@ -19,28 +19,38 @@ use super::status::{Answer, append_failed, no_store};
 use super::views::{GovernorEvent, execution_step, load, render, run_view};
 use super::wiring::{deploy_signals, executor, governor_in_force, open_kb_read_only, pipeline};
 
-/// An action name: 1-200 characters, not blank.
-const ACTION_PATTERN: &str = "\\S";
+/// An action (of `execute` and `resolve`) has a word: at least one letter or digit. Without
+/// one the plan contract refuses it ("the requested action has no words") only after a
+/// could-not-decide is recorded; the request is refused first, with nothing recorded. ASCII,
+/// so the rule reads the same in every regex dialect a client may check it with.
+pub(super) const ACTION_PATTERN: &str = "[A-Za-z0-9]";
+
+/// [`ACTION_PATTERN`] and 1-200 characters: the one check of a requested action (400).
+pub(super) fn check_action(action: Option<&str>) -> Result<(), ApiError> {
+    match action {
+        Some(a) if a.chars().count() > 200 || !a.chars().any(|c| c.is_ascii_alphanumeric()) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "action: must be 1-200 characters with at least one letter or digit (A-Z, a-z, 0-9)",
+        )),
+        _ => Ok(()),
+    }
+}
 
 /// Body of `POST /api/incidents/{id}/execute`. There is no field naming who asks: it is the
 /// token's identity.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExecuteRequest {
-    /// The action to run [default: the authorised one]: 1-200 characters, not blank. Another
-    /// action than the authorised one is not run: the refusal is recorded and the action goes
-    /// through the gate again.
+    /// The action to run [default: the authorised one]: 1-200 characters with at least one
+    /// letter or digit. Another action than the authorised one is not run: the refusal is
+    /// recorded and the action goes through the gate again.
     #[serde(default)]
     #[schemars(length(min = 1, max = 200), regex(pattern = ACTION_PATTERN))]
     pub action: Option<String>,
 }
 
 fn execute_blocking(state: &AppState, caller: &Caller, id: String, req: ExecuteRequest) -> Result<Value, ApiError> {
-    if let Some(a) = &req.action
-        && (a.trim().is_empty() || a.chars().count() > 200)
-    {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "action: must be 1-200 characters, not blank"));
-    }
+    check_action(req.action.as_deref())?;
     let states = load(state).map_err(|e| no_store(&e))?;
     if !states.contains_key(&id) {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "no such incident in the audit trail"));
