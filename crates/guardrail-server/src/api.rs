@@ -26,14 +26,14 @@ use guardrail_gate::view::{AuditRef, GateView, SimulationView};
 use guardrail_store::AppendError;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio_stream::StreamExt as _;
 
 use crate::auth::{Caller, Role};
 use crate::state::{AppState, narrative, summary};
 use crate::wire::{
-    Alive, AllData, Answer, AuditRecordView, Cached, CostData, DecisionData, Envelope, ErrorBody, ErrorStatus,
-    Explanation, Health, Reachable, Ready, RecordRef, SimulationData, SloData, True, Verification,
+    Alive, AllData, Answer, AuditEvent, AuditRecordView, Cached, CostData, DecisionData, Envelope, ErrorBody,
+    ErrorStatus, Explanation, Health, Reachable, Ready, RecordRef, SimulationData, SloData, True, Verification,
 };
 
 /// Why the deploy-gate endpoints (and the checks every route shares) refuse or fail: one
@@ -476,7 +476,7 @@ fn cannot_decide(
     let err = ApiError::of_many(Failure::Unavailable, shown);
     match in_chain {
         Some(rec) => {
-            state.publish("audit", json!({"id": rec.id(), "seq": rec.seq, "kind": rec.kind}));
+            state.publish("audit", AuditEvent::of(rec, None));
             err.recorded(rec, record.is_err())
         }
         None => err,
@@ -507,7 +507,7 @@ fn recorded<'d>(
 ) -> GateView<'d> {
     let action = decided.action();
     state.metrics().decision(endpoint, action.as_str(), &decided.evaluation.decision.policy_id);
-    state.publish("audit", json!({"id": rec.id(), "seq": rec.seq, "kind": rec.kind, "action": action}));
+    state.publish("audit", AuditEvent::of(rec, Some(action)));
     let mut view = decided.view();
     view.audit = Some(AuditRef { store: store_label(&audit.store), ..audit });
     view

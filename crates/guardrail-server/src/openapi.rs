@@ -27,7 +27,8 @@ use axum::response::sse::Sse;
 use axum::response::{Html, Response};
 use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::api::{ApiError, Deployer, StrictJson};
 use crate::auth::Role;
@@ -280,9 +281,94 @@ fn generator(serialize: bool) -> SchemaGenerator {
     settings.into_generator()
 }
 
+// ---------------------------------------------------------------- the document's objects
+
+/// The OpenAPI 3.1 document (the parts Guardrail uses).
+#[derive(Serialize)]
+struct Document {
+    openapi: &'static str,
+    info: Info,
+    servers: Vec<Server>,
+    components: Components,
+    paths: BTreeMap<&'static str, BTreeMap<String, OperationObject>>,
+}
+
+#[derive(Serialize)]
+struct Info {
+    title: &'static str,
+    version: &'static str,
+    description: &'static str,
+}
+
+#[derive(Serialize)]
+struct Server {
+    url: &'static str,
+}
+
+#[derive(Serialize)]
+struct Components {
+    #[serde(rename = "securitySchemes")]
+    security_schemes: BTreeMap<&'static str, SecurityScheme>,
+    schemas: Map<String, Value>,
+}
+
+#[derive(Serialize)]
+struct SecurityScheme {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    scheme: &'static str,
+    description: &'static str,
+}
+
+#[derive(Serialize)]
+struct OperationObject {
+    #[serde(rename = "operationId")]
+    operation_id: String,
+    summary: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    parameters: Vec<Parameter>,
+    /// `[{"bearer": []}]` for an operation with a role.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    security: Vec<BTreeMap<&'static str, [(); 0]>>,
+    #[serde(rename = "x-required-role", skip_serializing_if = "Option::is_none")]
+    required_role: Option<&'static str>,
+    #[serde(rename = "requestBody", skip_serializing_if = "Option::is_none")]
+    request_body: Option<RequestBody>,
+    responses: BTreeMap<String, ResponseObject>,
+}
+
+#[derive(Serialize)]
+struct Parameter {
+    name: String,
+    #[serde(rename = "in")]
+    location: &'static str,
+    required: bool,
+    schema: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<Value>,
+}
+
+#[derive(Serialize)]
+struct RequestBody {
+    required: bool,
+    content: BTreeMap<&'static str, MediaType>,
+}
+
+#[derive(Serialize)]
+struct MediaType {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schema: Option<Value>,
+}
+
+#[derive(Serialize)]
+struct ResponseObject {
+    description: String,
+    content: BTreeMap<&'static str, MediaType>,
+}
+
 /// The parameters of a query struct: one per property, `null` dropped from its type (a query
 /// parameter is present or absent).
-fn query_parameters(schema: SchemaFn) -> Vec<Value> {
+fn query_parameters(schema: SchemaFn) -> Vec<Parameter> {
     let mut g = SchemaSettings::draft2020_12()
         .with(|s| {
             s.inline_subschemas = true;
@@ -304,13 +390,30 @@ fn query_parameters(schema: SchemaFn) -> Vec<Value> {
                 prop["type"] = only;
             }
         }
-        let mut p = json!({"name": name, "in": "query", "required": required.contains(&name.as_str()), "schema": prop});
-        if let Some(d) = description {
-            p["description"] = d;
-        }
-        out.push(p);
+        out.push(Parameter {
+            name: name.clone(),
+            location: "query",
+            required: required.contains(&name.as_str()),
+            schema: prop,
+            description,
+        });
     }
     out
+}
+
+/// The parameters of a path template (`/api/incidents/{id}`): each a non-empty string.
+fn path_parameters(path: &str) -> Vec<Parameter> {
+    let non_empty = Schema::from(schemars::json_schema!({"type": "string", "minLength": 1})).to_value();
+    path.split('/')
+        .filter_map(|p| p.strip_prefix('{').and_then(|p| p.strip_suffix('}')))
+        .map(|name| Parameter {
+            name: name.to_string(),
+            location: "path",
+            required: true,
+            schema: non_empty.clone(),
+            description: None,
+        })
+        .collect()
 }
 
 fn operation_id(method: &str, path: &str) -> String {
@@ -323,54 +426,45 @@ fn operation_id(method: &str, path: &str) -> String {
     if path == "/" { format!("{id}_dashboard") } else { id }
 }
 
+fn json_content(schema: Value) -> BTreeMap<&'static str, MediaType> {
+    BTreeMap::from([("application/json", MediaType { schema: Some(schema) })])
+}
+
 /// The document, and the names of schemas that describe themselves differently as a request
 /// and as a response (must be none: the test asserts it).
 pub fn build(operations: &[Operation]) -> (Value, Vec<String>) {
     let mut responses_gen = generator(true);
     let mut requests_gen = generator(false);
-    let mut paths = Map::new();
+    let mut paths: BTreeMap<&'static str, BTreeMap<String, OperationObject>> = BTreeMap::new();
     for op in operations {
         let doc = &op.doc;
-        let mut o = Map::new();
-        o.insert("operationId".into(), operation_id(op.method, op.path).into());
-        o.insert("summary".into(), doc.summary.into());
-        let mut parameters: Vec<Value> = op
-            .path
-            .split('/')
-            .filter_map(|p| p.strip_prefix('{').and_then(|p| p.strip_suffix('}')))
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string", "minLength": 1}}))
-            .collect();
+        let mut parameters = path_parameters(op.path);
         if let Some(q) = doc.query {
             parameters.extend(query_parameters(q));
         }
-        if !parameters.is_empty() {
-            o.insert("parameters".into(), parameters.into());
-        }
-        if let Some(role) = doc.role {
-            o.insert("security".into(), json!([{"bearer": []}]));
-            o.insert("x-required-role".into(), role.as_str().into());
-        }
-        if let Some(req) = doc.request {
-            let schema = req(&mut requests_gen).to_value();
-            o.insert(
-                "requestBody".into(),
-                json!({"required": true, "content": {"application/json": {"schema": schema}}}),
-            );
-        }
-        let mut responses = Map::new();
-        for (status, r) in &doc.responses {
-            let mut v = json!({"description": r.description});
-            match r.content {
-                Content::Json(f) => {
-                    v["content"] = json!({"application/json": {"schema": f(&mut responses_gen).to_value()}});
-                }
-                Content::Other(media) => v["content"] = json!({media: {}}),
-            }
-            responses.insert(status.to_string(), v);
-        }
-        o.insert("responses".into(), responses.into());
-        let item = paths.entry(op.path.to_string()).or_insert_with(|| Value::Object(Map::new()));
-        item[op.method.to_ascii_lowercase()] = Value::Object(o);
+        let responses = doc
+            .responses
+            .iter()
+            .map(|(status, r)| {
+                let content = match r.content {
+                    Content::Json(f) => json_content(f(&mut responses_gen).to_value()),
+                    Content::Other(media) => BTreeMap::from([(media, MediaType { schema: None })]),
+                };
+                (status.to_string(), ResponseObject { description: r.description.to_string(), content })
+            })
+            .collect();
+        let object = OperationObject {
+            operation_id: operation_id(op.method, op.path),
+            summary: doc.summary,
+            parameters,
+            security: doc.role.iter().map(|_| BTreeMap::from([("bearer", [])])).collect(),
+            required_role: doc.role.map(Role::as_str),
+            request_body: doc
+                .request
+                .map(|f| RequestBody { required: true, content: json_content(f(&mut requests_gen).to_value()) }),
+            responses,
+        };
+        paths.entry(op.path).or_default().insert(op.method.to_ascii_lowercase(), object);
     }
     let mut schemas = responses_gen.take_definitions(true);
     let mut conflicts = Vec::new();
@@ -383,17 +477,21 @@ pub fn build(operations: &[Operation]) -> (Value, Vec<String>) {
             }
         }
     }
-    let doc = json!({
-        "openapi": "3.1.0",
-        "info": {"title": "Guardrail", "version": env!("CARGO_PKG_VERSION"), "description": DESCRIPTION},
-        "servers": [{"url": "/"}],
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": BEARER}},
-            "schemas": schemas,
+    let doc = Document {
+        openapi: "3.1.0",
+        info: Info { title: "Guardrail", version: env!("CARGO_PKG_VERSION"), description: DESCRIPTION },
+        // Relative: the server's own origin, whatever address it is bound to.
+        servers: vec![Server { url: "/" }],
+        components: Components {
+            security_schemes: BTreeMap::from([(
+                "bearer",
+                SecurityScheme { kind: "http", scheme: "bearer", description: BEARER },
+            )]),
+            schemas,
         },
-        "paths": paths,
-    });
-    (doc, conflicts)
+        paths,
+    };
+    (serde_json::to_value(doc).unwrap_or(Value::Null), conflicts)
 }
 
 /// The document for the server's routes.

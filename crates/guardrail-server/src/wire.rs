@@ -286,6 +286,29 @@ pub struct Verification {
     pub report: guardrail_core::audit::VerifyReport,
 }
 
+/// The `audit` event of `/api/events`: a record was appended (with the decision's action for a
+/// deploy decision or simulation).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct AuditEvent {
+    /// `SEQ-HASHPREFIX`.
+    pub id: String,
+    /// Position in the chain.
+    pub seq: i64,
+    /// Record kind.
+    pub kind: String,
+    /// The decision's action.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<guardrail_core::policy::Action>,
+}
+
+impl AuditEvent {
+    /// The event of an appended record.
+    pub fn of(rec: &guardrail_core::audit::ChainedRecord, action: Option<guardrail_core::policy::Action>) -> Value {
+        let ev = AuditEvent { id: rec.id(), seq: rec.seq, kind: rec.kind.clone(), action };
+        serde_json::to_value(ev).unwrap_or(Value::Null)
+    }
+}
+
 /// A record as `/api/audit` (and an incident's `records`) shows it: the body's fields, without
 /// the inputs' full text and with file names instead of paths, plus the chain's fields. The
 /// body is each kind's own (the deploy gate's decision, an incident's run, a grant, …): its
