@@ -15,9 +15,11 @@ use std::path::{Path, PathBuf};
 use guardrail_gate::audit_cmd::StoreArgs;
 use guardrail_gate::exit::Exit;
 use guardrail_gate::inputs::EnvLookup;
+use guardrail_governor::record;
 use guardrail_knowledge::parse::Format;
 use guardrail_knowledge::{KnowledgeStore, SqliteKnowledgeStore, read_text};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::identity::{Act, AuthArgs, establish};
 use crate::incident_cmd::{open_kb, open_kb_read_only};
@@ -172,53 +174,91 @@ fn search(kb: &Path, query: &str, service: &str, evidence: bool, k: usize, forma
         Err(e) => return fail(&[e]),
     };
     let k = k.clamp(1, 100);
-    let rows: Vec<Value> = if evidence {
-        match store.search_evidence(query, service, k, None) {
-            Ok(h) => h
-                .into_iter()
-                .map(|h| json!({"id": h.doc.id, "service": h.doc.service, "stance": h.doc.stance, "text": h.doc.text, "score": h.score}))
-                .collect(),
-            Err(e) => return fail(&[e.to_string()]),
-        }
+    let hits = if evidence {
+        store
+            .search_evidence(query, service, k, None)
+            .map(|h| SearchRows::Evidence(h.into_iter().map(EvidenceRow::of).collect()))
     } else {
-        match store.search_runbooks(query, service, k) {
-            Ok(h) => h
-                .into_iter()
-                .map(|h| {
-                    json!({"id": h.runbook.id, "service": h.runbook.service, "title": h.runbook.title,
-                    "recommended_action": h.runbook.recommended_action, "score": h.score, "provenance": h.runbook.provenance})
-                })
-                .collect(),
-            Err(e) => return fail(&[e.to_string()]),
-        }
+        store
+            .search_runbooks(query, service, k)
+            .map(|h| SearchRows::Runbooks(h.into_iter().map(RunbookRow::of).collect()))
+    };
+    let rows = match hits {
+        Ok(rows) => rows,
+        Err(e) => return fail(&[e.to_string()]),
     };
     match format {
         OutFormat::Json => println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default()),
-        OutFormat::Text => {
-            if rows.is_empty() {
-                println!("no {} of {service} match", if evidence { "evidence" } else { "reviewed runbooks" });
-            }
-            for r in &rows {
-                let score = r["score"].as_f64().unwrap_or_default();
-                if evidence {
-                    println!(
-                        "{score:>9.4}  {:<12} {:<10} {}",
-                        r["id"].as_str().unwrap_or("-"),
-                        r["stance"].as_str().unwrap_or("-"),
-                        r["text"].as_str().unwrap_or("")
-                    );
-                } else {
-                    println!(
-                        "{score:>9.4}  {:<16} {} → {}",
-                        r["id"].as_str().unwrap_or("-"),
-                        r["title"].as_str().unwrap_or(""),
-                        r["recommended_action"].as_str().unwrap_or("-")
-                    );
+        OutFormat::Text => match &rows {
+            SearchRows::Evidence(rows) if rows.is_empty() => println!("no evidence of {service} match"),
+            SearchRows::Runbooks(rows) if rows.is_empty() => println!("no reviewed runbooks of {service} match"),
+            SearchRows::Evidence(rows) => {
+                for r in rows {
+                    let stance = r.stance.as_str().unwrap_or("-");
+                    println!("{:>9.4}  {:<12} {:<10} {}", r.score, r.id, stance, r.text);
                 }
             }
-        }
+            SearchRows::Runbooks(rows) => {
+                for r in rows {
+                    println!("{:>9.4}  {:<16} {} → {}", r.score, r.id, r.title, r.recommended_action);
+                }
+            }
+        },
     }
     Exit::Ok
+}
+
+/// The results of `kb search`, as `--format json` prints them: a list of one kind of row.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum SearchRows {
+    Evidence(Vec<EvidenceRow>),
+    Runbooks(Vec<RunbookRow>),
+}
+
+/// One evidence hit. The fields are in the order `--format json` has always printed them
+/// (alphabetical).
+#[derive(Debug, Serialize)]
+struct EvidenceRow {
+    id: String,
+    score: f64,
+    service: String,
+    /// The document's stance, as it serialises.
+    stance: Value,
+    text: String,
+}
+
+impl EvidenceRow {
+    fn of(h: guardrail_knowledge::EvidenceHit) -> EvidenceRow {
+        let stance = record::encode(&h.doc.stance);
+        EvidenceRow { id: h.doc.id, score: h.score, service: h.doc.service, stance, text: h.doc.text }
+    }
+}
+
+/// One runbook hit, fields in the order `--format json` has always printed them.
+#[derive(Debug, Serialize)]
+struct RunbookRow {
+    id: String,
+    /// The provenance with its keys sorted, as it has always been printed.
+    provenance: Value,
+    recommended_action: String,
+    score: f64,
+    service: String,
+    title: String,
+}
+
+impl RunbookRow {
+    fn of(h: guardrail_knowledge::RunbookHit) -> RunbookRow {
+        let r = h.runbook;
+        RunbookRow {
+            id: r.id,
+            provenance: record::encode(&r.provenance),
+            recommended_action: r.recommended_action,
+            score: h.score,
+            service: r.service,
+            title: r.title,
+        }
+    }
 }
 
 fn review(env: EnvLookup<'_>, kb: &Path, store: &StoreArgs, id: &str, who: &str, at: Option<&str>) -> Exit {
@@ -252,13 +292,13 @@ fn review(env: EnvLookup<'_>, kb: &Path, store: &StoreArgs, id: &str, who: &str,
         );
         return Exit::Refused;
     }
-    let body = json!({
-        "runbook_id": id,
-        "by": who,
-        "service": runbook.service,
-        "recommended_action": runbook.recommended_action,
-        "provenance": runbook.provenance,
-        "incident_id": runbook.provenance.learned.as_ref().map(|l| l.incident_id.clone()),
+    let body = record::encode(&record::ReviewedBody {
+        runbook_id: id.to_string(),
+        by: who.to_string(),
+        service: runbook.service.clone(),
+        recommended_action: runbook.recommended_action.clone(),
+        provenance: record::encode(&runbook.provenance),
+        incident_id: runbook.provenance.learned.as_ref().map(|l| l.incident_id.clone()),
     });
     // A review in the chain whose mirror copy failed IS recorded: it is applied (the knowledge
     // base follows the chain), and the mirror failure reported with exit 13.

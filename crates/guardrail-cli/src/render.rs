@@ -8,7 +8,7 @@ use guardrail_core::cost::CostReport;
 use guardrail_core::policy::Action;
 use guardrail_core::slo::SloReport;
 
-use crate::gate::GateOutput;
+use guardrail_gate::view::GateView;
 
 /// ANSI styling that can be switched off.
 #[derive(Debug, Clone, Copy)]
@@ -225,7 +225,7 @@ pub fn cost_lines(c: &CostReport, _st: Style) -> Vec<String> {
 }
 
 /// The full gate report.
-pub fn gate_report(o: &GateOutput<'_>, st: Style) -> String {
+pub fn gate_report(o: &GateView<'_>, st: Style) -> String {
     let mut out = String::new();
     let line = "─".repeat(64);
     out.push_str(&format!("{}\n", st.dim(&line)));
@@ -298,7 +298,7 @@ fn truncate(s: &str, n: usize) -> String {
 }
 
 /// GitHub workflow command for the decision (annotation).
-pub fn github_annotation(o: &GateOutput<'_>) -> Option<String> {
+pub fn github_annotation(o: &GateView<'_>) -> Option<String> {
     let esc = |s: &str| s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A");
     match o.action {
         Action::Allow => None,
@@ -315,7 +315,7 @@ pub fn github_annotation(o: &GateOutput<'_>) -> Option<String> {
 }
 
 /// Markdown step summary.
-pub fn github_summary(o: &GateOutput<'_>) -> String {
+pub fn github_summary(o: &GateView<'_>) -> String {
     let mut s = String::new();
     s.push_str(&format!("## Guardrail: {} {}\n\n", icon(o.action), o.action));
     s.push_str(&format!(
@@ -420,15 +420,21 @@ pub struct AuditCells {
 }
 
 /// Reads the cells of a record of `kind` from its body (the same reading as the dashboard's
-/// audit table). A value the record lacks is `-`. The governor's records are decoded into their
-/// typed bodies ([`guardrail_governor::record`]); deploy records and kinds this version does
-/// not know are read by field name.
+/// audit table). A value the record lacks is `-`. The governor's and the deploy gate's records
+/// are decoded into their typed bodies ([`guardrail_governor::record`],
+/// [`guardrail_gate::gate::DecisionRecordBody`] and the others); kinds this version does not
+/// know, and bodies that do not decode, are read by field name.
 pub fn audit_cells(kind: &str, b: &serde_json::Value) -> AuditCells {
     let cell = |v: Option<String>| v.map(|v| terminal_safe(&v, 60)).unwrap_or_else(|| "-".into());
-    if let Some(c) = guardrail_governor::record::RecordKind::parse(kind).and_then(|k| governor_cells(k, b)) {
-        let [action, rule, by, subject] = c;
+    let typed = match guardrail_governor::record::RecordKind::parse(kind) {
+        Some(k) => governor_cells(k, b),
+        None => deploy_cells(kind, b),
+    };
+    if let Some([action, rule, by, subject]) = typed {
         return AuditCells { action: cell(action), rule: cell(rule), by: cell(by), subject: cell(subject) };
     }
+    // A kind this version does not know, or a body that does not decode as its kind: the
+    // fields every kind of record names the same way.
     let s = |p: &str| b.pointer(p).and_then(|v| v.as_str()).filter(|v| !v.is_empty()).map(str::to_string);
     let who = s("/requested_by/identity")
         .or_else(|| s("/requested_by"))
@@ -440,62 +446,18 @@ pub fn audit_cells(kind: &str, b: &serde_json::Value) -> AuditCells {
         .or_else(|| s("/ci/actor"));
     let incident = s("/incident_id").map(|i| format!("incident {i}"));
     let service = s("/slo/details/service").or_else(|| s("/ci/service")).or_else(|| s("/service"));
-    let action = s("/action");
-    let with_reason = |what: &str| match s("/reason") {
-        Some(r) => format!("{what}: {r}"),
-        None => what.to_string(),
-    };
-    let (action, rule) = match kind {
-        "deploy_decision" | "deploy_simulation" => (action, s("/policy_id")),
-        "deploy_error" | "remediation_error" => (Some("NO DECISION".into()), Some("could not decide".into())),
-        "remediation_decision" => {
-            let gated = s("/gated_action");
-            let a = match (gated, s("/decision")) {
-                (Some(g), Some(d)) => Some(format!("{g} → {d}")),
-                (g, d) => g.or(d),
-            };
-            (a, s("/rule"))
-        }
-        "approval_request" => (action, s("/requires").map(|r| format!("needs {r}"))),
-        "approval_refused" => (Some(action.unwrap_or_else(|| "refused".into())), s("/code")),
-        "approval_granted" => (action, Some(with_reason("approved"))),
-        "force_override" => (action, Some(with_reason("force override"))),
-        "execution_claim" => (action, s("/claim").map(|c| format!("claim {c}"))),
-        "claim_release" => {
-            let what = s("/claim").map(|c| format!("released {c}")).unwrap_or_else(|| "released".into());
-            (action, Some(with_reason(&what)))
-        }
-        "remediation_execution" => {
-            let result = match (b.get("ok").and_then(|v| v.as_bool()), b.get("ran").and_then(|v| v.as_bool())) {
-                (Some(true), _) => "ok",
-                (_, Some(true)) => "failed",
-                _ => "not run",
-            };
-            (action.map(|a| format!("{a} ({result})")), s("/executor").map(|e| format!("executor {e}")))
-        }
-        "execution_refused" => (
-            s("/requested_action"),
-            Some(match s("/authorised_action") {
-                Some(a) => format!("refused: authorised is {a}"),
-                None => "refused: not the authorised action".into(),
-            }),
-        ),
-        "incident_resolved" => (action, s("/runbook_id").map(|r| format!("learned {r}"))),
-        "runbook_reviewed" => (s("/recommended_action"), s("/runbook_id").map(|r| format!("reviewed {r}"))),
-        _ => (action.or_else(|| s("/gated_action")), s("/rule").or_else(|| s("/policy_id"))),
-    };
+    let action = s("/action").or_else(|| s("/gated_action"));
+    let rule = s("/rule").or_else(|| s("/policy_id"));
     let subject = if kind.starts_with("deploy_") { service.or(incident) } else { incident.or(service) };
-    let cell = |v: Option<String>| v.map(|v| terminal_safe(&v, 60)).unwrap_or_else(|| "-".into());
     AuditCells { action: cell(action), rule: cell(rule), by: cell(who), subject: cell(subject) }
 }
 
-/// Action, rule, who and subject of a governor record, from its typed body (`None` for a
-/// `runbook_reviewed`, written by `kb review`, which the generic reading covers, and for a body
+/// Action, rule, who and subject of a governor record, from its typed body (`None` for a body
 /// that does not decode).
 fn governor_cells(kind: guardrail_governor::record::RecordKind, b: &serde_json::Value) -> Option<[Option<String>; 4]> {
     use guardrail_governor::record::{
         ApprovalRequestBody, ClaimBody, ClaimReleaseBody, DecisionBody, ErrorBody, ExecutionBody, ExecutionRefusedBody,
-        GrantBody, RecordKind, RefusalBody, ResolvedBody, decode,
+        GrantBody, RecordKind, RefusalBody, ResolvedBody, ReviewedBody, decode,
     };
     // An empty value is a missing one.
     fn some(v: &str) -> Option<String> {
@@ -574,7 +536,41 @@ fn governor_cells(kind: guardrail_governor::record::RecordKind, b: &serde_json::
             let learned = some(&r.runbook_id).map(|x| format!("learned {x}"));
             [some(&r.action), learned, some(&r.by), incident(&r.incident_id).or_else(|| some(&r.service))]
         }
-        RecordKind::RunbookReviewed => return None,
+        RecordKind::RunbookReviewed => {
+            let r: ReviewedBody = decode(b).ok()?;
+            let reviewed = some(&r.runbook_id).map(|x| format!("reviewed {x}"));
+            let subject = r.incident_id.as_deref().and_then(incident).or_else(|| some(&r.service));
+            [some(&r.recommended_action), reviewed, some(&r.by), subject]
+        }
+    })
+}
+
+/// Action, rule, who and subject of a deploy record (`deploy_decision`, `deploy_simulation`,
+/// `deploy_error`), from its typed body; `None` for another kind or a body that does not decode.
+/// Who asked is the authenticated requester, else the CI context's actor; the subject is the
+/// service of the signals, else the CI context's.
+fn deploy_cells(kind: &str, b: &serde_json::Value) -> Option<[Option<String>; 4]> {
+    use guardrail_gate::decide::RequestedBy;
+    use guardrail_gate::gate::{self, DecisionRecordBody, ErrorRecordBody};
+    fn some(v: &str) -> Option<String> {
+        Some(v.to_string()).filter(|v| !v.is_empty())
+    }
+    let who = |r: &Option<RequestedBy>, ci: &guardrail_gate::ci::CiContext| {
+        r.as_ref().and_then(|r| r.identity.as_deref()).and_then(some).or_else(|| ci.actor.as_deref().and_then(some))
+    };
+    Some(match kind {
+        gate::RECORD_KIND | gate::SIMULATION_KIND => {
+            // A simulation is a decision with its replaced signals beside it.
+            let d: DecisionRecordBody = gate::decode(b).ok()?;
+            let service = d.service().filter(|s| !s.is_empty()).or_else(|| d.ci.service.as_deref().and_then(some));
+            [d.action.map(|a| a.to_string()), some(&d.policy_id), who(&d.requested_by, &d.ci), service]
+        }
+        gate::ERROR_KIND => {
+            let e: ErrorRecordBody = gate::decode(b).ok()?;
+            let service = e.ci.service.as_deref().and_then(some);
+            [Some("NO DECISION".into()), Some("could not decide".into()), who(&e.requested_by, &e.ci), service]
+        }
+        _ => return None,
     })
 }
 
@@ -628,8 +624,14 @@ mod audit_list_tests {
         let b = json!({"action": "DELAY", "policy_id": "P005", "ci": {"actor": "octocat"},
             "slo": {"details": {"service": "checkout-api"}}});
         assert_eq!(cells("deploy_decision", b), ["DELAY", "P005", "octocat", "checkout-api"]);
-        let b = json!({"action": "ALLOW", "policy_id": "P008", "requested_by": {"identity": "ci-pipeline"}});
-        assert_eq!(cells("deploy_decision", b)[2], "ci-pipeline");
+        let b = json!({"action": "ALLOW", "policy_id": "P008", "ci": {"actor": "octocat", "service": "shop"},
+            "requested_by": {"identity": "ci-pipeline", "role": "deployer", "via": "http"}});
+        assert_eq!(cells("deploy_decision", b.clone()), ["ALLOW", "P008", "ci-pipeline", "shop"]);
+        assert_eq!(cells("deploy_simulation", b)[..2], ["ALLOW", "P008"]);
+        // A local MCP client has no identity: the CI context's actor then.
+        let b = json!({"action": "BLOCK", "policy_id": "P001", "ci": {"actor": "octocat"},
+            "requested_by": {"identity": null, "via": "mcp-stdio"}});
+        assert_eq!(cells("deploy_decision", b)[2], "octocat");
         let b = json!({"outcome": "error", "errors": ["x"], "ci": {"service": "shop"}});
         assert_eq!(cells("deploy_error", b), ["NO DECISION", "could not decide", "-", "shop"]);
     }
@@ -685,5 +687,10 @@ mod audit_list_tests {
         assert!(c.rule.ends_with('…'));
         assert!(!audit_list_line("1-a", "t", "approval_granted", &b).contains('\u{1b}'));
         assert_eq!(cells("something_new", json!({}))[..], ["-", "-", "-", "-"]);
+        // A body that does not decode as its kind is read by the names every kind uses.
+        let odd = json!({"action": "DELAY", "policy_id": "P005", "delay_minutes": "soon", "ci": {"actor": "octocat"}});
+        assert_eq!(cells("deploy_decision", odd), ["DELAY", "P005", "octocat", "-"]);
+        let newer = json!({"gated_action": "scale", "rule": "r1", "by": "bob", "incident_id": "inc-9"});
+        assert_eq!(cells("something_new", newer), ["scale", "r1", "bob", "incident inc-9"]);
     }
 }

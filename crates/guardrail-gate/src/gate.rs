@@ -532,6 +532,21 @@ impl DecisionRecordBody {
         })
     }
 
+    /// The service the decision's signals are for (the SLO block's `details.service`), when the
+    /// record names one.
+    pub fn service(&self) -> Option<String> {
+        /// The part of the SLO block ([`SloReport`]) that names the service.
+        #[derive(serde::Deserialize)]
+        struct Slo {
+            details: Details,
+        }
+        #[derive(serde::Deserialize)]
+        struct Details {
+            service: String,
+        }
+        decode::<Slo>(&self.slo).ok().map(|s| s.details.service)
+    }
+
     /// The parts of the decision that must be identical on replay, as recorded.
     pub fn fingerprint(&self) -> Fingerprint {
         Fingerprint {

@@ -158,7 +158,7 @@ pub enum RecordKind {
     ExecutionRefused,
     /// An incident resolved, with what was learned ([`ResolvedBody`]).
     IncidentResolved,
-    /// A learned runbook reviewed (written by `kb review`).
+    /// A learned runbook reviewed (written by `kb review`) ([`ReviewedBody`]).
     RunbookReviewed,
 }
 
@@ -339,8 +339,8 @@ struct EligibleSchema {
     force_override: Vec<String>,
 }
 
-/// The JSON Schema of each governor record kind's body (`runbook_reviewed`, written by
-/// `kb review`, has no body type here), for documents that describe the audit records.
+/// The JSON Schema of each governor record kind's body, for documents that describe the audit
+/// records.
 pub fn body_schemas() -> Vec<(RecordKind, schemars::Schema)> {
     use schemars::schema_for;
     vec![
@@ -355,6 +355,7 @@ pub fn body_schemas() -> Vec<(RecordKind, schemars::Schema)> {
         (RecordKind::RemediationExecution, schema_for!(ExecutionBody)),
         (RecordKind::ExecutionRefused, schema_for!(ExecutionRefusedBody)),
         (RecordKind::IncidentResolved, schema_for!(ResolvedBody)),
+        (RecordKind::RunbookReviewed, schema_for!(ReviewedBody)),
     ]
 }
 
@@ -480,6 +481,22 @@ pub struct ResolvedBody {
     pub reviewed: bool,
 }
 
+/// The body of a `runbook_reviewed` record (`guardrail kb review`): who made a learned runbook
+/// usable by the planner.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct ReviewedBody {
+    pub runbook_id: String,
+    /// The reviewer (never the person who learned it).
+    pub by: String,
+    pub service: String,
+    pub recommended_action: String,
+    /// The runbook's provenance before the review (`guardrail_knowledge::Provenance`).
+    pub provenance: Value,
+    /// The incident it was learned from, when it was learned.
+    pub incident_id: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,7 +520,8 @@ mod tests {
     #[test]
     fn body_schemas_describe_the_written_fields() {
         let schemas = body_schemas();
-        assert_eq!(schemas.len(), RecordKind::ALL.len() - 1, "every kind but runbook_reviewed");
+        let kinds: Vec<RecordKind> = schemas.iter().map(|(k, _)| *k).collect();
+        assert_eq!(kinds, RecordKind::ALL, "every kind, in order");
         for (kind, schema) in schemas {
             let v = schema.as_value();
             assert!(v.get("required").is_none(), "{kind:?} requires fields");
@@ -515,6 +533,64 @@ mod tests {
         let props = schema.as_value()["properties"].as_object().unwrap().clone();
         let keys: Vec<&String> = written.as_object().unwrap().keys().collect();
         assert_eq!(keys, props.keys().collect::<Vec<_>>());
+    }
+
+    /// A `runbook_reviewed` body as `kb review` wrote it with `json!` before the type existed
+    /// (release c139dc0) decodes and re-encodes to the same canonical JSON, with and without an
+    /// incident.
+    #[test]
+    fn reviewed_bodies_keep_their_canonical_bytes() {
+        let learned = serde_json::json!({
+            "runbook_id": "learned-inc-7", "by": "carol", "service": "checkout-api", "recommended_action": "scale",
+            "provenance": {"source": "agent_learning", "origin": "inc-7", "reviewed_by": null,
+                "recorded_at": "2026-02-21T00:00:00Z",
+                "learned": {"incident_id": "inc-7", "audit_record": "9-abc", "learned_by": "bob"}},
+            "incident_id": "inc-7",
+        });
+        let filed = serde_json::json!({
+            "runbook_id": "rb-1", "by": "carol", "service": "api", "recommended_action": "restart",
+            "provenance": {"source": "file", "origin": "rb-1.yaml", "reviewed_by": null, "recorded_at": null},
+            "incident_id": null,
+        });
+        for before in [learned, filed] {
+            let body: ReviewedBody = decode(&before).unwrap();
+            assert_eq!(serde_json::to_vec(&encode(&body)).unwrap(), serde_json::to_vec(&before).unwrap());
+        }
+    }
+
+    /// Every governor record of the old-chain fixture (a store written by release 4b21396)
+    /// decodes into its kind's body type and re-encodes to the same canonical JSON.
+    #[test]
+    fn the_old_chains_bodies_reencode_to_their_canonical_bytes() {
+        let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/chain-4b21396/guardrail.db");
+        // A copy: opening a store may write to it.
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("guardrail.db");
+        std::fs::copy(fixture, &db).unwrap();
+        let records = guardrail_store::open_store(&db.display().to_string()).unwrap().all().unwrap();
+        let mut kinds = std::collections::BTreeSet::new();
+        for r in &records {
+            let Some(kind) = RecordKind::parse(&r.kind) else { continue };
+            let again = match kind {
+                RecordKind::RemediationDecision => encode(&decode::<DecisionBody>(&r.body).unwrap()),
+                RecordKind::RemediationError => encode(&decode::<ErrorBody>(&r.body).unwrap()),
+                RecordKind::ApprovalRequest => encode(&decode::<ApprovalRequestBody>(&r.body).unwrap()),
+                RecordKind::ApprovalRefused => encode(&decode::<RefusalBody>(&r.body).unwrap()),
+                RecordKind::ApprovalGranted | RecordKind::ForceOverride => {
+                    encode(&decode::<GrantBody>(&r.body).unwrap())
+                }
+                RecordKind::ExecutionClaim => encode(&decode::<ClaimBody>(&r.body).unwrap()),
+                RecordKind::ClaimRelease => encode(&decode::<ClaimReleaseBody>(&r.body).unwrap()),
+                RecordKind::RemediationExecution => encode(&decode::<ExecutionBody>(&r.body).unwrap()),
+                RecordKind::ExecutionRefused => encode(&decode::<ExecutionRefusedBody>(&r.body).unwrap()),
+                RecordKind::IncidentResolved => encode(&decode::<ResolvedBody>(&r.body).unwrap()),
+                RecordKind::RunbookReviewed => encode(&decode::<ReviewedBody>(&r.body).unwrap()),
+            };
+            let bytes = |v: &Value| serde_json::to_vec(v).unwrap();
+            assert!(bytes(&again) == bytes(&r.body), "#{} {}", r.seq, r.kind);
+            kinds.insert(kind.as_str());
+        }
+        assert!(kinds.len() >= 11 && kinds.contains("runbook_reviewed"), "{kinds:?}");
     }
 
     #[test]

@@ -116,3 +116,39 @@ fn a_simulation_is_a_decision_with_the_replaced_signals() {
     assert_eq!(s.decision.action.map(|a| a.as_str()), f.body["action"].as_str());
     assert_eq!(s.simulated_signals.get("error_budget_pct"), Some(&serde_json::json!(5.0)));
 }
+
+/// The old-chain fixture (a store written by release 4b21396, in guardrail-governor's tests):
+/// its deploy records decode, re-encode to their canonical bytes, and replay as they did.
+#[test]
+fn the_old_chain_fixtures_deploy_records_reencode_and_replay() {
+    let fixture =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../guardrail-governor/tests/fixtures/chain-4b21396/guardrail.db");
+    // A copy: opening a store may write to it.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("guardrail.db");
+    std::fs::copy(fixture, &db).unwrap();
+    let mut store = guardrail_store::open_store(&db.display().to_string()).unwrap();
+    let records = store.all().unwrap();
+    let mut seen = (0, 0);
+    for r in records.iter().filter(|r| r.kind.starts_with("deploy_")) {
+        let draft = RecordDraft { kind: r.kind.clone(), recorded_at: r.recorded_at.clone(), body: r.body.clone() };
+        let again = RecordDraft { body: reencoded(&r.kind, &r.body), ..draft.clone() };
+        assert!(
+            canonical_bytes(r.seq, &r.prev_hash, &draft) == canonical_bytes(r.seq, &r.prev_hash, &again),
+            "#{}",
+            r.seq
+        );
+        if r.kind == RECORD_KIND {
+            let body: DecisionRecordBody = gate::decode(&r.body).unwrap();
+            let replayed = gate::replay(r.id(), &body).unwrap();
+            // As the CLI's golden output of this chain has it (guardrail-governor's
+            // golden-sqlite.txt, `replay 2`): record 2 DIFFERS in cost, signals.
+            let expected: &[&str] = if r.seq == 2 { &["cost", "signals"] } else { &[] };
+            assert_eq!(replayed.differing_fields, expected, "#{}", r.seq);
+            seen.0 += 1;
+        } else {
+            seen.1 += 1;
+        }
+    }
+    assert_eq!(seen, (4, 1), "four decisions and one error");
+}
