@@ -130,26 +130,192 @@ impl Actor {
     }
 }
 
-/// Why no identity was established: the exit code and the message. Nothing was recorded.
+/// Why no identity was established. Nothing was recorded. [`Refusal::exit`] is its exit code.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    /// 64, [`Exit::Unauthenticated`], [`Exit::Forbidden`] or 3.
-    pub code: Exit,
-    /// What is wrong, naming the file, the flag or the account.
-    pub message: String,
+pub enum Refusal {
+    /// The tokens file cannot be read, is writable by others, or does not parse (3).
+    TokensFile {
+        /// Where its name came from.
+        from: &'static str,
+        /// Every problem, naming the file (and field, line, column when it is about one).
+        reason: String,
+    },
+    /// A tokens file is configured and no token was given (64).
+    NoToken {
+        /// The tokens file.
+        file: PathBuf,
+        /// Where its name came from.
+        from: &'static str,
+        /// The command, as typed.
+        command: &'static str,
+    },
+    /// The token is not in the file (14).
+    UnknownToken {
+        /// The tokens file.
+        file: PathBuf,
+        /// Where its name came from.
+        from: &'static str,
+    },
+    /// The token's role does not permit the command (15).
+    RoleNotPermitted {
+        /// The token's identity.
+        identity: String,
+        /// Its role.
+        role: Role,
+        /// The command, as typed.
+        command: &'static str,
+        /// The role the command needs.
+        needs: Role,
+        /// The tokens file.
+        file: PathBuf,
+    },
+    /// `--as` names someone other than the token's identity (14).
+    ClaimNotToken {
+        /// What `--as` said.
+        claimed: String,
+        /// The token's identity.
+        identity: String,
+        /// The tokens file.
+        file: PathBuf,
+    },
+    /// A token and no tokens file to check it against (64).
+    TokenWithoutFile,
+    /// The OS account cannot be named (14).
+    OsAccount(OsAccountError),
+    /// `--as` names someone other than the OS account (14).
+    ClaimNotAccount {
+        /// What `--as` said.
+        claimed: String,
+        /// The account's name.
+        name: String,
+        /// Its uid.
+        uid: u32,
+    },
+    /// The identity is not a valid user name (14).
+    NotAUserName {
+        /// The identity.
+        name: String,
+    },
 }
 
+/// Why the OS account running the command cannot be named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OsAccountError {
+    /// The uid has no passwd entry.
+    NoPasswdEntry {
+        /// The real uid.
+        uid: u32,
+    },
+    /// The passwd database could not be read.
+    Unreadable {
+        /// The real uid.
+        uid: u32,
+        /// The system's reason.
+        reason: String,
+    },
+}
+
+// The CLI crate has no thiserror; Display and Error are written out.
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::TokensFile { from, reason } => write!(f, "tokens file (from {from}): {reason}"),
+            Refusal::NoToken { file, from, command } => write!(
+                f,
+                "a tokens file is configured ({}, from {from}), so `guardrail {command}` needs your token: \
+                 set GUARDRAIL_TOKEN (or pass --token)",
+                file.display()
+            ),
+            Refusal::UnknownToken { file, from } => {
+                write!(f, "the token given is not in the tokens file {} (from {from})", file.display())
+            }
+            Refusal::RoleNotPermitted { identity, role, command, needs, file } => write!(
+                f,
+                "{identity}'s token has role {}; `guardrail {command}` needs role {} or admin (tokens file {})",
+                role.as_str(),
+                needs.as_str(),
+                file.display()
+            ),
+            Refusal::ClaimNotToken { claimed, identity, file } => write!(
+                f,
+                "--as {claimed} differs from the token's identity {identity} (tokens file {}): the identity is \
+                 the token's; drop --as",
+                file.display()
+            ),
+            Refusal::TokenWithoutFile => f.write_str(
+                "a token was given (--token or GUARDRAIL_TOKEN) but no tokens file is configured \
+                 (--tokens, GUARDRAIL_TOKENS or the governor config's tokens:), so it cannot be checked",
+            ),
+            Refusal::OsAccount(e) => write!(f, "{e}"),
+            Refusal::ClaimNotAccount { claimed, name, uid } => write!(
+                f,
+                "--as {claimed} differs from the OS account {name} (uid {uid}) running this command: without a \
+                 tokens file the identity is the OS account, and --as may only restate it (configure a \
+                 tokens file to act under another identity)"
+            ),
+            Refusal::NotAUserName { name } => {
+                write!(f, "the identity {name:?} is not a user name (1-64 of A-Z a-z 0-9 . _ @ -)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Refusal {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Refusal::OsAccount(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<OsAccountError> for Refusal {
+    fn from(e: OsAccountError) -> Refusal {
+        Refusal::OsAccount(e)
+    }
+}
+
+impl std::fmt::Display for OsAccountError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OsAccountError::NoPasswdEntry { uid } => {
+                write!(f, "the OS account (uid {uid}) has no passwd entry, so nobody can be named as acting")
+            }
+            OsAccountError::Unreadable { uid, reason } => {
+                write!(f, "the OS account (uid {uid}) could not be read from the passwd database: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for OsAccountError {}
+
 impl Refusal {
+    /// The exit code: 64 (usage), [`Exit::Unauthenticated`], [`Exit::Forbidden`] or 3.
+    pub fn exit(&self) -> Exit {
+        match self {
+            Refusal::TokensFile { .. } => Exit::CannotDecide,
+            Refusal::NoToken { .. } | Refusal::TokenWithoutFile => Exit::Usage,
+            Refusal::RoleNotPermitted { .. } => Exit::Forbidden,
+            Refusal::UnknownToken { .. }
+            | Refusal::ClaimNotToken { .. }
+            | Refusal::OsAccount(_)
+            | Refusal::ClaimNotAccount { .. }
+            | Refusal::NotAUserName { .. } => Exit::Unauthenticated,
+        }
+    }
+
     /// Prints the refusal and returns its exit code.
     pub fn report(&self) -> Exit {
-        let what = match self.code {
+        let code = self.exit();
+        let what = match code {
             Exit::Usage => "usage error",
             Exit::Unauthenticated => "not authenticated",
             Exit::Forbidden => "not permitted",
             _ => "could not decide",
         };
-        eprintln!("guardrail: {what} (exit {}): {}; nothing was recorded", self.code, self.message);
-        self.code
+        eprintln!("guardrail: {what} (exit {code}): {self}; nothing was recorded");
+        code
     }
 }
 
@@ -177,60 +343,28 @@ pub fn establish(
     let command = act.command();
     let actor = match file {
         Some((file, from)) => {
-            let refuse = |code, message| Err(Refusal { code, message });
-            let src = match guardrail_config::read_source(&file) {
-                Ok(s) => s,
-                Err(e) => return refuse(Exit::CannotDecide, format!("tokens file (from {from}): {e}")),
-            };
-            let (owner_uid, writable_by_caller) = match tokens_file_trust(&file) {
-                Ok(t) => t,
-                Err(message) => return refuse(Exit::CannotDecide, format!("tokens file (from {from}): {message}")),
-            };
-            let tokens = match Tokens::parse(&src) {
-                Ok(t) => t,
-                Err(es) => {
-                    let all: Vec<String> = es.into_iter().map(|e| e.0).collect();
-                    return refuse(Exit::CannotDecide, format!("tokens file (from {from}): {}", all.join("; ")));
-                }
-            };
+            let file_refused = |reason: String| Refusal::TokensFile { from, reason };
+            let src = guardrail_config::read_source(&file).map_err(|e| file_refused(e.to_string()))?;
+            let (owner_uid, writable_by_caller) = tokens_file_trust(&file).map_err(|e| file_refused(e.to_string()))?;
+            let tokens = Tokens::parse(&src)
+                .map_err(|es| file_refused(es.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))?;
             let Some(token) = token else {
-                return refuse(
-                    Exit::Usage,
-                    format!(
-                        "a tokens file is configured ({}, from {from}), so `guardrail {command}` needs your token: \
-                         set GUARDRAIL_TOKEN (or pass --token)",
-                        file.display()
-                    ),
-                );
+                return Err(Refusal::NoToken { file, from, command });
             };
             let Some(caller) = tokens.check(&token) else {
-                return refuse(
-                    Exit::Unauthenticated,
-                    format!("the token given is not in the tokens file {} (from {from})", file.display()),
-                );
+                return Err(Refusal::UnknownToken { file, from });
             };
             if !caller.role.allows(act.role()) {
-                return refuse(
-                    Exit::Forbidden,
-                    format!(
-                        "{}'s token has role {}; `guardrail {command}` needs role {} or admin (tokens file {})",
-                        caller.identity,
-                        caller.role.as_str(),
-                        act.role().as_str(),
-                        file.display()
-                    ),
-                );
+                return Err(Refusal::RoleNotPermitted {
+                    identity: caller.identity,
+                    role: caller.role,
+                    command,
+                    needs: act.role(),
+                    file,
+                });
             }
             if let Some(c) = claimed.filter(|c| *c != caller.identity) {
-                return refuse(
-                    Exit::Unauthenticated,
-                    format!(
-                        "--as {c} differs from the token's identity {} (tokens file {}): the identity is the \
-                         token's; drop --as",
-                        caller.identity,
-                        file.display()
-                    ),
-                );
+                return Err(Refusal::ClaimNotToken { claimed: c.to_string(), identity: caller.identity, file });
             }
             if writable_by_caller {
                 eprintln!(
@@ -254,32 +388,17 @@ pub fn establish(
         }
         None => {
             if token.is_some() {
-                return Err(Refusal {
-                    code: Exit::Usage,
-                    message: "a token was given (--token or GUARDRAIL_TOKEN) but no tokens file is configured \
-                              (--tokens, GUARDRAIL_TOKENS or the governor config's tokens:), so it cannot be checked"
-                        .into(),
-                });
+                return Err(Refusal::TokenWithoutFile);
             }
-            let (uid, name) = os_account().map_err(|message| Refusal { code: Exit::Unauthenticated, message })?;
+            let (uid, name) = os_account()?;
             if let Some(c) = claimed.filter(|c| *c != name) {
-                return Err(Refusal {
-                    code: Exit::Unauthenticated,
-                    message: format!(
-                        "--as {c} differs from the OS account {name} (uid {uid}) running this command: without a \
-                         tokens file the identity is the OS account, and --as may only restate it (configure a \
-                         tokens file to act under another identity)"
-                    ),
-                });
+                return Err(Refusal::ClaimNotAccount { claimed: c.to_string(), name, uid });
             }
             Actor { name, by: Authenticated::OsAccount { uid } }
         }
     };
     if !valid_user(&actor.name) {
-        return Err(Refusal {
-            code: Exit::Unauthenticated,
-            message: format!("the identity {:?} is not a user name (1-64 of A-Z a-z 0-9 . _ @ -)", actor.name),
-        });
+        return Err(Refusal::NotAUserName { name: actor.name });
     }
     Ok(actor)
 }
@@ -288,20 +407,20 @@ pub fn establish(
 /// owner may write it (group- or world-writable, as ssh refuses such keys); otherwise its owner
 /// and whether the real uid running this command may write it. Root may write every file and
 /// can act as anyone on the machine anyway, so root is not reported as a writer.
-fn tokens_file_trust(file: &Path) -> Result<(u32, bool), String> {
-    let owner = guardrail_config::tokens::check_file_mode(file).map_err(|e| e.0)?;
+fn tokens_file_trust(file: &Path) -> Result<(u32, bool), guardrail_config::tokens::TokensError> {
+    let owner = guardrail_config::tokens::check_file_mode(file)?;
     let uid = nix::unistd::getuid();
     let writable = !uid.is_root() && nix::unistd::access(file, nix::unistd::AccessFlags::W_OK).is_ok();
     Ok((owner, writable))
 }
 
 /// The OS account of this process: the real uid and its passwd entry's name.
-pub fn os_account() -> Result<(u32, String), String> {
+pub fn os_account() -> Result<(u32, String), OsAccountError> {
     let uid = nix::unistd::getuid();
     match nix::unistd::User::from_uid(uid) {
         Ok(Some(u)) => Ok((uid.as_raw(), u.name)),
-        Ok(None) => Err(format!("the OS account (uid {uid}) has no passwd entry, so nobody can be named as acting")),
-        Err(e) => Err(format!("the OS account (uid {uid}) could not be read from the passwd database: {e}")),
+        Ok(None) => Err(OsAccountError::NoPasswdEntry { uid: uid.as_raw() }),
+        Err(e) => Err(OsAccountError::Unreadable { uid: uid.as_raw(), reason: e.to_string() }),
     }
 }
 
@@ -339,25 +458,31 @@ mod tests {
         // --as may restate it, nothing else.
         assert!(establish(&args("t-bob"), Some("bob"), None, Act::Approve, &no_env).is_ok());
         let r = establish(&args("t-bob"), Some("incident-commander"), None, Act::Approve, &no_env).unwrap_err();
-        assert_eq!(r.code, Exit::Unauthenticated);
-        assert!(r.message.contains("--as incident-commander differs from the token's identity bob"), "{r:?}");
+        assert_eq!(r.exit(), Exit::Unauthenticated);
+        assert!(
+            matches!(&r, Refusal::ClaimNotToken { claimed, identity, .. } if claimed == "incident-commander" && identity == "bob"),
+            "{r:?}"
+        );
+        assert!(r.to_string().contains("--as incident-commander differs from the token's identity bob"), "{r}");
         // The role of the HTTP API.
         let r = establish(&args("t-dave"), None, None, Act::Approve, &no_env).unwrap_err();
-        assert_eq!(r.code, Exit::Forbidden);
-        assert!(r.message.contains("dave's token has role deployer") && r.message.contains("approver"), "{r:?}");
+        assert_eq!(r.exit(), Exit::Forbidden);
+        assert!(matches!(&r, Refusal::RoleNotPermitted { role: Role::Deployer, needs: Role::Approver, .. }), "{r:?}");
+        assert!(r.to_string().contains("dave's token has role deployer") && r.to_string().contains("approver"), "{r}");
         assert!(establish(&args("t-dave"), None, None, Act::Propose, &no_env).is_ok());
-        assert_eq!(establish(&args("t-bob"), None, None, Act::Propose, &no_env).unwrap_err().code, Exit::Forbidden);
+        assert_eq!(establish(&args("t-bob"), None, None, Act::Propose, &no_env).unwrap_err().exit(), Exit::Forbidden);
         for act in [Act::Propose, Act::Execute, Act::Approve, Act::ReleaseClaim, Act::Resolve, Act::Review] {
             assert!(establish(&args("t-root"), None, None, act, &no_env).is_ok());
         }
         // Unknown and missing tokens.
         let r = establish(&args("guess"), None, None, Act::Approve, &no_env).unwrap_err();
-        assert_eq!(r.code, Exit::Unauthenticated);
-        assert!(r.message.contains("not in the tokens file") && r.message.contains("tokens.yaml"), "{r:?}");
+        assert_eq!(r, Refusal::UnknownToken { file: file.clone(), from: "--tokens" });
+        assert_eq!(r.exit(), Exit::Unauthenticated);
+        assert!(r.to_string().contains("not in the tokens file") && r.to_string().contains("tokens.yaml"), "{r}");
         let none = AuthArgs { token: None, tokens: Some(file.clone()) };
         let r = establish(&none, Some("bob"), None, Act::Approve, &no_env).unwrap_err();
-        assert_eq!(r.code, Exit::Usage);
-        assert!(r.message.contains("GUARDRAIL_TOKEN"), "{r:?}");
+        assert_eq!(r.exit(), Exit::Usage);
+        assert!(r.to_string().contains("GUARDRAIL_TOKEN"), "{r}");
     }
 
     #[test]
@@ -369,11 +494,9 @@ mod tests {
         for mode in [0o666, 0o620, 0o602] {
             std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
             let r = establish(&args, None, None, Act::Approve, &no_env).unwrap_err();
-            assert_eq!(r.code, Exit::CannotDecide, "{mode:o}");
-            assert!(
-                r.message.contains("writable by its group or by everyone") && r.message.contains("chmod go-w"),
-                "{r:?}"
-            );
+            assert_eq!(r.exit(), Exit::CannotDecide, "{mode:o}");
+            let m = r.to_string();
+            assert!(m.contains("writable by its group or by everyone") && m.contains("chmod go-w"), "{m}");
         }
         // Owner-only write: accepted, and the records say who owns it and whether the caller may
         // write it (root may write anything and is not reported as a writer).
@@ -410,8 +533,8 @@ mod tests {
         // An unreadable or invalid tokens file cannot decide (3), naming the file.
         let missing = AuthArgs { token: Some("t-bob".into()), tokens: Some(dir.path().join("nope.yaml")) };
         let r = establish(&missing, None, None, Act::Approve, &no_env).unwrap_err();
-        assert_eq!(r.code, Exit::CannotDecide);
-        assert!(r.message.contains("nope.yaml"), "{r:?}");
+        assert_eq!(r.exit(), Exit::CannotDecide);
+        assert!(r.to_string().contains("nope.yaml"), "{r}");
     }
 
     #[test]
@@ -425,11 +548,11 @@ mod tests {
         assert_eq!(a, Actor { name: name.clone(), by: Authenticated::OsAccount { uid } });
         assert!(establish(&AuthArgs::default(), Some(&name), None, Act::Approve, &env).is_ok());
         let r = establish(&AuthArgs::default(), Some("incident-commander"), None, Act::Approve, &env).unwrap_err();
-        assert_eq!(r.code, Exit::Unauthenticated);
-        assert!(r.message.contains(&format!("differs from the OS account {name} (uid {uid})")), "{r:?}");
+        assert_eq!(r.exit(), Exit::Unauthenticated);
+        assert!(r.to_string().contains(&format!("differs from the OS account {name} (uid {uid})")), "{r}");
         // A token with nothing to check it against is refused, not ignored.
         let r = establish(&AuthArgs { token: Some("x".into()), tokens: None }, None, None, Act::Propose, &no_env)
             .unwrap_err();
-        assert_eq!(r.code, Exit::Usage);
+        assert_eq!((r.exit(), r), (Exit::Usage, Refusal::TokenWithoutFile));
     }
 }
