@@ -881,13 +881,6 @@ fn deciding_rule(policy_id: &str) -> String {
     if policy_id == "DEFAULT" { "the default action".to_string() } else { format!("rule {policy_id}") }
 }
 
-// Transitional: guardrail-gate's `gate::decide` still returns `Result<_, String>` and uses `?`.
-impl From<UnreadDataDecision> for String {
-    fn from(e: UnreadDataDecision) -> String {
-        e.to_string()
-    }
-}
-
 /// Refuses a decision that would let a deploy through on data that could not be read.
 ///
 /// When `no_data` is true, an ALLOW or WARN stands only if the deciding rule tests `no_data`;

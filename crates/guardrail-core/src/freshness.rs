@@ -61,13 +61,6 @@ pub fn check_age(
     }
 }
 
-/// [`check_age`] with the error as its sentence, for callers not yet matching on [`Stale`].
-// Transitional: guardrail-gate's gate.rs places the sentence with `located(…, &str)`; remove
-// once it takes the typed error.
-pub fn check(collected_at: Option<Timestamp>, now: Timestamp, max_age: Option<SignedDuration>) -> Result<(), String> {
-    check_age(collected_at, now, max_age).map_err(|e| e.to_string())
-}
-
 /// `3d 4h`, `15m`, `42s`.
 pub fn human(d: SignedDuration) -> String {
     let mut s = d.as_secs().unsigned_abs();
@@ -155,11 +148,11 @@ mod tests {
     fn staleness() {
         let now: Timestamp = "2026-11-24T10:00:00Z".parse().unwrap();
         let old: Timestamp = "2026-02-20T00:00:00Z".parse().unwrap();
-        assert!(check(Some(old), now, None).is_ok());
-        assert!(check(Some(old), now, Some(SignedDuration::from_hours(24))).is_err());
-        assert!(check(None, now, Some(SignedDuration::from_hours(24))).is_err());
+        assert!(check_age(Some(old), now, None).is_ok());
+        assert!(check_age(Some(old), now, Some(SignedDuration::from_hours(24))).is_err());
+        assert!(check_age(None, now, Some(SignedDuration::from_hours(24))).is_err());
         let future: Timestamp = "2026-11-24T11:00:00Z".parse().unwrap();
-        assert!(check(Some(future), now, None).is_err());
+        assert!(check_age(Some(future), now, None).is_err());
         assert_eq!(parse_duration("15m").unwrap(), SignedDuration::from_secs(900));
         assert_eq!(parse_duration("0s"), Err(DurationError::NotPositive { text: "0s".into() }));
         assert_eq!(parse_duration("abc"), Err(DurationError::NotADuration { text: "abc".into() }));
@@ -173,7 +166,7 @@ mod tests {
         assert!(matches!(check_age(None, now, Some(SignedDuration::from_hours(24))), Err(Stale::Undated { .. })));
         assert!(matches!(check_age(Some(future), now, None), Err(Stale::InTheFuture { .. })));
         assert_eq!(
-            check(Some(old), now, Some(SignedDuration::from_hours(24))).unwrap_err(),
+            check_age(Some(old), now, Some(SignedDuration::from_hours(24))).unwrap_err().to_string(),
             "collected_at 2026-02-20T00:00:00Z is 277d 10h old, older than the maximum age 1d"
         );
     }

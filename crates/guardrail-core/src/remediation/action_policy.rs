@@ -22,7 +22,7 @@ pub struct ActionPolicy {
 }
 
 /// One policy conflict, with what matched.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PolicyConflict {
     /// Policy id.
     pub id: String,

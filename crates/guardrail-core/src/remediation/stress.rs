@@ -8,7 +8,7 @@ use crate::pyround::py_round;
 use super::{ClaimEvidence, Incident, PAUSE_POSITION, PlanOutput, PolicyConflict, RemediationRules, StressOutput};
 
 /// A document's recorded stance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Stance {
     /// The document supports the claim's action.
