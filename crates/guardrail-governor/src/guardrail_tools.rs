@@ -34,8 +34,10 @@ use guardrail_core::policy::Action;
 use guardrail_core::remediation::{Incident, MAX_INCIDENT_TEXT};
 use guardrail_core::signals::Signals;
 use guardrail_core::slo::SloReport;
-use guardrail_gate::decide::Decided;
+use guardrail_gate::decide::{Decided, Withheld};
+use guardrail_gate::inputs::{InputError, SettingsErrors};
 use guardrail_gate::view::{AuditRef, EvaluateDeployView};
+use guardrail_store::{AppendError, StoreError};
 
 use crate::queue::incident_states;
 use crate::record::{encode, requires};
@@ -50,23 +52,78 @@ use crate::{Governor, PipelineError};
 type Object = Map<String, Value>;
 
 /// What the Guardrail tools read. Every method evaluates one fresh snapshot of the configured
-/// inputs at `now`; errors are messages for the caller (no filesystem paths are needed in them,
-/// but adapters may include the configured file names).
+/// inputs at `now`; errors say what could not be read or decided (no filesystem paths are needed
+/// in them, but adapters may include the configured file names).
 pub trait GuardrailState {
     /// The SLO block (`guardrail slo --format json`).
-    fn slo_status(&self, now: Timestamp) -> Result<SloReport, String>;
+    fn slo_status(&self, now: Timestamp) -> Result<SloReport, StateError>;
     /// The cost block (`guardrail cost --format json`).
-    fn cost_status(&self, now: Timestamp) -> Result<CostReport, String>;
+    fn cost_status(&self, now: Timestamp) -> Result<CostReport, StateError>;
     /// The deploy decision (`guardrail gate --format json`), appended to the audit trail only
     /// when `record` is true. An adapter must withhold a decision it was asked to record and
     /// could not (an error, never an unrecorded decision).
-    fn evaluate_deploy(&self, now: Timestamp, record: bool) -> Result<DeployEvaluation, String>;
+    fn evaluate_deploy(&self, now: Timestamp, record: bool) -> Result<DeployEvaluation, StateError>;
     /// The decision explained in words, with its contributing factors and recommendations.
-    fn explain_decision(&self, now: Timestamp) -> Result<DecisionExplanation, String>;
+    fn explain_decision(&self, now: Timestamp) -> Result<DecisionExplanation, StateError>;
     /// The deploy gate's signals, for the remediation gate's signal rules.
-    fn deploy_signals(&self, now: Timestamp) -> Result<Signals, String>;
+    fn deploy_signals(&self, now: Timestamp) -> Result<Signals, StateError>;
     /// The audit trail's records, in chain order (the approval queue is folded from them).
-    fn records(&self) -> Result<Vec<ChainedRecord>, String>;
+    fn records(&self) -> Result<Vec<ChainedRecord>, StateError>;
+}
+
+/// Why a [`GuardrailState`] could not answer. The text is what the tool reports (`isError`).
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The deploy gate's settings (flags, environment) are invalid.
+    #[error(transparent)]
+    Settings(#[from] SettingsErrors),
+    /// An input could not be read.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// The gate could not decide on the inputs: every problem (file, position and field in each).
+    #[error("{}", .problems.join("; "))]
+    Undecided {
+        /// The problems.
+        problems: Vec<String>,
+    },
+    /// Asked to record, the gate could not decide; a `deploy_error` record was attempted.
+    #[error("{}", cannot_decide(problems, record))]
+    NotDecided {
+        /// Why it could not decide.
+        problems: Vec<String>,
+        /// The `deploy_error` record, or why it could not be appended and mirrored (boxed: an
+        /// error stays small).
+        record: Box<Result<ChainedRecord, AppendError>>,
+    },
+    /// Decided, but the decision could not be recorded: it is withheld.
+    #[error(transparent)]
+    Withheld(Box<Withheld>),
+    /// The audit store could not be opened or read.
+    #[error("audit store {store}: {source}")]
+    Store {
+        /// The store spec.
+        store: String,
+        /// The store's error.
+        source: StoreError,
+    },
+    /// The deploy gate's signals (for `propose_remediation`'s signal rules) could not be had.
+    #[error("the deploy gate's signals: {0}")]
+    Signals(Box<StateError>),
+}
+
+fn cannot_decide(problems: &[String], record: &Result<ChainedRecord, AppendError>) -> String {
+    let reason = problems.join("; ");
+    let kind = guardrail_gate::gate::ERROR_KIND;
+    match record {
+        Ok(rec) => format!("could not decide: {reason} (recorded as {kind} audit record {})", rec.id()),
+        Err(e) => match e.in_chain() {
+            Some(r) => format!(
+                "could not decide: {reason} (recorded as {kind} audit record {}; its JSONL mirror copy failed: {e})",
+                r.id()
+            ),
+            None => format!("could not decide: {reason}; the {kind} record could not be written either: {e}"),
+        },
+    }
 }
 
 /// The six Guardrail tools, in the order they are listed.
@@ -85,8 +142,8 @@ fn state<'a>(tool: &'static str, ctx: &ToolContext<'a>) -> Result<&'a dyn Guardr
     ctx.guardrail.ok_or(ToolError::Unavailable { tool, message: "no Guardrail state is configured".into() })
 }
 
-fn failed(tool: &'static str) -> impl Fn(String) -> ToolError {
-    move |message| ToolError::Unavailable { tool, message }
+fn failed(tool: &'static str) -> impl Fn(StateError) -> ToolError {
+    move |source| ToolError::State { tool, source: Box::new(source) }
 }
 
 /// No arguments (an empty object, or none at all).
@@ -360,7 +417,8 @@ impl ToolSpec for ProposeRemediation {
         let incident = Incident::from_json_value_at(&a.incident, "incident")
             .map_err(|e| ToolError::InvalidArguments { tool: TOOL, message: e.to_string() })?;
         let signals = if a.deploy_signals {
-            Some(state(TOOL, ctx)?.deploy_signals(ctx.now).map_err(failed(TOOL))?)
+            let signals = state(TOOL, ctx)?.deploy_signals(ctx.now);
+            Some(signals.map_err(|e| failed(TOOL)(StateError::Signals(Box::new(e))))?)
         } else {
             None
         };

@@ -124,6 +124,15 @@ pub enum ToolError {
         source: LogsError,
     },
     /// What the tool reads could not be evaluated (missing or invalid inputs, a store error).
+    #[error("{tool}: {source}")]
+    State {
+        /// The tool.
+        tool: &'static str,
+        /// Why.
+        source: Box<crate::guardrail_tools::StateError>,
+    },
+    /// The tool cannot answer here (no Guardrail state configured, a result that would not
+    /// serialise, a pipeline failure other than a tool's).
     #[error("{tool}: {message}")]
     Unavailable {
         /// The tool.

@@ -3,17 +3,17 @@
 
 use jiff::Timestamp;
 
+use guardrail_config::read_source;
 use guardrail_core::audit::ChainedRecord;
 use guardrail_core::cost::CostReport;
 use guardrail_core::signals::Signals;
 use guardrail_core::slo::SloReport;
+use guardrail_gate::ci;
 use guardrail_gate::decide::{self, GateOutcome, Recorder, RequestedBy, Snapshot, Undecided, decide_and_record};
 use guardrail_gate::gate::{self, Evaluation};
-use guardrail_gate::inputs::{self};
-use guardrail_gate::{audit_cmd, ci};
-use guardrail_governor::guardrail_tools::{DecisionExplanation, DeployEvaluation, GuardrailState};
+use guardrail_gate::inputs::{self, InputError};
+use guardrail_governor::guardrail_tools::{DecisionExplanation, DeployEvaluation, GuardrailState, StateError};
 use guardrail_knowledge::{KnowledgeError, KnowledgeStore};
-use guardrail_store::AppendError;
 
 use crate::config::McpConfig;
 use crate::roles::McpCaller;
@@ -47,51 +47,34 @@ impl GateState {
         decide::read_snapshot(&self.cfg.inputs, &self.lookup(), now)
     }
 
-    fn evaluation(&self, now: Timestamp) -> Result<Evaluation, String> {
+    fn evaluation(&self, now: Timestamp) -> Result<Evaluation, StateError> {
         let ci = ci::from_env(|_| None);
         self.snapshot(now)
             .and_then(|s| decide::decide(s, ci, false, None))
             .map(|d| d.evaluation)
-            .map_err(|u| u.errors.join("; "))
-    }
-}
-
-/// The tool error of an `evaluate_deploy` that was asked to record and could not decide: the
-/// reason and the `deploy_error` record (or that it could not be written either).
-fn cannot_decide(undecided: &Undecided, record: &Result<ChainedRecord, AppendError>) -> String {
-    let reason = undecided.errors.join("; ");
-    let kind = gate::ERROR_KIND;
-    match record {
-        Ok(rec) => format!("could not decide: {reason} (recorded as {kind} audit record {})", rec.id()),
-        Err(e) => match e.in_chain() {
-            Some(r) => format!(
-                "could not decide: {reason} (recorded as {kind} audit record {}; its JSONL mirror copy failed: {e})",
-                r.id()
-            ),
-            None => format!("could not decide: {reason}; the {kind} record could not be written either: {e}"),
-        },
+            .map_err(|u| StateError::Undecided { problems: u.errors })
     }
 }
 
 impl GuardrailState for GateState {
-    fn slo_status(&self, now: Timestamp) -> Result<SloReport, String> {
+    fn slo_status(&self, now: Timestamp) -> Result<SloReport, StateError> {
         let env = self.lookup();
         let paths = inputs::resolve_paths(&self.cfg.inputs, &env);
-        let settings = inputs::resolve_settings(&self.cfg.inputs, &env, now).map_err(|e| e.join("; "))?;
-        let slos = inputs::read(&paths.slos)?;
-        let metrics = inputs::read_metrics(&paths, &slos)?;
-        gate::evaluate_slo(&slos, &metrics, &settings).map_err(|e| e.join("; "))
+        let settings = inputs::settings(&self.cfg.inputs, &env, now)?;
+        let slos = read_source(&paths.slos).map_err(InputError::from)?;
+        let metrics = inputs::metrics_input(&paths, &slos)?;
+        gate::evaluate_slo(&slos, &metrics, &settings).map_err(|problems| StateError::Undecided { problems })
     }
 
-    fn cost_status(&self, now: Timestamp) -> Result<CostReport, String> {
+    fn cost_status(&self, now: Timestamp) -> Result<CostReport, StateError> {
         let env = self.lookup();
         let paths = inputs::resolve_paths(&self.cfg.inputs, &env);
-        let settings = inputs::resolve_settings(&self.cfg.inputs, &env, now).map_err(|e| e.join("; "))?;
-        let src = inputs::read(&paths.cost)?;
-        gate::evaluate_cost(&src, &settings).map_err(|e| e.join("; "))
+        let settings = inputs::settings(&self.cfg.inputs, &env, now)?;
+        let src = read_source(&paths.cost).map_err(InputError::from)?;
+        gate::evaluate_cost(&src, &settings).map_err(|problems| StateError::Undecided { problems })
     }
 
-    fn evaluate_deploy(&self, now: Timestamp, record: bool) -> Result<DeployEvaluation, String> {
+    fn evaluate_deploy(&self, now: Timestamp, record: bool) -> Result<DeployEvaluation, StateError> {
         // No CI context: the caller is an MCP client, not a pipeline.
         let ci = ci::from_env(|_| None);
         let snapshot = self.snapshot(now);
@@ -104,19 +87,21 @@ impl GuardrailState for GateState {
             };
             match decide_and_record(snapshot, ci, false, &recorder) {
                 GateOutcome::Recorded { decided, audit, .. } => (*decided, Some(audit)),
-                GateOutcome::Withheld { reason, .. } => return Err(reason.to_string()),
-                GateOutcome::CannotDecide { undecided, record } => return Err(cannot_decide(&undecided, &record)),
+                GateOutcome::Withheld { reason, .. } => return Err(StateError::Withheld(Box::new(reason))),
+                GateOutcome::CannotDecide { undecided, record } => {
+                    return Err(StateError::NotDecided { problems: undecided.errors, record: Box::new(record) });
+                }
             }
         } else {
             let decided = snapshot
                 .and_then(|s| decide::decide(s, ci, false, Some(&self.requested_by)))
-                .map_err(|u| u.errors.join("; "))?;
+                .map_err(|u| StateError::Undecided { problems: u.errors })?;
             (decided, None)
         };
         Ok(DeployEvaluation { decided, audit })
     }
 
-    fn explain_decision(&self, now: Timestamp) -> Result<DecisionExplanation, String> {
+    fn explain_decision(&self, now: Timestamp) -> Result<DecisionExplanation, StateError> {
         use guardrail_core::explain;
         let ev = self.evaluation(now)?;
         let generated = ev.settings.now.strftime("%Y-%m-%d %H:%M UTC").to_string();
@@ -140,13 +125,14 @@ impl GuardrailState for GateState {
         })
     }
 
-    fn deploy_signals(&self, now: Timestamp) -> Result<Signals, String> {
-        self.evaluation(now).map(|ev| ev.signals).map_err(|e| format!("the deploy gate's signals: {e}"))
+    fn deploy_signals(&self, now: Timestamp) -> Result<Signals, StateError> {
+        self.evaluation(now).map(|ev| ev.signals)
     }
 
-    fn records(&self) -> Result<Vec<ChainedRecord>, String> {
-        let mut s = audit_cmd::open(&self.cfg.store_spec)?;
-        s.all().map_err(|e| format!("audit store {}: {e}", self.cfg.store_spec))
+    fn records(&self) -> Result<Vec<ChainedRecord>, StateError> {
+        let store = &self.cfg.store_spec;
+        let failed = |source| StateError::Store { store: store.clone(), source };
+        guardrail_store::open_store(store).and_then(|mut s| s.all()).map_err(failed)
     }
 }
 

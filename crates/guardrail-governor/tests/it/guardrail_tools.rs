@@ -14,7 +14,7 @@ use guardrail_gate::ci;
 use guardrail_gate::decide::{self, Decided};
 use guardrail_gate::inputs::InputArgs;
 use guardrail_gate::view::AuditRef;
-use guardrail_governor::guardrail_tools::{DecisionExplanation, DeployEvaluation, GuardrailState};
+use guardrail_governor::guardrail_tools::{DecisionExplanation, DeployEvaluation, GuardrailState, StateError};
 use guardrail_governor::queue::kinds;
 use guardrail_governor::{ToolContext, ToolError, ToolRegistry, run_pipeline};
 use jiff::Timestamp;
@@ -48,20 +48,20 @@ impl Default for Fake {
 }
 
 impl GuardrailState for Fake {
-    fn slo_status(&self, _: Timestamp) -> Result<SloReport, String> {
+    fn slo_status(&self, _: Timestamp) -> Result<SloReport, StateError> {
         Ok(self.decided.evaluation.slo.clone())
     }
-    fn cost_status(&self, _: Timestamp) -> Result<CostReport, String> {
-        Err("data/cost.json: collected_at: too old".into())
+    fn cost_status(&self, _: Timestamp) -> Result<CostReport, StateError> {
+        Err(StateError::Undecided { problems: vec!["data/cost.json: collected_at: too old".into()] })
     }
-    fn evaluate_deploy(&self, _: Timestamp, record: bool) -> Result<DeployEvaluation, String> {
+    fn evaluate_deploy(&self, _: Timestamp, record: bool) -> Result<DeployEvaluation, StateError> {
         let audit = record.then(|| {
             self.records_written.set(self.records_written.get() + 1);
             AuditRef { id: "1-abc".into(), seq: 1, hash: "abc".into(), store: "sqlite:fake.db".into() }
         });
         Ok(DeployEvaluation { decided: self.decided.clone(), audit })
     }
-    fn explain_decision(&self, _: Timestamp) -> Result<DecisionExplanation, String> {
+    fn explain_decision(&self, _: Timestamp) -> Result<DecisionExplanation, StateError> {
         Ok(DecisionExplanation {
             action: self.decided.action(),
             policy_id: self.decided.evaluation.decision.policy_id.clone(),
@@ -73,11 +73,15 @@ impl GuardrailState for Fake {
             evaluated_at: now().to_string(),
         })
     }
-    fn deploy_signals(&self, _: Timestamp) -> Result<Signals, String> {
+    fn deploy_signals(&self, _: Timestamp) -> Result<Signals, StateError> {
         self.signals_asked.set(self.signals_asked.get() + 1);
-        if self.signals_fail { Err("metrics.json: missing".into()) } else { Ok(Signals::default()) }
+        if self.signals_fail {
+            Err(StateError::Undecided { problems: vec!["metrics.json: missing".into()] })
+        } else {
+            Ok(Signals::default())
+        }
     }
-    fn records(&self) -> Result<Vec<ChainedRecord>, String> {
+    fn records(&self) -> Result<Vec<ChainedRecord>, StateError> {
         Ok(self.records.clone())
     }
 }
@@ -154,7 +158,9 @@ fn schemas_and_handlers_agree_on_the_guardrail_tools_arguments() {
         assert_eq!(by_handler, valid, "handler: {name} {args}");
     }
     // A state error is the tool's error, never a result.
-    assert!(matches!(reg.call("cost_status", &ctx, json!({})), Err(ToolError::Unavailable { .. })));
+    let e = reg.call("cost_status", &ctx, json!({})).unwrap_err();
+    assert!(matches!(e, ToolError::State { .. }), "{e}");
+    assert_eq!(e.to_string(), "cost_status: data/cost.json: collected_at: too old");
 }
 
 #[test]
@@ -206,7 +212,7 @@ fn a_proposal_is_the_pipelines_decision_and_writes_nothing() {
     let broken = Fake { signals_fail: true, ..Fake::default() };
     let ctx = ToolContext::new(&store, now()).with_guardrail(&broken);
     let e = reg.call("propose_remediation", &ctx, json!({"incident": incidents[0]})).unwrap_err();
-    assert!(e.to_string().contains("metrics.json"), "{e}");
+    assert_eq!(e.to_string(), "propose_remediation: the deploy gate's signals: metrics.json: missing");
 }
 
 #[test]
