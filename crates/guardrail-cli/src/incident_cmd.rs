@@ -369,8 +369,9 @@ fn deploy_signals(
     use guardrail_gate::{gate, inputs};
     let args = inputs::InputArgs { root: Some(root.to_path_buf()), ..Default::default() };
     let paths = inputs::resolve_paths(&args, env);
-    let settings = inputs::resolve_settings(&args, env, now)?;
-    let sources = inputs::read_sources(&paths)?;
+    // The messages are the flags' user-facing text (this command's errors are lines).
+    let settings = inputs::settings(&args, env, now).map_err(|e| e.all().map(|e| e.to_string()).collect::<Vec<_>>())?;
+    let sources = inputs::sources(&paths).map_err(|es| es.iter().map(ToString::to_string).collect::<Vec<_>>())?;
     let digests = vec![
         inputs::digest(&sources.policies),
         inputs::digest(&sources.slos),

@@ -108,7 +108,8 @@ impl ConfigArgs {
                 });
             }
         };
-        let read = guardrail_config::read_governor_config(&path)?;
+        let read = guardrail_config::read_governor(&path)
+            .map_err(|es| es.iter().map(ToString::to_string).collect::<Vec<_>>())?;
         Ok(LoadedConfig {
             config: read.file.config,
             tokens: read.file.tokens,
