@@ -403,7 +403,7 @@ fn query_parameters(schema: SchemaFn) -> Vec<Parameter> {
 
 /// The parameters of a path template (`/api/incidents/{id}`): each a non-empty string.
 fn path_parameters(path: &str) -> Vec<Parameter> {
-    let non_empty = Schema::from(schemars::json_schema!({"type": "string", "minLength": 1})).to_value();
+    let non_empty = schemars::json_schema!({"type": "string", "minLength": 1}).to_value();
     path.split('/')
         .filter_map(|p| p.strip_prefix('{').and_then(|p| p.strip_suffix('}')))
         .map(|name| Parameter {
