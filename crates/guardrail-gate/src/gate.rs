@@ -348,7 +348,9 @@ pub struct DecisionRecordBody {
     pub requested_by: Option<crate::decide::RequestedBy>,
     /// Always `decided`.
     pub outcome: String,
-    /// The four inputs' full text, for `replay`.
+    /// The four inputs' full text, for `replay` (absent only in what [`DecisionRecordBody::shown`]
+    /// gives).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub input_content: Option<InputContent>,
 }
 
@@ -473,6 +475,26 @@ impl ErrorRecordBody {
     }
 }
 
+/// The file name of a recorded path (what the audit views show instead of the path).
+fn file_name(path: &str) -> String {
+    std::path::Path::new(path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+impl SimulationRecordBody {
+    /// The body as the audit views show it ([`DecisionRecordBody::shown`]).
+    pub fn shown(&self) -> SimulationRecordBody {
+        SimulationRecordBody { decision: self.decision.shown(), simulated_signals: self.simulated_signals.clone() }
+    }
+}
+
+impl ErrorRecordBody {
+    /// The body as the audit views show it: each input's file name instead of its path.
+    pub fn shown(&self) -> ErrorRecordBody {
+        let inputs = self.inputs.iter().map(|d| InputDigest { path: file_name(&d.path), ..d.clone() }).collect();
+        ErrorRecordBody { inputs, ..self.clone() }
+    }
+}
+
 impl DecisionRecordBody {
     /// The body of a decision reported as `out`, made from `sources`.
     pub fn new(out: &GateOutput<'_>, sources: &Sources) -> DecisionRecordBody {
@@ -509,6 +531,18 @@ impl DecisionRecordBody {
                 cost: sources.cost.text.clone(),
             }),
         }
+    }
+
+    /// The body as the audit views show it (`GET /api/audit`): without the inputs' full text,
+    /// and with each input's file name instead of its path.
+    pub fn shown(&self) -> DecisionRecordBody {
+        let mut shown = DecisionRecordBody { input_content: None, ..self.clone() };
+        if let Some(inputs) = shown.inputs.as_mut() {
+            for d in [&mut inputs.policies, &mut inputs.slos, &mut inputs.metrics, &mut inputs.cost] {
+                *d = InputDigest { path: file_name(&d.path), ..d.clone() };
+            }
+        }
+        shown
     }
 
     /// Rebuilds the sources recorded in the decision (checking each digest).

@@ -152,3 +152,33 @@ fn the_old_chain_fixtures_deploy_records_reencode_and_replay() {
     }
     assert_eq!(seen, (4, 1), "four decisions and one error");
 }
+
+/// What `GET /api/audit` showed of a deploy record before the types (the body without
+/// `input_content`, each input's path cut to its file name) is the typed body's `shown()`.
+#[test]
+fn the_audit_view_of_a_deploy_record_is_its_shown_body() {
+    fn by_keys(body: &Value) -> Value {
+        let mut body = body.clone();
+        let obj = body.as_object_mut().unwrap();
+        obj.remove("input_content");
+        let name = |p: &mut Value| {
+            if let Some(s) = p.as_str() {
+                *p = Value::from(std::path::Path::new(s).file_name().unwrap().to_string_lossy().into_owned());
+            }
+        };
+        match obj.get_mut("inputs") {
+            Some(Value::Object(ins)) => ins.values_mut().for_each(|d| name(&mut d["path"])),
+            Some(Value::Array(ins)) => ins.iter_mut().for_each(|d| name(&mut d["path"])),
+            _ => {}
+        }
+        body
+    }
+    for f in fixtures() {
+        let shown = match f.kind.as_str() {
+            RECORD_KIND => gate::encode(&gate::decode::<DecisionRecordBody>(&f.body).unwrap().shown()),
+            SIMULATION_KIND => gate::encode(&gate::decode::<SimulationRecordBody>(&f.body).unwrap().shown()),
+            _ => gate::encode(&gate::decode::<ErrorRecordBody>(&f.body).unwrap().shown()),
+        };
+        assert_eq!(shown, by_keys(&f.body), "{} #{}", f.store, f.seq);
+    }
+}
