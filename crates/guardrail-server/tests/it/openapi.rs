@@ -225,6 +225,9 @@ async fn every_documented_operation_answers_with_a_documented_status() {
     }
 }
 
+/// One request of the tour: method, path template, path, token, content type, body.
+type Exchange<'a> = (&'a str, &'a str, String, Option<&'a str>, Option<&'a str>, String);
+
 /// Validates `body` against the schema the document declares for `method path` answering
 /// `status` (the document is the schema's root, so its `$ref`s resolve).
 fn assert_matches_documented_schema(doc: &Value, method: &str, template: &str, status: StatusCode, body: &Value) {
@@ -262,8 +265,7 @@ async fn every_answer_matches_its_documented_schema() {
     let doc = generated();
     let scenario = |name: &str| std::fs::read_to_string(governor.join("scenarios").join(name)).unwrap();
     let json = Some("application/json");
-    // (method, template, path, token, content type, body)
-    let exchanges: Vec<(&str, &str, String, Option<&str>, Option<&str>, String)> = vec![
+    let exchanges: Vec<Exchange> = vec![
         ("POST", "/api/gate", "/api/gate".into(), Some(common::DEPLOYER), json, "{}".into()),
         ("POST", "/api/gate", "/api/gate".into(), Some(common::DEPLOYER), json, r#"{"ci": null}"#.into()),
         (
