@@ -67,9 +67,10 @@ pub fn config(
 /// Runs the server until the client disconnects (stdio) or the process is interrupted (HTTP).
 pub fn run(args: McpArgs, env: EnvLookup<'_>) -> Exit {
     // A bad flag value (`--now yesterday`, `--cost-warn-pct abc`) is a usage error, as for `gate`.
-    let usage = guardrail_gate::inputs::usage_errors(&args.inputs, env);
+    let usage = guardrail_gate::inputs::usage_problems(&args.inputs, env);
     if !usage.is_empty() {
-        eprintln!("guardrail mcp: usage error (exit {}): {}", Exit::Usage, usage.join("; "));
+        let problems: Vec<String> = usage.iter().map(ToString::to_string).collect();
+        eprintln!("guardrail mcp: usage error (exit {}): {}", Exit::Usage, problems.join("; "));
         return Exit::Usage;
     }
     if let Some(w) = guardrail_gate::ci::explainer_warning(env) {
