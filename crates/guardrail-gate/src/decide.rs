@@ -18,8 +18,9 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::ci::{self, CiContext};
-use crate::gate::{self, AuditRef, Evaluation, GateOutput};
+use crate::gate::{self, AuditRef, Evaluation};
 use crate::inputs::{self, EnvLookup, InputArgs, InputDigest, InputPaths, Settings, Sources};
+use crate::view::GateView;
 
 /// Who asked for a decision, recorded with it (and with a `deploy_error`) as `requested_by`:
 /// an authenticated identity, never a string the caller typed.
@@ -162,7 +163,7 @@ pub struct Decided {
 
 impl Decided {
     /// The output (`--format json`, the HTTP answer, the tool result), without its record.
-    pub fn output(&self) -> GateOutput<'_> {
+    pub fn output(&self) -> GateView<'_> {
         let mut out = gate::output(&self.evaluation, &self.ci, self.fail_on_warn);
         out.requested_by = self.requested_by.as_ref();
         out

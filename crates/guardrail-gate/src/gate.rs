@@ -203,14 +203,11 @@ pub fn decide(policies: &PolicySet, signals: &Signals) -> Result<Decision, Decid
     Ok(decision)
 }
 
+use crate::view::GateView;
 pub use crate::view::{AuditRef, CounterfactualOut, InputsOut, SeedTrace};
 
-/// The view's name before it moved to [`crate::view`] (kept for callers not yet renamed).
-pub type GateOutput<'a> = crate::view::GateView<'a>;
-
 /// Builds the output for an evaluation.
-pub fn output<'a>(ev: &'a Evaluation, ci: &'a CiContext, fail_on_warn: bool) -> GateOutput<'a> {
-    use crate::view::GateView;
+pub fn output<'a>(ev: &'a Evaluation, ci: &'a CiContext, fail_on_warn: bool) -> GateView<'a> {
     let d = &ev.decision;
     let retry_after = (d.action == Action::Delay).then(|| {
         let t = ev.settings.now + jiff::SignedDuration::from_mins(i64::from(d.delay_minutes));
@@ -263,12 +260,6 @@ pub const ERROR_KIND: &str = "deploy_error";
 /// Kind of audit record of a what-if decision (`POST /api/simulate`): never a deploy decision,
 /// and `replay` does not take it.
 pub const SIMULATION_KIND: &str = "deploy_simulation";
-
-/// The audit body for a decision: the output plus the inputs' full text, so that `replay`
-/// can re-evaluate exactly what was decided ([`DecisionRecordBody::new`], encoded).
-pub fn audit_body(out: &GateOutput<'_>, sources: &Sources) -> serde_json::Value {
-    encode(&DecisionRecordBody::new(out, sources))
-}
 
 /// Encodes a typed body for appending. A body is strings, numbers, booleans and the core's
 /// reports, which serialise without failing (no non-string map keys, no non-finite floats).
@@ -497,7 +488,7 @@ impl ErrorRecordBody {
 
 impl DecisionRecordBody {
     /// The body of a decision reported as `out`, made from `sources`.
-    pub fn new(out: &GateOutput<'_>, sources: &Sources) -> DecisionRecordBody {
+    pub fn new(out: &GateView<'_>, sources: &Sources) -> DecisionRecordBody {
         DecisionRecordBody {
             action: Some(out.action),
             policy_id: out.policy_id.to_string(),
@@ -733,11 +724,6 @@ pub enum RecordError {
         /// `policies`, `slos`, `metrics` or `cost`.
         input: &'static str,
     },
-}
-
-/// Rebuilds the sources recorded in a decision record (checking each digest).
-pub fn sources_from_record(body: &serde_json::Value) -> Result<Sources, String> {
-    decode_decision(body).and_then(|b| b.sources()).map_err(|e| e.to_string())
 }
 
 /// Rebuilds the settings recorded in a decision record.
