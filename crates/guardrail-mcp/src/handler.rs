@@ -40,9 +40,15 @@ pub enum McpError {
     /// The registry's tool list could not be read as MCP tools (a bug).
     #[error("the tool registry is not a valid MCP tool list: {0}")]
     Registry(#[from] serde_json::Error),
-    /// The transport failed.
+    /// The client did not complete MCP's initialization (stdio; boxed: an error stays small).
     #[error("MCP transport: {0}")]
-    Transport(String),
+    Initialize(Box<rmcp::service::ServerInitializeError>),
+    /// The session's task ended abnormally (stdio).
+    #[error("MCP transport: {0}")]
+    Session(#[from] tokio::task::JoinError),
+    /// The HTTP listener failed.
+    #[error("MCP transport: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 impl GuardrailMcp {

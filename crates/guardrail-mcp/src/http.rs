@@ -97,5 +97,5 @@ pub async fn serve_http(
     router: axum::Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), McpError> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await.map_err(|e| McpError::Transport(e.to_string()))
+    Ok(axum::serve(listener, router).with_graceful_shutdown(shutdown).await?)
 }

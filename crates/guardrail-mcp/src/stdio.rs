@@ -8,7 +8,7 @@ use crate::handler::{GuardrailMcp, McpError};
 /// Serves MCP over standard input and output until the client closes it.
 pub async fn serve_stdio(cfg: McpConfig) -> Result<(), McpError> {
     let handler = GuardrailMcp::new(cfg)?;
-    let running = handler.serve(rmcp::transport::stdio()).await.map_err(|e| McpError::Transport(e.to_string()))?;
-    running.waiting().await.map_err(|e| McpError::Transport(e.to_string()))?;
+    let running = handler.serve(rmcp::transport::stdio()).await.map_err(|e| McpError::Initialize(Box::new(e)))?;
+    running.waiting().await?;
     Ok(())
 }
