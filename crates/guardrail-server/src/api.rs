@@ -312,9 +312,23 @@ pub fn record_view(state: &AppState, r: &ChainedRecord) -> Value {
     v
 }
 
+/// A deploy record's body as shown, decoded into its type (`shown()`: without the inputs'
+/// text, file names for paths); `None` for another kind or a body that does not decode.
+fn deploy_body_shown(r: &ChainedRecord) -> Option<Value> {
+    match r.kind.as_str() {
+        gate::RECORD_KIND => gate::decode::<gate::DecisionRecordBody>(&r.body).ok().map(|b| gate::encode(&b.shown())),
+        gate::SIMULATION_KIND => {
+            gate::decode::<gate::SimulationRecordBody>(&r.body).ok().map(|b| gate::encode(&b.shown()))
+        }
+        gate::ERROR_KIND => gate::decode::<gate::ErrorRecordBody>(&r.body).ok().map(|b| gate::encode(&b.shown())),
+        _ => None,
+    }
+}
+
 /// A record as `/api/audit` shows it, before redaction.
 pub fn record_data(r: &ChainedRecord) -> AuditRecordView {
-    let mut body = r.body.clone();
+    let mut body = deploy_body_shown(r).unwrap_or_else(|| r.body.clone());
+    // Any other kind (and a deploy body that does not decode): the same, by its keys.
     if let Some(obj) = body.as_object_mut() {
         obj.remove("input_content");
         if let Some(Value::Object(ins)) = obj.get_mut("inputs") {
@@ -423,7 +437,7 @@ pub struct SimulateRequest {
 }
 
 /// Audit record kind of a simulation (never a deploy decision; `replay` ignores it).
-pub const SIMULATION_KIND: &str = "deploy_simulation";
+pub use guardrail_gate::gate::SIMULATION_KIND;
 
 fn store_label(described: &str) -> String {
     if described.starts_with("postgres") { "postgres".into() } else { "sqlite".into() }
@@ -631,11 +645,11 @@ fn simulate_blocking(
     }
     let explanation = narrative(&decided.evaluation);
     let overrides_v: BTreeMap<&str, &SignalValue> = overrides.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    let mut body = decided.record_body();
-    if let Some(o) = body.as_object_mut() {
-        o.insert("simulated_signals".into(), serde_json::to_value(&overrides_v).unwrap_or(Value::Null));
-    }
-    let (rec, audit) = decide::record_decided(&decided, SIMULATION_KIND, body, &recorder)
+    let body = gate::SimulationRecordBody {
+        decision: decided.record(),
+        simulated_signals: overrides.iter().map(|(k, v)| (k.clone(), gate::encode(v))).collect(),
+    };
+    let (rec, audit) = decide::record_decided(&decided, gate::SIMULATION_KIND, gate::encode(&body), &recorder)
         .map_err(|reason| withheld(state, "simulate", &reason))?;
     let simulation = SimulationView {
         view: recorded(state, "simulate", &decided, &rec, audit),

@@ -326,7 +326,8 @@ pub struct ServeOptions {
 /// Runs the server until Ctrl-C (blocking; builds its own runtime).
 pub fn run(mut cfg: ServerConfig, opts: ServeOptions) -> Result<(), ServerError> {
     if let Some(path) = &opts.tokens_file {
-        let t = Tokens::load(path).map_err(|es| ServerError::Tokens(es.into_iter().map(|e| e.0).collect()))?;
+        let t =
+            Tokens::load(path).map_err(|es| ServerError::Tokens(es.into_iter().map(|e| e.to_string()).collect()))?;
         cfg.tokens = Some(t);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
