@@ -2,7 +2,6 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
 use guardrail_core::approval::ApprovalKind;
 use guardrail_governor::approve::ApprovalInput;
 use guardrail_governor::pipeline::ApproveOutcome;
@@ -11,20 +10,21 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::{ApiError, StrictJson, authenticate, blocking, ok, requested_by};
+use crate::api::{ApiError, StrictJson, authenticate, blocking, requested_by};
 use crate::auth::{Caller, Role};
 use crate::state::AppState;
+use crate::wire::Answer;
 
 use super::audit_log::ServerLog;
-use super::status::{Answer, append_failed, no_store};
-use super::views::{GovernorEvent, execution_step, load, render};
+use super::status::{ErrorAnswer, append_failed, no_store};
+use super::views::{GovernorEvent, execution_step, load};
 use super::wiring::{executor, governor_in_force, pipeline};
 
 /// `GET /api/approvals`: the pending approval queue, oldest request first.
-pub async fn approvals(State(s): State<AppState>) -> Result<Response, ApiError> {
+pub async fn approvals(State(s): State<AppState>) -> Result<Answer<Vec<PendingApprovalView>>, ApiError> {
     let st = s.clone();
     let states = blocking(move || load(&st)).await?.map_err(|e| no_store(&e))?;
-    Ok(ok(render(&s, &PendingApprovalView::queue(states.values()))))
+    Ok(Answer::new(s.redactor(), &PendingApprovalView::queue(states.values())))
 }
 
 /// A hash the approver reviewed: 12 to 64 hex digits (a prefix of the binding hash).
@@ -85,7 +85,7 @@ fn approve_blocking(
     id: String,
     kind: ApprovalKind,
     req: ApproveRequest,
-) -> Result<Value, ApiError> {
+) -> Result<Answer<GrantView>, ApiError> {
     req.check()?;
     let view = governor_in_force(state)?;
     // A mistyped id must not leave a permanent refusal in the chain.
@@ -151,7 +151,7 @@ fn approve_blocking(
     GovernorEvent { kind: Some(g.kind.as_str()), audit: Some(&audit), ..GovernorEvent::new(&id, "authorised") }
         .publish(state, "approval");
     let (step, succeeded) = execution_step(state, &id, execution)?;
-    Ok(render(state, &GrantView::new(&id, g, &rec, step, succeeded)))
+    Ok(Answer::new(state.redactor(), &GrantView::new(&id, g, &rec, step, succeeded)))
 }
 
 /// Both approval endpoints: the attempt of `kind`, decided off the async runtime.
@@ -161,8 +161,8 @@ async fn attempt(
     id: String,
     kind: ApprovalKind,
     req: ApproveRequest,
-) -> Result<Response, ApiError> {
-    blocking(move || approve_blocking(&s, &caller, id, kind, req)).await?.map(ok)
+) -> Result<Answer<GrantView>, ApiError> {
+    blocking(move || approve_blocking(&s, &caller, id, kind, req)).await?
 }
 
 /// `POST /api/incidents/{id}/approve`: an APPROVE by the token's identity.
@@ -171,7 +171,7 @@ pub async fn approve(
     Approver(caller): Approver,
     Path(id): Path<String>,
     StrictJson(req): StrictJson<ApproveRequest>,
-) -> Result<Response, ApiError> {
+) -> Result<Answer<GrantView>, ApiError> {
     attempt(s, caller, id, ApprovalKind::Approve, req).await
 }
 
@@ -182,6 +182,6 @@ pub async fn force_override(
     Approver(caller): Approver,
     Path(id): Path<String>,
     StrictJson(req): StrictJson<ApproveRequest>,
-) -> Result<Response, ApiError> {
+) -> Result<Answer<GrantView>, ApiError> {
     attempt(s, caller, id, ApprovalKind::ForceOverride, req).await
 }

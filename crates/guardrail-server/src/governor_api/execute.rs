@@ -2,21 +2,20 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
 use guardrail_governor::pipeline::{ExecuteOutcome, RunOutcome};
 use guardrail_governor::views::{ExecuteRefusal, ExecuteView, ExecutedView, Refused, RegateView, RunStatus};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value;
 
-use crate::api::{ApiError, StrictJson, blocking, ok};
+use crate::api::{ApiError, StrictJson, blocking};
 use crate::auth::Caller;
 use crate::state::AppState;
+use crate::wire::Answer;
 
 use super::approvals::Approver;
 use super::audit_log::ServerLog;
-use super::status::{Answer, append_failed, no_store};
-use super::views::{GovernorEvent, execution_step, load, render, run_view};
+use super::status::{ErrorAnswer, append_failed, no_store};
+use super::views::{GovernorEvent, execution_step, load, run_view};
 use super::wiring::{deploy_signals, executor, governor_in_force, open_kb_read_only, pipeline};
 
 /// An action (of `execute` and `resolve`) has a word: at least one letter or digit. Without
@@ -49,7 +48,12 @@ pub struct ExecuteRequest {
     pub action: Option<String>,
 }
 
-fn execute_blocking(state: &AppState, caller: &Caller, id: String, req: ExecuteRequest) -> Result<Value, ApiError> {
+fn execute_blocking(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+    req: ExecuteRequest,
+) -> Result<Answer<ExecuteView>, ApiError> {
     check_action(req.action.as_deref())?;
     let states = load(state).map_err(|e| no_store(&e))?;
     if !states.contains_key(&id) {
@@ -117,7 +121,7 @@ fn execute_blocking(state: &AppState, caller: &Caller, id: String, req: ExecuteR
         ExecuteView::Regated(r) => r.status,
     };
     GovernorEvent::new(&id, status.as_str()).publish(state, "incident");
-    Ok(render(state, &answer))
+    Ok(Answer::new(state.redactor(), &answer))
 }
 
 /// `POST /api/incidents/{id}/execute`: runs the authorised action (the gate's, or an
@@ -130,7 +134,6 @@ pub async fn execute(
     Approver(caller): Approver,
     Path(id): Path<String>,
     StrictJson(req): StrictJson<ExecuteRequest>,
-) -> Result<Response, ApiError> {
-    let st = s.clone();
-    blocking(move || execute_blocking(&st, &caller, id, req)).await?.map(ok)
+) -> Result<Answer<ExecuteView>, ApiError> {
+    blocking(move || execute_blocking(&s, &caller, id, req)).await?
 }

@@ -2,39 +2,39 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
-use guardrail_governor::views::{IncidentDetail, IncidentSummary};
+use guardrail_governor::views::{IncidentDetail, IncidentSummary, RunView};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::{ApiError, StrictJson, blocking, ok, requested_by};
+use crate::api::{ApiError, StrictJson, blocking, requested_by};
 use crate::auth::Caller;
 use crate::state::AppState;
+use crate::wire::Answer;
 
 use super::audit_log::ServerLog;
 use super::status::no_store;
-use super::views::{load, render, run_view};
+use super::views::{load, run_view};
 use super::wiring::{deploy_signals, executor, governor_in_force, open_kb_read_only, pipeline};
 
 /// `GET /api/incidents`: every incident in the audit chain with its state and latest verdict.
-pub async fn list(State(s): State<AppState>) -> Result<Response, ApiError> {
+pub async fn list(State(s): State<AppState>) -> Result<Answer<Vec<IncidentSummary>>, ApiError> {
     let st = s.clone();
     let states = blocking(move || load(&st)).await?.map_err(|e| no_store(&e))?;
     let list: Vec<IncidentSummary> = states.values().map(IncidentSummary::new).collect();
-    Ok(ok(render(&s, &list)))
+    Ok(Answer::new(s.redactor(), &list))
 }
 
 /// `GET /api/incidents/{id}`: the latest plan, stress result, gate decision (with reasons),
 /// evidence, binding hash, the pending approval, the claims, and every record about the
 /// incident.
-pub async fn show(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn show(State(s): State<AppState>, Path(id): Path<String>) -> Result<Answer<IncidentDetail>, ApiError> {
     let st = s.clone();
     let states = blocking(move || load(&st)).await?.map_err(|e| no_store(&e))?;
     let Some(inc) = states.get(&id) else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "no such incident in the audit trail"));
     };
-    Ok(ok(render(&s, &IncidentDetail::new(inc))))
+    Ok(Answer::new(s.redactor(), &IncidentDetail::new(inc)))
 }
 
 /// A service name: 1-128 of `A-Z a-z 0-9 - _ . : /` (never the policies' wildcard `*`).
@@ -85,7 +85,7 @@ struct HttpOrigin {
     requested_by: Value,
 }
 
-fn propose_blocking(state: &AppState, caller: &Caller, req: IncidentRequest) -> Result<Value, ApiError> {
+fn propose_blocking(state: &AppState, caller: &Caller, req: IncidentRequest) -> Result<Answer<RunView>, ApiError> {
     // The core's reading of an incident is the one rule (the same as `incident run`'s files).
     let incident = guardrail_core::remediation::Incident::from_json_value(&guardrail_governor::record::encode(&req))
         .map_err(|e| {
@@ -114,7 +114,7 @@ fn propose_blocking(state: &AppState, caller: &Caller, req: IncidentRequest) -> 
         requested_by: requested_by(caller),
     });
     let run = pipeline.decide_and_act(&mut log, &incident, origin);
-    Ok(render(state, &run_view(state, caller, run)?))
+    Ok(Answer::new(state.redactor(), &run_view(state, caller, run)?))
 }
 
 /// `POST /api/incidents`: an incident (the scenario shape of `guardrail incident run`) through
@@ -124,7 +124,6 @@ pub async fn propose(
     State(s): State<AppState>,
     crate::api::Deployer(caller): crate::api::Deployer,
     StrictJson(incident): StrictJson<IncidentRequest>,
-) -> Result<Response, ApiError> {
-    let st = s.clone();
-    blocking(move || propose_blocking(&st, &caller, incident)).await?.map(ok)
+) -> Result<Answer<RunView>, ApiError> {
+    blocking(move || propose_blocking(&s, &caller, incident)).await?
 }

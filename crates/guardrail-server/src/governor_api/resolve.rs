@@ -2,21 +2,20 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
 use guardrail_governor::views::{RecordRef, Refused, ResolveRefusal, ResolveView};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use crate::api::{ApiError, StrictJson, blocking, ok};
+use crate::api::{ApiError, StrictJson, blocking};
 use crate::auth::Caller;
 use crate::state::AppState;
+use crate::wire::Answer;
 
 use super::approvals::Approver;
 use super::audit_log::ServerLog;
 use super::execute::{ACTION_PATTERN, check_action};
-use super::status::{Answer, append_failed, no_store};
-use super::views::{GovernorEvent, load, render};
+use super::status::{ErrorAnswer, append_failed, no_store};
+use super::views::{GovernorEvent, load};
 use super::wiring::open_kb;
 
 /// Not blank.
@@ -58,7 +57,12 @@ struct RecordedNotLearned {
     audit: RecordRef,
 }
 
-fn resolve_blocking(state: &AppState, caller: &Caller, id: String, req: ResolveRequest) -> Result<Value, ApiError> {
+fn resolve_blocking(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+    req: ResolveRequest,
+) -> Result<Answer<ResolveView>, ApiError> {
     use guardrail_governor::learn::{LearnError, Resolution, resolve};
     req.check()?;
     let states = load(state).map_err(|e| no_store(&e))?;
@@ -119,7 +123,7 @@ fn resolve_blocking(state: &AppState, caller: &Caller, id: String, req: ResolveR
     }
     let view = ResolveView::new(&id, &caller.identity, &learned);
     GovernorEvent { audit: Some(&view.audit), ..GovernorEvent::new(&id, "resolved") }.publish(state, "incident");
-    Ok(render(state, &view))
+    Ok(Answer::new(state.redactor(), &view))
 }
 
 /// `POST /api/incidents/{id}/resolve`: records the resolution and learns an **unreviewed**
@@ -131,7 +135,6 @@ pub async fn resolve(
     Approver(caller): Approver,
     Path(id): Path<String>,
     StrictJson(req): StrictJson<ResolveRequest>,
-) -> Result<Response, ApiError> {
-    let st = s.clone();
-    blocking(move || resolve_blocking(&st, &caller, id, req)).await?.map(ok)
+) -> Result<Answer<ResolveView>, ApiError> {
+    blocking(move || resolve_blocking(&s, &caller, id, req)).await?
 }

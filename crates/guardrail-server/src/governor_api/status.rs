@@ -1,4 +1,4 @@
-//! The governor endpoints' failures as HTTP statuses: one [`Answer::status`] per refusal view
+//! The governor endpoints' failures as HTTP statuses: one [`ErrorAnswer::status`] per refusal view
 //! (the error envelope carries the view's fields), and the statuses of what is no outcome at
 //! all (no store, a failed append, no knowledge base).
 
@@ -14,7 +14,7 @@ use super::views::render;
 
 /// A governor outcome that is answered with an error status: the status, the message of the
 /// envelope's `errors`, and the view's own fields beside them.
-pub(super) trait Answer: Serialize {
+pub(super) trait ErrorAnswer: Serialize {
     /// The one HTTP status of this outcome.
     fn status(&self) -> StatusCode;
     /// The message for `error` / `errors`.
@@ -28,7 +28,7 @@ pub(super) trait Answer: Serialize {
 }
 
 /// Every refusal of `execute` is a conflict with the incident's state: 409.
-impl Answer for ExecuteRefusal {
+impl ErrorAnswer for ExecuteRefusal {
     fn status(&self) -> StatusCode {
         StatusCode::CONFLICT
     }
@@ -38,7 +38,7 @@ impl Answer for ExecuteRefusal {
 }
 
 /// A refused approval (recorded): 409.
-impl Answer for ApprovalRefusalView {
+impl ErrorAnswer for ApprovalRefusalView {
     fn status(&self) -> StatusCode {
         StatusCode::CONFLICT
     }
@@ -48,7 +48,7 @@ impl Answer for ApprovalRefusalView {
 }
 
 /// Nothing to learn from (no execution, no such incident's decision): 409.
-impl Answer for ResolveRefusal {
+impl ErrorAnswer for ResolveRefusal {
     fn status(&self) -> StatusCode {
         StatusCode::CONFLICT
     }
@@ -58,7 +58,7 @@ impl Answer for ResolveRefusal {
 }
 
 /// The pipeline could not decide (recorded): 422.
-impl Answer for CouldNotDecideView {
+impl ErrorAnswer for CouldNotDecideView {
     fn status(&self) -> StatusCode {
         StatusCode::UNPROCESSABLE_ENTITY
     }

@@ -16,7 +16,7 @@ use crate::api::ApiError;
 use crate::auth::Caller;
 use crate::state::AppState;
 
-use super::status::{Answer, append_failed};
+use super::status::{ErrorAnswer, append_failed};
 
 pub(super) fn load(state: &AppState) -> Result<std::collections::BTreeMap<String, IncidentState>, String> {
     let spec = state.config().store.clone();
