@@ -139,6 +139,44 @@ pub fn checkpoint(spec: &str, key_file: Option<PathBuf>, out: Option<PathBuf>) -
     Exit::Ok
 }
 
+/// `audit verify --format json`: the chain's own verification, with the checkpoint when one was
+/// checked. The fields are in the order they always had (alphabetical).
+#[derive(Debug, Serialize)]
+pub struct VerifyView<'a> {
+    /// Every break found, in order.
+    pub breaks: &'a [guardrail_core::audit::ChainBreak],
+    /// The checkpoint checked (`--checkpoint`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checkpoint: Option<CheckpointJson>,
+    /// The chain head's hash.
+    pub head: &'a Option<String>,
+    /// Intact (and, with a checkpoint, still holding its records).
+    pub ok: bool,
+    /// Records checked.
+    pub records: usize,
+}
+
+impl<'a> VerifyView<'a> {
+    /// The view of a chain's verification report.
+    pub fn of(rep: &'a guardrail_core::audit::VerifyReport) -> VerifyView<'a> {
+        VerifyView { breaks: &rep.breaks, checkpoint: None, head: &rep.head, ok: rep.ok(), records: rep.records }
+    }
+}
+
+/// The text report of a chain's verification: intact with its head, or each break.
+pub fn chain_lines(rep: &guardrail_core::audit::VerifyReport) -> Vec<String> {
+    if rep.ok() {
+        return vec![format!(
+            "audit chain intact: {} record(s), head {}",
+            rep.records,
+            rep.head.as_deref().unwrap_or("(empty)")
+        )];
+    }
+    let mut lines = vec![format!("audit chain BROKEN: {} problem(s) in {} record(s)", rep.breaks.len(), rep.records)];
+    lines.extend(rep.breaks.iter().map(|b| format!("  record {}: {}", b.seq, b.problem)));
+    lines
+}
+
 /// The checkpoint part of `audit verify --format json`.
 #[derive(Debug, Serialize)]
 struct CheckpointJson {
@@ -224,33 +262,22 @@ pub fn verify(spec: &str, checkpoint_file: &Path, public_key: &Path, json: bool)
     };
     let rep = &cmp.report;
     if json {
-        let v = serde_json::json!({
-            "ok": cmp.ok(),
-            "records": rep.records,
-            "head": rep.head,
-            "breaks": rep.breaks,
-            "checkpoint": CheckpointJson {
+        let v = VerifyView {
+            ok: cmp.ok(),
+            checkpoint: Some(CheckpointJson {
                 file: checkpoint_file.display().to_string(),
                 origin: Some(cp.origin.clone()),
                 size: Some(cp.size),
                 head: Some(cp.head_hex()),
                 holds: problem.is_none(),
                 problem: problem.clone(),
-            },
-        });
+            }),
+            ..VerifyView::of(rep)
+        };
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
-        if rep.ok() {
-            println!(
-                "audit chain intact: {} record(s), head {}",
-                rep.records,
-                rep.head.as_deref().unwrap_or("(empty)")
-            );
-        } else {
-            println!("audit chain BROKEN: {} problem(s) in {} record(s)", rep.breaks.len(), rep.records);
-            for b in &rep.breaks {
-                println!("  record {}: {}", b.seq, b.problem);
-            }
+        for l in chain_lines(rep) {
+            println!("{l}");
         }
         match &problem {
             None => println!(

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use guardrail::audit_cmd::{self, StoreArgs};
-use guardrail::ci::{self, CiContext};
+use guardrail::ci;
 use guardrail::exit::{self, Exit};
 use guardrail::gate;
 use guardrail::inputs::{self, InputArgs};
@@ -389,16 +389,7 @@ fn run(cli: Cli) -> Exit {
             };
             match gate::evaluate_slo(&slos, &metrics, &settings) {
                 Err(e) => fail(&e),
-                Ok(r) => {
-                    if format == Format::Json {
-                        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
-                    } else {
-                        for l in render::slo_lines(&r, style(ColorChoice::Auto, env)) {
-                            println!("{l}");
-                        }
-                    }
-                    Exit::Ok
-                }
+                Ok(r) => report(format, &r, || render::slo_lines(&r, style(ColorChoice::Auto, env))),
             }
         }
         Command::Cost { inputs, format } => {
@@ -416,16 +407,7 @@ fn run(cli: Cli) -> Exit {
             };
             match gate::evaluate_cost(&src, &settings) {
                 Err(e) => fail(&e),
-                Ok(r) => {
-                    if format == Format::Json {
-                        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
-                    } else {
-                        for l in render::cost_lines(&r, style(ColorChoice::Auto, env)) {
-                            println!("{l}");
-                        }
-                    }
-                    Exit::Ok
-                }
+                Ok(r) => report(format, &r, || render::cost_lines(&r, style(ColorChoice::Auto, env))),
             }
         }
         Command::Explain { inputs } => {
@@ -478,6 +460,18 @@ fn run(cli: Cli) -> Exit {
     }
 }
 
+/// Prints a report: its JSON with `--format json`, else its text lines. Exit 0.
+fn report<T: serde::Serialize>(format: Format, value: &T, lines: impl FnOnce() -> Vec<String>) -> Exit {
+    if format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    } else {
+        for l in lines() {
+            println!("{l}");
+        }
+    }
+    Exit::Ok
+}
+
 fn style(choice: ColorChoice, env: &dyn Fn(&str) -> Option<String>) -> Style {
     let color = match choice {
         ColorChoice::Always => true,
@@ -487,31 +481,23 @@ fn style(choice: ColorChoice, env: &dyn Fn(&str) -> Option<String>) -> Style {
     Style { color }
 }
 
-/// Prints a could-not-decide: the errors, and the `deploy_error` record that holds them or why
-/// it could not be written either.
-fn report_undecided(
-    undecided: &decide::Undecided,
-    record: &Result<guardrail_core::audit::ChainedRecord, guardrail_store::AppendError>,
-    format: Format,
-) -> Exit {
-    match record {
-        Ok(rec) => {
+/// Prints a gate run that did not decide on stderr (its JSON error object is the view's): the
+/// errors, and the `deploy_error` record that holds them or why it could not be written either.
+fn report_not_decided(outcome: &decide::GateOutcome) -> Exit {
+    match outcome {
+        decide::GateOutcome::Withheld { reason, .. } => fail(&[reason]),
+        decide::GateOutcome::CannotDecide { undecided, record: Ok(rec) } => {
             let code = fail(&undecided.errors);
             eprintln!("  (recorded as audit record {})", rec.id());
-            if format == Format::Json {
-                print_error_json(exit::ErrorKind::CannotDecide, &undecided.errors, Some(rec.id()));
-            }
             code
         }
-        Err(e) => {
+        decide::GateOutcome::CannotDecide { undecided, record: Err(e) } => {
             let mut all = undecided.errors.clone();
             all.push(e.to_string());
-            if format == Format::Json {
-                // A failed mirror copy: the record is in the chain all the same.
-                print_error_json(exit::ErrorKind::CannotDecide, &all, e.in_chain().map(|r| r.id()));
-            }
             fail(&all)
         }
+        // Not reached: a recorded decision has a view, not an error.
+        decide::GateOutcome::Recorded { .. } => Exit::CannotDecide,
     }
 }
 
@@ -541,21 +527,17 @@ fn run_gate(
     if let Some(w) = outcome.decided().and_then(|d| d.service_warning.as_ref()) {
         eprintln!("guardrail: warning: {w}");
     }
-    let (decided, audit) = match outcome {
-        decide::GateOutcome::Recorded { decided, audit, .. } => (decided, audit),
-        decide::GateOutcome::Withheld { reason, .. } => {
-            let message = reason.to_string();
+    // `--format json` prints the view: the decision, or the error object of a run that did not
+    // decide (guardrail_gate::view, the same for every surface).
+    let out = match outcome.view() {
+        guardrail_gate::view::GateReport::Decision(view) => *view,
+        guardrail_gate::view::GateReport::Error(error) => {
             if format == Format::Json {
-                print_error_json(exit::ErrorKind::NotRecorded, std::slice::from_ref(&message), None);
+                println!("{}", serde_json::to_string_pretty(&error).unwrap_or_default());
             }
-            return fail(&[message]);
-        }
-        decide::GateOutcome::CannotDecide { undecided, record } => {
-            return report_undecided(&undecided, &record, format);
+            return report_not_decided(&outcome);
         }
     };
-    let mut out = decided.output();
-    out.audit = Some(audit);
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default()),
         Format::Text => print!("{}", render::gate_report(&out, style(color, env))),
@@ -666,17 +648,11 @@ fn run_audit(store: &StoreArgs, command: AuditCommand, env: &dyn Fn(&str) -> Opt
             Err(e) => fail(&[format!("audit store {spec}: {e}")]),
             Ok(rep) => {
                 if format == Format::Json {
-                    println!("{}", serde_json::to_string_pretty(&serde_json::json!({"ok": rep.ok(), "records": rep.records, "head": rep.head, "breaks": rep.breaks})).unwrap_or_default());
-                } else if rep.ok() {
-                    println!(
-                        "audit chain intact: {} record(s), head {}",
-                        rep.records,
-                        rep.head.as_deref().unwrap_or("(empty)")
-                    );
+                    let view = guardrail::checkpoint_cmd::VerifyView::of(&rep);
+                    println!("{}", serde_json::to_string_pretty(&view).unwrap_or_default());
                 } else {
-                    println!("audit chain BROKEN: {} problem(s) in {} record(s)", rep.breaks.len(), rep.records);
-                    for b in &rep.breaks {
-                        println!("  record {}: {}", b.seq, b.problem);
+                    for l in guardrail::checkpoint_cmd::chain_lines(&rep) {
+                        println!("{l}");
                     }
                 }
                 if rep.ok() { Exit::Ok } else { Exit::Delay }
@@ -796,38 +772,23 @@ fn replay(spec: &str, id: &str, format: Format) -> Exit {
             guardrail::remediation::kinds::DECISION
         )]);
     }
-    let (sources, settings) = match (gate::sources_from_record(&rec.body), gate::settings_from_record(&rec.body)) {
-        (Ok(a), Ok(b)) => (a, b),
-        (a, b) => return fail(&[a.err(), b.err()].into_iter().flatten().collect::<Vec<_>>()),
+    let body = match gate::decode_decision(&rec.body) {
+        Ok(b) => b,
+        Err(e) => return fail(&[e]),
     };
-    let ci: CiContext = serde_json::from_value(rec.body.get("ci").cloned().unwrap_or_default()).unwrap_or_default();
-    let ev = match gate::evaluate(sources, settings) {
-        Ok(ev) => ev,
+    let r = match gate::replay(rec.id(), &body) {
+        Ok(r) => r,
         Err(e) => return fail(&e),
     };
-    let fail_on_warn = rec.body.get("exit_code").and_then(|v| v.as_i64()) == Some(1)
-        && ev.decision.action == guardrail_core::Action::Warn;
-    let out = gate::output(&ev, &ci, fail_on_warn);
-    let now = gate::fingerprint(&serde_json::to_value(&out).unwrap_or_default());
-    let then = gate::fingerprint(&rec.body);
-    let identical = now == then;
-    let differing: Vec<String> = match (now.as_object(), then.as_object()) {
-        (Some(a), Some(b)) => a.iter().filter(|(k, v)| b.get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect(),
-        _ => vec!["(record)".into()],
-    };
     if format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+    } else if r.identical {
         println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "record": rec.id(), "identical": identical, "recorded_action": rec.body.get("action"),
-                "replayed_action": out.action, "differing_fields": differing,
-            }))
-            .unwrap_or_default()
+            "record {}: replayed decision is identical ({} by {})",
+            r.record, r.replayed_action, r.replayed_policy_id
         );
-    } else if identical {
-        println!("record {}: replayed decision is identical ({} by {})", rec.id(), out.action, out.policy_id);
     } else {
-        println!("record {}: replayed decision DIFFERS in {}", rec.id(), differing.join(", "));
+        println!("record {}: replayed decision DIFFERS in {}", r.record, r.differing_fields.join(", "));
     }
-    if identical { Exit::Ok } else { Exit::Delay }
+    if r.identical { Exit::Ok } else { Exit::Delay }
 }
