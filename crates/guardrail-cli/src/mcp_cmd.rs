@@ -99,7 +99,7 @@ pub fn run(args: McpArgs, env: EnvLookup<'_>) -> Exit {
             let tokens = match guardrail_server::auth::Tokens::load(&file) {
                 Ok(t) if t.is_empty() => return fail(&format!("{}: holds no token", file.display())),
                 Ok(t) => t,
-                Err(es) => return fail(&es.iter().map(|e| e.0.clone()).collect::<Vec<_>>().join("; ")),
+                Err(es) => return fail(&es.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")),
             };
             let verify: TokenVerifier = Arc::new(move |t: &str| {
                 tokens.check(t).map(|c| (c.identity, guardrail_server::McpRoleExt::to_mcp(c.role)))
