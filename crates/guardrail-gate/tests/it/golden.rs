@@ -135,3 +135,19 @@ fn runs_that_do_not_decide_print_the_error_object_as_before() {
     let (printed, want) = run("withheld", &args(&examples()), CiContext::default(), Some(dir.path()));
     assert!(printed == want, "gate-withheld.json differs:\n{}", diff(&want, &printed));
 }
+
+/// The view's JSON Schema (what the OpenAPI document and the MCP output schema render) names
+/// exactly the fields `--format json` prints, and requires the ones always printed.
+#[test]
+fn the_views_schema_names_the_printed_fields() {
+    let schema = schemars::schema_for!(guardrail_gate::view::GateView<'static>);
+    let v = schema.as_value();
+    let props: Vec<String> = v["properties"].as_object().unwrap().keys().cloned().collect();
+    let printed: Value = serde_json::from_str(&golden("delay")).unwrap();
+    let mut keys: Vec<String> = printed.as_object().unwrap().keys().cloned().collect();
+    keys.push("requested_by".into()); // printed when an authenticated caller asked (HTTP, MCP)
+    keys.sort();
+    assert_eq!(props, keys);
+    let required: Vec<&str> = v["required"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(!required.contains(&"requested_by") && required.contains(&"action") && required.contains(&"retry_after"));
+}

@@ -182,3 +182,20 @@ fn the_audit_view_of_a_deploy_record_is_its_shown_body() {
         assert_eq!(shown, by_keys(&f.body), "{} #{}", f.store, f.seq);
     }
 }
+
+/// The body types' schemas name exactly the fields the records hold.
+#[test]
+fn the_body_schemas_name_the_recorded_fields() {
+    let all = fixtures();
+    let keys = |kind: &str, with_requester: bool| -> Vec<String> {
+        let f = all.iter().find(|f| f.kind == kind && f.body.get("requested_by").is_some() == with_requester).unwrap();
+        f.body.as_object().unwrap().keys().cloned().collect()
+    };
+    let props = |s: schemars::Schema| -> Vec<String> {
+        s.as_value()["properties"].as_object().unwrap().keys().cloned().collect()
+    };
+    assert_eq!(props(schemars::schema_for!(DecisionRecordBody)), keys(RECORD_KIND, true));
+    assert_eq!(props(schemars::schema_for!(ErrorRecordBody)), keys(ERROR_KIND, true));
+    let sim = schemars::schema_for!(SimulationRecordBody);
+    assert_eq!(props(sim), keys(SIMULATION_KIND, true));
+}
