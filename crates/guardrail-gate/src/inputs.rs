@@ -935,7 +935,8 @@ mod tests {
         // Recorded as text, and read back by replay as the same selection.
         let body = serde_json::json!({ "settings": s });
         assert_eq!(body["settings"]["cost_tag"], "app=checkout-api");
-        let back = crate::gate::settings_from_record(&body).expect("settings");
+        let recorded: crate::gate::SettingsBody = crate::gate::decode(&body["settings"]).expect("settings");
+        let back = recorded.to_settings().expect("settings");
         assert_eq!(back, s);
         // Unset: not recorded at all, and every row.
         let none = resolve_settings(&InputArgs::default(), &|_| None, clock).expect("valid");
