@@ -360,8 +360,7 @@ pub struct InputContent {
 }
 
 /// [`Settings`] as recorded (`settings` of a deploy record): read back by `replay`.
-/// Its serialisation is `Settings`' own (`SettingsBody::of` reads it from there), so a record's
-/// settings re-encode to the same bytes.
+/// Its serialisation is `Settings`' own, so a record's settings re-encode to the same bytes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct SettingsBody {
@@ -649,11 +648,25 @@ impl Fingerprint {
 }
 
 impl SettingsBody {
-    /// The settings as a record holds them.
-    pub fn of(settings: &Settings) -> SettingsBody {
-        // `Settings` serialises itself (durations in seconds, the cost tag as `KEY=VALUE`);
-        // reading that serialisation keeps the record's shape `Settings`' own.
-        decode(&encode(settings)).unwrap_or_default()
+    /// The settings as a record holds them: `Settings`' own serialisation (durations in
+    /// seconds, the cost tag as `KEY=VALUE`, the layout by its `--cost-format` name), which a test
+    /// checks field for field.
+    pub fn of(s: &Settings) -> SettingsBody {
+        SettingsBody {
+            cost: CostThresholdsBody {
+                warn_pct: Some(s.cost.warn_pct),
+                block_pct: Some(s.cost.block_pct),
+                falling_pct: Some(s.cost.falling_pct),
+                anomaly_baseline_days: Some(s.cost.anomaly_baseline_days),
+            },
+            max_age: s.max_age.map(|d| d.as_secs()),
+            now: s.now.to_string(),
+            service: s.service.clone(),
+            cost_format: s.cost_format.map(|f| f.as_str().to_string()),
+            slo_name: s.slo_name.clone(),
+            cost_tag: s.cost_tag.as_ref().map(|t| t.to_string()),
+            cost_service: s.cost_service.clone(),
+        }
     }
 
     /// The settings a decision was made with.

@@ -199,3 +199,31 @@ fn the_body_schemas_name_the_recorded_fields() {
     let sim = schemars::schema_for!(SimulationRecordBody);
     assert_eq!(props(sim), keys(SIMULATION_KIND, true));
 }
+
+/// `SettingsBody` serialises as `Settings` does, for every optional setting, and reads back as
+/// the same settings.
+#[test]
+fn recorded_settings_are_the_settings_serialisation_and_read_back() {
+    use guardrail_gate::gate::SettingsBody;
+    use guardrail_gate::inputs::{InputArgs, settings};
+    let clock = jiff::Timestamp::UNIX_EPOCH;
+    let all = InputArgs {
+        now: Some("2026-02-20T12:00:00Z".into()),
+        max_age: Some("7d".into()),
+        cost_warn_pct: Some("12.5".into()),
+        cost_block_pct: Some("31".into()),
+        cost_baseline_days: Some("14".into()),
+        cost_format: Some("aws-ce".into()),
+        cost_tag: Some("app=checkout-api".into()),
+        cost_service: Some("Amazon S3".into()),
+        service: Some("checkout-api".into()),
+        slo_name: Some("availability".into()),
+        ..InputArgs::default()
+    };
+    for args in [InputArgs::default(), all] {
+        let s = settings(&args, &|_| None, clock).expect("valid settings");
+        let body = SettingsBody::of(&s);
+        assert_eq!(gate::encode(&body), gate::encode(&s));
+        assert_eq!(body.to_settings().expect("reads back"), s);
+    }
+}
