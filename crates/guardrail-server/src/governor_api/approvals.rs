@@ -1,7 +1,6 @@
 //! `GET /api/approvals`, `POST /api/incidents/{id}/approve` and `/force-override`.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use guardrail_core::approval::ApprovalKind;
 use guardrail_governor::approve::ApprovalInput;
 use guardrail_governor::pipeline::ApproveOutcome;
@@ -16,7 +15,7 @@ use crate::state::AppState;
 use crate::wire::Answer;
 
 use super::audit_log::ServerLog;
-use super::status::{ErrorAnswer, append_failed, no_store};
+use super::status::{ErrorAnswer, GovernorFailure, append_failed, no_store};
 use super::views::{GovernorEvent, execution_step, load};
 use super::wiring::{executor, governor_in_force, pipeline};
 
@@ -52,7 +51,7 @@ impl ApproveRequest {
     fn check(&self) -> Result<(), ApiError> {
         let h = &self.binding_hash;
         if !(12..=64).contains(&h.len()) || !h.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "binding_hash: must be 12-64 hex digits"));
+            return Err(GovernorFailure::BadRequest.error("binding_hash: must be 12-64 hex digits"));
         }
         Ok(())
     }
@@ -90,9 +89,7 @@ fn approve_blocking(
     let view = governor_in_force(state)?;
     // A mistyped id must not leave a permanent refusal in the chain.
     if !load(state).map_err(|e| no_store(&e))?.contains_key(&id) {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "no such incident in the audit trail (nothing was recorded); GET /api/approvals lists those awaiting approval",
+        return Err(GovernorFailure::NoSuchIncident.error("no such incident in the audit trail (nothing was recorded); GET /api/approvals lists those awaiting approval",
         ));
     }
     let now = jiff::Timestamp::now();
@@ -112,10 +109,9 @@ fn approve_blocking(
     let (granted, rec, execution) = match p.approve(&mut log, &mut read, &input, Some(&extra)) {
         ApproveOutcome::CannotDecide(e) => {
             eprintln!("guardrail serve: approval of {id}: {e}");
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the incident's records cannot be read, so nothing is approved",
-            ));
+            return Err(
+                GovernorFailure::Unavailable.error("the incident's records cannot be read, so nothing is approved")
+            );
         }
         ApproveOutcome::Refused { refused: r, record } => {
             let rec = record.map_err(|e| {

@@ -1,7 +1,6 @@
 //! `POST /api/incidents/{id}/execute`.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use guardrail_governor::pipeline::{ExecuteOutcome, RunOutcome};
 use guardrail_governor::views::{ExecuteRefusal, ExecuteView, ExecutedView, Refused, RegateView, RunStatus};
 use schemars::JsonSchema;
@@ -14,7 +13,7 @@ use crate::wire::Answer;
 
 use super::approvals::Approver;
 use super::audit_log::ServerLog;
-use super::status::{ErrorAnswer, append_failed, no_store};
+use super::status::{ErrorAnswer, GovernorFailure, append_failed, no_store, no_such_incident};
 use super::views::{GovernorEvent, execution_step, load, run_view};
 use super::wiring::{deploy_signals, executor, governor_in_force, open_kb_read_only, pipeline};
 
@@ -27,10 +26,10 @@ pub(super) const ACTION_PATTERN: &str = "[A-Za-z0-9]";
 /// [`ACTION_PATTERN`] and 1-200 characters: the one check of a requested action (400).
 pub(super) fn check_action(action: Option<&str>) -> Result<(), ApiError> {
     match action {
-        Some(a) if a.chars().count() > 200 || !a.chars().any(|c| c.is_ascii_alphanumeric()) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "action: must be 1-200 characters with at least one letter or digit (A-Z, a-z, 0-9)",
-        )),
+        Some(a) if a.chars().count() > 200 || !a.chars().any(|c| c.is_ascii_alphanumeric()) => {
+            Err(GovernorFailure::BadRequest
+                .error("action: must be 1-200 characters with at least one letter or digit (A-Z, a-z, 0-9)"))
+        }
         _ => Ok(()),
     }
 }
@@ -57,7 +56,7 @@ fn execute_blocking(
     check_action(req.action.as_deref())?;
     let states = load(state).map_err(|e| no_store(&e))?;
     if !states.contains_key(&id) {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "no such incident in the audit trail"));
+        return Err(no_such_incident());
     }
     let view = governor_in_force(state)?;
     let now = jiff::Timestamp::now();

@@ -1,7 +1,6 @@
 //! `GET /api/incidents`, `GET /api/incidents/{id}` and `POST /api/incidents` (propose).
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use guardrail_governor::views::{IncidentDetail, IncidentSummary, RunView};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -13,7 +12,7 @@ use crate::state::AppState;
 use crate::wire::Answer;
 
 use super::audit_log::ServerLog;
-use super::status::no_store;
+use super::status::{GovernorFailure, no_store, no_such_incident};
 use super::views::{load, run_view};
 use super::wiring::{deploy_signals, executor, governor_in_force, open_kb_read_only, pipeline};
 
@@ -32,7 +31,7 @@ pub async fn show(State(s): State<AppState>, Path(id): Path<String>) -> Result<A
     let st = s.clone();
     let states = blocking(move || load(&st)).await?.map_err(|e| no_store(&e))?;
     let Some(inc) = states.get(&id) else {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "no such incident in the audit trail"));
+        return Err(no_such_incident());
     };
     Ok(Answer::new(s.redactor(), &IncidentDetail::new(inc)))
 }
@@ -89,18 +88,12 @@ fn propose_blocking(state: &AppState, caller: &Caller, req: IncidentRequest) -> 
     // The core's reading of an incident is the one rule (the same as `incident run`'s files).
     let incident = guardrail_core::remediation::Incident::from_json_value(&guardrail_governor::record::encode(&req))
         .map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("invalid incident: {}", state.redactor().text(&e.to_string())),
-            )
+            GovernorFailure::BadRequest.error(format!("invalid incident: {}", state.redactor().text(&e.to_string())))
         })?;
     let view = governor_in_force(state)?;
     let gov = &state.config().governor;
     let Some(kb_path) = gov.kb.as_ref() else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no knowledge base is configured (guardrail serve --kb)",
-        ));
+        return Err(GovernorFailure::Unavailable.error("no knowledge base is configured (guardrail serve --kb)"));
     };
     let kb = open_kb_read_only(kb_path)?;
     let now = jiff::Timestamp::now();

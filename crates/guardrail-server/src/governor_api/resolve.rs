@@ -1,7 +1,6 @@
 //! `POST /api/incidents/{id}/resolve`.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use guardrail_governor::views::{RecordRef, Refused, ResolveRefusal, ResolveView};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -14,7 +13,7 @@ use crate::wire::Answer;
 use super::approvals::Approver;
 use super::audit_log::ServerLog;
 use super::execute::{ACTION_PATTERN, check_action};
-use super::status::{ErrorAnswer, append_failed, no_store};
+use super::status::{ErrorAnswer, GovernorFailure, append_failed, no_store, no_such_incident};
 use super::views::{GovernorEvent, load};
 use super::wiring::open_kb;
 
@@ -38,7 +37,7 @@ pub struct ResolveRequest {
 impl ResolveRequest {
     /// The checks its schema states (400, nothing recorded).
     fn check(&self) -> Result<(), ApiError> {
-        let bad = |m: &str| Err(ApiError::new(StatusCode::BAD_REQUEST, m.to_string()));
+        let bad = |m: &str| Err(GovernorFailure::BadRequest.error(m.to_string()));
         // Blank as any regex dialect's `\s` reads it (Rust's, ECMA's U+FEFF, Python's
         // U+001C-U+001F), so no client's check of the schema passes what this refuses.
         let blank = |c: char| c.is_whitespace() || matches!(c, '\u{1c}'..='\u{1f}' | '\u{feff}');
@@ -67,13 +66,10 @@ fn resolve_blocking(
     req.check()?;
     let states = load(state).map_err(|e| no_store(&e))?;
     if !states.contains_key(&id) {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "no such incident in the audit trail"));
+        return Err(no_such_incident());
     }
     let Some(kb_path) = state.config().governor.kb.as_ref() else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no knowledge base is configured (guardrail serve --kb)",
-        ));
+        return Err(GovernorFailure::Unavailable.error("no knowledge base is configured (guardrail serve --kb)"));
     };
     let mut kb = open_kb(kb_path)?;
     let now = jiff::Timestamp::now();
@@ -95,17 +91,14 @@ fn resolve_blocking(
         .answer(state)
     };
     let learned = resolve(&mut log, &states, &mut kb, &r).map_err(|e| match e {
-        LearnError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, state.redactor().text(&m)),
-        e @ LearnError::Fields(_) => ApiError::new(StatusCode::BAD_REQUEST, state.redactor().text(&e.to_string())),
+        LearnError::Invalid(m) => GovernorFailure::BadRequest.error(state.redactor().text(&m)),
+        e @ LearnError::Fields(_) => GovernorFailure::BadRequest.error(state.redactor().text(&e.to_string())),
         LearnError::NotFound(m) => nothing_to_learn(m),
         e @ LearnError::NothingExecuted { .. } => nothing_to_learn(e.to_string()),
         LearnError::NotRecorded(e) => append_failed("the resolution", "nothing is learned", &e),
         LearnError::Knowledge(m) => {
             eprintln!("guardrail serve: knowledge base: {m}");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the knowledge base cannot be written, so nothing is learned",
-            )
+            GovernorFailure::Unavailable.error("the knowledge base cannot be written, so nothing is learned")
         }
     })?;
     if let Some(e) = &learned.mirror_error {
@@ -113,10 +106,10 @@ fn resolve_blocking(
     }
     if let Some(e) = &learned.runbook_error {
         eprintln!("guardrail serve: learned runbook: {e}");
-        let mut err = ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the resolution is recorded as {}, but the runbook could not be stored", learned.record.id()),
-        );
+        let mut err = GovernorFailure::Unavailable.error(format!(
+            "the resolution is recorded as {}, but the runbook could not be stored",
+            learned.record.id()
+        ));
         let extra = RecordedNotLearned { status: "recorded_not_learned", audit: RecordRef::of(&learned.record) };
         err.extra = Some(guardrail_governor::record::encode(&extra));
         return Err(err);

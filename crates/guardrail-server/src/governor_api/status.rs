@@ -12,6 +12,44 @@ use crate::state::AppState;
 
 use super::views::render;
 
+/// Why a governor request fails without an outcome of its own (no refusal, no decision): one
+/// variant per kind of failure, and its one status ([`GovernorFailure::status`]). Handlers
+/// name the failure, never a status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum GovernorFailure {
+    /// The body breaks a rule its schema states (400; nothing recorded).
+    BadRequest,
+    /// The caller's identity may not propose (403; nothing recorded).
+    NoProposer,
+    /// No such incident in the audit trail (404; nothing recorded).
+    NoSuchIncident,
+    /// What deciding or recording needs is missing: knowledge base, executor, audit store,
+    /// governor config, deploy inputs (503).
+    Unavailable,
+}
+
+impl GovernorFailure {
+    /// The HTTP status of this failure.
+    pub(super) const fn status(self) -> StatusCode {
+        match self {
+            GovernorFailure::BadRequest => StatusCode::BAD_REQUEST,
+            GovernorFailure::NoProposer => StatusCode::FORBIDDEN,
+            GovernorFailure::NoSuchIncident => StatusCode::NOT_FOUND,
+            GovernorFailure::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The error answer of this failure with one message.
+    pub(super) fn error(self, msg: impl Into<String>) -> ApiError {
+        ApiError::new(self.status(), msg)
+    }
+}
+
+/// 404 for an incident id the trail does not hold.
+pub(super) fn no_such_incident() -> ApiError {
+    GovernorFailure::NoSuchIncident.error("no such incident in the audit trail")
+}
+
 /// A governor outcome that is answered with an error status: the status, the message of the
 /// envelope's `errors`, and the view's own fields beside them.
 pub(super) trait ErrorAnswer: Serialize {
@@ -85,18 +123,13 @@ struct RecordedMirrorFailed {
 pub(super) fn append_failed(what: &str, then: &str, e: &AppendError) -> ApiError {
     eprintln!("guardrail serve: {what}: {e}");
     match e.in_chain() {
-        None => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("{what} was not recorded ({then}): the audit store is unavailable"),
-        ),
+        None => GovernorFailure::Unavailable
+            .error(format!("{what} was not recorded ({then}): the audit store is unavailable")),
         Some(rec) => {
-            let mut err = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "{what} IS recorded in the audit chain as record {}, but its JSONL mirror copy failed ({then})",
-                    rec.id()
-                ),
-            );
+            let mut err = GovernorFailure::Unavailable.error(format!(
+                "{what} IS recorded in the audit chain as record {}, but its JSONL mirror copy failed ({then})",
+                rec.id()
+            ));
             let extra = RecordedMirrorFailed { status: "recorded_mirror_failed", audit: RecordRef::of(rec) };
             err.extra = Some(guardrail_governor::record::encode(&extra));
             err
@@ -110,7 +143,7 @@ pub(super) fn unavailable_with_code(code: &'static str, message: String) -> ApiE
     struct Code {
         code: &'static str,
     }
-    let mut err = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message);
+    let mut err = GovernorFailure::Unavailable.error(message);
     err.extra = Some(guardrail_governor::record::encode(&Code { code }));
     err
 }
@@ -125,5 +158,5 @@ pub(super) fn kb_unavailable(e: guardrail_knowledge::KnowledgeError) -> ApiError
         }
         _ => "the knowledge base cannot be read, so nothing can be decided",
     };
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, msg)
+    GovernorFailure::Unavailable.error(msg)
 }

@@ -2,7 +2,6 @@
 //! redacted; the events the governor endpoints publish; the failures of an execution step or
 //! a run as their HTTP statuses.
 
-use axum::http::StatusCode;
 use guardrail_gate::audit_cmd;
 use guardrail_governor::pipeline::{Execution, Next, RunOutcome};
 use guardrail_governor::queue::{IncidentState, incident_states};
@@ -16,7 +15,7 @@ use crate::api::ApiError;
 use crate::auth::Caller;
 use crate::state::AppState;
 
-use super::status::{ErrorAnswer, append_failed};
+use super::status::{ErrorAnswer, GovernorFailure, append_failed};
 
 pub(super) fn load(state: &AppState) -> Result<std::collections::BTreeMap<String, IncidentState>, String> {
     let spec = state.config().store.clone();
@@ -73,10 +72,7 @@ pub(super) fn execution_step(
     match exec {
         Execution::Unavailable(e) => {
             eprintln!("guardrail serve: executor: {e}");
-            Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "authorised, but NOT executed: the executor is not configured",
-            ))
+            Err(GovernorFailure::Unavailable.error("authorised, but NOT executed: the executor is not configured"))
         }
         Execution::ClaimHeld { holder } => Err(ExecuteRefusal::claim_held(incident_id, &holder).answer(state)),
         Execution::ClaimNotRecorded(e) => Err(append_failed("the execution claim", "nothing ran", &e)),
@@ -91,7 +87,7 @@ pub(super) fn execution_step(
 /// A run as the API answers it.
 pub(super) fn run_view(state: &AppState, caller: &Caller, run: RunOutcome) -> Result<RunView, ApiError> {
     let (outcome, rec, next) = match run {
-        RunOutcome::NoProposer(e) => return Err(ApiError::new(StatusCode::FORBIDDEN, e)),
+        RunOutcome::NoProposer(e) => return Err(GovernorFailure::NoProposer.error(e)),
         RunOutcome::CouldNotDecide { failure, record } => {
             let rec = record.map_err(|e| append_failed("could not decide, and that", "nothing was decided", &e))?;
             let view = CouldNotDecideView {

@@ -1,7 +1,6 @@
 //! The governor's parts from the server's state: the config in force, the executor, the
 //! knowledge base, the deploy gate's signals and the [`Pipeline`] over them.
 
-use axum::http::StatusCode;
 use guardrail_governor::pipeline::Pipeline;
 use guardrail_governor::record::RunContext;
 use serde_json::Value;
@@ -10,7 +9,7 @@ use crate::api::ApiError;
 use crate::auth::Caller;
 use crate::state::{AppState, GovernorView};
 
-use super::status::{kb_unavailable, unavailable_with_code};
+use super::status::{GovernorFailure, kb_unavailable, unavailable_with_code};
 
 pub(super) fn executor(gov: &GovernorView) -> Result<Box<dyn guardrail_governor::Executor>, String> {
     guardrail_governor::record::executor_for(&gov.config, None)
@@ -51,10 +50,7 @@ pub(super) fn deploy_signals(state: &AppState) -> Result<Option<(guardrail_core:
     let snap = state.snapshot();
     let undecidable = |e: Vec<String>| {
         eprintln!("guardrail serve: deploy signals: {}", e.join("; "));
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the deploy gate's inputs cannot be evaluated, so nothing can be decided",
-        )
+        GovernorFailure::Unavailable.error("the deploy gate's inputs cannot be evaluated, so nothing can be decided")
     };
     let sources = snap.sources().map_err(undecidable)?;
     let digests: Vec<_> = [&sources.policies, &sources.slos, &sources.metrics, &sources.cost]
