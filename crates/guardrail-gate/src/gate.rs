@@ -739,13 +739,6 @@ pub enum RecordError {
     },
 }
 
-/// Rebuilds the settings recorded in a decision record.
-pub fn settings_from_record(body: &serde_json::Value) -> Result<Settings, String> {
-    let b = decode_decision(body).map_err(|e| e.to_string())?;
-    let settings = b.settings.ok_or(RecordError::Missing { field: "settings".into() });
-    settings.and_then(|s| s.to_settings()).map_err(|e| e.to_string())
-}
-
 /// Decodes a `deploy_decision` (or `deploy_simulation`) body.
 pub fn decode_decision(body: &serde_json::Value) -> Result<DecisionRecordBody, RecordError> {
     decode(body).map_err(|e| RecordError::Body { reason: e.to_string() })
