@@ -1,4 +1,4 @@
-//! `guardrail approve INCIDENT [--reason TEXT] [--force-override] [--plan-hash HASH]`.
+//! `guardrail approve INCIDENT [--reason TEXT] [--force-override] [--binding-hash HASH]`.
 //!
 //! The approver is authenticated ([`crate::identity`]): the identity of the `--token` /
 //! `GUARDRAIL_TOKEN` when a tokens file is configured (its role must be `approver` or `admin`),
@@ -55,10 +55,10 @@ pub struct ApproveArgs {
     /// FORCE_OVERRIDE: the only release of a critical incident; needs --reason.
     #[arg(long)]
     pub force_override: bool,
-    /// The plan hash you reviewed (from `incident show`; a prefix of 12+ hex digits): refused
-    /// if the gated plan is another.
-    #[arg(long, value_name = "HASH")]
-    pub plan_hash: Option<String>,
+    /// The binding hash you reviewed (`binding_hash` of `incident show`; a prefix of 12+ hex
+    /// digits): refused if the gated plan is another. `--plan-hash` is its former name.
+    #[arg(long, value_name = "HASH", visible_alias = "plan-hash")]
+    pub binding_hash: Option<String>,
     /// Executor for the released action [default: the config's executor.default, else dry-run]
     #[arg(long, value_enum)]
     pub executor: Option<ExecutorChoice>,
@@ -95,7 +95,7 @@ pub fn run(a: ApproveArgs, env: EnvLookup<'_>) -> Exit {
         kind,
         approver: ctx.actor.clone(),
         reason: a.reason.clone(),
-        reviewed_hash: a.plan_hash.clone(),
+        reviewed_hash: a.binding_hash.clone(),
     };
     let mut log = match ctx.log() {
         Ok(l) => l,

@@ -7,6 +7,7 @@ use crate::common;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use guardrail_governor::views::{GrantView, IncidentDetail, RunStatus, RunView, WithExit};
 use serde_json::Value;
 
 fn examples() -> PathBuf {
@@ -136,6 +137,11 @@ fn reference_vectors_after_one_kb_load() {
     assert_eq!(r["action"], "throttle_traffic_and_tune_pool");
     assert_eq!(r["status"], "awaiting_approval");
     assert!(r["request_record"].is_string());
+    let run: WithExit<RunView> = serde_json::from_value(r.clone()).unwrap();
+    assert_eq!(
+        (run.view.status, run.view.audit.id.is_empty(), run.exit_code),
+        (RunStatus::AwaitingApproval, false, 10)
+    );
     // sample_data.json: inc-001 blocked, inc-002 executes scale_worker_pool (dry run).
     let (code, v) = g.incident(&examples().join("sample_data.json").display().to_string(), "dave");
     assert_eq!(code, 10, "{v:#}");
@@ -170,6 +176,8 @@ fn reference_vectors_after_one_kb_load() {
     assert_eq!(status("inc-002"), "executed");
     let (code, v) = g.json(&["incident", "show", "inc-live-001"]);
     assert_eq!(code, 0);
+    let detail: IncidentDetail = serde_json::from_value(v.clone()).unwrap();
+    assert_eq!(detail.pending.map(|p| p.binding_hash), detail.summary.binding_hash);
     assert_eq!(v["requires"], "approve");
     assert_eq!(v["binding_hash"].as_str().unwrap().len(), 64);
     let (code, _, err) = g.run(&["incident", "show", "inc-nope"]);
@@ -200,8 +208,12 @@ fn approval_rules_through_the_cli() {
     // Nothing ran so far.
     assert!(!g.kinds().contains(&"remediation_execution".to_string()));
     // bob approves the plan he reviewed (by hash prefix): executes the gated action.
-    let (code, v) = g.approve(&["inc-live-001", "--as", "bob", "--reason", "DBA agrees", "--plan-hash", &hash[..16]]);
+    let (code, v) =
+        g.approve(&["inc-live-001", "--as", "bob", "--reason", "DBA agrees", "--binding-hash", &hash[..16]]);
     assert_eq!(code, 0, "{v:#}");
+    // The CLI prints the views HTTP and MCP render (plus `exit_code`).
+    let grant: WithExit<GrantView> = serde_json::from_value(result(&v).clone()).unwrap();
+    assert_eq!((grant.view.grant.approver.as_str(), grant.exit_code), ("bob", 0));
     let r = result(&v);
     assert_eq!(r["grant"]["approver"], "bob");
     assert_eq!(r["grant"]["binding_hash"], hash.as_str());

@@ -5,6 +5,7 @@
 use crate::common;
 
 use common::{DEPLOYER, Scratch, Server};
+use guardrail_governor::views::{ApprovalRefusalView, ExecutionStep, GrantView, Refused, RunView};
 use guardrail_knowledge::KnowledgeStore as _;
 use guardrail_server::{GovernorSettings, Role, ServerConfig, Tokens, hash_token};
 
@@ -87,6 +88,9 @@ async fn an_incident_is_proposed_queued_shown_and_approved_by_the_token_identity
     assert!(d["reasons"].as_array().is_some_and(|r| !r.is_empty()), "{d}");
     let hash = d["binding_hash"].as_str().unwrap().to_string();
     assert_eq!(hash.len(), 64);
+    // The answer is the view the CLI and MCP render.
+    let run: RunView = serde_json::from_value(d.clone()).unwrap();
+    assert_eq!((run.request_record.is_some(), run.execution.is_none()), (true, true));
 
     // Listed with its latest verdict; shown with plan, stress, gate, evidence and queue.
     let (st, v) = srv.get("/api/incidents").await;
@@ -141,6 +145,8 @@ async fn an_incident_is_proposed_queued_shown_and_approved_by_the_token_identity
     assert_eq!(st, 409, "{v}");
     assert_eq!(v["code"], "self_approval");
     assert!(v["audit"]["id"].is_string(), "{v}");
+    let refusal: ApprovalRefusalView = serde_json::from_value(v.clone()).unwrap();
+    assert_eq!((refusal.body.approver.as_str(), refusal.status), ("alice", Refused::Refused));
     // A changed plan (another hash) is refused.
     let (st, v) = srv.post(path, Some(BOB), r#"{"binding_hash": "0000000000000000"}"#).await;
     assert_eq!(st, 409, "{v}");
@@ -160,6 +166,8 @@ async fn an_incident_is_proposed_queued_shown_and_approved_by_the_token_identity
     assert_eq!(v["data"]["execution"]["report"]["dry_run"], true);
     assert_eq!(v["data"]["execution"]["authorised_by"], "approve");
     assert_eq!(v["data"]["grant"]["binding_hash"], hash.as_str());
+    let grant: GrantView = serde_json::from_value(v["data"].clone()).unwrap();
+    assert!(matches!(grant.execution, ExecutionStep::Recorded(ref e) if e.audit.is_some()), "{v}");
     // Released once: a second approval finds nothing pending.
     let (st, v) = srv.post(path, Some(BOB), &ok_body).await;
     assert_eq!(st, 409, "{v}");
