@@ -166,7 +166,8 @@ fn read_governor(source: &GovernorSource) -> Result<Option<guardrail_config::Rea
     if !source.required && !source.path.exists() {
         return Ok(None);
     }
-    guardrail_config::read_governor_config(&source.path).map(Some)
+    // The messages are what the log and the refusal show (the refusal without the directory).
+    guardrail_config::read_governor(&source.path).map(Some).map_err(|es| es.iter().map(ToString::to_string).collect())
 }
 
 fn governor_view(
@@ -518,7 +519,7 @@ impl AppState {
     /// Settings resolved against the wall clock now (or `--now`).
     pub fn settings_now(&self) -> Result<Settings, Vec<String>> {
         let cfg = &self.0.cfg;
-        inputs::resolve_settings(&cfg.inputs, &cfg.env_lookup(), Timestamp::now())
+        settings_at(cfg, Timestamp::now())
     }
 
     /// Checks the files for changes, re-reads them when one changed, re-evaluates, and swaps
@@ -571,12 +572,20 @@ impl AppState {
 /// Reads the four inputs as `guardrail gate` does (`inputs::read_metrics`: the metrics file, or
 /// a Prometheus snapshot when the SLO file has a `prometheus:` block).
 fn read_all(paths: &InputPaths) -> Vec<Result<Source, String>> {
-    let slos = inputs::read(&paths.slos);
+    // Each result keeps its message: a snapshot answers with the messages (redacted) until the
+    // files change.
+    let read = |p: &std::path::Path| guardrail_config::read_source(p).map_err(|e| e.to_string());
+    let slos = read(&paths.slos);
     let metrics = match &slos {
-        Ok(s) => inputs::read_metrics(paths, s),
-        Err(_) => inputs::read(&paths.metrics),
+        Ok(s) => inputs::metrics_input(paths, s).map_err(|e| e.to_string()),
+        Err(_) => read(&paths.metrics),
     };
-    vec![inputs::read(&paths.policies), slos, metrics, inputs::read(&paths.cost)]
+    vec![read(&paths.policies), slos, metrics, read(&paths.cost)]
+}
+
+/// Settings resolved against `clock` (or `--now`), every problem as its message.
+fn settings_at(cfg: &ServerConfig, clock: Timestamp) -> Result<Settings, Vec<String>> {
+    inputs::settings(&cfg.inputs, &cfg.env_lookup(), clock).map_err(|e| e.all().map(ToString::to_string).collect())
 }
 
 /// A short description of a snapshot for events and `/readyz`.
@@ -635,7 +644,7 @@ fn build(
     (read_at, reads): (SystemTime, Vec<Result<Source, String>>),
 ) -> Snapshot {
     let now = Timestamp::now();
-    let settings = inputs::resolve_settings(&cfg.inputs, &cfg.env_lookup(), now);
+    let settings = settings_at(cfg, now);
     let read = |i: usize| -> Result<&Source, Vec<String>> {
         match reads.get(i) {
             Some(Ok(s)) => Ok(s),
