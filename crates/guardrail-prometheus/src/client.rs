@@ -96,8 +96,9 @@ impl Client {
             Ok(r) => r,
             Err(e) => {
                 let cause = root_cause(&e);
-                // rustls: "invalid peer certificate: UnknownIssuer" (or NotValidForName, Expired…).
-                let untrusted = cause.contains("invalid peer certificate");
+                // rustls refused the certificate (UnknownIssuer, NotValidForName, Expired…):
+                // recognised by type, not by the message.
+                let untrusted = untrusted_certificate(&e);
                 let what = if untrusted {
                     "failed TLS verification, the server's certificate is not trusted (give its CA with ca_file or \
                      --prometheus-ca)"
@@ -131,6 +132,24 @@ impl Client {
     }
 }
 
+/// Whether `e`, or an error in its source chain, is rustls refusing the server's certificate
+/// (`rustls::Error::InvalidCertificate`: unknown issuer, wrong name, expired…). I/O errors are
+/// looked into (`io::Error::get_ref`, nested: the TLS stream's `InvalidData` error arrives inside
+/// the connector's `Other` one), since `io::Error::source` skips the error it wraps.
+pub fn untrusted_certificate(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if matches!(err.downcast_ref::<rustls::Error>(), Some(rustls::Error::InvalidCertificate(_))) {
+            return true;
+        }
+        next = match err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    false
+}
+
 fn root_cause(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();
     let mut src = e.source();
@@ -139,4 +158,39 @@ fn root_cause(e: &dyn std::error::Error) -> String {
         src = s.source();
     }
     msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error whose source is another, as hyper wraps the TLS stream's I/O error.
+    #[derive(Debug)]
+    struct Wrapped(std::io::Error);
+
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("request failed")
+        }
+    }
+
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_refused_certificate_is_recognised_by_type_through_the_io_error() {
+        let refused = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, refused);
+        // As reqwest delivers it: Other(InvalidData(rustls)) inside the client's error.
+        assert!(untrusted_certificate(&Wrapped(std::io::Error::other(io))));
+        // Other TLS failures and plain I/O errors are not "untrusted" (they are retried).
+        let other = std::io::Error::new(std::io::ErrorKind::InvalidData, rustls::Error::DecryptError);
+        assert!(!untrusted_certificate(&Wrapped(other)));
+        let refused_text = std::io::Error::other("invalid peer certificate: UnknownIssuer");
+        assert!(!untrusted_certificate(&Wrapped(refused_text)), "the text alone proves nothing");
+        assert!(!untrusted_certificate(&std::io::Error::from(std::io::ErrorKind::ConnectionRefused)));
+    }
 }
