@@ -1,6 +1,8 @@
 //! One deploy decision: load the snapshot, evaluate, shape the output and the audit record.
 
-use guardrail_config::{Source, SourceMap};
+use std::path::PathBuf;
+
+use guardrail_config::{ConfigError, Source, SourceMap};
 use guardrail_core::cost::{self, CostReport};
 use guardrail_core::freeze::TimeWindow;
 use guardrail_core::freshness;
@@ -37,147 +39,222 @@ pub struct Evaluation {
     pub freeze: guardrail_core::freeze::FreezeStatus,
 }
 
-fn located(src: &Source, map: &SourceMap, field: &str, reason: &str) -> String {
-    match map.locate(field) {
-        Some((line, col)) if line > 0 => format!("{}:{line}:{col}: {field}: {reason}", src.path.display()),
-        _ => format!("{}: {field}: {reason}", src.path.display()),
+/// Why the inputs could not decide: one problem, about one input (file, field path, line and
+/// column where known) or about how the inputs go together. The messages are those the gate has
+/// always printed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Problem {
+    /// An input file's problem, placed at its field: unreadable, invalid, stale, or a value the
+    /// SLO or cost computation refuses.
+    #[error(transparent)]
+    Input(#[from] ConfigError),
+    /// A policy lint error (`FILE:LINE:COL: error: FIELD: MESSAGE`).
+    #[error("{0}")]
+    Policy(guardrail_config::Finding),
+    /// The SLO file names a Prometheus source, and the metrics input is not the snapshot the
+    /// gate fetched from it.
+    #[error(
+        "{}: {reason} (the SLO file names a Prometheus source, so the metrics input must be the snapshot the gate fetched)",
+        metrics.display()
+    )]
+    NotASnapshot {
+        /// The metrics input.
+        metrics: PathBuf,
+        /// Why it is not a snapshot.
+        reason: String,
+    },
+    /// The cost thresholds contradict each other.
+    #[error("cost thresholds: {reason}")]
+    CostThresholds {
+        /// How.
+        reason: String,
+    },
+    /// The SLO signals and the cost data are for different services.
+    #[error(
+        "{}: service: {} but the metrics ({}) are for {slo_service:?}; point both at the same service",
+        cost.display(),
+        match cost_tag {
+            Some(tag) => format!("the cost rows tagged {tag} (--cost-tag) are for {cost_service:?}"),
+            None => format!("the cost data is for {cost_service:?}"),
+        },
+        metrics.display()
+    )]
+    ServiceMismatch {
+        /// The cost input.
+        cost: PathBuf,
+        /// The `--cost-tag` that selected its rows (`KEY=VALUE`), if any.
+        cost_tag: Option<String>,
+        /// The service the cost data is for.
+        cost_service: String,
+        /// The metrics input.
+        metrics: PathBuf,
+        /// The service the SLO signals are for.
+        slo_service: String,
+    },
+    /// The policies cannot decide on these signals; with why the SLO signals could not be read,
+    /// when they could not (the URL and error of each failed query).
+    #[error("{}: {source}{}", policies.display(), no_data_because(no_data))]
+    Undecidable {
+        /// The policy file.
+        policies: PathBuf,
+        /// Why they cannot decide.
+        source: DecideError,
+        /// Why the SLO signals are `no_data`, when they are.
+        no_data: Vec<String>,
+    },
+}
+
+fn no_data_because(reasons: &[String]) -> String {
+    if reasons.is_empty() { String::new() } else { format!("\n  no data because: {}", reasons.join("; ")) }
+}
+
+/// The messages of `problems`, as the text-reporting callers print them.
+pub fn texts(problems: Vec<Problem>) -> Vec<String> {
+    problems.iter().map(Problem::to_string).collect()
+}
+
+/// A problem at `field` of `src`, positioned by `map`.
+fn located(src: &Source, map: &SourceMap, field: &str, reason: impl Into<String>) -> Problem {
+    Problem::Input(ConfigError::at(src.path.clone(), field, map.locate(field), reason))
+}
+
+fn inputs(errs: Vec<ConfigError>) -> Vec<Problem> {
+    errs.into_iter().map(Problem::Input).collect()
+}
+
+/// Both results, or every problem of either.
+fn both<A, B>(a: Result<A, Vec<Problem>>, b: Result<B, Vec<Problem>>) -> Result<(A, B), Vec<Problem>> {
+    match (a, b) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (a, b) => Err(a.err().into_iter().chain(b.err()).flatten().collect()),
     }
 }
 
-fn errors_of(errs: Vec<guardrail_config::ConfigError>) -> Vec<String> {
-    errs.into_iter().map(|e| e.to_string()).collect()
+/// [`slo_report`] with the problems as text.
+pub fn evaluate_slo(slos: &Source, metrics: &Source, settings: &Settings) -> Result<SloReport, Vec<String>> {
+    slo_report(slos, metrics, settings).map_err(texts)
 }
 
 /// SLO block from the SLO spec and a metrics snapshot, with the freshness check. When the SLO
 /// file has a `prometheus:` block, `metrics` is the Prometheus snapshot taken by
 /// `inputs::read_metrics` and the burn rates come from `guardrail_core::burn`.
-pub fn evaluate_slo(slos: &Source, metrics: &Source, settings: &Settings) -> Result<SloReport, Vec<String>> {
-    match crate::inputs::live_source(slos, settings.service.as_deref(), settings.slo_name.as_deref())
-        .map_err(errors_of)?
-    {
+pub fn slo_report(slos: &Source, metrics: &Source, settings: &Settings) -> Result<SloReport, Vec<Problem>> {
+    match crate::inputs::live_source(slos, settings.service.as_deref(), settings.slo_name.as_deref()).map_err(inputs)? {
         Some(crate::inputs::LiveSource::Block(prom)) => {
-            let spec = guardrail_config::load_slos(slos).map_err(errors_of)?;
-            return evaluate_live_slo(slos, metrics, settings, &spec.value, &prom.value.burn, &prom.map);
+            let spec = guardrail_config::load_slos(slos).map_err(inputs)?;
+            return live_slo_report(slos, metrics, settings, &spec.value, &prom.value.burn, &prom.map);
         }
         Some(crate::inputs::LiveSource::Spec(s)) => {
-            return evaluate_live_slo(slos, metrics, settings, &s.value.slo, &s.value.prometheus.burn, &s.map);
+            return live_slo_report(slos, metrics, settings, &s.value.slo, &s.value.prometheus.burn, &s.map);
         }
         None => {}
     }
-    let spec = guardrail_config::load_slos(slos).map_err(errors_of);
-    let snap = guardrail_config::load_metrics(metrics).map_err(errors_of);
-    let (spec, snap) = match (spec, snap) {
-        (Ok(a), Ok(b)) => (a, b),
-        (a, b) => {
-            let mut errs = a.err().unwrap_or_default();
-            errs.extend(b.err().unwrap_or_default());
-            return Err(errs);
-        }
-    };
+    let (spec, snap) = both(
+        guardrail_config::load_slos(slos).map_err(inputs),
+        guardrail_config::load_metrics(metrics).map_err(inputs),
+    )?;
     if let Err(e) = freshness::check_age(snap.value.collected_at, settings.now, settings.max_age) {
-        return Err(vec![located(metrics, &snap.map, "collected_at", &e.to_string())]);
+        return Err(vec![located(metrics, &snap.map, "collected_at", e.to_string())]);
     }
     if let Err(e) = spec.value.validate() {
-        return Err(vec![located(slos, &spec.map, &e.field, &e.reason)]);
+        return Err(vec![located(slos, &spec.map, &e.field, e.reason)]);
     }
-    slo::evaluate(&spec.value, &snap.value).map_err(|e| vec![located(metrics, &snap.map, &e.field, &e.reason)])
+    slo::evaluate(&spec.value, &snap.value).map_err(|e| vec![located(metrics, &snap.map, &e.field, e.reason)])
 }
 
-fn evaluate_live_slo(
+fn live_slo_report(
     slos: &Source,
     metrics: &Source,
     settings: &Settings,
     spec: &guardrail_core::slo::SloSpec,
     burn: &guardrail_core::burn::BurnConfig,
     map: &SourceMap,
-) -> Result<SloReport, Vec<String>> {
-    let bad = |e: String| {
-        vec![format!(
-            "{}: {e} (the SLO file names a Prometheus source, so the metrics input must be the snapshot the gate fetched)",
-            metrics.path.display()
-        )]
-    };
+) -> Result<SloReport, Vec<Problem>> {
     let obs = guardrail_prometheus::Snapshot::from_json(&metrics.text)
         .and_then(|s| s.to_observation())
-        .map_err(|e| bad(e.to_string()))?;
+        .map_err(|e| vec![Problem::NotASnapshot { metrics: metrics.path.clone(), reason: e.to_string() }])?;
     if let Err(e) = freshness::check_age(Some(obs.evaluated_at), settings.now, settings.max_age) {
-        return Err(vec![format!("{}: evaluated_at: {e}", metrics.path.display())]);
+        let stale = ConfigError::at(metrics.path.clone(), "evaluated_at", None, e.to_string());
+        return Err(vec![Problem::Input(stale)]);
     }
-    guardrail_core::burn::evaluate(spec, burn, &obs).map_err(|e| vec![located(slos, map, &e.field, &e.reason)])
+    guardrail_core::burn::evaluate(spec, burn, &obs).map_err(|e| vec![located(slos, map, &e.field, e.reason)])
+}
+
+/// [`cost_report`] with the problems as text.
+pub fn evaluate_cost(cost_src: &Source, settings: &Settings) -> Result<CostReport, Vec<String>> {
+    cost_report(cost_src, settings).map_err(texts)
 }
 
 /// Cost block from a cost series, with the freshness check.
-pub fn evaluate_cost(cost_src: &Source, settings: &Settings) -> Result<CostReport, Vec<String>> {
-    let series = guardrail_config::load_cost_as(cost_src, settings.cost_format, &settings.cost_selection())
-        .map_err(errors_of)?;
+pub fn cost_report(cost_src: &Source, settings: &Settings) -> Result<CostReport, Vec<Problem>> {
+    let series =
+        guardrail_config::load_cost_as(cost_src, settings.cost_format, &settings.cost_selection()).map_err(inputs)?;
     if let Err(e) = freshness::check_age(series.value.collected_at, settings.now, settings.max_age) {
-        return Err(vec![located(cost_src, &series.map, "collected_at", &e.to_string())]);
+        return Err(vec![located(cost_src, &series.map, "collected_at", e.to_string())]);
     }
     cost::analyse(&series.value, &settings.cost).map_err(|e| {
         if e.field == "thresholds" {
-            vec![format!("cost thresholds: {}", e.reason)]
+            vec![Problem::CostThresholds { reason: e.reason }]
         } else {
-            vec![located(cost_src, &series.map, &e.field, &e.reason)]
+            vec![located(cost_src, &series.map, &e.field, e.reason)]
         }
     })
 }
 
-/// Loads and validates a policy set and its freeze/maintenance windows (one parse); errors
-/// include every lint error found.
+/// [`policy_set`] with the problems as text.
 pub fn load_policies(src: &Source) -> Result<(PolicySet, Vec<TimeWindow>, Vec<String>), Vec<String>> {
+    policy_set(src).map_err(texts)
+}
+
+/// Loads and validates a policy set and its freeze/maintenance windows (one parse), with the
+/// lint warnings; errors include every lint error found.
+pub fn policy_set(src: &Source) -> Result<(PolicySet, Vec<TimeWindow>, Vec<String>), Vec<Problem>> {
     let load = guardrail_config::load_policies(src);
-    let (errors, warnings): (Vec<_>, Vec<_>) =
-        load.findings.iter().partition(|f| f.severity == guardrail_core::policy::Severity::Error);
+    let (errors, warnings): (Vec<_>, Vec<_>) = load.findings.into_iter().partition(|f| f.is_error());
     let warnings: Vec<String> = warnings.iter().map(|f| f.to_string()).collect();
     if !errors.is_empty() {
-        return Err(errors.iter().map(|f| f.to_string()).collect());
+        return Err(errors.into_iter().map(Problem::Policy).collect());
     }
     match load.set {
         Some(set) => Ok((set, load.windows, warnings)),
-        None => Err(vec![format!("{}: the policy file could not be read as a policy set", src.path.display())]),
+        None => Err(vec![Problem::Input(ConfigError::file(
+            src.path.clone(),
+            "the policy file could not be read as a policy set",
+        ))]),
     }
 }
 
-/// Evaluates a full snapshot. Every problem found is reported, not just the first.
+/// [`evaluation`] with the problems as text.
 pub fn evaluate(sources: Sources, settings: Settings) -> Result<Evaluation, Vec<String>> {
-    let policies = load_policies(&sources.policies);
-    let slo = evaluate_slo(&sources.slos, &sources.metrics, &settings);
-    let cost = evaluate_cost(&sources.cost, &settings);
-    let ((policies, windows, warnings), slo, cost) = match (policies, slo, cost) {
-        (Ok(p), Ok(s), Ok(c)) => (p, s, c),
-        (p, s, c) => {
-            let mut errs = p.err().unwrap_or_default();
-            errs.extend(s.err().unwrap_or_default());
-            errs.extend(c.err().unwrap_or_default());
-            return Err(errs);
-        }
-    };
+    evaluation(sources, settings).map_err(texts)
+}
+
+/// Evaluates a full snapshot. Every problem found is reported, not just the first.
+pub fn evaluation(sources: Sources, settings: Settings) -> Result<Evaluation, Vec<Problem>> {
+    let policies = policy_set(&sources.policies);
+    let slo = slo_report(&sources.slos, &sources.metrics, &settings);
+    let cost = cost_report(&sources.cost, &settings);
+    let (((policies, windows, warnings), slo), cost) = both(both(policies, slo), cost)?;
     // Signals from two services would decide one deploy on another's health: a wrong file,
     // never a decision. "unknown" (no `service` key, as the seed allowed; a billing export
     // without --cost-tag, whose rows name no application) matches anything.
     if slo.details.service != cost.service && slo.details.service != "unknown" && cost.service != "unknown" {
-        let cost_side = match &settings.cost_tag {
-            Some(tag) => format!("the cost rows tagged {tag} (--cost-tag) are for {:?}", cost.service),
-            None => format!("the cost data is for {:?}", cost.service),
-        };
-        return Err(vec![format!(
-            "{}: service: {cost_side} but the metrics ({}) are for {:?}; point both at the same service",
-            sources.cost.path.display(),
-            sources.metrics.path.display(),
-            slo.details.service
-        )]);
+        return Err(vec![Problem::ServiceMismatch {
+            cost: sources.cost.path.clone(),
+            cost_tag: settings.cost_tag.as_ref().map(|t| t.to_string()),
+            cost_service: cost.service.clone(),
+            metrics: sources.metrics.path.clone(),
+            slo_service: slo.details.service.clone(),
+        }]);
     }
     let mut signals = Signals::from_reports(&slo, &cost);
     let freeze = guardrail_core::freeze::status(&windows, settings.now);
     guardrail_core::freeze::apply(&freeze, &mut signals);
     // When the SLO signals could not be read, say why (the URL and the error of each failed
     // query, e.g. a refused TLS certificate) next to the rule that cannot decide on them.
-    let decision = decide(&policies, &signals).map_err(|e| {
-        let mut msg = format!("{}: {e}", sources.policies.path.display());
-        if let Some(r) = slo.prometheus.as_ref().filter(|r| !r.no_data_reasons.is_empty()) {
-            msg.push_str(&format!("\n  no data because: {}", r.no_data_reasons.join("; ")));
-        }
-        vec![msg]
+    let decision = decide(&policies, &signals).map_err(|source| {
+        let no_data = slo.prometheus.as_ref().map(|r| r.no_data_reasons.clone()).unwrap_or_default();
+        vec![Problem::Undecidable { policies: sources.policies.path.clone(), source, no_data }]
     })?;
     Ok(Evaluation { sources, settings, policies, warnings, slo, cost, signals, decision, freeze })
 }
