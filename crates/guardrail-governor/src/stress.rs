@@ -21,7 +21,7 @@ use crate::PipelineError;
 use crate::planner::PlanResult;
 use crate::tools::{
     CheckPolicyConflicts, EvidenceArgs, LogsArgs, Phase, PolicyArgs, QueryLiveLogs, SearchEvidence, SeverityArg,
-    StanceArg, ToolRunner,
+    ToolRunner,
 };
 
 /// Stress settings.
@@ -55,12 +55,7 @@ fn evidence(
     k: u32,
     stance: Stance,
 ) -> Result<Vec<EvidenceRef>, PipelineError> {
-    let args = EvidenceArgs {
-        query: claim.to_string(),
-        service: service.to_string(),
-        top_k: k,
-        stance: Some(StanceArg(stance)),
-    };
+    let args = EvidenceArgs { query: claim.to_string(), service: service.to_string(), top_k: k, stance: Some(stance) };
     let hits = tools.call_tool::<SearchEvidence>(Phase::Stress, &args)?;
     Ok(hits.into_iter().map(|h| EvidenceRef { id: h.id, service: h.service, stance: h.stance }).collect())
 }
@@ -92,8 +87,7 @@ pub fn run_stress(
         action: plan.output.proposed_action.clone(),
         severity: SeverityArg(incident.severity),
     };
-    let conflicts: Vec<PolicyConflict> =
-        tools.call_tool::<CheckPolicyConflicts>(Phase::Stress, &args)?.into_iter().map(Into::into).collect();
+    let conflicts: Vec<PolicyConflict> = tools.call_tool::<CheckPolicyConflicts>(Phase::Stress, &args)?;
     let assessment = assess_stress(incident, &plan.output, &retrievals, &conflicts, rules)?;
     Ok(StressResult { assessment, retrievals, telemetry })
 }

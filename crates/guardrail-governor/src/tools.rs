@@ -532,8 +532,8 @@ fn check_k(tool: &'static str, k: u32) -> Result<usize, ToolError> {
 }
 
 /// A severity argument: exactly one of [`Severity::ALL`]'s names. Its own `Deserialize` keeps
-/// the message naming the argument (`severity: "urgent" is not one of …`), and its schema is
-/// that closed set.
+/// the message naming the argument (`severity: "urgent" is not one of …`, as the other
+/// arguments' messages do); its schema is [`Severity`]'s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct SeverityArg(pub Severity);
@@ -549,36 +549,11 @@ impl<'de> Deserialize<'de> for SeverityArg {
 
 impl JsonSchema for SeverityArg {
     fn schema_name() -> Cow<'static, str> {
-        "Severity".into()
+        Severity::schema_name()
     }
 
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        let names: Vec<&str> = Severity::ALL.iter().map(|s| s.as_str()).collect();
-        schemars::json_schema!({ "type": "string", "enum": names })
-    }
-}
-
-/// Every [`Stance`]'s name, for its schema.
-fn stance_names() -> Vec<&'static str> {
-    // Exhaustive on purpose: a new stance stops compiling here until it is listed below too.
-    let listed = |s: Stance| match s {
-        Stance::Support | Stance::Contradict => s.as_str(),
-    };
-    [Stance::Support, Stance::Contradict].map(listed).to_vec()
-}
-
-/// A recorded stance, as an argument or a result field (the core type has no schema).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct StanceArg(pub Stance);
-
-impl JsonSchema for StanceArg {
-    fn schema_name() -> Cow<'static, str> {
-        "Stance".into()
-    }
-
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        schemars::json_schema!({ "type": "string", "enum": stance_names() })
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        Severity::json_schema(g)
     }
 }
 
@@ -675,7 +650,7 @@ pub struct EvidenceArgs {
     pub top_k: u32,
     /// Only documents with this recorded stance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stance: Option<StanceArg>,
+    pub stance: Option<Stance>,
 }
 
 /// A `search_evidence` result item.
@@ -686,7 +661,6 @@ pub struct EvidenceResult {
     /// Text.
     pub text: String,
     /// Recorded stance.
-    #[schemars(with = "StanceArg")]
     pub stance: Stance,
     /// Service (or `*`).
     pub service: String,
@@ -709,7 +683,7 @@ impl ToolSpec for SearchEvidence {
         let k = check_k(Self::NAME, a.top_k)?;
         let hits = ctx
             .store
-            .search_evidence(&a.query, &a.service, k, a.stance.map(|s| s.0))
+            .search_evidence(&a.query, &a.service, k, a.stance)
             .map_err(|source| ToolError::Knowledge { tool: Self::NAME, source })?;
         Ok(hits
             .into_iter()
@@ -745,51 +719,14 @@ pub struct PolicyArgs {
     pub severity: SeverityArg,
 }
 
-/// An action policy that forbids executing the action automatically.
-// [`PolicyConflict`] as the tool returns it: the core type has no schema of its own, so this
-// mirror carries it; it refuses fields it does not list, and the output test checks real results
-// against its schema, so the two cannot drift apart silently.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyConflictResult {
-    /// Policy id.
-    pub id: String,
-    /// The policy's service (`*` or the incident's).
-    pub service: String,
-    /// The blocked action as written in the policy.
-    pub blocked_action: String,
-    /// The proposed action's normalised id.
-    pub matched_as: String,
-    /// How it matched: `same_action`, `mentions` or `phrase`.
-    pub how: String,
-    /// The incident's severity.
-    pub severity: SeverityArg,
-    /// The policy's rule text.
-    pub rule: String,
-}
-
-impl From<PolicyConflict> for PolicyConflictResult {
-    fn from(p: PolicyConflict) -> Self {
-        let PolicyConflict { id, service, blocked_action, matched_as, how, severity, rule } = p;
-        PolicyConflictResult { id, service, blocked_action, matched_as, how, severity: SeverityArg(severity), rule }
-    }
-}
-
-impl From<PolicyConflictResult> for PolicyConflict {
-    fn from(p: PolicyConflictResult) -> Self {
-        let PolicyConflictResult { id, service, blocked_action, matched_as, how, severity, rule } = p;
-        PolicyConflict { id, service, blocked_action, matched_as, how, severity: severity.0, rule }
-    }
-}
-
 impl ToolSpec for CheckPolicyConflicts {
     const NAME: &'static str = "check_policy_conflicts";
     const DESCRIPTION: &'static str = "List the action policies that forbid automatically executing an action for a service at a severity. Prose actions are normalised first.";
     const ANNOTATIONS: ToolAnnotations = READ_ONLY;
     type Args = PolicyArgs;
-    type Output = Vec<PolicyConflictResult>;
+    type Output = Vec<PolicyConflict>;
 
-    fn run(ctx: &ToolContext<'_>, a: PolicyArgs) -> Result<Vec<PolicyConflictResult>, ToolError> {
+    fn run(ctx: &ToolContext<'_>, a: PolicyArgs) -> Result<Vec<PolicyConflict>, ToolError> {
         check_service(Self::NAME, &a.service)?;
         if a.action.trim().is_empty() {
             return Err(ToolError::InvalidArguments { tool: Self::NAME, message: "action: is empty".into() });
@@ -797,7 +734,7 @@ impl ToolSpec for CheckPolicyConflicts {
         let policies =
             ctx.store.policies_for(&a.service).map_err(|source| ToolError::Knowledge { tool: Self::NAME, source })?;
         let action = normalise_action(&a.action, Some(&a.service));
-        Ok(policy_conflicts(&policies, &a.service, &action, a.severity.0).into_iter().map(Into::into).collect())
+        Ok(policy_conflicts(&policies, &a.service, &action, a.severity.0))
     }
 }
 
