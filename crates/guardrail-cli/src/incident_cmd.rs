@@ -21,7 +21,8 @@ use guardrail_governor::record::{
 };
 use guardrail_governor::views::{
     CouldNotDecide, CouldNotDecideView, ExecuteRefusal, ExecutedView, ExecutionStep, IncidentDetail, IncidentSummary,
-    RecordRef, Refused, RegateView, ReleaseClaimView, ReleaseRefusalView, Released, RunStatus, RunView, WithExit,
+    RecordRef, Refused, RegateView, ReleaseClaimView, ReleaseRefusalView, Released, ResolveView, RunStatus, RunView,
+    WithExit,
 };
 use guardrail_governor::{Governor, NdjsonLogs, PipelineOutcome};
 use guardrail_knowledge::{KnowledgeStore, SqliteKnowledgeStore};
@@ -118,6 +119,9 @@ pub enum IncidentCommand {
         /// Time (RFC 3339) [default: now]
         #[arg(long)]
         now: Option<String>,
+        /// Output format (json: the view `POST /api/incidents/{id}/resolve` answers).
+        #[arg(long, value_enum, default_value = "text")]
+        format: OutFormat,
         #[command(flatten)]
         kb: KbArgs,
         #[command(flatten)]
@@ -229,7 +233,18 @@ pub fn run(cmd: IncidentCommand, env: EnvLookup<'_>) -> Exit {
         IncidentCommand::ReleaseClaim { incident, actor: who, auth, reason, now: at, format, config, store } => {
             release_claim(env, &store, &config, (&auth, who.as_deref()), &incident, &reason, at.as_deref(), format)
         }
-        IncidentCommand::Resolve { incident, summary, actor: who, auth, action, now: at, kb, config, store } => {
+        IncidentCommand::Resolve {
+            incident,
+            summary,
+            actor: who,
+            auth,
+            action,
+            now: at,
+            format,
+            kb,
+            config,
+            store,
+        } => {
             let cfg = match config.load(env) {
                 Ok(c) => c,
                 Err(e) => return fail(&e),
@@ -238,7 +253,7 @@ pub fn run(cmd: IncidentCommand, env: EnvLookup<'_>) -> Exit {
                 Ok(a) => a,
                 Err(r) => return r.report(),
             };
-            resolve(env, &store, &kb, &incident, &summary, &actor.name, action.as_deref(), at.as_deref())
+            resolve(env, &store, &kb, &incident, &summary, &actor.name, action.as_deref(), at.as_deref(), format)
         }
     }
 }
@@ -938,6 +953,7 @@ fn resolve(
     who: &str,
     action: Option<&str>,
     at: Option<&str>,
+    format: OutFormat,
 ) -> Exit {
     use guardrail_governor::learn::{LearnError, Resolution, ResolutionField};
     let (at, mut log, states) = match open_trail(store, env, at, ("the resolution", "nothing is learned")) {
@@ -977,8 +993,14 @@ fn resolve(
     if let Some(e) = &learned.runbook_error {
         return fail(&[format!("resolution recorded as {} but the runbook could not be stored: {e}", rec.id())]);
     }
+    let code = if learned.mirror_error.is_some() { Exit::CannotDecide } else { Exit::Ok };
+    if format == OutFormat::Json {
+        let view = ResolveView::new(incident_id, who, &learned);
+        report(&[Outcome::of(view, Vec::new(), code)], format);
+        return code;
+    }
     println!("{incident_id}: resolved by {} (audit record {})", who.trim(), rec.id());
     println!("  learned runbook {} ({} → {}), UNREVIEWED:", runbook.id, runbook.service, runbook.recommended_action);
     println!("  the planner will not use it until another person runs `guardrail kb review {}`", runbook.id);
-    if learned.mirror_error.is_some() { Exit::CannotDecide } else { Exit::Ok }
+    code
 }

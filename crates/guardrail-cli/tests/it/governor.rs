@@ -7,7 +7,7 @@ use crate::common;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use guardrail_governor::views::{GrantView, IncidentDetail, RunStatus, RunView, WithExit};
+use guardrail_governor::views::{GrantView, IncidentDetail, ResolveView, RunStatus, RunView, WithExit};
 use serde_json::Value;
 
 fn examples() -> PathBuf {
@@ -448,6 +448,28 @@ fn learn_review_then_the_planner_uses_it() {
     assert_eq!(result(&v)["plan"]["runbook"]["id"], id);
     assert_eq!(result(&v)["rule"], "insufficient_coverage");
     assert!(g.kinds().contains(&"runbook_reviewed".to_string()));
+    // `--format json`: the view `POST /api/incidents/{id}/resolve` answers.
+    let (code, out, err) = g.run(&[
+        "incident",
+        "resolve",
+        "inc-live-downloads-503",
+        "--summary",
+        "Purged again.",
+        "--as",
+        "dave",
+        "--action",
+        "purge cdn cache",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let view: WithExit<ResolveView> = serde_json::from_value(result(&v).clone()).unwrap();
+    assert_eq!(
+        (view.view.runbook.id.as_str(), view.view.runbook.reviewed),
+        ("learned-inc-live-downloads-503-2", false)
+    );
+    assert_eq!(view.view.resolved_by, "dave");
     g.assert_chain_intact();
 }
 
