@@ -99,7 +99,6 @@ pub struct GateView<'a> {
     /// Cost block.
     pub cost: &'a CostReport,
     /// When to ask again (DELAY only).
-    #[schemars(required)] // always printed, `null` when absent
     pub retry_after: Option<String>,
     /// The process exit code for this decision.
     pub exit_code: crate::exit::Exit,
@@ -110,7 +109,6 @@ pub struct GateView<'a> {
     /// Every rule, matched or not, and why.
     pub trace: &'a [RuleTrace],
     /// What would change a non-ALLOW outcome.
-    #[schemars(required)] // always printed, `null` when absent
     pub counterfactual: Option<CounterfactualOut<'a>>,
     /// Every signal value.
     pub signals: &'a Signals,
@@ -129,7 +127,6 @@ pub struct GateView<'a> {
     /// `guardrail X.Y.Z`.
     pub tool: String,
     /// Audit record, once written.
-    #[schemars(required)] // always printed, `null` when absent
     pub audit: Option<AuditRef>,
     /// Who asked, when an authenticated caller did (`POST /api/gate`, MCP); absent for the CLI.
     #[serde(skip_serializing_if = "Option::is_none")]

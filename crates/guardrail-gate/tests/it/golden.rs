@@ -136,11 +136,13 @@ fn runs_that_do_not_decide_print_the_error_object_as_before() {
     assert!(printed == want, "gate-withheld.json differs:\n{}", diff(&want, &printed));
 }
 
-/// The view's JSON Schema (what the OpenAPI document and the MCP output schema render) names
-/// exactly the fields `--format json` prints, and requires the ones always printed.
+/// The view's JSON Schema as an output (the serialize contract: what the OpenAPI document's
+/// responses and the MCP output schema render) names exactly the fields `--format json` prints,
+/// requires the ones always printed, and lets those printed as `null` be null.
 #[test]
 fn the_views_schema_names_the_printed_fields() {
-    let schema = schemars::schema_for!(guardrail_gate::view::GateView<'static>);
+    let generator = schemars::generate::SchemaSettings::draft2020_12().for_serialize().into_generator();
+    let schema = generator.into_root_schema_for::<guardrail_gate::view::GateView<'static>>();
     let v = schema.as_value();
     let props: Vec<String> = v["properties"].as_object().unwrap().keys().cloned().collect();
     let printed: Value = serde_json::from_str(&golden("delay")).unwrap();
@@ -150,4 +152,10 @@ fn the_views_schema_names_the_printed_fields() {
     assert_eq!(props, keys);
     let required: Vec<&str> = v["required"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
     assert!(!required.contains(&"requested_by") && required.contains(&"action") && required.contains(&"retry_after"));
+    assert_eq!(v["properties"]["retry_after"]["type"], serde_json::json!(["string", "null"]));
+    // Every decision the captures hold fits the schema's required list (null where printed so).
+    for name in ["delay", "allow", "block", "freeze", "ci", "focus", "maxage"] {
+        let printed: Value = serde_json::from_str(&golden(name)).unwrap();
+        assert!(required.iter().all(|k| printed.get(*k).is_some()), "{name}");
+    }
 }
