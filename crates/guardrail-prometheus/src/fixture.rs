@@ -118,6 +118,78 @@ fn binary(var: &str, default: &str) -> String {
     std::env::var(var).ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| default.to_string())
 }
 
+/// Why the local Prometheus could not be started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FixtureError {
+    /// `promtool`, `prometheus` or `sh` could not be run.
+    #[error(
+        "{bin} could not be run ({reason}). The Prometheus tests need Debian's prometheus package \
+         (scripts/test installs it: apt-get install -y prometheus), or set \
+         GUARDRAIL_TEST_PROMETHEUS_BIN / GUARDRAIL_TEST_PROMTOOL_BIN"
+    )]
+    Missing {
+        /// The program.
+        bin: String,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// A file or directory of the fixture could not be written.
+    #[error("{}: {reason}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// `promtool` refused the history.
+    #[error("promtool tsdb create-blocks-from openmetrics failed: {stderr}")]
+    Promtool {
+        /// Its standard error.
+        stderr: String,
+    },
+    /// No loopback port to listen on.
+    #[error("no free loopback port: {reason}")]
+    NoPort {
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// Something else on the way (the clock, the HTTP client).
+    #[error("{0}")]
+    Setup(String),
+    /// Prometheus started but did not answer `/-/ready`.
+    #[error("{prometheus} did not become ready: {reason}\n{log}")]
+    NotReady {
+        /// The program.
+        prometheus: String,
+        /// Why.
+        reason: NotReady,
+        /// Its log.
+        log: String,
+    },
+}
+
+/// Why Prometheus did not become ready.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotReady {
+    /// It exited.
+    #[error("prometheus exited with {status}")]
+    Exited {
+        /// Its exit status.
+        status: String,
+    },
+    /// No successful answer in time.
+    #[error("no answer from {url} within {seconds}s")]
+    NoAnswer {
+        /// The readiness URL.
+        url: String,
+        /// How long it was given.
+        seconds: u64,
+    },
+    /// The HTTP client could not be built.
+    #[error("{0}")]
+    Client(String),
+}
+
 /// A running Prometheus serving the known history; stopped and deleted on drop.
 #[derive(Debug)]
 pub struct LocalPrometheus {
@@ -132,18 +204,14 @@ pub struct LocalPrometheus {
 impl LocalPrometheus {
     /// Builds the TSDB for a history ending at the last multiple of [`STEP`] before now and
     /// starts Prometheus on it. `Err` says what is missing or what failed.
-    pub fn start() -> Result<LocalPrometheus, String> {
+    pub fn start() -> Result<LocalPrometheus, FixtureError> {
         let now = Timestamp::now().as_second();
         let end = now - now.rem_euclid(STEP);
         let promtool = binary("GUARDRAIL_TEST_PROMTOOL_BIN", "promtool");
         let prometheus = binary("GUARDRAIL_TEST_PROMETHEUS_BIN", "prometheus");
-        let missing = |bin: &str, e: std::io::Error| {
-            format!(
-                "{bin} could not be run ({e}). The Prometheus tests need Debian's prometheus package \
-                 (scripts/test installs it: apt-get install -y prometheus), or set \
-                 GUARDRAIL_TEST_PROMETHEUS_BIN / GUARDRAIL_TEST_PROMTOOL_BIN"
-            )
-        };
+        let missing =
+            |bin: &str, e: std::io::Error| FixtureError::Missing { bin: bin.to_string(), reason: e.to_string() };
+        let io = |path: &Path, e: std::io::Error| FixtureError::Io { path: path.to_path_buf(), reason: e.to_string() };
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "guardrail-prometheus-{}-{}",
@@ -151,9 +219,9 @@ impl LocalPrometheus {
             N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
         let input = dir.join("history.om");
-        std::fs::write(&input, openmetrics(end)).map_err(|e| format!("{}: {e}", input.display()))?;
+        std::fs::write(&input, openmetrics(end)).map_err(|e| io(&input, e))?;
         let data = dir.join("data");
         let out = Command::new(&promtool)
             .args(["tsdb", "create-blocks-from", "openmetrics", "--quiet"])
@@ -162,17 +230,13 @@ impl LocalPrometheus {
             .output()
             .map_err(|e| missing(&promtool, e))?;
         if !out.status.success() {
-            return Err(format!(
-                "promtool tsdb create-blocks-from openmetrics failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
+            return Err(FixtureError::Promtool { stderr: String::from_utf8_lossy(&out.stderr).into_owned() });
         }
         let config = dir.join("prometheus.yml");
-        std::fs::write(&config, "global:\n  scrape_interval: 1m\nscrape_configs: []\n")
-            .map_err(|e| format!("{}: {e}", config.display()))?;
+        std::fs::write(&config, "global:\n  scrape_interval: 1m\nscrape_configs: []\n").map_err(|e| io(&config, e))?;
         let port = free_port()?;
         let log_path = dir.join("prometheus.log");
-        let log = std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+        let log = std::fs::File::create(&log_path).map_err(|e| io(&log_path, e))?;
         // Started through a small shell watchdog that stops Prometheus (and deletes the
         // directory) when this process is gone, so a shared instance held in a static, which
         // is never dropped, does not outlive the test run.
@@ -193,7 +257,7 @@ impl LocalPrometheus {
             .map_err(|e| missing("sh", e))?;
         let mut p = LocalPrometheus {
             url: format!("http://127.0.0.1:{port}"),
-            end: Timestamp::from_second(end).map_err(|e| e.to_string())?,
+            end: Timestamp::from_second(end).map_err(|e| FixtureError::Setup(e.to_string()))?,
             child,
             dir,
         };
@@ -201,28 +265,28 @@ impl LocalPrometheus {
             Ok(()) => Ok(p),
             Err(e) => {
                 let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                Err(format!("{prometheus} did not become ready: {e}\n{log}"))
+                Err(FixtureError::NotReady { prometheus, reason: e, log })
             }
         }
     }
 
-    fn wait_ready(&mut self, limit: Duration) -> Result<(), String> {
+    fn wait_ready(&mut self, limit: Duration) -> Result<(), NotReady> {
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(2))
             .no_proxy()
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| NotReady::Client(e.to_string()))?;
         let started = Instant::now();
         let ready = format!("{}/-/ready", self.url);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("prometheus exited with {status}"));
+                return Err(NotReady::Exited { status: status.to_string() });
             }
             if http.get(&ready).send().is_ok_and(|r| r.status().is_success()) {
                 return Ok(());
             }
             if started.elapsed() > limit {
-                return Err(format!("no answer from {ready} within {}s", limit.as_secs()));
+                return Err(NotReady::NoAnswer { url: ready, seconds: limit.as_secs() });
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -247,8 +311,8 @@ stop
 
 impl LocalPrometheus {
     /// One instance per process, started on first use and stopped when the process exits.
-    pub fn shared() -> Result<&'static LocalPrometheus, String> {
-        static CELL: std::sync::OnceLock<Result<LocalPrometheus, String>> = std::sync::OnceLock::new();
+    pub fn shared() -> Result<&'static LocalPrometheus, FixtureError> {
+        static CELL: std::sync::OnceLock<Result<LocalPrometheus, FixtureError>> = std::sync::OnceLock::new();
         CELL.get_or_init(LocalPrometheus::start).as_ref().map_err(Clone::clone)
     }
 
@@ -269,9 +333,10 @@ impl Drop for LocalPrometheus {
     }
 }
 
-fn free_port() -> Result<u16, String> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free loopback port: {e}"))?;
-    l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+fn free_port() -> Result<u16, FixtureError> {
+    let no_port = |e: std::io::Error| FixtureError::NoPort { reason: e.to_string() };
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(no_port)?;
+    l.local_addr().map(|a| a.port()).map_err(no_port)
 }
 
 #[cfg(test)]
