@@ -31,7 +31,7 @@ use serde_json::{Map, Value};
 use guardrail_core::audit::ChainedRecord;
 use guardrail_core::cost::CostReport;
 use guardrail_core::policy::Action;
-use guardrail_core::remediation::{Incident, MAX_INCIDENT_TEXT};
+use guardrail_core::remediation::{Incident, MAX_INCIDENT_TEXT, Severity};
 use guardrail_core::signals::Signals;
 use guardrail_core::slo::SloReport;
 use guardrail_gate::decide::{Decided, Withheld};
@@ -41,9 +41,7 @@ use guardrail_store::{AppendError, StoreError};
 
 use crate::queue::incident_states;
 use crate::record::{encode, requires};
-use crate::tools::{
-    READ_ONLY, SERVICE_PATTERN, SeverityArg, Tool, ToolAnnotations, ToolContext, ToolError, ToolSpec, TraceEntry,
-};
+use crate::tools::{READ_ONLY, SERVICE_PATTERN, Tool, ToolAnnotations, ToolContext, ToolError, ToolSpec, TraceEntry};
 use crate::views::{IncidentDetail, IncidentSummary};
 use crate::{Governor, PipelineError};
 
@@ -344,7 +342,7 @@ struct IncidentSchema {
     #[schemars(regex(pattern = SERVICE_PATTERN))]
     service: String,
     /// Severity.
-    severity: SeverityArg,
+    severity: Severity,
     /// One line, as reported.
     #[schemars(length(max = MAX_INCIDENT_TEXT))]
     summary: String,
