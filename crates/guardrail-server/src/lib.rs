@@ -24,6 +24,12 @@
 //!   `Content-Type: application/json` (415), a body limit (413), unknown fields rejected (400);
 //!   responses never carry filesystem paths ([`redact`]) or internal errors (those go to stderr).
 //!
+//! - **Documentation:** `/api/openapi.json` is generated ([`openapi`]) from the route table
+//!   (`routes()` below: each route registered with its handler) and the types: a handler's
+//!   extractors give the request body, role and parameters, its return type the success body
+//!   ([`wire`]); the route adds the failures only the handler knows. schemathesis checks a real
+//!   server against it in the test command (`scripts/schemathesis`).
+//!
 //! - **Governor** ([`governor_api`]): `GET /api/incidents`, `GET /api/incidents/{id}`,
 //!   `GET /api/approvals`, `POST /api/incidents` (role `deployer`/`admin`; the token's identity
 //!   is the proposer), `POST /api/incidents/{id}/approve` and `/force-override` (role
@@ -204,8 +210,8 @@ async fn check_host(
     if let Some(allowed) = &state.config().allowed_hosts {
         let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(|h| h.to_ascii_lowercase());
         if !host.is_some_and(|h| allowed.contains(&h)) {
-            return api::ApiError::new(
-                axum::http::StatusCode::MISDIRECTED_REQUEST,
+            return api::ApiError::of(
+                api::Failure::Misdirected,
                 "this server only answers requests addressed to its loopback name (Host header)",
             )
             .into_response();
