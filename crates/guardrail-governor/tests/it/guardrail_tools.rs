@@ -516,3 +516,17 @@ fn schema_driven_mutations_of_every_tools_arguments_agree_with_the_handler() {
     }
     assert!(checked > 60, "{checked} variants");
 }
+
+/// The service-name pattern in the schemas is `valid_service_name`, character for character and
+/// at both ends of the length range.
+#[test]
+fn the_service_pattern_is_valid_service_name() {
+    use guardrail_core::remediation::valid_service_name;
+    let pattern = json!({"type": "string", "pattern": guardrail_governor::tools::SERVICE_PATTERN});
+    let schema = jsonschema::validator_for(&pattern).unwrap();
+    let mut names: Vec<String> = (0u32..0x250).filter_map(char::from_u32).map(|c| format!("a{c}b")).collect();
+    names.extend(["".into(), "x".repeat(128), "x".repeat(129), "é".repeat(10), "a\nb\n".into(), "*".into()]);
+    for name in names {
+        assert_eq!(schema.is_valid(&json!(name)), valid_service_name(&name), "{name:?}");
+    }
+}
