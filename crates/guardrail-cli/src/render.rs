@@ -550,25 +550,25 @@ fn governor_cells(kind: guardrail_governor::record::RecordKind, b: &serde_json::
 /// Who asked is the authenticated requester, else the CI context's actor; the subject is the
 /// service of the signals, else the CI context's.
 fn deploy_cells(kind: &str, b: &serde_json::Value) -> Option<[Option<String>; 4]> {
-    use guardrail_gate::decide::RequestedBy;
-    use guardrail_gate::gate::{self, DecisionRecordBody, ErrorRecordBody};
+    use guardrail_gate::gate::{self, DecisionRecordBody, ErrorRecordBody, RecordedRun};
     fn some(v: &str) -> Option<String> {
         Some(v.to_string()).filter(|v| !v.is_empty())
     }
-    let who = |r: &Option<RequestedBy>, ci: &guardrail_gate::ci::CiContext| {
-        r.as_ref().and_then(|r| r.identity.as_deref()).and_then(some).or_else(|| ci.actor.as_deref().and_then(some))
+    let who = |run: &RecordedRun| {
+        let asked = run.requested_by.as_ref().and_then(|r| r.identity.as_deref()).and_then(some);
+        asked.or_else(|| run.ci.actor.as_deref().and_then(some))
     };
     Some(match kind {
         gate::RECORD_KIND | gate::SIMULATION_KIND => {
             // A simulation is a decision with its replaced signals beside it.
             let d: DecisionRecordBody = gate::decode(b).ok()?;
-            let service = d.service().filter(|s| !s.is_empty()).or_else(|| d.ci.service.as_deref().and_then(some));
-            [d.action.map(|a| a.to_string()), some(&d.policy_id), who(&d.requested_by, &d.ci), service]
+            let service = d.service().filter(|s| !s.is_empty()).or_else(|| d.run.ci.service.as_deref().and_then(some));
+            [d.action.map(|a| a.to_string()), some(&d.policy_id), who(&d.run), service]
         }
         gate::ERROR_KIND => {
             let e: ErrorRecordBody = gate::decode(b).ok()?;
-            let service = e.ci.service.as_deref().and_then(some);
-            [Some("NO DECISION".into()), Some("could not decide".into()), who(&e.requested_by, &e.ci), service]
+            let service = e.run.ci.service.as_deref().and_then(some);
+            [Some("NO DECISION".into()), Some("could not decide".into()), who(&e.run), service]
         }
         _ => return None,
     })

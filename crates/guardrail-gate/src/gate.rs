@@ -324,7 +324,7 @@ pub fn output<'a>(ev: &'a Evaluation, ci: &'a CiContext, fail_on_warn: bool) -> 
         warnings: &ev.warnings,
         evaluated_at: ev.settings.now.to_string(),
         ci,
-        tool: format!("guardrail {}", env!("CARGO_PKG_VERSION")),
+        tool: tool(),
         audit: None,
         requested_by: None,
     }
@@ -401,19 +401,11 @@ pub struct DecisionRecordBody {
     pub freeze: serde_json::Value,
     /// The inputs' paths and digests.
     pub inputs: Option<InputsOut>,
-    /// Thresholds, maximum age, evaluation time.
-    pub settings: Option<SettingsBody>,
     /// Policy lint warnings (and a CI context for another service).
     pub warnings: Vec<String>,
-    /// RFC 3339 evaluation time.
-    pub evaluated_at: String,
-    /// CI context.
-    pub ci: CiContext,
-    /// `guardrail X.Y.Z`.
-    pub tool: String,
-    /// Who asked, when an authenticated caller did; absent for the CLI.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub requested_by: Option<crate::decide::RequestedBy>,
+    /// When, with what settings, for whom, by which version.
+    #[serde(flatten)]
+    pub run: RecordedRun,
     /// Always `decided`.
     pub outcome: String,
     /// The four inputs' full text, for `replay` (absent only in what [`DecisionRecordBody::shown`]
@@ -503,15 +495,24 @@ pub struct ErrorRecordBody {
     pub errors: Vec<String>,
     /// The inputs' paths and digests.
     pub inputs: Vec<InputDigest>,
-    /// The settings, when they could be resolved.
+    /// When, with what settings (when they could be resolved), for whom, by which version.
+    #[serde(flatten)]
+    pub run: RecordedRun,
+}
+
+/// What every deploy record holds about the run that wrote it (flattened into the body).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct RecordedRun {
+    /// Thresholds, maximum age, evaluation time (`null` when they could not be resolved).
     pub settings: Option<SettingsBody>,
-    /// RFC 3339 time of the attempt.
+    /// RFC 3339 time of the evaluation (or of the attempt).
     pub evaluated_at: String,
     /// CI context.
     pub ci: CiContext,
     /// `guardrail X.Y.Z`.
     pub tool: String,
-    /// Who asked, when an authenticated caller did.
+    /// Who asked, when an authenticated caller did (`POST /api/gate`, MCP); absent for the CLI.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requested_by: Option<crate::decide::RequestedBy>,
 }
@@ -533,11 +534,13 @@ impl ErrorRecordBody {
             exit_code: crate::exit::Exit::CannotDecide.code(),
             errors: undecided.errors.clone(),
             inputs: undecided.digests.clone(),
-            settings: undecided.settings.as_deref().map(SettingsBody::of),
-            evaluated_at: at.to_string(),
-            ci: ci.clone(),
-            tool: tool(),
-            requested_by: requested_by.cloned(),
+            run: RecordedRun {
+                settings: undecided.settings.as_deref().map(SettingsBody::of),
+                evaluated_at: at.to_string(),
+                ci: ci.clone(),
+                tool: tool(),
+                requested_by: requested_by.cloned(),
+            },
         }
     }
 }
@@ -584,12 +587,14 @@ impl DecisionRecordBody {
             signals: encode(out.signals),
             freeze: encode(out.freeze),
             inputs: Some(out.inputs.clone()),
-            settings: Some(SettingsBody::of(out.settings)),
             warnings: out.warnings.to_vec(),
-            evaluated_at: out.evaluated_at.clone(),
-            ci: out.ci.clone(),
-            tool: out.tool.clone(),
-            requested_by: out.requested_by.cloned(),
+            run: RecordedRun {
+                settings: Some(SettingsBody::of(out.settings)),
+                evaluated_at: out.evaluated_at.clone(),
+                ci: out.ci.clone(),
+                tool: out.tool.clone(),
+                requested_by: out.requested_by.cloned(),
+            },
             outcome: "decided".into(),
             input_content: Some(InputContent {
                 policies: sources.policies.text.clone(),
@@ -879,7 +884,7 @@ pub struct ReplayView {
 /// Re-evaluates the decision recorded as `record` (its id) with `body`. Errors: what the record
 /// lacks, or why its inputs cannot decide now.
 pub fn replay(record: String, body: &DecisionRecordBody) -> Result<ReplayView, Vec<String>> {
-    let settings = body.settings.as_ref().ok_or(RecordError::Missing { field: "settings".into() });
+    let settings = body.run.settings.as_ref().ok_or(RecordError::Missing { field: "settings".into() });
     let (sources, settings) = match (body.sources(), settings.and_then(SettingsBody::to_settings)) {
         (Ok(a), Ok(b)) => (a, b),
         (a, b) => return Err([a.err(), b.err()].into_iter().flatten().map(|e| e.to_string()).collect()),
@@ -887,7 +892,7 @@ pub fn replay(record: String, body: &DecisionRecordBody) -> Result<ReplayView, V
     let ev = evaluate(sources, settings)?;
     // WARN exited 1 only with --fail-on-warn: the recorded exit code says whether it was given.
     let fail_on_warn = body.exit_code == 1 && ev.decision.action == Action::Warn;
-    let now = DecisionRecordBody::new(&output(&ev, &body.ci, fail_on_warn), &ev.sources).fingerprint();
+    let now = DecisionRecordBody::new(&output(&ev, &body.run.ci, fail_on_warn), &ev.sources).fingerprint();
     let differing_fields = now.differing(&body.fingerprint());
     Ok(ReplayView {
         identical: differing_fields.is_empty(),

@@ -100,7 +100,7 @@ fn a_record_that_lacks_what_replay_needs_says_what() {
     }
     let e = gate::replay("1-x".into(), &tampered).unwrap_err();
     assert_eq!(e, ["recorded content of cost does not match its recorded sha256"]);
-    body.settings = None;
+    body.run.settings = None;
     body.input_content = None;
     let e = gate::replay("1-x".into(), &body).unwrap_err();
     assert_eq!(e, ["record has no input_content.policies", "record has no settings"]);
