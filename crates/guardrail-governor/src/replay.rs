@@ -107,8 +107,8 @@ pub fn decode_signals(v: &Value) -> Result<Signals, String> {
     Ok(s)
 }
 
-/// What a replay came to.
-#[derive(Debug, Clone, Serialize)]
+/// What a replay came to; serialised (without `replayed`) in [`crate::views::ReplayView`].
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct DecisionReplay {
     /// The record replayed.
     pub record: String,
@@ -116,7 +116,8 @@ pub struct DecisionReplay {
     pub incident_id: String,
     /// Whether the re-run gate and its recorded copies agree in every field.
     pub identical: bool,
-    /// The recorded decision (`execute` / `block_and_escalate`).
+    /// The recorded decision (`execute` / `block_and_escalate`; as recorded, `null` when the
+    /// record lacks it).
     pub recorded_decision: Value,
     /// The replayed decision.
     pub replayed_decision: String,
@@ -126,7 +127,8 @@ pub struct DecisionReplay {
     pub replayed_rule: String,
     /// The fields that differ (paths in the record body, e.g. `outcome.gate.output.reasons`).
     pub differing_fields: Vec<String>,
-    /// The replayed gate decision.
+    /// The replayed gate decision (for callers; not part of the printed view).
+    #[serde(skip)]
     pub replayed: GateDecision,
 }
 

@@ -714,42 +714,20 @@ pub struct ReviewView {
 
 /// A replayed remediation decision (`guardrail replay SEQ --format json`): the recorded
 /// inputs through the rules in force, compared with what was recorded.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ReplayView {
-    /// The replayed record.
-    pub record: String,
-    /// Its kind (`remediation_decision`).
-    pub kind: String,
-    /// The incident.
-    pub incident_id: String,
-    /// Whether the replay decided exactly what was recorded.
-    pub identical: bool,
-    /// The recorded verdict (as recorded; `null` when the record lacks it).
-    pub recorded_decision: Value,
-    /// The replayed verdict.
-    pub replayed_decision: String,
-    /// The recorded rule (as recorded).
-    pub recorded_rule: Value,
-    /// The replayed rule.
-    pub replayed_rule: String,
-    /// The fields that differ (empty when identical).
-    pub differing_fields: Vec<String>,
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ReplayView<'a> {
+    /// The replay (`record`, `incident_id`, `identical`, recorded and replayed decision and
+    /// rule, `differing_fields`).
+    #[serde(flatten)]
+    pub replay: &'a crate::replay::DecisionReplay,
+    /// The replayed record's kind (`remediation_decision`).
+    pub kind: &'a str,
 }
 
-impl ReplayView {
-    /// The view of the replay of `rec`.
-    pub fn new(rec: &ChainedRecord, r: &crate::replay::DecisionReplay) -> ReplayView {
-        ReplayView {
-            record: r.record.clone(),
-            kind: rec.kind.clone(),
-            incident_id: r.incident_id.clone(),
-            identical: r.identical,
-            recorded_decision: r.recorded_decision.clone(),
-            replayed_decision: r.replayed_decision.clone(),
-            recorded_rule: r.recorded_rule.clone(),
-            replayed_rule: r.replayed_rule.clone(),
-            differing_fields: r.differing_fields.clone(),
-        }
+impl<'a> ReplayView<'a> {
+    /// The view of the replay `r` of `rec`.
+    pub fn new(rec: &'a ChainedRecord, r: &'a crate::replay::DecisionReplay) -> ReplayView<'a> {
+        ReplayView { replay: r, kind: &rec.kind }
     }
 }
 
