@@ -387,7 +387,7 @@ fn run(cli: Cli) -> Exit {
                 (Ok(a), Ok(b)) => (a, b),
                 (a, b) => return fail(&[a.err(), b.err()].into_iter().flatten().collect::<Vec<_>>()),
             };
-            match gate::evaluate_slo(&slos, &metrics, &settings) {
+            match gate::slo_report(&slos, &metrics, &settings) {
                 Err(e) => fail(&e),
                 Ok(r) => report(format, &r, || render::slo_lines(&r, style(ColorChoice::Auto, env))),
             }
@@ -405,7 +405,7 @@ fn run(cli: Cli) -> Exit {
                 Ok(s) => s,
                 Err(e) => return fail(&[e]),
             };
-            match gate::evaluate_cost(&src, &settings) {
+            match gate::cost_report(&src, &settings) {
                 Err(e) => fail(&e),
                 Ok(r) => report(format, &r, || render::cost_lines(&r, style(ColorChoice::Auto, env))),
             }
@@ -426,7 +426,7 @@ fn run(cli: Cli) -> Exit {
                 Ok(s) => s,
                 Err(e) => return fail(&e),
             };
-            match gate::evaluate(sources, settings) {
+            match gate::evaluation(sources, settings) {
                 Err(e) => fail(&e),
                 Ok(ev) => {
                     let generated = ev.settings.now.strftime("%Y-%m-%d %H:%M UTC").to_string();

@@ -2,8 +2,10 @@
 //!
 //! It resolves where the inputs come from ([`inputs`]: flags, then the seed tool's environment
 //! variables, then the `--root` layout), reads them once into a snapshot, evaluates that
-//! snapshot ([`gate::evaluate`] → `guardrail_core::policy::evaluate`), shapes the output and the
-//! audit body ([`gate::output`], [`gate::audit_body`]) and appends records ([`audit_cmd`]);
+//! snapshot ([`gate::evaluation`] → `guardrail_core::policy::evaluate`), shapes the output
+//! ([`view::GateView`], one view for every surface) and the record body
+//! ([`gate::DecisionRecordBody`], built by `decide::Decided::record`) and appends records
+//! ([`audit_cmd`]);
 //! [`decide::decide_and_record`] is that sequence — evaluate, record, withhold on failure, or
 //! record a `deploy_error` — written once for every adapter.
 //! Nothing here decides on its own: the decision is the core's; this crate is the wiring

@@ -1,6 +1,6 @@
 //! One gate decision against a local Prometheus (the test fixture's 30-day history): the three
 //! batched queries for all windows and tiers of one service, the burn arithmetic, policy
-//! evaluation and the no-data check (`inputs::read_sources` + `gate::evaluate`; the durable
+//! evaluation and the no-data check (`inputs::sources` + `gate::evaluation`; the durable
 //! audit append is measured by `scripts/bench`). Prints the number of queries per decision and
 //! the median latency of 200 plain decisions after criterion's own report.
 //! Targets: at most 8 queries and 50 ms.
@@ -48,10 +48,10 @@ fn main() {
     };
     let env = |_: &str| None;
     let paths = inputs::resolve_paths(&args, &env);
-    let settings = inputs::resolve_settings(&args, &env, p.end).unwrap_or_else(|e| panic!("{e:?}"));
+    let settings = inputs::settings(&args, &env, p.end).unwrap_or_else(|e| panic!("{e:?}"));
     let decide = || {
-        let sources = inputs::read_sources(&paths).unwrap_or_else(|e| panic!("{e:?}"));
-        gate::evaluate(sources, settings.clone()).unwrap_or_else(|e| panic!("{e:?}"))
+        let sources = inputs::sources(&paths).unwrap_or_else(|e| panic!("{e:?}"));
+        gate::evaluation(sources, settings.clone()).unwrap_or_else(|e| panic!("{e:?}"))
     };
 
     let ev = decide();
@@ -74,13 +74,13 @@ fn main() {
         t.sort();
         t[t.len() / 2]
     };
-    // Where the time goes: the queries (read_sources) and everything after them (evaluate).
+    // Where the time goes: the queries (sources) and everything after them (evaluation).
     let fetch = median_of(&|| {
-        black_box(inputs::read_sources(&paths).ok());
+        black_box(inputs::sources(&paths).ok());
     });
-    let sources = inputs::read_sources(&paths).unwrap_or_else(|e| panic!("{e:?}"));
+    let sources = inputs::sources(&paths).unwrap_or_else(|e| panic!("{e:?}"));
     let evaluate = median_of(&|| {
-        black_box(gate::evaluate(sources.clone(), settings.clone()).ok());
+        black_box(gate::evaluation(sources.clone(), settings.clone()).ok());
     });
     println!(
         "prometheus source: median {:.2} ms reading the inputs (the three queries), {:.2} ms evaluating them",
