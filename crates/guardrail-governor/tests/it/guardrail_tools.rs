@@ -530,3 +530,21 @@ fn the_service_pattern_is_valid_service_name() {
         assert_eq!(schema.is_valid(&json!(name)), valid_service_name(&name), "{name:?}");
     }
 }
+
+/// The incident id pattern in `propose_remediation`'s schema is the core's rule (not blank, no
+/// control characters), character for character.
+#[test]
+fn the_incident_id_pattern_is_the_cores_rule() {
+    use guardrail_core::remediation::Incident;
+    let reg = ToolRegistry::guardrail();
+    let id_schema =
+        reg.get("propose_remediation").unwrap().input_schema["properties"]["incident"]["properties"]["id"].clone();
+    let schema = jsonschema::validator_for(&id_schema).unwrap();
+    let mut ids: Vec<String> =
+        (0u32..0x3000).filter_map(char::from_u32).flat_map(|c| [format!("{c}"), format!("i{c}9")]).collect();
+    ids.extend(["".into(), "   ".into(), "\u{a0}".into(), "\u{2003}x".into(), "inc-001".into()]);
+    for id in ids {
+        let incident = json!({"id": id, "service": "payments-api", "severity": "low", "summary": "s", "symptoms": "s"});
+        assert_eq!(schema.is_valid(&json!(id)), Incident::from_json_value(&incident).is_ok(), "{id:?}");
+    }
+}
