@@ -653,11 +653,11 @@ fn build(
         }
     };
     let slo = match (&settings, read(1), read(2)) {
-        (Ok(st), Ok(s), Ok(m)) => gate::evaluate_slo(s, m, st),
+        (Ok(st), Ok(s), Ok(m)) => gate::slo_report(s, m, st).map_err(gate::texts),
         (st, s, m) => Err([st.as_ref().err().cloned(), s.err(), m.err()].into_iter().flatten().flatten().collect()),
     };
     let cost = match (&settings, read(3)) {
-        (Ok(st), Ok(c)) => gate::evaluate_cost(c, st),
+        (Ok(st), Ok(c)) => gate::cost_report(c, st).map_err(gate::texts),
         (st, c) => Err([st.as_ref().err().cloned(), c.err()].into_iter().flatten().flatten().collect()),
     };
     let all_reads: Result<Sources, Vec<String>> = match (read(0), read(1), read(2), read(3)) {
@@ -668,7 +668,7 @@ fn build(
     };
     let started = Instant::now();
     let evaluation = match (all_reads, settings) {
-        (Ok(src), Ok(st)) => gate::evaluate(src, st),
+        (Ok(src), Ok(st)) => gate::evaluation(src, st).map_err(gate::texts),
         (a, b) => Err([a.err(), b.err()].into_iter().flatten().flatten().collect()),
     };
     metrics.observe_evaluation(started.elapsed());

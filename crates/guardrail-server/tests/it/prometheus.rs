@@ -43,8 +43,8 @@ async fn live_metrics_are_fetched_decided_and_recorded_like_the_gate() {
     let cli = tokio::task::spawn_blocking(move || {
         let env = |_: &str| None;
         let paths = inputs::resolve_paths(&args, &env);
-        let settings = inputs::resolve_settings(&args, &env, jiff::Timestamp::now()).unwrap();
-        let ev = guardrail_gate::gate::evaluate(inputs::read_sources(&paths).unwrap(), settings).unwrap();
+        let settings = inputs::settings(&args, &env, jiff::Timestamp::now()).unwrap();
+        let ev = guardrail_gate::gate::evaluation(inputs::sources(&paths).unwrap(), settings).unwrap();
         (ev.decision.action.as_str().to_string(), ev.decision.policy_id.clone())
     })
     .await
