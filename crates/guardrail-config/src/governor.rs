@@ -101,13 +101,6 @@ pub fn read_governor(path: &Path) -> Result<ReadGovernorConfig, Vec<ConfigError>
     })
 }
 
-/// [`read_governor`] with the errors as text.
-// Transitional: the CLI's remediation.rs and the server's state.rs collect these as text;
-// remove once both take `ConfigError`s.
-pub fn read_governor_config(path: &Path) -> Result<ReadGovernorConfig, Vec<String>> {
-    read_governor(path).map_err(|es| es.iter().map(ConfigError::to_string).collect())
-}
-
 /// The file as written. Values are checked after deserializing ([`read`]), so that all of
 /// their problems are reported, not only the first.
 #[derive(Debug, Deserialize)]

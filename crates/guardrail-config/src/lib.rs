@@ -72,7 +72,6 @@ pub use error::{ConfigError, Finding, has_errors};
 pub use freezes::load_freezes;
 pub use governor::{
     GovernorFile, MAX_TIMEOUT_SECONDS, ReadGovernorConfig, load_governor_config, load_governor_file, read_governor,
-    read_governor_config,
 };
 pub use map::SourceMap;
 pub use metrics::load_metrics;

@@ -407,13 +407,6 @@ pub fn usage_problems(args: &InputArgs, env: EnvLookup<'_>) -> Vec<SettingError>
     }
 }
 
-/// [`usage_problems`] as text.
-// Transitional: the CLI's mcp_cmd.rs and decide.rs's callers take text; remove once they take
-// `SettingError`s.
-pub fn usage_errors(args: &InputArgs, env: EnvLookup<'_>) -> Vec<String> {
-    usage_problems(args, env).iter().map(SettingError::to_string).collect()
-}
-
 /// What is wrong with the settings, by who has to fix what.
 #[derive(Debug, Clone, PartialEq, Default, thiserror::Error)]
 #[error("{}", self.all().map(SettingError::to_string).collect::<Vec<_>>().join("; "))]
@@ -597,13 +590,6 @@ pub struct InputDigest {
     pub bytes: Option<usize>,
 }
 
-/// Reads one file, as text errors.
-// Transitional: the server's state.rs and guardrail-mcp's gate_state.rs take text; they can
-// call `guardrail_config::read_source` (a `ConfigError` naming the file) instead.
-pub fn read(path: &Path) -> Result<Source, String> {
-    guardrail_config::read_source(path).map_err(|e| e.to_string())
-}
-
 /// Why an input could not be read (the gate cannot decide: exit 3).
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
@@ -716,12 +702,6 @@ pub fn metrics_input(paths: &InputPaths, slos: &Source) -> Result<Source, InputE
     let text = snap.to_json();
     let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
     Ok(Source { path: PathBuf::from(format!("prometheus:{url}")), text, sha256 })
-}
-
-/// [`metrics_input`] as a text error.
-// Transitional: the server's state.rs and guardrail-mcp's gate_state.rs take text.
-pub fn read_metrics(paths: &InputPaths, slos: &Source) -> Result<Source, String> {
-    metrics_input(paths, slos).map_err(|e| e.to_string())
 }
 
 /// The SLO file and the metrics input (from Prometheus when the SLO file says so), each read
@@ -859,9 +839,12 @@ mod tests {
             InputArgs { prometheus: Some("prometheus:9090".into()), ..InputArgs::default() },
         ];
         for a in &flags {
-            let usage = usage_errors(a, &none);
+            let usage = usage_problems(a, &none);
             assert_eq!(usage.len(), 1, "{a:?}: {usage:?}");
-            assert_eq!(Err(usage), resolve_settings(a, &none, Timestamp::UNIX_EPOCH), "{a:?}");
+            assert!(usage[0].is_usage(), "{a:?}");
+            let all = settings(a, &none, Timestamp::UNIX_EPOCH).unwrap_err();
+            assert_eq!((all.exit(), all.input.len()), (crate::exit::Exit::Usage, 0), "{a:?}");
+            assert_eq!(all.usage, usage, "{a:?}");
         }
         for (var, bad) in [
             ("COST_WARN_PCT", "abc"),
@@ -873,13 +856,14 @@ mod tests {
             ("GUARDRAIL_PROMETHEUS_URL", "ftp://prometheus"),
         ] {
             let env = |k: &str| (k == var).then(|| bad.to_string());
-            let usage = usage_errors(&InputArgs::default(), &env);
-            assert!(usage.len() == 1 && usage[0].contains(var), "{var}: {usage:?}");
+            let usage = usage_problems(&InputArgs::default(), &env);
+            assert!(usage.len() == 1 && usage[0].origin == Origin::Variable(var), "{var}: {usage:?}");
+            assert!(usage[0].to_string().starts_with(&format!("{var}: ")), "{}", usage[0]);
         }
-        assert!(usage_errors(&InputArgs::default(), &none).is_empty());
+        assert!(usage_problems(&InputArgs::default(), &none).is_empty());
         let ca = InputArgs { prometheus_ca: Some("/nonexistent/ca.pem".into()), ..InputArgs::default() };
-        assert!(usage_errors(&ca, &none).is_empty(), "a missing CA file is an input error (exit 3)");
-        assert!(resolve_settings(&ca, &none, Timestamp::UNIX_EPOCH).is_err());
+        assert!(usage_problems(&ca, &none).is_empty(), "a missing CA file is an input error (exit 3)");
+        assert_eq!(settings(&ca, &none, Timestamp::UNIX_EPOCH).unwrap_err().exit(), crate::exit::Exit::CannotDecide);
     }
 
     #[test]
@@ -983,7 +967,7 @@ mod tests {
         // The spec asks for a minute; the override's 200 ms is what the requests wait.
         let spec = sloth("    guardrail: {timeout_ms: 60000, retries: 0}\n");
         let started = std::time::Instant::now();
-        let m = read_metrics(&paths(&url, Ok(Some(200))), &spec).expect("a snapshot");
+        let m = metrics_input(&paths(&url, Ok(Some(200))), &spec).expect("a snapshot");
         assert!(started.elapsed() < std::time::Duration::from_secs(30), "{:?}", started.elapsed());
         assert!(m.text.contains("timed out"), "{}", m.text);
         // An invalid override is an error, not the spec's timeout.
@@ -1003,7 +987,7 @@ mod tests {
             "slos:\n  availability: {target: 99.9}\n  latency: {p95_threshold_ms: 500}\nprometheus:\n  service: s\n  error_query: sum(increase(e[{{.window}}]))\n  total_query: sum(increase(t[{{.window}}]))\n  latency:\n    histogram: h_bucket\n  timeout_ms: 60000\n  retries: 0\n",
         );
         let started = std::time::Instant::now();
-        let m = read_metrics(&paths(&url, Ok(Some(200))), &block).expect("a snapshot");
+        let m = metrics_input(&paths(&url, Ok(Some(200))), &block).expect("a snapshot");
         assert!(started.elapsed() < std::time::Duration::from_secs(30), "{:?}", started.elapsed());
         assert!(m.text.contains("timed out"), "{}", m.text);
     }

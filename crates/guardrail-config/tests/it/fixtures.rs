@@ -219,7 +219,7 @@ fn shipped_policies_load_without_errors() {
 #[test]
 fn shipped_governor_examples_load_and_the_dialect_goes_with_the_file() {
     let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/governor");
-    let gov = guardrail_config::read_governor_config(&examples.join("governor.yaml")).expect("governor.yaml loads");
+    let gov = guardrail_config::read_governor(&examples.join("governor.yaml")).expect("governor.yaml loads");
     assert!(gov.file.config.approvals.high.approvers.contains(&"alice".to_string()));
     let tokens = guardrail_config::tokens::Tokens::load(&examples.join("tokens.yaml")).expect("tokens.yaml loads");
     assert!(!tokens.is_empty());
