@@ -569,7 +569,7 @@ impl AppState {
     }
 }
 
-/// Reads the four inputs as `guardrail gate` does (`inputs::read_metrics`: the metrics file, or
+/// Reads the four inputs as `guardrail gate` does (`inputs::metrics_input`: the metrics file, or
 /// a Prometheus snapshot when the SLO file has a `prometheus:` block).
 fn read_all(paths: &InputPaths) -> Vec<Result<Source, String>> {
     // Each result keeps its message: a snapshot answers with the messages (redacted) until the
