@@ -563,7 +563,7 @@ fn deploy_cells(kind: &str, b: &serde_json::Value) -> Option<[Option<String>; 4]
             // A simulation is a decision with its replaced signals beside it.
             let d: DecisionRecordBody = gate::decode(b).ok()?;
             let service = d.service().filter(|s| !s.is_empty()).or_else(|| d.run.ci.service.as_deref().and_then(some));
-            [d.action.map(|a| a.to_string()), some(&d.policy_id), who(&d.run), service]
+            [d.verdict.action.map(|a| a.to_string()), some(&d.verdict.policy_id), who(&d.run), service]
         }
         gate::ERROR_KIND => {
             let e: ErrorRecordBody = gate::decode(b).ok()?;

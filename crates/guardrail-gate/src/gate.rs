@@ -363,40 +363,15 @@ pub fn decode<T: serde::de::DeserializeOwned>(body: &serde_json::Value) -> Resul
 #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct DecisionRecordBody {
-    /// ALLOW, WARN, DELAY or BLOCK (`null` only in a record that lacks it).
-    #[serde(with = "action_name")]
-    #[schemars(with = "Option<Action>")]
-    pub action: Option<Action>,
-    /// Winning rule id.
-    pub policy_id: String,
-    /// Winning rule name.
-    pub policy_name: String,
-    /// Why.
-    pub reason: String,
-    /// What to do.
-    pub remediation: String,
-    /// Minutes to wait (DELAY only).
-    pub delay_minutes: u32,
+    /// The decision and what it was decided on: what a replay must reproduce.
+    #[serde(flatten)]
+    pub verdict: Verdict,
     /// The seed tool's trace ([`SeedTrace`] per rule).
     pub evaluated_policies: serde_json::Value,
-    /// The SLO block ([`SloReport`]).
-    pub slo: serde_json::Value,
-    /// The cost block ([`CostReport`]).
-    pub cost: serde_json::Value,
-    /// When to ask again (DELAY only).
-    pub retry_after: Option<String>,
     /// The exit code the decision was reported with.
     pub exit_code: u8,
-    /// `rule` or `default` ([`DecidedBy`](guardrail_core::policy::DecidedBy)).
-    pub decided_by: serde_json::Value,
-    /// The winning rule's conditions ([`ConditionOutcome`](guardrail_core::policy::ConditionOutcome)s).
-    pub conditions: serde_json::Value,
-    /// Every rule and why it matched or not ([`RuleTrace`](guardrail_core::policy::RuleTrace)s).
-    pub trace: serde_json::Value,
     /// What would change a non-ALLOW outcome ([`CounterfactualOut`]), `null` for ALLOW.
     pub counterfactual: serde_json::Value,
-    /// Every signal value ([`Signals`]).
-    pub signals: serde_json::Value,
     /// Active freeze and maintenance windows.
     pub freeze: serde_json::Value,
     /// The inputs' paths and digests.
@@ -569,22 +544,24 @@ impl DecisionRecordBody {
     /// The body of a decision reported as `out`, made from `sources`.
     pub fn new(out: &GateView<'_>, sources: &Sources) -> DecisionRecordBody {
         DecisionRecordBody {
-            action: Some(out.action),
-            policy_id: out.policy_id.to_string(),
-            policy_name: out.policy_name.to_string(),
-            reason: out.reason.to_string(),
-            remediation: out.remediation.to_string(),
-            delay_minutes: out.delay_minutes,
+            verdict: Verdict {
+                action: Some(out.action),
+                policy_id: out.policy_id.to_string(),
+                policy_name: out.policy_name.to_string(),
+                reason: out.reason.to_string(),
+                remediation: out.remediation.to_string(),
+                delay_minutes: out.delay_minutes,
+                retry_after: out.retry_after.clone(),
+                decided_by: encode(&out.decided_by),
+                conditions: encode(out.conditions),
+                trace: encode(out.trace),
+                signals: encode(out.signals),
+                slo: encode(out.slo),
+                cost: encode(out.cost),
+            },
             evaluated_policies: encode(&out.evaluated_policies),
-            slo: encode(out.slo),
-            cost: encode(out.cost),
-            retry_after: out.retry_after.clone(),
             exit_code: out.exit_code.code(),
-            decided_by: encode(&out.decided_by),
-            conditions: encode(out.conditions),
-            trace: encode(out.trace),
             counterfactual: encode(&out.counterfactual),
-            signals: encode(out.signals),
             freeze: encode(out.freeze),
             inputs: Some(out.inputs.clone()),
             warnings: out.warnings.to_vec(),
@@ -650,35 +627,24 @@ impl DecisionRecordBody {
         struct Details {
             service: String,
         }
-        decode::<Slo>(&self.slo).ok().map(|s| s.details.service)
+        decode::<Slo>(&self.verdict.slo).ok().map(|s| s.details.service)
     }
 
     /// The parts of the decision that must be identical on replay, as recorded.
-    pub fn fingerprint(&self) -> Fingerprint {
-        Fingerprint {
-            action: self.action,
-            policy_id: self.policy_id.clone(),
-            policy_name: self.policy_name.clone(),
-            reason: self.reason.clone(),
-            remediation: self.remediation.clone(),
-            delay_minutes: self.delay_minutes,
-            retry_after: self.retry_after.clone(),
-            decided_by: self.decided_by.clone(),
-            conditions: self.conditions.clone(),
-            trace: self.trace.clone(),
-            signals: self.signals.clone(),
-            slo: self.slo.clone(),
-            cost: self.cost.clone(),
-        }
+    pub fn fingerprint(&self) -> &Verdict {
+        &self.verdict
     }
 }
 
-/// The parts of a decision that must be identical on replay (and that tell the server's
-/// dashboard the decision changed). Field names are the record's.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Fingerprint {
-    /// The action.
+/// The decision and the values it was decided on: the parts of a decision that must be
+/// identical on replay (and that tell the server's dashboard the decision changed). Flattened
+/// into [`DecisionRecordBody`]: the field names are the record's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct Verdict {
+    /// ALLOW, WARN, DELAY or BLOCK (`null` only in a record that lacks it).
     #[serde(with = "action_name")]
+    #[schemars(with = "Option<Action>")]
     pub action: Option<Action>,
     /// Winning rule id.
     pub policy_id: String,
@@ -688,28 +654,28 @@ pub struct Fingerprint {
     pub reason: String,
     /// What to do.
     pub remediation: String,
-    /// Minutes to wait.
+    /// Minutes to wait (DELAY only).
     pub delay_minutes: u32,
-    /// When to ask again.
+    /// When to ask again (DELAY only).
     pub retry_after: Option<String>,
-    /// Rule or default.
+    /// `rule` or `default` ([`DecidedBy`](guardrail_core::policy::DecidedBy)).
     pub decided_by: serde_json::Value,
-    /// The winning rule's conditions.
+    /// The winning rule's conditions ([`ConditionOutcome`](guardrail_core::policy::ConditionOutcome)s).
     pub conditions: serde_json::Value,
-    /// Every rule's trace.
+    /// Every rule and why it matched or not ([`RuleTrace`](guardrail_core::policy::RuleTrace)s).
     pub trace: serde_json::Value,
-    /// Every signal value.
+    /// Every signal value ([`Signals`]).
     pub signals: serde_json::Value,
-    /// The SLO block.
+    /// The SLO block ([`SloReport`]).
     pub slo: serde_json::Value,
-    /// The cost block.
+    /// The cost block ([`CostReport`]).
     pub cost: serde_json::Value,
 }
 
-impl Fingerprint {
+impl Verdict {
     /// The names of the fields that differ from `other`'s, in alphabetical order (as `replay`
     /// has always listed them).
-    pub fn differing(&self, other: &Fingerprint) -> Vec<&'static str> {
+    pub fn differing(&self, other: &Verdict) -> Vec<&'static str> {
         let same = [
             ("action", self.action == other.action),
             ("conditions", self.conditions == other.conditions),
@@ -830,7 +796,7 @@ pub fn decode_decision(body: &serde_json::Value) -> Result<DecisionRecordBody, R
 /// body or an output); `null` for what it lacks.
 pub fn fingerprint(body: &serde_json::Value) -> serde_json::Value {
     match decode_decision(body) {
-        Ok(b) => encode(&b.fingerprint()),
+        Ok(b) => encode(b.fingerprint()),
         Err(_) => serde_json::Value::Null,
     }
 }
@@ -892,13 +858,13 @@ pub fn replay(record: String, body: &DecisionRecordBody) -> Result<ReplayView, V
     let ev = evaluate(sources, settings)?;
     // WARN exited 1 only with --fail-on-warn: the recorded exit code says whether it was given.
     let fail_on_warn = body.exit_code == 1 && ev.decision.action == Action::Warn;
-    let now = DecisionRecordBody::new(&output(&ev, &body.run.ci, fail_on_warn), &ev.sources).fingerprint();
-    let differing_fields = now.differing(&body.fingerprint());
+    let now = DecisionRecordBody::new(&output(&ev, &body.run.ci, fail_on_warn), &ev.sources).verdict;
+    let differing_fields = now.differing(body.fingerprint());
     Ok(ReplayView {
         identical: differing_fields.is_empty(),
         differing_fields,
         record,
-        recorded_action: body.action,
+        recorded_action: body.verdict.action,
         replayed_action: ev.decision.action,
         replayed_policy_id: ev.decision.policy_id.clone(),
     })

@@ -86,7 +86,10 @@ fn decisions_written_before_the_types_replay_identically() {
         let id = format!("{}-{}", f.seq, &f.hash[..12]);
         let r = gate::replay(id.clone(), &body).unwrap_or_else(|e| panic!("{} #{}: {e:?}", f.store, f.seq));
         assert!(r.identical, "{} #{}: {:?}", f.store, f.seq, r.differing_fields);
-        assert_eq!((r.record, r.recorded_action, r.replayed_action), (id, body.action, body.action.unwrap()));
+        assert_eq!(
+            (r.record, r.recorded_action, r.replayed_action),
+            (id, body.verdict.action, body.verdict.action.unwrap())
+        );
     }
 }
 
@@ -113,7 +116,7 @@ fn a_simulation_is_a_decision_with_the_replaced_signals() {
         .find(|f| f.kind == SIMULATION_KIND && f.body["simulated_signals"] != serde_json::json!({}))
         .unwrap();
     let s: SimulationRecordBody = gate::decode(&f.body).unwrap();
-    assert_eq!(s.decision.action.map(|a| a.as_str()), f.body["action"].as_str());
+    assert_eq!(s.decision.verdict.action.map(|a| a.as_str()), f.body["action"].as_str());
     assert_eq!(s.simulated_signals.get("error_budget_pct"), Some(&serde_json::json!(5.0)));
 }
 
