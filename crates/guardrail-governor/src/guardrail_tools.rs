@@ -35,6 +35,7 @@ use guardrail_core::remediation::{Incident, MAX_INCIDENT_TEXT, Severity};
 use guardrail_core::signals::Signals;
 use guardrail_core::slo::SloReport;
 use guardrail_gate::decide::{Decided, Withheld};
+use guardrail_gate::gate::Problem;
 use guardrail_gate::inputs::{InputError, SettingsErrors};
 use guardrail_gate::view::{AuditRef, EvaluateDeployView};
 use guardrail_store::{AppendError, StoreError};
@@ -78,6 +79,12 @@ pub enum StateError {
     /// An input could not be read.
     #[error(transparent)]
     Input(#[from] InputError),
+    /// The SLO or cost block could not be computed: every problem, at its file and field.
+    #[error("{}", .problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Block {
+        /// The problems.
+        problems: Vec<Problem>,
+    },
     /// The gate could not decide on the inputs: every problem (file, position and field in each).
     #[error("{}", .problems.join("; "))]
     Undecided {

@@ -63,7 +63,7 @@ impl GuardrailState for GateState {
         let settings = inputs::settings(&self.cfg.inputs, &env, now)?;
         let slos = read_source(&paths.slos).map_err(InputError::from)?;
         let metrics = inputs::metrics_input(&paths, &slos)?;
-        gate::evaluate_slo(&slos, &metrics, &settings).map_err(|problems| StateError::Undecided { problems })
+        gate::slo_report(&slos, &metrics, &settings).map_err(|problems| StateError::Block { problems })
     }
 
     fn cost_status(&self, now: Timestamp) -> Result<CostReport, StateError> {
@@ -71,7 +71,7 @@ impl GuardrailState for GateState {
         let paths = inputs::resolve_paths(&self.cfg.inputs, &env);
         let settings = inputs::settings(&self.cfg.inputs, &env, now)?;
         let src = read_source(&paths.cost).map_err(InputError::from)?;
-        gate::evaluate_cost(&src, &settings).map_err(|problems| StateError::Undecided { problems })
+        gate::cost_report(&src, &settings).map_err(|problems| StateError::Block { problems })
     }
 
     fn evaluate_deploy(&self, now: Timestamp, record: bool) -> Result<DeployEvaluation, StateError> {
