@@ -18,7 +18,7 @@
 //! hash looked up.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::common::{Diags, suggest};
 use crate::de::{from_node, parse_own};
@@ -79,10 +79,33 @@ pub struct Caller {
     pub role: Role,
 }
 
-/// A problem in the tokens file; the message carries file, field, line and column.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct TokensError(pub String);
+/// A problem with the tokens file: it cannot be trusted or read, or a value in it is wrong (at
+/// its file, field, line and column).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokensError {
+    /// Its metadata cannot be read (missing, no permission).
+    #[error("{}: {reason}", path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// Its group or everyone may write it, so anyone could add a token.
+    #[error(
+        "{} is writable by its group or by everyone (mode {mode:04o}), so anyone could add a token: chmod go-w it",
+        path.display()
+    )]
+    Writable {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The file cannot be read as text, or a value in it is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
 
 /// The loaded tokens: sha256 (lowercase hex) → caller.
 #[derive(Debug, Clone, Default)]
@@ -115,14 +138,11 @@ struct TokenSpec {
 /// Returns the file's owner (uid), which the CLI records.
 pub fn check_file_mode(path: &Path) -> Result<u32, TokensError> {
     use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path).map_err(|e| TokensError(format!("{}: {e}", path.display())))?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| TokensError::Unreadable { path: path.to_path_buf(), reason: e.to_string() })?;
     let mode = meta.mode() & 0o7777;
     if mode & 0o022 != 0 {
-        return Err(TokensError(format!(
-            "{} is writable by its group or by everyone (mode {mode:04o}), so anyone could add a token: \
-             chmod go-w it",
-            path.display()
-        )));
+        return Err(TokensError::Writable { path: path.to_path_buf(), mode });
     }
     Ok(meta.uid())
 }
@@ -134,14 +154,14 @@ impl Tokens {
     /// write is refused first ([`check_file_mode`]).
     pub fn load(path: &Path) -> Result<Tokens, Vec<TokensError>> {
         check_file_mode(path).map_err(|e| vec![e])?;
-        let src = crate::read_source(path).map_err(|e| vec![TokensError(e.to_string())])?;
+        let src = crate::read_source(path).map_err(|e| vec![TokensError::Config(e)])?;
         Tokens::parse(&src)
     }
 
     /// Parses a tokens file already read: one of Guardrail's own formats (YAML 1.2 core
     /// schema, or JSON by extension), through [`crate::de`].
     pub fn parse(src: &Source) -> Result<Tokens, Vec<TokensError>> {
-        let to_errors = |es: Vec<ConfigError>| es.into_iter().map(|e| TokensError(e.to_string())).collect::<Vec<_>>();
+        let to_errors = |es: Vec<ConfigError>| es.into_iter().map(TokensError::Config).collect::<Vec<_>>();
         let root = parse_own(src).map_err(to_errors)?;
         let mut d = Diags::new(src, SourceMap::from_node(&root));
         if root.as_map().is_none() {
@@ -256,10 +276,9 @@ mod tests {
         for mode in [0o664, 0o646, 0o666] {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
             let es = Tokens::load(&path).unwrap_err();
-            assert!(
-                es[0].0.contains("writable by its group or by everyone") && es[0].0.contains("chmod go-w"),
-                "{es:?}"
-            );
+            assert_eq!(es, [TokensError::Writable { path: path.clone(), mode }]);
+            let m = es[0].to_string();
+            assert!(m.contains("writable by its group or by everyone") && m.contains("chmod go-w"), "{m}");
         }
     }
 
@@ -287,7 +306,8 @@ mod tests {
     #[test]
     fn every_problem_is_reported_with_its_position() {
         let errs = parse("tokens:\n  - sha256: abc\n    identity: ci\n    role: boss\n    extra: 1\n").unwrap_err();
-        let all: Vec<String> = errs.iter().map(|e| e.0.clone()).collect();
+        assert!(errs.iter().all(|e| matches!(e, TokensError::Config(c) if c.line.is_some())), "{errs:?}");
+        let all: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
         assert!(all.iter().any(|e| e.contains("tokens.yaml:2:") && e.contains("64 hex digits")), "{all:?}");
         assert!(all.iter().any(|e| e.contains("tokens.yaml:4:") && e.contains("unknown role \"boss\"")), "{all:?}");
         assert!(all.iter().any(|e| e.contains("tokens[0].extra") && e.contains("unknown key")), "{all:?}");
@@ -301,7 +321,7 @@ mod tests {
         let h = hash_token("a");
         let t = parse(&format!("tokens:\n  - {{sha256: {h}, identity: on, role: admin}}\n")).unwrap();
         assert_eq!(t.check("a").map(|c| c.identity), Some("on".to_string()));
-        let msgs = |text: &str| parse(text).unwrap_err().into_iter().map(|e| e.0).collect::<Vec<_>>();
+        let msgs = |text: &str| parse(text).unwrap_err().into_iter().map(|e| e.to_string()).collect::<Vec<_>>();
         assert_eq!(
             msgs(&format!(
                 "tokens:\n  - {{sha256: {h}, identity: ci, role: admn}}\n  - {{sha256: '{h}', identity: ' ', role: viewer}}\n"
