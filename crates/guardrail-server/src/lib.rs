@@ -77,7 +77,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
 use axum::http::{HeaderValue, header};
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, on};
 
 pub use auth::{Caller, McpRoleExt, Role, Tokens, hash_token};
 pub use openapi::{DocHandler, Operation, OperationDoc};
@@ -104,36 +104,37 @@ fn doc(summary: &'static str) -> OperationDoc {
 }
 
 impl Routes {
-    fn add(mut self, method: &'static str, path: &'static str, mut doc: OperationDoc, signature: OperationDoc) -> Self {
-        // The signature's documentation first; what the route says is more specific.
-        let mut merged = signature;
+    /// Routes `method path` to `h` and records its documentation: what the handler's signature
+    /// says, then what the route adds (more specific: its summary, its failures).
+    fn add<H, T, D>(mut self, method: MethodFilter, path: &'static str, h: H, mut doc: OperationDoc) -> Self
+    where
+        H: Handler<T, AppState> + DocHandler<D>,
+        T: 'static,
+    {
+        let mut merged = OperationDoc::default();
+        H::document(&mut merged);
         merged.summary = doc.summary;
         merged.responses.append(&mut doc.responses);
-        merged.request = merged.request.or(doc.request);
-        merged.query = merged.query.or(doc.query);
-        merged.role = merged.role.or(doc.role);
+        self.router = self.router.route(path, on(method, h));
+        let method = if method == MethodFilter::POST { "POST" } else { "GET" };
         self.operations.push(Operation { method, path, doc: merged });
         self
     }
-    fn get<H, T, D>(mut self, path: &'static str, h: H, doc: OperationDoc) -> Self
-    where
-        H: Handler<T, AppState> + DocHandler<D>,
-        T: 'static,
-    {
-        let mut signature = OperationDoc::default();
-        H::document(&mut signature);
-        self.router = self.router.route(path, get(h));
-        self.add("GET", path, doc, signature)
+    fn get<H: Handler<T, AppState> + DocHandler<D>, T: 'static, D>(
+        self,
+        path: &'static str,
+        h: H,
+        doc: OperationDoc,
+    ) -> Self {
+        self.add(MethodFilter::GET, path, h, doc)
     }
-    fn post<H, T, D>(mut self, path: &'static str, h: H, doc: OperationDoc) -> Self
-    where
-        H: Handler<T, AppState> + DocHandler<D>,
-        T: 'static,
-    {
-        let mut signature = OperationDoc::default();
-        H::document(&mut signature);
-        self.router = self.router.route(path, post(h));
-        self.add("POST", path, doc, signature)
+    fn post<H: Handler<T, AppState> + DocHandler<D>, T: 'static, D>(
+        self,
+        path: &'static str,
+        h: H,
+        doc: OperationDoc,
+    ) -> Self {
+        self.add(MethodFilter::POST, path, h, doc)
     }
 }
 
