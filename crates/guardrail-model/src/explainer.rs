@@ -95,7 +95,8 @@ impl Explainer {
 
     /// The explainer `flag` (`--explainer`) or else `EXPLAINER_BACKEND` asks for, with the model
     /// from `model_flag` (`--model`) or the provider's variables, and the start-up warnings
-    /// (an unknown backend, an unreadable timeout, a model that cannot be used). Sends nothing.
+    /// (an unknown backend, an unreadable timeout; a model that cannot be used is
+    /// [`Explainer::unavailable`], and the warning of every narrative). Sends nothing.
     pub fn from_env(
         flag: Option<&str>,
         model_flag: Option<&str>,
@@ -126,20 +127,27 @@ impl Explainer {
         }
         limits.connect_timeout = limits.connect_timeout.min(limits.deadline);
         let model = ModelConfig::from_env(provider, get, model_flag, limits).and_then(|c| connect(provider, c));
-        let model = match model {
-            Ok(m) => Ok(Some(m)),
-            Err(e) => {
-                let text = unavailable(&e);
-                warnings.push(text.clone());
-                Err(text)
-            }
-        };
+        let model = model.map(Some).map_err(|e| unavailable(&e));
         (Explainer { backend, model }, warnings)
     }
 
     /// Which backend was asked for.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Why the model asked for cannot be used (no key, a bad base URL), for a start-up log line;
+    /// every narrative then falls back with the same text as its warning.
+    pub fn unavailable(&self) -> Option<&str> {
+        self.model.as_ref().err().map(String::as_str)
+    }
+
+    /// `provider/model` when a model is configured and usable.
+    pub fn model_name(&self) -> Option<String> {
+        match &self.model {
+            Ok(Some(m)) => Some(format!("{}/{}", m.provider(), m.model())),
+            _ => None,
+        }
     }
 
     /// The narrative of `decision` (the gate's typed view, sent as JSON). `summary` names the
@@ -243,8 +251,9 @@ mod tests {
         let env = |k: &str| (k == "EXPLAINER_BACKEND").then(|| "anthropic".to_string());
         let (ex, warnings) = Explainer::from_env(None, None, &env);
         assert_eq!(ex.backend(), Backend::Model(Provider::Anthropic));
-        assert_eq!(warnings.len(), 1);
-        assert!(warnings[0].contains("set ANTHROPIC_API_KEY"), "{}", warnings[0]);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(ex.unavailable().unwrap().contains("set ANTHROPIC_API_KEY"), "{ex:?}");
+        assert_eq!(ex.model_name(), None);
         let n = ex.explain(&serde_json::json!({"action": "BLOCK"}), "BLOCK", || "RULE TEXT".into());
         assert_eq!(n.text, "RULE TEXT");
         assert_eq!(n.written_by, None);
