@@ -172,6 +172,51 @@ impl Explainer {
     }
 }
 
+/// An explainer that writes one narrative per version of its inputs: a server answers every
+/// `GET /api/explain` of one snapshot with the same text, and a model is asked once per snapshot,
+/// not once per request (each call costs money and seconds; an anonymous reader must not be able
+/// to multiply them). Concurrent callers of one version wait for the first one's narrative.
+#[derive(Debug)]
+pub struct PerVersion {
+    explainer: Explainer,
+    last: std::sync::Mutex<Option<(u64, Narrative)>>,
+}
+
+impl PerVersion {
+    /// Wraps `explainer`.
+    pub fn new(explainer: Explainer) -> PerVersion {
+        PerVersion { explainer, last: std::sync::Mutex::new(None) }
+    }
+
+    /// The explainer.
+    pub fn explainer(&self) -> &Explainer {
+        &self.explainer
+    }
+
+    /// The narrative of inputs `version` (as [`Explainer::explain`]), from the cache when this
+    /// version was explained last. A fallback narrative is cached too: a failing model is tried
+    /// again at the next version, not at every request.
+    pub fn explain(
+        &self,
+        version: u64,
+        decision: &impl serde::Serialize,
+        summary: &str,
+        rule: impl FnOnce() -> String,
+    ) -> Narrative {
+        // A poisoned lock only means another request panicked mid-narrative; the cache is still
+        // a (version, text) pair or empty, so keep using it.
+        let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((v, n)) = last.as_ref()
+            && *v == version
+        {
+            return n.clone();
+        }
+        let n = self.explainer.explain(decision, summary, rule);
+        *last = Some((version, n.clone()));
+        n
+    }
+}
+
 /// The user prompt: the original's instruction, then `Decision JSON:` and the decision indented 2.
 pub fn prompt(decision_json: &str) -> String {
     format!(
@@ -226,6 +271,21 @@ fn failed(e: &ModelError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_narrative_per_version() {
+        let env = |k: &str| (k == "EXPLAINER_BACKEND").then(|| "openai".to_string());
+        let cached = PerVersion::new(Explainer::from_env(None, None, &env).0);
+        let calls = std::cell::Cell::new(0);
+        let rule = || {
+            calls.set(calls.get() + 1);
+            format!("rule {}", calls.get())
+        };
+        assert_eq!(cached.explain(1, &1, "ALLOW", rule).text, "rule 1");
+        assert_eq!(cached.explain(1, &1, "ALLOW", || unreachable!("cached")).text, "rule 1");
+        assert_eq!(cached.explain(2, &1, "ALLOW", rule).text, "rule 2");
+        assert!(cached.explain(2, &1, "ALLOW", rule).warning.unwrap().contains("OPENAI_API_KEY"));
+    }
 
     #[test]
     fn backends_parse_as_the_original_lower_cased_them() {
