@@ -224,6 +224,18 @@ impl ErrorDetail {
         }
     }
 
+    /// A could-not-decide with nothing but its message.
+    fn message(e: &dyn std::fmt::Display) -> ErrorDetail {
+        ErrorDetail {
+            kind: ErrorKind::CannotDecide,
+            message: e.to_string(),
+            file: None,
+            line: None,
+            column: None,
+            field: None,
+        }
+    }
+
     /// An input that could not be read: one detail per problem it holds.
     pub fn input(e: &crate::inputs::InputError) -> Vec<ErrorDetail> {
         use crate::inputs::InputError;
@@ -233,30 +245,13 @@ impl ErrorDetail {
             InputError::Setting(s) => {
                 vec![ErrorDetail { kind: ErrorKind::CannotDecide, ..ErrorDetail::setting(s) }]
             }
-            InputError::UrlWithoutQueries { slos } | InputError::NoPrometheusUrl { slos } => vec![ErrorDetail {
-                kind: ErrorKind::CannotDecide,
-                message: e.to_string(),
-                file: Some(slos.display().to_string()),
-                line: None,
-                column: None,
-                field: None,
-            }],
-            InputError::Prometheus { slos, .. } => vec![ErrorDetail {
-                kind: ErrorKind::CannotDecide,
-                message: e.to_string(),
-                file: Some(slos.display().to_string()),
-                line: None,
-                column: None,
-                field: None,
-            }],
-            InputError::PrometheusUrl(_) => vec![ErrorDetail {
-                kind: ErrorKind::CannotDecide,
-                message: e.to_string(),
-                file: None,
-                line: None,
-                column: None,
-                field: None,
-            }],
+            // About the SLO file as a whole (its live source), or about no file.
+            InputError::UrlWithoutQueries { slos }
+            | InputError::NoPrometheusUrl { slos }
+            | InputError::Prometheus { slos, .. } => {
+                vec![ErrorDetail { file: Some(slos.display().to_string()), ..ErrorDetail::message(e) }]
+            }
+            InputError::PrometheusUrl(_) => vec![ErrorDetail::message(e)],
         }
     }
 
@@ -304,6 +299,42 @@ impl ErrorDetail {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typed_errors_give_their_details_without_parsing() {
+        let c = guardrail_config::ConfigError::at("config/slos.yaml", "slos.availability", Some((3, 5)), "bad");
+        let d = ErrorDetail::config(ErrorKind::CannotDecide, &c);
+        assert_eq!(
+            (d.file.as_deref(), d.line, d.column, d.field.as_deref(), d.message.as_str()),
+            (
+                Some("config/slos.yaml"),
+                Some(3),
+                Some(5),
+                Some("slos.availability"),
+                "config/slos.yaml:3:5: slos.availability: bad"
+            )
+        );
+        let args = crate::inputs::InputArgs {
+            cost_warn_pct: Some("40".into()),
+            cost_block_pct: Some("30".into()),
+            ..Default::default()
+        };
+        let usage = crate::inputs::usage_problems(&args, &|_| None);
+        let d = ErrorDetail::setting(&usage[0]);
+        // The parser left the field of this message null: its head is not a flag.
+        assert_eq!((d.kind, d.field.as_deref(), d.file.as_deref()), (ErrorKind::Usage, Some("--cost-warn-pct"), None));
+        let out = ErrorOutput::of(vec![d], None);
+        assert_eq!(out.exit_code, Exit::Usage);
+        let e = crate::inputs::InputError::UrlWithoutQueries { slos: "config/slos.yaml".into() };
+        let ds = ErrorDetail::input(&e);
+        assert_eq!(
+            (ds.len(), ds[0].file.as_deref(), ds[0].kind),
+            (1, Some("config/slos.yaml"), ErrorKind::CannotDecide)
+        );
+        let two = crate::inputs::InputError::LiveSource(vec![c.clone(), c]);
+        assert_eq!(ErrorDetail::input(&two).len(), 2);
+        assert_eq!(ErrorOutput::of(ErrorDetail::input(&two), None).exit_code, Exit::CannotDecide);
+    }
 
     fn parse(m: &str) -> (Option<String>, Option<usize>, Option<usize>, Option<String>) {
         let d = ErrorDetail::parse(ErrorKind::CannotDecide, m);
