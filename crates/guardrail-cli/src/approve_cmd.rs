@@ -104,7 +104,7 @@ pub fn run(a: ApproveArgs, env: EnvLookup<'_>) -> Exit {
     // A mistyped id must not leave a permanent refusal in the chain: an incident the trail
     // does not hold is a usage error, recorded nowhere.
     match log.states() {
-        Err(e) => return fail(&[e]),
+        Err(e) => return fail(&[e.to_string()]),
         Ok(states) if !states.contains_key(&a.incident) => {
             return unknown_incident(&a.incident, &states, &a.store, env);
         }
@@ -116,7 +116,7 @@ pub fn run(a: ApproveArgs, env: EnvLookup<'_>) -> Exit {
     let extra = encode(&RequestedBy { requested_by: requested_by(&ctx.identity) });
     // The queue is read through the log's own connection: one open of the store per attempt.
     let (granted, rec, execution) = match p.approve_on(&mut log, &input, Some(&extra)) {
-        ApproveOutcome::CannotDecide(e) => return fail(&[e]),
+        ApproveOutcome::CannotDecide(e) => return fail(&[e.to_string()]),
         ApproveOutcome::Refused { refused, record } => {
             let message = refused.message.clone();
             let (rec, code) = match record {

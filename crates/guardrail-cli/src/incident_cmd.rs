@@ -555,7 +555,7 @@ impl<'a> Ctx<'a> {
         };
         let states = match log.states() {
             Ok(s) => s,
-            Err(e) => return Outcome::error(incident_id, vec![e]),
+            Err(e) => return Outcome::error(incident_id, vec![e.to_string()]),
         };
         // The knowledge base is needed only for a re-gate: a missing one must not stop an
         // authorised execution (a re-gate without one cannot decide).
@@ -848,7 +848,7 @@ fn open_trail(store: &StoreArgs, env: EnvLookup<'_>, at: Option<&str>, what: (&s
     let at = now(at).map_err(|e| crate::remediation::bad_now(&e))?.to_string();
     let mut log =
         crate::remediation::open_log(store, env, &at).map_err(|e| fail(&[append_failure(what.0, what.1, &e)]))?;
-    let states = log.states().map_err(|e| fail(&[e]))?;
+    let states = log.states().map_err(|e| fail(&[e.to_string()]))?;
     Ok((at, log, states))
 }
 

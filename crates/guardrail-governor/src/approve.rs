@@ -16,7 +16,7 @@ use guardrail_core::approval::{
 use guardrail_core::remediation::{Incident, PlanOutput};
 use serde_json::Value;
 
-use crate::queue::{IncidentState, decision_parts, kinds};
+use crate::queue::{IncidentState, TrailError, decision_parts, kinds};
 use crate::record::{ApprovalRequestBody, GrantBody, RefusalBody, decode};
 
 /// Who tries to release which incident, and how.
@@ -100,7 +100,7 @@ pub fn decide_pending(
     input: &ApprovalInput,
     policy: &ApprovalPolicy,
     governor_config: Value,
-) -> Result<ApprovalStep, String> {
+) -> Result<ApprovalStep, TrailError> {
     let id = &input.incident_id;
     let Some(st) = states.get(id) else {
         return Ok(input.refused("not_pending", format!("no incident {id} in the audit trail"), None, None));
@@ -114,11 +114,11 @@ pub fn decide_pending(
         ));
     };
     let Some(decision) = &st.decision else {
-        return Err(format!("request {} has no decision record", request.id()));
+        return Err(TrailError::RequestWithoutDecision { request: request.id() });
     };
     let (incident, plan, _) = decision_parts(decision)?;
-    let rb: ApprovalRequestBody =
-        decode(&request.body).map_err(|e| format!("approval request {} is unreadable: {e}", request.id()))?;
+    let rb: ApprovalRequestBody = decode(&request.body)
+        .map_err(|e| TrailError::UnreadableRequest { request: request.id(), message: e.to_string() })?;
     let pending = PendingApproval {
         incident_id: id.clone(),
         severity: incident.severity,

@@ -291,7 +291,7 @@ pub fn release_claim(
     };
     let (incident, _, _) = match st.decided() {
         Ok(p) => p,
-        Err(e) => return ReleaseOutcome::CannotDecide(e),
+        Err(e) => return ReleaseOutcome::CannotDecide(e.to_string()),
     };
     let eligible = policy.for_severity(incident.severity);
     if !eligible.approvers.iter().chain(&eligible.force_override).any(|a| a == by) {

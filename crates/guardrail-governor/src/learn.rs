@@ -128,7 +128,7 @@ pub fn resolve(
     }
     let id = r.incident_id;
     let st = states.get(id).ok_or_else(|| LearnError::NotFound(format!("no incident {id} in the audit trail")))?;
-    let (incident, _, _) = st.decided().map_err(LearnError::NotFound)?;
+    let (incident, _, _) = st.decided().map_err(|e| LearnError::NotFound(e.to_string()))?;
     let executed = st
         .records
         .iter()

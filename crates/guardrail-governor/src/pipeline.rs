@@ -31,7 +31,7 @@ use guardrail_knowledge::KnowledgeStore;
 use guardrail_store::{AppendError, AuditStore, Claim};
 use serde_json::Value;
 
-use crate::queue::{Authorisation, IncidentState, decision_parts, kinds};
+use crate::queue::{Authorisation, IncidentState, TrailError, decision_parts, kinds};
 use crate::record::{
     ClaimBody, ExecutionBody, ExecutionRefusedBody, Regate, RegateOrigin, RegateWhy, RunContext, approval_request_body,
     decision_body, decode, encode, error_body, requires,
@@ -51,7 +51,7 @@ pub trait AuditLog {
     fn append_claim(&mut self, kind: &str, body: Value, claim: &str) -> Result<Claim, AppendError>;
     /// The incidents' states folded from the records this log appends to, when it can read
     /// them itself ([`StoreLog`] does, over its one connection); `None` when it cannot.
-    fn read_states(&mut self) -> Option<Result<std::collections::BTreeMap<String, IncidentState>, String>> {
+    fn read_states(&mut self) -> Option<Result<std::collections::BTreeMap<String, IncidentState>, TrailError>> {
         None
     }
 }
@@ -78,8 +78,9 @@ impl StoreLog {
     /// The incidents' states folded from this store's records ([`crate::queue::incident_states`]),
     /// read over the connection the records are appended through, so one command opens its
     /// store once.
-    pub fn states(&mut self) -> Result<std::collections::BTreeMap<String, IncidentState>, String> {
-        let records = self.store.all().map_err(|e| format!("audit store {}: {e}", self.store.describe()))?;
+    pub fn states(&mut self) -> Result<std::collections::BTreeMap<String, IncidentState>, TrailError> {
+        let records =
+            self.store.all().map_err(|e| TrailError::Store { store: self.store.describe(), message: e.to_string() })?;
         Ok(crate::queue::incident_states(&records))
     }
 
@@ -99,7 +100,7 @@ impl AuditLog for StoreLog {
         guardrail_store::append_claim_mirrored(self.store.as_mut(), self.mirror.as_deref(), d, claim)
     }
 
-    fn read_states(&mut self) -> Option<Result<std::collections::BTreeMap<String, IncidentState>, String>> {
+    fn read_states(&mut self) -> Option<Result<std::collections::BTreeMap<String, IncidentState>, TrailError>> {
         Some(self.states())
     }
 }
@@ -369,7 +370,7 @@ impl Pipeline<'_> {
         };
         let (incident, plan, gated) = match decision_parts(d) {
             Ok(p) => p,
-            Err(e) => return ExecuteOutcome::CannotExecute(e),
+            Err(e) => return ExecuteOutcome::CannotExecute(e.to_string()),
         };
         let wanted = requested.map(|a| normalise_action(a, Some(&incident.service)).id);
         let Some(auth) = st.authorised.clone() else {
@@ -523,7 +524,7 @@ pub fn execute_claimed(
 #[derive(Debug)]
 pub enum ApproveOutcome {
     /// The trail cannot say what is pending (could not decide): nothing recorded.
-    CannotDecide(String),
+    CannotDecide(TrailError),
     /// Refused by the rules; `record` is the `approval_refused` record or why it is not one.
     Refused {
         /// The refusal.
@@ -554,7 +555,7 @@ pub enum ApproveOutcome {
         /// This grant's record.
         record: ChainedRecord,
         /// Why.
-        error: String,
+        error: TrailError,
     },
     /// Granted and released: the execution step ([`execute_claimed`]).
     Released {
@@ -576,7 +577,7 @@ impl Pipeline<'_> {
     pub fn approve(
         &self,
         log: &mut dyn AuditLog,
-        read: &mut dyn FnMut() -> Result<std::collections::BTreeMap<String, IncidentState>, String>,
+        read: &mut dyn FnMut() -> Result<std::collections::BTreeMap<String, IncidentState>, TrailError>,
         input: &crate::approve::ApprovalInput,
         extra: Option<&Value>,
     ) -> ApproveOutcome {
@@ -591,9 +592,7 @@ impl Pipeline<'_> {
         input: &crate::approve::ApprovalInput,
         extra: Option<&Value>,
     ) -> ApproveOutcome {
-        let mut read = |l: &mut dyn AuditLog| {
-            l.read_states().unwrap_or_else(|| Err("this audit log cannot read its records".into()))
-        };
+        let mut read = |l: &mut dyn AuditLog| l.read_states().unwrap_or(Err(TrailError::CannotRead));
         self.approve_with(log, &mut read, input, extra)
     }
 
@@ -601,7 +600,9 @@ impl Pipeline<'_> {
     fn approve_with(
         &self,
         log: &mut dyn AuditLog,
-        read: &mut dyn FnMut(&mut dyn AuditLog) -> Result<std::collections::BTreeMap<String, IncidentState>, String>,
+        read: &mut dyn FnMut(
+            &mut dyn AuditLog,
+        ) -> Result<std::collections::BTreeMap<String, IncidentState>, TrailError>,
         input: &crate::approve::ApprovalInput,
         extra: Option<&Value>,
     ) -> ApproveOutcome {

@@ -61,6 +61,59 @@ pub mod kinds {
     ];
 }
 
+/// Why the audit trail cannot say what was decided or requested for an incident: a
+/// could-not-decide, never "nothing pending".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrailError {
+    /// The audit store could not be read.
+    #[error("audit store {store}: {message}")]
+    Store {
+        /// The store (described without credentials).
+        store: String,
+        /// What failed.
+        message: String,
+    },
+    /// The audit log cannot read its own records (an adapter without a store to read).
+    #[error("this audit log cannot read its records")]
+    CannotRead,
+    /// No decision is recorded for the incident.
+    #[error("no decision is recorded for incident {incident}")]
+    NoDecision {
+        /// The incident.
+        incident: String,
+    },
+    /// A part of a decision record does not read.
+    #[error("decision record {record} has an unreadable {part}: {message}")]
+    Unreadable {
+        /// The decision record.
+        record: String,
+        /// `body`, `incident` or `plan`.
+        part: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// A decision record without its gated action.
+    #[error("decision record {record} has no gated_action")]
+    NoGatedAction {
+        /// The decision record.
+        record: String,
+    },
+    /// A pending approval request whose incident has no decision.
+    #[error("request {request} has no decision record")]
+    RequestWithoutDecision {
+        /// The approval request record.
+        request: String,
+    },
+    /// A pending approval request that does not read.
+    #[error("approval request {request} is unreadable: {message}")]
+    UnreadableRequest {
+        /// The approval request record.
+        request: String,
+        /// Why.
+        message: String,
+    },
+}
+
 /// What is authorised to run for an incident.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Authorisation {
@@ -177,11 +230,8 @@ impl IncidentState {
     }
 
     /// The incident, plan and gated action of the newest decision.
-    pub fn decided(&self) -> Result<(Incident, PlanOutput, String), String> {
-        let d = self
-            .decision
-            .as_ref()
-            .ok_or_else(|| format!("no decision is recorded for incident {}", self.incident_id))?;
+    pub fn decided(&self) -> Result<(Incident, PlanOutput, String), TrailError> {
+        let d = self.decision.as_ref().ok_or_else(|| TrailError::NoDecision { incident: self.incident_id.clone() })?;
         decision_parts(d)
     }
 
@@ -192,16 +242,19 @@ impl IncidentState {
 }
 
 /// The incident, the plan and the gated action recorded in a decision record.
-pub fn decision_parts(d: &ChainedRecord) -> Result<(Incident, PlanOutput, String), String> {
-    let bad =
-        |what: &str, e: &dyn std::fmt::Display| format!("decision record {} has an unreadable {what}: {e}", d.id());
+pub fn decision_parts(d: &ChainedRecord) -> Result<(Incident, PlanOutput, String), TrailError> {
+    let bad = |part: &'static str, e: &dyn std::fmt::Display| TrailError::Unreadable {
+        record: d.id(),
+        part,
+        message: e.to_string(),
+    };
     let body: DecisionBody = decode(&d.body).map_err(|e| bad("body", &e))?;
     let incident = Incident::from_json_value(&body.incident).map_err(|e| bad("incident", &e))?;
     let plan: PlanOutput = serde_json::from_value(body.outcome.pointer("/plan/output").cloned().unwrap_or(Value::Null))
         .map_err(|e| bad("plan", &e))?;
     let action = body.gated_action;
     if action.is_empty() {
-        return Err(format!("decision record {} has no gated_action", d.id()));
+        return Err(TrailError::NoGatedAction { record: d.id() });
     }
     Ok((incident, plan, action))
 }

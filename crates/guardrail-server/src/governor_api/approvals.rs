@@ -22,7 +22,7 @@ use super::wiring::{executor, governor_in_force, pipeline};
 /// `GET /api/approvals`: the pending approval queue, oldest request first.
 pub async fn approvals(State(s): State<AppState>) -> Result<Answer<Vec<PendingApprovalView>>, ApiError> {
     let st = s.clone();
-    let states = blocking(move || load(&st)).await?.map_err(|e| no_store(&e))?;
+    let states = blocking(move || load(&st)).await?.map_err(|e| no_store(&e.to_string()))?;
     Ok(Answer::new(s.redactor(), &PendingApprovalView::queue(states.values())))
 }
 
@@ -88,7 +88,7 @@ fn approve_blocking(
     req.check()?;
     let view = governor_in_force(state)?;
     // A mistyped id must not leave a permanent refusal in the chain.
-    if !load(state).map_err(|e| no_store(&e))?.contains_key(&id) {
+    if !load(state).map_err(|e| no_store(&e.to_string()))?.contains_key(&id) {
         return Err(GovernorFailure::NoSuchIncident.error("no such incident in the audit trail (nothing was recorded); GET /api/approvals lists those awaiting approval",
         ));
     }
@@ -139,7 +139,7 @@ fn approve_blocking(
         ApproveOutcome::ReleasedByAnother { record, by } => {
             return Err(ApprovalRefusalView::released_by_another(&input, &record, by).answer(state));
         }
-        ApproveOutcome::Unconfirmed { error, .. } => return Err(no_store(&error)),
+        ApproveOutcome::Unconfirmed { error, .. } => return Err(no_store(&error.to_string())),
         ApproveOutcome::Released { granted, record, execution } => (granted, record, execution),
     };
     let g = &granted.grant;

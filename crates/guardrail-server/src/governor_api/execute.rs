@@ -54,7 +54,7 @@ fn execute_blocking(
     req: ExecuteRequest,
 ) -> Result<Answer<ExecuteView>, ApiError> {
     check_action(req.action.as_deref())?;
-    let states = load(state).map_err(|e| no_store(&e))?;
+    let states = load(state).map_err(|e| no_store(&e.to_string()))?;
     if !states.contains_key(&id) {
         return Err(no_such_incident());
     }

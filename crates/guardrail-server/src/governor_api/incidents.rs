@@ -19,7 +19,7 @@ use super::wiring::{deploy_signals, executor, governor_in_force, open_kb_read_on
 /// `GET /api/incidents`: every incident in the audit chain with its state and latest verdict.
 pub async fn list(State(s): State<AppState>) -> Result<Answer<Vec<IncidentSummary>>, ApiError> {
     let st = s.clone();
-    let states = blocking(move || load(&st)).await?.map_err(|e| no_store(&e))?;
+    let states = blocking(move || load(&st)).await?.map_err(|e| no_store(&e.to_string()))?;
     let list: Vec<IncidentSummary> = states.values().map(IncidentSummary::new).collect();
     Ok(Answer::new(s.redactor(), &list))
 }
@@ -29,7 +29,7 @@ pub async fn list(State(s): State<AppState>) -> Result<Answer<Vec<IncidentSummar
 /// incident.
 pub async fn show(State(s): State<AppState>, Path(id): Path<String>) -> Result<Answer<IncidentDetail>, ApiError> {
     let st = s.clone();
-    let states = blocking(move || load(&st)).await?.map_err(|e| no_store(&e))?;
+    let states = blocking(move || load(&st)).await?.map_err(|e| no_store(&e.to_string()))?;
     let Some(inc) = states.get(&id) else {
         return Err(no_such_incident());
     };

@@ -64,7 +64,7 @@ fn resolve_blocking(
 ) -> Result<Answer<ResolveView>, ApiError> {
     use guardrail_governor::learn::{LearnError, Resolution, resolve};
     req.check()?;
-    let states = load(state).map_err(|e| no_store(&e))?;
+    let states = load(state).map_err(|e| no_store(&e.to_string()))?;
     if !states.contains_key(&id) {
         return Err(no_such_incident());
     }

@@ -4,7 +4,7 @@
 
 use guardrail_gate::audit_cmd;
 use guardrail_governor::pipeline::{Execution, Next, RunOutcome};
-use guardrail_governor::queue::{IncidentState, incident_states};
+use guardrail_governor::queue::{IncidentState, TrailError, incident_states};
 use guardrail_governor::views::{
     CouldNotDecide, CouldNotDecideView, ExecuteRefusal, ExecutionStep, ExecutionView, RecordRef, RunView,
 };
@@ -17,10 +17,12 @@ use crate::state::AppState;
 
 use super::status::{ErrorAnswer, GovernorFailure, append_failed};
 
-pub(super) fn load(state: &AppState) -> Result<std::collections::BTreeMap<String, IncidentState>, String> {
+/// The incidents folded from the configured store's records.
+pub(super) fn load(state: &AppState) -> Result<std::collections::BTreeMap<String, IncidentState>, TrailError> {
     let spec = state.config().store.clone();
-    let mut store = audit_cmd::open(&spec)?;
-    let records = store.all().map_err(|e| format!("audit store {spec}: {e}"))?;
+    let unreadable = |message: String| TrailError::Store { store: guardrail_store::redact_url(&spec), message };
+    let mut store = audit_cmd::open(&spec).map_err(unreadable)?;
+    let records = store.all().map_err(|e| unreadable(e.to_string()))?;
     Ok(incident_states(&records))
 }
 
