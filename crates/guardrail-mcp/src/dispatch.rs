@@ -19,10 +19,10 @@ pub enum CallOutcome {
     Ok(Value),
     /// No such tool (a protocol error).
     UnknownTool(String),
-    /// The tool failed: `kind` is `invalid_arguments`, `knowledge`, `logs` or `unavailable`.
+    /// The tool failed.
     Failed {
         /// The class of failure.
-        kind: &'static str,
+        kind: FailureKind,
         /// The message, naming the argument or the input.
         message: String,
     },
@@ -35,6 +35,34 @@ pub enum CallOutcome {
         /// The caller's role.
         role: McpRole,
     },
+}
+
+/// The class of a failed call, the `kind` of its `{"error", "kind"}` result: what a client (or
+/// a model) can do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The arguments do not fit the tool's schema: correct them.
+    InvalidArguments,
+    /// The knowledge base failed (missing, unreadable, a broken index).
+    Knowledge,
+    /// The live logs could not be read.
+    Logs,
+    /// What the tool reads could not be evaluated (the gate's inputs, the audit store).
+    Unavailable,
+}
+
+impl FailureKind {
+    fn of(e: &ToolError) -> FailureKind {
+        match e {
+            ToolError::InvalidArguments { .. } => FailureKind::InvalidArguments,
+            ToolError::Knowledge { .. } => FailureKind::Knowledge,
+            ToolError::Logs { .. } => FailureKind::Logs,
+            ToolError::UnknownTool(_) | ToolError::State { .. } | ToolError::Unavailable { .. } => {
+                FailureKind::Unavailable
+            }
+        }
+    }
 }
 
 /// The role a tool call needs over HTTP: [`McpRole::Deployer`] for `propose_remediation` and
@@ -76,7 +104,7 @@ pub fn call_tool(
         None => None,
         Some(p) => match NdjsonLogs::open(p) {
             Ok(l) => Some(l),
-            Err(e) => return CallOutcome::Failed { kind: "logs", message: e.to_string() },
+            Err(e) => return CallOutcome::Failed { kind: FailureKind::Logs, message: e.to_string() },
         },
     };
     let state = GateState::new(cfg.clone(), caller);
@@ -88,15 +116,7 @@ pub fn call_tool(
     let outcome = match registry.call(name, &ctx, arguments) {
         Ok(v) => CallOutcome::Ok(v),
         Err(ToolError::UnknownTool(n)) => CallOutcome::UnknownTool(n),
-        Err(e) => {
-            let kind = match &e {
-                ToolError::InvalidArguments { .. } => "invalid_arguments",
-                ToolError::Knowledge { .. } => "knowledge",
-                ToolError::Logs { .. } => "logs",
-                _ => "unavailable",
-            };
-            CallOutcome::Failed { kind, message: e.to_string() }
-        }
+        Err(e) => CallOutcome::Failed { kind: FailureKind::of(&e), message: e.to_string() },
     };
     match (caller, outcome) {
         (McpCaller::Http(..), CallOutcome::Ok(mut v)) => {

@@ -13,7 +13,7 @@ use serde_json::Value;
 use guardrail_governor::ToolRegistry;
 
 use crate::config::McpConfig;
-use crate::dispatch::{CallOutcome, call_tool, rmcp_tools};
+use crate::dispatch::{CallOutcome, FailureKind, call_tool, rmcp_tools};
 use crate::roles::McpCaller;
 
 struct Shared {
@@ -161,7 +161,7 @@ struct ForbiddenData<'a> {
 #[derive(serde::Serialize)]
 struct ToolFailure {
     error: String,
-    kind: &'static str,
+    kind: FailureKind,
 }
 
 /// A tool result: `structuredContent` as the tool's `outputSchema` describes it

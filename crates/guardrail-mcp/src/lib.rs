@@ -59,7 +59,7 @@ mod roles;
 mod stdio;
 
 pub use config::McpConfig;
-pub use dispatch::{CallOutcome, call_tool, required_role, rmcp_tools};
+pub use dispatch::{CallOutcome, FailureKind, call_tool, required_role, rmcp_tools};
 pub use gate_state::GateState;
 pub use handler::{GuardrailMcp, McpError};
 pub use http::{HttpOptions, TokenVerifier, http_router, serve_http};
