@@ -193,27 +193,27 @@ impl PerVersion {
         &self.explainer
     }
 
-    /// The narrative of inputs `version` (as [`Explainer::explain`]), from the cache when this
-    /// version was explained last. A fallback narrative is cached too: a failing model is tried
-    /// again at the next version, not at every request.
+    /// The narrative of inputs `version` (as [`Explainer::explain`]) and whether it was written
+    /// now (`false`: from the cache, so its warning was already logged). A fallback narrative is
+    /// cached too: a failing model is tried again at the next version, not at every request.
     pub fn explain(
         &self,
         version: u64,
         decision: &impl serde::Serialize,
         summary: &str,
         rule: impl FnOnce() -> String,
-    ) -> Narrative {
+    ) -> (Narrative, bool) {
         // A poisoned lock only means another request panicked mid-narrative; the cache is still
         // a (version, text) pair or empty, so keep using it.
         let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((v, n)) = last.as_ref()
             && *v == version
         {
-            return n.clone();
+            return (n.clone(), false);
         }
         let n = self.explainer.explain(decision, summary, rule);
         *last = Some((version, n.clone()));
-        n
+        (n, true)
     }
 }
 
@@ -281,10 +281,12 @@ mod tests {
             calls.set(calls.get() + 1);
             format!("rule {}", calls.get())
         };
-        assert_eq!(cached.explain(1, &1, "ALLOW", rule).text, "rule 1");
-        assert_eq!(cached.explain(1, &1, "ALLOW", || unreachable!("cached")).text, "rule 1");
-        assert_eq!(cached.explain(2, &1, "ALLOW", rule).text, "rule 2");
-        assert!(cached.explain(2, &1, "ALLOW", rule).warning.unwrap().contains("OPENAI_API_KEY"));
+        let (n, fresh) = cached.explain(1, &1, "ALLOW", rule);
+        assert_eq!((n.text.as_str(), fresh), ("rule 1", true));
+        let (n, fresh) = cached.explain(1, &1, "ALLOW", || unreachable!("cached"));
+        assert_eq!((n.text.as_str(), fresh), ("rule 1", false));
+        assert_eq!(cached.explain(2, &1, "ALLOW", rule).0.text, "rule 2");
+        assert!(cached.explain(2, &1, "ALLOW", rule).0.warning.unwrap().contains("OPENAI_API_KEY"));
     }
 
     #[test]
