@@ -847,15 +847,26 @@ pub struct ReplayView {
     pub replayed_policy_id: String,
 }
 
-/// Re-evaluates the decision recorded as `record` (its id) with `body`. Errors: what the record
-/// lacks, or why its inputs cannot decide now.
-pub fn replay(record: String, body: &DecisionRecordBody) -> Result<ReplayView, Vec<String>> {
+/// Why a recorded decision cannot be replayed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ReplayError {
+    /// The record lacks what the replay needs, or holds it wrongly.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// The recorded inputs cannot decide with this version.
+    #[error(transparent)]
+    Problem(#[from] Problem),
+}
+
+/// Re-evaluates the decision recorded as `record` (its id) with `body`. Errors: everything the
+/// record lacks, or every reason its inputs cannot decide now.
+pub fn replay(record: String, body: &DecisionRecordBody) -> Result<ReplayView, Vec<ReplayError>> {
     let settings = body.run.settings.as_ref().ok_or(RecordError::Missing { field: "settings".into() });
     let (sources, settings) = match (body.sources(), settings.and_then(SettingsBody::to_settings)) {
         (Ok(a), Ok(b)) => (a, b),
-        (a, b) => return Err([a.err(), b.err()].into_iter().flatten().map(|e| e.to_string()).collect()),
+        (a, b) => return Err([a.err(), b.err()].into_iter().flatten().map(ReplayError::from).collect()),
     };
-    let ev = evaluate(sources, settings)?;
+    let ev = evaluation(sources, settings).map_err(|ps| ps.into_iter().map(ReplayError::from).collect::<Vec<_>>())?;
     // WARN exited 1 only with --fail-on-warn: the recorded exit code says whether it was given.
     let fail_on_warn = body.exit_code == 1 && ev.decision.action == Action::Warn;
     let now = DecisionRecordBody::new(&output(&ev, &body.run.ci, fail_on_warn), &ev.sources).verdict;

@@ -102,10 +102,11 @@ fn a_record_that_lacks_what_replay_needs_says_what() {
         c.cost.push(' ');
     }
     let e = gate::replay("1-x".into(), &tampered).unwrap_err();
-    assert_eq!(e, ["recorded content of cost does not match its recorded sha256"]);
+    assert_eq!(e, [gate::ReplayError::Record(gate::RecordError::DigestMismatch { input: "cost" })]);
+    assert_eq!(e[0].to_string(), "recorded content of cost does not match its recorded sha256");
     body.run.settings = None;
     body.input_content = None;
-    let e = gate::replay("1-x".into(), &body).unwrap_err();
+    let e: Vec<String> = gate::replay("1-x".into(), &body).unwrap_err().iter().map(|e| e.to_string()).collect();
     assert_eq!(e, ["record has no input_content.policies", "record has no settings"]);
 }
 
