@@ -435,6 +435,25 @@ fn a_list_result_is_wrapped_and_an_object_result_is_not() {
     assert_eq!(explain.structured(json!({"action": "ALLOW"})), json!({"action": "ALLOW"}));
 }
 
+/// `evaluate_deploy`'s outputSchema is the gate's view: the fields pipelines parse from `guardrail
+/// gate --format json` are required (nullable where the gate prints null), plus `recorded`.
+#[test]
+fn evaluate_deploys_output_schema_is_the_gate_view() {
+    let reg = ToolRegistry::guardrail();
+    let schema = &reg.get("evaluate_deploy").unwrap().output_schema;
+    let required: Vec<&str> = schema["required"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    for field in ["action", "policy_id", "reason", "delay_minutes", "retry_after", "exit_code", "audit", "recorded"] {
+        assert!(required.contains(&field), "{field} not required: {required:?}");
+    }
+    let action = jsonschema::validator_for(&schema["properties"]["action"]).unwrap();
+    for a in ["ALLOW", "WARN", "DELAY", "BLOCK"] {
+        assert!(action.is_valid(&json!(a)), "{a}");
+    }
+    assert!(!action.is_valid(&json!("allow")) && !action.is_valid(&Value::Null));
+    let retry = jsonschema::validator_for(&schema["properties"]["retry_after"]).unwrap();
+    assert!(retry.is_valid(&Value::Null) && retry.is_valid(&json!("2026-11-24T10:30:00Z")));
+}
+
 /// A valid call of every tool: the base the schema-driven mutations start from.
 fn valid_example(name: &str, incident: &Value) -> Value {
     match name {
