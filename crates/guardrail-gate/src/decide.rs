@@ -138,9 +138,11 @@ impl Undecided {
 /// MCP tools do (flags → environment → `--root` defaults).
 pub fn read_snapshot(args: &InputArgs, env: EnvLookup<'_>, now: Timestamp) -> Result<Snapshot, Undecided> {
     let paths = inputs::resolve_paths(args, env);
-    let settings = inputs::resolve_settings(args, env, now).map_err(|e| Undecided::before_reading(e, &paths, None))?;
-    let sources =
-        inputs::read_sources(&paths).map_err(|e| Undecided::before_reading(e, &paths, Some(settings.clone())))?;
+    let settings = inputs::settings(args, env, now)
+        .map_err(|e| Undecided::before_reading(e.all().map(ToString::to_string).collect(), &paths, None))?;
+    let sources = inputs::sources(&paths).map_err(|es| {
+        Undecided::before_reading(es.iter().map(ToString::to_string).collect(), &paths, Some(settings.clone()))
+    })?;
     Ok(Snapshot { sources, settings })
 }
 
@@ -196,7 +198,7 @@ pub fn decide(
     // digests are the recorded sha256s: no copy of the inputs' text).
     let if_undecided = Undecided::after_reading(Vec::new(), &snapshot.sources, Some(snapshot.settings.clone()));
     let started = Instant::now();
-    let evaluated = gate::evaluate(snapshot.sources, snapshot.settings);
+    let evaluated = gate::evaluation(snapshot.sources, snapshot.settings).map_err(gate::texts);
     let evaluated_in = started.elapsed();
     let mut evaluation =
         evaluated.map_err(|errors| Undecided { errors, evaluated_in: Some(evaluated_in), ..if_undecided })?;
