@@ -564,7 +564,7 @@ impl<'a> Ctx<'a> {
         let exec = executor(&self.cfg.config, self.executor);
         let p = self.pipeline(&governor, kb.as_ref().ok().map(|k| k as &dyn KnowledgeStore), &exec);
         match p.execute_incident(&mut log, &states, incident_id, action) {
-            ExecuteOutcome::CannotExecute(e) => Outcome::error(incident_id, vec![e]),
+            ExecuteOutcome::CannotExecute(e) => Outcome::error(incident_id, vec![e.to_string()]),
             ExecuteOutcome::AwaitingApproval { action } => Outcome::of(
                 ExecuteRefusal::awaiting_approval(states.get(incident_id), incident_id, &action),
                 vec![format!(
@@ -888,7 +888,7 @@ fn release_claim(
     };
     let input = ReleaseInput { incident_id: incident_id.into(), by: who.into(), reason: reason.into() };
     let outcome = match guardrail_governor::claims::release_claim(&mut log, &states, &input, &cfg.config.approvals) {
-        ReleaseOutcome::CannotDecide(e) => return fail(&[e]),
+        ReleaseOutcome::CannotDecide(e) => return fail(&[e.to_string()]),
         ReleaseOutcome::NotRecorded(e) => {
             return fail(&[append_failure("the claim release", "the claim is not released", &e)]);
         }

@@ -241,7 +241,7 @@ impl ReleaseRefusal {
 #[derive(Debug)]
 pub enum ReleaseOutcome {
     /// The trail cannot say (no such incident, no readable decision).
-    CannotDecide(String),
+    CannotDecide(crate::queue::TrailError),
     /// Refused; nothing recorded.
     Refused {
         /// Why, as a code.
@@ -287,11 +287,13 @@ pub fn release_claim(
         );
     }
     let Some(st) = states.get(&input.incident_id) else {
-        return ReleaseOutcome::CannotDecide(format!("no incident {} in the audit trail", input.incident_id));
+        return ReleaseOutcome::CannotDecide(crate::queue::TrailError::NoIncident {
+            incident: input.incident_id.clone(),
+        });
     };
     let (incident, _, _) = match st.decided() {
         Ok(p) => p,
-        Err(e) => return ReleaseOutcome::CannotDecide(e.to_string()),
+        Err(e) => return ReleaseOutcome::CannotDecide(e),
     };
     let eligible = policy.for_severity(incident.severity);
     if !eligible.approvers.iter().chain(&eligible.force_override).any(|a| a == by) {

@@ -212,13 +212,42 @@ impl Execution {
     }
 }
 
+/// Why `incident execute` has nothing to run (a could-not-decide in the CLI, 409
+/// `nothing_authorised` over HTTP).
+#[derive(Debug, thiserror::Error)]
+pub enum CannotExecute {
+    /// Who asks is not a valid user name.
+    #[error("requester {requester:?} is not a user name (1-64 of A-Z a-z 0-9 . _ @ -)")]
+    InvalidRequester {
+        /// As given.
+        requester: String,
+    },
+    /// The incident has a record but no decision (only a could-not-decide).
+    #[error("no decision is recorded for {incident}")]
+    NoDecision {
+        /// The incident.
+        incident: String,
+    },
+    /// Nothing is authorised (and no other action was asked for).
+    #[error("nothing is authorised to run for {incident} (status {status})")]
+    NothingAuthorised {
+        /// The incident.
+        incident: String,
+        /// Where it stands.
+        status: crate::queue::IncidentStatus,
+    },
+    /// The trail cannot say what was decided.
+    #[error(transparent)]
+    Trail(#[from] TrailError),
+}
+
 /// What `incident execute` (CLI or HTTP) came to.
 // Built once per run and consumed at once: boxing the large variant buys nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum ExecuteOutcome {
     /// Nothing to execute, or the trail cannot say what (a could-not-decide).
-    CannotExecute(String),
+    CannotExecute(CannotExecute),
     /// The action is blocked and awaits approval.
     AwaitingApproval {
         /// The gated action.
@@ -357,20 +386,20 @@ impl Pipeline<'_> {
         requested: Option<&str>,
     ) -> ExecuteOutcome {
         if !valid_user(&self.run.proposer) {
-            return ExecuteOutcome::CannotExecute(format!(
-                "requester {:?} is not a user name (1-64 of A-Z a-z 0-9 . _ @ -)",
-                self.run.proposer
-            ));
+            return ExecuteOutcome::CannotExecute(CannotExecute::InvalidRequester {
+                requester: self.run.proposer.clone(),
+            });
         }
         let Some(st) = states.get(incident_id) else {
-            return ExecuteOutcome::CannotExecute(format!("no incident {incident_id} in the audit trail"));
+            let missing = TrailError::NoIncident { incident: incident_id.to_string() };
+            return ExecuteOutcome::CannotExecute(missing.into());
         };
         let Some(d) = &st.decision else {
-            return ExecuteOutcome::CannotExecute(format!("no decision is recorded for {incident_id}"));
+            return ExecuteOutcome::CannotExecute(CannotExecute::NoDecision { incident: incident_id.to_string() });
         };
         let (incident, plan, gated) = match decision_parts(d) {
             Ok(p) => p,
-            Err(e) => return ExecuteOutcome::CannotExecute(e.to_string()),
+            Err(e) => return ExecuteOutcome::CannotExecute(e.into()),
         };
         let wanted = requested.map(|a| normalise_action(a, Some(&incident.service)).id);
         let Some(auth) = st.authorised.clone() else {
@@ -382,10 +411,10 @@ impl Pipeline<'_> {
                 return ExecuteOutcome::AlreadyExecuted { execution: e.clone() };
             }
             let Some(raw) = requested else {
-                return ExecuteOutcome::CannotExecute(format!(
-                    "nothing is authorised to run for {incident_id} (status {})",
-                    st.status()
-                ));
+                return ExecuteOutcome::CannotExecute(CannotExecute::NothingAuthorised {
+                    incident: incident_id.to_string(),
+                    status: st.status_kind(),
+                });
             };
             return self.regate(log, &incident, &gated, raw, None, "no authorisation".into());
         };

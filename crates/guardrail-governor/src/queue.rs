@@ -76,6 +76,12 @@ pub enum TrailError {
     /// The audit log cannot read its own records (an adapter without a store to read).
     #[error("this audit log cannot read its records")]
     CannotRead,
+    /// The trail holds no record of the incident.
+    #[error("no incident {incident} in the audit trail")]
+    NoIncident {
+        /// The incident.
+        incident: String,
+    },
     /// No decision is recorded for the incident.
     #[error("no decision is recorded for incident {incident}")]
     NoDecision {

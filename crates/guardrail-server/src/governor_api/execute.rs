@@ -83,7 +83,7 @@ fn execute_blocking(
             let refusal = ExecuteRefusal::NothingAuthorised {
                 incident_id: id.clone(),
                 status: Refused::Refused,
-                message: state.redactor().text(&e),
+                message: state.redactor().text(&e.to_string()),
             };
             return Err(refusal.answer(state));
         }
