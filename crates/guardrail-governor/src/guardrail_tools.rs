@@ -46,8 +46,8 @@ use crate::tools::{READ_ONLY, SERVICE_PATTERN, Tool, ToolAnnotations, ToolContex
 use crate::views::{IncidentDetail, IncidentSummary};
 use crate::{Governor, PipelineError};
 
-/// A JSON object (the schema of a core type carried as its encoding: the core types have no
-/// schemas of their own).
+/// A JSON object: the schema of the plan, stress and gate contract objects, carried as their
+/// encoding as in [`crate::views::RunView`] (their schemas are the contracts, documented with them).
 type Object = Map<String, Value>;
 
 /// What the Guardrail tools read. Every method evaluates one fresh snapshot of the configured
