@@ -130,11 +130,6 @@ fn both<A, B>(a: Result<A, Vec<Problem>>, b: Result<B, Vec<Problem>>) -> Result<
     }
 }
 
-/// [`slo_report`] with the problems as text.
-pub fn evaluate_slo(slos: &Source, metrics: &Source, settings: &Settings) -> Result<SloReport, Vec<String>> {
-    slo_report(slos, metrics, settings).map_err(texts)
-}
-
 /// SLO block from the SLO spec and a metrics snapshot, with the freshness check. When the SLO
 /// file has a `prometheus:` block, `metrics` is the Prometheus snapshot taken by
 /// `inputs::read_metrics` and the burn rates come from `guardrail_core::burn`.
@@ -180,11 +175,6 @@ fn live_slo_report(
     guardrail_core::burn::evaluate(spec, burn, &obs).map_err(|e| vec![located(slos, map, &e.field, e.reason)])
 }
 
-/// [`cost_report`] with the problems as text.
-pub fn evaluate_cost(cost_src: &Source, settings: &Settings) -> Result<CostReport, Vec<String>> {
-    cost_report(cost_src, settings).map_err(texts)
-}
-
 /// Cost block from a cost series, with the freshness check.
 pub fn cost_report(cost_src: &Source, settings: &Settings) -> Result<CostReport, Vec<Problem>> {
     let series =
@@ -199,11 +189,6 @@ pub fn cost_report(cost_src: &Source, settings: &Settings) -> Result<CostReport,
             vec![located(cost_src, &series.map, &e.field, e.reason)]
         }
     })
-}
-
-/// [`policy_set`] with the problems as text.
-pub fn load_policies(src: &Source) -> Result<(PolicySet, Vec<TimeWindow>, Vec<String>), Vec<String>> {
-    policy_set(src).map_err(texts)
 }
 
 /// Loads and validates a policy set and its freeze/maintenance windows (one parse), with the
@@ -224,7 +209,7 @@ pub fn policy_set(src: &Source) -> Result<(PolicySet, Vec<TimeWindow>, Vec<Strin
     }
 }
 
-/// [`evaluation`] with the problems as text.
+/// [`evaluation`] with the problems as text (for the callers that still want text).
 pub fn evaluate(sources: Sources, settings: Settings) -> Result<Evaluation, Vec<String>> {
     evaluation(sources, settings).map_err(texts)
 }
