@@ -275,9 +275,19 @@ pub async fn decision(State(s): State<AppState>) -> Cached<DecisionData> {
     Cached::new(&s.snapshot().replies.decision)
 }
 
-/// `GET /api/explain`: `{"text": narrative}`.
+/// `GET /api/explain`: `{"text": narrative}`; with a model explainer (EXPLAINER_BACKEND) the
+/// model's labelled narrative, one per decision, or the rule text and `explainer_warning`.
 pub async fn explain(State(s): State<AppState>) -> Cached<Explanation> {
-    Cached::new(&s.snapshot().replies.explain)
+    let snap = s.snapshot();
+    if s.explainer().explainer().backend() == guardrail_model::explainer::Backend::Rule {
+        return Cached::new(&snap.replies.explain);
+    }
+    let st = s.clone();
+    let fallback = snap.replies.explain.clone();
+    match blocking(move || crate::state::model_explanation(&st, &snap)).await {
+        Ok(reply) => Cached::new(&reply),
+        Err(_) => Cached::new(&fallback),
+    }
 }
 
 /// `GET /api/all`: slo, cost, decision and explanation from one snapshot.
@@ -643,7 +653,6 @@ fn simulate_blocking(
         })?;
         ev.signals = sig;
     }
-    let explanation = narrative(&decided.evaluation);
     let overrides_v: BTreeMap<&str, &SignalValue> = overrides.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let body = gate::SimulationRecordBody {
         decision: decided.record(),
@@ -651,12 +660,20 @@ fn simulate_blocking(
     };
     let (rec, audit) = decide::record_decided(&decided, gate::SIMULATION_KIND, gate::encode(&body), &recorder)
         .map_err(|reason| withheld(state, "simulate", &reason))?;
-    let simulation = SimulationView {
-        view: recorded(state, "simulate", &decided, &rec, audit),
-        explanation,
-        simulated: true,
-        simulated_signals: overrides_v,
-    };
+    let view = recorded(state, "simulate", &decided, &rec, audit);
+    // EXPLAINER_BACKEND: a model writes the what-if's narrative from its view (redacted), or the
+    // rule text on any failure; the decision and the status are the gate's either way.
+    let mut shown = serde_json::to_value(&view).unwrap_or(Value::Null);
+    state.redactor().value(&mut shown);
+    let d = &decided.evaluation.decision;
+    let n = state
+        .explainer()
+        .explainer()
+        .explain(&shown, &format!("{} by policy {}", d.action, d.policy_id), || narrative(&decided.evaluation));
+    if let Some(w) = &n.warning {
+        eprintln!("guardrail serve: warning: /api/simulate: {w}");
+    }
+    let simulation = SimulationView { view, explanation: n.text, simulated: true, simulated_signals: overrides_v };
     Ok(Answer::new(state.redactor(), &simulation))
 }
 

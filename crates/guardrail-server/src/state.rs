@@ -40,6 +40,7 @@ use guardrail_config::Source;
 use guardrail_gate::ci::CiContext;
 use guardrail_gate::gate::{self, Evaluation};
 use guardrail_gate::inputs::{self, InputArgs, InputPaths, Settings, Sources};
+use guardrail_model::explainer::{Explainer, PerVersion};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
@@ -404,6 +405,9 @@ pub(crate) struct Inner {
     reload: Mutex<()>,
     governor: ArcSwap<GovernorView>,
     governor_reload: Mutex<()>,
+    /// Who writes `/api/explain`'s and `/api/simulate`'s narrative (EXPLAINER_BACKEND, read at
+    /// start): one model narrative per decision, the rule text on any failure.
+    explainer: PerVersion,
 }
 
 impl AppState {
@@ -429,7 +433,17 @@ impl AppState {
                 governor_view(src, None, stamp, SystemTime::now())
             }
         };
+        // EXPLAINER_BACKEND, the seed's variable: read once, at start; a model that cannot be used
+        // (no key) is said now, and every narrative then falls back to the rule text.
+        let (explainer, warnings) = Explainer::from_env(None, None, &cfg.env_lookup());
+        for w in warnings.iter().map(String::as_str).chain(explainer.unavailable()) {
+            eprintln!("guardrail serve: warning: {w}");
+        }
+        if let Some(m) = explainer.model_name() {
+            eprintln!("guardrail serve: explainer: {m} (labelled; the rule-based text on any failure)");
+        }
         AppState(Arc::new(Inner {
+            explainer: PerVersion::new(explainer),
             cfg,
             paths,
             redactor,
@@ -491,6 +505,11 @@ impl AppState {
     /// The path redactor used for every response.
     pub fn redactor(&self) -> &Redactor {
         &self.0.redactor
+    }
+
+    /// The explainer (EXPLAINER_BACKEND).
+    pub fn explainer(&self) -> &PerVersion {
+        &self.0.explainer
     }
 
     /// Subscribes to server events.
@@ -616,6 +635,35 @@ pub fn read_only_ci() -> CiContext {
     CiContext { provider: "http".into(), ..CiContext::default() }
 }
 
+/// `GET /api/explain` with a model explainer: the model's labelled narrative of the snapshot's
+/// decision view (already redacted), written once per decision (keyed by the snapshot's version
+/// and decision, so a live-metrics snapshot whose decision changes is explained again), or the
+/// rule text with `explainer_warning` when the model fails. Blocking (the model is called
+/// over HTTP): call from a blocking thread. Without an evaluation: the snapshot's reply.
+pub fn model_explanation(state: &AppState, snap: &Snapshot) -> Reply {
+    let (Ok(ev), Ok(decision), Ok(rule)) = (&snap.evaluation, &snap.decision, &snap.explanation) else {
+        return snap.replies.explain.clone();
+    };
+    let key = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (snap.version, snap.decision_key().to_string()).hash(&mut h);
+        h.finish()
+    };
+    let summary = format!("{} by policy {}", ev.decision.action, ev.decision.policy_id);
+    let (n, fresh) = state.explainer().explain(key, decision, &summary, || rule.clone());
+    if let (Some(w), true) = (&n.warning, fresh) {
+        eprintln!("guardrail serve: warning: /api/explain: {w}");
+    }
+    let r = state.redactor();
+    let data = Explanation {
+        text: r.text(&n.text),
+        written_by: n.written_by,
+        explainer_warning: n.warning.map(|w| r.text(&w)),
+    };
+    envelope(&Ok(data), StatusCode::SERVICE_UNAVAILABLE)
+}
+
 /// The narrative for an evaluation, naming the policy file by its file name only.
 pub fn narrative(ev: &Evaluation) -> String {
     let generated = ev.settings.now.strftime("%Y-%m-%d %H:%M UTC").to_string();
@@ -699,7 +747,7 @@ fn build(
         slo: envelope(&slo, unavailable),
         cost: envelope(&cost, unavailable),
         decision: envelope(&decision, unavailable),
-        explain: envelope(&explanation.clone().map(|text| Explanation { text }), unavailable),
+        explain: envelope(&explanation.clone().map(Explanation::rule), unavailable),
         all: envelope(&all, unavailable),
     };
     Snapshot { version, built_at: now, stamps, read_at, reads, evaluation, slo, cost, decision, explanation, replies }

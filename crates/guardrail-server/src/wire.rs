@@ -214,8 +214,23 @@ impl JsonSchema for SignalOverridesSchema {
 /// `/api/explain`'s data.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Explanation {
-    /// The narrative (markdown).
+    /// The narrative (markdown). With a model explainer (EXPLAINER_BACKEND=openai|anthropic) the
+    /// model's text under a first line saying so; the rule-based text otherwise.
     pub text: String,
+    /// `provider/model` when a model wrote `text` (absent for the rule-based text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub written_by: Option<String>,
+    /// Why the rule-based text is shown although a model explainer is configured (absent
+    /// otherwise). The decision is the gate's either way.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explainer_warning: Option<String>,
+}
+
+impl Explanation {
+    /// The rule-based narrative (the seed's `{"text": …}`).
+    pub fn rule(text: String) -> Explanation {
+        Explanation { text, written_by: None, explainer_warning: None }
+    }
 }
 
 /// `/api/all`'s data: everything the dashboard shows, from one snapshot.

@@ -6,6 +6,7 @@
 mod browser;
 mod browser_approval;
 mod common;
+mod explainer;
 mod governor;
 mod http;
 mod openapi;
