@@ -143,23 +143,37 @@ pub fn checkpoint(spec: &str, key_file: Option<PathBuf>, out: Option<PathBuf>) -
 /// checked. The fields are in the order they always had (alphabetical).
 #[derive(Debug, Serialize)]
 pub struct VerifyView<'a> {
-    /// Every break found, in order.
-    pub breaks: &'a [guardrail_core::audit::ChainBreak],
+    /// Every break found, in order (absent when the checkpoint failed before the chain was read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breaks: Option<&'a [guardrail_core::audit::ChainBreak]>,
     /// The checkpoint checked (`--checkpoint`), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     checkpoint: Option<CheckpointJson>,
-    /// The chain head's hash.
-    pub head: &'a Option<String>,
+    /// The chain head's hash (`null` for an empty chain; absent as `breaks`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head: Option<&'a Option<String>>,
     /// Intact (and, with a checkpoint, still holding its records).
     pub ok: bool,
-    /// Records checked.
-    pub records: usize,
+    /// Records checked (absent as `breaks`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub records: Option<usize>,
 }
 
 impl<'a> VerifyView<'a> {
     /// The view of a chain's verification report.
     pub fn of(rep: &'a guardrail_core::audit::VerifyReport) -> VerifyView<'a> {
-        VerifyView { breaks: &rep.breaks, checkpoint: None, head: &rep.head, ok: rep.ok(), records: rep.records }
+        VerifyView {
+            breaks: Some(&rep.breaks),
+            checkpoint: None,
+            head: Some(&rep.head),
+            ok: rep.ok(),
+            records: Some(rep.records),
+        }
+    }
+
+    /// A checkpoint that failed before the chain was compared with it.
+    fn checkpoint_failed(checkpoint: CheckpointJson) -> VerifyView<'static> {
+        VerifyView { breaks: None, checkpoint: Some(checkpoint), head: None, ok: false, records: None }
     }
 }
 
@@ -202,10 +216,7 @@ pub fn verify(spec: &str, checkpoint_file: &Path, public_key: &Path, json: bool)
                 holds: false,
                 problem: Some(problem.clone()),
             };
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&serde_json::json!({"ok": false, "checkpoint": cp})).unwrap_or_default()
-            );
+            println!("{}", serde_json::to_string_pretty(&VerifyView::checkpoint_failed(cp)).unwrap_or_default());
         }
         if code == Exit::CannotDecide {
             cannot(problem)

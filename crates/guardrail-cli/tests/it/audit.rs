@@ -272,6 +272,22 @@ fn checkpoint_holds_while_the_chain_only_grows() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["checkpoint"]["holds"], true);
     assert_eq!(v["checkpoint"]["size"], 3);
+    assert_eq!(
+        (v["ok"].clone(), v["records"].clone(), v["breaks"].clone()),
+        (true.into(), 6.into(), serde_json::json!([]))
+    );
+    // A checkpoint that cannot be read: `ok` false and the checkpoint's problem, no chain fields.
+    std::fs::write(s.path("garbage.txt"), "not a checkpoint\n").unwrap();
+    let mut c = guardrail();
+    c.args(["audit", "verify", "--format", "json", "--checkpoint"]).arg(s.path("garbage.txt"));
+    c.arg("--public-key").arg(&public).arg("--store").arg(s.store());
+    let (code, out, _) = run(c);
+    assert_eq!(code, 3, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["checkpoint", "ok"], "{v}");
+    assert_eq!((v["ok"].clone(), v["checkpoint"]["holds"].clone()), (false.into(), false.into()));
+    assert!(v["checkpoint"]["problem"].as_str().unwrap().contains("garbage.txt"), "{v}");
 }
 
 #[test]
