@@ -67,9 +67,9 @@ pub enum LearnError {
     /// Fields of the request are unusable (each named, joined by `; `).
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Fields(Vec<FieldProblem>),
-    /// No such incident, or no decision recorded for it.
-    #[error("{0}")]
-    NotFound(String),
+    /// No such incident, or no (readable) decision recorded for it.
+    #[error(transparent)]
+    NotFound(#[from] crate::queue::TrailError),
     /// Nothing was executed for the incident and the resolution names no action, so there is
     /// nothing to learn.
     #[error("{incident}: nothing was executed for it; say which action resolved it")]
@@ -127,8 +127,8 @@ pub fn resolve(
         return Err(LearnError::Fields(errors));
     }
     let id = r.incident_id;
-    let st = states.get(id).ok_or_else(|| LearnError::NotFound(format!("no incident {id} in the audit trail")))?;
-    let (incident, _, _) = st.decided().map_err(|e| LearnError::NotFound(e.to_string()))?;
+    let st = states.get(id).ok_or_else(|| crate::queue::TrailError::NoIncident { incident: id.to_string() })?;
+    let (incident, _, _) = st.decided()?;
     let executed = st
         .records
         .iter()

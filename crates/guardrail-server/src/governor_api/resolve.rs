@@ -93,7 +93,7 @@ fn resolve_blocking(
     let learned = resolve(&mut log, &states, &mut kb, &r).map_err(|e| match e {
         LearnError::Invalid(m) => GovernorFailure::BadRequest.error(state.redactor().text(&m)),
         e @ LearnError::Fields(_) => GovernorFailure::BadRequest.error(state.redactor().text(&e.to_string())),
-        LearnError::NotFound(m) => nothing_to_learn(m),
+        LearnError::NotFound(e) => nothing_to_learn(e.to_string()),
         e @ LearnError::NothingExecuted { .. } => nothing_to_learn(e.to_string()),
         LearnError::NotRecorded(e) => append_failed("the resolution", "nothing is learned", &e),
         LearnError::Knowledge(m) => {
