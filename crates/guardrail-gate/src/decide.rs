@@ -57,12 +57,13 @@ struct RecordedRequester {
     #[serde(default)]
     identity: Option<String>,
     #[serde(default)]
-    role: Option<String>,
+    role: Option<Role>,
     via: String,
 }
 
 /// Read back from a record: `via` must be one of [`VIAS`] and `role` a role's name (a record
-/// naming anything else was not written by Guardrail).
+/// naming anything else was not written by Guardrail). `via` is a `&'static str`, which serde's
+/// derive cannot read into.
 impl<'de> serde::Deserialize<'de> for RequestedBy {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RequestedBy, D::Error> {
         use serde::de::Error;
@@ -71,11 +72,7 @@ impl<'de> serde::Deserialize<'de> for RequestedBy {
             .into_iter()
             .find(|v| *v == r.via)
             .ok_or_else(|| D::Error::custom(format!("unknown via {:?}", r.via)))?;
-        let role = match r.role {
-            None => None,
-            Some(name) => Some(Role::parse(&name).ok_or_else(|| D::Error::custom(format!("unknown role {name:?}")))?),
-        };
-        Ok(RequestedBy { identity: r.identity, role, via })
+        Ok(RequestedBy { identity: r.identity, role: r.role, via })
     }
 }
 
@@ -519,6 +516,23 @@ mod tests {
         };
         assert!(!undecided.errors.is_empty());
         assert!(matches!(record, Err(AppendError::NotInChain { .. })));
+    }
+
+    /// `requested_by` reads back as written, and only as Guardrail writes it (a known transport,
+    /// a known role).
+    #[test]
+    fn who_asked_reads_back_only_as_written() {
+        for who in [who(), RequestedBy { identity: None, role: None, via: "mcp-stdio" }] {
+            let back: RequestedBy = serde_json::from_value(serde_json::to_value(&who).unwrap()).unwrap();
+            assert_eq!(back, who);
+        }
+        for odd in [
+            serde_json::json!({"identity": "x", "via": "carrier-pigeon"}),
+            serde_json::json!({"identity": "x", "role": "root", "via": "http"}),
+            serde_json::json!({"identity": "x"}),
+        ] {
+            assert!(serde_json::from_value::<RequestedBy>(odd.clone()).is_err(), "{odd}");
+        }
     }
 
     #[test]
