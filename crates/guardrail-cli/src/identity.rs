@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use guardrail_config::tokens::{Role, Tokens};
 use guardrail_core::approval::valid_user;
 use guardrail_gate::inputs::EnvLookup;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use guardrail_gate::exit::Exit;
 
@@ -116,17 +116,50 @@ pub struct Actor {
     pub by: Authenticated,
 }
 
+/// How the identity was established, as the audit records carry it (`authenticated_by`, next
+/// to the governor config). Object keys are sorted in the records either way, so the bytes are
+/// those the `json!` object this replaces gave.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum AuthenticatedBy {
+    /// A token from a tokens file.
+    Token {
+        /// Its role.
+        role: Role,
+        /// The tokens file.
+        tokens_file: String,
+        /// Its owner (uid).
+        tokens_file_owner_uid: u32,
+        /// Whether the caller may write it (then it proves nothing about who they are).
+        tokens_file_writable_by_caller: bool,
+        /// The file's sha256.
+        tokens_sha256: String,
+    },
+    /// The OS account of the process.
+    OsAccount {
+        /// The real uid.
+        uid: u32,
+    },
+}
+
 impl Actor {
-    /// How the identity was established, for the audit records (next to the governor config).
-    pub fn describe(&self) -> Value {
+    /// How the identity was established, typed.
+    pub fn authenticated_by(&self) -> AuthenticatedBy {
         match &self.by {
-            Authenticated::Token { file, sha256, role, owner_uid, writable_by_caller, .. } => json!({
-                "method": "token", "tokens_file": file.display().to_string(), "tokens_sha256": sha256,
-                "role": role.as_str(), "tokens_file_owner_uid": owner_uid,
-                "tokens_file_writable_by_caller": writable_by_caller,
-            }),
-            Authenticated::OsAccount { uid } => json!({"method": "os_account", "uid": uid}),
+            Authenticated::Token { file, sha256, role, owner_uid, writable_by_caller, .. } => AuthenticatedBy::Token {
+                role: *role,
+                tokens_file: file.display().to_string(),
+                tokens_file_owner_uid: *owner_uid,
+                tokens_file_writable_by_caller: *writable_by_caller,
+                tokens_sha256: sha256.clone(),
+            },
+            Authenticated::OsAccount { uid } => AuthenticatedBy::OsAccount { uid: *uid },
         }
+    }
+
+    /// [`Actor::authenticated_by`] as a JSON value, for the records' bodies the callers assemble.
+    pub fn describe(&self) -> Value {
+        serde_json::to_value(self.authenticated_by()).unwrap_or(Value::Null)
     }
 }
 
@@ -507,6 +540,14 @@ mod tests {
         assert_eq!(owner_uid, uid.as_raw());
         assert_eq!(writable_by_caller, !uid.is_root());
         assert_eq!(a.describe()["tokens_file_writable_by_caller"], !uid.is_root());
+        // The record's object is what the json! it replaced gave.
+        assert_eq!(
+            a.describe(),
+            serde_json::json!({
+                "method": "token", "tokens_file": file.display().to_string(), "tokens_sha256": a.describe()["tokens_sha256"],
+                "role": "approver", "tokens_file_owner_uid": uid.as_raw(), "tokens_file_writable_by_caller": !uid.is_root(),
+            })
+        );
     }
 
     #[test]
@@ -546,6 +587,7 @@ mod tests {
         };
         let a = establish(&AuthArgs::default(), None, None, Act::Approve, &env).unwrap();
         assert_eq!(a, Actor { name: name.clone(), by: Authenticated::OsAccount { uid } });
+        assert_eq!(a.describe(), serde_json::json!({"method": "os_account", "uid": uid}));
         assert!(establish(&AuthArgs::default(), Some(&name), None, Act::Approve, &env).is_ok());
         let r = establish(&AuthArgs::default(), Some("incident-commander"), None, Act::Approve, &env).unwrap_err();
         assert_eq!(r.exit(), Exit::Unauthenticated);

@@ -565,6 +565,25 @@ fn run_gate(
     out.exit_code
 }
 
+/// `policy lint --format json` (fields in the order they always had: alphabetical).
+#[derive(serde::Serialize)]
+struct LintView<'a> {
+    errors: usize,
+    file: String,
+    findings: Vec<LintFinding<'a>>,
+    warnings: usize,
+}
+
+/// One finding of [`LintView`].
+#[derive(serde::Serialize)]
+struct LintFinding<'a> {
+    col: Option<usize>,
+    field: &'a str,
+    line: Option<usize>,
+    message: &'a str,
+    severity: guardrail_core::policy::Severity,
+}
+
 fn lint(path: &std::path::Path, format: Format) -> Exit {
     let src = match guardrail_config::read_source(path) {
         Ok(s) => s,
@@ -574,14 +593,18 @@ fn lint(path: &std::path::Path, format: Format) -> Exit {
     let errors = load.findings.iter().filter(|f| f.severity == guardrail_core::policy::Severity::Error).count();
     let warnings = load.findings.len() - errors;
     if format == Format::Json {
-        let v = serde_json::json!({
-            "file": path.display().to_string(),
-            "errors": errors,
-            "warnings": warnings,
-            "findings": load.findings.iter().map(|f| serde_json::json!({
-                "severity": f.severity, "line": f.line, "col": f.col, "field": f.field, "message": f.message,
-            })).collect::<Vec<_>>(),
-        });
+        let findings = load
+            .findings
+            .iter()
+            .map(|f| LintFinding {
+                col: f.col,
+                field: &f.field,
+                line: f.line,
+                message: &f.message,
+                severity: f.severity,
+            })
+            .collect();
+        let v = LintView { errors, file: path.display().to_string(), findings, warnings };
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
         for f in &load.findings {
