@@ -233,7 +233,7 @@ pub fn replay_decision(rec: &ChainedRecord, json: bool) -> Exit {
     let rules = guardrail_governor::Governor::default().rules;
     let r = match guardrail_governor::replay::replay_decision(rec, &rules) {
         Ok(r) => r,
-        Err(e) => return fail(&[e]),
+        Err(e) => return fail(&[e.to_string()]),
     };
     // Exit 1 (the code DELAY shares) for a replay that differs, as `audit verify` for a broken chain.
     let code = if r.identical { Exit::Ok } else { Exit::Delay };

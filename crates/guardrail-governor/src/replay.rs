@@ -78,14 +78,85 @@ pub fn encode_signals(s: &Signals) -> Value {
     Value::Object(out)
 }
 
+/// A recorded signal (or the recorded set) that does not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {why}")]
+pub struct SignalsError {
+    /// `gate_inputs.deploy_signals` or `gate_inputs.deploy_signals.NAME`.
+    pub path: String,
+    /// What is wrong.
+    pub why: String,
+}
+
+/// Why a decision cannot be replayed; each names the record and the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplayError {
+    /// Not a `remediation_decision`.
+    #[error("record {record} is a {kind} record, not a {expected}")]
+    WrongKind {
+        /// The record.
+        record: String,
+        /// Its kind.
+        kind: String,
+        /// `remediation_decision`.
+        expected: &'static str,
+    },
+    /// The body does not read.
+    #[error("record {record} is unreadable: {message}")]
+    Unreadable {
+        /// The record.
+        record: String,
+        /// Why.
+        message: String,
+    },
+    /// A field the replay needs is missing.
+    #[error("record {record}: no {field} in the record")]
+    Missing {
+        /// The record.
+        record: String,
+        /// The field (dotted path).
+        field: String,
+    },
+    /// A field the replay needs does not read.
+    #[error("record {record}: {field} is unreadable: {message}")]
+    UnreadableField {
+        /// The record.
+        record: String,
+        /// The field (dotted path).
+        field: String,
+        /// Why.
+        message: String,
+    },
+    /// Recorded by a Guardrail that did not record the gate's inputs.
+    #[error(
+        "record {record}: no gate_inputs (the deploy signals and rules the gate read); it was recorded by a Guardrail \
+         that did not record them, so it cannot be replayed exactly"
+    )]
+    NoGateInputs {
+        /// The record.
+        record: String,
+    },
+    /// A recorded signal does not decode.
+    #[error("record {record}: {source}")]
+    Signals {
+        /// The record.
+        record: String,
+        /// What is wrong.
+        source: SignalsError,
+    },
+    /// The replayed gate decision does not serialise.
+    #[error("serialising the replayed gate: {0}")]
+    Serialise(String),
+}
+
 /// The inverse of [`encode_signals`]; an error names the signal and what is wrong with it.
-pub fn decode_signals(v: &Value) -> Result<Signals, String> {
+pub fn decode_signals(v: &Value) -> Result<Signals, SignalsError> {
     let Some(map) = v.as_object() else {
-        return Err("gate_inputs.deploy_signals: not an object".into());
+        return Err(SignalsError { path: "gate_inputs.deploy_signals".into(), why: "not an object".into() });
     };
     let mut s = Signals::default();
     for (name, e) in map {
-        let bad = |why: &str| format!("gate_inputs.deploy_signals.{name}: {why}");
+        let bad = |why: &str| SignalsError { path: format!("gate_inputs.deploy_signals.{name}"), why: why.to_string() };
         let Some((kind, val)) = e.as_object().filter(|o| o.len() == 1).and_then(|o| o.iter().next()) else {
             return Err(bad("not one of {number|bool|text|unavailable: value}"));
         };
@@ -134,46 +205,42 @@ pub struct DecisionReplay {
 
 /// Re-runs the gate on the inputs `rec` (a `remediation_decision`) recorded, with `rules` the
 /// rules in force, and compares. `Err` (could not replay) names the unreadable field.
-pub fn replay_decision(rec: &ChainedRecord, rules: &RemediationRules) -> Result<DecisionReplay, String> {
+pub fn replay_decision(rec: &ChainedRecord, rules: &RemediationRules) -> Result<DecisionReplay, ReplayError> {
     if rec.kind != kinds::DECISION {
-        return Err(format!("record {} is a {} record, not a {}", rec.id(), rec.kind, kinds::DECISION));
+        return Err(ReplayError::WrongKind { record: rec.id(), kind: rec.kind.clone(), expected: kinds::DECISION });
     }
     let b = &rec.body;
-    let body: DecisionBody = decode(b).map_err(|e| format!("record {} is unreadable: {e}", rec.id()))?;
-    let field = |path: &str| -> Result<&Value, String> {
-        b.pointer(path).ok_or_else(|| format!("record {}: no {} in the record", rec.id(), path_name(path)))
+    let body: DecisionBody =
+        decode(b).map_err(|e| ReplayError::Unreadable { record: rec.id(), message: e.to_string() })?;
+    let missing = |field: &str| ReplayError::Missing { record: rec.id(), field: field.to_string() };
+    let field =
+        |path: &str| -> Result<&Value, ReplayError> { b.pointer(path).ok_or_else(|| missing(&path_name(path))) };
+    let unreadable = |path: &str, e: serde_json::Error| ReplayError::UnreadableField {
+        record: rec.id(),
+        field: path_name(path),
+        message: e.to_string(),
     };
-    let unreadable =
-        |path: &str, e: serde_json::Error| format!("record {}: {} is unreadable: {e}", rec.id(), path_name(path));
     let plan: PlanOutput = serde_json::from_value(field("/outcome/plan/output")?.clone())
         .map_err(|e| unreadable("/outcome/plan/output", e))?;
     let stress: StressOutput = serde_json::from_value(field("/outcome/stress/assessment/output")?.clone())
         .map_err(|e| unreadable("/outcome/stress/assessment/output", e))?;
     let severity: Severity = serde_json::from_value(field("/incident/severity")?.clone())
         .map_err(|e| unreadable("/incident/severity", e))?;
-    let inputs = b.get("gate_inputs").filter(|v| v.is_object()).ok_or_else(|| {
-        format!(
-            "record {}: no gate_inputs (the deploy signals and rules the gate read); it was recorded by a Guardrail \
-             that did not record them, so it cannot be replayed exactly",
-            rec.id()
-        )
-    })?;
+    let inputs =
+        b.get("gate_inputs").filter(|v| v.is_object()).ok_or_else(|| ReplayError::NoGateInputs { record: rec.id() })?;
     let signals = match inputs.get("deploy_signals") {
-        None => return Err(format!("record {}: no gate_inputs.deploy_signals in the record", rec.id())),
+        None => return Err(missing("gate_inputs.deploy_signals")),
         Some(Value::Null) => None,
-        Some(v) => Some(decode_signals(v).map_err(|e| format!("record {}: {e}", rec.id()))?),
+        Some(v) => Some(decode_signals(v).map_err(|source| ReplayError::Signals { record: rec.id(), source })?),
     };
-    let recorded_rules = inputs
-        .get("rules")
-        .filter(|v| !v.is_null())
-        .ok_or_else(|| format!("record {}: no gate_inputs.rules in the record", rec.id()))?;
+    let recorded_rules = inputs.get("rules").filter(|v| !v.is_null()).ok_or_else(|| missing("gate_inputs.rules"))?;
     let replayed = gate(&plan, &stress, severity, signals.as_ref(), rules);
 
     let mut differing = Vec::new();
     if serde_json::to_value(rules).ok().as_ref() != Some(recorded_rules) {
         differing.push("gate_inputs.rules".to_string());
     }
-    let now = serde_json::to_value(&replayed).map_err(|e| format!("serialising the replayed gate: {e}"))?;
+    let now = serde_json::to_value(&replayed).map_err(|e| ReplayError::Serialise(e.to_string()))?;
     let then = b.pointer("/outcome/gate").cloned().unwrap_or(Value::Null);
     match (now.as_object(), then.as_object()) {
         (Some(n), Some(t)) => {
