@@ -357,18 +357,51 @@ const MAX_WEBHOOK_ANSWER: usize = 64 * 1024;
 
 /// Checks a webhook URL: `http://` or `https://`, a host, no credentials (they would be
 /// recorded).
-pub fn check_webhook_url(url: &str) -> Result<(), String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+pub fn check_webhook_url(url: &str) -> Result<(), WebhookUrlError> {
+    let url_text = || url.to_string();
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| WebhookUrlError::NotAUrl { url: url_text(), reason: e.to_string() })?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!("{url:?} is not an http:// or https:// URL"));
+        return Err(WebhookUrlError::NotHttp { url: url_text() });
     }
     if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(format!("{url:?} has no host"));
+        return Err(WebhookUrlError::NoHost { url: url_text() });
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(format!("{url:?} carries credentials, which are not supported (they would be recorded)"));
+        return Err(WebhookUrlError::Credentials { url: url_text() });
     }
     Ok(())
+}
+
+/// Why a webhook URL is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookUrlError {
+    /// It does not parse.
+    #[error("{url:?} is not a URL: {reason}")]
+    NotAUrl {
+        /// As given.
+        url: String,
+        /// The parser's reason.
+        reason: String,
+    },
+    /// Another scheme than http or https.
+    #[error("{url:?} is not an http:// or https:// URL")]
+    NotHttp {
+        /// As given.
+        url: String,
+    },
+    /// No host.
+    #[error("{url:?} has no host")]
+    NoHost {
+        /// As given.
+        url: String,
+    },
+    /// User or password in the URL (it would be recorded).
+    #[error("{url:?} carries credentials, which are not supported (they would be recorded)")]
+    Credentials {
+        /// As given.
+        url: String,
+    },
 }
 
 impl WebhookExecutor {
@@ -486,7 +519,8 @@ impl Executor for WebhookExecutor {
 
     fn execute(&self, a: &AuthorisedAction) -> Result<ExecutionReport, ExecutionError> {
         const NAME: &str = "webhook";
-        check_webhook_url(&self.url).map_err(|message| ExecutionError::NotConfigured { executor: NAME, message })?;
+        check_webhook_url(&self.url)
+            .map_err(|e| ExecutionError::NotConfigured { executor: NAME, message: e.to_string() })?;
         let body = serde_json::to_string(&encode(&WebhookRequest {
             incident_id: &a.incident.id,
             service: &a.incident.service,
