@@ -283,7 +283,7 @@ fn read_executor(d: &mut Diags, spec: &ExecutorSpec) -> ExecutorSettings {
     if let Some(commands) = &spec.commands {
         for (action, Argv(argv)) in commands {
             for problem in check_template(argv) {
-                d.error(format!("executor.commands.{action}"), problem);
+                d.error(format!("executor.commands.{action}"), problem.to_string());
             }
             e.commands.insert(action.clone(), argv.clone());
         }

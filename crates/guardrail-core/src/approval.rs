@@ -174,28 +174,79 @@ pub struct GovernorConfig {
 /// and action, which are validated names (never free text).
 pub const TEMPLATE_PARAMS: &[&str] = &["incident_id", "service", "severity", "action"];
 
+/// A command template that cannot be used, or a value that cannot be put into it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    /// No argv at all.
+    #[error("the command is empty")]
+    EmptyCommand,
+    /// An empty first argument.
+    #[error("the program (first argument) is empty")]
+    EmptyProgram,
+    /// A `{param}` in the program position.
+    #[error("the program (first argument) cannot be a parameter")]
+    ParameterAsProgram,
+    /// A `}` with no `{` before it.
+    #[error("argument {arg:?} has a '}}' without a '{{'")]
+    UnopenedBrace {
+        /// The argument.
+        arg: String,
+    },
+    /// A `{` with no `}` after it.
+    #[error("argument {arg:?} has a '{{' without a '}}'")]
+    UnclosedBrace {
+        /// The argument.
+        arg: String,
+    },
+    /// A parameter other than [`TEMPLATE_PARAMS`].
+    #[error(
+        "argument {arg:?} uses the parameter {{{name}}}; only {} are allowed",
+        TEMPLATE_PARAMS.iter().map(|p| format!("{{{p}}}")).collect::<Vec<_>>().join(", ")
+    )]
+    UnknownParameter {
+        /// The argument.
+        arg: String,
+        /// The parameter's name.
+        name: String,
+    },
+    /// Every problem of a template ([`check_template`]), refused as one.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Template(Vec<TemplateError>),
+    /// A parameter the action gives no value for.
+    #[error("parameter {{{name}}} has no value")]
+    NoValue {
+        /// The parameter's name.
+        name: String,
+    },
+    /// A value that could become an option or carry shell syntax.
+    #[error("parameter {{{name}}} = {value:?} is not a plain name; refusing to run")]
+    NotPlain {
+        /// The parameter's name.
+        name: String,
+        /// Its value.
+        value: String,
+    },
+}
+
 /// Splits a template argument into literal text and `{param}` names, refusing unknown
 /// parameters, unbalanced braces and empty names.
-fn template_parts(arg: &str) -> Result<Vec<(bool, String)>, String> {
+fn template_parts(arg: &str) -> Result<Vec<(bool, String)>, TemplateError> {
     let mut parts = Vec::new();
     let mut rest = arg;
     while let Some(open) = rest.find(['{', '}']) {
         if rest[open..].starts_with('}') {
-            return Err(format!("argument {arg:?} has a '}}' without a '{{'"));
+            return Err(TemplateError::UnopenedBrace { arg: arg.to_string() });
         }
         let (lit, tail) = rest.split_at(open);
         if !lit.is_empty() {
             parts.push((false, lit.to_string()));
         }
         let Some(close) = tail.find('}') else {
-            return Err(format!("argument {arg:?} has a '{{' without a '}}'"));
+            return Err(TemplateError::UnclosedBrace { arg: arg.to_string() });
         };
         let name = &tail[1..close];
         if !TEMPLATE_PARAMS.contains(&name) {
-            return Err(format!(
-                "argument {arg:?} uses the parameter {{{name}}}; only {} are allowed",
-                TEMPLATE_PARAMS.iter().map(|p| format!("{{{p}}}")).collect::<Vec<_>>().join(", ")
-            ));
+            return Err(TemplateError::UnknownParameter { arg: arg.to_string(), name: name.to_string() });
         }
         parts.push((true, name.to_string()));
         rest = &tail[close + 1..];
@@ -208,14 +259,12 @@ fn template_parts(arg: &str) -> Result<Vec<(bool, String)>, String> {
 
 /// Problems with a command template (empty argv, empty program, a parameter in the program
 /// position, unknown parameters); empty when it is usable.
-pub fn check_template(argv: &[String]) -> Vec<String> {
+pub fn check_template(argv: &[String]) -> Vec<TemplateError> {
     let mut out = Vec::new();
     match argv.first() {
-        None => out.push("the command is empty".to_string()),
-        Some(p) if p.trim().is_empty() => out.push("the program (first argument) is empty".to_string()),
-        Some(p) if p.contains(['{', '}']) => {
-            out.push("the program (first argument) cannot be a parameter".to_string());
-        }
+        None => out.push(TemplateError::EmptyCommand),
+        Some(p) if p.trim().is_empty() => out.push(TemplateError::EmptyProgram),
+        Some(p) if p.contains(['{', '}']) => out.push(TemplateError::ParameterAsProgram),
         Some(_) => {}
     }
     for a in argv {
@@ -229,10 +278,10 @@ pub fn check_template(argv: &[String]) -> Vec<String> {
 /// Fills a command template. Every value must be a plain name (letters, digits, `- _ . : /`,
 /// not starting with `-`), so no value can become an option or carry shell syntax; the result
 /// is an argv for direct execution, never a shell line.
-pub fn render_template(argv: &[String], params: &BTreeMap<&str, &str>) -> Result<Vec<String>, String> {
+pub fn fill_template(argv: &[String], params: &BTreeMap<&str, &str>) -> Result<Vec<String>, TemplateError> {
     let problems = check_template(argv);
     if !problems.is_empty() {
-        return Err(problems.join("; "));
+        return Err(TemplateError::Template(problems));
     }
     let mut out = Vec::with_capacity(argv.len());
     for a in argv {
@@ -242,18 +291,25 @@ pub fn render_template(argv: &[String], params: &BTreeMap<&str, &str>) -> Result
                 s.push_str(&text);
                 continue;
             }
-            let v = params.get(text.as_str()).ok_or_else(|| format!("parameter {{{text}}} has no value"))?;
+            let v = params.get(text.as_str()).ok_or_else(|| TemplateError::NoValue { name: text.clone() })?;
             let plain = !v.is_empty()
                 && !v.starts_with('-')
                 && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'));
             if !plain {
-                return Err(format!("parameter {{{text}}} = {v:?} is not a plain name; refusing to run"));
+                return Err(TemplateError::NotPlain { name: text, value: (*v).to_string() });
             }
             s.push_str(v);
         }
         out.push(s);
     }
     Ok(out)
+}
+
+/// [`fill_template`] with the error as text.
+// Transitional: guardrail-governor's execute.rs records the message; remove once it takes
+// `TemplateError`.
+pub fn render_template(argv: &[String], params: &BTreeMap<&str, &str>) -> Result<Vec<String>, String> {
+    fill_template(argv, params).map_err(|e| e.to_string())
 }
 
 /// sha256 (hex) of the canonical JSON of `{"action", "incident", "plan"}`: what an approval is
@@ -672,9 +728,28 @@ mod tests {
             let bad: Vec<String> = bad.into_iter().map(String::from).collect();
             assert!(!check_template(&bad).is_empty(), "{bad:?}");
         }
+        assert_eq!(fill_template(&t, &params).unwrap(), argv);
+        let token: Vec<String> = ["x", "{token}"].map(String::from).into();
+        assert_eq!(
+            check_template(&token),
+            [TemplateError::UnknownParameter { arg: "{token}".into(), name: "token".into() }]
+        );
+        assert_eq!(
+            fill_template(&token, &params).unwrap_err().to_string(),
+            "argument \"{token}\" uses the parameter {token}; only {incident_id}, {service}, {severity}, {action} are allowed"
+        );
+        let both: Vec<String> = ["{service}", "a}"].map(String::from).into();
+        assert_eq!(
+            render_template(&both, &params).unwrap_err(),
+            "the program (first argument) cannot be a parameter; argument \"a}\" has a '}' without a '{'"
+        );
         params.insert("service", "--all");
-        assert!(render_template(&t, &params).is_err());
+        let e = fill_template(&t, &params).unwrap_err();
+        assert_eq!(e, TemplateError::NotPlain { name: "service".into(), value: "--all".into() });
+        assert_eq!(e.to_string(), "parameter {service} = \"--all\" is not a plain name; refusing to run");
         params.insert("service", "a;rm -rf /");
         assert!(render_template(&t, &params).is_err());
+        params.remove("service");
+        assert_eq!(fill_template(&t, &params), Err(TemplateError::NoValue { name: "service".into() }));
     }
 }
