@@ -811,7 +811,7 @@ mod action_name {
 }
 
 /// `guardrail replay` of a `deploy_decision`: the recorded decision re-evaluated from its own
-/// inputs and settings, and which of its [`Fingerprint`] fields differ. `--format json` prints
+/// inputs and settings, and which of its [`Verdict`] fields differ. `--format json` prints
 /// it (the fields in the order they always had).
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct ReplayView {
