@@ -318,26 +318,41 @@ fn series_from_days(map: &mut SourceMap, service: String, currency: String, days
 
 const FOCUS_SERVICE: &str = "(no ServiceName)";
 
+/// A FOCUS cell that cannot be read (recorded as an error at its row and column).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum FocusCellError {
+    #[error("{text:?} is not an ISO 8601 date-time (e.g. 2026-01-01T00:00:00Z)")]
+    NotADateTime { text: String },
+    #[error("{text:?}: {reason}")]
+    NoSuchInstant { text: String, reason: String },
+    #[error("must be a JSON object of tags ({{\"app\": \"checkout-api\"}}), got {found}")]
+    TagsNotAnObject { found: String },
+    #[error("must be a JSON object of tags ({{\"app\": \"checkout-api\"}}): {reason}")]
+    TagsNotJson { reason: String },
+}
+
 /// The UTC calendar day of a FOCUS datetime (`2026-01-01T00:00:00Z`, `2026-01-01 00:00:00`,
 /// with or without an offset, or a bare date).
-fn focus_instant(s: &str) -> Result<(Date, Option<jiff::Timestamp>), String> {
+fn focus_instant(s: &str) -> Result<(Date, Option<jiff::Timestamp>), FocusCellError> {
     let t = s.trim();
     if let Ok(ts) = t.parse::<jiff::Timestamp>() {
         return Ok((ts.to_zoned_datetime(jiff::tz::TimeZone::UTC).date(), Some(ts)));
     }
     if let Ok(dt) = t.parse::<jiff::civil::DateTime>() {
-        let ts = jiff::tz::TimeZone::UTC.to_timestamp(dt).map_err(|e| e.to_string())?;
+        let ts = jiff::tz::TimeZone::UTC
+            .to_timestamp(dt)
+            .map_err(|e| FocusCellError::NoSuchInstant { text: s.to_string(), reason: e.to_string() })?;
         return Ok((dt.date(), Some(ts)));
     }
     if let Ok(d) = t.parse::<Date>() {
         return Ok((d, None));
     }
-    Err(format!("{s:?} is not an ISO 8601 date-time (e.g. 2026-01-01T00:00:00Z)"))
+    Err(FocusCellError::NotADateTime { text: s.to_string() })
 }
 
 /// Whether a FOCUS `Tags` cell (a JSON object, or empty / `null` for no tags) has `tag`. A
 /// string value is compared as is; a `true` (a valueless tag) or a number by its JSON text.
-fn focus_tag_value(cell: &str, key: &str, keys: &mut BTreeSet<String>) -> Result<Option<String>, String> {
+fn focus_tag_value(cell: &str, key: &str, keys: &mut BTreeSet<String>) -> Result<Option<String>, FocusCellError> {
     let t = cell.trim();
     if t.is_empty() || t == "null" {
         return Ok(None);
@@ -358,8 +373,8 @@ fn focus_tag_value(cell: &str, key: &str, keys: &mut BTreeSet<String>) -> Result
                 Some(other) => Some(other.to_string()),
             }
         }),
-        Ok(other) => Err(format!("must be a JSON object of tags ({{\"app\": \"checkout-api\"}}), got {other}")),
-        Err(e) => Err(format!("must be a JSON object of tags ({{\"app\": \"checkout-api\"}}): {e}")),
+        Ok(other) => Err(FocusCellError::TagsNotAnObject { found: other.to_string() }),
+        Err(e) => Err(FocusCellError::TagsNotJson { reason: e.to_string() }),
     }
 }
 
@@ -461,7 +476,7 @@ fn load_focus(src: &Source, sel: &CostSelection) -> Result<Loaded<CostSeries>, V
             }
             Err(e) => {
                 let f = at(&mut d, "ChargePeriodStart");
-                d.error(f, e);
+                d.error(f, e.to_string());
                 continue;
             }
         };
@@ -483,7 +498,7 @@ fn load_focus(src: &Source, sel: &CostSelection) -> Result<Loaded<CostSeries>, V
                 Ok(v) => v,
                 Err(e) => {
                     let f = at(&mut d, "Tags");
-                    d.error(f, e);
+                    d.error(f, e.to_string());
                     continue;
                 }
             },
