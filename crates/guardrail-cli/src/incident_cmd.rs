@@ -393,8 +393,8 @@ fn deploy_signals(
         inputs::digest(&sources.metrics),
         inputs::digest(&sources.cost),
     ];
-    let ev = gate::evaluate(sources, settings)
-        .map_err(|e| e.into_iter().map(|m| format!("--signals-root: {m}")).collect::<Vec<_>>())?;
+    let ev = gate::evaluation(sources, settings)
+        .map_err(|e| e.iter().map(|p| format!("--signals-root: {p}")).collect::<Vec<_>>())?;
     /// Where the signals came from, recorded with the decision as `deploy_signals`.
     #[derive(serde::Serialize)]
     struct SignalsMeta<'a> {

@@ -464,8 +464,9 @@ impl WebhookExecutor {
                 }
                 Ok(Err(e)) => {
                     let cause = error_chain(&e);
-                    // rustls: "invalid peer certificate: UnknownIssuer" (or NotValidForName, Expired…).
-                    let what = if cause.contains("invalid peer certificate") {
+                    // rustls's InvalidCertificate (UnknownIssuer, NotValidForName, Expired…),
+                    // found by type anywhere in the error's source chain.
+                    let what = if guardrail_gate::prometheus::client::untrusted_certificate(&e) {
                         "failed TLS verification, the server's certificate is not trusted (give its CA with \
                          executor.webhook_ca_file)"
                     } else {

@@ -350,6 +350,9 @@ async function loadAll() {
     showCost(all.data.cost);
     showTrace(all.data.decision);
     setText("explanation", all.data.explanation);
+    // With a model explainer (EXPLAINER_BACKEND), /api/explain carries its labelled narrative
+    // (`written_by`) while /api/all keeps the rule text: show the model's (as text, never HTML).
+    getJSON("/api/explain").then((ex) => { if (ex.ok && ex.data.written_by) setText("explanation", ex.data.text); }).catch(() => {});
     return;
   }
   showError(all.error);

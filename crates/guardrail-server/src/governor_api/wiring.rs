@@ -59,7 +59,8 @@ pub(super) fn deploy_signals(state: &AppState) -> Result<Option<(guardrail_core:
         .collect();
     // The same settings (and clock, or the server's --now) as GET /api/decision.
     let settings = state.settings_now().map_err(undecidable)?;
-    let ev = guardrail_gate::gate::evaluate(sources, settings).map_err(undecidable)?;
+    let ev = guardrail_gate::gate::evaluation(sources, settings)
+        .map_err(|problems| undecidable(guardrail_gate::gate::texts(problems)))?;
     /// Where the signals came from, recorded with the decision as `deploy_signals`.
     #[derive(serde::Serialize)]
     struct SignalsMeta<'a> {
