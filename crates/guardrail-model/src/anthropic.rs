@@ -1,9 +1,9 @@
 //! Anthropic Messages: `POST {base}/v1/messages` with `x-api-key: {ANTHROPIC_API_KEY}` and
 //! `anthropic-version: 2023-06-01`.
 
-use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::http::{ErrorParser, Transport, secret_header};
+use crate::http::{Transport, secret_header};
 use crate::{
     ChatModel, ChatRequest, ChatResponse, Message, ModelConfig, ModelError, Provider, StopReason, ToolCall, Usage,
     endpoint,
@@ -303,17 +303,12 @@ impl ChatModel for Anthropic {
     }
 
     fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, ModelError> {
-        let provider = Provider::Anthropic;
-        let body = serde_json::to_vec(&request_body(&self.model, request))
-            .map_err(|e| ModelError::Client { provider, reason: format!("request not encodable: {e}") })?;
-        let mut headers = HeaderMap::new();
-        headers.insert("x-api-key", secret_header(provider, self.transport.key().expose())?);
-        headers.insert("anthropic-version", HeaderValue::from_static(API_VERSION));
-        let (text, attempts) = self.transport.post(headers, body, parse_error as ErrorParser)?;
-        let mut answer = read_response(&text, attempts)?;
-        if answer.model.is_empty() {
-            answer.model = self.model.clone();
-        }
-        Ok(answer)
+        let key = secret_header(Provider::Anthropic, self.transport.key().expose())?;
+        let headers = HeaderMap::from_iter([
+            (HeaderName::from_static("x-api-key"), key),
+            (HeaderName::from_static("anthropic-version"), HeaderValue::from_static(API_VERSION)),
+        ]);
+        let body = request_body(&self.model, request);
+        self.transport.exchange(headers, &body, parse_error, read_response, &self.model)
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 
-use crate::{ApiKey, Limits, ModelError, Provider, shown_url};
+use crate::{ApiKey, ChatResponse, Limits, ModelError, Provider, shown_url};
 
 /// The most of a success body read (a chat answer is kilobytes; a runaway server is cut off).
 const MAX_BODY: u64 = 16 * 1024 * 1024;
@@ -43,9 +43,30 @@ impl Transport {
         &self.key
     }
 
+    /// One chat exchange: encodes `body`, POSTs it with `headers`, reads the 2xx answer with
+    /// `read`, and names the configured `model` when the answer does not.
+    pub(crate) fn exchange(
+        &self,
+        headers: HeaderMap,
+        body: &impl serde::Serialize,
+        parse_error: ErrorParser,
+        read: fn(&str, u32) -> Result<ChatResponse, ModelError>,
+        model: &str,
+    ) -> Result<ChatResponse, ModelError> {
+        let provider = self.provider;
+        let body = serde_json::to_vec(body)
+            .map_err(|e| ModelError::Client { provider, reason: format!("request not encodable: {e}") })?;
+        let (text, attempts) = self.post(headers, body, parse_error)?;
+        let mut answer = read(&text, attempts)?;
+        if answer.model.is_empty() {
+            answer.model = model.to_string();
+        }
+        Ok(answer)
+    }
+
     /// POSTs `body` with `headers` (the key's header among them, marked sensitive) and returns
     /// the 2xx body text and the attempts it took.
-    pub(crate) fn post(
+    fn post(
         &self,
         mut headers: HeaderMap,
         body: Vec<u8>,

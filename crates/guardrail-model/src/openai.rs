@@ -4,7 +4,7 @@
 
 use reqwest::header::{AUTHORIZATION, HeaderMap};
 
-use crate::http::{ErrorParser, Transport, secret_header};
+use crate::http::{Transport, secret_header};
 use crate::{
     ChatModel, ChatRequest, ChatResponse, Message, ModelConfig, ModelError, Provider, StopReason, ToolCall, Usage,
     endpoint,
@@ -344,16 +344,8 @@ impl ChatModel for OpenAi {
     }
 
     fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, ModelError> {
-        let provider = Provider::OpenAi;
-        let body = serde_json::to_vec(&self.body(request))
-            .map_err(|e| ModelError::Client { provider, reason: format!("request not encodable: {e}") })?;
-        let mut headers = HeaderMap::new();
-        headers.insert(AUTHORIZATION, secret_header(provider, &format!("Bearer {}", self.transport.key().expose()))?);
-        let (text, attempts) = self.transport.post(headers, body, parse_error as ErrorParser)?;
-        let mut answer = read_response(&text, attempts)?;
-        if answer.model.is_empty() {
-            answer.model = self.model.clone();
-        }
-        Ok(answer)
+        let bearer = secret_header(Provider::OpenAi, &format!("Bearer {}", self.transport.key().expose()))?;
+        let headers = HeaderMap::from_iter([(AUTHORIZATION, bearer)]);
+        self.transport.exchange(headers, &self.body(request), parse_error, read_response, &self.model)
     }
 }
