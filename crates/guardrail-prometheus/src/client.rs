@@ -15,13 +15,86 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::query::{Sample, parse_vector};
+use crate::query::{ResponseError, Sample, parse_vector};
+
+/// Why a query gave no samples (recorded in the snapshot as text: no data).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryFailure {
+    /// The request did not get an answer.
+    #[error("{endpoint} {what}: {cause}")]
+    Request {
+        /// The query URL.
+        endpoint: String,
+        /// What happened.
+        what: RequestFailure,
+        /// The client's error chain.
+        cause: String,
+    },
+    /// The answer's body could not be read.
+    #[error("{endpoint}: reading the response failed: {cause}")]
+    Body {
+        /// The query URL.
+        endpoint: String,
+        /// The client's error chain.
+        cause: String,
+    },
+    /// A 5xx (Prometheus starting, overloaded); retried.
+    #[error("{}", format!("{endpoint}: HTTP {status} {}", detail.as_ref().map(ToString::to_string).unwrap_or_default()).trim_end())]
+    ServerError {
+        /// The query URL.
+        endpoint: String,
+        /// The HTTP status.
+        status: String,
+        /// Prometheus's error in the body, if it sent one.
+        detail: Option<ResponseError>,
+    },
+    /// A non-success status with a well-formed body.
+    #[error("{endpoint}: HTTP {status}")]
+    Status {
+        /// The query URL.
+        endpoint: String,
+        /// The HTTP status.
+        status: String,
+    },
+    /// A body that holds no samples.
+    #[error("{endpoint}: HTTP {status}: {error}")]
+    Response {
+        /// The query URL.
+        endpoint: String,
+        /// The HTTP status.
+        status: String,
+        /// What is wrong with it.
+        error: ResponseError,
+    },
+    /// The thread running the query panicked.
+    #[error("the query thread panicked")]
+    Panicked,
+}
+
+/// How a request failed to get an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RequestFailure {
+    /// The server's certificate is not trusted (never retried).
+    #[error(
+        "failed TLS verification, the server's certificate is not trusted (give its CA with ca_file or --prometheus-ca)"
+    )]
+    Untrusted,
+    /// No answer within the timeout.
+    #[error("timed out")]
+    TimedOut,
+    /// No connection.
+    #[error("could not connect")]
+    Connect,
+    /// Anything else.
+    #[error("request failed")]
+    Other,
+}
 
 /// Outcome of one query, with how many attempts it took.
 #[derive(Debug, Clone)]
 pub struct Answer {
     /// Samples, or why there are none.
-    pub result: Result<Vec<Sample>, String>,
+    pub result: Result<Vec<Sample>, QueryFailure>,
     /// HTTP attempts made (1 + retries used).
     pub attempts: u32,
 }
@@ -90,44 +163,43 @@ impl Client {
         }
     }
 
-    fn once(&self, expr: &str, time: &str) -> (Result<Vec<Sample>, String>, bool) {
+    fn once(&self, expr: &str, time: &str) -> (Result<Vec<Sample>, QueryFailure>, bool) {
+        let endpoint = self.endpoint.clone();
         let sent = self.http.post(&self.endpoint).form(&[("query", expr), ("time", time)]).send();
         let resp = match sent {
             Ok(r) => r,
             Err(e) => {
-                let cause = root_cause(&e);
                 // rustls refused the certificate (UnknownIssuer, NotValidForName, Expired…):
                 // recognised by type, not by the message.
-                let untrusted = untrusted_certificate(&e);
-                let what = if untrusted {
-                    "failed TLS verification, the server's certificate is not trusted (give its CA with ca_file or \
-                     --prometheus-ca)"
+                let what = if untrusted_certificate(&e) {
+                    RequestFailure::Untrusted
                 } else if e.is_timeout() {
-                    "timed out"
+                    RequestFailure::TimedOut
                 } else if e.is_connect() {
-                    "could not connect"
+                    RequestFailure::Connect
                 } else {
-                    "request failed"
+                    RequestFailure::Other
                 };
-                return (Err(format!("{} {what}: {cause}", self.endpoint)), !untrusted);
+                let retry = what != RequestFailure::Untrusted;
+                return (Err(QueryFailure::Request { endpoint, what, cause: root_cause(&e) }), retry);
             }
         };
-        let status = resp.status();
+        let status = resp.status().to_string();
+        let server_error = resp.status().is_server_error();
+        let success = resp.status().is_success();
         let body = match resp.text() {
             Ok(b) => b,
-            Err(e) => {
-                return (Err(format!("{}: reading the response failed: {}", self.endpoint, root_cause(&e))), true);
-            }
+            Err(e) => return (Err(QueryFailure::Body { endpoint, cause: root_cause(&e) }), true),
         };
-        if status.is_server_error() {
+        if server_error {
             // Prometheus answers 503 while starting and 422/400 for bad queries.
-            let detail = parse_vector(&body).err().unwrap_or_default();
-            return (Err(format!("{}: HTTP {status} {detail}", self.endpoint).trim_end().to_string()), true);
+            let detail = parse_vector(&body).err();
+            return (Err(QueryFailure::ServerError { endpoint, status, detail }), true);
         }
         match parse_vector(&body) {
-            Ok(s) if status.is_success() => (Ok(s), false),
-            Ok(_) => (Err(format!("{}: HTTP {status}", self.endpoint)), false),
-            Err(e) => (Err(format!("{}: HTTP {status}: {e}", self.endpoint)), false),
+            Ok(s) if success => (Ok(s), false),
+            Ok(_) => (Err(QueryFailure::Status { endpoint, status }), false),
+            Err(error) => (Err(QueryFailure::Response { endpoint, status, error }), false),
         }
     }
 }

@@ -281,10 +281,7 @@ pub fn fetch(spec: &PrometheusSpec, url: &str, at: Timestamp) -> Result<Snapshot
         let handles: Vec<_> = exprs.iter().map(|(_, e)| scope.spawn(|| client.query(e, at))).collect();
         handles
             .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| client::Answer { result: Err("the query thread panicked".into()), attempts: 0 })
-            })
+            .map(|h| h.join().unwrap_or(client::Answer { result: Err(client::QueryFailure::Panicked), attempts: 0 }))
             .collect()
     });
     let mut answers = exprs.into_iter().zip(answers);
@@ -299,7 +296,8 @@ pub fn fetch(spec: &PrometheusSpec, url: &str, at: Timestamp) -> Result<Snapshot
             }
             Err(e) => {
                 snap.problems.push(format!("{name} query failed: {e}"));
-                (None, Some(e), 0)
+                // Recorded as text: the snapshot is the decision's input, read back by replay.
+                (None, Some(e.to_string()), 0)
             }
         };
         snap.queries.push(QueryLog { name: name.into(), expr, attempts: answer.attempts, samples, error });

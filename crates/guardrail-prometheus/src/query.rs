@@ -84,23 +84,65 @@ pub struct Sample {
     pub value: f64,
 }
 
+/// Why a `/api/v1/query` response body holds no samples ([`parse_vector`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResponseError {
+    /// Not JSON.
+    #[error("the response is not JSON ({reason}): {excerpt}")]
+    NotJson {
+        /// serde_json's reason.
+        reason: String,
+        /// The body's first 120 characters.
+        excerpt: String,
+    },
+    /// Prometheus's own error (`status` other than `success`).
+    #[error("Prometheus answered {kind}: {message}")]
+    Prometheus {
+        /// Its `errorType`.
+        kind: String,
+        /// Its `error`.
+        message: String,
+    },
+    /// No `data`.
+    #[error("the response has no data")]
+    NoData,
+    /// A result other than an instant vector.
+    #[error("expected an instant vector, got a {result_type:?} result")]
+    NotAVector {
+        /// Its `resultType`.
+        result_type: String,
+    },
+    /// No `result` list.
+    #[error("the response has no result list")]
+    NoResult,
+    /// A sample without `[time, value]`.
+    #[error("a sample has no [time, value] pair")]
+    NoValue,
+    /// A sample value that is not a number.
+    #[error("a sample value {text:?} is not a number")]
+    NotANumber {
+        /// The value as sent.
+        text: String,
+    },
+}
+
 /// Parses a `/api/v1/query` response body. `Err` carries Prometheus's own error or the shape
 /// problem.
-pub fn parse_vector(body: &str) -> Result<Vec<Sample>, String> {
-    let v: serde_json::Value =
-        serde_json::from_str(body).map_err(|e| format!("the response is not JSON ({e}): {}", excerpt(body)))?;
+pub fn parse_vector(body: &str) -> Result<Vec<Sample>, ResponseError> {
+    let v: serde_json::Value = serde_json::from_str(body)
+        .map_err(|e| ResponseError::NotJson { reason: e.to_string(), excerpt: excerpt(body) })?;
     let status = v.get("status").and_then(|s| s.as_str()).unwrap_or("");
     if status != "success" {
         let kind = v.get("errorType").and_then(|s| s.as_str()).unwrap_or("error");
         let msg = v.get("error").and_then(|s| s.as_str()).unwrap_or("no error message");
-        return Err(format!("Prometheus answered {kind}: {msg}"));
+        return Err(ResponseError::Prometheus { kind: kind.to_string(), message: msg.to_string() });
     }
-    let data = v.get("data").ok_or("the response has no data")?;
+    let data = v.get("data").ok_or(ResponseError::NoData)?;
     let rtype = data.get("resultType").and_then(|s| s.as_str()).unwrap_or("");
     if rtype != "vector" {
-        return Err(format!("expected an instant vector, got a {rtype:?} result"));
+        return Err(ResponseError::NotAVector { result_type: rtype.to_string() });
     }
-    let result = data.get("result").and_then(|r| r.as_array()).ok_or("the response has no result list")?;
+    let result = data.get("result").and_then(|r| r.as_array()).ok_or(ResponseError::NoResult)?;
     let mut out = Vec::with_capacity(result.len());
     for item in result {
         let labels = item
@@ -113,8 +155,8 @@ pub fn parse_vector(body: &str) -> Result<Vec<Sample>, String> {
             .and_then(|p| p.as_array())
             .and_then(|p| p.get(1))
             .and_then(|s| s.as_str())
-            .ok_or("a sample has no [time, value] pair")?;
-        let value = parse_value(text).ok_or_else(|| format!("a sample value {text:?} is not a number"))?;
+            .ok_or(ResponseError::NoValue)?;
+        let value = parse_value(text).ok_or_else(|| ResponseError::NotANumber { text: text.to_string() })?;
         out.push(Sample { labels, value });
     }
     Ok(out)
@@ -254,8 +296,12 @@ mod tests {
         assert_eq!(m.len(), 2);
         assert!(p.is_empty());
         let err = r#"{"status":"error","errorType":"bad_data","error":"parse error"}"#;
-        assert_eq!(parse_vector(err).unwrap_err(), "Prometheus answered bad_data: parse error");
-        assert!(parse_vector("<html>").unwrap_err().starts_with("the response is not JSON"));
+        let e = parse_vector(err).unwrap_err();
+        assert_eq!(e, ResponseError::Prometheus { kind: "bad_data".into(), message: "parse error".into() });
+        assert_eq!(e.to_string(), "Prometheus answered bad_data: parse error");
+        let e = parse_vector("<html>").unwrap_err();
+        assert!(matches!(&e, ResponseError::NotJson { excerpt, .. } if excerpt == "<html>"), "{e:?}");
+        assert!(e.to_string().starts_with("the response is not JSON"), "{e}");
         let dup = r#"{"status":"success","data":{"resultType":"vector","result":[
             {"metric":{"guardrail_series":"total@5m","code":"200"},"value":[1,"1"]},
             {"metric":{"guardrail_series":"total@5m","code":"500"},"value":[1,"2"]}]}}"#;

@@ -7,7 +7,8 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use guardrail_prometheus::client::Client;
+use guardrail_prometheus::client::{Client, QueryFailure, RequestFailure};
+use guardrail_prometheus::query::ResponseError;
 use guardrail_test_support::http::read_request;
 
 const OK: &str = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"42"]}]}}"#;
@@ -61,7 +62,9 @@ fn retries_are_bounded() {
     let (url, hits) = serve(vec![(Some(503), "busy")]);
     let a = Client::new(&url, 2000, 2).unwrap().query("up", at());
     assert_eq!(a.attempts, 3);
-    assert!(a.result.unwrap_err().contains("HTTP 503"));
+    let e = a.result.unwrap_err();
+    assert!(matches!(&e, QueryFailure::ServerError { status, .. } if status.starts_with("503")), "{e:?}");
+    assert!(e.to_string().contains("HTTP 503"), "{e}");
     assert_eq!(hits.load(Ordering::SeqCst), 3);
 }
 
@@ -71,8 +74,10 @@ fn a_rejected_query_is_not_retried() {
         serve(vec![(Some(400), r#"{"status":"error","errorType":"bad_data","error":"parse error at char 4"}"#)]);
     let a = Client::new(&url, 2000, 2).unwrap().query("up[", at());
     assert_eq!(a.attempts, 1);
+    let e = a.result.unwrap_err();
+    assert!(matches!(&e, QueryFailure::Response { error: ResponseError::Prometheus { .. }, .. }), "{e:?}");
     assert_eq!(
-        a.result.unwrap_err(),
+        e.to_string(),
         format!("{url}/api/v1/query: HTTP 400 Bad Request: Prometheus answered bad_data: parse error at char 4")
     );
     assert_eq!(hits.load(Ordering::SeqCst), 1);
@@ -84,7 +89,8 @@ fn a_server_that_never_answers_times_out_on_every_attempt() {
     let a = Client::new(&url, 200, 1).unwrap().query("up", at());
     assert_eq!(a.attempts, 2);
     let e = a.result.unwrap_err();
-    assert!(e.contains("timed out"), "{e}");
+    assert!(matches!(e, QueryFailure::Request { what: RequestFailure::TimedOut, .. }), "{e:?}");
+    assert!(e.to_string().contains("timed out"), "{e}");
     assert_eq!(hits.load(Ordering::SeqCst), 2);
 }
 
@@ -93,7 +99,9 @@ fn an_answer_that_is_not_prometheus_is_an_error() {
     let (url, _) = serve(vec![(Some(200), "<html>proxy login</html>")]);
     let a = Client::new(&url, 2000, 2).unwrap().query("up", at());
     assert_eq!(a.attempts, 1);
-    assert!(a.result.unwrap_err().contains("the response is not JSON"));
+    let e = a.result.unwrap_err();
+    assert!(matches!(e, QueryFailure::Response { error: ResponseError::NotJson { .. }, .. }), "{e:?}");
+    assert!(e.to_string().contains("the response is not JSON"), "{e}");
 }
 
 #[test]
