@@ -209,11 +209,6 @@ pub fn policy_set(src: &Source) -> Result<(PolicySet, Vec<TimeWindow>, Vec<Strin
     }
 }
 
-/// [`evaluation`] with the problems as text (for the callers that still want text).
-pub fn evaluate(sources: Sources, settings: Settings) -> Result<Evaluation, Vec<String>> {
-    evaluation(sources, settings).map_err(texts)
-}
-
 /// Evaluates a full snapshot. Every problem found is reported, not just the first.
 pub fn evaluation(sources: Sources, settings: Settings) -> Result<Evaluation, Vec<Problem>> {
     let policies = policy_set(&sources.policies);
@@ -256,7 +251,7 @@ pub enum DecideError {
 }
 
 /// The decision for a set of signal values: the policies' first match, refused when it would
-/// let a deploy through on data that could not be read. [`evaluate`] decides with this, and so
+/// let a deploy through on data that could not be read. [`evaluation`] decides with this, and so
 /// does every adapter that decides on other signal values (the server's what-if simulation).
 pub fn decide(policies: &PolicySet, signals: &Signals) -> Result<Decision, DecideError> {
     let decision = policy::evaluate(policies, signals)?;
