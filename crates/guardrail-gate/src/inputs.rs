@@ -429,13 +429,6 @@ impl SettingsErrors {
     }
 }
 
-/// Resolves thresholds, maximum age and evaluation time, as text errors.
-// Transitional: decide.rs, the server's state.rs and the CLI's incident_cmd.rs take text;
-// remove once they take [`SettingsErrors`] from [`settings`].
-pub fn resolve_settings(args: &InputArgs, env: EnvLookup<'_>, clock: Timestamp) -> Result<Settings, Vec<String>> {
-    settings(args, env, clock).map_err(|e| e.all().map(SettingError::to_string).collect())
-}
-
 /// Resolves thresholds, maximum age and evaluation time. `clock` is the wall clock, used only
 /// when `--now` is absent. Every problem is reported, not only the first.
 pub fn settings(args: &InputArgs, env: EnvLookup<'_>, clock: Timestamp) -> Result<Settings, SettingsErrors> {
@@ -727,12 +720,6 @@ pub fn sources(paths: &InputPaths) -> Result<Sources, Vec<InputError>> {
     }
 }
 
-/// [`sources`] with text errors.
-// Transitional: decide.rs and the CLI's incident_cmd.rs take text.
-pub fn read_sources(paths: &InputPaths) -> Result<Sources, Vec<String>> {
-    sources(paths).map_err(|es| es.iter().map(InputError::to_string).collect())
-}
-
 /// Digest of a source.
 pub fn digest(s: &Source) -> InputDigest {
     InputDigest { path: s.path.display().to_string(), sha256: Some(s.sha256.clone()), bytes: Some(s.text.len()) }
@@ -780,12 +767,13 @@ mod tests {
             let e = e.to_string();
             assert!(e.starts_with("--prometheus-timeout-ms: "), "{e}");
             assert!(e.contains(&format!("got \"{bad}\"")) && e.contains("from 1 to 60000"), "{e}");
-            let errors = resolve_settings(&args(Some(bad)), &|_| None, clock).unwrap_err();
+            let errors: Vec<String> =
+                settings(&args(Some(bad)), &|_| None, clock).unwrap_err().all().map(ToString::to_string).collect();
             assert_eq!(errors, vec![e.clone()]);
             let env = |k: &str| (k == "GUARDRAIL_PROMETHEUS_TIMEOUT_MS").then(|| bad.to_string());
             let e = prometheus_timeout_ms(&args(None), &env).unwrap_err().to_string();
             assert!(e.starts_with("GUARDRAIL_PROMETHEUS_TIMEOUT_MS: "), "{e}");
-            assert!(resolve_settings(&args(None), &env, clock).is_err());
+            assert!(settings(&args(None), &env, clock).is_err());
         }
     }
 
@@ -815,7 +803,7 @@ mod tests {
         assert_eq!((all.usage.len(), all.input.len(), all.exit()), (0, 1, crate::exit::Exit::CannotDecide));
         let e = e.to_string();
         assert!(e.starts_with("--prometheus-ca: ") && e.contains("cannot be read"), "{e}");
-        assert_eq!(resolve_settings(&flag(&missing), &|_| None, Timestamp::UNIX_EPOCH).unwrap_err(), vec![e]);
+        assert_eq!(all.all().map(ToString::to_string).collect::<Vec<_>>(), vec![e]);
         let text = dir.join("notes.txt");
         std::fs::write(&text, "not a certificate\n").expect("write");
         let env_text = |k: &str| (k == "GUARDRAIL_PROMETHEUS_CA").then(|| text.display().to_string());
@@ -902,7 +890,7 @@ mod tests {
             "GUARDRAIL_COST_SERVICE" => Some("Amazon S3".to_string()),
             _ => None,
         };
-        let from_env = resolve_settings(&InputArgs::default(), &env, clock).expect("valid");
+        let from_env = settings(&InputArgs::default(), &env, clock).expect("valid");
         assert_eq!(from_env.cost_tag.as_ref().map(|t| t.to_string()).as_deref(), Some("app=search"));
         assert_eq!(from_env.cost_service.as_deref(), Some("Amazon S3"));
         let flags = InputArgs {
@@ -911,7 +899,7 @@ mod tests {
             service: Some("checkout-api".into()),
             ..InputArgs::default()
         };
-        let s = resolve_settings(&flags, &env, clock).expect("valid");
+        let s = settings(&flags, &env, clock).expect("valid");
         let sel = s.cost_selection();
         assert_eq!(sel.tag.as_ref().map(|t| (t.key.as_str(), t.value.as_str())), Some(("app", "checkout-api")));
         assert_eq!(sel.provider_service.as_deref(), Some("Amazon Elastic Compute Cloud"));
@@ -923,17 +911,19 @@ mod tests {
         let back = recorded.to_settings().expect("settings");
         assert_eq!(back, s);
         // Unset: not recorded at all, and every row.
-        let none = resolve_settings(&InputArgs::default(), &|_| None, clock).expect("valid");
+        let none = settings(&InputArgs::default(), &|_| None, clock).expect("valid");
         let v = serde_json::to_value(&none).expect("json");
         assert!(v.get("cost_tag").is_none() && v.get("cost_service").is_none(), "{v}");
         // A tag without a key or value names the flag or the variable.
         for bad in ["novalue", "app=", "=x"] {
             let a = InputArgs { cost_tag: Some(bad.into()), ..InputArgs::default() };
-            let e = resolve_settings(&a, &|_| None, clock).unwrap_err();
-            assert!(e.len() == 1 && e[0].starts_with("--cost-tag: ") && e[0].contains("KEY=VALUE"), "{e:?}");
+            let e = settings(&a, &|_| None, clock).unwrap_err().usage;
+            assert!(e.len() == 1 && matches!(e[0].problem, SettingProblem::CostTag(_)), "{e:?}");
+            let m = e[0].to_string();
+            assert!(m.starts_with("--cost-tag: ") && m.contains("KEY=VALUE"), "{m}");
             let env = |k: &str| (k == "GUARDRAIL_COST_TAG").then(|| bad.to_string());
-            let e = resolve_settings(&InputArgs::default(), &env, clock).unwrap_err();
-            assert!(e[0].starts_with("GUARDRAIL_COST_TAG: "), "{e:?}");
+            let e = settings(&InputArgs::default(), &env, clock).unwrap_err().usage;
+            assert_eq!(e[0].origin, Origin::Variable("GUARDRAIL_COST_TAG"), "{e:?}");
         }
     }
 
