@@ -97,13 +97,52 @@ fn load_key(key_file: &Path) -> Result<SigningKey, CheckpointFileError> {
     Ok(key)
 }
 
+/// Why no checkpoint was signed ([`sign`]).
+#[derive(Debug)]
+pub enum SignError {
+    /// The private key cannot be read or is not a key.
+    Key(CheckpointFileError),
+    /// The audit store cannot be opened (the opener's message names it).
+    Open(String),
+    /// The chain does not verify: nothing is signed over a broken chain (exit 1).
+    ChainBroken(CheckpointFileError),
+    /// The store could not be read.
+    Store {
+        /// The store spec.
+        spec: String,
+        /// Why.
+        error: CheckpointFileError,
+    },
+}
+
+impl SignError {
+    /// Exit 1 for a broken chain (as `audit verify`), else 3.
+    pub fn exit(&self) -> Exit {
+        if matches!(self, SignError::ChainBroken(_)) { Exit::Delay } else { Exit::CannotDecide }
+    }
+}
+
+// The CLI crate has no thiserror; Display and Error are written out.
+impl std::fmt::Display for SignError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SignError::Key(e) => write!(f, "checkpoint key {e}"),
+            SignError::Open(message) => f.write_str(message),
+            SignError::ChainBroken(e) => write!(f, "{e}"),
+            SignError::Store { spec, error } => write!(f, "audit store {spec}: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for SignError {}
+
 /// Signs the checkpoint of the store `spec`'s chain with the key in `key_file`.
-pub fn sign(spec: &str, key_file: &Path) -> Result<files::SignedCheckpoint, (Exit, String)> {
-    let key = load_key(key_file).map_err(|e| (Exit::CannotDecide, format!("checkpoint key {e}")))?;
-    let mut store = crate::audit_cmd::open(spec).map_err(|e| (Exit::CannotDecide, e))?;
+pub fn sign(spec: &str, key_file: &Path) -> Result<files::SignedCheckpoint, SignError> {
+    let key = load_key(key_file).map_err(SignError::Key)?;
+    let mut store = crate::audit_cmd::open(spec).map_err(SignError::Open)?;
     files::sign_store(store.as_mut(), &key).map_err(|e| match e {
-        CheckpointFileError::ChainBroken { .. } => (Exit::Delay, e.to_string()),
-        other => (Exit::CannotDecide, format!("audit store {spec}: {other}")),
+        CheckpointFileError::ChainBroken { .. } => SignError::ChainBroken(e),
+        error => SignError::Store { spec: spec.to_string(), error },
     })
 }
 
@@ -115,12 +154,12 @@ pub fn checkpoint(spec: &str, key_file: Option<PathBuf>, out: Option<PathBuf>) -
     };
     let signed = match sign(spec, &key_file) {
         Ok(s) => s,
-        Err((code, msg)) if code == Exit::Delay => {
-            eprintln!("guardrail audit checkpoint: {msg}");
+        Err(e @ SignError::ChainBroken(_)) => {
+            eprintln!("guardrail audit checkpoint: {e}");
             eprintln!("  (run `guardrail audit verify` for every problem)");
-            return code;
+            return e.exit();
         }
-        Err((_, msg)) => return cannot(msg),
+        Err(e) => return cannot(e),
     };
     match out {
         None => print!("{}", signed.note),
@@ -340,8 +379,8 @@ pub fn after_gate(
     };
     let signed = match sign(spec, &key_file) {
         Ok(s) => s,
-        Err((_, msg)) => {
-            return cannot(format!("the decision is recorded, but its checkpoint could not be published: {msg}"));
+        Err(e) => {
+            return cannot(format!("the decision is recorded, but its checkpoint could not be published: {e}"));
         }
     };
     let text = crate::render::github_checkpoint_summary(&signed.note);
