@@ -84,6 +84,14 @@ enum Command {
     Explain {
         #[command(flatten)]
         inputs: InputArgs,
+        /// Who writes the narrative: rule (default), openai or anthropic [env: EXPLAINER_BACKEND].
+        /// A model's text is labelled; on any failure the rule-based text is shown with a warning.
+        #[arg(long, value_name = "BACKEND")]
+        explainer: Option<String>,
+        /// The model for --explainer openai|anthropic [default: OPENAI_MODEL / ANTHROPIC_MODEL,
+        /// else gpt-4o / claude-3-5-sonnet-20241022].
+        #[arg(long)]
+        model: Option<String>,
     },
     /// Policy file tools.
     Policy {
@@ -410,11 +418,15 @@ fn run(cli: Cli) -> Exit {
                 Ok(r) => report(format, &r, || render::cost_lines(&r, style(ColorChoice::Auto, env))),
             }
         }
-        Command::Explain { inputs } => {
+        Command::Explain { inputs, explainer, model } => {
             if let Err(code) = check_usage(&inputs, env) {
                 return code;
             }
-            if let Some(w) = ci::explainer_warning(env) {
+            // EXPLAINER_BACKEND / --explainer choose who writes the text, nothing else: the
+            // decision and the exit code are the gate's, and any model failure shows the rule text.
+            let (explainer, warnings) =
+                guardrail_model::explainer::Explainer::from_env(explainer.as_deref(), model.as_deref(), env);
+            for w in warnings {
                 eprintln!("guardrail: warning: {w}");
             }
             let paths = inputs::resolve_paths(&inputs, env);
@@ -429,16 +441,25 @@ fn run(cli: Cli) -> Exit {
             match gate::evaluation(sources, settings) {
                 Err(e) => fail(&e),
                 Ok(ev) => {
-                    let generated = ev.settings.now.strftime("%Y-%m-%d %H:%M UTC").to_string();
-                    let policies_path = ev.sources.policies.path.display().to_string();
-                    let text = guardrail_core::explain::narrative(&guardrail_core::explain::NarrativeInput {
-                        decision: &ev.decision,
-                        slo: &ev.slo,
-                        cost: &ev.cost,
-                        generated_at: &generated,
-                        policies_path: &policies_path,
-                    });
-                    print!("{text}");
+                    let rule_text = || {
+                        let generated = ev.settings.now.strftime("%Y-%m-%d %H:%M UTC").to_string();
+                        let policies_path = ev.sources.policies.path.display().to_string();
+                        guardrail_core::explain::narrative(&guardrail_core::explain::NarrativeInput {
+                            decision: &ev.decision,
+                            slo: &ev.slo,
+                            cost: &ev.cost,
+                            generated_at: &generated,
+                            policies_path: &policies_path,
+                        })
+                    };
+                    // A model writes from the gate's one view (what `gate --format json` prints).
+                    let ci = ci::from_env(env);
+                    let summary = format!("{} by policy {}", ev.decision.action, ev.decision.policy_id);
+                    let narrative = explainer.explain(&gate::output(&ev, &ci, false), &summary, rule_text);
+                    if let Some(w) = &narrative.warning {
+                        eprintln!("guardrail: warning: {w}");
+                    }
+                    print!("{}", narrative.text);
                     Exit::Ok
                 }
             }

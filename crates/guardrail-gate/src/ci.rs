@@ -128,18 +128,21 @@ pub fn from_env(get: impl Fn(&str) -> Option<String>) -> CiContext {
     }
 }
 
-/// The seed's explainer backends that are not implemented (issue 12 adds models): the
-/// warning for `EXPLAINER_BACKEND` when it asks for one, `None` when it is unset or the seed's
-/// default (`rule_based`). The seed lower-cased the value and fell back to rules for anything
-/// unknown; Guardrail always uses its deterministic explainer, and says so.
+/// The warning for an `EXPLAINER_BACKEND` that names no explainer, for the commands that start
+/// with it set (`gate`, `serve`, `mcp`); `None` when it is unset or one of the seed's values,
+/// lower-cased as the seed did: `rule` / `rule_based` (the default), `openai`, `anthropic` (the
+/// model explainer of `guardrail explain`, crate guardrail-model, which names its own problems).
+/// The seed fell back to rules silently for anything else; Guardrail says so.
 pub fn explainer_warning(get: impl Fn(&str) -> Option<String>) -> Option<String> {
     let backend = get("EXPLAINER_BACKEND").filter(|v| !v.trim().is_empty())?;
     let lower = backend.trim().to_lowercase();
-    if matches!(lower.as_str(), "rule_based" | "rule-based" | "rules" | "deterministic") {
+    if matches!(
+        lower.as_str(),
+        "rule" | "rule_based" | "rule-based" | "rules" | "deterministic" | "openai" | "anthropic"
+    ) {
         return None;
     }
-    let what = if matches!(lower.as_str(), "openai" | "anthropic") { "is not supported yet" } else { "is unknown" };
-    Some(format!("EXPLAINER_BACKEND={backend} {what}; using the deterministic explainer"))
+    Some(format!("EXPLAINER_BACKEND={backend} is unknown (rule, openai, anthropic); using the rule-based explainer"))
 }
 
 /// The seed dashboard's variables that `guardrail serve` does not read, with what to use.
@@ -248,13 +251,13 @@ mod tests {
     }
 
     #[test]
-    fn explainer_backends_that_are_not_implemented_are_named() {
+    fn explainer_backends_that_do_not_exist_are_named() {
         assert_eq!(explainer_warning(env(&[])), None);
-        assert_eq!(explainer_warning(env(&[("EXPLAINER_BACKEND", "rule_based")])), None);
-        let w = explainer_warning(env(&[("EXPLAINER_BACKEND", "OpenAI")])).unwrap();
-        assert_eq!(w, "EXPLAINER_BACKEND=OpenAI is not supported yet; using the deterministic explainer");
-        assert!(explainer_warning(env(&[("EXPLAINER_BACKEND", "anthropic")])).unwrap().contains("not supported yet"));
-        assert!(explainer_warning(env(&[("EXPLAINER_BACKEND", "llama")])).unwrap().contains("is unknown"));
+        for known in ["rule_based", "RULE", "OpenAI", "anthropic"] {
+            assert_eq!(explainer_warning(env(&[("EXPLAINER_BACKEND", known)])), None, "{known}");
+        }
+        let w = explainer_warning(env(&[("EXPLAINER_BACKEND", "llama")])).unwrap();
+        assert_eq!(w, "EXPLAINER_BACKEND=llama is unknown (rule, openai, anthropic); using the rule-based explainer");
         let d = dashboard_warnings(env(&[("DASHBOARD_PORT", "5000"), ("FLASK_DEBUG", "true")]));
         assert_eq!(d.len(), 2);
         assert!(d[0].contains("--bind 127.0.0.1:5000"), "{d:?}");

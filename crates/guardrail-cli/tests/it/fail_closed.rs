@@ -336,12 +336,19 @@ fn gate_json_prints_an_error_object_on_stdout_when_it_cannot_decide() {
 fn service_name_is_recorded_and_unsupported_seed_variables_are_named() {
     let s = Scratch::new();
     let mut c = s.gate(&["--format", "json"]);
-    c.env("SERVICE_NAME", "checkout-api").env("EXPLAINER_BACKEND", "openai");
+    c.env("SERVICE_NAME", "checkout-api").env("EXPLAINER_BACKEND", "llama");
     let (code, out, err) = run(c);
     assert_eq!(code, 1, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["ci"]["service"], "checkout-api");
-    assert!(err.contains("EXPLAINER_BACKEND=openai is not supported yet; using the deterministic explainer"), "{err}");
+    assert!(
+        err.contains("EXPLAINER_BACKEND=llama is unknown (rule, openai, anthropic); using the rule-based explainer"),
+        "{err}"
+    );
+    // openai and anthropic are explainers now (guardrail explain): nothing to warn about in gate.
+    let mut c = s.gate(&["--format", "json"]);
+    c.env("EXPLAINER_BACKEND", "openai");
+    assert!(!run(c).2.contains("EXPLAINER_BACKEND"));
     assert!(!err.contains("SERVICE_NAME"), "the same service: no warning: {err}");
     let mut c = guardrail();
     c.args(["audit", "show", "1", "--store"]).arg(s.store());
@@ -356,12 +363,14 @@ fn service_name_is_recorded_and_unsupported_seed_variables_are_named() {
     assert!(err.contains("SERVICE_NAME is \"payments-api\" but the signals are \"checkout-api\"'s"), "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(v["warnings"].to_string().contains("SERVICE_NAME"), "{v}");
-    // explain warns too; rule_based (the seed's default) is quiet.
+    // explain without the model's key: the rule text, a warning naming the variable, exit 0;
+    // rule_based (the seed's default) is quiet. (tests/it/explainer.rs has the model cases.)
     let mut c = guardrail();
-    c.args(["explain", "--root"]).arg(s.root()).env("EXPLAINER_BACKEND", "anthropic");
-    let (code, _, err) = run(c);
+    c.args(["explain", "--root"]).arg(s.root()).env("EXPLAINER_BACKEND", "anthropic").env_remove("ANTHROPIC_API_KEY");
+    let (code, out, err) = run(c);
     assert_eq!(code, 0);
-    assert!(err.contains("EXPLAINER_BACKEND=anthropic is not supported yet"), "{err}");
+    assert!(out.contains("DEPLOYMENT DECISION EXPLAINED"), "{out}");
+    assert!(err.contains("no API key: set ANTHROPIC_API_KEY); using the rule-based explainer"), "{err}");
     let mut c = guardrail();
     c.args(["explain", "--root"]).arg(s.root()).env("EXPLAINER_BACKEND", "rule_based");
     assert!(run(c).2.is_empty());

@@ -7,6 +7,7 @@ mod audit;
 mod audit_list;
 mod common;
 mod cost_sources;
+mod explainer;
 mod fail_closed;
 mod freezes;
 mod governor;
