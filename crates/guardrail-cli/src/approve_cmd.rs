@@ -208,10 +208,15 @@ struct RequestedBy {
 /// Who asked, as recorded with the refusal or grant (as `guardrail serve` records its bearer
 /// token's caller): the identity and how it was established.
 fn requested_by(actor: &crate::identity::Actor) -> serde_json::Value {
-    let mut v = actor.describe();
-    v["identity"] = actor.name.clone().into();
-    v["via"] = "cli".into();
-    v
+    #[derive(serde::Serialize)]
+    struct Cli<'a> {
+        /// How the identity was established (`method`, the tokens file, …).
+        #[serde(flatten)]
+        how: serde_json::Value,
+        identity: &'a str,
+        via: &'static str,
+    }
+    encode(&Cli { how: actor.describe(), identity: &actor.name, via: "cli" })
 }
 
 /// `approve` of an incident the audit trail does not hold: exit 64, nothing recorded, and the

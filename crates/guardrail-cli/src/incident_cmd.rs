@@ -445,9 +445,7 @@ impl<'a> Ctx<'a> {
     /// The governor config in force (file and hash) and how the actor was authenticated, as
     /// recorded with every decision and grant.
     pub(crate) fn governor_config(&self) -> Value {
-        let mut v = self.cfg.describe();
-        v["authenticated_by"] = self.identity.describe();
-        v
+        self.cfg.describe_as(Some(self.identity.describe()))
     }
 
     pub(crate) fn at(&self) -> String {

@@ -123,14 +123,22 @@ impl ConfigArgs {
 impl LoadedConfig {
     /// For records: the file and its hash.
     pub fn describe(&self) -> Value {
+        self.describe_as(None)
+    }
+
+    /// For records: the file and its hash, and how the actor was authenticated (`None`: not
+    /// said).
+    pub fn describe_as(&self, authenticated_by: Option<Value>) -> Value {
         /// The governor config in force, as recorded with decisions and grants.
         #[derive(serde::Serialize)]
         struct Described<'a> {
             path: Option<String>,
             sha256: &'a Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            authenticated_by: Option<Value>,
         }
         let path = self.path.as_ref().map(|p| p.display().to_string());
-        guardrail_governor::record::encode(&Described { path, sha256: &self.sha256 })
+        guardrail_governor::record::encode(&Described { path, sha256: &self.sha256, authenticated_by })
     }
 }
 
