@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
-use guardrail_core::approval::{ExecutionMismatch, binding_hash, render_template};
+use guardrail_core::approval::{ExecutionMismatch, binding_hash, fill_template};
 use guardrail_core::remediation::{Incident, PlanOutput};
 
 /// An action that passed the hash check. Only [`authorise`] makes one.
@@ -160,11 +160,11 @@ impl Executor for DryRunExecutor {
     }
 
     fn execute(&self, a: &AuthorisedAction) -> Result<ExecutionReport, ExecutionError> {
-        let argv = self.commands.get(&a.action).map(|t| render_template(t, &a.params()));
+        let argv = self.commands.get(&a.action).map(|t| fill_template(t, &a.params()));
         let (command, command_error) = match argv {
             None => (None, None),
             Some(Ok(argv)) => (Some(argv), None),
-            Some(Err(e)) => (None, Some(e)),
+            Some(Err(e)) => (None, Some(e.to_string())),
         };
         let detail = DryRunDetail { would_run: &a.action, command, command_error };
         Ok(report("dry-run", a, true, true, encode(&detail)))
@@ -252,8 +252,8 @@ impl Executor for CommandExecutor {
             executor: NAME,
             message: format!("no command template for action {} (executor.commands in the governor config)", a.action),
         })?;
-        let argv = render_template(template, &a.params())
-            .map_err(|message| ExecutionError::NotConfigured { executor: NAME, message })?;
+        let argv = fill_template(template, &a.params())
+            .map_err(|e| ExecutionError::NotConfigured { executor: NAME, message: e.to_string() })?;
         let (program, args) = argv
             .split_first()
             .ok_or_else(|| ExecutionError::NotConfigured { executor: NAME, message: "the command is empty".into() })?;
