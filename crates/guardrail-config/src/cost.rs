@@ -52,7 +52,8 @@ fn read(d: &mut Diags, root: &Node) -> Option<CostSeries> {
     };
     let service = text(d, "service", "unknown");
     let currency = text(d, "currency", "USD");
-    let cost_breakdown = get(top, "cost_breakdown").map_or_else(|| serde_json::json!({}), to_json);
+    let cost_breakdown =
+        get(top, "cost_breakdown").map_or_else(|| serde_json::Value::Object(serde_json::Map::new()), to_json);
     let collected_at = match optional(top, "collected_at") {
         Some(n) => timestamp(d, "collected_at", n).map(Some),
         None => Some(None),

@@ -307,7 +307,7 @@ fn series_from_days(map: &mut SourceMap, service: String, currency: String, days
         // A billing export states spend, never a budget.
         budget_usd_monthly: None,
         daily,
-        cost_breakdown: serde_json::json!({}),
+        cost_breakdown: serde_json::Value::Object(serde_json::Map::new()),
         collected_at: None,
         estimated_days,
     }
