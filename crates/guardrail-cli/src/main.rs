@@ -452,8 +452,10 @@ fn run(cli: Cli) -> Exit {
                             policies_path: &policies_path,
                         })
                     };
-                    // A model writes from the gate's one view (what `gate --format json` prints).
-                    let ci = ci::from_env(env);
+                    // A model writes from the gate's one view (what `gate --format json` prints),
+                    // without the CI context: explain records nothing, and $USER, branch and
+                    // commit are not the model provider's business.
+                    let ci = ci::CiContext::default();
                     let summary = format!("{} by policy {}", ev.decision.action, ev.decision.policy_id);
                     let narrative = explainer.explain(&gate::output(&ev, &ci, false), &summary, rule_text);
                     if let Some(w) = &narrative.warning {

@@ -97,7 +97,10 @@ fn the_model_writes_the_narrative_labelled_and_the_exit_code_is_unchanged() {
 
     let (url, seen) =
         serve(200, openai_answer("The deploy waits 15 minutes: the error budget is low."), Duration::ZERO);
-    let (code, out, err) = explain(&s, &openai_env(&url), &[]);
+    let mut env = openai_env(&url);
+    env.push(("USER", "alice-the-operator".into()));
+    env.push(("COMMIT_SHA", "deadbeefcafe".into()));
+    let (code, out, err) = explain(&s, &env, &[]);
     assert_eq!(code, rule_code);
     assert_eq!(
         out,
@@ -113,6 +116,8 @@ fn the_model_writes_the_narrative_labelled_and_the_exit_code_is_unchanged() {
     let prompt = sent["messages"][1]["content"].as_str().unwrap();
     let json_text = prompt.split_once("Decision JSON:\n").unwrap().1;
     let view: serde_json::Value = serde_json::from_str(json_text).unwrap();
+    // Not the CI context: who runs it and what commit are not the provider's business.
+    assert!(!json_text.contains("alice-the-operator") && !json_text.contains("deadbeefcafe"), "{json_text}");
     assert_eq!(
         (view["action"].as_str(), view["policy_id"].as_str(), view["delay_minutes"].as_u64()),
         (Some("DELAY"), Some("P005"), Some(15))
