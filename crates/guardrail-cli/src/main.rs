@@ -456,8 +456,16 @@ fn run(cli: Cli) -> Exit {
                     // without the CI context: explain records nothing, and $USER, branch and
                     // commit are not the model provider's business.
                     let ci = ci::CiContext::default();
+                    let mut view = gate::output(&ev, &ci, false);
+                    // Nor the local directories: the inputs by file name, as the server shows them.
+                    let inputs = &mut view.inputs;
+                    for digest in [&mut inputs.policies, &mut inputs.slos, &mut inputs.metrics, &mut inputs.cost] {
+                        if let Some(name) = std::path::Path::new(&digest.path).file_name() {
+                            digest.path = name.to_string_lossy().into_owned();
+                        }
+                    }
                     let summary = format!("{} by policy {}", ev.decision.action, ev.decision.policy_id);
-                    let narrative = explainer.explain(&gate::output(&ev, &ci, false), &summary, rule_text);
+                    let narrative = explainer.explain(&view, &summary, rule_text);
                     if let Some(w) = &narrative.warning {
                         eprintln!("guardrail: warning: {w}");
                     }

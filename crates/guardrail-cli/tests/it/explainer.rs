@@ -116,7 +116,10 @@ fn the_model_writes_the_narrative_labelled_and_the_exit_code_is_unchanged() {
     let prompt = sent["messages"][1]["content"].as_str().unwrap();
     let json_text = prompt.split_once("Decision JSON:\n").unwrap().1;
     let view: serde_json::Value = serde_json::from_str(json_text).unwrap();
-    // Not the CI context: who runs it and what commit are not the provider's business.
+    // Not the local directories (the inputs by file name)…
+    assert!(!json_text.contains(&s.root().display().to_string()), "{json_text}");
+    assert_eq!(view["inputs"]["policies"]["path"], "policies.yaml");
+    // …nor the CI context: who runs it and what commit are not the provider's business.
     assert!(!json_text.contains("alice-the-operator") && !json_text.contains("deadbeefcafe"), "{json_text}");
     assert_eq!(
         (view["action"].as_str(), view["policy_id"].as_str(), view["delay_minutes"].as_u64()),
