@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// May read only: no write endpoint; over MCP (`--mcp`), the read-only tools.
@@ -279,6 +279,22 @@ mod tests {
             assert_eq!(es, [TokensError::Writable { path: path.clone(), mode }]);
             let m = es[0].to_string();
             assert!(m.contains("writable by its group or by everyone") && m.contains("chmod go-w"), "{m}");
+        }
+    }
+
+    #[test]
+    fn roles_schema_lists_the_names_a_tokens_file_accepts() {
+        // Wire schemas (OpenAPI, MCP) embed this one, so it must name exactly what
+        // `Role::parse` and serde accept.
+        let schema = serde_json::to_value(schemars::schema_for!(Role)).unwrap();
+        let names: Vec<&str> = schema["oneOf"]
+            .as_array()
+            .map(|vs| vs.iter().filter_map(|v| v["const"].as_str()).collect())
+            .or_else(|| schema["enum"].as_array().map(|vs| vs.iter().filter_map(|v| v.as_str()).collect()))
+            .unwrap();
+        assert_eq!(names, ["viewer", "deployer", "approver", "admin"]);
+        for n in names {
+            assert_eq!(Role::parse(n).map(Role::as_str), Some(n));
         }
     }
 
