@@ -32,25 +32,30 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// Parses `EXPLAINER_BACKEND` / `--explainer` (trimmed, lower-cased). `Err` holds the value
-    /// as given, for the warning.
-    pub fn parse(value: &str) -> Result<Backend, String> {
+    /// Parses `EXPLAINER_BACKEND` / `--explainer` (trimmed, lower-cased).
+    pub fn parse(value: &str) -> Result<Backend, UnknownBackend> {
         match value.trim().to_lowercase().as_str() {
             "" | "rule" | "rules" | "rule_based" | "rule-based" | "deterministic" => Ok(Backend::Rule),
             "openai" => Ok(Backend::Model(Provider::OpenAi)),
             "anthropic" => Ok(Backend::Model(Provider::Anthropic)),
-            _ => Err(value.to_string()),
+            _ => Err(UnknownBackend { value: value.to_string() }),
         }
     }
 }
 
-/// The warning for an `EXPLAINER_BACKEND` value that names no backend (the original fell back
-/// to rules silently; Guardrail says so). `None` for every known value and when unset.
+/// An `EXPLAINER_BACKEND` value that names no backend. Its message is the start-up warning:
+/// the original fell back to rules silently; Guardrail falls back too, but says so.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("EXPLAINER_BACKEND={value} is unknown (rule, openai, anthropic); using the rule-based explainer")]
+pub struct UnknownBackend {
+    /// The value as given (not trimmed nor lower-cased), so the warning shows what was set.
+    pub value: String,
+}
+
+/// The warning for an `EXPLAINER_BACKEND` value that names no backend ([`UnknownBackend`]'s
+/// message). `None` for every known value and when unset.
 pub fn backend_warning(value: Option<&str>) -> Option<String> {
-    let v = value?;
-    Backend::parse(v)
-        .err()
-        .map(|v| format!("EXPLAINER_BACKEND={v} is unknown (rule, openai, anthropic); using the rule-based explainer"))
+    Backend::parse(value?).err().map(|e| e.to_string())
 }
 
 /// The narrative and how it was written.
@@ -107,8 +112,8 @@ impl Explainer {
         let backend = match value.as_deref().map(Backend::parse) {
             None => Backend::Rule,
             Some(Ok(b)) => b,
-            Some(Err(_)) => {
-                warnings.extend(backend_warning(value.as_deref()));
+            Some(Err(e)) => {
+                warnings.push(e.to_string());
                 Backend::Rule
             }
         };
@@ -296,10 +301,13 @@ mod tests {
         }
         assert_eq!(Backend::parse("OpenAI"), Ok(Backend::Model(Provider::OpenAi)));
         assert_eq!(Backend::parse("anthropic"), Ok(Backend::Model(Provider::Anthropic)));
-        assert_eq!(Backend::parse("llama"), Err("llama".to_string()));
+        assert_eq!(Backend::parse(" Llama"), Err(UnknownBackend { value: " Llama".to_string() }));
         assert_eq!(backend_warning(None), None);
         assert_eq!(backend_warning(Some("openai")), None);
-        assert!(backend_warning(Some("llama")).unwrap().contains("EXPLAINER_BACKEND=llama is unknown"));
+        assert_eq!(
+            backend_warning(Some("llama")).as_deref(),
+            Some("EXPLAINER_BACKEND=llama is unknown (rule, openai, anthropic); using the rule-based explainer")
+        );
     }
 
     #[test]
