@@ -102,8 +102,8 @@ fn load_key(key_file: &Path) -> Result<SigningKey, CheckpointFileError> {
 pub enum SignError {
     /// The private key cannot be read or is not a key.
     Key(CheckpointFileError),
-    /// The audit store cannot be opened (the opener's message names it).
-    Open(String),
+    /// The audit store cannot be opened (the error names it).
+    Open(crate::audit_cmd::OpenError),
     /// The chain does not verify: nothing is signed over a broken chain (exit 1).
     ChainBroken(CheckpointFileError),
     /// The store could not be read.
@@ -127,7 +127,7 @@ impl std::fmt::Display for SignError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SignError::Key(e) => write!(f, "checkpoint key {e}"),
-            SignError::Open(message) => f.write_str(message),
+            SignError::Open(e) => write!(f, "{e}"),
             SignError::ChainBroken(e) => write!(f, "{e}"),
             SignError::Store { spec, error } => write!(f, "audit store {spec}: {error}"),
         }

@@ -228,7 +228,7 @@ pub use guardrail_governor::queue::{Authorisation, IncidentState, decision_parts
 /// Reads the governor's records from the store and folds them.
 pub fn load_states(store: &StoreArgs, env: EnvLookup<'_>) -> Result<BTreeMap<String, IncidentState>, String> {
     let spec = store.spec(env);
-    let mut s = audit_cmd::open(&spec)?;
+    let mut s = audit_cmd::open(&spec).map_err(|e| e.to_string())?;
     let records = s.all().map_err(|e| format!("audit store {spec}: {e}"))?;
     Ok(incident_states(&records))
 }

@@ -37,9 +37,28 @@ impl StoreArgs {
     }
 }
 
+/// The audit store a spec names cannot be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("audit store {store}: {source}")]
+pub struct OpenError {
+    /// The spec, with any password redacted: the message goes to logs and HTTP answers.
+    pub store: String,
+    /// Why it cannot be opened.
+    #[source]
+    pub source: guardrail_store::StoreError,
+}
+
 /// Opens the store.
-pub fn open(spec: &str) -> Result<Box<dyn AuditStore>, String> {
-    guardrail_store::open_store(spec).map_err(|e| format!("audit store {spec}: {e}"))
+pub fn open(spec: &str) -> Result<Box<dyn AuditStore>, OpenError> {
+    guardrail_store::open_store(spec).map_err(|source| OpenError { store: guardrail_store::redact_url(spec), source })
+}
+
+// The server's closures (api.rs) still collect an opening failure as its message; this keeps
+// `audit_cmd::open(..)?` compiling there until they name the error. Remove with the last `?`.
+impl From<OpenError> for String {
+    fn from(e: OpenError) -> String {
+        e.to_string()
+    }
 }
 
 /// Appends one record durably (and mirrors it when asked). Any failure is an error — the gate
@@ -58,4 +77,22 @@ pub fn append_typed(
     })?;
     let rec = guardrail_store::append_mirrored(store.as_mut(), jsonl.map(PathBuf::as_path), draft)?;
     Ok((rec, store.describe()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_that_does_not_open_is_named_without_its_password() {
+        // Nothing listens on port 1: the connection is refused at once.
+        let Err(e) = open("postgres://gate:hunter2@127.0.0.1:1/audit") else { panic!("port 1 answered") };
+        assert!(matches!(e.source, guardrail_store::StoreError::Postgres { .. }), "{e:?}");
+        assert!(!e.store.contains("hunter2") && e.store.contains("127.0.0.1:1/audit"), "{}", e.store);
+        let m = e.to_string();
+        assert!(m.starts_with(&format!("audit store {}: ", e.store)) && !m.contains("hunter2"), "{m}");
+
+        let Err(e) = open(" ") else { panic!("an empty spec opened") };
+        assert!(matches!(e.source, guardrail_store::StoreError::InvalidSpec { .. }), "{e:?}");
+    }
 }

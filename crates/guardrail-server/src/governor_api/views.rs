@@ -21,7 +21,7 @@ use super::status::{ErrorAnswer, GovernorFailure, append_failed};
 pub(super) fn load(state: &AppState) -> Result<std::collections::BTreeMap<String, IncidentState>, TrailError> {
     let spec = state.config().store.clone();
     let unreadable = |message: String| TrailError::Store { store: guardrail_store::redact_url(&spec), message };
-    let mut store = audit_cmd::open(&spec).map_err(unreadable)?;
+    let mut store = audit_cmd::open(&spec).map_err(|e| unreadable(e.source.to_string()))?;
     let records = store.all().map_err(|e| unreadable(e.to_string()))?;
     Ok(incident_states(&records))
 }
