@@ -307,7 +307,10 @@ fn main() -> ExitCode {
                 let rendered = e.render().to_string();
                 let first = rendered.lines().next().unwrap_or("invalid command line");
                 let message = first.strip_prefix("error: ").unwrap_or(first).to_string();
-                print_error_json(exit::ErrorKind::Usage, &[format!("{message} (see guardrail gate --help)")], None);
+                print_error_json(exit::ErrorDetail::text(
+                    exit::ErrorKind::Usage,
+                    format!("{message} (see guardrail gate --help)"),
+                ));
             }
             let _ = render::out::finish_stdout();
             return code.into();
@@ -333,9 +336,10 @@ fn gate_wants_json(args: impl Iterator<Item = String>) -> bool {
         && (args.iter().any(|a| a == "--format=json") || args.windows(2).any(|w| w[0] == "--format" && w[1] == "json"))
 }
 
-/// Prints the error object of `gate --format json` ([`exit::ErrorOutput`]) on stdout.
-fn print_error_json(kind: exit::ErrorKind, errors: &[String], audit_record: Option<String>) {
-    let out = exit::ErrorOutput::new(kind, errors, audit_record);
+/// Prints on stdout the error object of `gate --format json` ([`exit::ErrorOutput`]) for a
+/// command line clap refused.
+fn print_error_json(error: exit::ErrorDetail) {
+    let out = exit::ErrorOutput::of(vec![error], None);
     println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
 }
 
@@ -518,12 +522,12 @@ fn report_not_decided(outcome: &decide::GateOutcome) -> Exit {
     match outcome {
         decide::GateOutcome::Withheld { reason, .. } => fail(&[reason]),
         decide::GateOutcome::CannotDecide { undecided, record: Ok(rec) } => {
-            let code = fail(&undecided.errors);
+            let code = fail(&undecided.problems);
             eprintln!("  (recorded as audit record {})", rec.id());
             code
         }
         decide::GateOutcome::CannotDecide { undecided, record: Err(e) } => {
-            let mut all = undecided.errors.clone();
+            let mut all = undecided.messages();
             all.push(e.to_string());
             fail(&all)
         }

@@ -18,6 +18,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::ci::{self, CiContext};
+use crate::exit::{ErrorDetail, ErrorKind};
 use crate::gate::{self, AuditRef, Evaluation};
 use crate::inputs::{self, EnvLookup, InputArgs, InputDigest, InputPaths, Settings, Sources};
 use crate::view::GateView;
@@ -96,11 +97,45 @@ pub struct Snapshot {
     pub settings: Settings,
 }
 
+/// One reason a gate run could not decide, typed as it was found: its file, position and field
+/// (or flag / variable) are read from these fields, never out of the message. `Display` is the
+/// message the gate prints and the `deploy_error` record holds.
+#[derive(Debug, thiserror::Error)]
+pub enum GateProblem {
+    /// A flag's or variable's value the settings cannot use.
+    #[error(transparent)]
+    Setting(inputs::SettingError),
+    /// An input that could not be read (a live source's problems: one per line).
+    #[error(transparent)]
+    Input(inputs::InputError),
+    /// The inputs, read, cannot decide.
+    #[error(transparent)]
+    Evaluation(gate::Problem),
+    /// A problem its caller holds only as the message (the server's snapshot keeps the message
+    /// of each read, redacted later): no file, position or field is taken out of it.
+    #[error("{0}")]
+    Message(String),
+}
+
+impl GateProblem {
+    /// Its details for the `gate --format json` error object (all `cannot_decide`: the run was
+    /// undecided and its `deploy_error` record attempted, whatever the problem's class).
+    pub fn details(&self) -> Vec<ErrorDetail> {
+        let details = match self {
+            GateProblem::Setting(s) => vec![ErrorDetail::setting(s)],
+            GateProblem::Input(e) => ErrorDetail::input(e),
+            GateProblem::Evaluation(p) => vec![ErrorDetail::problem(p)],
+            GateProblem::Message(m) => vec![ErrorDetail::text(ErrorKind::CannotDecide, m.clone())],
+        };
+        details.into_iter().map(|d| ErrorDetail { kind: ErrorKind::CannotDecide, ..d }).collect()
+    }
+}
+
 /// A gate run that could not decide, with what its `deploy_error` record holds.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Undecided {
-    /// Every problem found (file, position and field in each message).
-    pub errors: Vec<String>,
+    /// Every problem found.
+    pub problems: Vec<GateProblem>,
     /// The inputs' paths and digests (of the bytes read, or of the files as they are).
     pub digests: Vec<InputDigest>,
     /// The settings, when they could be resolved (boxed: an error stays small).
@@ -111,23 +146,34 @@ pub struct Undecided {
 
 impl Undecided {
     /// A failure before the inputs were read: the digests are of the files as they are now.
-    pub fn before_reading(errors: Vec<String>, paths: &InputPaths, settings: Option<Settings>) -> Undecided {
+    pub fn before_reading(problems: Vec<GateProblem>, paths: &InputPaths, settings: Option<Settings>) -> Undecided {
         let settings = settings.map(Box::new);
         let digests = [&paths.policies, &paths.slos, &paths.metrics, &paths.cost]
             .iter()
             .map(|p| inputs::digest_path(p))
             .collect();
-        Undecided { errors, digests, settings, evaluated_in: None }
+        Undecided { problems, digests, settings, evaluated_in: None }
     }
 
     /// A failure after the inputs were read: the digests are of the bytes read.
-    pub fn after_reading(errors: Vec<String>, sources: &Sources, settings: Option<Settings>) -> Undecided {
+    pub fn after_reading(problems: Vec<GateProblem>, sources: &Sources, settings: Option<Settings>) -> Undecided {
         let settings = settings.map(Box::new);
         let digests = [&sources.policies, &sources.slos, &sources.metrics, &sources.cost]
             .iter()
             .map(|s| inputs::digest(s))
             .collect();
-        Undecided { errors, digests, settings, evaluated_in: None }
+        Undecided { problems, digests, settings, evaluated_in: None }
+    }
+
+    /// The problems' messages, as printed and as the `deploy_error` record holds them (a live
+    /// source's problems stay one multi-line message, as they always were recorded).
+    pub fn messages(&self) -> Vec<String> {
+        self.problems.iter().map(ToString::to_string).collect()
+    }
+
+    /// The `gate --format json` details of every problem, in order.
+    pub fn details(&self) -> Vec<ErrorDetail> {
+        self.problems.iter().flat_map(GateProblem::details).collect()
     }
 }
 
@@ -136,9 +182,9 @@ impl Undecided {
 pub fn read_snapshot(args: &InputArgs, env: EnvLookup<'_>, now: Timestamp) -> Result<Snapshot, Undecided> {
     let paths = inputs::resolve_paths(args, env);
     let settings = inputs::settings(args, env, now)
-        .map_err(|e| Undecided::before_reading(e.all().map(ToString::to_string).collect(), &paths, None))?;
+        .map_err(|e| Undecided::before_reading(e.all().cloned().map(GateProblem::Setting).collect(), &paths, None))?;
     let sources = inputs::sources(&paths).map_err(|es| {
-        Undecided::before_reading(es.iter().map(ToString::to_string).collect(), &paths, Some(settings.clone()))
+        Undecided::before_reading(es.into_iter().map(GateProblem::Input).collect(), &paths, Some(settings.clone()))
     })?;
     Ok(Snapshot { sources, settings })
 }
@@ -195,10 +241,13 @@ pub fn decide(
     // digests are the recorded sha256s: no copy of the inputs' text).
     let if_undecided = Undecided::after_reading(Vec::new(), &snapshot.sources, Some(snapshot.settings.clone()));
     let started = Instant::now();
-    let evaluated = gate::evaluation(snapshot.sources, snapshot.settings).map_err(gate::texts);
+    let evaluated = gate::evaluation(snapshot.sources, snapshot.settings);
     let evaluated_in = started.elapsed();
-    let mut evaluation =
-        evaluated.map_err(|errors| Undecided { errors, evaluated_in: Some(evaluated_in), ..if_undecided })?;
+    let mut evaluation = evaluated.map_err(|ps| Undecided {
+        problems: ps.into_iter().map(GateProblem::Evaluation).collect(),
+        evaluated_in: Some(evaluated_in),
+        ..if_undecided
+    })?;
     let service_warning = ci::service_mismatch(&ci, &evaluation.slo.details.service);
     if let Some(w) = &service_warning {
         evaluation.warnings.push(w.clone());
@@ -490,7 +539,13 @@ mod tests {
         else {
             panic!("decided")
         };
-        assert!(undecided.errors.iter().any(|e| e.contains("nowhere")), "{:?}", undecided.errors);
+        // The JSON error object names the missing files from the typed problems.
+        let details = undecided.details();
+        assert!(
+            details.iter().all(|d| d.kind == crate::exit::ErrorKind::CannotDecide
+                && d.file.as_deref().is_some_and(|f| f.contains("nowhere"))),
+            "{details:?}"
+        );
         assert!(undecided.settings.is_some(), "the settings resolved; the files were not there");
         let record = record.unwrap();
         let chain = records(&store);
@@ -498,7 +553,8 @@ mod tests {
         let body = &chain[0].body;
         assert_eq!(body["outcome"], "error");
         assert_eq!(body["exit_code"], crate::exit::Exit::CannotDecide.code());
-        assert_eq!(body["errors"], serde_json::json!(undecided.errors));
+        // The record holds the messages, as printed.
+        assert_eq!(body["errors"], serde_json::json!(undecided.messages()));
         assert_eq!(body["requested_by"], serde_json::json!({"identity": null, "via": "mcp-stdio"}));
         assert_eq!(body["inputs"].as_array().map(Vec::len), Some(4));
     }
@@ -514,7 +570,7 @@ mod tests {
         else {
             panic!("decided")
         };
-        assert!(!undecided.errors.is_empty());
+        assert!(!undecided.problems.is_empty());
         assert!(matches!(record, Err(AppendError::NotInChain { .. })));
     }
 
@@ -540,13 +596,13 @@ mod tests {
         // Canonical bytes must not change: the same keys, `settings: null` kept, no
         // `requested_by` when nobody is named.
         let paths = inputs::resolve_paths(&args(PathBuf::from("/nowhere")), &|_| None);
-        let u = Undecided::before_reading(vec!["x: bad".into()], &paths, None);
+        let u = Undecided::before_reading(vec![GateProblem::Message("x: bad".into())], &paths, None);
         let ci = CiContext::default();
         let typed = serde_json::to_value(gate::ErrorRecordBody::new(&u, &ci, "2026-02-21T00:00:00Z", None)).unwrap();
         let before = serde_json::json!({
             "outcome": "error",
             "exit_code": crate::exit::Exit::CannotDecide.code(),
-            "errors": u.errors,
+            "errors": ["x: bad"],
             "inputs": u.digests,
             "settings": null,
             "evaluated_at": "2026-02-21T00:00:00Z",

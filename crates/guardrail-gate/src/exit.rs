@@ -162,34 +162,13 @@ pub struct ErrorDetail {
 }
 
 impl ErrorOutput {
-    /// The object for `messages` (in the forms the gate prints: `FILE:LINE:COL: FIELD: reason`,
-    /// `FILE: reason`, `--flag: reason`, `VARIABLE: reason`), all of `kind`.
-    pub fn new(kind: ErrorKind, messages: &[String], audit_record: Option<String>) -> ErrorOutput {
-        let mut errors: Vec<ErrorDetail> = messages.iter().map(|m| ErrorDetail::parse(kind, m)).collect();
-        if errors.is_empty() {
-            errors.push(ErrorDetail::parse(kind, "could not decide"));
-        }
-        let exit_code = if kind == ErrorKind::Usage { Exit::Usage } else { Exit::CannotDecide };
-        ErrorOutput { error: errors[0].clone(), errors, exit_code, audit_record }
-    }
-}
-
-fn is_field_path(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "_.[]$-/".contains(c))
-}
-
-fn is_variable(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
-}
-
-impl ErrorOutput {
     /// The object for problems already typed (see [`ErrorDetail::config`], [`ErrorDetail::setting`],
     /// [`ErrorDetail::input`]): the exit code is [`Exit::Usage`] when every problem is a usage
     /// error, else [`Exit::CannotDecide`].
     pub fn of(errors: Vec<ErrorDetail>, audit_record: Option<String>) -> ErrorOutput {
         let mut errors = errors;
         if errors.is_empty() {
-            errors.push(ErrorDetail::parse(ErrorKind::CannotDecide, "could not decide"));
+            errors.push(ErrorDetail::text(ErrorKind::CannotDecide, "could not decide"));
         }
         let usage = errors.iter().all(|e| e.kind == ErrorKind::Usage);
         let exit_code = if usage { Exit::Usage } else { Exit::CannotDecide };
@@ -224,15 +203,45 @@ impl ErrorDetail {
         }
     }
 
+    /// A problem known by its message alone (a refused command line, a withheld decision, a
+    /// failed append): no file, position or field.
+    pub fn text(kind: ErrorKind, message: impl Into<String>) -> ErrorDetail {
+        ErrorDetail { kind, message: message.into(), file: None, line: None, column: None, field: None }
+    }
+
     /// A could-not-decide with nothing but its message.
     fn message(e: &dyn std::fmt::Display) -> ErrorDetail {
+        ErrorDetail::text(ErrorKind::CannotDecide, e.to_string())
+    }
+
+    /// A policy lint finding: its file, position and field.
+    pub fn finding(kind: ErrorKind, f: &guardrail_config::Finding) -> ErrorDetail {
         ErrorDetail {
-            kind: ErrorKind::CannotDecide,
-            message: e.to_string(),
-            file: None,
-            line: None,
-            column: None,
-            field: None,
+            kind,
+            message: f.to_string(),
+            file: Some(f.file.display().to_string()),
+            line: f.line,
+            column: f.line.and(f.col),
+            field: (!f.field.is_empty()).then(|| f.field.clone()),
+        }
+    }
+
+    /// Why evaluated inputs cannot decide ([`crate::gate::Problem`]): the input file each
+    /// problem is about, and its position and field when it has them.
+    pub fn problem(p: &crate::gate::Problem) -> ErrorDetail {
+        use crate::gate::Problem;
+        let in_file = |file: &std::path::Path, field: Option<&str>| ErrorDetail {
+            file: Some(file.display().to_string()),
+            field: field.map(str::to_string),
+            ..ErrorDetail::message(p)
+        };
+        match p {
+            Problem::Input(c) => ErrorDetail::config(ErrorKind::CannotDecide, c),
+            Problem::Policy(f) => ErrorDetail::finding(ErrorKind::CannotDecide, f),
+            Problem::NotASnapshot { metrics, .. } => in_file(metrics, None),
+            Problem::ServiceMismatch { cost, .. } => in_file(cost, Some("service")),
+            Problem::Undecidable { policies, .. } => in_file(policies, None),
+            Problem::CostThresholds { .. } => ErrorDetail::message(p),
         }
     }
 
@@ -253,46 +262,6 @@ impl ErrorDetail {
             }
             InputError::PrometheusUrl(_) => vec![ErrorDetail::message(e)],
         }
-    }
-
-    /// Reads the file, position and field out of a message (the messages are built from typed
-    /// errors in one format; anything that does not fit it keeps only the message).
-    pub fn parse(kind: ErrorKind, message: &str) -> ErrorDetail {
-        let mut d =
-            ErrorDetail { kind, message: message.to_string(), file: None, line: None, column: None, field: None };
-        let Some((head, rest)) = message.split_once(": ") else { return d };
-        if let Some(var) = head.strip_prefix("environment variable ").filter(|v| is_variable(v)) {
-            d.field = Some(var.to_string());
-            return d;
-        }
-        if head.starts_with("--") || is_variable(head) {
-            d.field = Some(head.to_string());
-            return d;
-        }
-        if head.contains(char::is_whitespace) {
-            return d;
-        }
-        // FILE:LINE:COL — only a pair of numbers is a position (a URL's port is not).
-        let mut file = head;
-        let mut parts = head.rsplitn(3, ':');
-        if let (Some(col), Some(line), Some(f)) = (parts.next(), parts.next(), parts.next())
-            && let (Ok(line), Ok(col)) = (line.parse::<usize>(), col.parse::<usize>())
-        {
-            d.line = Some(line);
-            d.column = Some(col);
-            file = f;
-        }
-        if !(file.contains('/') || file.contains('.')) {
-            return d;
-        }
-        d.file = Some(file.to_string());
-        let rest = rest.strip_prefix("error: ").or_else(|| rest.strip_prefix("warning: ")).unwrap_or(rest);
-        if let Some((field, _)) = rest.split_once(": ")
-            && is_field_path(field)
-        {
-            d.field = Some(field.to_string());
-        }
-        d
     }
 }
 
@@ -334,12 +303,6 @@ mod tests {
         let two = crate::inputs::InputError::LiveSource(vec![c.clone(), c]);
         assert_eq!(ErrorDetail::input(&two).len(), 2);
         assert_eq!(ErrorOutput::of(ErrorDetail::input(&two), None).exit_code, Exit::CannotDecide);
-    }
-
-    fn parse(m: &str) -> (Option<String>, Option<usize>, Option<usize>, Option<String>) {
-        let d = ErrorDetail::parse(ErrorKind::CannotDecide, m);
-        assert_eq!(d.message, m);
-        (d.file, d.line, d.column, d.field)
     }
 
     /// The codes in the README's exit-code tables (`| code | meaning |`), cell `0 / 1` included.
@@ -417,38 +380,98 @@ mod tests {
         );
     }
 
+    fn fields(d: &ErrorDetail) -> (Option<&str>, Option<usize>, Option<usize>, Option<&str>) {
+        (d.file.as_deref(), d.line, d.column, d.field.as_deref())
+    }
+
+    /// The details the message parser used to read out of these messages, now taken from the
+    /// typed problems: the same file, position and field.
     #[test]
-    fn messages_give_their_file_position_and_field() {
-        let s = |v: &str| Some(v.to_string());
+    fn typed_problems_give_their_file_position_and_field() {
+        use crate::gate::Problem;
+        use guardrail_config::{ConfigError, Finding};
+        use guardrail_core::policy::Severity;
+        let lint = Finding {
+            severity: Severity::Error,
+            file: "config/policies.yaml".into(),
+            field: "policies[0].conditions.x.operator".into(),
+            line: Some(11),
+            col: Some(9),
+            message: "unknown operator \"less\"".into(),
+        };
+        let d = ErrorDetail::problem(&Problem::Policy(lint));
         assert_eq!(
-            parse("config/policies.yaml:11:9: error: policies[0].conditions.x.operator: unknown operator \"less\""),
-            (s("config/policies.yaml"), Some(11), Some(9), s("policies[0].conditions.x.operator"))
+            d.message,
+            "config/policies.yaml:11:9: error: policies[0].conditions.x.operator: unknown operator \"less\""
         );
         assert_eq!(
-            parse("./data/metrics.json:4:3: collected_at: collected_at 2026-02-20 is 2d old"),
-            (s("./data/metrics.json"), Some(4), Some(3), s("collected_at"))
+            fields(&d),
+            (Some("config/policies.yaml"), Some(11), Some(9), Some("policies[0].conditions.x.operator"))
         );
-        assert_eq!(parse("/nonexist: file not found"), (s("/nonexist"), None, None, None));
+        let stale =
+            ConfigError::at("./data/metrics.json", "collected_at", Some((4, 3)), "collected_at 2026-02-20 is 2d old");
+        let d = ErrorDetail::problem(&Problem::Input(stale));
+        assert_eq!(fields(&d), (Some("./data/metrics.json"), Some(4), Some(3), Some("collected_at")));
+        let missing = ConfigError::file("/nonexist", "file not found");
+        let d = ErrorDetail::problem(&Problem::Input(missing));
         assert_eq!(
-            parse("prometheus:http://127.0.0.1:9090: no data"),
-            (s("prometheus:http://127.0.0.1:9090"), None, None, None),
-            "a port is not a position"
+            (fields(&d), d.message.as_str()),
+            ((Some("/nonexist"), None, None, None), "/nonexist: file not found")
         );
-        assert_eq!(parse("--cost-warn-pct: expected a number, got \"abc\""), (None, None, None, s("--cost-warn-pct")));
-        assert_eq!(parse("environment variable COST_WARN_PCT: expected"), (None, None, None, s("COST_WARN_PCT")));
-        assert_eq!(parse("GUARDRAIL_PROMETHEUS_CA: not PEM"), (None, None, None, s("GUARDRAIL_PROMETHEUS_CA")));
-        assert_eq!(parse("decision DELAY (P005) was NOT recorded: disk full"), (None, None, None, None));
-        assert_eq!(parse("no colon at all"), (None, None, None, None));
+        let mismatch = Problem::ServiceMismatch {
+            cost: "data/cost.json".into(),
+            cost_tag: None,
+            cost_service: "a".into(),
+            metrics: "data/metrics.json".into(),
+            slo_service: "b".into(),
+        };
+        let d = ErrorDetail::problem(&mismatch);
+        assert!(d.message.starts_with("data/cost.json: service: "), "{}", d.message);
+        assert_eq!(fields(&d), (Some("data/cost.json"), None, None, Some("service")));
+        let d = ErrorDetail::problem(&Problem::CostThresholds { reason: "warn above block".into() });
+        assert_eq!((fields(&d), d.kind), ((None, None, None, None), ErrorKind::CannotDecide));
+        // A message known only as text keeps only the message, whatever it looks like.
+        let d = ErrorDetail::text(ErrorKind::NotRecorded, "x.yaml:1:2: f: decision DELAY (P005) was NOT recorded");
+        assert_eq!(fields(&d), (None, None, None, None));
+    }
+
+    /// The gate's problems as a could-not-decide object: every detail `cannot_decide` (a bad
+    /// setting included: the run was undecided and recorded, exit 3), a live source's problems
+    /// one detail each while its record keeps the one multi-line message.
+    #[test]
+    fn undecided_problems_are_cannot_decide_one_detail_per_problem() {
+        use crate::decide::GateProblem;
+        use guardrail_config::ConfigError;
+        let args = crate::inputs::InputArgs { now: Some("yesterday-ish".into()), ..Default::default() };
+        let setting = crate::inputs::usage_problems(&args, &|_| None).remove(0);
+        let d = GateProblem::Setting(setting).details();
+        assert_eq!(
+            (d.len(), d[0].kind, d[0].field.as_deref(), d[0].file.as_deref()),
+            (1, ErrorKind::CannotDecide, Some("--now"), None)
+        );
+        let a = ConfigError::at("config/slos.yaml", "prometheus.url", Some((2, 8)), "not a URL");
+        let b = ConfigError::at("config/slos.yaml", "prometheus.queries", Some((3, 3)), "missing");
+        let live = GateProblem::Input(crate::inputs::InputError::LiveSource(vec![a, b]));
+        assert_eq!(live.to_string().lines().count(), 2, "recorded as one message, as before");
+        let d = live.details();
+        assert_eq!(
+            d.iter().map(|d| (d.line, d.field.as_deref())).collect::<Vec<_>>(),
+            [(Some(2), Some("prometheus.url")), (Some(3), Some("prometheus.queries"))]
+        );
+        let out = ErrorOutput::of(d, Some("3-abc".into()));
+        assert_eq!((out.exit_code, out.errors.len(), &out.error), (Exit::CannotDecide, 2, &out.errors[0]));
     }
 
     #[test]
     fn the_object_has_the_first_error_every_error_and_the_exit_code() {
-        let o = ErrorOutput::new(ErrorKind::Usage, &["--now: bad".into(), "--max-age: bad".into()], None);
+        let usage =
+            |m: &str| ErrorDetail { field: Some(m.into()), ..ErrorDetail::text(ErrorKind::Usage, format!("{m}: bad")) };
+        let o = ErrorOutput::of(vec![usage("--now"), usage("--max-age")], None);
         assert_eq!((o.exit_code, o.errors.len(), o.error.field.as_deref()), (Exit::Usage, 2, Some("--now")));
         let v = serde_json::to_value(&o).unwrap();
         assert_eq!(v["error"]["kind"], "usage");
         assert_eq!(v["exit_code"], 64);
-        let o = ErrorOutput::new(ErrorKind::CannotDecide, &[], Some("3-abc".into()));
+        let o = ErrorOutput::of(Vec::new(), Some("3-abc".into()));
         assert_eq!((o.exit_code, o.error.message.as_str()), (Exit::CannotDecide, "could not decide"));
     }
 }

@@ -487,7 +487,7 @@ impl ErrorRecordBody {
         ErrorRecordBody {
             outcome: "error".into(),
             exit_code: crate::exit::Exit::CannotDecide.code(),
-            errors: undecided.errors.clone(),
+            errors: undecided.messages(),
             inputs: undecided.digests.clone(),
             run: RecordedRun {
                 settings: undecided.settings.as_deref().map(SettingsBody::of),

@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::ci::CiContext;
 use crate::decide::{Decided, GateOutcome};
-use crate::exit::{ErrorKind, ErrorOutput};
+use crate::exit::{ErrorDetail, ErrorKind, ErrorOutput};
 use crate::inputs::{InputDigest, Settings};
 
 /// The seed tool's trace entry (`evaluated_policies`).
@@ -176,17 +176,18 @@ impl GateOutcome {
                 view.audit = Some(audit.clone());
                 GateReport::Decision(Box::new(view))
             }
-            GateOutcome::Withheld { reason, .. } => {
-                GateReport::Error(ErrorOutput::new(ErrorKind::NotRecorded, &[reason.to_string()], None))
-            }
+            GateOutcome::Withheld { reason, .. } => GateReport::Error(ErrorOutput::of(
+                vec![ErrorDetail::text(ErrorKind::NotRecorded, reason.to_string())],
+                None,
+            )),
             GateOutcome::CannotDecide { undecided, record: Ok(rec) } => {
-                GateReport::Error(ErrorOutput::new(ErrorKind::CannotDecide, &undecided.errors, Some(rec.id())))
+                GateReport::Error(ErrorOutput::of(undecided.details(), Some(rec.id())))
             }
             GateOutcome::CannotDecide { undecided, record: Err(e) } => {
-                let mut all = undecided.errors.clone();
-                all.push(e.to_string());
+                let mut all = undecided.details();
+                all.push(ErrorDetail::text(ErrorKind::CannotDecide, e.to_string()));
                 // A failed mirror copy: the record is in the chain all the same.
-                GateReport::Error(ErrorOutput::new(ErrorKind::CannotDecide, &all, e.in_chain().map(|r| r.id())))
+                GateReport::Error(ErrorOutput::of(all, e.in_chain().map(|r| r.id())))
             }
         }
     }

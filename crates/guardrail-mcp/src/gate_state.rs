@@ -52,7 +52,7 @@ impl GateState {
         self.snapshot(now)
             .and_then(|s| decide::decide(s, ci, false, None))
             .map(|d| d.evaluation)
-            .map_err(|u| StateError::Undecided { problems: u.errors })
+            .map_err(|u| StateError::Undecided { problems: u.messages() })
     }
 }
 
@@ -89,13 +89,13 @@ impl GuardrailState for GateState {
                 GateOutcome::Recorded { decided, audit, .. } => (*decided, Some(audit)),
                 GateOutcome::Withheld { reason, .. } => return Err(StateError::Withheld(Box::new(reason))),
                 GateOutcome::CannotDecide { undecided, record } => {
-                    return Err(StateError::NotDecided { problems: undecided.errors, record: Box::new(record) });
+                    return Err(StateError::NotDecided { problems: undecided.messages(), record: Box::new(record) });
                 }
             }
         } else {
             let decided = snapshot
                 .and_then(|s| decide::decide(s, ci, false, Some(&self.requested_by)))
-                .map_err(|u| StateError::Undecided { problems: u.errors })?;
+                .map_err(|u| StateError::Undecided { problems: u.messages() })?;
             (decided, None)
         };
         Ok(DeployEvaluation { decided, audit })

@@ -19,7 +19,7 @@ use guardrail_core::signals::{self, SignalKind, SignalValue};
 use guardrail_gate::audit_cmd;
 use guardrail_gate::ci::{CiContext, CiRequest};
 use guardrail_gate::decide::{
-    self, Decided, GateOutcome, Recorder, RequestedBy, Snapshot, Undecided, Withheld, decide_and_record,
+    self, Decided, GateOutcome, GateProblem, Recorder, RequestedBy, Snapshot, Undecided, Withheld, decide_and_record,
 };
 use guardrail_gate::gate;
 use guardrail_gate::view::{AuditRef, GateView, SimulationView};
@@ -465,8 +465,10 @@ pub(crate) fn requested_by(c: &Caller) -> Value {
 /// The current inputs with the clock now (the snapshot `state` holds, re-read if changed).
 fn snapshot_now(state: &AppState) -> Result<Snapshot, Undecided> {
     state.refresh();
-    let sources = state.snapshot().sources().map_err(|e| Undecided::before_reading(e, &state.0.paths, None))?;
-    let settings = state.settings_now().map_err(|e| Undecided::after_reading(e, &sources, None))?;
+    // The server holds these problems as their messages (its snapshot keeps each read's).
+    let texts = |e: Vec<String>| -> Vec<GateProblem> { e.into_iter().map(GateProblem::Message).collect() };
+    let sources = state.snapshot().sources().map_err(|e| Undecided::before_reading(texts(e), &state.0.paths, None))?;
+    let settings = state.settings_now().map_err(|e| Undecided::after_reading(texts(e), &sources, None))?;
     Ok(Snapshot { sources, settings })
 }
 
@@ -479,7 +481,7 @@ fn cannot_decide(
     record: Result<ChainedRecord, AppendError>,
 ) -> ApiError {
     state.metrics().undecided(endpoint);
-    let mut shown: Vec<String> = undecided.errors.iter().map(|e| state.redactor().text(e)).collect();
+    let mut shown: Vec<String> = undecided.messages().iter().map(|e| state.redactor().text(e)).collect();
     let in_chain = match &record {
         Ok(rec) => Some(rec),
         Err(e) => {
