@@ -462,7 +462,7 @@ impl<'a> Ctx<'a> {
         &'p self,
         governor: &'p Governor,
         kb: Option<&'p dyn KnowledgeStore>,
-        exec: &'p Result<Box<dyn guardrail_governor::Executor>, String>,
+        exec: &'p Result<Box<dyn guardrail_governor::Executor>, guardrail_governor::pipeline::NoExecutor>,
     ) -> Pipeline<'p> {
         Pipeline {
             governor,
@@ -477,10 +477,7 @@ impl<'a> Ctx<'a> {
             knowledge: kb,
             logs: self.logs.as_ref().map(|l| l as &dyn guardrail_governor::LogsSource),
             signals: self.signals.as_ref().map(|(s, _)| s),
-            executor: match exec {
-                Ok(e) => Ok(e.as_ref()),
-                Err(e) => Err(e.clone()),
-            },
+            executor: exec.as_ref().map(Box::as_ref).map_err(|e| *e),
             now: self.now,
         }
     }

@@ -18,6 +18,7 @@ use guardrail_gate::audit_cmd::{self, StoreArgs};
 use guardrail_gate::exit::Exit;
 use guardrail_gate::inputs::EnvLookup;
 use guardrail_governor::Executor;
+use guardrail_governor::pipeline::NoExecutor;
 use guardrail_governor::pipeline::StoreLog;
 use guardrail_store::AppendError;
 use serde_json::Value;
@@ -163,7 +164,7 @@ pub enum OutFormat {
 }
 
 /// Builds the executor: the command-line choice, else the config's default.
-pub fn executor(cfg: &GovernorConfig, choice: Option<ExecutorChoice>) -> Result<Box<dyn Executor>, String> {
+pub fn executor(cfg: &GovernorConfig, choice: Option<ExecutorChoice>) -> Result<Box<dyn Executor>, NoExecutor> {
     let kind = match choice {
         Some(ExecutorChoice::DryRun) => ExecutorKind::DryRun,
         Some(ExecutorChoice::Command) => ExecutorKind::Command,

@@ -122,9 +122,18 @@ pub struct Pipeline<'a> {
     /// The deploy gate's signals for the signal rules, if any.
     pub signals: Option<&'a Signals>,
     /// The executor, or why there is none (then nothing runs).
-    pub executor: Result<&'a dyn Executor, String>,
+    pub executor: Result<&'a dyn Executor, NoExecutor>,
     /// Evaluation time (also the tools' "now").
     pub now: jiff::Timestamp,
+}
+
+/// Why the configuration gives no executor: authorised actions are then not run (and no claim
+/// is taken), never run by a fallback the operator did not choose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NoExecutor {
+    /// `webhook` was chosen without `executor.webhook_url`.
+    #[error("the webhook executor needs executor.webhook_url in the governor config")]
+    WebhookUrlMissing,
 }
 
 /// What one incident run came to.
@@ -184,7 +193,7 @@ pub enum Next {
 #[derive(Debug)]
 pub enum Execution {
     /// No executor (configuration): nothing ran, no claim was taken.
-    Unavailable(String),
+    Unavailable(NoExecutor),
     /// Another execution holds this authorisation's claim: nothing ran here.
     ClaimHeld {
         /// The `execution_claim` record that holds it.
@@ -368,11 +377,7 @@ impl Pipeline<'_> {
         action: &str,
         attempt: usize,
     ) -> Execution {
-        let executor = match &self.executor {
-            Ok(e) => Ok(*e),
-            Err(e) => Err(e.clone()),
-        };
-        execute_claimed(log, executor, auth, incident, plan, action, &self.run.proposer, attempt)
+        execute_claimed(log, self.executor, auth, incident, plan, action, &self.run.proposer, attempt)
     }
 
     /// `incident execute`: the authorised action of `incident_id` as folded from `states`
@@ -481,7 +486,7 @@ impl Pipeline<'_> {
 #[allow(clippy::too_many_arguments)]
 pub fn execute_claimed(
     log: &mut dyn AuditLog,
-    executor: Result<&dyn Executor, String>,
+    executor: Result<&dyn Executor, NoExecutor>,
     auth: &Authorisation,
     incident: &Incident,
     plan: &PlanOutput,
@@ -684,10 +689,6 @@ impl Pipeline<'_> {
         plan: &PlanOutput,
         requested_by: &str,
     ) -> Execution {
-        let executor = match &self.executor {
-            Ok(e) => Ok(*e),
-            Err(e) => Err(e.clone()),
-        };
-        execute_claimed(log, executor, auth, incident, plan, &auth.action, requested_by, 0)
+        execute_claimed(log, self.executor, auth, incident, plan, &auth.action, requested_by, 0)
     }
 }

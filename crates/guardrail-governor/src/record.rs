@@ -114,18 +114,14 @@ pub fn approval_request_body(
 pub fn executor_for(
     cfg: &guardrail_core::approval::GovernorConfig,
     kind: Option<guardrail_core::approval::ExecutorKind>,
-) -> Result<Box<dyn crate::Executor>, String> {
+) -> Result<Box<dyn crate::Executor>, crate::pipeline::NoExecutor> {
     use guardrail_core::approval::ExecutorKind;
     let timeout = std::time::Duration::from_secs(u64::from(cfg.executor.timeout_seconds.max(1)));
     Ok(match kind.unwrap_or(cfg.executor.default) {
         ExecutorKind::DryRun => Box::new(crate::DryRunExecutor { commands: cfg.executor.commands.clone() }),
         ExecutorKind::Command => Box::new(crate::CommandExecutor { commands: cfg.executor.commands.clone(), timeout }),
         ExecutorKind::Webhook => {
-            let url = cfg
-                .executor
-                .webhook_url
-                .clone()
-                .ok_or("the webhook executor needs executor.webhook_url in the governor config")?;
+            let url = cfg.executor.webhook_url.clone().ok_or(crate::pipeline::NoExecutor::WebhookUrlMissing)?;
             Box::new(crate::WebhookExecutor { url, timeout, ca_file: cfg.executor.webhook_ca_file.clone() })
         }
     })

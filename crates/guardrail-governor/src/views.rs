@@ -198,9 +198,11 @@ impl ExecutionStep {
     /// wording). A result whose record is in the chain with a failed mirror copy names it.
     pub fn of(e: &Execution, not_recorded: impl Fn(&guardrail_store::AppendError) -> String) -> ExecutionStep {
         match e {
-            Execution::Unavailable(msg) => {
-                ExecutionStep::NotRun(ExecutionNotRun { error: msg.clone(), claim_held_by: None, claim_record: None })
-            }
+            Execution::Unavailable(msg) => ExecutionStep::NotRun(ExecutionNotRun {
+                error: msg.to_string(),
+                claim_held_by: None,
+                claim_record: None,
+            }),
             Execution::ClaimHeld { holder } => ExecutionStep::NotRun(ExecutionNotRun {
                 error: "claimed by another execution".into(),
                 claim_held_by: Some(holder.id()),

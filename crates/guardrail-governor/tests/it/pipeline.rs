@@ -7,7 +7,9 @@ use std::sync::{Arc, Barrier};
 
 use guardrail_core::approval::GovernorConfig;
 use guardrail_core::audit::ChainedRecord;
-use guardrail_governor::pipeline::{AuditLog, Execution, Next, Pipeline, RunOutcome, StoreLog, execute_claimed};
+use guardrail_governor::pipeline::{
+    AuditLog, Execution, Next, NoExecutor, Pipeline, RunOutcome, StoreLog, execute_claimed,
+};
 use guardrail_governor::queue::{incident_states, kinds};
 use guardrail_governor::record::RunContext;
 use guardrail_governor::{AuthorisedAction, ExecutionError, ExecutionReport, Executor, Governor};
@@ -256,11 +258,11 @@ fn of_many_concurrent_executors_exactly_one_runs() {
         knowledge: Some(&kb),
         logs: None,
         signals: None,
-        executor: Err("no executor in this step".into()),
+        executor: Err(NoExecutor::WebhookUrlMissing),
         now: now(),
     };
     let mut log = StoreLog::new(store(&dir), None, now());
-    let RunOutcome::Decided { next: Next::Executed(Execution::Unavailable(_)), .. } =
+    let RunOutcome::Decided { next: Next::Executed(Execution::Unavailable(NoExecutor::WebhookUrlMissing)), .. } =
         p.decide_and_act(&mut log, &incidents[1], json!({}))
     else {
         panic!("inc-002 is authorised");

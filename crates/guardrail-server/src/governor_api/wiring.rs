@@ -1,7 +1,7 @@
 //! The governor's parts from the server's state: the config in force, the executor, the
 //! knowledge base, the deploy gate's signals and the [`Pipeline`] over them.
 
-use guardrail_governor::pipeline::Pipeline;
+use guardrail_governor::pipeline::{NoExecutor, Pipeline};
 use guardrail_governor::record::RunContext;
 use serde_json::Value;
 
@@ -11,7 +11,7 @@ use crate::state::{AppState, GovernorView};
 
 use super::status::{GovernorFailure, kb_unavailable, unavailable_with_code};
 
-pub(super) fn executor(gov: &GovernorView) -> Result<Box<dyn guardrail_governor::Executor>, String> {
+pub(super) fn executor(gov: &GovernorView) -> Result<Box<dyn guardrail_governor::Executor>, NoExecutor> {
     guardrail_governor::record::executor_for(&gov.config, None)
 }
 
@@ -83,7 +83,7 @@ pub(super) fn pipeline<'p>(
     caller: &Caller,
     governor: &'p guardrail_governor::Governor,
     kb: Option<&'p dyn guardrail_knowledge::KnowledgeStore>,
-    exec: &'p Result<Box<dyn guardrail_governor::Executor>, String>,
+    exec: &'p Result<Box<dyn guardrail_governor::Executor>, NoExecutor>,
     signals: Option<&'p (guardrail_core::signals::Signals, Value)>,
     now: jiff::Timestamp,
 ) -> Pipeline<'p> {
@@ -107,10 +107,7 @@ pub(super) fn pipeline<'p>(
         knowledge: kb,
         logs: gov.logs.as_ref().map(|l| l as &dyn guardrail_governor::LogsSource),
         signals: signals.map(|(s, _)| s),
-        executor: match exec {
-            Ok(e) => Ok(e.as_ref()),
-            Err(e) => Err(e.clone()),
-        },
+        executor: exec.as_ref().map(Box::as_ref).map_err(|e| *e),
         now,
     }
 }
