@@ -11,7 +11,6 @@
 //! supporting documents when evidence search came back empty).
 
 use serde::Serialize;
-use serde_json::Value;
 
 use guardrail_core::remediation::{
     ClaimRetrieval, EvidenceRef, Incident, PolicyConflict, RemediationRules, Stance, StressAssessment, assess_stress,
@@ -44,8 +43,8 @@ pub struct StressResult {
     pub assessment: StressAssessment,
     /// What retrieval returned per claim.
     pub retrievals: Vec<ClaimRetrieval>,
-    /// The `query_live_logs` result.
-    pub telemetry: Value,
+    /// The `query_live_logs` result (its JSON is the tool's answer in the trace).
+    pub telemetry: crate::tools::LiveLogs,
 }
 
 fn evidence(
@@ -60,10 +59,6 @@ fn evidence(
     Ok(hits.into_iter().map(|h| EvidenceRef { id: h.id, service: h.service, stance: h.stance }).collect())
 }
 
-fn encode_telemetry(logs: crate::tools::LiveLogs) -> Value {
-    serde_json::to_value(logs).unwrap_or(Value::Null)
-}
-
 /// Runs the stress phase for a plan.
 pub fn run_stress(
     incident: &Incident,
@@ -74,8 +69,8 @@ pub fn run_stress(
 ) -> Result<StressResult, PipelineError> {
     let service = incident.service.as_str();
     let logs = LogsArgs { service: Some(service.to_string()), window_minutes: None };
-    // Recorded as it came (the trace and the record keep the tool's JSON).
-    let telemetry = encode_telemetry(tools.call_tool::<QueryLiveLogs>(Phase::Stress, &logs)?);
+    // Kept as it came: recorded, never counted (see the module doc).
+    let telemetry = tools.call_tool::<QueryLiveLogs>(Phase::Stress, &logs)?;
     let mut retrievals = Vec::with_capacity(plan.output.key_claims.len());
     for claim in &plan.output.key_claims {
         let support_hits = evidence(tools, claim, service, settings.evidence_k, Stance::Support)?;

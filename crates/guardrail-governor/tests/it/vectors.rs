@@ -3,6 +3,7 @@
 //! three scenarios. Every contract object validates against its schema.
 
 use guardrail_core::remediation::{PAUSE_POSITION, Verdict};
+use guardrail_governor::tools::LiveLogs;
 use guardrail_governor::{NdjsonLogs, ToolContext, run_pipeline};
 
 use crate::common::{all_incidents, assert_contracts, now, sample_store};
@@ -154,13 +155,17 @@ fn telemetry_is_recorded_and_decides_nothing() {
     let logs = NdjsonLogs::open(&crate::common::examples().join("logs.ndjson")).unwrap();
     let ctx = ToolContext::new(&store, now()).with_logs(&logs);
     let o = run_pipeline(&incidents[0], &ctx).unwrap();
-    let t = &o.stress.telemetry;
+    let LiveLogs::Available(w) = &o.stress.telemetry else { panic!("logs are configured: {:?}", o.stress.telemetry) };
+    assert_eq!((w.counts.total, w.counts.server_error_count, w.counts.error_rate), (5, 3, Some(0.6)), "{w:?}");
+    // The JSON as the trace and views carry it.
+    let t = serde_json::to_value(&o.stress.telemetry).unwrap();
     assert_eq!(t["available"], true);
     assert_eq!(t["total"], 5, "{t}");
     assert_eq!(t["server_error_count"], 3, "{t}");
     assert_eq!(t["error_rate"], 0.6, "{t}");
     assert_eq!(o.gate.rule, "multiple_contradictions");
     let without = run_pipeline(&incidents[0], &ToolContext::new(&store, now())).unwrap();
-    assert_eq!(without.stress.telemetry["available"], false);
+    assert!(matches!(without.stress.telemetry, LiveLogs::Unavailable(_)), "{:?}", without.stress.telemetry);
+    assert_eq!(serde_json::to_value(&without.stress.telemetry).unwrap()["available"], false);
     assert_eq!(serde_json::to_value(&o.gate).unwrap(), serde_json::to_value(&without.gate).unwrap());
 }
