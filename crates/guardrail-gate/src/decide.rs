@@ -32,21 +32,9 @@ pub struct RequestedBy {
     pub identity: Option<String>,
     /// The token's role, when the transport checks one (`POST /api/gate`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(with = "Option<RoleSchema>")]
     pub role: Option<Role>,
     /// `http`, `mcp-http` or `mcp-stdio`.
     pub via: &'static str,
-}
-
-/// The schema of [`Role`] as written (the config type has none of its own).
-#[derive(schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
-#[allow(dead_code)] // only its schema is used
-enum RoleSchema {
-    Viewer,
-    Deployer,
-    Approver,
-    Admin,
 }
 
 /// The transports that record a `requested_by` ([`RequestedBy::via`]).

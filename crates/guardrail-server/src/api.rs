@@ -397,7 +397,7 @@ pub async fn audit(
     let spec = s.config().store.clone();
     let query = guardrail_store::ListQuery { limit, before_seq: q.before_seq, kind: q.kind };
     let records = blocking(move || -> Result<Vec<ChainedRecord>, String> {
-        let mut store = audit_cmd::open(&spec)?;
+        let mut store = audit_cmd::open(&spec).map_err(|e| e.to_string())?;
         store.list(&query).map_err(|e| e.to_string())
     })
     .await?
@@ -410,7 +410,7 @@ pub async fn audit(
 pub async fn audit_verify(State(s): State<AppState>) -> Result<Answer<Verification>, ApiError> {
     let spec = s.config().store.clone();
     let rep = blocking(move || -> Result<guardrail_core::audit::VerifyReport, String> {
-        let mut store = audit_cmd::open(&spec)?;
+        let mut store = audit_cmd::open(&spec).map_err(|e| e.to_string())?;
         store.verify().map_err(|e| e.to_string())
     })
     .await?
