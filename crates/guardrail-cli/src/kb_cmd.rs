@@ -23,6 +23,8 @@ use serde_json::Value;
 
 use crate::identity::{Act, AuthArgs, establish};
 use crate::incident_cmd::{open_kb, open_kb_read_only};
+use guardrail_governor::views::{RecordRef, ReviewView, Reviewed};
+
 use crate::remediation::{ConfigArgs, KbArgs, OutFormat, append, append_failure, fail, kinds, now};
 
 /// `guardrail kb …`.
@@ -74,6 +76,9 @@ pub enum KbCommand {
         config: ConfigArgs,
         #[command(flatten)]
         store: StoreArgs,
+        /// Output format: `json` prints the review (runbook_id, status, reviewed_by, audit).
+        #[arg(long, value_enum, default_value = "text")]
+        format: OutFormat,
     },
     /// Counts of runbooks (reviewed, unreviewed), evidence and policies.
     Stats {
@@ -89,7 +94,7 @@ pub fn run(cmd: KbCommand, env: EnvLookup<'_>) -> Exit {
         KbCommand::Search { query, service, evidence, k, format, kb } => {
             search(&kb.path(env), &query, &service, evidence, k, format)
         }
-        KbCommand::Review { runbook, actor, auth, now: at, kb, config, store } => {
+        KbCommand::Review { runbook, actor, auth, now: at, kb, config, store, format } => {
             let cfg = match config.load(env) {
                 Ok(c) => c,
                 Err(e) => return fail(&e),
@@ -98,7 +103,7 @@ pub fn run(cmd: KbCommand, env: EnvLookup<'_>) -> Exit {
                 Ok(a) => a,
                 Err(r) => return r.report(),
             };
-            review(env, &kb.path(env), &store, &runbook, &actor.name, at.as_deref())
+            review(env, &kb.path(env), &store, &runbook, &actor.name, at.as_deref(), format)
         }
         KbCommand::Stats { kb } => {
             match open_kb_read_only(&kb.path(env)).and_then(|s| s.stats().map_err(|e| e.to_string())) {
@@ -261,7 +266,15 @@ impl RunbookRow {
     }
 }
 
-fn review(env: EnvLookup<'_>, kb: &Path, store: &StoreArgs, id: &str, who: &str, at: Option<&str>) -> Exit {
+fn review(
+    env: EnvLookup<'_>,
+    kb: &Path,
+    store: &StoreArgs,
+    id: &str,
+    who: &str,
+    at: Option<&str>,
+    format: OutFormat,
+) -> Exit {
     let who = who.trim();
     let at = match now(at) {
         Ok(t) => t.to_string(),
@@ -316,13 +329,26 @@ fn review(env: EnvLookup<'_>, kb: &Path, store: &StoreArgs, id: &str, who: &str,
     };
     match knowledge.mark_reviewed(id, who, &at) {
         Ok(r) => {
-            println!(
-                "runbook {id} ({} → {}) reviewed by {who} (audit record {})",
-                r.service,
-                r.recommended_action,
-                rec.id()
-            );
-            println!("  the planner may now use it; the gate still judges every action it proposes");
+            match format {
+                OutFormat::Json => {
+                    let view = ReviewView {
+                        runbook_id: id.to_string(),
+                        status: Reviewed::Reviewed,
+                        reviewed_by: who.to_string(),
+                        audit: RecordRef::of(&rec),
+                    };
+                    println!("{}", serde_json::to_string_pretty(&view).unwrap_or_default());
+                }
+                OutFormat::Text => {
+                    println!(
+                        "runbook {id} ({} → {}) reviewed by {who} (audit record {})",
+                        r.service,
+                        r.recommended_action,
+                        rec.id()
+                    );
+                    println!("  the planner may now use it; the gate still judges every action it proposes");
+                }
+            }
             done
         }
         Err(e) => fail(&[format!("review recorded as {} but not applied: {e}", rec.id())]),

@@ -430,8 +430,17 @@ fn learn_review_then_the_planner_uses_it() {
     // The person who learned it cannot review it; another can.
     let (code, _, err) = g.run(&["kb", "review", id, "--as", "dave"]);
     assert_eq!(code, 11, "{err}");
-    let (code, out, err) = g.run(&["kb", "review", id, "--as", "alice"]);
+    let (code, out, err) = g.run(&["kb", "review", id, "--as", "alice", "--format", "json"]);
     assert_eq!(code, 0, "{out}{err}");
+    // `--format json` prints guardrail_governor::views::ReviewView, naming the record written.
+    let view: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let reviewed = g.records().into_iter().rfind(|r| r["kind"] == "runbook_reviewed").unwrap();
+    let reviewed_id = format!("{}-{}", reviewed["seq"], &reviewed["hash"].as_str().unwrap()[..12]);
+    assert_eq!(
+        view,
+        serde_json::json!({"runbook_id": id, "status": "reviewed", "reviewed_by": "alice",
+                           "audit": {"id": reviewed_id, "seq": reviewed["seq"]}})
+    );
     let (code, _, _) = g.run(&["kb", "review", id, "--as", "bob"]);
     assert_eq!(code, 3, "reviewing twice");
     // Now the planner uses it; the gate still judges the action on evidence.
