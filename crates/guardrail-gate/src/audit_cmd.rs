@@ -53,14 +53,6 @@ pub fn open(spec: &str) -> Result<Box<dyn AuditStore>, OpenError> {
     guardrail_store::open_store(spec).map_err(|source| OpenError { store: guardrail_store::redact_url(spec), source })
 }
 
-// The server's closures (api.rs) still collect an opening failure as its message; this keeps
-// `audit_cmd::open(..)?` compiling there until they name the error. Remove with the last `?`.
-impl From<OpenError> for String {
-    fn from(e: OpenError) -> String {
-        e.to_string()
-    }
-}
-
 /// Appends one record durably (and mirrors it when asked). Any failure is an error — the gate
 /// must not report a decision it could not record — and says which:
 /// [`guardrail_store::AppendError::NotInChain`] (nothing was appended) or
