@@ -88,7 +88,7 @@ pub struct Snapshot {
 /// One reason a gate run could not decide, typed as it was found: its file, position and field
 /// (or flag / variable) are read from these fields, never out of the message. `Display` is the
 /// message the gate prints and the `deploy_error` record holds.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum GateProblem {
     /// A flag's or variable's value the settings cannot use.
     #[error(transparent)]
@@ -99,8 +99,8 @@ pub enum GateProblem {
     /// The inputs, read, cannot decide.
     #[error(transparent)]
     Evaluation(gate::Problem),
-    /// A problem its caller holds only as the message (the server's snapshot keeps the message
-    /// of each read, redacted later): no file, position or field is taken out of it.
+    /// A problem its caller holds only as the message: no file, position or field is taken out
+    /// of it.
     #[error("{0}")]
     Message(String),
 }

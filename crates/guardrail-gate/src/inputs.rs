@@ -2,6 +2,7 @@
 //! the seed layout under `--root`), and reading them once into memory.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use guardrail_config::Source;
 use guardrail_core::cost::CostThresholds;
@@ -583,8 +584,9 @@ pub struct InputDigest {
     pub bytes: Option<usize>,
 }
 
-/// Why an input could not be read (the gate cannot decide: exit 3).
-#[derive(Debug, thiserror::Error)]
+/// Why an input could not be read (the gate cannot decide: exit 3). Clone (the fetch errors
+/// shared): the server's snapshot keeps each read's problem until the files change.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum InputError {
     /// A file that cannot be read.
     #[error(transparent)]
@@ -616,7 +618,7 @@ pub enum InputError {
     Setting(#[from] SettingError),
     /// The Prometheus URL in force cannot be used.
     #[error(transparent)]
-    PrometheusUrl(guardrail_prometheus::FetchError),
+    PrometheusUrl(Arc<guardrail_prometheus::FetchError>),
     /// Prometheus could not be queried at all (configuration, not "no data").
     #[error("{}: {source}", slos.display())]
     Prometheus {
@@ -624,7 +626,7 @@ pub enum InputError {
         slos: PathBuf,
         /// Why.
         #[source]
-        source: guardrail_prometheus::FetchError,
+        source: Arc<guardrail_prometheus::FetchError>,
     },
 }
 
@@ -688,10 +690,10 @@ pub fn metrics_input(paths: &InputPaths, slos: &Source) -> Result<Source, InputE
     if let Some(ca) = paths.prometheus_ca.clone()? {
         spec.ca_file = Some(ca);
     }
-    let url =
-        guardrail_prometheus::resolve_url(&spec, paths.prometheus_url.as_deref()).map_err(InputError::PrometheusUrl)?;
+    let url = guardrail_prometheus::resolve_url(&spec, paths.prometheus_url.as_deref())
+        .map_err(|e| InputError::PrometheusUrl(Arc::new(e)))?;
     let snap = guardrail_prometheus::fetch(&spec, &url, paths.at.unwrap_or_else(Timestamp::now))
-        .map_err(|source| InputError::Prometheus { slos: slos.path.clone(), source })?;
+        .map_err(|e| InputError::Prometheus { slos: slos.path.clone(), source: Arc::new(e) })?;
     let text = snap.to_json();
     let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
     Ok(Source { path: PathBuf::from(format!("prometheus:{url}")), text, sha256 })

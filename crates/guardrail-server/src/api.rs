@@ -19,7 +19,7 @@ use guardrail_core::signals::{self, SignalKind, SignalValue};
 use guardrail_gate::audit_cmd;
 use guardrail_gate::ci::{CiContext, CiRequest};
 use guardrail_gate::decide::{
-    self, Decided, GateOutcome, GateProblem, Recorder, RequestedBy, Snapshot, Undecided, Withheld, decide_and_record,
+    self, Decided, GateOutcome, Recorder, RequestedBy, Snapshot, Undecided, Withheld, decide_and_record,
 };
 use guardrail_gate::gate;
 use guardrail_gate::view::{AuditRef, GateView, SimulationView};
@@ -30,7 +30,7 @@ use serde_json::Value;
 use tokio_stream::StreamExt as _;
 
 use crate::auth::{Caller, Role};
-use crate::state::{AppState, narrative, summary};
+use crate::state::{AppState, narrative, shown, summary};
 use crate::wire::{
     Alive, AllData, Answer, AuditEvent, AuditRecordView, Cached, CostData, DecisionData, Envelope, ErrorBody,
     ErrorStatus, Explanation, Health, Reachable, Ready, RecordRef, SimulationData, SloData, True, Verification,
@@ -465,10 +465,9 @@ pub(crate) fn requested_by(c: &Caller) -> Value {
 /// The current inputs with the clock now (the snapshot `state` holds, re-read if changed).
 fn snapshot_now(state: &AppState) -> Result<Snapshot, Undecided> {
     state.refresh();
-    // The server holds these problems as their messages (its snapshot keeps each read's).
-    let texts = |e: Vec<String>| -> Vec<GateProblem> { e.into_iter().map(GateProblem::Message).collect() };
-    let sources = state.snapshot().sources().map_err(|e| Undecided::before_reading(texts(e), &state.0.paths, None))?;
-    let settings = state.settings_now().map_err(|e| Undecided::after_reading(texts(e), &sources, None))?;
+    // The snapshot keeps each read's typed problem: the record and answer have them as the CLI's.
+    let sources = state.snapshot().sources().map_err(|e| Undecided::before_reading(e, &state.0.paths, None))?;
+    let settings = state.settings_now().map_err(|e| Undecided::after_reading(e, &sources, None))?;
     Ok(Snapshot { sources, settings })
 }
 
@@ -711,14 +710,14 @@ pub async fn readyz(State(s): State<AppState>) -> Result<Answer<Ready>, ApiError
     let store = blocking(move || audit_cmd::open(&spec).map(|_| ())).await?;
     let mut errors = Vec::new();
     if let Err(e) = &snap.evaluation {
-        errors.extend(e.iter().map(|m| format!("inputs: {m}")));
+        errors.extend(shown(s.redactor(), e).iter().map(|m| format!("inputs: {m}")));
     }
     if let Err(e) = store {
         eprintln!("guardrail serve: readyz: {e}");
         errors.push("audit store: unavailable".into());
     }
     if errors.is_empty() {
-        Ok(Answer::new(s.redactor(), &Ready { inputs: summary(&snap), store: Reachable }))
+        Ok(Answer::new(s.redactor(), &Ready { inputs: summary(s.redactor(), &snap), store: Reachable }))
     } else {
         Err(ApiError::of_many(Failure::Unavailable, errors))
     }
@@ -745,7 +744,7 @@ pub async fn openapi() -> Response {
 /// `inputs` when the files change, `decision` when the current decision changes and `audit`
 /// when a record is appended.
 pub async fn events(State(s): State<AppState>) -> Sse<impl tokio_stream::Stream<Item = Result<Event, Infallible>>> {
-    let hello = serde_json::to_string(&summary(&s.snapshot())).unwrap_or_default();
+    let hello = serde_json::to_string(&summary(s.redactor(), &s.snapshot())).unwrap_or_default();
     let hello = Event::default().event("hello").data(hello);
     let redactor = s.redactor().clone();
     let rx = tokio_stream::wrappers::BroadcastStream::new(s.subscribe());

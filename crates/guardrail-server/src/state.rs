@@ -16,8 +16,10 @@
 //! in memory at each tick, so time-dependent results (`--max-age` staleness, `retry_after`)
 //! stay current without re-reading anything.
 //!
-//! A snapshot whose inputs cannot decide still exists: it carries the error messages (with
-//! file names, never paths) and every endpoint that needs a decision answers `ok: false`.
+//! A snapshot whose inputs cannot decide still exists: it carries the typed problems (as
+//! `guardrail gate` has them, with their files, positions and fields) and every endpoint that
+//! needs a decision answers `ok: false` with their messages, redacted (file names, never paths)
+//! where the answer is built; `POST /api/gate` hands the problems on to its `deploy_error` record.
 //!
 //! The governor config ([`GovernorSettings::source`]) is watched the same way and swapped in
 //! as a [`GovernorView`] when it changes (so copying a config into place, as the README's tour
@@ -38,8 +40,9 @@ use axum::body::Bytes;
 use axum::http::StatusCode;
 use guardrail_config::Source;
 use guardrail_gate::ci::CiContext;
+use guardrail_gate::decide::GateProblem;
 use guardrail_gate::gate::{self, Evaluation};
-use guardrail_gate::inputs::{self, InputArgs, InputPaths, Settings, Sources};
+use guardrail_gate::inputs::{self, InputArgs, InputError, InputPaths, Settings, Sources};
 use guardrail_model::explainer::{Explainer, PerVersion};
 use jiff::Timestamp;
 use serde_json::{Value, json};
@@ -313,19 +316,28 @@ pub struct Snapshot {
     stamps: Vec<Option<Stamp>>,
     /// When `reads` were read (just after `stamps` were taken).
     read_at: SystemTime,
-    reads: Vec<Result<Source, String>>,
-    /// The evaluation, or why there is none (messages already redacted).
-    pub evaluation: Result<Evaluation, Vec<String>>,
+    /// Policies, SLOs, metrics, cost.
+    reads: Reads,
+    /// The evaluation, or why there is none (not redacted: see [`shown`]).
+    pub evaluation: Result<Evaluation, Vec<GateProblem>>,
     /// `/api/slo` data (redacted).
-    pub slo: Result<Value, Vec<String>>,
+    pub slo: Result<Value, Vec<GateProblem>>,
     /// `/api/cost` data (redacted).
-    pub cost: Result<Value, Vec<String>>,
+    pub cost: Result<Value, Vec<GateProblem>>,
     /// `/api/decision` data (redacted).
-    pub decision: Result<Value, Vec<String>>,
+    pub decision: Result<Value, Vec<GateProblem>>,
     /// `/api/explain` text.
-    pub explanation: Result<String, Vec<String>>,
+    pub explanation: Result<String, Vec<GateProblem>>,
     /// Precomputed responses.
     pub replies: Replies,
+}
+
+/// The four reads (policies, SLOs, metrics, cost), each the source or why it could not be read.
+type Reads = [Result<Source, InputError>; 4];
+
+/// Problems as an answer shows them: each message, redacted (file names, never paths).
+pub fn shown(r: &Redactor, problems: &[GateProblem]) -> Vec<String> {
+    problems.iter().map(|p| r.text(&p.to_string())).collect()
 }
 
 /// Precomputed responses of the read endpoints.
@@ -345,17 +357,8 @@ pub struct Replies {
 
 impl Snapshot {
     /// The sources, when all four files could be read.
-    pub fn sources(&self) -> Result<Sources, Vec<String>> {
-        let errors: Vec<String> = self.reads.iter().filter_map(|r| r.as_ref().err().cloned()).collect();
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        match self.reads.as_slice() {
-            [Ok(p), Ok(s), Ok(m), Ok(c)] => {
-                Ok(Sources { policies: p.clone(), slos: s.clone(), metrics: m.clone(), cost: c.clone() })
-            }
-            _ => Err(vec!["the inputs could not be read".into()]),
-        }
+    pub fn sources(&self) -> Result<Sources, Vec<GateProblem>> {
+        sources(&self.reads)
     }
 
     /// True when the SLO file asks for live Prometheus metrics.
@@ -375,7 +378,7 @@ impl Snapshot {
                 }
                 key
             }
-            Err(e) => json!({"errors": e}),
+            Err(e) => json!({"errors": e.iter().map(ToString::to_string).collect::<Vec<_>>()}),
         }
     }
 }
@@ -536,7 +539,7 @@ impl AppState {
     }
 
     /// Settings resolved against the wall clock now (or `--now`).
-    pub fn settings_now(&self) -> Result<Settings, Vec<String>> {
+    pub fn settings_now(&self) -> Result<Settings, Vec<GateProblem>> {
         let cfg = &self.0.cfg;
         settings_at(cfg, Timestamp::now())
     }
@@ -563,7 +566,7 @@ impl AppState {
                 // show as decision events, not as changed files.
                 (Ok(_), Ok(_)) if i == 2 && live => true,
                 (Ok(a), Ok(b)) => a.sha256 == b.sha256,
-                (Err(a), Err(b)) => a == b,
+                (Err(a), Err(b)) => a.to_string() == b.to_string(),
                 _ => false,
             });
             (read_at, reads, !same)
@@ -576,7 +579,7 @@ impl AppState {
         if changed {
             inner.metrics.reloaded(new.evaluation.is_ok());
         }
-        let summary = serde_json::to_value(summary(&new)).unwrap_or(Value::Null);
+        let summary = serde_json::to_value(summary(&inner.redactor, &new)).unwrap_or(Value::Null);
         inner.snapshot.store(Arc::new(new));
         if changed {
             self.publish("inputs", summary.clone());
@@ -590,25 +593,41 @@ impl AppState {
 
 /// Reads the four inputs as `guardrail gate` does (`inputs::metrics_input`: the metrics file, or
 /// a Prometheus snapshot when the SLO file has a `prometheus:` block).
-fn read_all(paths: &InputPaths) -> Vec<Result<Source, String>> {
-    // Each result keeps its message: a snapshot answers with the messages (redacted) until the
-    // files change.
-    let read = |p: &std::path::Path| guardrail_config::read_source(p).map_err(|e| e.to_string());
+fn read_all(paths: &InputPaths) -> Reads {
+    // Each result keeps its problem: a snapshot answers with it (redacted) until the files
+    // change.
+    let read = |p: &std::path::Path| guardrail_config::read_source(p).map_err(InputError::File);
     let slos = read(&paths.slos);
     let metrics = match &slos {
-        Ok(s) => inputs::metrics_input(paths, s).map_err(|e| e.to_string()),
+        Ok(s) => inputs::metrics_input(paths, s),
         Err(_) => read(&paths.metrics),
     };
-    vec![read(&paths.policies), slos, metrics, read(&paths.cost)]
+    [read(&paths.policies), slos, metrics, read(&paths.cost)]
 }
 
-/// Settings resolved against `clock` (or `--now`), every problem as its message.
-fn settings_at(cfg: &ServerConfig, clock: Timestamp) -> Result<Settings, Vec<String>> {
-    inputs::settings(&cfg.inputs, &cfg.env_lookup(), clock).map_err(|e| e.all().map(ToString::to_string).collect())
+/// The sources, when all four reads succeeded; otherwise every read's problem, in order.
+fn sources(reads: &Reads) -> Result<Sources, Vec<GateProblem>> {
+    match reads {
+        [Ok(p), Ok(s), Ok(m), Ok(c)] => {
+            Ok(Sources { policies: p.clone(), slos: s.clone(), metrics: m.clone(), cost: c.clone() })
+        }
+        _ => Err(reads.iter().filter_map(|r| r.as_ref().err().cloned()).map(GateProblem::Input).collect()),
+    }
 }
 
-/// A short description of a snapshot for events and `/readyz`.
-pub fn summary(s: &Snapshot) -> InputsSummary {
+/// Settings resolved against `clock` (or `--now`), with every problem.
+fn settings_at(cfg: &ServerConfig, clock: Timestamp) -> Result<Settings, Vec<GateProblem>> {
+    inputs::settings(&cfg.inputs, &cfg.env_lookup(), clock)
+        .map_err(|e| e.all().cloned().map(GateProblem::Setting).collect())
+}
+
+/// The evaluation's problems as the gate's.
+fn evaluation_problems(problems: Vec<gate::Problem>) -> Vec<GateProblem> {
+    problems.into_iter().map(GateProblem::Evaluation).collect()
+}
+
+/// A short description of a snapshot for events and `/readyz` (its problems redacted by `r`).
+pub fn summary(r: &Redactor, s: &Snapshot) -> InputsSummary {
     match &s.evaluation {
         Ok(ev) => InputsSummary::Valid {
             version: s.version,
@@ -616,18 +635,21 @@ pub fn summary(s: &Snapshot) -> InputsSummary {
             action: ev.decision.action,
             policy_id: ev.decision.policy_id.clone(),
         },
-        Err(e) => InputsSummary::Invalid { version: s.version, valid: False, errors: e.clone() },
+        Err(e) => InputsSummary::Invalid { version: s.version, valid: False, errors: shown(r, e) },
     }
 }
 
-fn redacted<T: serde::Serialize>(r: &Redactor, v: &T) -> Result<Value, Vec<String>> {
-    let mut v = serde_json::to_value(v).map_err(|e| vec![format!("could not encode the result: {e}")])?;
+fn redacted<T: serde::Serialize>(r: &Redactor, v: &T) -> Result<Value, Vec<GateProblem>> {
+    // Our own types always encode; should one not, the answer says so (no input is at fault).
+    let mut v =
+        serde_json::to_value(v).map_err(|e| vec![GateProblem::Message(format!("could not encode the result: {e}"))])?;
     r.value(&mut v);
     Ok(v)
 }
 
-fn redact_errors(r: &Redactor, e: Vec<String>) -> Vec<String> {
-    e.iter().map(|m| r.text(m)).collect()
+/// `result` as its answer, the problems shown by [`shown`].
+fn answer<T: serde::Serialize>(r: &Redactor, result: &Result<T, Vec<GateProblem>>, error_status: StatusCode) -> Reply {
+    envelope(&result.as_ref().map_err(|e| shown(r, e)), error_status)
 }
 
 /// The CI context of a decision shown by a read endpoint (nobody asked to deploy).
@@ -689,40 +711,29 @@ fn build(
     metrics: &Metrics,
     version: u64,
     stamps: Vec<Option<Stamp>>,
-    (read_at, reads): (SystemTime, Vec<Result<Source, String>>),
+    (read_at, reads): (SystemTime, Reads),
 ) -> Snapshot {
     let now = Timestamp::now();
     let settings = settings_at(cfg, now);
-    let read = |i: usize| -> Result<&Source, Vec<String>> {
-        match reads.get(i) {
-            Some(Ok(s)) => Ok(s),
-            Some(Err(e)) => Err(vec![e.clone()]),
-            None => Err(vec!["input missing".into()]),
-        }
+    let read = |i: usize| -> Result<&Source, Vec<GateProblem>> {
+        reads[i].as_ref().map_err(|e| vec![GateProblem::Input(e.clone())])
     };
     let slo = match (&settings, read(1), read(2)) {
-        (Ok(st), Ok(s), Ok(m)) => gate::slo_report(s, m, st).map_err(gate::texts),
+        (Ok(st), Ok(s), Ok(m)) => gate::slo_report(s, m, st).map_err(evaluation_problems),
         (st, s, m) => Err([st.as_ref().err().cloned(), s.err(), m.err()].into_iter().flatten().flatten().collect()),
     };
     let cost = match (&settings, read(3)) {
-        (Ok(st), Ok(c)) => gate::cost_report(c, st).map_err(gate::texts),
+        (Ok(st), Ok(c)) => gate::cost_report(c, st).map_err(evaluation_problems),
         (st, c) => Err([st.as_ref().err().cloned(), c.err()].into_iter().flatten().flatten().collect()),
     };
-    let all_reads: Result<Sources, Vec<String>> = match (read(0), read(1), read(2), read(3)) {
-        (Ok(p), Ok(s), Ok(m), Ok(c)) => {
-            Ok(Sources { policies: p.clone(), slos: s.clone(), metrics: m.clone(), cost: c.clone() })
-        }
-        (p, s, m, c) => Err([p.err(), s.err(), m.err(), c.err()].into_iter().flatten().flatten().collect()),
-    };
     let started = Instant::now();
-    let evaluation = match (all_reads, settings) {
-        (Ok(src), Ok(st)) => gate::evaluation(src, st).map_err(gate::texts),
+    let evaluation = match (sources(&reads), settings) {
+        (Ok(src), Ok(st)) => gate::evaluation(src, st).map_err(evaluation_problems),
         (a, b) => Err([a.err(), b.err()].into_iter().flatten().flatten().collect()),
     };
     metrics.observe_evaluation(started.elapsed());
-    let evaluation = evaluation.map_err(|e| redact_errors(r, e));
-    let slo = slo.map_err(|e| redact_errors(r, e)).and_then(|s| redacted(r, &s));
-    let cost = cost.map_err(|e| redact_errors(r, e)).and_then(|c| redacted(r, &c));
+    let slo = slo.and_then(|s| redacted(r, &s));
+    let cost = cost.and_then(|c| redacted(r, &c));
     let ci = read_only_ci();
     let decision = match &evaluation {
         Ok(ev) => redacted(r, &gate::output(ev, &ci, false)),
@@ -744,11 +755,11 @@ fn build(
     };
     let unavailable = StatusCode::SERVICE_UNAVAILABLE;
     let replies = Replies {
-        slo: envelope(&slo, unavailable),
-        cost: envelope(&cost, unavailable),
-        decision: envelope(&decision, unavailable),
-        explain: envelope(&explanation.clone().map(Explanation::rule), unavailable),
-        all: envelope(&all, unavailable),
+        slo: answer(r, &slo, unavailable),
+        cost: answer(r, &cost, unavailable),
+        decision: answer(r, &decision, unavailable),
+        explain: answer(r, &explanation.clone().map(Explanation::rule), unavailable),
+        all: answer(r, &all, unavailable),
     };
     Snapshot { version, built_at: now, stamps, read_at, reads, evaluation, slo, cost, decision, explanation, replies }
 }
@@ -768,6 +779,31 @@ mod tests {
             #[cfg(unix)]
             unix: (1, 2, modified as i64, 0),
         })
+    }
+
+    #[test]
+    fn unreadable_inputs_stay_typed_problems_until_an_answer_shows_them() {
+        let dir = std::path::Path::new("/srv/secret-dir");
+        let missing =
+            |name: &str| Err(InputError::File(guardrail_config::ConfigError::file(dir.join(name), "not found")));
+        let reads: Reads =
+            [missing("policies.yaml"), missing("slos.yaml"), missing("metrics.json"), missing("cost.json")];
+        let Err(problems) = sources(&reads) else { panic!("four unreadable files gave sources") };
+        // Each read's problem, in order, with its file (POST /api/gate records them as the CLI does).
+        let files: Vec<_> = problems
+            .iter()
+            .map(|p| match p {
+                GateProblem::Input(InputError::File(c)) => c.file.clone(),
+                other => panic!("not a file problem: {other:?}"),
+            })
+            .collect();
+        assert_eq!(files, ["policies.yaml", "slos.yaml", "metrics.json", "cost.json"].map(|n| dir.join(n)));
+        // Shown: the message as before, without the directory.
+        let r = Redactor::new(&[&dir.join("metrics.json")], &[dir]);
+        let shown = shown(&r, &problems);
+        assert_eq!(shown.len(), 4);
+        assert!(shown.iter().all(|m| !m.contains("secret-dir") && m.contains("not found")), "{shown:?}");
+        assert!(shown[2].starts_with("metrics.json"), "{shown:?}");
     }
 
     #[test]

@@ -48,8 +48,9 @@ pub(super) fn deploy_signals(state: &AppState) -> Result<Option<(guardrail_core:
     }
     state.refresh();
     let snap = state.snapshot();
-    let undecidable = |e: Vec<String>| {
-        eprintln!("guardrail serve: deploy signals: {}", e.join("; "));
+    let undecidable = |e: Vec<guardrail_gate::decide::GateProblem>| {
+        let messages: Vec<String> = e.iter().map(ToString::to_string).collect();
+        eprintln!("guardrail serve: deploy signals: {}", messages.join("; "));
         GovernorFailure::Unavailable.error("the deploy gate's inputs cannot be evaluated, so nothing can be decided")
     };
     let sources = snap.sources().map_err(undecidable)?;
@@ -59,8 +60,9 @@ pub(super) fn deploy_signals(state: &AppState) -> Result<Option<(guardrail_core:
         .collect();
     // The same settings (and clock, or the server's --now) as GET /api/decision.
     let settings = state.settings_now().map_err(undecidable)?;
-    let ev = guardrail_gate::gate::evaluation(sources, settings)
-        .map_err(|problems| undecidable(guardrail_gate::gate::texts(problems)))?;
+    let ev = guardrail_gate::gate::evaluation(sources, settings).map_err(|problems| {
+        undecidable(problems.into_iter().map(guardrail_gate::decide::GateProblem::Evaluation).collect())
+    })?;
     /// Where the signals came from, recorded with the decision as `deploy_signals`.
     #[derive(serde::Serialize)]
     struct SignalsMeta<'a> {
