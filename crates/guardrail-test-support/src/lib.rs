@@ -8,7 +8,7 @@
 pub mod http;
 pub mod tls;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The workspace's root directory (this crate is `crates/guardrail-test-support`).
 pub fn workspace_root() -> PathBuf {
@@ -18,4 +18,17 @@ pub fn workspace_root() -> PathBuf {
 /// `examples/<name>` of the workspace, e.g. `examples("governor")`, `examples("deploy-gate")`.
 pub fn examples(name: &str) -> PathBuf {
     workspace_root().join("examples").join(name)
+}
+
+/// Copies the deploy gate's four bundled input files (`config/policies.yaml`, `config/slos.yaml`,
+/// `data/metrics.json`, `data/cost.json`) into `dir`, the layout `guardrail gate` reads by
+/// default. Panics on I/O errors: a test scratch directory that cannot be written is a broken
+/// test machine.
+pub fn copy_deploy_gate_inputs(dir: &Path) {
+    for sub in ["config", "data"] {
+        std::fs::create_dir_all(dir.join(sub)).expect("create scratch sub-directory");
+    }
+    for f in ["config/policies.yaml", "config/slos.yaml", "data/metrics.json", "data/cost.json"] {
+        std::fs::copy(examples("deploy-gate").join(f), dir.join(f)).expect("copy a bundled example file");
+    }
 }

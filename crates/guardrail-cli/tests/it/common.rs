@@ -19,12 +19,7 @@ pub struct Scratch {
 impl Scratch {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        for sub in ["config", "data"] {
-            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
-        }
-        for f in ["config/policies.yaml", "config/slos.yaml", "data/metrics.json", "data/cost.json"] {
-            std::fs::copy(examples().join(f), dir.path().join(f)).unwrap();
-        }
+        guardrail_test_support::copy_deploy_gate_inputs(dir.path());
         Scratch { dir }
     }
     pub fn root(&self) -> &Path {
