@@ -60,6 +60,16 @@ pub struct GovernorFile {
     pub config: GovernorConfig,
     /// The `tokens:` file, if named.
     pub tokens: Option<PathBuf>,
+    /// `planner:` (absent: the built-in planner, unless the environment or a flag says otherwise).
+    pub planner: Option<crate::governor_planner::PlannerConfig>,
+    /// `slack:` (absent: no Slack messages, `/slack/*` refuses).
+    pub slack: Option<crate::governor_slack::SlackConfig>,
+    /// `jira:` (absent: no Jira tickets).
+    pub jira: Option<crate::governor_jira::JiraConfig>,
+    /// `notify:` (absent: the outbox's default retries).
+    pub notify: Option<crate::governor_notify::NotifyConfig>,
+    /// `knowledge:` (absent: the SQLite knowledge file named on the command line).
+    pub knowledge: Option<crate::governor_knowledge::KnowledgeConfig>,
 }
 
 /// Reads a governor config file (YAML, or JSON when the name ends in `.json`).
@@ -112,6 +122,16 @@ struct GovernorSpec {
     executor: Option<ExecutorSpec>,
     #[serde(default, deserialize_with = "present")]
     tokens: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    planner: Option<crate::governor_planner::PlannerSpec>,
+    #[serde(default, deserialize_with = "present")]
+    slack: Option<crate::governor_slack::SlackSpec>,
+    #[serde(default, deserialize_with = "present")]
+    jira: Option<crate::governor_jira::JiraSpec>,
+    #[serde(default, deserialize_with = "present")]
+    notify: Option<crate::governor_notify::NotifySpec>,
+    #[serde(default, deserialize_with = "present")]
+    knowledge: Option<crate::governor_knowledge::KnowledgeSpec>,
     /// Free-form, for the people who keep the file.
     #[serde(default, rename = "version")]
     _version: Option<IgnoredAny>,
@@ -211,7 +231,12 @@ fn read(d: &mut Diags, root: &Node, dir: Option<&Path>) -> Option<GovernorFile> 
     if let Some(e) = &spec.executor {
         cfg.executor = read_executor(d, e);
     }
-    (!d.has_errors()).then_some(GovernorFile { config: cfg, tokens })
+    let planner = spec.planner.as_ref().map(|p| crate::governor_planner::read_planner(d, p, dir));
+    let slack = spec.slack.as_ref().map(|p| crate::governor_slack::read_slack(d, p, dir));
+    let jira = spec.jira.as_ref().map(|p| crate::governor_jira::read_jira(d, p, dir));
+    let notify = spec.notify.as_ref().map(|p| crate::governor_notify::read_notify(d, p, dir));
+    let knowledge = spec.knowledge.as_ref().map(|p| crate::governor_knowledge::read_knowledge(d, p, dir));
+    (!d.has_errors()).then_some(GovernorFile { config: cfg, tokens, planner, slack, jira, notify, knowledge })
 }
 
 fn users(d: &mut Diags, path: &str, names: &UserNames) -> Vec<String> {

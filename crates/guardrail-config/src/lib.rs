@@ -53,6 +53,11 @@ pub mod de;
 mod error;
 mod freezes;
 mod governor;
+mod governor_jira;
+mod governor_knowledge;
+mod governor_notify;
+mod governor_planner;
+mod governor_slack;
 mod map;
 mod metrics;
 mod policies;
@@ -73,6 +78,11 @@ pub use freezes::load_freezes;
 pub use governor::{
     GovernorFile, MAX_TIMEOUT_SECONDS, ReadGovernorConfig, load_governor_config, load_governor_file, read_governor,
 };
+pub use governor_jira::JiraConfig;
+pub use governor_knowledge::KnowledgeConfig;
+pub use governor_notify::NotifyConfig;
+pub use governor_planner::PlannerConfig;
+pub use governor_slack::SlackConfig;
 pub use map::SourceMap;
 pub use metrics::load_metrics;
 pub use policies::{DEFAULT_PRIORITY, PolicyLoad, load_policies};

@@ -36,6 +36,7 @@ pub mod planner;
 pub mod queue;
 pub mod record;
 pub mod replay;
+pub mod store_log;
 pub mod stress;
 pub mod tools;
 pub mod views;

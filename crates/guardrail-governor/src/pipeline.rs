@@ -21,14 +21,12 @@
 //!
 //! Nothing here reads a clock: `now` is given, and records are stamped with it.
 
-use std::path::PathBuf;
-
 use guardrail_core::approval::{GovernorConfig, valid_user};
-use guardrail_core::audit::{ChainedRecord, RecordDraft};
+use guardrail_core::audit::ChainedRecord;
 use guardrail_core::remediation::{Incident, PlanOutput, Verdict, normalise_action};
 use guardrail_core::signals::Signals;
 use guardrail_knowledge::KnowledgeStore;
-use guardrail_store::{AppendError, AuditStore, Claim};
+use guardrail_store::{AppendError, Claim};
 use serde_json::Value;
 
 use crate::queue::{Authorisation, IncidentState, TrailError, decision_parts, kinds};
@@ -41,69 +39,7 @@ use crate::{
     RequestedActionPlanner, ToolContext, ToolRegistry,
 };
 
-/// Where the pipeline's records go. [`StoreLog`] is the plain implementation; adapters wrap
-/// it to count failures or publish events.
-pub trait AuditLog {
-    /// Appends one record.
-    fn append(&mut self, kind: &str, body: Value) -> Result<ChainedRecord, AppendError>;
-    /// Appends a claim record unless a record of the same kind holds `claim`
-    /// ([`guardrail_store::AuditStore::append_claim`]).
-    fn append_claim(&mut self, kind: &str, body: Value, claim: &str) -> Result<Claim, AppendError>;
-    /// The incidents' states folded from the records this log appends to, when it can read
-    /// them itself ([`StoreLog`] does, over its one connection); `None` when it cannot.
-    fn read_states(&mut self) -> Option<Result<std::collections::BTreeMap<String, IncidentState>, TrailError>> {
-        None
-    }
-}
-
-/// An [`AuditLog`] over an open store and an optional JSONL mirror, stamping every record with
-/// one time.
-pub struct StoreLog {
-    store: Box<dyn AuditStore>,
-    mirror: Option<PathBuf>,
-    recorded_at: String,
-}
-
-impl StoreLog {
-    /// Records go to `store` (and `mirror`), stamped `recorded_at`.
-    pub fn new(store: Box<dyn AuditStore>, mirror: Option<PathBuf>, recorded_at: jiff::Timestamp) -> StoreLog {
-        StoreLog { store, mirror, recorded_at: recorded_at.to_string() }
-    }
-
-    /// The store, for reads.
-    pub fn store(&mut self) -> &mut dyn AuditStore {
-        self.store.as_mut()
-    }
-
-    /// The incidents' states folded from this store's records ([`crate::queue::incident_states`]),
-    /// read over the connection the records are appended through, so one command opens its
-    /// store once.
-    pub fn states(&mut self) -> Result<std::collections::BTreeMap<String, IncidentState>, TrailError> {
-        let records =
-            self.store.all().map_err(|e| TrailError::Store { store: self.store.describe(), message: e.to_string() })?;
-        Ok(crate::queue::incident_states(&records))
-    }
-
-    fn draft(&self, kind: &str, body: Value) -> RecordDraft {
-        RecordDraft { kind: kind.into(), recorded_at: self.recorded_at.clone(), body }
-    }
-}
-
-impl AuditLog for StoreLog {
-    fn append(&mut self, kind: &str, body: Value) -> Result<ChainedRecord, AppendError> {
-        let d = self.draft(kind, body);
-        guardrail_store::append_mirrored(self.store.as_mut(), self.mirror.as_deref(), d)
-    }
-
-    fn append_claim(&mut self, kind: &str, body: Value, claim: &str) -> Result<Claim, AppendError> {
-        let d = self.draft(kind, body);
-        guardrail_store::append_claim_mirrored(self.store.as_mut(), self.mirror.as_deref(), d, claim)
-    }
-
-    fn read_states(&mut self) -> Option<Result<std::collections::BTreeMap<String, IncidentState>, TrailError>> {
-        Some(self.states())
-    }
-}
+pub use crate::store_log::{AuditLog, StoreLog};
 
 /// Everything one decide-and-act needs besides the incident and the audit log.
 pub struct Pipeline<'a> {
