@@ -1,0 +1,1 @@
+//! guardrail-notify's integration tests (one binary; one module per area).
