@@ -24,6 +24,7 @@
 //!
 //! [`explainer`] uses it to narrate a gate decision; it never changes one.
 
+pub mod agent_builder;
 pub mod anthropic;
 pub mod explainer;
 mod http;
