@@ -81,7 +81,7 @@ pub use governor::{
 pub use governor_jira::JiraConfig;
 pub use governor_knowledge::KnowledgeConfig;
 pub use governor_notify::NotifyConfig;
-pub use governor_planner::PlannerConfig;
+pub use governor_planner::{PlannerBackend, PlannerBudget, PlannerConfig, PlannerFallback};
 pub use governor_slack::SlackConfig;
 pub use map::SourceMap;
 pub use metrics::load_metrics;
