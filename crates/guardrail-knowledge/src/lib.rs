@@ -278,6 +278,35 @@ pub trait KnowledgeStore {
         Ok((report, data.incidents))
     }
 
+    /// Streams a JSON file of the `sample_data.json` shape of any size
+    /// ([`parse::stream_sample_data`]), adding documents in batches of [`STREAM_BATCH`] through
+    /// [`KnowledgeStore::add_docs`]; `progress` is called after each batch with the documents
+    /// read so far. Returns the counts and how many incidents the file held (not stored).
+    /// Backends with transactions load the whole file or nothing (SQLite overrides this);
+    /// this default stops at the first error with the earlier batches added.
+    fn load_stream(
+        &mut self,
+        reader: &mut dyn std::io::Read,
+        origin: &str,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(LoadReport, usize), KnowledgeError> {
+        let mut total = LoadReport::default();
+        let mut batch = KnowledgeDocs::default();
+        let mut read = 0u64;
+        let incidents = parse::stream_sample_data(reader, origin, &mut |doc| {
+            push_doc(&mut batch, doc);
+            read += 1;
+            if batch_len(&batch) >= STREAM_BATCH {
+                total = sum(total, self.add_docs(&std::mem::take(&mut batch))?);
+                progress(read);
+            }
+            Ok(())
+        })?;
+        total = sum(total, self.add_docs(&batch)?);
+        progress(read);
+        Ok((total, incidents))
+    }
+
     /// Reads one runbook file a user adds (`.yaml`/`.yml`, `.json`, `.md`/`.markdown`) and adds
     /// its runbooks.
     fn add_runbook_file(&mut self, path: &Path) -> Result<LoadReport, KnowledgeError> {
@@ -285,6 +314,22 @@ pub trait KnowledgeStore {
         let runbooks = parse::parse_runbook_file(&text, path)?;
         self.add_docs(&KnowledgeDocs { runbooks, ..KnowledgeDocs::default() })
     }
+}
+
+/// Documents per batch of [`KnowledgeStore::load_stream`] (one `_bulk` request for
+/// Elasticsearch; one progress step).
+pub const STREAM_BATCH: usize = 1000;
+
+pub(crate) fn push_doc(docs: &mut KnowledgeDocs, doc: parse::Doc) {
+    match doc {
+        parse::Doc::Runbook(r) => docs.runbooks.push(r),
+        parse::Doc::Evidence(e) => docs.evidence.push(e),
+        parse::Doc::Policy(p) => docs.policies.push(p),
+    }
+}
+
+pub(crate) fn batch_len(docs: &KnowledgeDocs) -> usize {
+    docs.runbooks.len() + docs.evidence.len() + docs.policies.len()
 }
 
 pub(crate) fn sum(a: LoadReport, b: LoadReport) -> LoadReport {

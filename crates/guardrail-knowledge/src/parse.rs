@@ -412,3 +412,178 @@ mod tests {
         assert_eq!(field_of(parse_runbook_file(typo, Path::new("r.yml")).unwrap_err()), "recomended_action");
     }
 }
+
+/// One document read from a stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Doc {
+    /// A runbook.
+    Runbook(Runbook),
+    /// An evidence document.
+    Evidence(EvidenceDoc),
+    /// An action policy.
+    Policy(ActionPolicy),
+}
+
+/// Reads a JSON file in the `sample_data.json` shape from `reader` one document at a time,
+/// handing each to `sink` as soon as it is read and checked: memory stays bounded by one
+/// document however large the file (the whole-text readers stop at
+/// [`crate::MAX_FILE_BYTES`]). The checks are [`parse_sample_data`]'s: the same fields, the same
+/// messages naming `runbooks[i].field`, unknown top-level keys refused, duplicate ids within
+/// the file refused. Incidents are checked and counted, not kept. The first error stops the
+/// read; what `sink` already received is the caller's to roll back.
+pub fn stream_sample_data<R: std::io::Read>(
+    reader: R,
+    origin: &str,
+    sink: &mut dyn FnMut(Doc) -> Result<(), KnowledgeError>,
+) -> Result<usize, KnowledgeError> {
+    use serde::de::Deserializer as _;
+    let mut state = StreamState { origin, sink, failed: None, incidents: 0, seen: Default::default() };
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let result = (&mut de).deserialize_map(TopVisitor { state: &mut state }).and_then(|()| de.end());
+    if let Some(e) = state.failed.take() {
+        return Err(e);
+    }
+    result.map_err(|e| KnowledgeError::Syntax { origin: origin.into(), message: format!("invalid JSON: {e}") })?;
+    Ok(state.incidents)
+}
+
+struct StreamState<'a, 'b> {
+    origin: &'a str,
+    sink: &'b mut dyn FnMut(Doc) -> Result<(), KnowledgeError>,
+    /// The document error that stopped the read (serde's error only says "stopped").
+    failed: Option<KnowledgeError>,
+    incidents: usize,
+    seen: [std::collections::HashSet<String>; 3],
+}
+
+impl StreamState<'_, '_> {
+    fn fail<E: serde::de::Error>(&mut self, e: KnowledgeError) -> E {
+        self.failed = Some(e);
+        E::custom("stopped at an invalid document")
+    }
+
+    fn item<E: serde::de::Error>(&mut self, list: List, i: usize, v: Value) -> Result<(), E> {
+        let path = format!("{}[{i}]", list.name());
+        let doc = match list {
+            List::Incidents => {
+                Incident::from_json_value_at(&v, &path).map(|_| None).map_err(|e| KnowledgeError::Invalid {
+                    origin: self.origin.into(),
+                    field: e.field().unwrap_or(&path).to_string(),
+                    message: e.to_string(),
+                })
+            }
+            _ => Obj::new(&v, path.clone(), self.origin).and_then(|o| match list {
+                List::Runbooks => {
+                    runbook_from(&o, "sample_data", Some(self.origin.into())).map(|r| Some(Doc::Runbook(r)))
+                }
+                List::Evidence => evidence_from(&o).map(|e| Some(Doc::Evidence(e))),
+                _ => policy_from(&o).map(|p| Some(Doc::Policy(p))),
+            }),
+        };
+        let doc = match doc {
+            Ok(Some(d)) => d,
+            Ok(None) => {
+                self.incidents += 1;
+                return Ok(());
+            }
+            Err(e) => return Err(self.fail(e)),
+        };
+        let (slot, id) = match &doc {
+            Doc::Runbook(r) => (0, &r.id),
+            Doc::Evidence(e) => (1, &e.id),
+            Doc::Policy(p) => (2, &p.id),
+        };
+        if !self.seen[slot].insert(id.clone()) {
+            let e = KnowledgeError::Invalid {
+                origin: self.origin.into(),
+                field: format!("{path}.id"),
+                message: format!("duplicate id \"{id}\""),
+            };
+            return Err(self.fail(e));
+        }
+        (self.sink)(doc).map_err(|e| self.fail(e))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum List {
+    Runbooks,
+    Evidence,
+    Policies,
+    Incidents,
+}
+
+impl List {
+    fn name(self) -> &'static str {
+        match self {
+            List::Runbooks => "runbooks",
+            List::Evidence => "evidence",
+            List::Policies => "policies",
+            List::Incidents => "incidents",
+        }
+    }
+}
+
+struct TopVisitor<'s, 'a, 'b> {
+    state: &'s mut StreamState<'a, 'b>,
+}
+
+impl<'de> serde::de::Visitor<'de> for TopVisitor<'_, '_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object with runbooks, evidence, policies and/or incidents")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        const KEYS: [&str; 4] = ["runbooks", "evidence", "policies", "incidents"];
+        while let Some(key) = map.next_key::<String>()? {
+            let list = match key.as_str() {
+                "runbooks" => List::Runbooks,
+                "evidence" => List::Evidence,
+                "policies" => List::Policies,
+                "incidents" => List::Incidents,
+                _ => {
+                    let e = KnowledgeError::Invalid {
+                        origin: self.state.origin.into(),
+                        field: key,
+                        message: format!("unknown field; expected one of {}", KEYS.join(", ")),
+                    };
+                    return Err(self.state.fail(e));
+                }
+            };
+            map.next_value_seed(ListSeed { state: self.state, list })?;
+        }
+        Ok(())
+    }
+}
+
+struct ListSeed<'s, 'a, 'b> {
+    state: &'s mut StreamState<'a, 'b>,
+    list: List,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for ListSeed<'_, '_, '_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ListSeed<'_, '_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a list of {}", self.list.name())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0;
+        while let Some(v) = seq.next_element::<Value>()? {
+            self.state.item(self.list, i, v)?;
+            i += 1;
+        }
+        Ok(())
+    }
+}

@@ -6,6 +6,21 @@
 //! finds "restart" as Elasticsearch's standard analysers would come close to. Ranking is FTS5's
 //! `bm25()`, with the runbook title weighted ×2 like the original's `title^2`.
 //!
+//! **Per-service rowid ranges (schema 2).** Runbooks and evidence are numbered so that one
+//! service's documents occupy one contiguous rowid range: `rowid = bucket << 32 | n`, where
+//! `bucket` is the service's row in the `services` table (`*` has one too) and `n` counts from 1
+//! within it. A search hands FTS5 the range (`runbooks_fts.rowid BETWEEN lo AND hi`), so it visits
+//! only that service's postings (it seeks each term's doclist to `lo`) instead of scoring every
+//! matching document of every service and filtering afterwards: at 100,000 runbooks over 500
+//! services a search scores ~200 documents, not ~60,000. **The ranking is unchanged, to the
+//! bit**: it is still the one FTS5 table and FTS5's own `bm25()`, whose statistics — row count,
+//! average column lengths and each term's document frequency — are those of the whole table, as
+//! before (an idf per service would change every score and the recorded decisions that carry
+//! them). Evidence of a service is the service's range and `*`'s range searched separately and
+//! merged by the same order (`rank`, then `id` by bytes). A schema-1 file (rowids in load order)
+//! is renumbered by [`SqliteKnowledgeStore::create`] (i.e. by `kb load`); opened otherwise it is
+//! searched as before, without ranges.
+//!
 //! Queries are never passed to FTS5 as syntax: the text is split into words, each word is
 //! quoted, and the words are OR-ed. Incident text cannot inject FTS5 operators (`NEAR`, `*`,
 //! column filters) or SQL.
@@ -21,8 +36,12 @@ use crate::{
     Runbook, RunbookHit, sum,
 };
 
-/// Schema version in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 1;
+/// Schema version in `PRAGMA user_version`: 2 numbers documents by service (see the module
+/// documentation); 1, the same tables with rowids in load order, is still read.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Bits of a rowid below the service's bucket: up to 2^32 - 1 documents per service.
+const BUCKET_SHIFT: u32 = 32;
 
 /// Most words taken from a query (bounds the cost of a long incident text).
 pub const MAX_QUERY_WORDS: usize = 64;
@@ -96,7 +115,30 @@ CREATE TRIGGER IF NOT EXISTS policies_au AFTER UPDATE ON policies BEGIN
 END;
 ";
 
+// One row per service name (and `*`): its id is the bucket of its documents' rowids.
+const SCHEMA_2: &str = "
+CREATE TABLE IF NOT EXISTS services (
+    id INTEGER PRIMARY KEY NOT NULL,
+    name TEXT NOT NULL UNIQUE
+);
+";
+
 const TABLES: &[&str] = &["runbooks", "runbooks_fts", "evidence", "evidence_fts", "policies", "policies_fts"];
+
+/// The first and last rowid of a bucket.
+fn bucket_range(bucket: i64) -> (i64, i64) {
+    (bucket << BUCKET_SHIFT, (bucket << BUCKET_SHIFT) | ((1i64 << BUCKET_SHIFT) - 1))
+}
+
+/// Merges the top `k` of two lists each already in (`rank`, `id`) order, keeping that order:
+/// the same order one `ORDER BY rank, id` over both would give (ids compare by bytes, like
+/// SQLite's BINARY collation; ranks are finite).
+fn merge_ranked<T>(a: Vec<(T, f64, String)>, b: Vec<(T, f64, String)>, k: usize) -> Vec<(T, f64, String)> {
+    let mut all: Vec<(T, f64, String)> = a.into_iter().chain(b).collect();
+    all.sort_by(|x, y| x.1.total_cmp(&y.1).then_with(|| x.2.as_bytes().cmp(y.2.as_bytes())));
+    all.truncate(k);
+    all
+}
 
 /// The FTS5 query for free text: every word quoted, OR-ed; `None` when there is no word.
 pub fn fts_query(text: &str) -> Option<String> {
@@ -118,6 +160,8 @@ pub fn fts_query(text: &str) -> Option<String> {
 pub struct SqliteKnowledgeStore {
     conn: Connection,
     location: String,
+    /// Schema 2: documents numbered by service, searched by rowid range.
+    bucketed: bool,
 }
 
 impl std::fmt::Debug for SqliteKnowledgeStore {
@@ -151,8 +195,8 @@ impl SqliteKnowledgeStore {
         // No SQLITE_OPEN_URI: a path is a path, even if it starts with `file:`.
         let conn = Connection::open_with_flags(path, mode | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .map_err(|e| KnowledgeError::Index { location: location.clone(), message: e.to_string() })?;
-        let store = SqliteKnowledgeStore { conn, location };
-        store.check_schema()?;
+        let mut store = SqliteKnowledgeStore { conn, location, bucketed: false };
+        store.bucketed = store.check_schema()? == SCHEMA_VERSION;
         Ok(store)
     }
 
@@ -164,7 +208,7 @@ impl SqliteKnowledgeStore {
         let location = path.display().to_string();
         let conn = Connection::open(path)
             .map_err(|e| KnowledgeError::Index { location: location.clone(), message: e.to_string() })?;
-        let store = SqliteKnowledgeStore { conn, location };
+        let mut store = SqliteKnowledgeStore { conn, location, bucketed: true };
         store.init_schema()?;
         Ok(store)
     }
@@ -173,7 +217,7 @@ impl SqliteKnowledgeStore {
     pub fn open_in_memory() -> Result<SqliteKnowledgeStore, KnowledgeError> {
         let conn = Connection::open_in_memory()
             .map_err(|e| KnowledgeError::Index { location: ":memory:".into(), message: e.to_string() })?;
-        let store = SqliteKnowledgeStore { conn, location: ":memory:".into() };
+        let mut store = SqliteKnowledgeStore { conn, location: ":memory:".into(), bucketed: true };
         store.init_schema()?;
         Ok(store)
     }
@@ -194,15 +238,16 @@ impl SqliteKnowledgeStore {
             .is_ok_and(|used| used == 1)
     }
 
-    fn init_schema(&self) -> Result<(), KnowledgeError> {
+    fn init_schema(&mut self) -> Result<(), KnowledgeError> {
         let version: i64 = self
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(|e| self.err("reading the schema version", e))?;
-        if version != 0 && version != SCHEMA_VERSION {
+        if !(0..=SCHEMA_VERSION).contains(&version) {
             return Err(self.err("schema", format!("version {version}, this Guardrail reads {SCHEMA_VERSION}")));
         }
-        self.conn.execute_batch(SCHEMA).map_err(|e| {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err("starting a transaction", e))?;
+        tx.execute_batch(SCHEMA).map_err(|e| {
             // Asked of SQLite, not read from the error's text (a missing module is a plain
             // SQLITE_ERROR).
             if self.has_fts5() {
@@ -211,18 +256,97 @@ impl SqliteKnowledgeStore {
                 self.err("creating the FTS5 index (is SQLite built with FTS5?)", e)
             }
         })?;
-        self.conn
-            .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+        tx.execute_batch(SCHEMA_2).map_err(|e| self.err("creating the schema", e))?;
+        if version == 1 {
+            self.renumber(&tx)?;
+        }
+        tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
             .map_err(|e| self.err("setting the schema version", e))?;
+        tx.commit().map_err(|e| self.err("committing the schema", e))?;
+        self.bucketed = true;
         Ok(())
     }
 
-    fn check_schema(&self) -> Result<(), KnowledgeError> {
+    /// Schema 1 → 2: gives every runbook and evidence document its service's rowid. The update
+    /// triggers move each FTS5 row with it (delete at the old rowid, insert at the new), so the
+    /// index's content and statistics, hence every score, stay the same. New rowids start at
+    /// 2^32, above any schema-1 rowid, so no update collides with a row not yet moved.
+    fn renumber(&self, conn: &Connection) -> Result<(), KnowledgeError> {
+        for table in ["runbooks", "evidence"] {
+            conn.execute(&format!("INSERT OR IGNORE INTO services (name) SELECT DISTINCT service FROM {table}"), [])
+                .map_err(|e| self.err("numbering services", e))?;
+            // One pass over the table into a temporary map, then one update by it (a correlated
+            // window query per row would be quadratic).
+            conn.execute_batch(&format!(
+                "DROP TABLE IF EXISTS temp.renumber;
+                 CREATE TEMP TABLE renumber (rid INTEGER PRIMARY KEY, nid INTEGER NOT NULL);
+                 INSERT INTO temp.renumber (rid, nid)
+                     SELECT t.rowid, (s.id << {BUCKET_SHIFT}) + row_number() OVER (PARTITION BY t.service ORDER BY t.rowid)
+                     FROM {table} t JOIN services s ON s.name = t.service;
+                 UPDATE {table} SET rowid = (SELECT nid FROM temp.renumber WHERE rid = {table}.rowid);
+                 DROP TABLE temp.renumber;"
+            ))
+            .map_err(|e| self.err(&format!("renumbering {table} by service"), e))?;
+        }
+        Ok(())
+    }
+
+    /// The bucket of a service, creating it when `create` (for an insert).
+    fn bucket(&self, conn: &Connection, service: &str, create: bool) -> Result<Option<i64>, KnowledgeError> {
+        if create {
+            conn.prepare_cached("INSERT OR IGNORE INTO services (name) VALUES (?1)")
+                .and_then(|mut st| st.execute([service]))
+                .map_err(|e| self.err("numbering a service", e))?;
+        }
+        conn.prepare_cached("SELECT id FROM services WHERE name = ?1")
+            .and_then(|mut st| st.query_row([service], |r| r.get::<_, i64>(0)).optional())
+            .map_err(|e| self.err("reading a service's number", e))
+    }
+
+    /// The rowid for a new document of `service` in `table`, or `None` in a schema-1 file
+    /// (SQLite picks it).
+    fn next_rowid(&self, conn: &Connection, table: &str, service: &str) -> Result<Option<i64>, KnowledgeError> {
+        if !self.bucketed {
+            return Ok(None);
+        }
+        let Some(bucket) = self.bucket(conn, service, true)? else {
+            return Err(self.err("numbering a service", format!("no number for {service:?}")));
+        };
+        let (lo, hi) = bucket_range(bucket);
+        let last: Option<i64> = conn
+            .prepare_cached(&format!("SELECT max(rowid) FROM {table} WHERE rowid BETWEEN ?1 AND ?2"))
+            .and_then(|mut st| st.query_row([lo, hi], |r| r.get(0)))
+            .map_err(|e| self.err("numbering a document", e))?;
+        match last {
+            None => Ok(Some(lo + 1)),
+            Some(n) if n < hi => Ok(Some(n + 1)),
+            Some(_) => Err(self.err("numbering a document", format!("service {service:?} has 2^32 - 1 documents"))),
+        }
+    }
+
+    /// The rowid range of a service's documents; `None` when no document of it was ever added.
+    fn service_range(&self, service: &str) -> Result<Option<(i64, i64)>, KnowledgeError> {
+        Ok(self.bucket(&self.conn, service, false)?.map(bucket_range))
+    }
+
+    /// Merges FTS5's segments into one (`optimize`): after a large load, a search reads one
+    /// b-tree per term instead of merging many. Optional; results do not change.
+    pub fn optimize(&self) -> Result<(), KnowledgeError> {
+        for t in ["runbooks_fts", "evidence_fts", "policies_fts"] {
+            self.conn
+                .execute(&format!("INSERT INTO {t}({t}) VALUES ('optimize')"), [])
+                .map_err(|e| self.err(&format!("optimizing {t}"), e))?;
+        }
+        Ok(())
+    }
+
+    /// Checks the file is a knowledge base of a version this reads; returns the version.
+    fn check_schema(&self) -> Result<i64, KnowledgeError> {
         let version: i64 = self
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(|e| self.err("reading the schema version", e))?;
-        if version != SCHEMA_VERSION {
+        if !(1..=SCHEMA_VERSION).contains(&version) {
             return Err(self.err(
                 "schema",
                 format!("version {version}, expected {SCHEMA_VERSION}: not a Guardrail knowledge base"),
@@ -237,9 +361,10 @@ impl SqliteKnowledgeStore {
             .query_map([], |r| r.get::<_, String>(0))
             .and_then(|rows| rows.collect::<Result<Vec<String>, _>>())
             .map_err(|e| self.err("reading the schema", e))?;
-        match TABLES.iter().find(|t| !names.iter().any(|n| n == *t)) {
+        let needed = TABLES.iter().chain((version >= 2).then_some(&"services"));
+        match needed.into_iter().find(|t| !names.iter().any(|n| n == *t)) {
             Some(t) => Err(self.err("schema", format!("table {t} is missing"))),
-            None => Ok(()),
+            None => Ok(version),
         }
     }
 
@@ -254,36 +379,94 @@ impl SqliteKnowledgeStore {
         Ok(())
     }
 
+    /// Evidence of `service` (or `*`) in one rowid range, in (`rank`, `id`) order, with the
+    /// raw `bm25()` rank (0 without a query).
+    fn evidence_in(
+        &self,
+        fts: Option<&str>,
+        service: &str,
+        k: usize,
+        stance: Option<Stance>,
+        lo: i64,
+        hi: i64,
+    ) -> Result<Vec<(EvidenceRowRaw, f64, String)>, KnowledgeError> {
+        let stance = stance.map(Stance::as_str);
+        let row_of = |row: &rusqlite::Row<'_>, rank: f64| -> rusqlite::Result<(EvidenceRowRaw, f64, String)> {
+            let id: String = row.get(0)?;
+            Ok(((id.clone(), row.get(1)?, row.get(2)?, row.get(3)?), rank, id))
+        };
+        match fts {
+            Some(q) => {
+                let mut stmt = self
+                    .conn
+                    .prepare_cached(
+                        "SELECT e.id, e.service, e.stance, e.text, bm25(evidence_fts) AS rank
+                         FROM evidence_fts JOIN evidence e ON e.rowid = evidence_fts.rowid
+                         WHERE evidence_fts MATCH ?1 AND evidence_fts.rowid BETWEEN ?5 AND ?6
+                           AND (?2 = '*' OR e.service = ?2 OR e.service = '*')
+                           AND (?4 IS NULL OR e.stance = ?4)
+                         ORDER BY rank, e.id LIMIT ?3",
+                    )
+                    .map_err(|e| self.err("searching evidence", e))?;
+                stmt.query_map(params![q, service, bounded(k), stance, lo, hi], |row| {
+                    let rank: f64 = row.get(4)?;
+                    row_of(row, rank)
+                })
+                .and_then(|rows| rows.collect())
+                .map_err(|e| self.err("searching evidence", e))
+            }
+            None => {
+                let mut stmt = self
+                    .conn
+                    .prepare_cached(
+                        "SELECT id, service, stance, text FROM evidence
+                         WHERE rowid BETWEEN ?4 AND ?5 AND (?1 = '*' OR service = ?1 OR service = '*')
+                           AND (?3 IS NULL OR stance = ?3)
+                         ORDER BY id LIMIT ?2",
+                    )
+                    .map_err(|e| self.err("listing evidence", e))?;
+                stmt.query_map(params![service, bounded(k), stance, lo, hi], |row| row_of(row, 0.0))
+                    .and_then(|rows| rows.collect())
+                    .map_err(|e| self.err("listing evidence", e))
+            }
+        }
+    }
+
     fn insert_runbook(&self, conn: &Connection, r: &Runbook) -> Result<LoadReport, KnowledgeError> {
         let provenance = serde_json::to_string(&r.provenance).map_err(|e| self.err("encoding provenance", e))?;
         if let Some(existing) = self.runbook_on(conn, &r.id)? {
             return if &existing == r { Ok(unchanged()) } else { Err(conflict("runbook", &r.id)) };
         }
-        conn.execute(
-            "INSERT INTO runbooks (id, service, title, recommended_action, body, reviewed, provenance)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![r.id, r.service, r.title, r.recommended_action, r.body, r.reviewed, provenance],
+        let rowid = self.next_rowid(conn, "runbooks", &r.service)?;
+        conn.prepare_cached(
+            "INSERT INTO runbooks (rowid, id, service, title, recommended_action, body, reviewed, provenance)
+             VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )
+        .and_then(|mut st| {
+            st.execute(params![r.id, r.service, r.title, r.recommended_action, r.body, r.reviewed, provenance, rowid])
+        })
         .map_err(|e| self.err("adding a runbook", e))?;
         Ok(added())
     }
 
     fn insert_evidence(&self, conn: &Connection, d: &EvidenceDoc) -> Result<LoadReport, KnowledgeError> {
         let existing = conn
-            .query_row("SELECT id, service, stance, text FROM evidence WHERE id = ?1", [&d.id], |row| {
-                Ok((row.get::<_, String>(1)?, row.get::<_, String>(2)?, row.get::<_, String>(3)?))
+            .prepare_cached("SELECT id, service, stance, text FROM evidence WHERE id = ?1")
+            .and_then(|mut st| {
+                st.query_row([&d.id], |row| {
+                    Ok((row.get::<_, String>(1)?, row.get::<_, String>(2)?, row.get::<_, String>(3)?))
+                })
+                .optional()
             })
-            .optional()
             .map_err(|e| self.err("reading evidence", e))?;
         if let Some((service, stance, text)) = existing {
             let same = service == d.service && stance == d.stance.as_str() && text == d.text;
             return if same { Ok(unchanged()) } else { Err(conflict("evidence", &d.id)) };
         }
-        conn.execute(
-            "INSERT INTO evidence (id, service, stance, text) VALUES (?1, ?2, ?3, ?4)",
-            params![d.id, d.service, d.stance.as_str(), d.text],
-        )
-        .map_err(|e| self.err("adding evidence", e))?;
+        let rowid = self.next_rowid(conn, "evidence", &d.service)?;
+        conn.prepare_cached("INSERT INTO evidence (rowid, id, service, stance, text) VALUES (?5, ?1, ?2, ?3, ?4)")
+            .and_then(|mut st| st.execute(params![d.id, d.service, d.stance.as_str(), d.text, rowid]))
+            .map_err(|e| self.err("adding evidence", e))?;
         Ok(added())
     }
 
@@ -319,12 +502,10 @@ impl SqliteKnowledgeStore {
 
     fn runbook_on(&self, conn: &Connection, id: &str) -> Result<Option<Runbook>, KnowledgeError> {
         let row = conn
-            .query_row(
+            .prepare_cached(
                 "SELECT id, service, title, recommended_action, body, reviewed, provenance FROM runbooks WHERE id = ?1",
-                [id],
-                runbook_row,
             )
-            .optional()
+            .and_then(|mut st| st.query_row([id], runbook_row).optional())
             .map_err(|e| self.err("reading a runbook", e))?;
         row.map(|(r, p)| self.finish_runbook(r, &p)).transpose()
     }
@@ -349,6 +530,9 @@ fn conflict(kind: &'static str, id: &str) -> KnowledgeError {
 }
 
 type RunbookRow = (Runbook, String);
+
+/// An evidence row as read: id, service, stance, text.
+type EvidenceRowRaw = (String, String, String, String);
 
 fn runbook_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunbookRow> {
     Ok((
@@ -377,40 +561,51 @@ fn bounded(k: usize) -> i64 {
 
 impl KnowledgeStore for SqliteKnowledgeStore {
     fn search_runbooks(&self, query: &str, service: &str, k: usize) -> Result<Vec<RunbookHit>, KnowledgeError> {
-        let mut out = Vec::new();
+        // Schema 2: only the service's range; a service nothing was ever added for has no
+        // runbooks. Schema 1: every rowid, filtered by service as before.
+        let (lo, hi) = if self.bucketed {
+            match self.service_range(service)? {
+                Some(r) => r,
+                None => return Ok(Vec::new()),
+            }
+        } else {
+            (i64::MIN, i64::MAX)
+        };
         let rows: Vec<(RunbookRow, f64)> = match fts_query(query) {
             Some(q) => {
+                // The range is on `runbooks_fts.rowid`, so FTS5 itself sees it (xBestIndex) and
+                // seeks its doclists to the service's rows.
                 let mut stmt = self
                     .conn
                     .prepare_cached(
                         "SELECT r.id, r.service, r.title, r.recommended_action, r.body, r.reviewed, r.provenance,
                                 bm25(runbooks_fts, 2.0, 1.0) AS rank
                          FROM runbooks_fts JOIN runbooks r ON r.rowid = runbooks_fts.rowid
-                         WHERE runbooks_fts MATCH ?1 AND r.service = ?2 AND r.reviewed = 1
+                         WHERE runbooks_fts MATCH ?1 AND runbooks_fts.rowid BETWEEN ?4 AND ?5
+                           AND r.service = ?2 AND r.reviewed = 1
                          ORDER BY rank, r.id LIMIT ?3",
                     )
                     .map_err(|e| self.err("searching runbooks", e))?;
-                stmt.query_map(params![q, service, bounded(k)], |row| Ok((runbook_row(row)?, -row.get::<_, f64>(7)?)))
-                    .and_then(|rows| rows.collect())
-                    .map_err(|e| self.err("searching runbooks", e))?
+                stmt.query_map(params![q, service, bounded(k), lo, hi], |row| {
+                    Ok((runbook_row(row)?, -row.get::<_, f64>(7)?))
+                })
+                .and_then(|rows| rows.collect())
+                .map_err(|e| self.err("searching runbooks", e))?
             }
             None => {
                 let mut stmt = self
                     .conn
                     .prepare_cached(
                         "SELECT id, service, title, recommended_action, body, reviewed, provenance FROM runbooks
-                         WHERE service = ?1 AND reviewed = 1 ORDER BY id LIMIT ?2",
+                         WHERE rowid BETWEEN ?3 AND ?4 AND service = ?1 AND reviewed = 1 ORDER BY id LIMIT ?2",
                     )
                     .map_err(|e| self.err("listing runbooks", e))?;
-                stmt.query_map(params![service, bounded(k)], |row| Ok((runbook_row(row)?, 0.0)))
+                stmt.query_map(params![service, bounded(k), lo, hi], |row| Ok((runbook_row(row)?, 0.0)))
                     .and_then(|rows| rows.collect())
                     .map_err(|e| self.err("listing runbooks", e))?
             }
         };
-        for ((r, p), score) in rows {
-            out.push(RunbookHit { runbook: self.finish_runbook(r, &p)?, score });
-        }
-        Ok(out)
+        rows.into_iter().map(|((r, p), score)| Ok(RunbookHit { runbook: self.finish_runbook(r, &p)?, score })).collect()
     }
 
     fn search_evidence(
@@ -420,48 +615,27 @@ impl KnowledgeStore for SqliteKnowledgeStore {
         k: usize,
         stance: Option<Stance>,
     ) -> Result<Vec<EvidenceHit>, KnowledgeError> {
-        let stance = stance.map(Stance::as_str);
-        let row_of = |row: &rusqlite::Row<'_>, score: f64| -> rusqlite::Result<(String, String, String, String, f64)> {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, score))
+        // The ranges to search: every rowid for `*` (all services) or a schema-1 file; else the
+        // service's range and `*`'s, each searched alone and merged in the one query's order.
+        let ranges: Vec<(i64, i64)> = if service == "*" || !self.bucketed {
+            vec![(i64::MIN, i64::MAX)]
+        } else {
+            [self.service_range(service)?, self.service_range("*")?].into_iter().flatten().collect()
         };
-        let rows: Vec<(String, String, String, String, f64)> = match fts_query(query) {
-            Some(q) => {
-                let mut stmt = self
-                    .conn
-                    .prepare_cached(
-                        "SELECT e.id, e.service, e.stance, e.text, bm25(evidence_fts) AS rank
-                         FROM evidence_fts JOIN evidence e ON e.rowid = evidence_fts.rowid
-                         WHERE evidence_fts MATCH ?1 AND (?2 = '*' OR e.service = ?2 OR e.service = '*')
-                           AND (?4 IS NULL OR e.stance = ?4)
-                         ORDER BY rank, e.id LIMIT ?3",
-                    )
-                    .map_err(|e| self.err("searching evidence", e))?;
-                stmt.query_map(params![q, service, bounded(k), stance], |row| {
-                    let rank: f64 = row.get(4)?;
-                    row_of(row, -rank)
-                })
-                .and_then(|rows| rows.collect())
-                .map_err(|e| self.err("searching evidence", e))?
-            }
-            None => {
-                let mut stmt = self
-                    .conn
-                    .prepare_cached(
-                        "SELECT id, service, stance, text FROM evidence
-                         WHERE (?1 = '*' OR service = ?1 OR service = '*') AND (?3 IS NULL OR stance = ?3)
-                         ORDER BY id LIMIT ?2",
-                    )
-                    .map_err(|e| self.err("listing evidence", e))?;
-                stmt.query_map(params![service, bounded(k), stance], |row| row_of(row, 0.0))
-                    .and_then(|rows| rows.collect())
-                    .map_err(|e| self.err("listing evidence", e))?
-            }
-        };
-        rows.into_iter()
-            .map(|(id, service, stance, text, score)| {
+        let fts = fts_query(query);
+        let mut merged: Vec<(EvidenceRowRaw, f64, String)> = Vec::new();
+        for (lo, hi) in ranges {
+            let rows = self.evidence_in(fts.as_deref(), service, k, stance, lo, hi)?;
+            merged = merge_ranked(merged, rows, bounded(k) as usize);
+        }
+        merged
+            .into_iter()
+            .map(|((id, service, stance, text), rank, _)| {
                 let stance = Stance::parse(&stance)
                     .ok_or_else(|| self.err(&format!("evidence {id}"), format!("corrupt stance \"{stance}\"")))?;
-                Ok(EvidenceHit { doc: EvidenceDoc { id, service, stance, text }, score })
+                // bm25() is negative, better is lower; negated (`0.0 - rank`, so an empty query scores
+                // 0.0 rather than -0.0, as before).
+                Ok(EvidenceHit { doc: EvidenceDoc { id, service, stance, text }, score: 0.0 - rank })
             })
             .collect()
     }
@@ -549,6 +723,34 @@ impl KnowledgeStore for SqliteKnowledgeStore {
         Ok(r)
     }
 
+    /// One transaction for the whole stream: a file loads whole or not at all, however large.
+    fn load_stream(
+        &mut self,
+        reader: &mut dyn std::io::Read,
+        origin: &str,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(LoadReport, usize), KnowledgeError> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err("starting a transaction", e))?;
+        let mut total = LoadReport::default();
+        let mut read = 0u64;
+        let incidents = crate::parse::stream_sample_data(reader, origin, &mut |doc| {
+            let report = match &doc {
+                crate::parse::Doc::Runbook(r) => self.insert_runbook(&tx, r)?,
+                crate::parse::Doc::Evidence(e) => self.insert_evidence(&tx, e)?,
+                crate::parse::Doc::Policy(p) => self.insert_policy(&tx, p)?,
+            };
+            total = sum(total, report);
+            read += 1;
+            if read.is_multiple_of(crate::STREAM_BATCH as u64) {
+                progress(read);
+            }
+            Ok(())
+        })?;
+        tx.commit().map_err(|e| self.err("committing", e))?;
+        progress(read);
+        Ok((total, incidents))
+    }
+
     /// One transaction: a batch loads whole or not at all.
     fn add_docs(&mut self, docs: &KnowledgeDocs) -> Result<LoadReport, KnowledgeError> {
         let tx = self.conn.unchecked_transaction().map_err(|e| self.err("starting a transaction", e))?;
@@ -575,5 +777,193 @@ mod tests {
     fn the_bundled_sqlite_has_fts5_and_the_check_says_so() {
         let store = SqliteKnowledgeStore::open_in_memory().expect("in-memory store");
         assert!(store.has_fts5());
+    }
+
+    /// A small deterministic corpus over a few services (xorshift, no dependency).
+    fn corpus(runbooks: usize, evidence: usize, services: usize) -> KnowledgeDocs {
+        const WORDS: &[&str] = &[
+            "latency",
+            "spike",
+            "restart",
+            "pods",
+            "api",
+            "database",
+            "connection",
+            "pool",
+            "saturation",
+            "timeout",
+            "queue",
+            "backlog",
+            "worker",
+            "scale",
+            "throttle",
+            "traffic",
+            "rollback",
+            "memory",
+            "leak",
+            "cache",
+            "restarts",
+            "restarted",
+            "dns",
+            "tls",
+            "disk",
+        ];
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        let text = |next: &mut dyn FnMut(usize) -> usize, n: usize| {
+            (0..n).map(|_| WORDS[next(WORDS.len())]).collect::<Vec<_>>().join(" ")
+        };
+        let service = |i: usize| if i == 0 { "*".to_string() } else { format!("svc-{i}") };
+        let mut docs = KnowledgeDocs::default();
+        for i in 0..runbooks {
+            let n = 3 + next(20);
+            docs.runbooks.push(Runbook {
+                id: format!("rb-{:05}", next(100_000) * 10 + i % 10),
+                service: service(1 + next(services)),
+                title: text(&mut next, 2),
+                recommended_action: "restart_api_pods".into(),
+                body: text(&mut next, n),
+                reviewed: next(10) != 0,
+                provenance: Provenance {
+                    source: "test".into(),
+                    origin: None,
+                    reviewed_by: None,
+                    recorded_at: None,
+                    learned: None,
+                },
+            });
+        }
+        docs.runbooks.sort_by(|a, b| a.id.cmp(&b.id));
+        docs.runbooks.dedup_by(|a, b| a.id == b.id);
+        for i in 0..evidence {
+            let n = 3 + next(12);
+            docs.evidence.push(EvidenceDoc {
+                id: format!("ev-{i:05}"),
+                service: service(next(services + 1)),
+                stance: if next(2) == 0 { Stance::Support } else { Stance::Contradict },
+                text: text(&mut next, n),
+            });
+        }
+        docs
+    }
+
+    fn runbook_ids(hits: &[RunbookHit]) -> Vec<(String, u64)> {
+        hits.iter().map(|h| (h.runbook.id.clone(), h.score.to_bits())).collect()
+    }
+
+    fn evidence_ids(hits: &[EvidenceHit]) -> Vec<(String, u64)> {
+        hits.iter().map(|h| (h.doc.id.clone(), h.score.to_bits())).collect()
+    }
+
+    const QUERIES: &[&str] =
+        &["latency spike restart", "db connection saturation timeout", "restarts", "cache", "", "zzz"];
+
+    /// Searching by the service's rowid range returns exactly what the schema-1 query (every
+    /// matching row, filtered by service afterwards) returns: same ids, same order, same score
+    /// bits.
+    #[test]
+    fn ranged_search_equals_the_unranged_query_to_the_bit() {
+        let mut s = SqliteKnowledgeStore::open_in_memory().unwrap();
+        s.add_docs(&corpus(3000, 1500, 12)).unwrap();
+        for q in QUERIES {
+            for svc in (0..=13).map(|i| if i == 0 { "*".to_string() } else { format!("svc-{i}") }) {
+                for k in [1, 5, 100] {
+                    s.bucketed = true;
+                    let (r, e) = (s.search_runbooks(q, &svc, k).unwrap(), s.search_evidence(q, &svc, k, None).unwrap());
+                    let es = s.search_evidence(q, &svc, k, Some(Stance::Support)).unwrap();
+                    s.bucketed = false;
+                    assert_eq!(runbook_ids(&r), runbook_ids(&s.search_runbooks(q, &svc, k).unwrap()), "{q} {svc} {k}");
+                    assert_eq!(
+                        evidence_ids(&e),
+                        evidence_ids(&s.search_evidence(q, &svc, k, None).unwrap()),
+                        "{q} {svc}"
+                    );
+                    let old = s.search_evidence(q, &svc, k, Some(Stance::Support)).unwrap();
+                    assert_eq!(evidence_ids(&es), evidence_ids(&old), "{q} {svc} support");
+                    // svc-13 has no documents (a service nothing was added for).
+                    if !q.is_empty() && *q != "zzz" && svc != "*" && svc != "svc-13" && k == 100 {
+                        assert!(!r.is_empty() && !e.is_empty(), "{q} {svc}: the corpus is meant to match");
+                    }
+                }
+            }
+        }
+    }
+
+    /// FTS5 is handed the rowid range (its plan string has the rowid bounds), so it does not
+    /// score other services' documents.
+    #[test]
+    fn fts5_sees_the_rowid_range() {
+        let s = SqliteKnowledgeStore::open_in_memory().unwrap();
+        let plan: Vec<String> = s
+            .conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT r.id, bm25(runbooks_fts, 2.0, 1.0) AS rank
+                 FROM runbooks_fts JOIN runbooks r ON r.rowid = runbooks_fts.rowid
+                 WHERE runbooks_fts MATCH ?1 AND runbooks_fts.rowid BETWEEN ?4 AND ?5
+                   AND r.service = ?2 AND r.reviewed = 1
+                 ORDER BY rank, r.id LIMIT ?3",
+            )
+            .unwrap()
+            .query_map(params!["x", "s", 5, 1, 2], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let fts = plan.iter().find(|l| l.contains("runbooks_fts")).expect("a step over runbooks_fts");
+        assert!(fts.contains('<') && fts.contains('>'), "{plan:?}");
+    }
+
+    /// `create` renumbers a schema-1 file: the same searches give the same results after.
+    #[test]
+    fn a_schema_1_file_is_renumbered_by_create_with_identical_results() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kb.db");
+        {
+            // A schema-1 file: the tables without `services`, rowids in load order.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA).unwrap();
+            conn.execute_batch("PRAGMA user_version = 1").unwrap();
+            let old = SqliteKnowledgeStore { conn, location: "v1".into(), bucketed: false };
+            let tx = old.conn.unchecked_transaction().unwrap();
+            let docs = corpus(800, 400, 6);
+            for r in &docs.runbooks {
+                old.insert_runbook(&tx, r).unwrap();
+            }
+            for e in &docs.evidence {
+                old.insert_evidence(&tx, e).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let v1 = SqliteKnowledgeStore::open_read_only(&path).unwrap();
+        assert!(!v1.bucketed);
+        let before: Vec<_> = QUERIES
+            .iter()
+            .map(|q| {
+                (
+                    runbook_ids(&v1.search_runbooks(q, "svc-2", 10).unwrap()),
+                    evidence_ids(&v1.search_evidence(q, "svc-3", 10, None).unwrap()),
+                )
+            })
+            .collect();
+        drop(v1);
+        SqliteKnowledgeStore::create(&path).unwrap().verify().unwrap();
+        let v2 = SqliteKnowledgeStore::open_read_only(&path).unwrap();
+        assert!(v2.bucketed);
+        let after: Vec<_> = QUERIES
+            .iter()
+            .map(|q| {
+                (
+                    runbook_ids(&v2.search_runbooks(q, "svc-2", 10).unwrap()),
+                    evidence_ids(&v2.search_evidence(q, "svc-3", 10, None).unwrap()),
+                )
+            })
+            .collect();
+        assert_eq!(before, after);
+        let min: i64 = v2.conn.query_row("SELECT min(rowid) FROM runbooks", [], |r| r.get(0)).unwrap();
+        assert!(min >= 1 << BUCKET_SHIFT, "renumbered: {min}");
     }
 }
