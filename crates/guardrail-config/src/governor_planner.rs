@@ -9,8 +9,8 @@
 //!   agent_id: guardrail-sre    # agent-builder only; else ELASTIC_AGENT_ID
 //!   budget:
 //!     rounds: 6                # tool rounds at most
-//!     tokens: 50000            # input + output tokens of the whole plan at most
-//!     timeout_seconds: 60      # wall clock of the whole plan at most
+//!     tokens: 60000            # input + output tokens of the whole plan at most
+//!     timeout_seconds: 120     # wall clock of the whole plan at most
 //!   fallback: none             # none (the default: a failed model plan blocks and escalates)
 //!                              # | builtin (plan with the built-in planner, recorded as a fallback)
 //! ```
@@ -118,10 +118,11 @@ pub struct PlannerBudget {
 }
 
 impl Default for PlannerBudget {
-    /// 6 rounds, 50,000 tokens, 60 s: enough for the four retrieval tools and a plan, short
-    /// enough that an incident is never held up by a model that wanders.
+    /// 6 rounds, 60,000 tokens, 120 s (the model planner's own defaults, and the original's
+    /// converse timeout): enough for the retrieval tools and a plan, short enough that an
+    /// incident is never held up by a model that wanders.
     fn default() -> PlannerBudget {
-        PlannerBudget { rounds: 6, tokens: 50_000, timeout_seconds: 60 }
+        PlannerBudget { rounds: 6, tokens: 60_000, timeout_seconds: 120 }
     }
 }
 

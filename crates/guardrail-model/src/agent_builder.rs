@@ -195,6 +195,8 @@ pub struct AgentBuilderConfig {
     pub api_key: ApiKey,
     /// The agent.
     pub agent_id: String,
+    /// The Kibana connector (LLM) to use instead of the agent's default, if set.
+    pub connector_id: Option<String>,
     /// Bounds.
     pub limits: Limits,
 }
@@ -220,7 +222,7 @@ impl AgentBuilderConfig {
         let api_key =
             get(API_KEY_VAR).and_then(ApiKey::new).ok_or(AgentBuilderError::MissingSetting { var: API_KEY_VAR })?;
         let agent_id = set(get(AGENT_ID_VAR)).unwrap_or_else(|| DEFAULT_AGENT_ID.to_string());
-        Ok(AgentBuilderConfig { kibana_url, api_key, agent_id, limits })
+        Ok(AgentBuilderConfig { kibana_url, api_key, agent_id, connector_id: None, limits })
     }
 }
 
@@ -267,6 +269,10 @@ pub struct ConverseAnswer {
 pub trait Converse: Send + Sync {
     /// The agent's id.
     fn agent_id(&self) -> &str;
+    /// The connector asked for instead of the agent's default, if any.
+    fn connector_id(&self) -> Option<&str> {
+        None
+    }
     /// One round: `input` to the agent, its answer back (a new conversation each time).
     fn converse(&self, input: &str) -> Result<ConverseAnswer, AgentBuilderError>;
 }
@@ -361,6 +367,7 @@ pub struct AgentBuilder {
     http: reqwest::blocking::Client,
     url: String,
     agent_id: String,
+    connector_id: Option<String>,
     key: ApiKey,
     limits: Limits,
 }
@@ -389,9 +396,15 @@ impl AgentBuilder {
             http,
             url,
             agent_id: config.agent_id.trim().to_string(),
+            connector_id: config.connector_id.map(|c| c.trim().to_string()).filter(|c| !c.is_empty()),
             key: config.api_key,
             limits: config.limits,
         })
+    }
+
+    /// The connector asked for, if any.
+    pub fn connector_id(&self) -> Option<&str> {
+        self.connector_id.as_deref()
     }
 
     /// The endpoint called.
@@ -405,7 +418,7 @@ impl AgentBuilder {
             input: input.to_string(),
             agent_id: self.agent_id.clone(),
             conversation_id: None,
-            connector_id: None,
+            connector_id: self.connector_id.clone(),
         }
     }
 
@@ -500,6 +513,10 @@ impl AgentBuilder {
 impl Converse for AgentBuilder {
     fn agent_id(&self) -> &str {
         &self.agent_id
+    }
+
+    fn connector_id(&self) -> Option<&str> {
+        self.connector_id.as_deref()
     }
 
     fn converse(&self, input: &str) -> Result<ConverseAnswer, AgentBuilderError> {

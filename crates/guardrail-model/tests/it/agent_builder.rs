@@ -20,6 +20,7 @@ fn client_with(url: &str, limits: Limits) -> AgentBuilder {
         kibana_url: url.to_string(),
         api_key: ApiKey::new(KEY).unwrap(),
         agent_id: "guardrail-sre".into(),
+        connector_id: None,
         limits,
     })
     .unwrap()
@@ -74,6 +75,24 @@ fn a_converse_call_has_the_documented_headers_and_body_and_the_round_is_read() {
     assert_eq!(body(r), json!({"input": "plan for incident INC-1", "agent_id": "guardrail-sre"}));
     let sent: wire::ConverseRequest = serde_json::from_str(&r.body).unwrap();
     assert_eq!(sent.conversation_id, None);
+}
+
+#[test]
+fn a_connector_is_sent_when_one_is_chosen() {
+    let srv = serve(vec![Reply::json(200, round("ok"))]);
+    let c = AgentBuilder::new(AgentBuilderConfig {
+        kibana_url: srv.url.clone(),
+        api_key: ApiKey::new(KEY).unwrap(),
+        agent_id: "guardrail-sre".into(),
+        connector_id: Some("claude-connector".into()),
+        limits: limits(),
+    })
+    .unwrap();
+    c.converse("x").unwrap();
+    assert_eq!(
+        body(&srv.requests()[0]),
+        json!({"input": "x", "agent_id": "guardrail-sre", "connector_id": "claude-connector"})
+    );
 }
 
 #[test]
@@ -186,6 +205,7 @@ fn a_non_http_url_or_an_empty_agent_is_refused_before_sending() {
         kibana_url: url.into(),
         api_key: ApiKey::new(KEY).unwrap(),
         agent_id: agent.into(),
+        connector_id: None,
         limits: limits(),
     };
     assert!(matches!(AgentBuilder::new(cfg("ftp://kb", "a")), Err(AgentBuilderError::BadUrl { .. })));
