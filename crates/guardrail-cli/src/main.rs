@@ -752,8 +752,9 @@ fn serve(args: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Exit {
                 kb: Some(args.kb.path(env)),
                 logs,
                 deploy_signals: args.governor_signals,
-                // Watched and reloaded when it changes (guardrail_server::state).
+                // Watched and reloaded when it changes (guardrail_server::state), the blocks too.
                 source: Some(args.governor.source(env)),
+                blocks: Default::default(),
             };
         }
         Err(es) => {

@@ -101,6 +101,34 @@ pub struct GovernorSettings {
     /// Whether the deploy gate's signals, evaluated on the served inputs, feed the governor's
     /// signal rules (`guardrail serve --governor-signals`), as `incident run --signals-root`.
     pub deploy_signals: bool,
+    /// The config's other blocks (`planner:`, `slack:`, `jira:`, `notify:`) when it is fixed
+    /// (`source: None`); a watched file's come from each read.
+    pub blocks: GovernorBlocks,
+}
+
+/// The governor config's blocks beyond approvers and executor, as last read: who the planner
+/// is, where Slack and Jira are. Swapped with the rest of the config.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GovernorBlocks {
+    /// `planner:`.
+    pub planner: Option<guardrail_config::PlannerConfig>,
+    /// `slack:`.
+    pub slack: Option<guardrail_config::SlackConfig>,
+    /// `jira:`.
+    pub jira: Option<guardrail_config::JiraConfig>,
+    /// `notify:`.
+    pub notify: Option<guardrail_config::NotifyConfig>,
+}
+
+impl GovernorBlocks {
+    fn of(file: &guardrail_config::GovernorFile) -> GovernorBlocks {
+        GovernorBlocks {
+            planner: file.planner.clone(),
+            slack: file.slack.clone(),
+            jira: file.jira.clone(),
+            notify: file.notify.clone(),
+        }
+    }
 }
 
 /// The governor config file `guardrail serve` watches.
@@ -119,6 +147,8 @@ pub struct GovernorSource {
 pub struct GovernorView {
     /// Approvers and executor settings (the last good ones).
     pub config: guardrail_core::approval::GovernorConfig,
+    /// The planner, Slack, Jira and notify blocks (the last good ones).
+    pub blocks: GovernorBlocks,
     /// File and sha256, recorded with every decision and grant.
     pub description: Value,
     /// Why governor actions are refused: the file no longer reads or parses (the message
@@ -134,6 +164,7 @@ impl GovernorView {
     fn fixed(settings: &GovernorSettings) -> GovernorView {
         GovernorView {
             config: settings.config.clone(),
+            blocks: settings.blocks.clone(),
             description: settings.description.clone(),
             broken: None,
             errors: Vec::new(),
@@ -182,6 +213,7 @@ fn governor_view(
 ) -> GovernorView {
     match read_governor(source) {
         Ok(Some(r)) => GovernorView {
+            blocks: GovernorBlocks::of(&r.file),
             config: r.file.config,
             description: json!({"path": source.path.display().to_string(), "sha256": r.sha256}),
             broken: None,
@@ -191,6 +223,7 @@ fn governor_view(
         },
         Ok(None) => GovernorView {
             config: Default::default(),
+            blocks: GovernorBlocks::default(),
             description: json!({"path": null, "sha256": null}),
             broken: None,
             errors: Vec::new(),
@@ -201,6 +234,7 @@ fn governor_view(
             let name = source.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             GovernorView {
                 config: last.map(|l| l.config.clone()).unwrap_or_default(),
+                blocks: last.map(|l| l.blocks.clone()).unwrap_or_default(),
                 description: last.map(|l| l.description.clone()).unwrap_or(Value::Null),
                 broken: Some(format!(
                     "the governor config {name} cannot be used ({} error(s), see the server log), so governor \
