@@ -19,18 +19,20 @@
 use serde::Serialize;
 
 use guardrail_core::remediation::{
-    GateDecision, Incident, IncidentError, RemediationRules, StressError, check_rules, gate,
+    GateDecision, Incident, IncidentError, RemediationRules, StressError, check_rules, gate_planned,
 };
 use guardrail_core::signals::Signals;
 use guardrail_knowledge::KnowledgeError;
 
 pub mod approve;
 pub mod claims;
+pub mod compress;
 pub mod contracts;
 pub mod execute;
 pub mod guardrail_tools;
 pub mod learn;
 pub mod logs;
+pub mod model_planner;
 pub mod pipeline;
 pub mod planner;
 pub mod queue;
@@ -39,6 +41,7 @@ pub mod replay;
 pub mod store_log;
 pub mod stress;
 pub mod tools;
+pub mod transcript;
 pub mod views;
 
 pub use execute::{
@@ -46,9 +49,14 @@ pub use execute::{
     authorise, execute_checked,
 };
 pub use logs::{LogsSource, NdjsonLogs};
+pub use model_planner::{
+    AcceptedPlan, Fallback, ModelPlanner, ModelPlannerSettings, PlanRejection, accept_plan, fail_closed_plan,
+    offered_actions,
+};
 pub use planner::{BuiltinPlanner, PlanResult, Planner, RequestedActionPlanner};
 pub use stress::{StressResult, StressSettings};
 pub use tools::{Tool, ToolContext, ToolError, ToolRegistry, ToolRunner, TraceEntry};
+pub use transcript::{PlannerFailure, Transcript, TranscriptRef};
 
 /// Why the pipeline could not reach a decision. None of these is a decision: the caller must
 /// treat them as "could not decide" (exit 3 in the CLI), never as "execute".
@@ -210,7 +218,15 @@ impl Governor {
             )));
         }
         let stress = stress::run_stress(incident, &plan, runner, &self.rules, self.stress)?;
-        let decision = gate(&plan.output, &stress.assessment.output, incident.severity, deploy_signals, &self.rules);
+        let failure = plan.failure.as_ref().map(ToString::to_string);
+        let decision = gate_planned(
+            &plan.output,
+            &stress.assessment.output,
+            incident.severity,
+            deploy_signals,
+            &self.rules,
+            failure.as_deref(),
+        );
         Ok((plan, stress, decision))
     }
 }

@@ -32,7 +32,7 @@ use serde_json::Value;
 use crate::queue::{Authorisation, IncidentState, TrailError, decision_parts, kinds};
 use crate::record::{
     ClaimBody, ExecutionBody, ExecutionRefusedBody, Regate, RegateOrigin, RegateWhy, RunContext, approval_request_body,
-    decision_body, decode, encode, error_body, requires,
+    decision_body_with_transcript, decode, encode, error_body, requires,
 };
 use crate::{
     ExecutionError, ExecutionReport, Executor, Governor, LogsSource, PipelineFailure, PipelineOutcome,
@@ -277,9 +277,30 @@ impl Pipeline<'_> {
                 return RunOutcome::CouldNotDecide { failure, record };
             }
         };
+        // A model-backed planner's transcript goes on the chain first, as a record of its own,
+        // and the decision names it. A transcript that cannot be recorded withholds the decision
+        // (nothing runs on a plan whose making is not on the record).
+        let transcript = match &outcome.plan.transcript {
+            None => None,
+            Some(t) => {
+                let body =
+                    crate::transcript::TranscriptBody { incident_id: incident.id.clone(), transcript: (**t).clone() };
+                match log.append(crate::transcript::PLANNER_TRANSCRIPT, encode(&body)) {
+                    Ok(r) => Some(crate::transcript::TranscriptRef {
+                        record: r.id(),
+                        hash: r.hash.clone(),
+                        planner: t.planner.clone(),
+                        model: t.answered_by.clone().unwrap_or_else(|| t.model.clone()),
+                        outcome: t.outcome.as_str().to_string(),
+                        reason: t.reason(),
+                    }),
+                    Err(error) => return RunOutcome::Withheld { outcome: Box::new(outcome), error },
+                }
+            }
+        };
         let inputs = crate::replay::gate_inputs_body(self.signals, &governor.rules);
-        let decision = match log.append(kinds::DECISION, decision_body(incident, &origin, &self.run, &outcome, inputs))
-        {
+        let body = decision_body_with_transcript(incident, &origin, &self.run, &outcome, inputs, transcript);
+        let decision = match log.append(kinds::DECISION, body) {
             Ok(r) => r,
             Err(error) => return RunOutcome::Withheld { outcome: Box::new(outcome), error },
         };

@@ -42,6 +42,15 @@ pub struct PlanResult {
     pub runbook: Option<ChosenRunbook>,
     /// The proposed action, normalised against the vocabulary.
     pub action: NormalisedAction,
+    /// Why a model-backed planner's plan was not used, when it was not and no fallback
+    /// planned instead: the gate blocks (`planner_failed`). Absent for every other plan, so
+    /// their recorded bytes are unchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<crate::transcript::PlannerFailure>,
+    /// A model-backed planner's transcript. Not part of the recorded outcome: the pipeline
+    /// appends it as a `planner_transcript` record of its own before the decision, which names it.
+    #[serde(skip)]
+    pub transcript: Option<Box<crate::transcript::Transcript>>,
 }
 
 /// Makes plans. Implementations reach knowledge only through the [`ToolRunner`] (so every call
@@ -138,6 +147,8 @@ impl Planner for BuiltinPlanner {
             ),
             runbook,
             action,
+            failure: None,
+            transcript: None,
         })
     }
 }

@@ -57,6 +57,19 @@ pub fn decision_body(
     outcome: &PipelineOutcome,
     gate_inputs: Value,
 ) -> Value {
+    decision_body_with_transcript(incident, origin, ctx, outcome, gate_inputs, None)
+}
+
+/// [`decision_body`] naming the `planner_transcript` record appended just before it (a
+/// model-backed planner's; `None` for the built-in planners, whose bodies are then unchanged).
+pub fn decision_body_with_transcript(
+    incident: &Incident,
+    origin: &Value,
+    ctx: &RunContext,
+    outcome: &PipelineOutcome,
+    gate_inputs: Value,
+    planner_transcript: Option<crate::transcript::TranscriptRef>,
+) -> Value {
     encode(&DecisionBody {
         incident_id: incident.id.clone(),
         incident: encode(incident),
@@ -74,6 +87,7 @@ pub fn decision_body(
         deploy_signals: ctx.deploy_signals.clone(),
         governor_config: ctx.governor_config.clone(),
         gate_inputs,
+        planner_transcript,
     })
 }
 
@@ -282,6 +296,11 @@ pub struct DecisionBody {
     pub governor_config: Value,
     /// [`crate::replay::gate_inputs_body`]; `null` in records older than replay.
     pub gate_inputs: Value,
+    /// The `planner_transcript` record of a model-backed planner, appended just before this
+    /// decision (id, hash, model, how it ended). Absent (not `null`) for the built-in planners,
+    /// so bodies written before it keep their canonical bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub planner_transcript: Option<crate::transcript::TranscriptRef>,
 }
 
 impl DecisionBody {

@@ -13,7 +13,9 @@
 //! different ones are reported as a difference in `gate_inputs.rules`.
 
 use guardrail_core::audit::ChainedRecord;
-use guardrail_core::remediation::{GateDecision, PlanOutput, RemediationRules, Severity, StressOutput, gate};
+use guardrail_core::remediation::{
+    GateDecision, Incident, PlanOutput, RemediationRules, Severity, StressOutput, gate_planned,
+};
 use guardrail_core::signals::{SignalValue, Signals};
 use serde::Serialize;
 use serde_json::Value;
@@ -234,7 +236,17 @@ pub fn replay_decision(rec: &ChainedRecord, rules: &RemediationRules) -> Result<
         Some(v) => Some(decode_signals(v).map_err(|source| ReplayError::Signals { record: rec.id(), source })?),
     };
     let recorded_rules = inputs.get("rules").filter(|v| !v.is_null()).ok_or_else(|| missing("gate_inputs.rules"))?;
-    let replayed = gate(&plan, &stress, severity, signals.as_ref(), rules);
+    // A model-backed planner's failure is part of the plan the gate read (it blocks); the
+    // model is never called again.
+    let planner_failure = match b.pointer("/outcome/plan/failure") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            serde_json::from_value::<crate::transcript::PlannerFailure>(v.clone())
+                .map_err(|e| unreadable("/outcome/plan/failure", e))?
+                .to_string(),
+        ),
+    };
+    let replayed = gate_planned(&plan, &stress, severity, signals.as_ref(), rules, planner_failure.as_deref());
 
     let mut differing = Vec::new();
     if serde_json::to_value(rules).ok().as_ref() != Some(recorded_rules) {
@@ -278,6 +290,81 @@ pub fn replay_decision(rec: &ChainedRecord, rules: &RemediationRules) -> Result<
         differing_fields: differing,
         replayed,
     })
+}
+
+/// What checking a decision's planner transcript came to ([`replay_transcript`]).
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct TranscriptReplay {
+    /// The `planner_transcript` record.
+    pub record: String,
+    /// Whether the record found is the one the decision names (id and full hash).
+    pub hash_matches: bool,
+    /// How the loop ended, as recorded (`accepted`, `failed`, `fallback`).
+    pub outcome: String,
+    /// Whether re-checking the recorded final answer against the recorded offered actions
+    /// ([`crate::model_planner::accept_plan`], no model call) gives the recorded plan (or the
+    /// recorded failure). `None` for a fallback, whose plan came from the knowledge base.
+    pub plan_reproduced: Option<bool>,
+    /// What differs.
+    pub differing_fields: Vec<String>,
+}
+
+/// Checks the `planner_transcript` a decision names, found in `records`: its id and hash, and —
+/// without calling the model — that the recorded final answer, checked again against the
+/// recorded offered actions, gives the recorded plan or failure. `Ok(None)` for a decision
+/// without a transcript (the built-in planners).
+pub fn replay_transcript(
+    decision: &ChainedRecord,
+    records: &[ChainedRecord],
+) -> Result<Option<TranscriptReplay>, ReplayError> {
+    use crate::transcript::{PLANNER_TRANSCRIPT, TranscriptBody, TranscriptOutcome};
+    let body: DecisionBody = decode(&decision.body)
+        .map_err(|e| ReplayError::Unreadable { record: decision.id(), message: e.to_string() })?;
+    let Some(r) = body.planner_transcript else { return Ok(None) };
+    let found = records.iter().find(|x| x.kind == PLANNER_TRANSCRIPT && x.id() == r.record);
+    let Some(t) = found else {
+        return Err(ReplayError::Missing { record: decision.id(), field: format!("planner_transcript {}", r.record) });
+    };
+    let tb: TranscriptBody =
+        decode(&t.body).map_err(|e| ReplayError::Unreadable { record: t.id(), message: e.to_string() })?;
+    let mut differing = Vec::new();
+    let hash_matches = t.hash == r.hash;
+    if !hash_matches {
+        differing.push("planner_transcript.hash".to_string());
+    }
+    let tr = tb.transcript;
+    let recorded_plan: Option<PlanOutput> =
+        decision.body.pointer("/outcome/plan/output").and_then(|v| serde_json::from_value(v.clone()).ok());
+    let incident = Incident::from_json_value(&body.incident).ok();
+    let plan_reproduced = match (tr.outcome, &tr.final_answer, incident) {
+        (TranscriptOutcome::Fallback, _, _) => None,
+        (_, None, _) => Some(tr.outcome == TranscriptOutcome::Failed),
+        (_, Some(raw), Some(incident)) => {
+            let again = crate::model_planner::accept_plan(raw, &incident, &tr.offered_actions, 0.0, &tr.planner);
+            let same = match (again, tr.outcome) {
+                (Ok(a), TranscriptOutcome::Accepted) => recorded_plan.as_ref().is_some_and(|p| {
+                    p.proposed_action == a.plan.output.proposed_action && p.key_claims == a.plan.output.key_claims
+                }),
+                (Err(rej), TranscriptOutcome::Failed) => tr.failure.as_ref() == Some(&rej.failure),
+                // A final answer that passed but the loop failed afterwards (a budget) is a
+                // recorded failure too.
+                (Ok(_), TranscriptOutcome::Failed) => tr.failure.is_some(),
+                _ => false,
+            };
+            Some(same)
+        }
+        (_, Some(_), None) => Some(false),
+    };
+    if plan_reproduced == Some(false) {
+        differing.push("outcome.plan".to_string());
+    }
+    Ok(Some(TranscriptReplay {
+        record: t.id(),
+        hash_matches,
+        outcome: tr.outcome.as_str().to_string(),
+        plan_reproduced,
+        differing_fields: differing,
+    }))
 }
 
 fn path_name(pointer: &str) -> String {

@@ -942,9 +942,31 @@ pub struct IncidentDetail {
     pub claims: Vec<ClaimJson>,
     /// Every record about it, in chain order.
     pub records: Vec<RecordEntry>,
+    /// The newest decision's planner transcript (a model-backed planner's: record, hash, model,
+    /// how it ended and why); absent for the built-in planners.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planner_transcript: Option<crate::transcript::TranscriptRef>,
+    /// That transcript in full, when the caller attached it ([`IncidentDetail::with_transcript`]:
+    /// the queue fold does not hold transcript records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcript: Option<crate::transcript::Transcript>,
 }
 
 impl IncidentDetail {
+    /// The detail with the newest decision's transcript attached, found in `records` (the whole
+    /// trail, as read for the fold) by the id and hash the decision names. A transcript that is
+    /// missing or whose hash differs is not attached (the reference still says which it was).
+    pub fn with_transcript(mut self, records: &[guardrail_core::audit::ChainedRecord]) -> IncidentDetail {
+        if let Some(r) = &self.planner_transcript {
+            self.transcript = records
+                .iter()
+                .find(|x| x.kind == crate::transcript::PLANNER_TRANSCRIPT && x.id() == r.record && x.hash == r.hash)
+                .and_then(|x| decode::<crate::transcript::TranscriptBody>(&x.body).ok())
+                .map(|b| b.transcript);
+        }
+        self
+    }
+
     /// The detail of one folded incident.
     pub fn new(st: &IncidentState) -> IncidentDetail {
         let b: Option<DecisionBody> = st.decision.as_ref().and_then(|r| decode(&r.body).ok());
@@ -964,6 +986,8 @@ impl IncidentDetail {
             pending: PendingApprovalView::new(st),
             claims: crate::claims::claims(st).iter().map(crate::claims::ClaimView::view).collect(),
             records: st.records.iter().map(RecordEntry::new).collect(),
+            planner_transcript: b.as_ref().and_then(|b| b.planner_transcript.clone()),
+            transcript: None,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! one crate's tests stay in that crate's `tests/it`.
 
 pub mod http;
+pub mod model;
 pub mod tls;
 
 use std::path::{Path, PathBuf};

@@ -89,6 +89,9 @@ pub mod rule_ids {
     pub const POSITION_CHANGED: &str = "position_changed";
     /// The plan is itself an escalation (investigate and escalate, pause for approval).
     pub const ESCALATION_ONLY: &str = "escalation_only";
+    /// A model-backed planner's plan was not used (timeout, refusal, invalid answer, an action
+    /// not offered, a budget exhausted): the incident is escalated, whatever else holds.
+    pub const PLANNER_FAILED: &str = "planner_failed";
     /// Nothing fired.
     pub const VALIDATED: &str = "validated";
 }
@@ -109,8 +112,24 @@ pub fn gate(
     deploy_signals: Option<&Signals>,
     rules: &RemediationRules,
 ) -> GateDecision {
+    gate_planned(plan, stress, incident_severity, deploy_signals, rules, None)
+}
+
+/// [`gate`] with the planner's failure, when a model-backed planner's plan was not used
+/// (`planner_failure` names why). A failure fires [`rule_ids::PLANNER_FAILED`] right after the
+/// input checks, so the decision blocks and names it; without one this is exactly [`gate`]
+/// (nothing is compared for it, so decisions recorded before the step replay identically).
+pub fn gate_planned(
+    plan: &PlanOutput,
+    stress: &StressOutput,
+    incident_severity: Severity,
+    deploy_signals: Option<&Signals>,
+    rules: &RemediationRules,
+    planner_failure: Option<&str>,
+) -> GateDecision {
     let mut findings = Findings::default();
     check_inputs(&mut findings, plan, stress, rules);
+    check_planner(&mut findings, planner_failure);
     let derived = Derived::of(plan, stress, rules);
     check_policy_conflicts(&mut findings, stress);
     check_contradictions(&mut findings, stress, rules);
@@ -210,6 +229,24 @@ fn check_inputs(findings: &mut Findings, plan: &PlanOutput, stress: &StressOutpu
     if !rule_errors.is_empty() {
         findings.fire(rule_ids::INVALID_RULES, format!("Remediation rules are invalid: {}", rule_errors.join("; ")));
     }
+}
+
+/// Step 0b: a planner that failed blocks. The failure is data about the planner (recorded by
+/// the adapter, never read from the model's words as a rule); the threshold is fixed: none.
+fn check_planner(findings: &mut Findings, failure: Option<&str>) {
+    let Some(why) = failure else { return };
+    findings.compare(
+        rule_ids::PLANNER_FAILED,
+        "planner_failure",
+        Operator::Neq,
+        text("none"),
+        SignalValue::Text(why.to_string()),
+        true,
+    );
+    findings.fire(
+        rule_ids::PLANNER_FAILED,
+        format!("The model planner failed ({why}); nothing it proposed is executed; escalated to human"),
+    );
 }
 
 /// Contract violations of plan and stress, and every way they disagree with each other.
