@@ -31,15 +31,20 @@
 
 pub mod checkpoint;
 mod mirror;
+pub mod outbox;
 mod pg;
 mod pg_tls;
 mod sqlite;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use guardrail_core::audit::{ChainBreak, ChainedRecord, GENESIS_HASH, RecordDraft, VerifyReport};
 
 pub use mirror::{JsonlMirror, mirror_jsonl};
+pub use outbox::{
+    ChannelKind, DueEntry, OutboxEntry, OutboxRouter, OutboxState, OutboxStatus, OutboxTarget, Retry, install_router,
+};
 pub use pg::{PostgresStore, SchemaNameError, redact_url};
 pub use pg_tls::TlsParamError;
 pub use sqlite::SqliteStore;
@@ -211,6 +216,46 @@ pub trait AuditStore: Send {
     /// `claim` (else [`StoreError::InvalidRecord`]). Returns [`Claim::Won`] with the new
     /// record, or [`Claim::Held`] with the record that already holds it (nothing appended).
     fn append_claim(&mut self, draft: RecordDraft, claim: &str) -> Result<Claim, StoreError>;
+
+    /// Sets the [`OutboxRouter`] this store's appends use (`None`: the process's, see
+    /// [`install_router`]). Every append then inserts the record's outbox rows in its own
+    /// transaction: the record is committed with its rows or not at all.
+    fn set_outbox_router(&mut self, router: Option<Arc<dyn OutboxRouter>>);
+
+    /// Pending outbox rows due at `now_ms` (next attempt reached, no live lease, no earlier
+    /// undelivered row of the same channel and ordering key), oldest first, with their records.
+    fn outbox_due(&mut self, now_ms: i64, limit: usize) -> Result<Vec<DueEntry>, StoreError>;
+
+    /// Takes the delivery lease on a pending row until `until_ms`, unless another deliverer
+    /// holds a live one (`false`). Decided by one conditional update, so of two processes
+    /// exactly one gets it.
+    fn outbox_lease(&mut self, id: i64, now_ms: i64, until_ms: i64) -> Result<bool, StoreError>;
+
+    /// Marks a row delivered at `now_ms`, keeping what the destination named.
+    fn outbox_mark_delivered(&mut self, id: i64, reference: Option<&str>, now_ms: i64) -> Result<(), StoreError>;
+
+    /// Records a failed attempt (`attempts` made so far, the error) and when to retry, or that
+    /// the row is given up on ([`OutboxState::Failed`]).
+    fn outbox_mark_failed(&mut self, id: i64, attempts: u32, retry: Retry, error: &str) -> Result<(), StoreError>;
+
+    /// Puts every failed row back to pending, due at `now_ms` with its attempts reset; returns
+    /// how many.
+    fn outbox_retry_failed(&mut self, now_ms: i64) -> Result<u64, StoreError>;
+
+    /// Counts by state and the oldest pending row's time.
+    fn outbox_status(&mut self) -> Result<OutboxStatus, StoreError>;
+
+    /// Outbox rows, newest first: of one record (`record_seq`), in one state, at most `limit`.
+    fn outbox_entries(
+        &mut self,
+        record_seq: Option<i64>,
+        state: Option<OutboxState>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    /// The reference of the first delivered row of `channel` and `ordering_key` that has one
+    /// (the incident's Jira key, its Slack thread).
+    fn outbox_reference(&mut self, channel: ChannelKind, ordering_key: &str) -> Result<Option<String>, StoreError>;
 }
 
 /// What [`AuditStore::append_claim`] came to.

@@ -25,6 +25,11 @@ use postgres::types::ToSql;
 use postgres::{Client, Config, GenericClient, IsolationLevel, NoTls, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use std::sync::Arc;
+
+use crate::outbox::{
+    ChannelKind, DueEntry, OUTBOX_COLUMNS, OutboxEntry, OutboxRouter, OutboxState, OutboxStatus, Retry,
+};
 use crate::pg_tls::split_tls_params;
 
 use crate::{
@@ -73,6 +78,30 @@ INSERT INTO guardrail_schema (id, version) VALUES (1, {SCHEMA_VERSION}) ON CONFL
     )
 }
 
+/// The outbox side table (see [`crate::outbox`]), created by the first append that has rows for
+/// it, under the `chain_head` lock (so appenders never race on it). An append-only role needs
+/// `SELECT, INSERT, UPDATE ON outbox` and `USAGE` on its sequence once it exists (a DBA can
+/// create it in advance with this DDL).
+const OUTBOX_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS outbox (
+    id              BIGSERIAL PRIMARY KEY,
+    record_seq      BIGINT NOT NULL,
+    channel         TEXT NOT NULL,
+    ordering_key    TEXT,
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+    attempts        BIGINT NOT NULL DEFAULT 0,
+    created_ms      BIGINT NOT NULL,
+    next_attempt_ms BIGINT NOT NULL,
+    lease_until_ms  BIGINT,
+    last_error      TEXT,
+    reference       TEXT,
+    delivered_ms    BIGINT,
+    UNIQUE (record_seq, channel)
+);
+CREATE INDEX IF NOT EXISTS outbox_state_next ON outbox (state, next_attempt_ms);
+CREATE INDEX IF NOT EXISTS outbox_order ON outbox (channel, ordering_key, id);
+";
+
 /// An audit store in a PostgreSQL database (one connection; TLS as its `sslmode` says).
 pub struct PostgresStore {
     client: Client,
@@ -81,6 +110,9 @@ pub struct PostgresStore {
     /// Redacted URL including the schema, usable as a store spec.
     described: String,
     schema: Option<String>,
+    router: Option<Arc<dyn OutboxRouter>>,
+    /// The outbox table is known to exist (checked once per connection).
+    outbox_ready: bool,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -151,7 +183,7 @@ impl PostgresStore {
             // fine: search_path is resolved at each lookup.
             client.batch_execute(&format!("SET search_path TO {}", quote_ident(s))).map_err(err)?;
         }
-        let mut store = PostgresStore { client, url: redacted, described, schema };
+        let mut store = PostgresStore { client, url: redacted, described, schema, router: None, outbox_ready: false };
         store.ensure_schema()?;
         Ok(store)
     }
@@ -282,6 +314,7 @@ impl PostgresStore {
             .map_err(&err)?;
         let last = last_row.as_ref().map(decode).transpose().map_err(&err)?.map(Decoded::strict).transpose()?;
         check_head(anchor.as_ref(), last.as_ref())?;
+        let targets = crate::outbox::targets(self.router.as_ref(), &draft);
         let rec = seal(last.as_ref(), draft);
         let body = body_text(&rec.body)?;
         tx.execute(
@@ -289,9 +322,27 @@ impl PostgresStore {
             &[&rec.seq, &rec.kind, &rec.recorded_at, &body, &rec.prev_hash, &rec.hash],
         )
         .map_err(&err)?;
+        if !targets.is_empty() {
+            // Same transaction as the record: both are committed, or neither.
+            if !self.outbox_ready {
+                tx.batch_execute(OUTBOX_SCHEMA).map_err(&err)?;
+            }
+            let at = crate::outbox::recorded_ms(&rec.recorded_at);
+            for t in &targets {
+                tx.execute(
+                    "INSERT INTO outbox (record_seq, channel, ordering_key, state, attempts, created_ms, \
+                     next_attempt_ms) VALUES ($1, $2, $3, 'pending', 0, $4, $4)",
+                    &[&rec.seq, &t.channel.as_str(), &t.ordering_key, &at],
+                )
+                .map_err(&err)?;
+            }
+        }
         tx.execute("UPDATE chain_head SET seq = $1, hash = $2 WHERE id = 1", &[&rec.seq, &rec.hash]).map_err(&err)?;
         // Returns once the commit record is flushed (synchronous_commit = on).
         tx.commit().map_err(&err)?;
+        if !targets.is_empty() {
+            self.outbox_ready = true;
+        }
         Ok(Claim::Won(rec))
     }
 }
@@ -351,6 +402,169 @@ impl AuditStore for PostgresStore {
 
     fn describe(&self) -> String {
         self.described.clone()
+    }
+
+    fn set_outbox_router(&mut self, router: Option<Arc<dyn OutboxRouter>>) {
+        self.router = router;
+    }
+
+    fn outbox_due(&mut self, now_ms: i64, limit: usize) -> Result<Vec<DueEntry>, StoreError> {
+        let limit = sql_limit(limit);
+        let sql = format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox o WHERE o.state = 'pending' AND o.next_attempt_ms <= $1 \
+             AND (o.lease_until_ms IS NULL OR o.lease_until_ms <= $1) \
+             AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.channel = o.channel AND p.ordering_key = o.ordering_key \
+                             AND p.id < o.id AND p.state <> 'delivered') \
+             ORDER BY o.id LIMIT $2"
+        );
+        let entries = self.outbox_query(&sql, &[&now_ms, &limit])?;
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let record = self.get(entry.record_seq)?.ok_or_else(|| StoreError::Corrupt {
+                seq: entry.record_seq,
+                reason: format!("outbox row {} describes a record that is not in the chain", entry.id),
+            })?;
+            out.push(DueEntry { entry, record });
+        }
+        Ok(out)
+    }
+
+    fn outbox_lease(&mut self, id: i64, now_ms: i64, until_ms: i64) -> Result<bool, StoreError> {
+        // READ COMMITTED re-checks the WHERE clause on the row after waiting for a concurrent
+        // update of it, so of two deliverers exactly one sees its update count as 1.
+        let n = self.outbox_update(
+            "UPDATE outbox SET lease_until_ms = $3 WHERE id = $1 AND state = 'pending' \
+             AND (lease_until_ms IS NULL OR lease_until_ms <= $2)",
+            &[&id, &now_ms, &until_ms],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn outbox_mark_delivered(&mut self, id: i64, reference: Option<&str>, now_ms: i64) -> Result<(), StoreError> {
+        self.outbox_update(
+            "UPDATE outbox SET state = 'delivered', reference = $2, delivered_ms = $3, lease_until_ms = NULL, \
+             attempts = attempts + 1, last_error = NULL WHERE id = $1",
+            &[&id, &reference, &now_ms],
+        )?;
+        Ok(())
+    }
+
+    fn outbox_mark_failed(&mut self, id: i64, attempts: u32, retry: Retry, error: &str) -> Result<(), StoreError> {
+        let (state, next) = match retry {
+            Retry::At(ms) => (OutboxState::Pending, Some(ms)),
+            Retry::GiveUp => (OutboxState::Failed, None),
+        };
+        self.outbox_update(
+            "UPDATE outbox SET state = $2, attempts = $3, next_attempt_ms = coalesce($4, next_attempt_ms), \
+             last_error = $5, lease_until_ms = NULL WHERE id = $1",
+            &[&id, &state.as_str(), &i64::from(attempts), &next, &error],
+        )?;
+        Ok(())
+    }
+
+    fn outbox_retry_failed(&mut self, now_ms: i64) -> Result<u64, StoreError> {
+        self.outbox_update(
+            "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_ms = $1, lease_until_ms = NULL \
+             WHERE state = 'failed'",
+            &[&now_ms],
+        )
+    }
+
+    fn outbox_status(&mut self) -> Result<OutboxStatus, StoreError> {
+        if !self.has_outbox()? {
+            return Ok(OutboxStatus::default());
+        }
+        let err = self.err();
+        let rows = self
+            .client
+            .query("SELECT state, count(*), min(created_ms) FROM outbox GROUP BY state", &[])
+            .map_err(&err)?;
+        let mut status = OutboxStatus::default();
+        for row in rows {
+            let state: String = row.try_get(0).map_err(&err)?;
+            let n: i64 = row.try_get(1).map_err(&err)?;
+            let oldest: Option<i64> = row.try_get(2).map_err(&err)?;
+            let n = u64::try_from(n).unwrap_or(0);
+            match OutboxState::parse(&state) {
+                Some(OutboxState::Pending) => {
+                    status.pending = n;
+                    status.oldest_pending_ms = oldest;
+                }
+                Some(OutboxState::Delivered) => status.delivered = n,
+                Some(OutboxState::Failed) => status.failed = n,
+                None => {}
+            }
+        }
+        Ok(status)
+    }
+
+    fn outbox_entries(
+        &mut self,
+        record_seq: Option<i64>,
+        state: Option<OutboxState>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let limit = sql_limit(limit);
+        let state = state.map(OutboxState::as_str);
+        let sql = format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE ($1::BIGINT IS NULL OR record_seq = $1) \
+             AND ($2::TEXT IS NULL OR state = $2) ORDER BY id DESC LIMIT $3"
+        );
+        self.outbox_query(&sql, &[&record_seq, &state, &limit])
+    }
+
+    fn outbox_reference(&mut self, channel: ChannelKind, ordering_key: &str) -> Result<Option<String>, StoreError> {
+        let sql = format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE channel = $1 AND ordering_key = $2 AND state = 'delivered' \
+             AND reference IS NOT NULL ORDER BY id LIMIT 1"
+        );
+        Ok(self.outbox_query(&sql, &[&channel.as_str(), &ordering_key])?.pop().and_then(|e| e.reference))
+    }
+}
+
+fn outbox_row(row: &Row) -> Result<Result<OutboxEntry, StoreError>, postgres::Error> {
+    Ok(crate::outbox::entry_from(
+        row.try_get(0)?,
+        row.try_get(1)?,
+        row.try_get(2)?,
+        row.try_get(3)?,
+        row.try_get(4)?,
+        row.try_get(5)?,
+        row.try_get(6)?,
+        row.try_get(7)?,
+        row.try_get(8)?,
+        row.try_get(9)?,
+        row.try_get(10)?,
+    ))
+}
+
+impl PostgresStore {
+    /// Whether the outbox table exists (created by the first routed append). Reads on a store
+    /// without it see an empty outbox.
+    fn has_outbox(&mut self) -> Result<bool, StoreError> {
+        if !self.outbox_ready {
+            let err = self.err();
+            let row = self.client.query_one("SELECT to_regclass('outbox') IS NOT NULL", &[]).map_err(&err)?;
+            self.outbox_ready = row.try_get(0).map_err(&err)?;
+        }
+        Ok(self.outbox_ready)
+    }
+
+    fn outbox_query(&mut self, sql: &str, args: &[&(dyn ToSql + Sync)]) -> Result<Vec<OutboxEntry>, StoreError> {
+        if !self.has_outbox()? {
+            return Ok(Vec::new());
+        }
+        let err = self.err();
+        let rows = self.client.query(sql, args).map_err(&err)?;
+        rows.iter().map(|r| outbox_row(r).map_err(&err)?).collect()
+    }
+
+    fn outbox_update(&mut self, sql: &str, args: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+        if !self.has_outbox()? {
+            return Ok(0);
+        }
+        let err = self.err();
+        self.client.execute(sql, args).map_err(&err)
     }
 }
 

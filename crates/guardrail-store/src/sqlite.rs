@@ -18,6 +18,11 @@ use guardrail_core::audit::{ChainedRecord, GENESIS_HASH, RecordDraft, VerifyRepo
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
+use std::sync::Arc;
+
+use crate::outbox::{
+    ChannelKind, DueEntry, OUTBOX_COLUMNS, OutboxEntry, OutboxRouter, OutboxState, OutboxStatus, OutboxTarget, Retry,
+};
 use crate::{
     Anchor, AuditStore, BadCell, Cell, Claim, Decoded, ListQuery, SCHEMA_VERSION, StoreError, body_text, build_report,
     check_head, decode_row, find_with, prefix_upper_bound, sql_limit, validate_draft,
@@ -67,12 +72,38 @@ CREATE TABLE chain_head (
 );
 ";
 
+/// The outbox side table (see [`crate::outbox`]): created by the first append that has rows
+/// for it, inside that append's write transaction. No foreign key to `audit_records`: the
+/// store writes both in one transaction, and a foreign key would only add a lookup per append.
+const OUTBOX_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS outbox (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    record_seq      INTEGER NOT NULL,
+    channel         TEXT NOT NULL,
+    ordering_key    TEXT,
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    created_ms      INTEGER NOT NULL,
+    next_attempt_ms INTEGER NOT NULL,
+    lease_until_ms  INTEGER,
+    last_error      TEXT,
+    reference       TEXT,
+    delivered_ms    INTEGER,
+    UNIQUE (record_seq, channel)
+);
+CREATE INDEX IF NOT EXISTS outbox_state_next ON outbox (state, next_attempt_ms);
+CREATE INDEX IF NOT EXISTS outbox_order ON outbox (channel, ordering_key, id);
+";
+
 /// An audit store in one SQLite file. Each value owns one connection; open one per thread or
 /// process (a connection is `Send` but not `Sync`).
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
     described: String,
+    router: Option<Arc<dyn OutboxRouter>>,
+    /// The outbox table is known to exist (checked once per connection).
+    outbox_ready: bool,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -112,7 +143,7 @@ impl SqliteStore {
         conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true).map_err(&err)?;
         conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(&err)?;
         let described = format!("sqlite:{}", std::path::absolute(&path).unwrap_or_else(|_| path.clone()).display());
-        let mut store = SqliteStore { conn, path, described };
+        let mut store = SqliteStore { conn, path, described, router: None, outbox_ready: false };
         store.ensure_schema()?;
         if !existed {
             // The new file's directory entry must be durable too, or a crash could lose the
@@ -272,6 +303,7 @@ impl SqliteStore {
             stmt.query_row([], decode).optional().map_err(&err)?.map(Decoded::strict).transpose()?
         };
         check_head(anchor.as_ref(), last.as_ref())?;
+        let targets = crate::outbox::targets(self.router.as_ref(), &draft);
         let rec = seal(last.as_ref(), draft);
         let body = body_text(&rec.body)?;
         tx.execute(
@@ -279,10 +311,17 @@ impl SqliteStore {
             params![rec.seq, rec.kind, rec.recorded_at, body, rec.prev_hash, rec.hash],
         )
         .map_err(&err)?;
+        if !targets.is_empty() {
+            // Same transaction as the record: both are committed, or neither.
+            insert_outbox(&tx, &rec, &targets, !self.outbox_ready).map_err(&err)?;
+        }
         tx.execute("UPDATE chain_head SET seq = ?1, hash = ?2 WHERE id = 1", params![rec.seq, rec.hash])
             .map_err(&err)?;
         // With WAL and synchronous=FULL the commit returns only after the WAL is fsynced.
         tx.commit().map_err(&err)?;
+        if !targets.is_empty() {
+            self.outbox_ready = true;
+        }
         self.checkpoint_if_long();
         Ok(Claim::Won(rec))
     }
@@ -303,6 +342,81 @@ impl SqliteStore {
         // Returns (busy, log frames, checkpointed frames); a busy result is simply retried later.
         let _ = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0));
         let _ = self.conn.busy_timeout(BUSY_TIMEOUT);
+    }
+}
+
+/// Inserts a record's outbox rows (creating the table on first use: we hold the write lock).
+fn insert_outbox(
+    tx: &Transaction<'_>,
+    rec: &ChainedRecord,
+    targets: &[OutboxTarget],
+    create: bool,
+) -> rusqlite::Result<()> {
+    if create {
+        tx.execute_batch(OUTBOX_SCHEMA)?;
+    }
+    let at = crate::outbox::recorded_ms(&rec.recorded_at);
+    for t in targets {
+        tx.execute(
+            "INSERT INTO outbox (record_seq, channel, ordering_key, state, attempts, created_ms, next_attempt_ms) \
+             VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4)",
+            params![rec.seq, t.channel.as_str(), t.ordering_key, at],
+        )?;
+    }
+    Ok(())
+}
+
+fn outbox_row(row: &Row<'_>) -> rusqlite::Result<Result<OutboxEntry, StoreError>> {
+    Ok(crate::outbox::entry_from(
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+        row.get(8)?,
+        row.get(9)?,
+        row.get(10)?,
+    ))
+}
+
+impl SqliteStore {
+    /// Whether the outbox table exists (it is created by the first routed append). Reads on a
+    /// store without it see an empty outbox.
+    fn has_outbox(&mut self) -> Result<bool, StoreError> {
+        if !self.outbox_ready {
+            let n: i64 = self
+                .conn
+                .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'outbox'", [], |r| {
+                    r.get(0)
+                })
+                .map_err(sqlite_err(&self.path))?;
+            self.outbox_ready = n > 0;
+        }
+        Ok(self.outbox_ready)
+    }
+
+    fn outbox_query(&mut self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<OutboxEntry>, StoreError> {
+        if !self.has_outbox()? {
+            return Ok(Vec::new());
+        }
+        let err = sqlite_err(&self.path);
+        let mut stmt = self.conn.prepare_cached(sql).map_err(&err)?;
+        let rows = stmt.query_map(args, outbox_row).map_err(&err)?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r.map_err(&err)??);
+        }
+        Ok(out)
+    }
+
+    fn outbox_update(&mut self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<usize, StoreError> {
+        if !self.has_outbox()? {
+            return Ok(0);
+        }
+        self.conn.execute(sql, args).map_err(sqlite_err(&self.path))
     }
 }
 
@@ -377,5 +491,122 @@ impl AuditStore for SqliteStore {
 
     fn describe(&self) -> String {
         self.described.clone()
+    }
+
+    fn set_outbox_router(&mut self, router: Option<Arc<dyn OutboxRouter>>) {
+        self.router = router;
+    }
+
+    fn outbox_due(&mut self, now_ms: i64, limit: usize) -> Result<Vec<DueEntry>, StoreError> {
+        let limit = sql_limit(limit);
+        let sql = format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox o WHERE o.state = 'pending' AND o.next_attempt_ms <= ?1 \
+             AND (o.lease_until_ms IS NULL OR o.lease_until_ms <= ?1) \
+             AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.channel = o.channel AND p.ordering_key = o.ordering_key \
+                             AND p.id < o.id AND p.state <> 'delivered') \
+             ORDER BY o.id LIMIT ?2"
+        );
+        let entries = self.outbox_query(&sql, &[&now_ms, &limit])?;
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let record = self.get(entry.record_seq)?.ok_or_else(|| StoreError::Corrupt {
+                seq: entry.record_seq,
+                reason: format!("outbox row {} describes a record that is not in the chain", entry.id),
+            })?;
+            out.push(DueEntry { entry, record });
+        }
+        Ok(out)
+    }
+
+    fn outbox_lease(&mut self, id: i64, now_ms: i64, until_ms: i64) -> Result<bool, StoreError> {
+        let n = self.outbox_update(
+            "UPDATE outbox SET lease_until_ms = ?3 WHERE id = ?1 AND state = 'pending' \
+             AND (lease_until_ms IS NULL OR lease_until_ms <= ?2)",
+            &[&id, &now_ms, &until_ms],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn outbox_mark_delivered(&mut self, id: i64, reference: Option<&str>, now_ms: i64) -> Result<(), StoreError> {
+        self.outbox_update(
+            "UPDATE outbox SET state = 'delivered', reference = ?2, delivered_ms = ?3, lease_until_ms = NULL, \
+             attempts = attempts + 1, last_error = NULL WHERE id = ?1",
+            &[&id, &reference, &now_ms],
+        )?;
+        Ok(())
+    }
+
+    fn outbox_mark_failed(&mut self, id: i64, attempts: u32, retry: Retry, error: &str) -> Result<(), StoreError> {
+        let (state, next) = match retry {
+            Retry::At(ms) => (OutboxState::Pending, Some(ms)),
+            Retry::GiveUp => (OutboxState::Failed, None),
+        };
+        self.outbox_update(
+            "UPDATE outbox SET state = ?2, attempts = ?3, next_attempt_ms = coalesce(?4, next_attempt_ms), \
+             last_error = ?5, lease_until_ms = NULL WHERE id = ?1",
+            &[&id, &state.as_str(), &i64::from(attempts), &next, &error],
+        )?;
+        Ok(())
+    }
+
+    fn outbox_retry_failed(&mut self, now_ms: i64) -> Result<u64, StoreError> {
+        let n = self.outbox_update(
+            "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_ms = ?1, lease_until_ms = NULL \
+             WHERE state = 'failed'",
+            &[&now_ms],
+        )?;
+        Ok(n as u64)
+    }
+
+    fn outbox_status(&mut self) -> Result<OutboxStatus, StoreError> {
+        if !self.has_outbox()? {
+            return Ok(OutboxStatus::default());
+        }
+        let err = sqlite_err(&self.path);
+        let mut status = OutboxStatus::default();
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT state, count(*), min(created_ms) FROM outbox GROUP BY state")
+            .map_err(&err)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?)))
+            .map_err(&err)?;
+        for row in rows {
+            let (state, n, oldest) = row.map_err(&err)?;
+            let n = u64::try_from(n).unwrap_or(0);
+            match OutboxState::parse(&state) {
+                Some(OutboxState::Pending) => {
+                    status.pending = n;
+                    status.oldest_pending_ms = oldest;
+                }
+                Some(OutboxState::Delivered) => status.delivered = n,
+                Some(OutboxState::Failed) => status.failed = n,
+                None => {}
+            }
+        }
+        Ok(status)
+    }
+
+    fn outbox_entries(
+        &mut self,
+        record_seq: Option<i64>,
+        state: Option<OutboxState>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let limit = sql_limit(limit);
+        let state = state.map(OutboxState::as_str);
+        let sql = format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE (?1 IS NULL OR record_seq = ?1) AND (?2 IS NULL OR state = ?2) \
+             ORDER BY id DESC LIMIT ?3"
+        );
+        self.outbox_query(&sql, &[&record_seq, &state, &limit])
+    }
+
+    fn outbox_reference(&mut self, channel: ChannelKind, ordering_key: &str) -> Result<Option<String>, StoreError> {
+        let sql = format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE channel = ?1 AND ordering_key = ?2 AND state = 'delivered' \
+             AND reference IS NOT NULL ORDER BY id LIMIT 1"
+        );
+        Ok(self.outbox_query(&sql, &[&channel.as_str(), &ordering_key])?.pop().and_then(|e| e.reference))
     }
 }

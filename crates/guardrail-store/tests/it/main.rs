@@ -4,5 +4,6 @@
 
 mod common;
 mod mirror;
+mod outbox;
 mod postgres;
 mod sqlite;

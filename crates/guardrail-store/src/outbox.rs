@@ -1,0 +1,232 @@
+//! The notification outbox: a side table of the audit store, beside the chain and not part of
+//! it (no hash covers it, `verify` never reads it).
+//!
+//! Why in the store: a notification describes a record, and must exist exactly when the record
+//! does. So the append that inserts the record inserts its outbox rows in the same transaction
+//! (SQLite `BEGIN IMMEDIATE`, PostgreSQL under the `chain_head` lock): either both are
+//! committed or neither is. Which rows a record gets is decided by an [`OutboxRouter`] — set on
+//! a store ([`crate::AuditStore::set_outbox_router`]) or for the whole process
+//! ([`install_router`], what `guardrail serve` and the CLI do from the governor config) — so
+//! every append path (the governor's `StoreLog`, the deploy gate's `decide_and_record`, the
+//! server's `ServerLog`) enqueues without knowing about notifications. With no router, no row
+//! is written and the table is not even created: a store without Slack or Jira is unchanged.
+//!
+//! Delivery (`guardrail-notify`'s `outbox` module) reads due rows ([`crate::AuditStore::outbox_due`]),
+//! takes a lease on one so two deliverers never send the same row at once
+//! ([`crate::AuditStore::outbox_lease`]), and marks it delivered or failed. Rows with the same
+//! channel and ordering key (the incident) are delivered in order: a row is not due while an
+//! earlier one of its channel and key is undelivered (so a Jira comment waits for the create,
+//! and a failed create holds the incident's later rows until it is re-delivered).
+//!
+//! Times are Unix milliseconds passed in by the caller: the store reads no clock.
+
+use std::sync::{Arc, RwLock};
+
+use guardrail_core::audit::{ChainedRecord, RecordDraft};
+
+/// Where a notification goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ChannelKind {
+    /// The incident's Slack message and thread.
+    Slack,
+    /// The incident's Jira issue.
+    Jira,
+    /// A deploy decision's Slack message (BLOCK and DELAY).
+    SlackDeploy,
+}
+
+impl ChannelKind {
+    /// Every channel.
+    pub const ALL: [ChannelKind; 3] = [ChannelKind::Slack, ChannelKind::Jira, ChannelKind::SlackDeploy];
+
+    /// The name stored in the outbox's `channel` column (and shown by `guardrail notify status`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Slack => "slack",
+            ChannelKind::Jira => "jira",
+            ChannelKind::SlackDeploy => "slack_deploy",
+        }
+    }
+
+    /// The channel named `name`.
+    pub fn parse(name: &str) -> Option<ChannelKind> {
+        ChannelKind::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for ChannelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One outbox row a record gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxTarget {
+    /// Destination.
+    pub channel: ChannelKind,
+    /// Rows with the same channel and key are delivered in record order (the incident id);
+    /// `None`: no order with any other row.
+    pub ordering_key: Option<String>,
+}
+
+/// Decides which outbox rows a record gets. Pure: it sees only the draft (kind and body).
+pub trait OutboxRouter: Send + Sync {
+    /// The rows for `draft` (empty: none).
+    fn route(&self, draft: &RecordDraft) -> Vec<OutboxTarget>;
+}
+
+static PROCESS_ROUTER: RwLock<Option<Arc<dyn OutboxRouter>>> = RwLock::new(None);
+
+/// Sets (or with `None` clears) the router every store of this process uses when none is set
+/// on the store itself. `guardrail serve` and the CLI call it once, from the governor config,
+/// before opening a store; tests set routers on their stores instead.
+pub fn install_router(router: Option<Arc<dyn OutboxRouter>>) {
+    // A poisoned lock only means a panic elsewhere while holding it; the value is still whole.
+    let mut slot = PROCESS_ROUTER.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+    *slot = router;
+}
+
+/// The router in force for a store: its own, else the process's.
+pub(crate) fn router_for(own: Option<&Arc<dyn OutboxRouter>>) -> Option<Arc<dyn OutboxRouter>> {
+    own.cloned().or_else(|| PROCESS_ROUTER.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone())
+}
+
+/// The rows `draft` gets under `router` (deduplicated by channel: the table holds one row per
+/// record and channel).
+pub(crate) fn targets(router: Option<&Arc<dyn OutboxRouter>>, draft: &RecordDraft) -> Vec<OutboxTarget> {
+    let Some(router) = router_for(router) else { return Vec::new() };
+    let mut out: Vec<OutboxTarget> = Vec::new();
+    for t in router.route(draft) {
+        if !out.iter().any(|o| o.channel == t.channel) {
+            out.push(t);
+        }
+    }
+    out
+}
+
+/// A row's delivery state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutboxState {
+    /// Not delivered yet; retried at `next_attempt_ms`.
+    Pending,
+    /// Delivered (`reference` names what the destination created).
+    Delivered,
+    /// Gave up after the last attempt or a permanent error; `guardrail notify deliver
+    /// --retry-failed` puts it back to pending.
+    Failed,
+}
+
+impl OutboxState {
+    /// The name stored in the `state` column.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Pending => "pending",
+            OutboxState::Delivered => "delivered",
+            OutboxState::Failed => "failed",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<OutboxState> {
+        [OutboxState::Pending, OutboxState::Delivered, OutboxState::Failed].into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// One outbox row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// Row id (increasing in append order).
+    pub id: i64,
+    /// The record it describes.
+    pub record_seq: i64,
+    /// Destination.
+    pub channel: ChannelKind,
+    /// Ordering key (the incident), if any.
+    pub ordering_key: Option<String>,
+    /// Delivery state.
+    pub state: OutboxState,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When the record was written (its `recorded_at`), Unix ms.
+    pub created_ms: i64,
+    /// Not before this (Unix ms).
+    pub next_attempt_ms: i64,
+    /// The last attempt's error, if it failed.
+    pub last_error: Option<String>,
+    /// What the destination named (a Jira key, a Slack `channel/ts`), once delivered.
+    pub reference: Option<String>,
+    /// When it was delivered, Unix ms.
+    pub delivered_ms: Option<i64>,
+}
+
+/// A due row and the record it describes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueEntry {
+    /// The row.
+    pub entry: OutboxEntry,
+    /// The record, as chained.
+    pub record: ChainedRecord,
+}
+
+/// Counts by state, for `guardrail notify status`, `/metrics` and the dashboard.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboxStatus {
+    /// Rows not delivered yet.
+    pub pending: u64,
+    /// Rows given up on.
+    pub failed: u64,
+    /// Rows delivered.
+    pub delivered: u64,
+    /// The oldest pending row's record time (Unix ms), if any.
+    pub oldest_pending_ms: Option<i64>,
+}
+
+/// A record's `recorded_at` as Unix ms (validated by `validate_draft` before this is called).
+pub(crate) fn recorded_ms(recorded_at: &str) -> i64 {
+    recorded_at.parse::<jiff::Timestamp>().map_or(0, |t| t.as_millisecond())
+}
+
+/// How a failed attempt is recorded ([`crate::AuditStore::outbox_mark_failed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retry {
+    /// Try again at this time (Unix ms).
+    At(i64),
+    /// Give up: the row becomes [`OutboxState::Failed`].
+    GiveUp,
+}
+
+/// Column list shared by both backends' reads.
+pub(crate) const OUTBOX_COLUMNS: &str = "id, record_seq, channel, ordering_key, state, attempts, created_ms, \
+     next_attempt_ms, last_error, reference, delivered_ms";
+
+/// Builds an entry from its columns, refusing values this build does not know (fail closed: an
+/// unknown channel or state is not delivered as something else).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn entry_from(
+    id: i64,
+    record_seq: i64,
+    channel: String,
+    ordering_key: Option<String>,
+    state: String,
+    attempts: i64,
+    created_ms: i64,
+    next_attempt_ms: i64,
+    last_error: Option<String>,
+    reference: Option<String>,
+    delivered_ms: Option<i64>,
+) -> Result<OutboxEntry, crate::StoreError> {
+    let bad = |what: String| crate::StoreError::Corrupt { seq: record_seq, reason: format!("outbox row {id}: {what}") };
+    Ok(OutboxEntry {
+        id,
+        record_seq,
+        channel: ChannelKind::parse(&channel).ok_or_else(|| bad(format!("unknown channel {channel:?}")))?,
+        ordering_key,
+        state: OutboxState::parse(&state).ok_or_else(|| bad(format!("unknown state {state:?}")))?,
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        created_ms,
+        next_attempt_ms,
+        last_error,
+        reference,
+        delivered_ms,
+    })
+}
