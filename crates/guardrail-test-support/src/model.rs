@@ -263,7 +263,17 @@ pub mod anthropic {
 
     /// A final text answer (`stop_reason: end_turn`).
     pub fn text(content: &str) -> Reply {
-        Reply::json(200, message(&text_block(content), "end_turn", (2095, 503)))
+        text_with_usage(content, (2095, 503))
+    }
+
+    /// A final text answer with the given `(input_tokens, output_tokens)`.
+    pub fn text_with_usage(content: &str, usage: (u64, u64)) -> Reply {
+        Reply::json(200, message(&text_block(content), "end_turn", usage))
+    }
+
+    /// An answer cut at the token cap (`stop_reason: max_tokens`).
+    pub fn truncated(content: &str) -> Reply {
+        Reply::json(200, message(&text_block(content), "max_tokens", (1500, 1024)))
     }
 
     /// An answer with `tool_use` blocks (`stop_reason: tool_use`); each call's arguments must be

@@ -4,6 +4,7 @@
 //! `tests/fixtures`.
 
 mod adversarial;
+mod agent_loop;
 mod common;
 mod contracts;
 mod execute;
