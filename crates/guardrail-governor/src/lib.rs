@@ -35,6 +35,7 @@ pub mod logs;
 pub mod model_planner;
 pub mod pipeline;
 pub mod planner;
+pub mod planner_select;
 pub mod queue;
 pub mod record;
 pub mod replay;
