@@ -11,3 +11,6 @@
 //! client and ADF; `outbox` the delivery loop over the store's outbox (retries, backoff).
 
 pub mod channel;
+pub mod blocks;
+pub mod slack;
+pub mod slack_verify;
