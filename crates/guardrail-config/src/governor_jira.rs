@@ -157,7 +157,7 @@ pub(crate) fn read_jira(d: &mut Diags, spec: &JiraSpec, dir: Option<&Path>) -> J
                 cfg.labels.push(l.clone());
             } else {
                 d.error(
-                    &format!("jira.labels[{i}]"),
+                    format!("jira.labels[{i}]"),
                     format!("{l:?} is not a Jira label (no spaces, 1-255 characters)"),
                 );
             }

@@ -1,20 +1,17 @@
 //! The one trait every notification destination implements, and what it delivers.
-//! (Skeleton: the outbox owner refines these types; destinations implement [`Channel`].)
+//!
+//! The outbox loop (`crate::outbox`) hands each destination one [`Notification`] (an outbox
+//! row and the chained record it describes) with a [`DeliveryContext`] (what earlier
+//! deliveries of the same incident left: the Slack thread, the Jira key; the incident's
+//! decision record). A destination returns [`Delivered`] or a [`DeliveryError`] saying whether
+//! a retry can help; it never decides anything.
 
 use std::time::Duration;
 
 use guardrail_core::audit::ChainedRecord;
 
-/// Where a notification goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ChannelKind {
-    /// The incident's Slack message and thread.
-    Slack,
-    /// The incident's Jira issue.
-    Jira,
-    /// A deploy decision's Slack message (BLOCK and DELAY).
-    SlackDeploy,
-}
+/// Where a notification goes: the store's outbox names it (`slack`, `jira`, `slack_deploy`).
+pub use guardrail_store::ChannelKind;
 
 /// One notification: an outbox entry and the record it describes.
 #[derive(Debug, Clone)]
@@ -38,6 +35,10 @@ pub struct DeliveryContext {
     pub jira_key: Option<String>,
     /// The dashboard's base URL, for links.
     pub dashboard_url: Option<String>,
+    /// The incident's Jira issue as a browser link (`{JIRA_URL}/browse/{key}`), once created.
+    pub jira_url: Option<String>,
+    /// The incident's newest `remediation_decision` at or before the record delivered.
+    pub decision: Option<ChainedRecord>,
 }
 
 /// A delivery that worked.
@@ -66,10 +67,33 @@ pub enum DeliveryError {
     },
 }
 
+/// A record a delivery asks to be appended to the audit chain (e.g. the Jira issue key), as a
+/// claim so that an incident gets at most one ([`guardrail_store::AuditStore::append_claim`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChainNote {
+    /// Record kind.
+    pub kind: String,
+    /// Record body (its `claim` field is `claim`).
+    pub body: serde_json::Value,
+    /// The claim key.
+    pub claim: String,
+}
+
 /// A destination.
 pub trait Channel: Send + Sync {
     /// Which destination this is.
     fn kind(&self) -> ChannelKind;
     /// Delivers one notification.
     fn deliver(&self, notification: &Notification, context: &DeliveryContext) -> Result<Delivered, DeliveryError>;
+    /// After a delivery: a record to append to the chain about it (the Jira channel's
+    /// `jira_issue_linked`), if any. The loop appends it before marking the row delivered.
+    fn chain_note(
+        &self,
+        notification: &Notification,
+        context: &DeliveryContext,
+        delivered: &Delivered,
+    ) -> Option<ChainNote> {
+        let _ = (notification, context, delivered);
+        None
+    }
 }

@@ -8,9 +8,15 @@
 //! Modules (one job each): `channel` the [`channel::Channel`] trait every destination implements
 //! and the typed notification it delivers; `slack` the Slack Web API client and Block Kit
 //! messages; `slack_verify` request signatures and replay refusal; `jira` the Jira Cloud REST v3
-//! client and ADF; `outbox` the delivery loop over the store's outbox (retries, backoff).
+//! client, `adf` the Atlassian Document Format it writes; `outbox` the delivery loop over the
+//! store's outbox (retries, backoff, leases, order); `routing` which records get outbox rows
+//! and the process's destinations, from the governor config and the environment.
 
-pub mod channel;
+pub mod adf;
 pub mod blocks;
+pub mod channel;
+pub mod jira;
+pub mod outbox;
+pub mod routing;
 pub mod slack;
 pub mod slack_verify;

@@ -1,2 +1,4 @@
 //! guardrail-notify's integration tests (one binary; one module per area).
+mod jira;
+mod outbox;
 mod slack;
