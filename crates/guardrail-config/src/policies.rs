@@ -32,7 +32,7 @@ pub struct PolicyLoad {
 
 /// Keys a rule may have.
 const POLICY_KEYS: &[&str] =
-    &["id", "name", "priority", "action", "conditions", "reason", "remediation", "delay_minutes"];
+    &["id", "name", "priority", "action", "services", "conditions", "reason", "remediation", "delay_minutes"];
 
 /// Priority of a rule that does not say (the seed tool's default).
 pub const DEFAULT_PRIORITY: i64 = 99;
@@ -308,6 +308,13 @@ fn read_policy(d: &mut Diags, i: usize, node: &Node) -> Partial {
     };
     let action =
         required(d, &p, m, "action", "ALLOW, WARN, DELAY or BLOCK").and_then(|n| read_action(d, &field("action"), n));
+    // `services:` scopes the rule to a fleet's services: it becomes the rule's first condition,
+    // `service in services matching [...]`, so the trace shows it and nothing else is read for
+    // a service out of scope.
+    let scope = match get(m, "services") {
+        None => Some(None),
+        Some(n) => read_scope(d, &field("services"), n).map(Some),
+    };
     let conditions = match get(m, "conditions") {
         None => {
             d.warning(
@@ -346,6 +353,18 @@ fn read_policy(d: &mut Diags, i: usize, node: &Node) -> Partial {
         .and_then(|n| string(d, &field("remediation"), n));
     let delay = read_delay(d, &field("delay_minutes"), get(m, "delay_minutes"));
 
+    if let Some(Some(c)) = &scope {
+        // Checked with the rest when the set cannot be built.
+        partial.conditions.insert(0, c.clone());
+    }
+    let conditions = match (scope, conditions) {
+        (Some(Some(scope)), Some(mut rest)) => {
+            rest.insert(0, scope);
+            Some(rest)
+        }
+        (Some(None), rest) => rest,
+        (None, _) | (Some(Some(_)), None) => None,
+    };
     if let (
         Some(id),
         Some(name),
@@ -360,6 +379,36 @@ fn read_policy(d: &mut Diags, i: usize, node: &Node) -> Partial {
         partial.policy = Some(Policy { id, name, priority, action, conditions, reason, remediation, delay_minutes });
     }
     partial
+}
+
+/// A rule's `services:` list: names and globs (`*`), as the scope condition on `service`.
+fn read_scope(d: &mut Diags, path: &str, node: &Node) -> Option<Condition> {
+    let NodeValue::Seq(items) = &node.value else {
+        d.error(
+            path,
+            format!("must be a list of service names or globs, e.g. [\"payments-*\"], got {}", node.describe()),
+        );
+        return None;
+    };
+    let mut services = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for (j, item) in items.iter().enumerate() {
+        match &item.value {
+            NodeValue::Str(s) => services.push(s.clone()),
+            _ => {
+                d.error(
+                    format!("{path}[{j}]"),
+                    format!("must be a service name or glob (a string), got {}; quote it", item.describe()),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then(|| Condition {
+        signal: "service".to_string(),
+        operator: Operator::In,
+        value: Threshold::Services { services },
+    })
 }
 
 fn read_condition(d: &mut Diags, parent: &str, rule_id: Option<&str>, signal: &str, node: &Node) -> Option<Condition> {

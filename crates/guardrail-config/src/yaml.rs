@@ -16,7 +16,9 @@
 //! - the tags `!!str`, `!!int`, `!!float`, `!!bool`, `!!null` (and `!!seq`, `!!map` on
 //!   collections) are honoured; any other tag is an error;
 //! - anchors and aliases are resolved by copying, merge keys (`<<`) are applied as PyYAML
-//!   does, and the total number of nodes is capped ([`MAX_NODES`]) against alias bombs;
+//!   does, and the nodes aliases copy are capped ([`MAX_NODES`]) against alias bombs
+//!   ("billion laughs"); the nodes written in the file are bounded by its size
+//!   ([`MAX_WRITTEN_NODES`], far above what a 16 MiB file of real configuration holds);
 //! - duplicate keys are an error naming both lines (PyYAML silently kept the last one), keys
 //!   must be strings, and a file must hold a single document.
 //!
@@ -42,8 +44,14 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use crate::error::ConfigError;
 use crate::source::Source;
 
-/// Most nodes a file may expand to (aliases count every copied node).
+/// Most nodes aliases may add to a YAML document (each alias counts every node it copies), and
+/// most nodes a JSON document may hold. A 10,000-rule policy file writes ~200,000 nodes and
+/// copies none: it is the expansion that is bounded, not honest size.
 pub const MAX_NODES: usize = 200_000;
+
+/// Most nodes a YAML document may write out (without aliases). Only a degenerate file reaches
+/// it (`[0,0,0,…]` in 16 MiB); it bounds the memory such a file takes.
+pub const MAX_WRITTEN_NODES: usize = 4_000_000;
 
 /// Deepest nesting accepted.
 pub const MAX_DEPTH: usize = 128;
@@ -297,7 +305,10 @@ struct Builder<'a> {
     schema: Schema,
     stack: Vec<Frame>,
     anchors: HashMap<usize, (Node, usize)>,
+    /// Nodes written in the file.
     nodes: usize,
+    /// Nodes copied by aliases.
+    copied: usize,
     errors: Vec<ConfigError>,
     root: Option<Node>,
     documents: usize,
@@ -313,6 +324,7 @@ fn build(file: &Path, text: &str, schema: Schema) -> Built {
         stack: Vec::new(),
         anchors: HashMap::new(),
         nodes: 0,
+        copied: 0,
         errors: Vec::new(),
         root: None,
         documents: 0,
@@ -397,15 +409,31 @@ impl Builder<'_> {
         matches!(self.stack.last(), Some(Frame::Map { key: KeyState::Expect, .. }))
     }
 
-    fn count(&mut self, n: usize, pos: (usize, usize)) -> Result<(), Stop> {
-        self.nodes = self.nodes.saturating_add(n);
-        if self.nodes > MAX_NODES {
+    /// One node written in the file.
+    fn count(&mut self, pos: (usize, usize)) -> Result<(), Stop> {
+        self.nodes = self.nodes.saturating_add(1);
+        if self.nodes > MAX_WRITTEN_NODES {
+            let path = self.path_here();
+            return self.stop(
+                path,
+                pos,
+                format!("the document holds more than {MAX_WRITTEN_NODES} values; refusing to read it"),
+            );
+        }
+        Ok(())
+    }
+
+    /// `n` nodes copied by an alias: the alias-bomb guard. Checked before the copy is made, so
+    /// a billion-laughs document stops after copying at most [`MAX_NODES`] nodes.
+    fn count_copies(&mut self, n: usize, pos: (usize, usize)) -> Result<(), Stop> {
+        self.copied = self.copied.saturating_add(n);
+        if self.copied > MAX_NODES {
             let path = self.path_here();
             return self.stop(
                 path,
                 pos,
                 format!(
-                    "the document expands to more than {MAX_NODES} values (aliases count every copy); refusing to read it"
+                    "the document expands to more than {MAX_NODES} values through aliases (an alias bomb: aliases count every copy); refusing to read it"
                 ),
             );
         }
@@ -456,7 +484,7 @@ impl Builder<'_> {
                     let path = self.path_here();
                     return self.stop(path, pos, "alias to an anchor that is not complete here (a recursive alias)");
                 };
-                self.count(size, pos)?;
+                self.count_copies(size, pos)?;
                 let Some((node, _)) = self.anchors.get(&id) else { return Ok(()) };
                 let node = node.clone();
                 if self.expecting_key() {
@@ -540,7 +568,7 @@ impl Builder<'_> {
 
     /// Checks before a collection starts.
     fn open(&mut self, pos: (usize, usize), tag: Option<&Tag>, kind: &str) -> Result<(), Stop> {
-        self.count(1, pos)?;
+        self.count(pos)?;
         if self.expecting_key() {
             let path = self.path_here();
             let what = if kind == "seq" { "a list" } else { "a mapping" };
@@ -576,7 +604,7 @@ impl Builder<'_> {
         tag: Option<&Tag>,
         pos: (usize, usize),
     ) -> Result<(), Stop> {
-        self.count(1, pos)?;
+        self.count(pos)?;
         let is_key = self.expecting_key();
         if is_key && self.schema == Schema::Yaml11 && style == ScalarStyle::Plain && tag.is_none() && text == "<<" {
             self.set_key(KeyState::Merge);

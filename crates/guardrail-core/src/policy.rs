@@ -156,6 +156,15 @@ pub enum Threshold {
     Scalar(Scalar),
     /// A list (only meaningful with `in`).
     List(Vec<Scalar>),
+    /// A rule's `services:` scope: service names and globs (`*` stands for any run of
+    /// characters, every other character is itself), compared with the `service` signal by
+    /// `in`. The policy file writes it as the rule's `services:` key, never as a condition's
+    /// `value`; it serialises as `{"services": [...]}` so a trace cannot be mistaken for a
+    /// literal `in` list.
+    Services {
+        /// The names and globs as written.
+        services: Vec<String>,
+    },
 }
 
 impl std::fmt::Display for Threshold {
@@ -172,8 +181,37 @@ impl std::fmt::Display for Threshold {
                 }
                 f.write_str("]")
             }
+            Threshold::Services { services } => write!(f, "services matching [{}]", services.join(", ")),
         }
     }
+}
+
+/// Whether `service` matches a `services:` pattern: `*` stands for any run of characters
+/// (none included), every other character must be equal. Linear in practice: the usual
+/// backtracking over the last `*` only.
+pub fn service_matches(pattern: &str, service: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), service.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    // Where the last `*` was seen, and the text position it currently covers up to.
+    let mut star: Option<(usize, usize)> = None;
+    while j < t.len() {
+        if i < p.len() && p[i] == b'*' {
+            star = Some((i, j));
+            i += 1;
+        } else if i < p.len() && p[i] == t[j] {
+            i += 1;
+            j += 1;
+        } else if let Some((si, sj)) = star {
+            // Let the last `*` cover one more byte. Byte-wise is exact for UTF-8: a literal
+            // character cannot match starting inside another character.
+            i = si + 1;
+            j = sj + 1;
+            star = Some((si, sj + 1));
+        } else {
+            return false;
+        }
+    }
+    p[i..].iter().all(|&b| b == b'*')
 }
 
 /// One condition: `signal operator value`.
@@ -281,6 +319,11 @@ pub fn policy_path(index: usize) -> String {
     format!("policies[{index}]")
 }
 
+/// Field path of a rule's `services:` scope.
+pub fn scope_path(index: usize) -> String {
+    format!("policies[{index}].services")
+}
+
 /// Field path of a condition.
 pub fn condition_path(index: usize, signal: &str) -> String {
     format!("policies[{index}].conditions.{signal}")
@@ -332,8 +375,32 @@ fn scalar_fits(kind: SignalKind, s: &Scalar) -> Result<(), Misfit> {
 
 /// Checks one condition on its own; returns the issues found.
 pub fn check_condition(index: usize, c: &Condition) -> Vec<PolicyIssue> {
-    let path = condition_path(index, &c.signal);
     let mut out = Vec::new();
+    if let Threshold::Services { services } = &c.value {
+        // A scope is the rule's `services:` key: its findings are placed there.
+        let path = scope_path(index);
+        if c.signal != "service" || c.operator != Operator::In {
+            out.push(PolicyIssue::error(
+                path,
+                format!(
+                    "a services scope compares the service signal with in, not {} with {}",
+                    c.signal,
+                    c.operator.as_str()
+                ),
+            ));
+            return out;
+        }
+        if services.is_empty() {
+            out.push(PolicyIssue::error(path.clone(), "an empty list of services never matches"));
+        }
+        for (j, pattern) in services.iter().enumerate() {
+            if pattern.is_empty() {
+                out.push(PolicyIssue::error(format!("{path}[{j}]"), "an empty pattern matches no service"));
+            }
+        }
+        return out;
+    }
+    let path = condition_path(index, &c.signal);
     let Some(def) = signals::lookup(&c.signal) else {
         let known: Vec<&str> = signals::CATALOGUE.iter().map(|d| d.name).collect();
         out.push(PolicyIssue::error(
@@ -374,14 +441,41 @@ pub fn check_condition(index: usize, c: &Condition) -> Vec<PolicyIssue> {
                 out.push(PolicyIssue::error(format!("{path}.value"), e.to_string()));
             }
         }
+        // Checked above.
+        (_, Threshold::Services { .. }) => {}
     }
     out
 }
 
 /// Validates a whole set. Errors make the set unusable; see the module docs.
+///
+/// Shadowing is found through an index of the rules by the literal values they test (e.g.
+/// `service eq svc-42`, a `services:` scope): a rule is compared only with the earlier rules
+/// that could contain it, so a fleet's set of thousands of per-service rules is checked in
+/// near-linear time. The findings are exactly those of comparing every pair
+/// ([`check_pairwise`], kept as the reference the differential tests compare against).
 pub fn check(set: &PolicySet) -> Vec<PolicyIssue> {
+    check_with(set, Shadowing::Indexed)
+}
+
+/// [`check`] with the pairwise shadowing search it replaced (quadratic, allocating per pair).
+/// Kept as the reference for the differential tests and benchmarks; do not use it to decide.
+#[doc(hidden)]
+pub fn check_pairwise(set: &PolicySet) -> Vec<PolicyIssue> {
+    check_with(set, Shadowing::Pairwise)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Shadowing {
+    Indexed,
+    Pairwise,
+}
+
+fn check_with(set: &PolicySet, shadowing: Shadowing) -> Vec<PolicyIssue> {
     let mut out = Vec::new();
     let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    // Each rule's accepted values, analysed once (None: invalid or never matches).
+    let mut analysed: Vec<Option<Analysed>> = Vec::with_capacity(set.policies.len());
     for (i, p) in set.policies.iter().enumerate() {
         let path = policy_path(i);
         if p.id.trim().is_empty() {
@@ -399,6 +493,11 @@ pub fn check(set: &PolicySet) -> Vec<PolicyIssue> {
             cond_ok &= issues.is_empty();
             out.extend(issues);
         }
+        // The file has one `services:` key per rule; the set analysis relies on it.
+        if p.conditions.iter().filter(|c| matches!(c.value, Threshold::Services { .. })).count() > 1 {
+            out.push(PolicyIssue::error(scope_path(i), "a rule has at most one services scope"));
+            cond_ok = false;
+        }
         if p.action == Action::Delay && p.delay_minutes == 0 {
             out.push(PolicyIssue::warning(
                 format!("{path}.delay_minutes"),
@@ -411,7 +510,8 @@ pub fn check(set: &PolicySet) -> Vec<PolicyIssue> {
                 format!("delay_minutes is ignored for {}", p.action),
             ));
         }
-        if cond_ok && rule_set(p).is_none() {
+        let analysis = if cond_ok { rule_set(p).map(Analysed::new) } else { None };
+        if cond_ok && analysis.is_none() {
             out.push(PolicyIssue::error(
                 path.clone(),
                 format!(
@@ -420,16 +520,15 @@ pub fn check(set: &PolicySet) -> Vec<PolicyIssue> {
                 ),
             ));
         }
+        analysed.push(analysis);
     }
     // Priority ties are legal (file order decides) but easy to get wrong.
-    let mut by_priority: std::collections::BTreeMap<i64, Vec<&str>> = std::collections::BTreeMap::new();
-    for p in &set.policies {
-        by_priority.entry(p.priority).or_default().push(&p.id);
+    let mut by_priority: std::collections::BTreeMap<i64, (usize, Vec<&str>)> = std::collections::BTreeMap::new();
+    for (i, p) in set.policies.iter().enumerate() {
+        by_priority.entry(p.priority).or_insert_with(|| (i, Vec::new())).1.push(&p.id);
     }
-    for (prio, ids) in by_priority {
-        if ids.len() > 1
-            && let Some(pos) = set.policies.iter().position(|p| p.priority == prio)
-        {
+    for (prio, (pos, ids)) in by_priority {
+        if ids.len() > 1 {
             out.push(PolicyIssue::warning(
                 format!("{}.priority", policy_path(pos)),
                 format!("priority {prio} is shared by {}; file order decides between them", ids.join(", ")),
@@ -439,26 +538,27 @@ pub fn check(set: &PolicySet) -> Vec<PolicyIssue> {
     // Shadowing: B is unreachable when every input matching B matches an earlier A.
     if out.iter().all(|i| i.severity != Severity::Error) {
         let order = set.order();
-        for (pos, &b) in order.iter().enumerate() {
-            let Some(bset) = rule_set(&set.policies[b]) else { continue };
-            for &a in &order[..pos] {
-                let Some(aset) = rule_set(&set.policies[a]) else { continue };
-                if rule_subset(&bset, &aset) {
-                    let pb = &set.policies[b];
-                    let pa = &set.policies[a];
-                    out.push(PolicyIssue::error(
-                        policy_path(b),
-                        format!(
-                            "rule {} ({}) is unreachable: every input it matches is already matched by {} ({}), which is evaluated first",
-                            pb.id, pb.action, pa.id, pa.action
-                        ),
-                    ));
-                    break;
-                }
-            }
+        let shadowed: Vec<(usize, usize)> = match shadowing {
+            Shadowing::Indexed => shadowed_indexed(&order, &analysed),
+            Shadowing::Pairwise => shadowed_pairwise(set, &order),
+        };
+        for (b, a) in shadowed {
+            let pb = &set.policies[b];
+            let pa = &set.policies[a];
+            out.push(PolicyIssue::error(
+                policy_path(b),
+                format!(
+                    "rule {} ({}) is unreachable: every input it matches is already matched by {} ({}), which is evaluated first",
+                    pb.id, pb.action, pa.id, pa.action
+                ),
+            ));
         }
-        let has_catch_all =
-            set.policies.iter().any(|p| rule_set(p).is_some_and(|s| s.iter().all(|(_, c)| c.is_everything())));
+        let has_catch_all = match shadowing {
+            Shadowing::Indexed => analysed.iter().flatten().any(|a| a.sets.iter().all(|s| s.everything)),
+            Shadowing::Pairwise => {
+                set.policies.iter().any(|p| rule_set(p).is_some_and(|s| s.iter().all(|(_, c)| c.is_everything())))
+            }
+        };
         if !has_catch_all && set.default_action.is_none() {
             out.push(PolicyIssue::error(
                 "policies",
@@ -470,6 +570,23 @@ pub fn check(set: &PolicySet) -> Vec<PolicyIssue> {
         }
     }
     out
+}
+
+/// The reference search: every rule against every earlier one, the sets rebuilt per pair.
+/// Returns `(shadowed, first container)` file indices in evaluation order.
+fn shadowed_pairwise(set: &PolicySet, order: &[usize]) -> Vec<(usize, usize)> {
+    let mut found = Vec::new();
+    for (pos, &b) in order.iter().enumerate() {
+        let Some(bset) = rule_set(&set.policies[b]) else { continue };
+        for &a in &order[..pos] {
+            let Some(aset) = rule_set(&set.policies[a]) else { continue };
+            if rule_subset(&bset, &aset) {
+                found.push((b, a));
+                break;
+            }
+        }
+    }
+    found
 }
 
 /// True when any issue is an error.
@@ -520,6 +637,79 @@ enum ValueSet {
     Numbers(Vec<Interval>),
     /// Exactly these values (bools and labels, as text), or everything but them (free text).
     Discrete { values: Vec<String>, complement: bool, domain: Option<Vec<String>> },
+    /// Free text matched by a `services:` scope with at least one `*`: `(globs ∪ plus) \ minus`.
+    /// Always infinite, so never empty.
+    Globs(GlobSet),
+}
+
+/// Text accepted by a scope's globs (each with a `*`) and literal names, minus some values.
+#[derive(Debug, Clone, PartialEq)]
+struct GlobSet {
+    globs: Vec<String>,
+    plus: Vec<String>,
+    minus: Vec<String>,
+}
+
+fn all_stars(g: &str) -> bool {
+    g.bytes().all(|b| b == b'*')
+}
+
+/// The literal text before a glob's first `*`.
+fn glob_prefix(g: &str) -> &str {
+    &g[..g.find('*').unwrap_or(g.len())]
+}
+
+/// The literal text after a glob's last `*`.
+fn glob_suffix(g: &str) -> &str {
+    &g[g.rfind('*').map_or(0, |i| i + 1)..]
+}
+
+/// A sufficient test for `L(inner) ⊆ L(outer)`, both globs with a `*`: `outer` is all stars, the
+/// same glob, or `P*S` with `inner` starting with `P` and ending with `S` (its first and last
+/// literal parts are apart, so every match of `inner` is a match of `outer`). Other pairs are
+/// reported as not contained: the lint may miss shadowing between two such scopes, never
+/// invent it.
+fn glob_covers(outer: &str, inner: &str) -> bool {
+    if all_stars(outer) || outer == inner {
+        return true;
+    }
+    if outer.bytes().filter(|&b| b == b'*').count() != 1 {
+        return false;
+    }
+    glob_prefix(inner).starts_with(glob_prefix(outer)) && glob_suffix(inner).ends_with(glob_suffix(outer))
+}
+
+impl GlobSet {
+    fn contains(&self, v: &str) -> bool {
+        !self.minus.iter().any(|m| m == v)
+            && (self.plus.iter().any(|p| p == v) || self.globs.iter().any(|g| service_matches(g, v)))
+    }
+    fn is_everything(&self) -> bool {
+        self.minus.is_empty() && self.globs.iter().any(|g| all_stars(g))
+    }
+}
+
+/// `sub ⊆ sup` where at least one side is a scope's [`GlobSet`]; allocates nothing.
+fn glob_subset(sub: &ValueSet, sup: &ValueSet) -> bool {
+    match (sub, sup) {
+        (ValueSet::Discrete { values, complement: false, .. }, ValueSet::Globs(g)) => {
+            values.iter().all(|v| g.contains(v))
+        }
+        // Text outside finitely many values: only an all-star glob covers it.
+        (ValueSet::Discrete { values, complement: true, .. }, ValueSet::Globs(g)) => {
+            g.globs.iter().any(|x| all_stars(x)) && g.minus.iter().all(|m| values.contains(m))
+        }
+        (ValueSet::Globs(_), ValueSet::Discrete { complement: false, .. }) => false,
+        (ValueSet::Globs(g), ValueSet::Discrete { values, complement: true, .. }) => {
+            values.iter().all(|v| !g.contains(v))
+        }
+        (ValueSet::Globs(b), ValueSet::Globs(a)) => {
+            a.minus.iter().all(|m| !b.contains(m))
+                && b.plus.iter().all(|p| a.contains(p))
+                && b.globs.iter().all(|gb| a.globs.iter().any(|ga| glob_covers(ga, gb)))
+        }
+        _ => false,
+    }
 }
 
 impl ValueSet {
@@ -530,6 +720,7 @@ impl ValueSet {
             ValueSet::Discrete { values, complement: true, domain } => {
                 domain.as_ref().is_some_and(|d| d.iter().all(|x| values.contains(x)))
             }
+            ValueSet::Globs(_) => false,
         }
     }
     fn is_everything(&self) -> bool {
@@ -539,6 +730,7 @@ impl ValueSet {
             ValueSet::Discrete { values, complement: false, domain } => {
                 domain.as_ref().is_some_and(|d| d.iter().all(|x| values.contains(x)))
             }
+            ValueSet::Globs(g) => g.is_everything(),
         }
     }
 }
@@ -594,6 +786,18 @@ fn scalar_key(s: &Scalar) -> String {
 
 fn condition_set(c: &Condition) -> Option<ValueSet> {
     let def = signals::lookup(&c.signal)?;
+    if let Threshold::Services { services } = &c.value {
+        if def.kind != SignalKind::Text || c.operator != Operator::In {
+            return None;
+        }
+        let (globs, plus): (Vec<String>, Vec<String>) = services.iter().cloned().partition(|g| g.contains('*'));
+        // Names without a `*` are the same set as `service in [...]`.
+        return Some(if globs.is_empty() {
+            ValueSet::Discrete { values: plus, complement: false, domain: None }
+        } else {
+            ValueSet::Globs(GlobSet { globs, plus, minus: Vec::new() })
+        });
+    }
     match def.kind {
         SignalKind::Number => {
             let point = |n: f64| Interval { lo: n, lo_incl: true, hi: n, hi_incl: true };
@@ -620,7 +824,7 @@ fn condition_set(c: &Condition) -> Option<ValueSet> {
                             _ => None,
                         })
                         .collect(),
-                    Threshold::Scalar(_) => return None,
+                    Threshold::Scalar(_) | Threshold::Services { .. } => return None,
                 },
                 _ => return None,
             };
@@ -673,7 +877,23 @@ fn intersect_sets(a: &ValueSet, b: &ValueSet) -> ValueSet {
                 ValueSet::Discrete { values: v, complement: true, domain: domain.clone() }
             }
         },
-        // Mixed kinds cannot happen for one signal.
+        (ValueSet::Discrete { values, complement: false, domain }, ValueSet::Globs(g))
+        | (ValueSet::Globs(g), ValueSet::Discrete { values, complement: false, domain }) => ValueSet::Discrete {
+            values: values.iter().filter(|v| g.contains(v)).cloned().collect(),
+            complement: false,
+            domain: domain.clone(),
+        },
+        (ValueSet::Discrete { values, complement: true, .. }, ValueSet::Globs(g))
+        | (ValueSet::Globs(g), ValueSet::Discrete { values, complement: true, .. }) => {
+            let mut minus = g.minus.clone();
+            minus.extend(values.iter().filter(|v| !g.minus.contains(v)).cloned());
+            ValueSet::Globs(GlobSet {
+                globs: g.globs.clone(),
+                plus: g.plus.iter().filter(|p| !values.contains(p)).cloned().collect(),
+                minus,
+            })
+        }
+        // Mixed kinds cannot happen for one signal, and `check` refuses two scopes in a rule.
         _ => a.clone(),
     }
 }
@@ -701,7 +921,7 @@ fn set_subset(sub: &ValueSet, sup: &ValueSet) -> bool {
                 (None, None) => vp.iter().all(|x| vs.contains(x)),
             }
         }
-        _ => false,
+        _ => glob_subset(sub, sup),
     }
 }
 
@@ -729,6 +949,240 @@ fn rule_subset(b: &[(String, ValueSet)], a: &[(String, ValueSet)]) -> bool {
         Some((_, bset)) => set_subset(bset, aset),
         None => aset.is_everything(),
     })
+}
+
+// ---------------------------------------------------------------------------------------
+// The indexed shadowing search: every rule's sets prepared once, rules indexed by the literal
+// text values they require, so each rule is compared only with earlier rules that could
+// contain it, and comparing two rules allocates nothing.
+
+/// One signal's accepted values in a rule, with what subset tests need computed up front.
+struct Prepared {
+    signal: String,
+    /// The signal's bit in [`Analysed::restricts`] / [`Analysed::names`].
+    bit: u64,
+    set: ValueSet,
+    everything: bool,
+    /// Numbers: the complement (`x ⊆ self` ⟺ `x ∩ complement = ∅`).
+    complement: Vec<Interval>,
+    /// Discrete: the accepted values listed, when finite (a complement over a known domain
+    /// written out); `None` for the complement of values of free text.
+    listed: Option<Vec<String>>,
+}
+
+/// A rule's sets, prepared.
+struct Analysed {
+    sets: Vec<Prepared>,
+    /// Signals on which the rule accepts less than everything.
+    restricts: u64,
+    /// Signals the rule has a set for.
+    names: u64,
+}
+
+fn signal_bit(name: &str) -> u64 {
+    // Past 63 signals bits are shared: the mask test stays a necessary condition.
+    let pos = signals::CATALOGUE.iter().position(|d| d.name == name).unwrap_or(63);
+    1u64 << pos.min(63)
+}
+
+impl Analysed {
+    fn new(sets: Vec<(String, ValueSet)>) -> Self {
+        let mut restricts = 0;
+        let mut names = 0;
+        let sets: Vec<Prepared> = sets
+            .into_iter()
+            .map(|(signal, set)| {
+                let bit = signal_bit(&signal);
+                let everything = set.is_everything();
+                names |= bit;
+                if !everything {
+                    restricts |= bit;
+                }
+                let complement = match &set {
+                    ValueSet::Numbers(v) => complement_numbers(v),
+                    _ => Vec::new(),
+                };
+                let listed = match &set {
+                    ValueSet::Discrete { values, complement: false, .. } => Some(values.clone()),
+                    ValueSet::Discrete { values, complement: true, domain } => {
+                        domain.as_ref().map(|d| d.iter().filter(|x| !values.contains(x)).cloned().collect())
+                    }
+                    _ => None,
+                };
+                Prepared { signal, bit, set, everything, complement, listed }
+            })
+            .collect();
+        Analysed { sets, restricts, names }
+    }
+
+    /// The text signal whose literal values this rule is indexed under, if any: a finite set
+    /// of free-text values (`service eq x`, a scope of names) or a scope whose every glob
+    /// starts with a literal prefix.
+    fn anchor(&self) -> Option<&Prepared> {
+        self.sets.iter().find(|p| match &p.set {
+            ValueSet::Discrete { complement: false, domain: None, .. } => true,
+            ValueSet::Globs(g) => g.globs.iter().all(|x| !glob_prefix(x).is_empty()),
+            _ => false,
+        })
+    }
+}
+
+/// [`set_subset`] over prepared sets, allocating nothing.
+fn subset_prepared(sub: &Prepared, sup: &Prepared) -> bool {
+    match (&sub.set, &sup.set) {
+        (ValueSet::Numbers(s), ValueSet::Numbers(_)) => {
+            s.iter().all(|x| sup.complement.iter().all(|y| x.intersect(y).is_empty()))
+        }
+        (ValueSet::Discrete { values: vs, .. }, ValueSet::Discrete { values: vp, .. }) => {
+            match (&sub.listed, &sup.listed) {
+                (Some(s), Some(p)) => s.iter().all(|x| p.contains(x)),
+                (Some(s), None) => s.iter().all(|x| !vp.contains(x)),
+                (None, Some(_)) => false,
+                (None, None) => vp.iter().all(|x| vs.contains(x)),
+            }
+        }
+        _ => glob_subset(&sub.set, &sup.set),
+    }
+}
+
+/// [`rule_subset`] over prepared rules: every input accepted by `b` is accepted by `a`.
+fn subset_analysed(b: &Analysed, a: &Analysed) -> bool {
+    // `a` restricting a signal `b` does not name cannot contain `b`.
+    if a.restricts & !b.names != 0 {
+        return false;
+    }
+    a.sets.iter().all(|ap| match b.sets.iter().find(|bp| bp.bit == ap.bit && bp.signal == ap.signal) {
+        Some(bp) => subset_prepared(bp, ap),
+        None => ap.everything,
+    })
+}
+
+/// Positions (in evaluation order) of the rules that could contain a given rule.
+#[derive(Default)]
+struct RuleIndex<'a> {
+    /// (signal, value) → rules requiring the value (their anchor lists it, or a scope names it).
+    literal: std::collections::HashMap<(&'a str, &'a str), Vec<usize>>,
+    /// (signal, literal prefix) → rules whose anchor scope has a glob starting with it.
+    prefix: std::collections::HashMap<(&'a str, &'a str), Vec<usize>>,
+    /// Byte lengths of the prefixes in `prefix`, so a lookup tries only those.
+    prefix_lens: Vec<usize>,
+    /// Rules without an anchor, grouped by the signals they restrict.
+    general: Vec<(u64, Vec<usize>)>,
+}
+
+fn push_once(list: &mut Vec<usize>, pos: usize) {
+    if list.last() != Some(&pos) {
+        list.push(pos);
+    }
+}
+
+impl<'a> RuleIndex<'a> {
+    fn build(order: &[usize], analysed: &'a [Option<Analysed>]) -> Self {
+        let mut ix = RuleIndex::default();
+        for (pos, &r) in order.iter().enumerate() {
+            let Some(a) = &analysed[r] else { continue };
+            match a.anchor() {
+                Some(p) => match &p.set {
+                    ValueSet::Discrete { values, .. } => {
+                        for v in values {
+                            push_once(ix.literal.entry((&p.signal, v)).or_default(), pos);
+                        }
+                    }
+                    ValueSet::Globs(g) => {
+                        for v in &g.plus {
+                            push_once(ix.literal.entry((&p.signal, v)).or_default(), pos);
+                        }
+                        for x in &g.globs {
+                            let pre = glob_prefix(x);
+                            if !ix.prefix_lens.contains(&pre.len()) {
+                                ix.prefix_lens.push(pre.len());
+                            }
+                            push_once(ix.prefix.entry((&p.signal, pre)).or_default(), pos);
+                        }
+                    }
+                    ValueSet::Numbers(_) => {}
+                },
+                None => match ix.general.iter_mut().find(|(m, _)| *m == a.restricts) {
+                    Some((_, list)) => list.push(pos),
+                    None => ix.general.push((a.restricts, vec![pos])),
+                },
+            }
+        }
+        ix.prefix_lens.sort_unstable();
+        ix
+    }
+
+    /// The first rule in evaluation order, before position `pos`, that contains `b`.
+    fn first_container(
+        &self,
+        pos: usize,
+        b: &Analysed,
+        order: &[usize],
+        analysed: &[Option<Analysed>],
+    ) -> Option<usize> {
+        let mut best = pos;
+        let mut scan = |list: &[usize]| {
+            for &pa in list {
+                if pa >= best {
+                    break;
+                }
+                if analysed[order[pa]].as_ref().is_some_and(|a| subset_analysed(b, a)) {
+                    best = pa;
+                    break;
+                }
+            }
+        };
+        for (mask, list) in &self.general {
+            if mask & !b.names == 0 {
+                scan(list);
+            }
+        }
+        for p in &b.sets {
+            // A rule anchored on a signal contains `b` only if `b` accepts finitely many of its
+            // values (all of which the anchor must accept, the first one included) or is a
+            // scope whose globs the anchor's globs cover (which then share a literal prefix).
+            let probe = match &p.set {
+                ValueSet::Discrete { values, complement: false, domain: None } => match values.first() {
+                    Some(v) => {
+                        if let Some(list) = self.literal.get(&(p.signal.as_str(), v.as_str())) {
+                            scan(list);
+                        }
+                        v.as_str()
+                    }
+                    None => continue,
+                },
+                ValueSet::Globs(g) => match g.globs.first() {
+                    Some(x) => glob_prefix(x),
+                    None => continue,
+                },
+                _ => continue,
+            };
+            for &len in &self.prefix_lens {
+                if len == 0 || len > probe.len() {
+                    continue;
+                }
+                let Some(pre) = probe.get(..len) else { continue };
+                if let Some(list) = self.prefix.get(&(p.signal.as_str(), pre)) {
+                    scan(list);
+                }
+            }
+        }
+        (best < pos).then_some(best)
+    }
+}
+
+/// The indexed search: `(shadowed, first container)` file indices in evaluation order, the
+/// same pairs as [`shadowed_pairwise`].
+fn shadowed_indexed(order: &[usize], analysed: &[Option<Analysed>]) -> Vec<(usize, usize)> {
+    let index = RuleIndex::build(order, analysed);
+    let mut found = Vec::new();
+    for (pos, &b) in order.iter().enumerate() {
+        let Some(bset) = &analysed[b] else { continue };
+        if let Some(pa) = index.first_container(pos, bset, order, analysed) {
+            found.push((b, order[pa]));
+        }
+    }
+    found
 }
 
 // ---------------------------------------------------------------------------------------
@@ -895,6 +1349,10 @@ fn compare(rule: &str, actual: &SignalValue, op: Operator, threshold: &Threshold
             }
             Ok(any)
         }
+        (Operator::In, Threshold::Services { services }) => match actual {
+            SignalValue::Text(service) => Ok(services.iter().any(|g| service_matches(g, service))),
+            _ => Err(mismatch()),
+        },
         (Operator::Eq, Threshold::Scalar(s)) => eq(actual, s).ok_or_else(mismatch),
         (Operator::Neq, Threshold::Scalar(s)) => eq(actual, s).map(|b| !b).ok_or_else(mismatch),
         (op, Threshold::Scalar(Scalar::Number(y))) => {
@@ -958,6 +1416,11 @@ pub fn evaluate(set: &PolicySet, signals: &Signals) -> Result<Decision, EvalErro
                 actual,
                 result,
             });
+            // A rule scoped to other services says nothing about this one: its other signals
+            // are not read (one missing there must not stop a fleet's decision).
+            if !result && matches!(c.value, Threshold::Services { .. }) {
+                break;
+            }
         }
         let why = if let Some((signal, reason)) = &unavailable {
             if winner.is_none() {

@@ -8,3 +8,4 @@ mod no_panic;
 mod policies;
 mod real_specs;
 mod source;
+mod policy_scale;

@@ -4,4 +4,5 @@
 
 mod parity;
 mod policy_check;
+mod policy_scale;
 mod properties;
