@@ -6,7 +6,8 @@
 //! SQLite FTS5 rather than tantivy: it comes with `rusqlite`'s bundled SQLite that the audit
 //! store already builds, where tantivy costs about two minutes and 1 GB of RAM to compile on
 //! CI's two cores, and the corpus (hundreds of runbooks, not millions of log lines) does not
-//! need more. An Elasticsearch backend can implement the same trait later.
+//! need more. [`ElasticKnowledgeStore`] implements the same trait over Elasticsearch's REST API
+//! (`elastic.rs`), for a knowledge base that already lives in a cluster.
 //!
 //! Field semantics follow the original's Elasticsearch mappings
 //! (`mappings/*.mapping.json`): `id`, `service`, `recommended_action`, `stance`,
@@ -30,10 +31,12 @@ use serde::{Deserialize, Serialize};
 
 pub use guardrail_core::remediation::{ActionPolicy, Incident, Severity, Stance};
 
+pub mod elastic;
 pub mod parse;
 mod sqlite;
 pub mod yaml;
 
+pub use elastic::{ElasticAuth, ElasticConfig, ElasticKnowledgeStore};
 pub use sqlite::SqliteKnowledgeStore;
 
 /// Where a runbook came from.
@@ -196,6 +199,28 @@ pub enum KnowledgeError {
         kind: &'static str,
         /// Its id.
         id: String,
+    },
+    /// A remote knowledge backend (Elasticsearch) could not answer: unreachable, timed out,
+    /// refused the credentials, rate-limited after retries, failed, or answered something that
+    /// does not parse. `status` is the HTTP status when there was one. Never "no documents".
+    #[error("knowledge backend {location} unavailable{}: {message}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
+    Unavailable {
+        /// The cluster's URL.
+        location: String,
+        /// HTTP status, if an answer came.
+        status: Option<u16>,
+        /// What failed (Elasticsearch's `error.type: reason` when it said).
+        message: String,
+    },
+    /// Some documents of a bulk load failed (other than "exists already"); the rest were added.
+    #[error("knowledge backend {location}: {} document(s) failed to load ({added} added): {}", failed.len(), failed.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("; "))]
+    Bulk {
+        /// The cluster's URL.
+        location: String,
+        /// Documents added by the same call.
+        added: u64,
+        /// Every failed document.
+        failed: Vec<elastic::BulkFailure>,
     },
     /// The index is missing, corrupt, of another schema version, or SQLite failed.
     #[error("knowledge index {location}: {message}")]

@@ -1,0 +1,575 @@
+//! A loopback Elasticsearch for the tests: it speaks the REST API's request and response shapes
+//! for every call `ElasticKnowledgeStore` makes, as Elasticsearch 8 documents and sends them —
+//! index creation (`PUT /{index}`, 400 `resource_already_exists_exception`), `_bulk` NDJSON with
+//! per-item results (201 created, 409 `version_conflict_engine_exception`, injected 429
+//! `es_rejected_execution_exception`), `_mget`, `_search` with `bool`/`match`/`term`/`terms`/
+//! `match_all` and `sort`, `_count`, `GET`/`PUT /{index}/_doc/{id}` with `if_seq_no` /
+//! `if_primary_term`, 404 `index_not_found_exception`, and injected 401 `security_exception`, 429,
+//! 500 and 503 error bodies — and scores `match` clauses with Lucene's BM25 (k1 = 1.2, b = 0.75,
+//! idf = ln(1 + (N − n + 0.5) / (n + 0.5))) over lowercased words with a crude suffix stemmer,
+//! enough for the sample data to rank as the real engine ranks it.
+//!
+//! The fake reads requests as `serde_json::Value`: it stands in for an arbitrary server, so it
+//! looks at whatever arrives rather than at Guardrail's types.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use guardrail_test_support::http::{Request, read_request};
+use serde_json::{Value, json};
+
+#[derive(Default)]
+struct Index {
+    docs: BTreeMap<String, (Value, u64)>,
+    mapping: Value,
+}
+
+#[derive(Default)]
+struct State {
+    indices: BTreeMap<String, Index>,
+    seq: u64,
+    /// The `Authorization` header every request must carry, when set.
+    auth: Option<String>,
+    /// Statuses for the next requests, one each (401, 429, 500, 503).
+    fail_next: Vec<u16>,
+    /// Ids whose `_bulk` item is rejected with 429.
+    reject_ids: HashSet<String>,
+    /// Every search answers `timed_out: true`.
+    time_out_searches: bool,
+    /// Answer this late.
+    delay: Duration,
+    /// `METHOD path` of every request, and its body.
+    log: Vec<(String, String)>,
+}
+
+/// A running fake cluster.
+pub struct FakeEs {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl FakeEs {
+    /// Starts a cluster with no indices.
+    pub fn start() -> FakeEs {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = Arc::clone(&state);
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut s) = conn else { continue };
+                let state = Arc::clone(&shared);
+                // Keep-alive: one thread per connection, requests answered in turn.
+                std::thread::spawn(move || {
+                    while let Some(req) = read_request(&mut s) {
+                        let (status, body, delay) = {
+                            let mut st = state.lock().unwrap();
+                            let delay = st.delay;
+                            let (status, body) = answer(&mut st, &req);
+                            (status, body, delay)
+                        };
+                        std::thread::sleep(delay);
+                        let text = body.to_string();
+                        let mut head = format!(
+                            "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nX-elastic-product: Elasticsearch\r\n",
+                            reason(status),
+                            text.len()
+                        );
+                        if status == 401 {
+                            head.push_str("WWW-Authenticate: Basic realm=\"security\" charset=\"UTF-8\"\r\n");
+                            head.push_str("WWW-Authenticate: ApiKey\r\n");
+                        }
+                        head.push_str("\r\n");
+                        if s.write_all(head.as_bytes()).and_then(|()| s.write_all(text.as_bytes())).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        FakeEs { url, state }
+    }
+
+    /// Requires this `Authorization` header on every request.
+    pub fn require_auth(&self, header: &str) {
+        self.state.lock().unwrap().auth = Some(header.to_string());
+    }
+
+    /// The next requests answer these statuses, one each.
+    pub fn fail_next(&self, statuses: &[u16]) {
+        self.state.lock().unwrap().fail_next = statuses.to_vec();
+    }
+
+    /// `_bulk` rejects these ids with 429.
+    pub fn reject_ids(&self, ids: &[&str]) {
+        self.state.lock().unwrap().reject_ids = ids.iter().map(|s| s.to_string()).collect();
+    }
+
+    /// Searches answer `timed_out: true`.
+    pub fn time_out_searches(&self) {
+        self.state.lock().unwrap().time_out_searches = true;
+    }
+
+    /// Answers after `d`.
+    pub fn delay(&self, d: Duration) {
+        self.state.lock().unwrap().delay = d;
+    }
+
+    /// `METHOD path` of every request so far, with its body.
+    pub fn log(&self) -> Vec<(String, String)> {
+        self.state.lock().unwrap().log.clone()
+    }
+
+    /// The mapping an index was created with.
+    pub fn mapping(&self, index: &str) -> Option<Value> {
+        self.state.lock().unwrap().indices.get(index).map(|i| i.mapping.clone())
+    }
+
+    /// The stored source of a document.
+    pub fn doc(&self, index: &str, id: &str) -> Option<Value> {
+        self.state.lock().unwrap().indices.get(index).and_then(|i| i.docs.get(id).map(|d| d.0.clone()))
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        409 => "Conflict",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
+
+/// Elasticsearch's error body.
+fn error(status: u16, kind: &str, reason: &str) -> (u16, Value) {
+    (
+        status,
+        json!({"error": {"root_cause": [{"type": kind, "reason": reason}], "type": kind, "reason": reason}, "status": status}),
+    )
+}
+
+fn injected(status: u16, path: &str) -> (u16, Value) {
+    match status {
+        401 => {
+            error(401, "security_exception", &format!("missing authentication credentials for REST request [{path}]"))
+        }
+        429 => error(
+            429,
+            "es_rejected_execution_exception",
+            "rejected execution of coordinating operation [coordinating_and_primary_bytes=0, replica_bytes=0, all_bytes=0, coordinating_operation_bytes=1024, max_coordinating_and_primary_bytes=0]",
+        ),
+        503 => error(503, "master_not_discovered_exception", "no master node found"),
+        _ => error(status, "search_phase_execution_exception", "all shards failed"),
+    }
+}
+
+fn no_index(index: &str) -> (u16, Value) {
+    let (s, mut v) = error(404, "index_not_found_exception", &format!("no such index [{index}]"));
+    v["error"]["index"] = json!(index);
+    v["error"]["resource.type"] = json!("index_or_alias");
+    (s, v)
+}
+
+fn answer(st: &mut State, req: &Request) -> (u16, Value) {
+    let line = req.head.lines().next().unwrap_or_default().to_string();
+    let mut parts = line.split(' ');
+    let method = parts.next().unwrap_or_default().to_string();
+    let target = parts.next().unwrap_or_default().to_string();
+    st.log.push((format!("{method} {target}"), req.body.clone()));
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    if let Some(want) = &st.auth {
+        let got = req.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("authorization").then(|| v.trim().to_string())
+        });
+        if got.as_deref() != Some(want.as_str()) {
+            return if got.is_none() {
+                injected(401, path)
+            } else {
+                error(
+                    401,
+                    "security_exception",
+                    "unable to authenticate with provided credentials and anonymous access is not allowed for this request",
+                )
+            };
+        }
+    }
+    if !st.fail_next.is_empty() {
+        let s = st.fail_next.remove(0);
+        return injected(s, path);
+    }
+    let segs: Vec<String> = path.trim_start_matches('/').split('/').map(percent_decode).collect();
+    let body: Value = if req.body.trim().is_empty() || path == "/_bulk" {
+        Value::Null
+    } else {
+        match serde_json::from_str(&req.body) {
+            Ok(v) => v,
+            Err(e) => return error(400, "parse_exception", &format!("request body is required / not JSON: {e}")),
+        }
+    };
+    match (method.as_str(), segs.iter().map(String::as_str).collect::<Vec<_>>().as_slice()) {
+        ("PUT", [index]) => {
+            if st.indices.contains_key(*index) {
+                let (s, mut v) =
+                    error(400, "resource_already_exists_exception", &format!("index [{index}/abc123] already exists"));
+                v["error"]["index"] = json!(index);
+                return (s, v);
+            }
+            st.indices.insert(index.to_string(), Index { mapping: body, docs: BTreeMap::new() });
+            (200, json!({"acknowledged": true, "shards_acknowledged": true, "index": index}))
+        }
+        ("POST", ["_bulk"]) => bulk(st, &req.body),
+        ("POST", ["_mget"]) => {
+            let docs: Vec<Value> = body["docs"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|d| {
+                    let (index, id) = (d["_index"].as_str().unwrap_or_default(), d["_id"].as_str().unwrap_or_default());
+                    match st.indices.get(index).and_then(|i| i.docs.get(id)) {
+                        Some((src, seq)) => json!({"_index": index, "_id": id, "_version": 1, "_seq_no": seq, "_primary_term": 1, "found": true, "_source": src}),
+                        None => json!({"_index": index, "_id": id, "found": false}),
+                    }
+                })
+                .collect();
+            (200, json!({"docs": docs}))
+        }
+        ("POST" | "GET", [index, "_search"]) => {
+            let Some(ix) = st.indices.get(*index) else { return no_index(index) };
+            search(ix, &body, st.time_out_searches)
+        }
+        ("POST" | "GET", [index, "_count"]) => {
+            let Some(ix) = st.indices.get(*index) else { return no_index(index) };
+            let q = if body.is_null() { json!({"match_all": {}}) } else { body["query"].clone() };
+            let stats = Stats::of(ix);
+            let n = ix.docs.values().filter(|(src, _)| eval(&q, src, &stats).is_some()).count();
+            (200, json!({"count": n, "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0}}))
+        }
+        ("GET", [index, "_doc", id]) => {
+            let Some(ix) = st.indices.get(*index) else { return no_index(index) };
+            match ix.docs.get(*id) {
+                Some((src, seq)) => (
+                    200,
+                    json!({"_index": index, "_id": id, "_version": 1, "_seq_no": seq, "_primary_term": 1, "found": true, "_source": src}),
+                ),
+                None => (404, json!({"_index": index, "_id": id, "found": false})),
+            }
+        }
+        ("PUT", [index, "_doc", id]) => {
+            let params: BTreeMap<&str, &str> = query.split('&').filter_map(|p| p.split_once('=')).collect();
+            st.seq += 1;
+            let seq = st.seq;
+            let Some(ix) = st.indices.get_mut(*index) else { return no_index(index) };
+            let current = ix.docs.get(*id).map(|d| d.1);
+            if let (Some(want), Some(term)) = (params.get("if_seq_no"), params.get("if_primary_term"))
+                && (current.map(|c| c.to_string()).as_deref() != Some(*want) || *term != "1")
+            {
+                return error(
+                    409,
+                    "version_conflict_engine_exception",
+                    &format!(
+                        "[{id}]: version conflict, required seqNo [{want}], primary term [{term}]. current document has seqNo [{}] and primary term [1]",
+                        current.unwrap_or(0)
+                    ),
+                );
+            }
+            ix.docs.insert(id.to_string(), (body, seq));
+            (
+                200,
+                json!({"_index": index, "_id": id, "_version": 2, "result": "updated", "_shards": {"total": 1, "successful": 1, "failed": 0}, "_seq_no": seq, "_primary_term": 1}),
+            )
+        }
+        _ => error(400, "illegal_argument_exception", &format!("no handler for [{method}] {path}")),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn bulk(st: &mut State, body: &str) -> (u16, Value) {
+    let lines: Vec<&str> = body.lines().filter(|l| !l.trim().is_empty()).collect();
+    if !lines.len().is_multiple_of(2) {
+        return error(400, "illegal_argument_exception", "The bulk request must be terminated by a newline [\\n]");
+    }
+    let mut items = Vec::new();
+    let mut errors = false;
+    for pair in lines.chunks(2) {
+        let action: Value = serde_json::from_str(pair[0]).unwrap_or(Value::Null);
+        let source: Value = serde_json::from_str(pair[1]).unwrap_or(Value::Null);
+        let Some(create) = action.get("create") else {
+            return error(
+                400,
+                "illegal_argument_exception",
+                &format!("Malformed action/metadata line [{}], expected create", pair[0]),
+            );
+        };
+        let index = create["_index"].as_str().unwrap_or_default().to_string();
+        let id = create["_id"].as_str().unwrap_or_default().to_string();
+        st.seq += 1;
+        let seq = st.seq;
+        let item = if st.reject_ids.contains(&id) {
+            errors = true;
+            json!({"create": {"_index": index, "_id": id, "status": 429, "error": {"type": "es_rejected_execution_exception", "reason": "rejected execution of primary operation [shard_detail=[runbooks-demo][0][P]]"}}})
+        } else if let Some(ix) = st.indices.get_mut(&index) {
+            if ix.docs.contains_key(&id) {
+                errors = true;
+                json!({"create": {"_index": index, "_id": id, "status": 409, "error": {"type": "version_conflict_engine_exception", "reason": format!("[{id}]: version conflict, document already exists (current version [1])"), "index": index, "shard": "0"}}})
+            } else {
+                ix.docs.insert(id.clone(), (source, seq));
+                json!({"create": {"_index": index, "_id": id, "_version": 1, "result": "created", "_shards": {"total": 1, "successful": 1, "failed": 0}, "_seq_no": seq, "_primary_term": 1, "status": 201}})
+            }
+        } else {
+            errors = true;
+            json!({"create": {"_index": index, "_id": id, "status": 404, "error": {"type": "index_not_found_exception", "reason": format!("no such index [{index}]")}}})
+        };
+        items.push(item);
+    }
+    (200, json!({"took": 3, "errors": errors, "items": items}))
+}
+
+/// Per-index statistics for BM25: documents with the field, their total length, and document
+/// frequency per (field, term).
+struct Stats {
+    docs: BTreeMap<String, (u64, u64)>,
+    df: BTreeMap<(String, String), u64>,
+    /// For the runbooks' `combined_fields` (`title^2,body^1`): documents and total weighted
+    /// length, and document frequency per word over both fields.
+    combined: BTreeMap<String, (u64, f64)>,
+    combined_df: BTreeMap<(String, String), u64>,
+}
+
+impl Stats {
+    fn of(ix: &Index) -> Stats {
+        let mut docs: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        let mut df: BTreeMap<(String, String), u64> = BTreeMap::new();
+        for (src, _) in ix.docs.values() {
+            for field in ["title", "body", "text", "rule"] {
+                if let Some(t) = src[field].as_str() {
+                    let toks = analyse(t);
+                    let e = docs.entry(field.to_string()).or_default();
+                    e.0 += 1;
+                    e.1 += toks.len() as u64;
+                    for t in toks.into_iter().collect::<HashSet<_>>() {
+                        *df.entry((field.to_string(), t)).or_default() += 1;
+                    }
+                }
+            }
+        }
+        let mut combined: BTreeMap<String, (u64, f64)> = BTreeMap::new();
+        let mut combined_df: BTreeMap<(String, String), u64> = BTreeMap::new();
+        let key = "title^2,body^1".to_string();
+        for (src, _) in ix.docs.values() {
+            if src.get("title").is_none() && src.get("body").is_none() {
+                continue;
+            }
+            let t = src["title"].as_str().map(analyse).unwrap_or_default();
+            let b = src["body"].as_str().map(analyse).unwrap_or_default();
+            let e = combined.entry(key.clone()).or_default();
+            e.0 += 1;
+            e.1 += 2.0 * t.len() as f64 + b.len() as f64;
+            for w in t.into_iter().chain(b).collect::<HashSet<_>>() {
+                *combined_df.entry((key.clone(), w)).or_default() += 1;
+            }
+        }
+        Stats { docs, df, combined, combined_df }
+    }
+}
+
+/// Lowercased words (letters and digits) with a crude English suffix stemmer.
+fn analyse(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let w = w.to_lowercase();
+            for suffix in ["ing", "ed", "es", "s"] {
+                if let Some(stem) = w.strip_suffix(suffix)
+                    && stem.len() >= 3
+                {
+                    return stem.to_string();
+                }
+            }
+            w
+        })
+        .collect()
+}
+
+fn field_matches(v: &Value, want: &Value) -> bool {
+    match v {
+        Value::Array(xs) => xs.iter().any(|x| x == want),
+        other => other == want,
+    }
+}
+
+/// The document's score under `q`, or `None` when it does not match.
+fn eval(q: &Value, src: &Value, stats: &Stats) -> Option<f64> {
+    let (kind, body) = q.as_object()?.iter().next()?;
+    match kind.as_str() {
+        "match_all" => Some(1.0),
+        "term" => {
+            let (field, p) = body.as_object()?.iter().next()?;
+            let want = p.get("value").unwrap_or(p);
+            field_matches(&src[field], want).then_some(0.0)
+        }
+        "terms" => {
+            let (field, values) = body.as_object()?.iter().next()?;
+            values.as_array()?.iter().any(|w| field_matches(&src[field], w)).then_some(0.0)
+        }
+        "match" => {
+            let (field, p) = body.as_object()?.iter().next()?;
+            let (text, boost) = match p {
+                Value::String(s) => (s.clone(), 1.0),
+                _ => (p["query"].as_str()?.to_string(), p["boost"].as_f64().unwrap_or(1.0)),
+            };
+            let doc = analyse(src[field].as_str()?);
+            let (n_docs, total) = stats.docs.get(field.as_str()).copied().unwrap_or((0, 0));
+            let avgdl = if n_docs == 0 { 1.0 } else { total as f64 / n_docs as f64 };
+            let mut score = 0.0;
+            let mut any = false;
+            for t in analyse(&text) {
+                let tf = doc.iter().filter(|d| **d == t).count() as f64;
+                if tf == 0.0 {
+                    continue;
+                }
+                any = true;
+                let n = stats.df.get(&(field.clone(), t)).copied().unwrap_or(0) as f64;
+                let idf = (1.0 + (n_docs as f64 - n + 0.5) / (n + 0.5)).ln();
+                let norm = tf + 1.2 * (1.0 - 0.75 + 0.75 * doc.len() as f64 / avgdl);
+                score += idf * tf * 2.2 / norm;
+            }
+            any.then_some(score * boost)
+        }
+        "combined_fields" => {
+            // BM25F (Lucene's CombinedFieldQuery): per-word counts and document lengths summed
+            // over the fields with their boosts, one document frequency over all of them.
+            let text = body["query"].as_str()?;
+            let fields: Vec<(String, f64)> = body["fields"]
+                .as_array()?
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|f| match f.split_once('^') {
+                    Some((name, b)) => (name.to_string(), b.parse().unwrap_or(1.0)),
+                    None => (f.to_string(), 1.0),
+                })
+                .collect();
+            let key = fields.iter().map(|(f, b)| format!("{f}^{b}")).collect::<Vec<_>>().join(",");
+            let (n_docs, total_len) = stats.combined.get(&key).copied().unwrap_or((0, 0.0));
+            let avgdl = if n_docs == 0 { 1.0 } else { total_len / n_docs as f64 };
+            let toks: Vec<(Vec<String>, f64)> =
+                fields.iter().map(|(f, b)| (src[f].as_str().map(analyse).unwrap_or_default(), *b)).collect();
+            let dl: f64 = toks.iter().map(|(t, b)| t.len() as f64 * b).sum();
+            let mut score = 0.0;
+            let mut any = false;
+            let mut seen = HashSet::new();
+            for t in analyse(text) {
+                if !seen.insert(t.clone()) {
+                    continue;
+                }
+                let tf: f64 = toks.iter().map(|(ts, b)| ts.iter().filter(|x| **x == t).count() as f64 * b).sum();
+                if tf == 0.0 {
+                    continue;
+                }
+                any = true;
+                let n = stats.combined_df.get(&(key.clone(), t)).copied().unwrap_or(0) as f64;
+                let idf = (1.0 + (n_docs as f64 - n + 0.5) / (n + 0.5)).ln();
+                score += idf * tf * 2.2 / (tf + 1.2 * (1.0 - 0.75 + 0.75 * dl / avgdl));
+            }
+            any.then_some(score)
+        }
+        "bool" => {
+            let list = |k: &str| body.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
+            let mut score = 0.0;
+            for c in list("must") {
+                score += eval(&c, src, stats)?;
+            }
+            for c in list("filter") {
+                eval(&c, src, stats)?;
+            }
+            let should = list("should");
+            let mut hits = 0;
+            for c in &should {
+                if let Some(s) = eval(c, src, stats) {
+                    hits += 1;
+                    score += s;
+                }
+            }
+            let min = body.get("minimum_should_match").and_then(Value::as_u64).unwrap_or(
+                if should.is_empty() || !list("must").is_empty() || !list("filter").is_empty() { 0 } else { 1 },
+            );
+            (hits >= min).then_some(score)
+        }
+        _ => None,
+    }
+}
+
+fn search(ix: &Index, body: &Value, timed_out: bool) -> (u16, Value) {
+    let q = body.get("query").cloned().unwrap_or(json!({"match_all": {}}));
+    let stats = Stats::of(ix);
+    let mut hits: Vec<(String, f64, Value)> = ix
+        .docs
+        .iter()
+        .filter_map(|(id, (src, _))| eval(&q, src, &stats).map(|s| (id.clone(), s, src.clone())))
+        .collect();
+    let sort: Vec<(String, bool)> = body["sort"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|s| {
+            let (f, o) = s.as_object()?.iter().next()?;
+            Some((f.clone(), o["order"].as_str() == Some("desc")))
+        })
+        .collect();
+    hits.sort_by(|a, b| {
+        for (field, desc) in &sort {
+            let ord = if field == "_score" {
+                a.1.total_cmp(&b.1)
+            } else {
+                a.2[field].as_str().unwrap_or_default().cmp(b.2[field].as_str().unwrap_or_default())
+            };
+            let ord = if *desc { ord.reverse() } else { ord };
+            if ord != std::cmp::Ordering::Equal {
+                return ord;
+            }
+        }
+        std::cmp::Ordering::Equal
+    });
+    let total = hits.len();
+    let size = body["size"].as_u64().unwrap_or(10) as usize;
+    let out: Vec<Value> = hits
+        .into_iter()
+        .take(size)
+        .map(|(id, score, src)| json!({"_index": "x", "_id": id, "_score": score, "_source": src, "sort": [score, id]}))
+        .collect();
+    (
+        200,
+        json!({"took": 2, "timed_out": timed_out, "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
+               "hits": {"total": {"value": total, "relation": "eq"}, "max_score": null, "hits": out}}),
+    )
+}
