@@ -785,11 +785,12 @@ pub fn accept_plan(
         let failure = PlannerFailure::WrongIncident { expected: incident.id.clone(), found: incident_id };
         return Err(reject(failure, Some(reported)));
     }
-    if let Some(matched) = command_marker(&proposed_action) {
+    let action = normalise_action(&proposed_action, Some(&incident.service));
+    // The words of the normalised id too: `kubectl_delete_namespace_payments` is the same command.
+    if let Some(matched) = command_marker(&proposed_action).or_else(|| command_marker(&action.id.replace('_', " "))) {
         let failure = PlannerFailure::Destructive { action: proposed_action.clone(), matched };
         return Err(reject(failure, Some(reported)));
     }
-    let action = normalise_action(&proposed_action, Some(&incident.service));
     let Some(offer) = offered.iter().find(|o| o.action == action.id).or_else(|| {
         // The escalation is always offered, whether or not the list says so.
         (action.id == FALLBACK_ACTION).then_some(&ESCALATION)

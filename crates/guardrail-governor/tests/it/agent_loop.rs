@@ -27,7 +27,7 @@ use guardrail_knowledge::{KnowledgeStore, SqliteKnowledgeStore};
 use guardrail_model::{ApiKey, ChatModel, Limits, ModelConfig};
 use guardrail_store::SqliteStore;
 use guardrail_test_support::http::Request;
-use guardrail_test_support::model::{Call, ModelServer, Reply, anthropic, openai, serve, serve_with};
+use guardrail_test_support::model::{Call, ModelServer, anthropic, openai, serve, serve_with};
 use serde_json::{Value, json};
 
 use crate::common::{examples, now, sample_store, schema_errors};

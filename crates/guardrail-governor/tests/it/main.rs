@@ -9,5 +9,6 @@ mod common;
 mod contracts;
 mod execute;
 mod guardrail_tools;
+mod injection;
 mod pipeline;
 mod vectors;
