@@ -245,6 +245,25 @@ fn clean_inputs_execute() {
     assert_eq!(d.notes.len(), 1, "burn-rate rule skipped without signals: {:?}", d.notes);
 }
 
+/// A planner failure blocks whatever the evidence says and is the deciding rule; without one,
+/// `gate_planned` is `gate` (nothing compared for it, so older decisions replay identically).
+#[test]
+fn a_planner_failure_blocks_and_is_named() {
+    let p = plan("scale_worker_pool", &["c"]);
+    let rules = RemediationRules::default();
+    let s = clean_stress(&p);
+    assert_eq!(
+        gate_planned(&p, &s, Severity::Medium, None, &rules, None),
+        gate(&p, &s, Severity::Medium, None, &rules)
+    );
+    let d = gate_planned(&p, &s, Severity::Medium, None, &rules, Some("the model call failed: HTTP 500"));
+    assert_eq!(d.output.decision, Verdict::BlockAndEscalate);
+    assert_eq!(d.rule, rule_ids::PLANNER_FAILED);
+    assert!(d.output.reasons[0].contains("HTTP 500"), "{:?}", d.output.reasons);
+    assert!(d.requires_approval && !d.requires_force_override);
+    assert_eq!(d.compared[0].rule, rule_ids::PLANNER_FAILED);
+}
+
 #[test]
 fn critical_requires_force_override() {
     let p = plan("scale_worker_pool", &["c"]);
