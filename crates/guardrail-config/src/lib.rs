@@ -80,6 +80,9 @@ pub use governor::{
 };
 pub use governor_jira::JiraConfig;
 pub use governor_knowledge::KnowledgeConfig;
+pub use governor_knowledge::{
+    ElasticCredentials, ElasticsearchSettings, KnowledgeBackend, KnowledgeIndices, index_name_problem,
+};
 pub use governor_notify::NotifyConfig;
 pub use governor_planner::{PlannerBackend, PlannerBudget, PlannerConfig, PlannerFallback};
 pub use governor_slack::SlackConfig;
