@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use guardrail_config::{GovernorFile, SlackConfig};
+use guardrail_config::{GovernorFile, JiraConfig, NotifyConfig, SlackConfig};
 use guardrail_core::audit::RecordDraft;
 use guardrail_core::policy::Action;
 use guardrail_governor::record::RecordKind;
@@ -68,8 +68,17 @@ impl Routes {
 
     /// From the governor config (if any) and the environment (`JIRA_URL` turns Jira on).
     pub fn from_config(file: Option<&GovernorFile>, env: &BTreeMap<String, String>) -> Routes {
-        let jira = file.is_some_and(|f| f.jira.is_some()) || env.get("JIRA_URL").is_some_and(|v| !v.trim().is_empty());
-        Routes { slack: file.and_then(|f| f.slack.clone()), jira }
+        Routes::from_blocks(file.and_then(|f| f.slack.as_ref()), file.and_then(|f| f.jira.as_ref()), env)
+    }
+
+    /// From the config's `slack:` and `jira:` blocks and the environment.
+    pub fn from_blocks(
+        slack: Option<&SlackConfig>,
+        jira: Option<&JiraConfig>,
+        env: &BTreeMap<String, String>,
+    ) -> Routes {
+        let jira = jira.is_some() || env.get("JIRA_URL").is_some_and(|v| !v.trim().is_empty());
+        Routes { slack: slack.cloned(), jira }
     }
 
     /// True when no record gets a row.
@@ -122,12 +131,18 @@ pub enum SetupError {
     Slack(String),
 }
 
+impl Routes {
+    /// As a store router (`None` when no record would be routed).
+    pub fn router(&self) -> Option<Arc<dyn OutboxRouter>> {
+        if self.is_empty() { None } else { Some(Arc::new(self.clone())) }
+    }
+}
+
 /// Installs [`Routes::from_config`] as the process's outbox router (or clears it when no
 /// record would be routed). Call before opening a store.
 pub fn install_routes(file: Option<&GovernorFile>, env: &BTreeMap<String, String>) -> Routes {
     let routes = Routes::from_config(file, env);
-    let router: Option<Arc<dyn OutboxRouter>> = if routes.is_empty() { None } else { Some(Arc::new(routes.clone())) };
-    guardrail_store::install_router(router);
+    guardrail_store::install_router(routes.router());
     routes
 }
 
@@ -141,8 +156,20 @@ pub fn deliverer(
     env: &BTreeMap<String, String>,
     timeout: Option<std::time::Duration>,
 ) -> Result<Deliverer, SetupError> {
+    let blocks = (file.and_then(|f| f.slack.as_ref()), file.and_then(|f| f.jira.as_ref()));
+    deliverer_from(blocks.0, blocks.1, file.and_then(|f| f.notify.as_ref()), env, timeout)
+}
+
+/// [`deliverer`] from the config's blocks.
+pub fn deliverer_from(
+    slack: Option<&SlackConfig>,
+    jira: Option<&JiraConfig>,
+    notify: Option<&NotifyConfig>,
+    env: &BTreeMap<String, String>,
+    timeout: Option<std::time::Duration>,
+) -> Result<Deliverer, SetupError> {
     let mut channels: Vec<Arc<dyn Channel>> = Vec::new();
-    let jira = JiraSettings::resolve(file.and_then(|f| f.jira.as_ref()), env)?;
+    let jira = JiraSettings::resolve(jira, env)?;
     let jira_browse = jira.as_ref().map(|s| s.base_url.clone());
     if let Some(mut s) = jira {
         if let Some(t) = timeout {
@@ -150,14 +177,14 @@ pub fn deliverer(
         }
         channels.push(Arc::new(JiraChannel::new(JiraClient::new(s)?)));
     }
-    let slack_cfg = file.and_then(|f| f.slack.clone());
+    let slack_cfg = slack.cloned();
     if let Some(cfg) = &slack_cfg
         && let Some(client) = SlackClient::from_env(env).map_err(|e| SetupError::Slack(e.to_string()))?
     {
         channels.push(Arc::new(SlackChannel::incidents(client.clone(), cfg.clone())));
         channels.push(Arc::new(SlackChannel::deploys(client, cfg.clone())));
     }
-    let policy = file.and_then(|f| f.notify.as_ref()).map(RetryPolicy::from).unwrap_or_default();
+    let policy = notify.map(RetryPolicy::from).unwrap_or_default();
     let dashboard = slack_cfg.and_then(|c| c.dashboard_url);
     Ok(Deliverer::new(channels, policy).with_dashboard_url(dashboard).with_jira_browse(jira_browse))
 }

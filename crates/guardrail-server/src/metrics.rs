@@ -21,6 +21,16 @@ pub struct Metrics {
     buckets: Vec<AtomicU64>,
     latency_sum_nanos: AtomicU64,
     latency_count: AtomicU64,
+    outbox: Mutex<Option<OutboxGauges>>,
+}
+
+/// The outbox's state as last read by the delivery thread.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct OutboxGauges {
+    pending: u64,
+    failed: u64,
+    delivered: u64,
+    oldest_pending_age_seconds: u64,
 }
 
 impl Default for Metrics {
@@ -34,6 +44,7 @@ impl Default for Metrics {
             buckets: LATENCY_BUCKETS.iter().map(|_| AtomicU64::new(0)).collect(),
             latency_sum_nanos: AtomicU64::new(0),
             latency_count: AtomicU64::new(0),
+            outbox: Mutex::new(None),
         }
     }
 }
@@ -75,6 +86,19 @@ impl Metrics {
         self.latency_sum_nanos.fetch_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
         self.latency_count.fetch_add(1, Ordering::Relaxed);
     }
+    /// The notification outbox as read at `now_ms` (`crate::outbox_worker`).
+    pub fn outbox(&self, status: &guardrail_store::OutboxStatus, now_ms: i64) {
+        let age = status.oldest_pending_ms.map_or(0, |t| u64::try_from(now_ms.saturating_sub(t) / 1000).unwrap_or(0));
+        if let Ok(mut g) = self.outbox.lock() {
+            *g = Some(OutboxGauges {
+                pending: status.pending,
+                failed: status.failed,
+                delivered: status.delivered,
+                oldest_pending_age_seconds: age,
+            });
+        }
+    }
+
     /// Audit write failures so far.
     pub fn audit_write_failures(&self) -> u64 {
         self.audit_write_failures.load(Ordering::Relaxed)
@@ -138,6 +162,28 @@ impl Metrics {
         let sum = self.latency_sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
         let _ = writeln!(s, "guardrail_evaluation_duration_seconds_sum {sum}");
         let _ = writeln!(s, "guardrail_evaluation_duration_seconds_count {count}");
+        // Only once the delivery thread has read the outbox (no Slack/Jira configured: absent).
+        if let Some(g) = self.outbox.lock().ok().and_then(|g| *g) {
+            let gauges = [
+                ("guardrail_outbox_pending", "Notifications (Slack, Jira) not delivered yet.", g.pending),
+                (
+                    "guardrail_outbox_failed",
+                    "Notifications given up on (guardrail notify deliver --retry-failed).",
+                    g.failed,
+                ),
+                ("guardrail_outbox_delivered", "Notifications delivered.", g.delivered),
+                (
+                    "guardrail_outbox_oldest_pending_age_seconds",
+                    "Age of the oldest undelivered notification's record (0 when none).",
+                    g.oldest_pending_age_seconds,
+                ),
+            ];
+            for (name, help, v) in gauges {
+                let _ = writeln!(s, "# HELP {name} {help}");
+                let _ = writeln!(s, "# TYPE {name} gauge");
+                let _ = writeln!(s, "{name} {v}");
+            }
+        }
         s
     }
 }
@@ -164,5 +210,12 @@ mod tests {
         assert!(t.contains("guardrail_evaluation_duration_seconds_bucket{le=\"0.05\"} 2"));
         assert!(t.contains("guardrail_evaluation_duration_seconds_bucket{le=\"+Inf\"} 2"));
         assert!(t.contains("guardrail_evaluation_duration_seconds_count 2"));
+        assert!(!t.contains("guardrail_outbox_pending"), "no outbox gauges before the outbox is read");
+        let st = guardrail_store::OutboxStatus { pending: 3, failed: 1, delivered: 7, oldest_pending_ms: Some(1_000) };
+        m.outbox(&st, 91_500);
+        let t = m.render();
+        assert!(t.contains("guardrail_outbox_pending 3\n") && t.contains("guardrail_outbox_failed 1\n"), "{t}");
+        assert!(t.contains("guardrail_outbox_oldest_pending_age_seconds 90\n"), "{t}");
+        assert!(t.contains("# TYPE guardrail_outbox_delivered gauge"));
     }
 }

@@ -44,6 +44,7 @@ use guardrail_core::audit::{ChainBreak, ChainedRecord, GENESIS_HASH, RecordDraft
 pub use mirror::{JsonlMirror, mirror_jsonl};
 pub use outbox::{
     ChannelKind, DueEntry, OutboxEntry, OutboxRouter, OutboxState, OutboxStatus, OutboxTarget, Retry, install_router,
+    install_router_for,
 };
 pub use pg::{PostgresStore, SchemaNameError, redact_url};
 pub use pg_tls::TlsParamError;

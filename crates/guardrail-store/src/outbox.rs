@@ -20,6 +20,7 @@
 //!
 //! Times are Unix milliseconds passed in by the caller: the store reads no clock.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use guardrail_core::audit::{ChainedRecord, RecordDraft};
@@ -76,26 +77,54 @@ pub trait OutboxRouter: Send + Sync {
     fn route(&self, draft: &RecordDraft) -> Vec<OutboxTarget>;
 }
 
-static PROCESS_ROUTER: RwLock<Option<Arc<dyn OutboxRouter>>> = RwLock::new(None);
+type Routers = BTreeMap<Option<String>, Arc<dyn OutboxRouter>>;
 
-/// Sets (or with `None` clears) the router every store of this process uses when none is set
-/// on the store itself. `guardrail serve` and the CLI call it once, from the governor config,
-/// before opening a store; tests set routers on their stores instead.
-pub fn install_router(router: Option<Arc<dyn OutboxRouter>>) {
-    // A poisoned lock only means a panic elsewhere while holding it; the value is still whole.
-    let mut slot = PROCESS_ROUTER.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-    *slot = router;
+/// The process's routers: per store (by [`crate::AuditStore::describe`]) and a default (key
+/// `None`).
+static PROCESS_ROUTERS: RwLock<Routers> = RwLock::new(BTreeMap::new());
+
+fn routers_mut(f: impl FnOnce(&mut Routers)) {
+    // A poisoned lock only means a panic elsewhere while holding it; the map is still whole.
+    let mut map = PROCESS_ROUTERS.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+    f(&mut map);
 }
 
-/// The router in force for a store: its own, else the process's.
-pub(crate) fn router_for(own: Option<&Arc<dyn OutboxRouter>>) -> Option<Arc<dyn OutboxRouter>> {
-    own.cloned().or_else(|| PROCESS_ROUTER.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone())
+/// Sets (or with `None` clears) the router every store of this process uses when neither the
+/// store nor [`install_router_for`] sets one. The CLI calls it once, from the governor config,
+/// before opening a store; tests set routers on their stores instead.
+pub fn install_router(router: Option<Arc<dyn OutboxRouter>>) {
+    routers_mut(|m| match router {
+        Some(r) => drop(m.insert(None, r)),
+        None => drop(m.remove(&None)),
+    });
+}
+
+/// Sets (or clears) the router of every connection to one store, named as its
+/// [`crate::AuditStore::describe`] says: what `guardrail serve` does, so that each server (and
+/// each test server in one process) routes its own store's records by its own config.
+pub fn install_router_for(store: &str, router: Option<Arc<dyn OutboxRouter>>) {
+    routers_mut(|m| match router {
+        Some(r) => drop(m.insert(Some(store.to_string()), r)),
+        None => drop(m.remove(&Some(store.to_string()))),
+    });
+}
+
+/// The router in force for a store: its own, else the one installed for it, else the process's.
+pub(crate) fn router_for(own: Option<&Arc<dyn OutboxRouter>>, store: &str) -> Option<Arc<dyn OutboxRouter>> {
+    if let Some(r) = own {
+        return Some(r.clone());
+    }
+    let map = PROCESS_ROUTERS.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if map.is_empty() {
+        return None;
+    }
+    map.get(&Some(store.to_string())).or_else(|| map.get(&None)).cloned()
 }
 
 /// The rows `draft` gets under `router` (deduplicated by channel: the table holds one row per
 /// record and channel).
-pub(crate) fn targets(router: Option<&Arc<dyn OutboxRouter>>, draft: &RecordDraft) -> Vec<OutboxTarget> {
-    let Some(router) = router_for(router) else { return Vec::new() };
+pub(crate) fn targets(router: Option<&Arc<dyn OutboxRouter>>, store: &str, draft: &RecordDraft) -> Vec<OutboxTarget> {
+    let Some(router) = router_for(router, store) else { return Vec::new() };
     let mut out: Vec<OutboxTarget> = Vec::new();
     for t in router.route(draft) {
         if !out.iter().any(|o| o.channel == t.channel) {

@@ -303,7 +303,7 @@ impl SqliteStore {
             stmt.query_row([], decode).optional().map_err(&err)?.map(Decoded::strict).transpose()?
         };
         check_head(anchor.as_ref(), last.as_ref())?;
-        let targets = crate::outbox::targets(self.router.as_ref(), &draft);
+        let targets = crate::outbox::targets(self.router.as_ref(), &self.described, &draft);
         let rec = seal(last.as_ref(), draft);
         let body = body_text(&rec.body)?;
         tx.execute(

@@ -219,6 +219,24 @@ fn process_router_applies_to_stores_without_their_own() {
     let rec = rec.unwrap();
     let rows = s.outbox_entries(Some(rec.seq), None, 10).unwrap();
     assert_eq!(rows.iter().map(|e| e.channel).collect::<Vec<_>>(), vec![ChannelKind::SlackDeploy]);
+
+    // Per store: a router installed for one store's description routes only that store's
+    // records (every connection to it), not another's.
+    let (mut one, mut other) = (sqlite_store(&dir, "one.db"), sqlite_store(&dir, "other.db"));
+    guardrail_store::install_router_for(&one.describe(), Some(Arc::new(Only)));
+    let probe = || RecordDraft {
+        kind: "process_router_probe".into(),
+        recorded_at: "2026-12-06T10:00:00Z".into(),
+        body: json!({}),
+    };
+    let a = one.append(probe());
+    let b = SqliteStore::open(dir.path().join("one.db")).and_then(|mut again| again.append(probe()));
+    let c = other.append(probe());
+    guardrail_store::install_router_for(&one.describe(), None);
+    let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+    assert_eq!(one.outbox_entries(Some(a.seq), None, 10).unwrap().len(), 1);
+    assert_eq!(one.outbox_entries(Some(b.seq), None, 10).unwrap().len(), 1, "another connection to it");
+    assert!(other.outbox_entries(Some(c.seq), None, 10).unwrap().is_empty());
 }
 
 fn pg_url() -> String {
