@@ -30,8 +30,10 @@ use serde_json::Value;
 
 use crate::identity::{Act, Actor, AuthArgs, establish};
 use crate::remediation::{
-    ConfigArgs, ExecutorChoice, KbArgs, LoadedConfig, OutFormat, append_failure, executor, fail, load_states, now,
+    ConfigArgs, ExecutorChoice, KbArgs, LoadedConfig, OutFormat, PlannerFlags, append_failure, executor, fail,
+    load_states, load_trail, now,
 };
+use guardrail_governor::planner_select::PlannerChoice;
 
 /// `guardrail incident …`.
 #[derive(Debug, clap::Subcommand)]
@@ -164,6 +166,8 @@ pub struct PipelineArgs {
     config: ConfigArgs,
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    planner: PlannerFlags,
 }
 
 impl PipelineArgs {
@@ -183,6 +187,9 @@ impl PipelineArgs {
         if let Some(root) = &self.signals_root {
             ctx.signals = Some(deploy_signals(root, env, ctx.now).map_err(|e| fail(&e))?);
         }
+        // Chosen before anything is read or recorded: an unknown planner or a model planner
+        // without its key stops here (64 / 3), never falls back to another planner.
+        ctx.planner = self.planner.select_or_report(ctx.cfg.planner.as_ref(), env, "guardrail")?;
         Ok(ctx)
     }
 }
@@ -208,7 +215,7 @@ pub fn run(cmd: IncidentCommand, env: EnvLookup<'_>) -> Exit {
                 Ok(l) => l,
                 Err(e) => return fail(&[e]),
             };
-            let governor = Governor::default();
+            let governor = ctx.planner.governor();
             let exec = executor(&ctx.cfg.config, ctx.executor);
             let p = ctx.pipeline(&governor, Some(&knowledge), &exec);
             let results: Vec<Outcome> = incidents
@@ -372,6 +379,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) identity: Actor,
     /// Deploy signals for the gate's signal rules, with where they came from.
     pub(crate) signals: Option<(guardrail_core::signals::Signals, Value)>,
+    /// Who plans (`--planner`, `GUARDRAIL_PLANNER`, the config's `planner:`, else builtin).
+    pub(crate) planner: PlannerChoice,
 }
 
 /// The deploy gate's signals for `root` (the same resolution and checks as `guardrail gate
@@ -436,7 +445,19 @@ impl<'a> Ctx<'a> {
                 }
                 let identity = establish(auth, claimed, cfg.tokens.as_deref(), act, env).map_err(|r| r.report())?;
                 let actor = identity.name.clone();
-                Ok(Ctx { env, store, cfg, kb: kb.path(env), logs, executor, now, actor, identity, signals: None })
+                Ok(Ctx {
+                    env,
+                    store,
+                    cfg,
+                    kb: kb.path(env),
+                    logs,
+                    executor,
+                    now,
+                    actor,
+                    identity,
+                    signals: None,
+                    planner: PlannerChoice::builtin(),
+                })
             }
             _ => Err(fail(&errors)),
         }
@@ -555,7 +576,8 @@ impl<'a> Ctx<'a> {
         // The knowledge base is needed only for a re-gate: a missing one must not stop an
         // authorised execution (a re-gate without one cannot decide).
         let kb = open_kb_read_only(&self.kb);
-        let governor = Governor::default();
+        // A re-gate plans the requested action (RequestedActionPlanner), whoever plans runs.
+        let governor = self.planner.governor();
         let exec = executor(&self.cfg.config, self.executor);
         let p = self.pipeline(&governor, kb.as_ref().ok().map(|k| k as &dyn KnowledgeStore), &exec);
         match p.execute_incident(&mut log, &states, incident_id, action) {
@@ -734,16 +756,17 @@ fn list(store: &StoreArgs, env: EnvLookup<'_>, format: OutFormat) -> Exit {
 }
 
 fn show(store: &StoreArgs, env: EnvLookup<'_>, incident: &str, format: OutFormat) -> Exit {
-    let states = match load_states(store, env) {
+    let (records, states) = match load_trail(store, env) {
         Ok(s) => s,
         Err(e) => return fail(&[e]),
     };
     let Some(st) = states.get(incident) else {
         return fail(&[format!("no incident {incident} in the audit trail ({})", store.spec(env))]);
     };
+    // The newest decision's planner transcript (a record of its own, named by id and hash).
+    let detail = IncidentDetail::new(st).with_transcript(&records);
     match format {
         OutFormat::Json => {
-            let detail = IncidentDetail::new(st);
             println!("{}", serde_json::to_string_pretty(&encode(&detail)).unwrap_or_default());
         }
         OutFormat::Text => {
@@ -767,6 +790,11 @@ fn show(store: &StoreArgs, env: EnvLookup<'_>, incident: &str, format: OutFormat
             if let Some(d) = &st.decision {
                 for r in decode::<DecisionBody>(&d.body).map(|b| b.reasons).unwrap_or_default() {
                     println!("  reason           {r}");
+                }
+            }
+            if let Some(r) = &detail.planner_transcript {
+                for l in crate::render::transcript_lines(r, detail.transcript.as_ref()) {
+                    println!("{l}");
                 }
             }
             if !claims.is_empty() {

@@ -181,6 +181,14 @@ struct ServeArgs {
     /// `guardrail approve`).
     #[command(flatten)]
     governor: guardrail::remediation::ConfigArgs,
+    /// Who plans for POST /api/incidents (and MCP's propose_remediation with --mcp).
+    #[command(flatten)]
+    planner: guardrail::remediation::PlannerFlags,
+    /// Who writes the narrative of /api/explain, the dashboard and /api/simulate: rule (the
+    /// default), openai or anthropic — labelled, the rule text on any failure [env:
+    /// EXPLAINER_BACKEND]
+    #[arg(long, value_name = "BACKEND")]
+    explainer: Option<String>,
     /// Sign checkpoints of the audit chain with this private key (`guardrail audit keygen`)
     /// into --checkpoint-dir [env: GUARDRAIL_CHECKPOINT_KEY]
     #[arg(long, value_name = "PREFIX.key", requires = "checkpoint_dir")]
@@ -728,9 +736,14 @@ fn serve(args: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Exit {
     for w in ci::explainer_warning(env).into_iter().chain(ci::dashboard_warnings(env)) {
         eprintln!("guardrail serve: warning: {w}");
     }
-    let mcp = args.mcp.then(|| guardrail::mcp_cmd::config(&args.inputs, &args.store, &args.kb, args.logs.clone(), env));
+    let mut mcp =
+        args.mcp.then(|| guardrail::mcp_cmd::config(&args.inputs, &args.store, &args.kb, args.logs.clone(), env));
     let mut cfg = guardrail_server::ServerConfig::new(args.inputs, args.store.spec(env));
     cfg.env = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
+    // --explainer wins over EXPLAINER_BACKEND: the server's explainer reads its environment map.
+    if let Some(b) = &args.explainer {
+        cfg.env.insert("EXPLAINER_BACKEND".into(), b.clone());
+    }
     cfg.audit_jsonl = args.store.jsonl(env);
     cfg.max_body_bytes = args.max_body_bytes;
     cfg.reload_interval = std::time::Duration::from_millis(args.reload_interval_ms.max(50));
@@ -746,6 +759,23 @@ fn serve(args: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Exit {
                     return Exit::CannotDecide;
                 }
             };
+            // Checked at start (a planner that cannot be set up refuses to serve); fixed for the
+            // server's life when a flag or variable chose it, else the watched planner: block
+            // chooses per request.
+            let planner = match args.planner.select_or_report(g.planner.as_ref(), env, "guardrail serve") {
+                Ok(p) => p,
+                Err(code) => return code,
+            };
+            eprintln!("guardrail serve: planner: {}", planner.describe());
+            if let Some(m) = mcp.as_mut() {
+                m.planner = planner.clone();
+            }
+            let fixed = args.planner.model.is_some()
+                || matches!(
+                    planner.origin,
+                    guardrail_governor::planner_select::ChoiceOrigin::Flag
+                        | guardrail_governor::planner_select::ChoiceOrigin::Environment
+                );
             cfg.governor = guardrail_server::GovernorSettings {
                 description: g.describe(),
                 config: g.config,
@@ -755,6 +785,7 @@ fn serve(args: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Exit {
                 // Watched and reloaded when it changes (guardrail_server::state), the blocks too.
                 source: Some(args.governor.source(env)),
                 blocks: Default::default(),
+                planner: fixed.then_some(planner),
             };
         }
         Err(es) => {

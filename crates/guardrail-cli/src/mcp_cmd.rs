@@ -11,7 +11,7 @@ use guardrail_gate::exit::Exit;
 use guardrail_gate::inputs::{EnvLookup, InputArgs};
 use guardrail_mcp::{HttpOptions, McpConfig, TokenVerifier};
 
-use crate::remediation::KbArgs;
+use crate::remediation::{ConfigArgs, KbArgs, PlannerFlags};
 
 /// `guardrail mcp …`.
 #[derive(Debug, clap::Args)]
@@ -37,6 +37,13 @@ pub struct McpArgs {
     /// deployer or admin) [env: GUARDRAIL_TOKENS]
     #[arg(long, value_name = "FILE")]
     tokens: Option<PathBuf>,
+    /// Who plans for propose_remediation.
+    #[command(flatten)]
+    planner: PlannerFlags,
+    /// The governor config whose `planner:` block chooses the planner when no flag or variable
+    /// does.
+    #[command(flatten)]
+    governor: ConfigArgs,
 }
 
 fn fail(msg: &str) -> Exit {
@@ -79,8 +86,18 @@ pub fn run(args: McpArgs, env: EnvLookup<'_>) -> Exit {
     if args.logs_window_minutes == 0 || args.logs_window_minutes > guardrail_governor::tools::MAX_WINDOW_MINUTES {
         return fail("--logs-window-minutes: must be 1–1440");
     }
+    let governor = match args.governor.load(env) {
+        Ok(g) => g,
+        Err(es) => return fail(&format!("governor config: {}", es.join("; "))),
+    };
     let mut cfg = config(&args.inputs, &args.store, &args.kb, args.logs, env);
     cfg.logs_window_minutes = args.logs_window_minutes;
+    // Chosen once, before serving: an unknown planner or a model planner without its key
+    // refuses to start (64 / 3) rather than fail every proposal.
+    cfg.planner = match args.planner.select_or_report(governor.planner.as_ref(), env, "guardrail mcp") {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("could not start the runtime: {e}")),

@@ -72,6 +72,8 @@ pub struct LoadedConfig {
     pub sha256: Option<String>,
     /// Warnings, as text.
     pub warnings: Vec<String>,
+    /// Its `planner:` block, if any (the planner when no flag or variable chooses one).
+    pub planner: Option<guardrail_config::PlannerConfig>,
 }
 
 impl ConfigArgs {
@@ -106,6 +108,7 @@ impl ConfigArgs {
                     path: None,
                     sha256: None,
                     warnings: vec![],
+                    planner: None,
                 });
             }
         };
@@ -117,6 +120,7 @@ impl ConfigArgs {
             path: Some(path),
             sha256: Some(read.sha256),
             warnings: read.warnings,
+            planner: read.file.planner,
         })
     }
 }
@@ -140,6 +144,57 @@ impl LoadedConfig {
         }
         let path = self.path.as_ref().map(|p| p.display().to_string());
         guardrail_governor::record::encode(&Described { path, sha256: &self.sha256, authenticated_by })
+    }
+}
+
+/// Who plans, on the command line (`incident run|execute`, `serve`, `mcp`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PlannerFlags {
+    /// Who proposes the remediation: builtin, openai, anthropic or agent-builder [env:
+    /// GUARDRAIL_PLANNER] [default: the governor config's planner.backend, else builtin]. A model
+    /// only proposes: the gate decides, and a failed model plan blocks and escalates (exit 10)
+    #[arg(long, value_name = "PLANNER")]
+    pub planner: Option<String>,
+    /// The model (agent-builder: the Kibana connector) [env: GUARDRAIL_MODEL] [default: the
+    /// config's planner.model, else OPENAI_MODEL / ANTHROPIC_MODEL, else the provider's default]
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+}
+
+impl PlannerFlags {
+    /// The planner: these flags, else `GUARDRAIL_PLANNER` / `GUARDRAIL_MODEL`, else `config`'s
+    /// `planner:` block, else the built-in planner ([`guardrail_governor::planner_select`]).
+    pub fn select(
+        &self,
+        config: Option<&guardrail_config::PlannerConfig>,
+        env: EnvLookup<'_>,
+    ) -> Result<guardrail_governor::planner_select::PlannerChoice, guardrail_governor::planner_select::PlannerSelectError>
+    {
+        let args = guardrail_governor::planner_select::PlannerArgs {
+            planner: self.planner.as_deref(),
+            model: self.model.as_deref(),
+        };
+        guardrail_governor::planner_select::select_planner(args, config, env)
+    }
+
+    /// [`PlannerFlags::select`], a failure printed with its exit code (64 for a bad name, 3 for
+    /// a model planner that cannot be set up), nothing planned or recorded.
+    pub fn select_or_report(
+        &self,
+        config: Option<&guardrail_config::PlannerConfig>,
+        env: EnvLookup<'_>,
+        command: &str,
+    ) -> Result<guardrail_governor::planner_select::PlannerChoice, Exit> {
+        self.select(config, env).map_err(|e| {
+            let code = e.exit();
+            if code == Exit::Usage {
+                eprintln!("{command}: {e}");
+            } else {
+                eprintln!("{command}: could not decide (exit {code}):");
+                eprintln!("  error: {e}");
+            }
+            code
+        })
     }
 }
 
@@ -225,6 +280,19 @@ pub fn fail(errors: &[String]) -> Exit {
 
 // The queue fold lives in `guardrail-governor` (shared with the MCP server).
 pub use guardrail_governor::queue::{Authorisation, IncidentState, decision_parts, incident_states};
+
+/// Reads the whole trail from the store and folds the governor's records (the trail too: a
+/// decision's planner transcript is a record of its own, outside the fold).
+pub fn load_trail(
+    store: &StoreArgs,
+    env: EnvLookup<'_>,
+) -> Result<(Vec<ChainedRecord>, BTreeMap<String, IncidentState>), String> {
+    let spec = store.spec(env);
+    let mut s = audit_cmd::open(&spec).map_err(|e| e.to_string())?;
+    let records = s.all().map_err(|e| format!("audit store {spec}: {e}"))?;
+    let states = incident_states(&records);
+    Ok((records, states))
+}
 
 /// Reads the governor's records from the store and folds them.
 pub fn load_states(store: &StoreArgs, env: EnvLookup<'_>) -> Result<BTreeMap<String, IncidentState>, String> {

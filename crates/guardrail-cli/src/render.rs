@@ -591,6 +591,160 @@ fn audit_list_line_raw(c: [&str; 7]) -> String {
     line.trim_end().to_string()
 }
 
+/// The planner transcript of `incident show`: which planner and model, how the loop ended and
+/// why, the settings, the actions offered, what compress cut, each model call (what was sent,
+/// what came back, tokens, latency), each tool call and its result, and the plan as the model
+/// reported it (recorded, never decisive). Model and tool text is untrusted: control characters
+/// are shown escaped and long texts cut (`--format json` has it whole).
+pub fn transcript_lines(
+    r: &guardrail_governor::TranscriptRef,
+    t: Option<&guardrail_governor::Transcript>,
+) -> Vec<String> {
+    let safe = |v: &str, max: usize| terminal_safe(v, max);
+    let mut v = vec![format!(
+        "  planner          {} {} ({}) — transcript record {}",
+        safe(&r.planner, 40),
+        safe(&r.model, 80),
+        safe(&r.outcome, 20),
+        safe(&r.record, 40)
+    )];
+    if let Some(reason) = &r.reason {
+        v.push(format!("  planner reason   {}", safe(reason, 300)));
+    }
+    let Some(t) = t else {
+        v.push("  transcript       NOT FOUND in the trail with the hash the decision names".into());
+        return v;
+    };
+    v.push("  transcript:".into());
+    v.push(format!(
+        "    model          {} asked via {}{}",
+        safe(&t.model, 80),
+        safe(&t.provider, 20),
+        t.answered_by.as_deref().map(|m| format!(", answered by {}", safe(m, 80))).unwrap_or_default()
+    ));
+    let st = &t.settings;
+    v.push(format!(
+        "    budget         {} tool rounds, {} tokens, {} ms; fallback {}",
+        st.max_tool_rounds,
+        st.max_total_tokens,
+        st.wall_clock_ms,
+        safe(&st.fallback, 20)
+    ));
+    if !st.context_mode.is_empty() {
+        let c = &t.compress;
+        v.push(format!(
+            "    compress       {} ({} tokens): {} → {} tokens, {} cut(s){}",
+            safe(&st.context_mode, 30),
+            st.context_budget_tokens,
+            c.tokens_before,
+            c.tokens_after,
+            c.cuts.len() + c.tool_result_cuts.len(),
+            c.cuts
+                .iter()
+                .chain(&c.tool_result_cuts)
+                .map(|x| format!("; {} {} {}", safe(&x.kind, 20), safe(&x.id, 60), safe(&x.how, 12)))
+                .collect::<String>()
+        ));
+    }
+    let offered: Vec<String> = t
+        .offered_actions
+        .iter()
+        .map(|o| match &o.runbook_id {
+            Some(id) => format!("{} ({})", safe(&o.action, 60), safe(id, 60)),
+            None => safe(&o.action, 60),
+        })
+        .collect();
+    v.push(format!("    offered        {}", offered.join(", ")));
+    if !t.tools_offered.is_empty() {
+        v.push(format!("    tools          {}", safe(&t.tools_offered.join(", "), 300)));
+    }
+    for x in &t.exchanges {
+        let sent: usize = x
+            .sent
+            .iter()
+            .map(|m| match m {
+                guardrail_governor::transcript::TranscriptMessage::User { text } => text.len(),
+                guardrail_governor::transcript::TranscriptMessage::Assistant { text, .. } => {
+                    text.as_deref().map_or(0, str::len)
+                }
+                guardrail_governor::transcript::TranscriptMessage::ToolResult { content, .. } => content.len(),
+            })
+            .sum();
+        let head = format!(
+            "    call {:<9} sent {} message(s), {sent} bytes (~{} tokens), {:.0} ms",
+            x.round,
+            x.sent.len(),
+            x.estimated_input_tokens,
+            x.latency_ms
+        );
+        v.push(head);
+        match (&x.response, &x.error) {
+            (Some(a), _) => {
+                v.push(format!(
+                    "      answer       {} stop {}, {} in / {} out tokens, {} attempt(s)",
+                    safe(&a.model, 60),
+                    safe(&a.stop, 20),
+                    a.input_tokens,
+                    a.output_tokens,
+                    a.attempts
+                ));
+                for c in &a.tool_calls {
+                    v.push(format!("      asks         {} {}", safe(&c.name, 60), safe(&c.arguments, 200)));
+                }
+                if let Some(text) = &a.text {
+                    v.push(format!("      text         {}", safe(text, 300)));
+                }
+            }
+            (None, Some(e)) => v.push(format!("      error        {}", safe(e, 300))),
+            (None, None) => {}
+        }
+    }
+    for c in &t.tool_calls {
+        let status = match (&c.refused, c.ok) {
+            (Some(why), _) => format!("REFUSED {}", safe(why, 30)),
+            (None, true) => "ok".to_string(),
+            (None, false) => "failed".to_string(),
+        };
+        v.push(format!(
+            "    tool {:<9} {} {} → {status}: {}",
+            format!("{}.{}", c.round, safe(&c.id, 24)),
+            safe(&c.name, 60),
+            safe(&c.arguments, 160),
+            safe(&c.result, 160)
+        ));
+    }
+    if let Some(p) = &t.reported {
+        let ignored: Vec<&str> = p.ignored_fields.keys().map(String::as_str).collect();
+        v.push(format!(
+            "    reported       action {:?}, confidence {}{} (recorded as reported; the gate reads none of it)",
+            safe(&p.proposed_action, 120),
+            p.confidence_initial.map(|c| c.to_string()).unwrap_or_else(|| "none".into()),
+            if ignored.is_empty() {
+                String::new()
+            } else {
+                format!(", ignored fields: {}", safe(&ignored.join(", "), 200))
+            }
+        ));
+    }
+    let u = &t.usage;
+    v.push(format!(
+        "    usage          {} call(s), {} tool round(s), {} tool call(s), {} in / {} out tokens{}, {:.0} ms",
+        u.calls,
+        u.tool_rounds,
+        u.tool_calls,
+        u.input_tokens,
+        u.output_tokens,
+        if u.estimated { " (estimated)" } else { "" },
+        u.elapsed_ms
+    ));
+    let outcome = match t.reason() {
+        Some(why) => format!("{}: {}", t.outcome.as_str(), safe(&why, 300)),
+        None => t.outcome.as_str().to_string(),
+    };
+    v.push(format!("    outcome        {outcome}"));
+    v
+}
+
 /// A recorded value as one terminal cell: control characters (an escape sequence in an
 /// incident id or a reason) shown escaped, never sent to the terminal, and at most `max`
 /// characters (`…` when cut).

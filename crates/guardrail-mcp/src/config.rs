@@ -29,6 +29,9 @@ pub struct McpConfig {
     pub logs_window_minutes: u32,
     /// A fixed evaluation time (tests, replays); `None` reads the clock on each call.
     pub now: Option<Timestamp>,
+    /// Who plans for `propose_remediation` (`guardrail mcp --planner`, `GUARDRAIL_PLANNER`, the
+    /// governor config's `planner:`, else the built-in planner), chosen once at start.
+    pub planner: guardrail_governor::planner_select::PlannerChoice,
 }
 
 impl McpConfig {
@@ -43,6 +46,7 @@ impl McpConfig {
             logs: None,
             logs_window_minutes: DEFAULT_LOGS_WINDOW_MINUTES,
             now: None,
+            planner: guardrail_governor::planner_select::PlannerChoice::builtin(),
         }
     }
 }

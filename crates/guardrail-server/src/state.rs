@@ -104,6 +104,10 @@ pub struct GovernorSettings {
     /// The config's other blocks (`planner:`, `slack:`, `jira:`, `notify:`) when it is fixed
     /// (`source: None`); a watched file's come from each read.
     pub blocks: GovernorBlocks,
+    /// The planner chosen at start by `serve --planner` / `--model` or `GUARDRAIL_PLANNER`
+    /// (fixed for the server's life); `None`: the `planner:` block in force chooses, else the
+    /// built-in planner (`governor_api::wiring::governor`).
+    pub planner: Option<guardrail_governor::planner_select::PlannerChoice>,
 }
 
 /// The governor config's blocks beyond approvers and executor, as last read: who the planner

@@ -15,6 +15,7 @@ mod lint;
 mod mcp;
 mod mirror_failures;
 mod parity;
+mod planner;
 mod prometheus;
 mod serve;
 mod slo_specs;

@@ -352,7 +352,14 @@ async function loadAll() {
     setText("explanation", all.data.explanation);
     // With a model explainer (EXPLAINER_BACKEND), /api/explain carries its labelled narrative
     // (`written_by`) while /api/all keeps the rule text: show the model's (as text, never HTML).
-    getJSON("/api/explain").then((ex) => { if (ex.ok && ex.data.written_by) setText("explanation", ex.data.text); }).catch(() => {});
+    // When the model failed, the rule text stays and the warning says why (never silently).
+    getJSON("/api/explain").then((ex) => {
+      if (!ex.ok) return;
+      if (ex.data.written_by) setText("explanation", ex.data.text);
+      else if (ex.data.explainer_warning) {
+        setText("explanation", all.data.explanation + "\n\n[model explainer unavailable, rule-based text shown: " + ex.data.explainer_warning + "]");
+      }
+    }).catch(() => {});
     return;
   }
   showError(all.error);

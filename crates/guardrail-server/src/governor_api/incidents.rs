@@ -97,7 +97,7 @@ fn propose_blocking(state: &AppState, caller: &Caller, req: IncidentRequest) -> 
     };
     let kb = open_kb_read_only(kb_path)?;
     let now = jiff::Timestamp::now();
-    let governor = guardrail_governor::Governor::default();
+    let governor = super::wiring::governor(state, &view)?;
     let exec = executor(&view);
     let signals = deploy_signals(state)?;
     let pipeline = pipeline(state, &view, caller, &governor, Some(&kb), &exec, signals.as_ref(), now);

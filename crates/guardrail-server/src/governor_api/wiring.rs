@@ -15,6 +15,25 @@ pub(super) fn executor(gov: &GovernorView) -> Result<Box<dyn guardrail_governor:
     guardrail_governor::record::executor_for(&gov.config, None)
 }
 
+/// The governor that plans for one request: the planner chosen at start (`serve --planner`,
+/// `GUARDRAIL_PLANNER`), else the `planner:` block of the config in force, else the built-in
+/// planner — the same selection as `guardrail incident run`
+/// ([`guardrail_governor::planner_select`]). A block that names a model planner which cannot be
+/// set up (no key in the server's environment) is a 503 naming why: nothing is planned by a
+/// planner the operator did not choose.
+pub(super) fn governor(state: &AppState, view: &GovernorView) -> Result<guardrail_governor::Governor, ApiError> {
+    use guardrail_governor::planner_select::{PlannerArgs, select_planner};
+    if let Some(choice) = &state.config().governor.planner {
+        return Ok(choice.governor());
+    }
+    let env = |k: &str| std::env::var(k).ok();
+    let choice = select_planner(PlannerArgs::default(), view.blocks.planner.as_ref(), &env).map_err(|e| {
+        eprintln!("guardrail serve: planner: {e}");
+        unavailable_with_code("planner_unavailable", state.redactor().text(&e.to_string()))
+    })?;
+    Ok(choice.governor())
+}
+
 /// The governor config in force, re-read if its file changed; a 503 naming the file (not its
 /// directory) while it does not read or parse: nothing is decided on a config the operator
 /// did not mean.
