@@ -65,6 +65,7 @@ pub mod governor_api;
 pub mod metrics;
 pub mod openapi;
 pub mod redact;
+pub mod slack;
 pub mod state;
 pub mod wire;
 
@@ -243,6 +244,9 @@ pub fn router(state: AppState) -> Router {
     let limit = state.config().max_body_bytes;
     routes()
         .router
+        // Slack's signed endpoints: outside the documented table (Slack calls them, with its
+        // own signatures and payloads, not bearer tokens): `slack.rs`.
+        .merge(slack::routes())
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

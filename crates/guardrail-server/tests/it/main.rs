@@ -11,3 +11,4 @@ mod governor;
 mod http;
 mod openapi;
 mod prometheus;
+mod slack;

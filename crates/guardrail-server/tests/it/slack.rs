@@ -1,0 +1,514 @@
+//! `POST /slack/interactions` and `/slack/events` through a real socket, signed as Slack signs
+//! (the official `slack_sdk` package produces the signatures when it is installed, as
+//! `scripts/test` installs it), answering into a loopback Slack Web API: forged, stale and
+//! replayed requests refused; a button + the modal's reason approves and executes a blocked
+//! incident; a thread reply does the same; an unmapped user and a self-approval are refused and
+//! recorded with the Slack ids; a Slack approval racing an HTTP approval: exactly one wins.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use guardrail_core::audit::ChainedRecord;
+use guardrail_knowledge::KnowledgeStore as _;
+use guardrail_notify::blocks::{ActionValue, Block};
+use guardrail_notify::channel::{Channel, ChannelKind, DeliveryContext, Notification};
+use guardrail_notify::slack::{SlackChannel, SlackClient};
+use guardrail_server::{Role, ServerConfig, Tokens, hash_token};
+
+use crate::common::{self, DEPLOYER, Scratch, Server};
+
+const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+const BOB_TOKEN: &str = "bob-approver-token-0123456789";
+const ALICE_ADMIN: &str = "alice-admin-token-0123456789";
+
+// ------------------------------------------------------------------------------------------
+// Signing: slack_sdk when available, else Guardrail's own (checked equal to slack_sdk's below).
+
+fn slack_python() -> Option<String> {
+    let candidates = [
+        std::env::var("GUARDRAIL_SLACK_PYTHON").ok(),
+        Some(format!("{}/../../target/mcp-venv/bin/python", env!("CARGO_MANIFEST_DIR"))),
+    ];
+    candidates.into_iter().flatten().find(|py| {
+        std::process::Command::new(py)
+            .args(["-c", "import slack_sdk.signature"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+/// `slack_sdk.signature.SignatureVerifier(secret).generate_signature(timestamp=, body=)`.
+fn sdk_signature(py: &str, ts: &str, body: &str) -> String {
+    let script = "import sys; from slack_sdk.signature import SignatureVerifier as V; \
+                  print(V(sys.argv[1]).generate_signature(timestamp=sys.argv[2], body=sys.stdin.read()), end='')";
+    let mut child = std::process::Command::new(py)
+        .args(["-c", script, SECRET, ts])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn sign(ts: &str, body: &str) -> String {
+    match slack_python() {
+        Some(py) => sdk_signature(&py, ts, body),
+        None => guardrail_notify::slack_verify::signature(SECRET.as_bytes(), ts, body.as_bytes()),
+    }
+}
+
+fn now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+async fn send(
+    srv: &Server,
+    path: &str,
+    content_type: &str,
+    body: &str,
+    sig: Option<(String, String)>,
+) -> (u16, String) {
+    let mut req = srv.client.post(srv.url(path)).header("content-type", content_type).body(body.to_string());
+    if let Some((ts, s)) = sig {
+        req = req.header("X-Slack-Request-Timestamp", ts).header("X-Slack-Signature", s);
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// A request signed now.
+async fn signed(srv: &Server, path: &str, body: &str) -> (u16, String) {
+    let ts = now().to_string();
+    let s = sign(&ts, body);
+    let ct = if path.ends_with("interactions") { "application/x-www-form-urlencoded" } else { "application/json" };
+    send(srv, path, ct, body, Some((ts, s))).await
+}
+
+fn form(payload: &str) -> String {
+    let mut out = String::from("payload=");
+    for b in payload.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+// ------------------------------------------------------------------------------------------
+// A loopback Slack Web API that keeps the messages posted (for conversations.replies).
+
+#[derive(Debug, Clone)]
+struct Call {
+    method: String,
+    body: serde_json::Value,
+}
+
+#[derive(Clone, Default)]
+struct FakeSlack {
+    url: String,
+    calls: Arc<Mutex<Vec<Call>>>,
+    /// ts → the message's blocks.
+    messages: Arc<Mutex<BTreeMap<String, serde_json::Value>>>,
+}
+
+impl FakeSlack {
+    fn start() -> FakeSlack {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let fake = FakeSlack { url: format!("http://{}/api", listener.local_addr().unwrap()), ..FakeSlack::default() };
+        let f = fake.clone();
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().enumerate() {
+                let Ok(mut stream) = stream else { continue };
+                let Some(req) = guardrail_test_support::http::read_request(&mut stream) else { continue };
+                let method = req.head.split_whitespace().nth(1).unwrap_or("").trim_start_matches("/api/").to_string();
+                let body: serde_json::Value = serde_json::from_str(&req.body).unwrap_or_default();
+                f.calls.lock().unwrap().push(Call { method: method.clone(), body: body.clone() });
+                let channel = body["channel"].as_str().unwrap_or("C0000").to_string();
+                let text = match method.as_str() {
+                    "chat.postMessage" => {
+                        let ts = format!("1765000000.{n:06}");
+                        f.messages.lock().unwrap().insert(ts.clone(), body["blocks"].clone());
+                        format!(
+                            r#"{{"ok":true,"channel":"{channel}","ts":"{ts}","message":{{"type":"message","ts":"{ts}"}}}}"#
+                        )
+                    }
+                    "chat.update" => {
+                        let ts = body["ts"].as_str().unwrap_or("").to_string();
+                        f.messages.lock().unwrap().insert(ts.clone(), body["blocks"].clone());
+                        format!(r#"{{"ok":true,"channel":"{channel}","ts":"{ts}","text":""}}"#)
+                    }
+                    "chat.postEphemeral" => r#"{"ok":true,"message_ts":"1765000001.000001"}"#.to_string(),
+                    "views.open" => r#"{"ok":true,"view":{"id":"V0001"}}"#.to_string(),
+                    "conversations.open" => r#"{"ok":true,"channel":{"id":"D0001"}}"#.to_string(),
+                    "conversations.replies" => {
+                        let ts = body["ts"].as_str().unwrap_or("").to_string();
+                        match f.messages.lock().unwrap().get(&ts) {
+                            Some(blocks) => format!(
+                                r#"{{"ok":true,"messages":[{{"type":"message","ts":"{ts}","text":"","blocks":{blocks}}}],"has_more":false}}"#
+                            ),
+                            None => r#"{"ok":false,"error":"thread_not_found"}"#.to_string(),
+                        }
+                    }
+                    _ => r#"{"ok":false,"error":"unknown_method"}"#.to_string(),
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                    text.len()
+                );
+            }
+        });
+        fake
+    }
+
+    fn calls(&self, method: &str) -> Vec<serde_json::Value> {
+        self.calls.lock().unwrap().iter().filter(|c| c.method == method).map(|c| c.body.clone()).collect()
+    }
+
+    fn client(&self) -> SlackClient {
+        SlackClient::new(&self.url, "xoxb-test", Duration::from_secs(5)).unwrap()
+    }
+}
+
+async fn wait_for_call(fake: &FakeSlack, method: &str, n: usize) -> Vec<serde_json::Value> {
+    let f = fake.clone();
+    let m = method.to_string();
+    common::wait_until(&format!("{n} {method} call(s)"), || {
+        let ok = f.calls(&m).len() >= n;
+        async move { ok }
+    })
+    .await;
+    fake.calls(method)
+}
+
+// ------------------------------------------------------------------------------------------
+// The server.
+
+const GOVERNOR: &str = "approvals:
+  high: {approvers: [alice, bob], force_override: [incident-commander]}
+  critical: {force_override: [incident-commander]}
+executor: {default: dry-run}
+slack:
+  channel: C0INCIDENTS
+  team: T0TEAM
+  users: {U0BOB: bob, U0ALICE: alice}
+";
+
+fn config(s: &Scratch, fake: Option<&FakeSlack>) -> ServerConfig {
+    let mut cfg = s.config();
+    cfg.tokens = Some(Tokens::from_hashes(&[
+        (&hash_token(DEPLOYER), "ci-pipeline", Role::Deployer),
+        (&hash_token(ALICE_ADMIN), "alice", Role::Admin),
+        (&hash_token(BOB_TOKEN), "bob", Role::Approver),
+    ]));
+    let gov_dir = common::examples().join("../governor");
+    let kb = s.path("knowledge.db");
+    let mut store = guardrail_knowledge::SqliteKnowledgeStore::create(&kb).unwrap();
+    store.load_sample_data(&gov_dir.join("sample_data.json")).unwrap();
+    std::fs::write(s.path("governor.yaml"), GOVERNOR).unwrap();
+    cfg.governor.kb = Some(kb);
+    cfg.governor.source =
+        Some(guardrail_server::state::GovernorSource { path: s.path("governor.yaml"), required: true });
+    cfg.env.insert("SLACK_SIGNING_SECRET".into(), SECRET.into());
+    if let Some(f) = fake {
+        cfg.env.insert("SLACK_BOT_TOKEN".into(), "xoxb-test".into());
+        cfg.env.insert("SLACK_API_URL".into(), f.url.clone());
+    }
+    cfg
+}
+
+fn records(s: &Scratch) -> Vec<ChainedRecord> {
+    guardrail_store::open_store(&s.store()).unwrap().all().unwrap()
+}
+
+fn of_kind(s: &Scratch, kind: &str) -> Vec<ChainedRecord> {
+    records(s).into_iter().filter(|r| r.kind == kind).collect()
+}
+
+/// Proposes the high-severity scenario (blocked, awaiting approval) as `token`, and posts its
+/// incident message to the fake Slack through the outbox's Slack channel: its `ts`.
+async fn blocked_incident(srv: &Server, s: &Scratch, fake: &FakeSlack, token: &str) -> (String, ActionValue) {
+    let body = std::fs::read_to_string(common::examples().join("../governor/scenarios/incident_high.json")).unwrap();
+    let (st, v) = srv.post("/api/incidents", Some(token), &body).await;
+    assert_eq!((st, v["data"]["status"].as_str()), (200, Some("awaiting_approval")), "{v}");
+    let decision = of_kind(s, "remediation_decision").pop().unwrap();
+    let cfg = guardrail_config::read_governor(&s.path("governor.yaml")).unwrap().file.slack.unwrap();
+    let n = Notification { outbox_id: 1, channel: ChannelKind::Slack, record: decision, attempts: 0 };
+    let f = fake.clone();
+    // The blocking client is made and dropped off the async threads.
+    let fc = fake.clone();
+    let delivered = tokio::task::spawn_blocking(move || {
+        SlackChannel::incidents(fc.client(), cfg).deliver(&n, &DeliveryContext::default()).unwrap()
+    })
+    .await
+    .unwrap();
+    let reference = delivered.reference.unwrap();
+    let ts = reference.split_once('/').unwrap().1.to_string();
+    let blocks: Vec<Block> = serde_json::from_value(f.messages.lock().unwrap()[&ts].clone()).unwrap();
+    let value = blocks
+        .iter()
+        .find_map(|b| match b {
+            Block::Actions { elements, .. } => elements.first().and_then(|e| e.value.clone()),
+            _ => None,
+        })
+        .unwrap();
+    (ts, serde_json::from_str(&value).unwrap())
+}
+
+fn block_actions(user: &str, action_id: &str, value: &ActionValue, ts: &str, trigger: &str) -> String {
+    let v = serde_json::to_string(value).unwrap();
+    let payload = serde_json::json!({
+        "type": "block_actions",
+        "user": {"id": user, "username": "someone", "team_id": "T0TEAM"},
+        "api_app_id": "A0APP", "token": "legacy-verification-token",
+        "team": {"id": "T0TEAM", "domain": "example"},
+        "trigger_id": trigger,
+        "container": {"type": "message", "message_ts": ts, "channel_id": "C0INCIDENTS", "is_ephemeral": false},
+        "channel": {"id": "C0INCIDENTS", "name": "incidents"},
+        "response_url": "https://hooks.slack.com/actions/T0TEAM/1/x",
+        "actions": [{"action_id": action_id, "block_id": "guardrail_actions", "type": "button",
+                     "text": {"type": "plain_text", "text": "Approve"}, "value": v, "action_ts": format!("{trigger}.9")}]
+    });
+    form(&payload.to_string())
+}
+
+fn view_submission(user: &str, view_id: &str, private_metadata: &str, reason: &str) -> String {
+    let payload = serde_json::json!({
+        "type": "view_submission",
+        "team": {"id": "T0TEAM", "domain": "example"},
+        "user": {"id": user, "username": "someone", "team_id": "T0TEAM"},
+        "api_app_id": "A0APP", "token": "legacy-verification-token", "trigger_id": "5.6.x",
+        "view": {"id": view_id, "type": "modal", "callback_id": "guardrail_decision", "private_metadata": private_metadata,
+                 "hash": "1.abc", "state": {"values": {"reason": {"reason": {"type": "plain_text_input", "value": reason}}}}},
+        "response_urls": []
+    });
+    form(&payload.to_string())
+}
+
+fn message_event(event_id: &str, user: &str, text: &str, thread_ts: &str) -> String {
+    serde_json::json!({
+        "token": "legacy", "team_id": "T0TEAM", "api_app_id": "A0APP", "type": "event_callback",
+        "event_id": event_id, "event_time": now(),
+        "event": {"type": "message", "channel": "C0INCIDENTS", "user": user, "text": text,
+                  "ts": "1765000099.000100", "thread_ts": thread_ts, "event_ts": "1765000099.000100", "channel_type": "channel"}
+    })
+    .to_string()
+}
+
+async fn wait_kind(s: &Scratch, kind: &str, n: usize) -> Vec<ChainedRecord> {
+    common::wait_until(&format!("{n} {kind} record(s)"), || {
+        let ok = of_kind(s, kind).len() >= n;
+        async move { ok }
+    })
+    .await;
+    of_kind(s, kind)
+}
+
+// ------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn slack_sdk_signatures_are_accepted_and_forged_stale_replayed_refused() {
+    let s = Scratch::new();
+    let srv = Server::start(config(&s, None)).await;
+    let body = r#"{"token":"legacy","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
+    let ts = now().to_string();
+    match slack_python() {
+        Some(py) => {
+            // Interoperability: slack_sdk's signature is Guardrail's, and the server takes it.
+            let sdk = sdk_signature(&py, &ts, body);
+            assert_eq!(sdk, guardrail_notify::slack_verify::signature(SECRET.as_bytes(), &ts, body.as_bytes()));
+        }
+        None => {
+            assert!(
+                std::env::var("GUARDRAIL_REQUIRE_SLACK_PYTHON").is_err(),
+                "GUARDRAIL_REQUIRE_SLACK_PYTHON is set but no python with slack_sdk was found"
+            );
+            eprintln!("skipping the slack_sdk comparison: no python with slack_sdk (scripts/test installs it)");
+        }
+    }
+    let sig = sign(&ts, body);
+    let (st, text) = send(&srv, "/slack/events", "application/json", body, Some((ts.clone(), sig.clone()))).await;
+    assert_eq!((st, text.as_str()), (200, r#"{"challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}"#));
+    // The same request again: a replay.
+    let (st, text) = send(&srv, "/slack/events", "application/json", body, Some((ts.clone(), sig.clone()))).await;
+    assert_eq!(st, 401, "{text}");
+    assert!(text.contains("already received"), "{text}");
+    // Forged: another body under the signature, or another secret.
+    let other = body.replace("3eZ", "XXX");
+    let (st, _) = send(&srv, "/slack/events", "application/json", &other, Some((ts.clone(), sig))).await;
+    assert_eq!(st, 401);
+    let forged = guardrail_notify::slack_verify::signature(b"not-the-secret", &ts, other.as_bytes());
+    let (st, _) = send(&srv, "/slack/events", "application/json", &other, Some((ts, forged))).await;
+    assert_eq!(st, 401);
+    // Stale (6 minutes old) and unsigned.
+    let old = (now() - 360).to_string();
+    let (st, text) =
+        send(&srv, "/slack/events", "application/json", &other, Some((old.clone(), sign(&old, &other)))).await;
+    assert_eq!(st, 401, "{text}");
+    let (st, _) = send(&srv, "/slack/events", "application/json", &other, None).await;
+    assert_eq!(st, 401);
+    let (st, _) = send(&srv, "/slack/interactions", "application/x-www-form-urlencoded", "payload=%7B%7D", None).await;
+    assert_eq!(st, 401);
+    // Nothing was recorded by any of them.
+    assert!(records(&s).is_empty());
+
+    // Without a signing secret the endpoints do not exist.
+    let s2 = Scratch::new();
+    let mut cfg = config(&s2, None);
+    cfg.env.remove("SLACK_SIGNING_SECRET");
+    let srv2 = Server::start(cfg).await;
+    let (st, _) = signed(&srv2, "/slack/events", body).await;
+    assert_eq!(st, 404);
+}
+
+#[tokio::test]
+async fn a_button_and_the_modal_reason_approve_and_execute() {
+    let s = Scratch::new();
+    let fake = FakeSlack::start();
+    let srv = Server::start(config(&s, Some(&fake))).await;
+    let (ts, value) = blocked_incident(&srv, &s, &fake, ALICE_ADMIN).await;
+
+    let started = std::time::Instant::now();
+    let (st, _) =
+        signed(&srv, "/slack/interactions", &block_actions("U0BOB", "guardrail_approve", &value, &ts, "1.2.a")).await;
+    assert_eq!(st, 200);
+    assert!(started.elapsed() < Duration::from_secs(3), "answered within Slack's 3 s");
+    let views = wait_for_call(&fake, "views.open", 1).await;
+    assert_eq!(views[0]["trigger_id"], "1.2.a");
+    let meta = views[0]["view"]["private_metadata"].as_str().unwrap().to_string();
+
+    // No reason: the modal shows the error, nothing is recorded.
+    let (st, text) = signed(&srv, "/slack/interactions", &view_submission("U0BOB", "V1", &meta, "  ")).await;
+    assert_eq!(st, 200);
+    assert!(text.contains(r#""response_action":"errors""#), "{text}");
+    let (st, text) =
+        signed(&srv, "/slack/interactions", &view_submission("U0BOB", "V1", &meta, "db failover verified")).await;
+    assert_eq!((st, text.as_str()), (200, ""));
+
+    let grants = wait_kind(&s, "approval_granted", 1).await;
+    let g = &grants[0].body;
+    assert_eq!(g["approver"], "bob");
+    assert_eq!(g["reason"], "db failover verified");
+    assert_eq!(g["binding_hash"], value.binding_hash.as_str());
+    assert_eq!(g["requested_by"]["via"], "slack");
+    assert_eq!(g["requested_by"]["slack_user_id"], "U0BOB");
+    assert_eq!(g["requested_by"]["slack_team_id"], "T0TEAM");
+    let exec = wait_kind(&s, "remediation_execution", 1).await;
+    assert_eq!((exec[0].body["ran"].as_bool(), exec[0].body["ok"].as_bool()), (Some(true), Some(true)));
+    // The buttons are replaced by who decided.
+    let updates = wait_for_call(&fake, "chat.update", 1).await;
+    assert_eq!(updates[0]["ts"], ts.as_str());
+    let text = updates[0].to_string();
+    assert!(text.contains("*bob* approved") && !text.contains("guardrail_approve"), "{text}");
+}
+
+#[tokio::test]
+async fn a_thread_reply_approves_once_even_when_slack_retries() {
+    let s = Scratch::new();
+    let fake = FakeSlack::start();
+    let srv = Server::start(config(&s, Some(&fake))).await;
+    let (ts, _) = blocked_incident(&srv, &s, &fake, ALICE_ADMIN).await;
+    let event = message_event("Ev0001", "U0BOB", "APPROVE rollback checked with the DBA", &ts);
+    let (st, _) = signed(&srv, "/slack/events", &event).await;
+    assert_eq!(st, 200);
+    // Slack's retry of the same event: new signature, same event id.
+    let t2 = now().to_string();
+    let retry = srv
+        .client
+        .post(srv.url("/slack/events"))
+        .header("content-type", "application/json")
+        .header("X-Slack-Retry-Num", "1")
+        .header("X-Slack-Retry-Reason", "http_timeout")
+        .header("X-Slack-Request-Timestamp", &t2)
+        .header("X-Slack-Signature", sign(&t2, &format!("{event} ")))
+        .body(format!("{event} "))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retry.status().as_u16(), 200);
+    let grants = wait_kind(&s, "approval_granted", 1).await;
+    assert_eq!(grants[0].body["reason"], "rollback checked with the DBA");
+    assert_eq!(grants[0].body["requested_by"]["slack_user_id"], "U0BOB");
+    wait_kind(&s, "remediation_execution", 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(of_kind(&s, "approval_granted").len(), 1, "the retry acted once");
+    assert_eq!(of_kind(&s, "approval_refused").len(), 0);
+}
+
+#[tokio::test]
+async fn unmapped_users_and_self_approval_are_refused_and_recorded() {
+    let s = Scratch::new();
+    let fake = FakeSlack::start();
+    let srv = Server::start(config(&s, Some(&fake))).await;
+    let (ts, value) = blocked_incident(&srv, &s, &fake, ALICE_ADMIN).await;
+
+    // Unmapped: no modal, a refusal recorded with the Slack ids, answered to the clicker only.
+    let (st, _) =
+        signed(&srv, "/slack/interactions", &block_actions("U0EVE", "guardrail_approve", &value, &ts, "7.7.a")).await;
+    assert_eq!(st, 200);
+    let refused = wait_kind(&s, "approval_refused", 1).await;
+    assert_eq!(refused[0].body["code"], "slack_user_not_mapped");
+    assert_eq!(refused[0].body["requested_by"]["slack_user_id"], "U0EVE");
+    assert_eq!(refused[0].body["requested_by"]["slack_team_id"], "T0TEAM");
+    let eph = wait_for_call(&fake, "chat.postEphemeral", 1).await;
+    assert_eq!(eph[0]["user"], "U0EVE");
+    assert!(fake.calls("views.open").is_empty());
+
+    // alice proposed it: her thread reply is a self-approval, refused exactly as over HTTP.
+    let (st, _) = signed(&srv, "/slack/events", &message_event("Ev0002", "U0ALICE", "APPROVE looks fine", &ts)).await;
+    assert_eq!(st, 200);
+    let refused = wait_kind(&s, "approval_refused", 2).await;
+    assert_eq!(refused[1].body["code"], "self_approval");
+    assert_eq!(refused[1].body["approver"], "alice");
+    assert_eq!(refused[1].body["requested_by"]["slack_user_id"], "U0ALICE");
+    let (st, v) = srv
+        .post(
+            "/api/incidents/inc-live-001/approve",
+            Some(ALICE_ADMIN),
+            &format!(r#"{{"binding_hash":"{}"}}"#, value.binding_hash),
+        )
+        .await;
+    assert_eq!(st, 409, "{v}");
+    assert!(v.to_string().contains("self_approval"), "{v}");
+    assert!(of_kind(&s, "approval_granted").is_empty());
+}
+
+#[tokio::test]
+async fn a_slack_approval_racing_an_http_approval_executes_once() {
+    let s = Scratch::new();
+    let fake = FakeSlack::start();
+    let srv = Server::start(config(&s, Some(&fake))).await;
+    // Proposed by the pipeline's token, so bob (Slack) and alice (HTTP) may both approve.
+    let (ts, value) = blocked_incident(&srv, &s, &fake, DEPLOYER).await;
+    let (st, _) =
+        signed(&srv, "/slack/interactions", &block_actions("U0BOB", "guardrail_approve", &value, &ts, "9.9.a")).await;
+    assert_eq!(st, 200);
+    let views = wait_for_call(&fake, "views.open", 1).await;
+    let meta = views[0]["view"]["private_metadata"].as_str().unwrap().to_string();
+    let body = view_submission("U0BOB", "V9", &meta, "race: slack side");
+    let http_body = format!(r#"{{"binding_hash":"{}","reason":"race: http side"}}"#, value.binding_hash);
+    let (slack, http) = tokio::join!(
+        signed(&srv, "/slack/interactions", &body),
+        srv.post("/api/incidents/inc-live-001/approve", Some(ALICE_ADMIN), &http_body)
+    );
+    assert_eq!(slack.0, 200);
+    // Wait until the Slack side has been decided too (granted, or refused as not pending).
+    common::wait_until("both approvals decided", || {
+        let n = of_kind(&s, "approval_granted").len() + of_kind(&s, "approval_refused").len();
+        async move { n >= 2 }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let executions = of_kind(&s, "remediation_execution");
+    assert_eq!(executions.len(), 1, "exactly one execution: {executions:?} (http answered {http:?})");
+    let claims = of_kind(&s, "execution_claim");
+    assert_eq!(claims.len(), 1, "one claim");
+}
