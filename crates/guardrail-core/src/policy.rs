@@ -373,6 +373,22 @@ fn scalar_fits(kind: SignalKind, s: &Scalar) -> Result<(), Misfit> {
     }
 }
 
+/// Whether [`check_condition`] finds nothing wrong with `c` (a scope aside).
+fn condition_fits(c: &Condition) -> bool {
+    let Some(def) = signals::lookup(&c.signal) else { return false };
+    let ordered = matches!(c.operator, Operator::Lt | Operator::Lte | Operator::Gt | Operator::Gte);
+    if ordered && def.kind != SignalKind::Number {
+        return false;
+    }
+    match (c.operator, &c.value) {
+        (Operator::In, Threshold::List(items)) => {
+            !items.is_empty() && items.iter().all(|s| scalar_fits(def.kind, s).is_ok())
+        }
+        (_, Threshold::Scalar(s)) if c.operator != Operator::In => scalar_fits(def.kind, s).is_ok(),
+        _ => false,
+    }
+}
+
 /// Checks one condition on its own; returns the issues found.
 pub fn check_condition(index: usize, c: &Condition) -> Vec<PolicyIssue> {
     let mut out = Vec::new();
@@ -398,6 +414,11 @@ pub fn check_condition(index: usize, c: &Condition) -> Vec<PolicyIssue> {
                 out.push(PolicyIssue::error(format!("{path}[{j}]"), "an empty pattern matches no service"));
             }
         }
+        return out;
+    }
+    // The usual case, a valid condition, allocates nothing (a fleet's set has tens of
+    // thousands); the findings below are only built for an invalid one.
+    if condition_fits(c) {
         return out;
     }
     let path = condition_path(index, &c.signal);
@@ -477,13 +498,13 @@ fn check_with(set: &PolicySet, shadowing: Shadowing) -> Vec<PolicyIssue> {
     // Each rule's accepted values, analysed once (None: invalid or never matches).
     let mut analysed: Vec<Option<Analysed>> = Vec::with_capacity(set.policies.len());
     for (i, p) in set.policies.iter().enumerate() {
-        let path = policy_path(i);
+        let path = || policy_path(i);
         if p.id.trim().is_empty() {
-            out.push(PolicyIssue::error(format!("{path}.id"), "id is empty"));
+            out.push(PolicyIssue::error(format!("{}.id", path()), "id is empty"));
         }
         if let Some(first) = seen.insert(p.id.as_str(), i) {
             out.push(PolicyIssue::error(
-                format!("{path}.id"),
+                format!("{}.id", path()),
                 format!("duplicate id \"{}\" (also policies[{first}])", p.id),
             ));
         }
@@ -500,20 +521,20 @@ fn check_with(set: &PolicySet, shadowing: Shadowing) -> Vec<PolicyIssue> {
         }
         if p.action == Action::Delay && p.delay_minutes == 0 {
             out.push(PolicyIssue::warning(
-                format!("{path}.delay_minutes"),
+                format!("{}.delay_minutes", path()),
                 "DELAY with 0 minutes: the pipeline is told to wait for nothing",
             ));
         }
         if p.action != Action::Delay && p.delay_minutes != 0 {
             out.push(PolicyIssue::warning(
-                format!("{path}.delay_minutes"),
+                format!("{}.delay_minutes", path()),
                 format!("delay_minutes is ignored for {}", p.action),
             ));
         }
         let analysis = if cond_ok { rule_set(p).map(Analysed::new) } else { None };
         if cond_ok && analysis.is_none() {
             out.push(PolicyIssue::error(
-                path.clone(),
+                path(),
                 format!(
                     "rule {} can never match: its conditions contradict each other or the signal's possible values",
                     p.id
@@ -522,22 +543,24 @@ fn check_with(set: &PolicySet, shadowing: Shadowing) -> Vec<PolicyIssue> {
         }
         analysed.push(analysis);
     }
-    // Priority ties are legal (file order decides) but easy to get wrong.
-    let mut by_priority: std::collections::BTreeMap<i64, (usize, Vec<&str>)> = std::collections::BTreeMap::new();
-    for (i, p) in set.policies.iter().enumerate() {
-        by_priority.entry(p.priority).or_insert_with(|| (i, Vec::new())).1.push(&p.id);
-    }
-    for (prio, (pos, ids)) in by_priority {
-        if ids.len() > 1 {
+    // Priority ties are legal (file order decides) but easy to get wrong. Evaluation order is a
+    // stable sort by priority: a tie is a run in it, in file order, by ascending priority.
+    let order = set.order();
+    for run in order.chunk_by(|&a, &b| set.policies[a].priority == set.policies[b].priority) {
+        if let [first, _, ..] = run {
+            let ids: Vec<&str> = run.iter().map(|&i| set.policies[i].id.as_str()).collect();
             out.push(PolicyIssue::warning(
-                format!("{}.priority", policy_path(pos)),
-                format!("priority {prio} is shared by {}; file order decides between them", ids.join(", ")),
+                format!("{}.priority", policy_path(*first)),
+                format!(
+                    "priority {} is shared by {}; file order decides between them",
+                    set.policies[*first].priority,
+                    ids.join(", ")
+                ),
             ));
         }
     }
     // Shadowing: B is unreachable when every input matching B matches an earlier A.
     if out.iter().all(|i| i.severity != Severity::Error) {
-        let order = set.order();
         let shadowed: Vec<(usize, usize)> = match shadowing {
             Shadowing::Indexed => shadowed_indexed(&order, &analysed),
             Shadowing::Pairwise => shadowed_pairwise(set, &order),
@@ -965,8 +988,7 @@ struct Prepared {
     everything: bool,
     /// Numbers: the complement (`x ⊆ self` ⟺ `x ∩ complement = ∅`).
     complement: Vec<Interval>,
-    /// Discrete: the accepted values listed, when finite (a complement over a known domain
-    /// written out); `None` for the complement of values of free text.
+    /// Discrete complement over a known domain: the accepted values written out.
     listed: Option<Vec<String>>,
 }
 
@@ -1002,8 +1024,9 @@ impl Analysed {
                     ValueSet::Numbers(v) => complement_numbers(v),
                     _ => Vec::new(),
                 };
+                // A finite set is its own listing (`subset_prepared` reads `values`); only a
+                // complement over a known domain is written out.
                 let listed = match &set {
-                    ValueSet::Discrete { values, complement: false, .. } => Some(values.clone()),
                     ValueSet::Discrete { values, complement: true, domain } => {
                         domain.as_ref().map(|d| d.iter().filter(|x| !values.contains(x)).cloned().collect())
                     }
@@ -1033,16 +1056,22 @@ fn subset_prepared(sub: &Prepared, sup: &Prepared) -> bool {
         (ValueSet::Numbers(s), ValueSet::Numbers(_)) => {
             s.iter().all(|x| sup.complement.iter().all(|y| x.intersect(y).is_empty()))
         }
-        (ValueSet::Discrete { values: vs, .. }, ValueSet::Discrete { values: vp, .. }) => {
-            match (&sub.listed, &sup.listed) {
-                (Some(s), Some(p)) => s.iter().all(|x| p.contains(x)),
-                (Some(s), None) => s.iter().all(|x| !vp.contains(x)),
-                (None, Some(_)) => false,
-                (None, None) => vp.iter().all(|x| vs.contains(x)),
-            }
-        }
+        (
+            ValueSet::Discrete { values: vs, complement: cs, .. },
+            ValueSet::Discrete { values: vp, complement: cp, .. },
+        ) => match (listing(sub, vs, *cs), listing(sup, vp, *cp)) {
+            (Some(s), Some(p)) => s.iter().all(|x| p.contains(x)),
+            (Some(s), None) => s.iter().all(|x| !vp.contains(x)),
+            (None, Some(_)) => false,
+            (None, None) => vp.iter().all(|x| vs.contains(x)),
+        },
         _ => glob_subset(&sub.set, &sup.set),
     }
+}
+
+/// A discrete set's accepted values listed, when finite; `None` for a complement of free text.
+fn listing<'a>(p: &'a Prepared, values: &'a [String], complement: bool) -> Option<&'a [String]> {
+    if complement { p.listed.as_deref() } else { Some(values) }
 }
 
 /// [`rule_subset`] over prepared rules: every input accepted by `b` is accepted by `a`.
