@@ -192,3 +192,69 @@ pub(crate) fn read_jira(d: &mut Diags, spec: &JiraSpec, dir: Option<&Path>) -> J
     }
     cfg
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Source, load_governor_file};
+
+    fn load(text: &str) -> Result<crate::GovernorFile, Vec<String>> {
+        load_governor_file(&Source::from_text("g.yaml", text))
+            .map(|l| l.value)
+            .map_err(|es| es.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn reads_the_block_with_defaults() {
+        let f = load("approvals: {}\njira: {}\n").unwrap();
+        assert_eq!(f.jira, Some(JiraConfig::default()));
+        let f = load(
+            "approvals: {}\njira:\n  url: https://x.atlassian.net/\n  project_key: OPS\n  issue_type: Incident\n  \
+             labels: [guardrail, sre]\n  priorities: {critical: P1, high: P2}\n  resolve_transition: Resolved\n  \
+             timeout_seconds: 5\n",
+        )
+        .unwrap();
+        let j = f.jira.unwrap();
+        assert_eq!(j.url.as_deref(), Some("https://x.atlassian.net"));
+        assert_eq!(j.project_key.as_deref(), Some("OPS"));
+        assert_eq!(
+            (j.issue_type.as_str(), j.resolve_transition.as_str(), j.timeout_seconds),
+            ("Incident", "Resolved", 5)
+        );
+        assert_eq!(j.labels, vec!["guardrail", "sre"]);
+        assert_eq!(j.priorities.get(&Severity::Critical).map(String::as_str), Some("P1"));
+        assert_eq!(j.priorities.get(&Severity::Low), None, "a severity left out sets no priority");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_its_field() {
+        let e = load(
+            "approvals: {}\njira:\n  url: ftp://x\n  project_key: ops\n  labels: [\"two words\"]\n  \
+             priorities: {urgent: P1}\n  timeout_seconds: 0\n  api_token: secret\n",
+        )
+        .unwrap_err()
+        .join("\n");
+        for field in [
+            "jira.url",
+            "jira.project_key",
+            "jira.labels[0]",
+            "jira.priorities.urgent",
+            "jira.timeout_seconds",
+            "api_token",
+        ] {
+            assert!(e.contains(field), "{field} missing in:\n{e}");
+        }
+    }
+
+    #[test]
+    fn the_notify_block() {
+        let f = load("approvals: {}\nnotify: {max_attempts: 4, backoff_base_seconds: 10, backoff_cap_seconds: 60}\n")
+            .unwrap();
+        let n = f.notify.unwrap();
+        assert_eq!((n.max_attempts, n.backoff_base_seconds, n.backoff_cap_seconds), (4, 10, 60));
+        let e = load("approvals: {}\nnotify: {max_attempts: 0, backoff_base_seconds: 100, backoff_cap_seconds: 10}\n")
+            .unwrap_err()
+            .join("\n");
+        assert!(e.contains("notify.max_attempts") && e.contains("notify.backoff_cap_seconds"), "{e}");
+    }
+}
