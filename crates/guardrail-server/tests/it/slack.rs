@@ -512,3 +512,34 @@ async fn a_slack_approval_racing_an_http_approval_executes_once() {
     let claims = of_kind(&s, "execution_claim");
     assert_eq!(claims.len(), 1, "one claim");
 }
+
+#[tokio::test]
+async fn a_button_for_another_plan_is_refused_as_over_http() {
+    let s = Scratch::new();
+    let fake = FakeSlack::start();
+    let srv = Server::start(config(&s, Some(&fake))).await;
+    let (ts, value) = blocked_incident(&srv, &s, &fake, ALICE_ADMIN).await;
+    // The message a person saw was for another plan (its hash differs from the gated one).
+    let stale = ActionValue { binding_hash: "0".repeat(64), ..value };
+    // (A thread reply takes the hash from the message it answers; a modal carries it.)
+    let meta = serde_json::json!({"incident_id": stale.incident_id, "binding_hash": stale.binding_hash,
+        "kind": "approve", "channel": "C0INCIDENTS", "message_ts": ts})
+    .to_string();
+    let (st, _) = signed(&srv, "/slack/interactions", &view_submission("U0BOB", "V7", &meta, "go")).await;
+    assert_eq!(st, 200);
+    let refused = wait_kind(&s, "approval_refused", 1).await;
+    let http = srv
+        .post(
+            "/api/incidents/inc-live-001/approve",
+            Some(BOB_TOKEN),
+            &format!(r#"{{"binding_hash":"{}","reason":"go"}}"#, stale.binding_hash),
+        )
+        .await;
+    assert_eq!(http.0, 409, "{:?}", http.1);
+    let refused_http = wait_kind(&s, "approval_refused", 2).await;
+    assert_eq!(refused[0].body["code"], refused_http[1].body["code"], "the same refusal as over HTTP");
+    assert_eq!(refused[0].body["requested_by"]["slack_user_id"], "U0BOB");
+    assert!(of_kind(&s, "approval_granted").is_empty());
+    let eph = wait_for_call(&fake, "chat.postEphemeral", 1).await;
+    assert_eq!(eph[0]["user"], "U0BOB");
+}
