@@ -29,11 +29,11 @@ pub async fn list(State(s): State<AppState>) -> Result<Answer<Vec<IncidentSummar
 /// incident.
 pub async fn show(State(s): State<AppState>, Path(id): Path<String>) -> Result<Answer<IncidentDetail>, ApiError> {
     let st = s.clone();
-    let states = blocking(move || load(&st)).await?.map_err(|e| no_store(&e.to_string()))?;
-    let Some(inc) = states.get(&id) else {
+    let detail = blocking(move || super::wiring::incident_detail(&st, &id)).await?;
+    let Some(detail) = detail.map_err(|e| no_store(&e.to_string()))? else {
         return Err(no_such_incident());
     };
-    Ok(Answer::new(s.redactor(), &IncidentDetail::new(inc)))
+    Ok(Answer::new(s.redactor(), &detail))
 }
 
 /// A service name: 1-128 of `A-Z a-z 0-9 - _ . : /` (never the policies' wildcard `*`).

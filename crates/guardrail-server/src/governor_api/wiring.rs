@@ -132,3 +132,19 @@ pub(super) fn pipeline<'p>(
         now,
     }
 }
+
+/// One incident's detail with its newest decision's planner transcript (a record of its own,
+/// outside the queue fold, found by the id and hash the decision names); `None` when the trail
+/// holds no such incident.
+pub(super) fn incident_detail(
+    state: &AppState,
+    id: &str,
+) -> Result<Option<guardrail_governor::views::IncidentDetail>, guardrail_governor::queue::TrailError> {
+    use guardrail_governor::queue::TrailError;
+    let spec = state.config().store.clone();
+    let unreadable = |message: String| TrailError::Store { store: guardrail_store::redact_url(&spec), message };
+    let mut store = guardrail_gate::audit_cmd::open(&spec).map_err(|e| unreadable(e.source.to_string()))?;
+    let records = store.all().map_err(|e| unreadable(e.to_string()))?;
+    let states = guardrail_governor::queue::incident_states(&records);
+    Ok(states.get(id).map(|st| guardrail_governor::views::IncidentDetail::new(st).with_transcript(&records)))
+}

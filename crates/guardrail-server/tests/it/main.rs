@@ -10,5 +10,6 @@ mod explainer;
 mod governor;
 mod http;
 mod openapi;
+mod planner;
 mod prometheus;
 mod slack;
