@@ -287,10 +287,48 @@ enum Frame {
         col: usize,
         anchor: usize,
         entries: Vec<(String, Node)>,
-        index: HashMap<String, usize>,
+        index: Keys,
         key: KeyState,
         merges: Vec<Node>,
     },
+}
+
+/// The keys of a mapping being built, for duplicate keys and merges: a scan of its entries while
+/// it is small (almost every mapping is: a policy rule has eight keys, and a fleet's file has
+/// tens of thousands of them), a hash map once it has more than [`SCAN_KEYS`].
+#[derive(Default)]
+struct Keys(Option<HashMap<String, usize>>);
+
+const SCAN_KEYS: usize = 16;
+
+impl Keys {
+    /// The line where `name` is first written (for a merged key, where its value is).
+    fn line(&self, entries: &[(String, Node)], name: &str) -> Option<usize> {
+        match &self.0 {
+            Some(ix) => ix.get(name).copied(),
+            None => entries.iter().find(|(k, _)| k == name).map(|(_, n)| n.key_at.map_or(n.line, |(l, _)| l)),
+        }
+    }
+
+    /// Records the entry just pushed, written at `line`.
+    fn added(&mut self, entries: &[(String, Node)], line: usize) {
+        match &mut self.0 {
+            Some(ix) => {
+                if let Some((k, _)) = entries.last() {
+                    ix.insert(k.clone(), line);
+                }
+            }
+            None if entries.len() > SCAN_KEYS => {
+                let mut ix: HashMap<String, usize> =
+                    entries.iter().map(|(k, n)| (k.clone(), n.key_at.map_or(n.line, |(l, _)| l))).collect();
+                if let Some((k, _)) = entries.last() {
+                    ix.insert(k.clone(), line);
+                }
+                self.0 = Some(ix);
+            }
+            None => {}
+        }
+    }
 }
 
 struct Built {
@@ -506,7 +544,7 @@ impl Builder<'_> {
                     col: pos.1,
                     anchor,
                     entries: Vec::new(),
-                    index: HashMap::new(),
+                    index: Keys::default(),
                     key: KeyState::Expect,
                     merges: Vec::new(),
                 });
@@ -551,9 +589,10 @@ impl Builder<'_> {
                         // Explicit keys win, then earlier merged mappings (PyYAML's order).
                         for pairs in maps {
                             for (k, v) in pairs {
-                                if !index.contains_key(&k) {
-                                    index.insert(k.clone(), v.line);
+                                if index.line(&entries, &k).is_none() {
+                                    let line = v.line;
                                     entries.push((k, v));
+                                    index.added(&entries, line);
                                 }
                             }
                         }
@@ -639,8 +678,8 @@ impl Builder<'_> {
         let depth = self.stack.len();
         // A duplicate key needs the path, which borrows the stack: check it first.
         let dup = match self.stack.last() {
-            Some(Frame::Map { key: KeyState::Key(name, line, col), index, .. }) => {
-                index.get(name).map(|first| (name.clone(), *first, (*line, *col)))
+            Some(Frame::Map { key: KeyState::Key(name, line, col), index, entries, .. }) => {
+                index.line(entries, name).map(|first| (name.clone(), first, (*line, *col)))
             }
             _ => None,
         };
@@ -669,9 +708,9 @@ impl Builder<'_> {
             }
             Some(Frame::Map { key, entries, index, merges, .. }) => match std::mem::replace(key, KeyState::Expect) {
                 KeyState::Key(name, line, col) => {
-                    index.insert(name.clone(), line);
                     node.key_at = Some((line, col));
                     entries.push((name, node));
+                    index.added(entries, line);
                 }
                 KeyState::Merge => merges.push(node),
                 KeyState::Skip | KeyState::Expect => {}

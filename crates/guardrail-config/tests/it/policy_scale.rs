@@ -121,3 +121,29 @@ fn scope_errors_are_positioned() {
     let l = load(&rule("[x]").replace("services:", "service:"));
     assert!(error(&l, "policies[0].service").message.contains("did you mean"), "{:#?}", l.findings);
 }
+
+/// Mappings are indexed by a scan while small and a hash map past 16 keys: duplicates and
+/// merge keys behave the same on both sides of the switch.
+#[test]
+fn duplicate_and_merged_keys_in_large_mappings() {
+    for keys in [3usize, 16, 17, 40] {
+        let mut text = String::from("base: &b {k1: merged, extra: merged}\nm:\n  <<: *b\n");
+        for k in 0..keys {
+            text.push_str(&format!("  k{k}: {k}\n"));
+        }
+        text.push_str("  k1: again\npolicies: []\n");
+        let l = load(&text);
+        let f = l.findings.iter().find(|f| f.message.starts_with("duplicate key \"k1\"")).expect("duplicate found");
+        assert_eq!(f.field, "m.k1", "{keys} keys");
+        assert!(f.message.contains(&format!("(lines 5 and {})", 4 + keys)), "{keys} keys: {f}");
+        // Without the duplicate, the explicit k1 wins over the merged one and `extra` is merged.
+        let ok = text.replace("  k1: again\n", "");
+        let root = guardrail_config::yaml::parse_yaml(&Source::from_text("x.yaml", &ok)).expect("parses");
+        let m = root.as_map().and_then(|m| m.iter().find(|(k, _)| k == "m")).map(|(_, v)| v).expect("m");
+        let entries = m.as_map().expect("a mapping");
+        assert_eq!(entries.len(), keys + 1, "{keys} keys");
+        let get = |name: &str| entries.iter().find(|(k, _)| k == name).map(|(_, v)| v.describe());
+        assert_eq!(get("extra").as_deref(), Some("the string \"merged\""));
+        assert_eq!(get("k1").as_deref(), Some("the integer 1"));
+    }
+}
