@@ -543,3 +543,43 @@ async fn a_button_for_another_plan_is_refused_as_over_http() {
     let eph = wait_for_call(&fake, "chat.postEphemeral", 1).await;
     assert_eq!(eph[0]["user"], "U0BOB");
 }
+
+#[tokio::test]
+async fn reject_is_recorded_and_a_reply_without_reason_records_nothing() {
+    let s = Scratch::new();
+    let fake = FakeSlack::start();
+    let srv = Server::start(config(&s, Some(&fake))).await;
+    let (ts, value) = blocked_incident(&srv, &s, &fake, ALICE_ADMIN).await;
+
+    // `APPROVE` alone: answered to the person, nothing recorded.
+    let (st, _) = signed(&srv, "/slack/events", &message_event("Ev0100", "U0BOB", "APPROVE", &ts)).await;
+    assert_eq!(st, 200);
+    let eph = wait_for_call(&fake, "chat.postEphemeral", 1).await;
+    assert!(eph[0]["text"].as_str().unwrap().contains("needs a reason"), "{}", eph[0]);
+    // Chatter in the thread is not a command.
+    let (st, _) = signed(&srv, "/slack/events", &message_event("Ev0101", "U0BOB", "approve? not yet", &ts)).await;
+    assert_eq!(st, 200);
+
+    // Reject: a modal, then recorded with the reason; the action stays blocked.
+    let (st, _) =
+        signed(&srv, "/slack/interactions", &block_actions("U0BOB", "guardrail_reject", &value, &ts, "3.3.r")).await;
+    assert_eq!(st, 200);
+    let views = wait_for_call(&fake, "views.open", 1).await;
+    let meta = views[0]["view"]["private_metadata"].as_str().unwrap().to_string();
+    let (st, _) = signed(&srv, "/slack/interactions", &view_submission("U0BOB", "V3", &meta, "wrong runbook")).await;
+    assert_eq!(st, 200);
+    let refused = wait_kind(&s, "approval_refused", 1).await;
+    assert_eq!(
+        (refused[0].body["code"].as_str(), refused[0].body["kind"].as_str()),
+        (Some("rejected"), Some("reject"))
+    );
+    assert_eq!(refused[0].body["approver"], "bob");
+    assert_eq!(refused[0].body["reason"], "wrong runbook");
+    let (_, v) = srv.get("/api/incidents/inc-live-001").await;
+    assert_eq!(v["data"]["status"], "awaiting_approval", "{v}");
+    let thread = wait_for_call(&fake, "chat.postMessage", 2).await;
+    assert!(
+        thread.iter().any(|m| m["thread_ts"] == ts.as_str() && m["text"].as_str().unwrap_or("").contains("rejected"))
+    );
+    assert!(of_kind(&s, "approval_granted").is_empty());
+}
