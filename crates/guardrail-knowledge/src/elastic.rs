@@ -464,6 +464,17 @@ impl ElasticKnowledgeStore {
         &self.cfg
     }
 
+    /// One `POST /{index}/_search` with a caller's typed body and answer, through the same
+    /// client, credentials, timeout and retries: for other readers of the cluster (the logs
+    /// index of `query_live_logs`). Checking `timed_out` and failed shards is the caller's.
+    pub fn search_index<B: Serialize, T: for<'de> Deserialize<'de>>(
+        &self,
+        index: &str,
+        body: &B,
+    ) -> Result<T, KnowledgeError> {
+        self.post_json(&format!("/{}/_search", encode_path(index)), body)
+    }
+
     fn create_index(&self, index: &str, mapping: &str) -> Result<(), KnowledgeError> {
         match self.send(Method::Put, &format!("/{index}"), Some(mapping.to_string()), "application/json") {
             Ok(_) => Ok(()),
