@@ -583,3 +583,90 @@ async fn reject_is_recorded_and_a_reply_without_reason_records_nothing() {
     );
     assert!(of_kind(&s, "approval_granted").is_empty());
 }
+
+/// One delivery pass of the outbox, with the Slack destination pointed at the fake (what
+/// `serve`'s outbox thread does with `SLACK_BOT_TOKEN` and `SLACK_API_URL` set).
+async fn deliver_outbox(s: &Scratch, fake: &FakeSlack) {
+    let cfg = guardrail_config::read_governor(&s.path("governor.yaml")).unwrap().file.slack.unwrap();
+    let env: BTreeMap<String, String> =
+        [("SLACK_BOT_TOKEN".to_string(), "xoxb-test".to_string()), ("SLACK_API_URL".to_string(), fake.url.clone())]
+            .into();
+    let store = s.store();
+    tokio::task::spawn_blocking(move || {
+        let d = guardrail_notify::routing::deliverer_from(Some(&cfg), None, None, &env, None).unwrap();
+        let mut store = guardrail_store::open_store(&store).unwrap();
+        d.deliver_due(store.as_mut(), &jiff::Timestamp::now, None).unwrap();
+    })
+    .await
+    .unwrap();
+}
+
+/// The whole path: a blocked incident is posted to Slack from the outbox; an
+/// approver's button + reason (or a thread reply) approves and executes it; the message loses
+/// its buttons and the thread says who approved and how the execution went.
+async fn end_to_end(by_thread_reply: bool) {
+    let s = Scratch::new();
+    let fake = FakeSlack::start();
+    let srv = Server::start(config(&s, Some(&fake))).await;
+    let body = std::fs::read_to_string(common::examples().join("../governor/scenarios/incident_high.json")).unwrap();
+    let (st, v) = srv.post("/api/incidents", Some(ALICE_ADMIN), &body).await;
+    assert_eq!(st, 200, "{v}");
+    deliver_outbox(&s, &fake).await;
+    let posted = fake.calls("chat.postMessage");
+    assert_eq!(posted.len(), 1, "the incident message: {posted:?}");
+    assert_eq!(posted[0]["channel"], "C0INCIDENTS");
+    let ts = fake.messages.lock().unwrap().keys().next().unwrap().clone();
+    let blocks: Vec<Block> = serde_json::from_value(posted[0]["blocks"].clone()).unwrap();
+    let value: ActionValue = blocks
+        .iter()
+        .find_map(|b| match b {
+            Block::Actions { elements, .. } => elements.first().and_then(|e| e.value.as_deref()),
+            _ => None,
+        })
+        .map(|v| serde_json::from_str(v).unwrap())
+        .unwrap();
+
+    if by_thread_reply {
+        let ev = message_event("Ev0900", "U0BOB", "APPROVE confirmed with the DBA", &ts);
+        assert_eq!(signed(&srv, "/slack/events", &ev).await.0, 200);
+    } else {
+        let click = block_actions("U0BOB", "guardrail_approve", &value, &ts, "8.8.e");
+        assert_eq!(signed(&srv, "/slack/interactions", &click).await.0, 200);
+        let views = wait_for_call(&fake, "views.open", 1).await;
+        let meta = views[0]["view"]["private_metadata"].as_str().unwrap().to_string();
+        let submit = view_submission("U0BOB", "V8", &meta, "confirmed with the DBA");
+        assert_eq!(signed(&srv, "/slack/interactions", &submit).await.0, 200);
+    }
+    let grants = wait_kind(&s, "approval_granted", 1).await;
+    assert_eq!(grants[0].body["approver"], "bob");
+    let exec = wait_kind(&s, "remediation_execution", 1).await;
+    assert_eq!(exec[0].body["ok"], true);
+
+    deliver_outbox(&s, &fake).await;
+    let updates = fake.calls("chat.update");
+    assert!(!updates.is_empty() && updates.iter().all(|u| u["ts"] == ts.as_str()));
+    let last = updates.last().unwrap().to_string();
+    assert!(last.contains("*bob* approved") && !last.contains("guardrail_approve"), "{last}");
+    let thread: Vec<String> = fake
+        .calls("chat.postMessage")
+        .into_iter()
+        .filter(|m| m["thread_ts"] == ts.as_str())
+        .map(|m| m["text"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(thread.iter().any(|t| t.contains("*bob* approved")), "{thread:?}");
+    assert!(thread.iter().any(|t| t.contains("Execution of") && t.contains("succeeded")), "{thread:?}");
+    // Delivered once: another pass sends nothing new.
+    let before = fake.calls.lock().unwrap().len();
+    deliver_outbox(&s, &fake).await;
+    assert_eq!(fake.calls.lock().unwrap().len(), before);
+}
+
+#[tokio::test]
+async fn end_to_end_button_and_modal() {
+    end_to_end(false).await;
+}
+
+#[tokio::test]
+async fn end_to_end_thread_reply() {
+    end_to_end(true).await;
+}
