@@ -37,7 +37,9 @@ impl OutboxWorker {
     /// Starts delivery for `state`'s store. The routing table of the config in force at start
     /// is installed before this returns, so no record appended after it misses its rows.
     pub fn spawn(state: AppState) -> std::io::Result<OutboxWorker> {
-        let env: BTreeMap<String, String> = std::env::vars().collect();
+        // The environment `serve` captured at start (as the /slack endpoints read it), so a test
+        // server in one process gets its own JIRA_*/SLACK_* values.
+        let env: BTreeMap<String, String> = state.config().env.clone();
         let mut worker = Worker { state, env, store: None, described: None, current: None };
         worker.reconfigure();
         let (tx, rx) = mpsc::channel();
