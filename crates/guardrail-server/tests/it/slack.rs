@@ -670,3 +670,28 @@ async fn end_to_end_button_and_modal() {
 async fn end_to_end_thread_reply() {
     end_to_end(true).await;
 }
+
+/// A deploy BLOCK from `POST /api/gate` goes to the service's deploy channel with the rule,
+/// the values compared and the counterfactual; an ALLOW goes nowhere.
+#[tokio::test]
+async fn a_deploy_block_is_posted_to_the_services_channel() {
+    let s = Scratch::new();
+    let fake = FakeSlack::start();
+    let cfg = config(&s, Some(&fake));
+    std::fs::write(s.path("governor.yaml"), format!("{GOVERNOR}  deploy_channels: {{checkout-api: C0DEPLOYS}}\n"))
+        .unwrap();
+    let srv = Server::start(cfg).await;
+    let block = std::fs::read_to_string(common::examples().join("scenarios/block/metrics.json")).unwrap();
+    s.write("data/metrics.json", &block);
+    let v = srv.wait_for("/api/decision", 200, |v| v["data"]["action"] == "BLOCK").await;
+    let rule = v["data"]["policy_id"].as_str().unwrap().to_string();
+    let (st, g) = srv.post("/api/gate", Some(DEPLOYER), r#"{"ci": {"service": "checkout-api"}}"#).await;
+    assert_eq!((st, g["data"]["action"].as_str()), (200, Some("BLOCK")), "{g}");
+    deliver_outbox(&s, &fake).await;
+    let posted = fake.calls("chat.postMessage");
+    assert_eq!(posted.len(), 1, "{posted:?}");
+    assert_eq!(posted[0]["channel"], "C0DEPLOYS");
+    let text = posted[0].to_string();
+    assert!(text.contains("Deploy BLOCK: checkout-api") && text.contains(&rule), "{text}");
+    assert!(text.contains("Values compared") && text.contains("What would change it"), "{text}");
+}
