@@ -64,6 +64,7 @@ mod gov_doc;
 pub mod governor_api;
 pub mod metrics;
 pub mod openapi;
+pub mod outbox_worker;
 pub mod redact;
 pub mod slack;
 pub mod state;
@@ -84,7 +85,7 @@ pub use auth::{Caller, McpRoleExt, Role, Tokens, hash_token};
 pub use openapi::{DocHandler, Operation, OperationDoc};
 
 use openapi::Content;
-pub use state::{AppState, GovernorSettings, RACY_WINDOW, ServerConfig};
+pub use state::{AppState, GovernorBlocks, GovernorSettings, RACY_WINDOW, ServerConfig};
 
 /// One route: method (`GET`/`POST`), path, and the role its bearer token needs (`None`: open,
 /// no token; an `admin` token may do everything a role may). The role is the one the
@@ -288,6 +289,8 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let refresher = spawn_refresher(state.clone());
+    // Notifications are delivered off the request path; stopped when the server returns.
+    let outbox = outbox_worker::OutboxWorker::spawn(state.clone())?;
     let st = state.clone();
     let shutdown = async move {
         shutdown.await;
@@ -299,6 +302,8 @@ pub async fn serve_with(
     };
     let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     refresher.abort();
+    // Joining waits for a delivery in progress (bounded by its HTTP timeouts): off the runtime.
+    let _ = tokio::task::spawn_blocking(move || drop(outbox)).await;
     result
 }
 
