@@ -55,6 +55,10 @@ pub enum SlackFailure {
     /// `SLACK_SIGNING_SECRET` is not set, or the governor config has no `slack:` block.
     #[error("Slack is not configured on this server: {0}")]
     NotConfigured(&'static str),
+    /// The governor config in force does not read: nothing is decided on it (Slack retries
+    /// an event, and shows the person an error for an interaction).
+    #[error("the governor config is invalid on this server; nothing is decided until it is fixed")]
+    GovernorBroken,
     /// The signature does not verify.
     #[error("{0}")]
     Unverified(#[from] VerifyError),
@@ -68,6 +72,7 @@ impl SlackFailure {
     pub fn status(&self) -> StatusCode {
         match self {
             SlackFailure::NotConfigured(_) => StatusCode::NOT_FOUND,
+            SlackFailure::GovernorBroken => StatusCode::SERVICE_UNAVAILABLE,
             SlackFailure::Unverified(_) => StatusCode::UNAUTHORIZED,
             SlackFailure::BadPayload(_) => StatusCode::BAD_REQUEST,
         }
@@ -121,18 +126,18 @@ fn verify(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(Arc<Inb
         body,
         jiff::Timestamp::now().as_second(),
     )?;
-    let config = slack_config(state).ok_or(SlackFailure::NotConfigured("the governor config has no slack: block"))?;
+    let config = slack_config(state)?;
     Ok((inb, config))
 }
 
 /// The governor config's `slack:` block in force (fails closed: while the file is broken,
-/// there is none, and Slack requests are refused).
-fn slack_config(state: &AppState) -> Option<SlackConfig> {
+/// Slack requests are refused).
+fn slack_config(state: &AppState) -> Result<SlackConfig, SlackFailure> {
     let view = state.refresh_governor();
     if view.broken.is_some() {
-        return None;
+        return Err(SlackFailure::GovernorBroken);
     }
-    view.blocks.slack.clone()
+    view.blocks.slack.clone().ok_or(SlackFailure::NotConfigured("the governor config has no slack: block"))
 }
 
 /// The Slack side of one request.

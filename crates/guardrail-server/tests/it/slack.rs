@@ -695,3 +695,18 @@ async fn a_deploy_block_is_posted_to_the_services_channel() {
     assert!(text.contains("Deploy BLOCK: checkout-api") && text.contains(&rule), "{text}");
     assert!(text.contains("Values compared") && text.contains("What would change it"), "{text}");
 }
+
+#[tokio::test]
+async fn a_broken_governor_config_decides_nothing_from_slack() {
+    let s = Scratch::new();
+    let fake = FakeSlack::start();
+    let srv = Server::start(config(&s, Some(&fake))).await;
+    let (ts, _) = blocked_incident(&srv, &s, &fake, ALICE_ADMIN).await;
+    let n = records(&s).len();
+    s.write("governor.yaml", &GOVERNOR.replace("approvals:", "aprovals:"));
+    let ev = message_event("Ev0500", "U0BOB", "APPROVE go", &ts);
+    let (st, text) = signed(&srv, "/slack/events", &ev).await;
+    assert_eq!(st, 503, "{text}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(records(&s).len(), n, "nothing recorded");
+}
