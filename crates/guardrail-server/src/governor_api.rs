@@ -37,13 +37,13 @@
 // `audit_log` (the store as the governor's `AuditLog`), `wiring` (the pipeline from the
 // server's state), and the handlers by route: `incidents`, `approvals`, `execute`, `resolve`.
 mod approvals;
-mod audit_log;
+pub(crate) mod audit_log;
 mod execute;
 mod incidents;
 mod resolve;
 mod status;
 mod views;
-mod wiring;
+pub(crate) mod wiring;
 
 pub use approvals::{ApproveRequest, Approver, approvals, approve, force_override};
 pub use execute::{ExecuteRequest, execute};
