@@ -5,6 +5,23 @@
 //! Markdown with front matter), creating the knowledge base when it does not exist. Loading is
 //! idempotent and never overwrites a document with different content.
 //!
+//! A directory loads every `.json`, `.yaml`/`.yml` and `.md`/`.markdown` file in it (not
+//! recursively), in name order, each file whole or not at all; the first failing file stops the
+//! load, naming it, with the files before it loaded. A JSON file over
+//! [`guardrail_knowledge::MAX_FILE_BYTES`] is streamed one document at a time
+//! ([`KnowledgeStore::load_stream`], one transaction), so a 100,000-runbook export loads in one
+//! command. When standard error is a terminal, a progress line counts files and documents;
+//! otherwise nothing is drawn (logs and pipes stay clean).
+//!
+//! `kb stats` prints the counts as text, or as JSON with `--format json`.
+//!
+//! `--kb http(s)://host:9200` (or `GUARDRAIL_KB`) selects an Elasticsearch cluster instead of a
+//! SQLite file ([`open_knowledge`]): the original's indices (`runbooks-demo`, `evidence-demo`,
+//! `policies-demo`), credentials from `GUARDRAIL_ES_API_KEY` or `GUARDRAIL_ES_USERNAME` +
+//! `GUARDRAIL_ES_PASSWORD`, extra trusted CAs from `GUARDRAIL_ES_CA_FILE`. `kb load` creates the
+//! indices with the original's mappings and sends `_bulk` requests of
+//! [`guardrail_knowledge::STREAM_BATCH`] documents. Any cluster failure is an error (exit 3).
+//!
 //! `kb review RUNBOOK` makes a learned runbook usable by the planner. The reviewer is
 //! authenticated ([`crate::identity`]: a token with role `approver` or `admin`, or the OS
 //! account; `--as` may only restate it); the person who learned it cannot review it. The review
@@ -17,12 +34,21 @@ use guardrail_gate::exit::Exit;
 use guardrail_gate::inputs::EnvLookup;
 use guardrail_governor::record;
 use guardrail_knowledge::parse::Format;
-use guardrail_knowledge::{KnowledgeStore, SqliteKnowledgeStore, read_text};
+use guardrail_knowledge::{
+    ElasticAuth, ElasticConfig, ElasticKnowledgeStore, KnowledgeStore, LoadReport, MAX_FILE_BYTES,
+    SqliteKnowledgeStore, read_text,
+};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::identity::{Act, AuthArgs, establish};
 use crate::incident_cmd::{open_kb, open_kb_read_only};
+
+/// The variables the Elasticsearch backend reads.
+const ES_API_KEY: &str = "GUARDRAIL_ES_API_KEY";
+const ES_USERNAME: &str = "GUARDRAIL_ES_USERNAME";
+const ES_PASSWORD: &str = "GUARDRAIL_ES_PASSWORD";
+const ES_CA_FILE: &str = "GUARDRAIL_ES_CA_FILE";
 use guardrail_governor::views::{RecordRef, ReviewView, Reviewed};
 
 use crate::remediation::{ConfigArgs, KbArgs, OutFormat, append, append_failure, fail, kinds, now};
@@ -33,7 +59,7 @@ pub enum KbCommand {
     /// Load sample_data.json (runbooks, evidence, policies) or one runbook file
     /// (.yaml/.yml/.json/.md) into the knowledge base, creating it if needed.
     Load {
-        /// The file.
+        /// The file, or a directory of them.
         file: PathBuf,
         #[command(flatten)]
         kb: KbArgs,
@@ -82,6 +108,9 @@ pub enum KbCommand {
     },
     /// Counts of runbooks (reviewed, unreviewed), evidence and policies.
     Stats {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: OutFormat,
         #[command(flatten)]
         kb: KbArgs,
     },
@@ -90,9 +119,9 @@ pub enum KbCommand {
 /// Runs one `kb` subcommand; returns the exit code.
 pub fn run(cmd: KbCommand, env: EnvLookup<'_>) -> Exit {
     match cmd {
-        KbCommand::Load { file, kb } => load(&file, &kb.path(env)),
+        KbCommand::Load { file, kb } => load(&file, &kb.path(env), env),
         KbCommand::Search { query, service, evidence, k, format, kb } => {
-            search(&kb.path(env), &query, &service, evidence, k, format)
+            search(&kb.path(env), env, &query, &service, evidence, k, format)
         }
         KbCommand::Review { runbook, actor, auth, now: at, kb, config, store, format } => {
             let cfg = match config.load(env) {
@@ -105,10 +134,22 @@ pub fn run(cmd: KbCommand, env: EnvLookup<'_>) -> Exit {
             };
             review(env, &kb.path(env), &store, &runbook, &actor.name, at.as_deref(), format)
         }
-        KbCommand::Stats { kb } => {
-            match open_kb_read_only(&kb.path(env)).and_then(|s| s.stats().map_err(|e| e.to_string())) {
+        KbCommand::Stats { format, kb } => {
+            let path = kb.path(env);
+            match open_knowledge(&path, env, false).and_then(|s| s.stats().map_err(|e| e.to_string())) {
                 Ok(st) => {
-                    println!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
+                    match format {
+                        OutFormat::Json => println!("{}", serde_json::to_string_pretty(&st).unwrap_or_default()),
+                        OutFormat::Text => {
+                            println!("knowledge base {}", path.display());
+                            println!(
+                                "  runbooks   {:>9} reviewed, {} awaiting review",
+                                st.runbooks_reviewed, st.runbooks_unreviewed
+                            );
+                            println!("  evidence   {:>9}", st.evidence);
+                            println!("  policies   {:>9}", st.policies);
+                        }
+                    }
                     Exit::Ok
                 }
                 Err(e) => fail(&[e]),
@@ -132,49 +173,228 @@ fn is_sample_data(file: &Path) -> Result<bool, String> {
         .is_some_and(|m| ["runbooks", "evidence", "policies", "incidents"].iter().any(|k| m.contains_key(*k))))
 }
 
-fn load(file: &Path, kb: &Path) -> Exit {
-    let sample = match is_sample_data(file) {
-        Ok(s) => s,
-        Err(e) => return fail(&[e]),
+/// The Elasticsearch cluster a `--kb` value names, when it is an `http://` or `https://` URL,
+/// with credentials and CA from the environment; `None` for a file path.
+pub fn elastic_target(kb: &Path, env: EnvLookup<'_>) -> Option<Result<ElasticConfig, String>> {
+    let url = kb.to_str().filter(|u| u.starts_with("http://") || u.starts_with("https://"))?;
+    let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    Some((|| {
+        let mut cfg = ElasticConfig::new(url);
+        cfg.auth = match (var(ES_API_KEY), var(ES_USERNAME), var(ES_PASSWORD)) {
+            (Some(_), Some(_), _) => {
+                return Err(format!("set {ES_API_KEY} or {ES_USERNAME} with {ES_PASSWORD}, not both"));
+            }
+            (Some(key), None, _) => Some(ElasticAuth::ApiKey(key.trim().to_string())),
+            (None, Some(user), Some(password)) => Some(ElasticAuth::Basic { user, password }),
+            (None, Some(_), None) => return Err(format!("{ES_USERNAME} is set but {ES_PASSWORD} is not")),
+            (None, None, _) => None,
+        };
+        if let Some(ca) = var(ES_CA_FILE) {
+            let pem = std::fs::read(&ca).map_err(|e| format!("{ES_CA_FILE}={ca}: {e}"))?;
+            cfg.ca_pem = Some(pem);
+        }
+        Ok(cfg)
+    })())
+}
+
+/// Opens the knowledge base a `--kb` value names: an Elasticsearch cluster for an `http(s)://`
+/// URL (its indices must exist: [`ElasticKnowledgeStore::open`]), else the SQLite file,
+/// read-only unless `write`.
+pub fn open_knowledge(kb: &Path, env: EnvLookup<'_>, write: bool) -> Result<Box<dyn KnowledgeStore>, String> {
+    match elastic_target(kb, env) {
+        Some(cfg) => Ok(Box::new(ElasticKnowledgeStore::open(cfg?).map_err(|e| e.to_string())?)),
+        None if write => Ok(Box::new(open_kb(kb)?)),
+        None => Ok(Box::new(open_kb_read_only(kb)?)),
+    }
+}
+
+fn load(file: &Path, kb: &Path, env: EnvLookup<'_>) -> Exit {
+    if let Some(cfg) = elastic_target(kb, env) {
+        return match cfg.and_then(|c| ElasticKnowledgeStore::create(c).map_err(|e| e.to_string())) {
+            Ok(store) => load_into(file, Target::Elastic(store), &kb.display().to_string()),
+            Err(e) => fail(&[e]),
+        };
+    }
+    match SqliteKnowledgeStore::create(kb) {
+        Ok(store) => load_into(file, Target::Sqlite(store), &kb.display().to_string()),
+        Err(e) => fail(&[e.to_string()]),
+    }
+}
+
+/// Where `kb load` writes.
+enum Target {
+    Sqlite(SqliteKnowledgeStore),
+    Elastic(ElasticKnowledgeStore),
+}
+
+impl Target {
+    fn store(&mut self) -> &mut dyn KnowledgeStore {
+        match self {
+            Target::Sqlite(s) => s,
+            Target::Elastic(s) => s,
+        }
+    }
+}
+
+fn load_into(file: &Path, mut target: Target, kb: &str) -> Exit {
+    let files = if file.is_dir() {
+        match knowledge_files(file) {
+            Ok(f) if f.is_empty() => {
+                return fail(&[format!("{}: no .json, .yaml, .yml, .md or .markdown files", file.display())]);
+            }
+            Ok(f) => f,
+            Err(e) => return fail(&[e]),
+        }
+    } else {
+        vec![file.to_path_buf()]
     };
-    let mut store = match SqliteKnowledgeStore::create(kb) {
-        Ok(s) => s,
-        Err(e) => return fail(&[e.to_string()]),
-    };
+    let mut bar = Progress::new(files.len());
+    let mut added = 0u64;
+    for (i, f) in files.iter().enumerate() {
+        bar.file(i, f);
+        let result = load_one(target.store(), f, &mut bar);
+        let ((report, incidents), st) =
+            match result.and_then(|r| target.store().stats().map(|s| (r, s)).map_err(|e| e.to_string())) {
+                Ok(r) => r,
+                Err(e) => {
+                    bar.clear();
+                    return fail(&[e]);
+                }
+            };
+        bar.clear();
+        added += report.added;
+        println!(
+            "{}: {} added, {} unchanged{} → {}",
+            f.display(),
+            report.added,
+            report.unchanged,
+            if incidents > 0 {
+                format!(" ({incidents} incidents not stored: run them with `guardrail incident run`)")
+            } else {
+                String::new()
+            },
+            kb
+        );
+        if i + 1 == files.len() {
+            println!(
+                "knowledge base: {} reviewed runbook(s), {} unreviewed, {} evidence, {} policies",
+                st.runbooks_reviewed, st.runbooks_unreviewed, st.evidence, st.policies
+            );
+        }
+    }
+    // After a large load, one FTS5 segment per index instead of dozens: searches read one
+    // b-tree per word. Results do not change; below the threshold it is not worth the time.
+    if let Target::Sqlite(store) = &target
+        && added >= OPTIMIZE_AFTER
+        && let Err(e) = store.optimize()
+    {
+        return fail(&[e.to_string()]);
+    }
+    Exit::Ok
+}
+
+/// Documents added by one `kb load` above which the FTS5 indexes are merged afterwards.
+const OPTIMIZE_AFTER: u64 = 5_000;
+
+/// The knowledge files of a directory, by name.
+fn knowledge_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| format!("{}: {e}", dir.display()))?.path();
+        let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+        if path.is_file() && matches!(ext.as_deref(), Some("json" | "yaml" | "yml" | "md" | "markdown")) {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Loads one file: streamed when it is JSON over the whole-text limit, else as before.
+fn load_one(store: &mut dyn KnowledgeStore, file: &Path, bar: &mut Progress) -> Result<(LoadReport, usize), String> {
+    let size = std::fs::metadata(file).map_err(|e| format!("{}: {e}", file.display()))?.len();
+    if size > MAX_FILE_BYTES && Format::from_path(file) == Format::Json {
+        let f = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let mut reader = std::io::BufReader::with_capacity(1 << 16, f);
+        bar.size(size);
+        return store
+            .load_stream(&mut reader, &file.display().to_string(), &mut |n| bar.docs(n))
+            .map_err(|e| e.to_string());
+    }
+    let sample = is_sample_data(file)?;
     let result = if sample {
         store.load_sample_data(file).map(|(r, incidents)| (r, incidents.len()))
     } else {
         store.add_runbook_file(file).map(|r| (r, 0))
     };
-    match result.and_then(|r| store.stats().map(|s| (r, s))) {
-        Ok(((report, incidents), st)) => {
-            println!(
-                "{}: {} added, {} unchanged{} → {}",
-                file.display(),
-                report.added,
-                report.unchanged,
-                if incidents > 0 {
-                    format!(" ({incidents} incidents not stored: run them with `guardrail incident run`)")
-                } else {
-                    String::new()
-                },
-                kb.display()
-            );
-            println!(
-                "knowledge base: {} reviewed runbook(s), {} unreviewed, {} evidence, {} policies",
-                st.runbooks_reviewed, st.runbooks_unreviewed, st.evidence, st.policies
-            );
-            Exit::Ok
+    result.map_err(|e| e.to_string())
+}
+
+/// A one-line progress display on standard error, drawn only when it is a terminal.
+struct Progress {
+    tty: bool,
+    files: usize,
+    file: usize,
+    name: String,
+    size: u64,
+    drawn: bool,
+}
+
+impl Progress {
+    fn new(files: usize) -> Progress {
+        use std::io::IsTerminal;
+        Progress { tty: std::io::stderr().is_terminal(), files, file: 0, name: String::new(), size: 0, drawn: false }
+    }
+
+    fn file(&mut self, i: usize, path: &Path) {
+        self.file = i;
+        self.size = 0;
+        self.name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if self.files > 1 {
+            self.draw(&format!("[{}/{}] {}", i + 1, self.files, self.name));
         }
-        Err(e) => fail(&[e.to_string()]),
+    }
+
+    fn size(&mut self, size: u64) {
+        self.size = size;
+    }
+
+    fn docs(&mut self, n: u64) {
+        let of = if self.files > 1 { format!("[{}/{}] ", self.file + 1, self.files) } else { String::new() };
+        let mib = self.size as f64 / (1024.0 * 1024.0);
+        self.draw(&format!("{of}{}: {n} documents ({mib:.0} MiB file)", self.name));
+    }
+
+    fn draw(&mut self, line: &str) {
+        if self.tty {
+            // \r and erase-to-end-of-line: one line, rewritten in place.
+            eprint!("\r\x1b[2K{line}");
+            self.drawn = true;
+        }
+    }
+
+    fn clear(&mut self) {
+        if self.drawn {
+            eprint!("\r\x1b[2K");
+            self.drawn = false;
+        }
     }
 }
 
-fn search(kb: &Path, query: &str, service: &str, evidence: bool, k: usize, format: OutFormat) -> Exit {
+fn search(
+    kb: &Path,
+    env: EnvLookup<'_>,
+    query: &str,
+    service: &str,
+    evidence: bool,
+    k: usize,
+    format: OutFormat,
+) -> Exit {
     if !guardrail_core::remediation::valid_service_name(service) {
         return fail(&[format!("--service {service:?}: not a service name (1-128 of A-Z a-z 0-9 - _ . : /)")]);
     }
-    let store = match open_kb_read_only(kb) {
+    let store = match open_knowledge(kb, env, false) {
         Ok(s) => s,
         Err(e) => return fail(&[e]),
     };
@@ -280,7 +500,7 @@ fn review(
         Ok(t) => t.to_string(),
         Err(e) => return crate::remediation::bad_now(&e),
     };
-    let mut knowledge = match open_kb(kb) {
+    let mut knowledge = match open_knowledge(kb, env, true) {
         Ok(s) => s,
         Err(e) => return fail(&[e]),
     };

@@ -49,6 +49,7 @@ pub use execute::{
     AuthorisedAction, CommandExecutor, DryRunExecutor, ExecutionError, ExecutionReport, Executor, WebhookExecutor,
     authorise, execute_checked,
 };
+pub use logs::ElasticLogs;
 pub use logs::{LogsSource, NdjsonLogs};
 pub use model_planner::{
     AcceptedPlan, Fallback, ModelPlanner, ModelPlannerSettings, PlanRejection, accept_plan, fail_closed_plan,

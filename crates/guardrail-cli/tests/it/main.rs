@@ -11,6 +11,7 @@ mod explainer;
 mod fail_closed;
 mod freezes;
 mod governor;
+mod kb_scale;
 mod lint;
 mod mcp;
 mod mirror_failures;
