@@ -14,8 +14,7 @@ use std::time::Duration;
 use guardrail_core::audit::ChainedRecord;
 use guardrail_knowledge::KnowledgeStore as _;
 use guardrail_notify::blocks::{ActionValue, Block};
-use guardrail_notify::channel::{Channel, ChannelKind, DeliveryContext, Notification};
-use guardrail_notify::slack::{SlackChannel, SlackClient};
+use guardrail_notify::slack::SlackClient;
 use guardrail_server::{Role, ServerConfig, Tokens, hash_token};
 
 use crate::common::{self, DEPLOYER, Scratch, Server};
@@ -196,6 +195,7 @@ const GOVERNOR: &str = "approvals:
   high: {approvers: [alice, bob], force_override: [incident-commander]}
   critical: {force_override: [incident-commander]}
 executor: {default: dry-run}
+notify: {interval_seconds: 1}
 slack:
   channel: C0INCIDENTS
   team: T0TEAM
@@ -233,34 +233,41 @@ fn of_kind(s: &Scratch, kind: &str) -> Vec<ChainedRecord> {
     records(s).into_iter().filter(|r| r.kind == kind).collect()
 }
 
-/// Proposes the high-severity scenario (blocked, awaiting approval) as `token`, and posts its
-/// incident message to the fake Slack through the outbox's Slack channel: its `ts`.
+/// Proposes the high-severity scenario (blocked, awaiting approval) as `token`; `serve`'s
+/// outbox posts its incident message to the fake Slack: its `ts` and the buttons' value.
 async fn blocked_incident(srv: &Server, s: &Scratch, fake: &FakeSlack, token: &str) -> (String, ActionValue) {
     let body = std::fs::read_to_string(common::examples().join("../governor/scenarios/incident_high.json")).unwrap();
     let (st, v) = srv.post("/api/incidents", Some(token), &body).await;
     assert_eq!((st, v["data"]["status"].as_str()), (200, Some("awaiting_approval")), "{v}");
-    let decision = of_kind(s, "remediation_decision").pop().unwrap();
-    let cfg = guardrail_config::read_governor(&s.path("governor.yaml")).unwrap().file.slack.unwrap();
-    let n = Notification { outbox_id: 1, channel: ChannelKind::Slack, record: decision, attempts: 0 };
-    let f = fake.clone();
-    // The blocking client is made and dropped off the async threads.
-    let fc = fake.clone();
-    let delivered = tokio::task::spawn_blocking(move || {
-        SlackChannel::incidents(fc.client(), cfg).deliver(&n, &DeliveryContext::default()).unwrap()
-    })
-    .await
-    .unwrap();
-    let reference = delivered.reference.unwrap();
-    let ts = reference.split_once('/').unwrap().1.to_string();
-    let blocks: Vec<Block> = serde_json::from_value(f.messages.lock().unwrap()[&ts].clone()).unwrap();
-    let value = blocks
+    incident_message(s, fake).await
+}
+
+/// The incident message the outbox posted (one pass here as well, so the test does not wait
+/// for the worker's next tick; the lease keeps it to one delivery).
+async fn incident_message(s: &Scratch, fake: &FakeSlack) -> (String, ActionValue) {
+    deliver_outbox(s, fake).await;
+    let posted = wait_for_call(fake, "chat.postMessage", 1).await;
+    let roots: Vec<&serde_json::Value> = posted.iter().filter(|m| m["thread_ts"].is_null()).collect();
+    assert_eq!(roots.len(), 1, "one incident message: {posted:?}");
+    assert_eq!(roots[0]["channel"], "C0INCIDENTS");
+    let blocks: Vec<Block> = serde_json::from_value(roots[0]["blocks"].clone()).unwrap();
+    let value: ActionValue = blocks
         .iter()
         .find_map(|b| match b {
-            Block::Actions { elements, .. } => elements.first().and_then(|e| e.value.clone()),
+            Block::Actions { elements, .. } => elements.first().and_then(|e| e.value.as_deref()),
             _ => None,
         })
+        .map(|v| serde_json::from_str(v).unwrap())
         .unwrap();
-    (ts, serde_json::from_str(&value).unwrap())
+    let ts = fake
+        .messages
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(_, b)| **b == roots[0]["blocks"])
+        .map(|(ts, _)| ts.clone())
+        .unwrap();
+    (ts, value)
 }
 
 fn block_actions(user: &str, action_id: &str, value: &ActionValue, ts: &str, trigger: &str) -> String {
@@ -577,10 +584,16 @@ async fn reject_is_recorded_and_a_reply_without_reason_records_nothing() {
     assert_eq!(refused[0].body["reason"], "wrong runbook");
     let (_, v) = srv.get("/api/incidents/inc-live-001").await;
     assert_eq!(v["data"]["status"], "awaiting_approval", "{v}");
-    let thread = wait_for_call(&fake, "chat.postMessage", 2).await;
-    assert!(
-        thread.iter().any(|m| m["thread_ts"] == ts.as_str() && m["text"].as_str().unwrap_or("").contains("rejected"))
-    );
+    let f = fake.clone();
+    let t = ts.clone();
+    common::wait_until("the rejection in the thread", || {
+        let seen = f
+            .calls("chat.postMessage")
+            .iter()
+            .any(|m| m["thread_ts"] == t.as_str() && m["text"].as_str().is_some_and(|x| x.contains("rejected")));
+        async move { seen }
+    })
+    .await;
     assert!(of_kind(&s, "approval_granted").is_empty());
 }
 
@@ -611,20 +624,7 @@ async fn end_to_end(by_thread_reply: bool) {
     let body = std::fs::read_to_string(common::examples().join("../governor/scenarios/incident_high.json")).unwrap();
     let (st, v) = srv.post("/api/incidents", Some(ALICE_ADMIN), &body).await;
     assert_eq!(st, 200, "{v}");
-    deliver_outbox(&s, &fake).await;
-    let posted = fake.calls("chat.postMessage");
-    assert_eq!(posted.len(), 1, "the incident message: {posted:?}");
-    assert_eq!(posted[0]["channel"], "C0INCIDENTS");
-    let ts = fake.messages.lock().unwrap().keys().next().unwrap().clone();
-    let blocks: Vec<Block> = serde_json::from_value(posted[0]["blocks"].clone()).unwrap();
-    let value: ActionValue = blocks
-        .iter()
-        .find_map(|b| match b {
-            Block::Actions { elements, .. } => elements.first().and_then(|e| e.value.as_deref()),
-            _ => None,
-        })
-        .map(|v| serde_json::from_str(v).unwrap())
-        .unwrap();
+    let (ts, value) = incident_message(&s, &fake).await;
 
     if by_thread_reply {
         let ev = message_event("Ev0900", "U0BOB", "APPROVE confirmed with the DBA", &ts);
@@ -642,7 +642,17 @@ async fn end_to_end(by_thread_reply: bool) {
     let exec = wait_kind(&s, "remediation_execution", 1).await;
     assert_eq!(exec[0].body["ok"], true);
 
-    deliver_outbox(&s, &fake).await;
+    // `serve`'s outbox thread delivers the grant and the execution (no pass from the test).
+    let f = fake.clone();
+    let t = ts.clone();
+    common::wait_until("the execution reported in the thread", || {
+        let done = f
+            .calls("chat.postMessage")
+            .iter()
+            .any(|m| m["thread_ts"] == t.as_str() && m["text"].as_str().is_some_and(|x| x.contains("Execution of")));
+        async move { done }
+    })
+    .await;
     let updates = fake.calls("chat.update");
     assert!(!updates.is_empty() && updates.iter().all(|u| u["ts"] == ts.as_str()));
     let last = updates.last().unwrap().to_string();
@@ -688,7 +698,7 @@ async fn a_deploy_block_is_posted_to_the_services_channel() {
     let (st, g) = srv.post("/api/gate", Some(DEPLOYER), r#"{"ci": {"service": "checkout-api"}}"#).await;
     assert_eq!((st, g["data"]["action"].as_str()), (200, Some("BLOCK")), "{g}");
     deliver_outbox(&s, &fake).await;
-    let posted = fake.calls("chat.postMessage");
+    let posted = wait_for_call(&fake, "chat.postMessage", 1).await;
     assert_eq!(posted.len(), 1, "{posted:?}");
     assert_eq!(posted[0]["channel"], "C0DEPLOYS");
     let text = posted[0].to_string();
