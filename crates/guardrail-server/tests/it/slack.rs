@@ -14,7 +14,6 @@ use std::time::Duration;
 use guardrail_core::audit::ChainedRecord;
 use guardrail_knowledge::KnowledgeStore as _;
 use guardrail_notify::blocks::{ActionValue, Block};
-use guardrail_notify::slack::SlackClient;
 use guardrail_server::{Role, ServerConfig, Tokens, hash_token};
 
 use crate::common::{self, DEPLOYER, Scratch, Server};
@@ -170,10 +169,6 @@ impl FakeSlack {
 
     fn calls(&self, method: &str) -> Vec<serde_json::Value> {
         self.calls.lock().unwrap().iter().filter(|c| c.method == method).map(|c| c.body.clone()).collect()
-    }
-
-    fn client(&self) -> SlackClient {
-        SlackClient::new(&self.url, "xoxb-test", Duration::from_secs(5)).unwrap()
     }
 }
 
