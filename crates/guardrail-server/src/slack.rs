@@ -850,7 +850,7 @@ fn report(
     value: &ActionValue,
     outcome: ApproveOutcome,
 ) {
-    let (granted, rec, execution) = match outcome {
+    let (rec, execution) = match outcome {
         ApproveOutcome::Refused { refused, record } => {
             let id = match &record {
                 Ok(r) => {
@@ -922,10 +922,9 @@ fn report(
             );
             return;
         }
-        ApproveOutcome::Released { granted, record, execution } => (granted, record, execution),
+        ApproveOutcome::Released { record, execution, .. } => (record, execution),
     };
     publish_appended(state, &rec);
-    let _ = granted;
     let (Some(channel), Some(ts)) = (place.channel.clone(), place.message_ts.clone()) else { return };
     // The root message again, with the decision instead of the buttons, at once (the outbox
     // sends the same update, and the thread replies about the grant and the execution, as it
