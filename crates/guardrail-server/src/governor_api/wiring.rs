@@ -26,7 +26,8 @@ pub(super) fn governor(state: &AppState, view: &GovernorView) -> Result<guardrai
     if let Some(choice) = &state.config().governor.planner {
         return Ok(choice.governor());
     }
-    let env = |k: &str| std::env::var(k).ok();
+    // The server's environment (`ServerConfig::env`, read once at start), as the explainer's.
+    let env = |k: &str| state.config().env.get(k).cloned();
     let choice = select_planner(PlannerArgs::default(), view.blocks.planner.as_ref(), &env).map_err(|e| {
         eprintln!("guardrail serve: planner: {e}");
         unavailable_with_code("planner_unavailable", state.redactor().text(&e.to_string()))
