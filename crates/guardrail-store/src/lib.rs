@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 pub mod checkpoint;
+mod group;
 mod mirror;
 pub mod outbox;
 mod pg;
@@ -41,6 +42,7 @@ use std::sync::Arc;
 
 use guardrail_core::audit::{ChainBreak, ChainedRecord, GENESIS_HASH, RecordDraft, VerifyReport};
 
+pub use group::{GroupStats, MAX_BATCH, SharedStore, share};
 pub use mirror::{JsonlMirror, mirror_jsonl};
 pub use outbox::{
     ChannelKind, DueEntry, OutboxEntry, OutboxRouter, OutboxState, OutboxStatus, OutboxTarget, Retry, install_router,
@@ -139,6 +141,10 @@ pub enum StoreError {
     /// A record could not be written as asked (e.g. a timestamp that is not RFC 3339).
     #[error("invalid record: {0}")]
     InvalidRecord(String),
+    /// The group commit this append was part of failed as a whole ([`SharedStore`]): nothing
+    /// of it was appended. Every append of that commit gets the same error.
+    #[error("{0}")]
+    GroupCommit(Arc<StoreError>),
 }
 
 /// Joins an error and its sources: `postgres::Error`'s own `Display` is just "db error", the
@@ -180,6 +186,13 @@ pub trait AuditStore: Send {
     /// record: appending would otherwise paper over a truncated chain. Rejects (with
     /// [`StoreError::InvalidRecord`]) an empty `kind` or a `recorded_at` that is not RFC 3339.
     fn append(&mut self, draft: RecordDraft) -> Result<ChainedRecord, StoreError>;
+
+    /// Seals `drafts` in order as the records after the current head and stores them in one
+    /// transaction with one durable commit (each record's `prev_hash` the previous one's
+    /// hash, each record's outbox rows in the same transaction): all of them are appended, or
+    /// none. Every draft is checked as [`append`](Self::append) checks it before anything is
+    /// written; one invalid draft refuses the whole batch. An empty batch appends nothing.
+    fn append_batch(&mut self, drafts: Vec<RecordDraft>) -> Result<Vec<ChainedRecord>, StoreError>;
 
     /// The record at `seq`, if any.
     fn get(&mut self, seq: i64) -> Result<Option<ChainedRecord>, StoreError>;
@@ -266,6 +279,58 @@ pub enum Claim {
     Won(ChainedRecord),
     /// Another record already holds the claim; nothing was appended.
     Held(ChainedRecord),
+}
+
+/// A draft with the outbox rows its router gives it, ready to seal.
+pub(crate) struct Routed {
+    pub draft: RecordDraft,
+    pub targets: Vec<OutboxTarget>,
+}
+
+/// What one append transaction came to.
+pub(crate) enum Sealed {
+    /// The records, as appended, in order.
+    Appended(Vec<ChainedRecord>),
+    /// The claim is held by this record; nothing was appended.
+    Held(ChainedRecord),
+}
+
+impl Sealed {
+    pub(crate) fn appended(self) -> Result<Vec<ChainedRecord>, StoreError> {
+        match self {
+            Sealed::Appended(r) => Ok(r),
+            // Only a claim transaction can find a holder.
+            Sealed::Held(r) => Err(StoreError::Corrupt { seq: r.seq, reason: "unexpected claim holder".into() }),
+        }
+    }
+
+    pub(crate) fn claim(self) -> Result<Claim, StoreError> {
+        match self {
+            Sealed::Held(r) => Ok(Claim::Held(r)),
+            Sealed::Appended(r) => one(r).map(Claim::Won),
+        }
+    }
+}
+
+/// The one record of a one-draft batch.
+pub(crate) fn one(mut records: Vec<ChainedRecord>) -> Result<ChainedRecord, StoreError> {
+    match (records.pop(), records.is_empty()) {
+        (Some(r), true) => Ok(r),
+        _ => Err(StoreError::Corrupt {
+            seq: 0,
+            reason: "one record was appended but the store returned another number".into(),
+        }),
+    }
+}
+
+/// Checks every draft and routes it (`router`, else the process's router for `store`).
+pub(crate) fn routed(
+    router: Option<&Arc<dyn OutboxRouter>>,
+    store: &str,
+    drafts: Vec<RecordDraft>,
+) -> Result<Vec<Routed>, StoreError> {
+    drafts.iter().try_for_each(validate_draft)?;
+    Ok(drafts.into_iter().map(|draft| Routed { targets: outbox::targets(router, store, &draft), draft }).collect())
 }
 
 /// Checks a claim draft before any lock is taken.
@@ -381,14 +446,51 @@ fn mirror_appended(
 /// Opens the store a spec names: `postgres://…` / `postgresql://…` → [`PostgresStore`]
 /// (an optional `schema=NAME` query parameter selects a schema); `sqlite:PATH`,
 /// `sqlite://PATH` or a plain path → [`SqliteStore`].
+///
+/// While this process [`share`]s the store under exactly this spec (a `guardrail serve`), the
+/// store returned is a handle on that [`SharedStore`]: appends go through its one writer
+/// (group commit), reads through its pool of connections.
 pub fn open_store(spec: &str) -> Result<Box<dyn AuditStore>, StoreError> {
+    if let Some(shared) = group::shared(spec) {
+        return Ok(Box::new(shared.handle()));
+    }
+    Ok(match open_backend(spec)? {
+        Backend::Sqlite(s) => Box::new(s),
+        Backend::Postgres(p) => Box::new(p),
+    })
+}
+
+/// A store opened on its own connection, by backend.
+pub(crate) enum Backend {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+impl Backend {
+    pub(crate) fn store(&mut self) -> &mut dyn AuditStore {
+        match self {
+            Backend::Sqlite(s) => s,
+            Backend::Postgres(p) => p,
+        }
+    }
+
+    pub(crate) fn append_tx(&mut self, items: Vec<Routed>, claim: Option<&str>) -> Result<Sealed, StoreError> {
+        match self {
+            Backend::Sqlite(s) => s.append_tx(items, claim),
+            Backend::Postgres(p) => p.append_tx(items, claim),
+        }
+    }
+}
+
+/// [`open_store`] without the shared stores: a connection of its own.
+pub(crate) fn open_backend(spec: &str) -> Result<Backend, StoreError> {
     let invalid = |reason: &str| StoreError::InvalidSpec { spec: redact_url(spec), reason: reason.to_string() };
     if spec.trim().is_empty() {
         return Err(invalid("empty store spec"));
     }
     let lower = spec.to_ascii_lowercase();
     if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-        return Ok(Box::new(PostgresStore::connect(spec)?));
+        return Ok(Backend::Postgres(PostgresStore::connect(spec)?));
     }
     if lower.starts_with("sqlite:") {
         // `sqlite:///abs/path` and `sqlite://rel` are common spellings; `sqlite:path` is ours.
@@ -397,7 +499,7 @@ pub fn open_store(spec: &str) -> Result<Box<dyn AuditStore>, StoreError> {
         if path.is_empty() {
             return Err(invalid("no path after `sqlite:`"));
         }
-        return Ok(Box::new(SqliteStore::open(path)?));
+        return Ok(Backend::Sqlite(SqliteStore::open(path)?));
     }
     if let Some((scheme, _)) = spec.split_once("://")
         && !scheme.is_empty()
@@ -407,7 +509,7 @@ pub fn open_store(spec: &str) -> Result<Box<dyn AuditStore>, StoreError> {
             "unsupported scheme `{scheme}://` (use postgres://…, sqlite:PATH or a file path)"
         )));
     }
-    Ok(Box::new(SqliteStore::open(spec)?))
+    Ok(Backend::Sqlite(SqliteStore::open(spec)?))
 }
 
 /// What a record id typed by a person means (see [`AuditStore::find`]).

@@ -28,13 +28,13 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use std::sync::Arc;
 
 use crate::outbox::{
-    ChannelKind, DueEntry, OUTBOX_COLUMNS, OutboxEntry, OutboxRouter, OutboxState, OutboxStatus, Retry,
+    ChannelKind, DueEntry, OUTBOX_COLUMNS, OutboxEntry, OutboxRouter, OutboxState, OutboxStatus, OutboxTarget, Retry,
 };
 use crate::pg_tls::split_tls_params;
 
 use crate::{
-    Anchor, AuditStore, BadCell, Cell, Claim, Decoded, ListQuery, SCHEMA_VERSION, StoreError, body_text, build_report,
-    check_head, decode_row, find_with, prefix_upper_bound, sql_limit, validate_draft,
+    Anchor, AuditStore, BadCell, Cell, Claim, Decoded, ListQuery, Routed, SCHEMA_VERSION, Sealed, StoreError,
+    body_text, build_report, check_head, decode_row, find_with, prefix_upper_bound, sql_limit,
 };
 
 /// Advisory lock key held while creating the schema, so concurrent first connections do not
@@ -284,8 +284,9 @@ fn anchor_from(row: Option<Row>) -> Result<Option<Anchor>, postgres::Error> {
 }
 
 impl PostgresStore {
-    /// One append transaction; with `claim`, the claim check runs under the head lock first.
-    fn append_tx(&mut self, draft: RecordDraft, claim: Option<&str>) -> Result<Claim, StoreError> {
+    /// One append transaction sealing `items` in order after the head, committed once under
+    /// the head lock; with `claim` (one item only), the claim check runs under the lock first.
+    pub(crate) fn append_tx(&mut self, items: Vec<Routed>, claim: Option<&str>) -> Result<Sealed, StoreError> {
         let err = self.err();
         let mut tx =
             self.client.build_transaction().isolation_level(IsolationLevel::ReadCommitted).start().map_err(&err)?;
@@ -296,15 +297,18 @@ impl PostgresStore {
              LOCK TABLE chain_head IN EXCLUSIVE MODE",
         )
         .map_err(&err)?;
-        if let Some(claim) = claim {
+        if let (Some(claim), Some(first)) = (claim, items.first()) {
             // Under the lock, READ COMMITTED: this sees every claim committed before us.
             let rows = tx
-                .query(&format!("SELECT {COLUMNS} FROM audit_records WHERE kind = $1 ORDER BY seq"), &[&draft.kind])
+                .query(
+                    &format!("SELECT {COLUMNS} FROM audit_records WHERE kind = $1 ORDER BY seq"),
+                    &[&first.draft.kind],
+                )
                 .map_err(&err)?;
             let decoded = rows.iter().map(decode).collect::<Result<Vec<_>, _>>().map_err(&err)?;
             if let Some(holder) = crate::claim_holder(decoded, claim)? {
                 tx.rollback().map_err(&err)?;
-                return Ok(Claim::Held(holder));
+                return Ok(Sealed::Held(holder));
             }
         }
         let anchor = anchor_from(tx.query_opt("SELECT seq, hash FROM chain_head WHERE id = 1", &[]).map_err(&err)?)
@@ -314,50 +318,74 @@ impl PostgresStore {
             .map_err(&err)?;
         let last = last_row.as_ref().map(decode).transpose().map_err(&err)?.map(Decoded::strict).transpose()?;
         check_head(anchor.as_ref(), last.as_ref())?;
-        let targets = crate::outbox::targets(self.router.as_ref(), &self.described, &draft);
-        let rec = seal(last.as_ref(), draft);
-        let body = body_text(&rec.body)?;
+        let mut sealed: Vec<ChainedRecord> = Vec::with_capacity(items.len());
+        let mut bodies = Vec::with_capacity(items.len());
+        let mut outbox: Vec<(i64, OutboxTarget, i64)> = Vec::new();
+        for Routed { draft, targets } in items {
+            // Each record seals after the previous one of the batch: one chain, in order.
+            let rec = seal(sealed.last().or(last.as_ref()), draft);
+            bodies.push(body_text(&rec.body)?);
+            let at = crate::outbox::recorded_ms(&rec.recorded_at);
+            outbox.extend(targets.into_iter().map(|t| (rec.seq, t, at)));
+            sealed.push(rec);
+        }
+        // One statement for the whole batch (arrays unnested in order): one round trip
+        // however many records the group commit carries.
+        let seqs: Vec<i64> = sealed.iter().map(|r| r.seq).collect();
+        let kinds: Vec<&str> = sealed.iter().map(|r| r.kind.as_str()).collect();
+        let ats: Vec<&str> = sealed.iter().map(|r| r.recorded_at.as_str()).collect();
+        let prevs: Vec<&str> = sealed.iter().map(|r| r.prev_hash.as_str()).collect();
+        let hashes: Vec<&str> = sealed.iter().map(|r| r.hash.as_str()).collect();
         tx.execute(
-            "INSERT INTO audit_records (seq, kind, recorded_at, body, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6)",
-            &[&rec.seq, &rec.kind, &rec.recorded_at, &body, &rec.prev_hash, &rec.hash],
+            "INSERT INTO audit_records (seq, kind, recorded_at, body, prev_hash, hash) \
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])",
+            &[&seqs, &kinds, &ats, &bodies, &prevs, &hashes],
         )
         .map_err(&err)?;
-        if !targets.is_empty() {
-            // Same transaction as the record: both are committed, or neither.
+        if !outbox.is_empty() {
+            // Same transaction as the records: all are committed, or none.
             if !self.outbox_ready {
                 tx.batch_execute(OUTBOX_SCHEMA).map_err(&err)?;
             }
-            let at = crate::outbox::recorded_ms(&rec.recorded_at);
-            for t in &targets {
+            for (seq, t, at) in &outbox {
                 tx.execute(
                     "INSERT INTO outbox (record_seq, channel, ordering_key, state, attempts, created_ms, \
                      next_attempt_ms) VALUES ($1, $2, $3, 'pending', 0, $4, $4)",
-                    &[&rec.seq, &t.channel.as_str(), &t.ordering_key, &at],
+                    &[seq, &t.channel.as_str(), &t.ordering_key, at],
                 )
                 .map_err(&err)?;
             }
         }
-        tx.execute("UPDATE chain_head SET seq = $1, hash = $2 WHERE id = 1", &[&rec.seq, &rec.hash]).map_err(&err)?;
+        if let Some(head) = sealed.last() {
+            tx.execute("UPDATE chain_head SET seq = $1, hash = $2 WHERE id = 1", &[&head.seq, &head.hash])
+                .map_err(&err)?;
+        }
         // Returns once the commit record is flushed (synchronous_commit = on).
         tx.commit().map_err(&err)?;
-        if !targets.is_empty() {
+        if !outbox.is_empty() {
             self.outbox_ready = true;
         }
-        Ok(Claim::Won(rec))
+        Ok(Sealed::Appended(sealed))
     }
 }
 
 impl AuditStore for PostgresStore {
     fn append(&mut self, draft: RecordDraft) -> Result<ChainedRecord, StoreError> {
-        validate_draft(&draft)?;
-        match self.append_tx(draft, None)? {
-            Claim::Won(r) | Claim::Held(r) => Ok(r),
+        crate::one(self.append_batch(vec![draft])?)
+    }
+
+    fn append_batch(&mut self, drafts: Vec<RecordDraft>) -> Result<Vec<ChainedRecord>, StoreError> {
+        let items = crate::routed(self.router.as_ref(), &self.described, drafts)?;
+        if items.is_empty() {
+            return Ok(Vec::new());
         }
+        self.append_tx(items, None)?.appended()
     }
 
     fn append_claim(&mut self, draft: RecordDraft, claim: &str) -> Result<Claim, StoreError> {
         crate::validate_claim(&draft, claim)?;
-        self.append_tx(draft, Some(claim))
+        let items = crate::routed(self.router.as_ref(), &self.described, vec![draft])?;
+        self.append_tx(items, Some(claim))?.claim()
     }
 
     fn get(&mut self, seq: i64) -> Result<Option<ChainedRecord>, StoreError> {

@@ -24,8 +24,8 @@ use crate::outbox::{
     ChannelKind, DueEntry, OUTBOX_COLUMNS, OutboxEntry, OutboxRouter, OutboxState, OutboxStatus, OutboxTarget, Retry,
 };
 use crate::{
-    Anchor, AuditStore, BadCell, Cell, Claim, Decoded, ListQuery, SCHEMA_VERSION, StoreError, body_text, build_report,
-    check_head, decode_row, find_with, prefix_upper_bound, sql_limit, validate_draft,
+    Anchor, AuditStore, BadCell, Cell, Claim, Decoded, ListQuery, Routed, SCHEMA_VERSION, Sealed, StoreError,
+    body_text, build_report, check_head, decode_row, find_with, prefix_upper_bound, sql_limit,
 };
 
 /// How long a connection waits for another writer's lock before giving up. Appends hold the
@@ -284,16 +284,18 @@ fn read_anchor(tx: &Transaction<'_>) -> rusqlite::Result<Option<Anchor>> {
 }
 
 impl SqliteStore {
-    /// One append transaction; with `claim`, the claim check runs under the write lock first.
-    fn append_tx(&mut self, draft: RecordDraft, claim: Option<&str>) -> Result<Claim, StoreError> {
+    /// One append transaction sealing `items` in order after the head (one commit, one WAL
+    /// fsync for all of them); with `claim` (one item only), the claim check runs under the
+    /// write lock first.
+    pub(crate) fn append_tx(&mut self, items: Vec<Routed>, claim: Option<&str>) -> Result<Sealed, StoreError> {
         let err = sqlite_err(&self.path);
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(&err)?;
-        if let Some(claim) = claim {
+        if let (Some(claim), Some(first)) = (claim, items.first()) {
             let sql = format!("SELECT {COLUMNS} FROM audit_records WHERE kind = ?1 ORDER BY seq");
-            let holders = query(&tx, &sql, &[&draft.kind]).map_err(&err)?;
+            let holders = query(&tx, &sql, &[&first.draft.kind]).map_err(&err)?;
             if let Some(holder) = crate::claim_holder(holders, claim)? {
                 // Dropping the transaction rolls it back: nothing was written.
-                return Ok(Claim::Held(holder));
+                return Ok(Sealed::Held(holder));
             }
         }
         let anchor = read_anchor(&tx).map_err(&err)?;
@@ -303,27 +305,36 @@ impl SqliteStore {
             stmt.query_row([], decode).optional().map_err(&err)?.map(Decoded::strict).transpose()?
         };
         check_head(anchor.as_ref(), last.as_ref())?;
-        let targets = crate::outbox::targets(self.router.as_ref(), &self.described, &draft);
-        let rec = seal(last.as_ref(), draft);
-        let body = body_text(&rec.body)?;
-        tx.execute(
-            "INSERT INTO audit_records (seq, kind, recorded_at, body, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![rec.seq, rec.kind, rec.recorded_at, body, rec.prev_hash, rec.hash],
-        )
-        .map_err(&err)?;
-        if !targets.is_empty() {
-            // Same transaction as the record: both are committed, or neither.
-            insert_outbox(&tx, &rec, &targets, !self.outbox_ready).map_err(&err)?;
-        }
-        tx.execute("UPDATE chain_head SET seq = ?1, hash = ?2 WHERE id = 1", params![rec.seq, rec.hash])
+        let mut sealed = Vec::with_capacity(items.len());
+        let mut routed = false;
+        for Routed { draft, targets } in items {
+            // Each record seals after the previous one of the batch: one chain, in order.
+            let rec = seal(sealed.last().or(last.as_ref()), draft);
+            let body = body_text(&rec.body)?;
+            tx.prepare_cached(
+                "INSERT INTO audit_records (seq, kind, recorded_at, body, prev_hash, hash) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut st| st.execute(params![rec.seq, rec.kind, rec.recorded_at, body, rec.prev_hash, rec.hash]))
             .map_err(&err)?;
+            if !targets.is_empty() {
+                // Same transaction as the record: both are committed, or neither.
+                insert_outbox(&tx, &rec, &targets, !(self.outbox_ready || routed)).map_err(&err)?;
+                routed = true;
+            }
+            sealed.push(rec);
+        }
+        if let Some(head) = sealed.last() {
+            tx.execute("UPDATE chain_head SET seq = ?1, hash = ?2 WHERE id = 1", params![head.seq, head.hash])
+                .map_err(&err)?;
+        }
         // With WAL and synchronous=FULL the commit returns only after the WAL is fsynced.
         tx.commit().map_err(&err)?;
-        if !targets.is_empty() {
+        if routed {
             self.outbox_ready = true;
         }
         self.checkpoint_if_long();
-        Ok(Claim::Won(rec))
+        Ok(Sealed::Appended(sealed))
     }
 
     /// After a commit: when the WAL has grown past [`WAL_TRUNCATE_BYTES`], copies it into the
@@ -435,15 +446,21 @@ impl SqliteStore {
 
 impl AuditStore for SqliteStore {
     fn append(&mut self, draft: RecordDraft) -> Result<ChainedRecord, StoreError> {
-        validate_draft(&draft)?;
-        match self.append_tx(draft, None)? {
-            Claim::Won(r) | Claim::Held(r) => Ok(r),
+        crate::one(self.append_batch(vec![draft])?)
+    }
+
+    fn append_batch(&mut self, drafts: Vec<RecordDraft>) -> Result<Vec<ChainedRecord>, StoreError> {
+        let items = crate::routed(self.router.as_ref(), &self.described, drafts)?;
+        if items.is_empty() {
+            return Ok(Vec::new());
         }
+        self.append_tx(items, None)?.appended()
     }
 
     fn append_claim(&mut self, draft: RecordDraft, claim: &str) -> Result<Claim, StoreError> {
         crate::validate_claim(&draft, claim)?;
-        self.append_tx(draft, Some(claim))
+        let items = crate::routed(self.router.as_ref(), &self.described, vec![draft])?;
+        self.append_tx(items, Some(claim))?.claim()
     }
 
     fn get(&mut self, seq: i64) -> Result<Option<ChainedRecord>, StoreError> {

@@ -3,6 +3,7 @@
 //! backend-neutral checks that `sqlite` and `postgres` run against their backend.
 
 mod common;
+mod group;
 mod mirror;
 mod outbox;
 mod postgres;

@@ -9,7 +9,7 @@ use guardrail_store::{AuditStore, PostgresStore, StoreError, open_store};
 
 use crate::common;
 
-fn pg_url() -> String {
+pub(crate) fn pg_url() -> String {
     std::env::var("GUARDRAIL_TEST_PG_URL")
         .ok()
         .filter(|v| !v.trim().is_empty())
@@ -17,13 +17,13 @@ fn pg_url() -> String {
 }
 
 /// A fresh schema, dropped (with everything in it) when the test ends, pass or fail.
-struct TestSchema {
-    url: String,
-    name: String,
+pub(crate) struct TestSchema {
+    pub(crate) url: String,
+    pub(crate) name: String,
 }
 
 impl TestSchema {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         static N: AtomicU32 = AtomicU32::new(0);
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
         let name = format!("gr_test_{}_{}_{}", std::process::id(), nanos, N.fetch_add(1, Ordering::Relaxed));
@@ -45,7 +45,7 @@ impl TestSchema {
     }
 
     /// Raw SQL in the test schema, bypassing the store.
-    fn raw(&self) -> impl FnMut(&str) + use<> {
+    pub(crate) fn raw(&self) -> impl FnMut(&str) + use<> {
         let mut client = postgres::Client::connect(&self.url, postgres::NoTls).unwrap();
         client.batch_execute(&format!("SET search_path TO \"{}\"", self.name)).unwrap();
         move |sql: &str| client.batch_execute(sql).unwrap_or_else(|e| panic!("{sql}: {e:?}"))

@@ -1,0 +1,462 @@
+//! Group commit: one writer per store in a long-lived process (`guardrail serve`).
+//!
+//! A [`SharedStore`] owns one writer thread with its own connection. An append through one of
+//! its handles sends its draft(s) to the writer and waits; the writer takes everything pending
+//! (up to [`MAX_BATCH`] records), seals it in arrival order after the chain head in ONE
+//! transaction (each record's `prev_hash` the previous one's hash, each record's outbox rows
+//! beside it) and commits it with one durable commit — one WAL fsync on SQLite, one flushed
+//! commit under the chain-head lock on PostgreSQL — then answers every waiter with its own
+//! record. Nobody is answered before the commit returned, so "the answer is sent only after
+//! its record is durable" holds for each of them. When the transaction fails, every waiter of
+//! that batch gets the error (nothing of it is in the chain; the writer reconnects for the
+//! next batch): fail closed, as a single append does.
+//!
+//! Claims ([`AuditStore::append_claim`]) go through the same writer, each in a transaction of
+//! its own and in arrival order among the batches, so the claim check still runs under the
+//! write lock and of concurrent claimants exactly one wins. Several processes (replicas) on one
+//! store each have their own writer; their batches serialise on the store's lock as single
+//! appends did, so the chain stays one chain.
+//!
+//! Reads go through a small pool of connections (opened on demand, kept while they work), so a
+//! request no longer opens a connection (SQLite: open, pragmas, schema check; PostgreSQL: TCP,
+//! TLS, authentication) before it can read.
+//!
+//! [`share`] registers the store under its spec for this process; [`crate::open_store`] with
+//! exactly that spec then returns a handle on it, so every component of the server that opens
+//! "the configured store" (the deploy gate's recorder, the governor's log, the views) uses the
+//! writer and the pool without knowing. The registration ends when the last [`Arc`] of the
+//! [`SharedStore`] is dropped (the writer finishes what is queued and stops).
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak, mpsc};
+use std::thread::JoinHandle;
+
+use guardrail_core::audit::{ChainedRecord, RecordDraft, VerifyReport};
+
+use crate::outbox::{ChannelKind, DueEntry, OutboxEntry, OutboxRouter, OutboxState, OutboxStatus, Retry};
+use crate::{AuditStore, Backend, Claim, ListQuery, Routed, StoreError, open_backend, validate_draft};
+
+/// Most records one group commit seals: bounds the transaction (and the time the chain lock is
+/// held) when a burst queues more.
+pub const MAX_BATCH: usize = 512;
+
+/// Idle read connections kept per shared store.
+const MAX_IDLE_READERS: usize = 32;
+
+/// The stores shared in this process, by spec.
+static SHARED: Mutex<Vec<(String, Weak<SharedStore>)>> = Mutex::new(Vec::new());
+
+/// The shared store registered under exactly `spec`, if it is alive.
+pub(crate) fn shared(spec: &str) -> Option<Arc<SharedStore>> {
+    let map = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+    map.iter().find(|(s, _)| s == spec).and_then(|(_, w)| w.upgrade())
+}
+
+/// Shares the store `spec` names in this process: one writer thread doing group commits and a
+/// pool of read connections; [`crate::open_store`]`(spec)` returns handles on it while the
+/// returned [`Arc`] (or a clone) is alive. Opens one connection now, so a store that cannot be
+/// opened is an error here (nothing is registered). Sharing a spec already shared returns the
+/// same store.
+pub fn share(spec: &str) -> Result<Arc<SharedStore>, StoreError> {
+    let mut map = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+    map.retain(|(_, w)| w.strong_count() > 0);
+    if let Some(live) = map.iter().find(|(s, _)| s == spec).and_then(|(_, w)| w.upgrade()) {
+        return Ok(live);
+    }
+    let first = open_backend(spec)?;
+    let described = Arc::new(OnceLock::new());
+    let _ = described.set(describe(&first));
+    let stats = Arc::new(Stats::default());
+    let (jobs, rx) = mpsc::channel();
+    let writer = {
+        let (spec, described, stats) = (spec.to_string(), described.clone(), stats.clone());
+        std::thread::Builder::new()
+            .name("guardrail-store-writer".into())
+            .spawn(move || write_loop(&spec, &described, &stats, &rx))
+            .map_err(|source| StoreError::Io { path: "(group commit writer thread)".into(), source })?
+    };
+    let store = Arc::new(SharedStore {
+        spec: spec.to_string(),
+        jobs,
+        writer: Mutex::new(Some(writer)),
+        readers: Mutex::new(vec![first]),
+        described,
+        stats,
+    });
+    map.push((spec.to_string(), Arc::downgrade(&store)));
+    Ok(store)
+}
+
+/// A store shared by the threads of one process: one writer doing group commits, a pool of
+/// read connections. See the module documentation and [`share`].
+pub struct SharedStore {
+    spec: String,
+    jobs: mpsc::Sender<Job>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    readers: Mutex<Vec<Backend>>,
+    described: Arc<OnceLock<String>>,
+    stats: Arc<Stats>,
+}
+
+impl std::fmt::Debug for SharedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedStore").field("store", &self.described.get()).finish_non_exhaustive()
+    }
+}
+
+/// How many group commits the writer made and how many records they carried.
+#[derive(Debug, Default)]
+struct Stats {
+    commits: AtomicU64,
+    records: AtomicU64,
+}
+
+/// Counters of a [`SharedStore`]'s writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupStats {
+    /// Transactions committed with appended records (claims included).
+    pub commits: u64,
+    /// Records they appended.
+    pub records: u64,
+}
+
+impl SharedStore {
+    /// A handle for one user (a request): appends through the writer, reads through the pool.
+    pub fn handle(self: &Arc<Self>) -> impl AuditStore + use<> {
+        Handle { shared: self.clone(), reader: None, router: None, reusable: true }
+    }
+
+    /// The counters of the writer so far.
+    pub fn stats(&self) -> GroupStats {
+        GroupStats {
+            commits: self.stats.commits.load(Ordering::Relaxed),
+            records: self.stats.records.load(Ordering::Relaxed),
+        }
+    }
+
+    fn submit<T>(&self, job: impl FnOnce(mpsc::SyncSender<Result<T, StoreError>>) -> Job) -> Result<T, StoreError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let stopped =
+            || StoreError::InvalidRecord("the store's group-commit writer has stopped; nothing was appended".into());
+        self.jobs.send(job(reply)).map_err(|_| stopped())?;
+        // A writer that drops the reply without answering panicked inside the batch: whatever
+        // it was doing was not committed (the transaction rolls back with the connection).
+        answer.recv().unwrap_or_else(|_| Err(stopped()))
+    }
+}
+
+impl Drop for SharedStore {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer once it has answered what is queued.
+        self.jobs = mpsc::channel().0;
+        if let Some(w) = self.writer.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            let _ = w.join();
+        }
+    }
+}
+
+fn describe(b: &Backend) -> String {
+    match b {
+        Backend::Sqlite(s) => s.describe(),
+        Backend::Postgres(p) => p.describe(),
+    }
+}
+
+/// What the writer is asked to do.
+enum Job {
+    Append {
+        drafts: Vec<RecordDraft>,
+        router: Option<Arc<dyn OutboxRouter>>,
+        reply: mpsc::SyncSender<Result<Vec<ChainedRecord>, StoreError>>,
+    },
+    Claim {
+        draft: RecordDraft,
+        claim: String,
+        router: Option<Arc<dyn OutboxRouter>>,
+        reply: mpsc::SyncSender<Result<Claim, StoreError>>,
+    },
+}
+
+impl Job {
+    fn records(&self) -> usize {
+        match self {
+            Job::Append { drafts, .. } => drafts.len(),
+            Job::Claim { .. } => 1,
+        }
+    }
+}
+
+/// An append waiting for the next group commit.
+struct Waiting {
+    drafts: Vec<RecordDraft>,
+    router: Option<Arc<dyn OutboxRouter>>,
+    reply: mpsc::SyncSender<Result<Vec<ChainedRecord>, StoreError>>,
+}
+
+fn write_loop(spec: &str, described: &OnceLock<String>, stats: &Stats, rx: &mpsc::Receiver<Job>) {
+    let mut backend: Option<Backend> = None;
+    while let Ok(first) = rx.recv() {
+        let mut n = first.records();
+        let mut jobs = vec![first];
+        while n < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => {
+                    n += j.records();
+                    jobs.push(j);
+                }
+                Err(_) => break,
+            }
+        }
+        // A panic inside one batch (a router, a driver) must not stop the writer: its waiters
+        // get an error (their reply senders are dropped) and the connection is reopened.
+        let done = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            run_jobs(spec, described, stats, &mut backend, jobs);
+        }));
+        if done.is_err() {
+            backend = None;
+        }
+    }
+}
+
+/// Runs the jobs in arrival order: consecutive appends as one group commit, each claim alone.
+fn run_jobs(spec: &str, described: &OnceLock<String>, stats: &Stats, backend: &mut Option<Backend>, jobs: Vec<Job>) {
+    let mut appends: Vec<Waiting> = Vec::new();
+    for job in jobs {
+        match job {
+            Job::Append { drafts, router, reply } => appends.push(Waiting { drafts, router, reply }),
+            Job::Claim { draft, claim, router, reply } => {
+                commit(spec, described, stats, backend, std::mem::take(&mut appends));
+                let result = connected(spec, described, backend).and_then(|b| {
+                    let targets = crate::outbox::targets(router.as_ref(), &describe(b), &draft);
+                    b.append_tx(vec![Routed { draft, targets }], Some(&claim))?.claim()
+                });
+                match &result {
+                    Ok(Claim::Won(_)) => count(stats, 1),
+                    Ok(Claim::Held(_)) => {}
+                    Err(_) => *backend = None,
+                }
+                let _ = reply.send(result);
+            }
+        }
+    }
+    commit(spec, described, stats, backend, appends);
+}
+
+fn count(stats: &Stats, records: usize) {
+    stats.commits.fetch_add(1, Ordering::Relaxed);
+    stats.records.fetch_add(records as u64, Ordering::Relaxed);
+}
+
+/// The writer's connection, (re)opened when there is none.
+fn connected<'b>(
+    spec: &str,
+    described: &OnceLock<String>,
+    backend: &'b mut Option<Backend>,
+) -> Result<&'b mut Backend, StoreError> {
+    if backend.is_none() {
+        let b = open_backend(spec)?;
+        let _ = described.set(describe(&b));
+        *backend = Some(b);
+    }
+    // Set just above when it was not.
+    backend.as_mut().ok_or_else(|| StoreError::InvalidRecord("no writer connection".into()))
+}
+
+/// One group commit of `appends`: one transaction, one durable commit, then every waiter
+/// answered with its records — or with the error, all of them.
+fn commit(
+    spec: &str,
+    described: &OnceLock<String>,
+    stats: &Stats,
+    backend: &mut Option<Backend>,
+    appends: Vec<Waiting>,
+) {
+    if appends.is_empty() {
+        return;
+    }
+    let mut counts = Vec::with_capacity(appends.len());
+    let mut replies = Vec::with_capacity(appends.len());
+    let mut drafts = Vec::new();
+    for w in appends {
+        counts.push(w.drafts.len());
+        replies.push(w.reply);
+        drafts.push((w.drafts, w.router));
+    }
+    let result = connected(spec, described, backend).and_then(|b| {
+        let store = describe(b);
+        let items: Vec<Routed> = drafts
+            .into_iter()
+            .flat_map(|(ds, router)| {
+                let store = &store;
+                ds.into_iter()
+                    .map(move |draft| Routed { targets: crate::outbox::targets(router.as_ref(), store, &draft), draft })
+            })
+            .collect();
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        b.append_tx(items, None)?.appended()
+    });
+    match result {
+        Ok(records) => {
+            if !records.is_empty() {
+                count(stats, records.len());
+            }
+            let mut records = records.into_iter();
+            for (reply, n) in replies.into_iter().zip(counts) {
+                let _ = reply.send(Ok(records.by_ref().take(n).collect()));
+            }
+        }
+        Err(e) => {
+            // Reconnect for the next batch: the connection may be what failed.
+            *backend = None;
+            // Alone in its batch, the append gets the store's error as a single append would.
+            if let [reply] = replies.as_slice() {
+                let _ = reply.send(Err(e));
+                return;
+            }
+            let e = Arc::new(e);
+            for reply in replies {
+                let _ = reply.send(Err(StoreError::GroupCommit(e.clone())));
+            }
+        }
+    }
+}
+
+/// One user's view of a [`SharedStore`]: appends through the writer, reads over a pooled
+/// connection taken on first use and given back when the handle is dropped (unless it failed).
+struct Handle {
+    shared: Arc<SharedStore>,
+    reader: Option<Backend>,
+    router: Option<Arc<dyn OutboxRouter>>,
+    reusable: bool,
+}
+
+impl Handle {
+    fn read<T>(&mut self, f: impl FnOnce(&mut dyn AuditStore) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        if self.reader.is_none() {
+            let idle = self.shared.readers.lock().unwrap_or_else(PoisonError::into_inner).pop();
+            self.reader = Some(match idle {
+                Some(b) => b,
+                None => open_backend(&self.shared.spec)?,
+            });
+        }
+        let Some(reader) = self.reader.as_mut() else {
+            return Err(StoreError::InvalidRecord("no read connection".into()));
+        };
+        let r = f(reader.store());
+        if matches!(r, Err(StoreError::Sqlite { .. } | StoreError::Postgres { .. } | StoreError::Io { .. })) {
+            // The connection may be what failed: do not hand it to the next request.
+            self.reusable = false;
+        }
+        r
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if let Some(b) = self.reader.take()
+            && self.reusable
+        {
+            let mut idle = self.shared.readers.lock().unwrap_or_else(PoisonError::into_inner);
+            if idle.len() < MAX_IDLE_READERS {
+                idle.push(b);
+            }
+        }
+    }
+}
+
+impl AuditStore for Handle {
+    fn append(&mut self, draft: RecordDraft) -> Result<ChainedRecord, StoreError> {
+        crate::one(self.append_batch(vec![draft])?)
+    }
+
+    fn append_batch(&mut self, drafts: Vec<RecordDraft>) -> Result<Vec<ChainedRecord>, StoreError> {
+        // Checked here, so one request's bad draft never fails the others' group commit.
+        drafts.iter().try_for_each(validate_draft)?;
+        if drafts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let router = self.router.clone();
+        self.shared.submit(|reply| Job::Append { drafts, router, reply })
+    }
+
+    fn append_claim(&mut self, draft: RecordDraft, claim: &str) -> Result<Claim, StoreError> {
+        crate::validate_claim(&draft, claim)?;
+        let (router, claim) = (self.router.clone(), claim.to_string());
+        self.shared.submit(|reply| Job::Claim { draft, claim, router, reply })
+    }
+
+    fn get(&mut self, seq: i64) -> Result<Option<ChainedRecord>, StoreError> {
+        self.read(|s| s.get(seq))
+    }
+
+    fn find(&mut self, id_or_seq: &str) -> Result<Option<ChainedRecord>, StoreError> {
+        self.read(|s| s.find(id_or_seq))
+    }
+
+    fn list(&mut self, query: &ListQuery) -> Result<Vec<ChainedRecord>, StoreError> {
+        self.read(|s| s.list(query))
+    }
+
+    fn all(&mut self) -> Result<Vec<ChainedRecord>, StoreError> {
+        self.read(|s| s.all())
+    }
+
+    fn verify(&mut self) -> Result<VerifyReport, StoreError> {
+        self.read(|s| s.verify())
+    }
+
+    fn verify_at(&mut self, seq: i64) -> Result<(VerifyReport, Option<String>), StoreError> {
+        self.read(|s| s.verify_at(seq))
+    }
+
+    fn describe(&self) -> String {
+        match self.shared.described.get() {
+            Some(d) => d.clone(),
+            None => crate::redact_url(&self.shared.spec),
+        }
+    }
+
+    fn set_outbox_router(&mut self, router: Option<Arc<dyn OutboxRouter>>) {
+        self.router = router;
+    }
+
+    fn outbox_due(&mut self, now_ms: i64, limit: usize) -> Result<Vec<DueEntry>, StoreError> {
+        self.read(|s| s.outbox_due(now_ms, limit))
+    }
+
+    fn outbox_lease(&mut self, id: i64, now_ms: i64, until_ms: i64) -> Result<bool, StoreError> {
+        self.read(|s| s.outbox_lease(id, now_ms, until_ms))
+    }
+
+    fn outbox_mark_delivered(&mut self, id: i64, reference: Option<&str>, now_ms: i64) -> Result<(), StoreError> {
+        self.read(|s| s.outbox_mark_delivered(id, reference, now_ms))
+    }
+
+    fn outbox_mark_failed(&mut self, id: i64, attempts: u32, retry: Retry, error: &str) -> Result<(), StoreError> {
+        self.read(|s| s.outbox_mark_failed(id, attempts, retry, error))
+    }
+
+    fn outbox_retry_failed(&mut self, now_ms: i64) -> Result<u64, StoreError> {
+        self.read(|s| s.outbox_retry_failed(now_ms))
+    }
+
+    fn outbox_status(&mut self) -> Result<OutboxStatus, StoreError> {
+        self.read(|s| s.outbox_status())
+    }
+
+    fn outbox_entries(
+        &mut self,
+        record_seq: Option<i64>,
+        state: Option<OutboxState>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.read(|s| s.outbox_entries(record_seq, state, limit))
+    }
+
+    fn outbox_reference(&mut self, channel: ChannelKind, ordering_key: &str) -> Result<Option<String>, StoreError> {
+        self.read(|s| s.outbox_reference(channel, ordering_key))
+    }
+}
