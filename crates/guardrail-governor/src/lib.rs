@@ -2,7 +2,10 @@
 //!
 //! The original governor asked a model for every number its gate compared. Here:
 //! - the **plan** comes from a [`Planner`]; the default [`BuiltinPlanner`] is deterministic and
-//!   needs no network (it reproduces the original's first commit offline);
+//!   needs no network (it reproduces the original's first commit offline); [`ModelPlanner`]
+//!   lets a model choose among the actions the knowledge base offers, with the read-only tools,
+//!   within budgets, failing closed, its context cut by [`compress`] and its whole exchange kept
+//!   as a [`Transcript`] that the pipeline records before the decision;
 //! - the **stress** phase ([`stress::run_stress`]) computes evidence coverage, support
 //!   documents, verified contradictions and policy conflicts from retrieval, through the same
 //!   [`tools::ToolRegistry`] a model-backed planner would be given;

@@ -2,8 +2,10 @@
 //!
 //! A plan is a *proposal*. Nothing in it decides: the stress phase re-derives every gate input
 //! from retrieval, and the gate's rules come from configuration. That is why a model-backed
-//! planner can be added behind [`Planner`] later without widening what a model can influence —
-//! at worst it proposes a bad action, which the policies, the evidence and the gate then judge.
+//! planner ([`crate::model_planner::ModelPlanner`]) sits behind [`Planner`] without widening
+//! what a model can influence — at worst it chooses a bad one of the actions the knowledge base
+//! offers, which the policies, the evidence and the gate then judge; a plan it could not make
+//! carries its [`PlanResult::failure`], which the gate turns into a block.
 //!
 //! [`BuiltinPlanner`] is the default and needs no network. It reproduces the first commit's
 //! offline fallback: the top-ranked runbook of the incident's service gives the action,
