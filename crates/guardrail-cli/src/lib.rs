@@ -41,5 +41,6 @@ pub mod identity;
 pub mod incident_cmd;
 pub mod kb_cmd;
 pub mod mcp_cmd;
+pub mod notify_cmd;
 pub mod remediation;
 pub mod render;

@@ -79,6 +79,15 @@ pub struct ChainNote {
     pub claim: String,
 }
 
+impl DeliveryError {
+    /// Why, without the retry note of `Display`.
+    pub fn reason(&self) -> &str {
+        match self {
+            DeliveryError::Retryable { reason, .. } | DeliveryError::Permanent { reason } => reason,
+        }
+    }
+}
+
 /// A destination.
 pub trait Channel: Send + Sync {
     /// Which destination this is.

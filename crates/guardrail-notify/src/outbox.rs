@@ -298,7 +298,7 @@ impl Deliverer {
             n.record.id(),
             if retry == Retry::GiveUp { " — given up (guardrail notify deliver --retry-failed)" } else { "" }
         );
-        store.outbox_mark_failed(n.outbox_id, attempts, retry.clone(), &e.to_string())?;
+        store.outbox_mark_failed(n.outbox_id, attempts, retry.clone(), e.reason())?;
         match retry {
             Retry::GiveUp => report.failed += 1,
             Retry::At(_) => report.retrying += 1,
