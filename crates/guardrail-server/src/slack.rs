@@ -6,7 +6,7 @@
 //! constant-time compare, a signature accepted once). The Slack user id of a verified request
 //! becomes an identity only through the governor config's `slack.users` map; an unmapped user
 //! is refused and the refusal recorded with the Slack user and team ids. The approval itself is
-//! [`Pipeline::approve_on`], the function behind `guardrail approve` and
+//! [`Pipeline::approve`], the function behind `guardrail approve` and
 //! `POST /api/incidents/{id}/approve`: self-approval, critical-without-force-override,
 //! approver-not-listed and changed-plan refusals are theirs, recorded with the Slack ids as
 //! `requested_by`, and the hash an approval is bound to is the one in the button (or in the
@@ -35,8 +35,11 @@ use guardrail_config::SlackConfig;
 use guardrail_core::approval::ApprovalKind;
 use guardrail_governor::approve::ApprovalInput;
 use guardrail_governor::pipeline::{ApproveOutcome, Pipeline};
+use guardrail_governor::queue::{IncidentState, TrailError};
 use guardrail_governor::record::{RefusalBody, RunContext, encode};
-use guardrail_governor::store_log::{AuditLog, StoreLog};
+use guardrail_governor::store_log::AuditLog;
+
+use crate::governor_api::audit_log::ServerLog;
 use guardrail_notify::blocks::{self, ActionValue, DecisionKind, Links, MODAL_CALLBACK, ModalMetadata, REASON_INPUT};
 use guardrail_notify::slack::{Message, SlackClient, SlackRequestedBy};
 use guardrail_notify::slack_verify::{ReplayCache, Verifier, VerifyError};
@@ -649,10 +652,19 @@ fn provenance(who: &Who, identity: Option<&str>, place: &Place) -> serde_json::V
     })
 }
 
-fn open_log(state: &AppState, now: jiff::Timestamp) -> Result<StoreLog, String> {
-    let cfg = state.config();
-    let store = guardrail_store::open_store(&cfg.store).map_err(|e| e.to_string())?;
-    Ok(StoreLog::new(store, cfg.audit_jsonl.clone(), now))
+/// The store as the governor's log, through the server's own [`ServerLog`] (the HTTP
+/// approvals' log: audit-write failures in `/metrics`, an `audit` event per record).
+fn open_log(state: &AppState, now: jiff::Timestamp) -> Result<ServerLog<'_>, String> {
+    ServerLog::open(state, now).map_err(|_| "the audit store does not open (see the server log)".to_string())
+}
+
+/// The incidents as the chain folds them (what `GET /api/incidents` reads).
+fn load(state: &AppState) -> Result<BTreeMap<String, IncidentState>, TrailError> {
+    let spec = state.config().store.clone();
+    let unreadable = |message: String| TrailError::Store { store: guardrail_store::redact_url(&spec), message };
+    let mut store = guardrail_store::open_store(&spec).map_err(|e| unreadable(e.to_string()))?;
+    let records = store.all().map_err(|e| unreadable(e.to_string()))?;
+    Ok(guardrail_governor::queue::incident_states(&records))
 }
 
 /// Appends an `approval_refused` outside the approval rules (the person has no identity, or
@@ -664,19 +676,7 @@ fn record_refusal(state: &AppState, body: RefusalBody, extra: serde_json::Value)
         o.extend(more);
     }
     let rec = log.append(guardrail_governor::queue::kinds::APPROVAL_REFUSED, b).map_err(|e| e.to_string())?;
-    publish_appended(state, &rec);
     Ok(rec.id())
-}
-
-fn publish_appended(state: &AppState, rec: &guardrail_core::audit::ChainedRecord) {
-    /// The `audit` event: which record was appended.
-    #[derive(Serialize)]
-    struct Appended<'a> {
-        id: String,
-        seq: i64,
-        kind: &'a str,
-    }
-    state.publish("audit", encode(&Appended { id: rec.id(), seq: rec.seq, kind: &rec.kind }));
 }
 
 fn kind_name(kind: DecisionKind) -> &'static str {
@@ -793,8 +793,10 @@ fn decide(
         executor: exec.as_ref().map(Box::as_ref).map_err(|e| *e),
         now,
     };
-    let outcome = p.approve_on(&mut log, &input, Some(&extra));
-    report(state, slack, &mut log, who, place, value, outcome);
+    let mut read = || load(state);
+    let outcome = p.approve(&mut log, &mut read, &input, Some(&extra));
+    drop(log);
+    report(state, slack, who, place, value, outcome);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -841,22 +843,11 @@ fn reject(
 
 /// Answers in Slack: a refusal to the person only; a grant replaces the buttons with who
 /// decided, and the execution's outcome goes to the thread.
-fn report(
-    state: &AppState,
-    slack: &Slack,
-    log: &mut StoreLog,
-    who: &Who,
-    place: &Place,
-    value: &ActionValue,
-    outcome: ApproveOutcome,
-) {
+fn report(state: &AppState, slack: &Slack, who: &Who, place: &Place, value: &ActionValue, outcome: ApproveOutcome) {
     let (rec, execution) = match outcome {
         ApproveOutcome::Refused { refused, record } => {
             let id = match &record {
-                Ok(r) => {
-                    publish_appended(state, r);
-                    format!(" Recorded as `{}`.", r.id())
-                }
+                Ok(r) => format!(" Recorded as `{}`.", r.id()),
                 Err(e) => {
                     eprintln!("guardrail serve: Slack refusal could not be recorded: {e}");
                     String::new()
@@ -902,7 +893,6 @@ fn report(
             return;
         }
         ApproveOutcome::ReleasedByAnother { record, by } => {
-            publish_appended(state, &record);
             let by = by.map(|b| format!(" by `{b}`")).unwrap_or_default();
             ephemeral(
                 slack,
@@ -924,12 +914,11 @@ fn report(
         }
         ApproveOutcome::Released { record, execution, .. } => (record, execution),
     };
-    publish_appended(state, &rec);
     let (Some(channel), Some(ts)) = (place.channel.clone(), place.message_ts.clone()) else { return };
     // The root message again, with the decision instead of the buttons, at once (the outbox
     // sends the same update, and the thread replies about the grant and the execution, as it
     // does for a grant from the CLI or the HTTP API).
-    let decision = log.states().ok().and_then(|s| s.get(&value.incident_id).and_then(|st| st.decision.clone()));
+    let decision = load(state).ok().and_then(|s| s.get(&value.incident_id).and_then(|st| st.decision.clone()));
     let links = Links { jira: None, dashboard: slack.config.dashboard_url.clone() };
     let update = match guardrail_notify::slack::decided_update(&channel, &ts, &rec, decision.as_ref(), &links) {
         Ok((m, _)) => m,
