@@ -42,7 +42,7 @@ mod execute;
 mod incidents;
 mod resolve;
 mod status;
-mod views;
+pub(crate) mod views;
 pub(crate) mod wiring;
 
 pub use approvals::{ApproveRequest, Approver, approvals, approve, force_override};

@@ -18,7 +18,7 @@ use crate::state::AppState;
 use super::status::{ErrorAnswer, GovernorFailure, append_failed};
 
 /// The incidents folded from the configured store's records.
-pub(super) fn load(state: &AppState) -> Result<std::collections::BTreeMap<String, IncidentState>, TrailError> {
+pub(crate) fn load(state: &AppState) -> Result<std::collections::BTreeMap<String, IncidentState>, TrailError> {
     let spec = state.config().store.clone();
     let unreadable = |message: String| TrailError::Store { store: guardrail_store::redact_url(&spec), message };
     let mut store = audit_cmd::open(&spec).map_err(|e| unreadable(e.source.to_string()))?;

@@ -11,7 +11,7 @@ use crate::state::{AppState, GovernorView};
 
 use super::status::{GovernorFailure, kb_unavailable, unavailable_with_code};
 
-pub(super) fn executor(gov: &GovernorView) -> Result<Box<dyn guardrail_governor::Executor>, NoExecutor> {
+pub(crate) fn executor(gov: &GovernorView) -> Result<Box<dyn guardrail_governor::Executor>, NoExecutor> {
     guardrail_governor::record::executor_for(&gov.config, None)
 }
 
@@ -21,7 +21,7 @@ pub(super) fn executor(gov: &GovernorView) -> Result<Box<dyn guardrail_governor:
 /// ([`guardrail_governor::planner_select`]). A block that names a model planner which cannot be
 /// set up (no key in the server's environment) is a 503 naming why: nothing is planned by a
 /// planner the operator did not choose.
-pub(super) fn governor(state: &AppState, view: &GovernorView) -> Result<guardrail_governor::Governor, ApiError> {
+pub(crate) fn governor(state: &AppState, view: &GovernorView) -> Result<guardrail_governor::Governor, ApiError> {
     use guardrail_governor::planner_select::{PlannerArgs, select_planner};
     if let Some(choice) = &state.config().governor.planner {
         return Ok(choice.governor());
@@ -38,7 +38,7 @@ pub(super) fn governor(state: &AppState, view: &GovernorView) -> Result<guardrai
 /// The governor config in force, re-read if its file changed; a 503 naming the file (not its
 /// directory) while it does not read or parse: nothing is decided on a config the operator
 /// did not mean.
-pub(super) fn governor_in_force(state: &AppState) -> Result<std::sync::Arc<GovernorView>, ApiError> {
+pub(crate) fn governor_in_force(state: &AppState) -> Result<std::sync::Arc<GovernorView>, ApiError> {
     let view = state.refresh_governor();
     if let Some(why) = &view.broken {
         return Err(unavailable_with_code("governor_config_invalid", why.clone()));
@@ -48,21 +48,21 @@ pub(super) fn governor_in_force(state: &AppState) -> Result<std::sync::Arc<Gover
 
 /// Opens the configured knowledge base for writing (learning: `resolve`); a missing or
 /// unreadable one is a 503 without its path.
-pub(super) fn open_kb(path: &std::path::Path) -> Result<guardrail_knowledge::SqliteKnowledgeStore, ApiError> {
+pub(crate) fn open_kb(path: &std::path::Path) -> Result<guardrail_knowledge::SqliteKnowledgeStore, ApiError> {
     guardrail_knowledge::SqliteKnowledgeStore::open(path).map_err(kb_unavailable)
 }
 
 /// Opens the configured knowledge base read-only
 /// ([`guardrail_knowledge::SqliteKnowledgeStore::open_read_only`]), for what only plans and
 /// searches (propose, execute's re-gate); the same 503 as [`open_kb`].
-pub(super) fn open_kb_read_only(path: &std::path::Path) -> Result<guardrail_knowledge::SqliteKnowledgeStore, ApiError> {
+pub(crate) fn open_kb_read_only(path: &std::path::Path) -> Result<guardrail_knowledge::SqliteKnowledgeStore, ApiError> {
     guardrail_knowledge::SqliteKnowledgeStore::open_read_only(path).map_err(kb_unavailable)
 }
 
 /// The deploy gate's signals from the server's own inputs (the snapshot `GET /api/decision`
 /// answers from), when `guardrail serve --governor-signals` is on; an input problem is a 503
 /// (could not decide), never "no signals".
-pub(super) fn deploy_signals(state: &AppState) -> Result<Option<(guardrail_core::signals::Signals, Value)>, ApiError> {
+pub(crate) fn deploy_signals(state: &AppState) -> Result<Option<(guardrail_core::signals::Signals, Value)>, ApiError> {
     if !state.config().governor.deploy_signals {
         return Ok(None);
     }
@@ -99,7 +99,7 @@ pub(super) fn deploy_signals(state: &AppState) -> Result<Option<(guardrail_core:
 /// The pipeline over the server's configuration, proposed (or requested) by the token's
 /// identity.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn pipeline<'p>(
+pub(crate) fn pipeline<'p>(
     state: &'p AppState,
     view: &'p GovernorView,
     caller: &Caller,
@@ -137,7 +137,7 @@ pub(super) fn pipeline<'p>(
 /// One incident's detail with its newest decision's planner transcript (a record of its own,
 /// outside the queue fold, found by the id and hash the decision names); `None` when the trail
 /// holds no such incident.
-pub(super) fn incident_detail(
+pub(crate) fn incident_detail(
     state: &AppState,
     id: &str,
 ) -> Result<Option<guardrail_governor::views::IncidentDetail>, guardrail_governor::queue::TrailError> {
