@@ -10,6 +10,7 @@ mod explainer;
 mod governor;
 mod http;
 mod openapi;
+mod outbox;
 mod planner;
 mod prometheus;
 mod slack;
