@@ -17,7 +17,8 @@
 //!
 //! **Nothing a client sends reaches a rule or a threshold.** No tool takes a threshold, a
 //! policy or a rule as an argument: the deploy gate evaluates the configured files, and
-//! `propose_remediation` runs [`crate::Governor::default`] with its built-in rules. A
+//! `propose_remediation` runs the server's planner ([`GuardrailState::planner`]) with the
+//! built-in rules. A
 //! proposal never executes and records nothing; `evaluate_deploy` writes one audit record
 //! only when asked with `record: true`.
 
@@ -68,6 +69,11 @@ pub trait GuardrailState {
     fn deploy_signals(&self, now: Timestamp) -> Result<Signals, StateError>;
     /// The audit trail's records, in chain order (the approval queue is folded from them).
     fn records(&self) -> Result<Vec<ChainedRecord>, StateError>;
+    /// Who plans for `propose_remediation` (`guardrail mcp --planner`, `GUARDRAIL_PLANNER`, the
+    /// governor config's `planner:`; [`crate::planner_select`]); the built-in planner by default.
+    fn planner(&self) -> crate::planner_select::PlannerChoice {
+        crate::planner_select::PlannerChoice::builtin()
+    }
 }
 
 /// Why a [`GuardrailState`] could not answer. The text is what the tool reports (`isError`).
@@ -411,7 +417,7 @@ pub struct ProposalView {
 
 impl ToolSpec for ProposeRemediation {
     const NAME: &'static str = "propose_remediation";
-    const DESCRIPTION: &'static str = "Runs the remediation governor on an incident — plan (built-in planner), stress (evidence and policy retrieval), gate — and returns the decision (execute or block_and_escalate), the rule that decided and the binding hash. A proposal only: it never executes anything and records nothing; `guardrail incident run` is the way to act.";
+    const DESCRIPTION: &'static str = "Runs the remediation governor on an incident — plan (the server's planner: built-in unless `--planner` chose a model), stress (evidence and policy retrieval), gate — and returns the decision (execute or block_and_escalate), the rule that decided and the binding hash. A proposal only: it never executes anything and records nothing; `guardrail incident run` is the way to act.";
     // Reads only; the same inputs at the same time give the same proposal.
     const ANNOTATIONS: ToolAnnotations = READ_ONLY;
     type Args = ProposeArgs;
@@ -429,7 +435,11 @@ impl ToolSpec for ProposeRemediation {
         };
         // The retrieval tools only: a proposal cannot reach the deploy gate or the audit trail.
         let retrieval = ToolContext { guardrail: None, ..*ctx };
-        let governor = Governor::default();
+        // The server's planner (a model only proposes; the built-in rules decide).
+        let governor = match ctx.guardrail {
+            Some(s) => s.planner().governor(),
+            None => Governor::default(),
+        };
         let outcome = governor.run(&incident, &retrieval, signals.as_ref()).map_err(|f| match f.error {
             PipelineError::Tool(e) => e,
             e => ToolError::Unavailable { tool: TOOL, message: e.to_string() },

@@ -57,6 +57,10 @@ impl GateState {
 }
 
 impl GuardrailState for GateState {
+    fn planner(&self) -> guardrail_governor::planner_select::PlannerChoice {
+        self.cfg.planner.clone()
+    }
+
     fn slo_status(&self, now: Timestamp) -> Result<SloReport, StateError> {
         let env = self.lookup();
         let paths = inputs::resolve_paths(&self.cfg.inputs, &env);

@@ -362,3 +362,41 @@ fn without_a_choice_the_builtin_planner_plans_and_no_transcript_is_recorded() {
     let (_, show, _) = d.run(&["incident", "show", "inc-live-002"], &[]);
     assert!(!show.contains("transcript"), "{show}");
 }
+
+/// `guardrail mcp --planner openai`: `propose_remediation` plans with the model (and records
+/// nothing), over rmcp's client driving the binary on stdio.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_propose_remediation_plans_with_the_chosen_planner() {
+    use rmcp::ServiceExt;
+    use rmcp::model::CallToolRequestParams;
+    use rmcp::transport::TokioChildProcess;
+
+    let d = Dir::loaded();
+    let srv = serve(vec![
+        openai::tool_calls(&[Call::new("c1", "search_runbooks", r#"{"query":"queue lag","service":"billing-batch"}"#)]),
+        openai::text(&plan_json("scale_worker_pool")),
+    ]);
+    let base = format!("{}/v1", srv.url);
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_guardrail"));
+    for k in ["GUARDRAIL_STORE", "GUARDRAIL_KB", "GUARDRAIL_GOVERNOR_CONFIG", "GUARDRAIL_PLANNER", "GUARDRAIL_MODEL"] {
+        cmd.env_remove(k);
+    }
+    cmd.current_dir(d.dir.path())
+        .args(["mcp", "--planner", "openai", "--now", "2026-11-24T10:00:00Z"])
+        .env("OPENAI_API_KEY", KEY)
+        .env("OPENAI_BASE_URL", &base)
+        .env("NO_PROXY", "127.0.0.1,localhost");
+    let client = ().serve(TokioChildProcess::new(cmd).unwrap()).await.expect("initialize over stdio");
+    let incident: Value = serde_json::from_str(&std::fs::read_to_string(scenario()).unwrap()).unwrap();
+    let args = json!({"incident": incident, "deploy_signals": false});
+    let r = client
+        .call_tool(CallToolRequestParams::new("propose_remediation").with_arguments(args.as_object().cloned().unwrap()))
+        .await
+        .unwrap();
+    let p = r.structured_content.clone().unwrap_or(Value::Null);
+    assert_eq!(p["decision"], "execute", "{p}");
+    assert_eq!(p["plan"]["planner"], "openai", "{p}");
+    assert_eq!(p["recorded"], false, "{p}");
+    assert_eq!(srv.hits(), 2);
+    let _ = client.cancel().await;
+}
