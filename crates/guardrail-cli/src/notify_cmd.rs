@@ -204,7 +204,20 @@ pub struct CliOutbox {
 /// line uses (an unreadable config installs none: the command itself reports it and records
 /// nothing). Call before any store is opened.
 pub fn install(args: &[String], env: EnvLookup<'_>) -> CliOutbox {
-    let file = governor_path(args, env).and_then(|p| guardrail_config::read_governor(&p).ok()).map(|r| r.file);
+    let file = governor_path(args, env).and_then(|p| match guardrail_config::read_governor(&p) {
+        Ok(r) => Some(r.file),
+        Err(_) => {
+            // The governor commands refuse such a config themselves (and record nothing); the
+            // gate's record stands, only its notifications cannot be queued: say so.
+            if args.first().map(String::as_str) == Some("gate") {
+                eprintln!(
+                "guardrail: warning: the governor config {} does not read, so no Slack/Jira notification is queued by this command",
+                p.display()
+                );
+            }
+            None
+        }
+    });
     let vars = env_map(env);
     let routes = guardrail_notify::routing::install_routes(file.as_ref(), &vars);
     CliOutbox { file, env: vars, routes, store: store_spec(args, env) }
