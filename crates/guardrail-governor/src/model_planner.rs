@@ -79,6 +79,8 @@ pub const DEFAULT_ALLOWED_TOOLS: [&str; 6] =
 pub struct ModelPlannerSettings {
     /// Most tool rounds (answers asking for tools) before a final plan; default 6.
     pub max_tool_rounds: u32,
+    /// Most tool calls over the loop (one answer may ask for many); default 24.
+    pub max_tool_calls: u32,
     /// Most tokens, input and output over all calls (reported, or bytes / 4 where the provider
     /// reports none); default 60,000.
     pub max_total_tokens: u64,
@@ -107,6 +109,7 @@ impl Default for ModelPlannerSettings {
     fn default() -> Self {
         ModelPlannerSettings {
             max_tool_rounds: 6,
+            max_tool_calls: 24,
             max_total_tokens: 60_000,
             wall_clock: Duration::from_secs(120),
             context: ContextBudget::default(),
@@ -119,6 +122,11 @@ impl Default for ModelPlannerSettings {
         }
     }
 }
+
+/// The largest answer (text plus tool-call arguments) accepted from one call, in bytes: a plan is
+/// a few hundred bytes, and the transcript must stay a record, not a dump. A larger answer fails
+/// the loop (`budget` `answer_size`), whatever usage the provider reports.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// The system prompt: fixed text. The incident and every retrieved document go in the user
 /// message, delimited, as data.
@@ -302,7 +310,7 @@ impl ModelPlanner {
                 latency_ms: latency,
                 ..Exchange::default()
             };
-            let resp = match answer {
+            let mut resp = match answer {
                 Ok(r) => r,
                 Err(e) => {
                     exchange.error = Some(e.to_string());
@@ -313,6 +321,17 @@ impl ModelPlanner {
                     });
                 }
             };
+            let size = resp.text.as_deref().map_or(0, str::len)
+                + resp.tool_calls.iter().map(|c| c.arguments.len() + c.name.len()).sum::<usize>();
+            let oversized = size > MAX_ANSWER_BYTES;
+            if oversized {
+                // Recorded clipped: the record keeps what failed, not all of it.
+                resp.text = resp.text.map(|t| clip(&t, MAX_ANSWER_BYTES / 2));
+                for c in &mut resp.tool_calls {
+                    c.arguments = clip(&c.arguments, 1024);
+                    c.name = clip(&c.name, 256);
+                }
+            }
             let (input_tokens, estimated) = if resp.usage.input_tokens == 0 && resp.usage.output_tokens == 0 {
                 (estimated_input, true)
             } else {
@@ -332,6 +351,9 @@ impl ModelPlanner {
                 attempts: resp.attempts,
             });
             transcript.exchanges.push(exchange);
+            if oversized {
+                return Err(budget("answer_size", format!("{size} bytes in one answer, at most {MAX_ANSWER_BYTES}")));
+            }
             let elapsed = started.elapsed();
             if elapsed >= s.wall_clock {
                 return Err(budget("wall_clock", format!("{} ms of {} ms", ms(elapsed), ms(s.wall_clock))));
@@ -354,6 +376,13 @@ impl ModelPlanner {
                 return Err(budget(
                     "tool_rounds",
                     format!("{} rounds used, the model asked for more", transcript.usage.tool_rounds),
+                ));
+            }
+            let asked = transcript.usage.tool_calls as usize + resp.tool_calls.len();
+            if asked > s.max_tool_calls as usize {
+                return Err(budget(
+                    "tool_calls",
+                    format!("{asked} tool calls asked for, at most {}", s.max_tool_calls),
                 ));
             }
             transcript.usage.tool_rounds += 1;
@@ -416,6 +445,18 @@ impl ModelPlanner {
             Err(e) => refuse(record, "failed", e.to_string()),
         }
     }
+}
+
+/// `text` cut to at most `max` bytes at a character boundary, with a mark.
+fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{} …[{} bytes cut]", &text[..end], text.len() - end)
 }
 
 fn budget(which: &str, detail: String) -> PlannerFailure {

@@ -100,6 +100,10 @@ struct Step {
     error: Option<ErrorSpec>,
     usage: Option<(u64, u64)>,
     delay_ms: Option<u64>,
+    /// Blanks appended to the answer text.
+    pad_bytes: Option<usize>,
+    /// The first tool call repeated this many times (ids suffixed `-n`).
+    repeat_calls: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -141,13 +145,15 @@ fn reply(wire: Wire, incident: &Incident, step: &Step) -> Reply {
         }
         v.to_string()
     });
-    let text = text.or_else(|| step.text.clone());
+    let text = text.or_else(|| step.text.clone()).map(|t| t + &" ".repeat(step.pad_bytes.unwrap_or(0)));
+    let calls: Option<Vec<Call>> = step.tool_calls.as_ref().map(|calls| match (step.repeat_calls, calls.first()) {
+        (Some(n), Some(c)) => (0..n).map(|k| Call::new(&format!("{}-{k}", c.id), &c.name, &c.arguments)).collect(),
+        _ => calls.iter().map(|c| Call::new(&c.id, &c.name, &c.arguments)).collect(),
+    });
     let r = match (wire, step) {
-        (Wire::OpenAi, Step { tool_calls: Some(calls), .. }) => {
-            openai::tool_calls(&calls.iter().map(|c| Call::new(&c.id, &c.name, &c.arguments)).collect::<Vec<_>>())
-        }
-        (Wire::Anthropic, Step { tool_calls: Some(calls), .. }) => {
-            anthropic::tool_use(&calls.iter().map(|c| Call::new(&c.id, &c.name, &c.arguments)).collect::<Vec<_>>())
+        (Wire::OpenAi, Step { tool_calls: Some(_), .. }) => openai::tool_calls(calls.as_deref().unwrap_or_default()),
+        (Wire::Anthropic, Step { tool_calls: Some(_), .. }) => {
+            anthropic::tool_use(calls.as_deref().unwrap_or_default())
         }
         (Wire::OpenAi, Step { refusal: Some(r), .. }) => openai::refusal(r),
         (Wire::Anthropic, Step { refusal: Some(r), .. }) => anthropic::refusal(r),
