@@ -1412,6 +1412,15 @@ fn negation(c: &ConditionOutcome) -> String {
     }
 }
 
+/// What would stop a matched rule matching: the negation of each condition, except a
+/// `services:` scope — the service being deployed is not something to change — unless the scope
+/// is all the rule tests.
+fn counterfactual_options(conditions: &[ConditionOutcome]) -> Vec<String> {
+    let changeable: Vec<String> =
+        conditions.iter().filter(|c| !matches!(c.threshold, Threshold::Services { .. })).map(negation).collect();
+    if changeable.is_empty() { conditions.iter().map(negation).collect() } else { changeable }
+}
+
 /// Evaluates a set over one snapshot of signals. The set is checked first; a set with errors
 /// is refused.
 pub fn evaluate(set: &PolicySet, signals: &Signals) -> Result<Decision, EvalError> {
@@ -1526,7 +1535,7 @@ pub fn evaluate(set: &PolicySet, signals: &Signals) -> Result<Decision, EvalErro
             counterfactual.push(Counterfactual {
                 rule_id: t.id.clone(),
                 action: t.action,
-                any_of: t.conditions.iter().map(negation).collect(),
+                any_of: counterfactual_options(&t.conditions),
             });
         }
     }

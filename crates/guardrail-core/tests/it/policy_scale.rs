@@ -259,6 +259,15 @@ fn scoped_rules_decide_only_for_their_services() {
     // The scope is the first compared condition, with the service it was compared with.
     assert_eq!(pay.conditions[0].threshold.to_string(), "services matching [payments-*, ledger]");
     assert_eq!(pay.conditions[0].actual, SignalValue::Text("payments-api".into()));
+    // What would allow it is the budget, not deploying another service.
+    assert_eq!(pay.counterfactual_summary().as_deref(), Some("ALLOW needs error_budget_pct >= 40; now 35"));
+    let only =
+        set(vec![rule("FROZEN", 1, Action::Block, vec![scope(&["legacy-*"])]), rule("OK", 9, Action::Allow, vec![])]);
+    let d = policy::evaluate(&only, &signals("legacy-billing", 35.0)).expect("decides");
+    assert_eq!(
+        d.counterfactual_summary().as_deref(),
+        Some("ALLOW needs service not in services matching [legacy-*]; now legacy-billing")
+    );
     let ledger = policy::evaluate(&s, &signals("ledger", 35.0)).expect("decides");
     assert_eq!(ledger.policy_id, "PAY");
     let other = policy::evaluate(&s, &signals("checkout-api", 35.0)).expect("decides");
