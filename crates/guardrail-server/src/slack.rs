@@ -6,11 +6,12 @@
 //! constant-time compare, a signature accepted once). The Slack user id of a verified request
 //! becomes an identity only through the governor config's `slack.users` map; an unmapped user
 //! is refused and the refusal recorded with the Slack user and team ids. The approval itself is
-//! [`Pipeline::approve`], the function behind `guardrail approve` and
-//! `POST /api/incidents/{id}/approve`: self-approval, critical-without-force-override,
-//! approver-not-listed and changed-plan refusals are theirs, recorded with the Slack ids as
-//! `requested_by`, and the hash an approval is bound to is the one in the button (or in the
-//! message a thread reply answers).
+//! [`Pipeline::approve`](guardrail_governor::pipeline::Pipeline::approve) over the HTTP
+//! approvals' own wiring (`governor_api::wiring::pipeline`, `ServerLog`), the function behind
+//! `guardrail approve` and `POST /api/incidents/{id}/approve`: self-approval,
+//! critical-without-force-override, approver-not-listed and changed-plan refusals are theirs,
+//! recorded with the Slack ids as `requested_by`, and the hash an approval is bound to is the
+//! one in the button (or in the message a thread reply answers).
 //!
 //! Slack wants an answer within 3 seconds: the handlers verify, parse and acknowledge; opening
 //! the modal, the approval, the execution and the messages about them run afterwards on the
@@ -34,12 +35,14 @@ use axum::routing::post;
 use guardrail_config::SlackConfig;
 use guardrail_core::approval::ApprovalKind;
 use guardrail_governor::approve::ApprovalInput;
-use guardrail_governor::pipeline::{ApproveOutcome, Pipeline};
-use guardrail_governor::queue::{IncidentState, TrailError};
-use guardrail_governor::record::{RefusalBody, RunContext, encode};
+use guardrail_governor::pipeline::ApproveOutcome;
+use guardrail_governor::record::{RefusalBody, encode};
 use guardrail_governor::store_log::AuditLog;
 
+use crate::auth::{Caller, Role};
 use crate::governor_api::audit_log::ServerLog;
+use crate::governor_api::views::load;
+use crate::governor_api::wiring;
 use guardrail_notify::blocks::{self, ActionValue, DecisionKind, Links, MODAL_CALLBACK, ModalMetadata, REASON_INPUT};
 use guardrail_notify::slack::{Message, SlackClient, SlackRequestedBy};
 use guardrail_notify::slack_verify::{ReplayCache, Verifier, VerifyError};
@@ -658,15 +661,6 @@ fn open_log(state: &AppState, now: jiff::Timestamp) -> Result<ServerLog<'_>, Str
     ServerLog::open(state, now).map_err(|_| "the audit store does not open (see the server log)".to_string())
 }
 
-/// The incidents as the chain folds them (what `GET /api/incidents` reads).
-fn load(state: &AppState) -> Result<BTreeMap<String, IncidentState>, TrailError> {
-    let spec = state.config().store.clone();
-    let unreadable = |message: String| TrailError::Store { store: guardrail_store::redact_url(&spec), message };
-    let mut store = guardrail_store::open_store(&spec).map_err(|e| unreadable(e.to_string()))?;
-    let records = store.all().map_err(|e| unreadable(e.to_string()))?;
-    Ok(guardrail_governor::queue::incident_states(&records))
-}
-
 /// Appends an `approval_refused` outside the approval rules (the person has no identity, or
 /// declined), with the Slack provenance.
 fn record_refusal(state: &AppState, body: RefusalBody, extra: serde_json::Value) -> Result<String, String> {
@@ -768,31 +762,10 @@ fn decide(
         reviewed_hash: Some(value.binding_hash.clone()),
     };
     let governor = guardrail_governor::Governor::default();
-    let exec = guardrail_governor::record::executor_for(&view.config, None);
-    let gov = &state.config().governor;
-    // The same pipeline as the HTTP approval's (`governor_api::wiring::pipeline`), for an
-    // approval: the run context only names the config and the approver.
-    let p = Pipeline {
-        governor: &governor,
-        config: &view.config,
-        run: RunContext {
-            proposer: identity.clone(),
-            knowledge_base: gov
-                .kb
-                .as_ref()
-                .and_then(|p| p.file_name())
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            logs: None,
-            deploy_signals: None,
-            governor_config: view.description.clone(),
-        },
-        knowledge: None,
-        logs: None,
-        signals: None,
-        executor: exec.as_ref().map(Box::as_ref).map_err(|e| *e),
-        now,
-    };
+    let exec = wiring::executor(&view);
+    // The Slack user's identity acts as a token's would over HTTP: the same pipeline.
+    let caller = Caller { identity: identity.clone(), role: Role::Approver };
+    let p = wiring::pipeline(state, &view, &caller, &governor, None, &exec, None, now);
     let mut read = || load(state);
     let outcome = p.approve(&mut log, &mut read, &input, Some(&extra));
     drop(log);
