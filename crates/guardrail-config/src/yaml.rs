@@ -559,7 +559,9 @@ impl Builder<'_> {
             }
             Event::MappingEnd => {
                 if let Some(Frame::Map { line, col, anchor, mut entries, mut index, merges, .. }) = self.stack.pop() {
-                    let path = self.path_here();
+                    // Only a merge error needs the path: building it for every mapping was 6 %
+                    // of reading a 5,000-rule policy file.
+                    let path = if merges.is_empty() { String::new() } else { self.path_here() };
                     for m in merges {
                         let maps: Vec<Vec<(String, Node)>> = match m.value {
                             NodeValue::Map(pairs) => vec![pairs],
