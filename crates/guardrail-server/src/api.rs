@@ -462,11 +462,13 @@ pub(crate) fn requested_by(c: &Caller) -> Value {
     serde_json::to_value(requester(c)).unwrap_or(Value::Null)
 }
 
-/// The current inputs with the clock now (the snapshot `state` holds, re-read if changed).
+/// The current inputs with the clock now (the snapshot `state` holds, re-read if changed; live
+/// metrics fetched for this decision: [`AppState::sources_now`]). Also makes sure the store is
+/// shared, so the decision's record goes through the group commit.
 fn snapshot_now(state: &AppState) -> Result<Snapshot, Undecided> {
-    state.refresh();
+    state.share_store();
     // The snapshot keeps each read's typed problem: the record and answer have them as the CLI's.
-    let sources = state.snapshot().sources().map_err(|e| Undecided::before_reading(e, &state.0.paths, None))?;
+    let sources = state.sources_now().map_err(|e| Undecided::before_reading(e, &state.0.paths, None))?;
     let settings = state.settings_now().map_err(|e| Undecided::after_reading(e, &sources, None))?;
     Ok(Snapshot { sources, settings })
 }

@@ -356,6 +356,8 @@ pub struct Snapshot {
     read_at: SystemTime,
     /// Policies, SLOs, metrics, cost.
     reads: Reads,
+    /// The SLO file asks for live Prometheus metrics (see [`Snapshot::live_metrics`]).
+    live: bool,
     /// The evaluation, or why there is none (not redacted: see [`shown`]).
     pub evaluation: Result<Evaluation, Vec<GateProblem>>,
     /// `/api/slo` data (redacted).
@@ -401,7 +403,7 @@ impl Snapshot {
 
     /// True when the SLO file asks for live Prometheus metrics.
     fn live_metrics(&self) -> bool {
-        matches!(self.reads.get(1), Some(Ok(slos)) if matches!(guardrail_config::load_prometheus(slos), Ok(Some(_))))
+        self.live
     }
 
     /// What identifies the decision (or the errors), to tell when it changed. Leaves out what
@@ -449,6 +451,8 @@ pub(crate) struct Inner {
     /// Who writes `/api/explain`'s and `/api/simulate`'s narrative (EXPLAINER_BACKEND, read at
     /// start): one model narrative per decision, the rule text on any failure.
     explainer: PerVersion,
+    /// The audit store, shared by the requests (see [`AppState::share_store`]).
+    store: std::sync::OnceLock<Arc<guardrail_store::SharedStore>>,
 }
 
 impl AppState {
@@ -483,8 +487,17 @@ impl AppState {
         if let Some(m) = explainer.model_name() {
             eprintln!("guardrail serve: explainer: {m} (labelled; the rule-based text on any failure)");
         }
+        let store = std::sync::OnceLock::new();
+        match guardrail_store::share(&cfg.store) {
+            Ok(shared) => {
+                let _ = store.set(shared);
+            }
+            // Said once; every recording request tries again (and fails closed meanwhile).
+            Err(e) => eprintln!("guardrail serve: warning: the audit store does not open yet: {e}"),
+        }
         AppState(Arc::new(Inner {
             explainer: PerVersion::new(explainer),
+            store,
             cfg,
             paths,
             redactor,
@@ -582,6 +595,45 @@ impl AppState {
         settings_at(cfg, Timestamp::now())
     }
 
+    /// The inputs of one decision made now (`POST /api/gate`), holding no lock across I/O.
+    /// Files: the snapshot's texts while no file changed (one `stat` each; a change, or a file
+    /// still within [`RACY_WINDOW`], goes through [`AppState::refresh`] first). Live metrics:
+    /// fetched for this decision alone, as `guardrail gate` fetches them at every run —
+    /// concurrent decisions fetch concurrently instead of queueing behind one global refresh.
+    /// Re-evaluating the whole snapshot (the read endpoints' answers) is the tick's job.
+    pub fn sources_now(&self) -> Result<Sources, Vec<GateProblem>> {
+        let snap = self.snapshot();
+        if snap.live_metrics() {
+            return sources(&read_all(&self.0.paths));
+        }
+        let p = &self.0.paths;
+        let stamps: Vec<Option<Stamp>> = [&p.policies, &p.slos, &p.metrics, &p.cost].iter().map(|f| stamp(f)).collect();
+        if !must_reread(&snap.stamps, &stamps, snap.read_at) {
+            return snap.sources();
+        }
+        self.refresh();
+        let snap = self.snapshot();
+        if snap.live_metrics() {
+            // The files changed to a live source just now: fetch for this decision too.
+            return sources(&read_all(&self.0.paths));
+        }
+        snap.sources()
+    }
+
+    /// The store this server records to, shared by its requests ([`guardrail_store::share`]):
+    /// one writer doing group commits and a pool of read connections, which every open of the
+    /// configured store in this process (`open_store(spec)`) then uses. Shared at start; when
+    /// the store could not be opened then, tried again here at each recording request (until
+    /// then each request opens the store itself and fails as before: nothing is recorded or
+    /// decided on a store that does not open).
+    pub fn share_store(&self) -> Option<Arc<guardrail_store::SharedStore>> {
+        if let Some(s) = self.0.store.get() {
+            return Some(s.clone());
+        }
+        let shared = guardrail_store::share(&self.0.cfg.store).ok()?;
+        Some(self.0.store.get_or_init(|| shared).clone())
+    }
+
     /// Checks the files for changes, re-reads them when one changed, re-evaluates, and swaps
     /// the snapshot in. When the SLO file has a `prometheus:` block the metrics are a live
     /// query, so they are fetched again at every refresh (as `guardrail gate` fetches them at
@@ -627,6 +679,11 @@ impl AppState {
         }
         changed
     }
+}
+
+/// True when the SLO file of `reads` asks for live Prometheus metrics.
+fn live_metrics(reads: &Reads) -> bool {
+    matches!(reads.get(1), Some(Ok(slos)) if matches!(guardrail_config::load_prometheus(slos), Ok(Some(_))))
 }
 
 /// Reads the four inputs as `guardrail gate` does (`inputs::metrics_input`: the metrics file, or
@@ -799,7 +856,21 @@ fn build(
         explain: answer(r, &explanation.clone().map(Explanation::rule), unavailable),
         all: answer(r, &all, unavailable),
     };
-    Snapshot { version, built_at: now, stamps, read_at, reads, evaluation, slo, cost, decision, explanation, replies }
+    let live = live_metrics(&reads);
+    Snapshot {
+        version,
+        built_at: now,
+        stamps,
+        read_at,
+        reads,
+        live,
+        evaluation,
+        slo,
+        cost,
+        decision,
+        explanation,
+        replies,
+    }
 }
 
 #[cfg(test)]

@@ -150,6 +150,13 @@ impl Drop for SharedStore {
     fn drop(&mut self) {
         // Closing the channel ends the writer once it has answered what is queued.
         self.jobs = mpsc::channel().0;
+        // The idle connections are closed on a thread of their own: closing a PostgreSQL
+        // connection blocks on its own runtime, which panics on a thread that drives async
+        // tasks (a server drops its state there).
+        let idle = std::mem::take(&mut *self.readers.lock().unwrap_or_else(PoisonError::into_inner));
+        if !idle.is_empty() {
+            let _ = std::thread::spawn(move || drop(idle)).join();
+        }
         if let Some(w) = self.writer.lock().unwrap_or_else(PoisonError::into_inner).take() {
             let _ = w.join();
         }

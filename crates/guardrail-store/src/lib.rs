@@ -456,21 +456,21 @@ pub fn open_store(spec: &str) -> Result<Box<dyn AuditStore>, StoreError> {
     }
     Ok(match open_backend(spec)? {
         Backend::Sqlite(s) => Box::new(s),
-        Backend::Postgres(p) => Box::new(p),
+        Backend::Postgres(p) => p,
     })
 }
 
 /// A store opened on its own connection, by backend.
 pub(crate) enum Backend {
     Sqlite(SqliteStore),
-    Postgres(PostgresStore),
+    Postgres(Box<PostgresStore>),
 }
 
 impl Backend {
     pub(crate) fn store(&mut self) -> &mut dyn AuditStore {
         match self {
             Backend::Sqlite(s) => s,
-            Backend::Postgres(p) => p,
+            Backend::Postgres(p) => p.as_mut(),
         }
     }
 
@@ -490,7 +490,7 @@ pub(crate) fn open_backend(spec: &str) -> Result<Backend, StoreError> {
     }
     let lower = spec.to_ascii_lowercase();
     if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-        return Ok(Backend::Postgres(PostgresStore::connect(spec)?));
+        return Ok(Backend::Postgres(Box::new(PostgresStore::connect(spec)?)));
     }
     if lower.starts_with("sqlite:") {
         // `sqlite:///abs/path` and `sqlite://rel` are common spellings; `sqlite:path` is ours.

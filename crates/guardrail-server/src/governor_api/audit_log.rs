@@ -22,7 +22,9 @@ impl<'s> ServerLog<'s> {
     /// Opens the configured store; records stamped `now`.
     pub(crate) fn open(state: &'s AppState, now: jiff::Timestamp) -> Result<ServerLog<'s>, ApiError> {
         let cfg = state.config();
-        let store = guardrail_store::open_store(&cfg.store).map_err(|e| {
+        // Through the shared store (group commit, pooled reads) when it opens.
+        let store = state.share_store().map(|s| Ok(Box::new(s.handle()) as Box<dyn guardrail_store::AuditStore>));
+        let store = store.unwrap_or_else(|| guardrail_store::open_store(&cfg.store)).map_err(|e| {
             state.metrics().audit_write_failure();
             no_store(&e.to_string())
         })?;

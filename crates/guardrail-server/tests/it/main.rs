@@ -13,4 +13,5 @@ mod openapi;
 mod outbox;
 mod planner;
 mod prometheus;
+mod recording;
 mod slack;
