@@ -332,6 +332,9 @@ fn selection_failures_stop_before_anything_is_recorded() {
     assert!(out.contains("GUARDRAIL_PLANNER \"llama\" is not a planner"), "{out}");
     let (code, _, out) = d.incident(&["--model", "gpt-4o"], &[]);
     assert_eq!(code, 64, "{out}");
+    // incident execute chooses the same way (its re-gate plans the requested action).
+    let (code, out, err) = d.run(&["incident", "execute", "inc-live-002", "--as", "dave", "--planner", "gpt"], &[]);
+    assert_eq!(code, 64, "{out}{err}");
     // A model planner without its key or Kibana: could not decide.
     let (code, _, out) = d.incident(&["--planner", "openai"], &[]);
     assert_eq!(code, 3, "{out}");
@@ -399,4 +402,90 @@ async fn mcp_propose_remediation_plans_with_the_chosen_planner() {
     assert_eq!(p["recorded"], false, "{p}");
     assert_eq!(srv.hits(), 2);
     let _ = client.cancel().await;
+}
+
+#[test]
+fn serve_refuses_a_planner_it_cannot_use_before_listening() {
+    let s = common::Scratch::new();
+    let serve = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut c = common::guardrail();
+        for k in
+            ["GUARDRAIL_PLANNER", "GUARDRAIL_MODEL", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GUARDRAIL_GOVERNOR_CONFIG"]
+        {
+            c.env_remove(k);
+        }
+        c.current_dir(s.root()).arg("serve").arg("--root").arg(s.root()).args(["--bind", "127.0.0.1:0"]).args(extra);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        common::run(c)
+    };
+    let (code, _, err) = serve(&["--planner", "gpt"], &[]);
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("--planner \"gpt\" is not a planner"), "{err}");
+    let (code, _, err) = serve(&[], &[("GUARDRAIL_PLANNER", "anthropic")]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("planner anthropic (chosen by GUARDRAIL_PLANNER): anthropic: no API key: set ANTHROPIC_API_KEY"),
+        "{err}"
+    );
+}
+
+/// `serve --explainer openai --planner anthropic`: the flags reach /api/explain (a labelled model
+/// narrative from the loopback model) and the start-up line names the planner.
+#[test]
+fn serve_takes_its_explainer_and_planner_from_flags() {
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    let s = common::Scratch::new();
+    let narrator = serve(vec![openai::text("Deploys are delayed: the error budget burns fast.")]);
+    let claude = serve(vec![anthropic::text("unused")]);
+    let base = format!("{}/v1", narrator.url);
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("guardrail"))
+        .current_dir(s.root())
+        .arg("serve")
+        .arg("--root")
+        .arg(s.root())
+        .arg("--store")
+        .arg(s.store())
+        .args(["--now", "2026-02-21T00:00:00Z", "--bind", "127.0.0.1:0"])
+        .args(["--explainer", "openai", "--planner", "anthropic"])
+        .env_remove("GUARDRAIL_TOKENS")
+        .env_remove("EXPLAINER_BACKEND")
+        .env_remove("GUARDRAIL_PLANNER")
+        .env_remove("GUARDRAIL_GOVERNOR_CONFIG")
+        .env("OPENAI_API_KEY", KEY)
+        .env("OPENAI_BASE_URL", &base)
+        .env("ANTHROPIC_API_KEY", KEY)
+        .env("ANTHROPIC_BASE_URL", &claude.url)
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let addr = loop {
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap_or(0) == 0 {
+            let _ = child.kill();
+            panic!("serve ended before listening: {seen}");
+        }
+        seen.push_str(&line);
+        if let Some(rest) = line.split("http://").nth(1) {
+            break rest.split('/').next().unwrap_or_default().trim().to_string();
+        }
+    };
+    assert!(seen.contains("guardrail serve: planner: anthropic"), "{seen}");
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
+    write!(conn, "GET /api/explain HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(answer.contains("Deploys are delayed: the error budget burns fast."), "{answer}");
+    assert!(answer.contains("\"written_by\":\"openai/"), "{answer}");
+    assert!(!answer.contains(KEY));
+    assert_eq!(narrator.hits(), 1);
 }
