@@ -245,3 +245,68 @@ fn routes_follow_the_config() {
     );
     assert!(jira.route(&draft("remediation_decision", json!({"incident_id": ""}))).is_empty());
 }
+
+/// A fresh PostgreSQL schema (`postgres://postgres@127.0.0.1:5432/test` or
+/// `GUARDRAIL_TEST_PG_URL`), dropped at the end; never skipped.
+struct PgSchema {
+    url: String,
+    name: String,
+}
+
+impl PgSchema {
+    fn new() -> PgSchema {
+        let url = std::env::var("GUARDRAIL_TEST_PG_URL")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_string());
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        PgSchema { url, name: format!("gr_notify_{}_{nanos}", std::process::id()) }
+    }
+    fn open(&self) -> guardrail_store::PostgresStore {
+        let mut s = guardrail_store::PostgresStore::connect_with_schema(&self.url, &self.name)
+            .unwrap_or_else(|e| panic!("PostgreSQL: {e}"));
+        s.set_outbox_router(Some(Arc::new(Routes::new(None, true))));
+        s
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&self.url, postgres::NoTls) {
+            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name));
+        }
+    }
+}
+
+#[test]
+fn two_processes_racing_on_postgresql_produce_one_ticket() {
+    let pg = PgSchema::new();
+    {
+        let mut store = pg.open();
+        for i in 0..2 {
+            incident_steps(&mut store, &format!("inc-pg-{i}"));
+        }
+        // Rows and records in the same transaction: every routed record has its row.
+        let records = store.all().unwrap();
+        let routed = records.iter().filter(|r| r.kind != "execution_claim").count();
+        assert_eq!(store.outbox_entries(None, None, 100).unwrap().len(), routed);
+    }
+    let jira = FakeJira::start();
+    jira.state.lock().unwrap().create_delay = Duration::from_millis(200);
+    let clock = Clock::new();
+    let delivered: u32 = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..3)
+            .map(|_| {
+                let (pg, clock, jira) = (&pg, &clock, &jira);
+                s.spawn(move || deliverer(jira).deliver_due(&mut pg.open(), &|| clock.now(), None).unwrap().delivered)
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    let mut store = pg.open();
+    let rest = deliverer(&jira).deliver_due(&mut store, &|| clock.now(), None).unwrap();
+    assert_eq!(delivered + rest.delivered, 8);
+    assert_eq!(jira.issues().len(), 2, "one ticket per incident");
+    assert_eq!(store.all().unwrap().iter().filter(|r| r.kind == "jira_issue_linked").count(), 2);
+    assert!(store.verify().unwrap().ok());
+}
