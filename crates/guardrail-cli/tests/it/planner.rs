@@ -489,3 +489,32 @@ fn serve_takes_its_explainer_and_planner_from_flags() {
     assert!(!answer.contains(KEY));
     assert_eq!(narrator.hits(), 1);
 }
+
+#[test]
+fn an_agent_round_over_its_budget_is_refused_and_blocked() {
+    let d = Dir::loaded();
+    let round = |llm_calls: u64, input_tokens: u64| {
+        let mut r: Value = serde_json::from_str(&converse_round(&plan_json("scale_worker_pool"))).unwrap();
+        r["model_usage"]["llm_calls"] = json!(llm_calls);
+        r["model_usage"]["input_tokens"] = json!(input_tokens);
+        Reply::json(200, r.to_string())
+    };
+    // 9 LLM calls = 8 tool rounds, over the block's 3.
+    let srv = serve(vec![round(9, 100), round(2, 50_000)]);
+    d.write_config(
+        "planner:\n  backend: agent-builder\n  agent_id: guardrail-sre\n  budget:\n    rounds: 3\n    tokens: 20000\n",
+    );
+    let env = [("ELASTIC_KIBANA_URL", srv.url.as_str()), ("ELASTIC_API_KEY", KEY)];
+    let (code, v, out) = d.incident(&[], &env);
+    assert_eq!(code, 10, "{out}");
+    assert_eq!(v["results"][0]["rule"], "planner_failed", "{out}");
+    assert!(out.contains("the tool_rounds budget is exhausted (8 rounds, at most 3)"), "{out}");
+    // 50,000 + 120 tokens, over the block's 20,000.
+    let (code, v, out) = d.incident(&[], &env);
+    assert_eq!(code, 10, "{out}");
+    assert_eq!(v["results"][0]["rule"], "planner_failed", "{out}");
+    assert!(out.contains("the tokens budget is exhausted (50120 tokens, at most 20000)"), "{out}");
+    assert!(!d.kinds().iter().any(|k| k == "remediation_execution"), "{:?}", d.kinds());
+    let body: Value = serde_json::from_str(&srv.requests()[0].body).unwrap();
+    assert_eq!(body["agent_id"], "guardrail-sre");
+}
