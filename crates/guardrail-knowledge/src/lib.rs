@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 pub use guardrail_core::remediation::{ActionPolicy, Incident, Severity, Stance};
 
 pub mod elastic;
+mod fts_rank;
 pub mod parse;
 mod sqlite;
 pub mod yaml;

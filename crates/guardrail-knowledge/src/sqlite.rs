@@ -115,28 +115,110 @@ CREATE TRIGGER IF NOT EXISTS policies_au AFTER UPDATE ON policies BEGIN
 END;
 ";
 
-// One row per service name (and `*`): its id is the bucket of its documents' rowids. The index
-// on `reviewed` lets `stats` (which every incident run asks: are there reviewed runbooks?) count
-// from a small index instead of reading every runbook's text: at 100,000 runbooks that was the
-// whole 120 MB file per incident.
+// One row per service name (and `*`): its id is the bucket of its documents' rowids.
+// `doc_counts`, kept by triggers, answers `stats` (which every incident run asks: are there
+// reviewed runbooks?) without counting: counting read the whole 120 MB file at 100,000
+// runbooks, and still 100,000 index entries with the `reviewed` index.
+// `fts_df` / `fts_df_state`: each term's document count per FTS5 index, rebuilt from `fts5vocab`
+// after every write, for `guardrail_bm25` (`fts_rank.rs`), with the row and token counts it was
+// built at (a mismatch sends the function back to FTS5's own count).
 const SCHEMA_2: &str = "
 CREATE TABLE IF NOT EXISTS services (
     id INTEGER PRIMARY KEY NOT NULL,
     name TEXT NOT NULL UNIQUE
 );
 CREATE INDEX IF NOT EXISTS runbooks_reviewed ON runbooks (reviewed);
+
+CREATE VIRTUAL TABLE IF NOT EXISTS runbooks_vocab USING fts5vocab(runbooks_fts, row);
+CREATE VIRTUAL TABLE IF NOT EXISTS evidence_vocab USING fts5vocab(evidence_fts, row);
+CREATE TABLE IF NOT EXISTS fts_df (
+    tbl TEXT NOT NULL,
+    term TEXT NOT NULL,
+    docs INTEGER NOT NULL,
+    cnt INTEGER NOT NULL,
+    PRIMARY KEY (tbl, term)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS fts_df_state (
+    tbl TEXT PRIMARY KEY NOT NULL,
+    rows INTEGER NOT NULL,
+    tokens INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS doc_counts (kind TEXT PRIMARY KEY NOT NULL, n INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS runbooks_count_ai AFTER INSERT ON runbooks BEGIN
+    UPDATE doc_counts SET n = n + 1
+     WHERE kind = CASE new.reviewed WHEN 1 THEN 'runbooks_reviewed' ELSE 'runbooks_unreviewed' END;
+END;
+CREATE TRIGGER IF NOT EXISTS runbooks_count_ad AFTER DELETE ON runbooks BEGIN
+    UPDATE doc_counts SET n = n - 1
+     WHERE kind = CASE old.reviewed WHEN 1 THEN 'runbooks_reviewed' ELSE 'runbooks_unreviewed' END;
+END;
+CREATE TRIGGER IF NOT EXISTS runbooks_count_au AFTER UPDATE OF reviewed ON runbooks BEGIN
+    UPDATE doc_counts SET n = n - 1
+     WHERE kind = CASE old.reviewed WHEN 1 THEN 'runbooks_reviewed' ELSE 'runbooks_unreviewed' END;
+    UPDATE doc_counts SET n = n + 1
+     WHERE kind = CASE new.reviewed WHEN 1 THEN 'runbooks_reviewed' ELSE 'runbooks_unreviewed' END;
+END;
+CREATE TRIGGER IF NOT EXISTS evidence_count_ai AFTER INSERT ON evidence BEGIN
+    UPDATE doc_counts SET n = n + 1 WHERE kind = 'evidence';
+END;
+CREATE TRIGGER IF NOT EXISTS evidence_count_ad AFTER DELETE ON evidence BEGIN
+    UPDATE doc_counts SET n = n - 1 WHERE kind = 'evidence';
+END;
+CREATE TRIGGER IF NOT EXISTS policies_count_ai AFTER INSERT ON policies BEGIN
+    UPDATE doc_counts SET n = n + 1 WHERE kind = 'policies';
+END;
+CREATE TRIGGER IF NOT EXISTS policies_count_ad AFTER DELETE ON policies BEGIN
+    UPDATE doc_counts SET n = n - 1 WHERE kind = 'policies';
+END;
+";
+
+/// Recounts `doc_counts` (each `create`, so a file written by an older Guardrail is right).
+const RECOUNT: &str = "
+INSERT OR REPLACE INTO doc_counts (kind, n) VALUES
+    ('runbooks_reviewed', (SELECT count(*) FROM runbooks WHERE reviewed = 1)),
+    ('runbooks_unreviewed', (SELECT count(*) FROM runbooks WHERE reviewed = 0)),
+    ('evidence', (SELECT count(*) FROM evidence)),
+    ('policies', (SELECT count(*) FROM policies));
 ";
 
 const TABLES: &[&str] = &["runbooks", "runbooks_fts", "evidence", "evidence_fts", "policies", "policies_fts"];
 
 /// A service's reviewed runbooks matching an FTS5 query (`?1`), in its rowid range (`?4`–`?5`),
-/// best first; see `search_runbooks` for the CROSS JOIN and the `+`.
-const SEARCH_RUNBOOKS: &str = "SELECT r.id, r.service, r.title, r.recommended_action, r.body, r.reviewed, r.provenance,
-        bm25(runbooks_fts, 2.0, 1.0) AS rank
+/// best first; see `search_runbooks` for the CROSS JOIN and the `+`. `{rank}` is `bm25(...)` or
+/// the same with document counts from `fts_df` ([`crate::fts_rank`]).
+macro_rules! search_runbooks {
+    ($rank:literal) => {
+        concat!(
+            "SELECT r.id, r.service, r.title, r.recommended_action, r.body, r.reviewed, r.provenance, ",
+            $rank,
+            " AS rank
  FROM runbooks_fts CROSS JOIN runbooks r ON r.rowid = runbooks_fts.rowid
  WHERE runbooks_fts MATCH ?1 AND runbooks_fts.rowid BETWEEN ?4 AND ?5
    AND r.service = ?2 AND +r.reviewed = 1
- ORDER BY rank, r.id LIMIT ?3";
+ ORDER BY rank, r.id LIMIT ?3"
+        )
+    };
+}
+const SEARCH_RUNBOOKS: &str = search_runbooks!("bm25(runbooks_fts, 2.0, 1.0)");
+const SEARCH_RUNBOOKS_DF: &str = search_runbooks!("guardrail_bm25(runbooks_fts, 'runbooks', 2.0, 1.0)");
+
+macro_rules! search_evidence {
+    ($rank:literal) => {
+        concat!(
+            "SELECT e.id, e.service, e.stance, e.text, ",
+            $rank,
+            " AS rank
+ FROM evidence_fts CROSS JOIN evidence e ON e.rowid = evidence_fts.rowid
+ WHERE evidence_fts MATCH ?1 AND evidence_fts.rowid BETWEEN ?5 AND ?6
+   AND (?2 = '*' OR e.service = ?2 OR e.service = '*')
+   AND (?4 IS NULL OR e.stance = ?4)
+ ORDER BY rank, e.id LIMIT ?3"
+        )
+    };
+}
+const SEARCH_EVIDENCE: &str = search_evidence!("bm25(evidence_fts)");
+const SEARCH_EVIDENCE_DF: &str = search_evidence!("guardrail_bm25(evidence_fts, 'evidence')");
 
 /// The first and last rowid of a bucket.
 fn bucket_range(bucket: i64) -> (i64, i64) {
@@ -175,6 +257,10 @@ pub struct SqliteKnowledgeStore {
     location: String,
     /// Schema 2: documents numbered by service, searched by rowid range.
     bucketed: bool,
+    /// `guardrail_bm25` is registered and the `fts_df` tables exist.
+    df: bool,
+    /// `doc_counts` exists.
+    counted: bool,
 }
 
 impl std::fmt::Debug for SqliteKnowledgeStore {
@@ -208,8 +294,11 @@ impl SqliteKnowledgeStore {
         // No SQLITE_OPEN_URI: a path is a path, even if it starts with `file:`.
         let conn = Connection::open_with_flags(path, mode | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .map_err(|e| KnowledgeError::Index { location: location.clone(), message: e.to_string() })?;
-        let mut store = SqliteKnowledgeStore { conn, location, bucketed: false };
-        store.bucketed = store.check_schema()? == SCHEMA_VERSION;
+        let mut store = SqliteKnowledgeStore { conn, location, bucketed: false, df: false, counted: false };
+        let (version, names) = store.check_schema()?;
+        store.bucketed = version == SCHEMA_VERSION;
+        store.counted = store.bucketed && names.iter().any(|n| n == "doc_counts");
+        store.df = store.bucketed && names.iter().any(|n| n == "fts_df") && store.register_rank();
         Ok(store)
     }
 
@@ -221,7 +310,7 @@ impl SqliteKnowledgeStore {
         let location = path.display().to_string();
         let conn = Connection::open(path)
             .map_err(|e| KnowledgeError::Index { location: location.clone(), message: e.to_string() })?;
-        let mut store = SqliteKnowledgeStore { conn, location, bucketed: true };
+        let mut store = SqliteKnowledgeStore { conn, location, bucketed: true, df: false, counted: false };
         store.init_schema()?;
         Ok(store)
     }
@@ -230,7 +319,8 @@ impl SqliteKnowledgeStore {
     pub fn open_in_memory() -> Result<SqliteKnowledgeStore, KnowledgeError> {
         let conn = Connection::open_in_memory()
             .map_err(|e| KnowledgeError::Index { location: ":memory:".into(), message: e.to_string() })?;
-        let mut store = SqliteKnowledgeStore { conn, location: ":memory:".into(), bucketed: true };
+        let mut store =
+            SqliteKnowledgeStore { conn, location: ":memory:".into(), bucketed: true, df: false, counted: false };
         store.init_schema()?;
         Ok(store)
     }
@@ -273,11 +363,43 @@ impl SqliteKnowledgeStore {
         if version == 1 {
             self.renumber(&tx)?;
         }
+        tx.execute_batch(RECOUNT).map_err(|e| self.err("counting documents", e))?;
+        self.refresh_df(&tx)?;
         tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
             .map_err(|e| self.err("setting the schema version", e))?;
         tx.commit().map_err(|e| self.err("committing the schema", e))?;
         self.bucketed = true;
+        self.counted = true;
+        self.df = self.register_rank();
         Ok(())
+    }
+
+    /// Registers `guardrail_bm25`; false (searches use `bm25()`) if this SQLite cannot.
+    fn register_rank(&self) -> bool {
+        crate::fts_rank::register(&self.conn).is_ok()
+    }
+
+    /// Rebuilds `fts_df` and `fts_df_state` from the FTS5 indexes (one pass over each index's
+    /// vocabulary: 0.35 s at 100,000 runbooks), inside the caller's transaction.
+    fn refresh_df(&self, conn: &Connection) -> Result<(), KnowledgeError> {
+        for (tbl, table, vocab) in
+            [("runbooks", "runbooks", "runbooks_vocab"), ("evidence", "evidence", "evidence_vocab")]
+        {
+            conn.execute_batch(&format!(
+                "DELETE FROM fts_df WHERE tbl = '{tbl}';
+                 INSERT INTO fts_df (tbl, term, docs, cnt) SELECT '{tbl}', term, doc, cnt FROM {vocab};
+                 INSERT OR REPLACE INTO fts_df_state (tbl, rows, tokens) VALUES ('{tbl}',
+                     (SELECT count(*) FROM {table}),
+                     (SELECT coalesce(sum(cnt), 0) FROM fts_df WHERE tbl = '{tbl}'));"
+            ))
+            .map_err(|e| self.err(&format!("counting the terms of {table}"), e))?;
+        }
+        Ok(())
+    }
+
+    /// After a write that added documents: the term counts follow (schema 2 files only).
+    fn after_write(&self, conn: &Connection, report: LoadReport) -> Result<(), KnowledgeError> {
+        if self.bucketed && report.added > 0 { self.refresh_df(conn) } else { Ok(()) }
     }
 
     /// Schema 1 → 2: gives every runbook and evidence document its service's rowid. The update
@@ -353,8 +475,9 @@ impl SqliteKnowledgeStore {
         Ok(())
     }
 
-    /// Checks the file is a knowledge base of a version this reads; returns the version.
-    fn check_schema(&self) -> Result<i64, KnowledgeError> {
+    /// Checks the file is a knowledge base of a version this reads; returns the version and
+    /// its tables.
+    fn check_schema(&self) -> Result<(i64, Vec<String>), KnowledgeError> {
         let version: i64 = self
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -377,7 +500,7 @@ impl SqliteKnowledgeStore {
         let needed = TABLES.iter().chain((version >= 2).then_some(&"services"));
         match needed.into_iter().find(|t| !names.iter().any(|n| n == *t)) {
             Some(t) => Err(self.err("schema", format!("table {t} is missing"))),
-            None => Ok(version),
+            None => Ok((version, names)),
         }
     }
 
@@ -412,14 +535,7 @@ impl SqliteKnowledgeStore {
             Some(q) => {
                 let mut stmt = self
                     .conn
-                    .prepare_cached(
-                        "SELECT e.id, e.service, e.stance, e.text, bm25(evidence_fts) AS rank
-                         FROM evidence_fts CROSS JOIN evidence e ON e.rowid = evidence_fts.rowid
-                         WHERE evidence_fts MATCH ?1 AND evidence_fts.rowid BETWEEN ?5 AND ?6
-                           AND (?2 = '*' OR e.service = ?2 OR e.service = '*')
-                           AND (?4 IS NULL OR e.stance = ?4)
-                         ORDER BY rank, e.id LIMIT ?3",
-                    )
+                    .prepare_cached(if self.df { SEARCH_EVIDENCE_DF } else { SEARCH_EVIDENCE })
                     .map_err(|e| self.err("searching evidence", e))?;
                 stmt.query_map(params![q, service, bounded(k), stance, lo, hi], |row| {
                     let rank: f64 = row.get(4)?;
@@ -591,8 +707,10 @@ impl KnowledgeStore for SqliteKnowledgeStore {
                 // and `+r.reviewed` keeps the planner off the `reviewed` index (made for
                 // `stats`): scanning 100,000 reviewed runbooks and probing FTS5 for each took
                 // 0.4 s.
-                let mut stmt =
-                    self.conn.prepare_cached(SEARCH_RUNBOOKS).map_err(|e| self.err("searching runbooks", e))?;
+                let mut stmt = self
+                    .conn
+                    .prepare_cached(if self.df { SEARCH_RUNBOOKS_DF } else { SEARCH_RUNBOOKS })
+                    .map_err(|e| self.err("searching runbooks", e))?;
                 stmt.query_map(params![q, service, bounded(k), lo, hi], |row| {
                     Ok((runbook_row(row)?, -row.get::<_, f64>(7)?))
                 })
@@ -679,6 +797,16 @@ impl KnowledgeStore for SqliteKnowledgeStore {
             let n: i64 = self.conn.query_row(sql, [], |r| r.get(0)).map_err(|e| self.err("counting documents", e))?;
             Ok(n.max(0) as u64)
         };
+        if self.counted {
+            let n =
+                |kind: &str| count(&format!("SELECT coalesce((SELECT n FROM doc_counts WHERE kind = '{kind}'), 0)"));
+            return Ok(KnowledgeStats {
+                runbooks_reviewed: n("runbooks_reviewed")?,
+                runbooks_unreviewed: n("runbooks_unreviewed")?,
+                evidence: n("evidence")?,
+                policies: n("policies")?,
+            });
+        }
         Ok(KnowledgeStats {
             runbooks_reviewed: count("SELECT count(*) FROM runbooks WHERE reviewed = 1")?,
             runbooks_unreviewed: count("SELECT count(*) FROM runbooks WHERE reviewed = 0")?,
@@ -688,11 +816,11 @@ impl KnowledgeStore for SqliteKnowledgeStore {
     }
 
     fn add_runbook(&mut self, runbook: &Runbook) -> Result<LoadReport, KnowledgeError> {
-        self.insert_runbook(&self.conn, runbook)
+        self.add_docs(&KnowledgeDocs { runbooks: vec![runbook.clone()], ..KnowledgeDocs::default() })
     }
 
     fn add_evidence(&mut self, doc: &EvidenceDoc) -> Result<LoadReport, KnowledgeError> {
-        self.insert_evidence(&self.conn, doc)
+        self.add_docs(&KnowledgeDocs { evidence: vec![doc.clone()], ..KnowledgeDocs::default() })
     }
 
     fn add_policy(&mut self, policy: &ActionPolicy) -> Result<LoadReport, KnowledgeError> {
@@ -753,6 +881,7 @@ impl KnowledgeStore for SqliteKnowledgeStore {
             }
             Ok(())
         })?;
+        self.after_write(&tx, total)?;
         tx.commit().map_err(|e| self.err("committing", e))?;
         progress(read);
         Ok((total, incidents))
@@ -771,6 +900,7 @@ impl KnowledgeStore for SqliteKnowledgeStore {
         for p in &docs.policies {
             total = sum(total, self.insert_policy(&tx, p)?);
         }
+        self.after_write(&tx, total)?;
         tx.commit().map_err(|e| self.err("committing", e))?;
         Ok(total)
     }
@@ -870,35 +1000,59 @@ mod tests {
     const QUERIES: &[&str] =
         &["latency spike restart", "db connection saturation timeout", "restarts", "cache", "", "zzz"];
 
-    /// Searching by the service's rowid range returns exactly what the schema-1 query (every
-    /// matching row, filtered by service afterwards) returns: same ids, same order, same score
-    /// bits.
+    /// Searching by the service's rowid range, ranked by `guardrail_bm25` with document counts
+    /// from `fts_df`, returns exactly what the schema-1 query (every matching row, `bm25()`,
+    /// filtered by service afterwards) returns: same ids, same order, same score bits — also
+    /// after single adds and reviews (FTS5 delete markers).
     #[test]
     fn ranged_search_equals_the_unranged_query_to_the_bit() {
         let mut s = SqliteKnowledgeStore::open_in_memory().unwrap();
-        s.add_docs(&corpus(3000, 1500, 12)).unwrap();
-        for q in QUERIES {
-            for svc in (0..=13).map(|i| if i == 0 { "*".to_string() } else { format!("svc-{i}") }) {
-                for k in [1, 5, 100] {
-                    s.bucketed = true;
-                    let (r, e) = (s.search_runbooks(q, &svc, k).unwrap(), s.search_evidence(q, &svc, k, None).unwrap());
-                    let es = s.search_evidence(q, &svc, k, Some(Stance::Support)).unwrap();
-                    s.bucketed = false;
-                    assert_eq!(runbook_ids(&r), runbook_ids(&s.search_runbooks(q, &svc, k).unwrap()), "{q} {svc} {k}");
-                    assert_eq!(
-                        evidence_ids(&e),
-                        evidence_ids(&s.search_evidence(q, &svc, k, None).unwrap()),
-                        "{q} {svc}"
-                    );
-                    let old = s.search_evidence(q, &svc, k, Some(Stance::Support)).unwrap();
-                    assert_eq!(evidence_ids(&es), evidence_ids(&old), "{q} {svc} support");
-                    // svc-13 has no documents (a service nothing was added for).
-                    if !q.is_empty() && *q != "zzz" && svc != "*" && svc != "svc-13" && k == 100 {
-                        assert!(!r.is_empty() && !e.is_empty(), "{q} {svc}: the corpus is meant to match");
+        assert!(s.df && s.counted && s.bucketed);
+        let mut docs = corpus(3000, 1500, 12);
+        let late: Vec<Runbook> = docs.runbooks.split_off(2900);
+        s.add_docs(&docs).unwrap();
+        for mut r in late {
+            r.reviewed = false;
+            s.add_runbook(&r).unwrap();
+            s.mark_reviewed(&r.id, "bob", "2026-01-01T00:00:00Z").unwrap();
+        }
+        s.verify().unwrap();
+        let check = |s: &mut SqliteKnowledgeStore, what: &str| {
+            for q in QUERIES {
+                for svc in (0..=13).map(|i| if i == 0 { "*".to_string() } else { format!("svc-{i}") }) {
+                    for k in [1, 5, 100] {
+                        (s.bucketed, s.df) = (true, true);
+                        let (r, e) =
+                            (s.search_runbooks(q, &svc, k).unwrap(), s.search_evidence(q, &svc, k, None).unwrap());
+                        let es = s.search_evidence(q, &svc, k, Some(Stance::Support)).unwrap();
+                        (s.bucketed, s.df) = (false, false);
+                        let old_r = s.search_runbooks(q, &svc, k).unwrap();
+                        assert_eq!(runbook_ids(&r), runbook_ids(&old_r), "{what}: {q} {svc} {k}");
+                        let old_e = s.search_evidence(q, &svc, k, None).unwrap();
+                        assert_eq!(evidence_ids(&e), evidence_ids(&old_e), "{what}: {q} {svc}");
+                        let old = s.search_evidence(q, &svc, k, Some(Stance::Support)).unwrap();
+                        assert_eq!(evidence_ids(&es), evidence_ids(&old), "{what}: {q} {svc} support");
+                        // svc-13 has no documents (a service nothing was added for).
+                        if !q.is_empty() && *q != "zzz" && svc != "*" && svc != "svc-13" && k == 100 {
+                            assert!(!r.is_empty() && !e.is_empty(), "{q} {svc}: the corpus is meant to match");
+                        }
                     }
                 }
             }
-        }
+            (s.bucketed, s.df) = (true, true);
+        };
+        check(&mut s, "fts_df current");
+        // A stale table (counts of another index state) is not used: still bm25()'s scores.
+        s.conn.execute_batch("UPDATE fts_df SET docs = 1; UPDATE fts_df_state SET rows = rows + 1").unwrap();
+        check(&mut s, "fts_df stale");
+        // And the table is what the current one answers from: wrong counts with a matching
+        // state change the scores (so the equality above is not bm25() running anyway).
+        s.conn.execute_batch("UPDATE fts_df_state SET rows = rows - 1").unwrap();
+        let q = "latency spike restart";
+        (s.bucketed, s.df) = (true, true);
+        let with_table = runbook_ids(&s.search_runbooks(q, "svc-2", 5).unwrap());
+        s.df = false;
+        assert_ne!(with_table, runbook_ids(&s.search_runbooks(q, "svc-2", 5).unwrap()));
     }
 
     /// FTS5 is handed the rowid range (its plan string has the rowid bounds) and stays the outer
@@ -940,7 +1094,7 @@ mod tests {
             let conn = Connection::open(&path).unwrap();
             conn.execute_batch(SCHEMA).unwrap();
             conn.execute_batch("PRAGMA user_version = 1").unwrap();
-            let old = SqliteKnowledgeStore { conn, location: "v1".into(), bucketed: false };
+            let old = SqliteKnowledgeStore { conn, location: "v1".into(), bucketed: false, df: false, counted: false };
             let tx = old.conn.unchecked_transaction().unwrap();
             let docs = corpus(800, 400, 6);
             for r in &docs.runbooks {
