@@ -26,6 +26,9 @@ use crate::state::{AppState, GovernorBlocks};
 /// The tick when the config does not say (`notify.interval_seconds`).
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 
+/// The longest one delivery pass may run before the thread looks at its stop signal again.
+const PASS_DEADLINE: Duration = Duration::from_secs(20);
+
 /// The running delivery thread; dropping it stops it (after the delivery in progress).
 #[derive(Debug)]
 pub struct OutboxWorker {
@@ -149,7 +152,10 @@ impl Worker {
             );
         }
         if let Some(d) = deliverer.as_ref() {
-            match d.deliver_due(store.as_mut(), &jiff::Timestamp::now, None) {
+            // Bounded, so a long backlog to a slow destination still lets the server stop (and
+            // the gauges refresh) between passes; the rest is due again at the next tick.
+            let deadline = std::time::Instant::now() + PASS_DEADLINE;
+            match d.deliver_due(store.as_mut(), &jiff::Timestamp::now, Some(deadline)) {
                 Ok(report) => {
                     for p in &report.problems {
                         eprintln!("guardrail serve: outbox: {p}");
