@@ -184,12 +184,12 @@ impl PipelineArgs {
             self.now.as_deref(),
             (&self.auth, self.actor.as_deref(), act),
         )?;
+        // Chosen before the deploy signals are read and anything is recorded: an unknown planner
+        // or a model planner without its key stops here (64 / 3), never falls back to another.
+        ctx.planner = self.planner.select_or_report(ctx.cfg.planner.as_ref(), env, "guardrail")?;
         if let Some(root) = &self.signals_root {
             ctx.signals = Some(deploy_signals(root, env, ctx.now).map_err(|e| fail(&e))?);
         }
-        // Chosen before anything is read or recorded: an unknown planner or a model planner
-        // without its key stops here (64 / 3), never falls back to another planner.
-        ctx.planner = self.planner.select_or_report(ctx.cfg.planner.as_ref(), env, "guardrail")?;
         Ok(ctx)
     }
 }
