@@ -281,6 +281,10 @@ pub struct RunView {
     pub execution: Option<ExecutionStep>,
     /// Set when this run re-gated another action (`execute` with `action`); `null` otherwise.
     pub regate: Option<RegateView>,
+    /// A model-backed planner's transcript, as the decision names it (record, hash, model, how
+    /// it ended and why); absent for the built-in planners.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planner_transcript: Option<crate::transcript::TranscriptRef>,
 }
 
 impl RunView {
@@ -306,6 +310,7 @@ impl RunView {
             request_record: None,
             execution: None,
             regate: None,
+            planner_transcript: decode::<DecisionBody>(&decision.body).ok().and_then(|b| b.planner_transcript),
         }
     }
 

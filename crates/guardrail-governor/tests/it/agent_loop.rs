@@ -196,10 +196,12 @@ fn openai_plans_with_tools_and_the_gate_validated_action_runs() {
         None,
         &incident,
     );
-    let RunOutcome::Decided { outcome, next: Next::Executed(e), .. } = &ran.outcome else {
+    let RunOutcome::Decided { outcome, next: Next::Executed(e), decision } = &ran.outcome else {
         panic!("executes: {:?}", ran.outcome);
     };
     assert!(e.succeeded());
+    let view = guardrail_governor::views::RunView::decided(outcome, decision, "dave");
+    assert_eq!(view.planner_transcript.as_ref().map(|r| r.outcome.as_str()), Some("accepted"));
     assert_eq!(ran.executed, ["scale_worker_pool"]);
     assert_eq!(outcome.plan.planner, "openai");
     // Order: the transcript, then the decision that names it, then the claim and the execution.
