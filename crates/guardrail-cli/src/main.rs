@@ -142,6 +142,11 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
+    /// Notifications (Slack, Jira): the outbox's delivery state, and a delivery pass now.
+    Notify {
+        #[command(subcommand)]
+        command: guardrail::notify_cmd::NotifyCommand,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -324,7 +329,19 @@ fn main() -> ExitCode {
             return code.into();
         }
     };
+    // The outbox's routing table before any store is opened (serve installs its own, per
+    // store); after a command that appended records, one short best-effort delivery pass,
+    // which never changes the exit code.
+    let args: Vec<String> = std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
+    let appends = matches!(cli.command, Command::Gate { .. } | Command::Incident { .. } | Command::Approve(_));
+    let outbox = match cli.command {
+        Command::Serve(_) => guardrail::notify_cmd::CliOutbox::default(),
+        _ => guardrail::notify_cmd::install(&args, &env_lookup),
+    };
     let mut code = run(cli);
+    if appends {
+        outbox.inline_pass();
+    }
     // A closed pipe is the reader's choice and keeps the command's own exit code; any other
     // failure to write stdout means the output was not delivered, so success becomes exit 3.
     if let Some(e) = render::out::finish_stdout() {
@@ -500,6 +517,7 @@ fn run(cli: Cli) -> Exit {
         Command::Approve(args) => guardrail::approve_cmd::run(args, env),
         Command::Kb { command } => guardrail::kb_cmd::run(command, env),
         Command::Mcp(args) => guardrail::mcp_cmd::run(args, env),
+        Command::Notify { command } => guardrail::notify_cmd::run(command, env),
     }
 }
 
