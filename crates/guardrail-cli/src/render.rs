@@ -428,6 +428,7 @@ pub fn audit_cells(kind: &str, b: &serde_json::Value) -> AuditCells {
     let cell = |v: Option<String>| v.map(|v| terminal_safe(&v, 60)).unwrap_or_else(|| "-".into());
     let typed = match guardrail_governor::record::RecordKind::parse(kind) {
         Some(k) => governor_cells(k, b),
+        None if kind == guardrail_governor::transcript::PLANNER_TRANSCRIPT => transcript_cells(b),
         None => deploy_cells(kind, b),
     };
     if let Some([action, rule, by, subject]) = typed {
@@ -450,6 +451,19 @@ pub fn audit_cells(kind: &str, b: &serde_json::Value) -> AuditCells {
     let rule = s("/rule").or_else(|| s("/policy_id"));
     let subject = if kind.starts_with("deploy_") { service.or(incident) } else { incident.or(service) };
     AuditCells { action: cell(action), rule: cell(rule), by: cell(who), subject: cell(subject) }
+}
+
+/// A planner transcript: how the loop ended, the planner and model, the incident.
+fn transcript_cells(b: &serde_json::Value) -> Option<[Option<String>; 4]> {
+    let t: guardrail_governor::transcript::TranscriptBody = serde_json::from_value(b.clone()).ok()?;
+    let some = |v: &str| Some(v.to_string()).filter(|v| !v.is_empty());
+    let model = t.transcript.answered_by.as_deref().unwrap_or(&t.transcript.model);
+    Some([
+        some(&format!("plan {}", t.transcript.outcome.as_str())),
+        some(&format!("{} {model}", t.transcript.planner)),
+        None,
+        some(&t.incident_id).map(|i| format!("incident {i}")),
+    ])
 }
 
 /// Action, rule, who and subject of a governor record, from its typed body (`None` for a body
@@ -788,6 +802,13 @@ mod audit_list_tests {
         assert_eq!(cells("deploy_decision", b)[2], "octocat");
         let b = json!({"outcome": "error", "errors": ["x"], "ci": {"service": "shop"}});
         assert_eq!(cells("deploy_error", b), ["NO DECISION", "could not decide", "-", "shop"]);
+    }
+
+    #[test]
+    fn a_planner_transcript_shows_its_outcome_planner_and_incident() {
+        let b = json!({"incident_id": "inc-1", "transcript": {"planner": "openai", "model": "gpt-4o",
+            "answered_by": "gpt-4o-2024-08-06", "outcome": "failed"}});
+        assert_eq!(cells("planner_transcript", b), ["plan failed", "openai gpt-4o-2024-08-06", "-", "incident inc-1"]);
     }
 
     #[test]

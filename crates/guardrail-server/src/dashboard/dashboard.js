@@ -305,6 +305,14 @@ function auditCells(r) {
     case "remediation_decision":
       if (action && r.decision) action += " → " + r.decision;
       break;
+    case "planner_transcript":
+      // A model's plan: how the loop ended, which planner and model (the transcript itself is
+      // in the incident's detail).
+      if (r.transcript) {
+        action = "plan " + (r.transcript.outcome || "?");
+        rule = (r.transcript.planner || "") + " " + (r.transcript.answered_by || r.transcript.model || "");
+      }
+      break;
     case "approval_request":
       rule = rule || (r.requires ? "needs " + r.requires : null);
       break;
