@@ -268,61 +268,170 @@ pub fn decision_parts(d: &ChainedRecord) -> Result<(Incident, PlanOutput, String
 /// Folds the governor's records into one state per incident.
 pub fn incident_states(records: &[ChainedRecord]) -> BTreeMap<String, IncidentState> {
     let mut out: BTreeMap<String, IncidentState> = BTreeMap::new();
-    for r in records.iter().filter(|r| kinds::ALL.contains(&r.kind.as_str())) {
-        let Subject { incident_id: id } = decode(&r.body).unwrap_or_default();
-        if id.is_empty() {
-            continue;
+    for r in records {
+        fold_record(&mut out, r);
+    }
+    out
+}
+
+/// [`incident_states`] kept between reads of a growing chain: the states and the record the
+/// fold stopped at, so a long-lived reader (`guardrail serve`'s incident and approval views)
+/// folds only the records appended since instead of the whole chain at every call.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentFold {
+    states: BTreeMap<String, IncidentState>,
+    /// Seq and hash of the last record folded in.
+    last: Option<(i64, String)>,
+}
+
+impl IncidentFold {
+    /// The seq of the last record folded in (0 before any).
+    pub fn last_seq(&self) -> i64 {
+        self.last.as_ref().map_or(0, |(seq, _)| *seq)
+    }
+
+    /// The hash of the last record folded in (`None` before any).
+    pub fn last_hash(&self) -> Option<&str> {
+        self.last.as_ref().map(|(_, hash)| hash.as_str())
+    }
+
+    /// The states so far.
+    pub fn states(&self) -> &BTreeMap<String, IncidentState> {
+        &self.states
+    }
+
+    /// Folds in `newer`, the records after [`last_seq`](Self::last_seq) in chain order. Returns
+    /// false, folding nothing, when they do not continue the chain where this fold stopped (a
+    /// first seq that is not the next one, or a `prev_hash` that is not the last hash folded:
+    /// the store was replaced or rewritten): the caller then folds again from the start.
+    pub fn extend(&mut self, newer: &[ChainedRecord]) -> bool {
+        let mut expect = self.last.clone();
+        for r in newer {
+            let continues = match &expect {
+                None => r.seq == 1,
+                Some((seq, hash)) => r.seq == seq + 1 && r.prev_hash == *hash,
+            };
+            if !continues {
+                return false;
+            }
+            expect = Some((r.seq, r.hash.clone()));
         }
-        let st = out.entry(id.clone()).or_insert_with(|| IncidentState { incident_id: id, ..Default::default() });
-        st.records.push(r.clone());
-        // A body that does not decode reads as empty (as a missing field did): it authorises
-        // nothing and matches no request or grant.
-        match r.kind.as_str() {
-            kinds::DECISION => {
-                let b: DecisionBody = decode(&r.body).unwrap_or_default();
-                st.decision = Some(r.clone());
+        for r in newer {
+            fold_record(&mut self.states, r);
+        }
+        self.last = expect;
+        true
+    }
+}
+
+/// One record into the states (records of other kinds, or without an incident, change nothing).
+fn fold_record(out: &mut BTreeMap<String, IncidentState>, r: &ChainedRecord) {
+    if !kinds::ALL.contains(&r.kind.as_str()) {
+        return;
+    }
+    let Subject { incident_id: id } = decode(&r.body).unwrap_or_default();
+    if id.is_empty() {
+        return;
+    }
+    let st = out.entry(id.clone()).or_insert_with(|| IncidentState { incident_id: id, ..Default::default() });
+    st.records.push(r.clone());
+    // A body that does not decode reads as empty (as a missing field did): it authorises
+    // nothing and matches no request or grant.
+    match r.kind.as_str() {
+        kinds::DECISION => {
+            let b: DecisionBody = decode(&r.body).unwrap_or_default();
+            st.decision = Some(r.clone());
+            st.pending = None;
+            st.execution = None;
+            st.authorised = (b.decision == "execute").then(|| Authorisation {
+                record: r.id(),
+                by: "gate".into(),
+                approver: None,
+                action: b.gated_action,
+                binding_hash: b.binding_hash,
+            });
+        }
+        kinds::APPROVAL_REQUEST => {
+            let b: ApprovalRequestBody = decode(&r.body).unwrap_or_default();
+            let current = st.decision.as_ref().is_some_and(|d| d.id() == b.decision_record);
+            if current {
+                st.pending = Some(r.clone());
+            }
+        }
+        kinds::APPROVAL_GRANTED | kinds::FORCE_OVERRIDE => {
+            let b: GrantBody = decode(&r.body).unwrap_or_default();
+            let matches = st.pending.as_ref().is_some_and(|p| p.id() == b.request_record);
+            if matches {
                 st.pending = None;
-                st.execution = None;
-                st.authorised = (b.decision == "execute").then(|| Authorisation {
+                st.authorised = Some(Authorisation {
                     record: r.id(),
-                    by: "gate".into(),
-                    approver: None,
-                    action: b.gated_action,
+                    by: b.kind,
+                    approver: Some(b.approver),
+                    action: b.action,
                     binding_hash: b.binding_hash,
                 });
             }
-            kinds::APPROVAL_REQUEST => {
-                let b: ApprovalRequestBody = decode(&r.body).unwrap_or_default();
-                let current = st.decision.as_ref().is_some_and(|d| d.id() == b.decision_record);
-                if current {
-                    st.pending = Some(r.clone());
-                }
-            }
-            kinds::APPROVAL_GRANTED | kinds::FORCE_OVERRIDE => {
-                let b: GrantBody = decode(&r.body).unwrap_or_default();
-                let matches = st.pending.as_ref().is_some_and(|p| p.id() == b.request_record);
-                if matches {
-                    st.pending = None;
-                    st.authorised = Some(Authorisation {
-                        record: r.id(),
-                        by: b.kind,
-                        approver: Some(b.approver),
-                        action: b.action,
-                        binding_hash: b.binding_hash,
-                    });
-                }
-            }
-            kinds::EXECUTION => {
-                let b: ExecutionBody = decode(&r.body).unwrap_or_default();
-                let this = st.authorised.as_ref().is_some_and(|a| a.record == b.authorised_by_record);
-                if this && b.ran {
-                    st.authorised = None;
-                }
-                st.execution = Some(r.clone());
-            }
-            kinds::RESOLVED => st.resolved = Some(r.clone()),
-            _ => {}
         }
+        kinds::EXECUTION => {
+            let b: ExecutionBody = decode(&r.body).unwrap_or_default();
+            let this = st.authorised.as_ref().is_some_and(|a| a.record == b.authorised_by_record);
+            if this && b.ran {
+                st.authorised = None;
+            }
+            st.execution = Some(r.clone());
+        }
+        kinds::RESOLVED => st.resolved = Some(r.clone()),
+        _ => {}
     }
-    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use guardrail_core::audit::{RecordDraft, seal};
+
+    fn chain(bodies: &[(&str, serde_json::Value)]) -> Vec<ChainedRecord> {
+        let mut out: Vec<ChainedRecord> = Vec::new();
+        for (kind, body) in bodies {
+            let draft =
+                RecordDraft { kind: (*kind).into(), recorded_at: "2026-11-24T10:00:00Z".into(), body: body.clone() };
+            out.push(seal(out.last(), draft));
+        }
+        out
+    }
+
+    fn summary(states: &BTreeMap<String, IncidentState>) -> Vec<(String, usize, Option<String>, Option<String>)> {
+        states
+            .values()
+            .map(|s| {
+                let auth = s.authorised.as_ref().map(|a| a.record.clone());
+                (s.incident_id.clone(), s.records.len(), s.decision.as_ref().map(ChainedRecord::id), auth)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_incremental_fold_is_the_whole_fold() {
+        let d = |inc: &str, decision: &str| serde_json::json!({"incident_id": inc, "decision": decision, "gated_action": "restart", "binding_hash": "h"});
+        let records = chain(&[
+            (kinds::DECISION, d("INC-1", "execute")),
+            ("deploy_decision", serde_json::json!({"action": "ALLOW"})),
+            (kinds::DECISION, d("INC-2", "block")),
+            (kinds::DECISION, d("INC-1", "block")),
+            (kinds::RESOLVED, serde_json::json!({"incident_id": "INC-2"})),
+        ]);
+        let whole = incident_states(&records);
+        let mut fold = IncidentFold::default();
+        assert!(fold.extend(&records[..2]));
+        assert!(fold.extend(&[]));
+        assert!(fold.extend(&records[2..]));
+        assert_eq!(fold.last_seq(), 5);
+        assert_eq!(summary(fold.states()), summary(&whole));
+        // Records that do not continue where the fold stopped are refused, nothing folded.
+        let other = chain(&vec![(kinds::DECISION, d("INC-9", "execute")); 6]);
+        assert!(!fold.extend(&other[5..]), "a seq 6 whose prev_hash is another chain's");
+        assert!(!fold.extend(&records[3..]), "records already folded");
+        assert_eq!(summary(fold.states()), summary(&whole));
+        assert!(!IncidentFold::default().extend(&records[1..]), "a fresh fold starts at seq 1");
+    }
 }

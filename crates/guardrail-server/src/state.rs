@@ -43,6 +43,7 @@ use guardrail_gate::ci::CiContext;
 use guardrail_gate::decide::GateProblem;
 use guardrail_gate::gate::{self, Evaluation};
 use guardrail_gate::inputs::{self, InputArgs, InputError, InputPaths, Settings, Sources};
+use guardrail_governor::queue::{IncidentFold, IncidentState, TrailError, incident_states};
 use guardrail_model::explainer::{Explainer, PerVersion};
 use jiff::Timestamp;
 use serde_json::{Value, json};
@@ -453,6 +454,8 @@ pub(crate) struct Inner {
     explainer: PerVersion,
     /// The audit store, shared by the requests (see [`AppState::share_store`]).
     store: std::sync::OnceLock<Arc<guardrail_store::SharedStore>>,
+    /// The incident views' fold, kept between calls ([`AppState::incident_states`]).
+    fold: Mutex<IncidentFold>,
 }
 
 impl AppState {
@@ -498,6 +501,7 @@ impl AppState {
         AppState(Arc::new(Inner {
             explainer: PerVersion::new(explainer),
             store,
+            fold: Mutex::new(IncidentFold::default()),
             cfg,
             paths,
             redactor,
@@ -618,6 +622,51 @@ impl AppState {
             return sources(&read_all(&self.0.paths));
         }
         snap.sources()
+    }
+
+    /// The incidents folded from the configured store's records — incrementally: the fold is
+    /// kept, and each call reads only the records appended since it last stopped (plus the
+    /// record it stopped at, to see that the chain it folded is still the stored one; when not
+    /// — the store replaced or rewritten — the whole chain is folded again). The store is read
+    /// with no lock held; the fold's lock covers only folding the new records in.
+    pub fn incident_states(&self) -> Result<BTreeMap<String, IncidentState>, TrailError> {
+        let spec = &self.0.cfg.store;
+        let unreadable = |e: guardrail_store::StoreError| TrailError::Store {
+            store: guardrail_store::redact_url(spec),
+            message: e.to_string(),
+        };
+        let mut store: Box<dyn guardrail_store::AuditStore> = match self.share_store() {
+            Some(shared) => Box::new(shared.handle()),
+            None => guardrail_store::open_store(spec).map_err(unreadable)?,
+        };
+        let lock = || self.0.fold.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (from, hash) = {
+            let fold = lock();
+            (fold.last_seq(), fold.last_hash().map(str::to_string))
+        };
+        let still_there = match &hash {
+            None => true,
+            Some(h) => store.get(from).map_err(unreadable)?.is_some_and(|r| r.hash == *h),
+        };
+        if still_there {
+            let mut newer = store.records_after(from).map_err(unreadable)?;
+            let mut fold = lock();
+            // Another call may have folded some of them meanwhile.
+            let done = fold.last_seq();
+            newer.retain(|r| r.seq > done);
+            if fold.extend(&newer) {
+                return Ok(fold.states().clone());
+            }
+        }
+        let all = store.all().map_err(unreadable)?;
+        let mut fresh = IncidentFold::default();
+        if !fresh.extend(&all) {
+            // A chain whose links do not hold (verify names where): folded as it is, not kept.
+            return Ok(incident_states(&all));
+        }
+        let states = fresh.states().clone();
+        *lock() = fresh;
+        Ok(states)
     }
 
     /// The store this server records to, shared by its requests ([`guardrail_store::share`]):

@@ -411,6 +411,10 @@ impl AuditStore for Handle {
         self.read(|s| s.all())
     }
 
+    fn records_after(&mut self, after: i64) -> Result<Vec<ChainedRecord>, StoreError> {
+        self.read(|s| s.records_after(after))
+    }
+
     fn verify(&mut self) -> Result<VerifyReport, StoreError> {
         self.read(|s| s.verify())
     }

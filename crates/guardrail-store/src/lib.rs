@@ -210,6 +210,14 @@ pub trait AuditStore: Send {
     /// Every record, in seq order.
     fn all(&mut self) -> Result<Vec<ChainedRecord>, StoreError>;
 
+    /// The records with `seq` above `after`, in seq order: what a reader that keeps state
+    /// (an incremental fold) reads instead of [`all`](Self::all).
+    fn records_after(&mut self, after: i64) -> Result<Vec<ChainedRecord>, StoreError> {
+        let mut all = self.all()?;
+        all.retain(|r| r.seq > after);
+        Ok(all)
+    }
+
     /// Checks the whole chain ([`guardrail_core::audit::verify_chain`]: seq order, links,
     /// recomputed hashes) and the head anchor (records removed from the end). Damaged rows
     /// (unreadable columns, a body that is not JSON) are reported as breaks, not errors.

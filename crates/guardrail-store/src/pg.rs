@@ -417,6 +417,10 @@ impl AuditStore for PostgresStore {
         self.query_strict(&format!("SELECT {COLUMNS} FROM audit_records ORDER BY seq"), &[])
     }
 
+    fn records_after(&mut self, after: i64) -> Result<Vec<ChainedRecord>, StoreError> {
+        self.query_strict(&format!("SELECT {COLUMNS} FROM audit_records WHERE seq > $1 ORDER BY seq"), &[&after])
+    }
+
     fn verify(&mut self) -> Result<VerifyReport, StoreError> {
         let (rows, anchor) = self.rows_and_anchor()?;
         Ok(build_report(rows, anchor))

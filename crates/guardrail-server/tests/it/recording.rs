@@ -182,3 +182,47 @@ async fn a_failing_group_commit_withholds_every_decision() {
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["data"]["audit"]["seq"], 2);
 }
+
+/// The incident views' fold is kept and extended with the records appended since; a store
+/// whose chain changed under it (the record the fold stopped at is gone) is folded again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incident_states_fold_only_what_was_appended_since() {
+    use guardrail_core::audit::RecordDraft;
+    use guardrail_governor::queue::{incident_states, kinds};
+    let s = Scratch::new();
+    let srv = Server::start(s.config()).await;
+    let (state, spec) = (srv.state.clone(), s.store());
+    tokio::task::spawn_blocking(move || {
+        let decision = |inc: &str, decision: &str| RecordDraft {
+            kind: kinds::DECISION.into(),
+            recorded_at: "2026-02-21T00:00:00Z".into(),
+            body: serde_json::json!({"incident_id": inc, "decision": decision, "gated_action": "restart", "binding_hash": "h"}),
+        };
+        let summary = |m: &std::collections::BTreeMap<String, guardrail_governor::queue::IncidentState>| {
+            m.values()
+                .map(|st| (st.incident_id.clone(), st.records.len(), st.decision.as_ref().map(|d| d.id())))
+                .collect::<Vec<_>>()
+        };
+        let mut store = open_store(&spec).unwrap();
+        assert!(state.incident_states().unwrap().is_empty());
+        store.append(decision("INC-1", "execute")).unwrap();
+        store.append(decision("INC-2", "block")).unwrap();
+        assert_eq!(summary(&state.incident_states().unwrap()), summary(&incident_states(&store.all().unwrap())));
+        store.append(decision("INC-1", "block")).unwrap();
+        let st = state.incident_states().unwrap();
+        assert_eq!(st["INC-1"].records.len(), 2, "the newer record is folded in");
+        assert_eq!(summary(&st), summary(&incident_states(&store.all().unwrap())));
+        // The chain replaced behind the server's back: the fold starts over.
+        drop(store);
+        let raw = rusqlite::Connection::open(&spec).unwrap();
+        let genesis = guardrail_core::audit::GENESIS_HASH;
+        let reset = format!("DELETE FROM audit_records; UPDATE chain_head SET seq = 0, hash = '{genesis}' WHERE id = 1");
+        raw.execute_batch(&reset).unwrap();
+        let mut store = open_store(&spec).unwrap();
+        store.append(decision("INC-7", "execute")).unwrap();
+        let st = state.incident_states().unwrap();
+        assert_eq!(st.keys().collect::<Vec<_>>(), vec!["INC-7"], "{:?}", summary(&st));
+    })
+    .await
+    .unwrap();
+}

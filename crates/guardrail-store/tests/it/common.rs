@@ -57,6 +57,9 @@ pub fn round_trip(store: &mut dyn AuditStore) {
 
     let recs = fill(store, 5);
     assert_eq!(seqs(&recs), vec![1, 2, 3, 4, 5]);
+    assert_eq!(store.records_after(0).unwrap(), recs);
+    assert_eq!(store.records_after(3).unwrap(), recs[3..]);
+    assert!(store.records_after(5).unwrap().is_empty());
     assert_eq!(recs[0].prev_hash, GENESIS_HASH);
     for (i, r) in recs.iter().enumerate() {
         if i > 0 {
