@@ -414,3 +414,38 @@ impl PlannerFailure {
 pub fn estimate_tokens(text: &str) -> u64 {
     (text.len() as u64).div_ceil(4)
 }
+
+/// The JSON Schema of a `planner_transcript` record's body, for documents that describe the
+/// audit records (beside [`crate::record::body_schemas`]).
+pub fn body_schema() -> schemars::Schema {
+    schemars::schema_for!(TranscriptBody)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The body reads leniently (nothing required) and names what it writes.
+    #[test]
+    fn the_body_schema_requires_nothing_and_names_the_fields() {
+        let schema = body_schema();
+        let v = schema.as_value();
+        assert!(v.get("required").is_none(), "{v}");
+        let props = v["properties"].as_object().unwrap();
+        assert_eq!(props.keys().collect::<Vec<_>>(), ["incident_id", "transcript"]);
+        let written = serde_json::to_value(TranscriptBody::default()).unwrap();
+        let read: TranscriptBody = serde_json::from_value(serde_json::json!({"incident_id": "i"})).unwrap();
+        assert_eq!(read.transcript, Transcript::default());
+        assert_eq!(written["transcript"]["outcome"], "failed", "a transcript that says nothing reads as failed");
+    }
+
+    #[test]
+    fn failures_name_their_kind_and_round_trip() {
+        let f = PlannerFailure::Budget { budget: "tool_rounds".into(), detail: "6 rounds".into() };
+        let v = serde_json::to_value(&f).unwrap();
+        assert_eq!(v["kind"], "budget");
+        assert_eq!(serde_json::from_value::<PlannerFailure>(v).unwrap(), f);
+        assert_eq!(f.kind(), "budget");
+        assert_eq!(estimate_tokens("abcde"), 2);
+    }
+}

@@ -15,7 +15,7 @@ use guardrail_governor::contracts::PLAN_OUTPUT_SCHEMA;
 use guardrail_governor::model_planner::{DEFAULT_ALLOWED_TOOLS, Fallback, ModelPlanner, ModelPlannerSettings};
 use guardrail_governor::pipeline::{Next, Pipeline, RunOutcome, StoreLog};
 use guardrail_governor::queue::{incident_states, kinds};
-use guardrail_governor::record::{DecisionBody, RunContext, decode};
+use guardrail_governor::record::{DecisionBody, RunContext, decode, encode};
 use guardrail_governor::transcript::{
     OfferedAction, PLANNER_TRANSCRIPT, PlannerFailure, TranscriptBody, TranscriptOutcome,
 };
@@ -284,6 +284,12 @@ fn anthropic_plans_and_replay_needs_no_model() {
     assert!(rep.identical, "{:?}", rep.differing_fields);
     let tr = guardrail_governor::replay::replay_transcript(ran.decision(), &ran.records).unwrap().unwrap();
     assert!(tr.hash_matches && tr.plan_reproduced == Some(true), "{tr:?}");
+    // The typed bodies are the canonical JSON: decoding and re-encoding gives the same bytes.
+    let bytes = |v: &Value| serde_json::to_vec(v).unwrap();
+    let t = &ran.records[0];
+    assert_eq!(bytes(&encode(&decode::<TranscriptBody>(&t.body).unwrap())), bytes(&t.body));
+    let d = ran.decision();
+    assert_eq!(bytes(&encode(&decode::<DecisionBody>(&d.body).unwrap())), bytes(&d.body));
     assert_eq!(srv.hits(), hits, "replay called the model");
 
     let states = incident_states(&ran.records);
