@@ -316,6 +316,15 @@ fn check(case: &Case) -> Result<(), String> {
             return fail(format!("the key is in {}", rec.kind));
         }
     }
+    // Data never spells a delimiter: each request holds each tag twice, where the system prompt
+    // names it and where the user message writes it.
+    for (n, req) in srv.requests().iter().enumerate() {
+        for tag in ["<incident_data>", "</incident_data>", "<context_data>", "</context_data>"] {
+            if req.body.matches(tag).count() != 2 {
+                return fail(format!("request {n} holds {tag} {} times", req.body.matches(tag).count()));
+            }
+        }
+    }
     // Replay without the model: the same decision.
     let hits = srv.hits();
     let rep = guardrail_governor::replay::replay_decision(ran.decision(), &RemediationRules::default())
