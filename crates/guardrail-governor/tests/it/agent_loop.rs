@@ -525,3 +525,40 @@ fn only_allowed_read_only_tools_are_offered_or_run() {
     assert_eq!(t.tool_calls[0].refused.as_deref(), Some("not_allowed"));
     assert_eq!(t.tool_calls[0].trace_seq, None, "never ran");
 }
+
+/// A server that reports no usage (some OpenAI-compatible servers do not): the loop counts the
+/// request's estimate (bytes / 4) against the token budget and says the count is an estimate.
+#[test]
+fn without_reported_usage_tokens_are_estimated_and_budgeted() {
+    let (kb, _) = sample_store();
+    let incident = inc("inc-002");
+    let plan = plan_text(&incident, "scale_worker_pool", json!({}));
+    let body = json!({
+        "id": "chatcmpl-local", "object": "chat.completion", "created": 1741569952, "model": "local-model",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": plan}, "finish_reason": "stop"}],
+    });
+    let srv = serve(vec![guardrail_test_support::model::Reply::json(200, body.to_string())]);
+    let ran = run(
+        model(Wire::OpenAi, &srv, Duration::from_secs(5)),
+        ModelPlannerSettings::default(),
+        ToolRegistry::builtin(),
+        &kb,
+        None,
+        &incident,
+    );
+    assert_eq!(ran.executed, ["scale_worker_pool"], "{:?}", ran.outcome);
+    let t = ran.transcript().transcript;
+    assert!(t.usage.estimated);
+    assert_eq!(t.usage.input_tokens, t.exchanges[0].estimated_input_tokens);
+    assert!(t.usage.input_tokens > 500, "{}", t.usage.input_tokens);
+    // The same with a budget below the estimate: refused before the call, fail closed.
+    let srv2 = serve(vec![guardrail_test_support::model::Reply::json(200, body.to_string())]);
+    let tight = ModelPlannerSettings { max_total_tokens: 100, ..ModelPlannerSettings::default() };
+    let ran =
+        run(model(Wire::OpenAi, &srv2, Duration::from_secs(5)), tight, ToolRegistry::builtin(), &kb, None, &incident);
+    assert!(ran.executed.is_empty());
+    assert_eq!(srv2.hits(), 0, "no call past the budget");
+    assert!(
+        matches!(ran.transcript().transcript.failure, Some(PlannerFailure::Budget { ref budget, .. }) if budget == "tokens")
+    );
+}
