@@ -185,7 +185,7 @@ fn routes() -> Routes {
         .get("/api/openapi.json", api::openapi, doc("This document (OpenAPI 3.1, generated from the route table and the types).").responds(200, "OpenAPI 3.1.", Content::Other("application/json")))
         .get("/healthz", api::healthz, doc("Liveness."))
         .get("/readyz", api::readyz, doc("Readiness: the inputs can decide and the audit store opens.").fails(&[(503, "Not ready; the reasons (no paths).")]))
-        .get("/metrics", api::metrics, doc("Prometheus metrics: guardrail_decisions_total{endpoint,action,rule}, guardrail_undecided_total, guardrail_audit_write_failures_total, guardrail_evaluation_duration_seconds (histogram), guardrail_input_reloads_total, guardrail_inputs_valid.").responds(200, "Text exposition format 0.0.4.", Content::Other("text/plain")))
+        .get("/metrics", api::metrics, doc("Prometheus metrics: guardrail_decisions_total{endpoint,action,rule}, guardrail_undecided_total, guardrail_audit_write_failures_total, guardrail_evaluation_duration_seconds (histogram), guardrail_input_reloads_total, guardrail_inputs_valid; once Slack or Jira is configured, the notification outbox's gauges guardrail_outbox_pending, guardrail_outbox_failed, guardrail_outbox_delivered, guardrail_outbox_oldest_pending_age_seconds.").responds(200, "Text exposition format 0.0.4.", Content::Other("text/plain")))
 }
 
 /// Every route the server answers, as registered (the OpenAPI test compares this list with
