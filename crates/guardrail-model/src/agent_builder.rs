@@ -42,6 +42,8 @@ pub const CONVERSE_PATH: &str = "/api/agent_builder/converse";
 const MAX_BODY: u64 = 16 * 1024 * 1024;
 /// The most of an error message kept.
 const MAX_MESSAGE: usize = 500;
+/// The shortest key replaced in a success body (see [`AgentBuilder::converse`]).
+const MIN_REDACTED_KEY: usize = 16;
 
 /// The request and response bodies as Kibana documents them (`ChatRequestBodyPayload`,
 /// `ChatResponse` = a `ConversationRound` without `id`/`input`, plus `conversation_id`). Unknown
@@ -487,7 +489,11 @@ impl AgentBuilder {
             return Err(if timed_out { self.timeout() } else { self.transport(&e) });
         }
         if status.is_success() {
-            return Ok(self.key.redact(&text));
+            // The round goes into the planner transcript: a key Kibana echoed back must not. Only
+            // a key long enough to be one is replaced (Elastic API keys are ~60 base64
+            // characters); replacing a short test key would corrupt the agent's answer.
+            let echoed = self.key.expose().len() >= MIN_REDACTED_KEY && text.contains(self.key.expose());
+            return Ok(if echoed { self.key.redact(&text) } else { text });
         }
         let (kind, message) = match parse_error(&text) {
             Some(parsed) => parsed,

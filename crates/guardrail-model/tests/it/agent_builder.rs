@@ -215,3 +215,22 @@ fn a_non_http_url_or_an_empty_agent_is_refused_before_sending() {
     assert_eq!(c.url(), "http://user:pw@kb:5601/s/sre/api/agent_builder/converse");
     assert!(!format!("{c:?}").contains(KEY));
 }
+
+#[test]
+fn a_short_key_does_not_corrupt_the_answer_and_a_real_one_echoed_is_redacted() {
+    let message = "{\"key_claims\": [\"k\"]}";
+    let srv = serve(vec![Reply::json(200, round(message))]);
+    let short = AgentBuilder::new(AgentBuilderConfig {
+        kibana_url: srv.url.clone(),
+        api_key: ApiKey::new("k").unwrap(),
+        agent_id: "a".into(),
+        connector_id: None,
+        limits: limits(),
+    })
+    .unwrap();
+    assert_eq!(short.converse("x").unwrap().message, message);
+    let srv = serve(vec![Reply::json(200, round(&format!("my key is {KEY}")))]);
+    let a = client(&srv.url).converse("x").unwrap();
+    assert_eq!(a.message, "my key is <redacted>");
+    assert!(!a.raw.to_string().contains(KEY));
+}
