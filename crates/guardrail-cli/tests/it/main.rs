@@ -15,6 +15,7 @@ mod kb_scale;
 mod lint;
 mod mcp;
 mod mirror_failures;
+mod notify;
 mod parity;
 mod planner;
 mod prometheus;
