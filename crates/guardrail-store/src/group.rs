@@ -201,8 +201,30 @@ struct Waiting {
     reply: mpsc::SyncSender<Result<Vec<ChainedRecord>, StoreError>>,
 }
 
+/// Group commits between two wake-ups of a shared SQLite store's checkpointer (a gate record
+/// is a few pages, so the WAL stays around a few MiB at most).
+const COMMITS_PER_CHECKPOINT: u32 = 32;
+
+/// The checkpointer of a shared SQLite store: on its own thread and connection, so the writer's
+/// commits never wait for a checkpoint's fsyncs (inline, they were two more fsyncs for nearly
+/// every group commit). Woken by the writer after a commit that left the WAL long; passive
+/// checkpoints while the store is shared, one truncating checkpoint when it stops (the WAL
+/// short for the next process, as a CLI append leaves it).
+fn checkpointer(spec: String, wake: mpsc::Receiver<()>) {
+    let Ok(Backend::Sqlite(mut conn)) = open_backend(&spec) else { return };
+    while wake.recv().is_ok() {
+        // Coalesce the wake-ups queued meanwhile: one checkpoint covers them.
+        while wake.try_recv().is_ok() {}
+        conn.checkpoint_passive(false);
+    }
+    conn.checkpoint_passive(true);
+}
+
 fn write_loop(spec: &str, described: &OnceLock<String>, stats: &Stats, rx: &mpsc::Receiver<Job>) {
     let mut backend: Option<Backend> = None;
+    let mut wake: Option<mpsc::Sender<()>> = None;
+    let mut checkpoints: Option<JoinHandle<()>> = None;
+    let mut since_checkpoint = 0u32;
     while let Ok(first) = rx.recv() {
         let mut n = first.records();
         let mut jobs = vec![first];
@@ -223,6 +245,28 @@ fn write_loop(spec: &str, described: &OnceLock<String>, stats: &Stats, rx: &mpsc
         if done.is_err() {
             backend = None;
         }
+        since_checkpoint += 1;
+        if matches!(backend, Some(Backend::Sqlite(_))) && since_checkpoint >= COMMITS_PER_CHECKPOINT {
+            since_checkpoint = 0;
+            if wake.is_none() {
+                let (tx, rx) = mpsc::channel();
+                let spec = spec.to_string();
+                checkpoints = std::thread::Builder::new()
+                    .name("guardrail-store-checkpoint".into())
+                    .spawn(move || checkpointer(spec, rx))
+                    .ok();
+                wake = checkpoints.as_ref().map(|_| tx);
+            }
+            if let Some(w) = &wake {
+                let _ = w.send(());
+            }
+        }
+    }
+    // The writer's connection closes first, then the checkpointer truncates the WAL.
+    drop(backend);
+    drop(wake);
+    if let Some(c) = checkpoints {
+        let _ = c.join();
     }
 }
 
@@ -262,7 +306,10 @@ fn connected<'b>(
     backend: &'b mut Option<Backend>,
 ) -> Result<&'b mut Backend, StoreError> {
     if backend.is_none() {
-        let b = open_backend(spec)?;
+        let b = match open_backend(spec)? {
+            Backend::Sqlite(s) => Backend::Sqlite(s.without_inline_checkpoint()),
+            other => other,
+        };
         let _ = described.set(describe(&b));
         *backend = Some(b);
     }

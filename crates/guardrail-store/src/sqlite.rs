@@ -104,6 +104,9 @@ pub struct SqliteStore {
     router: Option<Arc<dyn OutboxRouter>>,
     /// The outbox table is known to exist (checked once per connection).
     outbox_ready: bool,
+    /// `append` checkpoints a long WAL itself (see [`WAL_TRUNCATE_BYTES`]); off for a shared
+    /// store's writer, whose checkpoints run beside it ([`SqliteStore::checkpoint_passive`]).
+    inline_checkpoint: bool,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -143,7 +146,8 @@ impl SqliteStore {
         conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true).map_err(&err)?;
         conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(&err)?;
         let described = format!("sqlite:{}", std::path::absolute(&path).unwrap_or_else(|_| path.clone()).display());
-        let mut store = SqliteStore { conn, path, described, router: None, outbox_ready: false };
+        let mut store =
+            SqliteStore { conn, path, described, router: None, outbox_ready: false, inline_checkpoint: true };
         store.ensure_schema()?;
         if !existed {
             // The new file's directory entry must be durable too, or a crash could lose the
@@ -341,10 +345,7 @@ impl SqliteStore {
     /// database and truncates it. Best effort: the record is durable whatever happens here, so
     /// a busy reader or a failed checkpoint only postpones it to a later append.
     fn checkpoint_if_long(&mut self) {
-        let mut wal = self.path.clone().into_os_string();
-        wal.push("-wal");
-        let long = std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_TRUNCATE_BYTES);
-        if !long {
+        if !self.inline_checkpoint || self.wal_len() <= WAL_TRUNCATE_BYTES {
             return;
         }
         if self.conn.busy_timeout(CHECKPOINT_BUSY_TIMEOUT).is_err() {
@@ -352,6 +353,36 @@ impl SqliteStore {
         }
         // Returns (busy, log frames, checkpointed frames); a busy result is simply retried later.
         let _ = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0));
+        let _ = self.conn.busy_timeout(BUSY_TIMEOUT);
+    }
+}
+
+impl SqliteStore {
+    /// The WAL file's length (0 when there is none).
+    pub(crate) fn wal_len(&self) -> u64 {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        std::fs::metadata(&wal).map_or(0, |m| m.len())
+    }
+
+    /// Stops `append` from checkpointing (a shared store's writer: its commits must not wait
+    /// for a checkpoint's two extra fsyncs; [`Self::checkpoint_passive`] runs beside it).
+    pub(crate) fn without_inline_checkpoint(mut self) -> Self {
+        self.inline_checkpoint = false;
+        self
+    }
+
+    /// Copies the WAL into the database without blocking writers or readers (`PASSIVE`), or
+    /// with `truncate` waits briefly for them and truncates the WAL. Best effort, as
+    /// [`Self::checkpoint_if_long`]: committed records are durable in the WAL either way. Once
+    /// a passive checkpoint has copied everything, the writer's next commit starts the WAL
+    /// over from its beginning, so the file stops growing.
+    pub(crate) fn checkpoint_passive(&mut self, truncate: bool) {
+        let mode = if truncate { "TRUNCATE" } else { "PASSIVE" };
+        if truncate && self.conn.busy_timeout(Duration::from_millis(200)).is_err() {
+            return;
+        }
+        let _ = self.conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| r.get::<_, i64>(0));
         let _ = self.conn.busy_timeout(BUSY_TIMEOUT);
     }
 }

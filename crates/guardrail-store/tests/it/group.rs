@@ -269,3 +269,26 @@ fn postgres_two_writers_keep_one_chain() {
     assert_eq!(rep.records, 400);
     assert_eq!(sa.stats().records + sb.stats().records, 400);
 }
+
+/// A shared SQLite store's writer never checkpoints inline; its checkpointer copies the WAL
+/// beside it, and truncates it when the store stops being shared (a short WAL for the next
+/// process).
+#[test]
+fn sqlite_checkpoints_beside_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = sqlite_spec(&dir);
+    let shared = share(&spec).unwrap();
+    let mut h = shared.handle();
+    for i in 0..100 {
+        h.append(draft("deploy_decision", json!({"i": i, "pad": "x".repeat(4000)}))).unwrap();
+    }
+    assert_eq!(shared.stats().commits, 100);
+    drop(h);
+    drop(shared);
+    let wal = dir.path().join("audit.db-wal");
+    assert_eq!(std::fs::metadata(&wal).map_or(0, |m| m.len()), 0, "the WAL is truncated at the end");
+    let mut s = open_store(&spec).unwrap();
+    let rep = s.verify().unwrap();
+    assert!(rep.ok(), "{:?}", rep.breaks);
+    assert_eq!(rep.records, 100);
+}
