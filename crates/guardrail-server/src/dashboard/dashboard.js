@@ -425,11 +425,35 @@ async function simulate() {
 
 const LEVEL = { awaiting_approval: "mid", executed: "good", authorised: "info", execution_failed: "bad", error: "bad" };
 
+// The notification outbox's delivery state (Slack, Jira), from /metrics' gauges: shown only
+// once the server's outbox worker has read the outbox (Slack or Jira configured).
+async function loadOutbox(into) {
+  let text;
+  try {
+    const r = await fetch("/metrics", { headers: { Accept: "text/plain" } });
+    if (!r.ok) return;
+    text = await r.text();
+  } catch (e) {
+    return;
+  }
+  const gauge = (name) => {
+    const line = text.split("\n").find((l) => l.startsWith(name + " "));
+    return line === undefined ? null : Number(line.slice(name.length + 1));
+  };
+  const pending = gauge("guardrail_outbox_pending");
+  const failed = gauge("guardrail_outbox_failed");
+  if (pending === null || failed === null) return;
+  const age = gauge("guardrail_outbox_oldest_pending_age_seconds") || 0;
+  const words = "notifications: " + pending + " pending" + (pending ? " (oldest " + age + " s)" : "") + ", " + failed + " failed";
+  into.appendChild(badge(words, failed ? "bad" : pending ? "mid" : "good"));
+}
+
 async function loadIncidents() {
   const [list, queue] = await Promise.all([getJSON("/api/incidents"), getJSON("/api/approvals")]);
   const qb = $("queue-badge");
   clear(qb);
   if (queue.ok) qb.appendChild(badge(queue.data.length + " awaiting approval", queue.data.length ? "mid" : "good"));
+  loadOutbox(qb);
   const body = $("incidents");
   clear(body);
   const row = (text) => {
