@@ -11,6 +11,7 @@
 //!     rounds: 6                # tool rounds at most
 //!     tokens: 60000            # input + output tokens of the whole plan at most
 //!     timeout_seconds: 120     # wall clock of the whole plan at most
+//!     tool_calls: 24           # tool calls at most, over all rounds
 //!   fallback: none             # none (the default: a failed model plan blocks and escalates)
 //!                              # | builtin (plan with the built-in planner, recorded as a fallback)
 //! ```
@@ -32,6 +33,8 @@ pub const MAX_ROUNDS: u32 = 50;
 pub const MAX_TOKENS: u64 = 2_000_000;
 /// Longest plan accepted, seconds.
 pub const MAX_PLAN_SECONDS: u64 = 600;
+/// Most tool calls accepted for one plan.
+pub const MAX_TOOL_CALLS: u32 = 200;
 
 /// Which planner proposes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
@@ -115,14 +118,16 @@ pub struct PlannerBudget {
     pub tokens: u64,
     /// Wall clock of the whole plan at most, seconds.
     pub timeout_seconds: u64,
+    /// Tool calls at most, over all rounds.
+    pub tool_calls: u32,
 }
 
 impl Default for PlannerBudget {
-    /// 6 rounds, 60,000 tokens, 120 s (the model planner's own defaults, and the original's
-    /// converse timeout): enough for the retrieval tools and a plan, short enough that an
-    /// incident is never held up by a model that wanders.
+    /// 6 rounds, 60,000 tokens, 120 s, 24 tool calls (the model planner's own defaults, and the
+    /// original's converse timeout): enough for the retrieval tools and a plan, short enough
+    /// that an incident is never held up by a model that wanders.
     fn default() -> PlannerBudget {
-        PlannerBudget { rounds: 6, tokens: 60_000, timeout_seconds: 120 }
+        PlannerBudget { rounds: 6, tokens: 60_000, timeout_seconds: 120, tool_calls: 24 }
     }
 }
 
@@ -170,6 +175,8 @@ struct BudgetSpec {
     tokens: Option<u64>,
     #[serde(default, deserialize_with = "present")]
     timeout_seconds: Option<u64>,
+    #[serde(default, deserialize_with = "present")]
+    tool_calls: Option<u64>,
 }
 
 /// Checks the block, reporting every problem through `d` (fields under `planner.`); `dir` is the
@@ -252,6 +259,10 @@ fn read_budget(d: &mut Diags, b: &BudgetSpec) -> PlannerBudget {
     if let Some(s) = bounded("planner.budget.timeout_seconds", b.timeout_seconds, MAX_PLAN_SECONDS) {
         out.timeout_seconds = s;
     }
+    if let Some(c) = bounded("planner.budget.tool_calls", b.tool_calls, u64::from(MAX_TOOL_CALLS)) {
+        // Bounded by MAX_TOOL_CALLS above, so it fits.
+        out.tool_calls = u32::try_from(c).unwrap_or(MAX_TOOL_CALLS);
+    }
     out
 }
 
@@ -292,7 +303,7 @@ mod tests {
     #[test]
     fn a_full_block_is_read() {
         let (cfg, warnings) = load(
-            "planner:\n  backend: OpenAI\n  model: gpt-4o-mini\n  base_url: http://127.0.0.1:11434/v1\n  budget:\n    rounds: 4\n    tokens: 20000\n    timeout_seconds: 30\n  fallback: builtin\n",
+            "planner:\n  backend: OpenAI\n  model: gpt-4o-mini\n  base_url: http://127.0.0.1:11434/v1\n  budget:\n    rounds: 4\n    tokens: 20000\n    timeout_seconds: 30\n    tool_calls: 9\n  fallback: builtin\n",
         )
         .unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
@@ -303,7 +314,7 @@ mod tests {
                 model: Some("gpt-4o-mini".into()),
                 base_url: Some("http://127.0.0.1:11434/v1".into()),
                 agent_id: None,
-                budget: PlannerBudget { rounds: 4, tokens: 20_000, timeout_seconds: 30 },
+                budget: PlannerBudget { rounds: 4, tokens: 20_000, timeout_seconds: 30, tool_calls: 9 },
                 fallback: PlannerFallback::Builtin,
             }
         );

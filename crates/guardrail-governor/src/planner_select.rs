@@ -36,7 +36,9 @@ use guardrail_model::agent_builder::{
 use guardrail_model::{ChatModel, Limits, ModelConfig, ModelError, Provider};
 use serde::Serialize;
 
-use crate::model_planner::{AcceptedPlan, Fallback, ModelPlanner, ModelPlannerSettings, accept_plan, fail_closed_plan};
+use crate::model_planner::{
+    AcceptedPlan, Fallback, MAX_ANSWER_BYTES, ModelPlanner, ModelPlannerSettings, accept_plan, fail_closed_plan,
+};
 use crate::planner::{BuiltinPlanner, PlanResult, Planner};
 use crate::tools::ToolRunner;
 use crate::transcript::{
@@ -295,6 +297,7 @@ fn settings(config: Option<&PlannerConfig>) -> ModelPlannerSettings {
         s.max_tool_rounds = c.budget.rounds;
         s.max_total_tokens = c.budget.tokens;
         s.wall_clock = Duration::from_secs(c.budget.timeout_seconds);
+        s.max_tool_calls = c.budget.tool_calls;
         s.fallback = match c.fallback {
             PlannerFallback::None => Fallback::None,
             PlannerFallback::Builtin => Fallback::Builtin,
@@ -396,9 +399,21 @@ impl Planner for AgentBuilderPlanner {
                 transcript.exchanges.push(exchange);
                 Err(PlannerFailure::Model { message: e.to_string() })
             }
-            Ok(a) => {
+            Ok(mut a) => {
+                // As the model loop: an answer past MAX_ANSWER_BYTES fails closed, recorded clipped.
+                let size = a.message.len();
+                if size > MAX_ANSWER_BYTES {
+                    a.message = cut(&a.message, MAX_ANSWER_BYTES / 2);
+                }
                 record_round(&mut transcript, exchange, &a);
-                check_budget(&transcript, s, started.elapsed()).map(|()| a.message)
+                if size > MAX_ANSWER_BYTES {
+                    Err(PlannerFailure::Budget {
+                        budget: "answer_size".into(),
+                        detail: format!("{size} bytes in one answer, at most {MAX_ANSWER_BYTES}"),
+                    })
+                } else {
+                    check_budget(&transcript, s, started.elapsed()).map(|()| a.message)
+                }
             }
         };
         transcript.usage.elapsed_ms = ms(started.elapsed());
@@ -478,7 +493,7 @@ fn record_round(t: &mut Transcript, mut exchange: Exchange, a: &ConverseAnswer) 
             arguments: c.params.to_string(),
             ok: !failed,
             refused: failed.then(|| "failed".to_string()),
-            result: cut(&result),
+            result: cut(&result, MAX_RESULT_CHARS),
             trace_seq: None,
         });
     }
@@ -501,6 +516,9 @@ fn check_budget(t: &Transcript, s: &ModelPlannerSettings, elapsed: Duration) -> 
     if t.usage.tool_rounds > s.max_tool_rounds {
         return budget("tool_rounds", format!("{} rounds, at most {}", t.usage.tool_rounds, s.max_tool_rounds));
     }
+    if t.usage.tool_calls > s.max_tool_calls {
+        return budget("tool_calls", format!("{} tool calls, at most {}", t.usage.tool_calls, s.max_tool_calls));
+    }
     let tokens = t.usage.input_tokens + t.usage.output_tokens;
     if tokens > s.max_total_tokens {
         return budget("tokens", format!("{tokens} tokens, at most {}", s.max_total_tokens));
@@ -511,8 +529,8 @@ fn check_budget(t: &Transcript, s: &ModelPlannerSettings, elapsed: Duration) -> 
     Ok(())
 }
 
-fn cut(s: &str) -> String {
-    match s.char_indices().nth(MAX_RESULT_CHARS) {
+fn cut(s: &str, max_chars: usize) -> String {
+    match s.char_indices().nth(max_chars) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_string(),
     }
@@ -608,12 +626,13 @@ mod tests {
     #[test]
     fn the_block_budget_and_fallback_reach_the_loop() {
         let cfg = PlannerConfig {
-            budget: guardrail_config::PlannerBudget { rounds: 2, tokens: 900, timeout_seconds: 7 },
+            budget: guardrail_config::PlannerBudget { rounds: 2, tokens: 900, timeout_seconds: 7, tool_calls: 3 },
             fallback: PlannerFallback::Builtin,
             ..block(PlannerBackend::Builtin)
         };
         let s = settings(Some(&cfg));
         assert_eq!((s.max_tool_rounds, s.max_total_tokens, s.wall_clock), (2, 900, Duration::from_secs(7)));
+        assert_eq!(s.max_tool_calls, 3);
         assert_eq!(s.fallback, Fallback::Builtin);
         assert_eq!(settings(None), ModelPlannerSettings::default());
     }

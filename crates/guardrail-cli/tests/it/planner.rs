@@ -517,4 +517,21 @@ fn an_agent_round_over_its_budget_is_refused_and_blocked() {
     assert!(!d.kinds().iter().any(|k| k == "remediation_execution"), "{:?}", d.kinds());
     let body: Value = serde_json::from_str(&srv.requests()[0].body).unwrap();
     assert_eq!(body["agent_id"], "guardrail-sre");
+
+    // Five tool calls over the block's two; then a 100 kB answer (the model loop's answer cap).
+    let mut many: Value = serde_json::from_str(&converse_round(&plan_json("scale_worker_pool"))).unwrap();
+    let step = many["steps"][1].clone();
+    many["steps"] = json!([step.clone(), step.clone(), step.clone(), step.clone(), step]);
+    many["model_usage"]["llm_calls"] = json!(2);
+    let huge = converse_round(&format!("{} {}", plan_json("scale_worker_pool"), "x".repeat(100_000)));
+    let srv = serve(vec![Reply::json(200, many.to_string()), Reply::json(200, huge)]);
+    d.write_config("planner:\n  backend: agent-builder\n  budget:\n    tool_calls: 2\n");
+    let env = [("ELASTIC_KIBANA_URL", srv.url.as_str()), ("ELASTIC_API_KEY", KEY)];
+    let (code, _, out) = d.incident(&[], &env);
+    assert_eq!(code, 10, "{out}");
+    assert!(out.contains("the tool_calls budget is exhausted (5 tool calls, at most 2)"), "{out}");
+    let (code, _, out) = d.incident(&[], &env);
+    assert_eq!(code, 10, "{out}");
+    assert!(out.contains("the answer_size budget is exhausted"), "{out}");
+    assert!(!d.kinds().iter().any(|k| k == "remediation_execution"), "{:?}", d.kinds());
 }
