@@ -709,7 +709,13 @@ pub async fn healthz() -> Answer<Health> {
 pub async fn readyz(State(s): State<AppState>) -> Result<Answer<Ready>, ApiError> {
     let snap = s.snapshot();
     let spec = s.config().store.clone();
-    let store = blocking(move || audit_cmd::open(&spec).map(|_| ())).await?;
+    // A query, not just an open: a handle on the server's shared store opens without touching
+    // the database (its connections are pooled), so readiness asks the store something.
+    let store = blocking(move || {
+        let mut store = audit_cmd::open(&spec).map_err(|e| e.to_string())?;
+        store.records_after(i64::MAX).map(|_| ()).map_err(|e| e.to_string())
+    })
+    .await?;
     let mut errors = Vec::new();
     if let Err(e) = &snap.evaluation {
         errors.extend(shown(s.redactor(), e).iter().map(|m| format!("inputs: {m}")));
