@@ -186,7 +186,11 @@ impl PipelineArgs {
         )?;
         // Chosen before the deploy signals are read and anything is recorded: an unknown planner
         // or a model planner without its key stops here (64 / 3), never falls back to another.
-        ctx.planner = self.planner.select_or_report(ctx.cfg.planner.as_ref(), env, "guardrail")?;
+        // `execute` runs an authorised action or re-gates a requested one, which plans without a
+        // model: the config's planner: block is not set up for it (an approved action must not
+        // wait on a model key), while a flag or variable given to it is still checked.
+        let block = if act == Act::Execute { None } else { ctx.cfg.planner.as_ref() };
+        ctx.planner = self.planner.select_or_report(block, env, "guardrail")?;
         if let Some(root) = &self.signals_root {
             ctx.signals = Some(deploy_signals(root, env, ctx.now).map_err(|e| fail(&e))?);
         }

@@ -364,6 +364,13 @@ fn without_a_choice_the_builtin_planner_plans_and_no_transcript_is_recorded() {
     assert!(!d.kinds().iter().any(|k| k == "planner_transcript"), "{:?}", d.kinds());
     let (_, show, _) = d.run(&["incident", "show", "inc-live-002"], &[]);
     assert!(!show.contains("transcript"), "{show}");
+    // incident execute does not set up the block's model planner (it plans nothing with a
+    // model): a block without its key does not stand in its way — here it is refused only
+    // because the action already ran (11), not for the key (3).
+    d.write_config("planner:\n  backend: anthropic\n");
+    let (code, out, err) = d.run(&["incident", "execute", "inc-live-002", "--as", "dave"], &[]);
+    assert_eq!(code, 11, "{out}{err}");
+    assert!(!err.contains("ANTHROPIC_API_KEY"), "{err}");
 }
 
 /// `guardrail mcp --planner openai`: `propose_remediation` plans with the model (and records
