@@ -1096,8 +1096,11 @@ impl NodeSeed<'_> {
     fn bump<E: de::Error>(&self) -> Result<(), E> {
         let n = self.st.nodes.get() + 1;
         self.st.nodes.set(n);
-        if n > MAX_NODES {
-            return Err(E::custom(format!("the document holds more than {MAX_NODES} values; refusing to read it")));
+        // JSON has no aliases: only the written size is bounded, as for YAML's written nodes.
+        if n > MAX_WRITTEN_NODES {
+            return Err(E::custom(format!(
+                "the document holds more than {MAX_WRITTEN_NODES} values; refusing to read it"
+            )));
         }
         Ok(())
     }
