@@ -2,9 +2,8 @@
 //! redacted; the events the governor endpoints publish; the failures of an execution step or
 //! a run as their HTTP statuses.
 
-use guardrail_gate::audit_cmd;
 use guardrail_governor::pipeline::{Execution, Next, RunOutcome};
-use guardrail_governor::queue::{IncidentState, TrailError, incident_states};
+use guardrail_governor::queue::{IncidentState, TrailError};
 use guardrail_governor::views::{
     CouldNotDecide, CouldNotDecideView, ExecuteRefusal, ExecutionStep, ExecutionView, RecordRef, RunView,
 };
@@ -17,13 +16,10 @@ use crate::state::AppState;
 
 use super::status::{ErrorAnswer, GovernorFailure, append_failed};
 
-/// The incidents folded from the configured store's records.
+/// The incidents folded from the configured store's records, incrementally
+/// ([`AppState::incident_states`]: only the records appended since the last call are read).
 pub(crate) fn load(state: &AppState) -> Result<std::collections::BTreeMap<String, IncidentState>, TrailError> {
-    let spec = state.config().store.clone();
-    let unreadable = |message: String| TrailError::Store { store: guardrail_store::redact_url(&spec), message };
-    let mut store = audit_cmd::open(&spec).map_err(|e| unreadable(e.source.to_string()))?;
-    let records = store.all().map_err(|e| unreadable(e.to_string()))?;
-    Ok(incident_states(&records))
+    state.incident_states()
 }
 
 /// A view as the wire carries it: encoded, then redacted (no secret or path leaves).
