@@ -54,7 +54,8 @@ pub enum NotifyCommand {
         store: StoreArgs,
         #[command(flatten)]
         governor: ConfigArgs,
-        /// Put failed notifications back to pending first (attempts reset).
+        /// Deliver now: failed notifications go back to pending (attempts reset), and pending
+        /// ones waiting for their next attempt are due at once (after an outage).
         #[arg(long)]
         retry_failed: bool,
         /// Output format.
@@ -121,7 +122,7 @@ pub struct NotifyStatusView {
 /// `guardrail notify deliver --format json`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct NotifyDeliverView {
-    /// Failed rows put back to pending first (`--retry-failed`).
+    /// Rows made due now first (`--retry-failed`: failed ones and those waiting on a backoff).
     pub requeued: u64,
     /// Delivered in this pass.
     pub delivered: u32,
@@ -335,6 +336,21 @@ fn load(governor: &ConfigArgs, env: EnvLookup<'_>) -> Result<Option<GovernorFile
     }
 }
 
+/// `--retry-failed`: failed rows back to pending, and pending rows waiting on their backoff
+/// due at `now_ms` (their attempts and last error kept). Only rows whose next attempt is in
+/// the future are touched: a row being sent right now was due, so it is left to its deliverer.
+fn due_now(store: &mut dyn AuditStore, now_ms: i64) -> Result<u64, guardrail_store::StoreError> {
+    let mut n = store.outbox_retry_failed(now_ms)?;
+    for e in store.outbox_entries(None, Some(OutboxState::Pending), usize::MAX)? {
+        if e.next_attempt_ms > now_ms {
+            let error = e.last_error.as_deref().unwrap_or("");
+            store.outbox_mark_failed(e.id, e.attempts, guardrail_store::Retry::At(now_ms), error)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 /// Runs `guardrail notify …`.
 pub fn run(cmd: NotifyCommand, env: EnvLookup<'_>) -> Exit {
     match cmd {
@@ -375,7 +391,7 @@ pub fn run(cmd: NotifyCommand, env: EnvLookup<'_>) -> Exit {
                 Err(e) => return could_not(&[e.to_string()]),
             };
             let requeued = if retry_failed {
-                match s.outbox_retry_failed(jiff::Timestamp::now().as_millisecond()) {
+                match due_now(s.as_mut(), jiff::Timestamp::now().as_millisecond()) {
                     Ok(n) => n,
                     Err(e) => return could_not(&[e.to_string()]),
                 }
@@ -404,7 +420,7 @@ pub fn run(cmd: NotifyCommand, env: EnvLookup<'_>) -> Exit {
                 println!("{}", serde_json::to_string_pretty(&view).unwrap_or_default());
             } else {
                 if requeued > 0 {
-                    println!("{requeued} failed notification(s) put back to pending");
+                    println!("{requeued} notification(s) made due now (failed or waiting for a retry)");
                 }
                 println!(
                     "delivered {}, will retry {}, given up {}, no destination configured {}, being sent elsewhere {}",

@@ -92,11 +92,7 @@ fn an_outage_leaves_the_notification_pending_and_notify_deliver_completes_it() {
     let dir = s.root().to_path_buf();
     std::fs::create_dir_all(dir.join(".guardrail")).unwrap();
     let gov = std::fs::read_to_string(common::examples().join("../governor/governor.yaml")).unwrap();
-    std::fs::write(
-        dir.join(".guardrail/governor.yaml"),
-        format!("{gov}\njira: {{project_key: SRE}}\nnotify: {{backoff_base_seconds: 1}}\n"),
-    )
-    .unwrap();
+    std::fs::write(dir.join(".guardrail/governor.yaml"), format!("{gov}\njira: {{project_key: SRE}}\n")).unwrap();
     let (url, jira) = fake_jira();
     let sample = common::examples().join("../governor/sample_data.json");
     let (code, _, err) = common::run(cmd(&dir, &url, &["kb", "load", sample.to_str().unwrap()]));
@@ -123,13 +119,19 @@ fn an_outage_leaves_the_notification_pending_and_notify_deliver_completes_it() {
     assert!(tried["last_error"].as_str().unwrap().contains("Jira is down for maintenance."), "{tried}");
     assert!(!out.contains("jira-token-never-printed"));
 
-    // Back up: once the first row's backoff (1 s in this config) has passed, one pass
-    // delivers both rows in order — the issue, then the comment.
+    // Back up. The row tried during the outage waits out its backoff (30 s): plain `notify
+    // deliver` sends nothing of this incident yet (a comment never goes before its issue);
+    // `--retry-failed` makes it due now, and one pass delivers both, in order.
     jira.lock().unwrap().down = false;
-    std::thread::sleep(std::time::Duration::from_millis(1100));
     let (code, out, err) = common::run(cmd(&dir, &url, &["notify", "deliver", "--format", "json"]));
     assert_eq!(code, 0, "{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((v["delivered"].as_u64(), v["status"]["pending"].as_u64()), (Some(0), Some(2)), "{v}");
+    assert!(jira.lock().unwrap().created.is_empty());
+    let (code, out, err) = common::run(cmd(&dir, &url, &["notify", "deliver", "--retry-failed", "--format", "json"]));
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["requeued"], 1, "the row waiting on its backoff: {v}");
     assert_eq!((v["delivered"].as_u64(), v["status"]["pending"].as_u64()), (Some(2), Some(0)), "{v}");
     {
         let g = jira.lock().unwrap();
