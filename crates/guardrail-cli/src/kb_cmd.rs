@@ -197,6 +197,40 @@ pub fn elastic_target(kb: &Path, env: EnvLookup<'_>) -> Option<Result<ElasticCon
     })())
 }
 
+/// The Elasticsearch client a governor config's `knowledge:` block (backend `elasticsearch`)
+/// names: index names, timeout and retries as checked by `guardrail-config`; the API key or
+/// password read from the variable the block names (unset or empty is an error, never anonymous
+/// access); the CA file read. For the commands that take the backend from the config.
+pub fn elastic_from_config(
+    es: &guardrail_config::ElasticsearchSettings,
+    env: EnvLookup<'_>,
+) -> Result<ElasticConfig, String> {
+    let secret = |var: &str| {
+        env(var).filter(|v| !v.trim().is_empty()).map(|v| v.trim().to_string()).ok_or_else(|| {
+            format!("knowledge: {var} is not set (the block names it for the Elasticsearch credentials)")
+        })
+    };
+    let mut cfg = ElasticConfig::new(&es.url);
+    cfg.indices = guardrail_knowledge::elastic::Indices {
+        runbooks: es.indices.runbooks.clone(),
+        evidence: es.indices.evidence.clone(),
+        policies: es.indices.policies.clone(),
+    };
+    cfg.auth = match &es.credentials {
+        None => None,
+        Some(guardrail_config::ElasticCredentials::ApiKeyEnv(var)) => Some(ElasticAuth::ApiKey(secret(var)?)),
+        Some(guardrail_config::ElasticCredentials::Basic { username, password_env }) => {
+            Some(ElasticAuth::Basic { user: username.clone(), password: secret(password_env)? })
+        }
+    };
+    if let Some(ca) = &es.ca_file {
+        cfg.ca_pem = Some(std::fs::read(ca).map_err(|e| format!("knowledge.ca_file {}: {e}", ca.display()))?);
+    }
+    cfg.timeout = std::time::Duration::from_millis(es.timeout_ms);
+    cfg.retries = es.retries;
+    Ok(cfg)
+}
+
 /// Opens the knowledge base a `--kb` value names: an Elasticsearch cluster for an `http(s)://`
 /// URL (its indices must exist: [`ElasticKnowledgeStore::open`]), else the SQLite file,
 /// read-only unless `write`.
@@ -572,5 +606,29 @@ fn review(
             done
         }
         Err(e) => fail(&[format!("review recorded as {} but not applied: {e}", rec.id())]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_knowledge_block_becomes_a_client_config_with_secrets_from_the_environment() {
+        let text = "knowledge:\n  backend: elasticsearch\n  url: https://es.internal:9200\n  indices: {runbooks: rb}\n  username: guardrail\n  password_env: ES_PW\n  timeout_ms: 900\n  retries: 1\n";
+        let file = guardrail_config::load_governor_file(&guardrail_config::Source::from_text("g.yaml", text)).unwrap();
+        let Some(guardrail_config::KnowledgeBackend::Elasticsearch(es)) = file.value.knowledge.map(|k| k.backend)
+        else {
+            panic!("an elasticsearch block");
+        };
+        let env = |k: &str| (k == "ES_PW").then(|| "hunter2".to_string());
+        let cfg = elastic_from_config(&es, &env).unwrap();
+        assert_eq!(cfg.url, "https://es.internal:9200");
+        assert_eq!((cfg.indices.runbooks.as_str(), cfg.indices.evidence.as_str()), ("rb", "evidence-demo"));
+        assert_eq!(cfg.auth, Some(ElasticAuth::Basic { user: "guardrail".into(), password: "hunter2".into() }));
+        assert_eq!((cfg.timeout, cfg.retries), (std::time::Duration::from_millis(900), 1));
+        let none = |_: &str| None;
+        let e = elastic_from_config(&es, &none).unwrap_err();
+        assert_eq!(e, "knowledge: ES_PW is not set (the block names it for the Elasticsearch credentials)");
     }
 }
