@@ -88,6 +88,26 @@ pub fn guardrail() -> Command {
         "GUARDRAIL_TOKEN",
         "GUARDRAIL_TOKENS",
         "GUARDRAIL_CHECKPOINT_KEY",
+        // A runner's own model, Kibana, Slack or Jira settings must not reach a test's process:
+        // they would choose a planner or start a delivery pass the test did not ask for.
+        "GUARDRAIL_PLANNER",
+        "GUARDRAIL_MODEL",
+        "EXPLAINER_BACKEND",
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "ELASTIC_KIBANA_URL",
+        "ELASTIC_API_KEY",
+        "ELASTIC_AGENT_ID",
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "SLACK_API_URL",
+        "JIRA_URL",
+        "JIRA_EMAIL",
+        "JIRA_API_TOKEN",
+        "JIRA_PROJECT_KEY",
+        "GUARDRAIL_GOVERNOR_CONFIG",
     ] {
         c.env_remove(k);
     }
