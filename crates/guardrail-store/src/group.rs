@@ -59,12 +59,18 @@ pub(crate) fn shared(spec: &str) -> Option<Arc<SharedStore>> {
 /// opened is an error here (nothing is registered). Sharing a spec already shared returns the
 /// same store.
 pub fn share(spec: &str) -> Result<Arc<SharedStore>, StoreError> {
+    if let Some(live) = shared(spec) {
+        return Ok(live);
+    }
+    // Connected with no lock held: a store that is slow to answer (or down) must not hold up
+    // every other open of a store in this process.
+    let first = open_backend(spec)?;
     let mut map = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
     map.retain(|(_, w)| w.strong_count() > 0);
     if let Some(live) = map.iter().find(|(s, _)| s == spec).and_then(|(_, w)| w.upgrade()) {
+        // Shared by another thread meanwhile: theirs it is (ours is closed).
         return Ok(live);
     }
-    let first = open_backend(spec)?;
     let described = Arc::new(OnceLock::new());
     let _ = described.set(describe(&first));
     let stats = Arc::new(Stats::default());
