@@ -422,6 +422,10 @@ impl SqliteKnowledgeStore {
                  DROP TABLE temp.renumber;"
             ))
             .map_err(|e| self.err(&format!("renumbering {table} by service"), e))?;
+            // Moving every row left the index in many segments full of delete markers (a
+            // search over the migrated 100,000 runbooks took 16 ms instead of 2): merge them.
+            conn.execute(&format!("INSERT INTO {table}_fts({table}_fts) VALUES ('optimize')"), [])
+                .map_err(|e| self.err(&format!("optimizing {table}_fts"), e))?;
         }
         Ok(())
     }
