@@ -202,3 +202,71 @@ fn a_review_is_a_conditional_write() {
     assert!(line.contains("if_seq_no=") && line.contains("&if_primary_term=1&refresh=wait_for"), "{line}");
     assert_eq!(es.doc("runbooks-demo", "rbk-learned-2").unwrap()["provenance"]["reviewed_by"], "bob");
 }
+
+/// A Python with Elasticsearch's official client (`pip install elasticsearch`): from
+/// `GUARDRAIL_ES_PYTHON`, else the test venv `scripts/test` makes.
+fn es_python() -> Option<String> {
+    let candidates = [
+        std::env::var("GUARDRAIL_ES_PYTHON").ok(),
+        Some(format!("{}/../../target/mcp-venv/bin/python", env!("CARGO_MANIFEST_DIR"))),
+    ];
+    candidates.into_iter().flatten().find(|py| {
+        std::process::Command::new(py).args(["-c", "import elasticsearch"]).output().is_ok_and(|o| o.status.success())
+    })
+}
+
+/// The loopback cluster, loaded by Guardrail, read and written by Elasticsearch's official
+/// Python client as an independent peer: the same search, count, get, a `_bulk` with a conflict
+/// and errors as the client types them — so the fake's wire shapes are the ones real clients
+/// accept, not only the ones Guardrail sends. Fails without the client when
+/// `GUARDRAIL_REQUIRE_ES_PYTHON` is set (as `scripts/test` may set it).
+#[test]
+fn the_official_python_client_reads_what_guardrail_wrote() {
+    let Some(py) = es_python() else {
+        assert!(
+            std::env::var_os("GUARDRAIL_REQUIRE_ES_PYTHON").is_none(),
+            "GUARDRAIL_REQUIRE_ES_PYTHON is set but no Python has the elasticsearch package"
+        );
+        eprintln!("skipped: no Python with the elasticsearch package (set GUARDRAIL_ES_PYTHON)");
+        return;
+    };
+    let es = FakeEs::start();
+    loaded(cfg(&es));
+    let script = r#"
+import json, sys
+import elasticsearch
+from elasticsearch import Elasticsearch, helpers
+es = Elasticsearch(sys.argv[1], request_timeout=5)
+out = {}
+r = es.search(index="runbooks-demo", size=3,
+    query={"bool": {"must": [{"combined_fields": {"query": "p99 latency timeouts db connection saturation",
+                                                   "fields": ["title^2", "body"], "operator": "or"}}],
+                    "filter": [{"term": {"service": {"value": "payments-api"}}}, {"term": {"reviewed": {"value": True}}}]}},
+    sort=[{"_score": {"order": "desc"}}, {"id": {"order": "asc"}}])
+out["search"] = [h["_id"] for h in r["hits"]["hits"]]
+out["total"] = r["hits"]["total"]["value"]
+out["count"] = es.count(index="evidence-demo", query={"terms": {"service": ["payments-api", "*"]}})["count"]
+out["get"] = es.get(index="runbooks-demo", id="rbk-api-01")["_source"]["recommended_action"]
+ok, errors = helpers.bulk(es, [
+    {"_op_type": "create", "_index": "evidence-demo", "_id": "ev-900", "_source": {"id": "ev-900", "service": "*", "stance": "support", "text": "x"}},
+    {"_op_type": "create", "_index": "evidence-demo", "_id": "ev-100", "_source": {"id": "ev-100", "service": "*", "stance": "support", "text": "x"}},
+], raise_on_error=False, refresh="wait_for")
+out["bulk"] = [ok, [e["create"]["status"] for e in errors], [e["create"]["error"]["type"] for e in errors]]
+try:
+    es.search(index="no-such-index", query={"match_all": {}})
+except elasticsearch.NotFoundError as e:
+    out["missing"] = e.error
+print(json.dumps(out))
+"#;
+    let o = std::process::Command::new(&py).args(["-c", script, &es.url]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["search"], json!(["rbk-api-02", "rbk-api-01"]), "{v}");
+    assert_eq!((v["total"].as_u64(), v["count"].as_u64()), (Some(2), Some(3)), "{v}");
+    assert_eq!(v["get"], "restart_api_pods");
+    assert_eq!(v["bulk"], json!([1, [409], ["version_conflict_engine_exception"]]), "{v}");
+    assert_eq!(v["missing"], "index_not_found_exception");
+    // And Guardrail reads what the official client wrote.
+    let s = ElasticKnowledgeStore::open(cfg(&es)).unwrap();
+    assert_eq!(s.stats().unwrap().evidence, 6);
+}

@@ -218,7 +218,7 @@ fn answer(st: &mut State, req: &Request) -> (u16, Value) {
         }
     };
     match (method.as_str(), segs.iter().map(String::as_str).collect::<Vec<_>>().as_slice()) {
-        ("PUT", [index]) => {
+        ("PUT", [index]) if !index.starts_with('_') => {
             if st.indices.contains_key(*index) {
                 let (s, mut v) =
                     error(400, "resource_already_exists_exception", &format!("index [{index}/abc123] already exists"));
@@ -228,8 +228,9 @@ fn answer(st: &mut State, req: &Request) -> (u16, Value) {
             st.indices.insert(index.to_string(), Index { mapping: body, docs: BTreeMap::new() });
             (200, json!({"acknowledged": true, "shards_acknowledged": true, "index": index}))
         }
-        ("POST", ["_bulk"]) => bulk(st, &req.body),
-        ("POST", ["_mget"]) => {
+        // Elasticsearch takes both verbs here (the official Python client sends PUT).
+        ("POST" | "PUT", ["_bulk"]) => bulk(st, &req.body),
+        ("POST" | "GET", ["_mget"]) => {
             let docs: Vec<Value> = body["docs"]
                 .as_array()
                 .cloned()
