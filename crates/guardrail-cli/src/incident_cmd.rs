@@ -211,7 +211,8 @@ pub fn run(cmd: IncidentCommand, env: EnvLookup<'_>) -> Exit {
                 Ok(i) => i,
                 Err(e) => return fail(&[e.to_string()]),
             };
-            let knowledge = match open_kb_read_only(&ctx.kb) {
+            // A SQLite file, or an Elasticsearch cluster when --kb / GUARDRAIL_KB is a URL.
+            let knowledge = match crate::kb_cmd::open_knowledge(&ctx.kb, ctx.env, false) {
                 Ok(k) => k,
                 Err(e) => return fail(&[e]),
             };
@@ -221,7 +222,7 @@ pub fn run(cmd: IncidentCommand, env: EnvLookup<'_>) -> Exit {
             };
             let governor = ctx.planner.governor();
             let exec = executor(&ctx.cfg.config, ctx.executor);
-            let p = ctx.pipeline(&governor, Some(&knowledge), &exec);
+            let p = ctx.pipeline(&governor, Some(&*knowledge), &exec);
             let results: Vec<Outcome> = incidents
                 .iter()
                 .map(|i| {
@@ -579,11 +580,11 @@ impl<'a> Ctx<'a> {
         };
         // The knowledge base is needed only for a re-gate: a missing one must not stop an
         // authorised execution (a re-gate without one cannot decide).
-        let kb = open_kb_read_only(&self.kb);
+        let kb = crate::kb_cmd::open_knowledge(&self.kb, self.env, false);
         // A re-gate plans the requested action (RequestedActionPlanner), whoever plans runs.
         let governor = self.planner.governor();
         let exec = executor(&self.cfg.config, self.executor);
-        let p = self.pipeline(&governor, kb.as_ref().ok().map(|k| k as &dyn KnowledgeStore), &exec);
+        let p = self.pipeline(&governor, kb.as_ref().ok().map(|k| &**k), &exec);
         match p.execute_incident(&mut log, &states, incident_id, action) {
             ExecuteOutcome::CannotExecute(e) => Outcome::error(incident_id, vec![e.to_string()]),
             ExecuteOutcome::AwaitingApproval { action } => Outcome::of(
@@ -987,12 +988,12 @@ fn resolve(
         Ok(t) => t,
         Err(code) => return code,
     };
-    let mut knowledge = match open_kb(&kb.path(env)) {
+    let mut knowledge = match crate::kb_cmd::open_knowledge(&kb.path(env), env, true) {
         Ok(k) => k,
         Err(e) => return fail(&[e]),
     };
     let r = Resolution { incident_id, summary, by: who, action, at: &at };
-    let learned = match guardrail_governor::learn::resolve(&mut log, &states, &mut knowledge, &r) {
+    let learned = match guardrail_governor::learn::resolve(&mut log, &states, &mut *knowledge, &r) {
         Ok(l) => l,
         Err(LearnError::Fields(problems)) => {
             // Named by the flags that carry them.

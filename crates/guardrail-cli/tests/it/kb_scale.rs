@@ -151,3 +151,28 @@ fn elasticsearch_knowledge_through_the_cli_fails_closed() {
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("unavailable"), "{err}");
 }
+
+/// `incident run --kb http://…` plans against the cluster; one that is not there is no
+/// knowledge: the run cannot decide (exit 3, the backend named), never a plan from nothing.
+#[test]
+fn an_incident_run_against_an_unreachable_cluster_cannot_decide() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let incident = guardrail_test_support::examples("governor").join("scenarios/incident_high.json");
+    let store = dir.path().join("audit.db");
+    let mut c = guardrail();
+    c.current_dir(dir.path()).env("USER", "alice").args([
+        "incident",
+        "run",
+        incident.to_str().unwrap(),
+        "--kb",
+        &url,
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    let (code, out, err) = run(c);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(err.contains("unavailable") && err.contains(&url), "{err}");
+    assert!(!out.contains("executed"), "{out}");
+}
