@@ -10,6 +10,7 @@
 
 use std::path::PathBuf;
 
+use guardrail_config::KnowledgeBackend;
 use guardrail_core::audit::ChainedRecord;
 use guardrail_gate::audit_cmd::StoreArgs;
 use guardrail_gate::exit::Exit;
@@ -212,7 +213,7 @@ pub fn run(cmd: IncidentCommand, env: EnvLookup<'_>) -> Exit {
                 Err(e) => return fail(&[e.to_string()]),
             };
             // A SQLite file, or an Elasticsearch cluster when --kb / GUARDRAIL_KB is a URL.
-            let knowledge = match crate::kb_cmd::open_knowledge(&ctx.kb, ctx.env, false) {
+            let knowledge = match ctx.open_knowledge() {
                 Ok(k) => k,
                 Err(e) => return fail(&[e]),
             };
@@ -375,7 +376,10 @@ pub(crate) struct Ctx<'a> {
     pub(crate) env: EnvLookup<'a>,
     pub(crate) store: &'a StoreArgs,
     pub(crate) cfg: LoadedConfig,
+    /// The knowledge base's file or URL, for opening and for the records.
     kb: PathBuf,
+    /// The governor config's Elasticsearch `knowledge:` block, when it chose the knowledge base.
+    kb_elastic: Option<guardrail_config::ElasticsearchSettings>,
     logs: Option<NdjsonLogs>,
     pub(crate) executor: Option<ExecutorChoice>,
     pub(crate) now: jiff::Timestamp,
@@ -450,11 +454,19 @@ impl<'a> Ctx<'a> {
                 }
                 let identity = establish(auth, claimed, cfg.tokens.as_deref(), act, env).map_err(|r| r.report())?;
                 let actor = identity.name.clone();
+                // `--kb` / `GUARDRAIL_KB`, else the config's `knowledge:` block, else the default file.
+                let (kb, kb_elastic) = match (kb.named(env), cfg.knowledge.as_ref().map(|k| &k.backend)) {
+                    (Some(named), _) => (named, None),
+                    (None, Some(KnowledgeBackend::Elasticsearch(es))) => (PathBuf::from(&es.url), Some(es.clone())),
+                    (None, Some(KnowledgeBackend::Sqlite { path: Some(p) })) => (p.clone(), None),
+                    (None, _) => (kb.path(env), None),
+                };
                 Ok(Ctx {
                     env,
                     store,
                     cfg,
-                    kb: kb.path(env),
+                    kb,
+                    kb_elastic,
                     logs,
                     executor,
                     now,
@@ -481,6 +493,20 @@ impl<'a> Ctx<'a> {
     /// The audit log of this run (the store opened once), records stamped with `now`.
     pub(crate) fn log(&self) -> Result<StoreLog, String> {
         crate::remediation::open_log(self.store, self.env, &self.at()).map_err(|e| e.to_string())
+    }
+
+    /// The knowledge base in force, read-only: the config's Elasticsearch block, or the file or
+    /// URL of `kb` ([`crate::kb_cmd::open_knowledge`]).
+    fn open_knowledge(&self) -> Result<Box<dyn KnowledgeStore>, String> {
+        match &self.kb_elastic {
+            Some(es) => {
+                let cfg = crate::kb_cmd::elastic_from_config(es, self.env)?;
+                let store = guardrail_knowledge::ElasticKnowledgeStore::open(cfg)
+                    .map_err(|e| format!("knowledge: {}: {e}", es.url))?;
+                Ok(Box::new(store))
+            }
+            None => crate::kb_cmd::open_knowledge(&self.kb, self.env, false),
+        }
     }
 
     /// The pipeline over this context.
@@ -580,7 +606,7 @@ impl<'a> Ctx<'a> {
         };
         // The knowledge base is needed only for a re-gate: a missing one must not stop an
         // authorised execution (a re-gate without one cannot decide).
-        let kb = crate::kb_cmd::open_knowledge(&self.kb, self.env, false);
+        let kb = self.open_knowledge();
         // A re-gate plans the requested action (RequestedActionPlanner), whoever plans runs.
         let governor = self.planner.governor();
         let exec = executor(&self.cfg.config, self.executor);

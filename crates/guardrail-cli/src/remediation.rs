@@ -40,6 +40,11 @@ pub struct KbArgs {
 }
 
 impl KbArgs {
+    /// The path `--kb` or `GUARDRAIL_KB` names, if either does.
+    pub fn named(&self, env: EnvLookup<'_>) -> Option<PathBuf> {
+        self.kb.clone().or_else(|| env("GUARDRAIL_KB").filter(|v| !v.trim().is_empty()).map(PathBuf::from))
+    }
+
     /// The path in force.
     pub fn path(&self, env: EnvLookup<'_>) -> PathBuf {
         self.kb
@@ -74,6 +79,9 @@ pub struct LoadedConfig {
     pub warnings: Vec<String>,
     /// Its `planner:` block, if any (the planner when no flag or variable chooses one).
     pub planner: Option<guardrail_config::PlannerConfig>,
+    /// Its `knowledge:` block, if any (the knowledge base when neither `--kb` nor
+    /// `GUARDRAIL_KB` names one).
+    pub knowledge: Option<guardrail_config::KnowledgeConfig>,
 }
 
 impl ConfigArgs {
@@ -109,6 +117,7 @@ impl ConfigArgs {
                     sha256: None,
                     warnings: vec![],
                     planner: None,
+                    knowledge: None,
                 });
             }
         };
@@ -121,6 +130,7 @@ impl ConfigArgs {
             sha256: Some(read.sha256),
             warnings: read.warnings,
             planner: read.file.planner,
+            knowledge: read.file.knowledge,
         })
     }
 }

@@ -176,3 +176,51 @@ fn an_incident_run_against_an_unreachable_cluster_cannot_decide() {
     assert!(err.contains("unavailable") && err.contains(&url), "{err}");
     assert!(!out.contains("executed"), "{out}");
 }
+
+/// The governor config's `knowledge:` block chooses the knowledge base when neither `--kb` nor
+/// `GUARDRAIL_KB` does: an Elasticsearch block whose cluster is not there cannot decide (exit 3,
+/// the URL named); `--kb` still wins over the block.
+#[test]
+fn the_governor_configs_knowledge_block_chooses_the_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let config = dir.path().join("governor.yaml");
+    std::fs::write(
+        &config,
+        format!("knowledge:\n  backend: elasticsearch\n  url: {url}\n  timeout_ms: 500\n  retries: 0\n"),
+    )
+    .unwrap();
+    let incident = guardrail_test_support::examples("governor").join("scenarios/incident_high.json");
+    let store = dir.path().join("audit.db");
+    let mut c = guardrail();
+    c.current_dir(dir.path()).env("USER", "alice").args([
+        "incident",
+        "run",
+        incident.to_str().unwrap(),
+        "--governor-config",
+        config.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    let (code, out, err) = run(c);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(err.contains(&url), "{err}");
+
+    // --kb names a file that does not exist: that file is what is refused, not the cluster.
+    let mut c = guardrail();
+    c.current_dir(dir.path()).env("USER", "alice").args([
+        "incident",
+        "run",
+        incident.to_str().unwrap(),
+        "--governor-config",
+        config.to_str().unwrap(),
+        "--kb",
+        "missing.db",
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    let (code, out, err) = run(c);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(err.contains("missing.db") && !err.contains(&url), "{err}");
+}
