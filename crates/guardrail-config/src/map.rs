@@ -2,7 +2,9 @@
 //! pointed at a line and column.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, OnceLock};
 
 use crate::yaml::{Node, NodeValue};
 
@@ -16,10 +18,33 @@ use crate::yaml::{Node, NodeValue};
 /// of a gate's instructions. The hash of a path is extended segment by segment during the walk,
 /// so no path is ever built. Two paths of one file sharing a hash (odds around 10⁻¹³ for a
 /// file of thousands of fields) would only misplace the line:column of an error message.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// A map made by [`SourceMap::lazy`] keeps the parsed tree and walks it only at its first
+/// lookup: a valid policy file of 10,000 rules is never looked up, and walking its ~230,000
+/// nodes was a tenth of a `gate`'s instructions. Both kinds answer every lookup the same.
+#[derive(Clone, Default)]
 pub struct SourceMap {
-    positions: HashMap<u64, (usize, usize), BuildHasherDefault<PreHashed>>,
+    positions: OnceLock<Positions>,
+    /// The tree still to walk (a lazy map whose positions are not built yet).
+    root: Option<Arc<Node>>,
 }
+
+type Positions = HashMap<u64, (usize, usize), BuildHasherDefault<PreHashed>>;
+
+impl fmt::Debug for SourceMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceMap").field("positions", self.positions()).finish()
+    }
+}
+
+/// Two maps are equal when they position the same paths the same way (lazy or not).
+impl PartialEq for SourceMap {
+    fn eq(&self, other: &Self) -> bool {
+        self.positions() == other.positions()
+    }
+}
+
+impl Eq for SourceMap {}
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
@@ -72,43 +97,42 @@ impl SourceMap {
 
     /// Records the position of every field under `root`. Unknown positions (0) are skipped.
     pub fn from_node(root: &Node) -> Self {
-        let mut map = SourceMap::new();
-        map.walk(FNV_OFFSET, true, root);
-        map
+        let mut positions = Positions::default();
+        walk(&mut positions, FNV_OFFSET, true, root);
+        SourceMap { positions: OnceLock::from(positions), root: None }
     }
 
-    /// Depth-first over `node`, whose path hashes to `path` (`root`: the path is empty).
-    fn walk(&mut self, path: u64, root: bool, node: &Node) {
-        if let Some((line, col)) = node.anchor_pos() {
-            self.positions.insert(path, (line, col));
-        }
-        match &node.value {
-            NodeValue::Seq(items) => {
-                for (i, item) in items.iter().enumerate() {
-                    self.walk(fnv_index(path, i), false, item);
-                }
+    /// The positions of every field under `root`, recorded at the first lookup (or `len`,
+    /// `insert`, comparison): for a file that is read through and only looked up when
+    /// something is wrong with it. Holds the tree until then.
+    pub fn lazy(root: Arc<Node>) -> Self {
+        SourceMap { positions: OnceLock::new(), root: Some(root) }
+    }
+
+    /// The positions, walking the tree on first use.
+    fn positions(&self) -> &Positions {
+        self.positions.get_or_init(|| {
+            let mut positions = Positions::default();
+            if let Some(root) = &self.root {
+                walk(&mut positions, FNV_OFFSET, true, root);
             }
-            NodeValue::Map(entries) => {
-                for (k, v) in entries {
-                    // As `yaml::join`: `parent.key`, or `key` while the path is still empty.
-                    let child = if root { fnv(path, k.as_bytes()) } else { fnv(fnv(path, b"."), k.as_bytes()) };
-                    self.walk(child, root && k.is_empty(), v);
-                }
-            }
-            _ => {}
-        }
+            positions
+        })
     }
 
     /// Records (or replaces) one position.
     pub fn insert(&mut self, field: impl AsRef<str>, line: usize, col: usize) {
         if line > 0 {
-            self.positions.insert(fnv(FNV_OFFSET, field.as_ref().as_bytes()), (line, col));
+            self.positions();
+            if let Some(positions) = self.positions.get_mut() {
+                positions.insert(fnv(FNV_OFFSET, field.as_ref().as_bytes()), (line, col));
+            }
         }
     }
 
     /// The position recorded for exactly this path.
     pub fn get(&self, field: &str) -> Option<(usize, usize)> {
-        self.positions.get(&fnv(FNV_OFFSET, field.as_bytes())).copied()
+        self.positions().get(&fnv(FNV_OFFSET, field.as_bytes())).copied()
     }
 
     /// The position of `field`, or of its nearest recorded parent: `daily_costs[3].cost`, then
@@ -129,12 +153,34 @@ impl SourceMap {
 
     /// Number of recorded paths.
     pub fn len(&self) -> usize {
-        self.positions.len()
+        self.positions().len()
     }
 
     /// True when nothing is recorded.
     pub fn is_empty(&self) -> bool {
-        self.positions.is_empty()
+        self.positions().is_empty()
+    }
+}
+
+/// Depth-first over `node`, whose path hashes to `path` (`root`: the path is empty).
+fn walk(positions: &mut Positions, path: u64, root: bool, node: &Node) {
+    if let Some((line, col)) = node.anchor_pos() {
+        positions.insert(path, (line, col));
+    }
+    match &node.value {
+        NodeValue::Seq(items) => {
+            for (i, item) in items.iter().enumerate() {
+                walk(positions, fnv_index(path, i), false, item);
+            }
+        }
+        NodeValue::Map(entries) => {
+            for (k, v) in entries {
+                // As `yaml::join`: `parent.key`, or `key` while the path is still empty.
+                let child = if root { fnv(path, k.as_bytes()) } else { fnv(fnv(path, b"."), k.as_bytes()) };
+                walk(positions, child, root && k.is_empty(), v);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -182,6 +228,29 @@ mod tests {
         assert_eq!(map.get("daily_costs[3]"), Some((5, 2)));
         assert_eq!(map.locate("daily_costs[3].cost"), Some((5, 2)));
         assert_eq!(map.len(), 1);
+    }
+
+    #[test]
+    fn a_lazy_map_answers_as_the_eager_one() {
+        let src = Source::from_text("t.yaml", "a:\n  b:\n    - x: 1\n    - y: [2, 3]\nc: 4\n\"\": {z: 5}\n");
+        let root = crate::yaml::parse_yaml(&src).expect("valid YAML");
+        let eager = SourceMap::from_node(&root);
+        let lazy = SourceMap::lazy(std::sync::Arc::new(root));
+        for f in ["", "a", "a.b", "a.b[0].x", "a.b[1].y[1]", "c", "z", "a.c", "a.b[0].x.deeper"] {
+            assert_eq!(lazy.get(f), eager.get(f), "{f}");
+            assert_eq!(lazy.locate(f), eager.locate(f), "{f}");
+        }
+        assert_eq!(lazy.len(), eager.len());
+        assert_eq!(lazy, eager);
+        assert_eq!(format!("{lazy:?}"), format!("{eager:?}"));
+
+        // An insert into a lazy map first records the tree's positions.
+        let src = Source::from_text("t.yaml", "a: 1\n");
+        let mut lazy = SourceMap::lazy(std::sync::Arc::new(crate::yaml::parse_yaml(&src).expect("valid YAML")));
+        lazy.insert("b", 7, 1);
+        // The document (path "") is positioned too.
+        assert_eq!((lazy.get("a"), lazy.get("b"), lazy.len()), (Some((1, 1)), Some((7, 1)), 3));
+        assert!(SourceMap::new().is_empty());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::map::SourceMap;
 use crate::source::Source;
 use crate::yaml::{self, Node, NodeValue};
 use guardrail_core::freeze::TimeWindow;
+use std::sync::Arc;
 
 /// The result of reading a policy file.
 ///
@@ -57,7 +58,10 @@ pub fn load_policies(src: &Source) -> PolicyLoad {
             };
         }
     };
-    let mut d = Diags::new(src, SourceMap::from_node(&root));
+    // The map is walked only when a finding needs a position: a valid file of 10,000 rules
+    // never does, and the walk was a tenth of such a gate.
+    let root = Arc::new(root);
+    let mut d = Diags::new(src, SourceMap::lazy(Arc::clone(&root)));
     let set = read_set(&mut d, &root);
     if let Some(set) = &set {
         for issue in policy::check(set) {
@@ -180,16 +184,28 @@ fn read_set(d: &mut Diags, root: &Node) -> Option<PolicySet> {
     None
 }
 
-fn read_action(d: &mut Diags, path: &str, node: &Node) -> Option<Action> {
+/// A field's path, built only when a finding names it: a rule's dozen paths were formatted for
+/// every rule of the file, nearly always to name no finding at all.
+type LazyPath<'a> = &'a dyn Fn() -> String;
+
+/// [`string`], naming the field only when the value is not a string.
+fn text(d: &mut Diags, path: LazyPath<'_>, node: &Node) -> Option<String> {
+    match &node.value {
+        NodeValue::Str(s) => Some(s.clone()),
+        _ => string(d, &path(), node),
+    }
+}
+
+fn read_action(d: &mut Diags, path: LazyPath<'_>, node: &Node) -> Option<Action> {
     let expected = "expected one of ALLOW, WARN, DELAY, BLOCK";
     let Some(s) = node.as_str() else {
-        d.error(path, format!("must be an action name ({expected}), got {}", node.describe()));
+        d.error(path(), format!("must be an action name ({expected}), got {}", node.describe()));
         return None;
     };
     match Action::parse(s) {
         Some(a) => {
             if s != a.as_str() {
-                d.warning(path, format!("read {s:?} as {a}; write {a} in upper case"));
+                d.warning(path(), format!("read {s:?} as {a}; write {a} in upper case"));
             }
             Some(a)
         }
@@ -198,28 +214,28 @@ fn read_action(d: &mut Diags, path: &str, node: &Node) -> Option<Action> {
             if let Some(g) = suggest(s, &["ALLOW", "WARN", "DELAY", "BLOCK"]) {
                 msg.push_str(&format!(" (did you mean {g}?)"));
             }
-            d.error(path, msg);
+            d.error(path(), msg);
             None
         }
     }
 }
 
-fn read_delay(d: &mut Diags, path: &str, node: Option<&Node>) -> Option<u32> {
+fn read_delay(d: &mut Diags, path: LazyPath<'_>, node: Option<&Node>) -> Option<u32> {
     let Some(node) = node else { return Some(0) };
     match &node.value {
         NodeValue::Int(i) if *i < 0 => {
-            d.error(path, format!("must not be negative, got {i}"));
+            d.error(path(), format!("must not be negative, got {i}"));
             None
         }
         NodeValue::Int(i) => match u32::try_from(*i) {
             Ok(v) => Some(v),
             Err(_) => {
-                d.error(path, format!("{i} minutes is too large"));
+                d.error(path(), format!("{i} minutes is too large"));
                 None
             }
         },
         _ => {
-            d.error(path, format!("must be a whole number of minutes, got {}", node.describe()));
+            d.error(path(), format!("must be a whole number of minutes, got {}", node.describe()));
             None
         }
     }
@@ -229,7 +245,7 @@ fn read_default(d: &mut Diags, node: &Node) -> Option<DefaultRule> {
     let p = "default_action";
     let rule = match &node.value {
         NodeValue::Str(_) => {
-            let action = read_action(d, p, node)?;
+            let action = read_action(d, &|| p.to_string(), node)?;
             DefaultRule {
                 action,
                 reason: format!("No rule matched; the policy file's default_action is {action}"),
@@ -240,11 +256,11 @@ fn read_default(d: &mut Diags, node: &Node) -> Option<DefaultRule> {
         NodeValue::Map(m) => {
             check_keys(d, p, m, &["action", "reason", "remediation", "delay_minutes"], Unknown::Error, |_| false);
             let action = required(d, p, m, "action", "ALLOW, WARN, DELAY or BLOCK")
-                .and_then(|n| read_action(d, "default_action.action", n));
+                .and_then(|n| read_action(d, &|| "default_action.action".to_string(), n));
             let reason = required(d, p, m, "reason", "").and_then(|n| string(d, "default_action.reason", n));
             let remediation =
                 required(d, p, m, "remediation", "").and_then(|n| string(d, "default_action.remediation", n));
-            let delay = read_delay(d, "default_action.delay_minutes", get(m, "delay_minutes"));
+            let delay = read_delay(d, &|| "default_action.delay_minutes".to_string(), get(m, "delay_minutes"));
             DefaultRule { action: action?, reason: reason?, remediation: remediation?, delay_minutes: delay? }
         }
         _ => {
@@ -292,7 +308,7 @@ fn read_policy(d: &mut Diags, i: usize, node: &Node) -> Partial {
         }
     });
     partial.id = id.clone();
-    let name = required(d, &p, m, "name", "").and_then(|n| string(d, &field("name"), n));
+    let name = required(d, &p, m, "name", "").and_then(|n| text(d, &|| field("name"), n));
     let priority = match get(m, "priority") {
         None => {
             d.warning(field("priority"), format!("no priority; defaults to {DEFAULT_PRIORITY} like the seed tool"));
@@ -306,8 +322,8 @@ fn read_policy(d: &mut Diags, i: usize, node: &Node) -> Partial {
             }
         },
     };
-    let action =
-        required(d, &p, m, "action", "ALLOW, WARN, DELAY or BLOCK").and_then(|n| read_action(d, &field("action"), n));
+    let action = required(d, &p, m, "action", "ALLOW, WARN, DELAY or BLOCK")
+        .and_then(|n| read_action(d, &|| field("action"), n));
     // `services:` scopes the rule to a fleet's services: it becomes the rule's first condition,
     // `service in services matching [...]`, so the trace shows it and nothing else is read for
     // a service out of scope.
@@ -331,7 +347,7 @@ fn read_policy(d: &mut Diags, i: usize, node: &Node) -> Partial {
             NodeValue::Map(entries) => {
                 let mut ok = true;
                 for (signal, c) in entries {
-                    match read_condition(d, &field("conditions"), id.as_deref(), signal, c) {
+                    match read_condition(d, &|| field("conditions"), id.as_deref(), signal, c) {
                         Some(c) => partial.conditions.push(c),
                         None => ok = false,
                     }
@@ -348,10 +364,10 @@ fn read_policy(d: &mut Diags, i: usize, node: &Node) -> Partial {
         },
     };
     let reason =
-        required(d, &p, m, "reason", "shown when the rule decides").and_then(|n| string(d, &field("reason"), n));
+        required(d, &p, m, "reason", "shown when the rule decides").and_then(|n| text(d, &|| field("reason"), n));
     let remediation = required(d, &p, m, "remediation", "shown when the rule decides")
-        .and_then(|n| string(d, &field("remediation"), n));
-    let delay = read_delay(d, &field("delay_minutes"), get(m, "delay_minutes"));
+        .and_then(|n| text(d, &|| field("remediation"), n));
+    let delay = read_delay(d, &|| field("delay_minutes"), get(m, "delay_minutes"));
 
     if let Some(Some(c)) = &scope {
         // Checked with the rest when the set cannot be built.
@@ -411,11 +427,17 @@ fn read_scope(d: &mut Diags, path: &str, node: &Node) -> Option<Condition> {
     })
 }
 
-fn read_condition(d: &mut Diags, parent: &str, rule_id: Option<&str>, signal: &str, node: &Node) -> Option<Condition> {
-    let cp = format!("{parent}.{signal}");
+fn read_condition(
+    d: &mut Diags,
+    parent: LazyPath<'_>,
+    rule_id: Option<&str>,
+    signal: &str,
+    node: &Node,
+) -> Option<Condition> {
+    let cp = || format!("{}.{signal}", parent());
     let Some(m) = node.as_map() else {
         d.error(
-            &cp,
+            cp(),
             format!(
                 "a condition must be a mapping {{operator, value}}, got {}; e.g. `{signal}: {{operator: lt, value: 10}}`",
                 node.describe()
@@ -423,7 +445,11 @@ fn read_condition(d: &mut Diags, parent: &str, rule_id: Option<&str>, signal: &s
         );
         return None;
     };
-    check_keys(d, &cp, m, &["operator", "value"], Unknown::Error, |_| false);
+    const CONDITION_KEYS: &[&str] = &["operator", "value"];
+    // `check_keys` reports only keys outside the list: no path to build when there is none.
+    if m.iter().any(|(k, _)| !CONDITION_KEYS.contains(&k.as_str())) {
+        check_keys(d, &cp(), m, CONDITION_KEYS, Unknown::Error, |_| false);
+    }
     let operator = match get(m, "operator") {
         // The seed tool compared with `eq` when the operator was missing, so deleting one
         // line (`operator: lt`) silently turned a DELAY rule into one that never matches.
@@ -431,7 +457,7 @@ fn read_condition(d: &mut Diags, parent: &str, rule_id: Option<&str>, signal: &s
         None => {
             let rule = rule_id.map(|id| format!("rule {id}: ")).unwrap_or_default();
             d.error(
-                format!("{cp}.operator"),
+                format!("{}.operator", cp()),
                 format!(
                     "{rule}is required: the condition on {signal} has no operator (the seed tool silently \
                      compared with eq); write one of {}, e.g. `{signal}: {{operator: lt, value: …}}`",
@@ -449,20 +475,23 @@ fn read_condition(d: &mut Diags, parent: &str, rule_id: Option<&str>, signal: &s
                     if let Some(g) = suggest(s, &names) {
                         msg.push_str(&format!(" (did you mean {g}?)"));
                     }
-                    d.error(format!("{cp}.operator"), msg);
+                    d.error(format!("{}.operator", cp()), msg);
                     None
                 }
             },
             None => {
-                d.error(format!("{cp}.operator"), format!("must be one of {}, got {}", Operator::NAMES, n.describe()));
+                d.error(
+                    format!("{}.operator", cp()),
+                    format!("must be one of {}, got {}", Operator::NAMES, n.describe()),
+                );
                 None
             }
         },
     };
-    let vp = format!("{cp}.value");
+    let vp = || format!("{}.value", cp());
     let value = match get(m, "value") {
         None => {
-            d.error(&vp, "is required: the value to compare the signal with");
+            d.error(vp(), "is required: the value to compare the signal with");
             None
         }
         Some(n) => threshold(d, &vp, n),
@@ -470,35 +499,35 @@ fn read_condition(d: &mut Diags, parent: &str, rule_id: Option<&str>, signal: &s
     Some(Condition { signal: signal.to_string(), operator: operator?, value: value? })
 }
 
-fn scalar(d: &mut Diags, path: &str, node: &Node) -> Option<Scalar> {
+fn scalar(d: &mut Diags, path: LazyPath<'_>, node: &Node) -> Option<Scalar> {
     match &node.value {
         NodeValue::Int(i) => Some(Scalar::Number(*i as f64)),
         NodeValue::Float(f) => Some(Scalar::Number(*f)),
         NodeValue::Str(s) => Some(Scalar::Text(s.clone())),
         NodeValue::Bool(b) => {
             if node.yaml11_bool {
-                d.warning(path, format!("read as boolean {b}, as PyYAML does; quote it if you meant the string"));
+                d.warning(path(), format!("read as boolean {b}, as PyYAML does; quote it if you meant the string"));
             }
             Some(Scalar::Bool(*b))
         }
         NodeValue::Null => {
-            d.error(path, "is null: a condition needs a value to compare the signal with");
+            d.error(path(), "is null: a condition needs a value to compare the signal with");
             None
         }
         NodeValue::Seq(_) | NodeValue::Map(_) => {
-            d.error(path, format!("must be a single value (number, boolean or string), got {}", node.describe()));
+            d.error(path(), format!("must be a single value (number, boolean or string), got {}", node.describe()));
             None
         }
     }
 }
 
-fn threshold(d: &mut Diags, path: &str, node: &Node) -> Option<Threshold> {
+fn threshold(d: &mut Diags, path: LazyPath<'_>, node: &Node) -> Option<Threshold> {
     match &node.value {
         NodeValue::Seq(items) => {
             let mut out = Vec::with_capacity(items.len());
             let mut ok = true;
             for (j, item) in items.iter().enumerate() {
-                match scalar(d, &format!("{path}[{j}]"), item) {
+                match scalar(d, &|| format!("{}[{j}]", path()), item) {
                     Some(s) => out.push(s),
                     None => ok = false,
                 }
@@ -506,7 +535,7 @@ fn threshold(d: &mut Diags, path: &str, node: &Node) -> Option<Threshold> {
             ok.then_some(Threshold::List(out))
         }
         NodeValue::Map(_) => {
-            d.error(path, "must be a single value or a list of values, got a mapping");
+            d.error(path(), "must be a single value or a list of values, got a mapping");
             None
         }
         _ => scalar(d, path, node).map(Threshold::Scalar),

@@ -484,10 +484,10 @@ impl Builder<'_> {
         }
     }
 
-    /// A node used as a mapping key.
-    fn key(&mut self, node: &Node, pos: (usize, usize)) {
-        match &node.value {
-            NodeValue::Str(s) => self.set_key(KeyState::Key(s.clone(), pos.0, pos.1)),
+    /// A node used as a mapping key (taken, so its text becomes the key without a copy).
+    fn key(&mut self, node: Node, pos: (usize, usize)) {
+        match node.value {
+            NodeValue::Str(s) => self.set_key(KeyState::Key(s, pos.0, pos.1)),
             _ => {
                 let path = self.path_here();
                 let what = node.describe();
@@ -526,7 +526,7 @@ impl Builder<'_> {
                 let Some((node, _)) = self.anchors.get(&id) else { return Ok(()) };
                 let node = node.clone();
                 if self.expecting_key() {
-                    self.key(&node, pos);
+                    self.key(node, pos);
                     return Ok(());
                 }
                 self.push(node);
@@ -668,7 +668,7 @@ impl Builder<'_> {
             self.anchors.insert(anchor, (node.clone(), 1));
         }
         if is_key {
-            self.key(&node, pos);
+            self.key(node, pos);
         } else {
             self.push(node);
         }
