@@ -232,7 +232,8 @@ pub fn evaluation(sources: Sources, settings: Settings) -> Result<Evaluation, Ve
     guardrail_core::freeze::apply(&freeze, &mut signals);
     // When the SLO signals could not be read, say why (the URL and the error of each failed
     // query, e.g. a refused TLS certificate) next to the rule that cannot decide on them.
-    let decision = decide(&policies, &signals).map_err(|source| {
+    // `policy_set` refused the set on any error of `policy::check`: no second check.
+    let decision = decide_checked(&policies, &signals).map_err(|source| {
         let no_data = slo.prometheus.as_ref().map(|r| r.no_data_reasons.clone()).unwrap_or_default();
         vec![Problem::Undecidable { policies: sources.policies.path.clone(), source, no_data }]
     })?;
@@ -256,6 +257,13 @@ pub enum DecideError {
 pub fn decide(policies: &PolicySet, signals: &Signals) -> Result<Decision, DecideError> {
     let decision = policy::evaluate(policies, signals)?;
     // No data or too few events never lets a deploy through unless a rule says so.
+    guardrail_core::burn::check_decision(signals, &decision)?;
+    Ok(decision)
+}
+
+/// [`decide`] for a set [`policy_set`] read (checked, refused on any error).
+fn decide_checked(policies: &PolicySet, signals: &Signals) -> Result<Decision, DecideError> {
+    let decision = policy::evaluate_checked(policies, signals)?;
     guardrail_core::burn::check_decision(signals, &decision)?;
     Ok(decision)
 }
