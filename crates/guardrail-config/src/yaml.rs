@@ -33,6 +33,7 @@
 //! disagrees (JSON that is not valid YAML, e.g. odd tab use), the tree from `serde_json` is
 //! used without positions (line and column 0).
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -516,7 +517,7 @@ impl Builder<'_> {
                 }
                 Ok(())
             }
-            Event::Scalar(text, style, anchor, tag) => self.scalar(&text, style, anchor, tag.as_deref(), pos),
+            Event::Scalar(text, style, anchor, tag) => self.scalar(text, style, anchor, tag.as_deref(), pos),
             Event::Alias(id) => {
                 let Some(size) = self.anchors.get(&id).map(|(_, n)| *n) else {
                     let path = self.path_here();
@@ -639,7 +640,7 @@ impl Builder<'_> {
 
     fn scalar(
         &mut self,
-        text: &str,
+        text: Cow<'_, str>,
         style: ScalarStyle,
         anchor: usize,
         tag: Option<&Tag>,
@@ -651,7 +652,14 @@ impl Builder<'_> {
             self.set_key(KeyState::Merge);
             return Ok(());
         }
-        let (value, yaml11_bool) = match resolve(text, style, tag, self.schema) {
+        // A quoted, untagged scalar is its text (as in `resolve`): take the parser's string
+        // rather than copying it — most of a policy file's values are quoted.
+        let resolved = if tag.is_none() && style != ScalarStyle::Plain {
+            Ok((NodeValue::Str(text.into_owned()), false))
+        } else {
+            resolve(&text, style, tag, self.schema)
+        };
+        let (value, yaml11_bool) = match resolved {
             Ok(v) => v,
             Err(e) => {
                 let path = self.path_here();
