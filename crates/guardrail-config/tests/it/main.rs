@@ -6,6 +6,6 @@ mod data;
 mod fixtures;
 mod no_panic;
 mod policies;
+mod policy_scale;
 mod real_specs;
 mod source;
-mod policy_scale;
