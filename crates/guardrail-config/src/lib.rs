@@ -33,8 +33,9 @@
 //! - In the seed's files, YAML scalars follow PyYAML 1.1 exactly, including its surprises: `1e3`, `-.5` and `0o17`
 //!   are strings; `yes/no/on/off` are booleans (the policy lint warns on them in conditions);
 //!   unquoted dates stay strings.
-//! - Duplicate keys, non-string keys, unknown tags, several documents and documents expanding
-//!   to more than [`yaml::MAX_NODES`] values are errors.
+//! - Duplicate keys, non-string keys, unknown tags, several documents, documents whose aliases
+//!   copy more than [`yaml::MAX_NODES`] values and documents holding more than
+//!   [`yaml::MAX_WRITTEN_NODES`] values are errors.
 //! - Unknown keys: inside a rule or a condition, in `default_action` and in
 //!   `burn_rate.thresholds`, an error (with "did you mean"); elsewhere a warning, except a
 //!   likely typo (edit distance ≤ 2) of a key that is read and absent, which is an error
