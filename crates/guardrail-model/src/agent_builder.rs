@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 
+use crate::http::{root_cause, snippet, truncate};
 use crate::{ApiKey, Limits, Usage, shown_url};
 
 /// `ELASTIC_AGENT_ID` when unset: the original's default.
@@ -40,8 +41,6 @@ pub const CONVERSE_PATH: &str = "/api/agent_builder/converse";
 
 /// The most of a success body read (a round with many tool results is still megabytes at most).
 const MAX_BODY: u64 = 16 * 1024 * 1024;
-/// The most of an error message kept.
-const MAX_MESSAGE: usize = 500;
 /// The shortest key replaced in a success body (see [`AgentBuilder::converse`]).
 const MIN_REDACTED_KEY: usize = 16;
 
@@ -583,32 +582,6 @@ fn wrap(attempts: u32, last: AgentBuilderError) -> AgentBuilderError {
 /// 0.5 s, 1 s, 2 s, … when the server does not say.
 fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(500u64.saturating_mul(1 << attempt.saturating_sub(1).min(10)))
-}
-
-fn truncate(s: &str) -> String {
-    let s = s.trim();
-    match s.char_indices().nth(MAX_MESSAGE) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
-    }
-}
-
-fn snippet(body: &str) -> String {
-    let one_line: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.is_empty() { "(empty body)".to_string() } else { truncate(&one_line) }
-}
-
-fn root_cause(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        let s_text = s.to_string();
-        if !msg.contains(&s_text) {
-            msg = format!("{msg}: {s_text}");
-        }
-        src = s.source();
-    }
-    msg
 }
 
 #[cfg(test)]

@@ -196,7 +196,7 @@ pub(crate) fn retry_after(h: &HeaderMap, now: jiff::Timestamp) -> Option<Duratio
     Some(if wait.is_negative() { Duration::ZERO } else { wait.unsigned_abs() })
 }
 
-fn truncate(s: &str) -> String {
+pub(crate) fn truncate(s: &str) -> String {
     let s = s.trim();
     match s.char_indices().nth(MAX_MESSAGE) {
         Some((i, _)) => format!("{}…", &s[..i]),
@@ -204,12 +204,12 @@ fn truncate(s: &str) -> String {
     }
 }
 
-fn snippet(body: &str) -> String {
+pub(crate) fn snippet(body: &str) -> String {
     let one_line: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
     if one_line.is_empty() { "(empty body)".to_string() } else { truncate(&one_line) }
 }
 
-fn root_cause(e: &dyn std::error::Error) -> String {
+pub(crate) fn root_cause(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();
     let mut src = e.source();
     while let Some(s) = src {
