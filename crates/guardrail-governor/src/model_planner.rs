@@ -201,44 +201,58 @@ impl Planner for ModelPlanner {
         };
         let run = self.converse(incident, tools, &kept, &mut transcript, started);
         transcript.usage.elapsed_ms = ms(started.elapsed());
-        let retrieved: Vec<String> = offered.iter().filter_map(|o| o.runbook_id.clone()).collect();
-        let accepted = run.and_then(|raw| {
-            transcript.final_answer = Some(raw.clone());
-            accept_plan(&raw, incident, &offered, self.settings.initial_confidence, &self.name).map_err(|r| {
-                transcript.reported = r.reported.map(|b| *b);
-                r.failure
-            })
-        });
-        match accepted {
-            Ok(AcceptedPlan { mut plan, reported }) => {
-                transcript.reported = Some(reported);
-                transcript.outcome = TranscriptOutcome::Accepted;
-                plan.output.retrieved_context_ids = retrieved;
-                plan.transcript = Some(Box::new(transcript));
-                Ok(plan)
-            }
-            Err(failure) => {
-                transcript.failure = Some(failure.clone());
-                match self.settings.fallback {
-                    Fallback::None => {
-                        transcript.outcome = TranscriptOutcome::Failed;
-                        let mut plan = fail_closed_plan(incident, failure, retrieved, &self.name);
-                        plan.output.confidence_initial = self.settings.initial_confidence;
-                        plan.transcript = Some(Box::new(transcript));
-                        Ok(plan)
-                    }
-                    Fallback::Builtin => {
-                        transcript.outcome = TranscriptOutcome::Fallback;
-                        transcript.fallback = Some(format!("built-in planner, because {failure}"));
-                        let builtin = BuiltinPlanner {
-                            runbooks_k: BuiltinPlanner::default().runbooks_k,
-                            initial_confidence: self.settings.initial_confidence,
-                        };
-                        let mut plan = builtin.plan(incident, tools)?;
-                        plan.planner = format!("{}+builtin-fallback", self.name);
-                        plan.transcript = Some(Box::new(transcript));
-                        Ok(plan)
-                    }
+        conclude(run, transcript, incident, &offered, &self.settings, &self.name, tools)
+    }
+}
+
+/// The end of a model-backed plan, the same for every backend: the final answer accepted
+/// ([`accept_plan`]) into a plan carrying the transcript, or, on any failure, the fail-closed
+/// plan ([`fail_closed_plan`]) or the built-in planner's, as `settings.fallback` says — the
+/// outcome and the failure recorded in the transcript either way.
+pub fn conclude(
+    run: Result<String, PlannerFailure>,
+    mut transcript: Transcript,
+    incident: &Incident,
+    offered: &[OfferedAction],
+    settings: &ModelPlannerSettings,
+    name: &str,
+    tools: &mut ToolRunner<'_, '_>,
+) -> Result<PlanResult, PipelineError> {
+    let retrieved: Vec<String> = offered.iter().filter_map(|o| o.runbook_id.clone()).collect();
+    let accepted = run.and_then(|raw| {
+        transcript.final_answer = Some(raw.clone());
+        accept_plan(&raw, incident, offered, settings.initial_confidence, name).map_err(|r| {
+            transcript.reported = r.reported.map(|b| *b);
+            r.failure
+        })
+    });
+    match accepted {
+        Ok(AcceptedPlan { mut plan, reported }) => {
+            transcript.reported = Some(reported);
+            transcript.outcome = TranscriptOutcome::Accepted;
+            plan.output.retrieved_context_ids = retrieved;
+            plan.transcript = Some(Box::new(transcript));
+            Ok(plan)
+        }
+        Err(failure) => {
+            transcript.failure = Some(failure.clone());
+            match settings.fallback {
+                Fallback::None => {
+                    transcript.outcome = TranscriptOutcome::Failed;
+                    let mut plan = fail_closed_plan(incident, failure, retrieved, name);
+                    plan.output.confidence_initial = settings.initial_confidence;
+                    plan.transcript = Some(Box::new(transcript));
+                    Ok(plan)
+                }
+                Fallback::Builtin => {
+                    transcript.outcome = TranscriptOutcome::Fallback;
+                    transcript.fallback = Some(format!("built-in planner, because {failure}"));
+                    let builtin =
+                        BuiltinPlanner { initial_confidence: settings.initial_confidence, ..Default::default() };
+                    let mut plan = builtin.plan(incident, tools)?;
+                    plan.planner = format!("{name}+builtin-fallback");
+                    plan.transcript = Some(Box::new(transcript));
+                    Ok(plan)
                 }
             }
         }

@@ -36,14 +36,12 @@ use guardrail_model::agent_builder::{
 use guardrail_model::{ChatModel, Limits, ModelConfig, ModelError, Provider};
 use serde::Serialize;
 
-use crate::model_planner::{
-    AcceptedPlan, Fallback, MAX_ANSWER_BYTES, ModelPlanner, ModelPlannerSettings, accept_plan, fail_closed_plan,
-};
+use crate::model_planner::{Fallback, MAX_ANSWER_BYTES, ModelPlanner, ModelPlannerSettings};
 use crate::planner::{BuiltinPlanner, PlanResult, Planner};
 use crate::tools::ToolRunner;
 use crate::transcript::{
     Exchange, ExchangeResponse, PlannerFailure, RecordedToolCall, ToolCallRecord, Transcript, TranscriptMessage,
-    TranscriptOutcome, TranscriptSettings,
+    TranscriptSettings,
 };
 use crate::{Governor, PipelineError};
 
@@ -417,44 +415,7 @@ impl Planner for AgentBuilderPlanner {
             }
         };
         transcript.usage.elapsed_ms = ms(started.elapsed());
-        let retrieved: Vec<String> = offered.iter().filter_map(|o| o.runbook_id.clone()).collect();
-        let accepted = run.and_then(|raw| {
-            transcript.final_answer = Some(raw.clone());
-            accept_plan(&raw, incident, &offered, s.initial_confidence, self.name()).map_err(|r| {
-                transcript.reported = r.reported.map(|b| *b);
-                r.failure
-            })
-        });
-        match accepted {
-            Ok(AcceptedPlan { mut plan, reported }) => {
-                transcript.reported = Some(reported);
-                transcript.outcome = TranscriptOutcome::Accepted;
-                plan.output.retrieved_context_ids = retrieved;
-                plan.transcript = Some(Box::new(transcript));
-                Ok(plan)
-            }
-            Err(failure) => {
-                transcript.failure = Some(failure.clone());
-                match s.fallback {
-                    Fallback::None => {
-                        transcript.outcome = TranscriptOutcome::Failed;
-                        let mut plan = fail_closed_plan(incident, failure, retrieved, self.name());
-                        plan.output.confidence_initial = s.initial_confidence;
-                        plan.transcript = Some(Box::new(transcript));
-                        Ok(plan)
-                    }
-                    Fallback::Builtin => {
-                        transcript.outcome = TranscriptOutcome::Fallback;
-                        transcript.fallback = Some(format!("built-in planner, because {failure}"));
-                        let builtin = BuiltinPlanner { initial_confidence: s.initial_confidence, ..Default::default() };
-                        let mut plan = builtin.plan(incident, tools)?;
-                        plan.planner = format!("{}+builtin-fallback", self.name());
-                        plan.transcript = Some(Box::new(transcript));
-                        Ok(plan)
-                    }
-                }
-            }
-        }
+        crate::model_planner::conclude(run, transcript, incident, &offered, s, self.name(), tools)
     }
 }
 
