@@ -33,9 +33,9 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// A JSON body with `status`.
-    pub fn json(status: u16, body: impl Into<String>) -> Reply {
-        Reply { status, headers: Vec::new(), body: body.into(), delay: Duration::ZERO }
+    /// A body (JSON text, or a JSON value) with `status`.
+    pub fn json(status: u16, body: impl ToString) -> Reply {
+        Reply { status, headers: Vec::new(), body: body.to_string(), delay: Duration::ZERO }
     }
 
     /// The same reply with one more header.

@@ -187,7 +187,7 @@ fn an_unreachable_kibana_is_a_transport_error_after_the_retries() {
 
 #[test]
 fn a_body_that_is_not_a_round_is_invalid_and_an_echoed_key_is_redacted() {
-    let srv = serve(vec![Reply::raw(200, "<html>login</html>")]);
+    let srv = serve(vec![Reply::json(200, "<html>login</html>")]);
     let e = client(&srv.url).converse("x").unwrap_err();
     assert!(matches!(e, AgentBuilderError::InvalidResponse { .. }), "{e:?}");
 

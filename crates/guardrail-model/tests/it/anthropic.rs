@@ -196,7 +196,7 @@ fn timeouts_refusals_garbage_and_empty_answers_are_typed_errors() {
     let srv = serve(vec![Reply::json(200, message(json!([]), "refusal"))]);
     assert!(matches!(model(&srv.url).chat(&hello()), Err(ModelError::Refusal { .. })));
 
-    let srv = serve(vec![Reply::raw(200, "{\"type\": \"message\", \"content\": [")]);
+    let srv = serve(vec![Reply::json(200, "{\"type\": \"message\", \"content\": [")]);
     assert!(matches!(model(&srv.url).chat(&hello()), Err(ModelError::InvalidResponse { .. })));
 
     // An error object with a 200 status is not an answer.

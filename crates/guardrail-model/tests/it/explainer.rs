@@ -75,12 +75,12 @@ fn any_failure_falls_back_to_the_rule_text_with_a_warning() {
             401,
             json!({"error": {"message": format!("Incorrect API key provided: {KEY}"), "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}}),
         ),
-        Reply::raw(200, "not json"),
+        Reply::json(200, "not json"),
         Reply::json(
             200,
             json!({"object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "refusal": "no"}, "finish_reason": "stop"}]}),
         ),
-        Reply::raw(200, "{}").after(Duration::from_secs(10)),
+        Reply::json(200, "{}").after(Duration::from_secs(10)),
     ];
     for reply in failures {
         let srv = serve(vec![reply.clone()]);

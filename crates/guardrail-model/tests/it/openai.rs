@@ -174,7 +174,7 @@ fn a_429_with_retry_after_is_waited_out_then_answered() {
 
 #[test]
 fn a_long_retry_after_is_capped() {
-    let srv = serve(vec![Reply::raw(503, "").header("retry-after", "3600"), text_answer("ok")]);
+    let srv = serve(vec![Reply::json(503, "").header("retry-after", "3600"), text_answer("ok")]);
     let mut cfg = config(format!("{}/v1", srv.url), "gpt-4o");
     cfg.limits.max_retry_wait = Duration::from_millis(100);
     let t = Instant::now();
@@ -218,7 +218,7 @@ fn a_model_that_does_not_answer_times_out_at_the_deadline() {
 
 #[test]
 fn garbage_refusals_and_empty_answers_are_typed_errors() {
-    let srv = serve(vec![Reply::raw(200, "<html>proxy says hi</html>")]);
+    let srv = serve(vec![Reply::json(200, "<html>proxy says hi</html>")]);
     assert!(matches!(model(&srv.url).chat(&hello()), Err(ModelError::InvalidResponse { .. })));
 
     let srv = serve(vec![Reply::json(200, json!({"object": "chat.completion", "choices": []}))]);
@@ -243,7 +243,7 @@ fn garbage_refusals_and_empty_answers_are_typed_errors() {
     }
 
     // A non-JSON error page keeps its status and the start of its text.
-    let srv = serve(vec![Reply::raw(404, "<h1>Not Found</h1>")]);
+    let srv = serve(vec![Reply::json(404, "<h1>Not Found</h1>")]);
     match model(&srv.url).chat(&hello()) {
         Err(ModelError::Api { status: 404, kind: None, message, .. }) => assert_eq!(message, "<h1>Not Found</h1>"),
         other => panic!("{other:?}"),
