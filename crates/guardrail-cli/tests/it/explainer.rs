@@ -2,42 +2,21 @@
 //! servers speaking the providers' wire formats: the model's narrative, labelled; on any failure
 //! the rule-based text and a warning; the exit code is the same either way.
 
-use std::io::Write;
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use guardrail_test_support::http::{Request, read_request};
+use guardrail_test_support::model::{ModelServer, Reply};
 
 use crate::common::{Scratch, guardrail, run};
 
 const KEY: &str = "sk-cli-test-KEY-9f8e7d6c5b4a";
 
-/// A loopback server answering every request with `status` and `body` after `delay`; keeps the
-/// requests.
-fn serve(status: u16, body: String, delay: Duration) -> (String, Arc<Mutex<Vec<Request>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let keep = Arc::clone(&seen);
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut s) = conn else { continue };
-            let Some(req) = read_request(&mut s) else { continue };
-            keep.lock().unwrap().push(req);
-            let body = body.clone();
-            std::thread::spawn(move || {
-                std::thread::sleep(delay);
-                let head = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after-ms: 1\r\nconnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = s.write_all(head.as_bytes());
-                let _ = s.write_all(body.as_bytes());
-            });
-        }
-    });
-    (url, seen)
+/// A loopback server answering every request with `status` and `body` after `delay` (the
+/// scripted server of `guardrail-test-support`); its URL and the server, which keeps the requests.
+fn serve(status: u16, body: String, delay: Duration) -> (String, ModelServer) {
+    let server = guardrail_test_support::model::serve(vec![
+        Reply::json(status, body).header("retry-after-ms", "1").after(delay),
+    ]);
+    (server.url.clone(), server)
 }
 
 fn openai_answer(text: &str) -> String {
@@ -108,7 +87,7 @@ fn the_model_writes_the_narrative_labelled_and_the_exit_code_is_unchanged() {
     );
     assert_eq!(err, "");
     // The model got the gate's typed view as JSON, and the key only in the header.
-    let reqs = seen.lock().unwrap().clone();
+    let reqs = seen.requests();
     assert_eq!(reqs.len(), 1);
     assert!(reqs[0].head.starts_with("POST /v1/chat/completions "), "{}", reqs[0].head);
     assert!(reqs[0].head.contains(&format!("Bearer {KEY}")));
@@ -143,7 +122,7 @@ fn the_flags_choose_the_backend_and_model() {
     let (code, out, _) = explain(&s, &env, &["--explainer", "anthropic", "--model", "claude-test"]);
     assert_eq!(code, 0);
     assert!(out.starts_with("(written by anthropic/claude-test from the gate's decision JSON"), "{out}");
-    let reqs = seen.lock().unwrap().clone();
+    let reqs = seen.requests();
     assert!(reqs[0].head.starts_with("POST /v1/messages "));
     assert!(reqs[0].head.contains("anthropic-version: 2023-06-01"));
 }

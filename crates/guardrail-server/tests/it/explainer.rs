@@ -2,38 +2,17 @@
 //! written by a loopback model speaking OpenAI's wire format, labelled; on failure the rule text
 //! with `explainer_warning`; statuses and decisions unchanged; one model call per decision.
 
-use std::io::Write;
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
-
-use guardrail_test_support::http::read_request;
+use guardrail_test_support::model::{ModelServer, Reply};
 
 use crate::common::{DEPLOYER, Scratch, Server};
 
 const KEY: &str = "sk-server-test-KEY-00aa11bb22cc";
 
-/// A loopback model answering every request with `status`/`body`; counts requests.
-fn model(status: u16, body: String) -> (String, Arc<Mutex<usize>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
-    let calls = Arc::new(Mutex::new(0usize));
-    let count = Arc::clone(&calls);
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut s) = conn else { continue };
-            if read_request(&mut s).is_none() {
-                continue;
-            }
-            *count.lock().unwrap() += 1;
-            let head = format!(
-                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after-ms: 1\r\nconnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = s.write_all(head.as_bytes());
-            let _ = s.write_all(body.as_bytes());
-        }
-    });
-    (url, calls)
+/// A loopback model answering every request with `status`/`body` (the scripted server of
+/// `guardrail-test-support`); its OpenAI base URL and the server, which counts requests.
+fn model(status: u16, body: String) -> (String, ModelServer) {
+    let server = guardrail_test_support::model::serve(vec![Reply::json(status, body).header("retry-after-ms", "1")]);
+    (format!("{}/v1", server.url), server)
 }
 
 fn answer(text: &str) -> String {
@@ -68,7 +47,7 @@ async fn the_model_writes_api_explain_once_per_decision_and_simulate_explanation
     assert!(ex["data"].get("explainer_warning").is_none(), "{ex}");
     let (st2, again) = srv.get("/api/explain").await;
     assert_eq!((st2, &again), (200, &ex));
-    assert_eq!(*calls.lock().unwrap(), 1, "one model call per decision, not per request");
+    assert_eq!(calls.hits(), 1, "one model call per decision, not per request");
     // The decision is the gate's: /api/decision is unchanged by the explainer.
     let (_, d) = srv.get("/api/decision").await;
     assert_eq!(d["data"]["action"], "DELAY");
