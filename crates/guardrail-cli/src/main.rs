@@ -15,6 +15,12 @@ use guardrail_gate::decide;
 // This crate's print macros: a closed stdout pipe ends the output instead of panicking.
 use guardrail::{eprintln, print, println};
 
+// mimalloc instead of glibc's malloc: a decision allocates many small, short-lived values (the
+// policy tree, JSON bodies), and glibc's consolidation and free-list upkeep were about a third
+// of the CPU of a recorded decision and of a 10,000-rule gate (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(name = "guardrail", version, about = "The deterministic trust boundary between a change and production.")]
 #[command(after_help = "Exit codes: 0 ALLOW or WARN, 1 DELAY (or WARN with --fail-on-warn), 2 BLOCK, \
