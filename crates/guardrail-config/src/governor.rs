@@ -70,6 +70,8 @@ pub struct GovernorFile {
     pub notify: Option<crate::governor_notify::NotifyConfig>,
     /// `knowledge:` (absent: the SQLite knowledge file named on the command line).
     pub knowledge: Option<crate::governor_knowledge::KnowledgeConfig>,
+    /// `audit_mirror:` (absent: no Elasticsearch copy of the audit records).
+    pub audit_mirror: Option<crate::audit_mirror::AuditMirrorConfig>,
 }
 
 /// Reads a governor config file (YAML, or JSON when the name ends in `.json`).
@@ -132,6 +134,8 @@ struct GovernorSpec {
     notify: Option<crate::governor_notify::NotifySpec>,
     #[serde(default, deserialize_with = "present")]
     knowledge: Option<crate::governor_knowledge::KnowledgeSpec>,
+    #[serde(default, deserialize_with = "present")]
+    audit_mirror: Option<crate::audit_mirror::AuditMirrorSpec>,
     /// Free-form, for the people who keep the file.
     #[serde(default, rename = "version")]
     _version: Option<IgnoredAny>,
@@ -236,7 +240,18 @@ fn read(d: &mut Diags, root: &Node, dir: Option<&Path>) -> Option<GovernorFile> 
     let jira = spec.jira.as_ref().map(|p| crate::governor_jira::read_jira(d, p, dir));
     let notify = spec.notify.as_ref().map(|p| crate::governor_notify::read_notify(d, p, dir));
     let knowledge = spec.knowledge.as_ref().map(|p| crate::governor_knowledge::read_knowledge(d, p, dir));
-    (!d.has_errors()).then_some(GovernorFile { config: cfg, tokens, planner, slack, jira, notify, knowledge })
+    let audit_mirror =
+        spec.audit_mirror.as_ref().and_then(|p| crate::audit_mirror::read_audit_mirror(d, p, knowledge.as_ref()));
+    (!d.has_errors()).then_some(GovernorFile {
+        config: cfg,
+        tokens,
+        planner,
+        slack,
+        jira,
+        notify,
+        knowledge,
+        audit_mirror,
+    })
 }
 
 fn users(d: &mut Diags, path: &str, names: &UserNames) -> Vec<String> {

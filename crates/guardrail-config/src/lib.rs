@@ -47,6 +47,7 @@
 
 #![warn(missing_docs)]
 
+mod audit_mirror;
 mod common;
 mod cost;
 mod cost_exports;
@@ -69,6 +70,7 @@ pub mod source;
 pub mod tokens;
 pub mod yaml;
 
+pub use audit_mirror::{AuditMirrorConfig, DEFAULT_AUDIT_INDEX};
 pub use common::Loaded;
 pub use cost::load_cost;
 pub use cost_exports::{
