@@ -33,6 +33,7 @@ pub mod compress;
 pub mod contracts;
 pub mod execute;
 pub mod guardrail_tools;
+pub mod knowledge_select;
 pub mod learn;
 pub mod logs;
 pub mod model_planner;
@@ -52,6 +53,7 @@ pub use execute::{
     AuthorisedAction, CommandExecutor, DryRunExecutor, ExecutionError, ExecutionReport, Executor, WebhookExecutor,
     authorise, execute_checked,
 };
+pub use knowledge_select::{KnowledgeChoice, LiveLogsSource, select_knowledge};
 pub use logs::ElasticLogs;
 pub use logs::{LogsSource, NdjsonLogs};
 pub use model_planner::{
