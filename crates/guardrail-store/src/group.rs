@@ -35,6 +35,7 @@ use std::thread::JoinHandle;
 use guardrail_core::audit::{ChainedRecord, RecordDraft, VerifyReport};
 
 use crate::outbox::{ChannelKind, DueEntry, OutboxEntry, OutboxRouter, OutboxState, OutboxStatus, Retry};
+use crate::prepared::Prepared;
 use crate::{AuditStore, Backend, Claim, ListQuery, Routed, StoreError, open_backend, validate_draft};
 
 /// Most records one group commit seals: bounds the transaction (and the time the chain lock is
@@ -179,12 +180,12 @@ fn describe(b: &Backend) -> String {
 /// What the writer is asked to do.
 enum Job {
     Append {
-        drafts: Vec<RecordDraft>,
+        drafts: Vec<Prepared>,
         router: Option<Arc<dyn OutboxRouter>>,
         reply: mpsc::SyncSender<Result<Vec<ChainedRecord>, StoreError>>,
     },
     Claim {
-        draft: RecordDraft,
+        draft: Box<Prepared>,
         claim: String,
         router: Option<Arc<dyn OutboxRouter>>,
         reply: mpsc::SyncSender<Result<Claim, StoreError>>,
@@ -202,7 +203,7 @@ impl Job {
 
 /// An append waiting for the next group commit.
 struct Waiting {
-    drafts: Vec<RecordDraft>,
+    drafts: Vec<Prepared>,
     router: Option<Arc<dyn OutboxRouter>>,
     reply: mpsc::SyncSender<Result<Vec<ChainedRecord>, StoreError>>,
 }
@@ -285,8 +286,8 @@ fn run_jobs(spec: &str, described: &OnceLock<String>, stats: &Stats, backend: &m
             Job::Claim { draft, claim, router, reply } => {
                 commit(spec, described, stats, backend, std::mem::take(&mut appends));
                 let result = connected(spec, described, backend).and_then(|b| {
-                    let targets = crate::outbox::targets(router.as_ref(), &describe(b), &draft);
-                    b.append_tx(vec![Routed { draft, targets }], Some(&claim))?.claim()
+                    let targets = crate::outbox::targets(router.as_ref(), &describe(b), &draft.draft);
+                    b.append_tx(vec![Routed { prepared: *draft, targets }], Some(&claim))?.claim()
                 });
                 match &result {
                     Ok(Claim::Won(_)) => count(stats, 1),
@@ -349,8 +350,10 @@ fn commit(
             .into_iter()
             .flat_map(|(ds, router)| {
                 let store = &store;
-                ds.into_iter()
-                    .map(move |draft| Routed { targets: crate::outbox::targets(router.as_ref(), store, &draft), draft })
+                ds.into_iter().map(move |prepared| Routed {
+                    targets: crate::outbox::targets(router.as_ref(), store, &prepared.draft),
+                    prepared,
+                })
             })
             .collect();
         if items.is_empty() {
@@ -438,12 +441,16 @@ impl AuditStore for Handle {
         if drafts.is_empty() {
             return Ok(Vec::new());
         }
+        // Serialised (and the position-independent part hashed) here, on the caller's thread,
+        // not under the writer's lock: the writer only seals.
+        let drafts = drafts.into_iter().map(Prepared::new).collect::<Result<Vec<_>, _>>()?;
         let router = self.router.clone();
         self.shared.submit(|reply| Job::Append { drafts, router, reply })
     }
 
     fn append_claim(&mut self, draft: RecordDraft, claim: &str) -> Result<Claim, StoreError> {
         crate::validate_claim(&draft, claim)?;
+        let draft = Box::new(Prepared::new(draft)?);
         let (router, claim) = (self.router.clone(), claim.to_string());
         self.shared.submit(|reply| Job::Claim { draft, claim, router, reply })
     }

@@ -35,6 +35,7 @@ mod mirror;
 pub mod outbox;
 mod pg;
 mod pg_tls;
+mod prepared;
 mod sqlite;
 
 use std::path::PathBuf;
@@ -289,10 +290,17 @@ pub enum Claim {
     Held(ChainedRecord),
 }
 
-/// A draft with the outbox rows its router gives it, ready to seal.
+/// A draft (serialised: [`prepared::Prepared`]) with the outbox rows its router gives it,
+/// ready to seal.
 pub(crate) struct Routed {
-    pub draft: RecordDraft,
+    pub prepared: prepared::Prepared,
     pub targets: Vec<OutboxTarget>,
+}
+
+impl Routed {
+    pub(crate) fn draft(&self) -> &RecordDraft {
+        &self.prepared.draft
+    }
 }
 
 /// What one append transaction came to.
@@ -338,7 +346,13 @@ pub(crate) fn routed(
     drafts: Vec<RecordDraft>,
 ) -> Result<Vec<Routed>, StoreError> {
     drafts.iter().try_for_each(validate_draft)?;
-    Ok(drafts.into_iter().map(|draft| Routed { targets: outbox::targets(router, store, &draft), draft }).collect())
+    drafts
+        .into_iter()
+        .map(|draft| {
+            let targets = outbox::targets(router, store, &draft);
+            Ok(Routed { prepared: prepared::Prepared::new(draft)?, targets })
+        })
+        .collect()
 }
 
 /// Checks a claim draft before any lock is taken.

@@ -20,7 +20,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use guardrail_core::audit::{ChainedRecord, GENESIS_HASH, RecordDraft, VerifyReport, seal};
+use guardrail_core::audit::{ChainedRecord, GENESIS_HASH, RecordDraft, VerifyReport};
 use postgres::types::ToSql;
 use postgres::{Client, Config, GenericClient, IsolationLevel, NoTls, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -34,7 +34,7 @@ use crate::pg_tls::split_tls_params;
 
 use crate::{
     Anchor, AuditStore, BadCell, Cell, Claim, Decoded, ListQuery, Routed, SCHEMA_VERSION, Sealed, StoreError,
-    body_text, build_report, check_head, decode_row, find_with, prefix_upper_bound, sql_limit,
+    build_report, check_head, decode_row, find_with, prefix_upper_bound, sql_limit,
 };
 
 /// Advisory lock key held while creating the schema, so concurrent first connections do not
@@ -113,6 +113,8 @@ pub struct PostgresStore {
     router: Option<Arc<dyn OutboxRouter>>,
     /// The outbox table is known to exist (checked once per connection).
     outbox_ready: bool,
+    /// The append's statements, once prepared.
+    statements: Option<AppendStatements>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -177,13 +179,26 @@ impl PostgresStore {
         .map_err(err)?;
         // NOTICEs ("relation already exists, skipping") are noise for a CLI.
         client.batch_execute("SET client_min_messages = warning").map_err(err)?;
+        // A gate record's body (~14 KB) is compressed when stored out of line; pglz, the
+        // server's default, was half of the server's CPU at a few hundred records a second,
+        // lz4 a fraction of it. Only where the server has lz4 (PostgreSQL 14+ built with it;
+        // otherwise the default stays): the stored text and so every hash are the same.
+        let _ = client.batch_execute("SET default_toast_compression = 'lz4'");
         if let Some(s) = &schema {
             // Session-wide, so every later statement (including in transactions) resolves our
             // unqualified table names in this schema. Setting it before the schema exists is
             // fine: search_path is resolved at each lookup.
             client.batch_execute(&format!("SET search_path TO {}", quote_ident(s))).map_err(err)?;
         }
-        let mut store = PostgresStore { client, url: redacted, described, schema, router: None, outbox_ready: false };
+        let mut store = PostgresStore {
+            client,
+            url: redacted,
+            described,
+            schema,
+            router: None,
+            outbox_ready: false,
+            statements: None,
+        };
         store.ensure_schema()?;
         Ok(store)
     }
@@ -275,8 +290,19 @@ fn cell(row: &Row, idx: usize) -> Result<Cell, postgres::Error> {
 }
 
 fn decode(row: &Row) -> Result<Decoded, postgres::Error> {
-    let seq: i64 = row.try_get(0)?;
-    Ok(decode_row(seq, cell(row, 1)?, cell(row, 2)?, cell(row, 3)?, cell(row, 4)?, cell(row, 5)?))
+    decode_at(row, 0, row.try_get(0)?)
+}
+
+/// The record in the columns `at..at + 6` of `row` (`seq` already read).
+fn decode_at(row: &Row, at: usize, seq: i64) -> Result<Decoded, postgres::Error> {
+    Ok(decode_row(
+        seq,
+        cell(row, at + 1)?,
+        cell(row, at + 2)?,
+        cell(row, at + 3)?,
+        cell(row, at + 4)?,
+        cell(row, at + 5)?,
+    ))
 }
 
 fn anchor_from(row: Option<Row>) -> Result<Option<Anchor>, postgres::Error> {
@@ -286,87 +312,134 @@ fn anchor_from(row: Option<Row>) -> Result<Option<Anchor>, postgres::Error> {
 impl PostgresStore {
     /// One append transaction sealing `items` in order after the head, committed once under
     /// the head lock; with `claim` (one item only), the claim check runs under the lock first.
+    /// On any error the transaction is rolled back (nothing of it is in the chain).
     pub(crate) fn append_tx(&mut self, items: Vec<Routed>, claim: Option<&str>) -> Result<Sealed, StoreError> {
+        let result = self.append_in_tx(items, claim);
+        if result.is_err() {
+            // Best effort: a broken connection has no transaction left to roll back.
+            let _ = self.client.batch_execute("ROLLBACK");
+        }
+        result
+    }
+
+    /// The statements of an append, prepared once per connection (the search path is fixed
+    /// for the connection's life, so the names they resolve do not move).
+    fn statements(&mut self) -> Result<AppendStatements, StoreError> {
+        if let Some(s) = &self.statements {
+            return Ok(s.clone());
+        }
         let err = self.err();
-        let mut tx =
-            self.client.build_transaction().isolation_level(IsolationLevel::ReadCommitted).start().map_err(&err)?;
-        // synchronous_commit: durability must not depend on the server's default; lock_timeout:
-        // wait for other appenders about as long as SQLite's busy timeout, then fail loudly.
-        tx.batch_execute(
-            "SET LOCAL synchronous_commit = on; SET LOCAL lock_timeout = '30s'; \
-             LOCK TABLE chain_head IN EXCLUSIVE MODE",
-        )
-        .map_err(&err)?;
+        let head = self.client.prepare(&format!(
+            "SELECT h.seq, h.hash, r.seq, r.kind, r.recorded_at, r.body, r.prev_hash, r.hash \
+             FROM (SELECT 1) AS one \
+             LEFT JOIN chain_head h ON h.id = 1 \
+             LEFT JOIN LATERAL (SELECT {COLUMNS} FROM audit_records ORDER BY seq DESC LIMIT 1) r ON true"
+        ));
+        let insert = self.client.prepare(
+            "WITH ins AS (INSERT INTO audit_records (seq, kind, recorded_at, body, prev_hash, hash) \
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])) \
+             UPDATE chain_head SET seq = $7, hash = $8 WHERE id = 1",
+        );
+        let s = AppendStatements { head: head.map_err(&err)?, insert: insert.map_err(&err)? };
+        self.statements = Some(s.clone());
+        Ok(s)
+    }
+
+    fn append_in_tx(&mut self, items: Vec<Routed>, claim: Option<&str>) -> Result<Sealed, StoreError> {
+        let err = self.err();
+        let st = self.statements()?;
+        // One round trip to open the transaction and take the lock. READ COMMITTED explicitly
+        // (see the module documentation); synchronous_commit: durability must not depend on
+        // the server's default; lock_timeout: wait for other appenders about as long as
+        // SQLite's busy timeout, then fail loudly.
+        self.client
+            .batch_execute(
+                "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = on; \
+                 SET LOCAL lock_timeout = '30s'; LOCK TABLE chain_head IN EXCLUSIVE MODE",
+            )
+            .map_err(&err)?;
         if let (Some(claim), Some(first)) = (claim, items.first()) {
             // Under the lock, READ COMMITTED: this sees every claim committed before us.
-            let rows = tx
+            let rows = self
+                .client
                 .query(
                     &format!("SELECT {COLUMNS} FROM audit_records WHERE kind = $1 ORDER BY seq"),
-                    &[&first.draft.kind],
+                    &[&first.draft().kind],
                 )
                 .map_err(&err)?;
             let decoded = rows.iter().map(decode).collect::<Result<Vec<_>, _>>().map_err(&err)?;
             if let Some(holder) = crate::claim_holder(decoded, claim)? {
-                tx.rollback().map_err(&err)?;
+                self.client.batch_execute("ROLLBACK").map_err(&err)?;
                 return Ok(Sealed::Held(holder));
             }
         }
-        let anchor = anchor_from(tx.query_opt("SELECT seq, hash FROM chain_head WHERE id = 1", &[]).map_err(&err)?)
-            .map_err(&err)?;
-        let last_row = tx
-            .query_opt(&format!("SELECT {COLUMNS} FROM audit_records ORDER BY seq DESC LIMIT 1"), &[])
-            .map_err(&err)?;
-        let last = last_row.as_ref().map(decode).transpose().map_err(&err)?.map(Decoded::strict).transpose()?;
+        // The anchor and the last record in one statement (one round trip).
+        let row = self.client.query_one(&st.head, &[]).map_err(&err)?;
+        let anchor = match row.try_get::<_, Option<i64>>(0).map_err(&err)? {
+            Some(seq) => Some((seq, row.try_get::<_, String>(1).map_err(&err)?)),
+            None => None,
+        };
+        let last = match row.try_get::<_, Option<i64>>(2).map_err(&err)? {
+            Some(seq) => Some(decode_at(&row, 2, seq).map_err(&err)?.strict()?),
+            None => None,
+        };
         check_head(anchor.as_ref(), last.as_ref())?;
         let mut sealed: Vec<ChainedRecord> = Vec::with_capacity(items.len());
         let mut bodies = Vec::with_capacity(items.len());
         let mut outbox: Vec<(i64, OutboxTarget, i64)> = Vec::new();
-        for Routed { draft, targets } in items {
+        for Routed { prepared, targets } in items {
             // Each record seals after the previous one of the batch: one chain, in order.
-            let rec = seal(sealed.last().or(last.as_ref()), draft);
-            bodies.push(body_text(&rec.body)?);
+            let (rec, body) = prepared.seal(sealed.last().or(last.as_ref()));
+            bodies.push(body);
             let at = crate::outbox::recorded_ms(&rec.recorded_at);
             outbox.extend(targets.into_iter().map(|t| (rec.seq, t, at)));
             sealed.push(rec);
         }
-        // One statement for the whole batch (arrays unnested in order): one round trip
-        // however many records the group commit carries.
+        let Some(head) = sealed.last() else {
+            self.client.batch_execute("ROLLBACK").map_err(&err)?;
+            return Ok(Sealed::Appended(sealed));
+        };
+        // One statement for the whole batch (arrays unnested in order) and the anchor's move:
+        // one round trip however many records the group commit carries.
         let seqs: Vec<i64> = sealed.iter().map(|r| r.seq).collect();
         let kinds: Vec<&str> = sealed.iter().map(|r| r.kind.as_str()).collect();
         let ats: Vec<&str> = sealed.iter().map(|r| r.recorded_at.as_str()).collect();
         let prevs: Vec<&str> = sealed.iter().map(|r| r.prev_hash.as_str()).collect();
         let hashes: Vec<&str> = sealed.iter().map(|r| r.hash.as_str()).collect();
-        tx.execute(
-            "INSERT INTO audit_records (seq, kind, recorded_at, body, prev_hash, hash) \
-             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])",
-            &[&seqs, &kinds, &ats, &bodies, &prevs, &hashes],
-        )
-        .map_err(&err)?;
+        self.client
+            .execute(&st.insert, &[&seqs, &kinds, &ats, &bodies, &prevs, &hashes, &head.seq, &head.hash])
+            .map_err(&err)?;
         if !outbox.is_empty() {
             // Same transaction as the records: all are committed, or none.
             if !self.outbox_ready {
-                tx.batch_execute(OUTBOX_SCHEMA).map_err(&err)?;
+                self.client.batch_execute(OUTBOX_SCHEMA).map_err(&err)?;
             }
             for (seq, t, at) in &outbox {
-                tx.execute(
-                    "INSERT INTO outbox (record_seq, channel, ordering_key, state, attempts, created_ms, \
-                     next_attempt_ms) VALUES ($1, $2, $3, 'pending', 0, $4, $4)",
-                    &[seq, &t.channel.as_str(), &t.ordering_key, at],
-                )
-                .map_err(&err)?;
+                self.client
+                    .execute(
+                        "INSERT INTO outbox (record_seq, channel, ordering_key, state, attempts, created_ms, \
+                         next_attempt_ms) VALUES ($1, $2, $3, 'pending', 0, $4, $4)",
+                        &[seq, &t.channel.as_str(), &t.ordering_key, at],
+                    )
+                    .map_err(&err)?;
             }
         }
-        if let Some(head) = sealed.last() {
-            tx.execute("UPDATE chain_head SET seq = $1, hash = $2 WHERE id = 1", &[&head.seq, &head.hash])
-                .map_err(&err)?;
-        }
         // Returns once the commit record is flushed (synchronous_commit = on).
-        tx.commit().map_err(&err)?;
+        self.client.batch_execute("COMMIT").map_err(&err)?;
         if !outbox.is_empty() {
             self.outbox_ready = true;
         }
         Ok(Sealed::Appended(sealed))
     }
+}
+
+/// The prepared statements of an append ([`PostgresStore::statements`]).
+#[derive(Clone)]
+struct AppendStatements {
+    /// The anchor and the last record.
+    head: postgres::Statement,
+    /// The batch's records and the anchor's move.
+    insert: postgres::Statement,
 }
 
 impl AuditStore for PostgresStore {

@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use guardrail_core::audit::{ChainedRecord, GENESIS_HASH, RecordDraft, VerifyReport, seal};
+use guardrail_core::audit::{ChainedRecord, GENESIS_HASH, RecordDraft, VerifyReport};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
@@ -25,7 +25,7 @@ use crate::outbox::{
 };
 use crate::{
     Anchor, AuditStore, BadCell, Cell, Claim, Decoded, ListQuery, Routed, SCHEMA_VERSION, Sealed, StoreError,
-    body_text, build_report, check_head, decode_row, find_with, prefix_upper_bound, sql_limit,
+    build_report, check_head, decode_row, find_with, prefix_upper_bound, sql_limit,
 };
 
 /// How long a connection waits for another writer's lock before giving up. Appends hold the
@@ -296,7 +296,7 @@ impl SqliteStore {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(&err)?;
         if let (Some(claim), Some(first)) = (claim, items.first()) {
             let sql = format!("SELECT {COLUMNS} FROM audit_records WHERE kind = ?1 ORDER BY seq");
-            let holders = query(&tx, &sql, &[&first.draft.kind]).map_err(&err)?;
+            let holders = query(&tx, &sql, &[&first.draft().kind]).map_err(&err)?;
             if let Some(holder) = crate::claim_holder(holders, claim)? {
                 // Dropping the transaction rolls it back: nothing was written.
                 return Ok(Sealed::Held(holder));
@@ -311,10 +311,9 @@ impl SqliteStore {
         check_head(anchor.as_ref(), last.as_ref())?;
         let mut sealed = Vec::with_capacity(items.len());
         let mut routed = false;
-        for Routed { draft, targets } in items {
+        for Routed { prepared, targets } in items {
             // Each record seals after the previous one of the batch: one chain, in order.
-            let rec = seal(sealed.last().or(last.as_ref()), draft);
-            let body = body_text(&rec.body)?;
+            let (rec, body) = prepared.seal(sealed.last().or(last.as_ref()));
             tx.prepare_cached(
                 "INSERT INTO audit_records (seq, kind, recorded_at, body, prev_hash, hash) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
