@@ -230,7 +230,34 @@ pub fn decide(
     let if_undecided = Undecided::after_reading(Vec::new(), &snapshot.sources, Some(snapshot.settings.clone()));
     let started = Instant::now();
     let evaluated = gate::evaluation(snapshot.sources, snapshot.settings);
-    let evaluated_in = started.elapsed();
+    decided(evaluated, started.elapsed(), if_undecided, ci, fail_on_warn, requested_by)
+}
+
+/// [`decide`] on inputs parsed and checked once ([`gate::Prepared`]), at the clock `now`: the
+/// same decision, output and record body as `decide` of the prepared sources with the prepared
+/// settings at `now`, without parsing anything again. What a long-running server calls for
+/// each request while its inputs do not change.
+pub fn decide_prepared(
+    prepared: &gate::Prepared,
+    now: Timestamp,
+    ci: CiContext,
+    fail_on_warn: bool,
+    requested_by: Option<&RequestedBy>,
+) -> Result<Decided, Undecided> {
+    let if_undecided = Undecided::after_reading(Vec::new(), prepared.sources(), Some(prepared.settings_at(now)));
+    let started = Instant::now();
+    let evaluated = prepared.evaluate(now);
+    decided(evaluated, started.elapsed(), if_undecided, ci, fail_on_warn, requested_by)
+}
+
+fn decided(
+    evaluated: Result<Evaluation, Vec<gate::Problem>>,
+    evaluated_in: Duration,
+    if_undecided: Undecided,
+    ci: CiContext,
+    fail_on_warn: bool,
+    requested_by: Option<&RequestedBy>,
+) -> Result<Decided, Undecided> {
     let mut evaluation = evaluated.map_err(|ps| Undecided {
         problems: ps.into_iter().map(GateProblem::Evaluation).collect(),
         evaluated_in: Some(evaluated_in),
@@ -375,10 +402,18 @@ pub fn decide_and_record(
     fail_on_warn: bool,
     recorder: &Recorder<'_>,
 ) -> GateOutcome {
-    let decided = match snapshot.and_then(|s| decide(s, ci.clone(), fail_on_warn, recorder.requested_by)) {
+    let decided = snapshot.and_then(|s| decide(s, ci.clone(), fail_on_warn, recorder.requested_by));
+    record_outcome(decided, &ci, recorder)
+}
+
+/// The second half of [`decide_and_record`]: records a decision made by [`decide`] or
+/// [`decide_prepared`] (withheld when its record fails), or the `deploy_error` of a run that
+/// could not decide. `ci` is the context the decision was asked with (recorded with an error).
+pub fn record_outcome(decided: Result<Decided, Undecided>, ci: &CiContext, recorder: &Recorder<'_>) -> GateOutcome {
+    let decided = match decided {
         Ok(d) => d,
         Err(undecided) => {
-            let record = record_undecided(&undecided, &ci, recorder);
+            let record = record_undecided(&undecided, ci, recorder);
             return GateOutcome::CannotDecide { undecided, record };
         }
     };

@@ -9,6 +9,7 @@ use guardrail_core::freshness;
 use guardrail_core::policy::{self, Action, Decision, PolicySet};
 use guardrail_core::signals::Signals;
 use guardrail_core::slo::{self, SloReport};
+use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -130,65 +131,152 @@ fn both<A, B>(a: Result<A, Vec<Problem>>, b: Result<B, Vec<Problem>>) -> Result<
     }
 }
 
+/// A report computed before the clock is known: the problems found before its freshness
+/// check, or the time stamp that check takes and the report (or the problems) after it. Every
+/// step of the SLO and cost blocks but the freshness check is independent of the evaluation
+/// time, so [`Prepared`] computes them once.
+#[derive(Debug, Clone)]
+enum Staged<T> {
+    /// The inputs could not be read far enough to check their age.
+    Failed(Vec<Problem>),
+    /// What the freshness check takes, and the result after it.
+    Dated {
+        /// The input's time stamp (`collected_at`, or a Prometheus snapshot's `evaluated_at`).
+        at: Option<Timestamp>,
+        /// Where a stale time stamp is reported.
+        stale: StaleAt,
+        /// The report, or why it could not be computed.
+        report: Result<T, Vec<Problem>>,
+    },
+}
+
+/// Where a freshness problem is reported: the file, field and position the gate has always
+/// named.
+#[derive(Debug, Clone)]
+struct StaleAt {
+    file: PathBuf,
+    field: &'static str,
+    pos: Option<(usize, usize)>,
+}
+
+impl<T: Clone> Staged<T> {
+    /// The report at `now`: the freshness problem first, as the one-shot path always checked
+    /// the age before computing the report.
+    fn at(&self, now: Timestamp, max_age: Option<jiff::SignedDuration>) -> Result<T, Vec<Problem>> {
+        match self {
+            Staged::Failed(p) => Err(p.clone()),
+            Staged::Dated { at, stale, report } => {
+                check_fresh(*at, stale, now, max_age)?;
+                report.clone()
+            }
+        }
+    }
+
+    /// [`Staged::at`] without copying the report.
+    fn into_at(self, now: Timestamp, max_age: Option<jiff::SignedDuration>) -> Result<T, Vec<Problem>> {
+        match self {
+            Staged::Failed(p) => Err(p),
+            Staged::Dated { at, stale, report } => {
+                check_fresh(at, &stale, now, max_age)?;
+                report
+            }
+        }
+    }
+}
+
+fn check_fresh(
+    at: Option<Timestamp>,
+    stale: &StaleAt,
+    now: Timestamp,
+    max_age: Option<jiff::SignedDuration>,
+) -> Result<(), Vec<Problem>> {
+    freshness::check_age(at, now, max_age)
+        .map_err(|e| vec![Problem::Input(ConfigError::at(stale.file.clone(), stale.field, stale.pos, e.to_string()))])
+}
+
+/// The SLO block before the clock: every step of [`slo_report`] but the freshness check.
+fn slo_staged(slos: &Source, metrics: &Source, settings: &Settings) -> Staged<SloReport> {
+    let live = match crate::inputs::live_source(slos, settings.service.as_deref(), settings.slo_name.as_deref()) {
+        Ok(l) => l,
+        Err(e) => return Staged::Failed(inputs(e)),
+    };
+    match live {
+        Some(crate::inputs::LiveSource::Block(prom)) => match guardrail_config::load_slos(slos) {
+            Ok(spec) => live_slo_staged(slos, metrics, &spec.value, &prom.value.burn, &prom.map),
+            Err(e) => Staged::Failed(inputs(e)),
+        },
+        Some(crate::inputs::LiveSource::Spec(s)) => {
+            live_slo_staged(slos, metrics, &s.value.slo, &s.value.prometheus.burn, &s.map)
+        }
+        None => {
+            let (spec, snap) = match both(
+                guardrail_config::load_slos(slos).map_err(inputs),
+                guardrail_config::load_metrics(metrics).map_err(inputs),
+            ) {
+                Ok(both) => both,
+                Err(p) => return Staged::Failed(p),
+            };
+            let stale =
+                StaleAt { file: metrics.path.clone(), field: "collected_at", pos: snap.map.locate("collected_at") };
+            let report = match spec.value.validate() {
+                Err(e) => Err(vec![located(slos, &spec.map, &e.field, e.reason)]),
+                Ok(()) => slo::evaluate(&spec.value, &snap.value)
+                    .map_err(|e| vec![located(metrics, &snap.map, &e.field, e.reason)]),
+            };
+            Staged::Dated { at: snap.value.collected_at, stale, report }
+        }
+    }
+}
+
 /// SLO block from the SLO spec and a metrics snapshot, with the freshness check. When the SLO
 /// file has a `prometheus:` block, `metrics` is the Prometheus snapshot taken by
 /// `inputs::read_metrics` and the burn rates come from `guardrail_core::burn`.
 pub fn slo_report(slos: &Source, metrics: &Source, settings: &Settings) -> Result<SloReport, Vec<Problem>> {
-    match crate::inputs::live_source(slos, settings.service.as_deref(), settings.slo_name.as_deref()).map_err(inputs)? {
-        Some(crate::inputs::LiveSource::Block(prom)) => {
-            let spec = guardrail_config::load_slos(slos).map_err(inputs)?;
-            return live_slo_report(slos, metrics, settings, &spec.value, &prom.value.burn, &prom.map);
-        }
-        Some(crate::inputs::LiveSource::Spec(s)) => {
-            return live_slo_report(slos, metrics, settings, &s.value.slo, &s.value.prometheus.burn, &s.map);
-        }
-        None => {}
-    }
-    let (spec, snap) = both(
-        guardrail_config::load_slos(slos).map_err(inputs),
-        guardrail_config::load_metrics(metrics).map_err(inputs),
-    )?;
-    if let Err(e) = freshness::check_age(snap.value.collected_at, settings.now, settings.max_age) {
-        return Err(vec![located(metrics, &snap.map, "collected_at", e.to_string())]);
-    }
-    if let Err(e) = spec.value.validate() {
-        return Err(vec![located(slos, &spec.map, &e.field, e.reason)]);
-    }
-    slo::evaluate(&spec.value, &snap.value).map_err(|e| vec![located(metrics, &snap.map, &e.field, e.reason)])
+    slo_staged(slos, metrics, settings).into_at(settings.now, settings.max_age)
 }
 
-fn live_slo_report(
+fn live_slo_staged(
     slos: &Source,
     metrics: &Source,
-    settings: &Settings,
     spec: &guardrail_core::slo::SloSpec,
     burn: &guardrail_core::burn::BurnConfig,
     map: &SourceMap,
-) -> Result<SloReport, Vec<Problem>> {
-    let obs = guardrail_prometheus::Snapshot::from_json(&metrics.text)
-        .and_then(|s| s.to_observation())
-        .map_err(|e| vec![Problem::NotASnapshot { metrics: metrics.path.clone(), reason: e.to_string() }])?;
-    if let Err(e) = freshness::check_age(Some(obs.evaluated_at), settings.now, settings.max_age) {
-        let stale = ConfigError::at(metrics.path.clone(), "evaluated_at", None, e.to_string());
-        return Err(vec![Problem::Input(stale)]);
-    }
-    guardrail_core::burn::evaluate(spec, burn, &obs).map_err(|e| vec![located(slos, map, &e.field, e.reason)])
+) -> Staged<SloReport> {
+    let obs = match guardrail_prometheus::Snapshot::from_json(&metrics.text).and_then(|s| s.to_observation()) {
+        Ok(o) => o,
+        Err(e) => {
+            return Staged::Failed(vec![Problem::NotASnapshot {
+                metrics: metrics.path.clone(),
+                reason: e.to_string(),
+            }]);
+        }
+    };
+    let stale = StaleAt { file: metrics.path.clone(), field: "evaluated_at", pos: None };
+    let report =
+        guardrail_core::burn::evaluate(spec, burn, &obs).map_err(|e| vec![located(slos, map, &e.field, e.reason)]);
+    Staged::Dated { at: Some(obs.evaluated_at), stale, report }
 }
 
-/// Cost block from a cost series, with the freshness check.
-pub fn cost_report(cost_src: &Source, settings: &Settings) -> Result<CostReport, Vec<Problem>> {
-    let series =
-        guardrail_config::load_cost_as(cost_src, settings.cost_format, &settings.cost_selection()).map_err(inputs)?;
-    if let Err(e) = freshness::check_age(series.value.collected_at, settings.now, settings.max_age) {
-        return Err(vec![located(cost_src, &series.map, "collected_at", e.to_string())]);
-    }
-    cost::analyse(&series.value, &settings.cost).map_err(|e| {
+/// The cost block before the clock: every step of [`cost_report`] but the freshness check.
+fn cost_staged(cost_src: &Source, settings: &Settings) -> Staged<CostReport> {
+    let series = match guardrail_config::load_cost_as(cost_src, settings.cost_format, &settings.cost_selection()) {
+        Ok(s) => s,
+        Err(e) => return Staged::Failed(inputs(e)),
+    };
+    let stale = StaleAt { file: cost_src.path.clone(), field: "collected_at", pos: series.map.locate("collected_at") };
+    let report = cost::analyse(&series.value, &settings.cost).map_err(|e| {
         if e.field == "thresholds" {
             vec![Problem::CostThresholds { reason: e.reason }]
         } else {
             vec![located(cost_src, &series.map, &e.field, e.reason)]
         }
-    })
+    });
+    Staged::Dated { at: series.value.collected_at, stale, report }
+}
+
+/// Cost block from a cost series, with the freshness check.
+pub fn cost_report(cost_src: &Source, settings: &Settings) -> Result<CostReport, Vec<Problem>> {
+    cost_staged(cost_src, settings).into_at(settings.now, settings.max_age)
 }
 
 /// Loads and validates a policy set and its freeze/maintenance windows (one parse), with the
@@ -209,11 +297,97 @@ pub fn policy_set(src: &Source) -> Result<(PolicySet, Vec<TimeWindow>, Vec<Strin
     }
 }
 
+/// The checked policy set, its windows and its lint warnings ([`policy_set`]).
+type CheckedPolicies = (PolicySet, Vec<TimeWindow>, Vec<String>);
+
+/// A snapshot's inputs parsed and checked once, to be evaluated at any number of clocks: the
+/// policy set (read and linted), the SLO block and the cost block computed up to their
+/// freshness checks, which are all that depend on the evaluation time. Evaluating it
+/// ([`Prepared::evaluate`]) gives exactly what [`evaluation`] gives for the same sources and
+/// settings with that `now` — [`evaluation`] *is* `Prepared::new(..).into_evaluation()` — so a
+/// server that keeps one per version of its inputs records the same bytes as the CLI.
+///
+/// It holds problems as well as values: inputs that cannot decide are found once, and every
+/// evaluation reports them (with the freshness problems of that clock, in the same order).
+/// Pure: no I/O and no clock.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    sources: Sources,
+    settings: Settings,
+    policies: Result<CheckedPolicies, Vec<Problem>>,
+    slo: Staged<SloReport>,
+    cost: Staged<CostReport>,
+}
+
+impl Prepared {
+    /// Parses and checks `sources` with `settings` (whose `now` is only the default clock of
+    /// [`Prepared::into_evaluation`]; [`Prepared::evaluate`] takes its own).
+    pub fn new(sources: Sources, settings: Settings) -> Prepared {
+        let policies = policy_set(&sources.policies);
+        let slo = slo_staged(&sources.slos, &sources.metrics, &settings);
+        let cost = cost_staged(&sources.cost, &settings);
+        Prepared { sources, settings, policies, slo, cost }
+    }
+
+    /// The inputs it was prepared from.
+    pub fn sources(&self) -> &Sources {
+        &self.sources
+    }
+
+    /// The settings it was prepared with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Whether it was prepared from these inputs (same paths and sha256s) and these settings
+    /// (`now` aside): whether [`Prepared::evaluate`] may stand for `evaluation(sources,
+    /// settings)`.
+    pub fn is_for(&self, sources: &Sources, settings: &Settings) -> bool {
+        let same = |a: &Source, b: &Source| a.path == b.path && a.sha256 == b.sha256;
+        same(&self.sources.policies, &sources.policies)
+            && same(&self.sources.slos, &sources.slos)
+            && same(&self.sources.metrics, &sources.metrics)
+            && same(&self.sources.cost, &sources.cost)
+            && Settings { now: settings.now, ..self.settings.clone() } == *settings
+    }
+
+    /// The settings with the clock `now`.
+    pub fn settings_at(&self, now: Timestamp) -> Settings {
+        Settings { now, ..self.settings.clone() }
+    }
+
+    /// Evaluates at `now`: [`evaluation`] of the same sources with [`Prepared::settings_at`]
+    /// `now`, without reading or checking anything again.
+    pub fn evaluate(&self, now: Timestamp) -> Result<Evaluation, Vec<Problem>> {
+        let settings = self.settings_at(now);
+        let policies = self.policies.clone();
+        let slo = self.slo.at(now, settings.max_age);
+        let cost = self.cost.at(now, settings.max_age);
+        decide_on(self.sources.clone(), settings, policies, slo, cost)
+    }
+
+    /// Evaluates at the settings' own `now`, consuming it (no copies): the one-shot path.
+    pub fn into_evaluation(self) -> Result<Evaluation, Vec<Problem>> {
+        let Prepared { sources, settings, policies, slo, cost } = self;
+        let slo = slo.into_at(settings.now, settings.max_age);
+        let cost = cost.into_at(settings.now, settings.max_age);
+        decide_on(sources, settings, policies, slo, cost)
+    }
+}
+
 /// Evaluates a full snapshot. Every problem found is reported, not just the first.
 pub fn evaluation(sources: Sources, settings: Settings) -> Result<Evaluation, Vec<Problem>> {
-    let policies = policy_set(&sources.policies);
-    let slo = slo_report(&sources.slos, &sources.metrics, &settings);
-    let cost = cost_report(&sources.cost, &settings);
+    Prepared::new(sources, settings).into_evaluation()
+}
+
+/// The decision from the three blocks (or every problem of any of them).
+fn decide_on(
+    sources: Sources,
+    settings: Settings,
+    policies: Result<CheckedPolicies, Vec<Problem>>,
+    slo: Result<SloReport, Vec<Problem>>,
+    cost: Result<CostReport, Vec<Problem>>,
+) -> Result<Evaluation, Vec<Problem>> {
     let (((policies, windows, warnings), slo), cost) = both(both(policies, slo), cost)?;
     // Signals from two services would decide one deploy on another's health: a wrong file,
     // never a decision. "unknown" (no `service` key, as the seed allowed; a billing export

@@ -1,4 +1,5 @@
 //! guardrail-gate's integration tests: one binary (see ARCHITECTURE.md, "Where tests live").
 
 mod golden;
+mod prepared;
 mod records;
