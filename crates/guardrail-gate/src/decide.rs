@@ -212,9 +212,10 @@ impl Decided {
         gate::DecisionRecordBody::new(&self.output(), &self.evaluation.sources)
     }
 
-    /// [`Decided::record`], encoded as it is appended.
+    /// [`Decided::record`], encoded as it is appended ([`gate::DecisionRecordBody::encode`]:
+    /// the same value, encoded once).
     pub fn record_body(&self) -> serde_json::Value {
-        gate::encode(&self.record())
+        gate::DecisionRecordBody::encode(&self.output(), &self.evaluation.sources)
     }
 }
 
@@ -475,6 +476,24 @@ mod tests {
         assert_eq!(chain[0].body["policy_id"], decided.evaluation.decision.policy_id.as_str());
         assert_eq!(chain[0].body, decided.record_body(), "the record holds what is reported");
         assert!(chain[0].body.get("audit").is_none());
+    }
+
+    /// The record body encoded once from the decision's types is the typed body's value, for
+    /// every action (the scenarios), with and without who asked and a CI context.
+    #[test]
+    fn the_record_body_is_encoded_once_to_the_typed_bodys_value() {
+        let who = who();
+        for scenario in [None, Some("allow"), Some("warn"), Some("block")] {
+            let mut a = args(examples());
+            a.metrics = scenario.map(|s| examples().join("scenarios").join(s).join("metrics.json"));
+            for (ci, by) in [
+                (CiContext::default(), None),
+                (CiContext { service: Some("x".into()), ..CiContext::default() }, Some(&who)),
+            ] {
+                let d = decide(snapshot(&a).unwrap(), ci, scenario == Some("warn"), by).unwrap();
+                assert_eq!(d.record_body(), gate::encode(&d.record()), "{scenario:?}");
+            }
+        }
     }
 
     #[test]

@@ -551,6 +551,63 @@ pub struct DecisionRecordBody {
     pub input_content: Option<InputContent>,
 }
 
+/// [`DecisionRecordBody`] borrowing the decision's typed parts ([`DecisionRecordBody::encode`]):
+/// the same field names, flattening and skipped fields, so both encode to the same value.
+#[derive(Serialize)]
+struct BodyRef<'a> {
+    #[serde(flatten)]
+    verdict: VerdictRef<'a>,
+    evaluated_policies: &'a [SeedTrace<'a>],
+    exit_code: u8,
+    counterfactual: &'a Option<CounterfactualOut<'a>>,
+    freeze: &'a guardrail_core::freeze::FreezeStatus,
+    inputs: &'a InputsOut,
+    warnings: &'a [String],
+    #[serde(flatten)]
+    run: RunRef<'a>,
+    outcome: &'static str,
+    input_content: ContentRef<'a>,
+}
+
+/// [`Verdict`], borrowed.
+#[derive(Serialize)]
+struct VerdictRef<'a> {
+    #[serde(with = "action_name")]
+    action: Option<Action>,
+    policy_id: &'a str,
+    policy_name: &'a str,
+    reason: &'a str,
+    remediation: &'a str,
+    delay_minutes: u32,
+    retry_after: &'a Option<String>,
+    decided_by: &'a policy::DecidedBy,
+    conditions: &'a [policy::ConditionOutcome],
+    trace: &'a [policy::RuleTrace],
+    signals: &'a Signals,
+    slo: &'a SloReport,
+    cost: &'a CostReport,
+}
+
+/// [`RecordedRun`], borrowed.
+#[derive(Serialize)]
+struct RunRef<'a> {
+    settings: &'a SettingsBody,
+    evaluated_at: &'a str,
+    ci: &'a CiContext,
+    tool: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    requested_by: Option<&'a crate::decide::RequestedBy>,
+}
+
+/// [`InputContent`], borrowed.
+#[derive(Serialize)]
+struct ContentRef<'a> {
+    policies: &'a str,
+    slos: &'a str,
+    metrics: &'a str,
+    cost: &'a str,
+}
+
 /// The full text of the four inputs a decision was made from.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize, JsonSchema)]
 #[serde(default)]
@@ -742,6 +799,52 @@ impl DecisionRecordBody {
                 cost: sources.cost.text.clone(),
             }),
         }
+    }
+
+    /// [`DecisionRecordBody::new`], encoded as it is appended: the same JSON value (a test
+    /// checks it), serialised once from the decision's own types instead of through the
+    /// per-field JSON values of [`DecisionRecordBody`], and with one copy of the inputs' text
+    /// instead of two (at 10,000 rules the policy text is megabytes).
+    pub fn encode(out: &GateView<'_>, sources: &Sources) -> serde_json::Value {
+        let settings = SettingsBody::of(out.settings);
+        let body = BodyRef {
+            verdict: VerdictRef {
+                action: Some(out.action),
+                policy_id: out.policy_id,
+                policy_name: out.policy_name,
+                reason: out.reason,
+                remediation: out.remediation,
+                delay_minutes: out.delay_minutes,
+                retry_after: &out.retry_after,
+                decided_by: &out.decided_by,
+                conditions: out.conditions,
+                trace: out.trace,
+                signals: out.signals,
+                slo: out.slo,
+                cost: out.cost,
+            },
+            evaluated_policies: &out.evaluated_policies,
+            exit_code: out.exit_code.code(),
+            counterfactual: &out.counterfactual,
+            freeze: out.freeze,
+            inputs: &out.inputs,
+            warnings: out.warnings,
+            run: RunRef {
+                settings: &settings,
+                evaluated_at: &out.evaluated_at,
+                ci: out.ci,
+                tool: &out.tool,
+                requested_by: out.requested_by,
+            },
+            outcome: "decided",
+            input_content: ContentRef {
+                policies: &sources.policies.text,
+                slos: &sources.slos.text,
+                metrics: &sources.metrics.text,
+                cost: &sources.cost.text,
+            },
+        };
+        encode(&body)
     }
 
     /// The body as the audit views show it (`GET /api/audit`): without the inputs' full text,
