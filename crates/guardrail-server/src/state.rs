@@ -361,6 +361,10 @@ pub struct Snapshot {
     live: bool,
     /// The evaluation, or why there is none (not redacted: see [`shown`]).
     pub evaluation: Result<Evaluation, Vec<GateProblem>>,
+    /// The inputs parsed and checked once, which `POST /api/gate` evaluates at its own clock
+    /// ([`AppState::prepared_now`]); `None` when they or the settings could not be read.
+    /// Kept from one snapshot to the next while the texts and settings stay the same.
+    pub prepared: Option<Arc<gate::Prepared>>,
     /// `/api/slo` data (redacted).
     pub slo: Result<Value, Vec<GateProblem>>,
     /// `/api/cost` data (redacted).
@@ -471,7 +475,7 @@ impl AppState {
         let stamps = files.iter().map(|p| stamp(p)).collect();
         let read_at = SystemTime::now();
         let reads = read_all(&paths);
-        let first = build(&cfg, &redactor, &metrics, 1, stamps, (read_at, reads));
+        let first = build(&cfg, &redactor, &metrics, 1, stamps, (read_at, reads), None);
         metrics.reloaded(first.evaluation.is_ok());
         let (events, _) = broadcast::channel(64);
         let governor = match &cfg.governor.source {
@@ -624,6 +628,26 @@ impl AppState {
         snap.sources()
     }
 
+    /// The snapshot's prepared inputs for a decision made now, when no file changed since they
+    /// were read (one `stat` each, as [`AppState::sources_now`]; a change, or a file still
+    /// within [`RACY_WINDOW`], goes through [`AppState::refresh`] first). `None` with live
+    /// metrics (fetched per decision) or inputs that cannot be read: the caller then takes the
+    /// general path, [`AppState::sources_now`].
+    pub fn prepared_now(&self) -> Option<Arc<gate::Prepared>> {
+        let snap = self.snapshot();
+        if snap.live_metrics() {
+            return None;
+        }
+        let p = &self.0.paths;
+        let stamps: Vec<Option<Stamp>> = [&p.policies, &p.slos, &p.metrics, &p.cost].iter().map(|f| stamp(f)).collect();
+        if !must_reread(&snap.stamps, &stamps, snap.read_at) {
+            return snap.prepared.clone();
+        }
+        self.refresh();
+        let snap = self.snapshot();
+        if snap.live_metrics() { None } else { snap.prepared.clone() }
+    }
+
     /// The incidents folded from the configured store's records — incrementally: the fold is
     /// kept, and each call reads only the records appended since it last stopped (plus the
     /// record it stopped at, to see that the chain it folded is still the stored one; when not
@@ -713,7 +737,8 @@ impl AppState {
             (old.read_at, old.reads.clone(), false)
         };
         let version = if changed { old.version + 1 } else { old.version };
-        let new = build(&inner.cfg, &inner.redactor, &inner.metrics, version, stamps, (read_at, reads));
+        let new =
+            build(&inner.cfg, &inner.redactor, &inner.metrics, version, stamps, (read_at, reads), old.prepared.clone());
         let decision_changed = new.decision_key() != old.decision_key();
         if changed {
             inner.metrics.reloaded(new.evaluation.is_ok());
@@ -856,6 +881,7 @@ fn build(
     version: u64,
     stamps: Vec<Option<Stamp>>,
     (read_at, reads): (SystemTime, Reads),
+    last: Option<Arc<gate::Prepared>>,
 ) -> Snapshot {
     let now = Timestamp::now();
     let settings = settings_at(cfg, now);
@@ -871,9 +897,18 @@ fn build(
         (st, c) => Err([st.as_ref().err().cloned(), c.err()].into_iter().flatten().flatten().collect()),
     };
     let started = Instant::now();
-    let evaluation = match (sources(&reads), settings) {
-        (Ok(src), Ok(st)) => gate::evaluation(src, st).map_err(evaluation_problems),
-        (a, b) => Err([a.err(), b.err()].into_iter().flatten().flatten().collect()),
+    // Parsed and checked once per version of the texts (and settings): the last snapshot's
+    // when it is for the same ones.
+    let (prepared, evaluation) = match (sources(&reads), settings) {
+        (Ok(src), Ok(st)) => {
+            let prepared = match last {
+                Some(p) if p.is_for(&src, &st) => p,
+                _ => Arc::new(gate::Prepared::new(src, st.clone())),
+            };
+            let evaluation = prepared.evaluate(st.now).map_err(evaluation_problems);
+            (Some(prepared), evaluation)
+        }
+        (a, b) => (None, Err([a.err(), b.err()].into_iter().flatten().flatten().collect())),
     };
     metrics.observe_evaluation(started.elapsed());
     let slo = slo.and_then(|s| redacted(r, &s));
@@ -914,6 +949,7 @@ fn build(
         reads,
         live,
         evaluation,
+        prepared,
         slo,
         cost,
         decision,
