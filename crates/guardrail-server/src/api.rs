@@ -18,9 +18,7 @@ use guardrail_core::audit::ChainedRecord;
 use guardrail_core::signals::{self, SignalKind, SignalValue};
 use guardrail_gate::audit_cmd;
 use guardrail_gate::ci::{CiContext, CiRequest};
-use guardrail_gate::decide::{
-    self, Decided, GateOutcome, Recorder, RequestedBy, Snapshot, Undecided, Withheld, decide_and_record,
-};
+use guardrail_gate::decide::{self, Decided, GateOutcome, Recorder, RequestedBy, Snapshot, Undecided, Withheld};
 use guardrail_gate::gate;
 use guardrail_gate::view::{AuditRef, GateView, SimulationView};
 use guardrail_store::AppendError;
@@ -151,8 +149,15 @@ fn json_bytes(v: &Value) -> Bytes {
 }
 
 pub(crate) fn ok(data: Value) -> Response {
-    // Through a `Value`: its keys are ordered, as the answers have always been.
-    let v = serde_json::to_value(Envelope { ok: True, data }).unwrap_or(Value::Null);
+    // Through a `Value`: its keys are ordered, as the answers have always been. `data` is
+    // moved into the envelope's map, not serialised into a second tree.
+    let v = match serde_json::to_value(Envelope { ok: True, data: () }) {
+        Ok(Value::Object(mut env)) => {
+            env.insert("data".into(), data);
+            Value::Object(env)
+        }
+        _ => Value::Null,
+    };
     let mut resp = (StatusCode::OK, json_bytes(&v)).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
@@ -473,6 +478,23 @@ fn snapshot_now(state: &AppState) -> Result<Snapshot, Undecided> {
     Ok(Snapshot { sources, settings })
 }
 
+/// The inputs of a decision made now, evaluated at `now` ([`decide::decide_prepared`]): the
+/// snapshot's prepared inputs while the files have not changed and the settings are those they
+/// were prepared with ([`AppState::prepared_now`]), so nothing is parsed again per request;
+/// otherwise (live metrics, unreadable inputs, bad settings) [`snapshot_now`] prepared here, with
+/// the problems it has always had.
+fn decide_now(state: &AppState, ci: CiContext, fail_on_warn: bool, who: &RequestedBy) -> Result<Decided, Undecided> {
+    if let Some(p) = state.prepared_now() {
+        state.share_store();
+        if let Ok(settings) = state.settings_now()
+            && p.settings_at(settings.now) == settings
+        {
+            return decide::decide_prepared(&p, settings.now, ci, fail_on_warn, Some(who));
+        }
+    }
+    snapshot_now(state).and_then(|s| decide::decide(s, ci, fail_on_warn, Some(who)))
+}
+
 /// The answer to a run that could not decide (its `deploy_error` record attempted, as
 /// `guardrail gate` does): 503 with the reasons (without paths) and the record.
 fn cannot_decide(
@@ -545,7 +567,8 @@ fn gate_blocking(state: &AppState, caller: &Caller, req: GateRequest) -> Result<
     let who = requester(caller);
     let cfg = state.config();
     let recorder = Recorder { store: &cfg.store, jsonl: cfg.audit_jsonl.as_deref(), requested_by: Some(&who) };
-    let outcome = decide_and_record(snapshot_now(state), ci, req.fail_on_warn, &recorder);
+    let decided = decide_now(state, ci.clone(), req.fail_on_warn, &who);
+    let outcome = decide::record_outcome(decided, &ci, &recorder);
     if let Some(t) = outcome.evaluated_in() {
         state.metrics().observe_evaluation(t);
     }
@@ -627,8 +650,7 @@ fn simulate_blocking(
     let who = requester(caller);
     let cfg = state.config();
     let recorder = Recorder { store: &cfg.store, jsonl: cfg.audit_jsonl.as_deref(), requested_by: Some(&who) };
-    let decided = snapshot_now(state).and_then(|s| decide::decide(s, ci.clone(), false, Some(&who)));
-    let mut decided = match decided {
+    let mut decided = match decide_now(state, ci.clone(), false, &who) {
         Ok(d) => {
             state.metrics().observe_evaluation(d.evaluated_in);
             d

@@ -6,6 +6,7 @@
 //! directory and the working directory are replaced by the file name or `.`, and any other
 //! absolute path left in a string is cut down to its last component.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 /// Rewrites strings so they carry file names, not paths.
@@ -13,6 +14,10 @@ use std::path::Path;
 pub struct Redactor {
     /// (from, to), longest `from` first.
     pairs: Vec<(String, String)>,
+    /// Some `from` has no `/` (a relative input path without a directory). When none has,
+    /// a string without `/` has nothing to redact — most strings of an answer — and is left
+    /// as it is without a copy ([`Redactor::text_cow`]).
+    slashless: bool,
 }
 
 fn file_name(p: &Path) -> String {
@@ -48,26 +53,37 @@ impl Redactor {
         pairs.retain(|(from, _)| !from.is_empty());
         pairs.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
         pairs.dedup();
-        Redactor { pairs }
+        let slashless = pairs.iter().any(|(from, _)| !from.contains('/'));
+        Redactor { pairs, slashless }
     }
 
     /// One string.
     pub fn text(&self, s: &str) -> String {
+        self.text_cow(s).into_owned()
+    }
+
+    /// One string, borrowed when there is nothing to redact: every pair's `from` (unless
+    /// [`Redactor::slashless`]) and every absolute path has a `/`.
+    pub fn text_cow<'s>(&self, s: &'s str) -> Cow<'s, str> {
+        if !self.slashless && !s.contains('/') {
+            return Cow::Borrowed(s);
+        }
         let mut out = s.to_string();
         for (from, to) in &self.pairs {
             if out.contains(from.as_str()) {
                 out = out.replace(from.as_str(), to);
             }
         }
-        scrub_absolute_paths(&out)
+        Cow::Owned(scrub_absolute_paths(&out))
     }
 
     /// Every string in a JSON value, in place (keys are left alone: they are field names).
     pub fn value(&self, v: &mut serde_json::Value) {
         match v {
             serde_json::Value::String(s) => {
-                let r = self.text(s);
-                if r != *s {
+                if let Cow::Owned(r) = self.text_cow(s)
+                    && r != *s
+                {
                     *s = r;
                 }
             }
@@ -163,6 +179,19 @@ mod tests {
         assert_eq!(scrub_absolute_paths("at //srv/app/audit.db"), "at audit.db");
         assert_eq!(scrub_absolute_paths("x://srv/a/b"), "x://srv/a/b");
         assert_eq!(scrub_absolute_paths("3://srv/a/b"), "3:b");
+    }
+
+    #[test]
+    fn a_string_without_a_slash_is_kept_unless_a_relative_input_has_none() {
+        let r = Redactor::new(&[Path::new("/srv/app/config/policies.yaml")], &[Path::new("/srv/app")]);
+        assert!(!r.slashless);
+        assert!(matches!(r.text_cow("policy p1 matched: error_budget_pct lt 30"), Cow::Borrowed(_)));
+        assert_eq!(r.text("policies.yaml:3: /srv/app/config/policies.yaml"), "policies.yaml:3: policies.yaml");
+        // `..` as an input file is shown as `.`: the one kind of pair without a slash that
+        // changes text, so such a redactor looks at every string.
+        let r = Redactor::new(&[Path::new("..")], &[]);
+        assert!(r.slashless);
+        assert_eq!(r.text("up .. here"), "up . here");
     }
 
     #[test]
