@@ -129,6 +129,19 @@ impl FakeEs {
         self.state.lock().unwrap().indices.get(index).map(|i| i.mapping.clone())
     }
 
+    /// Stores documents in `index` (created, unmapped, when missing) as an indexing client would
+    /// have: for data Guardrail only reads, such as a logs index (the CLI and server tests include
+    /// this file for it).
+    #[allow(dead_code)]
+    pub fn index_docs(&self, index: &str, docs: &[(&str, Value)]) {
+        let mut st = self.state.lock().unwrap();
+        for (id, src) in docs {
+            st.seq += 1;
+            let seq = st.seq;
+            st.indices.entry(index.to_string()).or_default().docs.insert(id.to_string(), (src.clone(), seq));
+        }
+    }
+
     /// The stored source of a document.
     pub fn doc(&self, index: &str, id: &str) -> Option<Value> {
         self.state.lock().unwrap().indices.get(index).and_then(|i| i.docs.get(id).map(|d| d.0.clone()))
@@ -421,6 +434,37 @@ fn analyse(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// A document's field as a query names it: the key as written (`service.name` flattened), else
+/// the dotted path into nested objects, else — for `x.keyword`, the keyword sub-field dynamic
+/// mapping gives a text field — the text field `x`.
+fn source_field<'a>(src: &'a Value, field: &str) -> Option<&'a Value> {
+    if let Some(v) = src.get(field) {
+        return Some(v);
+    }
+    let nested = field.split('.').try_fold(src, |cur, part| cur.get(part));
+    nested.or_else(|| source_field(src, field.strip_suffix(".keyword")?))
+}
+
+/// Elasticsearch's order of two values of one field: numbers as numbers (a numeric string too),
+/// dates (`2026-11-24T09:45:00Z`, `….000Z`) as instants, other strings as keywords.
+fn compare(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
+    let number = |v: &Value| v.as_f64().or_else(|| v.as_str()?.trim().parse::<f64>().ok());
+    if a.is_number() || b.is_number() {
+        return number(a)?.partial_cmp(&number(b)?);
+    }
+    let (a, b) = (a.as_str()?, b.as_str()?);
+    // A UTC date-time without its `Z` and with its fraction to nanoseconds compares as text.
+    let instant = |s: &str| -> Option<String> {
+        let s = s.strip_suffix('Z').or_else(|| s.strip_suffix("+00:00"))?;
+        let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+        (secs.len() == 19 && secs.as_bytes()[10] == b'T').then(|| format!("{secs}.{frac:0<9}"))
+    };
+    match (instant(a), instant(b)) {
+        (Some(x), Some(y)) => Some(x.cmp(&y)),
+        _ => Some(a.cmp(b)),
+    }
+}
+
 fn field_matches(v: &Value, want: &Value) -> bool {
     match v {
         Value::Array(xs) => xs.iter().any(|x| x == want),
@@ -436,7 +480,19 @@ fn eval(q: &Value, src: &Value, stats: &Stats) -> Option<f64> {
         "term" => {
             let (field, p) = body.as_object()?.iter().next()?;
             let want = p.get("value").unwrap_or(p);
-            field_matches(&src[field], want).then_some(0.0)
+            field_matches(source_field(src, field)?, want).then_some(0.0)
+        }
+        "range" => {
+            let (field, bounds) = body.as_object()?.iter().next()?;
+            let v = source_field(src, field)?;
+            let holds = |op: &str, want: fn(std::cmp::Ordering) -> bool| {
+                bounds.get(op).is_none_or(|b| compare(v, b).is_some_and(want))
+            };
+            (holds("gt", |o| o.is_gt())
+                && holds("gte", |o| o.is_ge())
+                && holds("lt", |o| o.is_lt())
+                && holds("lte", |o| o.is_le()))
+            .then_some(0.0)
         }
         "terms" => {
             let (field, values) = body.as_object()?.iter().next()?;
@@ -562,15 +618,30 @@ fn search(ix: &Index, body: &Value, timed_out: bool) -> (u16, Value) {
         std::cmp::Ordering::Equal
     });
     let total = hits.len();
+    // Aggregations over every hit (the logs search's `filter` counts and `avg`).
+    let mut aggregations = serde_json::Map::new();
+    for (name, agg) in body["aggs"].as_object().into_iter().flatten() {
+        let value = if let Some(filter) = agg.get("filter") {
+            json!({"doc_count": hits.iter().filter(|(_, _, src)| eval(filter, src, &stats).is_some()).count()})
+        } else if let Some(field) = agg["avg"]["field"].as_str() {
+            let xs: Vec<f64> = hits.iter().filter_map(|(_, _, src)| source_field(src, field)?.as_f64()).collect();
+            let avg = (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64);
+            json!({"value": avg})
+        } else {
+            return error(400, "x_content_parse_exception", &format!("[{name}] unknown aggregation type"));
+        };
+        aggregations.insert(name.clone(), value);
+    }
     let size = body["size"].as_u64().unwrap_or(10) as usize;
     let out: Vec<Value> = hits
         .into_iter()
         .take(size)
         .map(|(id, score, src)| json!({"_index": "x", "_id": id, "_score": score, "_source": src, "sort": [score, id]}))
         .collect();
-    (
-        200,
-        json!({"took": 2, "timed_out": timed_out, "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
-               "hits": {"total": {"value": total, "relation": "eq"}, "max_score": null, "hits": out}}),
-    )
+    let mut answer = json!({"took": 2, "timed_out": timed_out, "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
+               "hits": {"total": {"value": total, "relation": "eq"}, "max_score": null, "hits": out}});
+    if body.get("aggs").is_some() {
+        answer["aggregations"] = Value::Object(aggregations);
+    }
+    (200, answer)
 }
