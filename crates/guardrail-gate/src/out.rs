@@ -34,6 +34,24 @@ pub fn stdout(args: std::fmt::Arguments<'_>) {
     }
 }
 
+/// Writes `value` as pretty JSON and a newline on standard output: the bytes of
+/// `println!("{}", serde_json::to_string_pretty(value)?)`, streamed instead of held (a decision
+/// at 10,000 rules is megabytes of JSON). See the module documentation for errors.
+pub fn stdout_json_pretty<T: serde::Serialize + ?Sized>(value: &T) {
+    if CLOSED.load(Ordering::SeqCst) {
+        return;
+    }
+    let stdout = std::io::stdout();
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    let written = serde_json::to_writer_pretty(&mut w, value)
+        .map_err(std::io::Error::from)
+        .and_then(|()| w.write_all(b"\n"))
+        .and_then(|()| w.flush());
+    if let Err(e) = written {
+        note(e);
+    }
+}
+
 /// Writes to standard error, ignoring errors: there is nowhere left to report them, and a
 /// closed stderr must not end a command (or a server) early.
 pub fn stderr(args: std::fmt::Arguments<'_>) {
