@@ -354,6 +354,17 @@ pub struct BulkFailure {
     pub reason: String,
 }
 
+/// One item of a `_bulk` answer ([`ElasticKnowledgeStore::bulk_items`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkOutcome {
+    /// The item's `_id`, as answered.
+    pub id: Option<String>,
+    /// The item's HTTP status.
+    pub status: u16,
+    /// `error.type` and `error.reason`, when the item failed.
+    pub error: Option<(String, String)>,
+}
+
 impl std::fmt::Display for BulkFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({} {}: {})", self.id, self.status, self.kind, self.reason)
@@ -476,16 +487,49 @@ impl ElasticKnowledgeStore {
     }
 
     fn create_index(&self, index: &str, mapping: &str) -> Result<(), KnowledgeError> {
-        match self.send(Method::Put, &format!("/{index}"), Some(mapping.to_string()), "application/json") {
-            Ok(_) => Ok(()),
+        self.ensure_index(index, mapping).map(|_| ())
+    }
+
+    /// `PUT /{index}` with `body` (its settings and mappings), through the same client: for
+    /// other writers to the cluster (the audit mirror). `true` when it was created, `false`
+    /// when it existed already (`resource_already_exists_exception`: left as it is).
+    pub fn ensure_index(&self, index: &str, body: &str) -> Result<bool, KnowledgeError> {
+        match self.send(Method::Put, &format!("/{}", encode_path(index)), Some(body.to_string()), "application/json") {
+            Ok(_) => Ok(true),
             // Created before (by us or by whoever set the cluster up): left as it is.
             Err(KnowledgeError::Unavailable { status: Some(400), message, .. })
                 if message.starts_with("resource_already_exists_exception") =>
             {
-                Ok(())
+                Ok(false)
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// One `POST /_bulk` of a caller's NDJSON (`items` action/source pairs), through the same
+    /// client, credentials, timeout and retries (a 429 or 5xx of the whole call is retried;
+    /// items are not): each item's outcome in order, for callers that choose their own actions
+    /// (the audit mirror's `index` with `_id`). An answer with another number of items is an
+    /// error. `refresh` adds `?refresh=wait_for`.
+    pub fn bulk_items(&self, ndjson: String, items: usize, refresh: bool) -> Result<Vec<BulkOutcome>, KnowledgeError> {
+        let path = if refresh { "/_bulk?refresh=wait_for" } else { "/_bulk" };
+        let text = self.send(Method::Post, path, Some(ndjson), "application/x-ndjson")?;
+        let r: BulkResponse = self.decode(&text, "/_bulk")?;
+        if r.items.len() != items {
+            return Err(self.unavailable(None, format!("_bulk answered {} items for {items} actions", r.items.len())));
+        }
+        let mut out = Vec::with_capacity(items);
+        for item in r.items {
+            let Some(item) = item.into_values().next() else {
+                return Err(self.unavailable(None, "_bulk answered an empty item".into()));
+            };
+            out.push(BulkOutcome {
+                id: item.id,
+                status: item.status,
+                error: item.error.map(|c| (c.kind, c.reason.unwrap_or_default())),
+            });
+        }
+        Ok(out)
     }
 
     fn unavailable(&self, status: Option<u16>, message: String) -> KnowledgeError {

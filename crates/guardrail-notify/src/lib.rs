@@ -10,11 +10,13 @@
 //! messages; `slack_verify` request signatures and replay refusal; `jira` the Jira Cloud REST v3
 //! client, `adf` the Atlassian Document Format it writes; `outbox` the delivery loop over the
 //! store's outbox (retries, backoff, leases, order); `routing` which records get outbox rows
-//! and the process's destinations, from the governor config and the environment.
+//! and the process's destinations, from the governor config and the environment; `es_mirror` the
+//! Elasticsearch audit mirror (an outbox destination) and `guardrail audit export --to es`.
 
 pub mod adf;
 pub mod blocks;
 pub mod channel;
+pub mod es_mirror;
 pub mod jira;
 pub mod outbox;
 pub mod routing;

@@ -124,6 +124,12 @@ impl Deliverer {
         }
     }
 
+    /// Adds (or replaces) the destination of `channel`'s kind.
+    pub fn with_channel(mut self, channel: Arc<dyn Channel>) -> Deliverer {
+        self.channels.insert(channel.kind(), channel);
+        self
+    }
+
     /// Links to the dashboard in messages.
     pub fn with_dashboard_url(mut self, url: Option<String>) -> Deliverer {
         self.dashboard_url = url;

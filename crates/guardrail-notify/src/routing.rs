@@ -10,6 +10,9 @@
 //!   executions, refused executions and the resolution, keyed by the incident.
 //! - Slack deploy (the `slack:` block's `deploy_channels`): `deploy_decision` records whose
 //!   action is BLOCK or DELAY and whose service has a channel; no ordering key.
+//! - Elasticsearch (the `audit_mirror:` block, or `GUARDRAIL_AUDIT_ES` / `--audit-es`): every
+//!   record, deploy or governor, its copy in the audit mirror (`crate::es_mirror`); no ordering
+//!   key (each copy stands alone and is idempotent).
 //!
 //! Rows are routed by configuration, not by credentials: a CLI run without `SLACK_BOT_TOKEN`
 //! still enqueues, and `guardrail serve` (which has it) delivers.
@@ -17,13 +20,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use guardrail_config::{GovernorFile, JiraConfig, NotifyConfig, SlackConfig};
+use guardrail_config::{AuditMirrorConfig, GovernorFile, JiraConfig, NotifyConfig, SlackConfig};
 use guardrail_core::audit::RecordDraft;
 use guardrail_core::policy::Action;
 use guardrail_governor::record::RecordKind;
 use guardrail_store::{ChannelKind, OutboxRouter, OutboxTarget};
 
 use crate::channel::Channel;
+use crate::es_mirror::{EsMirror, EsMirrorChannel, MirrorSetupError};
 use crate::jira::{JiraChannel, JiraClient, JiraSettings, JiraSetupError};
 use crate::outbox::{Deliverer, RetryPolicy};
 use crate::slack::{SlackChannel, SlackClient};
@@ -58,17 +62,68 @@ const SLACK_KINDS: [RecordKind; 7] = [
 pub struct Routes {
     slack: Option<SlackConfig>,
     jira: bool,
+    mirror: Option<AuditMirrorConfig>,
+}
+
+/// The variable naming the audit mirror's cluster (`--audit-es` sets it for the process).
+pub const AUDIT_ES_ENV: &str = "GUARDRAIL_AUDIT_ES";
+
+/// The audit mirror in force: the `audit_mirror:` block, with its URL replaced by
+/// `GUARDRAIL_AUDIT_ES` when that is set (its index, credentials, CA file and timeouts kept);
+/// without a block, `GUARDRAIL_AUDIT_ES` alone is a mirror with the defaults (index
+/// `guardrail-audit`, no credentials).
+pub fn mirror_config(block: Option<&AuditMirrorConfig>, env: &BTreeMap<String, String>) -> Option<AuditMirrorConfig> {
+    let url = env.get(AUDIT_ES_ENV).map(|u| u.trim()).filter(|u| !u.is_empty());
+    match (block, url) {
+        (Some(b), Some(u)) => Some(AuditMirrorConfig {
+            url: u.trim_end_matches('/').to_string(),
+            shares_knowledge_connection: false,
+            ..b.clone()
+        }),
+        (Some(b), None) => Some(b.clone()),
+        (None, Some(u)) => Some(AuditMirrorConfig::at(u)),
+        (None, None) => None,
+    }
 }
 
 impl Routes {
     /// Slack messages per `slack` (absent: none); Jira when `jira`.
     pub fn new(slack: Option<SlackConfig>, jira: bool) -> Routes {
-        Routes { slack, jira }
+        Routes { slack, jira, mirror: None }
     }
 
-    /// From the governor config (if any) and the environment (`JIRA_URL` turns Jira on).
+    /// Every record also to the audit mirror `mirror` (`None`: not).
+    pub fn with_mirror(mut self, mirror: Option<AuditMirrorConfig>) -> Routes {
+        self.mirror = mirror;
+        self
+    }
+
+    /// The audit mirror records are routed to, if any.
+    pub fn mirror(&self) -> Option<&AuditMirrorConfig> {
+        self.mirror.as_ref()
+    }
+
+    /// The destinations records are routed to (`slack`, `jira`, `elasticsearch`), for
+    /// `guardrail notify status`.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.slack.is_some() {
+            out.push(ChannelKind::Slack.as_str());
+        }
+        if self.jira {
+            out.push(ChannelKind::Jira.as_str());
+        }
+        if self.mirror.is_some() {
+            out.push(ChannelKind::Elasticsearch.as_str());
+        }
+        out
+    }
+
+    /// From the governor config (if any) and the environment (`JIRA_URL` turns Jira on,
+    /// `GUARDRAIL_AUDIT_ES` the audit mirror).
     pub fn from_config(file: Option<&GovernorFile>, env: &BTreeMap<String, String>) -> Routes {
         Routes::from_blocks(file.and_then(|f| f.slack.as_ref()), file.and_then(|f| f.jira.as_ref()), env)
+            .with_mirror(mirror_config(file.and_then(|f| f.audit_mirror.as_ref()), env))
     }
 
     /// From the config's `slack:` and `jira:` blocks and the environment.
@@ -78,12 +133,12 @@ impl Routes {
         env: &BTreeMap<String, String>,
     ) -> Routes {
         let jira = jira.is_some() || env.get("JIRA_URL").is_some_and(|v| !v.trim().is_empty());
-        Routes { slack: slack.cloned(), jira }
+        Routes { slack: slack.cloned(), jira, mirror: None }
     }
 
     /// True when no record gets a row.
     pub fn is_empty(&self) -> bool {
-        self.slack.is_none() && !self.jira
+        self.slack.is_none() && !self.jira && self.mirror.is_none()
     }
 
     fn deploy_target(&self, draft: &RecordDraft) -> Option<OutboxTarget> {
@@ -103,6 +158,17 @@ impl Routes {
 
 impl OutboxRouter for Routes {
     fn route(&self, draft: &RecordDraft) -> Vec<OutboxTarget> {
+        let mut out = self.notifications(draft);
+        if self.mirror.is_some() {
+            out.push(OutboxTarget { channel: ChannelKind::Elasticsearch, ordering_key: None });
+        }
+        out
+    }
+}
+
+impl Routes {
+    /// The Slack and Jira rows of `draft`.
+    fn notifications(&self, draft: &RecordDraft) -> Vec<OutboxTarget> {
         let Some(kind) = RecordKind::parse(&draft.kind) else {
             return self.deploy_target(draft).into_iter().collect();
         };
@@ -129,6 +195,9 @@ pub enum SetupError {
     /// Slack.
     #[error("Slack: {0}")]
     Slack(String),
+    /// The audit mirror.
+    #[error(transparent)]
+    Mirror(#[from] MirrorSetupError),
 }
 
 impl Routes {
@@ -157,7 +226,23 @@ pub fn deliverer(
     timeout: Option<std::time::Duration>,
 ) -> Result<Deliverer, SetupError> {
     let blocks = (file.and_then(|f| f.slack.as_ref()), file.and_then(|f| f.jira.as_ref()));
-    deliverer_from(blocks.0, blocks.1, file.and_then(|f| f.notify.as_ref()), env, timeout)
+    let d = deliverer_from(blocks.0, blocks.1, file.and_then(|f| f.notify.as_ref()), env, timeout)?;
+    let mirror = mirror_config(file.and_then(|f| f.audit_mirror.as_ref()), env);
+    Ok(match mirror_channel(mirror.as_ref(), env, timeout)? {
+        Some(c) => d.with_channel(c),
+        None => d,
+    })
+}
+
+/// The audit mirror's destination for `cfg` (`None` without one), credentials read from `env`.
+pub fn mirror_channel(
+    cfg: Option<&AuditMirrorConfig>,
+    env: &BTreeMap<String, String>,
+    timeout: Option<std::time::Duration>,
+) -> Result<Option<Arc<dyn Channel>>, SetupError> {
+    let Some(cfg) = cfg else { return Ok(None) };
+    let mirror = EsMirror::connect(cfg, env, timeout)?;
+    Ok(Some(Arc::new(EsMirrorChannel::new(Arc::new(mirror)))))
 }
 
 /// [`deliverer`] from the config's blocks.

@@ -34,11 +34,14 @@ pub enum ChannelKind {
     Jira,
     /// A deploy decision's Slack message (BLOCK and DELAY).
     SlackDeploy,
+    /// The record's copy in the Elasticsearch audit mirror (every record, when configured).
+    Elasticsearch,
 }
 
 impl ChannelKind {
     /// Every channel.
-    pub const ALL: [ChannelKind; 3] = [ChannelKind::Slack, ChannelKind::Jira, ChannelKind::SlackDeploy];
+    pub const ALL: [ChannelKind; 4] =
+        [ChannelKind::Slack, ChannelKind::Jira, ChannelKind::SlackDeploy, ChannelKind::Elasticsearch];
 
     /// The name stored in the outbox's `channel` column (and shown by `guardrail notify status`).
     pub const fn as_str(self) -> &'static str {
@@ -46,6 +49,7 @@ impl ChannelKind {
             ChannelKind::Slack => "slack",
             ChannelKind::Jira => "jira",
             ChannelKind::SlackDeploy => "slack_deploy",
+            ChannelKind::Elasticsearch => "elasticsearch",
         }
     }
 

@@ -1,0 +1,442 @@
+//! The Elasticsearch audit mirror: one document per audit record in one index (default
+//! `guardrail-audit`), for searching and dashboards. The chain stays the record of truth.
+//!
+//! - **Delivered like a notification.** With an `audit_mirror:` block (or `--audit-es` /
+//!   `GUARDRAIL_AUDIT_ES`), every record gets an `elasticsearch` outbox row in its own append
+//!   transaction ([`crate::routing::Routes`]), so no record can be in the chain without its
+//!   copy being owed; the outbox loop delivers it at least once, with the outbox's retries,
+//!   backoff and `guardrail notify status`. A cluster that is down delays the copy; it never
+//!   delays, fails or changes a decision.
+//! - **Idempotent.** A document's `_id` is the record's id (`seq-hash12`, what `guardrail audit
+//!   show` takes) and it is written with a `_bulk` `index` action, so a redelivery, and every
+//!   `guardrail audit export --to es`, writes the same document again: re-running is harmless,
+//!   and a copy edited in the cluster is put back to the chain's content. (`create` with 409
+//!   read as "done" would leave an edited copy edited.)
+//! - **Typed documents, no mapping conflicts.** The index is created with an explicit mapping,
+//!   `dynamic: strict`: the chain fields (`record_id`, `seq`, `kind`, `recorded_at`, `hash`,
+//!   `prev_hash`) and a few keywords read from the body for filtering (`incident_id`, `service`,
+//!   `action`). The body itself is an `object` with `enabled: false`: kept in `_source`, never
+//!   parsed into fields. Record bodies of different kinds use the same key with different types
+//!   (`action` is a string in one, an object in another) and carry open-ended maps; parsing
+//!   them would sooner or later be refused with `mapper_parsing_exception` or hit the index's
+//!   field limit, dropping exactly the copies nobody notices missing. (`flattened` would make
+//!   the leaves searchable, but OpenSearch does not have it.)
+//! - **Export.** [`export`] verifies the whole chain first and refuses a broken one (nothing
+//!   sent): a mirror rebuilt from records that do not verify would present tampered content as
+//!   the audit trail. Then `_bulk` in batches; failed items are named with their record ids.
+//!
+//! Fail closed: every failure (connection, 401, 429 after retries, 5xx, a failed item) is an
+//! error naming what was not copied; nothing is reported as mirrored that was not.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use guardrail_config::{AuditMirrorConfig, ElasticCredentials};
+use guardrail_core::audit::ChainedRecord;
+use guardrail_knowledge::elastic::BulkOutcome;
+use guardrail_knowledge::{ElasticAuth, ElasticConfig, ElasticKnowledgeStore, KnowledgeError};
+use guardrail_store::{AuditStore, StoreError};
+use serde::{Deserialize, Serialize};
+
+use crate::channel::{Channel, ChannelKind, Delivered, DeliveryContext, DeliveryError, Notification};
+
+/// The index's settings and mapping (see the module documentation).
+pub const AUDIT_MAPPING: &str = include_str!("mappings/audit.json");
+
+/// Records per `_bulk` call of an export, unless told.
+pub const DEFAULT_EXPORT_BATCH: usize = 500;
+
+/// One record as the mirror stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditDocument {
+    /// `seq-hash12`, also the document's `_id`.
+    pub record_id: String,
+    /// Position in the chain.
+    pub seq: i64,
+    /// Record kind.
+    pub kind: String,
+    /// RFC 3339 timestamp.
+    pub recorded_at: String,
+    /// The record's hash.
+    pub hash: String,
+    /// The previous record's hash.
+    pub prev_hash: String,
+    /// The body's `incident_id`, when it has one (governor records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<String>,
+    /// The service a deploy decision is about, or a body's `service`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// A deploy decision's action (ALLOW, WARN, DELAY, BLOCK).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// The record's body, as chained (stored, not indexed).
+    pub body: serde_json::Value,
+}
+
+/// The part of a governor record's body the mirror indexes.
+#[derive(Deserialize)]
+struct Keys {
+    #[serde(default)]
+    incident_id: Option<serde_json::Value>,
+    #[serde(default)]
+    service: Option<serde_json::Value>,
+}
+
+impl AuditDocument {
+    /// The document for `record`.
+    pub fn of(record: &ChainedRecord) -> AuditDocument {
+        let keys = Keys::deserialize(&record.body).unwrap_or(Keys { incident_id: None, service: None });
+        let text = |v: Option<serde_json::Value>| match v {
+            Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s),
+            _ => None,
+        };
+        let (mut service, mut action) = (text(keys.service), None);
+        if record.kind == guardrail_gate::gate::RECORD_KIND
+            && let Ok(d) = guardrail_gate::gate::decode_decision(&record.body)
+        {
+            service = d.run.ci.service.clone().or_else(|| d.service()).or(service);
+            action = d.verdict.action.map(|a| a.as_str().to_string());
+        }
+        AuditDocument {
+            record_id: record.id(),
+            seq: record.seq,
+            kind: record.kind.clone(),
+            recorded_at: record.recorded_at.clone(),
+            hash: record.hash.clone(),
+            prev_hash: record.prev_hash.clone(),
+            incident_id: text(keys.incident_id),
+            service,
+            action,
+            body: record.body.clone(),
+        }
+    }
+}
+
+/// The mirror cannot be set up (before anything is sent).
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorSetupError {
+    /// A credential variable the config names is unset or empty.
+    #[error("audit mirror: {var} (named by audit_mirror's {field}) is not set")]
+    MissingSecret {
+        /// The config field.
+        field: &'static str,
+        /// The variable.
+        var: String,
+    },
+    /// The CA file cannot be read.
+    #[error("audit mirror: the CA file {path}: {reason}")]
+    CaFile {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The client refused the settings (a bad URL, a CA file without certificates).
+    #[error("{}", say(.0))]
+    Client(KnowledgeError),
+}
+
+/// One record the cluster did not take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemFailure {
+    /// The record's id (`seq-hash12`).
+    pub record_id: String,
+    /// The item's HTTP status.
+    pub status: u16,
+    /// Elasticsearch's `error.type`.
+    pub kind: String,
+    /// Its `error.reason`.
+    pub reason: String,
+}
+
+impl ItemFailure {
+    /// Worth retrying: the cluster was busy or unwell (429, 5xx), not the document refused.
+    pub fn retryable(&self) -> bool {
+        self.status == 429 || self.status >= 500
+    }
+}
+
+impl std::fmt::Display for ItemFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "record {}: {} {}: {}", self.record_id, self.status, self.kind, self.reason)
+    }
+}
+
+/// A connection to the mirror's index.
+pub struct EsMirror {
+    client: ElasticKnowledgeStore,
+    index: String,
+    /// The index is known to exist (created or found) by this process.
+    ensured: AtomicBool,
+}
+
+impl std::fmt::Debug for EsMirror {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EsMirror").field("url", &self.client.config().url).field("index", &self.index).finish()
+    }
+}
+
+impl EsMirror {
+    /// A client for `cfg` with credentials read from `env` now; sends nothing. `timeout`
+    /// shortens the per-request timeout (the CLI's inline pass).
+    pub fn connect(
+        cfg: &AuditMirrorConfig,
+        env: &BTreeMap<String, String>,
+        timeout: Option<Duration>,
+    ) -> Result<EsMirror, MirrorSetupError> {
+        let secret = |field: &'static str, var: &str| {
+            env.get(var)
+                .filter(|v| !v.trim().is_empty())
+                .cloned()
+                .ok_or_else(|| MirrorSetupError::MissingSecret { field, var: var.to_string() })
+        };
+        let auth = match &cfg.credentials {
+            None => None,
+            Some(ElasticCredentials::ApiKeyEnv(var)) => Some(ElasticAuth::ApiKey(secret("api_key_env", var)?)),
+            Some(ElasticCredentials::Basic { username, password_env }) => {
+                Some(ElasticAuth::Basic { user: username.clone(), password: secret("password_env", password_env)? })
+            }
+        };
+        let ca_pem = match &cfg.ca_file {
+            None => None,
+            Some(p) => Some(
+                std::fs::read(p)
+                    .map_err(|e| MirrorSetupError::CaFile { path: p.display().to_string(), reason: e.to_string() })?,
+            ),
+        };
+        let mut es = ElasticConfig::new(&cfg.url);
+        es.auth = auth;
+        es.ca_pem = ca_pem;
+        es.timeout = Duration::from_millis(cfg.timeout_ms);
+        if let Some(t) = timeout {
+            es.timeout = es.timeout.min(t);
+        }
+        es.retries = cfg.retries;
+        let client = ElasticKnowledgeStore::connect(es).map_err(MirrorSetupError::Client)?;
+        Ok(EsMirror { client, index: cfg.index.clone(), ensured: AtomicBool::new(false) })
+    }
+
+    /// The index written to.
+    pub fn index(&self) -> &str {
+        &self.index
+    }
+
+    /// The cluster's URL (never with credentials).
+    pub fn url(&self) -> &str {
+        &self.client.config().url
+    }
+
+    /// Creates the index with [`AUDIT_MAPPING`] unless this process already saw it; `true`
+    /// when this call created it. An index that exists is left as it is.
+    pub fn ensure_index(&self) -> Result<bool, KnowledgeError> {
+        if self.ensured.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let created = self.client.ensure_index(&self.index, AUDIT_MAPPING)?;
+        self.ensured.store(true, Ordering::Release);
+        Ok(created)
+    }
+
+    /// Writes `records` with one `_bulk` call of `index` actions (`refresh` waits until they
+    /// are searchable). `Ok` with the items the cluster refused (empty: all written); `Err`
+    /// when the call itself failed (nothing can be assumed written).
+    pub fn write(&self, records: &[ChainedRecord], refresh: bool) -> Result<Vec<ItemFailure>, KnowledgeError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.ensure_index()?;
+        let mut ndjson = String::new();
+        for r in records {
+            let doc = AuditDocument::of(r);
+            let action = BulkAction { index: BulkTarget { index: &self.index, id: &doc.record_id } };
+            // Serialising a struct of strings and a JSON value cannot fail.
+            ndjson.push_str(&serde_json::to_string(&action).unwrap_or_default());
+            ndjson.push('\n');
+            ndjson.push_str(&serde_json::to_string(&doc).unwrap_or_default());
+            ndjson.push('\n');
+        }
+        let items = match self.client.bulk_items(ndjson, records.len(), refresh) {
+            Err(e) => {
+                if matches!(e, KnowledgeError::Unavailable { status: Some(404), .. }) {
+                    // The index was deleted under us: create it again next time.
+                    self.ensured.store(false, Ordering::Release);
+                }
+                return Err(e);
+            }
+            Ok(items) => items,
+        };
+        let mut failed = Vec::new();
+        for (r, BulkOutcome { status, error, .. }) in records.iter().zip(items) {
+            if (200..300).contains(&status) && error.is_none() {
+                continue;
+            }
+            if status == 404 {
+                self.ensured.store(false, Ordering::Release);
+            }
+            let (kind, reason) = error.unwrap_or_else(|| ("unknown".into(), String::new()));
+            failed.push(ItemFailure { record_id: r.id(), status, kind, reason });
+        }
+        Ok(failed)
+    }
+}
+
+#[derive(Serialize)]
+struct BulkAction<'a> {
+    index: BulkTarget<'a>,
+}
+
+#[derive(Serialize)]
+struct BulkTarget<'a> {
+    #[serde(rename = "_index")]
+    index: &'a str,
+    #[serde(rename = "_id")]
+    id: &'a str,
+}
+
+/// A client error in the mirror's words (the client's own say "knowledge backend").
+pub fn say(e: &KnowledgeError) -> String {
+    match e {
+        KnowledgeError::Unavailable { location, status, message } => format!(
+            "audit mirror {location} unavailable{}: {message}",
+            status.map(|s| format!(" (HTTP {s})")).unwrap_or_default()
+        ),
+        other => format!("audit mirror: {other}"),
+    }
+}
+
+/// Whether a failed call is worth retrying: connection failures, timeouts, 404 (the index
+/// vanished; it is created again), 429 and 5xx are; 400/401/403 (a refused request, bad
+/// credentials) need a person.
+fn call_error(e: &KnowledgeError) -> DeliveryError {
+    let reason = say(e);
+    match e {
+        KnowledgeError::Unavailable { status: None, .. } => DeliveryError::Retryable { reason, retry_after: None },
+        KnowledgeError::Unavailable { status: Some(s), .. } if *s == 404 || *s == 408 || *s == 429 || *s >= 500 => {
+            DeliveryError::Retryable { reason, retry_after: None }
+        }
+        _ => DeliveryError::Permanent { reason },
+    }
+}
+
+/// The outbox destination `elasticsearch`: one record's document per row.
+#[derive(Debug, Clone)]
+pub struct EsMirrorChannel {
+    mirror: Arc<EsMirror>,
+}
+
+impl EsMirrorChannel {
+    /// A destination writing through `mirror`.
+    pub fn new(mirror: Arc<EsMirror>) -> EsMirrorChannel {
+        EsMirrorChannel { mirror }
+    }
+}
+
+impl Channel for EsMirrorChannel {
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Elasticsearch
+    }
+
+    fn deliver(&self, n: &Notification, _context: &DeliveryContext) -> Result<Delivered, DeliveryError> {
+        match self.mirror.write(std::slice::from_ref(&n.record), false) {
+            Err(e) => Err(call_error(&e)),
+            Ok(failed) => match failed.into_iter().next() {
+                None => Ok(Delivered { reference: Some(format!("{}/{}", self.mirror.index, n.record.id())) }),
+                Some(f) if f.retryable() => {
+                    Err(DeliveryError::Retryable { reason: format!("audit mirror: {f}"), retry_after: None })
+                }
+                Some(f) => Err(DeliveryError::Permanent { reason: format!("audit mirror: {f}") }),
+            },
+        }
+    }
+}
+
+/// What an export did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportReport {
+    /// Records in the chain (all verified).
+    pub records: usize,
+    /// Documents written.
+    pub written: usize,
+    /// `_bulk` calls made.
+    pub batches: usize,
+    /// Whether this export created the index.
+    pub created_index: bool,
+    /// Records the cluster refused, with why.
+    pub failed: Vec<ItemFailure>,
+}
+
+/// Why an export stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The store could not be read.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// The chain does not verify; nothing was sent.
+    #[error(
+        "the chain does not verify ({} break(s), the first at seq {first_seq}: {first_problem}); nothing exported (guardrail audit verify)",
+        breaks
+    )]
+    BrokenChain {
+        /// How many breaks.
+        breaks: usize,
+        /// The first break's seq.
+        first_seq: i64,
+        /// What is wrong there.
+        first_problem: String,
+    },
+    /// The cluster failed a call; what was written before stays (`partial`).
+    #[error("{} (after {} of {records} records written; run the export again)", say(error), partial.written)]
+    Cluster {
+        /// The cluster's error.
+        error: KnowledgeError,
+        /// What was done before.
+        partial: Box<ExportReport>,
+        /// Records in the chain.
+        records: usize,
+    },
+}
+
+/// Verifies the chain, then writes every record's document to the mirror in `_bulk` calls of
+/// `batch` records (the last with `refresh=wait_for`, so the counts are visible when this
+/// returns). Failed items are collected and the export goes on; a failed call stops it.
+pub fn export(
+    store: &mut dyn AuditStore,
+    mirror: &EsMirror,
+    batch: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<ExportReport, ExportError> {
+    let verified = store.verify()?;
+    if let Some(first) = verified.breaks.first() {
+        return Err(ExportError::BrokenChain {
+            breaks: verified.breaks.len(),
+            first_seq: first.seq,
+            first_problem: first.problem.clone(),
+        });
+    }
+    let records = store.all()?;
+    // Records appended after the verification are exported too: each was sealed onto a head
+    // the store checks, and the next export verifies them.
+    let total = records.len();
+    let mut report = ExportReport { records: total, ..ExportReport::default() };
+    report.created_index = match mirror.ensure_index() {
+        Ok(c) => c,
+        Err(error) => return Err(ExportError::Cluster { error, partial: Box::new(report), records: total }),
+    };
+    let batch = batch.max(1);
+    let chunks = total.div_ceil(batch);
+    for (i, chunk) in records.chunks(batch).enumerate() {
+        match mirror.write(chunk, i + 1 == chunks) {
+            Ok(failed) => {
+                report.written += chunk.len() - failed.len();
+                report.failed.extend(failed);
+                report.batches += 1;
+            }
+            Err(error) => return Err(ExportError::Cluster { error, partial: Box::new(report), records: total }),
+        }
+        progress(report.written + report.failed.len(), total);
+    }
+    Ok(report)
+}
