@@ -36,6 +36,7 @@ macro_rules! eprintln {
 // here so `guardrail::gate`, `guardrail::inputs`, … keep their paths.
 pub use guardrail_gate::{audit_cmd, ci, exit, gate, inputs};
 pub mod approve_cmd;
+pub mod audit_export;
 pub mod checkpoint_cmd;
 pub mod identity;
 pub mod incident_cmd;

@@ -283,6 +283,11 @@ enum AuditCommand {
         #[arg(long, value_name = "PREFIX.pub", requires = "checkpoint")]
         public_key: Option<PathBuf>,
     },
+    /// Rebuild the Elasticsearch audit mirror from the chain (verified first: a broken chain is
+    /// refused and nothing sent); re-running is harmless. Exit 0 every record written, 1 the
+    /// chain does not verify, 3 the store or the cluster failed or records were refused (each
+    /// named).
+    Export(guardrail::audit_export::ExportArgs),
     /// Make an Ed25519 key pair for signed checkpoints: PREFIX.key (private, mode 0600) and
     /// PREFIX.pub (the verifier key). Refuses to overwrite either.
     Keygen {
@@ -590,10 +595,7 @@ fn run_gate(
     let (spec, jsonl) = (store.spec(env), store.jsonl(env));
     let recorder = decide::Recorder { store: &spec, jsonl: jsonl.as_deref(), requested_by: None };
     let snapshot = decide::read_snapshot(args, env, jiff::Timestamp::now());
-    // Never dropped: freeing a 10,000-rule decision's trees took longer than printing it, and
-    // the process ends right after this command.
-    let outcome =
-        std::mem::ManuallyDrop::new(decide::decide_and_record(snapshot, ci::from_env(env), fail_on_warn, &recorder));
+    let outcome = decide::decide_and_record(snapshot, ci::from_env(env), fail_on_warn, &recorder);
     if let Some(w) = outcome.decided().and_then(|d| d.service_warning.as_ref()) {
         eprintln!("guardrail: warning: {w}");
     }
@@ -609,7 +611,7 @@ fn run_gate(
         }
     };
     match format {
-        Format::Json => render::out::stdout_json_pretty(&out),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default()),
         Format::Text => print!("{}", render::gate_report(&out, style(color, env))),
         Format::Github => {
             print!("{}", render::gate_report(&out, style(color, env)));
@@ -691,6 +693,7 @@ fn run_audit(store: &StoreArgs, command: AuditCommand, env: &dyn Fn(&str) -> Opt
     // Signed checkpoints (`checkpoint_cmd`): opened there, or no store at all (keygen).
     let command = match command {
         AuditCommand::Keygen { prefix, name } => return guardrail::checkpoint_cmd::keygen(&prefix, name),
+        AuditCommand::Export(a) => return guardrail::audit_export::run(store, &a, env),
         AuditCommand::Checkpoint { key, out } => {
             let key = guardrail::checkpoint_cmd::key_path(key, env);
             return guardrail::checkpoint_cmd::checkpoint(&spec, key, out);
@@ -736,7 +739,7 @@ fn run_audit(store: &StoreArgs, command: AuditCommand, env: &dyn Fn(&str) -> Opt
                 Exit::Ok
             }
         },
-        AuditCommand::Keygen { .. } | AuditCommand::Checkpoint { .. } => Exit::Usage, // handled above
+        AuditCommand::Keygen { .. } | AuditCommand::Checkpoint { .. } | AuditCommand::Export(_) => Exit::Usage, // handled above
         AuditCommand::Verify { format, .. } => match s.verify() {
             Err(e) => fail(&[format!("audit store {spec}: {e}")]),
             Ok(rep) => {

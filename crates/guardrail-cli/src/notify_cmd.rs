@@ -1,7 +1,7 @@
 //! `guardrail notify status|deliver`, and the CLI's side of the notification outbox: the
 //! routing table installed before any store is opened (so the records this command appends
-//! get their Slack/Jira rows in their own transaction), and the short best-effort delivery
-//! pass after a command that appended records.
+//! get their Slack/Jira/Elasticsearch-mirror rows in their own transaction), and the short
+//! best-effort delivery pass after a command that appended records.
 //!
 //! Delivery is never in the decision path: it runs after the command has decided, recorded
 //! and printed; its failures leave rows pending (for `guardrail serve` or a later `guardrail
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use guardrail_config::GovernorFile;
 use guardrail_notify::outbox::PassReport;
-use guardrail_notify::routing::{Routes, deliverer};
+use guardrail_notify::routing::{AUDIT_ES_ENV, Routes, deliverer};
 use guardrail_store::{AuditStore, OutboxEntry, OutboxState, OutboxStatus};
 use serde::Serialize;
 
@@ -163,9 +163,34 @@ fn row_view(e: &OutboxEntry) -> OutboxRowView {
     }
 }
 
-/// A snapshot of the variables the destinations read.
-fn env_map(env: EnvLookup<'_>) -> BTreeMap<String, String> {
-    ENV_VARS.iter().filter_map(|k| env(k).map(|v| (k.to_string(), v))).collect()
+/// A snapshot of the variables the destinations read: the fixed ones, `GUARDRAIL_AUDIT_ES`
+/// (or `audit_es`, the `--audit-es` flag, instead), and the credential variables the config's
+/// `audit_mirror:` block names.
+fn env_map(env: EnvLookup<'_>, file: Option<&GovernorFile>, audit_es: Option<String>) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> =
+        ENV_VARS.iter().filter_map(|k| env(k).map(|v| (k.to_string(), v))).collect();
+    if let Some(url) = audit_es.or_else(|| env(AUDIT_ES_ENV)) {
+        out.insert(AUDIT_ES_ENV.to_string(), url);
+    }
+    let creds = file.and_then(|f| f.audit_mirror.as_ref()).and_then(|m| m.credentials.as_ref());
+    let var = match creds {
+        Some(guardrail_config::ElasticCredentials::ApiKeyEnv(v)) => Some(v),
+        Some(guardrail_config::ElasticCredentials::Basic { password_env, .. }) => Some(password_env),
+        None => None,
+    };
+    if let Some(var) = var
+        && let Some(v) = env(var)
+    {
+        out.insert(var.clone(), v);
+    }
+    out
+}
+
+/// `--audit-es URL` anywhere on the command line (the flag is global).
+fn audit_es_flag(args: &[String]) -> Option<String> {
+    args.iter().enumerate().find_map(|(i, a)| {
+        if a == "--audit-es" { args.get(i + 1).cloned() } else { a.strip_prefix("--audit-es=").map(str::to_string) }
+    })
 }
 
 /// The governor config the command line names (`--governor-config` anywhere in it), else
@@ -189,7 +214,7 @@ fn store_spec(args: &[String], env: EnvLookup<'_>) -> String {
     let flag = args.iter().enumerate().find_map(|(i, a)| {
         if a == "--store" { args.get(i + 1).cloned() } else { a.strip_prefix("--store=").map(str::to_string) }
     });
-    StoreArgs { store: flag, audit_jsonl: None }.spec(env)
+    StoreArgs { store: flag, audit_jsonl: None, audit_es: None }.spec(env)
 }
 
 /// What the CLI's outbox needs from one command line: the config and the environment.
@@ -212,14 +237,14 @@ pub fn install(args: &[String], env: EnvLookup<'_>) -> CliOutbox {
             // gate's record stands, only its notifications cannot be queued: say so.
             if args.first().map(String::as_str) == Some("gate") {
                 eprintln!(
-                "guardrail: warning: the governor config {} does not read, so no Slack/Jira notification is queued by this command",
+                "guardrail: warning: the governor config {} does not read, so no Slack/Jira notification or audit_mirror: copy is queued by this command",
                 p.display()
                 );
             }
             None
         }
     });
-    let vars = env_map(env);
+    let vars = env_map(env, file.as_ref(), audit_es_flag(args));
     let routes = guardrail_notify::routing::install_routes(file.as_ref(), &vars);
     CliOutbox { file, env: vars, routes, store: store_spec(args, env) }
 }
@@ -278,20 +303,15 @@ fn status_view(store: &mut dyn AuditStore, routed: Vec<String>, limit: usize) ->
 }
 
 fn routed_names(file: Option<&GovernorFile>, env: &BTreeMap<String, String>) -> Vec<String> {
-    let mut out = Vec::new();
-    if file.is_some_and(|f| f.slack.is_some()) {
-        out.push("slack".to_string());
-    }
-    if file.is_some_and(|f| f.jira.is_some()) || env.get("JIRA_URL").is_some_and(|v| !v.trim().is_empty()) {
-        out.push("jira".to_string());
-    }
-    out
+    Routes::from_config(file, env).names().into_iter().map(str::to_string).collect()
 }
 
 fn print_status(v: &NotifyStatusView) {
     println!("outbox of {}", v.store);
     if v.routed.is_empty() {
-        println!("  routed: nothing (no slack: or jira: block in the governor config, no JIRA_URL)");
+        println!(
+            "  routed: nothing (no slack:, jira: or audit_mirror: block in the governor config, no JIRA_URL, no GUARDRAIL_AUDIT_ES)"
+        );
     } else {
         println!("  routed: {}", v.routed.join(", "));
     }
@@ -359,7 +379,7 @@ pub fn run(cmd: NotifyCommand, env: EnvLookup<'_>) -> Exit {
                 Ok(f) => f,
                 Err(es) => return could_not(&es),
             };
-            let vars = env_map(env);
+            let vars = env_map(env, file.as_ref(), store.audit_es.clone());
             let mut s = match audit_cmd::open(&store.spec(env)) {
                 Ok(s) => s,
                 Err(e) => return could_not(&[e.to_string()]),
@@ -381,7 +401,7 @@ pub fn run(cmd: NotifyCommand, env: EnvLookup<'_>) -> Exit {
                 Ok(f) => f,
                 Err(es) => return could_not(&es),
             };
-            let vars = env_map(env);
+            let vars = env_map(env, file.as_ref(), store.audit_es.clone());
             let d = match deliverer(file.as_ref(), &vars, None) {
                 Ok(d) => d,
                 Err(e) => return could_not(&[e.to_string()]),

@@ -16,6 +16,11 @@ pub struct StoreArgs {
     /// [env: GUARDRAIL_AUDIT_JSONL]
     #[arg(long, value_name = "DIR", global = true)]
     pub audit_jsonl: Option<PathBuf>,
+    /// Also copy each record to the Elasticsearch audit mirror at URL (delivered through the
+    /// notification outbox; the governor config's audit_mirror: block gives the index and
+    /// credentials) [env: GUARDRAIL_AUDIT_ES]
+    #[arg(long, value_name = "URL", global = true)]
+    pub audit_es: Option<String>,
 }
 
 /// Default SQLite location, relative to the working directory.
@@ -28,6 +33,10 @@ impl StoreArgs {
             .clone()
             .or_else(|| env("GUARDRAIL_STORE").filter(|v| !v.trim().is_empty()))
             .unwrap_or_else(|| DEFAULT_STORE.to_string())
+    }
+    /// The Elasticsearch audit mirror's URL the flag or `GUARDRAIL_AUDIT_ES` names, if any.
+    pub fn es(&self, env: crate::inputs::EnvLookup<'_>) -> Option<String> {
+        self.audit_es.clone().or_else(|| env("GUARDRAIL_AUDIT_ES")).filter(|v| !v.trim().is_empty())
     }
     /// The JSONL mirror directory, if any.
     pub fn jsonl(&self, env: crate::inputs::EnvLookup<'_>) -> Option<PathBuf> {
