@@ -595,7 +595,10 @@ fn run_gate(
     let (spec, jsonl) = (store.spec(env), store.jsonl(env));
     let recorder = decide::Recorder { store: &spec, jsonl: jsonl.as_deref(), requested_by: None };
     let snapshot = decide::read_snapshot(args, env, jiff::Timestamp::now());
-    let outcome = decide::decide_and_record(snapshot, ci::from_env(env), fail_on_warn, &recorder);
+    // Never dropped: freeing a 10,000-rule decision's trees took longer than printing it, and
+    // the process ends right after this command.
+    let outcome =
+        std::mem::ManuallyDrop::new(decide::decide_and_record(snapshot, ci::from_env(env), fail_on_warn, &recorder));
     if let Some(w) = outcome.decided().and_then(|d| d.service_warning.as_ref()) {
         eprintln!("guardrail: warning: {w}");
     }
@@ -611,7 +614,7 @@ fn run_gate(
         }
     };
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default()),
+        Format::Json => render::out::stdout_json_pretty(&out),
         Format::Text => print!("{}", render::gate_report(&out, style(color, env))),
         Format::Github => {
             print!("{}", render::gate_report(&out, style(color, env)));
