@@ -123,6 +123,8 @@ pub struct GovernorBlocks {
     pub jira: Option<guardrail_config::JiraConfig>,
     /// `notify:`.
     pub notify: Option<guardrail_config::NotifyConfig>,
+    /// `audit_mirror:` (the Elasticsearch copy of every record, delivered by the outbox).
+    pub audit_mirror: Option<guardrail_config::AuditMirrorConfig>,
 }
 
 impl GovernorBlocks {
@@ -132,6 +134,7 @@ impl GovernorBlocks {
             slack: file.slack.clone(),
             jira: file.jira.clone(),
             notify: file.notify.clone(),
+            audit_mirror: file.audit_mirror.clone(),
         }
     }
 }
