@@ -4,21 +4,22 @@
 //!
 //! It also decides which of this server's records get outbox rows: the routing table
 //! (`guardrail_notify::routing::Routes`) built from the governor config in force (`slack:`,
-//! `jira:`, `JIRA_URL`) is installed for this server's store
+//! `jira:`, `JIRA_URL`, and the Elasticsearch audit mirror of `audit_mirror:` /
+//! `GUARDRAIL_AUDIT_ES`) is installed for this server's store
 //! (`guardrail_store::install_router_for`), so every append path — `POST /api/gate`, the
 //! governor endpoints, Slack approvals — writes the rows in the record's own transaction
 //! without knowing about notifications. A changed config is picked up at the next tick.
 //!
 //! Delivery runs on this thread only: a slow, failing or rate-limited Slack or Jira never
-//! holds a request, a decision or an execution. With no `slack:`/`jira:` block and no
-//! `JIRA_URL` the thread only watches the config (it does not open the store).
+//! holds a request, a decision or an execution (nor does an unreachable audit mirror). With
+//! nothing routed the thread only watches the config (it does not open the store).
 
 use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use guardrail_notify::outbox::{Deliverer, RetryPolicy};
-use guardrail_notify::routing::{Routes, deliverer_from};
+use guardrail_notify::routing::{Routes, deliverer_from, mirror_channel, mirror_config};
 use guardrail_store::AuditStore;
 
 use crate::state::{AppState, GovernorBlocks};
@@ -101,7 +102,8 @@ impl Worker {
         if self.current.as_ref().is_some_and(|(b, _, _)| *b == blocks) {
             return;
         }
-        let routes = Routes::from_blocks(blocks.slack.as_ref(), blocks.jira.as_ref(), &self.env);
+        let routes = Routes::from_blocks(blocks.slack.as_ref(), blocks.jira.as_ref(), &self.env)
+            .with_mirror(mirror_config(blocks.audit_mirror.as_ref(), &self.env));
         if let Some(d) = &self.described {
             guardrail_store::install_router_for(d, routes.router());
         }
@@ -130,26 +132,26 @@ impl Worker {
 
     fn tick(&mut self) {
         self.ensure_store();
-        let Some((blocks, _, deliverer)) = &mut self.current else { return };
+        let Some((blocks, routes, deliverer)) = &mut self.current else { return };
         let Some(store) = self.store.as_mut() else { return };
         if deliverer.is_none() {
-            *deliverer = Some(
-                match deliverer_from(
-                    blocks.slack.as_ref(),
-                    blocks.jira.as_ref(),
-                    blocks.notify.as_ref(),
-                    &self.env,
-                    None,
-                ) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        // Rows keep accumulating (they are routed by config) and are delivered
-                        // once the destination can be set up; the gauges show them waiting.
-                        eprintln!("guardrail serve: outbox: {e}; notifications wait");
-                        Deliverer::new(Vec::new(), blocks.notify.as_ref().map(RetryPolicy::from).unwrap_or_default())
-                    }
-                },
-            );
+            let built =
+                deliverer_from(blocks.slack.as_ref(), blocks.jira.as_ref(), blocks.notify.as_ref(), &self.env, None)
+                    .and_then(|d| {
+                        Ok(match mirror_channel(routes.mirror(), &self.env, None)? {
+                            Some(c) => d.with_channel(c),
+                            None => d,
+                        })
+                    });
+            *deliverer = Some(match built {
+                Ok(d) => d,
+                Err(e) => {
+                    // Rows keep accumulating (they are routed by config) and are delivered
+                    // once the destination can be set up; the gauges show them waiting.
+                    eprintln!("guardrail serve: outbox: {e}; notifications wait");
+                    Deliverer::new(Vec::new(), blocks.notify.as_ref().map(RetryPolicy::from).unwrap_or_default())
+                }
+            });
         }
         if let Some(d) = deliverer.as_ref() {
             // Bounded, so a long backlog to a slow destination still lets the server stop (and
