@@ -91,7 +91,9 @@ pub struct GovernorSettings {
     pub config: guardrail_core::approval::GovernorConfig,
     /// The config's file and sha256, recorded with every grant (as the CLI records it).
     pub description: Value,
-    /// The knowledge base for `POST /api/incidents`; `None` answers 503.
+    /// The knowledge base `serve --kb` names (a file or an Elasticsearch URL), which wins;
+    /// `None`: `GUARDRAIL_KB` (in `env`), else the `knowledge:` block in force, else the default
+    /// file, resolved per request ([`guardrail_governor::knowledge_select::select_knowledge`]).
     pub kb: Option<PathBuf>,
     /// Where the config comes from, to reload it when it changes; `None` keeps `config` for
     /// the server's life (tests, embedding).
@@ -125,6 +127,8 @@ pub struct GovernorBlocks {
     pub notify: Option<guardrail_config::NotifyConfig>,
     /// `audit_mirror:` (the Elasticsearch copy of every record, delivered by the outbox).
     pub audit_mirror: Option<guardrail_config::AuditMirrorConfig>,
+    /// `knowledge:`.
+    pub knowledge: Option<guardrail_config::KnowledgeConfig>,
 }
 
 impl GovernorBlocks {
@@ -135,6 +139,7 @@ impl GovernorBlocks {
             jira: file.jira.clone(),
             notify: file.notify.clone(),
             audit_mirror: file.audit_mirror.clone(),
+            knowledge: file.knowledge.clone(),
         }
     }
 }

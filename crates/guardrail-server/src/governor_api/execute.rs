@@ -15,7 +15,9 @@ use super::approvals::Approver;
 use super::audit_log::ServerLog;
 use super::status::{ErrorAnswer, GovernorFailure, append_failed, no_store, no_such_incident};
 use super::views::{GovernorEvent, execution_step, load, run_view};
-use super::wiring::{deploy_signals, executor, governor_in_force, open_kb_read_only, pipeline};
+use super::wiring::{
+    Retrieval, deploy_signals, executor, governor_in_force, knowledge, live_logs, open_kb_read_only, planning_pipeline,
+};
 
 /// An action (of `execute` and `resolve`) has a word: at least one letter or digit. Without
 /// one the plan contract refuses it ("the requested action has no words") only after a
@@ -60,22 +62,26 @@ fn execute_blocking(
     }
     let view = governor_in_force(state)?;
     let now = jiff::Timestamp::now();
-    let gov = &state.config().governor;
-    // The knowledge base is needed only to gate another action again.
-    let kb = gov.kb.as_ref().and_then(|p| guardrail_knowledge::SqliteKnowledgeStore::open_read_only(p).ok());
+    // The knowledge base and live logs are needed only to gate another action again: one that
+    // cannot be had does not stop an authorised execution (a re-gate without it cannot decide,
+    // and the answer says why below).
+    let choice = knowledge(state, &view);
+    let regate = |c: &guardrail_governor::KnowledgeChoice| {
+        Ok::<_, ApiError>((open_kb_read_only(state, c)?, live_logs(state, c)?))
+    };
+    let opened = match (&choice, req.action.is_some()) {
+        (Ok(c), true) => Some(regate(c)),
+        _ => None,
+    };
+    let (kb, logs) = match &opened {
+        Some(Ok((kb, logs))) => (Some(&**kb), logs.as_ref()),
+        _ => (None, None),
+    };
     let governor = guardrail_governor::Governor::default();
     let exec = executor(&view);
     let signals = if req.action.is_some() { deploy_signals(state)? } else { None };
-    let pipeline = pipeline(
-        state,
-        &view,
-        caller,
-        &governor,
-        kb.as_ref().map(|k| k as &dyn guardrail_knowledge::KnowledgeStore),
-        &exec,
-        signals.as_ref(),
-        now,
-    );
+    let retrieval = Retrieval { choice: choice.as_ref().ok(), store: kb, logs };
+    let pipeline = planning_pipeline(state, &view, caller, &governor, retrieval, &exec, signals.as_ref(), now);
     let mut log = ServerLog::open(state, now)?;
     let out = pipeline.execute_incident(&mut log, &states, &id, req.action.as_deref());
     let answer = match out {
@@ -106,8 +112,11 @@ fn execute_blocking(
         }
         ExecuteOutcome::Regated { requested, instead_of, refused, run } => {
             if kb.is_none() && matches!(*run, RunOutcome::CouldNotDecide { .. }) {
-                // Recorded as a could-not-decide; say why without the path.
-                let _ = open_kb_read_only(gov.kb.as_deref().unwrap_or(std::path::Path::new("")))?;
+                // Recorded as a could-not-decide; say why (without the path).
+                match (choice, opened) {
+                    (Err(e), _) | (_, Some(Err(e))) => return Err(e),
+                    _ => {}
+                }
             }
             let mut v = run_view(state, caller, *run)?;
             v.regate =

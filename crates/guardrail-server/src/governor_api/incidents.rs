@@ -14,7 +14,9 @@ use crate::wire::Answer;
 use super::audit_log::ServerLog;
 use super::status::{GovernorFailure, no_store, no_such_incident};
 use super::views::{load, run_view};
-use super::wiring::{deploy_signals, executor, governor_in_force, open_kb_read_only, pipeline};
+use super::wiring::{
+    Retrieval, deploy_signals, executor, governor_in_force, knowledge, live_logs, open_kb_read_only, planning_pipeline,
+};
 
 /// `GET /api/incidents`: every incident in the audit chain with its state and latest verdict.
 pub async fn list(State(s): State<AppState>) -> Result<Answer<Vec<IncidentSummary>>, ApiError> {
@@ -91,16 +93,16 @@ fn propose_blocking(state: &AppState, caller: &Caller, req: IncidentRequest) -> 
             GovernorFailure::BadRequest.error(format!("invalid incident: {}", state.redactor().text(&e.to_string())))
         })?;
     let view = governor_in_force(state)?;
-    let gov = &state.config().governor;
-    let Some(kb_path) = gov.kb.as_ref() else {
-        return Err(GovernorFailure::Unavailable.error("no knowledge base is configured (guardrail serve --kb)"));
-    };
-    let kb = open_kb_read_only(kb_path)?;
+    // A knowledge base or live logs that cannot answer decide nothing (503, nothing recorded).
+    let choice = knowledge(state, &view)?;
+    let kb = open_kb_read_only(state, &choice)?;
+    let logs = live_logs(state, &choice)?;
     let now = jiff::Timestamp::now();
     let governor = super::wiring::governor(state, &view)?;
     let exec = executor(&view);
     let signals = deploy_signals(state)?;
-    let pipeline = pipeline(state, &view, caller, &governor, Some(&kb), &exec, signals.as_ref(), now);
+    let retrieval = Retrieval { choice: Some(&choice), store: Some(&*kb), logs: logs.as_ref() };
+    let pipeline = planning_pipeline(state, &view, caller, &governor, retrieval, &exec, signals.as_ref(), now);
     let mut log = ServerLog::open(state, now)?;
     let origin = guardrail_governor::record::encode(&HttpOrigin {
         http: "POST /api/incidents",

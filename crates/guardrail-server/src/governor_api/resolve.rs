@@ -68,10 +68,8 @@ fn resolve_blocking(
     if !states.contains_key(&id) {
         return Err(no_such_incident());
     }
-    let Some(kb_path) = state.config().governor.kb.as_ref() else {
-        return Err(GovernorFailure::Unavailable.error("no knowledge base is configured (guardrail serve --kb)"));
-    };
-    let mut kb = open_kb(kb_path)?;
+    let view = super::wiring::governor_in_force(state)?;
+    let mut kb = open_kb(state, &super::wiring::knowledge(state, &view)?)?;
     let now = jiff::Timestamp::now();
     let at = now.to_string();
     let mut log = ServerLog::open(state, now)?;
@@ -90,7 +88,7 @@ fn resolve_blocking(
         }
         .answer(state)
     };
-    let learned = resolve(&mut log, &states, &mut kb, &r).map_err(|e| match e {
+    let learned = resolve(&mut log, &states, &mut *kb, &r).map_err(|e| match e {
         LearnError::Invalid(m) => GovernorFailure::BadRequest.error(state.redactor().text(&m)),
         e @ LearnError::Fields(_) => GovernorFailure::BadRequest.error(state.redactor().text(&e.to_string())),
         LearnError::NotFound(e) => nothing_to_learn(e.to_string()),

@@ -148,15 +148,21 @@ pub(super) fn unavailable_with_code(code: &'static str, message: String) -> ApiE
     err
 }
 
-/// A knowledge base that cannot be opened: logged with its reason, answered as a 503 without
-/// its path.
-pub(super) fn kb_unavailable(e: guardrail_knowledge::KnowledgeError) -> ApiError {
+/// A knowledge base that cannot be opened: logged with its reason, answered as a 503
+/// (`knowledge_unavailable`) without its path; a cluster that does not answer is named by what
+/// it said (status and reason), never read as an empty knowledge base.
+pub(super) fn kb_unavailable(state: &AppState, e: guardrail_knowledge::KnowledgeError) -> ApiError {
+    use guardrail_knowledge::KnowledgeError;
     eprintln!("guardrail serve: knowledge base: {e}");
-    let msg = match e {
-        guardrail_knowledge::KnowledgeError::NotFound(_) => {
-            "the knowledge base is missing (create it with `guardrail kb load`), so nothing can be decided"
+    let msg = match &e {
+        KnowledgeError::NotFound(_) => {
+            "the knowledge base is missing (create it with `guardrail kb load`), so nothing can be decided".to_string()
         }
-        _ => "the knowledge base cannot be read, so nothing can be decided",
+        KnowledgeError::Unavailable { status, message, .. } => state.redactor().text(&format!(
+            "the knowledge base (Elasticsearch) cannot answer{}: {message}; nothing can be decided",
+            status.map(|s| format!(" (HTTP {s})")).unwrap_or_default()
+        )),
+        _ => "the knowledge base cannot be read, so nothing can be decided".to_string(),
     };
-    GovernorFailure::Unavailable.error(msg)
+    unavailable_with_code("knowledge_unavailable", msg)
 }

@@ -9,6 +9,9 @@ use crate::api::ApiError;
 use crate::auth::Caller;
 use crate::state::{AppState, GovernorView};
 
+use guardrail_governor::{KnowledgeChoice, LiveLogsSource, LogsSource};
+use guardrail_knowledge::KnowledgeStore;
+
 use super::status::{GovernorFailure, kb_unavailable, unavailable_with_code};
 
 pub(crate) fn executor(gov: &GovernorView) -> Result<Box<dyn guardrail_governor::Executor>, NoExecutor> {
@@ -46,17 +49,41 @@ pub(crate) fn governor_in_force(state: &AppState) -> Result<std::sync::Arc<Gover
     Ok(view)
 }
 
-/// Opens the configured knowledge base for writing (learning: `resolve`); a missing or
-/// unreadable one is a 503 without its path.
-pub(crate) fn open_kb(path: &std::path::Path) -> Result<guardrail_knowledge::SqliteKnowledgeStore, ApiError> {
-    guardrail_knowledge::SqliteKnowledgeStore::open(path).map_err(kb_unavailable)
+/// The knowledge base in force for one request: `serve --kb`, else `GUARDRAIL_KB` (the
+/// server's environment), else the `knowledge:` block of the config in force, else the default
+/// file — the one resolution every command uses
+/// ([`guardrail_governor::knowledge_select::select_knowledge`]). Credentials the block names but
+/// the environment lacks are a 503 naming the variable: nothing is decided without the
+/// knowledge base the operator chose.
+pub(crate) fn knowledge(state: &AppState, view: &GovernorView) -> Result<KnowledgeChoice, ApiError> {
+    let env = |k: &str| state.config().env.get(k).cloned();
+    let named = state.config().governor.kb.as_deref();
+    guardrail_governor::select_knowledge(named, view.blocks.knowledge.as_ref(), &env).map_err(|e| {
+        eprintln!("guardrail serve: knowledge: {e}");
+        unavailable_with_code("knowledge_unavailable", state.redactor().text(&format!("knowledge: {e}")))
+    })
 }
 
-/// Opens the configured knowledge base read-only
-/// ([`guardrail_knowledge::SqliteKnowledgeStore::open_read_only`]), for what only plans and
-/// searches (propose, execute's re-gate); the same 503 as [`open_kb`].
-pub(crate) fn open_kb_read_only(path: &std::path::Path) -> Result<guardrail_knowledge::SqliteKnowledgeStore, ApiError> {
-    guardrail_knowledge::SqliteKnowledgeStore::open_read_only(path).map_err(kb_unavailable)
+/// Opens the knowledge base in force for writing (learning: `resolve`); a missing or
+/// unreadable one, or a cluster that does not answer, is a 503 ([`kb_unavailable`]).
+pub(crate) fn open_kb(state: &AppState, kb: &KnowledgeChoice) -> Result<Box<dyn KnowledgeStore>, ApiError> {
+    kb.open_writable().map_err(|e| kb_unavailable(state, e))
+}
+
+/// Opens the knowledge base in force read-only, for what only plans and searches (propose,
+/// execute's re-gate); the same 503 as [`open_kb`].
+pub(crate) fn open_kb_read_only(state: &AppState, kb: &KnowledgeChoice) -> Result<Box<dyn KnowledgeStore>, ApiError> {
+    kb.open_read_only().map_err(|e| kb_unavailable(state, e))
+}
+
+/// The live logs for `query_live_logs`: `serve --logs` when given, else an Elasticsearch
+/// knowledge base's logs index ([`KnowledgeChoice::live_logs`]); a cluster client that cannot
+/// be built is a 503, never "no logs".
+pub(crate) fn live_logs(state: &AppState, kb: &KnowledgeChoice) -> Result<Option<LiveLogsSource>, ApiError> {
+    kb.live_logs(state.config().governor.logs.clone()).map_err(|e| {
+        eprintln!("guardrail serve: live logs: {e}");
+        unavailable_with_code("logs_unavailable", state.redactor().text(&format!("live logs: {e}")))
+    })
 }
 
 /// The deploy gate's signals from the server's own inputs (the snapshot `GET /api/decision`
@@ -96,38 +123,87 @@ pub(crate) fn deploy_signals(state: &AppState) -> Result<Option<(guardrail_core:
     Ok(Some((ev.signals, meta)))
 }
 
-/// The pipeline over the server's configuration, proposed (or requested) by the token's
-/// identity.
+/// The knowledge base and live logs one request plans over.
+pub(crate) struct Retrieval<'a> {
+    /// The knowledge base in force (`None`: it could not be set up).
+    pub choice: Option<&'a KnowledgeChoice>,
+    /// It, opened (`None`: it could not be, and nothing that needs it is decided).
+    pub store: Option<&'a dyn KnowledgeStore>,
+    /// The live logs, if any.
+    pub logs: Option<&'a LiveLogsSource>,
+}
+
+/// The pipeline over the server's configuration for what plans nothing (an approval's
+/// execution of what was authorised): `kb` if the caller has one, the logs file of `serve
+/// --logs` if any.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn pipeline<'p>(
     state: &'p AppState,
     view: &'p GovernorView,
     caller: &Caller,
     governor: &'p guardrail_governor::Governor,
-    kb: Option<&'p dyn guardrail_knowledge::KnowledgeStore>,
+    kb: Option<&'p dyn KnowledgeStore>,
     exec: &'p Result<Box<dyn guardrail_governor::Executor>, NoExecutor>,
     signals: Option<&'p (guardrail_core::signals::Signals, Value)>,
     now: jiff::Timestamp,
 ) -> Pipeline<'p> {
-    let gov = &state.config().governor;
-    let kb_name =
-        gov.kb.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut p = planning_pipeline(
+        state,
+        view,
+        caller,
+        governor,
+        Retrieval { choice: None, store: kb, logs: None },
+        exec,
+        signals,
+        now,
+    );
+    let logs = state.config().governor.logs.as_ref();
+    p.run.logs = logs.map(|l| {
+        let mut d = Value::String(l.describe());
+        state.redactor().value(&mut d);
+        d.as_str().unwrap_or_default().to_string()
+    });
+    p.logs = logs.map(|l| l as &dyn LogsSource);
+    p
+}
+
+/// The pipeline over the server's configuration, proposed (or requested) by the token's
+/// identity, planning over `retrieval`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn planning_pipeline<'p>(
+    state: &'p AppState,
+    view: &'p GovernorView,
+    caller: &Caller,
+    governor: &'p guardrail_governor::Governor,
+    retrieval: Retrieval<'p>,
+    exec: &'p Result<Box<dyn guardrail_governor::Executor>, NoExecutor>,
+    signals: Option<&'p (guardrail_core::signals::Signals, Value)>,
+    now: jiff::Timestamp,
+) -> Pipeline<'p> {
+    // A file by its name (no path in records an HTTP caller may read), a cluster by its URL.
+    let kb_name = match retrieval.choice {
+        Some(KnowledgeChoice::Sqlite { path, .. }) => {
+            path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        }
+        Some(es @ KnowledgeChoice::Elasticsearch { .. }) => es.describe(),
+        None => String::new(),
+    };
     Pipeline {
         governor,
         config: &view.config,
         run: RunContext {
             proposer: caller.identity.clone(),
             knowledge_base: kb_name,
-            logs: gov.logs.as_ref().map(|l| {
-                let mut d = Value::String(guardrail_governor::LogsSource::describe(l));
+            logs: retrieval.logs.map(|l| {
+                let mut d = Value::String(l.describe());
                 state.redactor().value(&mut d);
                 d.as_str().unwrap_or_default().to_string()
             }),
             deploy_signals: signals.map(|(_, m)| m.clone()),
             governor_config: view.description.clone(),
         },
-        knowledge: kb,
-        logs: gov.logs.as_ref().map(|l| l as &dyn guardrail_governor::LogsSource),
+        knowledge: retrieval.store,
+        logs: retrieval.logs.map(|l| l as &dyn LogsSource),
         signals: signals.map(|(s, _)| s),
         executor: exec.as_ref().map(Box::as_ref).map_err(|e| *e),
         now,
