@@ -5,7 +5,7 @@
 //! config's `audit_mirror:` block (whose index, credentials, CA file and timeouts apply in every
 //! case); `--index` names another index. Exit 0 every record written, 1 the chain does not
 //! verify (nothing sent), 3 the store or the cluster failed or some records were refused (each
-//! named); 2 no cluster named. Re-running is harmless: documents are written under the
+//! named); 64 (usage) no cluster named. Re-running is harmless: documents are written under the
 //! record's id.
 
 use std::collections::BTreeMap;

@@ -4,6 +4,7 @@
 //! scratch directory; `tls_server` is a loopback HTTPS server for the TLS tests.
 
 mod audit;
+mod audit_es;
 mod audit_list;
 mod common;
 mod cost_sources;
@@ -11,6 +12,7 @@ mod explainer;
 mod fail_closed;
 mod freezes;
 mod governor;
+mod kb_config;
 mod kb_scale;
 mod lint;
 mod mcp;

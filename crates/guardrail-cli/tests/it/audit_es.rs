@@ -1,0 +1,135 @@
+//! The Elasticsearch audit mirror through the binary, against the loopback cluster of
+//! guardrail-notify's tests: a gate decision is copied by the inline pass; with the cluster
+//! down the gate exits as ever and the copy waits in the outbox (`notify status`) until
+//! `notify deliver`; `audit export --to es` rebuilds an emptied index, refuses a broken chain
+//! (exit 1, nothing sent), names refused records and fails closed on 401 (exit 3).
+
+use serde_json::Value;
+
+use crate::common::{self, Scratch, run};
+
+#[path = "../../../guardrail-notify/tests/it/fake_es.rs"]
+#[allow(dead_code)]
+mod fake_es;
+
+use fake_es::FakeEs;
+
+const INDEX: &str = "guardrail-audit";
+
+/// `guardrail ARGS` in the scratch directory (no governor config found by default).
+fn cmd(s: &Scratch, args: &[&str]) -> assert_cmd::Command {
+    let mut c = common::guardrail();
+    c.env_remove("GUARDRAIL_AUDIT_ES").current_dir(s.root()).args(args).arg("--store").arg(s.store());
+    c
+}
+
+fn gate(s: &Scratch, es: &str) -> (i32, String, String) {
+    let mut c = s.gate(&["--format", "json"]);
+    c.env_remove("GUARDRAIL_AUDIT_ES").current_dir(s.root()).env("GUARDRAIL_AUDIT_ES", es);
+    run(c)
+}
+
+#[test]
+fn a_gate_decision_is_copied_and_an_outage_only_delays_the_copy() {
+    let es = FakeEs::start();
+    let s = Scratch::new();
+    let (code, out, err) = gate(&s, &es.url);
+    assert_eq!(code, 1, "DELAY as ever: {err}");
+    let id = serde_json::from_str::<Value>(&out).unwrap()["audit"]["id"].as_str().unwrap().to_string();
+    let docs = es.docs(INDEX);
+    let doc = docs.get(&id).unwrap_or_else(|| panic!("{id} mirrored by the inline pass: {docs:?} {err}"));
+    assert_eq!(
+        (doc["kind"].as_str(), doc["action"].as_str(), doc["seq"].as_i64()),
+        (Some("deploy_decision"), Some("DELAY"), Some(1))
+    );
+    assert_eq!(doc["body"]["policy_id"], "P005");
+
+    // Down: same exit code, the copy waits.
+    let (code, _, err) = gate(&s, "http://127.0.0.1:1");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("notifications: 0 delivered now, 1 pending"), "{err}");
+    let (code, out, _) = run(cmd(&s, &["notify", "status", "--format", "json", "--audit-es", &es.url]));
+    assert_eq!(code, 0);
+    let st: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(st["routed"], serde_json::json!(["elasticsearch"]), "{st}");
+    assert_eq!((st["pending"].as_u64(), st["delivered"].as_u64()), (Some(1), Some(1)), "{st}");
+    assert_eq!(st["pending_rows"][0]["channel"], "elasticsearch", "{st}");
+    assert!(
+        st["pending_rows"][0]["last_error"].as_str().unwrap().contains("audit mirror http://127.0.0.1:1 unavailable"),
+        "{st}"
+    );
+
+    // Back: delivered (made due now: its retry is 30 s away).
+    let (code, out, err) = run(cmd(&s, &["notify", "deliver", "--retry-failed", "--audit-es", &es.url]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("delivered 1,"), "{out}");
+    assert_eq!(es.docs(INDEX).len(), 2);
+}
+
+#[test]
+fn export_rebuilds_refuses_a_broken_chain_and_names_what_failed() {
+    let es = FakeEs::start();
+    let s = Scratch::new();
+    for _ in 0..3 {
+        // No mirror while recording: the export builds it from nothing.
+        let (code, _) = common::gate_json(&s, &[]);
+        assert_eq!(code, 1);
+    }
+    let export = |extra: &[&str]| {
+        let mut args = vec!["audit", "export", "--to", "es", "--url", es.url.as_str()];
+        args.extend_from_slice(extra);
+        run(cmd(&s, &args))
+    };
+    let (code, out, err) = export(&["--batch", "2"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("exported 3 of 3 record(s) from sqlite:")), "{out}");
+    assert!(out.contains(&format!("to {}/{INDEX} in 2 _bulk call(s) (index created)", es.url)), "{out}");
+    let first = es.docs(INDEX);
+    assert_eq!(first.len(), 3);
+    // Again: harmless, the same documents.
+    let (code, out, _) = export(&["--format", "json"]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((v["written"].as_u64(), v["created_index"].as_bool()), (Some(3), Some(false)), "{v}");
+    assert_eq!(es.docs(INDEX), first);
+
+    // A refused record is named, exit 3.
+    let refused = first.keys().nth(1).unwrap().clone();
+    es.fail_item(&refused, 400);
+    let (code, out, err) = export(&[]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(out.contains(&format!("not written: record {refused}: 400 mapper_parsing_exception")), "{out}");
+    assert!(err.contains("1 record(s) not written"), "{err}");
+    es.heal_items();
+
+    // A cluster that refuses the credentials: exit 3, the key never printed.
+    es.require_auth("ApiKey right");
+    s.write("governor.yaml", &format!("audit_mirror:\n  url: {}\n  api_key_env: MIRROR_KEY\n", es.url));
+    let mut c = cmd(&s, &["audit", "export", "--to", "es", "--governor-config", "governor.yaml"]);
+    c.env("MIRROR_KEY", "wr0ng-s3cret");
+    let (code, out, err) = run(c);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(err.contains("(HTTP 401): security_exception") && !format!("{out}{err}").contains("s3cret"), "{err}");
+    let mut c = cmd(&s, &["audit", "export", "--to", "es", "--governor-config", "governor.yaml"]);
+    c.env("MIRROR_KEY", "right");
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "{out}{err}");
+
+    // Nothing named: a usage error.
+    let (code, _, err) = run(cmd(&s, &["audit", "export", "--to", "es"]));
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("no cluster"), "{err}");
+
+    // A broken chain: exit 1, not one request.
+    let db = rusqlite::Connection::open(s.path("audit.db")).unwrap();
+    db.execute("UPDATE audit_records SET body = replace(body, '\"DELAY\"', '\"ALLOW\"') WHERE seq = 2", []).unwrap();
+    drop(db);
+    let before = es.log().len();
+    let (code, out, err) = export(&[]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("the chain does not verify") && err.contains("seq 2") && err.contains("nothing exported"),
+        "{err}"
+    );
+    assert_eq!(es.log().len(), before, "nothing sent");
+}
