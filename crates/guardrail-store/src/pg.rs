@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use guardrail_core::audit::{ChainedRecord, GENESIS_HASH, RecordDraft, VerifyReport};
 use postgres::types::ToSql;
-use postgres::{Client, Config, GenericClient, IsolationLevel, NoTls, Row};
+use postgres::{Client, Config, GenericClient, IsolationLevel, NoTls, Row, SimpleQueryMessage, SimpleQueryRow};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use std::sync::Arc;
@@ -290,19 +290,8 @@ fn cell(row: &Row, idx: usize) -> Result<Cell, postgres::Error> {
 }
 
 fn decode(row: &Row) -> Result<Decoded, postgres::Error> {
-    decode_at(row, 0, row.try_get(0)?)
-}
-
-/// The record in the columns `at..at + 6` of `row` (`seq` already read).
-fn decode_at(row: &Row, at: usize, seq: i64) -> Result<Decoded, postgres::Error> {
-    Ok(decode_row(
-        seq,
-        cell(row, at + 1)?,
-        cell(row, at + 2)?,
-        cell(row, at + 3)?,
-        cell(row, at + 4)?,
-        cell(row, at + 5)?,
-    ))
+    let seq: i64 = row.try_get(0)?;
+    Ok(decode_row(seq, cell(row, 1)?, cell(row, 2)?, cell(row, 3)?, cell(row, 4)?, cell(row, 5)?))
 }
 
 fn anchor_from(row: Option<Row>) -> Result<Option<Anchor>, postgres::Error> {
@@ -322,25 +311,19 @@ impl PostgresStore {
         result
     }
 
-    /// The statements of an append, prepared once per connection (the search path is fixed
-    /// for the connection's life, so the names they resolve do not move).
+    /// The statement of an append, prepared once per connection (the search path is fixed
+    /// for the connection's life, so the names it resolves do not move).
     fn statements(&mut self) -> Result<AppendStatements, StoreError> {
         if let Some(s) = &self.statements {
             return Ok(s.clone());
         }
         let err = self.err();
-        let head = self.client.prepare(&format!(
-            "SELECT h.seq, h.hash, r.seq, r.kind, r.recorded_at, r.body, r.prev_hash, r.hash \
-             FROM (SELECT 1) AS one \
-             LEFT JOIN chain_head h ON h.id = 1 \
-             LEFT JOIN LATERAL (SELECT {COLUMNS} FROM audit_records ORDER BY seq DESC LIMIT 1) r ON true"
-        ));
         let insert = self.client.prepare(
             "WITH ins AS (INSERT INTO audit_records (seq, kind, recorded_at, body, prev_hash, hash) \
              SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])) \
              UPDATE chain_head SET seq = $7, hash = $8 WHERE id = 1",
         );
-        let s = AppendStatements { head: head.map_err(&err)?, insert: insert.map_err(&err)? };
+        let s = AppendStatements { insert: insert.map_err(&err)? };
         self.statements = Some(s.clone());
         Ok(s)
     }
@@ -348,16 +331,20 @@ impl PostgresStore {
     fn append_in_tx(&mut self, items: Vec<Routed>, claim: Option<&str>) -> Result<Sealed, StoreError> {
         let err = self.err();
         let st = self.statements()?;
-        // One round trip to open the transaction and take the lock. READ COMMITTED explicitly
-        // (see the module documentation); synchronous_commit: durability must not depend on
-        // the server's default; lock_timeout: wait for other appenders about as long as
-        // SQLite's busy timeout, then fail loudly.
-        self.client
-            .batch_execute(
-                "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = on; \
-                 SET LOCAL lock_timeout = '30s'; LOCK TABLE chain_head IN EXCLUSIVE MODE",
-            )
-            .map_err(&err)?;
+        // One round trip to open the transaction, take the lock and read the anchor and the
+        // last record (simple query protocol: several statements, no parameters). READ
+        // COMMITTED explicitly (see the module documentation); synchronous_commit: durability
+        // must not depend on the server's default; lock_timeout: wait for other appenders
+        // about as long as SQLite's busy timeout, then fail loudly. Under the lock, each later
+        // statement (the claim check below too) sees everything committed before it.
+        let messages = self.client.simple_query(HEAD_UNDER_LOCK).map_err(&err)?;
+        let Some(row) = messages.into_iter().find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(r),
+            _ => None,
+        }) else {
+            return Err(StoreError::Corrupt { seq: 0, reason: "the chain head query returned no row".into() });
+        };
+        let (anchor, last) = head_of(&row)?;
         if let (Some(claim), Some(first)) = (claim, items.first()) {
             // Under the lock, READ COMMITTED: this sees every claim committed before us.
             let rows = self
@@ -373,16 +360,6 @@ impl PostgresStore {
                 return Ok(Sealed::Held(holder));
             }
         }
-        // The anchor and the last record in one statement (one round trip).
-        let row = self.client.query_one(&st.head, &[]).map_err(&err)?;
-        let anchor = match row.try_get::<_, Option<i64>>(0).map_err(&err)? {
-            Some(seq) => Some((seq, row.try_get::<_, String>(1).map_err(&err)?)),
-            None => None,
-        };
-        let last = match row.try_get::<_, Option<i64>>(2).map_err(&err)? {
-            Some(seq) => Some(decode_at(&row, 2, seq).map_err(&err)?.strict()?),
-            None => None,
-        };
         check_head(anchor.as_ref(), last.as_ref())?;
         let mut sealed: Vec<ChainedRecord> = Vec::with_capacity(items.len());
         let mut bodies = Vec::with_capacity(items.len());
@@ -433,13 +410,41 @@ impl PostgresStore {
     }
 }
 
-/// The prepared statements of an append ([`PostgresStore::statements`]).
+/// The prepared statement of an append ([`PostgresStore::statements`]).
 #[derive(Clone)]
 struct AppendStatements {
-    /// The anchor and the last record.
-    head: postgres::Statement,
     /// The batch's records and the anchor's move.
     insert: postgres::Statement,
+}
+
+/// Opens an append's transaction, takes the chain lock and reads the anchor (`h.*`, NULL when
+/// the row is missing) and the last record (`r.*`, NULL when there is none): one round trip.
+const HEAD_UNDER_LOCK: &str = "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = on; \
+     SET LOCAL lock_timeout = '30s'; LOCK TABLE chain_head IN EXCLUSIVE MODE; \
+     SELECT h.seq, h.hash, r.seq, r.kind, r.recorded_at, r.body, r.prev_hash, r.hash \
+     FROM (SELECT 1) AS one \
+     LEFT JOIN chain_head h ON h.id = 1 \
+     LEFT JOIN LATERAL (SELECT seq, kind, recorded_at, body, prev_hash, hash FROM audit_records \
+     ORDER BY seq DESC LIMIT 1) r ON true";
+
+/// The anchor and the last record from [`HEAD_UNDER_LOCK`]'s row (text values).
+fn head_of(row: &SimpleQueryRow) -> Result<(Option<Anchor>, Option<ChainedRecord>), StoreError> {
+    let text = |i: usize| row.get(i).map(str::to_string);
+    let int = |i: usize| -> Result<Option<i64>, StoreError> {
+        row.get(i)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| StoreError::Corrupt { seq: 0, reason: format!("the chain head's seq {v:?}") })
+            })
+            .transpose()
+    };
+    let anchor = int(0)?.map(|seq| (seq, text(1).unwrap_or_default()));
+    let cell = |i: usize| text(i).ok_or(BadCell::Null);
+    let last = match int(2)? {
+        Some(seq) => Some(decode_row(seq, cell(3), cell(4), cell(5), cell(6), cell(7)).strict()?),
+        None => None,
+    };
+    Ok((anchor, last))
 }
 
 impl AuditStore for PostgresStore {
