@@ -264,3 +264,86 @@ fn the_environment_names_the_mirror_and_keeps_the_blocks_settings() {
     assert_eq!(routes.names(), vec!["elasticsearch"]);
     assert!(!routes.is_empty());
 }
+
+/// A Python with Elasticsearch's official client: `GUARDRAIL_ES_PYTHON`, else the test venv
+/// `scripts/test` makes.
+fn es_python() -> Option<String> {
+    let candidates = [
+        std::env::var("GUARDRAIL_ES_PYTHON").ok(),
+        Some(format!("{}/../../target/mcp-venv/bin/python", env!("CARGO_MANIFEST_DIR"))),
+    ];
+    candidates.into_iter().flatten().find(|py| {
+        std::process::Command::new(py).args(["-c", "import elasticsearch"]).output().is_ok_and(|o| o.status.success())
+    })
+}
+
+/// Elasticsearch's official Python client as an independent peer of the loopback cluster: it
+/// reads the document the mirror delivered, creates the index again (and gets the
+/// `resource_already_exists_exception` the mirror reads as "exists"), writes with `_bulk`
+/// `index` actions and gets a partial failure typed as the mirror reads it, and is refused
+/// with `security_exception` — so the fake's shapes are the ones a real client accepts, not
+/// only the ones Guardrail sends. Fails without the client when `GUARDRAIL_REQUIRE_ES_PYTHON`
+/// is set (as `scripts/test` sets it).
+#[test]
+fn the_official_python_client_reads_what_the_mirror_wrote() {
+    let Some(py) = es_python() else {
+        assert!(
+            std::env::var_os("GUARDRAIL_REQUIRE_ES_PYTHON").is_none(),
+            "GUARDRAIL_REQUIRE_ES_PYTHON is set but no Python has the elasticsearch package"
+        );
+        eprintln!("skipped: no Python with the elasticsearch package (set GUARDRAIL_ES_PYTHON)");
+        return;
+    };
+    let es = FakeEs::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store_at(&dir.path().join("a.db"), &es.url);
+    let recs = some_records(&mut store);
+    let c = clock();
+    let r = deliverer(&cfg(&es.url), &BTreeMap::new()).deliver_due(&mut store, &|| c.now(), None).unwrap();
+    assert_eq!(r.delivered, 3);
+    es.fail_item("peer-bad", 400);
+    let script = r#"
+import json, sys
+import elasticsearch
+from elasticsearch import Elasticsearch, helpers
+es = Elasticsearch(sys.argv[1], request_timeout=5)
+out = {}
+d = es.get(index="guardrail-audit", id=sys.argv[2])
+out["doc"] = [d["found"], d["_source"]["kind"], d["_source"]["incident_id"], d["_source"]["record_id"]]
+try:
+    es.indices.create(index="guardrail-audit", mappings={"dynamic": "strict"})
+except elasticsearch.BadRequestError as e:
+    out["exists"] = e.error
+src = {"record_id": "peer-1", "seq": 99, "kind": "peer", "recorded_at": "2026-12-06T10:00:00Z",
+       "hash": "h", "prev_hash": "p", "body": {"any": ["shape", 1]}}
+ok, errors = helpers.bulk(es, [
+    {"_op_type": "index", "_index": "guardrail-audit", "_id": "peer-1", "_source": src},
+    {"_op_type": "index", "_index": "guardrail-audit", "_id": "peer-bad", "_source": src},
+    {"_op_type": "index", "_index": "guardrail-audit", "_id": "peer-2", "_source": dict(src, surprise=1)},
+], raise_on_error=False)
+out["bulk"] = [ok, [e["index"]["status"] for e in errors], [e["index"]["error"]["type"] for e in errors]]
+try:
+    Elasticsearch(sys.argv[1], api_key="bm9wZTpub3Bl", request_timeout=5).get(index="guardrail-audit", id="peer-1")
+except elasticsearch.AuthenticationException as e:
+    out["auth"] = [e.meta.status, e.error]
+print(json.dumps(out))
+"#;
+    // Anonymous access allowed (as a cluster may), a wrong API key refused.
+    es.require_auth("ApiKey right-key");
+    es.allow_anonymous();
+    let out = std::process::Command::new(&py).args(["-c", script, &es.url, &recs[1].id()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["doc"], json!([true, "remediation_decision", "inc-7", recs[1].id()]), "{v}");
+    assert_eq!(v["exists"], "resource_already_exists_exception", "{v}");
+    assert_eq!(
+        v["bulk"],
+        json!([1, [400, 400], ["mapper_parsing_exception", "strict_dynamic_mapping_exception"]]),
+        "{v}"
+    );
+    assert_eq!(v["auth"], json!([401, "security_exception"]), "{v}");
+    // And the mirror's export puts its own documents back beside the peer's.
+    let mirror = EsMirror::connect(&cfg(&es.url), &BTreeMap::new(), None).unwrap();
+    assert_eq!(export(&mut store, &mirror, 500, &mut |_, _| {}).unwrap().written, 3);
+    assert_eq!(es.docs("guardrail-audit").len(), 4);
+}

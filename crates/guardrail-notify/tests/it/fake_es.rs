@@ -10,9 +10,11 @@
 //!   field outside a `dynamic: strict` mapping 400 `strict_dynamic_mapping_exception`; a missing
 //!   index is created on the fly, as `action.auto_create_index` (on by default) does;
 //! - `DELETE /{index}` → `{"acknowledged": true}` or 404 `index_not_found_exception`;
+//! - `GET /{index}/_doc/{id}` → the document with `found: true`, or 404 `found: false`;
 //! - injected whole-call errors: 401 `security_exception` (with the `WWW-Authenticate`
 //!   headers), 429 `es_rejected_execution_exception`, 503 `master_not_discovered_exception`;
-//!   a wrong or missing `Authorization` header is 401.
+//!   a wrong or missing `Authorization` header is 401 (a missing one passes with anonymous
+//!   access enabled).
 //!
 //! It reads requests as `serde_json::Value`: it stands in for an arbitrary server.
 
@@ -35,6 +37,7 @@ struct State {
     indices: BTreeMap<String, Index>,
     seq: u64,
     auth: Option<String>,
+    anonymous: bool,
     fail_next: Vec<u16>,
     item_errors: HashMap<String, u16>,
     log: Vec<String>,
@@ -85,6 +88,12 @@ impl FakeEs {
     /// Every request must carry this `Authorization` header.
     pub fn require_auth(&self, header: &str) {
         self.state.lock().unwrap().auth = Some(header.to_string());
+    }
+
+    /// Requests without an `Authorization` header pass (anonymous access enabled); one with
+    /// another header than [`FakeEs::require_auth`]'s is still refused.
+    pub fn allow_anonymous(&self) {
+        self.state.lock().unwrap().anonymous = true;
     }
 
     /// The next requests answer these statuses, one each.
@@ -168,7 +177,7 @@ fn answer(st: &mut State, req: &Request) -> (u16, Value) {
             let (k, v) = l.split_once(':')?;
             k.eq_ignore_ascii_case("authorization").then(|| v.trim().to_string())
         });
-        if got.as_deref() != Some(want.as_str()) {
+        if got.as_deref() != Some(want.as_str()) && !(got.is_none() && st.anonymous) {
             return match got {
                 None => injected(401, &path),
                 Some(_) => error(
@@ -204,6 +213,18 @@ fn answer(st: &mut State, req: &Request) -> (u16, Value) {
             None => error(404, "index_not_found_exception", &format!("no such index [{index}]")),
         },
         ("POST" | "PUT", ["_bulk"]) => bulk(st, &req.body),
+        ("GET", [index, "_doc", id]) => {
+            let Some(ix) = st.indices.get(*index) else {
+                return error(404, "index_not_found_exception", &format!("no such index [{index}]"));
+            };
+            match ix.docs.get(*id) {
+                Some((src, seq)) => (
+                    200,
+                    json!({"_index": index, "_id": id, "_version": 1, "_seq_no": seq, "_primary_term": 1, "found": true, "_source": src}),
+                ),
+                None => (404, json!({"_index": index, "_id": id, "found": false})),
+            }
+        }
         _ => error(400, "illegal_argument_exception", &format!("no handler for [{method}] {path}")),
     }
 }
