@@ -181,7 +181,8 @@ impl std::fmt::Debug for EsMirror {
 
 impl EsMirror {
     /// A client for `cfg` with credentials read from `env` now; sends nothing. `timeout`
-    /// shortens the per-request timeout (the CLI's inline pass).
+    /// shortens the per-request timeout and turns the client's own retries off (the CLI's
+    /// inline pass: one short try; the outbox retries later).
     pub fn connect(
         cfg: &AuditMirrorConfig,
         env: &BTreeMap<String, String>,
@@ -211,10 +212,11 @@ impl EsMirror {
         es.auth = auth;
         es.ca_pem = ca_pem;
         es.timeout = Duration::from_millis(cfg.timeout_ms);
+        es.retries = cfg.retries;
         if let Some(t) = timeout {
             es.timeout = es.timeout.min(t);
+            es.retries = 0;
         }
-        es.retries = cfg.retries;
         let client = ElasticKnowledgeStore::connect(es).map_err(MirrorSetupError::Client)?;
         Ok(EsMirror { client, index: cfg.index.clone(), ensured: AtomicBool::new(false) })
     }

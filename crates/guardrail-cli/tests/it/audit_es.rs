@@ -82,7 +82,7 @@ fn export_rebuilds_refuses_a_broken_chain_and_names_what_failed() {
     };
     let (code, out, err) = export(&["--batch", "2"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains(&format!("exported 3 of 3 record(s) from sqlite:")), "{out}");
+    assert!(out.contains("exported 3 of 3 record(s) from sqlite:"), "{out}");
     assert!(out.contains(&format!("to {}/{INDEX} in 2 _bulk call(s) (index created)", es.url)), "{out}");
     let first = es.docs(INDEX);
     assert_eq!(first.len(), 3);
@@ -132,4 +132,73 @@ fn export_rebuilds_refuses_a_broken_chain_and_names_what_failed() {
         "{err}"
     );
     assert_eq!(es.log().len(), before, "nothing sent");
+}
+
+/// `POST` with a bearer token over a fresh connection; the whole answer.
+fn http_post(addr: &str, path: &str, token: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn serve_mirrors_what_its_api_records() {
+    use std::io::BufRead;
+    let es = FakeEs::start();
+    let s = Scratch::new();
+    // sha256("test")
+    s.write(
+        "tokens.yaml",
+        "tokens:\n  - sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n    identity: ci\n    role: deployer\n",
+    );
+    s.write("governor.yaml", &format!("audit_mirror:\n  url: {}\n  index: audit-served\n", es.url));
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("guardrail"))
+        .current_dir(s.root())
+        .arg("serve")
+        .arg("--root")
+        .arg(s.root())
+        .arg("--store")
+        .arg(s.store())
+        .args(["--now", "2026-02-21T00:00:00Z", "--bind", "127.0.0.1:0", "--tokens", "tokens.yaml"])
+        .args(["--governor-config", "governor.yaml"])
+        .env_remove("GUARDRAIL_AUDIT_ES")
+        .env_remove("GUARDRAIL_TOKENS")
+        .env_remove("GUARDRAIL_GOVERNOR_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    // The first lines may be about the config in force; the address line says http://.
+    let mut line = String::new();
+    for _ in 0..20 {
+        line.clear();
+        if err.read_line(&mut line).unwrap() == 0 || line.contains("http://") {
+            break;
+        }
+    }
+    let addr = line.split("http://").nth(1).and_then(|r| r.split('/').next()).unwrap_or_default().to_string();
+    assert!(addr.starts_with("127.0.0.1:"), "no address in {line:?}");
+    let answer = http_post(&addr, "/api/gate", "test", r#"{"ci": {}}"#);
+    // The outbox thread delivers on its tick (every 5 s by default): wait for it, generously.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while es.docs("audit-served").is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let docs = es.docs("audit-served");
+    assert_eq!(docs.len(), 1, "{docs:?} {line}");
+    let doc = docs.values().next().unwrap();
+    assert_eq!((doc["kind"].as_str(), doc["seq"].as_i64()), (Some("deploy_decision"), Some(1)), "{doc}");
 }
