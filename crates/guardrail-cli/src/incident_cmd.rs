@@ -10,7 +10,6 @@
 
 use std::path::PathBuf;
 
-use guardrail_config::KnowledgeBackend;
 use guardrail_core::audit::ChainedRecord;
 use guardrail_gate::audit_cmd::StoreArgs;
 use guardrail_gate::exit::Exit;
@@ -25,8 +24,8 @@ use guardrail_governor::views::{
     RecordRef, Refused, RegateView, ReleaseClaimView, ReleaseRefusalView, Released, ResolveView, RunStatus, RunView,
     WithExit,
 };
-use guardrail_governor::{Governor, NdjsonLogs, PipelineOutcome};
-use guardrail_knowledge::{KnowledgeStore, SqliteKnowledgeStore};
+use guardrail_governor::{Governor, KnowledgeChoice, LiveLogsSource, LogsSource, NdjsonLogs, PipelineOutcome};
+use guardrail_knowledge::KnowledgeStore;
 use serde_json::Value;
 
 use crate::identity::{Act, Actor, AuthArgs, establish};
@@ -144,7 +143,8 @@ pub struct PipelineArgs {
     actor: Option<String>,
     #[command(flatten)]
     auth: AuthArgs,
-    /// Live logs (NDJSON, one request per line) for the query_live_logs tool.
+    /// Live logs (NDJSON, one request per line) for the query_live_logs tool [default: the
+    /// logs index of an Elasticsearch knowledge base (knowledge.indices.logs), else none]
     #[arg(long, value_name = "FILE")]
     logs: Option<PathBuf>,
     /// Deploy-gate inputs (DIR/config/policies.yaml, slos.yaml, data/metrics.json, cost.json,
@@ -212,8 +212,9 @@ pub fn run(cmd: IncidentCommand, env: EnvLookup<'_>) -> Exit {
                 Ok(i) => i,
                 Err(e) => return fail(&[e.to_string()]),
             };
-            // A SQLite file, or an Elasticsearch cluster when --kb / GUARDRAIL_KB is a URL.
-            let knowledge = match ctx.open_knowledge() {
+            // A SQLite file or an Elasticsearch cluster (--kb, GUARDRAIL_KB, the config's
+            // knowledge: block); its live logs too. Either failing decides nothing.
+            let knowledge = match ctx.live_logs().and_then(|_| ctx.open_knowledge()) {
                 Ok(k) => k,
                 Err(e) => return fail(&[e]),
             };
@@ -266,34 +267,12 @@ pub fn run(cmd: IncidentCommand, env: EnvLookup<'_>) -> Exit {
                 Ok(a) => a,
                 Err(r) => return r.report(),
             };
-            resolve(env, &store, &kb, &incident, &summary, &actor.name, action.as_deref(), at.as_deref(), format)
+            let choice = match kb.select(Some(&cfg), env) {
+                Ok(c) => c,
+                Err(e) => return fail(&[e]),
+            };
+            resolve(env, &store, &choice, &incident, &summary, &actor.name, action.as_deref(), at.as_deref(), format)
         }
-    }
-}
-
-/// Opens an existing knowledge base for writing (learning, reviews), with the command that
-/// creates one when it is missing.
-pub fn open_kb(path: &std::path::Path) -> Result<SqliteKnowledgeStore, String> {
-    SqliteKnowledgeStore::open(path).map_err(|e| kb_error(path, e))
-}
-
-/// [`open_kb`] read-only (`SQLITE_OPEN_READ_ONLY`: no schema write, no sync), for the commands
-/// that only plan, stress and search.
-pub fn open_kb_read_only(path: &std::path::Path) -> Result<SqliteKnowledgeStore, String> {
-    SqliteKnowledgeStore::open_read_only(path).map_err(|e| kb_error(path, e))
-}
-
-fn kb_error(path: &std::path::Path, e: guardrail_knowledge::KnowledgeError) -> String {
-    match e {
-        guardrail_knowledge::KnowledgeError::NotFound(_) => format!(
-            "{e} (run `guardrail kb load examples/governor/sample_data.json{}`)",
-            if path == std::path::Path::new(crate::remediation::DEFAULT_KB) {
-                String::new()
-            } else {
-                format!(" --kb {}", path.display())
-            }
-        ),
-        e => e.to_string(),
     }
 }
 
@@ -376,11 +355,12 @@ pub(crate) struct Ctx<'a> {
     pub(crate) env: EnvLookup<'a>,
     pub(crate) store: &'a StoreArgs,
     pub(crate) cfg: LoadedConfig,
-    /// The knowledge base's file or URL, for opening and for the records.
-    kb: PathBuf,
-    /// The governor config's Elasticsearch `knowledge:` block, when it chose the knowledge base.
-    kb_elastic: Option<guardrail_config::ElasticsearchSettings>,
-    logs: Option<NdjsonLogs>,
+    /// The knowledge base in force ([`KbArgs::select`]), or why it cannot be set up (kept, not
+    /// reported at once: an authorised execution does not need it).
+    knowledge: Result<KnowledgeChoice, String>,
+    /// The live logs (`--logs`, else an Elasticsearch knowledge base's logs index), or why the
+    /// cluster's cannot be reached.
+    logs: Result<Option<LiveLogsSource>, String>,
     pub(crate) executor: Option<ExecutorChoice>,
     pub(crate) now: jiff::Timestamp,
     pub(crate) actor: String,
@@ -454,19 +434,17 @@ impl<'a> Ctx<'a> {
                 }
                 let identity = establish(auth, claimed, cfg.tokens.as_deref(), act, env).map_err(|r| r.report())?;
                 let actor = identity.name.clone();
-                // `--kb` / `GUARDRAIL_KB`, else the config's `knowledge:` block, else the default file.
-                let (kb, kb_elastic) = match (kb.named(env), cfg.knowledge.as_ref().map(|k| &k.backend)) {
-                    (Some(named), _) => (named, None),
-                    (None, Some(KnowledgeBackend::Elasticsearch(es))) => (PathBuf::from(&es.url), Some(es.clone())),
-                    (None, Some(KnowledgeBackend::Sqlite { path: Some(p) })) => (p.clone(), None),
-                    (None, _) => (kb.path(env), None),
+                let knowledge = kb.select(Some(&cfg), env);
+                let logs = match &knowledge {
+                    Ok(k) => k.live_logs(logs).map_err(|e| e.to_string()),
+                    // Without a knowledge base nothing plans, so nothing reads the logs either.
+                    Err(e) => Err(e.clone()),
                 };
                 Ok(Ctx {
                     env,
                     store,
                     cfg,
-                    kb,
-                    kb_elastic,
+                    knowledge,
                     logs,
                     executor,
                     now,
@@ -495,17 +473,16 @@ impl<'a> Ctx<'a> {
         crate::remediation::open_log(self.store, self.env, &self.at()).map_err(|e| e.to_string())
     }
 
-    /// The knowledge base in force, read-only: the config's Elasticsearch block, or the file or
-    /// URL of `kb` ([`crate::kb_cmd::open_knowledge`]).
+    /// The knowledge base in force, read-only ([`crate::remediation::open_knowledge`]).
     fn open_knowledge(&self) -> Result<Box<dyn KnowledgeStore>, String> {
-        match &self.kb_elastic {
-            Some(es) => {
-                let cfg = crate::kb_cmd::elastic_from_config(es, self.env)?;
-                let store = guardrail_knowledge::ElasticKnowledgeStore::open(cfg)
-                    .map_err(|e| format!("knowledge: {}: {e}", es.url))?;
-                Ok(Box::new(store))
-            }
-            None => crate::kb_cmd::open_knowledge(&self.kb, self.env, false),
+        crate::remediation::open_knowledge(self.knowledge.as_ref().map_err(Clone::clone)?, false)
+    }
+
+    /// The live logs in force, or why they cannot be read.
+    fn live_logs(&self) -> Result<Option<&dyn LogsSource>, String> {
+        match &self.logs {
+            Ok(l) => Ok(l.as_ref().map(|l| l as &dyn LogsSource)),
+            Err(e) => Err(format!("live logs: {e}")),
         }
     }
 
@@ -521,13 +498,13 @@ impl<'a> Ctx<'a> {
             config: &self.cfg.config,
             run: RunContext {
                 proposer: self.actor.clone(),
-                knowledge_base: self.kb.display().to_string(),
-                logs: self.logs.as_ref().map(guardrail_governor::LogsSource::describe),
+                knowledge_base: self.knowledge.as_ref().map(KnowledgeChoice::describe).unwrap_or_default(),
+                logs: self.live_logs().ok().flatten().map(LogsSource::describe),
                 deploy_signals: self.signals.as_ref().map(|(_, m)| m.clone()),
                 governor_config: self.governor_config(),
             },
             knowledge: kb,
-            logs: self.logs.as_ref().map(|l| l as &dyn guardrail_governor::LogsSource),
+            logs: self.live_logs().ok().flatten(),
             signals: self.signals.as_ref().map(|(s, _)| s),
             executor: exec.as_ref().map(Box::as_ref).map_err(|e| *e),
             now: self.now,
@@ -605,8 +582,9 @@ impl<'a> Ctx<'a> {
             Err(e) => return Outcome::error(incident_id, vec![e.to_string()]),
         };
         // The knowledge base is needed only for a re-gate: a missing one must not stop an
-        // authorised execution (a re-gate without one cannot decide).
-        let kb = self.open_knowledge();
+        // authorised execution (a re-gate without one cannot decide). Logs that cannot be read
+        // withhold it too: a re-gate must not stress without them.
+        let kb = self.live_logs().and_then(|_| self.open_knowledge());
         // A re-gate plans the requested action (RequestedActionPlanner), whoever plans runs.
         let governor = self.planner.governor();
         let exec = executor(&self.cfg.config, self.executor);
@@ -1001,7 +979,7 @@ fn release_claim(
 fn resolve(
     env: EnvLookup<'_>,
     store: &StoreArgs,
-    kb: &KbArgs,
+    kb: &KnowledgeChoice,
     incident_id: &str,
     summary: &str,
     who: &str,
@@ -1014,7 +992,7 @@ fn resolve(
         Ok(t) => t,
         Err(code) => return code,
     };
-    let mut knowledge = match crate::kb_cmd::open_knowledge(&kb.path(env), env, true) {
+    let mut knowledge = match crate::remediation::open_knowledge(kb, true) {
         Ok(k) => k,
         Err(e) => return fail(&[e]),
     };

@@ -15,12 +15,15 @@
 //!
 //! `kb stats` prints the counts as text, or as JSON with `--format json`.
 //!
-//! `--kb http(s)://host:9200` (or `GUARDRAIL_KB`) selects an Elasticsearch cluster instead of a
-//! SQLite file ([`open_knowledge`]): the original's indices (`runbooks-demo`, `evidence-demo`,
-//! `policies-demo`), credentials from `GUARDRAIL_ES_API_KEY` or `GUARDRAIL_ES_USERNAME` +
-//! `GUARDRAIL_ES_PASSWORD`, extra trusted CAs from `GUARDRAIL_ES_CA_FILE`. `kb load` creates the
-//! indices with the original's mappings and sends `_bulk` requests of
-//! [`guardrail_knowledge::STREAM_BATCH`] documents. Any cluster failure is an error (exit 3).
+//! The knowledge base is the one every remediation command uses
+//! ([`crate::remediation::KbArgs::select`]): `--kb` (a file, or `http(s)://host:9200` for an
+//! Elasticsearch cluster with the original's indices and credentials from `GUARDRAIL_ES_API_KEY`
+//! or `GUARDRAIL_ES_USERNAME` + `GUARDRAIL_ES_PASSWORD`, extra trusted CAs from
+//! `GUARDRAIL_ES_CA_FILE`), else `GUARDRAIL_KB`, else the governor config's `knowledge:` block
+//! (its own index names, credentials variables, CA file, timeout and retries), else
+//! `.guardrail/knowledge.db`. Against a cluster, `kb load` creates the indices with the
+//! original's mappings and sends `_bulk` requests of [`guardrail_knowledge::STREAM_BATCH`]
+//! documents. Any cluster failure is an error (exit 3).
 //!
 //! `kb review RUNBOOK` makes a learned runbook usable by the planner. The reviewer is
 //! authenticated ([`crate::identity`]: a token with role `approver` or `admin`, or the OS
@@ -32,26 +35,21 @@ use std::path::{Path, PathBuf};
 use guardrail_gate::audit_cmd::StoreArgs;
 use guardrail_gate::exit::Exit;
 use guardrail_gate::inputs::EnvLookup;
+use guardrail_governor::KnowledgeChoice;
 use guardrail_governor::record;
 use guardrail_knowledge::parse::Format;
 use guardrail_knowledge::{
-    ElasticAuth, ElasticConfig, ElasticKnowledgeStore, KnowledgeStore, LoadReport, MAX_FILE_BYTES,
-    SqliteKnowledgeStore, read_text,
+    ElasticKnowledgeStore, KnowledgeStore, LoadReport, MAX_FILE_BYTES, SqliteKnowledgeStore, read_text,
 };
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::identity::{Act, AuthArgs, establish};
-use crate::incident_cmd::{open_kb, open_kb_read_only};
-
-/// The variables the Elasticsearch backend reads.
-const ES_API_KEY: &str = "GUARDRAIL_ES_API_KEY";
-const ES_USERNAME: &str = "GUARDRAIL_ES_USERNAME";
-const ES_PASSWORD: &str = "GUARDRAIL_ES_PASSWORD";
-const ES_CA_FILE: &str = "GUARDRAIL_ES_CA_FILE";
 use guardrail_governor::views::{RecordRef, ReviewView, Reviewed};
 
-use crate::remediation::{ConfigArgs, KbArgs, OutFormat, append, append_failure, fail, kinds, now};
+use crate::remediation::{
+    ConfigArgs, KbArgs, LoadedConfig, OutFormat, append, append_failure, fail, kinds, now, open_knowledge,
+};
 
 /// `guardrail kb …`.
 #[derive(Debug, clap::Subcommand)]
@@ -63,6 +61,8 @@ pub enum KbCommand {
         file: PathBuf,
         #[command(flatten)]
         kb: KbArgs,
+        #[command(flatten)]
+        config: ConfigArgs,
     },
     /// Search reviewed runbooks (or evidence with --evidence) of one service, BM25 ranked.
     Search {
@@ -82,6 +82,8 @@ pub enum KbCommand {
         format: OutFormat,
         #[command(flatten)]
         kb: KbArgs,
+        #[command(flatten)]
+        config: ConfigArgs,
     },
     /// Mark a learned (unreviewed) runbook reviewed, so the planner may use it.
     Review {
@@ -113,35 +115,52 @@ pub enum KbCommand {
         format: OutFormat,
         #[command(flatten)]
         kb: KbArgs,
+        #[command(flatten)]
+        config: ConfigArgs,
     },
+}
+
+/// The governor config (for its `knowledge:` block) and the knowledge base in force; `Err` is
+/// the exit code, the errors printed.
+fn knowledge(kb: &KbArgs, config: &ConfigArgs, env: EnvLookup<'_>) -> Result<(LoadedConfig, KnowledgeChoice), Exit> {
+    let cfg = config.load(env).map_err(|e| fail(&e))?;
+    let choice = kb.select(Some(&cfg), env).map_err(|e| fail(&[e]))?;
+    Ok((cfg, choice))
 }
 
 /// Runs one `kb` subcommand; returns the exit code.
 pub fn run(cmd: KbCommand, env: EnvLookup<'_>) -> Exit {
     match cmd {
-        KbCommand::Load { file, kb } => load(&file, &kb.path(env), env),
-        KbCommand::Search { query, service, evidence, k, format, kb } => {
-            search(&kb.path(env), env, &query, &service, evidence, k, format)
-        }
+        KbCommand::Load { file, kb, config } => match knowledge(&kb, &config, env) {
+            Ok((_, choice)) => load(&file, &choice),
+            Err(code) => code,
+        },
+        KbCommand::Search { query, service, evidence, k, format, kb, config } => match knowledge(&kb, &config, env) {
+            Ok((_, choice)) => search(&choice, &query, &service, evidence, k, format),
+            Err(code) => code,
+        },
         KbCommand::Review { runbook, actor, auth, now: at, kb, config, store, format } => {
-            let cfg = match config.load(env) {
+            let (cfg, choice) = match knowledge(&kb, &config, env) {
                 Ok(c) => c,
-                Err(e) => return fail(&e),
+                Err(code) => return code,
             };
             let actor = match establish(&auth, actor.as_deref(), cfg.tokens.as_deref(), Act::Review, env) {
                 Ok(a) => a,
                 Err(r) => return r.report(),
             };
-            review(env, &kb.path(env), &store, &runbook, &actor.name, at.as_deref(), format)
+            review(env, &choice, &store, &runbook, &actor.name, at.as_deref(), format)
         }
-        KbCommand::Stats { format, kb } => {
-            let path = kb.path(env);
-            match open_knowledge(&path, env, false).and_then(|s| s.stats().map_err(|e| e.to_string())) {
+        KbCommand::Stats { format, kb, config } => {
+            let choice = match knowledge(&kb, &config, env) {
+                Ok((_, c)) => c,
+                Err(code) => return code,
+            };
+            match open_knowledge(&choice, false).and_then(|s| s.stats().map_err(|e| e.to_string())) {
                 Ok(st) => {
                     match format {
                         OutFormat::Json => println!("{}", serde_json::to_string_pretty(&st).unwrap_or_default()),
                         OutFormat::Text => {
-                            println!("knowledge base {}", path.display());
+                            println!("knowledge base {}", choice.describe());
                             println!(
                                 "  runbooks   {:>9} reviewed, {} awaiting review",
                                 st.runbooks_reviewed, st.runbooks_unreviewed
@@ -173,85 +192,18 @@ fn is_sample_data(file: &Path) -> Result<bool, String> {
         .is_some_and(|m| ["runbooks", "evidence", "policies", "incidents"].iter().any(|k| m.contains_key(*k))))
 }
 
-/// The Elasticsearch cluster a `--kb` value names, when it is an `http://` or `https://` URL,
-/// with credentials and CA from the environment; `None` for a file path.
-pub fn elastic_target(kb: &Path, env: EnvLookup<'_>) -> Option<Result<ElasticConfig, String>> {
-    let url = kb.to_str().filter(|u| u.starts_with("http://") || u.starts_with("https://"))?;
-    let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-    Some((|| {
-        let mut cfg = ElasticConfig::new(url);
-        cfg.auth = match (var(ES_API_KEY), var(ES_USERNAME), var(ES_PASSWORD)) {
-            (Some(_), Some(_), _) => {
-                return Err(format!("set {ES_API_KEY} or {ES_USERNAME} with {ES_PASSWORD}, not both"));
-            }
-            (Some(key), None, _) => Some(ElasticAuth::ApiKey(key.trim().to_string())),
-            (None, Some(user), Some(password)) => Some(ElasticAuth::Basic { user, password }),
-            (None, Some(_), None) => return Err(format!("{ES_USERNAME} is set but {ES_PASSWORD} is not")),
-            (None, None, _) => None,
-        };
-        if let Some(ca) = var(ES_CA_FILE) {
-            let pem = std::fs::read(&ca).map_err(|e| format!("{ES_CA_FILE}={ca}: {e}"))?;
-            cfg.ca_pem = Some(pem);
+fn load(file: &Path, kb: &KnowledgeChoice) -> Exit {
+    let target = match kb {
+        KnowledgeChoice::Elasticsearch { config, .. } => {
+            ElasticKnowledgeStore::create(config.clone()).map(Target::Elastic).map_err(|e| e.to_string())
         }
-        Ok(cfg)
-    })())
-}
-
-/// The Elasticsearch client a governor config's `knowledge:` block (backend `elasticsearch`)
-/// names: index names, timeout and retries as checked by `guardrail-config`; the API key or
-/// password read from the variable the block names (unset or empty is an error, never anonymous
-/// access); the CA file read. For the commands that take the backend from the config.
-pub fn elastic_from_config(
-    es: &guardrail_config::ElasticsearchSettings,
-    env: EnvLookup<'_>,
-) -> Result<ElasticConfig, String> {
-    let secret = |var: &str| {
-        env(var).filter(|v| !v.trim().is_empty()).map(|v| v.trim().to_string()).ok_or_else(|| {
-            format!("knowledge: {var} is not set (the block names it for the Elasticsearch credentials)")
-        })
-    };
-    let mut cfg = ElasticConfig::new(&es.url);
-    cfg.indices = guardrail_knowledge::elastic::Indices {
-        runbooks: es.indices.runbooks.clone(),
-        evidence: es.indices.evidence.clone(),
-        policies: es.indices.policies.clone(),
-    };
-    cfg.auth = match &es.credentials {
-        None => None,
-        Some(guardrail_config::ElasticCredentials::ApiKeyEnv(var)) => Some(ElasticAuth::ApiKey(secret(var)?)),
-        Some(guardrail_config::ElasticCredentials::Basic { username, password_env }) => {
-            Some(ElasticAuth::Basic { user: username.clone(), password: secret(password_env)? })
+        KnowledgeChoice::Sqlite { path, .. } => {
+            SqliteKnowledgeStore::create(path).map(Target::Sqlite).map_err(|e| e.to_string())
         }
     };
-    if let Some(ca) = &es.ca_file {
-        cfg.ca_pem = Some(std::fs::read(ca).map_err(|e| format!("knowledge.ca_file {}: {e}", ca.display()))?);
-    }
-    cfg.timeout = std::time::Duration::from_millis(es.timeout_ms);
-    cfg.retries = es.retries;
-    Ok(cfg)
-}
-
-/// Opens the knowledge base a `--kb` value names: an Elasticsearch cluster for an `http(s)://`
-/// URL (its indices must exist: [`ElasticKnowledgeStore::open`]), else the SQLite file,
-/// read-only unless `write`.
-pub fn open_knowledge(kb: &Path, env: EnvLookup<'_>, write: bool) -> Result<Box<dyn KnowledgeStore>, String> {
-    match elastic_target(kb, env) {
-        Some(cfg) => Ok(Box::new(ElasticKnowledgeStore::open(cfg?).map_err(|e| e.to_string())?)),
-        None if write => Ok(Box::new(open_kb(kb)?)),
-        None => Ok(Box::new(open_kb_read_only(kb)?)),
-    }
-}
-
-fn load(file: &Path, kb: &Path, env: EnvLookup<'_>) -> Exit {
-    if let Some(cfg) = elastic_target(kb, env) {
-        return match cfg.and_then(|c| ElasticKnowledgeStore::create(c).map_err(|e| e.to_string())) {
-            Ok(store) => load_into(file, Target::Elastic(store), &kb.display().to_string()),
-            Err(e) => fail(&[e]),
-        };
-    }
-    match SqliteKnowledgeStore::create(kb) {
-        Ok(store) => load_into(file, Target::Sqlite(store), &kb.display().to_string()),
-        Err(e) => fail(&[e.to_string()]),
+    match target {
+        Ok(target) => load_into(file, target, &kb.describe()),
+        Err(e) => fail(&[e]),
     }
 }
 
@@ -416,19 +368,11 @@ impl Progress {
     }
 }
 
-fn search(
-    kb: &Path,
-    env: EnvLookup<'_>,
-    query: &str,
-    service: &str,
-    evidence: bool,
-    k: usize,
-    format: OutFormat,
-) -> Exit {
+fn search(kb: &KnowledgeChoice, query: &str, service: &str, evidence: bool, k: usize, format: OutFormat) -> Exit {
     if !guardrail_core::remediation::valid_service_name(service) {
         return fail(&[format!("--service {service:?}: not a service name (1-128 of A-Z a-z 0-9 - _ . : /)")]);
     }
-    let store = match open_knowledge(kb, env, false) {
+    let store = match open_knowledge(kb, false) {
         Ok(s) => s,
         Err(e) => return fail(&[e]),
     };
@@ -522,7 +466,7 @@ impl RunbookRow {
 
 fn review(
     env: EnvLookup<'_>,
-    kb: &Path,
+    kb: &KnowledgeChoice,
     store: &StoreArgs,
     id: &str,
     who: &str,
@@ -534,13 +478,13 @@ fn review(
         Ok(t) => t.to_string(),
         Err(e) => return crate::remediation::bad_now(&e),
     };
-    let mut knowledge = match open_knowledge(kb, env, true) {
+    let mut knowledge = match open_knowledge(kb, true) {
         Ok(s) => s,
         Err(e) => return fail(&[e]),
     };
     let runbook = match knowledge.runbook(id) {
         Ok(Some(r)) => r,
-        Ok(None) => return fail(&[format!("no runbook {id:?} in {}", kb.display())]),
+        Ok(None) => return fail(&[format!("no runbook {id:?} in {}", kb.describe())]),
         Err(e) => return fail(&[e.to_string()]),
     };
     if runbook.reviewed {
@@ -606,29 +550,5 @@ fn review(
             done
         }
         Err(e) => fail(&[format!("review recorded as {} but not applied: {e}", rec.id())]),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_knowledge_block_becomes_a_client_config_with_secrets_from_the_environment() {
-        let text = "knowledge:\n  backend: elasticsearch\n  url: https://es.internal:9200\n  indices: {runbooks: rb}\n  username: guardrail\n  password_env: ES_PW\n  timeout_ms: 900\n  retries: 1\n";
-        let file = guardrail_config::load_governor_file(&guardrail_config::Source::from_text("g.yaml", text)).unwrap();
-        let Some(guardrail_config::KnowledgeBackend::Elasticsearch(es)) = file.value.knowledge.map(|k| k.backend)
-        else {
-            panic!("an elasticsearch block");
-        };
-        let env = |k: &str| (k == "ES_PW").then(|| "hunter2".to_string());
-        let cfg = elastic_from_config(&es, &env).unwrap();
-        assert_eq!(cfg.url, "https://es.internal:9200");
-        assert_eq!((cfg.indices.runbooks.as_str(), cfg.indices.evidence.as_str()), ("rb", "evidence-demo"));
-        assert_eq!(cfg.auth, Some(ElasticAuth::Basic { user: "guardrail".into(), password: "hunter2".into() }));
-        assert_eq!((cfg.timeout, cfg.retries), (std::time::Duration::from_millis(900), 1));
-        let none = |_: &str| None;
-        let e = elastic_from_config(&es, &none).unwrap_err();
-        assert_eq!(e, "knowledge: ES_PW is not set (the block names it for the Elasticsearch credentials)");
     }
 }

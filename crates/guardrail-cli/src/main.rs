@@ -769,8 +769,10 @@ fn serve(args: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Exit {
     for w in ci::explainer_warning(env).into_iter().chain(ci::dashboard_warnings(env)) {
         eprintln!("guardrail serve: warning: {w}");
     }
-    let mut mcp =
-        args.mcp.then(|| guardrail::mcp_cmd::config(&args.inputs, &args.store, &args.kb, args.logs.clone(), env));
+    // The MCP tools' configuration is built once the governor config is read (its knowledge:
+    // block may choose the knowledge base).
+    let mcp_inputs = args.mcp.then(|| args.inputs.clone());
+    let mut mcp = None;
     let mut cfg = guardrail_server::ServerConfig::new(args.inputs, args.store.spec(env));
     cfg.env = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
     // --explainer wins over EXPLAINER_BACKEND: the server's explainer reads its environment map.
@@ -803,8 +805,19 @@ fn serve(args: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Exit {
             if planner.backend != guardrail_config::PlannerBackend::Builtin {
                 eprintln!("guardrail serve: planner: {}", planner.describe());
             }
-            if let Some(m) = mcp.as_mut() {
+            if let Some(inputs) = &mcp_inputs {
+                // Chosen once for the MCP tools, as `guardrail mcp` chooses it; the API's
+                // endpoints choose per request from the config in force.
+                let knowledge = match args.kb.select(Some(&g), env) {
+                    Ok(k) => k,
+                    Err(e) => {
+                        eprintln!("guardrail serve: knowledge: {e}");
+                        return Exit::CannotDecide;
+                    }
+                };
+                let mut m = guardrail::mcp_cmd::config(inputs, &args.store, knowledge, args.logs.clone(), env);
                 m.planner = planner.clone();
+                mcp = Some(m);
             }
             let fixed = args.planner.model.is_some()
                 || matches!(
@@ -815,7 +828,9 @@ fn serve(args: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Exit {
             cfg.governor = guardrail_server::GovernorSettings {
                 description: g.describe(),
                 config: g.config,
-                kb: Some(args.kb.path(env)),
+                // --kb only: GUARDRAIL_KB, the knowledge: block in force and the default file
+                // are resolved per request (guardrail_governor::knowledge_select).
+                kb: args.kb.kb.clone(),
                 logs,
                 deploy_signals: args.governor_signals,
                 // Watched and reloaded when it changes (guardrail_server::state), the blocks too.

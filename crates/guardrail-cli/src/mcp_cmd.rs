@@ -22,7 +22,8 @@ pub struct McpArgs {
     store: StoreArgs,
     #[command(flatten)]
     kb: KbArgs,
-    /// Live logs (NDJSON, one request per line) for the query_live_logs tool.
+    /// Live logs (NDJSON, one request per line) for the query_live_logs tool [default: the
+    /// logs index of an Elasticsearch knowledge base (knowledge.indices.logs), else none]
     #[arg(long, value_name = "FILE")]
     logs: Option<PathBuf>,
     /// Default live-logs window, minutes.
@@ -40,8 +41,8 @@ pub struct McpArgs {
     /// Who plans for propose_remediation.
     #[command(flatten)]
     planner: PlannerFlags,
-    /// The governor config whose `planner:` block chooses the planner when no flag or variable
-    /// does.
+    /// The governor config whose `planner:` and `knowledge:` blocks choose the planner and the
+    /// knowledge base when no flag or variable does.
     #[command(flatten)]
     governor: ConfigArgs,
 }
@@ -51,17 +52,17 @@ fn fail(msg: &str) -> Exit {
     Exit::CannotDecide
 }
 
-/// The MCP server's configuration from the gate's input flags, the store and knowledge base
-/// flags and a logs file, resolved as `guardrail gate` and `guardrail incident` resolve them
-/// (also used by `guardrail serve --mcp`).
+/// The MCP server's configuration from the gate's input flags, the store flags, the knowledge
+/// base in force ([`KbArgs::select`]) and a logs file, resolved as `guardrail gate` and
+/// `guardrail incident` resolve them (also used by `guardrail serve --mcp`).
 pub fn config(
     inputs: &InputArgs,
     store: &StoreArgs,
-    kb: &KbArgs,
+    knowledge: guardrail_governor::KnowledgeChoice,
     logs: Option<PathBuf>,
     env: EnvLookup<'_>,
 ) -> McpConfig {
-    let mut cfg = McpConfig::new(inputs.clone(), store.spec(env), kb.path(env));
+    let mut cfg = McpConfig::with_knowledge(inputs.clone(), store.spec(env), knowledge);
     cfg.env = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
     cfg.audit_jsonl = store.jsonl(env);
     cfg.logs = logs;
@@ -90,7 +91,13 @@ pub fn run(args: McpArgs, env: EnvLookup<'_>) -> Exit {
         Ok(g) => g,
         Err(es) => return fail(&format!("governor config: {}", es.join("; "))),
     };
-    let mut cfg = config(&args.inputs, &args.store, &args.kb, args.logs, env);
+    // --kb, GUARDRAIL_KB, the config's knowledge: block, else the default file: as every
+    // command. Credentials a block names but the environment lacks refuse to start.
+    let knowledge = match args.kb.select(Some(&governor), env) {
+        Ok(k) => k,
+        Err(e) => return fail(&format!("knowledge: {e}")),
+    };
+    let mut cfg = config(&args.inputs, &args.store, knowledge, args.logs, env);
     cfg.logs_window_minutes = args.logs_window_minutes;
     // Chosen once, before serving: an unknown planner or a model planner without its key
     // refuses to start (64 / 3) rather than fail every proposal.

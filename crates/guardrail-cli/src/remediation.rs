@@ -27,31 +27,53 @@ use serde_json::Value;
 pub use guardrail_governor::queue::kinds;
 
 /// Default knowledge base, relative to the working directory.
-pub const DEFAULT_KB: &str = ".guardrail/knowledge.db";
+pub use guardrail_governor::knowledge_select::DEFAULT_KB;
 /// Governor config read when present and no other is named.
 pub const DEFAULT_GOVERNOR_CONFIG: &str = ".guardrail/governor.yaml";
 
 /// Where the knowledge base is.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct KbArgs {
-    /// Knowledge base (SQLite FTS5 file) [env: GUARDRAIL_KB] [default: .guardrail/knowledge.db]
-    #[arg(long, value_name = "PATH", global = true)]
+    /// Knowledge base: a SQLite FTS5 file or an Elasticsearch URL (http(s)://host:9200)
+    /// [env: GUARDRAIL_KB] [default: the governor config's knowledge: block, else
+    /// .guardrail/knowledge.db]
+    #[arg(long, value_name = "PATH|URL", global = true)]
     pub kb: Option<PathBuf>,
 }
 
 impl KbArgs {
-    /// The path `--kb` or `GUARDRAIL_KB` names, if either does.
-    pub fn named(&self, env: EnvLookup<'_>) -> Option<PathBuf> {
-        self.kb.clone().or_else(|| env("GUARDRAIL_KB").filter(|v| !v.trim().is_empty()).map(PathBuf::from))
+    /// The knowledge base in force: `--kb`, else `GUARDRAIL_KB`, else `config`'s `knowledge:`
+    /// block, else [`DEFAULT_KB`] ([`guardrail_governor::knowledge_select::select_knowledge`], the
+    /// one resolution every command and `guardrail serve` use).
+    pub fn select(
+        &self,
+        config: Option<&LoadedConfig>,
+        env: EnvLookup<'_>,
+    ) -> Result<guardrail_governor::KnowledgeChoice, String> {
+        let block = config.and_then(|c| c.knowledge.as_ref());
+        guardrail_governor::select_knowledge(self.kb.as_deref(), block, env).map_err(|e| e.to_string())
     }
+}
 
-    /// The path in force.
-    pub fn path(&self, env: EnvLookup<'_>) -> PathBuf {
-        self.kb
-            .clone()
-            .or_else(|| env("GUARDRAIL_KB").filter(|v| !v.trim().is_empty()).map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_KB))
-    }
+/// Opens the knowledge base in force: read-only (planning, searching) unless `write` (learning,
+/// reviews). A missing SQLite file names the command that creates it; an Elasticsearch cluster
+/// that cannot answer is an error here, never an empty knowledge base later.
+pub fn open_knowledge(
+    choice: &guardrail_governor::KnowledgeChoice,
+    write: bool,
+) -> Result<Box<dyn guardrail_knowledge::KnowledgeStore>, String> {
+    let opened = if write { choice.open_writable() } else { choice.open_read_only() };
+    opened.map_err(|e| match e {
+        guardrail_knowledge::KnowledgeError::NotFound(_) => format!(
+            "{e} (run `guardrail kb load examples/governor/sample_data.json{}`)",
+            if choice.file() == Some(Path::new(DEFAULT_KB)) {
+                String::new()
+            } else {
+                format!(" --kb {}", choice.describe())
+            }
+        ),
+        e => e.to_string(),
+    })
 }
 
 /// Where the governor config is.

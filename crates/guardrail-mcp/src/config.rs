@@ -21,9 +21,12 @@ pub struct McpConfig {
     pub store_spec: String,
     /// The JSON-lines audit mirror, when configured.
     pub audit_jsonl: Option<PathBuf>,
-    /// The knowledge base (SQLite FTS5 file), opened read-side on each call.
-    pub kb: PathBuf,
-    /// Live logs (NDJSON) for `query_live_logs`, when configured.
+    /// The knowledge base (a SQLite FTS5 file or an Elasticsearch cluster), opened read-side
+    /// on each call; chosen as every command chooses it
+    /// ([`guardrail_governor::knowledge_select::select_knowledge`]).
+    pub knowledge: guardrail_governor::KnowledgeChoice,
+    /// Live logs (NDJSON) for `query_live_logs`, when configured; without it, an Elasticsearch
+    /// knowledge base's logs index ([`guardrail_governor::KnowledgeChoice::live_logs`]).
     pub logs: Option<PathBuf>,
     /// Default live-logs window, minutes.
     pub logs_window_minutes: u32,
@@ -35,14 +38,24 @@ pub struct McpConfig {
 }
 
 impl McpConfig {
-    /// A configuration with default inputs, the given store and knowledge base, no logs.
+    /// A configuration with default inputs, the given store and knowledge base file, no logs.
     pub fn new(inputs: InputArgs, store_spec: String, kb: PathBuf) -> McpConfig {
+        let origin = guardrail_governor::knowledge_select::KnowledgeOrigin::Flag;
+        McpConfig::with_knowledge(inputs, store_spec, guardrail_governor::KnowledgeChoice::Sqlite { path: kb, origin })
+    }
+
+    /// A configuration with default inputs, the given store and knowledge base, no logs.
+    pub fn with_knowledge(
+        inputs: InputArgs,
+        store_spec: String,
+        knowledge: guardrail_governor::KnowledgeChoice,
+    ) -> McpConfig {
         McpConfig {
             inputs,
             env: BTreeMap::new(),
             store_spec,
             audit_jsonl: None,
-            kb,
+            knowledge,
             logs: None,
             logs_window_minutes: DEFAULT_LOGS_WINDOW_MINUTES,
             now: None,

@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use guardrail_governor::{NdjsonLogs, ToolContext, ToolError, ToolRegistry};
-use guardrail_knowledge::{KnowledgeStore, SqliteKnowledgeStore};
+use guardrail_knowledge::KnowledgeStore;
 
 use crate::config::McpConfig;
 use crate::gate_state::{GateState, MissingKnowledge};
@@ -95,17 +95,23 @@ pub fn call_tool(
         }
     }
     let now = cfg.now.unwrap_or_else(Timestamp::now);
-    // The tools only search and plan: the knowledge base is opened read-only.
-    let kb: Box<dyn KnowledgeStore> = match SqliteKnowledgeStore::open_read_only(&cfg.kb) {
-        Ok(k) => Box::new(k),
+    // The tools only search and plan: the knowledge base is opened read-only. One that cannot
+    // be opened (a missing file, a cluster that does not answer) fails every read with why.
+    let kb: Box<dyn KnowledgeStore> = match cfg.knowledge.open_read_only() {
+        Ok(k) => k,
         Err(e) => Box::new(MissingKnowledge(e.to_string())),
     };
-    let logs = match &cfg.logs {
+    let file = match &cfg.logs {
         None => None,
         Some(p) => match NdjsonLogs::open(p) {
             Ok(l) => Some(l),
             Err(e) => return CallOutcome::Failed { kind: FailureKind::Logs, message: e.to_string() },
         },
+    };
+    // The logs file, else an Elasticsearch knowledge base's logs index.
+    let logs = match cfg.knowledge.live_logs(file) {
+        Ok(l) => l,
+        Err(e) => return CallOutcome::Failed { kind: FailureKind::Logs, message: e.to_string() },
     };
     let state = GateState::new(cfg.clone(), caller);
     let mut ctx = ToolContext::new(kb.as_ref(), now).with_guardrail(&state);

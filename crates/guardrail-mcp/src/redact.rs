@@ -14,7 +14,8 @@ use crate::config::McpConfig;
 pub fn redact_paths(cfg: &McpConfig, v: &mut Value) {
     let lookup = |k: &str| cfg.env.get(k).cloned();
     let paths = inputs::resolve_paths(&cfg.inputs, &lookup);
-    let mut files: Vec<PathBuf> = vec![paths.policies, paths.slos, paths.metrics, paths.cost, cfg.kb.clone()];
+    let mut files: Vec<PathBuf> = vec![paths.policies, paths.slos, paths.metrics, paths.cost];
+    files.extend(cfg.knowledge.file().map(PathBuf::from));
     files.extend(cfg.logs.clone());
     files.push(PathBuf::from(cfg.store_spec.strip_prefix("sqlite:").unwrap_or(&cfg.store_spec)));
     let mut pairs: Vec<(String, String)> = Vec::new();

@@ -291,7 +291,10 @@ async fn rmcp_client_lists_and_calls_every_tool_over_http() {
 async fn a_missing_knowledge_base_fails_the_retrieval_tools_not_the_gate_tools() {
     let fx = Fixture::new();
     let mut cfg = fx.config();
-    cfg.kb = fx.dir.path().join("no-such-kb.db");
+    cfg.knowledge = guardrail_governor::KnowledgeChoice::Sqlite {
+        path: fx.dir.path().join("no-such-kb.db"),
+        origin: guardrail_governor::knowledge_select::KnowledgeOrigin::Flag,
+    };
     let (url, stop) = start(cfg).await;
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(url).auth_header(TOKEN),
