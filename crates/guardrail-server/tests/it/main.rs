@@ -9,6 +9,7 @@ mod common;
 mod explainer;
 mod governor;
 mod http;
+mod knowledge_es;
 mod openapi;
 mod outbox;
 mod planner;
