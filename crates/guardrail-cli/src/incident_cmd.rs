@@ -581,10 +581,14 @@ impl<'a> Ctx<'a> {
             Ok(s) => s,
             Err(e) => return Outcome::error(incident_id, vec![e.to_string()]),
         };
-        // The knowledge base is needed only for a re-gate: a missing one must not stop an
-        // authorised execution (a re-gate without one cannot decide). Logs that cannot be read
-        // withhold it too: a re-gate must not stress without them.
-        let kb = self.live_logs().and_then(|_| self.open_knowledge());
+        // The knowledge base is needed only for a re-gate (another action asked for): a missing
+        // one, or a cluster that does not answer, must not stop (or delay) an authorised
+        // execution, and a re-gate without one cannot decide. Logs that cannot be read withhold
+        // it too: a re-gate must not stress without them.
+        let kb = match action {
+            Some(_) => self.live_logs().and_then(|_| self.open_knowledge()),
+            None => Err("no re-gate".to_string()),
+        };
         // A re-gate plans the requested action (RequestedActionPlanner), whoever plans runs.
         let governor = self.planner.governor();
         let exec = executor(&self.cfg.config, self.executor);
