@@ -594,6 +594,8 @@ fn run_gate(
     }
     let (spec, jsonl) = (store.spec(env), store.jsonl(env));
     let recorder = decide::Recorder { store: &spec, jsonl: jsonl.as_deref(), requested_by: None };
+    // Checked policy sets are kept between runs (GUARDRAIL_CACHE_DIR; `off` turns it off).
+    guardrail_gate::policy_cache::enable(env);
     let snapshot = decide::read_snapshot(args, env, jiff::Timestamp::now());
     // Never dropped: freeing a 10,000-rule decision's trees took longer than printing it, and
     // the process ends right after this command.

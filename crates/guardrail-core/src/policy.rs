@@ -14,12 +14,12 @@
 //! There is no silent fallback: when nothing matches, the set's `default_action` decides, and
 //! without one evaluation is an error (the seed tool's "P-FALLBACK" ALLOW does not exist here).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::signals::{self, SignalKind, SignalValue, Signals};
 
 /// What the gate tells the pipeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Action {
     /// Go ahead.
@@ -62,7 +62,7 @@ impl std::fmt::Display for Action {
 }
 
 /// Comparison operators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Operator {
     /// `<`
@@ -127,7 +127,7 @@ impl Operator {
 }
 
 /// A single threshold value.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum Scalar {
     /// A number.
@@ -149,7 +149,7 @@ impl std::fmt::Display for Scalar {
 }
 
 /// A condition's `value`: one scalar, or a list for `in`.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum Threshold {
     /// One value.
@@ -215,7 +215,7 @@ pub fn service_matches(pattern: &str, service: &str) -> bool {
 }
 
 /// One condition: `signal operator value`.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Condition {
     /// Signal name (see [`signals::CATALOGUE`]).
     pub signal: String,
@@ -226,7 +226,7 @@ pub struct Condition {
 }
 
 /// One rule.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Policy {
     /// Unique id, e.g. `P001`.
     pub id: String,
@@ -247,7 +247,7 @@ pub struct Policy {
 }
 
 /// What to decide when no rule matches (a Guardrail extension: `default_action:` in the file).
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DefaultRule {
     /// The decision.
     pub action: Action,
@@ -260,7 +260,7 @@ pub struct DefaultRule {
 }
 
 /// A policy file.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PolicySet {
     /// `version:` as written.
     pub version: Option<String>,

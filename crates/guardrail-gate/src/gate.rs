@@ -280,8 +280,26 @@ pub fn cost_report(cost_src: &Source, settings: &Settings) -> Result<CostReport,
 }
 
 /// Loads and validates a policy set and its freeze/maintenance windows (one parse), with the
-/// lint warnings; errors include every lint error found.
+/// lint warnings; errors include every lint error found. When the process turned the policy
+/// cache on (`guardrail gate`: [`crate::policy_cache`]), a set checked before from the same
+/// bytes by the same binary is read from it instead, and a set read here is kept in it.
 pub fn policy_set(src: &Source) -> Result<(PolicySet, Vec<TimeWindow>, Vec<String>), Vec<Problem>> {
+    let Some(cache) = crate::policy_cache::active() else { return parsed_policy_set(src) };
+    if let Some((set, warnings)) = cache.get(src) {
+        return Ok((set, Vec::new(), warnings));
+    }
+    let parsed = parsed_policy_set(src);
+    // Only a set without windows: the windows' time zones and schedules are not kept.
+    if let Ok((set, windows, warnings)) = &parsed
+        && windows.is_empty()
+    {
+        cache.put(src, set, warnings);
+    }
+    parsed
+}
+
+/// [`policy_set`] from the text.
+fn parsed_policy_set(src: &Source) -> Result<(PolicySet, Vec<TimeWindow>, Vec<String>), Vec<Problem>> {
     let load = guardrail_config::load_policies(src);
     let (errors, warnings): (Vec<_>, Vec<_>) = load.findings.into_iter().partition(|f| f.is_error());
     let warnings: Vec<String> = warnings.iter().map(|f| f.to_string()).collect();
@@ -324,6 +342,21 @@ impl Prepared {
     /// [`Prepared::into_evaluation`]; [`Prepared::evaluate`] takes its own).
     pub fn new(sources: Sources, settings: Settings) -> Prepared {
         let policies = policy_set(&sources.policies);
+        Prepared::with_policies(sources, settings, policies)
+    }
+
+    /// [`Prepared::new`] reading the policy set from its text even when the process turned the
+    /// policy cache on: what `replay` does.
+    pub fn from_text(sources: Sources, settings: Settings) -> Prepared {
+        let policies = parsed_policy_set(&sources.policies);
+        Prepared::with_policies(sources, settings, policies)
+    }
+
+    fn with_policies(
+        sources: Sources,
+        settings: Settings,
+        policies: Result<CheckedPolicies, Vec<Problem>>,
+    ) -> Prepared {
         let slo = slo_staged(&sources.slos, &sources.metrics, &settings);
         let cost = cost_staged(&sources.cost, &settings);
         Prepared { sources, settings, policies, slo, cost }
@@ -1131,7 +1164,10 @@ pub fn replay(record: String, body: &DecisionRecordBody) -> Result<ReplayView, V
         (Ok(a), Ok(b)) => (a, b),
         (a, b) => return Err([a.err(), b.err()].into_iter().flatten().map(ReplayError::from).collect()),
     };
-    let ev = evaluation(sources, settings).map_err(|ps| ps.into_iter().map(ReplayError::from).collect::<Vec<_>>())?;
+    // From the recorded text, never from a cache: a replay checks what the record holds.
+    let ev = Prepared::from_text(sources, settings)
+        .into_evaluation()
+        .map_err(|ps| ps.into_iter().map(ReplayError::from).collect::<Vec<_>>())?;
     // WARN exited 1 only with --fail-on-warn: the recorded exit code says whether it was given.
     let fail_on_warn = body.exit_code == 1 && ev.decision.action == Action::Warn;
     let now = DecisionRecordBody::new(&output(&ev, &body.run.ci, fail_on_warn), &ev.sources).verdict;

@@ -22,6 +22,7 @@ pub mod exit;
 pub mod gate;
 pub mod inputs;
 pub mod out;
+pub mod policy_cache;
 pub mod view;
 
 /// The Prometheus source (re-exported so adapters and tests reach its snapshot and fixture).

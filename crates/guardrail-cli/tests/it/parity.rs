@@ -234,3 +234,50 @@ fn github_format_writes_outputs_and_summary() {
     // Markdown text is HTML-escaped (policy text is user-controlled); GitHub renders `&gt;` as `>`.
     assert!(summary.contains("ALLOW needs error_budget_pct &gt;= 30; now 18.98"), "{summary}");
 }
+
+/// `guardrail gate` with its policy cache: without it, on the first run (which writes the
+/// entry) and on the next (which reads it) the output is the same to the byte — the audit id
+/// in it too, so the record's canonical bytes are the same — and a corrupt entry is rebuilt.
+/// A file with errors is never kept and fails with the same message.
+#[test]
+fn a_cached_policy_set_decides_and_records_as_its_text() {
+    let s = Scratch::new();
+    let cache = s.path("cache");
+    let run = |dir: &str| {
+        let _ = std::fs::remove_file(s.path("audit.db"));
+        let out = s.gate(&["--format", "json"]).env("GUARDRAIL_CACHE_DIR", dir).output().unwrap();
+        (out.status.code(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    };
+    let dir = cache.display().to_string();
+    let off = run("off");
+    assert_eq!(off.0, Some(1), "{off:?}");
+    assert!(!cache.exists(), "off writes nothing");
+    assert_eq!(run(&dir), off, "the run that writes the entry");
+    let entries: Vec<_> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(run(&dir), off, "the run that reads it");
+    let good = std::fs::read(&entries[0]).unwrap();
+    std::fs::write(&entries[0], &good[..good.len() / 2]).unwrap();
+    assert_eq!(run(&dir), off, "a truncated entry is ignored");
+    assert_eq!(std::fs::read(&entries[0]).unwrap(), good, "and rebuilt");
+
+    s.edit("config/policies.yaml", "action: BLOCK", "action: EXPLODE");
+    let bad_off = run("off");
+    assert_eq!(bad_off.0, Some(3), "{bad_off:?}");
+    assert!(bad_off.2.contains("policies.yaml:") && bad_off.2.contains("EXPLODE"), "{}", bad_off.2);
+    // The audit id of the deploy_error record differs with the time it was written.
+    let same = |a: &(Option<i32>, String, String), b: &(Option<i32>, String, String)| {
+        let lines = |t: &str| {
+            t.lines()
+                .filter(|l| !l.contains("audit record") && !l.contains("\"audit_record\""))
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        a.0 == b.0 && lines(&a.1) == lines(&b.1) && lines(&a.2) == lines(&b.2)
+    };
+    for _ in 0..2 {
+        let bad = run(&dir);
+        assert!(same(&bad, &bad_off), "{bad:?}\n{bad_off:?}");
+    }
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1, "a file with errors is not kept");
+}
