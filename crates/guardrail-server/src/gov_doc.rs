@@ -62,10 +62,10 @@ pub(crate) fn approvals() -> OperationDoc {
 pub(crate) fn propose() -> OperationDoc {
     ok::<RunView>(
         OperationDoc::default().summary(
-            "Run an incident through plan → stress → gate over the configured knowledge base and record it like `guardrail incident run`; the token's identity is the proposer (who can never approve it). The live logs are the server's (`guardrail serve --logs`) and, with `--governor-signals`, the deploy gate's signals of the served inputs feed the signal rules (recorded as `deploy_signals`); no file path ever comes from a request.",
+            "Run an incident through plan → stress → gate over the configured knowledge base (`serve --kb`, else `GUARDRAIL_KB`, else the governor config's `knowledge:` block in force, else `.guardrail/knowledge.db`: a SQLite file or an Elasticsearch cluster) and record it like `guardrail incident run`; the token's identity is the proposer (who can never approve it). The live logs are the server's (`guardrail serve --logs`), else an Elasticsearch knowledge base's logs index (`knowledge.indices.logs`), and, with `--governor-signals`, the deploy gate's signals of the served inputs feed the signal rules (recorded as `deploy_signals`); no file path ever comes from a request.",
         )
         .fails(&[
-            (503, "No knowledge base is configured or it is missing/unreadable, the deploy gate's inputs cannot be evaluated (with `--governor-signals`), the audit store is unavailable, or the decision could not be recorded (then it is withheld and nothing runs; with `status` `recorded_mirror_failed` it IS in the chain as `audit` and only its JSONL mirror copy failed). Or: the governor config does not read or parse (`code: governor_config_invalid`)."),
+            (503, "The knowledge base is missing/unreadable or its Elasticsearch cluster cannot answer, or the credentials variable the `knowledge:` block names is unset (`code: knowledge_unavailable`: nothing is planned on empty knowledge), the live logs index cannot be reached (`code: logs_unavailable`), the deploy gate's inputs cannot be evaluated (with `--governor-signals`), the audit store is unavailable, or the decision could not be recorded (then it is withheld and nothing runs; with `status` `recorded_mirror_failed` it IS in the chain as `audit` and only its JSONL mirror copy failed). Or: the governor config does not read or parse (`code: governor_config_invalid`)."),
         ])
         .fails_with::<Refusal<CouldNotDecideView>>(422, "The pipeline could not decide (recorded as `remediation_error`, see `audit`)."),
         "Recorded: `remediation_decision`, plus an `approval_request` when blocked (`status` `awaiting_approval`); an action the gate validates runs hash-checked with the governor config's executor (dry-run unless configured), recorded as `remediation_execution`.",
@@ -113,7 +113,7 @@ pub(crate) fn resolve() -> OperationDoc {
         )
         .fails(&[
             (404, "No such incident in the audit trail."),
-            (503, "No knowledge base is configured or it cannot be written, or the resolution could not be recorded (then nothing is learned); with `status` `recorded_mirror_failed` it IS in the chain and only its mirror copy failed."),
+            (503, "The knowledge base cannot be opened or written, or its Elasticsearch cluster cannot answer (`code: knowledge_unavailable`), or the resolution could not be recorded (then nothing is learned); with `status` `recorded_mirror_failed` it IS in the chain and only its mirror copy failed."),
         ])
         .fails_with::<Refusal<ResolveRefusal>>(409, "Nothing to learn (`code` `nothing_to_learn`)."),
         "Recorded and learned.",

@@ -6,9 +6,13 @@
 //! - `POST /api/incidents` (role `deployer` or `admin`: whoever may ask the deploy gate may
 //!   propose a remediation; the token's identity is the proposer, who can never approve it)
 //!   runs [`guardrail_governor::pipeline::Pipeline::decide_and_act`] — the same decide-and-act
-//!   as `guardrail incident run` — over the configured knowledge base, the server's live logs
-//!   (`--logs`) and, with `--governor-signals`, the deploy gate's signals of the served inputs.
-//!   No file path ever comes from a request.
+//!   as `guardrail incident run` — over the knowledge base in force, the server's live logs
+//!   (`--logs`, else an Elasticsearch knowledge base's logs index) and, with
+//!   `--governor-signals`, the deploy gate's signals of the served inputs. The knowledge base is
+//!   resolved per request as every command resolves it
+//!   ([`guardrail_governor::knowledge_select`]: `serve --kb`, `GUARDRAIL_KB`, the `knowledge:`
+//!   block of the config in force, the default file); one that cannot answer is a 503
+//!   (`knowledge_unavailable`) and nothing is planned. No file path ever comes from a request.
 //! - `POST /api/incidents/{id}/approve` and `/force-override` decide with
 //!   [`guardrail_governor::approve::decide_pending`] — the same function as `guardrail
 //!   approve` — and record the refusal or the grant on the same chain. The approver is the
