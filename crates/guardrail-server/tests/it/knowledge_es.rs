@@ -95,6 +95,14 @@ async fn an_incident_is_planned_from_the_configured_cluster_and_its_logs() {
     for want in ["POST /srv-runbooks/_search", "POST /srv-evidence/_search", "POST /srv-logs/_search"] {
         assert!(sent.iter().any(|l| l == want), "{want}: {sent:?}");
     }
+
+    // POST /resolve learns into the same cluster's runbooks index, unreviewed.
+    let body = r#"{"summary": "drained the db pool", "action": "restart_api_pods"}"#;
+    let (st, v) = srv.post("/api/incidents/inc-live-001/resolve", Some(common::APPROVER), body).await;
+    assert_eq!(st, 200, "{v}");
+    let id = v["data"]["runbook"]["id"].as_str().unwrap_or_else(|| panic!("{v}")).to_string();
+    let learned = es.doc("srv-runbooks", &id).expect("the learned runbook is in the block's index");
+    assert_eq!(learned["reviewed"], false, "{learned}");
 }
 
 #[tokio::test]
