@@ -181,7 +181,8 @@ struct ServeArgs {
     mcp: bool,
     #[command(flatten)]
     kb: guardrail::remediation::KbArgs,
-    /// Live logs (NDJSON) for the query_live_logs tool of POST /api/incidents and of MCP.
+    /// Live logs (NDJSON) for the query_live_logs tool of POST /api/incidents and of MCP
+    /// [default: the logs index of an Elasticsearch knowledge base, else none]
     #[arg(long, value_name = "FILE")]
     logs: Option<PathBuf>,
     /// Feed the deploy gate's signals (evaluated on the served inputs) to the governor's signal
