@@ -108,9 +108,17 @@ pub fn guardrail() -> Command {
         "JIRA_API_TOKEN",
         "JIRA_PROJECT_KEY",
         "GUARDRAIL_GOVERNOR_CONFIG",
+        "GUARDRAIL_KB",
+        // A runner's audit mirror would receive every test's records.
+        "GUARDRAIL_AUDIT_ES",
+        "XDG_CACHE_HOME",
     ] {
         c.env_remove(k);
     }
+    // The gate's policy cache: this test binary's own directory, never the runner's home, so the
+    // tests see cold and warm runs of one cache and leave nothing behind them. A test of the
+    // cache sets its own.
+    c.env("GUARDRAIL_CACHE_DIR", concat!(env!("CARGO_TARGET_TMPDIR"), "/policy-cache"));
     c
 }
 
