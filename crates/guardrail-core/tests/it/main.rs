@@ -5,4 +5,5 @@
 mod parity;
 mod policy_check;
 mod policy_scale;
+mod policy_serde;
 mod properties;
