@@ -226,3 +226,53 @@ async fn incident_states_fold_only_what_was_appended_since() {
     .await
     .unwrap();
 }
+
+/// The server keeps its inputs parsed and checked once per version (`Snapshot::prepared`). A
+/// decision asked for right after a file changed in place — same size, modification time put
+/// back, no reload tick in between — is decided and recorded on the new text, never on the
+/// prepared old one; and its answer and record are those of a server started on the new text.
+#[tokio::test]
+async fn a_decision_right_after_a_change_is_made_on_the_new_inputs() {
+    let s = Scratch::new();
+    let mut cfg = s.config();
+    // No tick: only the request's own check can notice the change.
+    cfg.reload_interval = std::time::Duration::from_secs(3600);
+    let srv = Server::start(cfg).await;
+    let (st, v) = srv.post("/api/gate", Some(DEPLOYER), "{}").await;
+    assert_eq!((st, &v["data"]["policy_id"], &v["data"]["delay_minutes"]), (200, &"P005".into(), &15.into()), "{v}");
+
+    let policies = std::fs::read_to_string(s.path("config/policies.yaml")).unwrap();
+    let changed = policies.replacen("delay_minutes: 15", "delay_minutes: 45", 1);
+    s.rewrite_keeping_mtime("config/policies.yaml", &changed);
+    let (st, after) = srv.post("/api/gate", Some(DEPLOYER), "{}").await;
+    assert_eq!((st, &after["data"]["delay_minutes"]), (200, &45.into()), "{after}");
+
+    // A server that starts on the changed text answers and records the same.
+    let fresh = Scratch::new();
+    fresh.write("config/policies.yaml", &changed);
+    let fresh_srv = Server::start(fresh.config()).await;
+    let (st, expected) = fresh_srv.post("/api/gate", Some(DEPLOYER), "{}").await;
+    assert_eq!(st, 200, "{expected}");
+    let without_audit = |v: &serde_json::Value| {
+        let mut d = v["data"].clone();
+        d.as_object_mut().unwrap().remove("audit");
+        d
+    };
+    assert_eq!(without_audit(&after), without_audit(&expected));
+    let (spec, fresh_spec) = (s.store(), fresh.store());
+    tokio::task::spawn_blocking(move || {
+        let ours = open_store(&spec).unwrap().get(2).unwrap().unwrap();
+        let theirs = open_store(&fresh_spec).unwrap().get(1).unwrap().unwrap();
+        // The inputs' paths are each scratch directory's; everything else is the same.
+        let strip = |mut b: serde_json::Value| {
+            for (_, input) in b["inputs"].as_object_mut().unwrap().iter_mut() {
+                input.as_object_mut().unwrap().remove("path");
+            }
+            b
+        };
+        assert_eq!((&ours.kind, &ours.recorded_at), (&theirs.kind, &theirs.recorded_at));
+        assert_eq!(strip(ours.body), strip(theirs.body));
+    })
+    .await
+    .unwrap();
+}
