@@ -67,6 +67,7 @@ struct ExportView {
 #[derive(Debug, Serialize)]
 struct FailedView {
     record: String,
+    index: String,
     status: u16,
     error_type: String,
     reason: String,
@@ -165,7 +166,7 @@ pub fn run(store: &StoreArgs, args: &ExportArgs, env: EnvLookup<'_>) -> Exit {
             Exit::CannotDecide,
             &[format!(
                 "{} record(s) not written (listed above); fix the cause and run the export again",
-                report.failed.len()
+                report.refused_records
             )],
         )
     }
@@ -186,6 +187,7 @@ fn print(store: &str, mirror: &EsMirror, r: &ExportReport, json: bool) {
                 .iter()
                 .map(|f| FailedView {
                     record: f.record_id.clone(),
+                    index: f.index.clone(),
                     status: f.status,
                     error_type: f.kind.clone(),
                     reason: f.reason.clone(),

@@ -14,6 +14,8 @@
 //!   ca_file: certs/es-ca.pem          # only with url
 //!   timeout_ms: 5000                  # only with url; 1-60000 (default 5000)
 //!   retries: 2                        # only with url; 0-5 (default 2)
+//!   workflow_events_index: workflow_events       # optional: also the original's documents per
+//!   action_executions_index: action_executions   # remediation decision (absent: not written)
 //! ```
 //!
 //! As in `knowledge:`, no secret is ever in this file: only the names of the variables that
@@ -50,6 +52,11 @@ pub struct AuditMirrorConfig {
     pub retries: u32,
     /// True when the connection is the `knowledge:` block's.
     pub shares_knowledge_connection: bool,
+    /// Also the original's `workflow_events` document of each remediation decision, in this
+    /// index (`None`: not written).
+    pub workflow_events_index: Option<String>,
+    /// Also the original's `action_executions` document of each remediation decision.
+    pub action_executions_index: Option<String>,
 }
 
 impl AuditMirrorConfig {
@@ -64,6 +71,8 @@ impl AuditMirrorConfig {
             timeout_ms: 5_000,
             retries: 2,
             shares_knowledge_connection: false,
+            workflow_events_index: None,
+            action_executions_index: None,
         }
     }
 }
@@ -88,6 +97,10 @@ pub(crate) struct AuditMirrorSpec {
     timeout_ms: Option<u64>,
     #[serde(default, deserialize_with = "present")]
     retries: Option<u64>,
+    #[serde(default, deserialize_with = "present")]
+    workflow_events_index: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    action_executions_index: Option<String>,
 }
 
 fn env_name(name: &str) -> bool {
@@ -103,6 +116,18 @@ pub(crate) fn read_audit_mirror(
     spec: &AuditMirrorSpec,
     knowledge: Option<&KnowledgeConfig>,
 ) -> Option<AuditMirrorConfig> {
+    let mut extra = |field: &str, v: &Option<String>| -> Option<String> {
+        let v = v.as_deref()?.trim();
+        match index_name_problem(v) {
+            Some(why) => {
+                d.error(format!("audit_mirror.{field}"), format!("{v:?} {why}"));
+                None
+            }
+            None => Some(v.to_string()),
+        }
+    };
+    let workflow_events_index = extra("workflow_events_index", &spec.workflow_events_index);
+    let action_executions_index = extra("action_executions_index", &spec.action_executions_index);
     let index = match spec.index.as_deref().map(str::trim) {
         None => DEFAULT_AUDIT_INDEX.to_string(),
         Some(i) => match index_name_problem(i) {
@@ -138,6 +163,8 @@ pub(crate) fn read_audit_mirror(
                 timeout_ms: es.timeout_ms,
                 retries: es.retries,
                 shares_knowledge_connection: true,
+                workflow_events_index,
+                action_executions_index,
             }),
             Some(KnowledgeBackend::Elasticsearch(_)) => None,
             _ => {
@@ -224,6 +251,8 @@ pub(crate) fn read_audit_mirror(
         timeout_ms,
         retries,
         shares_knowledge_connection: false,
+        workflow_events_index,
+        action_executions_index,
     })
 }
 
@@ -246,6 +275,14 @@ mod tests {
         let text = "audit_mirror:\n  url: https://es:9200\n  index: audit-prod\n  username: g\n  password_env: ES_PW\n  timeout_ms: 900\n  retries: 0\n";
         let m = mirror(text).unwrap().unwrap();
         assert_eq!((m.index.as_str(), m.timeout_ms, m.retries), ("audit-prod", 900, 0));
+        assert_eq!((&m.workflow_events_index, &m.action_executions_index), (&None, &None));
+        let w = mirror("audit_mirror: {url: 'http://es:9200', workflow_events_index: workflow_events, action_executions_index: action_executions}\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(w.workflow_events_index.as_deref(), Some("workflow_events"));
+        assert_eq!(w.action_executions_index.as_deref(), Some("action_executions"));
+        let e = mirror("audit_mirror: {url: 'http://es:9200', workflow_events_index: Workflow}\n").unwrap_err();
+        assert!(e.contains("audit_mirror.workflow_events_index") && e.contains("lower case"), "{e}");
         assert_eq!(
             m.credentials,
             Some(ElasticCredentials::Basic { username: "g".into(), password_env: "ES_PW".into() })

@@ -21,6 +21,11 @@
 //!   them would sooner or later be refused with `mapper_parsing_exception` or hit the index's
 //!   field limit, dropping exactly the copies nobody notices missing. (`flattened` would make
 //!   the leaves searchable, but OpenSearch does not have it.)
+//! - **The original's documents, optionally.** With `workflow_events_index` /
+//!   `action_executions_index` in the block, each `remediation_decision` also becomes the
+//!   original's `workflow_events` payload and `action_executions` document (its fields, read
+//!   from the recorded outcome; `_id` the record id here too, where the original let the cluster
+//!   pick one, so a redelivery does not duplicate them), in the same `_bulk` call.
 //! - **Export.** [`export`] verifies the whole chain first and refuses a broken one (nothing
 //!   sent): a mirror rebuilt from records that do not verify would present tampered content as
 //!   the audit trail. Then `_bulk` in batches; failed items are named with their record ids.
@@ -44,6 +49,12 @@ use crate::channel::{Channel, ChannelKind, Delivered, DeliveryContext, DeliveryE
 
 /// The index's settings and mapping (see the module documentation).
 pub const AUDIT_MAPPING: &str = include_str!("mappings/audit.json");
+
+/// The `workflow_events` index's mapping.
+pub const WORKFLOW_EVENTS_MAPPING: &str = include_str!("mappings/workflow_events.json");
+
+/// The `action_executions` index's mapping.
+pub const ACTION_EXECUTIONS_MAPPING: &str = include_str!("mappings/action_executions.json");
 
 /// Records per `_bulk` call of an export, unless told.
 pub const DEFAULT_EXPORT_BATCH: usize = 500;
@@ -74,6 +85,204 @@ pub struct AuditDocument {
     pub action: Option<String>,
     /// The record's body, as chained (stored, not indexed).
     pub body: serde_json::Value,
+}
+
+/// The original's `workflow_events` payload of a remediation decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowEvent {
+    /// The decision record's id.
+    pub record_id: String,
+    /// Its time.
+    pub recorded_at: String,
+    /// Incident.
+    pub incident_id: String,
+    /// The incident's service.
+    pub service: String,
+    /// The incident's severity.
+    pub severity: String,
+    /// `execute` or `block_and_escalate`.
+    pub decision: String,
+    /// What would run: the final position when executing, else `escalate_to_human`.
+    pub execution_mode: String,
+    /// The gate's reasons.
+    pub reasons: Vec<String>,
+    /// The plan's confidence.
+    pub confidence_initial: f64,
+    /// After the stress phase.
+    pub confidence_final: f64,
+    /// Initial minus final.
+    pub confidence_delta: f64,
+    /// Position changed or confidence fell by the disagreement delta.
+    pub disagreement_detected: bool,
+    /// `accept_planner_action`, `execute_with_guardrails` or `escalate_for_human_approval`.
+    pub arbiter_resolution: String,
+    /// Share of claims with a document.
+    pub integration_quality: f64,
+    /// Distinct supporting documents over all claims.
+    pub support_docs_count: u32,
+    /// Verified contradicting documents (the stress phase's count).
+    pub contradiction_docs_count: u32,
+    /// Conflicting action policies.
+    pub policy_conflicts_count: u32,
+    /// No fabricated authority was accepted.
+    pub fabrication_trap_rejected: bool,
+    /// The plan's action when blocked, else "".
+    pub unsafe_action_rejected: String,
+}
+
+/// The original's `action_executions` document of a remediation decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionExecution {
+    /// The decision record's id.
+    pub record_id: String,
+    /// Its time.
+    pub recorded_at: String,
+    /// Incident.
+    pub incident_id: String,
+    /// Service.
+    pub service: String,
+    /// Severity.
+    pub severity: String,
+    /// `execute` or `block_and_escalate`.
+    pub decision: String,
+    /// As in the workflow event.
+    pub execution_mode: String,
+    /// The gate's reasons.
+    pub reasons: Vec<String>,
+    /// Initial minus final confidence.
+    pub confidence_delta: f64,
+    /// As in the workflow event.
+    pub disagreement_detected: bool,
+    /// As in the workflow event.
+    pub arbiter_resolution: String,
+    /// `execute_action` or `escalation_ticket`.
+    pub action_type: String,
+}
+
+/// The parts of a `remediation_decision` body the original's documents need.
+#[derive(Deserialize)]
+struct DecisionView {
+    incident_id: String,
+    #[serde(default)]
+    incident: IncidentView,
+    decision: String,
+    #[serde(default)]
+    gated_action: String,
+    outcome: OutcomeView,
+}
+
+#[derive(Default, Deserialize)]
+struct IncidentView {
+    #[serde(default)]
+    service: String,
+    #[serde(default)]
+    severity: String,
+}
+
+#[derive(Deserialize)]
+struct OutcomeView {
+    gate: GateView,
+    stress: StressView,
+}
+
+#[derive(Deserialize)]
+struct GateView {
+    output: GateOutputView,
+    #[serde(default)]
+    disagreement_detected: bool,
+    #[serde(default)]
+    arbiter_resolution: String,
+    #[serde(default)]
+    execution_mode: String,
+}
+
+#[derive(Deserialize)]
+struct GateOutputView {
+    confidence_initial: f64,
+    confidence_final: f64,
+    confidence_delta: f64,
+    #[serde(default)]
+    reasons: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct StressView {
+    assessment: AssessmentView,
+}
+
+#[derive(Deserialize)]
+struct AssessmentView {
+    output: StressOutputView,
+}
+
+#[derive(Deserialize)]
+struct StressOutputView {
+    #[serde(default)]
+    claim_evidence: Vec<ClaimView>,
+    #[serde(default)]
+    contradiction_count: u32,
+    #[serde(default)]
+    policy_conflicts: Vec<String>,
+    #[serde(default)]
+    fabricated_authority_rejected: bool,
+    #[serde(default)]
+    integration_quality: f64,
+}
+
+#[derive(Deserialize)]
+struct ClaimView {
+    #[serde(default)]
+    support_docs: Vec<String>,
+}
+
+/// The original's two documents for a `remediation_decision` record (`None` for any other
+/// record, or a body without a recorded outcome).
+pub fn original_documents(record: &ChainedRecord) -> Option<(WorkflowEvent, ActionExecution)> {
+    if record.kind != guardrail_governor::record::RecordKind::RemediationDecision.as_str() {
+        return None;
+    }
+    let d = DecisionView::deserialize(&record.body).ok()?;
+    let stress = d.outcome.stress.assessment.output;
+    let gate = d.outcome.gate;
+    let support: std::collections::BTreeSet<&String> =
+        stress.claim_evidence.iter().flat_map(|c| c.support_docs.iter()).collect();
+    let executes = d.decision == "execute";
+    let event = WorkflowEvent {
+        record_id: record.id(),
+        recorded_at: record.recorded_at.clone(),
+        incident_id: d.incident_id,
+        service: d.incident.service,
+        severity: d.incident.severity,
+        decision: d.decision,
+        execution_mode: gate.execution_mode,
+        reasons: gate.output.reasons,
+        confidence_initial: gate.output.confidence_initial,
+        confidence_final: gate.output.confidence_final,
+        confidence_delta: gate.output.confidence_delta,
+        disagreement_detected: gate.disagreement_detected,
+        arbiter_resolution: gate.arbiter_resolution,
+        integration_quality: stress.integration_quality,
+        support_docs_count: u32::try_from(support.len()).unwrap_or(u32::MAX),
+        contradiction_docs_count: stress.contradiction_count,
+        policy_conflicts_count: u32::try_from(stress.policy_conflicts.len()).unwrap_or(u32::MAX),
+        fabrication_trap_rejected: stress.fabricated_authority_rejected,
+        unsafe_action_rejected: if executes { String::new() } else { d.gated_action },
+    };
+    let action = ActionExecution {
+        record_id: event.record_id.clone(),
+        recorded_at: event.recorded_at.clone(),
+        incident_id: event.incident_id.clone(),
+        service: event.service.clone(),
+        severity: event.severity.clone(),
+        decision: event.decision.clone(),
+        execution_mode: event.execution_mode.clone(),
+        reasons: event.reasons.clone(),
+        confidence_delta: event.confidence_delta,
+        disagreement_detected: event.disagreement_detected,
+        arbiter_resolution: event.arbiter_resolution.clone(),
+        action_type: if executes { "execute_action" } else { "escalation_ticket" }.to_string(),
+    };
+    Some((event, action))
 }
 
 /// The part of a governor record's body the mirror indexes.
@@ -144,6 +353,8 @@ pub enum MirrorSetupError {
 pub struct ItemFailure {
     /// The record's id (`seq-hash12`).
     pub record_id: String,
+    /// The index the document was for.
+    pub index: String,
     /// The item's HTTP status.
     pub status: u16,
     /// Elasticsearch's `error.type`.
@@ -161,7 +372,7 @@ impl ItemFailure {
 
 impl std::fmt::Display for ItemFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "record {}: {} {}: {}", self.record_id, self.status, self.kind, self.reason)
+        write!(f, "record {} ({}): {} {}: {}", self.record_id, self.index, self.status, self.kind, self.reason)
     }
 }
 
@@ -169,6 +380,8 @@ impl std::fmt::Display for ItemFailure {
 pub struct EsMirror {
     client: ElasticKnowledgeStore,
     index: String,
+    workflow_events: Option<String>,
+    action_executions: Option<String>,
     /// The index is known to exist (created or found) by this process.
     ensured: AtomicBool,
 }
@@ -218,7 +431,13 @@ impl EsMirror {
             es.retries = 0;
         }
         let client = ElasticKnowledgeStore::connect(es).map_err(MirrorSetupError::Client)?;
-        Ok(EsMirror { client, index: cfg.index.clone(), ensured: AtomicBool::new(false) })
+        Ok(EsMirror {
+            client,
+            index: cfg.index.clone(),
+            workflow_events: cfg.workflow_events_index.clone(),
+            action_executions: cfg.action_executions_index.clone(),
+            ensured: AtomicBool::new(false),
+        })
     }
 
     /// The index written to.
@@ -238,6 +457,13 @@ impl EsMirror {
             return Ok(false);
         }
         let created = self.client.ensure_index(&self.index, AUDIT_MAPPING)?;
+        for (index, mapping) in
+            [(&self.workflow_events, WORKFLOW_EVENTS_MAPPING), (&self.action_executions, ACTION_EXECUTIONS_MAPPING)]
+        {
+            if let Some(index) = index {
+                self.client.ensure_index(index, mapping)?;
+            }
+        }
         self.ensured.store(true, Ordering::Release);
         Ok(created)
     }
@@ -251,16 +477,33 @@ impl EsMirror {
         }
         self.ensure_index()?;
         let mut ndjson = String::new();
-        for r in records {
-            let doc = AuditDocument::of(r);
-            let action = BulkAction { index: BulkTarget { index: &self.index, id: &doc.record_id } };
-            // Serialising a struct of strings and a JSON value cannot fail.
+        // Per action: the record and the index, to name a failed item.
+        let mut actions: Vec<(String, &str)> = Vec::with_capacity(records.len());
+        let push = |ndjson: &mut String, index: &'_ str, id: &str, source: String| {
+            let action = BulkAction { index: BulkTarget { index, id } };
+            // Serialising a struct of strings cannot fail.
             ndjson.push_str(&serde_json::to_string(&action).unwrap_or_default());
             ndjson.push('\n');
-            ndjson.push_str(&serde_json::to_string(&doc).unwrap_or_default());
+            ndjson.push_str(&source);
             ndjson.push('\n');
+        };
+        for r in records {
+            let doc = AuditDocument::of(r);
+            // Serialising typed documents of strings, numbers and JSON values cannot fail.
+            push(&mut ndjson, &self.index, &doc.record_id, serde_json::to_string(&doc).unwrap_or_default());
+            actions.push((doc.record_id.clone(), &self.index));
+            if let Some((event, action)) = original_documents(r) {
+                if let Some(ix) = &self.workflow_events {
+                    push(&mut ndjson, ix, &event.record_id, serde_json::to_string(&event).unwrap_or_default());
+                    actions.push((event.record_id.clone(), ix));
+                }
+                if let Some(ix) = &self.action_executions {
+                    push(&mut ndjson, ix, &action.record_id, serde_json::to_string(&action).unwrap_or_default());
+                    actions.push((action.record_id.clone(), ix));
+                }
+            }
         }
-        let items = match self.client.bulk_items(ndjson, records.len(), refresh) {
+        let items = match self.client.bulk_items(ndjson, actions.len(), refresh) {
             Err(e) => {
                 if matches!(e, KnowledgeError::Unavailable { status: Some(404), .. }) {
                     // The index was deleted under us: create it again next time.
@@ -271,7 +514,7 @@ impl EsMirror {
             Ok(items) => items,
         };
         let mut failed = Vec::new();
-        for (r, BulkOutcome { status, error, .. }) in records.iter().zip(items) {
+        for ((record_id, index), BulkOutcome { status, error, .. }) in actions.into_iter().zip(items) {
             if (200..300).contains(&status) && error.is_none() {
                 continue;
             }
@@ -279,7 +522,7 @@ impl EsMirror {
                 self.ensured.store(false, Ordering::Release);
             }
             let (kind, reason) = error.unwrap_or_else(|| ("unknown".into(), String::new()));
-            failed.push(ItemFailure { record_id: r.id(), status, kind, reason });
+            failed.push(ItemFailure { record_id, index: index.to_string(), status, kind, reason });
         }
         Ok(failed)
     }
@@ -344,13 +587,19 @@ impl Channel for EsMirrorChannel {
     fn deliver(&self, n: &Notification, _context: &DeliveryContext) -> Result<Delivered, DeliveryError> {
         match self.mirror.write(std::slice::from_ref(&n.record), false) {
             Err(e) => Err(call_error(&e)),
-            Ok(failed) => match failed.into_iter().next() {
-                None => Ok(Delivered { reference: Some(format!("{}/{}", self.mirror.index, n.record.id())) }),
-                Some(f) if f.retryable() => {
-                    Err(DeliveryError::Retryable { reason: format!("audit mirror: {f}"), retry_after: None })
+            Ok(failed) if failed.is_empty() => {
+                Ok(Delivered { reference: Some(format!("{}/{}", self.mirror.index, n.record.id())) })
+            }
+            // The whole row again, later: the documents written already are written again,
+            // the same (idempotent by id).
+            Ok(failed) => {
+                let reason = failed.iter().map(|f| format!("audit mirror: {f}")).collect::<Vec<_>>().join("; ");
+                if failed.iter().all(ItemFailure::retryable) {
+                    Err(DeliveryError::Retryable { reason, retry_after: None })
+                } else {
+                    Err(DeliveryError::Permanent { reason })
                 }
-                Some(f) => Err(DeliveryError::Permanent { reason: format!("audit mirror: {f}") }),
-            },
+            }
         }
     }
 }
@@ -360,13 +609,15 @@ impl Channel for EsMirrorChannel {
 pub struct ExportReport {
     /// Records in the chain (all verified).
     pub records: usize,
-    /// Documents written.
+    /// Records whose documents were all written.
     pub written: usize,
     /// `_bulk` calls made.
     pub batches: usize,
     /// Whether this export created the index.
     pub created_index: bool,
-    /// Records the cluster refused, with why.
+    /// Records with a document the cluster refused.
+    pub refused_records: usize,
+    /// Every refused document, with why.
     pub failed: Vec<ItemFailure>,
 }
 
@@ -432,13 +683,15 @@ pub fn export(
     for (i, chunk) in records.chunks(batch).enumerate() {
         match mirror.write(chunk, i + 1 == chunks) {
             Ok(failed) => {
-                report.written += chunk.len() - failed.len();
+                let refused: std::collections::BTreeSet<&str> = failed.iter().map(|f| f.record_id.as_str()).collect();
+                report.written += chunk.len() - refused.len();
+                report.refused_records += refused.len();
                 report.failed.extend(failed);
                 report.batches += 1;
             }
             Err(error) => return Err(ExportError::Cluster { error, partial: Box::new(report), records: total }),
         }
-        progress(report.written + report.failed.len(), total);
+        progress(report.written + report.refused_records, total);
     }
     Ok(report)
 }

@@ -98,7 +98,7 @@ fn export_rebuilds_refuses_a_broken_chain_and_names_what_failed() {
     es.fail_item(&refused, 400);
     let (code, out, err) = export(&[]);
     assert_eq!(code, 3, "{out}{err}");
-    assert!(out.contains(&format!("not written: record {refused}: 400 mapper_parsing_exception")), "{out}");
+    assert!(out.contains(&format!("not written: record {refused} ({INDEX}): 400 mapper_parsing_exception")), "{out}");
     assert!(err.contains("1 record(s) not written"), "{err}");
     es.heal_items();
 
@@ -201,4 +201,71 @@ fn serve_mirrors_what_its_api_records() {
     assert_eq!(docs.len(), 1, "{docs:?} {line}");
     let doc = docs.values().next().unwrap();
     assert_eq!((doc["kind"].as_str(), doc["seq"].as_i64()), (Some("deploy_decision"), Some(1)), "{doc}");
+}
+
+/// With the original's indices named, a remediation decision is also its `workflow_events`
+/// payload and `action_executions` document (the original's fields), every value read from the
+/// recorded outcome, under the record's id.
+#[test]
+fn a_remediation_decision_is_also_the_originals_workflow_event_and_action_document() {
+    let es = FakeEs::start();
+    let s = Scratch::new();
+    std::fs::create_dir_all(s.path(".guardrail")).unwrap();
+    let gov = std::fs::read_to_string(common::examples().join("../governor/governor.yaml")).unwrap();
+    s.write(
+        ".guardrail/governor.yaml",
+        &format!(
+            "{gov}\naudit_mirror:\n  url: {}\n  workflow_events_index: workflow_events\n  action_executions_index: action_executions\n",
+            es.url
+        ),
+    );
+    let sample = common::examples().join("../governor/sample_data.json");
+    let mut c = common::guardrail();
+    c.env_remove("GUARDRAIL_KB").current_dir(s.root()).args(["kb", "load", sample.to_str().unwrap()]);
+    let (code, _, err) = run(c);
+    assert_eq!(code, 0, "{err}");
+    let incident = common::examples().join("../governor/scenarios/incident_high.json");
+    let mut c = cmd(&s, &["incident", "run", incident.to_str().unwrap()]);
+    c.env_remove("GUARDRAIL_KB");
+    let (code, _, err) = run(c);
+    assert_eq!(code, 10, "blocked, awaiting approval, as without the mirror: {err}");
+
+    let events = es.docs("workflow_events");
+    assert_eq!(events.len(), 1, "one decision: {events:?} {err}");
+    let (id, e) = events.iter().next().unwrap();
+    assert_eq!(es.docs(INDEX)[id]["kind"], "remediation_decision");
+    // Every value as the recorded outcome has it.
+    let body = &es.docs(INDEX)[id]["body"];
+    let (gate, stress) = (&body["outcome"]["gate"], &body["outcome"]["stress"]["assessment"]["output"]);
+    assert_eq!(
+        (e["decision"].as_str(), e["execution_mode"].as_str()),
+        (Some("block_and_escalate"), Some("escalate_to_human"))
+    );
+    assert_eq!((&e["decision"], &e["unsafe_action_rejected"]), (&body["decision"], &body["gated_action"]));
+    assert_eq!((&e["service"], &e["severity"]), (&body["incident"]["service"], &body["incident"]["severity"]));
+    for k in ["confidence_initial", "confidence_final", "confidence_delta", "reasons"] {
+        assert_eq!(e[k], gate["output"][k], "{k}: {e}");
+    }
+    for k in ["disagreement_detected", "arbiter_resolution", "execution_mode"] {
+        assert_eq!(e[k], gate[k], "{k}: {e}");
+    }
+    assert_eq!(e["integration_quality"], stress["integration_quality"]);
+    assert_eq!(e["contradiction_docs_count"], stress["contradiction_count"]);
+    assert_eq!(e["fabrication_trap_rejected"], stress["fabricated_authority_rejected"]);
+    assert_eq!(e["policy_conflicts_count"].as_u64(), stress["policy_conflicts"].as_array().map(|a| a.len() as u64));
+    let mut support: Vec<&str> = stress["claim_evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["support_docs"].as_array().unwrap().iter().filter_map(Value::as_str))
+        .collect();
+    support.sort_unstable();
+    support.dedup();
+    assert_eq!(e["support_docs_count"].as_u64(), Some(support.len() as u64), "{e}");
+    let a = &es.docs("action_executions")[id];
+    assert_eq!(
+        (a["action_type"].as_str(), a["incident_id"].as_str()),
+        (Some("escalation_ticket"), e["incident_id"].as_str())
+    );
+    assert_eq!(es.mapping("workflow_events").unwrap()["mappings"]["dynamic"], "strict");
 }

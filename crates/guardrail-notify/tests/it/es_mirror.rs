@@ -210,8 +210,13 @@ fn export_names_the_records_a_partial_bulk_failure_left_out() {
     assert_eq!((rep.failed[0].status, rep.failed[0].kind.as_str()), (400, "mapper_parsing_exception"));
     assert!(!rep.failed[0].retryable() && rep.failed[1].retryable());
     assert!(
-        rep.failed[1].to_string().starts_with(&format!("record {}: 429 es_rejected_execution_exception", recs[2].id()))
+        rep.failed[1]
+            .to_string()
+            .starts_with(&format!("record {} (guardrail-audit): 429 es_rejected_execution_exception", recs[2].id())),
+        "{}",
+        rep.failed[1]
     );
+    assert_eq!(rep.refused_records, 2);
     assert_eq!(es.docs("guardrail-audit").keys().cloned().collect::<Vec<_>>(), vec![recs[1].id()]);
 
     // The same failure through the outbox: a refused document is failed, a rejected one retried.
