@@ -782,6 +782,11 @@ fn serve(args: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Exit {
     if let Some(b) = &args.explainer {
         cfg.env.insert("EXPLAINER_BACKEND".into(), b.clone());
     }
+    // --audit-es reaches the outbox worker the way GUARDRAIL_AUDIT_ES does: through the
+    // environment map it routes and delivers by.
+    if let Some(url) = args.store.es(env) {
+        cfg.env.insert("GUARDRAIL_AUDIT_ES".into(), url);
+    }
     cfg.audit_jsonl = args.store.jsonl(env);
     cfg.max_body_bytes = args.max_body_bytes;
     cfg.reload_interval = std::time::Duration::from_millis(args.reload_interval_ms.max(50));
