@@ -662,6 +662,15 @@ impl AppState {
     /// — the store replaced or rewritten — the whole chain is folded again). The store is read
     /// with no lock held; the fold's lock covers only folding the new records in.
     pub fn incident_states(&self) -> Result<BTreeMap<String, IncidentState>, TrailError> {
+        self.with_incident_states(BTreeMap::clone)
+    }
+
+    /// [`AppState::incident_states`] given to `f` instead of copied (an approval needs one
+    /// incident, and copying every record of every incident dominated it).
+    pub fn with_incident_states<R>(
+        &self,
+        f: impl FnOnce(&BTreeMap<String, IncidentState>) -> R,
+    ) -> Result<R, TrailError> {
         let spec = &self.0.cfg.store;
         let unreadable = |e: guardrail_store::StoreError| TrailError::Store {
             store: guardrail_store::redact_url(spec),
@@ -687,18 +696,18 @@ impl AppState {
             let done = fold.last_seq();
             newer.retain(|r| r.seq > done);
             if fold.extend(&newer) {
-                return Ok(fold.states().clone());
+                return Ok(f(fold.states()));
             }
         }
         let all = store.all().map_err(unreadable)?;
         let mut fresh = IncidentFold::default();
         if !fresh.extend(&all) {
             // A chain whose links do not hold (verify names where): folded as it is, not kept.
-            return Ok(incident_states(&all));
+            return Ok(f(&incident_states(&all)));
         }
-        let states = fresh.states().clone();
+        let answer = f(fresh.states());
         *lock() = fresh;
-        Ok(states)
+        Ok(answer)
     }
 
     /// The store this server records to, shared by its requests ([`guardrail_store::share`]):
