@@ -261,6 +261,174 @@ impl KnowledgeChoice {
     }
 }
 
+/// Read-only SQLite knowledge bases kept open between the requests of a long-running server
+/// (`guardrail serve`), so a proposal does not open the file, read its schema, register the
+/// ranking function and prepare its statements again: each of those cost more than the
+/// searches themselves (`open_read_only` and `sqlite3Reprepare` were ~20 % of a proposal).
+///
+/// A connection is handed to one request at a time ([`PooledKnowledge`]) and comes back when
+/// that request ends. It is only reused while the file is the one it was opened on: the
+/// file's device, inode, size, mtime and ctime (and its `-wal` file's size and times) are
+/// compared on every checkout, so a file replaced on disk (renamed over, copied over, rewritten
+/// with its mtime put back: the ctime still moves) is opened afresh, and a file that cannot be
+/// read is opened the plain way (its error is the answer, as before). The old inode cannot be
+/// reused while a kept connection holds it open. An Elasticsearch cluster is opened per
+/// checkout as before: its open checks that the indices exist, which is the fail-closed
+/// answer a request must get when they do not.
+#[derive(Debug, Default)]
+pub struct KnowledgePool {
+    slots: std::sync::Mutex<Vec<PoolSlot>>,
+}
+
+/// The idle connections to one file as it was when they were opened.
+#[derive(Debug)]
+struct PoolSlot {
+    path: PathBuf,
+    stamp: FileStamp,
+    idle: Vec<SqliteKnowledgeStore>,
+}
+
+/// What says a file is still the one a connection was opened on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp {
+    main: StatStamp,
+    wal: Option<StatStamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StatStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl StatStamp {
+    fn of(path: &Path) -> Option<StatStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        m.is_file().then(|| StatStamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
+    }
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<FileStamp> {
+        let main = StatStamp::of(path)?;
+        let mut wal = path.as_os_str().to_os_string();
+        wal.push("-wal");
+        Some(FileStamp { main, wal: StatStamp::of(Path::new(&wal)) })
+    }
+}
+
+/// Files whose connections are kept (the server's knowledge base, and another while a config
+/// change moves it); more evict the oldest.
+const POOL_FILES: usize = 4;
+/// Idle connections kept per file: one per concurrent request up to this; more are closed.
+const POOL_IDLE: usize = 64;
+
+impl KnowledgePool {
+    /// An empty pool.
+    pub fn new() -> KnowledgePool {
+        KnowledgePool::default()
+    }
+
+    /// `choice` opened read-only ([`KnowledgeChoice::open_read_only`]), from the pool when a
+    /// connection to the same unchanged file is idle; given back when the guard drops.
+    pub fn open_read_only(&self, choice: &KnowledgeChoice) -> Result<PooledKnowledge<'_>, KnowledgeError> {
+        let KnowledgeChoice::Sqlite { path, .. } = choice else {
+            return Ok(PooledKnowledge { held: Held::Other(choice.open_read_only()?), home: None });
+        };
+        let Some(stamp) = FileStamp::of(path) else {
+            // Missing or unreadable: the plain open says why, and nothing is kept.
+            return Ok(PooledKnowledge { held: Held::Other(choice.open_read_only()?), home: None });
+        };
+        let reused = {
+            let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Connections to what the file was before are closed (dropped) here.
+            slots.retain(|s| s.path != *path || s.stamp == stamp);
+            slots.iter_mut().find(|s| s.path == *path).and_then(|s| s.idle.pop())
+        };
+        let store = match reused {
+            Some(s) => s,
+            None => SqliteKnowledgeStore::open_read_only(path)?,
+        };
+        Ok(PooledKnowledge { held: Held::Sqlite(Some(store)), home: Some((self, path.clone(), stamp)) })
+    }
+
+    fn give_back(&self, path: PathBuf, stamp: FileStamp, store: SqliteKnowledgeStore) {
+        let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match slots.iter_mut().find(|s| s.path == path) {
+            // Only to the slot of the file as it was opened: a connection to a replaced file
+            // is closed.
+            Some(s) if s.stamp == stamp => {
+                if s.idle.len() < POOL_IDLE {
+                    s.idle.push(store);
+                }
+            }
+            Some(_) => {}
+            None => {
+                if slots.len() >= POOL_FILES {
+                    slots.remove(0);
+                }
+                slots.push(PoolSlot { path, stamp, idle: vec![store] });
+            }
+        }
+    }
+
+    /// Idle connections kept (tests).
+    pub fn idle(&self) -> usize {
+        self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().map(|s| s.idle.len()).sum()
+    }
+}
+
+/// A knowledge base opened through a [`KnowledgePool`], used by one request: derefs to the
+/// store; a kept SQLite connection goes back to the pool when this drops.
+pub struct PooledKnowledge<'p> {
+    held: Held,
+    home: Option<(&'p KnowledgePool, PathBuf, FileStamp)>,
+}
+
+enum Held {
+    Sqlite(Option<SqliteKnowledgeStore>),
+    Other(Box<dyn KnowledgeStore>),
+}
+
+impl std::fmt::Debug for PooledKnowledge<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PooledKnowledge").field("pooled", &self.home.is_some()).finish()
+    }
+}
+
+impl std::ops::Deref for PooledKnowledge<'_> {
+    type Target = dyn KnowledgeStore;
+
+    fn deref(&self) -> &Self::Target {
+        match &self.held {
+            // `Some` until dropped.
+            Held::Sqlite(Some(s)) => s,
+            Held::Sqlite(None) => unreachable!("a pooled store is taken only on drop"),
+            Held::Other(b) => b.as_ref(),
+        }
+    }
+}
+
+impl Drop for PooledKnowledge<'_> {
+    fn drop(&mut self) {
+        if let (Held::Sqlite(store), Some((pool, path, stamp))) = (&mut self.held, self.home.take())
+            && let Some(store) = store.take()
+        {
+            pool.give_back(path, stamp, store);
+        }
+    }
+}
+
 /// The live logs in force: a JSON-lines file or an Elasticsearch logs index.
 #[derive(Debug)]
 pub enum LiveLogsSource {
@@ -351,6 +519,77 @@ mod tests {
         };
         let e = select_knowledge(None, None, &url).unwrap_err();
         assert_eq!(e.to_string(), "GUARDRAIL_ES_USERNAME is set but GUARDRAIL_ES_PASSWORD is not");
+    }
+
+    fn kb_with(path: &Path, evidence: &[(&str, &str)]) {
+        use guardrail_knowledge::{EvidenceDoc, Stance};
+        let mut kb = SqliteKnowledgeStore::create(path).unwrap();
+        for (id, text) in evidence {
+            let doc = EvidenceDoc {
+                id: (*id).into(),
+                service: "payments-api".into(),
+                stance: Stance::Support,
+                text: (*text).into(),
+            };
+            kb.add_evidence(&doc).unwrap();
+        }
+    }
+
+    fn found(kb: &dyn KnowledgeStore) -> Vec<String> {
+        let hits = kb.search_evidence("connection saturation", "payments-api", 10, None).unwrap();
+        hits.into_iter().map(|h| h.doc.id).collect()
+    }
+
+    #[test]
+    fn the_pool_reuses_a_connection_only_while_the_file_is_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        kb_with(&path, &[("ev-1", "db connection saturation")]);
+        let choice = KnowledgeChoice::Sqlite { path: path.clone(), origin: KnowledgeOrigin::Flag };
+        let pool = KnowledgePool::new();
+        {
+            let kb = pool.open_read_only(&choice).unwrap();
+            assert_eq!(found(&*kb), ["ev-1"]);
+            assert_eq!(pool.idle(), 0);
+        }
+        assert_eq!(pool.idle(), 1, "given back");
+        {
+            let (a, b) = (pool.open_read_only(&choice).unwrap(), pool.open_read_only(&choice).unwrap());
+            assert_eq!(pool.idle(), 0, "the kept one, and a second opened for the second request");
+            assert_eq!((found(&*a), found(&*b)), (vec!["ev-1".to_string()], vec!["ev-1".to_string()]));
+        }
+        assert_eq!(pool.idle(), 2);
+        // Replaced on disk (renamed over): the kept connections are closed, the new file read.
+        let other = dir.path().join("other.db");
+        kb_with(&other, &[("ev-2", "connection pool saturation")]);
+        std::fs::rename(&other, &path).unwrap();
+        assert_eq!(found(&*pool.open_read_only(&choice).unwrap()), ["ev-2"]);
+        assert_eq!(pool.idle(), 1);
+        // Written in place: seen.
+        let mut w = SqliteKnowledgeStore::open(&path).unwrap();
+        let doc = guardrail_knowledge::EvidenceDoc {
+            id: "ev-3".into(),
+            service: "payments-api".into(),
+            stance: guardrail_knowledge::Stance::Support,
+            text: "saturation of every connection".into(),
+        };
+        w.add_evidence(&doc).unwrap();
+        drop(w);
+        let mut ids = found(&*pool.open_read_only(&choice).unwrap());
+        ids.sort();
+        assert_eq!(ids, ["ev-2", "ev-3"]);
+        // Copied over in place with its mtime put back: the ctime moved, so it is reopened.
+        let third = dir.path().join("third.db");
+        kb_with(&third, &[("ev-4", "connection saturation again")]);
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::fs::write(&path, std::fs::read(&third).unwrap()).unwrap();
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(mtime).unwrap();
+        assert_eq!(found(&*pool.open_read_only(&choice).unwrap()), ["ev-4"]);
+        // Gone: the plain open's error, nothing kept.
+        std::fs::remove_file(&path).unwrap();
+        let e = pool.open_read_only(&choice).unwrap_err();
+        let plain = choice.open_read_only().err().expect("a missing file does not open");
+        assert_eq!(e.to_string(), plain.to_string());
     }
 
     #[test]

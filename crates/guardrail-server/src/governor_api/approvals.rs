@@ -16,7 +16,7 @@ use crate::wire::Answer;
 
 use super::audit_log::ServerLog;
 use super::status::{ErrorAnswer, GovernorFailure, append_failed, no_store};
-use super::views::{GovernorEvent, execution_step, load};
+use super::views::{GovernorEvent, execution_step, load, load_one};
 use super::wiring::{executor, governor_in_force, pipeline};
 
 /// `GET /api/approvals`: the pending approval queue, oldest request first.
@@ -88,7 +88,7 @@ fn approve_blocking(
     req.check()?;
     let view = governor_in_force(state)?;
     // A mistyped id must not leave a permanent refusal in the chain.
-    if !load(state).map_err(|e| no_store(&e.to_string()))?.contains_key(&id) {
+    if !load_one(state, &id).map_err(|e| no_store(&e.to_string()))?.contains_key(&id) {
         return Err(GovernorFailure::NoSuchIncident.error("no such incident in the audit trail (nothing was recorded); GET /api/approvals lists those awaiting approval",
         ));
     }
@@ -104,7 +104,8 @@ fn approve_blocking(
     let governor = guardrail_governor::Governor::default();
     let exec = executor(&view);
     let p = pipeline(state, &view, caller, &governor, None, &exec, None, now);
-    let mut read = || load(state);
+    // The attempt looks up only this incident (`decide_pending`, the grant's confirmation).
+    let mut read = || load_one(state, &id);
     let extra = guardrail_governor::record::encode(&RequestedBy { requested_by: requested_by(caller) });
     let (granted, rec, execution) = match p.approve(&mut log, &mut read, &input, Some(&extra)) {
         ApproveOutcome::CannotDecide(e) => {

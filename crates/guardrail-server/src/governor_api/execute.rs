@@ -14,7 +14,7 @@ use crate::wire::Answer;
 use super::approvals::Approver;
 use super::audit_log::ServerLog;
 use super::status::{ErrorAnswer, GovernorFailure, append_failed, no_store, no_such_incident};
-use super::views::{GovernorEvent, execution_step, load, run_view};
+use super::views::{GovernorEvent, execution_step, load_one, run_view};
 use super::wiring::{
     Retrieval, deploy_signals, executor, governor_in_force, knowledge, live_logs, open_kb_read_only, planning_pipeline,
 };
@@ -56,7 +56,8 @@ fn execute_blocking(
     req: ExecuteRequest,
 ) -> Result<Answer<ExecuteView>, ApiError> {
     check_action(req.action.as_deref())?;
-    let states = load(state).map_err(|e| no_store(&e.to_string()))?;
+    // Only this incident is looked up (the pipeline and the answer).
+    let states = load_one(state, &id).map_err(|e| no_store(&e.to_string()))?;
     if !states.contains_key(&id) {
         return Err(no_such_incident());
     }

@@ -14,7 +14,7 @@ use super::approvals::Approver;
 use super::audit_log::ServerLog;
 use super::execute::{ACTION_PATTERN, check_action};
 use super::status::{ErrorAnswer, GovernorFailure, append_failed, no_store, no_such_incident};
-use super::views::{GovernorEvent, load};
+use super::views::{GovernorEvent, load_one};
 use super::wiring::open_kb;
 
 /// Not blank.
@@ -64,7 +64,8 @@ fn resolve_blocking(
 ) -> Result<Answer<ResolveView>, ApiError> {
     use guardrail_governor::learn::{LearnError, Resolution, resolve};
     req.check()?;
-    let states = load(state).map_err(|e| no_store(&e.to_string()))?;
+    // Only this incident is looked up (the pipeline and the answer).
+    let states = load_one(state, &id).map_err(|e| no_store(&e.to_string()))?;
     if !states.contains_key(&id) {
         return Err(no_such_incident());
     }

@@ -22,6 +22,17 @@ pub(crate) fn load(state: &AppState) -> Result<std::collections::BTreeMap<String
     state.incident_states()
 }
 
+/// [`load`] narrowed to one incident: a map holding only `id`'s state (empty when the trail
+/// has no such incident). What decides about one incident (an approval, an execution) looks
+/// up only that one, and copying every incident's records for it took seconds at a few
+/// thousand incidents.
+pub(crate) fn load_one(
+    state: &AppState,
+    id: &str,
+) -> Result<std::collections::BTreeMap<String, IncidentState>, TrailError> {
+    state.with_incident_states(|all| all.get_key_value(id).map(|(k, v)| (k.clone(), v.clone())).into_iter().collect())
+}
+
 /// A view as the wire carries it: encoded, then redacted (no secret or path leaves).
 pub(super) fn render<V: Serialize + ?Sized>(state: &AppState, view: &V) -> Value {
     // A view is strings, numbers, booleans and encoded values: nothing in it fails to encode.

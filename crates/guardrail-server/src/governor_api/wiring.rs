@@ -9,6 +9,7 @@ use crate::api::ApiError;
 use crate::auth::Caller;
 use crate::state::{AppState, GovernorView};
 
+use guardrail_governor::knowledge_select::{KnowledgePool, PooledKnowledge};
 use guardrail_governor::{KnowledgeChoice, LiveLogsSource, LogsSource};
 use guardrail_knowledge::KnowledgeStore;
 
@@ -70,10 +71,16 @@ pub(crate) fn open_kb(state: &AppState, kb: &KnowledgeChoice) -> Result<Box<dyn 
     kb.open_writable().map_err(|e| kb_unavailable(state, e))
 }
 
+/// The read-only knowledge bases kept open between requests. One per process, not per
+/// server: a connection is keyed by the file it reads and checked against the file on every
+/// checkout ([`KnowledgePool`]), so two servers in one process (tests) can share it.
+static KB_POOL: std::sync::LazyLock<KnowledgePool> = std::sync::LazyLock::new(KnowledgePool::new);
+
 /// Opens the knowledge base in force read-only, for what only plans and searches (propose,
-/// execute's re-gate); the same 503 as [`open_kb`].
-pub(crate) fn open_kb_read_only(state: &AppState, kb: &KnowledgeChoice) -> Result<Box<dyn KnowledgeStore>, ApiError> {
-    kb.open_read_only().map_err(|e| kb_unavailable(state, e))
+/// execute's re-gate): a SQLite file's connection kept from an earlier request while the file
+/// is unchanged ([`KnowledgePool`]); the same 503 as [`open_kb`].
+pub(crate) fn open_kb_read_only(state: &AppState, kb: &KnowledgeChoice) -> Result<PooledKnowledge<'static>, ApiError> {
+    KB_POOL.open_read_only(kb).map_err(|e| kb_unavailable(state, e))
 }
 
 /// The live logs for `query_live_logs`: `serve --logs` when given, else an Elasticsearch
