@@ -1,6 +1,7 @@
-//! Reading one HTTP/1.1 request off a loopback socket, for the tests' scripted servers.
+//! Reading one HTTP/1.1 request off a loopback socket and writing one response, for the tests'
+//! scripted servers.
 
-use std::io::Read;
+use std::io::{Read, Write};
 
 /// One request as it arrived: the head (request line and headers, up to and including the
 /// blank line) and the body (`Content-Length` bytes).
@@ -43,6 +44,70 @@ pub fn read_request(s: &mut impl Read) -> Option<Request> {
     Some(Request { head, body: String::from_utf8_lossy(&body).into_owned() })
 }
 
+/// The request line's method and target (`"POST"`, `"/_bulk?refresh=wait_for"`).
+pub fn method_and_target(req: &Request) -> (String, String) {
+    let line = req.head.lines().next().unwrap_or_default();
+    let mut parts = line.split(' ');
+    (parts.next().unwrap_or_default().to_string(), parts.next().unwrap_or_default().to_string())
+}
+
+/// The value of header `name` (case-insensitive), trimmed.
+pub fn header(req: &Request, name: &str) -> Option<String> {
+    req.head.lines().skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+    })
+}
+
+/// The reason phrase of a status.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        409 => "Conflict",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        529 => "Overloaded",
+        _ => "Status",
+    }
+}
+
+/// Writes one response: the status line, `headers`, `Content-Length`, then `body`.
+pub fn write_response(w: &mut impl Write, status: u16, headers: &[(&str, &str)], body: &str) -> std::io::Result<()> {
+    let mut head = format!("HTTP/1.1 {status} {}\r\ncontent-length: {}\r\n", reason(status), body.len());
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    w.write_all(head.as_bytes())?;
+    w.write_all(body.as_bytes())?;
+    w.flush()
+}
+
+/// `Basic base64(user:password)`, the `Authorization` header of HTTP Basic auth (RFC 7617).
+pub fn basic_auth(user: &str, password: &str) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let raw = format!("{user}:{password}");
+    let mut out = String::from("Basic ");
+    for chunk in raw.as_bytes().chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,5 +127,26 @@ mod tests {
         assert_eq!(read_request(&mut &b"POST / HTTP/1.1\r\ncontent-length: 9\r\n\r\nshort"[..]), None);
         let no_body = read_request(&mut &b"GET / HTTP/1.1\r\n\r\n"[..]).unwrap();
         assert_eq!(no_body.body, "");
+    }
+
+    #[test]
+    fn basic_auth_is_rfc_7617s() {
+        assert_eq!(basic_auth("guardrail", "hunter2"), "Basic Z3VhcmRyYWlsOmh1bnRlcjI=");
+        assert_eq!(
+            basic_auth("sre-bot@example.com", "jira-api-token-for-tests"),
+            "Basic c3JlLWJvdEBleGFtcGxlLmNvbTpqaXJhLWFwaS10b2tlbi1mb3ItdGVzdHM="
+        );
+        assert_eq!(basic_auth("a", "b"), "Basic YTpi");
+    }
+
+    #[test]
+    fn request_line_and_headers() {
+        let r = read_request(&mut &b"GET /x?y=1 HTTP/1.1\r\nAuthorization:  ApiKey k \r\n\r\n"[..]).unwrap();
+        assert_eq!(method_and_target(&r), ("GET".to_string(), "/x?y=1".to_string()));
+        assert_eq!(header(&r, "authorization").as_deref(), Some("ApiKey k"));
+        assert_eq!(header(&r, "host"), None);
+        let mut out = Vec::new();
+        write_response(&mut out, 204, &[("x-a", "1")], "").unwrap();
+        assert_eq!(out, b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\nx-a: 1\r\n\r\n");
     }
 }

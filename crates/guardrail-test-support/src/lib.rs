@@ -2,10 +2,14 @@
 //! `tests/it` use them, never a dependency of a library or the binary.
 //!
 //! Only what more than one crate's tests need lives here (the paths of the bundled examples,
-//! a test certificate authority, reading one HTTP request off a loopback socket); helpers of
-//! one crate's tests stay in that crate's `tests/it`.
+//! a test certificate authority, reading and answering one HTTP request on a loopback socket,
+//! and the loopback servers several crates talk to: model providers, Elasticsearch
+//! ([`elastic::FakeEs`]) and Jira Cloud ([`jira::FakeJira`])); helpers of one crate's tests stay
+//! in that crate's `tests/it`.
 
+pub mod elastic;
 pub mod http;
+pub mod jira;
 pub mod model;
 pub mod tls;
 

@@ -12,12 +12,11 @@
 //!
 //! Bodies are built as JSON text here (this crate has no JSON library); [`json_string`] escapes.
 
-use std::io::Write;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::http::{Request, read_request};
+use crate::http::{Request, read_request, write_response};
 
 /// One scripted answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,35 +93,13 @@ pub fn serve_with(answer: impl Fn(usize, &Request) -> Reply + Send + Sync + 'sta
             }
             std::thread::spawn(move || {
                 std::thread::sleep(reply.delay);
-                let mut head = format!(
-                    "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
-                    reply.status,
-                    reason(reply.status),
-                    reply.body.len()
-                );
-                for (k, v) in &reply.headers {
-                    head.push_str(&format!("{k}: {v}\r\n"));
-                }
-                head.push_str("\r\n");
-                let _ = s.write_all(head.as_bytes());
-                let _ = s.write_all(reply.body.as_bytes());
+                let mut headers = vec![("content-type", "application/json"), ("connection", "close")];
+                headers.extend(reply.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                let _ = write_response(&mut s, reply.status, &headers, &reply.body);
             });
         }
     });
     ModelServer { url, requests }
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        529 => "Overloaded",
-        _ => "Status",
-    }
 }
 
 /// `s` as a JSON string literal (quotes included).

@@ -8,11 +8,7 @@ use serde_json::Value;
 
 use crate::common::{self, Scratch, run};
 
-#[path = "../../../guardrail-notify/tests/it/fake_es.rs"]
-#[allow(dead_code)]
-mod fake_es;
-
-use fake_es::FakeEs;
+use guardrail_test_support::elastic::FakeEs;
 
 const INDEX: &str = "guardrail-audit";
 

@@ -1,5 +1,5 @@
 //! The governor config's `knowledge:` block reaches every command that uses knowledge, through
-//! the real binary and the loopback Elasticsearch of guardrail-knowledge's conformance tests:
+//! the real binary and the loopback Elasticsearch of guardrail-test-support (`elastic::FakeEs`):
 //! `kb load|stats|search|review` and `incident run|resolve` read and write the block's cluster
 //! (its index names, its credentials variable), `query_live_logs` answers from its logs index,
 //! and a cluster that is not there, or a logs index that cannot answer, decides nothing (exit 3,
@@ -12,11 +12,7 @@ use serde_json::{Value, json};
 
 use crate::common::{guardrail, run};
 
-#[allow(dead_code)]
-#[path = "../../../guardrail-knowledge/tests/it/fake_es.rs"]
-mod fake_es;
-
-use fake_es::FakeEs;
+use guardrail_test_support::elastic::FakeEs;
 
 const KEY: &str = "a2V5OnNlY3JldA==";
 

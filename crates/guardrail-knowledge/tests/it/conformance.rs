@@ -1,6 +1,7 @@
 //! The knowledge tests every backend must pass, written once and run against each: the SQLite
-//! FTS5 store and the Elasticsearch store (against the loopback cluster in `fake_es`). They
-//! compare documents and their order, never score values: each engine has its own BM25.
+//! FTS5 store and the Elasticsearch store (against the loopback cluster
+//! `guardrail_test_support::elastic::FakeEs`). They compare documents and their order, never
+//! score values: each engine has its own BM25.
 
 use std::path::PathBuf;
 
@@ -9,7 +10,7 @@ use guardrail_knowledge::{
     Runbook, SqliteKnowledgeStore, Stance,
 };
 
-use crate::fake_es::FakeEs;
+use guardrail_test_support::elastic::FakeEs;
 
 /// A fresh, empty store of one backend (and the cluster behind it, kept alive with it).
 pub struct Fresh {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use guardrail_knowledge::{ElasticAuth, ElasticConfig, ElasticKnowledgeStore, KnowledgeError, KnowledgeStore};
 use serde_json::json;
 
-use crate::fake_es::FakeEs;
+use guardrail_test_support::elastic::FakeEs;
 
 fn sample_path() -> std::path::PathBuf {
     guardrail_test_support::examples("governor").join("sample_data.json")

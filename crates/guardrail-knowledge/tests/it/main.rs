@@ -3,5 +3,4 @@
 
 mod conformance;
 mod elastic;
-mod fake_es;
 mod store;

@@ -16,7 +16,7 @@ use guardrail_notify::routing::{Routes, mirror_channel, mirror_config};
 use guardrail_store::{AuditStore, ChannelKind, OutboxState, SqliteStore};
 use serde_json::{Value, json};
 
-use crate::fake_es::FakeEs;
+use guardrail_test_support::elastic::FakeEs;
 
 const T0: i64 = 1_796_551_200_000;
 
@@ -106,8 +106,8 @@ fn every_record_gets_a_row_in_its_append_and_is_delivered_once_per_id() {
     let rep = export(&mut store, &mirror, 2, &mut |_, _| {}).unwrap();
     assert_eq!((rep.records, rep.written, rep.batches, rep.created_index), (3, 3, 2, false), "{rep:?}");
     assert_eq!(es.docs("guardrail-audit"), before, "no duplicate, no change");
-    let puts = es.log().iter().filter(|l| l.starts_with("PUT /guardrail-audit")).count();
-    assert_eq!(puts, 2, "each process creates (or finds) the index once: {:?}", es.log());
+    let puts = es.lines().iter().filter(|l| l.starts_with("PUT /guardrail-audit")).count();
+    assert_eq!(puts, 2, "each process creates (or finds) the index once: {:?}", es.lines());
 }
 
 #[test]
@@ -192,7 +192,7 @@ fn export_rebuilds_an_emptied_index_with_the_same_documents() {
     assert_eq!(seen, vec![(3, 7), (6, 7), (7, 7)]);
     assert_eq!(es.docs("guardrail-audit"), delivered, "the same documents");
     assert_eq!(es.mapping("guardrail-audit").unwrap(), serde_json::from_str::<Value>(AUDIT_MAPPING).unwrap());
-    assert!(es.log().last().unwrap().starts_with("POST /_bulk?refresh=wait_for"), "{:?}", es.log());
+    assert!(es.lines().last().unwrap().starts_with("POST /_bulk?refresh=wait_for"), "{:?}", es.lines());
 }
 
 #[test]
@@ -253,7 +253,7 @@ fn export_refuses_a_broken_chain_and_sends_nothing() {
         panic!("a broken chain exported")
     };
     assert!(e.to_string().contains("nothing exported"), "{e}");
-    assert_eq!(es.log(), Vec::<String>::new(), "not one request");
+    assert_eq!(es.lines(), Vec::<String>::new(), "not one request");
 }
 
 #[test]

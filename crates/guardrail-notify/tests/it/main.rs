@@ -1,6 +1,5 @@
 //! guardrail-notify's integration tests (one binary; one module per area).
 mod es_mirror;
-mod fake_es;
 mod jira;
 mod outbox;
 mod slack;

@@ -13,7 +13,7 @@ use guardrail_notify::routing::Routes;
 use guardrail_store::{AuditStore, ChannelKind, OutboxState, SqliteStore};
 use serde_json::{Value, json};
 
-use crate::jira::{FakeJira, Mode, decision_body};
+use crate::jira::{FakeJira, Mode, Site as _, decision_body, start_jira};
 
 /// 2026-12-06T10:00:00Z in Unix ms.
 const T0: i64 = 1_796_551_200_000;
@@ -85,7 +85,7 @@ fn records_get_rows_and_jira_follows_every_step() {
     append(&mut store, "deploy_decision", json!({"action": "BLOCK"}));
     assert_eq!(store.outbox_entries(None, None, 100).unwrap().len(), 4);
 
-    let jira = FakeJira::start();
+    let jira = start_jira();
     let clock = Clock::new();
     let report = deliverer(&jira).deliver_due(&mut store, &|| clock.now(), None).unwrap();
     assert_eq!((report.delivered, report.failed, report.retrying), (4, 0, 0), "{report:?}");
@@ -112,7 +112,7 @@ fn a_jira_outage_leaves_the_outbox_pending_and_a_later_delivery_completes_it() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = store_at(&dir.path().join("audit.db"));
     incident_steps(&mut store, "inc-200");
-    let jira = FakeJira::start();
+    let jira = start_jira();
     jira.set_mode(Mode::Down);
     let clock = Clock::new();
     let d = deliverer(&jira);
@@ -142,7 +142,7 @@ fn retry_after_is_honoured_without_using_up_attempts_and_failures_are_redelivera
     let dir = tempfile::tempdir().unwrap();
     let mut store = store_at(&dir.path().join("audit.db"));
     append(&mut store, "remediation_decision", decision_body("inc-300"));
-    let jira = FakeJira::start();
+    let jira = start_jira();
     let clock = Clock::new();
     let d = deliverer(&jira);
     jira.set_mode(Mode::RateLimited(120));
@@ -197,9 +197,9 @@ fn two_processes_racing_produce_one_ticket() {
             incident_steps(&mut store, &format!("inc-race-{i}"));
         }
     }
-    let jira = FakeJira::start();
+    let jira = start_jira();
     // Slow creates widen the window in which a second deliverer could create again.
-    jira.state.lock().unwrap().create_delay = Duration::from_millis(200);
+    jira.slow_creates(Duration::from_millis(200));
     let clock = Clock::new();
     let reports: Vec<_> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..3)
@@ -291,8 +291,8 @@ fn two_processes_racing_on_postgresql_produce_one_ticket() {
         let routed = records.iter().filter(|r| r.kind != "execution_claim").count();
         assert_eq!(store.outbox_entries(None, None, 100).unwrap().len(), routed);
     }
-    let jira = FakeJira::start();
-    jira.state.lock().unwrap().create_delay = Duration::from_millis(200);
+    let jira = start_jira();
+    jira.slow_creates(Duration::from_millis(200));
     let clock = Clock::new();
     let delivered: u32 = std::thread::scope(|s| {
         let hs: Vec<_> = (0..3)

@@ -12,11 +12,7 @@ use guardrail_server::state::GovernorSource;
 use guardrail_server::{GovernorSettings, ServerConfig};
 use serde_json::{Value, json};
 
-#[allow(dead_code)]
-#[path = "../../../guardrail-knowledge/tests/it/fake_es.rs"]
-mod fake_es;
-
-use fake_es::FakeEs;
+use guardrail_test_support::elastic::FakeEs;
 
 const KEY: &str = "c2VydmVyOmtleQ==";
 

@@ -1,30 +1,46 @@
-//! A loopback Elasticsearch for the tests: it speaks the REST API's request and response shapes
-//! for every call `ElasticKnowledgeStore` makes, as Elasticsearch 8 documents and sends them —
-//! index creation (`PUT /{index}`, 400 `resource_already_exists_exception`), `_bulk` NDJSON with
-//! per-item results (201 created, 409 `version_conflict_engine_exception`, injected 429
-//! `es_rejected_execution_exception`), `_mget`, `_search` with `bool`/`match`/`term`/`terms`/
-//! `match_all` and `sort`, `_count`, `GET`/`PUT /{index}/_doc/{id}` with `if_seq_no` /
-//! `if_primary_term`, 404 `index_not_found_exception`, and injected 401 `security_exception`, 429,
-//! 500 and 503 error bodies — and scores `match` clauses with Lucene's BM25 (k1 = 1.2, b = 0.75,
-//! idf = ln(1 + (N − n + 0.5) / (n + 0.5))) over lowercased words with a crude suffix stemmer,
-//! enough for the sample data to rank as the real engine ranks it.
+//! A loopback Elasticsearch 8 for the tests of everything that talks to a cluster (the
+//! knowledge base's `ElasticKnowledgeStore`, `query_live_logs` over a logs index, the audit
+//! mirror, the official Python client as a peer). It speaks the REST API's request and response
+//! shapes as Elasticsearch documents and sends them:
+//! - `PUT /{index}` with its body (`mappings`, `settings`) → `{"acknowledged": true,
+//!   "shards_acknowledged": true, "index": …}`, or 400 `resource_already_exists_exception`;
+//!   `DELETE /{index}` → `{"acknowledged": true}` or 404 `index_not_found_exception`;
+//! - `_bulk` NDJSON (`index` / `create` action lines, each followed by its source; the body must
+//!   end in a newline) with per-item results: 201 created / 200 updated, 409
+//!   `version_conflict_engine_exception` for a `create` of an existing id, 400
+//!   `strict_dynamic_mapping_exception` for a field outside a `dynamic: strict` mapping, injected
+//!   per-id 429 `es_rejected_execution_exception` or 400 `mapper_parsing_exception`; a missing
+//!   index is created on the fly, as `action.auto_create_index` (on by default) does;
+//! - `_mget`, `_count`, `_search` with `bool` / `match` / `combined_fields` / `term` / `terms` /
+//!   `range` / `match_all`, `sort`, `size`, `track_total_hits` and `aggs` (`filter`, `avg`);
+//!   `match` and `combined_fields` score with Lucene's BM25 / BM25F (k1 = 1.2, b = 0.75, idf =
+//!   ln(1 + (N − n + 0.5) / (n + 0.5))) over lowercased words with a crude suffix stemmer, enough
+//!   for the sample data to rank as the real engine ranks it;
+//! - `GET /{index}/_doc/{id}` (404 `found: false`), `PUT /{index}/_doc/{id}` with `if_seq_no` /
+//!   `if_primary_term` (409 on a stale pair); 404 `index_not_found_exception` for a missing index;
+//! - `Authorization` checked when required (401 `security_exception` with the
+//!   `WWW-Authenticate` headers; a missing header passes with anonymous access enabled), and
+//!   injected whole-call errors: 401, 429 `es_rejected_execution_exception`, 503
+//!   `master_not_discovered_exception`, 500 `search_phase_execution_exception`; searches that
+//!   answer `timed_out: true`; answers sent late (a cluster that hangs).
 //!
 //! The fake reads requests as `serde_json::Value`: it stands in for an arbitrary server, so it
 //! looks at whatever arrives rather than at Guardrail's types.
 
-use std::collections::{BTreeMap, HashSet};
-use std::io::Write;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use guardrail_test_support::http::{Request, read_request};
 use serde_json::{Value, json};
+
+use crate::http::{Request, header, method_and_target, read_request, write_response};
 
 #[derive(Default)]
 struct Index {
-    docs: BTreeMap<String, (Value, u64)>,
+    /// The body the index was created with (`Null` when auto-created or created bare).
     mapping: Value,
+    docs: BTreeMap<String, (Value, u64)>,
 }
 
 #[derive(Default)]
@@ -33,19 +49,21 @@ struct State {
     seq: u64,
     /// The `Authorization` header every request must carry, when set.
     auth: Option<String>,
+    /// A request without `Authorization` passes (anonymous access enabled).
+    anonymous: bool,
     /// Statuses for the next requests, one each (401, 429, 500, 503).
     fail_next: Vec<u16>,
-    /// Ids whose `_bulk` item is rejected with 429.
-    reject_ids: HashSet<String>,
+    /// `_bulk` items failing with this status, by `_id`.
+    item_errors: HashMap<String, u16>,
     /// Every search answers `timed_out: true`.
     time_out_searches: bool,
     /// Answer this late.
     delay: Duration,
-    /// `METHOD path` of every request, and its body.
+    /// `METHOD target` of every request, and its body.
     log: Vec<(String, String)>,
 }
 
-/// A running fake cluster.
+/// A running fake cluster (it lives as long as the test process).
 pub struct FakeEs {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
@@ -56,7 +74,7 @@ impl FakeEs {
     /// Starts a cluster with no indices.
     pub fn start() -> FakeEs {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let url = format!("http://{}", listener.local_addr().expect("a bound address"));
         let state = Arc::new(Mutex::new(State::default()));
         let shared = Arc::clone(&state);
         std::thread::spawn(move || {
@@ -68,23 +86,17 @@ impl FakeEs {
                     while let Some(req) = read_request(&mut s) {
                         let (status, body, delay) = {
                             let mut st = state.lock().unwrap();
-                            let delay = st.delay;
                             let (status, body) = answer(&mut st, &req);
-                            (status, body, delay)
+                            (status, body, st.delay)
                         };
                         std::thread::sleep(delay);
-                        let text = body.to_string();
-                        let mut head = format!(
-                            "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nX-elastic-product: Elasticsearch\r\n",
-                            reason(status),
-                            text.len()
-                        );
+                        let mut headers =
+                            vec![("content-type", "application/json"), ("X-elastic-product", "Elasticsearch")];
                         if status == 401 {
-                            head.push_str("WWW-Authenticate: Basic realm=\"security\" charset=\"UTF-8\"\r\n");
-                            head.push_str("WWW-Authenticate: ApiKey\r\n");
+                            headers.push(("WWW-Authenticate", "Basic realm=\"security\" charset=\"UTF-8\""));
+                            headers.push(("WWW-Authenticate", "ApiKey"));
                         }
-                        head.push_str("\r\n");
-                        if s.write_all(head.as_bytes()).and_then(|()| s.write_all(text.as_bytes())).is_err() {
+                        if write_response(&mut s, status, &headers, &body.to_string()).is_err() {
                             return;
                         }
                     }
@@ -99,14 +111,33 @@ impl FakeEs {
         self.state.lock().unwrap().auth = Some(header.to_string());
     }
 
+    /// Requests without an `Authorization` header pass (anonymous access enabled); one with
+    /// another header than [`FakeEs::require_auth`]'s is still refused.
+    pub fn allow_anonymous(&self) {
+        self.state.lock().unwrap().anonymous = true;
+    }
+
     /// The next requests answer these statuses, one each.
     pub fn fail_next(&self, statuses: &[u16]) {
         self.state.lock().unwrap().fail_next = statuses.to_vec();
     }
 
-    /// `_bulk` rejects these ids with 429.
+    /// `_bulk` items with these ids are rejected with 429 `es_rejected_execution_exception`.
     pub fn reject_ids(&self, ids: &[&str]) {
-        self.state.lock().unwrap().reject_ids = ids.iter().map(|s| s.to_string()).collect();
+        for id in ids {
+            self.fail_item(id, 429);
+        }
+    }
+
+    /// `_bulk` items with this `_id` fail with `status` (429 es_rejected_execution_exception,
+    /// any other status mapper_parsing_exception).
+    pub fn fail_item(&self, id: &str, status: u16) {
+        self.state.lock().unwrap().item_errors.insert(id.to_string(), status);
+    }
+
+    /// `_bulk` items fail no longer.
+    pub fn heal_items(&self) {
+        self.state.lock().unwrap().item_errors.clear();
     }
 
     /// Searches answer `timed_out: true`.
@@ -119,20 +150,23 @@ impl FakeEs {
         self.state.lock().unwrap().delay = d;
     }
 
-    /// `METHOD path` of every request so far, with its body.
+    /// `METHOD target` of every request so far, with its body.
     pub fn log(&self) -> Vec<(String, String)> {
         self.state.lock().unwrap().log.clone()
     }
 
-    /// The mapping an index was created with.
+    /// `METHOD target` of every request so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.state.lock().unwrap().log.iter().map(|(line, _)| line.clone()).collect()
+    }
+
+    /// The body an index was created with (`Null` when auto-created).
     pub fn mapping(&self, index: &str) -> Option<Value> {
         self.state.lock().unwrap().indices.get(index).map(|i| i.mapping.clone())
     }
 
     /// Stores documents in `index` (created, unmapped, when missing) as an indexing client would
-    /// have: for data Guardrail only reads, such as a logs index (the CLI and server tests include
-    /// this file for it).
-    #[allow(dead_code)]
+    /// have: for data Guardrail only reads, such as a logs index.
     pub fn index_docs(&self, index: &str, docs: &[(&str, Value)]) {
         let mut st = self.state.lock().unwrap();
         for (id, src) in docs {
@@ -146,20 +180,14 @@ impl FakeEs {
     pub fn doc(&self, index: &str, id: &str) -> Option<Value> {
         self.state.lock().unwrap().indices.get(index).and_then(|i| i.docs.get(id).map(|d| d.0.clone()))
     }
-}
 
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        201 => "Created",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        404 => "Not Found",
-        409 => "Conflict",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        _ => "Status",
+    /// Every document of an index, by `_id` (empty when the index does not exist).
+    pub fn docs(&self, index: &str) -> BTreeMap<String, Value> {
+        let st = self.state.lock().unwrap();
+        st.indices
+            .get(index)
+            .map(|i| i.docs.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect())
+            .unwrap_or_default()
     }
 }
 
@@ -194,18 +222,12 @@ fn no_index(index: &str) -> (u16, Value) {
 }
 
 fn answer(st: &mut State, req: &Request) -> (u16, Value) {
-    let line = req.head.lines().next().unwrap_or_default().to_string();
-    let mut parts = line.split(' ');
-    let method = parts.next().unwrap_or_default().to_string();
-    let target = parts.next().unwrap_or_default().to_string();
+    let (method, target) = method_and_target(req);
     st.log.push((format!("{method} {target}"), req.body.clone()));
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
     if let Some(want) = &st.auth {
-        let got = req.head.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("authorization").then(|| v.trim().to_string())
-        });
-        if got.as_deref() != Some(want.as_str()) {
+        let got = header(req, "authorization");
+        if got.as_deref() != Some(want.as_str()) && !(got.is_none() && st.anonymous) {
             return if got.is_none() {
                 injected(401, path)
             } else {
@@ -234,13 +256,17 @@ fn answer(st: &mut State, req: &Request) -> (u16, Value) {
         ("PUT", [index]) if !index.starts_with('_') => {
             if st.indices.contains_key(*index) {
                 let (s, mut v) =
-                    error(400, "resource_already_exists_exception", &format!("index [{index}/abc123] already exists"));
+                    error(400, "resource_already_exists_exception", &format!("index [{index}/Xk3d9Q] already exists"));
                 v["error"]["index"] = json!(index);
                 return (s, v);
             }
             st.indices.insert(index.to_string(), Index { mapping: body, docs: BTreeMap::new() });
             (200, json!({"acknowledged": true, "shards_acknowledged": true, "index": index}))
         }
+        ("DELETE", [index]) if !index.starts_with('_') => match st.indices.remove(*index) {
+            Some(_) => (200, json!({"acknowledged": true})),
+            None => no_index(index),
+        },
         // Elasticsearch takes both verbs here (the official Python client sends PUT).
         ("POST" | "PUT", ["_bulk"]) => bulk(st, &req.body),
         ("POST" | "GET", ["_mget"]) => {
@@ -261,7 +287,7 @@ fn answer(st: &mut State, req: &Request) -> (u16, Value) {
         }
         ("POST" | "GET", [index, "_search"]) => {
             let Some(ix) = st.indices.get(*index) else { return no_index(index) };
-            search(ix, &body, st.time_out_searches)
+            search(index, ix, &body, st.time_out_searches)
         }
         ("POST" | "GET", [index, "_count"]) => {
             let Some(ix) = st.indices.get(*index) else { return no_index(index) };
@@ -327,42 +353,84 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The first field a `dynamic: strict` mapping refuses in `source`, if it is strict.
+fn strict_violation(mapping: &Value, source: &Value) -> Option<String> {
+    let m = &mapping["mappings"];
+    if m["dynamic"] != json!("strict") {
+        return None;
+    }
+    source.as_object()?.keys().find(|k| m["properties"].get(k.as_str()).is_none()).cloned()
+}
+
 fn bulk(st: &mut State, body: &str) -> (u16, Value) {
-    let lines: Vec<&str> = body.lines().filter(|l| !l.trim().is_empty()).collect();
-    if !lines.len().is_multiple_of(2) {
+    if !body.ends_with('\n') {
         return error(400, "illegal_argument_exception", "The bulk request must be terminated by a newline [\\n]");
     }
+    let lines: Vec<&str> = body.lines().filter(|l| !l.trim().is_empty()).collect();
     let mut items = Vec::new();
     let mut errors = false;
     for pair in lines.chunks(2) {
         let action: Value = serde_json::from_str(pair[0]).unwrap_or(Value::Null);
-        let source: Value = serde_json::from_str(pair[1]).unwrap_or(Value::Null);
-        let Some(create) = action.get("create") else {
+        let Some((op, meta)) = action.as_object().and_then(|o| o.iter().next()).map(|(k, v)| (k.clone(), v.clone()))
+        else {
+            return error(400, "illegal_argument_exception", &format!("Malformed action/metadata line [{}]", pair[0]));
+        };
+        if op != "index" && op != "create" {
             return error(
                 400,
                 "illegal_argument_exception",
-                &format!("Malformed action/metadata line [{}], expected create", pair[0]),
+                &format!("Malformed action/metadata line [{}], expected index or create but found [{op}]", pair[0]),
+            );
+        }
+        let Some(source) = pair.get(1).and_then(|l| serde_json::from_str::<Value>(l).ok()).filter(Value::is_object)
+        else {
+            return error(
+                400,
+                "illegal_argument_exception",
+                "The bulk request must have a source after each index action",
             );
         };
-        let index = create["_index"].as_str().unwrap_or_default().to_string();
-        let id = create["_id"].as_str().unwrap_or_default().to_string();
+        let index = meta["_index"].as_str().unwrap_or_default().to_string();
+        let id = meta["_id"].as_str().unwrap_or_default().to_string();
         st.seq += 1;
         let seq = st.seq;
-        let item = if st.reject_ids.contains(&id) {
-            errors = true;
-            json!({"create": {"_index": index, "_id": id, "status": 429, "error": {"type": "es_rejected_execution_exception", "reason": "rejected execution of primary operation [shard_detail=[runbooks-demo][0][P]]"}}})
-        } else if let Some(ix) = st.indices.get_mut(&index) {
-            if ix.docs.contains_key(&id) {
-                errors = true;
-                json!({"create": {"_index": index, "_id": id, "status": 409, "error": {"type": "version_conflict_engine_exception", "reason": format!("[{id}]: version conflict, document already exists (current version [1])"), "index": index, "shard": "0"}}})
-            } else {
-                ix.docs.insert(id.clone(), (source, seq));
-                json!({"create": {"_index": index, "_id": id, "_version": 1, "result": "created", "_shards": {"total": 1, "successful": 1, "failed": 0}, "_seq_no": seq, "_primary_term": 1, "status": 201}})
+        let fail = |status: u16, kind: &str, reason: String| json!({op.as_str(): {"_index": index, "_id": id, "status": status, "error": {"type": kind, "reason": reason, "index": index, "shard": "0"}}});
+        let item = match st.item_errors.get(&id) {
+            Some(429) => fail(
+                429,
+                "es_rejected_execution_exception",
+                format!("rejected execution of primary operation [shard_detail=[{index}][0][P]]"),
+            ),
+            Some(&s) => fail(
+                s,
+                "mapper_parsing_exception",
+                "failed to parse field [recorded_at] of type [date] in document".to_string(),
+            ),
+            None => {
+                let ix = st.indices.entry(index.clone()).or_default();
+                if let Some(field) = strict_violation(&ix.mapping, &source) {
+                    fail(
+                        400,
+                        "strict_dynamic_mapping_exception",
+                        format!(
+                            "[1:2] mapping set to strict, dynamic introduction of [{field}] within [_doc] is not allowed"
+                        ),
+                    )
+                } else if op == "create" && ix.docs.contains_key(&id) {
+                    fail(
+                        409,
+                        "version_conflict_engine_exception",
+                        format!("[{id}]: version conflict, document already exists (current version [1])"),
+                    )
+                } else {
+                    let existed = ix.docs.insert(id.clone(), (source, seq)).is_some();
+                    let (result, status) = if existed { ("updated", 200) } else { ("created", 201) };
+                    json!({op.as_str(): {"_index": index, "_id": id, "_version": if existed { 2 } else { 1 }, "result": result,
+                        "_shards": {"total": 2, "successful": 1, "failed": 0}, "_seq_no": seq, "_primary_term": 1, "status": status}})
+                }
             }
-        } else {
-            errors = true;
-            json!({"create": {"_index": index, "_id": id, "status": 404, "error": {"type": "index_not_found_exception", "reason": format!("no such index [{index}]")}}})
         };
+        errors |= item[op.as_str()].get("error").is_some();
         items.push(item);
     }
     (200, json!({"took": 3, "errors": errors, "items": items}))
@@ -585,7 +653,7 @@ fn eval(q: &Value, src: &Value, stats: &Stats) -> Option<f64> {
     }
 }
 
-fn search(ix: &Index, body: &Value, timed_out: bool) -> (u16, Value) {
+fn search(index: &str, ix: &Index, body: &Value, timed_out: bool) -> (u16, Value) {
     let q = body.get("query").cloned().unwrap_or(json!({"match_all": {}}));
     let stats = Stats::of(ix);
     let mut hits: Vec<(String, f64, Value)> = ix
@@ -636,7 +704,7 @@ fn search(ix: &Index, body: &Value, timed_out: bool) -> (u16, Value) {
     let out: Vec<Value> = hits
         .into_iter()
         .take(size)
-        .map(|(id, score, src)| json!({"_index": "x", "_id": id, "_score": score, "_source": src, "sort": [score, id]}))
+        .map(|(id, score, src)| json!({"_index": index, "_id": id, "_score": score, "_source": src, "sort": [score, id]}))
         .collect();
     let mut answer = json!({"took": 2, "timed_out": timed_out, "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
                "hits": {"total": {"value": total, "relation": "eq"}, "max_score": null, "hits": out}});
