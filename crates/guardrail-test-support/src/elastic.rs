@@ -191,6 +191,26 @@ impl FakeEs {
     }
 }
 
+/// A Python with Elasticsearch's official client (`pip install elasticsearch`), for the tests
+/// that use it as an independent peer of [`FakeEs`]: `GUARDRAIL_ES_PYTHON`, else the test venv
+/// `scripts/test` makes (`target/mcp-venv`). `None` (the caller skips, saying so) when there is
+/// none; a panic instead when `GUARDRAIL_REQUIRE_ES_PYTHON` is set (as `scripts/test` may set it).
+pub fn python_client() -> Option<String> {
+    let venv = crate::workspace_root().join("target/mcp-venv/bin/python");
+    let candidates = [std::env::var("GUARDRAIL_ES_PYTHON").ok(), Some(venv.to_string_lossy().into_owned())];
+    let found = candidates.into_iter().flatten().find(|py| {
+        std::process::Command::new(py).args(["-c", "import elasticsearch"]).output().is_ok_and(|o| o.status.success())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("GUARDRAIL_REQUIRE_ES_PYTHON").is_none(),
+            "GUARDRAIL_REQUIRE_ES_PYTHON is set but no Python has the elasticsearch package"
+        );
+        eprintln!("skipped: no Python with the elasticsearch package (set GUARDRAIL_ES_PYTHON)");
+    }
+    found
+}
+
 /// Elasticsearch's error body.
 fn error(status: u16, kind: &str, reason: &str) -> (u16, Value) {
     (

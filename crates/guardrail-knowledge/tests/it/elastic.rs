@@ -203,18 +203,6 @@ fn a_review_is_a_conditional_write() {
     assert_eq!(es.doc("runbooks-demo", "rbk-learned-2").unwrap()["provenance"]["reviewed_by"], "bob");
 }
 
-/// A Python with Elasticsearch's official client (`pip install elasticsearch`): from
-/// `GUARDRAIL_ES_PYTHON`, else the test venv `scripts/test` makes.
-fn es_python() -> Option<String> {
-    let candidates = [
-        std::env::var("GUARDRAIL_ES_PYTHON").ok(),
-        Some(format!("{}/../../target/mcp-venv/bin/python", env!("CARGO_MANIFEST_DIR"))),
-    ];
-    candidates.into_iter().flatten().find(|py| {
-        std::process::Command::new(py).args(["-c", "import elasticsearch"]).output().is_ok_and(|o| o.status.success())
-    })
-}
-
 /// The loopback cluster, loaded by Guardrail, read and written by Elasticsearch's official
 /// Python client as an independent peer: the same search, count, get, a `_bulk` with a conflict
 /// and errors as the client types them — so the fake's wire shapes are the ones real clients
@@ -222,14 +210,7 @@ fn es_python() -> Option<String> {
 /// `GUARDRAIL_REQUIRE_ES_PYTHON` is set (as `scripts/test` may set it).
 #[test]
 fn the_official_python_client_reads_what_guardrail_wrote() {
-    let Some(py) = es_python() else {
-        assert!(
-            std::env::var_os("GUARDRAIL_REQUIRE_ES_PYTHON").is_none(),
-            "GUARDRAIL_REQUIRE_ES_PYTHON is set but no Python has the elasticsearch package"
-        );
-        eprintln!("skipped: no Python with the elasticsearch package (set GUARDRAIL_ES_PYTHON)");
-        return;
-    };
+    let Some(py) = guardrail_test_support::elastic::python_client() else { return };
     let es = FakeEs::start();
     loaded(cfg(&es));
     let script = r#"

@@ -270,18 +270,6 @@ fn the_environment_names_the_mirror_and_keeps_the_blocks_settings() {
     assert!(!routes.is_empty());
 }
 
-/// A Python with Elasticsearch's official client: `GUARDRAIL_ES_PYTHON`, else the test venv
-/// `scripts/test` makes.
-fn es_python() -> Option<String> {
-    let candidates = [
-        std::env::var("GUARDRAIL_ES_PYTHON").ok(),
-        Some(format!("{}/../../target/mcp-venv/bin/python", env!("CARGO_MANIFEST_DIR"))),
-    ];
-    candidates.into_iter().flatten().find(|py| {
-        std::process::Command::new(py).args(["-c", "import elasticsearch"]).output().is_ok_and(|o| o.status.success())
-    })
-}
-
 /// Elasticsearch's official Python client as an independent peer of the loopback cluster: it
 /// reads the document the mirror delivered, creates the index again (and gets the
 /// `resource_already_exists_exception` the mirror reads as "exists"), writes with `_bulk`
@@ -291,14 +279,7 @@ fn es_python() -> Option<String> {
 /// is set (as `scripts/test` sets it).
 #[test]
 fn the_official_python_client_reads_what_the_mirror_wrote() {
-    let Some(py) = es_python() else {
-        assert!(
-            std::env::var_os("GUARDRAIL_REQUIRE_ES_PYTHON").is_none(),
-            "GUARDRAIL_REQUIRE_ES_PYTHON is set but no Python has the elasticsearch package"
-        );
-        eprintln!("skipped: no Python with the elasticsearch package (set GUARDRAIL_ES_PYTHON)");
-        return;
-    };
+    let Some(py) = guardrail_test_support::elastic::python_client() else { return };
     let es = FakeEs::start();
     let dir = tempfile::tempdir().unwrap();
     let mut store = store_at(&dir.path().join("a.db"), &es.url);
