@@ -16,6 +16,8 @@
 //!   retries: 2                        # only with url; 0-5 (default 2)
 //!   workflow_events_index: workflow_events       # optional: also the original's documents per
 //!   action_executions_index: action_executions   # remediation decision (absent: not written)
+//!   batch_size: 500                   # optional: records per `_bulk` call of the outbox's
+//!                                     # delivery, 1-10000 (default 500)
 //! ```
 //!
 //! As in `knowledge:`, no secret is ever in this file: only the names of the variables that
@@ -31,6 +33,15 @@ use crate::de::present;
 use crate::governor_knowledge::{
     ElasticCredentials, KnowledgeBackend, KnowledgeConfig, MAX_RETRIES, MAX_TIMEOUT_MS, index_name_problem,
 };
+
+/// Records per `_bulk` call of the outbox's delivery when the block does not say: ~0.5-1 MB
+/// of documents per request at typical record sizes, well under Elasticsearch's 100 MB
+/// `http.max_content_length`, and enough that one call per tick keeps up with thousands of
+/// records a second.
+pub const DEFAULT_MIRROR_BATCH: usize = 500;
+
+/// The largest `audit_mirror.batch_size`.
+pub const MAX_MIRROR_BATCH: usize = 10_000;
 
 /// The mirror's index when the block does not name one.
 pub const DEFAULT_AUDIT_INDEX: &str = "guardrail-audit";
@@ -57,6 +68,8 @@ pub struct AuditMirrorConfig {
     pub workflow_events_index: Option<String>,
     /// Also the original's `action_executions` document of each remediation decision.
     pub action_executions_index: Option<String>,
+    /// Records (outbox rows) per `_bulk` call of the outbox's delivery.
+    pub batch_size: usize,
 }
 
 impl AuditMirrorConfig {
@@ -73,6 +86,7 @@ impl AuditMirrorConfig {
             shares_knowledge_connection: false,
             workflow_events_index: None,
             action_executions_index: None,
+            batch_size: DEFAULT_MIRROR_BATCH,
         }
     }
 }
@@ -101,6 +115,8 @@ pub(crate) struct AuditMirrorSpec {
     workflow_events_index: Option<String>,
     #[serde(default, deserialize_with = "present")]
     action_executions_index: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    batch_size: Option<u64>,
 }
 
 fn env_name(name: &str) -> bool {
@@ -128,6 +144,14 @@ pub(crate) fn read_audit_mirror(
     };
     let workflow_events_index = extra("workflow_events_index", &spec.workflow_events_index);
     let action_executions_index = extra("action_executions_index", &spec.action_executions_index);
+    let batch_size = match spec.batch_size {
+        None => DEFAULT_MIRROR_BATCH,
+        Some(n) if (1..=MAX_MIRROR_BATCH as u64).contains(&n) => n as usize,
+        Some(n) => {
+            d.error("audit_mirror.batch_size", format!("{n} is outside 1-{MAX_MIRROR_BATCH}"));
+            DEFAULT_MIRROR_BATCH
+        }
+    };
     let index = match spec.index.as_deref().map(str::trim) {
         None => DEFAULT_AUDIT_INDEX.to_string(),
         Some(i) => match index_name_problem(i) {
@@ -165,6 +189,7 @@ pub(crate) fn read_audit_mirror(
                 shares_knowledge_connection: true,
                 workflow_events_index,
                 action_executions_index,
+                batch_size,
             }),
             Some(KnowledgeBackend::Elasticsearch(_)) => None,
             _ => {
@@ -253,6 +278,7 @@ pub(crate) fn read_audit_mirror(
         shares_knowledge_connection: false,
         workflow_events_index,
         action_executions_index,
+        batch_size,
     })
 }
 
@@ -275,6 +301,9 @@ mod tests {
         let text = "audit_mirror:\n  url: https://es:9200\n  index: audit-prod\n  username: g\n  password_env: ES_PW\n  timeout_ms: 900\n  retries: 0\n";
         let m = mirror(text).unwrap().unwrap();
         assert_eq!((m.index.as_str(), m.timeout_ms, m.retries), ("audit-prod", 900, 0));
+        assert_eq!(m.batch_size, DEFAULT_MIRROR_BATCH);
+        let b = mirror("audit_mirror: {url: 'http://es:9200', batch_size: 2000}\n").unwrap().unwrap();
+        assert_eq!(b.batch_size, 2000);
         assert_eq!((&m.workflow_events_index, &m.action_executions_index), (&None, &None));
         let w = mirror("audit_mirror: {url: 'http://es:9200', workflow_events_index: workflow_events, action_executions_index: action_executions}\n")
             .unwrap()
@@ -307,9 +336,13 @@ mod tests {
         assert!(e.contains("audit_mirror.index") && e.contains("lower case"), "{e}");
         let e = mirror("audit_mirror: {url: 'http://es:9200', api_key: abc}\n").unwrap_err();
         assert!(e.contains("api_key"), "{e}");
-        let e = mirror("audit_mirror: {url: 'http://es:9200', api_key_env: 'the key', timeout_ms: 0, retries: 6}\n")
-            .unwrap_err();
-        for want in ["audit_mirror.api_key_env", "audit_mirror.timeout_ms", "audit_mirror.retries"] {
+        let e = mirror(
+            "audit_mirror: {url: 'http://es:9200', api_key_env: 'the key', timeout_ms: 0, retries: 6, batch_size: 0}\n",
+        )
+        .unwrap_err();
+        for want in
+            ["audit_mirror.api_key_env", "audit_mirror.timeout_ms", "audit_mirror.retries", "audit_mirror.batch_size"]
+        {
             assert!(e.contains(want), "{want}: {e}");
         }
     }

@@ -94,6 +94,23 @@ pub trait Channel: Send + Sync {
     fn kind(&self) -> ChannelKind;
     /// Delivers one notification.
     fn deliver(&self, notification: &Notification, context: &DeliveryContext) -> Result<Delivered, DeliveryError>;
+    /// Rows this destination takes in one [`Channel::deliver_batch`] call (1: one by one, the
+    /// default). Only rows without an ordering key are batched: ordered rows (an incident's
+    /// Slack thread, its Jira issue) need what the previous one left, so they stay one by one.
+    fn batch_size(&self) -> usize {
+        1
+    }
+
+    /// Delivers several notifications at once (the audit mirror: one `_bulk` call), one result
+    /// per notification in the same order. The default delivers them one by one.
+    fn deliver_batch(
+        &self,
+        notifications: &[Notification],
+        context: &DeliveryContext,
+    ) -> Vec<Result<Delivered, DeliveryError>> {
+        notifications.iter().map(|n| self.deliver(n, context)).collect()
+    }
+
     /// After a delivery: a record to append to the chain about it (the Jira channel's
     /// `jira_issue_linked`), if any. The loop appends it before marking the row delivered.
     fn chain_note(

@@ -382,6 +382,8 @@ pub struct EsMirror {
     index: String,
     workflow_events: Option<String>,
     action_executions: Option<String>,
+    /// Outbox rows per `_bulk` call (`audit_mirror.batch_size`).
+    batch_size: usize,
     /// The index is known to exist (created or found) by this process.
     ensured: AtomicBool,
 }
@@ -436,6 +438,7 @@ impl EsMirror {
             index: cfg.index.clone(),
             workflow_events: cfg.workflow_events_index.clone(),
             action_executions: cfg.action_executions_index.clone(),
+            batch_size: cfg.batch_size.max(1),
             ensured: AtomicBool::new(false),
         })
     }
@@ -472,7 +475,21 @@ impl EsMirror {
     /// are searchable). `Ok` with the items the cluster refused (empty: all written); `Err`
     /// when the call itself failed (nothing can be assumed written).
     pub fn write(&self, records: &[ChainedRecord], refresh: bool) -> Result<Vec<ItemFailure>, KnowledgeError> {
-        if records.is_empty() {
+        self.write_all(records.iter(), refresh)
+    }
+
+    /// Outbox rows the destination sends per `_bulk` call.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// [`EsMirror::write`] over borrowed records.
+    fn write_all<'r>(
+        &self,
+        records: impl ExactSizeIterator<Item = &'r ChainedRecord>,
+        refresh: bool,
+    ) -> Result<Vec<ItemFailure>, KnowledgeError> {
+        if records.len() == 0 {
             return Ok(Vec::new());
         }
         self.ensure_index()?;
@@ -566,7 +583,8 @@ fn call_error(e: &KnowledgeError) -> DeliveryError {
     }
 }
 
-/// The outbox destination `elasticsearch`: one record's document per row.
+/// The outbox destination `elasticsearch`: one record's document per row, up to
+/// `audit_mirror.batch_size` rows per `_bulk` call.
 #[derive(Debug, Clone)]
 pub struct EsMirrorChannel {
     mirror: Arc<EsMirror>,
@@ -584,23 +602,53 @@ impl Channel for EsMirrorChannel {
         ChannelKind::Elasticsearch
     }
 
-    fn deliver(&self, n: &Notification, _context: &DeliveryContext) -> Result<Delivered, DeliveryError> {
-        match self.mirror.write(std::slice::from_ref(&n.record), false) {
-            Err(e) => Err(call_error(&e)),
-            Ok(failed) if failed.is_empty() => {
-                Ok(Delivered { reference: Some(format!("{}/{}", self.mirror.index, n.record.id())) })
+    fn deliver(&self, n: &Notification, context: &DeliveryContext) -> Result<Delivered, DeliveryError> {
+        self.deliver_batch(std::slice::from_ref(n), context).pop().unwrap_or_else(|| {
+            Err(DeliveryError::Retryable { reason: "audit mirror: no result".into(), retry_after: None })
+        })
+    }
+
+    fn batch_size(&self) -> usize {
+        self.mirror.batch_size
+    }
+
+    /// One `_bulk` call for the rows; each row's result is its own documents' items: all
+    /// written → delivered; any refused (400 mapper_parsing_exception…) → failed; only busy
+    /// items (429, 5xx) → retried. A failed call (connection, 429/5xx on the request, 401…)
+    /// is every row's result.
+    fn deliver_batch(
+        &self,
+        notifications: &[Notification],
+        _context: &DeliveryContext,
+    ) -> Vec<Result<Delivered, DeliveryError>> {
+        let failed = match self.mirror.write_all(notifications.iter().map(|n| &n.record), false) {
+            Err(e) => {
+                let e = call_error(&e);
+                return notifications.iter().map(|_| Err(e.clone())).collect();
             }
-            // The whole row again, later: the documents written already are written again,
-            // the same (idempotent by id).
-            Ok(failed) => {
+            Ok(failed) => failed,
+        };
+        let mut by_record: BTreeMap<String, Vec<ItemFailure>> = BTreeMap::new();
+        for f in failed {
+            by_record.entry(f.record_id.clone()).or_default().push(f);
+        }
+        notifications
+            .iter()
+            .map(|n| {
+                let id = n.record.id();
+                let Some(failed) = by_record.get(&id) else {
+                    return Ok(Delivered { reference: Some(format!("{}/{id}", self.mirror.index)) });
+                };
+                // The whole row again, later: the documents written already are written
+                // again, the same (idempotent by id).
                 let reason = failed.iter().map(|f| format!("audit mirror: {f}")).collect::<Vec<_>>().join("; ");
                 if failed.iter().all(ItemFailure::retryable) {
                     Err(DeliveryError::Retryable { reason, retry_after: None })
                 } else {
                     Err(DeliveryError::Permanent { reason })
                 }
-            }
-        }
+            })
+            .collect()
     }
 }
 

@@ -16,6 +16,12 @@
 //!   thread; a `failed` row holds the incident's later rows of that channel until re-delivered.
 //! - **One deliverer per row.** Each row is leased ([`AuditStore::outbox_lease`]) before it is
 //!   sent; a process that loses the lease skips it.
+//! - **Batches.** A destination that takes several rows at once ([`Channel::batch_size`] > 1:
+//!   the audit mirror, one `_bulk` call) gets its due rows without an ordering key in batches:
+//!   one lease transaction for the batch ([`AuditStore::outbox_lease_many`], each row still
+//!   leased by its own conditional update), one call, one transaction marking every row by its
+//!   own result ([`AuditStore::outbox_mark_many`]) — the same per-row states, retries and
+//!   backoff as one by one. Ordered rows (Slack, Jira) stay one by one.
 //! - **No destination, no attempt.** A row whose channel this process has not configured (a
 //!   CLI run without `SLACK_BOT_TOKEN`) is left pending for one that has.
 
@@ -25,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use guardrail_core::audit::{ChainedRecord, RecordDraft};
 use guardrail_governor::record::RecordKind;
-use guardrail_store::{AuditStore, Claim, DueEntry, ListQuery, Retry, StoreError};
+use guardrail_store::{AuditStore, Claim, DueEntry, ListQuery, OutboxMark, Retry, StoreError};
 
 use crate::channel::{Channel, ChannelKind, Delivered, DeliveryContext, DeliveryError, Notification};
 
@@ -83,6 +89,8 @@ pub struct PassReport {
     pub problems: Vec<String>,
     /// The pass stopped at its deadline with rows still due.
     pub stopped_at_deadline: bool,
+    /// The pass made its most rounds and rows may still be due (call again at once).
+    pub more_due: bool,
 }
 
 /// The delivery loop's configuration: the destinations this process can reach and the policy.
@@ -169,13 +177,38 @@ impl Deliverer {
     ) -> Result<PassReport, StoreError> {
         let mut report = PassReport::default();
         let mut skipped: std::collections::BTreeSet<i64> = std::collections::BTreeSet::new();
+        // A query returns at least one whole batch of the largest batching destination.
+        let fetch = self.channels.values().map(|c| c.batch_size()).max().unwrap_or(1).max(BATCH);
         for _ in 0..MAX_ROUNDS {
-            let due = store.outbox_due(now().as_millisecond(), BATCH + skipped.len())?;
+            let due = store.outbox_due(now().as_millisecond(), fetch + skipped.len())?;
             let due: Vec<DueEntry> = due.into_iter().filter(|d| !skipped.contains(&d.entry.id)).collect();
             if due.is_empty() {
                 return Ok(report);
             }
+            let mut batches: BTreeMap<ChannelKind, Vec<DueEntry>> = BTreeMap::new();
+            let mut single = Vec::new();
             for d in due {
+                match self.channels.get(&d.entry.channel) {
+                    Some(c) if c.batch_size() > 1 && d.entry.ordering_key.is_none() => {
+                        batches.entry(d.entry.channel).or_default().push(d);
+                    }
+                    _ => single.push(d),
+                }
+            }
+            for (kind, rows) in batches {
+                let Some(channel) = self.channels.get(&kind).cloned() else { continue };
+                let size = channel.batch_size();
+                let mut rows = rows.into_iter().peekable();
+                while rows.peek().is_some() {
+                    if deadline.is_some_and(|t| Instant::now() >= t) {
+                        report.stopped_at_deadline = true;
+                        return Ok(report);
+                    }
+                    let chunk: Vec<DueEntry> = rows.by_ref().take(size).collect();
+                    skipped.extend(self.deliver_many(store, channel.as_ref(), chunk, now, &mut report)?);
+                }
+            }
+            for d in single {
                 if deadline.is_some_and(|t| Instant::now() >= t) {
                     report.stopped_at_deadline = true;
                     return Ok(report);
@@ -186,7 +219,71 @@ impl Deliverer {
                 }
             }
         }
+        report.more_due = true;
         Ok(report)
+    }
+
+    /// One batch of one channel's rows: leased together, delivered in one call, marked together;
+    /// returns the rows not attempted (leased elsewhere).
+    fn deliver_many(
+        &self,
+        store: &mut dyn AuditStore,
+        channel: &dyn Channel,
+        rows: Vec<DueEntry>,
+        now: &dyn Fn() -> jiff::Timestamp,
+        report: &mut PassReport,
+    ) -> Result<Vec<i64>, StoreError> {
+        let t = now().as_millisecond();
+        let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
+        let ids: Vec<i64> = rows.iter().map(|d| d.entry.id).collect();
+        let leased: std::collections::BTreeSet<i64> =
+            store.outbox_lease_many(&ids, t, t.saturating_add(lease_ms))?.into_iter().collect();
+        let mut not_attempted = Vec::new();
+        let mut batch = Vec::with_capacity(leased.len());
+        for DueEntry { entry, record } in rows {
+            if !leased.contains(&entry.id) {
+                report.leased_elsewhere += 1;
+                not_attempted.push(entry.id);
+                continue;
+            }
+            batch.push(Notification { outbox_id: entry.id, channel: entry.channel, record, attempts: entry.attempts });
+        }
+        if batch.is_empty() {
+            return Ok(not_attempted);
+        }
+        // Rows without an ordering key: no incident, so nothing earlier deliveries left.
+        let context = DeliveryContext { dashboard_url: self.dashboard_url.clone(), ..DeliveryContext::default() };
+        let mut outcomes = channel.deliver_batch(&batch, &context);
+        // A destination that answered for fewer rows has not said what became of the rest:
+        // they are retried, never taken as delivered.
+        outcomes.truncate(batch.len());
+        while outcomes.len() < batch.len() {
+            outcomes.push(Err(DeliveryError::Retryable {
+                reason: format!("{}: no result for this row in its batch", channel.kind()),
+                retry_after: None,
+            }));
+        }
+        let at = now();
+        let mut marks = Vec::with_capacity(batch.len());
+        for (n, outcome) in batch.iter().zip(outcomes) {
+            let mark = match outcome {
+                Ok(delivered) => match self.note(store, channel, n, &context, &delivered, at) {
+                    Ok(reference) => {
+                        report.delivered += 1;
+                        OutboxMark::Delivered { id: n.outbox_id, reference, now_ms: at.as_millisecond() }
+                    }
+                    Err(problem) => {
+                        report.problems.push(problem.clone());
+                        let e = DeliveryError::Retryable { reason: problem, retry_after: None };
+                        self.failure(n, e, at, report)
+                    }
+                },
+                Err(e) => self.failure(n, e, at, report),
+            };
+            marks.push(mark);
+        }
+        store.outbox_mark_many(&marks)?;
+        Ok(not_attempted)
     }
 
     /// One row; `false` when it was not attempted (no channel, leased elsewhere).
@@ -280,6 +377,14 @@ impl Deliverer {
         at: jiff::Timestamp,
         report: &mut PassReport,
     ) -> Result<(), StoreError> {
+        if let OutboxMark::Failed { id, attempts, retry, error } = self.failure(n, e, at, report) {
+            store.outbox_mark_failed(id, attempts, retry, &error)?;
+        }
+        Ok(())
+    }
+
+    /// What a failed attempt leaves on its row (counted and described in `report`).
+    fn failure(&self, n: &Notification, e: DeliveryError, at: jiff::Timestamp, report: &mut PassReport) -> OutboxMark {
         let t = at.as_millisecond();
         let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         let (attempts, retry) = match &e {
@@ -304,13 +409,12 @@ impl Deliverer {
             n.record.id(),
             if retry == Retry::GiveUp { " — given up (guardrail notify deliver --retry-failed)" } else { "" }
         );
-        store.outbox_mark_failed(n.outbox_id, attempts, retry.clone(), e.reason())?;
         match retry {
             Retry::GiveUp => report.failed += 1,
             Retry::At(_) => report.retrying += 1,
         }
         report.problems.push(line);
-        Ok(())
+        OutboxMark::Failed { id: n.outbox_id, attempts, retry, error: e.reason().to_string() }
     }
 
     /// What earlier deliveries of the same incident left.

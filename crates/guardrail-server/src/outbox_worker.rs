@@ -80,12 +80,17 @@ impl Worker {
     fn run(mut self, stop: &mpsc::Receiver<()>) {
         loop {
             self.reconfigure();
-            self.tick();
-            let every = self
-                .current
-                .as_ref()
-                .and_then(|(b, _, _)| b.notify.as_ref())
-                .map_or(DEFAULT_INTERVAL, |n| Duration::from_secs(n.interval_seconds));
+            let behind = self.tick();
+            // A pass that ended with rows still due (a backlog: the audit mirror at thousands of
+            // records a second) goes on at once instead of sleeping a whole interval.
+            let every = if behind {
+                Duration::ZERO
+            } else {
+                self.current
+                    .as_ref()
+                    .and_then(|(b, _, _)| b.notify.as_ref())
+                    .map_or(DEFAULT_INTERVAL, |n| Duration::from_secs(n.interval_seconds))
+            };
             match stop.recv_timeout(every) {
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 _ => break,
@@ -130,10 +135,12 @@ impl Worker {
         }
     }
 
-    fn tick(&mut self) {
+    /// One pass; `true` when it stopped with rows still due.
+    fn tick(&mut self) -> bool {
         self.ensure_store();
-        let Some((blocks, routes, deliverer)) = &mut self.current else { return };
-        let Some(store) = self.store.as_mut() else { return };
+        let Some((blocks, routes, deliverer)) = &mut self.current else { return false };
+        let Some(store) = self.store.as_mut() else { return false };
+        let mut behind = false;
         if deliverer.is_none() {
             let built =
                 deliverer_from(blocks.slack.as_ref(), blocks.jira.as_ref(), blocks.notify.as_ref(), &self.env, None)
@@ -162,11 +169,14 @@ impl Worker {
                     for p in &report.problems {
                         eprintln!("guardrail serve: outbox: {p}");
                     }
+                    // Only when rows went out: rows that all wait for a retry time are not a
+                    // reason to spin.
+                    behind = (report.stopped_at_deadline || report.more_due) && report.delivered > 0;
                 }
                 Err(e) => {
                     eprintln!("guardrail serve: outbox: {e}; reconnecting at the next tick");
                     self.store = None;
-                    return;
+                    return false;
                 }
             }
         }
@@ -174,5 +184,6 @@ impl Worker {
             Ok(st) => self.state.metrics().outbox(&st, jiff::Timestamp::now().as_millisecond()),
             Err(e) => eprintln!("guardrail serve: outbox: status: {e}"),
         }
+        behind
     }
 }

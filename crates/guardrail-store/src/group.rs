@@ -510,6 +510,14 @@ impl AuditStore for Handle {
         self.read(|s| s.outbox_mark_failed(id, attempts, retry, error))
     }
 
+    fn outbox_lease_many(&mut self, ids: &[i64], now_ms: i64, until_ms: i64) -> Result<Vec<i64>, StoreError> {
+        self.read(|s| s.outbox_lease_many(ids, now_ms, until_ms))
+    }
+
+    fn outbox_mark_many(&mut self, marks: &[crate::OutboxMark]) -> Result<(), StoreError> {
+        self.read(|s| s.outbox_mark_many(marks))
+    }
+
     fn outbox_retry_failed(&mut self, now_ms: i64) -> Result<u64, StoreError> {
         self.read(|s| s.outbox_retry_failed(now_ms))
     }

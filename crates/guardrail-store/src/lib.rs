@@ -46,8 +46,8 @@ use guardrail_core::audit::{ChainBreak, ChainedRecord, GENESIS_HASH, RecordDraft
 pub use group::{GroupStats, MAX_BATCH, SharedStore, share};
 pub use mirror::{JsonlMirror, mirror_jsonl};
 pub use outbox::{
-    ChannelKind, DueEntry, OutboxEntry, OutboxRouter, OutboxState, OutboxStatus, OutboxTarget, Retry, install_router,
-    install_router_for,
+    ChannelKind, DueEntry, OutboxEntry, OutboxMark, OutboxRouter, OutboxState, OutboxStatus, OutboxTarget, Retry,
+    install_router, install_router_for,
 };
 pub use pg::{PostgresStore, SchemaNameError, redact_url};
 pub use pg_tls::TlsParamError;
@@ -260,6 +260,38 @@ pub trait AuditStore: Send {
     /// Records a failed attempt (`attempts` made so far, the error) and when to retry, or that
     /// the row is given up on ([`OutboxState::Failed`]).
     fn outbox_mark_failed(&mut self, id: i64, attempts: u32, retry: Retry, error: &str) -> Result<(), StoreError>;
+
+    /// [`AuditStore::outbox_lease`] for several rows at once; returns the ids leased (the
+    /// others are held by another deliverer, or no longer pending). Each row's lease is decided
+    /// by the same conditional update, so exclusivity is per row; the backends take all of them
+    /// in one transaction (one commit, where one row at a time was one commit each). This
+    /// default leases one by one.
+    fn outbox_lease_many(&mut self, ids: &[i64], now_ms: i64, until_ms: i64) -> Result<Vec<i64>, StoreError> {
+        let mut leased = Vec::with_capacity(ids.len());
+        for &id in ids {
+            if self.outbox_lease(id, now_ms, until_ms)? {
+                leased.push(id);
+            }
+        }
+        Ok(leased)
+    }
+
+    /// Records each row's result ([`OutboxMark`]) as [`AuditStore::outbox_mark_delivered`] /
+    /// [`AuditStore::outbox_mark_failed`] would; the backends do all of them in one transaction
+    /// (all recorded or none). This default marks one by one.
+    fn outbox_mark_many(&mut self, marks: &[OutboxMark]) -> Result<(), StoreError> {
+        for m in marks {
+            match m {
+                OutboxMark::Delivered { id, reference, now_ms } => {
+                    self.outbox_mark_delivered(*id, reference.as_deref(), *now_ms)?;
+                }
+                OutboxMark::Failed { id, attempts, retry, error } => {
+                    self.outbox_mark_failed(*id, *attempts, retry.clone(), error)?;
+                }
+            }
+        }
+        Ok(())
+    }
 
     /// Puts every failed row back to pending, due at `now_ms` with its attempts reset; returns
     /// how many.

@@ -263,3 +263,47 @@ pub(crate) fn entry_from(
         delivered_ms,
     })
 }
+
+/// One row's result in a batch ([`crate::AuditStore::outbox_mark_many`]): what
+/// [`crate::AuditStore::outbox_mark_delivered`] or [`crate::AuditStore::outbox_mark_failed`]
+/// would record for it alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutboxMark {
+    /// Delivered at `now_ms`, keeping what the destination named.
+    Delivered {
+        /// Row id.
+        id: i64,
+        /// What the destination named.
+        reference: Option<String>,
+        /// When, Unix ms.
+        now_ms: i64,
+    },
+    /// A failed attempt: attempts so far, when to retry (or give up), why.
+    Failed {
+        /// Row id.
+        id: i64,
+        /// Attempts made so far.
+        attempts: u32,
+        /// Retry time, or give up.
+        retry: Retry,
+        /// The error.
+        error: String,
+    },
+}
+
+impl OutboxMark {
+    /// The row it marks.
+    pub fn id(&self) -> i64 {
+        match self {
+            OutboxMark::Delivered { id, .. } | OutboxMark::Failed { id, .. } => *id,
+        }
+    }
+}
+
+/// The state and next attempt a failed attempt leaves (both backends' mark-failed updates).
+pub(crate) fn failed_columns(retry: &Retry) -> (OutboxState, Option<i64>) {
+    match retry {
+        Retry::At(ms) => (OutboxState::Pending, Some(*ms)),
+        Retry::GiveUp => (OutboxState::Failed, None),
+    }
+}

@@ -28,7 +28,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use std::sync::Arc;
 
 use crate::outbox::{
-    ChannelKind, DueEntry, OUTBOX_COLUMNS, OutboxEntry, OutboxRouter, OutboxState, OutboxStatus, OutboxTarget, Retry,
+    ChannelKind, DueEntry, OUTBOX_COLUMNS, OutboxEntry, OutboxMark, OutboxRouter, OutboxState, OutboxStatus,
+    OutboxTarget, Retry,
 };
 use crate::pg_tls::split_tls_params;
 
@@ -560,15 +561,69 @@ impl AuditStore for PostgresStore {
     }
 
     fn outbox_mark_failed(&mut self, id: i64, attempts: u32, retry: Retry, error: &str) -> Result<(), StoreError> {
-        let (state, next) = match retry {
-            Retry::At(ms) => (OutboxState::Pending, Some(ms)),
-            Retry::GiveUp => (OutboxState::Failed, None),
-        };
-        self.outbox_update(
-            "UPDATE outbox SET state = $2, attempts = $3, next_attempt_ms = coalesce($4, next_attempt_ms), \
-             last_error = $5, lease_until_ms = NULL WHERE id = $1",
-            &[&id, &state.as_str(), &i64::from(attempts), &next, &error],
-        )?;
+        let (state, next) = crate::outbox::failed_columns(&retry);
+        self.outbox_update(PG_MARK_FAILED, &[&id, &state.as_str(), &i64::from(attempts), &next, &error])?;
+        Ok(())
+    }
+
+    fn outbox_lease_many(&mut self, ids: &[i64], now_ms: i64, until_ms: i64) -> Result<Vec<i64>, StoreError> {
+        if ids.is_empty() || !self.has_outbox()? {
+            return Ok(Vec::new());
+        }
+        let err = self.err();
+        // One statement (one round trip, one commit). Under READ COMMITTED a row another
+        // deliverer updated meanwhile is re-checked against the WHERE clause after its commit,
+        // so each row goes to exactly one of two concurrent batches.
+        let rows = self
+            .client
+            .query(
+                "UPDATE outbox SET lease_until_ms = $3 WHERE id = ANY($1) AND state = 'pending' \
+                 AND (lease_until_ms IS NULL OR lease_until_ms <= $2) RETURNING id",
+                &[&ids, &now_ms, &until_ms],
+            )
+            .map_err(&err)?;
+        let mut leased = rows.iter().map(|r| r.try_get::<_, i64>(0)).collect::<Result<Vec<_>, _>>().map_err(&err)?;
+        leased.sort_unstable();
+        Ok(leased)
+    }
+
+    fn outbox_mark_many(&mut self, marks: &[OutboxMark]) -> Result<(), StoreError> {
+        if marks.is_empty() || !self.has_outbox()? {
+            return Ok(());
+        }
+        let err = self.err();
+        let (mut ids, mut refs, mut times) = (Vec::new(), Vec::new(), Vec::new());
+        let mut failed = Vec::new();
+        for m in marks {
+            match m {
+                OutboxMark::Delivered { id, reference, now_ms } => {
+                    ids.push(*id);
+                    refs.push(reference.as_deref());
+                    times.push(*now_ms);
+                }
+                OutboxMark::Failed { .. } => failed.push(m),
+            }
+        }
+        // One transaction: the delivered rows in one statement (the common case: a whole
+        // batch taken), the failed ones each in their own (rarer, and each has its own error).
+        let mut tx = self.client.transaction().map_err(&err)?;
+        if !ids.is_empty() {
+            tx.execute(
+                "UPDATE outbox o SET state = 'delivered', reference = v.reference, delivered_ms = v.at, \
+                 lease_until_ms = NULL, attempts = o.attempts + 1, last_error = NULL \
+                 FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS v(id, reference, at) WHERE o.id = v.id",
+                &[&ids, &refs, &times],
+            )
+            .map_err(&err)?;
+        }
+        for m in failed {
+            if let OutboxMark::Failed { id, attempts, retry, error } = m {
+                let (state, next) = crate::outbox::failed_columns(retry);
+                tx.execute(PG_MARK_FAILED, &[id, &state.as_str(), &i64::from(*attempts), &next, error])
+                    .map_err(&err)?;
+            }
+        }
+        tx.commit().map_err(&err)?;
         Ok(())
     }
 
@@ -631,6 +686,10 @@ impl AuditStore for PostgresStore {
         Ok(self.outbox_query(&sql, &[&channel.as_str(), &ordering_key])?.pop().and_then(|e| e.reference))
     }
 }
+
+/// Records a failed attempt ($1 id, $2 state, $3 attempts, $4 next attempt or NULL, $5 error).
+const PG_MARK_FAILED: &str = "UPDATE outbox SET state = $2, attempts = $3, \
+     next_attempt_ms = coalesce($4, next_attempt_ms), last_error = $5, lease_until_ms = NULL WHERE id = $1";
 
 fn outbox_row(row: &Row) -> Result<Result<OutboxEntry, StoreError>, postgres::Error> {
     Ok(crate::outbox::entry_from(

@@ -21,7 +21,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, Trans
 use std::sync::Arc;
 
 use crate::outbox::{
-    ChannelKind, DueEntry, OUTBOX_COLUMNS, OutboxEntry, OutboxRouter, OutboxState, OutboxStatus, OutboxTarget, Retry,
+    ChannelKind, DueEntry, OUTBOX_COLUMNS, OutboxEntry, OutboxMark, OutboxRouter, OutboxState, OutboxStatus,
+    OutboxTarget, Retry,
 };
 use crate::{
     Anchor, AuditStore, BadCell, Cell, Claim, Decoded, ListQuery, Routed, SCHEMA_VERSION, Sealed, StoreError,
@@ -423,6 +424,18 @@ fn outbox_row(row: &Row<'_>) -> rusqlite::Result<Result<OutboxEntry, StoreError>
     ))
 }
 
+/// Takes a row's lease (?1 id, ?2 now, ?3 until) unless a live one is held.
+const SQLITE_LEASE: &str = "UPDATE outbox SET lease_until_ms = ?3 WHERE id = ?1 AND state = 'pending' \
+     AND (lease_until_ms IS NULL OR lease_until_ms <= ?2)";
+
+/// Marks a row delivered (?1 id, ?2 reference, ?3 now).
+const SQLITE_MARK_DELIVERED: &str = "UPDATE outbox SET state = 'delivered', reference = ?2, delivered_ms = ?3, \
+     lease_until_ms = NULL, attempts = attempts + 1, last_error = NULL WHERE id = ?1";
+
+/// Records a failed attempt (?1 id, ?2 state, ?3 attempts, ?4 next attempt or NULL, ?5 error).
+const SQLITE_MARK_FAILED: &str = "UPDATE outbox SET state = ?2, attempts = ?3, \
+     next_attempt_ms = coalesce(?4, next_attempt_ms), last_error = ?5, lease_until_ms = NULL WHERE id = ?1";
+
 impl SqliteStore {
     /// Whether the outbox table exists (it is created by the first routed append). Reads on a
     /// store without it see an empty outbox.
@@ -570,33 +583,64 @@ impl AuditStore for SqliteStore {
     }
 
     fn outbox_lease(&mut self, id: i64, now_ms: i64, until_ms: i64) -> Result<bool, StoreError> {
-        let n = self.outbox_update(
-            "UPDATE outbox SET lease_until_ms = ?3 WHERE id = ?1 AND state = 'pending' \
-             AND (lease_until_ms IS NULL OR lease_until_ms <= ?2)",
-            &[&id, &now_ms, &until_ms],
-        )?;
+        let n = self.outbox_update(SQLITE_LEASE, &[&id, &now_ms, &until_ms])?;
         Ok(n == 1)
     }
 
     fn outbox_mark_delivered(&mut self, id: i64, reference: Option<&str>, now_ms: i64) -> Result<(), StoreError> {
-        self.outbox_update(
-            "UPDATE outbox SET state = 'delivered', reference = ?2, delivered_ms = ?3, lease_until_ms = NULL, \
-             attempts = attempts + 1, last_error = NULL WHERE id = ?1",
-            &[&id, &reference, &now_ms],
-        )?;
+        self.outbox_update(SQLITE_MARK_DELIVERED, &[&id, &reference, &now_ms])?;
         Ok(())
     }
 
     fn outbox_mark_failed(&mut self, id: i64, attempts: u32, retry: Retry, error: &str) -> Result<(), StoreError> {
-        let (state, next) = match retry {
-            Retry::At(ms) => (OutboxState::Pending, Some(ms)),
-            Retry::GiveUp => (OutboxState::Failed, None),
-        };
-        self.outbox_update(
-            "UPDATE outbox SET state = ?2, attempts = ?3, next_attempt_ms = coalesce(?4, next_attempt_ms), \
-             last_error = ?5, lease_until_ms = NULL WHERE id = ?1",
-            &[&id, &state.as_str(), &i64::from(attempts), &next, &error],
-        )?;
+        let (state, next) = crate::outbox::failed_columns(&retry);
+        self.outbox_update(SQLITE_MARK_FAILED, &[&id, &state.as_str(), &i64::from(attempts), &next, &error])?;
+        Ok(())
+    }
+
+    fn outbox_lease_many(&mut self, ids: &[i64], now_ms: i64, until_ms: i64) -> Result<Vec<i64>, StoreError> {
+        if ids.is_empty() || !self.has_outbox()? {
+            return Ok(Vec::new());
+        }
+        let err = sqlite_err(&self.path);
+        // One write transaction (one commit) for the batch; each row is still decided by its own
+        // conditional update, and the write lock makes two deliverers' batches take turns.
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(&err)?;
+        let mut leased = Vec::with_capacity(ids.len());
+        {
+            let mut stmt = tx.prepare_cached(SQLITE_LEASE).map_err(&err)?;
+            for &id in ids {
+                if stmt.execute(params![id, now_ms, until_ms]).map_err(&err)? == 1 {
+                    leased.push(id);
+                }
+            }
+        }
+        tx.commit().map_err(&err)?;
+        Ok(leased)
+    }
+
+    fn outbox_mark_many(&mut self, marks: &[OutboxMark]) -> Result<(), StoreError> {
+        if marks.is_empty() || !self.has_outbox()? {
+            return Ok(());
+        }
+        let err = sqlite_err(&self.path);
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(&err)?;
+        {
+            let mut delivered = tx.prepare_cached(SQLITE_MARK_DELIVERED).map_err(&err)?;
+            let mut failed = tx.prepare_cached(SQLITE_MARK_FAILED).map_err(&err)?;
+            for m in marks {
+                match m {
+                    OutboxMark::Delivered { id, reference, now_ms } => {
+                        delivered.execute(params![id, reference, now_ms]).map_err(&err)?;
+                    }
+                    OutboxMark::Failed { id, attempts, retry, error } => {
+                        let (state, next) = crate::outbox::failed_columns(retry);
+                        failed.execute(params![id, state.as_str(), i64::from(*attempts), next, error]).map_err(&err)?;
+                    }
+                }
+            }
+        }
+        tx.commit().map_err(&err)?;
         Ok(())
     }
 
