@@ -4,11 +4,10 @@
 //! `notify deliver`; `audit export --to es` rebuilds an emptied index, refuses a broken chain
 //! (exit 1, nothing sent), names refused records and fails closed on 401 (exit 3).
 
+use guardrail_test_support::elastic::FakeEs;
 use serde_json::Value;
 
 use crate::common::{self, Scratch, run};
-
-use guardrail_test_support::elastic::FakeEs;
 
 const INDEX: &str = "guardrail-audit";
 

@@ -8,11 +8,10 @@
 use std::path::{Path, PathBuf};
 
 use guardrail_governor::record::{DecisionBody, decode};
+use guardrail_test_support::elastic::FakeEs;
 use serde_json::{Value, json};
 
 use crate::common::{guardrail, run};
-
-use guardrail_test_support::elastic::FakeEs;
 
 const KEY: &str = "a2V5OnNlY3JldA==";
 

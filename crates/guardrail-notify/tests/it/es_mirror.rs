@@ -14,9 +14,8 @@ use guardrail_notify::es_mirror::{AUDIT_MAPPING, EsMirror, ExportError, export};
 use guardrail_notify::outbox::{Deliverer, RetryPolicy};
 use guardrail_notify::routing::{Routes, mirror_channel, mirror_config};
 use guardrail_store::{AuditStore, ChannelKind, OutboxState, SqliteStore};
-use serde_json::{Value, json};
-
 use guardrail_test_support::elastic::FakeEs;
+use serde_json::{Value, json};
 
 const T0: i64 = 1_796_551_200_000;
 
@@ -127,7 +126,8 @@ fn an_unreachable_cluster_leaves_rows_pending_until_it_answers() {
     assert_eq!((st.pending, st.failed, st.delivered), (3, 0, 0));
 
     // 503 and 429 from the cluster are retried the same way.
-    let live = deliverer(&cfg(&es.url), &BTreeMap::new());
+    // One row per call, so the 503 and the 429 each meet a row (batches: tests/es_batch.rs).
+    let live = deliverer(&AuditMirrorConfig { batch_size: 1, ..cfg(&es.url) }, &BTreeMap::new());
     c.advance(Duration::from_secs(31));
     es.fail_next(&[503, 429]);
     let r = live.deliver_due(&mut store, &|| c.now(), None).unwrap();

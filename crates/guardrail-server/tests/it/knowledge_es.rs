@@ -10,9 +10,8 @@ use guardrail_governor::record::{DecisionBody, decode};
 use guardrail_knowledge::{ElasticAuth, ElasticConfig, ElasticKnowledgeStore, KnowledgeStore as _};
 use guardrail_server::state::GovernorSource;
 use guardrail_server::{GovernorSettings, ServerConfig};
-use serde_json::{Value, json};
-
 use guardrail_test_support::elastic::FakeEs;
+use serde_json::{Value, json};
 
 const KEY: &str = "c2VydmVyOmtleQ==";
 
