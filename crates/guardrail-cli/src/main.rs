@@ -420,6 +420,8 @@ fn run(cli: Cli) -> Exit {
     match cli.command {
         Command::Gate { inputs, store, format, fail_on_warn, color, checkpoint_key } => {
             let code = run_gate(&inputs, &store, format, fail_on_warn, color, env);
+            // A policy cache entry still being written is finished before the process exits.
+            guardrail_gate::policy_cache::finish();
             let github = format == Format::Github;
             guardrail::checkpoint_cmd::after_gate(code, github, checkpoint_key, &store.spec(env), env)
         }

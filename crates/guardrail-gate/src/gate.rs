@@ -293,7 +293,7 @@ pub fn policy_set(src: &Source) -> Result<(PolicySet, Vec<TimeWindow>, Vec<Strin
     if let Ok((set, windows, warnings)) = &parsed
         && windows.is_empty()
     {
-        cache.put(src, set, warnings);
+        cache.put_in_background(src, set, warnings);
     }
     parsed
 }

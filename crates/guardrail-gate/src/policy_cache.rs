@@ -26,11 +26,12 @@
 //!   (like `policy lint` and the server) always parses the text: a cache entry can never make a
 //!   record unverifiable or change what a replay decides.
 //!
-//! Nothing here is used unless the process turns it on ([`enable`]): only `guardrail gate` does.
+//! Nothing here is used unless the process turns it on ([`enable`]): only `guardrail gate` does,
+//! and it waits for an entry being written before it exits ([`finish`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use guardrail_config::Source;
 use guardrail_core::policy::PolicySet;
@@ -41,6 +42,9 @@ use sha2::{Digest, Sha256};
 const MAGIC: &str = "guardrail-policy-cache v1 ";
 
 static CACHE: OnceLock<Option<Cache>> = OnceLock::new();
+
+/// The entry being written in the background ([`Cache::put_in_background`]).
+static PENDING: Mutex<Option<std::thread::JoinHandle<()>>> = Mutex::new(None);
 
 /// Where entries are kept, and the identity of this binary.
 #[derive(Debug, Clone)]
@@ -75,6 +79,16 @@ pub fn dir_from(env: crate::inputs::EnvLookup<'_>) -> Option<PathBuf> {
 /// Without an identity for the running binary it stays off.
 pub fn enable(env: crate::inputs::EnvLookup<'_>) {
     CACHE.get_or_init(|| Cache::new(dir_from(env)?));
+}
+
+/// Waits for an entry being written by [`Cache::put_in_background`], if any: a process that
+/// turned the cache on calls it before it exits (an entry cut short would only leave a
+/// temporary file behind, never a partial entry).
+pub fn finish() {
+    let pending = PENDING.lock().ok().and_then(|mut p| p.take());
+    if let Some(h) = pending {
+        let _ = h.join();
+    }
 }
 
 /// The cache, when this process turned it on.
@@ -120,6 +134,21 @@ impl Cache {
         let e: Entry = serde_json::from_slice(content).ok()?;
         let ours = e.binary == self.binary && e.sha256 == src.sha256 && e.path == path_text(&src.path);
         ours.then_some((e.set, e.warnings))
+    }
+
+    /// [`Cache::put`] on a thread of its own, so that a run that parsed the file does not
+    /// wait for the entry (serialising a 10,000-rule set is a few percent of such a run):
+    /// [`finish`] waits for it before the process exits. When no thread can be started, nothing
+    /// is kept.
+    pub fn put_in_background(&self, src: &Source, set: &PolicySet, warnings: &[String]) {
+        let (cache, src, set, warnings) = (self.clone(), src.clone(), set.clone(), warnings.to_vec());
+        let Ok(mut pending) = PENDING.lock() else { return };
+        if let Some(earlier) = pending.take() {
+            let _ = earlier.join();
+        }
+        let spawned =
+            std::thread::Builder::new().name("policy-cache".into()).spawn(move || cache.put(&src, &set, &warnings));
+        *pending = spawned.ok();
     }
 
     /// Keeps `set` and `warnings` for `src` (best effort: a cache that cannot be written is
