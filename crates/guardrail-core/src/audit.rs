@@ -78,43 +78,6 @@ pub fn record_hash(seq: i64, prev_hash: &str, draft: &RecordDraft) -> String {
     hex::encode(hasher.finalize())
 }
 
-/// The record's hash from its body's JSON text (`serde_json::to_string(&draft.body)`, what a
-/// store keeps): the canonical bytes are `{"body":` that text `,"kind":…}`, so a store that
-/// writes the text need not serialise the body a second time to hash it. Equal to
-/// [`record_hash`] (a test checks it).
-pub fn record_hash_of_text(seq: i64, prev_hash: &str, kind: &str, recorded_at: &str, body_text: &str) -> String {
-    #[derive(Serialize)]
-    struct Tail<'a> {
-        kind: &'a str,
-        prev_hash: &'a str,
-        recorded_at: &'a str,
-        seq: i64,
-    }
-    // `{"kind":…,"seq":N}` less its `{`: the canonical bytes' fields after the body, in order.
-    let tail = serde_json::to_string(&Tail { kind, prev_hash, recorded_at, seq }).unwrap_or_default();
-    let mut h = Sha256::new();
-    h.update(b"{\"body\":");
-    h.update(body_text.as_bytes());
-    h.update(b",");
-    h.update(&tail.as_bytes()[1..]);
-    hex::encode(h.finalize())
-}
-
-/// [`seal`], also giving the body's JSON text (`serde_json::to_string(&body)`), serialised once
-/// for both the hash and the store.
-pub fn seal_with_text(prev: Option<&ChainedRecord>, draft: RecordDraft) -> (ChainedRecord, String) {
-    let (seq, prev_hash) = match prev {
-        Some(p) => (p.seq + 1, p.hash.clone()),
-        None => (1, GENESIS_HASH.to_string()),
-    };
-    // Serialising a Value cannot fail.
-    let text = serde_json::to_string(&draft.body).unwrap_or_default();
-    let hash = record_hash_of_text(seq, &prev_hash, &draft.kind, &draft.recorded_at, &text);
-    let rec =
-        ChainedRecord { seq, kind: draft.kind, recorded_at: draft.recorded_at, body: draft.body, prev_hash, hash };
-    (rec, text)
-}
-
 /// Seals a draft as the record following `prev` (or the first one when `prev` is `None`).
 pub fn seal(prev: Option<&ChainedRecord>, draft: RecordDraft) -> ChainedRecord {
     let (seq, prev_hash) = match prev {
@@ -239,7 +202,7 @@ mod tests {
     }
 
     #[test]
-    fn every_way_to_hash_a_record_gives_the_hash_of_its_canonical_bytes() {
+    fn the_streamed_hash_is_the_hash_of_the_canonical_bytes() {
         let odd = RecordDraft {
             kind: "k\"\u{1}é".into(),
             recorded_at: "2026-11-24T10:00:00Z".into(),
@@ -250,13 +213,7 @@ mod tests {
             let seq = i as i64 * 1_000_000_007 + 1;
             let expected = hex::encode(Sha256::digest(canonical_bytes(seq, &prev, &d)));
             assert_eq!(record_hash(seq, &prev, &d), expected);
-            let text = serde_json::to_string(&d.body).unwrap();
-            assert_eq!(record_hash_of_text(seq, &prev, &d.kind, &d.recorded_at, &text), expected);
         }
-        let first = seal(None, draft(7));
-        let (same, text) = seal_with_text(None, draft(7));
-        assert_eq!((same.clone(), text), (first.clone(), serde_json::to_string(&first.body).unwrap()));
-        assert_eq!(seal_with_text(Some(&first), draft(8)).0, seal(Some(&first), draft(8)));
     }
 
     #[test]
