@@ -11,6 +11,8 @@
 //!     evidence: evidence-demo
 //!     policies: policies-demo
 //!     logs: kibana_sample_data_logs
+//!   live_logs: true               # query_live_logs reads indices.logs (default); false: the
+//!                                 # cluster is knowledge only, no logs are read from it
 //!   api_key_env: GUARDRAIL_ES_API_KEY      # the variable holding an API key, or:
 //!   username: guardrail                    # basic authentication, with
 //!   password_env: GUARDRAIL_ES_PASSWORD    # the variable holding the password
@@ -45,7 +47,8 @@ pub struct KnowledgeIndices {
     pub evidence: String,
     /// Action policies.
     pub policies: String,
-    /// Logs read by `query_live_logs` (Kibana's sample web-logs shape).
+    /// Logs read by `query_live_logs` (Kibana's sample web-logs shape), unless the block says
+    /// `live_logs: false` ([`ElasticsearchSettings::live_logs`]).
     pub logs: String,
 }
 
@@ -90,6 +93,13 @@ pub struct ElasticsearchSettings {
     pub timeout_ms: u64,
     /// Retries of a connection failure, 429, 502-504.
     pub retries: u32,
+    /// Whether `query_live_logs` reads the cluster's logs index (`indices.logs`): `live_logs:`,
+    /// true by default. `false` keeps the cluster as the knowledge base only, for a cluster
+    /// without a logs index (every `incident run` would otherwise stop on the missing index):
+    /// `query_live_logs` then answers "not configured", as with no logs source at all, unless
+    /// `--logs` names a file. With `false`, naming `indices.logs` is an error (one of the two is
+    /// a mistake).
+    pub live_logs: bool,
 }
 
 /// Which knowledge backend.
@@ -143,6 +153,8 @@ pub(crate) struct KnowledgeSpec {
     timeout_ms: Option<u64>,
     #[serde(default, deserialize_with = "present")]
     retries: Option<u64>,
+    #[serde(default, deserialize_with = "present")]
+    live_logs: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -212,6 +224,7 @@ pub(crate) fn read_knowledge(d: &mut Diags, spec: &KnowledgeSpec, dir: Option<&P
             ("ca_file", spec.ca_file.is_some()),
             ("timeout_ms", spec.timeout_ms.is_some()),
             ("retries", spec.retries.is_some()),
+            ("live_logs", spec.live_logs.is_some()),
         ];
         for (field, set) in others {
             if set {
@@ -266,6 +279,10 @@ pub(crate) fn read_knowledge(d: &mut Diags, spec: &KnowledgeSpec, dir: Option<&P
                 }
             }
         }
+    }
+    let live_logs = spec.live_logs.unwrap_or(true);
+    if !live_logs && spec.indices.as_ref().is_some_and(|ix| ix.logs.is_some()) {
+        d.error("knowledge.indices.logs", "is never read with live_logs: false (remove one of them)");
     }
     let env_var = |d: &mut Diags, field: &str, v: &Option<String>| -> Option<String> {
         let v = v.as_deref()?.trim();
@@ -327,6 +344,7 @@ pub(crate) fn read_knowledge(d: &mut Diags, spec: &KnowledgeSpec, dir: Option<&P
             ca_file,
             timeout_ms,
             retries,
+            live_logs,
         }),
     }
 }
@@ -358,6 +376,7 @@ mod tests {
         assert_eq!(es.indices, KnowledgeIndices::default());
         assert_eq!(es.indices.logs, "kibana_sample_data_logs");
         assert_eq!((es.credentials, es.ca_file, es.timeout_ms, es.retries), (None, None, 5000, 2));
+        assert!(es.live_logs, "the logs index is read by default");
         let text = "knowledge:\n  backend: elasticsearch\n  url: http://127.0.0.1:9200\n  indices: {runbooks: rb, logs: web-logs}\n  username: guardrail\n  password_env: ES_PASSWORD\n  timeout_ms: 800\n  retries: 0\n";
         let KnowledgeBackend::Elasticsearch(es) = knowledge(text).unwrap().unwrap().backend else { panic!() };
         assert_eq!(
@@ -406,5 +425,25 @@ mod tests {
         assert!(e.contains("knowledge.password_env: is required with username"), "{e}");
         let e = all("knowledge: {backend: elasticsearch, url: 'http://es:9200', ca_file: nope.pem}\n");
         assert!(e.contains("knowledge.ca_file") && e.contains("nope.pem"), "{e}");
+    }
+
+    #[test]
+    fn live_logs_false_keeps_the_cluster_for_knowledge_only() {
+        let text = "knowledge: {backend: elasticsearch, url: 'http://es:9200', live_logs: false}\n";
+        let KnowledgeBackend::Elasticsearch(es) = knowledge(text).unwrap().unwrap().backend else { panic!() };
+        assert!(!es.live_logs);
+        assert_eq!(es.indices, KnowledgeIndices::default(), "the knowledge indices are unchanged");
+        let text =
+            "knowledge: {backend: elasticsearch, url: 'http://es:9200', live_logs: true, indices: {logs: web}}\n";
+        let KnowledgeBackend::Elasticsearch(es) = knowledge(text).unwrap().unwrap().backend else { panic!() };
+        assert!(es.live_logs && es.indices.logs == "web");
+        let all = |text: &str| knowledge(text).unwrap_err().join("\n");
+        let e =
+            all("knowledge: {backend: elasticsearch, url: 'http://es:9200', live_logs: false, indices: {logs: web}}\n");
+        assert!(e.contains("knowledge.indices.logs: is never read with live_logs: false"), "{e}");
+        let e = all("knowledge: {live_logs: false}\n");
+        assert!(e.contains("knowledge.live_logs: is only for backend: elasticsearch"), "{e}");
+        let e = all("knowledge: {backend: elasticsearch, url: 'http://es:9200', live_logs: none}\n");
+        assert!(e.contains("knowledge.live_logs: must be a boolean"), "{e}");
     }
 }

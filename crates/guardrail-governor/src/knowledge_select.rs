@@ -18,7 +18,8 @@
 //!
 //! Live logs ([`KnowledgeChoice::live_logs`]): a logs file (`--logs`) when one is given, else,
 //! when the knowledge base is an Elasticsearch cluster, its logs index (`knowledge.indices.logs`,
-//! by default the original's `kibana_sample_data_logs`) through [`ElasticLogs`], else none. A
+//! by default the original's `kibana_sample_data_logs`) through [`ElasticLogs`] unless its
+//! block says `live_logs: false` (a cluster kept for knowledge only), else none. A
 //! cluster that cannot answer the logs search is a tool error, which stops the pipeline (could
 //! not decide): it is never "no logs", which the stress phase would record as "no telemetry".
 
@@ -71,8 +72,9 @@ pub enum KnowledgeChoice {
     Elasticsearch {
         /// The client's settings, secrets read.
         config: ElasticConfig,
-        /// The logs index `query_live_logs` reads.
-        logs_index: String,
+        /// The logs index `query_live_logs` reads; `None` when the block says `live_logs:
+        /// false` (then, as without any logs source, `query_live_logs` is "not configured").
+        logs_index: Option<String>,
         /// What chose it.
         origin: KnowledgeOrigin,
     },
@@ -114,7 +116,7 @@ pub fn select_knowledge(
         return match cluster_url(&kb) {
             Some(url) => Ok(KnowledgeChoice::Elasticsearch {
                 config: elastic_from_env(url, env)?,
-                logs_index: guardrail_config::KnowledgeIndices::default().logs,
+                logs_index: Some(guardrail_config::KnowledgeIndices::default().logs),
                 origin,
             }),
             None => Ok(KnowledgeChoice::Sqlite { path: kb, origin }),
@@ -123,7 +125,7 @@ pub fn select_knowledge(
     match block.map(|k| &k.backend) {
         Some(KnowledgeBackend::Elasticsearch(es)) => Ok(KnowledgeChoice::Elasticsearch {
             config: elastic_from_config(es, env)?,
-            logs_index: es.indices.logs.clone(),
+            logs_index: es.live_logs.then(|| es.indices.logs.clone()),
             origin: KnowledgeOrigin::Config,
         }),
         Some(KnowledgeBackend::Sqlite { path: Some(p) }) => {
@@ -249,14 +251,16 @@ impl KnowledgeChoice {
     }
 
     /// The live logs `query_live_logs` reads: `file` (`--logs`) when given, else this cluster's
-    /// logs index when it is one, else none (see the module doc).
+    /// logs index when it is one and reads logs, else none (see the module doc).
     pub fn live_logs(&self, file: Option<NdjsonLogs>) -> Result<Option<LiveLogsSource>, LogsError> {
         match (file, self) {
             (Some(f), _) => Ok(Some(LiveLogsSource::File(f))),
-            (None, KnowledgeChoice::Elasticsearch { config, logs_index, .. }) => {
-                Ok(Some(LiveLogsSource::Elastic(ElasticLogs::connect(config.clone(), logs_index)?)))
+            (None, KnowledgeChoice::Elasticsearch { config, logs_index: Some(index), .. }) => {
+                Ok(Some(LiveLogsSource::Elastic(ElasticLogs::connect(config.clone(), index)?)))
             }
-            (None, KnowledgeChoice::Sqlite { .. }) => Ok(None),
+            (None, KnowledgeChoice::Elasticsearch { logs_index: None, .. } | KnowledgeChoice::Sqlite { .. }) => {
+                Ok(None)
+            }
         }
     }
 }
@@ -489,8 +493,8 @@ mod tests {
             panic!("the block's cluster");
         };
         assert_eq!(
-            (config.url.as_str(), logs_index.as_str(), origin),
-            ("https://es.internal:9200", "web-logs", KnowledgeOrigin::Config)
+            (config.url.as_str(), logs_index.as_deref(), origin),
+            ("https://es.internal:9200", Some("web-logs"), KnowledgeOrigin::Config)
         );
         assert_eq!((config.indices.runbooks.as_str(), config.indices.evidence.as_str()), ("rb", "evidence-demo"));
         assert_eq!(config.auth, Some(ElasticAuth::Basic { user: "guardrail".into(), password: "hunter2".into() }));
@@ -605,5 +609,26 @@ mod tests {
         assert_eq!(file.describe(), "ndjson:l.ndjson");
         let sqlite = select_knowledge(Some(Path::new("k.db")), None, &env).unwrap();
         assert!(sqlite.live_logs(None).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_cluster_kept_for_knowledge_only_reads_no_logs() {
+        let env = |k: &str| match k {
+            "ES_PW" => Some("hunter2".to_string()),
+            _ => None,
+        };
+        let text = "knowledge:\n  backend: elasticsearch\n  url: https://es.internal:9200\n  indices: {runbooks: rb}\n  live_logs: false\n  username: guardrail\n  password_env: ES_PW\n";
+        let choice = select_knowledge(None, Some(&block(text)), &env).unwrap();
+        let KnowledgeChoice::Elasticsearch { config, logs_index, .. } = &choice else { panic!("the block's cluster") };
+        assert_eq!((config.url.as_str(), config.indices.runbooks.as_str()), ("https://es.internal:9200", "rb"));
+        assert_eq!(*logs_index, None);
+        // query_live_logs is then "not configured", as with no source at all; --logs still wins.
+        assert!(choice.live_logs(None).unwrap().is_none());
+        let file = choice.live_logs(Some(NdjsonLogs::from_text("l.ndjson", ""))).unwrap().unwrap();
+        assert_eq!(file.describe(), "ndjson:l.ndjson");
+        // The default (no live_logs:) reads the logs index.
+        let default = select_knowledge(None, Some(&block(&text.replace("  live_logs: false\n", ""))), &env).unwrap();
+        let logs = default.live_logs(None).unwrap().expect("the cluster's logs");
+        assert_eq!(logs.describe(), "elasticsearch:https://es.internal:9200/kibana_sample_data_logs");
     }
 }

@@ -255,6 +255,30 @@ fn a_logs_index_that_cannot_answer_blocks_the_run() {
     assert_eq!(body.logs.as_deref(), Some(format!("ndjson:{}", logs.display()).as_str()));
 }
 
+/// `live_logs: false` keeps the cluster as the knowledge base only: the same cluster without a
+/// logs index decides (`query_live_logs` is "not configured", as with no logs source), and
+/// nothing asks the cluster for logs.
+#[test]
+fn live_logs_false_runs_without_the_logs_index() {
+    let es = FakeEs::start();
+    es.require_auth(&format!("ApiKey {KEY}"));
+    let dir = workdir(&es.url);
+    let d = dir.path();
+    let cfg = d.join(".guardrail/governor.yaml");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("    logs: team-logs\n", "  live_logs: false\n");
+    std::fs::write(&cfg, text).unwrap();
+    let sample = examples().join("sample_data.json");
+    let (code, _, err) = gr(d, "alice", &["kb", "load", sample.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let incident = examples().join("scenarios/incident_high.json");
+    let (code, out, err) =
+        gr(d, "carol", &["incident", "run", incident.to_str().unwrap(), "--now", "2026-11-24T10:00:00Z"]);
+    assert_eq!(code, 10, "decided (awaiting approval), not stopped on a logs index: {out}{err}");
+    let body = decisions(d).pop().expect("the decision");
+    assert_eq!(body.logs, None, "no logs source");
+    assert!(!es.lines().iter().any(|l| l.contains("logs")), "the cluster was never asked for logs: {:?}", es.lines());
+}
+
 /// `guardrail mcp` (stdio) takes the knowledge base from the block too: the retrieval tools
 /// answer from the cluster, `query_live_logs` from its logs index; a cluster that is not there
 /// is a tool error of kind `knowledge`, never an empty list.
