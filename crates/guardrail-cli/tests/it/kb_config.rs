@@ -70,6 +70,21 @@ fn decisions(dir: &Path) -> Vec<DecisionBody> {
     records.iter().map(|r| decode::<DecisionBody>(&r["body"]).unwrap()).collect()
 }
 
+/// `kb load` of the bundled sample data into the block's cluster.
+fn load_sample(dir: &Path) {
+    let sample = examples().join("sample_data.json");
+    let (code, _, err) = gr(dir, "alice", &["kb", "load", sample.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+}
+
+/// `incident run` of the bundled high-severity incident as carol at 10:00, with `extra` args.
+fn run_high(dir: &Path, extra: &[&str]) -> (i32, String, String) {
+    let incident = examples().join("scenarios/incident_high.json");
+    let mut args = vec!["incident", "run", incident.to_str().unwrap(), "--now", "2026-11-24T10:00:00Z"];
+    args.extend_from_slice(extra);
+    gr(dir, "carol", &args)
+}
+
 #[test]
 fn the_knowledge_block_reaches_kb_incident_and_live_logs() {
     let es = FakeEs::start();
@@ -124,9 +139,7 @@ fn the_knowledge_block_reaches_kb_incident_and_live_logs() {
             ("l6", log("2026-11-24T09:30:00.000Z", "payments-api", "500", 100)),
         ],
     );
-    let incident = examples().join("scenarios/incident_high.json");
-    let (code, out, err) =
-        gr(d, "carol", &["incident", "run", incident.to_str().unwrap(), "--now", "2026-11-24T10:00:00Z"]);
+    let (code, out, err) = run_high(d, &[]);
     assert_eq!(code, 10, "high severity: blocked, awaiting approval\n{out}{err}");
     let body = decisions(d).pop().expect("a decision recorded");
     assert_eq!(body.knowledge_base, es.url);
@@ -222,12 +235,8 @@ fn a_logs_index_that_cannot_answer_blocks_the_run() {
     es.require_auth(&format!("ApiKey {KEY}"));
     let dir = workdir(&es.url);
     let d = dir.path();
-    let sample = examples().join("sample_data.json");
-    let (code, _, err) = gr(d, "alice", &["kb", "load", sample.to_str().unwrap()]);
-    assert_eq!(code, 0, "{err}");
-    let incident = examples().join("scenarios/incident_high.json");
-    let (code, out, err) =
-        gr(d, "carol", &["incident", "run", incident.to_str().unwrap(), "--now", "2026-11-24T10:00:00Z"]);
+    load_sample(d);
+    let (code, out, err) = run_high(d, &[]);
     assert_eq!(code, 3, "{out}{err}");
     assert!(err.contains("team-logs") && err.contains("index_not_found_exception"), "{err}");
     assert!(decisions(d).is_empty(), "nothing decided without the logs");
@@ -237,19 +246,7 @@ fn a_logs_index_that_cannot_answer_blocks_the_run() {
 
     // A logs file given on the command line wins over the cluster's logs index.
     let logs = examples().join("logs.ndjson");
-    let (code, out, err) = gr(
-        d,
-        "carol",
-        &[
-            "incident",
-            "run",
-            incident.to_str().unwrap(),
-            "--now",
-            "2026-11-24T10:00:00Z",
-            "--logs",
-            logs.to_str().unwrap(),
-        ],
-    );
+    let (code, out, err) = run_high(d, &["--logs", logs.to_str().unwrap()]);
     assert_eq!(code, 10, "{out}{err}");
     let body = decisions(d).pop().unwrap();
     assert_eq!(body.logs.as_deref(), Some(format!("ndjson:{}", logs.display()).as_str()));
@@ -267,12 +264,8 @@ fn live_logs_false_runs_without_the_logs_index() {
     let cfg = d.join(".guardrail/governor.yaml");
     let text = std::fs::read_to_string(&cfg).unwrap().replace("    logs: team-logs\n", "  live_logs: false\n");
     std::fs::write(&cfg, text).unwrap();
-    let sample = examples().join("sample_data.json");
-    let (code, _, err) = gr(d, "alice", &["kb", "load", sample.to_str().unwrap()]);
-    assert_eq!(code, 0, "{err}");
-    let incident = examples().join("scenarios/incident_high.json");
-    let (code, out, err) =
-        gr(d, "carol", &["incident", "run", incident.to_str().unwrap(), "--now", "2026-11-24T10:00:00Z"]);
+    load_sample(d);
+    let (code, out, err) = run_high(d, &[]);
     assert_eq!(code, 10, "decided (awaiting approval), not stopped on a logs index: {out}{err}");
     let body = decisions(d).pop().expect("the decision");
     assert_eq!(body.logs, None, "no logs source");
@@ -292,9 +285,7 @@ async fn guardrail_mcp_over_stdio_reads_the_blocks_cluster() {
     let dir = workdir(&es.url);
     let d = dir.path().to_path_buf();
     guardrail_test_support::copy_deploy_gate_inputs(&d);
-    let sample = examples().join("sample_data.json");
-    let (code, _, err) = gr(&d, "alice", &["kb", "load", sample.to_str().unwrap()]);
-    assert_eq!(code, 0, "{err}");
+    load_sample(&d);
     es.index_docs(
         "team-logs",
         &[
