@@ -70,6 +70,14 @@ fn decisions(dir: &Path) -> Vec<DecisionBody> {
     records.iter().map(|r| decode::<DecisionBody>(&r["body"]).unwrap()).collect()
 }
 
+/// A loopback cluster taking the block's API key, and a working directory whose block names it.
+fn cluster() -> (FakeEs, tempfile::TempDir) {
+    let es = FakeEs::start();
+    es.require_auth(&format!("ApiKey {KEY}"));
+    let dir = workdir(&es.url);
+    (es, dir)
+}
+
 /// `kb load` of the bundled sample data into the block's cluster.
 fn load_sample(dir: &Path) {
     let sample = examples().join("sample_data.json");
@@ -87,9 +95,7 @@ fn run_high(dir: &Path, extra: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn the_knowledge_block_reaches_kb_incident_and_live_logs() {
-    let es = FakeEs::start();
-    es.require_auth(&format!("ApiKey {KEY}"));
-    let dir = workdir(&es.url);
+    let (es, dir) = cluster();
     let d = dir.path();
     let sample = examples().join("sample_data.json");
 
@@ -231,9 +237,7 @@ fn a_block_whose_cluster_is_down_decides_nothing() {
 /// stressed as if the logs were quiet.
 #[test]
 fn a_logs_index_that_cannot_answer_blocks_the_run() {
-    let es = FakeEs::start();
-    es.require_auth(&format!("ApiKey {KEY}"));
-    let dir = workdir(&es.url);
+    let (_es, dir) = cluster();
     let d = dir.path();
     load_sample(d);
     let (code, out, err) = run_high(d, &[]);
@@ -257,9 +261,7 @@ fn a_logs_index_that_cannot_answer_blocks_the_run() {
 /// nothing asks the cluster for logs.
 #[test]
 fn live_logs_false_runs_without_the_logs_index() {
-    let es = FakeEs::start();
-    es.require_auth(&format!("ApiKey {KEY}"));
-    let dir = workdir(&es.url);
+    let (es, dir) = cluster();
     let d = dir.path();
     let cfg = d.join(".guardrail/governor.yaml");
     let text = std::fs::read_to_string(&cfg).unwrap().replace("    logs: team-logs\n", "  live_logs: false\n");
@@ -280,9 +282,7 @@ async fn guardrail_mcp_over_stdio_reads_the_blocks_cluster() {
     use rmcp::ServiceExt;
     use rmcp::model::CallToolRequestParams;
 
-    let es = FakeEs::start();
-    es.require_auth(&format!("ApiKey {KEY}"));
-    let dir = workdir(&es.url);
+    let (es, dir) = cluster();
     let d = dir.path().to_path_buf();
     guardrail_test_support::copy_deploy_gate_inputs(&d);
     load_sample(&d);
