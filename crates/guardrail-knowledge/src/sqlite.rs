@@ -251,6 +251,17 @@ pub fn fts_query(text: &str) -> Option<String> {
     (!words.is_empty()).then(|| words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" OR "))
 }
 
+/// Plans that do not depend on the values bound (SQLite's query planner stability guarantee).
+/// Without it, SQLite 3.54 marks a statement to be compiled again whenever a parameter that
+/// its plan peeked at is bound anew (`LIMIT ?`, `?2 = '*'`): every search re-prepared its
+/// statement, and that was ~45 % of a proposal's time in `guardrail serve` even with the
+/// statements cached. The searches' order is fixed by their `ORDER BY` (rank, then the unique
+/// id), so the rows are the same under any plan; the ranking tests pin it. Best effort: a
+/// SQLite that refuses the setting plans as before.
+fn stable_plans(conn: &Connection) {
+    let _ = conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true);
+}
+
 /// A knowledge store in one SQLite file.
 pub struct SqliteKnowledgeStore {
     conn: Connection,
@@ -294,6 +305,7 @@ impl SqliteKnowledgeStore {
         // No SQLITE_OPEN_URI: a path is a path, even if it starts with `file:`.
         let conn = Connection::open_with_flags(path, mode | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .map_err(|e| KnowledgeError::Index { location: location.clone(), message: e.to_string() })?;
+        stable_plans(&conn);
         let mut store = SqliteKnowledgeStore { conn, location, bucketed: false, df: false, counted: false };
         let (version, names) = store.check_schema()?;
         store.bucketed = version == SCHEMA_VERSION;
@@ -310,6 +322,7 @@ impl SqliteKnowledgeStore {
         let location = path.display().to_string();
         let conn = Connection::open(path)
             .map_err(|e| KnowledgeError::Index { location: location.clone(), message: e.to_string() })?;
+        stable_plans(&conn);
         let mut store = SqliteKnowledgeStore { conn, location, bucketed: true, df: false, counted: false };
         store.init_schema()?;
         Ok(store)
@@ -319,6 +332,7 @@ impl SqliteKnowledgeStore {
     pub fn open_in_memory() -> Result<SqliteKnowledgeStore, KnowledgeError> {
         let conn = Connection::open_in_memory()
             .map_err(|e| KnowledgeError::Index { location: ":memory:".into(), message: e.to_string() })?;
+        stable_plans(&conn);
         let mut store =
             SqliteKnowledgeStore { conn, location: ":memory:".into(), bucketed: true, df: false, counted: false };
         store.init_schema()?;
@@ -1057,6 +1071,44 @@ mod tests {
         let with_table = runbook_ids(&s.search_runbooks(q, "svc-2", 5).unwrap());
         s.df = false;
         assert_ne!(with_table, runbook_ids(&s.search_runbooks(q, "svc-2", 5).unwrap()));
+    }
+
+    /// Repeated searches run their cached statements without compiling them again (without the
+    /// planner stability guarantee SQLite recompiled a statement whose plan peeked at a bound
+    /// value on every new binding), and plans that ignore the bound values find exactly what
+    /// value-dependent plans find: same ids, order and score bits.
+    #[test]
+    fn searches_are_not_recompiled_and_stable_plans_find_the_same() {
+        use rusqlite::StatementStatus::RePrepare;
+        use rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG;
+        let mut s = SqliteKnowledgeStore::open_in_memory().unwrap();
+        assert!(s.df && s.bucketed);
+        s.add_docs(&corpus(600, 300, 6)).unwrap();
+        let run = |s: &SqliteKnowledgeStore| {
+            let mut all = Vec::new();
+            for q in QUERIES {
+                for svc in ["*", "svc-1", "svc-4", "svc-9"] {
+                    for k in [1, 5, 100] {
+                        let r = s.search_runbooks(q, svc, k).unwrap();
+                        let e = s.search_evidence(q, svc, k, None).unwrap();
+                        let es = s.search_evidence(q, svc, k, Some(Stance::Contradict)).unwrap();
+                        let bits = |h: &[EvidenceHit]| h.iter().map(|h| h.score.to_bits()).collect::<Vec<_>>();
+                        let rbits = r.iter().map(|h| h.score.to_bits()).collect::<Vec<_>>();
+                        all.push((runbook_ids(&r), rbits, evidence_ids(&e), bits(&e), evidence_ids(&es)));
+                    }
+                }
+            }
+            all
+        };
+        let stable = run(&s);
+        for sql in [SEARCH_RUNBOOKS_DF, SEARCH_EVIDENCE_DF] {
+            assert_eq!(s.conn.prepare_cached(sql).unwrap().get_status(RePrepare), 0, "{sql}");
+        }
+        s.conn.set_db_config(SQLITE_DBCONFIG_ENABLE_QPSG, false).unwrap();
+        s.conn.flush_prepared_statement_cache();
+        assert_eq!(run(&s), stable);
+        // What the setting avoids: without it the statement is compiled again per binding.
+        assert!(s.conn.prepare_cached(SEARCH_EVIDENCE_DF).unwrap().get_status(RePrepare) > 0);
     }
 
     /// FTS5 is handed the rowid range (its plan string has the rowid bounds) and stays the outer
