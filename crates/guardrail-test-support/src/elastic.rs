@@ -196,11 +196,7 @@ impl FakeEs {
 /// `scripts/test` makes (`target/mcp-venv`). `None` (the caller skips, saying so) when there is
 /// none; a panic instead when `GUARDRAIL_REQUIRE_ES_PYTHON` is set (as `scripts/test` may set it).
 pub fn python_client() -> Option<String> {
-    let venv = crate::workspace_root().join("target/mcp-venv/bin/python");
-    let candidates = [std::env::var("GUARDRAIL_ES_PYTHON").ok(), Some(venv.to_string_lossy().into_owned())];
-    let found = candidates.into_iter().flatten().find(|py| {
-        std::process::Command::new(py).args(["-c", "import elasticsearch"]).output().is_ok_and(|o| o.status.success())
-    });
+    let found = crate::python_with("GUARDRAIL_ES_PYTHON", "elasticsearch");
     if found.is_none() {
         assert!(
             std::env::var_os("GUARDRAIL_REQUIRE_ES_PYTHON").is_none(),

@@ -11,6 +11,7 @@ pub mod elastic;
 pub mod http;
 pub mod jira;
 pub mod model;
+pub mod slack;
 pub mod tls;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +19,19 @@ use std::path::{Path, PathBuf};
 /// The workspace's root directory (this crate is `crates/guardrail-test-support`).
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A Python that can `import module` (an official client used as an independent peer):
+/// `$env_var` when set, else the test venv `scripts/test` makes (`target/mcp-venv`).
+pub fn python_with(env_var: &str, module: &str) -> Option<String> {
+    let venv = workspace_root().join("target/mcp-venv/bin/python");
+    let candidates = [std::env::var(env_var).ok(), Some(venv.to_string_lossy().into_owned())];
+    candidates.into_iter().flatten().find(|py| {
+        std::process::Command::new(py)
+            .args(["-c", &format!("import {module}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
 }
 
 /// `examples/<name>` of the workspace, e.g. `examples("governor")`, `examples("deploy-gate")`.

@@ -1,11 +1,8 @@
-//! The Slack Web API client and the Slack channels against a loopback server that answers as
-//! Slack documents it: HTTP 200 with `{"ok": true, …}` or `{"ok": false, "error": "…"}`,
-//! `ratelimited` with `Retry-After`, HTTP 429 and 5xx, and an answer that never comes.
+//! The Slack Web API client and the Slack channels against the loopback Slack of
+//! guardrail-test-support, which answers as Slack documents it: HTTP 200 with `{"ok": true, …}`
+//! or `{"ok": false, "error": "…"}`, `ratelimited` with `Retry-After`, HTTP 429 and 5xx, and an
+//! answer that never comes.
 
-use std::collections::VecDeque;
-use std::io::Write;
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use guardrail_config::SlackConfig;
@@ -14,100 +11,18 @@ use guardrail_governor::record::{DecisionBody, GrantBody, encode};
 use guardrail_notify::blocks::{ACTION_APPROVE, ACTION_FORCE_OVERRIDE, ACTION_REJECT, ActionValue, Block};
 use guardrail_notify::channel::{Channel, ChannelKind, DeliveryContext, DeliveryError, Notification};
 use guardrail_notify::slack::{Message, SlackChannel, SlackClient, SlackError};
+use guardrail_test_support::slack::{FakeSlack, Reply};
 
 const TOKEN: &str = "xoxb-test-0123456789-secret";
 
-/// One request the fake received.
-#[derive(Debug, Clone)]
-struct Call {
-    method: String,
-    head: String,
-    body: serde_json::Value,
+/// A Slack client for the fake, with [`TOKEN`].
+trait Client {
+    fn client(&self) -> SlackClient;
 }
 
-/// What the fake answers next (then it falls back to Slack's success answers).
-#[derive(Debug, Clone)]
-enum Reply {
-    /// HTTP 200 with this body.
-    Body(&'static str, Option<u64>),
-    /// This status, with `Retry-After`.
-    Status(u16, Option<u64>),
-    /// No answer for this long.
-    Stall(Duration),
-}
-
-struct FakeSlack {
-    url: String,
-    calls: Arc<Mutex<Vec<Call>>>,
-    script: Arc<Mutex<VecDeque<Reply>>>,
-}
-
-impl FakeSlack {
-    fn start() -> FakeSlack {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/api", listener.local_addr().unwrap());
-        let calls: Arc<Mutex<Vec<Call>>> = Arc::default();
-        let script: Arc<Mutex<VecDeque<Reply>>> = Arc::default();
-        let (c, s) = (calls.clone(), script.clone());
-        std::thread::spawn(move || {
-            let mut ts = 0u32;
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let Some(req) = guardrail_test_support::http::read_request(&mut stream) else { continue };
-                let method = req.head.split_whitespace().nth(1).unwrap_or("").trim_start_matches("/api/").to_string();
-                let body = serde_json::from_str(&req.body).unwrap_or(serde_json::Value::Null);
-                c.lock().unwrap().push(Call { method: method.clone(), head: req.head.clone(), body: body.clone() });
-                let next = s.lock().unwrap().pop_front();
-                ts += 1;
-                let (status, retry, text) = match next {
-                    Some(Reply::Body(b, retry)) => (200, retry, b.to_string()),
-                    Some(Reply::Status(code, retry)) => (code, retry, "{}".to_string()),
-                    Some(Reply::Stall(d)) => {
-                        std::thread::sleep(d);
-                        continue;
-                    }
-                    None => (200, None, success(&method, &body, ts)),
-                };
-                let retry = retry.map(|r| format!("Retry-After: {r}\r\n")).unwrap_or_default();
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status} X\r\nContent-Type: application/json; charset=utf-8\r\n{retry}Content-Length: {}\r\nConnection: close\r\n\r\n{text}",
-                    text.len()
-                );
-            }
-        });
-        FakeSlack { url, calls, script }
-    }
-
-    fn then(&self, r: Reply) {
-        self.script.lock().unwrap().push_back(r);
-    }
-
-    fn calls(&self) -> Vec<Call> {
-        self.calls.lock().unwrap().clone()
-    }
-
+impl Client for FakeSlack {
     fn client(&self) -> SlackClient {
         SlackClient::new(&self.url, TOKEN, Duration::from_millis(800)).unwrap()
-    }
-}
-
-/// Slack's documented success answers.
-fn success(method: &str, body: &serde_json::Value, n: u32) -> String {
-    let channel = body.get("channel").and_then(|c| c.as_str()).unwrap_or("C0000000000");
-    let ts = format!("1765000000.{n:06}");
-    match method {
-        "chat.postMessage" => format!(
-            r#"{{"ok":true,"channel":"{channel}","ts":"{ts}","message":{{"type":"message","subtype":"bot_message","text":"…","ts":"{ts}","bot_id":"B0BOT"}}}}"#
-        ),
-        "chat.update" => {
-            let t = body.get("ts").and_then(|c| c.as_str()).unwrap_or("");
-            format!(r#"{{"ok":true,"channel":"{channel}","ts":"{t}","text":"…"}}"#)
-        }
-        "chat.postEphemeral" => format!(r#"{{"ok":true,"message_ts":"{ts}"}}"#),
-        "conversations.open" => r#"{"ok":true,"channel":{"id":"D0DM000001"}}"#.to_string(),
-        "views.open" => r#"{"ok":true,"view":{"id":"V0VIEW","type":"modal"}}"#.to_string(),
-        _ => r#"{"ok":false,"error":"unknown_method"}"#.to_string(),
     }
 }
 
@@ -136,13 +51,13 @@ fn slack_errors_are_sorted_into_permanent_and_retryable() {
     let slack = FakeSlack::start();
     let c = slack.client();
     for code in ["invalid_auth", "not_in_channel", "channel_not_found"] {
-        slack.then(Reply::Body(Box::leak(format!(r#"{{"ok":false,"error":"{code}"}}"#).into_boxed_str()), None));
+        slack.then(Reply::Body(format!(r#"{{"ok":false,"error":"{code}"}}"#), None));
         let e = c.post_message(&message()).unwrap_err();
         assert!(matches!(&e, SlackError::Api { code: got, .. } if got == code), "{e:?}");
         assert!(matches!(e.delivery(), DeliveryError::Permanent { .. }), "{code}");
     }
     // `ratelimited` as an ok:false body with Retry-After, and as HTTP 429.
-    slack.then(Reply::Body(r#"{"ok":false,"error":"ratelimited"}"#, Some(30)));
+    slack.then(Reply::Body(r#"{"ok":false,"error":"ratelimited"}"#.into(), Some(30)));
     let e = c.post_message(&message()).unwrap_err();
     assert_eq!(
         e.delivery(),
@@ -158,9 +73,9 @@ fn slack_errors_are_sorted_into_permanent_and_retryable() {
     );
     slack.then(Reply::Status(503, None));
     assert!(matches!(c.post_message(&message()).unwrap_err().delivery(), DeliveryError::Retryable { .. }));
-    slack.then(Reply::Body(r#"{"ok":false,"error":"internal_error"}"#, None));
+    slack.then(Reply::Body(r#"{"ok":false,"error":"internal_error"}"#.into(), None));
     assert!(matches!(c.post_message(&message()).unwrap_err().delivery(), DeliveryError::Retryable { .. }));
-    slack.then(Reply::Body("<html>not json</html>", None));
+    slack.then(Reply::Body("<html>not json</html>".into(), None));
     assert!(matches!(c.post_message(&message()).unwrap_err(), SlackError::BadAnswer { .. }));
     // No answer within the timeout: retryable, and the token is in no error or debug output.
     slack.then(Reply::Stall(Duration::from_secs(3)));
@@ -174,7 +89,7 @@ fn slack_errors_are_sorted_into_permanent_and_retryable() {
 
 #[test]
 fn connection_refused_is_retryable() {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let c = SlackClient::new(&format!("http://127.0.0.1:{port}/api"), TOKEN, Duration::from_millis(500)).unwrap();
     assert!(matches!(c.post_message(&message()).unwrap_err().delivery(), DeliveryError::Retryable { .. }));
 }
@@ -308,7 +223,7 @@ fn a_grant_replaces_the_buttons_and_replies_in_the_thread() {
     assert_eq!(calls[1].body["thread_ts"], "1765000000.000001");
 
     // A failed update (the bot left the channel) is permanent.
-    slack.then(Reply::Body(r#"{"ok":false,"error":"not_in_channel"}"#, None));
+    slack.then(Reply::Body(r#"{"ok":false,"error":"not_in_channel"}"#.into(), None));
     assert!(matches!(ch.deliver(&n, &ctx), Err(DeliveryError::Permanent { .. })));
 }
 

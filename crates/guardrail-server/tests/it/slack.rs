@@ -7,14 +7,13 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use guardrail_core::audit::ChainedRecord;
 use guardrail_knowledge::KnowledgeStore as _;
 use guardrail_notify::blocks::{ActionValue, Block};
 use guardrail_server::{Role, ServerConfig, Tokens, hash_token};
+use guardrail_test_support::slack::FakeSlack;
 
 use crate::common::{self, DEPLOYER, Scratch, Server};
 
@@ -25,17 +24,9 @@ const ALICE_ADMIN: &str = "alice-admin-token-0123456789";
 // ------------------------------------------------------------------------------------------
 // Signing: slack_sdk when available, else Guardrail's own (checked equal to slack_sdk's below).
 
+/// A Python with `slack_sdk`: `GUARDRAIL_SLACK_PYTHON`, else the test venv.
 fn slack_python() -> Option<String> {
-    let candidates = [
-        std::env::var("GUARDRAIL_SLACK_PYTHON").ok(),
-        Some(format!("{}/../../target/mcp-venv/bin/python", env!("CARGO_MANIFEST_DIR"))),
-    ];
-    candidates.into_iter().flatten().find(|py| {
-        std::process::Command::new(py)
-            .args(["-c", "import slack_sdk.signature"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
+    guardrail_test_support::python_with("GUARDRAIL_SLACK_PYTHON", "slack_sdk.signature")
 }
 
 /// `slack_sdk.signature.SignatureVerifier(secret).generate_signature(timestamp=, body=)`.
@@ -100,87 +91,15 @@ fn form(payload: &str) -> String {
     out
 }
 
-// ------------------------------------------------------------------------------------------
-// A loopback Slack Web API that keeps the messages posted (for conversations.replies).
-
-#[derive(Debug, Clone)]
-struct Call {
-    method: String,
-    body: serde_json::Value,
-}
-
-#[derive(Clone, Default)]
-struct FakeSlack {
-    url: String,
-    calls: Arc<Mutex<Vec<Call>>>,
-    /// ts → the message's blocks.
-    messages: Arc<Mutex<BTreeMap<String, serde_json::Value>>>,
-}
-
-impl FakeSlack {
-    fn start() -> FakeSlack {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let fake = FakeSlack { url: format!("http://{}/api", listener.local_addr().unwrap()), ..FakeSlack::default() };
-        let f = fake.clone();
-        std::thread::spawn(move || {
-            for (n, stream) in listener.incoming().enumerate() {
-                let Ok(mut stream) = stream else { continue };
-                let Some(req) = guardrail_test_support::http::read_request(&mut stream) else { continue };
-                let method = req.head.split_whitespace().nth(1).unwrap_or("").trim_start_matches("/api/").to_string();
-                let body: serde_json::Value = serde_json::from_str(&req.body).unwrap_or_default();
-                f.calls.lock().unwrap().push(Call { method: method.clone(), body: body.clone() });
-                let channel = body["channel"].as_str().unwrap_or("C0000").to_string();
-                let text = match method.as_str() {
-                    "chat.postMessage" => {
-                        let ts = format!("1765000000.{n:06}");
-                        f.messages.lock().unwrap().insert(ts.clone(), body["blocks"].clone());
-                        format!(
-                            r#"{{"ok":true,"channel":"{channel}","ts":"{ts}","message":{{"type":"message","ts":"{ts}"}}}}"#
-                        )
-                    }
-                    "chat.update" => {
-                        let ts = body["ts"].as_str().unwrap_or("").to_string();
-                        f.messages.lock().unwrap().insert(ts.clone(), body["blocks"].clone());
-                        format!(r#"{{"ok":true,"channel":"{channel}","ts":"{ts}","text":""}}"#)
-                    }
-                    "chat.postEphemeral" => r#"{"ok":true,"message_ts":"1765000001.000001"}"#.to_string(),
-                    "views.open" => r#"{"ok":true,"view":{"id":"V0001"}}"#.to_string(),
-                    "conversations.open" => r#"{"ok":true,"channel":{"id":"D0001"}}"#.to_string(),
-                    "conversations.replies" => {
-                        let ts = body["ts"].as_str().unwrap_or("").to_string();
-                        match f.messages.lock().unwrap().get(&ts) {
-                            Some(blocks) => format!(
-                                r#"{{"ok":true,"messages":[{{"type":"message","ts":"{ts}","text":"","blocks":{blocks}}}],"has_more":false}}"#
-                            ),
-                            None => r#"{"ok":false,"error":"thread_not_found"}"#.to_string(),
-                        }
-                    }
-                    _ => r#"{"ok":false,"error":"unknown_method"}"#.to_string(),
-                };
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-                    text.len()
-                );
-            }
-        });
-        fake
-    }
-
-    fn calls(&self, method: &str) -> Vec<serde_json::Value> {
-        self.calls.lock().unwrap().iter().filter(|c| c.method == method).map(|c| c.body.clone()).collect()
-    }
-}
-
 async fn wait_for_call(fake: &FakeSlack, method: &str, n: usize) -> Vec<serde_json::Value> {
     let f = fake.clone();
     let m = method.to_string();
     common::wait_until(&format!("{n} {method} call(s)"), || {
-        let ok = f.calls(&m).len() >= n;
+        let ok = f.bodies(&m).len() >= n;
         async move { ok }
     })
     .await;
-    fake.calls(method)
+    fake.bodies(method)
 }
 
 // ------------------------------------------------------------------------------------------
@@ -254,14 +173,7 @@ async fn incident_message(s: &Scratch, fake: &FakeSlack) -> (String, ActionValue
         })
         .map(|v| serde_json::from_str(v).unwrap())
         .unwrap();
-    let ts = fake
-        .messages
-        .lock()
-        .unwrap()
-        .iter()
-        .find(|(_, b)| **b == roots[0]["blocks"])
-        .map(|(ts, _)| ts.clone())
-        .unwrap();
+    let ts = fake.messages().iter().find(|(_, b)| **b == roots[0]["blocks"]).map(|(ts, _)| ts.clone()).unwrap();
     (ts, value)
 }
 
@@ -462,7 +374,7 @@ async fn unmapped_users_and_self_approval_are_refused_and_recorded() {
     assert_eq!(refused[0].body["requested_by"]["slack_team_id"], "T0TEAM");
     let eph = wait_for_call(&fake, "chat.postEphemeral", 1).await;
     assert_eq!(eph[0]["user"], "U0EVE");
-    assert!(fake.calls("views.open").is_empty());
+    assert!(fake.bodies("views.open").is_empty());
 
     // alice proposed it: her thread reply is a self-approval, refused exactly as over HTTP.
     let (st, _) = signed(&srv, "/slack/events", &message_event("Ev0002", "U0ALICE", "APPROVE looks fine", &ts)).await;
@@ -583,7 +495,7 @@ async fn reject_is_recorded_and_a_reply_without_reason_records_nothing() {
     let t = ts.clone();
     common::wait_until("the rejection in the thread", || {
         let seen = f
-            .calls("chat.postMessage")
+            .bodies("chat.postMessage")
             .iter()
             .any(|m| m["thread_ts"] == t.as_str() && m["text"].as_str().is_some_and(|x| x.contains("rejected")));
         async move { seen }
@@ -642,18 +554,18 @@ async fn end_to_end(by_thread_reply: bool) {
     let t = ts.clone();
     common::wait_until("the execution reported in the thread", || {
         let done = f
-            .calls("chat.postMessage")
+            .bodies("chat.postMessage")
             .iter()
             .any(|m| m["thread_ts"] == t.as_str() && m["text"].as_str().is_some_and(|x| x.contains("Execution of")));
         async move { done }
     })
     .await;
-    let updates = fake.calls("chat.update");
+    let updates = fake.bodies("chat.update");
     assert!(!updates.is_empty() && updates.iter().all(|u| u["ts"] == ts.as_str()));
     let last = updates.last().unwrap().to_string();
     assert!(last.contains("*bob* approved") && !last.contains("guardrail_approve"), "{last}");
     let thread: Vec<String> = fake
-        .calls("chat.postMessage")
+        .bodies("chat.postMessage")
         .into_iter()
         .filter(|m| m["thread_ts"] == ts.as_str())
         .map(|m| m["text"].as_str().unwrap_or("").to_string())
@@ -661,9 +573,9 @@ async fn end_to_end(by_thread_reply: bool) {
     assert!(thread.iter().any(|t| t.contains("*bob* approved")), "{thread:?}");
     assert!(thread.iter().any(|t| t.contains("Execution of") && t.contains("succeeded")), "{thread:?}");
     // Delivered once: another pass sends nothing new.
-    let before = fake.calls.lock().unwrap().len();
+    let before = fake.calls().len();
     deliver_outbox(&s, &fake).await;
-    assert_eq!(fake.calls.lock().unwrap().len(), before);
+    assert_eq!(fake.calls().len(), before);
 }
 
 #[tokio::test]
