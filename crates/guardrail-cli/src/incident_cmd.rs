@@ -144,7 +144,7 @@ pub struct PipelineArgs {
     #[command(flatten)]
     auth: AuthArgs,
     /// Live logs (NDJSON, one request per line) for the query_live_logs tool [default: the
-    /// logs index of an Elasticsearch knowledge base (knowledge.indices.logs), else none]
+    /// logs index of an Elasticsearch knowledge base (knowledge.indices.logs; not with knowledge.live_logs: false), else none]
     #[arg(long, value_name = "FILE")]
     logs: Option<PathBuf>,
     /// Deploy-gate inputs (DIR/config/policies.yaml, slos.yaml, data/metrics.json, cost.json,
