@@ -529,9 +529,29 @@ impl AuditStore for PostgresStore {
              ORDER BY o.id LIMIT $2"
         );
         let entries = self.outbox_query(&sql, &[&now_ms, &limit])?;
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The records in one query (a batch of the audit mirror is hundreds of rows: one round
+        // trip, not one per row).
+        let seqs: Vec<i64> = entries.iter().map(|e| e.record_seq).collect();
+        let mut records: std::collections::BTreeMap<i64, ChainedRecord> = self
+            .query_strict(&format!("SELECT {COLUMNS} FROM audit_records WHERE seq = ANY($1)"), &[&seqs])?
+            .into_iter()
+            .map(|r| (r.seq, r))
+            .collect();
+        // Rows of one record (one per channel) share it: cloned for all but its last row.
+        let mut uses: std::collections::BTreeMap<i64, usize> = std::collections::BTreeMap::new();
+        for s in &seqs {
+            *uses.entry(*s).or_default() += 1;
+        }
         let mut out = Vec::with_capacity(entries.len());
         for entry in entries {
-            let record = self.get(entry.record_seq)?.ok_or_else(|| StoreError::Corrupt {
+            let left = uses.entry(entry.record_seq).or_default();
+            *left = left.saturating_sub(1);
+            let record =
+                if *left > 0 { records.get(&entry.record_seq).cloned() } else { records.remove(&entry.record_seq) };
+            let record = record.ok_or_else(|| StoreError::Corrupt {
                 seq: entry.record_seq,
                 reason: format!("outbox row {} describes a record that is not in the chain", entry.id),
             })?;
