@@ -3,8 +3,6 @@
 //! retried, failed), a failed call marking every row of its batch alike, `batch_size`
 //! respected, and a batch's leases exclusive between two deliverers on one store (SQLite and
 //! PostgreSQL).
-//!
-//! (Its own test binary: the `it` binary's module list is being reorganised by another change.)
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
