@@ -31,7 +31,8 @@ use serde::Deserialize;
 use crate::common::Diags;
 use crate::de::present;
 use crate::governor_knowledge::{
-    ElasticCredentials, KnowledgeBackend, KnowledgeConfig, MAX_RETRIES, MAX_TIMEOUT_MS, index_name_problem,
+    Connection, ConnectionFields, ElasticCredentials, KnowledgeBackend, KnowledgeConfig, check_cluster_url,
+    check_connection, index_name_problem,
 };
 
 /// Records per `_bulk` call of the outbox's delivery when the block does not say: ~0.5-1 MB
@@ -119,12 +120,6 @@ pub(crate) struct AuditMirrorSpec {
     batch_size: Option<u64>,
 }
 
-fn env_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 /// Checks the block (fields under `audit_mirror.`); `knowledge` is the same file's
 /// `knowledge:` block, whose connection a block without `url` uses.
 pub(crate) fn read_audit_mirror(
@@ -201,73 +196,19 @@ pub(crate) fn read_audit_mirror(
             }
         };
     };
-    let url = match crate::prometheus::check_url(url) {
-        Err(e) => {
-            d.error("audit_mirror.url", e.to_string());
-            return None;
-        }
-        Ok(()) if url.split('/').nth(2).is_some_and(|authority| authority.contains('@')) => {
-            // Not echoed: the part before @ is a secret.
-            d.error(
-                "audit_mirror.url",
-                "carries credentials (user:password@); use api_key_env or username/password_env",
-            );
-            return None;
-        }
-        Ok(()) => url.trim_end_matches('/').to_string(),
-    };
-    let var = |d: &mut Diags, field: &str, v: &Option<String>| -> Option<String> {
-        let v = v.as_deref()?.trim();
-        if env_name(v) {
-            Some(v.to_string())
-        } else {
-            d.error(
-                format!("audit_mirror.{field}"),
-                format!("{v:?} is not an environment variable name (the secret itself never goes in this file)"),
-            );
-            None
-        }
-    };
-    let api_key_env = var(d, "api_key_env", &spec.api_key_env);
-    let password_env = var(d, "password_env", &spec.password_env);
-    let username = spec.username.as_deref().map(str::trim).map(str::to_string);
-    if username.as_deref().is_some_and(|u| u.is_empty() || u.contains(':') || u.chars().any(char::is_control)) {
-        d.error("audit_mirror.username", "must be a non-empty name without : or control characters");
-    }
-    let credentials = match (api_key_env, username, password_env) {
-        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-            d.error("audit_mirror.api_key_env", "give either api_key_env or username with password_env, not both");
-            None
-        }
-        (Some(k), None, None) => Some(ElasticCredentials::ApiKeyEnv(k)),
-        (None, Some(username), Some(password_env)) => Some(ElasticCredentials::Basic { username, password_env }),
-        (None, Some(_), None) => {
-            d.error("audit_mirror.password_env", "is required with username");
-            None
-        }
-        (None, None, Some(_)) => {
-            d.error("audit_mirror.username", "is required with password_env");
-            None
-        }
-        (None, None, None) => None,
-    };
-    let ca_file = spec.ca_file.as_deref().and_then(|f| crate::prometheus::ca_file_text(d, "audit_mirror.ca_file", f));
-    let timeout_ms = match spec.timeout_ms {
-        None => 5_000,
-        Some(t) if (1..=MAX_TIMEOUT_MS).contains(&t) => t,
-        Some(t) => {
-            d.error("audit_mirror.timeout_ms", format!("{t} is outside 1-{MAX_TIMEOUT_MS}"));
-            5_000
-        }
-    };
-    let retries = match spec.retries {
-        None => 2,
-        Some(r) if r <= MAX_RETRIES => r as u32,
-        Some(r) => {
-            d.error("audit_mirror.retries", format!("{r} is outside 0-{MAX_RETRIES}"));
-            2
-        }
-    };
+    let url = check_cluster_url(d, "audit_mirror", url)?;
+    let Connection { credentials, ca_file, timeout_ms, retries } = check_connection(
+        d,
+        "audit_mirror",
+        ConnectionFields {
+            api_key_env: &spec.api_key_env,
+            username: &spec.username,
+            password_env: &spec.password_env,
+            ca_file: &spec.ca_file,
+            timeout_ms: spec.timeout_ms,
+            retries: spec.retries,
+        },
+    );
     Some(AuditMirrorConfig {
         url,
         index,

@@ -191,10 +191,106 @@ pub fn index_name_problem(name: &str) -> Option<&'static str> {
 }
 
 /// Whether `name` is an environment variable name (`[A-Za-z_][A-Za-z0-9_]*`).
-fn env_name(name: &str) -> bool {
+pub(crate) fn env_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// An Elasticsearch connection's fields as a block writes them (`knowledge:` and
+/// `audit_mirror:` take the same ones).
+pub(crate) struct ConnectionFields<'a> {
+    pub(crate) api_key_env: &'a Option<String>,
+    pub(crate) username: &'a Option<String>,
+    pub(crate) password_env: &'a Option<String>,
+    pub(crate) ca_file: &'a Option<String>,
+    pub(crate) timeout_ms: Option<u64>,
+    pub(crate) retries: Option<u64>,
+}
+
+/// Those fields checked.
+pub(crate) struct Connection {
+    pub(crate) credentials: Option<ElasticCredentials>,
+    pub(crate) ca_file: Option<PathBuf>,
+    pub(crate) timeout_ms: u64,
+    pub(crate) retries: u32,
+}
+
+/// Checks a cluster's URL, reporting at `{block}.url`: an `http(s)://` URL without credentials
+/// (never echoed: the part before `@` is a secret), without a trailing `/`.
+pub(crate) fn check_cluster_url(d: &mut Diags, block: &str, url: &str) -> Option<String> {
+    match crate::prometheus::check_url(url) {
+        Err(e) => {
+            d.error(format!("{block}.url"), e.to_string());
+            None
+        }
+        Ok(()) if url.split('/').nth(2).is_some_and(|authority| authority.contains('@')) => {
+            d.error(
+                format!("{block}.url"),
+                "carries credentials (user:password@); use api_key_env or username/password_env",
+            );
+            None
+        }
+        Ok(()) => Some(url.trim_end_matches('/').to_string()),
+    }
+}
+
+/// Checks a connection's credentials (names of variables, never secrets), CA file, timeout and
+/// retries, every problem at `{block}.{field}`.
+pub(crate) fn check_connection(d: &mut Diags, block: &str, f: ConnectionFields<'_>) -> Connection {
+    let var = |d: &mut Diags, field: &str, v: &Option<String>| -> Option<String> {
+        let v = v.as_deref()?.trim();
+        if env_name(v) {
+            Some(v.to_string())
+        } else {
+            d.error(
+                format!("{block}.{field}"),
+                format!("{v:?} is not an environment variable name (the secret itself never goes in this file)"),
+            );
+            None
+        }
+    };
+    let api_key_env = var(d, "api_key_env", f.api_key_env);
+    let password_env = var(d, "password_env", f.password_env);
+    let username = f.username.as_deref().map(str::trim).map(str::to_string);
+    if username.as_deref().is_some_and(|u| u.is_empty() || u.contains(':') || u.chars().any(char::is_control)) {
+        d.error(format!("{block}.username"), "must be a non-empty name without : or control characters");
+    }
+    let credentials = match (api_key_env, username, password_env) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            d.error(format!("{block}.api_key_env"), "give either api_key_env or username with password_env, not both");
+            None
+        }
+        (Some(k), None, None) => Some(ElasticCredentials::ApiKeyEnv(k)),
+        (None, Some(username), Some(password_env)) => Some(ElasticCredentials::Basic { username, password_env }),
+        (None, Some(_), None) => {
+            d.error(format!("{block}.password_env"), "is required with username");
+            None
+        }
+        (None, None, Some(_)) => {
+            d.error(format!("{block}.username"), "is required with password_env");
+            None
+        }
+        (None, None, None) => None,
+    };
+    let ca_file = f.ca_file.as_deref().and_then(|p| crate::prometheus::ca_file_text(d, &format!("{block}.ca_file"), p));
+    let timeout_ms = match f.timeout_ms {
+        None => 5_000,
+        Some(t) if (1..=MAX_TIMEOUT_MS).contains(&t) => t,
+        Some(t) => {
+            d.error(format!("{block}.timeout_ms"), format!("{t} is outside 1-{MAX_TIMEOUT_MS}"));
+            5_000
+        }
+    };
+    let retries = match f.retries {
+        None => 2,
+        Some(r) if r <= MAX_RETRIES => r as u32,
+        Some(r) => {
+            d.error(format!("{block}.retries"), format!("{r} is outside 0-{MAX_RETRIES}"));
+            2
+        }
+    };
+    Connection { credentials, ca_file, timeout_ms, retries }
 }
 
 /// Checks the block, reporting every problem through `d` (fields under `knowledge.`); `dir` is the
@@ -249,20 +345,7 @@ pub(crate) fn read_knowledge(d: &mut Diags, spec: &KnowledgeSpec, dir: Option<&P
             d.error("knowledge.url", "is required for backend: elasticsearch");
             String::new()
         }
-        Some(u) => match crate::prometheus::check_url(u) {
-            Err(e) => {
-                d.error("knowledge.url", e.to_string());
-                String::new()
-            }
-            Ok(()) if u.split('/').nth(2).is_some_and(|authority| authority.contains('@')) => {
-                d.error(
-                    "knowledge.url",
-                    format!("{u:?} carries credentials; use api_key_env or username/password_env"),
-                );
-                String::new()
-            }
-            Ok(()) => u.trim_end_matches('/').to_string(),
-        },
+        Some(u) => check_cluster_url(d, "knowledge", u).unwrap_or_default(),
     };
     let mut indices = KnowledgeIndices::default();
     if let Some(ix) = &spec.indices {
@@ -284,58 +367,18 @@ pub(crate) fn read_knowledge(d: &mut Diags, spec: &KnowledgeSpec, dir: Option<&P
     if !live_logs && spec.indices.as_ref().is_some_and(|ix| ix.logs.is_some()) {
         d.error("knowledge.indices.logs", "is never read with live_logs: false (remove one of them)");
     }
-    let env_var = |d: &mut Diags, field: &str, v: &Option<String>| -> Option<String> {
-        let v = v.as_deref()?.trim();
-        if env_name(v) {
-            Some(v.to_string())
-        } else {
-            d.error(
-                format!("knowledge.{field}"),
-                format!("{v:?} is not an environment variable name (the secret itself never goes in this file)"),
-            );
-            None
-        }
-    };
-    let api_key_env = env_var(d, "api_key_env", &spec.api_key_env);
-    let password_env = env_var(d, "password_env", &spec.password_env);
-    let username = spec.username.as_deref().map(str::trim).map(str::to_string);
-    if username.as_deref().is_some_and(|u| u.is_empty() || u.contains(':') || u.chars().any(char::is_control)) {
-        d.error("knowledge.username", "must be a non-empty name without : or control characters");
-    }
-    let credentials = match (api_key_env, username, password_env) {
-        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-            d.error("knowledge.api_key_env", "give either api_key_env or username with password_env, not both");
-            None
-        }
-        (Some(k), None, None) => Some(ElasticCredentials::ApiKeyEnv(k)),
-        (None, Some(username), Some(password_env)) => Some(ElasticCredentials::Basic { username, password_env }),
-        (None, Some(_), None) => {
-            d.error("knowledge.password_env", "is required with username");
-            None
-        }
-        (None, None, Some(_)) => {
-            d.error("knowledge.username", "is required with password_env");
-            None
-        }
-        (None, None, None) => None,
-    };
-    let ca_file = spec.ca_file.as_deref().and_then(|f| crate::prometheus::ca_file_text(d, "knowledge.ca_file", f));
-    let timeout_ms = match spec.timeout_ms {
-        None => 5_000,
-        Some(t) if (1..=MAX_TIMEOUT_MS).contains(&t) => t,
-        Some(t) => {
-            d.error("knowledge.timeout_ms", format!("{t} is outside 1-{MAX_TIMEOUT_MS}"));
-            5_000
-        }
-    };
-    let retries = match spec.retries {
-        None => 2,
-        Some(r) if r <= MAX_RETRIES => r as u32,
-        Some(r) => {
-            d.error("knowledge.retries", format!("{r} is outside 0-{MAX_RETRIES}"));
-            2
-        }
-    };
+    let Connection { credentials, ca_file, timeout_ms, retries } = check_connection(
+        d,
+        "knowledge",
+        ConnectionFields {
+            api_key_env: &spec.api_key_env,
+            username: &spec.username,
+            password_env: &spec.password_env,
+            ca_file: &spec.ca_file,
+            timeout_ms: spec.timeout_ms,
+            retries: spec.retries,
+        },
+    );
     KnowledgeConfig {
         backend: KnowledgeBackend::Elasticsearch(ElasticsearchSettings {
             url,
