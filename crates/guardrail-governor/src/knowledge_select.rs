@@ -169,42 +169,84 @@ fn elastic_from_env(url: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<E
     Ok(cfg)
 }
 
-/// The client a `knowledge:` block (backend `elasticsearch`) names: index names, timeout and
-/// retries as `guardrail-config` checked them; the API key or password read from the variable
-/// the block names (unset or empty is an error, never anonymous access); the CA file read.
+/// Why a block's cluster connection could not be set up from the environment and files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionSetupError {
+    /// The variable the block names for a secret is unset or empty.
+    MissingSecret {
+        /// The block's field that names it (`api_key_env`, `password_env`).
+        field: &'static str,
+        /// The variable.
+        var: String,
+    },
+    /// The CA file could not be read.
+    CaFile {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The client settings for a cluster a checked block describes (`knowledge:` or
+/// `audit_mirror:`): the API key or password read from the variable the block names (unset or
+/// empty is an error, never anonymous access; surrounding whitespace dropped), the CA file read,
+/// timeout and retries as `guardrail-config` checked them. The one place a block's connection
+/// becomes a client's settings.
+pub fn cluster_connection(
+    url: &str,
+    credentials: Option<&ElasticCredentials>,
+    ca_file: Option<&Path>,
+    timeout_ms: u64,
+    retries: u32,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ElasticConfig, ConnectionSetupError> {
+    let secret = |field: &'static str, var: &str| {
+        env(var)
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| v.trim().to_string())
+            .ok_or_else(|| ConnectionSetupError::MissingSecret { field, var: var.to_string() })
+    };
+    let mut cfg = ElasticConfig::new(url);
+    cfg.auth = match credentials {
+        None => None,
+        Some(ElasticCredentials::ApiKeyEnv(var)) => Some(ElasticAuth::ApiKey(secret("api_key_env", var)?)),
+        Some(ElasticCredentials::Basic { username, password_env }) => {
+            Some(ElasticAuth::Basic { user: username.clone(), password: secret("password_env", password_env)? })
+        }
+    };
+    if let Some(ca) = ca_file {
+        cfg.ca_pem = Some(
+            std::fs::read(ca)
+                .map_err(|e| ConnectionSetupError::CaFile { path: ca.display().to_string(), reason: e.to_string() })?,
+        );
+    }
+    cfg.timeout = std::time::Duration::from_millis(timeout_ms);
+    cfg.retries = retries;
+    Ok(cfg)
+}
+
+/// The client a `knowledge:` block (backend `elasticsearch`) names: [`cluster_connection`] with
+/// the block's index names.
 pub fn elastic_from_config(
     es: &ElasticsearchSettings,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ElasticConfig, KnowledgeSelectError> {
-    let secret = |var: &str| {
-        env(var).filter(|v| !v.trim().is_empty()).map(|v| v.trim().to_string()).ok_or_else(|| {
-            KnowledgeSelectError::Credentials(format!(
-                "knowledge: {var} is not set (the block names it for the Elasticsearch credentials)"
-            ))
-        })
-    };
-    let mut cfg = ElasticConfig::new(&es.url);
+    let mut cfg =
+        cluster_connection(&es.url, es.credentials.as_ref(), es.ca_file.as_deref(), es.timeout_ms, es.retries, env)
+            .map_err(|e| match e {
+                ConnectionSetupError::MissingSecret { var, .. } => KnowledgeSelectError::Credentials(format!(
+                    "knowledge: {var} is not set (the block names it for the Elasticsearch credentials)"
+                )),
+                ConnectionSetupError::CaFile { path, reason } => {
+                    KnowledgeSelectError::CaFile { what: "knowledge.ca_file", path, message: reason }
+                }
+            })?;
     cfg.indices = guardrail_knowledge::elastic::Indices {
         runbooks: es.indices.runbooks.clone(),
         evidence: es.indices.evidence.clone(),
         policies: es.indices.policies.clone(),
     };
-    cfg.auth = match &es.credentials {
-        None => None,
-        Some(ElasticCredentials::ApiKeyEnv(var)) => Some(ElasticAuth::ApiKey(secret(var)?)),
-        Some(ElasticCredentials::Basic { username, password_env }) => {
-            Some(ElasticAuth::Basic { user: username.clone(), password: secret(password_env)? })
-        }
-    };
-    if let Some(ca) = &es.ca_file {
-        cfg.ca_pem = Some(std::fs::read(ca).map_err(|e| KnowledgeSelectError::CaFile {
-            what: "knowledge.ca_file",
-            path: ca.display().to_string(),
-            message: e.to_string(),
-        })?);
-    }
-    cfg.timeout = std::time::Duration::from_millis(es.timeout_ms);
-    cfg.retries = es.retries;
     Ok(cfg)
 }
 

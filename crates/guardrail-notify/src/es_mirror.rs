@@ -38,10 +38,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use guardrail_config::{AuditMirrorConfig, ElasticCredentials};
+use guardrail_config::AuditMirrorConfig;
 use guardrail_core::audit::ChainedRecord;
+use guardrail_governor::knowledge_select::{ConnectionSetupError, cluster_connection};
 use guardrail_knowledge::elastic::BulkOutcome;
-use guardrail_knowledge::{ElasticAuth, ElasticConfig, ElasticKnowledgeStore, KnowledgeError};
+use guardrail_knowledge::{ElasticKnowledgeStore, KnowledgeError};
 use guardrail_store::{AuditStore, StoreError};
 use serde::{Deserialize, Serialize};
 
@@ -403,31 +404,19 @@ impl EsMirror {
         env: &BTreeMap<String, String>,
         timeout: Option<Duration>,
     ) -> Result<EsMirror, MirrorSetupError> {
-        let secret = |field: &'static str, var: &str| {
-            env.get(var)
-                .filter(|v| !v.trim().is_empty())
-                .cloned()
-                .ok_or_else(|| MirrorSetupError::MissingSecret { field, var: var.to_string() })
-        };
-        let auth = match &cfg.credentials {
-            None => None,
-            Some(ElasticCredentials::ApiKeyEnv(var)) => Some(ElasticAuth::ApiKey(secret("api_key_env", var)?)),
-            Some(ElasticCredentials::Basic { username, password_env }) => {
-                Some(ElasticAuth::Basic { user: username.clone(), password: secret("password_env", password_env)? })
-            }
-        };
-        let ca_pem = match &cfg.ca_file {
-            None => None,
-            Some(p) => Some(
-                std::fs::read(p)
-                    .map_err(|e| MirrorSetupError::CaFile { path: p.display().to_string(), reason: e.to_string() })?,
-            ),
-        };
-        let mut es = ElasticConfig::new(&cfg.url);
-        es.auth = auth;
-        es.ca_pem = ca_pem;
-        es.timeout = Duration::from_millis(cfg.timeout_ms);
-        es.retries = cfg.retries;
+        let lookup = |var: &str| env.get(var).cloned();
+        let mut es = cluster_connection(
+            &cfg.url,
+            cfg.credentials.as_ref(),
+            cfg.ca_file.as_deref(),
+            cfg.timeout_ms,
+            cfg.retries,
+            &lookup,
+        )
+        .map_err(|e| match e {
+            ConnectionSetupError::MissingSecret { field, var } => MirrorSetupError::MissingSecret { field, var },
+            ConnectionSetupError::CaFile { path, reason } => MirrorSetupError::CaFile { path, reason },
+        })?;
         if let Some(t) = timeout {
             es.timeout = es.timeout.min(t);
             es.retries = 0;
