@@ -27,6 +27,7 @@ pub mod approval;
 pub mod audit;
 pub mod burn;
 pub mod cost;
+pub mod error_text;
 pub mod explain;
 pub mod freeze;
 pub mod freshness;

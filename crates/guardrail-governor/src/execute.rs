@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use guardrail_core::error_text::error_chain;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -541,20 +542,6 @@ impl Executor for WebhookExecutor {
         };
         Ok(report(NAME, a, false, ok, encode(&detail)))
     }
-}
-
-/// An error and its sources, joined (reqwest's own message is "error sending request").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        let text = s.to_string();
-        if !msg.contains(&text) {
-            msg = format!("{msg}: {text}");
-        }
-        src = s.source();
-    }
-    msg
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ use std::time::Duration;
 
 use guardrail_config::JiraConfig;
 use guardrail_core::audit::ChainedRecord;
+use guardrail_core::error_text::error_chain;
 use guardrail_core::remediation::Severity;
 use guardrail_governor::record::{
     ApprovalRequestBody, ClaimReleaseBody, DecisionBody, ErrorBody, ExecutionBody, ExecutionRefusedBody, GrantBody,
@@ -384,22 +385,6 @@ impl std::fmt::Debug for JiraClient {
     }
 }
 
-/// An error and its sources (reqwest's own text stops at "error sending request"; the cause,
-/// e.g. "Connection refused", is in the chain).
-fn with_sources(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let msg = s.to_string();
-        if !out.contains(&msg) {
-            out.push_str(": ");
-            out.push_str(&msg);
-        }
-        cur = s.source();
-    }
-    out
-}
-
 /// Seconds in a `Retry-After` header (Jira sends seconds).
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
@@ -442,7 +427,7 @@ impl JiraClient {
             reason: if e.is_timeout() {
                 format!("timed out after {:?}", self.settings.timeout)
             } else {
-                with_sources(&e)
+                error_chain(&e)
             },
         };
         let resp = req.send().map_err(transport)?;

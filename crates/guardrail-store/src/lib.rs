@@ -42,6 +42,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use guardrail_core::audit::{ChainBreak, ChainedRecord, GENESIS_HASH, RecordDraft, VerifyReport};
+use guardrail_core::error_text::error_chain;
 
 pub use group::{GroupStats, MAX_BATCH, SharedStore, share};
 pub use mirror::{JsonlMirror, mirror_jsonl};
@@ -146,22 +147,6 @@ pub enum StoreError {
     /// of it was appended. Every append of that commit gets the same error.
     #[error("{0}")]
     GroupCommit(Arc<StoreError>),
-}
-
-/// Joins an error and its sources: `postgres::Error`'s own `Display` is just "db error", the
-/// useful text (server message, OS error) is in the source chain.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let msg = s.to_string();
-        if !out.contains(&msg) {
-            out.push_str(": ");
-            out.push_str(&msg);
-        }
-        cur = s.source();
-    }
-    out
 }
 
 /// Filters for [`AuditStore::list`].
