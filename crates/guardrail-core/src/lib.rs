@@ -34,6 +34,7 @@ pub mod freshness;
 pub mod policy;
 pub mod pyround;
 pub mod remediation;
+pub mod retry_after;
 pub mod signals;
 pub mod slo;
 
