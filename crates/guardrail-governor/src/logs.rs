@@ -310,6 +310,7 @@ impl LogsSource for ElasticLogs {
                 location: self.client.config().url.clone(),
                 status: None,
                 message,
+                retry_after: None,
             }),
         };
         let a: es::Answer = self

@@ -424,7 +424,12 @@ impl ElasticKnowledgeStore {
     /// A client for the cluster; sends nothing. A CA file that holds no certificate is an error.
     pub fn connect(cfg: ElasticConfig) -> Result<ElasticKnowledgeStore, KnowledgeError> {
         let location = cfg.url.clone();
-        let bad = |message: String| KnowledgeError::Unavailable { location: location.clone(), status: None, message };
+        let bad = |message: String| KnowledgeError::Unavailable {
+            location: location.clone(),
+            status: None,
+            message,
+            retry_after: None,
+        };
         if !(cfg.url.starts_with("http://") || cfg.url.starts_with("https://")) {
             return Err(bad("the URL must start with http:// or https://".into()));
         }
@@ -532,8 +537,17 @@ impl ElasticKnowledgeStore {
         Ok(out)
     }
 
+    fn rate_limited(&self, status: u16, message: String, retry_after: Duration) -> KnowledgeError {
+        KnowledgeError::Unavailable {
+            location: self.cfg.url.clone(),
+            status: Some(status),
+            message: format!("{message} (the cluster asks to retry after {} s)", retry_after.as_secs_f64().ceil()),
+            retry_after: Some(retry_after),
+        }
+    }
+
     fn unavailable(&self, status: Option<u16>, message: String) -> KnowledgeError {
-        KnowledgeError::Unavailable { location: self.cfg.url.clone(), status, message }
+        KnowledgeError::Unavailable { location: self.cfg.url.clone(), status, message, retry_after: None }
     }
 
     /// One call with retries; the body of a 2xx answer, else a typed error with Elasticsearch's
@@ -578,6 +592,11 @@ impl ElasticKnowledgeStore {
                 }
                 Ok(resp) => {
                     let status = resp.status().as_u16();
+                    let asked = resp
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| guardrail_core::retry_after::parse(v, jiff::Timestamp::now()));
                     let text = resp.text().map_err(|e| {
                         self.unavailable(Some(status), format!("reading the answer: {}", root_cause(&e)))
                     })?;
@@ -585,10 +604,22 @@ impl ElasticKnowledgeStore {
                         return Ok(text);
                     }
                     if retryable(status) && !last {
-                        std::thread::sleep(pause);
+                        // The cluster's own pause, when it names one this call can afford to
+                        // wait (at most its timeout); a longer one ends the call, and the pause
+                        // goes with the error so a queue waits that long, not less.
+                        match asked {
+                            Some(wait) if wait > self.cfg.timeout => {
+                                return Err(self.rate_limited(status, error_text(&text, status), wait));
+                            }
+                            Some(wait) => std::thread::sleep(wait),
+                            None => std::thread::sleep(pause),
+                        }
                         continue;
                     }
-                    return Err(self.unavailable(Some(status), error_text(&text, status)));
+                    return Err(match asked {
+                        Some(wait) if retryable(status) => self.rate_limited(status, error_text(&text, status), wait),
+                        _ => self.unavailable(Some(status), error_text(&text, status)),
+                    });
                 }
             }
         }

@@ -212,6 +212,9 @@ pub enum KnowledgeError {
         status: Option<u16>,
         /// What failed (Elasticsearch's `error.type: reason` when it said).
         message: String,
+        /// The pause the cluster asked for (`Retry-After` on a 429 or 503) when it was longer
+        /// than this call would wait: a queue retries then, not sooner.
+        retry_after: Option<std::time::Duration>,
     },
     /// Some documents of a bulk load failed (other than "exists already"); the rest were added.
     #[error("knowledge backend {location}: {} document(s) failed to load ({added} added): {}", failed.len(), failed.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("; "))]

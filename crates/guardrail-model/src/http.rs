@@ -182,18 +182,11 @@ fn backoff(attempt: u32) -> Duration {
 /// The pause the server asked for: `retry-after-ms` (OpenAI, Anthropic), else `Retry-After` in
 /// seconds or as an HTTP date. `None` when absent or unreadable.
 pub(crate) fn retry_after(h: &HeaderMap, now: jiff::Timestamp) -> Option<Duration> {
-    let header = |name| h.get(name).and_then(|v: &HeaderValue| v.to_str().ok()).map(str::trim);
-    let secs = |s: &str| s.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0).map(|v| v.min(86_400.0));
-    if let Some(ms) = header("retry-after-ms").and_then(secs) {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+    let header = |name| h.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    if let Some(ms) = header("retry-after-ms").and_then(guardrail_core::retry_after::parse_millis) {
+        return Some(ms);
     }
-    let v = header(RETRY_AFTER.as_str())?;
-    if let Some(s) = secs(v) {
-        return Some(Duration::from_secs_f64(s));
-    }
-    let at = jiff::fmt::rfc2822::DateTimeParser::new().parse_timestamp(v).ok()?;
-    let wait = at.duration_since(now);
-    Some(if wait.is_negative() { Duration::ZERO } else { wait.unsigned_abs() })
+    guardrail_core::retry_after::parse(header(RETRY_AFTER.as_str())?, now)
 }
 
 pub(crate) fn truncate(s: &str) -> String {

@@ -571,7 +571,7 @@ struct BulkTarget<'a> {
 /// A client error in the mirror's words (the client's own say "knowledge backend").
 pub fn say(e: &KnowledgeError) -> String {
     match e {
-        KnowledgeError::Unavailable { location, status, message } => format!(
+        KnowledgeError::Unavailable { location, status, message, .. } => format!(
             "audit mirror {location} unavailable{}: {message}",
             status.map(|s| format!(" (HTTP {s})")).unwrap_or_default()
         ),
@@ -586,8 +586,12 @@ fn call_error(e: &KnowledgeError) -> DeliveryError {
     let reason = say(e);
     match e {
         KnowledgeError::Unavailable { status: None, .. } => DeliveryError::Retryable { reason, retry_after: None },
-        KnowledgeError::Unavailable { status: Some(s), .. } if *s == 404 || *s == 408 || *s == 429 || *s >= 500 => {
-            DeliveryError::Retryable { reason, retry_after: None }
+        // The cluster's Retry-After (a 429 or 503 asking for longer than the call waits)
+        // schedules the row's next attempt, as Slack's and Jira's do.
+        KnowledgeError::Unavailable { status: Some(s), retry_after, .. }
+            if *s == 404 || *s == 408 || *s == 429 || *s >= 500 =>
+        {
+            DeliveryError::Retryable { reason, retry_after: *retry_after }
         }
         _ => DeliveryError::Permanent { reason },
     }

@@ -385,10 +385,10 @@ impl std::fmt::Debug for JiraClient {
     }
 }
 
-/// Seconds in a `Retry-After` header (Jira sends seconds).
+/// The pause in a `Retry-After` header (Jira sends seconds; a date is read too).
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+    guardrail_core::retry_after::parse(v, jiff::Timestamp::now())
 }
 
 impl JiraClient {

@@ -231,8 +231,7 @@ impl SlackClient {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(|v| guardrail_core::retry_after::parse(v, jiff::Timestamp::now()));
         let status = res.status();
         if !status.is_success() {
             return Err(SlackError::Http { method: method.into(), status: status.as_u16(), retry_after });

@@ -53,6 +53,9 @@ struct State {
     anonymous: bool,
     /// Statuses for the next requests, one each (401, 429, 500, 503).
     fail_next: Vec<u16>,
+    /// `Retry-After` sent with an injected 429 or 503 (Elasticsearch's circuit breakers and
+    /// proxies in front of a cluster send one).
+    retry_after: Option<String>,
     /// `_bulk` items failing with this status, by `_id`.
     item_errors: HashMap<String, u16>,
     /// Every search answers `timed_out: true`.
@@ -84,10 +87,11 @@ impl FakeEs {
                 // Keep-alive: one thread per connection, requests answered in turn.
                 std::thread::spawn(move || {
                     while let Some(req) = read_request(&mut s) {
-                        let (status, body, delay) = {
+                        let (status, body, delay, retry_after) = {
                             let mut st = state.lock().unwrap();
                             let (status, body) = answer(&mut st, &req);
-                            (status, body, st.delay)
+                            let retry_after = st.retry_after.clone().filter(|_| matches!(status, 429 | 503));
+                            (status, body, st.delay, retry_after)
                         };
                         std::thread::sleep(delay);
                         let mut headers =
@@ -95,6 +99,9 @@ impl FakeEs {
                         if status == 401 {
                             headers.push(("WWW-Authenticate", "Basic realm=\"security\" charset=\"UTF-8\""));
                             headers.push(("WWW-Authenticate", "ApiKey"));
+                        }
+                        if let Some(v) = &retry_after {
+                            headers.push(("Retry-After", v));
                         }
                         if write_response(&mut s, status, &headers, &body.to_string()).is_err() {
                             return;
@@ -120,6 +127,11 @@ impl FakeEs {
     /// The next requests answer these statuses, one each.
     pub fn fail_next(&self, statuses: &[u16]) {
         self.state.lock().unwrap().fail_next = statuses.to_vec();
+    }
+
+    /// Injected 429 and 503 answers carry this `Retry-After` value (`None`: no header).
+    pub fn retry_after(&self, value: Option<&str>) {
+        self.state.lock().unwrap().retry_after = value.map(str::to_string);
     }
 
     /// `_bulk` items with these ids are rejected with 429 `es_rejected_execution_exception`.

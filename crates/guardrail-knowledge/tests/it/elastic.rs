@@ -141,6 +141,39 @@ fn rate_limits_and_unavailable_nodes_are_retried_then_errors() {
     assert_eq!(es.log().len(), before + 1);
 }
 
+/// A `Retry-After` the call can afford is waited (not the client's own short pause); a longer
+/// one ends the call at once with the pause in the error, so a queue waits that long.
+#[test]
+fn the_clusters_retry_after_is_honoured() {
+    let es = FakeEs::start();
+    let s = loaded(cfg(&es));
+    es.retry_after(Some("1"));
+    es.fail_next(&[429]);
+    let start = std::time::Instant::now();
+    assert_eq!(s.search_runbooks("latency", "payments-api", 3).unwrap().len(), 1);
+    assert!(start.elapsed() >= Duration::from_millis(950), "waited {:?}, not the asked 1 s", start.elapsed());
+
+    // Longer than the call's 2 s timeout: not retried, the pause reported.
+    let before = es.log().len();
+    es.retry_after(Some("120"));
+    es.fail_next(&[503, 503, 503]);
+    let e = s.policies_for("payments-api").unwrap_err();
+    assert_eq!(es.log().len(), before + 1, "a pause longer than the timeout is not slept in the call");
+    let KnowledgeError::Unavailable { status: Some(503), retry_after: Some(wait), .. } = &e else {
+        panic!("expected a 503 with its pause, got {e:?}")
+    };
+    assert_eq!(*wait, Duration::from_secs(120));
+    assert!(e.to_string().contains("retry after 120 s"), "{e}");
+
+    // An HTTP date in the past is "now"; garbage is the client's own backoff.
+    es.fail_next(&[]);
+    for value in ["Sun, 06 Dec 2020 10:00:00 GMT", "soon"] {
+        es.retry_after(Some(value));
+        es.fail_next(&[429]);
+        assert_eq!(s.search_runbooks("latency", "payments-api", 3).unwrap().len(), 1, "{value}");
+    }
+}
+
 #[test]
 fn partial_answers_and_slow_clusters_are_errors() {
     let es = FakeEs::start();

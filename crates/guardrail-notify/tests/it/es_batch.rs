@@ -145,6 +145,37 @@ fn batch_size_bounds_each_call() {
     assert_eq!(bulk_ids(&es).concat(), recs.iter().map(ChainedRecord::id).collect::<Vec<_>>(), "in row order");
 }
 
+/// The cluster's `Retry-After` on a rate-limited call schedules the batch's rows then (as
+/// Slack's and Jira's do), instead of the mirror's own 30 s backoff.
+#[test]
+fn a_rate_limited_call_waits_the_clusters_retry_after() {
+    let es = FakeEs::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path().join("a.db")).unwrap();
+    store.set_outbox_router(Some(router(&es.url)));
+    append_n(&mut store, 1);
+    let clock = Clock::new();
+    let d = deliverer(&es.url, 500);
+    assert_eq!(d.deliver_due(&mut store, &|| clock.now(), None).unwrap().delivered, 1);
+
+    let recs = append_n(&mut store, 2);
+    es.retry_after(Some("120"));
+    es.fail_next(&[429]);
+    let r = d.deliver_due(&mut store, &|| clock.now(), None).unwrap();
+    assert_eq!((r.delivered, r.retrying, r.failed), (0, 2, 0), "{r:?}");
+    let all = rows(&mut store);
+    for rec in &recs {
+        let row = &all[&rec.seq];
+        assert_eq!((row.state, row.next_attempt_ms), (OutboxState::Pending, clock.ms() + 120_000), "{row:?}");
+        assert!(row.last_error.as_deref().unwrap().contains("retry after 120 s"), "{row:?}");
+    }
+    // Not before the pause; then delivered.
+    clock.0.fetch_add(60_000, Ordering::SeqCst);
+    assert_eq!(d.deliver_due(&mut store, &|| clock.now(), None).unwrap().delivered, 0);
+    clock.0.fetch_add(60_000, Ordering::SeqCst);
+    assert_eq!(d.deliver_due(&mut store, &|| clock.now(), None).unwrap().delivered, 2);
+}
+
 #[test]
 fn a_failed_call_marks_every_row_of_its_batch() {
     let es = FakeEs::start();
