@@ -166,6 +166,7 @@ struct ServeArgs {
     bind: std::net::SocketAddr,
     /// Tokens file: the sha256 of each token with its identity and role (see `guardrail token
     /// hash`). Without one, POST /api/gate and /api/simulate refuse [env: GUARDRAIL_TOKENS]
+    /// [default: the governor config's `tokens:`, read at start]
     #[arg(long, value_name = "FILE")]
     tokens: Option<PathBuf>,
     /// How often the input files are checked for changes, in milliseconds.
@@ -792,11 +793,15 @@ fn serve(args: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Exit {
     cfg.audit_jsonl = args.store.jsonl(env);
     cfg.max_body_bytes = args.max_body_bytes;
     cfg.reload_interval = std::time::Duration::from_millis(args.reload_interval_ms.max(50));
+    // The governor config's `tokens:` is the last fallback, as for every governor command
+    // (guardrail::identity): a config that names its tokens file serves with it.
+    let config_tokens;
     match args.governor.load(env) {
         Ok(g) => {
             for w in &g.warnings {
                 eprintln!("guardrail serve: warning: {w}");
             }
+            config_tokens = g.tokens.clone();
             let logs = match args.logs.as_deref().map(guardrail_governor::NdjsonLogs::open).transpose() {
                 Ok(l) => l,
                 Err(e) => {
@@ -857,8 +862,10 @@ fn serve(args: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Exit {
             return Exit::CannotDecide;
         }
     }
-    let tokens_file =
-        args.tokens.or_else(|| env("GUARDRAIL_TOKENS").filter(|v| !v.trim().is_empty()).map(PathBuf::from));
+    let tokens_file = args
+        .tokens
+        .or_else(|| env("GUARDRAIL_TOKENS").filter(|v| !v.trim().is_empty()).map(PathBuf::from))
+        .or(config_tokens);
     let checkpoints = match guardrail::checkpoint_cmd::serve_options(
         guardrail::checkpoint_cmd::key_path(args.checkpoint_key, env),
         args.checkpoint_dir,

@@ -243,3 +243,65 @@ fn serve_logs_the_governor_config_in_force_and_reloads_it_when_it_changes() {
     let again = again.unwrap_or_else(|e| panic!("no reload line in:\n{e}"));
     assert!(again.contains(&path) && again.contains(&sha(fixed)), "{again}");
 }
+
+fn http_post(addr: &str, path: &str, token: &str, body: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// `serve` takes the tokens file the governor config names (`tokens:`) when neither --tokens nor
+/// GUARDRAIL_TOKENS does, as every governor command does: a config that names its tokens
+/// serves with them instead of refusing every token.
+#[test]
+fn serve_takes_the_governor_configs_tokens_file() {
+    let s = Scratch::new();
+    let tokens = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/governor/tokens.yaml"),
+    )
+    .unwrap();
+    s.write("tokens.yaml", &tokens);
+    s.write("governor.yaml", "tokens: tokens.yaml\n");
+    let bin = assert_cmd::cargo::cargo_bin("guardrail");
+    let mut child = StdCommand::new(bin)
+        .arg("serve")
+        .arg("--root")
+        .arg(s.root())
+        .arg("--store")
+        .arg(s.store())
+        .arg("--governor-config")
+        .arg(s.path("governor.yaml"))
+        .args(["--now", "2026-02-21T00:00:00Z", "--bind", "127.0.0.1:0"])
+        .env_remove("GUARDRAIL_TOKENS")
+        .env_remove("GUARDRAIL_GOVERNOR_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut line = String::new();
+    while !line.contains("http://") {
+        line.clear();
+        if err.read_line(&mut line).unwrap() == 0 {
+            panic!("serve stopped before listening:\n{seen}");
+        }
+        seen.push_str(&line);
+    }
+    let addr = line.split("http://").nth(1).and_then(|r| r.split('/').next()).unwrap_or_default().to_string();
+    let known = http_post(&addr, "/api/gate", "demo-token-dave", "{}");
+    let unknown = http_post(&addr, "/api/gate", "not-a-token-of-the-file", "{}");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(known.starts_with("HTTP/1.1 200"), "{seen}\n{known}");
+    assert!(known.contains("\"policy_id\":\"P005\""), "{known}");
+    assert!(unknown.starts_with("HTTP/1.1 401"), "{unknown}");
+}
