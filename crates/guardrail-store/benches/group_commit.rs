@@ -2,6 +2,10 @@
 //! `append_batch`, and by 16 threads through one shared store (`share`), on a SQLite file in
 //! the system temp directory (a real disk: every commit is an fsync). What `guardrail serve`'s
 //! recording rate rests on; the HTTP figures are `scripts/bench-http`'s.
+//!
+//! `claims_16_threads`: 64 execution claims (an approval's) by 16 threads through one shared
+//! store whose chain already holds 5,000 claim records: `distinct` (every claim a new key, all
+//! win) and `racing` (16 threads on the same 4 keys: 4 win, 60 are told the holder).
 
 use std::sync::{Arc, Barrier};
 
@@ -58,5 +62,68 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// An execution claim's draft (about the size of the governor's).
+fn claim_draft(key: &str) -> RecordDraft {
+    RecordDraft {
+        kind: "execution_claim".into(),
+        recorded_at: "2026-02-21T00:00:00Z".into(),
+        body: serde_json::json!({
+            "claim": key,
+            "incident_id": "inc-1",
+            "action": "rollback",
+            "binding_hash": "b".repeat(64),
+            "authorised_by_record": format!("12-{}", "a".repeat(12)),
+            "requested_by": "bench",
+            "executor": "dry-run",
+        }),
+    }
+}
+
+fn claims(c: &mut Criterion) {
+    let mut g = c.benchmark_group("claims_16_threads");
+    g.sample_size(10);
+    let dir = tempfile::tempdir_in(std::env::temp_dir()).expect("temp dir");
+    let spec = format!("sqlite:{}", dir.path().join("claims.db").display());
+    {
+        let mut store = open_store(&spec).expect("open");
+        for chunk in 0..10 {
+            let drafts = (0..500).map(|i| claim_draft(&format!("old-{chunk}-{i}"))).collect();
+            store.append_batch(drafts).expect("fill");
+        }
+    }
+    let shared = share(&spec).expect("share");
+    let run = |racing: bool, round: usize| {
+        let barrier = Arc::new(Barrier::new(16));
+        let joins: Vec<_> = (0..16)
+            .map(|t| {
+                let (shared, barrier) = (shared.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let mut h = shared.handle();
+                    for i in 0..4 {
+                        let key = if racing { format!("race-{round}-{i}") } else { format!("new-{round}-{t}-{i}") };
+                        h.append_claim(claim_draft(&key), &key).expect("claim");
+                    }
+                })
+            })
+            .collect();
+        joins.into_iter().for_each(|j| j.join().expect("claimant"));
+    };
+    let mut round = 0usize;
+    g.bench_function("distinct", |b| {
+        b.iter(|| {
+            round += 1;
+            run(false, round);
+        })
+    });
+    g.bench_function("racing", |b| {
+        b.iter(|| {
+            round += 1;
+            run(true, round);
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, claims);
 criterion_main!(benches);

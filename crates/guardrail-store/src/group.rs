@@ -11,11 +11,14 @@
 //! that batch gets the error (nothing of it is in the chain; the writer reconnects for the
 //! next batch): fail closed, as a single append does.
 //!
-//! Claims ([`AuditStore::append_claim`]) go through the same writer, each in a transaction of
-//! its own and in arrival order among the batches, so the claim check still runs under the
-//! write lock and of concurrent claimants exactly one wins. Several processes (replicas) on one
-//! store each have their own writer; their batches serialise on the store's lock as single
-//! appends did, so the chain stays one chain.
+//! Claims ([`AuditStore::append_claim`]) and linked pairs ([`AuditStore::append_linked`]) ride
+//! the same group commit, in arrival order among the other appends: the writer decides each
+//! claim under the write lock by one lookup in the claim index, and against the claims sealed
+//! earlier in the same batch, so of concurrent claimants exactly one wins; a held claim is not
+//! appended and its waiter gets the holder while the rest of the batch proceeds (see
+//! [`crate::plan`]). Several processes (replicas) on one store each have their own writer;
+//! their batches serialise on the store's lock as single appends did, so the chain stays one
+//! chain and one claim index.
 //!
 //! Reads go through a small pool of connections (opened on demand, kept while they work), so a
 //! request no longer opens a connection (SQLite: open, pragmas, schema check; PostgreSQL: TCP,
@@ -35,8 +38,9 @@ use std::thread::JoinHandle;
 use guardrail_core::audit::{ChainedRecord, RecordDraft, VerifyReport};
 
 use crate::outbox::{ChannelKind, DueEntry, OutboxEntry, OutboxRouter, OutboxState, OutboxStatus, Retry};
+use crate::plan::{LinkedDraft, Outcome, Unit, Work};
 use crate::prepared::Prepared;
-use crate::{AuditStore, Backend, Claim, ListQuery, Routed, StoreError, open_backend, validate_draft};
+use crate::{AuditStore, Backend, Claim, ListQuery, StoreError, open_backend, validate_draft};
 
 /// Most records one group commit seals: bounds the transaction (and the time the chain lock is
 /// held) when a burst queues more.
@@ -177,35 +181,10 @@ fn describe(b: &Backend) -> String {
     }
 }
 
-/// What the writer is asked to do.
-enum Job {
-    Append {
-        drafts: Vec<Prepared>,
-        router: Option<Arc<dyn OutboxRouter>>,
-        reply: mpsc::SyncSender<Result<Vec<ChainedRecord>, StoreError>>,
-    },
-    Claim {
-        draft: Box<Prepared>,
-        claim: String,
-        router: Option<Arc<dyn OutboxRouter>>,
-        reply: mpsc::SyncSender<Result<Claim, StoreError>>,
-    },
-}
-
-impl Job {
-    fn records(&self) -> usize {
-        match self {
-            Job::Append { drafts, .. } => drafts.len(),
-            Job::Claim { .. } => 1,
-        }
-    }
-}
-
-/// An append waiting for the next group commit.
-struct Waiting {
-    drafts: Vec<Prepared>,
-    router: Option<Arc<dyn OutboxRouter>>,
-    reply: mpsc::SyncSender<Result<Vec<ChainedRecord>, StoreError>>,
+/// What the writer is asked to do: one unit of work, and where its outcome goes.
+struct Job {
+    work: Work,
+    reply: mpsc::SyncSender<Result<Outcome, StoreError>>,
 }
 
 /// Group commits between two wake-ups of a shared SQLite store's checkpointer (a gate record
@@ -233,12 +212,12 @@ fn write_loop(spec: &str, described: &OnceLock<String>, stats: &Stats, rx: &mpsc
     let mut checkpoints: Option<JoinHandle<()>> = None;
     let mut since_checkpoint = 0u32;
     while let Ok(first) = rx.recv() {
-        let mut n = first.records();
+        let mut n = first.work.unit.records();
         let mut jobs = vec![first];
         while n < MAX_BATCH {
             match rx.try_recv() {
                 Ok(j) => {
-                    n += j.records();
+                    n += j.work.unit.records();
                     jobs.push(j);
                 }
                 Err(_) => break,
@@ -277,28 +256,51 @@ fn write_loop(spec: &str, described: &OnceLock<String>, stats: &Stats, rx: &mpsc
     }
 }
 
-/// Runs the jobs in arrival order: consecutive appends as one group commit, each claim alone.
+/// One group commit of `jobs`, in arrival order: one transaction, one durable commit, then
+/// every waiter answered with its own outcome (its records, a claim's holder, or its own
+/// refusal) — or, when the transaction fails, all of them with the error.
 fn run_jobs(spec: &str, described: &OnceLock<String>, stats: &Stats, backend: &mut Option<Backend>, jobs: Vec<Job>) {
-    let mut appends: Vec<Waiting> = Vec::new();
-    for job in jobs {
-        match job {
-            Job::Append { drafts, router, reply } => appends.push(Waiting { drafts, router, reply }),
-            Job::Claim { draft, claim, router, reply } => {
-                commit(spec, described, stats, backend, std::mem::take(&mut appends));
-                let result = connected(spec, described, backend).and_then(|b| {
-                    let targets = crate::outbox::targets(router.as_ref(), &describe(b), &draft.draft);
-                    b.append_tx(vec![Routed { prepared: *draft, targets }], Some(&claim))?.claim()
+    let mut replies = Vec::with_capacity(jobs.len());
+    let mut work = Vec::with_capacity(jobs.len());
+    for Job { work: w, reply } in jobs {
+        work.push(w);
+        replies.push(reply);
+    }
+    match connected(spec, described, backend).and_then(|b| b.append_tx(work)) {
+        Ok(outcomes) => {
+            let appended: usize = outcomes.iter().map(|o| if let Outcome::Appended(r) = o { r.len() } else { 0 }).sum();
+            if appended > 0 {
+                count(stats, appended);
+            }
+            if outcomes.len() != replies.len() {
+                // Cannot happen (one outcome per unit); answering anyway would misattribute.
+                let e = Arc::new(StoreError::Corrupt {
+                    seq: 0,
+                    reason: "a group commit answered another number of appends than it was given".into(),
                 });
-                match &result {
-                    Ok(Claim::Won(_)) => count(stats, 1),
-                    Ok(Claim::Held(_)) => {}
-                    Err(_) => *backend = None,
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::GroupCommit(e.clone())));
                 }
-                let _ = reply.send(result);
+                return;
+            }
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                let _ = reply.send(Ok(outcome));
+            }
+        }
+        Err(e) => {
+            // Reconnect for the next batch: the connection may be what failed.
+            *backend = None;
+            // Alone in its batch, the append gets the store's error as a single append would.
+            if let [reply] = replies.as_slice() {
+                let _ = reply.send(Err(e));
+                return;
+            }
+            let e = Arc::new(e);
+            for reply in replies {
+                let _ = reply.send(Err(StoreError::GroupCommit(e.clone())));
             }
         }
     }
-    commit(spec, described, stats, backend, appends);
 }
 
 fn count(stats: &Stats, records: usize) {
@@ -322,69 +324,6 @@ fn connected<'b>(
     }
     // Set just above when it was not.
     backend.as_mut().ok_or_else(|| StoreError::InvalidRecord("no writer connection".into()))
-}
-
-/// One group commit of `appends`: one transaction, one durable commit, then every waiter
-/// answered with its records — or with the error, all of them.
-fn commit(
-    spec: &str,
-    described: &OnceLock<String>,
-    stats: &Stats,
-    backend: &mut Option<Backend>,
-    appends: Vec<Waiting>,
-) {
-    if appends.is_empty() {
-        return;
-    }
-    let mut counts = Vec::with_capacity(appends.len());
-    let mut replies = Vec::with_capacity(appends.len());
-    let mut drafts = Vec::new();
-    for w in appends {
-        counts.push(w.drafts.len());
-        replies.push(w.reply);
-        drafts.push((w.drafts, w.router));
-    }
-    let result = connected(spec, described, backend).and_then(|b| {
-        let store = describe(b);
-        let items: Vec<Routed> = drafts
-            .into_iter()
-            .flat_map(|(ds, router)| {
-                let store = &store;
-                ds.into_iter().map(move |prepared| Routed {
-                    targets: crate::outbox::targets(router.as_ref(), store, &prepared.draft),
-                    prepared,
-                })
-            })
-            .collect();
-        if items.is_empty() {
-            return Ok(Vec::new());
-        }
-        b.append_tx(items, None)?.appended()
-    });
-    match result {
-        Ok(records) => {
-            if !records.is_empty() {
-                count(stats, records.len());
-            }
-            let mut records = records.into_iter();
-            for (reply, n) in replies.into_iter().zip(counts) {
-                let _ = reply.send(Ok(records.by_ref().take(n).collect()));
-            }
-        }
-        Err(e) => {
-            // Reconnect for the next batch: the connection may be what failed.
-            *backend = None;
-            // Alone in its batch, the append gets the store's error as a single append would.
-            if let [reply] = replies.as_slice() {
-                let _ = reply.send(Err(e));
-                return;
-            }
-            let e = Arc::new(e);
-            for reply in replies {
-                let _ = reply.send(Err(StoreError::GroupCommit(e.clone())));
-            }
-        }
-    }
 }
 
 /// One user's view of a [`SharedStore`]: appends through the writer, reads over a pooled
@@ -417,6 +356,14 @@ impl Handle {
     }
 }
 
+impl Handle {
+    /// Queues `unit` for the next group commit and waits for its outcome.
+    fn submit(&mut self, unit: Unit) -> Result<Outcome, StoreError> {
+        let work = Work { unit, router: self.router.clone() };
+        self.shared.submit(|reply| Job { work, reply })
+    }
+}
+
 impl Drop for Handle {
     fn drop(&mut self) {
         if let Some(b) = self.reader.take()
@@ -436,23 +383,30 @@ impl AuditStore for Handle {
     }
 
     fn append_batch(&mut self, drafts: Vec<RecordDraft>) -> Result<Vec<ChainedRecord>, StoreError> {
-        // Checked here, so one request's bad draft never fails the others' group commit.
-        drafts.iter().try_for_each(validate_draft)?;
+        // Checked here, so one request's bad draft never fails the others' group commit, and
+        // serialised (the position-independent part hashed) on the caller's thread, not under
+        // the writer's lock: the writer only seals.
+        let drafts = crate::prepare(drafts)?;
         if drafts.is_empty() {
             return Ok(Vec::new());
         }
-        // Serialised (and the position-independent part hashed) here, on the caller's thread,
-        // not under the writer's lock: the writer only seals.
-        let drafts = drafts.into_iter().map(Prepared::new).collect::<Result<Vec<_>, _>>()?;
-        let router = self.router.clone();
-        self.shared.submit(|reply| Job::Append { drafts, router, reply })
+        self.submit(Unit::Records(drafts))?.appended()
     }
 
     fn append_claim(&mut self, draft: RecordDraft, claim: &str) -> Result<Claim, StoreError> {
         crate::validate_claim(&draft, claim)?;
         let draft = Box::new(Prepared::new(draft)?);
-        let (router, claim) = (self.router.clone(), claim.to_string());
-        self.shared.submit(|reply| Job::Claim { draft, claim, router, reply })
+        self.submit(Unit::Claim(draft, claim.to_string()))?.claim()
+    }
+
+    fn append_linked(
+        &mut self,
+        first: RecordDraft,
+        then: LinkedDraft,
+    ) -> Result<(ChainedRecord, ChainedRecord), StoreError> {
+        validate_draft(&first)?;
+        let first = Box::new(Prepared::new(first)?);
+        self.submit(Unit::Linked(first, then))?.linked()
     }
 
     fn get(&mut self, seq: i64) -> Result<Option<ChainedRecord>, StoreError> {

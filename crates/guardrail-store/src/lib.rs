@@ -15,7 +15,10 @@
 //!   `decisions-YYYY-MM-DD.jsonl` layout; [`append_mirrored`] does both and its
 //!   [`AppendError`] tells "not in the chain" apart from "in the chain, mirror copy failed".
 //! - [`AuditStore::append_claim`] appends a record only if no record of its kind holds the
-//!   same claim key, decided under the append's own lock (the governor's execution claim).
+//!   same claim key, decided under the append's own lock (the governor's execution claim) by
+//!   one lookup in a claim index beside the chain (see the `plan` module).
+//! - [`AuditStore::append_linked`] appends a record and a second one built from it as sealed
+//!   (a decision and the approval request naming it) in one transaction.
 //!
 //! - [`checkpoint`] signs the chain a store holds as a C2SP checkpoint (the formats are
 //!   `guardrail-checkpoint`'s) and compares a signed checkpoint with it, so a rewrite of the
@@ -35,6 +38,7 @@ mod mirror;
 pub mod outbox;
 mod pg;
 mod pg_tls;
+mod plan;
 mod prepared;
 mod sqlite;
 
@@ -52,6 +56,7 @@ pub use outbox::{
 };
 pub use pg::{PostgresStore, SchemaNameError, redact_url};
 pub use pg_tls::TlsParamError;
+pub use plan::LinkedDraft;
 pub use sqlite::SqliteStore;
 
 /// Schema version this build writes and understands, on both backends.
@@ -225,6 +230,19 @@ pub trait AuditStore: Send {
     /// record, or [`Claim::Held`] with the record that already holds it (nothing appended).
     fn append_claim(&mut self, draft: RecordDraft, claim: &str) -> Result<Claim, StoreError>;
 
+    /// Appends `first`, then the draft `then` builds from `first` as sealed (its seq, hash and
+    /// [`ChainedRecord::id`] known), consecutively (`second.seq == first.seq + 1`,
+    /// `second.prev_hash == first.hash`) in one transaction with one durable commit: both are
+    /// appended, or neither. Both drafts are checked as [`append`](Self::append) checks them;
+    /// an invalid second draft (or a `then` that panics) refuses the pair with
+    /// [`StoreError::InvalidRecord`]. `then` runs under the store's write lock (on a
+    /// [`SharedStore`], on its writer thread): keep it cheap and free of I/O.
+    fn append_linked(
+        &mut self,
+        first: RecordDraft,
+        then: LinkedDraft,
+    ) -> Result<(ChainedRecord, ChainedRecord), StoreError>;
+
     /// Sets the [`OutboxRouter`] this store's appends use (`None`: the process's, see
     /// [`install_router`]). Every append then inserts the record's outbox rows in its own
     /// transaction: the record is committed with its rows or not at all.
@@ -307,44 +325,6 @@ pub enum Claim {
     Held(ChainedRecord),
 }
 
-/// A draft (serialised: [`prepared::Prepared`]) with the outbox rows its router gives it,
-/// ready to seal.
-pub(crate) struct Routed {
-    pub prepared: prepared::Prepared,
-    pub targets: Vec<OutboxTarget>,
-}
-
-impl Routed {
-    pub(crate) fn draft(&self) -> &RecordDraft {
-        &self.prepared.draft
-    }
-}
-
-/// What one append transaction came to.
-pub(crate) enum Sealed {
-    /// The records, as appended, in order.
-    Appended(Vec<ChainedRecord>),
-    /// The claim is held by this record; nothing was appended.
-    Held(ChainedRecord),
-}
-
-impl Sealed {
-    pub(crate) fn appended(self) -> Result<Vec<ChainedRecord>, StoreError> {
-        match self {
-            Sealed::Appended(r) => Ok(r),
-            // Only a claim transaction can find a holder.
-            Sealed::Held(r) => Err(StoreError::Corrupt { seq: r.seq, reason: "unexpected claim holder".into() }),
-        }
-    }
-
-    pub(crate) fn claim(self) -> Result<Claim, StoreError> {
-        match self {
-            Sealed::Held(r) => Ok(Claim::Held(r)),
-            Sealed::Appended(r) => one(r).map(Claim::Won),
-        }
-    }
-}
-
 /// The one record of a one-draft batch.
 pub(crate) fn one(mut records: Vec<ChainedRecord>) -> Result<ChainedRecord, StoreError> {
     match (records.pop(), records.is_empty()) {
@@ -356,20 +336,22 @@ pub(crate) fn one(mut records: Vec<ChainedRecord>) -> Result<ChainedRecord, Stor
     }
 }
 
-/// Checks every draft and routes it (`router`, else the process's router for `store`).
-pub(crate) fn routed(
-    router: Option<&Arc<dyn OutboxRouter>>,
-    store: &str,
-    drafts: Vec<RecordDraft>,
-) -> Result<Vec<Routed>, StoreError> {
+/// The outcome of the one unit of a one-unit transaction.
+pub(crate) fn single(outcomes: Vec<plan::Outcome>) -> Result<plan::Outcome, StoreError> {
+    let mut outcomes = outcomes.into_iter();
+    match (outcomes.next(), outcomes.next()) {
+        (Some(o), None) => Ok(o),
+        _ => Err(StoreError::Corrupt {
+            seq: 0,
+            reason: "one append was made but the store answered another number".into(),
+        }),
+    }
+}
+
+/// Checks every draft and serialises it (before any lock is taken).
+pub(crate) fn prepare(drafts: Vec<RecordDraft>) -> Result<Vec<prepared::Prepared>, StoreError> {
     drafts.iter().try_for_each(validate_draft)?;
-    drafts
-        .into_iter()
-        .map(|draft| {
-            let targets = outbox::targets(router, store, &draft);
-            Ok(Routed { prepared: prepared::Prepared::new(draft)?, targets })
-        })
-        .collect()
+    drafts.into_iter().map(prepared::Prepared::new).collect()
 }
 
 /// Checks a claim draft before any lock is taken.
@@ -382,19 +364,6 @@ pub(crate) fn validate_claim(draft: &RecordDraft, claim: &str) -> Result<(), Sto
         return Err(StoreError::InvalidRecord(format!("the claim record's body.claim is not {claim:?}")));
     }
     Ok(())
-}
-
-/// The first of `rows` (records of the claim's kind) whose body holds `claim`. A damaged row
-/// cannot be shown not to hold it, so it is an error (fail closed: nobody wins a claim over a
-/// damaged record).
-pub(crate) fn claim_holder(rows: Vec<Decoded>, claim: &str) -> Result<Option<ChainedRecord>, StoreError> {
-    for d in rows {
-        let rec = d.strict()?;
-        if rec.body.get("claim").and_then(serde_json::Value::as_str) == Some(claim) {
-            return Ok(Some(rec));
-        }
-    }
-    Ok(None)
 }
 
 /// Why a record could not be appended *and mirrored*: the two outcomes mean opposite things
@@ -464,6 +433,26 @@ pub fn append_claim_mirrored(
     }
 }
 
+/// [`AuditStore::append_linked`], then both records copied to the JSONL mirror `mirror` when
+/// given (the first, then the second). [`AppendError::Mirror`] means both records ARE in the
+/// chain; its `record` is the first one whose copy failed (the other is still copied).
+pub fn append_linked_mirrored(
+    store: &mut dyn AuditStore,
+    mirror: Option<&std::path::Path>,
+    first: RecordDraft,
+    then: LinkedDraft,
+) -> Result<(ChainedRecord, ChainedRecord), AppendError> {
+    let (a, b) = store
+        .append_linked(first, then)
+        .map_err(|source| AppendError::NotInChain { store: store.describe(), source: Box::new(source) })?;
+    let first_copy = mirror_appended(store, mirror, a);
+    let second_copy = mirror_appended(store, mirror, b);
+    match (first_copy, second_copy) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    }
+}
+
 fn mirror_appended(
     store: &dyn AuditStore,
     mirror: Option<&std::path::Path>,
@@ -513,10 +502,12 @@ impl Backend {
         }
     }
 
-    pub(crate) fn append_tx(&mut self, items: Vec<Routed>, claim: Option<&str>) -> Result<Sealed, StoreError> {
+    /// One append transaction for `work` (see [`plan`]): every unit's outcome, or the error
+    /// that failed the transaction as a whole (nothing of it is in the chain).
+    pub(crate) fn append_tx(&mut self, work: Vec<plan::Work>) -> Result<Vec<plan::Outcome>, StoreError> {
         match self {
-            Backend::Sqlite(s) => s.append_tx(items, claim),
-            Backend::Postgres(p) => p.append_tx(items, claim),
+            Backend::Sqlite(s) => s.append_tx(work),
+            Backend::Postgres(p) => p.append_tx(work),
         }
     }
 }

@@ -17,6 +17,7 @@
 //! Bodies are stored as `TEXT`, not `jsonb`: jsonb normalises numbers and key order, and the
 //! exact text has to come back for the hash to match.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -33,9 +34,10 @@ use crate::outbox::{
 };
 use crate::pg_tls::split_tls_params;
 
+use crate::plan::{ClaimKey, IndexRow, Indexed, LinkedDraft, Outcome, Unit, Work};
 use crate::{
-    Anchor, AuditStore, BadCell, Cell, Claim, Decoded, ListQuery, Routed, SCHEMA_VERSION, Sealed, StoreError,
-    build_report, check_head, decode_row, find_with, prefix_upper_bound, sql_limit,
+    Anchor, AuditStore, BadCell, Cell, Claim, Decoded, ListQuery, SCHEMA_VERSION, StoreError, build_report, check_head,
+    decode_row, find_with, prefix_upper_bound, sql_limit,
 };
 
 /// Advisory lock key held while creating the schema, so concurrent first connections do not
@@ -67,9 +69,11 @@ CREATE INDEX IF NOT EXISTS audit_records_kind_seq ON audit_records (kind, seq);
 CREATE TABLE IF NOT EXISTS chain_head (
     id   INTEGER PRIMARY KEY CHECK (id = 1),
     seq  BIGINT NOT NULL,
-    hash TEXT NOT NULL
+    hash TEXT NOT NULL,
+    claims_seq BIGINT
 );
-INSERT INTO chain_head (id, seq, hash) VALUES (1, 0, '{GENESIS_HASH}') ON CONFLICT (id) DO NOTHING;
+INSERT INTO chain_head (id, seq, hash, claims_seq) VALUES (1, 0, '{GENESIS_HASH}', 0) ON CONFLICT (id) DO NOTHING;
+{CLAIMS_SCHEMA}
 CREATE TABLE IF NOT EXISTS guardrail_schema (
     id      INTEGER PRIMARY KEY CHECK (id = 1),
     version INTEGER NOT NULL
@@ -78,6 +82,31 @@ INSERT INTO guardrail_schema (id, version) VALUES (1, {SCHEMA_VERSION}) ON CONFL
 "#
     )
 }
+
+/// The claim index (see [`crate::plan`]): beside the chain, no hash covers it. Created with a
+/// new store, and on the first append of this build to an older one (with
+/// `chain_head.claims_seq`, NULL until the index is built), under the `chain_head` lock. That
+/// needs CREATE on the schema and ownership of `chain_head`; an append-only role then needs
+/// `SELECT, INSERT ON audit_claims` (a DBA can run this DDL and
+/// `ALTER TABLE chain_head ADD COLUMN claims_seq BIGINT` in advance).
+const CLAIMS_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS audit_claims (
+    kind  TEXT NOT NULL,
+    claim TEXT NOT NULL,
+    seq   BIGINT NOT NULL,
+    PRIMARY KEY (kind, claim)
+);
+";
+
+/// The claim index's mark on an older store's anchor row.
+const ADD_CLAIMS_COLUMN: &str = "ALTER TABLE chain_head ADD COLUMN IF NOT EXISTS claims_seq BIGINT";
+
+/// Whether the claim index's table and `chain_head` column exist.
+const CLAIMS_SCHEMA_PRESENT: &str = "SELECT to_regclass('audit_claims') IS NOT NULL AND EXISTS (SELECT 1 FROM \
+     pg_attribute WHERE attrelid = to_regclass('chain_head') AND attname = 'claims_seq' AND NOT attisdropped)";
+
+/// Records indexed per read while the claim index catches up with the chain.
+const INDEX_CHUNK: i64 = 512;
 
 /// The outbox side table (see [`crate::outbox`]), created by the first append that has rows for
 /// it, under the `chain_head` lock (so appenders never race on it). An append-only role needs
@@ -116,6 +145,8 @@ pub struct PostgresStore {
     outbox_ready: bool,
     /// The append's statements, once prepared.
     statements: Option<AppendStatements>,
+    /// The claim index's table and `chain_head.claims_seq` are known to exist.
+    claims_ready: bool,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -199,6 +230,7 @@ impl PostgresStore {
             router: None,
             outbox_ready: false,
             statements: None,
+            claims_ready: false,
         };
         store.ensure_schema()?;
         Ok(store)
@@ -273,6 +305,11 @@ fn stored_version(c: &mut impl GenericClient) -> Result<Option<i32>, postgres::E
     c.query_opt("SELECT version FROM guardrail_schema WHERE id = 1", &[])?.map(|r| r.try_get(0)).transpose()
 }
 
+/// Whether the claim index's table and `chain_head` column exist.
+fn claims_schema_present(c: &mut impl GenericClient) -> Result<bool, postgres::Error> {
+    c.query_one(CLAIMS_SCHEMA_PRESENT, &[])?.try_get(0)
+}
+
 fn check_version(location: &str, version: i32) -> Result<(), StoreError> {
     let reason = match i64::from(version) {
         v if v == SCHEMA_VERSION => return Ok(()),
@@ -300,16 +337,52 @@ fn anchor_from(row: Option<Row>) -> Result<Option<Anchor>, postgres::Error> {
 }
 
 impl PostgresStore {
-    /// One append transaction sealing `items` in order after the head, committed once under
-    /// the head lock; with `claim` (one item only), the claim check runs under the lock first.
-    /// On any error the transaction is rolled back (nothing of it is in the chain).
-    pub(crate) fn append_tx(&mut self, items: Vec<Routed>, claim: Option<&str>) -> Result<Sealed, StoreError> {
-        let result = self.append_in_tx(items, claim);
+    /// One append transaction for `work` ([`crate::plan`]), committed once under the head
+    /// lock: the units sealed in order, their records, outbox rows and claim-index rows written
+    /// in one statement, claims decided under the lock by the index. On any error the
+    /// transaction is rolled back (nothing of it is in the chain).
+    pub(crate) fn append_tx(&mut self, work: Vec<Work>) -> Result<Vec<Outcome>, StoreError> {
+        if !self.claims_ready {
+            self.ensure_claims_schema()?;
+        }
+        let result = self.append_in_tx(work);
         if result.is_err() {
             // Best effort: a broken connection has no transaction left to roll back.
             let _ = self.client.batch_execute("ROLLBACK");
         }
         result
+    }
+
+    /// The claim index's table and column, created if missing (an existing store, first append
+    /// of this build), under the `chain_head` lock in a transaction of their own, so appenders
+    /// of this build never race on it. Checked once per connection; the index itself is built
+    /// by the next append ([`Self::catch_up`]).
+    fn ensure_claims_schema(&mut self) -> Result<(), StoreError> {
+        let err = self.err();
+        if !claims_schema_present(&mut self.client).map_err(&err)? {
+            let mut tx = self.client.transaction().map_err(&err)?;
+            tx.batch_execute("SET LOCAL lock_timeout = '30s'; LOCK TABLE chain_head IN EXCLUSIVE MODE")
+                .map_err(&err)?;
+            if !claims_schema_present(&mut tx).map_err(&err)? {
+                let created = tx
+                    .batch_execute(CLAIMS_SCHEMA)
+                    .and_then(|()| tx.batch_execute(ADD_CLAIMS_COLUMN))
+                    .map_err(|e| StoreError::Schema {
+                        location: self.described.clone(),
+                        reason: format!(
+                            "this version keeps a claim index beside the chain and could not create it ({}); have \
+                             the store's owner run: {} {ADD_CLAIMS_COLUMN}; and grant SELECT, INSERT ON audit_claims \
+                             to the appending role",
+                            guardrail_core::error_text::error_chain(&e),
+                            CLAIMS_SCHEMA.split_whitespace().collect::<Vec<_>>().join(" ")
+                        ),
+                    });
+                created?;
+            }
+            tx.commit().map_err(&err)?;
+        }
+        self.claims_ready = true;
+        Ok(())
     }
 
     /// The statement of an append, prepared once per connection (the search path is fixed
@@ -319,25 +392,154 @@ impl PostgresStore {
             return Ok(s.clone());
         }
         let err = self.err();
-        let insert = self.client.prepare(
-            "WITH ins AS (INSERT INTO audit_records (seq, kind, recorded_at, body, prev_hash, hash) \
-             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])) \
-             UPDATE chain_head SET seq = $7, hash = $8 WHERE id = 1",
-        );
-        let s = AppendStatements { insert: insert.map_err(&err)? };
+        // The claim rows are deduplicated before (first per key), so `DO NOTHING` only ever
+        // skips a key indexed by an earlier transaction (a plain record repeating a claim).
+        let insert = self
+            .client
+            .prepare(
+                "WITH ins AS (INSERT INTO audit_records (seq, kind, recorded_at, body, prev_hash, hash) \
+                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])), \
+                 cl AS (INSERT INTO audit_claims (kind, claim, seq) \
+                 SELECT * FROM unnest($9::text[], $10::text[], $11::bigint[]) ON CONFLICT DO NOTHING) \
+                 UPDATE chain_head SET seq = $7, hash = $8, claims_seq = $7 WHERE id = 1",
+            )
+            .map_err(&err)?;
+        let index = self
+            .client
+            .prepare(
+                "WITH cl AS (INSERT INTO audit_claims (kind, claim, seq) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) ON CONFLICT DO NOTHING) \
+                 UPDATE chain_head SET claims_seq = $4 WHERE id = 1",
+            )
+            .map_err(&err)?;
+        let lookup = self
+            .client
+            .prepare(
+                "SELECT c.kind, c.claim, c.seq, r.seq, r.kind, r.recorded_at, r.body, r.prev_hash, r.hash \
+                 FROM audit_claims c LEFT JOIN audit_records r ON r.seq = c.seq \
+                 WHERE (c.kind, c.claim) IN (SELECT * FROM unnest($1::text[], $2::text[])) \
+                 OR (c.claim = '' AND c.kind = ANY($1::text[]))",
+            )
+            .map_err(&err)?;
+        let s = AppendStatements { insert, index, lookup };
         self.statements = Some(s.clone());
         Ok(s)
     }
 
-    fn append_in_tx(&mut self, items: Vec<Routed>, claim: Option<&str>) -> Result<Sealed, StoreError> {
+    /// Indexes the records the claim index does not cover yet (`indexed` up to `last`: all of
+    /// them on a store indexed for the first time, those an older build appended otherwise),
+    /// inside the append's transaction. Returns the rows to index.
+    fn catch_up(&mut self, indexed: Option<i64>, last: i64) -> Result<Vec<IndexRow>, StoreError> {
+        let mut after = indexed.unwrap_or(0);
+        let mut index = Vec::new();
+        if after > last {
+            return Err(StoreError::Corrupt {
+                seq: after,
+                reason: format!(
+                    "the claim index covers records up to {after} but the chain ends at {last}: records were \
+                     removed; refusing to append (run `guardrail audit verify`)"
+                ),
+            });
+        }
+        let err = self.err();
+        let sql = format!("SELECT {COLUMNS} FROM audit_records WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3");
+        while after < last {
+            let rows = self.client.query(&sql, &[&after, &last, &INDEX_CHUNK]).map_err(&err)?;
+            let decoded = rows.iter().map(decode).collect::<Result<Vec<_>, _>>().map_err(&err)?;
+            let Some(end) = decoded.last().map(|d| d.record.seq) else { break };
+            after = end;
+            crate::plan::index_rows(decoded, &mut index);
+        }
+        Ok(index)
+    }
+
+    /// What the claim index holds for each of `keys` (its holder, or a damage marker of its
+    /// kind; the one earlier in the chain when both): one round trip for all of them.
+    fn lookup_claims(
+        &mut self,
+        st: &AppendStatements,
+        keys: &[ClaimKey],
+        pending: &[IndexRow],
+    ) -> Result<HashMap<ClaimKey, Indexed>, StoreError> {
+        let mut found: HashMap<ClaimKey, Indexed> = HashMap::new();
+        if keys.is_empty() {
+            return Ok(found);
+        }
+        let err = self.err();
+        let kinds: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+        let claims: Vec<&str> = keys.iter().map(|(_, c)| c.as_str()).collect();
+        let rows = self.client.query(&st.lookup, &[&kinds, &claims]).map_err(&err)?;
+        let mut add = |key: ClaimKey, entry: Indexed| {
+            let entry = match found.remove(&key) {
+                Some(f) => f.earliest(entry),
+                None => entry,
+            };
+            found.insert(key, entry);
+        };
+        for row in &rows {
+            let kind: String = row.try_get(0).map_err(&err)?;
+            let claim: String = row.try_get(1).map_err(&err)?;
+            let seq: i64 = row.try_get(2).map_err(&err)?;
+            let record = match row.try_get::<_, Option<i64>>(3).map_err(&err)? {
+                Some(rseq) => Some(decode_row(
+                    rseq,
+                    cell(row, 4).map_err(&err)?,
+                    cell(row, 5).map_err(&err)?,
+                    cell(row, 6).map_err(&err)?,
+                    cell(row, 7).map_err(&err)?,
+                    cell(row, 8).map_err(&err)?,
+                )),
+                None => None,
+            };
+            if claim.is_empty() {
+                // A damage marker concerns every asked key of its kind.
+                for key in keys.iter().filter(|(k, _)| *k == kind) {
+                    add(key.clone(), Indexed::from_row(&kind, "", seq, None));
+                }
+            } else {
+                add((kind.clone(), claim.clone()), Indexed::from_row(&kind, &claim, seq, record));
+            }
+        }
+        // Rows indexed by this transaction's catch-up are not in the table yet.
+        self.lookup_pending(keys, pending, &mut add)?;
+        Ok(found)
+    }
+
+    /// The rows of `pending` (indexed by this transaction, not inserted yet) for `keys`.
+    fn lookup_pending(
+        &mut self,
+        keys: &[ClaimKey],
+        pending: &[IndexRow],
+        add: &mut impl FnMut(ClaimKey, Indexed),
+    ) -> Result<(), StoreError> {
+        for (kind, claim, seq) in pending {
+            for key in keys.iter().filter(|(k, c)| k == kind && (c == claim || claim.is_empty())) {
+                let record = if claim.is_empty() {
+                    None
+                } else {
+                    let err = self.err();
+                    let rows = self
+                        .client
+                        .query(&format!("SELECT {COLUMNS} FROM audit_records WHERE seq = $1"), &[seq])
+                        .map_err(&err)?;
+                    rows.first().map(decode).transpose().map_err(&err)?
+                };
+                add(key.clone(), Indexed::from_row(kind, claim, *seq, record));
+            }
+        }
+        Ok(())
+    }
+
+    fn append_in_tx(&mut self, work: Vec<Work>) -> Result<Vec<Outcome>, StoreError> {
         let err = self.err();
         let st = self.statements()?;
-        // One round trip to open the transaction, take the lock and read the anchor and the
-        // last record (simple query protocol: several statements, no parameters). READ
-        // COMMITTED explicitly (see the module documentation); synchronous_commit: durability
-        // must not depend on the server's default; lock_timeout: wait for other appenders
-        // about as long as SQLite's busy timeout, then fail loudly. Under the lock, each later
-        // statement (the claim check below too) sees everything committed before it.
+        // One round trip to open the transaction, take the lock and read the anchor, the last
+        // record and how far the claim index goes (simple query protocol: several statements,
+        // no parameters). READ COMMITTED explicitly (see the module documentation);
+        // synchronous_commit: durability must not depend on the server's default;
+        // lock_timeout: wait for other appenders about as long as SQLite's busy timeout, then
+        // fail loudly. Under the lock, each later statement (the claim lookup below too) sees
+        // everything committed before it.
         let messages = self.client.simple_query(HEAD_UNDER_LOCK).map_err(&err)?;
         let Some(row) = messages.into_iter().find_map(|m| match m {
             SimpleQueryMessage::Row(r) => Some(r),
@@ -345,48 +547,63 @@ impl PostgresStore {
         }) else {
             return Err(StoreError::Corrupt { seq: 0, reason: "the chain head query returned no row".into() });
         };
-        let (anchor, last) = head_of(&row)?;
-        if let (Some(claim), Some(first)) = (claim, items.first()) {
-            // Under the lock, READ COMMITTED: this sees every claim committed before us.
-            let rows = self
-                .client
-                .query(
-                    &format!("SELECT {COLUMNS} FROM audit_records WHERE kind = $1 ORDER BY seq"),
-                    &[&first.draft().kind],
-                )
-                .map_err(&err)?;
-            let decoded = rows.iter().map(decode).collect::<Result<Vec<_>, _>>().map_err(&err)?;
-            if let Some(holder) = crate::claim_holder(decoded, claim)? {
-                self.client.batch_execute("ROLLBACK").map_err(&err)?;
-                return Ok(Sealed::Held(holder));
-            }
-        }
+        let (anchor, last, claims_seq) = head_of(&row)?;
         check_head(anchor.as_ref(), last.as_ref())?;
-        let mut sealed: Vec<ChainedRecord> = Vec::with_capacity(items.len());
-        let mut bodies = Vec::with_capacity(items.len());
-        let mut outbox: Vec<(i64, OutboxTarget, i64)> = Vec::new();
-        for Routed { prepared, targets } in items {
-            // Each record seals after the previous one of the batch: one chain, in order.
-            let (rec, body) = prepared.seal(sealed.last().or(last.as_ref()));
-            bodies.push(body);
-            let at = crate::outbox::recorded_ms(&rec.recorded_at);
-            outbox.extend(targets.into_iter().map(|t| (rec.seq, t, at)));
-            sealed.push(rec);
-        }
-        let Some(head) = sealed.last() else {
-            self.client.batch_execute("ROLLBACK").map_err(&err)?;
-            return Ok(Sealed::Appended(sealed));
+        let last_seq = last.as_ref().map_or(0, |r| r.seq);
+        let pending = crate::plan::first_per_key(self.catch_up(claims_seq, last_seq)?);
+        let caught_up = claims_seq.unwrap_or(0) != last_seq;
+        let keys = crate::plan::claim_keys(&work);
+        let indexed = self.lookup_claims(&st, &keys, &pending)?;
+        let plan = crate::plan::plan(last.as_ref(), work, &self.described, &indexed);
+        let mut claims = pending;
+        claims.extend(plan.claims.iter().cloned());
+        let claims = crate::plan::first_per_key(claims);
+        let claim_kinds: Vec<&str> = claims.iter().map(|(k, _, _)| k.as_str()).collect();
+        let claim_keys: Vec<&str> = claims.iter().map(|(_, c, _)| c.as_str()).collect();
+        let claim_seqs: Vec<i64> = claims.iter().map(|(_, _, s)| *s).collect();
+        let Some(head) = plan.records.last().map(|s| &s.record) else {
+            if caught_up {
+                self.client.execute(&st.index, &[&claim_kinds, &claim_keys, &claim_seqs, &last_seq]).map_err(&err)?;
+                self.client.batch_execute("COMMIT").map_err(&err)?;
+            } else {
+                self.client.batch_execute("ROLLBACK").map_err(&err)?;
+            }
+            return Ok(plan.finish());
         };
-        // One statement for the whole batch (arrays unnested in order) and the anchor's move:
-        // one round trip however many records the group commit carries.
-        let seqs: Vec<i64> = sealed.iter().map(|r| r.seq).collect();
-        let kinds: Vec<&str> = sealed.iter().map(|r| r.kind.as_str()).collect();
-        let ats: Vec<&str> = sealed.iter().map(|r| r.recorded_at.as_str()).collect();
-        let prevs: Vec<&str> = sealed.iter().map(|r| r.prev_hash.as_str()).collect();
-        let hashes: Vec<&str> = sealed.iter().map(|r| r.hash.as_str()).collect();
+        // One statement for the whole batch (arrays unnested in order), its claim-index rows
+        // and the anchor's move: one round trip however many records the group commit carries.
+        let seqs: Vec<i64> = plan.records.iter().map(|s| s.record.seq).collect();
+        let kinds: Vec<&str> = plan.records.iter().map(|s| s.record.kind.as_str()).collect();
+        let ats: Vec<&str> = plan.records.iter().map(|s| s.record.recorded_at.as_str()).collect();
+        let bodies: Vec<&str> = plan.records.iter().map(|s| s.body.as_str()).collect();
+        let prevs: Vec<&str> = plan.records.iter().map(|s| s.record.prev_hash.as_str()).collect();
+        let hashes: Vec<&str> = plan.records.iter().map(|s| s.record.hash.as_str()).collect();
         self.client
-            .execute(&st.insert, &[&seqs, &kinds, &ats, &bodies, &prevs, &hashes, &head.seq, &head.hash])
+            .execute(
+                &st.insert,
+                &[
+                    &seqs,
+                    &kinds,
+                    &ats,
+                    &bodies,
+                    &prevs,
+                    &hashes,
+                    &head.seq,
+                    &head.hash,
+                    &claim_kinds,
+                    &claim_keys,
+                    &claim_seqs,
+                ],
+            )
             .map_err(&err)?;
+        let outbox: Vec<(i64, &OutboxTarget, i64)> = plan
+            .records
+            .iter()
+            .flat_map(|s| {
+                let at = crate::outbox::recorded_ms(&s.record.recorded_at);
+                s.targets.iter().map(move |t| (s.record.seq, t, at))
+            })
+            .collect();
         if !outbox.is_empty() {
             // Same transaction as the records: all are committed, or none.
             if !self.outbox_ready {
@@ -407,29 +624,37 @@ impl PostgresStore {
         if !outbox.is_empty() {
             self.outbox_ready = true;
         }
-        Ok(Sealed::Appended(sealed))
+        Ok(plan.finish())
     }
 }
 
 /// The prepared statement of an append ([`PostgresStore::statements`]).
 #[derive(Clone)]
 struct AppendStatements {
-    /// The batch's records and the anchor's move.
+    /// The batch's records, their claim-index rows and the anchor's move.
     insert: postgres::Statement,
+    /// Claim-index rows alone and the index's mark (a transaction that indexed records written
+    /// by an older build but appends nothing).
+    index: postgres::Statement,
+    /// The claim index's entries for a batch's claim keys, with the records they name.
+    lookup: postgres::Statement,
 }
 
 /// Opens an append's transaction, takes the chain lock and reads the anchor (`h.*`, NULL when
 /// the row is missing) and the last record (`r.*`, NULL when there is none): one round trip.
 const HEAD_UNDER_LOCK: &str = "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = on; \
      SET LOCAL lock_timeout = '30s'; LOCK TABLE chain_head IN EXCLUSIVE MODE; \
-     SELECT h.seq, h.hash, r.seq, r.kind, r.recorded_at, r.body, r.prev_hash, r.hash \
+     SELECT h.seq, h.hash, r.seq, r.kind, r.recorded_at, r.body, r.prev_hash, r.hash, h.claims_seq \
      FROM (SELECT 1) AS one \
      LEFT JOIN chain_head h ON h.id = 1 \
      LEFT JOIN LATERAL (SELECT seq, kind, recorded_at, body, prev_hash, hash FROM audit_records \
      ORDER BY seq DESC LIMIT 1) r ON true";
 
-/// The anchor and the last record from [`HEAD_UNDER_LOCK`]'s row (text values).
-fn head_of(row: &SimpleQueryRow) -> Result<(Option<Anchor>, Option<ChainedRecord>), StoreError> {
+/// The anchor, the last record and how far the claim index goes from [`HEAD_UNDER_LOCK`]'s row
+/// (text values).
+type Head = (Option<Anchor>, Option<ChainedRecord>, Option<i64>);
+
+fn head_of(row: &SimpleQueryRow) -> Result<Head, StoreError> {
     let text = |i: usize| row.get(i).map(str::to_string);
     let int = |i: usize| -> Result<Option<i64>, StoreError> {
         row.get(i)
@@ -445,7 +670,14 @@ fn head_of(row: &SimpleQueryRow) -> Result<(Option<Anchor>, Option<ChainedRecord
         Some(seq) => Some(decode_row(seq, cell(3), cell(4), cell(5), cell(6), cell(7)).strict()?),
         None => None,
     };
-    Ok((anchor, last))
+    Ok((anchor, last, int(8)?))
+}
+
+impl PostgresStore {
+    /// One unit in a transaction of its own, routed by this store's router.
+    fn append_one(&mut self, unit: Unit) -> Result<Outcome, StoreError> {
+        crate::single(self.append_tx(vec![Work { unit, router: self.router.clone() }])?)
+    }
 }
 
 impl AuditStore for PostgresStore {
@@ -454,17 +686,27 @@ impl AuditStore for PostgresStore {
     }
 
     fn append_batch(&mut self, drafts: Vec<RecordDraft>) -> Result<Vec<ChainedRecord>, StoreError> {
-        let items = crate::routed(self.router.as_ref(), &self.described, drafts)?;
-        if items.is_empty() {
+        let drafts = crate::prepare(drafts)?;
+        if drafts.is_empty() {
             return Ok(Vec::new());
         }
-        self.append_tx(items, None)?.appended()
+        self.append_one(Unit::Records(drafts))?.appended()
     }
 
     fn append_claim(&mut self, draft: RecordDraft, claim: &str) -> Result<Claim, StoreError> {
         crate::validate_claim(&draft, claim)?;
-        let items = crate::routed(self.router.as_ref(), &self.described, vec![draft])?;
-        self.append_tx(items, Some(claim))?.claim()
+        let draft = Box::new(crate::prepared::Prepared::new(draft)?);
+        self.append_one(Unit::Claim(draft, claim.to_string()))?.claim()
+    }
+
+    fn append_linked(
+        &mut self,
+        first: RecordDraft,
+        then: LinkedDraft,
+    ) -> Result<(ChainedRecord, ChainedRecord), StoreError> {
+        crate::validate_draft(&first)?;
+        let first = Box::new(crate::prepared::Prepared::new(first)?);
+        self.append_one(Unit::Linked(first, then))?.linked()
     }
 
     fn get(&mut self, seq: i64) -> Result<Option<ChainedRecord>, StoreError> {

@@ -11,6 +11,7 @@
 //! The `seq` primary key and the unique `hash` are a second line of defence: a fork could not
 //! be inserted even if the locking above were bypassed.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -24,9 +25,10 @@ use crate::outbox::{
     ChannelKind, DueEntry, OUTBOX_COLUMNS, OutboxEntry, OutboxMark, OutboxRouter, OutboxState, OutboxStatus,
     OutboxTarget, Retry,
 };
+use crate::plan::{ClaimKey, IndexRow, Indexed, LinkedDraft, Outcome, Unit, Work};
 use crate::{
-    Anchor, AuditStore, BadCell, Cell, Claim, Decoded, ListQuery, Routed, SCHEMA_VERSION, Sealed, StoreError,
-    build_report, check_head, decode_row, find_with, prefix_upper_bound, sql_limit,
+    Anchor, AuditStore, BadCell, Cell, Claim, Decoded, ListQuery, SCHEMA_VERSION, StoreError, build_report, check_head,
+    decode_row, find_with, prefix_upper_bound, sql_limit,
 };
 
 /// How long a connection waits for another writer's lock before giving up. Appends hold the
@@ -96,6 +98,21 @@ CREATE INDEX IF NOT EXISTS outbox_state_next ON outbox (state, next_attempt_ms);
 CREATE INDEX IF NOT EXISTS outbox_order ON outbox (channel, ordering_key, id);
 ";
 
+/// The claim index (see [`crate::plan`]): beside the chain, no hash covers it. `WITHOUT ROWID`:
+/// the key is the row, one B-tree. Created with a new database, and on the first append of this
+/// build to an older one (with `chain_head.claims_seq`, NULL until the index is built).
+const CLAIMS_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS audit_claims (
+    kind  TEXT NOT NULL,
+    claim TEXT NOT NULL,
+    seq   INTEGER NOT NULL,
+    PRIMARY KEY (kind, claim)
+) WITHOUT ROWID;
+";
+
+/// Records indexed per read while the claim index catches up with the chain.
+const INDEX_CHUNK: i64 = 512;
+
 /// An audit store in one SQLite file. Each value owns one connection; open one per thread or
 /// process (a connection is `Send` but not `Sync`).
 pub struct SqliteStore {
@@ -108,6 +125,8 @@ pub struct SqliteStore {
     /// `append` checkpoints a long WAL itself (see [`WAL_TRUNCATE_BYTES`]); off for a shared
     /// store's writer, whose checkpoints run beside it ([`SqliteStore::checkpoint_passive`]).
     inline_checkpoint: bool,
+    /// The claim index's table and `chain_head.claims_seq` are known to exist.
+    claims_ready: bool,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -147,8 +166,15 @@ impl SqliteStore {
         conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true).map_err(&err)?;
         conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(&err)?;
         let described = format!("sqlite:{}", std::path::absolute(&path).unwrap_or_else(|_| path.clone()).display());
-        let mut store =
-            SqliteStore { conn, path, described, router: None, outbox_ready: false, inline_checkpoint: true };
+        let mut store = SqliteStore {
+            conn,
+            path,
+            described,
+            router: None,
+            outbox_ready: false,
+            inline_checkpoint: true,
+            claims_ready: false,
+        };
         store.ensure_schema()?;
         if !existed {
             // The new file's directory entry must be durable too, or a crash could lose the
@@ -186,6 +212,10 @@ impl SqliteStore {
                     tx.execute_batch(SCHEMA_V1).map_err(&err)?;
                     tx.execute("INSERT INTO chain_head (id, seq, hash) VALUES (1, 0, ?1)", [GENESIS_HASH])
                         .map_err(&err)?;
+                    // The claim index from the start (an empty chain: indexed up to 0).
+                    tx.execute_batch(CLAIMS_SCHEMA).map_err(&err)?;
+                    tx.execute_batch("ALTER TABLE chain_head ADD COLUMN claims_seq INTEGER").map_err(&err)?;
+                    tx.execute("UPDATE chain_head SET claims_seq = 0 WHERE id = 1", []).map_err(&err)?;
                     tx.pragma_update(None, "application_id", APPLICATION_ID).map_err(&err)?;
                     tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(&err)?;
                     None
@@ -288,49 +318,202 @@ fn read_anchor(tx: &Transaction<'_>) -> rusqlite::Result<Option<Anchor>> {
     tx.query_row("SELECT seq, hash FROM chain_head WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?))).optional()
 }
 
+/// The anchor and how far the claim index goes (`None`: not built yet, or no anchor row).
+fn read_head(tx: &Transaction<'_>) -> rusqlite::Result<(Option<Anchor>, Option<i64>)> {
+    let row = tx
+        .prepare_cached("SELECT seq, hash, claims_seq FROM chain_head WHERE id = 1")?
+        .query_row([], |r| Ok(((r.get(0)?, r.get(1)?), r.get::<_, Option<i64>>(2)?)))
+        .optional()?;
+    Ok(match row {
+        Some((anchor, claims)) => (Some(anchor), claims),
+        None => (None, None),
+    })
+}
+
+/// Both the claim index's table and its `chain_head` column exist.
+fn claims_schema_present(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'audit_claims') \
+         + (SELECT count(*) FROM pragma_table_info('chain_head') WHERE name = 'claims_seq')",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n == 2)
+}
+
+/// Why the claim index could not be brought up to the chain.
+enum CatchUpError {
+    Sqlite(rusqlite::Error),
+    Store(StoreError),
+}
+
+impl From<rusqlite::Error> for CatchUpError {
+    fn from(e: rusqlite::Error) -> Self {
+        CatchUpError::Sqlite(e)
+    }
+}
+
+impl CatchUpError {
+    fn into_store(self, path: &Path) -> StoreError {
+        match self {
+            CatchUpError::Sqlite(source) => StoreError::Sqlite { path: path.to_path_buf(), source },
+            CatchUpError::Store(e) => e,
+        }
+    }
+}
+
+/// Indexes the records the claim index does not cover yet (`indexed` up to `last`: all of them
+/// on a store indexed for the first time, those an older build appended otherwise), inside the
+/// append's transaction. Returns whether there were any.
+fn catch_up(tx: &Transaction<'_>, indexed: Option<i64>, last: i64) -> Result<bool, CatchUpError> {
+    let mut after = indexed.unwrap_or(0);
+    if after == last {
+        return Ok(false);
+    }
+    if after > last {
+        return Err(CatchUpError::Store(StoreError::Corrupt {
+            seq: after,
+            reason: format!(
+                "the claim index covers records up to {after} but the chain ends at {last}: records were removed; \
+                 refusing to append (run `guardrail audit verify`)"
+            ),
+        }));
+    }
+    let sql = format!("SELECT {COLUMNS} FROM audit_records WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3");
+    loop {
+        let rows = query(tx, &sql, &[&after, &last, &INDEX_CHUNK])?;
+        let Some(end) = rows.last().map(|d| d.record.seq) else { break };
+        after = end;
+        let mut index = Vec::new();
+        crate::plan::index_rows(rows, &mut index);
+        insert_claims(tx, &crate::plan::first_per_key(index))?;
+    }
+    Ok(true)
+}
+
+/// Inserts claim-index rows; a key already indexed keeps its (earlier) record.
+fn insert_claims(tx: &Transaction<'_>, rows: &[IndexRow]) -> rusqlite::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut st = tx.prepare_cached("INSERT OR IGNORE INTO audit_claims (kind, claim, seq) VALUES (?1, ?2, ?3)")?;
+    for (kind, claim, seq) in rows {
+        st.execute(params![kind, claim, seq])?;
+    }
+    Ok(())
+}
+
+/// What the claim index holds for `key` (its holder, or a damage marker of its kind; the one
+/// earlier in the chain when both): one indexed lookup, and the record it names.
+fn lookup_claim(tx: &Transaction<'_>, key: &ClaimKey) -> rusqlite::Result<Option<Indexed>> {
+    let (kind, claim) = key;
+    let mut st = tx.prepare_cached(
+        "SELECT c.claim, c.seq, r.seq, r.kind, r.recorded_at, r.body, r.prev_hash, r.hash \
+         FROM audit_claims c LEFT JOIN audit_records r ON r.seq = c.seq \
+         WHERE c.kind = ?1 AND c.claim IN (?2, '')",
+    )?;
+    let rows = st.query_map(params![kind, claim], |row| {
+        let claim: String = row.get(0)?;
+        let seq: i64 = row.get(1)?;
+        let record = match row.get::<_, Option<i64>>(2)? {
+            Some(rseq) => {
+                Some(decode_row(rseq, cell(row, 3)?, cell(row, 4)?, cell(row, 5)?, cell(row, 6)?, cell(row, 7)?))
+            }
+            None => None,
+        };
+        Ok(Indexed::from_row(kind, &claim, seq, record))
+    })?;
+    let mut found: Option<Indexed> = None;
+    for r in rows {
+        let r = r?;
+        found = Some(match found {
+            Some(f) => f.earliest(r),
+            None => r,
+        });
+    }
+    Ok(found)
+}
+
 impl SqliteStore {
-    /// One append transaction sealing `items` in order after the head (one commit, one WAL
-    /// fsync for all of them); with `claim` (one item only), the claim check runs under the
-    /// write lock first.
-    pub(crate) fn append_tx(&mut self, items: Vec<Routed>, claim: Option<&str>) -> Result<Sealed, StoreError> {
+    /// The claim index's table and column, created if missing (an existing store, first
+    /// append of this build): checked once per connection, created under the write lock in a
+    /// transaction of its own. The index itself is built by the next append ([`catch_up`]).
+    fn ensure_claims_schema(&mut self) -> Result<(), StoreError> {
+        let err = sqlite_err(&self.path);
+        if !claims_schema_present(&self.conn).map_err(&err)? {
+            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(&err)?;
+            if !claims_schema_present(&tx).map_err(&err)? {
+                tx.execute_batch(CLAIMS_SCHEMA).map_err(&err)?;
+                let has_column: i64 = tx
+                    .query_row(
+                        "SELECT count(*) FROM pragma_table_info('chain_head') WHERE name = 'claims_seq'",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .map_err(&err)?;
+                if has_column == 0 {
+                    tx.execute_batch("ALTER TABLE chain_head ADD COLUMN claims_seq INTEGER").map_err(&err)?;
+                }
+            }
+            tx.commit().map_err(&err)?;
+        }
+        self.claims_ready = true;
+        Ok(())
+    }
+
+    /// One append transaction for `work` ([`crate::plan`]): the units sealed in order after the
+    /// head, their records, outbox rows and claim-index rows written, one commit (one WAL fsync
+    /// for all of them). Claims are decided under the write lock, by the index.
+    pub(crate) fn append_tx(&mut self, work: Vec<Work>) -> Result<Vec<Outcome>, StoreError> {
+        if !self.claims_ready {
+            self.ensure_claims_schema()?;
+        }
         let err = sqlite_err(&self.path);
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(&err)?;
-        if let (Some(claim), Some(first)) = (claim, items.first()) {
-            let sql = format!("SELECT {COLUMNS} FROM audit_records WHERE kind = ?1 ORDER BY seq");
-            let holders = query(&tx, &sql, &[&first.draft().kind]).map_err(&err)?;
-            if let Some(holder) = crate::claim_holder(holders, claim)? {
-                // Dropping the transaction rolls it back: nothing was written.
-                return Ok(Sealed::Held(holder));
-            }
-        }
-        let anchor = read_anchor(&tx).map_err(&err)?;
+        let (anchor, claims_seq) = read_head(&tx).map_err(&err)?;
         let last = {
             let sql = format!("SELECT {COLUMNS} FROM audit_records ORDER BY seq DESC LIMIT 1");
             let mut stmt = tx.prepare_cached(&sql).map_err(&err)?;
             stmt.query_row([], decode).optional().map_err(&err)?.map(Decoded::strict).transpose()?
         };
         check_head(anchor.as_ref(), last.as_ref())?;
-        let mut sealed = Vec::with_capacity(items.len());
+        let last_seq = last.as_ref().map_or(0, |r| r.seq);
+        let caught_up = catch_up(&tx, claims_seq, last_seq).map_err(|e| e.into_store(&self.path))?;
+        let mut indexed = HashMap::new();
+        for key in crate::plan::claim_keys(&work) {
+            if let Some(found) = lookup_claim(&tx, &key).map_err(&err)? {
+                indexed.insert(key, found);
+            }
+        }
+        let plan = crate::plan::plan(last.as_ref(), work, &self.described, &indexed);
         let mut routed = false;
-        for Routed { prepared, targets } in items {
-            // Each record seals after the previous one of the batch: one chain, in order.
-            let (rec, body) = prepared.seal(sealed.last().or(last.as_ref()));
+        for s in &plan.records {
+            let rec = &s.record;
             tx.prepare_cached(
                 "INSERT INTO audit_records (seq, kind, recorded_at, body, prev_hash, hash) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
-            .and_then(|mut st| st.execute(params![rec.seq, rec.kind, rec.recorded_at, body, rec.prev_hash, rec.hash]))
+            .and_then(|mut st| st.execute(params![rec.seq, rec.kind, rec.recorded_at, s.body, rec.prev_hash, rec.hash]))
             .map_err(&err)?;
-            if !targets.is_empty() {
+            if !s.targets.is_empty() {
                 // Same transaction as the record: both are committed, or neither.
-                insert_outbox(&tx, &rec, &targets, !(self.outbox_ready || routed)).map_err(&err)?;
+                insert_outbox(&tx, rec, &s.targets, !(self.outbox_ready || routed)).map_err(&err)?;
                 routed = true;
             }
-            sealed.push(rec);
         }
-        if let Some(head) = sealed.last() {
-            tx.execute("UPDATE chain_head SET seq = ?1, hash = ?2 WHERE id = 1", params![head.seq, head.hash])
-                .map_err(&err)?;
+        insert_claims(&tx, &plan.claims).map_err(&err)?;
+        match plan.records.last() {
+            Some(head) => {
+                let (seq, hash) = (head.record.seq, &head.record.hash);
+                tx.prepare_cached("UPDATE chain_head SET seq = ?1, hash = ?2, claims_seq = ?1 WHERE id = 1")
+                    .and_then(|mut st| st.execute(params![seq, hash]))
+                    .map_err(&err)?;
+            }
+            None if caught_up => {
+                tx.execute("UPDATE chain_head SET claims_seq = ?1 WHERE id = 1", [last_seq]).map_err(&err)?;
+            }
+            // Nothing to write (every claim held): dropping the transaction rolls it back.
+            None => return Ok(plan.finish()),
         }
         // With WAL and synchronous=FULL the commit returns only after the WAL is fsynced.
         tx.commit().map_err(&err)?;
@@ -338,7 +521,7 @@ impl SqliteStore {
             self.outbox_ready = true;
         }
         self.checkpoint_if_long();
-        Ok(Sealed::Appended(sealed))
+        Ok(plan.finish())
     }
 
     /// After a commit: when the WAL has grown past [`WAL_TRUNCATE_BYTES`], copies it into the
@@ -487,23 +670,40 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// One unit in a transaction of its own, routed by this store's router.
+    fn append_one(&mut self, unit: Unit) -> Result<Outcome, StoreError> {
+        crate::single(self.append_tx(vec![Work { unit, router: self.router.clone() }])?)
+    }
+}
+
 impl AuditStore for SqliteStore {
     fn append(&mut self, draft: RecordDraft) -> Result<ChainedRecord, StoreError> {
         crate::one(self.append_batch(vec![draft])?)
     }
 
     fn append_batch(&mut self, drafts: Vec<RecordDraft>) -> Result<Vec<ChainedRecord>, StoreError> {
-        let items = crate::routed(self.router.as_ref(), &self.described, drafts)?;
-        if items.is_empty() {
+        let drafts = crate::prepare(drafts)?;
+        if drafts.is_empty() {
             return Ok(Vec::new());
         }
-        self.append_tx(items, None)?.appended()
+        self.append_one(Unit::Records(drafts))?.appended()
     }
 
     fn append_claim(&mut self, draft: RecordDraft, claim: &str) -> Result<Claim, StoreError> {
         crate::validate_claim(&draft, claim)?;
-        let items = crate::routed(self.router.as_ref(), &self.described, vec![draft])?;
-        self.append_tx(items, Some(claim))?.claim()
+        let draft = Box::new(crate::prepared::Prepared::new(draft)?);
+        self.append_one(Unit::Claim(draft, claim.to_string()))?.claim()
+    }
+
+    fn append_linked(
+        &mut self,
+        first: RecordDraft,
+        then: LinkedDraft,
+    ) -> Result<(ChainedRecord, ChainedRecord), StoreError> {
+        crate::validate_draft(&first)?;
+        let first = Box::new(crate::prepared::Prepared::new(first)?);
+        self.append_one(Unit::Linked(first, then))?.linked()
     }
 
     fn get(&mut self, seq: i64) -> Result<Option<ChainedRecord>, StoreError> {

@@ -2,6 +2,7 @@
 //! `tests/it/main.rs`). A former `tests/<name>.rs` is the module `<name>`; `common` holds the
 //! backend-neutral checks that `sqlite` and `postgres` run against their backend.
 
+mod claims;
 mod common;
 mod group;
 mod mirror;

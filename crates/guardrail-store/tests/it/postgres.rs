@@ -239,7 +239,7 @@ fn pg_append_only_role_is_enough() {
     schema.raw()(&format!(
         "CREATE ROLE {r} LOGIN PASSWORD 'appender-pw'; GRANT USAGE ON SCHEMA {s} TO {r}; \
          GRANT SELECT, INSERT ON audit_records TO {r}; GRANT SELECT, UPDATE ON chain_head TO {r}; \
-         GRANT SELECT ON guardrail_schema TO {r}"
+         GRANT SELECT, INSERT ON audit_claims TO {r}; GRANT SELECT ON guardrail_schema TO {r}"
     ));
     let sep = if schema.url.contains('?') { '&' } else { '?' };
     let url = format!("{}{sep}user={r}&password=appender-pw", schema.url);
