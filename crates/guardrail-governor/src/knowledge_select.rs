@@ -324,6 +324,12 @@ impl KnowledgeChoice {
 #[derive(Debug, Default)]
 pub struct KnowledgePool {
     slots: std::sync::Mutex<Vec<PoolSlot>>,
+    /// The cluster client last opened, with the config it was opened for: its indices were
+    /// checked once ([`ElasticKnowledgeStore::open`]), and its HTTP connections are kept, so
+    /// a request does not pay three `_count` calls and a new TLS connection. A later call on a
+    /// deleted index still fails (404 is an error, never an empty result); a changed config
+    /// opens (and checks) a new client.
+    cluster: std::sync::Mutex<Option<(ElasticConfig, ElasticKnowledgeStore)>>,
 }
 
 /// The idle connections to one file as it was when they were opened.
@@ -388,8 +394,11 @@ impl KnowledgePool {
     /// `choice` opened read-only ([`KnowledgeChoice::open_read_only`]), from the pool when a
     /// connection to the same unchanged file is idle; given back when the guard drops.
     pub fn open_read_only(&self, choice: &KnowledgeChoice) -> Result<PooledKnowledge<'_>, KnowledgeError> {
-        let KnowledgeChoice::Sqlite { path, .. } = choice else {
-            return Ok(PooledKnowledge { held: Held::Other(choice.open_read_only()?), home: None });
+        let path = match choice {
+            KnowledgeChoice::Sqlite { path, .. } => path,
+            KnowledgeChoice::Elasticsearch { config, .. } => {
+                return Ok(PooledKnowledge { held: Held::Other(Box::new(self.cluster(config)?)), home: None });
+            }
         };
         let Some(stamp) = FileStamp::of(path) else {
             // Missing or unreadable: the plain open says why, and nothing is kept.
@@ -406,6 +415,19 @@ impl KnowledgePool {
             None => SqliteKnowledgeStore::open_read_only(path)?,
         };
         Ok(PooledKnowledge { held: Held::Sqlite(Some(store)), home: Some((self, path.clone(), stamp)) })
+    }
+
+    /// The kept client for `config`, else a new one opened (indices checked) and kept. Opened
+    /// with no lock held: a slow cluster does not hold up other requests' lookups.
+    fn cluster(&self, config: &ElasticConfig) -> Result<ElasticKnowledgeStore, KnowledgeError> {
+        let kept = self.cluster.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, store)) = kept.as_ref().filter(|(c, _)| c == config) {
+            return Ok(store.clone());
+        }
+        drop(kept);
+        let store = ElasticKnowledgeStore::open(config.clone())?;
+        *self.cluster.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((config.clone(), store.clone()));
+        Ok(store)
     }
 
     fn give_back(&self, path: PathBuf, stamp: FileStamp, store: SqliteKnowledgeStore) {
@@ -584,6 +606,41 @@ mod tests {
     fn found(kb: &dyn KnowledgeStore) -> Vec<String> {
         let hits = kb.search_evidence("connection saturation", "payments-api", 10, None).unwrap();
         hits.into_iter().map(|h| h.doc.id).collect()
+    }
+
+    /// The cluster's indices are checked once per config, not per request; a changed config
+    /// opens (and checks) a new client; a cluster that went away is still an error.
+    #[test]
+    fn the_pool_keeps_one_checked_cluster_client_per_config() {
+        let es = guardrail_test_support::elastic::FakeEs::start();
+        let mut config = ElasticConfig::new(&es.url);
+        config.timeout = std::time::Duration::from_secs(5);
+        ElasticKnowledgeStore::create(config.clone())
+            .unwrap()
+            .load_sample_data(&guardrail_test_support::examples("governor").join("sample_data.json"))
+            .unwrap();
+        let choice =
+            KnowledgeChoice::Elasticsearch { config: config.clone(), logs_index: None, origin: KnowledgeOrigin::Flag };
+        let counts = || es.lines().iter().filter(|l| l.contains("/_count")).count();
+        let pool = KnowledgePool::new();
+        let before = counts();
+        for _ in 0..3 {
+            let kb = pool.open_read_only(&choice).unwrap();
+            assert_eq!(found(&*kb), ["ev-102"]);
+        }
+        assert_eq!(counts(), before + 3, "three indices checked once, not per request");
+
+        let mut other = config.clone();
+        other.retries = 0;
+        let changed =
+            KnowledgeChoice::Elasticsearch { config: other, logs_index: None, origin: KnowledgeOrigin::Config };
+        assert_eq!(found(&*pool.open_read_only(&changed).unwrap()), ["ev-102"]);
+        assert_eq!(counts(), before + 6, "a new config is checked again");
+
+        es.fail_next(&[503, 503, 503, 503, 503, 503]);
+        let kb = pool.open_read_only(&changed).unwrap();
+        let e = kb.search_evidence("connection saturation", "payments-api", 10, None).unwrap_err();
+        assert!(e.to_string().contains("503"), "a kept client still fails closed: {e}");
     }
 
     #[test]

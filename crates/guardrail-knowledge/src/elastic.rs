@@ -134,7 +134,8 @@ impl ElasticConfig {
     }
 }
 
-/// A knowledge store in Elasticsearch.
+/// A knowledge store in Elasticsearch. Cloning shares the HTTP client (its connections).
+#[derive(Clone)]
 pub struct ElasticKnowledgeStore {
     http: reqwest::blocking::Client,
     cfg: ElasticConfig,
