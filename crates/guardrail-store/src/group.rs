@@ -20,6 +20,11 @@
 //! their batches serialise on the store's lock as single appends did, so the chain stays one
 //! chain and one claim index.
 //!
+//! On SQLite the outbox's writes (a deliverer's leases and marks, retries, pruning) go through
+//! the writer too, run on its connection after the batch's commit: on a pooled connection they
+//! competed for the database's one write lock with the writer, and SQLite's busy handler
+//! waits by sleeping. (PostgreSQL locks rows, not the database: they stay on the pool.)
+//!
 //! Reads go through a small pool of connections (opened on demand, kept while they work), so a
 //! request no longer opens a connection (SQLite: open, pragmas, schema check; PostgreSQL: TCP,
 //! TLS, authentication) before it can read.
@@ -87,8 +92,10 @@ pub fn share(spec: &str) -> Result<Arc<SharedStore>, StoreError> {
             .spawn(move || write_loop(&spec, &described, &stats, &rx))
             .map_err(|source| StoreError::Io { path: "(group commit writer thread)".into(), source })?
     };
+    let sqlite = matches!(first, Backend::Sqlite(_));
     let store = Arc::new(SharedStore {
         spec: spec.to_string(),
+        sqlite,
         jobs,
         writer: Mutex::new(Some(writer)),
         readers: Mutex::new(vec![first]),
@@ -103,6 +110,8 @@ pub fn share(spec: &str) -> Result<Arc<SharedStore>, StoreError> {
 /// read connections. See the module documentation and [`share`].
 pub struct SharedStore {
     spec: String,
+    /// A SQLite store: its outbox writes go through the writer.
+    sqlite: bool,
     jobs: mpsc::Sender<Job>,
     writer: Mutex<Option<JoinHandle<()>>>,
     readers: Mutex<Vec<Backend>>,
@@ -181,10 +190,25 @@ fn describe(b: &Backend) -> String {
     }
 }
 
-/// What the writer is asked to do: one unit of work, and where its outcome goes.
-struct Job {
-    work: Work,
-    reply: mpsc::SyncSender<Result<Outcome, StoreError>>,
+/// What the writer is asked to do.
+enum Job {
+    /// One unit of work for the next group commit, and where its outcome goes.
+    Append { work: Work, reply: mpsc::SyncSender<Result<Outcome, StoreError>> },
+    /// An outbox write on a shared SQLite store, run on the writer's connection (or given the
+    /// error opening it) after the batch's commit; it answers its caller itself.
+    Run(Outboxed),
+}
+
+/// An outbox write queued for the writer ([`Job::Run`]).
+type Outboxed = Box<dyn FnOnce(Result<&mut dyn AuditStore, StoreError>) + Send>;
+
+impl Job {
+    fn records(&self) -> usize {
+        match self {
+            Job::Append { work, .. } => work.unit.records(),
+            Job::Run(_) => 0,
+        }
+    }
 }
 
 /// Group commits between two wake-ups of a shared SQLite store's checkpointer (a gate record
@@ -212,12 +236,12 @@ fn write_loop(spec: &str, described: &OnceLock<String>, stats: &Stats, rx: &mpsc
     let mut checkpoints: Option<JoinHandle<()>> = None;
     let mut since_checkpoint = 0u32;
     while let Ok(first) = rx.recv() {
-        let mut n = first.work.unit.records();
+        let mut n = first.records();
         let mut jobs = vec![first];
         while n < MAX_BATCH {
             match rx.try_recv() {
                 Ok(j) => {
-                    n += j.work.unit.records();
+                    n += j.records();
                     jobs.push(j);
                 }
                 Err(_) => break,
@@ -262,9 +286,36 @@ fn write_loop(spec: &str, described: &OnceLock<String>, stats: &Stats, rx: &mpsc
 fn run_jobs(spec: &str, described: &OnceLock<String>, stats: &Stats, backend: &mut Option<Backend>, jobs: Vec<Job>) {
     let mut replies = Vec::with_capacity(jobs.len());
     let mut work = Vec::with_capacity(jobs.len());
-    for Job { work: w, reply } in jobs {
-        work.push(w);
-        replies.push(reply);
+    let mut runs = Vec::new();
+    for job in jobs {
+        match job {
+            Job::Append { work: w, reply } => {
+                work.push(w);
+                replies.push(reply);
+            }
+            Job::Run(f) => runs.push(f),
+        }
+    }
+    commit(spec, described, stats, backend, work, replies);
+    for f in runs {
+        match connected(spec, described, backend) {
+            Ok(b) => f(Ok(b.store())),
+            Err(e) => f(Err(e)),
+        }
+    }
+}
+
+/// The group commit of `work`, each outcome to its reply.
+fn commit(
+    spec: &str,
+    described: &OnceLock<String>,
+    stats: &Stats,
+    backend: &mut Option<Backend>,
+    work: Vec<Work>,
+    replies: Vec<mpsc::SyncSender<Result<Outcome, StoreError>>>,
+) {
+    if work.is_empty() {
+        return;
     }
     match connected(spec, described, backend).and_then(|b| b.append_tx(work)) {
         Ok(outcomes) => {
@@ -360,7 +411,23 @@ impl Handle {
     /// Queues `unit` for the next group commit and waits for its outcome.
     fn submit(&mut self, unit: Unit) -> Result<Outcome, StoreError> {
         let work = Work { unit, router: self.router.clone() };
-        self.shared.submit(|reply| Job { work, reply })
+        self.shared.submit(|reply| Job::Append { work, reply })
+    }
+
+    /// An outbox write: through the writer on SQLite (see the module documentation), on a
+    /// pooled connection otherwise.
+    fn write<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&mut dyn AuditStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        if !self.shared.sqlite {
+            return self.read(f);
+        }
+        self.shared.submit(|reply| {
+            Job::Run(Box::new(move |store: Result<&mut dyn AuditStore, StoreError>| {
+                let _ = reply.send(store.and_then(f));
+            }))
+        })
     }
 }
 
@@ -453,27 +520,35 @@ impl AuditStore for Handle {
     }
 
     fn outbox_lease(&mut self, id: i64, now_ms: i64, until_ms: i64) -> Result<bool, StoreError> {
-        self.read(|s| s.outbox_lease(id, now_ms, until_ms))
+        self.write(move |s| s.outbox_lease(id, now_ms, until_ms))
     }
 
     fn outbox_mark_delivered(&mut self, id: i64, reference: Option<&str>, now_ms: i64) -> Result<(), StoreError> {
-        self.read(|s| s.outbox_mark_delivered(id, reference, now_ms))
+        let reference = reference.map(str::to_string);
+        self.write(move |s| s.outbox_mark_delivered(id, reference.as_deref(), now_ms))
     }
 
     fn outbox_mark_failed(&mut self, id: i64, attempts: u32, retry: Retry, error: &str) -> Result<(), StoreError> {
-        self.read(|s| s.outbox_mark_failed(id, attempts, retry, error))
+        let error = error.to_string();
+        self.write(move |s| s.outbox_mark_failed(id, attempts, retry, &error))
     }
 
     fn outbox_lease_many(&mut self, ids: &[i64], now_ms: i64, until_ms: i64) -> Result<Vec<i64>, StoreError> {
-        self.read(|s| s.outbox_lease_many(ids, now_ms, until_ms))
+        let ids = ids.to_vec();
+        self.write(move |s| s.outbox_lease_many(&ids, now_ms, until_ms))
     }
 
     fn outbox_mark_many(&mut self, marks: &[crate::OutboxMark]) -> Result<(), StoreError> {
-        self.read(|s| s.outbox_mark_many(marks))
+        let marks = marks.to_vec();
+        self.write(move |s| s.outbox_mark_many(&marks))
     }
 
     fn outbox_retry_failed(&mut self, now_ms: i64) -> Result<u64, StoreError> {
-        self.read(|s| s.outbox_retry_failed(now_ms))
+        self.write(move |s| s.outbox_retry_failed(now_ms))
+    }
+
+    fn outbox_prune_delivered(&mut self, delivered_before_ms: i64, limit: usize) -> Result<u64, StoreError> {
+        self.write(move |s| s.outbox_prune_delivered(delivered_before_ms, limit))
     }
 
     fn outbox_status(&mut self) -> Result<OutboxStatus, StoreError> {

@@ -51,8 +51,8 @@ use guardrail_core::error_text::error_chain;
 pub use group::{GroupStats, MAX_BATCH, SharedStore, share};
 pub use mirror::{JsonlMirror, mirror_jsonl};
 pub use outbox::{
-    ChannelKind, DueEntry, OutboxEntry, OutboxMark, OutboxRouter, OutboxState, OutboxStatus, OutboxTarget, Retry,
-    install_router, install_router_for,
+    ChannelKind, DELIVERED_RETENTION_MS, DueEntry, OutboxEntry, OutboxMark, OutboxRouter, OutboxState, OutboxStatus,
+    OutboxTarget, PRUNE_BATCH, Retry, install_router, install_router_for,
 };
 pub use pg::{PostgresStore, SchemaNameError, redact_url};
 pub use pg_tls::TlsParamError;
@@ -314,6 +314,14 @@ pub trait AuditStore: Send {
     /// The reference of the first delivered row of `channel` and `ordering_key` that has one
     /// (the incident's Jira key, its Slack thread).
     fn outbox_reference(&mut self, channel: ChannelKind, ordering_key: &str) -> Result<Option<String>, StoreError>;
+
+    /// Deletes at most `limit` delivered rows delivered before `delivered_before_ms` (a
+    /// deliverer calls it now and then with [`outbox::DELIVERED_RETENTION_MS`] and a small
+    /// limit, so no call holds the write lock long); returns how many. Pending and failed rows
+    /// are never deleted, nor the first delivered row of a channel and ordering key that has a
+    /// reference: it is what [`outbox_reference`](Self::outbox_reference) answers (the
+    /// incident's Jira issue, its Slack thread) for as long as the incident gets notes.
+    fn outbox_prune_delivered(&mut self, delivered_before_ms: i64, limit: usize) -> Result<u64, StoreError>;
 }
 
 /// What [`AuditStore::append_claim`] came to.

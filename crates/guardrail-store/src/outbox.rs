@@ -228,6 +228,24 @@ pub enum Retry {
     GiveUp,
 }
 
+/// How long delivered rows are kept before [`crate::AuditStore::outbox_prune_delivered`] may
+/// delete them: 7 days, time enough to look at what was sent (`guardrail notify status`,
+/// `outbox_entries`) while the table stays the size of a week of records, not of the chain.
+pub const DELIVERED_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// Rows one [`crate::AuditStore::outbox_prune_delivered`] call deletes at most, as a deliverer
+/// calls it: small, so the delete holds the write lock about as long as an append does.
+pub const PRUNE_BATCH: usize = 500;
+
+/// The delivered rows [`crate::AuditStore::outbox_prune_delivered`] may delete (`?1`/`$1` the
+/// cutoff): every delivered row but the first one with a reference of its channel and ordering
+/// key. Without an ORDER BY, so the (state, next_attempt_ms) index gives the oldest rows first
+/// and the scan stops at the limit.
+pub(crate) const PRUNABLE: &str = "SELECT o.id FROM outbox o WHERE o.state = 'delivered' AND o.delivered_ms < {cutoff} \
+     AND (o.reference IS NULL OR o.ordering_key IS NULL OR EXISTS (SELECT 1 FROM outbox p WHERE p.channel = o.channel \
+     AND p.ordering_key = o.ordering_key AND p.id < o.id AND p.state = 'delivered' AND p.reference IS NOT NULL)) \
+     LIMIT {limit}";
+
 /// Column list shared by both backends' reads.
 pub(crate) const OUTBOX_COLUMNS: &str = "id, record_seq, channel, ordering_key, state, attempts, created_ms, \
      next_attempt_ms, last_error, reference, delivered_ms";

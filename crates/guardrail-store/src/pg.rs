@@ -940,6 +940,14 @@ impl AuditStore for PostgresStore {
         self.outbox_query(&sql, &[&record_seq, &state, &limit])
     }
 
+    fn outbox_prune_delivered(&mut self, delivered_before_ms: i64, limit: usize) -> Result<u64, StoreError> {
+        let sql = format!(
+            "DELETE FROM outbox WHERE id IN ({})",
+            crate::outbox::PRUNABLE.replace("{cutoff}", "$1").replace("{limit}", "$2")
+        );
+        self.outbox_update(&sql, &[&delivered_before_ms, &sql_limit(limit)])
+    }
+
     fn outbox_reference(&mut self, channel: ChannelKind, ordering_key: &str) -> Result<Option<String>, StoreError> {
         let sql = format!(
             "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE channel = $1 AND ordering_key = $2 AND state = 'delivered' \

@@ -146,6 +146,39 @@ fn delivery_states(store: &mut dyn AuditStore) {
     assert_eq!((st.pending, st.failed, st.delivered), (5, 0, 1));
 }
 
+/// Pruning delivered rows: only delivered ones older than the cutoff, at most `limit` a call,
+/// never pending or failed rows, nor the first delivered row with a reference of a channel and
+/// key (the incident's Jira issue and Slack thread stay known).
+fn pruning(store: &mut dyn AuditStore) {
+    assert_eq!(store.outbox_prune_delivered(T0, 10).unwrap(), 0, "no table yet: nothing to prune");
+    store.set_outbox_router(router());
+    store.append(draft("incident_opened", "inc-1", 0)).unwrap(); // seq 1
+    store.append(draft("incident_step", "inc-1", 1)).unwrap(); // seq 2
+    store.append(draft("incident_opened", "inc-2", 2)).unwrap(); // seq 3
+    store.append(draft("incident_step", "inc-1", 3)).unwrap(); // seq 4
+    let rows = store.outbox_entries(None, None, 100).unwrap();
+    let id = |seq: i64, ch: ChannelKind| rows.iter().find(|e| e.record_seq == seq && e.channel == ch).unwrap().id;
+    let (j, s) = (ChannelKind::Jira, ChannelKind::Slack);
+    store.outbox_mark_delivered(id(1, j), Some("SRE-1"), T0 + 1_000).unwrap();
+    store.outbox_mark_delivered(id(1, s), Some("C1/1.0"), T0 + 1_000).unwrap();
+    store.outbox_mark_delivered(id(2, j), Some("comment-2"), T0 + 2_000).unwrap();
+    store.outbox_mark_delivered(id(2, s), None, T0 + 2_000).unwrap();
+    store.outbox_mark_failed(id(3, j), 5, Retry::GiveUp, "gave up").unwrap();
+    store.outbox_mark_delivered(id(4, j), None, T0 + 9_000).unwrap();
+    assert_eq!(store.outbox_prune_delivered(T0 + 1_500, 100).unwrap(), 0, "the first references are kept");
+    assert_eq!(store.outbox_prune_delivered(T0 + 5_000, 1).unwrap(), 1, "at most `limit` a call");
+    assert_eq!(store.outbox_prune_delivered(T0 + 5_000, 100).unwrap(), 1);
+    assert_eq!(store.outbox_prune_delivered(T0 + 5_000, 100).unwrap(), 0);
+    let left: Vec<(i64, ChannelKind)> =
+        store.outbox_entries(None, None, 100).unwrap().iter().map(|e| (e.record_seq, e.channel)).collect();
+    assert_eq!(left, [(4, s), (4, j), (3, s), (3, j), (1, s), (1, j)]);
+    assert_eq!(store.outbox_reference(j, "inc-1").unwrap().as_deref(), Some("SRE-1"));
+    assert_eq!(store.outbox_reference(s, "inc-1").unwrap().as_deref(), Some("C1/1.0"));
+    let st = store.outbox_status().unwrap();
+    assert_eq!((st.pending, st.failed, st.delivered), (2, 1, 3));
+    assert!(store.verify().unwrap().ok(), "the chain does not see the outbox");
+}
+
 fn sqlite_store(dir: &tempfile::TempDir, name: &str) -> SqliteStore {
     SqliteStore::open(dir.path().join(name)).unwrap()
 }
@@ -171,6 +204,22 @@ fn sqlite_outbox_rows_are_written_in_the_records_transaction() {
 fn sqlite_delivery_states() {
     let dir = tempfile::tempdir().unwrap();
     delivery_states(&mut sqlite_store(&dir, "a.db"));
+}
+
+#[test]
+fn sqlite_pruning() {
+    let dir = tempfile::tempdir().unwrap();
+    pruning(&mut sqlite_store(&dir, "a.db"));
+}
+
+/// A shared SQLite store's outbox writes go through its writer: the same results.
+#[test]
+fn sqlite_shared_outbox_writes_go_through_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = guardrail_store::share(&format!("sqlite:{}", dir.path().join("a.db").display())).unwrap();
+    delivery_states(&mut shared.handle());
+    let other = guardrail_store::share(&format!("sqlite:{}", dir.path().join("b.db").display())).unwrap();
+    pruning(&mut other.handle());
 }
 
 #[test]
@@ -294,6 +343,12 @@ fn pg_outbox_rows_are_written_in_the_records_transaction() {
 fn pg_delivery_states() {
     let s = PgSchema::new();
     delivery_states(&mut s.open());
+}
+
+#[test]
+fn pg_pruning() {
+    let s = PgSchema::new();
+    pruning(&mut s.open());
 }
 
 #[test]
