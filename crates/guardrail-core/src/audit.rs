@@ -25,6 +25,39 @@ pub struct RecordDraft {
     pub body: serde_json::Value,
 }
 
+/// A [`RecordDraft`] whose body is given as its stored text: exactly
+/// `serde_json::to_string(&body)` of the body value (compact, object keys sorted: what
+/// [`crate::canonical_json::to_string`] writes). The chain hashes that text as it is, so a text
+/// that is not canonical would not verify; stores that take it (instead of a value) save
+/// building and serialising a `Value` tree — megabytes for a gate decision at fleet scale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedDraft {
+    /// Record kind.
+    pub kind: String,
+    /// RFC 3339 UTC timestamp chosen by the caller.
+    pub recorded_at: String,
+    /// The body's canonical text.
+    pub body_text: String,
+}
+
+impl EncodedDraft {
+    /// The draft with its body read back as a value (what a store that cannot take the text
+    /// appends).
+    pub fn into_draft(self) -> Result<RecordDraft, serde_json::Error> {
+        let body = serde_json::from_str(&self.body_text)?;
+        Ok(RecordDraft { kind: self.kind, recorded_at: self.recorded_at, body })
+    }
+
+    /// Whether `body_text` is canonical: what reading it back and writing it again gives (as
+    /// costly as the value it saves; for tests and debug builds).
+    pub fn is_canonical(&self) -> bool {
+        serde_json::from_str::<serde_json::Value>(&self.body_text)
+            .ok()
+            .and_then(|v| serde_json::to_string(&v).ok())
+            .is_some_and(|again| again == self.body_text)
+    }
+}
+
 /// A record as stored, with its place in the chain.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChainedRecord {

@@ -18,6 +18,7 @@
 //! - [`policy`]: the policy language (AST), its validation, and first-match evaluation with a trace.
 //! - [`explain`]: the plain-language narrative and counterfactuals for a decision.
 //! - [`audit`]: canonical record bytes and the hash chain used by every audit store.
+//! - [`canonical_json`]: a record body's canonical text, written without an intermediate `Value`.
 //! - [`approval`]: who may release a blocked remediation, the plan/action binding hash, and
 //!   execution authorisation.
 //! - [`remediation`]: the remediation governor's incidents, action vocabulary, policy matching,
@@ -26,6 +27,7 @@
 pub mod approval;
 pub mod audit;
 pub mod burn;
+pub mod canonical_json;
 pub mod cost;
 pub mod error_text;
 pub mod explain;
