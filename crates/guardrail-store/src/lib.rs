@@ -45,7 +45,7 @@ mod sqlite;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use guardrail_core::audit::{ChainBreak, ChainedRecord, GENESIS_HASH, RecordDraft, VerifyReport};
+use guardrail_core::audit::{ChainBreak, ChainedRecord, EncodedDraft, GENESIS_HASH, RecordDraft, VerifyReport};
 use guardrail_core::error_text::error_chain;
 
 pub use group::{GroupStats, MAX_BATCH, SharedStore, share};
@@ -242,6 +242,18 @@ pub trait AuditStore: Send {
         first: RecordDraft,
         then: LinkedDraft,
     ) -> Result<(ChainedRecord, ChainedRecord), StoreError>;
+
+    /// Appends one record whose body is given as its canonical text ([`EncodedDraft`]). Stores
+    /// that can, seal and keep the text as given without building a value of it, and return the
+    /// record with `body` [`serde_json::Value::Null`] (the caller holds the body: decoding
+    /// megabytes back is what this saves). The default, and every case a value is needed for
+    /// (an outbox router reads the body; a body that may hold a `claim` feeds the claim index),
+    /// reads the text back and appends the value, returning it as `body`.
+    fn append_encoded(&mut self, draft: EncodedDraft) -> Result<ChainedRecord, StoreError> {
+        let draft =
+            draft.into_draft().map_err(|e| StoreError::InvalidRecord(format!("the encoded body is not JSON: {e}")))?;
+        self.append(draft)
+    }
 
     /// Sets the [`OutboxRouter`] this store's appends use (`None`: the process's, see
     /// [`install_router`]). Every append then inserts the record's outbox rows in its own

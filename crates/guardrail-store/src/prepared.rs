@@ -12,7 +12,7 @@
 //! The bytes hashed are the same as `canonical_bytes`' (serde_json writes a struct's fields in
 //! declaration order, and a string the same way alone or as a field); a test pins it.
 
-use guardrail_core::audit::{ChainedRecord, GENESIS_HASH, RecordDraft};
+use guardrail_core::audit::{ChainedRecord, EncodedDraft, GENESIS_HASH, RecordDraft};
 use sha2::{Digest, Sha256};
 
 use crate::StoreError;
@@ -37,13 +37,29 @@ impl Prepared {
     /// draft (callers do, before anything is queued).
     pub(crate) fn new(draft: RecordDraft) -> Result<Prepared, StoreError> {
         let body = crate::body_text(&draft.body)?;
+        Ok(Prepared::hashed(draft, body))
+    }
+
+    /// A draft whose body is already its canonical text ([`EncodedDraft`]): checked as
+    /// [`crate::validate_draft`] checks a draft, and hashed from the text as given, without a
+    /// value (the draft's `body` is `Value::Null`, and so is the sealed record's: the caller holds
+    /// the body). Debug builds check that the text is canonical (the bytes `verify` recomputes).
+    pub(crate) fn encoded(draft: EncodedDraft) -> Result<Prepared, StoreError> {
+        debug_assert!(draft.is_canonical(), "an EncodedDraft's body text is not canonical JSON");
+        let EncodedDraft { kind, recorded_at, body_text } = draft;
+        let draft = RecordDraft { kind, recorded_at, body: serde_json::Value::Null };
+        crate::validate_draft(&draft)?;
+        Ok(Prepared::hashed(draft, body_text))
+    }
+
+    fn hashed(draft: RecordDraft, body: String) -> Prepared {
         let mut head = Sha256::new();
         head.update(b"{\"body\":");
         head.update(body.as_bytes());
         head.update(b",\"kind\":");
         head.update(json_str(&draft.kind).as_bytes());
         head.update(b",\"prev_hash\":");
-        Ok(Prepared { draft, body, head })
+        Prepared { draft, body, head }
     }
 
     /// Seals the draft as the record following `prev` (or the first when `None`), as
@@ -94,5 +110,23 @@ mod tests {
             prev_ours = Some(ours);
         }
         assert_eq!(prev_ours.unwrap().seq, 3);
+    }
+
+    #[test]
+    fn an_encoded_draft_seals_as_its_value_does() {
+        let body = json!({"z": [1, 2.5, -0.0, 1e300, null], "a": {"é": "\"\\\u{0001}</x>"}});
+        let text = serde_json::to_string(&body).unwrap();
+        let d = RecordDraft { kind: "k".into(), recorded_at: "2026-02-21T00:00:00Z".into(), body };
+        let first = seal(None, d.clone());
+        let enc = EncodedDraft { kind: d.kind.clone(), recorded_at: d.recorded_at.clone(), body_text: text.clone() };
+        let (ours, stored) = Prepared::encoded(enc.clone()).unwrap().seal(None);
+        assert_eq!((ours.seq, &ours.hash, &ours.prev_hash), (first.seq, &first.hash, &first.prev_hash));
+        assert_eq!((stored, ours.body), (text.clone(), serde_json::Value::Null));
+        let second = seal(Some(&first), d);
+        let (ours, _) = Prepared::encoded(enc.clone()).unwrap().seal(Some(&first));
+        assert_eq!(ours.hash, second.hash);
+        // Checked as any draft is.
+        let bad = EncodedDraft { recorded_at: "yesterday".into(), ..enc };
+        assert!(matches!(Prepared::encoded(bad), Err(StoreError::InvalidRecord(_))));
     }
 }

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use guardrail_core::audit::{ChainedRecord, GENESIS_HASH, RecordDraft, VerifyReport};
+use guardrail_core::audit::{ChainedRecord, EncodedDraft, GENESIS_HASH, RecordDraft, VerifyReport};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
@@ -704,6 +704,21 @@ impl AuditStore for SqliteStore {
         crate::validate_draft(&first)?;
         let first = Box::new(crate::prepared::Prepared::new(first)?);
         self.append_one(Unit::Linked(first, then))?.linked()
+    }
+
+    fn append_encoded(&mut self, draft: EncodedDraft) -> Result<ChainedRecord, StoreError> {
+        // The text as given, unless something must read the body: an outbox router (routing
+        // reads the value) or the claim index (a body that may hold `claim`; a false positive
+        // inside a string only costs the slower path).
+        let routed = crate::outbox::router_for(self.router.as_ref(), &self.described).is_some();
+        if routed || draft.body_text.contains("\"claim\":") {
+            let draft = draft
+                .into_draft()
+                .map_err(|e| StoreError::InvalidRecord(format!("the encoded body is not JSON: {e}")))?;
+            return self.append(draft);
+        }
+        let prepared = crate::prepared::Prepared::encoded(draft)?;
+        crate::one(self.append_one(Unit::Records(vec![prepared]))?.appended()?)
     }
 
     fn get(&mut self, seq: i64) -> Result<Option<ChainedRecord>, StoreError> {

@@ -4,6 +4,7 @@
 
 mod claims;
 mod common;
+mod encoded;
 mod group;
 mod mirror;
 mod outbox;
