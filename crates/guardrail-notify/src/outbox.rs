@@ -91,6 +91,10 @@ pub struct PassReport {
     pub stopped_at_deadline: bool,
     /// The pass made its most rounds and rows may still be due (call again at once).
     pub more_due: bool,
+    /// Delivered rows older than the retention deleted after the pass
+    /// ([`guardrail_store::DELIVERED_RETENTION_MS`]; at most [`guardrail_store::PRUNE_BATCH`]
+    /// per pass, only after a pass that delivered something).
+    pub pruned: u64,
 }
 
 /// The delivery loop's configuration: the destinations this process can reach and the policy.
@@ -169,7 +173,28 @@ impl Deliverer {
     /// Delivers the rows due now, until none is left or `deadline` passes (checked between
     /// rows). `now` is read for every row. Store errors end the pass (the rows stay as they
     /// were; a lease taken runs out by itself).
+    ///
+    /// A pass that delivered something then prunes one batch of delivered rows older than the
+    /// retention, so the outbox does not grow with every record ever mirrored (best effort: a
+    /// failed prune is a problem line, the deliveries stand).
     pub fn deliver_due(
+        &self,
+        store: &mut dyn AuditStore,
+        now: &dyn Fn() -> jiff::Timestamp,
+        deadline: Option<Instant>,
+    ) -> Result<PassReport, StoreError> {
+        let mut report = self.deliver_rounds(store, now, deadline)?;
+        if report.delivered > 0 {
+            let cutoff = now().as_millisecond().saturating_sub(guardrail_store::DELIVERED_RETENTION_MS);
+            match store.outbox_prune_delivered(cutoff, guardrail_store::PRUNE_BATCH) {
+                Ok(n) => report.pruned = n,
+                Err(e) => report.problems.push(format!("pruning delivered outbox rows: {e}")),
+            }
+        }
+        Ok(report)
+    }
+
+    fn deliver_rounds(
         &self,
         store: &mut dyn AuditStore,
         now: &dyn Fn() -> jiff::Timestamp,

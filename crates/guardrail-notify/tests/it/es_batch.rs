@@ -176,6 +176,32 @@ fn a_rate_limited_call_waits_the_clusters_retry_after() {
     assert_eq!(d.deliver_due(&mut store, &|| clock.now(), None).unwrap().delivered, 2);
 }
 
+/// A pass that delivers prunes delivered rows older than the retention (a week), one batch
+/// at a time; younger delivered rows and pending ones stay.
+#[test]
+fn a_delivering_pass_prunes_rows_delivered_before_the_retention() {
+    let es = FakeEs::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path().join("a.db")).unwrap();
+    store.set_outbox_router(Some(router(&es.url)));
+    let old = append_n(&mut store, 3);
+    let clock = Clock::new();
+    let d = deliverer(&es.url, 500);
+    let r = d.deliver_due(&mut store, &|| clock.now(), None).unwrap();
+    assert_eq!((r.delivered, r.pruned), (3, 0), "{r:?}");
+
+    // A week and a minute later: the next delivering pass deletes the three old rows.
+    clock.0.fetch_add(guardrail_store::DELIVERED_RETENTION_MS + 60_000, Ordering::SeqCst);
+    let young = append_n(&mut store, 2);
+    let r = d.deliver_due(&mut store, &|| clock.now(), None).unwrap();
+    assert_eq!((r.delivered, r.pruned), (2, 3), "{r:?}");
+    let left = rows(&mut store);
+    assert!(old.iter().all(|rec| !left.contains_key(&rec.seq)), "{left:?}");
+    assert!(young.iter().all(|rec| left[&rec.seq].state == OutboxState::Delivered), "{left:?}");
+    // A pass with nothing to deliver prunes nothing (and costs no write).
+    assert_eq!(d.deliver_due(&mut store, &|| clock.now(), None).unwrap().pruned, 0);
+}
+
 #[test]
 fn a_failed_call_marks_every_row_of_its_batch() {
     let es = FakeEs::start();
