@@ -35,11 +35,11 @@ use std::sync::{Mutex, OnceLock};
 
 use guardrail_config::Source;
 use guardrail_core::policy::PolicySet;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// The first bytes of an entry, before its content's sha256.
-const MAGIC: &str = "guardrail-policy-cache v1 ";
+/// The first bytes of an entry, before its content's sha256. v2: the content is [`codec`]'s
+/// binary form (v1 was JSON: decoding it was most of a warm 10,000-rule run's reading).
+const MAGIC: &str = "guardrail-policy-cache v2 ";
 
 static CACHE: OnceLock<Option<Cache>> = OnceLock::new();
 
@@ -51,16 +51,6 @@ static PENDING: Mutex<Option<std::thread::JoinHandle<()>>> = Mutex::new(None);
 pub struct Cache {
     dir: PathBuf,
     binary: String,
-}
-
-/// One entry: what it was made from, and the checked set with its warnings.
-#[derive(Serialize, Deserialize)]
-struct Entry {
-    binary: String,
-    path: String,
-    sha256: String,
-    set: PolicySet,
-    warnings: Vec<String>,
 }
 
 /// The directory `env` names for the cache (`None`: off, or no home to put it in).
@@ -120,7 +110,7 @@ impl Cache {
         h.update(self.binary.as_bytes());
         h.update([0]);
         h.update(src.path.as_os_str().as_encoded_bytes());
-        self.dir.join(format!("policies-{}.json", hex::encode(&h.finalize()[..16])))
+        self.dir.join(format!("policies-{}.bin", hex::encode(&h.finalize()[..16])))
     }
 
     /// The checked set and its warnings for exactly `src`, if an intact entry has them.
@@ -131,9 +121,15 @@ impl Cache {
         if rest.get(64) != Some(&b'\n') || hex::encode(Sha256::digest(content)).as_bytes() != sum {
             return None;
         }
-        let e: Entry = serde_json::from_slice(content).ok()?;
-        let ours = e.binary == self.binary && e.sha256 == src.sha256 && e.path == path_text(&src.path);
-        ours.then_some((e.set, e.warnings))
+        let mut r = codec::Reader::new(content);
+        // What the entry was made from, checked before the set is decoded.
+        let ours = r.str()? == self.binary && r.str()? == path_text(&src.path) && r.str()? == src.sha256;
+        if !ours {
+            return None;
+        }
+        let set = r.set()?;
+        let warnings = r.strings()?;
+        r.finished().then_some((set, warnings))
     }
 
     /// [`Cache::put`] on a thread of its own, so that a run that parsed the file does not
@@ -154,17 +150,13 @@ impl Cache {
     /// Keeps `set` and `warnings` for `src` (best effort: a cache that cannot be written is
     /// only slower).
     pub fn put(&self, src: &Source, set: &PolicySet, warnings: &[String]) {
-        #[derive(Serialize)]
-        struct EntryRef<'a> {
-            binary: &'a str,
-            path: String,
-            sha256: &'a str,
-            set: &'a PolicySet,
-            warnings: &'a [String],
-        }
-        let entry = EntryRef { binary: &self.binary, path: path_text(&src.path), sha256: &src.sha256, set, warnings };
-        let Ok(content) = serde_json::to_vec(&entry) else { return };
-        let _ = write_private(&self.dir, &self.file(src), &content);
+        let mut w = codec::Writer::default();
+        w.str(&self.binary);
+        w.str(&path_text(&src.path));
+        w.str(&src.sha256);
+        w.set(set);
+        w.strings(warnings);
+        let _ = write_private(&self.dir, &self.file(src), &w.0);
     }
 }
 
@@ -206,4 +198,228 @@ fn write_private(dir: &Path, file: &Path, content: &[u8]) -> std::io::Result<()>
         let _ = std::fs::remove_file(&tmp);
     }
     written
+}
+
+/// The entry's binary form: what it was made from (binary, path, sha256), the checked set and the
+/// warnings, every field in declaration order; strings as a little-endian `u32` length and their
+/// UTF-8 bytes, numbers little-endian (floats by their bits: exact), enums as one byte, options
+/// and threshold shapes by a tag byte. Reading is strict: a bad tag, a short or overlong entry, a
+/// string that is not UTF-8 is no entry (the text is parsed instead). A change to the set's types
+/// does not compile here until this is updated (the structs are built and taken apart whole);
+/// MAGIC's version and the binary's identity in the key keep an older entry from being read.
+mod codec {
+    use guardrail_core::policy::{Action, Condition, DefaultRule, Operator, Policy, PolicySet, Scalar, Threshold};
+
+    const ACTIONS: [Action; 4] = [Action::Allow, Action::Warn, Action::Delay, Action::Block];
+    const OPERATORS: [Operator; 7] =
+        [Operator::Lt, Operator::Lte, Operator::Gt, Operator::Gte, Operator::Eq, Operator::Neq, Operator::In];
+
+    #[derive(Default)]
+    pub(super) struct Writer(pub(super) Vec<u8>);
+
+    impl Writer {
+        fn u8(&mut self, v: u8) {
+            self.0.push(v);
+        }
+        fn u32(&mut self, v: usize) {
+            // Lengths and counts of a policy file that was read whole into memory.
+            self.0.extend_from_slice(&u32::try_from(v).unwrap_or(u32::MAX).to_le_bytes());
+        }
+        pub(super) fn str(&mut self, s: &str) {
+            self.u32(s.len());
+            self.0.extend_from_slice(s.as_bytes());
+        }
+        fn opt_str(&mut self, s: &Option<String>) {
+            match s {
+                None => self.u8(0),
+                Some(s) => {
+                    self.u8(1);
+                    self.str(s);
+                }
+            }
+        }
+        pub(super) fn strings(&mut self, v: &[String]) {
+            self.u32(v.len());
+            for s in v {
+                self.str(s);
+            }
+        }
+        fn action(&mut self, a: Action) {
+            self.u8(ACTIONS.iter().position(|x| *x == a).unwrap_or(0) as u8);
+        }
+        fn scalar(&mut self, s: &Scalar) {
+            match s {
+                Scalar::Number(n) => {
+                    self.u8(0);
+                    self.0.extend_from_slice(&n.to_bits().to_le_bytes());
+                }
+                Scalar::Bool(b) => {
+                    self.u8(1);
+                    self.u8(u8::from(*b));
+                }
+                Scalar::Text(t) => {
+                    self.u8(2);
+                    self.str(t);
+                }
+            }
+        }
+        pub(super) fn set(&mut self, set: &PolicySet) {
+            let PolicySet { version, description, policies, default_action } = set;
+            self.opt_str(version);
+            self.opt_str(description);
+            self.u32(policies.len());
+            for p in policies {
+                let Policy { id, name, priority, action, conditions, reason, remediation, delay_minutes } = p;
+                self.str(id);
+                self.str(name);
+                self.0.extend_from_slice(&priority.to_le_bytes());
+                self.action(*action);
+                self.u32(conditions.len());
+                for Condition { signal, operator, value } in conditions {
+                    self.str(signal);
+                    self.u8(OPERATORS.iter().position(|x| x == operator).unwrap_or(0) as u8);
+                    match value {
+                        Threshold::Scalar(s) => {
+                            self.u8(0);
+                            self.scalar(s);
+                        }
+                        Threshold::List(items) => {
+                            self.u8(1);
+                            self.u32(items.len());
+                            for s in items {
+                                self.scalar(s);
+                            }
+                        }
+                        Threshold::Services { services } => {
+                            self.u8(2);
+                            self.strings(services);
+                        }
+                    }
+                }
+                self.str(reason);
+                self.str(remediation);
+                self.0.extend_from_slice(&delay_minutes.to_le_bytes());
+            }
+            match default_action {
+                None => self.u8(0),
+                Some(DefaultRule { action, reason, remediation, delay_minutes }) => {
+                    self.u8(1);
+                    self.action(*action);
+                    self.str(reason);
+                    self.str(remediation);
+                    self.0.extend_from_slice(&delay_minutes.to_le_bytes());
+                }
+            }
+        }
+    }
+
+    pub(super) struct Reader<'a> {
+        rest: &'a [u8],
+    }
+
+    impl<'a> Reader<'a> {
+        pub(super) fn new(bytes: &'a [u8]) -> Reader<'a> {
+            Reader { rest: bytes }
+        }
+        pub(super) fn finished(&self) -> bool {
+            self.rest.is_empty()
+        }
+        fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+            let (head, rest) = self.rest.split_at_checked(n)?;
+            self.rest = rest;
+            Some(head)
+        }
+        fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+            self.take(N)?.try_into().ok()
+        }
+        fn u8(&mut self) -> Option<u8> {
+            Some(self.take(1)?[0])
+        }
+        fn len(&mut self) -> Option<usize> {
+            usize::try_from(u32::from_le_bytes(self.array()?)).ok()
+        }
+        /// A count of items of at least `min` bytes each: never more than the bytes left could
+        /// hold (so a damaged count cannot reserve gigabytes).
+        fn count(&mut self, min: usize) -> Option<usize> {
+            let n = self.len()?;
+            (n.saturating_mul(min) <= self.rest.len()).then_some(n)
+        }
+        pub(super) fn str(&mut self) -> Option<&'a str> {
+            let n = self.len()?;
+            std::str::from_utf8(self.take(n)?).ok()
+        }
+        fn string(&mut self) -> Option<String> {
+            self.str().map(str::to_owned)
+        }
+        fn opt_string(&mut self) -> Option<Option<String>> {
+            match self.u8()? {
+                0 => Some(None),
+                1 => self.string().map(Some),
+                _ => None,
+            }
+        }
+        pub(super) fn strings(&mut self) -> Option<Vec<String>> {
+            let n = self.count(4)?;
+            (0..n).map(|_| self.string()).collect()
+        }
+        fn action(&mut self) -> Option<Action> {
+            ACTIONS.get(usize::from(self.u8()?)).copied()
+        }
+        fn scalar(&mut self) -> Option<Scalar> {
+            Some(match self.u8()? {
+                0 => Scalar::Number(f64::from_bits(u64::from_le_bytes(self.array()?))),
+                1 => match self.u8()? {
+                    0 => Scalar::Bool(false),
+                    1 => Scalar::Bool(true),
+                    _ => return None,
+                },
+                2 => Scalar::Text(self.string()?),
+                _ => return None,
+            })
+        }
+        fn condition(&mut self) -> Option<Condition> {
+            let signal = self.string()?;
+            let operator = *OPERATORS.get(usize::from(self.u8()?))?;
+            let value = match self.u8()? {
+                0 => Threshold::Scalar(self.scalar()?),
+                1 => {
+                    let n = self.count(2)?;
+                    Threshold::List((0..n).map(|_| self.scalar()).collect::<Option<_>>()?)
+                }
+                2 => Threshold::Services { services: self.strings()? },
+                _ => return None,
+            };
+            Some(Condition { signal, operator, value })
+        }
+        fn policy(&mut self) -> Option<Policy> {
+            let id = self.string()?;
+            let name = self.string()?;
+            let priority = i64::from_le_bytes(self.array()?);
+            let action = self.action()?;
+            let n = self.count(6)?;
+            let conditions = (0..n).map(|_| self.condition()).collect::<Option<_>>()?;
+            let reason = self.string()?;
+            let remediation = self.string()?;
+            let delay_minutes = u32::from_le_bytes(self.array()?);
+            Some(Policy { id, name, priority, action, conditions, reason, remediation, delay_minutes })
+        }
+        pub(super) fn set(&mut self) -> Option<PolicySet> {
+            let version = self.opt_string()?;
+            let description = self.opt_string()?;
+            let n = self.count(25)?;
+            let policies = (0..n).map(|_| self.policy()).collect::<Option<_>>()?;
+            let default_action = match self.u8()? {
+                0 => None,
+                1 => {
+                    let action = self.action()?;
+                    let reason = self.string()?;
+                    let remediation = self.string()?;
+                    let delay_minutes = u32::from_le_bytes(self.array()?);
+                    Some(DefaultRule { action, reason, remediation, delay_minutes })
+                }
+                _ => return None,
+            };
+            Some(PolicySet { version, description, policies, default_action })
+        }
+    }
 }

@@ -113,18 +113,34 @@ fn a_damaged_or_foreign_entry_is_ignored() {
         ("truncated", good[..good.len() - 10].to_vec()),
         ("empty", Vec::new()),
         ("a changed value, checksum kept", {
-            let s = String::from_utf8(good.clone()).unwrap();
-            s.replacen(":0.1}", ":0.9}", 1).into_bytes()
+            // The first threshold 0.1 (its f64 bits) becomes 0.9.
+            let (from, to) = (0.1_f64.to_bits().to_le_bytes(), 0.9_f64.to_bits().to_le_bytes());
+            let at = good.windows(8).position(|w| w == from).unwrap();
+            let mut g = good.clone();
+            g[at..at + 8].copy_from_slice(&to);
+            g
         }),
         ("another format", {
             let mut g = good.clone();
             g[0] = b'G';
             g
         }),
-        ("not JSON, checksum right", {
-            let content = b"{not json";
+        ("not an entry, checksum right", {
+            let content = b"{not an entry";
             let sum = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(content));
-            format!("guardrail-policy-cache v1 {sum}\n{{not json").into_bytes()
+            format!("guardrail-policy-cache v2 {sum}\n{{not an entry").into_bytes()
+        }),
+        ("an entry cut short, checksum right", {
+            let header = good.iter().position(|b| *b == b'\n').unwrap() + 1;
+            let content = &good[header..good.len() - 3];
+            let sum = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(content));
+            [format!("guardrail-policy-cache v2 {sum}\n").as_bytes(), content].concat()
+        }),
+        ("an entry with more after it, checksum right", {
+            let header = good.iter().position(|b| *b == b'\n').unwrap() + 1;
+            let content = [&good[header..], b"x"].concat();
+            let sum = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&content));
+            [format!("guardrail-policy-cache v2 {sum}\n").as_bytes(), &content].concat()
         }),
     ];
     for (what, bytes) in damaged {
