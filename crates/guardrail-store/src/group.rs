@@ -43,7 +43,7 @@ use std::thread::JoinHandle;
 use guardrail_core::audit::{ChainedRecord, RecordDraft, VerifyReport};
 
 use crate::outbox::{ChannelKind, DueEntry, OutboxEntry, OutboxRouter, OutboxState, OutboxStatus, Retry};
-use crate::plan::{LinkedDraft, Outcome, Unit, Work};
+use crate::plan::{LinkedClaim, LinkedDraft, Outcome, Unit, Work};
 use crate::prepared::Prepared;
 use crate::{AuditStore, Backend, Claim, ListQuery, StoreError, open_backend, validate_draft};
 
@@ -319,7 +319,14 @@ fn commit(
     }
     match connected(spec, described, backend).and_then(|b| b.append_tx(work)) {
         Ok(outcomes) => {
-            let appended: usize = outcomes.iter().map(|o| if let Outcome::Appended(r) = o { r.len() } else { 0 }).sum();
+            let appended: usize = outcomes
+                .iter()
+                .map(|o| match o {
+                    Outcome::Appended(r) => r.len(),
+                    Outcome::FirstHeld(..) => 1,
+                    Outcome::Held(_) | Outcome::Refused(_) => 0,
+                })
+                .sum();
             if appended > 0 {
                 count(stats, appended);
             }
@@ -474,6 +481,16 @@ impl AuditStore for Handle {
         validate_draft(&first)?;
         let first = Box::new(Prepared::new(first)?);
         self.submit(Unit::Linked(first, then))?.linked()
+    }
+
+    fn append_then_claim(
+        &mut self,
+        first: RecordDraft,
+        then: LinkedClaim,
+    ) -> Result<(ChainedRecord, Claim), StoreError> {
+        validate_draft(&first)?;
+        let first = Box::new(Prepared::new(first)?);
+        self.submit(Unit::LinkedClaim(first, then))?.then_claim()
     }
 
     fn get(&mut self, seq: i64) -> Result<Option<ChainedRecord>, StoreError> {

@@ -56,7 +56,7 @@ pub use outbox::{
 };
 pub use pg::{PostgresStore, SchemaNameError, redact_url};
 pub use pg_tls::TlsParamError;
-pub use plan::LinkedDraft;
+pub use plan::{LinkedClaim, LinkedDraft};
 pub use sqlite::SqliteStore;
 
 /// Schema version this build writes and understands, on both backends.
@@ -254,6 +254,21 @@ pub trait AuditStore: Send {
             draft.into_draft().map_err(|e| StoreError::InvalidRecord(format!("the encoded body is not JSON: {e}")))?;
         self.append(draft)
     }
+
+    /// Appends `first`, then the claim `then` builds from `first` as sealed (the claim record's
+    /// draft and its key, e.g. an approval and the execution claim keyed by the approval's id)
+    /// in one transaction with one durable commit: what [`append`](Self::append) followed by
+    /// [`append_claim`](Self::append_claim) would do, with one commit instead of two. `first` is
+    /// appended either way; the claim is decided right after it as `append_claim` decides it
+    /// (appended, consecutively, when it wins; [`Claim::Held`] with the holder otherwise). An
+    /// invalid claim draft (as `append_claim` checks it), a `then` that panics, or a damaged
+    /// record deciding the claim refuses both. `then` runs under the write lock, as
+    /// [`append_linked`](Self::append_linked)'s does.
+    fn append_then_claim(
+        &mut self,
+        first: RecordDraft,
+        then: LinkedClaim,
+    ) -> Result<(ChainedRecord, Claim), StoreError>;
 
     /// Sets the [`OutboxRouter`] this store's appends use (`None`: the process's, see
     /// [`install_router`]). Every append then inserts the record's outbox rows in its own
@@ -469,6 +484,29 @@ pub fn append_linked_mirrored(
     let second_copy = mirror_appended(store, mirror, b);
     match (first_copy, second_copy) {
         (Ok(a), Ok(b)) => Ok((a, b)),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    }
+}
+
+/// [`AuditStore::append_then_claim`], then the mirror copies of what was appended (the first
+/// record, and the claim record when it won). [`AppendError::Mirror`]: everything appended IS in
+/// the chain (the claim's outcome is then not returned: read it from the chain).
+pub fn append_then_claim_mirrored(
+    store: &mut dyn AuditStore,
+    mirror: Option<&std::path::Path>,
+    first: RecordDraft,
+    then: LinkedClaim,
+) -> Result<(ChainedRecord, Claim), AppendError> {
+    let (a, claim) = store
+        .append_then_claim(first, then)
+        .map_err(|source| AppendError::NotInChain { store: store.describe(), source: Box::new(source) })?;
+    let first_copy = mirror_appended(store, mirror, a);
+    let claim = match claim {
+        Claim::Won(rec) => mirror_appended(store, mirror, rec).map(Claim::Won),
+        held => Ok(held),
+    };
+    match (first_copy, claim) {
+        (Ok(a), Ok(c)) => Ok((a, c)),
         (Err(e), _) | (_, Err(e)) => Err(e),
     }
 }

@@ -34,7 +34,7 @@ use crate::outbox::{
 };
 use crate::pg_tls::split_tls_params;
 
-use crate::plan::{ClaimKey, IndexRow, Indexed, LinkedDraft, Outcome, Unit, Work};
+use crate::plan::{ClaimKey, IndexRow, Indexed, LinkedClaim, LinkedDraft, Outcome, Unit, Work};
 use crate::{
     Anchor, AuditStore, BadCell, Cell, Claim, Decoded, ListQuery, SCHEMA_VERSION, StoreError, build_report, check_head,
     decode_row, find_with, prefix_upper_bound, sql_limit,
@@ -552,9 +552,18 @@ impl PostgresStore {
         let last_seq = last.as_ref().map_or(0, |r| r.seq);
         let pending = crate::plan::first_per_key(self.catch_up(claims_seq, last_seq)?);
         let caught_up = claims_seq.unwrap_or(0) != last_seq;
+        // The claim units' keys in one round trip; a linked claim's key (known only once its
+        // first record is sealed) in one of its own.
         let keys = crate::plan::claim_keys(&work);
-        let indexed = self.lookup_claims(&st, &keys, &pending)?;
-        let plan = crate::plan::plan(last.as_ref(), work, &self.described, &indexed);
+        let mut prefetched = self.lookup_claims(&st, &keys, &pending)?;
+        let described = self.described.clone();
+        let mut lookup = |key: &ClaimKey| -> Result<Option<Indexed>, StoreError> {
+            if keys.contains(key) {
+                return Ok(prefetched.remove(key));
+            }
+            Ok(self.lookup_claims(&st, std::slice::from_ref(key), &pending)?.remove(key))
+        };
+        let plan = crate::plan::plan(last.as_ref(), work, &described, &mut lookup)?;
         let mut claims = pending;
         claims.extend(plan.claims.iter().cloned());
         let claims = crate::plan::first_per_key(claims);
@@ -707,6 +716,16 @@ impl AuditStore for PostgresStore {
         crate::validate_draft(&first)?;
         let first = Box::new(crate::prepared::Prepared::new(first)?);
         self.append_one(Unit::Linked(first, then))?.linked()
+    }
+
+    fn append_then_claim(
+        &mut self,
+        first: RecordDraft,
+        then: LinkedClaim,
+    ) -> Result<(ChainedRecord, Claim), StoreError> {
+        crate::validate_draft(&first)?;
+        let first = Box::new(crate::prepared::Prepared::new(first)?);
+        self.append_one(Unit::LinkedClaim(first, then))?.then_claim()
     }
 
     fn get(&mut self, seq: i64) -> Result<Option<ChainedRecord>, StoreError> {

@@ -45,6 +45,11 @@ use crate::{Claim, Decoded, StoreError, validate_draft};
 /// shared store, on the writer thread): keep it cheap and free of I/O.
 pub type LinkedDraft = Box<dyn FnOnce(&ChainedRecord) -> RecordDraft + Send>;
 
+/// Builds a claim ([`crate::AuditStore::append_then_claim`]) from a record as sealed: the claim
+/// record's draft and its claim key (the draft's `body.claim`). Runs under the write lock, as a
+/// [`LinkedDraft`] does.
+pub type LinkedClaim = Box<dyn FnOnce(&ChainedRecord) -> (RecordDraft, String) + Send>;
+
 /// One waiter's part of an append transaction.
 pub(crate) enum Unit {
     /// Records appended in order (`append`, `append_batch`).
@@ -53,6 +58,9 @@ pub(crate) enum Unit {
     Claim(Box<Prepared>, String),
     /// A record and the one its [`LinkedDraft`] builds from it, consecutively, or neither.
     Linked(Box<Prepared>, LinkedDraft),
+    /// A record, then the claim its [`LinkedClaim`] builds from it: the record is appended and
+    /// the claim decided as a [`Unit::Claim`] right after it (appended when it wins).
+    LinkedClaim(Box<Prepared>, LinkedClaim),
 }
 
 impl Unit {
@@ -61,7 +69,7 @@ impl Unit {
         match self {
             Unit::Records(r) => r.len(),
             Unit::Claim(..) => 1,
-            Unit::Linked(..) => 2,
+            Unit::Linked(..) | Unit::LinkedClaim(..) => 2,
         }
     }
 }
@@ -78,6 +86,8 @@ pub(crate) enum Outcome {
     Appended(Vec<ChainedRecord>),
     /// A claim already held by this record: nothing appended.
     Held(ChainedRecord),
+    /// A linked claim's record (appended) and its claim's holder (the claim not appended).
+    FirstHeld(ChainedRecord, ChainedRecord),
     /// This unit alone was refused (a damaged record decides its claim, a linked second draft
     /// is invalid); nothing of it appended, the rest of the transaction unaffected.
     Refused(StoreError),
@@ -88,7 +98,16 @@ impl Outcome {
         match self {
             Outcome::Appended(r) => Ok(r),
             Outcome::Refused(e) => Err(e),
-            Outcome::Held(r) => Err(StoreError::Corrupt { seq: r.seq, reason: "unexpected claim holder".into() }),
+            Outcome::Held(r) | Outcome::FirstHeld(_, r) => {
+                Err(StoreError::Corrupt { seq: r.seq, reason: "unexpected claim holder".into() })
+            }
+        }
+    }
+
+    pub(crate) fn then_claim(self) -> Result<(ChainedRecord, Claim), StoreError> {
+        match self {
+            Outcome::FirstHeld(first, holder) => Ok((first, Claim::Held(holder))),
+            other => other.linked().map(|(first, claim)| (first, Claim::Won(claim))),
         }
     }
 
@@ -97,6 +116,7 @@ impl Outcome {
             Outcome::Held(r) => Ok(Claim::Held(r)),
             Outcome::Appended(r) => crate::one(r).map(Claim::Won),
             Outcome::Refused(e) => Err(e),
+            Outcome::FirstHeld(..) => Err(StoreError::Corrupt { seq: 0, reason: "unexpected linked claim".into() }),
         }
     }
 
@@ -119,6 +139,7 @@ pub(crate) type ClaimKey = (String, String);
 pub(crate) type IndexRow = (String, String, i64);
 
 /// What the index says about a key before this transaction.
+#[derive(Clone)]
 pub(crate) enum Indexed {
     /// Held by this record.
     Held(ChainedRecord),
@@ -227,6 +248,8 @@ pub(crate) struct SealedRecord {
 enum Planned {
     Appended(Range<usize>),
     Held(ChainedRecord),
+    /// The first record appended, the claim held by this record.
+    FirstHeld(ChainedRecord),
     Refused(StoreError),
 }
 
@@ -248,21 +271,40 @@ impl Plan {
             .map(|p| match p {
                 Planned::Appended(range) => Outcome::Appended(records.by_ref().take(range.len()).collect()),
                 Planned::Held(r) => Outcome::Held(r),
+                // The records are in unit order, so the first is the next one; a record the
+                // iterator no longer has cannot happen (one per planned index).
+                Planned::FirstHeld(holder) => match records.next() {
+                    Some(first) => Outcome::FirstHeld(first, holder),
+                    None => Outcome::Refused(StoreError::Corrupt { seq: 0, reason: "linked claim lost".into() }),
+                },
                 Planned::Refused(e) => Outcome::Refused(e),
             })
             .collect()
     }
 }
 
-/// Seals `work` in order after `last` (the chain head): `indexed` is what the claim index held
-/// before this transaction for the claim units' keys ([`claim_keys`]); a key absent from it is
-/// free. `store` names the store for routing ([`crate::outbox::targets`]).
+/// What the claim index held before this transaction for a key (`None`: free); an error fails
+/// the transaction.
+pub(crate) type Lookup<'a> = dyn FnMut(&ClaimKey) -> Result<Option<Indexed>, StoreError> + 'a;
+
+/// Seals `work` in order after `last` (the chain head), asking `lookup` (once per key) what the
+/// claim index held before this transaction. `store` names the store for routing
+/// ([`crate::outbox::targets`]).
 pub(crate) fn plan(
     last: Option<&ChainedRecord>,
     work: Vec<Work>,
     store: &str,
-    indexed: &HashMap<ClaimKey, Indexed>,
-) -> Plan {
+    lookup: &mut Lookup<'_>,
+) -> Result<Plan, StoreError> {
+    let mut indexed: HashMap<ClaimKey, Option<Indexed>> = HashMap::new();
+    let mut index = |key: &ClaimKey| -> Result<Option<Indexed>, StoreError> {
+        if let Some(found) = indexed.get(key) {
+            return Ok(found.clone());
+        }
+        let found = lookup(key)?;
+        indexed.insert(key.clone(), found.clone());
+        Ok(found)
+    };
     let mut records: Vec<SealedRecord> = Vec::new();
     let mut planned = Vec::with_capacity(work.len());
     // Keys taken earlier in this transaction, by index into `records`.
@@ -291,19 +333,63 @@ pub(crate) fn plan(
             }
             Unit::Claim(p, claim) => {
                 let key = (p.draft.kind.clone(), claim);
-                if let Some(found) = indexed.get(&key) {
-                    planned.push(match found {
-                        Indexed::Held(r) => Planned::Held(r.clone()),
-                        Indexed::Broken { seq, reason } => {
-                            Planned::Refused(StoreError::Corrupt { seq: *seq, reason: reason.clone() })
+                match index(&key)? {
+                    Some(Indexed::Held(r)) => planned.push(Planned::Held(r)),
+                    Some(Indexed::Broken { seq, reason }) => {
+                        planned.push(Planned::Refused(StoreError::Corrupt { seq, reason }))
+                    }
+                    None => match taken.get(&key) {
+                        Some(&i) => planned.push(Planned::Held(records[i].record.clone())),
+                        None => {
+                            seal(&mut records, *p, router.as_ref());
+                            take(&records, &mut taken, start);
+                            planned.push(Planned::Appended(start..records.len()));
                         }
-                    });
-                } else if let Some(&i) = taken.get(&key) {
-                    planned.push(Planned::Held(records[i].record.clone()));
-                } else {
-                    seal(&mut records, *p, router.as_ref());
-                    take(&records, &mut taken, start);
-                    planned.push(Planned::Appended(start..records.len()));
+                    },
+                }
+            }
+            Unit::LinkedClaim(first, then) => {
+                seal(&mut records, *first, router.as_ref());
+                let built = {
+                    let sealed = &records[start].record;
+                    std::panic::catch_unwind(AssertUnwindSafe(|| then(sealed))).map_err(|_| {
+                        StoreError::InvalidRecord("building the linked claim panicked; neither was appended".into())
+                    })
+                };
+                let claim = built.and_then(|(d, claim)| {
+                    crate::validate_claim(&d, &claim)?;
+                    Ok((Prepared::new(d)?, claim))
+                });
+                let (p, claim) = match claim {
+                    Ok(c) => c,
+                    Err(e) => {
+                        records.truncate(start);
+                        planned.push(Planned::Refused(e));
+                        continue;
+                    }
+                };
+                // The first record may hold the key itself (a claim field of the same kind).
+                take(&records, &mut taken, start);
+                let key = (p.draft.kind.clone(), claim);
+                match index(&key)? {
+                    Some(Indexed::Held(r)) => planned.push(Planned::FirstHeld(r)),
+                    Some(Indexed::Broken { seq, reason }) => {
+                        // Refused as a claim alone would be; the first goes with it (neither).
+                        records.truncate(start);
+                        taken.retain(|_, i| *i < start);
+                        planned.push(Planned::Refused(StoreError::Corrupt { seq, reason }));
+                    }
+                    None => match taken.get(&key) {
+                        Some(&i) => {
+                            let holder = records[i].record.clone();
+                            planned.push(Planned::FirstHeld(holder));
+                        }
+                        None => {
+                            seal(&mut records, p, router.as_ref());
+                            take(&records, &mut taken, start + 1);
+                            planned.push(Planned::Appended(start..records.len()));
+                        }
+                    },
                 }
             }
             Unit::Linked(first, then) => {
@@ -340,7 +426,7 @@ pub(crate) fn plan(
             .filter_map(|s| record_claim(&s.record.body).map(|c| (s.record.kind.clone(), c.to_string(), s.record.seq)))
             .collect(),
     );
-    Plan { records, claims, planned }
+    Ok(Plan { records, claims, planned })
 }
 
 #[cfg(test)]
@@ -368,24 +454,71 @@ mod tests {
             work(Unit::Records(vec![draft("execution_claim", json!({"claim": "c"}))])),
             work(claim("c")),
             work(claim("held")),
+            // A linked claim: its first record is appended whether or not the claim is free.
+            work(Unit::LinkedClaim(
+                Box::new(draft("approval", json!({}))),
+                Box::new(|_| {
+                    (
+                        RecordDraft {
+                            kind: "execution_claim".into(),
+                            recorded_at: "2026-12-06T00:00:00Z".into(),
+                            body: json!({"claim": "b"}),
+                        },
+                        "b".into(),
+                    )
+                }),
+            )),
+            work(Unit::LinkedClaim(
+                Box::new(draft("approval", json!({}))),
+                Box::new(|_| {
+                    (
+                        RecordDraft {
+                            kind: "execution_claim".into(),
+                            recorded_at: "2026-12-06T00:00:00Z".into(),
+                            body: json!({"claim": "d"}),
+                        },
+                        "d".into(),
+                    )
+                }),
+            )),
+            work(claim("d")),
         ];
-        let mut indexed = HashMap::new();
         let holder = guardrail_core::audit::seal(
             None,
             RecordDraft { kind: "execution_claim".into(), recorded_at: "t".into(), body: json!({"claim": "held"}) },
         );
-        indexed.insert(("execution_claim".to_string(), "held".to_string()), Indexed::Held(holder.clone()));
-        let plan = plan(None, units, "s", &indexed);
-        assert_eq!(plan.records.len(), 4);
-        assert_eq!(plan.claims.len(), 3);
+        let mut asked = Vec::new();
+        let mut lookup = |key: &ClaimKey| {
+            asked.push(key.1.clone());
+            Ok((key.1 == "held").then(|| Indexed::Held(holder.clone())))
+        };
+        let plan = plan(None, units, "s", &mut lookup).unwrap();
+        assert_eq!(asked, ["a", "b", "c", "held", "d"], "each key looked up once");
+        assert_eq!(plan.records.len(), 7);
+        assert_eq!(plan.claims.len(), 4);
         let out = plan.finish();
         let seqs = |o: &Outcome| match o {
             Outcome::Appended(r) => format!("won {:?}", r.iter().map(|r| r.seq).collect::<Vec<_>>()),
             Outcome::Held(r) => format!("held {}", r.seq),
+            Outcome::FirstHeld(a, h) => format!("first {} held {}", a.seq, h.seq),
             Outcome::Refused(e) => format!("refused {e}"),
         };
         let got: Vec<String> = out.iter().map(seqs).collect();
-        assert_eq!(got, ["won [1]", "won [2]", "held 1", "won [3]", "won [4]", "held 4", "held 1"]);
+        assert_eq!(
+            got,
+            [
+                "won [1]",
+                "won [2]",
+                "held 1",
+                "won [3]",
+                "won [4]",
+                "held 4",
+                "held 1",
+                "first 5 held 3",
+                "won [6, 7]",
+                "held 7"
+            ]
+        );
     }
 
     #[test]
@@ -405,7 +538,7 @@ mod tests {
             )),
             work(Unit::Linked(Box::new(draft("decision", json!({}))), Box::new(|_| panic!("builder")))),
         ];
-        let plan = plan(None, units, "s", &HashMap::new());
+        let plan = plan(None, units, "s", &mut |_| Ok(None)).unwrap();
         assert_eq!(plan.records.iter().map(|s| s.record.seq).collect::<Vec<_>>(), [1, 2]);
         let out = plan.finish();
         assert!(matches!(&out[0], Outcome::Refused(StoreError::InvalidRecord(_))));

@@ -11,7 +11,6 @@
 //! The `seq` primary key and the unique `hash` are a second line of defence: a fork could not
 //! be inserted even if the locking above were bypassed.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -25,7 +24,7 @@ use crate::outbox::{
     ChannelKind, DueEntry, OUTBOX_COLUMNS, OutboxEntry, OutboxMark, OutboxRouter, OutboxState, OutboxStatus,
     OutboxTarget, Retry,
 };
-use crate::plan::{ClaimKey, IndexRow, Indexed, LinkedDraft, Outcome, Unit, Work};
+use crate::plan::{ClaimKey, IndexRow, Indexed, LinkedClaim, LinkedDraft, Outcome, Unit, Work};
 use crate::{
     Anchor, AuditStore, BadCell, Cell, Claim, Decoded, ListQuery, SCHEMA_VERSION, StoreError, build_report, check_head,
     decode_row, find_with, prefix_upper_bound, sql_limit,
@@ -479,13 +478,8 @@ impl SqliteStore {
         check_head(anchor.as_ref(), last.as_ref())?;
         let last_seq = last.as_ref().map_or(0, |r| r.seq);
         let caught_up = catch_up(&tx, claims_seq, last_seq).map_err(|e| e.into_store(&self.path))?;
-        let mut indexed = HashMap::new();
-        for key in crate::plan::claim_keys(&work) {
-            if let Some(found) = lookup_claim(&tx, &key).map_err(&err)? {
-                indexed.insert(key, found);
-            }
-        }
-        let plan = crate::plan::plan(last.as_ref(), work, &self.described, &indexed);
+        let mut lookup = |key: &ClaimKey| lookup_claim(&tx, key).map_err(&err);
+        let plan = crate::plan::plan(last.as_ref(), work, &self.described, &mut lookup)?;
         let mut routed = false;
         for s in &plan.records {
             let rec = &s.record;
@@ -704,6 +698,16 @@ impl AuditStore for SqliteStore {
         crate::validate_draft(&first)?;
         let first = Box::new(crate::prepared::Prepared::new(first)?);
         self.append_one(Unit::Linked(first, then))?.linked()
+    }
+
+    fn append_then_claim(
+        &mut self,
+        first: RecordDraft,
+        then: LinkedClaim,
+    ) -> Result<(ChainedRecord, Claim), StoreError> {
+        crate::validate_draft(&first)?;
+        let first = Box::new(crate::prepared::Prepared::new(first)?);
+        self.append_one(Unit::LinkedClaim(first, then))?.then_claim()
     }
 
     fn append_encoded(&mut self, draft: EncodedDraft) -> Result<ChainedRecord, StoreError> {

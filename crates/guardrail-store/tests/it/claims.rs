@@ -304,3 +304,66 @@ fn linked_pairs_are_mirrored() {
         .collect();
     assert_eq!(seqs, [d.seq, r.seq]);
 }
+
+/// An approval and the execution claim keyed by it, in one commit: the claim is consecutive
+/// when it wins; when the key is held the approval is appended alone and the holder returned;
+/// an invalid claim draft appends neither. Then `threads` claimants race with linked claims on
+/// one key: one winner, every first record appended.
+fn then_claim(open: Open, threads: usize) {
+    let mut store = open();
+    let claim_for = |key: String| -> guardrail_store::LinkedClaim {
+        Box::new(move |a: &ChainedRecord| (claim_draft("execution_claim", &key, &a.id()), key.clone()))
+    };
+    let (a, c) = store.append_then_claim(plain("approval", json!({"n": 1})), claim_for("k#0".into())).unwrap();
+    let Claim::Won(won) = c else { panic!("a new key wins") };
+    assert_eq!((won.seq, &won.prev_hash, &won.body["who"]), (a.seq + 1, &a.hash, &json!(a.id())));
+    let (a2, c) = store.append_then_claim(plain("approval", json!({"n": 2})), claim_for("k#0".into())).unwrap();
+    assert_eq!((a2.seq, c), (won.seq + 1, Claim::Held(won.clone())), "the approval alone is appended");
+    let bad: guardrail_store::LinkedClaim = Box::new(|_| (claim_draft("execution_claim", "x", "y"), "other".into()));
+    let r = store.append_then_claim(plain("approval", json!({"n": 3})), bad);
+    assert!(matches!(r, Err(StoreError::InvalidRecord(_))), "{r:?}");
+    assert_eq!(store.all().unwrap().len(), 3, "a refused pair appends neither");
+
+    let barrier = Arc::new(Barrier::new(threads));
+    let joins: Vec<_> = (0..threads)
+        .map(|t| {
+            let (open, barrier) = (open.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut s = open();
+                barrier.wait();
+                let claim: guardrail_store::LinkedClaim =
+                    Box::new(|a: &ChainedRecord| (claim_draft("execution_claim", "race#0", &a.id()), "race#0".into()));
+                s.append_then_claim(plain("approval", json!({"t": t})), claim).unwrap()
+            })
+        })
+        .collect();
+    let results: Vec<(ChainedRecord, Claim)> = joins.into_iter().map(|j| j.join().unwrap()).collect();
+    let won: Vec<&ChainedRecord> =
+        results.iter().filter_map(|(_, c)| if let Claim::Won(r) = c { Some(r) } else { None }).collect();
+    assert_eq!(won.len(), 1, "{results:?}");
+    for (a, c) in &results {
+        match c {
+            Claim::Won(r) => assert_eq!((r.seq, &r.body["who"]), (a.seq + 1, &json!(a.id()))),
+            Claim::Held(h) => assert_eq!(h, won[0]),
+        }
+    }
+    let rep = store.verify().unwrap();
+    assert!(rep.ok(), "{:?}", rep.breaks);
+    assert_eq!(rep.records, 3 + threads + 1);
+}
+
+#[test]
+fn sqlite_then_claim() {
+    let dir = tempfile::tempdir().unwrap();
+    then_claim(direct_sqlite(dir.path().join("a.db")), 6);
+    then_claim(handles(share(&format!("sqlite:{}", dir.path().join("b.db").display())).unwrap()), 16);
+}
+
+#[test]
+fn postgres_then_claim() {
+    let schema = TestSchema::new();
+    let spec = pg_spec(&schema);
+    then_claim(Arc::new(move || open_store(&spec).unwrap()), 6);
+    let other = TestSchema::new();
+    then_claim(handles(share(&pg_spec(&other)).unwrap()), 16);
+}
