@@ -86,9 +86,11 @@ INSERT INTO guardrail_schema (id, version) VALUES (1, {SCHEMA_VERSION}) ON CONFL
 /// The claim index (see [`crate::plan`]): beside the chain, no hash covers it. Created with a
 /// new store, and on the first append of this build to an older one (with
 /// `chain_head.claims_seq`, NULL until the index is built), under the `chain_head` lock. That
-/// needs CREATE on the schema and ownership of `chain_head`; an append-only role then needs
-/// `SELECT, INSERT ON audit_claims` (a DBA can run this DDL and
-/// `ALTER TABLE chain_head ADD COLUMN claims_seq BIGINT` in advance).
+/// needs CREATE on the schema and ownership of `chain_head`; a role without them appends as
+/// before the index (claims decided by reading the records of their kind) until someone who
+/// may creates it (the owner's next append, or a DBA running this DDL and
+/// `ALTER TABLE chain_head ADD COLUMN claims_seq BIGINT`); once it exists an append-only role
+/// needs `SELECT, INSERT ON audit_claims`.
 const CLAIMS_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS audit_claims (
     kind  TEXT NOT NULL,
@@ -145,8 +147,14 @@ pub struct PostgresStore {
     outbox_ready: bool,
     /// The append's statements, once prepared.
     statements: Option<AppendStatements>,
-    /// The claim index's table and `chain_head.claims_seq` are known to exist.
+    /// The claim index's table and `chain_head.claims_seq` were checked for (and created when
+    /// missing and allowed).
     claims_ready: bool,
+    /// This connection keeps the claim index. `false` when it is missing and this role may not
+    /// create it (a least-privilege appender on a store an older build created): claims are then
+    /// decided by reading the records of their kind, as before the index, and the index's mark
+    /// stays behind, so an index created later is brought up to date by its next appender.
+    claims_index: bool,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -231,6 +239,7 @@ impl PostgresStore {
             outbox_ready: false,
             statements: None,
             claims_ready: false,
+            claims_index: true,
         };
         store.ensure_schema()?;
         Ok(store)
@@ -364,19 +373,27 @@ impl PostgresStore {
             tx.batch_execute("SET LOCAL lock_timeout = '30s'; LOCK TABLE chain_head IN EXCLUSIVE MODE")
                 .map_err(&err)?;
             if !claims_schema_present(&mut tx).map_err(&err)? {
-                let created = tx
-                    .batch_execute(CLAIMS_SCHEMA)
-                    .and_then(|()| tx.batch_execute(ADD_CLAIMS_COLUMN))
-                    .map_err(|e| StoreError::Schema {
-                        location: self.described.clone(),
-                        reason: format!(
-                            "this version keeps a claim index beside the chain and could not create it ({}); have \
+                let created = tx.batch_execute(CLAIMS_SCHEMA).and_then(|()| tx.batch_execute(ADD_CLAIMS_COLUMN));
+                if let Err(e) = &created
+                    && e.code() == Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
+                {
+                    // Not this role's to create: decide claims as before the index (dropping
+                    // the transaction rolls it back).
+                    drop(tx);
+                    self.claims_index = false;
+                    self.claims_ready = true;
+                    return Ok(());
+                }
+                let created = created.map_err(|e| StoreError::Schema {
+                    location: self.described.clone(),
+                    reason: format!(
+                        "this version keeps a claim index beside the chain and could not create it ({}); have \
                              the store's owner run: {} {ADD_CLAIMS_COLUMN}; and grant SELECT, INSERT ON audit_claims \
                              to the appending role",
-                            guardrail_core::error_text::error_chain(&e),
-                            CLAIMS_SCHEMA.split_whitespace().collect::<Vec<_>>().join(" ")
-                        ),
-                    });
+                        guardrail_core::error_text::error_chain(&e),
+                        CLAIMS_SCHEMA.split_whitespace().collect::<Vec<_>>().join(" ")
+                    ),
+                });
                 created?;
             }
             tx.commit().map_err(&err)?;
@@ -392,6 +409,19 @@ impl PostgresStore {
             return Ok(s.clone());
         }
         let err = self.err();
+        if !self.claims_index {
+            let insert = self
+                .client
+                .prepare(
+                    "WITH ins AS (INSERT INTO audit_records (seq, kind, recorded_at, body, prev_hash, hash) \
+                     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], \
+                     $6::text[])) UPDATE chain_head SET seq = $7, hash = $8 WHERE id = 1",
+                )
+                .map_err(&err)?;
+            let s = AppendStatements { insert, index: None, lookup: None };
+            self.statements = Some(s.clone());
+            return Ok(s);
+        }
         // The claim rows are deduplicated before (first per key), so `DO NOTHING` only ever
         // skips a key indexed by an earlier transaction (a plain record repeating a claim).
         let insert = self
@@ -421,7 +451,7 @@ impl PostgresStore {
                  OR (c.claim = '' AND c.kind = ANY($1::text[]))",
             )
             .map_err(&err)?;
-        let s = AppendStatements { insert, index, lookup };
+        let s = AppendStatements { insert, index: Some(index), lookup: Some(lookup) };
         self.statements = Some(s.clone());
         Ok(s)
     }
@@ -468,7 +498,10 @@ impl PostgresStore {
         let err = self.err();
         let kinds: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
         let claims: Vec<&str> = keys.iter().map(|(_, c)| c.as_str()).collect();
-        let rows = self.client.query(&st.lookup, &[&kinds, &claims]).map_err(&err)?;
+        let Some(lookup) = &st.lookup else {
+            return self.scan_claims(keys);
+        };
+        let rows = self.client.query(lookup, &[&kinds, &claims]).map_err(&err)?;
         let mut add = |key: ClaimKey, entry: Indexed| {
             let entry = match found.remove(&key) {
                 Some(f) => f.earliest(entry),
@@ -502,6 +535,34 @@ impl PostgresStore {
         }
         // Rows indexed by this transaction's catch-up are not in the table yet.
         self.lookup_pending(keys, pending, &mut add)?;
+        Ok(found)
+    }
+
+    /// Without the index: each key decided by reading every record of its kind, in seq order,
+    /// up to the first that holds it or is damaged (what a claim did before the index).
+    fn scan_claims(&mut self, keys: &[ClaimKey]) -> Result<HashMap<ClaimKey, Indexed>, StoreError> {
+        let err = self.err();
+        let mut found = HashMap::new();
+        for (kind, claim) in keys {
+            let rows = self
+                .client
+                .query(&format!("SELECT {COLUMNS} FROM audit_records WHERE kind = $1 ORDER BY seq"), &[kind])
+                .map_err(&err)?;
+            for row in &rows {
+                let d = decode(row).map_err(&err)?;
+                let seq = d.record.seq;
+                let entry = match d.strict() {
+                    Err(StoreError::Corrupt { seq, reason }) => Some(Indexed::Broken { seq, reason }),
+                    Err(other) => Some(Indexed::Broken { seq, reason: other.to_string() }),
+                    Ok(rec) if crate::plan::record_claim(&rec.body) == Some(claim.as_str()) => Some(Indexed::Held(rec)),
+                    Ok(_) => None,
+                };
+                if let Some(entry) = entry {
+                    found.insert((kind.clone(), claim.clone()), entry);
+                    break;
+                }
+            }
+        }
         Ok(found)
     }
 
@@ -540,7 +601,8 @@ impl PostgresStore {
         // lock_timeout: wait for other appenders about as long as SQLite's busy timeout, then
         // fail loudly. Under the lock, each later statement (the claim lookup below too) sees
         // everything committed before it.
-        let messages = self.client.simple_query(HEAD_UNDER_LOCK).map_err(&err)?;
+        let head_sql = if self.claims_index { HEAD_UNDER_LOCK } else { HEAD_UNDER_LOCK_NO_INDEX };
+        let messages = self.client.simple_query(head_sql).map_err(&err)?;
         let Some(row) = messages.into_iter().find_map(|m| match m {
             SimpleQueryMessage::Row(r) => Some(r),
             _ => None,
@@ -550,8 +612,11 @@ impl PostgresStore {
         let (anchor, last, claims_seq) = head_of(&row)?;
         check_head(anchor.as_ref(), last.as_ref())?;
         let last_seq = last.as_ref().map_or(0, |r| r.seq);
-        let pending = crate::plan::first_per_key(self.catch_up(claims_seq, last_seq)?);
-        let caught_up = claims_seq.unwrap_or(0) != last_seq;
+        let (pending, caught_up) = if self.claims_index {
+            (crate::plan::first_per_key(self.catch_up(claims_seq, last_seq)?), claims_seq.unwrap_or(0) != last_seq)
+        } else {
+            (Vec::new(), false)
+        };
         // The claim units' keys in one round trip; a linked claim's key (known only once its
         // first record is sealed) in one of its own.
         let keys = crate::plan::claim_keys(&work);
@@ -571,8 +636,8 @@ impl PostgresStore {
         let claim_keys: Vec<&str> = claims.iter().map(|(_, c, _)| c.as_str()).collect();
         let claim_seqs: Vec<i64> = claims.iter().map(|(_, _, s)| *s).collect();
         let Some(head) = plan.records.last().map(|s| &s.record) else {
-            if caught_up {
-                self.client.execute(&st.index, &[&claim_kinds, &claim_keys, &claim_seqs, &last_seq]).map_err(&err)?;
+            if let (true, Some(index)) = (caught_up, &st.index) {
+                self.client.execute(index, &[&claim_kinds, &claim_keys, &claim_seqs, &last_seq]).map_err(&err)?;
                 self.client.batch_execute("COMMIT").map_err(&err)?;
             } else {
                 self.client.batch_execute("ROLLBACK").map_err(&err)?;
@@ -587,24 +652,12 @@ impl PostgresStore {
         let bodies: Vec<&str> = plan.records.iter().map(|s| s.body.as_str()).collect();
         let prevs: Vec<&str> = plan.records.iter().map(|s| s.record.prev_hash.as_str()).collect();
         let hashes: Vec<&str> = plan.records.iter().map(|s| s.record.hash.as_str()).collect();
-        self.client
-            .execute(
-                &st.insert,
-                &[
-                    &seqs,
-                    &kinds,
-                    &ats,
-                    &bodies,
-                    &prevs,
-                    &hashes,
-                    &head.seq,
-                    &head.hash,
-                    &claim_kinds,
-                    &claim_keys,
-                    &claim_seqs,
-                ],
-            )
-            .map_err(&err)?;
+        let mut args: Vec<&(dyn ToSql + Sync)> =
+            vec![&seqs, &kinds, &ats, &bodies, &prevs, &hashes, &head.seq, &head.hash];
+        if st.index.is_some() {
+            args.extend([&claim_kinds as &(dyn ToSql + Sync), &claim_keys, &claim_seqs]);
+        }
+        self.client.execute(&st.insert, &args).map_err(&err)?;
         let outbox: Vec<(i64, &OutboxTarget, i64)> = plan
             .records
             .iter()
@@ -643,10 +696,11 @@ struct AppendStatements {
     /// The batch's records, their claim-index rows and the anchor's move.
     insert: postgres::Statement,
     /// Claim-index rows alone and the index's mark (a transaction that indexed records written
-    /// by an older build but appends nothing).
-    index: postgres::Statement,
-    /// The claim index's entries for a batch's claim keys, with the records they name.
-    lookup: postgres::Statement,
+    /// by an older build but appends nothing); `None` without the index.
+    index: Option<postgres::Statement>,
+    /// The claim index's entries for a batch's claim keys, with the records they name; `None`
+    /// without the index.
+    lookup: Option<postgres::Statement>,
 }
 
 /// Opens an append's transaction, takes the chain lock and reads the anchor (`h.*`, NULL when
@@ -654,6 +708,15 @@ struct AppendStatements {
 const HEAD_UNDER_LOCK: &str = "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = on; \
      SET LOCAL lock_timeout = '30s'; LOCK TABLE chain_head IN EXCLUSIVE MODE; \
      SELECT h.seq, h.hash, r.seq, r.kind, r.recorded_at, r.body, r.prev_hash, r.hash, h.claims_seq \
+     FROM (SELECT 1) AS one \
+     LEFT JOIN chain_head h ON h.id = 1 \
+     LEFT JOIN LATERAL (SELECT seq, kind, recorded_at, body, prev_hash, hash FROM audit_records \
+     ORDER BY seq DESC LIMIT 1) r ON true";
+
+/// [`HEAD_UNDER_LOCK`] on a store without the claim index (`NULL` for its mark).
+const HEAD_UNDER_LOCK_NO_INDEX: &str = "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = on; \
+     SET LOCAL lock_timeout = '30s'; LOCK TABLE chain_head IN EXCLUSIVE MODE; \
+     SELECT h.seq, h.hash, r.seq, r.kind, r.recorded_at, r.body, r.prev_hash, r.hash, NULL::bigint \
      FROM (SELECT 1) AS one \
      LEFT JOIN chain_head h ON h.id = 1 \
      LEFT JOIN LATERAL (SELECT seq, kind, recorded_at, body, prev_hash, hash FROM audit_records \

@@ -367,3 +367,47 @@ fn postgres_then_claim() {
     let other = TestSchema::new();
     then_claim(handles(share(&pg_spec(&other)).unwrap()), 16);
 }
+
+/// A least-privilege appender on a store an older build created (no index, and no right to
+/// create it) decides claims as before the index, by reading the records; the owner's next
+/// append then creates the index and indexes everything, the appender's records included.
+#[test]
+fn postgres_appender_without_ddl_rights_decides_claims_without_the_index() {
+    let schema = TestSchema::new();
+    let spec = pg_spec(&schema);
+    let mut owner = open_store(&spec).unwrap();
+    let Claim::Won(a) = owner.append_claim(claim_draft("execution_claim", "a", "owner"), "a").unwrap() else {
+        panic!("a new claim wins")
+    };
+    drop(owner);
+    let mut exec = schema.raw();
+    exec("DROP TABLE audit_claims; ALTER TABLE chain_head DROP COLUMN claims_seq");
+    let role = crate::postgres::TestRole { url: schema.url.clone(), name: format!("{}_appender", schema.name) };
+    let (r, s) = (&role.name, &schema.name);
+    exec(&format!(
+        "CREATE ROLE {r} LOGIN PASSWORD 'appender-pw'; GRANT USAGE ON SCHEMA {s} TO {r}; \
+         GRANT SELECT, INSERT ON audit_records TO {r}; GRANT SELECT, UPDATE ON chain_head TO {r}; \
+         GRANT SELECT ON guardrail_schema TO {r}"
+    ));
+    let sep = if schema.url.contains('?') { '&' } else { '?' };
+    let appender_url = format!("{}{sep}user={r}&password=appender-pw", schema.url);
+    let mut appender = guardrail_store::PostgresStore::connect_with_schema(&appender_url, s).unwrap();
+    assert_eq!(appender.append_claim(claim_draft("execution_claim", "a", "app"), "a").unwrap(), Claim::Held(a.clone()));
+    let Claim::Won(b) = appender.append_claim(claim_draft("execution_claim", "b", "app"), "b").unwrap() else {
+        panic!("a new claim wins without the index")
+    };
+    let (first, c) = appender
+        .append_then_claim(
+            plain("approval", json!({})),
+            Box::new(|_| (claim_draft("execution_claim", "b", "x"), "b".into())),
+        )
+        .unwrap();
+    assert_eq!((first.seq, c), (b.seq + 1, Claim::Held(b.clone())));
+    drop(appender);
+    // The owner creates the index and indexes the whole chain, the appender's claims included.
+    let mut owner = open_store(&spec).unwrap();
+    assert_eq!(owner.append_claim(claim_draft("execution_claim", "b", "owner"), "b").unwrap(), Claim::Held(b));
+    assert_eq!(owner.append_claim(claim_draft("execution_claim", "a", "owner"), "a").unwrap(), Claim::Held(a));
+    let rep = owner.verify().unwrap();
+    assert!(rep.ok(), "{:?}", rep.breaks);
+}

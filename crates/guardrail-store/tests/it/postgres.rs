@@ -217,9 +217,9 @@ fn pg_concurrent_threads_with_own_connections() {
 }
 
 /// Drops a test role (and its grants) when the test ends.
-struct TestRole {
-    url: String,
-    name: String,
+pub(crate) struct TestRole {
+    pub(crate) url: String,
+    pub(crate) name: String,
 }
 
 impl Drop for TestRole {
