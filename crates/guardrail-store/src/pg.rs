@@ -98,13 +98,17 @@ CREATE TABLE IF NOT EXISTS audit_claims (
     seq   BIGINT NOT NULL,
     PRIMARY KEY (kind, claim)
 );
+CREATE TABLE IF NOT EXISTS audit_claim_kinds (
+    kind TEXT PRIMARY KEY
+);
 ";
 
 /// The claim index's mark on an older store's anchor row.
 const ADD_CLAIMS_COLUMN: &str = "ALTER TABLE chain_head ADD COLUMN IF NOT EXISTS claims_seq BIGINT";
 
 /// Whether the claim index's table and `chain_head` column exist.
-const CLAIMS_SCHEMA_PRESENT: &str = "SELECT to_regclass('audit_claims') IS NOT NULL AND EXISTS (SELECT 1 FROM \
+const CLAIMS_SCHEMA_PRESENT: &str = "SELECT to_regclass('audit_claims') IS NOT NULL \
+     AND to_regclass('audit_claim_kinds') IS NOT NULL AND EXISTS (SELECT 1 FROM \
      pg_attribute WHERE attrelid = to_regclass('chain_head') AND attname = 'claims_seq' AND NOT attisdropped)";
 
 /// Records indexed per read while the claim index catches up with the chain.
@@ -418,7 +422,7 @@ impl PostgresStore {
                      $6::text[])) UPDATE chain_head SET seq = $7, hash = $8 WHERE id = 1",
                 )
                 .map_err(&err)?;
-            let s = AppendStatements { insert, index: None, lookup: None };
+            let s = AppendStatements { insert, upsert: None, lookup: None };
             self.statements = Some(s.clone());
             return Ok(s);
         }
@@ -434,12 +438,11 @@ impl PostgresStore {
                  UPDATE chain_head SET seq = $7, hash = $8, claims_seq = $7 WHERE id = 1",
             )
             .map_err(&err)?;
-        let index = self
+        let upsert = self
             .client
             .prepare(
-                "WITH cl AS (INSERT INTO audit_claims (kind, claim, seq) \
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) ON CONFLICT DO NOTHING) \
-                 UPDATE chain_head SET claims_seq = $4 WHERE id = 1",
+                "INSERT INTO audit_claims (kind, claim, seq) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) \
+                 ON CONFLICT (kind, claim) DO UPDATE SET seq = EXCLUDED.seq WHERE EXCLUDED.seq < audit_claims.seq",
             )
             .map_err(&err)?;
         let lookup = self
@@ -451,17 +454,16 @@ impl PostgresStore {
                  OR (c.claim = '' AND c.kind = ANY($1::text[]))",
             )
             .map_err(&err)?;
-        let s = AppendStatements { insert, index: Some(index), lookup: Some(lookup) };
+        let s = AppendStatements { insert, upsert: Some(upsert), lookup: Some(lookup) };
         self.statements = Some(s.clone());
         Ok(s)
     }
 
-    /// Indexes the records the claim index does not cover yet (`indexed` up to `last`: all of
-    /// them on a store indexed for the first time, those an older build appended otherwise),
-    /// inside the append's transaction. Returns the rows to index.
-    fn catch_up(&mut self, indexed: Option<i64>, last: i64) -> Result<Vec<IndexRow>, StoreError> {
-        let mut after = indexed.unwrap_or(0);
-        let mut index = Vec::new();
+    /// Indexes the records of the indexed kinds that the index does not cover yet (after
+    /// `indexed`, up to `last`: those an older build appended), inside the append's
+    /// transaction. Returns whether there were any to look at.
+    fn catch_up(&mut self, st: &AppendStatements, indexed: Option<i64>, last: i64) -> Result<bool, StoreError> {
+        let after = indexed.unwrap_or(0);
         if after > last {
             return Err(StoreError::Corrupt {
                 seq: after,
@@ -471,16 +473,69 @@ impl PostgresStore {
                 ),
             });
         }
+        if after == last {
+            return Ok(false);
+        }
         let err = self.err();
-        let sql = format!("SELECT {COLUMNS} FROM audit_records WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3");
-        while after < last {
-            let rows = self.client.query(&sql, &[&after, &last, &INDEX_CHUNK]).map_err(&err)?;
+        let kinds: Vec<String> = self
+            .client
+            .query("SELECT kind FROM audit_claim_kinds", &[])
+            .map_err(&err)?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()
+            .map_err(&err)?;
+        for kind in &kinds {
+            self.index_kind(st, kind, after, last)?;
+        }
+        Ok(true)
+    }
+
+    /// Indexes the records of `kind` after `after` up to `last` (by the (kind, seq) index: only
+    /// that kind's records are read).
+    fn index_kind(&mut self, st: &AppendStatements, kind: &str, mut after: i64, last: i64) -> Result<(), StoreError> {
+        let err = self.err();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM audit_records WHERE kind = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4"
+        );
+        loop {
+            let rows = self.client.query(&sql, &[&kind, &after, &last, &INDEX_CHUNK]).map_err(&err)?;
             let decoded = rows.iter().map(decode).collect::<Result<Vec<_>, _>>().map_err(&err)?;
             let Some(end) = decoded.last().map(|d| d.record.seq) else { break };
             after = end;
+            let mut index = Vec::new();
             crate::plan::index_rows(decoded, &mut index);
+            self.upsert_claims(st, &crate::plan::first_per_key(index))?;
         }
-        Ok(index)
+        Ok(())
+    }
+
+    /// Inserts claim-index rows (first per key); a key already indexed keeps the earlier of its
+    /// two records.
+    fn upsert_claims(&mut self, st: &AppendStatements, rows: &[IndexRow]) -> Result<(), StoreError> {
+        let Some(upsert) = &st.upsert else { return Ok(()) };
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let kinds: Vec<&str> = rows.iter().map(|(k, _, _)| k.as_str()).collect();
+        let claims: Vec<&str> = rows.iter().map(|(_, c, _)| c.as_str()).collect();
+        let seqs: Vec<i64> = rows.iter().map(|(_, _, s)| *s).collect();
+        self.client.execute(upsert, &[&kinds, &claims, &seqs]).map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Makes the index hold `kind`'s claims up to `last` (the first claim of a kind this store
+    /// is asked: its records are read once, as every claim of it used to read them). Returns
+    /// whether it had to.
+    fn ensure_kind(&mut self, st: &AppendStatements, kind: &str, last: i64) -> Result<bool, StoreError> {
+        let err = self.err();
+        let known = self.client.query_opt("SELECT 1 FROM audit_claim_kinds WHERE kind = $1", &[&kind]).map_err(&err)?;
+        if known.is_some() {
+            return Ok(false);
+        }
+        self.index_kind(st, kind, 0, last)?;
+        self.client.execute("INSERT INTO audit_claim_kinds (kind) VALUES ($1)", &[&kind]).map_err(&err)?;
+        Ok(true)
     }
 
     /// What the claim index holds for each of `keys` (its holder, or a damage marker of its
@@ -489,7 +544,6 @@ impl PostgresStore {
         &mut self,
         st: &AppendStatements,
         keys: &[ClaimKey],
-        pending: &[IndexRow],
     ) -> Result<HashMap<ClaimKey, Indexed>, StoreError> {
         let mut found: HashMap<ClaimKey, Indexed> = HashMap::new();
         if keys.is_empty() {
@@ -533,8 +587,6 @@ impl PostgresStore {
                 add((kind.clone(), claim.clone()), Indexed::from_row(&kind, &claim, seq, record));
             }
         }
-        // Rows indexed by this transaction's catch-up are not in the table yet.
-        self.lookup_pending(keys, pending, &mut add)?;
         Ok(found)
     }
 
@@ -566,31 +618,6 @@ impl PostgresStore {
         Ok(found)
     }
 
-    /// The rows of `pending` (indexed by this transaction, not inserted yet) for `keys`.
-    fn lookup_pending(
-        &mut self,
-        keys: &[ClaimKey],
-        pending: &[IndexRow],
-        add: &mut impl FnMut(ClaimKey, Indexed),
-    ) -> Result<(), StoreError> {
-        for (kind, claim, seq) in pending {
-            for key in keys.iter().filter(|(k, c)| k == kind && (c == claim || claim.is_empty())) {
-                let record = if claim.is_empty() {
-                    None
-                } else {
-                    let err = self.err();
-                    let rows = self
-                        .client
-                        .query(&format!("SELECT {COLUMNS} FROM audit_records WHERE seq = $1"), &[seq])
-                        .map_err(&err)?;
-                    rows.first().map(decode).transpose().map_err(&err)?
-                };
-                add(key.clone(), Indexed::from_row(kind, claim, *seq, record));
-            }
-        }
-        Ok(())
-    }
-
     fn append_in_tx(&mut self, work: Vec<Work>) -> Result<Vec<Outcome>, StoreError> {
         let err = self.err();
         let st = self.statements()?;
@@ -612,32 +639,39 @@ impl PostgresStore {
         let (anchor, last, claims_seq) = head_of(&row)?;
         check_head(anchor.as_ref(), last.as_ref())?;
         let last_seq = last.as_ref().map_or(0, |r| r.seq);
-        let (pending, caught_up) = if self.claims_index {
-            (crate::plan::first_per_key(self.catch_up(claims_seq, last_seq)?), claims_seq.unwrap_or(0) != last_seq)
-        } else {
-            (Vec::new(), false)
-        };
+        let mut caught_up = self.claims_index && self.catch_up(&st, claims_seq, last_seq)?;
         // The claim units' keys in one round trip; a linked claim's key (known only once its
-        // first record is sealed) in one of its own.
+        // first record is sealed) in one of its own. A kind asked for the first time is indexed
+        // first.
         let keys = crate::plan::claim_keys(&work);
-        let mut prefetched = self.lookup_claims(&st, &keys, &pending)?;
+        if self.claims_index {
+            let mut kinds: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+            kinds.dedup();
+            for kind in kinds {
+                caught_up |= self.ensure_kind(&st, kind, last_seq)?;
+            }
+        }
+        let mut prefetched = self.lookup_claims(&st, &keys)?;
         let described = self.described.clone();
         let mut lookup = |key: &ClaimKey| -> Result<Option<Indexed>, StoreError> {
             if keys.contains(key) {
                 return Ok(prefetched.remove(key));
             }
-            Ok(self.lookup_claims(&st, std::slice::from_ref(key), &pending)?.remove(key))
+            if self.claims_index {
+                caught_up |= self.ensure_kind(&st, &key.0, last_seq)?;
+            }
+            Ok(self.lookup_claims(&st, std::slice::from_ref(key))?.remove(key))
         };
         let plan = crate::plan::plan(last.as_ref(), work, &described, &mut lookup)?;
-        let mut claims = pending;
-        claims.extend(plan.claims.iter().cloned());
-        let claims = crate::plan::first_per_key(claims);
+        let claims = &plan.claims;
         let claim_kinds: Vec<&str> = claims.iter().map(|(k, _, _)| k.as_str()).collect();
         let claim_keys: Vec<&str> = claims.iter().map(|(_, c, _)| c.as_str()).collect();
         let claim_seqs: Vec<i64> = claims.iter().map(|(_, _, s)| *s).collect();
         let Some(head) = plan.records.last().map(|s| &s.record) else {
-            if let (true, Some(index)) = (caught_up, &st.index) {
-                self.client.execute(index, &[&claim_kinds, &claim_keys, &claim_seqs, &last_seq]).map_err(&err)?;
+            if caught_up {
+                self.client
+                    .execute("UPDATE chain_head SET claims_seq = $1 WHERE id = 1", &[&last_seq])
+                    .map_err(&err)?;
                 self.client.batch_execute("COMMIT").map_err(&err)?;
             } else {
                 self.client.batch_execute("ROLLBACK").map_err(&err)?;
@@ -654,7 +688,7 @@ impl PostgresStore {
         let hashes: Vec<&str> = plan.records.iter().map(|s| s.record.hash.as_str()).collect();
         let mut args: Vec<&(dyn ToSql + Sync)> =
             vec![&seqs, &kinds, &ats, &bodies, &prevs, &hashes, &head.seq, &head.hash];
-        if st.index.is_some() {
+        if st.upsert.is_some() {
             args.extend([&claim_kinds as &(dyn ToSql + Sync), &claim_keys, &claim_seqs]);
         }
         self.client.execute(&st.insert, &args).map_err(&err)?;
@@ -695,9 +729,9 @@ impl PostgresStore {
 struct AppendStatements {
     /// The batch's records, their claim-index rows and the anchor's move.
     insert: postgres::Statement,
-    /// Claim-index rows alone and the index's mark (a transaction that indexed records written
-    /// by an older build but appends nothing); `None` without the index.
-    index: Option<postgres::Statement>,
+    /// Claim-index rows inserted, a key already indexed keeping the earlier of its records
+    /// (indexing a kind, or records an older build appended); `None` without the index.
+    upsert: Option<postgres::Statement>,
     /// The claim index's entries for a batch's claim keys, with the records they name; `None`
     /// without the index.
     lookup: Option<postgres::Statement>,

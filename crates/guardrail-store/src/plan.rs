@@ -18,16 +18,22 @@
 //! claims: a plain record with a `claim` field holds it as before). Like the outbox it is beside
 //! the chain, not in it: no hash covers it and `verify` never reads it.
 //!
-//! `chain_head.claims_seq` says up to which record the index is complete. Every append of this
-//! build moves it with the head; an append by an older build (which knows nothing of the index)
-//! moves only the head, so the next append of this build finds the index behind and indexes the
-//! records in between first (the same path builds the index of an existing store: from 0). A
-//! record that cannot be decoded while indexing gets a *damage marker* for its kind (claim
-//! `''`, never a real claim: blank claims are refused): a claim of that kind is then an error,
-//! as it was when the damaged record was read at every claim — nobody wins over a damaged
-//! record. A marker or holder with a lower seq than the other decides, as the old scan in seq
-//! order did. To rebuild the index (after repairing a record), drop `audit_claims` and set
-//! `chain_head.claims_seq` to NULL.
+//! The index is built per kind, lazily: `audit_claim_kinds` lists the kinds whose claims it
+//! holds completely. The first claim of a kind a store is asked (on a store written before the
+//! index, or a kind never claimed) reads that kind's records once, by the `(kind, seq)` index —
+//! what every claim of it used to read — and lists the kind; a store of large gate records is
+//! never read whole. Records of kinds not listed yet are indexed as they are appended too, and a
+//! kind indexed later replaces such a row by an earlier holder it finds (the lowest seq wins).
+//!
+//! `chain_head.claims_seq` says up to which record the listed kinds are complete. Every append
+//! of this build moves it with the head; an append by an older build (which knows nothing of the
+//! index) moves only the head, so the next append of this build finds the mark behind and first
+//! indexes the listed kinds' records in between. A record that cannot be decoded while indexing
+//! gets a *damage marker* for its kind (claim `''`, never a real claim: blank claims are
+//! refused): a claim of that kind is then an error, as it was when the damaged record was read at
+//! every claim — nobody wins over a damaged record. A marker or holder with a lower seq than the
+//! other decides, as the old scan in seq order did. To rebuild the index (after repairing a
+//! record), empty `audit_claims` and `audit_claim_kinds` and set `chain_head.claims_seq` to NULL.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;

@@ -107,6 +107,9 @@ CREATE TABLE IF NOT EXISTS audit_claims (
     seq   INTEGER NOT NULL,
     PRIMARY KEY (kind, claim)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit_claim_kinds (
+    kind TEXT PRIMARY KEY
+) WITHOUT ROWID;
 ";
 
 /// Records indexed per read while the claim index catches up with the chain.
@@ -332,12 +335,13 @@ fn read_head(tx: &Transaction<'_>) -> rusqlite::Result<(Option<Anchor>, Option<i
 /// Both the claim index's table and its `chain_head` column exist.
 fn claims_schema_present(conn: &Connection) -> rusqlite::Result<bool> {
     conn.query_row(
-        "SELECT (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'audit_claims') \
+        "SELECT (SELECT count(*) FROM sqlite_master WHERE type = 'table' \
+         AND name IN ('audit_claims', 'audit_claim_kinds')) \
          + (SELECT count(*) FROM pragma_table_info('chain_head') WHERE name = 'claims_seq')",
         [],
         |r| r.get::<_, i64>(0),
     )
-    .map(|n| n == 2)
+    .map(|n| n == 3)
 }
 
 /// Why the claim index could not be brought up to the chain.
@@ -361,11 +365,11 @@ impl CatchUpError {
     }
 }
 
-/// Indexes the records the claim index does not cover yet (`indexed` up to `last`: all of them
-/// on a store indexed for the first time, those an older build appended otherwise), inside the
-/// append's transaction. Returns whether there were any.
+/// Indexes the records of the indexed kinds that the index does not cover yet (after
+/// `indexed`, up to `last`: those an older build appended), inside the append's transaction.
+/// Returns whether there were any to look at.
 fn catch_up(tx: &Transaction<'_>, indexed: Option<i64>, last: i64) -> Result<bool, CatchUpError> {
-    let mut after = indexed.unwrap_or(0);
+    let after = indexed.unwrap_or(0);
     if after == last {
         return Ok(false);
     }
@@ -378,24 +382,57 @@ fn catch_up(tx: &Transaction<'_>, indexed: Option<i64>, last: i64) -> Result<boo
             ),
         }));
     }
-    let sql = format!("SELECT {COLUMNS} FROM audit_records WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3");
+    let kinds: Vec<String> = {
+        let mut st = tx.prepare_cached("SELECT kind FROM audit_claim_kinds")?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for kind in &kinds {
+        index_kind(tx, kind, after, last)?;
+    }
+    Ok(true)
+}
+
+/// Indexes the records of `kind` after `after` up to `last` (by the (kind, seq) index: only that
+/// kind's records are read).
+fn index_kind(tx: &Transaction<'_>, kind: &str, mut after: i64, last: i64) -> rusqlite::Result<()> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM audit_records WHERE kind = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4");
     loop {
-        let rows = query(tx, &sql, &[&after, &last, &INDEX_CHUNK])?;
+        let rows = query(tx, &sql, &[&kind, &after, &last, &INDEX_CHUNK])?;
         let Some(end) = rows.last().map(|d| d.record.seq) else { break };
         after = end;
         let mut index = Vec::new();
         crate::plan::index_rows(rows, &mut index);
         insert_claims(tx, &crate::plan::first_per_key(index))?;
     }
+    Ok(())
+}
+
+/// Makes the index hold `kind`'s claims up to `last` (the first claim of a kind this store is
+/// asked: its records are read once, as every claim of it used to read them). Returns whether
+/// it had to.
+fn ensure_kind(tx: &Transaction<'_>, kind: &str, last: i64) -> rusqlite::Result<bool> {
+    let known: i64 =
+        tx.prepare_cached("SELECT count(*) FROM audit_claim_kinds WHERE kind = ?1")?.query_row([kind], |r| r.get(0))?;
+    if known > 0 {
+        return Ok(false);
+    }
+    index_kind(tx, kind, 0, last)?;
+    tx.prepare_cached("INSERT INTO audit_claim_kinds (kind) VALUES (?1)")?.execute([kind])?;
     Ok(true)
 }
 
-/// Inserts claim-index rows; a key already indexed keeps its (earlier) record.
+/// Inserts claim-index rows; a key already indexed keeps the earlier of its two records (a
+/// kind indexed after its later records were: the earlier holder it finds replaces them).
 fn insert_claims(tx: &Transaction<'_>, rows: &[IndexRow]) -> rusqlite::Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
-    let mut st = tx.prepare_cached("INSERT OR IGNORE INTO audit_claims (kind, claim, seq) VALUES (?1, ?2, ?3)")?;
+    let mut st = tx.prepare_cached(
+        "INSERT INTO audit_claims (kind, claim, seq) VALUES (?1, ?2, ?3) ON CONFLICT (kind, claim) \
+         DO UPDATE SET seq = excluded.seq WHERE excluded.seq < audit_claims.seq",
+    )?;
     for (kind, claim, seq) in rows {
         st.execute(params![kind, claim, seq])?;
     }
@@ -478,8 +515,13 @@ impl SqliteStore {
         check_head(anchor.as_ref(), last.as_ref())?;
         let last_seq = last.as_ref().map_or(0, |r| r.seq);
         let caught_up = catch_up(&tx, claims_seq, last_seq).map_err(|e| e.into_store(&self.path))?;
-        let mut lookup = |key: &ClaimKey| lookup_claim(&tx, key).map_err(&err);
+        let mut kinds_indexed = false;
+        let mut lookup = |key: &ClaimKey| {
+            kinds_indexed |= ensure_kind(&tx, &key.0, last_seq).map_err(&err)?;
+            lookup_claim(&tx, key).map_err(&err)
+        };
         let plan = crate::plan::plan(last.as_ref(), work, &self.described, &mut lookup)?;
+        let caught_up = caught_up || kinds_indexed;
         let mut routed = false;
         for s in &plan.records {
             let rec = &s.record;

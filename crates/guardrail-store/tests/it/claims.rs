@@ -171,7 +171,7 @@ fn index_is_built_and_kept_up(open: Open, exec: &mut dyn FnMut(&str)) {
     let plain_holder = store.append(claim_draft("execution_claim", "b", "plain")).unwrap();
     store.append(claim_draft("claim_release", "a", "x")).unwrap();
     drop(store);
-    exec("DROP TABLE audit_claims; ALTER TABLE chain_head DROP COLUMN claims_seq");
+    exec("DROP TABLE audit_claims; DROP TABLE audit_claim_kinds; ALTER TABLE chain_head DROP COLUMN claims_seq");
     let mut store = open();
     assert!(store.verify().unwrap().ok(), "verify does not need the index");
     assert_eq!(store.append_claim(claim_draft("execution_claim", "a", "y"), "a").unwrap(), Claim::Held(first.clone()));
@@ -182,6 +182,11 @@ fn index_is_built_and_kept_up(open: Open, exec: &mut dyn FnMut(&str)) {
 
     let old = append_as_older_build(store.as_mut(), exec, claim_draft("execution_claim", "old", "older build"));
     assert_eq!(store.append_claim(claim_draft("execution_claim", "old", "y"), "old").unwrap(), Claim::Held(old));
+    // A kind nobody claimed yet is indexed when first claimed: an older build's record holds its
+    // key even though a later record of this build repeating the key was indexed first.
+    let older = append_as_older_build(store.as_mut(), exec, claim_draft("jira_note", "inc-9", "older build"));
+    store.append(claim_draft("jira_note", "inc-9", "repeat")).unwrap();
+    assert_eq!(store.append_claim(claim_draft("jira_note", "inc-9", "y"), "inc-9").unwrap(), Claim::Held(older));
     assert!(store.verify().unwrap().ok());
 
     // A damaged record: claims of its kind it might hold are refused, once the index is rebuilt.
@@ -189,7 +194,7 @@ fn index_is_built_and_kept_up(open: Open, exec: &mut dyn FnMut(&str)) {
     // (Not the last record: a damaged last record refuses every append, claims or not.)
     store.append(plain("deploy_decision", json!({"n": 1}))).unwrap();
     exec(&format!("UPDATE audit_records SET body = 'not json' WHERE seq = {}", damaged.seq));
-    exec("DELETE FROM audit_claims; UPDATE chain_head SET claims_seq = NULL");
+    exec("DELETE FROM audit_claims; DELETE FROM audit_claim_kinds; UPDATE chain_head SET claims_seq = NULL");
     drop(store);
     let mut store = open();
     match store.append_claim(claim_draft("execution_claim", "e", "y"), "e") {
@@ -227,7 +232,10 @@ fn sqlite_index_is_built_through_a_shared_store() {
         s.append(claim_draft("execution_claim", "a", "x")).unwrap();
     }
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("DROP TABLE audit_claims; ALTER TABLE chain_head DROP COLUMN claims_seq").unwrap();
+    conn.execute_batch(
+        "DROP TABLE audit_claims; DROP TABLE audit_claim_kinds; ALTER TABLE chain_head DROP COLUMN claims_seq",
+    )
+    .unwrap();
     let shared = share(&spec).unwrap();
     let mut h = shared.handle();
     assert!(
@@ -381,7 +389,7 @@ fn postgres_appender_without_ddl_rights_decides_claims_without_the_index() {
     };
     drop(owner);
     let mut exec = schema.raw();
-    exec("DROP TABLE audit_claims; ALTER TABLE chain_head DROP COLUMN claims_seq");
+    exec("DROP TABLE audit_claims; DROP TABLE audit_claim_kinds; ALTER TABLE chain_head DROP COLUMN claims_seq");
     let role = crate::postgres::TestRole { url: schema.url.clone(), name: format!("{}_appender", schema.name) };
     let (r, s) = (&role.name, &schema.name);
     exec(&format!(
