@@ -7,6 +7,8 @@
 //! Order of effects (fail closed):
 //! 1. the decision (or the error) is appended **before** anything runs; a decision that is not
 //!    in the chain, or whose mirror copy failed, is withheld: nothing runs, nothing is queued;
+//!    a blocked decision and its approval request are one linked append where the log can
+//!    ([`AuditLog::links`]): both in one commit, or neither;
 //! 2. an executable action is checked against its binding hash ([`crate::authorise`]);
 //! 3. an **execution claim** is appended with [`guardrail_store::AuditStore::append_claim`]:
 //!    of any number of concurrent executors of the same authorisation, exactly one wins the
@@ -31,15 +33,15 @@ use serde_json::Value;
 
 use crate::queue::{Authorisation, IncidentState, TrailError, decision_parts, kinds};
 use crate::record::{
-    ClaimBody, ExecutionBody, ExecutionRefusedBody, Regate, RegateOrigin, RegateWhy, RunContext, approval_request_body,
-    decision_body_with_transcript, decode, encode, error_body, requires,
+    ClaimBody, ExecutionBody, ExecutionRefusedBody, Regate, RegateOrigin, RegateWhy, RunContext, approval_request,
+    approval_request_body, decision_body_with_transcript, decode, encode, error_body, requires,
 };
 use crate::{
     ExecutionError, ExecutionReport, Executor, Governor, LogsSource, PipelineFailure, PipelineOutcome,
     RequestedActionPlanner, ToolContext, ToolRegistry,
 };
 
-pub use crate::store_log::{AuditLog, StoreLog};
+pub use crate::store_log::{AuditLog, LinkedBody, StoreLog};
 
 /// Everything one decide-and-act needs besides the incident and the audit log.
 pub struct Pipeline<'a> {
@@ -300,6 +302,24 @@ impl Pipeline<'_> {
         };
         let inputs = crate::replay::gate_inputs_body(self.signals, &governor.rules);
         let body = decision_body_with_transcript(incident, &origin, &self.run, &outcome, inputs, transcript);
+        if outcome.gate.output.decision != Verdict::Execute && log.links() {
+            // The decision and its approval request in one commit (the request names the
+            // decision as sealed): both in the chain or neither, and one durable commit to wait
+            // for instead of two.
+            let mut request = approval_request(incident, &outcome, &self.run, "", &self.config.approvals);
+            let then: LinkedBody = Box::new(move |decision: &ChainedRecord| {
+                request.decision_record = decision.id();
+                encode(&request)
+            });
+            return match log.append_linked(kinds::DECISION, body, kinds::APPROVAL_REQUEST, then) {
+                Ok((decision, request)) => {
+                    let next = Next::Queued { request, requires: requires(incident, &outcome) };
+                    RunOutcome::Decided { outcome: Box::new(outcome), decision, next }
+                }
+                // Neither is in the chain: withheld, nothing queued.
+                Err(error) => RunOutcome::Withheld { outcome: Box::new(outcome), error },
+            };
+        }
         let decision = match log.append(kinds::DECISION, body) {
             Ok(r) => r,
             Err(error) => return RunOutcome::Withheld { outcome: Box::new(outcome), error },
@@ -572,7 +592,10 @@ impl Pipeline<'_> {
         input: &crate::approve::ApprovalInput,
         extra: Option<&Value>,
     ) -> ApproveOutcome {
-        self.approve_with(log, &mut |_| read(), input, extra)
+        let states = read();
+        let id = &input.incident_id;
+        let mut confirm = |_: &mut dyn AuditLog| read().map(|s| s.get(id).and_then(|st| st.authorised.clone()));
+        self.approve_with(log, states, &mut confirm, input, extra)
     }
 
     /// [`Pipeline::approve`] reading the queue through the log's own store connection
@@ -583,17 +606,36 @@ impl Pipeline<'_> {
         input: &crate::approve::ApprovalInput,
         extra: Option<&Value>,
     ) -> ApproveOutcome {
-        let mut read = |l: &mut dyn AuditLog| l.read_states().unwrap_or(Err(TrailError::CannotRead));
-        self.approve_with(log, &mut read, input, extra)
+        let states = log.states();
+        let id = &input.incident_id;
+        let mut confirm = |l: &mut dyn AuditLog| {
+            let states = l.read_states().unwrap_or(Err(TrailError::CannotRead))?;
+            Ok(states.get(id).and_then(|st| st.authorised.clone()))
+        };
+        self.approve_with(log, states, &mut confirm, input, extra)
+    }
+
+    /// [`Pipeline::approve`] deciding on `states` (the incident's state as just read: the queue
+    /// entry and the decision it follows; its record list is not read), and confirming the grant
+    /// by `confirm`, which reads what is authorised for the incident now. What a server that
+    /// keeps the fold reads instead of copying the incident's whole state twice.
+    pub fn approve_states(
+        &self,
+        log: &mut dyn AuditLog,
+        states: Result<std::collections::BTreeMap<String, IncidentState>, TrailError>,
+        confirm: &mut dyn FnMut() -> Result<Option<Authorisation>, TrailError>,
+        input: &crate::approve::ApprovalInput,
+        extra: Option<&Value>,
+    ) -> ApproveOutcome {
+        self.approve_with(log, states, &mut |_| confirm(), input, extra)
     }
 
     #[allow(clippy::type_complexity)]
     fn approve_with(
         &self,
         log: &mut dyn AuditLog,
-        read: &mut dyn FnMut(
-            &mut dyn AuditLog,
-        ) -> Result<std::collections::BTreeMap<String, IncidentState>, TrailError>,
+        states: Result<std::collections::BTreeMap<String, IncidentState>, TrailError>,
+        confirm: &mut dyn FnMut(&mut dyn AuditLog) -> Result<Option<Authorisation>, TrailError>,
         input: &crate::approve::ApprovalInput,
         extra: Option<&Value>,
     ) -> ApproveOutcome {
@@ -604,7 +646,7 @@ impl Pipeline<'_> {
             }
             body
         };
-        let states = match read(log) {
+        let states = match states {
             Ok(s) => s,
             Err(e) => return ApproveOutcome::CannotDecide(e),
         };
@@ -626,8 +668,8 @@ impl Pipeline<'_> {
         };
         // Two approvers racing both append a grant; the chain decides: only the first grant
         // after the request releases it (the fold ignores later ones).
-        let open = match read(log) {
-            Ok(s) => s.get(&input.incident_id).and_then(|st| st.authorised.clone()),
+        let open = match confirm(log) {
+            Ok(a) => a,
             Err(error) => return ApproveOutcome::Unconfirmed { record, error },
         };
         let auth = match open {

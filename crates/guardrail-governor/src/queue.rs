@@ -241,6 +241,21 @@ impl IncidentState {
         decision_parts(d)
     }
 
+    /// A copy without the record list (`records` empty; everything else as it is): what
+    /// deciding an approval reads ([`crate::approve::decide_pending`]: the queue entry, the
+    /// decision, where the incident stands), without copying every record about the incident.
+    pub fn without_records(&self) -> IncidentState {
+        IncidentState {
+            incident_id: self.incident_id.clone(),
+            records: Vec::new(),
+            decision: self.decision.clone(),
+            pending: self.pending.clone(),
+            authorised: self.authorised.clone(),
+            execution: self.execution.clone(),
+            resolved: self.resolved.clone(),
+        }
+    }
+
     /// The newest record's id.
     pub fn last_record(&self) -> String {
         self.records.last().map(ChainedRecord::id).unwrap_or_default()

@@ -109,8 +109,20 @@ pub fn approval_request_body(
     decision_record: &str,
     policy: &ApprovalPolicy,
 ) -> Value {
+    encode(&approval_request(incident, outcome, ctx, decision_record, policy))
+}
+
+/// [`approval_request_body`] as its typed body, for a caller that learns `decision_record`
+/// later (a linked append names the decision once it is sealed).
+pub fn approval_request(
+    incident: &Incident,
+    outcome: &PipelineOutcome,
+    ctx: &RunContext,
+    decision_record: &str,
+    policy: &ApprovalPolicy,
+) -> ApprovalRequestBody {
     let requires = requires(incident, outcome);
-    encode(&ApprovalRequestBody {
+    ApprovalRequestBody {
         incident_id: incident.id.clone(),
         severity: incident.severity.as_str().to_string(),
         proposer: ctx.proposer.clone(),
@@ -121,7 +133,7 @@ pub fn approval_request_body(
         requires_force_override: requires == "force_override",
         reasons: outcome.gate.output.reasons.clone(),
         eligible: policy.for_severity(incident.severity).clone(),
-    })
+    }
 }
 
 /// The executor for `kind`, else the config's `executor.default` (dry-run unless configured).

@@ -9,6 +9,11 @@ use serde_json::Value;
 
 use crate::queue::{IncidentState, TrailError};
 
+/// Builds the body of the second record of [`AuditLog::append_linked`] from the first as
+/// sealed. It may run on the store's writer thread, under the append lock: it only fills in
+/// what it captured.
+pub type LinkedBody = Box<dyn FnOnce(&ChainedRecord) -> Value + Send>;
+
 /// Where the pipeline's records go. [`StoreLog`] is the plain implementation; adapters wrap
 /// it to count failures or publish events.
 pub trait AuditLog {
@@ -17,6 +22,29 @@ pub trait AuditLog {
     /// Appends a claim record unless a record of the same kind holds `claim`
     /// ([`guardrail_store::AuditStore::append_claim`]).
     fn append_claim(&mut self, kind: &str, body: Value, claim: &str) -> Result<Claim, AppendError>;
+    /// Whether [`AuditLog::append_linked`] appends both records in one commit here.
+    fn links(&self) -> bool {
+        false
+    }
+    /// Appends a `kind` record and, right after it in the same commit, a `then_kind` record whose
+    /// body `then` builds from the first as sealed (its id): both are in the chain or neither.
+    /// Only where [`AuditLog::links`] says so; elsewhere nothing is appended and the answer is
+    /// an error (the caller appends the two one after the other instead).
+    fn append_linked(
+        &mut self,
+        kind: &str,
+        body: Value,
+        then_kind: &str,
+        then: LinkedBody,
+    ) -> Result<(ChainedRecord, ChainedRecord), AppendError> {
+        let _ = (kind, body, then_kind, then);
+        Err(AppendError::NotInChain {
+            store: "(this audit log)".into(),
+            source: Box::new(guardrail_store::StoreError::InvalidRecord(
+                "this audit log cannot append linked records; nothing was appended".into(),
+            )),
+        })
+    }
     /// The incidents' states folded from the records this log appends to, when it can read
     /// them itself ([`StoreLog`] does, over its one connection); `None` when it cannot.
     fn read_states(&mut self) -> Option<Result<std::collections::BTreeMap<String, IncidentState>, TrailError>> {
@@ -66,6 +94,27 @@ impl AuditLog for StoreLog {
     fn append_claim(&mut self, kind: &str, body: Value, claim: &str) -> Result<Claim, AppendError> {
         let d = self.draft(kind, body);
         guardrail_store::append_claim_mirrored(self.store.as_mut(), self.mirror.as_deref(), d, claim)
+    }
+
+    /// Linked in one commit only without a JSONL mirror: with one, a failed mirror copy of the
+    /// first record would leave the second in the chain where two appends leave it out, and
+    /// what a failure means must not depend on that.
+    fn links(&self) -> bool {
+        self.mirror.is_none()
+    }
+
+    fn append_linked(
+        &mut self,
+        kind: &str,
+        body: Value,
+        then_kind: &str,
+        then: LinkedBody,
+    ) -> Result<(ChainedRecord, ChainedRecord), AppendError> {
+        let first = self.draft(kind, body);
+        let (then_kind, recorded_at) = (then_kind.to_string(), self.recorded_at.clone());
+        let second: guardrail_store::LinkedDraft =
+            Box::new(move |sealed| RecordDraft { kind: then_kind, recorded_at, body: then(sealed) });
+        guardrail_store::append_linked_mirrored(self.store.as_mut(), self.mirror.as_deref(), first, second)
     }
 
     fn read_states(&mut self) -> Option<Result<std::collections::BTreeMap<String, IncidentState>, TrailError>> {

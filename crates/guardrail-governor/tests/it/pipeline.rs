@@ -196,6 +196,52 @@ fn a_blocked_action_is_queued_and_an_anonymous_proposal_is_refused() {
     assert_eq!(exec.0.load(Ordering::SeqCst), 0);
 }
 
+/// A blocked decision and its approval request are one linked append: through a shared store
+/// (group commit, as `guardrail serve` writes) one commit holds both, the request right after
+/// the decision and naming it. A log that cannot link (an adapter) appends them one after the
+/// other: the same kinds, times and bodies.
+#[test]
+fn a_blocked_decision_and_its_request_are_one_commit() {
+    let (kb, incidents) = sample_store();
+    let governor = Governor::default();
+    let config = GovernorConfig::default();
+    let exec = Counting::default();
+    let p = Pipeline {
+        governor: &governor,
+        config: &config,
+        run: run_ctx("alice"),
+        knowledge: Some(&kb),
+        logs: None,
+        signals: None,
+        executor: Ok(&exec),
+        now: now(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("linked.db").display().to_string();
+    let shared = guardrail_store::share(&spec).unwrap();
+    let mut log = StoreLog::new(Box::new(shared.handle()), None, now());
+    assert!(log.links());
+    let RunOutcome::Decided { decision, next: Next::Queued { request, .. }, .. } =
+        p.decide_and_act(&mut log, &incidents[0], json!({}))
+    else {
+        panic!("inc-001 is blocked");
+    };
+    let stats = shared.stats();
+    assert_eq!((stats.commits, stats.records), (1, 2), "one commit, two records");
+    assert_eq!((request.seq, &request.prev_hash), (decision.seq + 1, &decision.hash));
+    assert_eq!(request.body["decision_record"], decision.id());
+    let linked = log.store().all().unwrap();
+    // Appended one after the other by a log that cannot link.
+    let plain = tempfile::tempdir().unwrap();
+    let mut unlinked =
+        Failing { inner: StoreLog::new(store(&plain), None, now()), fail_kind: "none", mirror_only: false };
+    assert!(!unlinked.links());
+    p.decide_and_act(&mut unlinked, &incidents[0], json!({}));
+    let one_by_one = unlinked.inner.store().all().unwrap();
+    assert_eq!(linked, one_by_one, "the same records, hashes included");
+    assert_eq!(exec.0.load(Ordering::SeqCst), 0);
+}
+
 /// Resolving a queued incident (nothing executed) without naming the action is the typed
 /// `NothingExecuted` (the CLI and the server branch on the variant, never on the text).
 #[test]

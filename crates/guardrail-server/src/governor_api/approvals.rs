@@ -16,7 +16,7 @@ use crate::wire::Answer;
 
 use super::audit_log::ServerLog;
 use super::status::{ErrorAnswer, GovernorFailure, append_failed, no_store};
-use super::views::{GovernorEvent, execution_step, load, load_one};
+use super::views::{GovernorEvent, execution_step, load};
 use super::wiring::{executor, governor_in_force, pipeline};
 
 /// `GET /api/approvals`: the pending approval queue, oldest request first.
@@ -87,11 +87,16 @@ fn approve_blocking(
 ) -> Result<Answer<GrantView>, ApiError> {
     req.check()?;
     let view = governor_in_force(state)?;
+    // One read decides the attempt: the incident's state without its record list (what
+    // `decide_pending` reads), not a copy of every record about it.
+    let states = state
+        .with_incident_states(|all| all.get_key_value(&id).map(|(k, st)| (k.clone(), st.without_records())))
+        .map_err(|e| no_store(&e.to_string()))?;
     // A mistyped id must not leave a permanent refusal in the chain.
-    if !load_one(state, &id).map_err(|e| no_store(&e.to_string()))?.contains_key(&id) {
+    let Some(states) = states.map(|one| std::collections::BTreeMap::from([one])) else {
         return Err(GovernorFailure::NoSuchIncident.error("no such incident in the audit trail (nothing was recorded); GET /api/approvals lists those awaiting approval",
         ));
-    }
+    };
     let now = jiff::Timestamp::now();
     let mut log = ServerLog::open(state, now)?;
     let input = ApprovalInput {
@@ -104,10 +109,10 @@ fn approve_blocking(
     let governor = guardrail_governor::Governor::default();
     let exec = executor(&view);
     let p = pipeline(state, &view, caller, &governor, None, &exec, None, now);
-    // The attempt looks up only this incident (`decide_pending`, the grant's confirmation).
-    let mut read = || load_one(state, &id);
+    // The grant's confirmation reads only what is authorised for this incident now.
+    let mut confirm = || state.with_incident_states(|all| all.get(&id).and_then(|st| st.authorised.clone()));
     let extra = guardrail_governor::record::encode(&RequestedBy { requested_by: requested_by(caller) });
-    let (granted, rec, execution) = match p.approve(&mut log, &mut read, &input, Some(&extra)) {
+    let (granted, rec, execution) = match p.approve_states(&mut log, Ok(states), &mut confirm, &input, Some(&extra)) {
         ApproveOutcome::CannotDecide(e) => {
             eprintln!("guardrail serve: approval of {id}: {e}");
             return Err(

@@ -1,7 +1,7 @@
 //! [`ServerLog`]: the governor's audit log over the server's store, metrics and events.
 
 use guardrail_core::audit::ChainedRecord;
-use guardrail_governor::pipeline::{AuditLog, StoreLog};
+use guardrail_governor::pipeline::{AuditLog, LinkedBody, StoreLog};
 use guardrail_store::{AppendError, Claim};
 use serde_json::Value;
 
@@ -54,6 +54,28 @@ impl AuditLog for ServerLog<'_> {
         let r = self.inner.append(kind, body);
         match &r {
             Ok(rec) => self.observe(Some(rec), false),
+            Err(e) => self.observe(e.in_chain(), true),
+        }
+        r
+    }
+
+    fn links(&self) -> bool {
+        self.inner.links()
+    }
+
+    fn append_linked(
+        &mut self,
+        kind: &str,
+        body: Value,
+        then_kind: &str,
+        then: LinkedBody,
+    ) -> Result<(ChainedRecord, ChainedRecord), AppendError> {
+        let r = self.inner.append_linked(kind, body, then_kind, then);
+        match &r {
+            Ok((first, second)) => {
+                self.observe(Some(first), false);
+                self.observe(Some(second), false);
+            }
             Err(e) => self.observe(e.in_chain(), true),
         }
         r
