@@ -847,13 +847,21 @@ impl KnowledgeStore for SqliteKnowledgeStore {
             Ok(n.max(0) as u64)
         };
         if self.counted {
-            let n =
-                |kind: &str| count(&format!("SELECT coalesce((SELECT n FROM doc_counts WHERE kind = '{kind}'), 0)"));
+            // One cached statement (every incident run asks): a kind without a row counts 0.
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT kind, n FROM doc_counts")
+                .map_err(|e| self.err("counting documents", e))?;
+            let rows: Vec<(String, i64)> = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|rows| rows.collect())
+                .map_err(|e| self.err("counting documents", e))?;
+            let n = |kind: &str| rows.iter().find(|(k, _)| k == kind).map_or(0, |(_, n)| (*n).max(0) as u64);
             return Ok(KnowledgeStats {
-                runbooks_reviewed: n("runbooks_reviewed")?,
-                runbooks_unreviewed: n("runbooks_unreviewed")?,
-                evidence: n("evidence")?,
-                policies: n("policies")?,
+                runbooks_reviewed: n("runbooks_reviewed"),
+                runbooks_unreviewed: n("runbooks_unreviewed"),
+                evidence: n("evidence"),
+                policies: n("policies"),
             });
         }
         Ok(KnowledgeStats {
