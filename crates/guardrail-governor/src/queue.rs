@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use guardrail_core::audit::ChainedRecord;
 use guardrail_core::remediation::{Incident, PlanOutput};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::record::{ApprovalRequestBody, DecisionBody, ExecutionBody, GrantBody, decode};
@@ -262,6 +263,32 @@ impl IncidentState {
     }
 }
 
+/// A [`DecisionBody`] read for its shape only: every field of the same type, the free-form
+/// values (`serde::de::IgnoredAny`) checked as `Value` checks them (anything) but not copied.
+/// It refuses exactly the bodies `DecisionBody` refuses (`decision_shape_refuses_what_the_body_refuses`).
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+#[allow(dead_code)] // read for the check; only `gated_action` and `planner_transcript` are used
+pub(crate) struct DecisionShape {
+    incident_id: String,
+    incident: serde::de::IgnoredAny,
+    origin: serde::de::IgnoredAny,
+    proposer: String,
+    gated_action: String,
+    binding_hash: String,
+    decision: String,
+    rule: String,
+    reasons: Vec<String>,
+    requires_force_override: bool,
+    outcome: serde::de::IgnoredAny,
+    knowledge_base: String,
+    logs: Option<String>,
+    deploy_signals: Option<serde::de::IgnoredAny>,
+    governor_config: serde::de::IgnoredAny,
+    gate_inputs: serde::de::IgnoredAny,
+    pub(crate) planner_transcript: Option<crate::transcript::TranscriptRef>,
+}
+
 /// The incident, the plan and the gated action recorded in a decision record.
 pub fn decision_parts(d: &ChainedRecord) -> Result<(Incident, PlanOutput, String), TrailError> {
     let bad = |part: &'static str, e: &dyn std::fmt::Display| TrailError::Unreadable {
@@ -269,10 +296,13 @@ pub fn decision_parts(d: &ChainedRecord) -> Result<(Incident, PlanOutput, String
         part,
         message: e.to_string(),
     };
-    let body: DecisionBody = decode(&d.body).map_err(|e| bad("body", &e))?;
-    let incident = Incident::from_json_value(&body.incident).map_err(|e| bad("incident", &e))?;
-    let plan: PlanOutput = serde_json::from_value(body.outcome.pointer("/plan/output").cloned().unwrap_or(Value::Null))
-        .map_err(|e| bad("plan", &e))?;
+    // The body reads as a `DecisionBody` would (the same fields of the same types), without
+    // copying its values: the incident and the plan are read where they lie.
+    let body: DecisionShape = decode(&d.body).map_err(|e| bad("body", &e))?;
+    let incident =
+        Incident::from_json_value(d.body.get("incident").unwrap_or(&Value::Null)).map_err(|e| bad("incident", &e))?;
+    let output = d.body.get("outcome").and_then(|o| o.pointer("/plan/output")).unwrap_or(&Value::Null);
+    let plan = PlanOutput::deserialize(output).map_err(|e| bad("plan", &e))?;
     let action = body.gated_action;
     if action.is_empty() {
         return Err(TrailError::NoGatedAction { record: d.id() });
@@ -423,6 +453,39 @@ mod tests {
                 (s.incident_id.clone(), s.records.len(), s.decision.as_ref().map(ChainedRecord::id), auth)
             })
             .collect()
+    }
+
+    /// The shape check refuses exactly what decoding the whole `DecisionBody` refuses: every
+    /// field given a value of each JSON type, one at a time, and bodies that are not objects.
+    #[test]
+    fn decision_shape_refuses_what_the_body_refuses() {
+        let full =
+            crate::record::encode(&DecisionBody { planner_transcript: Some(Default::default()), ..Default::default() });
+        let keys: Vec<String> = full.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys.len(), 17, "a field was added to DecisionBody: add it to DecisionShape");
+        let values = [
+            serde_json::json!(null),
+            serde_json::json!(true),
+            serde_json::json!(1),
+            serde_json::json!(-1.5),
+            serde_json::json!("x"),
+            serde_json::json!(["x"]),
+            serde_json::json!([1]),
+            serde_json::json!({"x": 1}),
+            serde_json::json!({"record": "1-ab", "hash": "ab", "planner": "p", "model": "m", "outcome": "ok"}),
+        ];
+        let mut bodies: Vec<Value> = vec![serde_json::json!([]), serde_json::json!("body"), serde_json::json!(null)];
+        for k in &keys {
+            for v in &values {
+                let mut b = full.clone();
+                b[k.as_str()] = v.clone();
+                bodies.push(b);
+            }
+        }
+        for b in &bodies {
+            let whole = decode::<DecisionBody>(b).is_ok();
+            assert_eq!(decode::<DecisionShape>(b).is_ok(), whole, "{b}");
+        }
     }
 
     #[test]

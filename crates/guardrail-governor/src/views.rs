@@ -310,7 +310,10 @@ impl RunView {
             request_record: None,
             execution: None,
             regate: None,
-            planner_transcript: decode::<DecisionBody>(&decision.body).ok().and_then(|b| b.planner_transcript),
+            // Read as a `DecisionBody` would be, without copying the body's values.
+            planner_transcript: decode::<crate::queue::DecisionShape>(&decision.body)
+                .ok()
+                .and_then(|b| b.planner_transcript),
         }
     }
 
