@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use guardrail_core::audit::{ChainedRecord, RecordDraft};
+use guardrail_core::audit::{ChainedRecord, EncodedDraft, RecordDraft};
 use guardrail_store::AuditStore;
 
 /// Where records go.
@@ -77,6 +77,23 @@ pub fn append_typed(
         source: Box::new(e),
     })?;
     let rec = guardrail_store::append_mirrored(store.as_mut(), jsonl.map(PathBuf::as_path), draft)?;
+    Ok((rec, store.describe()))
+}
+
+/// [`append_typed`] of a draft whose body is its canonical text
+/// ([`guardrail_store::AuditStore::append_encoded`]: the returned record's body is `null` unless
+/// the store parsed the text), without a JSONL mirror.
+pub fn append_encoded(
+    spec: &str,
+    draft: EncodedDraft,
+) -> Result<(ChainedRecord, String), guardrail_store::AppendError> {
+    let not_in_chain = |store: String, e: guardrail_store::StoreError| guardrail_store::AppendError::NotInChain {
+        store,
+        source: Box::new(e),
+    };
+    let mut store =
+        guardrail_store::open_store(spec).map_err(|e| not_in_chain(guardrail_store::redact_url(spec), e))?;
+    let rec = store.append_encoded(draft).map_err(|e| not_in_chain(store.describe(), e))?;
     Ok((rec, store.describe()))
 }
 

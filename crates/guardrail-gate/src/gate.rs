@@ -621,6 +621,42 @@ struct VerdictRef<'a> {
     cost: &'a CostReport,
 }
 
+/// [`BodyRef`] with its flattened parts merged and every field in key order, so that its
+/// canonical text ([`DecisionRecordBody::encode_text`]) is written in one pass: the body of a
+/// 10,000-rule decision is megabytes, and an object whose fields come out of order is reordered
+/// by a copy of all its bytes. A test checks that both give the same text.
+#[derive(Serialize)]
+struct SortedBodyRef<'a> {
+    #[serde(with = "action_name")]
+    action: Option<Action>,
+    ci: &'a CiContext,
+    conditions: &'a [policy::ConditionOutcome],
+    cost: &'a CostReport,
+    counterfactual: &'a Option<CounterfactualOut<'a>>,
+    decided_by: &'a policy::DecidedBy,
+    delay_minutes: u32,
+    evaluated_at: &'a str,
+    evaluated_policies: &'a [SeedTrace<'a>],
+    exit_code: u8,
+    freeze: &'a guardrail_core::freeze::FreezeStatus,
+    input_content: ContentRef<'a>,
+    inputs: &'a InputsOut,
+    outcome: &'static str,
+    policy_id: &'a str,
+    policy_name: &'a str,
+    reason: &'a str,
+    remediation: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    requested_by: Option<&'a crate::decide::RequestedBy>,
+    retry_after: &'a Option<String>,
+    settings: &'a SettingsBody,
+    signals: &'a Signals,
+    slo: &'a SloReport,
+    tool: &'a str,
+    trace: &'a [policy::RuleTrace],
+    warnings: &'a [String],
+}
+
 /// [`RecordedRun`], borrowed.
 #[derive(Serialize)]
 struct RunRef<'a> {
@@ -632,13 +668,14 @@ struct RunRef<'a> {
     requested_by: Option<&'a crate::decide::RequestedBy>,
 }
 
-/// [`InputContent`], borrowed.
+/// [`InputContent`], borrowed; its fields in key order, so its canonical text is written in
+/// place (out of order, the object would be reordered by a copy of the policy text).
 #[derive(Serialize)]
 struct ContentRef<'a> {
+    cost: &'a str,
+    metrics: &'a str,
     policies: &'a str,
     slos: &'a str,
-    metrics: &'a str,
-    cost: &'a str,
 }
 
 /// The full text of the four inputs a decision was made from.
@@ -878,6 +915,55 @@ impl DecisionRecordBody {
             },
         };
         encode(&body)
+    }
+
+    /// [`DecisionRecordBody::encode`] as its canonical text (what the store keeps and the chain
+    /// hashes: `serde_json::to_string` of that value), written straight from the decision's
+    /// types without the value ([`guardrail_core::canonical_json`]). An error only for a value
+    /// the canonical writer does not take (none of a decision's): the caller encodes the value.
+    pub fn encode_text(out: &GateView<'_>, sources: &Sources) -> Result<String, guardrail_core::canonical_json::Error> {
+        let settings = SettingsBody::of(out.settings);
+        let body = SortedBodyRef {
+            action: Some(out.action),
+            ci: out.ci,
+            conditions: out.conditions,
+            cost: out.cost,
+            counterfactual: &out.counterfactual,
+            decided_by: &out.decided_by,
+            delay_minutes: out.delay_minutes,
+            evaluated_at: &out.evaluated_at,
+            evaluated_policies: &out.evaluated_policies,
+            exit_code: out.exit_code.code(),
+            freeze: out.freeze,
+            input_content: ContentRef {
+                policies: &sources.policies.text,
+                slos: &sources.slos.text,
+                metrics: &sources.metrics.text,
+                cost: &sources.cost.text,
+            },
+            inputs: &out.inputs,
+            outcome: "decided",
+            policy_id: out.policy_id,
+            policy_name: out.policy_name,
+            reason: out.reason,
+            remediation: out.remediation,
+            requested_by: out.requested_by,
+            retry_after: &out.retry_after,
+            settings: &settings,
+            signals: out.signals,
+            slo: out.slo,
+            tool: &out.tool,
+            trace: out.trace,
+            warnings: out.warnings,
+        };
+        // The inputs' text (escaped: a little longer) and a few hundred bytes a rule for the two
+        // traces: one allocation for the whole text.
+        let texts = [&sources.policies, &sources.slos, &sources.metrics, &sources.cost]
+            .iter()
+            .map(|s| s.text.len())
+            .sum::<usize>();
+        let capacity = texts + texts / 8 + out.trace.len() * 640 + (64 << 10);
+        guardrail_core::canonical_json::to_string_with_capacity(&body, capacity)
     }
 
     /// The body as the audit views show it (`GET /api/audit`): without the inputs' full text,

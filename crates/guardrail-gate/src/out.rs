@@ -52,6 +52,37 @@ pub fn stdout_json_pretty<T: serde::Serialize + ?Sized>(value: &T) {
     }
 }
 
+/// `value` as pretty JSON and a newline: the bytes [`stdout_json_pretty`] writes, held.
+pub fn json_pretty<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    json_pretty_with_capacity(value, 64 << 10)
+}
+
+/// [`json_pretty`] into a buffer of `capacity` bytes to start with.
+pub fn json_pretty_with_capacity<T: serde::Serialize + ?Sized>(value: &T, capacity: usize) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(capacity);
+    // Into memory: only a value that cannot be serialised fails, and then nothing is printed.
+    if serde_json::to_writer_pretty(&mut bytes, value).is_err() {
+        bytes.clear();
+        return bytes;
+    }
+    bytes.push(b'\n');
+    bytes
+}
+
+/// Writes `bytes` to standard output; see the module documentation for errors.
+pub fn stdout_bytes(bytes: &[u8]) {
+    if CLOSED.load(Ordering::SeqCst) {
+        return;
+    }
+    let written = {
+        let mut out = std::io::stdout().lock();
+        out.write_all(bytes).and_then(|()| out.flush())
+    };
+    if let Err(e) = written {
+        note(e);
+    }
+}
+
 /// Writes to standard error, ignoring errors: there is nowhere left to report them, and a
 /// closed stderr must not end a command (or a server) early.
 pub fn stderr(args: std::fmt::Arguments<'_>) {

@@ -133,6 +133,42 @@ pub struct GateView<'a> {
     pub requested_by: Option<&'a crate::decide::RequestedBy>,
 }
 
+/// A decision's `--format json` text rendered before its record is appended (on another thread,
+/// while the store appends it: at 10,000 rules the text is megabytes), completed with the
+/// record's `audit` once it is in the chain. Printed only then: an answer never precedes its
+/// durable record. [`PendingJson::with_audit`] gives exactly [`crate::out::json_pretty`] of the
+/// view with that `audit` (a test pins it).
+#[derive(Debug, Clone)]
+pub struct PendingJson(Vec<u8>);
+
+/// Where the view without a record has its `audit`: a top-level field, so at one indentation
+/// level, on a line of its own (a string's own line breaks are escaped in JSON: no value can
+/// hold this byte sequence).
+const NO_AUDIT: &[u8] = b"\n  \"audit\": null";
+
+impl PendingJson {
+    /// Renders `view`, which has no record yet (`audit: None`).
+    pub fn render(view: &GateView<'_>) -> PendingJson {
+        // About 800 bytes a rule (its two trace entries, pretty): one allocation, no regrowth.
+        PendingJson(crate::out::json_pretty_with_capacity(view, view.trace.len() * 800 + (64 << 10)))
+    }
+
+    /// The text with `audit` in place of the missing record (`None` if the view rendered had
+    /// one, or did not render).
+    pub fn with_audit(self, audit: &AuditRef) -> Option<Vec<u8>> {
+        let at = self.0.windows(NO_AUDIT.len()).rposition(|w| w == NO_AUDIT)?;
+        // The object as the pretty printer writes it one level down: every line after the
+        // first indented by two more spaces (its strings hold no raw line breaks).
+        let object = serde_json::to_string_pretty(audit).ok()?.replace('\n', "\n  ");
+        let null_at = at + NO_AUDIT.len() - "null".len();
+        let mut out = Vec::with_capacity(self.0.len() + object.len());
+        out.extend_from_slice(&self.0[..null_at]);
+        out.extend_from_slice(object.as_bytes());
+        out.extend_from_slice(&self.0[at + NO_AUDIT.len()..]);
+        Some(out)
+    }
+}
+
 /// The error object of a run that did not decide, with the exit code (3).
 pub type UndecidedView = ErrorOutput;
 

@@ -81,6 +81,25 @@ fn an_entry_gives_back_exactly_what_the_text_gives() {
     }
 }
 
+/// An entry read ahead ([`Cache::prefetch`]) is the entry `get` reads, trusted the same way; a
+/// read-ahead of another file does not stand in for this one.
+#[test]
+fn an_entry_read_ahead_is_the_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cache(dir.path());
+    let src = awkward();
+    let (set, _, warnings) = gate::policy_set(&src).unwrap();
+    c.put(&src, &set, &warnings);
+    c.prefetch(&src.path);
+    assert_eq!(c.get(&src), Some((set.clone(), warnings.clone())));
+    c.prefetch(Path::new("/policies/other.yaml"));
+    assert_eq!(c.get(&src), Some((set, warnings)));
+    // Read ahead, then the file changed: not its entry.
+    c.prefetch(&src.path);
+    let edited = Source::from_text("/policies/awkward.yaml", format!("{}\n", src.text));
+    assert!(c.get(&edited).is_none());
+}
+
 #[test]
 fn an_entry_is_only_for_the_same_bytes_at_the_same_path() {
     let dir = tempfile::tempdir().unwrap();
