@@ -601,10 +601,17 @@ fn run_gate(
     // Checked policy sets are kept between runs (GUARDRAIL_CACHE_DIR; `off` turns it off).
     guardrail_gate::policy_cache::enable(env);
     let snapshot = decide::read_snapshot(args, env, jiff::Timestamp::now());
+    let ci = ci::from_env(env);
+    let decided = snapshot.and_then(|s| decide::decide(s, ci.clone(), fail_on_warn, None));
+    // `--format json` is rendered on another thread while the record is appended (megabytes at
+    // 10,000 rules), and printed only once the record is in the chain.
+    let json = format == Format::Json;
+    let (outcome, pending) = decide::record_outcome_meanwhile(decided, &ci, &recorder, |d| {
+        json.then(|| guardrail_gate::view::PendingJson::render(&d.view()))
+    });
     // Never dropped: freeing a 10,000-rule decision's trees took longer than printing it, and
     // the process ends right after this command.
-    let outcome =
-        std::mem::ManuallyDrop::new(decide::decide_and_record(snapshot, ci::from_env(env), fail_on_warn, &recorder));
+    let outcome = std::mem::ManuallyDrop::new(outcome);
     if let Some(w) = outcome.decided().and_then(|d| d.service_warning.as_ref()) {
         eprintln!("guardrail: warning: {w}");
     }
@@ -620,7 +627,10 @@ fn run_gate(
         }
     };
     match format {
-        Format::Json => render::out::stdout_json_pretty(&out),
+        Format::Json => match pending.flatten().zip(out.audit.as_ref()).and_then(|(p, a)| p.with_audit(a)) {
+            Some(text) => render::out::stdout_bytes(&std::mem::ManuallyDrop::new(text)),
+            None => render::out::stdout_json_pretty(&out),
+        },
         Format::Text => print!("{}", render::gate_report(&out, style(color, env))),
         Format::Github => {
             print!("{}", render::gate_report(&out, style(color, env)));
