@@ -404,6 +404,41 @@ async fn execute_runs_the_authorised_action_once_among_racing_callers() {
     assert_eq!(verify["data"]["intact"], true, "{verify}");
 }
 
+/// Approvers racing on one pending incident: the chain decides — exactly one grant releases
+/// it and runs once (one claim, one execution); every other attempt is refused (409: not
+/// pending any more, or granted after another grant released it), and the chain stays intact.
+#[tokio::test]
+async fn racing_approvals_release_one_execution() {
+    let s = Scratch::new();
+    let srv = Server::start(config(&s, true)).await;
+    let (st, v) = srv.post("/api/incidents", Some(DEPLOYER), &scenario("incident_high.json")).await;
+    assert_eq!(st, 200, "{v}");
+    let hash = v["data"]["binding_hash"].as_str().unwrap().to_string();
+    let body = format!(r#"{{"binding_hash": "{hash}", "reason": "race"}}"#);
+    let path = "/api/incidents/inc-live-001/approve";
+    let calls = (0..8).map(|i| srv.post(path, Some(if i % 2 == 0 { BOB } else { ALICE_ADMIN }), &body));
+    let answers = futures_join(calls).await;
+    let winners: Vec<_> = answers.iter().filter(|(st, _)| *st == 200).collect();
+    assert_eq!(winners.len(), 1, "{answers:?}");
+    assert_eq!(winners[0].1["data"]["status"], "executed", "{answers:?}");
+    for (st, v) in answers.iter().filter(|(st, _)| *st != 200) {
+        assert_eq!(*st, 409, "{v}");
+        let code = v["code"].as_str().unwrap();
+        assert!(code == "not_pending" || code == "already_released", "{v}");
+    }
+    let kinds = |k: &'static str| {
+        let srv = &srv;
+        async move { srv.get(&format!("/api/audit?kind={k}")).await.1["data"].as_array().unwrap().len() }
+    };
+    assert_eq!(kinds("execution_claim").await, 1);
+    assert_eq!(kinds("remediation_execution").await, 1);
+    let grants = kinds("approval_granted").await;
+    let refused = kinds("approval_refused").await;
+    assert_eq!(grants + refused, 8, "every attempt is recorded");
+    let (_, verify) = srv.get("/api/audit/verify").await;
+    assert_eq!(verify["data"]["intact"], true, "{verify}");
+}
+
 async fn futures_join<F: std::future::Future<Output = (u16, serde_json::Value)>>(
     calls: impl Iterator<Item = F>,
 ) -> Vec<(u16, serde_json::Value)> {
