@@ -125,5 +125,48 @@ fn claims(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench, claims);
+/// A body shaped like a 10,000-rule gate decision's: many small objects, about 8 MB of JSON.
+fn large_draft() -> RecordDraft {
+    let rules: Vec<serde_json::Value> = (0..40_000)
+        .map(|i| {
+            serde_json::json!({
+                "id": format!("rule-{i}"),
+                "when": {"service": "payments-api", "slo_burn_gt": 2.5, "cost_delta_pct_gt": 10},
+                "then": "BLOCK",
+                "reason": "burn and cost above the limits for this service tier",
+            })
+        })
+        .collect();
+    RecordDraft {
+        kind: "deploy_decision".into(),
+        recorded_at: "2026-02-21T00:00:00Z".into(),
+        body: serde_json::json!({"rules": rules}),
+    }
+}
+
+/// One small append right after a large record (what the next gate run does at 10,000 rules):
+/// the append's own cost, the large record appended outside the measurement.
+fn after_large(c: &mut Criterion) {
+    let mut g = c.benchmark_group("append_after_8mb_record");
+    g.sample_size(10);
+    let dir = tempfile::tempdir_in(std::env::temp_dir()).expect("temp dir");
+    let spec = format!("sqlite:{}", dir.path().join("large.db").display());
+    let mut store = open_store(&spec).expect("open");
+    let large = large_draft();
+    g.bench_function("sqlite", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = std::time::Duration::ZERO;
+            for _ in 0..iters {
+                store.append(large.clone()).expect("large");
+                let t = std::time::Instant::now();
+                store.append(draft(0)).expect("append");
+                spent += t.elapsed();
+            }
+            spent
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, claims, after_large);
 criterion_main!(benches);

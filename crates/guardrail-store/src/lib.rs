@@ -809,6 +809,39 @@ pub(crate) fn anchor_break(anchor: Option<&Anchor>, last: Option<&ChainedRecord>
     Some(ChainBreak { seq: (*a_seq).max(last_seq), problem })
 }
 
+/// The chain's last record as an append needs it: to seal after it and to check it against the
+/// anchor, only its seq and hash matter. When the anchor's hash is found (by the unique hash
+/// index) at the anchor's seq and that is the highest seq stored, the anchor IS the last record,
+/// and reading its body — megabytes for a large gate decision, parsed for nothing — is skipped.
+/// The other fields are empty: this value is never stored or returned.
+pub(crate) fn tail(seq: i64, hash: &str) -> ChainedRecord {
+    ChainedRecord {
+        seq,
+        kind: String::new(),
+        recorded_at: String::new(),
+        body: serde_json::Value::Null,
+        prev_hash: String::new(),
+        hash: hash.to_string(),
+    }
+}
+
+/// Whether the anchor names the last record: `max_seq` the highest seq stored (`None`: no
+/// record), `seq_of_hash` the seq of the record whose hash is the anchor's (`None`: none).
+/// `Some(tail)` when it does (`Some(None)` for an empty chain at genesis); `None` when the full
+/// last record must be read (to report how they disagree).
+pub(crate) fn anchored_tail(
+    anchor: Option<&Anchor>,
+    max_seq: Option<i64>,
+    seq_of_hash: Option<i64>,
+) -> Option<Option<ChainedRecord>> {
+    let (a_seq, a_hash) = anchor?;
+    match max_seq {
+        None if *a_seq == 0 && a_hash == GENESIS_HASH => Some(None),
+        Some(m) if m == *a_seq && seq_of_hash == Some(m) => Some(Some(tail(m, a_hash))),
+        _ => None,
+    }
+}
+
 /// Append's guard: the record to seal after must be the one the anchor names.
 pub(crate) fn check_head(anchor: Option<&Anchor>, last: Option<&ChainedRecord>) -> Result<(), StoreError> {
     match anchor_break(anchor, last) {

@@ -636,8 +636,20 @@ impl PostgresStore {
         }) else {
             return Err(StoreError::Corrupt { seq: 0, reason: "the chain head query returned no row".into() });
         };
-        let (anchor, last, claims_seq) = head_of(&row)?;
-        check_head(anchor.as_ref(), last.as_ref())?;
+        let (anchor, max_seq, seq_of_hash, claims_seq) = head_of(&row)?;
+        let last = match crate::anchored_tail(anchor.as_ref(), max_seq, seq_of_hash) {
+            Some(tail) => tail,
+            None => {
+                // The anchor does not name the last record: read it, to say how they disagree.
+                let rows = self
+                    .client
+                    .query(&format!("SELECT {COLUMNS} FROM audit_records ORDER BY seq DESC LIMIT 1"), &[])
+                    .map_err(&err)?;
+                let last = rows.first().map(decode).transpose().map_err(&err)?.map(Decoded::strict).transpose()?;
+                check_head(anchor.as_ref(), last.as_ref())?;
+                last
+            }
+        };
         let last_seq = last.as_ref().map_or(0, |r| r.seq);
         let mut caught_up = self.claims_index && self.catch_up(&st, claims_seq, last_seq)?;
         // The claim units' keys in one round trip; a linked claim's key (known only once its
@@ -738,27 +750,25 @@ struct AppendStatements {
 }
 
 /// Opens an append's transaction, takes the chain lock and reads the anchor (`h.*`, NULL when
-/// the row is missing) and the last record (`r.*`, NULL when there is none): one round trip.
+/// the row is missing), the highest seq stored and the seq of the record with the anchor's hash
+/// (both by index: the last record's body, megabytes for a large gate decision, is not sent;
+/// see [`crate::anchored_tail`]) and the claim index's mark: one round trip.
 const HEAD_UNDER_LOCK: &str = "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = on; \
      SET LOCAL lock_timeout = '30s'; LOCK TABLE chain_head IN EXCLUSIVE MODE; \
-     SELECT h.seq, h.hash, r.seq, r.kind, r.recorded_at, r.body, r.prev_hash, r.hash, h.claims_seq \
-     FROM (SELECT 1) AS one \
-     LEFT JOIN chain_head h ON h.id = 1 \
-     LEFT JOIN LATERAL (SELECT seq, kind, recorded_at, body, prev_hash, hash FROM audit_records \
-     ORDER BY seq DESC LIMIT 1) r ON true";
+     SELECT h.seq, h.hash, (SELECT max(seq) FROM audit_records), \
+     (SELECT seq FROM audit_records WHERE hash = h.hash), h.claims_seq \
+     FROM (SELECT 1) AS one LEFT JOIN chain_head h ON h.id = 1";
 
 /// [`HEAD_UNDER_LOCK`] on a store without the claim index (`NULL` for its mark).
 const HEAD_UNDER_LOCK_NO_INDEX: &str = "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = on; \
      SET LOCAL lock_timeout = '30s'; LOCK TABLE chain_head IN EXCLUSIVE MODE; \
-     SELECT h.seq, h.hash, r.seq, r.kind, r.recorded_at, r.body, r.prev_hash, r.hash, NULL::bigint \
-     FROM (SELECT 1) AS one \
-     LEFT JOIN chain_head h ON h.id = 1 \
-     LEFT JOIN LATERAL (SELECT seq, kind, recorded_at, body, prev_hash, hash FROM audit_records \
-     ORDER BY seq DESC LIMIT 1) r ON true";
+     SELECT h.seq, h.hash, (SELECT max(seq) FROM audit_records), \
+     (SELECT seq FROM audit_records WHERE hash = h.hash), NULL::bigint \
+     FROM (SELECT 1) AS one LEFT JOIN chain_head h ON h.id = 1";
 
-/// The anchor, the last record and how far the claim index goes from [`HEAD_UNDER_LOCK`]'s row
-/// (text values).
-type Head = (Option<Anchor>, Option<ChainedRecord>, Option<i64>);
+/// The anchor, the highest seq, the seq of the anchor's hash and how far the claim index goes,
+/// from [`HEAD_UNDER_LOCK`]'s row (text values).
+type Head = (Option<Anchor>, Option<i64>, Option<i64>, Option<i64>);
 
 fn head_of(row: &SimpleQueryRow) -> Result<Head, StoreError> {
     let text = |i: usize| row.get(i).map(str::to_string);
@@ -771,12 +781,7 @@ fn head_of(row: &SimpleQueryRow) -> Result<Head, StoreError> {
             .transpose()
     };
     let anchor = int(0)?.map(|seq| (seq, text(1).unwrap_or_default()));
-    let cell = |i: usize| text(i).ok_or(BadCell::Null);
-    let last = match int(2)? {
-        Some(seq) => Some(decode_row(seq, cell(3), cell(4), cell(5), cell(6), cell(7)).strict()?),
-        None => None,
-    };
-    Ok((anchor, last, int(8)?))
+    Ok((anchor, int(2)?, int(3)?, int(4)?))
 }
 
 impl PostgresStore {

@@ -332,6 +332,18 @@ fn read_head(tx: &Transaction<'_>) -> rusqlite::Result<(Option<Anchor>, Option<i
     })
 }
 
+/// The last record when the anchor names it ([`crate::anchored_tail`]): two index lookups, no
+/// row read.
+fn anchored(tx: &Transaction<'_>, anchor: Option<&Anchor>) -> rusqlite::Result<Option<Option<ChainedRecord>>> {
+    let Some((_, hash)) = anchor else { return Ok(None) };
+    let max_seq: Option<i64> = tx.prepare_cached("SELECT max(seq) FROM audit_records")?.query_row([], |r| r.get(0))?;
+    let seq_of_hash: Option<i64> = tx
+        .prepare_cached("SELECT seq FROM audit_records WHERE hash = ?1")?
+        .query_row([hash], |r| r.get(0))
+        .optional()?;
+    Ok(crate::anchored_tail(anchor, max_seq, seq_of_hash))
+}
+
 /// Both the claim index's table and its `chain_head` column exist.
 fn claims_schema_present(conn: &Connection) -> rusqlite::Result<bool> {
     conn.query_row(
@@ -507,12 +519,17 @@ impl SqliteStore {
         let err = sqlite_err(&self.path);
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(&err)?;
         let (anchor, claims_seq) = read_head(&tx).map_err(&err)?;
-        let last = {
-            let sql = format!("SELECT {COLUMNS} FROM audit_records ORDER BY seq DESC LIMIT 1");
-            let mut stmt = tx.prepare_cached(&sql).map_err(&err)?;
-            stmt.query_row([], decode).optional().map_err(&err)?.map(Decoded::strict).transpose()?
+        let last = match anchored(&tx, anchor.as_ref()).map_err(&err)? {
+            Some(tail) => tail,
+            None => {
+                // The anchor does not name the last record: read it, to say how they disagree.
+                let sql = format!("SELECT {COLUMNS} FROM audit_records ORDER BY seq DESC LIMIT 1");
+                let mut stmt = tx.prepare_cached(&sql).map_err(&err)?;
+                let last = stmt.query_row([], decode).optional().map_err(&err)?.map(Decoded::strict).transpose()?;
+                check_head(anchor.as_ref(), last.as_ref())?;
+                last
+            }
         };
-        check_head(anchor.as_ref(), last.as_ref())?;
         let last_seq = last.as_ref().map_or(0, |r| r.seq);
         let caught_up = catch_up(&tx, claims_seq, last_seq).map_err(|e| e.into_store(&self.path))?;
         let mut kinds_indexed = false;

@@ -191,7 +191,7 @@ fn index_is_built_and_kept_up(open: Open, exec: &mut dyn FnMut(&str)) {
 
     // A damaged record: claims of its kind it might hold are refused, once the index is rebuilt.
     let damaged = store.append(claim_draft("execution_claim", "d", "to be damaged")).unwrap();
-    // (Not the last record: a damaged last record refuses every append, claims or not.)
+    // (Not the last record: the tests of a damaged tail are the tamper tests'.)
     store.append(plain("deploy_decision", json!({"n": 1}))).unwrap();
     exec(&format!("UPDATE audit_records SET body = 'not json' WHERE seq = {}", damaged.seq));
     exec("DELETE FROM audit_claims; DELETE FROM audit_claim_kinds; UPDATE chain_head SET claims_seq = NULL");
