@@ -239,7 +239,7 @@ fn pg_append_only_role_is_enough() {
     schema.raw()(&format!(
         "CREATE ROLE {r} LOGIN PASSWORD 'appender-pw'; GRANT USAGE ON SCHEMA {s} TO {r}; \
          GRANT SELECT, INSERT ON audit_records TO {r}; GRANT SELECT, UPDATE ON chain_head TO {r}; \
-         GRANT SELECT, INSERT ON audit_claims TO {r}; GRANT SELECT ON guardrail_schema TO {r}"
+         GRANT SELECT, INSERT ON audit_claims, audit_claim_kinds TO {r}; GRANT SELECT ON guardrail_schema TO {r}"
     ));
     let sep = if schema.url.contains('?') { '&' } else { '?' };
     let url = format!("{}{sep}user={r}&password=appender-pw", schema.url);
@@ -247,6 +247,14 @@ fn pg_append_only_role_is_enough() {
     assert!(!store.describe().contains("appender-pw"), "{}", store.describe());
     assert_eq!(store.append(common::draft(2)).unwrap().seq, 3);
     assert_eq!(store.find("3").unwrap().map(|r| r.seq), Some(3));
+    // Claims too (the claim index: its kinds are indexed by this role when first claimed).
+    let claim = |who: &str| guardrail_core::audit::RecordDraft {
+        kind: "execution_claim".into(),
+        recorded_at: "2026-11-24T10:00:00Z".into(),
+        body: serde_json::json!({"claim": "k#0", "who": who}),
+    };
+    assert!(matches!(store.append_claim(claim("a"), "k#0").unwrap(), guardrail_store::Claim::Won(_)));
+    assert!(matches!(store.append_claim(claim("b"), "k#0").unwrap(), guardrail_store::Claim::Held(_)));
     assert!(store.verify().unwrap().ok());
     // …and that role cannot rewrite history.
     let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
