@@ -276,6 +276,10 @@ pub struct SqliteKnowledgeStore {
     df: bool,
     /// `doc_counts` exists.
     counted: bool,
+    /// Services' bucket numbers already read ([`SqliteKnowledgeStore::service_range`]): a
+    /// service keeps its number for the file's life (rows of `services` are only ever added),
+    /// and every search asks for it. Only numbers read outside a write are kept.
+    buckets: std::cell::RefCell<std::collections::HashMap<String, i64>>,
 }
 
 impl std::fmt::Debug for SqliteKnowledgeStore {
@@ -310,7 +314,14 @@ impl SqliteKnowledgeStore {
         let conn = Connection::open_with_flags(path, mode | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .map_err(|e| KnowledgeError::Index { location: location.clone(), message: e.to_string() })?;
         stable_plans(&conn);
-        let mut store = SqliteKnowledgeStore { conn, location, bucketed: false, df: false, counted: false };
+        let mut store = SqliteKnowledgeStore {
+            conn,
+            location,
+            bucketed: false,
+            df: false,
+            counted: false,
+            buckets: Default::default(),
+        };
         let (version, names) = store.check_schema()?;
         store.bucketed = version == SCHEMA_VERSION;
         store.counted = store.bucketed && names.iter().any(|n| n == "doc_counts");
@@ -327,7 +338,14 @@ impl SqliteKnowledgeStore {
         let conn = Connection::open(path)
             .map_err(|e| KnowledgeError::Index { location: location.clone(), message: e.to_string() })?;
         stable_plans(&conn);
-        let mut store = SqliteKnowledgeStore { conn, location, bucketed: true, df: false, counted: false };
+        let mut store = SqliteKnowledgeStore {
+            conn,
+            location,
+            bucketed: true,
+            df: false,
+            counted: false,
+            buckets: Default::default(),
+        };
         store.init_schema()?;
         Ok(store)
     }
@@ -337,8 +355,14 @@ impl SqliteKnowledgeStore {
         let conn = Connection::open_in_memory()
             .map_err(|e| KnowledgeError::Index { location: ":memory:".into(), message: e.to_string() })?;
         stable_plans(&conn);
-        let mut store =
-            SqliteKnowledgeStore { conn, location: ":memory:".into(), bucketed: true, df: false, counted: false };
+        let mut store = SqliteKnowledgeStore {
+            conn,
+            location: ":memory:".into(),
+            bucketed: true,
+            df: false,
+            counted: false,
+            buckets: Default::default(),
+        };
         store.init_schema()?;
         Ok(store)
     }
@@ -510,7 +534,15 @@ impl SqliteKnowledgeStore {
 
     /// The rowid range of a service's documents; `None` when no document of it was ever added.
     fn service_range(&self, service: &str) -> Result<Option<(i64, i64)>, KnowledgeError> {
-        Ok(self.bucket(&self.conn, service, false)?.map(bucket_range))
+        if let Some(b) = self.buckets.borrow().get(service) {
+            return Ok(Some(bucket_range(*b)));
+        }
+        let bucket = self.bucket(&self.conn, service, false)?;
+        // A service without a number yet may get one by a later load: not kept.
+        if let Some(b) = bucket {
+            self.buckets.borrow_mut().insert(service.to_string(), b);
+        }
+        Ok(bucket.map(bucket_range))
     }
 
     /// Merges FTS5's segments into one (`optimize`): after a large load, a search reads one
@@ -1241,7 +1273,14 @@ mod tests {
             let conn = Connection::open(&path).unwrap();
             conn.execute_batch(SCHEMA).unwrap();
             conn.execute_batch("PRAGMA user_version = 1").unwrap();
-            let old = SqliteKnowledgeStore { conn, location: "v1".into(), bucketed: false, df: false, counted: false };
+            let old = SqliteKnowledgeStore {
+                conn,
+                location: "v1".into(),
+                bucketed: false,
+                df: false,
+                counted: false,
+                buckets: Default::default(),
+            };
             let tx = old.conn.unchecked_transaction().unwrap();
             let docs = corpus(800, 400, 6);
             for r in &docs.runbooks {
