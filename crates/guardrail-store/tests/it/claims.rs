@@ -143,6 +143,23 @@ fn postgres_two_replicas_one_winner_per_claim() {
     many_claimants_race(open, 16);
 }
 
+/// Two shared stores (two writers, as two server processes would have) on one SQLite file race
+/// on the same keys.
+#[test]
+fn sqlite_two_writers_one_winner_per_claim() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let (a, b) = (format!("sqlite:{}", path.display()), path.display().to_string());
+    let (sa, sb) = (share(&a).unwrap(), share(&b).unwrap());
+    assert!(!Arc::ptr_eq(&sa, &sb));
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    let open: Open = Arc::new(move || {
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Box::new(if i.is_multiple_of(2) { sa.handle() } else { sb.handle() }) as Box<dyn AuditStore>
+    });
+    many_claimants_race(open, 12);
+}
+
 /// Appends a record as a build without the claim index would: sealed and inserted with the
 /// anchor moved, the index (and its mark) left alone.
 fn append_as_older_build(store: &mut dyn AuditStore, exec: &mut dyn FnMut(&str), draft: RecordDraft) -> ChainedRecord {
