@@ -216,7 +216,12 @@ async fn incident_states_fold_only_what_was_appended_since() {
         drop(store);
         let raw = rusqlite::Connection::open(&spec).unwrap();
         let genesis = guardrail_core::audit::GENESIS_HASH;
-        let reset = format!("DELETE FROM audit_records; UPDATE chain_head SET seq = 0, hash = '{genesis}' WHERE id = 1");
+        // The claim index beside the chain is emptied with it (its documented rebuild), else the
+        // store refuses to append after records it had indexed went missing.
+        let reset = format!(
+            "DELETE FROM audit_records; DELETE FROM audit_claims; DELETE FROM audit_claim_kinds; \
+             UPDATE chain_head SET seq = 0, hash = '{genesis}', claims_seq = NULL WHERE id = 1"
+        );
         raw.execute_batch(&reset).unwrap();
         let mut store = open_store(&spec).unwrap();
         store.append(decision("INC-7", "execute")).unwrap();
