@@ -464,10 +464,15 @@ pub fn record_outcome(decided: Result<Decided, Undecided>, ci: &CiContext, recor
     }
 }
 
+/// The number of rules from which [`record_outcome_meanwhile`] runs its work on another thread
+/// (below, starting a thread costs about what it saves).
+const MEANWHILE_FROM_RULES: usize = 200;
+
 /// [`record_outcome`], running `meanwhile` on the decision on another thread while its record
 /// is appended (the CLI renders its `--format json` answer there, printed only once the record
-/// is in the chain). `None` for `meanwhile`'s result when the inputs could not decide or no
-/// thread could be started.
+/// is in the chain); before it, on this thread, for a decision of fewer than
+/// [`MEANWHILE_FROM_RULES`] rules. `None` for `meanwhile`'s result when the inputs could not
+/// decide or no thread could be started.
 pub fn record_outcome_meanwhile<T: Send>(
     decided: Result<Decided, Undecided>,
     ci: &CiContext,
@@ -478,12 +483,19 @@ pub fn record_outcome_meanwhile<T: Send>(
         Ok(d) => d,
         Err(undecided) => return (record_outcome(Err(undecided), ci, recorder), None),
     };
-    let (recorded, done) = std::thread::scope(|s| {
-        let d = &decided;
-        let side = std::thread::Builder::new().name("gate-render".into()).spawn_scoped(s, move || meanwhile(d)).ok();
-        let recorded = record_decided_as_text(d, recorder);
-        (recorded, side.and_then(|h| h.join().ok()))
-    });
+    let (recorded, done) = if decided.evaluation.decision.trace.len() < MEANWHILE_FROM_RULES {
+        // A small decision: a thread would cost more than it saves.
+        let done = meanwhile(&decided);
+        (record_decided_as_text(&decided, recorder), Some(done))
+    } else {
+        std::thread::scope(|s| {
+            let d = &decided;
+            let side =
+                std::thread::Builder::new().name("gate-render".into()).spawn_scoped(s, move || meanwhile(d)).ok();
+            let recorded = record_decided_as_text(d, recorder);
+            (recorded, side.and_then(|h| h.join().ok()))
+        })
+    };
     let outcome = match recorded {
         Ok((record, audit)) => GateOutcome::Recorded { decided: Box::new(decided), record: Box::new(record), audit },
         Err(reason) => GateOutcome::Withheld { decided: Box::new(decided), reason },

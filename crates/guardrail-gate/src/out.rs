@@ -69,14 +69,15 @@ pub fn json_pretty_with_capacity<T: serde::Serialize + ?Sized>(value: &T, capaci
     bytes
 }
 
-/// Writes `bytes` to standard output; see the module documentation for errors.
-pub fn stdout_bytes(bytes: &[u8]) {
+/// Writes `parts` to standard output, one after the other; see the module documentation for
+/// errors.
+pub fn stdout_bytes(parts: &[&[u8]]) {
     if CLOSED.load(Ordering::SeqCst) {
         return;
     }
     let written = {
         let mut out = std::io::stdout().lock();
-        out.write_all(bytes).and_then(|()| out.flush())
+        parts.iter().try_for_each(|p| out.write_all(p)).and_then(|()| out.flush())
     };
     if let Err(e) = written {
         note(e);

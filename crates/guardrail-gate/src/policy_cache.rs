@@ -43,6 +43,10 @@ const MAGIC: &str = "guardrail-policy-cache v2 ";
 
 static CACHE: OnceLock<Option<Cache>> = OnceLock::new();
 
+/// The size of a policy file from which [`Cache::prefetch`] reads its entry on a thread of its
+/// own (~300 rules).
+const PREFETCH_FROM_BYTES: u64 = 100 << 10;
+
 /// The entry being read in the background ([`Cache::prefetch`]): its file, and the reading.
 type Prefetch = (PathBuf, std::thread::JoinHandle<Option<Entry>>);
 static PREFETCH: Mutex<Option<Prefetch>> = Mutex::new(None);
@@ -137,6 +141,10 @@ impl Cache {
     /// decode). What it reads is trusted only as `get` trusts an entry: same binary, path and
     /// sha256. When no thread can be started, `get` reads the entry itself.
     pub fn prefetch(&self, path: &Path) {
+        // A small file is read and hashed in less time than a thread takes to start.
+        if std::fs::metadata(path).map_or(true, |m| m.len() < PREFETCH_FROM_BYTES) {
+            return;
+        }
         let file = self.file(path);
         let Ok(mut slot) = PREFETCH.lock() else { return };
         let reading = {

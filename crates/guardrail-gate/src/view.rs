@@ -155,17 +155,21 @@ impl PendingJson {
 
     /// The text with `audit` in place of the missing record (`None` if the view rendered had
     /// one, or did not render).
-    pub fn with_audit(self, audit: &AuditRef) -> Option<Vec<u8>> {
+    pub fn with_audit(&self, audit: &AuditRef) -> Option<Vec<u8>> {
+        let (head, object, tail) = self.parts_with_audit(audit)?;
+        Some([head, object.as_slice(), tail].concat())
+    }
+
+    /// [`PendingJson::with_audit`] in its three parts, to be written one after the other (no
+    /// copy of the megabytes around the record's `audit`): the text before it, the `audit`
+    /// object, the text after it.
+    pub fn parts_with_audit(&self, audit: &AuditRef) -> Option<(&[u8], Vec<u8>, &[u8])> {
         let at = self.0.windows(NO_AUDIT.len()).rposition(|w| w == NO_AUDIT)?;
         // The object as the pretty printer writes it one level down: every line after the
         // first indented by two more spaces (its strings hold no raw line breaks).
         let object = serde_json::to_string_pretty(audit).ok()?.replace('\n', "\n  ");
         let null_at = at + NO_AUDIT.len() - "null".len();
-        let mut out = Vec::with_capacity(self.0.len() + object.len());
-        out.extend_from_slice(&self.0[..null_at]);
-        out.extend_from_slice(object.as_bytes());
-        out.extend_from_slice(&self.0[at + NO_AUDIT.len()..]);
-        Some(out)
+        Some((&self.0[..null_at], object.into_bytes(), &self.0[at + NO_AUDIT.len()..]))
     }
 }
 

@@ -86,8 +86,11 @@ fn an_entry_gives_back_exactly_what_the_text_gives() {
 #[test]
 fn an_entry_read_ahead_is_the_entry() {
     let dir = tempfile::tempdir().unwrap();
-    let c = cache(dir.path());
-    let src = awkward();
+    let c = cache(&dir.path().join("cache"));
+    // A file large enough to be read ahead (a small one is read when asked for).
+    let path = dir.path().join("big.yaml");
+    std::fs::write(&path, format!("{}# {}\n", awkward().text, "x".repeat(200 << 10))).unwrap();
+    let src = guardrail_config::read_source(&path).unwrap();
     let (set, _, warnings) = gate::policy_set(&src).unwrap();
     c.put(&src, &set, &warnings);
     c.prefetch(&src.path);
@@ -96,7 +99,7 @@ fn an_entry_read_ahead_is_the_entry() {
     assert_eq!(c.get(&src), Some((set, warnings)));
     // Read ahead, then the file changed: not its entry.
     c.prefetch(&src.path);
-    let edited = Source::from_text("/policies/awkward.yaml", format!("{}\n", src.text));
+    let edited = Source::from_text(&src.path, format!("{}\n", src.text));
     assert!(c.get(&edited).is_none());
 }
 
