@@ -627,10 +627,13 @@ fn run_gate(
         }
     };
     match format {
-        Format::Json => match pending.flatten().zip(out.audit.as_ref()).and_then(|(p, a)| p.with_audit(a)) {
-            Some(text) => render::out::stdout_bytes(&std::mem::ManuallyDrop::new(text)),
-            None => render::out::stdout_json_pretty(&out),
-        },
+        Format::Json => {
+            let pending = std::mem::ManuallyDrop::new(pending.flatten());
+            match pending.as_ref().zip(out.audit.as_ref()).and_then(|(p, a)| p.parts_with_audit(a)) {
+                Some((head, audit, tail)) => render::out::stdout_bytes(&[head, &audit, tail]),
+                None => render::out::stdout_json_pretty(&out),
+            }
+        }
         Format::Text => print!("{}", render::gate_report(&out, style(color, env))),
         Format::Github => {
             print!("{}", render::gate_report(&out, style(color, env)));
