@@ -410,10 +410,11 @@ pub fn record_decided(
 /// text: a CLI run (nobody authenticated asked, so not a server, whose store routes each record
 /// to its outbox by its body) without a JSONL mirror (which copies the body). The store keeps and
 /// hashes the same bytes either way; at 10,000 rules the value tree it saves was a fifth of the
-/// run. The record returned then has a `null` body (the decision is the caller's).
+/// run. Not for PostgreSQL: its store reads the text back into a value (slower than building
+/// the value). The record returned then has a `null` body (the decision is the caller's).
 fn record_decided_as_text(decided: &Decided, recorder: &Recorder<'_>) -> Result<(ChainedRecord, AuditRef), Withheld> {
     let text = match (recorder.jsonl, recorder.requested_by) {
-        (None, None) => decided.record_text().ok(),
+        (None, None) if !is_postgres(recorder.store) => decided.record_text().ok(),
         _ => None,
     };
     let Some(body_text) = text else {
@@ -462,6 +463,12 @@ pub fn record_outcome(decided: Result<Decided, Undecided>, ci: &CiContext, recor
         Ok((record, audit)) => GateOutcome::Recorded { decided: Box::new(decided), record: Box::new(record), audit },
         Err(reason) => GateOutcome::Withheld { decided: Box::new(decided), reason },
     }
+}
+
+/// Whether `spec` names a PostgreSQL store (as `guardrail_store::open_store` tells them apart).
+fn is_postgres(spec: &str) -> bool {
+    let lower = spec.to_ascii_lowercase();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
 }
 
 /// The number of rules from which [`record_outcome_meanwhile`] runs its work on another thread
@@ -608,6 +615,16 @@ mod tests {
             }
             let mut s = guardrail_store::open_store(&text_spec).unwrap();
             assert!(s.verify().unwrap().ok());
+        }
+    }
+
+    #[test]
+    fn postgresql_stores_take_the_value() {
+        for spec in ["postgres://u@h/db", "PostgreSQL://h/db?schema=x"] {
+            assert!(is_postgres(spec), "{spec}");
+        }
+        for spec in ["sqlite:g.db", "g.db", "/tmp/postgres/g.db", "sqlite:postgres://x"] {
+            assert!(!is_postgres(spec), "{spec}");
         }
     }
 
