@@ -167,6 +167,12 @@ impl SqliteStore {
         // use `sqlite3 … .backup`) when backing up.
         conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true).map_err(&err)?;
         conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(&err)?;
+        // The query planner stability guarantee: a cached statement with a bound range
+        // (`WHERE seq > ?1`, the views' incremental reads) keeps its plan instead of being
+        // recompiled whenever a value is bound (~4 % of an approval through `serve`). The plans
+        // are primary-key and unique-index lookups, right for every value; an SQLite without
+        // the option simply recompiles as before.
+        let _ = conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true);
         let described = format!("sqlite:{}", std::path::absolute(&path).unwrap_or_else(|_| path.clone()).display());
         let mut store = SqliteStore {
             conn,
