@@ -687,7 +687,8 @@ impl AppState {
         };
         let still_there = match &hash {
             None => true,
-            Some(h) => store.get(from).map_err(unreadable)?.is_some_and(|r| r.hash == *h),
+            // The hash alone: the record was read strictly when it was folded.
+            Some(h) => store.hash_at(from).map_err(unreadable)?.is_some_and(|stored| stored == *h),
         };
         if still_there {
             let mut newer = store.records_after(from).map_err(unreadable)?;

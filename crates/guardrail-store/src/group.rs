@@ -497,6 +497,10 @@ impl AuditStore for Handle {
         self.read(|s| s.get(seq))
     }
 
+    fn hash_at(&mut self, seq: i64) -> Result<Option<String>, StoreError> {
+        self.read(|s| s.hash_at(seq))
+    }
+
     fn find(&mut self, id_or_seq: &str) -> Result<Option<ChainedRecord>, StoreError> {
         self.read(|s| s.find(id_or_seq))
     }

@@ -188,6 +188,12 @@ pub trait AuditStore: Send {
     /// The record at `seq`, if any.
     fn get(&mut self, seq: i64) -> Result<Option<ChainedRecord>, StoreError>;
 
+    /// The stored hash of the record at `seq` (`None` when there is none), without reading its
+    /// body: what a reader that kept a fold checks before reading only the records after it.
+    fn hash_at(&mut self, seq: i64) -> Result<Option<String>, StoreError> {
+        Ok(self.get(seq)?.map(|r| r.hash))
+    }
+
     /// Looks a record up by what people type: `"42"` (seq), `"42-3fa9c0d1e2b4"` (the
     /// [`ChainedRecord::id`] form; `None` if the hash does not start with that prefix), or a
     /// hash or hash prefix of at least 8 hex digits. A bare number is a seq first; if no such

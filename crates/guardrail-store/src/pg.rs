@@ -834,6 +834,12 @@ impl AuditStore for PostgresStore {
         Ok(self.query_strict(&format!("SELECT {COLUMNS} FROM audit_records WHERE seq = $1"), &[&seq])?.pop())
     }
 
+    fn hash_at(&mut self, seq: i64) -> Result<Option<String>, StoreError> {
+        let err = self.err();
+        let row = self.client.query_opt("SELECT hash FROM audit_records WHERE seq = $1", &[&seq]).map_err(&err)?;
+        row.map(|r| r.try_get::<_, String>(0)).transpose().map_err(&err)
+    }
+
     fn find(&mut self, id_or_seq: &str) -> Result<Option<ChainedRecord>, StoreError> {
         find_with(self, id_or_seq, |s, seq| s.get(seq), |s, p| s.by_prefix(p))
     }

@@ -795,6 +795,12 @@ impl AuditStore for SqliteStore {
         Ok(self.query_strict(&sql, &[&seq])?.pop())
     }
 
+    fn hash_at(&mut self, seq: i64) -> Result<Option<String>, StoreError> {
+        let err = sqlite_err(&self.path);
+        let mut stmt = self.conn.prepare_cached("SELECT hash FROM audit_records WHERE seq = ?1").map_err(&err)?;
+        stmt.query_row([seq], |r| r.get::<_, String>(0)).optional().map_err(&err)
+    }
+
     fn find(&mut self, id_or_seq: &str) -> Result<Option<ChainedRecord>, StoreError> {
         find_with(self, id_or_seq, |s, seq| s.get(seq), |s, p| s.by_prefix(p))
     }

@@ -423,3 +423,14 @@ pub fn concurrent_claims(open: Arc<dyn Fn() -> Box<dyn AuditStore> + Send + Sync
     assert!(rep.ok(), "{:?}", rep.breaks);
     assert_eq!(rep.records, threads + 3);
 }
+
+/// `hash_at` answers the stored hash of a record without its body, and nothing past the head.
+pub fn hash_at_is_the_records_hash(store: &mut dyn AuditStore) {
+    assert_eq!(store.hash_at(1).unwrap(), None, "an empty chain");
+    let recs = fill(store, 3);
+    for r in &recs {
+        assert_eq!(store.hash_at(r.seq).unwrap().as_deref(), Some(r.hash.as_str()));
+    }
+    assert_eq!(store.hash_at(4).unwrap(), None);
+    assert_eq!(store.hash_at(0).unwrap(), None);
+}

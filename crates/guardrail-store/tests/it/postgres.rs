@@ -79,6 +79,12 @@ fn pg_round_trip() {
 }
 
 #[test]
+fn pg_hash_at() {
+    let schema = TestSchema::new();
+    common::hash_at_is_the_records_hash(&mut schema.open());
+}
+
+#[test]
 fn pg_rejects_invalid_drafts() {
     let schema = TestSchema::new();
     common::rejects_invalid_drafts(&mut schema.open());

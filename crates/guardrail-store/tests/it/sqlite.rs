@@ -45,6 +45,12 @@ fn round_trip() {
 }
 
 #[test]
+fn hash_at() {
+    let dir = tempfile::tempdir().unwrap();
+    common::hash_at_is_the_records_hash(&mut open(&db(&dir)));
+}
+
+#[test]
 fn rejects_invalid_drafts() {
     let dir = tempfile::tempdir().unwrap();
     common::rejects_invalid_drafts(&mut open(&db(&dir)));
