@@ -630,12 +630,14 @@ struct SortedBodyRef<'a> {
     #[serde(with = "action_name")]
     action: Option<Action>,
     ci: &'a CiContext,
+    #[serde(serialize_with = "sorted::conditions")]
     conditions: &'a [policy::ConditionOutcome],
     cost: &'a CostReport,
     counterfactual: &'a Option<CounterfactualOut<'a>>,
     decided_by: &'a policy::DecidedBy,
     delay_minutes: u32,
     evaluated_at: &'a str,
+    #[serde(serialize_with = "sorted::seed_traces")]
     evaluated_policies: &'a [SeedTrace<'a>],
     exit_code: u8,
     freeze: &'a guardrail_core::freeze::FreezeStatus,
@@ -653,8 +655,91 @@ struct SortedBodyRef<'a> {
     signals: &'a Signals,
     slo: &'a SloReport,
     tool: &'a str,
+    #[serde(serialize_with = "sorted::traces")]
     trace: &'a [policy::RuleTrace],
     warnings: &'a [String],
+}
+
+/// The record's many small objects (a rule's trace entry, a compared condition, the seed tool's
+/// trace entry) with their fields in key order, for [`SortedBodyRef`]: their types serialise in
+/// the `--format json` order, and 30,000 objects out of order are 30,000 sorts and copies for the
+/// canonical writer. The fields are taken apart whole, so a new field does not compile until it
+/// is written here too, and a test compares the text with the value route's.
+mod sorted {
+    use guardrail_core::policy::{Action, ConditionOutcome, Operator, RuleTrace, Threshold};
+    use guardrail_core::signals::SignalValue;
+    use serde::{Serialize, Serializer};
+
+    use crate::view::SeedTrace;
+
+    #[derive(Serialize)]
+    struct Condition<'a> {
+        actual: &'a SignalValue,
+        operator: &'a Operator,
+        result: bool,
+        signal: &'a str,
+        threshold: &'a Threshold,
+    }
+
+    fn condition(c: &ConditionOutcome) -> Condition<'_> {
+        let ConditionOutcome { signal, operator, threshold, actual, result } = c;
+        Condition { actual, operator, result: *result, signal, threshold }
+    }
+
+    struct Conditions<'a>(&'a [ConditionOutcome]);
+
+    impl Serialize for Conditions<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(self.0.iter().map(condition))
+        }
+    }
+
+    #[derive(Serialize)]
+    struct Trace<'a> {
+        action: &'a Action,
+        conditions: Conditions<'a>,
+        id: &'a str,
+        matched: bool,
+        name: &'a str,
+        priority: i64,
+        why: &'a str,
+        winner: bool,
+    }
+
+    #[derive(Serialize)]
+    struct Seed<'a> {
+        action: &'a Action,
+        id: &'a str,
+        matched: bool,
+        name: &'a str,
+    }
+
+    pub(super) fn conditions<S: Serializer>(c: &&[ConditionOutcome], s: S) -> Result<S::Ok, S::Error> {
+        Conditions(c).serialize(s)
+    }
+
+    pub(super) fn traces<S: Serializer>(t: &&[RuleTrace], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(t.iter().map(|t| {
+            let RuleTrace { id, name, action, priority, matched, winner, why, conditions } = t;
+            Trace {
+                action,
+                conditions: Conditions(conditions),
+                id,
+                matched: *matched,
+                name,
+                priority: *priority,
+                why,
+                winner: *winner,
+            }
+        }))
+    }
+
+    pub(super) fn seed_traces<S: Serializer>(t: &&[SeedTrace<'_>], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(t.iter().map(|t| {
+            let SeedTrace { id, name, matched, action } = t;
+            Seed { action, id, matched: *matched, name }
+        }))
+    }
 }
 
 /// [`RecordedRun`], borrowed.
