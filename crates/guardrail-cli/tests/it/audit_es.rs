@@ -129,25 +129,8 @@ fn export_rebuilds_refuses_a_broken_chain_and_names_what_failed() {
     assert_eq!(es.log().len(), before, "nothing sent");
 }
 
-/// `POST` with a bearer token over a fresh connection; the whole answer.
-fn http_post(addr: &str, path: &str, token: &str, body: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
-
 #[test]
 fn serve_mirrors_what_its_api_records() {
-    use std::io::BufRead;
     let es = FakeEs::start();
     let s = Scratch::new();
     // sha256("test")
@@ -173,17 +156,8 @@ fn serve_mirrors_what_its_api_records() {
         .spawn()
         .unwrap();
     let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
-    // The first lines may be about the config in force; the address line says http://.
-    let mut line = String::new();
-    for _ in 0..20 {
-        line.clear();
-        if err.read_line(&mut line).unwrap() == 0 || line.contains("http://") {
-            break;
-        }
-    }
-    let addr = line.split("http://").nth(1).and_then(|r| r.split('/').next()).unwrap_or_default().to_string();
-    assert!(addr.starts_with("127.0.0.1:"), "no address in {line:?}");
-    let answer = http_post(&addr, "/api/gate", "test", r#"{"ci": {}}"#);
+    let (addr, seen) = common::serve_address(&mut err);
+    let answer = common::http_post(&addr, "/api/gate", "test", r#"{"ci": {}}"#);
     // The outbox thread delivers on its tick (every 5 s by default): wait for it, generously.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while es.docs("audit-served").is_empty() && std::time::Instant::now() < deadline {
@@ -193,7 +167,7 @@ fn serve_mirrors_what_its_api_records() {
     let _ = child.wait();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let docs = es.docs("audit-served");
-    assert_eq!(docs.len(), 1, "{docs:?} {line}");
+    assert_eq!(docs.len(), 1, "{docs:?} {seen}");
     let doc = docs.values().next().unwrap();
     assert_eq!((doc["kind"].as_str(), doc["seq"].as_i64()), (Some("deploy_decision"), Some(1)), "{doc}");
 }

@@ -235,3 +235,38 @@ pub fn as_token(args: &[&str]) -> Vec<String> {
     }
     out
 }
+
+/// `POST` with a bearer token over a fresh connection to a `guardrail serve`; the whole answer.
+pub fn http_post(addr: &str, path: &str, token: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    // Generous: CI runs this on two loaded cores.
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// The `host:port` a starting `guardrail serve` listens on, read from its standard error (the
+/// first lines may be about the config in force; the address line says `http://`), and every
+/// line read up to it (for a failure's message). Panics if serve stops before it listens.
+pub fn serve_address(stderr: &mut impl std::io::BufRead) -> (String, String) {
+    let mut seen = String::new();
+    let mut line = String::new();
+    while !line.contains("http://") {
+        line.clear();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            panic!("serve stopped before listening:\n{seen}");
+        }
+        seen.push_str(&line);
+    }
+    let addr = line.split("http://").nth(1).and_then(|r| r.split('/').next()).unwrap_or_default().to_string();
+    assert!(addr.starts_with("127.0.0.1:"), "no address in {line:?}");
+    (addr, seen)
+}

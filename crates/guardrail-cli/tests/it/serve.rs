@@ -244,20 +244,6 @@ fn serve_logs_the_governor_config_in_force_and_reloads_it_when_it_changes() {
     assert!(again.contains(&path) && again.contains(&sha(fixed)), "{again}");
 }
 
-fn http_post(addr: &str, path: &str, token: &str, body: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
-
 /// `serve` takes the tokens file the governor config names (`tokens:`) when neither --tokens nor
 /// GUARDRAIL_TOKENS does, as every governor command does: a config that names its tokens
 /// serves with them instead of refusing every token.
@@ -287,18 +273,9 @@ fn serve_takes_the_governor_configs_tokens_file() {
         .spawn()
         .unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    let mut line = String::new();
-    while !line.contains("http://") {
-        line.clear();
-        if err.read_line(&mut line).unwrap() == 0 {
-            panic!("serve stopped before listening:\n{seen}");
-        }
-        seen.push_str(&line);
-    }
-    let addr = line.split("http://").nth(1).and_then(|r| r.split('/').next()).unwrap_or_default().to_string();
-    let known = http_post(&addr, "/api/gate", "demo-token-dave", "{}");
-    let unknown = http_post(&addr, "/api/gate", "not-a-token-of-the-file", "{}");
+    let (addr, seen) = common::serve_address(&mut err);
+    let known = common::http_post(&addr, "/api/gate", "demo-token-dave", "{}");
+    let unknown = common::http_post(&addr, "/api/gate", "not-a-token-of-the-file", "{}");
     let _ = child.kill();
     let _ = child.wait();
     assert!(known.starts_with("HTTP/1.1 200"), "{seen}\n{known}");
