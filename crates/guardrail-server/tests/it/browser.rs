@@ -74,11 +74,17 @@ fn count(img: &Image, rgb: [u8; 3], x0: u32, y0: u32, x1: u32, y1: u32) -> usize
 }
 
 /// Screenshots until `check` passes, waiting longer each time (a loaded machine can take more
-/// than a few seconds to start the browser and run the page's requests): two minutes in all
-/// before it fails, but a page that draws in time passes at the first shot.
+/// than a few seconds to start the browser and run the page's requests): about two and a half
+/// minutes in all before it fails, but a page that draws in time passes at the first shot.
+/// Headless Chromium may take the shot at the page's load event, before its fetches have
+/// answered: on a CI machine running every server test at once that happened on every one of
+/// five quick attempts (an empty or half-drawn page), so there are more attempts, a second apart.
 async fn shot_until(browser: &Path, url: &str, out: &Path, check: impl Fn(&Image) -> Result<(), String>) {
     let mut last = String::new();
-    for wait_ms in [4000, 8000, 16000, 32000, 60000] {
+    for (attempt, wait_ms) in [4000, 4000, 8000, 8000, 16000, 16000, 32000, 60000].into_iter().enumerate() {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
         let (b, u, o) = (browser.to_path_buf(), url.to_string(), out.to_path_buf());
         let img = tokio::task::spawn_blocking(move || screenshot(&b, &u, &o, wait_ms)).await.unwrap();
         match check(&img) {
