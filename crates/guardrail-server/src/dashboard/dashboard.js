@@ -385,6 +385,13 @@ function showUnavailable(badgeId, chartId, message) {
   const b = $(badgeId);
   clear(b);
   b.appendChild(badge("unavailable", "bad"));
+  // The card's figures are from inputs that no longer read: blank them, never leave the last
+  // good values next to an "unavailable" badge.
+  const card = b.closest("section");
+  if (card) {
+    for (const v of card.querySelectorAll(".row span:not(.k)")) v.textContent = "—";
+    for (const fill of card.querySelectorAll(".bar > div")) fill.style.width = "0%";
+  }
   const svg = $(chartId);
   clear(svg);
   svg.appendChild(svgEl("text", { x: 8, y: 20 }, String(message).split("\n")[0]));

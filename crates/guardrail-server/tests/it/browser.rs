@@ -1,5 +1,6 @@
-//! The dashboard in a real browser: headless Chromium loads the page from a real server, and
-//! the screenshot is checked for the decision banner and the drawn cost chart (by their exact
+//! The dashboard in a real browser: headless Chromium (driven over the DevTools protocol,
+//! [`crate::cdp`]) loads the page from a real server, and, once the DOM shows it drawn, its
+//! screenshot is checked for the decision banner and the drawn cost chart (by their exact
 //! colours), then again with broken inputs. Screenshots are kept in
 //! `target/guardrail-server-screenshots/`.
 //!
@@ -9,21 +10,11 @@
 use crate::common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::cdp::{Page, chromium};
 
 use common::{Scratch, Server};
-
-fn chromium() -> Option<PathBuf> {
-    for name in ["chromium", "chromium-browser", "google-chrome"] {
-        for dir in std::env::var("PATH").unwrap_or_default().split(':') {
-            let p = Path::new(dir).join(name);
-            if p.is_file() {
-                return Some(p);
-            }
-        }
-    }
-    None
-}
 
 fn screenshot_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/guardrail-server-screenshots");
@@ -33,22 +24,8 @@ fn screenshot_dir() -> PathBuf {
 
 type Image = (u32, u32, Vec<u8>);
 
-/// Takes a 1400×1400 screenshot after the page has had `wait_ms` to load and draw.
-fn screenshot(browser: &Path, url: &str, out: &Path, wait_ms: u32) -> Image {
-    let profile = tempfile::tempdir().unwrap();
-    let status = Command::new(browser)
-        .args(["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars"])
-        .args(["--no-first-run", "--window-size=1400,1400"])
-        .arg(format!("--timeout={wait_ms}"))
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("--screenshot={}", out.display()))
-        .arg(url)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "chromium failed: {status}");
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(out).unwrap()));
+fn decode_png(png_bytes: &[u8]) -> Image {
+    let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
     let mut reader = decoder.read_info().unwrap();
     let mut buf = vec![0; reader.output_buffer_size().unwrap()];
     let info = reader.next_frame(&mut buf).unwrap();
@@ -73,27 +50,36 @@ fn count(img: &Image, rgb: [u8; 3], x0: u32, y0: u32, x1: u32, y1: u32) -> usize
     n
 }
 
-/// Screenshots until `check` passes, waiting longer each time (a loaded machine can take more
-/// than a few seconds to start the browser and run the page's requests): about two and a half
-/// minutes in all before it fails, but a page that draws in time passes at the first shot.
-/// Headless Chromium may take the shot at the page's load event, before its fetches have
-/// answered: on a CI machine running every server test at once that happened on every one of
-/// five quick attempts (an empty or half-drawn page), so there are more attempts, a second apart.
-async fn shot_until(browser: &Path, url: &str, out: &Path, check: impl Fn(&Image) -> Result<(), String>) {
-    let mut last = String::new();
-    for (attempt, wait_ms) in [4000, 4000, 8000, 8000, 16000, 16000, 32000, 60000].into_iter().enumerate() {
-        if attempt > 0 {
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+/// Captures the page until `check` passes, kept at `out` (the last capture when none does).
+/// The page loads its data with fetches after the load event and redraws on live events, so a
+/// capture is only judged once the DOM says the dashboard is drawn (`drawn`), and then again
+/// every quarter second: one browser for the whole wait, up to two minutes on a loaded machine,
+/// while a page that draws in time passes at the first capture.
+fn capture_until(page: &mut Page, drawn: &str, out: &Path, check: impl Fn(&Image) -> Result<(), String>) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last = String::from("the page never said it was drawn");
+    while Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !page.wait_for(drawn, left) {
+            break;
         }
-        let (b, u, o) = (browser.to_path_buf(), url.to_string(), out.to_path_buf());
-        let img = tokio::task::spawn_blocking(move || screenshot(&b, &u, &o, wait_ms)).await.unwrap();
-        match check(&img) {
+        let png = page.screenshot();
+        std::fs::write(out, &png).unwrap();
+        match check(&decode_png(&png)) {
             Ok(()) => return,
             Err(e) => last = e,
         }
+        std::thread::sleep(Duration::from_millis(250));
     }
     panic!("{}: {last}", out.display());
 }
+
+/// The dashboard has shown a decision (or its absence) and drawn the cost chart's bars.
+const DRAWN: &str = r#"(() => {
+  const action = document.getElementById("action");
+  const cost = document.getElementById("cost-chart");
+  return !!action && action.textContent !== "…" && !!cost && cost.querySelectorAll("rect").length > 3;
+})()"#;
 
 const DELAY_ORANGE: [u8; 3] = [0xdb, 0x8b, 0x2c];
 const BLOCK_RED: [u8; 3] = [0xf8, 0x51, 0x49];
@@ -114,40 +100,60 @@ async fn the_dashboard_draws_the_banner_and_the_cost_chart() {
     let srv = Server::start(s.config()).await;
     let dir = screenshot_dir();
     let url = srv.url("/");
+    // One browser for both views: the second is the same page redrawn on the live event.
+    let mut page = tokio::task::spawn_blocking(move || Page::open(&browser, &url, 1400, 1400)).await.unwrap();
 
-    shot_until(&browser, &url, &dir.join("dashboard-delay.png"), |img| {
-        if (img.0, img.1) != (1400, 1400) {
-            return Err(format!("size {}x{}", img.0, img.1));
-        }
-        // The banner (top of the page, full width): its 6 px left border and the action in orange.
-        let banner = count(img, DELAY_ORANGE, 0, 60, 1400, 280);
-        // The cost card is the right half below the banner: current-week bars in blue, earlier
-        // days in slate, thousands of pixels each when the chart is drawn.
-        let blue = count(img, CURRENT_WEEK_BAR, 700, 280, 1400, 720);
-        let slate = count(img, EARLIER_BAR, 700, 280, 1400, 720);
-        // The SLO card (left half) has no bar chart.
-        let slo_slate = count(img, EARLIER_BAR, 0, 280, 700, 720);
-        if banner > 500 && blue > 3000 && slate > 5000 && slo_slate < 500 {
-            Ok(())
-        } else {
-            Err(format!("banner {banner} orange; cost chart {blue} blue, {slate} slate; SLO card {slo_slate} slate"))
-        }
+    let out = dir.join("dashboard-delay.png");
+    page = tokio::task::spawn_blocking(move || {
+        capture_until(&mut page, DRAWN, &out, delay_banner_and_cost_chart);
+        page
     })
-    .await;
+    .await
+    .unwrap();
 
     // Broken metrics: no decision, a red banner, and no DELAY anywhere near the top.
     s.write("data/metrics.json", "{ bad");
     srv.wait_version(2).await;
-    shot_until(&browser, &url, &dir.join("dashboard-no-decision.png"), |img| {
-        let red = count(img, BLOCK_RED, 0, 60, 1400, 280);
-        let orange = count(img, DELAY_ORANGE, 0, 60, 1400, 280);
-        // The cost block does not need the metrics: its chart is still drawn.
-        let blue = count(img, CURRENT_WEEK_BAR, 700, 280, 1400, 900);
-        if red > 500 && orange < 50 && blue > 3000 {
-            Ok(())
-        } else {
-            Err(format!("banner {red} red, {orange} orange; cost chart {blue} blue"))
-        }
+    let out = dir.join("dashboard-no-decision.png");
+    let slo_figures = tokio::task::spawn_blocking(move || {
+        capture_until(&mut page, DRAWN, &out, no_decision_and_cost_chart);
+        page.eval(r##"Array.from(document.querySelectorAll("#slo-card .row span:not(.k)")).map((e) => e.textContent)"##)
     })
-    .await;
+    .await
+    .unwrap();
+    // The SLO card's figures came from the metrics that no longer read: none is left showing.
+    let figures = slo_figures.as_array().unwrap_or_else(|| panic!("{slo_figures}"));
+    assert_eq!(figures.len(), 6, "{slo_figures}");
+    assert!(figures.iter().all(|f| f == "—"), "stale SLO figures: {slo_figures}");
+}
+
+fn delay_banner_and_cost_chart(img: &Image) -> Result<(), String> {
+    if (img.0, img.1) != (1400, 1400) {
+        return Err(format!("size {}x{}", img.0, img.1));
+    }
+    // The banner (top of the page, full width): its 6 px left border and the action in orange.
+    let banner = count(img, DELAY_ORANGE, 0, 60, 1400, 280);
+    // The cost card is the right half below the banner: current-week bars in blue, earlier
+    // days in slate, thousands of pixels each when the chart is drawn.
+    let blue = count(img, CURRENT_WEEK_BAR, 700, 280, 1400, 720);
+    let slate = count(img, EARLIER_BAR, 700, 280, 1400, 720);
+    // The SLO card (left half) has no bar chart.
+    let slo_slate = count(img, EARLIER_BAR, 0, 280, 700, 720);
+    if banner > 500 && blue > 3000 && slate > 5000 && slo_slate < 500 {
+        Ok(())
+    } else {
+        Err(format!("banner {banner} orange; cost chart {blue} blue, {slate} slate; SLO card {slo_slate} slate"))
+    }
+}
+
+fn no_decision_and_cost_chart(img: &Image) -> Result<(), String> {
+    let red = count(img, BLOCK_RED, 0, 60, 1400, 280);
+    let orange = count(img, DELAY_ORANGE, 0, 60, 1400, 280);
+    // The cost block does not need the metrics: its chart is still drawn.
+    let blue = count(img, CURRENT_WEEK_BAR, 700, 280, 1400, 900);
+    if red > 500 && orange < 50 && blue > 3000 {
+        Ok(())
+    } else {
+        Err(format!("banner {red} red, {orange} orange; cost chart {blue} blue"))
+    }
 }

@@ -5,6 +5,7 @@
 
 mod browser;
 mod browser_approval;
+mod cdp;
 mod common;
 mod explainer;
 mod governor;
