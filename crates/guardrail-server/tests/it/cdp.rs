@@ -169,6 +169,8 @@ impl Page {
         let child = std::process::Command::new(browser)
             .args(["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars"])
             .args(["--no-first-run", "--remote-debugging-port=0"])
+            // The machine's network is closed: no background fetches to be refused.
+            .args(["--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic"])
             .arg(format!("--window-size={width},{height}"))
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
