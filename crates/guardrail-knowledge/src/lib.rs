@@ -34,6 +34,7 @@ pub use guardrail_core::remediation::{ActionPolicy, Incident, Severity, Stance};
 pub mod elastic;
 mod fts_rank;
 pub mod parse;
+mod search_cache;
 mod sqlite;
 pub mod yaml;
 

@@ -31,6 +31,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use guardrail_core::remediation::{ActionPolicy, Severity, Stance};
 
+use crate::search_cache::SearchCache;
 use crate::{
     EvidenceDoc, EvidenceHit, KnowledgeDocs, KnowledgeError, KnowledgeStats, KnowledgeStore, LoadReport, Provenance,
     Runbook, RunbookHit, sum,
@@ -280,6 +281,9 @@ pub struct SqliteKnowledgeStore {
     /// service keeps its number for the file's life (rows of `services` are only ever added),
     /// and every search asks for it. Only numbers read outside a write are kept.
     buckets: std::cell::RefCell<std::collections::HashMap<String, i64>>,
+    /// Answers already given, on a read-only connection ([`crate::search_cache`]); `None` on
+    /// a writable one.
+    cache: Option<std::cell::RefCell<SearchCache>>,
 }
 
 impl std::fmt::Debug for SqliteKnowledgeStore {
@@ -321,11 +325,15 @@ impl SqliteKnowledgeStore {
             df: false,
             counted: false,
             buckets: Default::default(),
+            cache: None,
         };
         let (version, names) = store.check_schema()?;
         store.bucketed = version == SCHEMA_VERSION;
         store.counted = store.bucketed && names.iter().any(|n| n == "doc_counts");
         store.df = store.bucketed && names.iter().any(|n| n == "fts_df") && store.register_rank();
+        if mode.contains(OpenFlags::SQLITE_OPEN_READ_ONLY) {
+            store.cache = Some(Default::default());
+        }
         Ok(store)
     }
 
@@ -345,6 +353,7 @@ impl SqliteKnowledgeStore {
             df: false,
             counted: false,
             buckets: Default::default(),
+            cache: None,
         };
         store.init_schema()?;
         Ok(store)
@@ -362,6 +371,7 @@ impl SqliteKnowledgeStore {
             df: false,
             counted: false,
             buckets: Default::default(),
+            cache: None,
         };
         store.init_schema()?;
         Ok(store)
@@ -769,8 +779,9 @@ fn bounded(k: usize) -> i64 {
     k.min(MAX_K) as i64
 }
 
-impl KnowledgeStore for SqliteKnowledgeStore {
-    fn search_runbooks(&self, query: &str, service: &str, k: usize) -> Result<Vec<RunbookHit>, KnowledgeError> {
+/// The searches as SQLite answers them now; [`KnowledgeStore`]'s methods add the cache.
+impl SqliteKnowledgeStore {
+    fn search_runbooks_now(&self, query: &str, service: &str, k: usize) -> Result<Vec<RunbookHit>, KnowledgeError> {
         // Schema 2: only the service's range; a service nothing was ever added for has no
         // runbooks. Schema 1: every rowid, filtered by service as before.
         let (lo, hi) = if self.bucketed {
@@ -814,7 +825,7 @@ impl KnowledgeStore for SqliteKnowledgeStore {
         rows.into_iter().map(|((r, p), score)| Ok(RunbookHit { runbook: self.finish_runbook(r, &p)?, score })).collect()
     }
 
-    fn search_evidence(
+    fn search_evidence_now(
         &self,
         query: &str,
         service: &str,
@@ -846,7 +857,7 @@ impl KnowledgeStore for SqliteKnowledgeStore {
             .collect()
     }
 
-    fn policies_for(&self, service: &str) -> Result<Vec<ActionPolicy>, KnowledgeError> {
+    fn policies_for_now(&self, service: &str) -> Result<Vec<ActionPolicy>, KnowledgeError> {
         let mut stmt = self
             .conn
             .prepare_cached(
@@ -869,11 +880,7 @@ impl KnowledgeStore for SqliteKnowledgeStore {
             .collect()
     }
 
-    fn runbook(&self, id: &str) -> Result<Option<Runbook>, KnowledgeError> {
-        self.runbook_on(&self.conn, id)
-    }
-
-    fn stats(&self) -> Result<KnowledgeStats, KnowledgeError> {
+    fn stats_now(&self) -> Result<KnowledgeStats, KnowledgeError> {
         let count = |sql: &str| -> Result<u64, KnowledgeError> {
             let n: i64 = self.conn.query_row(sql, [], |r| r.get(0)).map_err(|e| self.err("counting documents", e))?;
             Ok(n.max(0) as u64)
@@ -902,6 +909,83 @@ impl KnowledgeStore for SqliteKnowledgeStore {
             evidence: count("SELECT count(*) FROM evidence")?,
             policies: count("SELECT count(*) FROM policies")?,
         })
+    }
+
+    /// The connection's `PRAGMA data_version` with its cache, when it keeps answers; `None`
+    /// (search without the cache) when it does not or the version cannot be read.
+    fn cache_at_version(&self) -> Option<std::cell::RefMut<'_, SearchCache>> {
+        let cache = self.cache.as_ref()?;
+        let version: i64 =
+            self.conn.prepare_cached("PRAGMA data_version").and_then(|mut st| st.query_row([], |r| r.get(0))).ok()?;
+        let mut cache = cache.borrow_mut();
+        cache.at_version(version);
+        Some(cache)
+    }
+
+    /// Answers served from the cache so far (tests).
+    #[cfg(test)]
+    pub(crate) fn cache_hits(&self) -> u64 {
+        self.cache.as_ref().map_or(0, |c| c.borrow().hits)
+    }
+}
+
+impl KnowledgeStore for SqliteKnowledgeStore {
+    fn search_runbooks(&self, query: &str, service: &str, k: usize) -> Result<Vec<RunbookHit>, KnowledgeError> {
+        let Some(mut cache) = self.cache_at_version() else {
+            return self.search_runbooks_now(query, service, k);
+        };
+        if let Some(hits) = cache.runbooks(query, service, k) {
+            return Ok(hits);
+        }
+        let hits = self.search_runbooks_now(query, service, k)?;
+        cache.keep_runbooks(query, service, k, &hits);
+        Ok(hits)
+    }
+
+    fn search_evidence(
+        &self,
+        query: &str,
+        service: &str,
+        k: usize,
+        stance: Option<Stance>,
+    ) -> Result<Vec<EvidenceHit>, KnowledgeError> {
+        let Some(mut cache) = self.cache_at_version() else {
+            return self.search_evidence_now(query, service, k, stance);
+        };
+        if let Some(hits) = cache.evidence(query, service, k, stance) {
+            return Ok(hits);
+        }
+        let hits = self.search_evidence_now(query, service, k, stance)?;
+        cache.keep_evidence(query, service, k, stance, &hits);
+        Ok(hits)
+    }
+
+    fn policies_for(&self, service: &str) -> Result<Vec<ActionPolicy>, KnowledgeError> {
+        let Some(mut cache) = self.cache_at_version() else {
+            return self.policies_for_now(service);
+        };
+        if let Some(policies) = cache.policies(service) {
+            return Ok(policies);
+        }
+        let policies = self.policies_for_now(service)?;
+        cache.keep_policies(service, &policies);
+        Ok(policies)
+    }
+
+    fn runbook(&self, id: &str) -> Result<Option<Runbook>, KnowledgeError> {
+        self.runbook_on(&self.conn, id)
+    }
+
+    fn stats(&self) -> Result<KnowledgeStats, KnowledgeError> {
+        let Some(mut cache) = self.cache_at_version() else {
+            return self.stats_now();
+        };
+        if let Some(stats) = cache.stats() {
+            return Ok(stats);
+        }
+        let stats = self.stats_now()?;
+        cache.keep_stats(stats);
+        Ok(stats)
     }
 
     fn add_runbook(&mut self, runbook: &Runbook) -> Result<LoadReport, KnowledgeError> {
@@ -1234,6 +1318,85 @@ mod tests {
         assert!(s.conn.prepare_cached(SEARCH_EVIDENCE_DF).unwrap().get_status(RePrepare) > 0);
     }
 
+    /// Everything a read-only connection reads through its cache, for comparison.
+    fn answers(s: &SqliteKnowledgeStore) -> Vec<String> {
+        let mut all = Vec::new();
+        for q in QUERIES {
+            for svc in ["*", "svc-1", "svc-2", "svc-5", "svc-9"] {
+                for k in [1, 5, 100] {
+                    all.push(format!("{:?}", runbook_ids(&s.search_runbooks(q, svc, k).unwrap())));
+                    for stance in [None, Some(Stance::Support), Some(Stance::Contradict)] {
+                        all.push(format!("{:?}", evidence_ids(&s.search_evidence(q, svc, k, stance).unwrap())));
+                    }
+                }
+            }
+        }
+        for svc in ["svc-1", "svc-3"] {
+            all.push(format!("{:?}", s.policies_for(svc).unwrap()));
+        }
+        all.push(format!("{:?}", s.stats().unwrap()));
+        all
+    }
+
+    /// A read-only connection answers repeated searches from its cache with exactly what a
+    /// connection without one answers (ids, order, score bits, policies, counts), and a commit
+    /// by another connection — a load, a review — is in its very next answer.
+    #[test]
+    fn a_read_only_connection_caches_answers_until_the_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kb.db");
+        let mut writer = SqliteKnowledgeStore::create(&path).unwrap();
+        let mut docs = corpus(600, 300, 6);
+        let late: Vec<Runbook> = docs.runbooks.split_off(550);
+        docs.policies.push(ActionPolicy {
+            id: "pol-1".into(),
+            service: "svc-1".into(),
+            blocked_actions: vec!["restart_api_pods".into()],
+            severities: vec![Severity::High],
+            rule: "no restarts at high severity".into(),
+        });
+        writer.add_docs(&docs).unwrap();
+        let reader = SqliteKnowledgeStore::open_read_only(&path).unwrap();
+        assert!(writer.cache.is_none() && reader.cache.is_some());
+        let fresh = answers(&writer);
+        assert_eq!(answers(&reader), fresh);
+        assert_eq!(reader.cache_hits(), 0, "the first pass computes every answer");
+        assert_eq!(answers(&reader), fresh);
+        assert_eq!(reader.cache_hits() as usize, fresh.len(), "the second pass is all kept answers");
+
+        // Another connection commits: the reader's next answers are the new ones.
+        for mut r in late {
+            r.reviewed = false;
+            writer.add_runbook(&r).unwrap();
+            writer.mark_reviewed(&r.id, "bob", "2026-01-01T00:00:00Z").unwrap();
+        }
+        writer
+            .add_evidence(&EvidenceDoc {
+                id: "ev-new".into(),
+                service: "*".into(),
+                stance: Stance::Contradict,
+                text: "latency spike restart cache restarts".into(),
+            })
+            .unwrap();
+        writer
+            .add_policy(&ActionPolicy {
+                id: "pol-2".into(),
+                service: "*".into(),
+                blocked_actions: vec!["scale_up".into()],
+                severities: vec![Severity::Critical],
+                rule: "no scaling when critical".into(),
+            })
+            .unwrap();
+        let changed = answers(&writer);
+        assert_ne!(changed, fresh, "the writes change some answers");
+        assert_eq!(answers(&reader), changed);
+        // One more commit that changes nothing a search returns still drops the kept answers.
+        let hits = reader.cache_hits();
+        writer.conn.execute_batch("CREATE TABLE unrelated (x)").unwrap();
+        assert_eq!(answers(&reader), changed);
+        assert_eq!(reader.cache_hits(), hits, "recomputed after the commit");
+    }
+
     /// FTS5 is handed the rowid range (its plan string has the rowid bounds) and stays the outer
     /// loop, so it does not score other services' documents; `stats` counts from the index.
     #[test]
@@ -1280,6 +1443,7 @@ mod tests {
                 df: false,
                 counted: false,
                 buckets: Default::default(),
+                cache: None,
             };
             let tx = old.conn.unchecked_transaction().unwrap();
             let docs = corpus(800, 400, 6);

@@ -1,0 +1,151 @@
+//! Answers a read-only SQLite knowledge base already gave, kept while the file is unchanged.
+//!
+//! A long-running server (`guardrail serve`) plans many incidents over one knowledge base, and
+//! incidents repeat (the same alert fires again, one service's incidents share symptoms): the
+//! same runbook and evidence searches run again and again over a file nothing writes. Searches
+//! were ~40 % of a proposal's server CPU (FTS5 parsing the query, walking the doclists, ranking).
+//!
+//! **Exactly what SQLite would answer.** Every answer is tagged with the connection's
+//! `PRAGMA data_version`, read before the answer is computed; a lookup reads it again and
+//! serves a kept answer only when it is unchanged, i.e. when no connection (of this or another
+//! process) committed anything to the file since that answer's tag was read — so the kept
+//! answer is what the search would return now. The pragma starts a read transaction, which is
+//! where SQLite itself notices another connection's commit (its page cache relies on the same
+//! check), so nothing is missed that a fresh search would see. A commit between reading the tag
+//! and computing the answer only makes the tag older than the answer: the next lookup sees a
+//! newer version and drops everything. Only read-only connections keep answers (a connection's
+//! own commits do not move its `data_version`, and a read-only one makes none); errors are
+//! never kept. The answers are the values a search returned, cloned: the same ids, order and
+//! score bits.
+//!
+//! Bounded: at most [`MAX_BYTES`] of document text per connection; a full cache is emptied
+//! (the working set of a server is a few searches per service, refilled in one proposal each).
+
+use std::collections::HashMap;
+
+use guardrail_core::remediation::{ActionPolicy, Stance};
+
+use crate::{EvidenceHit, KnowledgeStats, RunbookHit};
+
+/// Most bytes of document text (ids, titles, bodies, texts) kept per connection: 4 MiB.
+pub(crate) const MAX_BYTES: usize = 4 << 20;
+
+/// A runbook search: the query as given, the service, `k`.
+type RunbookKey = (String, String, usize);
+/// An evidence search: the query as given, the service, `k`, the stance.
+type EvidenceKey = (String, String, usize, Option<Stance>);
+
+/// Kept answers of one connection, all read at one `data_version`.
+#[derive(Debug, Default)]
+pub(crate) struct SearchCache {
+    /// The `data_version` every kept answer was read at (or after, see the module doc).
+    version: Option<i64>,
+    runbooks: HashMap<RunbookKey, Vec<RunbookHit>>,
+    evidence: HashMap<EvidenceKey, Vec<EvidenceHit>>,
+    policies: HashMap<String, Vec<ActionPolicy>>,
+    stats: Option<KnowledgeStats>,
+    bytes: usize,
+    /// Lookups answered from the cache (tests).
+    pub(crate) hits: u64,
+}
+
+impl SearchCache {
+    /// Makes the cache hold answers of `version` only: anything kept at another version is
+    /// dropped.
+    pub(crate) fn at_version(&mut self, version: i64) {
+        if self.version != Some(version) {
+            self.clear();
+            self.version = Some(version);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.runbooks.clear();
+        self.evidence.clear();
+        self.policies.clear();
+        self.stats = None;
+        self.bytes = 0;
+    }
+
+    /// Room for `bytes` more: a full cache is emptied (same version).
+    fn make_room(&mut self, bytes: usize) -> bool {
+        if bytes > MAX_BYTES {
+            return false;
+        }
+        if self.bytes + bytes > MAX_BYTES {
+            self.clear();
+        }
+        self.bytes += bytes;
+        true
+    }
+
+    pub(crate) fn runbooks(&mut self, query: &str, service: &str, k: usize) -> Option<Vec<RunbookHit>> {
+        // The key borrows nothing: building it costs two short copies, far less than a search.
+        let hit = self.runbooks.get(&(query.to_string(), service.to_string(), k)).cloned();
+        self.hits += u64::from(hit.is_some());
+        hit
+    }
+
+    pub(crate) fn keep_runbooks(&mut self, query: &str, service: &str, k: usize, hits: &[RunbookHit]) {
+        let bytes = query.len()
+            + hits
+                .iter()
+                .map(|h| h.runbook.id.len() + h.runbook.title.len() + h.runbook.body.len() + 64)
+                .sum::<usize>();
+        if self.make_room(bytes) {
+            self.runbooks.insert((query.to_string(), service.to_string(), k), hits.to_vec());
+        }
+    }
+
+    pub(crate) fn evidence(
+        &mut self,
+        query: &str,
+        service: &str,
+        k: usize,
+        stance: Option<Stance>,
+    ) -> Option<Vec<EvidenceHit>> {
+        let hit = self.evidence.get(&(query.to_string(), service.to_string(), k, stance)).cloned();
+        self.hits += u64::from(hit.is_some());
+        hit
+    }
+
+    pub(crate) fn keep_evidence(
+        &mut self,
+        query: &str,
+        service: &str,
+        k: usize,
+        stance: Option<Stance>,
+        hits: &[EvidenceHit],
+    ) {
+        let bytes = query.len() + hits.iter().map(|h| h.doc.id.len() + h.doc.text.len() + 64).sum::<usize>();
+        if self.make_room(bytes) {
+            self.evidence.insert((query.to_string(), service.to_string(), k, stance), hits.to_vec());
+        }
+    }
+
+    pub(crate) fn policies(&mut self, service: &str) -> Option<Vec<ActionPolicy>> {
+        let hit = self.policies.get(service).cloned();
+        self.hits += u64::from(hit.is_some());
+        hit
+    }
+
+    pub(crate) fn keep_policies(&mut self, service: &str, policies: &[ActionPolicy]) {
+        let bytes = service.len()
+            + policies
+                .iter()
+                .map(|p| p.id.len() + p.rule.len() + p.blocked_actions.iter().map(String::len).sum::<usize>() + 64)
+                .sum::<usize>();
+        if self.make_room(bytes) {
+            self.policies.insert(service.to_string(), policies.to_vec());
+        }
+    }
+
+    pub(crate) fn stats(&mut self) -> Option<KnowledgeStats> {
+        self.hits += u64::from(self.stats.is_some());
+        self.stats
+    }
+
+    pub(crate) fn keep_stats(&mut self, stats: KnowledgeStats) {
+        self.stats = Some(stats);
+    }
+}
