@@ -283,7 +283,8 @@ pub struct SqliteKnowledgeStore {
     buckets: std::cell::RefCell<std::collections::HashMap<String, i64>>,
     /// Answers already given, on a read-only connection ([`crate::search_cache`]); `None` on
     /// a writable one.
-    cache: Option<std::cell::RefCell<SearchCache>>,
+    /// Boxed: a store is moved around by value (pools), and most of this is empty maps.
+    cache: Option<Box<std::cell::RefCell<SearchCache>>>,
 }
 
 impl std::fmt::Debug for SqliteKnowledgeStore {
