@@ -43,7 +43,7 @@ use std::thread::JoinHandle;
 use guardrail_core::audit::{ChainedRecord, RecordDraft, VerifyReport};
 
 use crate::outbox::{ChannelKind, DueEntry, OutboxEntry, OutboxRouter, OutboxState, OutboxStatus, Retry};
-use crate::plan::{LinkedClaim, LinkedDraft, Outcome, Unit, Work};
+use crate::plan::{ClaimGuard, LinkedClaim, LinkedDraft, Outcome, Unit, Work};
 use crate::prepared::Prepared;
 use crate::{AuditStore, Backend, Claim, ListQuery, StoreError, open_backend, validate_draft};
 
@@ -491,6 +491,16 @@ impl AuditStore for Handle {
         validate_draft(&first)?;
         let first = Box::new(Prepared::new(first)?);
         self.submit(Unit::LinkedClaim(first, then))?.then_claim()
+    }
+
+    fn append_guarded_claim(
+        &mut self,
+        first: RecordDraft,
+        guard: ClaimGuard,
+    ) -> Result<(ChainedRecord, Option<Claim>), StoreError> {
+        validate_draft(&first)?;
+        let first = Box::new(Prepared::new(first)?);
+        self.submit(Unit::Guarded(first, guard))?.guarded()
     }
 
     fn get(&mut self, seq: i64) -> Result<Option<ChainedRecord>, StoreError> {

@@ -56,7 +56,7 @@ pub use outbox::{
 };
 pub use pg::{PostgresStore, SchemaNameError, redact_url};
 pub use pg_tls::TlsParamError;
-pub use plan::{LinkedClaim, LinkedDraft};
+pub use plan::{ClaimGuard, GuardedClaim, LinkedClaim, LinkedDraft};
 pub use sqlite::SqliteStore;
 
 /// Schema version this build writes and understands, on both backends.
@@ -275,6 +275,23 @@ pub trait AuditStore: Send {
         first: RecordDraft,
         then: LinkedClaim,
     ) -> Result<(ChainedRecord, Claim), StoreError>;
+
+    /// Appends `first`, then — when `guard` decides so under the write lock — a claim built from
+    /// `first` as sealed, in one transaction with one durable commit. The guard is given the
+    /// records of its kinds appended after `guard.after` (the end of the chain the caller decided
+    /// on; those of this transaction before `first` included), so a condition the caller checked
+    /// on its view (e.g. "this approval is the first to answer its request") is checked again on
+    /// the chain as it is when `first` is sealed, and the claim is taken only then: of racing
+    /// callers, only one whose condition holds can leave a claim. `first` is appended either way
+    /// (the answer says `None` when the guard took no claim); a claim is decided as
+    /// [`append_claim`](Self::append_claim) decides it. A guard's view that goes past the chain's
+    /// end, a damaged record after it, an invalid claim draft (or one not of `guard.claim_kind`),
+    /// a `then` that panics, or a damaged record deciding the claim refuses both.
+    fn append_guarded_claim(
+        &mut self,
+        first: RecordDraft,
+        guard: ClaimGuard,
+    ) -> Result<(ChainedRecord, Option<Claim>), StoreError>;
 
     /// Sets the [`OutboxRouter`] this store's appends use (`None`: the process's, see
     /// [`install_router`]). Every append then inserts the record's outbox rows in its own
@@ -510,6 +527,29 @@ pub fn append_then_claim_mirrored(
     let claim = match claim {
         Claim::Won(rec) => mirror_appended(store, mirror, rec).map(Claim::Won),
         held => Ok(held),
+    };
+    match (first_copy, claim) {
+        (Ok(a), Ok(c)) => Ok((a, c)),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    }
+}
+
+/// [`AuditStore::append_guarded_claim`], then the mirror copies of what was appended (the first
+/// record, and the claim record when it won). [`AppendError::Mirror`]: everything appended IS in
+/// the chain (the claim's outcome is then not returned: read it from the chain).
+pub fn append_guarded_claim_mirrored(
+    store: &mut dyn AuditStore,
+    mirror: Option<&std::path::Path>,
+    first: RecordDraft,
+    guard: ClaimGuard,
+) -> Result<(ChainedRecord, Option<Claim>), AppendError> {
+    let (a, claim) = store
+        .append_guarded_claim(first, guard)
+        .map_err(|source| AppendError::NotInChain { store: store.describe(), source: Box::new(source) })?;
+    let first_copy = mirror_appended(store, mirror, a);
+    let claim = match claim {
+        Some(Claim::Won(rec)) => mirror_appended(store, mirror, rec).map(|r| Some(Claim::Won(r))),
+        other => Ok(other),
     };
     match (first_copy, claim) {
         (Ok(a), Ok(c)) => Ok((a, c)),

@@ -17,7 +17,7 @@
 //! Bodies are stored as `TEXT`, not `jsonb`: jsonb normalises numbers and key order, and the
 //! exact text has to come back for the hash to match.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -34,7 +34,7 @@ use crate::outbox::{
 };
 use crate::pg_tls::split_tls_params;
 
-use crate::plan::{ClaimKey, IndexRow, Indexed, LinkedClaim, LinkedDraft, Outcome, Unit, Work};
+use crate::plan::{ClaimGuard, ClaimKey, History, IndexRow, Indexed, LinkedClaim, LinkedDraft, Outcome, Unit, Work};
 use crate::{
     Anchor, AuditStore, BadCell, Cell, Claim, Decoded, ListQuery, SCHEMA_VERSION, StoreError, build_report, check_head,
     decode_row, find_with, prefix_upper_bound, sql_limit,
@@ -151,6 +151,8 @@ pub struct PostgresStore {
     outbox_ready: bool,
     /// The append's statements, once prepared.
     statements: Option<AppendStatements>,
+    /// The incremental reads' statements (`records_after`, `hash_at`), once prepared.
+    reads: Option<ReadStatements>,
     /// The claim index's table and `chain_head.claims_seq` were checked for (and created when
     /// missing and allowed).
     claims_ready: bool,
@@ -242,6 +244,7 @@ impl PostgresStore {
             router: None,
             outbox_ready: false,
             statements: None,
+            reads: None,
             claims_ready: false,
             claims_index: true,
         };
@@ -422,7 +425,8 @@ impl PostgresStore {
                      $6::text[])) UPDATE chain_head SET seq = $7, hash = $8 WHERE id = 1",
                 )
                 .map_err(&err)?;
-            let s = AppendStatements { insert, upsert: None, lookup: None };
+            let history = self.client.prepare(HISTORY).map_err(&err)?;
+            let s = AppendStatements { insert, upsert: None, lookup: None, known: None, history };
             self.statements = Some(s.clone());
             return Ok(s);
         }
@@ -434,8 +438,10 @@ impl PostgresStore {
                 "WITH ins AS (INSERT INTO audit_records (seq, kind, recorded_at, body, prev_hash, hash) \
                  SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])), \
                  cl AS (INSERT INTO audit_claims (kind, claim, seq) \
-                 SELECT * FROM unnest($9::text[], $10::text[], $11::bigint[]) ON CONFLICT DO NOTHING) \
-                 UPDATE chain_head SET seq = $7, hash = $8, claims_seq = $7 WHERE id = 1",
+                 SELECT * FROM unnest($9::text[], $10::text[], $11::bigint[]) ON CONFLICT DO NOTHING \
+                 RETURNING kind, claim), \
+                 hd AS (UPDATE chain_head SET seq = $7, hash = $8, claims_seq = $7 WHERE id = 1) \
+                 SELECT kind, claim FROM cl",
             )
             .map_err(&err)?;
         let upsert = self
@@ -445,16 +451,10 @@ impl PostgresStore {
                  ON CONFLICT (kind, claim) DO UPDATE SET seq = EXCLUDED.seq WHERE EXCLUDED.seq < audit_claims.seq",
             )
             .map_err(&err)?;
-        let lookup = self
-            .client
-            .prepare(
-                "SELECT c.kind, c.claim, c.seq, r.seq, r.kind, r.recorded_at, r.body, r.prev_hash, r.hash \
-                 FROM audit_claims c LEFT JOIN audit_records r ON r.seq = c.seq \
-                 WHERE (c.kind, c.claim) IN (SELECT * FROM unnest($1::text[], $2::text[])) \
-                 OR (c.claim = '' AND c.kind = ANY($1::text[]))",
-            )
-            .map_err(&err)?;
-        let s = AppendStatements { insert, upsert: Some(upsert), lookup: Some(lookup) };
+        let lookup = self.client.prepare(CLAIM_LOOKUP).map_err(&err)?;
+        let known = self.client.prepare("SELECT 1 FROM audit_claim_kinds WHERE kind = $1").map_err(&err)?;
+        let history = self.client.prepare(HISTORY).map_err(&err)?;
+        let s = AppendStatements { insert, upsert: Some(upsert), lookup: Some(lookup), known: Some(known), history };
         self.statements = Some(s.clone());
         Ok(s)
     }
@@ -529,7 +529,11 @@ impl PostgresStore {
     /// whether it had to.
     fn ensure_kind(&mut self, st: &AppendStatements, kind: &str, last: i64) -> Result<bool, StoreError> {
         let err = self.err();
-        let known = self.client.query_opt("SELECT 1 FROM audit_claim_kinds WHERE kind = $1", &[&kind]).map_err(&err)?;
+        let known = match &st.known {
+            Some(known) => self.client.query_opt(known, &[&kind]),
+            None => self.client.query_opt("SELECT 1 FROM audit_claim_kinds WHERE kind = $1", &[&kind]),
+        }
+        .map_err(&err)?;
         if known.is_some() {
             return Ok(false);
         }
@@ -656,25 +660,53 @@ impl PostgresStore {
         // first record is sealed) in one of its own. A kind asked for the first time is indexed
         // first.
         let keys = crate::plan::claim_keys(&work);
+        // Guarded claims: the records their guards decide over, and their claim kinds' damage
+        // markers (asked as the blank key, which no claim can be) with the other keys.
+        let span = crate::plan::guard_span(&work);
+        let guard_kinds: Vec<String> = span.as_ref().map(|s| s.claim_kinds.clone()).unwrap_or_default();
+        let mut asked = keys.clone();
         if self.claims_index {
             let mut kinds: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+            kinds.extend(guard_kinds.iter().map(String::as_str));
+            kinds.sort_unstable();
             kinds.dedup();
             for kind in kinds {
                 caught_up |= self.ensure_kind(&st, kind, last_seq)?;
             }
+            asked.extend(guard_kinds.iter().map(|k| (k.clone(), String::new())));
         }
-        let mut prefetched = self.lookup_claims(&st, &keys)?;
+        let history = match &span {
+            Some(span) if span.after < last_seq => {
+                let rows = self.client.query(&st.history, &[&span.after, &last_seq, &span.kinds]).map_err(&err)?;
+                History::of(rows.iter().map(decode).collect::<Result<Vec<_>, _>>().map_err(&err)?)
+            }
+            _ => History::default(),
+        };
+        let mut prefetched = self.lookup_claims(&st, &asked)?;
         let described = self.described.clone();
+        let claims_index = self.claims_index;
+        // A guarded claim's key is known only once its first record is sealed (it names it): a
+        // new record's id, which no earlier record can hold unless it was forged to. Rather than
+        // a round trip per such key under the lock, it is taken as free here and checked by the
+        // insert itself (`ON CONFLICT DO NOTHING` returns the index rows it wrote): a key found
+        // held there fails the whole transaction (nothing appended). A kind with a damage
+        // marker is looked up as before.
+        let mut deferred: Vec<ClaimKey> = Vec::new();
         let mut lookup = |key: &ClaimKey| -> Result<Option<Indexed>, StoreError> {
             if keys.contains(key) {
                 return Ok(prefetched.remove(key));
             }
-            if self.claims_index {
+            let marker = (key.0.clone(), String::new());
+            if claims_index && guard_kinds.contains(&key.0) && !prefetched.contains_key(&marker) {
+                deferred.push(key.clone());
+                return Ok(None);
+            }
+            if claims_index {
                 caught_up |= self.ensure_kind(&st, &key.0, last_seq)?;
             }
             Ok(self.lookup_claims(&st, std::slice::from_ref(key))?.remove(key))
         };
-        let plan = crate::plan::plan(last.as_ref(), work, &described, &mut lookup)?;
+        let plan = crate::plan::plan(last.as_ref(), work, &described, &mut lookup, &history)?;
         let claims = &plan.claims;
         let claim_kinds: Vec<&str> = claims.iter().map(|(k, _, _)| k.as_str()).collect();
         let claim_keys: Vec<&str> = claims.iter().map(|(_, c, _)| c.as_str()).collect();
@@ -703,7 +735,26 @@ impl PostgresStore {
         if st.upsert.is_some() {
             args.extend([&claim_kinds as &(dyn ToSql + Sync), &claim_keys, &claim_seqs]);
         }
-        self.client.execute(&st.insert, &args).map_err(&err)?;
+        if st.upsert.is_some() {
+            let written = self.client.query(&st.insert, &args).map_err(&err)?;
+            let written = written
+                .iter()
+                .map(|r| Ok((r.try_get::<_, String>(0)?, r.try_get::<_, String>(1)?)))
+                .collect::<Result<HashSet<ClaimKey>, postgres::Error>>()
+                .map_err(&err)?;
+            if let Some(key) = deferred
+                .iter()
+                .find(|k| claims.iter().any(|(kind, c, _)| *kind == k.0 && *c == k.1) && !written.contains(*k))
+            {
+                return Err(StoreError::InvalidRecord(format!(
+                    "claim {:?} of kind {:?} is already held by an earlier record; nothing of this group commit \
+                     was appended",
+                    key.1, key.0
+                )));
+            }
+        } else {
+            self.client.execute(&st.insert, &args).map_err(&err)?;
+        }
         let outbox: Vec<(i64, &OutboxTarget, i64)> = plan
             .records
             .iter()
@@ -736,6 +787,56 @@ impl PostgresStore {
     }
 }
 
+/// The claim index's entries for a batch's keys ($1 kinds, $2 claims, pairwise), with the
+/// records they name, and the damage markers (`claim = ''`) of their kinds. Two index-driven
+/// halves (each key looked up by the primary key; the markers by kind and '') rather than one
+/// `WHERE (kind, claim) IN (…) OR …`: the planner cannot use an index for that OR and scanned
+/// the whole index table under the chain lock, at every group commit with a claim — a cost
+/// that grew with every execution ever claimed (one row each).
+const CLAIM_LOOKUP: &str = "SELECT c.kind, c.claim, c.seq, r.seq, r.kind, r.recorded_at, r.body, r.prev_hash, r.hash \
+     FROM unnest($1::text[], $2::text[]) AS k(kind, claim) \
+     JOIN audit_claims c ON c.kind = k.kind AND c.claim = k.claim \
+     LEFT JOIN audit_records r ON r.seq = c.seq \
+     UNION ALL \
+     SELECT c.kind, c.claim, c.seq, NULL, NULL, NULL, NULL, NULL, NULL \
+     FROM audit_claims c WHERE c.kind = ANY($1::text[]) AND c.claim = ''";
+
+/// Records after a seq, in chain order, at most [`AFTER_CHUNK`] per statement (a literal, so
+/// even a generic plan sees it). Without the limit, a store whose statistics are stale or
+/// missing (autovacuum off, or not yet run on a table that grew fast) estimates `seq > $1` as a
+/// third of the table and plans a (parallel) scan and a sort: ~15 ms at 30,000 records for a
+/// read that returns a handful, twice per approval. With it, the primary key's order is the
+/// cheapest plan at any table size.
+const RECORDS_AFTER: &str =
+    "SELECT seq, kind, recorded_at, body, prev_hash, hash FROM audit_records WHERE seq > $1 ORDER BY seq LIMIT 1024";
+
+/// [`RECORDS_AFTER`]'s limit.
+const AFTER_CHUNK: usize = 1024;
+
+/// The statements of the server's incremental reads, prepared once per connection (a read is
+/// then one round trip, not a parse and an execute).
+#[derive(Clone)]
+struct ReadStatements {
+    /// [`RECORDS_AFTER`].
+    after: postgres::Statement,
+    /// A record's stored hash by seq.
+    hash_at: postgres::Statement,
+}
+
+impl PostgresStore {
+    fn read_statements(&mut self) -> Result<ReadStatements, StoreError> {
+        if let Some(s) = &self.reads {
+            return Ok(s.clone());
+        }
+        let err = self.err();
+        let after = self.client.prepare(RECORDS_AFTER).map_err(&err)?;
+        let hash_at = self.client.prepare("SELECT hash FROM audit_records WHERE seq = $1").map_err(&err)?;
+        let s = ReadStatements { after, hash_at };
+        self.reads = Some(s.clone());
+        Ok(s)
+    }
+}
+
 /// The prepared statement of an append ([`PostgresStore::statements`]).
 #[derive(Clone)]
 struct AppendStatements {
@@ -747,7 +848,18 @@ struct AppendStatements {
     /// The claim index's entries for a batch's claim keys, with the records they name; `None`
     /// without the index.
     lookup: Option<postgres::Statement>,
+    /// Whether a kind is in the claim index (one round trip per group commit with a claim,
+    /// not a parse and an execute); `None` without the index.
+    known: Option<postgres::Statement>,
+    /// [`HISTORY`].
+    history: postgres::Statement,
 }
+
+/// The records of some kinds ($3) after a seq ($1) up to the head ($2), for guarded claims
+/// ([`crate::plan::History`]): a range on both sides, so even without statistics it is planned
+/// on an index, not as a scan of the table.
+const HISTORY: &str = "SELECT seq, kind, recorded_at, body, prev_hash, hash FROM audit_records \
+     WHERE seq > $1 AND seq <= $2 AND kind = ANY($3::text[]) ORDER BY seq";
 
 /// Opens an append's transaction, takes the chain lock and reads the anchor (`h.*`, NULL when
 /// the row is missing), the highest seq stored and the seq of the record with the anchor's hash
@@ -830,13 +942,24 @@ impl AuditStore for PostgresStore {
         self.append_one(Unit::LinkedClaim(first, then))?.then_claim()
     }
 
+    fn append_guarded_claim(
+        &mut self,
+        first: RecordDraft,
+        guard: ClaimGuard,
+    ) -> Result<(ChainedRecord, Option<Claim>), StoreError> {
+        crate::validate_draft(&first)?;
+        let first = Box::new(crate::prepared::Prepared::new(first)?);
+        self.append_one(Unit::Guarded(first, guard))?.guarded()
+    }
+
     fn get(&mut self, seq: i64) -> Result<Option<ChainedRecord>, StoreError> {
         Ok(self.query_strict(&format!("SELECT {COLUMNS} FROM audit_records WHERE seq = $1"), &[&seq])?.pop())
     }
 
     fn hash_at(&mut self, seq: i64) -> Result<Option<String>, StoreError> {
         let err = self.err();
-        let row = self.client.query_opt("SELECT hash FROM audit_records WHERE seq = $1", &[&seq]).map_err(&err)?;
+        let st = self.read_statements()?;
+        let row = self.client.query_opt(&st.hash_at, &[&seq]).map_err(&err)?;
         row.map(|r| r.try_get::<_, String>(0)).transpose().map_err(&err)
     }
 
@@ -866,7 +989,24 @@ impl AuditStore for PostgresStore {
     }
 
     fn records_after(&mut self, after: i64) -> Result<Vec<ChainedRecord>, StoreError> {
-        self.query_strict(&format!("SELECT {COLUMNS} FROM audit_records WHERE seq > $1 ORDER BY seq"), &[&after])
+        let err = self.err();
+        let st = self.read_statements()?;
+        let mut out = Vec::new();
+        let mut from = after;
+        // Chunk after chunk, each continuing where the last ended: the chain only grows at its
+        // end (seqs are given under the chain lock and committed in order), so the chunks read
+        // one run of records with no gap, as one statement would.
+        loop {
+            let rows = self.client.query(&st.after, &[&from]).map_err(&err)?;
+            let n = rows.len();
+            for row in &rows {
+                out.push(decode(row).map_err(&err)?.strict()?);
+            }
+            match out.last() {
+                Some(last) if n == AFTER_CHUNK => from = last.seq,
+                _ => return Ok(out),
+            }
+        }
     }
 
     fn verify(&mut self) -> Result<VerifyReport, StoreError> {

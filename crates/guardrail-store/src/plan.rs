@@ -56,6 +56,91 @@ pub type LinkedDraft = Box<dyn FnOnce(&ChainedRecord) -> RecordDraft + Send>;
 /// [`LinkedDraft`] does.
 pub type LinkedClaim = Box<dyn FnOnce(&ChainedRecord) -> (RecordDraft, String) + Send>;
 
+/// Decides, under the store's write lock, whether a record as sealed takes a claim right after
+/// it, and builds it: given the records of [`ClaimGuard::kinds`] after [`ClaimGuard::after`]
+/// (those committed before this transaction, then those sealed before this unit in it, in chain
+/// order) and the record as sealed, the claim record's draft and its key — or `None`: no claim
+/// (the record alone is appended). Runs on the writer, as a [`LinkedDraft`] does: keep it cheap
+/// and free of I/O.
+pub type GuardedClaim = Box<dyn FnOnce(&[&ChainedRecord], &ChainedRecord) -> Option<(RecordDraft, String)> + Send>;
+
+/// The condition of [`crate::AuditStore::append_guarded_claim`]: what the caller decided on (the
+/// chain up to `after`), which kinds of records can change that decision, and the decision
+/// re-made over what was appended since.
+pub struct ClaimGuard {
+    /// The seq of the last record the caller's view covers.
+    pub after: i64,
+    /// The kinds of the records after `after` that `then` is given.
+    pub kinds: Vec<String>,
+    /// The kind of the claim `then` may build (known before it runs, so a store can look up
+    /// what its claim index says about the kind with the rest of the transaction's lookups).
+    pub claim_kind: String,
+    /// The decision.
+    pub then: GuardedClaim,
+}
+
+/// The records a transaction's guarded claims are decided over ([`ClaimGuard`]): those of the
+/// guards' kinds after the lowest `after`, up to the head, read under the write lock.
+#[derive(Default)]
+pub(crate) struct History {
+    /// The records, in chain order.
+    pub records: Vec<ChainedRecord>,
+    /// The first one that could not be read (its seq, why): a guard whose view ends before it
+    /// cannot be decided (refused).
+    pub damaged: Option<(i64, String)>,
+}
+
+impl History {
+    /// From rows read back, in seq order.
+    pub(crate) fn of(rows: Vec<Decoded>) -> History {
+        let mut h = History::default();
+        for d in rows {
+            let seq = d.record.seq;
+            match d.strict() {
+                Ok(r) => h.records.push(r),
+                Err(e) => {
+                    if h.damaged.is_none() {
+                        h.damaged = Some((seq, e.to_string()));
+                    }
+                }
+            }
+        }
+        h
+    }
+}
+
+/// What the guarded claims of `work` need read ([`History`], and their claim kinds' state in the
+/// index); `None` without a guarded claim.
+pub(crate) fn guard_span(work: &[Work]) -> Option<GuardSpan> {
+    let mut span: Option<GuardSpan> = None;
+    for w in work {
+        if let Unit::Guarded(_, g) = &w.unit {
+            let s = span.get_or_insert_with(|| GuardSpan { after: g.after, ..GuardSpan::default() });
+            s.after = s.after.min(g.after);
+            for k in &g.kinds {
+                if !s.kinds.contains(k) {
+                    s.kinds.push(k.clone());
+                }
+            }
+            if !s.claim_kinds.contains(&g.claim_kind) {
+                s.claim_kinds.push(g.claim_kind.clone());
+            }
+        }
+    }
+    span
+}
+
+/// What a transaction's guarded claims need read before they are planned ([`guard_span`]).
+#[derive(Debug, Default)]
+pub(crate) struct GuardSpan {
+    /// The lowest `after`.
+    pub after: i64,
+    /// Every kind of record asked for.
+    pub kinds: Vec<String>,
+    /// Every kind of claim they may take.
+    pub claim_kinds: Vec<String>,
+}
+
 /// One waiter's part of an append transaction.
 pub(crate) enum Unit {
     /// Records appended in order (`append`, `append_batch`).
@@ -67,6 +152,9 @@ pub(crate) enum Unit {
     /// A record, then the claim its [`LinkedClaim`] builds from it: the record is appended and
     /// the claim decided as a [`Unit::Claim`] right after it (appended when it wins).
     LinkedClaim(Box<Prepared>, LinkedClaim),
+    /// A record, then the claim its [`ClaimGuard`] decides to take after it, if any (decided
+    /// and appended as a [`Unit::LinkedClaim`]'s claim).
+    Guarded(Box<Prepared>, ClaimGuard),
 }
 
 impl Unit {
@@ -75,7 +163,7 @@ impl Unit {
         match self {
             Unit::Records(r) => r.len(),
             Unit::Claim(..) => 1,
-            Unit::Linked(..) | Unit::LinkedClaim(..) => 2,
+            Unit::Linked(..) | Unit::LinkedClaim(..) | Unit::Guarded(..) => 2,
         }
     }
 }
@@ -114,6 +202,24 @@ impl Outcome {
         match self {
             Outcome::FirstHeld(first, holder) => Ok((first, Claim::Held(holder))),
             other => other.linked().map(|(first, claim)| (first, Claim::Won(claim))),
+        }
+    }
+
+    /// A guarded claim's outcome: the first record, and the claim when the guard asked for one.
+    pub(crate) fn guarded(self) -> Result<(ChainedRecord, Option<Claim>), StoreError> {
+        match self {
+            Outcome::FirstHeld(first, holder) => Ok((first, Some(Claim::Held(holder)))),
+            other => {
+                let mut records = other.appended()?.into_iter();
+                match (records.next(), records.next(), records.next()) {
+                    (Some(first), None, None) => Ok((first, None)),
+                    (Some(first), Some(claim), None) => Ok((first, Some(Claim::Won(claim)))),
+                    _ => Err(StoreError::Corrupt {
+                        seq: 0,
+                        reason: "a guarded claim was appended but the store returned another number of records".into(),
+                    }),
+                }
+            }
         }
     }
 
@@ -301,7 +407,9 @@ pub(crate) fn plan(
     work: Vec<Work>,
     store: &str,
     lookup: &mut Lookup<'_>,
+    history: &History,
 ) -> Result<Plan, StoreError> {
+    let last_seq = last.map_or(0, |r| r.seq);
     let mut indexed: HashMap<ClaimKey, Option<Indexed>> = HashMap::new();
     let mut index = |key: &ClaimKey| -> Result<Option<Indexed>, StoreError> {
         if let Some(found) = indexed.get(key) {
@@ -396,6 +504,87 @@ pub(crate) fn plan(
                             planned.push(Planned::Appended(start..records.len()));
                         }
                     },
+                }
+            }
+            Unit::Guarded(first, guard) => {
+                if guard.after > last_seq {
+                    // The caller's view is of records this chain does not have (another store,
+                    // or one cut short): nothing can be decided on it.
+                    planned.push(Planned::Refused(StoreError::InvalidRecord(format!(
+                        "the claim's condition was read from a chain up to record {} but this one ends at \
+                         {last_seq}; nothing was appended",
+                        guard.after
+                    ))));
+                    continue;
+                }
+                if let Some((seq, reason)) = history.damaged.as_ref().filter(|(seq, _)| *seq > guard.after) {
+                    planned.push(Planned::Refused(StoreError::Corrupt { seq: *seq, reason: reason.clone() }));
+                    continue;
+                }
+                seal(&mut records, *first, router.as_ref());
+                let ClaimGuard { after, kinds, claim_kind, then } = guard;
+                let built = {
+                    let of_kind = |r: &&ChainedRecord| kinds.contains(&r.kind);
+                    let seen: Vec<&ChainedRecord> = history
+                        .records
+                        .iter()
+                        .filter(|r| r.seq > after)
+                        .chain(records[..start].iter().map(|s| &s.record))
+                        .filter(of_kind)
+                        .collect();
+                    let sealed = &records[start].record;
+                    std::panic::catch_unwind(AssertUnwindSafe(|| then(&seen, sealed))).map_err(|_| {
+                        StoreError::InvalidRecord("deciding the guarded claim panicked; nothing was appended".into())
+                    })
+                };
+                let claim = built.and_then(|c| {
+                    c.map(|(d, claim)| {
+                        if d.kind != claim_kind {
+                            return Err(StoreError::InvalidRecord(format!(
+                                "the guarded claim is of kind {:?}, not the {claim_kind:?} its guard names; nothing \
+                                 was appended",
+                                d.kind
+                            )));
+                        }
+                        crate::validate_claim(&d, &claim)?;
+                        Ok((Prepared::new(d)?, claim))
+                    })
+                    .transpose()
+                });
+                match claim {
+                    Ok(None) => {
+                        take(&records, &mut taken, start);
+                        planned.push(Planned::Appended(start..records.len()));
+                    }
+                    Ok(Some((p, claim))) => {
+                        // The first record may hold the key itself (a claim field of the same kind).
+                        take(&records, &mut taken, start);
+                        let key = (p.draft.kind.clone(), claim);
+                        match index(&key)? {
+                            Some(Indexed::Held(r)) => planned.push(Planned::FirstHeld(r)),
+                            Some(Indexed::Broken { seq, reason }) => {
+                                // Refused as a claim alone would be; the first goes with it.
+                                records.truncate(start);
+                                taken.retain(|_, i| *i < start);
+                                planned.push(Planned::Refused(StoreError::Corrupt { seq, reason }));
+                            }
+                            None => match taken.get(&key) {
+                                Some(&i) => {
+                                    let holder = records[i].record.clone();
+                                    planned.push(Planned::FirstHeld(holder));
+                                }
+                                None => {
+                                    seal(&mut records, p, router.as_ref());
+                                    take(&records, &mut taken, start + 1);
+                                    planned.push(Planned::Appended(start..records.len()));
+                                }
+                            },
+                        }
+                    }
+                    Err(e) => {
+                        records.truncate(start);
+                        planned.push(Planned::Refused(e));
+                    }
                 }
             }
             Unit::Linked(first, then) => {
@@ -498,7 +687,7 @@ mod tests {
             asked.push(key.1.clone());
             Ok((key.1 == "held").then(|| Indexed::Held(holder.clone())))
         };
-        let plan = plan(None, units, "s", &mut lookup).unwrap();
+        let plan = plan(None, units, "s", &mut lookup, &History::default()).unwrap();
         assert_eq!(asked, ["a", "b", "c", "held", "d"], "each key looked up once");
         assert_eq!(plan.records.len(), 7);
         assert_eq!(plan.claims.len(), 4);
@@ -544,7 +733,7 @@ mod tests {
             )),
             work(Unit::Linked(Box::new(draft("decision", json!({}))), Box::new(|_| panic!("builder")))),
         ];
-        let plan = plan(None, units, "s", &mut |_| Ok(None)).unwrap();
+        let plan = plan(None, units, "s", &mut |_| Ok(None), &History::default()).unwrap();
         assert_eq!(plan.records.iter().map(|s| s.record.seq).collect::<Vec<_>>(), [1, 2]);
         let out = plan.finish();
         assert!(matches!(&out[0], Outcome::Refused(StoreError::InvalidRecord(_))));

@@ -24,7 +24,7 @@ use crate::outbox::{
     ChannelKind, DueEntry, OUTBOX_COLUMNS, OutboxEntry, OutboxMark, OutboxRouter, OutboxState, OutboxStatus,
     OutboxTarget, Retry,
 };
-use crate::plan::{ClaimKey, IndexRow, Indexed, LinkedClaim, LinkedDraft, Outcome, Unit, Work};
+use crate::plan::{ClaimGuard, ClaimKey, History, IndexRow, Indexed, LinkedClaim, LinkedDraft, Outcome, Unit, Work};
 use crate::{
     Anchor, AuditStore, BadCell, Cell, Claim, Decoded, ListQuery, SCHEMA_VERSION, StoreError, build_report, check_head,
     decode_row, find_with, prefix_upper_bound, sql_limit,
@@ -441,6 +441,19 @@ fn ensure_kind(tx: &Transaction<'_>, kind: &str, last: i64) -> rusqlite::Result<
     Ok(true)
 }
 
+/// The records of the span's kinds after its `after` up to `last`, under the write lock (by the
+/// `(kind, seq)` index: only those kinds' records are read), for the guarded claims.
+fn read_history(tx: &Transaction<'_>, span: &crate::plan::GuardSpan, last: i64) -> rusqlite::Result<History> {
+    let marks = vec!["?"; span.kinds.len()].join(", ");
+    let sql =
+        format!("SELECT {COLUMNS} FROM audit_records WHERE seq > ?1 AND seq <= ?2 AND kind IN ({marks}) ORDER BY seq");
+    let mut st = tx.prepare_cached(&sql)?;
+    let mut args: Vec<&dyn rusqlite::ToSql> = vec![&span.after, &last];
+    args.extend(span.kinds.iter().map(|k| k as &dyn rusqlite::ToSql));
+    let rows = st.query_map(args.as_slice(), decode)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(History::of(rows))
+}
+
 /// Inserts claim-index rows; a key already indexed keeps the earlier of its two records (a
 /// kind indexed after its later records were: the earlier holder it finds replaces them).
 fn insert_claims(tx: &Transaction<'_>, rows: &[IndexRow]) -> rusqlite::Result<()> {
@@ -543,7 +556,11 @@ impl SqliteStore {
             kinds_indexed |= ensure_kind(&tx, &key.0, last_seq).map_err(&err)?;
             lookup_claim(&tx, key).map_err(&err)
         };
-        let plan = crate::plan::plan(last.as_ref(), work, &self.described, &mut lookup)?;
+        let history = match crate::plan::guard_span(&work) {
+            Some(span) if span.after < last_seq => read_history(&tx, &span, last_seq).map_err(&err)?,
+            _ => History::default(),
+        };
+        let plan = crate::plan::plan(last.as_ref(), work, &self.described, &mut lookup, &history)?;
         let caught_up = caught_up || kinds_indexed;
         let mut routed = false;
         for s in &plan.records {
@@ -773,6 +790,16 @@ impl AuditStore for SqliteStore {
         crate::validate_draft(&first)?;
         let first = Box::new(crate::prepared::Prepared::new(first)?);
         self.append_one(Unit::LinkedClaim(first, then))?.then_claim()
+    }
+
+    fn append_guarded_claim(
+        &mut self,
+        first: RecordDraft,
+        guard: ClaimGuard,
+    ) -> Result<(ChainedRecord, Option<Claim>), StoreError> {
+        crate::validate_draft(&first)?;
+        let first = Box::new(crate::prepared::Prepared::new(first)?);
+        self.append_one(Unit::Guarded(first, guard))?.guarded()
     }
 
     fn append_encoded(&mut self, draft: EncodedDraft) -> Result<ChainedRecord, StoreError> {

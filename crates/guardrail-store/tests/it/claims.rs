@@ -436,3 +436,113 @@ fn postgres_appender_without_ddl_rights_decides_claims_without_the_index() {
     let rep = owner.verify().unwrap();
     assert!(rep.ok(), "{:?}", rep.breaks);
 }
+
+/// A guard that claims for a `grant` only when no grant naming the same request came before it
+/// since the view (`after`): "only the first answer to a request releases it".
+fn first_answer(after: i64) -> guardrail_store::ClaimGuard {
+    guardrail_store::ClaimGuard {
+        after,
+        kinds: vec!["grant".into()],
+        claim_kind: "execution_claim".into(),
+        then: Box::new(|seen: &[&ChainedRecord], sealed: &ChainedRecord| {
+            assert!(seen.iter().all(|r| r.kind == "grant" && r.seq < sealed.seq), "only the kinds asked, before it");
+            let first = !seen.iter().any(|r| r.body["request"] == sealed.body["request"]);
+            first.then(|| {
+                let key = format!("{}#0", sealed.id());
+                (claim_draft("execution_claim", &key, &sealed.id()), key)
+            })
+        }),
+    }
+}
+
+/// Guarded claims: one answer claims, a later one (committed before it, read under the lock)
+/// does not; a view past the chain's end, or a claim of another kind than the guard names,
+/// appends nothing. Then `threads` answers race on one request from the same view: every
+/// grant appended, exactly one claim — right after the first grant in the chain.
+fn guarded_claims(open: Open, threads: usize) {
+    let mut store = open();
+    let req = store.append(plain("approval_request", json!({"n": 1}))).unwrap();
+    let (g, c) =
+        store.append_guarded_claim(plain("grant", json!({"request": req.id()})), first_answer(req.seq)).unwrap();
+    let Some(Claim::Won(claim)) = c else { panic!("the first answer claims: {c:?}") };
+    assert_eq!((claim.seq, &claim.prev_hash, &claim.body["who"]), (g.seq + 1, &g.hash, &json!(g.id())));
+    store.append(plain("noise", json!({"request": req.id()}))).unwrap();
+    let (g2, c) =
+        store.append_guarded_claim(plain("grant", json!({"request": req.id()})), first_answer(req.seq)).unwrap();
+    assert_eq!((g2.seq, c), (claim.seq + 2, None), "a later answer is appended alone");
+    let n = store.all().unwrap().len();
+    let ahead = store.append_guarded_claim(plain("grant", json!({"request": "x"})), first_answer(n as i64 + 1));
+    assert!(matches!(ahead, Err(StoreError::InvalidRecord(_))), "{ahead:?}");
+    let mut other_kind = first_answer(0);
+    other_kind.claim_kind = "other_claim".into();
+    let r = store.append_guarded_claim(plain("grant", json!({"request": "y"})), other_kind);
+    assert!(matches!(r, Err(StoreError::InvalidRecord(_))), "{r:?}");
+    assert_eq!(store.all().unwrap().len(), n, "refused units append nothing");
+
+    let req = store.append(plain("approval_request", json!({"n": 2}))).unwrap();
+    let barrier = Arc::new(Barrier::new(threads));
+    let joins: Vec<_> = (0..threads)
+        .map(|t| {
+            let (open, barrier, req) = (open.clone(), barrier.clone(), req.clone());
+            std::thread::spawn(move || {
+                let mut s = open();
+                barrier.wait();
+                s.append_guarded_claim(plain("grant", json!({"request": req.id(), "t": t})), first_answer(req.seq))
+                    .unwrap()
+            })
+        })
+        .collect();
+    let results: Vec<(ChainedRecord, Option<Claim>)> = joins.into_iter().map(|j| j.join().unwrap()).collect();
+    let won: Vec<(&ChainedRecord, &ChainedRecord)> =
+        results.iter().filter_map(|(g, c)| if let Some(Claim::Won(r)) = c { Some((g, r)) } else { None }).collect();
+    assert_eq!(won.len(), 1, "{results:?}");
+    assert!(results.iter().all(|(_, c)| !matches!(c, Some(Claim::Held(_)))), "no claim key is ever shared");
+    let first_grant = results.iter().map(|(g, _)| g).min_by_key(|g| g.seq).unwrap();
+    assert_eq!(won[0].0, first_grant, "the first grant in the chain claims");
+    assert_eq!((won[0].1.seq, &won[0].1.prev_hash), (first_grant.seq + 1, &first_grant.hash));
+    let rep = store.verify().unwrap();
+    assert!(rep.ok(), "{:?}", rep.breaks);
+    assert_eq!(rep.records, n + 1 + threads + 1);
+    let all = store.all().unwrap();
+    assert_eq!(all.iter().filter(|r| r.kind == "execution_claim").count(), 2, "one claim per request");
+}
+
+#[test]
+fn sqlite_guarded_claims() {
+    let dir = tempfile::tempdir().unwrap();
+    guarded_claims(direct_sqlite(dir.path().join("a.db")), 6);
+    guarded_claims(handles(share(&format!("sqlite:{}", dir.path().join("b.db").display())).unwrap()), 16);
+    // Two writers on one file.
+    let path = dir.path().join("c.db");
+    let (sa, sb) = (share(&format!("sqlite:{}", path.display())).unwrap(), share(&path.display().to_string()).unwrap());
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    guarded_claims(
+        Arc::new(move || {
+            let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Box::new(if i.is_multiple_of(2) { sa.handle() } else { sb.handle() }) as Box<dyn AuditStore>
+        }),
+        12,
+    );
+}
+
+#[test]
+fn postgres_guarded_claims() {
+    let schema = TestSchema::new();
+    let spec = pg_spec(&schema);
+    guarded_claims(Arc::new(move || open_store(&spec).unwrap()), 6);
+    let other = TestSchema::new();
+    guarded_claims(handles(share(&pg_spec(&other)).unwrap()), 16);
+    // Two replicas (two writers) on one chain.
+    let third = TestSchema::new();
+    let a = pg_spec(&third);
+    let b = a.replacen("postgres://", "postgresql://", 1);
+    let (sa, sb) = (share(&a).unwrap(), share(&b).unwrap());
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    guarded_claims(
+        Arc::new(move || {
+            let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Box::new(if i.is_multiple_of(2) { sa.handle() } else { sb.handle() }) as Box<dyn AuditStore>
+        }),
+        16,
+    );
+}
