@@ -41,7 +41,7 @@ use crate::{
     RequestedActionPlanner, ToolContext, ToolRegistry,
 };
 
-pub use crate::store_log::{AuditLog, LinkedBody, StoreLog};
+pub use crate::store_log::{AuditLog, GuardedBody, LinkedBody, StoreLog};
 
 /// Everything one decide-and-act needs besides the incident and the audit log.
 pub struct Pipeline<'a> {
@@ -529,6 +529,56 @@ pub fn execute_claimed(
     Execution::Done { body: b, result, claim: Some(claim), record }
 }
 
+/// The `execution_claim` body of the first attempt (`#0`) of `auth`: what [`execute_claimed`]
+/// appends for it.
+fn claim_body(auth: &Authorisation, incident_id: &str, action: &str, requested_by: &str, executor: &str) -> ClaimBody {
+    ClaimBody {
+        incident_id: incident_id.to_string(),
+        claim: format!("{}#0", auth.record),
+        action: action.to_string(),
+        binding_hash: auth.binding_hash.clone(),
+        authorised_by_record: auth.record.clone(),
+        requested_by: requested_by.to_string(),
+        executor: executor.to_string(),
+    }
+}
+
+/// After a claim of `auth`'s first attempt was won with its grant (one commit): what
+/// [`execute_claimed`] does once it holds the claim — the executor runs, its result is
+/// appended.
+fn run_claimed(
+    log: &mut dyn AuditLog,
+    executor: &dyn Executor,
+    auth: &Authorisation,
+    incident_id: &str,
+    authorised: &crate::AuthorisedAction,
+    requested_by: &str,
+    claim: ChainedRecord,
+) -> Execution {
+    let result = executor.execute(authorised);
+    let (ran, ok, report, error) = match &result {
+        Ok(r) => (true, r.ok, Some(encode(r)), None),
+        Err(e) => (false, false, None, Some(e.to_string())),
+    };
+    let b = ExecutionBody {
+        incident_id: incident_id.to_string(),
+        action: auth.action.clone(),
+        binding_hash: auth.binding_hash.clone(),
+        authorised_by: auth.by.clone(),
+        authorised_by_record: auth.record.clone(),
+        approver: auth.approver.clone(),
+        requested_by: requested_by.to_string(),
+        executor: executor.name().to_string(),
+        claim_record: Some(claim.id()),
+        ran,
+        ok,
+        report,
+        error,
+    };
+    let record = log.append(kinds::EXECUTION, encode(&b));
+    Execution::Done { body: b, result, claim: Some(claim), record }
+}
+
 /// What one approval attempt came to ([`Pipeline::approve`]).
 // Built once per attempt and consumed at once: boxing the large variant buys nothing.
 #[allow(clippy::large_enum_variant)]
@@ -595,7 +645,7 @@ impl Pipeline<'_> {
         let states = read();
         let id = &input.incident_id;
         let mut confirm = |_: &mut dyn AuditLog| read().map(|s| s.get(id).and_then(|st| st.authorised.clone()));
-        self.approve_with(log, states, &mut confirm, input, extra)
+        self.approve_with(log, states, None, &mut confirm, input, extra)
     }
 
     /// [`Pipeline::approve`] reading the queue through the log's own store connection
@@ -612,7 +662,7 @@ impl Pipeline<'_> {
             let states = l.read_states().unwrap_or(Err(TrailError::CannotRead))?;
             Ok(states.get(id).and_then(|st| st.authorised.clone()))
         };
-        self.approve_with(log, states, &mut confirm, input, extra)
+        self.approve_with(log, states, None, &mut confirm, input, extra)
     }
 
     /// [`Pipeline::approve`] deciding on `states` (the incident's state as just read: the queue
@@ -627,7 +677,25 @@ impl Pipeline<'_> {
         input: &crate::approve::ApprovalInput,
         extra: Option<&Value>,
     ) -> ApproveOutcome {
-        self.approve_with(log, states, &mut |_| confirm(), input, extra)
+        self.approve_with(log, states, None, &mut |_| confirm(), input, extra)
+    }
+
+    /// [`Pipeline::approve_states`] where `states` is the fold of the chain up to record `after`
+    /// (its seq): the grant and its execution claim are then appended in one commit, the claim
+    /// taken only if the grant, as sealed, releases the request (re-decided under the store's
+    /// write lock over the records appended after `after`; see [`AuditLog::append_guarded`]).
+    /// Where the log cannot (a JSONL mirror), or nothing would be claimed (no executor, a
+    /// failed hash check), the steps are taken one by one, confirming with `confirm`.
+    pub fn approve_states_after(
+        &self,
+        log: &mut dyn AuditLog,
+        states: Result<std::collections::BTreeMap<String, IncidentState>, TrailError>,
+        after: i64,
+        confirm: &mut dyn FnMut() -> Result<Option<Authorisation>, TrailError>,
+        input: &crate::approve::ApprovalInput,
+        extra: Option<&Value>,
+    ) -> ApproveOutcome {
+        self.approve_with(log, states, Some(after), &mut |_| confirm(), input, extra)
     }
 
     #[allow(clippy::type_complexity)]
@@ -635,6 +703,7 @@ impl Pipeline<'_> {
         &self,
         log: &mut dyn AuditLog,
         states: Result<std::collections::BTreeMap<String, IncidentState>, TrailError>,
+        after: Option<i64>,
         confirm: &mut dyn FnMut(&mut dyn AuditLog) -> Result<Option<Authorisation>, TrailError>,
         input: &crate::approve::ApprovalInput,
         extra: Option<&Value>,
@@ -661,6 +730,16 @@ impl Pipeline<'_> {
             }
             ApprovalStep::Granted(g) => g,
         };
+        let granted = match (after, states.get(&input.incident_id)) {
+            (Some(after), Some(state)) => {
+                let body = merge(encode(&granted.body));
+                match self.grant_and_claim(log, granted, body, state, after, &input.approver) {
+                    Ok(outcome) => return outcome,
+                    Err(granted) => granted,
+                }
+            }
+            _ => granted,
+        };
         let record = match log.append(granted.record_kind, merge(encode(&granted.body))) {
             Ok(r) => r,
             Err(error) if error.in_chain().is_some() => return ApproveOutcome::GrantedMirrorFailed { granted, error },
@@ -678,6 +757,83 @@ impl Pipeline<'_> {
         };
         let execution = self.execute_as(log, &auth, &granted.incident, &granted.plan, &input.approver);
         ApproveOutcome::Released { granted, record, execution }
+    }
+
+    /// The grant and, in the same commit, its execution claim — taken only if the grant, as
+    /// sealed, is the one that releases the request: re-decided under the store's write lock
+    /// over what was appended since `after` (the end of the chain `granted` was decided on), by
+    /// the fold's own rule ([`crate::queue::authorised_after`]). Of racing approvers, only the
+    /// one whose grant releases the request leaves a claim; the others' grants are recorded as
+    /// before and answer "released by another". Then the executor runs and its result is
+    /// appended: two commits where the grant, the confirming read and the claim took three.
+    /// The same records as [`Pipeline::approve`]'s steps one by one. `None` (nothing appended)
+    /// where this does not apply — a log that cannot append both in one commit (a JSONL
+    /// mirror), no executor, an action that fails its hash check (its refusal is recorded by
+    /// the steps one by one, as before) — and the caller takes those steps.
+    fn grant_and_claim(
+        &self,
+        log: &mut dyn AuditLog,
+        granted: Box<crate::approve::Granted>,
+        body: Value,
+        state: &IncidentState,
+        after: i64,
+        requested_by: &str,
+    ) -> Result<ApproveOutcome, Box<crate::approve::Granted>> {
+        let Ok(executor) = self.executor else { return Err(granted) };
+        if !log.links() {
+            return Err(granted);
+        }
+        let g = &granted.body;
+        let Ok(authorised) = crate::authorise(&g.binding_hash, &granted.incident, &granted.plan, &g.action) else {
+            return Err(granted);
+        };
+        let state = state.without_records();
+        // Who released it instead, when the guard finds it was not this grant.
+        let other: std::sync::Arc<std::sync::Mutex<Option<String>>> = Default::default();
+        let (seen_other, incident_id) = (other.clone(), granted.incident.id.clone());
+        let (requested, executor_name) = (requested_by.to_string(), executor.name().to_string());
+        let guard = GuardedBody {
+            after,
+            kinds: crate::queue::RELEASE_KINDS.iter().map(|k| k.to_string()).collect(),
+            claim_kind: kinds::EXECUTION_CLAIM.to_string(),
+            then: Box::new(move |newer, sealed| match crate::queue::authorised_after(&state, newer, sealed) {
+                Some(a) if a.record == sealed.id() => {
+                    let b = claim_body(&a, &incident_id, &a.action, &requested, &executor_name);
+                    let key = b.claim.clone();
+                    Some((encode(&b), key))
+                }
+                other => {
+                    *seen_other.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = other.map(|a| a.record);
+                    None
+                }
+            }),
+        };
+        let (record, claim) = match log.append_guarded(granted.record_kind, body, guard) {
+            Ok(done) => done,
+            Err(error) if error.in_chain().is_some() => {
+                return Ok(ApproveOutcome::GrantedMirrorFailed { granted, error });
+            }
+            Err(error) => return Ok(ApproveOutcome::NotGranted(error)),
+        };
+        let g = &granted.body;
+        let auth = Authorisation {
+            record: record.id(),
+            by: g.kind.clone(),
+            approver: Some(g.approver.clone()),
+            action: g.action.clone(),
+            binding_hash: g.binding_hash.clone(),
+        };
+        let execution = match claim {
+            None => {
+                let by = other.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+                return Ok(ApproveOutcome::ReleasedByAnother { record, by });
+            }
+            Some(Claim::Held(holder)) => Execution::ClaimHeld { holder },
+            Some(Claim::Won(claim)) => {
+                run_claimed(log, executor, &auth, &granted.incident.id, &authorised, requested_by, claim)
+            }
+        };
+        Ok(ApproveOutcome::Released { granted, record, execution })
     }
 
     fn execute_as(

@@ -369,6 +369,25 @@ impl IncidentFold {
     }
 }
 
+/// The kinds of records that can change what an incident's grant releases (its decision, its
+/// request, the grants): what a grant's claim is re-decided over ([`authorised_after`]).
+pub const RELEASE_KINDS: [&str; 4] =
+    [kinds::DECISION, kinds::APPROVAL_REQUEST, kinds::APPROVAL_GRANTED, kinds::FORCE_OVERRIDE];
+
+/// What is authorised for `st`'s incident once `newer` (records after those `st` was folded
+/// from, in chain order; other incidents' records are skipped) and then `grant` are folded in:
+/// the fold's own rule, so "this grant released the request" reads the same here as in every
+/// view of the chain.
+pub fn authorised_after(st: &IncidentState, newer: &[&ChainedRecord], grant: &ChainedRecord) -> Option<Authorisation> {
+    let id = st.incident_id.as_str();
+    let mut states = BTreeMap::from([(st.incident_id.clone(), st.without_records())]);
+    let about = |r: &ChainedRecord| r.body.get("incident_id").and_then(serde_json::Value::as_str) == Some(id);
+    for r in newer.iter().copied().chain(std::iter::once(grant)).filter(|r| about(r)) {
+        fold_record(&mut states, r);
+    }
+    states.remove(id).and_then(|s| s.authorised)
+}
+
 /// One record into the states (records of other kinds, or without an incident, change nothing).
 fn fold_record(out: &mut BTreeMap<String, IncidentState>, r: &ChainedRecord) {
     if !kinds::ALL.contains(&r.kind.as_str()) {

@@ -14,6 +14,23 @@ use crate::queue::{IncidentState, TrailError};
 /// what it captured.
 pub type LinkedBody = Box<dyn FnOnce(&ChainedRecord) -> Value + Send>;
 
+/// The guard of [`AuditLog::append_guarded`]: the store's [`guardrail_store::ClaimGuard`] with
+/// the claim given as its body and key (the log stamps and kinds it).
+pub struct GuardedBody {
+    /// The seq of the last record the caller decided on.
+    pub after: i64,
+    /// The kinds of the records after it that `then` is given.
+    pub kinds: Vec<String>,
+    /// The claim record's kind.
+    pub claim_kind: String,
+    /// From those records and the first record as sealed: the claim's body and key, or `None`.
+    pub then: GuardedClaimBody,
+}
+
+/// [`GuardedBody::then`]: from the records after the view and the first record as sealed, the
+/// claim's body and key, or `None` (no claim).
+pub type GuardedClaimBody = Box<dyn FnOnce(&[&ChainedRecord], &ChainedRecord) -> Option<(Value, String)> + Send>;
+
 /// Where the pipeline's records go. [`StoreLog`] is the plain implementation; adapters wrap
 /// it to count failures or publish events.
 pub trait AuditLog {
@@ -42,6 +59,25 @@ pub trait AuditLog {
             store: "(this audit log)".into(),
             source: Box::new(guardrail_store::StoreError::InvalidRecord(
                 "this audit log cannot append linked records; nothing was appended".into(),
+            )),
+        })
+    }
+    /// Appends a `kind` record and, in the same commit, the claim `guard` decides to take right
+    /// after it ([`guardrail_store::AuditStore::append_guarded_claim`]): the record is appended
+    /// either way; the claim only when the guard, re-deciding under the store's write lock over
+    /// what was appended since its view, builds one. Only where [`AuditLog::links`] says so;
+    /// elsewhere nothing is appended and the answer is an error.
+    fn append_guarded(
+        &mut self,
+        kind: &str,
+        body: Value,
+        guard: GuardedBody,
+    ) -> Result<(ChainedRecord, Option<Claim>), AppendError> {
+        let _ = (kind, body, guard);
+        Err(AppendError::NotInChain {
+            store: "(this audit log)".into(),
+            source: Box::new(guardrail_store::StoreError::InvalidRecord(
+                "this audit log cannot append guarded claims; nothing was appended".into(),
             )),
         })
     }
@@ -115,6 +151,26 @@ impl AuditLog for StoreLog {
         let second: guardrail_store::LinkedDraft =
             Box::new(move |sealed| RecordDraft { kind: then_kind, recorded_at, body: then(sealed) });
         guardrail_store::append_linked_mirrored(self.store.as_mut(), self.mirror.as_deref(), first, second)
+    }
+
+    fn append_guarded(
+        &mut self,
+        kind: &str,
+        body: Value,
+        guard: GuardedBody,
+    ) -> Result<(ChainedRecord, Option<Claim>), AppendError> {
+        let first = self.draft(kind, body);
+        let GuardedBody { after, kinds, claim_kind, then } = guard;
+        let (claim_kind_draft, recorded_at) = (claim_kind.clone(), self.recorded_at.clone());
+        let guard = guardrail_store::ClaimGuard {
+            after,
+            kinds,
+            claim_kind,
+            then: Box::new(move |seen, sealed| {
+                then(seen, sealed).map(|(body, key)| (RecordDraft { kind: claim_kind_draft, recorded_at, body }, key))
+            }),
+        };
+        guardrail_store::append_guarded_claim_mirrored(self.store.as_mut(), self.mirror.as_deref(), first, guard)
     }
 
     fn read_states(&mut self) -> Option<Result<std::collections::BTreeMap<String, IncidentState>, TrailError>> {

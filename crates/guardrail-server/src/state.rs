@@ -671,6 +671,16 @@ impl AppState {
         &self,
         f: impl FnOnce(&BTreeMap<String, IncidentState>) -> R,
     ) -> Result<R, TrailError> {
+        self.with_incident_states_at(|states, _| f(states))
+    }
+
+    /// [`AppState::with_incident_states`], `f` also given the seq of the last record folded
+    /// into the states it sees (what an approval decided on ends there); `None` for a chain
+    /// whose links do not hold (folded as it is, not kept).
+    pub fn with_incident_states_at<R>(
+        &self,
+        f: impl FnOnce(&BTreeMap<String, IncidentState>, Option<i64>) -> R,
+    ) -> Result<R, TrailError> {
         let spec = &self.0.cfg.store;
         let unreadable = |e: guardrail_store::StoreError| TrailError::Store {
             store: guardrail_store::redact_url(spec),
@@ -697,16 +707,18 @@ impl AppState {
             let done = fold.last_seq();
             newer.retain(|r| r.seq > done);
             if fold.extend(&newer) {
-                return Ok(f(fold.states()));
+                let at = fold.last_seq();
+                return Ok(f(fold.states(), Some(at)));
             }
         }
         let all = store.all().map_err(unreadable)?;
         let mut fresh = IncidentFold::default();
         if !fresh.extend(&all) {
             // A chain whose links do not hold (verify names where): folded as it is, not kept.
-            return Ok(f(&incident_states(&all)));
+            return Ok(f(&incident_states(&all), None));
         }
-        let answer = f(fresh.states());
+        let at = fresh.last_seq();
+        let answer = f(fresh.states(), Some(at));
         *lock() = fresh;
         Ok(answer)
     }

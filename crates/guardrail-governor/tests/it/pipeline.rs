@@ -612,3 +612,96 @@ fn written_bodies_keep_their_canonical_bytes() {
     }
     check_fold_golden("golden-bodies.txt", &report);
 }
+
+/// An approval decided on the fold up to a record appends its grant and execution claim in one
+/// commit (no re-read: the guard re-decides under the write lock), and the chain it leaves is
+/// byte for byte the one the steps taken one by one leave. An approver whose view is stale (a
+/// grant appended since) is recorded, releases nothing and claims nothing: the executor runs
+/// once.
+#[test]
+fn a_grant_and_its_claim_are_one_commit_and_the_same_records() {
+    use guardrail_core::approval::{ApprovalKind, SeverityApprovers};
+    use guardrail_governor::approve::ApprovalInput;
+    use guardrail_governor::pipeline::ApproveOutcome;
+    let (kb, incidents) = sample_store();
+    let exec = Counting::default();
+    let governor = Governor::default();
+    let mut config = GovernorConfig::default();
+    config.approvals.high = SeverityApprovers { approvers: vec!["bob".into(), "carol".into()], force_override: vec![] };
+    let p = Pipeline {
+        governor: &governor,
+        config: &config,
+        run: run_ctx("alice"),
+        knowledge: Some(&kb),
+        logs: None,
+        signals: None,
+        executor: Ok(&exec),
+        now: now(),
+    };
+    let input = |who: &str| ApprovalInput {
+        incident_id: "inc-001".into(),
+        kind: ApprovalKind::Approve,
+        approver: who.into(),
+        reason: None,
+        reviewed_hash: None,
+    };
+    let propose = |dir: &tempfile::TempDir| {
+        let mut log = StoreLog::new(store(dir), None, now());
+        assert!(matches!(
+            p.decide_and_act(&mut log, &incidents[0], json!({})),
+            RunOutcome::Decided { next: Next::Queued { .. }, .. }
+        ));
+        log
+    };
+    let view = |log: &mut StoreLog| {
+        let last = log.store().all().unwrap().last().unwrap().seq;
+        (log.states(), last)
+    };
+    let no_reread = &mut || -> Result<Option<guardrail_governor::queue::Authorisation>, _> {
+        panic!("the guarded grant is not confirmed by a re-read")
+    };
+
+    let (one_by_one, guarded) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut log = propose(&one_by_one);
+    assert!(matches!(p.approve_on(&mut log, &input("bob"), None), ApproveOutcome::Released { .. }));
+    let mut log = propose(&guarded);
+    let (states, after) = view(&mut log);
+    let out = p.approve_states_after(&mut log, states, after, no_reread, &input("bob"), Some(&json!({"via": "t"})));
+    let ApproveOutcome::Released { record, execution, .. } = out else { panic!("released: {out:?}") };
+    assert!(execution.succeeded());
+    assert_eq!(exec.0.load(Ordering::SeqCst), 2);
+    let (a, b) = (store(&one_by_one).all().unwrap(), store(&guarded).all().unwrap());
+    assert_eq!(a.len(), b.len());
+    let kinds_of = |rs: &[ChainedRecord]| rs.iter().map(|r| r.kind.clone()).collect::<Vec<_>>();
+    assert_eq!(kinds_of(&a), kinds_of(&b));
+    assert_eq!(b[b.len() - 3].id(), record.id());
+    assert_eq!(b[b.len() - 3].body["via"], json!("t"), "the extra fields are merged into the grant");
+    for (x, y) in a.iter().zip(&b).take(a.len() - 3) {
+        assert_eq!(x, y, "the records before the grant are the same");
+    }
+    // Without the merged field the grant, and so everything after it, is the same record.
+    let plain = tempfile::tempdir().unwrap();
+    let mut log = propose(&plain);
+    let (states, after) = view(&mut log);
+    assert!(matches!(
+        p.approve_states_after(&mut log, states, after, no_reread, &input("bob"), None),
+        ApproveOutcome::Released { .. }
+    ));
+    assert_eq!(store(&plain).all().unwrap(), a, "byte-identical chain");
+
+    // A stale view: carol's grant was appended after it; bob's grant is recorded, claims nothing.
+    let racing = tempfile::tempdir().unwrap();
+    let mut log = propose(&racing);
+    let (states, after) = view(&mut log);
+    let (states2, _) = view(&mut log);
+    let first = p.approve_states_after(&mut log, states2, after, no_reread, &input("carol"), None);
+    let ApproveOutcome::Released { record: carols, .. } = first else { panic!("{first:?}") };
+    let late = p.approve_states_after(&mut log, states, after, no_reread, &input("bob"), None);
+    let ApproveOutcome::ReleasedByAnother { record: bobs, by } = late else { panic!("{late:?}") };
+    assert_eq!(by, Some(carols.id()));
+    assert_eq!(exec.0.load(Ordering::SeqCst), 4, "carol's ran, bob's did not");
+    let records = store(&racing).all().unwrap();
+    assert_eq!(records.last().unwrap(), &bobs, "bob's grant is recorded, alone");
+    assert_eq!(records.iter().filter(|r| r.kind == kinds::EXECUTION_CLAIM).count(), 1);
+    assert_eq!(log.states().unwrap()["inc-001"].status(), "executed");
+}

@@ -89,8 +89,10 @@ fn approve_blocking(
     let view = governor_in_force(state)?;
     // One read decides the attempt: the incident's state without its record list (what
     // `decide_pending` reads), not a copy of every record about it.
-    let states = state
-        .with_incident_states(|all| all.get_key_value(&id).map(|(k, st)| (k.clone(), st.without_records())))
+    let (states, after) = state
+        .with_incident_states_at(|all, at| {
+            (all.get_key_value(&id).map(|(k, st)| (k.clone(), st.without_records())), at)
+        })
         .map_err(|e| no_store(&e.to_string()))?;
     // A mistyped id must not leave a permanent refusal in the chain.
     let Some(states) = states.map(|one| std::collections::BTreeMap::from([one])) else {
@@ -112,7 +114,13 @@ fn approve_blocking(
     // The grant's confirmation reads only what is authorised for this incident now.
     let mut confirm = || state.with_incident_states(|all| all.get(&id).and_then(|st| st.authorised.clone()));
     let extra = guardrail_governor::record::encode(&RequestedBy { requested_by: requested_by(caller) });
-    let (granted, rec, execution) = match p.approve_states(&mut log, Ok(states), &mut confirm, &input, Some(&extra)) {
+    // Decided on the fold up to `after`: the grant and its claim in one commit, the claim taken
+    // only if the grant releases the request as the chain stands when it is sealed.
+    let outcome = match after {
+        Some(after) => p.approve_states_after(&mut log, Ok(states), after, &mut confirm, &input, Some(&extra)),
+        None => p.approve_states(&mut log, Ok(states), &mut confirm, &input, Some(&extra)),
+    };
+    let (granted, rec, execution) = match outcome {
         ApproveOutcome::CannotDecide(e) => {
             eprintln!("guardrail serve: approval of {id}: {e}");
             return Err(

@@ -1,7 +1,7 @@
 //! [`ServerLog`]: the governor's audit log over the server's store, metrics and events.
 
 use guardrail_core::audit::ChainedRecord;
-use guardrail_governor::pipeline::{AuditLog, LinkedBody, StoreLog};
+use guardrail_governor::pipeline::{AuditLog, GuardedBody, LinkedBody, StoreLog};
 use guardrail_store::{AppendError, Claim};
 use serde_json::Value;
 
@@ -75,6 +75,25 @@ impl AuditLog for ServerLog<'_> {
             Ok((first, second)) => {
                 self.observe(Some(first), false);
                 self.observe(Some(second), false);
+            }
+            Err(e) => self.observe(e.in_chain(), true),
+        }
+        r
+    }
+
+    fn append_guarded(
+        &mut self,
+        kind: &str,
+        body: Value,
+        guard: GuardedBody,
+    ) -> Result<(ChainedRecord, Option<Claim>), AppendError> {
+        let r = self.inner.append_guarded(kind, body, guard);
+        match &r {
+            Ok((first, claim)) => {
+                self.observe(Some(first), false);
+                if let Some(Claim::Won(rec)) = claim {
+                    self.observe(Some(rec), false);
+                }
             }
             Err(e) => self.observe(e.in_chain(), true),
         }
