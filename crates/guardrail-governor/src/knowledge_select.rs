@@ -313,7 +313,9 @@ impl KnowledgeChoice {
 /// searches themselves (`open_read_only` and `sqlite3Reprepare` were ~20 % of a proposal).
 ///
 /// A connection is handed to one request at a time ([`PooledKnowledge`]) and comes back when
-/// that request ends. It is only reused while the file is the one it was opened on: the
+/// that request ends. While out it holds one read transaction
+/// ([`SqliteKnowledgeStore::begin_read`]): the request's searches read one state of the file,
+/// and its cached answers are checked against the file once, not at every search. It is only reused while the file is the one it was opened on: the
 /// file's device, inode, size, mtime and ctime (and its `-wal` file's size and times) are
 /// compared on every checkout, so a file replaced on disk (renamed over, copied over, rewritten
 /// with its mtime put back: the ctime still moves) is opened afresh, and a file that cannot be
@@ -414,6 +416,10 @@ impl KnowledgePool {
             Some(s) => s,
             None => SqliteKnowledgeStore::open_read_only(path)?,
         };
+        // One read transaction for the request's searches: they see one state of the file, and
+        // the kept answers are checked against it once ([`SqliteKnowledgeStore::begin_read`]).
+        // Not held (busy, say): each search checks on its own, as before.
+        store.begin_read();
         Ok(PooledKnowledge { held: Held::Sqlite(Some(store)), home: Some((self, path.clone(), stamp)) })
     }
 
@@ -491,6 +497,9 @@ impl Drop for PooledKnowledge<'_> {
     fn drop(&mut self) {
         if let (Held::Sqlite(store), Some((pool, path, stamp))) = (&mut self.held, self.home.take())
             && let Some(store) = store.take()
+            // Ended before it is idle (a writer waits for every reader); a connection still in a
+            // transaction after that is closed, not kept.
+            && store.end_read()
         {
             pool.give_back(path, stamp, store);
         }
@@ -693,6 +702,40 @@ mod tests {
         let e = pool.open_read_only(&choice).unwrap_err();
         let plain = choice.open_read_only().err().expect("a missing file does not open");
         assert_eq!(e.to_string(), plain.to_string());
+    }
+
+    /// A checked-out connection reads one state of the file: a commit from elsewhere waits
+    /// until the request gives it back, and the next request reads what was committed.
+    #[test]
+    fn a_checked_out_connection_reads_one_state_until_it_is_given_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        kb_with(&path, &[("ev-1", "db connection saturation")]);
+        let choice = KnowledgeChoice::Sqlite { path: path.clone(), origin: KnowledgeOrigin::Flag };
+        let pool = KnowledgePool::new();
+        let kb = pool.open_read_only(&choice).unwrap();
+        assert_eq!(found(&*kb), ["ev-1"]);
+        let writer_path = path.clone();
+        let writer = std::thread::spawn(move || {
+            let mut w = SqliteKnowledgeStore::open(&writer_path).unwrap();
+            let doc = guardrail_knowledge::EvidenceDoc {
+                id: "ev-3".into(),
+                service: "payments-api".into(),
+                stance: guardrail_knowledge::Stance::Support,
+                text: "saturation of every connection".into(),
+            };
+            w.add_evidence(&doc).map(|_| std::time::Instant::now())
+        });
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(!writer.is_finished(), "the commit waits for the request's read");
+        assert_eq!(found(&*kb), ["ev-1"], "the same state all through the request");
+        let given_back = std::time::Instant::now();
+        drop(kb);
+        let committed = writer.join().unwrap().expect("the commit lands once the read ends");
+        assert!(committed >= given_back);
+        let mut ids = found(&*pool.open_read_only(&choice).unwrap());
+        ids.sort();
+        assert_eq!(ids, ["ev-1", "ev-3"]);
     }
 
     #[test]

@@ -285,6 +285,9 @@ pub struct SqliteKnowledgeStore {
     /// a writable one.
     /// Boxed: a store is moved around by value (pools), and most of this is empty maps.
     cache: Option<Box<std::cell::RefCell<SearchCache>>>,
+    /// A read transaction is held ([`SqliteKnowledgeStore::begin_read`]): the file cannot
+    /// change under it, so the cache's version, read when it began, holds until it ends.
+    reading: std::cell::Cell<bool>,
 }
 
 impl std::fmt::Debug for SqliteKnowledgeStore {
@@ -327,6 +330,7 @@ impl SqliteKnowledgeStore {
             counted: false,
             buckets: Default::default(),
             cache: None,
+            reading: Default::default(),
         };
         let (version, names) = store.check_schema()?;
         store.bucketed = version == SCHEMA_VERSION;
@@ -355,6 +359,7 @@ impl SqliteKnowledgeStore {
             counted: false,
             buckets: Default::default(),
             cache: None,
+            reading: Default::default(),
         };
         store.init_schema()?;
         Ok(store)
@@ -373,6 +378,7 @@ impl SqliteKnowledgeStore {
             counted: false,
             buckets: Default::default(),
             cache: None,
+            reading: Default::default(),
         };
         store.init_schema()?;
         Ok(store)
@@ -916,11 +922,61 @@ impl SqliteKnowledgeStore {
     /// (search without the cache) when it does not or the version cannot be read.
     fn cache_at_version(&self) -> Option<std::cell::RefMut<'_, SearchCache>> {
         let cache = self.cache.as_ref()?;
+        if self.reading.get() {
+            if !self.conn.is_autocommit() {
+                // Set when the read transaction began; nothing can commit while it is held.
+                return Some(cache.borrow_mut());
+            }
+            // SQLite ended it (some errors roll a transaction back): check at each search.
+            self.reading.set(false);
+        }
         let version: i64 =
             self.conn.prepare_cached("PRAGMA data_version").and_then(|mut st| st.query_row([], |r| r.get(0))).ok()?;
         let mut cache = cache.borrow_mut();
         cache.at_version(version);
         Some(cache)
+    }
+
+    /// Holds one read transaction until [`SqliteKnowledgeStore::end_read`], for the searches
+    /// of one request (a proposal's plan and stress phases): they all read the file as it is
+    /// now — another connection's commit waits for the transaction to end (rollback journal:
+    /// it needs every reader gone; WAL: the reader keeps its snapshot) — and the cache checks
+    /// the file's `data_version` once, here, instead of at every search (each check was a
+    /// read transaction of its own: file locks and a header read, ~12 % of a proposal's
+    /// server CPU once the answers were cached). True when held; false, with nothing held,
+    /// for a connection without a cache (writable), one already in a transaction, or when the
+    /// transaction cannot begin (the searches then check at each call, as without this).
+    pub fn begin_read(&self) -> bool {
+        let Some(cache) = self.cache.as_ref() else { return false };
+        if self.reading.get() || !self.conn.is_autocommit() {
+            return false;
+        }
+        let version = self.conn.execute_batch("BEGIN DEFERRED").and_then(|()| {
+            // The first read takes the transaction's lock (waiting out a writer's commit).
+            self.conn.prepare_cached("PRAGMA data_version").and_then(|mut st| st.query_row([], |r| r.get::<_, i64>(0)))
+        });
+        match version {
+            Ok(v) => {
+                cache.borrow_mut().at_version(v);
+                self.reading.set(true);
+                true
+            }
+            Err(_) => {
+                self.end_read();
+                false
+            }
+        }
+    }
+
+    /// Ends the read transaction of [`SqliteKnowledgeStore::begin_read`] (nothing was written:
+    /// a rollback ends it). True when the connection is out of any transaction after, i.e. fit
+    /// to be used again.
+    pub fn end_read(&self) -> bool {
+        self.reading.set(false);
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        self.conn.is_autocommit()
     }
 
     /// Answers served from the cache so far (tests).
@@ -1398,6 +1454,48 @@ mod tests {
         assert_eq!(reader.cache_hits(), hits, "recomputed after the commit");
     }
 
+    /// Within a held read (`begin_read`, one request's searches) every answer is of the file as
+    /// it was when the read began, without a version check per search; another connection's
+    /// commit waits for the read to end, and the next answers after it are the new ones.
+    #[test]
+    fn a_held_read_answers_from_one_state_and_a_commit_lands_after_it() {
+        use rusqlite::StatementStatus::Run;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kb.db");
+        let mut writer = SqliteKnowledgeStore::create(&path).unwrap();
+        writer.add_docs(&corpus(300, 150, 6)).unwrap();
+        assert!(!writer.begin_read(), "a writable connection keeps no cache and holds no read");
+        let reader = SqliteKnowledgeStore::open_read_only(&path).unwrap();
+        let checks = |s: &SqliteKnowledgeStore| s.conn.prepare_cached("PRAGMA data_version").unwrap().get_status(Run);
+        assert!(reader.begin_read());
+        assert!(!reader.begin_read(), "already held");
+        let before = answers(&writer);
+        assert_eq!(answers(&reader), before);
+        assert_eq!(answers(&reader), before);
+        assert_eq!(reader.cache_hits() as usize, before.len());
+        assert_eq!(checks(&reader), 1, "one version check, when the read began");
+
+        // A commit cannot land while the read is held (no busy wait here: refused at once).
+        writer.conn.busy_timeout(std::time::Duration::ZERO).unwrap();
+        let late = EvidenceDoc {
+            id: "ev-late".into(),
+            service: "*".into(),
+            stance: Stance::Support,
+            text: "latency spike restart cache".into(),
+        };
+        assert!(writer.add_evidence(&late).is_err());
+        assert_eq!(answers(&reader), before);
+        assert!(reader.end_read());
+        assert!(reader.end_read(), "ending it twice is harmless");
+        writer.add_evidence(&late).unwrap();
+        let after = answers(&writer);
+        assert_ne!(after, before);
+        assert_eq!(answers(&reader), after, "checked at each search again");
+        assert!(reader.begin_read());
+        assert_eq!(answers(&reader), after);
+        assert!(reader.end_read());
+    }
+
     /// FTS5 is handed the rowid range (its plan string has the rowid bounds) and stays the outer
     /// loop, so it does not score other services' documents; `stats` counts from the index.
     #[test]
@@ -1445,6 +1543,7 @@ mod tests {
                 counted: false,
                 buckets: Default::default(),
                 cache: None,
+                reading: Default::default(),
             };
             let tx = old.conn.unchecked_transaction().unwrap();
             let docs = corpus(800, 400, 6);
