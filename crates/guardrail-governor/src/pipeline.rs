@@ -787,7 +787,7 @@ impl Pipeline<'_> {
         let Ok(authorised) = crate::authorise(&g.binding_hash, &granted.incident, &granted.plan, &g.action) else {
             return Err(granted);
         };
-        let state = state.without_records();
+        let state = crate::queue::release_view(state);
         // Who released it instead, when the guard finds it was not this grant.
         let other: std::sync::Arc<std::sync::Mutex<Option<String>>> = Default::default();
         let (seen_other, incident_id) = (other.clone(), granted.incident.id.clone());
@@ -796,7 +796,7 @@ impl Pipeline<'_> {
             after,
             kinds: crate::queue::RELEASE_KINDS.iter().map(|k| k.to_string()).collect(),
             claim_kind: kinds::EXECUTION_CLAIM.to_string(),
-            then: Box::new(move |newer, sealed| match crate::queue::authorised_after(&state, newer, sealed) {
+            then: Box::new(move |newer, sealed| match crate::queue::authorised_after(state, newer, sealed) {
                 Some(a) if a.record == sealed.id() => {
                     let b = claim_body(&a, &incident_id, &a.action, &requested, &executor_name);
                     let key = b.claim.clone();

@@ -378,14 +378,37 @@ pub const RELEASE_KINDS: [&str; 4] =
 /// from, in chain order; other incidents' records are skipped) and then `grant` are folded in:
 /// the fold's own rule, so "this grant released the request" reads the same here as in every
 /// view of the chain.
-pub fn authorised_after(st: &IncidentState, newer: &[&ChainedRecord], grant: &ChainedRecord) -> Option<Authorisation> {
-    let id = st.incident_id.as_str();
-    let mut states = BTreeMap::from([(st.incident_id.clone(), st.without_records())]);
-    let about = |r: &ChainedRecord| r.body.get("incident_id").and_then(serde_json::Value::as_str) == Some(id);
+pub fn authorised_after(st: IncidentState, newer: &[&ChainedRecord], grant: &ChainedRecord) -> Option<Authorisation> {
+    let id = st.incident_id.clone();
+    let mut states = BTreeMap::from([(id.clone(), st)]);
+    let about = |r: &ChainedRecord| r.body.get("incident_id").and_then(serde_json::Value::as_str) == Some(&id);
     for r in newer.iter().copied().chain(std::iter::once(grant)).filter(|r| about(r)) {
         fold_record(&mut states, r);
     }
-    states.remove(id).and_then(|s| s.authorised)
+    states.remove(&id).and_then(|s| s.authorised)
+}
+
+/// `st` as far as what a grant releases goes ([`authorised_after`]): its decision and request
+/// by their ids alone (all the fold compares of them: seq and hash, no body copied: a decision
+/// carries its whole transcript) and what is authorised.
+pub fn release_view(st: &IncidentState) -> IncidentState {
+    let id_only = |r: &ChainedRecord| ChainedRecord {
+        seq: r.seq,
+        kind: r.kind.clone(),
+        recorded_at: String::new(),
+        body: serde_json::Value::Null,
+        prev_hash: String::new(),
+        hash: r.hash.clone(),
+    };
+    IncidentState {
+        incident_id: st.incident_id.clone(),
+        records: Vec::new(),
+        decision: st.decision.as_ref().map(id_only),
+        pending: st.pending.as_ref().map(id_only),
+        authorised: st.authorised.clone(),
+        execution: None,
+        resolved: None,
+    }
 }
 
 /// One record into the states (records of other kinds, or without an incident, change nothing).
@@ -530,5 +553,51 @@ mod tests {
         assert!(!fold.extend(&records[3..]), "records already folded");
         assert_eq!(summary(fold.states()), summary(&whole));
         assert!(!IncidentFold::default().extend(&records[1..]), "a fresh fold starts at seq 1");
+    }
+
+    /// What a grant releases, re-decided from an id-only view of the state before it and the
+    /// records since, reads as the whole fold reads it: the first grant of the current request
+    /// releases it; a later grant, a grant of a superseded request, or one after a new decision
+    /// does not.
+    #[test]
+    fn a_grant_releases_by_the_folds_own_rule_from_an_id_only_view() {
+        use serde_json::json;
+        let mut recs = chain(&[
+            (kinds::DECISION, json!({"incident_id": "i", "decision": "approval_required"})),
+            (kinds::DECISION, json!({"incident_id": "other", "decision": "execute"})),
+        ]);
+        let push = |recs: &mut Vec<ChainedRecord>, kind: &str, body: serde_json::Value| {
+            let d = RecordDraft { kind: kind.into(), recorded_at: "2026-11-24T10:00:00Z".into(), body };
+            let r = seal(recs.last(), d);
+            recs.push(r.clone());
+            r
+        };
+        let d1 = recs[0].id();
+        let req = push(&mut recs, kinds::APPROVAL_REQUEST, json!({"incident_id": "i", "decision_record": d1}));
+        let view_at = recs.len();
+        let grant = |req: &ChainedRecord, who: &str| {
+            json!({"incident_id": "i", "kind": "approve", "approver": who, "action": "a", "binding_hash": "h",
+                   "request_record": req.id()})
+        };
+        let check = |recs: &[ChainedRecord], at: usize, g: &ChainedRecord| {
+            let before = incident_states(&recs[..at]);
+            let newer: Vec<&ChainedRecord> = recs[at..].iter().filter(|r| r.seq < g.seq).collect();
+            let got = authorised_after(release_view(&before["i"]), &newer, g);
+            let whole = incident_states(&recs[..g.seq as usize]);
+            assert_eq!(got.as_ref().map(|a| &a.record), whole["i"].authorised.as_ref().map(|a| &a.record));
+            got.is_some_and(|a| a.record == g.id())
+        };
+        let first = push(&mut recs, kinds::APPROVAL_GRANTED, grant(&req, "bob"));
+        assert!(check(&recs, view_at, &first), "the first grant releases");
+        push(&mut recs, kinds::DECISION, json!({"incident_id": "other", "decision": "execute"}));
+        let second = push(&mut recs, kinds::FORCE_OVERRIDE, grant(&req, "carol"));
+        assert!(!check(&recs, view_at, &second), "a later grant does not");
+        // A new decision and request: a grant of the old request releases nothing.
+        let d2 = push(&mut recs, kinds::DECISION, json!({"incident_id": "i", "decision": "approval_required"}));
+        let req2 = push(&mut recs, kinds::APPROVAL_REQUEST, json!({"incident_id": "i", "decision_record": d2.id()}));
+        let stale = push(&mut recs, kinds::APPROVAL_GRANTED, grant(&req, "dave"));
+        assert!(!check(&recs, view_at, &stale), "a grant of a superseded request does not");
+        let fresh = push(&mut recs, kinds::APPROVAL_GRANTED, grant(&req2, "erin"));
+        assert!(check(&recs, view_at, &fresh), "the first grant of the new request does");
     }
 }
