@@ -468,6 +468,45 @@ pub(crate) struct Inner {
     store: std::sync::OnceLock<Arc<guardrail_store::SharedStore>>,
     /// The incident views' fold, kept between calls ([`AppState::incident_states`]).
     fold: Mutex<IncidentFold>,
+    /// The reads of the store into the fold ([`AppState::with_incident_states_at`]).
+    fold_reads: FoldReads,
+}
+
+/// The reads of the store into the kept fold, one at a time, each serving every call that
+/// began before it started.
+#[derive(Default)]
+pub(crate) struct FoldReads {
+    state: Mutex<ReadCount>,
+    changed: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct ReadCount {
+    /// Reads started so far.
+    started: u64,
+    /// The last read that ended with the fold up to date.
+    done: u64,
+    /// A read is under way.
+    reading: bool,
+}
+
+/// Ends a read of [`FoldReads`] when dropped: marks it done when it kept the fold up to date,
+/// and wakes the waiters either way.
+struct ReadEnding<'a> {
+    reads: &'a FoldReads,
+    generation: u64,
+    kept: bool,
+}
+
+impl Drop for ReadEnding<'_> {
+    fn drop(&mut self) {
+        let mut r = self.reads.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        r.reading = false;
+        if self.kept {
+            r.done = r.done.max(self.generation);
+        }
+        self.reads.changed.notify_all();
+    }
 }
 
 impl AppState {
@@ -514,6 +553,7 @@ impl AppState {
             explainer: PerVersion::new(explainer),
             store,
             fold: Mutex::new(IncidentFold::default()),
+            fold_reads: FoldReads::default(),
             cfg,
             paths,
             redactor,
@@ -681,6 +721,48 @@ impl AppState {
         &self,
         f: impl FnOnce(&BTreeMap<String, IncidentState>, Option<i64>) -> R,
     ) -> Result<R, TrailError> {
+        // Group reads: a read of the store that starts after this call began sees everything
+        // committed before it, so one such read, whoever makes it, serves every call waiting
+        // for it. Without this, concurrent calls (an approval each) each read and decoded the
+        // same new records, and all but one threw them away.
+        let reads = &self.0.fold_reads;
+        let mut r = reads.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let need = r.started + 1;
+        loop {
+            if r.done >= need {
+                drop(r);
+                let fold = self.0.fold.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let at = fold.last_seq();
+                return Ok(f(fold.states(), Some(at)));
+            }
+            if r.reading {
+                r = reads.changed.wait(r).unwrap_or_else(std::sync::PoisonError::into_inner);
+                continue;
+            }
+            r.reading = true;
+            r.started += 1;
+            let generation = r.started;
+            drop(r);
+            // Ends the read (also when it panics): the waiters then find it done, or one of
+            // them reads again.
+            let mut ending = ReadEnding { reads, generation, kept: false };
+            let read = self.read_into_fold();
+            ending.kept = matches!(read, Ok(None));
+            drop(ending);
+            match read {
+                Ok(None) => r = reads.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+                // A chain whose links do not hold (verify names where): folded as it is, not kept.
+                Ok(Some(all)) => return Ok(f(&incident_states(&all), None)),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One read of the store into the kept fold: the records after where it stopped (after
+    /// checking the record it stopped at is still the stored one), or, when the chain does not
+    /// continue it, the whole chain folded again. `Some(records)`: a chain whose links do not
+    /// hold, not kept.
+    fn read_into_fold(&self) -> Result<Option<Vec<guardrail_core::audit::ChainedRecord>>, TrailError> {
         let spec = &self.0.cfg.store;
         let unreadable = |e: guardrail_store::StoreError| TrailError::Store {
             store: guardrail_store::redact_url(spec),
@@ -703,24 +785,20 @@ impl AppState {
         if still_there {
             let mut newer = store.records_after(from).map_err(unreadable)?;
             let mut fold = lock();
-            // Another call may have folded some of them meanwhile.
+            // A call that did not wait (the full fold below) may have folded some meanwhile.
             let done = fold.last_seq();
             newer.retain(|r| r.seq > done);
             if fold.extend(&newer) {
-                let at = fold.last_seq();
-                return Ok(f(fold.states(), Some(at)));
+                return Ok(None);
             }
         }
         let all = store.all().map_err(unreadable)?;
         let mut fresh = IncidentFold::default();
         if !fresh.extend(&all) {
-            // A chain whose links do not hold (verify names where): folded as it is, not kept.
-            return Ok(f(&incident_states(&all), None));
+            return Ok(Some(all));
         }
-        let at = fresh.last_seq();
-        let answer = f(fresh.states(), Some(at));
         *lock() = fresh;
-        Ok(answer)
+        Ok(None)
     }
 
     /// The store this server records to, shared by its requests ([`guardrail_store::share`]):

@@ -721,3 +721,39 @@ async fn governor_requests_are_refused_where_their_schemas_say() {
     assert!(v["request_record"].is_string(), "{v}");
     assert_eq!(v["ok"], false);
 }
+
+/// The incident fold is read by one call at a time for all the calls waiting (group reads), and
+/// each call still sees every record committed before it began: threads each append a record,
+/// then find it folded, at a seq no lower than its own.
+#[test]
+fn concurrent_fold_reads_each_see_what_was_committed_before_them() {
+    use guardrail_core::audit::RecordDraft;
+    use guardrail_store::AuditStore as _;
+    let s = Scratch::new();
+    let state = guardrail_server::AppState::new(s.config());
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+    std::thread::scope(|scope| {
+        for t in 0..8 {
+            let (state, barrier) = (&state, barrier.clone());
+            scope.spawn(move || {
+                let mut store = state.share_store().expect("the store is shared").handle();
+                barrier.wait();
+                for n in 0..25 {
+                    let id = format!("fold-{t}-{n}");
+                    let body = serde_json::json!({"incident_id": id, "decision_record": "none"});
+                    let draft = RecordDraft {
+                        kind: "approval_request".into(),
+                        recorded_at: "2026-12-06T10:00:00Z".into(),
+                        body,
+                    };
+                    let rec = store.append(draft).unwrap();
+                    let (seen, at) = state.with_incident_states_at(|all, at| (all.contains_key(&id), at)).unwrap();
+                    assert!(seen, "{id} (seq {}) is folded", rec.seq);
+                    assert!(at.is_some_and(|at| at >= rec.seq), "{at:?} >= {}", rec.seq);
+                }
+            });
+        }
+    });
+    let all = state.incident_states().unwrap();
+    assert_eq!(all.keys().filter(|k| k.starts_with("fold-")).count(), 200);
+}
