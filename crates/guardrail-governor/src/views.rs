@@ -291,22 +291,25 @@ impl RunView {
     /// A recorded decision, before what followed it: call [`RunView::executed`] or
     /// [`RunView::queued`].
     pub fn decided(outcome: &PipelineOutcome, decision: &ChainedRecord, proposer: &str) -> RunView {
-        // The decision's body holds the outcome as the pipeline encoded it
-        // ([`crate::record::decision_body`], the same serializer as [`encode`]), and the binding
-        // hash it computed: copied from there rather than encoded and hashed again (~4 % of a
-        // proposal's server CPU). A body that is not this outcome's decision (another incident
-        // or action, parts missing) is not read: the parts are encoded from the outcome.
-        let body = &decision.body;
-        let ours = body.get("incident_id").and_then(Value::as_str) == Some(outcome.incident.id.as_str())
-            && body.get("gated_action").and_then(Value::as_str) == Some(outcome.gated_action());
-        let part = |pointer: &str, encoded: &dyn Fn() -> Value| match body.pointer(pointer) {
-            Some(v) if ours => v.clone(),
-            _ => encoded(),
-        };
-        let binding_hash = match body.get("binding_hash").and_then(Value::as_str) {
-            Some(h) if ours => h.to_string(),
-            _ => outcome.binding_hash(),
-        };
+        RunView::of_decision(outcome, decision, proposer, DecisionParts::from(&decision.body, outcome))
+    }
+
+    /// [`RunView::decided`] taking the decision record, whose body's parts are moved into the
+    /// view rather than copied (copying them was ~5 % of a proposal's server CPU): for a caller
+    /// that has no further use for the record.
+    pub fn decided_from(outcome: &PipelineOutcome, mut decision: ChainedRecord, proposer: &str) -> RunView {
+        let mut body = std::mem::take(&mut decision.body);
+        let parts = DecisionParts::from(&mut body, outcome);
+        decision.body = body;
+        RunView::of_decision(outcome, &decision, proposer, parts)
+    }
+
+    fn of_decision(
+        outcome: &PipelineOutcome,
+        decision: &ChainedRecord,
+        proposer: &str,
+        parts: DecisionParts,
+    ) -> RunView {
         RunView {
             incident_id: outcome.incident.id.clone(),
             status: RunStatus::AwaitingApproval,
@@ -317,19 +320,16 @@ impl RunView {
             rule: outcome.gate.rule.clone(),
             reasons: outcome.gate.output.reasons.clone(),
             action: outcome.gated_action().to_string(),
-            binding_hash,
+            binding_hash: parts.binding_hash,
             requires: None,
-            plan: part("/outcome/plan", &|| encode(&outcome.plan)),
-            stress: part("/outcome/stress/assessment", &|| encode(&outcome.stress.assessment)),
-            gate: part("/outcome/gate", &|| encode(&outcome.gate)),
+            plan: parts.plan,
+            stress: parts.stress,
+            gate: parts.gate,
             audit: RecordRef::of(decision),
             request_record: None,
             execution: None,
             regate: None,
-            // Read as a `DecisionBody` would be, without copying the body's values.
-            planner_transcript: decode::<crate::queue::DecisionShape>(&decision.body)
-                .ok()
-                .and_then(|b| b.planner_transcript),
+            planner_transcript: parts.planner_transcript,
         }
     }
 
@@ -346,6 +346,68 @@ impl RunView {
         self.request_record = Some(request.id());
         self.requires = Some(requires.to_string());
         self
+    }
+}
+
+/// What a run's view takes from its decision's body: the outcome as the pipeline encoded it
+/// ([`crate::record::decision_body`], the same serializer as [`encode`]) and the binding hash
+/// it computed, rather than encoding and hashing them again (~4 % of a proposal's server CPU).
+/// A body that is not this outcome's decision (another incident or action, parts missing) is
+/// not read: those parts are encoded from the outcome.
+struct DecisionParts {
+    binding_hash: String,
+    plan: Value,
+    stress: Value,
+    gate: Value,
+    planner_transcript: Option<crate::transcript::TranscriptRef>,
+}
+
+/// A body borrowed for copying its parts, or mutably for taking them.
+trait BodyRef {
+    fn read(&self) -> &Value;
+    fn part(&mut self, pointer: &str) -> Option<Value>;
+}
+
+impl BodyRef for &Value {
+    fn read(&self) -> &Value {
+        self
+    }
+    fn part(&mut self, pointer: &str) -> Option<Value> {
+        self.pointer(pointer).cloned()
+    }
+}
+
+impl BodyRef for &mut Value {
+    fn read(&self) -> &Value {
+        self
+    }
+    fn part(&mut self, pointer: &str) -> Option<Value> {
+        self.pointer_mut(pointer).map(std::mem::take)
+    }
+}
+
+impl DecisionParts {
+    fn from<B: BodyRef>(mut body: B, outcome: &PipelineOutcome) -> DecisionParts {
+        let read = body.read();
+        let ours = read.get("incident_id").and_then(Value::as_str) == Some(outcome.incident.id.as_str())
+            && read.get("gated_action").and_then(Value::as_str) == Some(outcome.gated_action());
+        let binding_hash = match read.get("binding_hash").and_then(Value::as_str) {
+            Some(h) if ours => h.to_string(),
+            _ => outcome.binding_hash(),
+        };
+        // Read as a `DecisionBody` would be, without copying the body's values.
+        let planner_transcript = decode::<crate::queue::DecisionShape>(read).ok().and_then(|b| b.planner_transcript);
+        let mut part = |pointer: &str, encoded: &dyn Fn() -> Value| match ours.then(|| body.part(pointer)).flatten() {
+            Some(v) => v,
+            None => encoded(),
+        };
+        DecisionParts {
+            binding_hash,
+            plan: part("/outcome/plan", &|| encode(&outcome.plan)),
+            stress: part("/outcome/stress/assessment", &|| encode(&outcome.stress.assessment)),
+            gate: part("/outcome/gate", &|| encode(&outcome.gate)),
+            planner_transcript,
+        }
     }
 }
 
@@ -1156,14 +1218,22 @@ mod tests {
                 ..view.clone()
             };
             assert_eq!(encode(&view).to_string(), encode(&expected).to_string(), "{}", outcome.incident.id);
+            // Taking the record: the same view, its parts moved out of the body.
+            let body = crate::record::decision_body(&outcome.incident, &Value::Null, &run, outcome, Value::Null);
+            let taken = RunView::decided_from(outcome, record(body), "alice");
+            assert_eq!(encode(&taken).to_string(), encode(&expected).to_string(), "{}", outcome.incident.id);
             // Another incident's decision (or a body without the parts): encoded from the outcome.
             let other = &outcomes[(n + 1) % outcomes.len()];
             let body = crate::record::decision_body(&other.incident, &Value::Null, &run, other, Value::Null);
             for body in [body, serde_json::json!({})] {
-                let view = RunView::decided(outcome, &record(body), "alice");
-                assert_eq!(encode(&view.plan), encode(&expected.plan));
-                assert_eq!((&view.stress, &view.gate), (&expected.stress, &expected.gate));
-                assert_eq!(view.binding_hash, expected.binding_hash);
+                for view in [
+                    RunView::decided(outcome, &record(body.clone()), "alice"),
+                    RunView::decided_from(outcome, record(body), "alice"),
+                ] {
+                    assert_eq!(encode(&view.plan), encode(&expected.plan));
+                    assert_eq!((&view.stress, &view.gate), (&expected.stress, &expected.gate));
+                    assert_eq!(view.binding_hash, expected.binding_hash);
+                }
             }
         }
     }

@@ -112,7 +112,9 @@ pub(super) fn run_view(state: &AppState, caller: &Caller, run: RunOutcome) -> Re
         }
         RunOutcome::Decided { outcome, decision, next } => (outcome, decision, next),
     };
-    let view = RunView::decided(&outcome, &rec, &caller.identity);
+    let audit = RecordRef::of(&rec);
+    // The record is not used again: its body's parts move into the view.
+    let view = RunView::decided_from(&outcome, rec, &caller.identity);
     let view = match next {
         Next::Executed(exec) => {
             let (step, succeeded) = execution_step(state, &outcome.incident.id, exec)?;
@@ -121,7 +123,6 @@ pub(super) fn run_view(state: &AppState, caller: &Caller, run: RunOutcome) -> Re
         Next::Queued { request, requires } => view.queued(&request, requires),
         Next::QueueNotRecorded(e) => return Err(append_failed("the approval request", "the action is not queued", &e)),
     };
-    let audit = RecordRef::of(&rec);
     GovernorEvent {
         decision: Some(&view.decision),
         audit: Some(&audit),
