@@ -649,20 +649,27 @@ impl Pipeline<'_> {
     }
 
     /// [`Pipeline::approve`] reading the queue through the log's own store connection
-    /// ([`StoreLog::states`]): one open of the store for the whole attempt.
+    /// ([`StoreLog::states`]): one open of the store for the whole attempt, and (without a JSONL
+    /// mirror) the grant and its execution claim in one commit, as
+    /// [`Pipeline::approve_states_after`].
     pub fn approve_on(
         &self,
         log: &mut StoreLog,
         input: &crate::approve::ApprovalInput,
         extra: Option<&Value>,
     ) -> ApproveOutcome {
-        let states = log.states();
+        // The states and where the chain they were folded from ends: the grant and its claim
+        // are then one commit (see [`Pipeline::approve_states_after`]).
+        let (states, after) = match log.states_at() {
+            Ok((states, after)) => (Ok(states), Some(after)),
+            Err(e) => (Err(e), None),
+        };
         let id = &input.incident_id;
         let mut confirm = |l: &mut dyn AuditLog| {
             let states = l.read_states().unwrap_or(Err(TrailError::CannotRead))?;
             Ok(states.get(id).and_then(|st| st.authorised.clone()))
         };
-        self.approve_with(log, states, None, &mut confirm, input, extra)
+        self.approve_with(log, states, after, &mut confirm, input, extra)
     }
 
     /// [`Pipeline::approve`] deciding on `states` (the incident's state as just read: the queue

@@ -111,9 +111,16 @@ impl StoreLog {
     /// read over the connection the records are appended through, so one command opens its
     /// store once.
     pub fn states(&mut self) -> Result<std::collections::BTreeMap<String, IncidentState>, TrailError> {
+        self.states_at().map(|(states, _)| states)
+    }
+
+    /// [`StoreLog::states`] and the seq of the last record they were folded from (0 for an
+    /// empty chain).
+    pub fn states_at(&mut self) -> Result<(std::collections::BTreeMap<String, IncidentState>, i64), TrailError> {
         let records =
             self.store.all().map_err(|e| TrailError::Store { store: self.store.describe(), message: e.to_string() })?;
-        Ok(crate::queue::incident_states(&records))
+        let last = records.last().map_or(0, |r| r.seq);
+        Ok((crate::queue::incident_states(&records), last))
     }
 
     fn draft(&self, kind: &str, body: Value) -> RecordDraft {

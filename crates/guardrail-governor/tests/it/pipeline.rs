@@ -391,6 +391,11 @@ fn an_approval_reads_the_queue_through_the_logs_own_store() {
     };
     assert!(execution.succeeded());
     assert_eq!(exec.0.load(Ordering::SeqCst), 1);
+    // The grant and its claim were one append: consecutive, the claim keyed by the grant.
+    let all = log.store().all().unwrap();
+    let claim = all.iter().find(|r| r.kind == kinds::EXECUTION_CLAIM).unwrap();
+    assert_eq!((claim.seq, &claim.prev_hash), (record.seq + 1, &record.hash));
+    assert_eq!(claim.body["claim"], json!(format!("{}#0", record.id())));
     let st = &log.states().unwrap()["inc-001"];
     assert_eq!(st.status(), "executed");
     assert_eq!(st.execution.as_ref().unwrap().body["authorised_by_record"], record.id());
