@@ -715,18 +715,54 @@ impl Pipeline<'_> {
         input: &crate::approve::ApprovalInput,
         extra: Option<&Value>,
     ) -> ApproveOutcome {
-        use crate::approve::{ApprovalStep, decide_pending};
+        let states = match states {
+            Ok(s) => s,
+            Err(e) => return ApproveOutcome::CannotDecide(e),
+        };
+        let step = self.decide_approval(&states, input);
+        let view = match (after, states.get(&input.incident_id)) {
+            (Some(after), Some(st)) => Some((crate::queue::release_view(st), after)),
+            _ => None,
+        };
+        drop(states);
+        self.approve_decided(log, step, view, confirm, input, extra)
+    }
+
+    /// What an approval attempt comes to on `states` ([`crate::approve::decide_pending`] with
+    /// this pipeline's approvers and governor config): the first half of
+    /// [`Pipeline::approve_decided`], for a caller that holds the states only briefly (a
+    /// server's fold, under its lock: deciding there copies nothing out of it).
+    pub fn decide_approval(
+        &self,
+        states: &std::collections::BTreeMap<String, IncidentState>,
+        input: &crate::approve::ApprovalInput,
+    ) -> Result<crate::approve::ApprovalStep, TrailError> {
+        crate::approve::decide_pending(states, input, &self.config.approvals, self.run.governor_config.clone())
+    }
+
+    /// The rest of an approval attempt once decided ([`Pipeline::decide_approval`]): the refusal
+    /// or grant recorded, then the claimed execution. With `view` — the incident as
+    /// [`crate::queue::release_view`] gives it and the seq of the last record its states were
+    /// folded from — the grant and its claim are one commit (see
+    /// [`Pipeline::approve_states_after`]); without, the grant is confirmed by `confirm`.
+    #[allow(clippy::type_complexity)]
+    pub fn approve_decided(
+        &self,
+        log: &mut dyn AuditLog,
+        step: Result<crate::approve::ApprovalStep, TrailError>,
+        view: Option<(IncidentState, i64)>,
+        confirm: &mut dyn FnMut(&mut dyn AuditLog) -> Result<Option<Authorisation>, TrailError>,
+        input: &crate::approve::ApprovalInput,
+        extra: Option<&Value>,
+    ) -> ApproveOutcome {
+        use crate::approve::ApprovalStep;
         let merge = |mut body: Value| {
             if let (Some(o), Some(Value::Object(more))) = (body.as_object_mut(), extra) {
                 o.extend(more.clone());
             }
             body
         };
-        let states = match states {
-            Ok(s) => s,
-            Err(e) => return ApproveOutcome::CannotDecide(e),
-        };
-        let step = match decide_pending(&states, input, &self.config.approvals, self.run.governor_config.clone()) {
+        let step = match step {
             Ok(s) => s,
             Err(e) => return ApproveOutcome::CannotDecide(e),
         };
@@ -737,15 +773,15 @@ impl Pipeline<'_> {
             }
             ApprovalStep::Granted(g) => g,
         };
-        let granted = match (after, states.get(&input.incident_id)) {
-            (Some(after), Some(state)) => {
+        let granted = match view {
+            Some((state, after)) => {
                 let body = merge(encode(&granted.body));
                 match self.grant_and_claim(log, granted, body, state, after, &input.approver) {
                     Ok(outcome) => return outcome,
                     Err(granted) => granted,
                 }
             }
-            _ => granted,
+            None => granted,
         };
         let record = match log.append(granted.record_kind, merge(encode(&granted.body))) {
             Ok(r) => r,
@@ -782,7 +818,7 @@ impl Pipeline<'_> {
         log: &mut dyn AuditLog,
         granted: Box<crate::approve::Granted>,
         body: Value,
-        state: &IncidentState,
+        state: IncidentState,
         after: i64,
         requested_by: &str,
     ) -> Result<ApproveOutcome, Box<crate::approve::Granted>> {
@@ -794,7 +830,6 @@ impl Pipeline<'_> {
         let Ok(authorised) = crate::authorise(&g.binding_hash, &granted.incident, &granted.plan, &g.action) else {
             return Err(granted);
         };
-        let state = crate::queue::release_view(state);
         // Who released it instead, when the guard finds it was not this grant.
         let other: std::sync::Arc<std::sync::Mutex<Option<String>>> = Default::default();
         let (seen_other, incident_id) = (other.clone(), granted.incident.id.clone());

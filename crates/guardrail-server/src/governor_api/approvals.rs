@@ -4,6 +4,7 @@ use axum::extract::{Path, State};
 use guardrail_core::approval::ApprovalKind;
 use guardrail_governor::approve::ApprovalInput;
 use guardrail_governor::pipeline::ApproveOutcome;
+use guardrail_governor::queue::release_view;
 use guardrail_governor::views::{ApprovalRefusalView, GrantView, PendingApprovalView, RecordRef};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -87,20 +88,7 @@ fn approve_blocking(
 ) -> Result<Answer<GrantView>, ApiError> {
     req.check()?;
     let view = governor_in_force(state)?;
-    // One read decides the attempt: the incident's state without its record list (what
-    // `decide_pending` reads), not a copy of every record about it.
-    let (states, after) = state
-        .with_incident_states_at(|all, at| {
-            (all.get_key_value(&id).map(|(k, st)| (k.clone(), st.without_records())), at)
-        })
-        .map_err(|e| no_store(&e.to_string()))?;
-    // A mistyped id must not leave a permanent refusal in the chain.
-    let Some(states) = states.map(|one| std::collections::BTreeMap::from([one])) else {
-        return Err(GovernorFailure::NoSuchIncident.error("no such incident in the audit trail (nothing was recorded); GET /api/approvals lists those awaiting approval",
-        ));
-    };
     let now = jiff::Timestamp::now();
-    let mut log = ServerLog::open(state, now)?;
     let input = ApprovalInput {
         incident_id: id.clone(),
         kind,
@@ -111,15 +99,29 @@ fn approve_blocking(
     let governor = guardrail_governor::Governor::default();
     let exec = executor(&view);
     let p = pipeline(state, &view, caller, &governor, None, &exec, None, now);
-    // The grant's confirmation reads only what is authorised for this incident now.
-    let mut confirm = || state.with_incident_states(|all| all.get(&id).and_then(|st| st.authorised.clone()));
-    let extra = guardrail_governor::record::encode(&RequestedBy { requested_by: requested_by(caller) });
-    // Decided on the fold up to `after`: the grant and its claim in one commit, the claim taken
-    // only if the grant releases the request as the chain stands when it is sealed.
-    let outcome = match after {
-        Some(after) => p.approve_states_after(&mut log, Ok(states), after, &mut confirm, &input, Some(&extra)),
-        None => p.approve_states(&mut log, Ok(states), &mut confirm, &input, Some(&extra)),
+    // One read decides the attempt, on the fold itself (under its lock: nothing of the
+    // incident's state is copied out but what the grant's claim is guarded by, ids only), and
+    // says where the chain it decided on ends.
+    let decided = state
+        .with_incident_states_at(|all, at| {
+            all.get(&id).map(|st| (p.decide_approval(all, &input), at.map(|at| (release_view(st), at))))
+        })
+        .map_err(|e| no_store(&e.to_string()))?;
+    // A mistyped id must not leave a permanent refusal in the chain.
+    let Some((step, view_at)) = decided else {
+        return Err(GovernorFailure::NoSuchIncident.error("no such incident in the audit trail (nothing was recorded); GET /api/approvals lists those awaiting approval",
+        ));
     };
+    let mut log = ServerLog::open(state, now)?;
+    // The grant's confirmation (where the grant and its claim cannot be one commit) reads only
+    // what is authorised for this incident now.
+    let mut confirm = |_: &mut dyn guardrail_governor::pipeline::AuditLog| {
+        state.with_incident_states(|all| all.get(&id).and_then(|st| st.authorised.clone()))
+    };
+    let extra = guardrail_governor::record::encode(&RequestedBy { requested_by: requested_by(caller) });
+    // Decided on the fold up to `view_at`: the grant and its claim in one commit, the claim taken
+    // only if the grant releases the request as the chain stands when it is sealed.
+    let outcome = p.approve_decided(&mut log, step, view_at, &mut confirm, &input, Some(&extra));
     let (granted, rec, execution) = match outcome {
         ApproveOutcome::CannotDecide(e) => {
             eprintln!("guardrail serve: approval of {id}: {e}");
