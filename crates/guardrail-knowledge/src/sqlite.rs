@@ -624,39 +624,90 @@ impl SqliteKnowledgeStore {
         lo: i64,
         hi: i64,
     ) -> Result<Vec<(EvidenceRowRaw, f64, String)>, KnowledgeError> {
-        let stance = stance.map(Stance::as_str);
+        let mut all = Vec::new();
+        self.evidence_rows(fts, service, bounded(k), stance.map(Stance::as_str), lo, hi, &mut |row| {
+            all.push(row);
+            true
+        })?;
+        Ok(all)
+    }
+
+    /// [`SqliteKnowledgeStore::evidence_in`] of both stances from one query: `[support,
+    /// contradict]`, each the first `k` rows of its stance in the query's order (`rank`, `id`),
+    /// which is what the query filtered by that stance and limited to `k` returns. The query runs
+    /// unlimited and unfiltered (`LIMIT -1`, no stance) and stops once both have `k`. A row of
+    /// another stance (the table's CHECK allows none) is in neither, as no stance's query
+    /// returns it.
+    fn evidence_in_per_stance(
+        &self,
+        fts: Option<&str>,
+        service: &str,
+        k: usize,
+        lo: i64,
+        hi: i64,
+    ) -> Result<[Vec<RankedEvidence>; 2], KnowledgeError> {
+        let k = bounded(k) as usize;
+        let mut dealt: [Vec<RankedEvidence>; 2] = [Vec::new(), Vec::new()];
+        self.evidence_rows(fts, service, -1, None, lo, hi, &mut |row| {
+            let i = match Stance::parse(&row.0.2) {
+                Some(Stance::Support) => 0,
+                Some(Stance::Contradict) => 1,
+                None => return true,
+            };
+            if dealt[i].len() < k {
+                dealt[i].push(row);
+            }
+            dealt.iter().any(|d| d.len() < k)
+        })?;
+        Ok(dealt)
+    }
+
+    /// Evidence of `service` (or `*`) in one rowid range, optionally of one stance, in (`rank`,
+    /// `id`) order with the raw `bm25()` rank (0 without a query), at most `limit` rows (-1: no
+    /// limit), each handed to `sink` until it returns false.
+    #[allow(clippy::too_many_arguments)]
+    fn evidence_rows(
+        &self,
+        fts: Option<&str>,
+        service: &str,
+        limit: i64,
+        stance: Option<&str>,
+        lo: i64,
+        hi: i64,
+        sink: &mut dyn FnMut((EvidenceRowRaw, f64, String)) -> bool,
+    ) -> Result<(), KnowledgeError> {
         let row_of = |row: &rusqlite::Row<'_>, rank: f64| -> rusqlite::Result<(EvidenceRowRaw, f64, String)> {
             let id: String = row.get(0)?;
             Ok(((id.clone(), row.get(1)?, row.get(2)?, row.get(3)?), rank, id))
         };
-        match fts {
-            Some(q) => {
-                let mut stmt = self
-                    .conn
-                    .prepare_cached(if self.df { SEARCH_EVIDENCE_DF } else { SEARCH_EVIDENCE })
-                    .map_err(|e| self.err("searching evidence", e))?;
-                stmt.query_map(params![q, service, bounded(k), stance, lo, hi], |row| {
-                    let rank: f64 = row.get(4)?;
-                    row_of(row, rank)
-                })
-                .and_then(|rows| rows.collect())
-                .map_err(|e| self.err("searching evidence", e))
-            }
-            None => {
-                let mut stmt = self
-                    .conn
-                    .prepare_cached(
-                        "SELECT id, service, stance, text FROM evidence
-                         WHERE rowid BETWEEN ?4 AND ?5 AND (?1 = '*' OR service = ?1 OR service = '*')
-                           AND (?3 IS NULL OR stance = ?3)
-                         ORDER BY id LIMIT ?2",
-                    )
-                    .map_err(|e| self.err("listing evidence", e))?;
-                stmt.query_map(params![service, bounded(k), stance, lo, hi], |row| row_of(row, 0.0))
-                    .and_then(|rows| rows.collect())
-                    .map_err(|e| self.err("listing evidence", e))
+        let (what, mut stmt) = match fts {
+            Some(_) => (
+                "searching evidence",
+                self.conn.prepare_cached(if self.df { SEARCH_EVIDENCE_DF } else { SEARCH_EVIDENCE }),
+            ),
+            None => (
+                "listing evidence",
+                self.conn.prepare_cached(
+                    "SELECT id, service, stance, text FROM evidence
+                     WHERE rowid BETWEEN ?4 AND ?5 AND (?1 = '*' OR service = ?1 OR service = '*')
+                       AND (?3 IS NULL OR stance = ?3)
+                     ORDER BY id LIMIT ?2",
+                ),
+            ),
+        };
+        let stmt = stmt.as_mut().map_err(|e| self.err(what, e))?;
+        let mut rows = match fts {
+            Some(q) => stmt.query(params![q, service, limit, stance, lo, hi]),
+            None => stmt.query(params![service, limit, stance, lo, hi]),
+        }
+        .map_err(|e| self.err(what, e))?;
+        while let Some(row) = rows.next().map_err(|e| self.err(what, e))? {
+            let rank = if fts.is_some() { row.get::<_, f64>(4).map_err(|e| self.err(what, e))? } else { 0.0 };
+            if !sink(row_of(row, rank).map_err(|e| self.err(what, e))?) {
+                break;
             }
         }
+        Ok(())
     }
 
     fn insert_runbook(&self, conn: &Connection, r: &Runbook) -> Result<LoadReport, KnowledgeError> {
@@ -761,6 +812,9 @@ type RunbookRow = (Runbook, String);
 /// An evidence row as read: id, service, stance, text.
 type EvidenceRowRaw = (String, String, String, String);
 
+/// An evidence row with its raw rank and its id (the merge's tie-break).
+type RankedEvidence = (EvidenceRowRaw, f64, String);
+
 fn runbook_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunbookRow> {
     Ok((
         Runbook {
@@ -839,19 +893,49 @@ impl SqliteKnowledgeStore {
         k: usize,
         stance: Option<Stance>,
     ) -> Result<Vec<EvidenceHit>, KnowledgeError> {
-        // The ranges to search: every rowid for `*` (all services) or a schema-1 file; else the
-        // service's range and `*`'s, each searched alone and merged in the one query's order.
-        let ranges: Vec<(i64, i64)> = if service == "*" || !self.bucketed {
-            vec![(i64::MIN, i64::MAX)]
-        } else {
-            [self.service_range(service)?, self.service_range("*")?].into_iter().flatten().collect()
-        };
         let fts = fts_query(query);
         let mut merged: Vec<(EvidenceRowRaw, f64, String)> = Vec::new();
-        for (lo, hi) in ranges {
+        for (lo, hi) in self.evidence_ranges(service)? {
             let rows = self.evidence_in(fts.as_deref(), service, k, stance, lo, hi)?;
             merged = merge_ranked(merged, rows, bounded(k) as usize);
         }
+        self.evidence_hits(merged)
+    }
+
+    /// [`SqliteKnowledgeStore::search_evidence_now`] for both stances at once, `(support,
+    /// contradict)`: each range is searched once, unfiltered by stance and in the searches'
+    /// order (`rank`, then `id`), and its rows are dealt to their stance until each has `k` —
+    /// exactly the rows, order and scores each stance's own search returns (a row's rank does not
+    /// depend on the other rows the query returns), from one FTS5 query per range instead of
+    /// two. The stress phase asks for both of every claim, one after the other.
+    fn search_evidence_both_now(
+        &self,
+        query: &str,
+        service: &str,
+        k: usize,
+    ) -> Result<(Vec<EvidenceHit>, Vec<EvidenceHit>), KnowledgeError> {
+        let fts = fts_query(query);
+        let (mut support, mut contradict) = (Vec::new(), Vec::new());
+        for (lo, hi) in self.evidence_ranges(service)? {
+            let [s, c] = self.evidence_in_per_stance(fts.as_deref(), service, k, lo, hi)?;
+            support = merge_ranked(support, s, bounded(k) as usize);
+            contradict = merge_ranked(contradict, c, bounded(k) as usize);
+        }
+        Ok((self.evidence_hits(support)?, self.evidence_hits(contradict)?))
+    }
+
+    /// The rowid ranges an evidence search of `service` reads: every rowid for `*` (all
+    /// services) or a schema-1 file; else the service's range and `*`'s, each searched alone
+    /// and merged in the one query's order.
+    fn evidence_ranges(&self, service: &str) -> Result<Vec<(i64, i64)>, KnowledgeError> {
+        Ok(if service == "*" || !self.bucketed {
+            vec![(i64::MIN, i64::MAX)]
+        } else {
+            [self.service_range(service)?, self.service_range("*")?].into_iter().flatten().collect()
+        })
+    }
+
+    fn evidence_hits(&self, merged: Vec<(EvidenceRowRaw, f64, String)>) -> Result<Vec<EvidenceHit>, KnowledgeError> {
         merged
             .into_iter()
             .map(|((id, service, stance, text), rank, _)| {
@@ -1012,9 +1096,20 @@ impl KnowledgeStore for SqliteKnowledgeStore {
         if let Some(hits) = cache.evidence(query, service, k, stance) {
             return Ok(hits);
         }
-        let hits = self.search_evidence_now(query, service, k, stance)?;
-        cache.keep_evidence(query, service, k, stance, &hits);
-        Ok(hits)
+        let Some(asked) = stance else {
+            let hits = self.search_evidence_now(query, service, k, None)?;
+            cache.keep_evidence(query, service, k, None, &hits);
+            return Ok(hits);
+        };
+        // One stance asked: both found by one query per range and both kept, since the other
+        // is asked next (the stress phase searches every claim for support, then contradiction).
+        let (support, contradict) = self.search_evidence_both_now(query, service, k)?;
+        cache.keep_evidence(query, service, k, Some(Stance::Support), &support);
+        cache.keep_evidence(query, service, k, Some(Stance::Contradict), &contradict);
+        Ok(match asked {
+            Stance::Support => support,
+            Stance::Contradict => contradict,
+        })
     }
 
     fn policies_for(&self, service: &str) -> Result<Vec<ActionPolicy>, KnowledgeError> {
@@ -1375,6 +1470,12 @@ mod tests {
         assert!(s.conn.prepare_cached(SEARCH_EVIDENCE_DF).unwrap().get_status(RePrepare) > 0);
     }
 
+    /// The contradiction searches of [`answers`]: each found with its support search (one
+    /// query for both stances), so a hit of the cache the first time it is asked.
+    fn paired() -> u64 {
+        (QUERIES.len() * 5 * 3) as u64
+    }
+
     /// Everything a read-only connection reads through its cache, for comparison.
     fn answers(s: &SqliteKnowledgeStore) -> Vec<String> {
         let mut all = Vec::new();
@@ -1417,9 +1518,9 @@ mod tests {
         assert!(writer.cache.is_none() && reader.cache.is_some());
         let fresh = answers(&writer);
         assert_eq!(answers(&reader), fresh);
-        assert_eq!(reader.cache_hits(), 0, "the first pass computes every answer");
+        assert_eq!(reader.cache_hits(), paired(), "the first pass computes all but the paired answers");
         assert_eq!(answers(&reader), fresh);
-        assert_eq!(reader.cache_hits() as usize, fresh.len(), "the second pass is all kept answers");
+        assert_eq!(reader.cache_hits(), fresh.len() as u64 + paired(), "the second pass is all kept answers");
 
         // Another connection commits: the reader's next answers are the new ones.
         for mut r in late {
@@ -1451,7 +1552,34 @@ mod tests {
         let hits = reader.cache_hits();
         writer.conn.execute_batch("CREATE TABLE unrelated (x)").unwrap();
         assert_eq!(answers(&reader), changed);
-        assert_eq!(reader.cache_hits(), hits, "recomputed after the commit");
+        assert_eq!(reader.cache_hits(), hits + paired(), "recomputed after the commit");
+    }
+
+    /// Both stances from one query per range are, each, exactly what that stance's own search
+    /// returns (ids, order, score bits), ranked by `guardrail_bm25` or `bm25()`, by range or over
+    /// every rowid, with and without query words, for every service and `k`.
+    #[test]
+    fn both_stances_from_one_query_are_each_stances_own_search() {
+        let mut s = SqliteKnowledgeStore::open_in_memory().unwrap();
+        s.add_docs(&corpus(400, 1200, 8)).unwrap();
+        let mut compared = 0;
+        for (bucketed, df) in [(true, true), (true, false), (false, false)] {
+            (s.bucketed, s.df) = (bucketed, df);
+            for q in QUERIES {
+                for svc in (0..=9).map(|i| if i == 0 { "*".to_string() } else { format!("svc-{i}") }) {
+                    for k in [1, 3, 5, 100, 1000] {
+                        let (support, contradict) = s.search_evidence_both_now(q, &svc, k).unwrap();
+                        let own = |stance| evidence_ids(&s.search_evidence_now(q, &svc, k, Some(stance)).unwrap());
+                        assert_eq!(evidence_ids(&support), own(Stance::Support), "{q} {svc} {k} {bucketed} {df}");
+                        assert_eq!(evidence_ids(&contradict), own(Stance::Contradict), "{q} {svc} {k} {bucketed} {df}");
+                        assert!(support.iter().all(|h| h.doc.stance == Stance::Support));
+                        assert!(contradict.iter().all(|h| h.doc.stance == Stance::Contradict));
+                        compared += usize::from(!support.is_empty() && !contradict.is_empty());
+                    }
+                }
+            }
+        }
+        assert!(compared > 100, "the corpus matches both stances often: {compared}");
     }
 
     /// Within a held read (`begin_read`, one request's searches) every answer is of the file as
@@ -1472,7 +1600,7 @@ mod tests {
         let before = answers(&writer);
         assert_eq!(answers(&reader), before);
         assert_eq!(answers(&reader), before);
-        assert_eq!(reader.cache_hits() as usize, before.len());
+        assert_eq!(reader.cache_hits(), before.len() as u64 + paired());
         assert_eq!(checks(&reader), 1, "one version check, when the read began");
 
         // A commit cannot land while the read is held (no busy wait here: refused at once).
