@@ -426,7 +426,7 @@ impl PostgresStore {
                 )
                 .map_err(&err)?;
             let history = self.client.prepare(HISTORY).map_err(&err)?;
-            let s = AppendStatements { insert, upsert: None, lookup: None, known: None, history };
+            let s = AppendStatements { insert, upsert: None, lookup: None, history };
             self.statements = Some(s.clone());
             return Ok(s);
         }
@@ -452,9 +452,8 @@ impl PostgresStore {
             )
             .map_err(&err)?;
         let lookup = self.client.prepare(CLAIM_LOOKUP).map_err(&err)?;
-        let known = self.client.prepare("SELECT 1 FROM audit_claim_kinds WHERE kind = $1").map_err(&err)?;
         let history = self.client.prepare(HISTORY).map_err(&err)?;
-        let s = AppendStatements { insert, upsert: Some(upsert), lookup: Some(lookup), known: Some(known), history };
+        let s = AppendStatements { insert, upsert: Some(upsert), lookup: Some(lookup), history };
         self.statements = Some(s.clone());
         Ok(s)
     }
@@ -527,18 +526,23 @@ impl PostgresStore {
     /// Makes the index hold `kind`'s claims up to `last` (the first claim of a kind this store
     /// is asked: its records are read once, as every claim of it used to read them). Returns
     /// whether it had to.
-    fn ensure_kind(&mut self, st: &AppendStatements, kind: &str, last: i64) -> Result<bool, StoreError> {
-        let err = self.err();
-        let known = match &st.known {
-            Some(known) => self.client.query_opt(known, &[&kind]),
-            None => self.client.query_opt("SELECT 1 FROM audit_claim_kinds WHERE kind = $1", &[&kind]),
-        }
-        .map_err(&err)?;
-        if known.is_some() {
+    ///
+    /// `listed` is what `audit_claim_kinds` held when the transaction took the chain lock (read
+    /// with the head, in the same round trip), and what this transaction has listed since.
+    fn ensure_kind(
+        &mut self,
+        st: &AppendStatements,
+        kind: &str,
+        last: i64,
+        listed: &mut HashSet<String>,
+    ) -> Result<bool, StoreError> {
+        if listed.contains(kind) {
             return Ok(false);
         }
+        let err = self.err();
         self.index_kind(st, kind, 0, last)?;
         self.client.execute("INSERT INTO audit_claim_kinds (kind) VALUES ($1)", &[&kind]).map_err(&err)?;
+        listed.insert(kind.to_string());
         Ok(true)
     }
 
@@ -634,12 +638,15 @@ impl PostgresStore {
         // everything committed before it.
         let head_sql = if self.claims_index { HEAD_UNDER_LOCK } else { HEAD_UNDER_LOCK_NO_INDEX };
         let messages = self.client.simple_query(head_sql).map_err(&err)?;
-        let Some(row) = messages.into_iter().find_map(|m| match m {
+        // The head's row, then (with the index) one row per kind the index lists.
+        let mut rows = messages.into_iter().filter_map(|m| match m {
             SimpleQueryMessage::Row(r) => Some(r),
             _ => None,
-        }) else {
+        });
+        let Some(row) = rows.next() else {
             return Err(StoreError::Corrupt { seq: 0, reason: "the chain head query returned no row".into() });
         };
+        let mut listed: HashSet<String> = rows.filter_map(|r| r.get(0).map(str::to_string)).collect();
         let (anchor, max_seq, seq_of_hash, claims_seq) = head_of(&row)?;
         let last = match crate::anchored_tail(anchor.as_ref(), max_seq, seq_of_hash) {
             Some(tail) => tail,
@@ -671,7 +678,7 @@ impl PostgresStore {
             kinds.sort_unstable();
             kinds.dedup();
             for kind in kinds {
-                caught_up |= self.ensure_kind(&st, kind, last_seq)?;
+                caught_up |= self.ensure_kind(&st, kind, last_seq, &mut listed)?;
             }
             asked.extend(guard_kinds.iter().map(|k| (k.clone(), String::new())));
         }
@@ -702,7 +709,7 @@ impl PostgresStore {
                 return Ok(None);
             }
             if claims_index {
-                caught_up |= self.ensure_kind(&st, &key.0, last_seq)?;
+                caught_up |= self.ensure_kind(&st, &key.0, last_seq, &mut listed)?;
             }
             Ok(self.lookup_claims(&st, std::slice::from_ref(key))?.remove(key))
         };
@@ -848,9 +855,6 @@ struct AppendStatements {
     /// The claim index's entries for a batch's claim keys, with the records they name; `None`
     /// without the index.
     lookup: Option<postgres::Statement>,
-    /// Whether a kind is in the claim index (one round trip per group commit with a claim,
-    /// not a parse and an execute); `None` without the index.
-    known: Option<postgres::Statement>,
     /// [`HISTORY`].
     history: postgres::Statement,
 }
@@ -864,12 +868,14 @@ const HISTORY: &str = "SELECT seq, kind, recorded_at, body, prev_hash, hash FROM
 /// Opens an append's transaction, takes the chain lock and reads the anchor (`h.*`, NULL when
 /// the row is missing), the highest seq stored and the seq of the record with the anchor's hash
 /// (both by index: the last record's body, megabytes for a large gate decision, is not sent;
-/// see [`crate::anchored_tail`]) and the claim index's mark: one round trip.
+/// see [`crate::anchored_tail`]) and the claim index's mark, then the kinds the index lists (so
+/// no claim asks whether its kind is indexed by a round trip of its own): one round trip.
 const HEAD_UNDER_LOCK: &str = "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = on; \
      SET LOCAL lock_timeout = '30s'; LOCK TABLE chain_head IN EXCLUSIVE MODE; \
      SELECT h.seq, h.hash, (SELECT max(seq) FROM audit_records), \
      (SELECT seq FROM audit_records WHERE hash = h.hash), h.claims_seq \
-     FROM (SELECT 1) AS one LEFT JOIN chain_head h ON h.id = 1";
+     FROM (SELECT 1) AS one LEFT JOIN chain_head h ON h.id = 1; \
+     SELECT kind FROM audit_claim_kinds";
 
 /// [`HEAD_UNDER_LOCK`] on a store without the claim index (`NULL` for its mark).
 const HEAD_UNDER_LOCK_NO_INDEX: &str = "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = on; \
