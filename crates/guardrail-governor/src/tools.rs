@@ -444,10 +444,17 @@ impl<'r, 'c> ToolRunner<'r, 'c> {
 
     /// Calls a tool by name with JSON arguments (what a model sends) and records the call.
     pub fn call(&mut self, phase: Phase, tool: &str, arguments: Value) -> Result<Value, ToolError> {
+        self.call_traced(phase, tool, arguments).cloned()
+    }
+
+    /// Calls a tool and records the call; the result is the one in the trace (not copied).
+    fn call_traced(&mut self, phase: Phase, tool: &str, arguments: Value) -> Result<&Value, ToolError> {
         let outcome = self.registry.call(tool, self.ctx, arguments.clone());
-        let (ok, result) = match &outcome {
-            Ok(v) => (true, v.clone()),
-            Err(e) => (false, serde_json::to_value(TracedError { error: e.to_string() }).unwrap_or(Value::Null)),
+        let (ok, result, error) = match outcome {
+            Ok(v) => (true, v, None),
+            Err(e) => {
+                (false, serde_json::to_value(TracedError { error: e.to_string() }).unwrap_or(Value::Null), Some(e))
+            }
         };
         self.trace.push(TraceEntry {
             seq: self.trace.len() as u32 + 1,
@@ -457,12 +464,16 @@ impl<'r, 'c> ToolRunner<'r, 'c> {
             ok,
             result,
         });
-        outcome
+        match error {
+            Some(e) => Err(e),
+            // The entry just pushed.
+            None => Ok(&self.trace[self.trace.len() - 1].result),
+        }
     }
 
     /// Calls a tool with typed arguments and reads its typed result. The call goes through the
     /// registry's JSON handler, exactly as a model's would (same validation, same trace), so a
-    /// registry without the tool refuses it.
+    /// registry without the tool refuses it. The result is read from the trace's copy.
     pub fn call_tool<T: ToolSpec>(&mut self, phase: Phase, args: &T::Args) -> Result<T::Output, PipelineError>
     where
         T::Args: Serialize,
@@ -470,8 +481,8 @@ impl<'r, 'c> ToolRunner<'r, 'c> {
     {
         let arguments = serde_json::to_value(args)
             .map_err(|e| ToolError::InvalidArguments { tool: T::NAME, message: e.to_string() })?;
-        let raw = self.call(phase, T::NAME, arguments)?;
-        serde_json::from_value(raw)
+        let raw = self.call_traced(phase, T::NAME, arguments)?;
+        T::Output::deserialize(raw)
             .map_err(|e| PipelineError::ToolOutput { tool: T::NAME.into(), message: e.to_string() })
     }
 
@@ -863,5 +874,36 @@ mod tests {
         assert!(std::sync::Arc::ptr_eq(&g.tools, &ToolRegistry::guardrail().tools));
         assert_eq!(g.tools()[..4].iter().map(|t| t.name).collect::<Vec<_>>(), names);
         assert!(g.tools().len() > 4);
+    }
+
+    /// A typed call answers what its traced result reads as, and the trace keeps that result;
+    /// a refused call is traced with its error and answers the error.
+    #[test]
+    fn a_typed_call_reads_its_result_from_the_trace() {
+        use guardrail_knowledge::{KnowledgeStore, SqliteKnowledgeStore};
+        let mut kb = SqliteKnowledgeStore::open_in_memory().unwrap();
+        let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/governor");
+        kb.load_sample_data(&examples.join("sample_data.json")).unwrap();
+        let ctx = ToolContext::new(&kb, "2026-11-24T10:00:00Z".parse().unwrap());
+        let registry = ToolRegistry::builtin();
+        let mut runner = ToolRunner::new(&registry, &ctx);
+        let args = EvidenceArgs {
+            query: "db connection saturation timeouts".into(),
+            service: "payments-api".into(),
+            top_k: 3,
+            stance: Some(Stance::Contradict),
+        };
+        let hits = runner.call_tool::<SearchEvidence>(Phase::Stress, &args).unwrap();
+        assert!(!hits.is_empty());
+        let traced = &runner.trace()[0];
+        assert!(traced.ok);
+        assert_eq!(traced.result, serde_json::to_value(&hits).unwrap());
+        assert_eq!(traced.arguments, serde_json::to_value(&args).unwrap());
+        let bad = EvidenceArgs { top_k: 99, ..args };
+        assert!(runner.call_tool::<SearchEvidence>(Phase::Stress, &bad).is_err());
+        let refused = &runner.trace()[1];
+        assert!(!refused.ok && refused.result["error"].as_str().unwrap().contains("top_k: 99"));
+        assert!(runner.call(Phase::Plan, "search_evidence", serde_json::to_value(&bad).unwrap()).is_err());
+        assert_eq!(runner.trace().len(), 3);
     }
 }

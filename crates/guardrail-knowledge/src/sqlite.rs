@@ -1035,7 +1035,8 @@ impl SqliteKnowledgeStore {
         if self.reading.get() || !self.conn.is_autocommit() {
             return false;
         }
-        let version = self.conn.execute_batch("BEGIN DEFERRED").and_then(|()| {
+        // Cached statements: one request each, parsed once per connection.
+        let version = self.conn.prepare_cached("BEGIN DEFERRED").and_then(|mut st| st.execute([])).and_then(|_| {
             // The first read takes the transaction's lock (waiting out a writer's commit).
             self.conn.prepare_cached("PRAGMA data_version").and_then(|mut st| st.query_row([], |r| r.get::<_, i64>(0)))
         });
@@ -1058,7 +1059,7 @@ impl SqliteKnowledgeStore {
     pub fn end_read(&self) -> bool {
         self.reading.set(false);
         if !self.conn.is_autocommit() {
-            let _ = self.conn.execute_batch("ROLLBACK");
+            let _ = self.conn.prepare_cached("ROLLBACK").and_then(|mut st| st.execute([]));
         }
         self.conn.is_autocommit()
     }
