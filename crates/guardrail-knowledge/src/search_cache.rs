@@ -27,8 +27,10 @@ use guardrail_core::remediation::{ActionPolicy, Stance};
 
 use crate::{EvidenceHit, KnowledgeStats, RunbookHit};
 
-/// Most bytes of document text (ids, titles, bodies, texts) kept per connection: 4 MiB.
-pub(crate) const MAX_BYTES: usize = 4 << 20;
+/// Most bytes of document text (ids, titles, bodies, texts) kept per connection: 1 MiB, so a
+/// server's pool (at most 64 idle connections per file) keeps at most 64 MiB; a proposal's
+/// searches are a few KB, so this is a few hundred distinct incidents' worth.
+pub(crate) const MAX_BYTES: usize = 1 << 20;
 
 /// A runbook search: the query as given, the service, `k`.
 type RunbookKey = (String, String, usize);
@@ -147,5 +149,49 @@ impl SearchCache {
 
     pub(crate) fn keep_stats(&mut self, stats: KnowledgeStats) {
         self.stats = Some(stats);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::EvidenceDoc;
+
+    fn hits(n: usize, text_len: usize) -> Vec<EvidenceHit> {
+        (0..n)
+            .map(|i| EvidenceHit {
+                doc: EvidenceDoc {
+                    id: format!("ev-{i}"),
+                    service: "*".into(),
+                    stance: Stance::Support,
+                    text: "x".repeat(text_len),
+                },
+                score: 1.5,
+            })
+            .collect()
+    }
+
+    /// The kept text never exceeds [`MAX_BYTES`]: a full cache is emptied before the next
+    /// answer is kept, an answer larger than the bound is not kept, and another version drops
+    /// everything.
+    #[test]
+    fn the_cache_stays_within_its_bound() {
+        let mut c = SearchCache::default();
+        c.at_version(1);
+        let big = hits(3, 100_000);
+        for i in 0..100 {
+            c.keep_evidence(&format!("q{i}"), "svc", 3, Some(Stance::Support), &big);
+            assert!(c.bytes <= MAX_BYTES, "{} bytes after {i}", c.bytes);
+        }
+        assert!(c.evidence("q99", "svc", 3, Some(Stance::Support)).is_some(), "the latest is kept");
+        assert!(c.evidence("q0", "svc", 3, Some(Stance::Support)).is_none(), "the oldest were dropped");
+        assert!(c.evidence("q99", "svc", 3, Some(Stance::Contradict)).is_none(), "the stance is part of the key");
+        c.keep_evidence("huge", "svc", 3, None, &hits(1, MAX_BYTES + 1));
+        assert!(c.evidence("huge", "svc", 3, None).is_none(), "larger than the bound: not kept");
+        c.at_version(1);
+        assert!(c.evidence("q99", "svc", 3, Some(Stance::Support)).is_some(), "same version: kept");
+        c.at_version(2);
+        assert!(c.evidence("q99", "svc", 3, Some(Stance::Support)).is_none(), "another version: dropped");
+        assert_eq!(c.bytes, 0);
     }
 }
