@@ -15,6 +15,12 @@
 //!    claim (decided under the store's append lock) and only the winner runs the executor;
 //! 4. the execution result is appended.
 //!
+//! An approval decided on a view of the chain that ends at a known record (the server's fold,
+//! `guardrail approve`'s read) appends its grant and step 3's claim in one commit
+//! ([`AuditLog::append_guarded`]): the claim is taken only if the grant, as sealed, is the one
+//! that releases the request, re-decided by the fold's own rule under the store's write lock
+//! over what was appended since the view. Same records as the steps one by one.
+//!
 //! The claim key is `"<authorising record id>#<attempt>"`, where the attempt counts the
 //! executions already recorded for that authorisation (an execution that did not start leaves
 //! the authorisation open, and the next attempt claims the next key). A winner that dies

@@ -11,8 +11,8 @@
 //! that batch gets the error (nothing of it is in the chain; the writer reconnects for the
 //! next batch): fail closed, as a single append does.
 //!
-//! Claims ([`AuditStore::append_claim`]) and linked pairs ([`AuditStore::append_linked`]) ride
-//! the same group commit, in arrival order among the other appends: the writer decides each
+//! Claims ([`AuditStore::append_claim`]), linked pairs ([`AuditStore::append_linked`]) and
+//! guarded claims ([`AuditStore::append_guarded_claim`]) ride the same group commit, in arrival order among the other appends: the writer decides each
 //! claim under the write lock by one lookup in the claim index, and against the claims sealed
 //! earlier in the same batch, so of concurrent claimants exactly one wins; a held claim is not
 //! appended and its waiter gets the holder while the rest of the batch proceeds (see

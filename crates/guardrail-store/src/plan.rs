@@ -8,6 +8,18 @@
 //! is held, or a linked pair whose second draft is refused, leaves no gap: the records after it
 //! simply seal after the previous one.
 //!
+//! # Guarded claims
+//!
+//! A [`Unit::Guarded`] is a record and the claim its [`ClaimGuard`] decides, under the lock, to
+//! take right after it: an approval and its execution claim, taken only if the approval is the
+//! one that releases the request. The caller decided on a view of the chain up to
+//! [`ClaimGuard::after`]; the backend reads the records of the guard's kinds after it (for the
+//! whole transaction at once, from the lowest `after`: [`History`]), this transaction's earlier
+//! records are added, and the guard re-decides on them with the record as sealed. So racing
+//! callers that all decided "mine releases it" on the same view leave exactly one claim: the
+//! others' guards see the first one's record. A view past the chain's end, or a damaged record
+//! after it, refuses the unit (nothing of it appended).
+//!
 //! # The claim index
 //!
 //! A record *holds* the claim `(kind, c)` when its body's `claim` field is the string `c`; the
