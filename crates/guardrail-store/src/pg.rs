@@ -646,7 +646,20 @@ impl PostgresStore {
         let Some(row) = rows.next() else {
             return Err(StoreError::Corrupt { seq: 0, reason: "the chain head query returned no row".into() });
         };
-        let mut listed: HashSet<String> = rows.filter_map(|r| r.get(0).map(str::to_string)).collect();
+        // Each listed kind with the seq of its damage marker, if it has one.
+        let mut listed: HashSet<String> = HashSet::new();
+        let mut markers: HashMap<String, i64> = HashMap::new();
+        for r in rows {
+            let Some(kind) = r.get(0) else { continue };
+            if let Some(seq) = r.get(1) {
+                let seq = seq.parse::<i64>().map_err(|_| StoreError::Corrupt {
+                    seq: 0,
+                    reason: format!("the claim index's damage marker of {kind:?} has the seq {seq:?}"),
+                })?;
+                markers.insert(kind.to_string(), seq);
+            }
+            listed.insert(kind.to_string());
+        }
         let (anchor, max_seq, seq_of_hash, claims_seq) = head_of(&row)?;
         let last = match crate::anchored_tail(anchor.as_ref(), max_seq, seq_of_hash) {
             Some(tail) => tail,
@@ -668,19 +681,27 @@ impl PostgresStore {
         // first.
         let keys = crate::plan::claim_keys(&work);
         // Guarded claims: the records their guards decide over, and their claim kinds' damage
-        // markers (asked as the blank key, which no claim can be) with the other keys.
+        // markers — as read with the head, unless this transaction indexed records (a kind
+        // listed now, or records an older build appended): then asked as the blank key, which
+        // no claim can be, with the other keys.
         let span = crate::plan::guard_span(&work);
         let guard_kinds: Vec<String> = span.as_ref().map(|s| s.claim_kinds.clone()).unwrap_or_default();
         let mut asked = keys.clone();
+        let mut known_markers = !caught_up;
         if self.claims_index {
             let mut kinds: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
             kinds.extend(guard_kinds.iter().map(String::as_str));
             kinds.sort_unstable();
             kinds.dedup();
             for kind in kinds {
-                caught_up |= self.ensure_kind(&st, kind, last_seq, &mut listed)?;
+                if self.ensure_kind(&st, kind, last_seq, &mut listed)? {
+                    caught_up = true;
+                    known_markers = false;
+                }
             }
-            asked.extend(guard_kinds.iter().map(|k| (k.clone(), String::new())));
+            if !known_markers {
+                asked.extend(guard_kinds.iter().map(|k| (k.clone(), String::new())));
+            }
         }
         let history = match &span {
             Some(span) if span.after < last_seq => {
@@ -690,6 +711,13 @@ impl PostgresStore {
             _ => History::default(),
         };
         let mut prefetched = self.lookup_claims(&st, &asked)?;
+        if self.claims_index && known_markers {
+            for kind in &guard_kinds {
+                if let Some(seq) = markers.get(kind) {
+                    prefetched.insert((kind.clone(), String::new()), Indexed::from_row(kind, "", *seq, None));
+                }
+            }
+        }
         let described = self.described.clone();
         let claims_index = self.claims_index;
         // A guarded claim's key is known only once its first record is sealed (it names it): a
@@ -868,14 +896,17 @@ const HISTORY: &str = "SELECT seq, kind, recorded_at, body, prev_hash, hash FROM
 /// Opens an append's transaction, takes the chain lock and reads the anchor (`h.*`, NULL when
 /// the row is missing), the highest seq stored and the seq of the record with the anchor's hash
 /// (both by index: the last record's body, megabytes for a large gate decision, is not sent;
-/// see [`crate::anchored_tail`]) and the claim index's mark, then the kinds the index lists (so
-/// no claim asks whether its kind is indexed by a round trip of its own): one round trip.
+/// see [`crate::anchored_tail`]) and the claim index's mark, then the kinds the index lists with
+/// their damage markers (a subquery per kind, so the primary key finds them: no claim asks
+/// whether its kind is indexed, nor a guarded claim for its kind's marker, by a round trip of
+/// its own): one round trip.
 const HEAD_UNDER_LOCK: &str = "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = on; \
      SET LOCAL lock_timeout = '30s'; LOCK TABLE chain_head IN EXCLUSIVE MODE; \
      SELECT h.seq, h.hash, (SELECT max(seq) FROM audit_records), \
      (SELECT seq FROM audit_records WHERE hash = h.hash), h.claims_seq \
      FROM (SELECT 1) AS one LEFT JOIN chain_head h ON h.id = 1; \
-     SELECT kind FROM audit_claim_kinds";
+     SELECT k.kind, (SELECT c.seq FROM audit_claims c WHERE c.kind = k.kind AND c.claim = '') \
+     FROM audit_claim_kinds k";
 
 /// [`HEAD_UNDER_LOCK`] on a store without the claim index (`NULL` for its mark).
 const HEAD_UNDER_LOCK_NO_INDEX: &str = "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = on; \

@@ -218,6 +218,13 @@ fn index_is_built_and_kept_up(open: Open, exec: &mut dyn FnMut(&str)) {
         Err(StoreError::Corrupt { seq, .. }) => assert_eq!(seq, damaged.seq),
         other => panic!("a damaged record of the kind must refuse the claim: {other:?}"),
     }
+    // A guarded claim of that kind is refused too, its first record with it.
+    let n = store.verify().unwrap().records;
+    match store.append_guarded_claim(plain("grant", json!({"request": "r"})), first_answer(0)) {
+        Err(StoreError::Corrupt { seq, .. }) => assert_eq!(seq, damaged.seq),
+        other => panic!("a damaged record of the kind must refuse the guarded claim: {other:?}"),
+    }
+    assert_eq!(store.verify().unwrap().records, n, "nothing appended");
     // Decided by a holder before the damaged record, as the scan in seq order decided it.
     assert_eq!(store.append_claim(claim_draft("execution_claim", "a", "z"), "a").unwrap(), Claim::Held(first.clone()));
     assert!(matches!(store.append_claim(claim_draft("other_claim", "e", "y"), "e").unwrap(), Claim::Won(_)));
