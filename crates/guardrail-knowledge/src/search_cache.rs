@@ -18,6 +18,11 @@
 //! never kept. The answers are the values a search returned, cloned: the same ids, order and
 //! score bits.
 //!
+//! Inside a read transaction held for one request ([`crate::SqliteKnowledgeStore::begin_read`])
+//! the version is read once, when it begins: nothing can commit while it is held. An evidence
+//! search of one stance that misses finds both stances with one query and keeps both (the
+//! stress phase asks for the other next).
+//!
 //! Bounded: at most [`MAX_BYTES`] of document text per connection; a full cache is emptied
 //! (the working set of a server is a few searches per service, refilled in one proposal each).
 
