@@ -447,6 +447,38 @@ pub(crate) fn plan(
             }
         }
     };
+    // A claim decided right after its unit's first record (sealed at `start`): held by the index
+    // or by a record earlier in this transaction, refused with the first on a damage marker
+    // (neither is appended), else sealed after it.
+    let claim_after_first = |records: &mut Vec<SealedRecord>,
+                             taken: &mut HashMap<ClaimKey, usize>,
+                             index: &mut dyn FnMut(&ClaimKey) -> Result<Option<Indexed>, StoreError>,
+                             start: usize,
+                             p: Prepared,
+                             claim: String,
+                             router: Option<&Arc<dyn OutboxRouter>>|
+     -> Result<Planned, StoreError> {
+        // The first record may hold the key itself (a claim field of the same kind).
+        take(records, taken, start);
+        let key = (p.draft.kind.clone(), claim);
+        Ok(match index(&key)? {
+            Some(Indexed::Held(r)) => Planned::FirstHeld(r),
+            Some(Indexed::Broken { seq, reason }) => {
+                // Refused as a claim alone would be; the first goes with it.
+                records.truncate(start);
+                taken.retain(|_, i| *i < start);
+                Planned::Refused(StoreError::Corrupt { seq, reason })
+            }
+            None => match taken.get(&key) {
+                Some(&i) => Planned::FirstHeld(records[i].record.clone()),
+                None => {
+                    seal(records, p, router);
+                    take(records, taken, start + 1);
+                    Planned::Appended(start..records.len())
+                }
+            },
+        })
+    };
     for Work { unit, router } in work {
         let start = records.len();
         match unit {
@@ -494,29 +526,15 @@ pub(crate) fn plan(
                         continue;
                     }
                 };
-                // The first record may hold the key itself (a claim field of the same kind).
-                take(&records, &mut taken, start);
-                let key = (p.draft.kind.clone(), claim);
-                match index(&key)? {
-                    Some(Indexed::Held(r)) => planned.push(Planned::FirstHeld(r)),
-                    Some(Indexed::Broken { seq, reason }) => {
-                        // Refused as a claim alone would be; the first goes with it (neither).
-                        records.truncate(start);
-                        taken.retain(|_, i| *i < start);
-                        planned.push(Planned::Refused(StoreError::Corrupt { seq, reason }));
-                    }
-                    None => match taken.get(&key) {
-                        Some(&i) => {
-                            let holder = records[i].record.clone();
-                            planned.push(Planned::FirstHeld(holder));
-                        }
-                        None => {
-                            seal(&mut records, p, router.as_ref());
-                            take(&records, &mut taken, start + 1);
-                            planned.push(Planned::Appended(start..records.len()));
-                        }
-                    },
-                }
+                planned.push(claim_after_first(
+                    &mut records,
+                    &mut taken,
+                    &mut index,
+                    start,
+                    p,
+                    claim,
+                    router.as_ref(),
+                )?);
             }
             Unit::Guarded(first, guard) => {
                 if guard.after > last_seq {
@@ -568,31 +586,15 @@ pub(crate) fn plan(
                         take(&records, &mut taken, start);
                         planned.push(Planned::Appended(start..records.len()));
                     }
-                    Ok(Some((p, claim))) => {
-                        // The first record may hold the key itself (a claim field of the same kind).
-                        take(&records, &mut taken, start);
-                        let key = (p.draft.kind.clone(), claim);
-                        match index(&key)? {
-                            Some(Indexed::Held(r)) => planned.push(Planned::FirstHeld(r)),
-                            Some(Indexed::Broken { seq, reason }) => {
-                                // Refused as a claim alone would be; the first goes with it.
-                                records.truncate(start);
-                                taken.retain(|_, i| *i < start);
-                                planned.push(Planned::Refused(StoreError::Corrupt { seq, reason }));
-                            }
-                            None => match taken.get(&key) {
-                                Some(&i) => {
-                                    let holder = records[i].record.clone();
-                                    planned.push(Planned::FirstHeld(holder));
-                                }
-                                None => {
-                                    seal(&mut records, p, router.as_ref());
-                                    take(&records, &mut taken, start + 1);
-                                    planned.push(Planned::Appended(start..records.len()));
-                                }
-                            },
-                        }
-                    }
+                    Ok(Some((p, claim))) => planned.push(claim_after_first(
+                        &mut records,
+                        &mut taken,
+                        &mut index,
+                        start,
+                        p,
+                        claim,
+                        router.as_ref(),
+                    )?),
                     Err(e) => {
                         records.truncate(start);
                         planned.push(Planned::Refused(e));
