@@ -35,7 +35,18 @@ impl Default for HttpOptions {
     }
 }
 
-async fn require_bearer(State(verify): State<TokenVerifier>, mut req: Request, next: Next) -> Response {
+/// What the bearer-token layer needs: the verifier, and how much of a refused request's body it
+/// reads before answering.
+#[derive(Clone)]
+struct BearerCheck {
+    verify: TokenVerifier,
+    max_body_bytes: usize,
+}
+
+/// How long a refused request's body may take to arrive before the 401 is sent without it.
+const REFUSED_BODY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn require_bearer(State(check): State<BearerCheck>, mut req: Request, next: Next) -> Response {
     let token = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -43,7 +54,7 @@ async fn require_bearer(State(verify): State<TokenVerifier>, mut req: Request, n
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
         .filter(|t| !t.is_empty());
-    match token.and_then(|t| verify(t)) {
+    match token.and_then(|t| (check.verify)(t)) {
         Some((identity, role)) => {
             req.extensions_mut().insert(McpCaller::Http(identity, role));
             let delete = req.method() == axum::http::Method::DELETE;
@@ -54,12 +65,29 @@ async fn require_bearer(State(verify): State<TokenVerifier>, mut req: Request, n
         }
         None => {
             let error = if token.is_some() { "invalid_token" } else { "invalid_request" };
-            (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, format!("Bearer realm=\"guardrail-mcp\", error=\"{error}\""))],
-                axum::Json(Unauthorized { ok: false, error: "a valid bearer token is required" }),
-            )
-                .into_response()
+            // The 401 is decided from the headers alone, but it is only sent once the body has
+            // been read. Answered ahead of its body, hyper closes the connection right after the
+            // response (a body it cannot drain in one read), yet the response does not say so:
+            // a keep-alive client (the Python SDK's httpx) that reuses the pooled connection
+            // before the FIN arrives gets "Server disconnected without sending a response", and
+            // a body arriving after the close draws a reset (RFC 9112 §9.6). A body that is too
+            // large, broken or slow is not waited for: the 401 then says `Connection: close`.
+            let drained =
+                tokio::time::timeout(REFUSED_BODY_WAIT, axum::body::to_bytes(req.into_body(), check.max_body_bytes))
+                    .await
+                    .is_ok_and(|read| read.is_ok());
+            let challenge = format!("Bearer realm=\"guardrail-mcp\", error=\"{error}\"");
+            let body = axum::Json(Unauthorized { ok: false, error: "a valid bearer token is required" });
+            if drained {
+                (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, challenge)], body).into_response()
+            } else {
+                (
+                    StatusCode::UNAUTHORIZED,
+                    [(header::WWW_AUTHENTICATE, challenge), (header::CONNECTION, "close".to_string())],
+                    body,
+                )
+                    .into_response()
+            }
         }
     }
 }
@@ -88,7 +116,10 @@ pub fn http_router(cfg: McpConfig, verify: TokenVerifier, opts: HttpOptions) -> 
         .route_service("/mcp", service)
         // Inner: a JSON body that is not a message gets a JSON-RPC error; outer: the token first.
         .layer(middleware::from_fn_with_state(opts.max_body_bytes, jsonrpc_errors::reject_malformed))
-        .layer(middleware::from_fn_with_state(verify, require_bearer)))
+        .layer(middleware::from_fn_with_state(
+            BearerCheck { verify, max_body_bytes: opts.max_body_bytes },
+            require_bearer,
+        )))
 }
 
 /// Serves [`http_router`] on a listener until `shutdown` resolves.

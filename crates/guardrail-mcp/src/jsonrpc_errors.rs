@@ -7,7 +7,7 @@
 //! reference servers (the TypeScript and Python SDKs) send these with HTTP 400. This layer does
 //! that for `Content-Type: application/json` POSTs and passes everything else through
 //! unchanged: a wrong `Content-Type` stays rmcp's 415, `Accept` and session handling stay
-//! rmcp's.
+//! rmcp's. It reads every POST body before anything answers (see [`reject_malformed`]).
 //!
 //! What counts as a message is rmcp's own parse ([`ClientJsonRpcMessage`]), so the two never
 //! disagree. A body that is a request (`jsonrpc: "2.0"`, a string `method`, an id that is a
@@ -80,18 +80,25 @@ pub fn check_body(bytes: &[u8]) -> Option<JsonRpcErrorReply> {
     })
 }
 
-/// The axum middleware: reads a JSON POST's body (up to `max_body_bytes`, else 413 as rmcp),
-/// answers [`check_body`]'s error, or hands the request on with the same bytes.
+/// The axum middleware: reads a POST's body (up to `max_body_bytes`, else 413 as rmcp), answers
+/// [`check_body`]'s error for a JSON one, or hands the request on with the same bytes.
+///
+/// Every POST body is read here, whatever its `Content-Type`, so that no answer (rmcp's 406,
+/// 415, 403 for a foreign `Host`, 404 for an unknown session) goes out ahead of its request's
+/// body: hyper closes a connection whose request body was left unread, after a response that
+/// did not say so, and a keep-alive client reusing it fails ("Server disconnected without
+/// sending a response"). A body that cannot be read whole (too large, broken) is answered
+/// with `Connection: close`, so the client opens a new connection for its next request.
 pub async fn reject_malformed(State(max_body_bytes): State<usize>, req: Request, next: Next) -> Response {
+    if req.method() != Method::POST {
+        return next.run(req).await;
+    }
     let is_json = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or_default().trim())
         .is_some_and(|essence| essence.eq_ignore_ascii_case("application/json"));
-    if req.method() != Method::POST || !is_json {
-        return next.run(req).await;
-    }
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, max_body_bytes).await {
         Ok(b) => b,
@@ -103,18 +110,20 @@ pub async fn reject_malformed(State(max_body_bytes): State<usize>, req: Request,
                 too_large |= err.is::<http_body_util::LengthLimitError>();
                 cur = err.source();
             }
+            let close = [(header::CONNECTION, "close")];
             return if too_large {
                 (
                     StatusCode::PAYLOAD_TOO_LARGE,
+                    close,
                     format!("Payload Too Large: request body exceeds {max_body_bytes} bytes"),
                 )
                     .into_response()
             } else {
-                (StatusCode::BAD_REQUEST, format!("could not read the request body: {e}")).into_response()
+                (StatusCode::BAD_REQUEST, close, format!("could not read the request body: {e}")).into_response()
             };
         }
     };
-    if let Some(reply) = check_body(&bytes) {
+    if is_json && let Some(reply) = check_body(&bytes) {
         return reply.into_response();
     }
     next.run(Request::from_parts(parts, Body::from(bytes))).await

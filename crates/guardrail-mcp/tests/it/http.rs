@@ -66,13 +66,17 @@ impl Fixture {
 }
 
 async fn start(cfg: McpConfig) -> (String, tokio::sync::oneshot::Sender<()>) {
+    start_with(cfg, HttpOptions::default()).await
+}
+
+async fn start_with(cfg: McpConfig, opts: HttpOptions) -> (String, tokio::sync::oneshot::Sender<()>) {
     let verify: TokenVerifier = Arc::new(|t: &str| match t {
         TOKEN => Some(("tester".to_string(), McpRole::Deployer)),
         VIEWER => Some(("dashboard-reader".to_string(), McpRole::Viewer)),
         APPROVER => Some(("oncall-lead".to_string(), McpRole::Approver)),
         _ => None,
     });
-    let router = guardrail_mcp::http_router(cfg, verify, HttpOptions::default()).unwrap();
+    let router = guardrail_mcp::http_router(cfg, verify, opts).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -346,6 +350,100 @@ async fn missing_or_wrong_bearer_tokens_get_401_before_any_mcp() {
         StreamableHttpClientTransportConfig::with_uri(url.clone()).auth_header("not-the-token"),
     );
     assert!(().serve(transport).await.is_err());
+    let _ = stop.send(());
+}
+
+/// One HTTP/1.1 response read off a raw connection: the head (lower-cased) and the body (by
+/// `Content-Length`; none without one), or `None` when the server closed or reset the connection first.
+fn read_response(r: &mut std::io::BufReader<std::net::TcpStream>) -> Option<(String, String)> {
+    use std::io::{BufRead, Read};
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        match r.read_line(&mut line) {
+            Ok(0) | Err(_) => return None,
+            Ok(_) if line == "\r\n" => break,
+            Ok(_) => head.push_str(&line.to_ascii_lowercase()),
+        }
+    }
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).ok()?;
+    Some((head, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// A POST's head and body written apart, the body a moment later (as httpx writes them: two
+/// writes, two segments), then `next` on the same connection; both responses, as read.
+fn post_in_two_writes(url: &str, head: &str, body: &str, next: &str) -> Vec<Option<(String, String)>> {
+    use std::io::Write;
+    let addr = url.trim_start_matches("http://").trim_end_matches("/mcp").to_string();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_nodelay(true).unwrap();
+    s.write_all(format!("{head}Host: {addr}\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes()).unwrap();
+    // Time for the server to act on the head alone: before the fix it answered the 401 here and
+    // closed the connection. Not an assertion: with the fix the outcome does not depend on it.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // Either write may meet a connection the server has closed; what the server answered is
+    // what is checked.
+    let _ = s.write_all(body.as_bytes());
+    let _ = s.write_all(next.replace("{addr}", &addr).as_bytes());
+    let mut r = std::io::BufReader::new(s);
+    vec![read_response(&mut r), read_response(&mut r)]
+}
+
+/// The Python SDK's flake (once in about twelve CI runs: "Server disconnected without sending a
+/// response" on the POST after a 401): the 401 went out before the request's body had arrived,
+/// hyper then closed the connection without the 401 saying so, and a keep-alive client reused
+/// it. Now a refused request's body is read before the 401, and the connection stays usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_post_keeps_the_connection_usable_when_its_body_arrives_after_the_head() {
+    let fx = Fixture::new();
+    let (url, stop) = start(fx.config()).await;
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}})
+    .to_string();
+    let head =
+        "POST /mcp HTTP/1.1\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\n";
+    // Then the same initialize with the token, on the same connection.
+    let next = format!(
+        "{head}Host: {{addr}}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\n\r\n{init}",
+        init.len()
+    );
+    let (u, h, i, n) = (url.clone(), head.to_string(), init.clone(), next.clone());
+    let got = tokio::task::spawn_blocking(move || post_in_two_writes(&u, &h, &i, &n)).await.unwrap();
+    let (first, _) = got[0].clone().expect("the 401");
+    assert!(first.starts_with("http/1.1 401"), "{first}");
+    assert!(!first.contains("connection: close"), "{first}");
+    // (Its body is an event stream, not read here; the session it opened is the point.)
+    let (second, _) = got[1].clone().expect("the connection was closed after the 401");
+    assert!(second.starts_with("http/1.1 200") && second.contains("mcp-session-id:"), "{second}");
+
+    // A wrong token and a media type rmcp refuses (415, from the headers): the same.
+    let wrong = format!("{head}Authorization: Bearer wrong\r\n");
+    let (u, i, n) = (url.clone(), init.clone(), next.clone());
+    let got = tokio::task::spawn_blocking(move || post_in_two_writes(&u, &wrong, &i, &n)).await.unwrap();
+    assert!(got[0].as_ref().is_some_and(|(h, _)| h.starts_with("http/1.1 401")), "{got:?}");
+    assert!(got[1].as_ref().is_some_and(|(h, _)| h.starts_with("http/1.1 200")), "{got:?}");
+    let plain = format!(
+        "POST /mcp HTTP/1.1\r\nAccept: application/json, text/event-stream\r\nContent-Type: text/plain\r\nAuthorization: Bearer {TOKEN}\r\n"
+    );
+    let (u, i, n) = (url.clone(), init.clone(), next.clone());
+    let got = tokio::task::spawn_blocking(move || post_in_two_writes(&u, &plain, &i, &n)).await.unwrap();
+    assert!(got[0].as_ref().is_some_and(|(h, _)| h.starts_with("http/1.1 415")), "{got:?}");
+    assert!(got[1].as_ref().is_some_and(|(h, _)| h.starts_with("http/1.1 200")), "{got:?}");
+    let _ = stop.send(());
+
+    // A refused body larger than the server reads is not waited for: the 401 says the
+    // connection closes, so the client does not reuse it.
+    let opts = HttpOptions { max_body_bytes: 64, ..HttpOptions::default() };
+    let (url, stop) = start_with(fx.config(), opts).await;
+    let got = tokio::task::spawn_blocking(move || post_in_two_writes(&url, head, &init, "")).await.unwrap();
+    let (first, _) = got[0].clone().expect("the 401");
+    assert!(first.starts_with("http/1.1 401") && first.contains("connection: close"), "{first}");
     let _ = stop.send(());
 }
 
