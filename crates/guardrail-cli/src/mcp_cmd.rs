@@ -9,7 +9,7 @@ use std::sync::Arc;
 use guardrail_gate::audit_cmd::StoreArgs;
 use guardrail_gate::exit::Exit;
 use guardrail_gate::inputs::{EnvLookup, InputArgs};
-use guardrail_mcp::{HttpOptions, McpConfig, TokenVerifier};
+use guardrail_mcp::{HttpOptions, McpConfig, StdioEnd, TokenVerifier};
 
 use crate::remediation::{ConfigArgs, KbArgs, PlannerFlags};
 
@@ -47,6 +47,14 @@ pub struct McpArgs {
     governor: ConfigArgs,
 }
 
+/// The exit status of `guardrail mcp` over stdio when the client closed the server's standard
+/// output (it hung up; an answer could not be written): 141, what a shell reports for a writer
+/// killed by SIGPIPE (128 + 13), so supervisors and scripts that already read 141 as "the reader
+/// went away" read it right. Nothing is printed. The tool calls that were running have finished
+/// (their audit records are written) and none was started after. Closing standard input, MCP's
+/// own shutdown for stdio, still exits 0.
+pub const CLIENT_GONE_EXIT: i32 = 141;
+
 fn fail(msg: &str) -> Exit {
     eprintln!("guardrail mcp: {msg}");
     Exit::CannotDecide
@@ -72,7 +80,8 @@ pub fn config(
     cfg
 }
 
-/// Runs the server until the client disconnects (stdio) or the process is interrupted (HTTP).
+/// Runs the server until the client disconnects (stdio: exit 0 when it closes standard input,
+/// [`CLIENT_GONE_EXIT`] when it closes standard output) or the process is interrupted (HTTP).
 pub fn run(args: McpArgs, env: EnvLookup<'_>) -> Exit {
     // A bad flag value (`--now yesterday`, `--cost-warn-pct abc`) is a usage error, as for `gate`.
     let usage = guardrail_gate::inputs::usage_problems(&args.inputs, env);
@@ -110,10 +119,21 @@ pub fn run(args: McpArgs, env: EnvLookup<'_>) -> Exit {
         Err(e) => return fail(&format!("could not start the runtime: {e}")),
     };
     match args.http {
-        None => match rt.block_on(guardrail_mcp::serve_stdio(cfg)) {
-            Ok(()) => Exit::Ok,
-            Err(e) => fail(&e.to_string()),
-        },
+        None => {
+            let served = rt.block_on(guardrail_mcp::serve_stdio(cfg));
+            // serve_stdio returns once no tool call runs any more; what may still run is
+            // tokio's blocking read of standard input, which nothing can interrupt and which a
+            // client that closed only our standard output may never end. Not waited for.
+            rt.shutdown_background();
+            match served {
+                Ok(StdioEnd::InputClosed) => Exit::Ok,
+                // Quiet (standard error is often gone with standard output, and `eprintln!`
+                // would panic on it) and distinct: not a Guardrail decision code, the status a
+                // shell reports for a writer whose reader left (128 + SIGPIPE).
+                Ok(StdioEnd::ClientGone) => std::process::exit(CLIENT_GONE_EXIT),
+                Err(e) => fail(&e.to_string()),
+            }
+        }
         Some(addr) => {
             let file =
                 args.tokens.or_else(|| env("GUARDRAIL_TOKENS").filter(|v| !v.trim().is_empty()).map(PathBuf::from));

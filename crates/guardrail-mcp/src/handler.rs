@@ -20,6 +20,9 @@ struct Shared {
     cfg: McpConfig,
     registry: ToolRegistry,
     tools: Vec<rmcp::model::Tool>,
+    /// `true` once [`GuardrailMcp::close`] has run. Every tool call holds a read lock while it
+    /// runs, so closing (the write lock) waits for the calls running and refuses later ones.
+    closed: std::sync::RwLock<bool>,
 }
 
 /// The MCP server handler. Cheap to clone (one per HTTP session).
@@ -49,6 +52,9 @@ pub enum McpError {
     /// The HTTP listener failed.
     #[error("MCP transport: {0}")]
     Io(#[from] std::io::Error),
+    /// Standard output failed other than by the client closing it (stdio): answers were lost.
+    #[error("MCP transport: could not write to standard output: {0}")]
+    Output(String),
 }
 
 impl GuardrailMcp {
@@ -56,7 +62,20 @@ impl GuardrailMcp {
     pub fn new(cfg: McpConfig) -> Result<GuardrailMcp, McpError> {
         let registry = ToolRegistry::guardrail();
         let tools = rmcp_tools(&registry)?;
-        Ok(GuardrailMcp { shared: Arc::new(Shared { cfg, registry, tools }) })
+        let closed = std::sync::RwLock::new(false);
+        Ok(GuardrailMcp { shared: Arc::new(Shared { cfg, registry, tools, closed }) })
+    }
+
+    /// Waits for the tool calls running to finish (a recording call has then written its audit
+    /// record), and refuses every later one. For a transport that ends while calls may still run
+    /// in their blocking threads, which outlive the session's tasks.
+    pub async fn close(&self) {
+        let shared = self.shared.clone();
+        // The write lock waits for the calls' read locks, so it is taken on a blocking thread.
+        let _ = tokio::task::spawn_blocking(move || {
+            *shared.closed.write().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        })
+        .await;
     }
 }
 
@@ -98,9 +117,19 @@ impl ServerHandler for GuardrailMcp {
         let args = request.arguments.map(Value::Object).unwrap_or(Value::Null);
         let outcome = {
             let (shared, name) = (shared.clone(), name.clone());
-            tokio::task::spawn_blocking(move || call_tool(&shared.cfg, &shared.registry, &name, args, &caller))
-                .await
-                .map_err(|e| ErrorData::internal_error(format!("tool call did not complete: {e}"), None))?
+            tokio::task::spawn_blocking(move || {
+                // Held for the whole call: see `Shared::closed`.
+                let closed = shared.closed.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if *closed {
+                    return CallOutcome::Failed {
+                        kind: FailureKind::Unavailable,
+                        message: "the MCP session is ending; the tool was not called".to_string(),
+                    };
+                }
+                call_tool(&shared.cfg, &shared.registry, &name, args, &caller)
+            })
+            .await
+            .map_err(|e| ErrorData::internal_error(format!("tool call did not complete: {e}"), None))?
         };
         match outcome {
             CallOutcome::Ok(v) => {

@@ -65,4 +65,4 @@ pub use handler::{GuardrailMcp, McpError};
 pub use http::{HttpOptions, TokenVerifier, http_router, serve_http};
 pub use redact::redact_paths;
 pub use roles::{McpCaller, McpRole};
-pub use stdio::serve_stdio;
+pub use stdio::{StdioEnd, serve_stdio};

@@ -195,6 +195,105 @@ async fn rmcp_client_lists_and_calls_every_tool_over_stdio() {
     client.cancel().await.unwrap();
 }
 
+/// `guardrail mcp` over stdio with piped standard streams, for raw JSON-RPC lines.
+fn stdio_server(dir: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_guardrail"))
+        .arg("mcp")
+        .arg("--root")
+        .arg(dir)
+        .arg("--kb")
+        .arg(dir.join("kb.db"))
+        .arg("--store")
+        .arg(dir.join("audit.db"))
+        .args(["--now", NOW])
+        .env_remove("GUARDRAIL_STORE")
+        .env_remove("GUARDRAIL_KB")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#;
+
+/// Waits for the server to exit with standard input held open, as a client that closed only
+/// standard output would. If the server failed to notice the hang-up, standard input is closed
+/// after a while so the test fails on the exit code (0) instead of hanging.
+fn exit_with_stdin_open(mut child: std::process::Child) -> (Option<i32>, String) {
+    use std::io::Read;
+    let stdin = child.stdin.take();
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let _ = wait.recv_timeout(std::time::Duration::from_secs(120));
+        drop(stdin);
+    });
+    let status = child.wait().unwrap();
+    let _ = done.send(());
+    holder.join().unwrap();
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    (status.code(), stderr)
+}
+
+/// The client hangs up (closes the server's standard output): a quiet, distinct exit (141, as a
+/// shell reports a writer whose reader left), whether it happens during initialization or
+/// after; the recording calls the server had read have finished, their records whole.
+#[test]
+fn a_client_that_closes_standard_output_ends_the_stdio_server_quietly_with_141() {
+    use std::io::{BufRead, Write};
+    assert_eq!(guardrail::mcp_cmd::CLIENT_GONE_EXIT, 141);
+    let dir = fixture();
+
+    // Before initialization: the initialize answer cannot be written.
+    let mut child = stdio_server(dir.path());
+    drop(child.stdout.take());
+    writeln!(child.stdin.as_mut().unwrap(), "{INITIALIZE}").unwrap();
+    let (code, stderr) = exit_with_stdin_open(child);
+    assert_eq!(code, Some(141), "{stderr}");
+    assert_eq!(stderr, "", "nothing is printed");
+
+    // After initialization, with recording calls sent after the hang-up: the first answer
+    // cannot be written, the session ends, and every call the server started has recorded.
+    let mut child = stdio_server(dir.path());
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let stdin = child.stdin.as_mut().unwrap();
+    writeln!(stdin, "{INITIALIZE}").unwrap();
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.contains("\"serverInfo\""), "{line}");
+    writeln!(stdin, r#"{{"jsonrpc":"2.0","method":"notifications/initialized"}}"#).unwrap();
+    drop(out);
+    for id in 2..5 {
+        let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "evaluate_deploy", "arguments": {"record": true}}});
+        // The server may already have stopped reading.
+        let _ = writeln!(stdin, "{call}");
+    }
+    let (code, stderr) = exit_with_stdin_open(child);
+    assert_eq!(code, Some(141), "{stderr}");
+    assert_eq!(stderr, "");
+    let spec = dir.path().join("audit.db").display().to_string();
+    let records = guardrail::audit_cmd::open(&spec).unwrap().all().unwrap();
+    assert!((1..=3).contains(&records.len()), "{} records", records.len());
+    assert!(records.iter().all(|r| r.kind == "deploy_decision"));
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_guardrail"))
+        .args(["audit", "verify", "--store", &spec])
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+
+    // Closing standard input (MCP's shutdown for stdio) is still a clean exit 0.
+    let mut child = stdio_server(dir.path());
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    writeln!(child.stdin.as_mut().unwrap(), "{INITIALIZE}").unwrap();
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    drop(child.stdin.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
 /// The official Python SDK as an independent client. scripts/test installs it and sets
 /// GUARDRAIL_MCP_PYTHON; with GUARDRAIL_REQUIRE_MCP_PYTHON=1 (also set there) a missing
 /// interpreter fails the test instead of skipping it.
