@@ -31,6 +31,10 @@ const B: f64 = 0.75;
 /// Registers [`NAME`] on `conn` (through the `fts5_api` pointer FTS5 hands out for `SELECT
 /// fts5(?)`). Fails when this SQLite's FTS5 is too old (the extension API version 3 has
 /// `xQueryToken`).
+///
+/// The function is given `conn`'s address, to read `fts_df` through its cached statements
+/// ([`Df`]): `conn` must stay at that address for as long as it is open (the store keeps it
+/// boxed), since FTS5 may call the function until the connection closes.
 pub(crate) fn register(conn: &Connection) -> Result<(), String> {
     // SAFETY: `handle` is the live connection's pointer, used only while `conn` is borrowed;
     // the statement is finalised on every path; `api` is written by FTS5 during the step and
@@ -59,7 +63,8 @@ pub(crate) fn register(conn: &Connection) -> Result<(), String> {
         let Some(create) = (*api).xCreateFunction else {
             return Err("FTS5 offers no xCreateFunction".into());
         };
-        let rc = create(api, c"guardrail_bm25".as_ptr(), null_mut(), Some(guardrail_bm25), None);
+        let user = (conn as *const Connection).cast_mut().cast::<c_void>();
+        let rc = create(api, c"guardrail_bm25".as_ptr(), user, Some(guardrail_bm25), None);
         if rc != ffi::SQLITE_OK {
             return Err(format!("registering {NAME}: code {rc}"));
         }
@@ -87,75 +92,42 @@ unsafe extern "C" fn count_cb(_: *const ffi::Fts5ExtensionApi, _: *mut ffi::Fts5
     ffi::SQLITE_OK
 }
 
-/// Document counts from `fts_df` for one query, when the table matches the index.
-struct Df {
-    db: *mut ffi::sqlite3,
-    lookup: *mut ffi::sqlite3_stmt,
+/// The `fts_df_state` row of a kind.
+pub(crate) const DF_STATE: &str = "SELECT rows, tokens FROM fts_df_state WHERE tbl = ?1";
+/// A term's document count.
+pub(crate) const DF_DOCS: &str = "SELECT docs FROM fts_df WHERE tbl = ?1 AND term = ?2";
+
+/// Document counts from `fts_df` for one query, when the table matches the index. Read through
+/// the connection's cached statements: preparing the two statements afresh for every query was
+/// ~4 % of a proposal's server CPU (SQLite's parser and planner, for five searches each).
+struct Df<'c> {
+    kind: &'c str,
+    lookup: rusqlite::CachedStatement<'c>,
 }
 
-impl Df {
+impl<'c> Df<'c> {
     /// Opens the lookup for `kind` if `fts_df_state` records exactly `rows` rows and `tokens`
     /// tokens for it; `None` otherwise (no table, stale, any error).
-    ///
-    /// # Safety
-    /// `db` must be the connection running the query; `kind` must stay valid while this lives.
-    unsafe fn open(db: *mut ffi::sqlite3, kind: &[u8], rows: i64, tokens: i64) -> Option<Df> {
-        // SAFETY: statements on the query's own connection (SQLite allows several active at
-        // once), each finalised (here or in Drop).
-        unsafe {
-            let mut st: *mut ffi::sqlite3_stmt = null_mut();
-            let sql = c"SELECT rows, tokens FROM fts_df_state WHERE tbl = ?1";
-            if ffi::sqlite3_prepare_v2(db, sql.as_ptr(), -1, &mut st, null_mut()) != ffi::SQLITE_OK {
-                ffi::sqlite3_finalize(st);
-                return None;
-            }
-            ffi::sqlite3_bind_text(st, 1, kind.as_ptr().cast::<c_char>(), kind.len() as c_int, ffi::SQLITE_TRANSIENT());
-            let matches = ffi::sqlite3_step(st) == ffi::SQLITE_ROW
-                && ffi::sqlite3_column_int64(st, 0) == rows
-                && ffi::sqlite3_column_int64(st, 1) == tokens;
-            ffi::sqlite3_finalize(st);
-            if !matches {
-                return None;
-            }
-            let mut lookup: *mut ffi::sqlite3_stmt = null_mut();
-            let sql = c"SELECT docs FROM fts_df WHERE tbl = ?1 AND term = ?2";
-            if ffi::sqlite3_prepare_v2(db, sql.as_ptr(), -1, &mut lookup, null_mut()) != ffi::SQLITE_OK {
-                ffi::sqlite3_finalize(lookup);
-                return None;
-            }
-            ffi::sqlite3_bind_text(
-                lookup,
-                1,
-                kind.as_ptr().cast::<c_char>(),
-                kind.len() as c_int,
-                ffi::SQLITE_TRANSIENT(),
-            );
-            Some(Df { db, lookup })
+    fn open(conn: &'c Connection, kind: &'c str, rows: i64, tokens: i64) -> Option<Df<'c>> {
+        let state = conn
+            .prepare_cached(DF_STATE)
+            .and_then(|mut st| st.query_row([kind], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))))
+            .ok()?;
+        if state != (rows, tokens) {
+            return None;
         }
+        let lookup = conn.prepare_cached(DF_DOCS).ok()?;
+        Some(Df { kind, lookup })
     }
 
     /// The documents holding `token`: 0 when the (current) table has no row for it.
-    fn docs(&mut self, token: *const c_char, len: c_int) -> Option<i64> {
-        // SAFETY: `lookup` is a live statement of `db`; the token is copied (TRANSIENT).
-        unsafe {
-            ffi::sqlite3_reset(self.lookup);
-            ffi::sqlite3_bind_text(self.lookup, 2, token, len, ffi::SQLITE_TRANSIENT());
-            match ffi::sqlite3_step(self.lookup) {
-                ffi::SQLITE_ROW => Some(ffi::sqlite3_column_int64(self.lookup, 0)),
-                ffi::SQLITE_DONE => Some(0),
-                _ => {
-                    let _ = self.db;
-                    None
-                }
-            }
+    fn docs(&mut self, token: &str) -> Option<i64> {
+        let mut rows = self.lookup.query([self.kind, token]).ok()?;
+        match rows.next() {
+            Ok(Some(row)) => row.get::<_, i64>(0).ok(),
+            Ok(None) => Some(0),
+            Err(_) => None,
         }
-    }
-}
-
-impl Drop for Df {
-    fn drop(&mut self) {
-        // SAFETY: finalised once.
-        unsafe { ffi::sqlite3_finalize(self.lookup) };
     }
 }
 
@@ -166,8 +138,8 @@ impl Drop for Df {
 unsafe fn data(
     api: &ffi::Fts5ExtensionApi,
     fts: *mut ffi::Fts5Context,
-    ctx: *mut ffi::sqlite3_context,
-    kind: Option<&[u8]>,
+    conn: Option<&Connection>,
+    kind: Option<&str>,
 ) -> Result<*mut Data, c_int> {
     // SAFETY: FTS5's API functions with its own context, as `bm25()` calls them.
     unsafe {
@@ -188,8 +160,8 @@ unsafe fn data(
             return Err(rc);
         }
         let avgdl = n_token as f64 / n_row as f64;
-        let mut df = match (kind, api.iVersion >= 3) {
-            (Some(k), true) => Df::open(ffi::sqlite3_context_db_handle(ctx), k, n_row, n_token),
+        let mut df = match (conn, kind, api.iVersion >= 3) {
+            (Some(c), Some(k), true) => Df::open(c, k, n_row, n_token),
             _ => None,
         };
         let mut idf = Vec::with_capacity(n_phrase);
@@ -201,7 +173,9 @@ unsafe fn data(
                 let mut tok: *const c_char = std::ptr::null();
                 let mut len: c_int = 0;
                 if token_of(fts, i, 0, &mut tok, &mut len) == ffi::SQLITE_OK && !tok.is_null() {
-                    n_hit = df.docs(tok, len);
+                    let bytes = std::slice::from_raw_parts(tok.cast::<u8>(), len.max(0) as usize);
+                    // A token that is not UTF-8 (none from this tokenizer) is counted by FTS5.
+                    n_hit = std::str::from_utf8(bytes).ok().and_then(|t| df.docs(t));
                 }
             }
             let n_hit = match n_hit {
@@ -255,8 +229,12 @@ unsafe extern "C" fn guardrail_bm25(
             let p = ffi::sqlite3_value_text(*v);
             (!p.is_null()).then(|| std::slice::from_raw_parts(p, ffi::sqlite3_value_bytes(*v).max(0) as usize))
         });
+        let kind = kind.and_then(|k| std::str::from_utf8(k).ok());
+        // The connection [`register`] was given (it outlives every query on it); used on this
+        // thread only, inside this call, as the query running it uses it.
+        let conn = api.xUserData.map(|user| user(fts)).and_then(|p| p.cast::<Connection>().cast_const().as_ref());
         let weights = args.get(1..).unwrap_or(&[]);
-        let p = match data(api, fts, ctx, kind) {
+        let p = match data(api, fts, conn, kind) {
             Ok(p) => p,
             Err(rc) => {
                 ffi::sqlite3_result_error_code(ctx, rc);

@@ -269,7 +269,9 @@ fn stable_plans(conn: &Connection) {
 
 /// A knowledge store in one SQLite file.
 pub struct SqliteKnowledgeStore {
-    conn: Connection,
+    /// Boxed: `guardrail_bm25` is registered with the connection's address
+    /// ([`crate::fts_rank::register`]), which must not change when the store is moved (pools).
+    conn: Box<Connection>,
     location: String,
     /// Schema 2: documents numbered by service, searched by rowid range.
     bucketed: bool,
@@ -323,7 +325,7 @@ impl SqliteKnowledgeStore {
             .map_err(|e| KnowledgeError::Index { location: location.clone(), message: e.to_string() })?;
         stable_plans(&conn);
         let mut store = SqliteKnowledgeStore {
-            conn,
+            conn: Box::new(conn),
             location,
             bucketed: false,
             df: false,
@@ -352,7 +354,7 @@ impl SqliteKnowledgeStore {
             .map_err(|e| KnowledgeError::Index { location: location.clone(), message: e.to_string() })?;
         stable_plans(&conn);
         let mut store = SqliteKnowledgeStore {
-            conn,
+            conn: Box::new(conn),
             location,
             bucketed: true,
             df: false,
@@ -371,7 +373,7 @@ impl SqliteKnowledgeStore {
             .map_err(|e| KnowledgeError::Index { location: ":memory:".into(), message: e.to_string() })?;
         stable_plans(&conn);
         let mut store = SqliteKnowledgeStore {
-            conn,
+            conn: Box::new(conn),
             location: ":memory:".into(),
             bucketed: true,
             df: false,
@@ -1471,6 +1473,30 @@ mod tests {
         assert!(s.conn.prepare_cached(SEARCH_EVIDENCE_DF).unwrap().get_status(RePrepare) > 0);
     }
 
+    /// `guardrail_bm25` reads `fts_df` through the connection's cached statements (each query
+    /// prepared them afresh), also once the store has moved: it is registered with the
+    /// connection's address, which the box keeps.
+    #[test]
+    fn the_rank_reads_fts_df_through_cached_statements_after_a_move() {
+        use rusqlite::StatementStatus::Run;
+        let mut s = SqliteKnowledgeStore::open_in_memory().unwrap();
+        s.add_docs(&corpus(200, 100, 4)).unwrap();
+        let q = "latency spike restart";
+        let first = s.search_runbooks(q, "svc-2", 5).unwrap();
+        assert!(!first.is_empty());
+        let moved = [s];
+        let s = &moved[0];
+        for _ in 0..3 {
+            let again = s.search_runbooks(q, "svc-2", 5).unwrap();
+            assert_eq!(runbook_ids(&again), runbook_ids(&first));
+            let bits = |h: &[RunbookHit]| h.iter().map(|h| h.score.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&again), bits(&first));
+        }
+        let runs = |sql: &str| s.conn.prepare_cached(sql).unwrap().get_status(Run);
+        assert_eq!(runs(crate::fts_rank::DF_STATE), 4, "one state check per query, on one statement");
+        assert_eq!(runs(crate::fts_rank::DF_DOCS), 12, "one count per word per query, on one statement");
+    }
+
     /// The contradiction searches of [`answers`]: each found with its support search (one
     /// query for both stances), so a hit of the cache the first time it is asked.
     fn paired() -> u64 {
@@ -1665,7 +1691,7 @@ mod tests {
             conn.execute_batch(SCHEMA).unwrap();
             conn.execute_batch("PRAGMA user_version = 1").unwrap();
             let old = SqliteKnowledgeStore {
-                conn,
+                conn: Box::new(conn),
                 location: "v1".into(),
                 bucketed: false,
                 df: false,
