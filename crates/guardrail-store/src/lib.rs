@@ -57,7 +57,7 @@ pub use outbox::{
 pub use pg::{PostgresStore, SchemaNameError, redact_url};
 pub use pg_tls::TlsParamError;
 pub use plan::{ClaimGuard, GuardedClaim, LinkedClaim, LinkedDraft};
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, use_global_allocator};
 
 /// Schema version this build writes and understands, on both backends.
 pub const SCHEMA_VERSION: i64 = 1;
