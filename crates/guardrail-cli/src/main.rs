@@ -317,6 +317,9 @@ fn env_lookup(key: &str) -> Option<String> {
 }
 
 fn main() -> ExitCode {
+    // Before anything opens a database: SQLite allocates through mimalloc too (a record of
+    // megabytes no longer costs a fresh mmap, its page faults and an munmap per buffer).
+    guardrail_store::use_global_allocator();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -598,6 +601,9 @@ fn run_gate(
     }
     let (spec, jsonl) = (store.spec(env), store.jsonl(env));
     let recorder = decide::Recorder { store: &spec, jsonl: jsonl.as_deref(), requested_by: None };
+    // Every run from here on appends a record (the decision, or why it could not decide): the
+    // store is opened meanwhile on another thread.
+    guardrail_gate::audit_cmd::open_ahead(&spec);
     // Checked policy sets are kept between runs (GUARDRAIL_CACHE_DIR; `off` turns it off).
     guardrail_gate::policy_cache::enable(env);
     let snapshot = decide::read_snapshot(args, env, jiff::Timestamp::now());
