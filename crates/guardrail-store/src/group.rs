@@ -262,11 +262,43 @@ fn checkpointer(spec: String, wake: mpsc::Receiver<()>, shared: Arc<Checkpoints>
             if let Ok(f) = std::fs::File::open(conn.path()) {
                 let _ = f.sync_data();
             }
+            uncache_wal(conn.path(), conn.wal_len());
             shared.truncate_due.store(true, Ordering::Release);
         }
     }
     conn.checkpoint_passive(true);
 }
+
+/// Asks the kernel to drop the cached pages of the WAL's older part (all but its last 8 MiB,
+/// which readers may still read: frames a passive pass could not copy yet) before the writer
+/// truncates it. Truncating a 64 MiB WAL took 30-36 ms in `ftruncate` (strace), nearly all of
+/// it dropping those pages, with every append waiting; here the checkpointer's thread does
+/// that part beside the writer. The pages are clean (each commit synced them) and only their
+/// caching changes: a page read again is read from the file. Best effort.
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+fn uncache_wal(db: &std::path::Path, len: u64) {
+    use std::os::fd::AsRawFd;
+    const KEEP: u64 = 8 << 20;
+    /// `POSIX_FADV_DONTNEED` on Linux.
+    const DONTNEED: std::ffi::c_int = 4;
+    unsafe extern "C" {
+        fn posix_fadvise(fd: std::ffi::c_int, offset: i64, len: i64, advice: std::ffi::c_int) -> std::ffi::c_int;
+    }
+    let upto = i64::try_from(len.saturating_sub(KEEP)).unwrap_or(i64::MAX);
+    if upto == 0 {
+        return;
+    }
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    if let Ok(f) = std::fs::File::open(&wal) {
+        // SAFETY: a plain syscall on a descriptor we own for the duration of the call; it
+        // reads and writes no memory of ours.
+        let _ = unsafe { posix_fadvise(f.as_raw_fd(), 0, upto, DONTNEED) };
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+fn uncache_wal(_db: &std::path::Path, _len: u64) {}
 
 /// What a shared SQLite store's writer and checkpointer share.
 #[derive(Debug)]
