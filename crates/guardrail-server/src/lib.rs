@@ -60,6 +60,7 @@ macro_rules! eprintln {
 pub mod api;
 pub mod auth;
 pub mod checkpoints;
+mod drain;
 mod gov_doc;
 pub mod governor_api;
 pub mod metrics;
@@ -252,6 +253,8 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), check_host))
+        // Outside every early answer (the host check's included): `drain.rs`.
+        .layer(axum::middleware::from_fn_with_state(limit, drain::read_body_first))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }

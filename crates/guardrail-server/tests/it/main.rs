@@ -10,6 +10,7 @@ mod common;
 mod explainer;
 mod governor;
 mod http;
+mod keepalive;
 mod knowledge_es;
 mod openapi;
 mod outbox;
