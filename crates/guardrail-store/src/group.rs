@@ -45,6 +45,7 @@ use guardrail_core::audit::{ChainedRecord, RecordDraft, VerifyReport};
 use crate::outbox::{ChannelKind, DueEntry, OutboxEntry, OutboxRouter, OutboxState, OutboxStatus, Retry};
 use crate::plan::{ClaimGuard, LinkedClaim, LinkedDraft, Outcome, Unit, Work};
 use crate::prepared::Prepared;
+use crate::sqlite::CheckpointMode;
 use crate::{AuditStore, Backend, Claim, ListQuery, StoreError, open_backend, validate_draft};
 
 /// Most records one group commit seals: bounds the transaction (and the time the chain lock is
@@ -84,7 +85,7 @@ pub fn share(spec: &str) -> Result<Arc<SharedStore>, StoreError> {
     let described = Arc::new(OnceLock::new());
     let _ = described.set(describe(&first));
     let stats = Arc::new(Stats::default());
-    let checkpoints = Arc::new(Checkpoints { limit: AtomicU64::new(WAL_LIMIT), truncate_due: AtomicBool::new(false) });
+    let checkpoints = Arc::new(Checkpoints { limit: AtomicU64::new(WAL_LIMIT), restart_due: AtomicBool::new(false) });
     let (jobs, rx) = mpsc::channel();
     let writer = {
         let (spec, described, stats, limit) = (spec.to_string(), described.clone(), stats.clone(), checkpoints.clone());
@@ -159,9 +160,11 @@ impl SharedStore {
         }
     }
 
-    /// Sets the WAL length (bytes) past which a SQLite store's WAL is truncated, between two
-    /// group commits, once a passive checkpoint has found it longer (default 64 MiB). The file
-    /// passes it by what is written until then. No effect on PostgreSQL.
+    /// Sets the WAL length (bytes of frames in the log) past which a SQLite store's WAL is
+    /// restarted, between two group commits, once a passive checkpoint has found it longer
+    /// (default 64 MiB): the next commit writes the file from its beginning again, so the file
+    /// stays near this length (it passes it by what is written until the restart). No effect on
+    /// PostgreSQL.
     pub fn set_wal_limit(&self, bytes: u64) {
         self.checkpoints.limit.store(bytes, Ordering::Relaxed);
     }
@@ -226,8 +229,8 @@ impl Job {
 /// is a few pages, so the WAL stays around a few MiB at most).
 const COMMITS_PER_CHECKPOINT: u32 = 32;
 
-/// The WAL length past which a shared SQLite store's WAL is truncated after the checkpointer's
-/// passive pass ([`SharedStore::set_wal_limit`] changes it).
+/// The WAL length (bytes of frames in the log) past which a shared SQLite store's WAL is
+/// restarted after the checkpointer's passive pass ([`SharedStore::set_wal_limit`] changes it).
 const WAL_LIMIT: u64 = 64 << 20;
 
 /// The checkpointer of a shared SQLite store: on its own thread and connection, so the writer's
@@ -241,76 +244,44 @@ const WAL_LIMIT: u64 = 64 << 20;
 /// constant load some reader always holds a snapshot, so that never happened and the WAL grew
 /// without bound (hundreds of MB after a minute of proposals, every read slower as the WAL's
 /// index grew: approval p99 181 ms against 71-80 ms after a manual checkpoint). So when the
-/// WAL is still longer than the limit after a passive pass, the checkpointer asks the writer
-/// ([`Checkpoints::truncate_due`]) for a truncating checkpoint, and waits for it before its
+/// log is still longer than the limit after a passive pass, the checkpointer asks the writer
+/// ([`Checkpoints::restart_due`]) for a restarting checkpoint, and waits for it before its
 /// next pass (two checkpoints never run at once: SQLite would refuse the second).
 fn checkpointer(spec: String, wake: mpsc::Receiver<()>, shared: Arc<Checkpoints>) {
     let Ok(Backend::Sqlite(mut conn)) = open_backend(&spec) else { return };
     while wake.recv().is_ok() {
         // Coalesce the wake-ups queued meanwhile: one checkpoint covers them.
         while wake.try_recv().is_ok() {}
-        if shared.truncate_due.load(Ordering::Acquire) {
+        if shared.restart_due.load(Ordering::Acquire) {
             continue;
         }
-        conn.checkpoint_passive(false);
-        if conn.wal_len() > shared.limit.load(Ordering::Relaxed) {
+        let log = conn.checkpoint(CheckpointMode::Passive);
+        if log.is_some_and(|bytes| bytes > shared.limit.load(Ordering::Relaxed)) {
             // A passive pass that could not copy the whole WAL (a reader's snapshot) leaves
-            // the pages it copied unsynced in the database file; the truncating checkpoint
+            // the pages it copied unsynced in the database file; the restarting checkpoint
             // syncs the file first, and on the writer's thread that was tens of MB (measured
             // 40-115 ms with a 64 MiB WAL, every append waiting). Synced here, it only has
             // the few pages written since. (Best effort: SQLite syncs whatever is left.)
             if let Ok(f) = std::fs::File::open(conn.path()) {
                 let _ = f.sync_data();
             }
-            uncache_wal(conn.path(), conn.wal_len());
-            shared.truncate_due.store(true, Ordering::Release);
+            shared.restart_due.store(true, Ordering::Release);
         }
     }
-    conn.checkpoint_passive(true);
+    conn.checkpoint(CheckpointMode::Truncate);
 }
-
-/// Asks the kernel to drop the cached pages of the WAL's older part (all but its last 8 MiB,
-/// which readers may still read: frames a passive pass could not copy yet) before the writer
-/// truncates it. Truncating a 64 MiB WAL took 30-36 ms in `ftruncate` (strace), nearly all of
-/// it dropping those pages, with every append waiting; here the checkpointer's thread does
-/// that part beside the writer. The pages are clean (each commit synced them) and only their
-/// caching changes: a page read again is read from the file. Best effort.
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-fn uncache_wal(db: &std::path::Path, len: u64) {
-    use std::os::fd::AsRawFd;
-    const KEEP: u64 = 8 << 20;
-    /// `POSIX_FADV_DONTNEED` on Linux.
-    const DONTNEED: std::ffi::c_int = 4;
-    unsafe extern "C" {
-        fn posix_fadvise(fd: std::ffi::c_int, offset: i64, len: i64, advice: std::ffi::c_int) -> std::ffi::c_int;
-    }
-    let upto = i64::try_from(len.saturating_sub(KEEP)).unwrap_or(i64::MAX);
-    if upto == 0 {
-        return;
-    }
-    let mut wal = db.as_os_str().to_owned();
-    wal.push("-wal");
-    if let Ok(f) = std::fs::File::open(&wal) {
-        // SAFETY: a plain syscall on a descriptor we own for the duration of the call; it
-        // reads and writes no memory of ours.
-        let _ = unsafe { posix_fadvise(f.as_raw_fd(), 0, upto, DONTNEED) };
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-fn uncache_wal(_db: &std::path::Path, _len: u64) {}
 
 /// What a shared SQLite store's writer and checkpointer share.
 #[derive(Debug)]
 struct Checkpoints {
-    /// The WAL length past which the WAL is truncated ([`SharedStore::set_wal_limit`]).
+    /// The log length past which the WAL is restarted ([`SharedStore::set_wal_limit`]).
     limit: AtomicU64,
-    /// Set by the checkpointer after a passive pass that left the WAL past `limit`; the writer
-    /// truncates it between two batches and clears it.
-    truncate_due: AtomicBool,
+    /// Set by the checkpointer after a passive pass that left the log past `limit`; the writer
+    /// restarts it between two batches and clears it.
+    restart_due: AtomicBool,
 }
 
-/// The writer's truncating checkpoint, between two batches, when the checkpointer asked for
+/// The writer's restarting checkpoint, between two batches, when the checkpointer asked for
 /// one. Run here and not on the checkpointer's connection because a checkpoint that restarts
 /// the WAL needs the write lock, and the writer, committing batch after batch, holds it nearly
 /// all the time: the checkpointer's busy handler polled in vain (measured: most attempts ran
@@ -318,15 +289,17 @@ struct Checkpoints {
 /// everything, and what is left is waiting for the readers still in the old WAL (reads of a
 /// few ms; reads that start meanwhile read the database file). The next batch waits meanwhile
 /// (and grows). A reader that outlasts the wait only postpones it to the checkpointer's next
-/// pass.
-fn truncate_if_due(backend: &mut Option<Backend>, shared: &Checkpoints) {
-    if !shared.truncate_due.load(Ordering::Acquire) {
+/// pass. Restart, not truncate: truncating a 64 MiB WAL cost 20-36 ms in `ftruncate` on this
+/// thread, every append waiting; a restarted WAL keeps its file and is overwritten from the
+/// beginning, so the file stays bounded near the limit without being freed and grown again.
+fn restart_if_due(backend: &mut Option<Backend>, shared: &Checkpoints) {
+    if !shared.restart_due.load(Ordering::Acquire) {
         return;
     }
     if let Some(Backend::Sqlite(conn)) = backend {
-        conn.checkpoint_passive(true);
+        conn.checkpoint(CheckpointMode::Restart);
     }
-    shared.truncate_due.store(false, Ordering::Release);
+    shared.restart_due.store(false, Ordering::Release);
 }
 
 fn write_loop(
@@ -360,7 +333,7 @@ fn write_loop(
         if done.is_err() {
             backend = None;
         }
-        truncate_if_due(&mut backend, checkpoints_shared);
+        restart_if_due(&mut backend, checkpoints_shared);
         since_checkpoint += 1;
         if matches!(backend, Some(Backend::Sqlite(_))) && since_checkpoint >= COMMITS_PER_CHECKPOINT {
             since_checkpoint = 0;

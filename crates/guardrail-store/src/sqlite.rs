@@ -125,7 +125,7 @@ pub struct SqliteStore {
     /// The outbox table is known to exist (checked once per connection).
     outbox_ready: bool,
     /// `append` checkpoints a long WAL itself (see [`WAL_TRUNCATE_BYTES`]); off for a shared
-    /// store's writer, whose checkpoints run beside it ([`SqliteStore::checkpoint_passive`]).
+    /// store's writer, whose checkpoints run beside it ([`SqliteStore::checkpoint`]).
     inline_checkpoint: bool,
     /// The claim index's table and `chain_head.claims_seq` are known to exist.
     claims_ready: bool,
@@ -620,25 +620,52 @@ impl SqliteStore {
     }
 
     /// Stops `append` from checkpointing (a shared store's writer: its commits must not wait
-    /// for a checkpoint's two extra fsyncs; [`Self::checkpoint_passive`] runs beside it).
+    /// for a checkpoint's two extra fsyncs; [`Self::checkpoint`] runs beside it).
     pub(crate) fn without_inline_checkpoint(mut self) -> Self {
         self.inline_checkpoint = false;
         self
     }
 
-    /// Copies the WAL into the database without blocking writers or readers (`PASSIVE`), or
-    /// with `truncate` waits briefly for them and truncates the WAL. Best effort, as
-    /// [`Self::checkpoint_if_long`]: committed records are durable in the WAL either way. Once
-    /// a passive checkpoint has copied everything, the writer's next commit starts the WAL
-    /// over from its beginning, so the file stops growing.
-    pub(crate) fn checkpoint_passive(&mut self, truncate: bool) {
-        let mode = if truncate { "TRUNCATE" } else { "PASSIVE" };
-        if truncate && self.conn.busy_timeout(Duration::from_millis(200)).is_err() {
-            return;
+    /// Runs a checkpoint (best effort, as [`Self::checkpoint_if_long`]: committed records are
+    /// durable in the WAL either way) and returns how many bytes of the WAL the log holds
+    /// afterwards (its frames, not the file's length: a restarted WAL keeps its file and
+    /// overwrites it from the beginning), or `None` when the checkpoint could not run.
+    ///
+    /// `Passive` copies what it can without waiting for anyone. `Restart` and `Truncate` wait
+    /// briefly (200 ms) for readers still in the old WAL; after `Restart` the next commit writes
+    /// the WAL from its beginning (the file keeps its length: no `ftruncate` of megabytes on the
+    /// caller's thread), after `Truncate` the file is emptied (for the next process to find short).
+    pub(crate) fn checkpoint(&mut self, mode: CheckpointMode) -> Option<u64> {
+        let waits = !matches!(mode, CheckpointMode::Passive);
+        if waits && self.conn.busy_timeout(Duration::from_millis(200)).is_err() {
+            return None;
         }
-        let _ = self.conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| r.get::<_, i64>(0));
-        let _ = self.conn.busy_timeout(BUSY_TIMEOUT);
+        let sql = match mode {
+            CheckpointMode::Passive => "PRAGMA wal_checkpoint(PASSIVE)",
+            CheckpointMode::Restart => "PRAGMA wal_checkpoint(RESTART)",
+            CheckpointMode::Truncate => "PRAGMA wal_checkpoint(TRUNCATE)",
+        };
+        // (busy, frames in the log, frames checkpointed); -1 frames when not in WAL mode.
+        let frames = self.conn.query_row(sql, [], |r| r.get::<_, i64>(1)).ok();
+        if waits {
+            let _ = self.conn.busy_timeout(BUSY_TIMEOUT);
+        }
+        let page = self.conn.query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0)).ok()?;
+        let frames = u64::try_from(frames?).ok()?;
+        // A WAL frame is a 24-byte header and one page; the file starts with a 32-byte header.
+        Some(32 + frames * (u64::try_from(page).ok()? + 24))
     }
+}
+
+/// How [`SqliteStore::checkpoint`] checkpoints (SQLite's `wal_checkpoint` modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CheckpointMode {
+    /// Copy what no reader still needs; wait for no one.
+    Passive,
+    /// Copy everything, wait for the readers of the old WAL, and let the next commit start it over.
+    Restart,
+    /// As `Restart`, and empty the file.
+    Truncate,
 }
 
 const INSERT_RECORD: &str =
