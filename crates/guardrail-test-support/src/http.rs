@@ -108,6 +108,30 @@ pub fn basic_auth(user: &str, password: &str) -> String {
     out
 }
 
+/// One HTTP/1.1 response read off a raw client connection (for tests that drive a server over a
+/// socket, e.g. keep-alive after a refused request): the head, lower-cased, and the body
+/// (`Content-Length` bytes; none without one). `None` when the server closed or reset the
+/// connection first.
+pub fn read_response(r: &mut impl std::io::BufRead) -> Option<(String, String)> {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        match r.read_line(&mut line) {
+            Ok(0) | Err(_) => return None,
+            Ok(_) if line == "\r\n" => break,
+            Ok(_) => head.push_str(&line.to_ascii_lowercase()),
+        }
+    }
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).ok()?;
+    Some((head, String::from_utf8_lossy(&body).into_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

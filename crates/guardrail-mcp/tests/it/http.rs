@@ -9,6 +9,7 @@ use guardrail_gate::inputs::InputArgs;
 use guardrail_governor::ToolRegistry;
 use guardrail_knowledge::{KnowledgeStore, SqliteKnowledgeStore};
 use guardrail_mcp::{HttpOptions, McpConfig, McpRole, TokenVerifier};
+use guardrail_test_support::http::read_response;
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::transport::StreamableHttpClientTransport;
@@ -351,29 +352,6 @@ async fn missing_or_wrong_bearer_tokens_get_401_before_any_mcp() {
     );
     assert!(().serve(transport).await.is_err());
     let _ = stop.send(());
-}
-
-/// One HTTP/1.1 response read off a raw connection: the head (lower-cased) and the body (by
-/// `Content-Length`; none without one), or `None` when the server closed or reset the connection first.
-fn read_response(r: &mut std::io::BufReader<std::net::TcpStream>) -> Option<(String, String)> {
-    use std::io::{BufRead, Read};
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        match r.read_line(&mut line) {
-            Ok(0) | Err(_) => return None,
-            Ok(_) if line == "\r\n" => break,
-            Ok(_) => head.push_str(&line.to_ascii_lowercase()),
-        }
-    }
-    let len = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; len];
-    r.read_exact(&mut body).ok()?;
-    Some((head, String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// A POST's head and body written apart, the body a moment later (as httpx writes them: two

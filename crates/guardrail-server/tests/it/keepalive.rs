@@ -5,33 +5,13 @@
 //! met a closed socket ("Server disconnected without sending a response"). A body the server
 //! does not read whole (larger than the limit) is answered with `Connection: close`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
 use crate::common::*;
 
-/// One response read off a raw connection: the head (lower-cased) and the body (by
-/// `Content-Length`), or `None` when the server closed or reset the connection first.
-fn read_response(r: &mut BufReader<TcpStream>) -> Option<(String, String)> {
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        match r.read_line(&mut line) {
-            Ok(0) | Err(_) => return None,
-            Ok(_) if line == "\r\n" => break,
-            Ok(_) => head.push_str(&line.to_ascii_lowercase()),
-        }
-    }
-    let len = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; len];
-    r.read_exact(&mut body).ok()?;
-    Some((head, String::from_utf8_lossy(&body).into_owned()))
-}
+use guardrail_test_support::http::read_response;
 
 /// `POST path` with `headers`, its head and body written apart (the body a moment later), then
 /// `GET /healthz` on the same connection; both responses as read.
