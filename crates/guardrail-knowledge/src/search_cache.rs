@@ -23,6 +23,13 @@
 //! search of one stance that misses finds both stances with one query and keeps both (the
 //! stress phase asks for the other next).
 //!
+//! **Words the index does not hold.** Inside a held read transaction a search's words that no
+//! document of the table holds are dropped before the search and before the lookup
+//! ([`crate::SqliteKnowledgeStore`]'s `effective_query`): such a word matches no row and adds
+//! exactly 0.0 to every score, so the answer is the same, and an incident text with a word of its
+//! own (an id, a host name, a number) finds the answer kept for the same text without it. Whether
+//! the table holds a word is asked of FTS5 once per word and kept here, at the same version.
+//!
 //! Bounded: at most [`MAX_BYTES`] of document text per connection; a full cache is emptied
 //! (the working set of a server is a few searches per service, refilled in one proposal each).
 
@@ -37,10 +44,31 @@ use crate::{EvidenceHit, KnowledgeStats, RunbookHit};
 /// searches are a few KB, so this is a few hundred distinct incidents' worth.
 pub(crate) const MAX_BYTES: usize = 1 << 20;
 
-/// A runbook search: the query as given, the service, `k`.
-type RunbookKey = (String, String, usize);
-/// An evidence search: the query as given, the service, `k`, the stance.
-type EvidenceKey = (String, String, usize, Option<Stance>);
+/// What a search was asked: the query as given, or the FTS5 query it comes to once the words
+/// the index does not hold are dropped. Two kinds, so that a text never stands for another
+/// text's FTS5 query.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Query {
+    /// The query text as given.
+    Text(String),
+    /// The FTS5 query searched (quoted words, OR-ed).
+    Fts(String),
+}
+
+impl Query {
+    fn len(&self) -> usize {
+        match self {
+            Query::Text(q) | Query::Fts(q) => q.len(),
+        }
+    }
+}
+
+/// A runbook search: the query, the service, `k`.
+type RunbookKey = (Query, String, usize);
+/// An evidence search: the query, the service, `k`, the stance.
+type EvidenceKey = (Query, String, usize, Option<Stance>);
+/// Whether an FTS5 table (`runbooks_fts`, `evidence_fts`) holds a word.
+type WordKey = (&'static str, String);
 
 /// Kept answers of one connection, all read at one `data_version`.
 #[derive(Debug, Default)]
@@ -50,6 +78,7 @@ pub(crate) struct SearchCache {
     runbooks: HashMap<RunbookKey, Vec<RunbookHit>>,
     evidence: HashMap<EvidenceKey, Vec<EvidenceHit>>,
     policies: HashMap<String, Vec<ActionPolicy>>,
+    words: HashMap<WordKey, bool>,
     stats: Option<KnowledgeStats>,
     bytes: usize,
     /// Lookups answered from the cache (tests).
@@ -70,6 +99,7 @@ impl SearchCache {
         self.runbooks.clear();
         self.evidence.clear();
         self.policies.clear();
+        self.words.clear();
         self.stats = None;
         self.bytes = 0;
     }
@@ -86,39 +116,39 @@ impl SearchCache {
         true
     }
 
-    pub(crate) fn runbooks(&mut self, query: &str, service: &str, k: usize) -> Option<Vec<RunbookHit>> {
+    pub(crate) fn runbooks(&mut self, query: &Query, service: &str, k: usize) -> Option<Vec<RunbookHit>> {
         // The key borrows nothing: building it costs two short copies, far less than a search.
-        let hit = self.runbooks.get(&(query.to_string(), service.to_string(), k)).cloned();
+        let hit = self.runbooks.get(&(query.clone(), service.to_string(), k)).cloned();
         self.hits += u64::from(hit.is_some());
         hit
     }
 
-    pub(crate) fn keep_runbooks(&mut self, query: &str, service: &str, k: usize, hits: &[RunbookHit]) {
+    pub(crate) fn keep_runbooks(&mut self, query: &Query, service: &str, k: usize, hits: &[RunbookHit]) {
         let bytes = query.len()
             + hits
                 .iter()
                 .map(|h| h.runbook.id.len() + h.runbook.title.len() + h.runbook.body.len() + 64)
                 .sum::<usize>();
         if self.make_room(bytes) {
-            self.runbooks.insert((query.to_string(), service.to_string(), k), hits.to_vec());
+            self.runbooks.insert((query.clone(), service.to_string(), k), hits.to_vec());
         }
     }
 
     pub(crate) fn evidence(
         &mut self,
-        query: &str,
+        query: &Query,
         service: &str,
         k: usize,
         stance: Option<Stance>,
     ) -> Option<Vec<EvidenceHit>> {
-        let hit = self.evidence.get(&(query.to_string(), service.to_string(), k, stance)).cloned();
+        let hit = self.evidence.get(&(query.clone(), service.to_string(), k, stance)).cloned();
         self.hits += u64::from(hit.is_some());
         hit
     }
 
     pub(crate) fn keep_evidence(
         &mut self,
-        query: &str,
+        query: &Query,
         service: &str,
         k: usize,
         stance: Option<Stance>,
@@ -126,7 +156,18 @@ impl SearchCache {
     ) {
         let bytes = query.len() + hits.iter().map(|h| h.doc.id.len() + h.doc.text.len() + 64).sum::<usize>();
         if self.make_room(bytes) {
-            self.evidence.insert((query.to_string(), service.to_string(), k, stance), hits.to_vec());
+            self.evidence.insert((query.clone(), service.to_string(), k, stance), hits.to_vec());
+        }
+    }
+
+    /// Whether `table` holds `word`, if asked before at this version.
+    pub(crate) fn word(&self, table: &'static str, word: &str) -> Option<bool> {
+        self.words.get(&(table, word.to_string())).copied()
+    }
+
+    pub(crate) fn keep_word(&mut self, table: &'static str, word: &str, held: bool) {
+        if self.make_room(word.len() + 32) {
+            self.words.insert((table, word.to_string()), held);
         }
     }
 
@@ -162,6 +203,10 @@ mod tests {
     use super::*;
     use crate::EvidenceDoc;
 
+    fn q(text: &str) -> Query {
+        Query::Text(text.to_string())
+    }
+
     fn hits(n: usize, text_len: usize) -> Vec<EvidenceHit> {
         (0..n)
             .map(|i| EvidenceHit {
@@ -185,18 +230,18 @@ mod tests {
         c.at_version(1);
         let big = hits(3, 100_000);
         for i in 0..100 {
-            c.keep_evidence(&format!("q{i}"), "svc", 3, Some(Stance::Support), &big);
+            c.keep_evidence(&q(&format!("q{i}")), "svc", 3, Some(Stance::Support), &big);
             assert!(c.bytes <= MAX_BYTES, "{} bytes after {i}", c.bytes);
         }
-        assert!(c.evidence("q99", "svc", 3, Some(Stance::Support)).is_some(), "the latest is kept");
-        assert!(c.evidence("q0", "svc", 3, Some(Stance::Support)).is_none(), "the oldest were dropped");
-        assert!(c.evidence("q99", "svc", 3, Some(Stance::Contradict)).is_none(), "the stance is part of the key");
-        c.keep_evidence("huge", "svc", 3, None, &hits(1, MAX_BYTES + 1));
-        assert!(c.evidence("huge", "svc", 3, None).is_none(), "larger than the bound: not kept");
+        assert!(c.evidence(&q("q99"), "svc", 3, Some(Stance::Support)).is_some(), "the latest is kept");
+        assert!(c.evidence(&q("q0"), "svc", 3, Some(Stance::Support)).is_none(), "the oldest were dropped");
+        assert!(c.evidence(&q("q99"), "svc", 3, Some(Stance::Contradict)).is_none(), "the stance is part of the key");
+        c.keep_evidence(&q("huge"), "svc", 3, None, &hits(1, MAX_BYTES + 1));
+        assert!(c.evidence(&q("huge"), "svc", 3, None).is_none(), "larger than the bound: not kept");
         c.at_version(1);
-        assert!(c.evidence("q99", "svc", 3, Some(Stance::Support)).is_some(), "same version: kept");
+        assert!(c.evidence(&q("q99"), "svc", 3, Some(Stance::Support)).is_some(), "same version: kept");
         c.at_version(2);
-        assert!(c.evidence("q99", "svc", 3, Some(Stance::Support)).is_none(), "another version: dropped");
+        assert!(c.evidence(&q("q99"), "svc", 3, Some(Stance::Support)).is_none(), "another version: dropped");
         assert_eq!(c.bytes, 0);
     }
 }

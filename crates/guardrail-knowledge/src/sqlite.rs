@@ -31,7 +31,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use guardrail_core::remediation::{ActionPolicy, Severity, Stance};
 
-use crate::search_cache::SearchCache;
+use crate::search_cache::{Query, SearchCache};
 use crate::{
     EvidenceDoc, EvidenceHit, KnowledgeDocs, KnowledgeError, KnowledgeStats, KnowledgeStore, LoadReport, Provenance,
     Runbook, RunbookHit, sum,
@@ -242,6 +242,12 @@ fn merge_ranked<T>(a: Vec<(T, f64, String)>, b: Vec<(T, f64, String)>, k: usize)
 
 /// The FTS5 query for free text: every word quoted, OR-ed; `None` when there is no word.
 pub fn fts_query(text: &str) -> Option<String> {
+    quoted_or(&query_words(text))
+}
+
+/// The words of free text a search uses: split at anything not a letter or digit, lowercased,
+/// each once, in order, at most [`MAX_QUERY_WORDS`].
+fn query_words(text: &str) -> Vec<String> {
     let mut words: Vec<String> = Vec::new();
     for w in text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
         let w = w.to_lowercase();
@@ -252,8 +258,23 @@ pub fn fts_query(text: &str) -> Option<String> {
             break;
         }
     }
+    words
+}
+
+/// Words, each quoted, OR-ed; `None` when there is none.
+fn quoted_or<W: AsRef<str>>(words: &[W]) -> Option<String> {
     // Words hold only letters and digits, so quoting cannot be escaped.
-    (!words.is_empty()).then(|| words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" OR "))
+    (!words.is_empty()).then(|| words.iter().map(|w| format!("\"{}\"", w.as_ref())).collect::<Vec<_>>().join(" OR "))
+}
+
+/// What a search on a cached connection looks up and runs ([`SqliteKnowledgeStore::effective_query`]).
+enum Effective {
+    /// The query as given (outside a held read, or a text without words).
+    AsGiven,
+    /// The FTS5 query of the words the table holds (and of every word not plain ASCII).
+    Fts(String),
+    /// The table holds none of the words: nothing matches.
+    Nothing,
 }
 
 /// Plans that do not depend on the values bound (SQLite's query planner stability guarantee).
@@ -845,6 +866,17 @@ fn bounded(k: usize) -> i64 {
 /// The searches as SQLite answers them now; [`KnowledgeStore`]'s methods add the cache.
 impl SqliteKnowledgeStore {
     fn search_runbooks_now(&self, query: &str, service: &str, k: usize) -> Result<Vec<RunbookHit>, KnowledgeError> {
+        self.search_runbooks_fts(fts_query(query).as_deref(), service, k)
+    }
+
+    /// A runbook search by its FTS5 query (`None`: no word, the service's reviewed runbooks
+    /// by id).
+    fn search_runbooks_fts(
+        &self,
+        fts: Option<&str>,
+        service: &str,
+        k: usize,
+    ) -> Result<Vec<RunbookHit>, KnowledgeError> {
         // Schema 2: only the service's range; a service nothing was ever added for has no
         // runbooks. Schema 1: every rowid, filtered by service as before.
         let (lo, hi) = if self.bucketed {
@@ -855,7 +887,7 @@ impl SqliteKnowledgeStore {
         } else {
             (i64::MIN, i64::MAX)
         };
-        let rows: Vec<(RunbookRow, f64)> = match fts_query(query) {
+        let rows: Vec<(RunbookRow, f64)> = match fts {
             Some(q) => {
                 // The range is on `runbooks_fts.rowid`, so FTS5 itself sees it (xBestIndex) and
                 // seeks its doclists to the service's rows. CROSS JOIN keeps FTS5 the outer loop
@@ -895,10 +927,20 @@ impl SqliteKnowledgeStore {
         k: usize,
         stance: Option<Stance>,
     ) -> Result<Vec<EvidenceHit>, KnowledgeError> {
-        let fts = fts_query(query);
+        self.search_evidence_fts(fts_query(query).as_deref(), service, k, stance)
+    }
+
+    /// An evidence search by its FTS5 query (`None`: no word, by id).
+    fn search_evidence_fts(
+        &self,
+        fts: Option<&str>,
+        service: &str,
+        k: usize,
+        stance: Option<Stance>,
+    ) -> Result<Vec<EvidenceHit>, KnowledgeError> {
         let mut merged: Vec<(EvidenceRowRaw, f64, String)> = Vec::new();
         for (lo, hi) in self.evidence_ranges(service)? {
-            let rows = self.evidence_in(fts.as_deref(), service, k, stance, lo, hi)?;
+            let rows = self.evidence_in(fts, service, k, stance, lo, hi)?;
             merged = merge_ranked(merged, rows, bounded(k) as usize);
         }
         self.evidence_hits(merged)
@@ -912,14 +954,13 @@ impl SqliteKnowledgeStore {
     /// two. The stress phase asks for both of every claim, one after the other.
     fn search_evidence_both_now(
         &self,
-        query: &str,
+        fts: Option<&str>,
         service: &str,
         k: usize,
     ) -> Result<(Vec<EvidenceHit>, Vec<EvidenceHit>), KnowledgeError> {
-        let fts = fts_query(query);
         let (mut support, mut contradict) = (Vec::new(), Vec::new());
         for (lo, hi) in self.evidence_ranges(service)? {
-            let [s, c] = self.evidence_in_per_stance(fts.as_deref(), service, k, lo, hi)?;
+            let [s, c] = self.evidence_in_per_stance(fts, service, k, lo, hi)?;
             support = merge_ranked(support, s, bounded(k) as usize);
             contradict = merge_ranked(contradict, c, bounded(k) as usize);
         }
@@ -1066,6 +1107,74 @@ impl SqliteKnowledgeStore {
         self.conn.is_autocommit()
     }
 
+    /// What a search of `table` (`runbooks_fts`, `evidence_fts`) for `query` looks up and runs
+    /// on a cached connection. Inside a held read transaction: the FTS5 query of its words
+    /// without those no document of the table holds — each asked of FTS5 once per file version
+    /// (`MATCH '"word"'`, the same tokenizer and index as the search), then kept. Exactly the
+    /// same answer: the search ORs the words, so such a word matches no row, and `bm25()` (and
+    /// `guardrail_bm25`) adds `idf × 0 × (k1 + 1) / (…) = +0.0` for it to every score, which
+    /// leaves each sum's bits as they are; the other words' idf, the row count and the average
+    /// length do not depend on it. One snapshot: outside a held read, a commit between the
+    /// question and the search could add the word, so the query is used as given. Only words
+    /// of ASCII letters and digits are asked about (each is one token to `unicode61`); any
+    /// other is kept. An answer from this is what the given query returns now, and an incident
+    /// text with a word of its own (an id, a number, a host name) finds the answer kept for the
+    /// same text without it.
+    fn effective_query(
+        &self,
+        cache: &mut SearchCache,
+        table: &'static str,
+        query: &str,
+    ) -> Result<Effective, KnowledgeError> {
+        if !self.reading.get() || self.conn.is_autocommit() {
+            return Ok(Effective::AsGiven);
+        }
+        let words = query_words(query);
+        if words.is_empty() {
+            return Ok(Effective::AsGiven);
+        }
+        let mut asked = false;
+        let mut held: Vec<&str> = Vec::with_capacity(words.len());
+        for w in &words {
+            if !w.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                held.push(w);
+                continue;
+            }
+            let has = match cache.word(table, w) {
+                Some(has) => has,
+                None => {
+                    asked = true;
+                    let has = self.table_holds(table, w)?;
+                    cache.keep_word(table, w, has);
+                    has
+                }
+            };
+            if has {
+                held.push(w);
+            }
+        }
+        Ok(match quoted_or(&held) {
+            Some(fts) => Effective::Fts(fts),
+            None => {
+                // Answered from what is kept when no word had to be asked about (tests count it).
+                cache.hits += u64::from(!asked);
+                Effective::Nothing
+            }
+        })
+    }
+
+    /// Whether any document of `table` holds `word` (ASCII letters and digits only).
+    fn table_holds(&self, table: &'static str, word: &str) -> Result<bool, KnowledgeError> {
+        let sql = match table {
+            "runbooks_fts" => "SELECT 1 FROM runbooks_fts WHERE runbooks_fts MATCH ?1 LIMIT 1",
+            _ => "SELECT 1 FROM evidence_fts WHERE evidence_fts MATCH ?1 LIMIT 1",
+        };
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut st| st.exists([format!("\"{word}\"")]))
+            .map_err(|e| self.err("searching", e))
+    }
+
     /// Answers served from the cache so far (tests).
     #[cfg(test)]
     pub(crate) fn cache_hits(&self) -> u64 {
@@ -1078,11 +1187,16 @@ impl KnowledgeStore for SqliteKnowledgeStore {
         let Some(mut cache) = self.cache_at_version() else {
             return self.search_runbooks_now(query, service, k);
         };
-        if let Some(hits) = cache.runbooks(query, service, k) {
+        let (key, fts) = match self.effective_query(&mut cache, "runbooks_fts", query)? {
+            Effective::AsGiven => (Query::Text(query.to_string()), fts_query(query)),
+            Effective::Fts(fts) => (Query::Fts(fts.clone()), Some(fts)),
+            Effective::Nothing => return Ok(Vec::new()),
+        };
+        if let Some(hits) = cache.runbooks(&key, service, k) {
             return Ok(hits);
         }
-        let hits = self.search_runbooks_now(query, service, k)?;
-        cache.keep_runbooks(query, service, k, &hits);
+        let hits = self.search_runbooks_fts(fts.as_deref(), service, k)?;
+        cache.keep_runbooks(&key, service, k, &hits);
         Ok(hits)
     }
 
@@ -1096,19 +1210,24 @@ impl KnowledgeStore for SqliteKnowledgeStore {
         let Some(mut cache) = self.cache_at_version() else {
             return self.search_evidence_now(query, service, k, stance);
         };
-        if let Some(hits) = cache.evidence(query, service, k, stance) {
+        let (key, fts) = match self.effective_query(&mut cache, "evidence_fts", query)? {
+            Effective::AsGiven => (Query::Text(query.to_string()), fts_query(query)),
+            Effective::Fts(fts) => (Query::Fts(fts.clone()), Some(fts)),
+            Effective::Nothing => return Ok(Vec::new()),
+        };
+        if let Some(hits) = cache.evidence(&key, service, k, stance) {
             return Ok(hits);
         }
         let Some(asked) = stance else {
-            let hits = self.search_evidence_now(query, service, k, None)?;
-            cache.keep_evidence(query, service, k, None, &hits);
+            let hits = self.search_evidence_fts(fts.as_deref(), service, k, None)?;
+            cache.keep_evidence(&key, service, k, None, &hits);
             return Ok(hits);
         };
         // One stance asked: both found by one query per range and both kept, since the other
         // is asked next (the stress phase searches every claim for support, then contradiction).
-        let (support, contradict) = self.search_evidence_both_now(query, service, k)?;
-        cache.keep_evidence(query, service, k, Some(Stance::Support), &support);
-        cache.keep_evidence(query, service, k, Some(Stance::Contradict), &contradict);
+        let (support, contradict) = self.search_evidence_both_now(fts.as_deref(), service, k)?;
+        cache.keep_evidence(&key, service, k, Some(Stance::Support), &support);
+        cache.keep_evidence(&key, service, k, Some(Stance::Contradict), &contradict);
         Ok(match asked {
             Stance::Support => support,
             Stance::Contradict => contradict,
@@ -1595,7 +1714,8 @@ mod tests {
             for q in QUERIES {
                 for svc in (0..=9).map(|i| if i == 0 { "*".to_string() } else { format!("svc-{i}") }) {
                     for k in [1, 3, 5, 100, 1000] {
-                        let (support, contradict) = s.search_evidence_both_now(q, &svc, k).unwrap();
+                        let (support, contradict) =
+                            s.search_evidence_both_now(fts_query(q).as_deref(), &svc, k).unwrap();
                         let own = |stance| evidence_ids(&s.search_evidence_now(q, &svc, k, Some(stance)).unwrap());
                         assert_eq!(evidence_ids(&support), own(Stance::Support), "{q} {svc} {k} {bucketed} {df}");
                         assert_eq!(evidence_ids(&contradict), own(Stance::Contradict), "{q} {svc} {k} {bucketed} {df}");
@@ -1627,7 +1747,12 @@ mod tests {
         let before = answers(&writer);
         assert_eq!(answers(&reader), before);
         assert_eq!(answers(&reader), before);
-        assert_eq!(reader.cache_hits(), before.len() as u64 + paired());
+        // "zzz" is a word neither table holds: inside the held read its 60 searches of a pass
+        // (5 services, 3 k, runbooks and 3 evidence stances) are answered from the kept fact,
+        // all but the first runbook and the first evidence search, which ask FTS5; `paired`
+        // counted 15 of them (the second stance).
+        let unheld = 5 * 3 * 4 - 2 - 5 * 3;
+        assert_eq!(reader.cache_hits(), before.len() as u64 + paired() + unheld);
         assert_eq!(checks(&reader), 1, "one version check, when the read began");
 
         // A commit cannot land while the read is held (no busy wait here: refused at once).
@@ -1648,6 +1773,83 @@ mod tests {
         assert_eq!(answers(&reader), after, "checked at each search again");
         assert!(reader.begin_read());
         assert_eq!(answers(&reader), after);
+        assert!(reader.end_read());
+    }
+
+    /// Inside a held read, words the index does not hold are dropped before the search: the
+    /// answers are those of the query as given on a connection without a cache (ids, order,
+    /// score bits), for queries mixing held and unheld words, words that are only unheld in one
+    /// table, non-ASCII words, and queries of unheld words only; and a text that differs from an
+    /// earlier one only by unheld words is answered from the kept answer without a search.
+    #[test]
+    fn words_the_index_does_not_hold_are_dropped_with_the_same_answers() {
+        use rusqlite::StatementStatus::Run;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kb.db");
+        let mut writer = SqliteKnowledgeStore::create(&path).unwrap();
+        let mut docs = corpus(400, 300, 6);
+        // A word only evidence holds, and one only a runbook's title holds.
+        docs.evidence[0].text.push_str(" onlyevidence");
+        docs.runbooks[0].title.push_str(" onlytitle");
+        writer.add_docs(&docs).unwrap();
+        let reader = SqliteKnowledgeStore::open_read_only(&path).unwrap();
+        let texts: Vec<String> = [
+            "latency spike restart",
+            "P99 latency jumped from 220ms to 1400ms case 0x1 timeouts, db connection saturation",
+            "P99 latency jumped from 220ms to 1400ms case 0x2 timeouts, db connection saturation",
+            "zzz qqq 0x3",
+            "onlyevidence restarts",
+            "onlytitle cache",
+            "caf\u{e9} latency na\u{ef}ve restarts",
+            "RESTARTS Restarted restarting 17f3",
+            "",
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .chain((0..70).map(|i| format!("w{i} latency")))
+        .collect();
+        let all = |s: &SqliteKnowledgeStore| -> Vec<String> {
+            let mut out = Vec::new();
+            for q in &texts {
+                for svc in ["*", "svc-1", "svc-4"] {
+                    for k in [1, 5, 100] {
+                        out.push(format!("{q} {svc} {k} {:?}", runbook_ids(&s.search_runbooks(q, svc, k).unwrap())));
+                        for stance in [None, Some(Stance::Support), Some(Stance::Contradict)] {
+                            let hits = s.search_evidence(q, svc, k, stance).unwrap();
+                            out.push(format!("{q} {svc} {k} {stance:?} {:?}", evidence_ids(&hits)));
+                        }
+                    }
+                }
+            }
+            out
+        };
+        let given = all(&writer);
+        assert!(given.iter().filter(|a| !a.ends_with("[]")).count() > 500, "most searches find something");
+        assert!(reader.begin_read());
+        assert_eq!(all(&reader), given);
+        assert_eq!(all(&reader), given, "kept answers");
+        assert!(reader.end_read());
+        // Outside a held read the query is used as given.
+        assert_eq!(all(&reader), given);
+
+        // A unique word costs one question per table, not a search.
+        let searches = |s: &SqliteKnowledgeStore| {
+            let run = |sql: &str| s.conn.prepare_cached(sql).unwrap().get_status(Run);
+            run(SEARCH_RUNBOOKS_DF) + run(SEARCH_EVIDENCE_DF)
+        };
+        assert!(reader.begin_read());
+        let base = "P99 latency jumped from 220ms to 1400ms case 0x1 timeouts, db connection saturation";
+        let first = (
+            reader.search_runbooks(base, "svc-1", 3).unwrap(),
+            reader.search_evidence(base, "svc-1", 3, None).unwrap(),
+        );
+        let before = searches(&reader);
+        for n in 0..20 {
+            let q = base.replace("0x1", &format!("{n}x{n}"));
+            assert_eq!(runbook_ids(&reader.search_runbooks(&q, "svc-1", 3).unwrap()), runbook_ids(&first.0));
+            assert_eq!(evidence_ids(&reader.search_evidence(&q, "svc-1", 3, None).unwrap()), evidence_ids(&first.1));
+        }
+        assert_eq!(searches(&reader), before, "no search ran again");
         assert!(reader.end_read());
     }
 
