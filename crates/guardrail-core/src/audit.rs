@@ -38,6 +38,64 @@ pub struct EncodedDraft {
     pub recorded_at: String,
     /// The body's canonical text.
     pub body_text: String,
+    /// The hash state of the record's canonical bytes up to the end of `body_text`, when it was
+    /// computed while the text was written ([`BodyHead::encode`]); it must be that text's.
+    pub body_head: Option<BodyHead>,
+}
+
+/// The bytes a record's canonical text starts with, before its body's text: the body is its
+/// first key.
+pub const BODY_PREFIX: &[u8] = b"{\"body\":";
+
+/// The SHA-256 state of a record's canonical bytes up to the end of its body: [`BODY_PREFIX`]
+/// and the body's canonical text. A store continues it with the record's other fields instead
+/// of hashing the body's megabytes after the text is written.
+#[derive(Clone)]
+pub struct BodyHead(Sha256);
+
+impl BodyHead {
+    /// The canonical text of `body` ([`crate::canonical_json::to_string_with_capacity`]) and its
+    /// head, hashed on another thread while the text is written
+    /// ([`crate::canonical_json::to_string_hashed`]).
+    pub fn encode<T: Serialize + ?Sized>(
+        body: &T,
+        capacity: usize,
+    ) -> Result<(String, BodyHead), crate::canonical_json::Error> {
+        let (text, state) = crate::canonical_json::to_string_hashed(body, capacity, BODY_PREFIX)?;
+        Ok((text, BodyHead(state)))
+    }
+
+    /// The head of `body_text`, hashed here.
+    pub fn of(body_text: &str) -> BodyHead {
+        let mut state = Sha256::new();
+        state.update(BODY_PREFIX);
+        state.update(body_text.as_bytes());
+        BodyHead(state)
+    }
+
+    /// The hash state, to be continued with the record's other fields.
+    pub fn into_state(self) -> Sha256 {
+        self.0
+    }
+
+    /// The hex digest of the state as it is (for comparisons).
+    fn digest(&self) -> String {
+        hex::encode(self.0.clone().finalize())
+    }
+}
+
+impl PartialEq for BodyHead {
+    fn eq(&self, other: &BodyHead) -> bool {
+        self.digest() == other.digest()
+    }
+}
+
+impl Eq for BodyHead {}
+
+impl std::fmt::Debug for BodyHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("BodyHead").field(&self.digest()).finish()
+    }
 }
 
 impl EncodedDraft {

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use guardrail_config::tokens::Role;
-use guardrail_core::audit::{ChainedRecord, EncodedDraft, RecordDraft};
+use guardrail_core::audit::{BodyHead, ChainedRecord, EncodedDraft, RecordDraft};
 use guardrail_core::policy::Action;
 use guardrail_store::AppendError;
 use jiff::Timestamp;
@@ -227,6 +227,12 @@ impl Decided {
     pub fn record_text(&self) -> Result<String, guardrail_core::canonical_json::Error> {
         gate::DecisionRecordBody::encode_text(&self.output(), &self.evaluation.sources)
     }
+
+    /// [`Decided::record_text`] and the record's hash state up to the end of the body, hashed
+    /// while the text is written ([`gate::DecisionRecordBody::encode_text_hashed`]).
+    pub fn record_text_hashed(&self) -> Result<(String, BodyHead), guardrail_core::canonical_json::Error> {
+        gate::DecisionRecordBody::encode_text_hashed(&self.output(), &self.evaluation.sources)
+    }
 }
 
 /// Evaluates a snapshot (no record): what `evaluate_deploy` answers when not asked to record.
@@ -413,19 +419,35 @@ pub fn record_decided(
 /// run. Not for PostgreSQL: its store reads the text back into a value (slower than building
 /// the value). The record returned then has a `null` body (the decision is the caller's).
 fn record_decided_as_text(decided: &Decided, recorder: &Recorder<'_>) -> Result<(ChainedRecord, AuditRef), Withheld> {
-    let text = match (recorder.jsonl, recorder.requested_by) {
-        (None, None) if !is_postgres(recorder.store) => decided.record_text().ok(),
-        _ => None,
+    let draft = encoded_draft(decided, recorder);
+    append_decided(decided, draft, recorder)
+}
+
+/// The `deploy_decision` draft as its canonical text, hashed while written, when the store may
+/// take it as text (see [`record_decided_as_text`]); `None` for the value route.
+fn encoded_draft(decided: &Decided, recorder: &Recorder<'_>) -> Option<EncodedDraft> {
+    let (body_text, body_head) = match (recorder.jsonl, recorder.requested_by) {
+        (None, None) if !is_postgres(recorder.store) => decided.record_text_hashed().ok()?,
+        _ => return None,
     };
-    let Some(body_text) = text else {
-        return record_decided(decided, gate::RECORD_KIND, decided.record_body(), recorder);
-    };
-    let d = &decided.evaluation.decision;
-    let draft = EncodedDraft {
+    Some(EncodedDraft {
         kind: gate::RECORD_KIND.into(),
         recorded_at: decided.evaluation.settings.now.to_string(),
         body_text,
+        body_head: Some(body_head),
+    })
+}
+
+/// Appends the [`encoded_draft`], or the body as a value without one.
+fn append_decided(
+    decided: &Decided,
+    draft: Option<EncodedDraft>,
+    recorder: &Recorder<'_>,
+) -> Result<(ChainedRecord, AuditRef), Withheld> {
+    let Some(draft) = draft else {
+        return record_decided(decided, gate::RECORD_KIND, decided.record_body(), recorder);
     };
+    let d = &decided.evaluation.decision;
     match crate::audit_cmd::append_encoded(recorder.store, draft) {
         Ok((rec, store)) => {
             let audit = AuditRef { id: rec.id(), seq: rec.seq, hash: rec.hash.clone(), store };
@@ -497,9 +519,13 @@ pub fn record_outcome_meanwhile<T: Send>(
     } else {
         std::thread::scope(|s| {
             let d = &decided;
+            // The record's text first (its hash is written along with it on another thread),
+            // then `meanwhile` on a thread of its own while the store appends: both ways the
+            // second core is busy while this one writes, appends and checkpoints.
+            let draft = encoded_draft(d, recorder);
             let side =
                 std::thread::Builder::new().name("gate-render".into()).spawn_scoped(s, move || meanwhile(d)).ok();
-            let recorded = record_decided_as_text(d, recorder);
+            let recorded = append_decided(d, draft, recorder);
             (recorded, side.and_then(|h| h.join().ok()))
         })
     };
@@ -582,10 +608,15 @@ mod tests {
                 // store keeps and the chain hashes.
                 let text = d.record_text().unwrap();
                 assert_eq!(text, serde_json::to_string(&d.record_body()).unwrap(), "{scenario:?}");
+                // And hashed while written: the head of that text.
+                let (hashed_text, head) = d.record_text_hashed().unwrap();
+                assert_eq!(hashed_text, text, "{scenario:?}");
+                assert_eq!(head, BodyHead::of(&text), "{scenario:?}");
                 let draft = guardrail_core::audit::EncodedDraft {
                     kind: gate::RECORD_KIND.into(),
                     recorded_at: "2026-02-21T00:00:00Z".into(),
                     body_text: text,
+                    body_head: Some(head),
                 };
                 assert!(draft.is_canonical());
             }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use guardrail_config::{ConfigError, Source, SourceMap};
+use guardrail_core::audit::BodyHead;
 use guardrail_core::cost::{self, CostReport};
 use guardrail_core::freeze::TimeWindow;
 use guardrail_core::freshness;
@@ -1007,6 +1008,26 @@ impl DecisionRecordBody {
     /// types without the value ([`guardrail_core::canonical_json`]). An error only for a value
     /// the canonical writer does not take (none of a decision's): the caller encodes the value.
     pub fn encode_text(out: &GateView<'_>, sources: &Sources) -> Result<String, guardrail_core::canonical_json::Error> {
+        DecisionRecordBody::with_text_writer(out, sources, |body, capacity| {
+            guardrail_core::canonical_json::to_string_with_capacity(body, capacity)
+        })
+    }
+
+    /// [`DecisionRecordBody::encode_text`], and the record's hash state up to the end of the
+    /// body, hashed on another thread while the text is written ([`BodyHead::encode`]).
+    pub fn encode_text_hashed(
+        out: &GateView<'_>,
+        sources: &Sources,
+    ) -> Result<(String, BodyHead), guardrail_core::canonical_json::Error> {
+        DecisionRecordBody::with_text_writer(out, sources, |body, capacity| BodyHead::encode(body, capacity))
+    }
+
+    /// `write` given the body in key order and the capacity its text needs.
+    fn with_text_writer<R>(
+        out: &GateView<'_>,
+        sources: &Sources,
+        write: impl FnOnce(&SortedBodyRef<'_>, usize) -> R,
+    ) -> R {
         let settings = SettingsBody::of(out.settings);
         let body = SortedBodyRef {
             action: Some(out.action),
@@ -1048,7 +1069,7 @@ impl DecisionRecordBody {
             .map(|s| s.text.len())
             .sum::<usize>();
         let capacity = texts + texts / 8 + out.trace.len() * 640 + (64 << 10);
-        guardrail_core::canonical_json::to_string_with_capacity(&body, capacity)
+        write(&body, capacity)
     }
 
     /// The body as the audit views show it (`GET /api/audit`): without the inputs' full text,

@@ -12,7 +12,7 @@
 //! The bytes hashed are the same as `canonical_bytes`' (serde_json writes a struct's fields in
 //! declaration order, and a string the same way alone or as a field); a test pins it.
 
-use guardrail_core::audit::{ChainedRecord, EncodedDraft, GENESIS_HASH, RecordDraft};
+use guardrail_core::audit::{BodyHead, ChainedRecord, EncodedDraft, GENESIS_HASH, RecordDraft};
 use sha2::{Digest, Sha256};
 
 use crate::StoreError;
@@ -44,18 +44,29 @@ impl Prepared {
     /// [`crate::validate_draft`] checks a draft, and hashed from the text as given, without a
     /// value (the draft's `body` is `Value::Null`, and so is the sealed record's: the caller holds
     /// the body). Debug builds check that the text is canonical (the bytes `verify` recomputes).
+    /// A head hashed while the text was written ([`EncodedDraft::body_head`]) is continued
+    /// instead of hashing the text again.
     pub(crate) fn encoded(draft: EncodedDraft) -> Result<Prepared, StoreError> {
         debug_assert!(draft.is_canonical(), "an EncodedDraft's body text is not canonical JSON");
-        let EncodedDraft { kind, recorded_at, body_text } = draft;
+        let EncodedDraft { kind, recorded_at, body_text, body_head } = draft;
+        debug_assert!(
+            body_head.as_ref().is_none_or(|h| *h == BodyHead::of(&body_text)),
+            "an EncodedDraft's body head is not its text's"
+        );
         let draft = RecordDraft { kind, recorded_at, body: serde_json::Value::Null };
         crate::validate_draft(&draft)?;
-        Ok(Prepared::hashed(draft, body_text))
+        let head = body_head.unwrap_or_else(|| BodyHead::of(&body_text));
+        Ok(Prepared::continued(draft, body_text, head))
     }
 
     fn hashed(draft: RecordDraft, body: String) -> Prepared {
-        let mut head = Sha256::new();
-        head.update(b"{\"body\":");
-        head.update(body.as_bytes());
+        let head = BodyHead::of(&body);
+        Prepared::continued(draft, body, head)
+    }
+
+    /// The prefix's hash, from the state after the body ([`BodyHead`]).
+    fn continued(draft: RecordDraft, body: String, head: BodyHead) -> Prepared {
+        let mut head = head.into_state();
         head.update(b",\"kind\":");
         head.update(json_str(&draft.kind).as_bytes());
         head.update(b",\"prev_hash\":");
@@ -118,7 +129,12 @@ mod tests {
         let text = serde_json::to_string(&body).unwrap();
         let d = RecordDraft { kind: "k".into(), recorded_at: "2026-02-21T00:00:00Z".into(), body };
         let first = seal(None, d.clone());
-        let enc = EncodedDraft { kind: d.kind.clone(), recorded_at: d.recorded_at.clone(), body_text: text.clone() };
+        let enc = EncodedDraft {
+            kind: d.kind.clone(),
+            recorded_at: d.recorded_at.clone(),
+            body_text: text.clone(),
+            body_head: None,
+        };
         let (ours, stored) = Prepared::encoded(enc.clone()).unwrap().seal(None);
         assert_eq!((ours.seq, &ours.hash, &ours.prev_hash), (first.seq, &first.hash, &first.prev_hash));
         assert_eq!((stored, ours.body), (text.clone(), serde_json::Value::Null));

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use guardrail_core::audit::{EncodedDraft, RecordDraft};
+use guardrail_core::audit::{BodyHead, EncodedDraft, RecordDraft};
 use guardrail_store::{AuditStore, ChannelKind, OutboxRouter, OutboxTarget, SqliteStore};
 use serde_json::{Value, json};
 
@@ -12,11 +12,17 @@ fn body(n: i64) -> Value {
     json!({"n": n, "z": [1, 2.5, -0.0, 1e300, null], "a": {"é": "\"\\\u{0001}</x>", "policies": "line\n"}})
 }
 
+/// The draft of `body` as its text, with the hash state written along with it for an even `n`
+/// (as `guardrail gate` appends it) and without for an odd one (the store hashes the text).
 fn encoded(kind: &str, body: &Value) -> EncodedDraft {
+    let (body_text, head) = BodyHead::encode(body, 0).unwrap();
+    assert_eq!(body_text, serde_json::to_string(body).unwrap());
+    let hashed = body["n"].as_i64().is_some_and(|n| n % 2 == 0);
     EncodedDraft {
         kind: kind.into(),
         recorded_at: "2026-12-06T10:00:00Z".into(),
-        body_text: serde_json::to_string(body).unwrap(),
+        body_text,
+        body_head: hashed.then_some(head),
     }
 }
 
