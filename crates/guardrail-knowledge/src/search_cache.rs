@@ -63,12 +63,19 @@ impl Query {
     }
 }
 
+/// A searched FTS5 table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Table {
+    /// `runbooks_fts`.
+    Runbooks,
+    /// `evidence_fts`.
+    Evidence,
+}
+
 /// A runbook search: the query, the service, `k`.
 type RunbookKey = (Query, String, usize);
 /// An evidence search: the query, the service, `k`, the stance.
 type EvidenceKey = (Query, String, usize, Option<Stance>);
-/// Whether an FTS5 table (`runbooks_fts`, `evidence_fts`) holds a word.
-type WordKey = (&'static str, String);
 
 /// Kept answers of one connection, all read at one `data_version`.
 #[derive(Debug, Default)]
@@ -78,7 +85,15 @@ pub(crate) struct SearchCache {
     runbooks: HashMap<RunbookKey, Vec<RunbookHit>>,
     evidence: HashMap<EvidenceKey, Vec<EvidenceHit>>,
     policies: HashMap<String, Vec<ActionPolicy>>,
-    words: HashMap<WordKey, bool>,
+    /// What a runbook search's text comes to: its FTS5 query without the words the table
+    /// does not hold (`None`: it holds none of them).
+    runbook_texts: HashMap<String, Option<String>>,
+    /// The same for evidence searches.
+    evidence_texts: HashMap<String, Option<String>>,
+    /// Whether `runbooks_fts` holds a word.
+    runbook_words: HashMap<String, bool>,
+    /// Whether `evidence_fts` holds a word.
+    evidence_words: HashMap<String, bool>,
     stats: Option<KnowledgeStats>,
     bytes: usize,
     /// Lookups answered from the cache (tests).
@@ -99,7 +114,10 @@ impl SearchCache {
         self.runbooks.clear();
         self.evidence.clear();
         self.policies.clear();
-        self.words.clear();
+        self.runbook_texts.clear();
+        self.evidence_texts.clear();
+        self.runbook_words.clear();
+        self.evidence_words.clear();
         self.stats = None;
         self.bytes = 0;
     }
@@ -160,14 +178,42 @@ impl SearchCache {
         }
     }
 
-    /// Whether `table` holds `word`, if asked before at this version.
-    pub(crate) fn word(&self, table: &'static str, word: &str) -> Option<bool> {
-        self.words.get(&(table, word.to_string())).copied()
+    /// The FTS5 query a text came to at this version, if worked out before (a text repeats:
+    /// the same alert, the same claim), so that its words are not looked up again.
+    pub(crate) fn text(&self, table: Table, text: &str) -> Option<Option<String>> {
+        match table {
+            Table::Runbooks => self.runbook_texts.get(text),
+            Table::Evidence => self.evidence_texts.get(text),
+        }
+        .cloned()
     }
 
-    pub(crate) fn keep_word(&mut self, table: &'static str, word: &str, held: bool) {
+    pub(crate) fn keep_text(&mut self, table: Table, text: &str, fts: Option<&str>) {
+        if self.make_room(text.len() + fts.map_or(0, str::len) + 64) {
+            let fts = fts.map(str::to_string);
+            match table {
+                Table::Runbooks => self.runbook_texts.insert(text.to_string(), fts),
+                Table::Evidence => self.evidence_texts.insert(text.to_string(), fts),
+            };
+        }
+    }
+
+    /// Whether `table` holds `word`, if asked before at this version. Looked up by the word
+    /// itself (no key is built: a claim's thirty words are thirty lookups per search).
+    pub(crate) fn word(&self, table: Table, word: &str) -> Option<bool> {
+        match table {
+            Table::Runbooks => self.runbook_words.get(word),
+            Table::Evidence => self.evidence_words.get(word),
+        }
+        .copied()
+    }
+
+    pub(crate) fn keep_word(&mut self, table: Table, word: &str, held: bool) {
         if self.make_room(word.len() + 32) {
-            self.words.insert((table, word.to_string()), held);
+            match table {
+                Table::Runbooks => self.runbook_words.insert(word.to_string(), held),
+                Table::Evidence => self.evidence_words.insert(word.to_string(), held),
+            };
         }
     }
 

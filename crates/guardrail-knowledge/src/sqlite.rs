@@ -31,7 +31,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use guardrail_core::remediation::{ActionPolicy, Severity, Stance};
 
-use crate::search_cache::{Query, SearchCache};
+use crate::search_cache::{Query, SearchCache, Table};
 use crate::{
     EvidenceDoc, EvidenceHit, KnowledgeDocs, KnowledgeError, KnowledgeStats, KnowledgeStore, LoadReport, Provenance,
     Runbook, RunbookHit, sum,
@@ -1107,7 +1107,7 @@ impl SqliteKnowledgeStore {
         self.conn.is_autocommit()
     }
 
-    /// What a search of `table` (`runbooks_fts`, `evidence_fts`) for `query` looks up and runs
+    /// What a search of `table` (`runbooks_fts` or `evidence_fts`) for `query` looks up and runs
     /// on a cached connection. Inside a held read transaction: the FTS5 query of its words
     /// without those no document of the table holds — each asked of FTS5 once per file version
     /// (`MATCH '"word"'`, the same tokenizer and index as the search), then kept. Exactly the
@@ -1119,15 +1119,19 @@ impl SqliteKnowledgeStore {
     /// of ASCII letters and digits are asked about (each is one token to `unicode61`); any
     /// other is kept. An answer from this is what the given query returns now, and an incident
     /// text with a word of its own (an id, a number, a host name) finds the answer kept for the
-    /// same text without it.
-    fn effective_query(
-        &self,
-        cache: &mut SearchCache,
-        table: &'static str,
-        query: &str,
-    ) -> Result<Effective, KnowledgeError> {
+    /// same text without it. What a text came to is kept too (a repeated text is one lookup).
+    fn effective_query(&self, cache: &mut SearchCache, table: Table, query: &str) -> Result<Effective, KnowledgeError> {
         if !self.reading.get() || self.conn.is_autocommit() {
             return Ok(Effective::AsGiven);
+        }
+        if let Some(known) = cache.text(table, query) {
+            return Ok(match known {
+                Some(fts) => Effective::Fts(fts),
+                None => {
+                    cache.hits += 1;
+                    Effective::Nothing
+                }
+            });
         }
         let words = query_words(query);
         if words.is_empty() {
@@ -1153,7 +1157,9 @@ impl SqliteKnowledgeStore {
                 held.push(w);
             }
         }
-        Ok(match quoted_or(&held) {
+        let fts = quoted_or(&held);
+        cache.keep_text(table, query, fts.as_deref());
+        Ok(match fts {
             Some(fts) => Effective::Fts(fts),
             None => {
                 // Answered from what is kept when no word had to be asked about (tests count it).
@@ -1164,10 +1170,10 @@ impl SqliteKnowledgeStore {
     }
 
     /// Whether any document of `table` holds `word` (ASCII letters and digits only).
-    fn table_holds(&self, table: &'static str, word: &str) -> Result<bool, KnowledgeError> {
+    fn table_holds(&self, table: Table, word: &str) -> Result<bool, KnowledgeError> {
         let sql = match table {
-            "runbooks_fts" => "SELECT 1 FROM runbooks_fts WHERE runbooks_fts MATCH ?1 LIMIT 1",
-            _ => "SELECT 1 FROM evidence_fts WHERE evidence_fts MATCH ?1 LIMIT 1",
+            Table::Runbooks => "SELECT 1 FROM runbooks_fts WHERE runbooks_fts MATCH ?1 LIMIT 1",
+            Table::Evidence => "SELECT 1 FROM evidence_fts WHERE evidence_fts MATCH ?1 LIMIT 1",
         };
         self.conn
             .prepare_cached(sql)
@@ -1187,7 +1193,7 @@ impl KnowledgeStore for SqliteKnowledgeStore {
         let Some(mut cache) = self.cache_at_version() else {
             return self.search_runbooks_now(query, service, k);
         };
-        let (key, fts) = match self.effective_query(&mut cache, "runbooks_fts", query)? {
+        let (key, fts) = match self.effective_query(&mut cache, Table::Runbooks, query)? {
             Effective::AsGiven => (Query::Text(query.to_string()), fts_query(query)),
             Effective::Fts(fts) => (Query::Fts(fts.clone()), Some(fts)),
             Effective::Nothing => return Ok(Vec::new()),
@@ -1210,7 +1216,7 @@ impl KnowledgeStore for SqliteKnowledgeStore {
         let Some(mut cache) = self.cache_at_version() else {
             return self.search_evidence_now(query, service, k, stance);
         };
-        let (key, fts) = match self.effective_query(&mut cache, "evidence_fts", query)? {
+        let (key, fts) = match self.effective_query(&mut cache, Table::Evidence, query)? {
             Effective::AsGiven => (Query::Text(query.to_string()), fts_query(query)),
             Effective::Fts(fts) => (Query::Fts(fts.clone()), Some(fts)),
             Effective::Nothing => return Ok(Vec::new()),
