@@ -41,6 +41,8 @@ mod pg_tls;
 mod plan;
 mod prepared;
 mod sqlite;
+#[allow(dead_code)]
+mod wal_vfs;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -10,3 +10,4 @@ mod mirror;
 mod outbox;
 mod postgres;
 mod sqlite;
+mod wal_vfs;

@@ -1,0 +1,1 @@
+//! The WAL write-coalescing VFS.
