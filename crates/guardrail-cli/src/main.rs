@@ -949,10 +949,15 @@ fn replay(spec: &str, id: &str, format: Format) -> Exit {
             guardrail::remediation::kinds::DECISION
         )]);
     }
-    let body = match gate::decode_decision(&rec.body) {
+    let mut body = match gate::decode_decision(&rec.body) {
         Ok(b) => b,
         Err(e) => return fail(&[e]),
     };
+    // Large inputs the record names instead of carrying: read back from the store (their
+    // digests, which the chain covers, are checked by the replay).
+    if let Err(e) = body.fill_kept_apart(|sha256| s.kept_input(sha256)) {
+        return fail(&[format!("audit store {spec}: record {}: {e}", rec.id())]);
+    }
     let r = match gate::replay(rec.id(), &body) {
         Ok(r) => r,
         Err(e) => return fail(&e),

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use guardrail_core::audit::{ChainedRecord, EncodedDraft, RecordDraft};
-use guardrail_store::AuditStore;
+use guardrail_store::{AuditStore, KeptInput};
 
 /// Where records go.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -123,18 +123,25 @@ pub fn append_typed(
 
 /// [`append_typed`] of a draft whose body is its canonical text
 /// ([`guardrail_store::AuditStore::append_encoded`]: the returned record's body is `null` unless
-/// the store parsed the text), without a JSONL mirror.
+/// the store parsed the text), without a JSONL mirror. `kept` are the inputs the body leaves
+/// out (`input_content.kept_apart`): the store keeps them first
+/// ([`guardrail_store::AuditStore::keep_inputs`]); `Ok(None)` when it does not keep inputs, and
+/// nothing was appended (the caller appends the body with their text instead).
 pub fn append_encoded(
     spec: &str,
     draft: EncodedDraft,
-) -> Result<(ChainedRecord, String), guardrail_store::AppendError> {
+    kept: &[KeptInput<'_>],
+) -> Result<Option<(ChainedRecord, String)>, guardrail_store::AppendError> {
     let not_in_chain = |store: String, e: guardrail_store::StoreError| guardrail_store::AppendError::NotInChain {
         store,
         source: Box::new(e),
     };
     let mut store = open_store(spec).map_err(|e| not_in_chain(guardrail_store::redact_url(spec), e))?;
+    if !kept.is_empty() && !store.keep_inputs(kept).map_err(|e| not_in_chain(store.describe(), e))? {
+        return Ok(None);
+    }
     let rec = store.append_encoded(draft).map_err(|e| not_in_chain(store.describe(), e))?;
-    Ok((rec, store.describe()))
+    Ok(Some((rec, store.describe())))
 }
 
 #[cfg(test)]

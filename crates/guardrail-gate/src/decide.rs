@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use guardrail_config::tokens::Role;
 use guardrail_core::audit::{BodyHead, ChainedRecord, EncodedDraft, RecordDraft};
 use guardrail_core::policy::Action;
-use guardrail_store::AppendError;
+use guardrail_store::{AppendError, KeptInput};
 use jiff::Timestamp;
 use serde::Serialize;
 
@@ -231,7 +231,16 @@ impl Decided {
     /// [`Decided::record_text`] and the record's hash state up to the end of the body, hashed
     /// while the text is written ([`gate::DecisionRecordBody::encode_text_hashed`]).
     pub fn record_text_hashed(&self) -> Result<(String, BodyHead), guardrail_core::canonical_json::Error> {
-        gate::DecisionRecordBody::encode_text_hashed(&self.output(), &self.evaluation.sources)
+        self.record_text_kept_apart(&[])
+    }
+
+    /// [`Decided::record_text_hashed`] without the text of the inputs `kept_apart` names
+    /// ([`gate::kept_apart`]), which the store keeps instead.
+    pub fn record_text_kept_apart(
+        &self,
+        kept_apart: &[&'static str],
+    ) -> Result<(String, BodyHead), guardrail_core::canonical_json::Error> {
+        gate::DecisionRecordBody::encode_text_hashed(&self.output(), &self.evaluation.sources, kept_apart)
     }
 }
 
@@ -424,35 +433,48 @@ fn record_decided_as_text(decided: &Decided, recorder: &Recorder<'_>) -> Result<
 }
 
 /// The `deploy_decision` draft as its canonical text, hashed while written, when the store may
-/// take it as text (see [`record_decided_as_text`]); `None` for the value route.
-fn encoded_draft(decided: &Decided, recorder: &Recorder<'_>) -> Option<EncodedDraft> {
-    let (body_text, body_head) = match (recorder.jsonl, recorder.requested_by) {
-        (None, None) if !is_postgres(recorder.store) => decided.record_text_hashed().ok()?,
+/// take it as text (see [`record_decided_as_text`]), and the inputs it leaves for the store to
+/// keep ([`gate::kept_apart`]: the large ones; only SQLite keeps inputs, and this route is not
+/// PostgreSQL's); `None` for the value route.
+fn encoded_draft(decided: &Decided, recorder: &Recorder<'_>) -> Option<(EncodedDraft, Vec<&'static str>)> {
+    let kept = match (recorder.jsonl, recorder.requested_by) {
+        (None, None) if !is_postgres(recorder.store) => gate::kept_apart(&decided.evaluation.sources),
         _ => return None,
     };
-    Some(EncodedDraft {
+    let (body_text, body_head) = decided.record_text_kept_apart(&kept).ok()?;
+    let draft = EncodedDraft {
         kind: gate::RECORD_KIND.into(),
         recorded_at: decided.evaluation.settings.now.to_string(),
         body_text,
         body_head: Some(body_head),
-    })
+    };
+    Some((draft, kept))
 }
 
-/// Appends the [`encoded_draft`], or the body as a value without one.
+/// Appends the [`encoded_draft`] (its inputs kept apart first), or the body as a value without
+/// one or when the store keeps no inputs.
 fn append_decided(
     decided: &Decided,
-    draft: Option<EncodedDraft>,
+    draft: Option<(EncodedDraft, Vec<&'static str>)>,
     recorder: &Recorder<'_>,
 ) -> Result<(ChainedRecord, AuditRef), Withheld> {
-    let Some(draft) = draft else {
-        return record_decided(decided, gate::RECORD_KIND, decided.record_body(), recorder);
+    let as_value = || record_decided(decided, gate::RECORD_KIND, decided.record_body(), recorder);
+    let Some((draft, kept)) = draft else {
+        return as_value();
     };
+    let sources = &decided.evaluation.sources;
+    let kept: Vec<KeptInput<'_>> = kept
+        .iter()
+        .filter_map(|name| gate::source_named(sources, name))
+        .map(|s| KeptInput { sha256: &s.sha256, text: &s.text })
+        .collect();
     let d = &decided.evaluation.decision;
-    match crate::audit_cmd::append_encoded(recorder.store, draft) {
-        Ok((rec, store)) => {
+    match crate::audit_cmd::append_encoded(recorder.store, draft, &kept) {
+        Ok(Some((rec, store))) => {
             let audit = AuditRef { id: rec.id(), seq: rec.seq, hash: rec.hash.clone(), store };
             Ok((rec, audit))
         }
+        Ok(None) => as_value(),
         Err(source) => Err(Withheld { action: d.action, policy_id: d.policy_id.clone(), source }),
     }
 }
@@ -647,6 +669,104 @@ mod tests {
             let mut s = guardrail_store::open_store(&text_spec).unwrap();
             assert!(s.verify().unwrap().ok());
         }
+    }
+
+    /// A policy file from [`gate::KEEP_APART_FROM`] bytes: the seed's, padded with a comment.
+    fn large_policies(dir: &Path, pad: usize) -> PathBuf {
+        let seed = std::fs::read_to_string(examples().join("config/policies.yaml")).unwrap();
+        let path = dir.join(format!("policies-{pad}.yaml"));
+        std::fs::write(&path, format!("{seed}\n# {}\n", "x".repeat(pad))).unwrap();
+        path
+    }
+
+    /// A large input is kept once by a SQLite store and named by the records (whose hash is that
+    /// of their text as stored); reading it back gives the sources the decision was made from.
+    /// The small inputs stay in the record.
+    #[test]
+    fn a_large_input_is_kept_apart_once_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = dir.path().join("g.db").display().to_string();
+        let cli = Recorder { store: &spec, jsonl: None, requested_by: None };
+        let mut a = args(examples());
+        a.policies = Some(large_policies(dir.path(), gate::KEEP_APART_FROM));
+        for run in 0..2 {
+            let d = decide(snapshot(&a).unwrap(), CiContext::default(), false, None).unwrap();
+            assert_eq!(gate::kept_apart(&d.evaluation.sources), ["policies"]);
+            let (t, _) = record_decided_as_text(&d, &cli).unwrap();
+            let kept = records(Path::new(&spec)).pop().unwrap();
+            assert_eq!(kept.hash, t.hash, "run {run}");
+            let content = &kept.body["input_content"];
+            assert_eq!(content["kept_apart"], serde_json::json!(["policies"]));
+            assert!(content.get("policies").is_none(), "the text is not in the record");
+            assert_eq!(content["slos"].as_str(), Some(d.evaluation.sources.slos.text.as_str()));
+            let mut body = gate::decode_decision(&kept.body).unwrap();
+            let mut s = guardrail_store::open_store(&spec).unwrap();
+            body.fill_kept_apart(|sha| s.kept_input(sha)).unwrap();
+            let sources = body.sources().unwrap();
+            assert_eq!(sources.policies.text, d.evaluation.sources.policies.text);
+            let replayed = gate::replay(kept.id(), &body).unwrap();
+            assert!(replayed.identical, "{:?}", replayed.differing_fields);
+            assert!(s.verify().unwrap().ok());
+        }
+        let db = rusqlite::Connection::open(dir.path().join("g.db")).unwrap();
+        let n: i64 = db.query_row("SELECT count(*) FROM audit_inputs", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 1, "kept once for both records");
+        // One byte below the size: in the record, as before.
+        a.policies = Some(large_policies(dir.path(), 10));
+        let d = decide(snapshot(&a).unwrap(), CiContext::default(), false, None).unwrap();
+        assert!(gate::kept_apart(&d.evaluation.sources).is_empty());
+        record_decided_as_text(&d, &cli).unwrap();
+        assert_eq!(records(Path::new(&spec)).pop().unwrap().body, d.record_body());
+    }
+
+    /// A kept text that is missing, or not the one the record's digest names, fails the replay
+    /// with the reason; the store's other errors are passed on.
+    #[test]
+    fn a_kept_input_that_is_gone_or_altered_fails_the_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = dir.path().join("g.db").display().to_string();
+        let cli = Recorder { store: &spec, jsonl: None, requested_by: None };
+        let mut a = args(examples());
+        a.policies = Some(large_policies(dir.path(), gate::KEEP_APART_FROM));
+        let d = decide(snapshot(&a).unwrap(), CiContext::default(), false, None).unwrap();
+        record_decided_as_text(&d, &cli).unwrap();
+        let kept = records(Path::new(&spec)).pop().unwrap();
+        let body = gate::decode_decision(&kept.body).unwrap();
+        let db = rusqlite::Connection::open(dir.path().join("g.db")).unwrap();
+        db.execute("UPDATE audit_inputs SET text = text || ' '", []).unwrap();
+        let mut altered = body.clone();
+        let mut s = guardrail_store::open_store(&spec).unwrap();
+        altered.fill_kept_apart(|sha| s.kept_input(sha)).unwrap();
+        assert!(matches!(altered.sources(), Err(gate::RecordError::DigestMismatch { input: "policies" })));
+        db.execute("DELETE FROM audit_inputs", []).unwrap();
+        let mut gone = body.clone();
+        let err = gone.fill_kept_apart(|sha| s.kept_input(sha)).unwrap_err();
+        assert!(matches!(&err, gate::KeptInputError::Missing { name, .. } if name == "policies"), "{err}");
+        let mut failing = body.clone();
+        let err = failing.fill_kept_apart(|_| Err::<Option<String>, _>("disk gone")).unwrap_err();
+        assert_eq!(err.to_string(), "reading the policies text this record keeps apart: disk gone");
+        let mut unknown = body;
+        if let Some(c) = unknown.input_content.as_mut() {
+            c.kept_apart = vec!["secrets".into()];
+        }
+        let err = unknown.fill_kept_apart(|sha| s.kept_input(sha)).unwrap_err();
+        assert!(matches!(err, gate::KeptInputError::UnknownInput { .. }), "{err}");
+    }
+
+    /// A store that keeps no inputs (a server's shared store, which appends on its writer
+    /// thread; PostgreSQL's never gets here) gets the text in the record: the value route.
+    #[test]
+    fn a_store_that_keeps_no_inputs_gets_the_text_in_the_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = dir.path().join("g.db").display().to_string();
+        let shared = guardrail_store::share(&spec).unwrap();
+        let cli = Recorder { store: &spec, jsonl: None, requested_by: None };
+        let mut a = args(examples());
+        a.policies = Some(large_policies(dir.path(), gate::KEEP_APART_FROM));
+        let d = decide(snapshot(&a).unwrap(), CiContext::default(), false, None).unwrap();
+        record_decided_as_text(&d, &cli).unwrap();
+        drop(shared);
+        assert_eq!(records(Path::new(&spec)).pop().unwrap().body, d.record_body());
     }
 
     #[test]

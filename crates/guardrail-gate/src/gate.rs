@@ -755,13 +755,74 @@ struct RunRef<'a> {
 }
 
 /// [`InputContent`], borrowed; its fields in key order, so its canonical text is written in
-/// place (out of order, the object would be reordered by a copy of the policy text).
+/// place (out of order, the object would be reordered by a copy of the policy text). An input
+/// kept apart ([`KEEP_APART_FROM`]) is named in `kept_apart` instead of written.
 #[derive(Serialize)]
 struct ContentRef<'a> {
-    cost: &'a str,
-    metrics: &'a str,
-    policies: &'a str,
-    slos: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cost: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    kept_apart: &'a [&'static str],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policies: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slos: Option<&'a str>,
+}
+
+impl<'a> ContentRef<'a> {
+    /// Every input's text in the record.
+    fn inline(sources: &'a Sources) -> ContentRef<'a> {
+        ContentRef {
+            cost: Some(&sources.cost.text),
+            kept_apart: &[],
+            metrics: Some(&sources.metrics.text),
+            policies: Some(&sources.policies.text),
+            slos: Some(&sources.slos.text),
+        }
+    }
+
+    /// The inputs `kept_apart` names ([`kept_apart`]) left out, the others' text in the record.
+    fn without(sources: &'a Sources, kept_apart: &'a [&'static str]) -> ContentRef<'a> {
+        let text = |name: &str, s: &'a Source| (!kept_apart.contains(&name)).then_some(s.text.as_str());
+        ContentRef {
+            cost: text("cost", &sources.cost),
+            kept_apart,
+            metrics: text("metrics", &sources.metrics),
+            policies: text("policies", &sources.policies),
+            slos: text("slos", &sources.slos),
+        }
+    }
+}
+
+/// The size from which an input's text is kept apart from a decision record written for a store
+/// that keeps inputs ([`guardrail_store::AuditStore::keep_inputs`]): stored once per distinct
+/// text, under its SHA-256 (which the record's `inputs` already holds and the chain covers), and
+/// named in the record's `input_content.kept_apart`. A fleet's 10,000-rule policy file is
+/// megabytes; every gate run copied it into the chain again. The seed's files are a few KiB and
+/// stay in the record, whose bytes are then exactly as before.
+pub const KEEP_APART_FROM: usize = 64 << 10;
+
+/// The inputs of `sources` whose text is kept apart ([`KEEP_APART_FROM`]), by their
+/// `input_content` names, in key order.
+pub fn kept_apart(sources: &Sources) -> Vec<&'static str> {
+    [("cost", &sources.cost), ("metrics", &sources.metrics), ("policies", &sources.policies), ("slos", &sources.slos)]
+        .into_iter()
+        .filter(|(_, s)| s.text.len() >= KEEP_APART_FROM)
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// The source `input_content` names `name`.
+pub fn source_named<'a>(sources: &'a Sources, name: &str) -> Option<&'a Source> {
+    match name {
+        "cost" => Some(&sources.cost),
+        "metrics" => Some(&sources.metrics),
+        "policies" => Some(&sources.policies),
+        "slos" => Some(&sources.slos),
+        _ => None,
+    }
 }
 
 /// The full text of the four inputs a decision was made from.
@@ -776,6 +837,12 @@ pub struct InputContent {
     pub metrics: String,
     /// Cost.
     pub cost: String,
+    /// The inputs (`policies`, `slos`, `metrics`, `cost`) whose text is not in the record but
+    /// kept apart by the store under the SHA-256 the record's `inputs` gives
+    /// ([`KEEP_APART_FROM`]); their fields above are absent (empty) until
+    /// [`DecisionRecordBody::fill_kept_apart`] reads them back.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept_apart: Vec<String>,
 }
 
 /// [`Settings`] as recorded (`settings` of a deploy record): read back by `replay`.
@@ -953,6 +1020,7 @@ impl DecisionRecordBody {
                 slos: sources.slos.text.clone(),
                 metrics: sources.metrics.text.clone(),
                 cost: sources.cost.text.clone(),
+                kept_apart: Vec::new(),
             }),
         }
     }
@@ -993,12 +1061,7 @@ impl DecisionRecordBody {
                 requested_by: out.requested_by,
             },
             outcome: "decided",
-            input_content: ContentRef {
-                policies: &sources.policies.text,
-                slos: &sources.slos.text,
-                metrics: &sources.metrics.text,
-                cost: &sources.cost.text,
-            },
+            input_content: ContentRef::inline(sources),
         };
         encode(&body)
     }
@@ -1008,24 +1071,31 @@ impl DecisionRecordBody {
     /// types without the value ([`guardrail_core::canonical_json`]). An error only for a value
     /// the canonical writer does not take (none of a decision's): the caller encodes the value.
     pub fn encode_text(out: &GateView<'_>, sources: &Sources) -> Result<String, guardrail_core::canonical_json::Error> {
-        DecisionRecordBody::with_text_writer(out, sources, |body, capacity| {
+        DecisionRecordBody::with_text_writer(out, sources, &[], |body, capacity| {
             guardrail_core::canonical_json::to_string_with_capacity(body, capacity)
         })
     }
 
     /// [`DecisionRecordBody::encode_text`], and the record's hash state up to the end of the
     /// body, hashed on another thread while the text is written ([`BodyHead::encode`]).
+    /// The inputs `kept_apart` names ([`kept_apart`]) are left out of the text and named in its
+    /// `input_content.kept_apart`: the store must keep them ([`guardrail_store::AuditStore::keep_inputs`]).
     pub fn encode_text_hashed(
         out: &GateView<'_>,
         sources: &Sources,
+        kept_apart: &[&'static str],
     ) -> Result<(String, BodyHead), guardrail_core::canonical_json::Error> {
-        DecisionRecordBody::with_text_writer(out, sources, |body, capacity| BodyHead::encode(body, capacity))
+        DecisionRecordBody::with_text_writer(out, sources, kept_apart, |body, capacity| {
+            BodyHead::encode(body, capacity)
+        })
     }
 
-    /// `write` given the body in key order and the capacity its text needs.
+    /// `write` given the body in key order (without the inputs `kept_apart` names) and the
+    /// capacity its text needs.
     fn with_text_writer<R>(
         out: &GateView<'_>,
         sources: &Sources,
+        kept_apart: &[&'static str],
         write: impl FnOnce(&SortedBodyRef<'_>, usize) -> R,
     ) -> R {
         let settings = SettingsBody::of(out.settings);
@@ -1041,12 +1111,7 @@ impl DecisionRecordBody {
             evaluated_policies: &out.evaluated_policies,
             exit_code: out.exit_code.code(),
             freeze: out.freeze,
-            input_content: ContentRef {
-                policies: &sources.policies.text,
-                slos: &sources.slos.text,
-                metrics: &sources.metrics.text,
-                cost: &sources.cost.text,
-            },
+            input_content: ContentRef::without(sources, kept_apart),
             inputs: &out.inputs,
             outcome: "decided",
             policy_id: out.policy_id,
@@ -1064,10 +1129,16 @@ impl DecisionRecordBody {
         };
         // The inputs' text (escaped: a little longer) and a few hundred bytes a rule for the two
         // traces: one allocation for the whole text.
-        let texts = [&sources.policies, &sources.slos, &sources.metrics, &sources.cost]
-            .iter()
-            .map(|s| s.text.len())
-            .sum::<usize>();
+        let texts = [
+            ("policies", &sources.policies),
+            ("slos", &sources.slos),
+            ("metrics", &sources.metrics),
+            ("cost", &sources.cost),
+        ]
+        .iter()
+        .filter(|(name, _)| !kept_apart.contains(name))
+        .map(|(_, s)| s.text.len())
+        .sum::<usize>();
         let capacity = texts + texts / 8 + out.trace.len() * 640 + (64 << 10);
         write(&body, capacity)
     }
@@ -1082,6 +1153,37 @@ impl DecisionRecordBody {
             }
         }
         shown
+    }
+
+    /// Reads back the text of the inputs the record names in `input_content.kept_apart`, by the
+    /// SHA-256 its `inputs` gives, with `read` (the store's [`guardrail_store::AuditStore::kept_input`]);
+    /// [`DecisionRecordBody::sources`] then checks each digest as for text in the record.
+    /// A record without kept inputs is left as it is.
+    pub fn fill_kept_apart<E>(
+        &mut self,
+        mut read: impl FnMut(&str) -> Result<Option<String>, E>,
+    ) -> Result<(), KeptInputError<E>> {
+        let (Some(inputs), Some(content)) = (&self.inputs, self.input_content.as_mut()) else {
+            return Ok(());
+        };
+        for name in std::mem::take(&mut content.kept_apart) {
+            let (digest, slot) = match name.as_str() {
+                "policies" => (&inputs.policies, &mut content.policies),
+                "slos" => (&inputs.slos, &mut content.slos),
+                "metrics" => (&inputs.metrics, &mut content.metrics),
+                "cost" => (&inputs.cost, &mut content.cost),
+                _ => return Err(KeptInputError::UnknownInput { name }),
+            };
+            let Some(sha256) = digest.sha256.as_deref() else {
+                return Err(KeptInputError::NoDigest { name });
+            };
+            match read(sha256) {
+                Ok(Some(text)) => *slot = text,
+                Ok(None) => return Err(KeptInputError::Missing { name, sha256: sha256.to_string() }),
+                Err(source) => return Err(KeptInputError::Store { name, source }),
+            }
+        }
+        Ok(())
     }
 
     /// Rebuilds the sources recorded in the decision (checking each digest).
@@ -1335,6 +1437,40 @@ pub struct ReplayView {
     /// The rule that decided now (the text report names it).
     #[serde(skip)]
     pub replayed_policy_id: String,
+}
+
+/// Why the text of an input a record keeps apart ([`DecisionRecordBody::fill_kept_apart`]) could
+/// not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum KeptInputError<E> {
+    /// `kept_apart` names something that is not one of the four inputs.
+    #[error("input_content.kept_apart names {name:?}, which is not an input (policies, slos, metrics, cost)")]
+    UnknownInput {
+        /// The name.
+        name: String,
+    },
+    /// The record gives no digest for an input it keeps apart.
+    #[error("input_content.kept_apart names {name}, but inputs.{name}.sha256 is absent")]
+    NoDigest {
+        /// The input.
+        name: String,
+    },
+    /// The store holds no text under the digest.
+    #[error("the {name} text this record keeps apart (sha256 {sha256}) is not in the store")]
+    Missing {
+        /// The input.
+        name: String,
+        /// Its digest.
+        sha256: String,
+    },
+    /// The store could not be read.
+    #[error("reading the {name} text this record keeps apart: {source}")]
+    Store {
+        /// The input.
+        name: String,
+        /// Why.
+        source: E,
+    },
 }
 
 /// Why a recorded decision cannot be replayed.

@@ -263,6 +263,24 @@ pub trait AuditStore: Send {
         self.append(draft)
     }
 
+    /// Keeps the text of large inputs apart from the records that name them, each stored once
+    /// under its SHA-256 (`sha256` must be the lowercase hex digest of `text`; a text already
+    /// held is not written again), durably before this returns, so that a record appended next
+    /// may name them instead of carrying them (the deploy gate's `input_content.kept_apart`).
+    /// The record's own hash chain covers the digests; [`AuditStore::kept_input`] reads a text
+    /// back. `Ok(false)`: this store does not keep inputs apart (the default; the caller puts
+    /// the text in the record).
+    fn keep_inputs(&mut self, inputs: &[KeptInput<'_>]) -> Result<bool, StoreError> {
+        let _ = inputs;
+        Ok(false)
+    }
+
+    /// The text kept under `sha256` by [`AuditStore::keep_inputs`], if any.
+    fn kept_input(&mut self, sha256: &str) -> Result<Option<String>, StoreError> {
+        let _ = sha256;
+        Ok(None)
+    }
+
     /// Appends `first`, then the claim `then` builds from `first` as sealed (the claim record's
     /// draft and its key, e.g. an approval and the execution claim keyed by the approval's id)
     /// in one transaction with one durable commit: what [`append`](Self::append) followed by
@@ -592,6 +610,15 @@ pub fn open_store(spec: &str) -> Result<Box<dyn AuditStore>, StoreError> {
         Backend::Sqlite(s) => Box::new(s),
         Backend::Postgres(p) => p,
     })
+}
+
+/// An input's text for [`AuditStore::keep_inputs`], and its SHA-256 (lowercase hex).
+#[derive(Debug, Clone, Copy)]
+pub struct KeptInput<'a> {
+    /// The digest the record names it by.
+    pub sha256: &'a str,
+    /// The text.
+    pub text: &'a str,
 }
 
 /// A store opened on its own connection, by backend.

@@ -26,8 +26,8 @@ use crate::outbox::{
 };
 use crate::plan::{ClaimGuard, ClaimKey, History, IndexRow, Indexed, LinkedClaim, LinkedDraft, Outcome, Unit, Work};
 use crate::{
-    Anchor, AuditStore, BadCell, Cell, Claim, Decoded, ListQuery, SCHEMA_VERSION, StoreError, build_report, check_head,
-    decode_row, find_with, prefix_upper_bound, sql_limit,
+    Anchor, AuditStore, BadCell, Cell, Claim, Decoded, KeptInput, ListQuery, SCHEMA_VERSION, StoreError, build_report,
+    check_head, decode_row, find_with, prefix_upper_bound, sql_limit,
 };
 
 /// How long a connection waits for another writer's lock before giving up. Appends hold the
@@ -687,8 +687,22 @@ fn insert_record(tx: &Transaction<'_>, rec: &ChainedRecord, body: &str) -> rusql
 /// [`insert_record`] for a large body: the values are bound as `SQLITE_STATIC` (SQLite reads
 /// them where they are) instead of rusqlite's `SQLITE_TRANSIENT` (SQLite first copies each
 /// into a buffer of its own): for a 10,000-rule gate record, 8.5 MB less to allocate and copy.
-/// A statement of its own, finalized before returning, so nothing keeps the pointers.
 fn insert_large(tx: &Transaction<'_>, rec: &ChainedRecord, body: &str) -> rusqlite::Result<()> {
+    use Bound::{Int, Text};
+    let values =
+        [Int(rec.seq), Text(&rec.kind), Text(&rec.recorded_at), Text(body), Text(&rec.prev_hash), Text(&rec.hash)];
+    execute_static(tx, INSERT_RECORD, &values)
+}
+
+/// A value [`execute_static`] binds.
+enum Bound<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
+/// Runs `sql` once with `values` bound as `SQLITE_STATIC` (see [`insert_large`]). A statement
+/// of its own, finalized before returning, so nothing keeps the pointers.
+fn execute_static(tx: &Transaction<'_>, sql: &str, values: &[Bound<'_>]) -> rusqlite::Result<()> {
     use rusqlite::ffi;
     use std::ffi::{c_char, c_int};
 
@@ -702,7 +716,7 @@ fn insert_large(tx: &Transaction<'_>, rec: &ChainedRecord, body: &str) -> rusqli
         }
     }
     // SAFETY: `db` is the transaction's open connection, used on this thread only while the
-    // statement lives; every bound pointer (`body`, `rec`'s strings) outlives the statement,
+    // statement lives; every bound pointer (the `values`' strings) outlives the statement,
     // which is finalized (by `Stmt`'s drop) before this function returns, and SQLITE_STATIC
     // promises SQLite exactly that. Lengths are passed, so no text needs a terminating NUL.
     unsafe {
@@ -715,7 +729,6 @@ fn insert_large(tx: &Transaction<'_>, rec: &ChainedRecord, body: &str) -> rusqli
             rusqlite::Error::SqliteFailure(ffi::Error::new(code), Some(msg))
         };
         let mut stmt = Stmt(std::ptr::null_mut());
-        let sql = INSERT_RECORD;
         let rc = ffi::sqlite3_prepare_v2(
             db,
             sql.as_ptr().cast::<c_char>(),
@@ -726,32 +739,59 @@ fn insert_large(tx: &Transaction<'_>, rec: &ChainedRecord, body: &str) -> rusqli
         if rc != ffi::SQLITE_OK {
             return Err(fail(rc));
         }
-        let text = |i: c_int, t: &str| {
-            ffi::sqlite3_bind_text64(
-                stmt.0,
-                i,
-                t.as_ptr().cast::<c_char>(),
-                t.len() as ffi::sqlite3_uint64,
-                ffi::SQLITE_STATIC(),
-                ffi::SQLITE_UTF8 as u8,
-            )
-        };
-        let binds = [
-            ffi::sqlite3_bind_int64(stmt.0, 1, rec.seq),
-            text(2, &rec.kind),
-            text(3, &rec.recorded_at),
-            text(4, body),
-            text(5, &rec.prev_hash),
-            text(6, &rec.hash),
-        ];
-        if let Some(&rc) = binds.iter().find(|&&rc| rc != ffi::SQLITE_OK) {
-            return Err(fail(rc));
+        for (i, value) in values.iter().enumerate() {
+            let index = c_int::try_from(i + 1).unwrap_or(c_int::MAX);
+            let rc = match value {
+                Bound::Int(v) => ffi::sqlite3_bind_int64(stmt.0, index, *v),
+                Bound::Text(t) => ffi::sqlite3_bind_text64(
+                    stmt.0,
+                    index,
+                    t.as_ptr().cast::<c_char>(),
+                    t.len() as ffi::sqlite3_uint64,
+                    ffi::SQLITE_STATIC(),
+                    ffi::SQLITE_UTF8 as u8,
+                ),
+            };
+            if rc != ffi::SQLITE_OK {
+                return Err(fail(rc));
+            }
         }
         match ffi::sqlite3_step(stmt.0) {
             ffi::SQLITE_DONE => Ok(()),
             rc => Err(fail(rc)),
         }
     }
+}
+
+/// The table of input texts kept apart from the records ([`AuditStore::keep_inputs`]), created
+/// on first use. Beside the chain, like the outbox: no hash covers a row, but every record that
+/// names one holds its SHA-256, and a replay checks the text against it.
+const INPUTS_SCHEMA: &str =
+    "CREATE TABLE IF NOT EXISTS audit_inputs (sha256 TEXT PRIMARY KEY NOT NULL, text TEXT NOT NULL)";
+
+/// Whether the kept-inputs table exists (a store that never kept one has none).
+fn has_inputs_table(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'audit_inputs'")?
+        .query_row([], |r| r.get::<_, i64>(0))
+        .map(|n| n > 0)
+}
+
+/// The text kept under `sha256`, if any.
+fn read_kept_input(conn: &Connection, sha256: &str) -> rusqlite::Result<Option<String>> {
+    if !has_inputs_table(conn)? {
+        return Ok(None);
+    }
+    conn.prepare_cached("SELECT text FROM audit_inputs WHERE sha256 = ?1")?.query_row([sha256], |r| r.get(0)).optional()
+}
+
+/// Whether a text is kept under `sha256`, without reading it.
+fn holds_kept_input(conn: &Connection, sha256: &str) -> rusqlite::Result<bool> {
+    if !has_inputs_table(conn)? {
+        return Ok(false);
+    }
+    conn.prepare_cached("SELECT count(*) FROM audit_inputs WHERE sha256 = ?1")?
+        .query_row([sha256], |r| r.get::<_, i64>(0))
+        .map(|n| n > 0)
 }
 
 /// Inserts a record's outbox rows (creating the table on first use: we hold the write lock).
@@ -923,6 +963,35 @@ impl AuditStore for SqliteStore {
         }
         let prepared = crate::prepared::Prepared::encoded(draft)?;
         crate::one(self.append_one(Unit::Records(vec![prepared]))?.appended()?)
+    }
+
+    fn keep_inputs(&mut self, inputs: &[KeptInput<'_>]) -> Result<bool, StoreError> {
+        let err = sqlite_err(&self.path);
+        // The steady state (the same policy file every run) writes nothing and takes no lock. A
+        // text is never removed once kept, so one found here is still there for the record.
+        let mut missing = Vec::new();
+        for input in inputs {
+            if !holds_kept_input(&self.conn, input.sha256).map_err(&err)? {
+                missing.push(input);
+            }
+        }
+        if missing.is_empty() {
+            return Ok(true);
+        }
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(&err)?;
+        tx.execute_batch(INPUTS_SCHEMA).map_err(&err)?;
+        for input in missing {
+            let values = [Bound::Text(input.sha256), Bound::Text(input.text)];
+            let sql = "INSERT INTO audit_inputs (sha256, text) VALUES (?1, ?2) ON CONFLICT (sha256) DO NOTHING";
+            execute_static(&tx, sql, &values).map_err(&err)?;
+        }
+        // Durable (WAL fsynced) before the record that names them is appended.
+        tx.commit().map_err(&err)?;
+        Ok(true)
+    }
+
+    fn kept_input(&mut self, sha256: &str) -> Result<Option<String>, StoreError> {
+        read_kept_input(&self.conn, sha256).map_err(sqlite_err(&self.path))
     }
 
     fn get(&mut self, seq: i64) -> Result<Option<ChainedRecord>, StoreError> {

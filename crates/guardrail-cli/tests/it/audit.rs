@@ -39,6 +39,46 @@ fn every_gate_run_is_recorded_and_replayable() {
     assert_eq!(r["replayed_action"], "DELAY");
 }
 
+/// A policy file from 64 KiB is kept once by the SQLite store, named by each record, and read
+/// back by `replay`; a kept text that was altered fails the replay with the input named.
+#[test]
+fn a_large_policy_file_is_kept_apart_and_replayed() {
+    let s = Scratch::new();
+    let seed = std::fs::read_to_string(s.path("config/policies.yaml")).unwrap();
+    s.write("config/policies.yaml", &format!("{seed}\n# {}\n", "x".repeat(70_000)));
+    let ids: Vec<String> = (0..2)
+        .map(|_| {
+            let (code, v) = gate_json(&s, &[]);
+            assert_eq!(code, 1);
+            v["audit"]["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let (code, out, _) = audit(&s, &["show", &ids[1]]);
+    assert_eq!(code, 0);
+    let rec: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rec["body"]["input_content"]["kept_apart"], serde_json::json!(["policies"]));
+    assert!(rec["body"]["input_content"].get("policies").is_none(), "{out}");
+    let kept: i64 = sqlite(&s).query_row("SELECT count(*) FROM audit_inputs", [], |r| r.get(0)).unwrap();
+    assert_eq!(kept, 1);
+    let (code, out, _) = audit(&s, &["verify"]);
+    assert_eq!(code, 0, "{out}");
+    s.write("config/policies.yaml", "{ bad");
+    for id in &ids {
+        let mut c = guardrail();
+        c.args(["replay", id, "--format", "json", "--store"]).arg(s.store());
+        let (code, out, err) = run(c);
+        assert_eq!(code, 0, "{out}{err}");
+        let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(r["identical"], true);
+    }
+    sqlite(&s).execute("UPDATE audit_inputs SET text = replace(text, 'P005', 'P00X')", []).unwrap();
+    let mut c = guardrail();
+    c.args(["replay", &ids[0], "--store"]).arg(s.store());
+    let (code, out, err) = run(c);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(err.contains("policies"), "{err}");
+}
+
 #[test]
 fn jsonl_mirror_uses_the_seed_layout() {
     let s = Scratch::new();

@@ -85,3 +85,29 @@ fn a_body_that_may_hold_a_claim_is_indexed_as_a_claim() {
         other => panic!("a second claimant won: {other:?}"),
     }
 }
+
+/// Inputs kept apart: a SQLite store keeps each text once under its digest, durably, and reads it
+/// back; a store that never kept one has none (and no table yet).
+#[test]
+fn a_sqlite_store_keeps_each_input_once_and_reads_it_back() {
+    use guardrail_store::KeptInput;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.db");
+    let mut store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.kept_input("ab").unwrap(), None, "no table yet");
+    let big = "policies: []\n".repeat(10_000);
+    let inputs = [KeptInput { sha256: "d1", text: &big }, KeptInput { sha256: "d2", text: "small" }];
+    assert!(store.keep_inputs(&inputs).unwrap());
+    assert!(store.keep_inputs(&inputs[..1]).unwrap(), "kept again: nothing written");
+    drop(store);
+    let mut store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.kept_input("d1").unwrap().as_deref(), Some(big.as_str()));
+    assert_eq!(store.kept_input("d2").unwrap().as_deref(), Some("small"));
+    assert_eq!(store.kept_input("d3").unwrap(), None);
+    let db = rusqlite::Connection::open(&path).unwrap();
+    let n: i64 = db.query_row("SELECT count(*) FROM audit_inputs", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 2);
+    // The chain is untouched: still empty and intact.
+    assert!(store.verify().unwrap().ok());
+    assert!(store.all().unwrap().is_empty());
+}
