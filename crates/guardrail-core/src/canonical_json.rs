@@ -51,7 +51,7 @@ pub fn to_string<T: Serialize + ?Sized>(value: &T) -> Result<String, Error> {
 /// [`to_string`] into a buffer of `capacity` bytes to start with (a caller that knows the text is
 /// megabytes long saves the buffer's regrowth).
 pub fn to_string_with_capacity<T: Serialize + ?Sized>(value: &T, capacity: usize) -> Result<String, Error> {
-    let mut w = Canon { out: Out::new(capacity), scratch: Vec::new() };
+    let mut w = Canon { out: Out::new(capacity), scratch: Vec::new(), entries: Vec::new() };
     value.serialize(&mut w)?;
     // Only serde_json's writer and copies of whole entries wrote into it: valid UTF-8.
     String::from_utf8(std::mem::take(&mut w.out.buf)).map_err(|e| Error(e.to_string()))
@@ -90,7 +90,7 @@ fn write_hashed<T: Serialize + ?Sized>(
     capacity: usize,
     prefix: &[u8],
 ) -> Result<(String, Sha256, HashedBy), Error> {
-    let mut w = Canon { out: Out::new(capacity), scratch: Vec::new() };
+    let mut w = Canon { out: Out::new(capacity), scratch: Vec::new(), entries: Vec::new() };
     if capacity >= HASH_ON_THREAD_FROM {
         w.out.start_hashing(prefix);
     }
@@ -114,10 +114,13 @@ fn write_hashed<T: Serialize + ?Sized>(
     Ok((text, state, by))
 }
 
-/// The writer: the text so far, and a buffer reused to reorder an object's entries.
+/// The writer: the text so far, a buffer reused to reorder an object's entries, and the entries
+/// of the objects still open (each object's above those of the objects around it: one vector
+/// for the whole text instead of one per object).
 struct Canon {
     out: Out,
     scratch: Vec<u8>,
+    entries: Vec<Entry>,
 }
 
 /// The capacity (the caller's estimate of the text's length) from which [`to_string_hashed`]
@@ -287,6 +290,17 @@ impl Out {
         self.settled();
     }
 
+    /// `"bytes"` and then `after`, in one reservation (bytes that need no escaping).
+    #[inline]
+    fn quoted(&mut self, bytes: &[u8], after: &[u8]) {
+        self.room(bytes.len() + 2 + after.len());
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(bytes);
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(after);
+        self.settled();
+    }
+
     fn len(&self) -> usize {
         self.buf.len()
     }
@@ -340,6 +354,17 @@ impl Canon {
         v.serialize(&mut serde_json::Serializer::new(&mut self.out)).map_err(Error::from)
     }
 
+    /// A string, as serde_json writes it: one copy between its quotes when nothing in it is
+    /// escaped (serde_json escapes only `"`, `\` and the control characters below U+0020),
+    /// instead of serde_json's writes of the quotes and each run apart.
+    fn string(&mut self, v: &str) -> Result<(), Error> {
+        if v.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+            return self.leaf(v);
+        }
+        self.out.quoted(v.as_bytes(), b"");
+        Ok(())
+    }
+
     /// A leaf through a `Value`, for the types `to_value` converts (f32, 128-bit integers).
     fn via_value<T: Serialize>(&mut self, v: T) -> Result<(), Error> {
         let value = serde_json::to_value(v)?;
@@ -357,7 +382,8 @@ struct Entry {
 /// An object being written ([`ser::SerializeStruct`], [`ser::SerializeMap`]).
 struct Object<'a> {
     w: &'a mut Canon,
-    entries: Vec<Entry>,
+    /// Where this object's entries start in [`Canon::entries`].
+    base: usize,
     /// A map's key waiting for its value.
     pending: Option<String>,
     /// For a struct or map variant: close one more brace (`{"Variant":{…}}`).
@@ -374,23 +400,35 @@ impl<'a> Object<'a> {
             w.out.push(b':');
         }
         w.out.push(b'{');
-        Ok(Object { w, entries: Vec::new(), pending: None, variant: variant.is_some() })
+        let base = w.entries.len();
+        Ok(Object { w, base, pending: None, variant: variant.is_some() })
     }
 
     fn entry<T: Serialize + ?Sized>(&mut self, key: Cow<'static, str>, value: &T) -> Result<(), Error> {
-        if !self.entries.is_empty() {
+        let first = self.w.entries.len() == self.base;
+        let start = self.w.out.len() + usize::from(!first);
+        let k = key.as_bytes();
+        if k.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+            if !first {
+                self.w.out.push(b',');
+            }
+            self.w.leaf(key.as_ref())?;
+            self.w.out.push(b':');
+        } else if first {
+            self.w.out.quoted(k, b":");
+        } else {
             self.w.out.push(b',');
+            self.w.out.quoted(k, b":");
         }
-        let start = self.w.out.len();
-        self.w.leaf(key.as_ref())?;
-        self.w.out.push(b':');
         value.serialize(&mut *self.w)?;
-        self.entries.push(Entry { key, start, end: self.w.out.len() });
+        // The entries of objects inside this value were taken off the stack when they closed.
+        self.w.entries.push(Entry { key, start, end: self.w.out.len() });
         Ok(())
     }
 
     fn close(self) -> Result<(), Error> {
-        let Object { w, mut entries, variant, .. } = self;
+        let Object { w, base, variant, .. } = self;
+        let entries = &mut w.entries[base..];
         let in_order = entries.windows(2).all(|p| p[0].key < p[1].key);
         if !in_order {
             // Stable: equal keys keep their order, and the last of them is the one kept.
@@ -411,6 +449,7 @@ impl<'a> Object<'a> {
                 written = true;
             }
         }
+        w.entries.truncate(base);
         w.out.push(b'}');
         if variant {
             w.out.push(b'}');
@@ -538,7 +577,8 @@ impl<'a> ser::Serializer for &'a mut Canon {
     type SerializeStructVariant = Object<'a>;
 
     fn serialize_bool(self, v: bool) -> Result<(), Error> {
-        self.leaf(&v)
+        self.out.extend_from_slice(if v { b"true" } else { b"false" });
+        Ok(())
     }
     fn serialize_i8(self, v: i8) -> Result<(), Error> {
         self.leaf(&v)
@@ -581,7 +621,7 @@ impl<'a> ser::Serializer for &'a mut Canon {
         self.leaf(&v)
     }
     fn serialize_str(self, v: &str) -> Result<(), Error> {
-        self.leaf(v)
+        self.string(v)
     }
     fn serialize_bytes(self, v: &[u8]) -> Result<(), Error> {
         // A Value holds bytes as an array of numbers; serde_json writes them the same way.
@@ -601,7 +641,7 @@ impl<'a> ser::Serializer for &'a mut Canon {
         self.serialize_none()
     }
     fn serialize_unit_variant(self, _name: &'static str, _index: u32, variant: &'static str) -> Result<(), Error> {
-        self.leaf(variant)
+        self.string(variant)
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _name: &'static str, value: &T) -> Result<(), Error> {
         value.serialize(self)

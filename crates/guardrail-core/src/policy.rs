@@ -1309,14 +1309,21 @@ pub struct ConditionOutcome {
 impl ConditionOutcome {
     /// `error_budget_pct < 30 (actual 18.98): true`
     pub fn describe(&self) -> String {
-        format!(
-            "{} {} {} (actual {}): {}",
-            self.signal,
-            self.operator.symbol(),
-            self.threshold,
-            self.actual,
-            self.result
-        )
+        let mut text = String::new();
+        self.describe_into(&mut text);
+        text
+    }
+
+    /// [`ConditionOutcome::describe`], appended to `text` (a 10,000-rule trace writes one per
+    /// rule: no string of its own each).
+    pub fn describe_into(&self, text: &mut String) {
+        use std::fmt::Write;
+        text.push_str(&self.signal);
+        text.push(' ');
+        text.push_str(self.operator.symbol());
+        // Writing into a String cannot fail.
+        let _ = write!(text, " {} (actual {}): ", self.threshold, self.actual);
+        text.push_str(if self.result { "true" } else { "false" });
     }
 }
 
@@ -1553,8 +1560,15 @@ pub fn evaluate_checked(set: &PolicySet, signals: &Signals) -> Result<Decision, 
         } else if matched {
             "all conditions hold".to_string()
         } else {
-            let failed: Vec<String> = conditions.iter().filter(|c| !c.result).map(|c| c.describe()).collect();
-            format!("not matched: {}", failed.join("; "))
+            let mut why = String::with_capacity(96);
+            why.push_str("not matched: ");
+            for (i, c) in conditions.iter().filter(|c| !c.result).enumerate() {
+                if i > 0 {
+                    why.push_str("; ");
+                }
+                c.describe_into(&mut why);
+            }
+            why
         };
         let is_winner = matched && winner.is_none();
         if is_winner {

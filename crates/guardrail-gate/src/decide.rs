@@ -541,12 +541,13 @@ pub fn record_outcome_meanwhile<T: Send>(
     } else {
         std::thread::scope(|s| {
             let d = &decided;
-            // The record's text first (its hash is written along with it on another thread),
-            // then `meanwhile` on a thread of its own while the store appends: both ways the
-            // second core is busy while this one writes, appends and checkpoints.
-            let draft = encoded_draft(d, recorder);
+            // `meanwhile` on a thread of its own from the start, beside the record's text (whose
+            // hash is written along with it on another thread) and the append: with the large
+            // inputs kept apart, the append of a 10,000-rule record is shorter than rendering its
+            // answer, so an answer started after the text was the run's last thing to finish.
             let side =
                 std::thread::Builder::new().name("gate-render".into()).spawn_scoped(s, move || meanwhile(d)).ok();
+            let draft = encoded_draft(d, recorder);
             let recorded = append_decided(d, draft, recorder);
             (recorded, side.and_then(|h| h.join().ok()))
         })
