@@ -17,7 +17,7 @@
 
 // Until Cargo.toml names this bench with `harness = false`, cargo builds it with the test
 // harness, which has its own `main`.
-#![cfg_attr(test, allow(dead_code))]
+#![cfg_attr(test, allow(dead_code, unused_imports))]
 
 #[path = "../src/wal_vfs.rs"]
 #[allow(dead_code)]

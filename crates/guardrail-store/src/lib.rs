@@ -41,7 +41,6 @@ mod pg_tls;
 mod plan;
 mod prepared;
 mod sqlite;
-#[allow(dead_code)]
 mod wal_vfs;
 
 use std::path::PathBuf;

@@ -153,7 +153,9 @@ impl SqliteStore {
         // No SQLITE_OPEN_URI: a path is a path, even if it starts with `file:`.
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let err = |source| StoreError::Sqlite { path: path.clone(), source };
-        let conn = Connection::open_with_flags(&path, flags).map_err(&err)?;
+        // WAL frames written as a few large writes instead of two per page (see wal_vfs).
+        let conn =
+            Connection::open_with_flags_and_vfs(&path, flags, crate::wal_vfs::name().map_err(&err)?).map_err(&err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(&err)?;
         enable_wal(&conn).map_err(&err)?;
         // synchronous is per connection (unlike journal_mode), so it is set on every open.
