@@ -105,7 +105,7 @@ pub fn decide_pending(
     let Some(st) = states.get(id) else {
         return Ok(input.refused("not_pending", format!("no incident {id} in the audit trail"), None, None));
     };
-    let Some(request) = st.pending.clone() else {
+    let Some(request) = &st.pending else {
         return Ok(input.refused(
             "not_pending",
             format!("no blocked action awaits approval for {id} (status {})", st.status()),

@@ -350,22 +350,32 @@ impl IncidentFold {
     /// first seq that is not the next one, or a `prev_hash` that is not the last hash folded:
     /// the store was replaced or rewritten): the caller then folds again from the start.
     pub fn extend(&mut self, newer: &[ChainedRecord]) -> bool {
-        let mut expect = self.last.clone();
-        for r in newer {
-            let continues = match &expect {
-                None => r.seq == 1,
-                Some((seq, hash)) => r.seq == seq + 1 && r.prev_hash == *hash,
-            };
-            if !continues {
-                return false;
-            }
-            expect = Some((r.seq, r.hash.clone()));
-        }
+        let Some(expect) = self.continued(newer) else { return false };
         for r in newer {
             fold_record(&mut self.states, r);
         }
         self.last = expect;
         true
+    }
+
+    /// Where the fold ends once `newer` is folded in, if they continue it (see
+    /// [`IncidentFold::extend`]); `None` when they do not.
+    fn continued(&self, newer: &[ChainedRecord]) -> Option<Option<(i64, String)>> {
+        let mut at = self.last.as_ref().map(|(seq, hash)| (*seq, hash.as_str()));
+        for r in newer {
+            let continues = match at {
+                None => r.seq == 1,
+                Some((seq, hash)) => r.seq == seq + 1 && r.prev_hash == hash,
+            };
+            if !continues {
+                return None;
+            }
+            at = Some((r.seq, r.hash.as_str()));
+        }
+        Some(match newer.last() {
+            Some(r) => Some((r.seq, r.hash.clone())),
+            None => self.last.clone(),
+        })
     }
 }
 
@@ -413,15 +423,39 @@ pub fn release_view(st: &IncidentState) -> IncidentState {
 
 /// One record into the states (records of other kinds, or without an incident, change nothing).
 fn fold_record(out: &mut BTreeMap<String, IncidentState>, r: &ChainedRecord) {
+    // Copied only when it is kept (as [`fold_owned`] keeps it).
+    if kinds::ALL.contains(&r.kind.as_str()) && !subject(&r.body).is_empty() {
+        fold_owned(out, r.clone());
+    }
+}
+
+/// The incident a record is about, as `Subject` decodes it (empty when it names none): read in
+/// place from an object body (a missing or non-string `incident_id` decodes as empty), decoded
+/// from any other body.
+fn subject(body: &Value) -> std::borrow::Cow<'_, str> {
+    match body {
+        Value::Object(o) => {
+            std::borrow::Cow::Borrowed(o.get("incident_id").and_then(Value::as_str).unwrap_or_default())
+        }
+        other => std::borrow::Cow::Owned(decode::<Subject>(other).unwrap_or_default().incident_id),
+    }
+}
+
+/// [`fold_record`] of a record the states may keep as it is.
+fn fold_owned(out: &mut BTreeMap<String, IncidentState>, r: ChainedRecord) {
     if !kinds::ALL.contains(&r.kind.as_str()) {
         return;
     }
-    let Subject { incident_id: id } = decode(&r.body).unwrap_or_default();
+    let id = subject(&r.body);
     if id.is_empty() {
         return;
     }
-    let st = out.entry(id.clone()).or_insert_with(|| IncidentState { incident_id: id, ..Default::default() });
-    st.records.push(r.clone());
+    // Looked up by the borrowed id: a String is made only for an incident first seen.
+    if !out.contains_key(id.as_ref()) {
+        let id = id.to_string();
+        out.insert(id.clone(), IncidentState { incident_id: id, ..Default::default() });
+    }
+    let Some(st) = out.get_mut(id.as_ref()) else { return };
     // A body that does not decode reads as empty (as a missing field did): it authorises
     // nothing and matches no request or grant.
     match r.kind.as_str() {
@@ -470,6 +504,7 @@ fn fold_record(out: &mut BTreeMap<String, IncidentState>, r: &ChainedRecord) {
         kinds::RESOLVED => st.resolved = Some(r.clone()),
         _ => {}
     }
+    st.records.push(r);
 }
 
 #[cfg(test)]
@@ -553,6 +588,54 @@ mod tests {
         assert!(!fold.extend(&records[3..]), "records already folded");
         assert_eq!(summary(fold.states()), summary(&whole));
         assert!(!IncidentFold::default().extend(&records[1..]), "a fresh fold starts at seq 1");
+    }
+
+    /// The fold reads the incident a body names exactly as decoding `Subject` does, whatever
+    /// the body, and keeps each record once in its incident's list.
+    #[test]
+    fn the_fold_reads_the_subject_as_decoding_does() {
+        let bodies = [
+            serde_json::json!({"incident_id": "INC-1"}),
+            serde_json::json!({"incident_id": ""}),
+            serde_json::json!({"incident_id": null}),
+            serde_json::json!({"incident_id": 7}),
+            serde_json::json!({"incident_id": ["INC-1"]}),
+            serde_json::json!({"other": "INC-1"}),
+            serde_json::json!(["INC-3"]),
+            serde_json::json!(["INC-3", "block"]),
+            serde_json::json!([["INC-3"]]),
+            serde_json::json!([]),
+            serde_json::json!("INC-1"),
+            serde_json::json!(null),
+            serde_json::json!(3),
+        ];
+        for b in &bodies {
+            assert_eq!(subject(b), decode::<Subject>(b).unwrap_or_default().incident_id, "{b}");
+        }
+        let d = |inc: &str, decision: &str| serde_json::json!({"incident_id": inc, "decision": decision, "gated_action": "restart", "binding_hash": "h"});
+        let mut steps = vec![
+            (kinds::DECISION, d("INC-1", "block")),
+            (kinds::DECISION, d("INC-2", "execute")),
+            ("deploy_decision", serde_json::json!({"incident_id": "INC-1"})),
+            (kinds::RESOLVED, serde_json::json!({"incident_id": "INC-2"})),
+            (kinds::DECISION, serde_json::json!(["INC-3", "block"])),
+        ];
+        steps.extend(bodies.iter().map(|b| (kinds::EXECUTION, b.clone())));
+        let records = chain(&steps);
+        let mut fold = IncidentFold::default();
+        assert!(fold.extend(&records[..3]) && fold.extend(&records[3..]));
+        let states = fold.states();
+        assert_eq!(states.keys().collect::<Vec<_>>(), ["INC-1", "INC-2", "INC-3"]);
+        // INC-1: its decision and the execution whose body names it; INC-3: only the execution
+        // whose one-element array body decodes as naming it (a longer array does not decode).
+        let seqs = |id: &str| states[id].records.iter().map(|r| r.seq).collect::<Vec<_>>();
+        assert_eq!(seqs("INC-1"), [1, 6]);
+        assert_eq!(seqs("INC-2"), [2, 4]);
+        assert_eq!(seqs("INC-3"), [12]);
+        assert_eq!(states["INC-1"].decision.as_ref().map(|r| r.seq), Some(1));
+        assert_eq!(states["INC-1"].execution.as_ref().map(|r| r.seq), Some(6));
+        assert_eq!(states["INC-2"].resolved.as_ref().map(|r| r.seq), Some(4));
+        assert_eq!(summary(states), summary(&incident_states(&records)));
     }
 
     /// What a grant releases, re-decided from an id-only view of the state before it and the

@@ -578,12 +578,20 @@ impl AppState {
     pub fn refresh_governor(&self) -> Arc<GovernorView> {
         let inner = &self.0;
         let Some(src) = &inner.cfg.governor.source else { return self.governor() };
+        let unchanged = |old: &GovernorView, now: &Option<Stamp>| {
+            !must_reread(std::slice::from_ref(&old.stamp), std::slice::from_ref(now), old.read_at)
+        };
+        // The file as the view in force saw it: answered without the reload lock, which every
+        // concurrent governor request would otherwise queue on for its `stat`.
+        let old = inner.governor.load_full();
+        if unchanged(&old, &stamp(&src.path)) {
+            return old;
+        }
         let Ok(_guard) = inner.governor_reload.lock() else { return self.governor() };
+        // Under the lock, again: another request may have swapped a re-read view in meanwhile.
         let old = inner.governor.load_full();
         let now_stamp = stamp(&src.path);
-        let old_stamps = [old.stamp.clone()];
-        let new_stamps = [now_stamp.clone()];
-        if !must_reread(&old_stamps, &new_stamps, old.read_at) {
+        if unchanged(&old, &now_stamp) {
             return old;
         }
         let new = governor_view(src, Some(&old), now_stamp, SystemTime::now());
@@ -630,6 +638,15 @@ impl AppState {
     /// Sends an event to every subscriber (none listening is fine).
     pub fn publish(&self, kind: &'static str, data: Value) {
         let _ = self.0.events.send(ServerEvent { kind, data });
+    }
+
+    /// [`AppState::publish`] of the event `data` builds, built only while some event stream
+    /// listens: with none, a sent event is dropped unseen, so a recording request (an
+    /// approval publishes three) need not encode and redact it.
+    pub fn publish_with(&self, kind: &'static str, data: impl FnOnce() -> Value) {
+        if self.0.events.receiver_count() > 0 {
+            self.publish(kind, data());
+        }
     }
 
     /// Tells long-lived responses (the event streams) to end, so a graceful shutdown can finish.

@@ -43,8 +43,9 @@ impl<'s> ServerLog<'s> {
                 seq: i64,
                 kind: &'a str,
             }
-            let event = Appended { id: rec.id(), seq: rec.seq, kind: &rec.kind };
-            self.state.publish("audit", guardrail_governor::record::encode(&event));
+            self.state.publish_with("audit", || {
+                guardrail_governor::record::encode(&Appended { id: rec.id(), seq: rec.seq, kind: &rec.kind })
+            });
         }
     }
 }

@@ -66,7 +66,7 @@ impl<'a> GovernorEvent<'a> {
     }
 
     pub(super) fn publish(&self, state: &AppState, kind: &'static str) {
-        state.publish(kind, render(state, self));
+        state.publish_with(kind, || render(state, self));
     }
 }
 
