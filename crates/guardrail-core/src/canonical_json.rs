@@ -358,7 +358,7 @@ impl Canon {
     /// escaped (serde_json escapes only `"`, `\` and the control characters below U+0020),
     /// instead of serde_json's writes of the quotes and each run apart.
     fn string(&mut self, v: &str) -> Result<(), Error> {
-        if v.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        if needs_escaping(v.as_bytes()) {
             return self.leaf(v);
         }
         self.out.quoted(v.as_bytes(), b"");
@@ -370,6 +370,12 @@ impl Canon {
         let value = serde_json::to_value(v)?;
         self.leaf(&value)
     }
+}
+
+/// Whether serde_json escapes something in `bytes`: `"`, `\\` or a control character below U+0020
+/// (it writes everything else, multi-byte UTF-8 included, as it is).
+fn needs_escaping(bytes: &[u8]) -> bool {
+    bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 /// One entry of an object being written: its key and where its `"key":value` bytes are.
@@ -408,7 +414,7 @@ impl<'a> Object<'a> {
         let first = self.w.entries.len() == self.base;
         let start = self.w.out.len() + usize::from(!first);
         let k = key.as_bytes();
-        if k.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+        if needs_escaping(k) {
             if !first {
                 self.w.out.push(b',');
             }

@@ -774,13 +774,7 @@ struct ContentRef<'a> {
 impl<'a> ContentRef<'a> {
     /// Every input's text in the record.
     fn inline(sources: &'a Sources) -> ContentRef<'a> {
-        ContentRef {
-            cost: Some(&sources.cost.text),
-            kept_apart: &[],
-            metrics: Some(&sources.metrics.text),
-            policies: Some(&sources.policies.text),
-            slos: Some(&sources.slos.text),
-        }
+        ContentRef::without(sources, &[])
     }
 
     /// The inputs `kept_apart` names ([`kept_apart`]) left out, the others' text in the record.
@@ -807,12 +801,14 @@ pub const KEEP_APART_FROM: usize = 64 << 10;
 /// The inputs of `sources` whose text is kept apart ([`KEEP_APART_FROM`]), by their
 /// `input_content` names, in key order.
 pub fn kept_apart(sources: &Sources) -> Vec<&'static str> {
-    [("cost", &sources.cost), ("metrics", &sources.metrics), ("policies", &sources.policies), ("slos", &sources.slos)]
+    INPUT_NAMES
         .into_iter()
-        .filter(|(_, s)| s.text.len() >= KEEP_APART_FROM)
-        .map(|(name, _)| name)
+        .filter(|name| source_named(sources, name).is_some_and(|s| s.text.len() >= KEEP_APART_FROM))
         .collect()
 }
+
+/// The four inputs' names in `input_content`, in key order.
+const INPUT_NAMES: [&str; 4] = ["cost", "metrics", "policies", "slos"];
 
 /// The source `input_content` names `name`.
 pub fn source_named<'a>(sources: &'a Sources, name: &str) -> Option<&'a Source> {
